@@ -1,0 +1,3 @@
+from qwenctl.cli import main
+
+main()

@@ -1,0 +1,148 @@
+"""The facts `detect` reports and `plan` consumes, as plain frozen dataclasses.
+
+Bytes are ints and speeds are bytes/second everywhere; formatting happens only in the
+renderer. A probe that cannot answer returns ``Absent(reason)`` instead of a value, so
+the report always says *why* something is missing. ``to_dict`` / ``hardware_from_dict``
+give the stable JSON schema documented in docs/detect.md, which profiles reuse.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, TypeVar, Union
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Absent:
+    """A fact that could not be established, and the reason in plain words."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class Cpu:
+    brand: str
+    arch: str  # "x86_64" | "arm64" | ...
+    physical_cores: int
+    logical_cores: int
+    performance_cores: int | None = None  # big cores on hybrid/Apple chips; None if not hybrid or unknown
+    efficiency_cores: int | None = None
+    flags: tuple[str, ...] = ()  # ISA features llama.cpp cares about: avx, avx2, avx512f, fma, f16c, neon, dotprod, i8mm, sve
+
+
+@dataclass(frozen=True)
+class Memory:
+    total_bytes: int  # physical RAM
+    available_bytes: int
+    swap_total_bytes: int
+    container_limit_bytes: int | None = None  # cgroup memory.max / memory.limit_in_bytes, None when unlimited
+    container_limit_source: str | None = None  # e.g. "cgroup v2 /sys/fs/cgroup/memory.max"
+    bandwidth_bytes_per_s: int | None = None  # host memory bandwidth when known (profiles, Apple chips, boards)
+    bandwidth_source: str | None = None
+
+    @property
+    def usable_bytes(self) -> int:
+        """What a model may count on: the smaller of RAM and the container limit."""
+        if self.container_limit_bytes is None:
+            return self.total_bytes
+        return min(self.total_bytes, self.container_limit_bytes)
+
+
+@dataclass(frozen=True)
+class NvidiaGpu:
+    index: int
+    name: str
+    uuid: str
+    memory_total_bytes: int
+    memory_free_bytes: int
+    memory_used_bytes: int
+    compute_capability: tuple[int, int]
+    memory_bus_width_bits: int | None = None
+    max_memory_clock_mhz: int | None = None
+    bandwidth_bytes_per_s: int | None = None  # peak, from bus width x clock (or the profile)
+    power_limit_w: float | None = None
+    unified_memory: bool = False  # Jetson / GH200: NVML reports no dedicated memory; host RAM is shared
+
+
+@dataclass(frozen=True)
+class Nvidia:
+    driver_version: str
+    cuda_driver_version: str | None
+    gpus: tuple[NvidiaGpu, ...]
+
+
+@dataclass(frozen=True)
+class AppleSilicon:
+    chip: str  # "Apple M2"
+    performance_cores: int | None
+    efficiency_cores: int | None
+    gpu_cores: int | None
+    unified_memory_bytes: int
+    gpu_wired_limit_bytes: int  # what Metal may wire for the GPU by default or per iogpu.wired_limit_mb
+    gpu_wired_limit_source: str
+    bandwidth_bytes_per_s: int | None = None
+
+
+@dataclass(frozen=True)
+class Board:
+    """A single-board computer (Raspberry Pi, other ARM boards) from the device tree."""
+
+    model: str  # "Raspberry Pi 5 Model B Rev 1.0"
+    revision: str | None
+    soc: str | None  # "BCM2712"
+    ram_bytes: int | None
+    throttled: tuple[str, ...] | None = None  # decoded vcgencmd get_throttled flags; () = none
+    temperature_c: float | None = None
+
+
+@dataclass(frozen=True)
+class Disk:
+    path: str  # where models are stored (the Hugging Face cache)
+    free_bytes: int
+    total_bytes: int
+
+
+@dataclass(frozen=True)
+class Backends:
+    llama_cpp: str | Absent  # version or why it is unusable
+    llama_cpp_gpu_offload: bool | None  # llama_supports_gpu_offload(); None if not installed
+    mlx: str | Absent
+    mlx_lm: str | Absent
+    mlx_default_device: str | None  # "gpu" / "cpu"
+
+
+Probe = TypeVar("Probe")
+Fact = Union[Probe, Absent]
+
+
+@dataclass(frozen=True)
+class Hardware:
+    system: str  # platform.system(): "Linux" | "Darwin" | "Windows"
+    machine: str  # platform.machine(): "x86_64" | "arm64" | "aarch64"
+    cpu: Cpu | Absent
+    memory: Memory | Absent
+    nvidia: Nvidia | Absent
+    apple: AppleSilicon | Absent
+    board: Board | Absent
+    disk: Disk | Absent
+    backends: Backends | Absent
+    name: str | None = None  # a profile's display name; None when detected live
+    sources: tuple[str, ...] = field(default=())  # where a profile's figures come from
+
+    @property
+    def gpus(self) -> tuple[NvidiaGpu, ...]:
+        return self.nvidia.gpus if isinstance(self.nvidia, Nvidia) else ()
+
+
+def to_dict(obj: Any) -> Any:
+    """JSON-ready form: dataclasses become dicts, Absent becomes {"absent": reason}."""
+    if isinstance(obj, Absent):
+        return {"absent": obj.reason}
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, (tuple, list)):
+        return [to_dict(x) for x in obj]
+    return obj

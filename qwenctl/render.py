@@ -1,0 +1,43 @@
+"""All terminal drawing lives here: rich for people, one JSON document for scripts.
+
+Commands hand a result (a dataclass) to a renderer; nothing else imports rich.
+Colour is off when NO_COLOR is set or stdout is not a terminal (rich decides the latter).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any
+
+from rich.console import Console
+
+from qwenctl.hardware.facts import to_dict
+
+
+def console(stderr: bool = False) -> Console:
+    return Console(stderr=stderr, no_color=bool(os.environ.get("NO_COLOR")), highlight=False)
+
+
+def print_json(result: Any, kind: str) -> None:
+    """Print `result` as one versioned JSON document: {"schema": kind, "version": 1, ...fields}."""
+    from qwenctl.hardware.facts import SCHEMA_VERSION
+
+    doc = {"schema": kind, "version": SCHEMA_VERSION, **to_dict(result)}
+    json.dump(doc, sys.stdout, indent=2, sort_keys=False)
+    sys.stdout.write("\n")
+
+
+def human_bytes(n: int | None) -> str:
+    """Decimal units, as disk and model sizes are quoted (4.68 GB)."""
+    if n is None:
+        return "?"
+    for unit, size in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if abs(n) >= size:
+            return f"{n / size:.2f} {unit}" if unit in ("GB", "TB") else f"{n / size:.0f} {unit}"
+    return f"{n} B"
+
+
+def error(message: str) -> None:
+    console(stderr=True).print(f"[bold red]error:[/] {message}", markup=True, soft_wrap=True)
