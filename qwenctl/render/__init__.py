@@ -1,4 +1,6 @@
-"""All terminal drawing lives here: rich for people, one JSON document for scripts.
+"""All terminal drawing lives in this package: rich for people, one JSON document for scripts.
+
+Shared helpers here; one module per command (render/detect.py, render/plan.py, ...).
 
 Commands hand a result (a dataclass) to a renderer; nothing else imports rich.
 Colour is off when NO_COLOR is set or stdout is not a terminal (rich decides the latter).

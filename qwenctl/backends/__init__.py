@@ -1,0 +1,100 @@
+"""One small interface in front of the inference engines.
+
+A backend is chosen by name and imported only when chosen (llama_cpp and mlx are heavy),
+so adding one touches only ``_BACKENDS``. Every way of generating (chat, one-shot, bench,
+the smoke test) reads the same ``GenerationEvent`` stream.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Protocol, Sequence
+
+# name -> "module:function" returning a Session; imported lazily.
+_BACKENDS = {
+    "llama.cpp": "qwenctl.backends.llamacpp:load",
+    "mlx": "qwenctl.backends.mlx:load",
+}
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    n_ctx: int = 4096
+    n_gpu_layers: int = 0  # -1 = every layer on the GPU
+    n_threads: int | None = None  # None = the engine's default
+    n_batch: int = 512
+    flash_attn: bool = False
+    kv_cache_type: str = "f16"  # "f16" | "q8_0" | "q4_0"
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class SamplingOptions:
+    """Qwen2.5's recommended defaults (generation_config.json of the Instruct models)."""
+
+    temperature: float = 0.7
+    top_p: float = 0.8
+    top_k: int = 20
+    repeat_penalty: float = 1.05
+    max_tokens: int = 512
+    seed: int | None = None
+
+
+@dataclass(frozen=True)
+class GenerationEvent:
+    """One step of a streamed reply: the new text and the running counts and timings."""
+
+    text: str
+    prompt_tokens: int
+    generated_tokens: int
+    prompt_seconds: float  # from the request to the first generated token
+    generation_seconds: float  # from the first generated token to this one
+    finish_reason: str | None = None  # None while streaming; "stop" | "length" | "interrupted"
+
+    @property
+    def prompt_tps(self) -> float:
+        return self.prompt_tokens / self.prompt_seconds if self.prompt_seconds > 0 else 0.0
+
+    @property
+    def generation_tps(self) -> float:
+        # the first token is produced by prompt processing; the rest by decoding
+        decoded = self.generated_tokens - 1
+        return decoded / self.generation_seconds if decoded > 0 and self.generation_seconds > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class MemoryUse:
+    host_rss_bytes: int
+    gpu_bytes: int | None = None  # device memory this process holds, when the engine or NVML can say
+
+
+class Session(Protocol):
+    """A loaded model, ready to generate."""
+
+    backend: str
+    n_ctx: int
+    n_gpu_layers: int
+
+    def tokenize(self, text: str) -> list[int]: ...
+
+    def count_chat_tokens(self, messages: Sequence[dict]) -> int: ...
+
+    def chat(self, messages: Sequence[dict], sampling: SamplingOptions) -> Iterator[GenerationEvent]: ...
+
+    def memory(self) -> MemoryUse: ...
+
+    def close(self) -> None: ...
+
+
+def load_backend(name: str, model_path: Path, options: LoadOptions) -> Session:
+    """Load `model_path` (a GGUF file or an MLX folder) in the named backend."""
+    from qwenctl.errors import ExitCode, QwenctlError
+
+    try:
+        target = _BACKENDS[name]
+    except KeyError:
+        raise QwenctlError(f"unknown backend {name!r}", hint=f"choose one of {', '.join(_BACKENDS)}", code=ExitCode.BAD_INPUT)
+    module_name, func_name = target.split(":")
+    return getattr(importlib.import_module(module_name), func_name)(model_path, options)
