@@ -41,3 +41,27 @@ def cli(verbose: int) -> None:
 
 def main() -> None:
     cli(prog_name="qwenctl")
+
+
+# --- serve ---
+
+
+@cli.command()
+@click.option("--model", "model", metavar="PATH|REPO[:FILE]", help="Serve this model instead of the planned one.")
+@click.option("--ctx", type=click.IntRange(min=16), help="Context window in tokens (default: the plan's; 4096 with --model PATH).")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on; anything but loopback wants --api-key.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on (0: any free port).")
+@click.option("--api-key", envvar="QWENCTL_API_KEY", show_envvar=True, help="Require Authorization: Bearer KEY on every request.")
+@click.option("--parallel", type=click.IntRange(min=1), help="Requests generated at once (MLX only; llama.cpp queues them).")
+@click.option("--yes", is_flag=True, help="Download the planned model without asking.")
+@json_option
+def serve(model: str | None, ctx: int | None, host: str, port: int, api_key: str | None, parallel: int | None, yes: bool, as_json: bool) -> None:
+    """Serve the planned model (or --model) behind an OpenAI-compatible API."""
+    from qwenctl import serve as serving
+    from qwenctl.render import serve as render_serve
+
+    target = serving.resolve_target(model, ctx=ctx, assume_yes=yes)
+    options = serving.ServeOptions(
+        host=host, port=port, api_key=api_key or None, parallel=parallel, verbose=logging.getLogger().isEnabledFor(logging.INFO)
+    )
+    serving.serve(target, options, on_ready=lambda info: render_serve.ready(info, as_json))
