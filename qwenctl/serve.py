@@ -240,7 +240,9 @@ def serve(target: ServeTarget, options: ServeOptions, on_ready: Callable[[Server
     """Load `target` and answer the OpenAI API until Ctrl-C or SIGTERM; return once in-flight requests end.
 
     `on_ready` is called once the model is loaded and the port is bound (connections made from then on
-    are queued and answered), with the start-up document to show.
+    are queued and answered), with the start-up document to show. Serving installs SIGINT/SIGTERM
+    handlers, so call it from the main thread; after an MLX server stops, the process exits (see
+    `_serve_mlx`).
     """
     check_server_deps(target.backend)
     if options.parallel is not None and options.parallel < 1:
@@ -669,6 +671,20 @@ def _serve_mlx(target: ServeTarget, options: ServeOptions, sock: socket.socket, 
             httpd.shutdown()  # stop accepting
         httpd.server_close()  # wait for requests in flight
         generator.stop_and_join()
+    # mlx 0.32.4 (CPU, Linux) aborts in a C++ destructor at interpreter exit once its server has
+    # generated anything ("terminate called without an active exception", exit 134; plain
+    # `mlx_lm server` + Ctrl-C does the same). Everything is drained and closed by now, so the
+    # process leaves without running those destructors.
+    _exit_now()
+
+
+def _exit_now() -> None:
+    import os
+    import sys
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def _mlx_handler_class(base, provider, model_id: str, options: ServeOptions, n_ctx: int):
