@@ -143,11 +143,16 @@ def target_from_path(path: Path, load: LoadOptions | None = None, model_id: str 
 
 def resolve_target(model: str | None, *, ctx: int | None = None, assume_yes: bool = False) -> ServeTarget:
     """`--model PATH` as it is; otherwise (REPO[:FILE] or nothing) what the pipeline plans and pulls."""
-    if model is not None and Path(model).expanduser().exists():
+    if model is not None and (Path(model).expanduser().exists() or _looks_like_path(model)):
         # No plan for a file given by hand: every layer on the GPU when llama.cpp has one (a CPU
         # build ignores it), the context asked for or 4096.
         return target_from_path(Path(model), LoadOptions(n_ctx=ctx or LoadOptions.n_ctx, n_gpu_layers=-1))
     return _target_from_pipeline(model, ctx=ctx, assume_yes=assume_yes)
+
+
+def _looks_like_path(model: str) -> bool:
+    """A missing file should say "no such file", not be looked up as a Hugging Face repo."""
+    return model.startswith(("/", ".", "~")) or model.lower().endswith(".gguf")
 
 
 def _target_from_pipeline(model: str | None, *, ctx: int | None, assume_yes: bool) -> ServeTarget:
