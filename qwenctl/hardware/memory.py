@@ -149,7 +149,9 @@ def _darwin(source: Source) -> Memory | Absent:
     if match:
         swap = int(float(match.group(1)) * 1024 ** "KMGT".index(match.group(2)) * 1024)
     available = _vm_stat_available(source.run(("vm_stat",)))
-    return Memory(total, min(available, total) if available is not None else total, swap)
+    if available is None:
+        return Absent("vm_stat gave no answer, so what is free is unknown (RAM: see Apple)")
+    return Memory(total, min(available, total), swap)
 
 
 def _vm_stat_available(text: str | None) -> int | None:
