@@ -50,7 +50,14 @@ def rows(hw: Hardware) -> list[tuple[str, str, bool]]:
 
 
 def show(hw: Hardware, origin: str | None = None) -> None:
+    """A rich table on a terminal; plain `label  text` lines when piped (no padding, no wrapping)."""
     con = console()
+    if not con.is_terminal:
+        if origin:
+            con.out(origin, highlight=False)
+        for label, text, _ in rows(hw):
+            con.out(f"{label:<9} {text}", highlight=False)
+        return
     table = Table(show_header=False, box=None, pad_edge=False, title=origin, title_justify="left")
     table.add_column(style="bold", no_wrap=True)
     table.add_column(overflow="fold")
