@@ -59,7 +59,7 @@ def no_eos(model: Path, backend: str) -> dict:
 
 
 def partial_utf8_bias(model: Path) -> dict:
-    """logit_bias entries banning every GGUF token whose text alone is not valid UTF-8.
+    """logit_bias (by token id) banning every GGUF token whose text alone is not valid UTF-8, and end-of-text.
 
     A random-weight model picks such byte fragments now and then and rarely completes them;
     llama-cpp-python then holds the stream back and re-detokenizes the held tokens at every step,
@@ -68,12 +68,18 @@ def partial_utf8_bias(model: Path) -> dict:
     """
     import llama_cpp
 
+    from qwenctl.backends.llamacpp import route_llama_logs
+
+    route_llama_logs()
     llm = llama_cpp.Llama(str(model), vocab_only=True, verbose=False)
     bad = {}
     for i in range(llm.n_vocab()):
         try:
             llm.detokenize([i]).decode("utf-8")
         except UnicodeDecodeError:
+            bad[str(i)] = -100
+    for name in ("<|im_end|>", "<|endoftext|>"):
+        for i in llm.tokenize(name.encode(), add_bos=False, special=True):
             bad[str(i)] = -100
     return bad
 
@@ -228,18 +234,9 @@ def main() -> None:
             print(f"{info['model_id']} ({info['backend']}, n_ctx {info['n_ctx']}) at {info['url']} on {platform.node()}, {psutil.cpu_count()} CPUs", flush=True)
         extra = no_eos(Path(model), info["backend"])
         if args.ban_partial_utf8 and info["backend"] == "llama.cpp":
-            banned = partial_utf8_bias(Path(model))
-            extra = {"logit_bias": {**extra["logit_bias"], **banned}, "logit_bias_type": "input_ids"}
-            # the end-of-text tokens by id now: one logit_bias_type applies to the whole map
-            import llama_cpp
-
-            llm = llama_cpp.Llama(str(model), vocab_only=True, verbose=False)
-            for name in ("<|im_end|>", "<|endoftext|>"):
-                extra["logit_bias"].pop(name)
-                for i in llm.tokenize(name.encode(), add_bos=False, special=True):
-                    extra["logit_bias"][str(i)] = -100
+            extra = {"logit_bias": partial_utf8_bias(Path(model)), "logit_bias_type": "input_ids"}
             if not args.json:
-                print(f"banning {len(banned)} byte-fragment tokens", flush=True)
+                print(f"banning {len(extra['logit_bias']) - 2} byte-fragment tokens", flush=True)
         if args.single:
             result = {"mode": "single", **single_client(info, args, extra)}
             if not args.json:
