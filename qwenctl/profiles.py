@@ -64,6 +64,13 @@ class ProfileInfo:
     accelerator_memory_bytes: int | None  # VRAM, or the GPU wired limit on Apple; None when shared/absent
 
 
+@dataclass(frozen=True)
+class ProfileList:
+    """What ``qwenctl profiles --json`` prints."""
+
+    profiles: tuple[ProfileInfo, ...]
+
+
 class _Reader:
     """Typed access to a parsed TOML table that names the file and field on every error."""
 
