@@ -401,10 +401,11 @@ def _evaluate(m: _Machine, catalog: Catalog, constraints: Constraints, floor: fl
             if w.format != fmt or (constraints.quant and w.quant != constraints.quant.lower()):
                 continue
             plan, misfit = _candidate(m, model, w, n_ctx, "f16")
-            if misfit and m.target.device in ("cuda", "metal"):
-                # a q8_0 KV cache (needs flash attention) halves the cache; try it before giving up
+            if (misfit or plan.tg_tps_low < floor) and m.target.device in ("cuda", "metal"):
+                # a q8_0 KV cache (needs flash attention) halves the cache: it may fit, or leave
+                # room for more layers on the GPU; take it only when it is what makes the plan work
                 alt, alt_misfit = _candidate(m, model, w, n_ctx, "q8_0")
-                if alt_misfit is None:
+                if alt_misfit is None and alt.tg_tps_low >= floor:
                     plan, misfit = alt, None
             notes = [ctx_note] if ctx_note else []
             if constraints.n_ctx and ctx_note:
