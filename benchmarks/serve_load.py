@@ -68,9 +68,6 @@ def partial_utf8_bias(model: Path) -> dict:
     """
     import llama_cpp
 
-    from qwenctl.backends.llamacpp import route_llama_logs
-
-    route_llama_logs()
     llm = llama_cpp.Llama(str(model), vocab_only=True, verbose=False)
     bad = {}
     for i in range(llm.n_vocab()):

@@ -358,9 +358,6 @@ def _serve_llamacpp(target: ServeTarget, options: ServeOptions, sock: socket.soc
     if load.n_threads:
         model_settings.update(n_threads=load.n_threads, n_threads_batch=load.n_threads)
     settings = ModelSettings(**model_settings)
-    from qwenctl.backends.llamacpp import route_llama_logs
-
-    route_llama_logs()  # llama.cpp's own chatter goes to the log (-v, -vv), not straight to stderr
     try:
         app = create_app(
             server_settings=ServerSettings(
