@@ -138,20 +138,27 @@ def profiles_command(as_json) -> None:
 
 
 @cli.command()
-@click.option("--model", "model", metavar="PATH|REPO[:FILE]", help="Serve this model instead of the planned one.")
-@click.option("--ctx", type=click.IntRange(min=16), help="Context window in tokens (default: the plan's; 4096 with --model PATH).")
+@click.option("--size", help="Model size, e.g. 7B (default: the largest that fits and is fast enough).")
+@click.option("--quant", help="Quantization, e.g. q4_k_m (default: the planner's choice).")
+@click.option("--backend", help="llama.cpp or mlx (default: the planner's choice).")
+@click.option("--ctx", "n_ctx", type=click.IntRange(min=256), help="Context window in tokens (default: the plan's; 4096 with --model PATH).")
+@click.option("--profile", help="Plan as if on this hardware profile (see `qwenctl profiles`).")
+@click.option("--model", metavar="PATH|REPO[:FILE]", help="Skip planning: a local .gguf file or MLX folder, or REPO[:FILE] on Hugging Face.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on; anything but loopback wants --api-key.")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on (0: any free port).")
 @click.option("--api-key", envvar="QWENCTL_API_KEY", show_envvar=True, help="Require Authorization: Bearer KEY on every request.")
-@click.option("--parallel", type=click.IntRange(min=1), help="Requests generated at once (MLX only; llama.cpp queues them).")
-@click.option("--yes", is_flag=True, help="Download the planned model without asking.")
+@click.option("--parallel", type=click.IntRange(min=1), help="Requests generated at once (MLX batches; llama.cpp queues them).")
+@click.option("-y", "--yes", is_flag=True, help="Download without asking.")
+@click.option("--offline", is_flag=True, help="Use only what is already downloaded; never contact Hugging Face.")
 @json_option
-def serve(model: str | None, ctx: int | None, host: str, port: int, api_key: str | None, parallel: int | None, yes: bool, as_json: bool) -> None:
+def serve(size, quant, backend, n_ctx, profile, model, host, port, api_key, parallel, yes, offline, as_json) -> None:
     """Serve the planned model (or --model) behind an OpenAI-compatible API."""
     from qwenctl import serve as serving
     from qwenctl.render import serve as render_serve
 
-    target = serving.resolve_target(model, ctx=ctx, assume_yes=yes)
+    target = serving.resolve_target(
+        model, n_ctx=n_ctx, size=size, quant=quant, backend=backend, profile=profile, offline=offline, assume_yes=yes
+    )
     options = serving.ServeOptions(
         host=host, port=port, api_key=api_key or None, parallel=parallel, verbose=logging.getLogger().isEnabledFor(logging.INFO)
     )

@@ -141,31 +141,35 @@ def target_from_path(path: Path, load: LoadOptions | None = None, model_id: str 
     return ServeTarget(model_path=path, backend=backend, model_id=model_id or default_model_id(path), load=load or LoadOptions())
 
 
-def resolve_target(model: str | None, *, ctx: int | None = None, assume_yes: bool = False) -> ServeTarget:
+def resolve_target(
+    model: str | None,
+    *,
+    n_ctx: int | None = None,
+    size: str | None = None,
+    quant: str | None = None,
+    backend: str | None = None,
+    profile: str | None = None,
+    offline: bool = False,
+    assume_yes: bool = False,
+) -> ServeTarget:
     """`--model PATH` as it is; otherwise (REPO[:FILE] or nothing) what the pipeline plans and pulls."""
     if model is not None and (Path(model).expanduser().exists() or _looks_like_path(model)):
         # No plan for a file given by hand: every layer on the GPU when llama.cpp has one (a CPU
         # build ignores it), the context asked for or 4096.
-        return target_from_path(Path(model), LoadOptions(n_ctx=ctx or LoadOptions.n_ctx, n_gpu_layers=-1))
-    return _target_from_pipeline(model, ctx=ctx, assume_yes=assume_yes)
+        return target_from_path(Path(model), LoadOptions(n_ctx=n_ctx or LoadOptions.n_ctx, n_gpu_layers=-1))
+    # The plan path (detect -> plan -> pull, then a ServeTarget from the plan's files and load
+    # options) is the pipeline's job; it is glued in here when qwenctl.pipeline lands.
+    raise QwenctlError(
+        "serving a planned model or a Hugging Face repo is not wired into serve yet"
+        + (f" ({model} is not a file or folder here)" if model else ""),
+        hint="pass --model PATH to a .gguf file or an MLX folder",
+        code=ExitCode.USAGE,
+    )
 
 
 def _looks_like_path(model: str) -> bool:
     """A missing file should say "no such file", not be looked up as a Hugging Face repo."""
     return model.startswith(("/", ".", "~")) or model.lower().endswith(".gguf")
-
-
-def _target_from_pipeline(model: str | None, *, ctx: int | None, assume_yes: bool) -> ServeTarget:
-    try:
-        from qwenctl import pipeline
-    except ImportError:
-        raise QwenctlError(
-            "serving a planned model needs qwenctl.pipeline, which this build lacks"
-            + (f" (and {model} is not a file or folder)" if model else ""),
-            hint="pass --model PATH to a .gguf file or an MLX folder",
-            code=ExitCode.USAGE,
-        )
-    raise NotImplementedError(pipeline)  # glued when the pipeline lands
 
 
 def check_server_deps(backend: str) -> None:
