@@ -274,6 +274,7 @@ def serve(target: ServeTarget, options: ServeOptions, on_ready: Callable[[Server
 
 def _bind(host: str, port: int) -> socket.socket:
     """Bind and listen before loading, so a busy port fails fast and port 0 resolves to a real one."""
+    sock = None
     try:
         family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
         sock = socket.socket(family, kind, proto)
@@ -281,6 +282,8 @@ def _bind(host: str, port: int) -> socket.socket:
         sock.bind(address)
         sock.listen(128)
     except OSError as e:
+        if sock is not None:
+            sock.close()
         raise QwenctlError(f"cannot listen on {host}:{port}: {e.strerror or e}", hint="choose another --host or --port", code=ExitCode.ERROR)
     return sock
 
