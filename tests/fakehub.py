@@ -142,6 +142,7 @@ class FakeHub:
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
+        self._sending = 0  # bodies being sent right now
         self._servers: list[http.server.ThreadingHTTPServer] = []
         for repo_id, files in self.files.items():
             blobs = {name: make_blob(name, content) for name, content in files.items()}
@@ -193,6 +194,14 @@ class FakeHub:
         with self._lock:
             self.bytes_sent.clear()
             self.requests.clear()
+
+    def wait_idle(self, timeout: float = 10.0) -> None:
+        """Wait until no body is being sent, e.g. to a client that was just killed."""
+        deadline = time.monotonic() + timeout
+        while self._sending:
+            if time.monotonic() > deadline:
+                raise TimeoutError("fake hub still sending")
+            time.sleep(0.01)
 
     def blob(self, repo: str, filename: str) -> Blob:
         return self.repos[repo].blobs[filename]
@@ -378,6 +387,15 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self._send_body(repo.repo_id, blob, start, end)
 
     def _send_body(self, repo_id: str, blob: Blob, start: int, end: int) -> None:
+        with self.hub._lock:
+            self.hub._sending += 1
+        try:
+            self._send_body_counted(repo_id, blob, start, end)
+        finally:
+            with self.hub._lock:
+                self.hub._sending -= 1
+
+    def _send_body_counted(self, repo_id: str, blob: Blob, start: int, end: int) -> None:
         key = f"{repo_id}/{blob.filename}"
         drop = self.hub._take_fault(repo_id, blob.filename, "drop_after")
         corrupt = self.hub._take_fault(repo_id, blob.filename, "corrupt_at")

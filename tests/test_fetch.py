@@ -196,6 +196,7 @@ def test_pull_killed_half_way_resumes_without_refetching(tmp_path, monkeypatch):
         on_disk = partial.stat().st_size
         assert 3_000_000 <= on_disk < size
 
+        hub.wait_idle()  # the dead client's connection, still being fed, must not count below
         hub.clear_faults()
         hub.reset_counters()
         done = run_cli("pull", f"{GGUF_05B}:{Q4}")
