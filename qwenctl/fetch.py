@@ -54,6 +54,8 @@ TOKEN_HINT = "needs a token: set HF_TOKEN or run `hf auth login`"
 _SPLIT_PART = re.compile(r"^(?P<stem>.+)-(?P<part>\d{5})-of-(?P<count>\d{5})\.gguf$")
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _HASH_BLOCK = 8 * 1024 * 1024
+_HASH_BATCH = 4 * 1024 * 1024
+_FLUSH_EVERY = 128 * 1024 * 1024
 
 
 # -- results -----------------------------------------------------------------------------
@@ -368,65 +370,82 @@ def _preflight(cache_dir: Path, storage: Path, remotes: list[_Remote]) -> None:
 # -- downloading one blob ------------------------------------------------------------------
 
 
-class _TailHasher(threading.Thread):
-    """Hashes a file as it is written, from a second file handle, off the download thread.
+class _Hasher(threading.Thread):
+    """Hashes the bytes of a download as they arrive, on a second thread.
 
-    hashlib and readinto release the GIL, so on two cores hashing overlaps the network
-    instead of adding a second pass over the file at the end. Reads stop at what the
-    writer reports as written, never at a possibly half-written end of file.
+    The writer hands over batches of about `_HASH_BATCH` bytes (one GIL hand-off per
+    batch, not per socket read); hashlib releases the GIL, so hashing overlaps the
+    network instead of re-reading the file at the end. Bytes already on disk from an
+    earlier run are hashed first, from the file. Every `_FLUSH_EVERY` bytes it also asks
+    the OS to write the file out, so the fsync before the blob is moved into place does
+    not wait for a whole model's writeback.
     """
 
-    def __init__(self, path: Path, algorithm: str, total: int) -> None:
+    _RESTART = object()
+
+    def __init__(self, path: Path, algorithm: str, total: int, resume_from: int) -> None:
+        import queue
+
         super().__init__(name="qwenctl-hash", daemon=True)
-        self.path, self.algorithm, self.total = path, algorithm, total
-        self.written = 0  # published by the writer after each write
-        self.generation = 0  # bumped when the writer truncates: start over
-        self._wake = threading.Event()
-        self._done = False
+        self.path, self.algorithm, self.total, self.resume_from = path, algorithm, total, resume_from
+        self.batches: queue.SimpleQueue = queue.SimpleQueue()
+        self._pending: list[bytes] = []
+        self._pending_bytes = 0
         self.digest: str | None = None
 
     def _new(self):
         return hashlib.sha256() if self.algorithm == "sha256" else hashlib.sha1(b"blob %d\0" % self.total)
 
-    def run(self) -> None:
-        buf = bytearray(_HASH_BLOCK)
-        view = memoryview(buf)
-        with self.path.open("rb", buffering=0) as f:
-            gen, pos, h = self.generation, 0, self._new()
-            while True:
-                if gen != self.generation:
-                    gen, pos, h = self.generation, 0, self._new()
-                    f.seek(0)
-                limit = self.written
-                if pos < limit:
-                    n = f.readinto(view[: min(_HASH_BLOCK, limit - pos)])
-                    h.update(view[:n])
-                    pos += n
-                    continue
-                if self._done:
-                    self.digest = h.hexdigest() if pos == self.total else None
-                    return
-                self._wake.wait(0.05)
-                self._wake.clear()
+    def feed(self, data: bytes) -> None:
+        self._pending.append(data)
+        self._pending_bytes += len(data)
+        if self._pending_bytes >= _HASH_BATCH:
+            self.batches.put(self._pending)
+            self._pending, self._pending_bytes = [], 0
+
+    def restart(self) -> None:
+        """The file was truncated to 0 (a server ignored our Range): hash from scratch."""
+        self._pending, self._pending_bytes = [], 0
+        self.batches.put(self._RESTART)
 
     def finish(self) -> str | None:
-        self._done = True
-        self._wake.set()
+        if self._pending:
+            self.batches.put(self._pending)
+        self.batches.put(None)
         self.join()
         return self.digest
+
+    def run(self) -> None:
+        h, pos = self._new(), 0
+        with self.path.open("rb", buffering=0) as f:
+            buf = bytearray(_HASH_BATCH)
+            view = memoryview(buf)
+            while pos < self.resume_from and (n := f.readinto(view[: min(_HASH_BATCH, self.resume_from - pos)])):
+                h.update(view[:n])
+                pos += n
+            while (batch := self.batches.get()) is not None:
+                if batch is self._RESTART:
+                    h, pos = self._new(), 0
+                    continue
+                data = b"".join(batch)
+                h.update(data)
+                if (pos + len(data)) // _FLUSH_EVERY > pos // _FLUSH_EVERY:
+                    os.fdatasync(f.fileno()) if hasattr(os, "fdatasync") else os.fsync(f.fileno())
+                pos += len(data)
+        self.digest = h.hexdigest() if pos == self.total else None
 
 
 class _HashingWriter:
     """The file object handed to huggingface_hub's http_get: writes, reports progress, feeds the hasher."""
 
-    def __init__(self, f, hasher: _TailHasher, on_bytes: Callable[[int], None]) -> None:
+    def __init__(self, f, hasher: _Hasher, on_bytes: Callable[[int], None]) -> None:
         self.f, self.hasher, self.on_bytes = f, hasher, on_bytes
         self.pos = f.tell()
 
     def write(self, data: bytes) -> int:
         n = self.f.write(data)
         self.pos += n
-        self.hasher.written = self.pos
+        self.hasher.feed(data)
         self.on_bytes(self.pos)
         return n
 
@@ -438,11 +457,12 @@ class _HashingWriter:
         return self.pos
 
     def truncate(self, size: int | None = None) -> int:
-        """http_get truncates when a server ignored our Range and sent the whole file."""
+        """http_get rewinds to 0 and truncates when a server ignored our Range and sent the whole file."""
         self.f.flush()
         end = self.f.truncate(size)
-        self.hasher.written = min(self.hasher.written, end)
-        self.hasher.generation += 1
+        if end != 0:
+            raise OSError(f"unexpected truncate to {end}")
+        self.hasher.restart()
         self.on_bytes(end)
         return end
 
@@ -514,8 +534,7 @@ def _download_blob(repo: str, commit: str, remote: _Remote, settings: HubSetting
             start = f.tell()
             if start:
                 log.info("resuming %s at byte %d of %d", remote.filename, start, remote.size)
-            hasher = _TailHasher(partial, remote.algorithm, remote.size)
-            hasher.written = start
+            hasher = _Hasher(partial, remote.algorithm, remote.size, resume_from=start)
             hasher.start()
             writer = _HashingWriter(f, hasher, on_bytes)
             on_bytes(start)
