@@ -18,7 +18,7 @@ model repos, checked against that version's source (``file_download.py``,
   ``EntryNotFound``, ``GatedRepo``) so huggingface_hub raises its typed errors.
 
 Fault injection (``FakeHub.fault``): an HTTP status on ``resolve``, a connection dropped
-after N body bytes, one corrupted byte, a throttled body. Counters record the body
+after N body bytes, one corrupted byte, a throttled body, a Range header ignored. Counters record the body
 bytes sent per file and every request, so a test can assert what was (not) fetched.
 
 Files are given as ``{repo: {filename: bytes | Path}}``; paths are streamed from disk
@@ -105,6 +105,7 @@ class Fault:
     drop_after: int | None = None  # close the connection after this many body bytes
     corrupt_at: int | None = None  # flip the byte at this file offset
     rate: float | None = None  # throttle the body to this many bytes/second
+    ignore_range: bool | None = None  # answer 200 with the whole file to a Range request, as some proxies do
     times: int | None = None  # apply to this many requests, then vanish (None = always)
 
     def matches(self, repo: str, filename: str) -> bool:
@@ -364,6 +365,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def _send_file(self, repo: Repo, blob: Blob, head: bool, cdn: bool) -> None:
         start, status = 0, 200
         rng = self.headers.get("Range")
+        if rng and self.hub._take_fault(repo.repo_id, blob.filename, "ignore_range"):
+            rng = None
         if rng and (m := re.fullmatch(r"bytes=(\d+)-(\d*)", rng.strip())):
             start = int(m[1])
             end = int(m[2]) + 1 if m[2] else blob.size

@@ -229,6 +229,17 @@ def test_partial_left_by_huggingface_hub_is_adopted(hub, env):
     assert sorted(p.name for p in blobs.iterdir()) == [sha]
 
 
+def test_server_ignoring_range_restarts_the_file_and_hash_cleanly(hub, env):
+    content = FILES[GGUF_05B][Q4]
+    blobs = storage(env, GGUF_05B) / "blobs"
+    blobs.mkdir(parents=True)
+    (blobs / f"{hashlib.sha256(content).hexdigest()}.incomplete").write_bytes(content[:500_000])
+    hub.fault(Q4, ignore_range=True)
+    files = fetch.pull(GGUF_05B, [Q4])
+    assert Path(files.load_path).read_bytes() == content and files.verified
+    assert hub.bytes_sent[f"{GGUF_05B}/{Q4}"] == len(content)
+
+
 # -- integrity -------------------------------------------------------------------------------
 
 
