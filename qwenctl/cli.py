@@ -163,3 +163,61 @@ def serve(size, quant, backend, n_ctx, profile, model, host, port, api_key, para
         host=host, port=port, api_key=api_key or None, parallel=parallel, verbose=logging.getLogger().isEnabledFor(logging.INFO)
     )
     serving.serve(target, options, on_ready=lambda info: render_serve.ready(info, as_json))
+
+# --- pull / models / rm ---
+
+
+@cli.command()
+@click.argument("spec", metavar="REPO[:FILE]")
+@click.option("--revision", help="Branch, tag or commit (default: main).")
+@click.option("--offline", is_flag=True, help="Use only the cache; fail clearly if the files are not there.")
+@json_option
+def pull(spec: str, revision: str | None, offline: bool, as_json: bool) -> None:
+    """Download a model into the Hugging Face cache, resuming and verifying it.
+
+    REPO alone takes the whole repo (an MLX folder); REPO:FILE one GGUF (every part of a
+    split GGUF); FILE may also be a quant, e.g. Qwen/Qwen2.5-7B-Instruct-GGUF:q4_k_m.
+    """
+    from qwenctl import fetch, render
+    from qwenctl.render import models as view
+
+    repo, name = fetch.parse_spec(spec)
+    with view.PullBar(spec) as bar:
+        result = fetch.pull(repo, [name] if name else None, revision=revision, offline=offline, progress=bar)
+    if as_json:
+        render.print_json(result, "pull")
+    else:
+        view.pulled(result)
+
+
+@cli.command()
+@click.option("--all", "all_repos", is_flag=True, help="List every model repo in the cache, not only Qwen2.5.")
+@json_option
+def models(all_repos: bool, as_json: bool) -> None:
+    """List the Qwen2.5 models in the Hugging Face cache: size, quant, verified or not."""
+    from qwenctl import fetch, render
+    from qwenctl.render import models as view
+
+    result = fetch.list_models(all_repos=all_repos)
+    if as_json:
+        render.print_json(result, "models")
+    else:
+        view.model_list(result)
+
+
+@cli.command()
+@click.argument("spec", metavar="REPO[:FILE]")
+@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--dry-run", is_flag=True, help="Say what would be removed, remove nothing.")
+def rm(spec: str, yes: bool, dry_run: bool) -> None:
+    """Remove a model from the cache: REPO entirely, or REPO:FILE (all parts of a split GGUF)."""
+    from qwenctl import fetch
+    from qwenctl.render import models as view
+
+    plan = fetch.remove(spec, dry_run=True)
+    if dry_run:
+        return view.removed(plan)
+    if not yes:
+        view.removed(plan)
+        click.confirm("remove?", abort=True, err=True)
+    view.removed(fetch.remove(spec))
