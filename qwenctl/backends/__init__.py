@@ -82,6 +82,7 @@ class Session(Protocol):
     n_ctx: int
     n_gpu_layers: int
     n_vocab: int
+    n_threads: int | None  # CPU threads the engine uses, None where it decides alone
     load_seconds: float
     notes: tuple[str, ...]  # what the loader decided on the user's behalf (OOM ladder, CPU fallback), in words
 

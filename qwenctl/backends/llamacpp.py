@@ -14,6 +14,7 @@ import collections
 import ctypes
 import logging
 import os
+import platform
 import time
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -89,16 +90,18 @@ class LlamaCppSession:
     backend = "llama.cpp"
 
     def __init__(self, llm, info: GgufInfo, options: LoadOptions, n_gpu_layers: int, load_seconds: float,
-                 notes: tuple[str, ...], gpu_baseline: int | None):
+                 notes: tuple[str, ...], gpu_baseline: int | None, n_threads: int):
         import llama_cpp
 
         self._llama_cpp = llama_cpp
         self.llm = llm
         self.info = info
         self.options = options
-        self.n_ctx = llm.n_ctx()
+        # llama.cpp pads small contexts (to 256) but llama-cpp-python's token buffer keeps the requested size
+        self.n_ctx = min(llm.n_ctx(), len(llm.input_ids))
         self.n_gpu_layers = n_gpu_layers
         self.n_vocab = llm.n_vocab()
+        self.n_threads = n_threads
         self.load_seconds = load_seconds
         self.notes = notes
         self._gpu_baseline = gpu_baseline
@@ -220,10 +223,10 @@ def _gpu_notes(llama_cpp, wanted_gpu: bool) -> tuple[bool, list[str]]:
     if mem.nvidia_gpu_present():
         note = ("this llama-cpp-python was built without GPU support, so the model runs on the CPU; "
                 f"for CUDA reinstall it with: {CUDA_INSTALL}")
-    elif os.uname().sysname == "Darwin":
-        note = f"this llama-cpp-python was built without Metal; reinstall it with: {METAL_INSTALL}"
-    else:
-        note = "no GPU offload in this llama-cpp-python build; running on the CPU"
+    elif platform.system() == "Darwin" and platform.machine() == "arm64":
+        note = f"this llama-cpp-python was built without Metal, so the model runs on the CPU; reinstall it with: {METAL_INSTALL}"
+    else:  # no GPU to offload to: the CPU is the plan, not a fallback
+        return False, []
     log.warning(note)
     return False, [note]
 
@@ -260,7 +263,7 @@ def load(model_path: Path, options: LoadOptions) -> LlamaCppSession:
         if ngl != wanted:
             notes.append(f"out of GPU memory with {wanted} of {n_layers} layers on the GPU; "
                          f"loaded with {ngl} on the GPU and the rest on the CPU (slower)")
-        return LlamaCppSession(llm, info, options, ngl, load_seconds, tuple(notes), gpu_baseline)
+        return LlamaCppSession(llm, info, options, ngl, load_seconds, tuple(notes), gpu_baseline, threads)
 
     detail = "; ".join(line.strip() for line in _recent_errors if line.strip())[-400:]
     raise QwenctlError(

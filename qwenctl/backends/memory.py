@@ -67,3 +67,15 @@ def nvidia_gpu_present() -> bool:
         return nvml.nvmlDeviceGetCount() > 0
     except nvml.NVMLError:
         return False
+
+
+def gpu_names() -> list[str]:
+    """NVIDIA device names, for labelling where a measurement came from."""
+    nvml = _nvml()
+    if nvml is None:
+        return []
+    try:
+        names = [nvml.nvmlDeviceGetName(nvml.nvmlDeviceGetHandleByIndex(i)) for i in range(nvml.nvmlDeviceGetCount())]
+    except nvml.NVMLError:
+        return []
+    return [n.decode() if isinstance(n, bytes) else n for n in names]

@@ -41,6 +41,7 @@ class MlxSession:
         self.n_ctx = options.n_ctx  # mlx-lm has no fixed context; qwenctl holds it to the plan's
         self.n_gpu_layers = -1 if on_gpu else 0
         self.n_vocab = int(model.args.vocab_size)
+        self.n_threads: int | None = None
         self.load_seconds = load_seconds
         self.notes: tuple[str, ...] = () if on_gpu else ("mlx runs on the CPU here (no Metal GPU)",)
         self._cache = None
