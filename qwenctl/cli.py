@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from pathlib import Path
 
 import click
 
@@ -221,3 +222,58 @@ def rm(spec: str, yes: bool, dry_run: bool) -> None:
         view.removed(plan)
         click.confirm("remove?", abort=True, err=True)
     view.removed(fetch.remove(spec))
+
+# --- bench ---
+@cli.command()
+@click.option("--model", "model_path", type=click.Path(exists=True, path_type=Path),
+              help="A GGUF file (llama.cpp) or an MLX model folder.")
+@click.option("--backend", type=click.Choice(["llama.cpp", "mlx"]), help="Default: mlx for a folder, else llama.cpp.")
+@click.option("-p", "--n-prompt", default=512, show_default=True, help="Prompt tokens per pp run.")
+@click.option("-n", "--n-gen", default=128, show_default=True, help="Tokens decoded per tg run.")
+@click.option("-r", "--repetitions", default=3, show_default=True, help="Timed runs after one warm-up.")
+@click.option("-ngl", "--gpu-layers", "n_gpu_layers", default=-1, show_default=True, help="Layers on the GPU (-1: all).")
+@click.option("-t", "--threads", type=int, help="CPU threads (default: physical cores).")
+@click.option("-b", "--batch", "n_batch", default=512, show_default=True)
+@click.option("--ctx", "n_ctx", type=int, help="Context size (default: n-prompt + n-gen, as llama-bench).")
+@click.option("-fa", "--flash-attn/--no-flash-attn", default=False, show_default=True)
+@click.option("--kv-cache-type", type=click.Choice(["f16", "q8_0", "q4_0"]), default="f16", show_default=True)
+@click.option("--bandwidth", help="Memory bandwidth for the roofline (e.g. 3.35TB/s); default: detected.")
+@click.option("--no-chat", is_flag=True, help="Skip the end-to-end chat runs (with sampling).")
+@click.option("--no-save", is_flag=True, help="Do not append the result to the history.")
+@click.option("--history", is_flag=True, help="Show earlier runs on this machine instead of measuring.")
+@json_option
+def bench(model_path, backend, n_prompt, n_gen, repetitions, n_gpu_layers, threads, n_batch, n_ctx, flash_attn,
+          kv_cache_type, bandwidth, no_chat, no_save, history, as_json) -> None:
+    """Measure prompt processing, decoding, chat latency and memory of a model (llama-bench's method)."""
+    from qwenctl import bench as bench_mod
+    from qwenctl import render
+    from qwenctl.backends import LoadOptions
+    from qwenctl.render import bench as show
+
+    if history:
+        past = bench_mod.read_history()
+        return render.print_json(past, "bench-history") if as_json else show.show_history(past)
+    if model_path is None:
+        raise QwenctlError("bench needs a model", hint="pass --model PATH (a .gguf file or an MLX folder)",
+                           code=ExitCode.USAGE)
+    backend = backend or ("mlx" if model_path.is_dir() else "llama.cpp")
+    bw = bench_mod.parse_bandwidth(bandwidth) if bandwidth else _detected_bandwidth(n_gpu_layers != 0)
+    options = LoadOptions(n_ctx=n_ctx or n_prompt + n_gen, n_gpu_layers=n_gpu_layers, n_threads=threads,
+                          n_batch=n_batch, flash_attn=flash_attn, kv_cache_type=kv_cache_type)
+    with show.progress() as tick:
+        result = bench_mod.bench(model_path, backend=backend, options=options, n_prompt=n_prompt, n_gen=n_gen,
+                                 repetitions=repetitions, chat=not no_chat, bandwidth=bw, progress=tick)
+    if not no_save:
+        bench_mod.append_history(result)
+    render.print_json(result, "bench") if as_json else show.show_result(result)
+
+
+def _detected_bandwidth(on_gpu: bool):
+    """Bandwidth from `detect`, or None (the roofline is then left out, with a hint)."""
+    from qwenctl.bench import bandwidth_from_hardware
+
+    try:
+        from qwenctl.hardware import detect
+    except ImportError:
+        return None
+    return bandwidth_from_hardware(detect(), on_gpu)
