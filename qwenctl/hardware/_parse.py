@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 from functools import lru_cache
-from importlib import resources
+from pathlib import Path
 from typing import Any
+
+DATA = Path(__file__).parent / "data"
 
 
 class ParseError(ValueError):
@@ -33,7 +35,7 @@ def to_int(text: str | None, what: str) -> int:
 @lru_cache(maxsize=None)
 def data(name: str) -> Any:
     """A data file of figures about the world (each with its source) shipped in hardware/data/."""
-    return json.loads(resources.files("qwenctl.hardware").joinpath("data", name).read_text("utf-8"))
+    return json.loads((DATA / name).read_text("utf-8"))
 
 
 # One sysctl call answers every macOS probe; `-i` ignores names an older macOS lacks.
