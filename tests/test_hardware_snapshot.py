@@ -1,12 +1,12 @@
 import json
 
 import pytest
+from hardware_captures import ALL, CAPTURES, document, replay
 
 from qwenctl.errors import ExitCode, QwenctlError
 from qwenctl.hardware import LiveSource, detect, load_snapshot, save_snapshot
 from qwenctl.hardware.facts import to_dict
 from qwenctl.hardware.snapshot import NvmlError
-from hardware_captures import ALL, CAPTURES, document, replay
 
 
 @pytest.mark.parametrize("name", ALL)

@@ -12,14 +12,15 @@ on. Any other exception is a bug and propagates, so tests see it.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from qwenctl.hardware.facts import Absent, Hardware, Memory, hardware_from_dict
 
 if TYPE_CHECKING:
     from qwenctl.hardware.snapshot import LiveSource, ReplaySource, Source, load_snapshot, save_snapshot
 
-__all__ = ["detect", "load_snapshot", "save_snapshot", "hardware_from_dict", "LiveSource", "ReplaySource", "Source"]
+__all__ = ["LiveSource", "ReplaySource", "Source", "detect", "hardware_from_dict", "load_snapshot", "save_snapshot"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

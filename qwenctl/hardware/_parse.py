@@ -4,7 +4,7 @@ turns into "absent, because …"; anything else escaping a probe is a bug and pr
 from __future__ import annotations
 
 import json
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,7 @@ def to_int(text: str | None, what: str) -> int:
         raise ParseError(f"{what} is {text!r}, not a number") from None
 
 
-@lru_cache(maxsize=None)
+@cache
 def data(name: str) -> Any:
     """A data file of figures about the world (each with its source) shipped in hardware/data/."""
     return json.loads((DATA / name).read_text("utf-8"))

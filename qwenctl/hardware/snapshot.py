@@ -28,8 +28,9 @@ from __future__ import annotations
 
 import errno
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol, Sequence
+from typing import Any, Protocol
 
 from qwenctl.errors import ExitCode, QwenctlError
 
@@ -258,7 +259,7 @@ def _run(argv: Sequence[str]) -> str | None:
         return None
     try:
         done = subprocess.run(
-            list(argv), capture_output=True, text=True, timeout=COMMAND_TIMEOUT_S, errors="replace"
+            list(argv), check=False, capture_output=True, text=True, timeout=COMMAND_TIMEOUT_S, errors="replace"
         )
     except (OSError, subprocess.TimeoutExpired):
         return None
