@@ -190,11 +190,12 @@ def generate(
     session: Session,
     messages: Sequence[dict],
     sampling: SamplingOptions,
-    on_text: Callable[[str], None] = lambda text: None,
+    on_text: Callable[[str], None] | None = None,
     stop: threading.Event | None = None,
 ) -> Reply:
     """Stream one reply, calling on_text for each piece; Ctrl-C ends it as "interrupted"."""
     stop = stop or threading.Event()
+    on_text = on_text or (lambda text: None)
     pieces: list[str] = []
     last: GenerationEvent | None = None
     reason = "stop"
@@ -245,15 +246,22 @@ def ask(
     prompt: str,
     system: str = DEFAULT_SYSTEM_PROMPT,
     sampling: SamplingOptions = SamplingOptions(),
-    on_text: Callable[[str], None] = lambda text: None,
+    on_text: Callable[[str], None] | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> OneShot:
     """Answer one prompt without history: what `qwenctl run -p` and piped stdin use."""
     budget = session.n_ctx - reply_reserve(session.n_ctx, sampling.max_tokens)
     fitted = fit_to_context(
         {"role": "system", "content": system}, [], {"role": "user", "content": prompt}, session.count_chat_tokens, budget
     )
+    if fitted.truncated_chars and warn:
+        warn(_truncation_notice(len(prompt), fitted.truncated_chars, session.n_ctx))
     reply = generate(session, fitted.messages, _clamped(sampling, session.n_ctx, fitted.prompt_tokens), on_text)
     return OneShot(reply, fitted.truncated_chars)
+
+
+def _truncation_notice(length: int, cut: int, n_ctx: int) -> str:
+    return f"the message is too long for the {n_ctx:,}-token context: kept its first {length - cut:,} of {length:,} characters"
 
 
 def _clamped(sampling: SamplingOptions, n_ctx: int, prompt_tokens: int) -> SamplingOptions:
@@ -538,11 +546,7 @@ class Chat:
                 f"dropped the oldest {fitted.dropped_messages} message(s); the system prompt is kept"
             )
         if fitted.truncated_chars:
-            kept = len(text) - fitted.truncated_chars
-            self.ui.warn(
-                f"your message is too long for the {n_ctx}-token context: "
-                f"kept its first {kept:,} of {len(text):,} characters"
-            )
+            self.ui.warn(_truncation_notice(len(text), fitted.truncated_chars, n_ctx))
         self.conv.history = [dict(m) for m in fitted.messages[1:]]
         reply = generate(
             self.session, fitted.messages, _clamped(sampling, n_ctx, fitted.prompt_tokens), self.ui.reply_text

@@ -85,9 +85,9 @@ class ChatUI:
             self.console.print()
         self._at_line_start = True
         if reply.finish_reason == "interrupted":
-            self.console.print("[chat.warn][reply stopped][/]")
+            self.console.print(escape("[reply stopped]"), style="chat.warn")
         elif reply.finish_reason == "length":
-            self.console.print("[chat.warn][reply cut at max_tokens; /set max_tokens N to allow more][/]")
+            self.console.print(escape("[reply cut at max_tokens; /set max_tokens N to allow more]"), style="chat.warn")
 
     def info(self, message: str) -> None:
         self.console.print(f"[chat.info]{escape(message)}[/]")
