@@ -43,6 +43,42 @@ def main() -> None:
     cli(prog_name="qwenctl")
 
 
+# --- detect ---
+
+
+@cli.command("detect")
+@json_option
+@click.option(
+    "--save-snapshot",
+    "save_to",
+    type=click.Path(dir_okay=False),
+    help="Also write the raw inputs the probes read to FILE (for bug reports and tests).",
+)
+@click.option(
+    "--snapshot",
+    "snapshot",
+    type=click.Path(dir_okay=False),
+    help="Replay a saved snapshot instead of probing this machine.",
+)
+def detect_command(as_json: bool, save_to: str | None, snapshot: str | None) -> None:
+    """Show what this machine has: CPU, memory, GPUs, board, disk, installed engines."""
+    from qwenctl import hardware, render
+
+    if save_to and snapshot:
+        raise click.UsageError("--save-snapshot records a live run; it cannot be combined with --snapshot")
+    source = hardware.load_snapshot(snapshot) if snapshot else hardware.LiveSource(record=bool(save_to))
+    facts = hardware.detect(source)
+    if save_to and isinstance(source, hardware.LiveSource):
+        hardware.save_snapshot(source, save_to)
+        click.echo(f"saved the raw inputs to {save_to}", err=True)
+    if as_json:
+        render.print_json(facts, "hardware")
+    else:
+        from qwenctl.render import detect as detect_view
+
+        detect_view.show(facts, f"replayed from {snapshot}" if snapshot else None)
+
+
 # --- run ---
 
 

@@ -1,0 +1,57 @@
+"""``detect()``: run every probe against one source of raw inputs and collect the facts.
+
+Each probe is wrapped so that an *expected* failure — an OSError reading /proc or /sys, an
+NVML error, input that does not parse — becomes ``Absent("because …")`` and the report goes
+on. Any other exception is a bug and propagates, so tests see it.
+
+    from qwenctl.hardware import detect, load_snapshot
+    hw = detect()                                   # this machine
+    hw = detect(load_snapshot("pi5.json"))          # a recorded machine
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Callable, TypeVar
+
+from qwenctl.hardware import apple, backends, cpu, disk, memory, nvidia, raspberry_pi
+from qwenctl.hardware._parse import ParseError
+from qwenctl.hardware.facts import Absent, Hardware, Memory, hardware_from_dict
+from qwenctl.hardware.snapshot import LiveSource, NvmlError, ReplaySource, Source, load_snapshot, save_snapshot
+
+__all__ = ["detect", "load_snapshot", "save_snapshot", "hardware_from_dict", "LiveSource", "ReplaySource", "Source"]
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def detect(source: Source | None = None) -> Hardware:
+    """The facts of this machine (or of the machine a snapshot source recorded)."""
+    source = source or LiveSource()
+    mem = _probe("memory", lambda: memory.probe(source))
+    host_ram = mem.total_bytes if isinstance(mem, Memory) else None
+    return Hardware(
+        system=source.system,
+        machine=source.machine,
+        cpu=_probe("cpu", lambda: cpu.probe(source)),
+        memory=mem,
+        nvidia=_probe("nvidia", lambda: nvidia.probe(source, host_ram)),
+        apple=_probe("apple", lambda: apple.probe(source)),
+        board=_probe("board", lambda: raspberry_pi.probe(source)),
+        disk=_probe("disk", lambda: disk.probe(source)),
+        backends=_probe("backends", lambda: backends.probe(source)),
+    )
+
+
+def _probe(name: str, run: Callable[[], T | Absent]) -> T | Absent:
+    try:
+        return run()
+    except OSError as e:
+        where = f" {e.filename}" if e.filename else ""
+        reason = f"cannot read{where}: {e.strerror or e}"
+    except NvmlError as e:
+        reason = f"NVML failed: {e.code}"
+    except ParseError as e:
+        reason = f"unexpected input: {e}"
+    log.info("%s probe absent: %s", name, reason)
+    return Absent(reason)

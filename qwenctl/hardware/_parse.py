@@ -1,0 +1,46 @@
+"""Small parsers shared by the probes. Malformed input raises ParseError, which ``detect``
+turns into "absent, because …"; anything else escaping a probe is a bug and propagates."""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+
+class ParseError(ValueError):
+    """Input that does not look like what the probe reads (a truncated or foreign file)."""
+
+
+def colon_fields(text: str) -> dict[str, str]:
+    """`key : value` lines (/proc/cpuinfo blocks, /proc/meminfo, sysctl) -> {key: value}; first wins."""
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key.strip() and key.strip() not in fields:
+            fields[key.strip()] = value.strip()
+    return fields
+
+
+def to_int(text: str | None, what: str) -> int:
+    try:
+        return int(str(text).strip(), 0)
+    except ValueError:
+        raise ParseError(f"{what} is {text!r}, not a number") from None
+
+
+@lru_cache(maxsize=None)
+def data(name: str) -> Any:
+    """A data file of figures about the world (each with its source) shipped in hardware/data/."""
+    return json.loads(resources.files("qwenctl.hardware").joinpath("data", name).read_text("utf-8"))
+
+
+# One sysctl call answers every macOS probe; `-i` ignores names an older macOS lacks.
+SYSCTL_ARGV = ("sysctl", "-i", "hw", "machdep.cpu", "iogpu", "vm.swapusage")
+
+
+def sysctl(source: Any) -> dict[str, str] | None:
+    """macOS `sysctl` values as {name: text}, or None where sysctl is not there."""
+    out = source.run(SYSCTL_ARGV)
+    return None if out is None else colon_fields(out)

@@ -1,0 +1,66 @@
+"""Apple Silicon: chip, core clusters, GPU cores, unified memory and the GPU's wired limit.
+
+All from one `sysctl` call (hw.memsize, machdep.cpu.brand_string, hw.perflevel0/1.physicalcpu,
+iogpu.wired_limit_mb) plus `ioreg` for the GPU core count (`gpu-core-count` of the
+AGXAccelerator; `system_profiler SPDisplaysDataType` has it too but takes ~0.5 s).
+
+How much memory Metal lets the GPU wire by default is not exposed by sysctl: it is
+MTLDevice.recommendedMaxWorkingSetSize, which observed Macs put at 2/3 of RAM below 64 GiB
+and 3/4 above (sources in data/apple_silicon.json and docs/detect.md). mlx-lm raises its
+wired limit to that figure; `sudo sysctl iogpu.wired_limit_mb=N` overrides it, and a value
+above 0 is what counts.
+"""
+
+from __future__ import annotations
+
+import re
+
+from qwenctl.hardware._parse import data, sysctl, to_int
+from qwenctl.hardware.facts import Absent, AppleSilicon
+from qwenctl.hardware.snapshot import Source
+
+IOREG_ARGV = ("ioreg", "-rc", "AGXAccelerator", "-d", "1")
+_GPU_CORES = re.compile(r'"gpu-core-count"\s*=\s*(\d+)')
+MIB = 1024 * 1024
+
+
+def probe(source: Source) -> AppleSilicon | Absent:
+    if source.system != "Darwin":
+        return Absent(f"not a Mac ({source.system})")
+    values = sysctl(source)
+    if values is None:
+        return Absent("sysctl gave no answer")
+    if values.get("hw.optional.arm64") != "1" and source.machine != "arm64":
+        return Absent("an Intel Mac (no unified memory for Metal to share)")
+    ram = to_int(values.get("hw.memsize"), "hw.memsize")
+    limit, why = wired_limit(ram, values.get("iogpu.wired_limit_mb"))
+    chip = values.get("machdep.cpu.brand_string", "Apple Silicon")
+    p_cores, e_cores = values.get("hw.perflevel0.physicalcpu"), values.get("hw.perflevel1.physicalcpu")
+    return AppleSilicon(
+        chip=chip,
+        performance_cores=to_int(p_cores, "hw.perflevel0.physicalcpu") if p_cores else None,
+        efficiency_cores=to_int(e_cores, "hw.perflevel1.physicalcpu") if e_cores else None,
+        gpu_cores=_gpu_cores(source),
+        unified_memory_bytes=ram,
+        gpu_wired_limit_bytes=limit,
+        gpu_wired_limit_source=why,
+        bandwidth_bytes_per_s=data("apple_silicon.json")["bandwidth"]["chips"].get(chip),
+    )
+
+
+def wired_limit(ram_bytes: int, wired_limit_mb: str | None) -> tuple[int, str]:
+    """(bytes the GPU may wire, why): the iogpu.wired_limit_mb override, else the default rule."""
+    if wired_limit_mb and to_int(wired_limit_mb, "iogpu.wired_limit_mb") > 0:
+        return to_int(wired_limit_mb, "iogpu.wired_limit_mb") * MIB, "iogpu.wired_limit_mb"
+    for rule in data("apple_silicon.json")["wired_limit"]["rules"]:
+        if rule["below_bytes"] is None or ram_bytes < rule["below_bytes"]:
+            fraction = rule["fraction"]
+            share = "2/3" if fraction < 0.7 else "3/4"
+            return int(ram_bytes * fraction), f"macOS default, {share} of RAM (recommendedMaxWorkingSetSize)"
+    raise AssertionError("the last wired-limit rule has no bound")
+
+
+def _gpu_cores(source: Source) -> int | None:
+    out = source.run(IOREG_ARGV)
+    match = _GPU_CORES.search(out or "")
+    return int(match.group(1)) if match else None

@@ -1,0 +1,87 @@
+"""CPU: brand, cores and the ISA features llama.cpp's kernels care about.
+
+Method 1 (Linux): /proc/cpuinfo — x86 `flags` or ARM `Features`, cores counted from the
+(physical id, core id) pairs. Method 2 (macOS): sysctl hw.* / machdep.cpu.*. Anything else
+is reported absent rather than guessed.
+"""
+
+from __future__ import annotations
+
+from qwenctl.hardware._parse import ParseError, colon_fields, data, sysctl, to_int
+from qwenctl.hardware.facts import Absent, Cpu
+from qwenctl.hardware.snapshot import Source
+
+# /proc/cpuinfo flag -> the name qwenctl reports (x86 flags keep their kernel names).
+X86_FLAGS = ("avx", "avx2", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "fma", "f16c", "amx_int8")
+ARM_FEATURES = {"asimd": "neon", "neon": "neon", "asimdhp": "fp16", "asimddp": "dotprod", "i8mm": "i8mm",
+                "sve": "sve", "sve2": "sve2"}
+# macOS sysctl hw.optional.* -> reported flag (Apple's feature names, hw.optional.arm.FEAT_*).
+MAC_FLAGS = {
+    "hw.optional.neon": "neon", "hw.optional.arm.AdvSIMD": "neon", "hw.optional.arm.FEAT_FP16": "fp16",
+    "hw.optional.arm.FEAT_DotProd": "dotprod", "hw.optional.arm.FEAT_I8MM": "i8mm",
+    "hw.optional.arm.FEAT_SME": "sme", "hw.optional.avx1_0": "avx", "hw.optional.avx2_0": "avx2",
+    "hw.optional.avx512f": "avx512f", "hw.optional.avx512bw": "avx512bw", "hw.optional.fma": "fma",
+}
+ARCH_NAMES = {"aarch64": "arm64", "arm64": "arm64", "amd64": "x86_64", "x86_64": "x86_64"}
+
+
+def probe(source: Source) -> Cpu | Absent:
+    arch = ARCH_NAMES.get(source.machine.lower(), source.machine)
+    if source.system == "Darwin":
+        values = sysctl(source)
+        if values is None:
+            return Absent("sysctl gave no answer")
+        return _from_sysctl(values, arch)
+    if source.system == "Linux":
+        return parse_cpuinfo(source.read_text("/proc/cpuinfo"), arch)
+    return Absent(f"no CPU probe for {source.system} yet")
+
+
+def parse_cpuinfo(text: str, arch: str) -> Cpu:
+    blocks = [colon_fields(b) for b in text.split("\n\n") if "processor" in colon_fields(b)]
+    if not blocks:
+        raise ParseError("/proc/cpuinfo lists no processor")
+    first = blocks[0]
+    if "flags" in first:  # x86
+        present = set(first["flags"].split())
+        flags = tuple(f for f in X86_FLAGS if f in present)
+        cores = {(b.get("physical id"), b.get("core id")) for b in blocks if "core id" in b}
+        physical = len(cores) or len(blocks)
+        brand = first.get("model name") or first.get("vendor_id") or "unknown x86 CPU"
+    else:  # ARM: one logical CPU per core on the boards and servers this targets (no SMT)
+        present = set(first.get("Features", "").split())
+        flags = tuple(dict.fromkeys(ARM_FEATURES[f] for f in ARM_FEATURES if f in present))
+        physical = len(blocks)
+        brand = _arm_core_name(first) or first.get("model name") or "unknown ARM CPU"
+    return Cpu(brand=brand, arch=arch, physical_cores=physical, logical_cores=len(blocks), flags=flags)
+
+
+def _arm_core_name(block: dict[str, str]) -> str | None:
+    implementer, part = block.get("CPU implementer"), block.get("CPU part")
+    if not implementer or not part:
+        return None
+    vendor = data("arm_cpu_parts.json").get(implementer.lower())
+    if vendor is None or part.lower() not in vendor:
+        return None
+    return f"{vendor['_vendor']} {vendor[part.lower()]}"
+
+
+def _from_sysctl(values: dict[str, str], arch: str) -> Cpu:
+    def count(name: str) -> int | None:
+        return to_int(values[name], name) if name in values else None
+
+    logical = count("hw.logicalcpu") or count("hw.ncpu")
+    physical = count("hw.physicalcpu") or logical
+    if not logical or not physical:
+        raise ParseError("sysctl reported no CPU count")
+    flags = tuple(dict.fromkeys(flag for key, flag in MAC_FLAGS.items() if values.get(key) == "1"))
+    two_levels = count("hw.nperflevels") == 2 or "hw.perflevel1.physicalcpu" in values
+    return Cpu(
+        brand=values.get("machdep.cpu.brand_string", "unknown"),
+        arch=arch,
+        physical_cores=physical,
+        logical_cores=logical,
+        performance_cores=count("hw.perflevel0.physicalcpu") if two_levels else None,
+        efficiency_cores=count("hw.perflevel1.physicalcpu") if two_levels else None,
+        flags=flags,
+    )

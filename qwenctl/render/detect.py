@@ -1,0 +1,136 @@
+"""`qwenctl detect` for people: one compact table, a row per fact, "absent, because …"
+where a probe could not answer. Memory sizes in binary units (a card sold as 8 GB has
+8188 MiB = 8.0 GiB), disk in decimal ones (as drives are sold); bandwidth in GB/s."""
+
+from __future__ import annotations
+
+from rich.table import Table
+from rich.text import Text
+
+from qwenctl.hardware.facts import Absent, AppleSilicon, Backends, Board, Cpu, Disk, Hardware, Memory, Nvidia
+from qwenctl.render import console, human_bytes
+
+
+def gib(n: int | None) -> str:
+    if n is None:
+        return "?"
+    value = n / 2**30
+    return f"{value:.0f} GiB" if value >= 1 and abs(value - round(value)) < 1e-9 else f"{value:.1f} GiB"
+
+
+def rate(bytes_per_s: int | None) -> str:
+    if not bytes_per_s:
+        return ""
+    return f"{bytes_per_s / 1e12:.2f} TB/s" if bytes_per_s >= 1e12 else f"{bytes_per_s / 1e9:.0f} GB/s"
+
+
+def rows(hw: Hardware) -> list[tuple[str, str, bool]]:
+    """(label, text, is_absent) for every fact, in display order."""
+    out: list[tuple[str, str, bool]] = [("System", f"{hw.system} {hw.machine}", False)]
+
+    def add(label: str, fact: object, describe) -> None:  # type: ignore[no-untyped-def]
+        if isinstance(fact, Absent):
+            out.append((label, f"absent, because {fact.reason}", True))
+        else:
+            out.append((label, describe(fact), False))
+
+    add("CPU", hw.cpu, _cpu)
+    add("Memory", hw.memory, _memory)
+    if isinstance(hw.nvidia, Nvidia):
+        out.append(("NVIDIA", _driver(hw.nvidia), False))
+        for gpu in hw.nvidia.gpus:
+            out.append((f"GPU {gpu.index}", _gpu(gpu), False))
+    else:
+        add("NVIDIA", hw.nvidia, str)
+    add("Apple", hw.apple, _apple)
+    add("Board", hw.board, _board)
+    add("Disk", hw.disk, _disk)
+    add("Backends", hw.backends, _backends)
+    return out
+
+
+def show(hw: Hardware, origin: str | None = None) -> None:
+    """A rich table on a terminal; plain `label  text` lines when piped (no padding, no wrapping)."""
+    con = console()
+    if not con.is_terminal:
+        if origin:
+            con.out(origin, highlight=False)
+        for label, text, _ in rows(hw):
+            con.out(f"{label:<9} {text}", highlight=False)
+        return
+    table = Table(show_header=False, box=None, pad_edge=False, title=origin, title_justify="left")
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(overflow="fold")
+    for label, text, absent in rows(hw):
+        table.add_row(label, Text(text, style="dim" if absent else ""))
+    con.print(table)
+
+
+def _cpu(c: Cpu) -> str:
+    cores = f"{c.physical_cores} cores / {c.logical_cores} threads"
+    if c.performance_cores is not None:
+        cores += f" ({c.performance_cores}P + {c.efficiency_cores}E)"
+    flags = " ".join(c.flags) if c.flags else "no SIMD flags reported"
+    return f"{c.brand} · {c.arch} · {cores} · {flags}"
+
+
+def _memory(m: Memory) -> str:
+    text = f"{gib(m.total_bytes)} RAM · {gib(m.available_bytes)} available"
+    text += f" · swap {gib(m.swap_total_bytes)}" if m.swap_total_bytes else " · no swap"
+    if m.container_limit_bytes is not None:
+        text += f" · container limit {gib(m.container_limit_bytes)} ({m.container_limit_source})"
+        text += f" → usable {gib(m.usable_bytes)}"
+    return text
+
+
+def _driver(n: Nvidia) -> str:
+    cuda = f", CUDA {n.cuda_driver_version}" if n.cuda_driver_version else ""
+    return f"driver {n.driver_version}{cuda}"
+
+
+def _gpu(g) -> str:  # type: ignore[no-untyped-def]
+    kind = "shared with the CPU (unified memory)" if g.unified_memory else "VRAM"
+    parts = [g.name, f"{gib(g.memory_total_bytes)} {kind} ({gib(g.memory_free_bytes)} free)",
+             f"CC {g.compute_capability[0]}.{g.compute_capability[1]}"]
+    if g.bandwidth_bytes_per_s:
+        how = (f"{g.memory_bus_width_bits}-bit @ {g.max_memory_clock_mhz} MHz → "
+               if g.memory_bus_width_bits and g.max_memory_clock_mhz else "")
+        parts.append(f"{how}{rate(g.bandwidth_bytes_per_s)}")
+    if g.power_limit_w:
+        parts.append(f"{g.power_limit_w:.0f} W")
+    return " · ".join(parts)
+
+
+def _apple(a: AppleSilicon) -> str:
+    cores = f"{a.performance_cores}P + {a.efficiency_cores}E" if a.performance_cores is not None else "cores ?"
+    gpu = f"{a.gpu_cores}-core GPU" if a.gpu_cores else "GPU cores ?"
+    bw = f" · {rate(a.bandwidth_bytes_per_s)}" if a.bandwidth_bytes_per_s else ""
+    return (f"{a.chip} · {cores} · {gpu} · {gib(a.unified_memory_bytes)} unified memory{bw} · "
+            f"GPU may wire {gib(a.gpu_wired_limit_bytes)} ({a.gpu_wired_limit_source})")
+
+
+def _board(b: Board) -> str:
+    parts = [b.model]
+    if b.soc:
+        parts.append(b.soc)
+    if b.ram_bytes:
+        parts.append(f"{gib(b.ram_bytes)} RAM fitted")
+    if b.throttled is not None:
+        parts.append("not throttled" if not b.throttled else "; ".join(b.throttled))
+    if b.temperature_c is not None:
+        parts.append(f"{b.temperature_c:.1f} °C")
+    return " · ".join(parts)
+
+
+def _disk(d: Disk) -> str:
+    return f"{d.path} · {human_bytes(d.free_bytes)} free of {human_bytes(d.total_bytes)}"
+
+
+def _backends(b: Backends) -> str:
+    def version(v: str | Absent) -> str:
+        return v.reason if isinstance(v, Absent) else v
+
+    offload = {True: "GPU offload", False: "CPU only", None: ""}[b.llama_cpp_gpu_offload]
+    llama = f"llama-cpp-python {version(b.llama_cpp)}" + (f" ({offload})" if offload else "")
+    mlx = f"mlx {version(b.mlx)}" + (f" ({b.mlx_default_device})" if b.mlx_default_device else "")
+    return f"{llama} · {mlx} · mlx-lm {version(b.mlx_lm)}"

@@ -1,0 +1,84 @@
+import pytest
+
+from hardware_captures import document, replay
+from qwenctl.hardware import cpu, detect
+from qwenctl.hardware._parse import ParseError
+from qwenctl.hardware.facts import Absent, Cpu
+
+
+@pytest.mark.parametrize(
+    "capture, brand, arch, physical, logical, flags",
+    [
+        ("linux-x86-no-gpu.json", "AMD EPYC", "x86_64", 2, 2,
+         ("avx", "avx2", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "fma", "f16c")),
+        ("raspberry-pi-5-8gb.json", "ARM Cortex-A76", "arm64", 4, 4, ("neon", "fp16", "dotprod")),
+        ("raspberry-pi-4-8gb.json", "ARM Cortex-A72", "arm64", 4, 4, ("neon",)),
+        ("apple-m3-max-36gb.json", "Apple M3 Max", "arm64", 14, 14, ("neon", "fp16", "dotprod", "i8mm")),
+        ("apple-m2-16gb.json", "Apple M2", "arm64", 8, 8, ("neon", "fp16", "dotprod", "i8mm")),
+        ("apple-m1-8gb-bigsur.json", "Apple processor", "arm64", 8, 8, ("neon",)),
+    ],
+    ids=lambda v: v if isinstance(v, str) and v.endswith(".json") else None,
+)
+def test_cpu_on_captured_machines(capture, brand, arch, physical, logical, flags):
+    got = cpu.probe(replay(capture))
+    assert (got.brand, got.arch, got.physical_cores, got.logical_cores, got.flags) == (
+        brand, arch, physical, logical, flags)
+
+
+def test_apple_clusters_come_from_perflevels_and_are_absent_before_macos_12():
+    assert (cpu.probe(replay("apple-m3-max-36gb.json")).performance_cores,
+            cpu.probe(replay("apple-m3-max-36gb.json")).efficiency_cores) == (10, 4)
+    old = cpu.probe(replay("apple-m1-8gb-bigsur.json"))
+    assert old.performance_cores is None and old.efficiency_cores is None
+
+
+DESKTOP_CPUINFO = """processor\t: {n}
+vendor_id\t: GenuineIntel
+model name\t: Intel(R) Core(TM) i7-8850H CPU @ 2.60GHz
+physical id\t: 0
+siblings\t: 12
+core id\t\t: {core}
+cpu cores\t: 6
+flags\t\t: fpu sse sse2 ssse3 fma sse4_1 sse4_2 avx f16c avx2 bmi2
+
+"""
+
+
+def test_hyperthreads_count_once_as_physical_cores():
+    # 6 cores x 2 threads, numbered as Linux numbers them (thread n and n+6 share core n).
+    text = "".join(DESKTOP_CPUINFO.format(n=n, core=n % 6) for n in range(12))
+    got = cpu.parse_cpuinfo(text, "x86_64")
+    assert (got.physical_cores, got.logical_cores) == (6, 12)
+    assert got.flags == ("avx", "avx2", "fma", "f16c")
+
+
+def test_32_bit_arm_features_are_understood():
+    # Raspberry Pi 4 on a 32-bit kernel (hrw/arm-socs-table#28): `neon`, model name ARMv7.
+    block = ("processor\t: 0\nmodel name\t: ARMv7 Processor rev 3 (v7l)\nFeatures\t: half thumb fastmult vfp edsp neon "
+             "vfpv3 tls vfpv4 idiva idivt vfpd32 lpae evtstrm crc32\nCPU implementer\t: 0x41\nCPU part\t: 0xd08\n\n")
+    got = cpu.parse_cpuinfo(block, "armv7l")
+    assert got.brand == "ARM Cortex-A72" and got.flags == ("neon",) and got.arch == "armv7l"
+
+
+def test_garbage_cpuinfo_is_a_parse_error_and_detect_reports_it_absent():
+    with pytest.raises(ParseError):
+        cpu.parse_cpuinfo("not cpuinfo at all", "x86_64")
+    doc = document("linux-x86-no-gpu.json")
+    doc["files"]["/proc/cpuinfo"] = "\x00\x00 truncated"
+    hw = detect(replay(doc))
+    assert hw.cpu == Absent("unexpected input: /proc/cpuinfo lists no processor")
+    assert isinstance(hw.memory, type(detect(replay("linux-x86-no-gpu.json")).memory))
+
+
+def test_unreadable_cpuinfo_is_absent_with_the_reason():
+    doc = document("linux-x86-no-gpu.json")
+    doc["files"]["/proc/cpuinfo"] = {"error": "EACCES"}
+    hw = detect(replay(doc))
+    assert hw.cpu == Absent("cannot read /proc/cpuinfo: Permission denied")
+
+
+def test_windows_has_no_cpu_probe_yet():
+    doc = document("linux-x86-no-gpu.json")
+    doc["platform"] = {"system": "Windows", "machine": "AMD64"}
+    assert cpu.probe(replay(doc)) == Absent("no CPU probe for Windows yet")
+    assert isinstance(cpu.probe(replay("linux-x86-no-gpu.json")), Cpu)

@@ -1,0 +1,63 @@
+import importlib.util
+
+import pytest
+
+from hardware_captures import document, replay
+from qwenctl.hardware import LiveSource, backends, disk
+from qwenctl.hardware.facts import Absent, Backends, Disk
+
+
+def _with_env(**env):
+    doc = document("linux-x86-no-gpu.json")
+    doc["env"] = {"HOME": "/root", **env}
+    doc["disk"] = {"/data": {"total": 4_000_000_000_000, "free": 3_000_000_000_000},
+                   "/root/.cache": {"total": 270_553_174_016, "free": 78_096_089_088}}
+    return replay(doc)
+
+
+@pytest.mark.parametrize(
+    "env, cache, measured_total",
+    [
+        ({}, "/root/.cache/huggingface/hub", 270_553_174_016),
+        ({"HF_HOME": "/data/hf"}, "/data/hf/hub", 4_000_000_000_000),
+        ({"HF_HUB_CACHE": "/data/models", "HF_HOME": "/elsewhere"}, "/data/models", 4_000_000_000_000),
+        ({"XDG_CACHE_HOME": "/data/cache"}, "/data/cache/huggingface/hub", 4_000_000_000_000),
+    ],
+    ids=["default", "HF_HOME", "HF_HUB_CACHE-wins", "XDG_CACHE_HOME"],
+)
+def test_disk_is_measured_where_the_hub_cache_will_live(env, cache, measured_total):
+    got = disk.probe(_with_env(**env))
+    assert got.path == cache and got.total_bytes == measured_total
+
+
+def test_disk_live_here(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "not" / "yet"))
+    got = disk.probe(LiveSource())
+    assert isinstance(got, Disk) and got.path == str(tmp_path / "not" / "yet") and 0 < got.free_bytes <= got.total_bytes
+
+
+def test_backends_from_a_snapshot():
+    doc = document("linux-x86-no-gpu.json")
+    doc["python"] = {"packages": {"llama-cpp-python": "0.3.36", "mlx": None, "mlx-lm": None},
+                     "llama_supports_gpu_offload": True, "mlx_default_device": None}
+    assert backends.probe(replay(doc)) == Backends("0.3.36", True, Absent("not installed"), Absent("not installed"), None)
+
+
+def test_nothing_installed():
+    assert backends.probe(replay("linux-x86-no-gpu.json")) == Backends(
+        Absent("not installed"), None, Absent("not installed"), Absent("not installed"), None)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None, reason="llama-cpp-python not installed")
+def test_gpu_offload_answer_matches_the_python_binding():
+    import llama_cpp
+
+    assert LiveSource().llama_supports_gpu_offload() is bool(llama_cpp.llama_supports_gpu_offload())
+
+
+@pytest.mark.skipif(importlib.util.find_spec("mlx") is None, reason="mlx not installed")
+def test_mlx_default_device_matches_mlx():
+    import mlx.core as mx
+
+    expected = "gpu" if mx.default_device() == mx.gpu else "cpu"
+    assert LiveSource().mlx_default_device() == expected

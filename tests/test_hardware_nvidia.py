@@ -1,0 +1,75 @@
+import pytest
+
+from hardware_captures import document, replay
+from qwenctl.hardware import detect, nvidia
+from qwenctl.hardware._parse import data
+from qwenctl.hardware.facts import Absent
+
+MIB = 1 << 20
+
+
+def test_rtx_4060_reads_as_8_gb_cc_8_9_and_272_gbps():
+    gpu = nvidia.probe(replay("nvidia-rtx-4060.json")).gpus[0]
+    assert gpu.name == "NVIDIA GeForce RTX 4060"
+    assert gpu.memory_total_bytes == 8188 * MIB  # 8.0 GiB: what an "8 GB" card reports
+    assert gpu.compute_capability == (8, 9)
+    assert (gpu.memory_bus_width_bits, gpu.max_memory_clock_mhz) == (128, 8501)
+    assert gpu.bandwidth_bytes_per_s == pytest.approx(272e9, rel=0.001)
+    assert gpu.power_limit_w == 115.0 and not gpu.unified_memory
+
+
+def test_h100_sxm():
+    nv = nvidia.probe(replay("nvidia-h100-sxm.json"))
+    assert (nv.driver_version, nv.cuda_driver_version) == ("590.48.01", "13.1")
+    gpu = nv.gpus[0]
+    assert gpu.memory_total_bytes == 81559 * MIB and gpu.memory_free_bytes == 81081 * MIB
+    assert gpu.compute_capability == (9, 0)
+    assert gpu.bandwidth_bytes_per_s == pytest.approx(3.35e12, rel=0.001)
+    assert gpu.power_limit_w == 700.0
+
+
+@pytest.mark.parametrize("row", data("gpu_bandwidth.json")["checks"], ids=lambda r: r["name"])
+def test_peak_bandwidth_formula_matches_published_figures(row):
+    got = nvidia.peak_bandwidth(row["max_memory_clock_mhz"], row["bus_width_bits"])
+    assert got == pytest.approx(row["published_bytes_per_s"], rel=0.005)
+
+
+def test_no_driver_is_absent_in_words():
+    assert nvidia.probe(replay("linux-x86-no-gpu.json")) == Absent(
+        "the NVIDIA driver (libnvidia-ml) is not installed")
+
+
+def test_driver_not_loaded_is_its_own_reason():
+    doc = document("linux-x86-no-gpu.json")
+    doc["nvml"] = {"init_error": "NVML_ERROR_DRIVER_NOT_LOADED", "system": {}, "devices": []}
+    assert nvidia.probe(replay(doc)) == Absent("the NVIDIA driver is installed but not loaded")
+
+
+def test_not_supported_fields_are_left_out_not_invented():
+    doc = document("nvidia-rtx-4080-super.json")
+    dev = doc["nvml"]["devices"][0]
+    dev["nvmlDeviceGetMemoryBusWidth"] = {"error": "NVML_ERROR_NOT_SUPPORTED"}
+    dev["nvmlDeviceGetPowerManagementLimit"] = {"error": "NVML_ERROR_NOT_SUPPORTED"}
+    gpu = nvidia.probe(replay(doc)).gpus[0]
+    assert gpu.memory_bus_width_bits is None and gpu.bandwidth_bytes_per_s is None and gpu.power_limit_w is None
+    assert gpu.memory_total_bytes == 16376 * MIB
+
+
+def test_unified_memory_device_gets_host_ram_and_a_known_bandwidth():
+    # What NVML does on a Jetson Orin: no memory info, no bus width, no memory clock.
+    doc = document("nvidia-h100-sxm.json")
+    dev = doc["nvml"]["devices"][0]
+    dev["nvmlDeviceGetName"] = "Orin (nvgpu)"
+    dev["nvmlDeviceGetCudaComputeCapability"] = [8, 7]
+    for key in ("nvmlDeviceGetMemoryInfo", "nvmlDeviceGetMemoryBusWidth", "nvmlDeviceGetMaxClockInfo(NVML_CLOCK_MEM)"):
+        dev[key] = {"error": "NVML_ERROR_NOT_SUPPORTED"}
+    hw = detect(replay(doc))
+    gpu = hw.gpus[0]
+    assert gpu.unified_memory and gpu.memory_total_bytes == hw.memory.total_bytes
+    assert gpu.bandwidth_bytes_per_s == 204_800_000_000
+
+
+def test_nvml_failing_mid_probe_is_absent_with_the_code():
+    doc = document("nvidia-h100-sxm.json")
+    doc["nvml"]["devices"][0]["nvmlDeviceGetUUID"] = {"error": "NVML_ERROR_GPU_IS_LOST"}
+    assert detect(replay(doc)).nvidia == Absent("NVML failed: NVML_ERROR_GPU_IS_LOST")
