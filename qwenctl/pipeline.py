@@ -18,7 +18,9 @@ from qwenctl.errors import ExitCode, QwenctlError
 
 if TYPE_CHECKING:
     from qwenctl.backends import Session
+    from qwenctl.fetch import ModelFiles, PullProgress
     from qwenctl.hardware.facts import Hardware
+    from qwenctl.plan import Plan, PlanResult
 
 
 @dataclass(frozen=True)
@@ -61,9 +63,11 @@ class Reporter(Protocol):
 
     def step(self, message: str) -> None: ...
 
-    def plan(self, plan: object) -> None: ...
+    def plan(self, result: PlanResult) -> None: ...
 
-    def confirm_download(self, repo: str, files: tuple[str, ...], size_bytes: int) -> bool: ...
+    def confirm_download(self, what: str, size_bytes: int | None) -> bool: ...
+
+    def download(self, progress: PullProgress) -> None: ...
 
     def smoke(self, result: SmokeTest) -> None: ...
 
@@ -71,16 +75,152 @@ class Reporter(Protocol):
 
 
 @dataclass(frozen=True)
+class RunSummary:
+    """What `run --no-chat --json` prints: the model, where it came from, how it was loaded, how fast it ran."""
+
+    model: str
+    files: ModelFiles
+    backend: str
+    load_options: LoadOptions
+    n_gpu_layers: int  # what the loader actually used (it may retreat after an out-of-memory)
+    load_notes: tuple[str, ...]
+    plan: Plan | None
+    smoke: SmokeTest | None
+
+
+@dataclass(frozen=True)
 class Started:
     """A loaded model ready to chat or serve, and how it got there."""
 
     session: Session
-    model_path: Path
+    model_name: str
+    files: ModelFiles
     backend: str
     load_options: LoadOptions
-    plan: object | None  # qwenctl.plan.Plan when the planner chose; None for --model
+    plan: Plan | None  # None for --model
     smoke: SmokeTest | None
-    hardware: Hardware | None
+    hardware: Hardware
+
+    def summary(self) -> RunSummary:
+        return RunSummary(
+            model=self.model_name,
+            files=self.files,
+            backend=self.backend,
+            load_options=self.load_options,
+            n_gpu_layers=self.session.n_gpu_layers,
+            load_notes=tuple(getattr(self.session, "notes", ())),
+            plan=self.plan,
+            smoke=self.smoke,
+        )
+
+
+def start(request: RunRequest, reporter: Reporter) -> Started:
+    """Everything between "qwenctl run" and the first prompt. The caller closes the session."""
+    from qwenctl.backends import load_backend
+    from qwenctl.hardware import detect
+    from qwenctl.hardware.facts import Absent
+
+    reporter.step("detecting hardware")
+    hardware = detect()
+    plan: Plan | None = None
+    if request.model:
+        files = _named_model(request, reporter)
+        backend = request.backend or backend_for_path(Path(files.load_path))
+        # No plan for a model we know nothing about: all layers on the GPU if there is one
+        # (the loader retreats on an out-of-memory and falls back to the CPU on a CPU-only build).
+        gpu = bool(hardware.gpus) or not isinstance(hardware.apple, Absent)
+        options = LoadOptions(n_ctx=request.n_ctx or LoadOptions.n_ctx, n_gpu_layers=-1 if gpu else 0)
+        name = Path(files.load_path).name if files.repo is None else f"{files.repo}:{files.filenames[0]}"
+    else:
+        result = _plan(request, hardware)
+        reporter.plan(result)
+        plan = result.chosen
+        files = _fetch_planned(plan, request, reporter)
+        backend, options = plan.backend, plan.load_options()
+        name = f"Qwen2.5 {plan.name}"
+
+    reporter.step(f"loading {name} with {backend}")
+    session = load_backend(backend, Path(files.load_path), options)
+    try:
+        for note in getattr(session, "notes", ()):
+            reporter.warn(note)
+        smoke = None
+        if request.smoke_seconds > 0:
+            reporter.step("smoke test: a few seconds of generation")
+            # a profile's prediction is for another machine: nothing to compare with here
+            predicted = plan.tg_tps if plan is not None and request.profile is None else None
+            smoke = smoke_test(session, request.smoke_seconds, predicted, hardware)
+            reporter.smoke(smoke)
+    except BaseException:
+        session.close()
+        raise
+    return Started(session, name, files, backend, options, plan, smoke, hardware)
+
+
+def _plan(request: RunRequest, hardware: Hardware) -> PlanResult:
+    from qwenctl.plan import Constraints, plan
+
+    target = hardware
+    if request.profile:
+        from qwenctl.profiles import load_profile
+
+        target = load_profile(request.profile)
+    constraints = Constraints(size=request.size, quant=request.quant, backend=request.backend, n_ctx=request.n_ctx)
+    return plan(target, constraints)
+
+
+def _fetch_planned(plan: Plan, request: RunRequest, reporter: Reporter) -> ModelFiles:
+    """The planned files from the cache without any network request, or else downloaded."""
+    from qwenctl import fetch
+
+    files = list(plan.files) or None
+    cached = _cached(lambda: fetch.pull(plan.repo, files, offline=True), request)
+    if cached is not None:
+        reporter.step(f"using the cached, verified {plan.repo} ({', '.join(cached.filenames)})")
+        return cached
+    if len(plan.files) == 1:
+        what = f"{plan.files[0]} from {plan.repo}"
+    else:
+        what = f"{len(plan.files)} files from {plan.repo}" if plan.files else plan.repo
+    _confirm(what, plan.download_bytes, request, reporter)
+    reporter.step(f"downloading {what}")
+    return fetch.pull(plan.repo, files, progress=reporter.download)
+
+
+def _named_model(request: RunRequest, reporter: Reporter) -> ModelFiles:
+    """`--model PATH|REPO[:FILE]`: a local path as is; a repo from the cache first, else downloaded."""
+    from qwenctl import fetch
+
+    assert request.model is not None
+    try:
+        return fetch.resolve_model_arg(request.model, offline=True)
+    except QwenctlError as e:
+        if request.offline or e.code not in (ExitCode.NOT_FOUND, ExitCode.INTEGRITY):
+            raise
+        try:
+            fetch.parse_spec(request.model)
+        except QwenctlError:  # not a repo name either: the first error ("no such file") says it best
+            raise e from None
+    _confirm(request.model, None, request, reporter)
+    reporter.step(f"downloading {request.model}")
+    return fetch.resolve_model_arg(request.model, progress=reporter.download)
+
+
+def _cached(lookup, request: RunRequest) -> ModelFiles | None:
+    """The cached copy, or None when it must be downloaded (and may be)."""
+    try:
+        return lookup()
+    except QwenctlError as e:
+        # not cached, or a cached copy that fails verification: fetch it (again) unless offline
+        if request.offline or e.code not in (ExitCode.NOT_FOUND, ExitCode.INTEGRITY):
+            raise
+        return None
+
+
+def _confirm(what: str, size_bytes: int | None, request: RunRequest, reporter: Reporter) -> None:
+    if request.assume_yes or reporter.confirm_download(what, size_bytes):
+        return
+    raise QwenctlError(f"not downloading {what}", hint="rerun with --yes to download without asking", code=ExitCode.ERROR)
 
 
 SMOKE_PROMPT = "Write a short story about a lighthouse keeper."
@@ -155,31 +295,6 @@ def likely_cause_of_slowness(session: Session, hardware: Hardware | None) -> str
             return "no layer is on the GPU; check that the GPU has free memory (nvidia-smi) and rerun"
         return "part of the model runs on the CPU, or another process is using the GPU (nvidia-smi shows which)"
     return "another program may be using the CPU, or the machine is in a power-saving or throttled state"
-
-
-@dataclass(frozen=True)
-class ModelRef:
-    """`--model`'s argument: a local file/folder, or a Hugging Face repo with an optional file."""
-
-    path: Path | None = None
-    repo: str | None = None
-    filename: str | None = None
-
-
-def parse_model_ref(text: str) -> ModelRef:
-    """PATH if it exists, else REPO or REPO:FILE (owner/name[:file.gguf])."""
-    path = Path(text).expanduser()
-    if path.exists():
-        return ModelRef(path=path)
-    repo, _, filename = text.partition(":")
-    owner, slash, name = repo.partition("/")
-    if slash and owner and name and "/" not in name and not text.startswith((".", "/", "~")):
-        return ModelRef(repo=repo, filename=filename or None)
-    raise QwenctlError(
-        f"--model {text}: no such file, and not a Hugging Face repo name",
-        hint="give a path to a .gguf file or MLX folder, or OWNER/REPO[:FILE]",
-        code=ExitCode.NOT_FOUND,
-    )
 
 
 def backend_for_path(path: Path) -> str:
