@@ -71,15 +71,14 @@ class RunReporter:
             self._progress = None
 
     def smoke(self, result: SmokeTest) -> None:
+        if not self.quiet:
+            predicted = f" (predicted {result.predicted_tps:.1f})" if result.predicted_tps else ""
+            self.console.print(
+                f"[chat.meta]smoke test: {result.generated_tokens} tokens in {result.seconds:.1f} s, "
+                f"{result.decode_tps:.1f} tok/s{predicted}[/]"
+            )
         if result.warning:
             self.warn(result.warning)
-        if self.quiet:
-            return
-        predicted = f" (predicted {result.predicted_tps:.1f})" if result.predicted_tps else ""
-        self.console.print(
-            f"[chat.meta]smoke test: {result.generated_tokens} tokens in {result.seconds:.1f} s, "
-            f"{result.decode_tps:.1f} tok/s{predicted}[/]"
-        )
 
     def warn(self, message: str) -> None:
         self.console.print(f"[chat.warn]warning: {escape(message)}[/]")
