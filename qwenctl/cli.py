@@ -79,6 +79,61 @@ def detect_command(as_json: bool, save_to: str | None, snapshot: str | None) -> 
         detect_view.show(facts, f"replayed from {snapshot}" if snapshot else None)
 
 
+# --- plan ---
+
+
+def _this_machine(snapshot: str | None):
+    """Hardware of this machine from the detect probes, or replayed from a saved snapshot."""
+    from qwenctl import hardware
+
+    return hardware.detect(hardware.load_snapshot(snapshot) if snapshot else None)
+
+
+@cli.command("plan")
+@click.option("--profile", "profile", metavar="NAME|PATH", help="Plan for a shipped profile or a profile .toml instead of this machine.")
+@click.option("--size", metavar="SIZE", help="Only this model size (0.5B, 1.5B, 3B, 7B, 14B, 32B, 72B).")
+@click.option("--quant", metavar="QUANT", help="Only this quant (q4_k_m, q8_0, ... for llama.cpp; 4bit, 8bit, bf16 for mlx).")
+@click.option("--backend", type=click.Choice(["llama.cpp", "mlx"]), help="Force the inference engine.")
+@click.option("--ctx", "n_ctx", type=click.IntRange(min=1), metavar="TOKENS", help="Context window to plan for (default 8192, capped at the model's).")
+@click.option("--min-speed", type=click.FloatRange(min=0), metavar="TOK/S", help="Reject plans that may generate slower than this (default 5).")
+@click.option("--snapshot", type=click.Path(dir_okay=False), help="Plan for the machine a `detect --save-snapshot` file describes.")
+@json_option
+def plan_command(profile, size, quant, backend, n_ctx, min_speed, snapshot, as_json) -> None:
+    """Choose the Qwen2.5 model, quant and settings this machine runs best, and say why."""
+    from qwenctl.plan import Constraints, plan
+    from qwenctl.profiles import load_profile
+
+    if profile and snapshot:
+        raise click.UsageError("--profile and --snapshot both describe a machine; give one")
+    hardware = load_profile(profile) if profile else _this_machine(snapshot)
+    result = plan(hardware, Constraints(size=size, quant=quant, backend=backend, n_ctx=n_ctx, min_tg_tps=min_speed))
+    if as_json:
+        from qwenctl.render import print_json
+
+        print_json(result, "plan")
+    else:
+        from qwenctl.render.plan import render_plan
+
+        render_plan(result)
+
+
+@cli.command("profiles")
+@json_option
+def profiles_command(as_json) -> None:
+    """List the hardware profiles `qwenctl plan --profile` knows."""
+    from qwenctl.profiles import ProfileList, list_profiles
+
+    profiles = list_profiles()
+    if as_json:
+        from qwenctl.render import print_json
+
+        print_json(ProfileList(profiles), "profiles")
+    else:
+        from qwenctl.render.plan import render_profiles
+
+        render_profiles(profiles)
+
+
 # --- run ---
 
 

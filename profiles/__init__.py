@@ -1,0 +1,1 @@
+"""Shipped hardware profiles (*.toml), packaged as qwenctl.bundled_profiles; loaded by qwenctl.profiles."""

@@ -1,0 +1,255 @@
+"""What a model costs on a machine: bytes per memory pool and tokens per second.
+
+Memory (per pool: ``vram`` of a CUDA GPU, ``ram`` of the host, ``unified`` on Apple Silicon):
+
+* weights: the exact file bytes, split per layer for partial offload. llama.cpp keeps
+  ``token_embd`` on the host always; ``output`` (or, with tied embeddings, a duplicate of
+  ``token_embd``) goes to the GPU only when every repeating layer is there
+  (``n_gpu_layers > n_layers``).
+* KV cache: n_ctx x layers x kv_heads x head_dim x 2 (K and V) x bytes per value of the
+  cache type; grouped-query attention makes this small for Qwen2.5 (7B: 4 KV heads of 28).
+* compute buffers: llama.cpp's worst-case graph for one micro-batch; MLX's prefill chunk.
+* overhead: CUDA context, Metal/MLX allocator, the Python runtime.
+
+Speed: decoding reads every active weight once per token, so generation time per token is,
+per device, ``layers x per_layer_overhead + bytes_read / (efficiency x bandwidth)``. The
+fixed per-layer term is why a big GPU reaches only a third of its bandwidth on a 7B model.
+Prompt processing is compute-bound: ``efficiency x FLOPS / (2 x params)``.
+
+All constants live in ``qwenctl/data/calibration.json`` with their sources; re-fit them there.
+``estimate_memory`` and ``estimate_speed`` are the functions the accuracy benchmark calls.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+from qwenctl.catalog import Catalog, ModelSpec, Weights, load_catalog
+from qwenctl.errors import ExitCode, QwenctlError
+
+BACKENDS = ("llama.cpp", "mlx")
+DEVICES = ("cuda", "metal", "cpu")
+
+
+@lru_cache(maxsize=1)
+def load_calibration() -> dict[str, Any]:
+    return json.loads(resources.files("qwenctl.data").joinpath("calibration.json").read_text(encoding="utf-8"))
+
+
+@dataclass(frozen=True)
+class PoolMemory:
+    """Predicted bytes in one memory pool."""
+
+    pool: str  # "vram" | "ram" | "unified"
+    weights_bytes: int
+    kv_bytes: int
+    compute_bytes: int
+    overhead_bytes: int
+
+    @property
+    def total_bytes(self) -> int:
+        return self.weights_bytes + self.kv_bytes + self.compute_bytes + self.overhead_bytes
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    pools: tuple[PoolMemory, ...]
+
+    def pool(self, name: str) -> PoolMemory | None:
+        return next((p for p in self.pools if p.pool == name), None)
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(p.total_bytes for p in self.pools)
+
+
+@dataclass(frozen=True)
+class DeviceSpeed:
+    """What the speed model needs to know about one compute device."""
+
+    speed_class: str  # a key of calibration.json speed.classes
+    bandwidth_bytes_per_s: float
+    flops: float  # peak dense FP16 (GPU) or effective (CPU) FLOP/s
+
+
+@dataclass(frozen=True)
+class SpeedEstimate:
+    tg_tps: float  # generation tokens/s, typical
+    tg_tps_low: float  # the slow end of the prediction (calibration spread)
+    pp_tps: float  # prompt tokens/s
+
+
+@dataclass(frozen=True)
+class _Split:
+    """How a GGUF's bytes divide into the parts llama.cpp places separately."""
+
+    embd_bytes: int  # token_embd: always on the host
+    output_bytes: int  # output matrix (a duplicate of token_embd when tied)
+    layer_bytes: float  # one repeating layer
+    output_in_file: bool  # False when tied: the output copy is made at load time
+
+
+def _split(catalog: Catalog, model: ModelSpec, weights: Weights) -> _Split:
+    a = model.arch
+    n = a.vocab_size * a.hidden_size
+
+    def type_bytes(t: str) -> float:
+        # k-quants need rows divisible by 256; llama.cpp falls back to Q8_0-sized types otherwise (0.5B: 896)
+        if t.endswith("_K") and a.hidden_size % 256:
+            t = "Q8_0"
+        return n * catalog.type_bits(t) / 8
+
+    if weights.format == "mlx":
+        # MLX quantizes embeddings like any linear layer; nothing is split by the engine
+        per_weight = weights.total_bytes / model.params
+        embd = int(n * per_weight)
+        out = embd
+        layers = weights.total_bytes - embd - (0 if a.tied_embeddings else out)
+        return _Split(embd, out, layers / a.n_layers, not a.tied_embeddings)
+    assert weights.embd_type and weights.output_type
+    out = int(type_bytes(weights.output_type))
+    embd = out if a.tied_embeddings else int(type_bytes(weights.embd_type))
+    layers = weights.total_bytes - embd - (0 if a.tied_embeddings else out)
+    return _Split(embd, out, max(layers, 0) / a.n_layers, not a.tied_embeddings)
+
+
+def kv_cache_bytes(model: ModelSpec, n_ctx: int, kv_cache_type: str = "f16", layers: int | None = None) -> int:
+    """n_ctx x layers x kv_heads x head_dim x 2 (K and V) x bytes per value."""
+    a = model.arch
+    per_value = load_catalog().kv_bytes(kv_cache_type)
+    n_layers = a.n_layers if layers is None else layers
+    return int(n_ctx * n_layers * a.n_kv_heads * a.head_dim * 2 * per_value)
+
+
+def _graph_bytes(model: ModelSpec, n_ctx: int, flash_attn: bool, with_output: bool) -> int:
+    """llama.cpp's reserved compute buffer: the largest live f32 tensor of a worst-case micro-batch."""
+    cal = load_calibration()["memory"]
+    a = model.arch
+    widest = max(
+        a.vocab_size if with_output else 0,
+        0 if flash_attn else a.n_heads * n_ctx,
+        3 * a.intermediate_size,
+    )
+    return int(4 * cal["n_ubatch"] * widest + cal["compute_fixed_bytes"])
+
+
+def estimate_memory(
+    model: ModelSpec,
+    weights: Weights,
+    backend: str,
+    device: str,
+    n_ctx: int,
+    n_gpu_layers: int = -1,
+    kv_cache_type: str = "f16",
+    flash_attn: bool = False,
+) -> MemoryEstimate:
+    """Predicted memory per pool for loading `weights` with these options.
+
+    ``n_gpu_layers`` follows llama.cpp: the number of repeating layers on the GPU, with
+    -1 (or anything above n_layers) meaning all of them plus the output layer. It only
+    matters for ``device == "cuda"``; Metal and MLX keep everything in unified memory.
+    """
+    catalog = load_catalog()
+    cal = load_calibration()["memory"]
+    a = model.arch
+    if backend not in BACKENDS or device not in DEVICES:
+        raise QwenctlError(f"no memory model for backend {backend!r} on {device!r}", code=ExitCode.BAD_INPUT)
+    host_runtime = int(cal["host_runtime_bytes"])
+
+    if backend == "mlx":
+        kv = kv_cache_bytes(model, n_ctx, "f16")
+        step = min(int(cal["mlx_prefill_step"]), n_ctx)
+        compute = int(2 * step * (3 * a.intermediate_size + 4 * a.hidden_size) + cal["compute_fixed_bytes"])
+        overhead = host_runtime + (int(cal["mlx_context_bytes"]) if device == "metal" else 0)
+        pool = "unified" if device == "metal" else "ram"
+        return MemoryEstimate((PoolMemory(pool, weights.total_bytes, kv, compute, overhead),))
+
+    if device == "metal":
+        # ggml-metal wraps the mmap'd file as one Metal buffer: the whole file is in the working set
+        kv = kv_cache_bytes(model, n_ctx, kv_cache_type)
+        compute = _graph_bytes(model, n_ctx, flash_attn, with_output=True)
+        overhead = host_runtime + int(cal["metal_context_bytes"])
+        return MemoryEstimate((PoolMemory("unified", weights.total_bytes, kv, compute, overhead),))
+
+    if device == "cpu" or n_gpu_layers == 0:
+        kv = kv_cache_bytes(model, n_ctx, kv_cache_type)
+        compute = _graph_bytes(model, n_ctx, flash_attn, with_output=True)
+        return MemoryEstimate((PoolMemory("ram", weights.total_bytes, kv, compute, host_runtime),))
+
+    s = _split(catalog, model, weights)
+    on_gpu = a.n_layers if n_gpu_layers < 0 or n_gpu_layers > a.n_layers else n_gpu_layers
+    output_on_gpu = n_gpu_layers < 0 or n_gpu_layers > a.n_layers
+    gpu_weights = round(on_gpu * s.layer_bytes) + (s.output_bytes if output_on_gpu else 0)
+    host_weights = s.embd_bytes + round((a.n_layers - on_gpu) * s.layer_bytes)
+    if not output_on_gpu and s.output_in_file:
+        host_weights += s.output_bytes
+    gpu_kv = kv_cache_bytes(model, n_ctx, kv_cache_type, layers=on_gpu)
+    host_kv = kv_cache_bytes(model, n_ctx, kv_cache_type, layers=a.n_layers - on_gpu)
+    gpu_compute = _graph_bytes(model, n_ctx, flash_attn, with_output=output_on_gpu)
+    host_compute = (
+        int(4 * cal["n_ubatch"] * 4 * a.hidden_size + cal["compute_fixed_bytes"])
+        if output_on_gpu and on_gpu == a.n_layers
+        else _graph_bytes(model, n_ctx, flash_attn, with_output=not output_on_gpu)
+    )
+    return MemoryEstimate(
+        (
+            PoolMemory("vram", gpu_weights, gpu_kv, gpu_compute, int(cal["cuda_context_bytes"])),
+            PoolMemory("ram", host_weights, host_kv, host_compute, host_runtime),
+        )
+    )
+
+
+def estimate_speed(
+    model: ModelSpec,
+    weights: Weights,
+    gpu: DeviceSpeed | None,
+    host: DeviceSpeed,
+    n_gpu_layers: int = -1,
+    kv_cache_type: str = "f16",
+) -> SpeedEstimate:
+    """Predicted decode (tg) and prompt (pp) tokens/s.
+
+    ``gpu`` is None for CPU-only plans; with a GPU, ``n_gpu_layers`` layers (all when -1)
+    run there and the rest on ``host``. Metal/MLX plans pass the Apple GPU as ``gpu`` with
+    every layer on it.
+    """
+    catalog = load_catalog()
+    classes = load_calibration()["speed"]["classes"]
+    depth = int(load_calibration()["speed"]["kv_read_depth_tokens"])
+    a = model.arch
+    s = _split(catalog, model, weights)
+    if gpu is None:
+        on_gpu, output_on_gpu = 0, False
+    else:
+        on_gpu = a.n_layers if n_gpu_layers < 0 or n_gpu_layers > a.n_layers else n_gpu_layers
+        output_on_gpu = n_gpu_layers < 0 or n_gpu_layers > a.n_layers
+    kv_per_layer = kv_cache_bytes(model, depth, kv_cache_type, layers=1)
+
+    def read(layers: int, with_output: bool) -> float:
+        return layers * (s.layer_bytes + kv_per_layer) + (s.output_bytes if with_output else 0)
+
+    parts: list[tuple[DeviceSpeed, int, float, float]] = []  # device, layers, bytes read, params
+    params_per_layer = (model.params - a.vocab_size * a.hidden_size * (1 if a.tied_embeddings else 2)) / a.n_layers
+    out_params = a.vocab_size * a.hidden_size
+    if gpu is not None and on_gpu:
+        parts.append((gpu, on_gpu, read(on_gpu, output_on_gpu), on_gpu * params_per_layer + (out_params if output_on_gpu else 0)))
+    host_layers = a.n_layers - on_gpu
+    if host_layers or not output_on_gpu:
+        parts.append(
+            (host, host_layers, read(host_layers, not output_on_gpu), host_layers * params_per_layer + (0 if output_on_gpu else out_params))
+        )
+    tg_seconds = 0.0
+    pp_seconds = 0.0
+    uncertainty = 0.0
+    for dev, layers, nbytes, params in parts:
+        c = classes[dev.speed_class]
+        tg_seconds += layers * c["per_layer_s"] + nbytes / (c["efficiency"] * dev.bandwidth_bytes_per_s)
+        pp_eff = c.get("pp_efficiency", 1.0)
+        pp_seconds += 2 * params / (pp_eff * dev.flops)
+        uncertainty = max(uncertainty, c["uncertainty"])
+    tg = 1.0 / tg_seconds
+    return SpeedEstimate(tg_tps=tg, tg_tps_low=tg * (1 - uncertainty), pp_tps=1.0 / pp_seconds)

@@ -1,0 +1,313 @@
+"""Hardware profiles: real devices described in TOML, loaded into the ``Hardware`` detect returns.
+
+A profile lets ``qwenctl plan --profile NAME`` answer "what would this machine run?" and is
+the planner's test matrix. Shipped profiles live in the repository's ``profiles/`` folder,
+packaged as ``qwenctl.bundled_profiles``; a path to any ``.toml`` file works too.
+
+Sizes are written as text with units ("8 GiB", "272 GB/s") or as plain integers (bytes).
+Every section (cpu, memory, gpu, apple, board) must cite where its figures come from in
+``[sources]``; a profile without sources is refused, as is any missing or malformed field,
+with the file and the field named.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from qwenctl.errors import ExitCode, QwenctlError
+from qwenctl.hardware.facts import (
+    Absent,
+    AppleSilicon,
+    Backends,
+    Board,
+    Cpu,
+    Hardware,
+    Memory,
+    Nvidia,
+    NvidiaGpu,
+)
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+_UNITS = {
+    "b": 1,
+    "kb": 10**3,
+    "mb": 10**6,
+    "gb": 10**9,
+    "tb": 10**12,
+    "kib": 2**10,
+    "mib": 2**20,
+    "gib": 2**30,
+    "tib": 2**40,
+}
+_SIZE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([kmgt]?i?b)(/s)?\s*$", re.IGNORECASE)
+_SECTIONS_NEEDING_SOURCES = ("cpu", "memory", "gpu", "apple", "board")
+
+
+@dataclass(frozen=True)
+class ProfileInfo:
+    """One line of ``qwenctl profiles``."""
+
+    name: str  # file stem, what --profile takes
+    title: str  # the profile's display name
+    path: str
+    ram_bytes: int
+    accelerator: str | None  # GPU or Apple chip name; None for CPU-only machines
+    accelerator_memory_bytes: int | None  # VRAM, or the GPU wired limit on Apple; None when shared/absent
+
+
+@dataclass(frozen=True)
+class ProfileList:
+    """What ``qwenctl profiles --json`` prints."""
+
+    profiles: tuple[ProfileInfo, ...]
+
+
+class _Reader:
+    """Typed access to a parsed TOML table that names the file and field on every error."""
+
+    def __init__(self, path: str, table: dict[str, Any], prefix: str = ""):
+        self.path, self.table, self.prefix = path, table, prefix
+
+    def fail(self, key: str, problem: str) -> QwenctlError:
+        return QwenctlError(
+            f"profile {self.path}: field '{self.prefix}{key}' {problem}",
+            hint="see docs/planning.md for the profile format",
+            code=ExitCode.BAD_INPUT,
+        )
+
+    def has(self, key: str) -> bool:
+        return key in self.table
+
+    def get(self, key: str, kind: type | tuple[type, ...], default: Any = ...) -> Any:
+        if key not in self.table:
+            if default is ...:
+                raise self.fail(key, "is missing")
+            return default
+        value = self.table[key]
+        if kind is int and isinstance(value, bool) or not isinstance(value, kind):
+            names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+            raise self.fail(key, f"must be {names}, got {value!r}")
+        return value
+
+    def bytes_(self, key: str, default: Any = ..., rate: bool = False) -> Any:
+        if key not in self.table and default is not ...:
+            return default
+        value = self.get(key, (int, str))
+        if isinstance(value, int):
+            if value <= 0:
+                raise self.fail(key, f"must be positive, got {value}")
+            return value
+        m = _SIZE.match(value)
+        if not m or bool(m.group(3)) != rate:
+            example = "'272 GB/s'" if rate else "'8 GiB'"
+            raise self.fail(key, f"must be a size like {example} or an integer, got {value!r}")
+        n = int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+        if n <= 0:
+            raise self.fail(key, f"must be positive, got {value!r}")
+        return n
+
+    def sub(self, key: str) -> _Reader:
+        value = self.get(key, dict)
+        return _Reader(self.path, value, f"{self.prefix}{key}.")
+
+
+def _apple_wired_default(unified: int) -> int:
+    from qwenctl.estimate import load_calibration
+
+    cal = load_calibration()["memory"]
+    frac = cal["apple_wired_fraction_large"] if unified > cal["apple_wired_large_above_bytes"] else cal["apple_wired_fraction_small"]
+    return int(unified * frac)
+
+
+def hardware_from_profile(path: str | Path) -> Hardware:
+    """Parse one profile file into ``Hardware``; a malformed one raises QwenctlError naming file and field."""
+    path = Path(path)
+    try:
+        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise QwenctlError(f"no profile file {path}", code=ExitCode.NOT_FOUND) from None
+    except tomllib.TOMLDecodeError as e:
+        raise QwenctlError(f"profile {path}: not valid TOML: {e}", code=ExitCode.BAD_INPUT) from None
+    r = _Reader(str(path), doc)
+    name = r.get("name", str)
+    machine = r.get("machine", str)
+    system = r.get("system", str)
+
+    sources = r.sub("sources") if r.has("sources") else None
+    for section in _SECTIONS_NEEDING_SOURCES:
+        if r.has(section) and (sources is None or not sources.has(section)):
+            raise r.fail(f"sources.{section}", f"is missing: every figure in [{section}] needs a source")
+    source_lines: list[str] = []
+    if sources is not None:
+        for key, value in sources.table.items():
+            items = [value] if isinstance(value, str) else value
+            if not isinstance(items, list) or not items or not all(isinstance(s, str) and s.strip() for s in items):
+                raise sources.fail(key, "must be a non-empty string or list of strings")
+            source_lines.extend(f"{key}: {s}" for s in items)
+
+    c = r.sub("cpu")
+    physical = c.get("physical_cores", int)
+    cpu = Cpu(
+        brand=c.get("brand", str),
+        arch=c.get("arch", str),
+        physical_cores=physical,
+        logical_cores=c.get("logical_cores", int, physical),
+        performance_cores=c.get("performance_cores", int, None),
+        efficiency_cores=c.get("efficiency_cores", int, None),
+        flags=tuple(c.get("flags", list, [])),
+    )
+    if physical <= 0:
+        raise c.fail("physical_cores", "must be positive")
+
+    m = r.sub("memory")
+    total = m.bytes_("total")
+    bandwidth = m.bytes_("bandwidth", None, rate=True)
+    memory = Memory(
+        total_bytes=total,
+        available_bytes=m.bytes_("available", total),
+        swap_total_bytes=m.bytes_("swap", 0) if m.has("swap") else 0,
+        bandwidth_bytes_per_s=bandwidth,
+        bandwidth_source="profile" if bandwidth else None,
+    )
+
+    nvidia: Nvidia | Absent = Absent("profile has no [[gpu]]")
+    if r.has("gpu"):
+        gpu_tables = r.get("gpu", list)
+        gpus = []
+        for i, table in enumerate(gpu_tables):
+            if not isinstance(table, dict):
+                raise r.fail(f"gpu[{i}]", "must be a table ([[gpu]])")
+            g = _Reader(str(path), table, f"gpu[{i}].")
+            unified = g.get("unified_memory", bool, False)
+            mem = total if unified else g.bytes_("memory")
+            cc = g.get("compute_capability", list)
+            if len(cc) != 2 or not all(isinstance(x, int) for x in cc):
+                raise g.fail("compute_capability", f"must be [major, minor], got {cc!r}")
+            free = g.bytes_("memory_free", mem)
+            gpus.append(
+                NvidiaGpu(
+                    index=i,
+                    name=g.get("name", str),
+                    uuid=f"profile-{path.stem}-{i}",
+                    memory_total_bytes=mem,
+                    memory_free_bytes=free,
+                    memory_used_bytes=mem - free,
+                    compute_capability=(cc[0], cc[1]),
+                    bandwidth_bytes_per_s=g.bytes_("bandwidth", rate=True),
+                    unified_memory=unified,
+                )
+            )
+        nvidia = Nvidia(driver_version="profile", cuda_driver_version=None, gpus=tuple(gpus))
+
+    apple: AppleSilicon | Absent = Absent("profile has no [apple]")
+    if r.has("apple"):
+        a = r.sub("apple")
+        unified = a.bytes_("unified_memory")
+        wired = a.bytes_("gpu_wired_limit", None)
+        apple = AppleSilicon(
+            chip=a.get("chip", str),
+            performance_cores=a.get("performance_cores", int, None),
+            efficiency_cores=a.get("efficiency_cores", int, None),
+            gpu_cores=a.get("gpu_cores", int),
+            unified_memory_bytes=unified,
+            gpu_wired_limit_bytes=wired if wired else _apple_wired_default(unified),
+            gpu_wired_limit_source="profile" if wired else "default recommendedMaxWorkingSetSize rule (calibration.json)",
+            bandwidth_bytes_per_s=a.bytes_("bandwidth", rate=True),
+        )
+
+    board: Board | Absent = Absent("profile has no [board]")
+    if r.has("board"):
+        b = r.sub("board")
+        board = Board(model=b.get("model", str), revision=None, soc=b.get("soc", str, None), ram_bytes=total)
+
+    backends: Backends | Absent
+    if r.has("backends"):
+        k = r.sub("backends")
+        llama = k.get("llama_cpp", (str, bool), True)
+        mlx_lm = k.get("mlx_lm", (str, bool), isinstance(apple, AppleSilicon))
+        backends = Backends(
+            llama_cpp=_installed(llama, "llama-cpp-python"),
+            llama_cpp_gpu_offload=k.get("llama_cpp_gpu_offload", bool, True) if llama else None,
+            mlx=_installed(mlx_lm, "mlx"),
+            mlx_lm=_installed(mlx_lm, "mlx-lm"),
+            mlx_default_device="gpu" if mlx_lm and isinstance(apple, AppleSilicon) else None,
+        )
+    else:
+        # a profile describes a device, not an install: assume the backend qwenctl would use there
+        is_apple = isinstance(apple, AppleSilicon)
+        backends = Backends(
+            llama_cpp="assumed by profile",
+            llama_cpp_gpu_offload=True,
+            mlx="assumed by profile" if is_apple else Absent("not Apple Silicon"),
+            mlx_lm="assumed by profile" if is_apple else Absent("not Apple Silicon"),
+            mlx_default_device="gpu" if is_apple else None,
+        )
+
+    return Hardware(
+        system=system,
+        machine=machine,
+        cpu=cpu,
+        memory=memory,
+        nvidia=nvidia,
+        apple=apple,
+        board=board,
+        disk=Absent("profiles do not describe disks"),
+        backends=backends,
+        name=name,
+        sources=tuple(source_lines),
+    )
+
+
+def _installed(value: str | bool, what: str) -> str | Absent:
+    if value is True:
+        return "assumed by profile"
+    if value is False:
+        return Absent(f"{what} not installed (profile)")
+    return value
+
+
+def _bundled() -> dict[str, Path]:
+    folder = resources.files("qwenctl.bundled_profiles")
+    return {Path(str(p)).stem: Path(str(p)) for p in folder.iterdir() if p.name.endswith(".toml")}
+
+
+def list_profiles() -> tuple[ProfileInfo, ...]:
+    """Every shipped profile, parsed (so a broken one is caught here too)."""
+    infos = []
+    for stem, path in sorted(_bundled().items()):
+        hw = hardware_from_profile(path)
+        infos.append(_info(stem, path, hw))
+    return tuple(infos)
+
+
+def load_profile(name_or_path: str) -> Hardware:
+    """A shipped profile by name (``rtx-4060-8gb``) or any profile file by path."""
+    bundled = _bundled()
+    if name_or_path in bundled:
+        return hardware_from_profile(bundled[name_or_path])
+    if name_or_path.endswith(".toml") or Path(name_or_path).exists():
+        return hardware_from_profile(name_or_path)
+    raise QwenctlError(
+        f"no profile named {name_or_path!r}",
+        hint="`qwenctl profiles` lists them; or pass a path to a .toml file",
+        code=ExitCode.NOT_FOUND,
+    )
+
+
+def _info(stem: str, path: Path, hw: Hardware) -> ProfileInfo:
+    ram = hw.memory.total_bytes if isinstance(hw.memory, Memory) else 0
+    if isinstance(hw.apple, AppleSilicon):
+        return ProfileInfo(stem, hw.name or stem, str(path), ram, hw.apple.chip, hw.apple.gpu_wired_limit_bytes)
+    if hw.gpus:
+        g = hw.gpus[0]
+        return ProfileInfo(stem, hw.name or stem, str(path), ram, g.name, None if g.unified_memory else g.memory_total_bytes)
+    return ProfileInfo(stem, hw.name or stem, str(path), ram, None, None)

@@ -1,0 +1,126 @@
+"""Draw a PlanResult: the chosen plan in a few lines, a memory bar per pool, ranked alternatives."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from qwenctl.plan import Plan, PlanResult, PoolUse
+from qwenctl.profiles import ProfileInfo
+from qwenctl.render import console as make_console
+from qwenctl.render import human_bytes
+
+BAR_WIDTH = 40
+# (field, glyph, style) in drawing order; "free" is what is left of the budget
+_SEGMENTS = (("weights", "█", "cyan"), ("kv", "▓", "magenta"), ("buffers", "▒", "yellow"))
+
+
+def _layers(plan: Plan, short: bool = False) -> str:
+    if plan.device == "cuda":
+        if plan.n_gpu_layers < 0:
+            return "all" if short else f"{plan.n_layers}/{plan.n_layers} + output"
+        return f"{plan.n_gpu_layers}/{plan.n_layers}"
+    if plan.device == "metal":
+        return "all" if short else "all (unified memory)"
+    return "0" if short else "0 (CPU)"
+
+
+def memory_bar(pool: PoolUse, width: int = BAR_WIDTH) -> Text:
+    """weights | KV cache | buffers (compute + runtime) | free, scaled to the pool's budget."""
+    scale = max(pool.budget_bytes, pool.used_bytes, 1)
+    parts = {"weights": pool.weights_bytes, "kv": pool.kv_bytes, "buffers": pool.compute_bytes + pool.overhead_bytes}
+    bar = Text("[")
+    drawn = 0
+    for key, glyph, style in _SEGMENTS:
+        n = round(parts[key] / scale * width)
+        n = min(n, width - drawn)
+        bar.append(glyph * n, style=style)
+        drawn += n
+    bar.append("·" * (width - drawn), style="dim")
+    bar.append("] ")
+    bar.append(f"{human_bytes(pool.used_bytes)} of {human_bytes(pool.budget_bytes)}")
+    free = pool.budget_bytes - pool.used_bytes
+    bar.append(f", {human_bytes(free)} free" if free >= 0 else f", {human_bytes(-free)} over", style=None if free >= 0 else "red")
+    return bar
+
+
+def render_plan(result: PlanResult, out: Console | None = None, limit: int = 12) -> None:
+    con = out or make_console()
+    p = result.chosen
+    where = result.hardware_name or "this machine"
+    con.print(Text(f"Plan for {where}", style="bold"))
+    con.print(
+        Text.assemble(
+            ("  model     ", "dim"),
+            (f"Qwen2.5-{p.size}-Instruct {p.quant_label}", "bold green"),
+            f"  on {p.backend} ({p.device})",
+        )
+    )
+    files = f"{len(p.files)} file{'s' if len(p.files) != 1 else ''}" if p.files else "whole repo"
+    size = human_bytes(p.download_bytes) + ("" if p.download_bytes_exact else " (computed)")
+    con.print(Text.assemble(("  download  ", "dim"), f"{p.repo}  {files}, {size}"))
+    con.print(
+        Text.assemble(
+            ("  settings  ", "dim"),
+            f"GPU layers {_layers(p)} · context {p.n_ctx} · threads {p.n_threads} · KV cache {p.kv_cache_type}"
+            f" · flash attention {'on' if p.flash_attn else 'off'}",
+        )
+    )
+    con.print(
+        Text.assemble(
+            ("  predicted ", "dim"),
+            f"{p.tg_tps:.1f} tok/s generation (at least {p.tg_tps_low:.1f}), {p.pp_tps:,.0f} tok/s prompt · quality score {p.quality:.1f}",
+        )
+    )
+    con.print(Text("  memory    ", style="dim") + Text("█ weights  ", style="cyan") + Text("▓ KV cache  ", style="magenta") + Text("▒ buffers  ", style="yellow") + Text("· free", style="dim"))
+    for pool in p.memory:
+        con.print(Text(f"    {pool.name}", style="bold"))
+        con.print(Text("    ") + memory_bar(pool))
+    con.print(Text("  why", style="dim"))
+    for r in p.reasons:
+        con.print(f"    - {r}")
+    for w in result.warnings:
+        con.print(Text(f"  note: {w}", style="yellow"))
+
+    if result.alternatives:
+        table = Table(title="Alternatives, best first", title_justify="left", show_edge=False, pad_edge=False)
+        for col, kw in (
+            ("#", {"justify": "right"}),
+            ("model", {"no_wrap": True}),
+            ("GPU layers", {"no_wrap": True}),
+            ("peak", {"justify": "right", "no_wrap": True}),
+            ("tok/s", {"justify": "right"}),
+            ("score", {"justify": "right"}),
+            ("why not", {"ratio": 1}),
+        ):
+            table.add_column(col, **kw)
+        for i, alt in enumerate(result.alternatives[:limit], start=2):
+            peak = max(alt.plan.memory, key=lambda q: q.used_bytes)
+            table.add_row(
+                str(i),
+                alt.plan.name,
+                _layers(alt.plan, short=True),
+                human_bytes(peak.used_bytes),
+                f"{alt.plan.tg_tps:.1f}",
+                f"{alt.plan.quality:.1f}",
+                Text(alt.reason, style="red" if alt.rejected else "dim"),
+            )
+        con.print()
+        con.print(table)
+        hidden = len(result.alternatives) - limit
+        if hidden > 0:
+            con.print(Text(f"  ... {hidden} more (--json lists all)", style="dim"))
+
+
+def render_profiles(profiles: tuple[ProfileInfo, ...], out: Console | None = None) -> None:
+    con = out or make_console()
+    table = Table(show_edge=False, pad_edge=False)
+    for col in ("profile", "device", "accelerator", "RAM"):
+        table.add_column(col)
+    for info in profiles:
+        acc = info.accelerator or "-"
+        if info.accelerator and info.accelerator_memory_bytes:
+            acc += f" ({human_bytes(info.accelerator_memory_bytes)})"
+        table.add_row(info.name, info.title, acc, human_bytes(info.ram_bytes))
+    con.print(table)

@@ -1,0 +1,87 @@
+import pytest
+
+from qwenctl.catalog import load_catalog
+from qwenctl.estimate import DeviceSpeed, estimate_memory, estimate_speed, kv_cache_bytes
+
+GiB = 2**30
+
+
+def spec(size, quant="q4_k_m", fmt="gguf"):
+    m = load_catalog().model(size)
+    return m, m.weights_for(fmt, quant)
+
+
+def test_kv_cache_uses_grouped_query_attention():
+    m, _ = spec("7B")
+    # 8192 tokens x 28 layers x 4 KV heads x 128 x 2 (K, V) x 2 bytes = 448 MiB, not 28 heads' 3.1 GiB
+    assert kv_cache_bytes(m, 8192) == 8192 * 28 * 4 * 128 * 2 * 2 == 448 * 2**20
+    assert kv_cache_bytes(m, 8192, "q8_0") == int(448 * 2**20 * 1.0625 / 2)
+    assert kv_cache_bytes(m, 8192, "q4_0") < kv_cache_bytes(m, 8192, "q8_0")
+
+
+@pytest.mark.parametrize("size", ["0.5B", "7B", "32B"])
+def test_split_conserves_weight_bytes(size):
+    m, w = spec(size)
+    L = m.arch.n_layers
+    for ngl in (0, 1, L // 2, L):
+        est = estimate_memory(m, w, "llama.cpp", "cuda", 4096, ngl)
+        assert abs(sum(p.weights_bytes for p in est.pools) - w.total_bytes) <= L, ngl
+    full = estimate_memory(m, w, "llama.cpp", "cuda", 4096, -1)
+    extra = sum(p.weights_bytes for p in full.pools) - w.total_bytes
+    # tied embeddings: llama.cpp duplicates token_embd onto the GPU as the output matrix
+    assert (extra > 0) == m.arch.tied_embeddings
+    assert extra <= full.pool("ram").weights_bytes + L
+
+
+def test_partial_offload_moves_memory_monotonically():
+    m, w = spec("14B")
+    vram = [estimate_memory(m, w, "llama.cpp", "cuda", 8192, k).pool("vram").total_bytes for k in range(1, 49)]
+    ram = [estimate_memory(m, w, "llama.cpp", "cuda", 8192, k).pool("ram").total_bytes for k in range(1, 49)]
+    assert vram == sorted(vram) and ram == sorted(ram, reverse=True)
+
+
+def test_full_offload_counts_cuda_context_and_keeps_embedding_on_host():
+    m, w = spec("7B")
+    est = estimate_memory(m, w, "llama.cpp", "cuda", 8192, -1, flash_attn=True)
+    vram, ram = est.pool("vram"), est.pool("ram")
+    assert vram.overhead_bytes == 550 * 2**20
+    # token_embd (Q4_K, 152064 x 3584) stays on the host
+    assert ram.weights_bytes == int(152064 * 3584 * 4.5 / 8)
+    assert vram.kv_bytes == 448 * 2**20 and ram.kv_bytes == 0
+
+
+def test_flash_attention_shrinks_compute_buffer_at_long_context():
+    m, w = spec("7B")
+    with_fa = estimate_memory(m, w, "llama.cpp", "cuda", 32768, -1, flash_attn=True).pool("vram").compute_bytes
+    without = estimate_memory(m, w, "llama.cpp", "cuda", 32768, -1, flash_attn=False).pool("vram").compute_bytes
+    assert with_fa < without
+
+
+def test_mlx_and_metal_use_unified_pool():
+    m, w = spec("7B", "4bit", "mlx")
+    est = estimate_memory(m, w, "mlx", "metal", 8192)
+    assert [p.pool for p in est.pools] == ["unified"]
+    assert est.pools[0].weights_bytes == w.total_bytes
+
+
+def test_speed_has_fixed_overhead_and_bandwidth_term():
+    """Reproduces the two H100 figures the cuda_hbm constants were fitted to (NOTES.md)."""
+    h100 = DeviceSpeed("cuda_hbm", 3.35e12, 989e12)
+    host = DeviceSpeed("cpu_x86", 300e9, 1e12)
+    m7, w7 = spec("7B")
+    m05, w05 = spec("0.5B")
+    tg7 = estimate_speed(m7, w7, h100, host).tg_tps
+    tg05 = estimate_speed(m05, w05, h100, host).tg_tps
+    assert 230 < tg7 < 320  # measured 275 (7B-shape Q4_K_M, flash attention)
+    assert 700 < tg05 < 1050  # measured 877
+    # a third of the H100's bandwidth, not all of it
+    assert tg7 * 4.4e9 < 0.5 * 3.35e12
+
+
+def test_more_layers_on_gpu_is_faster():
+    m, w = spec("14B")
+    gpu = DeviceSpeed("cuda_gddr", 272e9, 60e12)
+    host = DeviceSpeed("cpu_x86", 51.2e9, 240e9)
+    speeds = [estimate_speed(m, w, gpu, host, k).tg_tps for k in range(0, 49, 8)]
+    assert speeds == sorted(speeds)
+    assert estimate_speed(m, w, None, host).tg_tps == pytest.approx(speeds[0])

@@ -1,0 +1,67 @@
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from qwenctl.cli import cli
+
+
+def run(*args):
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+def test_plan_profile_text():
+    r = run("plan", "--profile", "rtx-4060-8gb")
+    assert r.exit_code == 0
+    lines = r.output.splitlines()
+    assert lines[0] == "Plan for Desktop, GeForce RTX 4060 8 GB + 16 GB DDR4 (Ryzen 5 5600)"
+    assert lines[1] == "  model     Qwen2.5-7B-Instruct Q4_K_M  on llama.cpp (cuda)"
+    assert lines[2] == "  download  Qwen/Qwen2.5-7B-Instruct-GGUF  2 files, 4.68 GB"
+    assert "█ weights  ▓ KV cache  ▒ buffers  · free" in r.output
+    assert "NVIDIA GeForce RTX 4060" in r.output and "Alternatives, best first" in r.output
+
+
+@pytest.mark.parametrize("name", ["h100-80gb", "macbook-air-m2-16gb", "raspberry-pi-5-8gb"])
+def test_plan_json_schema(name):
+    r = run("plan", "--profile", name, "--json")
+    assert r.exit_code == 0
+    doc = json.loads(r.output)
+    assert doc["schema"] == "plan" and doc["version"] == 1
+    chosen = doc["chosen"]
+    for key in ("size", "quant", "backend", "device", "repo", "files", "download_bytes", "n_gpu_layers", "n_ctx",
+                "n_threads", "kv_cache_type", "flash_attn", "memory", "tg_tps", "pp_tps", "reasons"):
+        assert key in chosen
+    assert all(a["reason"] for a in doc["alternatives"])
+
+
+def test_plan_no_fit_exit_code_and_one_line():
+    r = CliRunner().invoke(cli, ["plan", "--profile", "raspberry-pi-4-4gb", "--size", "72B"])
+    assert r.exit_code == 5
+    assert r.output.startswith("error: no plan meets the request: 72B")
+    assert "nearest plan that works" in r.output and "Traceback" not in r.output
+
+
+def test_plan_bad_flags():
+    r = CliRunner().invoke(cli, ["plan", "--profile", "no-such"])
+    assert r.exit_code == 4 and "no profile named 'no-such'" in r.output
+    r = CliRunner().invoke(cli, ["plan", "--profile", "h100-80gb", "--size", "13B"])
+    assert r.exit_code == 4 and "no Qwen2.5 size '13B'" in r.output
+    r = CliRunner().invoke(cli, ["plan", "--profile", "h100-80gb", "--quant", "iq2_xs"])
+    assert r.exit_code == 3 and "q4_k_m" in r.output
+    r = CliRunner().invoke(cli, ["plan", "--backend", "vllm"])
+    assert r.exit_code == 2
+
+
+def test_plan_malformed_profile_path(tmp_path):
+    f = tmp_path / "bad.toml"
+    f.write_text('name = "x"\nsystem = "Linux"\nmachine = "x86_64"\n[cpu]\nbrand="x"\narch="x86_64"\nphysical_cores=4\n[memory]\ntotal="lots"\n[sources]\ncpu="a"\nmemory="b"\n')
+    r = CliRunner().invoke(cli, ["plan", "--profile", str(f)])
+    assert r.exit_code == 3
+    assert f"profile {f}: field 'memory.total' must be a size" in r.output.replace("\n", "")
+
+
+def test_profiles_command():
+    r = run("profiles")
+    assert r.exit_code == 0 and "rtx-4060-8gb" in r.output and "raspberry-pi-4-4gb" in r.output
+    doc = json.loads(run("profiles", "--json").output)
+    assert doc["schema"] == "profiles" and len(doc["profiles"]) == 14

@@ -1,0 +1,115 @@
+import sys
+from pathlib import Path
+
+import pytest
+
+from qwenctl.errors import ExitCode, QwenctlError
+from qwenctl.hardware.facts import AppleSilicon, Memory
+from qwenctl.profiles import hardware_from_profile, list_profiles, load_profile
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:
+    import tomli as tomllib
+
+ROOT = Path(__file__).resolve().parent.parent
+EXPECTED = {
+    "raspberry-pi-4-4gb", "raspberry-pi-5-8gb", "raspberry-pi-5-16gb", "laptop-16gb-cpu-only", "gtx-1050-4gb-laptop",
+    "rtx-3060-12gb", "rtx-4060-8gb", "rtx-4090-24gb", "macbook-air-m1-8gb", "macbook-air-m2-16gb",
+    "macbook-pro-m3-max-64gb", "jetson-orin-nano-8gb", "a100-80gb", "h100-80gb",
+}
+
+GOOD = """
+name = "Test box"
+system = "Linux"
+machine = "x86_64"
+[cpu]
+brand = "Test"
+arch = "x86_64"
+physical_cores = 4
+[memory]
+total = "16 GiB"
+bandwidth = "51.2 GB/s"
+[[gpu]]
+name = "NVIDIA GeForce RTX 3060"
+memory = "12 GiB"
+bandwidth = "360 GB/s"
+compute_capability = [8, 6]
+[sources]
+cpu = "spec sheet"
+memory = "spec sheet"
+gpu = ["spec sheet", "whitepaper"]
+"""
+
+
+def test_all_required_profiles_ship():
+    assert {p.name for p in list_profiles()} == EXPECTED
+
+
+def test_each_profile_loads_with_sources():
+    for info in list_profiles():
+        hw = load_profile(info.name)
+        assert hw.name and hw.sources
+        assert isinstance(hw.memory, Memory) and hw.memory.bandwidth_bytes_per_s
+
+
+def test_profile_values():
+    hw = load_profile("rtx-4060-8gb")
+    assert hw.gpus[0].memory_total_bytes == 8 * 2**30
+    assert hw.gpus[0].bandwidth_bytes_per_s == 272 * 10**9
+    m2 = load_profile("macbook-air-m2-16gb")
+    assert isinstance(m2.apple, AppleSilicon)
+    assert m2.apple.gpu_wired_limit_bytes == pytest.approx(11453.25e6, rel=1e-5)  # ggml-metal's log on 16 GiB Macs
+    assert load_profile("jetson-orin-nano-8gb").gpus[0].unified_memory
+
+
+def test_profile_by_path(tmp_path):
+    f = tmp_path / "box.toml"
+    f.write_text(GOOD)
+    hw = load_profile(str(f))
+    assert hw.name == "Test box" and hw.gpus[0].memory_total_bytes == 12 * 2**30
+    assert "gpu: whitepaper" in hw.sources
+
+
+@pytest.mark.parametrize(
+    "edit, field",
+    [
+        (lambda s: s.replace('total = "16 GiB"\n', ""), "memory.total"),
+        (lambda s: s.replace('"16 GiB"', '"sixteen"'), "memory.total"),
+        (lambda s: s.replace('"51.2 GB/s"', '"51.2 GB"'), "memory.bandwidth"),
+        (lambda s: s.replace("physical_cores = 4", 'physical_cores = "4"'), "cpu.physical_cores"),
+        (lambda s: s.replace("[8, 6]", "[8]"), "gpu[0].compute_capability"),
+        (lambda s: s.replace('gpu = ["spec sheet", "whitepaper"]\n', ""), "sources.gpu"),
+        (lambda s: s.replace('name = "Test box"\n', ""), "name"),
+    ],
+)
+def test_malformed_profile_names_file_and_field(tmp_path, edit, field):
+    f = tmp_path / "bad.toml"
+    f.write_text(edit(GOOD))
+    with pytest.raises(QwenctlError) as e:
+        hardware_from_profile(f)
+    assert e.value.code == ExitCode.BAD_INPUT
+    assert str(f) in e.value.message and f"'{field}'" in e.value.message
+
+
+def test_not_toml_and_missing(tmp_path):
+    f = tmp_path / "broken.toml"
+    f.write_text("name = \n")
+    with pytest.raises(QwenctlError) as e:
+        hardware_from_profile(f)
+    assert "not valid TOML" in e.value.message and e.value.code == ExitCode.BAD_INPUT
+    with pytest.raises(QwenctlError) as e:
+        load_profile("no-such-device")
+    assert e.value.code == ExitCode.NOT_FOUND
+
+
+def test_every_subpackage_is_listed_for_the_wheel():
+    """pyproject lists packages explicitly (profiles/ is mapped in); a forgotten subpackage would silently drop out."""
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    on_disk = {
+        ".".join(p.parent.relative_to(ROOT).parts)
+        for p in (ROOT / "qwenctl").rglob("*.py")
+        if "__pycache__" not in p.parts
+    }
+    assert on_disk - listed == set()
+    assert "qwenctl.bundled_profiles" in listed
