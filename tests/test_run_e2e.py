@@ -185,6 +185,16 @@ def test_huge_piped_prompt_is_cut_with_a_warning(tiny, env):
     assert "warning: the message is too long for the 512-token context: kept its first" in result.stderr
 
 
+def test_no_chat_json_reports_the_load_and_smoke_test(tiny, env):
+    result = run_local(tiny, "--ctx", "512", "--no-chat", "--json", input="", env=env)
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert (doc["schema"], doc["model"], doc["backend"], doc["plan"]) == ("run", tiny.name, "llama.cpp", None)
+    assert doc["files"]["load_path"] == str(tiny.resolve())
+    assert doc["load_options"]["n_ctx"] == 512 and doc["n_gpu_layers"] == 0
+    assert doc["smoke"]["generated_tokens"] > 0 and doc["smoke"]["decode_tps"] > 0
+
+
 def test_empty_piped_prompt(tiny, env):
     result = run_local(tiny, input="\n", env=env)
     assert result.returncode == 3
