@@ -547,10 +547,14 @@ class Chat:
             )
         if fitted.truncated_chars:
             self.ui.warn(_truncation_notice(len(text), fitted.truncated_chars, n_ctx))
+        try:
+            reply = generate(
+                self.session, fitted.messages, _clamped(sampling, n_ctx, fitted.prompt_tokens), self.ui.reply_text
+            )
+        except QwenctlError as e:  # the engine refused this turn; the conversation stays as it was
+            self.ui.error(e.one_line())
+            return None
         self.conv.history = [dict(m) for m in fitted.messages[1:]]
-        reply = generate(
-            self.session, fitted.messages, _clamped(sampling, n_ctx, fitted.prompt_tokens), self.ui.reply_text
-        )
         # An interrupted reply stays in history as it stands, so the next turn sees what the user saw.
         self.conv.history.append({"role": "assistant", "content": reply.text})
         self.last_reply = reply
