@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from pathlib import Path
 
 import click
 
@@ -132,6 +133,150 @@ def profiles_command(as_json) -> None:
         from qwenctl.render.plan import render_profiles
 
         render_profiles(profiles)
+
+
+# --- serve ---
+
+
+@cli.command()
+@click.option("--size", help="Model size, e.g. 7B (default: the largest that fits and is fast enough).")
+@click.option("--quant", help="Quantization, e.g. q4_k_m (default: the planner's choice).")
+@click.option("--backend", help="llama.cpp or mlx (default: the planner's choice).")
+@click.option("--ctx", "n_ctx", type=click.IntRange(min=256), help="Context window in tokens (default: the plan's; 4096 with --model PATH).")
+@click.option("--profile", help="Plan as if on this hardware profile (see `qwenctl profiles`).")
+@click.option("--model", metavar="PATH|REPO[:FILE]", help="Skip planning: a local .gguf file or MLX folder, or REPO[:FILE] on Hugging Face.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on; anything but loopback wants --api-key.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on (0: any free port).")
+@click.option("--api-key", envvar="QWENCTL_API_KEY", show_envvar=True, help="Require Authorization: Bearer KEY on every request.")
+@click.option("--parallel", type=click.IntRange(min=1), help="Requests generated at once (MLX batches; llama.cpp queues them).")
+@click.option("-y", "--yes", is_flag=True, help="Download without asking.")
+@click.option("--offline", is_flag=True, help="Use only what is already downloaded; never contact Hugging Face.")
+@json_option
+def serve(size, quant, backend, n_ctx, profile, model, host, port, api_key, parallel, yes, offline, as_json) -> None:
+    """Serve the planned model (or --model) behind an OpenAI-compatible API."""
+    from qwenctl import serve as serving
+    from qwenctl.render import serve as render_serve
+
+    target = serving.resolve_target(
+        model, n_ctx=n_ctx, size=size, quant=quant, backend=backend, profile=profile, offline=offline, assume_yes=yes
+    )
+    options = serving.ServeOptions(
+        host=host, port=port, api_key=api_key or None, parallel=parallel, verbose=logging.getLogger().isEnabledFor(logging.INFO)
+    )
+    serving.serve(target, options, on_ready=lambda info: render_serve.ready(info, as_json))
+
+# --- pull / models / rm ---
+
+
+@cli.command()
+@click.argument("spec", metavar="REPO[:FILE]")
+@click.option("--revision", help="Branch, tag or commit (default: main).")
+@click.option("--offline", is_flag=True, help="Use only the cache; fail clearly if the files are not there.")
+@json_option
+def pull(spec: str, revision: str | None, offline: bool, as_json: bool) -> None:
+    """Download a model into the Hugging Face cache, resuming and verifying it.
+
+    REPO alone takes the whole repo (an MLX folder); REPO:FILE one GGUF (every part of a
+    split GGUF); FILE may also be a quant, e.g. Qwen/Qwen2.5-7B-Instruct-GGUF:q4_k_m.
+    """
+    from qwenctl import fetch, render
+    from qwenctl.render import models as view
+
+    repo, name = fetch.parse_spec(spec)
+    with view.PullBar(spec) as bar:
+        result = fetch.pull(repo, [name] if name else None, revision=revision, offline=offline, progress=bar)
+    if as_json:
+        render.print_json(result, "pull")
+    else:
+        view.pulled(result)
+
+
+@cli.command()
+@click.option("--all", "all_repos", is_flag=True, help="List every model repo in the cache, not only Qwen2.5.")
+@json_option
+def models(all_repos: bool, as_json: bool) -> None:
+    """List the Qwen2.5 models in the Hugging Face cache: size, quant, verified or not."""
+    from qwenctl import fetch, render
+    from qwenctl.render import models as view
+
+    result = fetch.list_models(all_repos=all_repos)
+    if as_json:
+        render.print_json(result, "models")
+    else:
+        view.model_list(result)
+
+
+@cli.command()
+@click.argument("spec", metavar="REPO[:FILE]")
+@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--dry-run", is_flag=True, help="Say what would be removed, remove nothing.")
+def rm(spec: str, yes: bool, dry_run: bool) -> None:
+    """Remove a model from the cache: REPO entirely, or REPO:FILE (all parts of a split GGUF)."""
+    from qwenctl import fetch
+    from qwenctl.render import models as view
+
+    plan = fetch.remove(spec, dry_run=True)
+    if dry_run:
+        return view.removed(plan)
+    if not yes:
+        view.removed(plan)
+        click.confirm("remove?", abort=True, err=True)
+    view.removed(fetch.remove(spec))
+
+# --- bench ---
+@cli.command()
+@click.option("--model", "model_path", type=click.Path(exists=True, path_type=Path),
+              help="A GGUF file (llama.cpp) or an MLX model folder.")
+@click.option("--backend", type=click.Choice(["llama.cpp", "mlx"]), help="Default: mlx for a folder, else llama.cpp.")
+@click.option("-p", "--n-prompt", default=512, show_default=True, help="Prompt tokens per pp run.")
+@click.option("-n", "--n-gen", default=128, show_default=True, help="Tokens decoded per tg run.")
+@click.option("-r", "--repetitions", default=3, show_default=True, help="Timed runs after one warm-up.")
+@click.option("-ngl", "--gpu-layers", "n_gpu_layers", default=-1, show_default=True, help="Layers on the GPU (-1: all).")
+@click.option("-t", "--threads", type=int, help="CPU threads (default: physical cores).")
+@click.option("-b", "--batch", "n_batch", default=512, show_default=True)
+@click.option("--ctx", "n_ctx", type=int, help="Context size (default: n-prompt + n-gen, as llama-bench).")
+@click.option("-fa", "--flash-attn/--no-flash-attn", default=False, show_default=True)
+@click.option("--kv-cache-type", type=click.Choice(["f16", "q8_0", "q4_0"]), default="f16", show_default=True)
+@click.option("--bandwidth", help="Memory bandwidth for the roofline (e.g. 3.35TB/s); default: detected.")
+@click.option("--no-chat", is_flag=True, help="Skip the end-to-end chat runs (with sampling).")
+@click.option("--no-save", is_flag=True, help="Do not append the result to the history.")
+@click.option("--history", is_flag=True, help="Show earlier runs on this machine instead of measuring.")
+@json_option
+def bench(model_path, backend, n_prompt, n_gen, repetitions, n_gpu_layers, threads, n_batch, n_ctx, flash_attn,
+          kv_cache_type, bandwidth, no_chat, no_save, history, as_json) -> None:
+    """Measure prompt processing, decoding, chat latency and memory of a model (llama-bench's method)."""
+    from qwenctl import bench as bench_mod
+    from qwenctl import render
+    from qwenctl.backends import LoadOptions
+    from qwenctl.render import bench as show
+
+    if history:
+        past = bench_mod.read_history()
+        return render.print_json(past, "bench-history") if as_json else show.show_history(past)
+    if model_path is None:
+        raise QwenctlError("bench needs a model", hint="pass --model PATH (a .gguf file or an MLX folder)",
+                           code=ExitCode.USAGE)
+    backend = backend or ("mlx" if model_path.is_dir() else "llama.cpp")
+    bw = bench_mod.parse_bandwidth(bandwidth) if bandwidth else _detected_bandwidth(n_gpu_layers != 0)
+    options = LoadOptions(n_ctx=n_ctx or n_prompt + n_gen, n_gpu_layers=n_gpu_layers, n_threads=threads,
+                          n_batch=n_batch, flash_attn=flash_attn, kv_cache_type=kv_cache_type)
+    with show.progress() as tick:
+        result = bench_mod.bench(model_path, backend=backend, options=options, n_prompt=n_prompt, n_gen=n_gen,
+                                 repetitions=repetitions, chat=not no_chat, bandwidth=bw, progress=tick)
+    if not no_save:
+        bench_mod.append_history(result)
+    render.print_json(result, "bench") if as_json else show.show_result(result)
+
+
+def _detected_bandwidth(on_gpu: bool):
+    """Bandwidth from `detect`, or None (the roofline is then left out, with a hint)."""
+    from qwenctl.bench import bandwidth_from_hardware
+
+    try:
+        from qwenctl.hardware import detect
+    except ImportError:
+        return None
+    return bandwidth_from_hardware(detect(), on_gpu)
 
 
 # --- run ---

@@ -71,17 +71,36 @@ class MemoryUse:
 
 
 class Session(Protocol):
-    """A loaded model, ready to generate."""
+    """A loaded model, ready to generate.
+
+    ``chat``/``generate`` are what people see (sampled, streamed). ``reset``/``prefill``/``decode_one``
+    drive the engine without sampling, for ``bench`` to measure prompt processing and decoding the way
+    llama-bench does.
+    """
 
     backend: str
     n_ctx: int
     n_gpu_layers: int
+    n_vocab: int
+    n_threads: int | None  # CPU threads the engine uses, None where it decides alone
+    load_seconds: float
+    notes: tuple[str, ...]  # what the loader decided on the user's behalf (OOM ladder, CPU fallback), in words
 
     def tokenize(self, text: str) -> list[int]: ...
+
+    def chat_prompt(self, messages: Sequence[dict]) -> list[int]: ...
 
     def count_chat_tokens(self, messages: Sequence[dict]) -> int: ...
 
     def chat(self, messages: Sequence[dict], sampling: SamplingOptions) -> Iterator[GenerationEvent]: ...
+
+    def generate(self, prompt: list[int], sampling: SamplingOptions) -> Iterator[GenerationEvent]: ...
+
+    def reset(self) -> None: ...
+
+    def prefill(self, tokens: Sequence[int]) -> None: ...
+
+    def decode_one(self, token: int) -> None: ...
 
     def memory(self) -> MemoryUse: ...
 

@@ -1,32 +1,273 @@
-"""llama-cpp-python backend."""
+"""llama-cpp-python backend: GGUF models on the CPU, CUDA or Metal.
+
+The file is validated (gguf_check) before llama.cpp sees it. Generation renders the chat
+template embedded in the GGUF, then samples with ``Llama.generate`` (which reuses the KV
+cache across chat turns) and detokenizes incrementally, so each event is exactly one token.
+Benchmarks use ``prefill``/``decode_one``: llama_decode on the raw context without sampling,
+as llama-bench does, so the figures are comparable with it.
+"""
 
 from __future__ import annotations
 
+import codecs
+import collections
 import ctypes
 import logging
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Iterator, Sequence
+
+from qwenctl.backends import GenerationEvent, LoadOptions, MemoryUse, SamplingOptions
+from qwenctl.backends import memory as mem
+from qwenctl.backends.gguf_check import GgufInfo, check_gguf
+from qwenctl.errors import ExitCode, QwenctlError
 
 log = logging.getLogger("qwenctl.llama")
 
+CUDA_INSTALL = 'CMAKE_ARGS="-DGGML_CUDA=on" pip install --force-reinstall --no-cache-dir llama-cpp-python'
+METAL_INSTALL = 'CMAKE_ARGS="-DGGML_METAL=on" pip install --force-reinstall --no-cache-dir llama-cpp-python'
+
+# ggml_type ids for the KV cache (ggml.h)
+_KV_TYPES = {"f16": 1, "q8_0": 8, "q4_0": 2}
+
+# Fractions of the layers kept on the GPU after an out-of-memory at load, tried in order.
+_OOM_LADDER = (0.75, 0.5, 0.25, 0.0)
+_OOM_MARKERS = ("out of memory", "failed to allocate", "unable to allocate", "cudamalloc failed")
+
 _log_callback = None  # keeps the ctypes callback alive for as long as llama.cpp may call it
+_recent_errors: collections.deque[str] = collections.deque(maxlen=50)  # warn/error lines, to explain a failed load
 
 
 def route_llama_logs() -> None:
-    """Send llama.cpp's own log lines to the ``qwenctl.llama`` logger (shown with -vv) instead of stderr."""
+    """Send llama.cpp's own log lines to the ``qwenctl.llama`` logger instead of stderr.
+
+    Warnings and errors show with -v (failures also become a QwenctlError), the rest with -vv.
+    """
     global _log_callback
     if _log_callback is not None:
         return
     import llama_cpp
 
     # ggml_log_level of the vendored ggml: 1 debug, 2 info, 3 warn, 4 error, 5 continues the previous line.
-    # Warnings and errors show with -v (failures also become a QwenctlError); the chatter only with -vv.
     last = [logging.DEBUG]
 
     @llama_cpp.llama_log_callback
     def _callback(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
         if level != 5:
             last[0] = logging.INFO if level in (3, 4) else logging.DEBUG
+        line = text.decode("utf-8", "replace").rstrip("\n")
+        if last[0] == logging.INFO:
+            _recent_errors.append(line)
         if log.isEnabledFor(last[0]):
-            log.log(last[0], "%s", text.decode("utf-8", "replace").rstrip("\n"))
+            log.log(last[0], "%s", line)
 
     _log_callback = _callback
     llama_cpp.llama_log_set(_callback, ctypes.c_void_p(0))
+
+
+def _import_llama_cpp():
+    try:
+        import llama_cpp
+    except ImportError as e:
+        raise QwenctlError(f"llama-cpp-python is not installed ({e})", hint="pip install 'qwenctl[llama]'",
+                           code=ExitCode.BACKEND) from None
+    route_llama_logs()
+    return llama_cpp
+
+
+def default_threads() -> int:
+    """Physical cores, as llama.cpp's own tools default to (llama-cpp-python would use half the logical CPUs)."""
+    import psutil
+
+    return psutil.cpu_count(logical=False) or os.cpu_count() or 1
+
+
+class LlamaCppSession:
+    """A GGUF model loaded in llama-cpp-python (see the Session protocol)."""
+
+    backend = "llama.cpp"
+
+    def __init__(self, llm, info: GgufInfo, options: LoadOptions, n_gpu_layers: int, load_seconds: float,
+                 notes: tuple[str, ...], gpu_baseline: int | None, n_threads: int):
+        import llama_cpp
+
+        self._llama_cpp = llama_cpp
+        self.llm = llm
+        self.info = info
+        self.options = options
+        # llama.cpp pads small contexts (to 256) but llama-cpp-python's token buffer keeps the requested size
+        self.n_ctx = min(llm.n_ctx(), len(llm.input_ids))
+        self.n_gpu_layers = n_gpu_layers
+        self.n_vocab = llm.n_vocab()
+        self.n_threads = n_threads
+        self.load_seconds = load_seconds
+        self.notes = notes
+        self._gpu_baseline = gpu_baseline
+        template = llm.metadata.get("tokenizer.chat_template")
+        if not template:
+            raise QwenctlError(f"{info.path} has no chat template", hint="use a Qwen2.5 Instruct GGUF",
+                               code=ExitCode.BAD_INPUT)
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        vocab_text = lambda t: llm.detokenize([t], special=True).decode("utf-8", "replace")  # noqa: E731
+        self._format = Jinja2ChatFormatter(template, eos_token=vocab_text(llm.token_eos()),
+                                           bos_token=vocab_text(llm.token_bos()))
+
+    # --- text ---------------------------------------------------------------------------------
+    def tokenize(self, text: str) -> list[int]:
+        """Plain text to tokens; special-token text in user input stays text (no prompt injection)."""
+        return self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)
+
+    def chat_prompt(self, messages: Sequence[dict]) -> list[int]:
+        """The prompt tokens for `messages` through the model's own chat template."""
+        try:
+            prompt = self._format(messages=list(messages)).prompt
+        except Exception as e:  # jinja2 errors from a template the user's messages do not fit
+            raise QwenctlError(f"the chat template rejected the messages: {e}", code=ExitCode.BAD_INPUT) from None
+        return self.llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
+
+    def count_chat_tokens(self, messages: Sequence[dict]) -> int:
+        return len(self.chat_prompt(messages))
+
+    def chat(self, messages: Sequence[dict], sampling: SamplingOptions) -> Iterator[GenerationEvent]:
+        return self.generate(self.chat_prompt(messages), sampling)
+
+    def generate(self, prompt: list[int], sampling: SamplingOptions) -> Iterator[GenerationEvent]:
+        """Stream one event per generated token; stops at an end-of-generation token, max_tokens or the context."""
+        if len(prompt) >= self.n_ctx:
+            raise QwenctlError(f"the prompt has {len(prompt)} tokens but the context holds {self.n_ctx}",
+                               hint="shorten the conversation or load with a larger context", code=ExitCode.BAD_INPUT)
+        llm, vocab = self.llm, self.llm._model.vocab
+        if sampling.seed is not None:
+            llm.set_seed(sampling.seed)
+        budget = min(sampling.max_tokens, self.n_ctx - len(prompt))
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        start = time.perf_counter()
+        first: float | None = None
+        n, pending, finish = 0, "", "length"
+        stream = llm.generate(prompt, top_k=sampling.top_k, top_p=sampling.top_p, min_p=0.0,
+                              temp=sampling.temperature, repeat_penalty=sampling.repeat_penalty)
+        try:
+            for token in stream:
+                now = time.perf_counter()
+                first = first or now
+                if self._llama_cpp.llama_vocab_is_eog(vocab, token):
+                    finish = "stop"
+                    break
+                n += 1
+                piece = decoder.decode(llm.detokenize([token], special=False))
+                if n >= budget:  # the last token travels in the final event
+                    pending = piece
+                    break
+                yield GenerationEvent(piece, len(prompt), n, first - start, now - first)
+        except KeyboardInterrupt:
+            finish = "interrupted"
+        finally:
+            stream.close()
+        now = time.perf_counter()
+        first = first or now
+        yield GenerationEvent(pending + decoder.decode(b"", final=True), len(prompt), n, first - start, now - first,
+                              finish)
+
+    # --- raw decoding, for bench ----------------------------------------------------------------
+    def reset(self) -> None:
+        """Empty the KV cache (and forget the chat prefix Llama.generate would reuse)."""
+        lc = self._llama_cpp
+        lc.llama_memory_clear(lc.llama_get_memory(self.llm.ctx), True)
+        self.llm.n_tokens = 0
+
+    def _decode(self, tokens: Sequence[int]) -> None:
+        lc = self._llama_cpp
+        arr = (lc.llama_token * len(tokens))(*tokens)
+        rc = lc.llama_decode(self.llm.ctx, lc.llama_batch_get_one(arr, len(tokens)))
+        if rc != 0:
+            raise QwenctlError(f"llama_decode failed (code {rc})", hint="the context may be full; try a larger --ctx",
+                               code=ExitCode.BACKEND)
+
+    def prefill(self, tokens: Sequence[int]) -> None:
+        """Process prompt tokens in n_batch chunks, logits for the last one only, and wait for the device."""
+        step = self.options.n_batch
+        for i in range(0, len(tokens), step):
+            self._decode(tokens[i : i + step])
+        self._llama_cpp.llama_synchronize(self.llm.ctx)
+
+    def decode_one(self, token: int) -> None:
+        """Decode one token (its logits computed, not sampled) and wait for the device, like llama-bench's tg."""
+        self._decode((token,))
+        self._llama_cpp.llama_synchronize(self.llm.ctx)
+
+    # --- resources ------------------------------------------------------------------------------
+    def memory(self) -> MemoryUse:
+        own, device = mem.gpu_used_bytes()
+        if own is None and device is not None and self._gpu_baseline is not None and self.n_gpu_layers != 0:
+            own = max(device - self._gpu_baseline, 0)
+        return MemoryUse(host_rss_bytes=mem.host_rss_bytes(), gpu_bytes=own)
+
+    def close(self) -> None:
+        self.llm.close()
+
+
+def _is_oom(error: Exception) -> bool:
+    text = " ".join([str(error), *_recent_errors]).lower()
+    return any(marker in text for marker in _OOM_MARKERS)
+
+
+def _gpu_notes(llama_cpp, wanted_gpu: bool) -> tuple[bool, list[str]]:
+    """(offload possible, notes): a CPU-only build on a GPU machine is worth saying, with the fix."""
+    if llama_cpp.llama_supports_gpu_offload():
+        return True, []
+    if not wanted_gpu:
+        return False, []
+    if mem.nvidia_gpu_present():
+        note = ("this llama-cpp-python was built without GPU support, so the model runs on the CPU; "
+                f"for CUDA reinstall it with: {CUDA_INSTALL}")
+    elif platform.system() == "Darwin" and platform.machine() == "arm64":
+        note = f"this llama-cpp-python was built without Metal, so the model runs on the CPU; reinstall it with: {METAL_INSTALL}"
+    else:  # no GPU to offload to: the CPU is the plan, not a fallback
+        return False, []
+    log.warning(note)
+    return False, [note]
+
+
+def load(model_path: Path, options: LoadOptions) -> LlamaCppSession:
+    """Load a GGUF; on a GPU out-of-memory, retry with fewer layers on the GPU and say so in `notes`."""
+    info = check_gguf(Path(model_path))
+    llama_cpp = _import_llama_cpp()
+    can_offload, notes = _gpu_notes(llama_cpp, options.n_gpu_layers != 0)
+    n_layers = int(info.get("block_count", 0)) + 1  # + the output layer, as llama.cpp counts
+    wanted = 0 if not can_offload else (n_layers if options.n_gpu_layers < 0 else min(options.n_gpu_layers, n_layers))
+    ladder = [wanted] + sorted({int(wanted * f) for f in _OOM_LADDER if int(wanted * f) < wanted}, reverse=True)
+    threads = options.n_threads or default_threads()
+    gpu_baseline = mem.gpu_used_bytes()[1] if wanted else None
+
+    last_error: Exception | None = None
+    for ngl in ladder:
+        _recent_errors.clear()
+        start = time.perf_counter()
+        try:
+            llm = llama_cpp.Llama(
+                str(model_path), n_gpu_layers=ngl, n_ctx=options.n_ctx, n_batch=options.n_batch,
+                n_ubatch=options.n_batch, n_threads=threads, n_threads_batch=threads,
+                flash_attn=options.flash_attn, type_k=_KV_TYPES[options.kv_cache_type],
+                type_v=_KV_TYPES[options.kv_cache_type], seed=options.seed, verbose=False,
+            )
+        except (ValueError, RuntimeError) as e:  # llama-cpp-python's "Failed to load model / create context"
+            last_error = e
+            if ngl > 0 and _is_oom(e):
+                log.info("out of GPU memory with %d layers on the GPU; retrying with fewer", ngl)
+                continue
+            break
+        load_seconds = time.perf_counter() - start
+        if ngl != wanted:
+            notes.append(f"out of GPU memory with {wanted} of {n_layers} layers on the GPU; "
+                         f"loaded with {ngl} on the GPU and the rest on the CPU (slower)")
+        return LlamaCppSession(llm, info, options, ngl, load_seconds, tuple(notes), gpu_baseline, threads)
+
+    detail = "; ".join(line.strip() for line in _recent_errors if line.strip())[-400:]
+    raise QwenctlError(
+        f"llama.cpp could not load {Path(model_path).name}: {last_error}" + (f" ({detail})" if detail else ""),
+        hint="run with -vv to see llama.cpp's log" if not detail else
+        ("lower --ctx or the GPU layers" if last_error is not None and _is_oom(last_error) else None),
+        code=ExitCode.BACKEND)

@@ -42,4 +42,7 @@ def human_bytes(n: int | None) -> str:
 
 
 def error(message: str) -> None:
-    console(stderr=True).print(f"[bold red]error:[/] {message}", markup=True, soft_wrap=True)
+    from rich.markup import escape
+
+    # escape: messages carry user text and install hints like `qwenctl[server]`, not markup
+    console(stderr=True).print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)

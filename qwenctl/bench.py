@@ -1,0 +1,396 @@
+"""Measure a model on this machine: prompt processing, decoding, chat latency and memory.
+
+The protocol follows llama-bench so the figures can be compared with it line for line:
+random prompt tokens (fixed seed), one warm-up, then for each of N repetitions an emptied
+KV cache and
+
+* **pp**: one prompt of ``n_prompt`` tokens, processed in ``n_batch`` chunks;
+* **tg**: ``n_gen`` tokens decoded one at a time from an empty context, each step
+  synchronized with the device and **not sampled** (llama-bench's tg).
+
+Sampling is a cost of its own (about 1.2-1.5 ms per token over Qwen's 151,936-token
+vocabulary on the host; see docs/benchmarks.md), so the end-to-end chat figures, with Qwen's
+sampling settings through the chat template, are reported separately: time to first token
+and generation tok/s.
+
+Each figure is the median of the repetitions with its min and max. The tg efficiency is
+measured tg over the bandwidth roofline (bandwidth / bytes of weights read per token).
+Results are appended to a JSONL history so ``qwenctl bench --history`` shows earlier runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import platform
+import random
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+from qwenctl.backends import LoadOptions, SamplingOptions, Session, load_backend
+from qwenctl.backends import memory as mem
+from qwenctl.errors import ExitCode, QwenctlError
+
+HISTORY_SCHEMA = "bench"
+CHAT_FILLER = "The quick brown fox jumps over the lazy dog while the cat sleeps in the warm sun. "
+
+# (phase, done, total) -> None; phases: "load", "warm-up", "pp", "tg", "chat"
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class Figure:
+    """The median of repeated measurements, with the extremes and every sample."""
+
+    median: float
+    min: float
+    max: float
+    samples: tuple[float, ...]
+
+    @classmethod
+    def of(cls, samples: Sequence[float]) -> "Figure":
+        return cls(statistics.median(samples), min(samples), max(samples), tuple(samples))
+
+    @property
+    def spread(self) -> float:
+        """(max - min) / median: how far apart the repetitions were."""
+        return (self.max - self.min) / self.median if self.median else 0.0
+
+
+@dataclass(frozen=True)
+class Predicted:
+    """What the planner predicted for this model and machine, shown beside the measurement."""
+
+    tg_tps: float | None = None
+    pp_tps: float | None = None
+    gpu_bytes: int | None = None
+    host_bytes: int | None = None
+    source: str | None = None  # e.g. "qwenctl plan (estimate v1)"
+
+
+@dataclass(frozen=True)
+class Bandwidth:
+    bytes_per_s: int
+    source: str  # "detect: NVIDIA H100 80GB HBM3", "--bandwidth", a profile name
+
+
+@dataclass(frozen=True)
+class BenchResult:
+    model: str
+    backend: str
+    machine: str
+    started_at: str  # ISO 8601, UTC
+    qwenctl_version: str
+    engine_version: str | None
+    n_prompt: int
+    n_gen: int
+    repetitions: int
+    n_ctx: int
+    n_batch: int
+    n_threads: int | None  # what the engine used (None: not a llama.cpp setting)
+    n_gpu_layers: int
+    flash_attn: bool
+    load_seconds: float
+    pp_tps: Figure
+    tg_tps: Figure
+    chat_ttft_seconds: Figure | None  # request -> first token, chat template + sampling, n_prompt-token prompt
+    chat_tps: Figure | None  # generation speed with sampling
+    peak_host_rss_bytes: int
+    gpu_bytes: int | None  # GPU memory held after load and the runs (NVML), None without a GPU
+    weights_read_per_token_bytes: int | None
+    bandwidth: Bandwidth | None
+    roofline_tg_tps: float | None  # bandwidth / bytes read per token
+    tg_efficiency: float | None  # measured tg / roofline
+    predicted: Predicted | None = None
+    notes: tuple[str, ...] = field(default=())
+
+
+def weights_read_per_token(model_path: Path) -> int | None:
+    """Bytes of weights one decoding step reads: every matrix, except that an untied token
+    embedding is only looked up (one row), while a tied one is also the output matrix."""
+    path = Path(model_path)
+    if path.is_file():
+        from qwenctl.backends.gguf_check import check_gguf, read_gguf_header, split_parts
+
+        infos = [check_gguf(path)] + [read_gguf_header(p) for p in split_parts(path)[1:]]
+        tensors = [t for info in infos for t in info.tensors]
+        untied = any(t.name == "output.weight" for t in tensors)
+        return sum(t.n_bytes for t in tensors if not (untied and t.name == "token_embd.weight"))
+    files = list(path.glob("*.safetensors"))
+    if not files:
+        return None
+    total = sum(f.stat().st_size for f in files)
+    config = json.loads((path / "config.json").read_text())
+    if not config.get("tie_word_embeddings", False):
+        # the embedding matrix is the same size as lm_head: subtract one of the two
+        bytes_per = total / max(_param_count(config), 1)
+        total -= int(config["vocab_size"] * config["hidden_size"] * bytes_per)
+    return total
+
+
+def _param_count(config: dict) -> int:
+    h, f, v, n = config["hidden_size"], config["intermediate_size"], config["vocab_size"], config["num_hidden_layers"]
+    kv = config["num_key_value_heads"] * (h // config["num_attention_heads"])
+    per_layer = 2 * h * h + 2 * h * kv + 3 * h * f + h + 2 * kv + 2 * h
+    return v * h * (1 if config.get("tie_word_embeddings") else 2) + n * per_layer + h
+
+
+def _machine() -> str:
+    import psutil
+
+    desc = f"{platform.system()} {platform.machine()}, {psutil.cpu_count(logical=False)} cores"
+    gpu = mem.gpu_names()
+    return desc + (f", {', '.join(gpu)}" if gpu else "")
+
+
+def _engine_version(backend: str) -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version({"llama.cpp": "llama-cpp-python", "mlx": "mlx-lm"}.get(backend, backend))
+    except PackageNotFoundError:
+        return None
+
+
+def _chat_messages(session: Session, n_prompt: int) -> list[dict]:
+    """A user message whose chat prompt (template included) comes as close to `n_prompt` tokens as whole
+    sentences allow without passing it, so TTFT is for a prompt of about the pp size."""
+    base = session.count_chat_tokens([{"role": "user", "content": ""}])
+    per = max(len(session.tokenize(CHAT_FILLER)), 1)
+    repeats = max(1, (n_prompt - base) // per)
+    return [{"role": "user", "content": CHAT_FILLER * repeats}]
+
+
+def bench(
+    model_path: Path,
+    *,
+    backend: str = "llama.cpp",
+    options: LoadOptions | None = None,
+    n_prompt: int = 512,
+    n_gen: int = 128,
+    repetitions: int = 3,
+    chat: bool = True,
+    bandwidth: Bandwidth | None = None,
+    predicted: Predicted | None = None,
+    seed: int = 0,
+    progress: Progress | None = None,
+) -> BenchResult:
+    """Load `model_path` and measure it (see the module docstring for the protocol)."""
+    if n_prompt < 1 or n_gen < 2 or repetitions < 1:
+        raise QwenctlError("bench needs n_prompt >= 1, n_gen >= 2 and repetitions >= 1", code=ExitCode.USAGE)
+    options = options or LoadOptions(n_ctx=n_prompt + n_gen)
+    if options.n_ctx < n_prompt + n_gen:
+        raise QwenctlError(f"context {options.n_ctx} is smaller than {n_prompt} + {n_gen} tokens",
+                           hint="raise --ctx or lower -p/-n", code=ExitCode.USAGE)
+    tick = progress or (lambda phase, done, total: None)
+    from qwenctl import __version__
+
+    started_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    tick("load", 0, 1)
+    session = load_backend(backend, Path(model_path), options)
+    tick("load", 1, 1)
+    gpu_samples: list[int] = []
+
+    def sample_memory() -> None:
+        used = session.memory().gpu_bytes
+        if used is not None:
+            gpu_samples.append(used)
+
+    try:
+        sample_memory()
+        rng = random.Random(seed)
+        vocab = session.n_vocab
+        prompt = [rng.randrange(vocab) for _ in range(n_prompt)]
+        gen_tokens = [rng.randrange(vocab) for _ in range(n_gen)]
+
+        tick("warm-up", 0, 1)  # llama-bench: one pp run and one decoded token
+        session.reset()
+        session.prefill(prompt)
+        session.reset()
+        session.decode_one(gen_tokens[0])
+        tick("warm-up", 1, 1)
+
+        pp: list[float] = []
+        for i in range(repetitions):
+            tick("pp", i, repetitions)
+            session.reset()
+            t0 = time.perf_counter()
+            session.prefill(prompt)
+            pp.append(n_prompt / (time.perf_counter() - t0))
+        tick("pp", repetitions, repetitions)
+        sample_memory()
+
+        tg: list[float] = []
+        for i in range(repetitions):
+            tick("tg", i, repetitions)
+            session.reset()
+            t0 = time.perf_counter()
+            for token in gen_tokens:
+                session.decode_one(token)
+            tg.append(n_gen / (time.perf_counter() - t0))
+        tick("tg", repetitions, repetitions)
+        sample_memory()
+
+        ttft: list[float] = []
+        chat_tps: list[float] = []
+        notes = list(session.notes)
+        if chat:
+            messages = _chat_messages(session, n_prompt)
+            chat_prompt = session.count_chat_tokens(messages)
+            if chat_prompt + n_gen > session.n_ctx:
+                notes.append(f"chat runs skipped: the shortest chat prompt ({chat_prompt} tokens, template included) "
+                             f"and {n_gen} generated tokens do not fit the {session.n_ctx}-token context")
+            for i in range(repetitions if chat_prompt + n_gen <= session.n_ctx else 0):
+                tick("chat", i, repetitions)
+                session.reset()
+                last = None
+                for last in session.chat(messages, SamplingOptions(max_tokens=n_gen, seed=seed + i)):
+                    pass
+                assert last is not None
+                ttft.append(last.prompt_seconds)
+                if last.generated_tokens > 1 and last.generation_tps > 0:
+                    chat_tps.append(last.generation_tps)
+            tick("chat", repetitions, repetitions)
+            sample_memory()
+        used_gpu = max(gpu_samples) if gpu_samples else None
+        n_gpu_layers = session.n_gpu_layers
+        load_seconds = session.load_seconds
+        n_ctx = session.n_ctx
+        n_threads = session.n_threads
+    finally:
+        session.close()
+
+    read = weights_read_per_token(Path(model_path))
+    tg_fig = Figure.of(tg)
+    roofline = bandwidth.bytes_per_s / read if bandwidth and read else None
+    return BenchResult(
+        model=str(model_path),
+        backend=backend,
+        machine=_machine(),
+        started_at=started_at,
+        qwenctl_version=__version__,
+        engine_version=_engine_version(backend),
+        n_prompt=n_prompt,
+        n_gen=n_gen,
+        repetitions=repetitions,
+        n_ctx=n_ctx,
+        n_batch=options.n_batch,
+        n_threads=n_threads,
+        n_gpu_layers=n_gpu_layers,
+        flash_attn=options.flash_attn,
+        load_seconds=load_seconds,
+        pp_tps=Figure.of(pp),
+        tg_tps=tg_fig,
+        chat_ttft_seconds=Figure.of(ttft) if ttft else None,
+        chat_tps=Figure.of(chat_tps) if chat_tps else None,
+        peak_host_rss_bytes=mem.peak_host_rss_bytes(),
+        gpu_bytes=used_gpu,
+        weights_read_per_token_bytes=read,
+        bandwidth=bandwidth,
+        roofline_tg_tps=roofline,
+        tg_efficiency=tg_fig.median / roofline if roofline else None,
+        predicted=predicted,
+        notes=tuple(notes),
+    )
+
+
+# --- history -------------------------------------------------------------------------------------
+
+def history_path() -> Path:
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("qwenctl")) / "bench-history.jsonl"
+
+
+def append_history(result: BenchResult, path: Path | None = None) -> Path:
+    """Append one JSON line. A single O_APPEND write per record, so concurrent runs never interleave
+    within a line, and a crash leaves at most one partial last line (which read_history skips)."""
+    from qwenctl.hardware.facts import SCHEMA_VERSION, to_dict
+
+    path = path or history_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    line = json.dumps({"schema": HISTORY_SCHEMA, "version": SCHEMA_VERSION, **to_dict(result)}) + "\n"
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":  # a torn last line stays alone, not glued to ours
+            line = "\n" + line
+        os.write(fd, line.encode("utf-8"))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return path
+
+
+def _figure(d: dict | None) -> Figure | None:
+    return Figure(d["median"], d["min"], d["max"], tuple(d["samples"])) if d else None
+
+
+def result_from_dict(d: dict) -> BenchResult:
+    """Rebuild a BenchResult from its JSON form (the history file, `--json` output)."""
+    fields = {f.name for f in dataclasses.fields(BenchResult)}
+    kw = {k: v for k, v in d.items() if k in fields}
+    for k in ("pp_tps", "tg_tps", "chat_ttft_seconds", "chat_tps"):
+        kw[k] = _figure(kw.get(k))
+    kw["bandwidth"] = Bandwidth(**kw["bandwidth"]) if kw.get("bandwidth") else None
+    kw["predicted"] = Predicted(**kw["predicted"]) if kw.get("predicted") else None
+    kw["notes"] = tuple(kw.get("notes") or ())
+    return BenchResult(**kw)
+
+
+@dataclass(frozen=True)
+class History:
+    path: str
+    runs: tuple[BenchResult, ...]
+    skipped_lines: int  # unreadable lines (a run killed mid-write, or a newer schema)
+
+
+def read_history(path: Path | None = None) -> History:
+    path = path or history_path()
+    runs, skipped = [], 0
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        lines = []
+    for line in lines:
+        try:
+            d = json.loads(line)
+            if d.get("schema") != HISTORY_SCHEMA:
+                raise ValueError
+            runs.append(result_from_dict(d))
+        except (ValueError, KeyError, TypeError):
+            skipped += 1
+    return History(str(path), tuple(runs), skipped)
+
+
+# --- bandwidth for the roofline -------------------------------------------------------------------
+
+_UNITS = {"": 1, "B": 1, "KB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
+
+
+def parse_bandwidth(text: str) -> Bandwidth:
+    """'3.35TB/s', '819 GB/s', '100e9' -> bytes per second."""
+    import re
+
+    m = re.fullmatch(r"\s*([0-9.]+(?:e[0-9]+)?)\s*([kmgt]i?b)?\s*(?:/s)?\s*", text, re.IGNORECASE)
+    if not m or (m.group(2) or "").upper() not in _UNITS:
+        raise QwenctlError(f"cannot read bandwidth {text!r}", hint="write it like 3.35TB/s or 819GB/s",
+                           code=ExitCode.USAGE)
+    return Bandwidth(int(float(m.group(1)) * _UNITS[(m.group(2) or "").upper()]), "--bandwidth")
+
+
+def bandwidth_from_hardware(hw, on_gpu: bool) -> Bandwidth | None:
+    """The bandwidth the weights stream at: the first NVIDIA GPU's when offloading, else Apple's or the host's."""
+    from qwenctl.hardware.facts import AppleSilicon, Memory
+
+    if on_gpu and hw.gpus and hw.gpus[0].bandwidth_bytes_per_s:
+        return Bandwidth(hw.gpus[0].bandwidth_bytes_per_s, f"detect: {hw.gpus[0].name}")
+    if isinstance(hw.apple, AppleSilicon) and hw.apple.bandwidth_bytes_per_s:
+        return Bandwidth(hw.apple.bandwidth_bytes_per_s, f"detect: {hw.apple.chip}")
+    if isinstance(hw.memory, Memory) and hw.memory.bandwidth_bytes_per_s:
+        return Bandwidth(hw.memory.bandwidth_bytes_per_s, f"detect: {hw.memory.bandwidth_source or 'host memory'}")
+    return None

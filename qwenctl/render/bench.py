@@ -1,0 +1,135 @@
+"""Drawing for `qwenctl bench`: the progress while it runs, the result table, the history table."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+from typing import Iterator
+
+from rich.table import Table
+
+from qwenctl.render import console, human_bytes
+
+_PHASES = {"load": "loading the model", "warm-up": "warm-up", "pp": "prompt processing",
+           "tg": "decoding", "chat": "chat (with sampling)"}
+
+
+@contextlib.contextmanager
+def progress() -> Iterator:
+    """A live progress line on stderr (nothing when stderr is not a terminal); yields bench's callback."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    con = console(stderr=True)
+    if not con.is_terminal:
+        yield None
+        return
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=con, transient=True) as bar:
+        tasks: dict[str, int] = {}
+
+        def update(phase: str, done: int, total: int) -> None:
+            if phase not in tasks:
+                tasks[phase] = bar.add_task(_PHASES.get(phase, phase), total=total)
+            bar.update(tasks[phase], completed=done, total=total)
+
+        yield update
+
+
+def _tps(x: float | None) -> str:
+    return "—" if x is None else f"{x:,.1f} tok/s"
+
+
+def _spread(fig) -> str:
+    return f"{fig.min:,.1f}–{fig.max:,.1f} (±{fig.spread / 2:.0%})"
+
+
+def _vs(measured: float | None, predicted: float | None) -> str:
+    if predicted is None:
+        return ""
+    if measured is None or not predicted:
+        return f"{predicted:,.1f}"
+    return f"{predicted:,.1f} ({(measured - predicted) / predicted:+.0%})"
+
+
+def _vs_bytes(measured: int | None, predicted: int | None) -> str:
+    if predicted is None:
+        return ""
+    delta = f" ({(measured - predicted) / predicted:+.0%})" if measured is not None and predicted else ""
+    return human_bytes(predicted) + delta
+
+
+def _device(r) -> str:
+    if r.n_gpu_layers == 0:
+        return f"CPU, {r.n_threads} threads" if r.n_threads else "CPU"
+    layers = "all layers" if r.n_gpu_layers < 0 else f"{r.n_gpu_layers} layers"
+    return f"GPU ({layers})"
+
+
+def show_result(r) -> None:
+    con = console()
+    engine = f"{r.backend} {r.engine_version}" if r.engine_version else r.backend
+    con.print(f"[bold]{Path(r.model).name}[/]  {engine}, {_device(r)}, ctx {r.n_ctx}, batch {r.n_batch}"
+              + (", flash attention" if r.flash_attn else ""))
+    con.print(f"[dim]{r.machine} · {r.started_at} · median of {r.repetitions} runs after one warm-up[/]")
+    p = r.predicted
+    t = Table(box=None, pad_edge=False)
+    t.add_column("")
+    t.add_column("measured", justify="right")
+    t.add_column("min–max", justify="right", style="dim")
+    if p:
+        t.add_column("predicted", justify="right")
+    rows = [
+        (f"prompt processing (pp{r.n_prompt})", _tps(r.pp_tps.median), _spread(r.pp_tps), _vs(r.pp_tps.median, p and p.pp_tps)),
+        (f"decoding, no sampling (tg{r.n_gen})", _tps(r.tg_tps.median), _spread(r.tg_tps), _vs(r.tg_tps.median, p and p.tg_tps)),
+    ]
+    if r.chat_tps:
+        rows.append(("chat generation, with sampling", _tps(r.chat_tps.median), _spread(r.chat_tps), ""))
+    if r.chat_ttft_seconds:
+        ttft = r.chat_ttft_seconds
+        rows.append((f"chat time to first token ({r.n_prompt}-token prompt)", f"{ttft.median * 1000:,.0f} ms",
+                     f"{ttft.min * 1000:,.0f}–{ttft.max * 1000:,.0f} ms", ""))
+    rows.append(("load time", f"{r.load_seconds:.2f} s", "", ""))
+    rows.append(("peak host memory (RSS)", human_bytes(r.peak_host_rss_bytes), "", _vs_bytes(r.peak_host_rss_bytes, p and p.host_bytes)))
+    if r.gpu_bytes is not None or (p and p.gpu_bytes):
+        rows.append(("GPU memory (NVML)", human_bytes(r.gpu_bytes), "", _vs_bytes(r.gpu_bytes, p and p.gpu_bytes)))
+    for row in rows:
+        t.add_row(*(row if p else row[:3]))
+    con.print(t)
+    if r.roofline_tg_tps and r.bandwidth:
+        con.print(f"roofline: {human_bytes(r.weights_read_per_token_bytes)} read per token at "
+                  f"{human_bytes(r.bandwidth.bytes_per_s)}/s ({r.bandwidth.source}) = {r.roofline_tg_tps:,.1f} tok/s; "
+                  f"decoding reaches [bold]{r.tg_efficiency:.0%}[/] of it")
+    elif r.weights_read_per_token_bytes:
+        con.print(f"[dim]roofline: {human_bytes(r.weights_read_per_token_bytes)} read per token; "
+                  "memory bandwidth unknown (pass --bandwidth, e.g. 3.35TB/s)[/]")
+    if p and p.source:
+        con.print(f"[dim]predicted by {p.source}[/]")
+    for note in r.notes:
+        con.print(f"[yellow]note:[/] {note}")
+
+
+def show_history(h) -> None:
+    con = console()
+    if not h.runs:
+        con.print(f"no benchmark runs recorded yet ({h.path})")
+        return
+    t = Table(title=f"bench history ({h.path})", title_justify="left")
+    for col in ("when", "model", "engine", "device", "pp tok/s", "tg tok/s", "chat tok/s", "TTFT", "GPU mem", "tg/roofline"):
+        t.add_column(col, justify="right" if col not in ("when", "model", "engine", "device") else "left")
+    for r in h.runs:
+        t.add_row(
+            r.started_at.replace("T", " ").rstrip("Z"),
+            os.path.basename(r.model),
+            f"{r.backend} {r.engine_version or ''}".strip(),
+            _device(r),
+            f"{r.pp_tps.median:,.1f}",
+            f"{r.tg_tps.median:,.1f}",
+            f"{r.chat_tps.median:,.1f}" if r.chat_tps else "—",
+            f"{r.chat_ttft_seconds.median * 1000:,.0f} ms" if r.chat_ttft_seconds else "—",
+            human_bytes(r.gpu_bytes) if r.gpu_bytes is not None else "—",
+            f"{r.tg_efficiency:.0%}" if r.tg_efficiency else "—",
+        )
+    con.print(t)
+    if h.skipped_lines:
+        con.print(f"[dim]{h.skipped_lines} unreadable line(s) skipped[/]")

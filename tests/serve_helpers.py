@@ -1,0 +1,64 @@
+"""Start `qwenctl serve` as a real subprocess on a free loopback port and stop it again."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# Hang protection only (loading plus imports take a few seconds here); not a speed assertion.
+START_TIMEOUT_S = 180
+
+
+@dataclass
+class Server:
+    proc: subprocess.Popen
+    info: dict  # the --json start-up line
+    stderr_lines: list[str] = field(default_factory=list)
+
+    @property
+    def base_url(self) -> str:
+        return self.info["url"]
+
+    @property
+    def model_id(self) -> str:
+        return self.info["model_id"]
+
+    def client(self, api_key: str = "unused", **kwargs):
+        import openai
+
+        return openai.OpenAI(base_url=self.base_url, api_key=api_key, max_retries=0, timeout=120, **kwargs)
+
+    def stop(self, timeout: float = 60) -> int:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        return self.proc.wait(timeout)
+
+    @property
+    def stderr(self) -> str:
+        return "".join(self.stderr_lines)
+
+
+def start(model: Path, *args: str, env: dict | None = None) -> Server:
+    """Run `qwenctl serve --model MODEL --port 0 --json ARGS` and wait for its start-up line."""
+    cmd = [sys.executable, "-m", "qwenctl", "serve", "--model", str(model), "--port", "0", "--json", *args]
+    full_env = {k: v for k, v in os.environ.items() if k != "QWENCTL_API_KEY"}
+    full_env.update({"HF_HUB_OFFLINE": "1", "NO_COLOR": "1", **(env or {})})
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=full_env)
+    stderr_lines: list[str] = []
+    threading.Thread(target=lambda: stderr_lines.extend(proc.stderr), daemon=True).start()
+    first: list[str] = []
+    reader = threading.Thread(target=lambda: first.append(proc.stdout.readline()), daemon=True)
+    reader.start()
+    reader.join(START_TIMEOUT_S)
+    if not first or not first[0]:
+        proc.kill()
+        proc.wait()
+        raise RuntimeError(f"qwenctl serve did not start (exit {proc.returncode}):\n{''.join(stderr_lines)}")
+    # keep draining stdout so the server never blocks on a full pipe
+    threading.Thread(target=lambda: proc.stdout.read(), daemon=True).start()
+    return Server(proc, json.loads(first[0]), stderr_lines)

@@ -1,0 +1,144 @@
+"""`qwenctl bench` on the real engines with the generated tiny models (figures are not asserted, only their shape)."""
+
+import dataclasses
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from qwenctl import bench as b
+from qwenctl.backends import LoadOptions
+from qwenctl.cli import cli
+from qwenctl.errors import ExitCode, QwenctlError
+from qwenctl.hardware.facts import Absent, Hardware, Memory, Nvidia, NvidiaGpu, to_dict
+from qwenctl.testing import models
+
+
+@pytest.fixture(autouse=True)
+def _isolated_data_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+
+
+@pytest.fixture(scope="module")
+def result(model_cache):
+    pytest.importorskip("llama_cpp")
+    phases = []
+    r = b.bench(models.tiny_gguf(model_cache), n_prompt=120, n_gen=8, repetitions=2,
+                options=LoadOptions(n_ctx=256), bandwidth=b.Bandwidth(10_000_000_000, "test"),
+                progress=lambda phase, done, total: phases.append((phase, done, total)))
+    return r, phases
+
+
+def test_result_has_every_figure(result, model_cache):
+    r, _ = result
+    for fig in (r.pp_tps, r.tg_tps, r.chat_tps, r.chat_ttft_seconds):
+        assert len(fig.samples) == 2 and fig.min <= fig.median <= fig.max and fig.min > 0
+    assert (r.backend, r.n_prompt, r.n_gen, r.n_ctx, r.n_gpu_layers) == ("llama.cpp", 120, 8, 256, 0)
+    assert r.n_threads >= 1 and r.load_seconds > 0 and r.peak_host_rss_bytes > 0
+    assert r.gpu_bytes is None
+    assert r.notes == ()
+
+
+def test_roofline_uses_every_weight_of_a_tied_model(result, model_cache):
+    r, _ = result
+    from qwenctl.backends.gguf_check import check_gguf
+
+    assert r.weights_read_per_token_bytes == check_gguf(models.tiny_gguf(model_cache)).tensor_bytes
+    assert r.roofline_tg_tps == pytest.approx(10e9 / r.weights_read_per_token_bytes)
+    assert r.tg_efficiency == pytest.approx(r.tg_tps.median / r.roofline_tg_tps)
+
+
+def test_untied_model_reads_one_embedding_row_not_the_matrix(model_cache):
+    untied = dataclasses.replace(models.TINY, name="tiny-untied", tie_word_embeddings=False)
+    path = models.gguf_model(model_cache, untied, "F32")
+    from qwenctl.backends.gguf_check import check_gguf
+
+    info = check_gguf(path)
+    embd = next(t.n_bytes for t in info.tensors if t.name == "token_embd.weight")
+    assert b.weights_read_per_token(path) == info.tensor_bytes - embd
+
+
+def test_progress_goes_through_every_phase_in_order(result):
+    _, phases = result
+    assert [p for p, done, total in phases if done == total] == ["load", "warm-up", "pp", "tg", "chat"]
+
+
+def test_history_round_trip_skips_a_torn_line(result, tmp_path):
+    r, _ = result
+    path = tmp_path / "h.jsonl"
+    b.append_history(r, path)
+    with open(path, "a") as fh:
+        fh.write('{"schema": "bench", "model": "half a rec')  # a run killed mid-write
+    b.append_history(r, path)
+    h = b.read_history(path)
+    assert h.runs == (r, r) and h.skipped_lines == 1
+
+
+def test_mlx_backend(model_cache, monkeypatch):
+    pytest.importorskip("mlx_lm")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    folder = models.tiny_mlx(model_cache)
+    r = b.bench(folder, backend="mlx", n_prompt=120, n_gen=4, repetitions=1, options=LoadOptions(n_ctx=256))
+    assert r.backend == "mlx" and r.tg_tps.median > 0 and r.chat_tps.median > 0
+    assert r.weights_read_per_token_bytes == (folder / "model.safetensors").stat().st_size
+
+
+def test_context_too_small_for_the_runs(model_cache):
+    with pytest.raises(QwenctlError) as e:
+        b.bench(models.tiny_gguf(model_cache), n_prompt=512, n_gen=128, options=LoadOptions(n_ctx=256))
+    assert e.value.code == ExitCode.USAGE
+
+
+@pytest.mark.parametrize("text,expected", [("3.35TB/s", 3_350_000_000_000), ("819 GB/s", 819_000_000_000),
+                                           ("100e9", 100_000_000_000), ("1GiB/s", 2**30)])
+def test_parse_bandwidth(text, expected):
+    assert b.parse_bandwidth(text) == b.Bandwidth(expected, "--bandwidth")
+
+
+def test_parse_bandwidth_rejects_nonsense():
+    with pytest.raises(QwenctlError) as e:
+        b.parse_bandwidth("fast")
+    assert e.value.code == ExitCode.USAGE
+
+
+def test_bandwidth_comes_from_the_gpu_only_when_offloading():
+    gpu = NvidiaGpu(0, "NVIDIA H100 80GB HBM3", "GPU-1", 80 * 2**30, 80 * 2**30, 0, (9, 0),
+                    bandwidth_bytes_per_s=3_352_320_000_000)
+    hw = Hardware("Linux", "x86_64", Absent("-"), Memory(2**37, 2**36, 0, bandwidth_bytes_per_s=100_000_000_000,
+                  bandwidth_source="profile"), Nvidia("550", "12.4", (gpu,)), Absent("-"), Absent("-"), Absent("-"),
+                  Absent("-"))
+    assert b.bandwidth_from_hardware(hw, on_gpu=True) == b.Bandwidth(3_352_320_000_000, "detect: NVIDIA H100 80GB HBM3")
+    assert b.bandwidth_from_hardware(hw, on_gpu=False) == b.Bandwidth(100_000_000_000, "detect: profile")
+
+
+def test_cli_json_and_history(model_cache):
+    pytest.importorskip("llama_cpp")
+    runner = CliRunner()
+    model = str(models.tiny_gguf(model_cache))
+    out = runner.invoke(cli, ["bench", "--model", model, "-p", "100", "-n", "4", "-r", "1", "--ctx", "256",
+                              "--bandwidth", "10GB/s", "--json"], catch_exceptions=False)
+    assert out.exit_code == 0, out.output
+    doc = json.loads(out.output)
+    assert doc["schema"] == "bench" and doc["n_prompt"] == 100 and doc["bandwidth"]["bytes_per_s"] == 10**10
+    hist = runner.invoke(cli, ["bench", "--history", "--json"], catch_exceptions=False)
+    runs = json.loads(hist.output)["runs"]
+    assert len(runs) == 1 and runs[0] == {k: v for k, v in doc.items() if k not in ("schema", "version")}
+
+
+def test_cli_table(model_cache):
+    pytest.importorskip("llama_cpp")
+    out = CliRunner().invoke(cli, ["bench", "--model", str(models.tiny_gguf(model_cache)), "-p", "100", "-n", "4",
+                                   "-r", "1", "--ctx", "256", "--no-save"], catch_exceptions=False)
+    assert out.exit_code == 0
+    lines = out.output.splitlines()
+    assert lines[0].startswith("tiny-") and "llama.cpp 0.3" in lines[0]
+    assert any(line.startswith("decoding, no sampling (tg4)") for line in lines)
+    assert "memory bandwidth unknown" in out.output or "roofline:" in out.output
+    hist = CliRunner().invoke(cli, ["bench", "--history"], catch_exceptions=False)
+    assert hist.output.startswith("no benchmark runs recorded yet")
+
+
+def test_cli_without_a_model_is_a_usage_error():
+    out = CliRunner().invoke(cli, ["bench"])
+    assert out.exit_code == ExitCode.USAGE
+    assert "bench needs a model" in out.output

@@ -1,0 +1,201 @@
+"""`qwenctl serve` end to end: a real server process on a generated model, the official openai client.
+
+Both engines run for real: llama.cpp (CPU) on the tiny GGUF, mlx-lm (mlx[cpu]) on the tiny MLX
+folder. Each gets one long-lived server (with an API key and a 256-token context) for the API
+tests, and a fresh one for the stop test.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import openai
+import pytest
+
+from serve_helpers import start
+
+KEY = "test-key-9f3a1c"
+N_CTX = 256
+MESSAGES = [{"role": "system", "content": "You are terse."}, {"role": "user", "content": "Say hello to the world."}]
+
+
+def _model(backend: str, model_cache: Path) -> Path:
+    from qwenctl.testing import models
+
+    return models.tiny_gguf(model_cache) if backend == "llama.cpp" else models.tiny_mlx(model_cache)
+
+
+@pytest.fixture(scope="module", params=["llama.cpp", "mlx"])
+def served(request, model_cache):
+    backend = request.param
+    if backend == "mlx":
+        pytest.importorskip("mlx_lm")
+    model = _model(backend, model_cache)
+    server = start(model, "--ctx", str(N_CTX), env={"QWENCTL_API_KEY": KEY})
+    server.backend = backend
+    server.model_path = model
+    yield server
+    assert server.stop() == 0, server.stderr
+
+
+def _no_eos(server) -> dict:
+    """Request fields that keep the random model from ending early, in each engine's own terms."""
+    if server.backend == "llama.cpp":
+        return {"logit_bias": {"<|im_end|>": -100, "<|endoftext|>": -100}, "logit_bias_type": "tokens"}
+    tokenizer = json.loads((server.model_path / "tokenizer.json").read_text())
+    ids = [t["id"] for t in tokenizer["added_tokens"] if t["content"] in ("<|im_end|>", "<|endoftext|>")]
+    return {"logit_bias": {str(i): -100 for i in ids}}
+
+
+def _templated_prompt_tokens(server, messages) -> int:
+    """How many tokens the model's own chat template makes of `messages` (what the server must count)."""
+    if server.backend == "llama.cpp":
+        import jinja2
+        import llama_cpp
+
+        llm = llama_cpp.Llama(str(server.model_path), vocab_only=True, verbose=False)
+        template = jinja2.Environment().from_string(llm.metadata["tokenizer.chat_template"])
+        text = template.render(messages=messages, add_generation_prompt=True)
+        return len(llm.tokenize(text.encode(), add_bos=False, special=True))
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(server.model_path))
+    return len(tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)["input_ids"])
+
+
+def test_start_up_line_describes_the_server(served):
+    info = served.info
+    assert info["schema"] == "serve"
+    assert info["url"].startswith("http://127.0.0.1:") and info["url"].endswith("/v1")
+    assert info["backend"] == served.backend
+    assert info["n_ctx"] == N_CTX
+    assert info["api_key_required"] is True
+    assert info["sampling_defaults"] == {"temperature": 0.7, "top_p": 0.8, "top_k": 20, "repeat_penalty": 1.05}
+    assert f"/chat/completions" in info["curl"] and info["model_id"] in info["curl"]
+    assert info["warnings"] == []
+    assert KEY not in json.dumps(info)
+
+
+def test_lists_the_one_model(served):
+    models = served.client(KEY).models.list()
+    assert [m.id for m in models.data] == [served.model_id]
+
+
+def test_chat_completion_uses_the_models_template(served):
+    reply = served.client(KEY).chat.completions.create(model=served.model_id, messages=MESSAGES, max_tokens=8, temperature=0)
+    choice = reply.choices[0]
+    assert choice.message.role == "assistant"
+    assert isinstance(choice.message.content, str)
+    assert choice.finish_reason in ("stop", "length")
+    assert 1 <= reply.usage.completion_tokens <= 8
+    assert reply.usage.prompt_tokens == _templated_prompt_tokens(served, MESSAGES)
+
+
+def test_streamed_deltas_join_to_the_full_reply(served):
+    client = served.client(KEY)
+    args = dict(model=served.model_id, messages=MESSAGES, max_tokens=16, temperature=0, seed=7, extra_body=_no_eos(served))
+    full = client.chat.completions.create(**args)
+    chunks = list(client.chat.completions.create(stream=True, **args))
+    streamed = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert len([c for c in chunks if c.choices and c.choices[0].delta.content]) > 1
+    assert streamed == full.choices[0].message.content
+    assert full.choices[0].finish_reason == "length"
+    assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == ["length"]
+
+
+def test_text_completion(served):
+    reply = served.client(KEY).completions.create(model=served.model_id, prompt="Once upon a time", max_tokens=6, extra_body=_no_eos(served))
+    assert reply.object == "text_completion"
+    assert isinstance(reply.choices[0].text, str)
+    assert reply.usage.completion_tokens == 6
+
+
+def test_wrong_key_is_refused(served):
+    client = served.client("wrong-key")
+    with pytest.raises(openai.AuthenticationError) as caught:
+        client.models.list()
+    assert caught.value.status_code == 401
+    with pytest.raises(openai.AuthenticationError):
+        client.chat.completions.create(model=served.model_id, messages=MESSAGES, max_tokens=2)
+
+
+def test_missing_key_is_refused(served):
+    # the openai client always sends a key, so this one is a bare request
+    body = json.dumps({"model": served.model_id, "messages": MESSAGES}).encode()
+    request = urllib.request.Request(served.base_url + "/chat/completions", data=body, headers={"Content-Type": "application/json"})
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(request, timeout=60)
+    assert caught.value.code == 401
+    assert json.loads(caught.value.read())["error"]["code"] == "invalid_api_key"
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "streamed"])
+def test_context_overflow_is_a_400_and_the_server_goes_on(served, stream):
+    client = served.client(KEY)
+    too_long = [{"role": "user", "content": "hello world " * N_CTX}]
+    with pytest.raises(openai.BadRequestError) as caught:
+        reply = client.chat.completions.create(model=served.model_id, messages=too_long, max_tokens=4, stream=stream)
+        if stream:
+            list(reply)
+    assert caught.value.status_code == 400
+    assert caught.value.code == "context_length_exceeded"
+    after = client.chat.completions.create(model=served.model_id, messages=MESSAGES, max_tokens=3)
+    assert after.usage.completion_tokens >= 1
+
+
+def test_unknown_model_is_a_404(served):
+    with pytest.raises(openai.NotFoundError) as caught:
+        served.client(KEY).chat.completions.create(model="gpt-4o", messages=MESSAGES, max_tokens=2)
+    assert caught.value.code == "model_not_found"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"{not json", b"[1, 2]", json.dumps({"messages": "not a list"}).encode()],
+    ids=["not-json", "not-an-object", "bad-field"],
+)
+def test_malformed_request_is_a_400_with_an_error_body(served, body):
+    request = urllib.request.Request(
+        served.base_url + "/chat/completions", data=body, headers={"Content-Type": "application/json", "Authorization": f"Bearer {KEY}"}
+    )
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(request, timeout=60)
+    assert caught.value.code == 400
+    assert json.loads(caught.value.read())["error"]["type"] == "invalid_request_error"
+    assert served.client(KEY).models.list().data
+
+
+@pytest.mark.parametrize("backend", ["llama.cpp", "mlx"])
+def test_sigterm_finishes_the_request_in_flight_and_exits_0(backend, model_cache):
+    if backend == "mlx":
+        pytest.importorskip("mlx_lm")
+    server = start(_model(backend, model_cache), "--api-key", KEY)
+    server.backend, server.model_path = backend, _model(backend, model_cache)
+    try:
+        stream = server.client(KEY).chat.completions.create(
+            model=server.model_id, messages=MESSAGES, max_tokens=64, stream=True, extra_body=_no_eos(server)
+        )
+        finish = []
+        for n, chunk in enumerate(stream):
+            if n == 2:
+                server.proc.send_signal(signal.SIGTERM)
+            if chunk.choices and chunk.choices[0].finish_reason:
+                finish.append(chunk.choices[0].finish_reason)
+        assert finish == ["length"]  # the reply ran to its end after the signal
+        assert server.proc.wait(60) == 0
+        with pytest.raises(openai.APIConnectionError):
+            server.client(KEY).models.list()
+    finally:
+        server.stop()
+    assert KEY not in server.stderr
+
+
+def test_sigint_exits_0(model_cache):
+    server = start(_model("llama.cpp", model_cache))
+    server.client().models.list()
+    server.proc.send_signal(signal.SIGINT)
+    assert server.proc.wait(60) == 0

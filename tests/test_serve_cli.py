@@ -1,0 +1,99 @@
+"""`qwenctl serve` before any model loads: targets, the start-up document, refusals with one line."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from qwenctl import serve as serving
+from qwenctl.backends import LoadOptions
+from qwenctl.cli import cli
+from qwenctl.errors import ExitCode, QwenctlError
+
+
+def _invoke(*args: str):
+    return CliRunner().invoke(cli, ["serve", *args], catch_exceptions=False)
+
+
+@pytest.fixture
+def gguf(tmp_path) -> Path:
+    # never loaded: these tests stop before the engine
+    path = tmp_path / "qwen2.5-7b-instruct-q4_k_m-00001-of-00002.gguf"
+    path.write_bytes(b"GGUF")
+    return path
+
+
+def test_model_id_is_the_file_stem_without_split_suffix(gguf, tmp_path):
+    assert serving.default_model_id(gguf) == "qwen2.5-7b-instruct-q4_k_m"
+    folder = tmp_path / "Qwen2.5-0.5B-Instruct-4bit"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    assert serving.target_from_path(folder).backend == "mlx"
+    assert serving.target_from_path(folder).model_id == "Qwen2.5-0.5B-Instruct-4bit"
+
+
+def test_a_folder_with_one_gguf_serves_that_file(gguf):
+    target = serving.target_from_path(gguf.parent)
+    assert (target.backend, target.model_path) == ("llama.cpp", gguf)
+
+
+@pytest.mark.parametrize(
+    ("name", "code"),
+    [("missing.gguf", ExitCode.NOT_FOUND), ("notes.txt", ExitCode.BAD_INPUT)],
+    ids=["missing", "not-a-model"],
+)
+def test_unusable_model_path_is_one_line(tmp_path, name, code):
+    (tmp_path / "notes.txt").write_text("hello")
+    result = _invoke("--model", str(tmp_path / name))
+    assert result.exit_code == code
+    assert result.output.count("\n") == 1 and result.output.startswith("error: ")
+
+
+def test_parallel_is_refused_for_llamacpp(gguf):
+    result = _invoke("--model", str(gguf), "--parallel", "2")
+    assert result.exit_code == ExitCode.USAGE
+    assert "one reply at a time" in result.output
+
+
+def test_busy_port_is_one_line(gguf):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        result = _invoke("--model", str(gguf), "--port", str(port))
+    assert result.exit_code == ExitCode.ERROR
+    assert f"cannot listen on 127.0.0.1:{port}" in result.output
+
+
+def test_missing_server_extra_names_the_install(monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "sse_starlette" else real(name, *a))
+    with pytest.raises(QwenctlError) as caught:
+        serving.check_server_deps("llama.cpp")
+    assert caught.value.hint == "pip install 'qwenctl[server]'"
+    assert "sse_starlette" in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("host", "key", "warned"),
+    [("127.0.0.1", None, False), ("localhost", None, False), ("::1", None, False), ("0.0.0.0", None, True), ("0.0.0.0", "k3y", False)],
+)
+def test_non_loopback_without_key_warns(gguf, host, key, warned):
+    target = serving.target_from_path(gguf, LoadOptions(n_ctx=8192))
+    info = serving.server_info(target, serving.ServeOptions(host=host, api_key=key), 8123, 1)
+    assert bool(info.warnings) is warned
+    assert info.url.endswith(":8123/v1")
+    assert info.n_ctx == 8192
+
+
+def test_start_up_document_never_holds_the_key(gguf):
+    target = serving.target_from_path(gguf)
+    info = serving.server_info(target, serving.ServeOptions(api_key="s3cret-value"), 8000, 1)
+    assert "s3cret-value" not in repr(info) and "s3cret-value" not in repr(serving.ServeOptions(api_key="s3cret-value"))
+    assert info.api_key_required and "$QWENCTL_API_KEY" in info.curl
+    assert info.url == "http://127.0.0.1:8000/v1"
