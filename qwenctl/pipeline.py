@@ -114,15 +114,25 @@ class Started:
         )
 
 
-def start(request: RunRequest, reporter: Reporter) -> Started:
-    """Everything between "qwenctl run" and the first prompt. The caller closes the session."""
-    from qwenctl.backends import load_backend
+@dataclass(frozen=True)
+class Prepared:
+    """A model on disk, verified, with the settings to load it: what `serve` needs before its engine starts."""
+
+    model_name: str
+    files: ModelFiles
+    backend: str
+    load_options: LoadOptions
+    plan: Plan | None  # None for --model
+    hardware: Hardware
+
+
+def prepare(request: RunRequest, reporter: Reporter) -> Prepared:
+    """detect -> plan (or --model) -> files from the cache, or downloaded after asking."""
     from qwenctl.hardware import detect
     from qwenctl.hardware.facts import Absent
 
     reporter.step("detecting hardware")
     hardware = detect()
-    plan: Plan | None = None
     if request.model:
         files = _named_model(request, reporter)
         backend = request.backend or backend_for_path(Path(files.load_path))
@@ -131,16 +141,21 @@ def start(request: RunRequest, reporter: Reporter) -> Started:
         gpu = bool(hardware.gpus) or not isinstance(hardware.apple, Absent)
         options = LoadOptions(n_ctx=request.n_ctx or LoadOptions.n_ctx, n_gpu_layers=-1 if gpu else 0)
         name = Path(files.load_path).name if files.repo is None else f"{files.repo}:{files.filenames[0]}"
-    else:
-        result = _plan(request, hardware)
-        reporter.plan(result)
-        plan = result.chosen
-        files = _fetch_planned(plan, request, reporter)
-        backend, options = plan.backend, plan.load_options()
-        name = f"Qwen2.5 {plan.name}"
+        return Prepared(name, files, backend, options, None, hardware)
+    result = _plan(request, hardware)
+    reporter.plan(result)
+    plan = result.chosen
+    files = _fetch_planned(plan, request, reporter)
+    return Prepared(f"Qwen2.5 {plan.name}", files, plan.backend, plan.load_options(), plan, hardware)
 
-    reporter.step(f"loading {name} with {backend}")
-    session = load_backend(backend, Path(files.load_path), options)
+
+def start(request: RunRequest, reporter: Reporter) -> Started:
+    """Everything between "qwenctl run" and the first prompt. The caller closes the session."""
+    from qwenctl.backends import load_backend
+
+    p = prepare(request, reporter)
+    reporter.step(f"loading {p.model_name} with {p.backend}")
+    session = load_backend(p.backend, Path(p.files.load_path), p.load_options)
     try:
         for note in getattr(session, "notes", ()):
             reporter.warn(note)
@@ -148,13 +163,13 @@ def start(request: RunRequest, reporter: Reporter) -> Started:
         if request.smoke_seconds > 0:
             reporter.step("smoke test: a few seconds of generation")
             # a profile's prediction is for another machine: nothing to compare with here
-            predicted = plan.tg_tps if plan is not None and request.profile is None else None
-            smoke = smoke_test(session, request.smoke_seconds, predicted, hardware)
+            predicted = p.plan.tg_tps if p.plan is not None and request.profile is None else None
+            smoke = smoke_test(session, request.smoke_seconds, predicted, p.hardware)
             reporter.smoke(smoke)
     except BaseException:
         session.close()
         raise
-    return Started(session, name, files, backend, options, plan, smoke, hardware)
+    return Started(session, p.model_name, p.files, p.backend, p.load_options, p.plan, smoke, p.hardware)
 
 
 def _plan(request: RunRequest, hardware: Hardware) -> PlanResult:

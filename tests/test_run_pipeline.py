@@ -93,3 +93,24 @@ def test_backend_for_path_refuses(tmp_path, name, make, message):
     with pytest.raises(QwenctlError, match=message) as e:
         backend_for_path(path)
     assert e.value.code == ExitCode.BAD_INPUT
+
+
+def test_prepare_a_local_model_loads_nothing_and_asks_nothing(tiny_path, monkeypatch):
+    """What `serve` uses: the file and its load options, no engine started, no question asked."""
+    import io
+
+    from qwenctl.pipeline import RunRequest, prepare
+    from qwenctl.render.chat import make_console
+    from qwenctl.render.run import RunReporter
+
+    out = io.StringIO()
+    prepared = prepare(RunRequest(model=str(tiny_path), n_ctx=1024), RunReporter(make_console(out), ask=None))
+    assert (prepared.backend, prepared.plan, prepared.model_name) == ("llama.cpp", None, tiny_path.name)
+    assert prepared.files.load_path == str(tiny_path.resolve())
+    assert prepared.load_options.n_ctx == 1024
+    assert out.getvalue() == "detecting hardware\n"
+
+
+@pytest.fixture
+def tiny_path(request) -> Path:
+    return tiny_model(request.config)
