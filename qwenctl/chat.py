@@ -245,11 +245,12 @@ def ask(
     session: Session,
     prompt: str,
     system: str = DEFAULT_SYSTEM_PROMPT,
-    sampling: SamplingOptions = SamplingOptions(),
+    sampling: SamplingOptions | None = None,
     on_text: Callable[[str], None] | None = None,
     warn: Callable[[str], None] | None = None,
 ) -> OneShot:
     """Answer one prompt without history: what `qwenctl run -p` and piped stdin use."""
+    sampling = sampling or SamplingOptions()
     budget = session.n_ctx - reply_reserve(session.n_ctx, sampling.max_tokens)
     fitted = fit_to_context(
         {"role": "system", "content": system}, [], {"role": "user", "content": prompt}, session.count_chat_tokens, budget

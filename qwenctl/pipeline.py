@@ -7,7 +7,6 @@ one for the terminal), which is also where the "download N GB?" question is aske
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path

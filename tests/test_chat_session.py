@@ -11,11 +11,10 @@ import os
 import signal
 
 import pytest
+from run_helpers import ScriptedUI, tiny_model
 
 from qwenctl.backends import LoadOptions, SamplingOptions, load_backend
 from qwenctl.chat import DEFAULT_SYSTEM_PROMPT, Chat, Conversation, ask
-
-from run_helpers import ScriptedUI, tiny_model
 
 SEEDED = SamplingOptions(seed=1)
 
@@ -168,9 +167,6 @@ def test_ctrl_c_stops_the_reply_and_keeps_the_session(session):
 
 
 def test_ctrl_c_at_the_prompt_clears_the_line(session):
-    def read(prompt, lines=iter(["hi"])):
-        raise KeyboardInterrupt
-
     ui = ScriptedUI([])
     calls = []
 

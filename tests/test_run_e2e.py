@@ -16,12 +16,11 @@ from pathlib import Path
 
 import pexpect
 import pytest
+from fakehub import FakeHub
+from run_helpers import slow_model, tiny_model
 
 from qwenctl.hardware import detect
 from qwenctl.plan import Constraints, plan
-
-from fakehub import FakeHub
-from run_helpers import slow_model, tiny_model
 
 PLAN_ARGS = ["--size", "0.5B", "--quant", "q4_k_m", "--ctx", "2048"]
 TIMEOUT = 120  # generous: a 2-core CI machine may be busy

@@ -10,13 +10,17 @@ import dataclasses
 from pathlib import Path
 
 import pytest
+from run_helpers import tiny_model
 
 from qwenctl.backends import LoadOptions, load_backend
 from qwenctl.errors import ExitCode, QwenctlError
 from qwenctl.hardware import detect, load_snapshot
-from qwenctl.pipeline import MIN_SMOKE_TOKENS, backend_for_path, likely_cause_of_slowness, smoke_test
-
-from run_helpers import tiny_model
+from qwenctl.pipeline import (
+    MIN_SMOKE_TOKENS,
+    backend_for_path,
+    likely_cause_of_slowness,
+    smoke_test,
+)
 
 CAPTURES = Path(__file__).parent / "fixtures" / "captures"
 

@@ -53,7 +53,13 @@ class RunReporter:
         if self.quiet:
             return
         if self._progress is None:
-            from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
+            from rich.progress import (
+                BarColumn,
+                DownloadColumn,
+                Progress,
+                TimeRemainingColumn,
+                TransferSpeedColumn,
+            )
 
             self._progress = Progress(
                 "[progress.description]{task.description}",
