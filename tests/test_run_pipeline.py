@@ -16,7 +16,7 @@ from qwenctl.backends import LoadOptions, load_backend
 from qwenctl.errors import ExitCode, QwenctlError
 from qwenctl.hardware import detect, load_snapshot
 from qwenctl.pipeline import (
-    MIN_SMOKE_TOKENS,
+    SMOKE_MAX_TOKENS,
     backend_for_path,
     likely_cause_of_slowness,
     smoke_test,
@@ -36,15 +36,19 @@ def machine(capture: str):
     return detect(load_snapshot(CAPTURES / capture))
 
 
+# The smoke test stops after SMOKE_MAX_TOKENS decoded tokens or after `seconds`; the tests give it
+# time enough that the token count ends it even on a busy machine (no timing is asserted).
+
+
 def test_smoke_test_measures_real_generation(session):
-    result = smoke_test(session, seconds=2.0, predicted_tps=None, hardware=machine("linux-x86-no-gpu.json"))
-    assert result.generated_tokens >= MIN_SMOKE_TOKENS
+    result = smoke_test(session, seconds=120.0, predicted_tps=None, hardware=machine("linux-x86-no-gpu.json"))
+    assert result.generated_tokens >= SMOKE_MAX_TOKENS
     assert result.decode_tps > 0 and result.prompt_tps > 0
     assert result.warning is None
 
 
 def test_smoke_test_warns_far_below_prediction_with_the_cause(session):
-    result = smoke_test(session, seconds=2.0, predicted_tps=1e9, hardware=machine("linux-x86-no-gpu.json"))
+    result = smoke_test(session, seconds=120.0, predicted_tps=1e9, hardware=machine("linux-x86-no-gpu.json"))
     assert result.warning == (
         f"measured {result.decode_tps:.1f} tok/s, far below the predicted 1000000000.0 tok/s: "
         "another program may be using the CPU, or the machine is in a power-saving or throttled state"
