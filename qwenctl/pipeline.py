@@ -290,7 +290,10 @@ def _generate_for(session: Session, sampling: SamplingOptions, seconds: float, g
             stop.set()
 
     messages = [{"role": "user", "content": SMOKE_PROMPT}]
-    return generate(session, messages, sampling, on_text, stop)
+    reply = generate(session, messages, sampling, on_text, stop)
+    if reply.finish_reason == "interrupted" and time.monotonic() < deadline:
+        raise KeyboardInterrupt  # the user's Ctrl-C, not our deadline: stop the whole run
+    return reply
 
 
 def likely_cause_of_slowness(session: Session, hardware: Hardware | None) -> str:
