@@ -288,7 +288,7 @@ def _detected_bandwidth(on_gpu: bool):
 @click.option("--backend", help="llama.cpp or mlx (default: the planner's choice).")
 @click.option("--ctx", "n_ctx", type=click.IntRange(min=256), help="Context window in tokens.")
 @click.option("--profile", help="Plan as if on this hardware profile (see `qwenctl profiles`).")
-@click.option("--model", help="Skip planning: a local .gguf file or MLX folder, or REPO[:FILE] on Hugging Face.")
+@click.option("--model", metavar="PATH|REPO[:FILE]", help="Skip planning: a local .gguf file or MLX folder, or REPO[:FILE] on Hugging Face.")
 @click.option("-y", "--yes", is_flag=True, help="Download without asking.")
 @click.option("--no-chat", is_flag=True, help="Stop after the smoke test.")
 @click.option("--system", help="System prompt (default: Qwen's own).")
