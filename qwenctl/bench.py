@@ -150,6 +150,10 @@ def _machine() -> str:
 def _engine_version(backend: str) -> str | None:
     from importlib.metadata import PackageNotFoundError, version
 
+    if backend == "llama.cpp":  # also right when llama_cpp runs from a source tree (the GPU machine)
+        import llama_cpp
+
+        return llama_cpp.__version__
     try:
         return version({"llama.cpp": "llama-cpp-python", "mlx": "mlx-lm"}.get(backend, backend))
     except PackageNotFoundError:

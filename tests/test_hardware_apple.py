@@ -1,6 +1,6 @@
 import pytest
-
 from hardware_captures import document, replay
+
 from qwenctl.hardware import apple
 from qwenctl.hardware._parse import SYSCTL_ARGV, data
 from qwenctl.hardware.facts import Absent

@@ -1,4 +1,5 @@
 from hardware_captures import document, replay
+
 from qwenctl.hardware import raspberry_pi
 from qwenctl.hardware.facts import Absent
 

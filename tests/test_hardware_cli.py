@@ -2,8 +2,8 @@ import json
 
 import pytest
 from click.testing import CliRunner
-
 from hardware_captures import CAPTURES
+
 from qwenctl.cli import cli
 from qwenctl.hardware.facts import hardware_from_dict
 

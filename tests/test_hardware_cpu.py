@@ -1,6 +1,6 @@
 import pytest
-
 from hardware_captures import document, replay
+
 from qwenctl.hardware import cpu, detect
 from qwenctl.hardware._parse import ParseError
 from qwenctl.hardware.facts import Absent, Cpu

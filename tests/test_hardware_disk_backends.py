@@ -1,8 +1,8 @@
 import importlib.util
 
 import pytest
-
 from hardware_captures import document, replay
+
 from qwenctl.hardware import LiveSource, backends, disk
 from qwenctl.hardware.facts import Absent, Backends, Disk
 

@@ -1,8 +1,8 @@
 from pathlib import Path
 
 import pytest
-
 from hardware_captures import document, replay
+
 from qwenctl.hardware import detect, memory
 from qwenctl.hardware.facts import Absent, Memory
 

@@ -1,6 +1,6 @@
 import pytest
-
 from hardware_captures import document, replay
+
 from qwenctl.hardware import detect, nvidia
 from qwenctl.hardware._parse import data
 from qwenctl.hardware.facts import Absent

@@ -1,12 +1,12 @@
 import json
 
 import pytest
+from hardware_captures import ALL, CAPTURES, document, replay
 
 from qwenctl.errors import ExitCode, QwenctlError
 from qwenctl.hardware import LiveSource, detect, load_snapshot, save_snapshot
 from qwenctl.hardware.facts import to_dict
 from qwenctl.hardware.snapshot import NvmlError
-from hardware_captures import ALL, CAPTURES, document, replay
 
 
 @pytest.mark.parametrize("name", ALL)
@@ -100,3 +100,29 @@ def test_a_recorded_permission_error_replays_as_one():
     doc["files"]["/proc/meminfo"] = {"error": "EACCES"}
     with pytest.raises(PermissionError):
         replay(doc).read_text("/proc/meminfo")
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_hardware_from_dict_inverts_to_dict(name):
+    from qwenctl.hardware.facts import hardware_from_dict
+
+    hw = detect(load_snapshot(CAPTURES / name))
+    assert hardware_from_dict(json.loads(json.dumps(to_dict(hw)))) == hw
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda d: d.pop("cpu"), "hardware: missing 'cpu'"),
+        (lambda d: d["nvidia"]["gpus"][0].__setitem__("compute_capability", [8]), "compute_capability: expected 2 items"),
+        (lambda d: d["nvidia"]["gpus"][0].__setitem__("memory_total_bytes", "8 GB"), "memory_total_bytes: expected int"),
+    ],
+    ids=["missing-field", "short-pair", "string-bytes"],
+)
+def test_hardware_from_dict_names_the_bad_field(edit, message):
+    from qwenctl.hardware.facts import hardware_from_dict
+
+    d = json.loads(json.dumps(to_dict(detect(replay("nvidia-rtx-4060.json")))))
+    edit(d)
+    with pytest.raises(ValueError, match=message.replace("(", r"\(")):
+        hardware_from_dict(d)

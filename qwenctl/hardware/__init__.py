@@ -12,21 +12,36 @@ on. Any other exception is a bug and propagates, so tests see it.
 from __future__ import annotations
 
 import logging
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from qwenctl.hardware import apple, backends, cpu, disk, memory, nvidia, raspberry_pi
-from qwenctl.hardware._parse import ParseError
 from qwenctl.hardware.facts import Absent, Hardware, Memory, hardware_from_dict
-from qwenctl.hardware.snapshot import LiveSource, NvmlError, ReplaySource, Source, load_snapshot, save_snapshot
 
-__all__ = ["detect", "load_snapshot", "save_snapshot", "hardware_from_dict", "LiveSource", "ReplaySource", "Source"]
+if TYPE_CHECKING:
+    from qwenctl.hardware.snapshot import LiveSource, ReplaySource, Source, load_snapshot, save_snapshot
+
+__all__ = ["LiveSource", "ReplaySource", "Source", "detect", "hardware_from_dict", "load_snapshot", "save_snapshot"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+_FROM_SNAPSHOT = {"LiveSource", "ReplaySource", "Source", "load_snapshot", "save_snapshot"}
+
+
+def __getattr__(name: str) -> Any:
+    """The snapshot layer loads on first use: `import qwenctl.hardware.facts` (which every
+    command's renderer does) must not pay for the probes."""
+    if name in _FROM_SNAPSHOT:
+        from qwenctl.hardware import snapshot
+
+        return getattr(snapshot, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def detect(source: Source | None = None) -> Hardware:
     """The facts of this machine (or of the machine a snapshot source recorded)."""
+    from qwenctl.hardware import apple, backends, cpu, disk, memory, nvidia, raspberry_pi
+    from qwenctl.hardware.snapshot import LiveSource
+
     source = source or LiveSource()
     mem = _probe("memory", lambda: memory.probe(source))
     host_ram = mem.total_bytes if isinstance(mem, Memory) else None
@@ -44,6 +59,9 @@ def detect(source: Source | None = None) -> Hardware:
 
 
 def _probe(name: str, run: Callable[[], T | Absent]) -> T | Absent:
+    from qwenctl.hardware._parse import ParseError
+    from qwenctl.hardware.snapshot import NvmlError
+
     try:
         return run()
     except OSError as e:

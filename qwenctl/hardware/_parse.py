@@ -4,9 +4,11 @@ turns into "absent, because …"; anything else escaping a probe is a bug and pr
 from __future__ import annotations
 
 import json
-from functools import lru_cache
-from importlib import resources
+from functools import cache
+from pathlib import Path
 from typing import Any
+
+DATA = Path(__file__).parent / "data"
 
 
 class ParseError(ValueError):
@@ -30,10 +32,10 @@ def to_int(text: str | None, what: str) -> int:
         raise ParseError(f"{what} is {text!r}, not a number") from None
 
 
-@lru_cache(maxsize=None)
+@cache
 def data(name: str) -> Any:
     """A data file of figures about the world (each with its source) shipped in hardware/data/."""
-    return json.loads(resources.files("qwenctl.hardware").joinpath("data", name).read_text("utf-8"))
+    return json.loads((DATA / name).read_text("utf-8"))
 
 
 # One sysctl call answers every macOS probe; `-i` ignores names an older macOS lacks.

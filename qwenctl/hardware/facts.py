@@ -196,7 +196,7 @@ def _from(tp: Any, value: Any, where: str) -> Any:
                 kwargs[f.name] = _from(hints[f.name], value[f.name], f"{where}.{f.name}")
             elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
                 raise ValueError(f"{where}: missing {f.name!r}")
-        return tp(**kwargs)
+        return typing.cast(Any, tp)(**kwargs)
     if tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)

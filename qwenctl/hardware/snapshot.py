@@ -27,14 +27,10 @@ malformed file is one ``QwenctlError`` naming the file, never a traceback later.
 from __future__ import annotations
 
 import errno
-import json
 import os
-import platform
-import shlex
-import shutil
-import subprocess
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol, Sequence
+from typing import Any, Protocol
 
 from qwenctl.errors import ExitCode, QwenctlError
 
@@ -82,6 +78,8 @@ def nvml_key(function: str, arg: str | None) -> str:
 
 
 def command_key(argv: Sequence[str]) -> str:
+    import shlex
+
     return shlex.join(argv)
 
 
@@ -92,8 +90,7 @@ class LiveSource:
     """This machine. With ``record=True`` every answer is kept for ``snapshot()``."""
 
     def __init__(self, record: bool = False):
-        self.system = platform.system()
-        self.machine = platform.machine()
+        self.system, self.machine = _platform()
         self._doc: dict[str, Any] | None = _empty_document(self.system, self.machine) if record else None
         self._commands: dict[str, str | None] = {}
         self._nvml_state: str | None = None  # None: not tried; "ok"; or the init error code
@@ -173,6 +170,8 @@ class LiveSource:
         return value
 
     def disk_usage(self, path: str) -> tuple[int, int]:
+        import shutil
+
         try:
             usage = shutil.disk_usage(path)
         except OSError as e:
@@ -182,12 +181,7 @@ class LiveSource:
         return usage.total, usage.free
 
     def package_version(self, name: str) -> str | None:
-        from importlib import metadata
-
-        try:
-            version: str | None = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            version = None
+        version = _installed_versions().get(_normalize(name))
         if self._doc is not None:
             self._doc["python"]["packages"][name] = version
         return version
@@ -247,12 +241,25 @@ def _empty_document(system: str, machine: str) -> dict[str, Any]:
     }
 
 
+def _platform() -> tuple[str, str]:
+    """platform.system()/machine(); os.uname() gives the same on POSIX without importing platform."""
+    if hasattr(os, "uname"):
+        u = os.uname()
+        return u.sysname, u.machine
+    import platform
+
+    return platform.system(), platform.machine()
+
+
 def _run(argv: Sequence[str]) -> str | None:
+    import shutil
+    import subprocess
+
     if shutil.which(argv[0]) is None:
         return None
     try:
         done = subprocess.run(
-            list(argv), capture_output=True, text=True, timeout=COMMAND_TIMEOUT_S, errors="replace"
+            list(argv), check=False, capture_output=True, text=True, timeout=COMMAND_TIMEOUT_S, errors="replace"
         )
     except (OSError, subprocess.TimeoutExpired):
         return None
@@ -276,6 +283,41 @@ def _plain(value: Any) -> Any:
     if hasattr(value, "total") and hasattr(value, "free"):  # c_nvmlMemory_t (v1 or v2)
         return {"total": int(value.total), "free": int(value.free), "used": int(value.used)}
     return value
+
+
+_VERSIONS: dict[str, str] | None = None
+
+
+def _normalize(name: str) -> str:
+    import re
+
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _installed_versions() -> dict[str, str]:
+    """{normalized name: version} from the *.dist-info / *.egg-info folder names on sys.path.
+
+    What importlib.metadata.version() answers, from one directory listing per path entry:
+    importing importlib.metadata and asking it once per package cost ~10 ms of detect's
+    start-up; the folder names ("llama_cpp_python-0.3.36.dist-info") already say it.
+    """
+    global _VERSIONS
+    if _VERSIONS is None:
+        import sys
+
+        _VERSIONS = {}
+        for entry in sys.path:
+            try:
+                names = os.listdir(entry or ".")
+            except OSError:
+                continue
+            for folder in names:
+                for suffix in (".dist-info", ".egg-info"):
+                    if folder.endswith(suffix):
+                        name, _, rest = folder[: -len(suffix)].partition("-")
+                        if rest:
+                            _VERSIONS.setdefault(_normalize(name), rest.split("-")[0])
+    return _VERSIONS
 
 
 _LLAMA_LOG_SINK: Any = None
@@ -413,6 +455,8 @@ _NVML_SHAPES: dict[str, str] = {
 
 def load_snapshot(path: str | os.PathLike[str]) -> ReplaySource:
     """Read and validate a snapshot file; any problem is one BAD_INPUT error naming the file."""
+    import json
+
     name = str(path)
     try:
         text = Path(path).read_text(encoding="utf-8")
@@ -528,6 +572,8 @@ def _has_shape(value: Any, shape: str) -> bool:
 
 def save_snapshot(source: LiveSource, path: str | os.PathLike[str]) -> None:
     """Write the recorded inputs atomically: a temp file in the same folder, fsync, rename."""
+    import json
+
     target = Path(path)
     tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
     try:

@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# The CUDA measurements of docs/benchmarks.md, on the GPU machine (device tool, no network).
+#
+#   bash benchmarks/gpu/run.sh [build] [models] [run]      (no argument: all three)
+#
+# Needs, carried beside the repository: .sdist/llama_cpp_python-<version>/ (the unpacked, stripped sdist of
+# the llama-cpp-python the project uses) and .whl/ (wheels of the pure-Python packages the image lacks).
+# Every stage skips what an earlier call on the same (warm) machine already did, so the stages can be
+# split over calls: `build models` in one, `run` in the next.
+#
+# build:  ONE CUDA build of the sdist's vendored llama.cpp (libllama + llama-bench), used by both
+#         llama-bench and qwenctl (llama-cpp-python's Python package from the same sdist, pointed at the
+#         libraries with LLAMA_CPP_LIB_PATH): the same llama.cpp by construction, and one compile instead of two.
+# models: shape-faithful random-weight Qwen2.5 7B Q4_K_M + Q8_0 and 0.5B Q4_K_M (benchmarks/gpu/make_models.py).
+# Environment: QWENCTL_GPU_WORK (work dir, default /root/qwenctl-gpu), BANDWIDTH (roofline, default 3.35TB/s),
+# MODELS ("7B:Q4_K_M 7B:Q8_0 0.5B:Q4_K_M"); for a CPU dry run elsewhere: GGML_CUDA=OFF, LLAMA_BUILD_DIR=an existing build.
+# run:    pytest -m gpu, `qwenctl bench --json` per model (flash attention off and on), llama-bench on the
+#         same models, and bench_vs_llama_bench.py; everything lands in $OUT (summary.md, results.json, log.txt).
+set -uo pipefail
+
+ROOT=$(pwd)
+WORK=${QWENCTL_GPU_WORK:-/root/qwenctl-gpu}
+OUT=${OUT:-$WORK/out}
+BANDWIDTH=${BANDWIDTH:-3.35TB/s}   # H100 SXM5 80GB HBM3, NVIDIA datasheet
+JOBS=${JOBS:-$(nproc)}
+mkdir -p "$WORK/results" "$OUT"
+LOG="$OUT/log.txt"
+exec > >(tee -a "$LOG") 2>&1
+
+SDIST=$(ls -d "$ROOT"/.sdist/llama_cpp_python-* 2>/dev/null | head -1)
+[ -n "$SDIST" ] || { echo "no .sdist/llama_cpp_python-*: carry the unpacked sdist"; exit 2; }
+PY=${PYTHON:-python3}
+BUILD=${LLAMA_BUILD_DIR:-$WORK/llama-cuda}
+MODELS=${MODELS:-7B:Q4_K_M 7B:Q8_0 0.5B:Q4_K_M}
+export PYTHONPATH="$ROOT:$SDIST:$WORK/site${PYTHONPATH:+:$PYTHONPATH}"
+export LLAMA_CPP_LIB_PATH="$BUILD/bin"
+export PYTHONUNBUFFERED=1 XDG_DATA_HOME="$WORK/xdg" HF_HUB_OFFLINE=1
+stamp() { echo "== $(date +%T) $*"; }
+
+stage_build() {
+  if [ ! -f "$WORK/site/.done" ] && ls "$ROOT"/.whl/*.whl >/dev/null 2>&1; then
+    stamp "installing carried wheels"
+    $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$WORK/site" "$ROOT"/.whl/*.whl \
+      && touch "$WORK/site/.done" || return 1
+  fi
+  if [ ! -x "$BUILD/bin/llama-bench" ] || [ ! -f "$BUILD/bin/libllama.so" ]; then
+    stamp "building llama.cpp $(basename "$SDIST") with CUDA ($JOBS jobs)"
+    local t0=$SECONDS
+    cmake -S "$SDIST/vendor/llama.cpp" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=ON \
+      -DGGML_CUDA=${GGML_CUDA:-ON} -DCMAKE_CUDA_ARCHITECTURES=${CUDA_ARCH:-90} -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF \
+      -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF >"$WORK/cmake.log" 2>&1 || { tail -30 "$WORK/cmake.log"; return 1; }
+    cmake --build "$BUILD" --target llama llama-bench -j "$JOBS" >"$WORK/build.log" 2>&1 || { tail -40 "$WORK/build.log"; return 1; }
+    stamp "built in $((SECONDS - t0)) s"
+  fi
+  $PY -c "import llama_cpp, sys; ok = llama_cpp.llama_supports_gpu_offload(); print('llama_cpp', llama_cpp.__version__, 'from', llama_cpp.__file__, 'gpu offload', ok); sys.exit(0 if ok or '${GGML_CUDA:-ON}' == 'OFF' else 1)"
+}
+
+stage_models() {
+  stamp "generating models"
+  $PY benchmarks/gpu/make_models.py "$WORK/models" $MODELS || return 1
+  ls -l "$WORK/models"
+}
+
+stage_run() {
+  local R="$WORK/results" m name fa
+  rm -f "$R"/*.json
+  nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.memory --format=csv | tee "$R/gpu.txt"
+  stamp "pytest -m gpu"
+  QWENCTL_GPU_MODELS="$WORK/models" $PY -m pytest -q -m gpu tests/test_backend_gpu.py -p no:randomly 2>&1 | tail -15
+  for m in "$WORK"/models/*.gguf; do
+    name=$(basename "$m" .gguf)
+    for fa in 0 1; do
+      stamp "qwenctl bench $name fa=$fa"
+      $PY -m qwenctl bench --model "$m" -ngl -1 --bandwidth "$BANDWIDTH" --json \
+        $([ $fa = 1 ] && echo --flash-attn) >"$R/qwenctl-$name-fa$fa.json" || echo "FAILED"
+    done
+    stamp "llama-bench $name"
+    "$BUILD/bin/llama-bench" -m "$m" -p 512 -n 128 -r 3 -ngl 99 -fa 0,1 -o json >"$R/llama-bench-$name.json" 2>"$R/llama-bench-$name.err" \
+      || { echo "FAILED"; tail -5 "$R/llama-bench-$name.err"; }
+  done
+  for m in "$WORK"/models/qwen2.5-7b-*-Q4_K_M.gguf "$WORK"/models/qwen2.5-0.5b-*-Q4_K_M.gguf; do
+    stamp "bench_vs_llama_bench $(basename "$m") fa=1"
+    $PY benchmarks/bench_vs_llama_bench.py --llama-bench "$BUILD/bin/llama-bench" --model "$m" -ngl 99 -fa --rounds 2 \
+      --json-out "$R/vs-$(basename "$m" .gguf).json" || echo "FAILED"
+  done
+  $PY benchmarks/gpu/summarize.py "$R" "$OUT/summary.md" "$OUT/results.json"
+}
+
+stages=("$@")
+[ ${#stages[@]} -eq 0 ] && stages=(build models run)
+for s in "${stages[@]}"; do
+  case $s in
+    build|models|run) stamp "stage $s"; "stage_$s" || { stamp "stage $s failed"; exit 1; } ;;
+    *) echo "unknown stage $s (build, models, run)"; exit 2 ;;
+  esac
+done
+stamp "done"

@@ -1,0 +1,55 @@
+"""CUDA: run on the GPU machine (benchmarks/gpu/run.sh runs `pytest -m gpu tests/test_backend_gpu.py`).
+
+QWENCTL_GPU_MODELS points at the folder of shape-faithful models the script generated; the tests that
+need one skip without it.
+"""
+
+import os
+from pathlib import Path
+
+import pytest
+
+from qwenctl.backends import LoadOptions, SamplingOptions, load_backend
+from qwenctl.testing import models
+
+pytestmark = pytest.mark.gpu
+llama_cpp = pytest.importorskip("llama_cpp")
+
+
+def _model(size: str, quant: str) -> Path:
+    folder = os.environ.get("QWENCTL_GPU_MODELS")
+    if not folder:
+        pytest.skip("QWENCTL_GPU_MODELS is not set")
+    found = sorted(Path(folder).glob(f"qwen2.5-{size.lower()}-*-{quant}.gguf"))
+    if not found:
+        pytest.skip(f"no {size} {quant} model in {folder}")
+    return found[0]
+
+
+def test_this_build_offloads():
+    assert llama_cpp.llama_supports_gpu_offload()
+
+
+def test_full_offload_uses_gpu_memory_and_generates(model_cache):
+    s = load_backend("llama.cpp", models.tiny_gguf(model_cache), LoadOptions(n_ctx=2048, n_gpu_layers=-1))
+    try:
+        assert s.n_gpu_layers == models.TINY.num_hidden_layers + 1 and s.notes == ()
+        events = list(s.chat([{"role": "user", "content": "Hello"}], SamplingOptions(max_tokens=16, seed=1)))
+        assert events[-1].generated_tokens >= 1
+        used = s.memory().gpu_bytes
+        assert used is not None and used > 100 * 2**20  # the CUDA context and buffers (~550 MiB seen on an H100)
+    finally:
+        s.close()
+
+
+@pytest.mark.slow
+def test_out_of_memory_ladder_on_a_real_gpu():
+    """A 7B-shape model with a 1.5M-token f16 KV cache (~86 GB) cannot be all on an 80 GB card: the loader
+    must step down the layer ladder and say so, not fail."""
+    path = _model("7B", "Q4_K_M")
+    s = load_backend("llama.cpp", path, LoadOptions(n_ctx=1_500_000, n_gpu_layers=-1, flash_attn=True, n_batch=512))
+    try:
+        assert 0 < s.n_gpu_layers < 29
+        assert s.notes and s.notes[-1].startswith("out of GPU memory with 29 of 29 layers on the GPU; loaded with")
+    finally:
+        s.close()
