@@ -277,3 +277,68 @@ def _detected_bandwidth(on_gpu: bool):
     except ImportError:
         return None
     return bandwidth_from_hardware(detect(), on_gpu)
+
+
+# --- run ---
+
+
+@cli.command()
+@click.option("--size", help="Model size, e.g. 7B (default: the largest that fits and is fast enough).")
+@click.option("--quant", help="Quantization, e.g. q4_k_m (default: the planner's choice).")
+@click.option("--backend", help="llama.cpp or mlx (default: the planner's choice).")
+@click.option("--ctx", "n_ctx", type=click.IntRange(min=256), help="Context window in tokens.")
+@click.option("--profile", help="Plan as if on this hardware profile (see `qwenctl profiles`).")
+@click.option("--model", metavar="PATH|REPO[:FILE]", help="Skip planning: a local .gguf file or MLX folder, or REPO[:FILE] on Hugging Face.")
+@click.option("-y", "--yes", is_flag=True, help="Download without asking.")
+@click.option("--no-chat", is_flag=True, help="Stop after the smoke test.")
+@click.option("--system", help="System prompt (default: Qwen's own).")
+@click.option("-p", "--prompt", help="Answer this one prompt and exit; a prompt piped on stdin does the same.")
+@click.option("--offline", is_flag=True, help="Use only what is already downloaded; never contact Hugging Face.")
+@json_option
+def run(size, quant, backend, n_ctx, profile, model, yes, no_chat, system, prompt, offline, as_json) -> None:
+    """Plan, download, load and smoke-test the best model for this machine, then chat."""
+    from qwenctl import chat, pipeline, render
+    from qwenctl.render.chat import ChatUI
+    from qwenctl.render.run import RunReporter
+
+    if model and (size or quant or profile):
+        raise click.UsageError("--model names the model itself; drop --size/--quant/--profile")
+    one_shot = prompt is not None or not sys.stdin.isatty()
+    if as_json and not (one_shot or no_chat):
+        raise click.UsageError("--json needs -p PROMPT, a prompt on stdin, or --no-chat")
+    ask = (lambda q: click.confirm(q, default=True, err=True)) if sys.stdin.isatty() else None
+    reporter = RunReporter(ask=ask, quiet=as_json)
+    request = pipeline.RunRequest(
+        size=size, quant=quant, backend=backend, n_ctx=n_ctx, profile=profile, model=model,
+        offline=offline, assume_yes=yes, smoke_seconds=0.0 if one_shot and not no_chat else pipeline.RunRequest.smoke_seconds,
+    )  # fmt: skip
+    started = pipeline.start(request, reporter)
+    try:
+        if no_chat:
+            if as_json:
+                render.print_json(started.summary(), "run")
+            return
+        conversation = chat.Conversation(system=system or chat.DEFAULT_SYSTEM_PROMPT)
+        if one_shot:
+            text = prompt if prompt is not None else sys.stdin.read()
+            if not text.strip():
+                raise QwenctlError("empty prompt", hint='pass -p "..." or pipe some text in', code=ExitCode.BAD_INPUT)
+            ui = ChatUI()
+            result = chat.ask(
+                started.session,
+                text,
+                conversation.system,
+                conversation.sampling,
+                on_text=None if as_json else ui.reply_text,
+                warn=reporter.warn,
+            )
+            if as_json:
+                render.print_json(result, "run.reply")
+            else:
+                ui.reply_done(result.reply)
+            return
+        ui = ChatUI()
+        ui.welcome(started.model_name, started.session.n_ctx)
+        chat.Chat(started.session, ui, conversation).run()
+    finally:
+        started.session.close()

@@ -1,0 +1,636 @@
+"""The chat: conversation state, context-window management, slash commands, the REPL loop.
+
+Written against the backend ``Session`` protocol only, so llama.cpp and mlx chat the same
+way. The model's own chat template does the formatting: we keep a list of messages and
+the session renders it. All terminal drawing goes through a small UI object
+(``qwenctl.render.chat.ChatUI``); this module never prints.
+
+Input conventions (documented in docs/guide.md):
+- a line starting with ``/`` is a command (``/help`` lists them);
+- a message spanning several lines is wrapped in triple quotes: a line starting with
+  ``\"\"\"`` opens a block that ends at a line ending with ``\"\"\"`` (as in Ollama);
+- an empty line is ignored; Ctrl-C during a reply stops that reply, Ctrl-C at the prompt
+  clears the line; Ctrl-D or ``/bye`` ends the chat.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import os
+import signal
+import tempfile
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Iterator, Protocol, Sequence
+
+from qwenctl.backends import GenerationEvent, SamplingOptions
+from qwenctl.errors import ExitCode, QwenctlError
+
+if TYPE_CHECKING:
+    from qwenctl.backends import Session
+
+# Qwen2.5's chat template inserts this when the conversation has no system message
+# (tokenizer_config.json of the Qwen2.5 Instruct models); we send it explicitly so the
+# llama.cpp and mlx paths agree and /system can replace it.
+DEFAULT_SYSTEM_PROMPT = "You are Qwen, created by Alibaba Cloud. You are a helpful assistant."
+
+SAVE_SCHEMA = "qwenctl.chat"
+SAVE_VERSION = 1
+
+MULTILINE_QUOTE = '"""'
+
+
+# --------------------------------------------------------------------------- results
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One finished (or interrupted) reply and how it went."""
+
+    text: str
+    finish_reason: str  # "stop" | "length" | "interrupted"
+    prompt_tokens: int
+    generated_tokens: int
+    prompt_seconds: float
+    generation_seconds: float
+    prompt_tps: float
+    generation_tps: float  # decode speed: tokens after the first / time after the first
+
+
+@dataclass(frozen=True)
+class Fitted:
+    """The messages to send after making them fit the context window, and what it cost."""
+
+    messages: tuple[dict, ...]
+    dropped_messages: int  # oldest history messages removed (the system prompt never is)
+    truncated_chars: int  # characters cut from the end of the new user message
+    prompt_tokens: int
+
+
+@dataclass(frozen=True)
+class ChatStats:
+    """What /stats shows."""
+
+    last_reply: Reply | None
+    context_tokens: int  # the conversation as the template renders it now
+    n_ctx: int
+    messages: int  # user + assistant messages in history
+    dropped_messages: int  # dropped so far to stay within the context window
+    sampling: SamplingOptions
+
+
+# --------------------------------------------------------------------------- state
+
+
+@dataclass
+class Conversation:
+    """The system prompt, the user/assistant history and the sampling settings."""
+
+    system: str = DEFAULT_SYSTEM_PROMPT
+    history: list[dict] = field(default_factory=list)
+    sampling: SamplingOptions = field(default_factory=SamplingOptions)
+
+    def messages(self, extra: Sequence[dict] = ()) -> list[dict]:
+        return [{"role": "system", "content": self.system}, *self.history, *extra]
+
+
+# --------------------------------------------------------------------------- context window
+
+
+def reply_reserve(n_ctx: int, max_tokens: int) -> int:
+    """Tokens kept free for the reply: max_tokens, but never more than half the window,
+    so a large max_tokens cannot squeeze every earlier turn out of a small context."""
+    return max(1, min(max_tokens, n_ctx // 2))
+
+
+def fit_to_context(
+    system: dict,
+    history: Sequence[dict],
+    user: dict,
+    count_tokens: Callable[[Sequence[dict]], int],
+    budget: int,
+) -> Fitted:
+    """Make system + history + the new user message fit in `budget` prompt tokens.
+
+    First drop the oldest history, a user message together with the replies that follow
+    it, so the model never sees a reply without its question; the system prompt stays. If
+    the new message alone is still too long (a huge paste), keep its beginning and cut the
+    rest. Raises QwenctlError when even the system prompt with an empty message does not fit.
+    """
+    history = list(history)
+    dropped = 0
+    total = count_tokens([system, *history, user])
+    while total > budget and history:
+        cut = 1
+        while cut < len(history) and history[cut]["role"] != "user":
+            cut += 1
+        history = history[cut:]
+        dropped += cut
+        total = count_tokens([system, *history, user])
+    if total <= budget:
+        return Fitted((system, *history, user), dropped, 0, total)
+
+    text = user["content"]
+
+    def with_prefix(n: int) -> int:
+        return count_tokens([system, {**user, "content": text[:n]}])
+
+    if with_prefix(0) > budget:
+        raise QwenctlError(
+            f"the system prompt alone takes more than the {budget} tokens this context leaves for the prompt",
+            hint="shorten it with /system TEXT, lower max_tokens with /set, or run with a larger --ctx",
+            code=ExitCode.BAD_INPUT,
+        )
+    # Largest prefix that fits: start from the proportional guess, then bisect.
+    lo, hi = 0, len(text)
+    guess = int(len(text) * budget / total)
+    if with_prefix(guess) <= budget:
+        lo = guess
+    else:
+        hi = guess
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if with_prefix(mid) <= budget:
+            lo = mid
+        else:
+            hi = mid
+    kept = {**user, "content": text[:lo]}
+    return Fitted((system, kept), dropped, len(text) - lo, with_prefix(lo))
+
+
+# --------------------------------------------------------------------------- generation
+
+
+@contextmanager
+def _ctrl_c_stops(stop: threading.Event) -> Iterator[None]:
+    """While a reply streams, the first Ctrl-C asks it to stop at the next token (the
+    backend is left between tokens, in a consistent state); a second one raises
+    KeyboardInterrupt at once, for a prompt that takes too long to process."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_sigint(signum, frame):
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def generate(
+    session: Session,
+    messages: Sequence[dict],
+    sampling: SamplingOptions,
+    on_text: Callable[[str], None] | None = None,
+    stop: threading.Event | None = None,
+) -> Reply:
+    """Stream one reply, calling on_text for each piece; Ctrl-C ends it as "interrupted"."""
+    stop = stop or threading.Event()
+    on_text = on_text or (lambda text: None)
+    pieces: list[str] = []
+    last: GenerationEvent | None = None
+    reason = "stop"
+    events = session.chat(messages, sampling)
+    try:
+        with _ctrl_c_stops(stop):
+            for event in events:
+                if event.text:
+                    pieces.append(event.text)
+                    on_text(event.text)
+                last = event
+                if event.finish_reason:
+                    reason = event.finish_reason
+                    break
+                if stop.is_set():
+                    reason = "interrupted"
+                    break
+    except KeyboardInterrupt:
+        reason = "interrupted"
+    finally:
+        close = getattr(events, "close", None)
+        if close:
+            close()
+    if last is None:
+        return Reply("", reason, 0, 0, 0.0, 0.0, 0.0, 0.0)
+    return Reply(
+        text="".join(pieces),
+        finish_reason=reason,
+        prompt_tokens=last.prompt_tokens,
+        generated_tokens=last.generated_tokens,
+        prompt_seconds=last.prompt_seconds,
+        generation_seconds=last.generation_seconds,
+        prompt_tps=last.prompt_tps,
+        generation_tps=last.generation_tps,
+    )
+
+
+@dataclass(frozen=True)
+class OneShot:
+    """A one-shot answer (`run -p`, piped stdin): the reply and how the prompt was fitted."""
+
+    reply: Reply
+    truncated_chars: int
+
+
+def ask(
+    session: Session,
+    prompt: str,
+    system: str = DEFAULT_SYSTEM_PROMPT,
+    sampling: SamplingOptions | None = None,
+    on_text: Callable[[str], None] | None = None,
+    warn: Callable[[str], None] | None = None,
+) -> OneShot:
+    """Answer one prompt without history: what `qwenctl run -p` and piped stdin use."""
+    sampling = sampling or SamplingOptions()
+    budget = session.n_ctx - reply_reserve(session.n_ctx, sampling.max_tokens)
+    fitted = fit_to_context(
+        {"role": "system", "content": system}, [], {"role": "user", "content": prompt}, session.count_chat_tokens, budget
+    )
+    if fitted.truncated_chars and warn:
+        warn(_truncation_notice(len(prompt), fitted.truncated_chars, session.n_ctx))
+    reply = generate(session, fitted.messages, _clamped(sampling, session.n_ctx, fitted.prompt_tokens), on_text)
+    return OneShot(reply, fitted.truncated_chars)
+
+
+def _truncation_notice(length: int, cut: int, n_ctx: int) -> str:
+    return f"the message is too long for the {n_ctx:,}-token context: kept its first {length - cut:,} of {length:,} characters"
+
+
+def _clamped(sampling: SamplingOptions, n_ctx: int, prompt_tokens: int) -> SamplingOptions:
+    """Never ask for more tokens than the window has left after the prompt."""
+    room = max(1, n_ctx - prompt_tokens)
+    return sampling if sampling.max_tokens <= room else dataclasses.replace(sampling, max_tokens=room)
+
+
+# --------------------------------------------------------------------------- /set
+
+
+def _positive_float(v: str) -> float:
+    x = float(v)
+    if not x > 0:
+        raise ValueError("must be > 0")
+    return x
+
+
+def _non_negative_float(v: str) -> float:
+    x = float(v)
+    if not x >= 0:
+        raise ValueError("must be >= 0")
+    return x
+
+
+def _unit_interval(v: str) -> float:
+    x = float(v)
+    if not 0 < x <= 1:
+        raise ValueError("must be in (0, 1]")
+    return x
+
+
+def _non_negative_int(v: str) -> int:
+    x = int(v)
+    if x < 0:
+        raise ValueError("must be >= 0")
+    return x
+
+
+def _positive_int(v: str) -> int:
+    x = int(v)
+    if x < 1:
+        raise ValueError("must be >= 1")
+    return x
+
+
+def _seed(v: str) -> int | None:
+    return None if v.lower() in ("none", "random") else _non_negative_int(v)
+
+
+# setting -> (parser, meaning); the names are SamplingOptions' fields.
+SETTINGS: dict[str, tuple[Callable[[str], object], str]] = {
+    "temperature": (_non_negative_float, "randomness; 0 = always the likeliest token"),
+    "top_p": (_unit_interval, "sample from the smallest set of tokens whose probability reaches this"),
+    "top_k": (_non_negative_int, "sample from the k likeliest tokens; 0 = no limit"),
+    "max_tokens": (_positive_int, "longest reply, in tokens"),
+    "repeat_penalty": (_positive_float, "penalty for repeating recent tokens; 1 = none"),
+    "seed": (_seed, "fixed seed for reproducible replies, or 'none'"),
+}
+
+
+def apply_setting(sampling: SamplingOptions, name: str, value: str) -> SamplingOptions:
+    """`/set NAME VALUE` as a pure function: the new options, or QwenctlError saying why not."""
+    if name not in SETTINGS:
+        raise QwenctlError(f"unknown setting {name!r}", hint=f"one of: {', '.join(SETTINGS)}", code=ExitCode.BAD_INPUT)
+    parse, _ = SETTINGS[name]
+    try:
+        parsed = parse(value)
+    except ValueError as e:
+        reason = str(e) if str(e).startswith("must") else "not a number"
+        raise QwenctlError(f"{name} {value!r}: {reason}", code=ExitCode.BAD_INPUT) from None
+    return dataclasses.replace(sampling, **{name: parsed})
+
+
+# --------------------------------------------------------------------------- /save, /load
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write via a temp file in the same directory + fsync + os.replace: a crash or a
+    full disk leaves the old file (or none), never a half-written one."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    try:  # make the rename itself durable; not possible on every platform
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dir_fd)
+    except OSError:
+        pass
+    finally:
+        os.close(dir_fd)
+
+
+def save_conversation(conv: Conversation, path: Path) -> None:
+    doc = {
+        "schema": SAVE_SCHEMA,
+        "version": SAVE_VERSION,
+        "system": conv.system,
+        "messages": conv.history,
+        "sampling": dataclasses.asdict(conv.sampling),
+    }
+    try:
+        atomic_write_text(Path(path), json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+    except OSError as e:
+        raise QwenctlError(f"could not save to {path}: {e.strerror or e}", code=ExitCode.DISK) from None
+
+
+def load_conversation(path: Path) -> Conversation:
+    """Read a saved chat, refusing anything malformed with one line that says what is wrong."""
+    try:
+        raw = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise QwenctlError(f"no such file: {path}", code=ExitCode.NOT_FOUND) from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise QwenctlError(f"could not read {path}: {getattr(e, 'strerror', None) or e}", code=ExitCode.BAD_INPUT) from None
+    try:
+        doc = json.loads(raw)
+    except json.JSONDecodeError as e:
+        raise QwenctlError(f"{path} is not valid JSON (line {e.lineno}: {e.msg})", code=ExitCode.BAD_INPUT) from None
+    return conversation_from_dict(doc, str(path))
+
+
+def conversation_from_dict(doc: object, where: str = "saved chat") -> Conversation:
+    def bad(what: str) -> QwenctlError:
+        return QwenctlError(f"{where} is not a qwenctl chat: {what}", code=ExitCode.BAD_INPUT)
+
+    if not isinstance(doc, dict) or doc.get("schema") != SAVE_SCHEMA:
+        raise bad(f'expected a JSON object with "schema": "{SAVE_SCHEMA}"')
+    if doc.get("version") != SAVE_VERSION:
+        raise bad(f"unsupported version {doc.get('version')!r} (this qwenctl reads version {SAVE_VERSION})")
+    system = doc.get("system")
+    if not isinstance(system, str):
+        raise bad('"system" must be a string')
+    messages = doc.get("messages")
+    if not isinstance(messages, list):
+        raise bad('"messages" must be a list')
+    history = []
+    for i, m in enumerate(messages):
+        if not isinstance(m, dict) or m.get("role") not in ("user", "assistant") or not isinstance(m.get("content"), str):
+            raise bad(f'messages[{i}] must be {{"role": "user"|"assistant", "content": "..."}}')
+        history.append({"role": m["role"], "content": m["content"]})
+    sampling = SamplingOptions()
+    saved = doc.get("sampling", {})
+    if not isinstance(saved, dict):
+        raise bad('"sampling" must be an object')
+    for name, value in saved.items():
+        if name not in SETTINGS:
+            raise bad(f"unknown sampling setting {name!r}")
+        if not (value is None and name == "seed") and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise bad(f"sampling.{name} must be a number")
+        try:
+            sampling = apply_setting(sampling, name, "none" if value is None else str(value))
+        except QwenctlError as e:
+            raise bad(f"sampling.{e.message}") from None
+    return Conversation(system=system, history=history, sampling=sampling)
+
+
+# --------------------------------------------------------------------------- the REPL
+
+
+class UI(Protocol):
+    """What the chat loop needs from the terminal (qwenctl.render.chat.ChatUI draws it)."""
+
+    def read_line(self, continuation: bool = False) -> str: ...  # EOFError on Ctrl-D
+
+    def reply_text(self, text: str) -> None: ...
+
+    def reply_done(self, reply: Reply) -> None: ...
+
+    def info(self, message: str) -> None: ...
+
+    def warn(self, message: str) -> None: ...
+
+    def error(self, message: str) -> None: ...
+
+    def help(self, commands: Sequence[tuple[str, str]], settings: Sequence[tuple[str, str]]) -> None: ...
+
+    def settings(self, sampling: SamplingOptions) -> None: ...
+
+    def stats(self, stats: ChatStats) -> None: ...
+
+
+COMMANDS: dict[str, str] = {
+    "/help": "show this help",
+    "/reset": "forget the conversation (keeps the system prompt and settings)",
+    "/system TEXT": "replace the system prompt (no TEXT: show it)",
+    "/set NAME VALUE": "change a sampling setting (no NAME: show them)",
+    "/stats": "speed of the last reply and how much of the context is used",
+    "/save FILE": "save the conversation as JSON",
+    "/load FILE": "continue a saved conversation",
+    "/bye": "leave (also Ctrl-D)",
+}
+_ALIASES = {"/exit": "/bye", "/quit": "/bye", "/?": "/help"}
+
+
+class Chat:
+    """One interactive conversation with a loaded session."""
+
+    def __init__(self, session: Session, ui: UI, conversation: Conversation | None = None):
+        self.session = session
+        self.ui = ui
+        self.conv = conversation or Conversation()
+        self.last_reply: Reply | None = None
+        self.dropped_total = 0
+
+    # -- the loop
+
+    def run(self) -> None:
+        """Read and answer until /bye or Ctrl-D."""
+        while True:
+            try:
+                text = self.read_message()
+            except EOFError:
+                return
+            except KeyboardInterrupt:
+                self.ui.info("(Ctrl-C clears the line; /bye or Ctrl-D leaves)")
+                continue
+            if text is None:
+                continue
+            if not self.handle(text):
+                return
+
+    def read_message(self) -> str | None:
+        """One message from the UI: a line, or a triple-quoted block of lines. None = nothing to do."""
+        line = self.ui.read_line()
+        if not line.lstrip().startswith(MULTILINE_QUOTE):
+            return line if line.strip() else None
+        body = line.lstrip()[len(MULTILINE_QUOTE) :]
+        lines = []
+        while True:
+            if body.rstrip().endswith(MULTILINE_QUOTE):
+                lines.append(body.rstrip()[: -len(MULTILINE_QUOTE)])
+                break
+            lines.append(body)
+            body = self.ui.read_line(continuation=True)
+        text = "\n".join(lines).strip("\n")
+        return text if text.strip() else None
+
+    def handle(self, text: str) -> bool:
+        """Answer one message or run one command; False when the chat should end."""
+        if not text.strip():
+            return True
+        if text.startswith("/"):
+            return self.command(text)
+        self.say(text)
+        return True
+
+    # -- a turn
+
+    def say(self, text: str) -> Reply | None:
+        n_ctx = self.session.n_ctx
+        sampling = self.conv.sampling
+        budget = n_ctx - reply_reserve(n_ctx, sampling.max_tokens)
+        try:
+            fitted = fit_to_context(
+                {"role": "system", "content": self.conv.system},
+                self.conv.history,
+                {"role": "user", "content": text},
+                self.session.count_chat_tokens,
+                budget,
+            )
+        except QwenctlError as e:
+            self.ui.error(e.one_line())
+            return None
+        if fitted.dropped_messages:
+            self.dropped_total += fitted.dropped_messages
+            self.ui.warn(
+                f"the conversation is near the {n_ctx}-token context limit: "
+                f"dropped the oldest {fitted.dropped_messages} message(s); the system prompt is kept"
+            )
+        if fitted.truncated_chars:
+            self.ui.warn(_truncation_notice(len(text), fitted.truncated_chars, n_ctx))
+        try:
+            reply = generate(
+                self.session, fitted.messages, _clamped(sampling, n_ctx, fitted.prompt_tokens), self.ui.reply_text
+            )
+        except QwenctlError as e:  # the engine refused this turn; the conversation stays as it was
+            self.ui.error(e.one_line())
+            return None
+        self.conv.history = [dict(m) for m in fitted.messages[1:]]
+        # An interrupted reply stays in history as it stands, so the next turn sees what the user saw.
+        self.conv.history.append({"role": "assistant", "content": reply.text})
+        self.last_reply = reply
+        self.ui.reply_done(reply)
+        return reply
+
+    # -- commands
+
+    def command(self, text: str) -> bool:
+        name, _, arg = text.strip().partition(" ")
+        name = _ALIASES.get(name.lower(), name.lower())
+        arg = arg.strip()
+        try:
+            if name == "/bye":
+                return False
+            elif name == "/help":
+                self.ui.help(list(COMMANDS.items()), [(k, meaning) for k, (_, meaning) in SETTINGS.items()])
+            elif name == "/reset":
+                self.conv.history = []
+                self.last_reply = None
+                self.ui.info("conversation cleared")
+            elif name == "/system":
+                if arg:
+                    self.conv.system = arg
+                    self.ui.info("system prompt set")
+                else:
+                    self.ui.info(f"system prompt: {self.conv.system}")
+            elif name == "/set":
+                self._set(arg)
+            elif name == "/stats":
+                self.ui.stats(self.stats())
+            elif name == "/save":
+                path = self._path_arg(arg, "/save")
+                save_conversation(self.conv, path)
+                self.ui.info(f"saved {len(self.conv.history)} message(s) to {path}")
+            elif name == "/load":
+                path = self._path_arg(arg, "/load")
+                self.conv = load_conversation(path)
+                self.last_reply = None
+                self.ui.info(f"loaded {len(self.conv.history)} message(s) from {path}")
+            else:
+                self.ui.error(self._unknown(name))
+        except QwenctlError as e:
+            self.ui.error(e.one_line())
+        return True
+
+    def _set(self, arg: str) -> None:
+        parts = arg.split()
+        if not parts:
+            self.ui.settings(self.conv.sampling)
+            return
+        if len(parts) != 2:
+            raise QwenctlError("usage: /set NAME VALUE", hint=f"NAME is one of: {', '.join(SETTINGS)}", code=ExitCode.USAGE)
+        self.conv.sampling = apply_setting(self.conv.sampling, parts[0].lower(), parts[1])
+        self.ui.info(f"{parts[0].lower()} = {getattr(self.conv.sampling, parts[0].lower())}")
+
+    @staticmethod
+    def _path_arg(arg: str, command: str) -> Path:
+        if not arg:
+            raise QwenctlError(f"usage: {command} FILE", code=ExitCode.USAGE)
+        return Path(arg).expanduser()
+
+    @staticmethod
+    def _unknown(name: str) -> str:
+        known = [c.split()[0] for c in COMMANDS] + list(_ALIASES)
+        close = difflib.get_close_matches(name, known, n=1)
+        suggestion = f"did you mean {close[0]}? " if close else ""
+        return f"unknown command {name} ({suggestion}type /help for the list)"
+
+    def stats(self) -> ChatStats:
+        return ChatStats(
+            last_reply=self.last_reply,
+            context_tokens=self.session.count_chat_tokens(self.conv.messages()),
+            n_ctx=self.session.n_ctx,
+            messages=len(self.conv.history),
+            dropped_messages=self.dropped_total,
+            sampling=self.conv.sampling,
+        )

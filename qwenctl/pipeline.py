@@ -1,0 +1,325 @@
+"""The main job as one library function: detect -> plan -> pull -> load -> smoke test.
+
+`qwenctl run` calls ``start`` and then chats; `qwenctl serve` calls it and then serves.
+Nothing here draws: every step is announced to a ``Reporter`` (qwenctl.render.run draws
+one for the terminal), which is also where the "download N GB?" question is asked.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+from qwenctl.backends import LoadOptions, SamplingOptions
+from qwenctl.errors import ExitCode, QwenctlError
+
+if TYPE_CHECKING:
+    from qwenctl.backends import Session
+    from qwenctl.fetch import ModelFiles, PullProgress
+    from qwenctl.hardware.facts import Hardware
+    from qwenctl.plan import Plan, PlanResult
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """What the user asked for; None means "let the planner decide"."""
+
+    size: str | None = None  # "0.5B" ... "72B"
+    quant: str | None = None  # "q4_k_m" ...
+    backend: str | None = None  # "llama.cpp" | "mlx"
+    n_ctx: int | None = None
+    profile: str | None = None  # plan for a profiled device instead of this machine
+    model: str | None = None  # PATH (a .gguf file or MLX folder) or REPO[:FILE]; skips planning
+    offline: bool = False  # use the local cache only; never contact the hub
+    assume_yes: bool = False  # download without asking
+    smoke_seconds: float = 3.0
+
+
+@dataclass(frozen=True)
+class SmokeTest:
+    """A few seconds of real generation, to catch a model that loads but runs far too slowly."""
+
+    generated_tokens: int
+    seconds: float
+    decode_tps: float
+    prompt_tps: float
+    predicted_tps: float | None
+    warning: str | None  # set when the measured speed is far below the prediction, with the likely cause
+
+
+# Below this fraction of the predicted decode speed something is wrong (not just noise):
+# the estimate's own error is well inside a factor of two (docs/planning.md).
+SLOW_FRACTION = 0.5
+
+# Fewer decoded tokens than this and the speed figure means nothing.
+MIN_SMOKE_TOKENS = 8
+
+
+class Reporter(Protocol):
+    """How the pipeline tells the user what it does (and asks before downloading)."""
+
+    def step(self, message: str) -> None: ...
+
+    def plan(self, result: PlanResult) -> None: ...
+
+    def confirm_download(self, what: str, size_bytes: int | None) -> bool: ...
+
+    def download(self, progress: PullProgress) -> None: ...
+
+    def smoke(self, result: SmokeTest) -> None: ...
+
+    def warn(self, message: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What `run --no-chat --json` prints: the model, where it came from, how it was loaded, how fast it ran."""
+
+    model: str
+    files: ModelFiles
+    backend: str
+    load_options: LoadOptions
+    n_gpu_layers: int  # what the loader actually used (it may retreat after an out-of-memory)
+    load_notes: tuple[str, ...]
+    plan: Plan | None
+    smoke: SmokeTest | None
+
+
+@dataclass(frozen=True)
+class Started:
+    """A loaded model ready to chat or serve, and how it got there."""
+
+    session: Session
+    model_name: str
+    files: ModelFiles
+    backend: str
+    load_options: LoadOptions
+    plan: Plan | None  # None for --model
+    smoke: SmokeTest | None
+    hardware: Hardware
+
+    def summary(self) -> RunSummary:
+        return RunSummary(
+            model=self.model_name,
+            files=self.files,
+            backend=self.backend,
+            load_options=self.load_options,
+            n_gpu_layers=self.session.n_gpu_layers,
+            load_notes=tuple(getattr(self.session, "notes", ())),
+            plan=self.plan,
+            smoke=self.smoke,
+        )
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A model on disk, verified, with the settings to load it: what `serve` needs before its engine starts."""
+
+    model_name: str
+    files: ModelFiles
+    backend: str
+    load_options: LoadOptions
+    plan: Plan | None  # None for --model
+    hardware: Hardware
+
+
+def prepare(request: RunRequest, reporter: Reporter) -> Prepared:
+    """detect -> plan (or --model) -> files from the cache, or downloaded after asking."""
+    from qwenctl.hardware import detect
+    from qwenctl.hardware.facts import Absent
+
+    reporter.step("detecting hardware")
+    hardware = detect()
+    if request.model:
+        files = _named_model(request, reporter)
+        backend = request.backend or backend_for_path(Path(files.load_path))
+        # No plan for a model we know nothing about: all layers on the GPU if there is one
+        # (the loader retreats on an out-of-memory and falls back to the CPU on a CPU-only build).
+        gpu = bool(hardware.gpus) or not isinstance(hardware.apple, Absent)
+        options = LoadOptions(n_ctx=request.n_ctx or LoadOptions.n_ctx, n_gpu_layers=-1 if gpu else 0)
+        name = Path(files.load_path).name if files.repo is None else f"{files.repo}:{files.filenames[0]}"
+        return Prepared(name, files, backend, options, None, hardware)
+    result = _plan(request, hardware)
+    reporter.plan(result)
+    plan = result.chosen
+    files = _fetch_planned(plan, request, reporter)
+    return Prepared(f"Qwen2.5 {plan.name}", files, plan.backend, plan.load_options(), plan, hardware)
+
+
+def start(request: RunRequest, reporter: Reporter) -> Started:
+    """Everything between "qwenctl run" and the first prompt. The caller closes the session."""
+    from qwenctl.backends import load_backend
+
+    p = prepare(request, reporter)
+    reporter.step(f"loading {p.model_name} with {p.backend}")
+    session = load_backend(p.backend, Path(p.files.load_path), p.load_options)
+    try:
+        for note in getattr(session, "notes", ()):
+            reporter.warn(note)
+        smoke = None
+        if request.smoke_seconds > 0:
+            reporter.step("smoke test: a few seconds of generation")
+            # a profile's prediction is for another machine: nothing to compare with here
+            predicted = p.plan.tg_tps if p.plan is not None and request.profile is None else None
+            smoke = smoke_test(session, request.smoke_seconds, predicted, p.hardware)
+            reporter.smoke(smoke)
+    except BaseException:
+        session.close()
+        raise
+    return Started(session, p.model_name, p.files, p.backend, p.load_options, p.plan, smoke, p.hardware)
+
+
+def _plan(request: RunRequest, hardware: Hardware) -> PlanResult:
+    from qwenctl.plan import Constraints, plan
+
+    target = hardware
+    if request.profile:
+        from qwenctl.profiles import load_profile
+
+        target = load_profile(request.profile)
+    constraints = Constraints(size=request.size, quant=request.quant, backend=request.backend, n_ctx=request.n_ctx)
+    return plan(target, constraints)
+
+
+def _fetch_planned(plan: Plan, request: RunRequest, reporter: Reporter) -> ModelFiles:
+    """The planned files from the cache without any network request, or else downloaded."""
+    from qwenctl import fetch
+
+    files = list(plan.files) or None
+    cached = _cached(lambda: fetch.pull(plan.repo, files, offline=True), request)
+    if cached is not None:
+        reporter.step(f"using the cached, verified {plan.repo} ({', '.join(cached.filenames)})")
+        return cached
+    if len(plan.files) == 1:
+        what = f"{plan.files[0]} from {plan.repo}"
+    else:
+        what = f"{len(plan.files)} files from {plan.repo}" if plan.files else plan.repo
+    _confirm(what, plan.download_bytes, request, reporter)
+    reporter.step(f"downloading {what}")
+    return fetch.pull(plan.repo, files, progress=reporter.download)
+
+
+def _named_model(request: RunRequest, reporter: Reporter) -> ModelFiles:
+    """`--model PATH|REPO[:FILE]`: a local path as is; a repo from the cache first, else downloaded."""
+    from qwenctl import fetch
+
+    assert request.model is not None
+    try:
+        return fetch.resolve_model_arg(request.model, offline=True)
+    except QwenctlError as e:
+        if request.offline or e.code not in (ExitCode.NOT_FOUND, ExitCode.INTEGRITY):
+            raise
+        try:
+            fetch.parse_spec(request.model)
+        except QwenctlError:  # not a repo name either: the first error ("no such file") says it best
+            raise e from None
+    _confirm(request.model, None, request, reporter)
+    reporter.step(f"downloading {request.model}")
+    return fetch.resolve_model_arg(request.model, progress=reporter.download)
+
+
+def _cached(lookup, request: RunRequest) -> ModelFiles | None:
+    """The cached copy, or None when it must be downloaded (and may be)."""
+    try:
+        return lookup()
+    except QwenctlError as e:
+        # not cached, or a cached copy that fails verification: fetch it (again) unless offline
+        if request.offline or e.code not in (ExitCode.NOT_FOUND, ExitCode.INTEGRITY):
+            raise
+        return None
+
+
+def _confirm(what: str, size_bytes: int | None, request: RunRequest, reporter: Reporter) -> None:
+    if request.assume_yes or reporter.confirm_download(what, size_bytes):
+        return
+    raise QwenctlError(f"not downloading {what}", hint="rerun with --yes to download without asking", code=ExitCode.ERROR)
+
+
+SMOKE_PROMPT = "Write a short story about a lighthouse keeper."
+SMOKE_MAX_TOKENS = 128
+
+
+def smoke_test(session: Session, seconds: float, predicted_tps: float | None, hardware: Hardware | None) -> SmokeTest:
+    """Generate for about `seconds` and compare the decode speed with the prediction.
+
+    A reply can end early at an end-of-turn token (tiny and random models do), so replies
+    are repeated with new seeds until the time is up or enough tokens were decoded.
+    """
+    from qwenctl.chat import generate
+
+    decoded = 0
+    generated = 0
+    decode_seconds = 0.0
+    prompt_tps = 0.0
+    started = time.monotonic()
+    seed = 0
+    while True:
+        budget_left = seconds - (time.monotonic() - started)
+        sampling = SamplingOptions(max_tokens=SMOKE_MAX_TOKENS, seed=seed)
+        reply = _generate_for(session, sampling, budget_left, generate)
+        generated += reply.generated_tokens
+        decoded += max(0, reply.generated_tokens - 1)
+        decode_seconds += reply.generation_seconds
+        prompt_tps = prompt_tps or reply.prompt_tps
+        seed += 1
+        if decoded >= SMOKE_MAX_TOKENS or time.monotonic() - started >= seconds or seed >= 20:
+            break
+    decode_tps = decoded / decode_seconds if decoded and decode_seconds > 0 else 0.0
+    warning = None
+    if decoded < MIN_SMOKE_TOKENS:
+        warning = f"only {decoded} tokens were decoded in the smoke test; too few to judge the speed"
+    elif predicted_tps and decode_tps < SLOW_FRACTION * predicted_tps:
+        warning = (
+            f"measured {decode_tps:.1f} tok/s, far below the predicted {predicted_tps:.1f} tok/s: "
+            f"{likely_cause_of_slowness(session, hardware)}"
+        )
+    return SmokeTest(generated, time.monotonic() - started, decode_tps, prompt_tps, predicted_tps, warning)
+
+
+def _generate_for(session: Session, sampling: SamplingOptions, seconds: float, generate):
+    """One reply, stopped (as if by Ctrl-C) once `seconds` have passed."""
+    import threading
+
+    stop = threading.Event()
+    deadline = time.monotonic() + max(seconds, 0.0)
+
+    def on_text(_text: str) -> None:
+        if time.monotonic() >= deadline:
+            stop.set()
+
+    messages = [{"role": "user", "content": SMOKE_PROMPT}]
+    reply = generate(session, messages, sampling, on_text, stop)
+    if reply.finish_reason == "interrupted" and time.monotonic() < deadline:
+        raise KeyboardInterrupt  # the user's Ctrl-C, not our deadline: stop the whole run
+    return reply
+
+
+def likely_cause_of_slowness(session: Session, hardware: Hardware | None) -> str:
+    """The most probable reason, in the order they are met in practice."""
+    from qwenctl.hardware.facts import Backends
+
+    gpus = hardware.gpus if hardware is not None else ()
+    backends = hardware.backends if hardware is not None else None
+    if session.backend == "llama.cpp" and gpus:
+        if isinstance(backends, Backends) and backends.llama_cpp_gpu_offload is False:
+            return (
+                "llama-cpp-python was built without CUDA, so the model runs on the CPU; reinstall it with "
+                'CMAKE_ARGS="-DGGML_CUDA=on" pip install --force-reinstall --no-cache-dir llama-cpp-python'
+            )
+        if session.n_gpu_layers == 0:
+            return "no layer is on the GPU; check that the GPU has free memory (nvidia-smi) and rerun"
+        return "part of the model runs on the CPU, or another process is using the GPU (nvidia-smi shows which)"
+    return "another program may be using the CPU, or the machine is in a power-saving or throttled state"
+
+
+def backend_for_path(path: Path) -> str:
+    """A .gguf file is for llama.cpp, a folder with config.json for mlx."""
+    if path.is_dir():
+        if (path / "config.json").is_file():
+            return "mlx"
+        raise QwenctlError(f"{path} is a folder without config.json", hint="point --model at a .gguf file or an MLX model folder", code=ExitCode.BAD_INPUT)
+    if path.suffix.lower() == ".gguf":
+        return "llama.cpp"
+    raise QwenctlError(f"{path} is not a .gguf file", hint="point --model at a .gguf file or an MLX model folder", code=ExitCode.BAD_INPUT)

@@ -1,0 +1,109 @@
+"""What `qwenctl run` shows before the chat opens: steps, the plan in a few lines, the
+download question and progress, the smoke test. All on stderr, so stdout carries only
+the replies (`qwenctl run -p ... > answer.txt` works).
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Callable
+
+from rich.console import Console
+from rich.markup import escape
+
+from qwenctl.render import human_bytes
+from qwenctl.render.chat import make_console
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
+    from qwenctl.fetch import PullProgress
+    from qwenctl.pipeline import SmokeTest
+    from qwenctl.plan import Plan, PlanResult
+
+
+class RunReporter:
+    """Draws the pipeline's progress; `ask` is None when no one can answer a question."""
+
+    def __init__(self, console: Console | None = None, ask: Callable[[str], bool] | None = None, quiet: bool = False):
+        self.console = console or make_console(sys.stderr)
+        self.ask = ask
+        self.quiet = quiet
+        self._progress: Progress | None = None
+        self._task = None
+
+    def step(self, message: str) -> None:
+        if not self.quiet:
+            self.console.print(f"[chat.meta]{escape(message)}[/]")
+
+    def plan(self, result: PlanResult) -> None:
+        for warning in result.warnings:
+            self.warn(warning)
+        if not self.quiet:
+            for line in plan_lines(result.chosen):
+                self.console.print(escape(line))
+
+    def confirm_download(self, what: str, size_bytes: int | None) -> bool:
+        if self.ask is None:
+            return False
+        size = f" ({human_bytes(size_bytes)})" if size_bytes else ""
+        return self.ask(f"download {what}{size}?")
+
+    def download(self, progress: PullProgress) -> None:
+        if self.quiet:
+            return
+        if self._progress is None:
+            from rich.progress import (
+                BarColumn,
+                DownloadColumn,
+                Progress,
+                TimeRemainingColumn,
+                TransferSpeedColumn,
+            )
+
+            self._progress = Progress(
+                "[progress.description]{task.description}",
+                BarColumn(),
+                DownloadColumn(),
+                TransferSpeedColumn(),
+                TimeRemainingColumn(),
+                console=self.console,
+            )
+            self._progress.start()
+            self._task = self._progress.add_task(progress.filename, total=progress.total_bytes)
+        self._progress.update(self._task, completed=progress.done_bytes, description=progress.filename)
+        if progress.done_bytes >= progress.total_bytes:
+            self._progress.stop()
+            self._progress = None
+
+    def smoke(self, result: SmokeTest) -> None:
+        if not self.quiet:
+            predicted = f" (predicted {result.predicted_tps:.1f})" if result.predicted_tps else ""
+            self.console.print(
+                f"[chat.meta]smoke test: {result.generated_tokens} tokens in {result.seconds:.1f} s, "
+                f"{result.decode_tps:.1f} tok/s{predicted}[/]"
+            )
+        if result.warning:
+            self.warn(result.warning)
+
+    def warn(self, message: str) -> None:
+        self.console.print(f"[chat.warn]warning: {escape(message)}[/]")
+
+
+def plan_lines(plan: Plan) -> list[str]:
+    """The plan in a few lines: what, why, predicted memory and speed, download size."""
+    if plan.device == "cuda":
+        layers = "all layers" if plan.n_gpu_layers == -1 else f"{plan.n_gpu_layers} of {plan.n_layers} layers"
+        where = f"{layers} on the GPU"
+    else:
+        where = plan.device.upper() if plan.device == "cpu" else plan.device
+    memory = ", ".join(f"{human_bytes(p.used_bytes)} of {human_bytes(p.budget_bytes)} {p.name}" for p in plan.memory)
+    approx = "" if plan.download_bytes_exact else "about "
+    files = ", ".join(plan.files) if plan.files else "the whole repo"
+    return [
+        f"plan: Qwen2.5 {plan.name} on {plan.backend} ({where}), {plan.n_ctx:,}-token context",
+        *(f"  why: {reason}" for reason in plan.reasons),
+        f"  memory: {memory}",
+        f"  speed: about {plan.tg_tps:.0f} tok/s generating (at least {plan.tg_tps_low:.0f}), {plan.pp_tps:.0f} tok/s reading the prompt",
+        f"  download: {approx}{human_bytes(plan.download_bytes)} from {plan.repo} ({files})",
+    ]
