@@ -174,22 +174,39 @@ def serve(size, quant, backend, n_ctx, profile, model, host, port, api_key, para
 
 
 @cli.command()
-@click.argument("spec", metavar="REPO[:FILE]")
+@click.argument("spec", metavar="[REPO[:FILE]]", required=False)
+@click.option("--size", help="Without REPO: pull the planned model of this size.")
+@click.option("--quant", help="Without REPO: pull the planned model in this quant.")
+@click.option("--backend", type=click.Choice(["llama.cpp", "mlx"]), help="Without REPO: plan for this engine.")
+@click.option("--ctx", "n_ctx", type=click.IntRange(min=1), help="Without REPO: plan for this context.")
+@click.option("--profile", help="Without REPO: pull what the plan for this hardware profile needs.")
 @click.option("--revision", help="Branch, tag or commit (default: main).")
 @click.option("--offline", is_flag=True, help="Use only the cache; fail clearly if the files are not there.")
 @json_option
-def pull(spec: str, revision: str | None, offline: bool, as_json: bool) -> None:
+def pull(spec, size, quant, backend, n_ctx, profile, revision, offline, as_json) -> None:
     """Download a model into the Hugging Face cache, resuming and verifying it.
 
-    REPO alone takes the whole repo (an MLX folder); REPO:FILE one GGUF (every part of a
-    split GGUF); FILE may also be a quant, e.g. Qwen/Qwen2.5-7B-Instruct-GGUF:q4_k_m.
+    Without REPO, the files of `qwenctl plan` (with the same options). REPO alone takes the
+    whole repo (an MLX folder); REPO:FILE one GGUF (every part of a split GGUF); FILE may also
+    be a quant, e.g. Qwen/Qwen2.5-7B-Instruct-GGUF:q4_k_m.
     """
     from qwenctl import fetch, render
     from qwenctl.render import models as view
 
-    repo, name = fetch.parse_spec(spec)
+    if spec and (size or quant or backend or n_ctx or profile):
+        raise click.UsageError("REPO[:FILE] names the files itself; drop the plan options")
+    if spec:
+        repo, name = fetch.parse_spec(spec)
+        names = [name] if name else None
+    else:
+        from qwenctl.plan import Constraints, plan
+        from qwenctl.profiles import load_profile
+
+        hardware = load_profile(profile) if profile else _this_machine(None)
+        chosen = plan(hardware, Constraints(size=size, quant=quant, backend=backend, n_ctx=n_ctx)).chosen
+        repo, names, spec = chosen.repo, list(chosen.files) or None, f"{chosen.repo} ({chosen.name})"
     with view.PullBar(spec) as bar:
-        result = fetch.pull(repo, [name] if name else None, revision=revision, offline=offline, progress=bar)
+        result = fetch.pull(repo, names, revision=revision, offline=offline, progress=bar)
     if as_json:
         render.print_json(result, "pull")
     else:

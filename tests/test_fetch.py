@@ -169,6 +169,20 @@ def test_cli_pull_json(hub, env):
     assert doc["downloaded_bytes"] == doc["total_bytes"] == 1_000_000
 
 
+def test_cli_pull_without_repo_pulls_what_the_plan_needs(hub, env):
+    """`pull --profile --size --quant` fetches the planned files: here both parts of the split 7B Q4_K_M."""
+    result = CliRunner().invoke(cli, ["pull", "--profile", "rtx-4060-8gb", "--size", "7B", "--quant", "q4_k_m", "--json"],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["repo"] == GGUF_7B and doc["filenames"] == [PART1, PART2] and doc["verified"] is True
+
+
+def test_cli_pull_refuses_a_repo_with_plan_options(hub, env):
+    result = CliRunner().invoke(cli, ["pull", f"{GGUF_05B}:{Q8}", "--size", "7B"])
+    assert result.exit_code == 2 and "drop the plan options" in result.output
+
+
 def test_hf_hub_cache_is_honoured(hub, env, monkeypatch):
     monkeypatch.setenv("HF_HUB_CACHE", str(env / "elsewhere"))
     files = fetch.pull(GGUF_05B, [Q8])
