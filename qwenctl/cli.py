@@ -154,12 +154,17 @@ def profiles_command(as_json) -> None:
 @json_option
 def serve(size, quant, backend, n_ctx, profile, model, host, port, api_key, parallel, yes, offline, as_json) -> None:
     """Serve the planned model (or --model) behind an OpenAI-compatible API."""
+    from qwenctl import pipeline
     from qwenctl import serve as serving
     from qwenctl.render import serve as render_serve
+    from qwenctl.render.run import RunReporter
 
-    target = serving.resolve_target(
-        model, n_ctx=n_ctx, size=size, quant=quant, backend=backend, profile=profile, offline=offline, assume_yes=yes
-    )
+    if model and (size or quant or profile):
+        raise click.UsageError("--model names the model itself; drop --size/--quant/--profile")
+    ask = (lambda q: click.confirm(q, default=True, err=True)) if sys.stdin.isatty() else None
+    request = pipeline.RunRequest(size=size, quant=quant, backend=backend, n_ctx=n_ctx, profile=profile, model=model,
+                                  offline=offline, assume_yes=yes, smoke_seconds=0.0)
+    target = serving.resolve_target(request, RunReporter(ask=ask, quiet=as_json))
     options = serving.ServeOptions(
         host=host, port=port, api_key=api_key or None, parallel=parallel, verbose=logging.getLogger().isEnabledFor(logging.INFO)
     )

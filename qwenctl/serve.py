@@ -33,10 +33,13 @@ import socket
 import threading
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from qwenctl.backends import LoadOptions, SamplingOptions
 from qwenctl.errors import ExitCode, QwenctlError
+
+if TYPE_CHECKING:
+    from qwenctl.pipeline import Reporter, RunRequest
 
 log = logging.getLogger(__name__)
 
@@ -141,30 +144,35 @@ def target_from_path(path: Path, load: LoadOptions | None = None, model_id: str 
     return ServeTarget(model_path=path, backend=backend, model_id=model_id or default_model_id(path), load=load or LoadOptions())
 
 
-def resolve_target(
-    model: str | None,
-    *,
-    n_ctx: int | None = None,
-    size: str | None = None,
-    quant: str | None = None,
-    backend: str | None = None,
-    profile: str | None = None,
-    offline: bool = False,
-    assume_yes: bool = False,
-) -> ServeTarget:
+def resolve_target(request: RunRequest, reporter: Reporter) -> ServeTarget:
     """`--model PATH` as it is; otherwise (REPO[:FILE] or nothing) what the pipeline plans and pulls."""
+    model = request.model
     if model is not None and (Path(model).expanduser().exists() or _looks_like_path(model)):
         # No plan for a file given by hand: every layer on the GPU when llama.cpp has one (a CPU
         # build ignores it), the context asked for or 4096.
-        return target_from_path(Path(model), LoadOptions(n_ctx=n_ctx or LoadOptions.n_ctx, n_gpu_layers=-1))
-    # The plan path (detect -> plan -> pull, then a ServeTarget from the plan's files and load
-    # options) is the pipeline's job; it is glued in here when qwenctl.pipeline lands.
-    raise QwenctlError(
-        "serving a planned model or a Hugging Face repo is not wired into serve yet"
-        + (f" ({model} is not a file or folder here)" if model else ""),
-        hint="pass --model PATH to a .gguf file or an MLX folder",
-        code=ExitCode.USAGE,
+        return target_from_path(Path(model), LoadOptions(n_ctx=request.n_ctx or LoadOptions.n_ctx, n_gpu_layers=-1))
+    from qwenctl import pipeline
+
+    prepared = pipeline.prepare(request, reporter)
+    path = Path(prepared.files.load_path)
+    return ServeTarget(
+        model_path=path,
+        backend=prepared.backend,
+        model_id=_published_model_id(prepared.files.repo, path),
+        load=prepared.load_options,
+        plan_summary=prepared.plan.reasons if prepared.plan else (),
     )
+
+
+def _published_model_id(repo: str | None, path: Path) -> str:
+    """The id clients send: the GGUF's name without its split suffix, or the MLX repo's name.
+
+    The cache folder of a pulled model is a commit hash, so the path alone would give clients
+    a meaningless id.
+    """
+    if path.is_dir():
+        return (repo or path.name).rsplit("/", 1)[-1]
+    return re.sub(r"-\d{5}-of-\d{5}$", "", path.stem)
 
 
 def _looks_like_path(model: str) -> bool:

@@ -123,6 +123,10 @@ def test_cli_json_and_history(model_cache):
     hist = runner.invoke(cli, ["bench", "--history", "--json"], catch_exceptions=False)
     runs = json.loads(hist.output)["runs"]
     assert len(runs) == 1 and runs[0] == {k: v for k, v in doc.items() if k not in ("schema", "version")}
+    shown = runner.invoke(cli, ["bench", "--history"], catch_exceptions=False).output.splitlines()
+    assert shown[1].endswith(f"{models.tiny_gguf(model_cache).name}  llama.cpp {doc['engine_version']}, "
+                             f"CPU, {doc['n_threads']} threads")
+    assert shown[2].startswith("    pp100 ") and "of roofline" in shown[2]
 
 
 def test_cli_table(model_cache):

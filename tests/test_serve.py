@@ -16,7 +16,7 @@ from pathlib import Path
 import openai
 import pytest
 
-from serve_helpers import start
+from serve_helpers import start, start_planned
 
 KEY = "test-key-9f3a1c"
 N_CTX = 256
@@ -199,3 +199,26 @@ def test_sigint_exits_0(model_cache):
     server.client().models.list()
     server.proc.send_signal(signal.SIGINT)
     assert server.proc.wait(60) == 0
+
+
+def test_serves_the_planned_model_pulled_from_the_hub(request, tmp_path):
+    """No --model: detect -> plan -> pull from the (fake) hub -> serve, with the published file's name as id."""
+    from fakehub import FakeHub
+    from run_helpers import tiny_model
+
+    from qwenctl.hardware import detect
+    from qwenctl.plan import Constraints, plan
+
+    chosen = plan(detect(), Constraints(size="0.5B", quant="q4_k_m", n_ctx=2048)).chosen
+    with FakeHub({chosen.repo: {name: tiny_model(request.config) for name in chosen.files}}) as hub:
+        env = {"HF_HUB_OFFLINE": "0", "HF_ENDPOINT": hub.url, "HF_HOME": str(tmp_path / "hf"),
+               "XDG_DATA_HOME": str(tmp_path / "data"), "HF_HUB_DISABLE_TELEMETRY": "1"}
+        server = start_planned("--size", "0.5B", "--quant", "q4_k_m", "--ctx", "2048", "--yes", env=env)
+        try:
+            assert server.model_id == "qwen2.5-0.5b-instruct-q4_k_m"
+            assert [m.id for m in server.client().models.list().data] == [server.model_id]
+            reply = server.client().chat.completions.create(
+                model=server.model_id, messages=[{"role": "user", "content": "hi"}], max_tokens=4)
+            assert reply.choices[0].finish_reason in ("stop", "length")
+        finally:
+            assert server.stop() == 0

@@ -114,22 +114,20 @@ def show_history(h) -> None:
     if not h.runs:
         con.print(f"no benchmark runs recorded yet ({h.path})")
         return
-    t = Table(title=f"bench history ({h.path})", title_justify="left")
-    for col in ("when", "model", "engine", "device", "pp tok/s", "tg tok/s", "chat tok/s", "TTFT", "GPU mem", "tg/roofline"):
-        t.add_column(col, justify="right" if col not in ("when", "model", "engine", "device") else "left")
-    for r in h.runs:
-        t.add_row(
-            r.started_at.replace("T", " ").rstrip("Z"),
-            os.path.basename(r.model),
-            f"{r.backend} {r.engine_version or ''}".strip(),
-            _device(r),
-            f"{r.pp_tps.median:,.1f}",
-            f"{r.tg_tps.median:,.1f}",
-            f"{r.chat_tps.median:,.1f}" if r.chat_tps else "—",
-            f"{r.chat_ttft_seconds.median * 1000:,.0f} ms" if r.chat_ttft_seconds else "—",
-            human_bytes(r.gpu_bytes) if r.gpu_bytes is not None else "—",
-            f"{r.tg_efficiency:.0%}" if r.tg_efficiency else "—",
-        )
-    con.print(t)
+    con.print(f"[dim]{h.path}[/]", soft_wrap=True)
+    for r in h.runs:  # two lines a run: fits 80 columns, unlike a ten-column table
+        con.print(f"[bold]{r.started_at[:16].replace('T', ' ')}[/]  {os.path.basename(r.model)}  "
+                  f"[dim]{r.backend} {r.engine_version or ''}, {_device(r)}[/]", soft_wrap=True)
+        parts = [f"pp{r.n_prompt} {r.pp_tps.median:,.1f}", f"tg{r.n_gen} {r.tg_tps.median:,.1f}"]
+        if r.chat_tps:
+            parts.append(f"chat {r.chat_tps.median:,.1f}")
+        line = "  ".join(parts) + " tok/s"
+        if r.chat_ttft_seconds:
+            line += f"  TTFT {r.chat_ttft_seconds.median * 1000:,.0f} ms"
+        if r.gpu_bytes is not None:
+            line += f"  GPU {human_bytes(r.gpu_bytes)}"
+        if r.tg_efficiency:
+            line += f"  {r.tg_efficiency:.0%} of roofline"
+        con.print("    " + line, soft_wrap=True)
     if h.skipped_lines:
         con.print(f"[dim]{h.skipped_lines} unreadable line(s) skipped[/]")
