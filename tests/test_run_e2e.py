@@ -107,14 +107,17 @@ def test_run_downloads_smoke_tests_and_chats_then_runs_offline(env, hub, planned
     assert downloads, "the first run downloaded through the fake hub"
     assert hub.bytes_sent[f"{planned.repo}/{planned.files[0]}"] == hub.blob(planned.repo, planned.files[0]).size
 
-    # everything is cached now: the second run sends no request at all
+    # everything is cached now: the second run starts chatting without a single request
     hub.reset_counters()
-    second = subprocess.run(
-        [sys.executable, "-m", "qwenctl", "run", *PLAN_ARGS, "-p", "hi"], env=env, capture_output=True, text=True, timeout=TIMEOUT
-    )
-    assert second.returncode == 0, second.stderr
-    assert "using the cached, verified Qwen/Qwen2.5-0.5B-Instruct-GGUF" in second.stderr
-    assert second.stdout.strip()
+    child = spawn(PLAN_ARGS, env)  # no --yes: nothing to download, so nothing to ask
+    child.expect_exact("using the cached, verified Qwen/Qwen2.5-0.5B-Instruct-GGUF")
+    child.expect_exact(">>> ")
+    say(child, "/set max_tokens 4", "max_tokens = 4")
+    say(child, "Hello again")
+    child.sendeof()
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
     assert hub.requests == []
 
 
