@@ -7,8 +7,9 @@ llama-cpp-python vendors: the unpacked sdist of the same version (`pip download 
 --no-deps llama-cpp-python==VERSION`). The model defaults to the generated Qwen2.5-0.5B-shape
 Q4_K_M. Both tools run as fresh processes, alternating which goes first over --rounds rounds
 (a shared machine drifts; interleaving spreads the drift over both). Ratios compare the means of
-the per-repetition rates (llama-bench's avg_ts is that mean), and the best repetitions: on a
-machine shared with other work the best rate is the one least disturbed. Goal: >= 0.98 for pp and tg.
+the per-repetition rates (llama-bench's avg_ts is that mean), the best repetitions (on a machine
+shared with other work the best rate is the least disturbed one), and the median over rounds of the
+ratio within a round (adjacent runs see similar load). Goal: >= 0.98 for pp and tg.
 Prints a table and, with --json-out, writes every sample.
 """
 
@@ -114,14 +115,20 @@ def main() -> None:
     }
     print(f"\nmodel {model.name} ({model.stat().st_size / 1e6:.0f} MB), llama-cpp-python {llama_cpp.__version__}, "
           f"{threads} threads, ngl {args.ngl}, fa {int(args.flash_attn)}; {args.rounds} rounds x {args.reps} reps")
-    print(f"{'':6s}{'llama-bench':>14s}{'qwenctl':>12s}{'ratio':>8s}{'best lb':>12s}{'best qc':>12s}{'ratio':>8s}")
+    print(f"{'':6s}{'llama-bench':>14s}{'qwenctl':>12s}{'ratio':>8s}{'best lb':>12s}{'best qc':>12s}{'ratio':>8s}"
+          f"{'paired':>8s}")
     for k, label in (("pp", f"pp{args.n_prompt}"), ("tg", f"tg{args.n_gen}")):
         ref, ours = statistics.mean(samples["llama-bench"][k]), statistics.mean(samples["qwenctl"][k])
         best_ref, best_ours = max(samples["llama-bench"][k]), max(samples["qwenctl"][k])
+        paired = [statistics.mean(q[k]) / statistics.mean(l[k]) for q, l in
+                  ((next(r for r in runs if r["round"] == i and r["tool"] == "qwenctl"),
+                    next(r for r in runs if r["round"] == i and r["tool"] == "llama-bench")) for i in range(args.rounds))]
         summary[k] = {"llama_bench_mean": ref, "qwenctl_mean": ours, "ratio": ours / ref,
                       "llama_bench_best": best_ref, "qwenctl_best": best_ours, "best_ratio": best_ours / best_ref,
+                      "paired_median_ratio": statistics.median(paired),
                       "llama_bench_samples": samples["llama-bench"][k], "qwenctl_samples": samples["qwenctl"][k]}
-        print(f"{label:6s}{ref:14.1f}{ours:12.1f}{ours / ref:8.3f}{best_ref:12.1f}{best_ours:12.1f}{best_ours / best_ref:8.3f}")
+        print(f"{label:6s}{ref:14.1f}{ours:12.1f}{ours / ref:8.3f}{best_ref:12.1f}{best_ours:12.1f}{best_ours / best_ref:8.3f}"
+              f"{statistics.median(paired):8.3f}")
     if args.json_out:
         args.json_out.parent.mkdir(parents=True, exist_ok=True)
         args.json_out.write_text(json.dumps({"summary": summary, "runs": runs}, indent=2))

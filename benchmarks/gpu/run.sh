@@ -13,7 +13,7 @@
 #         libraries with LLAMA_CPP_LIB_PATH): the same llama.cpp by construction, and one compile instead of two.
 # models: shape-faithful random-weight Qwen2.5 7B Q4_K_M + Q8_0 and 0.5B Q4_K_M (benchmarks/gpu/make_models.py).
 # Environment: QWENCTL_GPU_WORK (work dir, default /root/qwenctl-gpu), BANDWIDTH (roofline, default 3.35TB/s),
-# MODELS ("7B:Q4_K_M 7B:Q8_0 0.5B:Q4_K_M"); for a CPU dry run elsewhere: GGML_CUDA=OFF, LLAMA_BUILD_DIR=an existing build.
+# MODELS ("7B:Q4_K_M 7B:Q8_0 0.5B:Q4_K_M"), BENCH_P / BENCH_N (512 / 128); for a CPU dry run elsewhere: GGML_CUDA=OFF, LLAMA_BUILD_DIR=an existing build.
 # run:    pytest -m gpu, `qwenctl bench --json` per model (flash attention off and on), llama-bench on the
 #         same models, and bench_vs_llama_bench.py; everything lands in $OUT (summary.md, results.json, log.txt).
 set -uo pipefail
@@ -23,6 +23,7 @@ WORK=${QWENCTL_GPU_WORK:-/root/qwenctl-gpu}
 OUT=${OUT:-$WORK/out}
 BANDWIDTH=${BANDWIDTH:-3.35TB/s}   # H100 SXM5 80GB HBM3, NVIDIA datasheet
 JOBS=${JOBS:-$(nproc)}
+P=${BENCH_P:-512} N=${BENCH_N:-128}  # prompt and generated tokens per run
 mkdir -p "$WORK/results" "$OUT"
 LOG="$OUT/log.txt"
 exec > >(tee -a "$LOG") 2>&1
@@ -38,9 +39,10 @@ export PYTHONUNBUFFERED=1 XDG_DATA_HOME="$WORK/xdg" HF_HUB_OFFLINE=1
 stamp() { echo "== $(date +%T) $*"; }
 
 stage_build() {
-  if [ ! -f "$WORK/site/.done" ] && ls "$ROOT"/.whl/*.whl >/dev/null 2>&1; then
+  local wheels=${WHEEL_DIR:-$ROOT/.whl}
+  if [ ! -f "$WORK/site/.done" ] && ls "$wheels"/*.whl >/dev/null 2>&1; then
     stamp "installing carried wheels"
-    $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$WORK/site" "$ROOT"/.whl/*.whl \
+    $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$WORK/site" "$wheels"/*.whl \
       && touch "$WORK/site/.done" || return 1
   fi
   if [ ! -x "$BUILD/bin/llama-bench" ] || [ ! -f "$BUILD/bin/libllama.so" ]; then
@@ -64,23 +66,25 @@ stage_models() {
 stage_run() {
   local R="$WORK/results" m name fa
   rm -f "$R"/*.json
-  nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.memory --format=csv | tee "$R/gpu.txt"
+  nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.memory --format=csv | tee "$R/gpu.txt" || true
   stamp "pytest -m gpu"
   QWENCTL_GPU_MODELS="$WORK/models" $PY -m pytest -q -m gpu tests/test_backend_gpu.py -p no:randomly 2>&1 | tail -15
   for m in "$WORK"/models/*.gguf; do
+    [ -f "$m" ] || continue
     name=$(basename "$m" .gguf)
     for fa in 0 1; do
       stamp "qwenctl bench $name fa=$fa"
-      $PY -m qwenctl bench --model "$m" -ngl -1 --bandwidth "$BANDWIDTH" --json \
+      $PY -m qwenctl bench --model "$m" -p $P -n $N -ngl -1 --bandwidth "$BANDWIDTH" --json \
         $([ $fa = 1 ] && echo --flash-attn) >"$R/qwenctl-$name-fa$fa.json" || echo "FAILED"
     done
     stamp "llama-bench $name"
-    "$BUILD/bin/llama-bench" -m "$m" -p 512 -n 128 -r 3 -ngl 99 -fa 0,1 -o json >"$R/llama-bench-$name.json" 2>"$R/llama-bench-$name.err" \
+    "$BUILD/bin/llama-bench" -m "$m" -p $P -n $N -r 3 -ngl 99 -fa 0,1 -o json >"$R/llama-bench-$name.json" 2>"$R/llama-bench-$name.err" \
       || { echo "FAILED"; tail -5 "$R/llama-bench-$name.err"; }
   done
   for m in "$WORK"/models/qwen2.5-7b-*-Q4_K_M.gguf "$WORK"/models/qwen2.5-0.5b-*-Q4_K_M.gguf; do
+    [ -f "$m" ] || continue
     stamp "bench_vs_llama_bench $(basename "$m") fa=1"
-    $PY benchmarks/bench_vs_llama_bench.py --llama-bench "$BUILD/bin/llama-bench" --model "$m" -ngl 99 -fa --rounds 2 \
+    $PY benchmarks/bench_vs_llama_bench.py --llama-bench "$BUILD/bin/llama-bench" --model "$m" -p $P -n $N -ngl 99 -fa --rounds 2 \
       --json-out "$R/vs-$(basename "$m" .gguf).json" || echo "FAILED"
   done
   $PY benchmarks/gpu/summarize.py "$R" "$OUT/summary.md" "$OUT/results.json"

@@ -29,9 +29,14 @@ def main() -> None:
     json_path.write_text(json.dumps(doc, indent=1))
 
     lines = ["# qwenctl bench vs llama-bench on the GPU machine", "", "```", (doc["gpu"] or "").strip(), "```", "",
-             "| model | fa | qwenctl pp512 | llama-bench pp512 | pp ratio | qwenctl tg128 | llama-bench tg128 | tg ratio "
+             "| model | fa | qwenctl pp | llama-bench pp | pp ratio | qwenctl tg | llama-bench tg | tg ratio "
              "| chat tok/s (sampling) | TTFT ms | GPU mem (NVML) | predicted GPU mem | tg / roofline | load s |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    first = next((q for q in doc["qwenctl"].values() if q), None)
+    if first:
+        lines[6:6] = [f"pp{first['n_prompt']} and tg{first['n_gen']}, tok/s; full offload; {first['machine']}; "
+                      f"llama-cpp-python {first['engine_version']}; roofline at {first['bandwidth']['bytes_per_s'] / 1e12:.2f} TB/s "
+                      f"({first['bandwidth']['source']})" if first.get("bandwidth") else "", ""]
     for key, q in doc["qwenctl"].items():
         if not q:
             lines.append(f"| {key} | failed |")
