@@ -68,7 +68,7 @@ stage_run() {
   rm -f "$R"/*.json
   nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.memory --format=csv | tee "$R/gpu.txt" || true
   stamp "pytest -m gpu"
-  QWENCTL_GPU_MODELS="$WORK/models" $PY -m pytest -q -m gpu tests/test_backend_gpu.py -p no:randomly 2>&1 | tail -15
+  QWENCTL_GPU_MODELS="$WORK/models" $PY -m pytest -q -m gpu tests -p no:randomly 2>&1 | tail -15
   for m in "$WORK"/models/*.gguf; do
     [ -f "$m" ] || continue
     name=$(basename "$m" .gguf)
@@ -90,12 +90,33 @@ stage_run() {
   $PY benchmarks/gpu/summarize.py "$R" "$OUT/summary.md" "$OUT/results.json"
 }
 
+# facts: what qwenctl sees on this machine (a real NVML snapshot for the test fixtures) and plans for it.
+stage_facts() {
+  $PY -m qwenctl detect --save-snapshot "$OUT/gpu-machine-snapshot.json"
+  $PY -m qwenctl plan --ctx 8192 | head -20
+}
+
+# extras: memory-estimate accuracy on the GPU, and `serve` streaming vs bench decode on the 7B Q4_K_M.
+stage_extras() {
+  local m7
+  m7=$(ls "$WORK"/models/qwen2.5-7b-*-Q4_K_M.gguf 2>/dev/null | head -1)
+  if [ -f benchmarks/estimate_accuracy.py ]; then
+    stamp "estimate accuracy (NVML)"
+    $PY benchmarks/estimate_accuracy.py --gpu --models-dir "$WORK/models" --json-out "$OUT/estimate_gpu.json" || echo "FAILED"
+  fi
+  if [ -n "$m7" ]; then
+    stamp "serve: single-client streaming on $(basename "$m7")"
+    $PY benchmarks/serve_load.py "$m7" --single --ban-partial-utf8 --max-tokens 256 --json >"$OUT/serve_gpu.json" || echo "FAILED"
+    $PY benchmarks/serve_load.py "$m7" --single --max-tokens 256 --json >"$OUT/serve_gpu_noban.json" || echo "FAILED"
+  fi
+}
+
 stages=("$@")
 [ ${#stages[@]} -eq 0 ] && stages=(build models run)
 for s in "${stages[@]}"; do
   case $s in
-    build|models|run) stamp "stage $s"; "stage_$s" || { stamp "stage $s failed"; exit 1; } ;;
-    *) echo "unknown stage $s (build, models, run)"; exit 2 ;;
+    build|models|run|facts|extras) stamp "stage $s"; "stage_$s" || { stamp "stage $s failed"; exit 1; } ;;
+    *) echo "unknown stage $s (build, models, run, facts, extras)"; exit 2 ;;
   esac
 done
 stamp "done"
