@@ -200,8 +200,9 @@ class LlamaCppSession:
 
     # --- resources ------------------------------------------------------------------------------
     def memory(self) -> MemoryUse:
-        own, device = mem.gpu_used_bytes()
-        if own is None and device is not None and self._gpu_baseline is not None and self.n_gpu_layers != 0:
+        device = mem.gpu_used_bytes()
+        own = None
+        if device is not None and self._gpu_baseline is not None and self.n_gpu_layers != 0:
             own = max(device - self._gpu_baseline, 0)
         return MemoryUse(host_rss_bytes=mem.host_rss_bytes(), gpu_bytes=own)
 
@@ -240,7 +241,7 @@ def load(model_path: Path, options: LoadOptions) -> LlamaCppSession:
     wanted = 0 if not can_offload else (n_layers if options.n_gpu_layers < 0 else min(options.n_gpu_layers, n_layers))
     ladder = [wanted] + sorted({int(wanted * f) for f in _OOM_LADDER if int(wanted * f) < wanted}, reverse=True)
     threads = options.n_threads or default_threads()
-    gpu_baseline = mem.gpu_used_bytes()[1] if wanted else None
+    gpu_baseline = mem.gpu_used_bytes() if wanted else None
 
     last_error: Exception | None = None
     for ngl in ladder:

@@ -35,27 +35,22 @@ def _nvml():
         return None
 
 
-def gpu_used_bytes() -> tuple[int | None, int | None]:
-    """(bytes NVML attributes to this process, bytes used on all NVIDIA devices); None where unknown."""
+def gpu_used_bytes() -> int | None:
+    """Bytes in use on all NVIDIA devices (NVML), or None where unknown.
+
+    A session's own share is the rise over a baseline taken before it loaded. NVML's per-process
+    query (nvmlDeviceGetComputeRunningProcesses) is not used: its structure changed across driver
+    versions, and on the GPU machine (driver 580, nvidia-ml-py 13.615, under gVisor) calling it
+    crashed the process with a segmentation fault.
+    """
     nvml = _nvml()
     if nvml is None:
-        return None, None
-    own: int | None = None
-    device_total = 0
+        return None
     try:
-        for i in range(nvml.nvmlDeviceGetCount()):
-            handle = nvml.nvmlDeviceGetHandleByIndex(i)
-            device_total += nvml.nvmlDeviceGetMemoryInfo(handle).used
-            try:
-                procs = nvml.nvmlDeviceGetComputeRunningProcesses(handle)
-            except nvml.NVMLError:
-                continue
-            for p in procs:
-                if p.pid == os.getpid() and p.usedGpuMemory is not None:
-                    own = (own or 0) + p.usedGpuMemory
+        return sum(nvml.nvmlDeviceGetMemoryInfo(nvml.nvmlDeviceGetHandleByIndex(i)).used
+                   for i in range(nvml.nvmlDeviceGetCount()))
     except nvml.NVMLError:
-        return own, None
-    return own, device_total
+        return None
 
 
 def nvidia_gpu_present() -> bool:
