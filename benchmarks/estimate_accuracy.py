@@ -180,6 +180,49 @@ def err(predicted: int | None, measured: int | None) -> float | None:
     return (predicted - measured) / measured * 100 if predicted is not None and measured else None
 
 
+def fit(doc: dict) -> dict:
+    """Constants of calibration.json "memory" that make the measured rows agree, from a --json-out file.
+
+    CPU rows (host memory): measured - predicted weights - predicted KV = the rest, modelled as
+    host_runtime_bytes + 4 x n_ubatch x cpu_ffn_activation_factor x intermediate_size (flash attention
+    rows, where no attention scores are materialized): a least-squares line over the sizes measured.
+    GPU rows (VRAM): measured - (weights + KV + compute predicted) = the CUDA context and the CUDA pool,
+    taken as the median over the rows: cuda_context_bytes. The compute-buffer formula itself is checked
+    against the sizes llama.cpp logged (llama_buffers_mib).
+    """
+    rows = [r for r in doc["rows"] if "measured" in r]
+    out: dict = {}
+    cpu = [r for r in rows if not r["gpu"] and r["flash_attn"]]
+    if cpu:
+        n_ubatch = 512
+        xs, ys = [], []
+        for r in cpu:
+            ram = next(p for p in r["predicted"]["memory"] if p["pool"] == "ram")
+            xs.append(4 * n_ubatch * r["predicted"]["arch"]["intermediate_size"])
+            ys.append(r["measured"]["host_bytes"] - ram["weights_bytes"] - ram["kv_bytes"])
+        n = len(xs)
+        mx, my = sum(xs) / n, sum(ys) / n
+        sxx = sum((x - mx) ** 2 for x in xs)
+        slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sxx if sxx else 0.0
+        out["host_runtime_bytes"] = int(my - slope * mx)
+        out["cpu_ffn_activation_factor"] = round(slope, 3) if sxx else None
+        out["cpu_rows"] = n
+    gpu = [r for r in rows if r["gpu"]]
+    if gpu:
+        rest = []
+        for r in gpu:
+            vram = next(p for p in r["predicted"]["memory"] if p["pool"] == "vram")
+            measured = r["measured"]["gpu_process_bytes"] or r["measured"]["gpu_device_delta_bytes"]
+            rest.append(measured - vram["weights_bytes"] - vram["kv_bytes"] - vram["compute_bytes"])
+            logged = {k: v for k, v in r["measured"]["llama_buffers_mib"].items() if k.startswith("CUDA")}
+            print(f"{r['label']} ctx {r['n_ctx']} {r['kv_cache_type']} fa{int(r['flash_attn'])}: predicted compute "
+                  f"{vram['compute_bytes'] / MiB:.0f} MiB; llama.cpp logged {logged}", file=sys.stderr)
+        rest.sort()
+        out["cuda_context_bytes"] = rest[len(rest) // 2]
+        out["gpu_rows"] = len(rest)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="0.5B,1.5B")
@@ -192,10 +235,14 @@ def main() -> None:
     ap.add_argument("--fill", type=int, default=1024, help="prompt tokens prefilled before measuring")
     ap.add_argument("--bandwidth", help="memory bandwidth for the speed prediction (default: detected)")
     ap.add_argument("--json-out")
+    ap.add_argument("--fit", metavar="JSON", help="print the constants that fit an earlier --json-out file, and exit")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
         print(json.dumps(worker(json.loads(args.worker))))
+        return
+    if args.fit:
+        print(json.dumps(fit(json.loads(Path(args.fit).read_text())), indent=1))
         return
 
     import dataclasses

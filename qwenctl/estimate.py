@@ -159,16 +159,17 @@ def _graph_bytes(model: ModelSpec, n_ctx: int, flash_attn: bool, with_output: bo
 def _cpu_compute_bytes(model: ModelSpec, n_ctx: int, flash_attn: bool, depth: int | None) -> int:
     """What llama.cpp's CPU compute buffer really occupies at `depth` tokens (None: a full context).
 
-    The buffer is malloc'd for the worst case (512 logits rows) but its pages are touched only
+    The buffer is malloc'd for the worst case (512 rows of logits) but its pages are touched only
     as the graph uses them, and qwenctl asks for the last token's logits only. What is touched
     is the widest activation of a 512-token micro-batch: the FFN's, or without flash attention
     the attention scores over the cells filled so far (padded to 256), whichever is larger.
+    Both factors were fitted to RSS measurements (docs/planning.md, "Calibration").
     """
     cal = load_calibration()["memory"]
     a = model.arch
     n_kv = min(n_ctx, -(-(depth or n_ctx) // 256) * 256)
-    widest = max(0 if flash_attn else a.n_heads * n_kv, cal["cpu_ffn_activation_factor"] * a.intermediate_size)
-    return int(4 * cal["n_ubatch"] * widest + cal["cpu_compute_fixed_bytes"])
+    scores = 0.0 if flash_attn else cal["cpu_attention_scores_factor"] * a.n_heads * n_kv
+    return int(4 * cal["n_ubatch"] * max(scores, cal["cpu_ffn_activation_factor"] * a.intermediate_size))
 
 
 def estimate_memory(

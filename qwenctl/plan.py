@@ -560,6 +560,7 @@ class FilePrediction:
     device: str  # "cuda" | "metal" | "cpu"
     n_gpu_layers: int  # as llama.cpp takes it: -1 or more than n_layers = every layer and the output
     n_layers: int
+    arch: Architecture  # as read from the header
     n_ctx: int
     kv_cache_type: str
     flash_attn: bool
@@ -676,7 +677,7 @@ def predict_for_file(
                         split=split)
     return FilePrediction(
         path=str(path), size=size, file_bytes=file_bytes, backend=backend, device=device, n_gpu_layers=ngl,
-        n_layers=model.arch.n_layers, n_ctx=options.n_ctx, kv_cache_type=options.kv_cache_type,
+        n_layers=model.arch.n_layers, arch=model.arch, n_ctx=options.n_ctx, kv_cache_type=options.kv_cache_type,
         flash_attn=options.flash_attn, memory=est.pools, tg_tps=sp.tg_tps, tg_tps_low=sp.tg_tps_low, pp_tps=sp.pp_tps,
         source=f"qwenctl estimate ({load_calibration()['version']})",
     )
