@@ -180,34 +180,35 @@ def err(predicted: int | None, measured: int | None) -> float | None:
     return (predicted - measured) / measured * 100 if predicted is not None and measured else None
 
 
-def fit(doc: dict) -> dict:
-    """Constants of calibration.json "memory" that make the measured rows agree, from a --json-out file.
+def fit(docs: list[dict]) -> dict:
+    """Constants of calibration.json "memory" that make the measured rows agree, from --json-out files.
 
     CPU rows (host memory): measured - predicted weights - predicted KV = the rest, modelled as
-    host_runtime_bytes + 4 x n_ubatch x cpu_ffn_activation_factor x intermediate_size (flash attention
-    rows, where no attention scores are materialized): a least-squares line over the sizes measured.
+    host_runtime_bytes + host_vocab_bytes_per_token x n_vocab + 4 x n_ubatch x cpu_ffn_activation_factor
+    x intermediate_size, fitted by least squares over the flash-attention rows (where no attention
+    scores are materialized); it takes rows of three shapes, e.g. the tiny model, 0.5B and 1.5B.
     GPU rows (VRAM): measured - (weights + KV + compute predicted) = the CUDA context and the CUDA pool,
     taken as the median over the rows: cuda_context_bytes. The compute-buffer formula itself is checked
     against the sizes llama.cpp logged (llama_buffers_mib).
     """
-    rows = [r for r in doc["rows"] if "measured" in r]
+    import numpy as np
+
+    rows = [r for doc in docs for r in doc["rows"] if "measured" in r]
     out: dict = {}
     cpu = [r for r in rows if not r["gpu"] and r["flash_attn"]]
     if cpu:
-        n_ubatch = 512
-        xs, ys = [], []
+        a, y = [], []
         for r in cpu:
             ram = next(p for p in r["predicted"]["memory"] if p["pool"] == "ram")
-            xs.append(4 * n_ubatch * r["predicted"]["arch"]["intermediate_size"])
-            ys.append(r["measured"]["host_bytes"] - ram["weights_bytes"] - ram["kv_bytes"])
-        n = len(xs)
-        mx, my = sum(xs) / n, sum(ys) / n
-        sxx = sum((x - mx) ** 2 for x in xs)
-        slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sxx if sxx else 0.0
-        out["host_runtime_bytes"] = int(my - slope * mx)
-        out["cpu_ffn_activation_factor"] = round(slope, 3) if sxx else None
-        out["cpu_rows"] = n
-    gpu = [r for r in rows if r["gpu"]]
+            arch = r["predicted"]["arch"]
+            a.append([1.0, arch["vocab_size"], 4 * 512 * arch["intermediate_size"]])
+            y.append(r["measured"]["host_bytes"] - ram["weights_bytes"] - ram["kv_bytes"])
+        (r0, per_token, factor), *_ = np.linalg.lstsq(np.array(a), np.array(y, dtype=float), rcond=None)
+        residual = np.array(y) - np.array(a) @ np.array([r0, per_token, factor])
+        out.update(host_runtime_bytes=int(r0), host_vocab_bytes_per_token=round(float(per_token), 1),
+                   cpu_ffn_activation_factor=round(float(factor), 2), cpu_rows=len(y),
+                   cpu_max_residual_mib=round(float(abs(residual).max()) / MiB, 2))
+    gpu = [r for r in rows if r["gpu"] and any(p["pool"] == "vram" for p in r["predicted"]["memory"])]
     if gpu:
         rest = []
         for r in gpu:
@@ -223,6 +224,62 @@ def fit(doc: dict) -> dict:
     return out
 
 
+def predicted_row(hw, label: str, case: dict, m: dict) -> dict:
+    """One result row: the measurement `m` of `case` beside predict_for_file's figures for it."""
+    from qwenctl.backends import LoadOptions
+    from qwenctl.hardware.facts import to_dict
+    from qwenctl.plan import predict_for_file
+
+    options = LoadOptions(n_ctx=case["n_ctx"], n_gpu_layers=-1 if case["gpu"] else 0, flash_attn=case["flash_attn"],
+                          kv_cache_type=case["kv_cache_type"])
+    p = predict_for_file(hw, case["path"], options, depth=m["fill"] + 16)
+    measured_gpu = m["gpu_process_bytes"] or m["gpu_device_delta_bytes"]
+    return {"label": label, **case, "measured": m, "predicted": to_dict(p),
+            "host_error_pct": err(p.host_bytes, m["host_bytes"]),
+            "gpu_error_pct": err(p.gpu_bytes, measured_gpu) if case["gpu"] else None,
+            "tg_error_pct": err(p.tg_tps, m["tg_tps"]), "pp_error_pct": err(p.pp_tps, m["pp_tps"])}
+
+
+def _pools(row: dict) -> list[tuple[str, int | None, int | None, float | None]]:
+    pred = {p["pool"]: p["weights_bytes"] + p["kv_bytes"] + p["compute_bytes"] + p["overhead_bytes"]
+            for p in row["predicted"]["memory"]}
+    m = row["measured"]
+    out = [("ram", pred.get("ram"), m["host_bytes"], row["host_error_pct"])]
+    if row["gpu"]:
+        out.append(("vram", pred.get("vram"), m["gpu_process_bytes"] or m["gpu_device_delta_bytes"], row["gpu_error_pct"]))
+    return out
+
+
+def _name(row: dict) -> str:
+    return f"{row['label']} ctx {row['n_ctx']} {row['kv_cache_type']}{' fa' if row['flash_attn'] else ''}"
+
+
+def print_row(row: dict, markdown: bool) -> None:
+    p, m = row["predicted"], row["measured"]
+    for i, (pool, pred, meas, e) in enumerate(_pools(row)):
+        pct = "" if e is None else f"{e:+.1f}%"
+        if markdown:
+            print(f"| {_name(row)} | {pool} | {(pred or 0) / MiB:.0f} | {(meas or 0) / MiB:.0f} | {pct} |")
+        else:
+            speed = f"{p['tg_tps']:6.1f}/{m['tg_tps']:<6.1f} {p['pp_tps']:6.0f}/{m['pp_tps']:<6.0f}" if i == 0 else ""
+            print(f"{_name(row) if i == 0 else '':<34} {pool:<4} {(pred or 0) / MiB:13.0f} {(meas or 0) / MiB:12.0f} "
+                  f"{pct:>7}   {speed}", flush=True)
+
+
+def print_header(markdown: bool) -> None:
+    if markdown:
+        print("| case | pool | predicted MiB | measured MiB | error |\n|---|---|---|---|---|")
+    else:
+        print(f"{'case':<34} {'pool':<4} {'predicted MiB':>13} {'measured MiB':>12} {'error':>7}   "
+              f"{'tg pred/meas':>13} {'pp pred/meas':>13}")
+
+
+def print_summary(rows: list[dict]) -> None:
+    errors = [abs(e) for r in rows if "measured" in r for _, _, _, e in _pools(r) if e is not None]
+    if errors:
+        print(f"\n{len(errors)} figures: max |error| {max(errors):.1f}%, mean |error| {sum(errors) / len(errors):.1f}%")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="0.5B,1.5B")
@@ -235,22 +292,40 @@ def main() -> None:
     ap.add_argument("--fill", type=int, default=1024, help="prompt tokens prefilled before measuring")
     ap.add_argument("--bandwidth", help="memory bandwidth for the speed prediction (default: detected)")
     ap.add_argument("--json-out")
-    ap.add_argument("--fit", metavar="JSON", help="print the constants that fit an earlier --json-out file, and exit")
+    ap.add_argument("--markdown", action="store_true", help="print the memory table as markdown")
+    ap.add_argument("--fit", metavar="JSON", nargs="+", help="print the constants that fit earlier --json-out files, and exit")
+    ap.add_argument("--repredict", metavar="JSON", nargs="+",
+                    help="recompute the predictions of earlier --json-out files with the current constants "
+                         "(the model files must still be there); no new measurement")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
         print(json.dumps(worker(json.loads(args.worker))))
         return
     if args.fit:
-        print(json.dumps(fit(json.loads(Path(args.fit).read_text())), indent=1))
+        print(json.dumps(fit([json.loads(Path(f).read_text()) for f in args.fit]), indent=1))
         return
 
     import dataclasses
 
-    from qwenctl.backends import LoadOptions
     from qwenctl.hardware import detect
-    from qwenctl.hardware.facts import Memory, to_dict
-    from qwenctl.plan import predict_for_file
+    from qwenctl.hardware.facts import Memory, hardware_from_dict, to_dict
+
+    if args.repredict:
+        print_header(args.markdown)
+        rows = []
+        for f in args.repredict:
+            doc = json.loads(Path(f).read_text())
+            hw = hardware_from_dict(doc["machine"])
+            for r in doc["rows"]:
+                if "measured" in r:
+                    case = {k: r[k] for k in ("path", "n_ctx", "kv_cache_type", "flash_attn", "gpu", "fill")}
+                    rows.append(predicted_row(hw, r["label"], case, r["measured"]))
+                    print_row(rows[-1], args.markdown)
+        print_summary(rows)
+        if args.json_out:
+            Path(args.json_out).write_text(json.dumps({"machine": doc["machine"], "rows": rows}, indent=1))
+        return
 
     hw = detect()
     if args.bandwidth:
@@ -262,42 +337,26 @@ def main() -> None:
             hw = dataclasses.replace(hw, nvidia=dataclasses.replace(hw.nvidia, gpus=gpus))
         elif isinstance(hw.memory, Memory):
             hw = dataclasses.replace(hw, memory=dataclasses.replace(hw.memory, bandwidth_bytes_per_s=bw))
+    if args.gpu and not hw.gpus:
+        print("warning: --gpu, but detect() sees no NVIDIA GPU: the rows measure the CPU", file=sys.stderr)
     paths = model_paths(args)
     if not paths:
         sys.exit("no models: pass --models-dir or --model")
     cases = parse_cases(args.cases or (DEFAULT_GPU_CASES if args.gpu else DEFAULT_CPU_CASES))
     rows = []
-    hdr = f"{'case':<34} {'pool':<4} {'predicted MiB':>13} {'measured MiB':>12} {'error':>7}   {'tg pred/meas':>13} {'pp pred/meas':>13}"
-    print(hdr)
+    print_header(args.markdown)
     for label, path in paths:
         for n_ctx, kv, fa in cases:
             case = {"path": str(path), "n_ctx": n_ctx, "kv_cache_type": kv, "flash_attn": fa, "gpu": args.gpu,
                     "fill": args.fill}
-            t0 = time.time()
             proc = subprocess.run([sys.executable, __file__, "--worker", json.dumps(case)], capture_output=True, text=True)
             if proc.returncode != 0:
                 print(f"{label} ctx {n_ctx} {kv} fa{int(fa)}: FAILED\n{proc.stderr[-1500:]}", file=sys.stderr)
                 rows.append({"label": label, **case, "failed": proc.stderr[-1500:]})
                 continue
-            m = json.loads(proc.stdout.strip().splitlines()[-1])
-            options = LoadOptions(n_ctx=n_ctx, n_gpu_layers=-1 if args.gpu else 0, flash_attn=fa, kv_cache_type=kv)
-            p = predict_for_file(hw, path, options, depth=m["fill"] + 16)
-            measured_gpu = m["gpu_process_bytes"] or m["gpu_device_delta_bytes"]
-            row = {"label": label, **case, "seconds": round(time.time() - t0, 1), "measured": m,
-                   "predicted": to_dict(p), "host_error_pct": err(p.host_bytes, m["host_bytes"]),
-                   "gpu_error_pct": err(p.gpu_bytes, measured_gpu) if args.gpu else None,
-                   "tg_error_pct": err(p.tg_tps, m["tg_tps"]), "pp_error_pct": err(p.pp_tps, m["pp_tps"])}
-            rows.append(row)
-            name = f"{label} ctx {n_ctx} {kv}{' fa' if fa else ''}"
-            speed = f"{p.tg_tps:6.1f}/{m['tg_tps']:<6.1f} {p.pp_tps:6.0f}/{m['pp_tps']:<6.0f}"
-            pools = [("ram", p.host_bytes, m["host_bytes"])] + ([("vram", p.gpu_bytes, measured_gpu)] if args.gpu else [])
-            for i, (pool, pred, meas) in enumerate(pools):
-                e = err(pred, meas)
-                print(f"{name if i == 0 else '':<34} {pool:<4} {pred / MiB if pred else 0:13.0f} {meas / MiB if meas else 0:12.0f} "
-                      f"{'' if e is None else f'{e:+6.1f}%':>7}   {speed if i == 0 else ''}", flush=True)
-    ok = [abs(r[k]) for r in rows for k in ("host_error_pct", "gpu_error_pct") if r.get(k) is not None]
-    if ok:
-        print(f"\n{len(ok)} figures: max |error| {max(ok):.1f}%, mean |error| {sum(ok) / len(ok):.1f}%")
+            rows.append(predicted_row(hw, label, case, json.loads(proc.stdout.strip().splitlines()[-1])))
+            print_row(rows[-1], args.markdown)
+    print_summary(rows)
     if args.json_out:
         doc = {"machine": to_dict(hw), "gpu": args.gpu, "fill": args.fill, "rows": rows}
         Path(args.json_out).write_text(json.dumps(doc, indent=1))

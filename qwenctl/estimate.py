@@ -199,7 +199,8 @@ def estimate_memory(
     a = model.arch
     if backend not in BACKENDS or device not in DEVICES:
         raise QwenctlError(f"no memory model for backend {backend!r} on {device!r}", code=ExitCode.BAD_INPUT)
-    host_runtime = int(cal["host_runtime_bytes"])
+    # the process itself: Python, qwenctl and the engine, plus the engine's copy of the vocabulary
+    host_runtime = int(cal["host_runtime_bytes"] + cal["host_vocab_bytes_per_token"] * a.vocab_size)
 
     if backend == "mlx":
         kv = kv_cache_bytes(model, n_ctx, "f16")
