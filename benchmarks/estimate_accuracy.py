@@ -2,7 +2,9 @@
 
     python benchmarks/estimate_accuracy.py [--sizes 0.5B,1.5B] [--quants Q4_K_M,Q8_0] [--models-dir DIR]
         [--model PATH ...] [--cases 2048:f16:0,8192:f16:0,32768:f16:1,32768:q8_0:1] [--gpu]
-        [--fill 1024] [--bandwidth 3.35TB/s] [--json-out FILE]
+        [--fill 1024] [--bandwidth 3.35TB/s] [--json-out FILE] [--markdown]
+    python benchmarks/estimate_accuracy.py --fit FILE.json ...        # constants that fit the rows
+    python benchmarks/estimate_accuracy.py --repredict FILE.json ...  # old measurements, current constants
 
 Each case (model x n_ctx x KV cache type x flash attention) runs in a fresh subprocess: it loads
 the GGUF through qwenctl's own backend (``load_backend("llama.cpp", ...)``), prefills ``--fill``
@@ -27,7 +29,8 @@ What "memory" means (the planner's definition, measured the same way):
 
 Models: ``--models-dir`` holds files named as ``qwenctl.testing.models.shaped_gguf`` names them
 (``qwen2.5-0.5b-<key>-s0-v1-Q4_K_M.gguf``); missing ones are generated there unless --no-generate.
-``--model`` adds explicit paths. Prints a table and writes every figure to --json-out.
+``--model`` adds explicit paths. Prints a table and writes every figure to --json-out, including
+llama.cpp's own buffer sizes per case. How the constants are fitted: docs/planning.md, "Calibration".
 """
 
 from __future__ import annotations
