@@ -26,7 +26,7 @@ import json
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
-from typing import Any
+from typing import Any, Iterable
 
 from qwenctl.catalog import Catalog, ModelSpec, Weights, load_catalog
 from qwenctl.errors import ExitCode, QwenctlError
@@ -84,8 +84,12 @@ class SpeedEstimate:
 
 
 @dataclass(frozen=True)
-class _Split:
-    """How a GGUF's bytes divide into the parts llama.cpp places separately."""
+class WeightSplit:
+    """How a GGUF's bytes divide into the parts llama.cpp places separately.
+
+    Derived from the catalog's tensor types for a planned download, or read exactly from a
+    file's tensor table (``split_from_tensors``) when the file is at hand.
+    """
 
     embd_bytes: int  # token_embd: always on the host
     output_bytes: int  # output matrix (a duplicate of token_embd when tied)
@@ -93,7 +97,22 @@ class _Split:
     output_in_file: bool  # False when tied: the output copy is made at load time
 
 
-def _split(catalog: Catalog, model: ModelSpec, weights: Weights) -> _Split:
+def split_from_tensors(tensors: Iterable[tuple[str, int]], n_layers: int) -> WeightSplit:
+    """The exact split of a GGUF from its (tensor name, bytes) table.
+
+    Without an ``output.weight`` tensor the embeddings are tied and llama.cpp makes the
+    output matrix a copy of ``token_embd``; everything else (norms and biases included)
+    is shared equally by the repeating layers.
+    """
+    sizes = dict(tensors)
+    embd = sizes.get("token_embd.weight", 0)
+    tied = "output.weight" not in sizes
+    out = embd if tied else sizes["output.weight"]
+    rest = sum(sizes.values()) - embd - (0 if tied else out)
+    return WeightSplit(embd, out, rest / n_layers, not tied)
+
+
+def _split(catalog: Catalog, model: ModelSpec, weights: Weights) -> WeightSplit:
     a = model.arch
     n = a.vocab_size * a.hidden_size
 
@@ -109,12 +128,12 @@ def _split(catalog: Catalog, model: ModelSpec, weights: Weights) -> _Split:
         embd = int(n * per_weight)
         out = embd
         layers = weights.total_bytes - embd - (0 if a.tied_embeddings else out)
-        return _Split(embd, out, layers / a.n_layers, not a.tied_embeddings)
+        return WeightSplit(embd, out, layers / a.n_layers, not a.tied_embeddings)
     assert weights.embd_type and weights.output_type
     out = int(type_bytes(weights.output_type))
     embd = out if a.tied_embeddings else int(type_bytes(weights.embd_type))
     layers = weights.total_bytes - embd - (0 if a.tied_embeddings else out)
-    return _Split(embd, out, max(layers, 0) / a.n_layers, not a.tied_embeddings)
+    return WeightSplit(embd, out, max(layers, 0) / a.n_layers, not a.tied_embeddings)
 
 
 def kv_cache_bytes(model: ModelSpec, n_ctx: int, kv_cache_type: str = "f16", layers: int | None = None) -> int:
@@ -137,6 +156,22 @@ def _graph_bytes(model: ModelSpec, n_ctx: int, flash_attn: bool, with_output: bo
     return int(4 * cal["n_ubatch"] * widest + cal["compute_fixed_bytes"])
 
 
+def _cpu_compute_bytes(model: ModelSpec, n_ctx: int, flash_attn: bool, depth: int | None) -> int:
+    """What llama.cpp's CPU compute buffer really occupies at `depth` tokens (None: a full context).
+
+    The buffer is malloc'd for the worst case (512 rows of logits) but its pages are touched only
+    as the graph uses them, and qwenctl asks for the last token's logits only. What is touched
+    is the widest activation of a 512-token micro-batch: the FFN's, or without flash attention
+    the attention scores over the cells filled so far (padded to 256), whichever is larger.
+    Both factors were fitted to RSS measurements (docs/planning.md, "Calibration").
+    """
+    cal = load_calibration()["memory"]
+    a = model.arch
+    n_kv = min(n_ctx, -(-(depth or n_ctx) // 256) * 256)
+    scores = 0.0 if flash_attn else cal["cpu_attention_scores_factor"] * a.n_heads * n_kv
+    return int(4 * cal["n_ubatch"] * max(scores, cal["cpu_ffn_activation_factor"] * a.intermediate_size))
+
+
 def estimate_memory(
     model: ModelSpec,
     weights: Weights,
@@ -146,19 +181,26 @@ def estimate_memory(
     n_gpu_layers: int = -1,
     kv_cache_type: str = "f16",
     flash_attn: bool = False,
+    split: WeightSplit | None = None,
+    depth: int | None = None,
 ) -> MemoryEstimate:
     """Predicted memory per pool for loading `weights` with these options.
 
     ``n_gpu_layers`` follows llama.cpp: the number of repeating layers on the GPU, with
     -1 (or anything above n_layers) meaning all of them plus the output layer. It only
     matters for ``device == "cuda"``; Metal and MLX keep everything in unified memory.
+    ``split`` is the file's exact tensor split when the file is at hand (``split_from_tensors``);
+    without it the split is derived from the catalog's tensor types. ``depth`` (tokens in the
+    context; None = n_ctx, the worst case the planner needs) only changes the CPU compute
+    buffer, the one buffer whose pages are committed as they are used.
     """
     catalog = load_catalog()
     cal = load_calibration()["memory"]
     a = model.arch
     if backend not in BACKENDS or device not in DEVICES:
         raise QwenctlError(f"no memory model for backend {backend!r} on {device!r}", code=ExitCode.BAD_INPUT)
-    host_runtime = int(cal["host_runtime_bytes"])
+    # the process itself: Python, qwenctl and the engine, plus the engine's copy of the vocabulary
+    host_runtime = int(cal["host_runtime_bytes"] + cal["host_vocab_bytes_per_token"] * a.vocab_size)
 
     if backend == "mlx":
         kv = kv_cache_bytes(model, n_ctx, "f16")
@@ -177,10 +219,10 @@ def estimate_memory(
 
     if device == "cpu" or n_gpu_layers == 0:
         kv = kv_cache_bytes(model, n_ctx, kv_cache_type)
-        compute = _graph_bytes(model, n_ctx, flash_attn, with_output=True)
+        compute = _cpu_compute_bytes(model, n_ctx, flash_attn, depth)
         return MemoryEstimate((PoolMemory("ram", weights.total_bytes, kv, compute, host_runtime),))
 
-    s = _split(catalog, model, weights)
+    s = split or _split(catalog, model, weights)
     on_gpu = a.n_layers if n_gpu_layers < 0 or n_gpu_layers > a.n_layers else n_gpu_layers
     output_on_gpu = n_gpu_layers < 0 or n_gpu_layers > a.n_layers
     gpu_weights = round(on_gpu * s.layer_bytes) + (s.output_bytes if output_on_gpu else 0)
@@ -210,6 +252,7 @@ def estimate_speed(
     host: DeviceSpeed,
     n_gpu_layers: int = -1,
     kv_cache_type: str = "f16",
+    split: WeightSplit | None = None,
 ) -> SpeedEstimate:
     """Predicted decode (tg) and prompt (pp) tokens/s.
 
@@ -221,7 +264,7 @@ def estimate_speed(
     classes = load_calibration()["speed"]["classes"]
     depth = int(load_calibration()["speed"]["kv_read_depth_tokens"])
     a = model.arch
-    s = _split(catalog, model, weights)
+    s = split or _split(catalog, model, weights)
     if gpu is None:
         on_gpu, output_on_gpu = 0, False
     else:

@@ -1,0 +1,369 @@
+"""Estimate accuracy: predicted vs measured memory (and tok/s) of real llama.cpp loads.
+
+    python benchmarks/estimate_accuracy.py [--sizes 0.5B,1.5B] [--quants Q4_K_M,Q8_0] [--models-dir DIR]
+        [--model PATH ...] [--cases 2048:f16:0,8192:f16:0,32768:f16:1,32768:q8_0:1] [--gpu]
+        [--fill 1024] [--bandwidth 3.35TB/s] [--json-out FILE] [--markdown]
+    python benchmarks/estimate_accuracy.py --fit FILE.json ...        # constants that fit the rows
+    python benchmarks/estimate_accuracy.py --repredict FILE.json ...  # old measurements, current constants
+
+Each case (model x n_ctx x KV cache type x flash attention) runs in a fresh subprocess: it loads
+the GGUF through qwenctl's own backend (``load_backend("llama.cpp", ...)``), prefills ``--fill``
+random prompt tokens (at least one full 512-token micro-batch, so the compute buffer is used) and
+decodes 16 tokens, then measures. The prediction is ``qwenctl.plan.predict_for_file`` for the same
+file and options on this machine's ``detect()`` (or --bandwidth), i.e. what `qwenctl plan` and
+`qwenctl bench` show.
+
+What "memory" means (the planner's definition, measured the same way):
+
+* host (``ram`` pool): the resident memory the process needs, absolute (the planner's pool includes
+  the Python runtime): anonymous RSS + file-backed RSS of the mmap'd GGUF, minus the file pages of
+  tensors llama.cpp copied into its CPU repack buffer (it reads them once at load, then uses the
+  anonymous copy; those pages are clean and reclaimable, so counting them would count the weights
+  twice). Residency is read with mincore(2). llama.cpp's compute buffer is malloc'd for the worst
+  case but only touched as used, so RSS is measured after real work at a known depth and the
+  prediction is made for that depth (``estimate_memory(..., depth=)``); the planner predicts for
+  depth = n_ctx.
+* GPU (``vram`` pool, ``--gpu``: every layer offloaded): NVML used memory of the device after the
+  work minus before the load (the process's own figure when NVML can attribute it), CUDA context
+  included, as cudaMalloc commits whole buffers.
+
+Models: ``--models-dir`` holds files named as ``qwenctl.testing.models.shaped_gguf`` names them
+(``qwen2.5-0.5b-<key>-s0-v1-Q4_K_M.gguf``); missing ones are generated there unless --no-generate.
+``--model`` adds explicit paths. Prints a table and writes every figure to --json-out, including
+llama.cpp's own buffer sizes per case. How the constants are fitted: docs/planning.md, "Calibration".
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import json
+import logging
+import os
+import random
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+MiB = 2**20
+DEFAULT_CPU_CASES = "2048:f16:0,8192:f16:0,32768:f16:1,32768:q8_0:1"
+DEFAULT_GPU_CASES = "2048:f16:0,8192:f16:0,8192:f16:1,32768:f16:1,32768:q8_0:1"
+_REPACKED = re.compile(r"repack tensor (\S+)")
+_BUFFER = re.compile(r"(\S+)\s+(model|KV|compute|output|RS) buffer size =\s+([0-9.]+) MiB")
+
+
+# --- worker: one case in its own process -------------------------------------------------------
+
+def _status() -> dict[str, int]:
+    out = {}
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "VmHWM", "RssAnon", "RssFile"):
+                out[key] = int(value.split()[0]) * 1024
+    return out
+
+
+def _resident_file_bytes(path: Path, ranges: list[tuple[int, int]]) -> int:
+    """Bytes of whole pages inside the (file offset, length) ranges that are mapped from `path` and resident."""
+    real = os.path.realpath(path)
+    maps = []
+    with open("/proc/self/maps") as fh:
+        for line in fh:
+            parts = line.split(maxsplit=5)
+            if len(parts) == 6 and parts[5].strip() == real:
+                start, end = (int(x, 16) for x in parts[0].split("-"))
+                maps.append((start, end, int(parts[2], 16)))
+    libc = ctypes.CDLL(None, use_errno=True)
+    page = os.sysconf("SC_PAGE_SIZE")
+    total = 0
+    for offset, length in ranges:
+        for start, end, map_off in maps:
+            lo, hi = max(offset, map_off), min(offset + length, map_off + (end - start))
+            a0 = -(-(start + lo - map_off) // page) * page  # whole pages only: neighbours keep shared pages
+            a1 = (start + hi - map_off) // page * page
+            if a1 <= a0:
+                continue
+            vec = (ctypes.c_ubyte * ((a1 - a0) // page))()
+            if libc.mincore(ctypes.c_void_p(a0), ctypes.c_size_t(a1 - a0), vec) == 0:
+                total += sum(v & 1 for v in vec) * page
+    return total
+
+
+def worker(case: dict) -> dict:
+    lines: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(record.getMessage())
+
+    log = logging.getLogger("qwenctl.llama")
+    log.setLevel(logging.DEBUG)
+    log.addHandler(Keep())
+    log.propagate = False
+    from qwenctl.backends import LoadOptions, load_backend
+    from qwenctl.backends import memory as mem
+    from qwenctl.backends.gguf_check import read_gguf_header
+
+    path = Path(case["path"])
+    gpu_before = mem.gpu_used_bytes()[1]
+    options = LoadOptions(n_ctx=case["n_ctx"], n_gpu_layers=-1 if case["gpu"] else 0, flash_attn=case["flash_attn"],
+                          kv_cache_type=case["kv_cache_type"])
+    session = load_backend("llama.cpp", path, options)
+    try:
+        rng = random.Random(0)
+        fill = min(case["fill"], session.n_ctx - 32)
+        session.reset()
+        t0 = time.perf_counter()
+        session.prefill([rng.randrange(session.n_vocab) for _ in range(fill)])
+        pp = fill / (time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        for _ in range(16):
+            session.decode_one(rng.randrange(session.n_vocab))
+        tg = 16 / (time.perf_counter() - t0)
+        status = _status()
+        own, device = mem.gpu_used_bytes()
+        n_gpu_layers = session.n_gpu_layers
+        info = read_gguf_header(path)
+        repacked = set(_REPACKED.findall("\n".join(lines)))
+        ranges = [(info.data_offset + t.offset, t.n_bytes) for t in info.tensors if t.name in repacked]
+        reclaimable = _resident_file_bytes(path, ranges)  # while the model is still mapped
+    finally:
+        session.close()
+    buffers: dict[str, float] = {}
+    for dev, kind, mib in _BUFFER.findall("\n".join(lines)):
+        key = f"{dev} {kind}"
+        buffers[key] = buffers.get(key, 0.0) + float(mib)
+    return {
+        "fill": fill, "pp_tps": pp, "tg_tps": tg, "n_gpu_layers": n_gpu_layers,
+        "rss_bytes": status["VmRSS"], "hwm_bytes": status["VmHWM"], "rss_anon_bytes": status["RssAnon"],
+        "rss_file_bytes": status["RssFile"], "repacked_tensors": len(repacked), "repacked_resident_file_bytes": reclaimable,
+        "host_bytes": status["VmRSS"] - reclaimable,
+        "gpu_process_bytes": own, "gpu_device_delta_bytes": (device - gpu_before) if device is not None and gpu_before is not None else None,
+        "llama_buffers_mib": buffers,
+    }
+
+
+# --- parent: cases, predictions, table -----------------------------------------------------------
+
+def model_paths(args) -> list[tuple[str, Path]]:
+    from qwenctl.testing import models
+
+    out = [(Path(p).stem, Path(p)) for p in args.model]
+    if args.models_dir:
+        for size in filter(None, args.sizes.split(",")):
+            for quant in filter(None, args.quants.split(",")):
+                shape = models.qwen25_shape(size)
+                name = f"{shape.name}-{shape.key()}-s0-v{models.FORMAT_VERSION}-{quant}.gguf"
+                path = Path(args.models_dir) / name
+                if not path.exists():
+                    if args.no_generate:
+                        print(f"skip {size} {quant}: {path} missing", file=sys.stderr)
+                        continue
+                    print(f"generating {path.name} ...", file=sys.stderr, flush=True)
+                    path = models.shaped_gguf(Path(args.models_dir), size, quant)
+                out.append((f"{size} {quant}", path))
+    return out
+
+
+def parse_cases(text: str) -> list[tuple[int, str, bool]]:
+    cases = []
+    for item in filter(None, text.split(",")):
+        ctx, kv, fa = item.split(":")
+        cases.append((int(ctx), kv, fa == "1"))
+    return cases
+
+
+def err(predicted: int | None, measured: int | None) -> float | None:
+    return (predicted - measured) / measured * 100 if predicted is not None and measured else None
+
+
+def fit(docs: list[dict]) -> dict:
+    """Constants of calibration.json "memory" that make the measured rows agree, from --json-out files.
+
+    CPU rows (host memory): measured - predicted weights - predicted KV = the rest, modelled as
+    host_runtime_bytes + host_vocab_bytes_per_token x n_vocab + 4 x n_ubatch x cpu_ffn_activation_factor
+    x intermediate_size, fitted by least squares over the flash-attention rows (where no attention
+    scores are materialized); it takes rows of three shapes, e.g. the tiny model, 0.5B and 1.5B.
+    GPU rows (VRAM): measured - (weights + KV + compute predicted) = the CUDA context and the CUDA pool,
+    taken as the median over the rows: cuda_context_bytes. The compute-buffer formula itself is checked
+    against the sizes llama.cpp logged (llama_buffers_mib).
+    """
+    import numpy as np
+
+    rows = [r for doc in docs for r in doc["rows"] if "measured" in r]
+    out: dict = {}
+    cpu = [r for r in rows if not r["gpu"] and r["flash_attn"]]
+    if cpu:
+        a, y = [], []
+        for r in cpu:
+            ram = next(p for p in r["predicted"]["memory"] if p["pool"] == "ram")
+            arch = r["predicted"]["arch"]
+            a.append([1.0, arch["vocab_size"], 4 * 512 * arch["intermediate_size"]])
+            y.append(r["measured"]["host_bytes"] - ram["weights_bytes"] - ram["kv_bytes"])
+        (r0, per_token, factor), *_ = np.linalg.lstsq(np.array(a), np.array(y, dtype=float), rcond=None)
+        residual = np.array(y) - np.array(a) @ np.array([r0, per_token, factor])
+        out.update(host_runtime_bytes=int(r0), host_vocab_bytes_per_token=round(float(per_token), 1),
+                   cpu_ffn_activation_factor=round(float(factor), 2), cpu_rows=len(y),
+                   cpu_max_residual_mib=round(float(abs(residual).max()) / MiB, 2))
+    gpu = [r for r in rows if r["gpu"] and any(p["pool"] == "vram" for p in r["predicted"]["memory"])]
+    if gpu:
+        rest = []
+        for r in gpu:
+            vram = next(p for p in r["predicted"]["memory"] if p["pool"] == "vram")
+            measured = r["measured"]["gpu_process_bytes"] or r["measured"]["gpu_device_delta_bytes"]
+            rest.append(measured - vram["weights_bytes"] - vram["kv_bytes"] - vram["compute_bytes"])
+            logged = {k: v for k, v in r["measured"]["llama_buffers_mib"].items() if k.startswith("CUDA")}
+            print(f"{r['label']} ctx {r['n_ctx']} {r['kv_cache_type']} fa{int(r['flash_attn'])}: predicted compute "
+                  f"{vram['compute_bytes'] / MiB:.0f} MiB; llama.cpp logged {logged}", file=sys.stderr)
+        rest.sort()
+        out["cuda_context_bytes"] = rest[len(rest) // 2]
+        out["gpu_rows"] = len(rest)
+    return out
+
+
+def predicted_row(hw, label: str, case: dict, m: dict) -> dict:
+    """One result row: the measurement `m` of `case` beside predict_for_file's figures for it."""
+    from qwenctl.backends import LoadOptions
+    from qwenctl.hardware.facts import to_dict
+    from qwenctl.plan import predict_for_file
+
+    options = LoadOptions(n_ctx=case["n_ctx"], n_gpu_layers=-1 if case["gpu"] else 0, flash_attn=case["flash_attn"],
+                          kv_cache_type=case["kv_cache_type"])
+    p = predict_for_file(hw, case["path"], options, depth=m["fill"] + 16)
+    measured_gpu = m["gpu_process_bytes"] or m["gpu_device_delta_bytes"]
+    return {"label": label, **case, "measured": m, "predicted": to_dict(p),
+            "host_error_pct": err(p.host_bytes, m["host_bytes"]),
+            "gpu_error_pct": err(p.gpu_bytes, measured_gpu) if case["gpu"] else None,
+            "tg_error_pct": err(p.tg_tps, m["tg_tps"]), "pp_error_pct": err(p.pp_tps, m["pp_tps"])}
+
+
+def _pools(row: dict) -> list[tuple[str, int | None, int | None, float | None]]:
+    pred = {p["pool"]: p["weights_bytes"] + p["kv_bytes"] + p["compute_bytes"] + p["overhead_bytes"]
+            for p in row["predicted"]["memory"]}
+    m = row["measured"]
+    out = [("ram", pred.get("ram"), m["host_bytes"], row["host_error_pct"])]
+    if row["gpu"]:
+        out.append(("vram", pred.get("vram"), m["gpu_process_bytes"] or m["gpu_device_delta_bytes"], row["gpu_error_pct"]))
+    return out
+
+
+def _name(row: dict) -> str:
+    return f"{row['label']} ctx {row['n_ctx']} {row['kv_cache_type']}{' fa' if row['flash_attn'] else ''}"
+
+
+def print_row(row: dict, markdown: bool) -> None:
+    p, m = row["predicted"], row["measured"]
+    for i, (pool, pred, meas, e) in enumerate(_pools(row)):
+        pct = "" if e is None else f"{e:+.1f}%"
+        if markdown:
+            print(f"| {_name(row)} | {pool} | {(pred or 0) / MiB:.0f} | {(meas or 0) / MiB:.0f} | {pct} |")
+        else:
+            speed = f"{p['tg_tps']:6.1f}/{m['tg_tps']:<6.1f} {p['pp_tps']:6.0f}/{m['pp_tps']:<6.0f}" if i == 0 else ""
+            print(f"{_name(row) if i == 0 else '':<34} {pool:<4} {(pred or 0) / MiB:13.0f} {(meas or 0) / MiB:12.0f} "
+                  f"{pct:>7}   {speed}", flush=True)
+
+
+def print_header(markdown: bool) -> None:
+    if markdown:
+        print("| case | pool | predicted MiB | measured MiB | error |\n|---|---|---|---|---|")
+    else:
+        print(f"{'case':<34} {'pool':<4} {'predicted MiB':>13} {'measured MiB':>12} {'error':>7}   "
+              f"{'tg pred/meas':>13} {'pp pred/meas':>13}")
+
+
+def print_summary(rows: list[dict]) -> None:
+    errors = [abs(e) for r in rows if "measured" in r for _, _, _, e in _pools(r) if e is not None]
+    if errors:
+        print(f"\n{len(errors)} figures: max |error| {max(errors):.1f}%, mean |error| {sum(errors) / len(errors):.1f}%")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", default="0.5B,1.5B")
+    ap.add_argument("--quants", default="Q4_K_M,Q8_0")
+    ap.add_argument("--models-dir", help="folder of shaped_gguf models (generated there when missing)")
+    ap.add_argument("--model", action="append", default=[], help="an explicit GGUF path (repeatable)")
+    ap.add_argument("--no-generate", action="store_true")
+    ap.add_argument("--gpu", action="store_true", help="offload every layer (n_gpu_layers=-1) and measure VRAM with NVML")
+    ap.add_argument("--cases", help=f"n_ctx:kv:flash_attn,... (default CPU {DEFAULT_CPU_CASES}; GPU {DEFAULT_GPU_CASES})")
+    ap.add_argument("--fill", type=int, default=1024, help="prompt tokens prefilled before measuring")
+    ap.add_argument("--bandwidth", help="memory bandwidth for the speed prediction (default: detected)")
+    ap.add_argument("--json-out")
+    ap.add_argument("--markdown", action="store_true", help="print the memory table as markdown")
+    ap.add_argument("--fit", metavar="JSON", nargs="+", help="print the constants that fit earlier --json-out files, and exit")
+    ap.add_argument("--repredict", metavar="JSON", nargs="+",
+                    help="recompute the predictions of earlier --json-out files with the current constants "
+                         "(the model files must still be there); no new measurement")
+    ap.add_argument("--worker", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.worker:
+        print(json.dumps(worker(json.loads(args.worker))))
+        return
+    if args.fit:
+        print(json.dumps(fit([json.loads(Path(f).read_text()) for f in args.fit]), indent=1))
+        return
+
+    import dataclasses
+
+    from qwenctl.hardware import detect
+    from qwenctl.hardware.facts import Memory, hardware_from_dict, to_dict
+
+    if args.repredict:
+        print_header(args.markdown)
+        rows = []
+        for f in args.repredict:
+            doc = json.loads(Path(f).read_text())
+            hw = hardware_from_dict(doc["machine"])
+            for r in doc["rows"]:
+                if "measured" in r:
+                    case = {k: r[k] for k in ("path", "n_ctx", "kv_cache_type", "flash_attn", "gpu", "fill")}
+                    rows.append(predicted_row(hw, r["label"], case, r["measured"]))
+                    print_row(rows[-1], args.markdown)
+        print_summary(rows)
+        if args.json_out:
+            Path(args.json_out).write_text(json.dumps({"machine": doc["machine"], "rows": rows}, indent=1))
+        return
+
+    hw = detect()
+    if args.bandwidth:
+        from qwenctl.bench import parse_bandwidth
+
+        bw = parse_bandwidth(args.bandwidth).bytes_per_s
+        if args.gpu and hw.gpus:
+            gpus = tuple(dataclasses.replace(g, bandwidth_bytes_per_s=bw) for g in hw.gpus)
+            hw = dataclasses.replace(hw, nvidia=dataclasses.replace(hw.nvidia, gpus=gpus))
+        elif isinstance(hw.memory, Memory):
+            hw = dataclasses.replace(hw, memory=dataclasses.replace(hw.memory, bandwidth_bytes_per_s=bw))
+    if args.gpu and not hw.gpus:
+        print("warning: --gpu, but detect() sees no NVIDIA GPU: the rows measure the CPU", file=sys.stderr)
+    paths = model_paths(args)
+    if not paths:
+        sys.exit("no models: pass --models-dir or --model")
+    cases = parse_cases(args.cases or (DEFAULT_GPU_CASES if args.gpu else DEFAULT_CPU_CASES))
+    rows = []
+    print_header(args.markdown)
+    for label, path in paths:
+        for n_ctx, kv, fa in cases:
+            case = {"path": str(path), "n_ctx": n_ctx, "kv_cache_type": kv, "flash_attn": fa, "gpu": args.gpu,
+                    "fill": args.fill}
+            proc = subprocess.run([sys.executable, __file__, "--worker", json.dumps(case)], capture_output=True, text=True)
+            if proc.returncode != 0:
+                print(f"{label} ctx {n_ctx} {kv} fa{int(fa)}: FAILED\n{proc.stderr[-1500:]}", file=sys.stderr)
+                rows.append({"label": label, **case, "failed": proc.stderr[-1500:]})
+                continue
+            rows.append(predicted_row(hw, label, case, json.loads(proc.stdout.strip().splitlines()[-1])))
+            print_row(rows[-1], args.markdown)
+    print_summary(rows)
+    if args.json_out:
+        doc = {"machine": to_dict(hw), "gpu": args.gpu, "fill": args.fill, "rows": rows}
+        Path(args.json_out).write_text(json.dumps(doc, indent=1))
+
+
+if __name__ == "__main__":
+    main()

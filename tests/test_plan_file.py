@@ -1,0 +1,86 @@
+"""plan.predict_for_file on generated GGUFs: the header gives the dimensions, the tensor table the bytes."""
+
+import pytest
+
+from planning_machines import mac, pc
+from qwenctl.backends import LoadOptions
+from qwenctl.backends.gguf_check import read_gguf_header
+from qwenctl.bench import Predicted
+from qwenctl.errors import ExitCode, QwenctlError
+from qwenctl.plan import predict_for_file
+from qwenctl.testing import models
+
+
+def test_tiny_model_is_built_from_its_header(model_cache):
+    path = models.tiny_gguf(model_cache)
+    p = predict_for_file(pc(16), path, LoadOptions(n_ctx=1024))
+    shape = models.TINY
+    assert p.size is None  # no Qwen2.5 size has these dimensions
+    assert (p.device, p.n_gpu_layers, p.n_layers) == ("cpu", 0, shape.num_hidden_layers)
+    (ram,) = p.memory
+    assert ram.pool == "ram" and ram.weights_bytes == path.stat().st_size == p.file_bytes
+    # n_ctx x layers x KV heads x head_dim x (K, V) x 2 bytes (f16)
+    assert ram.kv_bytes == 1024 * shape.num_hidden_layers * shape.num_key_value_heads * shape.head_dim * 2 * 2
+    assert p.host_bytes == ram.total_bytes and p.gpu_bytes is None
+    assert p.tg_tps > 0 and p.pp_tps > 0 and p.tg_tps_low < p.tg_tps
+
+
+def test_kv_cache_type_and_flash_attention_shrink_memory(model_cache):
+    path = models.tiny_gguf(model_cache)
+    f16 = predict_for_file(pc(16), path, LoadOptions(n_ctx=4096))
+    q8 = predict_for_file(pc(16), path, LoadOptions(n_ctx=4096, kv_cache_type="q8_0", flash_attn=True))
+    assert q8.memory[0].kv_bytes == int(f16.memory[0].kv_bytes * 1.0625 / 2)
+    assert q8.memory[0].compute_bytes <= f16.memory[0].compute_bytes
+    # on the CPU the compute buffer is committed as it is used: a shallow context holds less than a full one
+    shallow = predict_for_file(pc(16), path, LoadOptions(n_ctx=4096), depth=300)
+    assert shallow.memory[0].compute_bytes <= f16.memory[0].compute_bytes
+    assert shallow.memory[0].kv_bytes == f16.memory[0].kv_bytes  # llama.cpp clears (touches) the whole cache
+
+
+def test_device_follows_the_machine(model_cache):
+    path = models.tiny_gguf(model_cache)
+    cuda = predict_for_file(pc(16, 8), path, LoadOptions(n_ctx=512, n_gpu_layers=-1))
+    assert cuda.device == "cuda" and [p.pool for p in cuda.memory] == ["vram", "ram"]
+    assert cuda.gpu_bytes == cuda.pool("vram").total_bytes
+    # n_gpu_layers=0 stays on the CPU even with a GPU present
+    assert predict_for_file(pc(16, 8), path, LoadOptions(n_ctx=512, n_gpu_layers=0)).device == "cpu"
+    metal = predict_for_file(mac(16), path, LoadOptions(n_ctx=512, n_gpu_layers=-1))
+    assert metal.device == "metal" and [p.pool for p in metal.memory] == ["unified"]
+
+
+def test_result_converts_to_bench_predicted(model_cache):
+    """The glue the bench command uses: every Predicted field comes straight from the prediction."""
+    p = predict_for_file(pc(16, 8), models.tiny_gguf(model_cache), LoadOptions(n_ctx=512, n_gpu_layers=-1))
+    pred = Predicted(tg_tps=p.tg_tps, pp_tps=p.pp_tps, gpu_bytes=p.gpu_bytes, host_bytes=p.host_bytes, source=p.source)
+    assert pred.gpu_bytes == p.pool("vram").total_bytes and pred.host_bytes == p.pool("ram").total_bytes
+    assert pred.source.startswith("qwenctl estimate")
+
+
+def test_damaged_file_is_a_clear_error(tmp_path, model_cache):
+    bad = tmp_path / "cut.gguf"
+    bad.write_bytes(models.tiny_gguf(model_cache).read_bytes()[:5000])
+    with pytest.raises(QwenctlError) as e:
+        predict_for_file(pc(16), bad, LoadOptions())
+    assert e.value.code == ExitCode.BAD_INPUT
+
+
+@pytest.mark.slow
+def test_shaped_05b_matches_the_catalog_and_splits_the_real_tensors(model_cache):
+    pytest.importorskip("llama_cpp")
+    path = models.shaped_gguf(model_cache, "0.5B", "Q4_K_M")
+    info = read_gguf_header(path)
+    embd = next(t.n_bytes for t in info.tensors if t.name == "token_embd.weight")
+    p = predict_for_file(pc(16, 8), path, LoadOptions(n_ctx=8192, n_gpu_layers=-1, flash_attn=True))
+    assert p.size == "0.5B" and p.n_layers == 24
+    vram, ram = p.pool("vram"), p.pool("ram")
+    # token_embd (Q8_0 here: 896-wide rows cannot be k-quantized) stays on the host; the tied
+    # output is a copy of it on the GPU, so the GPU holds every tensor's bytes
+    assert ram.weights_bytes == embd
+    assert abs(vram.weights_bytes - info.tensor_bytes) <= p.n_layers
+    assert vram.kv_bytes == 8192 * 24 * 2 * 64 * 2 * 2 and ram.kv_bytes == 0
+    cpu = predict_for_file(pc(16), path, LoadOptions(n_ctx=8192))
+    assert cpu.pool("ram").weights_bytes == path.stat().st_size
+    # a partial offload moves layers (and their cache) from the host to the GPU
+    half = predict_for_file(pc(16, 8), path, LoadOptions(n_ctx=8192, n_gpu_layers=12))
+    assert half.pool("vram").kv_bytes == half.pool("ram").kv_bytes == vram.kv_bytes // 2
+    assert cpu.tg_tps < half.tg_tps < p.tg_tps
