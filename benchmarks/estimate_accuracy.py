@@ -24,7 +24,7 @@ What "memory" means (the planner's definition, measured the same way):
   prediction is made for that depth (``estimate_memory(..., depth=)``); the planner predicts for
   depth = n_ctx.
 * GPU (``vram`` pool, ``--gpu``: every layer offloaded): NVML used memory of the device after the
-  work minus before the load (the process's own figure when NVML can attribute it), CUDA context
+  work minus before the load (the device-wide rise: NVML's per-process query crashed on the GPU machine), CUDA context
   included, as cudaMalloc commits whole buffers.
 
 Models: ``--models-dir`` holds files named as ``qwenctl.testing.models.shaped_gguf`` names them
@@ -111,7 +111,7 @@ def worker(case: dict) -> dict:
     from qwenctl.backends.gguf_check import read_gguf_header
 
     path = Path(case["path"])
-    gpu_before = mem.gpu_used_bytes()[1]
+    gpu_before = mem.gpu_used_bytes()
     options = LoadOptions(n_ctx=case["n_ctx"], n_gpu_layers=-1 if case["gpu"] else 0, flash_attn=case["flash_attn"],
                           kv_cache_type=case["kv_cache_type"])
     session = load_backend("llama.cpp", path, options)
@@ -127,7 +127,7 @@ def worker(case: dict) -> dict:
             session.decode_one(rng.randrange(session.n_vocab))
         tg = 16 / (time.perf_counter() - t0)
         status = _status()
-        own, device = mem.gpu_used_bytes()
+        device = mem.gpu_used_bytes()
         n_gpu_layers = session.n_gpu_layers
         info = read_gguf_header(path)
         repacked = set(_REPACKED.findall("\n".join(lines)))
@@ -144,7 +144,7 @@ def worker(case: dict) -> dict:
         "rss_bytes": status["VmRSS"], "hwm_bytes": status["VmHWM"], "rss_anon_bytes": status["RssAnon"],
         "rss_file_bytes": status["RssFile"], "repacked_tensors": len(repacked), "repacked_resident_file_bytes": reclaimable,
         "host_bytes": status["VmRSS"] - reclaimable,
-        "gpu_process_bytes": own, "gpu_device_delta_bytes": (device - gpu_before) if device is not None and gpu_before is not None else None,
+        "gpu_device_delta_bytes": (device - gpu_before) if device is not None and gpu_before is not None else None,
         "llama_buffers_mib": buffers,
     }
 
@@ -216,7 +216,7 @@ def fit(docs: list[dict]) -> dict:
         rest = []
         for r in gpu:
             vram = next(p for p in r["predicted"]["memory"] if p["pool"] == "vram")
-            measured = r["measured"]["gpu_process_bytes"] or r["measured"]["gpu_device_delta_bytes"]
+            measured = r["measured"]["gpu_device_delta_bytes"]
             rest.append(measured - vram["weights_bytes"] - vram["kv_bytes"] - vram["compute_bytes"])
             logged = {k: v for k, v in r["measured"]["llama_buffers_mib"].items() if k.startswith("CUDA")}
             print(f"{r['label']} ctx {r['n_ctx']} {r['kv_cache_type']} fa{int(r['flash_attn'])}: predicted compute "
@@ -236,7 +236,7 @@ def predicted_row(hw, label: str, case: dict, m: dict) -> dict:
     options = LoadOptions(n_ctx=case["n_ctx"], n_gpu_layers=-1 if case["gpu"] else 0, flash_attn=case["flash_attn"],
                           kv_cache_type=case["kv_cache_type"])
     p = predict_for_file(hw, case["path"], options, depth=m["fill"] + 16)
-    measured_gpu = m["gpu_process_bytes"] or m["gpu_device_delta_bytes"]
+    measured_gpu = m["gpu_device_delta_bytes"]
     return {"label": label, **case, "measured": m, "predicted": to_dict(p),
             "host_error_pct": err(p.host_bytes, m["host_bytes"]),
             "gpu_error_pct": err(p.gpu_bytes, measured_gpu) if case["gpu"] else None,
@@ -249,7 +249,7 @@ def _pools(row: dict) -> list[tuple[str, int | None, int | None, float | None]]:
     m = row["measured"]
     out = [("ram", pred.get("ram"), m["host_bytes"], row["host_error_pct"])]
     if row["gpu"]:
-        out.append(("vram", pred.get("vram"), m["gpu_process_bytes"] or m["gpu_device_delta_bytes"], row["gpu_error_pct"]))
+        out.append(("vram", pred.get("vram"), m["gpu_device_delta_bytes"], row["gpu_error_pct"]))
     return out
 
 

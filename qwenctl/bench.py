@@ -376,6 +376,16 @@ def read_history(path: Path | None = None) -> History:
 _UNITS = {"": 1, "B": 1, "KB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
 
 
+def predict(hardware, model_path: Path, options: LoadOptions, backend: str) -> Predicted | None:
+    """The planner's figures for this very file on this machine (GGUF only: MLX folders carry no tensor table)."""
+    if backend != "llama.cpp":
+        return None
+    from qwenctl.plan import predict_for_file
+
+    p = predict_for_file(hardware, model_path, options)
+    return Predicted(tg_tps=p.tg_tps, pp_tps=p.pp_tps, gpu_bytes=p.gpu_bytes, host_bytes=p.host_bytes, source=p.source)
+
+
 def parse_bandwidth(text: str) -> Bandwidth:
     """'3.35TB/s', '819 GB/s', '100e9' -> bytes per second."""
     import re

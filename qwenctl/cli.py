@@ -270,6 +270,7 @@ def bench(model_path, backend, n_prompt, n_gen, repetitions, n_gpu_layers, threa
     from qwenctl import bench as bench_mod
     from qwenctl import render
     from qwenctl.backends import LoadOptions
+    from qwenctl.hardware import detect
     from qwenctl.render import bench as show
 
     if history:
@@ -279,26 +280,18 @@ def bench(model_path, backend, n_prompt, n_gen, repetitions, n_gpu_layers, threa
         raise QwenctlError("bench needs a model", hint="pass --model PATH (a .gguf file or an MLX folder)",
                            code=ExitCode.USAGE)
     backend = backend or ("mlx" if model_path.is_dir() else "llama.cpp")
-    bw = bench_mod.parse_bandwidth(bandwidth) if bandwidth else _detected_bandwidth(n_gpu_layers != 0)
+    hardware = detect()
+    bw = bench_mod.parse_bandwidth(bandwidth) if bandwidth else bench_mod.bandwidth_from_hardware(hardware, n_gpu_layers != 0)
     options = LoadOptions(n_ctx=n_ctx or n_prompt + n_gen, n_gpu_layers=n_gpu_layers, n_threads=threads,
                           n_batch=n_batch, flash_attn=flash_attn, kv_cache_type=kv_cache_type)
+    predicted = bench_mod.predict(hardware, model_path, options, backend)
     with show.progress() as tick:
         result = bench_mod.bench(model_path, backend=backend, options=options, n_prompt=n_prompt, n_gen=n_gen,
-                                 repetitions=repetitions, chat=not no_chat, bandwidth=bw, progress=tick)
+                                 repetitions=repetitions, chat=not no_chat, bandwidth=bw, predicted=predicted,
+                                 progress=tick)
     if not no_save:
         bench_mod.append_history(result)
     render.print_json(result, "bench") if as_json else show.show_result(result)
-
-
-def _detected_bandwidth(on_gpu: bool):
-    """Bandwidth from `detect`, or None (the roofline is then left out, with a hint)."""
-    from qwenctl.bench import bandwidth_from_hardware
-
-    try:
-        from qwenctl.hardware import detect
-    except ImportError:
-        return None
-    return bandwidth_from_hardware(detect(), on_gpu)
 
 
 # --- run ---
