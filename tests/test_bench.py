@@ -136,7 +136,8 @@ def test_cli_table(model_cache):
     assert out.exit_code == 0
     lines = out.output.splitlines()
     assert lines[0].startswith("tiny-") and "llama.cpp 0.3" in lines[0]
-    assert any(line.startswith("decoding, no sampling (tg4)") for line in lines)
+    assert any(line.startswith("decoding, no sampling") for line in lines) and "(tg4)" in out.output
+    assert any(line.split()[-1:] == ["predicted"] for line in lines)  # the planner's figures beside the measurement
     assert "memory bandwidth unknown" in out.output or "roofline:" in out.output
     hist = CliRunner().invoke(cli, ["bench", "--history"], catch_exceptions=False)
     assert hist.output.startswith("no benchmark runs recorded yet")
