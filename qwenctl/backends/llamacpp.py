@@ -249,9 +249,7 @@ def load(model_path: Path, options: LoadOptions) -> LlamaCppSession:
         start = time.perf_counter()
         try:
             llm = llama_cpp.Llama(
-                # every layer: -1, llama.cpp's own "all" (INT_MAX), the call that ran on the H100;
-                # the exact count (blocks + output) crashed the CUDA build there (docs/benchmarks.md)
-                str(model_path), n_gpu_layers=-1 if ngl == n_layers else ngl, n_ctx=options.n_ctx, n_batch=options.n_batch,
+                str(model_path), n_gpu_layers=ngl, n_ctx=options.n_ctx, n_batch=options.n_batch,
                 n_ubatch=options.n_batch, n_threads=threads, n_threads_batch=threads,
                 flash_attn=options.flash_attn, type_k=_KV_TYPES[options.kv_cache_type],
                 type_v=_KV_TYPES[options.kv_cache_type], seed=options.seed, verbose=False,
