@@ -13,6 +13,8 @@ exceptions; only the tensor-type size table comes from the ``gguf`` package.
 
 from __future__ import annotations
 
+import functools
+import json
 import re
 import struct
 from dataclasses import dataclass, field
@@ -107,14 +109,26 @@ class _Reader:
         raise ValueError(f"unknown metadata value type {vtype} at byte {self.pos - 4}")
 
 
+@functools.lru_cache(maxsize=1)
+def _ggml_type_sizes() -> dict[int, tuple[int, int]]:
+    """ggml type id -> (elements per block, bytes per block), from qwenctl/data/ggml_types.json.
+
+    Not from the gguf package: importing it pulls in sentencepiece, and on the H100 machine that
+    import, before llama.cpp loaded a model, crashed the CUDA build with a segmentation fault.
+    """
+    from importlib.resources import files
+
+    doc = json.loads(files("qwenctl.data").joinpath("ggml_types.json").read_text())
+    return {int(k): (v["block_size"], v["type_size"]) for k, v in doc["types"].items()}
+
+
 def _bad(path: Path, what: str, hint: str) -> QwenctlError:
     return QwenctlError(f"{path} {what}", hint=hint, code=ExitCode.BAD_INPUT)
 
 
 def read_gguf_header(path: Path) -> GgufInfo:
     """Parse the header and tensor table of one GGUF file; raise QwenctlError(BAD_INPUT) on anything wrong."""
-    from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType
-
+    sizes = _ggml_type_sizes()
     path = Path(path)
     redownload = "the file is damaged or incomplete: delete it and download it again (`qwenctl pull`)"
     try:
@@ -163,9 +177,9 @@ def read_gguf_header(path: Path) -> GgufInfo:
     tensors = []
     for name, shape, ggml_type, offset in raw:
         try:
-            block, type_size = GGML_QUANT_SIZES[GGMLQuantizationType(ggml_type)]
-        except (ValueError, KeyError):
-            raise _bad(path, f"tensor {name!r} has tensor type {ggml_type}, unknown to this version of the gguf package",
+            block, type_size = sizes[ggml_type]
+        except KeyError:
+            raise _bad(path, f"tensor {name!r} has tensor type {ggml_type}, unknown to this version of qwenctl",
                        "the file may need a newer llama.cpp, or it is damaged") from None
         n_elements = 1
         for d in shape:
