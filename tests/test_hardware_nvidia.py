@@ -73,3 +73,14 @@ def test_nvml_failing_mid_probe_is_absent_with_the_code():
     doc = document("nvidia-h100-sxm.json")
     doc["nvml"]["devices"][0]["nvmlDeviceGetUUID"] = {"error": "NVML_ERROR_GPU_IS_LOST"}
     assert detect(replay(doc)).nvidia == Absent("NVML failed: NVML_ERROR_GPU_IS_LOST")
+
+
+def test_real_capture_of_the_projects_h100_machine():
+    """A verbatim snapshot from the GPU machine (gVisor, cgroup v2): every probe reads it as that machine."""
+    hw = detect(replay("nvidia-h100-gpu-machine.json"))
+    (gpu,) = hw.gpus
+    assert gpu.name == "NVIDIA H100 80GB HBM3" and gpu.compute_capability == (9, 0)
+    assert gpu.memory_total_bytes == 85_520_809_984  # 81,559 MiB, as nvidia-smi reports it
+    assert gpu.bandwidth_bytes_per_s == 2 * 2619 * 10**6 * 5120 // 8  # 3.35 TB/s, NVIDIA's H100 SXM5 figure
+    assert hw.nvidia.driver_version == "580.159.04"
+    assert hw.memory.container_limit_bytes == 128 * 2**30 and "cgroup v2" in hw.memory.container_limit_source

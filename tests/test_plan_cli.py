@@ -65,3 +65,15 @@ def test_profiles_command():
     assert r.exit_code == 0 and "rtx-4060-8gb" in r.output and "raspberry-pi-4-4gb" in r.output
     doc = json.loads(run("profiles", "--json").output)
     assert doc["schema"] == "profiles" and len(doc["profiles"]) == 14
+
+
+def test_plan_from_the_real_h100_snapshot_puts_a_72b_4bit_model_fully_on_the_gpu():
+    """`plan --snapshot` replays a detect capture through the same probes: the GPU machine's own."""
+    from pathlib import Path
+
+    snapshot = Path(__file__).parent / "fixtures" / "captures" / "nvidia-h100-gpu-machine.json"
+    result = CliRunner().invoke(cli, ["plan", "--snapshot", str(snapshot), "--json"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    chosen = json.loads(result.output)["chosen"]
+    assert (chosen["size"], chosen["quant"], chosen["backend"], chosen["device"]) == ("72B", "q4_k_m", "llama.cpp", "cuda")
+    assert chosen["n_gpu_layers"] == -1
