@@ -114,7 +114,7 @@ def show_history(h) -> None:
     if not h.runs:
         con.print(f"no benchmark runs recorded yet ({h.path})")
         return
-    con.print(f"[dim]{h.path}[/]")
+    con.print(f"[dim]{h.path}[/]", soft_wrap=True)
     for r in h.runs:  # two lines a run: fits 80 columns, unlike a ten-column table
         con.print(f"[bold]{r.started_at[:16].replace('T', ' ')}[/]  {os.path.basename(r.model)}  "
                   f"[dim]{r.backend} {r.engine_version or ''}, {_device(r)}[/]", soft_wrap=True)
