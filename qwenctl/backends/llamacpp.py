@@ -12,6 +12,7 @@ from __future__ import annotations
 import codecs
 import collections
 import ctypes
+import gc
 import logging
 import os
 import platform
@@ -256,6 +257,7 @@ def load(model_path: Path, options: LoadOptions) -> LlamaCppSession:
             )
         except (ValueError, RuntimeError) as e:  # llama-cpp-python's "Failed to load model / create context"
             last_error = e
+            gc.collect()  # free what the failed attempt allocated (its model's GPU buffers) before the next
             if ngl > 0 and _is_oom(e):
                 log.info("out of GPU memory with %d layers on the GPU; retrying with fewer", ngl)
                 continue
