@@ -5,6 +5,8 @@ need one skip without it.
 """
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -30,8 +32,15 @@ def test_this_build_offloads():
     assert llama_cpp.llama_supports_gpu_offload()
 
 
+def _tiny_gguf(cache: Path) -> Path:
+    """Generated in another process: the generator imports the gguf package (and with it sentencepiece),
+    and on the H100 machine that import, before a CUDA model load, crashed the process."""
+    code = f"from pathlib import Path; from qwenctl.testing import models; print(models.tiny_gguf(Path({str(cache)!r})))"
+    return Path(subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout.strip())
+
+
 def test_full_offload_uses_gpu_memory_and_generates(model_cache):
-    s = load_backend("llama.cpp", models.tiny_gguf(model_cache), LoadOptions(n_ctx=2048, n_gpu_layers=-1))
+    s = load_backend("llama.cpp", _tiny_gguf(model_cache), LoadOptions(n_ctx=2048, n_gpu_layers=-1))
     try:
         assert s.n_gpu_layers == models.TINY.num_hidden_layers + 1 and s.notes == ()
         events = list(s.chat([{"role": "user", "content": "Hello"}], SamplingOptions(max_tokens=16, seed=1)))
