@@ -229,8 +229,7 @@ def _gpu_notes(llama_cpp, wanted_gpu: bool) -> tuple[bool, list[str]]:
         note = f"this llama-cpp-python was built without Metal, so the model runs on the CPU; reinstall it with: {METAL_INSTALL}"
     else:  # no GPU to offload to: the CPU is the plan, not a fallback
         return False, []
-    log.warning(note)
-    return False, [note]
+    return False, [note]  # shown by the caller (run prints session notes); logging it too said it twice
 
 
 def load(model_path: Path, options: LoadOptions) -> LlamaCppSession:
