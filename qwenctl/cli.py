@@ -135,16 +135,46 @@ def profiles_command(as_json) -> None:
         render_profiles(profiles)
 
 
+# --- run / serve: the options that choose a model ---
+
+_MODEL_CHOICE = (
+    click.option("--size", help="Model size, e.g. 7B (default: the largest that fits and is fast enough)."),
+    click.option("--quant", help="Quantization, e.g. q4_k_m (default: the planner's choice)."),
+    click.option("--backend", type=click.Choice(["llama.cpp", "mlx"]), help="Engine (default: the planner's choice)."),
+    click.option("--ctx", "n_ctx", type=click.IntRange(min=256),
+                 help="Context window in tokens (default: the plan's; 4096 with --model PATH)."),
+    click.option("--profile", help="Plan as if on this hardware profile (see `qwenctl profiles`)."),
+    click.option("--model", metavar="PATH|REPO[:FILE]",
+                 help="Skip planning: a local .gguf file or MLX folder, or REPO[:FILE] on Hugging Face."),
+)
+
+
+def model_choice_options(command):
+    """run and serve choose their model alike: the plan's constraints, or --model."""
+    for option in reversed(_MODEL_CHOICE):
+        command = option(command)
+    return command
+
+
+def _run_request(size, quant, backend, n_ctx, profile, model, *, offline: bool, yes: bool, smoke_seconds: float):
+    from qwenctl import pipeline
+
+    if model and (size or quant or profile):
+        raise click.UsageError("--model names the model itself; drop --size/--quant/--profile")
+    return pipeline.RunRequest(size=size, quant=quant, backend=backend, n_ctx=n_ctx, profile=profile, model=model,
+                               offline=offline, assume_yes=yes, smoke_seconds=smoke_seconds)
+
+
+def _ask_on_terminal():
+    """A yes/no question on the terminal, or None when no one can answer (stdin is not a TTY)."""
+    return (lambda q: click.confirm(q, default=True, err=True)) if sys.stdin.isatty() else None
+
+
 # --- serve ---
 
 
 @cli.command()
-@click.option("--size", help="Model size, e.g. 7B (default: the largest that fits and is fast enough).")
-@click.option("--quant", help="Quantization, e.g. q4_k_m (default: the planner's choice).")
-@click.option("--backend", help="llama.cpp or mlx (default: the planner's choice).")
-@click.option("--ctx", "n_ctx", type=click.IntRange(min=256), help="Context window in tokens (default: the plan's; 4096 with --model PATH).")
-@click.option("--profile", help="Plan as if on this hardware profile (see `qwenctl profiles`).")
-@click.option("--model", metavar="PATH|REPO[:FILE]", help="Skip planning: a local .gguf file or MLX folder, or REPO[:FILE] on Hugging Face.")
+@model_choice_options
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on; anything but loopback wants --api-key.")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on (0: any free port).")
 @click.option("--api-key", envvar="QWENCTL_API_KEY", show_envvar=True, help="Require Authorization: Bearer KEY on every request.")
@@ -154,17 +184,12 @@ def profiles_command(as_json) -> None:
 @json_option
 def serve(size, quant, backend, n_ctx, profile, model, host, port, api_key, parallel, yes, offline, as_json) -> None:
     """Serve the planned model (or --model) behind an OpenAI-compatible API."""
-    from qwenctl import pipeline
     from qwenctl import serve as serving
     from qwenctl.render import serve as render_serve
     from qwenctl.render.run import RunReporter
 
-    if model and (size or quant or profile):
-        raise click.UsageError("--model names the model itself; drop --size/--quant/--profile")
-    ask = (lambda q: click.confirm(q, default=True, err=True)) if sys.stdin.isatty() else None
-    request = pipeline.RunRequest(size=size, quant=quant, backend=backend, n_ctx=n_ctx, profile=profile, model=model,
-                                  offline=offline, assume_yes=yes, smoke_seconds=0.0)
-    target = serving.resolve_target(request, RunReporter(ask=ask, quiet=as_json))
+    request = _run_request(size, quant, backend, n_ctx, profile, model, offline=offline, yes=yes, smoke_seconds=0.0)
+    target = serving.resolve_target(request, RunReporter(ask=_ask_on_terminal(), quiet=as_json))
     options = serving.ServeOptions(
         host=host, port=port, api_key=api_key or None, parallel=parallel, verbose=logging.getLogger().isEnabledFor(logging.INFO)
     )
@@ -298,12 +323,7 @@ def bench(model_path, backend, n_prompt, n_gen, repetitions, n_gpu_layers, threa
 
 
 @cli.command()
-@click.option("--size", help="Model size, e.g. 7B (default: the largest that fits and is fast enough).")
-@click.option("--quant", help="Quantization, e.g. q4_k_m (default: the planner's choice).")
-@click.option("--backend", help="llama.cpp or mlx (default: the planner's choice).")
-@click.option("--ctx", "n_ctx", type=click.IntRange(min=256), help="Context window in tokens.")
-@click.option("--profile", help="Plan as if on this hardware profile (see `qwenctl profiles`).")
-@click.option("--model", metavar="PATH|REPO[:FILE]", help="Skip planning: a local .gguf file or MLX folder, or REPO[:FILE] on Hugging Face.")
+@model_choice_options
 @click.option("-y", "--yes", is_flag=True, help="Download without asking.")
 @click.option("--no-chat", is_flag=True, help="Stop after the smoke test.")
 @click.option("--system", help="System prompt (default: Qwen's own).")
@@ -316,17 +336,12 @@ def run(size, quant, backend, n_ctx, profile, model, yes, no_chat, system, promp
     from qwenctl.render.chat import ChatUI
     from qwenctl.render.run import RunReporter
 
-    if model and (size or quant or profile):
-        raise click.UsageError("--model names the model itself; drop --size/--quant/--profile")
     one_shot = prompt is not None or not sys.stdin.isatty()
     if as_json and not (one_shot or no_chat):
         raise click.UsageError("--json needs -p PROMPT, a prompt on stdin, or --no-chat")
-    ask = (lambda q: click.confirm(q, default=True, err=True)) if sys.stdin.isatty() else None
-    reporter = RunReporter(ask=ask, quiet=as_json)
-    request = pipeline.RunRequest(
-        size=size, quant=quant, backend=backend, n_ctx=n_ctx, profile=profile, model=model,
-        offline=offline, assume_yes=yes, smoke_seconds=0.0 if one_shot and not no_chat else pipeline.RunRequest.smoke_seconds,
-    )  # fmt: skip
+    request = _run_request(size, quant, backend, n_ctx, profile, model, offline=offline, yes=yes,
+                           smoke_seconds=0.0 if one_shot and not no_chat else pipeline.RunRequest.smoke_seconds)
+    reporter = RunReporter(ask=_ask_on_terminal(), quiet=as_json)
     started = pipeline.start(request, reporter)
     try:
         if no_chat:
