@@ -107,6 +107,32 @@ class Session(Protocol):
     def close(self) -> None: ...
 
 
+class ChatTemplateSession:
+    """What every engine does the same way once it can render the chat template and generate from ids."""
+
+    n_ctx: int
+
+    def chat_prompt(self, messages: Sequence[dict]) -> list[int]:
+        raise NotImplementedError
+
+    def generate(self, prompt: list[int], sampling: SamplingOptions) -> Iterator[GenerationEvent]:
+        raise NotImplementedError
+
+    def count_chat_tokens(self, messages: Sequence[dict]) -> int:
+        return len(self.chat_prompt(messages))
+
+    def chat(self, messages: Sequence[dict], sampling: SamplingOptions) -> Iterator[GenerationEvent]:
+        return self.generate(self.chat_prompt(messages), sampling)
+
+    def check_prompt_fits(self, prompt: list[int]) -> None:
+        """A prompt that fills the context leaves no room for one generated token: say so before the engine does."""
+        if len(prompt) >= self.n_ctx:
+            from qwenctl.errors import ExitCode, QwenctlError
+
+            raise QwenctlError(f"the prompt has {len(prompt)} tokens but the context holds {self.n_ctx}",
+                               hint="shorten the conversation or load with a larger context", code=ExitCode.BAD_INPUT)
+
+
 def load_backend(name: str, model_path: Path, options: LoadOptions) -> Session:
     """Load `model_path` (a GGUF file or an MLX folder) in the named backend."""
     from qwenctl.errors import ExitCode, QwenctlError

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from qwenctl.backends import GenerationEvent, LoadOptions, MemoryUse, SamplingOptions
+from qwenctl.backends import ChatTemplateSession, GenerationEvent, LoadOptions, MemoryUse, SamplingOptions
 from qwenctl.backends import memory as mem
 from qwenctl.backends.gguf_check import GgufInfo, check_gguf
 from qwenctl.errors import ExitCode, QwenctlError
@@ -85,7 +85,7 @@ def default_threads() -> int:
     return psutil.cpu_count(logical=False) or os.cpu_count() or 1
 
 
-class LlamaCppSession:
+class LlamaCppSession(ChatTemplateSession):
     """A GGUF model loaded in llama-cpp-python (see the Session protocol)."""
 
     backend = "llama.cpp"
@@ -129,17 +129,9 @@ class LlamaCppSession:
             raise QwenctlError(f"the chat template rejected the messages: {e}", code=ExitCode.BAD_INPUT) from None
         return self.llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
 
-    def count_chat_tokens(self, messages: Sequence[dict]) -> int:
-        return len(self.chat_prompt(messages))
-
-    def chat(self, messages: Sequence[dict], sampling: SamplingOptions) -> Iterator[GenerationEvent]:
-        return self.generate(self.chat_prompt(messages), sampling)
-
     def generate(self, prompt: list[int], sampling: SamplingOptions) -> Iterator[GenerationEvent]:
         """Stream one event per generated token; stops at an end-of-generation token, max_tokens or the context."""
-        if len(prompt) >= self.n_ctx:
-            raise QwenctlError(f"the prompt has {len(prompt)} tokens but the context holds {self.n_ctx}",
-                               hint="shorten the conversation or load with a larger context", code=ExitCode.BAD_INPUT)
+        self.check_prompt_fits(prompt)
         llm, vocab = self.llm, self.llm._model.vocab
         if sampling.seed is not None:
             llm.set_seed(sampling.seed)

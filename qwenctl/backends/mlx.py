@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from qwenctl.backends import GenerationEvent, LoadOptions, MemoryUse, SamplingOptions
+from qwenctl.backends import ChatTemplateSession, GenerationEvent, LoadOptions, MemoryUse, SamplingOptions
 from qwenctl.backends import memory as mem
 from qwenctl.errors import ExitCode, QwenctlError
 
@@ -26,7 +26,7 @@ def _import_mlx():
     return mx, mlx_lm
 
 
-class MlxSession:
+class MlxSession(ChatTemplateSession):
     """A model folder loaded in mlx-lm (see the Session protocol)."""
 
     backend = "mlx"
@@ -55,19 +55,11 @@ class MlxSession:
         except Exception as e:  # jinja2 errors from a template the messages do not fit
             raise QwenctlError(f"the chat template rejected the messages: {e}", code=ExitCode.BAD_INPUT) from None
 
-    def count_chat_tokens(self, messages: Sequence[dict]) -> int:
-        return len(self.chat_prompt(messages))
-
-    def chat(self, messages: Sequence[dict], sampling: SamplingOptions) -> Iterator[GenerationEvent]:
-        return self.generate(self.chat_prompt(messages), sampling)
-
     def generate(self, prompt: list[int], sampling: SamplingOptions) -> Iterator[GenerationEvent]:
         from mlx_lm import stream_generate
         from mlx_lm.sample_utils import make_logits_processors, make_sampler
 
-        if len(prompt) >= self.n_ctx:
-            raise QwenctlError(f"the prompt has {len(prompt)} tokens but the context holds {self.n_ctx}",
-                               hint="shorten the conversation or load with a larger context", code=ExitCode.BAD_INPUT)
+        self.check_prompt_fits(prompt)
         if sampling.seed is not None:
             self._mx.random.seed(sampling.seed)
         sampler = make_sampler(temp=sampling.temperature, top_p=sampling.top_p, top_k=sampling.top_k)
