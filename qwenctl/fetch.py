@@ -494,16 +494,23 @@ def _unchunked_reads() -> Iterator[None]:
     `_READ_BYTES` per call does the same work in a sixteenth of the trips; httpcore reads
     ``READ_NUM_BYTES`` from its class at each read, so it too can be set for the duration.
     """
-    from httpcore2._sync.http11 import HTTP11Connection
     from huggingface_hub import constants
 
-    saved = constants.DOWNLOAD_CHUNK_SIZE, HTTP11Connection.READ_NUM_BYTES
+    try:  # the transport huggingface_hub 2.x uses; another one is left at its own read size
+        from httpcore2._sync.http11 import HTTP11Connection
+    except ImportError:
+        HTTP11Connection = None
+    saved_chunk = constants.DOWNLOAD_CHUNK_SIZE
+    saved_read = getattr(HTTP11Connection, "READ_NUM_BYTES", None)
     constants.DOWNLOAD_CHUNK_SIZE = None  # type: ignore[assignment]
-    HTTP11Connection.READ_NUM_BYTES = max(saved[1], _READ_BYTES)
+    if saved_read is not None:
+        HTTP11Connection.READ_NUM_BYTES = max(saved_read, _READ_BYTES)
     try:
         yield
     finally:
-        constants.DOWNLOAD_CHUNK_SIZE, HTTP11Connection.READ_NUM_BYTES = saved
+        constants.DOWNLOAD_CHUNK_SIZE = saved_chunk
+        if saved_read is not None:
+            HTTP11Connection.READ_NUM_BYTES = saved_read
 
 
 def _adopt_orphans(blobs: Path, etag: str, partial: Path) -> None:
