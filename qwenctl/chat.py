@@ -18,15 +18,14 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
-import os
 import signal
-import tempfile
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator, Protocol, Sequence
 
+from qwenctl import atomic
 from qwenctl.backends import GenerationEvent, SamplingOptions
 from qwenctl.errors import ExitCode, QwenctlError
 
@@ -340,35 +339,6 @@ def apply_setting(sampling: SamplingOptions, name: str, value: str) -> SamplingO
 # --------------------------------------------------------------------------- /save, /load
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write via a temp file in the same directory + fsync + os.replace: a crash or a
-    full disk leaves the old file (or none), never a half-written one."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    try:  # make the rename itself durable; not possible on every platform
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(dir_fd)
-    except OSError:
-        pass
-    finally:
-        os.close(dir_fd)
-
-
 def save_conversation(conv: Conversation, path: Path) -> None:
     doc = {
         "schema": SAVE_SCHEMA,
@@ -378,7 +348,7 @@ def save_conversation(conv: Conversation, path: Path) -> None:
         "sampling": dataclasses.asdict(conv.sampling),
     }
     try:
-        atomic_write_text(Path(path), json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+        atomic.write_text(Path(path), json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
     except OSError as e:
         raise QwenctlError(f"could not save to {path}: {e.strerror or e}", code=ExitCode.DISK) from None
 

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator
 
+from qwenctl import atomic
 from qwenctl.errors import ExitCode, QwenctlError
 
 if TYPE_CHECKING:
@@ -201,12 +202,7 @@ def _read_records() -> dict:
 def _write_records(records: dict) -> None:
     path = _record_path()
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with tmp.open("w") as f:
-        json.dump(records, f, indent=1, sort_keys=True)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    atomic.write_text(path, json.dumps(records, indent=1, sort_keys=True))
 
 
 def _stamp(blob: Path) -> dict:
@@ -609,9 +605,7 @@ def _write_ref(storage: Path, revision: str, commit: str) -> None:
     ref.parent.mkdir(parents=True, exist_ok=True)
     if ref.exists() and ref.read_text().strip() == commit:
         return
-    tmp = ref.with_name(f".{ref.name}.{os.getpid()}.tmp")
-    tmp.write_text(commit)
-    os.replace(tmp, ref)
+    atomic.write_text(ref, commit)
 
 
 def _ensure_verified(repo: str, storage: Path, remote: _Remote) -> bool:

@@ -16,7 +16,6 @@ from qwenctl.chat import (
     DEFAULT_SYSTEM_PROMPT,
     Conversation,
     apply_setting,
-    atomic_write_text,
     conversation_from_dict,
     fit_to_context,
     load_conversation,
@@ -237,5 +236,7 @@ def test_failed_save_leaves_the_old_file_intact(tmp_path, monkeypatch, failing):
 
 
 def test_atomic_write_creates_new_file(tmp_path):
-    atomic_write_text(tmp_path / "a.txt", "hello")
+    from qwenctl import atomic
+
+    atomic.write_text(tmp_path / "a.txt", "hello")
     assert (tmp_path / "a.txt").read_text() == "hello"

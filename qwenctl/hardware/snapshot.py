@@ -574,15 +574,10 @@ def save_snapshot(source: LiveSource, path: str | os.PathLike[str]) -> None:
     """Write the recorded inputs atomically: a temp file in the same folder, fsync, rename."""
     import json
 
+    from qwenctl import atomic
+
     target = Path(path)
-    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
     try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(source.snapshot(), f, indent=1, sort_keys=False)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
+        atomic.write_text(target, json.dumps(source.snapshot(), indent=1, sort_keys=False) + "\n")
     except OSError as e:
-        tmp.unlink(missing_ok=True)
         raise QwenctlError(f"cannot write snapshot {target}: {e.strerror or e}", code=ExitCode.ERROR) from None
