@@ -85,9 +85,13 @@ def detect_command(as_json: bool, save_to: str | None, snapshot: str | None) -> 
 
 def _this_machine(snapshot: str | None):
     """Hardware of this machine from the detect probes, or replayed from a saved snapshot."""
+    import dataclasses
+
     from qwenctl import hardware
 
-    return hardware.detect(hardware.load_snapshot(snapshot) if snapshot else None)
+    if not snapshot:
+        return hardware.detect()
+    return dataclasses.replace(hardware.detect(hardware.load_snapshot(snapshot)), name=f"the machine in {snapshot}")
 
 
 @cli.command("plan")
