@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator, Protocol, Sequence
 
-from qwenctl import atomic
+from qwenctl import files
 from qwenctl.backends import GenerationEvent, SamplingOptions
 from qwenctl.errors import ExitCode, QwenctlError
 
@@ -348,23 +348,14 @@ def save_conversation(conv: Conversation, path: Path) -> None:
         "sampling": dataclasses.asdict(conv.sampling),
     }
     try:
-        atomic.write_text(Path(path), json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+        files.write_text(Path(path), json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
     except OSError as e:
         raise QwenctlError(f"could not save to {path}: {e.strerror or e}", code=ExitCode.DISK) from None
 
 
 def load_conversation(path: Path) -> Conversation:
     """Read a saved chat, refusing anything malformed with one line that says what is wrong."""
-    try:
-        raw = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise QwenctlError(f"no such file: {path}", code=ExitCode.NOT_FOUND) from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise QwenctlError(f"could not read {path}: {getattr(e, 'strerror', None) or e}", code=ExitCode.BAD_INPUT) from None
-    try:
-        doc = json.loads(raw)
-    except json.JSONDecodeError as e:
-        raise QwenctlError(f"{path} is not valid JSON (line {e.lineno}: {e.msg})", code=ExitCode.BAD_INPUT) from None
+    doc = files.read_json(path, "file")
     return conversation_from_dict(doc, str(path))
 
 

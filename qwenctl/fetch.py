@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator
 
-from qwenctl import atomic
+from qwenctl import files
 from qwenctl.errors import ExitCode, QwenctlError
 
 if TYPE_CHECKING:
@@ -202,7 +202,7 @@ def _read_records() -> dict:
 def _write_records(records: dict) -> None:
     path = _record_path()
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic.write_text(path, json.dumps(records, indent=1, sort_keys=True))
+    files.write_text(path, json.dumps(records, indent=1, sort_keys=True))
 
 
 def _stamp(blob: Path) -> dict:
@@ -605,7 +605,7 @@ def _write_ref(storage: Path, revision: str, commit: str) -> None:
     ref.parent.mkdir(parents=True, exist_ok=True)
     if ref.exists() and ref.read_text().strip() == commit:
         return
-    atomic.write_text(ref, commit)
+    files.write_text(ref, commit)
 
 
 def _ensure_verified(repo: str, storage: Path, remote: _Remote) -> bool:

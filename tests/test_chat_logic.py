@@ -236,7 +236,7 @@ def test_failed_save_leaves_the_old_file_intact(tmp_path, monkeypatch, failing):
 
 
 def test_atomic_write_creates_new_file(tmp_path):
-    from qwenctl import atomic
+    from qwenctl import files
 
-    atomic.write_text(tmp_path / "a.txt", "hello")
+    files.write_text(tmp_path / "a.txt", "hello")
     assert (tmp_path / "a.txt").read_text() == "hello"

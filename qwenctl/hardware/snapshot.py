@@ -455,23 +455,10 @@ _NVML_SHAPES: dict[str, str] = {
 
 def load_snapshot(path: str | os.PathLike[str]) -> ReplaySource:
     """Read and validate a snapshot file; any problem is one BAD_INPUT error naming the file."""
-    import json
+    from qwenctl import files
 
     name = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise QwenctlError(f"snapshot {name} does not exist", code=ExitCode.NOT_FOUND) from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise QwenctlError(f"cannot read snapshot {name}: {e}", code=ExitCode.BAD_INPUT) from None
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise QwenctlError(
-            f"snapshot {name} is not valid JSON (line {e.lineno}, column {e.colno}: {e.msg}); "
-            "is it truncated?",
-            code=ExitCode.BAD_INPUT,
-        ) from None
+    doc = files.read_json(path, "snapshot")
     problem = _validate(doc)
     if problem:
         raise QwenctlError(f"snapshot {name} is malformed: {problem}", code=ExitCode.BAD_INPUT)
@@ -574,10 +561,10 @@ def save_snapshot(source: LiveSource, path: str | os.PathLike[str]) -> None:
     """Write the recorded inputs atomically: a temp file in the same folder, fsync, rename."""
     import json
 
-    from qwenctl import atomic
+    from qwenctl import files
 
     target = Path(path)
     try:
-        atomic.write_text(target, json.dumps(source.snapshot(), indent=1, sort_keys=False) + "\n")
+        files.write_text(target, json.dumps(source.snapshot(), indent=1, sort_keys=False) + "\n")
     except OSError as e:
         raise QwenctlError(f"cannot write snapshot {target}: {e.strerror or e}", code=ExitCode.ERROR) from None
