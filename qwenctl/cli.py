@@ -372,7 +372,7 @@ def run(size, quant, backend, n_ctx, profile, model, yes, no_chat, system, promp
                 ui.reply_done(result.reply)
             return
         ui = ChatUI()
-        ui.welcome(started.model_name, started.session.n_ctx)
+        ui.welcome(started.prepared.model_name, started.session.n_ctx)
         chat.Chat(started.session, ui, conversation).run()
     finally:
         started.session.close()

@@ -88,32 +88,6 @@ class RunSummary:
 
 
 @dataclass(frozen=True)
-class Started:
-    """A loaded model ready to chat or serve, and how it got there."""
-
-    session: Session
-    model_name: str
-    files: ModelFiles
-    backend: str
-    load_options: LoadOptions
-    plan: Plan | None  # None for --model
-    smoke: SmokeTest | None
-    hardware: Hardware
-
-    def summary(self) -> RunSummary:
-        return RunSummary(
-            model=self.model_name,
-            files=self.files,
-            backend=self.backend,
-            load_options=self.load_options,
-            n_gpu_layers=self.session.n_gpu_layers,
-            load_notes=tuple(getattr(self.session, "notes", ())),
-            plan=self.plan,
-            smoke=self.smoke,
-        )
-
-
-@dataclass(frozen=True)
 class Prepared:
     """A model on disk, verified, with the settings to load it: what `serve` needs before its engine starts."""
 
@@ -123,6 +97,28 @@ class Prepared:
     load_options: LoadOptions
     plan: Plan | None  # None for --model
     hardware: Hardware
+
+
+@dataclass(frozen=True)
+class Started:
+    """A loaded model ready to chat, and how it got there."""
+
+    prepared: Prepared
+    session: Session
+    smoke: SmokeTest | None
+
+    def summary(self) -> RunSummary:
+        p = self.prepared
+        return RunSummary(
+            model=p.model_name,
+            files=p.files,
+            backend=p.backend,
+            load_options=p.load_options,
+            n_gpu_layers=self.session.n_gpu_layers,
+            load_notes=tuple(getattr(self.session, "notes", ())),
+            plan=p.plan,
+            smoke=self.smoke,
+        )
 
 
 def prepare(request: RunRequest, reporter: Reporter) -> Prepared:
@@ -168,7 +164,7 @@ def start(request: RunRequest, reporter: Reporter) -> Started:
     except BaseException:
         session.close()
         raise
-    return Started(session, p.model_name, p.files, p.backend, p.load_options, p.plan, smoke, p.hardware)
+    return Started(p, session, smoke)
 
 
 def _plan(request: RunRequest, hardware: Hardware) -> PlanResult:
