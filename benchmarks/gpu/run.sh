@@ -101,15 +101,14 @@ stage_facts() {
 stage_extras() {
   local m7
   m7=$(ls "$WORK"/models/qwen2.5-7b-*-Q4_K_M.gguf 2>/dev/null | head -1)
-  if [ -f benchmarks/estimate_accuracy.py ]; then
-    stamp "estimate accuracy (NVML)"
-    $PY benchmarks/estimate_accuracy.py --gpu --models-dir "$WORK/models" --json-out "$OUT/estimate_gpu.json" || echo "FAILED"
-  fi
   if [ -n "$m7" ]; then
     stamp "serve: single-client streaming on $(basename "$m7")"
-    $PY benchmarks/serve_load.py "$m7" --single --ban-partial-utf8 --max-tokens 256 --json >"$OUT/serve_gpu.json" || echo "FAILED"
-    $PY benchmarks/serve_load.py "$m7" --single --max-tokens 256 --json >"$OUT/serve_gpu_noban.json" || echo "FAILED"
+    timeout 150 $PY benchmarks/serve_load.py "$m7" --single --ban-partial-utf8 --max-tokens 256 --json >"$OUT/serve_gpu.json" || echo "FAILED"
+    timeout 150 $PY benchmarks/serve_load.py "$m7" --single --max-tokens 256 --json >"$OUT/serve_gpu_noban.json" || echo "FAILED"
   fi
+  stamp "estimate accuracy (NVML)"
+  timeout 280 $PY benchmarks/estimate_accuracy.py --gpu --sizes 0.5B,7B --quants Q4_K_M,Q8_0 --models-dir "$WORK/models" \
+    --json-out "$OUT/estimate_gpu.json" || echo "FAILED"
 }
 
 stages=("$@")
