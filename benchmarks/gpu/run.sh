@@ -68,8 +68,9 @@ stage_run() {
   rm -f "$R"/*.json
   nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.memory --format=csv | tee "$R/gpu.txt" || true
   stamp "pytest -m gpu"
-  # only the gpu test files: the others need packages the GPU image lacks (pexpect, ...) and fail collection
-  QWENCTL_GPU_MODELS="$WORK/models" $PY -m pytest -q -m gpu tests/test_backend_gpu.py tests/test_hardware_gpu.py -p no:randomly 2>&1 | tail -15
+  # only the gpu test files: the others need packages the GPU image lacks (pexpect, ...) and fail collection.
+  # No plugin autoload: the image's jaxtyping pytest plugin, once loaded, makes the next CUDA model load segfault.
+  PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 QWENCTL_GPU_MODELS="$WORK/models" $PY -m pytest -q -m gpu tests/test_backend_gpu.py tests/test_hardware_gpu.py -p no:randomly 2>&1 | tail -15
   for m in "$WORK"/models/*.gguf; do
     [ -f "$m" ] || continue
     name=$(basename "$m" .gguf)
