@@ -1,6 +1,7 @@
 """The main job as one library function: detect -> plan -> pull -> load -> smoke test.
 
-`qwenctl run` calls ``start`` and then chats; `qwenctl serve` calls it and then serves.
+`qwenctl run` calls ``start`` and then chats; `qwenctl serve` calls ``prepare`` and hands the files
+to the engine's own server.
 Nothing here draws: every step is announced to a ``Reporter`` (qwenctl.render.run draws
 one for the terminal), which is also where the "download N GB?" question is asked.
 """
@@ -16,6 +17,8 @@ from qwenctl.backends import LoadOptions, SamplingOptions
 from qwenctl.errors import ExitCode, QwenctlError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from qwenctl.backends import Session
     from qwenctl.fetch import ModelFiles, PullProgress
     from qwenctl.hardware.facts import Hardware
@@ -121,8 +124,12 @@ class Started:
         )
 
 
-def prepare(request: RunRequest, reporter: Reporter) -> Prepared:
-    """detect -> plan (or --model) -> files from the cache, or downloaded after asking."""
+def prepare(request: RunRequest, reporter: Reporter, check_backend: Callable[[str], None] | None = None) -> Prepared:
+    """detect -> plan (or --model) -> files from the cache, or downloaded after asking.
+
+    `check_backend(name)` runs once the plan names the backend and before any download, so a
+    missing engine (or its server code) fails before gigabytes arrive for nothing.
+    """
     from qwenctl.hardware import detect
     from qwenctl.hardware.facts import Absent
 
@@ -140,6 +147,8 @@ def prepare(request: RunRequest, reporter: Reporter) -> Prepared:
     result = _plan(request, hardware)
     reporter.plan(result)
     plan = result.chosen
+    if check_backend is not None:
+        check_backend(plan.backend)
     files = _fetch_planned(plan, request, reporter)
     return Prepared(f"Qwen2.5 {plan.name}", files, plan.backend, plan.load_options(), plan, hardware)
 

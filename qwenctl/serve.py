@@ -153,7 +153,7 @@ def resolve_target(request: RunRequest, reporter: Reporter) -> ServeTarget:
         return target_from_path(Path(model), LoadOptions(n_ctx=request.n_ctx or LoadOptions.n_ctx, n_gpu_layers=-1))
     from qwenctl import pipeline
 
-    prepared = pipeline.prepare(request, reporter)
+    prepared = pipeline.prepare(request, reporter, check_backend=check_server_deps)
     path = Path(prepared.files.load_path)
     return ServeTarget(
         model_path=path,
@@ -181,22 +181,29 @@ def _looks_like_path(model: str) -> bool:
 
 
 def check_server_deps(backend: str) -> None:
-    """Fail with the install line when the engine's server code is missing (it is an optional extra)."""
+    """Fail with the install line when the engine's server code cannot be imported (it is an optional extra).
+
+    It imports the server module rather than looking the packages up: a package that is present but
+    broken (fastapi without its own opentelemetry-api, seen on a hand-assembled GPU machine) fails
+    only on import, and would otherwise end in a traceback.
+    """
     if backend == "llama.cpp":
-        modules, extra = ("llama_cpp", "fastapi", "uvicorn", "sse_starlette", "starlette_context", "pydantic_settings"), "server"
+        module, extra = "llama_cpp.server.app", "server"
     elif backend == "mlx":
-        modules, extra = ("mlx_lm",), "mlx"
+        module, extra = "mlx_lm.server", "mlx"
     else:
         raise QwenctlError(f"qwenctl cannot serve the {backend!r} backend", hint="serve a GGUF (llama.cpp) or MLX model", code=ExitCode.BAD_INPUT)
-    import importlib.util
+    import importlib
 
-    missing = [m for m in modules if importlib.util.find_spec(m) is None]
-    if missing:
+    try:
+        importlib.import_module(module)
+    except ImportError as e:
+        missing = e.name.split(".")[0] if e.name else str(e)
         raise QwenctlError(
-            f"serving a {backend} model needs {', '.join(missing)}, which is not installed",
+            f"serving a {backend} model needs {missing}, which is not installed",
             hint=f"pip install 'qwenctl[{extra}]'",
             code=ExitCode.BACKEND,
-        )
+        ) from None
 
 
 # --- the start-up document ------------------------------------------------------------------------

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -68,15 +71,34 @@ def test_busy_port_is_one_line(gguf):
     assert f"cannot listen on 127.0.0.1:{port}" in result.output
 
 
-def test_missing_server_extra_names_the_install(monkeypatch):
-    import importlib.util
+@pytest.mark.parametrize("blocked", ["sse_starlette", "starlette"])
+def test_missing_server_extra_names_the_install(gguf, blocked):
+    """A server package missing, or one that a server package needs (starlette, under fastapi): one line
+    naming the module and the extra, before anything loads. In a subprocess whose imports of `blocked`
+    fail, so this process's already-imported modules play no part."""
+    code = (
+        f"import sys; sys.modules[{blocked!r}] = None; from qwenctl.cli import main; "
+        f"sys.argv = ['qwenctl', 'serve', '--model', {str(gguf)!r}, '--port', '0']; main()"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == ExitCode.BACKEND, done.stderr
+    assert "Traceback" not in done.stderr
+    assert f"needs {blocked}, which is not installed" in done.stderr
+    assert "pip install 'qwenctl[server]'" in done.stderr
 
-    real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "sse_starlette" else real(name, *a))
-    with pytest.raises(QwenctlError) as caught:
-        serving.check_server_deps("llama.cpp")
-    assert caught.value.hint == "pip install 'qwenctl[server]'"
-    assert "sse_starlette" in caught.value.message
+
+def test_missing_server_extra_stops_before_any_download(tmp_path):
+    """The planned model is not fetched when it could not be served: the error comes before the hub
+    (an endpoint where nothing listens) is asked for anything."""
+    code = (
+        "import sys; sys.modules['sse_starlette'] = None; from qwenctl.cli import main; "
+        "sys.argv = ['qwenctl', 'serve', '--backend', 'llama.cpp', '--size', '0.5B', '--yes']; main()"
+    )
+    env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "HF_ENDPOINT": "http://127.0.0.1:9", "HF_HUB_OFFLINE": "0"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)
+    assert done.returncode == ExitCode.BACKEND, done.stderr
+    assert "needs sse_starlette, which is not installed" in done.stderr
+    assert not (tmp_path / "hf").exists() or not any((tmp_path / "hf").rglob("*.gguf*"))
 
 
 @pytest.mark.parametrize(
