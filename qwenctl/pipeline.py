@@ -131,17 +131,13 @@ def prepare(request: RunRequest, reporter: Reporter, check_backend: Callable[[st
     missing engine (or its server code) fails before gigabytes arrive for nothing.
     """
     from qwenctl.hardware import detect
-    from qwenctl.hardware.facts import Absent
 
     reporter.step("detecting hardware")
     hardware = detect()
     if request.model:
         files = _named_model(request, reporter)
         backend = request.backend or backend_for_path(Path(files.load_path))
-        # No plan for a model we know nothing about: all layers on the GPU if there is one
-        # (the loader retreats on an out-of-memory and falls back to the CPU on a CPU-only build).
-        gpu = bool(hardware.gpus) or not isinstance(hardware.apple, Absent)
-        options = LoadOptions(n_ctx=request.n_ctx or LoadOptions.n_ctx, n_gpu_layers=-1 if gpu else 0)
+        options = unplanned_load_options(hardware, request.n_ctx)
         name = Path(files.load_path).name if files.repo is None else f"{files.repo}:{files.filenames[0]}"
         return Prepared(name, files, backend, options, None, hardware)
     result = _plan(request, hardware)
@@ -151,6 +147,17 @@ def prepare(request: RunRequest, reporter: Reporter, check_backend: Callable[[st
         check_backend(plan.backend)
     files = _fetch_planned(plan, request, reporter)
     return Prepared(f"Qwen2.5 {plan.name}", files, plan.backend, plan.load_options(), plan, hardware)
+
+
+def unplanned_load_options(hardware: Hardware, n_ctx: int | None) -> LoadOptions:
+    """Load options for a `--model` we have no plan for: every layer on the GPU if there is one (the
+    loader retreats on an out-of-memory, a CPU-only build ignores it) with flash attention, as plans
+    choose on CUDA and Metal (on the H100 it decodes the 7B Q4_K_M 12 % faster); the context asked
+    for, or LoadOptions' default."""
+    from qwenctl.hardware.facts import Absent
+
+    gpu = bool(hardware.gpus) or not isinstance(hardware.apple, Absent)
+    return LoadOptions(n_ctx=n_ctx or LoadOptions.n_ctx, n_gpu_layers=-1 if gpu else 0, flash_attn=gpu)
 
 
 def start(request: RunRequest, reporter: Reporter) -> Started:

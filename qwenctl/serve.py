@@ -33,7 +33,7 @@ import socket
 import threading
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Callable
 
 from qwenctl.backends import LoadOptions, SamplingOptions
 from qwenctl.errors import ExitCode, QwenctlError
@@ -146,13 +146,13 @@ def target_from_path(path: Path, load: LoadOptions | None = None, model_id: str 
 
 def resolve_target(request: RunRequest, reporter: Reporter) -> ServeTarget:
     """`--model PATH` as it is; otherwise (REPO[:FILE] or nothing) what the pipeline plans and pulls."""
-    model = request.model
-    if model is not None and (Path(model).expanduser().exists() or _looks_like_path(model)):
-        # No plan for a file given by hand: every layer on the GPU when llama.cpp has one (a CPU
-        # build ignores it), the context asked for or 4096.
-        return target_from_path(Path(model), LoadOptions(n_ctx=request.n_ctx or LoadOptions.n_ctx, n_gpu_layers=-1))
     from qwenctl import pipeline
 
+    model = request.model
+    if model is not None and (Path(model).expanduser().exists() or _looks_like_path(model)):
+        from qwenctl.hardware import detect
+
+        return target_from_path(Path(model), pipeline.unplanned_load_options(detect(), request.n_ctx))
     prepared = pipeline.prepare(request, reporter, check_backend=check_server_deps)
     path = Path(prepared.files.load_path)
     return ServeTarget(

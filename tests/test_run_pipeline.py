@@ -20,6 +20,7 @@ from qwenctl.pipeline import (
     backend_for_path,
     likely_cause_of_slowness,
     smoke_test,
+    unplanned_load_options,
 )
 
 CAPTURES = Path(__file__).parent / "fixtures" / "captures"
@@ -122,3 +123,14 @@ def test_prepare_a_local_model_loads_nothing_and_asks_nothing(tiny_path, monkeyp
 @pytest.fixture
 def tiny_path(request) -> Path:
     return tiny_model(request.config)
+
+
+@pytest.mark.parametrize(
+    ("capture", "n_gpu_layers", "flash_attn"),
+    [("nvidia-h100-gpu-machine.json", -1, True), ("apple-m2-16gb.json", -1, True), ("linux-x86-no-gpu.json", 0, False)],
+)
+def test_a_model_without_a_plan_goes_wherever_a_plan_would_put_it(capture, n_gpu_layers, flash_attn):
+    """`--model PATH` has no plan: all layers on a GPU with flash attention (what plans choose there), else the CPU."""
+    options = unplanned_load_options(machine(capture), None)
+    assert (options.n_gpu_layers, options.flash_attn, options.n_ctx) == (n_gpu_layers, flash_attn, LoadOptions.n_ctx)
+    assert unplanned_load_options(machine(capture), 16384).n_ctx == 16384
