@@ -42,6 +42,7 @@ import logging
 import os
 import random
 import re
+import statistics
 import subprocess
 import sys
 import time
@@ -190,9 +191,12 @@ def fit(docs: list[dict]) -> dict:
     host_runtime_bytes + host_vocab_bytes_per_token x n_vocab + 4 x n_ubatch x cpu_ffn_activation_factor
     x intermediate_size, fitted by least squares over the flash-attention rows (where no attention
     scores are materialized); it takes rows of three shapes, e.g. the tiny model, 0.5B and 1.5B.
-    GPU rows (VRAM): measured - (weights + KV + compute predicted) = the CUDA context and the CUDA pool,
-    taken as the median over the rows: cuda_context_bytes. The compute-buffer formula itself is checked
-    against the sizes llama.cpp logged (llama_buffers_mib).
+    GPU rows: measured - (weights + KV + compute predicted) per pool. VRAM: the CUDA context and pool,
+    the median over the flash-attention rows = cuda_context_bytes, and what the rows without flash
+    attention need beyond it (cuBLAS) = cuda_no_flash_attn_bytes. Host: the same two medians after the
+    CPU runtime (host_runtime_bytes + the vocabulary, current constants) = cuda_host_bytes and
+    cuda_no_flash_attn_host_bytes. The compute-buffer formula itself is checked against the sizes
+    llama.cpp logged (llama_buffers_mib).
     """
     import numpy as np
 
@@ -213,17 +217,32 @@ def fit(docs: list[dict]) -> dict:
                    cpu_max_residual_mib=round(float(abs(residual).max()) / MiB, 2))
     gpu = [r for r in rows if r["gpu"] and any(p["pool"] == "vram" for p in r["predicted"]["memory"])]
     if gpu:
-        rest = []
+        from qwenctl.estimate import load_calibration
+
+        cal = load_calibration()["memory"]
+        rest: dict[tuple[str, bool], list[int]] = {}
         for r in gpu:
-            vram = next(p for p in r["predicted"]["memory"] if p["pool"] == "vram")
-            measured = r["measured"]["gpu_device_delta_bytes"]
-            rest.append(measured - vram["weights_bytes"] - vram["kv_bytes"] - vram["compute_bytes"])
+            pools = {p["pool"]: p for p in r["predicted"]["memory"]}
+            runtime = cal["host_runtime_bytes"] + cal["host_vocab_bytes_per_token"] * r["predicted"]["arch"]["vocab_size"]
+            for pool, measured, known in (("vram", r["measured"]["gpu_device_delta_bytes"], 0),
+                                          ("ram", r["measured"]["host_bytes"], runtime)):
+                p = pools[pool]
+                rest.setdefault((pool, r["flash_attn"]), []).append(
+                    measured - p["weights_bytes"] - p["kv_bytes"] - p["compute_bytes"] - known)
             logged = {k: v for k, v in r["measured"]["llama_buffers_mib"].items() if k.startswith("CUDA")}
             print(f"{r['label']} ctx {r['n_ctx']} {r['kv_cache_type']} fa{int(r['flash_attn'])}: predicted compute "
-                  f"{vram['compute_bytes'] / MiB:.0f} MiB; llama.cpp logged {logged}", file=sys.stderr)
-        rest.sort()
-        out["cuda_context_bytes"] = rest[len(rest) // 2]
-        out["gpu_rows"] = len(rest)
+                  f"{pools['vram']['compute_bytes'] / MiB:.0f} MiB; llama.cpp logged {logged}", file=sys.stderr)
+        median = {k: int(statistics.median(v)) for k, v in rest.items()}
+        for pool, name in (("vram", "cuda_context_bytes"), ("ram", "cuda_host_bytes")):
+            if (pool, True) in median:
+                out[name] = median[pool, True]
+                out[name.replace("_bytes", "_range_mib")] = [round(min(rest[pool, True]) / MiB), round(max(rest[pool, True]) / MiB)]
+                if (pool, False) in median:
+                    extra = "cuda_no_flash_attn_bytes" if pool == "vram" else "cuda_no_flash_attn_host_bytes"
+                    out[extra] = median[pool, False] - median[pool, True]
+                    out[extra.replace("_bytes", "_range_mib")] = [round((min(rest[pool, False]) - median[pool, True]) / MiB),
+                                                                   round((max(rest[pool, False]) - median[pool, True]) / MiB)]
+        out["gpu_rows"] = len(gpu)
     return out
 
 

@@ -237,10 +237,14 @@ def estimate_memory(
         if output_on_gpu and on_gpu == a.n_layers
         else _graph_bytes(model, n_ctx, flash_attn, with_output=not output_on_gpu)
     )
+    # without flash attention llama.cpp multiplies the attention with cuBLAS: its workspace and library pages
+    cublas = not flash_attn
+    gpu_overhead = int(cal["cuda_context_bytes"] + (cal["cuda_no_flash_attn_bytes"] if cublas else 0))
+    host_overhead = host_runtime + int(cal["cuda_host_bytes"] + (cal["cuda_no_flash_attn_host_bytes"] if cublas else 0))
     return MemoryEstimate(
         (
-            PoolMemory("vram", gpu_weights, gpu_kv, gpu_compute, int(cal["cuda_context_bytes"])),
-            PoolMemory("ram", host_weights, host_kv, host_compute, host_runtime),
+            PoolMemory("vram", gpu_weights, gpu_kv, gpu_compute, gpu_overhead),
+            PoolMemory("ram", host_weights, host_kv, host_compute, host_overhead),
         )
     )
 

@@ -1,7 +1,7 @@
 import pytest
 
 from qwenctl.catalog import load_catalog
-from qwenctl.estimate import DeviceSpeed, estimate_memory, estimate_speed, kv_cache_bytes
+from qwenctl.estimate import DeviceSpeed, estimate_memory, estimate_speed, kv_cache_bytes, load_calibration
 
 GiB = 2**30
 
@@ -44,7 +44,13 @@ def test_full_offload_counts_cuda_context_and_keeps_embedding_on_host():
     m, w = spec("7B")
     est = estimate_memory(m, w, "llama.cpp", "cuda", 8192, -1, flash_attn=True)
     vram, ram = est.pool("vram"), est.pool("ram")
-    assert vram.overhead_bytes == 550 * 2**20
+    cal = load_calibration()["memory"]
+    assert vram.overhead_bytes == cal["cuda_context_bytes"]
+    assert ram.overhead_bytes > cal["cuda_host_bytes"]  # the CPU runtime and the CUDA backend's host side
+    # without flash attention cuBLAS comes in, on both sides
+    no_fa = estimate_memory(m, w, "llama.cpp", "cuda", 8192, -1, flash_attn=False)
+    assert no_fa.pool("vram").overhead_bytes - vram.overhead_bytes == cal["cuda_no_flash_attn_bytes"]
+    assert no_fa.pool("ram").overhead_bytes - ram.overhead_bytes == cal["cuda_no_flash_attn_host_bytes"]
     # token_embd (Q4_K, 152064 x 3584) stays on the host
     assert ram.weights_bytes == int(152064 * 3584 * 4.5 / 8)
     assert vram.kv_bytes == 448 * 2**20 and ram.kv_bytes == 0
