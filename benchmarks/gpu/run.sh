@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # The CUDA measurements of docs/benchmarks.md, on the GPU machine (device tool, no network).
 #
-#   bash benchmarks/gpu/run.sh [build] [models] [run]      (no argument: all three)
+#   bash benchmarks/gpu/run.sh [build] [models] [run] [extras] [facts]   (no argument: the first three)
+#
+# Each device call may run 600 s and a fresh machine's build takes ~345 s: call `build models`, then
+# `run`, then `extras` (the warm machine keeps the build and the models between calls).
 #
 # Needs, carried beside the repository: .sdist/llama_cpp_python-<version>/ (the unpacked, stripped sdist of
 # the llama-cpp-python the project uses) and .whl/ (wheels of the pure-Python packages the image lacks).
@@ -98,14 +101,15 @@ stage_facts() {
   $PY -m qwenctl plan --ctx 8192 | head -20
 }
 
-# extras: memory-estimate accuracy on the GPU, and `serve` streaming vs bench decode on the 7B Q4_K_M.
+# extras: `serve` streaming vs bench decode on the 7B Q4_K_M, and memory-estimate accuracy on the GPU.
 stage_extras() {
   local m7
   m7=$(ls "$WORK"/models/qwen2.5-7b-*-Q4_K_M.gguf 2>/dev/null | head -1)
   if [ -n "$m7" ]; then
-    stamp "serve: single-client streaming on $(basename "$m7")"
-    timeout 150 $PY benchmarks/serve_load.py "$m7" --single --ban-partial-utf8 --max-tokens 256 --json >"$OUT/serve_gpu.json" || echo "FAILED"
-    timeout 150 $PY benchmarks/serve_load.py "$m7" --single --max-tokens 256 --json >"$OUT/serve_gpu_noban.json" || echo "FAILED"
+    stamp "serve: single-client streaming on $(basename "$m7"), and bench's decode of the same file in the same call"
+    timeout 90 $PY -m qwenctl bench --model "$m7" -ngl -1 --flash-attn --bandwidth "$BANDWIDTH" --json --no-save >"$OUT/serve_bench_7b.json" || echo "FAILED"
+    timeout 200 $PY benchmarks/serve_load.py "$m7" --single --max-tokens 256 --json >"$OUT/serve_gpu.json" || echo "FAILED"
+    timeout 150 $PY benchmarks/serve_load.py "$m7" --single --ban-partial-utf8 --trials 3 --max-tokens 256 --json >"$OUT/serve_gpu_ban.json" || echo "FAILED"
   fi
   stamp "estimate accuracy (NVML)"
   timeout 280 $PY benchmarks/estimate_accuracy.py --gpu --sizes 0.5B,7B --quants Q4_K_M,Q8_0 --models-dir "$WORK/models" \
