@@ -10,7 +10,7 @@ from qwenctl import bench as b
 from qwenctl.backends import LoadOptions
 from qwenctl.cli import cli
 from qwenctl.errors import ExitCode, QwenctlError
-from qwenctl.hardware.facts import Absent, Hardware, Memory, Nvidia, NvidiaGpu, to_dict
+from qwenctl.hardware.facts import Absent, Hardware, Memory, Nvidia, NvidiaGpu
 from qwenctl.testing import models
 
 

@@ -75,7 +75,7 @@ def test_start_up_line_describes_the_server(served):
     assert info["n_ctx"] == N_CTX
     assert info["api_key_required"] is True
     assert info["sampling_defaults"] == {"temperature": 0.7, "top_p": 0.8, "top_k": 20, "repeat_penalty": 1.05}
-    assert f"/chat/completions" in info["curl"] and info["model_id"] in info["curl"]
+    assert "/chat/completions" in info["curl"] and info["model_id"] in info["curl"]
     assert info["warnings"] == []
     assert KEY not in json.dumps(info)
 

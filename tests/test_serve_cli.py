@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from qwenctl import serve as serving
 from qwenctl.backends import LoadOptions
 from qwenctl.cli import cli
-from qwenctl.errors import ExitCode, QwenctlError
+from qwenctl.errors import ExitCode
 
 
 def _invoke(*args: str):

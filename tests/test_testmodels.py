@@ -1,8 +1,6 @@
 """The generated models are what every engine test stands on: check they are what they claim."""
 
 import json
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
