@@ -17,10 +17,11 @@ from pathlib import Path
 import pexpect
 import pytest
 from fakehub import FakeHub
-from run_helpers import slow_model, tiny_model
+from run_helpers import model_cache, slow_model, tiny_model
 
 from qwenctl.hardware import detect
 from qwenctl.plan import Constraints, plan
+from qwenctl.testing import models
 
 PLAN_ARGS = ["--size", "0.5B", "--quant", "q4_k_m", "--ctx", "2048"]
 TIMEOUT = 120  # generous: a 2-core CI machine may be busy
@@ -236,3 +237,26 @@ def test_interactive_odd_input_never_crashes(tiny, env):
     child.close()
     assert child.exitstatus == 0
     assert "Traceback" not in child.before
+
+
+@pytest.fixture(scope="module")
+def tiny_mlx(request) -> Path:
+    pytest.importorskip("mlx.core")
+    pytest.importorskip("mlx_lm")
+    return models.tiny_mlx(model_cache(request.config))
+
+
+def test_mlx_folder_runs_end_to_end(tiny_mlx, env):
+    """`run --model` an MLX folder: backend chosen from the folder, loaded by real mlx-lm (mlx[cpu] here),
+    smoke-tested, then one piped prompt answered."""
+    checked = run_local(tiny_mlx, "--ctx", "512", "--no-chat", "--json", input="", env={**env, "HF_HUB_OFFLINE": "1"})
+    assert checked.returncode == 0, checked.stderr
+    doc = json.loads(checked.stdout)
+    assert (doc["backend"], doc["model"], doc["plan"]) == ("mlx", tiny_mlx.name, None)
+    assert doc["smoke"]["generated_tokens"] > 0 and doc["smoke"]["decode_tps"] > 0
+
+    answered = run_local(tiny_mlx, "--ctx", "512", "--json", input="hello there\n", env={**env, "HF_HUB_OFFLINE": "1"})
+    assert answered.returncode == 0, answered.stderr
+    reply = json.loads(answered.stdout)["reply"]
+    assert reply["generated_tokens"] > 0 and reply["finish_reason"] in ("stop", "length")
+    assert reply["prompt_tokens"] > 2  # the chat template wrapped the message
