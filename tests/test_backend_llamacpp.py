@@ -134,8 +134,11 @@ def test_out_of_memory_walks_down_the_gpu_layer_ladder(model_cache, monkeypatch)
 
 
 def test_engine_refusal_is_a_backend_error(tmp_path, model_cache):
-    """A header that passes the check but tensors llama.cpp rejects (a missing layer)."""
+    """A header that passes the check but tensors llama.cpp rejects (a missing layer). llama.cpp's reason
+    reaches the message even after detect() silenced llama.cpp's log in this process, as `bench` does."""
     import dataclasses
+
+    from qwenctl.hardware import detect
 
     broken = dataclasses.replace(models.TINY, name="broken", num_hidden_layers=1)
     path = models.gguf_model(tmp_path, broken, "F32")
@@ -145,6 +148,8 @@ def test_engine_refusal_is_a_backend_error(tmp_path, model_cache):
     field = reader.fields["qwen2.block_count"]
     field.parts[field.data[0]][0] = 2  # claims 2 blocks, holds 1
     del reader
+    load_backend("llama.cpp", models.tiny_gguf(model_cache), LoadOptions(n_ctx=128)).close()  # qwenctl's log route set
+    detect()  # then replaced by detect's silent sink
     with pytest.raises(QwenctlError) as e:
         load_backend("llama.cpp", path, LoadOptions(n_ctx=128))
     assert e.value.code == ExitCode.BACKEND

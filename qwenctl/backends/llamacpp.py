@@ -45,11 +45,15 @@ def route_llama_logs() -> None:
     """Send llama.cpp's own log lines to the ``qwenctl.llama`` logger instead of stderr.
 
     Warnings and errors show with -v (failures also become a QwenctlError), the rest with -vv.
+    Called before every load, because llama.cpp has one process-wide log callback and others set it
+    too (detect silences it while it asks libllama about GPU offload).
     """
     global _log_callback
-    if _log_callback is not None:
-        return
     import llama_cpp
+
+    if _log_callback is not None:
+        llama_cpp.llama_log_set(_log_callback, ctypes.c_void_p(0))
+        return
 
     # ggml_log_level of the vendored ggml: 1 debug, 2 info, 3 warn, 4 error, 5 continues the previous line.
     last = [logging.DEBUG]
