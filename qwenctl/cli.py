@@ -276,51 +276,77 @@ def rm(spec: str, yes: bool, dry_run: bool) -> None:
 
 # --- bench ---
 @cli.command()
-@click.option("--model", "model_path", type=click.Path(exists=True, path_type=Path),
-              help="A GGUF file (llama.cpp) or an MLX model folder.")
-@click.option("--backend", type=click.Choice(["llama.cpp", "mlx"]), help="Default: mlx for a folder, else llama.cpp.")
+@click.option("--model", metavar="PATH|REPO[:FILE]",
+              help="A GGUF file (llama.cpp), an MLX model folder, or REPO[:FILE] on Hugging Face (default: the planned model).")
+@click.option("--size", help="Bench the planned model of this size, e.g. 7B.")
+@click.option("--quant", help="Bench the planned model with this quantization, e.g. q4_k_m.")
+@click.option("--backend", type=click.Choice(["llama.cpp", "mlx"]), help="Default: the plan's; mlx for a folder, else llama.cpp.")
 @click.option("-p", "--n-prompt", default=512, show_default=True, help="Prompt tokens per pp run.")
 @click.option("-n", "--n-gen", default=128, show_default=True, help="Tokens decoded per tg run.")
 @click.option("-r", "--repetitions", default=3, show_default=True, help="Timed runs after one warm-up.")
-@click.option("-ngl", "--gpu-layers", "n_gpu_layers", default=-1, show_default=True, help="Layers on the GPU (-1: all).")
-@click.option("-t", "--threads", type=int, help="CPU threads (default: physical cores).")
+@click.option("-ngl", "--gpu-layers", "n_gpu_layers", type=int, help="Layers on the GPU (-1: all; default: as `run` loads the model).")
+@click.option("-t", "--threads", type=int, help="CPU threads (default: as `run` loads the model).")
 @click.option("-b", "--batch", "n_batch", default=512, show_default=True)
 @click.option("--ctx", "n_ctx", type=int, help="Context size (default: n-prompt + n-gen, as llama-bench).")
-@click.option("-fa", "--flash-attn/--no-flash-attn", default=False, show_default=True)
+@click.option("-fa", "--flash-attn/--no-flash-attn", default=None,
+              help="Flash attention (default: as `run` loads the model: on with a GPU).")
 @click.option("--kv-cache-type", type=click.Choice(["f16", "q8_0", "q4_0"]), default="f16", show_default=True)
 @click.option("--bandwidth", help="Memory bandwidth for the roofline (e.g. 3.35TB/s); default: detected.")
 @click.option("--no-chat", is_flag=True, help="Skip the end-to-end chat runs (with sampling).")
 @click.option("--no-save", is_flag=True, help="Do not append the result to the history.")
 @click.option("--history", is_flag=True, help="Show earlier runs on this machine instead of measuring.")
+@click.option("-y", "--yes", is_flag=True, help="Download the model without asking.")
+@click.option("--offline", is_flag=True, help="Use only what is already downloaded; never contact Hugging Face.")
 @json_option
-def bench(model_path, backend, n_prompt, n_gen, repetitions, n_gpu_layers, threads, n_batch, n_ctx, flash_attn,
-          kv_cache_type, bandwidth, no_chat, no_save, history, as_json) -> None:
-    """Measure prompt processing, decoding, chat latency and memory of a model (llama-bench's method)."""
+def bench(model, size, quant, backend, n_prompt, n_gen, repetitions, n_gpu_layers, threads, n_batch, n_ctx, flash_attn,
+          kv_cache_type, bandwidth, no_chat, no_save, history, yes, offline, as_json) -> None:
+    """Measure prompt processing, decoding, chat latency and memory of a model (llama-bench's method).
+
+    Without --model it benches the model `qwenctl plan` picks (downloaded first, after asking, if it
+    is not in the cache). Settings not given are the ones `run` would load the model with.
+    """
     from qwenctl import bench as bench_mod
     from qwenctl import render
     from qwenctl.backends import LoadOptions
-    from qwenctl.hardware import detect
     from qwenctl.render import bench as show
 
     if history:
         past = bench_mod.read_history()
         return render.print_json(past, "bench-history") if as_json else show.show_history(past)
-    if model_path is None:
-        raise QwenctlError("bench needs a model", hint="pass --model PATH (a .gguf file or an MLX folder)",
-                           code=ExitCode.USAGE)
-    backend = backend or ("mlx" if model_path.is_dir() else "llama.cpp")
-    hardware = detect()
-    bw = bench_mod.parse_bandwidth(bandwidth) if bandwidth else bench_mod.bandwidth_from_hardware(hardware, n_gpu_layers != 0)
-    options = LoadOptions(n_ctx=n_ctx or n_prompt + n_gen, n_gpu_layers=n_gpu_layers, n_threads=threads,
-                          n_batch=n_batch, flash_attn=flash_attn, kv_cache_type=kv_cache_type)
-    predicted = bench_mod.predict(hardware, model_path, options, backend)
+    chosen = _bench_target(model, size, quant, backend, yes=yes, offline=offline, quiet=as_json)
+    planned = chosen.load_options
+    options = LoadOptions(
+        n_ctx=n_ctx or n_prompt + n_gen,
+        n_gpu_layers=n_gpu_layers if n_gpu_layers is not None else planned.n_gpu_layers,
+        n_threads=threads or planned.n_threads,
+        n_batch=n_batch,
+        flash_attn=flash_attn if flash_attn is not None else planned.flash_attn,
+        kv_cache_type=kv_cache_type,
+    )
+    path = Path(chosen.files.load_path)
+    bw = (bench_mod.parse_bandwidth(bandwidth) if bandwidth
+          else bench_mod.bandwidth_from_hardware(chosen.hardware, options.n_gpu_layers != 0))
+    predicted = bench_mod.predict(chosen.hardware, path, options, chosen.backend)
     with show.progress() as tick:
-        result = bench_mod.bench(model_path, backend=backend, options=options, n_prompt=n_prompt, n_gen=n_gen,
+        result = bench_mod.bench(path, backend=chosen.backend, options=options, n_prompt=n_prompt, n_gen=n_gen,
                                  repetitions=repetitions, chat=not no_chat, bandwidth=bw, predicted=predicted,
                                  progress=tick)
     if not no_save:
         bench_mod.append_history(result)
     render.print_json(result, "bench") if as_json else show.show_result(result)
+
+
+def _bench_target(model, size, quant, backend, *, yes: bool, offline: bool, quiet: bool):
+    """What bench measures, loaded as `run` would load it: the planned model, or --model (fetched like
+    `run` fetches it when it names a repo)."""
+    from qwenctl import pipeline
+    from qwenctl.render.run import RunReporter
+
+    if model and (size or quant):
+        raise click.UsageError("--model names the model itself; drop --size/--quant")
+    request = pipeline.RunRequest(size=size, quant=quant, backend=backend, model=model, offline=offline,
+                                  assume_yes=yes, smoke_seconds=0.0)
+    return pipeline.prepare(request, RunReporter(ask=_ask_on_terminal(), quiet=quiet))
 
 
 # --- run ---

@@ -2,6 +2,9 @@
 
 import dataclasses
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 from click.testing import CliRunner
@@ -134,16 +137,67 @@ def test_cli_table(model_cache):
     out = CliRunner().invoke(cli, ["bench", "--model", str(models.tiny_gguf(model_cache)), "-p", "100", "-n", "4",
                                    "-r", "1", "--ctx", "256", "--no-save"], catch_exceptions=False)
     assert out.exit_code == 0
-    lines = out.output.splitlines()
+    assert out.stderr.startswith("detecting hardware")  # the steps `run` shows, on stderr
+    lines = out.stdout.splitlines()
     assert lines[0].startswith("tiny-") and "llama.cpp 0.3" in lines[0]
     assert any(line.startswith("decoding, no sampling") for line in lines) and "(tg4)" in out.output
     assert any(line.split()[-1:] == ["predicted"] for line in lines)  # the planner's figures beside the measurement
-    assert "memory bandwidth unknown" in out.output or "roofline:" in out.output
+    assert "memory bandwidth unknown" in out.stdout or "roofline:" in out.stdout
     hist = CliRunner().invoke(cli, ["bench", "--history"], catch_exceptions=False)
     assert hist.output.startswith("no benchmark runs recorded yet")
 
 
-def test_cli_without_a_model_is_a_usage_error():
-    out = CliRunner().invoke(cli, ["bench"])
+@pytest.fixture
+def hub_env(request, tmp_path):
+    """A fake hub serving the tiny GGUF under the official name the planner picks for 0.5B Q4_K_M here,
+    and an environment whose caches are empty (subprocesses: huggingface_hub reads HF_* at import)."""
+    from fakehub import FakeHub
+
+    from qwenctl.hardware import detect
+    from qwenctl.plan import Constraints, plan
+
+    planned = plan(detect(), Constraints(size="0.5B", quant="q4_k_m")).chosen
+    tiny = models.tiny_gguf(request.getfixturevalue("model_cache"))
+    with FakeHub({planned.repo: {name: tiny for name in planned.files}}) as hub:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "XDG_"))}
+        env.update(HF_ENDPOINT=hub.url, HF_HOME=str(tmp_path / "hf"), XDG_DATA_HOME=str(tmp_path / "data"),
+                   HF_HUB_DISABLE_TELEMETRY="1")
+        yield planned, hub, env
+
+
+def _bench_cli(*args, env):
+    return subprocess.run([sys.executable, "-m", "qwenctl", "bench", *args], env=env, capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_without_a_model_it_benches_the_planned_one(hub_env, tmp_path):
+    """No --model: plan, fetch (after --yes) and bench the planned file with the settings `run` uses; a
+    second run finds it in the cache and sends the hub nothing."""
+    pytest.importorskip("llama_cpp")
+    planned, hub, env = hub_env
+    quick = ["--size", "0.5B", "--quant", "q4_k_m", "-p", "32", "-n", "4", "-r", "1", "--no-chat", "--no-save", "--json"]
+    first = _bench_cli(*quick, "--yes", env=env)
+    assert first.returncode == 0, first.stderr
+    doc = json.loads(first.stdout)
+    assert doc["model"].startswith(str(tmp_path / "hf")) and doc["model"].endswith(planned.files[0])
+    assert (doc["n_threads"], doc["flash_attn"]) == (planned.n_threads, planned.flash_attn)
+    assert doc["predicted"]["tg_tps"] > 0 and doc["tg_tps"]["median"] > 0
+    hub.requests.clear()
+    again = _bench_cli(*quick, "--offline", env=env)
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["model"] == doc["model"] and hub.requests == []
+
+
+def test_without_a_model_and_no_terminal_it_asks_for_yes(hub_env):
+    planned, _, env = hub_env
+    out = _bench_cli("--size", "0.5B", "--quant", "q4_k_m", env=env)
+    assert out.returncode == ExitCode.ERROR
+    assert out.stderr.splitlines()[-1] == (
+        f"error: not downloading {planned.files[0]} from {planned.repo} (rerun with --yes to download without asking)"
+    )
+
+
+def test_model_and_plan_constraints_do_not_mix(model_cache):
+    out = CliRunner().invoke(cli, ["bench", "--model", str(models.tiny_gguf(model_cache)), "--size", "7B"])
     assert out.exit_code == ExitCode.USAGE
-    assert "bench needs a model" in out.output
+    assert "--model names the model itself" in out.output

@@ -80,7 +80,7 @@ stage_run() {
     for fa in 0 1; do
       stamp "qwenctl bench $name fa=$fa"
       $PY -m qwenctl bench --model "$m" -p $P -n $N -ngl -1 --bandwidth "$BANDWIDTH" --json \
-        $([ $fa = 1 ] && echo --flash-attn) >"$R/qwenctl-$name-fa$fa.json" || echo "FAILED"
+        $([ $fa = 1 ] && echo --flash-attn || echo --no-flash-attn) >"$R/qwenctl-$name-fa$fa.json" || echo "FAILED"
     done
     stamp "llama-bench $name"
     "$BUILD/bin/llama-bench" -m "$m" -p $P -n $N -r 3 -ngl 99 -fa 0,1 -o json >"$R/llama-bench-$name.json" 2>"$R/llama-bench-$name.err" \
