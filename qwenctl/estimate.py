@@ -294,7 +294,9 @@ def estimate_speed(
     uncertainty = 0.0
     for dev, layers, nbytes, params in parts:
         c = classes[dev.speed_class]
-        tg_seconds += layers * c["per_layer_s"] + nbytes / (c["efficiency"] * dev.bandwidth_bytes_per_s)
+        # some GPUs decode some quants below their bandwidth: dequantizing is the bottleneck (calibration.json)
+        efficiency = c.get("quant_efficiency", {}).get(weights.quant, c["efficiency"])
+        tg_seconds += layers * c["per_layer_s"] + nbytes / (efficiency * dev.bandwidth_bytes_per_s)
         pp_eff = c.get("pp_efficiency", 1.0)
         pp_seconds += 2 * params / (pp_eff * dev.flops)
         uncertainty = max(uncertainty, c["uncertainty"])

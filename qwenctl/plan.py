@@ -638,7 +638,7 @@ def predict_for_file(
     """
     from pathlib import Path
 
-    from qwenctl.backends.gguf_check import check_gguf, read_gguf_header, split_parts
+    from qwenctl.backends.gguf_check import check_gguf, file_type_quant, read_gguf_header, split_parts
 
     if backend != "llama.cpp":
         raise QwenctlError(f"file predictions cover GGUF files in llama.cpp, not {backend!r}", code=ExitCode.BAD_INPUT)
@@ -650,7 +650,8 @@ def predict_for_file(
     file_bytes = sum(i.file_size for i in infos)
     model, size = _file_model(info, tensors)
     split = split_from_tensors(((n, b) for n, b, _ in tensors), model.arch.n_layers)
-    weights = Weights(format="gguf", quant=str(info.metadata.get("general.file_type", "")), label=path.name, repo="",
+    quant = file_type_quant(info.metadata.get("general.file_type")) or ""
+    weights = Weights(format="gguf", quant=quant, label=path.name, repo="",
                       files=tuple(RepoFile(p.name, i.file_size, None) for p, i in zip(parts, infos)),
                       total_bytes=file_bytes, bytes_exact=True, bits=0, kld=0.0, embd_type=None, output_type=None,
                       source=str(path))

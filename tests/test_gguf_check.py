@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from qwenctl.backends.gguf_check import check_gguf, read_gguf_header, split_parts
+from qwenctl.backends.gguf_check import check_gguf, file_type_quant, read_gguf_header, split_parts
 from qwenctl.errors import ExitCode, QwenctlError
 from qwenctl.testing import models
 
@@ -129,3 +129,12 @@ def test_damaged_file_never_reaches_the_engine(tmp_path, tiny):
     assert r.returncode == 3, r.stderr
     assert r.stdout.startswith("BAD_INPUT ") and "is truncated" in r.stdout
     assert r.stderr == ""
+
+
+def test_file_type_names_the_catalog_quant(model_cache):
+    """general.file_type as llama.cpp's quantizer writes it, read back from a generated file."""
+    pytest.importorskip("llama_cpp")
+    q8 = check_gguf(models.gguf_model(model_cache, models.TINY, "Q8_0"))
+    assert file_type_quant(q8.metadata["general.file_type"]) == "q8_0"
+    assert [file_type_quant(t) for t in (1, 12, 15, 17, 18)] == ["fp16", "q3_k_m", "q4_k_m", "q5_k_m", "q6_k"]
+    assert file_type_quant(13) is None and file_type_quant(None) is None  # Q3_K_L: no catalog quant

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The CUDA measurements of docs/benchmarks.md, on the GPU machine (device tool, no network).
 #
-#   bash benchmarks/gpu/run.sh [build] [models] [run] [extras] [facts]   (no argument: the first three)
+#   bash benchmarks/gpu/run.sh [build] [models] [run] [extras] [facts] [quants]   (no argument: the first three)
 #
 # Each device call may run 600 s and a fresh machine's build takes ~345 s: call `build models`, then
 # `run`, then `extras` (the warm machine keeps the build and the models between calls).
@@ -116,12 +116,26 @@ stage_extras() {
     --json-out "$OUT/estimate_gpu.json" || echo "FAILED"
 }
 
+# quants: decode speed per quant type (llama-bench, flash attention on) on the 3B shape, each file quantized from
+# one F16, benched and deleted at once, so a cut-off call still leaves every finished row in $OUT
+# (QUANT_SIZE, QUANTS). Fits calibration.json's cuda_hbm quant_efficiency (docs/planning.md).
+stage_quants() {
+  local size=${QUANT_SIZE:-3B} q m
+  for q in ${QUANTS:-Q6_K Q5_K_M Q3_K_M Q4_K_M Q8_0 Q4_0}; do
+    $PY benchmarks/gpu/make_models.py "$WORK/models" "$size:F16" "$size:$q" | grep -v F16
+    m=$(ls "$WORK"/models/qwen2.5-"${size,,}"-*-"$q".gguf | head -1)
+    timeout 90 "$BUILD/bin/llama-bench" -m "$m" -p $P -n $N -r 3 -ngl 99 -fa 1 -o json >"$OUT/quant-$size-$q.json" 2>/dev/null \
+      || echo "FAILED $q"
+    rm -f "$m"
+  done
+}
+
 stages=("$@")
 [ ${#stages[@]} -eq 0 ] && stages=(build models run)
 for s in "${stages[@]}"; do
   case $s in
-    build|models|run|facts|extras) stamp "stage $s"; "stage_$s" || { stamp "stage $s failed"; exit 1; } ;;
-    *) echo "unknown stage $s (build, models, run, facts, extras)"; exit 2 ;;
+    build|models|run|facts|extras|quants) stamp "stage $s"; "stage_$s" || { stamp "stage $s failed"; exit 1; } ;;
+    *) echo "unknown stage $s (build, models, run, facts, extras, quants)"; exit 2 ;;
   esac
 done
 stamp "done"

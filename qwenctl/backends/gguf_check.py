@@ -110,16 +110,25 @@ class _Reader:
 
 
 @functools.lru_cache(maxsize=1)
-def _ggml_type_sizes() -> dict[int, tuple[int, int]]:
-    """ggml type id -> (elements per block, bytes per block), from qwenctl/data/ggml_types.json.
+def _ggml_types() -> dict:
+    """qwenctl/data/ggml_types.json: what the numbers in a GGUF mean.
 
     Not from the gguf package: importing it pulls in sentencepiece, and on the H100 machine that
     import, before llama.cpp loaded a model, crashed the CUDA build with a segmentation fault.
     """
     from importlib.resources import files
 
-    doc = json.loads(files("qwenctl.data").joinpath("ggml_types.json").read_text())
-    return {int(k): (v["block_size"], v["type_size"]) for k, v in doc["types"].items()}
+    return json.loads(files("qwenctl.data").joinpath("ggml_types.json").read_text())
+
+
+def _ggml_type_sizes() -> dict[int, tuple[int, int]]:
+    """ggml type id -> (elements per block, bytes per block)."""
+    return {int(k): (v["block_size"], v["type_size"]) for k, v in _ggml_types()["types"].items()}
+
+
+def file_type_quant(file_type: Any) -> str | None:
+    """A GGUF's ``general.file_type`` (llama.cpp's llama_ftype) as the catalog's quant key ("q4_k_m"), or None."""
+    return _ggml_types()["file_types"].get(str(file_type))
 
 
 def _bad(path: Path, what: str, hint: str) -> QwenctlError:
