@@ -18,6 +18,7 @@ single          one client, plain requests as an editor would send them (no logi
     python benchmarks/serve_load.py                      # load test on the generated tiny GGUF
     python benchmarks/serve_load.py MODEL.gguf --single  # e.g. the 7B-shape Q4_K_M on a GPU machine
     python benchmarks/serve_load.py DIR --clients 4 --requests 5 --rounds 2 --json
+    python benchmarks/serve_load.py MODEL.gguf --single --engine-server   # llama_cpp.server alone, to compare
 
 Without a model path it generates the tiny test GGUF (qwenctl.testing.models) in a cache dir.
 Nothing here asserts a speed; it prints figures (and --json prints them as one document).
@@ -50,6 +51,39 @@ def start_server(model: Path, extra: list[str]) -> tuple[subprocess.Popen, dict]
         raise SystemExit(f"qwenctl serve exited with {proc.wait()} before it was ready")
     threading.Thread(target=proc.stdout.read, daemon=True).start()  # keep the pipe drained
     return proc, json.loads(line)
+
+
+def start_engine_server(model: Path, n_ctx: int) -> tuple[subprocess.Popen, dict]:
+    """llama-cpp-python's own server, without qwenctl's layer, for comparison (GGUF only). Every layer on
+    the GPU when there is one and flash attention on, as `qwenctl serve --model` loads it there."""
+    import socket
+
+    import openai
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    from qwenctl.hardware import detect
+    from qwenctl.pipeline import unplanned_load_options
+
+    load = unplanned_load_options(detect(), n_ctx)
+    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--port", str(port), "--n_ctx", str(load.n_ctx),
+           "--n_gpu_layers", str(load.n_gpu_layers), "--flash_attn", str(load.flash_attn), "--interrupt_requests", "False"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/v1"
+    client = openai.OpenAI(base_url=url, api_key="unused", max_retries=0, timeout=5)
+    for _ in range(600):
+        if proc.poll() is not None:
+            raise SystemExit(f"llama_cpp.server exited with {proc.returncode} before it was ready")
+        try:
+            model_id = client.models.list().data[0].id
+            break
+        except openai.APIConnectionError:
+            time.sleep(0.2)
+    else:
+        raise SystemExit("llama_cpp.server did not answer within 120 s")
+    return proc, {"url": url, "model_id": model_id, "backend": "llama.cpp", "n_ctx": load.n_ctx,
+                  "engine_server": "llama_cpp.server", "flash_attn": load.flash_attn, "n_gpu_layers": load.n_gpu_layers}
 
 
 def no_eos(model: Path, backend: str) -> dict:
@@ -223,6 +257,10 @@ def main() -> None:
         help="GGUF: ban byte-fragment tokens (see partial_utf8_bias); costs a Python sampler per token",
     )
     parser.add_argument("--serve-arg", action="append", default=[], help="passed on to `qwenctl serve` (repeatable)")
+    parser.add_argument(
+        "--engine-server", action="store_true",
+        help="GGUF: llama-cpp-python's own server instead of `qwenctl serve` (what qwenctl's layer costs)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     args = parser.parse_args()
     args.max_tokens = args.max_tokens or (256 if args.single else 32)
@@ -232,7 +270,7 @@ def main() -> None:
         from qwenctl.testing import models
 
         model = models.tiny_gguf(Path(os.environ.get("QWENCTL_BENCH_CACHE", Path.home() / ".cache" / "qwenctl-bench")))
-    proc, info = start_server(model, args.serve_arg)
+    proc, info = start_engine_server(model, 4096) if args.engine_server else start_server(model, args.serve_arg)
     try:
         if not args.json:
             print(f"{info['model_id']} ({info['backend']}, n_ctx {info['n_ctx']}) at {info['url']} on {platform.node()}, {psutil.cpu_count()} CPUs", flush=True)
@@ -264,7 +302,7 @@ def main() -> None:
     )
     if args.json:
         print(json.dumps(result))
-    elif code != 0:
+    elif code != 0 and not args.engine_server:  # llama_cpp.server ends by the signal (-15); qwenctl serve with 0
         print(f"server exited with {code}")
 
 
