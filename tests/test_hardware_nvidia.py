@@ -1,3 +1,5 @@
+import sys
+
 import pytest
 from hardware_captures import document, replay
 
@@ -84,3 +86,12 @@ def test_real_capture_of_the_projects_h100_machine():
     assert gpu.bandwidth_bytes_per_s == 2 * 2619 * 10**6 * 5120 // 8  # 3.35 TB/s, NVIDIA's H100 SXM5 figure
     assert hw.nvidia.driver_version == "580.159.04"
     assert hw.memory.container_limit_bytes == 128 * 2**30 and "cgroup v2" in hw.memory.container_limit_source
+
+
+def test_missing_nvml_bindings_are_absent_in_words(monkeypatch):
+    """nvidia-ml-py is a dependency, but a broken install can lack it: detect still answers, and says why."""
+    from qwenctl.hardware.snapshot import LiveSource
+
+    monkeypatch.setitem(sys.modules, "pynvml", None)  # any `import pynvml` now fails
+    found = nvidia.probe(LiveSource())
+    assert found == Absent("the nvidia-ml-py package is not installed (pip install nvidia-ml-py)")

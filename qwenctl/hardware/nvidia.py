@@ -17,7 +17,7 @@ from typing import Any
 
 from qwenctl.hardware._parse import data
 from qwenctl.hardware.facts import Absent, Nvidia, NvidiaGpu
-from qwenctl.hardware.snapshot import NvmlError, Source
+from qwenctl.hardware.snapshot import NVML_BINDINGS_MISSING, NvmlError, Source
 
 # NVML errors that mean "no NVIDIA GPU to talk to here", in words for the report.
 NO_DRIVER = {
@@ -25,6 +25,7 @@ NO_DRIVER = {
     "NVML_ERROR_DRIVER_NOT_LOADED": "the NVIDIA driver is installed but not loaded",
     "NVML_ERROR_NO_PERMISSION": "NVML refused access to the GPU (permissions)",
     "NVML_ERROR_LIB_RM_VERSION_MISMATCH": "the NVIDIA driver library and kernel module versions differ (reboot?)",
+    NVML_BINDINGS_MISSING: "the nvidia-ml-py package is not installed (pip install nvidia-ml-py)",
 }
 
 

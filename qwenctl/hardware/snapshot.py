@@ -39,6 +39,9 @@ VERSION = 1
 COMMAND_TIMEOUT_S = 5.0
 
 
+NVML_BINDINGS_MISSING = "PYNVML_NOT_INSTALLED"  # not an NVML code: the Python bindings themselves are missing
+
+
 class NvmlError(Exception):
     """An NVML call failed; ``code`` is the NVML_ERROR_* name (the same live and replayed)."""
 
@@ -127,7 +130,10 @@ class LiveSource:
         return value
 
     def _nvml_call(self, function: str, device: int | None, arg: str | None) -> Any:
-        import pynvml  # only when a probe asks: the nvidia-ml-py bindings load libnvidia-ml lazily
+        try:
+            import pynvml  # only when a probe asks: the nvidia-ml-py bindings load libnvidia-ml lazily
+        except ImportError:  # a dependency, but an install can still lack it: then no GPU can be seen
+            raise NvmlError(NVML_BINDINGS_MISSING) from None
 
         if self._nvml_state is None:
             try:
