@@ -22,7 +22,7 @@ QwenctlError (NO_FIT) naming the reason and the nearest plan that works.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING
 
 from qwenctl.catalog import Architecture, Catalog, ModelSpec, RepoFile, Weights, load_catalog
@@ -62,21 +62,17 @@ class Constraints:
 
 
 @dataclass(frozen=True)
-class PoolUse:
-    """Predicted use of one memory pool next to what the plan may use of it."""
+class PoolUse(PoolMemory):
+    """Predicted use of one memory pool (``total_bytes``) next to what the plan may use of it."""
 
-    pool: str  # "vram" | "ram" | "unified"
     name: str  # "NVIDIA GeForce RTX 4060", "RAM", "Apple M2 unified memory"
-    weights_bytes: int
-    kv_bytes: int
-    compute_bytes: int
-    overhead_bytes: int
     budget_bytes: int  # capacity minus headroom
     capacity_bytes: int
 
     @property
     def used_bytes(self) -> int:
-        return self.weights_bytes + self.kv_bytes + self.compute_bytes + self.overhead_bytes
+        """What the plan uses of the pool, the figure held against its budget: the estimate's total."""
+        return self.total_bytes
 
 
 @dataclass(frozen=True)
@@ -308,7 +304,7 @@ def _pools(m: _Machine, est: MemoryEstimate) -> tuple[PoolUse, ...]:
             name, budget, cap = f"{m.hw.apple.chip} unified memory (GPU wired limit)", m.unified_budget, m.hw.apple.unified_memory_bytes
         else:
             name, budget, cap = "RAM", m.host_budget, m.host_capacity
-        out.append(PoolUse(p.pool, name, p.weights_bytes, p.kv_bytes, p.compute_bytes, p.overhead_bytes, budget, cap))
+        out.append(PoolUse(**asdict(p), name=name, budget_bytes=budget, capacity_bytes=cap))
     return tuple(out)
 
 
