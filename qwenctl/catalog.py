@@ -166,6 +166,25 @@ def _read(name: str) -> dict:
     return json.loads(resources.files("qwenctl.data").joinpath(name).read_text(encoding="utf-8"))
 
 
+def _weights(format: str, quant: str, q: dict, meta: dict, repo: str) -> Weights:
+    """One variant from models.json (`q`: files, sizes, source) and quants.json (`meta`: what the quant is).
+    MLX variants list no files (the whole repo snapshot) and no per-tensor types."""
+    return Weights(
+        format=format,
+        quant=quant,
+        label=meta["label"],
+        repo=repo,
+        files=tuple(RepoFile(f["name"], f["bytes"], f["sha256"]) for f in q.get("files", ())),
+        total_bytes=int(q["total_bytes"]),
+        bytes_exact=bool(q["bytes_exact"]),
+        bits=int(meta["bits"]),
+        kld=float(meta["kld"]),
+        embd_type=meta.get("embd_type"),
+        output_type=meta.get("output_type"),
+        source=q["source"],
+    )
+
+
 @lru_cache(maxsize=1)
 def load_catalog() -> Catalog:
     """Parse the shipped data files once per process."""
@@ -177,43 +196,8 @@ def load_catalog() -> Catalog:
     for size, m in models_doc["models"].items():
         a = m["arch"]
         arch = Architecture(**a)
-        weights = []
-        for quant, q in m["gguf"]["quants"].items():
-            meta = gguf_q[quant]
-            weights.append(
-                Weights(
-                    format="gguf",
-                    quant=quant,
-                    label=meta["label"],
-                    repo=m["gguf"]["repo"],
-                    files=tuple(RepoFile(f["name"], f["bytes"], f["sha256"]) for f in q["files"]),
-                    total_bytes=int(q["total_bytes"]),
-                    bytes_exact=bool(q["bytes_exact"]),
-                    bits=int(meta["bits"]),
-                    kld=float(meta["kld"]),
-                    embd_type=meta["embd_type"],
-                    output_type=meta["output_type"],
-                    source=q["source"],
-                )
-            )
-        for quant, q in m["mlx"].items():
-            meta = mlx_q[quant]
-            weights.append(
-                Weights(
-                    format="mlx",
-                    quant=quant,
-                    label=meta["label"],
-                    repo=q["repo"],
-                    files=(),
-                    total_bytes=int(q["total_bytes"]),
-                    bytes_exact=bool(q["bytes_exact"]),
-                    bits=int(meta["bits"]),
-                    kld=float(meta["kld"]),
-                    embd_type=None,
-                    output_type=None,
-                    source=q["source"],
-                )
-            )
+        weights = [_weights("gguf", quant, q, gguf_q[quant], m["gguf"]["repo"]) for quant, q in m["gguf"]["quants"].items()]
+        weights += [_weights("mlx", quant, q, mlx_q[quant], q["repo"]) for quant, q in m["mlx"].items()]
         scores = tuple((k, float(v)) for k, v in m["scores"].items())
         models.append(
             ModelSpec(
