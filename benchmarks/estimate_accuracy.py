@@ -250,7 +250,7 @@ def predicted_row(hw, label: str, case: dict, m: dict) -> dict:
     """One result row: the measurement `m` of `case` beside predict_for_file's figures for it."""
     from qwenctl.backends import LoadOptions
     from qwenctl.hardware.facts import to_dict
-    from qwenctl.plan import predict_for_file
+    from qwenctl.predict import predict_for_file
 
     options = LoadOptions(n_ctx=case["n_ctx"], n_gpu_layers=-1 if case["gpu"] else 0, flash_attn=case["flash_attn"],
                           kv_cache_type=case["kv_cache_type"])

@@ -380,7 +380,7 @@ def predict(hardware, model_path: Path, options: LoadOptions, backend: str) -> P
     """The planner's figures for this very file on this machine (GGUF only: MLX folders carry no tensor table)."""
     if backend != "llama.cpp":
         return None
-    from qwenctl.plan import predict_for_file
+    from qwenctl.predict import predict_for_file
 
     p = predict_for_file(hardware, model_path, options)
     return Predicted(tg_tps=p.tg_tps, pp_tps=p.pp_tps, gpu_bytes=p.gpu_bytes, host_bytes=p.host_bytes, source=p.source)

@@ -102,8 +102,9 @@ def _this_machine(snapshot: str | None):
 @click.option("--ctx", "n_ctx", type=click.IntRange(min=1), metavar="TOKENS", help="Context window to plan for (default 8192, capped at the model's).")
 @click.option("--min-speed", type=click.FloatRange(min=0), metavar="TOK/S", help="Reject plans that may generate slower than this (default 5).")
 @click.option("--snapshot", type=click.Path(dir_okay=False), help="Plan for the machine a `detect --save-snapshot` file describes.")
+@click.option("--explain-speed", is_flag=True, help="Also print the speed model's terms for the chosen plan.")
 @json_option
-def plan_command(profile, size, quant, backend, n_ctx, min_speed, snapshot, as_json) -> None:
+def plan_command(profile, size, quant, backend, n_ctx, min_speed, snapshot, explain_speed, as_json) -> None:
     """Choose the Qwen2.5 model, quant and settings this machine runs best, and say why."""
     from qwenctl.plan import Constraints, plan
     from qwenctl.profiles import load_profile
@@ -117,9 +118,11 @@ def plan_command(profile, size, quant, backend, n_ctx, min_speed, snapshot, as_j
 
         print_json(result, "plan")
     else:
-        from qwenctl.render.plan import render_plan
+        from qwenctl.render.plan import render_plan, render_speed_terms
 
         render_plan(result)
+        if explain_speed:
+            render_speed_terms(result)
 
 
 @cli.command("profiles")

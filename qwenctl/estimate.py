@@ -1,4 +1,4 @@
-"""What a model costs on a machine: bytes per memory pool and tokens per second.
+"""What a model costs in memory: bytes per memory pool, and how many layers fit on a GPU.
 
 Memory (per pool: ``vram`` of a CUDA GPU, ``ram`` of the host, ``unified`` on Apple Silicon):
 
@@ -11,13 +11,8 @@ Memory (per pool: ``vram`` of a CUDA GPU, ``ram`` of the host, ``unified`` on Ap
 * compute buffers: llama.cpp's worst-case graph for one micro-batch; MLX's prefill chunk.
 * overhead: CUDA context, Metal/MLX allocator, the Python runtime.
 
-Speed: decoding reads every active weight once per token, so generation time per token is,
-per device, ``layers x per_layer_overhead + bytes_read / (efficiency x bandwidth)``. The
-fixed per-layer term is why a big GPU reaches only a third of its bandwidth on a 7B model.
-Prompt processing is compute-bound: ``efficiency x FLOPS / (2 x params)``.
-
-All constants live in ``qwenctl/data/calibration.json`` with their sources; re-fit them there.
-``estimate_memory`` and ``estimate_speed`` are the functions the accuracy benchmark calls.
+Speed lives in ``qwenctl.speed``. Memory constants live in ``qwenctl/data/calibration.json``
+with their sources; re-fit them there (benchmarks/estimate_accuracy.py --fit).
 """
 
 from __future__ import annotations
@@ -68,22 +63,6 @@ class MemoryEstimate:
 
 
 @dataclass(frozen=True)
-class DeviceSpeed:
-    """What the speed model needs to know about one compute device."""
-
-    speed_class: str  # a key of calibration.json speed.classes
-    bandwidth_bytes_per_s: float
-    flops: float  # peak dense FP16 (GPU) or effective (CPU) FLOP/s
-
-
-@dataclass(frozen=True)
-class SpeedEstimate:
-    tg_tps: float  # generation tokens/s, typical
-    tg_tps_low: float  # the slow end of the prediction (calibration spread)
-    pp_tps: float  # prompt tokens/s
-
-
-@dataclass(frozen=True)
 class WeightSplit:
     """How a GGUF's bytes divide into the parts llama.cpp places separately.
 
@@ -112,7 +91,7 @@ def split_from_tensors(tensors: Iterable[tuple[str, int]], n_layers: int) -> Wei
     return WeightSplit(embd, out, rest / n_layers, not tied)
 
 
-def _split(catalog: Catalog, model: ModelSpec, weights: Weights) -> WeightSplit:
+def weight_split(catalog: Catalog, model: ModelSpec, weights: Weights) -> WeightSplit:
     a = model.arch
     n = a.vocab_size * a.hidden_size
 
@@ -222,7 +201,7 @@ def estimate_memory(
         compute = _cpu_compute_bytes(model, n_ctx, flash_attn, depth)
         return MemoryEstimate((PoolMemory("ram", weights.total_bytes, kv, compute, host_runtime),))
 
-    s = split or _split(catalog, model, weights)
+    s = split or weight_split(catalog, model, weights)
     on_gpu = a.n_layers if n_gpu_layers < 0 or n_gpu_layers > a.n_layers else n_gpu_layers
     output_on_gpu = n_gpu_layers < 0 or n_gpu_layers > a.n_layers
     gpu_weights = round(on_gpu * s.layer_bytes) + (s.output_bytes if output_on_gpu else 0)
@@ -249,56 +228,37 @@ def estimate_memory(
     )
 
 
-def estimate_speed(
+def fit_gpu_layers(
     model: ModelSpec,
     weights: Weights,
-    gpu: DeviceSpeed | None,
-    host: DeviceSpeed,
-    n_gpu_layers: int = -1,
+    n_ctx: int,
+    vram_budget: int,
     kv_cache_type: str = "f16",
+    flash_attn: bool = True,
     split: WeightSplit | None = None,
-) -> SpeedEstimate:
-    """Predicted decode (tg) and prompt (pp) tokens/s.
+) -> int | None:
+    """How many layers llama.cpp can put on a CUDA GPU within ``vram_budget`` bytes.
 
-    ``gpu`` is None for CPU-only plans; with a GPU, ``n_gpu_layers`` layers (all when -1)
-    run there and the rest on ``host``. Metal/MLX plans pass the Apple GPU as ``gpu`` with
-    every layer on it.
+    -1 when every layer and the output fit, else the largest count of repeating layers whose
+    VRAM (weights, KV cache, compute buffer, CUDA context) fits, 0 when not even one does.
+    VRAM grows with the layer count, so a binary search finds it. The planner and the
+    benchmarks that replay published split runs share this one rule.
     """
-    catalog = load_catalog()
-    classes = load_calibration()["speed"]["classes"]
-    depth = int(load_calibration()["speed"]["kv_read_depth_tokens"])
-    a = model.arch
-    s = split or _split(catalog, model, weights)
-    if gpu is None:
-        on_gpu, output_on_gpu = 0, False
-    else:
-        on_gpu = a.n_layers if n_gpu_layers < 0 or n_gpu_layers > a.n_layers else n_gpu_layers
-        output_on_gpu = n_gpu_layers < 0 or n_gpu_layers > a.n_layers
-    kv_per_layer = kv_cache_bytes(model, depth, kv_cache_type, layers=1)
 
-    def read(layers: int, with_output: bool) -> float:
-        return layers * (s.layer_bytes + kv_per_layer) + (s.output_bytes if with_output else 0)
+    def vram(ngl: int) -> int:
+        pool = estimate_memory(model, weights, "llama.cpp", "cuda", n_ctx, ngl, kv_cache_type, flash_attn, split=split).pool("vram")
+        assert pool is not None
+        return pool.total_bytes
 
-    parts: list[tuple[DeviceSpeed, int, float, float]] = []  # device, layers, bytes read, params
-    params_per_layer = (model.params - a.vocab_size * a.hidden_size * (1 if a.tied_embeddings else 2)) / a.n_layers
-    out_params = a.vocab_size * a.hidden_size
-    if gpu is not None and on_gpu:
-        parts.append((gpu, on_gpu, read(on_gpu, output_on_gpu), on_gpu * params_per_layer + (out_params if output_on_gpu else 0)))
-    host_layers = a.n_layers - on_gpu
-    if host_layers or not output_on_gpu:
-        parts.append(
-            (host, host_layers, read(host_layers, not output_on_gpu), host_layers * params_per_layer + (0 if output_on_gpu else out_params))
-        )
-    tg_seconds = 0.0
-    pp_seconds = 0.0
-    uncertainty = 0.0
-    for dev, layers, nbytes, params in parts:
-        c = classes[dev.speed_class]
-        # some GPUs decode some quants below their bandwidth: dequantizing is the bottleneck (calibration.json)
-        efficiency = c.get("quant_efficiency", {}).get(weights.quant, c["efficiency"])
-        tg_seconds += layers * c["per_layer_s"] + nbytes / (efficiency * dev.bandwidth_bytes_per_s)
-        pp_eff = c.get("pp_efficiency", 1.0)
-        pp_seconds += 2 * params / (pp_eff * dev.flops)
-        uncertainty = max(uncertainty, c["uncertainty"])
-    tg = 1.0 / tg_seconds
-    return SpeedEstimate(tg_tps=tg, tg_tps_low=tg * (1 - uncertainty), pp_tps=1.0 / pp_seconds)
+    if vram(-1) <= vram_budget:
+        return -1
+    if vram(1) > vram_budget:
+        return 0
+    lo, hi = 1, model.arch.n_layers
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if vram(mid) <= vram_budget:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo

@@ -27,15 +27,9 @@ from typing import TYPE_CHECKING
 
 from qwenctl.catalog import Architecture, Catalog, ModelSpec, RepoFile, Weights, load_catalog
 from qwenctl.errors import ExitCode, QwenctlError
-from qwenctl.estimate import (
-    DeviceSpeed,
-    MemoryEstimate,
-    PoolMemory,
-    estimate_memory,
-    estimate_speed,
-    load_calibration,
-    split_from_tensors,
-)
+from qwenctl.estimate import MemoryEstimate, PoolMemory, estimate_memory, fit_gpu_layers
+from qwenctl.machine import Machine, machine
+from qwenctl.speed import DeviceSpeed, SpeedEstimate, estimate_speed
 from qwenctl.hardware.facts import AppleSilicon, Backends, Cpu, Hardware, Memory, NvidiaGpu
 
 if TYPE_CHECKING:
@@ -45,11 +39,8 @@ if TYPE_CHECKING:
 
 DEFAULT_CTX = 8192
 DEFAULT_MIN_TG = 5.0
+SMALL_CTX = 2048  # what a machine too small for DEFAULT_CTX is offered instead
 
-# Host memory bandwidth when neither detection nor a profile knows it: one channel of
-# DDR4-3200 (3200 MT/s x 8 bytes), a deliberately low guess.
-_FALLBACK_HOST_BANDWIDTH = 25.6e9
-_FALLBACK_GPU_BANDWIDTH = 200e9
 
 
 @dataclass(frozen=True)
@@ -98,6 +89,7 @@ class Plan:
     pp_tps: float  # predicted prompt tokens/s
     quality: float  # benchmark mean of the size, lowered for lossy quants
     reasons: tuple[str, ...]  # why this plan (chosen) or the facts behind it (alternatives)
+    speed: SpeedEstimate | None = None  # the terms behind tg/pp (plan --explain-speed)
 
     @property
     def name(self) -> str:
@@ -130,6 +122,8 @@ class PlanResult:
     chosen: Plan
     alternatives: tuple[Alternative, ...]  # every other candidate, best first; feasible ones before rejected ones
     warnings: tuple[str, ...]  # e.g. what to install, a relaxed speed floor
+    assumptions: tuple[str, ...] = ()  # device figures the speeds rest on that were assumed, not detected
+    devices: tuple[DeviceSpeed, ...] = ()  # what the speed model knew of each device, with sources
 
 
 # --- hardware -> budgets and device speeds -------------------------------------------------
@@ -145,71 +139,6 @@ class _Target:
 
 def _gb(n: float) -> str:
     return f"{n / 1e9:.1f} GB"
-
-
-def _host_budget(hw: Hardware) -> tuple[int, int]:
-    """(budget, capacity) of host RAM after the OS/app headroom."""
-    cal = load_calibration()["memory"]
-    if not isinstance(hw.memory, Memory):
-        raise QwenctlError(
-            f"cannot plan without knowing the memory size ({hw.memory.reason})",
-            hint="pass --profile or fix the memory probe",
-            code=ExitCode.NO_FIT,
-        )
-    capacity = hw.memory.usable_bytes
-    reserve = max(int(cal["host_reserve_min_bytes"]), int(cal["host_reserve_fraction"] * capacity))
-    return max(min(capacity - reserve, hw.memory.available_bytes), 0), capacity
-
-
-def _gpu_budget(gpu: NvidiaGpu, host_budget: int) -> tuple[int, int]:
-    if gpu.unified_memory:  # Jetson: the GPU allocates from host RAM
-        return host_budget, gpu.memory_total_bytes
-    reserve = int(load_calibration()["memory"]["gpu_reserve_bytes"])
-    return max(min(gpu.memory_free_bytes, gpu.memory_total_bytes - reserve), 0), gpu.memory_total_bytes
-
-
-def _threads(hw: Hardware) -> int:
-    if isinstance(hw.apple, AppleSilicon) and hw.apple.performance_cores:
-        return hw.apple.performance_cores
-    if isinstance(hw.cpu, Cpu):
-        return hw.cpu.performance_cores or hw.cpu.physical_cores
-    return 4
-
-
-def _host_speed(hw: Hardware) -> tuple[DeviceSpeed, str | None]:
-    classes = load_calibration()["speed"]["classes"]
-    arm = hw.machine in ("arm64", "aarch64") or (isinstance(hw.cpu, Cpu) and hw.cpu.arch in ("arm64", "aarch64"))
-    cls = "cpu_arm" if arm else "cpu_x86"
-    bw = hw.memory.bandwidth_bytes_per_s if isinstance(hw.memory, Memory) else None
-    note = None
-    if not bw:
-        bw = _FALLBACK_HOST_BANDWIDTH
-        note = f"host memory bandwidth unknown: assumed {bw / 1e9:.1f} GB/s (one DDR4-3200 channel), speeds may be low"
-    return DeviceSpeed(cls, float(bw), _threads(hw) * classes[cls]["pp_gflops_per_core"] * 1e9), note
-
-
-def _gpu_flops(name: str, bandwidth: float) -> float:
-    cal = load_calibration()
-    for row in cal["gpu_compute"]:
-        if row["match"].lower() in name.lower():
-            return row["fp16_tflops"] * 1e12
-    return cal["gpu_compute_default_flops_per_byte_s"] * bandwidth
-
-
-def _cuda_speed(gpu: NvidiaGpu) -> tuple[DeviceSpeed, str | None]:
-    bw = gpu.bandwidth_bytes_per_s
-    note = None
-    if not bw:
-        bw = _FALLBACK_GPU_BANDWIDTH
-        note = f"{gpu.name}: memory bandwidth unknown, assumed {bw / 1e9:.0f} GB/s"
-    hbm = any(k in gpu.name for k in ("H100", "H200", "A100", "GH200", "B200"))
-    return DeviceSpeed("cuda_hbm" if hbm else "cuda_gddr", float(bw), _gpu_flops(gpu.name, bw)), note
-
-
-def _apple_speed(apple: AppleSilicon, cls: str) -> DeviceSpeed:
-    cal = load_calibration()
-    bw = float(apple.bandwidth_bytes_per_s or 100e9)
-    return DeviceSpeed(cls, bw, (apple.gpu_cores or 8) * cal["apple_gpu_tflops_per_core"] * 1e12)
 
 
 def _installed(value) -> bool:
@@ -260,40 +189,7 @@ def resolve_target(hw: Hardware, constraints: Constraints) -> _Target:
 # --- candidates ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Machine:
-    hw: Hardware
-    target: _Target
-    host_budget: int
-    host_capacity: int
-    gpu: NvidiaGpu | None
-    gpu_budget: int
-    gpu_capacity: int
-    unified_budget: int  # Apple: min(wired limit, host budget)
-    host_speed: DeviceSpeed
-    gpu_speed: DeviceSpeed | None
-    notes: tuple[str, ...]
-
-
-def _machine(hw: Hardware, target: _Target) -> _Machine:
-    host_budget, host_capacity = _host_budget(hw)
-    host_speed, host_note = _host_speed(hw)
-    notes = [n for n in (host_note,) if n]
-    gpu, gpu_speed = None, None
-    gpu_budget = gpu_capacity = unified = 0
-    if target.device == "cuda":
-        gpu = hw.gpus[0]
-        gpu_budget, gpu_capacity = _gpu_budget(gpu, host_budget)
-        gpu_speed, note = _cuda_speed(gpu)
-        notes += [note] if note else []
-    elif target.device == "metal":
-        assert isinstance(hw.apple, AppleSilicon)
-        unified = min(hw.apple.gpu_wired_limit_bytes, host_budget)
-        gpu_speed = _apple_speed(hw.apple, "mlx" if target.backend == "mlx" else "metal")
-    return _Machine(hw, target, host_budget, host_capacity, gpu, gpu_budget, gpu_capacity, unified, host_speed, gpu_speed, tuple(notes))
-
-
-def _pools(m: _Machine, est: MemoryEstimate) -> tuple[PoolUse, ...]:
+def _pools(m: Machine, est: MemoryEstimate) -> tuple[PoolUse, ...]:
     out = []
     for p in est.pools:
         if p.pool == "vram":
@@ -308,7 +204,7 @@ def _pools(m: _Machine, est: MemoryEstimate) -> tuple[PoolUse, ...]:
     return tuple(out)
 
 
-def _misfit(m: _Machine, pools: tuple[PoolUse, ...]) -> str | None:
+def _misfit(m: Machine, pools: tuple[PoolUse, ...]) -> str | None:
     """Plain words for the first pool that overflows, or None when everything fits."""
     for p in pools:
         if p.used_bytes > p.budget_bytes:
@@ -321,32 +217,29 @@ def _misfit(m: _Machine, pools: tuple[PoolUse, ...]) -> str | None:
     return None
 
 
-def _candidate(m: _Machine, model: ModelSpec, w: Weights, n_ctx: int, kv_type: str) -> tuple[Plan, str | None]:
+def _candidate(m: Machine, model: ModelSpec, w: Weights, n_ctx: int, kv_type: str) -> tuple[Plan, str | None]:
     """Best offload of one (size, quant): the plan and, if it cannot run, why not (memory)."""
-    t = m.target
-    flash = t.device in ("cuda", "metal")
-    L = model.arch.n_layers
+    flash = m.device in ("cuda", "metal")
 
     def build(ngl: int) -> tuple[Plan, str | None]:
-        device = t.device if not (t.device == "cuda" and ngl == 0) else "cpu"
-        est = estimate_memory(model, w, t.backend, device, n_ctx, ngl, kv_type, flash)
-        pools = _pools(m, est)
+        device = m.device if not (m.device == "cuda" and ngl == 0) else "cpu"
+        pools = _pools(m, estimate_memory(model, w, m.backend, device, n_ctx, ngl, kv_type, flash))
         gpu_speed = m.gpu_speed if device != "cpu" else None
-        sp = estimate_speed(model, w, gpu_speed, m.host_speed, ngl if device == "cuda" else -1, kv_type)
+        sp = m.corrected(estimate_speed(model, w, gpu_speed, m.host_speed, ngl if device == "cuda" else -1, kv_type))
         plan = Plan(
             size=model.size,
             quant=w.quant,
             quant_label=w.label,
-            backend=t.backend,
+            backend=m.backend,
             device=device,
             repo=w.repo,
             files=w.file_names,
             download_bytes=w.total_bytes,
             download_bytes_exact=w.bytes_exact,
             n_gpu_layers=ngl if device == "cuda" else (-1 if device == "metal" else 0),
-            n_layers=L,
+            n_layers=model.arch.n_layers,
             n_ctx=n_ctx,
-            n_threads=_threads(m.hw),
+            n_threads=m.threads,
             kv_cache_type=kv_type,
             flash_attn=flash,
             memory=pools,
@@ -355,38 +248,20 @@ def _candidate(m: _Machine, model: ModelSpec, w: Weights, n_ctx: int, kv_type: s
             pp_tps=sp.pp_tps,
             quality=load_catalog().quality(model, w),
             reasons=(),
+            speed=sp,
         )
         return plan, _misfit(m, pools)
 
-    if t.device != "cuda":
-        return build(0 if t.device == "cpu" else -1)
-    # as many layers on the GPU as fit: all (-1), else the largest count whose VRAM fits
-    full = build(-1)
-    if full[1] is None:
-        return full
-    lo, hi = 0, L  # VRAM use grows with the layer count: binary search the largest that fits
-
-    def vram_ok(ngl: int) -> bool:
-        est = estimate_memory(model, w, t.backend, "cuda", n_ctx, ngl, kv_type, flash)
-        vram = est.pool("vram")
-        return vram is not None and vram.total_bytes <= m.gpu_budget
-
-    if not vram_ok(1):
-        return build(0)
-    lo = 1
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if vram_ok(mid):
-            lo = mid
-        else:
-            hi = mid - 1
-    split, misfit = build(lo)
+    if m.device != "cuda":
+        return build(0 if m.device == "cpu" else -1)
+    ngl = fit_gpu_layers(model, w, n_ctx, m.gpu_budget, kv_type, flash)
+    if ngl in (-1, 0):
+        return build(ngl if ngl == -1 else 0)
+    split, misfit = build(ngl)
     # a split plan's slow end is uncertain (split_uncertainty), but it is never slower than
     # the same model on the CPU alone, which it could always fall back to
     cpu_only, _ = build(0)
-    u = load_calibration()["speed"]["split_uncertainty"]
-    low = max(split.tg_tps * (1 - u), cpu_only.tg_tps_low)
-    return replace(split, tg_tps_low=min(low, split.tg_tps_low)), misfit
+    return replace(split, tg_tps_low=max(split.tg_tps_low, min(cpu_only.tg_tps_low, split.tg_tps))), misfit
 
 
 def _context(model: ModelSpec, constraints: Constraints) -> tuple[int, str | None]:
@@ -400,9 +275,9 @@ def _context(model: ModelSpec, constraints: Constraints) -> tuple[int, str | Non
     return want, None
 
 
-def _evaluate(m: _Machine, catalog: Catalog, constraints: Constraints, floor: float) -> list[tuple[Plan, str | None, str]]:
+def _evaluate(m: Machine, catalog: Catalog, constraints: Constraints, floor: float) -> list[tuple[Plan, str | None, str]]:
     """Every candidate with (plan, rejection kind or None, reason)."""
-    fmt = "mlx" if m.target.backend == "mlx" else "gguf"
+    fmt = "mlx" if m.backend == "mlx" else "gguf"
     out = []
     sizes = [catalog.model(constraints.size)] if constraints.size else list(catalog.models)
     for model in sizes:
@@ -411,7 +286,7 @@ def _evaluate(m: _Machine, catalog: Catalog, constraints: Constraints, floor: fl
             if w.format != fmt or (constraints.quant and w.quant != constraints.quant.lower()):
                 continue
             plan, misfit = _candidate(m, model, w, n_ctx, "f16")
-            if (misfit or plan.tg_tps_low < floor) and m.target.device in ("cuda", "metal"):
+            if (misfit or plan.tg_tps_low < floor) and m.device in ("cuda", "metal"):
                 # a q8_0 KV cache (needs flash attention) halves the cache: it may fit, or leave
                 # room for more layers on the GPU; take it only when it is what makes the plan work
                 alt, alt_misfit = _candidate(m, model, w, n_ctx, "q8_0")
@@ -446,8 +321,8 @@ def _rank_key(plan: Plan) -> tuple[float, float]:
     return (-round(plan.quality, 6), -plan.tg_tps)
 
 
-def _why_chosen(m: _Machine, plan: Plan, runner_up: Plan | None, floor: float) -> tuple[str, ...]:
-    reasons = [m.target.reason]
+def _why_chosen(m: Machine, target: _Target, plan: Plan, runner_up: Plan | None, floor: float) -> tuple[str, ...]:
+    reasons = [target.reason]
     if plan.device == "cuda":
         if plan.n_gpu_layers == -1:
             reasons.append(f"every layer fits on the GPU ({_gb(plan.memory[0].used_bytes)} of {_gb(plan.memory[0].budget_bytes)} VRAM)")
@@ -472,12 +347,19 @@ def plan(hardware: Hardware, constraints: Constraints = Constraints()) -> PlanRe
     if constraints.n_ctx is not None and constraints.n_ctx < 256:
         raise QwenctlError(f"--ctx {constraints.n_ctx} is too small", hint="use at least 256 tokens", code=ExitCode.BAD_INPUT)
     target = resolve_target(hardware, constraints)
-    m = _machine(hardware, target)
+    m = machine(hardware, target.backend, target.device)
     explicit_floor = constraints.min_tg_tps is not None
     floor = constraints.min_tg_tps if explicit_floor else DEFAULT_MIN_TG
     assert floor is not None
     rows = _evaluate(m, catalog, constraints, floor)
-    warnings = list(target.warnings) + list(m.notes)
+    warnings = list(target.warnings)
+    if constraints.n_ctx is None and rows and all(kind == "memory" for _, kind, _ in rows):
+        # a small machine or container: a short context may be what lets the smallest model in
+        short = _evaluate(m, catalog, replace(constraints, n_ctx=SMALL_CTX), floor)
+        if any(kind != "memory" for _, kind, _ in short):
+            rows = short
+            warnings.append(f"context shortened to {SMALL_CTX} tokens: at {DEFAULT_CTX} no model fits in "
+                            f"{_gb(m.host_budget)} ({m.host_rule})")
 
     feasible = sorted((r for r in rows if r[1] is None), key=lambda r: _rank_key(r[0]))
     if not feasible and not explicit_floor:
@@ -495,7 +377,7 @@ def plan(hardware: Hardware, constraints: Constraints = Constraints()) -> PlanRe
 
     chosen = feasible[0][0]
     runner = feasible[1][0] if len(feasible) > 1 else None
-    chosen = replace(chosen, reasons=_why_chosen(m, chosen, runner, floor))
+    chosen = replace(chosen, reasons=_why_chosen(m, target, chosen, runner, floor))
     alternatives = []
     for p, kind, reason in feasible[1:]:
         if round(p.quality, 6) == round(chosen.quality, 6):
@@ -505,13 +387,22 @@ def plan(hardware: Hardware, constraints: Constraints = Constraints()) -> PlanRe
         alternatives.append(Alternative(p, None, why))
     rejected = sorted((r for r in rows if r[1] is not None), key=lambda r: _rank_key(r[0]))
     alternatives += [Alternative(p, kind, reason) for p, kind, reason in rejected]
-    return PlanResult(hardware.name, constraints, chosen, tuple(alternatives), tuple(warnings))
+    used = {t.device for t in chosen.speed.terms} if chosen.speed else set()
+    devices = tuple(d for d in (m.gpu_speed, m.host_speed) if d is not None and d.name in used)
+    # what the chosen plan rests on: the memory assumptions, then those of the devices it runs on,
+    # a bandwidth first (it moves the speed most)
+    assumed = list(m.memory_assumptions) + sorted({a for d in devices for a in d.assumed}, key=lambda a: "bandwidth" not in a)
+    return PlanResult(hardware.name, constraints, chosen, tuple(alternatives), tuple(warnings), tuple(assumed), devices)
 
 
 def _no_fit(hardware: Hardware, constraints: Constraints, rows: list[tuple[Plan, str | None, str]]) -> QwenctlError:
     """Explain the best refused candidate and point at the nearest plan that works."""
     best = sorted(rows, key=lambda r: _rank_key(r[0]))
     why = best[0][2] if best else "no candidate matches the constraints"
+    if rows and all(kind == "memory" for _, kind, _ in rows):
+        # nothing fits at all: the useful fact is what the smallest model would need, not the largest
+        smallest = min(rows, key=lambda r: sum(p.used_bytes for p in r[0].memory))
+        why = smallest[2] if constraints.size else f"even the smallest model, {smallest[2]}"
     nearest = None
     relaxed = [
         replace(constraints, min_tg_tps=None),
@@ -535,146 +426,3 @@ def _no_fit(hardware: Hardware, constraints: Constraints, rows: list[tuple[Plan,
         else "nothing fits this machine"
     )
     return QwenctlError(f"no plan meets the request: {why}", hint=hint, code=ExitCode.NO_FIT)
-
-
-# --- a file at hand: predictions for bench and the estimate-accuracy benchmark ---------------
-
-
-@dataclass(frozen=True)
-class FilePrediction:
-    """What the memory and speed models predict for one local GGUF loaded with given options.
-
-    ``size`` names the catalog model whose dimensions the file has ("0.5B"), or is None when
-    the architecture was built from the header alone. Memory pools are those of
-    ``estimate_memory`` (``vram`` + ``ram`` with CUDA, ``ram`` on the CPU, ``unified`` on Metal).
-    """
-
-    path: str
-    size: str | None
-    file_bytes: int
-    backend: str  # "llama.cpp"
-    device: str  # "cuda" | "metal" | "cpu"
-    n_gpu_layers: int  # as llama.cpp takes it: -1 or more than n_layers = every layer and the output
-    n_layers: int
-    arch: Architecture  # as read from the header
-    n_ctx: int
-    kv_cache_type: str
-    flash_attn: bool
-    memory: tuple[PoolMemory, ...]
-    tg_tps: float
-    tg_tps_low: float
-    pp_tps: float
-    source: str  # "qwenctl estimate (calibration <date>)", for bench's predicted column
-
-    def pool(self, name: str) -> PoolMemory | None:
-        return next((p for p in self.memory if p.pool == name), None)
-
-    @property
-    def gpu_bytes(self) -> int | None:
-        """Device memory: VRAM on CUDA, the GPU's unified share on Metal; None on the CPU."""
-        p = self.pool("vram") or self.pool("unified")
-        return p.total_bytes if p else None
-
-    @property
-    def host_bytes(self) -> int | None:
-        p = self.pool("ram")
-        return p.total_bytes if p else None
-
-
-def _file_model(info, tensors: list[tuple[str, int, tuple[int, ...]]]) -> tuple[ModelSpec, str | None]:
-    """The catalog model with this header's dimensions, or a spec built from the header."""
-    catalog = load_catalog()
-    tied = not any(name == "output.weight" for name, _, _ in tensors)
-    embd_shape = next((shape for name, _, shape in tensors if name == "token_embd.weight"), ())
-    hidden = int(info.get("embedding_length", 0))
-    heads = int(info.get("attention.head_count", 0))
-    vocab = int(info.metadata.get("tokenizer.ggml.tokens") or (embd_shape[1] if len(embd_shape) > 1 else 0))
-    arch = Architecture(
-        hidden_size=hidden,
-        n_layers=int(info.get("block_count", 0)),
-        n_heads=heads,
-        n_kv_heads=int(info.get("attention.head_count_kv", heads)),
-        head_dim=int(info.get("attention.key_length", hidden // heads if heads else 0)),
-        intermediate_size=int(info.get("feed_forward_length", 0)),
-        vocab_size=vocab,
-        tied_embeddings=tied,
-        context_native=int(info.get("context_length", 0)),
-        context_max=int(info.get("context_length", 0)),
-    )
-    if not (arch.hidden_size and arch.n_layers and arch.n_heads and arch.vocab_size):
-        raise QwenctlError(f"{info.path} lacks the qwen2 dimensions the estimate needs", code=ExitCode.BAD_INPUT)
-    dims = lambda a: (a.hidden_size, a.n_layers, a.n_heads, a.n_kv_heads, a.head_dim, a.intermediate_size, a.tied_embeddings)  # noqa: E731
-    for m in catalog.models:
-        if dims(m.arch) == dims(arch):
-            return replace(m, arch=replace(m.arch, vocab_size=arch.vocab_size)), m.size
-    params = 0
-    for _, _, shape in tensors:
-        n = 1
-        for d in shape:
-            n *= d
-        params += n
-    spec = ModelSpec(size=f"{params / 1e9:.2g}B (from header)", hf_repo="", license="", params=params, arch=arch,
-                     scores=(), score=0.0, weights=(), sources=(info.path,))
-    return spec, None
-
-
-def predict_for_file(
-    hardware: Hardware, path: Path | str, options: LoadOptions, backend: str = "llama.cpp", depth: int | None = None
-) -> FilePrediction:
-    """Predicted memory per pool and tok/s for loading the GGUF at `path` with `options` on `hardware`.
-
-    `options` is a ``qwenctl.backends.LoadOptions``. The architecture comes from the GGUF
-    header (matched to a catalog size when the dimensions agree) and the weights from the
-    file's own tensor table, so quant mixes the catalog does not know (llama.cpp's fallbacks
-    for rows k-quants cannot split, a custom quantization) are counted exactly. The device
-    follows what llama.cpp would do on this machine: CUDA when an NVIDIA GPU is present, the
-    installed llama-cpp-python can offload and ``n_gpu_layers != 0``; Metal on Apple Silicon;
-    the CPU otherwise. ``depth``: tokens in the context when memory is measured (None: n_ctx, as
-    the planner predicts; see ``estimate_memory``).
-    """
-    from pathlib import Path
-
-    from qwenctl.backends.gguf_check import check_gguf, file_type_quant, read_gguf_header, split_parts
-
-    if backend != "llama.cpp":
-        raise QwenctlError(f"file predictions cover GGUF files in llama.cpp, not {backend!r}", code=ExitCode.BAD_INPUT)
-    path = Path(path)
-    info = check_gguf(path)
-    parts = split_parts(path)
-    infos = [info] + [read_gguf_header(p) for p in parts[1:]]
-    tensors = [(t.name, t.n_bytes, t.shape) for i in infos for t in i.tensors]
-    file_bytes = sum(i.file_size for i in infos)
-    model, size = _file_model(info, tensors)
-    split = split_from_tensors(((n, b) for n, b, _ in tensors), model.arch.n_layers)
-    quant = file_type_quant(info.metadata.get("general.file_type")) or ""
-    weights = Weights(format="gguf", quant=quant, label=path.name, repo="",
-                      files=tuple(RepoFile(p.name, i.file_size, None) for p, i in zip(parts, infos)),
-                      total_bytes=file_bytes, bytes_exact=True, bits=0, kld=0.0, embd_type=None, output_type=None,
-                      source=str(path))
-
-    b = hardware.backends if isinstance(hardware.backends, Backends) else None
-    offload = b is None or b.llama_cpp_gpu_offload is not False
-    if isinstance(hardware.apple, AppleSilicon) and options.n_gpu_layers != 0:
-        device = "metal"
-    elif hardware.gpus and offload and options.n_gpu_layers != 0:
-        device = "cuda"
-    else:
-        device = "cpu"
-    ngl = options.n_gpu_layers if device == "cuda" else (-1 if device == "metal" else 0)
-    est = estimate_memory(model, weights, backend, device, options.n_ctx, ngl, options.kv_cache_type,
-                          options.flash_attn, split=split, depth=depth)
-    host_speed, _ = _host_speed(hardware)
-    gpu_speed: DeviceSpeed | None = None
-    if device == "cuda":
-        gpu_speed, _ = _cuda_speed(hardware.gpus[0])
-    elif device == "metal":
-        assert isinstance(hardware.apple, AppleSilicon)
-        gpu_speed = _apple_speed(hardware.apple, "metal")
-    sp = estimate_speed(model, weights, gpu_speed, host_speed, ngl if device == "cuda" else -1, options.kv_cache_type,
-                        split=split)
-    return FilePrediction(
-        path=str(path), size=size, file_bytes=file_bytes, backend=backend, device=device, n_gpu_layers=ngl,
-        n_layers=model.arch.n_layers, arch=model.arch, n_ctx=options.n_ctx, kv_cache_type=options.kv_cache_type,
-        flash_attn=options.flash_attn, memory=est.pools, tg_tps=sp.tg_tps, tg_tps_low=sp.tg_tps_low, pp_tps=sp.pp_tps,
-        source=f"qwenctl estimate ({load_calibration()['version']})",
-    )

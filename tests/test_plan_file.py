@@ -7,7 +7,7 @@ from qwenctl.backends import LoadOptions
 from qwenctl.backends.gguf_check import read_gguf_header
 from qwenctl.bench import Predicted
 from qwenctl.errors import ExitCode, QwenctlError
-from qwenctl.plan import predict_for_file
+from qwenctl.predict import predict_for_file
 from qwenctl.testing import models
 
 

@@ -49,7 +49,10 @@ def render_plan(result: PlanResult, out: Console | None = None, limit: int = 12)
     con = out or make_console()
     p = result.chosen
     where = result.hardware_name or "this machine"
-    con.print(Text(f"Plan for {where}", style="bold"))
+    head = Text(f"Plan for {where}", style="bold")
+    if result.assumptions:  # an assumed figure qualifies every figure below: say so first
+        head.append(f" — assumes {result.assumptions[0]}", style="yellow")
+    con.print(head)
     con.print(
         Text.assemble(
             ("  model     ", "dim"),
@@ -73,6 +76,8 @@ def render_plan(result: PlanResult, out: Console | None = None, limit: int = 12)
             f"{p.tg_tps:.1f} tok/s generation (at least {p.tg_tps_low:.1f}), {p.pp_tps:,.0f} tok/s prompt · quality score {p.quality:.1f}",
         )
     )
+    if p.speed is not None and p.speed.correction_source:
+        con.print(Text(f"            {p.speed.correction_source}", style="dim"))
     con.print(Text("  memory    ", style="dim") + Text("█ weights  ", style="cyan") + Text("▓ KV cache  ", style="magenta") + Text("▒ buffers  ", style="yellow") + Text("· free", style="dim"))
     for pool in p.memory:
         con.print(Text(f"    {pool.name}", style="bold"))
@@ -80,7 +85,7 @@ def render_plan(result: PlanResult, out: Console | None = None, limit: int = 12)
     con.print(Text("  why", style="dim"))
     for r in p.reasons:
         con.print(f"    - {r}")
-    for w in result.warnings:
+    for w in result.assumptions[1:] + result.warnings:
         con.print(Text(f"  note: {w}", style="yellow"))
 
     if result.alternatives:
@@ -124,3 +129,24 @@ def render_profiles(profiles: tuple[ProfileInfo, ...], out: Console | None = Non
             acc += f" ({human_bytes(info.accelerator_memory_bytes)})"
         table.add_row(info.name, info.title, acc, human_bytes(info.ram_bytes))
     con.print(table)
+
+
+def render_speed_terms(result: PlanResult, out: Console | None = None) -> None:
+    """The speed model's terms for the chosen plan: where each millisecond of a token goes."""
+    con = out or make_console()
+    p = result.chosen
+    if p.speed is None:
+        return
+    con.print(Text("Speed model (docs/planning.md), one generated token:", style="bold"))
+    for t in p.speed.terms:
+        con.print(Text(f"  {t.device}", style="bold"))
+        con.print(f"    fixed      {t.layers} layers of kernel launches and syncs          {t.fixed_s * 1e3:7.3f} ms")
+        con.print(f"    streaming  {t.bytes_read / 1e9:.2f} GB at {t.bandwidth_bytes_per_s / 1e9:,.1f} GB/s x {t.memory_efficiency:.2f} efficiency"
+                  f"{'':6s}{t.stream_s * 1e3:7.3f} ms")
+        con.print(f"    unpacking  quantized blocks on the ALUs                       {t.dequant_s * 1e3:7.3f} ms")
+        con.print(f"    prompt     matrix work of a 512-token batch                  {t.pp_compute_s * 1e3:7.3f} ms")
+    total = sum(t.decode_s for t in p.speed.terms)
+    con.print(f"  decode total {total * 1e3:.3f} ms -> {1 / total:.1f} tok/s" + (
+        f"; x{p.speed.correction:.2f} ({p.speed.correction_source}) -> {p.tg_tps:.1f} tok/s" if p.speed.correction_source else ""))
+    for d in result.devices:
+        con.print(Text(f"  {d.name}: {d.family}, {d.engine}; " + "; ".join(d.sources + d.assumed), style="dim"))

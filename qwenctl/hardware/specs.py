@@ -1,0 +1,252 @@
+"""Peak figures of a device that no probe reports: ALU and matrix throughput, family, memory kind.
+
+Read from hardware/data/devices.json (published specifications, each with its source), or
+derived from what was detected (CUDA cores x SM clock x the architecture's per-SM rates from
+the same file), or, as a last resort, assumed — and then said so in ``assumed`` so the plan
+can name it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from qwenctl.hardware._parse import data
+from qwenctl.hardware.facts import AppleSilicon, Board, Cpu, NvidiaGpu
+
+
+@dataclass(frozen=True)
+class GpuPeaks:
+    family: str  # "nvidia-ada", "nvidia-hopper", ...
+    memory_kind: str  # "hbm" | "gddr" | "lpddr"
+    fp32_flops: float
+    int8_ops: float  # dense int8 matrix peak (tensor cores; dp4a where there are none)
+    fp16_flops: float  # dense fp16 matrix peak (tensor cores; the FP32 rate where FP16 is slower)
+    bandwidth_bytes_per_s: float | None  # the specification's, for when NVML has none
+    source: str
+    assumed: tuple[str, ...] = ()
+    sm_count: int = 0
+    clock_hz: float = 0.0
+
+
+@dataclass(frozen=True)
+class CoreSpec:
+    name: str
+    family: str  # "cpu-x86-avx2-fma-2x256", "cpu-arm-cortex-a76-n1", ...
+    memory_kind: str  # "ddr" | "lpddr"
+    clock_hz: float
+    fp32_per_cycle: float  # per core
+    int8_per_cycle: float  # per core, with the ISA's dot-product or matrix instructions
+    source: str
+    assumed: tuple[str, ...] = ()
+
+
+def _devices() -> dict:
+    return data("devices.json")
+
+
+def _bare(name: str) -> str:
+    """NVML names lost the 'NVIDIA ' prefix on older drivers: compare without it."""
+    return name.lower().removeprefix("nvidia ").strip()
+
+
+def gpu_spec(name: str) -> dict | None:
+    """The specification of the GPU NVML calls `name`: an exact name first, else the longest contained one."""
+    bare = _bare(name)
+    best, best_len = None, 0
+    for row in _devices()["gpus"]:
+        for n in row.get("nvml_names", []):
+            b = _bare(n)
+            if b == bare:
+                return row
+            if b in bare and len(b) > best_len:
+                best, best_len = row, len(b)
+    return best
+
+
+def gpu_spec_by_key(key: str) -> dict | None:
+    """A GPU's specification row by its key ("rtx-4090"), for replaying published measurements."""
+    return next((r for r in _devices()["gpus"] if r.get("key") == key), None)
+
+
+def apple_spec_by_key(key: str) -> dict | None:
+    """An Apple chip configuration by its key ("apple-m2-max-38c")."""
+    return next((r for r in _devices()["apple"] if r.get("key") == key), None)
+
+
+def _arch(cc: tuple[int, int] | None) -> dict | None:
+    return _devices()["nvidia_arch"].get(f"{cc[0]}.{cc[1]}") if cc else None
+
+
+def _cc(spec: dict) -> tuple[int, int] | None:
+    major, _, minor = str(spec.get("compute_capability") or "").partition(".")
+    return (int(major), int(minor)) if major.isdigit() and minor.isdigit() else None
+
+
+def _tensor(value, fp16_accumulate: bool = True) -> float | None:
+    """A dense tensor rate that may be a number or {fp16_accumulate, fp32_accumulate, ...}."""
+    if isinstance(value, dict):
+        keys = ("fp16_accumulate", "fp32_accumulate", "fp32_accumulate_pro_datacenter") if fp16_accumulate else ("fp32_accumulate",)
+        return next((float(value[k]) for k in keys if isinstance(value.get(k), (int, float))), None)
+    return float(value) if isinstance(value, (int, float)) else None
+
+
+def _mig_share(gpu: NvidiaGpu) -> float:
+    """A MIG slice's share of its GPU's SMs: '3g.40gb' is 3 of 7 compute slices."""
+    m = re.match(r"(\d+)g\.", getattr(gpu, "mig_profile", None) or "")
+    return int(m.group(1)) / 7 if m else 1.0
+
+
+def _memory_kind(memory_type: str | None, family: str) -> str:
+    t = (memory_type or "").upper()
+    for prefix, kind in (("HBM", "hbm"), ("LPDDR", "lpddr"), ("GDDR", "gddr")):
+        if t.startswith(prefix):
+            return kind
+    return _devices()["family_memory_kind"].get(family, "gddr")
+
+
+def nvidia_peaks(gpu: NvidiaGpu) -> GpuPeaks:
+    spec = gpu_spec(getattr(gpu, "parent_name", None) or gpu.name)
+    cc = gpu.compute_capability or (_cc(spec) if spec else None)
+    arch = _arch(cc)
+    family = (arch or {}).get("family", "nvidia-unknown")
+    share = _mig_share(gpu)
+    if spec:
+        fp32 = float(spec["fp32_tflops"]) * 1e12
+        int8 = _tensor(spec.get("int8_tensor_tops_dense")) or spec.get("int8_dp4a_tops")
+        int8 = float(int8) * 1e12 if int8 else (4 * fp32 if (arch or {}).get("has_dp4a") else fp32)
+        fp16 = _tensor(spec.get("fp16_tensor_tflops_dense"))
+        fp16 = fp16 * 1e12 if fp16 else max(fp32, float(spec.get("fp16_nontensor_tflops") or 0) * 1e12)
+        return GpuPeaks(
+            family=family,
+            memory_kind=_memory_kind(spec.get("memory_type"), family),
+            fp32_flops=fp32 * share,
+            int8_ops=int8 * share,
+            fp16_flops=fp16 * share,
+            bandwidth_bytes_per_s=float(spec["bandwidth_gbs"]) * 1e9 * share if spec.get("bandwidth_gbs") else None,
+            source=f"{spec['key']} specification ({spec['sources'][0][:80]}...)",
+            sm_count=round((spec.get("sm_count") or (spec.get("cuda_cores") or 0) / ((arch or {}).get("fp32_lanes_per_sm") or 128)) * share),
+            clock_hz=float(spec.get("boost_clock_mhz") or 1500) * 1e6,
+        )
+    cores, clock = getattr(gpu, "cuda_cores", None), getattr(gpu, "max_sm_clock_mhz", None)
+    if arch and cores and clock:
+        sms, hz = cores / arch["fp32_lanes_per_sm"], clock * 1e6
+        int8_clk = arch.get("int8_tensor_ops_per_clock_per_sm_dense") or arch.get("int8_dp4a_ops_per_clock_per_sm")
+        fp16_clk = _tensor(arch.get("fp16_tensor_flops_per_clock_per_sm_dense"))
+        fp32 = cores * 2 * hz
+        return GpuPeaks(
+            family=family,
+            memory_kind=_memory_kind(None, family),
+            fp32_flops=fp32,
+            int8_ops=sms * int8_clk * hz if int8_clk else fp32,
+            fp16_flops=sms * fp16_clk * hz if fp16_clk else fp32,
+            bandwidth_bytes_per_s=None,
+            source=f"{cores} CUDA cores at {clock} MHz (NVML) x the {arch['name']} per-SM rates (hardware/data/devices.json)",
+            sm_count=round(sms),
+            clock_hz=hz,
+        )
+    fb = _devices()["unknown_gpu"]
+    bw = gpu.bandwidth_bytes_per_s or fb["bandwidth_bytes_per_s"]
+    return GpuPeaks(
+        family=family,
+        memory_kind=_memory_kind(None, family),
+        fp32_flops=fb["fp32_flops_per_byte_s"] * bw,
+        int8_ops=fb["int8_ops_per_byte_s"] * bw,
+        fp16_flops=fb["fp16_flops_per_byte_s"] * bw,
+        bandwidth_bytes_per_s=None,
+        source="no specification for this GPU",
+        assumed=(f"{gpu.name}: compute peaks unknown, assumed in proportion to its bandwidth ({fb['source']})",),
+        sm_count=round(fb["sms_per_byte_s"] * bw),
+        clock_hz=fb["clock_hz"],
+    )
+
+
+@dataclass(frozen=True)
+class ApplePeaks:
+    family: str
+    gpu_cores: int
+    clock_hz: float
+    fp32_flops: float
+    bandwidth_bytes_per_s: float | None
+    source: str
+    assumed: tuple[str, ...] = ()
+
+
+def apple_peaks(apple: AppleSilicon) -> ApplePeaks:
+    gen = re.search(r"M(\d+)", apple.chip)
+    family = f"apple-m{gen.group(1)}" if gen else "apple-unknown"
+    rows = [r for r in _devices()["apple"] if r["chip"] == apple.chip]
+    exact = next((r for r in rows if r["gpu_cores"] == apple.gpu_cores), None)
+    if exact:
+        return ApplePeaks(family, exact["gpu_cores"], _apple_clock(exact) * 1e9, (exact.get("gpu_fp32_tflops") or exact["gpu_cores"] * 0.256 * _apple_clock(exact)) * 1e12, exact["bandwidth_gbs"] * 1e9,
+                          f"{exact['key']} specification ({exact['sources'][0][:80]}...)")
+    assumed = []
+    same_gen = [r for r in _devices()["apple"] if gen and re.search(rf"M{gen.group(1)}\b", r["chip"])]
+    clock = same_gen[0]["gpu_clock_ghz"] if same_gen else _devices()["apple_default_gpu_clock_ghz"]
+    cores = apple.gpu_cores or (min(r["gpu_cores"] for r in rows) if rows else 8)
+    if not apple.gpu_cores:
+        assumed.append(f"{apple.chip}: GPU core count unknown, assumed the smallest configuration's {cores}")
+    if not same_gen:
+        assumed.append(f"{apple.chip}: GPU clock unknown, assumed {clock} GHz")
+    bw = rows[0]["bandwidth_gbs"] * 1e9 if len({r["bandwidth_gbs"] for r in rows}) == 1 else None
+    return ApplePeaks(family, cores, clock * 1e9, cores * 128 * 2 * clock * 1e9, bw,
+                      f"{cores} GPU cores x 128 FP32 lanes x 2 x {clock} GHz (hardware/data/devices.json)", tuple(assumed))
+
+
+def _apple_clock(row: dict) -> float:
+    """GHz of an Apple GPU configuration; the M5s have none published: the newest earlier generation's."""
+    if row.get("gpu_clock_ghz"):
+        return float(row["gpu_clock_ghz"])
+    return max(float(r["gpu_clock_ghz"]) for r in _devices()["apple"] if r.get("gpu_clock_ghz"))
+
+
+def _core_row(key: str) -> dict:
+    return next(r for r in _devices()["cpu_core_throughput"] if r["key"] == key)
+
+
+def _board(board: Board | None, cpu: Cpu | None) -> dict | None:
+    text = " ".join(x for x in (board.model if board else "", (board.soc or "") if board else "", cpu.brand if cpu else "") if x).lower()
+    for row in _devices()["boards"]:
+        names = [row["board"]] + row.get("match", [])
+        if any(n.lower() in text for n in names):
+            return row
+    return None
+
+
+def cpu_core(cpu: Cpu | None, board: Board | None) -> CoreSpec:
+    """The core type of the host CPU: a board's SoC, an Arm core name, or the x86 ISA level."""
+    table = _devices()["core_of"]
+    flags = set(cpu.flags) if cpu else set()
+    brand = cpu.brand if cpu else ""
+    assumed: list[str] = []
+    b = _board(board, cpu)
+    if b is not None:
+        core = b["cpu_cores"][0]["type"]
+        key = table["arm"].get(core, "arm-cortex-a76-n1")
+        clock = b["max_clock_ghz"]
+        name, kind = f"{b['board']} ({b['cpu_cores'][0]['count']}x {core})", "lpddr"
+    else:
+        arm = cpu is not None and cpu.arch in ("arm64", "aarch64")
+        if arm:
+            named = next((k for c, k in table["arm"].items() if c.lower() in brand.lower()), None)
+            key = named or ("arm-neoverse-v1" if "i8mm" in flags else "arm-cortex-a76-n1" if "dotprod" in flags else "arm-cortex-a72")
+            kind = "lpddr"
+        else:
+            key = next((k for f, k in table["x86"] if f in flags), "x86-sse")
+            kind = "ddr"
+        m = re.search(r"@\s*([0-9.]+)\s*GHz", brand)
+        clock = float(m.group(1)) if m else table["typical_clock_ghz"]["arm" if arm else "x86"]
+        if not m:
+            assumed.append(f"CPU clock unknown: assumed {clock} GHz")
+        name = brand or key
+    row = _core_row(key)
+    return CoreSpec(
+        name=name,
+        family=f"cpu-{key}",
+        memory_kind=kind,
+        clock_hz=clock * 1e9,
+        fp32_per_cycle=row["fp32_flop_per_cycle_per_core"],
+        int8_per_cycle=row["int8_ops_per_cycle_per_core"],
+        source=f"{row['isa_level']}: {row['fp32_flop_per_cycle_per_core']} FP32 / {row['int8_ops_per_cycle_per_core']} int8 ops per cycle per core",
+        assumed=tuple(assumed),
+    )

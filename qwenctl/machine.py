@@ -1,0 +1,204 @@
+"""The machine as the planner sees it: memory budgets per device, device speeds, threads.
+
+``Hardware`` says what a machine has; this module turns it into what a model may use
+(capacity minus headroom, per pool) and how fast each device moves and multiplies bytes
+(``speed.DeviceSpeed``). Every figure is detected, read from a sourced specification
+(hardware/data/devices.json) or, failing both, an assumption from
+``qwenctl/data/speed_model.json`` that is named in ``Machine.notes`` so the plan says so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from qwenctl.errors import ExitCode, QwenctlError
+from qwenctl.estimate import load_calibration
+from qwenctl.hardware import specs
+from qwenctl.hardware.facts import AppleSilicon, Board, Cpu, Hardware, Memory, NvidiaGpu
+from qwenctl.speed import DeviceSpeed, SpeedEstimate, corrected, load_speed_model
+from qwenctl.speed_history import Correction, correction
+
+MEASURE_HINT = "run `qwenctl detect --measure` to measure it"
+
+
+def threads(hw: Hardware) -> int:
+    """CPU threads for llama.cpp: the performance cores, else every physical core.
+
+    One rule for run, bench and serve: llama.cpp's decode is bandwidth-bound, and hyper-threads
+    or efficiency cores only add synchronisation to it.
+    """
+    if isinstance(hw.apple, AppleSilicon) and hw.apple.performance_cores:
+        return hw.apple.performance_cores
+    if isinstance(hw.cpu, Cpu):
+        return hw.cpu.performance_cores or hw.cpu.physical_cores
+    return int(load_speed_model()["fallbacks"]["threads"])
+
+
+def in_container(memory: Memory) -> bool:
+    return memory.container_limit_bytes is not None and memory.container_limit_bytes < memory.total_bytes
+
+
+def host_budget(hw: Hardware) -> tuple[int, int, str]:
+    """(budget, capacity, how the headroom was chosen) of host RAM.
+
+    A whole machine keeps the larger of 20 % and 1 GiB for the OS and other programs, but
+    never more than a quarter of a small machine; a container's limit already excludes the
+    OS, so only a tenth (at least 64 MiB) is kept there. A free-memory figure, when the probe
+    has one, caps the budget too.
+    """
+    cal = load_calibration()["memory"]
+    if not isinstance(hw.memory, Memory):
+        raise QwenctlError(
+            f"cannot plan without knowing the memory size ({hw.memory.reason})",
+            hint="pass --profile or fix the memory probe",
+            code=ExitCode.NO_FIT,
+        )
+    capacity = hw.memory.usable_bytes
+    if in_container(hw.memory):
+        reserve = max(int(cal["container_reserve_min_bytes"]), int(cal["container_reserve_fraction"] * capacity))
+        rule = f"container limit {capacity / 2**30:.2f} GiB, {cal['container_reserve_fraction']:.0%} kept for other processes"
+    else:
+        floor = min(int(cal["host_reserve_min_bytes"]), int(cal["host_reserve_small_fraction"] * capacity))
+        reserve = max(floor, int(cal["host_reserve_fraction"] * capacity))
+        rule = f"{reserve / 2**30:.1f} GiB kept for the OS and other programs"
+    budget = capacity - reserve
+    if hw.memory.available_bytes is not None:
+        budget = min(budget, hw.memory.available_bytes)
+    return max(budget, 0), capacity, rule
+
+
+def gpu_budget(gpu: NvidiaGpu, host: int) -> tuple[int, int]:
+    """(budget, capacity) of a GPU: free memory less a reserve; a unified-memory GPU shares the host's."""
+    if gpu.unified_memory:  # Jetson: the GPU allocates from host RAM
+        return host, gpu.memory_total_bytes
+    reserve = int(load_calibration()["memory"]["gpu_reserve_bytes"])
+    return max(min(gpu.memory_free_bytes, gpu.memory_total_bytes - reserve), 0), gpu.memory_total_bytes
+
+
+def host_device(hw: Hardware) -> DeviceSpeed:
+    """The CPU with host RAM: bandwidth detected, measured or assumed; ALU peaks by core type."""
+    fb = load_speed_model()["fallbacks"]
+    n = threads(hw)
+    core = specs.cpu_core(hw.cpu if isinstance(hw.cpu, Cpu) else None, hw.board if isinstance(hw.board, Board) else None)
+    bw = hw.memory.bandwidth_bytes_per_s if isinstance(hw.memory, Memory) else None
+    sources, assumed = [core.source], list(core.assumed)
+    if bw:
+        sources.append(f"host bandwidth: {hw.memory.bandwidth_source or 'detected'}")  # type: ignore[union-attr]
+    else:
+        bw = fb["host_bandwidth_bytes_per_s"]
+        assumed.append(f"host memory bandwidth unknown: assumed {bw / 1e9:.1f} GB/s ({fb['host_bandwidth_source']}); {MEASURE_HINT}")
+    per_core = core.clock_hz * n
+    return DeviceSpeed(
+        name=f"{core.name} ({n} threads)",
+        family=core.family,
+        engine="cpu",
+        memory_kind=core.memory_kind,
+        bandwidth_bytes_per_s=float(bw),
+        vector_ops=per_core * core.fp32_per_cycle,
+        matrix_ops={"int8": per_core * core.int8_per_cycle, "fp16": per_core * core.fp32_per_cycle},
+        compute_units=n,
+        clock_hz=core.clock_hz,
+        sources=tuple(sources),
+        assumed=tuple(assumed),
+    )
+
+
+def cuda_device(gpu: NvidiaGpu) -> DeviceSpeed:
+    """An NVIDIA GPU (or MIG slice): NVML's bandwidth, peaks from its specification or its SMs."""
+    fb = load_speed_model()["fallbacks"]
+    peaks = specs.nvidia_peaks(gpu)
+    assumed = list(peaks.assumed)
+    bw = gpu.bandwidth_bytes_per_s or peaks.bandwidth_bytes_per_s
+    sources = [peaks.source, f"bandwidth: {'NVML' if gpu.bandwidth_bytes_per_s else peaks.source}"]
+    if not bw:
+        bw = fb["gpu_bandwidth_bytes_per_s"]
+        assumed.append(f"{gpu.name}: memory bandwidth unknown, assumed {bw / 1e9:.0f} GB/s ({fb['gpu_bandwidth_source']})")
+    return DeviceSpeed(
+        name=gpu.name,
+        family=peaks.family,
+        engine="cuda",
+        memory_kind=peaks.memory_kind,
+        bandwidth_bytes_per_s=float(bw),
+        vector_ops=peaks.fp32_flops,
+        matrix_ops={"int8": peaks.int8_ops, "fp16": peaks.fp16_flops},
+        compute_units=max(peaks.sm_count, 1),
+        clock_hz=getattr(gpu, "max_sm_clock_mhz", None) and gpu.max_sm_clock_mhz * 1e6 or peaks.clock_hz,  # type: ignore[attr-defined]
+        sources=tuple(sources),
+        assumed=tuple(assumed),
+    )
+
+
+def apple_device(apple: AppleSilicon, engine: str) -> DeviceSpeed:
+    """The Apple GPU for Metal or MLX: bandwidth by chip and GPU cores, FP32 peak by its cores."""
+    fb = load_speed_model()["fallbacks"]
+    peaks = specs.apple_peaks(apple)
+    assumed = list(peaks.assumed)
+    bw = apple.bandwidth_bytes_per_s or peaks.bandwidth_bytes_per_s
+    if not bw:
+        bw = fb["apple_bandwidth_bytes_per_s"]
+        assumed.append(f"{apple.chip}: bandwidth unknown for this GPU configuration, assumed {bw / 1e9:.0f} GB/s ({fb['apple_bandwidth_source']})")
+    return DeviceSpeed(
+        name=f"{apple.chip} GPU" + (f" ({apple.gpu_cores} cores)" if apple.gpu_cores else ""),
+        family=peaks.family,
+        engine=engine,
+        memory_kind="apple",
+        bandwidth_bytes_per_s=float(bw),
+        vector_ops=peaks.fp32_flops,
+        matrix_ops={"int8": peaks.fp32_flops, "fp16": peaks.fp32_flops},
+        compute_units=peaks.gpu_cores,
+        clock_hz=peaks.clock_hz,
+        sources=(peaks.source,),
+        assumed=tuple(assumed),
+    )
+
+
+@dataclass(frozen=True)
+class Machine:
+    """Budgets and device speeds of one machine for one backend/device choice."""
+
+    hw: Hardware
+    device: str  # "cuda" | "metal" | "cpu"
+    backend: str  # "llama.cpp" | "mlx"
+    host_budget: int
+    host_capacity: int
+    host_rule: str
+    gpu: NvidiaGpu | None
+    gpu_budget: int
+    gpu_capacity: int
+    unified_budget: int  # Apple: min(wired limit, host budget)
+    host_speed: DeviceSpeed
+    gpu_speed: DeviceSpeed | None
+    threads: int
+    correction: Correction | None = None  # what earlier runs on this very machine measured
+    memory_assumptions: tuple[str, ...] = ()
+
+    def corrected(self, estimate: SpeedEstimate) -> SpeedEstimate:
+        """The physics estimate, scaled by this machine's own measurements when it has any."""
+        if self.correction is None:
+            return estimate
+        return corrected(estimate, self.correction.tg_factor, self.correction.describe())
+
+
+
+def machine(hw: Hardware, backend: str, device: str) -> Machine:
+    unknown_ram = None
+    if not isinstance(hw.memory, Memory) and device == "cuda" and hw.gpus and not hw.gpus[0].unified_memory:
+        # a GPU plan needs host RAM only for the host part of the split: assume the usual, RAM >= VRAM
+        capacity = hw.gpus[0].memory_total_bytes
+        budget, rule = capacity, "host RAM unknown"
+        unknown_ram = (f"host RAM unknown ({hw.memory.reason}): assumed at least the GPU's "
+                       f"{capacity / 2**30:.0f} GiB for the host part of the plan")
+    else:
+        budget, capacity, rule = host_budget(hw)
+    gpu, gpu_speed, gpu_b, gpu_c, unified = None, None, 0, 0, 0
+    if device == "cuda":
+        gpu = hw.gpus[0]
+        gpu_b, gpu_c = gpu_budget(gpu, budget)
+        gpu_speed = cuda_device(gpu)
+    elif device == "metal":
+        assert isinstance(hw.apple, AppleSilicon)
+        unified = min(hw.apple.gpu_wired_limit_bytes, budget)
+        gpu_speed = apple_device(hw.apple, "mlx" if backend == "mlx" else "metal")
+    return Machine(hw, device, backend, budget, capacity, rule, gpu, gpu_b, gpu_c, unified, host_device(hw), gpu_speed,
+                   threads(hw), correction(hw, backend, device) if hw.name is None else None,
+                   (unknown_ram,) if unknown_ram else ())

@@ -1,0 +1,163 @@
+"""What a given GGUF file costs on a machine: memory per device and tokens per second.
+
+The planner predicts for catalog weights before a download; this module predicts for a file
+at hand (``bench``'s predicted column, the smoke test, the estimate-accuracy benchmark),
+from the file's own header and tensor table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+from qwenctl.catalog import Architecture, ModelSpec, RepoFile, Weights, load_catalog
+from qwenctl.errors import ExitCode, QwenctlError
+from qwenctl.estimate import PoolMemory, estimate_memory, load_calibration, split_from_tensors
+from qwenctl.hardware.facts import AppleSilicon, Backends, Hardware
+from qwenctl.machine import apple_device, cuda_device, host_device
+from qwenctl.speed import DeviceSpeed, estimate_speed, load_speed_model
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from qwenctl.backends import LoadOptions
+
+
+@dataclass(frozen=True)
+class FilePrediction:
+    """What the memory and speed models predict for one local GGUF loaded with given options.
+
+    ``size`` names the catalog model whose dimensions the file has ("0.5B"), or is None when
+    the architecture was built from the header alone. Memory pools are those of
+    ``estimate_memory`` (``vram`` + ``ram`` with CUDA, ``ram`` on the CPU, ``unified`` on Metal).
+    """
+
+    path: str
+    size: str | None
+    file_bytes: int
+    backend: str  # "llama.cpp"
+    device: str  # "cuda" | "metal" | "cpu"
+    n_gpu_layers: int  # as llama.cpp takes it: -1 or more than n_layers = every layer and the output
+    n_layers: int
+    arch: Architecture  # as read from the header
+    n_ctx: int
+    kv_cache_type: str
+    flash_attn: bool
+    memory: tuple[PoolMemory, ...]
+    tg_tps: float
+    tg_tps_low: float
+    pp_tps: float
+    source: str  # "qwenctl estimate (calibration <date>)", for bench's predicted column
+
+    def pool(self, name: str) -> PoolMemory | None:
+        return next((p for p in self.memory if p.pool == name), None)
+
+    @property
+    def gpu_bytes(self) -> int | None:
+        """Device memory: VRAM on CUDA, the GPU's unified share on Metal; None on the CPU."""
+        p = self.pool("vram") or self.pool("unified")
+        return p.total_bytes if p else None
+
+    @property
+    def host_bytes(self) -> int | None:
+        p = self.pool("ram")
+        return p.total_bytes if p else None
+
+
+def _file_model(info, tensors: list[tuple[str, int, tuple[int, ...]]]) -> tuple[ModelSpec, str | None]:
+    """The catalog model with this header's dimensions, or a spec built from the header."""
+    catalog = load_catalog()
+    tied = not any(name == "output.weight" for name, _, _ in tensors)
+    embd_shape = next((shape for name, _, shape in tensors if name == "token_embd.weight"), ())
+    hidden = int(info.get("embedding_length", 0))
+    heads = int(info.get("attention.head_count", 0))
+    vocab = int(info.metadata.get("tokenizer.ggml.tokens") or (embd_shape[1] if len(embd_shape) > 1 else 0))
+    arch = Architecture(
+        hidden_size=hidden,
+        n_layers=int(info.get("block_count", 0)),
+        n_heads=heads,
+        n_kv_heads=int(info.get("attention.head_count_kv", heads)),
+        head_dim=int(info.get("attention.key_length", hidden // heads if heads else 0)),
+        intermediate_size=int(info.get("feed_forward_length", 0)),
+        vocab_size=vocab,
+        tied_embeddings=tied,
+        context_native=int(info.get("context_length", 0)),
+        context_max=int(info.get("context_length", 0)),
+    )
+    if not (arch.hidden_size and arch.n_layers and arch.n_heads and arch.vocab_size):
+        raise QwenctlError(f"{info.path} lacks the qwen2 dimensions the estimate needs", code=ExitCode.BAD_INPUT)
+    dims = lambda a: (a.hidden_size, a.n_layers, a.n_heads, a.n_kv_heads, a.head_dim, a.intermediate_size, a.tied_embeddings)  # noqa: E731
+    for m in catalog.models:
+        if dims(m.arch) == dims(arch):
+            return replace(m, arch=replace(m.arch, vocab_size=arch.vocab_size)), m.size
+    params = 0
+    for _, _, shape in tensors:
+        n = 1
+        for d in shape:
+            n *= d
+        params += n
+    spec = ModelSpec(size=f"{params / 1e9:.2g}B (from header)", hf_repo="", license="", params=params, arch=arch,
+                     scores=(), score=0.0, weights=(), sources=(info.path,))
+    return spec, None
+
+
+def predict_for_file(
+    hardware: Hardware, path: Path | str, options: LoadOptions, backend: str = "llama.cpp", depth: int | None = None
+) -> FilePrediction:
+    """Predicted memory per pool and tok/s for loading the GGUF at `path` with `options` on `hardware`.
+
+    `options` is a ``qwenctl.backends.LoadOptions``. The architecture comes from the GGUF
+    header (matched to a catalog size when the dimensions agree) and the weights from the
+    file's own tensor table, so quant mixes the catalog does not know (llama.cpp's fallbacks
+    for rows k-quants cannot split, a custom quantization) are counted exactly. The device
+    follows what llama.cpp would do on this machine: CUDA when an NVIDIA GPU is present, the
+    installed llama-cpp-python can offload and ``n_gpu_layers != 0``; Metal on Apple Silicon;
+    the CPU otherwise. ``depth``: tokens in the context when memory is measured (None: n_ctx, as
+    the planner predicts; see ``estimate_memory``).
+    """
+    from pathlib import Path
+
+    from qwenctl.backends.gguf_check import check_gguf, file_type_quant, read_gguf_header, split_parts
+
+    if backend != "llama.cpp":
+        raise QwenctlError(f"file predictions cover GGUF files in llama.cpp, not {backend!r}", code=ExitCode.BAD_INPUT)
+    path = Path(path)
+    info = check_gguf(path)
+    parts = split_parts(path)
+    infos = [info] + [read_gguf_header(p) for p in parts[1:]]
+    tensors = [(t.name, t.n_bytes, t.shape) for i in infos for t in i.tensors]
+    file_bytes = sum(i.file_size for i in infos)
+    model, size = _file_model(info, tensors)
+    split = split_from_tensors(((n, b) for n, b, _ in tensors), model.arch.n_layers)
+    quant = file_type_quant(info.metadata.get("general.file_type")) or ""
+    weights = Weights(format="gguf", quant=quant, label=path.name, repo="",
+                      files=tuple(RepoFile(p.name, i.file_size, None) for p, i in zip(parts, infos)),
+                      total_bytes=file_bytes, bytes_exact=True, bits=0, kld=0.0, embd_type=None, output_type=None,
+                      source=str(path))
+
+    b = hardware.backends if isinstance(hardware.backends, Backends) else None
+    offload = b is None or b.llama_cpp_gpu_offload is not False
+    if isinstance(hardware.apple, AppleSilicon) and options.n_gpu_layers != 0:
+        device = "metal"
+    elif hardware.gpus and offload and options.n_gpu_layers != 0:
+        device = "cuda"
+    else:
+        device = "cpu"
+    ngl = options.n_gpu_layers if device == "cuda" else (-1 if device == "metal" else 0)
+    est = estimate_memory(model, weights, backend, device, options.n_ctx, ngl, options.kv_cache_type,
+                          options.flash_attn, split=split, depth=depth)
+    host_speed = host_device(hardware)
+    gpu_speed: DeviceSpeed | None = None
+    if device == "cuda":
+        gpu_speed = cuda_device(hardware.gpus[0])
+    elif device == "metal":
+        assert isinstance(hardware.apple, AppleSilicon)
+        gpu_speed = apple_device(hardware.apple, "metal")
+    sp = estimate_speed(model, weights, gpu_speed, host_speed, ngl if device == "cuda" else -1, options.kv_cache_type,
+                        split=split)
+    return FilePrediction(
+        path=str(path), size=size, file_bytes=file_bytes, backend=backend, device=device, n_gpu_layers=ngl,
+        n_layers=model.arch.n_layers, arch=model.arch, n_ctx=options.n_ctx, kv_cache_type=options.kv_cache_type,
+        flash_attn=options.flash_attn, memory=est.pools, tg_tps=sp.tg_tps, tg_tps_low=sp.tg_tps_low, pp_tps=sp.pp_tps,
+        source=f"qwenctl estimate (memory {load_calibration()['version']}, speed {load_speed_model()['version']})",
+    )

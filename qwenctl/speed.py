@@ -1,0 +1,196 @@
+"""Tokens per second from physics: what each device must read, unpack and multiply per token.
+
+Decoding one token (tg) costs, on every device that holds layers:
+
+    layers x per_layer_cycles[engine] / clock           kernel launches and synchronisation: a fixed
+                                                       count of the device's cycles per layer, not
+                                                       set by its bandwidth
+  + bytes_read / streaming rate                        the weights and the KV cache once, at the smaller
+                                                       of the DRAM's rate (bandwidth x efficiency) and
+                                                       what the SMs / GPU cores / threads keep in flight
+                                                       (units x bytes per cycle x clock: Little's law)
+  + weights x dequant_ops[engine][quant] / vector_ops   unpacking quantized blocks on the ALUs
+
+The latency-bound share of streaming is why an H200 (1.44x the H100's bandwidth, the same 132
+SMs) decodes a 7B model only ~1.05x faster, and why a few CPU threads cannot use DDR5's peak. Prompt
+processing (pp) of n tokens is one batch: the same fixed and streaming costs once, plus
+2 x params x n FLOPs on the device's matrix units (int8 tensor cores for quantized weights on
+CUDA since Turing, fp16 for F16/BF16 weights), at pp_efficiency of their peak.
+
+Every constant lives in ``qwenctl/data/speed_model.json`` with how it was fitted: on a fitting
+half of published measurements split by device, the other half held out
+(benchmarks/speed_model_fit.py). Device figures (bandwidth, ALU and matrix peaks) come from
+detection or sourced specifications (``qwenctl.machine``), never from the fit.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+from qwenctl.catalog import ModelSpec, Weights, load_catalog
+from qwenctl.estimate import WeightSplit, kv_cache_bytes, weight_split
+
+PP_TOKENS = 512  # what pp is quoted for: llama-bench's pp512
+ENGINES = ("cuda", "metal", "mlx", "cpu")
+MEMORY_KINDS = ("hbm", "gddr", "lpddr", "ddr", "apple")
+
+
+@lru_cache(maxsize=1)
+def load_speed_model() -> dict[str, Any]:
+    return json.loads(resources.files("qwenctl.data").joinpath("speed_model.json").read_text(encoding="utf-8"))
+
+
+@dataclass(frozen=True)
+class DeviceSpeed:
+    """What the speed model needs to know about one compute device, each figure with its origin.
+
+    ``matrix_ops`` maps the operand type of prompt processing ("int8" for quantized weights,
+    "fp16" for F16/BF16 ones) to the device's dense peak in ops/s; ``vector_ops`` is the
+    FP32 ALU peak that unpacks quantized blocks during decode.
+    """
+
+    name: str  # "NVIDIA GeForce RTX 4060", "host CPU (8 threads)"
+    family: str  # "nvidia-ada", "apple-m2", "cpu-x86-avx2", ... (explanations and per-family checks)
+    engine: str  # one of ENGINES
+    memory_kind: str  # one of MEMORY_KINDS
+    bandwidth_bytes_per_s: float
+    vector_ops: float
+    matrix_ops: dict[str, float]
+    compute_units: int = 1  # SMs, Apple GPU cores or CPU threads: each keeps a bounded number of reads in flight
+    clock_hz: float = 1.5e9  # the units' clock: fixed per-layer costs are counted in its cycles
+    sources: tuple[str, ...] = ()  # where bandwidth and peaks came from
+    assumed: tuple[str, ...] = ()  # figures that were not detected or sourced for this device
+    compute_share: float = 1.0  # a MIG slice's share of the GPU's SMs
+
+
+@dataclass(frozen=True)
+class DeviceTerms:
+    """The decode time of one device's share of a token, term by term (seconds)."""
+
+    device: str
+    layers: int
+    fixed_s: float
+    stream_s: float
+    dequant_s: float
+    bytes_read: float
+    bandwidth_bytes_per_s: float
+    memory_efficiency: float
+    pp_compute_s: float  # the prompt batch's matrix work
+    pp_fixed_s: float  # the prompt batch's per-layer costs: launches, activation quantization, partly filled tiles
+
+    @property
+    def decode_s(self) -> float:
+        return self.fixed_s + self.stream_s + self.dequant_s
+
+
+@dataclass(frozen=True)
+class SpeedEstimate:
+    tg_tps: float  # generation tokens/s, typical
+    tg_tps_low: float  # the slow end of the prediction (held-out spread of the model)
+    pp_tps: float  # prompt tokens/s for one batch (PP_TOKENS unless asked otherwise)
+    terms: tuple[DeviceTerms, ...] = field(default=(), compare=False)
+    correction: float = 1.0  # this machine's measured/predicted ratio applied (1.0: none)
+    correction_source: str | None = None
+
+
+def _streaming_rate(dev: DeviceSpeed, efficiency: float, unit_bytes_per_cycle: float) -> float:
+    """Bytes/s one token's reads stream at: the DRAM's rate or what the units keep in flight, whichever binds.
+
+    Little's law: the SMs (GPU cores, threads) issuing the reads hold a bounded number of bytes in
+    flight each, so a GPU with more bandwidth but the same SMs (H200 vs H100) cannot use all of it.
+    A smooth minimum (p = 3): both limits bite near the knee.
+    """
+    dram = dev.bandwidth_bytes_per_s * efficiency
+    units = dev.compute_units * dev.compute_share * unit_bytes_per_cycle * dev.clock_hz
+    return (dram ** -3 + units ** -3) ** (-1 / 3)
+
+
+def _quant_key(weights: Weights) -> str:
+    return weights.quant if weights.format == "gguf" else f"mlx-{weights.quant}"
+
+
+def matrix_operand(weights: Weights) -> str:
+    """Which matrix units prompt processing uses: int8 for quantized weights, fp16 for float ones."""
+    return "fp16" if weights.quant in ("fp16", "f16", "bf16", "f32") else "int8"
+
+
+def estimate_speed(
+    model: ModelSpec,
+    weights: Weights,
+    gpu: DeviceSpeed | None,
+    host: DeviceSpeed,
+    n_gpu_layers: int = -1,
+    kv_cache_type: str = "f16",
+    split: WeightSplit | None = None,
+    pp_tokens: int = PP_TOKENS,
+    sampling: bool = False,
+) -> SpeedEstimate:
+    """Predicted decode (tg) and prompt (pp) tokens/s, with the terms that make them up.
+
+    ``gpu`` is None for CPU-only plans; with a GPU, ``n_gpu_layers`` layers (all when -1 or
+    more than the model has) run there and the rest on ``host``. Metal and MLX plans pass
+    the Apple GPU as ``gpu`` with every layer on it. ``pp_tokens``: the prompt batch pp is for.
+    ``sampling``: include drawing each token on the host (what a chat sees; llama-bench's tg does
+    not sample), which costs time in proportion to the vocabulary.
+    """
+    sm = load_speed_model()
+    a = model.arch
+    s = split or weight_split(load_catalog(), model, weights)
+    if gpu is None:
+        on_gpu, output_on_gpu = 0, False
+    else:
+        on_gpu = a.n_layers if n_gpu_layers < 0 or n_gpu_layers > a.n_layers else n_gpu_layers
+        output_on_gpu = n_gpu_layers < 0 or n_gpu_layers > a.n_layers
+    kv_per_layer = kv_cache_bytes(model, int(sm["kv_read_depth_tokens"]), kv_cache_type, layers=1)
+    params_per_layer = (model.params - a.vocab_size * a.hidden_size * (1 if a.tied_embeddings else 2)) / a.n_layers
+    out_params = a.vocab_size * a.hidden_size
+
+    shares: list[tuple[DeviceSpeed, int, float, float]] = []  # device, layers, bytes read, weights multiplied
+    if gpu is not None and on_gpu:
+        shares.append((gpu, on_gpu, on_gpu * (s.layer_bytes + kv_per_layer) + (s.output_bytes if output_on_gpu else 0),
+                       on_gpu * params_per_layer + (out_params if output_on_gpu else 0)))
+    host_layers = a.n_layers - on_gpu
+    if host_layers or not output_on_gpu:
+        shares.append((host, host_layers, host_layers * (s.layer_bytes + kv_per_layer) + (0 if output_on_gpu else s.output_bytes),
+                       host_layers * params_per_layer + (0 if output_on_gpu else out_params)))
+
+    quant = _quant_key(weights)
+    operand = matrix_operand(weights)
+    terms = []
+    uncertainty = 0.0
+    for dev, layers, nbytes, params in shares:
+        e = sm["engines"][dev.engine]
+        eff = sm["memory_efficiency"][dev.memory_kind]
+        dequant = e["dequant_ops_per_weight"].get(quant, e["dequant_ops_per_weight"]["default"])
+        # matrix kernels reach different shares of their peak per architecture (llama.cpp's MMQ uses
+        # mma.sync, not Hopper's wgmma): a family's own figure where the fitting half had one
+        pp_eff = sm["families"].get(dev.family, {}).get("pp_efficiency", {}).get(operand, e["pp_efficiency"][operand])
+        terms.append(DeviceTerms(
+            device=dev.name,
+            layers=layers,
+            fixed_s=layers * e["per_layer_cycles"] / dev.clock_hz,
+            stream_s=nbytes / _streaming_rate(dev, eff, e["unit_bytes_per_cycle"]),
+            dequant_s=params * dequant / (dev.vector_ops * dev.compute_share),
+            bytes_read=nbytes,
+            bandwidth_bytes_per_s=dev.bandwidth_bytes_per_s,
+            memory_efficiency=eff,
+            pp_compute_s=2 * params * pp_tokens / (dev.matrix_ops[operand] * dev.compute_share * pp_eff),
+            pp_fixed_s=layers * e["pp_per_layer_cycles"] / dev.clock_hz,
+        ))
+        uncertainty = max(uncertainty, e["uncertainty"])
+    if len(terms) > 1:
+        uncertainty = max(uncertainty, sm["split_uncertainty"])
+    sample_s = a.vocab_size * sm["sampling_s_per_vocab_entry"] if sampling else 0.0
+    tg = 1.0 / (sum(t.decode_s for t in terms) + sample_s)
+    pp = pp_tokens / sum(t.pp_fixed_s + t.stream_s + t.pp_compute_s for t in terms)
+    return SpeedEstimate(tg_tps=tg, tg_tps_low=tg * (1 - uncertainty), pp_tps=pp, terms=tuple(terms))
+
+
+def corrected(estimate: SpeedEstimate, factor: float, source: str) -> SpeedEstimate:
+    """The estimate's generation speed scaled by what this machine measured against earlier predictions."""
+    return replace(estimate, tg_tps=estimate.tg_tps * factor, tg_tps_low=estimate.tg_tps_low * factor,
+                   correction=factor, correction_source=source)

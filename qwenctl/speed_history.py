@@ -1,0 +1,94 @@
+"""What this machine measured against what qwenctl predicted, so later plans learn from it.
+
+Every ``bench`` and every ``run`` smoke test records (predicted, measured) generation speed
+for the machine it ran on; ``correction`` gives later plans on the same machine, engine and
+device the median measured/predicted ratio of the latest runs. A plan for another machine (a
+profile, a snapshot of another box) never matches: records are keyed by the machine's
+identity (GPU UUIDs, CPU, RAM), not by a name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from qwenctl.hardware.facts import AppleSilicon, Cpu, Hardware, Memory
+
+LATEST = 8  # runs that count: the newest on this machine, engine and device
+_PLAUSIBLE = (0.2, 5.0)  # ratios outside this were a broken run (a throttled or shared device), not a model error
+
+
+def history_path() -> Path:
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("qwenctl")) / "speed-history.jsonl"
+
+
+def machine_key(hw: Hardware) -> str:
+    """A stable identity of the machine: the same box gives the same key across runs."""
+    parts = [hw.system, hw.machine]
+    if isinstance(hw.cpu, Cpu):
+        parts += [hw.cpu.brand, str(hw.cpu.physical_cores)]
+    if isinstance(hw.memory, Memory):
+        parts.append(str(hw.memory.total_bytes // 2**30))
+    if isinstance(hw.apple, AppleSilicon):
+        parts += [hw.apple.chip, str(hw.apple.gpu_cores)]
+    parts += [g.uuid or g.name for g in hw.gpus]
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Correction:
+    tg_factor: float
+    runs: int
+    last_date: str  # YYYY-MM-DD of the newest run
+    source: str  # "bench" | "smoke test"
+
+    def describe(self) -> str:
+        return f"corrected by your {self.source} of {self.last_date}: x{self.tg_factor:.2f}" + (
+            f" (median of {self.runs} runs)" if self.runs > 1 else "")
+
+
+def record(hw: Hardware, backend: str, device: str, predicted_tg: float, measured_tg: float, source: str,
+           path: Path | None = None) -> None:
+    """Append one run; a single O_APPEND write, so concurrent runs never interleave within a line."""
+    if not (predicted_tg > 0 and measured_tg > 0):
+        return
+    path = path or history_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    line = json.dumps({"key": machine_key(hw), "backend": backend, "device": device, "predicted_tg": predicted_tg,
+                       "measured_tg": measured_tg, "source": source, "date": time.strftime("%Y-%m-%d")}) + "\n"
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line.encode("utf-8"))
+    finally:
+        os.close(fd)
+
+
+def correction(hw: Hardware, backend: str, device: str, path: Path | None = None) -> Correction | None:
+    """The median measured/predicted of this machine's latest runs on this engine and device, if any."""
+    path = path or history_path()
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (FileNotFoundError, NotADirectoryError, PermissionError, UnicodeDecodeError):
+        return None
+    key = machine_key(hw)
+    runs = []
+    for line in lines:
+        try:
+            r = json.loads(line)
+            if r["key"] == key and r["backend"] == backend and r["device"] == device:
+                ratio = float(r["measured_tg"]) / float(r["predicted_tg"])
+                if _PLAUSIBLE[0] <= ratio <= _PLAUSIBLE[1]:
+                    runs.append((ratio, str(r["date"]), str(r["source"])))
+        except (ValueError, KeyError, TypeError, ZeroDivisionError):
+            continue  # a torn or foreign line
+    if not runs:
+        return None
+    latest = runs[-LATEST:]
+    return Correction(statistics.median(r[0] for r in latest), len(latest), latest[-1][1], latest[-1][2])

@@ -1,0 +1,95 @@
+"""The speed model's physics, through the same path a detected machine takes (facts -> machine -> speed).
+
+These assert what must hold whatever the fitted constants are — which term grows with what — and
+the figures on the two machines this project measured (the H200 is held out of every fit).
+Accuracy on published measurements is a benchmark (benchmarks/speed_model_fit.py), not a test.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from planning_machines import pc
+from qwenctl.catalog import load_catalog
+from qwenctl.hardware.facts import Absent, Board, Cpu, Hardware, Memory, NvidiaGpu
+from qwenctl.machine import cuda_device, host_device
+from qwenctl.speed import estimate_speed
+
+GiB = 2**30
+
+
+def gpu(name: str, bw: float, cc=(9, 0)) -> NvidiaGpu:
+    return NvidiaGpu(0, name, "GPU-x", 80 * GiB, 80 * GiB, 0, cc, bandwidth_bytes_per_s=int(bw))
+
+
+def spec(size: str, quant: str = "q4_k_m"):
+    m = load_catalog().model(size)
+    return m, m.weights_for("gguf", quant)
+
+
+HOST = host_device(pc(64))
+
+
+def tg(device, size: str, quant: str = "q4_k_m", ngl: int = -1) -> float:
+    m, w = spec(size, quant)
+    return estimate_speed(m, w, device, HOST, ngl).tg_tps
+
+
+def test_h200_is_bound_by_more_than_bandwidth():
+    """1.43x the H100's bandwidth, the same SMs and clocks: decode gains far less than 1.43x (measured 1.04x)."""
+    h100 = cuda_device(gpu("NVIDIA H100 80GB HBM3", 3.35e12))
+    h200 = cuda_device(gpu("NVIDIA H200", 4.8e12))
+    ratio = tg(h200, "7B") / tg(h100, "7B")
+    assert 1.0 < ratio < 1.25
+    est = estimate_speed(*spec("7B"), h200, HOST)
+    (t,) = est.terms
+    assert t.fixed_s + t.dequant_s > t.stream_s  # most of a token is not streaming bytes
+
+
+def test_h200_prediction_on_the_held_out_measurement():
+    """Measured on the H200 (llama-bench, official 7B shape, 4.68 GB, flash attention): tg128 284.7, pp512 9,919.
+    The H200 is never in the fitting half (benchmarks/speed_model_fit.py), so this is a held-out check."""
+    h200 = cuda_device(gpu("NVIDIA H200", 4.8e12))
+    est = estimate_speed(*spec("7B"), h200, HOST)
+    assert est.tg_tps == pytest.approx(284.7, rel=0.10)
+    assert est.pp_tps == pytest.approx(9919, rel=0.25)
+
+
+def test_more_layers_on_the_gpu_is_faster():
+    m, w = spec("14B")
+    rtx = cuda_device(gpu("NVIDIA GeForce RTX 4060", 272e9, (8, 9)))
+    speeds = [estimate_speed(m, w, rtx, HOST, k).tg_tps for k in range(0, 49, 8)]
+    assert speeds == sorted(speeds)
+
+
+def test_prompt_processing_is_compute_bound_and_decode_is_not():
+    """A GPU with 10x the matrix throughput and the same bandwidth processes prompts much faster but decodes alike."""
+    small = cuda_device(gpu("NVIDIA GeForce RTX 4060", 272e9, (8, 9)))
+    m, w = spec("7B")
+    a = estimate_speed(m, w, small, HOST)
+    fast = type(small)(**{**small.__dict__, "matrix_ops": {k: v * 10 for k, v in small.matrix_ops.items()}})
+    b = estimate_speed(m, w, fast, HOST)
+    assert b.pp_tps > 3 * a.pp_tps
+    assert b.tg_tps == pytest.approx(a.tg_tps)
+
+
+def _board(model: str, soc: str, bw: float) -> Hardware:
+    cpu = Cpu(f"{soc}", "arm64", 4, 4, flags=("neon",))
+    return Hardware("Linux", "aarch64", cpu, Memory(8 * GiB, 6 * GiB, 0, bandwidth_bytes_per_s=int(bw)), Absent("-"),
+                    Absent("-"), Board(model, None, soc, 8 * GiB), Absent("-"), Absent("-"))
+
+
+def test_a_pi_4_is_slower_than_a_pi_5():
+    """The Pi 4 has 12.8 GB/s (LPDDR4-3200, 32-bit) and Cortex-A72s; the Pi 5 17.1 GB/s and Cortex-A76s."""
+    m, w = spec("1.5B")
+    pi4 = estimate_speed(m, w, None, host_device(_board("Raspberry Pi 4 Model B", "BCM2711", 12.8e9))).tg_tps
+    pi5 = estimate_speed(m, w, None, host_device(_board("Raspberry Pi 5 Model B", "BCM2712", 17.1e9))).tg_tps
+    assert pi4 < 0.8 * pi5
+
+
+def test_an_unknown_host_bandwidth_is_named_as_an_assumption():
+    hw = pc(16, host_bw=0)
+    dev = host_device(hw)
+    assert any("qwenctl detect --measure" in a for a in dev.assumed)
+    known = host_device(pc(16, host_bw=89.6e9))
+    assert not known.assumed or all("bandwidth" not in a for a in known.assumed)
