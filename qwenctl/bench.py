@@ -70,6 +70,7 @@ class Predicted:
     gpu_bytes: int | None = None
     host_bytes: int | None = None
     source: str | None = None  # e.g. "qwenctl plan (estimate v1)"
+    device: str | None = None  # where the prediction puts the layers: "cuda" | "metal" | "cpu"
 
 
 @dataclass(frozen=True)
@@ -383,7 +384,18 @@ def predict(hardware, model_path: Path, options: LoadOptions, backend: str) -> P
     from qwenctl.predict import predict_for_file
 
     p = predict_for_file(hardware, model_path, options)
-    return Predicted(tg_tps=p.tg_tps, pp_tps=p.pp_tps, gpu_bytes=p.gpu_bytes, host_bytes=p.host_bytes, source=p.source)
+    return Predicted(tg_tps=p.tg_tps, pp_tps=p.pp_tps, gpu_bytes=p.gpu_bytes, host_bytes=p.host_bytes, source=p.source,
+                     device=p.device)
+
+
+def remember_speed(hardware, result: BenchResult) -> None:
+    """Store the measured decode speed against the physics prediction for this machine (speed_history)."""
+    pred = result.predicted
+    if pred is None or not pred.tg_tps or not pred.device or getattr(hardware, "name", None) is not None:
+        return
+    from qwenctl import speed_history
+
+    speed_history.record(hardware, result.backend, pred.device, pred.tg_tps, result.tg_tps.median, "bench")
 
 
 def parse_bandwidth(text: str) -> Bandwidth:

@@ -336,6 +336,7 @@ def bench(model, size, quant, backend, n_prompt, n_gen, repetitions, n_gpu_layer
                                  progress=tick)
     if not no_save:
         bench_mod.append_history(result)
+        bench_mod.remember_speed(chosen.hardware, result)
     render.print_json(result, "bench") if as_json else show.show_result(result)
 
 

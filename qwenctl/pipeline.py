@@ -177,6 +177,7 @@ def start(request: RunRequest, reporter: Reporter) -> Started:
             predicted = p.plan.tg_tps if p.plan is not None and request.profile is None else None
             smoke = smoke_test(session, request.smoke_seconds, predicted, p.hardware)
             reporter.smoke(smoke)
+            _remember_speed(p, smoke)
     except BaseException:
         session.close()
         raise
@@ -251,6 +252,18 @@ def _confirm(what: str, size_bytes: int | None, request: RunRequest, reporter: R
 
 SMOKE_PROMPT = "Write a short story about a lighthouse keeper."
 SMOKE_MAX_TOKENS = 128
+
+
+def _remember_speed(p: Prepared, smoke: SmokeTest) -> None:
+    """Store this machine's measured chat speed against the physics prediction (before any earlier
+    correction, so corrections never compound): later plans here learn from it."""
+    plan = p.plan
+    if plan is None or plan.speed is None or p.hardware is None or p.hardware.name is not None or smoke.warning:
+        return
+    from qwenctl import speed_history
+
+    raw = plan.speed.chat_tps / plan.speed.correction
+    speed_history.record(p.hardware, plan.backend, plan.device, raw, smoke.decode_tps, "smoke test")
 
 
 def smoke_test(session: Session, seconds: float, predicted_tps: float | None, hardware: Hardware | None) -> SmokeTest:

@@ -92,6 +92,8 @@ class SpeedEstimate:
     tg_tps: float  # generation tokens/s, typical
     tg_tps_low: float  # the slow end of the prediction (held-out spread of the model)
     pp_tps: float  # prompt tokens/s for one batch (PP_TOKENS unless asked otherwise)
+    chat_tps: float = 0.0  # generation with each token drawn on the host, as a chat sees it
+    sampling_s: float = 0.0  # what drawing one token on the host costs
     terms: tuple[DeviceTerms, ...] = field(default=(), compare=False)
     correction: float = 1.0  # this machine's measured/predicted ratio applied (1.0: none)
     correction_source: str | None = None
@@ -184,13 +186,15 @@ def estimate_speed(
         uncertainty = max(uncertainty, e["uncertainty"])
     if len(terms) > 1:
         uncertainty = max(uncertainty, sm["split_uncertainty"])
-    sample_s = a.vocab_size * sm["sampling_s_per_vocab_entry"] if sampling else 0.0
-    tg = 1.0 / (sum(t.decode_s for t in terms) + sample_s)
+    decode_s = sum(t.decode_s for t in terms)
+    sample_s = a.vocab_size * sm["sampling_s_per_vocab_entry"]
+    tg = 1.0 / (decode_s + (sample_s if sampling else 0.0))
     pp = pp_tokens / sum(t.pp_fixed_s + t.stream_s + t.pp_compute_s for t in terms)
-    return SpeedEstimate(tg_tps=tg, tg_tps_low=tg * (1 - uncertainty), pp_tps=pp, terms=tuple(terms))
+    return SpeedEstimate(tg_tps=tg, tg_tps_low=tg * (1 - uncertainty), pp_tps=pp, chat_tps=1.0 / (decode_s + sample_s),
+                         sampling_s=sample_s, terms=tuple(terms))
 
 
 def corrected(estimate: SpeedEstimate, factor: float, source: str) -> SpeedEstimate:
     """The estimate's generation speed scaled by what this machine measured against earlier predictions."""
     return replace(estimate, tg_tps=estimate.tg_tps * factor, tg_tps_low=estimate.tg_tps_low * factor,
-                   correction=factor, correction_source=source)
+                   chat_tps=estimate.chat_tps * factor, correction=factor, correction_source=source)

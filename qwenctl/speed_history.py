@@ -63,8 +63,11 @@ def record(hw: Hardware, backend: str, device: str, predicted_tg: float, measure
     path.parent.mkdir(parents=True, exist_ok=True)
     line = json.dumps({"key": machine_key(hw), "backend": backend, "device": device, "predicted_tg": predicted_tg,
                        "measured_tg": measured_tg, "source": source, "date": time.strftime("%Y-%m-%d")}) + "\n"
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
     try:
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":  # a torn last line stays alone, not glued to ours
+            line = "\n" + line
         os.write(fd, line.encode("utf-8"))
     finally:
         os.close(fd)

@@ -1,0 +1,80 @@
+"""The machine model under the planner: small containers, unknown facts, assumed figures said first."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+from click.testing import CliRunner
+
+from planning_machines import GiB, pc
+from qwenctl.cli import cli
+from qwenctl.errors import ExitCode, QwenctlError
+from qwenctl.hardware.facts import Absent, Memory
+from qwenctl.machine import host_budget
+from qwenctl.plan import plan
+
+MiB = 2**20
+
+
+def container(limit: int, host_ram: int = 64 * GiB):
+    hw = pc(64, host_bw=0)
+    mem = Memory(host_ram, host_ram, 0, container_limit_bytes=limit, container_limit_source="cgroup v2 memory.max")
+    return replace(hw, memory=mem)
+
+
+def test_a_1_gib_container_gets_the_smallest_model_with_the_reason():
+    result = plan(container(1 * GiB))
+    c = result.chosen
+    assert c.size == "0.5B" and c.device == "cpu"
+    assert c.memory[0].used_bytes <= c.memory[0].budget_bytes <= 1 * GiB
+    budget, capacity, rule = host_budget(container(1 * GiB))
+    assert capacity == GiB and budget == GiB - int(0.1 * GiB) and "container limit" in rule
+
+
+def test_a_200_mib_container_is_refused_naming_the_smallest_model_and_its_need():
+    with pytest.raises(QwenctlError) as e:
+        plan(container(200 * MiB))
+    assert e.value.code == ExitCode.NO_FIT
+    assert "even the smallest model, 0.5B" in str(e.value) and "needs" in str(e.value)
+
+
+def test_a_whole_small_machine_keeps_at_most_a_quarter_for_the_os():
+    hw = replace(pc(1), memory=Memory(GiB, GiB, 0, bandwidth_bytes_per_s=int(4e9)))
+    budget, capacity, _ = host_budget(hw)
+    assert budget == GiB - GiB // 4
+
+
+def test_unknown_host_ram_still_plans_a_gpu_that_holds_the_model():
+    hw = replace(pc(32, 24, gpu_name="NVIDIA GeForce RTX 4090", gpu_bw=1008e9), memory=Absent("no /proc/meminfo"))
+    result = plan(hw)
+    assert result.chosen.device == "cuda"
+    assert result.assumptions[0].startswith("host RAM unknown (no /proc/meminfo)")
+    with pytest.raises(QwenctlError):
+        plan(replace(pc(32), memory=Absent("no /proc/meminfo")))  # a CPU plan needs the RAM figure
+
+
+def test_an_assumed_bandwidth_is_on_the_first_line_with_the_command_that_measures_it():
+    hw = pc(16, host_bw=0)
+    result = plan(hw)
+    assert "qwenctl detect --measure" in result.assumptions[0]
+    from qwenctl.render.plan import render_plan
+    from rich.console import Console
+
+    con = Console(width=300, record=True)
+    render_plan(result, con)
+    first = con.export_text().splitlines()[0]
+    assert first.startswith("Plan for this machine — assumes host memory bandwidth unknown")
+    assert "qwenctl detect --measure" in first
+
+
+def test_explain_speed_prints_the_terms_of_the_chosen_plan():
+    r = CliRunner().invoke(cli, ["plan", "--profile", "rtx-4060-8gb", "--explain-speed"])
+    assert r.exit_code == 0, r.output
+    text = r.output
+    for term in ("fixed", "streaming", "unpacking", "prompt", "decode total"):
+        assert term in text
+    total = next(line for line in text.splitlines() if "decode total" in line)
+    predicted = float(total.split("->")[1].split("tok/s")[0])
+    chosen = plan(__import__("qwenctl.profiles", fromlist=["load_profile"]).load_profile("rtx-4060-8gb")).chosen
+    assert predicted == pytest.approx(chosen.tg_tps, rel=0.01)

@@ -1,0 +1,50 @@
+"""Plans learn from what this machine measured: bench and smoke-test records correct later plans here only."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from planning_machines import pc
+from qwenctl import speed_history
+from qwenctl.plan import Constraints, plan
+from qwenctl.render.plan import render_plan
+from rich.console import Console
+
+
+def test_a_recorded_bench_corrects_later_plans_on_the_same_machine():
+    hw = pc(32, 8, gpu_name="NVIDIA GeForce RTX 4060", gpu_bw=272e9)
+    before = plan(hw, Constraints(size="7B", quant="q4_k_m")).chosen
+    raw = before.speed.tg_tps
+    speed_history.record(hw, "llama.cpp", "cuda", raw, raw * 0.8, "bench")
+    speed_history.record(hw, "llama.cpp", "cuda", raw, raw * 0.9, "bench")
+    after = plan(hw, Constraints(size="7B", quant="q4_k_m")).chosen
+    assert after.tg_tps == pytest.approx(raw * 0.85)
+    assert after.speed.correction == pytest.approx(0.85)
+    assert "corrected by your bench of" in after.speed.correction_source and "x0.85" in after.speed.correction_source
+    con = Console(width=200, record=True)
+    render_plan(plan(hw, Constraints(size="7B", quant="q4_k_m")), con)
+    assert "corrected by your bench of" in con.export_text()
+
+
+def test_records_of_another_machine_engine_or_a_profile_do_not_apply():
+    hw = pc(32, 8, gpu_name="NVIDIA GeForce RTX 4060", gpu_bw=272e9)
+    other = pc(64, 24, gpu_name="NVIDIA GeForce RTX 4090", gpu_bw=1008e9)
+    speed_history.record(other, "llama.cpp", "cuda", 100.0, 50.0, "bench")
+    speed_history.record(hw, "llama.cpp", "cpu", 10.0, 5.0, "bench")
+    assert speed_history.correction(hw, "llama.cpp", "cuda") is None
+    named = replace(hw, name="a profile of the same box")
+    speed_history.record(hw, "llama.cpp", "cuda", 100.0, 50.0, "bench")
+    assert plan(named).chosen.speed.correction == 1.0
+
+
+def test_implausible_and_torn_records_are_ignored(tmp_path):
+    hw = pc(16)
+    path = tmp_path / "h.jsonl"
+    speed_history.record(hw, "llama.cpp", "cpu", 10.0, 0.1, "bench", path=path)  # a throttled run, not a model error
+    path.write_text(path.read_text() + '{"key": "torn')
+    assert speed_history.correction(hw, "llama.cpp", "cpu", path=path) is None
+    speed_history.record(hw, "llama.cpp", "cpu", 10.0, 12.0, "smoke test", path=path)
+    c = speed_history.correction(hw, "llama.cpp", "cpu", path=path)
+    assert c is not None and c.tg_factor == pytest.approx(1.2) and c.source == "smoke test"
