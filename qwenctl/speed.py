@@ -166,11 +166,12 @@ def estimate_speed(
     uncertainty = 0.0
     for dev, layers, nbytes, params in shares:
         e = sm["engines"][dev.engine]
-        eff = sm["memory_efficiency"][dev.memory_kind]
+        family = sm["families"].get(dev.family, {})
+        eff = family.get("memory_efficiency", sm["memory_efficiency"][dev.memory_kind])
         dequant = e["dequant_ops_per_weight"].get(quant, e["dequant_ops_per_weight"]["default"])
         # matrix kernels reach different shares of their peak per architecture (llama.cpp's MMQ uses
         # mma.sync, not Hopper's wgmma): a family's own figure where the fitting half had one
-        pp_eff = sm["families"].get(dev.family, {}).get("pp_efficiency", {}).get(operand, e["pp_efficiency"][operand])
+        pp_eff = family.get("pp_efficiency", {}).get(operand, e["pp_efficiency"][operand])
         terms.append(DeviceTerms(
             device=dev.name,
             layers=layers,
