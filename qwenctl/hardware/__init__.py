@@ -40,7 +40,7 @@ def __getattr__(name: str) -> Any:
 def detect(source: Source | None = None) -> Hardware:
     """The facts of this machine (or of the machine a snapshot source recorded)."""
     from qwenctl.hardware import apple, backends, cpu, disk, memory, nvidia, raspberry_pi
-    from qwenctl.hardware.snapshot import LiveSource
+    from qwenctl.hardware.live import LiveSource
 
     source = source or LiveSource()
     mem = _probe("memory", lambda: memory.probe(source))
