@@ -48,7 +48,7 @@ def test_rtx_4060_snapshot_whole_output():
         "NVIDIA    driver 595.84, CUDA 13.2\n"
         "GPU 0     NVIDIA GeForce RTX 4060 · 8.0 GiB VRAM (7.5 GiB free) · CC 8.9 · 128-bit @ 8501 MHz → 272 GB/s · 115 W\n"
         "Apple     absent, because not a Mac (Linux)\n"
-        "Board     absent, because no /proc/device-tree/model (not a single-board computer)\n"
+        "Board     absent, because no /proc/device-tree/model and no Raspberry Pi Model/Revision in /proc/cpuinfo (not a single-board computer)\n"
         "Disk      /home/user/.cache/huggingface/hub · 612.00 GB free of 1.00 TB\n"
         "Backends  llama-cpp-python not installed · mlx not installed · mlx-lm not installed\n"
     )
