@@ -45,6 +45,18 @@ class LiveSource:
         self._record("files", path, text)
         return text
 
+    def read_bytes(self, path: str) -> bytes:
+        import base64
+
+        try:
+            with open(path, "rb") as f:
+                blob = f.read()
+        except OSError as e:
+            self._record("files", path, {"error": errno.errorcode.get(e.errno or 0, "EIO")})
+            raise
+        self._record("files", path, {"base64": base64.b64encode(blob).decode("ascii")})
+        return blob
+
     # Commands ---------------------------------------------------------------
     def run(self, argv: Sequence[str]) -> str | None:
         """stdout of a command that exited 0, else None (not installed, failed, timed out)."""

@@ -71,6 +71,8 @@ def _instance(r: _Reader, parent: NvidiaGpu, uuid: str) -> NvidiaGpu:
         memory_free_bytes=memory["free"] if memory else None,
         memory_used_bytes=memory["used"] if memory else None,
         bandwidth_bytes_per_s=bandwidth_share(parent, total),
+        memory_bus_width_bits=None,  # the bus belongs to the whole GPU; the instance gets its slices' share
+        max_memory_clock_mhz=None,
         power_limit_w=None,  # the power limit belongs to the whole GPU
         cuda_cores=sms * per_sm if sms and per_sm else None,
         sm_count=sms,

@@ -107,7 +107,8 @@ def read_gpu(source: Source, i: int, host_ram_bytes: int | None, host_bandwidth:
         total, free, used = host_ram_bytes, host_ram_bytes, 0 if host_ram_bytes else None
     elif memory is None:
         total = free = used = None
-        r.unknown.append(("memory_total_bytes", "not a unified-memory device, so host RAM does not stand in"))
+        r.unknown = [(f, f"{why}; not a unified-memory device, so host RAM does not stand in" if f == "memory_total_bytes"
+                      else why) for f, why in r.unknown]
     else:
         total, free, used = memory["total"], memory["free"], memory["used"]
     bus = r.get("memory_bus_width_bits", "nvmlDeviceGetMemoryBusWidth")

@@ -68,6 +68,8 @@ class Source(Protocol):
 
     def read_text(self, path: str) -> str: ...
 
+    def read_bytes(self, path: str) -> bytes: ...  # binary files (SMBIOS tables); kept as base64
+
     def run(self, argv: Sequence[str]) -> str | None: ...
 
     def nvml(self, function: str, device: NvmlDevice | None = None, arg: str | None = None) -> Any: ...
@@ -132,10 +134,22 @@ class ReplaySource:
         value = self._doc["files"][path]
         if value is None:
             raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), path)
+        if isinstance(value, dict) and "base64" in value:
+            import base64
+
+            return base64.b64decode(value["base64"]).decode("utf-8", "replace")
         if isinstance(value, dict):
             code = getattr(errno, value["error"], errno.EIO)
             raise OSError(code, os.strerror(code), path)
         return value
+
+    def read_bytes(self, path: str) -> bytes:
+        import base64
+
+        value = self._doc["files"].get(path)
+        if isinstance(value, dict) and "base64" in value:
+            return base64.b64decode(value["base64"])
+        return self.read_text(path).encode("utf-8")
 
     def run(self, argv: Sequence[str]) -> str | None:
         return self._doc["commands"].get(command_key(argv))
@@ -247,8 +261,9 @@ def _validate(doc: Any) -> str | None:
         if not isinstance(doc[section], dict):
             return f'"{section}" is not an object'
     for path, value in doc["files"].items():
-        if not (value is None or isinstance(value, str) or _is_error(value)):
-            return f'files["{path}"] is neither text nor {{"error": ...}}'
+        binary = isinstance(value, dict) and isinstance(value.get("base64"), str)
+        if not (value is None or isinstance(value, str) or _is_error(value) or binary):
+            return f'files["{path}"] is neither text, {{"base64": ...}} nor {{"error": ...}}'
     for key, value in doc["commands"].items():
         if not (value is None or isinstance(value, str)):
             return f'commands["{key}"] is neither text nor null'
