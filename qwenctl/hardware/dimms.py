@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import struct
 
-from qwenctl.hardware.snapshot import Source
+from qwenctl.hardware.snapshot import NotCaptured, Source
 
 MAX_ENTRIES = 64  # sysfs numbers entries 17-0, 17-1, ... without gaps
 MEMORY_TYPES = {0x12: "DDR", 0x13: "DDR2", 0x18: "DDR3", 0x1A: "DDR4", 0x1B: "LPDDR", 0x1C: "LPDDR2",
@@ -49,6 +49,10 @@ def smbios_devices(source: Source) -> tuple[list[tuple[int, int, str]], str]:
         path = f"/sys/firmware/dmi/entries/17-{n}/raw"
         try:
             raw = source.read_bytes(path)
+        except NotCaptured:
+            if n == 0:
+                return [], "SMBIOS memory entries not captured in the snapshot"
+            break
         except FileNotFoundError:
             if n == 0:
                 return [], "no SMBIOS memory entries (/sys/firmware/dmi/entries/17-*: a VM or container?)"
