@@ -61,24 +61,29 @@ def measure(threads: int | None = None, buffer_bytes: int | None = None, repeats
     slices = np.array_split(buffer, threads)
     start, done = threading.Barrier(threads + 1), threading.Barrier(threads + 1)
     stop = False
+    spans: list[tuple[float, float]] = [(0.0, 0.0)] * threads
 
-    def worker(part: Any) -> None:
+    def worker(n: int, part: Any) -> None:
+        # Each thread times itself: the main thread may be descheduled right after the
+        # barrier (more threads than free cores), which would shorten a wall-clock span.
         while True:
             start.wait()
             if stop:
                 return
+            t0 = time.perf_counter()
             part.sum()
+            spans[n] = (t0, time.perf_counter())
             done.wait()
 
-    pool = [threading.Thread(target=worker, args=(s,), daemon=True) for s in slices]
+    pool = [threading.Thread(target=worker, args=(n, s), daemon=True) for n, s in enumerate(slices)]
     for t in pool:
         t.start()
     best = 0.0
     for _ in range(repeats):
         start.wait()
-        t0 = time.perf_counter()
         done.wait()
-        best = max(best, size / (time.perf_counter() - t0))
+        elapsed = max(end for _, end in spans) - min(begin for begin, _ in spans)
+        best = max(best, size / elapsed)
     stop = True
     start.wait()
     for t in pool:
