@@ -61,14 +61,23 @@ def main() -> None:
     type=click.Path(dir_okay=False),
     help="Replay a saved snapshot instead of probing this machine.",
 )
-def detect_command(as_json: bool, save_to: str | None, snapshot: str | None) -> None:
+@click.option("--measure", is_flag=True, help="Measure host memory bandwidth now (under a second) and remember it.")
+def detect_command(as_json: bool, save_to: str | None, snapshot: str | None, measure: bool) -> None:
     """Show what this machine has: CPU, memory, GPUs, board, disk, installed engines."""
     from qwenctl import hardware, render
 
     if save_to and snapshot:
         raise click.UsageError("--save-snapshot records a live run; it cannot be combined with --snapshot")
+    if measure and snapshot:
+        raise click.UsageError("--measure measures this machine; it cannot be combined with --snapshot")
     source = hardware.load_snapshot(snapshot) if snapshot else hardware.LiveSource(record=bool(save_to))
     facts = hardware.detect(source)
+    if measure:
+        m = hardware.measure_bandwidth(facts)
+        click.echo(f"measured {m.bytes_per_s / 1e9:.1f} GB/s host memory read bandwidth "
+                   f"({m.threads} threads, {m.buffer_bytes >> 20} MiB, {m.seconds:.2f} s)", err=True)
+        source = hardware.LiveSource(record=bool(save_to))
+        facts = hardware.detect(source)
     if save_to and isinstance(source, hardware.LiveSource):
         hardware.save_snapshot(source, save_to)
         click.echo(f"saved the raw inputs to {save_to}", err=True)

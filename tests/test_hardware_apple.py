@@ -19,10 +19,28 @@ def test_m2_16gb_reads_as_apple_m2_with_16_gb_unified_memory():
     assert got.bandwidth_bytes_per_s == 100_000_000_000
 
 
-def test_m3_max_36gb_without_ioreg_has_unknown_gpu_cores_and_no_bandwidth_guess():
+def test_m3_max_36gb_without_ioreg_is_told_apart_by_its_14_core_cpu():
     got = apple.probe(replay("apple-m3-max-36gb.json"))
     assert (got.chip, got.unified_memory_bytes, got.gpu_cores) == ("Apple M3 Max", 36 * GIB, None)
-    assert got.bandwidth_bytes_per_s is None  # sold as 300 or 400 GB/s: the name does not say which
+    # Sold as 300 or 400 GB/s; the 14-core CPU only ever comes with the 30-core GPU (300 GB/s).
+    assert got.bandwidth_bytes_per_s == 300 * 10**9
+    assert got.bandwidth_source == "Apple M3 Max with 14-core CPU (Apple specifications)"
+
+
+def test_m4_max_40_core_gpu_from_ioreg_is_546_gbps():
+    got = apple.probe(replay("apple-m4-max-64gb.json"))
+    assert (got.chip, got.gpu_cores, got.performance_cores, got.efficiency_cores) == ("Apple M4 Max", 40, 12, 4)
+    assert (got.bandwidth_bytes_per_s, got.bandwidth_source) == (
+        546 * 10**9, "Apple M4 Max with 40-core GPU (Apple specifications)")
+    assert got.unified_memory_bytes == 64 * GIB
+
+
+@pytest.mark.parametrize("gpu, cpu, expected", [(32, 14, 410), (40, 16, 546), (None, 14, 410), (None, None, None)])
+def test_m4_max_configurations(gpu, cpu, expected):
+    got, why = apple.chip_bandwidth("Apple M4 Max", gpu, cpu)
+    assert got == (expected * 10**9 if expected else None)
+    if expected is None:
+        assert "410 or 546 GB/s" in why
 
 
 def test_iogpu_wired_limit_overrides_the_default():

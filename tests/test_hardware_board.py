@@ -41,4 +41,4 @@ def test_other_arm_boards_use_the_device_tree():
 
 def test_not_a_board():
     assert raspberry_pi.probe(replay("linux-x86-no-gpu.json")) == Absent(
-        "no /proc/device-tree/model (not a single-board computer)")
+        "no /proc/device-tree/model and no Raspberry Pi Model/Revision in /proc/cpuinfo (not a single-board computer)")

@@ -71,10 +71,15 @@ def test_unified_memory_device_gets_host_ram_and_a_known_bandwidth():
     assert gpu.bandwidth_bytes_per_s == 204_800_000_000
 
 
-def test_nvml_failing_mid_probe_is_absent_with_the_code():
+def test_a_gpu_nvml_fails_on_is_reported_with_its_error_and_the_others_kept():
     doc = document("nvidia-h100-sxm.json")
-    doc["nvml"]["devices"][0]["nvmlDeviceGetUUID"] = {"error": "NVML_ERROR_GPU_IS_LOST"}
-    assert detect(replay(doc)).nvidia == Absent("NVML failed: NVML_ERROR_GPU_IS_LOST")
+    lost = dict(doc["nvml"]["devices"][0], nvmlDeviceGetMemoryInfo={"error": "NVML_ERROR_GPU_IS_LOST"})
+    doc["nvml"]["devices"] = [lost, doc["nvml"]["devices"][0]]
+    doc["nvml"]["system"]["nvmlDeviceGetCount"] = 2
+    nv = detect(replay(doc)).nvidia
+    assert [(g.index, g.nvml_index) for g in nv.gpus] == [(0, 1)]  # CUDA ordinal 0 is NVML's GPU 1
+    (bad,) = nv.unusable
+    assert (bad.nvml_index, bad.name, bad.reason) == (0, "NVIDIA H100 80GB HBM3", "NVML failed: NVML_ERROR_GPU_IS_LOST")
 
 
 def test_real_capture_of_the_projects_h100_machine():

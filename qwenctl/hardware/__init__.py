@@ -20,7 +20,8 @@ from qwenctl.hardware.facts import Absent, Hardware, Memory, hardware_from_dict
 if TYPE_CHECKING:
     from qwenctl.hardware.snapshot import LiveSource, ReplaySource, Source, load_snapshot, save_snapshot
 
-__all__ = ["LiveSource", "ReplaySource", "Source", "detect", "hardware_from_dict", "load_snapshot", "save_snapshot"]
+__all__ = ["LiveSource", "ReplaySource", "Source", "detect", "hardware_from_dict", "load_snapshot", "measure_bandwidth",
+           "save_snapshot"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -40,22 +41,59 @@ def __getattr__(name: str) -> Any:
 def detect(source: Source | None = None) -> Hardware:
     """The facts of this machine (or of the machine a snapshot source recorded)."""
     from qwenctl.hardware import apple, backends, cpu, disk, memory, nvidia, raspberry_pi
-    from qwenctl.hardware.snapshot import LiveSource
+    from qwenctl.hardware.live import LiveSource
 
     source = source or LiveSource()
     mem = _probe("memory", lambda: memory.probe(source))
+    the_cpu = _probe("cpu", lambda: cpu.probe(source))
+    the_apple = _probe("apple", lambda: apple.probe(source))
+    board = _probe("board", lambda: raspberry_pi.probe(source))
+    if isinstance(mem, Memory):
+        mem = _with_bandwidth(source, mem, the_cpu, the_apple, board)
     host_ram = mem.total_bytes if isinstance(mem, Memory) else None
+    host_bw = mem.bandwidth_bytes_per_s if isinstance(mem, Memory) else None
     return Hardware(
         system=source.system,
         machine=source.machine,
-        cpu=_probe("cpu", lambda: cpu.probe(source)),
+        cpu=the_cpu,
         memory=mem,
-        nvidia=_probe("nvidia", lambda: nvidia.probe(source, host_ram)),
-        apple=_probe("apple", lambda: apple.probe(source)),
-        board=_probe("board", lambda: raspberry_pi.probe(source)),
+        nvidia=_probe("nvidia", lambda: nvidia.probe(source, host_ram, host_bw)),
+        apple=the_apple,
+        board=board,
         disk=_probe("disk", lambda: disk.probe(source)),
         backends=_probe("backends", lambda: backends.probe(source)),
     )
+
+
+def _with_bandwidth(source: Source, mem: Memory, cpu: Any, apple: Any, board: Any) -> Memory:
+    """Memory with the host bandwidth filled in, or its absence explained in ``unknown``."""
+    import dataclasses
+
+    from qwenctl.hardware import host_bandwidth
+
+    found = _probe("memory bandwidth", lambda: host_bandwidth.probe(source, mem, cpu, apple, board))
+    if isinstance(found, Absent):
+        value, how = None, found.reason
+    else:
+        value, how = found
+    if value:
+        return dataclasses.replace(mem, bandwidth_bytes_per_s=value, bandwidth_source=how)
+    return dataclasses.replace(mem, unknown=mem.unknown + (("bandwidth_bytes_per_s", how),))
+
+
+def measure_bandwidth(hw: Hardware) -> Any:
+    """Measure host memory bandwidth now (threads = physical cores) and cache it for this
+    machine, so later `detect()` calls report it; returns the ``bandwidth.Measurement``.
+    The run pipeline calls this once before the first plan that needs a host bandwidth."""
+    from qwenctl.hardware import bandwidth, host_bandwidth
+    from qwenctl.hardware.facts import Cpu
+
+    threads = hw.cpu.physical_cores if isinstance(hw.cpu, Cpu) else None
+    m = bandwidth.measure(threads=threads)
+    key = host_bandwidth.machine_key(hw.cpu, hw.memory) if isinstance(hw.memory, Memory) else None
+    if key:
+        bandwidth.record(key, m)
+    return m
 
 
 def _probe(name: str, run: Callable[[], T | Absent]) -> T | Absent:

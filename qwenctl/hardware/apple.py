@@ -36,16 +36,36 @@ def probe(source: Source) -> AppleSilicon | Absent:
     limit, why = wired_limit(ram, values.get("iogpu.wired_limit_mb"))
     chip = values.get("machdep.cpu.brand_string", "Apple Silicon")
     p_cores, e_cores = values.get("hw.perflevel0.physicalcpu"), values.get("hw.perflevel1.physicalcpu")
+    gpu_cores = _gpu_cores(source)
+    cpu_cores = to_int(values["hw.physicalcpu"], "hw.physicalcpu") if values.get("hw.physicalcpu") else None
+    bandwidth, bandwidth_source = chip_bandwidth(chip, gpu_cores, cpu_cores)
     return AppleSilicon(
         chip=chip,
         performance_cores=to_int(p_cores, "hw.perflevel0.physicalcpu") if p_cores else None,
         efficiency_cores=to_int(e_cores, "hw.perflevel1.physicalcpu") if e_cores else None,
-        gpu_cores=_gpu_cores(source),
+        gpu_cores=gpu_cores,
         unified_memory_bytes=ram,
         gpu_wired_limit_bytes=limit,
         gpu_wired_limit_source=why,
-        bandwidth_bytes_per_s=data("apple_silicon.json")["bandwidth"]["chips"].get(chip),
+        bandwidth_bytes_per_s=bandwidth,
+        bandwidth_source=bandwidth_source if bandwidth else None,
     )
+
+
+def chip_bandwidth(chip: str, gpu_cores: int | None, cpu_cores: int | None) -> tuple[int | None, str]:
+    """(bytes/s, where from) or (None, why not): by chip, then GPU cores, then CPU cores."""
+    table = data("apple_silicon.json")["bandwidth"]
+    if chip in table["chips"]:
+        return table["chips"][chip], f"{chip} (Apple specifications)"
+    options = table["configurations"].get(chip)
+    if options is None:
+        return None, f"no published bandwidth for {chip!r} in apple_silicon.json"
+    for key, count, what in (("gpu_cores", gpu_cores, "GPU"), ("cpu_cores", cpu_cores, "CPU")):
+        for row in options:
+            if count is not None and row[key] == count:
+                return row["bytes_per_s"], f"{chip} with {count}-core {what} (Apple specifications)"
+    return None, f"{chip} is sold with {' or '.join(str(r['bytes_per_s'] // 10**9) for r in options)} GB/s and " \
+                 f"neither its GPU cores ({gpu_cores}) nor CPU cores ({cpu_cores}) say which"
 
 
 def wired_limit(ram_bytes: int, wired_limit_mb: str | None) -> tuple[int, str]:

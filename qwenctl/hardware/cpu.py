@@ -1,7 +1,8 @@
 """CPU: brand, cores and the ISA features llama.cpp's kernels care about.
 
-Method 1 (Linux): /proc/cpuinfo — x86 `flags` or ARM `Features`, cores counted from the
-(physical id, core id) pairs. Method 2 (macOS): sysctl hw.* / machdep.cpu.*. Anything else
+Method 1 (Linux): /proc/cpuinfo — x86 `flags` or ARM `Features`. x86 physical cores are
+counted as psutil and lscpu do: step 1, `cpu cores` of each socket (distinct `physical id`)
+summed; step 2, distinct (physical id, core id) pairs; step 3, one core per processor. Method 2 (macOS): sysctl hw.* / machdep.cpu.*. Anything else
 is reported absent rather than guessed.
 """
 
@@ -45,15 +46,30 @@ def parse_cpuinfo(text: str, arch: str) -> Cpu:
     if "flags" in first:  # x86
         present = set(first["flags"].split())
         flags = tuple(f for f in X86_FLAGS if f in present)
-        cores = {(b.get("physical id"), b.get("core id")) for b in blocks if "core id" in b}
-        physical = len(cores) or len(blocks)
+        physical, sockets, how = _x86_cores(blocks)
         brand = first.get("model name") or first.get("vendor_id") or "unknown x86 CPU"
     else:  # ARM: one logical CPU per core on the boards and servers this targets (no SMT)
         present = set(first.get("Features", "").split())
         flags = tuple(dict.fromkeys(ARM_FEATURES[f] for f in ARM_FEATURES if f in present))
-        physical = len(blocks)
+        physical, sockets, how = len(blocks), None, "one core per processor (ARM: no SMT)"
         brand = _arm_core_name(first) or first.get("model name") or "unknown ARM CPU"
-    return Cpu(brand=brand, arch=arch, physical_cores=physical, logical_cores=len(blocks), flags=flags)
+    return Cpu(brand=brand, arch=arch, physical_cores=physical, logical_cores=len(blocks), flags=flags,
+               cores_source=how, sockets=sockets)
+
+
+def _x86_cores(blocks: list[dict[str, str]]) -> tuple[int, int | None, str]:
+    """(physical cores, sockets, which step counted them)."""
+    per_socket: dict[str, str | None] = {}
+    for b in blocks:
+        if "physical id" in b:
+            per_socket.setdefault(b["physical id"], b.get("cpu cores"))
+    if per_socket and all(per_socket.values()):
+        cores = sum(to_int(n, "/proc/cpuinfo cpu cores") for n in per_socket.values())
+        return cores, len(per_socket), "cpu cores x sockets (/proc/cpuinfo)"
+    pairs = {(b.get("physical id"), b.get("core id")) for b in blocks if "core id" in b}
+    if pairs:
+        return len(pairs), len(per_socket) or None, "distinct (physical id, core id) pairs"
+    return len(blocks), len(per_socket) or None, "one core per processor (no topology in /proc/cpuinfo)"
 
 
 def _arm_core_name(block: dict[str, str]) -> str | None:
@@ -77,6 +93,8 @@ def _from_sysctl(values: dict[str, str], arch: str) -> Cpu:
     flags = tuple(dict.fromkeys(flag for key, flag in MAC_FLAGS.items() if values.get(key) == "1"))
     two_levels = count("hw.nperflevels") == 2 or "hw.perflevel1.physicalcpu" in values
     return Cpu(
+        cores_source="sysctl hw.physicalcpu" if "hw.physicalcpu" in values else "sysctl hw.logicalcpu",
+        sockets=count("hw.packages"),
         brand=values.get("machdep.cpu.brand_string", "unknown"),
         arch=arch,
         physical_cores=physical,

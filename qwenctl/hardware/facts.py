@@ -31,17 +31,25 @@ class Cpu:
     performance_cores: int | None = None  # big cores on hybrid/Apple chips; None if not hybrid or unknown
     efficiency_cores: int | None = None
     flags: tuple[str, ...] = ()  # ISA features llama.cpp cares about: avx, avx2, avx512f, fma, f16c, neon, dotprod, i8mm, sve
+    cores_source: str | None = None  # how physical_cores was counted, e.g. "cpu cores x sockets"
+    sockets: int | None = None  # distinct `physical id` values; None where the OS does not say
+
+
+Unknown = tuple[tuple[str, str], ...]  # (field name, why it is not known): "unknown, with why"
 
 
 @dataclass(frozen=True)
 class Memory:
-    total_bytes: int  # physical RAM
-    available_bytes: int
+    total_bytes: int  # physical RAM (see total_source: where no RAM figure exists, the container limit stands in)
+    available_bytes: int | None  # None: not known (see `unknown` for why)
     swap_total_bytes: int
     container_limit_bytes: int | None = None  # cgroup memory.max / memory.limit_in_bytes, None when unlimited
     container_limit_source: str | None = None  # e.g. "cgroup v2 /sys/fs/cgroup/memory.max"
-    bandwidth_bytes_per_s: int | None = None  # host memory bandwidth when known (profiles, Apple chips, boards)
-    bandwidth_source: str | None = None
+    bandwidth_bytes_per_s: int | None = None  # host memory bandwidth: board/chip data, DIMMs, or measured
+    bandwidth_source: str | None = None  # e.g. "measured 2026-12-01 by qwenctl detect --measure"
+    total_source: str | None = None  # "/proc/meminfo MemTotal", "hw.memsize", ...
+    available_source: str | None = None  # "/proc/meminfo MemAvailable", "cgroup limit - usage", ...
+    unknown: Unknown = ()  # fields that could not be read, and why
 
     @property
     def usable_bytes(self) -> int:
@@ -53,25 +61,45 @@ class Memory:
 
 @dataclass(frozen=True)
 class NvidiaGpu:
-    index: int
+    index: int  # CUDA ordinal: the position in Hardware.gpus (what llama.cpp calls device N)
     name: str
     uuid: str
-    memory_total_bytes: int
-    memory_free_bytes: int
-    memory_used_bytes: int
-    compute_capability: tuple[int, int]
+    memory_total_bytes: int | None  # None: NVML could not say (see `unknown`)
+    memory_free_bytes: int | None
+    memory_used_bytes: int | None
+    compute_capability: tuple[int, int] | None  # None: unknown
     memory_bus_width_bits: int | None = None
     max_memory_clock_mhz: int | None = None
     bandwidth_bytes_per_s: int | None = None  # peak, from bus width x clock (or the profile)
     power_limit_w: float | None = None
     unified_memory: bool = False  # Jetson / GH200: NVML reports no dedicated memory; host RAM is shared
+    cuda_cores: int | None = None  # nvmlDeviceGetNumGpuCores (MIG: SMs x the parent's cores per SM)
+    sm_count: int | None = None  # streaming multiprocessors (MIG: nvmlDeviceGetAttributes)
+    max_sm_clock_mhz: int | None = None  # nvmlDeviceGetMaxClockInfo(NVML_CLOCK_SM)
+    mig_profile: str | None = None  # "1g.10gb" for a MIG instance, None for a whole GPU
+    parent_name: str | None = None  # the physical GPU a MIG instance belongs to
+    nvml_index: int | None = None  # NVML's index of the physical GPU (of the parent for a MIG instance)
+    unknown: Unknown = ()  # fields NVML could not answer, and why
+
+
+@dataclass(frozen=True)
+class UnusableGpu:
+    """A physical GPU CUDA will not use here, and why (NVML failed on it, MIG on without a visible instance)."""
+
+    nvml_index: int
+    name: str | None
+    uuid: str | None
+    reason: str
 
 
 @dataclass(frozen=True)
 class Nvidia:
     driver_version: str
     cuda_driver_version: str | None
-    gpus: tuple[NvidiaGpu, ...]
+    gpus: tuple[NvidiaGpu, ...]  # what CUDA will use, in CUDA's order (CUDA_VISIBLE_DEVICES honoured)
+    unusable: tuple[UnusableGpu, ...] = ()
+    visible_devices: str | None = None  # CUDA_VISIBLE_DEVICES as read; None when unset
+    order_source: str | None = None  # how the CUDA order was decided
 
 
 @dataclass(frozen=True)
@@ -84,6 +112,7 @@ class AppleSilicon:
     gpu_wired_limit_bytes: int  # what Metal may wire for the GPU by default or per iogpu.wired_limit_mb
     gpu_wired_limit_source: str
     bandwidth_bytes_per_s: int | None = None
+    bandwidth_source: str | None = None  # the chip and GPU-core configuration it was looked up by
 
 
 @dataclass(frozen=True)
@@ -96,6 +125,7 @@ class Board:
     ram_bytes: int | None
     throttled: tuple[str, ...] | None = None  # decoded vcgencmd get_throttled flags; () = none
     temperature_c: float | None = None
+    model_source: str | None = None  # "/proc/device-tree/model" or "/proc/cpuinfo Model"
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,11 @@
 """Memory: RAM, what is available now, swap, and the container limit that actually binds.
 
-Method 1 (Linux): /proc/meminfo, then the process's own cgroup — found through
-/proc/self/cgroup — for cgroup v2 `memory.max` (the smallest along the path up to the
-root, since any ancestor's limit binds) or cgroup v1 `memory.limit_in_bytes`.
+Field by field, each with where it came from (``total_source``, ``available_source``) or
+why it is not known (``unknown``); one missing input never blanks the whole probe.
+Method 1 (Linux): /proc/meminfo (MemTotal; MemAvailable, else MemFree+Buffers+Cached as
+free(1) computed it before Linux 3.14; SwapTotal), and the container limit from cgroup.py.
+Without /proc/meminfo but with a container limit, the limit stands in for RAM (it is what
+binds anyway) and available is limit − usage.
 Method 2 (macOS): sysctl hw.memsize / vm.swapusage and `vm_stat` for what is free.
 Method 3 (anything else, live only): psutil.
 Inside a container, "available" is clamped to the limit minus what the cgroup already uses:
@@ -13,14 +16,13 @@ from __future__ import annotations
 
 import re
 
+from qwenctl.hardware import cgroup
 from qwenctl.hardware._parse import ParseError, colon_fields, sysctl, to_int
 from qwenctl.hardware.facts import Absent, Memory
-from qwenctl.hardware.snapshot import Source
+from qwenctl.hardware.snapshot import NotCaptured, Source
 
-CGROUP_ROOT = "/sys/fs/cgroup"
-# cgroup v1 reports "no limit" as PAGE_COUNTER_MAX pages (9223372036854771712 on 4 KiB pages);
-# anything this large is no limit at all.
-V1_UNLIMITED = 1 << 62
+CGROUP_ROOT = cgroup.CGROUP_ROOT
+V1_UNLIMITED = cgroup.V1_UNLIMITED
 
 
 def probe(source: Source) -> Memory | Absent:
@@ -31,108 +33,76 @@ def probe(source: Source) -> Memory | Absent:
     values = source.psutil_memory()
     if values is None:
         return Absent(f"no memory probe for {source.system} without psutil")
-    return Memory(values["total"], values["available"], values["swap_total"])
+    return Memory(values["total"], values["available"], values["swap_total"], total_source="psutil",
+                  available_source="psutil")
 
 
 def parse_meminfo(text: str) -> tuple[int, int, int]:
     """(total, available, swap total) in bytes from /proc/meminfo (values are KiB)."""
+    total, (available, _), swap = _meminfo_fields(text)
+    if available is None:
+        raise ParseError("/proc/meminfo has neither MemAvailable nor MemFree+Buffers+Cached")
+    return total, available, swap or 0
+
+
+def _meminfo_fields(text: str) -> tuple[int, tuple[int | None, str | None], int | None]:
     fields = colon_fields(text)
 
-    def kib(name: str) -> int:
-        value = fields[name].split()[0] if fields.get(name) else None
+    def kib(name: str) -> int | None:
+        if name not in fields:
+            return None
+        value = fields[name].split()[0] if fields[name] else None
         return to_int(value, f"/proc/meminfo {name}") * 1024
 
-    if "MemTotal" not in fields:
-        raise ParseError("/proc/meminfo has no MemTotal")
     total = kib("MemTotal")
-    if "MemAvailable" in fields:
-        available = kib("MemAvailable")
-    else:  # kernels before 3.14: the classic estimate, as free(1) made it
-        available = kib("MemFree") + kib("Buffers") + kib("Cached")
-    swap = kib("SwapTotal") if "SwapTotal" in fields else 0
-    return total, min(available, total), swap
+    if total is None:
+        raise ParseError("/proc/meminfo has no MemTotal")
+    available: tuple[int | None, str | None] = (kib("MemAvailable"), "/proc/meminfo MemAvailable")
+    if available[0] is None:  # kernels before 3.14: the classic estimate, as free(1) made it
+        parts = [kib(k) for k in ("MemFree", "Buffers", "Cached")]
+        available = (sum(p for p in parts if p is not None), "/proc/meminfo MemFree+Buffers+Cached") \
+            if None not in parts else (None, None)
+    if available[0] is not None:
+        available = (min(available[0], total), available[1])
+    return total, available, kib("SwapTotal")
 
 
 def _linux(source: Source) -> Memory:
-    total, available, swap = parse_meminfo(source.read_text("/proc/meminfo"))
-    limit = cgroup_limit(source)
-    if limit is None:
-        return Memory(total, available, swap)
-    limit_bytes, where, used = limit
-    if used is not None:
-        available = max(0, min(available, limit_bytes - used))
-    return Memory(total, available, swap, container_limit_bytes=limit_bytes, container_limit_source=where)
-
-
-def cgroup_limit(source: Source) -> tuple[int, str, int | None] | None:
-    """(limit bytes, where it was read, bytes the cgroup uses) for this process, or None."""
+    unknown: list[tuple[str, str]] = []
+    limit = cgroup.limit(source)
     try:
-        lines = source.read_text("/proc/self/cgroup").splitlines()
-    except FileNotFoundError:
-        return None
-    for line in lines:
-        parts = line.split(":", 2)
-        if len(parts) != 3:
-            continue
-        hierarchy, controllers, path = parts
-        if hierarchy == "0" and controllers == "":
-            found = _v2_limit(source, path)
-        elif "memory" in controllers.split(","):
-            found = _v1_limit(source, path)
-        else:
-            continue
-        if found is not None:
-            return found
-    return None
+        total, (available, available_source), swap = _meminfo_fields(source.read_text("/proc/meminfo"))
+        total_source = "/proc/meminfo MemTotal"
+    except (OSError, ParseError) as e:
+        if limit is None:
+            raise
+        why = _why(e)
+        total, total_source, available, available_source, swap = limit.bytes, f"container limit ({why})", None, None, None
+        unknown.append(("total_bytes", f"{why}; the container limit stands in"))
+    if swap is None:
+        unknown.append(("swap_total_bytes", "no SwapTotal in /proc/meminfo"))
+    if limit is not None and limit.used is not None:
+        headroom = max(0, limit.bytes - limit.used)
+        if available is None or headroom < available:
+            available, available_source = headroom, "container limit − usage"
+    elif limit is not None and available is not None:
+        available = min(available, limit.bytes)
+    if available is None:
+        unknown.append(("available_bytes", "neither /proc/meminfo nor the cgroup says what is free"))
+    return Memory(
+        total, available, swap or 0,
+        container_limit_bytes=limit.bytes if limit else None,
+        container_limit_source=limit.source if limit else None,
+        total_source=total_source, available_source=available_source, unknown=tuple(unknown),
+    )
 
 
-def _v2_limit(source: Source, path: str) -> tuple[int, str, int | None] | None:
-    best: tuple[int, str, int | None] | None = None
-    for directory in _self_and_ancestors(f"{CGROUP_ROOT}{path.rstrip('/')}"):
-        text = _read_optional(source, f"{directory}/memory.max")
-        if text is None or text.strip() == "max":
-            continue
-        limit = to_int(text, f"{directory}/memory.max")
-        if best is None or limit < best[0]:
-            best = (limit, f"cgroup v2 {directory}/memory.max", None)
-    if best is not None:
-        leaf = f"{CGROUP_ROOT}{path.rstrip('/')}"
-        current = _read_optional(source, f"{leaf}/memory.current")
-        if current is None and leaf != CGROUP_ROOT:  # a namespaced container sees its own cgroup at the root
-            current = _read_optional(source, f"{CGROUP_ROOT}/memory.current")
-        best = (best[0], best[1], to_int(current, "memory.current") if current is not None else None)
-    return best
-
-
-def _v1_limit(source: Source, path: str) -> tuple[int, str, int | None] | None:
-    base = f"{CGROUP_ROOT}/memory"
-    # The host's path first; inside a container the controller is usually mounted at its own root.
-    for directory in dict.fromkeys((f"{base}{path.rstrip('/')}", base)):
-        text = _read_optional(source, f"{directory}/memory.limit_in_bytes")
-        if text is None:
-            continue
-        limit = to_int(text, f"{directory}/memory.limit_in_bytes")
-        if limit >= V1_UNLIMITED:
-            return None
-        usage = _read_optional(source, f"{directory}/memory.usage_in_bytes")
-        used = to_int(usage, "memory.usage_in_bytes") if usage is not None else None
-        return limit, f"cgroup v1 {directory}/memory.limit_in_bytes", used
-    return None
-
-
-def _self_and_ancestors(directory: str) -> list[str]:
-    out = []
-    while directory.startswith(CGROUP_ROOT) and directory != CGROUP_ROOT:
-        out.append(directory)
-        directory = directory.rsplit("/", 1)[0]
-    return out or [CGROUP_ROOT]
-
-
-def _read_optional(source: Source, path: str) -> str | None:
-    try:
-        return source.read_text(path)
-    except FileNotFoundError:
-        return None
+def _why(e: Exception) -> str:
+    if isinstance(e, NotCaptured):
+        return "/proc/meminfo not captured in the snapshot"
+    if isinstance(e, OSError):
+        return f"cannot read /proc/meminfo: {e.strerror or e}"
+    return str(e)
 
 
 _SWAP_TOTAL = re.compile(r"total\s*=\s*([\d.]+)([KMGT])")
@@ -150,8 +120,10 @@ def _darwin(source: Source) -> Memory | Absent:
         swap = int(float(match.group(1)) * 1024 ** "KMGT".index(match.group(2)) * 1024)
     available = _vm_stat_available(source.run(("vm_stat",)))
     if available is None:
-        return Absent("vm_stat gave no answer, so what is free is unknown (RAM: see Apple)")
-    return Memory(total, min(available, total), swap)
+        return Memory(total, None, swap, total_source="hw.memsize",
+                      unknown=(("available_bytes", "vm_stat gave no answer"),))
+    return Memory(total, min(available, total), swap, total_source="hw.memsize",
+                  available_source="vm_stat free+inactive+speculative")
 
 
 def _vm_stat_available(text: str | None) -> int | None:

@@ -1,23 +1,30 @@
 """NVIDIA GPUs through NVML (the nvidia-ml-py bindings), every call through one door.
 
-``_query`` is that door: the source initialises NVML lazily on first use, an answer of
-NVML_ERROR_NOT_SUPPORTED becomes ``None`` (the field is then left out, not invented), and
-any other NVML error ends the probe as "absent, because …" with the reason in words.
+``_Reader.get`` is that door: the source initialises NVML lazily on first use, an answer of
+NVML_ERROR_NOT_SUPPORTED (or a value a snapshot did not capture) becomes ``None`` and is
+noted in the GPU's ``unknown`` with which of the two it was; any other NVML error fails
+that one GPU, which is reported in ``Nvidia.unusable`` while the others are kept.
 
 Peak bandwidth = 2 x max memory clock x bus width / 8. NVML reports the memory clock at
 half the per-pin data rate for GDDR6, GDDR6X and HBM alike (RTX 4060: 8501 MHz for 17 Gbps),
 so the factor 2 is the same for all of them; data/gpu_bandwidth.json lists the published
-figures this was checked against. Unified-memory devices (Jetson, GH200) answer NotSupported
-for memory: they get the host's RAM, ``unified_memory=True``, and a bandwidth from that file.
+figures this was checked against. Memory info NotSupported means unified memory only on
+devices that have no memory of their own (Jetson, GB10, GH200: data/nvidia_arch.json): they
+get the host's RAM and bandwidth. On any other card (a GeForce under an old WSL driver) the
+memory is unknown, with the reason, and the GPU is kept.
+
+MIG instances (mig.py) and the order and visibility CUDA applies (cuda_visible.py) turn the
+physical GPUs into ``Nvidia.gpus``: the devices CUDA will use, in CUDA's order.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 from qwenctl.hardware._parse import data
-from qwenctl.hardware.facts import Absent, Nvidia, NvidiaGpu
-from qwenctl.hardware.snapshot import NVML_BINDINGS_MISSING, NvmlError, Source
+from qwenctl.hardware.facts import Absent, Nvidia, NvidiaGpu, UnusableGpu
+from qwenctl.hardware.snapshot import NOT_CAPTURED, NVML_BINDINGS_MISSING, NvmlDevice, NvmlError, Source
 
 # NVML errors that mean "no NVIDIA GPU to talk to here", in words for the report.
 NO_DRIVER = {
@@ -29,56 +36,123 @@ NO_DRIVER = {
 }
 
 
-def _query(source: Source, function: str, device: int | None = None, arg: str | None = None) -> Any:
-    """The one door to NVML: NotSupported -> None, other errors raise NvmlError."""
-    try:
-        return source.nvml(function, device, arg)
-    except NvmlError as e:
-        if e.code == "NVML_ERROR_NOT_SUPPORTED":
+@dataclass
+class _Reader:
+    """NVML for one device; NotSupported / not captured -> None, noted per field."""
+
+    source: Source
+    device: NvmlDevice | None = None
+    unknown: list[tuple[str, str]] = field(default_factory=list)
+
+    def get(self, what: str | None, function: str, arg: str | None = None) -> Any:
+        try:
+            return self.source.nvml(function, self.device, arg)
+        except NvmlError as e:
+            if e.code == "NVML_ERROR_NOT_SUPPORTED":
+                why = f"NVML: {function} is not supported on this device"
+            elif e.code == NOT_CAPTURED:
+                why = f"{function} was not captured in the snapshot"
+            else:
+                raise
+            if what:
+                self.unknown.append((what, why))
             return None
-        raise
 
 
-def probe(source: Source, host_ram_bytes: int | None = None) -> Nvidia | Absent:
+@dataclass(frozen=True)
+class Physical:
+    """One NVML device: the whole GPU, whether MIG is on, and its MIG instances."""
+
+    gpu: NvidiaGpu
+    mig_on: bool
+    instances: tuple[NvidiaGpu, ...] = ()
+
+
+def probe(source: Source, host_ram_bytes: int | None = None, host_bandwidth: int | None = None) -> Nvidia | Absent:
+    from qwenctl.hardware import cuda_visible, mig
+
+    system = _Reader(source)
     try:
-        count = _query(source, "nvmlDeviceGetCount")
-        driver = _query(source, "nvmlSystemGetDriverVersion")
-        cuda = _query(source, "nvmlSystemGetCudaDriverVersion")
-        gpus = tuple(_gpu(source, i, host_ram_bytes) for i in range(count or 0))
+        count = system.get(None, "nvmlDeviceGetCount")
+        driver = system.get(None, "nvmlSystemGetDriverVersion")
+        cuda = system.get(None, "nvmlSystemGetCudaDriverVersion")
     except NvmlError as e:
         return Absent(NO_DRIVER.get(e.code, f"NVML failed: {e.code}"))
-    if not gpus:
+    physical: list[Physical] = []
+    unusable: list[UnusableGpu] = []
+    for i in range(count or 0):
+        try:
+            gpu = read_gpu(source, i, host_ram_bytes, host_bandwidth)
+            mig_on, instances = mig.instances(source, gpu)
+            physical.append(Physical(gpu, mig_on, instances))
+        except NvmlError as e:
+            unusable.append(UnusableGpu(i, _try(source, i, "nvmlDeviceGetName"), _try(source, i, "nvmlDeviceGetUUID"),
+                                        f"NVML failed: {e.code}"))
+    if not physical and not unusable:
         return Absent("the NVIDIA driver is loaded but reports no GPU")
-    return Nvidia(driver_version=driver or "unknown", cuda_driver_version=_cuda_version(cuda), gpus=gpus)
+    visible = source.getenv("CUDA_VISIBLE_DEVICES")
+    gpus, hidden, order = cuda_visible.cuda_devices(physical, visible, source.getenv("CUDA_DEVICE_ORDER"))
+    return Nvidia(driver_version=driver or "unknown", cuda_driver_version=_cuda_version(cuda), gpus=gpus,
+                  unusable=tuple(unusable) + hidden, visible_devices=visible, order_source=order)
 
 
-def _gpu(source: Source, i: int, host_ram_bytes: int | None) -> NvidiaGpu:
-    name = _query(source, "nvmlDeviceGetName", i) or f"NVIDIA GPU {i}"
-    memory = _query(source, "nvmlDeviceGetMemoryInfo", i)
-    unified = memory is None
-    if unified:  # Jetson / GH200: no dedicated memory; the GPU shares host RAM
-        total = host_ram_bytes or 0
-        free, used = total, 0
+def read_gpu(source: Source, i: int, host_ram_bytes: int | None, host_bandwidth: int | None) -> NvidiaGpu:
+    """A whole GPU as NVML describes it (index is NVML's here; cuda_visible renumbers)."""
+    r = _Reader(source, i)
+    name = r.get(None, "nvmlDeviceGetName") or f"NVIDIA GPU {i}"
+    memory = r.get("memory_total_bytes", "nvmlDeviceGetMemoryInfo")
+    unified = memory is None and _shares_host_memory(r, name)
+    if unified:  # Jetson / GB10 / GH200: no dedicated memory; the GPU shares host RAM
+        r.unknown = [u for u in r.unknown if u[0] != "memory_total_bytes"]
+        total, free, used = host_ram_bytes, host_ram_bytes, 0 if host_ram_bytes else None
+    elif memory is None:
+        total = free = used = None
+        r.unknown = [(f, f"{why}; not a unified-memory device, so host RAM does not stand in" if f == "memory_total_bytes"
+                      else why) for f, why in r.unknown]
     else:
         total, free, used = memory["total"], memory["free"], memory["used"]
-    bus = _query(source, "nvmlDeviceGetMemoryBusWidth", i)
-    clock = _query(source, "nvmlDeviceGetMaxClockInfo", i, "NVML_CLOCK_MEM")
-    power_mw = _query(source, "nvmlDeviceGetPowerManagementLimit", i)
-    cc = _query(source, "nvmlDeviceGetCudaComputeCapability", i)
+    bus = r.get("memory_bus_width_bits", "nvmlDeviceGetMemoryBusWidth")
+    clock = r.get("max_memory_clock_mhz", "nvmlDeviceGetMaxClockInfo", "NVML_CLOCK_MEM")
+    power_mw = r.get(None, "nvmlDeviceGetPowerManagementLimit")
+    cc_pair = r.get("compute_capability", "nvmlDeviceGetCudaComputeCapability")
+    cc = (cc_pair[0], cc_pair[1]) if cc_pair else None
+    cores = r.get("cuda_cores", "nvmlDeviceGetNumGpuCores")
+    bandwidth = peak_bandwidth(clock, bus) or (host_bandwidth if unified else None) or known_bandwidth(name)
     return NvidiaGpu(
         index=i,
         name=name,
-        uuid=_query(source, "nvmlDeviceGetUUID", i) or "",
+        uuid=r.get(None, "nvmlDeviceGetUUID") or "",
         memory_total_bytes=total,
         memory_free_bytes=free,
         memory_used_bytes=used,
-        compute_capability=(cc[0], cc[1]) if cc else (0, 0),
+        compute_capability=cc,
         memory_bus_width_bits=bus or None,
         max_memory_clock_mhz=clock or None,
-        bandwidth_bytes_per_s=peak_bandwidth(clock, bus) or known_bandwidth(name),
+        bandwidth_bytes_per_s=bandwidth,
         power_limit_w=power_mw / 1000 if power_mw else None,
         unified_memory=unified,
+        cuda_cores=cores or None,
+        sm_count=sm_count(cores, cc),
+        max_sm_clock_mhz=r.get("max_sm_clock_mhz", "nvmlDeviceGetMaxClockInfo", "NVML_CLOCK_SM") or None,
+        nvml_index=i,
+        unknown=tuple(r.unknown),
     )
+
+
+def _shares_host_memory(r: _Reader, name: str) -> bool:
+    table = data("nvidia_arch.json")["unified_memory"]
+    if any(word in name for word in table["names"]):
+        return True
+    return r.get(None, "nvmlDeviceGetAddressingMode") == table["ats_addressing_mode"]
+
+
+def cores_per_sm(cc: tuple[int, int] | None) -> int | None:
+    return data("nvidia_arch.json")["cores_per_sm"].get(f"{cc[0]}.{cc[1]}") if cc else None
+
+
+def sm_count(cuda_cores: int | None, cc: tuple[int, int] | None) -> int | None:
+    per_sm = cores_per_sm(cc)
+    return cuda_cores // per_sm if cuda_cores and per_sm else None
 
 
 def peak_bandwidth(max_memory_clock_mhz: int | None, bus_width_bits: int | None) -> int | None:
@@ -93,6 +167,14 @@ def known_bandwidth(name: str) -> int | None:
         if row["match"] in name:
             return int(row["bytes_per_s"])
     return None
+
+
+def _try(source: Source, i: int, function: str) -> str | None:
+    try:
+        value = source.nvml(function, i)
+    except NvmlError:
+        return None
+    return value if isinstance(value, str) else None
 
 
 def _cuda_version(value: int | None) -> str | None:

@@ -1,7 +1,9 @@
 """Single-board computers (Raspberry Pi and other ARM boards): model, SoC, RAM, health.
 
-Method: /proc/device-tree/model names the board (any device-tree board, Jetson included);
-on a Raspberry Pi the `Revision` code in /proc/cpuinfo is decoded for the SoC and the
+Method 1: /proc/device-tree/model names the board (any device-tree board, Jetson included).
+Method 2, where the device tree is not visible (Docker masks /sys/firmware, which
+/proc/device-tree links into): the `Model` line Raspberry Pi kernels add to /proc/cpuinfo.
+Method 3: a new-style Raspberry Pi `Revision` code alone names the board type. On a Raspberry Pi the `Revision` code in /proc/cpuinfo is decoded for the SoC and the
 fitted RAM (the `Hardware` line says BCM2835 on every Pi since kernel 4.9, so it is used
 only when nothing better exists). `vcgencmd get_throttled` is decoded bit by bit and
 /sys/class/thermal/thermal_zone0/temp (millidegrees C) gives the SoC temperature; both are
@@ -20,14 +22,17 @@ NEW_STYLE = 1 << 23
 def probe(source: Source) -> Board | Absent:
     if source.system != "Linux":
         return Absent(f"no device tree on {source.system}")
-    try:
-        model = source.read_text("/proc/device-tree/model").strip("\x00\n ")
-    except FileNotFoundError:
-        return Absent("no /proc/device-tree/model (not a single-board computer)")
-    if not model:
-        raise ParseError("/proc/device-tree/model is empty")
     cpuinfo = _cpuinfo(source)
     revision = cpuinfo.get("Revision")
+    try:
+        model, model_source = source.read_text("/proc/device-tree/model").strip("\x00\n "), "/proc/device-tree/model"
+        if not model:
+            raise ParseError("/proc/device-tree/model is empty")
+    except FileNotFoundError:
+        model, model_source = _model_from_cpuinfo(cpuinfo)
+        if model is None:
+            return Absent("no /proc/device-tree/model and no Raspberry Pi Model/Revision in /proc/cpuinfo "
+                          "(not a single-board computer)")
     soc, ram = decode_revision(revision) if revision and "Raspberry Pi" in model else (None, None)
     return Board(
         model=model,
@@ -36,7 +41,28 @@ def probe(source: Source) -> Board | Absent:
         ram_bytes=ram,
         throttled=_throttled(source),
         temperature_c=_temperature(source),
+        model_source=model_source,
     )
+
+
+def _model_from_cpuinfo(cpuinfo: dict[str, str]) -> tuple[str | None, str | None]:
+    if cpuinfo.get("Model"):
+        return cpuinfo["Model"], "/proc/cpuinfo Model"
+    board = board_type(cpuinfo.get("Revision"))
+    return (f"Raspberry Pi {board}", "/proc/cpuinfo Revision") if board else (None, None)
+
+
+def board_type(code: str | None) -> str | None:
+    """The board type ("4B", "5") of a new-style revision code, else None."""
+    if not code:
+        return None
+    try:
+        value = int(code, 16)
+    except ValueError:
+        return None
+    if not value & NEW_STYLE:
+        return None
+    return data("raspberry_pi.json")["type"].get(f"0x{(value >> 4) & 0xFF:02x}")
 
 
 def decode_revision(code: str) -> tuple[str | None, int | None]:

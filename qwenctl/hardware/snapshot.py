@@ -17,10 +17,14 @@ The snapshot format is documented in docs/detect.md. In short::
      "disk":     {"/root/.cache/huggingface/hub": {"total": 1, "free": 1}},
      "python":   {"packages": {"llama-cpp-python": "0.3.36"}, "llama_supports_gpu_offload": false,
                   "mlx_default_device": null},
-     "psutil":   null}
+     "psutil":   null,
+     "measured": {"bandwidth": {...}}}
 
-A path that the snapshot does not mention reads as missing; a command it does not mention
-reads as not installed. Everything else is validated when the snapshot is loaded, so a
+A path that the snapshot does not mention reads as missing (``NotCaptured``, a kind of
+FileNotFoundError, so a probe can say "not captured" rather than "absent"); a command it
+does not mention reads as not installed; an NVML value it does not mention fails with
+``NOT_CAPTURED`` — distinct from a recorded ``NVML_ERROR_NOT_SUPPORTED``. A MIG instance's
+values sit under its parent's ``"mig"`` table, keyed by MIG index. Everything else is validated when the snapshot is loaded, so a
 malformed file is one ``QwenctlError`` naming the file, never a traceback later.
 """
 
@@ -30,7 +34,7 @@ import errno
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, Union
 
 from qwenctl.errors import ExitCode, QwenctlError
 
@@ -40,6 +44,12 @@ COMMAND_TIMEOUT_S = 5.0
 
 
 NVML_BINDINGS_MISSING = "PYNVML_NOT_INSTALLED"  # not an NVML code: the Python bindings themselves are missing
+NOT_CAPTURED = "NOT_CAPTURED"  # not an NVML code: a snapshot that does not hold this value
+NvmlDevice = Union[int, tuple[int, int]]  # a GPU's NVML index, or (parent index, MIG index)
+
+
+class NotCaptured(FileNotFoundError):
+    """A path the replayed snapshot does not mention: not captured, as opposed to missing there."""
 
 
 class NvmlError(Exception):
@@ -58,9 +68,11 @@ class Source(Protocol):
 
     def read_text(self, path: str) -> str: ...
 
+    def read_bytes(self, path: str) -> bytes: ...  # binary files (SMBIOS tables); kept as base64
+
     def run(self, argv: Sequence[str]) -> str | None: ...
 
-    def nvml(self, function: str, device: int | None = None, arg: str | None = None) -> Any: ...
+    def nvml(self, function: str, device: NvmlDevice | None = None, arg: str | None = None) -> Any: ...
 
     def getenv(self, name: str) -> str | None: ...
 
@@ -74,6 +86,8 @@ class Source(Protocol):
 
     def psutil_memory(self) -> dict[str, int] | None: ...  # {total, available, swap_total}
 
+    def measured_bandwidth(self) -> dict[str, Any]: ...  # the bandwidth cache: {machine key: record}
+
 
 def nvml_key(function: str, arg: str | None) -> str:
     """How an NVML call is named in a snapshot: the function, with its constant argument if any."""
@@ -84,152 +98,6 @@ def command_key(argv: Sequence[str]) -> str:
     import shlex
 
     return shlex.join(argv)
-
-
-# ---------------------------------------------------------------------------- live
-
-
-class LiveSource:
-    """This machine. With ``record=True`` every answer is kept for ``snapshot()``."""
-
-    def __init__(self, record: bool = False):
-        self.system, self.machine = _platform()
-        self._doc: dict[str, Any] | None = _empty_document(self.system, self.machine) if record else None
-        self._commands: dict[str, str | None] = {}
-        self._nvml_state: str | None = None  # None: not tried; "ok"; or the init error code
-        self._handles: dict[int, Any] = {}
-
-    # Files ------------------------------------------------------------------
-    def read_text(self, path: str) -> str:
-        try:
-            with open(path, encoding="utf-8", errors="replace") as f:
-                text = f.read()
-        except OSError as e:
-            self._record("files", path, {"error": errno.errorcode.get(e.errno or 0, "EIO")})
-            raise
-        self._record("files", path, text)
-        return text
-
-    # Commands ---------------------------------------------------------------
-    def run(self, argv: Sequence[str]) -> str | None:
-        """stdout of a command that exited 0, else None (not installed, failed, timed out)."""
-        key = command_key(argv)
-        if key not in self._commands:
-            self._commands[key] = _run(argv)
-            self._record("commands", key, self._commands[key])
-        return self._commands[key]
-
-    # NVML ---------------------------------------------------------------------
-    def nvml(self, function: str, device: int | None = None, arg: str | None = None) -> Any:
-        try:
-            value = self._nvml_call(function, device, arg)
-        except NvmlError as e:
-            self._record_nvml(function, device, arg, {"error": e.code})
-            raise
-        self._record_nvml(function, device, arg, value)
-        return value
-
-    def _nvml_call(self, function: str, device: int | None, arg: str | None) -> Any:
-        try:
-            import pynvml  # only when a probe asks: the nvidia-ml-py bindings load libnvidia-ml lazily
-        except ImportError:  # a dependency, but an install can still lack it: then no GPU can be seen
-            raise NvmlError(NVML_BINDINGS_MISSING) from None
-
-        if self._nvml_state is None:
-            try:
-                pynvml.nvmlInit()
-                self._nvml_state = "ok"
-            except pynvml.NVMLError as e:
-                self._nvml_state = _nvml_error_name(pynvml, e)
-            if self._doc is not None:
-                self._doc["nvml"]["init_error"] = None if self._nvml_state == "ok" else self._nvml_state
-        if self._nvml_state != "ok":
-            raise NvmlError(self._nvml_state)
-        try:
-            fn = getattr(pynvml, function)
-            args: list[Any] = []
-            if device is not None:
-                if device not in self._handles:
-                    self._handles[device] = pynvml.nvmlDeviceGetHandleByIndex(device)
-                args.append(self._handles[device])
-            if arg is not None:
-                args.append(getattr(pynvml, arg))
-            return _plain(fn(*args))
-        except pynvml.NVMLError as e:
-            raise NvmlError(_nvml_error_name(pynvml, e), str(e)) from None
-
-    def _record_nvml(self, function: str, device: int | None, arg: str | None, value: Any) -> None:
-        if self._doc is None:
-            return
-        nv = self._doc["nvml"]
-        if device is None:
-            nv["system"][nvml_key(function, arg)] = value
-            return
-        while len(nv["devices"]) <= device:
-            nv["devices"].append({})
-        nv["devices"][device][nvml_key(function, arg)] = value
-
-    # Environment, disk, Python packages --------------------------------------
-    def getenv(self, name: str) -> str | None:
-        value = os.environ.get(name)
-        self._record("env", name, value)
-        return value
-
-    def disk_usage(self, path: str) -> tuple[int, int]:
-        import shutil
-
-        try:
-            usage = shutil.disk_usage(path)
-        except OSError as e:
-            self._record("disk", path, {"error": errno.errorcode.get(e.errno or 0, "EIO")})
-            raise
-        self._record("disk", path, {"total": usage.total, "free": usage.free})
-        return usage.total, usage.free
-
-    def package_version(self, name: str) -> str | None:
-        version = _installed_versions().get(_normalize(name))
-        if self._doc is not None:
-            self._doc["python"]["packages"][name] = version
-        return version
-
-    def llama_supports_gpu_offload(self) -> bool | None:
-        value = _llama_supports_gpu_offload()
-        if self._doc is not None:
-            self._doc["python"]["llama_supports_gpu_offload"] = value
-        return value
-
-    def mlx_default_device(self) -> str | None:
-        value = _mlx_default_device(self.system, self.package_version)
-        if self._doc is not None:
-            self._doc["python"]["mlx_default_device"] = value
-        return value
-
-    def psutil_memory(self) -> dict[str, int] | None:
-        """The memory probe's last resort on systems without /proc/meminfo or sysctl."""
-        try:
-            import psutil
-        except ImportError:
-            value = None
-        else:
-            vm, swap = psutil.virtual_memory(), psutil.swap_memory()
-            value = {"total": int(vm.total), "available": int(vm.available), "swap_total": int(swap.total)}
-        self._record_value("psutil", value)
-        return value
-
-    # Recording ----------------------------------------------------------------
-    def _record_value(self, section: str, value: Any) -> None:
-        if self._doc is not None:
-            self._doc[section] = value
-
-    def _record(self, section: str, key: str, value: Any) -> None:
-        if self._doc is not None:
-            self._doc[section][key] = value
-
-    def snapshot(self) -> dict[str, Any]:
-        """The recorded raw inputs, as the JSON document ``save_snapshot`` writes."""
-        if self._doc is None:
-            raise RuntimeError("LiveSource(record=True) is needed to take a snapshot")
-        return self._doc
 
 
 def _empty_document(system: str, machine: str) -> dict[str, Any]:
@@ -244,138 +112,8 @@ def _empty_document(system: str, machine: str) -> dict[str, Any]:
         "disk": {},
         "python": {"packages": {}, "llama_supports_gpu_offload": None, "mlx_default_device": None},
         "psutil": None,
+        "measured": {"bandwidth": {}},
     }
-
-
-def _platform() -> tuple[str, str]:
-    """platform.system()/machine(); os.uname() gives the same on POSIX without importing platform."""
-    if hasattr(os, "uname"):
-        u = os.uname()
-        return u.sysname, u.machine
-    import platform
-
-    return platform.system(), platform.machine()
-
-
-def _run(argv: Sequence[str]) -> str | None:
-    import shutil
-    import subprocess
-
-    if shutil.which(argv[0]) is None:
-        return None
-    try:
-        done = subprocess.run(
-            list(argv), check=False, capture_output=True, text=True, timeout=COMMAND_TIMEOUT_S, errors="replace"
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return done.stdout if done.returncode == 0 else None
-
-
-def _nvml_error_name(pynvml: Any, e: Exception) -> str:
-    value = getattr(e, "value", None)
-    for name in dir(pynvml):
-        if name.startswith("NVML_ERROR_") and getattr(pynvml, name) == value:
-            return name
-    return "NVML_ERROR_UNKNOWN"
-
-
-def _plain(value: Any) -> Any:
-    """NVML answers as JSON-ready values: bytes -> str, memory structs -> dicts, tuples -> lists."""
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    if isinstance(value, (tuple, list)):
-        return [_plain(v) for v in value]
-    if hasattr(value, "total") and hasattr(value, "free"):  # c_nvmlMemory_t (v1 or v2)
-        return {"total": int(value.total), "free": int(value.free), "used": int(value.used)}
-    return value
-
-
-_VERSIONS: dict[str, str] | None = None
-
-
-def _normalize(name: str) -> str:
-    import re
-
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
-def _installed_versions() -> dict[str, str]:
-    """{normalized name: version} from the *.dist-info / *.egg-info folder names on sys.path.
-
-    What importlib.metadata.version() answers, from one directory listing per path entry:
-    importing importlib.metadata and asking it once per package cost ~10 ms of detect's
-    start-up; the folder names ("llama_cpp_python-0.3.36.dist-info") already say it.
-    """
-    global _VERSIONS
-    if _VERSIONS is None:
-        import sys
-
-        _VERSIONS = {}
-        for entry in sys.path:
-            try:
-                names = os.listdir(entry or ".")
-            except OSError:
-                continue
-            for folder in names:
-                for suffix in (".dist-info", ".egg-info"):
-                    if folder.endswith(suffix):
-                        name, _, rest = folder[: -len(suffix)].partition("-")
-                        if rest:
-                            _VERSIONS.setdefault(_normalize(name), rest.split("-")[0])
-    return _VERSIONS
-
-
-_LLAMA_LOG_SINK: Any = None
-
-
-def _llama_supports_gpu_offload() -> bool | None:
-    """Ask libllama itself, through ctypes, without importing the ``llama_cpp`` package.
-
-    ``import llama_cpp`` costs 85-110 ms here (it pulls in numpy and builds every binding),
-    which alone would break detect's start-up budget; loading the shared library and calling
-    this one function costs about 4 ms on a CPU build (benchmarks/detect_startup.py). On a
-    CUDA build the call also initialises the CUDA backend: that is the answer's real cost.
-    llama.cpp's log callback is silenced first so backend start-up lines do not reach stderr.
-    """
-    import ctypes
-    import importlib.util
-
-    spec = importlib.util.find_spec("llama_cpp")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    lib_dir = Path(next(iter(spec.submodule_search_locations))) / "lib"
-    candidates = sorted(lib_dir.glob("libllama.*")) + sorted(lib_dir.glob("llama.dll"))
-    if not candidates:
-        return None
-    try:
-        lib = ctypes.CDLL(str(candidates[0]))
-        global _LLAMA_LOG_SINK
-        log_callback = ctypes.CFUNCTYPE(None, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p)
-        _LLAMA_LOG_SINK = log_callback(lambda level, text, user_data: None)  # kept alive: C holds it
-        lib.llama_log_set(_LLAMA_LOG_SINK, None)
-        lib.llama_supports_gpu_offload.restype = ctypes.c_bool
-        return bool(lib.llama_supports_gpu_offload())
-    except (OSError, AttributeError):  # a library that will not load, or an older ABI
-        return None
-
-
-def _mlx_default_device(system: str, package_version: Any) -> str | None:
-    """MLX's default device, importing mlx only where the answer can differ.
-
-    On macOS the answer depends on Metal, so mlx.core is imported (20-40 ms, only when mlx is
-    installed). On Linux the CPU wheel (`mlx-cpu`, what `mlx[cpu]` installs) has no GPU
-    backend, so its default device is the CPU without asking; a CUDA build is asked.
-    """
-    if package_version("mlx") is None:
-        return None
-    if system == "Linux" and package_version("mlx-cuda") is None:
-        return "cpu"
-    try:
-        import mlx.core as mx
-    except ImportError:
-        return None
-    return "gpu" if mx.default_device() == mx.gpu else "cpu"
 
 
 # ---------------------------------------------------------------------------- replay
@@ -391,34 +129,60 @@ class ReplaySource:
         self.machine = doc["platform"]["machine"]
 
     def read_text(self, path: str) -> str:
-        value = self._doc["files"].get(path)
+        if path not in self._doc["files"]:
+            raise NotCaptured(errno.ENOENT, "not captured in the snapshot", path)
+        value = self._doc["files"][path]
         if value is None:
             raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), path)
+        if isinstance(value, dict) and "base64" in value:
+            import base64
+
+            return base64.b64decode(value["base64"]).decode("utf-8", "replace")
         if isinstance(value, dict):
             code = getattr(errno, value["error"], errno.EIO)
             raise OSError(code, os.strerror(code), path)
         return value
 
+    def read_bytes(self, path: str) -> bytes:
+        import base64
+
+        value = self._doc["files"].get(path)
+        if isinstance(value, dict) and "base64" in value:
+            return base64.b64decode(value["base64"])
+        return self.read_text(path).encode("utf-8")
+
     def run(self, argv: Sequence[str]) -> str | None:
         return self._doc["commands"].get(command_key(argv))
 
-    def nvml(self, function: str, device: int | None = None, arg: str | None = None) -> Any:
+    def nvml(self, function: str, device: NvmlDevice | None = None, arg: str | None = None) -> Any:
         nv = self._doc["nvml"]
         if nv["init_error"]:
             raise NvmlError(nv["init_error"])
-        if device is None:
-            table = nv["system"]
-        elif device < len(nv["devices"]):
-            table = nv["devices"][device]
-        else:
-            raise NvmlError("NVML_ERROR_INVALID_ARGUMENT", f"no device {device} in {self.name}")
+        table = self._nvml_table(device)
         key = nvml_key(function, arg)
         if key not in table:
-            raise NvmlError("NVML_ERROR_NOT_SUPPORTED", f"{key} was not recorded in {self.name}")
+            raise NvmlError(NOT_CAPTURED, f"{key} was not recorded in {self.name}")
         value = table[key]
         if isinstance(value, dict) and "error" in value:
             raise NvmlError(value["error"])
         return value
+
+    def _nvml_table(self, device: NvmlDevice | None) -> dict[str, Any]:
+        nv = self._doc["nvml"]
+        if device is None:
+            return nv["system"]
+        parent, mig = device if isinstance(device, tuple) else (device, None)
+        if parent >= len(nv["devices"]):
+            raise NvmlError("NVML_ERROR_INVALID_ARGUMENT", f"no device {parent} in {self.name}")
+        table = nv["devices"][parent]
+        if mig is None:
+            return table
+        entry = table.get("mig", {}).get(str(mig))
+        if entry is None:
+            raise NvmlError(NOT_CAPTURED, f"MIG device {parent}/{mig} was not recorded in {self.name}")
+        if _is_error(entry):  # the MIG handle itself failed (NOT_FOUND: no instance at that index)
+            raise NvmlError(entry["error"])
+        return entry
 
     def getenv(self, name: str) -> str | None:
         return self._doc["env"].get(name)
@@ -442,6 +206,9 @@ class ReplaySource:
     def psutil_memory(self) -> dict[str, int] | None:
         return self._doc["psutil"]
 
+    def measured_bandwidth(self) -> dict[str, Any]:
+        return self._doc["measured"]["bandwidth"]
+
 
 # What each recorded NVML value must look like (anything else makes the snapshot malformed).
 _NVML_SHAPES: dict[str, str] = {
@@ -456,6 +223,12 @@ _NVML_SHAPES: dict[str, str] = {
     "nvmlDeviceGetMemoryBusWidth": "int",
     "nvmlDeviceGetMaxClockInfo(NVML_CLOCK_MEM)": "int",
     "nvmlDeviceGetPowerManagementLimit": "int",
+    "nvmlDeviceGetNumGpuCores": "int",
+    "nvmlDeviceGetMaxClockInfo(NVML_CLOCK_SM)": "int",
+    "nvmlDeviceGetMigMode": "pair",
+    "nvmlDeviceGetMaxMigDeviceCount": "int",
+    "nvmlDeviceGetAttributes": "attributes",
+    "nvmlDeviceGetAddressingMode": "int",
 }
 
 
@@ -488,8 +261,9 @@ def _validate(doc: Any) -> str | None:
         if not isinstance(doc[section], dict):
             return f'"{section}" is not an object'
     for path, value in doc["files"].items():
-        if not (value is None or isinstance(value, str) or _is_error(value)):
-            return f'files["{path}"] is neither text nor {{"error": ...}}'
+        binary = isinstance(value, dict) and isinstance(value.get("base64"), str)
+        if not (value is None or isinstance(value, str) or _is_error(value) or binary):
+            return f'files["{path}"] is neither text, {{"base64": ...}} nor {{"error": ...}}'
     for key, value in doc["commands"].items():
         if not (value is None or isinstance(value, str)):
             return f'commands["{key}"] is neither text nor null'
@@ -499,6 +273,9 @@ def _validate(doc: Any) -> str | None:
     for path, value in doc["disk"].items():
         if not (_is_error(value) or (isinstance(value, dict) and _ints(value, "total", "free"))):
             return f'disk["{path}"] needs integer "total" and "free"'
+    doc.setdefault("measured", {"bandwidth": {}})
+    if not (isinstance(doc["measured"], dict) and isinstance(doc["measured"].setdefault("bandwidth", {}), dict)):
+        return '"measured" needs a "bandwidth" object'
     doc.setdefault("psutil", None)
     if not (doc["psutil"] is None or (isinstance(doc["psutil"], dict) and _ints(doc["psutil"], *_PSUTIL_KEYS))):
         return '"psutil" needs integer "total", "available" and "swap_total"'
@@ -517,10 +294,17 @@ def _validate_nvml(nv: dict[str, Any]) -> str | None:
     if not isinstance(nv["system"], dict) or not isinstance(nv["devices"], list):
         return 'nvml needs "system" as an object and "devices" as a list'
     tables = [("nvml.system", nv["system"])] + [(f"nvml.devices[{i}]", d) for i, d in enumerate(nv["devices"])]
+    for i, device in enumerate(nv["devices"]):
+        mig = device.get("mig", {}) if isinstance(device, dict) else {}
+        if not isinstance(mig, dict):
+            return f'nvml.devices[{i}].mig is not an object'
+        tables += [(f"nvml.devices[{i}].mig[{k}]", t) for k, t in mig.items() if not _is_error(t)]
     for where, table in tables:
         if not isinstance(table, dict):
             return f"{where} is not an object"
         for key, value in table.items():
+            if key == "mig":
+                continue
             if _is_error(value):
                 continue
             shape = _NVML_SHAPES.get(key)
@@ -560,11 +344,13 @@ def _has_shape(value: Any, shape: str) -> bool:
         return isinstance(value, dict) and _ints(value, "total", "free", "used")
     if shape == "pair":
         return isinstance(value, list) and len(value) == 2 and all(isinstance(v, int) for v in value)
+    if shape == "attributes":
+        return isinstance(value, dict) and _ints(value, "multiprocessorCount", "gpuInstanceSliceCount", "memorySizeMB")
     raise AssertionError(shape)
 
 
-def save_snapshot(source: LiveSource, path: str | os.PathLike[str]) -> None:
-    """Write the recorded inputs atomically: a temp file in the same folder, fsync, rename."""
+def save_snapshot(source: Any, path: str | os.PathLike[str]) -> None:
+    """Write what a ``LiveSource(record=True)`` read, atomically: a temp file in the same folder, fsync, rename."""
     import json
 
     from qwenctl import files
@@ -574,3 +360,12 @@ def save_snapshot(source: LiveSource, path: str | os.PathLike[str]) -> None:
         files.write_text(target, json.dumps(source.snapshot(), indent=1, sort_keys=False) + "\n")
     except OSError as e:
         raise QwenctlError(f"cannot write snapshot {target}: {e.strerror or e}", code=ExitCode.ERROR) from None
+
+
+def __getattr__(name: str) -> Any:
+    """``LiveSource`` lives in live.py (this file keeps the format); old imports keep working."""
+    if name == "LiveSource":
+        from qwenctl.hardware.live import LiveSource
+
+        return LiveSource
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

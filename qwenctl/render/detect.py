@@ -40,6 +40,8 @@ def rows(hw: Hardware) -> list[tuple[str, str, bool]]:
         out.append(("NVIDIA", _driver(hw.nvidia), False))
         for gpu in hw.nvidia.gpus:
             out.append((f"GPU {gpu.index}", _gpu(gpu), False))
+        for bad in hw.nvidia.unusable:
+            out.append((f"NVML {bad.nvml_index}", f"{bad.name or 'GPU'} not used, because {bad.reason}", True))
     else:
         add("NVIDIA", hw.nvidia, str)
     add("Apple", hw.apple, _apple)
@@ -75,11 +77,19 @@ def _cpu(c: Cpu) -> str:
 
 
 def _memory(m: Memory) -> str:
-    text = f"{gib(m.total_bytes)} RAM · {gib(m.available_bytes)} available"
+    why = dict(m.unknown)
+    ram = "RAM unknown" if "total_bytes" in why else f"{gib(m.total_bytes)} RAM"
+    available = f"available unknown ({why.get('available_bytes', '?')})" if m.available_bytes is None \
+        else f"{gib(m.available_bytes)} available"
+    text = f"{ram} · {available}"
     text += f" · swap {gib(m.swap_total_bytes)}" if m.swap_total_bytes else " · no swap"
     if m.container_limit_bytes is not None:
         text += f" · container limit {gib(m.container_limit_bytes)} ({m.container_limit_source})"
         text += f" → usable {gib(m.usable_bytes)}"
+    if m.bandwidth_bytes_per_s:
+        text += f" · {rate(m.bandwidth_bytes_per_s)} ({m.bandwidth_source})"
+    elif "bandwidth_bytes_per_s" in why:
+        text += f" · bandwidth unknown ({why['bandwidth_bytes_per_s']})"
     return text
 
 
@@ -90,8 +100,15 @@ def _driver(n: Nvidia) -> str:
 
 def _gpu(g) -> str:  # type: ignore[no-untyped-def]
     kind = "shared with the CPU (unified memory)" if g.unified_memory else "VRAM"
-    parts = [g.name, f"{gib(g.memory_total_bytes)} {kind} ({gib(g.memory_free_bytes)} free)",
-             f"CC {g.compute_capability[0]}.{g.compute_capability[1]}"]
+    why = dict(g.unknown)
+    memory = (f"{gib(g.memory_total_bytes)} {kind} ({gib(g.memory_free_bytes)} free)" if g.memory_total_bytes is not None
+              else f"memory unknown ({why.get('memory_total_bytes', '?')})")
+    cc = f"CC {g.compute_capability[0]}.{g.compute_capability[1]}" if g.compute_capability else "CC unknown"
+    parts = [g.name, memory, cc]
+    if g.mig_profile:
+        parts.insert(1, f"MIG {g.mig_profile} of {g.parent_name}")
+    if g.sm_count:
+        parts.append(f"{g.sm_count} SMs" + (f" @ {g.max_sm_clock_mhz} MHz" if g.max_sm_clock_mhz else ""))
     if g.bandwidth_bytes_per_s:
         how = (f"{g.memory_bus_width_bits}-bit @ {g.max_memory_clock_mhz} MHz → "
                if g.memory_bus_width_bits and g.max_memory_clock_mhz else "")

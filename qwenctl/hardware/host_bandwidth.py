@@ -1,0 +1,70 @@
+"""Host memory bandwidth: detected, or measured, never assumed silently.
+
+Step 1, Apple Silicon: by chip and GPU (or CPU) core count (apple.py, data/apple_silicon.json).
+Step 2, boards: Raspberry Pi and Jetson by board model (data/board_bandwidth.json).
+Step 3, the DIMMs (dimms.py): SMBIOS type 17 speed x channels, with EDAC's channel layout.
+Step 4, a measurement cached by `qwenctl detect --measure` (bandwidth.py) for this machine.
+Otherwise None, with the reason and the command that measures it; the planner then says it
+assumed a figure.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from qwenctl.hardware import bandwidth, dimms
+from qwenctl.hardware._parse import data
+from qwenctl.hardware.facts import AppleSilicon, Board, Cpu, Memory
+from qwenctl.hardware.snapshot import Source
+
+MEASURE_HINT = f"run `{bandwidth.MEASURED_BY}` to measure it"
+
+
+def probe(source: Source, memory: Memory, cpu: Any, apple: Any, board: Any) -> tuple[int | None, str]:
+    """(bytes/s, where it came from) or (None, why it is not known)."""
+    if isinstance(apple, AppleSilicon):
+        if apple.bandwidth_bytes_per_s:
+            return apple.bandwidth_bytes_per_s, apple.bandwidth_source or apple.chip
+        from qwenctl.hardware.apple import chip_bandwidth
+
+        return None, f"{chip_bandwidth(apple.chip, apple.gpu_cores, None)[1]}; {MEASURE_HINT}"
+    reasons = []
+    if isinstance(board, Board):
+        found = board_bandwidth(board.model, board.ram_bytes or memory.total_bytes)
+        if found:
+            return found
+        reasons.append(f"no bandwidth on file for the board {board.model!r}")
+    if source.system == "Linux":
+        value, how = dimms.bandwidth(source)
+        if value:
+            return value, how
+        reasons.append(how)
+    measured = measured_bandwidth(source, cpu, memory)
+    if measured:
+        return measured
+    reasons.append(MEASURE_HINT)
+    return None, "; ".join(reasons)
+
+
+def board_bandwidth(model: str, ram_bytes: int | None) -> tuple[int, str] | None:
+    for row in data("board_bandwidth.json")["boards"]:
+        if not all(word in model for word in row["match"]):
+            continue
+        if row.get("ram_below_bytes") and not (ram_bytes and ram_bytes < row["ram_below_bytes"]):
+            continue
+        return row["bytes_per_s"], f"{model}: {row['memory']} (board_bandwidth.json)"
+    return None
+
+
+def machine_key(cpu: Any, memory: Memory) -> str | None:
+    if not isinstance(cpu, Cpu):
+        return None
+    return bandwidth.machine_key(cpu.brand, memory.total_bytes, cpu.physical_cores)
+
+
+def measured_bandwidth(source: Source, cpu: Any, memory: Memory) -> tuple[int, str] | None:
+    key = machine_key(cpu, memory)
+    record = source.measured_bandwidth().get(key) if key else None
+    if not isinstance(record, dict) or not isinstance(record.get("bytes_per_s"), int):
+        return None
+    return record["bytes_per_s"], str(record.get("source") or f"measured by {bandwidth.MEASURED_BY}")

@@ -1,0 +1,156 @@
+"""Host memory bandwidth: from chips and boards, from the DIMMs, or measured and cached."""
+
+import struct
+
+import pytest
+from click.testing import CliRunner
+from hardware_captures import document, replay
+
+from qwenctl.cli import cli
+from qwenctl.hardware import bandwidth, cpu, detect, dimms, host_bandwidth, raspberry_pi
+from qwenctl.hardware.live import LiveSource
+
+GB = 10**9
+
+
+@pytest.fixture
+def cache_dir(tmp_path, monkeypatch):
+    """platformdirs honours XDG_CACHE_HOME: the user's real cache is never touched."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    return tmp_path
+
+
+def test_m4_max_memory_bandwidth_comes_from_chip_and_gpu_cores():
+    mem = detect(replay("apple-m4-max-64gb.json")).memory
+    assert (mem.bandwidth_bytes_per_s, mem.bandwidth_source) == (546 * GB, "Apple M4 Max with 40-core GPU (Apple specifications)")
+
+
+def test_pi_5_and_pi_4_get_their_own_bandwidths():
+    mem = detect(replay("raspberry-pi-5-8gb.json")).memory
+    assert mem.bandwidth_bytes_per_s == 17_068_000_000
+    assert mem.bandwidth_source == "Raspberry Pi 5 Model B Rev 1.0: LPDDR4X-4267, 32-bit (board_bandwidth.json)"
+    board = raspberry_pi.probe(replay("raspberry-pi-4-no-device-tree.json"))
+    assert host_bandwidth.board_bandwidth(board.model, board.ram_bytes)[0] == 12_800_000_000
+
+
+def test_pi_4_without_device_tree_is_recognised_from_cpuinfo():
+    board = raspberry_pi.probe(replay("raspberry-pi-4-no-device-tree.json"))
+    assert (board.model, board.model_source) == ("Raspberry Pi 4 Model B Rev 1.5", "/proc/cpuinfo Model")
+    assert (board.revision, board.soc, board.ram_bytes) == ("d03115", "BCM2711", 8 << 30)
+
+
+def test_pi_recognised_from_the_revision_code_alone():
+    doc = document("raspberry-pi-4-no-device-tree.json")
+    doc["files"]["/proc/cpuinfo"] = doc["files"]["/proc/cpuinfo"].split("Model")[0]
+    board = raspberry_pi.probe(replay(doc))
+    assert (board.model, board.model_source) == ("Raspberry Pi 4B", "/proc/cpuinfo Revision")
+
+
+@pytest.mark.parametrize("model, ram_gib, expected", [
+    ("NVIDIA Jetson Orin Nano Developer Kit", 8, 68 * GB),
+    ("NVIDIA Jetson Orin Nano Developer Kit", 4, 34 * GB),
+    ("NVIDIA Jetson Orin Nano Engineering Reference Developer Kit Super", 8, 102 * GB),
+    ("NVIDIA Jetson AGX Orin Developer Kit", 64, 204_800_000_000),
+])
+def test_jetson_bandwidth_by_board(model, ram_gib, expected):
+    assert host_bandwidth.board_bandwidth(model, ram_gib << 30)[0] == expected
+
+
+def test_a_unified_jetson_gpu_gets_the_boards_bandwidth():
+    doc = document("nvidia-h100-sxm.json")
+    doc["files"]["/proc/device-tree/model"] = "NVIDIA Jetson Orin Nano Developer Kit\x00"
+    dev = doc["nvml"]["devices"][0]
+    dev["nvmlDeviceGetName"] = "Orin (nvgpu)"
+    for key in ("nvmlDeviceGetMemoryInfo", "nvmlDeviceGetMemoryBusWidth", "nvmlDeviceGetMaxClockInfo(NVML_CLOCK_MEM)"):
+        dev[key] = {"error": "NVML_ERROR_NOT_SUPPORTED"}
+    hw = detect(replay(doc))
+    assert hw.memory.bandwidth_bytes_per_s == hw.gpus[0].bandwidth_bytes_per_s == 68 * GB
+
+
+def type17(size_mb: int, width: int, speed: int, configured: int, kind: int = 0x22) -> bytes:
+    """A type 17 structure laid out per DMTF SMBIOS 3.x section 7.18 (length 0x28)."""
+    raw = bytearray(0x28)
+    raw[0], raw[1] = 17, 0x28
+    struct.pack_into("<HHH", raw, 0x08, width, width, size_mb)
+    raw[0x12] = kind
+    struct.pack_into("<H", raw, 0x15, speed)
+    struct.pack_into("<H", raw, 0x20, configured)
+    return bytes(raw) + b"\x00\x00"
+
+
+def test_smbios_ddr5_two_channels_at_the_configured_speed():
+    doc = document("linux-x86-no-gpu.json")
+    import base64
+
+    for n, blob in enumerate([type17(16384, 64, 5600, 5200), type17(0, 0, 0, 0), type17(16384, 64, 5600, 5200)]):
+        doc["files"][f"/sys/firmware/dmi/entries/17-{n}/raw"] = {"base64": base64.b64encode(blob).decode()}
+    mem = detect(replay(doc)).memory
+    assert mem.bandwidth_bytes_per_s == 5200 * 10**6 * 16  # 83.2 GB/s: DDR5-5200 dual channel
+    assert mem.bandwidth_source.startswith("SMBIOS DDR5 at 5200 MT/s x 2 devices")
+
+
+def test_smbios_unreadable_is_said_and_measuring_is_suggested():
+    doc = document("linux-x86-no-gpu.json")
+    doc["files"]["/sys/firmware/dmi/entries/17-0/raw"] = {"error": "EACCES"}
+    mem = detect(replay(doc)).memory
+    assert mem.bandwidth_bytes_per_s is None
+    assert dict(mem.unknown)["bandwidth_bytes_per_s"] == (
+        "SMBIOS memory entries not readable (Permission denied; root only); run `qwenctl detect --measure` to measure it")
+
+
+def test_edac_channels_with_smbios_speed():
+    doc = document("linux-x86-no-gpu.json")
+    for d, channel in enumerate((0, 1, 2, 3)):
+        base = f"/sys/devices/system/edac/mc/mc0/dimm{d}"
+        doc["files"][f"{base}/size"] = "32768\n"
+        doc["files"][f"{base}/dimm_location"] = f"channel {channel} slot 0 \n"
+        doc["files"][f"{base}/dimm_mem_type"] = "Registered-DDR4\n"
+    assert dimms.edac_channels(replay(doc)) == (4, "Registered-DDR4")
+
+
+def test_measure_is_quick_and_positive():
+    m = bandwidth.measure(threads=2, buffer_bytes=32 << 20, repeats=2)
+    assert m.bytes_per_s > 1e8 and m.threads == 2 and m.seconds < 5
+
+
+def test_a_recorded_measurement_is_reported_by_plain_detect(cache_dir):
+    hw = detect(LiveSource())
+    key = host_bandwidth.machine_key(hw.cpu, hw.memory)
+    entry = bandwidth.record(key, bandwidth.Measurement(31_000_000_000, 2, 256 << 20, 5, 0.4, "2026-12-01"))
+    assert bandwidth.cached(key) == entry
+    mem = detect(LiveSource()).memory
+    if "SMBIOS" in (mem.bandwidth_source or ""):
+        pytest.skip("this machine's DIMMs answer first")
+    assert (mem.bandwidth_bytes_per_s, mem.bandwidth_source) == (
+        31_000_000_000, "measured 2026-12-01 by qwenctl detect --measure")
+
+
+def test_the_measurement_travels_in_a_snapshot(cache_dir, tmp_path):
+    from qwenctl.hardware import load_snapshot, save_snapshot
+
+    hw = detect(LiveSource())
+    bandwidth.record(host_bandwidth.machine_key(hw.cpu, hw.memory),
+                     bandwidth.Measurement(31_000_000_000, 2, 256 << 20, 5, 0.4, "2026-12-01"))
+    live = LiveSource(record=True)
+    first = detect(live)
+    save_snapshot(live, tmp_path / "me.json")
+    assert detect(load_snapshot(tmp_path / "me.json")).memory.bandwidth_source == first.memory.bandwidth_source
+
+
+def test_detect_measure_records_and_reports(cache_dir):
+    result = CliRunner().invoke(cli, ["detect", "--measure"], env={"NO_COLOR": "1", "COLUMNS": "300"},
+                                catch_exceptions=False)
+    assert result.exit_code == 0
+    assert result.stderr.startswith("measured ") and "GB/s host memory read bandwidth" in result.stderr
+    assert bandwidth.read_cache()
+
+
+def test_measure_with_a_snapshot_is_a_usage_error():
+    result = CliRunner().invoke(cli, ["detect", "--measure", "--snapshot", "x.json"])
+    assert result.exit_code == 2
+
+
+def test_x86_cores_are_cpu_cores_times_sockets():
+    got = cpu.probe(replay("linux-x86-epyc-2-sockets-lxc.json"))
+    assert (got.physical_cores, got.logical_cores, got.sockets) == (8, 8, 2)
+    assert got.cores_source == "cpu cores x sockets (/proc/cpuinfo)"
