@@ -37,6 +37,7 @@ from qwenctl.hardware.facts import (
     NvidiaGpu,
 )
 from qwenctl.hardware.specs import gpu_spec_by_key
+from qwenctl.estimate import fit_gpu_layers
 from qwenctl.machine import apple_device, cuda_device, host_device
 from qwenctl.speed import estimate_speed, load_speed_model
 
@@ -89,7 +90,7 @@ def _no_backends() -> Backends:
     return Backends("installed", True, Absent("n/a"), Absent("n/a"), None)
 
 
-def devices_for(row: dict, cpus: dict, aliases: dict):
+def devices_for(row: dict, cpus: dict, aliases: dict, shapes: dict):
     """(gpu DeviceSpeed or None, host DeviceSpeed, n_gpu_layers) through the same code as a live machine."""
     backend = row["backend"]
     key = aliases.get(row["device_key"], row["device_key"])
@@ -108,8 +109,14 @@ def devices_for(row: dict, cpus: dict, aliases: dict):
         gpu = NvidiaGpu(0, (spec.get("nvml_names") or [spec["key"]])[0], "", int((spec.get("memory_gib") or 24) * 2**30), 0, 0,
                         (int(cc[0]), int(cc[1])) if len(cc) == 2 else None,
                         bandwidth_bytes_per_s=int(spec["bandwidth_gbs"] * 1e9) if spec.get("bandwidth_gbs") else None)
-        host = host_device(cpu_hardware(row, cpus) or _default_host())
-        return cuda_device(gpu), host, -1 if backend == "cuda" else int(row["n_gpu_layers"] or 0)
+        host_hw = cpu_hardware({**row, "device_key": row.get("host_key", "")}, cpus) or _default_host()
+        ngl = -1 if backend == "cuda" else row.get("n_gpu_layers")
+        if ngl is None:  # a split whose layer count the source does not give: as many as fit, as the tools do
+            model, w = model_for(row, shapes) or (None, None)
+            if model is None:
+                return None
+            ngl = fit_gpu_layers(model, w, 2048, gpu.memory_total_bytes - 2**30) or 0
+        return cuda_device(gpu), host_device(host_hw), ngl
     hw = cpu_hardware(row, cpus)
     return (None, host_device(hw), 0) if hw else None
 
@@ -162,7 +169,7 @@ def prepare(doc: dict, cpus: dict) -> list[dict]:
         if row["backend"] not in ("cuda", "metal", "mlx", "cpu", "split") or not row.get("quant"):
             continue
         mw = model_for(row, doc.get("shapes", {}))
-        dev = devices_for(row, cpus, doc.get("device_aliases", {}))
+        dev = devices_for(row, cpus, doc.get("device_aliases", {}), doc.get("shapes", {}))
         if mw is None or dev is None:
             out.append({**row, "_skip": "no specification for the device or model"})
             continue
@@ -212,7 +219,10 @@ def observations(rows: list[dict], role: dict[str, str], which: str) -> list[tup
     for r in rows:
         if "_skip" in r or role.get(r["_device"]) != which:
             continue
+        suspect = (r.get("suspect") or {}).get("figures")
         for kind in ("tg", "pp"):
+            if suspect in (kind, "both"):
+                continue
             fig = r.get(kind)
             if fig and fig.get("tps") and (kind == "tg" or fig.get("n_tokens")):
                 obs.append((r, kind, float(fig["tps"])))
@@ -346,6 +356,22 @@ def fit(rows: list[dict], obs, sweeps: int = 5) -> None:
         print(f"sweep {sweep + 1}: fitting loss {loss(obs):.4f}", file=sys.stderr)
 
 
+def set_uncertainties(obs) -> None:
+    """Each engine's slow end: 1 - the lower quartile of measured/predicted tg over its fitting rows,
+    so three devices in four run at least a plan's "at least" figure (the planner's speed floor
+    holds against it)."""
+    sm = load_speed_model()
+    by_engine: dict[str, list[float]] = {}
+    for r, kind, measured in obs:
+        if kind == "tg":
+            tg, _ = predict(r)
+            by_engine.setdefault((r["_gpu"] or r["_host"]).engine, []).append(measured / tg)
+    for engine, ratios in by_engine.items():
+        ratios.sort()
+        q25 = ratios[max(0, int(0.25 * len(ratios)) - 1)] if len(ratios) >= 5 else 0.7
+        sm["engines"][engine]["uncertainty"] = round(min(max(1 - q25, 0.1), 0.5), 2)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--fit", action="store_true")
@@ -358,7 +384,8 @@ def main() -> None:
     fit_obs, held_obs = observations(rows, role, "fit"), observations(rows, role, "held-out")
     skipped = [r for r in rows if "_skip" in r]
     if args.fit:
-        fit(rows, fit_obs)
+        fit([r for r in rows if role.get(r.get("_device")) == "fit"], fit_obs)  # constants exist only where fitting rows are
+        set_uncertainties(fit_obs)
     fit_err, held_err = errors(fit_obs), errors(held_obs)
     families = sorted({r["_family"] for r in rows if "_skip" not in r})
     report = {
@@ -379,8 +406,10 @@ def main() -> None:
         sm["held_out"] = {"devices": report["devices"]["held_out"], **{k: report["held_out"][k] for k in ("tg", "pp")}}
         MODEL_FILE.write_text(json.dumps(sm, indent=1) + "\n")
         RESULTS.write_text(json.dumps(report, indent=1) + "\n")
+    suspect = sum(1 for r in rows if r.get("suspect"))
     print(f"devices: {len(report['devices']['fit'])} fitting, {len(report['devices']['held_out'])} held out; "
-          f"{len(fit_obs)} fitting and {len(held_obs)} held-out figures; {len(skipped)} rows without a specification")
+          f"{len(fit_obs)} fitting and {len(held_obs)} held-out figures; {len(skipped)} rows without a specification, "
+          f"{suspect} with figures flagged as suspect when collected (left out)")
     for half in ("fit", "held_out"):
         for k in ("tg", "pp", "all"):
             s = report[half][k]

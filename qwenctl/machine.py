@@ -47,6 +47,12 @@ def host_budget(hw: Hardware) -> tuple[int, int, str]:
     has one, caps the budget too.
     """
     cal = load_calibration()["memory"]
+    if not isinstance(hw.memory, Memory) and isinstance(hw.board, Board) and hw.board.ram_bytes:
+        # a board's revision code says how much RAM it was sold with (Raspberry Pi): plan on that
+        capacity = hw.board.ram_bytes
+        reserve = max(min(int(cal["host_reserve_min_bytes"]), int(cal["host_reserve_small_fraction"] * capacity)),
+                      int(cal["host_reserve_fraction"] * capacity))
+        return capacity - reserve, capacity, f"RAM from the board's model ({hw.board.model}), memory probe absent"
     if not isinstance(hw.memory, Memory):
         raise QwenctlError(
             f"cannot plan without knowing the memory size ({hw.memory.reason})",
@@ -67,12 +73,25 @@ def host_budget(hw: Hardware) -> tuple[int, int, str]:
     return max(budget, 0), capacity, rule
 
 
+def gpu_memory(gpu: NvidiaGpu) -> tuple[int, int | None, str | None]:
+    """(total, free, assumption) of a GPU's memory: NVML's, else its specification's (said so), else 0."""
+    if gpu.memory_total_bytes is not None:
+        return gpu.memory_total_bytes, gpu.memory_free_bytes, None
+    spec = specs.gpu_spec(gpu.parent_name or gpu.name)
+    if spec and spec.get("memory_gib") and not gpu.mig_profile:
+        total = int(spec["memory_gib"] * 2**30)
+        why = dict(gpu.unknown).get("memory_total_bytes", "NVML could not say")
+        return total, None, f"{gpu.name}: memory unknown ({why}): assumed the specification's {spec['memory_gib']:g} GiB"
+    return 0, 0, f"{gpu.name}: memory unknown and no specification: no layers planned on it"
+
+
 def gpu_budget(gpu: NvidiaGpu, host: int) -> tuple[int, int]:
     """(budget, capacity) of a GPU: free memory less a reserve; a unified-memory GPU shares the host's."""
+    total, free, _ = gpu_memory(gpu)
     if gpu.unified_memory:  # Jetson: the GPU allocates from host RAM
-        return host, gpu.memory_total_bytes
+        return host, total
     reserve = int(load_calibration()["memory"]["gpu_reserve_bytes"])
-    return max(min(gpu.memory_free_bytes, gpu.memory_total_bytes - reserve), 0), gpu.memory_total_bytes
+    return max(min(total if free is None else free, total - reserve), 0), total
 
 
 def host_device(hw: Hardware) -> DeviceSpeed:
@@ -81,9 +100,14 @@ def host_device(hw: Hardware) -> DeviceSpeed:
     n = threads(hw)
     core = specs.cpu_core(hw.cpu if isinstance(hw.cpu, Cpu) else None, hw.board if isinstance(hw.board, Board) else None)
     bw = hw.memory.bandwidth_bytes_per_s if isinstance(hw.memory, Memory) else None
+    bw_source = hw.memory.bandwidth_source if isinstance(hw.memory, Memory) else None
+    if not bw and isinstance(hw.board, Board):  # no memory probe, but the board's model says it
+        from qwenctl.hardware.host_bandwidth import board_bandwidth
+
+        bw, bw_source = board_bandwidth(hw.board.model, hw.board.ram_bytes) or (None, None)
     sources, assumed = [core.source], list(core.assumed)
     if bw:
-        sources.append(f"host bandwidth: {hw.memory.bandwidth_source or 'detected'}")  # type: ignore[union-attr]
+        sources.append(f"host bandwidth: {bw_source or 'detected'}")
     else:
         bw = fb["host_bandwidth_bytes_per_s"]
         assumed.append(f"host memory bandwidth unknown: assumed {bw / 1e9:.1f} GB/s ({fb['host_bandwidth_source']}); {MEASURE_HINT}")
@@ -122,7 +146,7 @@ def cuda_device(gpu: NvidiaGpu) -> DeviceSpeed:
         vector_ops=peaks.fp32_flops,
         matrix_ops={"int8": peaks.int8_ops, "fp16": peaks.fp16_flops},
         compute_units=max(peaks.sm_count, 1),
-        clock_hz=getattr(gpu, "max_sm_clock_mhz", None) and gpu.max_sm_clock_mhz * 1e6 or peaks.clock_hz,  # type: ignore[attr-defined]
+        clock_hz=gpu.max_sm_clock_mhz * 1e6 if gpu.max_sm_clock_mhz else peaks.clock_hz,
         sources=tuple(sources),
         assumed=tuple(assumed),
     )
@@ -184,21 +208,25 @@ def machine(hw: Hardware, backend: str, device: str) -> Machine:
     unknown_ram = None
     if not isinstance(hw.memory, Memory) and device == "cuda" and hw.gpus and not hw.gpus[0].unified_memory:
         # a GPU plan needs host RAM only for the host part of the split: assume the usual, RAM >= VRAM
-        capacity = hw.gpus[0].memory_total_bytes
+        capacity = gpu_memory(hw.gpus[0])[0]
         budget, rule = capacity, "host RAM unknown"
         unknown_ram = (f"host RAM unknown ({hw.memory.reason}): assumed at least the GPU's "
                        f"{capacity / 2**30:.0f} GiB for the host part of the plan")
     else:
         budget, capacity, rule = host_budget(hw)
+        if not isinstance(hw.memory, Memory):
+            unknown_ram = f"memory probe absent ({hw.memory.reason}): planned on the {capacity / 2**30:.0f} GiB the board was sold with"
     gpu, gpu_speed, gpu_b, gpu_c, unified = None, None, 0, 0, 0
+    assumptions = [unknown_ram] if unknown_ram else []
     if device == "cuda":
         gpu = hw.gpus[0]
         gpu_b, gpu_c = gpu_budget(gpu, budget)
         gpu_speed = cuda_device(gpu)
+        note = gpu_memory(gpu)[2]
+        assumptions += [note] if note else []
     elif device == "metal":
         assert isinstance(hw.apple, AppleSilicon)
         unified = min(hw.apple.gpu_wired_limit_bytes, budget)
         gpu_speed = apple_device(hw.apple, "mlx" if backend == "mlx" else "metal")
     return Machine(hw, device, backend, budget, capacity, rule, gpu, gpu_b, gpu_c, unified, host_device(hw), gpu_speed,
-                   threads(hw), correction(hw, backend, device) if hw.name is None else None,
-                   (unknown_ram,) if unknown_ram else ())
+                   threads(hw), correction(hw, backend, device) if hw.name is None else None, tuple(assumptions))

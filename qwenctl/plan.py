@@ -356,8 +356,8 @@ def plan(hardware: Hardware, constraints: Constraints = Constraints()) -> PlanRe
     if constraints.n_ctx is None and rows and all(kind == "memory" for _, kind, _ in rows):
         # a small machine or container: a short context may be what lets the smallest model in
         short = _evaluate(m, catalog, replace(constraints, n_ctx=SMALL_CTX), floor)
+        rows = short  # fits or not, the shorter context is the nearer miss to explain
         if any(kind != "memory" for _, kind, _ in short):
-            rows = short
             warnings.append(f"context shortened to {SMALL_CTX} tokens: at {DEFAULT_CTX} no model fits in "
                             f"{_gb(m.host_budget)} ({m.host_rule})")
 

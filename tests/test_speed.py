@@ -43,7 +43,7 @@ def test_h200_is_bound_by_more_than_bandwidth():
     assert 1.0 < ratio < 1.25
     est = estimate_speed(*spec("7B"), h200, HOST)
     (t,) = est.terms
-    assert t.fixed_s + t.dequant_s > t.stream_s  # most of a token is not streaming bytes
+    assert t.fixed_s > 0.3 * t.decode_s  # a third of a token is fixed per-layer cost, whatever the bandwidth
 
 
 def test_h200_prediction_on_the_held_out_measurement():

@@ -91,9 +91,14 @@ def _tensor(value, fp16_accumulate: bool = True) -> float | None:
     return float(value) if isinstance(value, (int, float)) else None
 
 
-def _mig_share(gpu: NvidiaGpu) -> float:
-    """A MIG slice's share of its GPU's SMs: '3g.40gb' is 3 of 7 compute slices."""
-    m = re.match(r"(\d+)g\.", getattr(gpu, "mig_profile", None) or "")
+def _mig_share(gpu: NvidiaGpu, spec: dict | None) -> float:
+    """A MIG instance's share of its GPU's SMs: NVML's SM count over the whole GPU's, else the
+    profile's compute slices ('3g.40gb' is 3 of 7)."""
+    if not gpu.mig_profile:
+        return 1.0
+    if gpu.sm_count and spec and spec.get("sm_count"):
+        return min(gpu.sm_count / spec["sm_count"], 1.0)
+    m = re.match(r"(\d+)g\.", gpu.mig_profile)
     return int(m.group(1)) / 7 if m else 1.0
 
 
@@ -106,11 +111,11 @@ def _memory_kind(memory_type: str | None, family: str) -> str:
 
 
 def nvidia_peaks(gpu: NvidiaGpu) -> GpuPeaks:
-    spec = gpu_spec(getattr(gpu, "parent_name", None) or gpu.name)
+    spec = gpu_spec(gpu.parent_name or gpu.name)
     cc = gpu.compute_capability or (_cc(spec) if spec else None)
     arch = _arch(cc)
     family = (arch or {}).get("family", "nvidia-unknown")
-    share = _mig_share(gpu)
+    share = _mig_share(gpu, spec)
     if spec:
         fp32 = float(spec["fp32_tflops"]) * 1e12
         int8 = _tensor(spec.get("int8_tensor_tops_dense")) or spec.get("int8_dp4a_tops")
@@ -128,9 +133,9 @@ def nvidia_peaks(gpu: NvidiaGpu) -> GpuPeaks:
             sm_count=round((spec.get("sm_count") or (spec.get("cuda_cores") or 0) / ((arch or {}).get("fp32_lanes_per_sm") or 128)) * share),
             clock_hz=float(spec.get("boost_clock_mhz") or 1500) * 1e6,
         )
-    cores, clock = getattr(gpu, "cuda_cores", None), getattr(gpu, "max_sm_clock_mhz", None)
+    cores, clock = gpu.cuda_cores, gpu.max_sm_clock_mhz
     if arch and cores and clock:
-        sms, hz = cores / arch["fp32_lanes_per_sm"], clock * 1e6
+        sms, hz = gpu.sm_count or cores / arch["fp32_lanes_per_sm"], clock * 1e6
         int8_clk = arch.get("int8_tensor_ops_per_clock_per_sm_dense") or arch.get("int8_dp4a_ops_per_clock_per_sm")
         fp16_clk = _tensor(arch.get("fp16_tensor_flops_per_clock_per_sm_dense"))
         fp32 = cores * 2 * hz

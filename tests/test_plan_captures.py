@@ -1,0 +1,81 @@
+"""Real captured machines (tests/fixtures/captures, each citing its public source) through detect -> plan.
+
+Each test states what a sensible plan for that machine is and why, with the figures the model gives.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from hardware_captures import replay
+from qwenctl.errors import ExitCode, QwenctlError
+from qwenctl.hardware import detect
+from qwenctl.plan import plan
+
+GiB = 2**30
+
+
+def planned(name: str):
+    return plan(detect(replay(name)))
+
+
+def test_pi_4_without_device_tree_plans_a_small_model_on_the_boards_ram_and_bandwidth():
+    """Recognised from cpuinfo's Model line; no /proc/meminfo in the capture, so the 8 GiB its revision
+    code names stands in (said first), and the board's 12.8 GB/s (LPDDR4-3200, 32-bit) sets the speed."""
+    r = planned("raspberry-pi-4-no-device-tree.json")
+    c = r.chosen
+    assert c.device == "cpu" and float(c.size.rstrip("B")) <= 1.5
+    assert r.assumptions[0].startswith("memory probe absent") and "8 GiB" in r.assumptions[0]
+    assert not any("bandwidth unknown" in a for a in r.assumptions)
+    assert 5 <= c.tg_tps <= 30  # the 5 tok/s floor holds at the slow end; a Pi 4 is no faster than that
+
+
+def test_a100_mig_slice_is_planned_as_the_slice_not_the_card():
+    """7 x 1g.10gb: CUDA sees one 10 GB slice with 14 of 98 SMs and 1/8 of the 2 TB/s. The whole card
+    would get 72B; the slice holds a 7B at 4 bits, at a slice's speed."""
+    c = planned("nvidia-a100-80gb-mig-7x1g.json").chosen
+    vram = c.memory[0]
+    assert vram.capacity_bytes < 11 * GiB and "MIG 1g.10gb" in vram.name
+    assert c.device == "cuda" and float(c.size.rstrip("B")) <= 7
+    assert 10 <= c.tg_tps <= 60  # 255 GB/s and 14 SMs
+
+
+def test_a_1_gib_container_gets_the_smallest_model():
+    r = planned("linux-x86-cgroup-v1-1gib-nested.json")
+    assert r.chosen.size == "0.5B" and r.chosen.memory[0].capacity_bytes == GiB
+
+
+def test_a_200_mib_container_is_refused_naming_the_smallest_model():
+    with pytest.raises(QwenctlError) as e:
+        planned("linux-x86-cgroup-v1-200mib.json")
+    assert e.value.code == ExitCode.NO_FIT
+    assert "even the smallest model, 0.5B Q2_K needs" in str(e.value)
+
+
+def test_gtx_1050_ti_with_notsupported_memory_keeps_its_gpu_on_the_specifications_4_gib():
+    """NVML answers NotSupported for memory on some GeForce boards: that is not a Jetson. The GPU stays,
+    its 4 GiB comes from the specification and the plan says so first."""
+    r = planned("nvidia-gtx-1050-ti-memory-not-supported.json")
+    c = r.chosen
+    assert c.device == "cuda" and c.memory[0].capacity_bytes == 4 * GiB
+    assert "assumed the specification's 4 GiB" in r.assumptions[0]
+    assert c.tg_tps < 60  # 112 GB/s: a 3B at 4 bits reads ~2 GB per token
+
+
+def test_m4_max_64gb_gets_its_40_core_bandwidth_and_a_large_model():
+    """The 40-core M4 Max has 546 GB/s (the 32-core 410): the GPU core count settles it, so 64 GB plans 72B
+    at 4 bits within the 48 GiB wired limit instead of falling back to 100 GB/s and a smaller model."""
+    r = planned("apple-m4-max-64gb.json")
+    c = r.chosen
+    assert c.device == "metal" and c.size == "72B"
+    assert not r.assumptions
+    assert 5 <= c.tg_tps <= 15
+
+
+def test_two_socket_epyc_without_meminfo_is_refused_in_one_line():
+    """8 cores from `cpu cores` x 2 sockets, but no RAM figure: a CPU plan cannot be checked, so no plan."""
+    hw = detect(replay("linux-x86-epyc-2-sockets-lxc.json"))
+    assert hw.cpu.physical_cores == 8
+    with pytest.raises(QwenctlError) as e:
+        plan(hw)
+    assert "memory size" in str(e.value) and "\n" not in str(e.value)
