@@ -249,7 +249,8 @@ def summary(errs, kind: str | None = None) -> dict:
 
 # --- fitting -----------------------------------------------------------------------------------------
 
-MIN_DEVICES = 3  # a constant of its own (a quant's unpacking cost, a family's matrix efficiency) needs this many fitting devices
+MIN_DEVICES = 3  # a family's own efficiency needs this many fitting devices
+MIN_QUANT_DEVICES = 1  # a quant's unpacking cost is its kernel's (bit-twiddling per weight), not a device's: one device measures it
 TIED = (("hbm", "gddr"),)  # streaming reads reach the same share of peak on HBM and GDDR (STREAM-like kernels): one constant
 
 
@@ -291,7 +292,7 @@ def parameters(sm: dict, rows: list[dict]) -> list[tuple[list[tuple[dict, str]],
         for op in ("int8", "fp16"):
             out.append(([(e["pp_efficiency"], op)], 0.005, 1.0))
     for key, devs in sorted(devices.items()):
-        if key[0] == "quant" and len(devs) >= MIN_DEVICES:
+        if key[0] == "quant" and len(devs) >= MIN_QUANT_DEVICES:
             box = sm["engines"][key[1]]["dequant_ops_per_weight"]
             box.setdefault(key[2], box["default"])
             out.append(([(box, key[2])], 0.1, 30.0))
