@@ -113,8 +113,8 @@ def worker(case: dict) -> dict:
 
     path = Path(case["path"])
     gpu_before = mem.gpu_used_bytes()
-    options = LoadOptions(n_ctx=case["n_ctx"], n_gpu_layers=-1 if case["gpu"] else 0, flash_attn=case["flash_attn"],
-                          kv_cache_type=case["kv_cache_type"])
+    options = LoadOptions(n_ctx=case["n_ctx"], n_gpu_layers=case.get("ngl", -1 if case["gpu"] else 0),
+                          flash_attn=case["flash_attn"], kv_cache_type=case["kv_cache_type"])
     session = load_backend("llama.cpp", path, options)
     try:
         rng = random.Random(0)
@@ -252,8 +252,8 @@ def predicted_row(hw, label: str, case: dict, m: dict) -> dict:
     from qwenctl.hardware.facts import to_dict
     from qwenctl.predict import predict_for_file
 
-    options = LoadOptions(n_ctx=case["n_ctx"], n_gpu_layers=-1 if case["gpu"] else 0, flash_attn=case["flash_attn"],
-                          kv_cache_type=case["kv_cache_type"])
+    options = LoadOptions(n_ctx=case["n_ctx"], n_gpu_layers=case.get("ngl", -1 if case["gpu"] else 0),
+                          flash_attn=case["flash_attn"], kv_cache_type=case["kv_cache_type"])
     p = predict_for_file(hw, case["path"], options, depth=m["fill"] + 16)
     measured_gpu = m["gpu_device_delta_bytes"]
     return {"label": label, **case, "measured": m, "predicted": to_dict(p),
@@ -310,6 +310,7 @@ def main() -> None:
     ap.add_argument("--model", action="append", default=[], help="an explicit GGUF path (repeatable)")
     ap.add_argument("--no-generate", action="store_true")
     ap.add_argument("--gpu", action="store_true", help="offload every layer (n_gpu_layers=-1) and measure VRAM with NVML")
+    ap.add_argument("--ngl", type=int, help="with --gpu: offload this many layers instead (0: a CUDA build's own VRAM)")
     ap.add_argument("--cases", help=f"n_ctx:kv:flash_attn,... (default CPU {DEFAULT_CPU_CASES}; GPU {DEFAULT_GPU_CASES})")
     ap.add_argument("--fill", type=int, default=1024, help="prompt tokens prefilled before measuring")
     ap.add_argument("--bandwidth", help="memory bandwidth for the speed prediction (default: detected)")
@@ -341,7 +342,7 @@ def main() -> None:
             hw = hardware_from_dict(doc["machine"])
             for r in doc["rows"]:
                 if "measured" in r:
-                    case = {k: r[k] for k in ("path", "n_ctx", "kv_cache_type", "flash_attn", "gpu", "fill")}
+                    case = {k: r[k] for k in ("path", "n_ctx", "kv_cache_type", "flash_attn", "gpu", "fill", "ngl") if k in r}
                     rows.append(predicted_row(hw, r["label"], case, r["measured"]))
                     print_row(rows[-1], args.markdown)
         print_summary(rows)
@@ -370,7 +371,7 @@ def main() -> None:
     for label, path in paths:
         for n_ctx, kv, fa in cases:
             case = {"path": str(path), "n_ctx": n_ctx, "kv_cache_type": kv, "flash_attn": fa, "gpu": args.gpu,
-                    "fill": args.fill}
+                    "fill": args.fill, **({"ngl": args.ngl} if args.ngl is not None else {})}
             proc = subprocess.run([sys.executable, __file__, "--worker", json.dumps(case)], capture_output=True, text=True)
             if proc.returncode != 0:
                 print(f"{label} ctx {n_ctx} {kv} fa{int(fa)}: FAILED\n{proc.stderr[-1500:]}", file=sys.stderr)

@@ -167,7 +167,8 @@ def estimate_memory(
 
     ``n_gpu_layers`` follows llama.cpp: the number of repeating layers on the GPU, with
     -1 (or anything above n_layers) meaning all of them plus the output layer. It only
-    matters for ``device == "cuda"``; Metal and MLX keep everything in unified memory.
+    matters for ``device == "cuda"`` (where 0 still costs the CUDA build's context and
+    compute buffer); Metal and MLX keep everything in unified memory.
     ``split`` is the file's exact tensor split when the file is at hand (``split_from_tensors``);
     without it the split is derived from the catalog's tensor types. ``depth`` (tokens in the
     context; None = n_ctx, the worst case the planner needs) only changes the CPU compute
@@ -199,7 +200,15 @@ def estimate_memory(
     if device == "cpu" or n_gpu_layers == 0:
         kv = kv_cache_bytes(model, n_ctx, kv_cache_type)
         compute = _cpu_compute_bytes(model, n_ctx, flash_attn, depth)
-        return MemoryEstimate((PoolMemory("ram", weights.total_bytes, kv, compute, host_runtime),))
+        if device == "cpu":
+            return MemoryEstimate((PoolMemory("ram", weights.total_bytes, kv, compute, host_runtime),))
+        # a CUDA build with no layer offloaded still makes its context, and offloads a prompt batch's
+        # large products (weights copied in per batch) into a compute buffer of the usual graph size
+        cublas = not flash_attn
+        vram = PoolMemory("vram", 0, 0, _graph_bytes(model, n_ctx, flash_attn, with_output=True),
+                          int(cal["cuda_context_bytes"] + (cal["cuda_no_flash_attn_bytes"] if cublas else 0)))
+        host_overhead = host_runtime + int(cal["cuda_host_bytes"] + (cal["cuda_no_flash_attn_host_bytes"] if cublas else 0))
+        return MemoryEstimate((vram, PoolMemory("ram", weights.total_bytes, kv, compute, host_overhead)))
 
     s = split or weight_split(catalog, model, weights)
     on_gpu = a.n_layers if n_gpu_layers < 0 or n_gpu_layers > a.n_layers else n_gpu_layers

@@ -223,7 +223,8 @@ def _candidate(m: Machine, model: ModelSpec, w: Weights, n_ctx: int, kv_type: st
 
     def build(ngl: int) -> tuple[Plan, str | None]:
         device = m.device if not (m.device == "cuda" and ngl == 0) else "cpu"
-        pools = _pools(m, estimate_memory(model, w, m.backend, device, n_ctx, ngl, kv_type, flash))
+        # the memory of a CUDA build with no layer offloaded is still a CUDA build's
+        pools = _pools(m, estimate_memory(model, w, m.backend, m.device if m.device == "cuda" else device, n_ctx, ngl, kv_type, flash))
         gpu_speed = m.gpu_speed if device != "cpu" else None
         sp = m.corrected(estimate_speed(model, w, gpu_speed, m.host_speed, ngl if device == "cuda" else -1, kv_type))
         plan = Plan(

@@ -139,8 +139,8 @@ def predict_for_file(
     offload = b is None or b.llama_cpp_gpu_offload is not False
     if isinstance(hardware.apple, AppleSilicon) and options.n_gpu_layers != 0:
         device = "metal"
-    elif hardware.gpus and offload and options.n_gpu_layers != 0:
-        device = "cuda"
+    elif hardware.gpus and offload:
+        device = "cuda"  # with n_gpu_layers 0 too: the CUDA build still holds device memory
     else:
         device = "cpu"
     ngl = options.n_gpu_layers if device == "cuda" else (-1 if device == "metal" else 0)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from planning_machines import mac, pc
+from planning_machines import backends, mac, pc
 from qwenctl.backends import LoadOptions
 from qwenctl.backends.gguf_check import read_gguf_header
 from qwenctl.bench import Predicted
@@ -42,8 +42,13 @@ def test_device_follows_the_machine(model_cache):
     cuda = predict_for_file(pc(16, 8), path, LoadOptions(n_ctx=512, n_gpu_layers=-1))
     assert cuda.device == "cuda" and [p.pool for p in cuda.memory] == ["vram", "ram"]
     assert cuda.gpu_bytes == cuda.pool("vram").total_bytes
-    # n_gpu_layers=0 stays on the CPU even with a GPU present
-    assert predict_for_file(pc(16, 8), path, LoadOptions(n_ctx=512, n_gpu_layers=0)).device == "cpu"
+    # n_gpu_layers=0 runs every layer on the CPU, but a CUDA build still holds its context and a compute
+    # buffer on the GPU (measured on the H200: docs/planning.md), and no weights there
+    zero = predict_for_file(pc(16, 8), path, LoadOptions(n_ctx=512, n_gpu_layers=0))
+    cpu_only = predict_for_file(pc(16, 8, be=backends(offload=False)), path, LoadOptions(n_ctx=512, n_gpu_layers=0))
+    assert cpu_only.device == "cpu" and [p.pool for p in cpu_only.memory] == ["ram"]
+    assert zero.pool("vram").weights_bytes == 0 and zero.pool("vram").overhead_bytes > 0
+    assert zero.tg_tps == pytest.approx(cpu_only.tg_tps)
     metal = predict_for_file(mac(16), path, LoadOptions(n_ctx=512, n_gpu_layers=-1))
     assert metal.device == "metal" and [p.pool for p in metal.memory] == ["unified"]
 
