@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The CUDA measurements of docs/benchmarks.md, on the GPU machine (device tool, no network).
 #
-#   bash benchmarks/gpu/run.sh [build] [models] [run] [extras] [facts] [quants]   (no argument: the first three)
+#   bash benchmarks/gpu/run.sh [build] [models] [run] [extras] [facts] [quants] [memory] [speed]   (no argument: the first three)
 #
 # Each device call may run 600 s and a fresh machine's build takes ~345 s: call `build models`, then
 # `run`, then `extras` (the warm machine keeps the build and the models between calls).
@@ -130,12 +130,32 @@ stage_quants() {
   done
 }
 
+# memory: predicted vs measured memory (NVML and RSS) with every layer offloaded, and with none (a CUDA build's own
+# VRAM), for the 0.5B and 7B Q4_K_M. speed: llama-bench pp512/tg128 of every model with flash attention, the
+# figures the speed model is scored on (benchmarks/speed_model_fit.py).
+stage_memory() {
+  timeout 200 $PY benchmarks/estimate_accuracy.py --gpu --sizes 0.5B,7B --quants Q4_K_M --models-dir "$WORK/models" \
+    --cases 8192:f16:1,32768:q8_0:1 --json-out "$OUT/estimate_gpu_full.json" || echo "FAILED"
+  timeout 200 $PY benchmarks/estimate_accuracy.py --gpu --ngl 0 --sizes 0.5B,7B --quants Q4_K_M --models-dir "$WORK/models" \
+    --cases 8192:f16:1,8192:f16:0 --json-out "$OUT/estimate_gpu_ngl0.json" || echo "FAILED"
+}
+
+stage_speed() {
+  local m
+  for m in "$WORK"/models/*.gguf; do
+    [ -f "$m" ] || continue
+    stamp "llama-bench $(basename "$m")"
+    timeout 120 "$BUILD/bin/llama-bench" -m "$m" -p $P -n $N -r 3 -ngl 99 -fa 1 -o json >"$OUT/speed-$(basename "$m" .gguf).json" \
+      2>/dev/null || echo "FAILED"
+  done
+}
+
 stages=("$@")
 [ ${#stages[@]} -eq 0 ] && stages=(build models run)
 for s in "${stages[@]}"; do
   case $s in
-    build|models|run|facts|extras|quants) stamp "stage $s"; "stage_$s" || { stamp "stage $s failed"; exit 1; } ;;
-    *) echo "unknown stage $s (build, models, run, facts, extras, quants)"; exit 2 ;;
+    build|models|run|facts|extras|quants|memory|speed) stamp "stage $s"; "stage_$s" || { stamp "stage $s failed"; exit 1; } ;;
+    *) echo "unknown stage $s (build, models, run, facts, extras, quants, memory, speed)"; exit 2 ;;
   esac
 done
 stamp "done"
