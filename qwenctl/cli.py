@@ -13,19 +13,12 @@ from qwenctl.errors import ExitCode, QwenctlError
 
 
 class QwenctlGroup(click.Group):
-    """Turns QwenctlError (and Ctrl-C) into one line on stderr and a distinct exit code."""
+    """Every command ends in one line on stderr and a distinct exit code (qwenctl/guard.py)."""
 
     def invoke(self, ctx: click.Context):
-        try:
-            return super().invoke(ctx)
-        except QwenctlError as e:
-            from qwenctl import render
+        from qwenctl.guard import guarded
 
-            render.error(e.one_line())
-            sys.exit(int(e.code))
-        except KeyboardInterrupt:
-            click.echo("interrupted", err=True)
-            sys.exit(int(ExitCode.INTERRUPTED))
+        return guarded(lambda: super(QwenctlGroup, self).invoke(ctx))
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of tables.")

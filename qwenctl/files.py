@@ -24,8 +24,10 @@ def write_text(path: str | os.PathLike[str], text: str) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError) and e.errno is not None and e.filename is None:
+            e.filename = str(path)  # a write to the open temp file names no path: name the file being written
         raise
     try:  # make the rename itself durable; not possible on every platform
         dir_fd = os.open(path.parent, os.O_RDONLY)
