@@ -133,7 +133,7 @@ def cache_errors(cache_dir: Path, doing: str = "write") -> Iterator[None]:
         yield
     except OSError as e:
         where = os.fsdecode(e.filename) if e.filename is not None else None
-        in_cache = where is not None and os.path.abspath(where).startswith(os.path.abspath(cache_dir) + os.sep)
+        in_cache = where is not None and (os.path.abspath(where) + os.sep).startswith(os.path.abspath(cache_dir) + os.sep)
         raise from_os_error(e, None, doing, CACHE_FIX if in_cache else None) from None
 
 

@@ -36,7 +36,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol, Union
 
-from qwenctl.errors import ExitCode, QwenctlError
+from qwenctl.errors import ExitCode, QwenctlError, from_os_error
 
 FORMAT = "qwenctl-snapshot"
 VERSION = 1
@@ -359,7 +359,7 @@ def save_snapshot(source: Any, path: str | os.PathLike[str]) -> None:
     try:
         files.write_text(target, json.dumps(source.snapshot(), indent=1, sort_keys=False) + "\n")
     except OSError as e:
-        raise QwenctlError(f"cannot write snapshot {target}: {e.strerror or e}", code=ExitCode.ERROR) from None
+        raise from_os_error(e, target, "write the snapshot to") from None
 
 
 def __getattr__(name: str) -> Any:
