@@ -51,7 +51,7 @@ def main() -> None:
 @click.option(
     "--snapshot",
     "snapshot",
-    type=click.Path(dir_okay=False),
+    type=click.Path(),  # a folder is refused by the loader, in one line
     help="Replay a saved snapshot instead of probing this machine.",
 )
 @click.option("--measure", is_flag=True, help="Measure host memory bandwidth now (under a second) and remember it.")
@@ -103,7 +103,7 @@ def _this_machine(snapshot: str | None):
 @click.option("--backend", type=click.Choice(["llama.cpp", "mlx"]), help="Force the inference engine.")
 @click.option("--ctx", "n_ctx", type=click.IntRange(min=1), metavar="TOKENS", help="Context window to plan for (default 8192, capped at the model's).")
 @click.option("--min-speed", type=click.FloatRange(min=0), metavar="TOK/S", help="Reject plans that may generate slower than this (default 5).")
-@click.option("--snapshot", type=click.Path(dir_okay=False), help="Plan for the machine a `detect --save-snapshot` file describes.")
+@click.option("--snapshot", type=click.Path(), help="Plan for the machine a `detect --save-snapshot` file describes.")
 @click.option("--explain-speed", is_flag=True, help="Also print the speed model's terms for the chosen plan.")
 @json_option
 def plan_command(profile, size, quant, backend, n_ctx, min_speed, snapshot, explain_speed, as_json) -> None:
