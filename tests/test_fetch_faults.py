@@ -249,3 +249,37 @@ def test_injected_os_errors_are_one_line(env, monkeypatch, call, err, where, cod
     assert_nothing_taken_as_complete(cache)
     # the fsync failed after the last byte: the next pull fetches nothing, hashes the partial and moves it
     assert_pull_now_completes(downloaded=0 if where == "partial" else len(DATA))
+
+
+# -- the hub's side: answers of an unexpected shape, dropped connections ---------------------------
+
+
+@pytest.mark.parametrize(
+    "call, body, detail",
+    [
+        ("tree", b'[{"type": "file", "path": "x.gguf"}]', "KeyError: 'size'"),
+        ("info", b'["not", "a", "repo"]', "TypeError: huggingface_hub.hf_api.ModelInfo() argument after ** must be a mapping, not list"),
+    ],
+    ids=["tree-entry-without-oid", "info-as-a-list"],
+)
+def test_a_hub_answer_of_an_unexpected_shape_is_one_line(hub, env, call, body, detail):
+    hub.fault(call, repo=REPO, api_body=body)
+    result = pull_cli()
+    assert result.exit_code == ExitCode.NETWORK
+    assert one_line(result.stderr) == (
+        f"{hub.url} answered in an unexpected shape for {REPO} ({detail}) (is HF_ENDPOINT a Hugging Face hub or a full "
+        "mirror of one? try again later, or `--offline` for what is cached)")
+    assert_nothing_taken_as_complete(env / "hub")
+
+
+def test_a_dropped_connection_is_said_once_by_qwenctl_not_by_huggingface_hub(hub, env):
+    """Dropped twice mid-body: huggingface_hub resumes each time; stderr has one line about it, qwenctl's."""
+    hub.fault(NAME, drop_after=700_000, times=2)
+    env_vars = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
+    done = subprocess.run([sys.executable, "-m", "qwenctl", "pull", f"{REPO}:{NAME}"], env=env_vars,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    about = [line for line in done.stderr.splitlines() if "drop" in line or "download" in line.lower() and "Error" in line]
+    assert len(about) == 1 and about[0].startswith("WARNING qwenctl.fetch: the connection dropped ("), done.stderr
+    assert about[0].endswith("); resuming the download") and "Traceback" not in done.stderr
+    assert (env / "hub" / FOLDER / "blobs" / SHA).read_bytes() == DATA
