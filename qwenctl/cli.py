@@ -188,10 +188,12 @@ def _ask_on_terminal():
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on (0: any free port).")
 @click.option("--api-key", envvar="QWENCTL_API_KEY", show_envvar=True, help="Require Authorization: Bearer KEY on every request.")
 @click.option("--parallel", type=click.IntRange(min=1), help="Requests generated at once (MLX batches; llama.cpp queues them).")
+@click.option("--drain", "drain_s", default=60.0, show_default=True, type=click.FloatRange(min=0), metavar="SECONDS",
+              help="After Ctrl-C/SIGTERM, let requests finish this long, then abandon them (exit 12).")
 @click.option("-y", "--yes", is_flag=True, help="Download without asking.")
 @click.option("--offline", is_flag=True, help="Use only what is already downloaded; never contact Hugging Face.")
 @json_option
-def serve(size, quant, backend, n_ctx, profile, model, host, port, api_key, parallel, yes, offline, as_json) -> None:
+def serve(size, quant, backend, n_ctx, profile, model, host, port, api_key, parallel, drain_s, yes, offline, as_json) -> None:
     """Serve the planned model (or --model) behind an OpenAI-compatible API."""
     from qwenctl import serve as serving
     from qwenctl.render import serve as render_serve
@@ -199,9 +201,8 @@ def serve(size, quant, backend, n_ctx, profile, model, host, port, api_key, para
 
     request = _run_request(size, quant, backend, n_ctx, profile, model, offline=offline, yes=yes, smoke_seconds=0.0)
     target = serving.resolve_target(request, RunReporter(ask=_ask_on_terminal(), quiet=as_json))
-    options = serving.ServeOptions(
-        host=host, port=port, api_key=api_key or None, parallel=parallel, verbose=logging.getLogger().isEnabledFor(logging.INFO)
-    )
+    options = serving.ServeOptions(host=host, port=port, api_key=api_key or None, parallel=parallel, drain_s=drain_s,
+                                   verbose=logging.getLogger().isEnabledFor(logging.INFO))
     serving.serve(target, options, on_ready=lambda info: render_serve.ready(info, as_json))
 
 # --- pull / models / rm ---
