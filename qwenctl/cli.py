@@ -295,7 +295,7 @@ def rm(spec: str, yes: bool, dry_run: bool) -> None:
 @click.option("-b", "--batch", "n_batch", default=512, show_default=True)
 @click.option("--ctx", "n_ctx", type=int, help="Context size (default: n-prompt + n-gen, as llama-bench).")
 @click.option("-fa", "--flash-attn/--no-flash-attn", default=None,
-              help="Flash attention (default: as `run` loads the model: on with a GPU).")
+              help="Flash attention (default: as `run` loads the model: on with a GPU, else llama.cpp's auto rule).")
 @click.option("--kv-cache-type", type=click.Choice(["f16", "q8_0", "q4_0"]), default="f16", show_default=True)
 @click.option("--bandwidth", help="Memory bandwidth for the roofline (e.g. 3.35TB/s); default: detected.")
 @click.option("--no-chat", is_flag=True, help="Skip the end-to-end chat runs (with sampling).")

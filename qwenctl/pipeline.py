@@ -157,7 +157,7 @@ def unplanned_load_options(hardware: Hardware, n_ctx: int | None) -> LoadOptions
     from qwenctl.hardware.facts import Absent
 
     gpu = bool(hardware.gpus) or not isinstance(hardware.apple, Absent)
-    return LoadOptions(n_ctx=n_ctx or LoadOptions.n_ctx, n_gpu_layers=-1 if gpu else 0, flash_attn=gpu)
+    return LoadOptions(n_ctx=n_ctx or LoadOptions.n_ctx, n_gpu_layers=-1 if gpu else 0, flash_attn=True if gpu else None)
 
 
 def start(request: RunRequest, reporter: Reporter) -> Started:

@@ -358,13 +358,13 @@ def _serve_llamacpp(target: ServeTarget, options: ServeOptions, sock: socket.soc
     from llama_cpp.server.app import create_app
     from llama_cpp.server.settings import ModelSettings, ServerSettings
 
+    from qwenctl.backends.llama_flash import flash_attn_mode
+    from qwenctl.backends.llamacpp import default_threads
+
     if os.environ.get("CONFIG_FILE"):
         # create_app would read that file instead of the settings given here
-        raise QwenctlError(
-            "CONFIG_FILE is set; llama_cpp.server would take its settings from that file",
-            hint="unset CONFIG_FILE",
-            code=ExitCode.USAGE,
-        )
+        raise QwenctlError("CONFIG_FILE is set; llama_cpp.server would take its settings from that file",
+                           hint="unset CONFIG_FILE", code=ExitCode.USAGE)
     load = target.load
     model_settings = {
         "model": str(target.model_path),
@@ -372,26 +372,26 @@ def _serve_llamacpp(target: ServeTarget, options: ServeOptions, sock: socket.soc
         "n_ctx": load.n_ctx,
         "n_batch": load.n_batch,
         "n_gpu_layers": load.n_gpu_layers,
-        "flash_attn": load.flash_attn,
+        "flash_attn": bool(load.flash_attn),  # None (auto) is set at load by llama_flash.flash_attn_mode
         "seed": load.seed,
         "chat_format": None,  # None: the chat template stored in the GGUF
         "verbose": options.verbose,
         **_kv_cache_types(load.kv_cache_type),
     }
-    if load.n_threads:
-        model_settings.update(n_threads=load.n_threads, n_threads_batch=load.n_threads)
-    settings = ModelSettings(**model_settings)
+    threads = load.n_threads or default_threads()  # physical cores, as run and bench (the server's default: half the CPUs)
+    settings = ModelSettings(**model_settings, n_threads=threads, n_threads_batch=threads)
     try:
-        app = create_app(
-            server_settings=ServerSettings(
-                host=options.host,
-                port=sock.getsockname()[1],
-                api_key=options.api_key,
-                # True would end a streaming reply as soon as another request arrives
-                interrupt_requests=False,
-            ),
-            model_settings=[settings],
-        )
+        with flash_attn_mode(load.flash_attn):
+            app = create_app(
+                server_settings=ServerSettings(
+                    host=options.host,
+                    port=sock.getsockname()[1],
+                    api_key=options.api_key,
+                    # True would end a streaming reply as soon as another request arrives
+                    interrupt_requests=False,
+                ),
+                model_settings=[settings],
+            )
     except (ValueError, RuntimeError, OSError) as e:
         raise QwenctlError(f"llama.cpp could not load {target.model_path}: {e}", code=ExitCode.BACKEND) from e
 
@@ -404,8 +404,8 @@ def _serve_llamacpp(target: ServeTarget, options: ServeOptions, sock: socket.soc
     config = {"log_level": "info" if options.verbose else "warning", "access_log": options.verbose, "lifespan": "off"}
     # report the thread count llama.cpp uses (ModelSettings picks one when the plan did not)
     served = replace(target, load=replace(load, n_threads=settings.n_threads))
-    on_ready(server_info(served, options, sock.getsockname()[1], 1))
-    serve_stop.run_uvicorn(wrapped, config, sock, options.drain_s)  # the drain's hard end: serve_stop.py
+    ready = lambda: on_ready(server_info(served, options, sock.getsockname()[1], 1))  # noqa: E731 - once serving
+    serve_stop.run_uvicorn(wrapped, config, sock, options.drain_s, ready)  # the drain's hard end: serve_stop.py
 
 
 def _kv_cache_types(kind: str) -> dict:

@@ -26,6 +26,7 @@ import os
 import signal
 import sys
 import threading
+from typing import Callable
 
 from qwenctl.errors import ExitCode
 
@@ -93,7 +94,7 @@ class InFlight:
             self.active -= 1
 
 
-def uvicorn_server_class(drain_s: float):
+def uvicorn_server_class(drain_s: float, on_ready: Callable[[], None] = lambda: None):
     import uvicorn
 
     class Server(uvicorn.Server):
@@ -104,6 +105,11 @@ def uvicorn_server_class(drain_s: float):
         """
 
         watchdog: threading.Timer | None = None
+
+        async def startup(self, sockets=None) -> None:
+            await super().startup(sockets=sockets)
+            if not self.should_exit:
+                on_ready()  # serving, with the stop signals captured: a SIGTERM from now on drains
 
         def handle_exit(self, sig, frame) -> None:
             if self.watchdog is None:
@@ -125,12 +131,14 @@ def uvicorn_server_class(drain_s: float):
     return Server
 
 
-def run_uvicorn(app, config_kwargs: dict, sock, drain_s: float) -> None:
-    """Serve `app` on `sock` until a stop signal and the drain; return only after a clean drain."""
+def run_uvicorn(app, config_kwargs: dict, sock, drain_s: float, on_ready: Callable[[], None]) -> None:
+    """Serve `app` on `sock` (calling `on_ready` once serving) until a stop signal and the drain; return only
+    after a clean drain."""
     import uvicorn
 
     in_flight = InFlight(app)
-    server = uvicorn_server_class(drain_s)(uvicorn.Config(in_flight, timeout_graceful_shutdown=drain_s, **config_kwargs))
+    server_class = uvicorn_server_class(drain_s, on_ready)
+    server = server_class(uvicorn.Config(in_flight, timeout_graceful_shutdown=drain_s, **config_kwargs))
     server.run(sockets=[sock])
     if in_flight.abandoned or in_flight.active:
         log.warning("stopped with %d request(s) abandoned", max(in_flight.abandoned, in_flight.active))
