@@ -14,6 +14,7 @@ click's own exceptions (usage errors, ``--help``'s exit, an aborted confirmation
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
@@ -39,6 +40,10 @@ def guarded(command: Callable[[], T]) -> T:
         sys.exit(int(ExitCode.INTERRUPTED))
     except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
         raise
+    except BrokenPipeError:  # `qwenctl models --json | head`: the reader left; say nothing more
+        with contextlib.suppress(OSError, ValueError):  # so the flush at exit does not complain either
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)
     except OSError as e:
         converted = from_os_error(e)
         _fail(converted.one_line(), converted.code)
