@@ -378,7 +378,7 @@ def _serve_llamacpp(target: ServeTarget, options: ServeOptions, sock: socket.soc
         "verbose": options.verbose,
         **_kv_cache_types(load.kv_cache_type),
     }
-    threads = load.n_threads or default_threads()  # physical cores, as run and bench (the server's default: half the CPUs)
+    threads = load.n_threads or default_threads()  # machine.threads via the load options (the server's own: half the CPUs)
     settings = ModelSettings(**model_settings, n_threads=threads, n_threads_batch=threads)
     try:
         with flash_attn_mode(load.flash_attn):
