@@ -44,23 +44,28 @@ def build_llama_bench(src: Path, build_dir: Path, *, cuda: bool = False, jobs: i
 
 
 def run_llama_bench(binary: Path, model: Path, *, n_prompt: int, n_gen: int, reps: int, threads: int, ngl: int,
-                    flash_attn: bool) -> dict:
-    cmd = [str(binary), "-m", str(model), "-p", str(n_prompt), "-n", str(n_gen), "-r", str(reps), "-t", str(threads),
-           "-ngl", str(ngl), "-fa", "1" if flash_attn else "0", "-o", "json"]
+                    flash_attn: bool, defaults: bool = False) -> dict:
+    """llama-bench's pp and tg samples; with `defaults`, no -t/-ngl/-fa: its own choices."""
+    settings = [] if defaults else ["-t", str(threads), "-ngl", str(ngl), "-fa", "1" if flash_attn else "0"]
+    cmd = [str(binary), "-m", str(model), "-p", str(n_prompt), "-n", str(n_gen), "-r", str(reps), *settings, "-o", "json"]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     rows = json.loads(out)
     pp = next(r for r in rows if r["n_prompt"] > 0 and r["n_gen"] == 0)
     tg = next(r for r in rows if r["n_gen"] > 0 and r["n_prompt"] == 0)
-    return {"pp": pp["samples_ts"], "tg": tg["samples_ts"], "build": pp.get("build_commit"), "cmd": " ".join(cmd)}
+    return {"pp": pp["samples_ts"], "tg": tg["samples_ts"], "build": pp.get("build_commit"), "cmd": " ".join(cmd),
+            "n_threads": pp.get("n_threads"), "flash_attn": pp.get("flash_attn"), "n_gpu_layers": pp.get("n_gpu_layers")}
 
 
-def run_qwenctl(model: Path, *, n_prompt: int, n_gen: int, reps: int, threads: int, ngl: int, flash_attn: bool) -> dict:
+def run_qwenctl(model: Path, *, n_prompt: int, n_gen: int, reps: int, threads: int, ngl: int, flash_attn: bool,
+                defaults: bool = False) -> dict:
+    """qwenctl bench's pp and tg samples; with `defaults`, no -t/-ngl/-fa: what `run` would load the model with."""
+    settings = [] if defaults else ["-t", str(threads), "-ngl", str(ngl), "--flash-attn" if flash_attn else "--no-flash-attn"]
     cmd = [sys.executable, "-m", "qwenctl", "bench", "--model", str(model), "-p", str(n_prompt), "-n", str(n_gen),
-           "-r", str(reps), "-t", str(threads), "-ngl", str(ngl), "--json", "--no-save", "--no-chat",
-           "--flash-attn" if flash_attn else "--no-flash-attn"]
+           "-r", str(reps), *settings, "--json", "--no-save", "--no-chat"]
     doc = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
     return {"pp": list(doc["pp_tps"]["samples"]), "tg": list(doc["tg_tps"]["samples"]), "cmd": " ".join(cmd[1:]),
-            "gpu_bytes": doc.get("gpu_bytes"), "n_gpu_layers": doc.get("n_gpu_layers")}
+            "gpu_bytes": doc.get("gpu_bytes"), "n_gpu_layers": doc.get("n_gpu_layers"), "n_threads": doc.get("n_threads"),
+            "flash_attn": doc.get("flash_attn")}
 
 
 def main() -> None:
@@ -78,6 +83,8 @@ def main() -> None:
     ap.add_argument("-t", "--threads", type=int, default=None, help="default: physical cores")
     ap.add_argument("-ngl", "--ngl", type=int, default=0)
     ap.add_argument("-fa", "--flash-attn", action="store_true")
+    ap.add_argument("--defaults", action="store_true",
+                    help="give neither tool -t/-ngl/-fa: each tool's own defaults (the issue's goal: qwenctl >= 0.98)")
     ap.add_argument("--json-out", type=Path)
     args = ap.parse_args()
 
@@ -93,7 +100,7 @@ def main() -> None:
         sys.exit("give --llama-bench BINARY or --build-from SDIST_DIR")
     model = args.model or models.shaped_gguf(args.cache, "0.5B", "Q4_K_M")
     kw = dict(n_prompt=args.n_prompt, n_gen=args.n_gen, reps=args.reps, threads=threads, ngl=args.ngl,
-              flash_attn=args.flash_attn)
+              flash_attn=args.flash_attn, defaults=args.defaults)
     samples = {"llama-bench": {"pp": [], "tg": []}, "qwenctl": {"pp": [], "tg": []}}
     runs = []
     for round_no in range(args.rounds):
@@ -105,16 +112,18 @@ def main() -> None:
             runs.append(r)
             for k in ("pp", "tg"):
                 samples[tool][k] += r[k]
-            print(f"round {round_no + 1} {tool:11s} pp {statistics.mean(r['pp']):9.1f}  tg {statistics.mean(r['tg']):8.1f} tok/s",
-                  flush=True)
+            print(f"round {round_no + 1} {tool:11s} pp {statistics.mean(r['pp']):9.1f}  tg {statistics.mean(r['tg']):8.1f} tok/s"
+                  f"  (threads {r.get('n_threads')}, fa {r.get('flash_attn')})", flush=True)
 
     summary = {
         "model": str(model), "model_bytes": model.stat().st_size, "llama_cpp_python": llama_cpp.__version__,
-        "threads": threads, "ngl": args.ngl, "flash_attn": args.flash_attn, "n_prompt": args.n_prompt,
+        "threads": None if args.defaults else threads, "ngl": None if args.defaults else args.ngl,
+        "flash_attn": None if args.defaults else args.flash_attn, "defaults": args.defaults, "n_prompt": args.n_prompt,
         "n_gen": args.n_gen, "reps": args.reps, "rounds": args.rounds,
     }
+    settings = "each tool's defaults" if args.defaults else f"{threads} threads, ngl {args.ngl}, fa {int(args.flash_attn)}"
     print(f"\nmodel {model.name} ({model.stat().st_size / 1e6:.0f} MB), llama-cpp-python {llama_cpp.__version__}, "
-          f"{threads} threads, ngl {args.ngl}, fa {int(args.flash_attn)}; {args.rounds} rounds x {args.reps} reps")
+          f"{settings}; {args.rounds} rounds x {args.reps} reps")
     print(f"{'':6s}{'llama-bench':>14s}{'qwenctl':>12s}{'ratio':>8s}{'best lb':>12s}{'best qc':>12s}{'ratio':>8s}"
           f"{'paired':>8s}")
     for k, label in (("pp", f"pp{args.n_prompt}"), ("tg", f"tg{args.n_gen}")):

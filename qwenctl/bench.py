@@ -94,7 +94,7 @@ class BenchResult:
     n_batch: int
     n_threads: int | None  # what the engine used (None: not a llama.cpp setting)
     n_gpu_layers: int
-    flash_attn: bool
+    flash_attn: bool | None  # None: llama.cpp decided and did not say (auto)
     load_seconds: float
     pp_tps: Figure
     tg_tps: Figure
@@ -286,7 +286,7 @@ def bench(
         n_batch=options.n_batch,
         n_threads=n_threads,
         n_gpu_layers=n_gpu_layers,
-        flash_attn=options.flash_attn,
+        flash_attn=getattr(session, "flash_attn", options.flash_attn),  # llama.cpp's verdict when asked for auto
         load_seconds=load_seconds,
         pp_tps=Figure.of(pp),
         tg_tps=tg_fig,

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Callable, Iterator, Protocol, Sequence
 
 from qwenctl import files
 from qwenctl.backends import GenerationEvent, SamplingOptions
-from qwenctl.errors import ExitCode, QwenctlError
+from qwenctl.errors import ExitCode, QwenctlError, from_os_error
 
 if TYPE_CHECKING:
     from qwenctl.backends import Session
@@ -350,7 +350,7 @@ def save_conversation(conv: Conversation, path: Path) -> None:
     try:
         files.write_text(Path(path), json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
     except OSError as e:
-        raise QwenctlError(f"could not save to {path}: {e.strerror or e}", code=ExitCode.DISK) from None
+        raise from_os_error(e, path, "save the chat to") from None
 
 
 def load_conversation(path: Path) -> Conversation:

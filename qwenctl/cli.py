@@ -13,19 +13,12 @@ from qwenctl.errors import ExitCode, QwenctlError
 
 
 class QwenctlGroup(click.Group):
-    """Turns QwenctlError (and Ctrl-C) into one line on stderr and a distinct exit code."""
+    """Every command ends in one line on stderr and a distinct exit code (qwenctl/guard.py)."""
 
     def invoke(self, ctx: click.Context):
-        try:
-            return super().invoke(ctx)
-        except QwenctlError as e:
-            from qwenctl import render
+        from qwenctl.guard import guarded
 
-            render.error(e.one_line())
-            sys.exit(int(e.code))
-        except KeyboardInterrupt:
-            click.echo("interrupted", err=True)
-            sys.exit(int(ExitCode.INTERRUPTED))
+        return guarded(lambda: super(QwenctlGroup, self).invoke(ctx))
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of tables.")
@@ -58,7 +51,7 @@ def main() -> None:
 @click.option(
     "--snapshot",
     "snapshot",
-    type=click.Path(dir_okay=False),
+    type=click.Path(),  # a folder is refused by the loader, in one line
     help="Replay a saved snapshot instead of probing this machine.",
 )
 @click.option("--measure", is_flag=True, help="Measure host memory bandwidth now (under a second) and remember it.")
@@ -110,7 +103,7 @@ def _this_machine(snapshot: str | None):
 @click.option("--backend", type=click.Choice(["llama.cpp", "mlx"]), help="Force the inference engine.")
 @click.option("--ctx", "n_ctx", type=click.IntRange(min=1), metavar="TOKENS", help="Context window to plan for (default 8192, capped at the model's).")
 @click.option("--min-speed", type=click.FloatRange(min=0), metavar="TOK/S", help="Reject plans that may generate slower than this (default 5).")
-@click.option("--snapshot", type=click.Path(dir_okay=False), help="Plan for the machine a `detect --save-snapshot` file describes.")
+@click.option("--snapshot", type=click.Path(), help="Plan for the machine a `detect --save-snapshot` file describes.")
 @click.option("--explain-speed", is_flag=True, help="Also print the speed model's terms for the chosen plan.")
 @json_option
 def plan_command(profile, size, quant, backend, n_ctx, min_speed, snapshot, explain_speed, as_json) -> None:
@@ -195,10 +188,12 @@ def _ask_on_terminal():
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on (0: any free port).")
 @click.option("--api-key", envvar="QWENCTL_API_KEY", show_envvar=True, help="Require Authorization: Bearer KEY on every request.")
 @click.option("--parallel", type=click.IntRange(min=1), help="Requests generated at once (MLX batches; llama.cpp queues them).")
+@click.option("--drain", "drain_s", default=60.0, show_default=True, type=click.FloatRange(min=0), metavar="SECONDS",
+              help="After Ctrl-C/SIGTERM, let requests finish this long, then abandon them (exit 12).")
 @click.option("-y", "--yes", is_flag=True, help="Download without asking.")
 @click.option("--offline", is_flag=True, help="Use only what is already downloaded; never contact Hugging Face.")
 @json_option
-def serve(size, quant, backend, n_ctx, profile, model, host, port, api_key, parallel, yes, offline, as_json) -> None:
+def serve(size, quant, backend, n_ctx, profile, model, host, port, api_key, parallel, drain_s, yes, offline, as_json) -> None:
     """Serve the planned model (or --model) behind an OpenAI-compatible API."""
     from qwenctl import serve as serving
     from qwenctl.render import serve as render_serve
@@ -206,9 +201,8 @@ def serve(size, quant, backend, n_ctx, profile, model, host, port, api_key, para
 
     request = _run_request(size, quant, backend, n_ctx, profile, model, offline=offline, yes=yes, smoke_seconds=0.0)
     target = serving.resolve_target(request, RunReporter(ask=_ask_on_terminal(), quiet=as_json))
-    options = serving.ServeOptions(
-        host=host, port=port, api_key=api_key or None, parallel=parallel, verbose=logging.getLogger().isEnabledFor(logging.INFO)
-    )
+    options = serving.ServeOptions(host=host, port=port, api_key=api_key or None, parallel=parallel, drain_s=drain_s,
+                                   verbose=logging.getLogger().isEnabledFor(logging.INFO))
     serving.serve(target, options, on_ready=lambda info: render_serve.ready(info, as_json))
 
 # --- pull / models / rm ---
@@ -301,7 +295,7 @@ def rm(spec: str, yes: bool, dry_run: bool) -> None:
 @click.option("-b", "--batch", "n_batch", default=512, show_default=True)
 @click.option("--ctx", "n_ctx", type=int, help="Context size (default: n-prompt + n-gen, as llama-bench).")
 @click.option("-fa", "--flash-attn/--no-flash-attn", default=None,
-              help="Flash attention (default: as `run` loads the model: on with a GPU).")
+              help="Flash attention (default: as `run` loads the model: on with a GPU, else llama.cpp's auto rule).")
 @click.option("--kv-cache-type", type=click.Choice(["f16", "q8_0", "q4_0"]), default="f16", show_default=True)
 @click.option("--bandwidth", help="Memory bandwidth for the roofline (e.g. 3.35TB/s); default: detected.")
 @click.option("--no-chat", is_flag=True, help="Skip the end-to-end chat runs (with sampling).")

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator
 
-from qwenctl import files
+from qwenctl import files, hub
 from qwenctl.errors import ExitCode, QwenctlError
 
 if TYPE_CHECKING:
@@ -51,7 +51,6 @@ DEFAULT_ENDPOINT = "https://huggingface.co"
 # other programs' temp files): the larger of 256 MiB and 2% of the download.
 DISK_MARGIN_MIN_BYTES = 256 * 1024 * 1024
 DISK_MARGIN_FRACTION = 0.02
-TOKEN_HINT = "needs a token: set HF_TOKEN or run `hf auth login`"
 _SPLIT_PART = re.compile(r"^(?P<stem>.+)-(?P<part>\d{5})-of-(?P<count>\d{5})\.gguf$")
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _HASH_BLOCK = 8 * 1024 * 1024
@@ -244,64 +243,6 @@ def hash_file(path: Path, algorithm: str) -> str:
     return h.hexdigest()
 
 
-# -- errors ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Asked:
-    repo: str
-    revision: str
-    filename: str | None
-    endpoint: str
-
-
-def _hub_error_table():
-    """(exception type, exit code, message, hint) in match order; subclasses before their bases."""
-    import httpx2
-    from huggingface_hub import errors as e
-
-    def http(x) -> str:
-        return str(getattr(getattr(x, "response", None), "status_code", "an error"))
-
-    return [
-        (e.GatedRepoError, ExitCode.AUTH, lambda a, x: f"{a.repo} is gated and {TOKEN_HINT}", lambda a, x: "accept the model's terms on its page first"),
-        (e.RepositoryNotFoundError, ExitCode.NOT_FOUND, lambda a, x: f"no repo {a.repo} on {a.endpoint}", lambda a, x: f"check the name; a private repo {TOKEN_HINT}"),
-        (e.RevisionNotFoundError, ExitCode.NOT_FOUND, lambda a, x: f"{a.repo} has no revision {a.revision!r}", None),
-        (e.RemoteEntryNotFoundError, ExitCode.NOT_FOUND, lambda a, x: f"{a.repo} has no file {a.filename} at {a.revision}", None),
-        (e.OfflineModeIsEnabled, ExitCode.NOT_FOUND, lambda a, x: f"{a.repo} is not in the cache and offline mode is on", lambda a, x: "pull it once while online"),
-        (e.HfHubHTTPError, None, lambda a, x: f"{a.endpoint} answered {http(x)} for {a.repo}" + (f":{a.filename}" if a.filename else ""), None),
-        (httpx2.TransportError, ExitCode.NETWORK, lambda a, x: f"could not download from {a.endpoint}: {type(x).__name__}{': ' + str(x).splitlines()[0] if str(x) else ''}", lambda a, x: "check the connection or HF_ENDPOINT (a mirror); `--offline` uses what is cached"),
-    ]
-
-
-def _convert(exc: BaseException, asked: _Asked) -> QwenctlError | None:
-    """The one-line QwenctlError for a hub exception, or None if it is not one (a bug)."""
-    for etype, code, message, hint in _hub_error_table():
-        if isinstance(exc, etype):
-            if code is None:  # a bare HTTP error: decide by status
-                status = getattr(getattr(exc, "response", None), "status_code", 0) or 0
-                if status in (401, 403):
-                    return QwenctlError(f"{asked.endpoint} refused access to {asked.repo} ({status})", hint=TOKEN_HINT, code=ExitCode.AUTH)
-                hint = (lambda a, x: "the hub had a problem; try again later or set HF_ENDPOINT to a mirror") if status >= 500 else None
-                code = ExitCode.NETWORK
-            return QwenctlError(message(asked, exc), hint=hint(asked, exc) if hint else None, code=code)
-    return None
-
-
-@contextlib.contextmanager
-def _hub_errors(asked: _Asked) -> Iterator[_Asked]:
-    try:
-        yield asked
-    except QwenctlError:
-        raise
-    except Exception as exc:
-        converted = _convert(exc, asked)
-        if converted is None:
-            raise
-        log.debug("hub error", exc_info=True)
-        raise converted from None
-
-
 # -- resolving what to download ------------------------------------------------------------
 
 
@@ -392,6 +333,7 @@ class _Hasher(threading.Thread):
         self._pending: list[bytes] = []
         self._pending_bytes = 0
         self.digest: str | None = None
+        self.error: OSError | None = None
 
     def _new(self):
         return hashlib.sha256() if self.algorithm == "sha256" else hashlib.sha1(b"blob %d\0" % self.total)
@@ -409,13 +351,24 @@ class _Hasher(threading.Thread):
         self.batches.put(self._RESTART)
 
     def finish(self) -> str | None:
+        """The digest of every byte fed, or None when they are not the whole file; re-raises the thread's OSError."""
         if self._pending:
             self.batches.put(self._pending)
         self.batches.put(None)
         self.join()
+        if self.error is not None:
+            raise self.error
         return self.digest
 
     def run(self) -> None:
+        try:
+            self._hash()
+        except OSError as e:  # EIO reading the partial back, ENOSPC on a writeback: the writer reports it
+            self.error = e if e.filename is not None else OSError(e.errno, e.strerror, str(self.path))
+            while self.batches.get() is not None:  # drain, so the writer's finish() returns
+                pass
+
+    def _hash(self) -> None:
         h, pos = self._new(), 0
         with self.path.open("rb", buffering=0) as f:
             buf = bytearray(_HASH_BATCH)
@@ -552,7 +505,7 @@ def _download_blob(repo: str, commit: str, remote: _Remote, settings: HubSetting
             partial.unlink()
         url = hf_hub_url(repo, remote.filename, revision=commit, endpoint=settings.endpoint)
         headers = build_hf_headers(library_name="qwenctl", library_version=__version__)
-        with partial.open("ab") as f:
+        with hub.naming(partial), partial.open("ab") as f:  # a write (or close) of the open file names no path
             start = f.tell()
             if start:
                 log.info("resuming %s at byte %d of %d", remote.filename, start, remote.size)
@@ -567,7 +520,7 @@ def _download_blob(repo: str, commit: str, remote: _Remote, settings: HubSetting
                 os.fsync(f.fileno())
             except OSError as e:
                 if not str(e).startswith("Consistency check failed"):
-                    raise  # a transport error: the partial stays, for the next run to resume
+                    raise  # a full disk or a transport error: the partial stays, for the next run to resume
                 wrong_size = True
             else:
                 wrong_size = False
@@ -655,17 +608,19 @@ def pull(
     settings = HubSettings.from_env(offline)
     storage = repo_folder(settings.cache_dir, repo)
     if settings.offline:
-        return _from_cache(repo, wanted, revision, settings)
-
+        with hub.cache_errors(settings.cache_dir, "read"):
+            return _from_cache(repo, wanted, revision, settings)
     from huggingface_hub import HfApi
 
-    asked = _Asked(repo, revision, ", ".join(wanted) if wanted else None, settings.endpoint)
-    with _hub_errors(asked):
+    asked = hub.Asked(repo, revision, ", ".join(wanted) if wanted else None, settings.endpoint)
+    with hub.cache_errors(settings.cache_dir), hub.errors(asked), hub.quiet_logs():  # hub errors are OSErrors too
         api = HfApi(endpoint=settings.endpoint, library_name="qwenctl")
-        commit = api.model_info(repo, revision=revision).sha
+        with hub.odd_answers(asked):
+            commit = api.model_info(repo, revision=revision).sha
+            listed = _list_remote(api, repo, commit) if commit else {}
         if not commit:
             raise QwenctlError(f"{settings.endpoint} gave no commit for {repo}@{revision}", code=ExitCode.NETWORK)
-        remotes = _select(repo, revision, _list_remote(api, repo, commit), wanted)
+        remotes = _select(repo, revision, listed, wanted)
         total = sum(r.size for r in remotes)
         _preflight(settings.cache_dir, storage, remotes)
 
@@ -693,7 +648,7 @@ def pull(
                 except QwenctlError as bad:  # a bad copy from elsewhere: fetch it afresh, once
                     log.warning("%s", bad.message)
             on_bytes = reporter(remote)
-            with _hub_errors(_Asked(repo, revision, remote.filename, settings.endpoint)):
+            with hub.errors(hub.Asked(repo, revision, remote.filename, settings.endpoint)):
                 if blob.exists():
                     on_bytes(remote.size)
                 else:

@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from qwenctl.errors import ExitCode, QwenctlError
+from qwenctl.errors import ExitCode, QwenctlError, from_os_error
 
 
 def write_text(path: str | os.PathLike[str], text: str) -> None:
@@ -24,8 +24,10 @@ def write_text(path: str | os.PathLike[str], text: str) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError) and e.errno is not None and e.filename is None:
+            e.filename = str(path)  # a write to the open temp file names no path: name the file being written
         raise
     try:  # make the rename itself durable; not possible on every platform
         dir_fd = os.open(path.parent, os.O_RDONLY)
@@ -39,17 +41,40 @@ def write_text(path: str | os.PathLike[str], text: str) -> None:
         os.close(dir_fd)
 
 
+# A profile, snapshot or saved chat is a few kB to a few MB; a path to something far larger is a mistake.
+MAX_TEXT_BYTES = 64 * 1024 * 1024
+
+
+def read_text(path: str | os.PathLike[str], what: str = "file") -> str:
+    """A small text file qwenctl reads (profile, snapshot, saved chat): its bytes decoded as UTF-8, a
+    byte-order mark dropped. A folder, a binary file, text in another encoding or a huge file is one
+    QwenctlError naming `what` and the path."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_TEXT_BYTES + 1)
+    except FileNotFoundError:
+        raise QwenctlError(f"no such {what}: {path}", code=ExitCode.NOT_FOUND) from None
+    except IsADirectoryError:
+        raise QwenctlError(f"{what} {path} is a folder, not a file", code=ExitCode.BAD_INPUT) from None
+    except OSError as e:
+        raise from_os_error(e, path, f"read the {what}") from None
+    if len(data) > MAX_TEXT_BYTES:
+        raise QwenctlError(f"{what} {path} is larger than {MAX_TEXT_BYTES // 2**20} MiB; is it the right file?",
+                           code=ExitCode.BAD_INPUT)
+    if b"\0" in data:
+        raise QwenctlError(f"{what} {path} is a binary file, not text", hint="is it the right file?", code=ExitCode.BAD_INPUT)
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise QwenctlError(f"{what} {path} is not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start})",
+                           hint="save it as UTF-8", code=ExitCode.BAD_INPUT) from None
+
+
 def read_json(path: str | os.PathLike[str], what: str = "file") -> Any:
     """The parsed document, or QwenctlError (NOT_FOUND / BAD_INPUT) naming `what` and the path."""
     import json
 
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise QwenctlError(f"no such {what}: {path}", code=ExitCode.NOT_FOUND) from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise QwenctlError(f"could not read {what} {path}: {getattr(e, 'strerror', None) or e}",
-                           code=ExitCode.BAD_INPUT) from None
+    text = read_text(path, what)
     try:
         return json.loads(text)
     except json.JSONDecodeError as e:

@@ -152,12 +152,15 @@ def prepare(request: RunRequest, reporter: Reporter, check_backend: Callable[[st
 def unplanned_load_options(hardware: Hardware, n_ctx: int | None) -> LoadOptions:
     """Load options for a `--model` we have no plan for: every layer on the GPU if there is one (the
     loader retreats on an out-of-memory, a CPU-only build ignores it) with flash attention, as plans
-    choose on CUDA and Metal (on the H100 it decodes the 7B Q4_K_M 12 % faster); the context asked
-    for, or LoadOptions' default."""
+    choose on CUDA and Metal (on the H100 it decodes the 7B Q4_K_M 12 % faster), else llama.cpp's auto
+    rule; the threads plans use (machine.threads: run, bench and serve alike); the context asked for,
+    or LoadOptions' default."""
     from qwenctl.hardware.facts import Absent
+    from qwenctl.machine import threads
 
     gpu = bool(hardware.gpus) or not isinstance(hardware.apple, Absent)
-    return LoadOptions(n_ctx=n_ctx or LoadOptions.n_ctx, n_gpu_layers=-1 if gpu else 0, flash_attn=gpu)
+    return LoadOptions(n_ctx=n_ctx or LoadOptions.n_ctx, n_gpu_layers=-1 if gpu else 0, n_threads=threads(hardware),
+                       flash_attn=True if gpu else None)
 
 
 def start(request: RunRequest, reporter: Reporter) -> Started:

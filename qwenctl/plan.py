@@ -103,7 +103,7 @@ class Plan:
             n_ctx=self.n_ctx,
             n_gpu_layers=self.n_gpu_layers,
             n_threads=self.n_threads,
-            flash_attn=self.flash_attn,
+            flash_attn=self.flash_attn or None,  # not required by the plan: llama.cpp's auto rule (on for the CPU)
             kv_cache_type=self.kv_cache_type,
         )
 

@@ -19,6 +19,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from qwenctl import files
 from qwenctl.errors import ExitCode, QwenctlError
 from qwenctl.hardware.facts import (
     Absent,
@@ -76,6 +77,7 @@ class _Reader:
 
     def __init__(self, path: str, table: dict[str, Any], prefix: str = ""):
         self.path, self.table, self.prefix = path, table, prefix
+        self.read: set[str] = set()
 
     def fail(self, key: str, problem: str) -> QwenctlError:
         return QwenctlError(
@@ -88,6 +90,7 @@ class _Reader:
         return key in self.table
 
     def get(self, key: str, kind: type | tuple[type, ...], default: Any = ...) -> Any:
+        self.read.add(key)
         if key not in self.table:
             if default is ...:
                 raise self.fail(key, "is missing")
@@ -98,7 +101,33 @@ class _Reader:
             raise self.fail(key, f"must be {names}, got {value!r}")
         return value
 
+    def int_(self, key: str, default: Any = ..., minimum: int = 1) -> Any:
+        given = key in self.table
+        value = self.get(key, int, default)
+        if given and value < minimum:
+            raise self.fail(key, f"must be at least {minimum}, got {value}")
+        return value
+
+    def strings(self, key: str) -> tuple[str, ...]:
+        value = self.get(key, list, [])
+        if not all(isinstance(v, str) for v in value):
+            raise self.fail(key, f"must be a list of strings, got {value!r}")
+        return tuple(value)
+
+    def choice(self, key: str, allowed: tuple[str, ...]) -> str:
+        value = self.get(key, str)
+        if value not in allowed:
+            raise self.fail(key, f"must be one of {', '.join(allowed)}, got {value!r}")
+        return value
+
+    def done(self) -> None:
+        """Refuse keys nothing read: a typo ("physical_core") would otherwise pass silently."""
+        unknown = sorted(set(self.table) - self.read)
+        if unknown:
+            raise self.fail(unknown[0], "is not a profile field (misspelt?)")
+
     def bytes_(self, key: str, default: Any = ..., rate: bool = False) -> Any:
+        self.read.add(key)
         if key not in self.table and default is not ...:
             return default
         value = self.get(key, (int, str))
@@ -120,6 +149,11 @@ class _Reader:
         return _Reader(self.path, value, f"{self.prefix}{key}.")
 
 
+# platform.system() / platform.machine() values the planner knows (Windows reports AMD64 and ARM64)
+SYSTEMS = ("Linux", "Darwin", "Windows")
+MACHINES = ("x86_64", "AMD64", "aarch64", "arm64", "ARM64", "armv7l", "armv6l", "riscv64", "ppc64le", "s390x")
+
+
 def _apple_wired_default(unified: int) -> int:
     from qwenctl.estimate import load_calibration
 
@@ -131,16 +165,15 @@ def _apple_wired_default(unified: int) -> int:
 def hardware_from_profile(path: str | Path) -> Hardware:
     """Parse one profile file into ``Hardware``; a malformed one raises QwenctlError naming file and field."""
     path = Path(path)
+    text = files.read_text(path, "profile")  # bytes, as UTF-8 (BOM dropped); folders, binaries, Latin-1 refused
     try:
-        doc = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise QwenctlError(f"no profile file {path}", code=ExitCode.NOT_FOUND) from None
+        doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise QwenctlError(f"profile {path}: not valid TOML: {e}", code=ExitCode.BAD_INPUT) from None
     r = _Reader(str(path), doc)
     name = r.get("name", str)
-    machine = r.get("machine", str)
-    system = r.get("system", str)
+    machine = r.choice("machine", MACHINES)
+    system = r.choice("system", SYSTEMS)
 
     sources = r.sub("sources") if r.has("sources") else None
     for section in _SECTIONS_NEEDING_SOURCES:
@@ -155,18 +188,17 @@ def hardware_from_profile(path: str | Path) -> Hardware:
             source_lines.extend(f"{key}: {s}" for s in items)
 
     c = r.sub("cpu")
-    physical = c.get("physical_cores", int)
+    physical = c.int_("physical_cores")
     cpu = Cpu(
         brand=c.get("brand", str),
-        arch=c.get("arch", str),
+        arch=c.choice("arch", MACHINES),
         physical_cores=physical,
-        logical_cores=c.get("logical_cores", int, physical),
-        performance_cores=c.get("performance_cores", int, None),
-        efficiency_cores=c.get("efficiency_cores", int, None),
-        flags=tuple(c.get("flags", list, [])),
+        logical_cores=c.int_("logical_cores", physical, minimum=physical),
+        performance_cores=c.int_("performance_cores", None, minimum=0),
+        efficiency_cores=c.int_("efficiency_cores", None, minimum=0),
+        flags=c.strings("flags"),
     )
-    if physical <= 0:
-        raise c.fail("physical_cores", "must be positive")
+    c.done()
 
     m = r.sub("memory")
     total = m.bytes_("total")
@@ -178,6 +210,9 @@ def hardware_from_profile(path: str | Path) -> Hardware:
         bandwidth_bytes_per_s=bandwidth,
         bandwidth_source="profile" if bandwidth else None,
     )
+    if memory.available_bytes > total:
+        raise m.fail("available", f"must not exceed memory.total ({total:,} bytes)")
+    m.done()
 
     nvidia: Nvidia | Absent = Absent("profile has no [[gpu]]")
     if r.has("gpu"):
@@ -190,9 +225,11 @@ def hardware_from_profile(path: str | Path) -> Hardware:
             unified = g.get("unified_memory", bool, False)
             mem = total if unified else g.bytes_("memory")
             cc = g.get("compute_capability", list)
-            if len(cc) != 2 or not all(isinstance(x, int) for x in cc):
+            if len(cc) != 2 or not all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in cc):
                 raise g.fail("compute_capability", f"must be [major, minor], got {cc!r}")
             free = g.bytes_("memory_free", mem)
+            if free > mem:
+                raise g.fail("memory_free", f"must not exceed the GPU's memory ({mem:,} bytes)")
             gpus.append(
                 NvidiaGpu(
                     index=i,
@@ -206,6 +243,7 @@ def hardware_from_profile(path: str | Path) -> Hardware:
                     unified_memory=unified,
                 )
             )
+            g.done()
         nvidia = Nvidia(driver_version="profile", cuda_driver_version=None, gpus=tuple(gpus))
 
     apple: AppleSilicon | Absent = Absent("profile has no [apple]")
@@ -215,19 +253,21 @@ def hardware_from_profile(path: str | Path) -> Hardware:
         wired = a.bytes_("gpu_wired_limit", None)
         apple = AppleSilicon(
             chip=a.get("chip", str),
-            performance_cores=a.get("performance_cores", int, None),
-            efficiency_cores=a.get("efficiency_cores", int, None),
-            gpu_cores=a.get("gpu_cores", int),
+            performance_cores=a.int_("performance_cores", None, minimum=0),
+            efficiency_cores=a.int_("efficiency_cores", None, minimum=0),
+            gpu_cores=a.int_("gpu_cores"),
             unified_memory_bytes=unified,
             gpu_wired_limit_bytes=wired if wired else _apple_wired_default(unified),
             gpu_wired_limit_source="profile" if wired else "default recommendedMaxWorkingSetSize rule (calibration.json)",
             bandwidth_bytes_per_s=a.bytes_("bandwidth", rate=True),
         )
+        a.done()
 
     board: Board | Absent = Absent("profile has no [board]")
     if r.has("board"):
         b = r.sub("board")
         board = Board(model=b.get("model", str), revision=None, soc=b.get("soc", str, None), ram_bytes=total)
+        b.done()
 
     backends: Backends | Absent
     if r.has("backends"):
@@ -241,6 +281,7 @@ def hardware_from_profile(path: str | Path) -> Hardware:
             mlx_lm=_installed(mlx_lm, "mlx-lm"),
             mlx_default_device="gpu" if mlx_lm and isinstance(apple, AppleSilicon) else None,
         )
+        k.done()
     else:
         # a profile describes a device, not an install: assume the backend qwenctl would use there
         is_apple = isinstance(apple, AppleSilicon)
@@ -252,6 +293,9 @@ def hardware_from_profile(path: str | Path) -> Hardware:
             mlx_default_device="gpu" if is_apple else None,
         )
 
+    for section in ("apple", "board", "backends", "gpu"):
+        r.read.add(section)
+    r.done()
     return Hardware(
         system=system,
         machine=machine,

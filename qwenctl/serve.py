@@ -18,7 +18,7 @@ qwenctl adds only what those servers lack, as a thin layer in front of them (eac
   stream, after a 200 went out, so the layer holds the response head until the first chunk).
   On MLX, which has no context limit of its own, the plan's n_ctx is enforced here.
 - Ctrl-C / SIGTERM: stop accepting, let in-flight requests finish (streams too: sse-starlette would
-  cut them), exit 0 (uvicorn re-raises the signal after draining, which would kill the process).
+  cut them), exit 0; what still runs when the drain ends is abandoned, exit 12 (serve_stop.py).
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
+from qwenctl import serve_stop
 from qwenctl.backends import LoadOptions, SamplingOptions
 from qwenctl.errors import ExitCode, QwenctlError
 
@@ -43,7 +44,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# Requests still running this long after Ctrl-C / SIGTERM are cancelled (a second Ctrl-C: at once).
+# Requests still running this long after Ctrl-C / SIGTERM are abandoned, exit 12 (a second Ctrl-C: at once).
 GRACEFUL_STOP_SECONDS = 60
 
 _GENERATION_PATHS = ("/v1/chat/completions", "/v1/completions", "/chat/completions")
@@ -84,6 +85,7 @@ class ServeOptions:
     parallel: int | None = None  # requests generated at once; None = the engine's default
     sampling: SamplingDefaults = field(default_factory=SamplingDefaults.qwen)
     verbose: bool = False  # engine logs and an access log on stderr
+    drain_s: float = GRACEFUL_STOP_SECONDS  # after a stop signal, then requests still running are abandoned (exit 12)
 
 
 @dataclass(frozen=True)
@@ -353,17 +355,16 @@ def _fill_request(doc: dict, model_id: str, sampling: SamplingDefaults, penalty_
 def _serve_llamacpp(target: ServeTarget, options: ServeOptions, sock: socket.socket, on_ready: Callable[[ServerInfo], None]) -> None:
     import os
 
-    import uvicorn
     from llama_cpp.server.app import create_app
     from llama_cpp.server.settings import ModelSettings, ServerSettings
 
+    from qwenctl.backends.llama_flash import flash_attn_mode
+    from qwenctl.backends.llamacpp import default_threads
+
     if os.environ.get("CONFIG_FILE"):
         # create_app would read that file instead of the settings given here
-        raise QwenctlError(
-            "CONFIG_FILE is set; llama_cpp.server would take its settings from that file",
-            hint="unset CONFIG_FILE",
-            code=ExitCode.USAGE,
-        )
+        raise QwenctlError("CONFIG_FILE is set; llama_cpp.server would take its settings from that file",
+                           hint="unset CONFIG_FILE", code=ExitCode.USAGE)
     load = target.load
     model_settings = {
         "model": str(target.model_path),
@@ -371,26 +372,26 @@ def _serve_llamacpp(target: ServeTarget, options: ServeOptions, sock: socket.soc
         "n_ctx": load.n_ctx,
         "n_batch": load.n_batch,
         "n_gpu_layers": load.n_gpu_layers,
-        "flash_attn": load.flash_attn,
+        "flash_attn": bool(load.flash_attn),  # None (auto) is set at load by llama_flash.flash_attn_mode
         "seed": load.seed,
         "chat_format": None,  # None: the chat template stored in the GGUF
         "verbose": options.verbose,
         **_kv_cache_types(load.kv_cache_type),
     }
-    if load.n_threads:
-        model_settings.update(n_threads=load.n_threads, n_threads_batch=load.n_threads)
-    settings = ModelSettings(**model_settings)
+    threads = load.n_threads or default_threads()  # machine.threads via the load options (the server's own: half the CPUs)
+    settings = ModelSettings(**model_settings, n_threads=threads, n_threads_batch=threads)
     try:
-        app = create_app(
-            server_settings=ServerSettings(
-                host=options.host,
-                port=sock.getsockname()[1],
-                api_key=options.api_key,
-                # True would end a streaming reply as soon as another request arrives
-                interrupt_requests=False,
-            ),
-            model_settings=[settings],
-        )
+        with flash_attn_mode(load.flash_attn):
+            app = create_app(
+                server_settings=ServerSettings(
+                    host=options.host,
+                    port=sock.getsockname()[1],
+                    api_key=options.api_key,
+                    # True would end a streaming reply as soon as another request arrives
+                    interrupt_requests=False,
+                ),
+                model_settings=[settings],
+            )
     except (ValueError, RuntimeError, OSError) as e:
         raise QwenctlError(f"llama.cpp could not load {target.model_path}: {e}", code=ExitCode.BACKEND) from e
 
@@ -400,18 +401,11 @@ def _serve_llamacpp(target: ServeTarget, options: ServeOptions, sock: socket.soc
     from sse_starlette.sse import AppStatus
 
     AppStatus.disable_automatic_graceful_drain()
-    config = uvicorn.Config(
-        wrapped,
-        log_level="info" if options.verbose else "warning",
-        access_log=options.verbose,
-        timeout_graceful_shutdown=GRACEFUL_STOP_SECONDS,
-        lifespan="off",
-    )
-    server = _uvicorn_server_class()(config)
+    config = {"log_level": "info" if options.verbose else "warning", "access_log": options.verbose, "lifespan": "off"}
     # report the thread count llama.cpp uses (ModelSettings picks one when the plan did not)
     served = replace(target, load=replace(load, n_threads=settings.n_threads))
-    on_ready(server_info(served, options, sock.getsockname()[1], 1))
-    server.run(sockets=[sock])
+    ready = lambda: on_ready(server_info(served, options, sock.getsockname()[1], 1))  # noqa: E731 - once serving
+    serve_stop.run_uvicorn(wrapped, config, sock, options.drain_s, ready)  # the drain's hard end: serve_stop.py
 
 
 def _kv_cache_types(kind: str) -> dict:
@@ -423,33 +417,6 @@ def _kv_cache_types(kind: str) -> dict:
     if kind not in types:
         raise QwenctlError(f"unknown KV cache type {kind!r}", hint="use f16, q8_0 or q4_0", code=ExitCode.BAD_INPUT)
     return {"type_k": types[kind], "type_v": types[kind]}
-
-
-def _uvicorn_server_class():
-    import contextlib
-
-    import uvicorn
-
-    class Server(uvicorn.Server):
-        """uvicorn's server, except that a stop signal ends `run()` normally.
-
-        uvicorn re-raises a captured SIGINT/SIGTERM once it has drained, which would turn a clean
-        stop into "killed by signal"; here the drain is the whole answer to the signal.
-        """
-
-        @contextlib.contextmanager
-        def capture_signals(self):
-            if threading.current_thread() is not threading.main_thread():
-                yield
-                return
-            previous = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
-            try:
-                yield
-            finally:
-                for sig, handler in previous.items():
-                    signal.signal(sig, handler)
-
-    return Server
 
 
 class _OpenAILayer:
@@ -691,6 +658,7 @@ def _serve_mlx(target: ServeTarget, options: ServeOptions, sock: socket.socket, 
         loop.start()
         while not stop.wait(0.5):
             pass
+        serve_stop.start_watchdog(options.drain_s)  # server_close() below waits for requests: not forever
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

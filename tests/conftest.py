@@ -18,3 +18,12 @@ def isolated_user_dirs(tmp_path_factory, monkeypatch):
     home = tmp_path_factory.mktemp("xdg")
     for var in ("XDG_DATA_HOME", "XDG_CACHE_HOME", "XDG_STATE_HOME", "XDG_CONFIG_HOME"):
         monkeypatch.setenv(var, str(home / var.lower()))
+
+
+@pytest.fixture(autouse=True)
+def _bugs_stay_visible(monkeypatch):
+    """The CLI's last guard (qwenctl/guard.py) lets unexpected exceptions through under the test suite,
+    in-process and in subprocesses, so a bug fails its test with a traceback instead of exiting 70."""
+    from qwenctl.guard import TRACEBACK_ENV
+
+    monkeypatch.setenv(TRACEBACK_ENV, "1")

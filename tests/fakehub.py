@@ -18,7 +18,8 @@ model repos, checked against that version's source (``file_download.py``,
   ``EntryNotFound``, ``GatedRepo``) so huggingface_hub raises its typed errors.
 
 Fault injection (``FakeHub.fault``): an HTTP status on ``resolve``, a connection dropped
-after N body bytes, one corrupted byte, a throttled body, a Range header ignored. Counters record the body
+after N body bytes, one corrupted byte, a throttled body, a Range header ignored, a function
+called after N body bytes, an API answer of an unexpected shape. Counters record the body
 bytes sent per file and every request, so a test can assert what was (not) fetched.
 
 Files are given as ``{repo: {filename: bytes | Path}}``; paths are streamed from disk
@@ -41,6 +42,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 LFS_SUFFIXES = (".gguf", ".safetensors", ".bin", ".npz")
@@ -107,6 +109,10 @@ class Fault:
     rate: float | None = None  # throttle the body to this many bytes/second
     ignore_range: bool | None = None  # answer 200 with the whole file to a Range request, as some proxies do
     times: int | None = None  # apply to this many requests, then vanish (None = always)
+    # (N, fn): once the first N bytes of the file went out, call fn() on the hub's thread before sending more
+    # (e.g. another program fills the client's disk mid-download)
+    call_at: tuple[int, Callable[[], None]] | None = None
+    api_body: bytes | None = None  # answer this API call ("info" or "tree" as the filename) with this body
 
     def matches(self, repo: str, filename: str) -> bool:
         return (self.repo in (None, repo)) and (self.filename in (None, filename))
@@ -403,7 +409,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         drop = self.hub._take_fault(repo_id, blob.filename, "drop_after")
         corrupt = self.hub._take_fault(repo_id, blob.filename, "corrupt_at")
         throttle = self.hub._take_fault(repo_id, blob.filename, "rate")
-        if blob.path is not None and not (drop or corrupt or throttle):
+        hook = self.hub._take_fault(repo_id, blob.filename, "call_at")
+        call_at, call = hook.call_at if hook is not None and hook.call_at else (None, None)
+        if blob.path is not None and not (drop or corrupt or throttle or hook):
             self.wfile.flush()
             with blob.path.open("rb") as f:
                 sent = self.connection.sendfile(f, offset=start, count=end - start)
@@ -418,6 +426,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 if n <= 0:
                     self._drop()
                     return
+            if call_at is not None and pos < call_at:
+                n = min(n, call_at - pos)
+            elif call is not None and pos >= call_at:
+                self.wfile.flush()
+                call()
+                call = None
             data = blob.read(pos, n)
             if corrupt is not None and corrupt.corrupt_at is not None and pos <= corrupt.corrupt_at < pos + n:
                 i = corrupt.corrupt_at - pos
@@ -453,6 +467,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         repo = self._repo(repo_id, head)
         if repo is None:
             return
+        odd = self.hub._take_fault(repo_id, "tree" if op == "tree" else "info", "api_body")
+        if odd is not None and odd.api_body is not None:
+            return self._send(200, {"Content-Type": "application/json"}, odd.api_body, head)
         if op is None or op == "revision":
             if op and not self._revision_ok(repo, rev, head):
                 return

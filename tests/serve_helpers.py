@@ -48,9 +48,9 @@ def start(model: Path, *args: str, env: dict | None = None) -> Server:
     return start_planned("--model", str(model), *args, env=env)
 
 
-def start_planned(*args: str, env: dict | None = None) -> Server:
-    """Run `qwenctl serve --port 0 --json ARGS` and wait for its start-up line."""
-    cmd = [sys.executable, "-m", "qwenctl", "serve", "--port", "0", "--json", *args]
+def start_planned(*args: str, env: dict | None = None, python: tuple[str, ...] = ("-m", "qwenctl")) -> Server:
+    """Run `qwenctl serve --port 0 --json ARGS` and wait for its start-up line (`python`: how Python runs qwenctl)."""
+    cmd = [sys.executable, *python, "serve", "--port", "0", "--json", *args]
     full_env = {k: v for k, v in os.environ.items() if k != "QWENCTL_API_KEY"}
     full_env.update({"HF_HUB_OFFLINE": "1", "NO_COLOR": "1", **(env or {})})
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=full_env)

@@ -229,7 +229,7 @@ def test_failed_save_leaves_the_old_file_intact(tmp_path, monkeypatch, failing):
     with pytest.raises(QwenctlError) as e:
         save_conversation(new, path)
     monkeypatch.undo()
-    assert e.value.message == f"could not save to {path}: No space left on device"
+    assert e.value.one_line() == f"cannot save the chat to {path}: no space left on the device (free some space)"
     assert e.value.code == ExitCode.DISK
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["chat.json"]

@@ -32,8 +32,10 @@ def test_a_recorded_live_run_replays_to_the_same_facts(tmp_path):
 def test_saving_into_a_missing_folder_is_one_clear_error(tmp_path):
     live = LiveSource(record=True)
     detect(live)
-    with pytest.raises(QwenctlError, match="cannot write snapshot"):
+    with pytest.raises(QwenctlError) as e:
         save_snapshot(live, tmp_path / "no" / "such" / "dir" / "x.json")
+    assert e.value.message.startswith(f"cannot write the snapshot to {tmp_path / 'no' / 'such' / 'dir'}")
+    assert e.value.message.endswith(": no such file or folder") and e.value.code == ExitCode.NOT_FOUND
 
 
 @pytest.mark.parametrize(

@@ -25,7 +25,7 @@ class LoadOptions:
     n_gpu_layers: int = 0  # -1 = every layer on the GPU
     n_threads: int | None = None  # None = the engine's default
     n_batch: int = 512
-    flash_attn: bool = False
+    flash_attn: bool | None = None  # None: llama.cpp's auto rule (on where the device supports it: always the CPU)
     kv_cache_type: str = "f16"  # "f16" | "q8_0" | "q4_0"
     seed: int = 0
 

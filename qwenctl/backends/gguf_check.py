@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from qwenctl.errors import ExitCode, QwenctlError
+from qwenctl.errors import ExitCode, QwenctlError, from_os_error
 
 MAGIC = b"GGUF"
 SUPPORTED_VERSIONS = (2, 3)  # v1 (2023) used 32-bit counts; llama.cpp no longer loads it
@@ -145,8 +145,8 @@ def read_gguf_header(path: Path) -> GgufInfo:
         fh = open(path, "rb")
     except FileNotFoundError:
         raise QwenctlError(f"{path} does not exist", code=ExitCode.NOT_FOUND) from None
-    except OSError as e:
-        raise QwenctlError(f"cannot read {path}: {e.strerror}", code=ExitCode.BAD_INPUT) from None
+    except OSError as e:  # a folder, no permission, an I/O error: one line naming the path and the fix
+        raise from_os_error(e, path, "read") from None
     with fh:
         r = _Reader(fh)
         try:

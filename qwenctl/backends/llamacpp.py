@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 from qwenctl.backends import ChatTemplateSession, GenerationEvent, LoadOptions, MemoryUse, SamplingOptions
+from qwenctl.backends import llama_flash as flash
 from qwenctl.backends import memory as mem
 from qwenctl.backends.gguf_check import GgufInfo, check_gguf
 from qwenctl.errors import ExitCode, QwenctlError
@@ -63,7 +64,7 @@ def route_llama_logs() -> None:
         if level != 5:
             last[0] = logging.INFO if level in (3, 4) else logging.DEBUG
         line = text.decode("utf-8", "replace").rstrip("\n")
-        if last[0] == logging.INFO:
+        if last[0] == logging.INFO or "Flash Attention" in line:  # + llama.cpp's verdict on -fa auto
             _recent_errors.append(line)
         if log.isEnabledFor(last[0]):
             log.log(last[0], "%s", line)
@@ -107,6 +108,7 @@ class LlamaCppSession(ChatTemplateSession):
         self.n_gpu_layers = n_gpu_layers
         self.n_vocab = llm.n_vocab()
         self.n_threads = n_threads
+        self.flash_attn = flash.resolved(options.flash_attn, _recent_errors)  # what llama.cpp used (auto: its verdict)
         self.load_seconds = load_seconds
         self.notes = notes
         self._gpu_baseline = gpu_baseline
@@ -244,12 +246,13 @@ def load(model_path: Path, options: LoadOptions) -> LlamaCppSession:
         _recent_errors.clear()
         start = time.perf_counter()
         try:
-            llm = llama_cpp.Llama(
-                str(model_path), n_gpu_layers=ngl, n_ctx=options.n_ctx, n_batch=options.n_batch,
-                n_ubatch=options.n_batch, n_threads=threads, n_threads_batch=threads,
-                flash_attn=options.flash_attn, type_k=_KV_TYPES[options.kv_cache_type],
-                type_v=_KV_TYPES[options.kv_cache_type], seed=options.seed, verbose=False,
-            )
+            with flash.flash_attn_mode(options.flash_attn):  # None: llama.cpp's auto rule, as llama-bench's default
+                llm = llama_cpp.Llama(
+                    str(model_path), n_gpu_layers=ngl, n_ctx=options.n_ctx, n_batch=options.n_batch,
+                    n_ubatch=options.n_batch, n_threads=threads, n_threads_batch=threads,
+                    flash_attn=bool(options.flash_attn), type_k=_KV_TYPES[options.kv_cache_type],
+                    type_v=_KV_TYPES[options.kv_cache_type], seed=options.seed, verbose=False,
+                )
         except (ValueError, RuntimeError) as e:  # llama-cpp-python's "Failed to load model / create context"
             last_error = e
             gc.collect()  # free what the failed attempt allocated (its model's GPU buffers) before the next

@@ -32,11 +32,12 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol, Union
 
-from qwenctl.errors import ExitCode, QwenctlError
+from qwenctl.errors import ExitCode, QwenctlError, from_os_error
 
 FORMAT = "qwenctl-snapshot"
 VERSION = 1
@@ -236,12 +237,11 @@ def load_snapshot(path: str | os.PathLike[str]) -> ReplaySource:
     """Read and validate a snapshot file; any problem is one BAD_INPUT error naming the file."""
     from qwenctl import files
 
-    name = str(path)
-    doc = files.read_json(path, "snapshot")
+    doc = files.read_json(path, "snapshot")  # bytes as UTF-8 (BOM dropped); folders, binaries, Latin-1 refused
     problem = _validate(doc)
     if problem:
-        raise QwenctlError(f"snapshot {name} is malformed: {problem}", code=ExitCode.BAD_INPUT)
-    return ReplaySource(doc, name)
+        raise QwenctlError(f"snapshot {path} is malformed: {problem}", code=ExitCode.BAD_INPUT)
+    return ReplaySource(doc, str(path))
 
 
 def _validate(doc: Any) -> str | None:
@@ -264,6 +264,8 @@ def _validate(doc: Any) -> str | None:
         binary = isinstance(value, dict) and isinstance(value.get("base64"), str)
         if not (value is None or isinstance(value, str) or _is_error(value) or binary):
             return f'files["{path}"] is neither text, {{"base64": ...}} nor {{"error": ...}}'
+        if path.rsplit("/", 1)[-1] in _SIZE_FILES and isinstance(value, str) and re.search(r"(^|:)[ \t]*-\d", value, re.M):
+            return f'files["{path}"] holds a negative size'
     for key, value in doc["commands"].items():
         if not (value is None or isinstance(value, str)):
             return f'commands["{key}"] is neither text nor null'
@@ -283,6 +285,8 @@ def _validate(doc: Any) -> str | None:
 
 
 _PSUTIL_KEYS = ("total", "available", "swap_total")
+# Files of byte counts (memory.py reads them): a negative one is a forged or corrupted snapshot, not a machine.
+_SIZE_FILES = ("meminfo", "memory.max", "memory.current", "memory.limit_in_bytes", "memory.usage_in_bytes")
 
 
 def _validate_nvml(nv: dict[str, Any]) -> str | None:
@@ -359,7 +363,7 @@ def save_snapshot(source: Any, path: str | os.PathLike[str]) -> None:
     try:
         files.write_text(target, json.dumps(source.snapshot(), indent=1, sort_keys=False) + "\n")
     except OSError as e:
-        raise QwenctlError(f"cannot write snapshot {target}: {e.strerror or e}", code=ExitCode.ERROR) from None
+        raise from_os_error(e, target, "write the snapshot to") from None
 
 
 def __getattr__(name: str) -> Any:

@@ -67,7 +67,7 @@ def render_plan(result: PlanResult, out: Console | None = None, limit: int = 12)
         Text.assemble(
             ("  settings  ", "dim"),
             f"GPU layers {_layers(p)} · context {p.n_ctx} · threads {p.n_threads} · KV cache {p.kv_cache_type}"
-            f" · flash attention {'on' if p.flash_attn else 'off'}",
+            f" · flash attention {'on' if p.flash_attn else 'auto'}",
         )
     )
     con.print(
