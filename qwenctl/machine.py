@@ -18,7 +18,7 @@ from qwenctl.hardware.facts import AppleSilicon, Board, Cpu, Hardware, Memory, N
 from qwenctl.speed import DeviceSpeed, SpeedEstimate, corrected, load_speed_model
 from qwenctl.speed_history import Correction, correction
 
-MEASURE_HINT = "run `qwenctl detect --measure` to measure it"
+MEASURE_HINT = "run `qwenctl detect --measure` to measure it"  # pipeline.prepare measures when a plan carries it
 
 
 def threads(hw: Hardware) -> int:

@@ -141,6 +141,17 @@ def prepare(request: RunRequest, reporter: Reporter, check_backend: Callable[[st
         name = Path(files.load_path).name if files.repo is None else f"{files.repo}:{files.filenames[0]}"
         return Prepared(name, files, backend, options, None, hardware)
     result = _plan(request, hardware)
+    from qwenctl.machine import MEASURE_HINT
+
+    if request.profile is None and any(MEASURE_HINT in a for a in result.assumptions):
+        # the plan rests on an assumed host bandwidth: measure it once (under a second, then cached
+        # for this machine) and plan again on the measured figure
+        from qwenctl.hardware import measure_bandwidth
+
+        reporter.step("measuring this machine's memory bandwidth (once; remembered)")
+        measure_bandwidth(hardware)
+        hardware = detect()
+        result = _plan(request, hardware)
     reporter.plan(result)
     plan = result.chosen
     if check_backend is not None:

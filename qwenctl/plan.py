@@ -219,12 +219,14 @@ def _misfit(m: Machine, pools: tuple[PoolUse, ...]) -> str | None:
 
 def _candidate(m: Machine, model: ModelSpec, w: Weights, n_ctx: int, kv_type: str) -> tuple[Plan, str | None]:
     """Best offload of one (size, quant): the plan and, if it cannot run, why not (memory)."""
+    # GPU plans ask for flash attention; CPU plans leave it to llama.cpp's auto rule, which turns it on
+    # there too: the memory is a flash-attention graph's either way
     flash = m.device in ("cuda", "metal")
 
     def build(ngl: int) -> tuple[Plan, str | None]:
         device = m.device if not (m.device == "cuda" and ngl == 0) else "cpu"
         # the memory of a CUDA build with no layer offloaded is still a CUDA build's
-        pools = _pools(m, estimate_memory(model, w, m.backend, m.device if m.device == "cuda" else device, n_ctx, ngl, kv_type, flash))
+        pools = _pools(m, estimate_memory(model, w, m.backend, m.device if m.device == "cuda" else device, n_ctx, ngl, kv_type, True))
         gpu_speed = m.gpu_speed if device != "cpu" else None
         sp = m.corrected(estimate_speed(model, w, gpu_speed, m.host_speed, ngl if device == "cuda" else -1, kv_type))
         plan = Plan(
