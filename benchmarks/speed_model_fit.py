@@ -24,7 +24,8 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from qwenctl.catalog import Architecture, ModelSpec, load_catalog
+from qwenctl.catalog import Architecture, load_catalog
+from qwenctl.estimate import fit_gpu_layers
 from qwenctl.hardware.facts import (
     Absent,
     AppleSilicon,
@@ -33,11 +34,9 @@ from qwenctl.hardware.facts import (
     Cpu,
     Hardware,
     Memory,
-    Nvidia,
     NvidiaGpu,
 )
 from qwenctl.hardware.specs import gpu_spec_by_key
-from qwenctl.estimate import fit_gpu_layers
 from qwenctl.machine import apple_device, cuda_device, host_device
 from qwenctl.speed import estimate_speed, load_speed_model
 
@@ -80,7 +79,7 @@ def model_for(row: dict, shapes: dict):
         nbytes = int(model.params * template.bits / 8 * 1.07)  # block scales: ~7 % over the nominal bits
     embd = template.embd_type
     out = template.output_type
-    if fmt == "gguf" and name.startswith("llama") or name.startswith("mistral") or name.startswith("tinyllama"):
+    if fmt == "gguf" and name.startswith(("llama", "mistral", "tinyllama")):
         embd = {"q4_k_m": "Q4_K", "q4_0": "Q4_0", "q8_0": "Q8_0", "fp16": "F16"}.get(q, embd)
     w = replace(template, total_bytes=nbytes, files=(), embd_type=embd, output_type=out)
     return replace(model, weights=(w,)), w
@@ -332,7 +331,7 @@ def fit(rows: list[dict], obs, sweeps: int = 5) -> None:
             a, b = math.log(lo), math.log(hi)
             g = (math.sqrt(5) - 1) / 2
 
-            def f(x: float) -> float:
+            def f(x: float, targets=targets) -> float:
                 for box, key in targets:
                     box[key] = math.exp(x)
                 return loss(obs)

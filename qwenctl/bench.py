@@ -110,36 +110,6 @@ class BenchResult:
     notes: tuple[str, ...] = field(default=())
 
 
-def weights_read_per_token(model_path: Path) -> int | None:
-    """Bytes of weights one decoding step reads: every matrix, except that an untied token
-    embedding is only looked up (one row), while a tied one is also the output matrix."""
-    path = Path(model_path)
-    if path.is_file():
-        from qwenctl.backends.gguf_check import check_gguf, read_gguf_header, split_parts
-
-        infos = [check_gguf(path)] + [read_gguf_header(p) for p in split_parts(path)[1:]]
-        tensors = [t for info in infos for t in info.tensors]
-        untied = any(t.name == "output.weight" for t in tensors)
-        return sum(t.n_bytes for t in tensors if not (untied and t.name == "token_embd.weight"))
-    files = list(path.glob("*.safetensors"))
-    if not files:
-        return None
-    total = sum(f.stat().st_size for f in files)
-    config = json.loads((path / "config.json").read_text())
-    if not config.get("tie_word_embeddings", False):
-        # the embedding matrix is the same size as lm_head: subtract one of the two
-        bytes_per = total / max(_param_count(config), 1)
-        total -= int(config["vocab_size"] * config["hidden_size"] * bytes_per)
-    return total
-
-
-def _param_count(config: dict) -> int:
-    h, f, v, n = config["hidden_size"], config["intermediate_size"], config["vocab_size"], config["num_hidden_layers"]
-    kv = config["num_key_value_heads"] * (h // config["num_attention_heads"])
-    per_layer = 2 * h * h + 2 * h * kv + 3 * h * f + h + 2 * kv + 2 * h
-    return v * h * (1 if config.get("tie_word_embeddings") else 2) + n * per_layer + h
-
-
 def _machine() -> str:
     import psutil
 
@@ -268,6 +238,8 @@ def bench(
         n_threads = session.n_threads
     finally:
         session.close()
+
+    from qwenctl.predict import weights_read_per_token
 
     read = weights_read_per_token(Path(model_path))
     tg_fig = Figure.of(tg)

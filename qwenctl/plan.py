@@ -23,19 +23,22 @@ QwenctlError (NO_FIT) naming the reason and the nearest plan that works.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
-from typing import TYPE_CHECKING
 
-from qwenctl.catalog import Architecture, Catalog, ModelSpec, RepoFile, Weights, load_catalog
+from qwenctl.catalog import (
+    Catalog,
+    ModelSpec,
+    Weights,
+    load_catalog,
+)
 from qwenctl.errors import ExitCode, QwenctlError
 from qwenctl.estimate import MemoryEstimate, PoolMemory, estimate_memory, fit_gpu_layers
+from qwenctl.hardware.facts import (
+    AppleSilicon,
+    Backends,
+    Hardware,
+)
 from qwenctl.machine import Machine, machine
 from qwenctl.speed import DeviceSpeed, SpeedEstimate, estimate_speed
-from qwenctl.hardware.facts import AppleSilicon, Backends, Cpu, Hardware, Memory, NvidiaGpu
-
-if TYPE_CHECKING:
-    from pathlib import Path
-
-    from qwenctl.backends import LoadOptions
 
 DEFAULT_CTX = 8192
 DEFAULT_MIN_TG = 5.0
@@ -305,8 +308,8 @@ def _evaluate(m: Machine, catalog: Catalog, constraints: Constraints, floor: flo
                     (
                         replace(plan, reasons=tuple(notes)),
                         "speed",
-                        f"{plan.name} may generate as slowly as {plan.tg_tps_low:.1f} tok/s "
-                        f"(predicted {plan.tg_tps:.1f}); the floor is {floor:g} tok/s",
+                        (f"{plan.name} may generate as slowly as {plan.tg_tps_low:.1f} tok/s "
+                         f"(predicted {plan.tg_tps:.1f}); the floor is {floor:g} tok/s"),
                     )
                 )
             else:

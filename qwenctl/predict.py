@@ -7,19 +7,24 @@ from the file's own header and tensor table.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from qwenctl.catalog import Architecture, ModelSpec, RepoFile, Weights, load_catalog
 from qwenctl.errors import ExitCode, QwenctlError
-from qwenctl.estimate import PoolMemory, estimate_memory, load_calibration, split_from_tensors
+from qwenctl.estimate import (
+    PoolMemory,
+    estimate_memory,
+    load_calibration,
+    split_from_tensors,
+)
 from qwenctl.hardware.facts import AppleSilicon, Backends, Hardware
 from qwenctl.machine import apple_device, cuda_device, host_device
 from qwenctl.speed import DeviceSpeed, estimate_speed, load_speed_model
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from qwenctl.backends import LoadOptions
 
 
@@ -86,7 +91,7 @@ def _file_model(info, tensors: list[tuple[str, int, tuple[int, ...]]]) -> tuple[
     )
     if not (arch.hidden_size and arch.n_layers and arch.n_heads and arch.vocab_size):
         raise QwenctlError(f"{info.path} lacks the qwen2 dimensions the estimate needs", code=ExitCode.BAD_INPUT)
-    dims = lambda a: (a.hidden_size, a.n_layers, a.n_heads, a.n_kv_heads, a.head_dim, a.intermediate_size, a.tied_embeddings)  # noqa: E731
+    dims = lambda a: (a.hidden_size, a.n_layers, a.n_heads, a.n_kv_heads, a.head_dim, a.intermediate_size, a.tied_embeddings)
     for m in catalog.models:
         if dims(m.arch) == dims(arch):
             return replace(m, arch=replace(m.arch, vocab_size=arch.vocab_size)), m.size
@@ -115,9 +120,12 @@ def predict_for_file(
     the CPU otherwise. ``depth``: tokens in the context when memory is measured (None: n_ctx, as
     the planner predicts; see ``estimate_memory``).
     """
-    from pathlib import Path
-
-    from qwenctl.backends.gguf_check import check_gguf, file_type_quant, read_gguf_header, split_parts
+    from qwenctl.backends.gguf_check import (
+        check_gguf,
+        file_type_quant,
+        read_gguf_header,
+        split_parts,
+    )
 
     if backend != "llama.cpp":
         raise QwenctlError(f"file predictions cover GGUF files in llama.cpp, not {backend!r}", code=ExitCode.BAD_INPUT)
@@ -161,3 +169,37 @@ def predict_for_file(
         flash_attn=options.flash_attn, memory=est.pools, tg_tps=sp.tg_tps, tg_tps_low=sp.tg_tps_low, pp_tps=sp.pp_tps,
         source=f"qwenctl estimate (memory {load_calibration()['version']}, speed {load_speed_model()['version']})",
     )
+
+
+def weights_read_per_token(model_path: Path) -> int | None:
+    """Bytes of weights one decoding step reads: every matrix, except that an untied token
+    embedding is only looked up (one row), while a tied one is also the output matrix."""
+    path = Path(model_path)
+    if path.is_file():
+        from qwenctl.backends.gguf_check import (
+            check_gguf,
+            read_gguf_header,
+            split_parts,
+        )
+
+        infos = [check_gguf(path)] + [read_gguf_header(p) for p in split_parts(path)[1:]]
+        tensors = [t for info in infos for t in info.tensors]
+        untied = any(t.name == "output.weight" for t in tensors)
+        return sum(t.n_bytes for t in tensors if not (untied and t.name == "token_embd.weight"))
+    files = list(path.glob("*.safetensors"))
+    if not files:
+        return None
+    total = sum(f.stat().st_size for f in files)
+    config = json.loads((path / "config.json").read_text())
+    if not config.get("tie_word_embeddings", False):
+        # the embedding matrix is the same size as lm_head: subtract one of the two
+        bytes_per = total / max(_param_count(config), 1)
+        total -= int(config["vocab_size"] * config["hidden_size"] * bytes_per)
+    return total
+
+
+def _param_count(config: dict) -> int:
+    h, f, v, n = config["hidden_size"], config["intermediate_size"], config["vocab_size"], config["num_hidden_layers"]
+    kv = config["num_key_value_heads"] * (h // config["num_attention_heads"])
+    per_layer = 2 * h * h + 2 * h * kv + 3 * h * f + h + 2 * kv + 2 * h
+    return v * h * (1 if config.get("tie_word_embeddings") else 2) + n * per_layer + h

@@ -13,6 +13,7 @@ from qwenctl import bench as b
 from qwenctl.backends import LoadOptions
 from qwenctl.cli import cli
 from qwenctl.errors import ExitCode, QwenctlError
+from qwenctl.predict import weights_read_per_token
 from qwenctl.hardware.facts import Absent, Hardware, Memory, Nvidia, NvidiaGpu
 from qwenctl.testing import models
 
@@ -58,7 +59,7 @@ def test_untied_model_reads_one_embedding_row_not_the_matrix(model_cache):
 
     info = check_gguf(path)
     embd = next(t.n_bytes for t in info.tensors if t.name == "token_embd.weight")
-    assert b.weights_read_per_token(path) == info.tensor_bytes - embd
+    assert weights_read_per_token(path) == info.tensor_bytes - embd
 
 
 def test_progress_goes_through_every_phase_in_order(result):

@@ -6,8 +6,8 @@ Each test states what a sensible plan for that machine is and why, with the figu
 from __future__ import annotations
 
 import pytest
-
 from hardware_captures import replay
+
 from qwenctl.errors import ExitCode, QwenctlError
 from qwenctl.hardware import detect
 from qwenctl.plan import plan

@@ -6,8 +6,8 @@ from dataclasses import replace
 
 import pytest
 from click.testing import CliRunner
-
 from planning_machines import GiB, pc
+
 from qwenctl.cli import cli
 from qwenctl.errors import ExitCode, QwenctlError
 from qwenctl.hardware.facts import Absent, Memory
@@ -41,7 +41,7 @@ def test_a_200_mib_container_is_refused_naming_the_smallest_model_and_its_need()
 
 def test_a_whole_small_machine_keeps_at_most_a_quarter_for_the_os():
     hw = replace(pc(1), memory=Memory(GiB, GiB, 0, bandwidth_bytes_per_s=int(4e9)))
-    budget, capacity, _ = host_budget(hw)
+    budget, _, _ = host_budget(hw)
     assert budget == GiB - GiB // 4
 
 
@@ -58,8 +58,9 @@ def test_an_assumed_bandwidth_is_on_the_first_line_with_the_command_that_measure
     hw = pc(16, host_bw=0)
     result = plan(hw)
     assert "qwenctl detect --measure" in result.assumptions[0]
-    from qwenctl.render.plan import render_plan
     from rich.console import Console
+
+    from qwenctl.render.plan import render_plan
 
     con = Console(width=300, record=True)
     render_plan(result, con)

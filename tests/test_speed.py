@@ -8,8 +8,8 @@ Accuracy on published measurements is a benchmark (benchmarks/speed_model_fit.py
 from __future__ import annotations
 
 import pytest
-
 from planning_machines import pc
+
 from qwenctl.catalog import load_catalog
 from qwenctl.hardware.facts import Absent, Board, Cpu, Hardware, Memory, NvidiaGpu
 from qwenctl.machine import cuda_device, host_device

@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-
 from planning_machines import pc
+from rich.console import Console
+
 from qwenctl import speed_history
 from qwenctl.plan import Constraints, plan
 from qwenctl.render.plan import render_plan
-from rich.console import Console
 
 
 def test_a_recorded_bench_corrects_later_plans_on_the_same_machine():
