@@ -21,6 +21,7 @@ from typing import Any
 
 from qwenctl import files
 from qwenctl.errors import ExitCode, QwenctlError
+from qwenctl.hardware.apple import wired_limit
 from qwenctl.hardware.facts import (
     Absent,
     AppleSilicon,
@@ -154,14 +155,6 @@ SYSTEMS = ("Linux", "Darwin", "Windows")
 MACHINES = ("x86_64", "AMD64", "aarch64", "arm64", "ARM64", "armv7l", "armv6l", "riscv64", "ppc64le", "s390x")
 
 
-def _apple_wired_default(unified: int) -> int:
-    from qwenctl.estimate import load_calibration
-
-    cal = load_calibration()["memory"]
-    frac = cal["apple_wired_fraction_large"] if unified > cal["apple_wired_large_above_bytes"] else cal["apple_wired_fraction_small"]
-    return int(unified * frac)
-
-
 def hardware_from_profile(path: str | Path) -> Hardware:
     """Parse one profile file into ``Hardware``; a malformed one raises QwenctlError naming file and field."""
     path = Path(path)
@@ -257,8 +250,8 @@ def hardware_from_profile(path: str | Path) -> Hardware:
             efficiency_cores=a.int_("efficiency_cores", None, minimum=0),
             gpu_cores=a.int_("gpu_cores"),
             unified_memory_bytes=unified,
-            gpu_wired_limit_bytes=wired if wired else _apple_wired_default(unified),
-            gpu_wired_limit_source="profile" if wired else "default recommendedMaxWorkingSetSize rule (calibration.json)",
+            gpu_wired_limit_bytes=wired if wired else wired_limit(unified, None)[0],
+            gpu_wired_limit_source="profile" if wired else wired_limit(unified, None)[1],
             bandwidth_bytes_per_s=a.bytes_("bandwidth", rate=True),
         )
         a.done()

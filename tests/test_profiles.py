@@ -113,3 +113,43 @@ def test_every_subpackage_is_listed_for_the_wheel():
     }
     assert on_disk - listed == set()
     assert "qwenctl.bundled_profiles" in listed
+
+
+@pytest.mark.parametrize("gib", [16, 32, 36, 48, 64])
+def test_a_mac_gets_the_same_gpu_limit_from_detect_and_from_a_profile(tmp_path, gib):
+    """One rule for Metal's default working set (hardware/data/apple_silicon.json): 2/3 of RAM up to
+    32 GiB, 3/4 from 36 GiB (36 and 48 GiB Macs logged 28991.03 and 38654.71 MB in llama.cpp)."""
+    from hardware_captures import document, replay
+    from qwenctl.hardware import detect
+
+    doc = document("apple-m3-max-36gb.json")
+    key = next(k for k in doc["commands"] if k.startswith("sysctl"))
+    doc["commands"][key] = doc["commands"][key].replace(f"hw.memsize: {36 * 2**30}", f"hw.memsize: {gib * 2**30}")
+    detected = detect(replay(doc)).apple
+    profile = tmp_path / "mac.toml"
+    profile.write_text(f'''name = "a Mac"
+system = "Darwin"
+machine = "arm64"
+[cpu]
+brand = "Apple M3 Max"
+arch = "arm64"
+physical_cores = 14
+logical_cores = 14
+[memory]
+total = "{gib} GiB"
+[apple]
+chip = "Apple M3 Max"
+performance_cores = 10
+efficiency_cores = 4
+gpu_cores = 30
+unified_memory = "{gib} GiB"
+bandwidth = "300 GB/s"
+[sources]
+cpu = "test"
+memory = "test"
+apple = "test"
+''')
+    profiled = load_profile(str(profile)).apple
+    assert detected.unified_memory_bytes == gib * 2**30
+    assert detected.gpu_wired_limit_bytes == profiled.gpu_wired_limit_bytes
+    assert profiled.gpu_wired_limit_bytes == int(gib * 2**30 * (2 / 3 if gib <= 32 else 0.75))
