@@ -133,7 +133,7 @@ def cuda_device(gpu: NvidiaGpu) -> DeviceSpeed:
     peaks = specs.nvidia_peaks(gpu)
     assumed = list(peaks.assumed)
     bw = gpu.bandwidth_bytes_per_s or peaks.bandwidth_bytes_per_s
-    sources = [peaks.source, f"bandwidth: {'NVML' if gpu.bandwidth_bytes_per_s else peaks.source}"]
+    sources = [peaks.source, "bandwidth: the GPU's own (NVML, or the profile)" if gpu.bandwidth_bytes_per_s else f"bandwidth: {peaks.source}"]
     if not bw:
         bw = fb["gpu_bandwidth_bytes_per_s"]
         assumed.append(f"{gpu.name}: memory bandwidth unknown, assumed {bw / 1e9:.0f} GB/s ({fb['gpu_bandwidth_source']})")

@@ -144,10 +144,10 @@ def render_speed_terms(result: PlanResult, out: Console | None = None) -> None:
             ("fixed", f"{t.layers} layers of kernel launches and syncs", t.fixed_s),
             ("streaming", f"{t.bytes_read / 1e9:.2f} GB at {t.bandwidth_bytes_per_s / 1e9:,.1f} GB/s x {t.memory_efficiency:.2f}", t.stream_s),
             ("unpacking", "quantized blocks on the ALUs", t.dequant_s),
-            ("prompt", "a 512-token batch: fixed, streaming and matrix work", t.pp_fixed_s + t.stream_s + t.pp_compute_s),
+            ("prompt", "512-token batch: fixed, streaming, matrix work", t.pp_fixed_s + t.stream_s + t.pp_compute_s),
         )
         for name, what, seconds in rows:
-            con.print(f"    {name:<10} {what:<52} {seconds * 1e3:10.3f} ms")
+            con.print(f"    {name:<10} {what:<50} {seconds * 1e3:9.3f} ms")
     total = sum(t.decode_s for t in p.speed.terms)
     con.print(f"  decode total {total * 1e3:.3f} ms -> {1 / total:.1f} tok/s" + (
         f"; x{p.speed.correction:.2f} ({p.speed.correction_source}) -> {p.tg_tps:.1f} tok/s" if p.speed.correction_source else ""))
