@@ -82,3 +82,15 @@ def test_windows_has_no_cpu_probe_yet():
     doc["platform"] = {"system": "Windows", "machine": "AMD64"}
     assert cpu.probe(replay(doc)) == Absent("no CPU probe for Windows yet")
     assert isinstance(cpu.probe(replay("linux-x86-no-gpu.json")), Cpu)
+
+
+def test_cpufreq_maximum_is_the_clock_and_its_absence_is_none():
+    """sysfs gives kHz; a VM without a cpufreq driver has no such file, and the speed model then says it assumed."""
+    from hardware_captures import document, replay
+    from qwenctl.hardware import cpu as cpu_probe
+
+    doc = document("linux-x86-no-gpu.json")
+    assert cpu_probe.max_clock_mhz(replay(doc)) is None
+    doc["files"][cpu_probe.CPUFREQ_MAX] = "4700000\n"
+    assert cpu_probe.max_clock_mhz(replay(doc)) == 4700
+    assert cpu_probe.probe(replay(doc)).max_clock_mhz == 4700

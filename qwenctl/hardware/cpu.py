@@ -8,6 +8,8 @@ is reported absent rather than guessed.
 
 from __future__ import annotations
 
+import dataclasses
+
 from qwenctl.hardware._parse import ParseError, colon_fields, data, sysctl, to_int
 from qwenctl.hardware.facts import Absent, Cpu
 from qwenctl.hardware.snapshot import Source
@@ -23,6 +25,7 @@ MAC_FLAGS = {
     "hw.optional.arm.FEAT_SME": "sme", "hw.optional.avx1_0": "avx", "hw.optional.avx2_0": "avx2",
     "hw.optional.avx512f": "avx512f", "hw.optional.avx512bw": "avx512bw", "hw.optional.fma": "fma",
 }
+CPUFREQ_MAX = "/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq"
 ARCH_NAMES = {"aarch64": "arm64", "arm64": "arm64", "amd64": "x86_64", "x86_64": "x86_64"}
 
 
@@ -34,8 +37,19 @@ def probe(source: Source) -> Cpu | Absent:
             return Absent("sysctl gave no answer")
         return _from_sysctl(values, arch)
     if source.system == "Linux":
-        return parse_cpuinfo(source.read_text("/proc/cpuinfo"), arch)
+        cpu = parse_cpuinfo(source.read_text("/proc/cpuinfo"), arch)
+        return dataclasses.replace(cpu, max_clock_mhz=max_clock_mhz(source))
     return Absent(f"no CPU probe for {source.system} yet")
+
+
+def max_clock_mhz(source: Source) -> int | None:
+    """The kernel's cpufreq maximum of CPU 0 (kHz in sysfs), the clock llama.cpp's threads run near;
+    None where there is no cpufreq driver (most VMs), and the speed model then says it assumed one."""
+    try:
+        khz = to_int(source.read_text(CPUFREQ_MAX).strip(), CPUFREQ_MAX)
+    except (OSError, ParseError):
+        return None
+    return khz // 1000 if khz > 0 else None
 
 
 def parse_cpuinfo(text: str, arch: str) -> Cpu:

@@ -33,6 +33,7 @@ class Cpu:
     flags: tuple[str, ...] = ()  # ISA features llama.cpp cares about: avx, avx2, avx512f, fma, f16c, neon, dotprod, i8mm, sve
     cores_source: str | None = None  # how physical_cores was counted, e.g. "cpu cores x sockets"
     sockets: int | None = None  # distinct `physical id` values; None where the OS does not say
+    max_clock_mhz: int | None = None  # cpufreq's maximum (Linux); None where no driver says it
 
 
 Unknown = tuple[tuple[str, str], ...]  # (field name, why it is not known): "unknown, with why"

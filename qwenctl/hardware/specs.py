@@ -240,8 +240,12 @@ def cpu_core(cpu: Cpu | None, board: Board | None) -> CoreSpec:
             key = next((k for f, k in table["x86"] if f in flags), "x86-sse")
             kind = "ddr"
         m = re.search(r"@\s*([0-9.]+)\s*GHz", brand)
-        clock = float(m.group(1)) if m else table["typical_clock_ghz"]["arm" if arm else "x86"]
-        if not m:
+        if cpu is not None and cpu.max_clock_mhz:
+            clock = cpu.max_clock_mhz / 1000  # cpufreq's maximum
+        elif m:
+            clock = float(m.group(1))  # the base clock an Intel name carries
+        else:
+            clock = table["typical_clock_ghz"]["arm" if arm else "x86"]
             assumed.append(f"CPU clock unknown: assumed {clock} GHz")
         name = brand or key
     row = _core_row(key)
