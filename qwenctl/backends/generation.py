@@ -141,34 +141,40 @@ class Engine:
     def detach_all(self) -> None:
         """Back to plain decoding (no sampling in the graph), for bench's decode-only figures."""
         for slot in self.slots:
-            if slot.on_device:
-                attach(self.ctx, slot.seq_id, None)
-                slot.on_device = False
+            if slot.on_device and not slot.busy:
+                self._drop_chain(slot)
 
     def close(self) -> None:
-        self.detach_all()
         for slot in self.slots:
-            if slot.chain:
-                slot.chain.close()
-                slot.chain = None
+            self._drop_chain(slot)
         if self._batch is not None:
             self._lc.llama_batch_free(self._batch)
             self._batch = None
 
     # --- inside ----------------------------------------------------------------------------------
     def _use_chain(self, slot: Slot, request: Request) -> None:
-        """Reuse the slot's chain when the settings match (attaching anew costs a graph reservation)."""
-        if slot.chain is not None and slot.chain.spec == request.spec:
-            slot.chain.reset()
-        else:
-            if slot.on_device:
-                attach(self.ctx, slot.seq_id, None)
-                slot.on_device = False
-            if slot.chain:
-                slot.chain.close()
-            slot.chain = Chain(request.spec, self.n_vocab)
-        if request.device != slot.on_device:
-            slot.on_device = attach(self.ctx, slot.seq_id, slot.chain if request.device else None) and request.device
+        """Reuse the slot's chain when settings and place match (attaching anew costs a graph reservation).
+
+        A chain once attached stays a device chain (llama.cpp marks its samplers as running in the
+        graph and initialises them once), so a change of place always builds a new one.
+        """
+        chain = slot.chain
+        if chain is not None and chain.spec == request.spec and slot.on_device == request.device:
+            chain.reset()
+            return
+        self._drop_chain(slot)
+        slot.chain = Chain(request.spec, self.n_vocab)
+        if request.device:
+            # False where llama.cpp refuses (tensor split mode): the chain, untouched, then runs on the host
+            slot.on_device = attach(self.ctx, slot.seq_id, slot.chain)
+
+    def _drop_chain(self, slot: Slot) -> None:
+        if slot.on_device:
+            attach(self.ctx, slot.seq_id, None)
+            slot.on_device = False
+        if slot.chain is not None:
+            slot.chain.close()
+            slot.chain = None
 
     def _accept(self, slot: Slot, token: int) -> Tick:
         slot.next_token = token
