@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import ctypes
 import time
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass
-from typing import Iterator, Sequence
 
 from qwenctl.backends.sampling import Chain, ChainSpec, attach
 from qwenctl.backends.text import Pieces, TextStream
@@ -110,7 +110,7 @@ class Engine:
             self._fill([(slot, t, last and j == len(chunk) - 1) for j, t in enumerate(chunk)])
             self._decode()
             slot.cached.extend(chunk)
-        return self._accept(slot, slot.chain.sample(self.ctx, self._batch.n_tokens - 1))
+        return self._accept(slot, _chain(slot).sample(self.ctx, self._batch.n_tokens - 1))
 
     def step(self) -> list[tuple[Slot, Tick]]:
         """Decode the pending token of every busy slot in one batch and draw each slot's next token."""
@@ -122,7 +122,7 @@ class Engine:
         ticks = []
         for i, slot in enumerate(running):
             slot.cached.append(slot.next_token)
-            ticks.append((slot, self._accept(slot, slot.chain.sample(self.ctx, i))))
+            ticks.append((slot, self._accept(slot, _chain(slot).sample(self.ctx, i))))
         return ticks
 
     def finish(self, slot: Slot, reason: str = "stop") -> Tick:
@@ -184,8 +184,10 @@ class Engine:
         if eog:
             return self.finish(slot, "stop")
         slot.generated += 1
-        text = slot.stream.push(token)
-        if slot.stream.stopped:
+        stream = slot.stream
+        assert stream is not None  # a busy slot has one
+        text = stream.push(token)
+        if stream.stopped:
             return Tick(text + self.finish(slot, "stop").text, slot.generated, "stop")
         if slot.generated >= slot.budget:
             return Tick(text + self.finish(slot, "length").text, slot.generated, "length")
@@ -193,7 +195,7 @@ class Engine:
 
     def _fill(self, entries: list[tuple[Slot, int, bool]]) -> None:
         b = self._batch
-        pos = {}
+        pos: dict[int, int] = {}
         for i, (slot, token, output) in enumerate(entries):
             p = pos.get(slot.seq_id, len(slot.cached))
             pos[slot.seq_id] = p + 1
@@ -209,6 +211,11 @@ class Engine:
         if rc != 0:
             raise QwenctlError(f"llama_decode failed (code {rc})", hint="the context may be full; try a larger --ctx",
                                code=ExitCode.BACKEND)
+
+
+def _chain(slot: Slot) -> Chain:
+    assert slot.chain is not None  # a started slot has one
+    return slot.chain
 
 
 def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
@@ -229,7 +236,7 @@ class Timed:
     generation_seconds: float  # first token to this one
 
 
-def run_one(engine: Engine, request: Request, slot: Slot | None = None) -> Iterator[Timed]:
+def run_one(engine: Engine, request: Request, slot: Slot | None = None) -> Generator[Timed, None, None]:
     """One reply on one slot, token by token; closing the iterator ends the reply ("interrupted" is the caller's)."""
     slot = slot or engine.slots[0]
     start = time.perf_counter()

@@ -155,14 +155,16 @@ class LlamaCppSession(ChatTemplateSession):
 
     def _note_sampling(self) -> None:
         """Log once where the device chain ran (a backend without the ops falls back to the host)."""
-        report = device_report(self.llm.ctx, -1, self.engine.slots[0].chain, tuple(_recent_errors))
+        chain = self.engine.slots[0].chain
+        if chain is None:
+            return
+        report = device_report(self.llm.ctx, -1, chain, tuple(_recent_errors))
         self.sampling_note = report.detail
         (log.debug if report.on_device else log.warning)("%s", report.detail)
 
     # --- raw decoding, for bench ----------------------------------------------------------------
     def reset(self) -> None:
-        """Empty the KV cache (and forget the chat prefix Llama.generate would reuse)."""
-        lc = self._llama_cpp
+        """Empty the KV cache (and forget the prefix the generation loop would reuse)."""
         self.engine.forget()
         self.llm.n_tokens = 0
 

@@ -18,8 +18,8 @@ host (it logs "does not have support for op ..."); `device_report` says which ha
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 log = logging.getLogger("qwenctl.sampling")
 
@@ -67,7 +67,7 @@ class Chain:
         self._lc = lc
         self.spec = spec
         self.ptr = lc.llama_sampler_chain_init(lc.llama_sampler_chain_default_params())
-        add = lambda s: lc.llama_sampler_chain_add(self.ptr, s)  # noqa: E731 - the chain takes ownership
+        add = lambda s: lc.llama_sampler_chain_add(self.ptr, s)
         if spec.logit_bias:
             biases = (lc.llama_logit_bias * len(spec.logit_bias))(*(lc.llama_logit_bias(t, b) for t, b in spec.logit_bias))
             add(lc.llama_sampler_init_logit_bias(n_vocab, len(spec.logit_bias), biases))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import codecs
 import ctypes
-from typing import Sequence
+from collections.abc import Sequence
 
 
 class Pieces:
