@@ -14,7 +14,9 @@ Every figure is the median of --trials runs (min beside it) and its ratio to dec
 end early: generated requests bias end-of-text away (a device sampler, free), and bench ignores EOS.
 It prints figures and asserts nothing; --json prints them as one document.
 
-    python benchmarks/sampling.py MODEL.gguf [--n-gen 128] [--trials 5] [--ctx 1024] [--json]
+    python benchmarks/sampling.py MODEL.gguf [--n-gen 128] [--trials 5] [--ctx 1024] [--json] [--json-out F]
+
+--json-out rewrites F after every part, so a run cut off by a time limit still leaves what it measured.
 """
 
 from __future__ import annotations
@@ -139,24 +141,39 @@ def main() -> None:
     ap.add_argument("--n-gen", type=int, default=128)
     ap.add_argument("--trials", type=int, default=5)
     ap.add_argument("--ctx", type=int, default=1024)
+    ap.add_argument("--run-trials", type=int, help="trials of `run -p` (512 tokens each; default --trials)")
     ap.add_argument("--skip", default="", help="comma-separated parts to leave out: run,serve,concurrent")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--json-out", type=Path, help="also write the document here after every part")
     a = ap.parse_args()
     skip = set(filter(None, a.skip.split(",")))
     t0 = time.perf_counter()
     figures = engine_figures(a.model, a.ctx, a.n_gen, a.trials)
     setup = figures.pop("_setup")
+
+    def document() -> dict:
+        decode = figures["decode"]["median"]
+        return {"schema": "sampling-bench", "model": a.model.name, "n_gen": a.n_gen, "trials": a.trials, "n_ctx": a.ctx,
+                **setup, "seconds": round(time.perf_counter() - t0, 1),
+                "figures": {k: {**v, "vs_decode": v["median"] / decode} for k, v in figures.items() if v}}
+
+    def save(part: str) -> None:
+        print(f"[sampling] {part} done after {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+        if a.json_out:
+            a.json_out.write_text(json.dumps(document(), indent=1))
+
+    save("engine")
     if "run" not in skip:
-        figures["run_p"] = run_p(a.model, a.ctx, a.trials)
+        figures["run_p"] = run_p(a.model, a.ctx, a.run_trials or a.trials)
+        save("run -p")
     if "serve" not in skip:
         figures["serve_1_streamed"] = serve_single(a.model, a.ctx, a.n_gen, a.trials)
+        save("serve")
     if "concurrent" not in skip:
         for k, fig in serve_concurrent(a.model, a.ctx, a.n_gen, a.trials).items():
             figures[f"serve_{k}_clients_total"] = fig
-    decode = figures["decode"]["median"]
-    doc = {"schema": "sampling-bench", "model": a.model.name, "n_gen": a.n_gen, "trials": a.trials, "n_ctx": a.ctx,
-           **setup, "seconds": round(time.perf_counter() - t0, 1),
-           "figures": {k: {**v, "vs_decode": v["median"] / decode} for k, v in figures.items() if v}}
+        save("concurrent")
+    doc = document()
     if a.json:
         print(json.dumps(doc, indent=1))
         return

@@ -127,7 +127,7 @@ stage_sampling() {
     name=$(basename "$m" .gguf)
     stamp "sampling $name"
     timeout ${SAMPLING_TIMEOUT:-280} $PY benchmarks/sampling.py "$m" --n-gen ${SAMPLING_N:-256} --trials ${SAMPLING_TRIALS:-5} \
-      --ctx 2048 --json >"$OUT/sampling-$name.json" || echo "FAILED (or cut off) $name"
+      --ctx 2048 --json-out "$OUT/sampling-$name.json" || echo "FAILED (or cut off) $name"
     $PY - "$OUT/sampling-$name.json" <<'PYEOF' || true
 import json, sys
 d = json.load(open(sys.argv[1]))
