@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from serve_load import no_eos, start_server  # noqa: E402 - the sibling script's server helpers
+from serve_load import no_eos, start_server  # the sibling script's server helpers
 
 QUESTION = "Write a long story about a lighthouse keeper and the sea."
 
@@ -60,7 +60,7 @@ def run_p(model: Path, n_ctx: int, trials: int) -> dict:
     rates = []
     for _ in range(trials):
         done = subprocess.run([sys.executable, "-m", "qwenctl", "run", "--model", str(model), "--ctx", str(n_ctx),
-                               "-p", QUESTION, "--json"], capture_output=True, text=True, timeout=600)
+                               "-p", QUESTION, "--json"], check=False, capture_output=True, text=True, timeout=600)
         if done.returncode != 0:
             raise SystemExit(f"qwenctl run failed: {done.stderr[-500:]}")
         reply = json.loads(done.stdout)["reply"]
@@ -69,16 +69,21 @@ def run_p(model: Path, n_ctx: int, trials: int) -> dict:
 
 
 def _stream(client, model_id: str, question: str, n_gen: int, extra: dict) -> tuple[int, float, float, float]:
-    """(content chunks, request start, first chunk, last chunk) of one streamed reply."""
+    """(generated tokens, request start, first content chunk, last content chunk) of one streamed reply.
+
+    Tokens are the server's count (usage), not chunks: a random-weight model emits byte fragments
+    that show no text until their character completes."""
     t0 = time.perf_counter()
     first = last = 0.0
     n = 0
     for chunk in client.chat.completions.create(model=model_id, messages=[{"role": "user", "content": question}],
-                                                max_tokens=n_gen, stream=True, extra_body=extra):
+                                                max_tokens=n_gen, stream=True, extra_body=extra,
+                                                stream_options={"include_usage": True}):
         if chunk.choices and chunk.choices[0].delta.content:
             last = time.perf_counter()
             first = first or last
-            n += 1
+        if chunk.usage:
+            n = chunk.usage.completion_tokens
     return n, t0, first, last
 
 
@@ -117,8 +122,8 @@ def serve_concurrent(model: Path, n_ctx: int, n_gen: int, trials: int, clients=(
             for _ in range(max(1, trials // 2)):
                 results: list = [None] * k
 
-                def one(i: int) -> None:
-                    results[i] = _stream(client, info["model_id"], f"{QUESTION} ({i})", n_gen, extra)
+                def one(i: int, into: list = results) -> None:
+                    into[i] = _stream(client, info["model_id"], f"{QUESTION} ({i})", n_gen, extra)
 
                 threads = [threading.Thread(target=one, args=(i,)) for i in range(k)]
                 for t in threads:

@@ -26,21 +26,21 @@ from qwenctl.backends.scheduler import Job, Scheduler
 
 log = logging.getLogger("qwenctl.serve")
 
-# A request field -> (the value this path handles, what the fallback is for); any other value goes to llama_cpp.server.
-_HOST_ONLY = {
-    "grammar": (None, "a grammar"),
-    "response_format": (None, "a response format (JSON mode or schema)"),
-    "tools": (None, "tools"),
-    "functions": (None, "functions"),
-    "logprobs": (None, "logprobs"),
-    "top_logprobs": (None, "top_logprobs"),
-    "n": (1, "n > 1"),
-    "best_of": (1, "best_of > 1"),
-    "mirostat_mode": (0, "mirostat"),
-    "typical_p": (1.0, "typical-p"),
-    "tfs_z": (1.0, "tail-free sampling"),
-    "echo": (False, "echo"),
-    "suffix": (None, "suffix"),
+# A request field -> (the values this path handles, what the fallback is for); other values go to llama_cpp.server.
+_HOST_ONLY: dict[str, tuple[tuple, str]] = {
+    "grammar": ((None,), "a grammar"),
+    "response_format": ((None,), "a response format (JSON mode or schema)"),
+    "tools": ((None, []), "tools"),
+    "functions": ((None, []), "functions"),
+    "logprobs": ((None, False, 0), "logprobs"),
+    "top_logprobs": ((None, 0), "top_logprobs"),
+    "n": ((None, 1), "n > 1"),
+    "best_of": ((None, 1), "best_of > 1"),
+    "mirostat_mode": ((None, 0), "mirostat"),
+    "typical_p": ((None, 1.0), "typical-p"),
+    "tfs_z": ((None, 1.0), "tail-free sampling"),
+    "echo": ((None, False), "echo"),
+    "suffix": ((None, ""), "suffix"),
 }
 
 
@@ -62,10 +62,12 @@ class LeanCompletions:
         """Why this request must take llama_cpp.server's host path, or None when this one can answer it."""
         for key, (handled, what) in _HOST_ONLY.items():
             value = doc.get(key)
-            if value is not None and value != handled and not (key == "response_format" and _plain_text(value)):
+            if value not in handled and not (key == "response_format" and _plain_text(value)):
                 return what
         if doc.get("logit_bias_type") not in (None, "input_ids", "tokens"):
             return "a logit_bias_type"
+        if "prompt" in doc and not isinstance(doc["prompt"], str):
+            return "a prompt that is not one string"
         return None
 
     def stop(self) -> None:
@@ -86,8 +88,8 @@ class LeanCompletions:
     async def __call__(self, doc: dict, path: str, receive, send) -> None:
         chat = path != "/v1/completions"
         request, prompt_tokens, error = self._request(doc, chat)
-        if error:
-            return await _send(send, 400, error)
+        if error or request is None:
+            return await _send(send, 400, error or {})
         job = self.scheduler.submit(Job(request))
         watcher = asyncio.ensure_future(_watch_disconnect(receive, job))
         try:
@@ -108,7 +110,7 @@ class LeanCompletions:
             job.cancel()  # no-op once done; stops generating for a client that went away
             watcher.cancel()
 
-    def _request(self, doc: dict, chat: bool) -> tuple[Request, int, dict | None]:
+    def _request(self, doc: dict, chat: bool) -> tuple[Request | None, int, dict | None]:
         llm = self.llm
         stop = doc.get("stop") or []
         stop = [stop] if isinstance(stop, str) else list(stop)
@@ -121,9 +123,9 @@ class LeanCompletions:
             stop += [s for s in ([formatted.stop] if isinstance(formatted.stop, str) else formatted.stop or [])]
         else:
             text = doc.get("prompt") or ""
-            if not isinstance(text, str):
-                return None, 0, _error("this server takes one prompt string", "invalid_request_error", param="prompt")
             prompt = llm.tokenize(text.encode("utf-8"), add_bos=True, special=True)
+        if not prompt:
+            return None, 0, _error("the prompt is empty", "invalid_request_error", param="prompt")
         if len(prompt) >= self.n_ctx:
             param = "messages" if chat else "prompt"
             return None, len(prompt), _error(
