@@ -11,7 +11,8 @@ KV cache and
 Sampling is a cost of its own (about 1.2-1.5 ms per token over Qwen's 151,936-token
 vocabulary on the host; see docs/benchmarks.md), so the end-to-end chat figures, with Qwen's
 sampling settings through the chat template, are reported separately: time to first token
-and generation tok/s.
+and generation tok/s with the sampler chain on the device (what chat and serve use), and on
+llama.cpp also the same chain on the host, so the gain of device sampling stays visible.
 
 Each figure is the median of the repetitions with its min and max. The tg efficiency is
 measured tg over the bandwidth roofline (bandwidth / bytes of weights read per token).
@@ -38,7 +39,7 @@ from qwenctl.errors import ExitCode, QwenctlError
 HISTORY_SCHEMA = "bench"
 CHAT_FILLER = "The quick brown fox jumps over the lazy dog while the cat sleeps in the warm sun. "
 
-# (phase, done, total) -> None; phases: "load", "warm-up", "pp", "tg", "chat"
+# (phase, done, total) -> None; phases: "load", "warm-up", "pp", "tg", "chat", "chat-host"
 Progress = Callable[[str, int, int], None]
 
 
@@ -99,7 +100,7 @@ class BenchResult:
     pp_tps: Figure
     tg_tps: Figure
     chat_ttft_seconds: Figure | None  # request -> first token, chat template + sampling, n_prompt-token prompt
-    chat_tps: Figure | None  # generation speed with sampling
+    chat_tps: Figure | None  # generation speed with sampling (on the device where the engine can)
     peak_host_rss_bytes: int
     gpu_bytes: int | None  # GPU memory held after load and the runs (NVML), None without a GPU
     weights_read_per_token_bytes: int | None
@@ -108,6 +109,8 @@ class BenchResult:
     tg_efficiency: float | None  # measured tg / roofline
     predicted: Predicted | None = None
     notes: tuple[str, ...] = field(default=())
+    chat_host_tps: Figure | None = None  # the same chat with the sampler chain on the host (llama.cpp only)
+    sampling: str | None = None  # where chat_tps's tokens were drawn, in words (llama.cpp only)
 
 
 def _machine() -> str:
@@ -212,6 +215,8 @@ def bench(
 
         ttft: list[float] = []
         chat_tps: list[float] = []
+        chat_host_tps: list[float] = []
+        sampling: str | None = None
         notes = list(session.notes)
         if chat:
             messages = _chat_messages(session, n_prompt)
@@ -219,17 +224,20 @@ def bench(
             if chat_prompt + n_gen > session.n_ctx:
                 notes.append(f"chat runs skipped: the shortest chat prompt ({chat_prompt} tokens, template included) "
                              f"and {n_gen} generated tokens do not fit the {session.n_ctx}-token context")
-            for i in range(repetitions if chat_prompt + n_gen <= session.n_ctx else 0):
-                tick("chat", i, repetitions)
-                session.reset()
-                last = None
-                for last in session.chat(messages, SamplingOptions(max_tokens=n_gen, seed=seed + i)):
-                    pass
-                assert last is not None
-                ttft.append(last.prompt_seconds)
-                if last.generated_tokens > 1 and last.generation_tps > 0:
-                    chat_tps.append(last.generation_tps)
-            tick("chat", repetitions, repetitions)
+            fits = chat_prompt + n_gen <= session.n_ctx
+            places = (True, False) if getattr(session, "device_sampling", None) is not None else (None,)
+            for place in places if fits else ():
+                if place is not None:
+                    session.device_sampling = place
+                phase = "chat-host" if place is False else "chat"
+                ttft_i, tps_i = _chat_runs(session, messages, n_gen, repetitions, seed, tick, phase)
+                if place is not False:
+                    ttft, chat_tps = ttft_i, tps_i
+                else:
+                    chat_host_tps = tps_i
+            if places[0] is not None:
+                session.device_sampling = True
+                sampling = getattr(session, "sampling_note", None)
             sample_memory()
         used_gpu = max(gpu_samples) if gpu_samples else None
         n_gpu_layers = session.n_gpu_layers
@@ -264,6 +272,8 @@ def bench(
         tg_tps=tg_fig,
         chat_ttft_seconds=Figure.of(ttft) if ttft else None,
         chat_tps=Figure.of(chat_tps) if chat_tps else None,
+        chat_host_tps=Figure.of(chat_host_tps) if chat_host_tps else None,
+        sampling=sampling,
         peak_host_rss_bytes=mem.peak_host_rss_bytes(),
         gpu_bytes=used_gpu,
         weights_read_per_token_bytes=read,
@@ -273,6 +283,25 @@ def bench(
         predicted=predicted,
         notes=tuple(notes),
     )
+
+
+def _chat_runs(session: Session, messages: list[dict], n_gen: int, repetitions: int, seed: int,
+               tick: Progress, phase: str) -> tuple[list[float], list[float]]:
+    """`repetitions` chat replies from an emptied cache: (time to first token, generation tok/s) of each."""
+    ttft: list[float] = []
+    tps: list[float] = []
+    for i in range(repetitions):
+        tick(phase, i, repetitions)
+        session.reset()
+        last = None
+        for last in session.chat(messages, SamplingOptions(max_tokens=n_gen, seed=seed + i)):
+            pass
+        assert last is not None
+        ttft.append(last.prompt_seconds)
+        if last.generated_tokens > 1 and last.generation_tps > 0:
+            tps.append(last.generation_tps)
+    tick(phase, repetitions, repetitions)
+    return ttft, tps
 
 
 # --- history -------------------------------------------------------------------------------------
@@ -311,7 +340,7 @@ def result_from_dict(d: dict) -> BenchResult:
     """Rebuild a BenchResult from its JSON form (the history file, `--json` output)."""
     fields = {f.name for f in dataclasses.fields(BenchResult)}
     kw = {k: v for k, v in d.items() if k in fields}
-    for k in ("pp_tps", "tg_tps", "chat_ttft_seconds", "chat_tps"):
+    for k in ("pp_tps", "tg_tps", "chat_ttft_seconds", "chat_tps", "chat_host_tps"):
         kw[k] = _figure(kw.get(k))
     kw["bandwidth"] = Bandwidth(**kw["bandwidth"]) if kw.get("bandwidth") else None
     kw["predicted"] = Predicted(**kw["predicted"]) if kw.get("predicted") else None

@@ -6,6 +6,11 @@ plan -> pull -> load -> serve is one command and one process to stop.
 
 qwenctl adds only what those servers lack, as a thin layer in front of them (each point says why):
 
+- On llama.cpp, chat and text completions run on qwenctl's generation loop (``serve_lean``): the
+  token is sampled on the device, the stream costs little above generation, and --parallel N
+  requests decode in one batch. llama_cpp.server samples on the host and answers one at a time;
+  it still serves the other routes and the requests the lean path cannot do (grammar, logprobs).
+
 - Qwen's sampling defaults (temperature 0.7, top_p 0.8, top_k 20, repeat penalty 1.05) are filled
   into requests that do not set them. llama_cpp.server has no per-server sampling defaults (its
   request models default to 0.8 / 0.95 / 40 / 1.1); mlx_lm.server takes temp/top_p/top_k as defaults
@@ -273,12 +278,6 @@ def serve(target: ServeTarget, options: ServeOptions, on_ready: Callable[[Server
     check_server_deps(target.backend)
     if options.parallel is not None and options.parallel < 1:
         raise QwenctlError("--parallel must be at least 1", code=ExitCode.USAGE)
-    if target.backend == "llama.cpp" and (options.parallel or 1) > 1:
-        raise QwenctlError(
-            "llama-cpp-python's server generates one reply at a time (further requests wait in a queue)",
-            hint="leave out --parallel, or serve an MLX model, whose server batches requests",
-            code=ExitCode.USAGE,
-        )
     sock = _bind(options.host, options.port)
     try:
         if target.backend == "llama.cpp":
@@ -395,7 +394,14 @@ def _serve_llamacpp(target: ServeTarget, options: ServeOptions, sock: socket.soc
     except (ValueError, RuntimeError, OSError) as e:
         raise QwenctlError(f"llama.cpp could not load {target.model_path}: {e}", code=ExitCode.BACKEND) from e
 
-    wrapped = _OpenAILayer(app, target.model_id, options.api_key, options.sampling)
+    # chat and text completions run on qwenctl's loop (device sampling, --parallel sequences in one batch)
+    from llama_cpp.server import app as llama_app
+
+    from qwenctl import serve_lean
+
+    parallel = options.parallel or 1
+    lean = serve_lean.start(llama_app._llama_proxy(), target.model_id, load.n_ctx, parallel)
+    wrapped = _OpenAILayer(app, target.model_id, options.api_key, options.sampling, lean)
 
     # sse-starlette ends open streams when uvicorn starts shutting down; we let them finish instead
     from sse_starlette.sse import AppStatus
@@ -404,8 +410,11 @@ def _serve_llamacpp(target: ServeTarget, options: ServeOptions, sock: socket.soc
     config = {"log_level": "info" if options.verbose else "warning", "access_log": options.verbose, "lifespan": "off"}
     # report the thread count llama.cpp uses (ModelSettings picks one when the plan did not)
     served = replace(target, load=replace(load, n_threads=settings.n_threads))
-    ready = lambda: on_ready(server_info(served, options, sock.getsockname()[1], 1))  # noqa: E731 - once serving
-    serve_stop.run_uvicorn(wrapped, config, sock, options.drain_s, ready)  # the drain's hard end: serve_stop.py
+    ready = lambda: on_ready(server_info(served, options, sock.getsockname()[1], parallel))  # noqa: E731 - once serving
+    try:
+        serve_stop.run_uvicorn(wrapped, config, sock, options.drain_s, ready)  # the drain's hard end: serve_stop.py
+    finally:
+        lean.stop()
 
 
 def _kv_cache_types(kind: str) -> dict:
@@ -422,11 +431,12 @@ def _kv_cache_types(kind: str) -> dict:
 class _OpenAILayer:
     """ASGI layer in front of llama_cpp.server's app: key, model id, sampling defaults, error bodies."""
 
-    def __init__(self, app, model_id: str, api_key: str | None, sampling: SamplingDefaults):
+    def __init__(self, app, model_id: str, api_key: str | None, sampling: SamplingDefaults, lean=None):
         self.app = app
         self.model_id = model_id
         self.api_key = api_key
         self.sampling = sampling
+        self.lean = lean  # serve_lean.LeanCompletions: the generation routes, unless a request needs the host path
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -444,6 +454,11 @@ class _OpenAILayer:
         error = _fill_request(doc, self.model_id, self.sampling, "repeat_penalty")
         if error:
             return await _send_json(send, 404, error)
+        if self.lean is not None:
+            why = self.lean.unsupported(doc)
+            if why is None:
+                return await self.lean(doc, scope["path"], receive, send)
+            self.lean.fallback(why)
         raw = json.dumps(doc).encode()
         headers = [(k, v) for k, v in scope["headers"] if k.lower() != b"content-length"]
         scope = dict(scope, headers=headers + [(b"content-length", str(len(raw)).encode())])

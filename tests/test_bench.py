@@ -35,8 +35,9 @@ def result(model_cache):
 
 def test_result_has_every_figure(result, model_cache):
     r, _ = result
-    for fig in (r.pp_tps, r.tg_tps, r.chat_tps, r.chat_ttft_seconds):
+    for fig in (r.pp_tps, r.tg_tps, r.chat_tps, r.chat_ttft_seconds, r.chat_host_tps):
         assert len(fig.samples) == 2 and fig.min <= fig.median <= fig.max and fig.min > 0
+    assert r.sampling.startswith("sampling on the device (")
     assert (r.backend, r.n_prompt, r.n_gen, r.n_ctx, r.n_gpu_layers) == ("llama.cpp", 120, 8, 256, 0)
     assert r.n_threads >= 1 and r.load_seconds > 0 and r.peak_host_rss_bytes > 0
     assert r.gpu_bytes is None
@@ -64,7 +65,7 @@ def test_untied_model_reads_one_embedding_row_not_the_matrix(model_cache):
 
 def test_progress_goes_through_every_phase_in_order(result):
     _, phases = result
-    assert [p for p, done, total in phases if done == total] == ["load", "warm-up", "pp", "tg", "chat"]
+    assert [p for p, done, total in phases if done == total] == ["load", "warm-up", "pp", "tg", "chat", "chat-host"]
 
 
 def test_history_round_trip_skips_a_torn_line(result, tmp_path):
@@ -142,6 +143,9 @@ def test_cli_table(model_cache):
     lines = out.stdout.splitlines()
     assert lines[0].startswith("tiny-") and "llama.cpp 0.3" in lines[0]
     assert any(line.startswith("decoding, no sampling") for line in lines) and "(tg4)" in out.output
+    assert any(line.startswith("chat, device sampling ") for line in lines)
+    assert any(line.startswith("chat, host sampling ") for line in lines)
+    assert any(line.startswith("chat ÷ decoding: ") and line.endswith(" with host sampling") for line in lines)
     assert any(line.split()[-1:] == ["predicted"] for line in lines)  # the planner's figures beside the measurement
     assert "memory bandwidth unknown" in out.stdout or "roofline:" in out.stdout
     hist = CliRunner().invoke(cli, ["bench", "--history"], catch_exceptions=False)

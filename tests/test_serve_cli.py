@@ -55,12 +55,6 @@ def test_unusable_model_path_is_one_line(tmp_path, name, code):
     assert result.output.count("\n") == 1 and result.output.startswith("error: ")
 
 
-def test_parallel_is_refused_for_llamacpp(gguf):
-    result = _invoke("--model", str(gguf), "--parallel", "2")
-    assert result.exit_code == ExitCode.USAGE
-    assert "one reply at a time" in result.output
-
-
 def test_busy_port_is_one_line(gguf):
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The CUDA measurements of docs/benchmarks.md, on the GPU machine (device tool, no network).
 #
-#   bash benchmarks/gpu/run.sh [build] [models] [run] [extras] [facts] [quants] [memory] [speed]   (no argument: the first three)
+#   bash benchmarks/gpu/run.sh [build] [models] [run] [extras] [facts] [quants] [memory] [speed] [sampling]   (no argument: the first three)
 #
 # Each device call may run 600 s and a fresh machine's build takes ~345 s: call `build models`, then
 # `run`, then `extras` (the warm machine keeps the build and the models between calls).
@@ -116,6 +116,28 @@ stage_extras() {
     --json-out "$OUT/estimate_gpu.json" || echo "FAILED"
 }
 
+# sampling: issue 13's figures per model (SAMPLING_MODELS, default the 7B and 0.5B Q4_K_M; every layer on the GPU and
+# flash attention, as `--model PATH` loads on a GPU): decode vs chat with device / host sampling vs `run -p` vs serve
+# streamed to one client vs 1/4/16 concurrent clients (benchmarks/sampling.py), one JSON per model in $OUT, then a table.
+# About 2-3 minutes a model on the H200 (SAMPLING_TRIALS, SAMPLING_N); each model in its own timeout so one call fits.
+stage_sampling() {
+  local m name
+  for m in ${SAMPLING_MODELS:-$(ls "$WORK"/models/qwen2.5-7b-*-Q4_K_M.gguf "$WORK"/models/qwen2.5-0.5b-*-Q4_K_M.gguf 2>/dev/null)}; do
+    [ -f "$m" ] || continue
+    name=$(basename "$m" .gguf)
+    stamp "sampling $name"
+    timeout ${SAMPLING_TIMEOUT:-280} $PY benchmarks/sampling.py "$m" --n-gen ${SAMPLING_N:-256} --trials ${SAMPLING_TRIALS:-5} \
+      --ctx 2048 --json-out "$OUT/sampling-$name.json" || echo "FAILED (or cut off) $name"
+    $PY - "$OUT/sampling-$name.json" <<'PYEOF' || true
+import json, sys
+d = json.load(open(sys.argv[1]))
+print(d["model"], d["sampling"])
+for k, v in d["figures"].items():
+    print(f"  {k:28} {v['median']:10,.1f} tok/s (min {v['min']:,.1f})  {v['vs_decode']:.2f} of decode")
+PYEOF
+  done
+}
+
 # quants: decode speed per quant type (llama-bench, flash attention on) on the 3B shape, each file quantized from
 # one F16, benched and deleted at once, so a cut-off call still leaves every finished row in $OUT
 # (QUANT_SIZE, QUANTS). Fits calibration.json's cuda_hbm quant_efficiency (docs/planning.md).
@@ -154,8 +176,8 @@ stages=("$@")
 [ ${#stages[@]} -eq 0 ] && stages=(build models run)
 for s in "${stages[@]}"; do
   case $s in
-    build|models|run|facts|extras|quants|memory|speed) stamp "stage $s"; "stage_$s" || { stamp "stage $s failed"; exit 1; } ;;
-    *) echo "unknown stage $s (build, models, run, facts, extras, quants, memory, speed)"; exit 2 ;;
+    build|models|run|facts|extras|quants|memory|speed|sampling) stamp "stage $s"; "stage_$s" || { stamp "stage $s failed"; exit 1; } ;;
+    *) echo "unknown stage $s (build, models, run, facts, extras, quants, memory, speed, sampling)"; exit 2 ;;
   esac
 done
 stamp "done"

@@ -75,7 +75,8 @@ class Session(Protocol):
 
     ``chat``/``generate`` are what people see (sampled, streamed). ``reset``/``prefill``/``decode_one``
     drive the engine without sampling, for ``bench`` to measure prompt processing and decoding the way
-    llama-bench does.
+    llama-bench does. An engine that can sample either on the device or on the host (llama.cpp) also has
+    a ``device_sampling`` attribute that bench flips to report both.
     """
 
     backend: str

@@ -1,15 +1,16 @@
 """llama-cpp-python backend: GGUF models on the CPU, CUDA or Metal.
 
 The file is validated (gguf_check) before llama.cpp sees it. Generation renders the chat
-template embedded in the GGUF, then samples with ``Llama.generate`` (which reuses the KV
-cache across chat turns) and detokenizes incrementally, so each event is exactly one token.
-Benchmarks use ``prefill``/``decode_one``: llama_decode on the raw context without sampling,
-as llama-bench does, so the figures are comparable with it.
+template embedded in the GGUF and runs the one generation loop (``backends.generation``): the
+token is drawn on the device by a llama.cpp sampler chain attached to the sequence, and only
+its id comes back (``device_sampling = False`` draws the same chain on the host, for bench's
+comparison). The KV cache is reused across chat turns. Benchmarks use ``prefill``/``decode_one``:
+llama_decode on the raw context without sampling, as llama-bench does, so the figures are
+comparable with it.
 """
 
 from __future__ import annotations
 
-import codecs
 import collections
 import ctypes
 import gc
@@ -23,6 +24,8 @@ from typing import Iterator, Sequence
 from qwenctl.backends import ChatTemplateSession, GenerationEvent, LoadOptions, MemoryUse, SamplingOptions
 from qwenctl.backends import llama_flash as flash
 from qwenctl.backends import memory as mem
+from qwenctl.backends.generation import Engine, Request, run_one
+from qwenctl.backends.sampling import ChainSpec, device_report
 from qwenctl.backends.gguf_check import GgufInfo, check_gguf
 from qwenctl.errors import ExitCode, QwenctlError
 
@@ -112,15 +115,10 @@ class LlamaCppSession(ChatTemplateSession):
         self.load_seconds = load_seconds
         self.notes = notes
         self._gpu_baseline = gpu_baseline
-        template = llm.metadata.get("tokenizer.chat_template")
-        if not template:
-            raise QwenctlError(f"{info.path} has no chat template", hint="use a Qwen2.5 Instruct GGUF",
-                               code=ExitCode.BAD_INPUT)
-        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
-
-        vocab_text = lambda t: llm.detokenize([t], special=True).decode("utf-8", "replace")  # noqa: E731
-        self._format = Jinja2ChatFormatter(template, eos_token=vocab_text(llm.token_eos()),
-                                           bos_token=vocab_text(llm.token_bos()))
+        self._format = chat_formatter(llm, str(info.path))
+        self.engine = Engine(llm.ctx, llm.model, 1, self.n_ctx, options.n_batch)
+        self.device_sampling = True  # False: the same sampler chain on the host (bench's comparison)
+        self.sampling_note: str | None = None  # where the first reply's tokens were drawn, once known
 
     # --- text ---------------------------------------------------------------------------------
     def tokenize(self, text: str) -> list[int]:
@@ -138,47 +136,43 @@ class LlamaCppSession(ChatTemplateSession):
     def generate(self, prompt: list[int], sampling: SamplingOptions) -> Iterator[GenerationEvent]:
         """Stream one event per generated token; stops at an end-of-generation token, max_tokens or the context."""
         self.check_prompt_fits(prompt)
-        llm, vocab = self.llm, self.llm._model.vocab
-        if sampling.seed is not None:
-            llm.set_seed(sampling.seed)
-        budget = min(sampling.max_tokens, self.n_ctx - len(prompt))
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        start = time.perf_counter()
-        first: float | None = None
-        n, pending, finish = 0, "", "length"
-        stream = llm.generate(prompt, top_k=sampling.top_k, top_p=sampling.top_p, min_p=0.0,
-                              temp=sampling.temperature, repeat_penalty=sampling.repeat_penalty)
+        request = Request(tuple(prompt), ChainSpec.of(sampling), sampling.max_tokens, device=self.device_sampling)
+        n, finish, last = 0, "interrupted", (0.0, 0.0)
+        steps = run_one(self.engine, request)
         try:
-            for token in stream:
-                now = time.perf_counter()
-                first = first or now
-                if self._llama_cpp.llama_vocab_is_eog(vocab, token):
-                    finish = "stop"
-                    break
-                n += 1
-                piece = decoder.decode(llm.detokenize([token], special=False))
-                if n >= budget:  # the last token travels in the final event
-                    pending = piece
-                    break
-                yield GenerationEvent(piece, len(prompt), n, first - start, now - first)
+            for timed in steps:
+                n, last = timed.tick.generated, (timed.prompt_seconds, timed.generation_seconds)
+                if self.sampling_note is None and self.device_sampling:
+                    self._note_sampling()
+                if timed.tick.finish_reason:
+                    finish = timed.tick.finish_reason
+                    yield GenerationEvent(timed.tick.text, len(prompt), n, *last, finish)
+                    return
+                yield GenerationEvent(timed.tick.text, len(prompt), n, *last)
         except KeyboardInterrupt:
-            finish = "interrupted"
+            pass
         finally:
-            stream.close()
-        now = time.perf_counter()
-        first = first or now
-        yield GenerationEvent(pending + decoder.decode(b"", final=True), len(prompt), n, first - start, now - first,
-                              finish)
+            steps.close()
+        yield GenerationEvent("", len(prompt), n, *last, finish)
+
+    def _note_sampling(self) -> None:
+        """Log once where the device chain ran (a backend without the ops falls back to the host)."""
+        chain = self.engine.slots[0].chain
+        if chain is None:
+            return
+        report = device_report(self.llm.ctx, -1, chain, tuple(_recent_errors))
+        self.sampling_note = report.detail
+        (log.debug if report.on_device else log.warning)("%s", report.detail)
 
     # --- raw decoding, for bench ----------------------------------------------------------------
     def reset(self) -> None:
-        """Empty the KV cache (and forget the chat prefix Llama.generate would reuse)."""
-        lc = self._llama_cpp
-        lc.llama_memory_clear(lc.llama_get_memory(self.llm.ctx), True)
+        """Empty the KV cache (and forget the prefix the generation loop would reuse)."""
+        self.engine.forget()
         self.llm.n_tokens = 0
 
     def _decode(self, tokens: Sequence[int]) -> None:
         lc = self._llama_cpp
+        self.engine.detach_all()  # decode only: no sampler in the graph, as llama-bench
         arr = (lc.llama_token * len(tokens))(*tokens)
         rc = lc.llama_decode(self.llm.ctx, lc.llama_batch_get_one(arr, len(tokens)))
         if rc != 0:
@@ -206,7 +200,19 @@ class LlamaCppSession(ChatTemplateSession):
         return MemoryUse(host_rss_bytes=mem.host_rss_bytes(), gpu_bytes=own)
 
     def close(self) -> None:
+        self.engine.close()
         self.llm.close()
+
+
+def chat_formatter(llm, where: str):
+    """The GGUF's own chat template as llama-cpp-python renders it (also what `serve` uses)."""
+    template = llm.metadata.get("tokenizer.chat_template")
+    if not template:
+        raise QwenctlError(f"{where} has no chat template", hint="use a Qwen2.5 Instruct GGUF", code=ExitCode.BAD_INPUT)
+    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+    vocab_text = lambda t: llm.detokenize([t], special=True).decode("utf-8", "replace")  # noqa: E731
+    return Jinja2ChatFormatter(template, eos_token=vocab_text(llm.token_eos()), bos_token=vocab_text(llm.token_bos()))
 
 
 def _is_oom(error: Exception) -> bool:

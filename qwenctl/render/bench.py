@@ -12,7 +12,7 @@ from rich.table import Table
 from qwenctl.render import console, human_bytes
 
 _PHASES = {"load": "loading the model", "warm-up": "warm-up", "pp": "prompt processing",
-           "tg": "decoding", "chat": "chat (with sampling)"}
+           "tg": "decoding", "chat": "chat (sampling on the device)", "chat-host": "chat (sampling on the host)"}
 
 
 @contextlib.contextmanager
@@ -84,7 +84,10 @@ def show_result(r) -> None:
         (f"decoding, no sampling (tg{r.n_gen})", _tps(r.tg_tps.median), _spread(r.tg_tps), _vs(r.tg_tps.median, p and p.tg_tps)),
     ]
     if r.chat_tps:
-        rows.append(("chat generation, with sampling", _tps(r.chat_tps.median), _spread(r.chat_tps), ""))
+        label = "chat, device sampling" if r.chat_host_tps else "chat generation, with sampling"
+        rows.append((label, _tps(r.chat_tps.median), _spread(r.chat_tps), ""))
+    if r.chat_host_tps:
+        rows.append(("chat, host sampling", _tps(r.chat_host_tps.median), _spread(r.chat_host_tps), ""))
     if r.chat_ttft_seconds:
         ttft = r.chat_ttft_seconds
         rows.append((f"chat time to first token ({r.n_prompt}-token prompt)", f"{ttft.median * 1000:,.0f} ms",
@@ -105,6 +108,11 @@ def show_result(r) -> None:
                   "memory bandwidth unknown (pass --bandwidth, e.g. 3.35TB/s)[/]")
     if p and p.source:
         con.print(f"[dim]predicted by {p.source}[/]")
+    if r.chat_tps and r.chat_host_tps:
+        con.print(f"chat ÷ decoding: [bold]{r.chat_tps.median / r.tg_tps.median:.2f}[/] with device sampling, "
+                  f"{r.chat_host_tps.median / r.tg_tps.median:.2f} with host sampling")
+    if r.sampling and not r.sampling.startswith("sampling on the device"):
+        con.print(f"[yellow]note:[/] {r.sampling}")
     for note in r.notes:
         con.print(f"[yellow]note:[/] {note}")
 
@@ -121,6 +129,8 @@ def show_history(h) -> None:
         parts = [f"pp{r.n_prompt} {r.pp_tps.median:,.1f}", f"tg{r.n_gen} {r.tg_tps.median:,.1f}"]
         if r.chat_tps:
             parts.append(f"chat {r.chat_tps.median:,.1f}")
+        if r.chat_host_tps:
+            parts.append(f"host-sampled {r.chat_host_tps.median:,.1f}")
         line = "  ".join(parts) + " tok/s"
         if r.chat_ttft_seconds:
             line += f"  TTFT {r.chat_ttft_seconds.median * 1000:,.0f} ms"

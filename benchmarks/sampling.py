@@ -1,0 +1,196 @@
+"""Where a generated token's time goes, from the engine to the user, for one GGUF (issue 13).
+
+One command, the same on a CPU and on the H200 (benchmarks/gpu/run.sh's `sampling` stage calls it):
+
+  decode               `qwenctl bench`'s tg: llama_decode one token at a time, no sampling (llama-bench's figure)
+  chat, device         bench's chat: Qwen's sampler chain drawn on the device (what chat and serve do)
+  chat, host           the same chain over logits copied back to the host (the old path), for the gain
+  run -p               `qwenctl run --model M -p ... --json` in a subprocess: its reply's generation tok/s
+  serve, 1 streamed    `qwenctl serve` (--parallel 1), one openai client, streamed; client-side rate from
+                       the first to the last content chunk, so HTTP, JSON and SSE are inside the figure
+  serve, K clients     `qwenctl serve --parallel 16`, K = 1, 4, 16 concurrent streamed clients: total tok/s
+
+Every figure is the median of --trials runs (min beside it) and its ratio to decode. Replies never
+end early: generated requests bias end-of-text away (a device sampler, free), and bench ignores EOS.
+It prints figures and asserts nothing; --json prints them as one document.
+
+    python benchmarks/sampling.py MODEL.gguf [--n-gen 128] [--trials 5] [--ctx 1024] [--json] [--json-out F]
+
+--json-out rewrites F after every part, so a run cut off by a time limit still leaves what it measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from serve_load import no_eos, start_server  # the sibling script's server helpers
+
+QUESTION = "Write a long story about a lighthouse keeper and the sea."
+
+
+def _fig(samples: list[float]) -> dict:
+    return {"median": statistics.median(samples), "min": min(samples), "max": max(samples), "samples": samples}
+
+
+def engine_figures(model: Path, n_ctx: int, n_gen: int, trials: int) -> dict:
+    """decode, chat with device sampling, chat with host sampling: `qwenctl bench`, in this process."""
+    from qwenctl import bench
+    from qwenctl.hardware import detect
+    from qwenctl.pipeline import unplanned_load_options
+
+    r = bench.bench(model, options=unplanned_load_options(detect(), n_ctx), n_prompt=64, n_gen=n_gen,
+                    repetitions=trials)
+    out = {"decode": _fig(list(r.tg_tps.samples)), "chat_device": _fig(list(r.chat_tps.samples)),
+           "chat_host": _fig(list(r.chat_host_tps.samples)) if r.chat_host_tps else None}
+    out["_setup"] = {"n_gpu_layers": r.n_gpu_layers, "flash_attn": r.flash_attn, "n_threads": r.n_threads,
+                     "machine": r.machine, "engine": r.engine_version, "sampling": r.sampling}
+    return out
+
+
+def run_p(model: Path, n_ctx: int, trials: int) -> dict:
+    """`qwenctl run -p` as a user runs it; the reply's own generation rate (its max_tokens: 512)."""
+    rates = []
+    for _ in range(trials):
+        done = subprocess.run([sys.executable, "-m", "qwenctl", "run", "--model", str(model), "--ctx", str(n_ctx),
+                               "-p", QUESTION, "--json"], check=False, capture_output=True, text=True, timeout=600)
+        if done.returncode != 0:
+            raise SystemExit(f"qwenctl run failed: {done.stderr[-500:]}")
+        reply = json.loads(done.stdout)["reply"]
+        rates.append(reply["generation_tps"])
+    return _fig(rates)
+
+
+def _stream(client, model_id: str, question: str, n_gen: int, extra: dict) -> tuple[int, float, float, float]:
+    """(generated tokens, request start, first content chunk, last content chunk) of one streamed reply.
+
+    Tokens are the server's count (usage), not chunks: a random-weight model emits byte fragments
+    that show no text until their character completes."""
+    t0 = time.perf_counter()
+    first = last = 0.0
+    n = 0
+    for chunk in client.chat.completions.create(model=model_id, messages=[{"role": "user", "content": question}],
+                                                max_tokens=n_gen, stream=True, extra_body=extra,
+                                                stream_options={"include_usage": True}):
+        if chunk.choices and chunk.choices[0].delta.content:
+            last = time.perf_counter()
+            first = first or last
+        if chunk.usage:
+            n = chunk.usage.completion_tokens
+    return n, t0, first, last
+
+
+def _server(model: Path, n_ctx: int, parallel: int):
+    import openai
+
+    proc, info = start_server(model, ["--ctx", str(n_ctx), "--parallel", str(parallel)])
+    client = openai.OpenAI(base_url=info["url"], api_key="unused", max_retries=0, timeout=600)
+    return proc, info, client
+
+
+def serve_single(model: Path, n_ctx: int, n_gen: int, trials: int) -> dict:
+    proc, info, client = _server(model, n_ctx, 1)
+    extra = no_eos(model, "llama.cpp")
+    try:
+        _stream(client, info["model_id"], QUESTION, 8, extra)  # warm-up
+        rates = []
+        for _ in range(trials):
+            n, _, first, last = _stream(client, info["model_id"], QUESTION, n_gen, extra)
+            rates.append((n - 1) / (last - first))
+    finally:
+        proc.terminate()
+        proc.wait(60)
+    return _fig(rates)
+
+
+def serve_concurrent(model: Path, n_ctx: int, n_gen: int, trials: int, clients=(1, 4, 16)) -> dict:
+    """Total tokens/s of K clients streaming at once from one `serve --parallel 16` (first request to last token)."""
+    proc, info, client = _server(model, n_ctx, max(clients))
+    extra = no_eos(model, "llama.cpp")
+    out = {}
+    try:
+        _stream(client, info["model_id"], QUESTION, 8, extra)
+        for k in clients:
+            totals = []
+            # one untimed round first: a slot's first request attaches its sampler chain (a graph reservation)
+            for round_ in range(1 + max(1, trials // 2)):
+                results: list = [None] * k
+
+                def one(i: int, into: list = results) -> None:
+                    into[i] = _stream(client, info["model_id"], f"{QUESTION} ({i})", n_gen, extra)
+
+                threads = [threading.Thread(target=one, args=(i,)) for i in range(k)]
+                for t in threads:
+                    t.start()
+                for t in threads:
+                    t.join()
+                start = min(r[1] for r in results)
+                end = max(r[3] for r in results)
+                if round_:
+                    totals.append(sum(r[0] for r in results) / (end - start))
+            out[str(k)] = _fig(totals)
+    finally:
+        proc.terminate()
+        proc.wait(60)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("model", type=Path)
+    ap.add_argument("--n-gen", type=int, default=128)
+    ap.add_argument("--trials", type=int, default=5)
+    ap.add_argument("--ctx", type=int, default=1024)
+    ap.add_argument("--run-trials", type=int, help="trials of `run -p` (512 tokens each; default --trials)")
+    ap.add_argument("--skip", default="", help="comma-separated parts to leave out: run,serve,concurrent")
+    ap.add_argument("--json", action="store_true")
+    ap.add_argument("--json-out", type=Path, help="also write the document here after every part")
+    a = ap.parse_args()
+    skip = set(filter(None, a.skip.split(",")))
+    t0 = time.perf_counter()
+    figures = engine_figures(a.model, a.ctx, a.n_gen, a.trials)
+    setup = figures.pop("_setup")
+
+    def document() -> dict:
+        decode = figures["decode"]["median"]
+        return {"schema": "sampling-bench", "model": a.model.name, "n_gen": a.n_gen, "trials": a.trials, "n_ctx": a.ctx,
+                **setup, "seconds": round(time.perf_counter() - t0, 1),
+                "figures": {k: {**v, "vs_decode": v["median"] / decode} for k, v in figures.items() if v}}
+
+    def save(part: str) -> None:
+        print(f"[sampling] {part} done after {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+        if a.json_out:
+            a.json_out.write_text(json.dumps(document(), indent=1))
+
+    save("engine")
+    if "run" not in skip:
+        figures["run_p"] = run_p(a.model, a.ctx, a.run_trials or a.trials)
+        save("run -p")
+    if "serve" not in skip:
+        figures["serve_1_streamed"] = serve_single(a.model, a.ctx, a.n_gen, a.trials)
+        save("serve")
+    if "concurrent" not in skip:
+        for k, fig in serve_concurrent(a.model, a.ctx, a.n_gen, a.trials).items():
+            figures[f"serve_{k}_clients_total"] = fig
+        save("concurrent")
+    doc = document()
+    if a.json:
+        print(json.dumps(doc, indent=1))
+        return
+    print(f"{a.model.name}: {setup['machine']}, llama-cpp-python {setup['engine']}, ngl {setup['n_gpu_layers']}, "
+          f"flash attention {setup['flash_attn']}, {a.n_gen} tokens, {a.trials} trials")
+    print(f"  {setup['sampling']}")
+    print(f"  {'':28} {'median tok/s':>13} {'min':>9} {'÷ decode':>9}")
+    for name, v in doc["figures"].items():
+        print(f"  {name:28} {v['median']:13,.1f} {v['min']:9,.1f} {v['vs_decode']:9.2f}")
+
+
+if __name__ == "__main__":
+    main()
