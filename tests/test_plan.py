@@ -156,3 +156,29 @@ def test_no_plan_exceeds_its_budget_and_every_rejection_has_a_reason(ram, vram, 
         assert a.reason.strip()
         if a.rejected == "memory":
             assert any(pool.used_bytes > pool.budget_bytes for pool in a.plan.memory)
+
+
+def test_seed_gtx_1050_runs_7b_at_4_bits_or_lower_split_with_an_honest_speed():
+    """4 GB of GDDR5 at 112 GB/s and DDR4-2400 dual channel (38.4 GB/s) behind it: a 7B does not fit the
+    GPU, so most of its layers go there and the rest stream from RAM. Both halves cost tens of ms a token
+    (the Pascal card also spends a third of its share unpacking k-quants on 1.9 FP32 TFLOPS), so the
+    prediction is single digits, and its slow end (a split's 0.35 of the prediction, never below the CPU
+    alone) still clears the 5 tok/s floor."""
+    c = plan(load_profile("gtx-1050-4gb-laptop")).chosen
+    assert c.size == "7B" and c.quant in ("q4_k_m", "q4_0", "q3_k_m", "q2_k") and c.device == "cuda"
+    assert 0 < c.n_gpu_layers < c.n_layers
+    gpu, host = c.speed.terms
+    assert gpu.decode_s > 0.01 and host.decode_s > 0.01 and gpu.dequant_s > 0.2 * gpu.decode_s
+    assert 5 <= c.tg_tps <= 15 and c.tg_tps_low >= 5
+
+
+def test_seed_pi_4_gets_a_3_bit_or_smaller_model_at_3_tok_s_or_more():
+    """12.8 GB/s (LPDDR4-3200 on a 32-bit bus) and Cortex-A72s without dot product: 1.5B at 3 bits."""
+    c = plan(load_profile("raspberry-pi-4-4gb")).chosen
+    assert c.quant in ("q3_k_m", "q2_k") or float(c.size.rstrip("B")) <= 1.5
+    assert c.tg_tps >= 3
+
+
+def test_seed_cpu_laptop_figures_stay_in_the_band_the_issue_names():
+    c = plan(load_profile("laptop-16gb-cpu-only")).chosen
+    assert (c.size, c.quant) == ("7B", "q4_k_m") and 3 <= c.tg_tps <= 8
