@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import platform
 import random
 import statistics
@@ -317,18 +316,10 @@ def append_history(result: BenchResult, path: Path | None = None) -> Path:
     within a line, and a crash leaves at most one partial last line (which read_history skips)."""
     from qwenctl.hardware.facts import SCHEMA_VERSION, to_dict
 
+    from qwenctl.files import append_line
+
     path = path or history_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    line = json.dumps({"schema": HISTORY_SCHEMA, "version": SCHEMA_VERSION, **to_dict(result)}) + "\n"
-    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        size = os.fstat(fd).st_size
-        if size and os.pread(fd, 1, size - 1) != b"\n":  # a torn last line stays alone, not glued to ours
-            line = "\n" + line
-        os.write(fd, line.encode("utf-8"))
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    append_line(path, json.dumps({"schema": HISTORY_SCHEMA, "version": SCHEMA_VERSION, **to_dict(result)}))
     return path
 
 

@@ -80,3 +80,20 @@ def read_json(path: str | os.PathLike[str], what: str = "file") -> Any:
     except json.JSONDecodeError as e:
         raise QwenctlError(f"{what} {path} is not valid JSON (line {e.lineno}: {e.msg} at column {e.colno})",
                            hint="is it truncated?", code=ExitCode.BAD_INPUT) from None
+
+
+def append_line(path: str | os.PathLike[str], line: str, durable: bool = True) -> None:
+    """Append one line of a JSON-lines log with a single O_APPEND write, so concurrent writers never
+    interleave within a line; a torn last line (a crash mid-write) stays alone, not glued to this one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            line = "\n" + line
+        os.write(fd, (line if line.endswith("\n") else line + "\n").encode("utf-8"))
+        if durable:
+            os.fsync(fd)
+    finally:
+        os.close(fd)

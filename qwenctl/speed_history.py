@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import statistics
 import time
 from dataclasses import dataclass
@@ -56,21 +55,14 @@ class Correction:
 
 def record(hw: Hardware, backend: str, device: str, predicted_tg: float, measured_tg: float, source: str,
            path: Path | None = None) -> None:
-    """Append one run; a single O_APPEND write, so concurrent runs never interleave within a line."""
+    """Append one run (files.append_line: concurrent runs never interleave within a line)."""
     if not (predicted_tg > 0 and measured_tg > 0):
         return
-    path = path or history_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    line = json.dumps({"key": machine_key(hw), "backend": backend, "device": device, "predicted_tg": predicted_tg,
-                       "measured_tg": measured_tg, "source": source, "date": time.strftime("%Y-%m-%d")}) + "\n"
-    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        size = os.fstat(fd).st_size
-        if size and os.pread(fd, 1, size - 1) != b"\n":  # a torn last line stays alone, not glued to ours
-            line = "\n" + line
-        os.write(fd, line.encode("utf-8"))
-    finally:
-        os.close(fd)
+    from qwenctl.files import append_line
+
+    append_line(path or history_path(), json.dumps({
+        "key": machine_key(hw), "backend": backend, "device": device, "predicted_tg": predicted_tg,
+        "measured_tg": measured_tg, "source": source, "date": time.strftime("%Y-%m-%d")}), durable=False)
 
 
 def correction(hw: Hardware, backend: str, device: str, path: Path | None = None) -> Correction | None:
