@@ -76,6 +76,15 @@ class WeightSplit:
     output_in_file: bool  # False when tied: the output copy is made at load time
 
 
+EMBEDDING = "token_embd.weight"
+OUTPUT = "output.weight"
+
+
+def tied_embeddings(tensor_names: Iterable[str]) -> bool:
+    """Whether a GGUF's output matrix is its token embedding: no ``output.weight`` tensor of its own."""
+    return OUTPUT not in set(tensor_names)
+
+
 def split_from_tensors(tensors: Iterable[tuple[str, int]], n_layers: int) -> WeightSplit:
     """The exact split of a GGUF from its (tensor name, bytes) table.
 
@@ -84,9 +93,9 @@ def split_from_tensors(tensors: Iterable[tuple[str, int]], n_layers: int) -> Wei
     is shared equally by the repeating layers.
     """
     sizes = dict(tensors)
-    embd = sizes.get("token_embd.weight", 0)
-    tied = "output.weight" not in sizes
-    out = embd if tied else sizes["output.weight"]
+    embd = sizes.get(EMBEDDING, 0)
+    tied = tied_embeddings(sizes)
+    out = embd if tied else sizes[OUTPUT]
     rest = sum(sizes.values()) - embd - (0 if tied else out)
     return WeightSplit(embd, out, rest / n_layers, not tied)
 

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Callable, Iterator
 
 from qwenctl import files, hub
 from qwenctl.errors import ExitCode, QwenctlError
+from qwenctl.names import check_filename, check_repo_id, looks_like_path, parse_spec, quant_of, split_parts
 
 if TYPE_CHECKING:
     from huggingface_hub.hf_api import HfApi, RepoFile
@@ -51,8 +52,6 @@ DEFAULT_ENDPOINT = "https://huggingface.co"
 # other programs' temp files): the larger of 256 MiB and 2% of the download.
 DISK_MARGIN_MIN_BYTES = 256 * 1024 * 1024
 DISK_MARGIN_FRACTION = 0.02
-_SPLIT_PART = re.compile(r"^(?P<stem>.+)-(?P<part>\d{5})-of-(?P<count>\d{5})\.gguf$")
-_REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _HASH_BLOCK = 8 * 1024 * 1024
 _HASH_BATCH = 4 * 1024 * 1024
 _FLUSH_EVERY = 128 * 1024 * 1024
@@ -136,50 +135,6 @@ class HubSettings:
 def repo_folder(cache_dir: Path, repo: str) -> Path:
     """The cache folder of a model repo, named as huggingface_hub names it."""
     return cache_dir / ("models--" + repo.replace("/", "--"))
-
-
-# -- names -----------------------------------------------------------------------------------
-
-
-def check_repo_id(repo: str) -> str:
-    if not _REPO_ID.match(repo) or ".." in repo:
-        raise QwenctlError(f"{repo!r} is not a repo id", hint="write it as OWNER/NAME, e.g. Qwen/Qwen2.5-7B-Instruct-GGUF", code=ExitCode.BAD_INPUT)
-    return repo
-
-
-def check_filename(name: str) -> str:
-    """Refuse a repo filename that would land outside its snapshot folder."""
-    parts = name.split("/")
-    if (
-        not name
-        or name.startswith(("/", "\\"))
-        or "\\" in name
-        or re.match(r"^[A-Za-z]:", name)
-        or any(p in ("", ".", "..") for p in parts)
-        or "\0" in name
-    ):
-        raise QwenctlError(f"refusing file name {name!r}: it would escape the model cache", code=ExitCode.BAD_INPUT)
-    return name
-
-
-def split_parts(filename: str) -> tuple[str, ...]:
-    """All part names of a split GGUF given any one of them (just the name if not split)."""
-    m = _SPLIT_PART.match(filename)
-    if not m:
-        return (filename,)
-    count = int(m["count"])
-    return tuple(f"{m['stem']}-{i:05d}-of-{count:05d}.gguf" for i in range(1, count + 1))
-
-
-def quant_of(name: str) -> str | None:
-    """The quantization named in a GGUF file name or an MLX repo name (Q4_K_M, Q8_0, 4bit, ...)."""
-    base = name.rsplit("/", 1)[-1].lower()
-    base = _SPLIT_PART.sub(lambda m: m["stem"] + ".gguf", base)
-    m = re.search(r"[-_.]((?:i?q\d(?:_[a-z0-9]+)*)|f16|fp16|bf16|f32)(?:\.gguf)?$", base.removesuffix(".gguf"))
-    if m:
-        return m[1].upper().replace("FP16", "F16")
-    m = re.search(r"(\d+)-?bit", base)
-    return f"{m[1]}bit" if m else None
 
 
 # -- the verification record ---------------------------------------------------------------
@@ -710,16 +665,7 @@ def _from_cache(repo: str, wanted: list[str] | None, revision: str, settings: Hu
     return _result(repo, revision, commit, storage, remotes, [snapshot / r.filename for r in remotes], 0, wanted is None)
 
 
-# -- local paths and REPO[:FILE] ------------------------------------------------------------
-
-
-def parse_spec(spec: str) -> tuple[str, str | None]:
-    """``REPO`` or ``REPO:FILE`` -> (repo, file or None)."""
-    repo, sep, name = spec.partition(":")
-    check_repo_id(repo)
-    if sep and not name:
-        raise QwenctlError(f"{spec!r} names no file after ':'", hint="write REPO:FILE, or REPO alone for the whole repo", code=ExitCode.BAD_INPUT)
-    return repo, (check_filename(name) if sep else None)
+# -- local paths and REPO[:FILE] (names.py has the rules) ------------------------------------------------------------
 
 
 def resolve_model_arg(arg: str, *, offline: bool = False, progress: ProgressFn | None = None) -> ModelFiles:
@@ -741,7 +687,7 @@ def resolve_model_arg(arg: str, *, offline: bool = False, progress: ProgressFn |
             load_path=str(path),
             total_bytes=sum(p.stat().st_size for p in files),
         )
-    if arg.startswith(("/", "./", "../", "~", ".\\")) or (arg.endswith(".gguf") and ":" not in arg):
+    if looks_like_path(arg):
         raise QwenctlError(f"no such file: {arg}", hint="give an existing GGUF file or MLX folder, or REPO[:FILE]", code=ExitCode.NOT_FOUND)
     repo, name = parse_spec(arg)
     return pull(repo, [name] if name else None, offline=offline, progress=progress)

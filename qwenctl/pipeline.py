@@ -9,7 +9,7 @@ one for the terminal), which is also where the "download N GB?" question is aske
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -132,14 +132,20 @@ def prepare(request: RunRequest, reporter: Reporter, check_backend: Callable[[st
     """
     from qwenctl.hardware import detect
 
-    reporter.step("detecting hardware")
-    hardware = detect()
     if request.model:
+        # the file first: a missing or unusable path is one line before anything else is said
         files = _named_model(request, reporter)
-        backend = request.backend or backend_for_path(Path(files.load_path))
+        path, found = local_model(Path(files.load_path))
+        if str(path) != files.load_path:
+            files = replace(files, load_path=str(path))
+        backend = request.backend or found
+        reporter.step("detecting hardware")
+        hardware = detect()
         options = unplanned_load_options(hardware, request.n_ctx)
         name = Path(files.load_path).name if files.repo is None else f"{files.repo}:{files.filenames[0]}"
         return Prepared(name, files, backend, options, None, hardware)
+    reporter.step("detecting hardware")
+    hardware = detect()
     result = _plan(request, hardware)
     from qwenctl.machine import MEASURE_HINT
 
@@ -354,11 +360,22 @@ def likely_cause_of_slowness(session: Session, hardware: Hardware | None) -> str
 
 
 def backend_for_path(path: Path) -> str:
-    """A .gguf file is for llama.cpp, a folder with config.json for mlx."""
+    """A .gguf file is for llama.cpp, a folder with config.json for mlx (see ``local_model``)."""
+    return local_model(path)[1]
+
+
+def local_model(path: Path) -> tuple[Path, str]:
+    """What a model on disk loads, and with which engine: a .gguf file with llama.cpp, a folder with
+    config.json with mlx, a folder holding exactly one .gguf file (and no config.json) that file."""
+    path = Path(path)
     if path.is_dir():
         if (path / "config.json").is_file():
-            return "mlx"
-        raise QwenctlError(f"{path} is a folder without config.json", hint="point --model at a .gguf file or an MLX model folder", code=ExitCode.BAD_INPUT)
+            return path, "mlx"
+        ggufs = sorted(path.glob("*.gguf"))
+        if len(ggufs) != 1:
+            raise QwenctlError(f"{path} is a folder without config.json or a single .gguf file",
+                               hint="point --model at a .gguf file or an MLX model folder", code=ExitCode.BAD_INPUT)
+        path = ggufs[0]
     if path.suffix.lower() == ".gguf":
-        return "llama.cpp"
+        return path, "llama.cpp"
     raise QwenctlError(f"{path} is not a .gguf file", hint="point --model at a .gguf file or an MLX model folder", code=ExitCode.BAD_INPUT)

@@ -15,10 +15,12 @@ from typing import TYPE_CHECKING
 from qwenctl.catalog import Architecture, ModelSpec, RepoFile, Weights, load_catalog
 from qwenctl.errors import ExitCode, QwenctlError
 from qwenctl.estimate import (
+    EMBEDDING,
     PoolMemory,
     estimate_memory,
     load_calibration,
     split_from_tensors,
+    tied_embeddings,
 )
 from qwenctl.hardware.facts import AppleSilicon, Backends, Hardware
 from qwenctl.machine import apple_device, cuda_device, host_device
@@ -72,8 +74,8 @@ class FilePrediction:
 def _file_model(info, tensors: list[tuple[str, int, tuple[int, ...]]]) -> tuple[ModelSpec, str | None]:
     """The catalog model with this header's dimensions, or a spec built from the header."""
     catalog = load_catalog()
-    tied = not any(name == "output.weight" for name, _, _ in tensors)
-    embd_shape = next((shape for name, _, shape in tensors if name == "token_embd.weight"), ())
+    tied = tied_embeddings(name for name, _, _ in tensors)
+    embd_shape = next((shape for name, _, shape in tensors if name == EMBEDDING), ())
     hidden = int(info.get("embedding_length", 0))
     heads = int(info.get("attention.head_count", 0))
     vocab = int(info.metadata.get("tokenizer.ggml.tokens") or (embd_shape[1] if len(embd_shape) > 1 else 0))
@@ -120,19 +122,13 @@ def predict_for_file(
     the CPU otherwise. ``depth``: tokens in the context when memory is measured (None: n_ctx, as
     the planner predicts; see ``estimate_memory``).
     """
-    from qwenctl.backends.gguf_check import (
-        check_gguf,
-        file_type_quant,
-        read_gguf_header,
-        split_parts,
-    )
+    from qwenctl.backends.gguf_check import file_type_quant, part_paths, read_parts
 
     if backend != "llama.cpp":
         raise QwenctlError(f"file predictions cover GGUF files in llama.cpp, not {backend!r}", code=ExitCode.BAD_INPUT)
     path = Path(path)
-    info = check_gguf(path)
-    parts = split_parts(path)
-    infos = [info] + [read_gguf_header(p) for p in parts[1:]]
+    infos = read_parts(path)
+    info, parts = infos[0], part_paths(path)
     tensors = [(t.name, t.n_bytes, t.shape) for i in infos for t in i.tensors]
     file_bytes = sum(i.file_size for i in infos)
     model, size = _file_model(info, tensors)
@@ -176,16 +172,11 @@ def weights_read_per_token(model_path: Path) -> int | None:
     embedding is only looked up (one row), while a tied one is also the output matrix."""
     path = Path(model_path)
     if path.is_file():
-        from qwenctl.backends.gguf_check import (
-            check_gguf,
-            read_gguf_header,
-            split_parts,
-        )
+        from qwenctl.backends.gguf_check import read_parts
 
-        infos = [check_gguf(path)] + [read_gguf_header(p) for p in split_parts(path)[1:]]
-        tensors = [t for info in infos for t in info.tensors]
-        untied = any(t.name == "output.weight" for t in tensors)
-        return sum(t.n_bytes for t in tensors if not (untied and t.name == "token_embd.weight"))
+        tensors = [t for info in read_parts(path) for t in info.tensors]
+        untied = not tied_embeddings(t.name for t in tensors)
+        return sum(t.n_bytes for t in tensors if not (untied and t.name == EMBEDDING))
     files = list(path.glob("*.safetensors"))
     if not files:
         return None

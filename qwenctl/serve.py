@@ -32,7 +32,6 @@ import hmac
 import ipaddress
 import json
 import logging
-import re
 import signal
 import socket
 import threading
@@ -43,6 +42,7 @@ from typing import TYPE_CHECKING, Callable
 from qwenctl import serve_stop
 from qwenctl.backends import LoadOptions, SamplingOptions
 from qwenctl.errors import ExitCode, QwenctlError
+from qwenctl.names import served_model_id
 
 if TYPE_CHECKING:
     from qwenctl.pipeline import Reporter, RunRequest
@@ -53,7 +53,6 @@ log = logging.getLogger(__name__)
 GRACEFUL_STOP_SECONDS = 60
 
 _GENERATION_PATHS = ("/v1/chat/completions", "/v1/completions", "/chat/completions")
-_SPLIT_SUFFIX = re.compile(r"-\d{5}-of-\d{5}$")
 
 
 @dataclass(frozen=True)
@@ -116,75 +115,30 @@ class ServerInfo:
 # --- targets --------------------------------------------------------------------------------------
 
 
-def default_model_id(path: Path) -> str:
-    """The name clients send as `model`: the GGUF file stem without a split suffix, or the folder name."""
-    path = Path(path)
-    if path.is_dir():
-        return path.resolve().name
-    return _SPLIT_SUFFIX.sub("", path.stem)
-
-
 def target_from_path(path: Path, load: LoadOptions | None = None, model_id: str | None = None) -> ServeTarget:
-    """A target for `--model PATH`: a .gguf file goes to llama.cpp, a folder with config.json to mlx-lm."""
+    """A target for a model on disk (library callers): pipeline.local_model's rule, names' model id."""
+    from qwenctl.pipeline import local_model
+
     path = Path(path).expanduser()
     if not path.exists():
         raise QwenctlError(f"no such model file or folder: {path}", code=ExitCode.NOT_FOUND)
-    if path.is_dir():
-        if not (path / "config.json").is_file():
-            ggufs = sorted(path.glob("*.gguf"))
-            if len(ggufs) == 1:
-                path = ggufs[0]
-            else:
-                raise QwenctlError(
-                    f"{path} is neither an MLX model folder (no config.json) nor a folder with one .gguf file",
-                    hint="pass the .gguf file itself",
-                    code=ExitCode.BAD_INPUT,
-                )
-    if path.is_dir():
-        backend = "mlx"
-    elif path.suffix.lower() == ".gguf":
-        backend = "llama.cpp"
-    else:
-        raise QwenctlError(
-            f"{path} is not a .gguf file or an MLX model folder", hint="pass a .gguf file or a folder with config.json", code=ExitCode.BAD_INPUT
-        )
-    return ServeTarget(model_path=path, backend=backend, model_id=model_id or default_model_id(path), load=load or LoadOptions())
+    path, backend = local_model(path)
+    return ServeTarget(model_path=path, backend=backend, model_id=model_id or served_model_id(path), load=load or LoadOptions())
 
 
 def resolve_target(request: RunRequest, reporter: Reporter) -> ServeTarget:
-    """`--model PATH` as it is; otherwise (REPO[:FILE] or nothing) what the pipeline plans and pulls."""
+    """Every ``--model`` form (PATH, REPO[:FILE]) and none (plan and pull), all through ``pipeline.prepare``."""
     from qwenctl import pipeline
 
-    model = request.model
-    if model is not None and (Path(model).expanduser().exists() or _looks_like_path(model)):
-        from qwenctl.hardware import detect
-
-        return target_from_path(Path(model), pipeline.unplanned_load_options(detect(), request.n_ctx))
     prepared = pipeline.prepare(request, reporter, check_backend=check_server_deps)
     path = Path(prepared.files.load_path)
     return ServeTarget(
         model_path=path,
         backend=prepared.backend,
-        model_id=_published_model_id(prepared.files.repo, path),
+        model_id=served_model_id(path, prepared.files.repo),
         load=prepared.load_options,
         plan_summary=prepared.plan.reasons if prepared.plan else (),
     )
-
-
-def _published_model_id(repo: str | None, path: Path) -> str:
-    """The id clients send: the GGUF's name without its split suffix, or the MLX repo's name.
-
-    The cache folder of a pulled model is a commit hash, so the path alone would give clients
-    a meaningless id.
-    """
-    if path.is_dir():
-        return (repo or path.name).rsplit("/", 1)[-1]
-    return re.sub(r"-\d{5}-of-\d{5}$", "", path.stem)
-
-
-def _looks_like_path(model: str) -> bool:
-    """A missing file should say "no such file", not be looked up as a Hugging Face repo."""
-    return model.startswith(("/", ".", "~")) or model.lower().endswith(".gguf")
 
 
 def check_server_deps(backend: str) -> None:

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from qwenctl.backends.gguf_check import check_gguf, file_type_quant, read_gguf_header, split_parts
+from qwenctl.backends.gguf_check import check_gguf, file_type_quant, part_paths, read_gguf_header
 from qwenctl.errors import ExitCode, QwenctlError
 from qwenctl.testing import models
 
@@ -90,7 +90,7 @@ def test_other_architecture(tmp_path):
 
 def test_split_model_parts(tmp_path, tiny):
     first = _write(tmp_path, tiny, "m-00001-of-00002.gguf")
-    assert split_parts(first) == [first, tmp_path / "m-00002-of-00002.gguf"]
+    assert part_paths(first) == [first, tmp_path / "m-00002-of-00002.gguf"]
     e = _error(first)
     assert e.code == ExitCode.NOT_FOUND and "m-00002-of-00002.gguf, part of the split model" in e.message
     assert "load the first part, m-00001-of-00002.gguf" in _error(tmp_path / "m-00002-of-00002.gguf").hint

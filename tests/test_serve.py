@@ -222,3 +222,25 @@ def test_serves_the_planned_model_pulled_from_the_hub(request, tmp_path):
             assert reply.choices[0].finish_reason in ("stop", "length")
         finally:
             assert server.stop() == 0
+
+
+def test_serves_repo_colon_file_pulled_from_the_hub(request, tmp_path):
+    """`--model REPO:FILE.gguf` is a repo, as `run` reads it (names.looks_like_path), not a missing file:
+    pulled from the (fake) hub, verified, served under the published file's name."""
+    from fakehub import FakeHub
+    from run_helpers import tiny_model
+
+    repo, name = "Qwen/Qwen2.5-0.5B-Instruct-GGUF", "qwen2.5-0.5b-instruct-q4_k_m.gguf"
+    with FakeHub({repo: {name: tiny_model(request.config)}}) as hub:
+        env = {"HF_HUB_OFFLINE": "0", "HF_ENDPOINT": hub.url, "HF_HOME": str(tmp_path / "hf"),
+               "XDG_DATA_HOME": str(tmp_path / "data"), "HF_HUB_DISABLE_TELEMETRY": "1"}
+        server = start_planned("--model", f"{repo}:{name}", "--ctx", "512", "--yes", env=env)
+        try:
+            assert server.model_id == "qwen2.5-0.5b-instruct-q4_k_m"
+            assert server.info["model_path"].startswith(str(tmp_path / "hf" / "hub" / "models--Qwen--Qwen2.5-0.5B-Instruct-GGUF"))
+            reply = server.client().chat.completions.create(
+                model=server.model_id, messages=[{"role": "user", "content": "hi"}], max_tokens=4)
+            assert reply.choices[0].finish_reason in ("stop", "length")
+        finally:
+            assert server.stop() == 0
+        assert hub.bytes_sent[f"{repo}/{name}"] == tiny_model(request.config).stat().st_size

@@ -15,6 +15,7 @@ from qwenctl import serve as serving
 from qwenctl.backends import LoadOptions
 from qwenctl.cli import cli
 from qwenctl.errors import ExitCode
+from qwenctl.names import served_model_id
 
 
 def _invoke(*args: str):
@@ -30,7 +31,7 @@ def gguf(tmp_path) -> Path:
 
 
 def test_model_id_is_the_file_stem_without_split_suffix(gguf, tmp_path):
-    assert serving.default_model_id(gguf) == "qwen2.5-7b-instruct-q4_k_m"
+    assert served_model_id(gguf) == "qwen2.5-7b-instruct-q4_k_m"
     folder = tmp_path / "Qwen2.5-0.5B-Instruct-4bit"
     folder.mkdir()
     (folder / "config.json").write_text("{}")

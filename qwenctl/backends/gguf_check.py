@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import functools
 import json
-import re
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from qwenctl.errors import ExitCode, QwenctlError, from_os_error
+from qwenctl.names import split_parts
 
 MAGIC = b"GGUF"
 SUPPORTED_VERSIONS = (2, 3)  # v1 (2023) used 32-bit counts; llama.cpp no longer loads it
@@ -33,8 +33,6 @@ _MAX_DIMS = 4
 # GGUF value types -> struct format (strings and arrays handled separately)
 _SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
 _STRING, _ARRAY = 8, 9
-
-_SPLIT_NAME = re.compile(r"^(?P<stem>.*)-(?P<no>\d{5})-of-(?P<count>\d{5})\.gguf$")
 
 
 @dataclass(frozen=True)
@@ -211,13 +209,15 @@ def read_gguf_header(path: Path) -> GgufInfo:
                     tuple(tensors))
 
 
-def split_parts(path: Path) -> list[Path]:
+def part_paths(path: Path) -> list[Path]:
     """All parts of a split GGUF given its first part (``name-00001-of-00003.gguf``); [path] otherwise."""
-    m = _SPLIT_NAME.match(Path(path).name)
-    if not m:
-        return [Path(path)]
-    count = int(m["count"])
-    return [Path(path).with_name(f"{m['stem']}-{i:05d}-of-{count:05d}.gguf") for i in range(1, count + 1)]
+    return [Path(path).with_name(name) for name in split_parts(Path(path).name)]
+
+
+def read_parts(path: Path) -> list[GgufInfo]:
+    """The headers of a model file and of every further part of a split one, the first one checked
+    (``check_gguf``): the one reader of a (split) GGUF's tensor table."""
+    return [check_gguf(path)] + [read_gguf_header(p) for p in part_paths(path)[1:]]
 
 
 def check_gguf(path: Path, *, architecture: str = ARCHITECTURE) -> GgufInfo:
@@ -226,7 +226,7 @@ def check_gguf(path: Path, *, architecture: str = ARCHITECTURE) -> GgufInfo:
     Raises QwenctlError with code BAD_INPUT for a file that is not GGUF, is truncated or damaged,
     or holds another architecture than `architecture`; NOT_FOUND for a missing part.
     """
-    parts = split_parts(Path(path))
+    parts = part_paths(Path(path))
     if Path(path) != parts[0]:
         raise QwenctlError(f"{path} is part of a split model", hint=f"load the first part, {parts[0].name}",
                            code=ExitCode.BAD_INPUT)
