@@ -366,9 +366,6 @@ def read_history(path: Path | None = None) -> History:
 
 # --- bandwidth for the roofline -------------------------------------------------------------------
 
-_UNITS = {"": 1, "B": 1, "KB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
-
-
 def predict(hardware, model_path: Path, options: LoadOptions, backend: str) -> Predicted | None:
     """The planner's figures for this very file on this machine (GGUF only: MLX folders carry no tensor table)."""
     if backend != "llama.cpp":
@@ -392,13 +389,13 @@ def remember_speed(hardware, result: BenchResult) -> None:
 
 def parse_bandwidth(text: str) -> Bandwidth:
     """'3.35TB/s', '819 GB/s', '100e9' -> bytes per second."""
-    import re
+    from qwenctl.units import parse_size
 
-    m = re.fullmatch(r"\s*([0-9.]+(?:e[0-9]+)?)\s*([kmgt]i?b)?\s*(?:/s)?\s*", text, re.IGNORECASE)
-    if not m or (m.group(2) or "").upper() not in _UNITS:
+    size = parse_size(text)
+    if size is None:
         raise QwenctlError(f"cannot read bandwidth {text!r}", hint="write it like 3.35TB/s or 819GB/s",
                            code=ExitCode.USAGE)
-    return Bandwidth(int(float(m.group(1)) * _UNITS[(m.group(2) or "").upper()]), "--bandwidth")
+    return Bandwidth(size.value, "--bandwidth")
 
 
 def bandwidth_from_hardware(hw, on_gpu: bool) -> Bandwidth | None:

@@ -32,10 +32,22 @@ from qwenctl.errors import ExitCode, QwenctlError, from_os_error
 if TYPE_CHECKING:
     from qwenctl.backends import Session
 
-# Qwen2.5's chat template inserts this when the conversation has no system message
-# (tokenizer_config.json of the Qwen2.5 Instruct models); we send it explicitly so the
-# llama.cpp and mlx paths agree and /system can replace it.
-DEFAULT_SYSTEM_PROMPT = "You are Qwen, created by Alibaba Cloud. You are a helpful assistant."
+
+
+def default_system_prompt() -> str:
+    """What Qwen2.5's chat template inserts when the conversation has no system message (the catalog's
+    ``generation.default_system_prompt``, with its source); sent explicitly so the llama.cpp and mlx
+    paths agree and /system can replace it."""
+    from qwenctl.catalog import load_catalog
+
+    return load_catalog().generation.system_prompt
+
+
+def __getattr__(name: str) -> str:
+    """``DEFAULT_SYSTEM_PROMPT``, read from the catalog on first use (importing chat reads no data file)."""
+    if name == "DEFAULT_SYSTEM_PROMPT":
+        return default_system_prompt()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 SAVE_SCHEMA = "qwenctl.chat"
 SAVE_VERSION = 1
@@ -89,7 +101,7 @@ class ChatStats:
 class Conversation:
     """The system prompt, the user/assistant history and the sampling settings."""
 
-    system: str = DEFAULT_SYSTEM_PROMPT
+    system: str = field(default_factory=default_system_prompt)
     history: list[dict] = field(default_factory=list)
     sampling: SamplingOptions = field(default_factory=SamplingOptions)
 
@@ -243,13 +255,14 @@ class OneShot:
 def ask(
     session: Session,
     prompt: str,
-    system: str = DEFAULT_SYSTEM_PROMPT,
+    system: str | None = None,  # None: the default system prompt
     sampling: SamplingOptions | None = None,
     on_text: Callable[[str], None] | None = None,
     warn: Callable[[str], None] | None = None,
 ) -> OneShot:
     """Answer one prompt without history: what `qwenctl run -p` and piped stdin use."""
     sampling = sampling or SamplingOptions()
+    system = default_system_prompt() if system is None else system
     budget = session.n_ctx - reply_reserve(session.n_ctx, sampling.max_tokens)
     fitted = fit_to_context(
         {"role": "system", "content": system}, [], {"role": "user", "content": prompt}, session.count_chat_tokens, budget

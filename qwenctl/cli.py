@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from qwenctl import __version__
+from qwenctl.backends import KV_CACHE_TYPES
 from qwenctl.errors import ExitCode, QwenctlError
 
 
@@ -296,7 +297,7 @@ def rm(spec: str, yes: bool, dry_run: bool) -> None:
 @click.option("--ctx", "n_ctx", type=int, help="Context size (default: n-prompt + n-gen, as llama-bench).")
 @click.option("-fa", "--flash-attn/--no-flash-attn", default=None,
               help="Flash attention (default: as `run` loads the model: on with a GPU, else llama.cpp's auto rule).")
-@click.option("--kv-cache-type", type=click.Choice(["f16", "q8_0", "q4_0"]), default="f16", show_default=True)
+@click.option("--kv-cache-type", type=click.Choice(KV_CACHE_TYPES), default="f16", show_default=True)
 @click.option("--bandwidth", help="Memory bandwidth for the roofline (e.g. 3.35TB/s); default: detected.")
 @click.option("--no-chat", is_flag=True, help="Skip the end-to-end chat runs (with sampling).")
 @click.option("--no-save", is_flag=True, help="Do not append the result to the history.")
@@ -385,7 +386,7 @@ def run(size, quant, backend, n_ctx, profile, model, yes, no_chat, system, promp
             if as_json:
                 render.print_json(started.summary(), "run")
             return
-        conversation = chat.Conversation(system=system or chat.DEFAULT_SYSTEM_PROMPT)
+        conversation = chat.Conversation(system=system or chat.default_system_prompt())
         if one_shot:
             text = prompt if prompt is not None else sys.stdin.read()
             if not text.strip():

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from qwenctl.backends import LoadOptions, SamplingOptions
 from qwenctl.errors import ExitCode, QwenctlError
+from qwenctl.install import INSTALL
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -351,7 +352,7 @@ def likely_cause_of_slowness(session: Session, hardware: Hardware | None) -> str
         if isinstance(backends, Backends) and backends.llama_cpp_gpu_offload is False:
             return (
                 "llama-cpp-python was built without CUDA, so the model runs on the CPU; reinstall it with "
-                'CMAKE_ARGS="-DGGML_CUDA=on" pip install --force-reinstall --no-cache-dir llama-cpp-python'
+                + INSTALL["llama-cuda"]
             )
         if session.n_gpu_layers == 0:
             return "no layer is on the GPU; check that the GPU has free memory (nvidia-smi) and rerun"

@@ -37,6 +37,7 @@ from qwenctl.hardware.facts import (
     Backends,
     Hardware,
 )
+from qwenctl.install import INSTALL
 from qwenctl.machine import Machine, machine
 from qwenctl.speed import DeviceSpeed, SpeedEstimate, estimate_speed
 
@@ -167,13 +168,13 @@ def resolve_target(hw: Hardware, constraints: Constraints) -> _Target:
                 code=ExitCode.NO_FIT,
             )
         if not has_mlx:
-            warnings.append("mlx-lm is not installed: pip install 'qwenctl[mlx]'")
+            warnings.append(f"mlx-lm is not installed: {INSTALL['mlx']}")
         return _Target("mlx", "metal", "mlx on the Apple GPU (Apple Silicon, mlx-lm " + ("installed" if has_mlx else "requested") + ")", tuple(warnings))
 
     if not has_llama:
         warnings.append(
-            "llama-cpp-python is not installed: pip install 'qwenctl[llama]'"
-            + (" with CMAKE_ARGS='-DGGML_CUDA=on' for the NVIDIA GPU" if hw.gpus else "")
+            f"llama-cpp-python is not installed: {INSTALL['llama']}"
+            + (f", then for the NVIDIA GPU: {INSTALL['llama-cuda']}" if hw.gpus else "")
         )
     if apple:
         return _Target("llama.cpp", "metal", "llama.cpp on Metal (Apple Silicon" + (", mlx-lm not installed)" if want is None else ")"), tuple(warnings))
@@ -181,8 +182,8 @@ def resolve_target(hw: Hardware, constraints: Constraints) -> _Target:
         offload = b.llama_cpp_gpu_offload if b is not None else None
         if has_llama and offload is False:
             warnings.append(
-                "the installed llama-cpp-python was built without GPU offload: reinstall with "
-                "CMAKE_ARGS='-DGGML_CUDA=on' pip install --force-reinstall llama-cpp-python to use the GPU"
+                "the installed llama-cpp-python was built without GPU offload: to use the GPU, reinstall it with "
+                + INSTALL["llama-cuda"]
             )
             return _Target("llama.cpp", "cpu", f"llama.cpp on the CPU (llama-cpp-python cannot offload to the {hw.gpus[0].name})", tuple(warnings))
         return _Target("llama.cpp", "cuda", f"llama.cpp with CUDA on the {hw.gpus[0].name}, as many layers as fit", tuple(warnings))

@@ -12,7 +12,6 @@ with the file and the field named.
 
 from __future__ import annotations
 
-import re
 import sys
 from dataclasses import dataclass
 from importlib import resources
@@ -33,24 +32,13 @@ from qwenctl.hardware.facts import (
     Nvidia,
     NvidiaGpu,
 )
+from qwenctl.units import parse_size
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
-_UNITS = {
-    "b": 1,
-    "kb": 10**3,
-    "mb": 10**6,
-    "gb": 10**9,
-    "tb": 10**12,
-    "kib": 2**10,
-    "mib": 2**20,
-    "gib": 2**30,
-    "tib": 2**40,
-}
-_SIZE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([kmgt]?i?b)(/s)?\s*$", re.IGNORECASE)
 _SECTIONS_NEEDING_SOURCES = ("cpu", "memory", "gpu", "apple", "board")
 
 
@@ -136,11 +124,11 @@ class _Reader:
             if value <= 0:
                 raise self.fail(key, f"must be positive, got {value}")
             return value
-        m = _SIZE.match(value)
-        if not m or bool(m.group(3)) != rate:
+        size = parse_size(value)
+        if size is None or size.unit is None or size.rate != rate:
             example = "'272 GB/s'" if rate else "'8 GiB'"
             raise self.fail(key, f"must be a size like {example} or an integer, got {value!r}")
-        n = int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+        n = size.value
         if n <= 0:
             raise self.fail(key, f"must be positive, got {value!r}")
         return n

@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Callable
 from qwenctl import serve_stop
 from qwenctl.backends import LoadOptions, SamplingOptions
 from qwenctl.errors import ExitCode, QwenctlError
+from qwenctl.install import INSTALL
 from qwenctl.names import served_model_id
 
 if TYPE_CHECKING:
@@ -162,7 +163,7 @@ def check_server_deps(backend: str) -> None:
         missing = e.name.split(".")[0] if e.name else str(e)
         raise QwenctlError(
             f"serving a {backend} model needs {missing}, which is not installed",
-            hint=f"pip install 'qwenctl[{extra}]'",
+            hint=INSTALL[extra],
             code=ExitCode.BACKEND,
         ) from None
 
@@ -372,14 +373,11 @@ def _serve_llamacpp(target: ServeTarget, options: ServeOptions, sock: socket.soc
 
 
 def _kv_cache_types(kind: str) -> dict:
-    if kind == "f16":
+    if kind == "f16":  # the server's own default
         return {}
-    import llama_cpp
+    from qwenctl.backends.llamacpp import kv_type_id
 
-    types = {"q8_0": llama_cpp.GGML_TYPE_Q8_0, "q4_0": llama_cpp.GGML_TYPE_Q4_0}
-    if kind not in types:
-        raise QwenctlError(f"unknown KV cache type {kind!r}", hint="use f16, q8_0 or q4_0", code=ExitCode.BAD_INPUT)
-    return {"type_k": types[kind], "type_v": types[kind]}
+    return {"type_k": kv_type_id(kind), "type_v": kv_type_id(kind)}
 
 
 class _OpenAILayer:

@@ -155,3 +155,15 @@ def test_engine_refusal_is_a_backend_error(tmp_path, model_cache):
     assert e.value.code == ExitCode.BACKEND
     assert "llama.cpp could not load" in e.value.message
     assert "blk.1" in e.value.message  # llama.cpp's own reason, from its log
+
+
+def test_kv_cache_types_are_llama_cpps_and_the_catalogs():
+    """One list of KV cache types: each has llama.cpp's GGML_TYPE_* id and bytes per value in data/quants.json."""
+    import llama_cpp
+
+    from qwenctl.backends import KV_CACHE_TYPES
+    from qwenctl.backends.llamacpp import kv_type_id
+    from qwenctl.catalog import load_catalog
+
+    assert [kv_type_id(k) for k in KV_CACHE_TYPES] == [llama_cpp.GGML_TYPE_F16, llama_cpp.GGML_TYPE_Q8_0, llama_cpp.GGML_TYPE_Q4_0]
+    assert tuple(k for k, _ in load_catalog().kv_bytes_per_value) == KV_CACHE_TYPES

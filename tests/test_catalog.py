@@ -83,6 +83,19 @@ def test_generation_defaults():
     assert (g.temperature, g.top_p, g.top_k, g.repeat_penalty) == (0.7, 0.8, 20, 1.05)
 
 
+def test_the_code_takes_its_generation_defaults_from_the_catalog():
+    """SamplingOptions, chat's system prompt and serve's defaults are the data file's, not literals beside it."""
+    from qwenctl import chat
+    from qwenctl.backends import SamplingOptions
+    from qwenctl.serve import SamplingDefaults
+
+    g = load_catalog().generation
+    s = SamplingOptions()
+    assert (s.temperature, s.top_p, s.top_k, s.repeat_penalty) == (g.temperature, g.top_p, g.top_k, g.repeat_penalty)
+    assert SamplingDefaults.qwen() == SamplingDefaults(g.temperature, g.top_p, g.top_k, g.repeat_penalty)
+    assert chat.Conversation().system == chat.DEFAULT_SYSTEM_PROMPT == g.system_prompt
+
+
 def test_unknown_size_and_quant():
     c = load_catalog()
     with pytest.raises(QwenctlError) as e:

@@ -8,15 +8,20 @@ the smoke test) reads the same ``GenerationEvent`` stream.
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Protocol, Sequence
+from typing import Any, Callable, Iterator, Protocol, Sequence
 
 # name -> "module:function" returning a Session; imported lazily.
 _BACKENDS = {
     "llama.cpp": "qwenctl.backends.llamacpp:load",
     "mlx": "qwenctl.backends.mlx:load",
 }
+
+
+# KV cache types a session can be loaded with; llama.cpp's ids are its GGML_TYPE_* constants
+# (backends.llamacpp.kv_type_id), the bytes per value are in data/quants.json.
+KV_CACHE_TYPES = ("f16", "q8_0", "q4_0")
 
 
 @dataclass(frozen=True)
@@ -26,18 +31,29 @@ class LoadOptions:
     n_threads: int | None = None  # None = the engine's default
     n_batch: int = 512
     flash_attn: bool | None = None  # None: llama.cpp's auto rule (on where the device supports it: always the CPU)
-    kv_cache_type: str = "f16"  # "f16" | "q8_0" | "q4_0"
+    kv_cache_type: str = "f16"  # one of KV_CACHE_TYPES
     seed: int = 0
+
+
+def _qwen_default(name: str) -> Callable[[], Any]:
+    """A default from the catalog's ``generation`` table (data/models.json, with its source), read on first use."""
+
+    def default() -> Any:
+        from qwenctl.catalog import load_catalog
+
+        return getattr(load_catalog().generation, name)
+
+    return default
 
 
 @dataclass(frozen=True)
 class SamplingOptions:
-    """Qwen2.5's recommended defaults (generation_config.json of the Instruct models)."""
+    """Qwen2.5's recommended defaults (generation_config.json of the Instruct models), from the catalog."""
 
-    temperature: float = 0.7
-    top_p: float = 0.8
-    top_k: int = 20
-    repeat_penalty: float = 1.05
+    temperature: float = field(default_factory=_qwen_default("temperature"))
+    top_p: float = field(default_factory=_qwen_default("top_p"))
+    top_k: int = field(default_factory=_qwen_default("top_k"))
+    repeat_penalty: float = field(default_factory=_qwen_default("repeat_penalty"))
     max_tokens: int = 512
     seed: int | None = None
 

@@ -21,21 +21,17 @@ import time
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from qwenctl.backends import ChatTemplateSession, GenerationEvent, LoadOptions, MemoryUse, SamplingOptions
+from qwenctl.backends import KV_CACHE_TYPES, ChatTemplateSession, GenerationEvent, LoadOptions, MemoryUse, SamplingOptions
 from qwenctl.backends import llama_flash as flash
 from qwenctl.backends import memory as mem
 from qwenctl.backends.generation import Engine, Request, run_one
 from qwenctl.backends.sampling import ChainSpec, device_report
 from qwenctl.backends.gguf_check import GgufInfo, check_gguf
 from qwenctl.errors import ExitCode, QwenctlError
+from qwenctl.install import INSTALL
 
 log = logging.getLogger("qwenctl.llama")
 
-CUDA_INSTALL = 'CMAKE_ARGS="-DGGML_CUDA=on" pip install --force-reinstall --no-cache-dir llama-cpp-python'
-METAL_INSTALL = 'CMAKE_ARGS="-DGGML_METAL=on" pip install --force-reinstall --no-cache-dir llama-cpp-python'
-
-# ggml_type ids for the KV cache (ggml.h)
-_KV_TYPES = {"f16": 1, "q8_0": 8, "q4_0": 2}
 
 # Fractions of the layers kept on the GPU after an out-of-memory at load, tried in order.
 _OOM_LADDER = (0.75, 0.5, 0.25, 0.0)
@@ -80,7 +76,7 @@ def _import_llama_cpp():
     try:
         import llama_cpp
     except ImportError as e:
-        raise QwenctlError(f"llama-cpp-python is not installed ({e})", hint="pip install 'qwenctl[llama]'",
+        raise QwenctlError(f"llama-cpp-python is not installed ({e})", hint=INSTALL["llama"],
                            code=ExitCode.BACKEND) from None
     route_llama_logs()
     return llama_cpp
@@ -228,12 +224,21 @@ def _gpu_notes(llama_cpp, wanted_gpu: bool) -> tuple[bool, list[str]]:
         return False, []
     if mem.nvidia_gpu_present():
         note = ("this llama-cpp-python was built without GPU support, so the model runs on the CPU; "
-                f"for CUDA reinstall it with: {CUDA_INSTALL}")
+                f"for CUDA reinstall it with: {INSTALL['llama-cuda']}")
     elif platform.system() == "Darwin" and platform.machine() == "arm64":
-        note = f"this llama-cpp-python was built without Metal, so the model runs on the CPU; reinstall it with: {METAL_INSTALL}"
+        note = f"this llama-cpp-python was built without Metal, so the model runs on the CPU; reinstall it with: {INSTALL['llama-metal']}"
     else:  # no GPU to offload to: the CPU is the plan, not a fallback
         return False, []
     return False, [note]  # shown by the caller (run prints session notes); logging it too said it twice
+
+
+def kv_type_id(kind: str) -> int:
+    """llama.cpp's ggml type id of a KV cache type (``f16``, ``q8_0``, ``q4_0``): its GGML_TYPE_* constant."""
+    import llama_cpp
+
+    if kind not in KV_CACHE_TYPES:
+        raise QwenctlError(f"unknown KV cache type {kind!r}", hint=f"use {', '.join(KV_CACHE_TYPES)}", code=ExitCode.BAD_INPUT)
+    return int(getattr(llama_cpp, f"GGML_TYPE_{kind.upper()}"))
 
 
 def load(model_path: Path, options: LoadOptions) -> LlamaCppSession:
@@ -256,8 +261,8 @@ def load(model_path: Path, options: LoadOptions) -> LlamaCppSession:
                 llm = llama_cpp.Llama(
                     str(model_path), n_gpu_layers=ngl, n_ctx=options.n_ctx, n_batch=options.n_batch,
                     n_ubatch=options.n_batch, n_threads=threads, n_threads_batch=threads,
-                    flash_attn=bool(options.flash_attn), type_k=_KV_TYPES[options.kv_cache_type],
-                    type_v=_KV_TYPES[options.kv_cache_type], seed=options.seed, verbose=False,
+                    flash_attn=bool(options.flash_attn), type_k=kv_type_id(options.kv_cache_type),
+                    type_v=kv_type_id(options.kv_cache_type), seed=options.seed, verbose=False,
                 )
         except (ValueError, RuntimeError) as e:  # llama-cpp-python's "Failed to load model / create context"
             last_error = e

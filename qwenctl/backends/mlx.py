@@ -14,6 +14,7 @@ from typing import Iterator, Sequence
 from qwenctl.backends import ChatTemplateSession, GenerationEvent, LoadOptions, MemoryUse, SamplingOptions
 from qwenctl.backends import memory as mem
 from qwenctl.errors import ExitCode, QwenctlError
+from qwenctl.install import INSTALL
 
 
 def _import_mlx():
@@ -21,7 +22,7 @@ def _import_mlx():
         import mlx.core as mx
         import mlx_lm
     except ImportError as e:
-        raise QwenctlError(f"mlx-lm is not installed ({e})", hint="pip install 'qwenctl[mlx]'",
+        raise QwenctlError(f"mlx-lm is not installed ({e})", hint=INSTALL["mlx"],
                            code=ExitCode.BACKEND) from None
     return mx, mlx_lm
 

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from qwenctl.errors import ExitCode, QwenctlError
+from qwenctl.install import INSTALL
 
 MIB = 1 << 20
 MIN_BUFFER = 256 * MIB  # several times any desktop or server L3 cache per socket
@@ -51,7 +52,7 @@ def measure(threads: int | None = None, buffer_bytes: int | None = None, repeats
     try:
         import numpy as np
     except ImportError:
-        raise QwenctlError("measuring memory bandwidth needs numpy", hint="pip install numpy",
+        raise QwenctlError("measuring memory bandwidth needs numpy", hint=INSTALL["numpy"],
                            code=ExitCode.ERROR) from None
     started = time.perf_counter()
     threads = max(1, threads or os.cpu_count() or 1)

@@ -25,6 +25,7 @@ from typing import Any
 from qwenctl.hardware._parse import data
 from qwenctl.hardware.facts import Absent, Nvidia, NvidiaGpu, UnusableGpu
 from qwenctl.hardware.snapshot import NOT_CAPTURED, NVML_BINDINGS_MISSING, NvmlDevice, NvmlError, Source
+from qwenctl.install import INSTALL
 
 # NVML errors that mean "no NVIDIA GPU to talk to here", in words for the report.
 NO_DRIVER = {
@@ -32,7 +33,7 @@ NO_DRIVER = {
     "NVML_ERROR_DRIVER_NOT_LOADED": "the NVIDIA driver is installed but not loaded",
     "NVML_ERROR_NO_PERMISSION": "NVML refused access to the GPU (permissions)",
     "NVML_ERROR_LIB_RM_VERSION_MISMATCH": "the NVIDIA driver library and kernel module versions differ (reboot?)",
-    NVML_BINDINGS_MISSING: "the nvidia-ml-py package is not installed (pip install nvidia-ml-py)",
+    NVML_BINDINGS_MISSING: f"the nvidia-ml-py package is not installed ({INSTALL['nvml']})",
 }
 
 

@@ -1,0 +1,19 @@
+"""The install lines qwenctl tells users to run, once each (errors and warnings quote them from here).
+
+The CUDA and Metal lines rebuild llama-cpp-python from source with the GPU on: ``--force-reinstall``
+replaces a CPU-only build, ``--no-cache-dir`` keeps pip from reusing the wheel it built before
+(without it pip reinstalls the cached CPU-only wheel and nothing changes).
+"""
+
+from __future__ import annotations
+
+# what to install -> the command
+INSTALL = {
+    "llama": "pip install 'qwenctl[llama]'",
+    "mlx": "pip install 'qwenctl[mlx]'",
+    "server": "pip install 'qwenctl[server]'",
+    "llama-cuda": 'CMAKE_ARGS="-DGGML_CUDA=on" pip install --force-reinstall --no-cache-dir llama-cpp-python',
+    "llama-metal": 'CMAKE_ARGS="-DGGML_METAL=on" pip install --force-reinstall --no-cache-dir llama-cpp-python',
+    "nvml": "pip install nvidia-ml-py",
+    "numpy": "pip install numpy",
+}
