@@ -1,14 +1,15 @@
-"""Talking to the hub without tracebacks: its errors, its odd answers, its log lines, and the cache's disk.
+"""Where the hub and its cache are, and talking to the hub without tracebacks: its errors, its odd
+answers, its log lines, and the cache's disk.
 
+- ``HubSettings.from_env()``: the endpoint, cache folder and offline switch, from the same variables
+  huggingface_hub reads, read at call time (not at import, as ``huggingface_hub.constants`` does), so a
+  library caller or a test may change them.
 - ``errors(asked)``: huggingface_hub's exceptions become one line each through a table (gated,
   not found, HTTP status, transport), with the exit code; anything not in the table propagates.
 - ``odd_answers(asked)``: around a call into huggingface_hub that parses the hub's answer
   (``model_info``, ``list_repo_tree``). An answer of an unexpected shape (a mirror or proxy that
   is not quite the hub) makes huggingface_hub raise TypeError/KeyError/ValueError/AttributeError
   from deep inside; that is the hub's answer, not a qwenctl bug, so it is one NETWORK line.
-- ``quiet_logs()``: huggingface_hub logs each retry of a dropped download through its own stderr
-  handler *and* the root logger qwenctl configures, so the same warning showed twice per retry;
-  while qwenctl downloads, those records are swallowed and qwenctl says once per file that it resumes.
 - ``cache_errors(cache_dir)``: an OSError on the cache or qwenctl's own files becomes one line naming
   the path (errors.from_os_error), with "point HF_HUB_CACHE at another disk" as the fix for the cache.
 """
@@ -20,14 +21,61 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 from qwenctl.errors import ExitCode, QwenctlError, from_os_error
+from qwenctl.fetch.verify import Remote
+from qwenctl.names import check_filename
+
+if TYPE_CHECKING:
+    from huggingface_hub.hf_api import HfApi, RepoFile
 
 log = logging.getLogger("qwenctl.fetch")
 
 TOKEN_HINT = "needs a token: set HF_TOKEN or run `hf auth login`"
 CACHE_FIX = "point HF_HUB_CACHE at another disk"
+DEFAULT_ENDPOINT = "https://huggingface.co"
+
+
+@dataclass(frozen=True)
+class HubSettings:
+    endpoint: str
+    cache_dir: Path
+    offline: bool
+
+    @classmethod
+    def from_env(cls, offline: bool = False) -> HubSettings:
+        """The same variables huggingface_hub reads, read now rather than at its import."""
+        env = os.environ
+        home = env.get("HF_HOME") or os.path.join(env.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "huggingface")
+        cache = env.get("HF_HUB_CACHE") or env.get("HUGGINGFACE_HUB_CACHE") or os.path.join(home, "hub")
+        hub_offline = (env.get("HF_HUB_OFFLINE") or env.get("TRANSFORMERS_OFFLINE") or "").upper() in {"1", "ON", "YES", "TRUE"}
+        return cls(
+            endpoint=(env.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/"),
+            cache_dir=Path(os.path.expandvars(os.path.expanduser(cache))),
+            offline=offline or hub_offline,
+        )
+
+
+def repo_folder(cache_dir: Path, repo: str) -> Path:
+    """The cache folder of a model repo, named as huggingface_hub names it."""
+    return cache_dir / ("models--" + repo.replace("/", "--"))
+
+
+def list_remote(api: HfApi, repo: str, commit: str) -> dict[str, Remote]:
+    """Every file of `repo` at `commit` as the hub records it (LFS size and SHA-256, or git blob SHA-1)."""
+    files: dict[str, Remote] = {}
+    for entry in api.list_repo_tree(repo, revision=commit, recursive=True):
+        if not hasattr(entry, "blob_id"):  # a folder
+            continue
+        f: RepoFile = entry  # type: ignore[assignment]
+        check_filename(f.path)
+        if f.lfs is not None:
+            files[f.path] = Remote(f.path, f.lfs.size, f.lfs.sha256)
+        else:
+            files[f.path] = Remote(f.path, f.size, f.blob_id)
+    return files
+
 
 @dataclass(frozen=True)
 class Asked:
@@ -97,33 +145,6 @@ def odd_answers(asked: Asked) -> Iterator[None]:
             hint="is HF_ENDPOINT a Hugging Face hub or a full mirror of one? try again later, or `--offline` for what is cached",
             code=ExitCode.NETWORK,
         ) from None
-
-
-class _OnceFilter(logging.Filter):
-    """Drops huggingface_hub's download warnings; the first "Trying to resume" becomes one qwenctl line."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.said = False
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno >= logging.WARNING and not self.said and "resume" in record.getMessage():
-            self.said = True
-            first = record.getMessage().splitlines()[0].removeprefix("Error while downloading from ")
-            log.warning("the connection dropped (%s); resuming the download", first)
-        return False
-
-
-@contextlib.contextmanager
-def quiet_logs() -> Iterator[None]:
-    """While qwenctl downloads: no warning from huggingface_hub's downloader, at most one of qwenctl's own."""
-    hub_log = logging.getLogger("huggingface_hub.file_download")
-    once = _OnceFilter()
-    hub_log.addFilter(once)
-    try:
-        yield
-    finally:
-        hub_log.removeFilter(once)
 
 
 @contextlib.contextmanager
