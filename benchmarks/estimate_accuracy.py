@@ -249,7 +249,7 @@ def fit(docs: list[dict]) -> dict:
 def predicted_row(hw, label: str, case: dict, m: dict) -> dict:
     """One result row: the measurement `m` of `case` beside predict_for_file's figures for it."""
     from qwenctl.backends import LoadOptions
-    from qwenctl.hardware.facts import to_dict
+    from qwenctl.result import to_dict
     from qwenctl.predict import predict_for_file
 
     options = LoadOptions(n_ctx=case["n_ctx"], n_gpu_layers=case.get("ngl", -1 if case["gpu"] else 0),
@@ -332,7 +332,8 @@ def main() -> None:
     import dataclasses
 
     from qwenctl.hardware import detect
-    from qwenctl.hardware.facts import Memory, hardware_from_dict, to_dict
+    from qwenctl.hardware.facts import Memory, hardware_from_dict
+    from qwenctl.result import to_dict
 
     if args.repredict:
         print_header(args.markdown)

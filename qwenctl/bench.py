@@ -314,12 +314,11 @@ def history_path() -> Path:
 def append_history(result: BenchResult, path: Path | None = None) -> Path:
     """Append one JSON line. A single O_APPEND write per record, so concurrent runs never interleave
     within a line, and a crash leaves at most one partial last line (which read_history skips)."""
-    from qwenctl.hardware.facts import SCHEMA_VERSION, to_dict
-
     from qwenctl.files import append_line
+    from qwenctl.result import envelope
 
     path = path or history_path()
-    append_line(path, json.dumps({"schema": HISTORY_SCHEMA, "version": SCHEMA_VERSION, **to_dict(result)}))
+    append_line(path, json.dumps(envelope(HISTORY_SCHEMA, result)))
     return path
 
 

@@ -5,7 +5,7 @@ from hardware_captures import ALL, CAPTURES, document, replay
 
 from qwenctl.errors import ExitCode, QwenctlError
 from qwenctl.hardware import LiveSource, detect, load_snapshot, save_snapshot
-from qwenctl.hardware.facts import to_dict
+from qwenctl.result import to_dict
 from qwenctl.hardware.snapshot import NvmlError
 
 

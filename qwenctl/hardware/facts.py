@@ -2,24 +2,19 @@
 
 Bytes are ints and speeds are bytes/second everywhere; formatting happens only in the
 renderer. A probe that cannot answer returns ``Absent(reason)`` instead of a value, so
-the report always says *why* something is missing. ``to_dict`` / ``hardware_from_dict``
-give the stable JSON schema documented in docs/detect.md, which profiles reuse.
+the report always says *why* something is missing. ``qwenctl.result.to_dict`` /
+``hardware_from_dict`` give the stable JSON schema documented in docs/detect.md, which profiles reuse.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, Union
 
-SCHEMA_VERSION = 1
+from qwenctl.result import Absent, from_dict
 
-
-@dataclass(frozen=True)
-class Absent:
-    """A fact that could not be established, and the reason in plain words."""
-
-    reason: str
+__all__ = ["Absent", "AppleSilicon", "Backends", "Board", "Cpu", "Disk", "Hardware", "Memory", "Nvidia", "NvidiaGpu",
+           "UnusableGpu", "hardware_from_dict"]
 
 
 @dataclass(frozen=True)
@@ -168,72 +163,8 @@ class Hardware:
         return self.nvidia.gpus if isinstance(self.nvidia, Nvidia) else ()
 
 
-def to_dict(obj: Any) -> Any:
-    """JSON-ready form: dataclasses become dicts, Absent becomes {"absent": reason}."""
-    if isinstance(obj, Absent):
-        return {"absent": obj.reason}
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
-    if isinstance(obj, (tuple, list)):
-        return [to_dict(x) for x in obj]
-    return obj
-
-
 def hardware_from_dict(d: dict[str, Any]) -> Hardware:
     """The inverse of ``to_dict`` for a Hardware document (``detect --json`` output, minus
     the "schema"/"version" envelope keys, which are ignored). Raises ValueError on a document
     that does not fit the schema, naming the field."""
-    return _from(Hardware, d, "hardware")
-
-
-def _from(tp: Any, value: Any, where: str) -> Any:
-    import types
-    import typing
-
-    origin = typing.get_origin(tp)
-    if tp is Any:
-        return value
-    if origin in (Union, types.UnionType):
-        options = typing.get_args(tp)
-        if isinstance(value, dict) and set(value) == {"absent"} and Absent in options:
-            return Absent(str(value["absent"]))
-        if value is None and type(None) in options:
-            return None
-        errors = []
-        for option in options:
-            if option in (Absent, type(None)):
-                continue
-            try:
-                return _from(option, value, where)
-            except ValueError as e:
-                errors.append(str(e))
-        raise ValueError(errors[0] if errors else f"{where}: {value!r} does not fit {tp}")
-    if origin is tuple:
-        args = typing.get_args(tp)
-        if not isinstance(value, (list, tuple)):
-            raise ValueError(f"{where}: expected a list, got {value!r}")
-        if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_from(args[0], v, f"{where}[{i}]") for i, v in enumerate(value))
-        if len(args) != len(value):
-            raise ValueError(f"{where}: expected {len(args)} items, got {len(value)}")
-        return tuple(_from(a, v, f"{where}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
-    if dataclasses.is_dataclass(tp):
-        if not isinstance(value, dict):
-            raise ValueError(f"{where}: expected an object, got {value!r}")
-        hints = typing.get_type_hints(tp)
-        kwargs = {}
-        for f in dataclasses.fields(tp):
-            if f.name in value:
-                kwargs[f.name] = _from(hints[f.name], value[f.name], f"{where}.{f.name}")
-            elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-                raise ValueError(f"{where}: missing {f.name!r}")
-        return typing.cast(Any, tp)(**kwargs)
-    if tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-    elif tp in (int, str, bool):
-        if isinstance(value, tp) and not (tp is int and isinstance(value, bool)):
-            return value
-    else:
-        raise TypeError(f"{where}: no conversion for {tp}")  # a schema change this code missed
-    raise ValueError(f"{where}: expected {tp.__name__}, got {value!r}")
+    return from_dict(Hardware, d, "hardware")

@@ -15,7 +15,7 @@ from typing import Any
 
 from rich.console import Console
 
-from qwenctl.hardware.facts import to_dict
+from qwenctl.result import envelope
 
 
 def console(stderr: bool = False) -> Console:
@@ -24,9 +24,7 @@ def console(stderr: bool = False) -> Console:
 
 def print_json(result: Any, kind: str) -> None:
     """Print `result` as one versioned JSON document: {"schema": kind, "version": 1, ...fields}."""
-    from qwenctl.hardware.facts import SCHEMA_VERSION
-
-    doc = {"schema": kind, "version": SCHEMA_VERSION, **to_dict(result)}
+    doc = envelope(kind, result)
     json.dump(doc, sys.stdout, indent=2, sort_keys=False)
     sys.stdout.write("\n")
 

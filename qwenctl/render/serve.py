@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
-from qwenctl.hardware.facts import SCHEMA_VERSION, to_dict
+from qwenctl.result import envelope
 from qwenctl.render import console
 from qwenctl.serve import ServerInfo
 
@@ -16,7 +16,7 @@ def ready(info: ServerInfo, as_json: bool) -> None:
     for warning in info.warnings:
         err.print(f"[bold yellow]warning:[/] {warning}", soft_wrap=True)
     if as_json:
-        sys.stdout.write(json.dumps({"schema": "serve", "version": SCHEMA_VERSION, **to_dict(info)}) + "\n")
+        sys.stdout.write(json.dumps(envelope("serve", info)) + "\n")
         sys.stdout.flush()
         return
     out = console()
