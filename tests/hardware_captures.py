@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from qwenctl.hardware.snapshot import ReplaySource, _validate
+from qwenctl.hardware.replay import ReplaySource, _validate
 
 CAPTURES = Path(__file__).parent / "fixtures" / "captures"
 ALL = sorted(p.name for p in CAPTURES.glob("*.json"))

@@ -3,7 +3,8 @@ import importlib.util
 import pytest
 from hardware_captures import document, replay
 
-from qwenctl.hardware import LiveSource, backends, disk
+from qwenctl.hardware import LiveSource, disk
+from qwenctl.hardware import engines as backends
 from qwenctl.hardware.facts import Absent, Backends, Disk
 
 

@@ -95,7 +95,7 @@ def test_real_capture_of_the_projects_h100_machine():
 
 def test_missing_nvml_bindings_are_absent_in_words(monkeypatch):
     """nvidia-ml-py is a dependency, but a broken install can lack it: detect still answers, and says why."""
-    from qwenctl.hardware.snapshot import LiveSource
+    from qwenctl.hardware.live import LiveSource
 
     monkeypatch.setitem(sys.modules, "pynvml", None)  # any `import pynvml` now fails
     found = nvidia.probe(LiveSource())

@@ -18,29 +18,33 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from qwenctl.hardware.facts import Absent, Hardware, Memory, hardware_from_dict
 
 if TYPE_CHECKING:
-    from qwenctl.hardware.snapshot import LiveSource, ReplaySource, Source, load_snapshot, save_snapshot
+    from qwenctl.hardware.live import LiveSource
+    from qwenctl.hardware.replay import ReplaySource, load_snapshot, save_snapshot
+    from qwenctl.hardware.snapshot import Source
 
 __all__ = ["LiveSource", "ReplaySource", "Source", "detect", "hardware_from_dict", "load_snapshot", "measure_bandwidth",
            "save_snapshot"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-_FROM_SNAPSHOT = {"LiveSource", "ReplaySource", "Source", "load_snapshot", "save_snapshot"}
+# name -> the module it lives in (snapshot.py: the format; live.py: this machine; replay.py: a recorded one)
+_LAZY = {"LiveSource": "live", "ReplaySource": "replay", "Source": "snapshot", "load_snapshot": "replay",
+         "save_snapshot": "replay"}
 
 
 def __getattr__(name: str) -> Any:
     """The snapshot layer loads on first use: `import qwenctl.hardware.facts` (which every
     command's renderer does) must not pay for the probes."""
-    if name in _FROM_SNAPSHOT:
-        from qwenctl.hardware import snapshot
+    if name in _LAZY:
+        import importlib
 
-        return getattr(snapshot, name)
+        return getattr(importlib.import_module(f"qwenctl.hardware.{_LAZY[name]}"), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def detect(source: Source | None = None) -> Hardware:
     """The facts of this machine (or of the machine a snapshot source recorded)."""
-    from qwenctl.hardware import apple, backends, cpu, disk, memory, nvidia, raspberry_pi
+    from qwenctl.hardware import apple, cpu, disk, engines, memory, nvidia, raspberry_pi
     from qwenctl.hardware.live import LiveSource
 
     source = source or LiveSource()
@@ -61,7 +65,7 @@ def detect(source: Source | None = None) -> Hardware:
         apple=the_apple,
         board=board,
         disk=_probe("disk", lambda: disk.probe(source)),
-        backends=_probe("backends", lambda: backends.probe(source)),
+        backends=_probe("backends", lambda: engines.probe(source)),
     )
 
 

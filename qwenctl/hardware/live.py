@@ -10,9 +10,9 @@ from __future__ import annotations
 import errno
 import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
+from qwenctl.hardware import engines
 from qwenctl.hardware.snapshot import (
     COMMAND_TIMEOUT_S,
     NVML_BINDINGS_MISSING,
@@ -164,19 +164,19 @@ class LiveSource:
         return usage.total, usage.free
 
     def package_version(self, name: str) -> str | None:
-        version = _installed_versions().get(_normalize(name))
+        version = engines.installed_versions().get(engines.normalize(name))
         if self._doc is not None:
             self._doc["python"]["packages"][name] = version
         return version
 
     def llama_supports_gpu_offload(self) -> bool | None:
-        value = _llama_supports_gpu_offload()
+        value = engines.llama_supports_gpu_offload()
         if self._doc is not None:
             self._doc["python"]["llama_supports_gpu_offload"] = value
         return value
 
     def mlx_default_device(self) -> str | None:
-        value = _mlx_default_device(self.system, self.package_version)
+        value = engines.mlx_default_device_of(self.system, self.package_version)
         if self._doc is not None:
             self._doc["python"]["mlx_default_device"] = value
         return value
@@ -270,92 +270,3 @@ class _MigHandleError(Exception):
     def __init__(self, code: str):
         super().__init__(code)
         self.code = code
-
-
-_VERSIONS: dict[str, str] | None = None
-
-
-def _normalize(name: str) -> str:
-    import re
-
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
-def _installed_versions() -> dict[str, str]:
-    """{normalized name: version} from the *.dist-info / *.egg-info folder names on sys.path.
-
-    What importlib.metadata.version() answers, from one directory listing per path entry:
-    importing importlib.metadata and asking it once per package cost ~10 ms of detect's
-    start-up; the folder names ("llama_cpp_python-0.3.36.dist-info") already say it.
-    """
-    global _VERSIONS
-    if _VERSIONS is None:
-        import sys
-
-        _VERSIONS = {}
-        for entry in sys.path:
-            try:
-                names = os.listdir(entry or ".")
-            except OSError:
-                continue
-            for folder in names:
-                for suffix in (".dist-info", ".egg-info"):
-                    if folder.endswith(suffix):
-                        name, _, rest = folder[: -len(suffix)].partition("-")
-                        if rest:
-                            _VERSIONS.setdefault(_normalize(name), rest.split("-")[0])
-    return _VERSIONS
-
-
-_LLAMA_LOG_SINK: Any = None
-
-
-def _llama_supports_gpu_offload() -> bool | None:
-    """Ask libllama itself, through ctypes, without importing the ``llama_cpp`` package.
-
-    ``import llama_cpp`` costs 85-110 ms here (it pulls in numpy and builds every binding),
-    which alone would break detect's start-up budget; loading the shared library and calling
-    this one function costs about 4 ms on a CPU build (benchmarks/detect_startup.py). On a
-    CUDA build the call also initialises the CUDA backend: that is the answer's real cost.
-    llama.cpp's log callback is silenced first so backend start-up lines do not reach stderr.
-    """
-    import ctypes
-    import importlib.util
-
-    spec = importlib.util.find_spec("llama_cpp")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    lib_dir = Path(next(iter(spec.submodule_search_locations))) / "lib"
-    candidates = sorted(lib_dir.glob("libllama.*")) + sorted(lib_dir.glob("llama.dll"))
-    if not candidates:
-        return None
-    try:
-        lib = ctypes.CDLL(str(candidates[0]))
-        global _LLAMA_LOG_SINK
-        log_callback = ctypes.CFUNCTYPE(None, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p)
-        _LLAMA_LOG_SINK = log_callback(lambda level, text, user_data: None)  # kept alive: C holds it
-        lib.llama_log_set(_LLAMA_LOG_SINK, None)
-        lib.llama_supports_gpu_offload.restype = ctypes.c_bool
-        return bool(lib.llama_supports_gpu_offload())
-    except (OSError, AttributeError):  # a library that will not load, or an older ABI
-        return None
-
-
-def _mlx_default_device(system: str, package_version: Any) -> str | None:
-    """MLX's default device, importing mlx only where the answer can differ.
-
-    On macOS the answer depends on Metal, so mlx.core is imported (20-40 ms, only when mlx is
-    installed). On Linux the CPU wheel (`mlx-cpu`, what `mlx[cpu]` installs) has no GPU
-    backend, so its default device is the CPU without asking; a CUDA build is asked.
-    """
-    if package_version("mlx") is None:
-        return None
-    if system == "Linux" and package_version("mlx-cuda") is None:
-        return "cpu"
-    try:
-        import mlx.core as mx
-    except ImportError:
-        return None
-    return "gpu" if mx.default_device() == mx.gpu else "cpu"
-
-
