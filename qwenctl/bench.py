@@ -23,17 +23,21 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import platform
 import random
 import statistics
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from qwenctl.backends import LoadOptions, SamplingOptions, Session, load_backend
 from qwenctl.backends import memory as mem
 from qwenctl.errors import ExitCode, QwenctlError
+from qwenctl.hardware import detect
+from qwenctl.hardware.facts import Cpu, Hardware
+
+if TYPE_CHECKING:
+    from qwenctl.pipeline import Prepared
 
 HISTORY_SCHEMA = "bench"
 CHAT_FILLER = "The quick brown fox jumps over the lazy dog while the cat sleeps in the warm sun. "
@@ -112,12 +116,11 @@ class BenchResult:
     sampling: str | None = None  # where chat_tps's tokens were drawn, in words (llama.cpp only)
 
 
-def _machine() -> str:
-    import psutil
-
-    desc = f"{platform.system()} {platform.machine()}, {psutil.cpu_count(logical=False)} cores"
-    gpu = mem.gpu_names()
-    return desc + (f", {', '.join(gpu)}" if gpu else "")
+def _machine(hw: Hardware) -> str:
+    """Where the figures were measured, in words, from detect's facts (not probed again)."""
+    cores = hw.cpu.physical_cores if isinstance(hw.cpu, Cpu) else None
+    gpus = [g.name for g in hw.gpus]
+    return f"{hw.system} {hw.machine}, {cores} cores" + (f", {', '.join(gpus)}" if gpus else "")
 
 
 def _engine_version(backend: str) -> str | None:
@@ -155,8 +158,10 @@ def bench(
     predicted: Predicted | None = None,
     seed: int = 0,
     progress: Progress | None = None,
+    hardware: Hardware | None = None,
 ) -> BenchResult:
-    """Load `model_path` and measure it (see the module docstring for the protocol)."""
+    """Load `model_path` and measure it (see the module docstring for the protocol); `hardware` is the
+    machine's facts (detected when not given), for the result's description of it."""
     if n_prompt < 1 or n_gen < 2 or repetitions < 1:
         raise QwenctlError("bench needs n_prompt >= 1, n_gen >= 2 and repetitions >= 1", code=ExitCode.USAGE)
     options = options or LoadOptions(n_ctx=n_prompt + n_gen)
@@ -254,7 +259,7 @@ def bench(
     return BenchResult(
         model=str(model_path),
         backend=backend,
-        machine=_machine(),
+        machine=_machine(hardware or detect()),
         started_at=started_at,
         qwenctl_version=__version__,
         engine_version=_engine_version(backend),
@@ -301,6 +306,38 @@ def _chat_runs(session: Session, messages: list[dict], n_gen: int, repetitions: 
             tps.append(last.generation_tps)
     tick(phase, repetitions, repetitions)
     return ttft, tps
+
+
+def options_for(planned: LoadOptions, *, n_prompt: int, n_gen: int, n_ctx: int | None = None,
+                n_gpu_layers: int | None = None, n_threads: int | None = None, n_batch: int = 512,
+                flash_attn: bool | None = None, kv_cache_type: str = "f16") -> LoadOptions:
+    """The load options bench measures with: what was asked, else what `run` loads the model with
+    (`planned`), and a context of n_prompt + n_gen unless one is given, as llama-bench."""
+    return LoadOptions(
+        n_ctx=n_ctx or n_prompt + n_gen,
+        n_gpu_layers=n_gpu_layers if n_gpu_layers is not None else planned.n_gpu_layers,
+        n_threads=n_threads or planned.n_threads,
+        n_batch=n_batch,
+        flash_attn=flash_attn if flash_attn is not None else planned.flash_attn,
+        kv_cache_type=kv_cache_type,
+    )
+
+
+def bench_prepared(prepared: Prepared, options: LoadOptions, *, bandwidth: str | None = None, save: bool = True,
+                   **runs: Any) -> BenchResult:
+    """Bench a model the pipeline prepared (`bench` keyword arguments in `runs`): the roofline's
+    bandwidth (`bandwidth` as written, e.g. "3.35TB/s", else detected) and the planner's prediction
+    for this file on this machine beside the measurement; with `save`, the result joins the history
+    and this machine's speed record."""
+    path = Path(prepared.files.load_path)
+    hw = prepared.hardware
+    bw = parse_bandwidth(bandwidth) if bandwidth else bandwidth_from_hardware(hw, options.n_gpu_layers != 0)
+    result = bench(path, backend=prepared.backend, options=options, bandwidth=bw,
+                   predicted=predict(hw, path, options, prepared.backend), hardware=hw, **runs)
+    if save:
+        append_history(result)
+        remember_speed(hw, result)
+    return result
 
 
 # --- history -------------------------------------------------------------------------------------

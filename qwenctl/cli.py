@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import sys
-from pathlib import Path
 
 import click
 
@@ -314,33 +313,18 @@ def bench(model, size, quant, backend, n_prompt, n_gen, repetitions, n_gpu_layer
     """
     from qwenctl import bench as bench_mod
     from qwenctl import render
-    from qwenctl.backends import LoadOptions
     from qwenctl.render import bench as show
 
     if history:
         past = bench_mod.read_history()
         return render.print_json(past, "bench-history") if as_json else show.show_history(past)
     chosen = _bench_target(model, size, quant, backend, yes=yes, offline=offline, quiet=as_json)
-    planned = chosen.load_options
-    options = LoadOptions(
-        n_ctx=n_ctx or n_prompt + n_gen,
-        n_gpu_layers=n_gpu_layers if n_gpu_layers is not None else planned.n_gpu_layers,
-        n_threads=threads or planned.n_threads,
-        n_batch=n_batch,
-        flash_attn=flash_attn if flash_attn is not None else planned.flash_attn,
-        kv_cache_type=kv_cache_type,
-    )
-    path = Path(chosen.files.load_path)
-    bw = (bench_mod.parse_bandwidth(bandwidth) if bandwidth
-          else bench_mod.bandwidth_from_hardware(chosen.hardware, options.n_gpu_layers != 0))
-    predicted = bench_mod.predict(chosen.hardware, path, options, chosen.backend)
+    options = bench_mod.options_for(chosen.load_options, n_prompt=n_prompt, n_gen=n_gen, n_ctx=n_ctx,
+                                    n_gpu_layers=n_gpu_layers, n_threads=threads, n_batch=n_batch,
+                                    flash_attn=flash_attn, kv_cache_type=kv_cache_type)
     with show.progress() as tick:
-        result = bench_mod.bench(path, backend=chosen.backend, options=options, n_prompt=n_prompt, n_gen=n_gen,
-                                 repetitions=repetitions, chat=not no_chat, bandwidth=bw, predicted=predicted,
-                                 progress=tick)
-    if not no_save:
-        bench_mod.append_history(result)
-        bench_mod.remember_speed(chosen.hardware, result)
+        result = bench_mod.bench_prepared(chosen, options, bandwidth=bandwidth, save=not no_save, n_prompt=n_prompt,
+                                          n_gen=n_gen, repetitions=repetitions, chat=not no_chat, progress=tick)
     render.print_json(result, "bench") if as_json else show.show_result(result)
 
 

@@ -138,7 +138,7 @@ class _Reader:
         return _Reader(self.path, value, f"{self.prefix}{key}.")
 
 
-# platform.system() / platform.machine() values the planner knows (Windows reports AMD64 and ARM64)
+# the system and machine names Python reports that the planner knows (Windows reports AMD64 and ARM64)
 SYSTEMS = ("Linux", "Darwin", "Windows")
 MACHINES = ("x86_64", "AMD64", "aarch64", "arm64", "ARM64", "armv7l", "armv6l", "riscv64", "ppc64le", "s390x")
 

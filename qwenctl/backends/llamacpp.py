@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import collections
 import ctypes
+import functools
 import gc
 import logging
-import os
-import platform
 import time
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -28,6 +27,7 @@ from qwenctl.backends.generation import Engine, Request, run_one
 from qwenctl.backends.sampling import ChainSpec, device_report
 from qwenctl.backends.gguf_check import GgufInfo, check_gguf
 from qwenctl.errors import ExitCode, QwenctlError
+from qwenctl.hardware.usage import apple_silicon
 from qwenctl.install import INSTALL
 
 log = logging.getLogger("qwenctl.llama")
@@ -82,11 +82,14 @@ def _import_llama_cpp():
     return llama_cpp
 
 
+@functools.lru_cache(maxsize=1)
 def default_threads() -> int:
-    """Physical cores, as llama.cpp's own tools default to (llama-cpp-python would use half the logical CPUs)."""
-    import psutil
+    """For a caller whose options name no thread count: ``machine.threads`` of this machine, the rule
+    run, bench and serve load with (llama-cpp-python would use half the logical CPUs)."""
+    from qwenctl.hardware import detect
+    from qwenctl.machine import threads
 
-    return psutil.cpu_count(logical=False) or os.cpu_count() or 1
+    return threads(detect())
 
 
 class LlamaCppSession(ChatTemplateSession):
@@ -225,7 +228,7 @@ def _gpu_notes(llama_cpp, wanted_gpu: bool) -> tuple[bool, list[str]]:
     if mem.nvidia_gpu_present():
         note = ("this llama-cpp-python was built without GPU support, so the model runs on the CPU; "
                 f"for CUDA reinstall it with: {INSTALL['llama-cuda']}")
-    elif platform.system() == "Darwin" and platform.machine() == "arm64":
+    elif apple_silicon():
         note = f"this llama-cpp-python was built without Metal, so the model runs on the CPU; reinstall it with: {INSTALL['llama-metal']}"
     else:  # no GPU to offload to: the CPU is the plan, not a fallback
         return False, []
