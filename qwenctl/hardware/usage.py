@@ -49,15 +49,6 @@ def nvidia_gpu_present() -> bool:
         return os.path.exists("/proc/driver/nvidia/version")
 
 
-def gpu_names() -> list[str]:
-    """NVIDIA device names, for labelling where a measurement came from."""
-    source = _live()
-    try:
-        return [str(source.nvml("nvmlDeviceGetName", i)) for i in range(int(source.nvml("nvmlDeviceGetCount")))]
-    except NvmlError:
-        return []
-
-
 def apple_silicon() -> bool:
     """Whether this is a Mac with Apple Silicon (Metal)."""
     source = _live()
