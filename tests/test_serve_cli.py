@@ -114,3 +114,20 @@ def test_start_up_document_never_holds_the_key(gguf):
     assert "s3cret-value" not in repr(info) and "s3cret-value" not in repr(serving.ServeOptions(api_key="s3cret-value"))
     assert info.api_key_required and "$QWENCTL_API_KEY" in info.curl
     assert info.url == "http://127.0.0.1:8000/v1"
+
+
+def test_the_mlx_namespace_holds_every_setting_mlx_lm_server_reads(gguf):
+    """qwenctl builds mlx_lm.server's `cli_args` itself (serve/mlx.py): a name mlx-lm starts reading
+    after an upgrade fails here, not in a request."""
+    pytest.importorskip("mlx_lm")
+    import inspect
+    import re
+
+    from mlx_lm import server as mlx_server
+
+    from qwenctl.serve.mlx import cli_args
+
+    read = set(re.findall(r"cli_args\.(\w+)", inspect.getsource(mlx_server)))
+    built = vars(cli_args(serving.ServeTarget(gguf.parent, "mlx", "m"), serving.ServeOptions()))
+    assert "model" in read and "temp" in read
+    assert sorted(read - set(built)) == []

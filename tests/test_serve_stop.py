@@ -40,7 +40,7 @@ def never_ending(self, *args, stream=False, **kwargs):
 
 llama_cpp.llama.Llama.create_chat_completion = never_ending  # the host-sampling path (llama_cpp.server)
 
-# qwenctl's own generation loop (serve_lean) calls llama_decode through the C binding: a decode that never
+# qwenctl's own generation loop (serve/lean.py) calls llama_decode through the C binding: a decode that never
 # returns is the model stuck in a C call. Loading the model decodes nothing, so only requests meet it.
 import llama_cpp
 _decode = llama_cpp.llama_decode

@@ -23,6 +23,7 @@ import uuid
 from qwenctl.backends.generation import Request, Tick
 from qwenctl.backends.sampling import ChainSpec
 from qwenctl.backends.scheduler import Job, Scheduler
+from qwenctl.serve.openai import error_body, send_json
 
 log = logging.getLogger("qwenctl.serve")
 
@@ -89,14 +90,14 @@ class LeanCompletions:
         chat = path != "/v1/completions"
         request, prompt_tokens, error = self._request(doc, chat)
         if error or request is None:
-            return await _send(send, 400, error or {})
+            return await send_json(send, 400, error or {})
         job = self.scheduler.submit(Job(request))
         watcher = asyncio.ensure_future(_watch_disconnect(receive, job))
         try:
             stream = _Stream(job)
             first = await stream.next_batch()
             if job.error and not first:
-                return await _send(send, 500, _error(str(job.error) or type(job.error).__name__, "internal_server_error"))
+                return await send_json(send, 500, error_body(str(job.error) or type(job.error).__name__, "internal_server_error"))
             form = _Format(self.model_id, chat)
             if doc.get("stream"):
                 include_usage = bool((doc.get("stream_options") or {}).get("include_usage"))
@@ -104,8 +105,8 @@ class LeanCompletions:
             else:
                 ticks = first + [t for batch in await stream.rest() for t in batch]
                 if job.error:
-                    return await _send(send, 500, _error(str(job.error), "internal_server_error"))
-                await _send(send, 200, form.whole(ticks, prompt_tokens))
+                    return await send_json(send, 500, error_body(str(job.error), "internal_server_error"))
+                await send_json(send, 200, form.whole(ticks, prompt_tokens))
         finally:
             job.cancel()  # no-op once done; stops generating for a client that went away
             watcher.cancel()
@@ -118,17 +119,17 @@ class LeanCompletions:
             try:
                 formatted = self._format(messages=doc["messages"])
             except Exception as e:  # noqa: BLE001 - jinja2 errors from messages the template does not take
-                return None, 0, _error(f"the chat template rejected the messages: {e}", "invalid_request_error", param="messages")
+                return None, 0, error_body(f"the chat template rejected the messages: {e}", "invalid_request_error", param="messages")
             prompt = llm.tokenize(formatted.prompt.encode("utf-8"), add_bos=False, special=True)
             stop += [s for s in ([formatted.stop] if isinstance(formatted.stop, str) else formatted.stop or [])]
         else:
             text = doc.get("prompt") or ""
             prompt = llm.tokenize(text.encode("utf-8"), add_bos=True, special=True)
         if not prompt:
-            return None, 0, _error("the prompt is empty", "invalid_request_error", param="prompt")
+            return None, 0, error_body("the prompt is empty", "invalid_request_error", param="prompt")
         if len(prompt) >= self.n_ctx:
             param = "messages" if chat else "prompt"
-            return None, len(prompt), _error(
+            return None, len(prompt), error_body(
                 f"This model's maximum context length is {self.n_ctx} tokens, however you requested "
                 f"{len(prompt)} tokens in the {param}.", "invalid_request_error", "context_length_exceeded", param)
         wanted = doc.get("max_completion_tokens") or doc.get("max_tokens") or (None if chat else 16)
@@ -237,7 +238,7 @@ async def _stream_events(send, stream: _Stream, first: list[Tick], form: _Format
                 parts.append(form.event(tick.text))
             generated, finish = tick.generated, tick.finish_reason or finish
         if stream.job.error:
-            parts.append(b"data: " + json.dumps(_error(str(stream.job.error), "internal_server_error")).encode() + b"\n\n")
+            parts.append(b"data: " + json.dumps(error_body(str(stream.job.error), "internal_server_error")).encode() + b"\n\n")
             break
         if finish:
             parts.append(form.chunk({} if form.chat else "", finish))
@@ -258,17 +259,6 @@ async def _watch_disconnect(receive, job: Job) -> None:
         if message["type"] == "http.disconnect":
             job.cancel()
             return
-
-
-def _error(message: str, type_: str, code: str | None = None, param: str | None = None) -> dict:
-    return {"error": {"message": message, "type": type_, "param": param, "code": code}}
-
-
-async def _send(send, status: int, body: dict) -> None:
-    data = json.dumps(body).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]})
-    await send({"type": "http.response.body", "body": data})
 
 
 def start(llm, model_id: str, n_ctx: int, parallel: int) -> LeanCompletions:
