@@ -1,8 +1,9 @@
-"""The chat: conversation state, context-window management, slash commands, the REPL loop.
+"""The chat: context-window management, one-shot answers, slash commands, the REPL loop.
 
 Written against the backend ``Session`` protocol only, so llama.cpp and mlx chat the same
 way. The model's own chat template does the formatting: we keep a list of messages and
-the session renders it. All terminal drawing goes through a small UI object
+the session renders it (the conversation's state, /set, /save and /load are conversation.py;
+streaming one reply is backends/reply.py). All terminal drawing goes through a small UI object
 (``qwenctl.render.chat.ChatUI``); this module never prints.
 
 Input conventions (documented in docs/guide.md):
@@ -17,59 +18,31 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import json
-import signal
-import threading
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator, Protocol, Sequence
+from typing import TYPE_CHECKING, Callable, Protocol, Sequence
 
-from qwenctl import files
-from qwenctl.backends import GenerationEvent, SamplingOptions
-from qwenctl.errors import ExitCode, QwenctlError, from_os_error
+from qwenctl.backends import SamplingOptions
+from qwenctl.backends.reply import Reply, generate
+from qwenctl.conversation import (
+    SETTINGS,
+    Conversation,
+    apply_setting,
+    default_system_prompt,
+    load_conversation,
+    save_conversation,
+)
+from qwenctl.errors import ExitCode, QwenctlError
 
 if TYPE_CHECKING:
     from qwenctl.backends import Session
 
 
 
-def default_system_prompt() -> str:
-    """What Qwen2.5's chat template inserts when the conversation has no system message (the catalog's
-    ``generation.default_system_prompt``, with its source); sent explicitly so the llama.cpp and mlx
-    paths agree and /system can replace it."""
-    from qwenctl.catalog import load_catalog
-
-    return load_catalog().generation.system_prompt
-
-
-def __getattr__(name: str) -> str:
-    """``DEFAULT_SYSTEM_PROMPT``, read from the catalog on first use (importing chat reads no data file)."""
-    if name == "DEFAULT_SYSTEM_PROMPT":
-        return default_system_prompt()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-SAVE_SCHEMA = "qwenctl.chat"
-SAVE_VERSION = 1
-
 MULTILINE_QUOTE = '"""'
 
 
 # --------------------------------------------------------------------------- results
-
-
-@dataclass(frozen=True)
-class Reply:
-    """One finished (or interrupted) reply and how it went."""
-
-    text: str
-    finish_reason: str  # "stop" | "length" | "interrupted"
-    prompt_tokens: int
-    generated_tokens: int
-    prompt_seconds: float
-    generation_seconds: float
-    prompt_tps: float
-    generation_tps: float  # decode speed: tokens after the first / time after the first
 
 
 @dataclass(frozen=True)
@@ -92,21 +65,6 @@ class ChatStats:
     messages: int  # user + assistant messages in history
     dropped_messages: int  # dropped so far to stay within the context window
     sampling: SamplingOptions
-
-
-# --------------------------------------------------------------------------- state
-
-
-@dataclass
-class Conversation:
-    """The system prompt, the user/assistant history and the sampling settings."""
-
-    system: str = field(default_factory=default_system_prompt)
-    history: list[dict] = field(default_factory=list)
-    sampling: SamplingOptions = field(default_factory=SamplingOptions)
-
-    def messages(self, extra: Sequence[dict] = ()) -> list[dict]:
-        return [{"role": "system", "content": self.system}, *self.history, *extra]
 
 
 # --------------------------------------------------------------------------- context window
@@ -173,77 +131,6 @@ def fit_to_context(
     return Fitted((system, kept), dropped, len(text) - lo, with_prefix(lo))
 
 
-# --------------------------------------------------------------------------- generation
-
-
-@contextmanager
-def _ctrl_c_stops(stop: threading.Event) -> Iterator[None]:
-    """While a reply streams, the first Ctrl-C asks it to stop at the next token (the
-    backend is left between tokens, in a consistent state); a second one raises
-    KeyboardInterrupt at once, for a prompt that takes too long to process."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def on_sigint(signum, frame):
-        if stop.is_set():
-            raise KeyboardInterrupt
-        stop.set()
-
-    previous = signal.signal(signal.SIGINT, on_sigint)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
-def generate(
-    session: Session,
-    messages: Sequence[dict],
-    sampling: SamplingOptions,
-    on_text: Callable[[str], None] | None = None,
-    stop: threading.Event | None = None,
-) -> Reply:
-    """Stream one reply, calling on_text for each piece; Ctrl-C ends it as "interrupted"."""
-    stop = stop or threading.Event()
-    on_text = on_text or (lambda text: None)
-    pieces: list[str] = []
-    last: GenerationEvent | None = None
-    reason = "stop"
-    events = session.chat(messages, sampling)
-    try:
-        with _ctrl_c_stops(stop):
-            for event in events:
-                if event.text:
-                    pieces.append(event.text)
-                    on_text(event.text)
-                last = event
-                if event.finish_reason:
-                    reason = event.finish_reason
-                    break
-                if stop.is_set():
-                    reason = "interrupted"
-                    break
-    except KeyboardInterrupt:
-        reason = "interrupted"
-    finally:
-        close = getattr(events, "close", None)
-        if close:
-            close()
-    if last is None:
-        return Reply("", reason, 0, 0, 0.0, 0.0, 0.0, 0.0)
-    return Reply(
-        text="".join(pieces),
-        finish_reason=reason,
-        prompt_tokens=last.prompt_tokens,
-        generated_tokens=last.generated_tokens,
-        prompt_seconds=last.prompt_seconds,
-        generation_seconds=last.generation_seconds,
-        prompt_tps=last.prompt_tps,
-        generation_tps=last.generation_tps,
-    )
-
-
 @dataclass(frozen=True)
 class OneShot:
     """A one-shot answer (`run -p`, piped stdin): the reply and how the prompt was fitted."""
@@ -281,130 +168,6 @@ def _clamped(sampling: SamplingOptions, n_ctx: int, prompt_tokens: int) -> Sampl
     """Never ask for more tokens than the window has left after the prompt."""
     room = max(1, n_ctx - prompt_tokens)
     return sampling if sampling.max_tokens <= room else dataclasses.replace(sampling, max_tokens=room)
-
-
-# --------------------------------------------------------------------------- /set
-
-
-def _positive_float(v: str) -> float:
-    x = float(v)
-    if not x > 0:
-        raise ValueError("must be > 0")
-    return x
-
-
-def _non_negative_float(v: str) -> float:
-    x = float(v)
-    if not x >= 0:
-        raise ValueError("must be >= 0")
-    return x
-
-
-def _unit_interval(v: str) -> float:
-    x = float(v)
-    if not 0 < x <= 1:
-        raise ValueError("must be in (0, 1]")
-    return x
-
-
-def _non_negative_int(v: str) -> int:
-    x = int(v)
-    if x < 0:
-        raise ValueError("must be >= 0")
-    return x
-
-
-def _positive_int(v: str) -> int:
-    x = int(v)
-    if x < 1:
-        raise ValueError("must be >= 1")
-    return x
-
-
-def _seed(v: str) -> int | None:
-    return None if v.lower() in ("none", "random") else _non_negative_int(v)
-
-
-# setting -> (parser, meaning); the names are SamplingOptions' fields.
-SETTINGS: dict[str, tuple[Callable[[str], object], str]] = {
-    "temperature": (_non_negative_float, "randomness; 0 = always the likeliest token"),
-    "top_p": (_unit_interval, "sample from the smallest set of tokens whose probability reaches this"),
-    "top_k": (_non_negative_int, "sample from the k likeliest tokens; 0 = no limit"),
-    "max_tokens": (_positive_int, "longest reply, in tokens"),
-    "repeat_penalty": (_positive_float, "penalty for repeating recent tokens; 1 = none"),
-    "seed": (_seed, "fixed seed for reproducible replies, or 'none'"),
-}
-
-
-def apply_setting(sampling: SamplingOptions, name: str, value: str) -> SamplingOptions:
-    """`/set NAME VALUE` as a pure function: the new options, or QwenctlError saying why not."""
-    if name not in SETTINGS:
-        raise QwenctlError(f"unknown setting {name!r}", hint=f"one of: {', '.join(SETTINGS)}", code=ExitCode.BAD_INPUT)
-    parse, _ = SETTINGS[name]
-    try:
-        parsed = parse(value)
-    except ValueError as e:
-        reason = str(e) if str(e).startswith("must") else "not a number"
-        raise QwenctlError(f"{name} {value!r}: {reason}", code=ExitCode.BAD_INPUT) from None
-    return dataclasses.replace(sampling, **{name: parsed})
-
-
-# --------------------------------------------------------------------------- /save, /load
-
-
-def save_conversation(conv: Conversation, path: Path) -> None:
-    doc = {
-        "schema": SAVE_SCHEMA,
-        "version": SAVE_VERSION,
-        "system": conv.system,
-        "messages": conv.history,
-        "sampling": dataclasses.asdict(conv.sampling),
-    }
-    try:
-        files.write_text(Path(path), json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
-    except OSError as e:
-        raise from_os_error(e, path, "save the chat to") from None
-
-
-def load_conversation(path: Path) -> Conversation:
-    """Read a saved chat, refusing anything malformed with one line that says what is wrong."""
-    doc = files.read_json(path, "file")
-    return conversation_from_dict(doc, str(path))
-
-
-def conversation_from_dict(doc: object, where: str = "saved chat") -> Conversation:
-    def bad(what: str) -> QwenctlError:
-        return QwenctlError(f"{where} is not a qwenctl chat: {what}", code=ExitCode.BAD_INPUT)
-
-    if not isinstance(doc, dict) or doc.get("schema") != SAVE_SCHEMA:
-        raise bad(f'expected a JSON object with "schema": "{SAVE_SCHEMA}"')
-    if doc.get("version") != SAVE_VERSION:
-        raise bad(f"unsupported version {doc.get('version')!r} (this qwenctl reads version {SAVE_VERSION})")
-    system = doc.get("system")
-    if not isinstance(system, str):
-        raise bad('"system" must be a string')
-    messages = doc.get("messages")
-    if not isinstance(messages, list):
-        raise bad('"messages" must be a list')
-    history = []
-    for i, m in enumerate(messages):
-        if not isinstance(m, dict) or m.get("role") not in ("user", "assistant") or not isinstance(m.get("content"), str):
-            raise bad(f'messages[{i}] must be {{"role": "user"|"assistant", "content": "..."}}')
-        history.append({"role": m["role"], "content": m["content"]})
-    sampling = SamplingOptions()
-    saved = doc.get("sampling", {})
-    if not isinstance(saved, dict):
-        raise bad('"sampling" must be an object')
-    for name, value in saved.items():
-        if name not in SETTINGS:
-            raise bad(f"unknown sampling setting {name!r}")
-        if not (value is None and name == "seed") and (isinstance(value, bool) or not isinstance(value, (int, float))):
-            raise bad(f"sampling.{name} must be a number")
-        try:
-            sampling = apply_setting(sampling, name, "none" if value is None else str(value))
-        except QwenctlError as e:
-            raise bad(f"sampling.{e.message}") from None
-    return Conversation(system=system, history=history, sampling=sampling)
 
 
 # --------------------------------------------------------------------------- the REPL

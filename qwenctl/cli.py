@@ -9,7 +9,6 @@ import click
 
 from qwenctl import __version__
 from qwenctl.backends import KV_CACHE_TYPES
-from qwenctl.errors import ExitCode, QwenctlError
 
 
 class QwenctlGroup(click.Group):
@@ -226,19 +225,18 @@ def pull(spec, size, quant, backend, n_ctx, profile, revision, offline, as_json)
     be a quant, e.g. Qwen/Qwen2.5-7B-Instruct-GGUF:q4_k_m.
     """
     from qwenctl import fetch, render
+    from qwenctl.names import parse_spec
     from qwenctl.render import models as view
 
     if spec and (size or quant or backend or n_ctx or profile):
         raise click.UsageError("REPO[:FILE] names the files itself; drop the plan options")
     if spec:
-        repo, name = fetch.parse_spec(spec)
+        repo, name = parse_spec(spec)
         names = [name] if name else None
     else:
-        from qwenctl.plan import Constraints, plan
-        from qwenctl.profiles import load_profile
+        from qwenctl.pipeline import RunRequest, chosen_plan
 
-        hardware = load_profile(profile) if profile else _this_machine(None)
-        chosen = plan(hardware, Constraints(size=size, quant=quant, backend=backend, n_ctx=n_ctx)).chosen
+        chosen = chosen_plan(RunRequest(size=size, quant=quant, backend=backend, n_ctx=n_ctx, profile=profile))
         repo, names, spec = chosen.repo, list(chosen.files) or None, f"{chosen.repo} ({chosen.name})"
     with view.PullBar(spec) as bar:
         result = fetch.pull(repo, names, revision=revision, offline=offline, progress=bar)
@@ -355,6 +353,7 @@ def _bench_target(model, size, quant, backend, *, yes: bool, offline: bool, quie
 def run(size, quant, backend, n_ctx, profile, model, yes, no_chat, system, prompt, offline, as_json) -> None:
     """Plan, download, load and smoke-test the best model for this machine, then chat."""
     from qwenctl import chat, pipeline, render
+    from qwenctl.conversation import Conversation, default_system_prompt
     from qwenctl.render.chat import ChatUI
     from qwenctl.render.run import RunReporter
 
@@ -370,20 +369,11 @@ def run(size, quant, backend, n_ctx, profile, model, yes, no_chat, system, promp
             if as_json:
                 render.print_json(started.summary(), "run")
             return
-        conversation = chat.Conversation(system=system or chat.default_system_prompt())
         if one_shot:
-            text = prompt if prompt is not None else sys.stdin.read()
-            if not text.strip():
-                raise QwenctlError("empty prompt", hint='pass -p "..." or pipe some text in', code=ExitCode.BAD_INPUT)
             ui = ChatUI()
-            result = chat.ask(
-                started.session,
-                text,
-                conversation.system,
-                conversation.sampling,
-                on_text=None if as_json else ui.reply_text,
-                warn=reporter.warn,
-            )
+            text = prompt if prompt is not None else sys.stdin.read()
+            result = pipeline.answer(started.session, text, system, on_text=None if as_json else ui.reply_text,
+                                     warn=reporter.warn)
             if as_json:
                 render.print_json(result, "run.reply")
             else:
@@ -391,6 +381,6 @@ def run(size, quant, backend, n_ctx, profile, model, yes, no_chat, system, promp
             return
         ui = ChatUI()
         ui.welcome(started.prepared.model_name, started.session.n_ctx)
-        chat.Chat(started.session, ui, conversation).run()
+        chat.Chat(started.session, ui, Conversation(system=system or default_system_prompt())).run()
     finally:
         started.session.close()

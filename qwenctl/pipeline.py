@@ -1,4 +1,4 @@
-"""The main job as one library function: detect -> plan -> pull -> load -> smoke test.
+"""The main job as one library function: detect -> plan -> pull -> load -> smoke test (smoke.py).
 
 `qwenctl run` calls ``start`` and then chats; `qwenctl serve` calls ``prepare`` and hands the files
 to the engine's own server.
@@ -8,19 +8,19 @@ one for the terminal), which is also where the "download N GB?" question is aske
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from qwenctl.backends import LoadOptions, SamplingOptions
+from qwenctl.backends import LoadOptions
 from qwenctl.errors import ExitCode, QwenctlError
-from qwenctl.install import INSTALL
+from qwenctl.smoke import SmokeTest, smoke_test
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from qwenctl.backends import Session
+    from qwenctl.chat import OneShot
     from qwenctl.fetch import ModelFiles, PullProgress
     from qwenctl.hardware.facts import Hardware
     from qwenctl.plan import Plan, PlanResult
@@ -39,26 +39,6 @@ class RunRequest:
     offline: bool = False  # use the local cache only; never contact the hub
     assume_yes: bool = False  # download without asking
     smoke_seconds: float = 3.0
-
-
-@dataclass(frozen=True)
-class SmokeTest:
-    """A few seconds of real generation, to catch a model that loads but runs far too slowly."""
-
-    generated_tokens: int
-    seconds: float
-    decode_tps: float
-    prompt_tps: float
-    predicted_tps: float | None
-    warning: str | None  # set when the measured speed is far below the prediction, with the likely cause
-
-
-# Below this fraction of the predicted decode speed something is wrong (not just noise):
-# the estimate's own error is well inside a factor of two (docs/planning.md).
-SLOW_FRACTION = 0.5
-
-# Fewer decoded tokens than this and the speed figure means nothing.
-MIN_SMOKE_TOKENS = 8
 
 
 class Reporter(Protocol):
@@ -205,14 +185,33 @@ def start(request: RunRequest, reporter: Reporter) -> Started:
     return Started(p, session, smoke)
 
 
-def _plan(request: RunRequest, hardware: Hardware) -> PlanResult:
+def answer(session: Session, text: str, system: str | None = None, on_text: Callable[[str], None] | None = None,
+           warn: Callable[[str], None] | None = None) -> OneShot:
+    """`run -p PROMPT` and a prompt piped in: one answer without history (chat.ask), refusing an empty prompt."""
+    from qwenctl.chat import ask
+
+    if not text.strip():
+        raise QwenctlError("empty prompt", hint='pass -p "..." or pipe some text in', code=ExitCode.BAD_INPUT)
+    return ask(session, text, system, on_text=on_text, warn=warn)
+
+
+def chosen_plan(request: RunRequest) -> Plan:
+    """The plan for `request`'s constraints on this machine (or its profile), as `pull` without REPO fetches it."""
+    from qwenctl.hardware import detect
+
+    return _plan(request, detect() if not request.profile else None).chosen
+
+
+def _plan(request: RunRequest, hardware: Hardware | None) -> PlanResult:
     from qwenctl.plan import Constraints, plan
 
-    target = hardware
     if request.profile:
         from qwenctl.profiles import load_profile
 
         target = load_profile(request.profile)
+    else:
+        assert hardware is not None, "this machine's hardware, when no profile is asked for"
+        target = hardware
     constraints = Constraints(size=request.size, quant=request.quant, backend=request.backend, n_ctx=request.n_ctx)
     return plan(target, constraints)
 
@@ -271,10 +270,6 @@ def _confirm(what: str, size_bytes: int | None, request: RunRequest, reporter: R
     raise QwenctlError(f"not downloading {what}", hint="rerun with --yes to download without asking", code=ExitCode.ERROR)
 
 
-SMOKE_PROMPT = "Write a short story about a lighthouse keeper."
-SMOKE_MAX_TOKENS = 128
-
-
 def _remember_speed(p: Prepared, smoke: SmokeTest) -> None:
     """Store this machine's measured chat speed against the physics prediction (before any earlier
     correction, so corrections never compound): later plans here learn from it."""
@@ -285,79 +280,6 @@ def _remember_speed(p: Prepared, smoke: SmokeTest) -> None:
 
     raw = plan.speed.chat_tps / plan.speed.correction
     speed_history.record(p.hardware, plan.backend, plan.device, raw, smoke.decode_tps, "smoke test")
-
-
-def smoke_test(session: Session, seconds: float, predicted_tps: float | None, hardware: Hardware | None) -> SmokeTest:
-    """Generate for about `seconds` and compare the decode speed with the prediction.
-
-    A reply can end early at an end-of-turn token (tiny and random models do), so replies
-    are repeated with new seeds until the time is up or enough tokens were decoded.
-    """
-    from qwenctl.chat import generate
-
-    decoded = 0
-    generated = 0
-    decode_seconds = 0.0
-    prompt_tps = 0.0
-    started = time.monotonic()
-    seed = 0
-    while True:
-        budget_left = seconds - (time.monotonic() - started)
-        sampling = SamplingOptions(max_tokens=SMOKE_MAX_TOKENS, seed=seed)
-        reply = _generate_for(session, sampling, budget_left, generate)
-        generated += reply.generated_tokens
-        decoded += max(0, reply.generated_tokens - 1)
-        decode_seconds += reply.generation_seconds
-        prompt_tps = prompt_tps or reply.prompt_tps
-        seed += 1
-        if decoded >= SMOKE_MAX_TOKENS or time.monotonic() - started >= seconds or seed >= 20:
-            break
-    decode_tps = decoded / decode_seconds if decoded and decode_seconds > 0 else 0.0
-    warning = None
-    if decoded < MIN_SMOKE_TOKENS:
-        warning = f"only {decoded} tokens were decoded in the smoke test; too few to judge the speed"
-    elif predicted_tps and decode_tps < SLOW_FRACTION * predicted_tps:
-        warning = (
-            f"measured {decode_tps:.1f} tok/s, far below the predicted {predicted_tps:.1f} tok/s: "
-            f"{likely_cause_of_slowness(session, hardware)}"
-        )
-    return SmokeTest(generated, time.monotonic() - started, decode_tps, prompt_tps, predicted_tps, warning)
-
-
-def _generate_for(session: Session, sampling: SamplingOptions, seconds: float, generate):
-    """One reply, stopped (as if by Ctrl-C) once `seconds` have passed."""
-    import threading
-
-    stop = threading.Event()
-    deadline = time.monotonic() + max(seconds, 0.0)
-
-    def on_text(_text: str) -> None:
-        if time.monotonic() >= deadline:
-            stop.set()
-
-    messages = [{"role": "user", "content": SMOKE_PROMPT}]
-    reply = generate(session, messages, sampling, on_text, stop)
-    if reply.finish_reason == "interrupted" and time.monotonic() < deadline:
-        raise KeyboardInterrupt  # the user's Ctrl-C, not our deadline: stop the whole run
-    return reply
-
-
-def likely_cause_of_slowness(session: Session, hardware: Hardware | None) -> str:
-    """The most probable reason, in the order they are met in practice."""
-    from qwenctl.hardware.facts import Backends
-
-    gpus = hardware.gpus if hardware is not None else ()
-    backends = hardware.backends if hardware is not None else None
-    if session.backend == "llama.cpp" and gpus:
-        if isinstance(backends, Backends) and backends.llama_cpp_gpu_offload is False:
-            return (
-                "llama-cpp-python was built without CUDA, so the model runs on the CPU; reinstall it with "
-                + INSTALL["llama-cuda"]
-            )
-        if session.n_gpu_layers == 0:
-            return "no layer is on the GPU; check that the GPU has free memory (nvidia-smi) and rerun"
-        return "part of the model runs on the CPU, or another process is using the GPU (nvidia-smi shows which)"
-    return "another program may be using the CPU, or the machine is in a power-saving or throttled state"
 
 
 def backend_for_path(path: Path) -> str:

@@ -85,7 +85,7 @@ def test_generation_defaults():
 
 def test_the_code_takes_its_generation_defaults_from_the_catalog():
     """SamplingOptions, chat's system prompt and serve's defaults are the data file's, not literals beside it."""
-    from qwenctl import chat
+    from qwenctl import conversation
     from qwenctl.backends import SamplingOptions
     from qwenctl.serve import SamplingDefaults
 
@@ -93,7 +93,7 @@ def test_the_code_takes_its_generation_defaults_from_the_catalog():
     s = SamplingOptions()
     assert (s.temperature, s.top_p, s.top_k, s.repeat_penalty) == (g.temperature, g.top_p, g.top_k, g.repeat_penalty)
     assert SamplingDefaults.qwen() == SamplingDefaults(g.temperature, g.top_p, g.top_k, g.repeat_penalty)
-    assert chat.Conversation().system == chat.DEFAULT_SYSTEM_PROMPT == g.system_prompt
+    assert conversation.Conversation().system == conversation.DEFAULT_SYSTEM_PROMPT == g.system_prompt
 
 
 def test_unknown_size_and_quant():

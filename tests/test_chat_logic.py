@@ -12,14 +12,13 @@ import os
 import pytest
 
 from qwenctl.backends import SamplingOptions
-from qwenctl.chat import (
+from qwenctl.chat import fit_to_context, reply_reserve
+from qwenctl.conversation import (
     DEFAULT_SYSTEM_PROMPT,
     Conversation,
     apply_setting,
     conversation_from_dict,
-    fit_to_context,
     load_conversation,
-    reply_reserve,
     save_conversation,
 )
 from qwenctl.errors import ExitCode, QwenctlError

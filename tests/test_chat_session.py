@@ -14,7 +14,8 @@ import pytest
 from run_helpers import ScriptedUI, tiny_model
 
 from qwenctl.backends import LoadOptions, SamplingOptions, load_backend
-from qwenctl.chat import DEFAULT_SYSTEM_PROMPT, Chat, Conversation, ask
+from qwenctl.chat import Chat, ask
+from qwenctl.conversation import DEFAULT_SYSTEM_PROMPT, Conversation
 
 SEEDED = SamplingOptions(seed=1)
 

@@ -15,13 +15,8 @@ from run_helpers import tiny_model
 from qwenctl.backends import LoadOptions, load_backend
 from qwenctl.errors import ExitCode, QwenctlError
 from qwenctl.hardware import detect, load_snapshot
-from qwenctl.pipeline import (
-    SMOKE_MAX_TOKENS,
-    backend_for_path,
-    likely_cause_of_slowness,
-    smoke_test,
-    unplanned_load_options,
-)
+from qwenctl.pipeline import backend_for_path, unplanned_load_options
+from qwenctl.smoke import SMOKE_MAX_TOKENS, likely_cause_of_slowness, smoke_test
 
 CAPTURES = Path(__file__).parent / "fixtures" / "captures"
 

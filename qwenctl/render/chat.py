@@ -18,7 +18,8 @@ from rich.theme import Theme
 
 if TYPE_CHECKING:
     from qwenctl.backends import SamplingOptions
-    from qwenctl.chat import ChatStats, Reply
+    from qwenctl.backends.reply import Reply
+    from qwenctl.chat import ChatStats
 
 THEME = Theme(
     {

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from rich.progress import Progress
 
     from qwenctl.fetch import PullProgress
-    from qwenctl.pipeline import SmokeTest
+    from qwenctl.smoke import SmokeTest
     from qwenctl.plan import Plan, PlanResult
 
 
