@@ -314,7 +314,9 @@ def bench(model, size, quant, backend, n_prompt, n_gen, repetitions, n_gpu_layer
     from qwenctl.render import bench as show
 
     if history:
-        past = bench_mod.read_history()
+        from qwenctl.bench_history import read_history
+
+        past = read_history()
         return render.print_json(past, "bench-history") if as_json else show.show_history(past)
     chosen = _bench_target(model, size, quant, backend, yes=yes, offline=offline, quiet=as_json)
     options = bench_mod.options_for(chosen.load_options, n_prompt=n_prompt, n_gen=n_gen, n_ctx=n_ctx,

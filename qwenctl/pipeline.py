@@ -144,7 +144,18 @@ def prepare(request: RunRequest, reporter: Reporter, check_backend: Callable[[st
     if check_backend is not None:
         check_backend(plan.backend)
     files = _fetch_planned(plan, request, reporter)
-    return Prepared(f"Qwen2.5 {plan.name}", files, plan.backend, plan.load_options(), plan, hardware)
+    return Prepared(f"Qwen2.5 {plan.name}", files, plan.backend, load_options(plan), plan, hardware)
+
+
+def load_options(plan: Plan) -> LoadOptions:
+    """The options a plan loads its model with (``qwenctl.backends.load_backend``)."""
+    return LoadOptions(
+        n_ctx=plan.n_ctx,
+        n_gpu_layers=plan.n_gpu_layers,
+        n_threads=plan.n_threads,
+        flash_attn=plan.flash_attn or None,  # not required by the plan: llama.cpp's auto rule (on for the CPU)
+        kv_cache_type=plan.kv_cache_type,
+    )
 
 
 def unplanned_load_options(hardware: Hardware, n_ctx: int | None) -> LoadOptions:

@@ -32,12 +32,8 @@ from qwenctl.catalog import (
 )
 from qwenctl.errors import ExitCode, QwenctlError
 from qwenctl.estimate import MemoryEstimate, PoolMemory, estimate_memory, fit_gpu_layers
-from qwenctl.hardware.facts import (
-    AppleSilicon,
-    Backends,
-    Hardware,
-)
-from qwenctl.install import INSTALL
+from qwenctl.backend_choice import BackendChoice, choose_backend
+from qwenctl.hardware.facts import AppleSilicon, Hardware
 from qwenctl.machine import Machine, machine
 from qwenctl.speed import DeviceSpeed, SpeedEstimate, estimate_speed
 
@@ -99,18 +95,6 @@ class Plan:
     def name(self) -> str:
         return f"{self.size} {self.quant_label}"
 
-    def load_options(self):
-        """The options the run helper hands to ``qwenctl.backends.load_backend``."""
-        from qwenctl.backends import LoadOptions
-
-        return LoadOptions(
-            n_ctx=self.n_ctx,
-            n_gpu_layers=self.n_gpu_layers,
-            n_threads=self.n_threads,
-            flash_attn=self.flash_attn or None,  # not required by the plan: llama.cpp's auto rule (on for the CPU)
-            kv_cache_type=self.kv_cache_type,
-        )
-
 
 @dataclass(frozen=True)
 class Alternative:
@@ -130,64 +114,8 @@ class PlanResult:
     devices: tuple[DeviceSpeed, ...] = ()  # what the speed model knew of each device, with sources
 
 
-# --- hardware -> budgets and device speeds -------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Target:
-    backend: str
-    device: str
-    reason: str
-    warnings: tuple[str, ...]
-
-
 def _gb(n: float) -> str:
     return f"{n / 1e9:.1f} GB"
-
-
-def _installed(value) -> bool:
-    return isinstance(value, str)
-
-
-def resolve_target(hw: Hardware, constraints: Constraints) -> _Target:
-    """Backend and device for this machine, with the reason and what to install."""
-    b = hw.backends if isinstance(hw.backends, Backends) else None
-    has_llama = b is not None and _installed(b.llama_cpp)
-    has_mlx = b is not None and _installed(b.mlx_lm)
-    apple = isinstance(hw.apple, AppleSilicon)
-    want = constraints.backend
-    if want not in (None, "llama.cpp", "mlx"):
-        raise QwenctlError(f"unknown backend {want!r}", hint="choose llama.cpp or mlx", code=ExitCode.BAD_INPUT)
-    warnings: list[str] = []
-
-    if want == "mlx" or (want is None and apple and has_mlx):
-        if not apple:
-            raise QwenctlError(
-                "the mlx backend needs Apple Silicon (Metal); this machine has none",
-                hint="use --backend llama.cpp",
-                code=ExitCode.NO_FIT,
-            )
-        if not has_mlx:
-            warnings.append(f"mlx-lm is not installed: {INSTALL['mlx']}")
-        return _Target("mlx", "metal", "mlx on the Apple GPU (Apple Silicon, mlx-lm " + ("installed" if has_mlx else "requested") + ")", tuple(warnings))
-
-    if not has_llama:
-        warnings.append(
-            f"llama-cpp-python is not installed: {INSTALL['llama']}"
-            + (f", then for the NVIDIA GPU: {INSTALL['llama-cuda']}" if hw.gpus else "")
-        )
-    if apple:
-        return _Target("llama.cpp", "metal", "llama.cpp on Metal (Apple Silicon" + (", mlx-lm not installed)" if want is None else ")"), tuple(warnings))
-    if hw.gpus:
-        offload = b.llama_cpp_gpu_offload if b is not None else None
-        if has_llama and offload is False:
-            warnings.append(
-                "the installed llama-cpp-python was built without GPU offload: to use the GPU, reinstall it with "
-                + INSTALL["llama-cuda"]
-            )
-            return _Target("llama.cpp", "cpu", f"llama.cpp on the CPU (llama-cpp-python cannot offload to the {hw.gpus[0].name})", tuple(warnings))
-        return _Target("llama.cpp", "cuda", f"llama.cpp with CUDA on the {hw.gpus[0].name}, as many layers as fit", tuple(warnings))
-    return _Target("llama.cpp", "cpu", "llama.cpp on the CPU (no supported GPU)", tuple(warnings))
 
 
 # --- candidates ---------------------------------------------------------------------------
@@ -328,7 +256,7 @@ def _rank_key(plan: Plan) -> tuple[float, float]:
     return (-round(plan.quality, 6), -plan.tg_tps)
 
 
-def _why_chosen(m: Machine, target: _Target, plan: Plan, runner_up: Plan | None, floor: float) -> tuple[str, ...]:
+def _why_chosen(m: Machine, target: BackendChoice, plan: Plan, runner_up: Plan | None, floor: float) -> tuple[str, ...]:
     reasons = [target.reason]
     if plan.device == "cuda":
         if plan.n_gpu_layers == -1:
@@ -353,7 +281,7 @@ def plan(hardware: Hardware, constraints: Constraints = Constraints()) -> PlanRe
         catalog.model(constraints.size)  # unknown sizes fail early with the list of sizes
     if constraints.n_ctx is not None and constraints.n_ctx < 256:
         raise QwenctlError(f"--ctx {constraints.n_ctx} is too small", hint="use at least 256 tokens", code=ExitCode.BAD_INPUT)
-    target = resolve_target(hardware, constraints)
+    target = choose_backend(hardware, constraints.backend)
     m = machine(hardware, target.backend, target.device)
     explicit_floor = constraints.min_tg_tps is not None
     floor = constraints.min_tg_tps if explicit_floor else DEFAULT_MIN_TG

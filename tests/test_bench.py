@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from qwenctl import bench as b
+from qwenctl import bench_history
 from qwenctl.backends import LoadOptions
 from qwenctl.cli import cli
 from qwenctl.errors import ExitCode, QwenctlError
@@ -71,11 +72,11 @@ def test_progress_goes_through_every_phase_in_order(result):
 def test_history_round_trip_skips_a_torn_line(result, tmp_path):
     r, _ = result
     path = tmp_path / "h.jsonl"
-    b.append_history(r, path)
+    bench_history.append_history(r, path)
     with open(path, "a") as fh:
         fh.write('{"schema": "bench", "model": "half a rec')  # a run killed mid-write
-    b.append_history(r, path)
-    h = b.read_history(path)
+    bench_history.append_history(r, path)
+    h = bench_history.read_history(path)
     assert h.runs == (r, r) and h.skipped_lines == 1
 
 

@@ -45,10 +45,11 @@ def _greedy(n: int):
 
 
 def test_plans_leave_flash_attention_to_llama_cpp_on_the_cpu_and_ask_for_it_on_gpus():
+    from qwenctl.pipeline import load_options
     from qwenctl.plan import Constraints, plan
 
-    cpu = plan(load_profile("laptop-16gb-cpu-only"), Constraints()).chosen.load_options()
-    gpu = plan(load_profile("rtx-4060-8gb"), Constraints()).chosen.load_options()
+    cpu = load_options(plan(load_profile("laptop-16gb-cpu-only"), Constraints()).chosen)
+    gpu = load_options(plan(load_profile("rtx-4060-8gb"), Constraints()).chosen)
     assert (cpu.flash_attn, gpu.flash_attn) == (None, True)
 
 

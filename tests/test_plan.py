@@ -119,8 +119,10 @@ def test_llama_cpp_without_gpu_offload_plans_cpu():
 
 
 def test_load_options_carry_the_plan():
+    from qwenctl.pipeline import load_options
+
     c = plan(load_profile("rtx-4060-8gb")).chosen
-    o = c.load_options()
+    o = load_options(c)
     assert (o.n_ctx, o.n_gpu_layers, o.n_threads, o.flash_attn, o.kv_cache_type) == (c.n_ctx, -1, 6, True, "f16")
 
 

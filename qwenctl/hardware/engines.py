@@ -74,11 +74,18 @@ def llama_supports_gpu_offload() -> bool | None:
     which alone would break detect's start-up budget; loading the shared library and calling
     this one function costs about 4 ms on a CPU build (benchmarks/detect_startup.py). On a
     CUDA build the call also initialises the CUDA backend: that is the answer's real cost.
-    llama.cpp's log callback is silenced first so backend start-up lines do not reach stderr.
+    llama.cpp's log callback is silenced first so backend start-up lines do not reach stderr; when
+    llama_cpp is already imported (a model is or was loaded here: its log callback routes llama.cpp's
+    lines to the loader), the answer comes from it and the callback stays.
     """
     import ctypes
     import importlib.util
+    import sys
 
+    loaded = sys.modules.get("llama_cpp")
+    if loaded is not None:  # an engine is running in this process: ask it, and leave its log callback alone
+        ask = getattr(loaded, "llama_supports_gpu_offload", None)
+        return bool(ask()) if ask is not None else None
     spec = importlib.util.find_spec("llama_cpp")
     if spec is None or not spec.submodule_search_locations:
         return None
