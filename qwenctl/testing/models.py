@@ -31,6 +31,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
+from qwenctl.testing.tokenizer import CONTROL, QWEN2_SPLIT_PATTERN, SPECIAL_TOKENS, Tokenizer, small_vocab_size, tokenizer
+
 if TYPE_CHECKING:
     import numpy as np
 
@@ -38,18 +40,6 @@ if TYPE_CHECKING:
 FORMAT_VERSION = 1
 
 _DATA_DIR = Path(__file__).parent
-
-# Qwen2's pre-tokenizer split (tokenizer.json of Qwen/Qwen2.5-*-Instruct; llama.cpp's "qwen2" pre-tokenizer).
-QWEN2_SPLIT_PATTERN = (
-    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
-)
-
-# ChatML specials, in Qwen2.5's order; ids are 151643.. in the real vocabulary.
-SPECIAL_TOKENS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
-_REAL_FIRST_SPECIAL_ID = 151643
-
-# GGUF token types (llama.cpp's llama_token_type)
-_NORMAL, _CONTROL, _USER_DEFINED = 1, 3, 4
 
 # llama.cpp's llama_ftype values for the quantizations the planner uses.
 QUANT_FTYPES = {"F32": 0, "F16": 1, "Q8_0": 7, "Q3_K_M": 12, "Q4_K_M": 15, "Q5_K_M": 17, "Q6_K": 18, "Q4_0": 2}
@@ -79,57 +69,6 @@ class Shape:
         """A short stable digest of every dimension, for cache file names."""
         blob = json.dumps(dataclasses.asdict(self), sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:10]
-
-
-@dataclass(frozen=True)
-class Tokenizer:
-    tokens: tuple[str, ...]
-    token_types: tuple[int, ...]
-    merges: tuple[str, ...]
-    chat_template: str
-    eos_id: int  # <|im_end|>: where an Instruct reply stops
-    pad_id: int  # <|endoftext|>
-    source: str
-
-
-@lru_cache(maxsize=1)
-def _tokenizer_head() -> dict:
-    return json.loads((_DATA_DIR / "qwen2_tokenizer_head.json").read_text(encoding="utf-8"))
-
-
-def small_vocab_size() -> int:
-    """Vocabulary size of the cut-down tokenizer: its BPE tokens plus the three specials."""
-    return len(_tokenizer_head()["tokens"]) + len(SPECIAL_TOKENS)
-
-
-def tokenizer(vocab_size: int | None = None) -> Tokenizer:
-    """The cut-down Qwen2 tokenizer, padded to `vocab_size` entries when that is larger.
-
-    Padded to a real size (151936), the specials sit at their real ids and the padding is
-    ``[PADn]`` entries, as in llama.cpp's own qwen2 vocab file, so the output layer and the
-    sampler work over exactly as many logits as the real model's.
-    """
-    head = _tokenizer_head()
-    base = list(head["tokens"])
-    size = vocab_size or small_vocab_size()
-    if size < small_vocab_size():
-        raise ValueError(f"vocab_size {size} is smaller than the tokenizer ({small_vocab_size()})")
-    first_special = _REAL_FIRST_SPECIAL_ID if size >= _REAL_FIRST_SPECIAL_ID + len(SPECIAL_TOKENS) else len(base)
-    tokens = base + [f"[PAD{i}]" for i in range(len(base), first_special)]
-    types = [_NORMAL] * len(tokens)
-    tokens += SPECIAL_TOKENS
-    types += [_CONTROL] * len(SPECIAL_TOKENS)
-    tokens += [f"[PAD{i}]" for i in range(len(tokens), size)]
-    types += [_USER_DEFINED] * (size - len(types))
-    return Tokenizer(
-        tokens=tuple(tokens),
-        token_types=tuple(types),
-        merges=tuple(head["merges"]),
-        chat_template=head["chat_template"],
-        eos_id=first_special + 2,
-        pad_id=first_special,
-        source=head["source"],
-    )
 
 
 # A model about 400 kB in size: two layers, grouped-query attention like the real ones (4 query heads, 2 KV heads).
@@ -320,7 +259,7 @@ def _hf_tokenizer_json(tok: Tokenizer, path: Path) -> None:
     from tokenizers import AddedToken, Regex, decoders, models, pre_tokenizers, processors
     from tokenizers import Tokenizer as HfTokenizer
 
-    n_bpe = tok.token_types.index(_CONTROL)
+    n_bpe = tok.token_types.index(CONTROL)
     vocab = {t: i for i, t in enumerate(tok.tokens[:n_bpe])}
     bpe = models.BPE(vocab=vocab, merges=[tuple(m.split(" ", 1)) for m in tok.merges])
     hf = HfTokenizer(bpe)
@@ -384,7 +323,7 @@ def write_mlx_folder(folder: Path, shape: Shape, *, seed: int = 0) -> None:
     save_file(tensors, str(folder / "model.safetensors"), metadata={"format": "pt"})
 
     _hf_tokenizer_json(tok, folder / "tokenizer.json")
-    n_bpe = tok.token_types.index(_CONTROL)
+    n_bpe = tok.token_types.index(CONTROL)
     tokenizer_config = {
         "add_bos_token": False,
         "add_prefix_space": False,
