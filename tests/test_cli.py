@@ -16,3 +16,16 @@ def test_error_lines_keep_square_brackets(capsys):
 
     render.error("needs fastapi (pip install 'qwenctl[server]')")
     assert "pip install 'qwenctl[server]'" in capsys.readouterr().err
+
+
+def test_the_library_api_is_exported_lazily():
+    """`import qwenctl` loads none of the API's modules; each name resolves on first use to the function."""
+    import subprocess
+    import sys
+
+    code = ("import sys, qwenctl; before = {m for m in sys.modules if m.startswith('qwenctl.')}; "
+            "from qwenctl.backends import load_backend; from qwenctl.fetch import pull; from qwenctl.hardware import detect; "
+            "assert (qwenctl.detect, qwenctl.pull, qwenctl.load_backend) == (detect, pull, load_backend); print(sorted(before))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
