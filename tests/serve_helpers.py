@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+
+
+def default_sigint() -> None:
+    """In the child before exec: SIGINT back to its default, so a test's SIGINT stops the server also when
+    the suite was started from a shell that ignores SIGINT (nohup, a background job)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
 
 # Hang protection only (loading plus imports take a few seconds here); not a speed assertion.
 START_TIMEOUT_S = 180
@@ -53,7 +61,8 @@ def start_planned(*args: str, env: dict | None = None, python: tuple[str, ...] =
     cmd = [sys.executable, *python, "serve", "--port", "0", "--json", *args]
     full_env = {k: v for k, v in os.environ.items() if k != "QWENCTL_API_KEY"}
     full_env.update({"HF_HUB_OFFLINE": "1", "NO_COLOR": "1", **(env or {})})
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=full_env)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=full_env,
+                            preexec_fn=default_sigint)
     stderr_lines: list[str] = []
     threading.Thread(target=lambda: stderr_lines.extend(proc.stderr), daemon=True).start()
     first: list[str] = []

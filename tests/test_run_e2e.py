@@ -18,6 +18,7 @@ import pexpect
 import pytest
 from fakehub import FakeHub
 from run_helpers import model_cache, slow_model, tiny_model
+from serve_helpers import default_sigint
 
 from qwenctl.hardware import detect
 from qwenctl.plan import Constraints, plan
@@ -57,8 +58,11 @@ def env(tmp_path, hub):
 
 
 def spawn(args, env) -> pexpect.spawn:
+    # Ctrl-C reaches the child as it would from a terminal, also when the suite runs from a shell that
+    # ignores SIGINT (nohup, a background job): an ignored signal stays ignored across exec
     return pexpect.spawn(
-        sys.executable, ["-m", "qwenctl", "run", *args], env=env, encoding="utf-8", timeout=TIMEOUT, dimensions=(50, 200)
+        sys.executable, ["-m", "qwenctl", "run", *args], env=env, encoding="utf-8", timeout=TIMEOUT, dimensions=(50, 200),
+        preexec_fn=default_sigint,
     )
 
 
