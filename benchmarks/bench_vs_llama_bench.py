@@ -129,7 +129,7 @@ def main() -> None:
     for k, label in (("pp", f"pp{args.n_prompt}"), ("tg", f"tg{args.n_gen}")):
         ref, ours = statistics.mean(samples["llama-bench"][k]), statistics.mean(samples["qwenctl"][k])
         best_ref, best_ours = max(samples["llama-bench"][k]), max(samples["qwenctl"][k])
-        paired = [statistics.mean(q[k]) / statistics.mean(l[k]) for q, l in
+        paired = [statistics.mean(q[k]) / statistics.mean(lb[k]) for q, lb in
                   ((next(r for r in runs if r["round"] == i and r["tool"] == "qwenctl"),
                     next(r for r in runs if r["round"] == i and r["tool"] == "llama-bench")) for i in range(args.rounds))]
         summary[k] = {"llama_bench_mean": ref, "qwenctl_mean": ours, "ratio": ours / ref,

@@ -249,8 +249,8 @@ def fit(docs: list[dict]) -> dict:
 def predicted_row(hw, label: str, case: dict, m: dict) -> dict:
     """One result row: the measurement `m` of `case` beside predict_for_file's figures for it."""
     from qwenctl.backends import LoadOptions
-    from qwenctl.result import to_dict
     from qwenctl.predict import predict_for_file
+    from qwenctl.result import to_dict
 
     options = LoadOptions(n_ctx=case["n_ctx"], n_gpu_layers=case.get("ngl", -1 if case["gpu"] else 0),
                           flash_attn=case["flash_attn"], kv_cache_type=case["kv_cache_type"])

@@ -134,9 +134,9 @@ def main() -> None:
         print(f"{'round':>5} {'curl MB/s':>10} {'+fsync':>8} {'pull MB/s':>10} {'pull/curl':>10} {'pull/(curl+fsync)':>18}" + (f" {'cli MB/s':>9}" if args.cli else ""))
         times: dict[str, list[float]] = {"curl": [], "curl+fsync": [], "pull": [], "cli": []}
         for r in range(1, args.rounds + 1):
-            jobs = [("curl", lambda: curl(False)), ("curl+fsync", lambda: curl(True)), ("pull", lambda: pull(r))]
+            jobs = [("curl", lambda: curl(False)), ("curl+fsync", lambda: curl(True)), ("pull", lambda r=r: pull(r))]
             if args.cli:
-                jobs.append(("cli", lambda: cli(r)))
+                jobs.append(("cli", lambda r=r: cli(r)))
             for name, job in jobs if r % 2 else reversed(jobs):
                 times[name].append(job())
             c, cf, p = times["curl"][-1], times["curl+fsync"][-1], times["pull"][-1]

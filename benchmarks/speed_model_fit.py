@@ -195,7 +195,7 @@ def split_devices(rows: list[dict]) -> dict[str, str]:
         if "_skip" not in r:
             families.setdefault(r["_family"], set()).add(r["_device"])
     role = {}
-    for fam, keys in sorted(families.items()):
+    for _family, keys in sorted(families.items()):
         ordered = sorted(keys, key=lambda k: hashlib.sha256(k.encode()).hexdigest())
         for k in ordered:
             if k in ALWAYS_HELD_OUT:

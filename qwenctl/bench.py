@@ -24,9 +24,10 @@ from __future__ import annotations
 import random
 import statistics
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from qwenctl.backends import LoadOptions, SamplingOptions, Session, load_backend
 from qwenctl.backends import memory as mem
@@ -53,7 +54,7 @@ class Figure:
     samples: tuple[float, ...]
 
     @classmethod
-    def of(cls, samples: Sequence[float]) -> "Figure":
+    def of(cls, samples: Sequence[float]) -> Figure:
         return cls(statistics.median(samples), min(samples), max(samples), tuple(samples))
 
     @property
@@ -295,7 +296,7 @@ def _chat_runs(session: Session, messages: list[dict], n_gen: int, repetitions: 
         tick(phase, i, repetitions)
         session.reset()
         last = None
-        for last in session.chat(messages, SamplingOptions(max_tokens=n_gen, seed=seed + i)):
+        for last in session.chat(messages, SamplingOptions(max_tokens=n_gen, seed=seed + i)):  # noqa: B007 - the last event sums the reply up
             pass
         assert last is not None
         ttft.append(last.prompt_seconds)

@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Protocol, Sequence
+from typing import TYPE_CHECKING, Protocol
 
 from qwenctl.backends import SamplingOptions
 from qwenctl.backends.reply import Reply, generate

@@ -18,10 +18,11 @@ with their sources; re-fit them there (benchmarks/estimate_accuracy.py --fit).
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
-from typing import Any, Iterable
+from typing import Any
 
 from qwenctl.catalog import Catalog, ModelSpec, Weights, load_catalog
 from qwenctl.errors import ExitCode, QwenctlError
@@ -266,7 +267,7 @@ def fit_gpu_layers(
     kv_cache_type: str = "f16",
     flash_attn: bool = True,
     split: WeightSplit | None = None,
-) -> int | None:
+) -> int:
     """How many layers llama.cpp can put on a CUDA GPU within ``vram_budget`` bytes.
 
     -1 when every layer and the output fit, else the largest count of repeating layers whose

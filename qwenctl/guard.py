@@ -19,8 +19,9 @@ import os
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, NoReturn, TypeVar
+from typing import NoReturn, TypeVar
 
 from qwenctl.errors import ExitCode, QwenctlError, from_os_error
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
 
+from qwenctl.backend_choice import BackendChoice, choose_backend
 from qwenctl.catalog import (
     Catalog,
     ModelSpec,
@@ -32,7 +33,6 @@ from qwenctl.catalog import (
 )
 from qwenctl.errors import ExitCode, QwenctlError
 from qwenctl.estimate import MemoryEstimate, PoolMemory, estimate_memory, fit_gpu_layers
-from qwenctl.backend_choice import BackendChoice, choose_backend
 from qwenctl.hardware.facts import AppleSilicon, Hardware
 from qwenctl.machine import Machine, machine
 from qwenctl.speed import DeviceSpeed, SpeedEstimate, estimate_speed
@@ -213,7 +213,7 @@ def _context(model: ModelSpec, constraints: Constraints) -> tuple[int, str | Non
 def _evaluate(m: Machine, catalog: Catalog, constraints: Constraints, floor: float) -> list[tuple[Plan, str | None, str]]:
     """Every candidate with (plan, rejection kind or None, reason)."""
     fmt = "mlx" if m.backend == "mlx" else "gguf"
-    out = []
+    out: list[tuple[Plan, str | None, str]] = []
     sizes = [catalog.model(constraints.size)] if constraints.size else list(catalog.models)
     for model in sizes:
         n_ctx, ctx_note = _context(model, constraints)
@@ -314,7 +314,7 @@ def plan(hardware: Hardware, constraints: Constraints = Constraints()) -> PlanRe
     runner = feasible[1][0] if len(feasible) > 1 else None
     chosen = replace(chosen, reasons=_why_chosen(m, target, chosen, runner, floor))
     alternatives = []
-    for p, kind, reason in feasible[1:]:
+    for p, _, _ in feasible[1:]:
         if round(p.quality, 6) == round(chosen.quality, 6):
             why = f"same quality, slower ({p.tg_tps:.0f} vs {chosen.tg_tps:.0f} tok/s)"
         else:

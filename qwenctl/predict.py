@@ -49,7 +49,7 @@ class FilePrediction:
     arch: Architecture  # as read from the header
     n_ctx: int
     kv_cache_type: str
-    flash_attn: bool
+    flash_attn: bool | None  # as the load options had it (None: llama.cpp's auto rule)
     memory: tuple[PoolMemory, ...]
     tg_tps: float
     tg_tps_low: float
@@ -149,7 +149,7 @@ def predict_for_file(
         device = "cpu"
     ngl = options.n_gpu_layers if device == "cuda" else (-1 if device == "metal" else 0)
     est = estimate_memory(model, weights, backend, device, options.n_ctx, ngl, options.kv_cache_type,
-                          options.flash_attn, split=split, depth=depth)
+                          bool(options.flash_attn), split=split, depth=depth)
     host_speed = host_device(hardware)
     gpu_speed: DeviceSpeed | None = None
     if device == "cuda":

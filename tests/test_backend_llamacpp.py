@@ -2,8 +2,7 @@
 
 import pytest
 
-from qwenctl.backends import LoadOptions, SamplingOptions, load_backend
-from qwenctl.backends import llamacpp
+from qwenctl.backends import LoadOptions, SamplingOptions, llamacpp, load_backend
 from qwenctl.errors import ExitCode, QwenctlError
 from qwenctl.testing import models
 

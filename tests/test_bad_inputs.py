@@ -194,13 +194,13 @@ def test_an_unconverted_os_error_is_one_line_naming_the_path(tmp_path, monkeypat
     """An OSError nothing below converted (here the bench history on a read-only path) still names its path."""
     import errno
 
-    from qwenctl import bench
+    from qwenctl import bench_history
 
     history = tmp_path / "history.jsonl"
 
     def read_only(path=None):
         raise OSError(errno.EROFS, "Read-only file system", str(history))
 
-    monkeypatch.setattr(bench, "read_history", read_only)
+    monkeypatch.setattr(bench_history, "read_history", read_only)
     result = invoke("bench", "--history")
     assert one_line(result, ExitCode.FILE_ACCESS) == f"cannot use {history}: the filesystem is read-only (remount it read-write)"

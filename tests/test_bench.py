@@ -14,8 +14,8 @@ from qwenctl import bench_history
 from qwenctl.backends import LoadOptions
 from qwenctl.cli import cli
 from qwenctl.errors import ExitCode, QwenctlError
-from qwenctl.predict import weights_read_per_token
 from qwenctl.hardware.facts import Absent, Hardware, Memory, Nvidia, NvidiaGpu
+from qwenctl.predict import weights_read_per_token
 from qwenctl.testing import models
 
 

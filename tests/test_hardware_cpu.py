@@ -87,6 +87,7 @@ def test_windows_has_no_cpu_probe_yet():
 def test_cpufreq_maximum_is_the_clock_and_its_absence_is_none():
     """sysfs gives kHz; a VM without a cpufreq driver has no such file, and the speed model then says it assumed."""
     from hardware_captures import document, replay
+
     from qwenctl.hardware import cpu as cpu_probe
 
     doc = document("linux-x86-no-gpu.json")

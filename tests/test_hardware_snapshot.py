@@ -5,8 +5,8 @@ from hardware_captures import ALL, CAPTURES, document, replay
 
 from qwenctl.errors import ExitCode, QwenctlError
 from qwenctl.hardware import LiveSource, detect, load_snapshot, save_snapshot
-from qwenctl.result import to_dict
 from qwenctl.hardware.snapshot import NvmlError
+from qwenctl.result import to_dict
 
 
 @pytest.mark.parametrize("name", ALL)

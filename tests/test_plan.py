@@ -1,8 +1,8 @@
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from planning_machines import backends, mac, pc
+
 from qwenctl.errors import ExitCode, QwenctlError
 from qwenctl.plan import Constraints, plan
 from qwenctl.profiles import list_profiles, load_profile

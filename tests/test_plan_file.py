@@ -1,8 +1,8 @@
 """plan.predict_for_file on generated GGUFs: the header gives the dimensions, the tensor table the bytes."""
 
 import pytest
-
 from planning_machines import backends, mac, pc
+
 from qwenctl.backends import LoadOptions
 from qwenctl.backends.gguf_check import read_gguf_header
 from qwenctl.bench import Predicted

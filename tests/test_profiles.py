@@ -120,6 +120,7 @@ def test_a_mac_gets_the_same_gpu_limit_from_detect_and_from_a_profile(tmp_path, 
     """One rule for Metal's default working set (hardware/data/apple_silicon.json): 2/3 of RAM up to
     32 GiB, 3/4 from 36 GiB (36 and 48 GiB Macs logged 28991.03 and 38654.71 MB in llama.cpp)."""
     from hardware_captures import document, replay
+
     from qwenctl.hardware import detect
 
     doc = document("apple-m3-max-36gb.json")

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import openai
 import pytest
-
 from serve_helpers import start, start_planned
 
 KEY = "test-key-9f3a1c"

@@ -16,9 +16,9 @@ import urllib.error
 import urllib.request
 
 import pytest
+from serve_helpers import start_planned
 
 from qwenctl.errors import ExitCode
-from serve_helpers import start_planned
 
 DRAIN_S = 2
 NEVER_ENDING = """

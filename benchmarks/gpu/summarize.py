@@ -47,7 +47,7 @@ def main() -> None:
             if int(bool(row.get("flash_attn"))) == int(fa):
                 ref["pp" if row["n_gen"] == 0 else "tg"] = row["avg_ts"]
         pp, tg = statistics.mean(q["pp_tps"]["samples"]), statistics.mean(q["tg_tps"]["samples"])
-        ratio = lambda ours, k: f"{ours / ref[k]:.3f}" if ref.get(k) else "—"  # noqa: E731
+        ratio = lambda ours, k, ref=ref: f"{ours / ref[k]:.3f}" if ref.get(k) else "—"
         pred = (q.get("predicted") or {}).get("gpu_bytes")
         lines.append(
             f"| {name} | {fa} | {pp:,.0f} | {ref.get('pp', 0):,.0f} | {ratio(pp, 'pp')} | {tg:,.1f} | {ref.get('tg', 0):,.1f} "

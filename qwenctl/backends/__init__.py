@@ -8,9 +8,10 @@ the smoke test) reads the same ``GenerationEvent`` stream.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Protocol, Sequence
+from typing import Any, Protocol
 
 # name -> "module:function" returning a Session; imported lazily.
 _BACKENDS = {
@@ -157,6 +158,6 @@ def load_backend(name: str, model_path: Path, options: LoadOptions) -> Session:
     try:
         target = _BACKENDS[name]
     except KeyError:
-        raise QwenctlError(f"unknown backend {name!r}", hint=f"choose one of {', '.join(_BACKENDS)}", code=ExitCode.BAD_INPUT)
+        raise QwenctlError(f"unknown backend {name!r}", hint=f"choose one of {', '.join(_BACKENDS)}", code=ExitCode.BAD_INPUT) from None
     module_name, func_name = target.split(":")
     return getattr(importlib.import_module(module_name), func_name)(model_path, options)

@@ -15,7 +15,7 @@ True/False pass through untouched. ``resolved(lines)`` reads llama.cpp's answer 
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 ENABLED_LINE = "Flash Attention enabled"
 DISABLED_LINE = "Flash Attention not supported, set to disabled"

@@ -17,15 +17,15 @@ import functools
 import gc
 import logging
 import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Sequence
 
 from qwenctl.backends import KV_CACHE_TYPES, ChatTemplateSession, GenerationEvent, LoadOptions, MemoryUse, SamplingOptions
 from qwenctl.backends import llama_flash as flash
 from qwenctl.backends import memory as mem
 from qwenctl.backends.generation import Engine, Request, run_one
-from qwenctl.backends.sampling import ChainSpec, device_report
 from qwenctl.backends.gguf_check import GgufInfo, check_gguf
+from qwenctl.backends.sampling import ChainSpec, device_report
 from qwenctl.errors import ExitCode, QwenctlError
 from qwenctl.hardware.usage import apple_silicon
 from qwenctl.install import INSTALL
@@ -128,7 +128,7 @@ class LlamaCppSession(ChatTemplateSession):
         """The prompt tokens for `messages` through the model's own chat template."""
         try:
             prompt = self._format(messages=list(messages)).prompt
-        except Exception as e:  # jinja2 errors from a template the user's messages do not fit
+        except Exception as e:  # noqa: BLE001 - jinja2 errors from a template the user's messages do not fit
             raise QwenctlError(f"the chat template rejected the messages: {e}", code=ExitCode.BAD_INPUT) from None
         return self.llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
 

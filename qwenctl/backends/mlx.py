@@ -8,8 +8,9 @@ evaluation (``mx.eval``), the MLX counterpart of llama_decode + synchronize.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Any
 
 from qwenctl.backends import ChatTemplateSession, GenerationEvent, LoadOptions, MemoryUse, SamplingOptions
 from qwenctl.backends import memory as mem
@@ -45,7 +46,7 @@ class MlxSession(ChatTemplateSession):
         self.n_threads: int | None = None
         self.load_seconds = load_seconds
         self.notes: tuple[str, ...] = () if on_gpu else ("mlx runs on the CPU here (no Metal GPU)",)
-        self._cache = None
+        self._cache: list[Any] | None = None
 
     def tokenize(self, text: str) -> list[int]:
         return list(self.tokenizer.encode(text, add_special_tokens=False))
@@ -53,7 +54,7 @@ class MlxSession(ChatTemplateSession):
     def chat_prompt(self, messages: Sequence[dict]) -> list[int]:
         try:
             return list(self.tokenizer.apply_chat_template(list(messages), add_generation_prompt=True))
-        except Exception as e:  # jinja2 errors from a template the messages do not fit
+        except Exception as e:  # noqa: BLE001 - jinja2 errors from a template the messages do not fit
             raise QwenctlError(f"the chat template rejected the messages: {e}", code=ExitCode.BAD_INPUT) from None
 
     def generate(self, prompt: list[int], sampling: SamplingOptions) -> Iterator[GenerationEvent]:

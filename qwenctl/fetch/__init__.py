@@ -22,9 +22,9 @@ import os
 import re
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from qwenctl.errors import ExitCode, QwenctlError
 from qwenctl.fetch import hub
@@ -99,7 +99,7 @@ def _select(repo: str, revision: str, available: dict[str, Remote], wanted: list
             names = sorted(f for f in available if f.endswith(".gguf") and (quant_of(f) or "").lower() == q)
         missing = [n for n in names if n not in available]
         if not names or missing:
-            quants = sorted({quant_of(f) for f in available if f.endswith(".gguf")} - {None})  # type: ignore[arg-type]
+            quants = sorted({found for f in available if f.endswith(".gguf") and (found := quant_of(f))})
             raise QwenctlError(
                 f"{repo} has no file {', '.join(missing) if missing else name} at {revision}",
                 hint=f"its GGUF quants: {', '.join(quants)}" if quants else None,

@@ -154,7 +154,7 @@ def remove(spec: str, *, dry_run: bool = False) -> Removal:
     keep = {os.path.realpath(p) for s in snapshots for p in _snapshot_files(s).values() if str(p) not in doomed_set}
     blobs = sorted({Path(os.path.realpath(p)) for p in doomed if os.path.realpath(p) not in keep and Path(os.path.realpath(p)).is_file()})
     freed = sum(b.stat().st_size for b in blobs)
-    files = tuple(sorted({p.relative_to(next(s for s in snapshots if p.is_relative_to(s))).as_posix() for p in doomed}))
+    removed = tuple(sorted({p.relative_to(next(s for s in snapshots if p.is_relative_to(s))).as_posix() for p in doomed}))
     if not dry_run:
         for p in doomed:
             p.unlink()
@@ -165,4 +165,4 @@ def remove(spec: str, *, dry_run: bool = False) -> Removal:
             for d in sorted((d for d in snapshot.rglob("*") if d.is_dir()), reverse=True) + [snapshot]:
                 with contextlib.suppress(OSError):
                     d.rmdir()
-    return Removal(repo, files, freed, dry_run)
+    return Removal(repo, removed, freed, dry_run)

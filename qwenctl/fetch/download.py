@@ -22,8 +22,9 @@ import os
 import shutil
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from qwenctl import files
 from qwenctl.fetch.hub import HubSettings, naming

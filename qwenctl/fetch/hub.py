@@ -19,9 +19,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING
 
 from qwenctl.errors import ExitCode, QwenctlError, from_os_error
 from qwenctl.fetch.verify import Remote

@@ -68,8 +68,10 @@ def record_verified(blob: Path) -> None:
 def is_recorded_verified(blob: Path, records: dict | None = None) -> bool:
     """Whether `blob` was verified and has not changed since (no rehashing)."""
     rec = (records if records is not None else read_records()).get(str(blob.resolve()))
+    if not rec:
+        return False
     try:
-        return bool(rec) and rec.get("hash") == blob.name and {k: rec.get(k) for k in ("size", "mtime_ns")} == _stamp(blob)
+        return rec.get("hash") == blob.name and {k: rec.get(k) for k in ("size", "mtime_ns")} == _stamp(blob)
     except OSError:
         return False
 

@@ -9,7 +9,7 @@ the report always says *why* something is missing. ``qwenctl.result.to_dict`` /
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, TypeVar, Union
+from typing import Any
 
 from qwenctl.result import Absent, from_dict
 
@@ -138,10 +138,6 @@ class Backends:
     mlx: str | Absent
     mlx_lm: str | Absent
     mlx_default_device: str | None  # "gpu" / "cpu"
-
-
-Probe = TypeVar("Probe")
-Fact = Union[Probe, Absent]
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,8 @@ def probe(source: Source) -> Board | Absent:
         return Absent(f"no device tree on {source.system}")
     cpuinfo = _cpuinfo(source)
     revision = cpuinfo.get("Revision")
+    model: str | None
+    model_source: str | None
     try:
         model, model_source = source.read_text("/proc/device-tree/model").strip("\x00\n "), "/proc/device-tree/model"
         if not model:

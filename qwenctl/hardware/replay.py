@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from qwenctl.errors import ExitCode, QwenctlError, from_os_error
-
 from qwenctl.hardware.snapshot import (
     FORMAT,
     NOT_CAPTURED,

@@ -31,8 +31,7 @@ malformed file is one ``QwenctlError`` naming the file, never a traceback later.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol, Union
-
+from typing import Any, Protocol
 
 FORMAT = "qwenctl-snapshot"
 VERSION = 1
@@ -41,7 +40,7 @@ COMMAND_TIMEOUT_S = 5.0
 
 NVML_BINDINGS_MISSING = "PYNVML_NOT_INSTALLED"  # not an NVML code: the Python bindings themselves are missing
 NOT_CAPTURED = "NOT_CAPTURED"  # not an NVML code: a snapshot that does not hold this value
-NvmlDevice = Union[int, tuple[int, int]]  # a GPU's NVML index, or (parent index, MIG index)
+NvmlDevice = int | tuple[int, int]  # a GPU's NVML index, or (parent index, MIG index)
 
 
 class NotCaptured(FileNotFoundError):

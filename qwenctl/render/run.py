@@ -6,7 +6,8 @@ the replies (`qwenctl run -p ... > answer.txt` works).
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.markup import escape
@@ -18,8 +19,8 @@ if TYPE_CHECKING:
     from rich.progress import Progress
 
     from qwenctl.fetch import PullProgress
-    from qwenctl.smoke import SmokeTest
     from qwenctl.plan import Plan, PlanResult
+    from qwenctl.smoke import SmokeTest
 
 
 class RunReporter:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import sys
 
-from qwenctl.result import envelope
 from qwenctl.render import console
+from qwenctl.result import envelope
 from qwenctl.serve import ServerInfo
 
 

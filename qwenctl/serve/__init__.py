@@ -35,9 +35,10 @@ from __future__ import annotations
 import ipaddress
 import json
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from qwenctl.backends import LoadOptions
 from qwenctl.errors import ExitCode, QwenctlError
@@ -254,5 +255,5 @@ def _bind(host: str, port: int) -> socket.socket:
     except OSError as e:
         if sock is not None:
             sock.close()
-        raise QwenctlError(f"cannot listen on {host}:{port}: {e.strerror or e}", hint="choose another --host or --port", code=ExitCode.ERROR)
+        raise QwenctlError(f"cannot listen on {host}:{port}: {e.strerror or e}", hint="choose another --host or --port", code=ExitCode.ERROR) from None
     return sock

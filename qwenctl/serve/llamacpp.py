@@ -11,10 +11,11 @@ from __future__ import annotations
 import json
 import logging
 import socket
+from collections.abc import Callable
 from dataclasses import replace
-from typing import Callable
 
 from qwenctl.errors import ExitCode, QwenctlError
+from qwenctl.serve import ServeOptions, ServerInfo, ServeTarget, server_info
 from qwenctl.serve import stop as serve_stop
 from qwenctl.serve.openai import (
     GENERATION_PATHS,
@@ -25,8 +26,6 @@ from qwenctl.serve.openai import (
     send_json,
     unauthorized,
 )
-
-from qwenctl.serve import ServeOptions, ServerInfo, ServeTarget, server_info
 
 log = logging.getLogger("qwenctl.serve")
 

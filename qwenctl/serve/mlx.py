@@ -11,13 +11,13 @@ import json
 import signal
 import socket
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from qwenctl.errors import ExitCode, QwenctlError
+from qwenctl.serve import ServeOptions, ServerInfo, ServeTarget, server_info
 from qwenctl.serve import stop as serve_stop
 from qwenctl.serve.openai import GENERATION_PATHS, authorized, error_body, fill_request, unauthorized
-
-from qwenctl.serve import ServeOptions, ServerInfo, ServeTarget, server_info
 
 
 def cli_args(target: ServeTarget, options: ServeOptions) -> Any:

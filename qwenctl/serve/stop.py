@@ -26,7 +26,7 @@ import os
 import signal
 import sys
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 from qwenctl.errors import ExitCode
 

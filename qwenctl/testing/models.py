@@ -26,10 +26,11 @@ import dataclasses
 import hashlib
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING
 
 from qwenctl.testing.tokenizer import CONTROL, QWEN2_SPLIT_PATTERN, SPECIAL_TOKENS, Tokenizer, small_vocab_size, tokenizer
 
@@ -76,7 +77,7 @@ TINY = Shape("tiny", hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
              intermediate_size=128, vocab_size=0, max_position_embeddings=4096)  # vocab 0 = the small tokenizer's
 
 
-@lru_cache(maxsize=None)
+@cache
 def qwen25_shape(size: str) -> Shape:
     """The real dimensions of Qwen2.5-{size}-Instruct ("0.5B", "1.5B", "3B", "7B", ...)."""
     shapes = json.loads((_DATA_DIR / "qwen25_shapes.json").read_text())["shapes"]
