@@ -12,7 +12,9 @@ So the blob's life is qwenctl's: a stable ``blobs/<sha256>.incomplete`` that a l
 SHA-256 computed while the bytes arrive, and the blob moved into place only once it matches. The GET
 itself goes through huggingface_hub (``http_stream_backoff`` on its shared session: its redirects,
 auth headers, proxies, timeouts and 408/429 back-off), with a Range header to resume; a connection
-dropped mid-body is resumed here, as ``http_get`` does (5 tries without progress, 1 s apart).
+dropped mid-body is resumed here, as ``http_get`` does (5 tries without progress, 1 s apart). Nothing
+in huggingface_hub or httpcore is changed for the process: only the download's own connection reads
+1 MiB per socket read while its body streams (``larger_reads``).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ _FLUSH_EVERY = 128 * 1024 * 1024
 # write(2) to the page cache in pieces this size: one 1 MiB write() ran at 460-490 MB/s on
 # the 2-core VM, the same MiB as 64 KiB pieces at 2,700-3,000 MB/s (measured, 1 GB file).
 _WRITE_BYTES = 64 * 1024
+_READ_BYTES = 1024 * 1024  # per socket read of a download's body (larger_reads)
 # a dropped body is resumed this many times without a byte of progress, this far apart (http_get's figures)
 _RETRIES = 5
 _RETRY_WAIT_S = 1.0
@@ -178,11 +181,15 @@ def _stream(url: str, writer: _HashingWriter, start: int, size: int, headers: di
                 if pos and response.status_code == 200:
                     writer.seek(0)
                     pos = writer.truncate(0)
-                # chunks as the transport reads them: no re-chunking copies, and what arrived is on disk
-                for chunk in response.iter_bytes():
-                    writer.write(chunk)
-                    pos += len(chunk)
-                    tries = _RETRIES
+                undo = larger_reads(response)
+                try:  # chunks as the transport reads them: no re-chunking copies, and what arrived is on disk
+                    for chunk in response.iter_bytes():
+                        writer.write(chunk)
+                        pos += len(chunk)
+                        tries = _RETRIES
+                finally:
+                    if undo is not None:
+                        undo()
             break
         except (httpx2.ConnectError, httpx2.TimeoutException, httpx2.RemoteProtocolError) as e:
             if tries <= 0:
@@ -193,6 +200,35 @@ def _stream(url: str, writer: _HashingWriter, start: int, size: int, headers: di
                 log.warning("the connection dropped (%s: %s); resuming the download", url, str(e).splitlines()[0] if str(e) else type(e).__name__)
             time.sleep(_RETRY_WAIT_S)
     return pos
+
+
+def larger_reads(response: Any) -> Callable[[], None] | None:
+    """Let this response's connection read up to `_READ_BYTES` per socket read; returns the undo, or None
+    where httpx2/httpcore2 are laid out otherwise (then the reads stay at 64 KiB: slower, never wrong).
+
+    httpcore reads 64 KiB at a time (``HTTP11Connection.READ_NUM_BYTES``), and each read is one trip
+    through httpcore, h11, httpx and this loop: with 1 MiB reads a pull ran at 920-975 MB/s on the
+    2-core VM with fsync left out, with 64 KiB reads at 770-835 (benchmarks/pull_throughput.py's CPU
+    path, docs/models.md). Set on this one connection while its body streams, and undone after: no
+    other request and no other connection in the process sees it.
+    """
+    connection = connection_of(response)
+    if connection is None:
+        return None
+    connection.READ_NUM_BYTES = max(connection.READ_NUM_BYTES, _READ_BYTES)
+    return lambda: vars(connection).pop("READ_NUM_BYTES", None)
+
+
+def connection_of(response: Any) -> Any:
+    """The HTTP/1.1 connection a streamed response reads from, or None: down the body's stream wrappers
+    (httpx2's BoundSyncStream and ResponseStream, httpcore2's PoolByteStream) to the one that holds it."""
+    stream = getattr(response, "stream", None)
+    for _ in range(8):
+        connection = getattr(stream, "_connection", None)
+        if isinstance(getattr(connection, "READ_NUM_BYTES", None), int):
+            return connection
+        stream = getattr(stream, "_stream", None) or getattr(stream, "_httpcore_stream", None)
+    return None
 
 
 def _adopt_orphans(blobs: Path, etag: str, partial: Path) -> None:
