@@ -161,6 +161,10 @@ def ask(
     return OneShot(reply, fitted.truncated_chars)
 
 
+def _messages(n: int) -> str:
+    return f"{n} message" if n == 1 else f"{n} messages"
+
+
 def _truncation_notice(length: int, cut: int, n_ctx: int) -> str:
     return f"the message is too long for the {n_ctx:,}-token context: kept its first {length - cut:,} of {length:,} characters"
 
@@ -282,7 +286,7 @@ class Chat:
             self.dropped_total += fitted.dropped_messages
             self.ui.warn(
                 f"the conversation is near the {n_ctx}-token context limit: "
-                f"dropped the oldest {fitted.dropped_messages} message(s); the system prompt is kept"
+                f"dropped the oldest {_messages(fitted.dropped_messages)}; the system prompt is kept"
             )
         if fitted.truncated_chars:
             self.ui.warn(_truncation_notice(len(text), fitted.truncated_chars, n_ctx))
@@ -328,12 +332,12 @@ class Chat:
             elif name == "/save":
                 path = self._path_arg(arg, "/save")
                 save_conversation(self.conv, path)
-                self.ui.info(f"saved {len(self.conv.history)} message(s) to {path}")
+                self.ui.info(f"saved {_messages(len(self.conv.history))} to {path}")
             elif name == "/load":
                 path = self._path_arg(arg, "/load")
                 self.conv = load_conversation(path)
                 self.last_reply = None
-                self.ui.info(f"loaded {len(self.conv.history)} message(s) from {path}")
+                self.ui.info(f"loaded {_messages(len(self.conv.history))} from {path}")
             else:
                 self.ui.error(self._unknown(name))
         except QwenctlError as e:

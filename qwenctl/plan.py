@@ -115,7 +115,13 @@ class PlanResult:
 
 
 def _gb(n: float) -> str:
-    return f"{n / 1e9:.1f} GB"
+    return f"{n / 2**30:.1f} GiB"  # memory sizes in binary units, as everywhere (render.human_bytes)
+
+
+def _tps(a: float, b: float) -> str:
+    """"12 vs 15", or "1.7 vs 1.9" where whole numbers would read as a tie."""
+    digits = 0 if min(a, b) >= 10 else 1
+    return f"{a:.{digits}f} vs {b:.{digits}f}"
 
 
 # --- candidates ---------------------------------------------------------------------------
@@ -268,8 +274,7 @@ def _why_chosen(m: Machine, target: BackendChoice, plan: Plan, runner_up: Plan |
         f"(Qwen's benchmark mean for {plan.size}" + (", Q4_K_M and better score alike)" if plan.quality >= 0 else ")")
     )
     if runner_up is not None and round(runner_up.quality, 6) == round(plan.quality, 6):
-        digits = 0 if runner_up.tg_tps >= 10 else 1
-        reasons.append(f"same quality as {runner_up.name} but faster ({plan.tg_tps:.{digits}f} vs {runner_up.tg_tps:.{digits}f} tok/s)")
+        reasons.append(f"same quality as {runner_up.name} but faster ({_tps(plan.tg_tps, runner_up.tg_tps)} tok/s)")
     if plan.kv_cache_type != "f16":
         reasons.append(f"KV cache in {plan.kv_cache_type} so the {plan.n_ctx}-token context fits")
     return tuple(reasons) + plan.reasons
@@ -324,7 +329,7 @@ def plan(hardware: Hardware, constraints: Constraints = Constraints()) -> PlanRe
     alternatives = []
     for p, _, _ in feasible[1:]:
         if round(p.quality, 6) == round(chosen.quality, 6):
-            why = f"same quality, slower ({p.tg_tps:.0f} vs {chosen.tg_tps:.0f} tok/s)"
+            why = f"same quality, slower ({_tps(p.tg_tps, chosen.tg_tps)} tok/s)"
         else:
             why = f"lower quality (score {p.quality:.1f} vs {chosen.quality:.1f})"
         alternatives.append(Alternative(p, None, why))

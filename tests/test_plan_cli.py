@@ -16,7 +16,7 @@ def test_plan_profile_text():
     lines = r.output.splitlines()
     assert lines[0] == "Plan for Desktop, GeForce RTX 4060 8 GB + 16 GB DDR4 (Ryzen 5 5600)"
     assert lines[1] == "  model     Qwen2.5-7B-Instruct Q4_K_M  on llama.cpp (cuda)"
-    assert lines[2] == "  download  Qwen/Qwen2.5-7B-Instruct-GGUF  2 files, 4.68 GB"
+    assert lines[2] == "  download  Qwen/Qwen2.5-7B-Instruct-GGUF  2 files, 4.36 GiB"
     assert "█ weights  ▓ KV cache  ▒ buffers  · free" in r.output
     assert "NVIDIA GeForce RTX 4060" in r.output and "Alternatives, best first" in r.output
 

@@ -17,6 +17,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.theme import Theme
 
+from qwenctl.render import plural
+
 if TYPE_CHECKING:
     from qwenctl.backends import SamplingOptions
     from qwenctl.backends.reply import Reply
@@ -121,12 +123,12 @@ class ChatUI:
             self.console.print("[chat.info]no reply yet[/]")
         else:
             self.console.print(
-                f"[chat.info]last reply: {r.generated_tokens} tokens, {r.generation_tps:.1f} tok/s "
-                f"(prompt {r.prompt_tokens} tokens, {r.prompt_tps:.1f} tok/s), {r.finish_reason}[/]"
+                f"[chat.info]last reply: {plural(r.generated_tokens, 'token')}, {r.generation_tps:.1f} tok/s "
+                f"(prompt {plural(r.prompt_tokens, 'token')}, {r.prompt_tps:.1f} tok/s), {r.finish_reason}[/]"
             )
         pct = 100 * stats.context_tokens / stats.n_ctx if stats.n_ctx else 0.0
         dropped = f", {stats.dropped_messages} dropped" if stats.dropped_messages else ""
         self.console.print(
             f"[chat.info]context: {stats.context_tokens:,} of {stats.n_ctx:,} tokens ({pct:.0f}%), "
-            f"{stats.messages} message(s){dropped}[/]"
+            f"{plural(stats.messages, 'message')}{dropped}[/]"
         )

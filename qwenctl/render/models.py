@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from rich.table import Table
 
-from qwenctl.render import console, human_bytes
+from qwenctl.render import console, human_bytes, human_rate, plural
 
 if TYPE_CHECKING:
     from qwenctl.fetch import ModelFiles, ModelList, PullProgress, Removal
@@ -34,7 +34,7 @@ class PullBar:
             self._progress = Progress(
                 TextColumn("[bold]{task.description}"),
                 BarColumn(),
-                DownloadColumn(binary_units=False),
+                DownloadColumn(binary_units=True),
                 TransferSpeedColumn(),
                 TimeRemainingColumn(),
                 console=self.out,
@@ -62,7 +62,7 @@ class PullBar:
             speed = (p.done_bytes - self._start[1]) / elapsed if elapsed > 0 else 0
             print(
                 f"{self.label}: {pct}% {human_bytes(p.done_bytes)} of {human_bytes(p.total_bytes)}"
-                + (f", {human_bytes(int(speed))}/s" if speed else ""),
+                + (f", {human_rate(speed)}" if speed else ""),
                 file=sys.stderr,
                 flush=True,
             )
@@ -72,14 +72,12 @@ def pulled(result: ModelFiles) -> None:
     out = console()
     what = "downloaded " + human_bytes(result.downloaded_bytes) if result.downloaded_bytes else "already in the cache"
     check = "verified" if result.verified else "not verified"
-    out.print(f"{result.repo} ({len(result.filenames)} file{'s' if len(result.filenames) != 1 else ''}, {human_bytes(result.total_bytes)}): {what}, {check}")
+    out.print(f"{result.repo} ({plural(len(result.filenames), 'file')}, {human_bytes(result.total_bytes)}): {what}, {check}")
     out.print(result.load_path, soft_wrap=True)
 
 
 def model_list(result: ModelList) -> None:
     out = console()
-    if not out.is_terminal:  # piped: never cut a spec someone will copy into `rm` or `run`
-        out.width = max(out.width, 240)
     if not result.models:
         out.print(f"no Qwen2.5 models in {result.cache_dir}")
     else:
@@ -87,7 +85,7 @@ def model_list(result: ModelList) -> None:
         for col in ("model", "format", "quant", "size", "verified", "revision"):
             table.add_column(col, justify="right" if col == "size" else "left")
         for m in result.models:
-            name = m.spec + (f" (+{len(m.files) - 1} parts)" if m.format == "gguf" and len(m.files) > 1 else "")
+            name = m.spec + (f" (+{plural(len(m.files) - 1, 'part')})" if m.format == "gguf" and len(m.files) > 1 else "")
             table.add_row(
                 name,
                 m.format,
@@ -104,4 +102,4 @@ def model_list(result: ModelList) -> None:
 
 def removed(result: Removal) -> None:
     verb = "would remove" if result.dry_run else "removed"
-    console().print(f"{verb} {result.repo}: {len(result.files)} file{'s' if len(result.files) != 1 else ''}, {human_bytes(result.freed_bytes)} {'would be freed' if result.dry_run else 'freed'}")
+    console().print(f"{verb} {result.repo}: {plural(len(result.files), 'file')}, {human_bytes(result.freed_bytes)} {'would be freed' if result.dry_run else 'freed'}")

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 from rich.markup import escape
 
-from qwenctl.render import human_bytes
+from qwenctl.render import human_bytes, plural
 from qwenctl.render.chat import make_console
 
 if TYPE_CHECKING:
@@ -65,7 +65,7 @@ class RunReporter:
             self._progress = Progress(
                 "[progress.description]{task.description}",
                 BarColumn(),
-                DownloadColumn(),
+                DownloadColumn(binary_units=True),
                 TransferSpeedColumn(),
                 TimeRemainingColumn(),
                 console=self.console,
@@ -81,7 +81,7 @@ class RunReporter:
         if not self.quiet:
             predicted = f" (predicted {result.predicted_tps:.1f})" if result.predicted_tps else ""
             self.console.print(
-                f"[chat.meta]smoke test: {result.generated_tokens} tokens in {result.seconds:.1f} s, "
+                f"[chat.meta]smoke test: {plural(result.generated_tokens, 'token')} in {result.seconds:.1f} s, "
                 f"{result.decode_tps:.1f} tok/s{predicted}[/]"
             )
         if result.warning:
