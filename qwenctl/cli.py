@@ -265,18 +265,21 @@ def models(all_repos: bool, as_json: bool) -> None:
 @click.argument("spec", metavar="REPO[:FILE]")
 @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--dry-run", is_flag=True, help="Say what would be removed, remove nothing.")
-def rm(spec: str, yes: bool, dry_run: bool) -> None:
+@json_option
+def rm(spec: str, yes: bool, dry_run: bool, as_json: bool) -> None:
     """Remove a model from the cache: REPO entirely, or REPO:FILE (all parts of a split GGUF)."""
-    from qwenctl import fetch
+    from qwenctl import fetch, render
     from qwenctl.render import models as view
 
     plan = fetch.remove(spec, dry_run=True)
-    if dry_run:
-        return view.removed(plan)
-    if not yes:
-        view.removed(plan)
-        click.confirm("remove?", abort=True, err=True)
-    view.removed(fetch.remove(spec))
+    if not (dry_run or yes):
+        ask = _ask_on_terminal()
+        if ask is not None:
+            view.removed(plan, err=True)  # "would remove REPO: 2 files, 4.36 GiB would be freed"
+        if ask is None or not ask("remove?"):
+            raise QwenctlError(f"not removing {spec}", hint="rerun with --yes to remove without asking")
+    result = plan if dry_run else fetch.remove(spec)
+    render.print_json(result, "rm") if as_json else view.removed(result)
 
 # --- bench ---
 @cli.command()

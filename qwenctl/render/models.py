@@ -6,8 +6,6 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
-from rich.table import Table
-
 from qwenctl.render import console, human_bytes, human_rate, plural
 
 if TYPE_CHECKING:
@@ -77,29 +75,29 @@ def pulled(result: ModelFiles) -> None:
 
 
 def model_list(result: ModelList) -> None:
+    """One line per model, the spec last and whole (never cut to the terminal's width: it is what
+    `rm` and `run` take), after a short name where the catalog has one (`7b:q4_k_m`)."""
+    from qwenctl.tags import tag_of
+
     out = console()
     if not result.models:
         out.print(f"no Qwen2.5 models in {result.cache_dir}")
     else:
-        table = Table(box=None, pad_edge=False)
-        for col in ("model", "format", "quant", "size", "verified", "revision"):
-            table.add_column(col, justify="right" if col == "size" else "left")
+        rows = [("name", "quant", "size", "verified", "revision", "model")]
         for m in result.models:
-            name = m.spec + (f" (+{plural(len(m.files) - 1, 'part')})" if m.format == "gguf" and len(m.files) > 1 else "")
-            table.add_row(
-                name,
-                m.format,
-                m.quant or "?",
-                human_bytes(m.size_bytes),
-                "yes" if m.verified else "no",
-                ",".join(m.refs) or m.commit[:10],
-            )
-        out.print(table)
+            first = m.files[0] if m.format == "gguf" else None
+            spec = m.spec + (f" (+{plural(len(m.files) - 1, 'part')})" if m.format == "gguf" and len(m.files) > 1 else "")
+            rows.append((tag_of(m.repo, first) or "-", m.quant or "?", human_bytes(m.size_bytes),
+                         "yes" if m.verified else "no", ",".join(m.refs) or m.commit[:10], spec))
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+        for i, row in enumerate(rows):
+            cells = [c.rjust(w) if col == 2 else c.ljust(w) for col, (c, w) in enumerate(zip(row, widths))]
+            out.print("  ".join([*cells, row[-1]]), soft_wrap=True, markup=False, style="bold" if i == 0 else None)
         out.print(f"cache: {result.cache_dir}", soft_wrap=True)
     if result.partial_bytes:
         out.print(f"unfinished downloads: {human_bytes(result.partial_bytes)} (the next pull resumes them)")
 
 
-def removed(result: Removal) -> None:
+def removed(result: Removal, err: bool = False) -> None:
     verb = "would remove" if result.dry_run else "removed"
-    console().print(f"{verb} {result.repo}: {plural(len(result.files), 'file')}, {human_bytes(result.freed_bytes)} {'would be freed' if result.dry_run else 'freed'}")
+    console(stderr=err).print(f"{verb} {result.repo}: {plural(len(result.files), 'file')}, {human_bytes(result.freed_bytes)} {'would be freed' if result.dry_run else 'freed'}")
