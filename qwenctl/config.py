@@ -104,7 +104,7 @@ def _bad(path: Path, message: str, hint: str | None = None) -> QwenctlError:
 
 
 def _check(doc: dict, path: Path) -> Config:
-    from qwenctl.chat import SETTINGS, apply_setting, suggest
+    from qwenctl.conversation import SETTINGS, apply_setting, suggest
     from qwenctl.backends import SamplingOptions
 
     values: dict[str, Any] = {}

@@ -30,7 +30,7 @@ from qwenctl.errors import ExitCode, QwenctlError
 
 if TYPE_CHECKING:
     from qwenctl.backends import SamplingOptions
-    from qwenctl.chat import Reply
+    from qwenctl.backends.reply import Reply
 
 LOGS_ENV = "QWENCTL_LOGS_DB"
 SCHEMA_VERSION = 1

@@ -66,6 +66,8 @@ class InputHistory:
             if path.exists():
                 readline.read_history_file(str(path))
                 readline.write_history_file(str(path))  # trimmed to LENGTH
+            else:
+                path.touch()  # append_history_file appends only to a file that exists
         except OSError:
             self.path = None
 
