@@ -491,3 +491,12 @@ def logs_path_command() -> None:
     from qwenctl.logs import logs_path
 
     click.echo(str(logs_path()))
+
+
+def _examples() -> None:
+    from qwenctl.help import add_examples
+
+    add_examples(cli)
+
+
+_examples()
