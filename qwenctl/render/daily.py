@@ -54,3 +54,33 @@ def show_config(cfg: Config, defaults: dict[str, str]) -> None:
     width = max(len(k) for k, _, _ in rows)
     for key, value, source in rows:
         con.print(f"  {key.ljust(width)}  {escape(value)}  [dim]({source})[/]", soft_wrap=True)
+
+
+def show_servers(result) -> None:
+    """`qwenctl ps`: one line per running server, the model last and whole."""
+    from qwenctl.render import human_bytes
+
+    con = console()
+    if not result.servers:
+        con.print("no qwenctl server is running (`qwenctl serve` starts one)")
+        return
+    rows = [("pid", "url", "memory", "context", "up", "model")]
+    for s in result.servers:
+        r = s.server
+        memory = human_bytes(s.host_rss_bytes) if s.host_rss_bytes is not None else "?"
+        if r.gpu_bytes:
+            memory += f" + {human_bytes(r.gpu_bytes)} GPU"
+        rows.append((str(r.pid), r.url, memory, f"{r.n_ctx:,}", _uptime(s.uptime_seconds), f"{r.model_id} ({r.model_path})"))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    for i, row in enumerate(rows):
+        cells = [c.ljust(w) for c, w in zip(row, widths)]
+        con.print("  ".join([*cells, row[-1]]), soft_wrap=True, markup=False, style="bold" if i == 0 else None)
+
+
+def _uptime(seconds: float) -> str:
+    minutes, _ = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    days, hours = divmod(hours, 24)
+    if days:
+        return f"{days}d {hours}h"
+    return f"{hours}h {minutes:02d}m" if hours else f"{minutes}m" if minutes else f"{int(seconds)}s"
