@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING, Protocol
 from qwenctl.backends import SamplingOptions
 from qwenctl.backends.reply import Reply, generate
 from qwenctl.conversation import (
-    SETTING_ALIASES,
     SETTINGS,
     Conversation,
     apply_setting,

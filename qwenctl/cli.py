@@ -270,6 +270,7 @@ def models(all_repos: bool, as_json: bool) -> None:
 def rm(spec: str, yes: bool, dry_run: bool, as_json: bool) -> None:
     """Remove a model from the cache: REPO entirely, or REPO:FILE (all parts of a split GGUF)."""
     from qwenctl import fetch, render
+    from qwenctl.errors import QwenctlError
     from qwenctl.render import models as view
 
     plan = fetch.remove(spec, dry_run=True)
@@ -422,7 +423,7 @@ def run(size, quant, backend, n_ctx, profile, model, yes, no_chat, system, promp
         started.session.close()
 
 
-def _input_history(cfg) -> Path | None:
+def _input_history(cfg):
     """The file that keeps what was typed at >>> between chats, unless the config says `history = false`."""
     if cfg.history is False:
         return None
@@ -438,8 +439,8 @@ def _input_history(cfg) -> Path | None:
 @json_option
 def config_command(as_json: bool) -> None:
     """Show the config file's path and every default it sets (flags win over the file)."""
-    from qwenctl.conversation import Conversation, default_system_prompt
     from qwenctl.config import load_config
+    from qwenctl.conversation import Conversation, default_system_prompt
 
     cfg = load_config()
     if as_json:

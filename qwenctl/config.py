@@ -104,8 +104,8 @@ def _bad(path: Path, message: str, hint: str | None = None) -> QwenctlError:
 
 
 def _check(doc: dict, path: Path) -> Config:
-    from qwenctl.conversation import SETTINGS, apply_setting, suggest
     from qwenctl.backends import SamplingOptions
+    from qwenctl.conversation import SETTINGS, apply_setting, suggest
 
     values: dict[str, Any] = {}
     for key, value in doc.items():

@@ -9,6 +9,7 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from qwenctl import files
 from qwenctl.backends import SamplingOptions
@@ -148,7 +149,8 @@ def apply_setting(sampling: SamplingOptions, name: str, value: str) -> SamplingO
     except ValueError as e:
         reason = str(e) if str(e).startswith("must") else "not a number"
         raise QwenctlError(f"{name} {value!r}: {reason}", code=ExitCode.BAD_INPUT) from None
-    return dataclasses.replace(sampling, **{name: parsed})
+    change: dict[str, Any] = {name: parsed}  # the parser's type is the field's
+    return dataclasses.replace(sampling, **change)
 
 
 # --------------------------------------------------------------------------- /save, /load

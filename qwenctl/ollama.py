@@ -21,12 +21,11 @@ Nothing here writes to the store, and no byte is downloaded: the blob is loaded 
 
 from __future__ import annotations
 
-import json
 import os
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
 
 from qwenctl.errors import ExitCode, QwenctlError
 

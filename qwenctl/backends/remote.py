@@ -13,8 +13,9 @@ import json
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator, Sequence
+from typing import TYPE_CHECKING
 
 from qwenctl.backends import ChatTemplateSession, GenerationEvent, MemoryUse, SamplingOptions
 from qwenctl.errors import ExitCode, QwenctlError
@@ -62,7 +63,7 @@ class RemoteSession(ChatTemplateSession):
             "top_p": sampling.top_p,
             "top_k": sampling.top_k,
             "repeat_penalty": sampling.repeat_penalty,
-            "max_tokens": sampling.max_tokens,
+            **({"max_tokens": sampling.max_tokens} if sampling.max_tokens is not None else {}),  # else: the room left
             **({"seed": sampling.seed} if sampling.seed is not None else {}),
         }
         return self._stream(body, prompt_tokens)

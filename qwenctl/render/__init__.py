@@ -17,7 +17,6 @@ from rich.console import Console
 
 from qwenctl.result import envelope
 
-
 # Piped output is never wrapped: a script reads whole lines, and a spec cut in two cannot be pasted.
 PIPED_WIDTH = 10_000
 
