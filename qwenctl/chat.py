@@ -32,6 +32,8 @@ from qwenctl.conversation import (
     default_system_prompt,
     load_conversation,
     save_conversation,
+    setting_name,
+    suggest,
 )
 from qwenctl.errors import ExitCode, QwenctlError
 
@@ -41,6 +43,10 @@ if TYPE_CHECKING:
 
 
 MULTILINE_QUOTE = '"""'
+
+# A reply bounded by the context only (max_tokens None, conversation.UNBOUNDED) keeps this much room
+# when the conversation is fitted to the window.
+UNBOUNDED_RESERVE = 512
 
 
 # --------------------------------------------------------------------------- results
@@ -71,10 +77,11 @@ class ChatStats:
 # --------------------------------------------------------------------------- context window
 
 
-def reply_reserve(n_ctx: int, max_tokens: int) -> int:
-    """Tokens kept free for the reply: max_tokens, but never more than half the window,
-    so a large max_tokens cannot squeeze every earlier turn out of a small context."""
-    return max(1, min(max_tokens, n_ctx // 2))
+def reply_reserve(n_ctx: int, max_tokens: int | None) -> int:
+    """Tokens kept free for the reply: max_tokens (UNBOUNDED_RESERVE for a reply bounded by the
+    context only), but never more than half the window, so a large max_tokens cannot squeeze every
+    earlier turn out of a small context."""
+    return max(1, min(UNBOUNDED_RESERVE if max_tokens is None else max_tokens, n_ctx // 2))
 
 
 def fit_to_context(
@@ -161,14 +168,20 @@ def ask(
     return OneShot(reply, fitted.truncated_chars)
 
 
+def _messages(n: int) -> str:
+    return f"{n} message" if n == 1 else f"{n} messages"
+
+
 def _truncation_notice(length: int, cut: int, n_ctx: int) -> str:
     return f"the message is too long for the {n_ctx:,}-token context: kept its first {length - cut:,} of {length:,} characters"
 
 
 def _clamped(sampling: SamplingOptions, n_ctx: int, prompt_tokens: int) -> SamplingOptions:
-    """Never ask for more tokens than the window has left after the prompt."""
+    """Never ask for more tokens than the window has left after the prompt; an unbounded reply gets all of it."""
     room = max(1, n_ctx - prompt_tokens)
-    return sampling if sampling.max_tokens <= room else dataclasses.replace(sampling, max_tokens=room)
+    if sampling.max_tokens is not None and sampling.max_tokens <= room:
+        return sampling
+    return dataclasses.replace(sampling, max_tokens=room)
 
 
 # --------------------------------------------------------------------------- the REPL
@@ -178,6 +191,8 @@ class UI(Protocol):
     """What the chat loop needs from the terminal (qwenctl.render.chat.ChatUI draws it)."""
 
     def read_line(self, continuation: bool = False) -> str: ...  # EOFError on Ctrl-D
+
+    def confirm(self, question: str) -> bool: ...  # a y/N question; no answer is no
 
     def reply_text(self, text: str) -> None: ...
 
@@ -195,29 +210,55 @@ class UI(Protocol):
 
     def stats(self, stats: ChatStats) -> None: ...
 
+    def facts(self, title: str, rows: Sequence[tuple[str, str]]) -> None: ...  # /show: "name  value" lines
+
+
+class Transcript(Protocol):
+    """Where every finished reply is recorded (qwenctl.logs keeps them in SQLite for `qwenctl logs`)."""
+
+    def start(self) -> None: ...  # a new conversation begins (the chat opened, /clear, /load)
+
+    def record(self, system: str, prompt: str, reply: Reply, sampling: SamplingOptions) -> None: ...
+
 
 COMMANDS: dict[str, str] = {
     "/help": "show this help",
-    "/reset": "forget the conversation (keeps the system prompt and settings)",
+    "/show": "the model, its plan, the settings and the context in use (/show info|system|parameters)",
+    "/set NAME VALUE": "change a sampling setting (no NAME: show them); /set parameter NAME VALUE too",
+    "/set system TEXT": "replace the system prompt",
+    "/set verbose": "show the speed after every reply (/set quiet: don't)",
+    "/clear": "forget the conversation (keeps the system prompt and settings); also /reset",
     "/system TEXT": "replace the system prompt (no TEXT: show it)",
-    "/set NAME VALUE": "change a sampling setting (no NAME: show them)",
     "/stats": "speed of the last reply and how much of the context is used",
-    "/save FILE": "save the conversation as JSON",
+    "/save FILE": "save the conversation as JSON (asks before replacing a file)",
     "/load FILE": "continue a saved conversation",
     "/bye": "leave (also Ctrl-D)",
 }
-_ALIASES = {"/exit": "/bye", "/quit": "/bye", "/?": "/help"}
+_ALIASES = {"/exit": "/bye", "/quit": "/bye", "/?": "/help", "/reset": "/clear"}
+_SHOW = ("info", "system", "parameters")
+# words /set takes besides the sampling settings
+_SET_WORDS = ("parameter", "system", "verbose", "quiet")
 
 
 class Chat:
-    """One interactive conversation with a loaded session."""
+    """One interactive conversation with a loaded session.
 
-    def __init__(self, session: Session, ui: UI, conversation: Conversation | None = None):
+    `about` is what /show tells of the model (name, file, engine, plan: label and value pairs);
+    `transcript`, when given, records every reply; `verbose` shows the speed after each one.
+    """
+
+    def __init__(self, session: Session, ui: UI, conversation: Conversation | None = None, *,
+                 about: Sequence[tuple[str, str]] = (), transcript: Transcript | None = None, verbose: bool = False):
         self.session = session
         self.ui = ui
         self.conv = conversation or Conversation()
         self.last_reply: Reply | None = None
         self.dropped_total = 0
+        self.about = tuple(about)
+        self.transcript = transcript
+        self.verbose = verbose
+        if transcript is not None:
+            transcript.start()
 
     # -- the loop
 
@@ -282,7 +323,7 @@ class Chat:
             self.dropped_total += fitted.dropped_messages
             self.ui.warn(
                 f"the conversation is near the {n_ctx}-token context limit: "
-                f"dropped the oldest {fitted.dropped_messages} message(s); the system prompt is kept"
+                f"dropped the oldest {_messages(fitted.dropped_messages)}; the system prompt is kept"
             )
         if fitted.truncated_chars:
             self.ui.warn(_truncation_notice(len(text), fitted.truncated_chars, n_ctx))
@@ -298,6 +339,10 @@ class Chat:
         self.conv.history.append({"role": "assistant", "content": reply.text})
         self.last_reply = reply
         self.ui.reply_done(reply)
+        if self.transcript is not None:
+            self.transcript.record(self.conv.system, fitted.messages[-1]["content"], reply, sampling)
+        if self.verbose:
+            self.ui.stats(self.stats())
         return reply
 
     # -- commands
@@ -311,44 +356,88 @@ class Chat:
                 return False
             elif name == "/help":
                 self.ui.help(list(COMMANDS.items()), [(k, meaning) for k, (_, meaning) in SETTINGS.items()])
-            elif name == "/reset":
+            elif name == "/clear":
                 self.conv.history = []
                 self.last_reply = None
+                if self.transcript is not None:
+                    self.transcript.start()
                 self.ui.info("conversation cleared")
             elif name == "/system":
-                if arg:
-                    self.conv.system = arg
-                    self.ui.info("system prompt set")
-                else:
-                    self.ui.info(f"system prompt: {self.conv.system}")
+                self._system(arg)
             elif name == "/set":
                 self._set(arg)
+            elif name == "/show":
+                self._show(arg)
             elif name == "/stats":
                 self.ui.stats(self.stats())
             elif name == "/save":
-                path = self._path_arg(arg, "/save")
-                save_conversation(self.conv, path)
-                self.ui.info(f"saved {len(self.conv.history)} message(s) to {path}")
+                self._save(self._path_arg(arg, "/save"))
             elif name == "/load":
                 path = self._path_arg(arg, "/load")
                 self.conv = load_conversation(path)
                 self.last_reply = None
-                self.ui.info(f"loaded {len(self.conv.history)} message(s) from {path}")
+                if self.transcript is not None:
+                    self.transcript.start()
+                self.ui.info(f"loaded {_messages(len(self.conv.history))} from {path}")
             else:
                 self.ui.error(self._unknown(name))
         except QwenctlError as e:
             self.ui.error(e.one_line())
         return True
 
+    def _system(self, arg: str) -> None:
+        if arg:
+            self.conv.system = arg
+            self.ui.info("system prompt set")
+        else:
+            self.ui.info(f"system prompt: {self.conv.system}")
+
     def _set(self, arg: str) -> None:
-        parts = arg.split()
-        if not parts:
-            self.ui.settings(self.conv.sampling)
+        """/set; /set NAME VALUE; /set parameter NAME VALUE (Ollama); /set system TEXT; /set verbose|quiet."""
+        word, _, rest = arg.partition(" ")
+        word, rest = word.lower(), rest.strip()
+        if word == "parameter":
+            word, _, rest = rest.partition(" ")
+            word, rest = word.lower(), rest.strip()
+        elif word == "system":
+            return self._system(rest)
+        elif word in ("verbose", "quiet") and not rest:
+            self.verbose = word == "verbose"
+            return self.ui.info("the speed is shown after every reply" if self.verbose else "no speed after replies")
+        if not word:
+            return self.ui.settings(self.conv.sampling)
+        key = setting_name(word, _SET_WORDS)
+        if not rest or len(rest.split()) != 1:
+            raise QwenctlError(f"usage: /set {key} VALUE", hint=SETTINGS[key][1], code=ExitCode.USAGE)
+        self.conv.sampling = apply_setting(self.conv.sampling, key, rest)
+        value = getattr(self.conv.sampling, key)
+        self.ui.info(f"{key} = {'none' if value is None else value}")
+
+    def _show(self, arg: str) -> None:
+        what = arg.lower()
+        if what and what not in _SHOW:
+            close = suggest(what, _SHOW)
+            raise QwenctlError(f"/show {arg}: nothing by that name",
+                               hint=f"did you mean /show {close}?" if close else f"/show {'|'.join(_SHOW)}, or /show alone",
+                               code=ExitCode.USAGE)
+        if what in ("", "info"):
+            stats = self.stats()
+            pct = 100 * stats.context_tokens / stats.n_ctx if stats.n_ctx else 0.0
+            context = f"{stats.context_tokens:,} of {stats.n_ctx:,} tokens in use ({pct:.0f}%), {_messages(stats.messages)}"
+            self.ui.facts("model", [*self.about, ("context", context)])
+        if what in ("", "system"):
+            self.ui.facts("system prompt", [("", self.conv.system)])
+        if what in ("", "parameters"):
+            self.ui.facts("parameters", [(k, "none" if v is None else str(v))
+                                         for k, v in dataclasses.asdict(self.conv.sampling).items()]
+                          + [("verbose", "on" if self.verbose else "off")])
+
+    def _save(self, path: Path) -> None:
+        if path.exists() and not self.ui.confirm(f"{path} exists; replace it?"):
+            self.ui.info(f"not saved; {path} is as it was")
             return
-        if len(parts) != 2:
-            raise QwenctlError("usage: /set NAME VALUE", hint=f"NAME is one of: {', '.join(SETTINGS)}", code=ExitCode.USAGE)
-        self.conv.sampling = apply_setting(self.conv.sampling, parts[0].lower(), parts[1])
-        self.ui.info(f"{parts[0].lower()} = {getattr(self.conv.sampling, parts[0].lower())}")
+        save_conversation(self.conv, path)
+        self.ui.info(f"saved {_messages(len(self.conv.history))} to {path}")
 
     @staticmethod
     def _path_arg(arg: str, command: str) -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sys
 
@@ -100,7 +101,7 @@ def _this_machine(snapshot: str | None):
 @click.option("--size", metavar="SIZE", help="Only this model size (0.5B, 1.5B, 3B, 7B, 14B, 32B, 72B).")
 @click.option("--quant", metavar="QUANT", help="Only this quant (q4_k_m, q8_0, ... for llama.cpp; 4bit, 8bit, bf16 for mlx).")
 @click.option("--backend", type=click.Choice(["llama.cpp", "mlx"]), help="Force the inference engine.")
-@click.option("--ctx", "n_ctx", type=click.IntRange(min=1), metavar="TOKENS", help="Context window to plan for (default 8192, capped at the model's).")
+@click.option("--ctx", "n_ctx", type=click.IntRange(min=256), metavar="TOKENS", help="Context window to plan for (default 8192, capped at the model's).")
 @click.option("--min-speed", type=click.FloatRange(min=0), metavar="TOK/S", help="Reject plans that may generate slower than this (default 5).")
 @click.option("--snapshot", type=click.Path(), help="Plan for the machine a `detect --save-snapshot` file describes.")
 @click.option("--explain-speed", is_flag=True, help="Also print the speed model's terms for the chosen plan.")
@@ -212,7 +213,7 @@ def serve(size, quant, backend, n_ctx, profile, model, host, port, api_key, para
 @click.option("--size", help="Without REPO: pull the planned model of this size.")
 @click.option("--quant", help="Without REPO: pull the planned model in this quant.")
 @click.option("--backend", type=click.Choice(["llama.cpp", "mlx"]), help="Without REPO: plan for this engine.")
-@click.option("--ctx", "n_ctx", type=click.IntRange(min=1), help="Without REPO: plan for this context.")
+@click.option("--ctx", "n_ctx", type=click.IntRange(min=256), help="Without REPO: plan for this context.")
 @click.option("--profile", help="Without REPO: pull what the plan for this hardware profile needs.")
 @click.option("--revision", help="Branch, tag or commit (default: main).")
 @click.option("--offline", is_flag=True, help="Use only the cache; fail clearly if the files are not there.")
@@ -265,18 +266,22 @@ def models(all_repos: bool, as_json: bool) -> None:
 @click.argument("spec", metavar="REPO[:FILE]")
 @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--dry-run", is_flag=True, help="Say what would be removed, remove nothing.")
-def rm(spec: str, yes: bool, dry_run: bool) -> None:
+@json_option
+def rm(spec: str, yes: bool, dry_run: bool, as_json: bool) -> None:
     """Remove a model from the cache: REPO entirely, or REPO:FILE (all parts of a split GGUF)."""
-    from qwenctl import fetch
+    from qwenctl import fetch, render
+    from qwenctl.errors import QwenctlError
     from qwenctl.render import models as view
 
     plan = fetch.remove(spec, dry_run=True)
-    if dry_run:
-        return view.removed(plan)
-    if not yes:
-        view.removed(plan)
-        click.confirm("remove?", abort=True, err=True)
-    view.removed(fetch.remove(spec))
+    if not (dry_run or yes):
+        ask = _ask_on_terminal()
+        if ask is not None:
+            view.removed(plan, err=True)  # "would remove REPO: 2 files, 4.36 GiB would be freed"
+        if ask is None or not ask("remove?"):
+            raise QwenctlError(f"not removing {spec}", hint="rerun with --yes to remove without asking")
+    result = plan if dry_run else fetch.remove(spec)
+    render.print_json(result, "rm") if as_json else view.removed(result)
 
 # --- bench ---
 @cli.command()
@@ -291,7 +296,7 @@ def rm(spec: str, yes: bool, dry_run: bool) -> None:
 @click.option("-ngl", "--gpu-layers", "n_gpu_layers", type=int, help="Layers on the GPU (-1: all; default: as `run` loads the model).")
 @click.option("-t", "--threads", type=int, help="CPU threads (default: as `run` loads the model).")
 @click.option("-b", "--batch", "n_batch", default=512, show_default=True)
-@click.option("--ctx", "n_ctx", type=int, help="Context size (default: n-prompt + n-gen, as llama-bench).")
+@click.option("--ctx", "n_ctx", type=click.IntRange(min=1), help="Context size (default: n-prompt + n-gen, as llama-bench).")
 @click.option("-fa", "--flash-attn/--no-flash-attn", default=None,
               help="Flash attention (default: as `run` loads the model: on with a GPU, else llama.cpp's auto rule).")
 @click.option("--kv-cache-type", type=click.Choice(KV_CACHE_TYPES), default="f16", show_default=True)
@@ -348,41 +353,151 @@ def _bench_target(model, size, quant, backend, *, yes: bool, offline: bool, quie
 @model_choice_options
 @click.option("-y", "--yes", is_flag=True, help="Download without asking.")
 @click.option("--no-chat", is_flag=True, help="Stop after the smoke test.")
-@click.option("--system", help="System prompt (default: Qwen's own).")
+@click.option("--system", help="System prompt (default: the config file's, else Qwen's own).")
 @click.option("-p", "--prompt", help="Answer this one prompt and exit; a prompt piped on stdin does the same.")
+@click.option("-n", "--max-tokens", type=click.IntRange(min=1), metavar="TOKENS",
+              help="Longest reply (default: until the context is full).")
+@click.option("--temperature", type=click.FloatRange(min=0), help="Sampling temperature (default 0.7; 0: always the likeliest token).")
+@click.option("--top-p", type=click.FloatRange(0, 1, min_open=True), help="Nucleus sampling (default 0.8).")
+@click.option("--top-k", type=click.IntRange(min=0), help="Sample from the k likeliest tokens (default 20; 0: no limit).")
+@click.option("--seed", type=click.IntRange(min=0), help="Fixed seed: the same prompt gives the same reply.")
+@click.option("-q", "--quiet/--no-quiet", default=None, help="Nothing on stderr but errors: stdout is the reply alone.")
+@click.option("--no-log", is_flag=True, help="Keep no transcript of this run (qwenctl logs).")
 @click.option("--offline", is_flag=True, help="Use only what is already downloaded; never contact Hugging Face.")
 @json_option
-def run(size, quant, backend, n_ctx, profile, model, yes, no_chat, system, prompt, offline, as_json) -> None:
+def run(size, quant, backend, n_ctx, profile, model, yes, no_chat, system, prompt, max_tokens, temperature, top_p, top_k,
+        seed, quiet, no_log, offline, as_json) -> None:
     """Plan, download, load and smoke-test the best model for this machine, then chat."""
     from qwenctl import chat, pipeline, render
+    from qwenctl.config import load_config
     from qwenctl.conversation import Conversation, default_system_prompt
     from qwenctl.render.chat import ChatUI
     from qwenctl.render.run import RunReporter
 
+    cfg = load_config()
     one_shot = prompt is not None or not sys.stdin.isatty()
     if as_json and not (one_shot or no_chat):
         raise click.UsageError("--json needs -p PROMPT, a prompt on stdin, or --no-chat")
-    request = _run_request(size, quant, backend, n_ctx, profile, model, offline=offline, yes=yes,
+    if model is None and not (size or quant or profile):
+        model = cfg.model
+    quiet = bool(cfg.quiet) if quiet is None else quiet
+    request = _run_request(size, quant, backend, n_ctx or cfg.ctx, profile, model, offline=offline, yes=yes,
                            smoke_seconds=0.0 if one_shot and not no_chat else pipeline.RunRequest.smoke_seconds)
-    reporter = RunReporter(ask=_ask_on_terminal(), quiet=as_json)
+    reporter = RunReporter(ask=_ask_on_terminal(), quiet=as_json, silent=quiet, brief=one_shot)
+    sampling = cfg.sampling_options(Conversation().sampling)
+    flags = {"max_tokens": max_tokens, "temperature": temperature, "top_p": top_p, "top_k": top_k, "seed": seed}
+    sampling = dataclasses.replace(sampling, **{k: v for k, v in flags.items() if v is not None})
+    conversation = Conversation(system=system or cfg.system or default_system_prompt(), sampling=sampling)
     started = pipeline.start(request, reporter)
+    transcript = None
+    if not no_log and cfg.log is not False and not no_chat:
+        from qwenctl.logs import TranscriptLog
+
+        transcript = TranscriptLog(started.prepared.model_name, warn=reporter.warn)
     try:
         if no_chat:
             if as_json:
                 render.print_json(started.summary(), "run")
             return
         if one_shot:
-            ui = ChatUI()
+            ui = ChatUI.one_shot(quiet=quiet)
             text = prompt if prompt is not None else sys.stdin.read()
-            result = pipeline.answer(started.session, text, system, on_text=None if as_json else ui.reply_text,
-                                     warn=reporter.warn)
+            result = pipeline.answer(started.session, text, conversation.system, conversation.sampling,
+                                     on_text=None if as_json else ui.reply_text, warn=reporter.warn)
+            if transcript is not None:
+                transcript.start()
+                transcript.record(conversation.system, text, result.reply, conversation.sampling)
             if as_json:
                 render.print_json(result, "run.reply")
             else:
                 ui.reply_done(result.reply)
             return
-        ui = ChatUI()
+        from qwenctl.render.run import model_facts
+
+        ui = ChatUI(history=_input_history(cfg))
         ui.welcome(started.prepared.model_name, started.session.n_ctx)
-        chat.Chat(started.session, ui, Conversation(system=system or default_system_prompt())).run()
+        chat.Chat(started.session, ui, conversation, about=model_facts(started), transcript=transcript).run()
     finally:
+        if transcript is not None:
+            transcript.close()
         started.session.close()
+
+
+def _input_history(cfg):
+    """The file that keeps what was typed at >>> between chats, unless the config says `history = false`."""
+    if cfg.history is False:
+        return None
+    import platformdirs
+
+    return platformdirs.user_state_path("qwenctl") / "history"
+
+
+# --- config / logs ---
+
+
+@cli.command("config")
+@json_option
+def config_command(as_json: bool) -> None:
+    """Show the config file's path and every default it sets (flags win over the file)."""
+    from qwenctl.config import load_config
+    from qwenctl.conversation import Conversation, default_system_prompt
+
+    cfg = load_config()
+    if as_json:
+        from qwenctl.render import print_json
+
+        return print_json(cfg, "config")
+    from qwenctl.backends import SamplingOptions
+    from qwenctl.render.daily import show_config
+
+    base = Conversation().sampling
+    defaults = {"model": "the plan's choice", "ctx": "the plan's (8192 or less)", "system": default_system_prompt(),
+                "quiet": "false", "log": "true", "history": "true"}
+    defaults |= {f"sampling.{k}": "none" if v is None else str(v) for k, v in dataclasses.asdict(base).items()
+                 if k in SamplingOptions.__dataclass_fields__}
+    show_config(cfg, defaults)
+
+
+@cli.group("logs", invoke_without_command=True)
+@click.option("-n", "--count", "limit", default=3, show_default=True, type=click.IntRange(min=0),
+              help="How many replies, the latest last (0: all).")
+@click.option("-c", "--current", is_flag=True, help="Only the latest conversation.")
+@click.option("--conversation", metavar="ID", help="Only this conversation.")
+@click.option("-q", "--query", metavar="TEXT", help="Only replies whose prompt or text contains TEXT.")
+@click.option("-m", "--model", metavar="TEXT", help="Only replies of a model whose name contains TEXT.")
+@json_option
+@click.pass_context
+def logs_command(ctx, limit, current, conversation, query, model, as_json) -> None:
+    """Show the transcript log: every prompt and reply of `run`, kept in SQLite.
+
+    `log = false` in the config file, or `run --no-log`, keeps none.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from qwenctl.logs import read_logs
+
+    result = read_logs(limit=limit, conversation=conversation, current=current, query=query, model=model)
+    if as_json:
+        from qwenctl.render import print_json
+
+        return print_json(result, "logs")
+    from qwenctl.render.daily import show_logs
+
+    show_logs(result)
+
+
+@logs_command.command("path")
+def logs_path_command() -> None:
+    """Print where the transcript log is."""
+    from qwenctl.logs import logs_path
+
+    click.echo(str(logs_path()))
+
+
+def _examples() -> None:
+    from qwenctl.help import add_examples
+
+    add_examples(cli)
+
+
+_examples()

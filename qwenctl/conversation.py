@@ -9,6 +9,7 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from qwenctl import files
 from qwenctl.backends import SamplingOptions
@@ -16,6 +17,10 @@ from qwenctl.errors import ExitCode, QwenctlError, from_os_error
 
 SAVE_SCHEMA = "qwenctl.chat"
 SAVE_VERSION = 1
+
+# max_tokens = None: a reply may go on until the context is full (as Ollama's num_predict -1), the chat's
+# and one-shots' default; chat.UNBOUNDED_RESERVE is the room kept for it when the conversation is fitted.
+UNBOUNDED = None
 
 
 def default_system_prompt() -> str:
@@ -40,7 +45,7 @@ class Conversation:
 
     system: str = field(default_factory=default_system_prompt)
     history: list[dict] = field(default_factory=list)
-    sampling: SamplingOptions = field(default_factory=SamplingOptions)
+    sampling: SamplingOptions = field(default_factory=lambda: SamplingOptions(max_tokens=UNBOUNDED))
 
     def messages(self, extra: Sequence[dict] = ()) -> list[dict]:
         return [{"role": "system", "content": self.system}, *self.history, *extra]
@@ -88,28 +93,64 @@ def _seed(v: str) -> int | None:
     return None if v.lower() in ("none", "random") else _non_negative_int(v)
 
 
+def _max_tokens(v: str) -> int | None:
+    return UNBOUNDED if v.lower() in ("none", "-1") else _positive_int(v)
+
+
 # setting -> (parser, meaning); the names are SamplingOptions' fields.
 SETTINGS: dict[str, tuple[Callable[[str], object], str]] = {
     "temperature": (_non_negative_float, "randomness; 0 = always the likeliest token"),
     "top_p": (_unit_interval, "sample from the smallest set of tokens whose probability reaches this"),
     "top_k": (_non_negative_int, "sample from the k likeliest tokens; 0 = no limit"),
-    "max_tokens": (_positive_int, "longest reply, in tokens"),
+    "max_tokens": (_max_tokens, "longest reply, in tokens; 'none': until the context is full"),
     "repeat_penalty": (_positive_float, "penalty for repeating recent tokens; 1 = none"),
     "seed": (_seed, "fixed seed for reproducible replies, or 'none'"),
 }
 
 
+# Ollama's names for the same settings (`/set parameter num_predict 200`).
+SETTING_ALIASES = {"num_predict": "max_tokens", "repetition_penalty": "repeat_penalty"}
+
+
+def setting_name(name: str, others: Sequence[str] = ()) -> str:
+    """A setting as typed (any case, Ollama's spelling) -> its SETTINGS key, or QwenctlError with a suggestion
+    (among the settings and `others`, the other words the caller takes)."""
+    key = name.lower().replace("-", "_")
+    key = SETTING_ALIASES.get(key, key)
+    if key in SETTINGS:
+        return key
+    if key == "num_ctx":
+        raise QwenctlError("the context window is fixed when the model loads", hint="leave and rerun with --ctx N",
+                           code=ExitCode.BAD_INPUT)
+    close = suggest(key, [*SETTINGS, *SETTING_ALIASES, *others], SETTING_ALIASES)
+    hint = f"did you mean {close}?" if close else f"one of: {', '.join(SETTINGS)}"
+    raise QwenctlError(f"unknown setting {name!r}", hint=hint, code=ExitCode.BAD_INPUT)
+
+
+def suggest(word: str, known: Sequence[str], aliases: dict[str, str] | None = None) -> str | None:
+    """What `word` most likely meant, in words: the known words it begins (`temp`: "temperature"; `top`:
+    "top_p or top_k"), else the closest spelling; an alias is named by what it stands for."""
+    import difflib
+
+    aliases = aliases or {}
+    starts = list(dict.fromkeys(aliases.get(k, k) for k in known if k.startswith(word)))
+    if starts and len(starts) <= 3:
+        return " or ".join(starts)
+    close = difflib.get_close_matches(word, known, n=1, cutoff=0.6)
+    return aliases.get(close[0], close[0]) if close else None
+
+
 def apply_setting(sampling: SamplingOptions, name: str, value: str) -> SamplingOptions:
     """`/set NAME VALUE` as a pure function: the new options, or QwenctlError saying why not."""
-    if name not in SETTINGS:
-        raise QwenctlError(f"unknown setting {name!r}", hint=f"one of: {', '.join(SETTINGS)}", code=ExitCode.BAD_INPUT)
+    name = setting_name(name)
     parse, _ = SETTINGS[name]
     try:
         parsed = parse(value)
     except ValueError as e:
         reason = str(e) if str(e).startswith("must") else "not a number"
         raise QwenctlError(f"{name} {value!r}: {reason}", code=ExitCode.BAD_INPUT) from None
-    return dataclasses.replace(sampling, **{name: parsed})
+    change: dict[str, Any] = {name: parsed}  # the parser's type is the field's
+    return dataclasses.replace(sampling, **change)
 
 
 # --------------------------------------------------------------------------- /save, /load
@@ -161,7 +202,7 @@ def conversation_from_dict(doc: object, where: str = "saved chat") -> Conversati
     for name, value in saved.items():
         if name not in SETTINGS:
             raise bad(f"unknown sampling setting {name!r}")
-        if not (value is None and name == "seed") and (isinstance(value, bool) or not isinstance(value, (int, float))):
+        if not (value is None and name in ("seed", "max_tokens")) and (isinstance(value, bool) or not isinstance(value, (int, float))):
             raise bad(f"sampling.{name} must be a number")
         try:
             sampling = apply_setting(sampling, name, "none" if value is None else str(value))

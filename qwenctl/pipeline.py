@@ -19,7 +19,7 @@ from qwenctl.smoke import SmokeTest, smoke_test
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from qwenctl.backends import Session
+    from qwenctl.backends import SamplingOptions, Session
     from qwenctl.chat import OneShot
     from qwenctl.fetch import ModelFiles, PullProgress
     from qwenctl.hardware.facts import Hardware
@@ -196,14 +196,14 @@ def start(request: RunRequest, reporter: Reporter) -> Started:
     return Started(p, session, smoke)
 
 
-def answer(session: Session, text: str, system: str | None = None, on_text: Callable[[str], None] | None = None,
-           warn: Callable[[str], None] | None = None) -> OneShot:
+def answer(session: Session, text: str, system: str | None = None, sampling: SamplingOptions | None = None,
+           on_text: Callable[[str], None] | None = None, warn: Callable[[str], None] | None = None) -> OneShot:
     """`run -p PROMPT` and a prompt piped in: one answer without history (chat.ask), refusing an empty prompt."""
     from qwenctl.chat import ask
 
     if not text.strip():
         raise QwenctlError("empty prompt", hint='pass -p "..." or pipe some text in', code=ExitCode.BAD_INPUT)
-    return ask(session, text, system, on_text=on_text, warn=warn)
+    return ask(session, text, system, sampling, on_text=on_text, warn=warn)
 
 
 def chosen_plan(request: RunRequest) -> Plan:

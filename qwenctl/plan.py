@@ -115,7 +115,13 @@ class PlanResult:
 
 
 def _gb(n: float) -> str:
-    return f"{n / 1e9:.1f} GB"
+    return f"{n / 2**30:.1f} GiB"  # memory sizes in binary units, as everywhere (render.human_bytes)
+
+
+def _tps(a: float, b: float) -> str:
+    """"12 vs 15", or "1.7 vs 1.9" where whole numbers would read as a tie."""
+    digits = 0 if min(a, b) >= 10 else 1
+    return f"{a:.{digits}f} vs {b:.{digits}f}"
 
 
 # --- candidates ---------------------------------------------------------------------------
@@ -247,7 +253,7 @@ def _evaluate(m: Machine, catalog: Catalog, constraints: Constraints, floor: flo
         raise QwenctlError(
             f"no {fmt.upper()} weights named {constraints.quant!r}" + (f" for {constraints.size}" if constraints.size else ""),
             hint=f"{fmt} quants: {', '.join(catalog.quants(fmt))}",
-            code=ExitCode.BAD_INPUT,
+            code=ExitCode.NOT_FOUND,  # as an unknown size: a name that names nothing
         )
     return out
 
@@ -264,11 +270,11 @@ def _why_chosen(m: Machine, target: BackendChoice, plan: Plan, runner_up: Plan |
         else:
             reasons.append(f"{plan.n_gpu_layers} of {plan.n_layers} layers fit on the GPU; the rest run from RAM")
     reasons.append(
-        f"highest quality that fits and reaches {floor:g} tok/s: score {plan.quality:.1f} "
+        "highest quality that fits" + (f" and reaches {floor:g} tok/s" if floor > 0 else "") + f": score {plan.quality:.1f} "
         f"(Qwen's benchmark mean for {plan.size}" + (", Q4_K_M and better score alike)" if plan.quality >= 0 else ")")
     )
     if runner_up is not None and round(runner_up.quality, 6) == round(plan.quality, 6):
-        reasons.append(f"same quality as {runner_up.name} but faster ({plan.tg_tps:.0f} vs {runner_up.tg_tps:.0f} tok/s)")
+        reasons.append(f"same quality as {runner_up.name} but faster ({_tps(plan.tg_tps, runner_up.tg_tps)} tok/s)")
     if plan.kv_cache_type != "f16":
         reasons.append(f"KV cache in {plan.kv_cache_type} so the {plan.n_ctx}-token context fits")
     return tuple(reasons) + plan.reasons
@@ -284,7 +290,10 @@ def plan(hardware: Hardware, constraints: Constraints = Constraints()) -> PlanRe
     target = choose_backend(hardware, constraints.backend)
     m = machine(hardware, target.backend, target.device)
     explicit_floor = constraints.min_tg_tps is not None
-    floor = constraints.min_tg_tps if explicit_floor else DEFAULT_MIN_TG
+    # the speed floor chooses for the user only when nothing was asked for: `--size 7B` keeps the usual
+    # quant and is told it will be slow, rather than silently handed Q2_K
+    asked = bool(constraints.size or constraints.quant)
+    floor = constraints.min_tg_tps if explicit_floor else (0.0 if asked else DEFAULT_MIN_TG)
     assert floor is not None
     rows = _evaluate(m, catalog, constraints, floor)
     warnings = list(target.warnings)
@@ -313,10 +322,14 @@ def plan(hardware: Hardware, constraints: Constraints = Constraints()) -> PlanRe
     chosen = feasible[0][0]
     runner = feasible[1][0] if len(feasible) > 1 else None
     chosen = replace(chosen, reasons=_why_chosen(m, target, chosen, runner, floor))
+    if asked and not explicit_floor and chosen.tg_tps_low < DEFAULT_MIN_TG:
+        warnings.append(f"{chosen.name} may generate as slowly as {chosen.tg_tps_low:.1f} tok/s here (predicted "
+                        f"{chosen.tg_tps:.1f}), under the usual {DEFAULT_MIN_TG:g} tok/s: expect slow replies, "
+                        "or ask for a smaller size")
     alternatives = []
     for p, _, _ in feasible[1:]:
         if round(p.quality, 6) == round(chosen.quality, 6):
-            why = f"same quality, slower ({p.tg_tps:.0f} vs {chosen.tg_tps:.0f} tok/s)"
+            why = f"same quality, slower ({_tps(p.tg_tps, chosen.tg_tps)} tok/s)"
         else:
             why = f"lower quality (score {p.quality:.1f} vs {chosen.quality:.1f})"
         alternatives.append(Alternative(p, None, why))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import statistics
 import time
 from dataclasses import dataclass
@@ -63,6 +64,51 @@ def record(hw: Hardware, backend: str, device: str, predicted_tg: float, measure
     append_line(path or history_path(), json.dumps({
         "key": machine_key(hw), "backend": backend, "device": device, "predicted_tg": predicted_tg,
         "measured_tg": measured_tg, "source": source, "date": time.strftime("%Y-%m-%d")}), durable=False)
+
+
+def model_key(load_path: str | os.PathLike[str]) -> str:
+    """A model file's identity: its real path (a content hash in the HF cache and Ollama's store) and size."""
+    real = os.path.realpath(load_path)
+    size = os.stat(real).st_size if os.path.isfile(real) else 0
+    return hashlib.sha256(f"{real}|{size}".encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class SmokeRecord:
+    """A smoke test this machine ran on this model file: later runs skip theirs (`run --smoke-test` forces one)."""
+
+    date: str
+    measured_tg: float
+    predicted_tg: float | None
+
+
+def record_smoke(hw: Hardware, load_path: str, backend: str, measured_tg: float, predicted_tg: float | None,
+                 path: Path | None = None) -> None:
+    """Remember that this model passed its smoke test here (with no prediction for a plan-less model)."""
+    from qwenctl.files import append_line
+
+    append_line(path or history_path(), json.dumps({
+        "key": machine_key(hw), "model": model_key(load_path), "backend": backend, "predicted_tg": predicted_tg,
+        "measured_tg": measured_tg, "source": "smoke test", "date": time.strftime("%Y-%m-%d")}), durable=False)
+
+
+def last_smoke(hw: Hardware, load_path: str, backend: str, path: Path | None = None) -> SmokeRecord | None:
+    """The latest smoke test of this model file on this machine and engine, if there was one."""
+    path = path or history_path()
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (FileNotFoundError, NotADirectoryError, PermissionError, UnicodeDecodeError):
+        return None
+    key, model = machine_key(hw), model_key(load_path)
+    for line in reversed(lines):
+        try:
+            r = json.loads(line)
+            if r.get("key") == key and r.get("model") == model and r.get("backend") == backend:
+                return SmokeRecord(str(r["date"]), float(r["measured_tg"]), r.get("predicted_tg"))
+        except (ValueError, KeyError, TypeError, AttributeError):
+            continue
+    return None
+
 
 
 def correction(hw: Hardware, backend: str, device: str, path: Path | None = None) -> Correction | None:

@@ -106,10 +106,10 @@ def test_slash_commands(session, tmp_path):
     assert "error: top_p '2': must be in (0, 1]" in out
     assert "temperature=0.0  top_p=0.8  top_k=20  repeat_penalty=1.05  max_tokens=512  seed=1" in out
     assert "system prompt: You answer in haiku." in out
-    assert f"saved 2 message(s) to {path}" in out
+    assert f"saved 2 messages to {path}" in out
     assert "conversation cleared" in out
     assert "no reply yet" in out
-    assert f"loaded 2 message(s) from {path}" in out
+    assert f"loaded 2 messages from {path}" in out
     assert "error: unknown command /frobnicate (type /help for the list)" in out
     assert "error: unknown command /rest (did you mean /reset? type /help for the list)" in out
     assert "never read" not in out

@@ -157,8 +157,8 @@ def test_cli_pull_prints_plain_progress_and_the_path(hub, env):
     proc = run_cli("pull", f"{GGUF_05B}:{Q8}")
     assert proc.returncode == 0, proc.stderr
     path = storage(env, GGUF_05B) / "snapshots" / hub.repos[GGUF_05B].commit / Q8
-    assert proc.stdout == f"{GGUF_05B} (1 file, 1 MB): downloaded 1 MB, verified\n{path}\n"
-    assert proc.stderr.splitlines()[-1].startswith(f"{GGUF_05B}:{Q8}: 100% 1 MB of 1 MB")
+    assert proc.stdout == f"{GGUF_05B} (1 file, 977 KiB): downloaded 977 KiB, verified\n{path}\n"
+    assert proc.stderr.splitlines()[-1].startswith(f"{GGUF_05B}:{Q8}: 100% 977 KiB of 977 KiB")
 
 
 def test_cli_pull_json(hub, env):
@@ -441,7 +441,7 @@ def test_models_cli_table_and_json(hub, env):
     assert doc["schema"] == "models"
     assert [(m["spec"], m["quant"], m["verified"]) for m in doc["models"]] == [(f"{GGUF_05B}:{Q8}", "Q8_0", True)]
     table = CliRunner().invoke(cli, ["models"], catch_exceptions=False).stdout
-    assert f"{GGUF_05B}:{Q8}" in table and "Q8_0" in table and "1 MB" in table
+    assert f"{GGUF_05B}:{Q8}" in table and "Q8_0" in table and "977 KiB" in table
 
 
 def test_rm_a_split_gguf_removes_all_parts_and_their_blobs(hub, env):
@@ -449,7 +449,7 @@ def test_rm_a_split_gguf_removes_all_parts_and_their_blobs(hub, env):
     fetch.pull(GGUF_7B, ["q8_0"])
     result = CliRunner().invoke(cli, ["rm", f"{GGUF_7B}:{PART1}", "--yes"], catch_exceptions=False)
     assert result.exit_code == 0
-    assert result.stdout == f"removed {GGUF_7B}: 2 files, 3 MB freed\n"
+    assert result.stdout == f"removed {GGUF_7B}: 2 files, 3 MiB freed\n"
     assert [m.spec for m in fetch.list_models().models] == [f"{GGUF_7B}:qwen2.5-7b-instruct-q8_0.gguf"]
     assert len(list((storage(env, GGUF_7B) / "blobs").iterdir())) == 1
 

@@ -50,7 +50,7 @@ def test_rtx_4060_snapshot_whole_output():
         "GPU 0     NVIDIA GeForce RTX 4060 · 8.0 GiB VRAM (7.5 GiB free) · CC 8.9 · 128-bit @ 8501 MHz → 272 GB/s · 115 W\n"
         "Apple     absent, because not a Mac (Linux)\n"
         "Board     absent, because no /proc/device-tree/model and no Raspberry Pi Model/Revision in /proc/cpuinfo (not a single-board computer)\n"
-        "Disk      /home/user/.cache/huggingface/hub · 612.00 GB free of 1.00 TB\n"
+        "Disk      /home/user/.cache/huggingface/hub · 569.97 GiB free of 931.51 GiB\n"
         "Backends  llama-cpp-python not installed · mlx not installed · mlx-lm not installed\n"
     )
 

@@ -61,7 +61,7 @@ def test_rejected_alternatives_say_why():
     result = plan(load_profile("rtx-4060-8gb"))
     reasons = {a.plan.name: a for a in result.alternatives}
     big = reasons["72B Q4_K_M"]
-    assert big.rejected == "memory" and "needs" in big.reason and "GB of RAM" in big.reason
+    assert big.rejected == "memory" and "needs" in big.reason and "GiB of RAM" in big.reason
     split = reasons["14B Q4_K_M"]
     assert split.rejected == "speed" and "5 tok/s" in split.reason
     assert reasons["7B Q6_K"].rejected is None and "same quality" in reasons["7B Q6_K"].reason

@@ -16,7 +16,7 @@ def test_plan_profile_text():
     lines = r.output.splitlines()
     assert lines[0] == "Plan for Desktop, GeForce RTX 4060 8 GB + 16 GB DDR4 (Ryzen 5 5600)"
     assert lines[1] == "  model     Qwen2.5-7B-Instruct Q4_K_M  on llama.cpp (cuda)"
-    assert lines[2] == "  download  Qwen/Qwen2.5-7B-Instruct-GGUF  2 files, 4.68 GB"
+    assert lines[2] == "  download  Qwen/Qwen2.5-7B-Instruct-GGUF  2 files, 4.36 GiB"
     assert "█ weights  ▓ KV cache  ▒ buffers  · free" in r.output
     assert "NVIDIA GeForce RTX 4060" in r.output and "Alternatives, best first" in r.output
 
@@ -47,9 +47,28 @@ def test_plan_bad_flags():
     r = CliRunner().invoke(cli, ["plan", "--profile", "h100-80gb", "--size", "13B"])
     assert r.exit_code == 4 and "no Qwen2.5 size '13B'" in r.output
     r = CliRunner().invoke(cli, ["plan", "--profile", "h100-80gb", "--quant", "iq2_xs"])
-    assert r.exit_code == 3 and "q4_k_m" in r.output
+    assert r.exit_code == 4 and "q4_k_m" in r.output  # a name that names nothing, as the size above
     r = CliRunner().invoke(cli, ["plan", "--backend", "vllm"])
     assert r.exit_code == 2
+    r = CliRunner().invoke(cli, ["plan", "--profile", "h100-80gb", "--ctx", "100"])
+    assert r.exit_code == 2  # a value out of range, as `run --ctx 100`
+
+
+def test_asked_size_keeps_the_usual_quant_and_warns_that_it_is_slow():
+    """On a Raspberry Pi 5 nothing at 7B reaches 5 tok/s: `--size 7B` still gets Q4_K_M, told it is slow,
+    never a silent Q2_K; the floor chooses only when nothing was asked for."""
+    doc = json.loads(run("plan", "--profile", "raspberry-pi-5-8gb", "--size", "7B", "--json").output)
+    chosen = doc["chosen"]
+    assert (chosen["size"], chosen["quant"]) == ("7B", "q4_k_m")
+    assert chosen["reasons"][1].startswith("highest quality that fits: score 64.1")
+    assert doc["warnings"] == [
+        f"7B Q4_K_M may generate as slowly as {chosen['tg_tps_low']:.1f} tok/s here (predicted {chosen['tg_tps']:.1f}), "
+        "under the usual 5 tok/s: expect slow replies, or ask for a smaller size"
+    ]
+    unasked = json.loads(run("plan", "--profile", "raspberry-pi-5-8gb", "--json").output)["chosen"]
+    assert unasked["tg_tps_low"] >= 5 and unasked["size"] != "7B"
+    floor = CliRunner().invoke(cli, ["plan", "--profile", "raspberry-pi-5-8gb", "--size", "7B", "--min-speed", "5"])
+    assert floor.exit_code == 5  # an explicit floor still refuses
 
 
 def test_plan_malformed_profile_path(tmp_path):

@@ -55,7 +55,7 @@ class SamplingOptions:
     top_p: float = field(default_factory=_qwen_default("top_p"))
     top_k: int = field(default_factory=_qwen_default("top_k"))
     repeat_penalty: float = field(default_factory=_qwen_default("repeat_penalty"))
-    max_tokens: int = 512
+    max_tokens: int | None = 512  # None: until the context is full
     seed: int | None = None
 
 

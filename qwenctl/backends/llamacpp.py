@@ -135,7 +135,8 @@ class LlamaCppSession(ChatTemplateSession):
     def generate(self, prompt: list[int], sampling: SamplingOptions) -> Iterator[GenerationEvent]:
         """Stream one event per generated token; stops at an end-of-generation token, max_tokens or the context."""
         self.check_prompt_fits(prompt)
-        request = Request(tuple(prompt), ChainSpec.of(sampling), sampling.max_tokens, device=self.device_sampling)
+        limit = sampling.max_tokens if sampling.max_tokens is not None else self.n_ctx  # the context bounds it too
+        request = Request(tuple(prompt), ChainSpec.of(sampling), limit, device=self.device_sampling)
         n, finish, last = 0, "interrupted", (0.0, 0.0)
         steps = run_one(self.engine, request)
         try:

@@ -66,7 +66,7 @@ class MlxSession(ChatTemplateSession):
             self._mx.random.seed(sampling.seed)
         sampler = make_sampler(temp=sampling.temperature, top_p=sampling.top_p, top_k=sampling.top_k)
         processors = make_logits_processors(repetition_penalty=sampling.repeat_penalty)
-        budget = min(sampling.max_tokens, self.n_ctx - len(prompt))
+        budget = self.n_ctx - len(prompt) if sampling.max_tokens is None else min(sampling.max_tokens, self.n_ctx - len(prompt))
         start = time.perf_counter()
         first: float | None = None
         n = 0

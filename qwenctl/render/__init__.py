@@ -17,9 +17,16 @@ from rich.console import Console
 
 from qwenctl.result import envelope
 
+# Piped output is never wrapped: a script reads whole lines, and a spec cut in two cannot be pasted.
+PIPED_WIDTH = 10_000
+
 
 def console(stderr: bool = False) -> Console:
-    return Console(stderr=stderr, no_color=bool(os.environ.get("NO_COLOR")), highlight=False)
+    con = Console(stderr=stderr, no_color=bool(os.environ.get("NO_COLOR")), highlight=False)
+    if not con.is_terminal:
+        con.soft_wrap = True
+        con.width = PIPED_WIDTH
+    return con
 
 
 def print_json(result: Any, kind: str) -> None:
@@ -29,14 +36,30 @@ def print_json(result: Any, kind: str) -> None:
     sys.stdout.write("\n")
 
 
-def human_bytes(n: int | None) -> str:
-    """Decimal units, as disk and model sizes are quoted (4.68 GB)."""
+def human_bytes(n: int | float | None) -> str:
+    """Every size in one unit system, binary (4.36 GiB), as memory is counted: a file, its memory and the
+    RAM it must fit in compare at a glance. Rates are decimal (``human_rate``), as bandwidth is quoted."""
     if n is None:
         return "?"
-    for unit, size in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+    for unit, size in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
         if abs(n) >= size:
-            return f"{n / size:.2f} {unit}" if unit in ("GB", "TB") else f"{n / size:.0f} {unit}"
-    return f"{n} B"
+            return f"{n / size:.2f} {unit}" if unit in ("GiB", "TiB") else f"{n / size:.0f} {unit}"
+    return f"{int(n)} B"
+
+
+def human_rate(bytes_per_s: float | None) -> str:
+    """Bandwidth and transfer speeds in decimal units per second (25.6 GB/s), as vendors quote them."""
+    if bytes_per_s is None:
+        return "?"
+    for unit, size in (("TB/s", 1e12), ("GB/s", 1e9), ("MB/s", 1e6), ("kB/s", 1e3)):
+        if abs(bytes_per_s) >= size:
+            return f"{bytes_per_s / size:.2f} {unit}" if unit == "TB/s" else f"{bytes_per_s / size:.1f} {unit}"
+    return f"{bytes_per_s:.0f} B/s"
+
+
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """"1 token", "2 tokens", "1,024 tokens"."""
+    return f"{n:,} {word if n == 1 else (many or word + 's')}"
 
 
 def error(message: str) -> None:

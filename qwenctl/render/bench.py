@@ -9,7 +9,7 @@ from pathlib import Path
 
 from rich.table import Table
 
-from qwenctl.render import console, human_bytes
+from qwenctl.render import console, human_bytes, human_rate, plural
 
 _PHASES = {"load": "loading the model", "warm-up": "warm-up", "pp": "prompt processing",
            "tg": "decoding", "chat": "chat (sampling on the device)", "chat-host": "chat (sampling on the host)"}
@@ -101,7 +101,7 @@ def show_result(r) -> None:
     con.print(t)
     if r.roofline_tg_tps and r.bandwidth:
         con.print(f"roofline: {human_bytes(r.weights_read_per_token_bytes)} read per token at "
-                  f"{human_bytes(r.bandwidth.bytes_per_s)}/s ({r.bandwidth.source}) = {r.roofline_tg_tps:,.1f} tok/s; "
+                  f"{human_rate(r.bandwidth.bytes_per_s)} ({r.bandwidth.source}) = {r.roofline_tg_tps:,.1f} tok/s; "
                   f"decoding reaches [bold]{r.tg_efficiency:.0%}[/] of it")
     elif r.weights_read_per_token_bytes:
         con.print(f"[dim]roofline: {human_bytes(r.weights_read_per_token_bytes)} read per token; "
@@ -140,4 +140,4 @@ def show_history(h) -> None:
             line += f"  {r.tg_efficiency:.0%} of roofline"
         con.print("    " + line, soft_wrap=True)
     if h.skipped_lines:
-        con.print(f"[dim]{h.skipped_lines} unreadable line(s) skipped[/]")
+        con.print(f"[dim]{plural(h.skipped_lines, 'unreadable line')} skipped[/]")

@@ -1,6 +1,6 @@
 """`qwenctl detect` for people: one compact table, a row per fact, "absent, because …"
 where a probe could not answer. Memory sizes in binary units (a card sold as 8 GB has
-8188 MiB = 8.0 GiB), disk in decimal ones (as drives are sold); bandwidth in GB/s."""
+8188 MiB = 8.0 GiB), disk too (render.human_bytes: one unit system for sizes); bandwidth in GB/s."""
 
 from __future__ import annotations
 

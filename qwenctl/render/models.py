@@ -6,9 +6,7 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
-from rich.table import Table
-
-from qwenctl.render import console, human_bytes
+from qwenctl.render import console, human_bytes, human_rate, plural
 
 if TYPE_CHECKING:
     from qwenctl.fetch import ModelFiles, ModelList, PullProgress, Removal
@@ -34,7 +32,7 @@ class PullBar:
             self._progress = Progress(
                 TextColumn("[bold]{task.description}"),
                 BarColumn(),
-                DownloadColumn(binary_units=False),
+                DownloadColumn(binary_units=True),
                 TransferSpeedColumn(),
                 TimeRemainingColumn(),
                 console=self.out,
@@ -62,7 +60,7 @@ class PullBar:
             speed = (p.done_bytes - self._start[1]) / elapsed if elapsed > 0 else 0
             print(
                 f"{self.label}: {pct}% {human_bytes(p.done_bytes)} of {human_bytes(p.total_bytes)}"
-                + (f", {human_bytes(int(speed))}/s" if speed else ""),
+                + (f", {human_rate(speed)}" if speed else ""),
                 file=sys.stderr,
                 flush=True,
             )
@@ -72,36 +70,34 @@ def pulled(result: ModelFiles) -> None:
     out = console()
     what = "downloaded " + human_bytes(result.downloaded_bytes) if result.downloaded_bytes else "already in the cache"
     check = "verified" if result.verified else "not verified"
-    out.print(f"{result.repo} ({len(result.filenames)} file{'s' if len(result.filenames) != 1 else ''}, {human_bytes(result.total_bytes)}): {what}, {check}")
+    out.print(f"{result.repo} ({plural(len(result.filenames), 'file')}, {human_bytes(result.total_bytes)}): {what}, {check}")
     out.print(result.load_path, soft_wrap=True)
 
 
 def model_list(result: ModelList) -> None:
+    """One line per model, the spec last and whole (never cut to the terminal's width: it is what
+    `rm` and `run` take), after a short name where the catalog has one (`7b:q4_k_m`)."""
+    from qwenctl.tags import tag_of
+
     out = console()
-    if not out.is_terminal:  # piped: never cut a spec someone will copy into `rm` or `run`
-        out.width = max(out.width, 240)
     if not result.models:
         out.print(f"no Qwen2.5 models in {result.cache_dir}")
     else:
-        table = Table(box=None, pad_edge=False)
-        for col in ("model", "format", "quant", "size", "verified", "revision"):
-            table.add_column(col, justify="right" if col == "size" else "left")
+        rows = [("name", "quant", "size", "verified", "revision", "model")]
         for m in result.models:
-            name = m.spec + (f" (+{len(m.files) - 1} parts)" if m.format == "gguf" and len(m.files) > 1 else "")
-            table.add_row(
-                name,
-                m.format,
-                m.quant or "?",
-                human_bytes(m.size_bytes),
-                "yes" if m.verified else "no",
-                ",".join(m.refs) or m.commit[:10],
-            )
-        out.print(table)
+            first = m.files[0] if m.format == "gguf" else None
+            spec = m.spec + (f" (+{plural(len(m.files) - 1, 'part')})" if m.format == "gguf" and len(m.files) > 1 else "")
+            rows.append((tag_of(m.repo, first) or "-", m.quant or "?", human_bytes(m.size_bytes),
+                         "yes" if m.verified else "no", ",".join(m.refs) or m.commit[:10], spec))
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+        for i, row in enumerate(rows):
+            cells = [c.rjust(w) if col == 2 else c.ljust(w) for col, (c, w) in enumerate(zip(row, widths))]
+            out.print("  ".join([*cells, row[-1]]), soft_wrap=True, markup=False, style="bold" if i == 0 else None)
         out.print(f"cache: {result.cache_dir}", soft_wrap=True)
     if result.partial_bytes:
         out.print(f"unfinished downloads: {human_bytes(result.partial_bytes)} (the next pull resumes them)")
 
 
-def removed(result: Removal) -> None:
+def removed(result: Removal, err: bool = False) -> None:
     verb = "would remove" if result.dry_run else "removed"
-    console().print(f"{verb} {result.repo}: {len(result.files)} file{'s' if len(result.files) != 1 else ''}, {human_bytes(result.freed_bytes)} {'would be freed' if result.dry_run else 'freed'}")
+    console(stderr=err).print(f"{verb} {result.repo}: {plural(len(result.files), 'file')}, {human_bytes(result.freed_bytes)} {'would be freed' if result.dry_run else 'freed'}")

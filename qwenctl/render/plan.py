@@ -9,7 +9,7 @@ from rich.text import Text
 from qwenctl.plan import Plan, PlanResult, PoolUse
 from qwenctl.profiles import ProfileInfo
 from qwenctl.render import console as make_console
-from qwenctl.render import human_bytes
+from qwenctl.render import human_bytes, plural
 
 BAR_WIDTH = 40
 # (field, glyph, style) in drawing order; "free" is what is left of the budget
@@ -60,7 +60,7 @@ def render_plan(result: PlanResult, out: Console | None = None, limit: int = 12)
             f"  on {p.backend} ({p.device})",
         )
     )
-    files = f"{len(p.files)} file{'s' if len(p.files) != 1 else ''}" if p.files else "whole repo"
+    files = plural(len(p.files), "file") if p.files else "whole repo"
     size = human_bytes(p.download_bytes) + ("" if p.download_bytes_exact else " (computed)")
     con.print(Text.assemble(("  download  ", "dim"), f"{p.repo}  {files}, {size}"))
     con.print(
@@ -142,7 +142,7 @@ def render_speed_terms(result: PlanResult, out: Console | None = None) -> None:
         con.print(Text(f"  {t.device}", style="bold"))
         rows = (
             ("fixed", f"{t.layers} layers of kernel launches and syncs", t.fixed_s),
-            ("streaming", f"{t.bytes_read / 1e9:.2f} GB at {t.bandwidth_bytes_per_s / 1e9:,.1f} GB/s x {t.memory_efficiency:.2f}", t.stream_s),
+            ("streaming", f"{t.bytes_read / 2**30:.2f} GiB at {t.bandwidth_bytes_per_s / 1e9:,.1f} GB/s x {t.memory_efficiency:.2f}", t.stream_s),
             ("unpacking", "quantized blocks on the ALUs", t.dequant_s),
             ("prompt", "512-token batch: fixed, streaming, matrix work", t.pp_fixed_s + t.stream_s + t.pp_compute_s),
         )

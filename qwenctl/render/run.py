@@ -12,24 +12,32 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 from rich.markup import escape
 
-from qwenctl.render import human_bytes
+from qwenctl.render import human_bytes, plural
 from qwenctl.render.chat import make_console
 
 if TYPE_CHECKING:
     from rich.progress import Progress
 
     from qwenctl.fetch import PullProgress
+    from qwenctl.pipeline import Started
     from qwenctl.plan import Plan, PlanResult
     from qwenctl.smoke import SmokeTest
 
 
 class RunReporter:
-    """Draws the pipeline's progress; `ask` is None when no one can answer a question."""
+    """Draws the pipeline's progress; `ask` is None when no one can answer a question.
 
-    def __init__(self, console: Console | None = None, ask: Callable[[str], bool] | None = None, quiet: bool = False):
+    `quiet`: no steps, plan or progress (--json); `silent`: no warnings either, stderr for errors only (-q);
+    `brief`: the plan in one line, as a scripted one-shot wants it.
+    """
+
+    def __init__(self, console: Console | None = None, ask: Callable[[str], bool] | None = None, quiet: bool = False,
+                 silent: bool = False, brief: bool = False):
         self.console = console or make_console(sys.stderr)
         self.ask = ask
-        self.quiet = quiet
+        self.quiet = quiet or silent
+        self.silent = silent
+        self.brief = brief
         self._progress: Progress | None = None
         self._task = None
 
@@ -41,7 +49,7 @@ class RunReporter:
         for warning in result.warnings:
             self.warn(warning)
         if not self.quiet:
-            for line in plan_lines(result.chosen):
+            for line in plan_lines(result.chosen)[: 1 if self.brief else None]:
                 self.console.print(escape(line))
 
     def confirm_download(self, what: str, size_bytes: int | None) -> bool:
@@ -65,7 +73,7 @@ class RunReporter:
             self._progress = Progress(
                 "[progress.description]{task.description}",
                 BarColumn(),
-                DownloadColumn(),
+                DownloadColumn(binary_units=True),
                 TransferSpeedColumn(),
                 TimeRemainingColumn(),
                 console=self.console,
@@ -81,14 +89,32 @@ class RunReporter:
         if not self.quiet:
             predicted = f" (predicted {result.predicted_tps:.1f})" if result.predicted_tps else ""
             self.console.print(
-                f"[chat.meta]smoke test: {result.generated_tokens} tokens in {result.seconds:.1f} s, "
+                f"[chat.meta]smoke test: {plural(result.generated_tokens, 'token')} in {result.seconds:.1f} s, "
                 f"{result.decode_tps:.1f} tok/s{predicted}[/]"
             )
         if result.warning:
             self.warn(result.warning)
 
     def warn(self, message: str) -> None:
-        self.console.print(f"[chat.warn]warning: {escape(message)}[/]")
+        if not self.silent:
+            self.console.print(f"[chat.warn]warning: {escape(message)}[/]")
+
+
+def model_facts(started: Started) -> list[tuple[str, str]]:
+    """What the chat's /show tells of the loaded model: where it came from, how it runs, what was predicted."""
+    p = started.prepared
+    session = started.session
+    o = p.load_options
+    layers = "all layers" if session.n_gpu_layers < 0 else plural(session.n_gpu_layers, "layer")
+    threads = f", {plural(o.n_threads, 'thread')}" if o.n_threads else ""
+    rows = [("model", p.model_name), ("file", p.files.load_path),
+            ("engine", f"{p.backend}, {layers} on the GPU{threads}, KV cache {o.kv_cache_type}")]
+    if p.plan is not None:
+        memory = ", ".join(f"{human_bytes(m.used_bytes)} of {human_bytes(m.budget_bytes)} {m.name}" for m in p.plan.memory)
+        rows.append(("plan", f"about {p.plan.tg_tps:.1f} tok/s predicted; {memory}"))
+    if started.smoke is not None:
+        rows.append(("smoke test", f"{started.smoke.decode_tps:.1f} tok/s measured"))
+    return rows
 
 
 def plan_lines(plan: Plan) -> list[str]:

@@ -1,0 +1,90 @@
+"""Examples at the end of every command's --help, and how to turn on shell completion.
+
+Kept apart from cli.py so the commands stay short; ``add_examples`` attaches them once the commands
+exist. tests/test_help.py parses every example with the real command line, so none can drift.
+"""
+
+from __future__ import annotations
+
+import click
+
+# command path -> (example, what it does); "" is the top level.
+EXAMPLES: dict[str, tuple[tuple[str, str], ...]] = {
+    "": (
+        ("qwenctl run", "plan, download (asking first), smoke-test, chat"),
+        ("qwenctl run -p 'Hi' -q > reply.txt", "one reply on stdout, nothing else"),
+        ("qwenctl plan --profile raspberry-pi-5-8gb", "what a machine you don't have would run"),
+        ("eval \"$(_QWENCTL_COMPLETE=bash_source qwenctl)\"", "tab completion in bash (zsh_source, fish_source too)"),
+    ),
+    "detect": (
+        ("qwenctl detect", "CPU, memory, GPUs, disk, installed engines"),
+        ("qwenctl detect --json", "the same as one JSON document"),
+        ("qwenctl detect --measure", "measure the memory bandwidth now (under a second)"),
+        ("qwenctl detect --save-snapshot box.json", "the raw inputs, for a bug report"),
+    ),
+    "plan": (
+        ("qwenctl plan", "the best model for this machine, why, and every alternative"),
+        ("qwenctl plan --size 7B", "the best 7B (slow machines are told, not given Q2_K)"),
+        ("qwenctl plan --profile h100-80gb --json", "for another machine, as JSON"),
+        ("qwenctl plan --ctx 32768 --explain-speed", "a long context, and the speed model's terms"),
+    ),
+    "profiles": (
+        ("qwenctl profiles", "the machines --profile knows"),
+    ),
+    "run": (
+        ("qwenctl run", "the planned model, then a chat (/help inside)"),
+        ("qwenctl run --size 3B --quant q8_0", "a size and quant of your choice"),
+        ("qwenctl run -p 'Summarize RFC 2119' -q", "one reply on stdout; errors only on stderr"),
+        ("git diff | qwenctl run -n 200 --temperature 0", "piped text is one prompt"),
+        ("qwenctl run --model ~/models/x.gguf --ctx 16384", "any GGUF file or MLX folder"),
+        ("qwenctl run --offline", "use only what is downloaded"),
+    ),
+    "serve": (
+        ("qwenctl serve", "the planned model on http://127.0.0.1:8000/v1"),
+        ("qwenctl serve --size 7B --port 8080", "another model, another port"),
+        ("qwenctl serve --host 0.0.0.0 --api-key KEY", "for other machines, with a key"),
+    ),
+    "pull": (
+        ("qwenctl pull", "the planned model's files"),
+        ("qwenctl pull --size 7B --quant q8_0", "the planned 7B Q8_0"),
+        ("qwenctl pull Qwen/Qwen2.5-7B-Instruct-GGUF:q4_k_m", "one quant of a repo (every split part)"),
+    ),
+    "models": (
+        ("qwenctl models", "what is in the Hugging Face cache, by short name"),
+        ("qwenctl models --all --json", "every repo in the cache, as JSON"),
+    ),
+    "rm": (
+        ("qwenctl rm Qwen/Qwen2.5-7B-Instruct-GGUF:q8_0 --dry-run", "what would be freed"),
+        ("qwenctl rm mlx-community/Qwen2.5-7B-Instruct-4bit --yes --json", "a whole repo, no question"),
+    ),
+    "bench": (
+        ("qwenctl bench", "the planned model: prompt and decode tok/s, memory, vs prediction"),
+        ("qwenctl bench --model ~/models/x.gguf -fa --json", "any file, llama-bench's method"),
+        ("qwenctl bench --history", "earlier runs on this machine"),
+    ),
+    "config": (
+        ("qwenctl config", "the config file's path and every default it sets"),
+    ),
+    "logs": (
+        ("qwenctl logs", "the last three replies"),
+        ("qwenctl logs -c", "the latest conversation"),
+        ("qwenctl logs -q lighthouse -n 0 --json", "every reply that mentions a word"),
+        ("qwenctl logs path", "where the SQLite file is"),
+    ),
+}
+
+
+def epilog(examples: tuple[tuple[str, str], ...]) -> str:
+    """Click rewraps help text; "\\b" keeps a paragraph as written."""
+    width = max(len(example) for example, _ in examples)
+    lines = [f"  {example.ljust(width)}  {what}" for example, what in examples]
+    return "Examples:\n\n\b\n" + "\n".join(lines)
+
+
+def add_examples(group: click.Group) -> None:
+    for path, examples in EXAMPLES.items():
+        command: click.Command = group
+        for name in path.split():
+            assert isinstance(command, click.Group)
+            command = command.commands[name]
+        command.epilog = epilog(examples)
