@@ -146,32 +146,74 @@ def profiles_command(as_json) -> None:
 
 # --- run / serve: the options that choose a model ---
 
+MODEL_HELP = ("MODEL: a size (7b), size:quant (7b:q8_0), an Ollama-style tag (qwen2.5:7b, qwen2.5:7b-instruct-q4_k_m), "
+              "REPO[:FILE|:QUANT] on Hugging Face, a path, or ollama:NAME[:TAG] from Ollama's store.")
+
+
+def _complete_model(ctx, param, incomplete: str):
+    """Tab completion for MODEL: the catalog's sizes and what the cache holds, by short name."""
+    from click.shell_completion import CompletionItem
+
+    from qwenctl.catalog import load_catalog
+
+    names = [m.size.lower() for m in load_catalog().models]
+    try:
+        from qwenctl.fetch import list_models
+        from qwenctl.tags import tag_of
+
+        names += [tag_of(m.repo, m.files[0] if m.format == "gguf" else None) or m.spec for m in list_models().models]
+    except Exception:  # noqa: BLE001 - completion never fails the shell
+        pass
+    return [CompletionItem(n) for n in dict.fromkeys(names) if n.startswith(incomplete)]
+
+
+model_argument = click.argument("model_arg", metavar="[MODEL]", required=False, shell_complete=_complete_model)
+
 _MODEL_CHOICE = (
+    model_argument,
     click.option("--size", help="Model size, e.g. 7B (default: the largest that fits and is fast enough)."),
     click.option("--quant", help="Quantization, e.g. q4_k_m (default: the planner's choice)."),
     click.option("--backend", type=click.Choice(["llama.cpp", "mlx"]), help="Engine (default: the planner's choice)."),
     click.option("--ctx", "n_ctx", type=click.IntRange(min=256),
                  help="Context window in tokens (default: the plan's; 4096 with --model PATH)."),
     click.option("--profile", help="Plan as if on this hardware profile (see `qwenctl profiles`)."),
-    click.option("--model", metavar="PATH|REPO[:FILE]",
-                 help="Skip planning: a local .gguf file or MLX folder, or REPO[:FILE] on Hugging Face."),
+    click.option("--model", metavar="MODEL", help="The same as the MODEL argument."),
 )
 
 
 def model_choice_options(command):
-    """run and serve choose their model alike: the plan's constraints, or --model."""
+    """run, serve and bench choose their model alike: MODEL (resolve.py), or the plan's constraints."""
     for option in reversed(_MODEL_CHOICE):
         command = option(command)
     return command
 
 
-def _run_request(size, quant, backend, n_ctx, profile, model, *, offline: bool, yes: bool, smoke_seconds: float):
+def _model(model_arg, model_opt, size, quant, profile) -> str | None:
+    """MODEL, given once (as the argument or --model), or the config file's `model` when nothing chooses one."""
+    if model_arg and model_opt and model_arg != model_opt:
+        raise click.UsageError("give MODEL once: as the argument or as --model")
+    model = model_arg or model_opt
+    if model and (size or quant):
+        raise click.UsageError("MODEL names the model itself; drop --size/--quant (or write them in it: 7b:q8_0)")
+    if model is None and not (size or quant or profile):
+        from qwenctl.config import load_config
+
+        model = load_config().model
+    if model and profile:
+        from qwenctl.resolve import parse_model
+
+        if not parse_model(model).planned:
+            raise click.UsageError(f"{model} is a file, not a plan: --profile plans a size (7b) for another machine")
+    return model
+
+
+def _run_request(size, quant, backend, n_ctx, profile, model, *, offline: bool, yes: bool, smoke_seconds: float,
+                 model_opt: str | None = None, smoke: bool | None = None):
     from qwenctl import pipeline
 
-    if model and (size or quant or profile):
-        raise click.UsageError("--model names the model itself; drop --size/--quant/--profile")
+    model = _model(model, model_opt, size, quant, profile)
     return pipeline.RunRequest(size=size, quant=quant, backend=backend, n_ctx=n_ctx, profile=profile, model=model,
-                               offline=offline, assume_yes=yes, smoke_seconds=smoke_seconds)
+                               offline=offline, assume_yes=yes, smoke_seconds=smoke_seconds, smoke=smoke)
 
 
 def _ask_on_terminal():
@@ -193,13 +235,19 @@ def _ask_on_terminal():
 @click.option("-y", "--yes", is_flag=True, help="Download without asking.")
 @click.option("--offline", is_flag=True, help="Use only what is already downloaded; never contact Hugging Face.")
 @json_option
-def serve(size, quant, backend, n_ctx, profile, model, host, port, api_key, parallel, drain_s, yes, offline, as_json) -> None:
-    """Serve the planned model (or --model) behind an OpenAI-compatible API."""
+def serve(model_arg, size, quant, backend, n_ctx, profile, model, host, port, api_key, parallel, drain_s, yes, offline,
+          as_json) -> None:
+    """Serve MODEL (default: the planned model) behind an OpenAI-compatible API.
+
+    MODEL: a size (7b), size:quant (7b:q8_0), qwen2.5:7b, REPO[:FILE|:QUANT], a path, or ollama:NAME[:TAG].
+    """
     from qwenctl import serve as serving
+    from qwenctl.config import load_config
     from qwenctl.render import serve as render_serve
     from qwenctl.render.run import RunReporter
 
-    request = _run_request(size, quant, backend, n_ctx, profile, model, offline=offline, yes=yes, smoke_seconds=0.0)
+    request = _run_request(size, quant, backend, n_ctx or load_config().ctx, profile, model_arg, offline=offline, yes=yes,
+                           smoke_seconds=0.0, model_opt=model)
     target = serving.resolve_target(request, RunReporter(ask=_ask_on_terminal(), quiet=as_json))
     options = serving.ServeOptions(host=host, port=port, api_key=api_key or None, parallel=parallel, drain_s=drain_s,
                                    verbose=logging.getLogger().isEnabledFor(logging.INFO))
@@ -209,38 +257,33 @@ def serve(size, quant, backend, n_ctx, profile, model, host, port, api_key, para
 
 
 @cli.command()
-@click.argument("spec", metavar="[REPO[:FILE]]", required=False)
-@click.option("--size", help="Without REPO: pull the planned model of this size.")
-@click.option("--quant", help="Without REPO: pull the planned model in this quant.")
-@click.option("--backend", type=click.Choice(["llama.cpp", "mlx"]), help="Without REPO: plan for this engine.")
-@click.option("--ctx", "n_ctx", type=click.IntRange(min=256), help="Without REPO: plan for this context.")
-@click.option("--profile", help="Without REPO: pull what the plan for this hardware profile needs.")
+@model_argument
+@click.option("--size", help="Without MODEL: pull the planned model of this size.")
+@click.option("--quant", help="Without MODEL: pull the planned model in this quant.")
+@click.option("--backend", type=click.Choice(["llama.cpp", "mlx"]), help="Without MODEL: plan for this engine.")
+@click.option("--ctx", "n_ctx", type=click.IntRange(min=256), help="Without MODEL: plan for this context.")
+@click.option("--profile", help="Plan for this hardware profile instead of this machine.")
+@click.option("--all", "all_quants", is_flag=True,
+              help="A GGUF repo named alone: every quant, not the planned one (the total is said first).")
 @click.option("--revision", help="Branch, tag or commit (default: main).")
 @click.option("--offline", is_flag=True, help="Use only the cache; fail clearly if the files are not there.")
 @json_option
-def pull(spec, size, quant, backend, n_ctx, profile, revision, offline, as_json) -> None:
-    """Download a model into the Hugging Face cache, resuming and verifying it.
+def pull(model_arg, size, quant, backend, n_ctx, profile, all_quants, revision, offline, as_json) -> None:
+    """Download MODEL (default: the planned model) into the Hugging Face cache, resuming and verifying it.
 
-    Without REPO, the files of `qwenctl plan` (with the same options). REPO alone takes the
-    whole repo (an MLX folder); REPO:FILE one GGUF (every part of a split GGUF); FILE may also
-    be a quant, e.g. Qwen/Qwen2.5-7B-Instruct-GGUF:q4_k_m.
+    MODEL: a size (7b: the quant the plan picks here), size:quant (7b:q8_0), qwen2.5:7b, or REPO[:FILE|:QUANT]
+    on Hugging Face. A GGUF repo named alone means the quant the plan picks, never all of them (that is
+    --all); REPO:FILE one GGUF (every part of a split one); REPO:QUANT, e.g. Qwen/Qwen2.5-7B-Instruct-GGUF:q4_k_m.
+    An MLX repo is one model: the whole repo.
     """
-    from qwenctl import fetch, render
-    from qwenctl.names import parse_spec
+    from qwenctl import pipeline, render
     from qwenctl.render import models as view
 
-    if spec and (size or quant or backend or n_ctx or profile):
-        raise click.UsageError("REPO[:FILE] names the files itself; drop the plan options")
-    if spec:
-        repo, name = parse_spec(spec)
-        names = [name] if name else None
-    else:
-        from qwenctl.pipeline import RunRequest, chosen_plan
-
-        chosen = chosen_plan(RunRequest(size=size, quant=quant, backend=backend, n_ctx=n_ctx, profile=profile))
-        repo, names, spec = chosen.repo, list(chosen.files) or None, f"{chosen.repo} ({chosen.name})"
-    with view.PullBar(spec) as bar:
-        result = fetch.pull(repo, names, revision=revision, offline=offline, progress=bar)
+    model = _model(model_arg, None, size, quant, profile)
+    request = pipeline.RunRequest(size=size, quant=quant, backend=backend, n_ctx=n_ctx, profile=profile, model=model,
+                                  offline=offline, all_quants=all_quants)
+    with view.PullBar(model or "the planned model") as bar:
+        result = pipeline.pull_model(request, view.PullReporter(bar, quiet=as_json), revision=revision)
     if as_json:
         render.print_json(result, "pull")
     else:
@@ -285,8 +328,8 @@ def rm(spec: str, yes: bool, dry_run: bool, as_json: bool) -> None:
 
 # --- bench ---
 @cli.command()
-@click.option("--model", metavar="PATH|REPO[:FILE]",
-              help="A GGUF file (llama.cpp), an MLX model folder, or REPO[:FILE] on Hugging Face (default: the planned model).")
+@model_argument
+@click.option("--model", metavar="MODEL", help="The same as the MODEL argument.")
 @click.option("--size", help="Bench the planned model of this size, e.g. 7B.")
 @click.option("--quant", help="Bench the planned model with this quantization, e.g. q4_k_m.")
 @click.option("--backend", type=click.Choice(["llama.cpp", "mlx"]), help="Default: the plan's; mlx for a folder, else llama.cpp.")
@@ -307,12 +350,13 @@ def rm(spec: str, yes: bool, dry_run: bool, as_json: bool) -> None:
 @click.option("-y", "--yes", is_flag=True, help="Download the model without asking.")
 @click.option("--offline", is_flag=True, help="Use only what is already downloaded; never contact Hugging Face.")
 @json_option
-def bench(model, size, quant, backend, n_prompt, n_gen, repetitions, n_gpu_layers, threads, n_batch, n_ctx, flash_attn,
+def bench(model_arg, model, size, quant, backend, n_prompt, n_gen, repetitions, n_gpu_layers, threads, n_batch, n_ctx, flash_attn,
           kv_cache_type, bandwidth, no_chat, no_save, history, yes, offline, as_json) -> None:
-    """Measure prompt processing, decoding, chat latency and memory of a model (llama-bench's method).
+    """Measure prompt processing, decoding, chat latency and memory of MODEL (llama-bench's method).
 
-    Without --model it benches the model `qwenctl plan` picks (downloaded first, after asking, if it
-    is not in the cache). Settings not given are the ones `run` would load the model with.
+    MODEL as for `run` (7b, 7b:q8_0, qwen2.5:7b, REPO[:FILE|:QUANT], a path, ollama:NAME[:TAG]); without it,
+    the model `qwenctl plan` picks (downloaded first, after asking, if it is not in the cache). Settings
+    not given are the ones `run` would load the model with.
     """
     from qwenctl import bench as bench_mod
     from qwenctl import render
@@ -323,7 +367,8 @@ def bench(model, size, quant, backend, n_prompt, n_gen, repetitions, n_gpu_layer
 
         past = read_history()
         return render.print_json(past, "bench-history") if as_json else show.show_history(past)
-    chosen = _bench_target(model, size, quant, backend, yes=yes, offline=offline, quiet=as_json)
+    chosen = _bench_target(_model(model_arg, model, size, quant, None), size, quant, backend, yes=yes, offline=offline,
+                           quiet=as_json)
     options = bench_mod.options_for(chosen.load_options, n_prompt=n_prompt, n_gen=n_gen, n_ctx=n_ctx,
                                     n_gpu_layers=n_gpu_layers, n_threads=threads, n_batch=n_batch,
                                     flash_attn=flash_attn, kv_cache_type=kv_cache_type)
@@ -339,8 +384,6 @@ def _bench_target(model, size, quant, backend, *, yes: bool, offline: bool, quie
     from qwenctl import pipeline
     from qwenctl.render.run import RunReporter
 
-    if model and (size or quant):
-        raise click.UsageError("--model names the model itself; drop --size/--quant")
     request = pipeline.RunRequest(size=size, quant=quant, backend=backend, model=model, offline=offline,
                                   assume_yes=yes, smoke_seconds=0.0)
     return pipeline.prepare(request, RunReporter(ask=_ask_on_terminal(), quiet=quiet))
@@ -363,11 +406,18 @@ def _bench_target(model, size, quant, backend, *, yes: bool, offline: bool, quie
 @click.option("--seed", type=click.IntRange(min=0), help="Fixed seed: the same prompt gives the same reply.")
 @click.option("-q", "--quiet/--no-quiet", default=None, help="Nothing on stderr but errors: stdout is the reply alone.")
 @click.option("--no-log", is_flag=True, help="Keep no transcript of this run (qwenctl logs).")
+@click.option("--smoke-test/--no-smoke-test", "smoke", default=None,
+              help="Measure the speed before the chat: by default once per model and machine, then remembered.")
 @click.option("--offline", is_flag=True, help="Use only what is already downloaded; never contact Hugging Face.")
 @json_option
-def run(size, quant, backend, n_ctx, profile, model, yes, no_chat, system, prompt, max_tokens, temperature, top_p, top_k,
-        seed, quiet, no_log, offline, as_json) -> None:
-    """Plan, download, load and smoke-test the best model for this machine, then chat."""
+def run(model_arg, size, quant, backend, n_ctx, profile, model, yes, no_chat, system, prompt, max_tokens, temperature,
+        top_p, top_k, seed, quiet, no_log, smoke, offline, as_json) -> None:
+    """Chat with MODEL (default: the best model for this machine): plan, download, load, then chat.
+
+    MODEL: a size (7b), size:quant (7b:q8_0), an Ollama-style tag (qwen2.5:7b, qwen2.5:7b-instruct-q4_k_m),
+    REPO[:FILE|:QUANT] on Hugging Face, a path (a GGUF file of any name, an MLX folder), or ollama:NAME[:TAG]
+    from Ollama's store. A running `qwenctl serve` of the same model answers instead of a second copy.
+    """
     from qwenctl import chat, pipeline, render
     from qwenctl.config import load_config
     from qwenctl.conversation import Conversation, default_system_prompt
@@ -378,11 +428,10 @@ def run(size, quant, backend, n_ctx, profile, model, yes, no_chat, system, promp
     one_shot = prompt is not None or not sys.stdin.isatty()
     if as_json and not (one_shot or no_chat):
         raise click.UsageError("--json needs -p PROMPT, a prompt on stdin, or --no-chat")
-    if model is None and not (size or quant or profile):
-        model = cfg.model
     quiet = bool(cfg.quiet) if quiet is None else quiet
-    request = _run_request(size, quant, backend, n_ctx or cfg.ctx, profile, model, offline=offline, yes=yes,
-                           smoke_seconds=0.0 if one_shot and not no_chat else pipeline.RunRequest.smoke_seconds)
+    request = _run_request(size, quant, backend, n_ctx or cfg.ctx, profile, model_arg, offline=offline, yes=yes,
+                           smoke_seconds=0.0 if one_shot and not no_chat else pipeline.RunRequest.smoke_seconds,
+                           model_opt=model, smoke=smoke)
     reporter = RunReporter(ask=_ask_on_terminal(), quiet=as_json, silent=quiet, brief=one_shot)
     sampling = cfg.sampling_options(Conversation().sampling)
     flags = {"max_tokens": max_tokens, "temperature": temperature, "top_p": top_p, "top_k": top_k, "seed": seed}

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from qwenctl.fetch import ModelFiles, PullProgress
     from qwenctl.hardware.facts import Hardware
     from qwenctl.plan import Plan, PlanResult
+    from qwenctl.resolve import ModelRef
 
 
 @dataclass(frozen=True)
@@ -35,10 +36,12 @@ class RunRequest:
     backend: str | None = None  # "llama.cpp" | "mlx"
     n_ctx: int | None = None
     profile: str | None = None  # plan for a profiled device instead of this machine
-    model: str | None = None  # PATH (a .gguf file or MLX folder) or REPO[:FILE]; skips planning
+    model: str | None = None  # MODEL as typed (resolve.py): 7b:q8_0, qwen2.5:7b, REPO[:FILE|:QUANT], PATH, ollama:NAME
     offline: bool = False  # use the local cache only; never contact the hub
     assume_yes: bool = False  # download without asking
     smoke_seconds: float = 3.0
+    smoke: bool | None = None  # None: once per model file and machine; True: every time; False: never
+    all_quants: bool = False  # pull: every quant of a bare GGUF repo, not the planned one
 
 
 class Reporter(Protocol):
@@ -55,6 +58,8 @@ class Reporter(Protocol):
     def smoke(self, result: SmokeTest) -> None: ...
 
     def warn(self, message: str) -> None: ...
+
+    def sizing(self, what: str, size_bytes: int) -> None: ...  # "all 9 quants of REPO: 52.3 GiB", before they come
 
 
 @dataclass(frozen=True)
@@ -81,6 +86,7 @@ class Prepared:
     load_options: LoadOptions
     plan: Plan | None  # None for --model
     hardware: Hardware
+    model_id: str | None = None  # what a server publishes, where the file's name would not do (an Ollama blob)
 
 
 @dataclass(frozen=True)
@@ -106,25 +112,23 @@ class Started:
 
 
 def prepare(request: RunRequest, reporter: Reporter, check_backend: Callable[[str], None] | None = None) -> Prepared:
-    """detect -> plan (or --model) -> files from the cache, or downloaded after asking.
+    """detect -> plan (or MODEL, resolve.py) -> files from the cache, or downloaded after asking.
 
-    `check_backend(name)` runs once the plan names the backend and before any download, so a
-    missing engine (or its server code) fails before gigabytes arrive for nothing.
+    `check_backend(name)` runs once the backend is known and before any download, so a missing
+    engine (or its server code) fails before gigabytes arrive for nothing; by default it checks that
+    the engine imports (``check_engine``).
     """
     from qwenctl.hardware import detect
 
-    if request.model:
+    check = check_backend or check_engine
+    request, ref = resolved(request)
+    if ref is not None:
         # the file first: a missing or unusable path is one line before anything else is said
-        files = _named_model(request, reporter)
-        path, found = local_model(Path(files.load_path))
-        if str(path) != files.load_path:
-            files = replace(files, load_path=str(path))
-        backend = request.backend or found
+        files, backend, name, model_id = _named_model(ref, request, reporter, check)
         reporter.step("detecting hardware")
         hardware = detect()
         options = unplanned_load_options(hardware, request.n_ctx)
-        name = Path(files.load_path).name if files.repo is None else f"{files.repo}:{files.filenames[0]}"
-        return Prepared(name, files, backend, options, None, hardware)
+        return Prepared(name, files, backend, options, None, hardware, model_id)
     reporter.step("detecting hardware")
     hardware = detect()
     result = _plan(request, hardware)
@@ -141,8 +145,7 @@ def prepare(request: RunRequest, reporter: Reporter, check_backend: Callable[[st
         result = _plan(request, hardware)
     reporter.plan(result)
     plan = result.chosen
-    if check_backend is not None:
-        check_backend(plan.backend)
+    check(plan.backend)
     files = _fetch_planned(plan, request, reporter)
     return Prepared(f"Qwen2.5 {plan.name}", files, plan.backend, load_options(plan), plan, hardware)
 
@@ -206,6 +209,44 @@ def answer(session: Session, text: str, system: str | None = None, sampling: Sam
     return ask(session, text, system, sampling, on_text=on_text, warn=warn)
 
 
+def pull_model(request: RunRequest, reporter: Reporter, revision: str | None = None) -> ModelFiles:
+    """What `qwenctl pull [MODEL]` fetches: the planned files (a size, a tag, or nothing), the named files
+    of a catalog entry with its quant (7b:q8_0, REPO:FILE: no plan needed to fetch them), or a repo's
+    (REPO:FILE, REPO:QUANT; a bare GGUF repo's planned quant, every quant with `all_quants`)."""
+    from qwenctl import fetch
+
+    files: list[str] | None
+    if request.model:
+        from qwenctl.resolve import ModelRef, parse_model
+
+        ref = parse_model(request.model)
+        if request.all_quants and ref.kind == "catalog" and ref.quant is None:
+            # every quant of the size's GGUF repo: the repo as named, or the catalog's for a size
+            from qwenctl.catalog import load_catalog
+
+            repo = ref.repo or next(w.repo for w in load_catalog().model(ref.size or "7B").weights if w.format == "gguf")
+            ref = ModelRef(ref.text, "repo", repo=repo)
+        if ref.kind in ("path", "ollama"):
+            raise QwenctlError(f"{ref.text} is already on this machine: there is nothing to pull",
+                               hint="pull takes a size (7b), a tag or REPO[:FILE]", code=ExitCode.USAGE)
+        if ref.kind == "repo":
+            assert ref.repo is not None
+            files, _, _ = repo_selection(ref, request, reporter)
+            return fetch.pull(ref.repo, files, revision=revision, offline=request.offline, progress=reporter.download)
+        if ref.size and ref.quant:
+            from qwenctl.catalog import load_catalog
+
+            model = load_catalog().model(ref.size)
+            w = model.weights_for("mlx" if ref.backend == "mlx" or ref.quant in load_catalog().quants("mlx") else "gguf", ref.quant)
+            return fetch.pull(w.repo, list(w.file_names) or None, revision=revision, offline=request.offline,
+                              progress=reporter.download)
+        request, _ = resolved(request)
+    plan = chosen_plan(request)
+    reporter.step(f"{plan.repo}: {plan.name}, the plan's choice for this machine")
+    files = list(plan.files) or None
+    return fetch.pull(plan.repo, files, revision=revision, offline=request.offline, progress=reporter.download)
+
+
 def chosen_plan(request: RunRequest) -> Plan:
     """The plan for `request`'s constraints on this machine (or its profile), as `pull` without REPO fetches it."""
     from qwenctl.hardware import detect
@@ -232,7 +273,7 @@ def _fetch_planned(plan: Plan, request: RunRequest, reporter: Reporter) -> Model
     from qwenctl import fetch
 
     files = list(plan.files) or None
-    cached = _cached(lambda: fetch.pull(plan.repo, files, offline=True), request)
+    cached = _cached(lambda: fetch.pull(plan.repo, files, offline=True, keep_bad=True), request, reporter)
     if cached is not None:
         reporter.step(f"using the cached, verified {plan.repo} ({', '.join(cached.filenames)})")
         return cached
@@ -240,42 +281,191 @@ def _fetch_planned(plan: Plan, request: RunRequest, reporter: Reporter) -> Model
         what = f"{plan.files[0]} from {plan.repo}"
     else:
         what = f"{len(plan.files)} files from {plan.repo}" if plan.files else plan.repo
-    _confirm(what, plan.download_bytes, request, reporter)
+    _confirm(what, plan.download_bytes, request, reporter, f"{plan.repo}:{plan.files[0]}" if plan.files else plan.repo)
     reporter.step(f"downloading {what}")
     return fetch.pull(plan.repo, files, progress=reporter.download)
 
 
-def _named_model(request: RunRequest, reporter: Reporter) -> ModelFiles:
-    """`--model PATH|REPO[:FILE]`: a local path as is; a repo from the cache first, else downloaded."""
+def resolved(request: RunRequest) -> tuple[RunRequest, ModelRef | None]:
+    """MODEL read once (resolve.parse_model): a catalog entry becomes the plan's constraints (the planner
+    completes it), anything else stays a named model."""
+    if not request.model:
+        return request, None
+    from qwenctl.resolve import parse_model
+
+    ref = parse_model(request.model)
+    if ref.planned:
+        return replace(request, model=None, size=ref.size or request.size, quant=ref.quant or request.quant,
+                       backend=request.backend or ref.backend), None
+    return request, ref
+
+
+def check_engine(backend: str) -> None:
+    """Fail with the install line, before any download, when the engine cannot be imported."""
+    import importlib
+
+    from qwenctl.install import INSTALL
+
+    package, extra = {"llama.cpp": ("llama_cpp", "llama"), "mlx": ("mlx_lm", "mlx")}.get(backend, (None, None))
+    if package is None or extra is None:
+        raise QwenctlError(f"unknown backend {backend!r}", hint="choose llama.cpp or mlx", code=ExitCode.BAD_INPUT)
+    try:
+        importlib.import_module(package)
+    except ImportError as e:
+        raise QwenctlError(f"running a {backend} model needs {package}, which is not installed ({e})",
+                           hint=INSTALL[extra], code=ExitCode.BACKEND) from None
+
+
+def _named_model(ref: ModelRef, request: RunRequest, reporter: Reporter,
+                 check: Callable[[str], None]) -> tuple[ModelFiles, str, str, str | None]:
+    """A path, an Ollama model or a repo: its files (the repo's from the cache first, else downloaded after
+    asking), engine, name and served id. The engine is checked before anything is downloaded."""
     from qwenctl import fetch
 
-    assert request.model is not None
+    if ref.kind == "ollama":
+        from qwenctl import ollama
+
+        found = ollama.resolve(ref.text)
+        files = fetch.ModelFiles(repo=None, revision=None, commit=None, filenames=(found.blob.name,),
+                                 paths=(str(found.blob),), load_path=str(found.blob), total_bytes=found.size_bytes)
+        backend = request.backend or local_model(found.blob)[1]
+        check(backend)
+        reporter.step(f"using ollama:{found.name} where it lies in Ollama's store ({found.blob})")
+        return files, backend, f"ollama:{found.name}", str(found.name)
+    if ref.kind == "path":
+        files = fetch.resolve_model_arg(str(ref.path))
+        path, found_backend = local_model(Path(files.load_path))
+        if str(path) != files.load_path:
+            files = replace(files, load_path=str(path))
+        backend = request.backend or found_backend
+        check(backend)
+        return files, backend, path.name, None
+    assert ref.repo is not None
+    files, backend = _repo_model(ref, request, reporter, check)
+    name = f"{ref.repo}:{files.filenames[0]}" if files.filenames and backend == "llama.cpp" else ref.repo
+    return files, backend, name, None
+
+
+def offline(request: RunRequest) -> bool:
+    """--offline, or HF_HUB_OFFLINE: nothing may be downloaded, so nothing is offered."""
+    from qwenctl.fetch import HubSettings
+
+    return request.offline or HubSettings.from_env().offline
+
+
+def _repo_model(ref: ModelRef, request: RunRequest, reporter: Reporter,
+                check: Callable[[str], None]) -> tuple[ModelFiles, str]:
+    """REPO, REPO:FILE or REPO:QUANT: the files (a bare GGUF repo: the planned quant, never all of them),
+    from the cache first, else downloaded after the engine check and the question."""
+    from qwenctl import fetch
+
+    assert ref.repo is not None
+    wanted, backend, size = repo_selection(ref, request, reporter)
+    backend = request.backend or backend
+    check(backend)
+    cached = _cached(lambda: fetch.pull(ref.repo, wanted, offline=True, keep_bad=True), request, reporter, ref.repo)
+    if cached is not None:
+        reporter.step(f"using the cached, verified {ref.repo} ({', '.join(cached.filenames)})")
+        return cached, backend
+    what = f"{wanted[0]} from {ref.repo}" if wanted and len(wanted) == 1 else ref.repo
+    _confirm(what, size, request, reporter, f"{ref.repo}:{wanted[0]}" if wanted else ref.repo)
+    reporter.step(f"downloading {what}")
+    return fetch.pull(ref.repo, wanted, progress=reporter.download), backend
+
+
+def repo_selection(ref: ModelRef, request: RunRequest, reporter: Reporter) -> tuple[list[str] | None, str, int | None]:
+    """Which files of REPO to fetch, for which engine, and their size when known: REPO:FILE or REPO:QUANT as
+    asked; a bare GGUF repo the quant the planner prefers (the plan for the size in the repo's name, else
+    Q4_K_M, as `llama-server -hf` does), or every quant with `all_quants`; a repo without GGUF files whole
+    (an MLX folder). The repo is listed from the cache when it has the planned files, else from the hub."""
+    from qwenctl.names import quant_of
+
+    assert ref.repo is not None
+    if ref.file is not None:
+        return [ref.file], "llama.cpp", None
+    listing = _listing(ref.repo, request)
+    ggufs: dict[str, list[str]] = {}
+    for name in sorted(listing):
+        if name.endswith(".gguf") and quant_of(name):
+            ggufs.setdefault(str(quant_of(name)), []).append(name)
+    if not ggufs:
+        if "config.json" in listing:
+            return None, "mlx", sum(listing.values())
+        raise QwenctlError(f"{ref.repo} holds no GGUF file and no MLX model", hint="name a file: REPO:FILE",
+                           code=ExitCode.NOT_FOUND)
+    sizes = {q: sum(listing[n] for n in names) for q, names in ggufs.items()}
+    if request.all_quants:
+        names = [n for q in sorted(ggufs) for n in ggufs[q]]
+        reporter.sizing(f"all {len(ggufs)} quants of {ref.repo} ({', '.join(sorted(ggufs))})", sum(sizes.values()))
+        return names, "llama.cpp", sum(sizes.values())
+    quant = _preferred_quant(ref.repo, list(ggufs), request)
+    if quant is None:
+        listed = ", ".join(sorted(ggufs))
+        raise QwenctlError(f"{ref.repo} has {len(ggufs)} quants ({listed}) and no Q4_K_M to default to",
+                           hint=f"name one, e.g. {ref.repo}:{sorted(ggufs)[0].lower()}, or pull --all for every one",
+                           code=ExitCode.USAGE)
+    if len(ggufs) > 1:
+        reporter.step(f"{ref.repo}: {quant} of its {len(ggufs)} quants (REPO:QUANT picks another; pull --all takes all)")
+    return [ggufs[quant][0]], "llama.cpp", sizes[quant]
+
+
+def _listing(repo: str, request: RunRequest) -> dict[str, int]:
+    """The repo's files: the cache's listing when offline or when it has them, else the hub's."""
+    from qwenctl import fetch
+
     try:
-        return fetch.resolve_model_arg(request.model, offline=True)
-    except QwenctlError as e:
-        if request.offline or e.code not in (ExitCode.NOT_FOUND, ExitCode.INTEGRITY):
-            raise
+        cached = fetch.repo_files(repo, offline=True)
+    except QwenctlError:
+        cached = {}
+    if cached and (offline(request) or any(n.endswith(".gguf") for n in cached) or "config.json" in cached):
+        return cached
+    return fetch.repo_files(repo, offline=offline(request))
+
+
+def _preferred_quant(repo: str, quants: list[str], request: RunRequest) -> str | None:
+    """The quant to take from a GGUF repo: the planner's best for the size its name states (Qwen2.5-7B…),
+    else Q4_K_M (llama-server -hf's default), else the only one."""
+    import re
+
+    match = re.search(r"(?<![\d.])(\d+(?:\.\d+)?)[Bb](?![a-zA-Z])", repo.rsplit("/", 1)[-1])
+    if match:
+        from qwenctl.catalog import load_catalog
+        from qwenctl.hardware import detect
+        from qwenctl.plan import Constraints, plan
+
         try:
-            fetch.parse_spec(request.model)
-        except QwenctlError:  # not a repo name either: the first error ("no such file") says it best
-            raise e from None
-    _confirm(request.model, None, request, reporter)
-    reporter.step(f"downloading {request.model}")
-    return fetch.resolve_model_arg(request.model, progress=reporter.download)
+            load_catalog().model(match[1] + "B")
+            result = plan(detect(), Constraints(size=match[1] + "B", backend="llama.cpp", n_ctx=request.n_ctx))
+        except QwenctlError:
+            result = None
+        if result is not None:
+            ranked = [result.chosen] + [a.plan for a in result.alternatives if a.rejected is None]
+            for p in ranked:
+                label = p.quant.upper().replace("FP16", "F16")
+                if label in quants:
+                    return label
+    if "Q4_K_M" in quants:
+        return "Q4_K_M"
+    return quants[0] if len(quants) == 1 else None
 
 
-def _cached(lookup, request: RunRequest) -> ModelFiles | None:
-    """The cached copy, or None when it must be downloaded (and may be)."""
+def _cached(lookup, request: RunRequest, reporter: Reporter | None = None, what: str = "") -> ModelFiles | None:
+    """The cached copy, or None when it must be downloaded (and may be). A damaged cached copy is never
+    replaced silently: offline it is an error, otherwise a warning says so before the question."""
     try:
         return lookup()
     except QwenctlError as e:
-        # not cached, or a cached copy that fails verification: fetch it (again) unless offline
-        if request.offline or e.code not in (ExitCode.NOT_FOUND, ExitCode.INTEGRITY):
+        if offline(request) or e.code not in (ExitCode.NOT_FOUND, ExitCode.INTEGRITY):
             raise
+        if e.code == ExitCode.INTEGRITY and reporter is not None:
+            reporter.warn(f"{e.message}; downloading it again replaces it")
         return None
 
 
-def _confirm(what: str, size_bytes: int | None, request: RunRequest, reporter: Reporter) -> None:
+def _confirm(what: str, size_bytes: int | None, request: RunRequest, reporter: Reporter, spec: str) -> None:
+    if offline(request):  # never "download?" when nothing may be downloaded
+        raise QwenctlError(f"{what} is not in the cache and offline mode is on",
+                           hint=f"pull it once while online: qwenctl pull {spec}", code=ExitCode.NOT_FOUND)
     if request.assume_yes or reporter.confirm_download(what, size_bytes):
         return
     raise QwenctlError(f"not downloading {what}", hint="rerun with --yes to download without asking", code=ExitCode.ERROR)
@@ -299,8 +489,11 @@ def backend_for_path(path: Path) -> str:
 
 
 def local_model(path: Path) -> tuple[Path, str]:
-    """What a model on disk loads, and with which engine: a .gguf file with llama.cpp, a folder with
-    config.json with mlx, a folder holding exactly one .gguf file (and no config.json) that file."""
+    """What a model on disk loads, and with which engine: a GGUF file (known by its magic, whatever its
+    name: Ollama's blobs are sha256-…) with llama.cpp, a folder with config.json with mlx, a folder
+    holding exactly one .gguf file (and no config.json) that file."""
+    from qwenctl.resolve import is_gguf
+
     path = Path(path)
     if path.is_dir():
         if (path / "config.json").is_file():
@@ -308,8 +501,9 @@ def local_model(path: Path) -> tuple[Path, str]:
         ggufs = sorted(path.glob("*.gguf"))
         if len(ggufs) != 1:
             raise QwenctlError(f"{path} is a folder without config.json or a single .gguf file",
-                               hint="point --model at a .gguf file or an MLX model folder", code=ExitCode.BAD_INPUT)
+                               hint="point MODEL at a GGUF file or an MLX model folder", code=ExitCode.BAD_INPUT)
         path = ggufs[0]
-    if path.suffix.lower() == ".gguf":
+    if is_gguf(path):
         return path, "llama.cpp"
-    raise QwenctlError(f"{path} is not a .gguf file", hint="point --model at a .gguf file or an MLX model folder", code=ExitCode.BAD_INPUT)
+    raise QwenctlError(f"{path} is not a GGUF file (it does not start with the GGUF magic)",
+                       hint="point MODEL at a GGUF file or an MLX model folder", code=ExitCode.BAD_INPUT)

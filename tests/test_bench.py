@@ -207,4 +207,4 @@ def test_without_a_model_and_no_terminal_it_asks_for_yes(hub_env):
 def test_model_and_plan_constraints_do_not_mix(model_cache):
     out = CliRunner().invoke(cli, ["bench", "--model", str(models.tiny_gguf(model_cache)), "--size", "7B"])
     assert out.exit_code == ExitCode.USAGE
-    assert "--model names the model itself" in out.output
+    assert "MODEL names the model itself" in out.output

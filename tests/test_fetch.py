@@ -180,7 +180,7 @@ def test_cli_pull_without_repo_pulls_what_the_plan_needs(hub, env):
 
 def test_cli_pull_refuses_a_repo_with_plan_options(hub, env):
     result = CliRunner().invoke(cli, ["pull", f"{GGUF_05B}:{Q8}", "--size", "7B"])
-    assert result.exit_code == 2 and "drop the plan options" in result.output
+    assert result.exit_code == 2 and "MODEL names the model itself; drop --size/--quant" in result.output
 
 
 def test_hf_hub_cache_is_honoured(hub, env, monkeypatch):
@@ -375,7 +375,7 @@ def test_offline_without_the_files_says_so_and_makes_no_request(hub, env):
     with pytest.raises(QwenctlError) as e:
         fetch.pull(GGUF_05B, [Q4], offline=True)
     assert e.value.code == ExitCode.NOT_FOUND
-    assert e.value.one_line() == f"{GGUF_05B}@main is not in the cache ({env / 'hf' / 'hub'}) and offline mode is on (pull it once while online: qwenctl pull {GGUF_05B})"
+    assert e.value.one_line() == f"{GGUF_05B}@main is not in the cache ({env / 'hf' / 'hub'}) and offline mode is on (pull it once while online: qwenctl pull {GGUF_05B}:{Q4})"  # the exact file
     assert hub.requests == []
 
 

@@ -87,7 +87,7 @@ def test_backend_for_path(tmp_path, name, make, expected):
     "name,make,message",
     [
         ("empty-dir", lambda p: p.mkdir(), "is a folder without config.json"),
-        ("notes.txt", lambda p: p.write_text("hi"), "is not a .gguf file"),
+        ("notes.txt", lambda p: p.write_text("hi"), "is not a GGUF file"),
     ],
     ids=["folder", "text"],
 )

@@ -32,10 +32,10 @@ from qwenctl.fetch.cache import CachedModel, ModelList, Removal, list_models, re
 from qwenctl.fetch.download import download_blob, link, write_ref
 from qwenctl.fetch.hub import HubSettings, repo_folder
 from qwenctl.fetch.verify import Remote, ensure_verified
-from qwenctl.names import check_filename, check_repo_id, looks_like_path, parse_spec, quant_of, split_parts
+from qwenctl.names import check_filename, check_repo_id, looks_like_path, parse_spec, quant_of, split_parts, unsplit
 
 __all__ = ["CachedModel", "HubSettings", "ModelFiles", "ModelList", "ProgressFn", "PullProgress", "Removal", "list_models",
-           "pull", "quant_of", "remove", "resolve_model_arg"]
+           "pull", "quant_of", "remove", "repo_files", "resolve_model_arg"]
 
 log = logging.getLogger(__name__)
 
@@ -141,12 +141,15 @@ def pull(
     revision: str | None = None,
     offline: bool = False,
     progress: ProgressFn | None = None,
+    keep_bad: bool = False,
 ) -> ModelFiles:
     """Download (or find in the cache) `filenames` of `repo`, verified, and say where they are.
 
     ``filenames=None`` takes the whole repo (an MLX model folder). A split GGUF part brings
     all its parts; a quant name (``"q4_k_m"``) stands for its GGUF file(s). With
-    ``offline`` (or HF_HUB_OFFLINE) nothing goes over the network.
+    ``offline`` (or HF_HUB_OFFLINE) nothing goes over the network. ``keep_bad``: a cached copy
+    that fails verification is reported (INTEGRITY) and left where it is, for the caller to ask
+    before it is replaced.
     """
     check_repo_id(repo)
     wanted = [check_filename(f) for f in filenames] if filenames else None
@@ -155,7 +158,7 @@ def pull(
     storage = repo_folder(settings.cache_dir, repo)
     if settings.offline:
         with hub.cache_errors(settings.cache_dir, "read"):
-            return _from_cache(repo, wanted, revision, settings)
+            return _from_cache(repo, wanted, revision, settings, keep_bad=keep_bad)
     from huggingface_hub import HfApi
 
     asked = hub.Asked(repo, revision, ", ".join(wanted) if wanted else None, settings.endpoint)
@@ -225,10 +228,12 @@ def _result(repo, revision, commit, storage, remotes, paths, fetched, whole) -> 
     )
 
 
-def _from_cache(repo: str, wanted: list[str] | None, revision: str, settings: HubSettings) -> ModelFiles:
+def _from_cache(repo: str, wanted: list[str] | None, revision: str, settings: HubSettings, keep_bad: bool = False) -> ModelFiles:
     """Offline: the files of `revision` already in the cache, verified (hashing those never verified)."""
     storage = repo_folder(settings.cache_dir, repo)
-    hint = f"pull it once while online: qwenctl pull {repo}"
+    # the exact file, never the bare repo: `pull REPO` of a GGUF repo would be another choice
+    one = wanted and len({unsplit(w) for w in wanted}) == 1  # one GGUF, perhaps in parts: its first part brings all
+    hint = f"pull it once while online: qwenctl pull {repo}" + (f":{wanted[0]}" if one and wanted else "")
     if re.fullmatch(r"[0-9a-f]{40}", revision) and (storage / "snapshots" / revision).is_dir():
         commit = revision
     else:
@@ -252,8 +257,33 @@ def _from_cache(repo: str, wanted: list[str] | None, revision: str, settings: Hu
     if not remotes:
         raise QwenctlError(f"{repo}@{revision} has no files in the cache and offline mode is on", hint=hint, code=ExitCode.NOT_FOUND)
     for r in remotes:
-        ensure_verified(repo, storage, r)
+        ensure_verified(repo, storage, r, delete=not keep_bad)
     return _result(repo, revision, commit, storage, remotes, [snapshot / r.filename for r in remotes], 0, wanted is None)
+
+
+def repo_files(repo: str, *, revision: str | None = None, offline: bool = False) -> dict[str, int]:
+    """Every file of `repo` and its size, downloading nothing: the hub's listing, or the cache's when offline."""
+    check_repo_id(repo)
+    revision = revision or "main"
+    settings = HubSettings.from_env(offline)
+    if settings.offline:
+        storage = repo_folder(settings.cache_dir, repo)
+        ref = storage / "refs" / revision
+        if not ref.is_file():
+            raise QwenctlError(f"{repo} is not in the cache ({settings.cache_dir}) and offline mode is on",
+                               hint=f"pull it once while online: qwenctl pull {repo}", code=ExitCode.NOT_FOUND)
+        snapshot = storage / "snapshots" / ref.read_text().strip()
+        return {p.relative_to(snapshot).as_posix(): p.stat().st_size
+                for p in sorted(snapshot.rglob("*")) if p.is_file()} if snapshot.is_dir() else {}
+    from huggingface_hub import HfApi
+
+    asked = hub.Asked(repo, revision, None, settings.endpoint)
+    with hub.errors(asked):
+        api = HfApi(endpoint=settings.endpoint, library_name="qwenctl")
+        with hub.odd_answers(asked):
+            commit = api.model_info(repo, revision=revision).sha
+            listed = hub.list_remote(api, repo, commit) if commit else {}
+    return {name: r.size for name, r in listed.items()}
 
 
 # -- local paths and REPO[:FILE] (names.py has the rules) ----------------------------------

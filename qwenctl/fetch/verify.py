@@ -109,8 +109,9 @@ def integrity_error(remote: Remote, actual: str | None, repo: str) -> QwenctlErr
     )
 
 
-def ensure_verified(repo: str, storage: Path, remote: Remote) -> bool:
-    """Check a blob already in the cache (put there by anyone); delete it if it is bad."""
+def ensure_verified(repo: str, storage: Path, remote: Remote, delete: bool = True) -> bool:
+    """Check a blob already in the cache (put there by anyone); delete it if it is bad (unless `delete` is
+    False: then it stays, and the error says so, for the caller to ask before a fresh copy replaces it)."""
     blob = storage / "blobs" / remote.etag
     if is_recorded_verified(blob):
         return True
@@ -118,6 +119,11 @@ def ensure_verified(repo: str, storage: Path, remote: Remote) -> bool:
     if actual == remote.etag:
         record_verified(blob)
         return True
+    if not delete:
+        raise QwenctlError(
+            f"the cached {repo}:{remote.filename} does not match the hub's {remote.algorithm} "
+            f"({remote.etag[:12]}…, got {actual[:12]}…): it is damaged",
+            hint=f"a fresh download replaces it: qwenctl pull {repo}:{remote.filename}", code=ExitCode.INTEGRITY)
     delete_blob(storage, blob)
     raise integrity_error(remote, actual, repo)
 

@@ -66,6 +66,37 @@ class PullBar:
             )
 
 
+class PullReporter:
+    """`pull`'s notes on stderr around its PullBar: which quant of a repo, the size of --all first."""
+
+    def __init__(self, bar: PullBar, quiet: bool = False):
+        self.bar = bar
+        self.quiet = quiet
+        self.err = console(stderr=True)
+
+    def step(self, message: str) -> None:
+        if not self.quiet:
+            self.err.print(message, markup=False, highlight=False)
+
+    def sizing(self, what: str, size_bytes: int) -> None:
+        self.step(f"{what}: {human_bytes(size_bytes)}")
+
+    def warn(self, message: str) -> None:
+        self.err.print(f"warning: {message}", markup=False)
+
+    def download(self, progress: PullProgress) -> None:
+        self.bar(progress)
+
+    def plan(self, result) -> None:  # the Reporter protocol: pull says the plan in one step line
+        pass
+
+    def confirm_download(self, what: str, size_bytes: int | None) -> bool:
+        return True  # pull is the request to download
+
+    def smoke(self, result) -> None:
+        pass
+
+
 def pulled(result: ModelFiles) -> None:
     out = console()
     what = "downloaded " + human_bytes(result.downloaded_bytes) if result.downloaded_bytes else "already in the cache"
