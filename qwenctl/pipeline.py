@@ -186,17 +186,39 @@ def start(request: RunRequest, reporter: Reporter) -> Started:
         for note in getattr(session, "notes", ()):
             reporter.warn(note)
         smoke = None
-        if request.smoke_seconds > 0:
+        if _smoke_wanted(request, p, reporter):
             reporter.step("smoke test: a few seconds of generation")
             # a profile's prediction is for another machine: nothing to compare with here
             predicted = p.plan.tg_tps if p.plan is not None and request.profile is None else None
-            smoke = smoke_test(session, request.smoke_seconds, predicted, p.hardware)
+            smoke = smoke_test(session, request.smoke_seconds or SMOKE_SECONDS, predicted, p.hardware)
             reporter.smoke(smoke)
             _remember_speed(p, smoke)
+            if p.hardware.name is None:  # this machine, not a profile's
+                from qwenctl import speed_history
+
+                speed_history.record_smoke(p.hardware, p.files.load_path, p.backend, smoke.decode_tps, predicted)
     except BaseException:
         session.close()
         raise
     return Started(p, session, smoke)
+
+
+SMOKE_SECONDS = RunRequest.smoke_seconds
+
+
+def _smoke_wanted(request: RunRequest, p: Prepared, reporter: Reporter) -> bool:
+    """--smoke-test: always; --no-smoke-test or a one-shot: never; else once per model file and machine."""
+    if request.smoke is not None:
+        return request.smoke
+    if request.smoke_seconds <= 0:
+        return False
+    from qwenctl import speed_history
+
+    done = speed_history.last_smoke(p.hardware, p.files.load_path, p.backend)
+    if done is None:
+        return True
+    reporter.step(f"smoke test: passed here on {done.date} ({done.measured_tg:.1f} tok/s); --smoke-test runs it again")
+    return False
 
 
 def answer(session: Session, text: str, system: str | None = None, sampling: SamplingOptions | None = None,
@@ -383,7 +405,7 @@ def repo_selection(ref: ModelRef, request: RunRequest, reporter: Reporter) -> tu
     assert ref.repo is not None
     if ref.file is not None:
         return [ref.file], "llama.cpp", None
-    listing = _listing(ref.repo, request)
+    listing = _listing(ref.repo, request, every=request.all_quants)
     ggufs: dict[str, list[str]] = {}
     for name in sorted(listing):
         if name.endswith(".gguf") and quant_of(name):
@@ -396,7 +418,8 @@ def repo_selection(ref: ModelRef, request: RunRequest, reporter: Reporter) -> tu
     sizes = {q: sum(listing[n] for n in names) for q, names in ggufs.items()}
     if request.all_quants:
         names = [n for q in sorted(ggufs) for n in ggufs[q]]
-        reporter.sizing(f"all {len(ggufs)} quants of {ref.repo} ({', '.join(sorted(ggufs))})", sum(sizes.values()))
+        count = f"all {len(ggufs)} quants" if len(ggufs) > 1 else "the one quant"
+        reporter.sizing(f"{count} of {ref.repo} ({', '.join(sorted(ggufs))})", sum(sizes.values()))
         return names, "llama.cpp", sum(sizes.values())
     quant = _preferred_quant(ref.repo, list(ggufs), request)
     if quant is None:
@@ -409,17 +432,22 @@ def repo_selection(ref: ModelRef, request: RunRequest, reporter: Reporter) -> tu
     return [ggufs[quant][0]], "llama.cpp", sizes[quant]
 
 
-def _listing(repo: str, request: RunRequest) -> dict[str, int]:
-    """The repo's files: the cache's listing when offline or when it has them, else the hub's."""
+def _listing(repo: str, request: RunRequest, every: bool = False) -> dict[str, int]:
+    """The repo's files: the cache's when offline, or when it holds one model of the repo (one GGUF quant, or an
+    MLX folder: what an earlier run chose, so a second run needs no network); else the hub's (`every`: always)."""
     from qwenctl import fetch
+    from qwenctl.names import quant_of
 
+    if offline(request):
+        return fetch.repo_files(repo, offline=True)
     try:
         cached = fetch.repo_files(repo, offline=True)
     except QwenctlError:
         cached = {}
-    if cached and (offline(request) or any(n.endswith(".gguf") for n in cached) or "config.json" in cached):
+    quants = {quant_of(n) for n in cached if n.endswith(".gguf")} - {None}
+    if not every and (len(quants) == 1 or (not quants and "config.json" in cached)):
         return cached
-    return fetch.repo_files(repo, offline=offline(request))
+    return fetch.repo_files(repo)
 
 
 def _preferred_quant(repo: str, quants: list[str], request: RunRequest) -> str | None:

@@ -54,7 +54,7 @@ def parse_model(text: str) -> ModelRef:
         return ModelRef(text, "ollama")
     path = Path(text).expanduser()
     if looks_like_path(text) or (path.exists() and not _tag_shaped(text)):
-        return ModelRef(text, "path", path=str(path))
+        return ModelRef(text, "path", path=text)  # as typed: errors name it so
     tag = parse_tag(text)
     if tag is not None:
         return ModelRef(text, "catalog", size=tag.size, quant=tag.quant)

@@ -27,6 +27,9 @@ def isolated_user_dirs(tmp_path_factory, monkeypatch):
                 "TRANSFORMERS_OFFLINE"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # the discard port: nothing listens
+    monkeypatch.setenv("OLLAMA_MODELS", str(home / "ollama-models"))  # never the user's Ollama store
+    for var in ("QWENCTL_CONFIG", "QWENCTL_LOGS_DB", "QWENCTL_API_KEY"):
+        monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
 
 

@@ -78,8 +78,8 @@ class PullReporter:
         if not self.quiet:
             self.err.print(message, markup=False, highlight=False)
 
-    def sizing(self, what: str, size_bytes: int) -> None:
-        self.step(f"{what}: {human_bytes(size_bytes)}")
+    def sizing(self, what: str, size_bytes: int) -> None:  # said even with --json: it is what --all will cost
+        self.err.print(f"{what}: {human_bytes(size_bytes)}", markup=False, highlight=False)
 
     def warn(self, message: str) -> None:
         self.err.print(f"warning: {message}", markup=False)
