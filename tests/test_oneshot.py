@@ -182,3 +182,25 @@ def test_a_chat_is_one_conversation_and_the_input_history_survives_it(tiny, env)
     every = json.loads(qwenctl("logs", "-n", "0", "--json", env=env).stdout)["entries"]
     assert [e["prompt"] for e in every] == ["one", "two", "three"]
     assert every[0]["conversation_id"] == every[1]["conversation_id"] != every[2]["conversation_id"]
+
+
+def test_the_smoke_test_runs_once_per_model_and_machine(tiny, env):
+    """Issue 16, friction 9: every run used to reload and smoke-test for 3-9 s; now the first run measures, later
+    runs say when it passed, --smoke-test measures again and --no-smoke-test never does."""
+    def start(*flags):
+        done = qwenctl("run", "--model", str(tiny), "--ctx", "512", "--no-chat", "--json", *flags, env=env)
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)["smoke"], done.stderr
+
+    first, _ = start()
+    assert first["generated_tokens"] > 0
+    second, _ = start()
+    assert second is None
+    said = qwenctl("run", "--model", str(tiny), "--ctx", "512", "--no-chat", env=env).stderr
+    assert f"({first['decode_tps']:.1f} tok/s); --smoke-test runs it again" in said
+    assert "smoke test: passed here on " in said and "a few seconds of generation" not in said
+    forced, _ = start("--smoke-test")
+    assert forced["generated_tokens"] > 0
+    fresh = dict(env, XDG_DATA_HOME=env["XDG_DATA_HOME"] + "-other")  # another machine's records: measured again
+    done = qwenctl("run", "--model", str(tiny), "--ctx", "512", "--no-chat", "--json", "--no-smoke-test", env=fresh)
+    assert json.loads(done.stdout)["smoke"] is None
