@@ -251,7 +251,19 @@ def serve(model_arg, size, quant, backend, n_ctx, profile, model, host, port, ap
     target = serving.resolve_target(request, RunReporter(ask=_ask_on_terminal(), quiet=as_json))
     options = serving.ServeOptions(host=host, port=port, api_key=api_key or None, parallel=parallel, drain_s=drain_s,
                                    verbose=logging.getLogger().isEnabledFor(logging.INFO))
-    serving.serve(target, options, on_ready=lambda info: render_serve.ready(info, as_json))
+    serving.serve(target, options, on_ready=lambda info: (render_serve.ready(info, as_json), _resident(info)))
+
+
+def _resident(info) -> None:
+    """Announce this server for `run` and `ps` (qwenctl/resident.py) until the process ends."""
+    import atexit
+
+    from qwenctl import resident
+
+    try:
+        atexit.register(resident.unregister, resident.register(info))
+    except OSError as e:  # the state folder is not writable: serving goes on, unlisted
+        logging.getLogger("qwenctl.serve").warning("not listed for `qwenctl ps`: %s", e)
 
 # --- pull / models / rm ---
 
@@ -408,10 +420,11 @@ def _bench_target(model, size, quant, backend, *, yes: bool, offline: bool, quie
 @click.option("--no-log", is_flag=True, help="Keep no transcript of this run (qwenctl logs).")
 @click.option("--smoke-test/--no-smoke-test", "smoke", default=None,
               help="Measure the speed before the chat: by default once per model and machine, then remembered.")
+@click.option("--no-server", is_flag=True, help="Load the model here even when a `qwenctl serve` of it is running.")
 @click.option("--offline", is_flag=True, help="Use only what is already downloaded; never contact Hugging Face.")
 @json_option
 def run(model_arg, size, quant, backend, n_ctx, profile, model, yes, no_chat, system, prompt, max_tokens, temperature,
-        top_p, top_k, seed, quiet, no_log, smoke, offline, as_json) -> None:
+        top_p, top_k, seed, quiet, no_log, smoke, no_server, offline, as_json) -> None:
     """Chat with MODEL (default: the best model for this machine): plan, download, load, then chat.
 
     MODEL: a size (7b), size:quant (7b:q8_0), an Ollama-style tag (qwen2.5:7b, qwen2.5:7b-instruct-q4_k_m),
@@ -432,6 +445,7 @@ def run(model_arg, size, quant, backend, n_ctx, profile, model, yes, no_chat, sy
     request = _run_request(size, quant, backend, n_ctx or cfg.ctx, profile, model_arg, offline=offline, yes=yes,
                            smoke_seconds=0.0 if one_shot and not no_chat else pipeline.RunRequest.smoke_seconds,
                            model_opt=model, smoke=smoke)
+    request = dataclasses.replace(request, resident=not no_server)
     reporter = RunReporter(ask=_ask_on_terminal(), quiet=as_json, silent=quiet, brief=one_shot)
     sampling = cfg.sampling_options(Conversation().sampling)
     flags = {"max_tokens": max_tokens, "temperature": temperature, "top_p": top_p, "top_k": top_k, "seed": seed}
@@ -533,6 +547,22 @@ def logs_command(ctx, limit, current, conversation, query, model, as_json) -> No
     from qwenctl.render.daily import show_logs
 
     show_logs(result)
+
+
+@cli.command("ps")
+@json_option
+def ps_command(as_json: bool) -> None:
+    """List the running `qwenctl serve` processes: model, memory, port, uptime (`run` uses them)."""
+    from qwenctl.resident import status
+
+    result = status()
+    if as_json:
+        from qwenctl.render import print_json
+
+        return print_json(result, "ps")
+    from qwenctl.render.daily import show_servers
+
+    show_servers(result)
 
 
 @logs_command.command("path")

@@ -43,6 +43,7 @@ EXAMPLES: dict[str, tuple[tuple[str, str], ...]] = {
         ("qwenctl serve", "the planned model on http://127.0.0.1:8000/v1"),
         ("qwenctl serve --size 7B --port 8080", "another model, another port"),
         ("qwenctl serve --host 0.0.0.0 --api-key KEY", "for other machines, with a key"),
+        ("qwenctl serve 7b", "then `qwenctl run 7b` chats with it: no second copy"),
     ),
     "pull": (
         ("qwenctl pull", "the planned model's files"),
@@ -61,6 +62,10 @@ EXAMPLES: dict[str, tuple[tuple[str, str], ...]] = {
         ("qwenctl bench", "the planned model: prompt and decode tok/s, memory, vs prediction"),
         ("qwenctl bench --model ~/models/x.gguf -fa --json", "any file, llama-bench's method"),
         ("qwenctl bench --history", "earlier runs on this machine"),
+    ),
+    "ps": (
+        ("qwenctl ps", "the running servers: model, memory, port, uptime"),
+        ("qwenctl ps --json", "the same as JSON"),
     ),
     "config": (
         ("qwenctl config", "the config file's path and every default it sets"),

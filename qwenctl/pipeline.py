@@ -41,6 +41,7 @@ class RunRequest:
     assume_yes: bool = False  # download without asking
     smoke_seconds: float = 3.0
     smoke: bool | None = None  # None: once per model file and machine; True: every time; False: never
+    resident: bool = True  # use a running `qwenctl serve` of the same model instead of loading it again
     all_quants: bool = False  # pull: every quant of a bare GGUF repo, not the planned one
 
 
@@ -60,6 +61,8 @@ class Reporter(Protocol):
     def warn(self, message: str) -> None: ...
 
     def sizing(self, what: str, size_bytes: int) -> None: ...  # "all 9 quants of REPO: 52.3 GiB", before they come
+
+    def note(self, message: str) -> None: ...  # said even with --json (not with -q): where the reply comes from
 
 
 @dataclass(frozen=True)
@@ -180,6 +183,13 @@ def start(request: RunRequest, reporter: Reporter) -> Started:
     from qwenctl.backends import load_backend
 
     p = prepare(request, reporter)
+    server = _resident_server(request, p, reporter) if request.resident else None
+    if server is not None:
+        from qwenctl.backends.remote import RemoteSession
+
+        reporter.note(f"using the running qwenctl serve of {p.model_name} at {server.url} (pid {server.pid}); "
+                      "--no-server loads it here instead")
+        return Started(p, RemoteSession(server, api_key=_api_key()), None)
     reporter.step(f"loading {p.model_name} with {p.backend}")
     session = load_backend(p.backend, Path(p.files.load_path), p.load_options)
     try:
@@ -204,6 +214,27 @@ def start(request: RunRequest, reporter: Reporter) -> Started:
 
 
 SMOKE_SECONDS = RunRequest.smoke_seconds
+
+
+def _api_key() -> str | None:
+    import os
+
+    return os.environ.get("QWENCTL_API_KEY") or None
+
+
+def _resident_server(request: RunRequest, p: Prepared, reporter: Reporter):
+    """A running `qwenctl serve` of this very file (llama.cpp: its vocabulary counts tokens here), with at least
+    the context asked for and a key we have if it wants one; None to load the model in this process."""
+    if p.backend != "llama.cpp":
+        return None
+    from qwenctl import resident
+
+    server = resident.find(p.files.load_path, request.n_ctx)
+    if server is not None and server.api_key_required and _api_key() is None:
+        reporter.warn(f"a qwenctl serve of this model runs at {server.url} but wants an API key: loading it here "
+                      "(set QWENCTL_API_KEY to use the server)")
+        return None
+    return server
 
 
 def _smoke_wanted(request: RunRequest, p: Prepared, reporter: Reporter) -> bool:

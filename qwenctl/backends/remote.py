@@ -37,7 +37,7 @@ class RemoteSession(ChatTemplateSession):
         self.backend = f"{server.backend} (qwenctl serve, pid {server.pid})"
         self.n_ctx = server.n_ctx
         self.n_gpu_layers = 0
-        self.n_threads = None
+        self.n_threads: int | None = None  # the server's own
         self.notes: tuple[str, ...] = ()
         started = time.perf_counter()
         self.vocab = llama_cpp.Llama(str(Path(server.model_path)), vocab_only=True, verbose=False)

@@ -84,6 +84,9 @@ class PullReporter:
     def warn(self, message: str) -> None:
         self.err.print(f"warning: {message}", markup=False)
 
+    def note(self, message: str) -> None:
+        self.err.print(message, markup=False, highlight=False)
+
     def download(self, progress: PullProgress) -> None:
         self.bar(progress)
 

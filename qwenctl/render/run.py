@@ -95,6 +95,10 @@ class RunReporter:
         if result.warning:
             self.warn(result.warning)
 
+    def note(self, message: str) -> None:
+        if not self.silent:
+            self.console.print(f"[chat.meta]{escape(message)}[/]")
+
     def sizing(self, what: str, size_bytes: int) -> None:
         if not self.quiet:
             self.console.print(f"[chat.meta]{escape(what)}: {human_bytes(size_bytes)}[/]")

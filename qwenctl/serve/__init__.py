@@ -138,7 +138,7 @@ def resolve_target(request: RunRequest, reporter: Reporter) -> ServeTarget:
     return ServeTarget(
         model_path=path,
         backend=prepared.backend,
-        model_id=served_model_id(path, prepared.files.repo),
+        model_id=prepared.model_id or served_model_id(path, prepared.files.repo),  # never a path: qwen2.5:7b for Ollama's
         load=prepared.load_options,
         plan_summary=prepared.plan.reasons if prepared.plan else (),
     )

@@ -18,11 +18,13 @@ from qwenctl.errors import ExitCode, QwenctlError
 from qwenctl.serve import ServeOptions, ServerInfo, ServeTarget, server_info
 from qwenctl.serve import stop as serve_stop
 from qwenctl.serve.openai import (
-    GENERATION_PATHS,
+    HEALTH_PATH,
     SamplingDefaults,
     authorized,
     error_body,
     fill_request,
+    missing_fields,
+    route,
     send_json,
     unauthorized,
 )
@@ -109,6 +111,9 @@ class _OpenAILayer:
     """ASGI layer in front of llama_cpp.server's app: key, model id, sampling defaults, error bodies."""
 
     def __init__(self, app, model_id: str, api_key: str | None, sampling: SamplingDefaults, lean=None):
+        import time
+
+        self.created = int(time.time())
         self.app = app
         self.model_id = model_id
         self.api_key = api_key
@@ -119,13 +124,17 @@ class _OpenAILayer:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", ())}
-        if self.api_key and scope["method"] != "OPTIONS" and not authorized(headers.get("authorization"), self.api_key):
-            return await send_json(send, 401, unauthorized())
-        if scope["method"] != "POST" or scope["path"] not in GENERATION_PATHS:
+        if scope["method"] == "OPTIONS":  # CORS preflight: the app's own middleware
             return await self.app(scope, receive, send)
+        if scope["path"] != HEALTH_PATH and self.api_key and not authorized(headers.get("authorization"), self.api_key):
+            return await send_json(send, 401, unauthorized())
+        answer = route(scope["method"], scope["path"], self.model_id, self.created)
+        if answer is not None:
+            return await send_json(send, *answer)
 
         raw = await _read_body(receive)
         doc, error = _parse_llama_request(raw, scope["path"])
+        error = error or missing_fields(doc, scope["path"])
         if error:
             return await send_json(send, 400, error)
         error = fill_request(doc, self.model_id, self.sampling, "repeat_penalty")

@@ -17,7 +17,7 @@ from typing import Any
 from qwenctl.errors import ExitCode, QwenctlError
 from qwenctl.serve import ServeOptions, ServerInfo, ServeTarget, server_info
 from qwenctl.serve import stop as serve_stop
-from qwenctl.serve.openai import GENERATION_PATHS, authorized, error_body, fill_request, unauthorized
+from qwenctl.serve.openai import HEALTH_PATH, authorized, error_body, fill_request, missing_fields, route, unauthorized
 
 
 def cli_args(target: ServeTarget, options: ServeOptions) -> Any:
@@ -138,8 +138,14 @@ def _exit_now() -> None:
 
 
 def _mlx_handler_class(base, provider, model_id: str, options: ServeOptions, n_ctx: int):
+    import time
+
+    started = int(time.time())
+
     class Handler(base):
         """mlx_lm.server's handler with qwenctl's key, model id, sampling defaults and context limit."""
+
+        created = started  # what /v1/models says (the handler is made anew for every request)
 
         def log_message(self, format, *args):  # noqa: A002 - the stdlib's signature
             if options.verbose:
@@ -159,19 +165,28 @@ def _mlx_handler_class(base, provider, model_id: str, options: ServeOptions, n_c
                 return False
             return True
 
+        def _routed(self, method: str) -> bool:
+            """qwenctl's answer where it has one (serve/openai.route: /health, /v1/models, 501s, 404s)."""
+            if self.path.split("?")[0] != HEALTH_PATH and not self._authorized():
+                return True
+            # mlx_lm lists every MLX model in the Hugging Face cache; this server serves one
+            answer = route(method, self.path, model_id, self.created)
+            if answer is not None:
+                self._reply(*answer)
+            return answer is not None
+
         def do_GET(self):
-            if not self._authorized():
-                return
-            if self.path.rstrip("/") == "/v1/models":
-                # mlx_lm lists every MLX model in the Hugging Face cache; this server serves one
-                return self._reply(200, {"object": "list", "data": [{"id": model_id, "object": "model", "created": self.created, "owned_by": "qwenctl"}]})
-            return super().do_GET()
+            self._routed("GET")
+
+        def do_DELETE(self):
+            self._routed("DELETE")
+
+        def do_PUT(self):
+            self._routed("PUT")
 
         def do_POST(self):
-            if not self._authorized():
+            if self._routed("POST"):
                 return
-            if self.path not in GENERATION_PATHS:
-                return super().do_POST()
             import io
 
             try:
@@ -181,6 +196,9 @@ def _mlx_handler_class(base, provider, model_id: str, options: ServeOptions, n_c
                 return self._reply(400, error_body(f"invalid JSON body: {e}", "invalid_request_error"))
             if not isinstance(doc, dict):
                 return self._reply(400, error_body("the body must be a JSON object", "invalid_request_error"))
+            error = missing_fields(doc, self.path)
+            if error:
+                return self._reply(400, error)
             error = fill_request(doc, model_id, options.sampling, "repetition_penalty")
             if error:
                 return self._reply(404, error)

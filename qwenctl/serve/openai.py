@@ -14,6 +14,16 @@ from qwenctl.backends import SamplingOptions
 # the routes that generate: sampling defaults, the model id and (on MLX) the context limit apply to them
 GENERATION_PATHS = ("/v1/chat/completions", "/v1/completions", "/chat/completions")
 
+# OpenAI API families neither engine answers here: 501 with a message (not the framework's 404, 405 or a 500)
+UNSUPPORTED = {
+    "/v1/embeddings": "embeddings", "/v1/audio": "audio", "/v1/images": "images", "/v1/files": "files",
+    "/v1/uploads": "uploads", "/v1/fine_tuning": "fine-tuning", "/v1/moderations": "moderations",
+    "/v1/batches": "batches", "/v1/responses": "the Responses API", "/v1/assistants": "assistants",
+    "/v1/threads": "threads", "/v1/vector_stores": "vector stores", "/v1/realtime": "the Realtime API",
+}
+HEALTH_PATH = "/health"
+OWNER = "qwenctl"
+
 
 @dataclass(frozen=True)
 class SamplingDefaults:
@@ -43,6 +53,46 @@ def error_body(message: str, type_: str, code: str | None = None, param: str | N
 
 def unauthorized() -> dict:
     return error_body("Invalid or missing API key (send Authorization: Bearer KEY)", "invalid_request_error", "invalid_api_key")
+
+
+def route(method: str, path: str, model_id: str, created: int) -> tuple[int, dict] | None:
+    """qwenctl's own answer for a request, before the engine sees it, or None when the engine answers it (a
+    generation route, POSTed). The same for both engines, so a client sees one API whatever serves the model."""
+    path = path.split("?", 1)[0].rstrip("/") or "/"
+    if path == HEALTH_PATH:
+        return 200, {"status": "ok", "model": model_id}
+    for prefix, what in UNSUPPORTED.items():
+        if path == prefix or path.startswith(prefix + "/"):
+            return 501, error_body(f"{what} ({path}) is not supported by this server: it serves the chat model "
+                                   f"{model_id} (/v1/chat/completions, /v1/completions, /v1/models)",
+                                   "invalid_request_error", "unsupported_endpoint")
+    if path == "/v1/models" and method == "GET":
+        return 200, {"object": "list", "data": [_model(model_id, created)]}
+    if path.startswith("/v1/models/") and method == "GET":
+        name = path[len("/v1/models/"):]
+        return (200, _model(model_id, created)) if name == model_id else (404, unknown_model(name, model_id))
+    if path in GENERATION_PATHS:
+        if method == "POST":
+            return None
+        return 405, error_body(f"{path} takes POST, not {method}", "invalid_request_error", "method_not_allowed")
+    return 404, error_body(f"no route {method} {path}: this server answers /v1/chat/completions, /v1/completions, "
+                           "/v1/models and /health", "invalid_request_error", "not_found")
+
+
+def _model(model_id: str, created: int) -> dict:
+    return {"id": model_id, "object": "model", "created": created, "owned_by": OWNER}
+
+
+def missing_fields(doc: dict, path: str) -> dict | None:
+    """A 400 body for a generation request without what it must carry (OpenAI's required fields)."""
+    key = "prompt" if path == "/v1/completions" else "messages"
+    value = doc.get(key)
+    if value is None:
+        return error_body(f"`{key}` is required", "invalid_request_error", "missing_required_parameter", key)
+    if key == "messages" and (not isinstance(value, list) or not value):
+        return error_body("`messages` must be a non-empty list of {role, content} objects", "invalid_request_error",
+                          "invalid_value", "messages")
+    return None
 
 
 def unknown_model(name: object, model_id: str) -> dict:

@@ -1,0 +1,162 @@
+"""serve as a daily tool (issue 16, friction 9 and "serve"): every malformed body a 400 in OpenAI's shape,
+unsupported endpoints 501, /health, stream_options.include_usage, the served id never a path, owned_by
+qwenctl; and the resident model: `qwenctl ps` lists the server, `run` of the same model chats through it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pexpect
+import pytest
+from daily_helpers import cli_env, qwenctl
+from run_helpers import tiny_model
+from serve_helpers import start
+
+from qwenctl.testing.ollama_store import make_store
+
+
+@pytest.fixture(scope="module")
+def tiny(request) -> Path:
+    return tiny_model(request.config)
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    return cli_env(tmp_path_factory.mktemp("resident"))
+
+
+@pytest.fixture(scope="module")
+def server(tiny, env):
+    s = start(tiny, "--ctx", "512", env=env)
+    yield s
+    s.stop()
+
+
+def call(server, method: str, path: str, body: bytes | None = None) -> tuple[int, dict | str]:
+    url = server.base_url.removesuffix("/v1") + path
+    request = urllib.request.Request(url, data=body, method=method, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as r:
+            status, text = r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        status, text = e.code, e.read().decode()
+    try:
+        return status, json.loads(text)
+    except ValueError:
+        return status, text
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status", "code"),
+    [
+        ("POST", "/v1/chat/completions", b"{}", 400, "missing_required_parameter"),
+        ("POST", "/v1/chat/completions", b'{"messages": []}', 400, "invalid_value"),
+        ("POST", "/v1/chat/completions", b'{"messages": "hi"}', 400, None),
+        ("POST", "/v1/chat/completions", b"[1, 2]", 400, None),
+        ("POST", "/v1/chat/completions", b"{not json", 400, None),
+        ("POST", "/v1/completions", b'{"max_tokens": 3}', 400, "missing_required_parameter"),
+        ("POST", "/v1/chat/completions", b'{"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}', 404,
+         "model_not_found"),
+        ("GET", "/v1/chat/completions", None, 405, "method_not_allowed"),
+        ("POST", "/v1/embeddings", b'{"input": "hi"}', 501, "unsupported_endpoint"),
+        ("GET", "/v1/embeddings", None, 501, "unsupported_endpoint"),
+        ("POST", "/v1/audio/speech", b"{}", 501, "unsupported_endpoint"),
+        ("POST", "/v1/responses", b"{}", 501, "unsupported_endpoint"),
+        ("GET", "/docs", None, 404, "not_found"),
+    ],
+    ids=["no-messages", "empty-messages", "messages-not-a-list", "not-an-object", "not-json", "no-prompt",
+         "other-model", "wrong-method", "embeddings", "embeddings-get", "audio", "responses", "unknown"],
+)
+def test_every_mistake_gets_an_openai_shaped_error(server, method, path, body, status, code):
+    got, doc = call(server, method, path, body)
+    assert got == status
+    assert set(doc) == {"error"} and set(doc["error"]) == {"message", "type", "param", "code"}
+    assert doc["error"]["message"] and doc["error"]["code"] == code
+
+
+def test_health_models_and_the_served_id(server, tiny):
+    assert call(server, "GET", "/health") == (200, {"status": "ok", "model": tiny.stem})
+    status, models = call(server, "GET", "/v1/models")
+    assert status == 200 and [(m["id"], m["owned_by"]) for m in models["data"]] == [(tiny.stem, "qwenctl")]
+    assert call(server, "GET", f"/v1/models/{tiny.stem}")[1]["owned_by"] == "qwenctl"
+    status, reply = call(server, "POST", "/v1/chat/completions",
+                         json.dumps({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 3}).encode())
+    assert status == 200 and reply["model"] == tiny.stem  # no model in the request: the id, never the path
+
+
+def test_stream_options_include_usage(server):
+    stream = server.client().chat.completions.create(
+        model=server.model_id, messages=[{"role": "user", "content": "hi"}], max_tokens=4, stream=True,
+        stream_options={"include_usage": True})
+    chunks = list(stream)
+    assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens == 4 and chunks[-1].usage.prompt_tokens > 0
+    plain = server.client().chat.completions.create(
+        model=server.model_id, messages=[{"role": "user", "content": "hi"}], max_tokens=4, stream=True)
+    assert all(c.usage is None for c in plain)
+
+
+def test_ps_lists_the_server_and_run_chats_through_it(server, tiny, env):
+    listed = json.loads(qwenctl("ps", "--json", env=env).stdout)
+    (entry,) = listed["servers"]
+    assert entry["server"]["url"] == server.base_url and entry["server"]["model_path"] == str(tiny.resolve())
+    assert entry["server"]["pid"] == server.proc.pid and entry["host_rss_bytes"] > 0 and entry["uptime_seconds"] >= 0
+    table = qwenctl("ps", env=env).stdout.splitlines()
+    assert table[0].split() == ["pid", "url", "memory", "context", "up", "model"]
+    assert table[1].startswith(f"{server.proc.pid}  {server.base_url}") and table[1].endswith(f"{tiny.stem} ({tiny.resolve()})")
+
+    done = qwenctl("run", str(tiny), "--ctx", "512", "-p", "hello", "-n", "5", "--seed", "1", "--json", env=env)
+    assert done.returncode == 0, done.stderr
+    assert f"using the running qwenctl serve of {tiny.name} at {server.base_url} (pid {server.proc.pid})" in done.stderr
+    assert "loading" not in done.stderr  # no second copy in this process
+    reply = json.loads(done.stdout)["reply"]
+    assert (reply["generated_tokens"], reply["finish_reason"]) == (5, "length") and reply["text"]
+    local = qwenctl("run", str(tiny), "--ctx", "512", "-p", "hello", "-n", "5", "--no-server", "-q", env=env)
+    assert local.returncode == 0 and local.stdout.strip()
+
+    # a chat through the server, in a terminal: the context is counted with the model's own vocabulary here
+    child = pexpect.spawn(sys.executable, ["-m", "qwenctl", "run", str(tiny)], env={**env, "TERM": "xterm"},
+                          encoding="utf-8", timeout=120, dimensions=(50, 200))
+    child.expect_exact("using the running qwenctl serve")
+    child.expect_exact(">>> ")
+    child.sendline("/set max_tokens 6")
+    child.expect_exact(">>> ")
+    child.sendline("hello there")
+    child.expect_exact(">>> ")
+    child.sendline("/stats")
+    child.expect_exact("last reply: 6 tokens")
+    child.expect_exact("context: ")
+    child.expect_exact("of 512 tokens")
+    child.sendline("/bye")
+    child.expect(pexpect.EOF)
+
+
+def test_an_ollama_model_is_served_under_its_own_name(tiny, tmp_path):
+    env = cli_env(tmp_path)
+    make_store(Path(env["OLLAMA_MODELS"]), "qwen2.5:0.5b", tiny)
+    s = start_named("ollama:qwen2.5:0.5b", env)
+    try:
+        assert s.model_id == "qwen2.5:0.5b"
+        assert call(s, "GET", "/health")[1]["model"] == "qwen2.5:0.5b"
+    finally:
+        s.stop()
+
+
+def start_named(model: str, env):
+    from serve_helpers import start_planned
+
+    return start_planned(model, "--ctx", "512", env=env)
+
+
+def test_a_stopped_server_leaves_ps(tiny, tmp_path):
+    env = cli_env(tmp_path)
+    shutil.copyfile(tiny, tmp_path / "m.gguf")
+    s = start(tmp_path / "m.gguf", "--ctx", "512", env=env)
+    assert len(json.loads(qwenctl("ps", "--json", env=env).stdout)["servers"]) == 1
+    s.stop()
+    assert json.loads(qwenctl("ps", "--json", env=env).stdout)["servers"] == []
+    assert qwenctl("ps", env=env).stdout == "no qwenctl server is running (`qwenctl serve` starts one)\n"
