@@ -93,3 +93,23 @@ def test_rm_asks_on_a_terminal_and_no_means_no_without_aborted(env):
     assert child.exitstatus == 1
     assert "Aborted" not in child.before and f"not removing {SPEC}" in child.before
     assert [m.spec for m in fetch.list_models().models if m.repo == GGUF_7B] == [SPEC]
+
+
+def test_pull_says_it_resumes_and_fetches_only_the_rest(hub, tmp_path, monkeypatch):
+    """Issue 16: "`pull` never says resuming". An interrupted download left half a file: the next pull says so and
+    asks the hub for the other half only."""
+    from daily_helpers import qwenctl
+
+    monkeypatch.setenv("HF_ENDPOINT", hub.url)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    blob = hub.blob(GGUF_7B, PART1)
+    blobs = tmp_path / "hf" / "hub" / ("models--" + GGUF_7B.replace("/", "--")) / "blobs"
+    blobs.mkdir(parents=True)
+    half = FILES[GGUF_7B][PART1][: 120_000]
+    (blobs / f"{blob.sha256}.incomplete").write_bytes(half)
+    hub.reset_counters()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
+    done = qwenctl("pull", f"{GGUF_7B}:{PART1}", env=env)
+    assert done.returncode == 0, done.stderr
+    assert f"resuming {PART1}: 117 KiB already here" in done.stderr.splitlines()
+    assert hub.bytes_sent[f"{GGUF_7B}/{PART1}"] == len(FILES[GGUF_7B][PART1]) - len(half)

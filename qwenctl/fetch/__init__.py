@@ -75,6 +75,7 @@ class PullProgress:
     filename: str
     done_bytes: int
     total_bytes: int
+    resumed_from: int = 0  # once per file: the bytes an earlier, interrupted pull left (the download goes on from there)
 
 
 ProgressFn = Callable[[PullProgress], None]
@@ -177,13 +178,16 @@ def pull(
 
         def reporter(remote: Remote) -> Callable[[int], None]:
             last = [0.0]
+            first = [True]
 
             def on_bytes(n: int) -> None:
                 done[remote.filename] = n
                 now = time.monotonic()
-                if progress and (now - last[0] >= 0.1 or n >= remote.size):
+                resumed = n if first[0] and 0 < n < remote.size else 0  # download_blob reports its start first
+                first[0] = False
+                if progress and (resumed or now - last[0] >= 0.1 or n >= remote.size):
                     last[0] = now
-                    progress(PullProgress(remote.filename, sum(done.values()), total))
+                    progress(PullProgress(remote.filename, sum(done.values()), total, resumed))
 
             return on_bytes
 

@@ -46,6 +46,8 @@ class PullBar:
             self._progress.stop()
 
     def __call__(self, p: PullProgress) -> None:
+        if p.resumed_from:
+            resuming(self.out, p)
         if self._start is None:
             self._start = (time.monotonic(), p.done_bytes)
         if self._progress is not None:
@@ -64,6 +66,11 @@ class PullBar:
                 file=sys.stderr,
                 flush=True,
             )
+
+
+def resuming(out, p: PullProgress) -> None:
+    """What an interrupted download left is not fetched again: say so."""
+    out.print(f"resuming {p.filename}: {human_bytes(p.resumed_from)} already here", markup=False, highlight=False)
 
 
 class PullReporter:

@@ -61,6 +61,10 @@ class RunReporter:
     def download(self, progress: PullProgress) -> None:
         if self.quiet:
             return
+        if progress.resumed_from:
+            from qwenctl.render.models import resuming
+
+            resuming(self.console, progress)
         if self._progress is None:
             from rich.progress import (
                 BarColumn,
