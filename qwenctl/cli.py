@@ -227,7 +227,8 @@ def _ask_on_terminal():
 @cli.command()
 @model_choice_options
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on; anything but loopback wants --api-key.")
-@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on (0: any free port).")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), envvar="QWENCTL_PORT", show_envvar=True,
+              help="Port to listen on (0: any free port).")
 @click.option("--api-key", envvar="QWENCTL_API_KEY", show_envvar=True, help="Require Authorization: Bearer KEY on every request.")
 @click.option("--parallel", type=click.IntRange(min=1), help="Requests generated at once, in one batch (more wait in a queue).")
 @click.option("--drain", "drain_s", default=60.0, show_default=True, type=click.FloatRange(min=0), metavar="SECONDS",

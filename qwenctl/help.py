@@ -11,8 +11,9 @@ import click
 # command path -> (example, what it does); "" is the top level.
 EXAMPLES: dict[str, tuple[tuple[str, str], ...]] = {
     "": (
-        ("qwenctl run", "plan, download (asking first), smoke-test, chat"),
-        ("qwenctl run -p 'Hi' -q > reply.txt", "one reply on stdout, nothing else"),
+        ("qwenctl run", "plan, download (asking first), chat"),
+        ("qwenctl run 7b", "a size, a tag (qwen2.5:7b), a repo, a path or ollama:NAME"),
+        ("qwenctl run 7b -p 'Hi' -q > reply.txt", "one reply on stdout, nothing else"),
         ("qwenctl plan --profile raspberry-pi-5-8gb", "what a machine you don't have would run"),
         ("eval \"$(_QWENCTL_COMPLETE=bash_source qwenctl)\"", "tab completion in bash (zsh_source, fish_source too)"),
     ),
@@ -32,23 +33,26 @@ EXAMPLES: dict[str, tuple[tuple[str, str], ...]] = {
         ("qwenctl profiles", "the machines --profile knows"),
     ),
     "run": (
-        ("qwenctl run", "the planned model, then a chat (/help inside)"),
-        ("qwenctl run --size 3B --quant q8_0", "a size and quant of your choice"),
-        ("qwenctl run -p 'Summarize RFC 2119' -q", "one reply on stdout; errors only on stderr"),
-        ("git diff | qwenctl run -n 200 --temperature 0", "piped text is one prompt"),
-        ("qwenctl run --model ~/models/x.gguf --ctx 16384", "any GGUF file or MLX folder"),
-        ("qwenctl run --offline", "use only what is downloaded"),
+        ("qwenctl run", "the best model for this machine, then a chat (/help inside)"),
+        ("qwenctl run 7b", "a size; the plan picks the quant (7b:q8_0 picks it yourself)"),
+        ("qwenctl run qwen2.5:7b-instruct-q4_k_m", "Ollama's names work too"),
+        ("qwenctl run ollama:qwen2.5:7b", "a model Ollama already has, used where it lies"),
+        ("qwenctl run ~/models/x.gguf --ctx 16384", "any GGUF file (any name) or MLX folder"),
+        ("qwenctl run 7b -p 'Summarize RFC 2119' -q", "one reply on stdout; errors only on stderr"),
+        ("git diff | qwenctl run 7b -n 200 --temperature 0", "piped text is one prompt"),
+        ("qwenctl run 7b --offline", "use only what is downloaded"),
     ),
     "serve": (
         ("qwenctl serve", "the planned model on http://127.0.0.1:8000/v1"),
-        ("qwenctl serve --size 7B --port 8080", "another model, another port"),
-        ("qwenctl serve --host 0.0.0.0 --api-key KEY", "for other machines, with a key"),
+        ("qwenctl serve 7b --port 8080", "another model, another port"),
+        ("qwenctl serve 7b --host 0.0.0.0 --api-key KEY", "for other machines, with a key"),
         ("qwenctl serve 7b", "then `qwenctl run 7b` chats with it: no second copy"),
     ),
     "pull": (
         ("qwenctl pull", "the planned model's files"),
-        ("qwenctl pull --size 7B --quant q8_0", "the planned 7B Q8_0"),
-        ("qwenctl pull Qwen/Qwen2.5-7B-Instruct-GGUF:q4_k_m", "one quant of a repo (every split part)"),
+        ("qwenctl pull 7b:q8_0", "the 7B in Q8_0"),
+        ("qwenctl pull Qwen/Qwen2.5-7B-Instruct-GGUF", "a GGUF repo: the quant the plan picks, not all nine"),
+        ("qwenctl pull Qwen/Qwen2.5-7B-Instruct-GGUF --all", "every quant, its total said first"),
     ),
     "models": (
         ("qwenctl models", "what is in the Hugging Face cache, by short name"),
@@ -60,7 +64,8 @@ EXAMPLES: dict[str, tuple[tuple[str, str], ...]] = {
     ),
     "bench": (
         ("qwenctl bench", "the planned model: prompt and decode tok/s, memory, vs prediction"),
-        ("qwenctl bench --model ~/models/x.gguf -fa --json", "any file, llama-bench's method"),
+        ("qwenctl bench 7b:q8_0", "any MODEL, as for run"),
+        ("qwenctl bench ~/models/x.gguf -fa --json", "any file, llama-bench's method"),
         ("qwenctl bench --history", "earlier runs on this machine"),
     ),
     "ps": (
