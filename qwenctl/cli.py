@@ -319,16 +319,19 @@ def models(all_repos: bool, as_json: bool) -> None:
 
 
 @cli.command()
-@click.argument("spec", metavar="REPO[:FILE]")
+@click.argument("spec", metavar="MODEL")
 @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--dry-run", is_flag=True, help="Say what would be removed, remove nothing.")
 @json_option
 def rm(spec: str, yes: bool, dry_run: bool, as_json: bool) -> None:
-    """Remove a model from the cache: REPO entirely, or REPO:FILE (all parts of a split GGUF)."""
+    """Remove a model from the cache: REPO entirely, REPO:FILE or REPO:QUANT (all parts of a split GGUF), or a
+    size:quant as `qwenctl models` names it (7b:q8_0)."""
     from qwenctl import fetch, render
     from qwenctl.errors import QwenctlError
     from qwenctl.render import models as view
+    from qwenctl.tags import spec_of
 
+    spec = spec_of(spec)
     plan = fetch.remove(spec, dry_run=True)
     if not (dry_run or yes):
         ask = _ask_on_terminal()

@@ -97,3 +97,16 @@ def tag_of(repo: str, filename: str | None = None) -> str | None:
             if w.format == "mlx" or (filename is not None and filename in w.file_names[:1]):
                 return f"{model.size.lower()}:{w.quant}"
     return None
+
+
+def spec_of(text: str) -> str:
+    """REPO[:FILE] for a short name with its quant (7b:q8_0 -> the catalog's repo and first file); anything else as is."""
+    try:
+        tag = parse_tag(text)
+    except QwenctlError:
+        return text
+    if tag is None or tag.size is None or tag.quant is None:
+        return text
+    model = load_catalog().model(tag.size)
+    w = next(w for w in model.weights if w.quant == tag.quant)
+    return f"{w.repo}:{w.file_names[0]}" if w.file_names else w.repo

@@ -113,3 +113,10 @@ def test_pull_says_it_resumes_and_fetches_only_the_rest(hub, tmp_path, monkeypat
     assert done.returncode == 0, done.stderr
     assert f"resuming {PART1}: 117 KiB already here" in done.stderr.splitlines()
     assert hub.bytes_sent[f"{GGUF_7B}/{PART1}"] == len(FILES[GGUF_7B][PART1]) - len(half)
+
+
+def test_rm_takes_the_short_name_models_shows(env):
+    done = CliRunner().invoke(cli, ["rm", "7b:q4_k_m", "--dry-run", "--json"], catch_exceptions=False)
+    assert done.exit_code == 0
+    doc = json.loads(done.output)
+    assert (doc["repo"], sorted(doc["files"]), doc["dry_run"]) == (GGUF_7B, [PART1, PART2], True)
