@@ -209,3 +209,13 @@ def test_a_damaged_cached_copy_is_never_replaced_silently(env, hub):
     fixed = qwenctl("run", "0.5b:q8_0", *LOAD, "-p", "hi", "-n", "3", "--yes", env=env)
     assert fixed.returncode == 0, fixed.stderr
     assert "warning: the cached" in fixed.stderr and len(resolve_gets(hub)) == 1  # said, then fetched afresh
+
+
+def test_a_scripted_one_shot_says_its_plan_in_one_line(env):
+    assert qwenctl("pull", "0.5b:q8_0", env=env).returncode == 0
+    done = qwenctl("run", "0.5b:q8_0", *LOAD, "-p", "hi", "-n", "2", env=env)
+    assert done.returncode == 0, done.stderr
+    lines = [line for line in done.stderr.splitlines() if not line.startswith("measuring this machine's")]  # once
+    assert lines[0] == "detecting hardware" and lines[1].startswith("plan: Qwen2.5 0.5B Q8_0 on llama.cpp")
+    assert not any(line.startswith("  ") for line in lines)  # no why/memory/speed/download lines
+    assert lines[2].startswith(f"using the cached, verified {REPO}") and lines[3].startswith("loading ")

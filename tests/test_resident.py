@@ -160,3 +160,9 @@ def test_a_stopped_server_leaves_ps(tiny, tmp_path):
     s.stop()
     assert json.loads(qwenctl("ps", "--json", env=env).stdout)["servers"] == []
     assert qwenctl("ps", env=env).stdout == "no qwenctl server is running (`qwenctl serve` starts one)\n"
+
+
+def test_serve_loads_with_the_threads_run_uses(server, tiny, env):
+    """Issue 16: `serve --model PATH` used half the threads `run` uses; both take machine.threads now."""
+    done = qwenctl("run", str(tiny), "--ctx", "512", "--no-chat", "--no-server", "--no-smoke-test", "--json", env=env)
+    assert json.loads(done.stdout)["load_options"]["n_threads"] == server.info["n_threads"]
