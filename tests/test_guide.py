@@ -140,8 +140,9 @@ def replay(step: Step, home: Path, env: dict) -> None:
     command = step.lines[0][2:]
     child = pexpect.spawn("bash", ["-c", command], cwd=str(home), env=env, encoding="utf-8", timeout=TIMEOUT,
                           dimensions=(50, 250))
+    where, line = step.where, step.lines[0]
     try:
-        for n, line in enumerate(step.lines[1:], start=step.where + 1):
+        for where, line in enumerate(step.lines[1:], start=step.where + 1):  # noqa: B007 - the error names it
             if line.strip() == "…":
                 continue
             question = re.search(r"(\[Y/n\]: |\[y/N\] )", line)
@@ -156,7 +157,7 @@ def replay(step: Step, home: Path, env: dict) -> None:
                 child.expect(pattern(line), timeout=TIMEOUT)
         child.expect(pexpect.EOF)
     except (pexpect.TIMEOUT, pexpect.EOF) as e:
-        raise AssertionError(f"docs/guide.md:{n}: {line!r} not seen; the output so far:\n{child.before}") from e
+        raise AssertionError(f"docs/guide.md:{where}: {line!r} not seen; the output so far:\n{child.before}") from e
     child.close()
     assert child.exitstatus == 0, f"docs/guide.md:{step.where}: {command} exited {child.exitstatus}"
 
