@@ -37,6 +37,23 @@ def server(tiny, env):
     s.stop()
 
 
+@pytest.fixture(scope="module", params=["llama.cpp", "mlx"])
+def either(request, server, tmp_path_factory):
+    """The llama.cpp server above, or one of mlx-lm's on the tiny MLX folder: both answer alike."""
+    if request.param == "llama.cpp":
+        yield server
+        return
+    pytest.importorskip("mlx_lm")
+    from run_helpers import model_cache
+
+    from qwenctl.testing import models
+
+    folder = models.tiny_mlx(model_cache(request.config))
+    s = start(folder, "--ctx", "512", env=cli_env(tmp_path_factory.mktemp("mlx")))
+    yield s
+    s.stop()
+
+
 def call(server, method: str, path: str, body: bytes | None = None) -> tuple[int, dict | str]:
     url = server.base_url.removesuffix("/v1") + path
     request = urllib.request.Request(url, data=body, method=method, headers={"Content-Type": "application/json"})
@@ -56,7 +73,7 @@ def call(server, method: str, path: str, body: bytes | None = None) -> tuple[int
     [
         ("POST", "/v1/chat/completions", b"{}", 400, "missing_required_parameter"),
         ("POST", "/v1/chat/completions", b'{"messages": []}', 400, "invalid_value"),
-        ("POST", "/v1/chat/completions", b'{"messages": "hi"}', 400, None),
+        ("POST", "/v1/chat/completions", b'{"messages": "hi"}', 400, "invalid_value"),
         ("POST", "/v1/chat/completions", b"[1, 2]", 400, None),
         ("POST", "/v1/chat/completions", b"{not json", 400, None),
         ("POST", "/v1/completions", b'{"max_tokens": 3}', 400, "missing_required_parameter"),
@@ -72,21 +89,23 @@ def call(server, method: str, path: str, body: bytes | None = None) -> tuple[int
     ids=["no-messages", "empty-messages", "messages-not-a-list", "not-an-object", "not-json", "no-prompt",
          "other-model", "wrong-method", "embeddings", "embeddings-get", "audio", "responses", "unknown"],
 )
-def test_every_mistake_gets_an_openai_shaped_error(server, method, path, body, status, code):
-    got, doc = call(server, method, path, body)
+def test_every_mistake_gets_an_openai_shaped_error(either, method, path, body, status, code):
+    got, doc = call(either, method, path, body)
     assert got == status
     assert set(doc) == {"error"} and set(doc["error"]) == {"message", "type", "param", "code"}
     assert doc["error"]["message"] and doc["error"]["code"] == code
 
 
-def test_health_models_and_the_served_id(server, tiny):
-    assert call(server, "GET", "/health") == (200, {"status": "ok", "model": tiny.stem})
-    status, models = call(server, "GET", "/v1/models")
-    assert status == 200 and [(m["id"], m["owned_by"]) for m in models["data"]] == [(tiny.stem, "qwenctl")]
-    assert call(server, "GET", f"/v1/models/{tiny.stem}")[1]["owned_by"] == "qwenctl"
-    status, reply = call(server, "POST", "/v1/chat/completions",
+def test_health_models_and_the_served_id(either):
+    name = either.model_id
+    assert "/" not in name
+    assert call(either, "GET", "/health") == (200, {"status": "ok", "model": name})
+    status, models = call(either, "GET", "/v1/models")
+    assert status == 200 and [(m["id"], m["owned_by"]) for m in models["data"]] == [(name, "qwenctl")]
+    assert call(either, "GET", f"/v1/models/{name}")[1]["owned_by"] == "qwenctl"
+    status, reply = call(either, "POST", "/v1/chat/completions",
                          json.dumps({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 3}).encode())
-    assert status == 200 and reply["model"] == tiny.stem  # no model in the request: the id, never the path
+    assert status == 200 and reply["model"] == name  # no model in the request: the id, never the path
 
 
 def test_stream_options_include_usage(server):

@@ -134,8 +134,9 @@ class _OpenAILayer:
 
         raw = await _read_body(receive)
         doc, error = _parse_llama_request(raw, scope["path"])
-        error = error or missing_fields(doc, scope["path"])
-        if error:
+        if doc is not None:  # a JSON object: what it lacks first, in the words both engines use
+            error = missing_fields(doc, scope["path"]) or error
+        if error or doc is None:
             return await send_json(send, 400, error)
         error = fill_request(doc, self.model_id, self.sampling, "repeat_penalty")
         if error:
@@ -183,8 +184,9 @@ class _OpenAILayer:
             await send(message)
 
 
-def _parse_llama_request(raw: bytes, path: str) -> tuple[dict, dict | None]:
-    """The body as a dict, or a 400 body saying why llama_cpp.server's request model rejects it.
+def _parse_llama_request(raw: bytes, path: str) -> tuple[dict | None, dict | None]:
+    """The body as a dict (None when it is not a JSON object), and a 400 body saying why llama_cpp.server's
+    request model rejects it.
 
     Checked here because llama_cpp.server's error route turns FastAPI's validation errors into 500s.
     """
@@ -194,9 +196,9 @@ def _parse_llama_request(raw: bytes, path: str) -> tuple[dict, dict | None]:
     try:
         doc = json.loads(raw)
     except ValueError as e:
-        return {}, error_body(f"the body is not valid JSON: {e}", "invalid_request_error")
+        return None, error_body(f"the body is not valid JSON: {e}", "invalid_request_error")
     if not isinstance(doc, dict):
-        return {}, error_body("the body must be a JSON object", "invalid_request_error")
+        return None, error_body("the body must be a JSON object", "invalid_request_error")
     model = CreateCompletionRequest if path == "/v1/completions" else CreateChatCompletionRequest
     try:
         model.model_validate(doc)

@@ -202,6 +202,7 @@ def _mlx_handler_class(base, provider, model_id: str, options: ServeOptions, n_c
             error = fill_request(doc, model_id, options.sampling, "repetition_penalty")
             if error:
                 return self._reply(404, error)
+            doc.setdefault("model", model_id)  # else mlx_lm names it "default_model" in the reply
             for key in ("adapters", "draft_model"):
                 if doc.get(key) is not None:  # both make mlx_lm load other weights from disk or the Hub
                     return self._reply(400, error_body(f"`{key}` is not supported by this server", "invalid_request_error", None, key))
