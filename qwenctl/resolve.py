@@ -81,8 +81,9 @@ def _tag_shaped(text: str) -> bool:
 
 
 def catalog_entry(repo: str, name: str | None) -> ModelRef | None:
-    """A repo of the catalog (Qwen's own GGUF repos, mlx-community's) as the catalog entry it is, so the
-    planner picks its quant and load settings; None for any other repo, or a file the catalog does not list."""
+    """A GGUF repo of the catalog (Qwen's own) as the catalog entry it is, so the planner picks its quant and
+    load settings; None for any other repo (an MLX repo is one model: it is run as named), or a file the
+    catalog does not list."""
     from qwenctl.catalog import load_catalog
     from qwenctl.names import split_parts
 
@@ -91,8 +92,8 @@ def catalog_entry(repo: str, name: str | None) -> ModelRef | None:
         for w in model.weights:
             if w.repo.lower() != repo.lower():
                 continue
-            if w.format == "mlx":
-                return ModelRef(text, "catalog", size=model.size, quant=w.quant, backend="mlx", repo=w.repo)
+            if w.format == "mlx":  # a whole repo, run as it is (mlx[cpu] runs it off Apple Silicon too); 7b:4bit plans it
+                return None
             if name is None:
                 return ModelRef(text, "catalog", size=model.size, backend="llama.cpp", repo=w.repo)
             if name.lower() == w.quant or name in w.file_names or split_parts(name)[0] in w.file_names:
