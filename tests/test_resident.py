@@ -150,6 +150,8 @@ def test_ps_lists_the_server_and_run_chats_through_it(server, tiny, env):
     child.expect_exact("last reply: 6 tokens")
     child.expect_exact("context: ")
     child.expect_exact("of 512 tokens")
+    child.sendline("/show info")
+    child.expect_exact(f"llama.cpp in the running qwenctl serve at {server.base_url} (pid {server.proc.pid})")
     child.sendline("/bye")
     child.expect(pexpect.EOF)
 

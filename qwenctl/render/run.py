@@ -119,8 +119,10 @@ def model_facts(started: Started) -> list[tuple[str, str]]:
     o = p.load_options
     layers = "all layers" if session.n_gpu_layers < 0 else plural(session.n_gpu_layers, "layer")
     threads = f", {plural(o.n_threads, 'thread')}" if o.n_threads else ""
-    rows = [("model", p.model_name), ("file", p.files.load_path),
-            ("engine", f"{p.backend}, {layers} on the GPU{threads}, KV cache {o.kv_cache_type}")]
+    server = getattr(session, "server", None)  # a resident server answers (backends/remote.py)
+    engine = (f"{p.backend} in the running qwenctl serve at {server.url} (pid {server.pid})" if server is not None
+              else f"{p.backend}, {layers} on the GPU{threads}, KV cache {o.kv_cache_type}")
+    rows = [("model", p.model_name), ("file", p.files.load_path), ("engine", engine)]
     if p.plan is not None:
         memory = ", ".join(f"{human_bytes(m.used_bytes)} of {human_bytes(m.budget_bytes)} {m.name}" for m in p.plan.memory)
         rows.append(("plan", f"about {p.plan.tg_tps:.1f} tok/s predicted; {memory}"))
