@@ -98,6 +98,10 @@ def sandbox(request, tmp_path_factory):
     make_store(home / ".ollama" / "models", "qwen2.5:7b", tiny)
     (home / "models").mkdir()
     shutil.copyfile(tiny, home / "models" / "qwen2.5-7b-instruct-q4_k_m.gguf")
+    # the random model rarely ends a reply: up to 8,000 tokens each, minutes on a busy 2-core machine. Replies are
+    # capped here until the guide writes its own config file (tests/test_oneshot.py checks the uncapped default)
+    (home / ".config" / "qwenctl").mkdir(parents=True)
+    (home / ".config" / "qwenctl" / "config.toml").write_text("[sampling]\nmax_tokens = 64\n")
     with FakeHub(catalog_files(tiny, sizes=("0.5B", "7B"))) as hub:
         env = {k: v for k, v in os.environ.items()
                if not k.startswith(("HF_", "XDG_", "QWENCTL_", "OLLAMA_", "PYTEST", "COLUMNS"))}
