@@ -73,6 +73,7 @@ class Predicted:
     host_bytes: int | None = None
     source: str | None = None  # e.g. "qwenctl plan (estimate v1)"
     device: str | None = None  # where the prediction puts the layers: "cuda" | "metal" | "cpu"
+    gpu_bytes_by_device: tuple[int, ...] = ()  # with a split: each device's, llama.cpp's order
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,8 @@ class BenchResult:
     notes: tuple[str, ...] = field(default=())
     chat_host_tps: Figure | None = None  # the same chat with the sampler chain on the host (llama.cpp only)
     sampling: str | None = None  # where chat_tps's tokens were drawn, in words (llama.cpp only)
+    gpu_bytes_by_device: tuple[int, ...] = ()  # gpu_bytes per GPU (NVML's order) where there are several
+    split: str | None = None  # how the model was spread over devices, in words; None: one device
 
 
 def _machine(hw: Hardware) -> str:
@@ -174,11 +177,14 @@ def bench(
     session = load_backend(backend, Path(model_path), options)
     tick("load", 1, 1)
     gpu_samples: list[int] = []
+    per_gpu: list[tuple[int, ...]] = []
 
     def sample_memory() -> None:
-        used = session.memory().gpu_bytes
-        if used is not None:
-            gpu_samples.append(used)
+        use = session.memory()
+        if use.gpu_bytes is not None:
+            gpu_samples.append(use.gpu_bytes)
+        if use.gpu_bytes_by_device:
+            per_gpu.append(use.gpu_bytes_by_device)
 
     try:
         sample_memory()
@@ -242,6 +248,7 @@ def bench(
                 sampling = getattr(session, "sampling_note", None)
             sample_memory()
         used_gpu = max(gpu_samples) if gpu_samples else None
+        used_by_gpu = tuple(max(s[i] for s in per_gpu) for i in range(len(per_gpu[0]))) if per_gpu else ()
         n_gpu_layers = session.n_gpu_layers
         load_seconds = session.load_seconds
         n_ctx = session.n_ctx
@@ -278,6 +285,8 @@ def bench(
         sampling=sampling,
         peak_host_rss_bytes=mem.peak_host_rss_bytes(),
         gpu_bytes=used_gpu,
+        gpu_bytes_by_device=used_by_gpu,
+        split=_split_words(options),
         weights_read_per_token_bytes=read,
         bandwidth=bandwidth,
         roofline_tg_tps=roofline,
@@ -308,9 +317,11 @@ def _chat_runs(session: Session, messages: list[dict], n_gen: int, repetitions: 
 
 def options_for(planned: LoadOptions, *, n_prompt: int, n_gen: int, n_ctx: int | None = None,
                 n_gpu_layers: int | None = None, n_threads: int | None = None, n_batch: int = 512,
-                flash_attn: bool | None = None, kv_cache_type: str = "f16") -> LoadOptions:
+                flash_attn: bool | None = None, kv_cache_type: str = "f16", split_mode: str | None = None) -> LoadOptions:
     """The load options bench measures with: what was asked, else what `run` loads the model with
-    (`planned`), and a context of n_prompt + n_gen unless one is given, as llama-bench."""
+    (`planned`), and a context of n_prompt + n_gen unless one is given, as llama-bench. A split mode asked
+    for keeps the planned shares when the plan spread the model, else llama.cpp's (by free memory)."""
+    spread = planned.split_mode in ("layer", "tensor")
     return LoadOptions(
         n_ctx=n_ctx or n_prompt + n_gen,
         n_gpu_layers=n_gpu_layers if n_gpu_layers is not None else planned.n_gpu_layers,
@@ -318,6 +329,10 @@ def options_for(planned: LoadOptions, *, n_prompt: int, n_gen: int, n_ctx: int |
         n_batch=n_batch,
         flash_attn=flash_attn if flash_attn is not None else planned.flash_attn,
         kv_cache_type=kv_cache_type,
+        split_mode=split_mode or planned.split_mode,
+        tensor_split=planned.tensor_split if spread or not split_mode else (),
+        main_gpu=planned.main_gpu,
+        workers=planned.workers,
     )
 
 
@@ -350,7 +365,19 @@ def predict(hardware, model_path: Path, options: LoadOptions, backend: str) -> P
 
     p = predict_for_file(hardware, model_path, options)
     return Predicted(tg_tps=p.tg_tps, pp_tps=p.pp_tps, gpu_bytes=p.gpu_bytes, host_bytes=p.host_bytes, source=p.source,
-                     device=p.device)
+                     device=p.device, gpu_bytes_by_device=p.bytes_by_device)
+
+
+def _split_words(options: LoadOptions) -> str | None:
+    """The split bench loaded with, as llama.cpp was told it ("tensor, shares 0.5/0.5"); None for llama.cpp's default."""
+    if options.split_mode is None:
+        return None
+    text = options.split_mode + (f", main GPU {options.main_gpu}" if options.split_mode == "none" else "")
+    if options.tensor_split:
+        text += ", shares " + "/".join(f"{x:g}" for x in options.tensor_split)
+    if options.workers:
+        text += ", workers " + ", ".join(options.workers)
+    return text
 
 
 def remember_speed(hardware, result: BenchResult) -> None:

@@ -42,8 +42,10 @@ def result_from_dict(d: dict) -> BenchResult:
     for k in ("pp_tps", "tg_tps", "chat_ttft_seconds", "chat_tps", "chat_host_tps"):
         kw[k] = _figure(kw.get(k))
     kw["bandwidth"] = Bandwidth(**kw["bandwidth"]) if kw.get("bandwidth") else None
-    kw["predicted"] = Predicted(**kw["predicted"]) if kw.get("predicted") else None
+    if kw.get("predicted"):
+        kw["predicted"] = Predicted(**{**kw["predicted"], "gpu_bytes_by_device": tuple(kw["predicted"].get("gpu_bytes_by_device") or ())})
     kw["notes"] = tuple(kw.get("notes") or ())
+    kw["gpu_bytes_by_device"] = tuple(kw.get("gpu_bytes_by_device") or ())
     return BenchResult(**kw)
 
 

@@ -22,6 +22,15 @@ class QwenctlGroup(click.Group):
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of tables.")
+gpus_option = click.option("--gpus", metavar="LIST", help="Use only these GPUs, numbered as `qwenctl detect` lists them (e.g. 0,1).")
+
+
+def _gpus(spec: str | None, profile: str | None) -> None:
+    """--gpus on this machine: CUDA sees only those GPUs from here on (a profile is narrowed by the planner)."""
+    if spec and not profile:
+        from qwenctl.hardware.cuda_visible import use_only
+
+        use_only(spec)
 
 
 @click.group(cls=QwenctlGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -105,15 +114,21 @@ def _this_machine(snapshot: str | None):
 @click.option("--min-speed", type=click.FloatRange(min=0), metavar="TOK/S", help="Reject plans that may generate slower than this (default 5).")
 @click.option("--snapshot", type=click.Path(), help="Plan for the machine a `detect --save-snapshot` file describes.")
 @click.option("--explain-speed", is_flag=True, help="Also print the speed model's terms for the chosen plan.")
+@gpus_option
 @json_option
-def plan_command(profile, size, quant, backend, n_ctx, min_speed, snapshot, explain_speed, as_json) -> None:
+def plan_command(profile, size, quant, backend, n_ctx, min_speed, snapshot, explain_speed, gpus, as_json) -> None:
     """Choose the Qwen2.5 model, quant and settings this machine runs best, and say why."""
     from qwenctl.plan import Constraints, plan
     from qwenctl.profiles import load_profile
 
     if profile and snapshot:
         raise click.UsageError("--profile and --snapshot both describe a machine; give one")
+    _gpus(gpus, profile or snapshot)
     hardware = load_profile(profile) if profile else _this_machine(snapshot)
+    if gpus and (profile or snapshot):
+        from qwenctl.hardware.cuda_visible import select_gpus
+
+        hardware = select_gpus(hardware, gpus)
     result = plan(hardware, Constraints(size=size, quant=quant, backend=backend, n_ctx=n_ctx, min_tg_tps=min_speed))
     if as_json:
         from qwenctl.render import print_json
@@ -178,6 +193,7 @@ _MODEL_CHOICE = (
                  help="Context window in tokens (default: the plan's; 4096 with --model PATH)."),
     click.option("--profile", help="Plan as if on this hardware profile (see `qwenctl profiles`)."),
     click.option("--model", metavar="MODEL", help="The same as the MODEL argument."),
+    gpus_option,
 )
 
 
@@ -208,12 +224,14 @@ def _model(model_arg, model_opt, size, quant, profile) -> str | None:
 
 
 def _run_request(size, quant, backend, n_ctx, profile, model, *, offline: bool, yes: bool, smoke_seconds: float,
-                 model_opt: str | None = None, smoke: bool | None = None):
+                 model_opt: str | None = None, smoke: bool | None = None, gpus: str | None = None):
     from qwenctl import pipeline
 
     model = _model(model, model_opt, size, quant, profile)
+    _gpus(gpus, profile)
     return pipeline.RunRequest(size=size, quant=quant, backend=backend, n_ctx=n_ctx, profile=profile, model=model,
-                               offline=offline, assume_yes=yes, smoke_seconds=smoke_seconds, smoke=smoke)
+                               offline=offline, assume_yes=yes, smoke_seconds=smoke_seconds, smoke=smoke,
+                               gpus=gpus if profile else None)
 
 
 def _ask_on_terminal():
@@ -236,8 +254,8 @@ def _ask_on_terminal():
 @click.option("-y", "--yes", is_flag=True, help="Download without asking.")
 @click.option("--offline", is_flag=True, help="Use only what is already downloaded; never contact Hugging Face.")
 @json_option
-def serve(model_arg, size, quant, backend, n_ctx, profile, model, host, port, api_key, parallel, drain_s, yes, offline,
-          as_json) -> None:
+def serve(model_arg, size, quant, backend, n_ctx, profile, model, gpus, host, port, api_key, parallel, drain_s, yes,
+          offline, as_json) -> None:
     """Serve MODEL (default: the planned model) behind an OpenAI-compatible API.
 
     MODEL: a size (7b), size:quant (7b:q8_0), qwen2.5:7b, REPO[:FILE|:QUANT], a path, or ollama:NAME[:TAG].
@@ -248,7 +266,7 @@ def serve(model_arg, size, quant, backend, n_ctx, profile, model, host, port, ap
     from qwenctl.render.run import RunReporter
 
     request = _run_request(size, quant, backend, n_ctx or load_config().ctx, profile, model_arg, offline=offline, yes=yes,
-                           smoke_seconds=0.0, model_opt=model)
+                           smoke_seconds=0.0, model_opt=model, gpus=gpus)
     target = serving.resolve_target(request, RunReporter(ask=_ask_on_terminal(), quiet=as_json))
     options = serving.ServeOptions(host=host, port=port, api_key=api_key or None, parallel=parallel, drain_s=drain_s,
                                    verbose=logging.getLogger().isEnabledFor(logging.INFO))
@@ -353,6 +371,9 @@ def rm(spec: str, yes: bool, dry_run: bool, as_json: bool) -> None:
 @click.option("-n", "--n-gen", default=128, show_default=True, help="Tokens decoded per tg run.")
 @click.option("-r", "--repetitions", default=3, show_default=True, help="Timed runs after one warm-up.")
 @click.option("-ngl", "--gpu-layers", "n_gpu_layers", type=int, help="Layers on the GPU (-1: all; default: as `run` loads the model).")
+@click.option("-sm", "--split-mode", type=click.Choice(["none", "layer", "tensor"]),
+              help="How to spread the model over several GPUs (default: the planner's choice).")
+@gpus_option
 @click.option("-t", "--threads", type=int, help="CPU threads (default: as `run` loads the model).")
 @click.option("-b", "--batch", "n_batch", default=512, show_default=True)
 @click.option("--ctx", "n_ctx", type=click.IntRange(min=1), help="Context size (default: n-prompt + n-gen, as llama-bench).")
@@ -366,7 +387,8 @@ def rm(spec: str, yes: bool, dry_run: bool, as_json: bool) -> None:
 @click.option("-y", "--yes", is_flag=True, help="Download the model without asking.")
 @click.option("--offline", is_flag=True, help="Use only what is already downloaded; never contact Hugging Face.")
 @json_option
-def bench(model_arg, model, size, quant, backend, n_prompt, n_gen, repetitions, n_gpu_layers, threads, n_batch, n_ctx, flash_attn,
+def bench(model_arg, model, size, quant, backend, n_prompt, n_gen, repetitions, n_gpu_layers, split_mode, gpus, threads, n_batch,
+          n_ctx, flash_attn,
           kv_cache_type, bandwidth, no_chat, no_save, history, yes, offline, as_json) -> None:
     """Measure prompt processing, decoding, chat latency and memory of MODEL (llama-bench's method).
 
@@ -383,11 +405,12 @@ def bench(model_arg, model, size, quant, backend, n_prompt, n_gen, repetitions, 
 
         past = read_history()
         return render.print_json(past, "bench-history") if as_json else show.show_history(past)
+    _gpus(gpus, None)
     chosen = _bench_target(_model(model_arg, model, size, quant, None), size, quant, backend, yes=yes, offline=offline,
                            quiet=as_json)
     options = bench_mod.options_for(chosen.load_options, n_prompt=n_prompt, n_gen=n_gen, n_ctx=n_ctx,
                                     n_gpu_layers=n_gpu_layers, n_threads=threads, n_batch=n_batch,
-                                    flash_attn=flash_attn, kv_cache_type=kv_cache_type)
+                                    flash_attn=flash_attn, kv_cache_type=kv_cache_type, split_mode=split_mode)
     with show.progress() as tick:
         result = bench_mod.bench_prepared(chosen, options, bandwidth=bandwidth, save=not no_save, n_prompt=n_prompt,
                                           n_gen=n_gen, repetitions=repetitions, chat=not no_chat, progress=tick)
@@ -427,7 +450,7 @@ def _bench_target(model, size, quant, backend, *, yes: bool, offline: bool, quie
 @click.option("--no-server", is_flag=True, help="Load the model here even when a `qwenctl serve` of it is running.")
 @click.option("--offline", is_flag=True, help="Use only what is already downloaded; never contact Hugging Face.")
 @json_option
-def run(model_arg, size, quant, backend, n_ctx, profile, model, yes, no_chat, system, prompt, max_tokens, temperature,
+def run(model_arg, size, quant, backend, n_ctx, profile, model, gpus, yes, no_chat, system, prompt, max_tokens, temperature,
         top_p, top_k, seed, quiet, no_log, smoke, no_server, offline, as_json) -> None:
     """Chat with MODEL (default: the best model for this machine): plan, download, load, then chat.
 
@@ -448,7 +471,7 @@ def run(model_arg, size, quant, backend, n_ctx, profile, model, yes, no_chat, sy
     quiet = bool(cfg.quiet) if quiet is None else quiet
     request = _run_request(size, quant, backend, n_ctx or cfg.ctx, profile, model_arg, offline=offline, yes=yes,
                            smoke_seconds=0.0 if one_shot and not no_chat else pipeline.RunRequest.smoke_seconds,
-                           model_opt=model, smoke=smoke)
+                           model_opt=model, smoke=smoke, gpus=gpus)
     request = dataclasses.replace(request, resident=not no_server)
     reporter = RunReporter(ask=_ask_on_terminal(), quiet=as_json, silent=quiet, brief=one_shot)
     sampling = cfg.sampling_options(Conversation().sampling)

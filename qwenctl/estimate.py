@@ -26,6 +26,7 @@ from typing import Any
 
 from qwenctl.catalog import Catalog, ModelSpec, Weights, load_catalog
 from qwenctl.errors import ExitCode, QwenctlError
+from qwenctl.split import Placement, place_layers
 
 BACKENDS = ("llama.cpp", "mlx")
 DEVICES = ("cuda", "metal", "cpu")
@@ -40,11 +41,12 @@ def load_calibration() -> dict[str, Any]:
 class PoolMemory:
     """Predicted bytes in one memory pool."""
 
-    pool: str  # "vram" | "ram" | "unified"
+    pool: str  # "vram" | "ram" | "unified" | "remote" (a device of an RPC worker)
     weights_bytes: int
     kv_bytes: int
     compute_bytes: int
     overhead_bytes: int
+    device: int | None = None  # with several devices: the index in llama.cpp's device order (RPC workers, then GPUs)
 
     @property
     def total_bytes(self) -> int:
@@ -185,8 +187,8 @@ def estimate_memory(
 ) -> MemoryEstimate:
     """Predicted memory per pool for loading `weights` with these options.
 
-    ``n_gpu_layers`` follows llama.cpp: the number of repeating layers on the GPU, with
-    -1 (or anything above n_layers) meaning all of them plus the output layer. It only
+    ``n_gpu_layers`` follows llama.cpp: how many of the n_layers + 1 layers (the repeating ones, then the
+    output) go to the GPU, counted from the output down; -1 (or n_layers + 1 and more) is all. It only
     matters for ``device == "cuda"`` (where 0 still costs the CUDA build's context and
     compute buffer); Metal and MLX keep everything in unified memory.
     ``split`` is the file's exact tensor split when the file is at hand (``split_from_tensors``);
@@ -232,31 +234,79 @@ def estimate_memory(
         host_overhead = host_runtime + int(cal["cuda_host_bytes"] + (cal["cuda_no_flash_attn_host_bytes"] if cublas else 0))
         return MemoryEstimate((vram, PoolMemory("ram", weights.total_bytes, kv, compute, host_overhead)))
 
-    s = split or weight_split(catalog, model, weights)
-    on_gpu = a.n_layers if n_gpu_layers < 0 or n_gpu_layers > a.n_layers else n_gpu_layers
-    output_on_gpu = n_gpu_layers < 0 or n_gpu_layers > a.n_layers
-    gpu_weights = round(on_gpu * s.layer_bytes) + (s.output_bytes if output_on_gpu else 0)
-    host_weights = s.embd_bytes + round((a.n_layers - on_gpu) * s.layer_bytes)
-    if not output_on_gpu and s.output_in_file:
-        host_weights += s.output_bytes
-    gpu_kv = kv_cache_bytes(model, n_ctx, kv_cache_type, layers=on_gpu)
-    host_kv = kv_cache_bytes(model, n_ctx, kv_cache_type, layers=a.n_layers - on_gpu)
-    gpu_compute = _graph_bytes(model, n_ctx, flash_attn, with_output=output_on_gpu)
-    host_compute = (
-        _cuda_host_compute_bytes(model, n_ctx, flash_attn)
-        if output_on_gpu and on_gpu == a.n_layers
-        else _graph_bytes(model, n_ctx, flash_attn, with_output=not output_on_gpu)
-    )
-    # without flash attention llama.cpp multiplies the attention with cuBLAS: its workspace and library pages
+    # llama.cpp counts the output layer as the last of n_layers + 1 it may offload: n_gpu_layers = 5 puts the
+    # output and 4 repeating layers on the GPU (split.place_layers)
+    placement = place_layers(a.n_layers, n_gpu_layers, (1.0,))
+    return estimate_split_memory(model, weights, n_ctx, "layer", placement, (1.0,), ("gpu",), kv_cache_type, flash_attn, split)
+
+
+def estimate_split_memory(
+    model: ModelSpec,
+    weights: Weights,
+    n_ctx: int,
+    mode: str,
+    placement: Placement,
+    proportions: tuple[float, ...],
+    kinds: tuple[str, ...],
+    kv_cache_type: str = "f16",
+    flash_attn: bool = True,
+    split: WeightSplit | None = None,
+) -> MemoryEstimate:
+    """Memory per device of a model spread over several (llama.cpp's device order: RPC workers, then GPUs).
+
+    ``layer`` mode: each device holds its layers' weights and KV cache and a compute buffer for its part
+    of the graph (the logits only where the output layer is); a local GPU also holds its own CUDA context.
+    ``tensor`` mode: every weight matrix and the KV cache (by heads) are cut in ``proportions``, and each
+    device keeps a whole graph's buffer. ``kinds`` says what each device is: "gpu" (a local CUDA GPU),
+    "remote-gpu" or "remote-cpu" (a worker's). A worker runs in another process: its pool holds what the
+    worker allocates for this model, not the worker's own runtime; a CPU's compute buffer is committed as
+    it is used (``_cpu_compute_bytes``).
+    """
+    cal = load_calibration()["memory"]
+    a = model.arch
+    s = split or weight_split(load_catalog(), model, weights)
+    host_runtime = int(cal["host_runtime_bytes"] + cal["host_vocab_bytes_per_token"] * a.vocab_size)
     cublas = not flash_attn
-    gpu_overhead = int(cal["cuda_context_bytes"] + (cal["cuda_no_flash_attn_bytes"] if cublas else 0))
-    host_overhead = host_runtime + int(cal["cuda_host_bytes"] + (cal["cuda_no_flash_attn_host_bytes"] if cublas else 0))
-    return MemoryEstimate(
-        (
-            PoolMemory("vram", gpu_weights, gpu_kv, gpu_compute, gpu_overhead),
-            PoolMemory("ram", host_weights, host_kv, host_compute, host_overhead),
-        )
-    )
+    context = int(cal["cuda_context_bytes"] + (cal["cuda_no_flash_attn_bytes"] if cublas else 0))
+    pools = []
+    for i, kind in enumerate(kinds):
+        if mode == "tensor":
+            share = proportions[i] / sum(proportions)
+            w = round(share * (a.n_layers * s.layer_bytes + s.output_bytes))
+            kv = round(share * kv_cache_bytes(model, n_ctx, kv_cache_type))
+            compute = _graph_bytes(model, n_ctx, flash_attn, with_output=True)
+        elif kind == "remote-cpu":
+            layers = placement.layers_on(i)
+            has_output = placement.output_device == i
+            w = round(layers * s.layer_bytes) + (s.output_bytes if has_output else 0)
+            kv = kv_cache_bytes(model, n_ctx, kv_cache_type, layers=layers)
+            compute = _cpu_compute_bytes(model, n_ctx, flash_attn, None) if layers or has_output else 0
+        else:
+            layers = placement.layers_on(i)
+            has_output = placement.output_device == i
+            w = round(layers * s.layer_bytes) + (s.output_bytes if has_output else 0)
+            kv = kv_cache_bytes(model, n_ctx, kv_cache_type, layers=layers)
+            compute = _graph_bytes(model, n_ctx, flash_attn, with_output=has_output)
+        local = kind == "gpu"
+        pools.append(PoolMemory("vram" if local else "remote", w, kv, compute, context if local else 0, device=i))
+    host_layers = placement.layers_on(None) if mode == "layer" else 0
+    output_on_host = mode == "layer" and placement.output_device is None
+    host_weights = s.embd_bytes + round(host_layers * s.layer_bytes) + (s.output_bytes if output_on_host and s.output_in_file else 0)
+    host_kv = kv_cache_bytes(model, n_ctx, kv_cache_type, layers=host_layers)
+    host_compute = (_graph_bytes(model, n_ctx, flash_attn, with_output=output_on_host) if host_layers or output_on_host
+                    else _cuda_host_compute_bytes(model, n_ctx, flash_attn))
+    local_gpus = "gpu" in kinds
+    host_overhead = host_runtime + (int(cal["cuda_host_bytes"] + (cal["cuda_no_flash_attn_host_bytes"] if cublas else 0))
+                                    if local_gpus else 0)
+    if not local_gpus:  # a CPU main process with workers: its compute buffer is committed as used
+        host_compute = _cpu_compute_bytes(model, n_ctx, flash_attn, None) if host_layers or output_on_host else 0
+    return MemoryEstimate((*pools, PoolMemory("ram", host_weights, host_kv, host_compute, host_overhead)))
+
+
+def idle_gpu(device: int) -> PoolMemory:
+    """What a visible GPU that holds no part of the model still costs: the CUDA context llama.cpp opens on
+    every GPU while it chooses devices (measured on two H200s: calibration.json)."""
+    return PoolMemory("vram", 0, 0, 0, int(load_calibration()["memory"]["cuda_idle_context_bytes"]), device=device)
 
 
 def fit_gpu_layers(
@@ -270,8 +320,9 @@ def fit_gpu_layers(
 ) -> int:
     """How many layers llama.cpp can put on a CUDA GPU within ``vram_budget`` bytes.
 
-    -1 when every layer and the output fit, else the largest count of repeating layers whose
-    VRAM (weights, KV cache, compute buffer, CUDA context) fits, 0 when not even one does.
+    -1 when every layer and the output fit, else the largest ``n_gpu_layers`` (the output layer counts as
+    one, and goes first) whose VRAM (weights, KV cache, compute buffer, CUDA context) fits, 0 when not
+    even one does.
     VRAM grows with the layer count, so a binary search finds it. The planner and the
     benchmarks that replay published split runs share this one rule.
     """

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from qwenctl.cluster import Link, Worker
 from qwenctl.errors import ExitCode, QwenctlError
 from qwenctl.estimate import load_calibration
 from qwenctl.hardware import specs
@@ -177,6 +178,73 @@ def apple_device(apple: AppleSilicon, engine: str) -> DeviceSpeed:
 
 
 @dataclass(frozen=True)
+class Slot:
+    """One device a plan may spread a model over (several GPUs, RPC workers), in llama.cpp's device order."""
+
+    label: str  # "GPU 1 (NVIDIA H200)", "worker 10.0.0.2:50052 CPU"
+    kind: str  # "gpu" (local CUDA) | "remote-gpu" | "remote-cpu"
+    budget: int  # bytes the plan may use on it
+    capacity: int
+    speed: DeviceSpeed
+    gpu_index: int | None = None  # a local GPU's CUDA index
+    endpoint: str | None = None  # a worker's
+    link: Link | None = None  # to a worker
+
+
+def gpu_slots(hw: Hardware, host: int) -> tuple[Slot, ...]:
+    """Every local GPU with memory a plan can use, in CUDA's order."""
+    out = []
+    for g in hw.gpus:
+        budget, capacity = gpu_budget(g, host)
+        if capacity and not g.unified_memory:
+            out.append(Slot(f"GPU {g.index} ({g.name})", "gpu", budget, capacity, cuda_device(g), gpu_index=g.index))
+    return tuple(out)
+
+
+def peer_link(hw: Hardware) -> tuple[float, str]:
+    """(bytes/s, what it is) between the local GPUs: NVLink where every GPU is an SXM part, else PCIe."""
+    links = load_speed_model()["links"]
+    rates = [float((specs.gpu_spec(g.parent_name or g.name) or {}).get("nvlink_gbs") or 0) for g in hw.gpus]
+    if rates and min(rates) > 0:
+        per_direction = min(rates) / 2 * 1e9  # NVIDIA quotes both directions together
+        return per_direction, f"NVLink ({min(rates):g} GB/s per GPU, SXM boards; devices.json)"
+    return links["pcie_bytes_per_s"], f"PCIe ({links['pcie_bytes_per_s'] / 1e9:g} GB/s; {links['pcie_source']})"
+
+
+def worker_slots(hw: Hardware, workers: tuple[Worker, ...]) -> tuple[tuple[Slot, ...], tuple[str, ...]]:
+    """(each worker device as a slot, the assumptions made about them), in the order llama.cpp registers them."""
+    reserve = int(load_calibration()["memory"]["gpu_reserve_bytes"])
+    out, assumed = [], []
+    for w in workers:
+        remote_hw = w.hardware
+        if remote_hw is None:
+            assumed.append(f"worker {w.endpoint} did not say what it is: its devices assumed as fast as this machine's CPU")
+        assumed += [f"worker {w.endpoint}: {a}" for a in w.link.assumed]
+        for d in w.devices:
+            is_gpu = d.name.upper().startswith(("CUDA", "MTL", "METAL", "VULKAN", "ROCM"))
+            speed = host_device(hw)
+            if remote_hw is not None:
+                cuda = [g for g in remote_hw.gpus if f"CUDA{g.index}" == d.name.upper()]
+                if cuda:
+                    speed = cuda_device(cuda[0])
+                elif is_gpu and isinstance(remote_hw.apple, AppleSilicon):
+                    speed = apple_device(remote_hw.apple, "metal")
+                else:
+                    speed = host_device(remote_hw)
+            if is_gpu:
+                budget = max(min(d.free_bytes, d.total_bytes - reserve), 0)
+            elif remote_hw is not None and isinstance(remote_hw.memory, Memory):
+                budget = min(host_budget(remote_hw)[0], d.free_bytes or remote_hw.memory.total_bytes)
+            else:
+                cal = load_calibration()["memory"]
+                budget = max(min(d.free_bytes, d.total_bytes - max(int(cal["host_reserve_min_bytes"]),
+                                                                    int(cal["host_reserve_fraction"] * d.total_bytes))), 0)
+            out.append(Slot(f"worker {w.endpoint} {d.name}", "remote-gpu" if is_gpu else "remote-cpu", budget, d.total_bytes,
+                            speed, endpoint=w.endpoint, link=w.link))
+    return tuple(out), tuple(assumed)
+
+
+@dataclass(frozen=True)
 class Machine:
     """Budgets and device speeds of one machine for one backend/device choice."""
 
@@ -195,6 +263,10 @@ class Machine:
     threads: int
     correction: Correction | None = None  # what earlier runs on this very machine measured
     memory_assumptions: tuple[str, ...] = ()
+    slots: tuple[Slot, ...] = ()  # with several GPUs or workers: every device a plan may spread over, llama.cpp's order
+    peer_bytes_per_s: float = 0.0  # between the local GPUs
+    peer_source: str = ""
+    workers: tuple[Worker, ...] = ()
 
     def corrected(self, estimate: SpeedEstimate) -> SpeedEstimate:
         """The physics estimate, scaled by this machine's own measurements when it has any."""
@@ -204,7 +276,12 @@ class Machine:
 
 
 
-def machine(hw: Hardware, backend: str, device: str) -> Machine:
+def main_gpu(hw: Hardware, host: int) -> NvidiaGpu:
+    """The GPU a single-GPU plan uses: the one with the most memory to give (CUDA's first on a tie)."""
+    return max(hw.gpus, key=lambda g: (gpu_budget(g, host)[0], -g.index))
+
+
+def machine(hw: Hardware, backend: str, device: str, workers: tuple[Worker, ...] = ()) -> Machine:
     unknown_ram = None
     if not isinstance(hw.memory, Memory) and device == "cuda" and hw.gpus and not hw.gpus[0].unified_memory:
         # a GPU plan needs host RAM only for the host part of the split: assume the usual, RAM >= VRAM
@@ -218,15 +295,24 @@ def machine(hw: Hardware, backend: str, device: str) -> Machine:
             unknown_ram = f"memory probe absent ({hw.memory.reason}): planned on the {capacity / 2**30:.0f} GiB the board was sold with"
     gpu, gpu_speed, gpu_b, gpu_c, unified = None, None, 0, 0, 0
     assumptions = [unknown_ram] if unknown_ram else []
+    slots: tuple[Slot, ...] = ()
+    peer, peer_source = 0.0, ""
     if device == "cuda":
-        gpu = hw.gpus[0]
+        gpu = main_gpu(hw, budget)
         gpu_b, gpu_c = gpu_budget(gpu, budget)
         gpu_speed = cuda_device(gpu)
         note = gpu_memory(gpu)[2]
         assumptions += [note] if note else []
+        slots = gpu_slots(hw, budget)
+        peer, peer_source = peer_link(hw)
     elif device == "metal":
         assert isinstance(hw.apple, AppleSilicon)
         unified = min(hw.apple.gpu_wired_limit_bytes, budget)
         gpu_speed = apple_device(hw.apple, "mlx" if backend == "mlx" else "metal")
+    if workers and backend == "llama.cpp" and device in ("cuda", "cpu"):
+        remote, remote_assumed = worker_slots(hw, workers)
+        slots = remote + slots  # llama.cpp puts RPC devices first
+        assumptions += remote_assumed
     return Machine(hw, device, backend, budget, capacity, rule, gpu, gpu_b, gpu_c, unified, host_device(hw), gpu_speed,
-                   threads(hw), correction(hw, backend, device) if hw.name is None else None, tuple(assumptions))
+                   threads(hw), correction(hw, backend, device) if hw.name is None else None, tuple(assumptions),
+                   slots if len(slots) > 1 or workers else (), peer, peer_source, workers if slots else ())

@@ -43,6 +43,7 @@ class RunRequest:
     smoke: bool | None = None  # None: once per model file and machine; True: every time; False: never
     resident: bool = True  # use a running `qwenctl serve` of the same model instead of loading it again
     all_quants: bool = False  # pull: every quant of a bare GGUF repo, not the planned one
+    gpus: str | None = None  # --gpus with --profile: the profile's GPUs to plan for (this machine's: CUDA_VISIBLE_DEVICES)
 
 
 class Reporter(Protocol):
@@ -131,6 +132,8 @@ def prepare(request: RunRequest, reporter: Reporter, check_backend: Callable[[st
         reporter.step("detecting hardware")
         hardware = detect()
         options = unplanned_load_options(hardware, request.n_ctx)
+        if backend == "llama.cpp":
+            options = split_for_file(hardware, Path(files.load_path), options, reporter)
         return Prepared(name, files, backend, options, None, hardware, model_id)
     reporter.step("detecting hardware")
     hardware = detect()
@@ -161,7 +164,33 @@ def load_options(plan: Plan) -> LoadOptions:
         n_threads=plan.n_threads,
         flash_attn=plan.flash_attn or None,  # not required by the plan: llama.cpp's auto rule (on for the CPU)
         kv_cache_type=plan.kv_cache_type,
+        split_mode=plan.split_mode if plan.device == "cuda" or plan.workers else None,
+        tensor_split=plan.tensor_split,
+        main_gpu=plan.main_gpu,
+        workers=plan.workers,
     )
+
+
+def split_for_file(hardware: Hardware, path: Path, options: LoadOptions, reporter: Reporter) -> LoadOptions:
+    """A GGUF at hand on a machine with several GPUs: the split the planner chooses for its size and quant.
+
+    The file's dimensions and quant name its catalog entry (predict._file_model); a file the catalog does
+    not know keeps llama.cpp's own default (layers over every GPU by free memory), said so.
+    """
+    if len(hardware.gpus) < 2:
+        return options
+    from qwenctl.plan import Constraints, plan
+    from qwenctl.predict import catalog_entry
+
+    size, quant = catalog_entry(path)
+    if size is None or quant is None:
+        reporter.note(f"{path.name} is not a Qwen2.5 size the planner knows: llama.cpp spreads its layers over every GPU")
+        return options
+    try:
+        chosen = plan(hardware, Constraints(size=size, quant=quant, n_ctx=options.n_ctx, min_tg_tps=0)).chosen
+    except QwenctlError:
+        return options
+    return replace(options, split_mode=chosen.split_mode, tensor_split=chosen.tensor_split, main_gpu=chosen.main_gpu)
 
 
 def unplanned_load_options(hardware: Hardware, n_ctx: int | None) -> LoadOptions:
@@ -314,6 +343,10 @@ def _plan(request: RunRequest, hardware: Hardware | None) -> PlanResult:
         from qwenctl.profiles import load_profile
 
         target = load_profile(request.profile)
+        if request.gpus:
+            from qwenctl.hardware.cuda_visible import select_gpus
+
+            target = select_gpus(target, request.gpus)
     else:
         assert hardware is not None, "this machine's hardware, when no profile is asked for"
         target = hardware

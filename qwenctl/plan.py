@@ -22,6 +22,7 @@ QwenctlError (NO_FIT) naming the reason and the nearest plan that works.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 
 from qwenctl.backend_choice import BackendChoice, choose_backend
@@ -31,11 +32,21 @@ from qwenctl.catalog import (
     Weights,
     load_catalog,
 )
+from qwenctl.cluster import Worker
 from qwenctl.errors import ExitCode, QwenctlError
-from qwenctl.estimate import MemoryEstimate, PoolMemory, estimate_memory, fit_gpu_layers
+from qwenctl.estimate import (
+    MemoryEstimate,
+    PoolMemory,
+    estimate_memory,
+    estimate_split_memory,
+    fit_gpu_layers,
+    idle_gpu,
+    weight_split,
+)
 from qwenctl.hardware.facts import AppleSilicon, Hardware
-from qwenctl.machine import Machine, machine
-from qwenctl.speed import DeviceSpeed, SpeedEstimate, estimate_speed
+from qwenctl.machine import Machine, Slot, machine
+from qwenctl.speed import DeviceSpeed, Links, SpeedEstimate, estimate_placed_speed, estimate_speed
+from qwenctl.split import place_layers, proportions_by_room
 
 DEFAULT_CTX = 8192
 DEFAULT_MIN_TG = 5.0
@@ -52,7 +63,7 @@ class Constraints:
     min_tg_tps: float | None = None  # None: 5 tok/s, relaxed when nothing reaches it
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class PoolUse(PoolMemory):
     """Predicted use of one memory pool (``total_bytes``) next to what the plan may use of it."""
 
@@ -90,10 +101,24 @@ class Plan:
     quality: float  # benchmark mean of the size, lowered for lossy quants
     reasons: tuple[str, ...]  # why this plan (chosen) or the facts behind it (alternatives)
     speed: SpeedEstimate | None = None  # the terms behind tg/pp (plan --explain-speed)
+    split_mode: str = "none"  # llama.cpp's: "none" (one device), "layer" or "tensor" (split.SPLIT_MODES)
+    tensor_split: tuple[float, ...] = ()  # each device's share, in llama.cpp's order (RPC workers, then GPUs)
+    main_gpu: int = 0  # the CUDA index of the GPU a "none" plan uses
+    workers: tuple[str, ...] = ()  # RPC workers (host:port) the plan spreads over
+    split_reason: str = ""  # with several devices: why this split, against the others predicted
 
     @property
     def name(self) -> str:
         return f"{self.size} {self.quant_label}"
+
+    @property
+    def spread(self) -> str | None:
+        """The split in words ("tensor split over GPU 0 and GPU 1, 50/50"), None for one device."""
+        if self.split_mode == "none" or not self.tensor_split:
+            return None
+        devices = [p.name for p in self.memory if p.device is not None]
+        shares = "/".join(f"{100 * x / sum(self.tensor_split):.0f}" for x in self.tensor_split)
+        return f"{self.split_mode} split over {', '.join(devices)} ({shares})"
 
 
 @dataclass(frozen=True)
@@ -127,10 +152,13 @@ def _tps(a: float, b: float) -> str:
 # --- candidates ---------------------------------------------------------------------------
 
 
-def _pools(m: Machine, est: MemoryEstimate) -> tuple[PoolUse, ...]:
+def _pools(m: Machine, est: MemoryEstimate, slots: tuple[Slot, ...] = ()) -> tuple[PoolUse, ...]:
     out = []
     for p in est.pools:
-        if p.pool == "vram":
+        if p.device is not None and slots:
+            slot = slots[p.device]
+            name, budget, cap = slot.label, slot.budget, slot.capacity
+        elif p.pool == "vram":
             assert m.gpu is not None
             name, budget, cap = m.gpu.name, m.gpu_budget, m.gpu_capacity
         elif p.pool == "unified":
@@ -146,7 +174,9 @@ def _misfit(m: Machine, pools: tuple[PoolUse, ...]) -> str | None:
     """Plain words for the first pool that overflows, or None when everything fits."""
     for p in pools:
         if p.used_bytes > p.budget_bytes:
-            where = {"vram": "of VRAM", "ram": "of RAM", "unified": "of the GPU's share of unified memory"}[p.pool]
+            where = {"vram": "of VRAM", "ram": "of RAM", "unified": "of the GPU's share of unified memory", "remote": "on"}[p.pool]
+            if p.device is not None:
+                where = f"on {p.name}" if p.pool == "remote" else f"of {p.name}'s VRAM"
             return f"needs {_gb(p.used_bytes)} {where}; {_gb(p.budget_bytes)} is available after headroom"
     if m.gpu is not None and m.gpu.unified_memory:
         total = sum(p.used_bytes for p in pools)
@@ -193,9 +223,17 @@ def _candidate(m: Machine, model: ModelSpec, w: Weights, n_ctx: int, kv_type: st
         )
         return plan, _misfit(m, pools)
 
+    if m.slots:
+        return _best_spread(m, model, w, n_ctx, kv_type, build)
     if m.device != "cuda":
         return build(0 if m.device == "cpu" else -1)
-    ngl = fit_gpu_layers(model, w, n_ctx, m.gpu_budget, kv_type, flash)
+    return _one_gpu(model, w, n_ctx, kv_type, m.gpu_budget, flash, build)
+
+
+def _one_gpu(model: ModelSpec, w: Weights, n_ctx: int, kv_type: str, budget: int, flash: bool,
+             build: Callable[[int], tuple[Plan, str | None]]) -> tuple[Plan, str | None]:
+    """As many layers on the GPU as fit, the rest on the host."""
+    ngl = fit_gpu_layers(model, w, n_ctx, budget, kv_type, flash)
     if ngl in (-1, 0):
         return build(ngl if ngl == -1 else 0)
     split, misfit = build(ngl)
@@ -203,6 +241,100 @@ def _candidate(m: Machine, model: ModelSpec, w: Weights, n_ctx: int, kv_type: st
     # the same model on the CPU alone, which it could always fall back to
     cpu_only, _ = build(0)
     return replace(split, tg_tps_low=max(split.tg_tps_low, min(cpu_only.tg_tps_low, split.tg_tps))), misfit
+
+
+SPREAD_MARGIN = 1.05  # a split must beat one device by this much when one device holds the model
+
+
+def _best_spread(m: Machine, model: ModelSpec, w: Weights, n_ctx: int, kv_type: str,
+                 build: Callable[[int], tuple[Plan, str | None]]) -> tuple[Plan, str | None]:
+    """One GPU, a layer split or a tensor split over every device: the fastest that fits, with the others as reasons.
+
+    A split has to beat one GPU by SPREAD_MARGIN when one GPU holds the whole model: it costs another
+    CUDA context and a device the user may want for something else, and the prediction has its spread.
+    """
+    flash = m.device == "cuda" or m.device == "cpu"
+    options: list[tuple[str, Plan, str | None]] = []
+    if m.device == "cuda":
+        one, misfit = _one_gpu(model, w, n_ctx, kv_type, m.gpu_budget, flash, build)
+        assert m.gpu is not None
+        # the main GPU's pool by its index, and every other visible GPU's idle CUDA context beside it
+        others = tuple(s for s in m.slots if s.kind == "gpu" and s.gpu_index != m.gpu.index)
+        idle = _pools(m, MemoryEstimate(tuple(idle_gpu(i) for i, s in enumerate(m.slots) if s in others)), m.slots)
+        at = next(i for i, s in enumerate(m.slots) if s.gpu_index == m.gpu.index)
+        main = tuple(replace(p, device=at, name=m.slots[at].label) if p.pool == "vram" else p for p in one.memory)
+        options.append(("one GPU", replace(one, main_gpu=m.gpu.index, memory=main + idle), misfit))
+    else:
+        options.append(("this machine alone", *build(0)))
+    options.append(("layer split", *_spread(m, model, w, n_ctx, kv_type, flash, "layer")))
+    local = [s for s in m.slots if s.kind == "gpu"]
+    if len(local) > 1 and not m.workers:
+        options.append(("tensor split", *_spread(m, model, w, n_ctx, kv_type, flash, "tensor")))
+
+    def score(option: tuple[str, Plan, str | None]) -> tuple[bool, bool, float]:
+        label, plan, misfit = option
+        alone = label in ("one GPU", "this machine alone")
+        return misfit is None, plan.n_gpu_layers == -1 or alone, plan.tg_tps * (SPREAD_MARGIN if alone else 1.0)
+
+    ranked = sorted(options, key=score, reverse=True)
+    label, best, misfit = ranked[0]
+    compared = "; ".join(f"{lbl} {p.tg_tps:.0f} tok/s" + ("" if mf is None else " (does not fit)")
+                         for lbl, p, mf in ranked[1:])
+    why = f"{label}: predicted {best.tg_tps:.0f} tok/s" + (f" (vs {compared})" if compared else "")
+    return replace(best, split_reason=why), misfit
+
+
+def _spread(m: Machine, model: ModelSpec, w: Weights, n_ctx: int, kv_type: str, flash: bool, mode: str
+            ) -> tuple[Plan, str | None]:
+    """The model over every device of ``m.slots`` (tensor: the local GPUs), shares by the room each has."""
+    slots = m.slots if mode == "layer" else tuple(s for s in m.slots if s.kind == "gpu")
+    kinds = tuple(s.kind for s in slots)
+    a = model.arch
+    links = Links(remote=tuple(s.link for s in slots), peer_bytes_per_s=m.peer_bytes_per_s, peer_source=m.peer_source)
+
+    def memory(ngl: int, shares: tuple[float, ...]) -> MemoryEstimate:
+        placement = place_layers(a.n_layers, ngl, shares)
+        return estimate_split_memory(model, w, n_ctx, mode, placement, shares, kinds, kv_type, flash)
+
+    # shares in proportion to the room each device has once its own fixed costs (context, compute buffer,
+    # the output layer where it lands) are paid
+    even = tuple(1.0 for _ in slots)
+    first = memory(-1, even)
+    room = tuple(s.budget - (p.total_bytes - p.weights_bytes - p.kv_bytes) - (0 if mode == "tensor" else
+                 (p.weights_bytes - round(place_layers(a.n_layers, -1, even).layers_on(i) * weight_split(load_catalog(), model, w).layer_bytes)))
+                 for i, (s, p) in enumerate(zip(slots, first.pools)))
+    shares = proportions_by_room(room)
+
+    def build(ngl: int) -> tuple[Plan, str | None]:
+        placement = place_layers(a.n_layers, ngl, shares)
+        pools = _pools(m, memory(ngl, shares), slots)
+        sp = m.corrected(estimate_placed_speed(model, w, tuple(s.speed for s in slots), m.host_speed, placement, mode,
+                                               shares, links, kv_type))
+        plan = Plan(size=model.size, quant=w.quant, quant_label=w.label, backend=m.backend, device=m.device, repo=w.repo,
+                    files=w.file_names, download_bytes=w.total_bytes, download_bytes_exact=w.bytes_exact, n_gpu_layers=ngl,
+                    n_layers=a.n_layers, n_ctx=n_ctx, n_threads=m.threads, kv_cache_type=kv_type, flash_attn=flash,
+                    memory=pools, tg_tps=sp.tg_tps, tg_tps_low=sp.tg_tps_low, pp_tps=sp.pp_tps,
+                    quality=load_catalog().quality(model, w), reasons=(), speed=sp, split_mode=mode, tensor_split=shares,
+                    workers=tuple(dict.fromkeys(s.endpoint for s in slots if s.endpoint)))
+        return plan, _misfit(m, pools)
+
+    plan, misfit = build(-1)
+    if misfit is None or mode == "tensor":
+        return plan, misfit
+
+    def devices_fit(ngl: int) -> bool:
+        return all(p.used_bytes <= p.budget_bytes for p in build(ngl)[0].memory if p.device is not None)
+
+    if not devices_fit(1):
+        return build(0) if m.device == "cpu" else (plan, misfit)
+    lo, hi = 1, a.n_layers
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if devices_fit(mid):
+            lo = mid
+        else:
+            hi = mid - 1
+    return build(lo)
 
 
 def _context(model: ModelSpec, constraints: Constraints) -> tuple[int, str | None]:
@@ -264,11 +396,18 @@ def _rank_key(plan: Plan) -> tuple[float, float]:
 
 def _why_chosen(m: Machine, target: BackendChoice, plan: Plan, runner_up: Plan | None, floor: float) -> tuple[str, ...]:
     reasons = [target.reason]
-    if plan.device == "cuda":
+    if plan.spread:
+        reasons.append(f"{plan.spread}: " + ("every layer fits" if plan.n_gpu_layers == -1 else
+                                               f"{plan.n_gpu_layers} of {plan.n_layers + 1} layers fit, the rest run from RAM"))
+    if plan.split_reason:
+        reasons.append(plan.split_reason)
+    if plan.spread:
+        pass
+    elif plan.device == "cuda":
         if plan.n_gpu_layers == -1:
             reasons.append(f"every layer fits on the GPU ({_gb(plan.memory[0].used_bytes)} of {_gb(plan.memory[0].budget_bytes)} VRAM)")
         else:
-            reasons.append(f"{plan.n_gpu_layers} of {plan.n_layers} layers fit on the GPU; the rest run from RAM")
+            reasons.append(f"{plan.n_gpu_layers} of {plan.n_layers + 1} layers (the output layer first) fit on the GPU; the rest run from RAM")
     reasons.append(
         "highest quality that fits" + (f" and reaches {floor:g} tok/s" if floor > 0 else "") + f": score {plan.quality:.1f} "
         f"(Qwen's benchmark mean for {plan.size}" + (", Q4_K_M and better score alike)" if plan.quality >= 0 else ")")
@@ -280,15 +419,15 @@ def _why_chosen(m: Machine, target: BackendChoice, plan: Plan, runner_up: Plan |
     return tuple(reasons) + plan.reasons
 
 
-def plan(hardware: Hardware, constraints: Constraints = Constraints()) -> PlanResult:
-    """The best plan for this machine under these constraints, and every alternative ranked."""
+def plan(hardware: Hardware, constraints: Constraints = Constraints(), workers: tuple[Worker, ...] = ()) -> PlanResult:
+    """The best plan for this machine (and its RPC ``workers``) under these constraints, and every alternative ranked."""
     catalog = load_catalog()
     if constraints.size:
         catalog.model(constraints.size)  # unknown sizes fail early with the list of sizes
     if constraints.n_ctx is not None and constraints.n_ctx < 256:
         raise QwenctlError(f"--ctx {constraints.n_ctx} is too small", hint="use at least 256 tokens", code=ExitCode.BAD_INPUT)
     target = choose_backend(hardware, constraints.backend)
-    m = machine(hardware, target.backend, target.device)
+    m = machine(hardware, target.backend, target.device, workers)
     explicit_floor = constraints.min_tg_tps is not None
     # the speed floor chooses for the user only when nothing was asked for: `--size 7B` keeps the usual
     # quant and is told it will be slow, rather than silently handed Q2_K
@@ -317,7 +456,7 @@ def plan(hardware: Hardware, constraints: Constraints = Constraints()) -> PlanRe
             rows = [(p, None, "") if p is fastest else (p, k, r) for p, k, r in rows]
             feasible = [(fastest, None, "")]
     if not feasible:
-        raise _no_fit(hardware, constraints, rows)
+        raise _no_fit(hardware, constraints, rows, workers)
 
     chosen = feasible[0][0]
     runner = feasible[1][0] if len(feasible) > 1 else None
@@ -343,7 +482,8 @@ def plan(hardware: Hardware, constraints: Constraints = Constraints()) -> PlanRe
     return PlanResult(hardware.name, constraints, chosen, tuple(alternatives), tuple(warnings), tuple(assumed), devices)
 
 
-def _no_fit(hardware: Hardware, constraints: Constraints, rows: list[tuple[Plan, str | None, str]]) -> QwenctlError:
+def _no_fit(hardware: Hardware, constraints: Constraints, rows: list[tuple[Plan, str | None, str]],
+            workers: tuple[Worker, ...] = ()) -> QwenctlError:
     """Explain the best refused candidate and point at the nearest plan that works."""
     best = sorted(rows, key=lambda r: _rank_key(r[0]))
     why = best[0][2] if best else "no candidate matches the constraints"
@@ -363,7 +503,7 @@ def _no_fit(hardware: Hardware, constraints: Constraints, rows: list[tuple[Plan,
         if c == constraints:
             continue
         try:
-            nearest = plan(hardware, c).chosen
+            nearest = plan(hardware, c, workers).chosen
             break
         except QwenctlError:
             continue

@@ -13,11 +13,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from qwenctl.catalog import Architecture, ModelSpec, RepoFile, Weights, load_catalog
+from qwenctl.cluster import Worker
 from qwenctl.errors import ExitCode, QwenctlError
 from qwenctl.estimate import (
     EMBEDDING,
+    MemoryEstimate,
     PoolMemory,
+    WeightSplit,
     estimate_memory,
+    estimate_split_memory,
+    idle_gpu,
     load_calibration,
     split_from_tensors,
     tied_embeddings,
@@ -56,13 +61,22 @@ class FilePrediction:
     pp_tps: float
     source: str  # "qwenctl estimate (calibration <date>)", for bench's predicted column
 
+    @property
+    def bytes_by_device(self) -> tuple[int, ...]:
+        """Each device's predicted memory, llama.cpp's device order, where several devices are in play."""
+        spread = sorted((p for p in self.memory if p.device is not None), key=lambda p: p.device or 0)
+        return tuple(p.total_bytes for p in spread) if len(spread) > 1 else ()
+
     def pool(self, name: str) -> PoolMemory | None:
         return next((p for p in self.memory if p.pool == name), None)
 
     @property
     def gpu_bytes(self) -> int | None:
-        """Device memory: VRAM on CUDA, the GPU's unified share on Metal; None on the CPU."""
-        p = self.pool("vram") or self.pool("unified")
+        """Device memory: VRAM on CUDA (every local GPU's), the GPU's unified share on Metal; None on the CPU."""
+        vram = [p.total_bytes for p in self.memory if p.pool == "vram"]
+        if vram:
+            return sum(vram)
+        p = self.pool("unified")
         return p.total_bytes if p else None
 
     @property
@@ -108,8 +122,18 @@ def _file_model(info, tensors: list[tuple[str, int, tuple[int, ...]]]) -> tuple[
     return spec, None
 
 
+def catalog_entry(path: Path) -> tuple[str | None, str | None]:
+    """(catalog size, quant key) a GGUF's header names: its dimensions and ``general.file_type``; None where none match."""
+    from qwenctl.backends.gguf_check import file_type_quant, read_parts
+
+    infos = read_parts(Path(path))
+    _, size = _file_model(infos[0], [(t.name, t.n_bytes, t.shape) for i in infos for t in i.tensors])
+    return size, file_type_quant(infos[0].metadata.get("general.file_type"))
+
+
 def predict_for_file(
-    hardware: Hardware, path: Path | str, options: LoadOptions, backend: str = "llama.cpp", depth: int | None = None
+    hardware: Hardware, path: Path | str, options: LoadOptions, backend: str = "llama.cpp", depth: int | None = None,
+    workers: tuple[Worker, ...] = (),
 ) -> FilePrediction:
     """Predicted memory per pool and tok/s for loading the GGUF at `path` with `options` on `hardware`.
 
@@ -148,8 +172,15 @@ def predict_for_file(
     else:
         device = "cpu"
     ngl = options.n_gpu_layers if device == "cuda" else (-1 if device == "metal" else 0)
+    slots = _split_slots(hardware, options, workers) if device in ("cuda", "cpu") else ()
+    if slots:
+        return _split_prediction(hardware, path, options, model, size, weights, split, file_bytes, slots, device)
     est = estimate_memory(model, weights, backend, device, options.n_ctx, ngl, options.kv_cache_type,
                           bool(options.flash_attn), split=split, depth=depth)
+    if device == "cuda" and len(hardware.gpus) > 1 and options.split_mode == "none":
+        # the model on the main GPU, an idle CUDA context on every other visible one
+        est = MemoryEstimate(tuple(replace(p, device=options.main_gpu) if p.pool == "vram" else p for p in est.pools)
+                             + tuple(idle_gpu(g.index) for g in hardware.gpus if g.index != options.main_gpu))
     host_speed = host_device(hardware)
     gpu_speed: DeviceSpeed | None = None
     if device == "cuda":
@@ -164,6 +195,44 @@ def predict_for_file(
         n_layers=model.arch.n_layers, arch=model.arch, n_ctx=options.n_ctx, kv_cache_type=options.kv_cache_type,
         flash_attn=options.flash_attn, memory=est.pools, tg_tps=sp.tg_tps, tg_tps_low=sp.tg_tps_low, pp_tps=sp.pp_tps,
         source=f"qwenctl estimate (memory {load_calibration()['version']}, speed {load_speed_model()['version']})",
+    )
+
+
+def _split_slots(hardware: Hardware, options: LoadOptions, workers: tuple[Worker, ...]) -> tuple:
+    """The devices a split load spreads over (machine.Slot, llama.cpp's order), or () for one device."""
+    from qwenctl.machine import gpu_slots, host_budget, worker_slots
+
+    if options.split_mode not in ("layer", "tensor") or (len(hardware.gpus) < 2 and not options.workers):
+        return ()
+    remote = worker_slots(hardware, tuple(w for w in workers if w.endpoint in options.workers))[0]
+    local = gpu_slots(hardware, host_budget(hardware)[0]) if hardware.gpus else ()
+    if options.split_mode == "tensor":
+        return local
+    return remote + local
+
+
+def _split_prediction(hardware: Hardware, path: Path, options: LoadOptions, model: ModelSpec, size: str | None,
+                      weights: Weights, split: WeightSplit, file_bytes: int, slots: tuple, device: str) -> FilePrediction:
+    from qwenctl.machine import peer_link
+    from qwenctl.speed import Links, estimate_placed_speed
+    from qwenctl.split import place_layers
+
+    mode = options.split_mode or "layer"
+    shares = options.tensor_split or tuple(1.0 for _ in slots)
+    placement = place_layers(model.arch.n_layers, options.n_gpu_layers, shares)
+    flash = bool(options.flash_attn) if options.flash_attn is not None else True
+    est = estimate_split_memory(model, weights, options.n_ctx, mode, placement, shares, tuple(s.kind for s in slots),
+                                options.kv_cache_type, flash, split)
+    peer, peer_source = peer_link(hardware)
+    links = Links(remote=tuple(s.link for s in slots), peer_bytes_per_s=peer, peer_source=peer_source)
+    sp = estimate_placed_speed(model, weights, tuple(s.speed for s in slots), host_device(hardware), placement, mode, shares,
+                               links, options.kv_cache_type, split)
+    return FilePrediction(
+        path=str(path), size=size, file_bytes=file_bytes, backend="llama.cpp", device=device,
+        n_gpu_layers=options.n_gpu_layers, n_layers=model.arch.n_layers, arch=model.arch, n_ctx=options.n_ctx,
+        kv_cache_type=options.kv_cache_type, flash_attn=options.flash_attn, memory=est.pools, tg_tps=sp.tg_tps,
+        tg_tps_low=sp.tg_tps_low, pp_tps=sp.pp_tps,
+        source=f"qwenctl estimate (memory {load_calibration()['version']}, speed {load_speed_model()['version']}), {mode} split",
     )
 
 

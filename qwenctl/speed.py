@@ -32,7 +32,9 @@ from importlib import resources
 from typing import Any
 
 from qwenctl.catalog import ModelSpec, Weights, load_catalog
+from qwenctl.cluster import Link
 from qwenctl.estimate import WeightSplit, kv_cache_bytes, weight_split
+from qwenctl.split import Placement, place_layers
 
 PP_TOKENS = 512  # what pp is quoted for: llama-bench's pp512
 ENGINES = ("cuda", "metal", "mlx", "cpu")
@@ -97,6 +99,8 @@ class SpeedEstimate:
     terms: tuple[DeviceTerms, ...] = field(default=(), compare=False)
     correction: float = 1.0  # this machine's measured/predicted ratio applied (1.0: none)
     correction_source: str | None = None
+    link_s: float = 0.0  # per token: moving activations between devices (part of the decode time)
+    link_notes: tuple[str, ...] = ()  # what that time is: "2 hops between GPUs per token", ...
 
 
 def _streaming_rate(dev: DeviceSpeed, efficiency: float, unit_bytes_per_cycle: float) -> float:
@@ -157,34 +161,82 @@ def estimate_speed(
     pp_tokens: int = PP_TOKENS,
     sampling: bool = False,
 ) -> SpeedEstimate:
-    """Predicted decode (tg) and prompt (pp) tokens/s, with the terms that make them up.
+    """Predicted decode (tg) and prompt (pp) tokens/s of one device (or the host alone), with its terms.
 
-    ``gpu`` is None for CPU-only plans; with a GPU, ``n_gpu_layers`` layers (all when -1 or
-    more than the model has) run there and the rest on ``host``. Metal and MLX plans pass
-    the Apple GPU as ``gpu`` with every layer on it. ``pp_tokens``: the prompt batch pp is for.
-    ``sampling``: include drawing each token on the host (what a chat sees; llama-bench's tg does
+    ``gpu`` is None for CPU-only plans; with a GPU, ``n_gpu_layers`` as llama.cpp counts them (the output
+    layer first, then repeating layers from the last; -1: all) run there and the rest on ``host``. Metal
+    and MLX plans pass the Apple GPU as ``gpu`` with every layer on it. ``pp_tokens``: the prompt batch pp
+    is for. ``sampling``: include drawing each token on the host (what a chat sees; llama-bench's tg does
     not sample), which costs time in proportion to the vocabulary.
+    """
+    if gpu is None:
+        return estimate_placed_speed(model, weights, (), host, place_layers(model.arch.n_layers, 0, ()),
+                                     kv_cache_type=kv_cache_type, split=split, pp_tokens=pp_tokens, sampling=sampling)
+    placement = place_layers(model.arch.n_layers, n_gpu_layers, (1.0,))
+    return estimate_placed_speed(model, weights, (gpu,), host, placement, kv_cache_type=kv_cache_type, split=split,
+                                 pp_tokens=pp_tokens, sampling=sampling)
+
+
+@dataclass(frozen=True)
+class Links:
+    """What connects the devices of a split: local GPUs to each other, and each RPC worker's network link.
+
+    ``remote[i]`` is the link to device i when it belongs to a worker (None for a local device);
+    ``peer_bytes_per_s``: GPU-to-GPU bandwidth inside the machine (NVLink or PCIe).
+    """
+
+    remote: tuple[Link | None, ...] = ()
+    peer_bytes_per_s: float = 0.0
+    peer_source: str = ""
+
+
+def estimate_placed_speed(
+    model: ModelSpec,
+    weights: Weights,
+    devices: tuple[DeviceSpeed, ...],
+    host: DeviceSpeed,
+    placement: Placement,
+    mode: str = "layer",
+    proportions: tuple[float, ...] = (),
+    links: Links = Links(),
+    kv_cache_type: str = "f16",
+    split: WeightSplit | None = None,
+    pp_tokens: int = PP_TOKENS,
+    sampling: bool = False,
+) -> SpeedEstimate:
+    """Predicted tg and pp of a model placed over ``devices`` (llama.cpp's order) and the host.
+
+    ``layer`` mode: a token visits the devices one after another, so their times add, plus a hop
+    wherever its activations change device (``links.gpu_hop_s`` between local GPUs; a worker's round
+    trips, its per-graph cost and the activations over its link for every visit to a worker).
+    ``tensor`` mode: every device works on every layer with its share of each matrix at the same time
+    (the slowest sets the pace), and the partial results are summed across devices twice per layer: a
+    synchronisation latency plus the activations over the GPU-to-GPU link.
     """
     sm = load_speed_model()
     a = model.arch
     s = split or weight_split(load_catalog(), model, weights)
-    if gpu is None:
-        on_gpu, output_on_gpu = 0, False
-    else:
-        on_gpu = a.n_layers if n_gpu_layers < 0 or n_gpu_layers > a.n_layers else n_gpu_layers
-        output_on_gpu = n_gpu_layers < 0 or n_gpu_layers > a.n_layers
     kv_per_layer = kv_cache_bytes(model, int(sm["kv_read_depth_tokens"]), kv_cache_type, layers=1)
     params_per_layer = (model.params - a.vocab_size * a.hidden_size * (1 if a.tied_embeddings else 2)) / a.n_layers
     out_params = a.vocab_size * a.hidden_size
 
     shares: list[tuple[DeviceSpeed, int, float, float]] = []  # device, layers, bytes read, weights multiplied
-    if gpu is not None and on_gpu:
-        shares.append((gpu, on_gpu, on_gpu * (s.layer_bytes + kv_per_layer) + (s.output_bytes if output_on_gpu else 0),
-                       on_gpu * params_per_layer + (out_params if output_on_gpu else 0)))
-    host_layers = a.n_layers - on_gpu
-    if host_layers or not output_on_gpu:
-        shares.append((host, host_layers, host_layers * (s.layer_bytes + kv_per_layer) + (0 if output_on_gpu else s.output_bytes),
-                       host_layers * params_per_layer + (0 if output_on_gpu else out_params)))
+    if mode == "tensor":
+        total = sum(proportions)
+        for dev, p in zip(devices, proportions):
+            f = p / total
+            shares.append((dev, a.n_layers, f * (a.n_layers * (s.layer_bytes + kv_per_layer) + s.output_bytes),
+                           f * (a.n_layers * params_per_layer + out_params)))
+    else:
+        for i, dev in enumerate(devices):
+            layers, out = placement.layers_on(i), placement.output_device == i
+            if layers or out:
+                shares.append((dev, layers, layers * (s.layer_bytes + kv_per_layer) + (s.output_bytes if out else 0),
+                               layers * params_per_layer + (out_params if out else 0)))
+        host_layers, out = placement.layers_on(None), placement.output_device is None
+        if host_layers or out:
+            shares.append((host, host_layers, host_layers * (s.layer_bytes + kv_per_layer) + (s.output_bytes if out else 0),
+                           host_layers * params_per_layer + (out_params if out else 0)))
 
     quant = _quant_key(weights)
     operand = matrix_operand(weights)
@@ -212,14 +264,56 @@ def estimate_speed(
             pp_fixed_s=layers * e["pp_per_layer_cycles"] / dev.clock_hz,
         ))
         uncertainty = max(uncertainty, e["uncertainty"])
-    if len(terms) > 1:
-        uncertainty = max(uncertainty, sm["split_uncertainty"])
-    decode_s = sum(t.decode_s for t in terms)
+    if len(terms) > 1 and mode == "layer" and any(t.device == host.name for t in terms):
+        uncertainty = max(uncertainty, sm["split_uncertainty"])  # a GPU/host split: the host's share is the shaky part
+    link_s, link_pp_s, notes = _link_costs(sm["links"], a, placement, mode, len(devices), links, pp_tokens)
+    if notes:
+        uncertainty = max(uncertainty, sm["links"]["uncertainty"])
+    if mode == "tensor":
+        decode_s = max(t.decode_s for t in terms) + link_s
+        prompt_s = max(t.pp_fixed_s + t.stream_s + t.pp_compute_s for t in terms) + link_pp_s
+    else:
+        decode_s = sum(t.decode_s for t in terms) + link_s
+        prompt_s = sum(t.pp_fixed_s + t.stream_s + t.pp_compute_s for t in terms) + link_pp_s
     sample_s = a.vocab_size * sm["sampling_s_per_vocab_entry"]
     tg = 1.0 / (decode_s + (sample_s if sampling else 0.0))
-    pp = pp_tokens / sum(t.pp_fixed_s + t.stream_s + t.pp_compute_s for t in terms)
-    return SpeedEstimate(tg_tps=tg, tg_tps_low=tg * (1 - uncertainty), pp_tps=pp, chat_tps=1.0 / (decode_s + sample_s),
-                         sampling_s=sample_s, terms=tuple(terms))
+    return SpeedEstimate(tg_tps=tg, tg_tps_low=tg * (1 - uncertainty), pp_tps=pp_tokens / prompt_s,
+                         chat_tps=1.0 / (decode_s + sample_s), sampling_s=sample_s, terms=tuple(terms),
+                         link_s=link_s, link_notes=tuple(notes))
+
+
+def _link_costs(k: dict[str, Any], a, placement: Placement, mode: str, n_devices: int, links: Links,
+                pp_tokens: int) -> tuple[float, float, list[str]]:
+    """(decode seconds, prompt seconds, what they are) spent moving activations between devices."""
+    act = a.hidden_size * 4  # one token's activations between layers: f32
+    decode = prompt = 0.0
+    notes = []
+    if mode == "tensor" and n_devices > 1:
+        peer = links.peer_bytes_per_s or k["pcie_bytes_per_s"]
+        moved = 2 * a.n_layers * act * (n_devices - 1) / n_devices  # two all-reduces per layer
+        decode = 2 * a.n_layers * k["tensor_sync_s"] + moved / peer
+        prompt = 2 * a.n_layers * k["tensor_sync_s"] + moved * pp_tokens / peer
+        notes.append(f"{2 * a.n_layers} all-reduces per token over {links.peer_source or 'PCIe (assumed)'}")
+        return decode, prompt, notes
+    path = [None, *placement.layer_device, placement.output_device]
+    hops = remote_visits = 0
+    for before, after in zip(path, path[1:]):
+        if before == after:
+            continue
+        into = links.remote[after] if after is not None and after < len(links.remote) else None
+        if into is not None:
+            remote_visits += 1
+            decode += k["rpc_graph_s"] + k["rpc_round_trips"] * into.rtt_s + 2 * act / into.bandwidth_bytes_per_s
+            prompt += k["rpc_graph_s"] + k["rpc_round_trips"] * into.rtt_s + 2 * act * pp_tokens / into.bandwidth_bytes_per_s
+        elif before is not None and after is not None:
+            hops += 1
+            decode += k["gpu_hop_s"]
+            prompt += k["gpu_hop_s"] + act * pp_tokens / (links.peer_bytes_per_s or k["pcie_bytes_per_s"])
+    if hops:
+        notes.append(f"{hops} hop{'s' if hops > 1 else ''} between GPUs per token")
+    if remote_visits:
+        notes.append(f"{remote_visits} visit{'s' if remote_visits > 1 else ''} to RPC workers per token")
+    return decode, prompt, notes
 
 
 def corrected(estimate: SpeedEstimate, factor: float, source: str) -> SpeedEstimate:

@@ -52,9 +52,9 @@ stage_build() {
     stamp "building llama.cpp $(basename "$SDIST") with CUDA ($JOBS jobs)"
     local t0=$SECONDS
     cmake -S "$SDIST/vendor/llama.cpp" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=ON \
-      -DGGML_CUDA=${GGML_CUDA:-ON} -DCMAKE_CUDA_ARCHITECTURES=${CUDA_ARCH:-90} -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF \
+      -DGGML_CUDA=${GGML_CUDA:-ON} -DGGML_RPC=ON -DCMAKE_CUDA_ARCHITECTURES=${CUDA_ARCH:-90} -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF \
       -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF >"$WORK/cmake.log" 2>&1 || { tail -30 "$WORK/cmake.log"; return 1; }
-    cmake --build "$BUILD" --target llama llama-bench -j "$JOBS" >"$WORK/build.log" 2>&1 || { tail -40 "$WORK/build.log"; return 1; }
+    cmake --build "$BUILD" --target llama llama-bench ggml-rpc-server -j "$JOBS" >"$WORK/build.log" 2>&1 || { tail -40 "$WORK/build.log"; return 1; }
     stamp "built in $((SECONDS - t0)) s"
   fi
   $PY -c "import llama_cpp, sys; ok = llama_cpp.llama_supports_gpu_offload(); print('llama_cpp', llama_cpp.__version__, 'from', llama_cpp.__file__, 'gpu offload', ok); sys.exit(0 if ok or '${GGML_CUDA:-ON}' == 'OFF' else 1)"
@@ -172,12 +172,47 @@ stage_speed() {
   done
 }
 
+# multigpu: the two-GPU machine (nvidia-h200-x2). llama-bench's none/layer/tensor sweep and GPU 1 behind
+# llama.cpp's own RPC server (ggml-rpc-server on 127.0.0.1); then qwenctl bench with the split it plans
+# for the file and with each split forced, GPU memory per device against the prediction; the plans.
+stage_multigpu() {
+  local R="$WORK/results-multi" m name sm pid
+  mkdir -p "$R"
+  nvidia-smi --query-gpu=index,name,memory.total,memory.used,pcie.link.gen.max,pcie.link.width.max --format=csv | tee "$R/gpus.txt"
+  nvidia-smi topo -m >"$R/topo.txt" 2>&1; cat "$R/topo.txt"
+  nvidia-smi nvlink -s >"$R/nvlink.txt" 2>&1; head -20 "$R/nvlink.txt"
+  for size in "" 72B 32B 7B 0.5B; do
+    $PY -m qwenctl plan ${size:+--size $size} --json >"$R/plan${size:+-$size}.json" 2>"$R/plan${size:+-$size}.err" || cat "$R/plan${size:+-$size}.err"
+  done
+  $PY -m qwenctl plan --size 72B | head -30
+  for m in "$WORK"/models/qwen2.5-7b-*-Q4_K_M.gguf "$WORK"/models/qwen2.5-0.5b-*-Q4_K_M.gguf; do
+    [ -f "$m" ] || continue
+    name=$(basename "$m" .gguf)
+    stamp "llama-bench sweep $name"
+    "$BUILD/bin/llama-bench" -m "$m" -p $P -n $N -r 3 -ngl 99 -fa 1 -sm none,layer,tensor -o json \
+      >"$R/llama-bench-sweep-$name.json" 2>"$R/llama-bench-sweep-$name.err" || tail -5 "$R/llama-bench-sweep-$name.err"
+    stamp "llama-bench GPU 0 + GPU 1 behind ggml-rpc-server $name"
+    CUDA_VISIBLE_DEVICES=1 "$BUILD/bin/ggml-rpc-server" -H 127.0.0.1 -p 50052 >"$R/rpc-server-$name.log" 2>&1 &
+    pid=$!; sleep 4
+    CUDA_VISIBLE_DEVICES=0 "$BUILD/bin/llama-bench" -m "$m" -p $P -n $N -r 3 -ngl 99 -fa 1 --rpc 127.0.0.1:50052 -o json \
+      >"$R/llama-bench-rpc-$name.json" 2>"$R/llama-bench-rpc-$name.err" || tail -5 "$R/llama-bench-rpc-$name.err"
+    kill $pid; wait $pid 2>/dev/null
+    for sm in auto layer tensor none; do
+      stamp "qwenctl bench $name split $sm"
+      $PY -m qwenctl bench --model "$m" -p $P -n $N -r 3 --no-chat --no-save --json $([ $sm != auto ] && echo --split-mode $sm) \
+        >"$R/qwenctl-$name-$sm.json" 2>"$R/qwenctl-$name-$sm.err" || tail -3 "$R/qwenctl-$name-$sm.err"
+    done
+  done
+  $PY benchmarks/gpu/summarize_multigpu.py "$R" | tee "$OUT/multigpu.md"
+  cp "$R"/*.json "$R"/*.txt "$OUT/" 2>/dev/null
+}
+
 stages=("$@")
 [ ${#stages[@]} -eq 0 ] && stages=(build models run)
 for s in "${stages[@]}"; do
   case $s in
-    build|models|run|facts|extras|quants|memory|speed|sampling) stamp "stage $s"; "stage_$s" || { stamp "stage $s failed"; exit 1; } ;;
-    *) echo "unknown stage $s (build, models, run, facts, extras, quants, memory, speed, sampling)"; exit 2 ;;
+    build|models|run|facts|extras|quants|memory|speed|sampling|multigpu) stamp "stage $s"; "stage_$s" || { stamp "stage $s failed"; exit 1; } ;;
+    *) echo "unknown stage $s (build, models, run, facts, extras, quants, memory, speed, sampling, multigpu)"; exit 2 ;;
   esac
 done
 stamp "done"

@@ -34,6 +34,10 @@ class LoadOptions:
     flash_attn: bool | None = None  # None: llama.cpp's auto rule (on where the device supports it: always the CPU)
     kv_cache_type: str = "f16"  # one of KV_CACHE_TYPES
     seed: int = 0
+    split_mode: str | None = None  # "none" | "layer" | "tensor" (qwenctl.split); None: llama.cpp's default, layers over every GPU
+    tensor_split: tuple[float, ...] = ()  # each device's share, llama.cpp's device order (RPC workers, then GPUs); (): by free memory
+    main_gpu: int = 0  # the GPU of split_mode "none"
+    workers: tuple[str, ...] = ()  # RPC workers (host:port) whose devices join the load
 
 
 def _qwen_default(name: str) -> Callable[[], Any]:
@@ -85,6 +89,7 @@ class GenerationEvent:
 class MemoryUse:
     host_rss_bytes: int
     gpu_bytes: int | None = None  # device memory this process holds, when the engine or NVML can say
+    gpu_bytes_by_device: tuple[int, ...] = ()  # the same per GPU (NVML's order), where there are several
 
 
 class Session(Protocol):

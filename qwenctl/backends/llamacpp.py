@@ -98,7 +98,7 @@ class LlamaCppSession(ChatTemplateSession):
     backend = "llama.cpp"
 
     def __init__(self, llm, info: GgufInfo, options: LoadOptions, n_gpu_layers: int, load_seconds: float,
-                 notes: tuple[str, ...], gpu_baseline: int | None, n_threads: int):
+                 notes: tuple[str, ...], gpu_baseline: tuple[int, ...] | None, n_threads: int):
         import llama_cpp
 
         self._llama_cpp = llama_cpp
@@ -193,11 +193,14 @@ class LlamaCppSession(ChatTemplateSession):
 
     # --- resources ------------------------------------------------------------------------------
     def memory(self) -> MemoryUse:
-        device = mem.gpu_used_bytes()
-        own = None
+        device = mem.gpu_used_by_device()
+        own: int | None = None
+        by_device: tuple[int, ...] = ()
         if device is not None and self._gpu_baseline is not None and self.n_gpu_layers != 0:
-            own = max(device - self._gpu_baseline, 0)
-        return MemoryUse(host_rss_bytes=mem.host_rss_bytes(), gpu_bytes=own)
+            by_device = tuple(max(now - before, 0) for now, before in zip(device, self._gpu_baseline))
+            own = sum(by_device)
+        return MemoryUse(host_rss_bytes=mem.host_rss_bytes(), gpu_bytes=own,
+                         gpu_bytes_by_device=by_device if len(by_device) > 1 else ())
 
     def close(self) -> None:
         self.engine.close()
@@ -236,6 +239,21 @@ def _gpu_notes(llama_cpp, wanted_gpu: bool) -> tuple[bool, list[str]]:
     return False, [note]  # shown by the caller (run prints session notes); logging it too said it twice
 
 
+def split_arguments(options: LoadOptions) -> dict:
+    """llama-cpp-python's split_mode / tensor_split / main_gpu for the options' split (none: its defaults)."""
+    from qwenctl.split import LLAMA_SPLIT_MODE
+
+    if options.split_mode is None:
+        return {}
+    if options.split_mode not in LLAMA_SPLIT_MODE:
+        raise QwenctlError(f"unknown split mode {options.split_mode!r}", hint=f"use {', '.join(LLAMA_SPLIT_MODE)}",
+                           code=ExitCode.BAD_INPUT)
+    args: dict = {"split_mode": LLAMA_SPLIT_MODE[options.split_mode], "main_gpu": options.main_gpu}
+    if options.tensor_split:
+        args["tensor_split"] = list(options.tensor_split)
+    return args
+
+
 def kv_type_id(kind: str) -> int:
     """llama.cpp's ggml type id of a KV cache type (``f16``, ``q8_0``, ``q4_0``): its GGML_TYPE_* constant."""
     import llama_cpp
@@ -254,7 +272,7 @@ def load(model_path: Path, options: LoadOptions) -> LlamaCppSession:
     wanted = 0 if not can_offload else (n_layers if options.n_gpu_layers < 0 else min(options.n_gpu_layers, n_layers))
     ladder = [wanted] + sorted({int(wanted * f) for f in _OOM_LADDER if int(wanted * f) < wanted}, reverse=True)
     threads = options.n_threads or default_threads()
-    gpu_baseline = mem.gpu_used_bytes() if wanted else None
+    gpu_baseline = mem.gpu_used_by_device() if wanted else None
 
     last_error: Exception | None = None
     for ngl in ladder:
@@ -267,6 +285,7 @@ def load(model_path: Path, options: LoadOptions) -> LlamaCppSession:
                     n_ubatch=options.n_batch, n_threads=threads, n_threads_batch=threads,
                     flash_attn=bool(options.flash_attn), type_k=kv_type_id(options.kv_cache_type),
                     type_v=kv_type_id(options.kv_cache_type), seed=options.seed, verbose=False,
+                    **split_arguments(options),
                 )
         except (ValueError, RuntimeError) as e:  # llama-cpp-python's "Failed to load model / create context"
             last_error = e

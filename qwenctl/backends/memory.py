@@ -30,6 +30,13 @@ def gpu_used_bytes() -> int | None:
     return usage.gpu_used_bytes()
 
 
+def gpu_used_by_device() -> tuple[int, ...] | None:
+    """Bytes in use on each NVIDIA device (NVML's order), or None where unknown."""
+    from qwenctl.hardware import usage
+
+    return usage.gpu_used_by_device()
+
+
 def nvidia_gpu_present() -> bool:
     """Whether an NVIDIA driver with at least one device answers (for the "no CUDA build" advice)."""
     from qwenctl.hardware import usage

@@ -18,7 +18,8 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING
 
-from qwenctl.hardware.facts import NvidiaGpu, UnusableGpu
+from qwenctl.errors import ExitCode, QwenctlError
+from qwenctl.hardware.facts import Hardware, Nvidia, NvidiaGpu, UnusableGpu
 
 if TYPE_CHECKING:
     from qwenctl.hardware.nvidia import Physical
@@ -104,3 +105,49 @@ def _match(entry: str, ranked: list[Physical]) -> list[tuple[Physical, NvidiaGpu
 
 def _unusable(gpu: NvidiaGpu, reason: str) -> UnusableGpu:
     return UnusableGpu(gpu.nvml_index if gpu.nvml_index is not None else gpu.index, gpu.name, gpu.uuid or None, reason)
+
+
+def narrow_visible(current: str | None, spec: str) -> str:
+    """CUDA_VISIBLE_DEVICES that leaves only the GPUs ``spec`` ("0,1") numbers, in the numbering `detect` shows.
+
+    Those numbers are CUDA's (the order CUDA enumerates under the current CUDA_VISIBLE_DEVICES), so an
+    existing list is indexed ("2,3" and --gpus 1 -> "3"); unset, the numbers are CUDA's indices as they are.
+    """
+    wanted = parse_gpu_list(spec)
+    if current is None:
+        return ",".join(str(i) for i in wanted)
+    entries = [e.strip() for e in current.split(",") if e.strip()]
+    missing = [i for i in wanted if i >= len(entries)]
+    if missing:
+        raise QwenctlError(f"--gpus {spec}: no GPU {missing[0]} among CUDA_VISIBLE_DEVICES={current}",
+                           hint=f"number them 0-{len(entries) - 1}, as `qwenctl detect` lists them", code=ExitCode.BAD_INPUT)
+    return ",".join(entries[i] for i in wanted)
+
+
+def use_only(spec: str) -> None:
+    """Make this process's CUDA see only the GPUs ``spec`` numbers (--gpus), before anything initialises CUDA."""
+    import os
+
+    os.environ["CUDA_VISIBLE_DEVICES"] = narrow_visible(os.environ.get("CUDA_VISIBLE_DEVICES"), spec)
+
+
+def parse_gpu_list(spec: str) -> tuple[int, ...]:
+    """ "0,1" -> (0, 1); anything but distinct non-negative integers is a one-line error."""
+    parts = [p.strip() for p in spec.split(",")]
+    if not parts or not all(p.isdigit() for p in parts) or len(set(parts)) != len(parts):
+        raise QwenctlError(f"--gpus {spec!r}: give GPU numbers as `qwenctl detect` lists them, e.g. 0,1",
+                           code=ExitCode.BAD_INPUT)
+    return tuple(int(p) for p in parts)
+
+
+def select_gpus(hw: Hardware, spec: str) -> Hardware:
+    """The machine with only the GPUs ``spec`` numbers, renumbered from 0 as CUDA would (for --profile)."""
+    wanted = parse_gpu_list(spec)
+    missing = [i for i in wanted if i >= len(hw.gpus)]
+    if missing:
+        have = f"GPUs 0-{len(hw.gpus) - 1}" if hw.gpus else "no GPU"
+        raise QwenctlError(f"--gpus {spec}: there is no GPU {missing[0]} ({hw.name or 'this machine'} has {have})",
+                           code=ExitCode.BAD_INPUT)
+    assert isinstance(hw.nvidia, Nvidia)
+    gpus = tuple(dataclasses.replace(hw.gpus[i], index=n) for n, i in enumerate(wanted))
+    return dataclasses.replace(hw, nvidia=dataclasses.replace(hw.nvidia, gpus=gpus))

@@ -40,6 +40,15 @@ def gpu_used_bytes() -> int | None:
         return None
 
 
+def gpu_used_by_device() -> tuple[int, ...] | None:
+    """Bytes in use on each NVIDIA device in NVML's (PCI bus) order, or None where unknown."""
+    source = _live()
+    try:
+        return tuple(int(source.nvml("nvmlDeviceGetMemoryInfo", i)["used"]) for i in range(int(source.nvml("nvmlDeviceGetCount"))))
+    except NvmlError:
+        return None
+
+
 def nvidia_gpu_present() -> bool:
     """Whether an NVIDIA driver with at least one device answers (for the "no CUDA build" advice);
     where NVML cannot answer, whether the driver is loaded at all."""

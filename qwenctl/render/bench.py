@@ -63,7 +63,7 @@ def _device(r) -> str:
     if r.n_gpu_layers == 0:
         return f"CPU, {r.n_threads} threads" if r.n_threads else "CPU"
     layers = "all layers" if r.n_gpu_layers < 0 else f"{r.n_gpu_layers} layers"
-    return f"GPU ({layers})"
+    return f"GPU ({layers}; {r.split} split)" if r.split else f"GPU ({layers})"
 
 
 def show_result(r) -> None:
@@ -96,6 +96,10 @@ def show_result(r) -> None:
     rows.append(("peak host memory (RSS)", human_bytes(r.peak_host_rss_bytes), "", _vs_bytes(r.peak_host_rss_bytes, p and p.host_bytes)))
     if r.gpu_bytes is not None or (p and p.gpu_bytes):
         rows.append(("GPU memory (NVML)", human_bytes(r.gpu_bytes), "", _vs_bytes(r.gpu_bytes, p and p.gpu_bytes)))
+    predicted_each = p.gpu_bytes_by_device if p else ()
+    for i, used in enumerate(r.gpu_bytes_by_device):
+        guess = predicted_each[i] if i < len(predicted_each) else None
+        rows.append((f"  GPU {i}", human_bytes(used), "", _vs_bytes(used, guess)))
     for row in rows:
         t.add_row(*(row if p else row[:3]))
     con.print(t)

@@ -17,10 +17,11 @@ _SEGMENTS = (("weights", "█", "cyan"), ("kv", "▓", "magenta"), ("buffers", "
 
 
 def _layers(plan: Plan, short: bool = False) -> str:
-    if plan.device == "cuda":
+    """Offloaded layers as llama.cpp counts them: the repeating layers + the output layer (which goes first)."""
+    if plan.device == "cuda" or plan.spread:
         if plan.n_gpu_layers < 0:
             return "all" if short else f"{plan.n_layers}/{plan.n_layers} + output"
-        return f"{plan.n_gpu_layers}/{plan.n_layers}"
+        return f"{plan.n_gpu_layers}/{plan.n_layers + 1}"
     if plan.device == "metal":
         return "all" if short else "all (unified memory)"
     return "0" if short else "0 (CPU)"

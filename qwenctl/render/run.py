@@ -133,8 +133,10 @@ def model_facts(started: Started) -> list[tuple[str, str]]:
 
 def plan_lines(plan: Plan) -> list[str]:
     """The plan in a few lines: what, why, predicted memory and speed, download size."""
-    if plan.device == "cuda":
-        layers = "all layers" if plan.n_gpu_layers == -1 else f"{plan.n_gpu_layers} of {plan.n_layers} layers"
+    if plan.spread:
+        where = plan.spread
+    elif plan.device == "cuda":
+        layers = "all layers" if plan.n_gpu_layers == -1 else f"{plan.n_gpu_layers} of {plan.n_layers + 1} layers"
         where = f"{layers} on the GPU"
     else:
         where = plan.device.upper() if plan.device == "cpu" else plan.device

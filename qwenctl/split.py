@@ -1,0 +1,72 @@
+"""How llama.cpp places a model over several devices, mirrored so a plan can predict each device's share.
+
+llama.cpp (src/llama-model.cpp, ``load_tensors``) keeps the token embeddings on the host CPU and
+offloads the LAST ``n_gpu_layers`` of the ``n_layers + 1`` slots (the repeating layers, then the
+output layer); offloaded slot ``i`` goes to the first device whose cumulative, normalised share of
+``tensor_split`` exceeds ``i / offloaded`` (``std::upper_bound`` over float32 split points).
+Devices are ordered RPC workers first, then local GPUs (src/llama.cpp, default device selection).
+
+Split modes (``llama_split_mode``): ``none`` uses the main GPU alone; ``layer`` gives each device
+whole layers (a token passes the devices one after another); ``tensor`` cuts every weight matrix
+across all devices (they work on every layer at once and add their partial results together).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+SPLIT_MODES = ("none", "layer", "tensor")
+LLAMA_SPLIT_MODE = {"none": 0, "layer": 1, "tensor": 3}  # llama.h's enum llama_split_mode
+
+
+def split_points(proportions: tuple[float, ...]) -> list[float]:
+    """The cumulative, normalised shares llama.cpp compares against, in its float32 arithmetic."""
+    shares = np.asarray(proportions, dtype=np.float32)
+    cumulative = np.cumsum(shares, dtype=np.float32)
+    return [float(x) for x in (cumulative / cumulative[-1]).astype(np.float32)]
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Which device holds each repeating layer and the output layer (None: the host CPU)."""
+
+    layer_device: tuple[int | None, ...]  # one entry per repeating layer
+    output_device: int | None
+
+    def layers_on(self, device: int | None) -> int:
+        return sum(1 for d in self.layer_device if d == device)
+
+    def boundaries(self) -> int:
+        """How many times a token's activations move to another device on the way through the layers."""
+        path = [None, *self.layer_device, self.output_device]  # the embeddings are on the host
+        return sum(1 for a, b in zip(path, path[1:]) if a != b)
+
+
+def place_layers(n_layers: int, n_gpu_layers: int, proportions: tuple[float, ...]) -> Placement:
+    """llama.cpp's placement of a model with ``n_layers`` repeating layers over len(proportions) devices.
+
+    ``n_gpu_layers`` as llama.cpp takes it: -1 (or more than n_layers) offloads every layer and the output.
+    """
+    if not proportions or n_gpu_layers == 0:
+        return Placement((None,) * n_layers, None)
+    offloaded = n_layers + 1 if n_gpu_layers < 0 else min(n_gpu_layers, n_layers + 1)
+    first = max(n_layers + 1 - offloaded, 0)
+    points = np.asarray(split_points(proportions), dtype=np.float32)
+
+    def device(slot: int) -> int | None:
+        if slot < first:
+            return None
+        at = np.float32(slot - first) / np.float32(offloaded)
+        return int(np.searchsorted(points, at, side="right"))
+
+    return Placement(tuple(device(i) for i in range(n_layers)), device(n_layers))
+
+
+def proportions_by_room(room: tuple[int, ...]) -> tuple[float, ...]:
+    """Shares in proportion to the memory each device has left for the model (what it can hold)."""
+    total = sum(max(r, 0) for r in room)
+    if total <= 0:
+        return tuple(1.0 for _ in room)
+    return tuple(round(max(r, 0) / total, 4) for r in room)
