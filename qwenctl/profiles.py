@@ -8,6 +8,23 @@ Sizes are written as text with units ("8 GiB", "272 GB/s") or as plain integers 
 Every section (cpu, memory, gpu, apple, board) must cite where its figures come from in
 ``[sources]``; a profile without sources is refused, as is any missing or malformed field,
 with the file and the field named.
+
+A profile may also describe a cluster: other machines serving their devices to this one as llama.cpp
+RPC workers (``qwenctl worker`` there, ``--workers host:port,...`` here), and the network between::
+
+    [[worker]]
+    profile = "raspberry-pi-5-8gb"   # a shipped profile's name, or a path (relative to this file)
+    count = 3                        # machines of that kind; default 1
+
+    [network]
+    bandwidth = "1 Gbit/s"           # link rate to each worker
+    rtt = "0.25 ms"                  # one request's round trip
+    assumed = ["rtt"]                # optional: figures not measured or published (rtt, bandwidth)
+
+Rates may be written in bits ("1 Gbit/s", see units.py). ``[network]`` is required with workers (and refused without), and ``[sources]`` needs ``network``;
+the worker profiles carry their own sources. A worker profile may not itself list workers.
+``hardware_from_profile`` describes the main machine only; ``load_workers`` gives the workers as
+``cluster.Worker`` values (what a ``qwenctl worker`` there would offer, on paper).
 """
 
 from __future__ import annotations
@@ -19,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from qwenctl import files
+from qwenctl.cluster import Link, RemoteDevice, Worker
 from qwenctl.errors import ExitCode, QwenctlError
 from qwenctl.hardware.apple import wired_limit
 from qwenctl.hardware.facts import (
@@ -32,14 +50,15 @@ from qwenctl.hardware.facts import (
     Nvidia,
     NvidiaGpu,
 )
-from qwenctl.units import parse_size
+from qwenctl.units import parse_seconds, parse_size
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
-_SECTIONS_NEEDING_SOURCES = ("cpu", "memory", "gpu", "apple", "board")
+_SECTIONS_NEEDING_SOURCES = ("cpu", "memory", "gpu", "apple", "board", "network")
+WORKER_PORT = 50052  # llama.cpp rpc-server's default port (tools/rpc/README.md)
 
 
 @dataclass(frozen=True)
@@ -52,6 +71,7 @@ class ProfileInfo:
     ram_bytes: int
     accelerator: str | None  # GPU or Apple chip name; None for CPU-only machines
     accelerator_memory_bytes: int | None  # VRAM, or the GPU wired limit on Apple; None when shared/absent
+    workers: int = 0  # other machines the profile lists as RPC workers
 
 
 @dataclass(frozen=True)
@@ -133,6 +153,15 @@ class _Reader:
             raise self.fail(key, f"must be positive, got {value!r}")
         return n
 
+    def seconds_(self, key: str) -> float:
+        value = self.get(key, str)
+        seconds = parse_seconds(value)
+        if seconds is None:
+            raise self.fail(key, f"must be a duration like '0.25 ms', got {value!r}")
+        if seconds <= 0:
+            raise self.fail(key, f"must be positive, got {value!r}")
+        return seconds
+
     def sub(self, key: str) -> _Reader:
         value = self.get(key, dict)
         return _Reader(self.path, value, f"{self.prefix}{key}.")
@@ -143,9 +172,31 @@ SYSTEMS = ("Linux", "Darwin", "Windows")
 MACHINES = ("x86_64", "AMD64", "aarch64", "arm64", "ARM64", "armv7l", "armv6l", "riscv64", "ppc64le", "s390x")
 
 
+@dataclass(frozen=True)
+class _WorkerEntry:
+    """One [[worker]] table, its profile not yet resolved."""
+
+    profile: str
+    count: int
+    index: int  # its place among the [[worker]] tables, for error messages
+
+
+@dataclass(frozen=True)
+class _Network:
+    rtt_s: float
+    bandwidth_bytes_per_s: int
+    source: str
+    assumed: tuple[str, ...]  # the figures the profile says are assumed, not measured or published
+
+
 def hardware_from_profile(path: str | Path) -> Hardware:
-    """Parse one profile file into ``Hardware``; a malformed one raises QwenctlError naming file and field."""
-    path = Path(path)
+    """Parse one profile file into ``Hardware``; a malformed one raises QwenctlError naming file and field.
+    A cluster profile's [[worker]] and [network] tables are checked here and left out of the Hardware
+    (it describes the main machine): ``load_workers`` reads them."""
+    return _read_profile(Path(path))[0]
+
+
+def _read_profile(path: Path) -> tuple[Hardware, tuple[_WorkerEntry, ...], _Network | None]:
     text = files.read_text(path, "profile")  # bytes, as UTF-8 (BOM dropped); folders, binaries, Latin-1 refused
     try:
         doc = tomllib.loads(text)
@@ -274,10 +325,41 @@ def hardware_from_profile(path: str | Path) -> Hardware:
             mlx_default_device="gpu" if is_apple else None,
         )
 
+    workers: list[_WorkerEntry] = []
+    if r.has("worker"):
+        tables = r.get("worker", list)
+        if not tables:
+            raise r.fail("worker", "must list at least one [[worker]] table")
+        for i, table in enumerate(tables):
+            if not isinstance(table, dict):
+                raise r.fail(f"worker[{i}]", "must be a table ([[worker]])")
+            w = _Reader(str(path), table, f"worker[{i}].")
+            workers.append(_WorkerEntry(profile=w.get("profile", str), count=w.int_("count", 1), index=i))
+            w.done()
+    network: _Network | None = None
+    if r.has("network"):
+        if not workers:
+            raise r.fail("network", "describes the link to workers, but the profile has no [[worker]]")
+        n = r.sub("network")
+        assert sources is not None  # checked above: [network] needs sources.network
+        cited = sources.table["network"]
+        network = _Network(
+            rtt_s=n.seconds_("rtt"),
+            bandwidth_bytes_per_s=n.bytes_("bandwidth", rate=True),
+            source="; ".join([cited] if isinstance(cited, str) else cited),
+            assumed=n.strings("assumed"),
+        )
+        for figure in network.assumed:
+            if figure not in ("rtt", "bandwidth"):
+                raise n.fail("assumed", f"lists the [network] figures that are assumed (rtt, bandwidth), got {figure!r}")
+        n.done()
+    elif workers:
+        raise r.fail("network", "is missing: a profile with [[worker]] must give the link to them (bandwidth, rtt)")
+
     for section in ("apple", "board", "backends", "gpu"):
         r.read.add(section)
     r.done()
-    return Hardware(
+    hardware = Hardware(
         system=system,
         machine=machine,
         cpu=cpu,
@@ -290,6 +372,7 @@ def hardware_from_profile(path: str | Path) -> Hardware:
         name=name,
         sources=tuple(source_lines),
     )
+    return hardware, tuple(workers), network
 
 
 def _installed(value: str | bool, what: str) -> str | Absent:
@@ -306,21 +389,21 @@ def _bundled() -> dict[str, Path]:
 
 
 def list_profiles() -> tuple[ProfileInfo, ...]:
-    """Every shipped profile, parsed (so a broken one is caught here too)."""
+    """Every shipped profile, parsed with its workers (so a broken one is caught here too)."""
     infos = []
     for stem, path in sorted(_bundled().items()):
         hw = hardware_from_profile(path)
-        infos.append(_info(stem, path, hw))
+        workers = load_workers(str(path))
+        infos.append(_info(stem, path, hw, len(workers)))
     return tuple(infos)
 
 
-def load_profile(name_or_path: str) -> Hardware:
-    """A shipped profile by name (``rtx-4060-8gb``) or any profile file by path."""
+def _profile_path(name_or_path: str) -> Path:
     bundled = _bundled()
     if name_or_path in bundled:
-        return hardware_from_profile(bundled[name_or_path])
+        return bundled[name_or_path]
     if name_or_path.endswith(".toml") or Path(name_or_path).exists():
-        return hardware_from_profile(name_or_path)
+        return Path(name_or_path)
     raise QwenctlError(
         f"no profile named {name_or_path!r}",
         hint="`qwenctl profiles` lists them; or pass a path to a .toml file",
@@ -328,11 +411,80 @@ def load_profile(name_or_path: str) -> Hardware:
     )
 
 
-def _info(stem: str, path: Path, hw: Hardware) -> ProfileInfo:
-    ram = hw.memory.total_bytes if isinstance(hw.memory, Memory) else 0
+def load_profile(name_or_path: str) -> Hardware:
+    """A shipped profile by name (``rtx-4060-8gb``) or any profile file by path."""
+    return hardware_from_profile(_profile_path(name_or_path))
+
+
+def load_workers(name_or_path: str) -> tuple[Worker, ...]:
+    """The RPC workers a profile lists, on paper: each machine of each [[worker]] as the ``Worker`` a probe
+    of its ``qwenctl worker`` would give (endpoint ``<profile>-<n>:50052``, the devices it would offer,
+    its Hardware, the profile's [network] as the link). Empty for a profile without workers."""
+    path = _profile_path(name_or_path)
+    _, entries, network = _read_profile(path)
+    if not entries:
+        return ()
+    assert network is not None  # _read_profile refuses workers without [network]
+    link = Link(rtt_s=network.rtt_s, bandwidth_bytes_per_s=network.bandwidth_bytes_per_s,
+                source=f"profile: {network.source}", assumed=network.assumed)
+    workers: list[Worker] = []
+    numbered: dict[str, int] = {}
+    for entry in entries:
+        field = _Reader(str(path), {}, f"worker[{entry.index}].")
+        worker_path = _worker_path(entry.profile, path)
+        if worker_path is None:
+            raise field.fail("profile", f"names no profile: {entry.profile!r} is neither a shipped profile "
+                                        "(`qwenctl profiles`) nor a .toml file")
+        hardware, nested, _ = _read_profile(worker_path)
+        if nested:
+            raise field.fail("profile", f"names {entry.profile!r}, which lists workers itself; "
+                                        "a worker is one machine (a profile without [[worker]])")
+        stem = worker_path.stem
+        for _ in range(entry.count):
+            numbered[stem] = numbered.get(stem, 0) + 1
+            workers.append(Worker(endpoint=f"{stem}-{numbered[stem]}:{WORKER_PORT}",
+                                  devices=offered_devices(hardware), hardware=hardware, link=link))
+    return tuple(workers)
+
+
+def _worker_path(ref: str, cluster: Path) -> Path | None:
+    """A [[worker]] profile: a shipped name, else a path (relative to the cluster profile's folder)."""
+    bundled = _bundled()
+    if ref in bundled:
+        return bundled[ref]
+    candidate = Path(ref) if Path(ref).is_absolute() else cluster.parent / ref
+    return candidate if candidate.is_file() else None
+
+
+def offered_devices(hw: Hardware) -> tuple[RemoteDevice, ...]:
+    """What llama.cpp's RPC server on a machine like `hw` would offer: every NVIDIA GPU (CUDA0, CUDA1, ...),
+    else the Apple GPU (MTL0: unified memory, free up to the GPU wired limit), else the CPU (host RAM)."""
+    if hw.gpus:
+        devices = []
+        for i, g in enumerate(hw.gpus):
+            total = g.memory_total_bytes or 0  # a profile always gives it; detect may not (NVML NotSupported)
+            free = total if g.memory_free_bytes is None else g.memory_free_bytes
+            devices.append(RemoteDevice(name=f"CUDA{i}", description=g.name, free_bytes=free, total_bytes=total))
+        return tuple(devices)
     if isinstance(hw.apple, AppleSilicon):
-        return ProfileInfo(stem, hw.name or stem, str(path), ram, hw.apple.chip, hw.apple.gpu_wired_limit_bytes)
+        a = hw.apple
+        return (RemoteDevice(name="MTL0", description=a.chip, free_bytes=a.gpu_wired_limit_bytes,
+                             total_bytes=a.unified_memory_bytes),)
+    if not isinstance(hw.memory, Memory):  # pragma: no cover - a profile always has [memory]
+        return ()
+    brand = hw.cpu.brand if isinstance(hw.cpu, Cpu) else "CPU"
+    m = hw.memory
+    free = m.total_bytes if m.available_bytes is None else m.available_bytes  # a profile defaults available to total
+    return (RemoteDevice(name="CPU", description=brand, free_bytes=free, total_bytes=m.total_bytes),)
+
+
+def _info(stem: str, path: Path, hw: Hardware, workers: int = 0) -> ProfileInfo:
+    ram = hw.memory.total_bytes if isinstance(hw.memory, Memory) else 0
+    title = hw.name or stem
+    if isinstance(hw.apple, AppleSilicon):
+        return ProfileInfo(stem, title, str(path), ram, hw.apple.chip, hw.apple.gpu_wired_limit_bytes, workers)
     if hw.gpus:
         g = hw.gpus[0]
-        return ProfileInfo(stem, hw.name or stem, str(path), ram, g.name, None if g.unified_memory else g.memory_total_bytes)
-    return ProfileInfo(stem, hw.name or stem, str(path), ram, None, None)
+        return ProfileInfo(stem, title, str(path), ram, g.name, None if g.unified_memory else g.memory_total_bytes,
+                           workers)
+    return ProfileInfo(stem, title, str(path), ram, None, None, workers)

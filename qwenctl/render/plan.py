@@ -128,7 +128,8 @@ def render_profiles(profiles: tuple[ProfileInfo, ...], out: Console | None = Non
         acc = info.accelerator or "-"
         if info.accelerator and info.accelerator_memory_bytes:
             acc += f" ({human_bytes(info.accelerator_memory_bytes)})"
-        table.add_row(info.name, info.title, acc, human_bytes(info.ram_bytes))
+        title = f"{info.title} +{info.workers} worker{'s' if info.workers > 1 else ''}" if info.workers else info.title
+        table.add_row(info.name, title, acc, human_bytes(info.ram_bytes))
     con.print(table)
 
 
