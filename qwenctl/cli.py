@@ -119,7 +119,7 @@ def _this_machine(snapshot: str | None):
 def plan_command(profile, size, quant, backend, n_ctx, min_speed, snapshot, explain_speed, gpus, as_json) -> None:
     """Choose the Qwen2.5 model, quant and settings this machine runs best, and say why."""
     from qwenctl.plan import Constraints, plan
-    from qwenctl.profiles import load_profile
+    from qwenctl.profiles import load_profile, load_workers
 
     if profile and snapshot:
         raise click.UsageError("--profile and --snapshot both describe a machine; give one")
@@ -129,7 +129,8 @@ def plan_command(profile, size, quant, backend, n_ctx, min_speed, snapshot, expl
         from qwenctl.hardware.cuda_visible import select_gpus
 
         hardware = select_gpus(hardware, gpus)
-    result = plan(hardware, Constraints(size=size, quant=quant, backend=backend, n_ctx=n_ctx, min_tg_tps=min_speed))
+    workers = load_workers(profile) if profile else ()
+    result = plan(hardware, Constraints(size=size, quant=quant, backend=backend, n_ctx=n_ctx, min_tg_tps=min_speed), workers)
     if as_json:
         from qwenctl.render import print_json
 

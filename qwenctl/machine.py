@@ -16,7 +16,7 @@ from qwenctl.errors import ExitCode, QwenctlError
 from qwenctl.estimate import load_calibration
 from qwenctl.hardware import specs
 from qwenctl.hardware.facts import AppleSilicon, Board, Cpu, Hardware, Memory, NvidiaGpu
-from qwenctl.speed import DeviceSpeed, SpeedEstimate, corrected, load_speed_model
+from qwenctl.speed import DeviceSpeed, Links, SpeedEstimate, corrected, load_speed_model
 from qwenctl.speed_history import Correction, correction
 
 MEASURE_HINT = "run `qwenctl detect --measure` to measure it"  # pipeline.prepare measures when a plan carries it
@@ -202,7 +202,8 @@ def gpu_slots(hw: Hardware, host: int) -> tuple[Slot, ...]:
 
 
 def peer_link(hw: Hardware) -> tuple[float, str]:
-    """(bytes/s, what it is) between the local GPUs: NVLink where every GPU is an SXM part, else PCIe."""
+    """(bytes/s, what it is) between the local GPUs: NVLink where every GPU is an SXM part, else PCIe.
+    ``is_nvlink(source)`` tells which."""
     links = load_speed_model()["links"]
     rates = [float((specs.gpu_spec(g.parent_name or g.name) or {}).get("nvlink_gbs") or 0) for g in hw.gpus]
     if rates and min(rates) > 0:
@@ -219,7 +220,8 @@ def worker_slots(hw: Hardware, workers: tuple[Worker, ...]) -> tuple[tuple[Slot,
         remote_hw = w.hardware
         if remote_hw is None:
             assumed.append(f"worker {w.endpoint} did not say what it is: its devices assumed as fast as this machine's CPU")
-        assumed += [f"worker {w.endpoint}: {a}" for a in w.link.assumed]
+        assumed += ["links to the workers: " + {"rtt": f"round trip {w.link.rtt_s * 1e3:g} ms assumed",
+                     "bandwidth": f"{w.link.bandwidth_bytes_per_s * 8 / 1e9:g} Gbit/s assumed"}.get(a, a) for a in w.link.assumed]
         for d in w.devices:
             is_gpu = d.name.upper().startswith(("CUDA", "MTL", "METAL", "VULKAN", "ROCM"))
             speed = host_device(hw)
@@ -241,7 +243,7 @@ def worker_slots(hw: Hardware, workers: tuple[Worker, ...]) -> tuple[tuple[Slot,
                                                                     int(cal["host_reserve_fraction"] * d.total_bytes))), 0)
             out.append(Slot(f"worker {w.endpoint} {d.name}", "remote-gpu" if is_gpu else "remote-cpu", budget, d.total_bytes,
                             speed, endpoint=w.endpoint, link=w.link))
-    return tuple(out), tuple(assumed)
+    return tuple(out), tuple(dict.fromkeys(assumed))
 
 
 @dataclass(frozen=True)
@@ -267,6 +269,11 @@ class Machine:
     peer_bytes_per_s: float = 0.0  # between the local GPUs
     peer_source: str = ""
     workers: tuple[Worker, ...] = ()
+
+    @property
+    def links(self) -> Links:
+        return Links(remote=tuple(s.link for s in self.slots), peer_bytes_per_s=self.peer_bytes_per_s,
+                     peer_source=self.peer_source, peer_nvlink=self.peer_source.startswith("NVLink"))
 
     def corrected(self, estimate: SpeedEstimate) -> SpeedEstimate:
         """The physics estimate, scaled by this machine's own measurements when it has any."""

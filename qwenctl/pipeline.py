@@ -351,7 +351,12 @@ def _plan(request: RunRequest, hardware: Hardware | None) -> PlanResult:
         assert hardware is not None, "this machine's hardware, when no profile is asked for"
         target = hardware
     constraints = Constraints(size=request.size, quant=request.quant, backend=request.backend, n_ctx=request.n_ctx)
-    return plan(target, constraints)
+    workers: tuple = ()
+    if request.profile:
+        from qwenctl.profiles import load_workers
+
+        workers = load_workers(request.profile)
+    return plan(target, constraints, workers)
 
 
 def _fetch_planned(plan: Plan, request: RunRequest, reporter: Reporter) -> ModelFiles:

@@ -45,7 +45,7 @@ from qwenctl.estimate import (
 )
 from qwenctl.hardware.facts import AppleSilicon, Hardware
 from qwenctl.machine import Machine, Slot, machine
-from qwenctl.speed import DeviceSpeed, Links, SpeedEstimate, estimate_placed_speed, estimate_speed
+from qwenctl.speed import DeviceSpeed, SpeedEstimate, estimate_placed_speed, estimate_speed
 from qwenctl.split import place_layers, proportions_by_room
 
 DEFAULT_CTX = 8192
@@ -290,7 +290,7 @@ def _spread(m: Machine, model: ModelSpec, w: Weights, n_ctx: int, kv_type: str, 
     slots = m.slots if mode == "layer" else tuple(s for s in m.slots if s.kind == "gpu")
     kinds = tuple(s.kind for s in slots)
     a = model.arch
-    links = Links(remote=tuple(s.link for s in slots), peer_bytes_per_s=m.peer_bytes_per_s, peer_source=m.peer_source)
+    links = replace(m.links, remote=tuple(s.link for s in slots))
 
     def memory(ngl: int, shares: tuple[float, ...]) -> MemoryEstimate:
         placement = place_layers(a.n_layers, ngl, shares)
@@ -318,12 +318,22 @@ def _spread(m: Machine, model: ModelSpec, w: Weights, n_ctx: int, kv_type: str, 
                     workers=tuple(dict.fromkeys(s.endpoint for s in slots if s.endpoint)))
         return plan, _misfit(m, pools)
 
+    def devices_fit(ngl: int) -> bool:
+        return all(p.used_bytes <= p.budget_bytes for p in build(ngl)[0].memory if p.device is not None)
+
+    if m.device == "cpu" and mode == "layer":
+        # a CPU main process is one of the machines: it keeps the first layers, in proportion to its room
+        host_room = max(m.host_budget - memory(-1, shares).pools[-1].total_bytes, 0)
+        offloaded = round((a.n_layers + 1) * sum(room) / max(sum(room) + host_room, 1))
+        for ngl in range(max(offloaded, 1), a.n_layers + 2):  # more on the workers while the host overflows
+            plan, misfit = build(ngl if ngl <= a.n_layers else -1)
+            if misfit is None or not devices_fit(ngl if ngl <= a.n_layers else -1):
+                break
+        if misfit is None:
+            return plan, misfit
     plan, misfit = build(-1)
     if misfit is None or mode == "tensor":
         return plan, misfit
-
-    def devices_fit(ngl: int) -> bool:
-        return all(p.used_bytes <= p.budget_bytes for p in build(ngl)[0].memory if p.device is not None)
 
     if not devices_fit(1):
         return build(0) if m.device == "cpu" else (plan, misfit)
@@ -397,8 +407,9 @@ def _rank_key(plan: Plan) -> tuple[float, float]:
 def _why_chosen(m: Machine, target: BackendChoice, plan: Plan, runner_up: Plan | None, floor: float) -> tuple[str, ...]:
     reasons = [target.reason]
     if plan.spread:
+        here = "this machine's CPU" if plan.device == "cpu" else "RAM"
         reasons.append(f"{plan.spread}: " + ("every layer fits" if plan.n_gpu_layers == -1 else
-                                               f"{plan.n_gpu_layers} of {plan.n_layers + 1} layers fit, the rest run from RAM"))
+                                               f"{plan.n_gpu_layers} of {plan.n_layers + 1} layers there, the rest on {here}"))
     if plan.split_reason:
         reasons.append(plan.split_reason)
     if plan.spread:

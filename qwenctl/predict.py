@@ -224,7 +224,8 @@ def _split_prediction(hardware: Hardware, path: Path, options: LoadOptions, mode
     est = estimate_split_memory(model, weights, options.n_ctx, mode, placement, shares, tuple(s.kind for s in slots),
                                 options.kv_cache_type, flash, split)
     peer, peer_source = peer_link(hardware)
-    links = Links(remote=tuple(s.link for s in slots), peer_bytes_per_s=peer, peer_source=peer_source)
+    links = Links(remote=tuple(s.link for s in slots), peer_bytes_per_s=peer, peer_source=peer_source,
+                  peer_nvlink=peer_source.startswith("NVLink"))
     sp = estimate_placed_speed(model, weights, tuple(s.speed for s in slots), host_device(hardware), placement, mode, shares,
                                links, options.kv_cache_type, split)
     return FilePrediction(

@@ -188,6 +188,7 @@ class Links:
     remote: tuple[Link | None, ...] = ()
     peer_bytes_per_s: float = 0.0
     peer_source: str = ""
+    peer_nvlink: bool = False  # NVLink between the GPUs (else PCIe): sets the all-reduce cost of a tensor split
 
 
 def estimate_placed_speed(
@@ -221,6 +222,7 @@ def estimate_placed_speed(
     out_params = a.vocab_size * a.hidden_size
 
     shares: list[tuple[DeviceSpeed, int, float, float]] = []  # device, layers, bytes read, weights multiplied
+    host_share = False
     if mode == "tensor":
         total = sum(proportions)
         for dev, p in zip(devices, proportions):
@@ -235,6 +237,7 @@ def estimate_placed_speed(
                                layers * params_per_layer + (out_params if out else 0)))
         host_layers, out = placement.layers_on(None), placement.output_device is None
         if host_layers or out:
+            host_share = bool(devices)
             shares.append((host, host_layers, host_layers * (s.layer_bytes + kv_per_layer) + (s.output_bytes if out else 0),
                            host_layers * params_per_layer + (out_params if out else 0)))
 
@@ -264,7 +267,7 @@ def estimate_placed_speed(
             pp_fixed_s=layers * e["pp_per_layer_cycles"] / dev.clock_hz,
         ))
         uncertainty = max(uncertainty, e["uncertainty"])
-    if len(terms) > 1 and mode == "layer" and any(t.device == host.name for t in terms):
+    if host_share and any(d.engine != "cpu" for d in devices):
         uncertainty = max(uncertainty, sm["split_uncertainty"])  # a GPU/host split: the host's share is the shaky part
     link_s, link_pp_s, notes = _link_costs(sm["links"], a, placement, mode, len(devices), links, pp_tokens)
     if notes:
@@ -289,10 +292,12 @@ def _link_costs(k: dict[str, Any], a, placement: Placement, mode: str, n_devices
     decode = prompt = 0.0
     notes = []
     if mode == "tensor" and n_devices > 1:
-        peer = links.peer_bytes_per_s or k["pcie_bytes_per_s"]
+        # NVLink: measured on two H200s; PCIe: from one published 4x RTX 4090 pair (speed_model.json's links)
+        sync = k["tensor_sync_s"] if links.peer_nvlink else k["tensor_sync_pcie_s"]
+        peer = links.peer_bytes_per_s if links.peer_nvlink else k["pcie_allreduce_bytes_per_s"]
         moved = 2 * a.n_layers * act * (n_devices - 1) / n_devices  # two all-reduces per layer
-        decode = 2 * a.n_layers * k["tensor_sync_s"] + moved / peer
-        prompt = 2 * a.n_layers * k["tensor_sync_s"] + moved * pp_tokens / peer
+        decode = 2 * a.n_layers * sync + moved / peer
+        prompt = 2 * a.n_layers * sync + moved * pp_tokens / peer
         notes.append(f"{2 * a.n_layers} all-reduces per token over {links.peer_source or 'PCIe (assumed)'}")
         return decode, prompt, notes
     path = [None, *placement.layer_device, placement.output_device]
@@ -309,6 +314,10 @@ def _link_costs(k: dict[str, Any], a, placement: Placement, mode: str, n_devices
             hops += 1
             decode += k["gpu_hop_s"]
             prompt += k["gpu_hop_s"] + act * pp_tokens / (links.peer_bytes_per_s or k["pcie_bytes_per_s"])
+    last = links.remote[placement.output_device] if placement.output_device is not None and placement.output_device < len(links.remote) else None
+    if last is not None:  # the logits come back over the worker's link: a vocabulary of f32 per token
+        decode += a.vocab_size * 4 / last.bandwidth_bytes_per_s
+        prompt += a.vocab_size * 4 / last.bandwidth_bytes_per_s
     if hops:
         notes.append(f"{hops} hop{'s' if hops > 1 else ''} between GPUs per token")
     if remote_visits:

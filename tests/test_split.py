@@ -1,0 +1,109 @@
+"""Several devices: llama.cpp's placement rule, the memory per device, and the split the planner picks.
+
+The profiles are real machines (profiles/*.toml, sourced); the figures the tests hold the planner to
+were measured on two H200s (benchmarks/results/h200x2/multigpu.md).
+"""
+
+import pytest
+
+from qwenctl.catalog import load_catalog
+from qwenctl.errors import QwenctlError
+from qwenctl.estimate import estimate_memory, estimate_split_memory
+from qwenctl.hardware.cuda_visible import narrow_visible, select_gpus
+from qwenctl.plan import Constraints, plan
+from qwenctl.profiles import load_profile, load_workers
+from qwenctl.split import place_layers
+
+
+def spec(size: str, quant: str = "q4_k_m"):
+    m = load_catalog().model(size)
+    return m, next(w for w in m.weights if w.quant == quant and w.format == "gguf")
+
+
+def test_output_layer_is_offloaded_first_as_llama_cpp_counts():
+    # n_gpu_layers counts the output layer as the last of n_layers + 1: 5 = the output and 4 repeating layers
+    p = place_layers(28, 5, (1.0,))
+    assert p.layers_on(0) == 4 and p.output_device == 0 and p.layer_device[:24] == (None,) * 24
+    everything = place_layers(28, -1, (1.0,))
+    assert everything.layers_on(0) == 28 and everything.output_device == 0
+    assert place_layers(28, 0, (1.0,)).layers_on(None) == 28
+
+
+def test_two_equal_gpus_split_as_llama_cpp_does():
+    # 29 slots over split points 0.5/1.0: slot i goes to the first device whose point exceeds i/29, so
+    # GPU 0 takes slots 0..14 (15 layers) and GPU 1 the other 13 layers and the output
+    p = place_layers(28, -1, (0.5, 0.5))
+    assert (p.layers_on(0), p.layers_on(1), p.output_device) == (15, 13, 1)
+    assert p.boundaries() == 2  # host (embeddings) -> GPU 0 -> GPU 1 (the last layers and the output)
+    uneven = place_layers(28, -1, (1.0, 3.0))
+    assert uneven.layers_on(0) < uneven.layers_on(1)
+
+
+def test_split_memory_keeps_every_weight_once():
+    m, w = spec("7B")
+    for mode, shares in (("layer", (0.5, 0.5)), ("layer", (0.3, 0.7)), ("tensor", (0.5, 0.5))):
+        est = estimate_split_memory(m, w, 8192, mode, place_layers(m.arch.n_layers, -1, shares), shares, ("gpu", "gpu"))
+        assert abs(sum(p.weights_bytes for p in est.pools) - w.total_bytes) <= m.arch.n_layers
+        one = estimate_memory(m, w, "llama.cpp", "cuda", 8192, -1, flash_attn=True)
+        # two GPUs hold the same KV cache between them, and each its own CUDA context
+        assert sum(p.kv_bytes for p in est.pools) == one.pool("vram").kv_bytes
+        assert est.pool("vram").overhead_bytes == one.pool("vram").overhead_bytes
+
+
+def test_two_h200s_tensor_split_7b_one_gpu_for_0_5b():
+    """What the two-H200 machine measured: tensor split decodes 7B Q4_K_M 13 % faster than one GPU (321.0 vs
+    282.7 tok/s, llama-bench), while for 0.5B the all-reduces cost more than the halved reads (608.8 vs 911.9)."""
+    hw = load_profile("h200-x2-141gb")
+    seven = plan(hw, Constraints(size="7B", quant="q4_k_m")).chosen
+    assert seven.split_mode == "tensor" and seven.tensor_split == (0.5, 0.5) and seven.n_gpu_layers == -1
+    assert any("tensor split: predicted" in r and "one GPU" in r and "layer split" in r for r in seven.reasons)
+    gpus = [p for p in seven.memory if p.pool == "vram"]
+    assert len(gpus) == 2 and gpus[0].used_bytes == gpus[1].used_bytes
+    small = plan(hw, Constraints(size="0.5B", quant="q4_k_m")).chosen
+    assert small.split_mode == "none" and small.main_gpu == 0
+    idle = [p for p in small.memory if p.pool == "vram" and p.weights_bytes == 0]
+    assert len(idle) == 1 and idle[0].name.startswith("GPU 1") and 0.4 * 2**30 < idle[0].used_bytes < 0.6 * 2**30
+    r = next(r for r in small.reasons if r.startswith("one GPU: predicted"))
+    assert "tensor split" in r
+
+
+def test_a_model_too_big_for_one_gpu_is_split_and_fits_each():
+    hw = load_profile("rtx-3090-x2-24gb")
+    chosen = plan(hw, Constraints(size="32B", quant="q8_0", n_ctx=4096)).chosen  # 32.4 GiB: more than one 3090
+    assert chosen.split_mode in ("layer", "tensor")
+    gpus = [p for p in chosen.memory if p.pool == "vram"]
+    assert len(gpus) == 2 and all(p.used_bytes <= p.budget_bytes for p in gpus)
+    one = plan(select_gpus(hw, "0"), Constraints(size="32B", quant="q8_0", n_ctx=4096)).chosen
+    assert one.split_mode == "none" and one.n_gpu_layers not in (-1, 0)  # one 3090: a partial offload
+    assert chosen.tg_tps > 2 * one.tg_tps
+
+
+def test_gpus_narrows_a_profile_and_cuda_visible_devices():
+    hw = load_profile("h200-x8-141gb")
+    two = select_gpus(hw, "3,5")
+    assert [g.index for g in two.gpus] == [0, 1]
+    assert narrow_visible(None, "3,5") == "3,5"
+    assert narrow_visible("GPU-aa,GPU-bb,GPU-cc", "2,0") == "GPU-cc,GPU-aa"
+    for bad in ("a", "1,1", "-1", ""):
+        with pytest.raises(QwenctlError, match="--gpus"):
+            select_gpus(hw, bad)
+    with pytest.raises(QwenctlError, match="no GPU 9"):
+        select_gpus(hw, "9")
+    with pytest.raises(QwenctlError, match="no GPU 2 among"):
+        narrow_visible("4,5", "2")
+
+
+def test_pi_cluster_spreads_by_room_and_says_what_it_assumed():
+    hw = load_profile("raspberry-pi-5-8gb-x4-cluster")
+    workers = load_workers("raspberry-pi-5-8gb-x4-cluster")
+    result = plan(hw, Constraints(size="14B", quant="q4_k_m"), workers)
+    chosen = result.chosen
+    assert chosen.split_mode == "layer" and len(chosen.workers) == 3
+    assert 0 < chosen.n_gpu_layers <= chosen.n_layers  # this Pi keeps the first layers
+    pools = {p.name: p for p in chosen.memory}
+    assert all(p.used_bytes <= p.budget_bytes for p in pools.values())
+    assert pools["RAM"].weights_bytes > 0.15 * chosen.download_bytes  # the main Pi holds a share, not nothing
+    assert any("round trip" in a for a in result.assumptions)
+    # decoding visits the devices one after another: no faster than one Pi streaming the whole model
+    alone = plan(hw, Constraints(size="7B", quant="q4_k_m")).chosen
+    assert chosen.tg_tps < alone.tg_tps
