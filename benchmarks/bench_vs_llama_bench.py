@@ -44,9 +44,10 @@ def build_llama_bench(src: Path, build_dir: Path, *, cuda: bool = False, jobs: i
 
 
 def run_llama_bench(binary: Path, model: Path, *, n_prompt: int, n_gen: int, reps: int, threads: int, ngl: int,
-                    flash_attn: bool, defaults: bool = False) -> dict:
+                    flash_attn: bool, defaults: bool = False, split_mode: str | None = None) -> dict:
     """llama-bench's pp and tg samples; with `defaults`, no -t/-ngl/-fa: its own choices."""
     settings = [] if defaults else ["-t", str(threads), "-ngl", str(ngl), "-fa", "1" if flash_attn else "0"]
+    settings += ["-sm", split_mode] if split_mode else []
     cmd = [str(binary), "-m", str(model), "-p", str(n_prompt), "-n", str(n_gen), "-r", str(reps), *settings, "-o", "json"]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     rows = json.loads(out)
@@ -57,9 +58,10 @@ def run_llama_bench(binary: Path, model: Path, *, n_prompt: int, n_gen: int, rep
 
 
 def run_qwenctl(model: Path, *, n_prompt: int, n_gen: int, reps: int, threads: int, ngl: int, flash_attn: bool,
-                defaults: bool = False) -> dict:
+                defaults: bool = False, split_mode: str | None = None) -> dict:
     """qwenctl bench's pp and tg samples; with `defaults`, no -t/-ngl/-fa: what `run` would load the model with."""
     settings = [] if defaults else ["-t", str(threads), "-ngl", str(ngl), "--flash-attn" if flash_attn else "--no-flash-attn"]
+    settings += ["--split-mode", split_mode] if split_mode else []
     cmd = [sys.executable, "-m", "qwenctl", "bench", "--model", str(model), "-p", str(n_prompt), "-n", str(n_gen),
            "-r", str(reps), *settings, "--json", "--no-save", "--no-chat"]
     doc = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
@@ -83,6 +85,7 @@ def main() -> None:
     ap.add_argument("-t", "--threads", type=int, default=None, help="default: physical cores")
     ap.add_argument("-ngl", "--ngl", type=int, default=0)
     ap.add_argument("-fa", "--flash-attn", action="store_true")
+    ap.add_argument("-sm", "--split-mode", choices=["none", "layer", "tensor"], help="with several GPUs: both tools split alike")
     ap.add_argument("--defaults", action="store_true",
                     help="give neither tool -t/-ngl/-fa: each tool's own defaults (the issue's goal: qwenctl >= 0.98)")
     ap.add_argument("--json-out", type=Path)
@@ -100,7 +103,7 @@ def main() -> None:
         sys.exit("give --llama-bench BINARY or --build-from SDIST_DIR")
     model = args.model or models.shaped_gguf(args.cache, "0.5B", "Q4_K_M")
     kw = dict(n_prompt=args.n_prompt, n_gen=args.n_gen, reps=args.reps, threads=threads, ngl=args.ngl,
-              flash_attn=args.flash_attn, defaults=args.defaults)
+              flash_attn=args.flash_attn, defaults=args.defaults, split_mode=args.split_mode)
     samples = {"llama-bench": {"pp": [], "tg": []}, "qwenctl": {"pp": [], "tg": []}}
     runs = []
     for round_no in range(args.rounds):

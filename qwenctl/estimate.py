@@ -269,12 +269,21 @@ def estimate_split_memory(
     cublas = not flash_attn
     context = int(cal["cuda_context_bytes"] + (cal["cuda_no_flash_attn_bytes"] if cublas else 0))
     pools = []
+    # llama.cpp's pipeline parallelism (a layer split with everything offloaded over several devices) keeps
+    # n_copies of each device's graph inputs: the attention mask of a micro-batch and its activations
+    pipeline = mode == "layer" and len(kinds) > 1 and placement.layers_on(None) == 0 and placement.output_device is not None
+    ubatch = int(cal["n_ubatch"])
+    n_kv = -(-n_ctx // 256) * 256
+    copies = int(cal["pipeline_copies"]) * (2 * n_kv * ubatch + 4 * a.hidden_size * ubatch) if pipeline else 0
     for i, kind in enumerate(kinds):
         if mode == "tensor":
             share = proportions[i] / sum(proportions)
-            w = round(share * (a.n_layers * s.layer_bytes + s.output_bytes))
+            # llama.cpp cuts the layers' matrices and a separate output.weight (llama_meta_device_get_split_state);
+            # a tied output is token_embd, which matches none of its split patterns: every GPU holds all of it
+            w = round(share * (a.n_layers * s.layer_bytes + (s.output_bytes if s.output_in_file else 0)))
+            w += 0 if s.output_in_file else s.output_bytes
             kv = round(share * kv_cache_bytes(model, n_ctx, kv_cache_type))
-            compute = _graph_bytes(model, n_ctx, flash_attn, with_output=True)
+            compute = _graph_bytes(model, n_ctx, flash_attn, with_output=True) + int(cal["tensor_split_comm_bytes"])
         elif kind == "remote-cpu":
             layers = placement.layers_on(i)
             has_output = placement.output_device == i
@@ -286,7 +295,7 @@ def estimate_split_memory(
             has_output = placement.output_device == i
             w = round(layers * s.layer_bytes) + (s.output_bytes if has_output else 0)
             kv = kv_cache_bytes(model, n_ctx, kv_cache_type, layers=layers)
-            compute = _graph_bytes(model, n_ctx, flash_attn, with_output=has_output)
+            compute = _graph_bytes(model, n_ctx, flash_attn, with_output=has_output) + copies
         local = kind == "gpu"
         pools.append(PoolMemory("vram" if local else "remote", w, kv, compute, context if local else 0, device=i))
     host_layers = placement.layers_on(None) if mode == "layer" else 0
@@ -294,7 +303,7 @@ def estimate_split_memory(
     host_weights = s.embd_bytes + round(host_layers * s.layer_bytes) + (s.output_bytes if output_on_host and s.output_in_file else 0)
     host_kv = kv_cache_bytes(model, n_ctx, kv_cache_type, layers=host_layers)
     host_compute = (_graph_bytes(model, n_ctx, flash_attn, with_output=output_on_host) if host_layers or output_on_host
-                    else _cuda_host_compute_bytes(model, n_ctx, flash_attn))
+                    else _cuda_host_compute_bytes(model, n_ctx, flash_attn) * (int(cal["pipeline_copies"]) - 1 if pipeline else 1))
     local_gpus = "gpu" in kinds
     host_overhead = host_runtime + (int(cal["cuda_host_bytes"] + (cal["cuda_no_flash_attn_host_bytes"] if cublas else 0))
                                     if local_gpus else 0)

@@ -227,8 +227,9 @@ def estimate_placed_speed(
         total = sum(proportions)
         for dev, p in zip(devices, proportions):
             f = p / total
-            shares.append((dev, a.n_layers, f * (a.n_layers * (s.layer_bytes + kv_per_layer) + s.output_bytes),
-                           f * (a.n_layers * params_per_layer + out_params)))
+            out_share = f if s.output_in_file else 1.0  # a tied output (token_embd) is not cut: every GPU reads all of it
+            shares.append((dev, a.n_layers, f * a.n_layers * (s.layer_bytes + kv_per_layer) + out_share * s.output_bytes,
+                           f * a.n_layers * params_per_layer + out_share * out_params))
     else:
         for i, dev in enumerate(devices):
             layers, out = placement.layers_on(i), placement.output_device == i

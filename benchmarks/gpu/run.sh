@@ -207,12 +207,36 @@ stage_multigpu() {
   cp "$R"/*.json "$R"/*.txt "$OUT/" 2>/dev/null
 }
 
+# splits: on the two-GPU machine, qwenctl bench vs llama-bench with the same split, interleaved over rounds
+# (bench_vs_llama_bench.py -sm), and llama.cpp's own per-device buffer log of every split at an 8k context
+# (qwenctl -vv) beside the per-GPU memory NVML measured and the prediction. One archive: $OUT/splits.tgz.
+stage_splits() {
+  local R="$WORK/results-splits" m name sm
+  mkdir -p "$R"
+  for m in "$WORK"/models/qwen2.5-7b-*-Q4_K_M.gguf "$WORK"/models/qwen2.5-0.5b-*-Q4_K_M.gguf; do
+    [ -f "$m" ] || continue
+    name=$(basename "$m" .gguf)
+    for sm in tensor layer; do
+      stamp "bench_vs_llama_bench $name -sm $sm"
+      $PY benchmarks/bench_vs_llama_bench.py --llama-bench "$BUILD/bin/llama-bench" --model "$m" -p $P -n $N -ngl 99 -fa \
+        -sm $sm --rounds ${ROUNDS:-3} --json-out "$R/vs-$name-$sm.json" 2>&1 | tail -6
+    done
+    for sm in tensor layer none; do
+      stamp "memory $name -sm $sm, 8192-token context"
+      $PY -m qwenctl -vv bench --model "$m" --split-mode $sm --ctx 8192 -p $P -n 32 -r 1 --no-chat --no-save --json \
+        >"$R/mem-$name-$sm.json" 2>"$R/mem-$name-$sm.log" || tail -3 "$R/mem-$name-$sm.log"
+      grep -iE "buffer size|offloaded|pipeline|meta device|using device" "$R/mem-$name-$sm.log" | tee "$R/buffers-$name-$sm.txt" | head -20
+    done
+  done
+  tar czf "$OUT/splits.tgz" -C "$R" .
+}
+
 stages=("$@")
 [ ${#stages[@]} -eq 0 ] && stages=(build models run)
 for s in "${stages[@]}"; do
   case $s in
-    build|models|run|facts|extras|quants|memory|speed|sampling|multigpu) stamp "stage $s"; "stage_$s" || { stamp "stage $s failed"; exit 1; } ;;
-    *) echo "unknown stage $s (build, models, run, facts, extras, quants, memory, speed, sampling, multigpu)"; exit 2 ;;
+    build|models|run|facts|extras|quants|memory|speed|sampling|multigpu|splits) stamp "stage $s"; "stage_$s" || { stamp "stage $s failed"; exit 1; } ;;
+    *) echo "unknown stage $s (build, models, run, facts, extras, quants, memory, speed, sampling, multigpu, splits)"; exit 2 ;;
   esac
 done
 stamp "done"
