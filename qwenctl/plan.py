@@ -447,6 +447,10 @@ def plan(hardware: Hardware, constraints: Constraints = Constraints(), workers: 
     assert floor is not None
     rows = _evaluate(m, catalog, constraints, floor)
     warnings = list(target.warnings)
+    if workers and not m.workers:
+        warnings.append(f"{len(workers)} RPC worker{'s' if len(workers) > 1 else ''} left out: {target.backend} on "
+                        f"{target.device} runs on this machine alone (qwenctl spreads llama.cpp over workers from a "
+                        "CUDA or CPU main machine; MLX's own distributed mode is not planned)")
     if constraints.n_ctx is None and rows and all(kind == "memory" for _, kind, _ in rows):
         # a small machine or container: a short context may be what lets the smallest model in
         short = _evaluate(m, catalog, replace(constraints, n_ctx=SMALL_CTX), floor)
