@@ -355,7 +355,26 @@ class Ggml:
 
 
 def _load(lib_dir: Path, name: str) -> ctypes.CDLL:
-    for candidate in (f"lib{name}.so", f"lib{name}.dylib", f"{name}.dll", f"lib{name}.dll"):
+    """The copy of lib`name` that libllama itself uses.
+
+    A wheel cannot hold symlinks, so llama-cpp-python's lib/ has three separate copies of each library
+    (libggml.so, libggml.so.0, libggml.so.0.25.3); libllama links the soname (libggml.so.0), and a device
+    registered in another copy is invisible to it (each copy has its own backend registry).
+    Method 1: the file already mapped into this process (Linux /proc/self/maps). Method 2: the soname-style
+    file (lib`name`.so.N). Method 3: the plain names (macOS, Windows).
+    """
+    prefix = f"lib{name}.so"
+    try:
+        with open("/proc/self/maps") as maps:
+            for line in maps:
+                path = Path(line.split(maxsplit=5)[-1].strip()) if line.count(" ") >= 5 else None
+                if path is not None and path.parent == lib_dir and path.name.startswith(prefix + ".") \
+                        and path.name[len(prefix) + 1:].isdigit():
+                    return ctypes.CDLL(str(path))
+    except OSError:
+        pass
+    sonames = sorted(p.name for p in lib_dir.glob(prefix + ".*") if p.name[len(prefix) + 1:].isdigit())
+    for candidate in (*sonames, f"lib{name}.so", f"lib{name}.dylib", f"{name}.dll", f"lib{name}.dll"):
         if (lib_dir / candidate).exists():
             return ctypes.CDLL(str(lib_dir / candidate))
     raise QwenctlError(f"this llama-cpp-python has no {name} library in {lib_dir}",
