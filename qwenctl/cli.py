@@ -285,6 +285,27 @@ def _resident(info) -> None:
     except OSError as e:  # the state folder is not writable: serving goes on, unlisted
         logging.getLogger("qwenctl.serve").warning("not listed for `qwenctl ps`: %s", e)
 
+# --- worker ---
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="IPv4 address to listen on; anything but loopback is reachable by others, unauthenticated.")
+@click.option("--port", default=50052, show_default=True, type=click.IntRange(1, 65535),
+              help="Port of llama.cpp's RPC server (the info answer uses PORT+1).")
+@click.option("--device", "devices", multiple=True, metavar="NAME",
+              help="Offer only this device (CPU, CUDA0, ...); repeat for more. Default: every GPU, else the CPU.")
+@click.option("--threads", type=click.IntRange(min=1), help="CPU threads for the CPU device (default: as run uses).")
+@click.option("--no-info", is_flag=True, help="Do not answer what this machine is on PORT+1.")
+def worker(host, port, devices, threads, no_info) -> None:
+    """Offer this machine's devices to another qwenctl (llama.cpp's RPC server)."""
+    from qwenctl.render import worker as view
+    from qwenctl.worker import serve_worker
+
+    serve_worker(host, port, devices, threads, info=not no_info, on_ready=view.ready)
+    view.stopped()
+
+
 # --- pull / models / rm ---
 
 

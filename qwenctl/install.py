@@ -14,6 +14,8 @@ INSTALL = {
     "server": "pip install 'qwenctl[server]'",
     "llama-cuda": 'CMAKE_ARGS="-DGGML_CUDA=on" pip install --force-reinstall --no-cache-dir llama-cpp-python',
     "llama-metal": 'CMAKE_ARGS="-DGGML_METAL=on" pip install --force-reinstall --no-cache-dir llama-cpp-python',
+    # llama.cpp's RPC backend (qwenctl worker, --workers); with CUDA: CMAKE_ARGS="-DGGML_CUDA=on -DGGML_RPC=on"
+    "llama-rpc": 'CMAKE_ARGS="-DGGML_RPC=ON" pip install --force-reinstall --no-cache-dir llama-cpp-python',
     "nvml": "pip install nvidia-ml-py",
     "numpy": "pip install numpy",
 }
