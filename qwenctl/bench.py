@@ -317,14 +317,17 @@ def _chat_runs(session: Session, messages: list[dict], n_gen: int, repetitions: 
 
 def options_for(planned: LoadOptions, *, n_prompt: int, n_gen: int, n_ctx: int | None = None,
                 n_gpu_layers: int | None = None, n_threads: int | None = None, n_batch: int = 512,
-                flash_attn: bool | None = None, kv_cache_type: str = "f16", split_mode: str | None = None) -> LoadOptions:
+                flash_attn: bool | None = None, kv_cache_type: str = "f16", split_mode: str | None = None,
+                workers: tuple[str, ...] = ()) -> LoadOptions:
     """The load options bench measures with: what was asked, else what `run` loads the model with
     (`planned`), and a context of n_prompt + n_gen unless one is given, as llama-bench. A split mode asked
-    for keeps the planned shares when the plan spread the model, else llama.cpp's (by free memory)."""
-    spread = planned.split_mode in ("layer", "tensor")
+    for keeps the planned shares when the plan spread the model over the same devices, else llama.cpp's (by
+    free memory); with `workers` as well, every layer goes to the devices (RPC workers first) unless -ngl says."""
+    forced = bool(split_mode and workers and workers != planned.workers)
+    spread = planned.split_mode in ("layer", "tensor") and not forced
     return LoadOptions(
         n_ctx=n_ctx or n_prompt + n_gen,
-        n_gpu_layers=n_gpu_layers if n_gpu_layers is not None else planned.n_gpu_layers,
+        n_gpu_layers=n_gpu_layers if n_gpu_layers is not None else (-1 if forced else planned.n_gpu_layers),
         n_threads=n_threads or planned.n_threads,
         n_batch=n_batch,
         flash_attn=flash_attn if flash_attn is not None else planned.flash_attn,
@@ -332,7 +335,7 @@ def options_for(planned: LoadOptions, *, n_prompt: int, n_gen: int, n_ctx: int |
         split_mode=split_mode or planned.split_mode,
         tensor_split=planned.tensor_split if spread or not split_mode else (),
         main_gpu=planned.main_gpu,
-        workers=planned.workers,
+        workers=workers if forced else planned.workers,
     )
 
 
@@ -346,7 +349,7 @@ def bench_prepared(prepared: Prepared, options: LoadOptions, *, bandwidth: str |
     hw = prepared.hardware
     bw = parse_bandwidth(bandwidth) if bandwidth else bandwidth_from_hardware(hw, options.n_gpu_layers != 0)
     result = bench(path, backend=prepared.backend, options=options, bandwidth=bw,
-                   predicted=predict(hw, path, options, prepared.backend), hardware=hw, **runs)
+                   predicted=predict(hw, path, options, prepared.backend, prepared.workers), hardware=hw, **runs)
     if save:
         from qwenctl.bench_history import append_history
 
@@ -357,13 +360,14 @@ def bench_prepared(prepared: Prepared, options: LoadOptions, *, bandwidth: str |
 
 # --- bandwidth for the roofline -------------------------------------------------------------------
 
-def predict(hardware, model_path: Path, options: LoadOptions, backend: str) -> Predicted | None:
-    """The planner's figures for this very file on this machine (GGUF only: MLX folders carry no tensor table)."""
+def predict(hardware, model_path: Path, options: LoadOptions, backend: str, workers: tuple = ()) -> Predicted | None:
+    """The planner's figures for this very file on this machine and its workers (GGUF only: MLX folders carry no
+    tensor table)."""
     if backend != "llama.cpp":
         return None
     from qwenctl.predict import predict_for_file
 
-    p = predict_for_file(hardware, model_path, options)
+    p = predict_for_file(hardware, model_path, options, workers=workers)
     return Predicted(tg_tps=p.tg_tps, pp_tps=p.pp_tps, gpu_bytes=p.gpu_bytes, host_bytes=p.host_bytes, source=p.source,
                      device=p.device, gpu_bytes_by_device=p.bytes_by_device)
 
@@ -372,11 +376,11 @@ def _split_words(options: LoadOptions) -> str | None:
     """The split bench loaded with, as llama.cpp was told it ("tensor, shares 0.5/0.5"); None for llama.cpp's default."""
     if options.split_mode is None:
         return None
-    text = options.split_mode + (f", main GPU {options.main_gpu}" if options.split_mode == "none" else "")
+    if options.split_mode == "none":
+        return f"one GPU (GPU {options.main_gpu})"
+    text = f"{options.split_mode} split" + (" over workers " + ", ".join(options.workers) if options.workers else "")
     if options.tensor_split:
         text += ", shares " + "/".join(f"{x:g}" for x in options.tensor_split)
-    if options.workers:
-        text += ", workers " + ", ".join(options.workers)
     return text
 
 

@@ -23,6 +23,9 @@ class QwenctlGroup(click.Group):
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of tables.")
 gpus_option = click.option("--gpus", metavar="LIST", help="Use only these GPUs, numbered as `qwenctl detect` lists them (e.g. 0,1).")
+workers_option = click.option(
+    "--workers", metavar="HOST:PORT,...", callback=lambda ctx, param, v: tuple(e.strip() for e in v.split(",") if e.strip()) if v else (),
+    help="Spread the model over these `qwenctl worker` machines too (llama.cpp's RPC backend).")
 
 
 def _gpus(spec: str | None, profile: str | None) -> None:
@@ -115,8 +118,9 @@ def _this_machine(snapshot: str | None):
 @click.option("--snapshot", type=click.Path(), help="Plan for the machine a `detect --save-snapshot` file describes.")
 @click.option("--explain-speed", is_flag=True, help="Also print the speed model's terms for the chosen plan.")
 @gpus_option
+@workers_option
 @json_option
-def plan_command(profile, size, quant, backend, n_ctx, min_speed, snapshot, explain_speed, gpus, as_json) -> None:
+def plan_command(profile, size, quant, backend, n_ctx, min_speed, snapshot, explain_speed, gpus, workers, as_json) -> None:
     """Choose the Qwen2.5 model, quant and settings this machine runs best, and say why."""
     from qwenctl.plan import Constraints, plan
     from qwenctl.profiles import load_profile, load_workers
@@ -129,7 +133,12 @@ def plan_command(profile, size, quant, backend, n_ctx, min_speed, snapshot, expl
         from qwenctl.hardware.cuda_visible import select_gpus
 
         hardware = select_gpus(hardware, gpus)
-    workers = load_workers(profile) if profile else ()
+    if workers:
+        from qwenctl.backends import rpc
+
+        workers = tuple(rpc.probe(e) for e in workers)
+    elif profile:
+        workers = load_workers(profile)
     result = plan(hardware, Constraints(size=size, quant=quant, backend=backend, n_ctx=n_ctx, min_tg_tps=min_speed), workers)
     if as_json:
         from qwenctl.render import print_json
@@ -195,6 +204,7 @@ _MODEL_CHOICE = (
     click.option("--profile", help="Plan as if on this hardware profile (see `qwenctl profiles`)."),
     click.option("--model", metavar="MODEL", help="The same as the MODEL argument."),
     gpus_option,
+    workers_option,
 )
 
 
@@ -225,14 +235,15 @@ def _model(model_arg, model_opt, size, quant, profile) -> str | None:
 
 
 def _run_request(size, quant, backend, n_ctx, profile, model, *, offline: bool, yes: bool, smoke_seconds: float,
-                 model_opt: str | None = None, smoke: bool | None = None, gpus: str | None = None):
+                 model_opt: str | None = None, smoke: bool | None = None, gpus: str | None = None,
+                 workers: tuple[str, ...] = ()):
     from qwenctl import pipeline
 
     model = _model(model, model_opt, size, quant, profile)
     _gpus(gpus, profile)
     return pipeline.RunRequest(size=size, quant=quant, backend=backend, n_ctx=n_ctx, profile=profile, model=model,
                                offline=offline, assume_yes=yes, smoke_seconds=smoke_seconds, smoke=smoke,
-                               gpus=gpus if profile else None)
+                               gpus=gpus if profile else None, workers=workers)
 
 
 def _ask_on_terminal():
@@ -255,7 +266,7 @@ def _ask_on_terminal():
 @click.option("-y", "--yes", is_flag=True, help="Download without asking.")
 @click.option("--offline", is_flag=True, help="Use only what is already downloaded; never contact Hugging Face.")
 @json_option
-def serve(model_arg, size, quant, backend, n_ctx, profile, model, gpus, host, port, api_key, parallel, drain_s, yes,
+def serve(model_arg, size, quant, backend, n_ctx, profile, model, gpus, workers, host, port, api_key, parallel, drain_s, yes,
           offline, as_json) -> None:
     """Serve MODEL (default: the planned model) behind an OpenAI-compatible API.
 
@@ -267,7 +278,7 @@ def serve(model_arg, size, quant, backend, n_ctx, profile, model, gpus, host, po
     from qwenctl.render.run import RunReporter
 
     request = _run_request(size, quant, backend, n_ctx or load_config().ctx, profile, model_arg, offline=offline, yes=yes,
-                           smoke_seconds=0.0, model_opt=model, gpus=gpus)
+                           smoke_seconds=0.0, model_opt=model, gpus=gpus, workers=workers)
     target = serving.resolve_target(request, RunReporter(ask=_ask_on_terminal(), quiet=as_json))
     options = serving.ServeOptions(host=host, port=port, api_key=api_key or None, parallel=parallel, drain_s=drain_s,
                                    verbose=logging.getLogger().isEnabledFor(logging.INFO))
@@ -396,6 +407,7 @@ def rm(spec: str, yes: bool, dry_run: bool, as_json: bool) -> None:
 @click.option("-sm", "--split-mode", type=click.Choice(["none", "layer", "tensor"]),
               help="How to spread the model over several GPUs (default: the planner's choice).")
 @gpus_option
+@workers_option
 @click.option("-t", "--threads", type=int, help="CPU threads (default: as `run` loads the model).")
 @click.option("-b", "--batch", "n_batch", default=512, show_default=True)
 @click.option("--ctx", "n_ctx", type=click.IntRange(min=1), help="Context size (default: n-prompt + n-gen, as llama-bench).")
@@ -409,7 +421,8 @@ def rm(spec: str, yes: bool, dry_run: bool, as_json: bool) -> None:
 @click.option("-y", "--yes", is_flag=True, help="Download the model without asking.")
 @click.option("--offline", is_flag=True, help="Use only what is already downloaded; never contact Hugging Face.")
 @json_option
-def bench(model_arg, model, size, quant, backend, n_prompt, n_gen, repetitions, n_gpu_layers, split_mode, gpus, threads, n_batch,
+def bench(model_arg, model, size, quant, backend, n_prompt, n_gen, repetitions, n_gpu_layers, split_mode, gpus, workers, threads,
+          n_batch,
           n_ctx, flash_attn,
           kv_cache_type, bandwidth, no_chat, no_save, history, yes, offline, as_json) -> None:
     """Measure prompt processing, decoding, chat latency and memory of MODEL (llama-bench's method).
@@ -429,24 +442,25 @@ def bench(model_arg, model, size, quant, backend, n_prompt, n_gen, repetitions, 
         return render.print_json(past, "bench-history") if as_json else show.show_history(past)
     _gpus(gpus, None)
     chosen = _bench_target(_model(model_arg, model, size, quant, None), size, quant, backend, yes=yes, offline=offline,
-                           quiet=as_json)
+                           quiet=as_json, workers=workers)
     options = bench_mod.options_for(chosen.load_options, n_prompt=n_prompt, n_gen=n_gen, n_ctx=n_ctx,
                                     n_gpu_layers=n_gpu_layers, n_threads=threads, n_batch=n_batch,
-                                    flash_attn=flash_attn, kv_cache_type=kv_cache_type, split_mode=split_mode)
+                                    flash_attn=flash_attn, kv_cache_type=kv_cache_type, split_mode=split_mode,
+                                    workers=workers)
     with show.progress() as tick:
         result = bench_mod.bench_prepared(chosen, options, bandwidth=bandwidth, save=not no_save, n_prompt=n_prompt,
                                           n_gen=n_gen, repetitions=repetitions, chat=not no_chat, progress=tick)
     render.print_json(result, "bench") if as_json else show.show_result(result)
 
 
-def _bench_target(model, size, quant, backend, *, yes: bool, offline: bool, quiet: bool):
+def _bench_target(model, size, quant, backend, *, yes: bool, offline: bool, quiet: bool, workers: tuple[str, ...] = ()):
     """What bench measures, loaded as `run` would load it: the planned model, or --model (fetched like
     `run` fetches it when it names a repo)."""
     from qwenctl import pipeline
     from qwenctl.render.run import RunReporter
 
     request = pipeline.RunRequest(size=size, quant=quant, backend=backend, model=model, offline=offline,
-                                  assume_yes=yes, smoke_seconds=0.0)
+                                  assume_yes=yes, smoke_seconds=0.0, workers=workers)
     return pipeline.prepare(request, RunReporter(ask=_ask_on_terminal(), quiet=quiet))
 
 
@@ -472,7 +486,7 @@ def _bench_target(model, size, quant, backend, *, yes: bool, offline: bool, quie
 @click.option("--no-server", is_flag=True, help="Load the model here even when a `qwenctl serve` of it is running.")
 @click.option("--offline", is_flag=True, help="Use only what is already downloaded; never contact Hugging Face.")
 @json_option
-def run(model_arg, size, quant, backend, n_ctx, profile, model, gpus, yes, no_chat, system, prompt, max_tokens, temperature,
+def run(model_arg, size, quant, backend, n_ctx, profile, model, gpus, workers, yes, no_chat, system, prompt, max_tokens, temperature,
         top_p, top_k, seed, quiet, no_log, smoke, no_server, offline, as_json) -> None:
     """Chat with MODEL (default: the best model for this machine): plan, download, load, then chat.
 
@@ -493,7 +507,7 @@ def run(model_arg, size, quant, backend, n_ctx, profile, model, gpus, yes, no_ch
     quiet = bool(cfg.quiet) if quiet is None else quiet
     request = _run_request(size, quant, backend, n_ctx or cfg.ctx, profile, model_arg, offline=offline, yes=yes,
                            smoke_seconds=0.0 if one_shot and not no_chat else pipeline.RunRequest.smoke_seconds,
-                           model_opt=model, smoke=smoke, gpus=gpus)
+                           model_opt=model, smoke=smoke, gpus=gpus, workers=workers)
     request = dataclasses.replace(request, resident=not no_server)
     reporter = RunReporter(ask=_ask_on_terminal(), quiet=as_json, silent=quiet, brief=one_shot)
     sampling = cfg.sampling_options(Conversation().sampling)

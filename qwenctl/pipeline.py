@@ -44,6 +44,7 @@ class RunRequest:
     resident: bool = True  # use a running `qwenctl serve` of the same model instead of loading it again
     all_quants: bool = False  # pull: every quant of a bare GGUF repo, not the planned one
     gpus: str | None = None  # --gpus with --profile: the profile's GPUs to plan for (this machine's: CUDA_VISIBLE_DEVICES)
+    workers: tuple[str, ...] = ()  # --workers: RPC workers (host:port) a plan may spread over
 
 
 class Reporter(Protocol):
@@ -91,6 +92,7 @@ class Prepared:
     plan: Plan | None  # None for --model
     hardware: Hardware
     model_id: str | None = None  # what a server publishes, where the file's name would not do (an Ollama blob)
+    workers: tuple = ()  # the RPC workers (cluster.Worker) as probed before planning
 
 
 @dataclass(frozen=True)
@@ -132,12 +134,14 @@ def prepare(request: RunRequest, reporter: Reporter, check_backend: Callable[[st
         reporter.step("detecting hardware")
         hardware = detect()
         options = unplanned_load_options(hardware, request.n_ctx)
+        workers = request_workers(request)
         if backend == "llama.cpp":
-            options = split_for_file(hardware, Path(files.load_path), options, reporter)
-        return Prepared(name, files, backend, options, None, hardware, model_id)
+            options = split_for_file(hardware, Path(files.load_path), options, reporter, workers)
+        return Prepared(name, files, backend, options, None, hardware, model_id, workers)
     reporter.step("detecting hardware")
     hardware = detect()
-    result = _plan(request, hardware)
+    workers = request_workers(request)
+    result = _plan(request, hardware, workers)
     from qwenctl.machine import MEASURE_HINT
 
     if request.profile is None and any(MEASURE_HINT in a for a in result.assumptions):
@@ -148,12 +152,12 @@ def prepare(request: RunRequest, reporter: Reporter, check_backend: Callable[[st
         reporter.step("measuring this machine's memory bandwidth (once; remembered)")
         measure_bandwidth(hardware)
         hardware = detect()
-        result = _plan(request, hardware)
+        result = _plan(request, hardware, workers)
     reporter.plan(result)
     plan = result.chosen
     check(plan.backend)
     files = _fetch_planned(plan, request, reporter)
-    return Prepared(f"Qwen2.5 {plan.name}", files, plan.backend, load_options(plan), plan, hardware)
+    return Prepared(f"Qwen2.5 {plan.name}", files, plan.backend, load_options(plan), plan, hardware, None, workers)
 
 
 def load_options(plan: Plan) -> LoadOptions:
@@ -171,26 +175,30 @@ def load_options(plan: Plan) -> LoadOptions:
     )
 
 
-def split_for_file(hardware: Hardware, path: Path, options: LoadOptions, reporter: Reporter) -> LoadOptions:
-    """A GGUF at hand on a machine with several GPUs: the split the planner chooses for its size and quant.
+def split_for_file(hardware: Hardware, path: Path, options: LoadOptions, reporter: Reporter,
+                   workers: tuple = ()) -> LoadOptions:
+    """A GGUF at hand on a machine with several GPUs or with workers: the split the planner chooses for its size
+    and quant.
 
     The file's dimensions and quant name its catalog entry (predict._file_model); a file the catalog does
-    not know keeps llama.cpp's own default (layers over every GPU by free memory), said so.
+    not know keeps llama.cpp's own default (layers over every device by free memory), said so.
     """
-    if len(hardware.gpus) < 2:
+    if len(hardware.gpus) < 2 and not workers:
         return options
     from qwenctl.plan import Constraints, plan
     from qwenctl.predict import catalog_entry
 
     size, quant = catalog_entry(path)
     if size is None or quant is None:
-        reporter.note(f"{path.name} is not a Qwen2.5 size the planner knows: llama.cpp spreads its layers over every GPU")
-        return options
+        reporter.note(f"{path.name} is not a Qwen2.5 size the planner knows: llama.cpp spreads its layers over every "
+                      "device by free memory" + (" (every layer on the workers)" if workers else ""))
+        return replace(options, workers=tuple(w.endpoint for w in workers), n_gpu_layers=-1) if workers else options
     try:
-        chosen = plan(hardware, Constraints(size=size, quant=quant, n_ctx=options.n_ctx, min_tg_tps=0)).chosen
+        chosen = plan(hardware, Constraints(size=size, quant=quant, n_ctx=options.n_ctx, min_tg_tps=0), workers).chosen
     except QwenctlError:
         return options
-    return replace(options, split_mode=chosen.split_mode, tensor_split=chosen.tensor_split, main_gpu=chosen.main_gpu)
+    return replace(options, split_mode=chosen.split_mode, tensor_split=chosen.tensor_split, main_gpu=chosen.main_gpu,
+                   workers=chosen.workers, n_gpu_layers=chosen.n_gpu_layers if chosen.workers else options.n_gpu_layers)
 
 
 def unplanned_load_options(hardware: Hardware, n_ctx: int | None) -> LoadOptions:
@@ -336,7 +344,7 @@ def chosen_plan(request: RunRequest) -> Plan:
     return _plan(request, detect() if not request.profile else None).chosen
 
 
-def _plan(request: RunRequest, hardware: Hardware | None) -> PlanResult:
+def _plan(request: RunRequest, hardware: Hardware | None, workers: tuple | None = None) -> PlanResult:
     from qwenctl.plan import Constraints, plan
 
     if request.profile:
@@ -351,12 +359,21 @@ def _plan(request: RunRequest, hardware: Hardware | None) -> PlanResult:
         assert hardware is not None, "this machine's hardware, when no profile is asked for"
         target = hardware
     constraints = Constraints(size=request.size, quant=request.quant, backend=request.backend, n_ctx=request.n_ctx)
-    workers: tuple = ()
+    return plan(target, constraints, request_workers(request) if workers is None else workers)
+
+
+def request_workers(request: RunRequest) -> tuple:
+    """The workers a plan may use: --workers probed now (a one-line error for one that does not answer), else a
+    cluster profile's on paper."""
+    if request.workers:
+        from qwenctl.backends import rpc
+
+        return tuple(rpc.probe(e) for e in request.workers)
     if request.profile:
         from qwenctl.profiles import load_workers
 
-        workers = load_workers(request.profile)
-    return plan(target, constraints, workers)
+        return load_workers(request.profile)
+    return ()
 
 
 def _fetch_planned(plan: Plan, request: RunRequest, reporter: Reporter) -> ModelFiles:

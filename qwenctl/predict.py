@@ -223,6 +223,11 @@ def _split_prediction(hardware: Hardware, path: Path, options: LoadOptions, mode
     flash = bool(options.flash_attn) if options.flash_attn is not None else True
     est = estimate_split_memory(model, weights, options.n_ctx, mode, placement, shares, tuple(s.kind for s in slots),
                                 options.kv_cache_type, flash, split)
+    # llama.cpp sends a worker its tensors from the mmap'd file and keeps those pages mapped: resident in this
+    # process (RSS), though clean and reclaimable, so the planner's budget leaves them out (measured: 0.5B over
+    # two CPU workers, RSS 607 MiB = 223 MiB + the 377 MiB file)
+    sent = sum(p.weights_bytes for p in est.pools if p.pool == "remote")
+    est = MemoryEstimate(tuple(replace(p, weights_bytes=p.weights_bytes + sent) if p.pool == "ram" else p for p in est.pools))
     peer, peer_source = peer_link(hardware)
     links = Links(remote=tuple(s.link for s in slots), peer_bytes_per_s=peer, peer_source=peer_source,
                   peer_nvlink=peer_source.startswith("NVLink"))

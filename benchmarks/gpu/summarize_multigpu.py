@@ -46,7 +46,8 @@ def main() -> None:
         for mode in ("auto", "none", "layer", "tensor"):
             q = _qwenctl(results / f"qwenctl-{name}-{mode}.json")
             used = q.get("split") if q else None
-            ref = lb.get((used or "layer").split(",")[0], {}) if mode == "auto" else lb.get(mode, {})
+            used_mode = {"one": "none"}.get((used or "layer").split()[0], (used or "layer").split()[0].rstrip(","))
+            ref = lb.get(used_mode, {}) if mode == "auto" else lb.get(mode, {})
             qpp = q["pp_tps"]["median"] if q else None
             qtg = q["tg_tps"]["median"] if q else None
             pred = (q or {}).get("predicted") or {}

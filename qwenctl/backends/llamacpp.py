@@ -267,6 +267,10 @@ def load(model_path: Path, options: LoadOptions) -> LlamaCppSession:
     """Load a GGUF; on a GPU out-of-memory, retry with fewer layers on the GPU and say so in `notes`."""
     info = check_gguf(Path(model_path))
     llama_cpp = _import_llama_cpp()
+    if options.workers:
+        from qwenctl.backends import rpc
+
+        rpc.attach(options.workers)  # each worker checked first: a clear error, never llama.cpp's abort
     can_offload, notes = _gpu_notes(llama_cpp, options.n_gpu_layers != 0)
     n_layers = int(info.get("block_count", 0)) + 1  # + the output layer, as llama.cpp counts
     wanted = 0 if not can_offload else (n_layers if options.n_gpu_layers < 0 else min(options.n_gpu_layers, n_layers))

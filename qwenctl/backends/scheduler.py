@@ -70,6 +70,7 @@ class Scheduler:
         self._cond = threading.Condition()
         self._stopping = False
         self._first = on_first_token
+        self.failed: Exception | None = None  # set by `fail`: the engine can no longer answer
         self._thread = threading.Thread(target=self._run, name="qwenctl-decode", daemon=True)
 
     def start(self) -> Scheduler:
@@ -78,12 +79,27 @@ class Scheduler:
 
     def submit(self, job: Job) -> Job:
         with self._cond:
-            self._queue.append(job)
-            self._cond.notify()
+            if self.failed is None:
+                self._queue.append(job)
+                self._cond.notify()
+                return job
+        job._post(error=self.failed)
         return job
+
+    def fail(self, error: Exception) -> None:
+        """The engine can no longer answer (a lost RPC worker parks the decode thread for good, inside llama.cpp):
+        every job now and later ends with `error`; `stop` then leaves the thread and the engine alone."""
+        with self._cond:
+            self.failed = error
+            jobs = [*self._jobs.values(), *self._queue]
+            self._queue.clear()
+        for job in jobs:
+            job._post(error=error)
 
     def stop(self) -> None:
         """Finish nothing more: pending jobs end with an error, the thread exits and frees the engine."""
+        if self.failed is not None:
+            return  # its thread is parked inside llama.cpp: joining would wait forever, freeing would crash
         with self._cond:
             self._stopping = True
             self._cond.notify()

@@ -63,7 +63,9 @@ def _device(r) -> str:
     if r.n_gpu_layers == 0:
         return f"CPU, {r.n_threads} threads" if r.n_threads else "CPU"
     layers = "all layers" if r.n_gpu_layers < 0 else f"{r.n_gpu_layers} layers"
-    return f"GPU ({layers}; {r.split} split)" if r.split else f"GPU ({layers})"
+    if r.split and "workers" in r.split:
+        return f"{layers}, {r.split}"
+    return f"GPU ({layers}; {r.split})" if r.split else f"GPU ({layers})"
 
 
 def show_result(r) -> None:

@@ -76,7 +76,7 @@ class LeanCompletions:
         import llama_cpp
 
         self.scheduler.stop()
-        if self._ctx is not None:
+        if self._ctx is not None and self.scheduler.failed is None:
             llama_cpp.llama_free(self._ctx)
             self._ctx = None
 
@@ -97,7 +97,8 @@ class LeanCompletions:
             stream = _Stream(job)
             first = await stream.next_batch()
             if job.error and not first:
-                return await send_json(send, 500, error_body(str(job.error) or type(job.error).__name__, "internal_server_error"))
+                status, kind = (503, "service_unavailable") if self.scheduler.failed else (500, "internal_server_error")
+                return await send_json(send, status, error_body(str(job.error) or type(job.error).__name__, kind))
             form = _Format(self.model_id, chat)
             if doc.get("stream"):
                 include_usage = bool((doc.get("stream_options") or {}).get("include_usage"))

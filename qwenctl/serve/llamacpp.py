@@ -40,7 +40,7 @@ def serve(target: ServeTarget, options: ServeOptions, sock: socket.socket, on_re
     from llama_cpp.server.settings import ModelSettings, ServerSettings
 
     from qwenctl.backends.llama_flash import flash_attn_mode
-    from qwenctl.backends.llamacpp import default_threads
+    from qwenctl.backends.llamacpp import default_threads, split_arguments
 
     if os.environ.get("CONFIG_FILE"):
         # create_app would read that file instead of the settings given here
@@ -58,7 +58,14 @@ def serve(target: ServeTarget, options: ServeOptions, sock: socket.socket, on_re
         "chat_format": None,  # None: the chat template stored in the GGUF
         "verbose": options.verbose,
         **_kv_cache_types(load.kv_cache_type),
+        **split_arguments(load),  # the planned split mode, shares and main GPU
     }
+    lost: list = []  # the lean path, once it exists: a lost RPC worker fails its jobs instead of hanging them
+    if load.workers:
+        from qwenctl.backends import rpc
+
+        rpc.attach(load.workers)  # registered before llama_cpp.server loads the model, each checked first
+        rpc.on_worker_lost(lambda error: [lean.scheduler.fail(error) for lean in lost])
     threads = load.n_threads or default_threads()  # machine.threads via the load options (the server's own: half the CPUs)
     settings = ModelSettings(**model_settings, n_threads=threads, n_threads_batch=threads)
     try:
@@ -83,6 +90,7 @@ def serve(target: ServeTarget, options: ServeOptions, sock: socket.socket, on_re
 
     parallel = options.parallel or 1
     lean = serve_lean.start(llama_app._llama_proxy(), target.model_id, load.n_ctx, parallel)
+    lost.append(lean)
     wrapped = _OpenAILayer(app, target.model_id, options.api_key, options.sampling, lean)
 
     # sse-starlette ends open streams when uvicorn starts shutting down; we let them finish instead
@@ -141,6 +149,9 @@ class _OpenAILayer:
         error = fill_request(doc, self.model_id, self.sampling, "repeat_penalty")
         if error:
             return await send_json(send, 404, error)
+        if self.lean is not None and self.lean.scheduler.failed is not None:
+            # the engine is gone (a lost RPC worker): every request gets that error, none waits on it
+            return await send_json(send, 503, error_body(str(self.lean.scheduler.failed), "service_unavailable"))
         if self.lean is not None:
             why = self.lean.unsupported(doc)
             if why is None:
