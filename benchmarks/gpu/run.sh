@@ -231,12 +231,39 @@ stage_splits() {
   tar czf "$OUT/splits.tgz" -C "$R" .
 }
 
+# rpcworker: GPU 1 behind `qwenctl worker` (llama.cpp's RPC server in qwenctl), GPU 0 in the main process:
+# what the planner says with --workers, qwenctl bench and llama-bench --rpc through the same worker beside
+# the layer split, per-GPU memory (NVML sees both GPUs), and a worker killed mid-run (exit code, stderr).
+stage_rpcworker() {
+  local R="$WORK/results-rpc" m name pid port=50152
+  mkdir -p "$R"
+  for m in "$WORK"/models/qwen2.5-7b-*-Q4_K_M.gguf "$WORK"/models/qwen2.5-0.5b-*-Q4_K_M.gguf; do
+    [ -f "$m" ] || continue
+    name=$(basename "$m" .gguf)
+    CUDA_VISIBLE_DEVICES=1 $PY -m qwenctl worker --port $port >"$R/worker-$name.log" 2>&1 &
+    pid=$!; sleep 8; cat "$R/worker-$name.log"
+    CUDA_VISIBLE_DEVICES=0 $PY -m qwenctl plan --workers 127.0.0.1:$port --size $(echo "$name" | cut -d- -f2) >"$R/plan-$name.txt" 2>&1; head -20 "$R/plan-$name.txt"
+    stamp "qwenctl bench $name, GPU 0 + GPU 1 behind qwenctl worker"
+    CUDA_VISIBLE_DEVICES=0 $PY -m qwenctl bench --model "$m" --workers 127.0.0.1:$port --split-mode layer -p $P -n $N -r 3 \
+      --no-chat --no-save --json >"$R/qwenctl-rpc-$name.json" 2>"$R/qwenctl-rpc-$name.err" || tail -3 "$R/qwenctl-rpc-$name.err"
+    stamp "llama-bench $name --rpc through the same worker"
+    CUDA_VISIBLE_DEVICES=0 "$BUILD/bin/llama-bench" -m "$m" -p $P -n $N -r 3 -ngl 99 -fa 1 --rpc 127.0.0.1:$port -o json \
+      >"$R/llama-bench-rpc-$name.json" 2>"$R/llama-bench-rpc-$name.err" || tail -3 "$R/llama-bench-rpc-$name.err"
+    stamp "worker killed mid-run"
+    ( CUDA_VISIBLE_DEVICES=0 timeout 120 $PY -m qwenctl bench --model "$m" --workers 127.0.0.1:$port --split-mode layer -p $P -n 4000 \
+        -r 5 --no-chat --no-save >"$R/killed-$name.out" 2>"$R/killed-$name.err"; echo "exit $?" >>"$R/killed-$name.out" ) &
+    local main=$!; sleep 15; kill -9 $pid; local t0=$SECONDS; wait $main; echo "main ended $((SECONDS - t0)) s after the kill"
+    cat "$R/killed-$name.out"; tail -2 "$R/killed-$name.err"
+  done
+  tar czf "$OUT/rpcworker.tgz" -C "$R" .
+}
+
 stages=("$@")
 [ ${#stages[@]} -eq 0 ] && stages=(build models run)
 for s in "${stages[@]}"; do
   case $s in
-    build|models|run|facts|extras|quants|memory|speed|sampling|multigpu|splits) stamp "stage $s"; "stage_$s" || { stamp "stage $s failed"; exit 1; } ;;
-    *) echo "unknown stage $s (build, models, run, facts, extras, quants, memory, speed, sampling, multigpu, splits)"; exit 2 ;;
+    build|models|run|facts|extras|quants|memory|speed|sampling|multigpu|splits|rpcworker) stamp "stage $s"; "stage_$s" || { stamp "stage $s failed"; exit 1; } ;;
+    *) echo "unknown stage $s (build, models, run, facts, extras, quants, memory, speed, sampling, multigpu, splits, rpcworker)"; exit 2 ;;
   esac
 done
 stamp "done"
