@@ -307,7 +307,8 @@ class Ggml:
     def __init__(self) -> None:
         import llama_cpp
 
-        lib_dir = Path(llama_cpp.__file__).parent / "lib"
+        # where llama-cpp-python loads its libraries from: LLAMA_CPP_LIB_PATH when set (its own override), else lib/
+        lib_dir = Path(os.environ.get("LLAMA_CPP_LIB_PATH") or Path(llama_cpp.__file__).parent / "lib")
         self.ggml = _load(lib_dir, "ggml")
         self.base = _load(lib_dir, "ggml-base")
         vp, sz, cp = ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p
