@@ -297,7 +297,9 @@ def estimate_split_memory(
             kv = kv_cache_bytes(model, n_ctx, kv_cache_type, layers=layers)
             compute = _graph_bytes(model, n_ctx, flash_attn, with_output=has_output) + copies
         local = kind == "gpu"
-        pools.append(PoolMemory("vram" if local else "remote", w, kv, compute, context if local else 0, device=i))
+        # a worker's context exists before the load; what its GPU grows by beyond the buffers is ggml's CUDA pool
+        overhead = context if local else (int(cal["remote_gpu_pool_bytes"]) if kind == "remote-gpu" else 0)
+        pools.append(PoolMemory("vram" if local else "remote", w, kv, compute, overhead, device=i))
     host_layers = placement.layers_on(None) if mode == "layer" else 0
     output_on_host = mode == "layer" and placement.output_device is None
     host_weights = s.embd_bytes + round(host_layers * s.layer_bytes) + (s.output_bytes if output_on_host and s.output_in_file else 0)
