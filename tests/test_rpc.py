@@ -162,7 +162,7 @@ def test_a_model_split_over_two_workers_generates_what_one_process_does(request,
 
     assert split["tokens"] == alone["tokens"]  # greedy: token for token
     assert split["logits"] == pytest.approx(alone["logits"], abs=1e-3)
-    for (proc, port), b, a, w in zip(started, before, after, weights):
+    for (_, port), b, a, w in zip(started, before, after, weights):
         print(f"worker 127.0.0.1:{port}: RSS {b / 2**20:.1f} -> {a / 2**20:.1f} MiB (+{(a - b) / 2**20:.1f} MiB) "
               f"for {w / 2**20:.2f} MiB of weights")
     for b, a, w in zip(before, after, weights):

@@ -18,7 +18,7 @@ pytestmark = needs_rpc
 
 
 def test_probe_reads_what_the_worker_offers():
-    with workers(1) as [(proc, port)]:
+    with workers(1) as [(_, port)]:
         w = rpc.probe(f"127.0.0.1:{port}")
     assert w.endpoint == f"127.0.0.1:{port}"
     assert w.protocol == "7.0.0"
@@ -32,7 +32,7 @@ def test_probe_reads_what_the_worker_offers():
 
 
 def test_info_answer_is_the_workers_detect_json():
-    with workers(1) as [(proc, port)]:
+    with workers(1) as [(_, port)]:
         doc = rpc.fetch_info("127.0.0.1", port + 1)
     assert doc is not None
     assert doc["protocol"] == "7.0.0"
@@ -43,7 +43,7 @@ def test_info_answer_is_the_workers_detect_json():
 
 
 def test_without_info_the_probe_still_answers_with_hardware_unknown():
-    with workers(1, "--no-info") as [(proc, port)]:
+    with workers(1, "--no-info") as [(_, port)]:
         assert rpc.fetch_info("127.0.0.1", port + 1) is None
         w = rpc.probe(f"127.0.0.1:{port}")
     assert w.hardware is None
