@@ -53,7 +53,28 @@ def test_nothing_installed():
 def test_gpu_offload_answer_matches_the_python_binding():
     import llama_cpp
 
-    assert LiveSource().llama_supports_gpu_offload() is bool(llama_cpp.llama_supports_gpu_offload())
+    if llama_cpp.llama_supports_rpc():  # an RPC build answers true everywhere: the probe asks ggml for a GPU of its own
+        from qwenctl.backends import rpc
+
+        local_gpu = any(d["type"] in ("GPU", "IGPU") and d["backend"] != "RPC" for _, d in rpc.Ggml.get().devices())
+        assert LiveSource().llama_supports_gpu_offload() is local_gpu
+    else:
+        assert LiveSource().llama_supports_gpu_offload() is bool(llama_cpp.llama_supports_gpu_offload())
+
+
+@pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None, reason="llama-cpp-python not installed")
+def test_rpc_answer_matches_the_python_binding():
+    import llama_cpp
+
+    assert LiveSource().llama_supports_rpc() is bool(llama_cpp.llama_supports_rpc())
+
+
+def test_rpc_is_read_from_a_snapshot_and_null_in_older_ones():
+    doc = document("linux-x86-no-gpu.json")
+    doc["python"] = {"packages": {"llama-cpp-python": "0.3.36"}, "llama_supports_gpu_offload": False, "llama_supports_rpc": True}
+    assert backends.probe(replay(doc)).llama_cpp_rpc is True
+    del doc["python"]["llama_supports_rpc"]
+    assert backends.probe(replay(doc)).llama_cpp_rpc is None
 
 
 @pytest.mark.skipif(importlib.util.find_spec("mlx") is None, reason="mlx not installed")

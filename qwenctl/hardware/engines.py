@@ -6,6 +6,7 @@ functions below are what ``LiveSource`` answers with on this machine.
 
 from __future__ import annotations
 
+import ctypes
 import os
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ def probe(source: Source) -> Backends:
     return Backends(
         llama_cpp=llama or Absent(NOT_INSTALLED),
         llama_cpp_gpu_offload=source.llama_supports_gpu_offload() if llama else None,
+        llama_cpp_rpc=source.llama_supports_rpc() if llama else None,
         mlx=mlx or Absent(NOT_INSTALLED),
         mlx_lm=mlx_lm or Absent(NOT_INSTALLED),
         mlx_default_device=source.mlx_default_device() if mlx else None,
@@ -68,7 +70,7 @@ _LLAMA_LOG_SINK: Any = None
 
 
 def llama_supports_gpu_offload() -> bool | None:
-    """Ask libllama itself, through ctypes, without importing the ``llama_cpp`` package.
+    """Whether the installed libllama can offload to a GPU of this machine, asked of libllama itself through ctypes.
 
     ``import llama_cpp`` costs 85-110 ms here (it pulls in numpy and builds every binding),
     which alone would break detect's start-up budget; loading the shared library and calling
@@ -77,15 +79,85 @@ def llama_supports_gpu_offload() -> bool | None:
     llama.cpp's log callback is silenced first so backend start-up lines do not reach stderr; when
     llama_cpp is already imported (a model is or was loaded here: its log callback routes llama.cpp's
     lines to the loader), the answer comes from it and the callback stays.
+
+    A build with the RPC backend answers true to ``llama_supports_gpu_offload`` on any machine (src/llama.cpp:
+    a GPU device, an integrated GPU, *or* RPC support), so there the answer is whether ggml has a GPU or
+    integrated-GPU device of its own (not an attached worker's): what the call meant before RPC was built in.
     """
-    import ctypes
+    lib = _libllama()
+    if lib is None:
+        return None
+    try:
+        lib.llama_supports_gpu_offload.restype = ctypes.c_bool
+        if not lib.llama_supports_gpu_offload():
+            return False
+        if not _llama_supports_rpc(lib):
+            return True
+        return _local_gpu_device(lib)
+    except (OSError, AttributeError):  # a library that will not load, or an older ABI
+        return None
+
+
+def llama_supports_rpc() -> bool | None:
+    """Whether the installed libllama was built with llama.cpp's RPC backend (``qwenctl worker``, ``--workers``)."""
+    lib = _libllama()
+    return _llama_supports_rpc(lib) if lib is not None else None
+
+
+def _llama_supports_rpc(lib: Any) -> bool:
+    ask = getattr(lib, "llama_supports_rpc", None)
+    if ask is None:  # a libllama older than the RPC backend
+        return False
+    ask.restype = ctypes.c_bool
+    return bool(ask())
+
+
+def _local_gpu_device(lib: Any) -> bool | None:
+    """A GPU or integrated-GPU device in ggml's registry that is not an RPC worker's (ggml-backend.h)."""
+    ggml = _ggml_of(lib)
+    if ggml is None:
+        return None
+    ggml.ggml_backend_dev_count.restype = ctypes.c_size_t
+    ggml.ggml_backend_dev_get.restype = ctypes.c_void_p
+    ggml.ggml_backend_dev_get.argtypes = [ctypes.c_size_t]
+    ggml.ggml_backend_dev_type.restype = ctypes.c_int
+    ggml.ggml_backend_dev_type.argtypes = [ctypes.c_void_p]
+    ggml.ggml_backend_dev_backend_reg.restype = ctypes.c_void_p
+    ggml.ggml_backend_dev_backend_reg.argtypes = [ctypes.c_void_p]
+    ggml.ggml_backend_reg_name.restype = ctypes.c_char_p
+    ggml.ggml_backend_reg_name.argtypes = [ctypes.c_void_p]
+    for i in range(ggml.ggml_backend_dev_count()):
+        dev = ggml.ggml_backend_dev_get(i)
+        if ggml.ggml_backend_dev_type(dev) in (1, 2) and ggml.ggml_backend_reg_name(ggml.ggml_backend_dev_backend_reg(dev)) != b"RPC":
+            return True  # GGML_BACKEND_DEVICE_TYPE_GPU, _IGPU
+    return False
+
+
+def _ggml_of(lib: Any) -> Any:
+    """libggml as libllama links it: the already-loaded copy (a wheel ships libggml.so, .so.0 and .so.0.x.y as
+    separate files, each with its own device registry; the soname one, libggml.so.0, is libllama's)."""
+    path = getattr(lib, "_name", None)
+    if not path:
+        return None
+    lib_dir = Path(path).parent
+    names = sorted(p.name for p in lib_dir.glob("libggml.so.*") if p.name[len("libggml.so."):].isdigit())
+    for name in (*names, "libggml.so", "libggml.dylib", "ggml.dll"):
+        if (lib_dir / name).exists():
+            try:
+                return ctypes.CDLL(str(lib_dir / name))
+            except OSError:
+                return None
+    return None
+
+
+def _libllama() -> Any:
+    """libllama: the llama_cpp package's own handle when it is imported, else loaded by path with its log silenced."""
     import importlib.util
     import sys
 
     loaded = sys.modules.get("llama_cpp")
     if loaded is not None:  # an engine is running in this process: ask it, and leave its log callback alone
-        ask = getattr(loaded, "llama_supports_gpu_offload", None)
-        return bool(ask()) if ask is not None else None
+        return getattr(loaded.llama_cpp, "_lib", None) if hasattr(loaded, "llama_cpp") else None
     spec = importlib.util.find_spec("llama_cpp")
     if spec is None or not spec.submodule_search_locations:
         return None
@@ -96,11 +168,11 @@ def llama_supports_gpu_offload() -> bool | None:
     try:
         lib = ctypes.CDLL(str(candidates[0]))
         global _LLAMA_LOG_SINK
-        log_callback = ctypes.CFUNCTYPE(None, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p)
-        _LLAMA_LOG_SINK = log_callback(lambda level, text, user_data: None)  # kept alive: C holds it
+        if _LLAMA_LOG_SINK is None:
+            log_callback = ctypes.CFUNCTYPE(None, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p)
+            _LLAMA_LOG_SINK = log_callback(lambda level, text, user_data: None)  # kept alive: C holds it
         lib.llama_log_set(_LLAMA_LOG_SINK, None)
-        lib.llama_supports_gpu_offload.restype = ctypes.c_bool
-        return bool(lib.llama_supports_gpu_offload())
+        return lib
     except (OSError, AttributeError):  # a library that will not load, or an older ABI
         return None
 

@@ -138,6 +138,7 @@ class Backends:
     mlx: str | Absent
     mlx_lm: str | Absent
     mlx_default_device: str | None  # "gpu" / "cpu"
+    llama_cpp_rpc: bool | None = None  # built with llama.cpp's RPC backend (`qwenctl worker`, --workers); None if not installed
 
 
 @dataclass(frozen=True)

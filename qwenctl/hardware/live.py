@@ -175,6 +175,12 @@ class LiveSource:
             self._doc["python"]["llama_supports_gpu_offload"] = value
         return value
 
+    def llama_supports_rpc(self) -> bool | None:
+        value = engines.llama_supports_rpc()
+        if self._doc is not None:
+            self._doc["python"]["llama_supports_rpc"] = value
+        return value
+
     def mlx_default_device(self) -> str | None:
         value = engines.mlx_default_device_of(self.system, self.package_version)
         if self._doc is not None:

@@ -109,6 +109,9 @@ class ReplaySource:
     def llama_supports_gpu_offload(self) -> bool | None:
         return self._doc["python"]["llama_supports_gpu_offload"]
 
+    def llama_supports_rpc(self) -> bool | None:
+        return self._doc["python"]["llama_supports_rpc"]  # null in snapshots older than the field: unknown
+
     def mlx_default_device(self) -> str | None:
         return self._doc["python"]["mlx_default_device"]
 
@@ -228,12 +231,15 @@ def _validate_nvml(nv: dict[str, Any]) -> str | None:
 def _validate_python(py: dict[str, Any]) -> str | None:
     py.setdefault("packages", {})
     py.setdefault("llama_supports_gpu_offload", None)
+    py.setdefault("llama_supports_rpc", None)
     py.setdefault("mlx_default_device", None)
     packages = py["packages"]
     if not isinstance(packages, dict) or not all(v is None or isinstance(v, str) for v in packages.values()):
         return 'python "packages" must map names to version strings or null'
     if py["llama_supports_gpu_offload"] not in (None, True, False):
         return 'python "llama_supports_gpu_offload" must be true, false or null'
+    if py["llama_supports_rpc"] not in (None, True, False):
+        return 'python "llama_supports_rpc" must be true, false or null'
     if not (py["mlx_default_device"] is None or isinstance(py["mlx_default_device"], str)):
         return 'python "mlx_default_device" must be text or null'
     return None

@@ -77,6 +77,8 @@ class Source(Protocol):
 
     def llama_supports_gpu_offload(self) -> bool | None: ...
 
+    def llama_supports_rpc(self) -> bool | None: ...
+
     def mlx_default_device(self) -> str | None: ...
 
     def psutil_memory(self) -> dict[str, int] | None: ...  # {total, available, swap_total}
@@ -105,7 +107,7 @@ def _empty_document(system: str, machine: str) -> dict[str, Any]:
         "nvml": {"init_error": None, "system": {}, "devices": []},
         "env": {},
         "disk": {},
-        "python": {"packages": {}, "llama_supports_gpu_offload": None, "mlx_default_device": None},
+        "python": {"packages": {}, "llama_supports_gpu_offload": None, "llama_supports_rpc": None, "mlx_default_device": None},
         "psutil": None,
         "measured": {"bandwidth": {}},
     }

@@ -148,6 +148,7 @@ def _backends(b: Backends) -> str:
         return v.reason if isinstance(v, Absent) else v
 
     offload = {True: "GPU offload", False: "CPU only", None: ""}[b.llama_cpp_gpu_offload]
-    llama = f"llama-cpp-python {version(b.llama_cpp)}" + (f" ({offload})" if offload else "")
+    features = [f for f in (offload, "RPC" if b.llama_cpp_rpc else "") if f]
+    llama = f"llama-cpp-python {version(b.llama_cpp)}" + (f" ({', '.join(features)})" if features else "")
     mlx = f"mlx {version(b.mlx)}" + (f" ({b.mlx_default_device})" if b.mlx_default_device else "")
     return f"{llama} · {mlx} · mlx-lm {version(b.mlx_lm)}"
