@@ -90,9 +90,9 @@ def test_memory_reports_host_rss(session):
 
 
 def test_cpu_build_on_an_nvidia_machine_says_how_to_install_cuda(model_cache, monkeypatch):
-    import llama_cpp
+    from qwenctl.hardware import engines
 
-    if llama_cpp.llama_supports_gpu_offload():
+    if engines.llama_supports_gpu_offload():
         pytest.skip("this llama-cpp-python has GPU offload")
     monkeypatch.setattr(llamacpp.mem, "nvidia_gpu_present", lambda: True)  # the NVML answer
     s = load_backend("llama.cpp", models.tiny_gguf(model_cache), LoadOptions(n_ctx=128, n_gpu_layers=-1))
@@ -120,7 +120,9 @@ def test_out_of_memory_walks_down_the_gpu_layer_ladder(model_cache, monkeypatch)
             raise ValueError(f"Failed to load model from file: {path}")
         return real(path, n_gpu_layers=0, **kw)
 
-    monkeypatch.setattr(llama_cpp, "llama_supports_gpu_offload", lambda: True)
+    from qwenctl.hardware import engines
+
+    monkeypatch.setattr(engines, "llama_supports_gpu_offload", lambda: True)  # what libllama says of this machine
     monkeypatch.setattr(llama_cpp, "Llama", fake_llama)
     s = load_backend("llama.cpp", models.tiny_gguf(model_cache), LoadOptions(n_ctx=128, n_gpu_layers=-1))
     try:

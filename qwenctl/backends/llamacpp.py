@@ -223,9 +223,13 @@ def _is_oom(error: Exception) -> bool:
     return any(marker in text for marker in _OOM_MARKERS)
 
 
-def _gpu_notes(llama_cpp, wanted_gpu: bool) -> tuple[bool, list[str]]:
-    """(offload possible, notes): a CPU-only build on a GPU machine is worth saying, with the fix."""
-    if llama_cpp.llama_supports_gpu_offload():
+def _gpu_notes(wanted_gpu: bool, workers: bool) -> tuple[bool, list[str]]:
+    """(offload possible, notes): a CPU-only build on a GPU machine is worth saying, with the fix. Layers go to
+    attached RPC workers' devices or to a GPU of this machine (an RPC build says "offload" on any machine: asked
+    of ggml's own devices, hardware.engines)."""
+    from qwenctl.hardware.engines import llama_supports_gpu_offload
+
+    if workers or llama_supports_gpu_offload():
         return True, []
     if not wanted_gpu:
         return False, []
@@ -271,7 +275,7 @@ def load(model_path: Path, options: LoadOptions) -> LlamaCppSession:
         from qwenctl.backends import rpc
 
         rpc.attach(options.workers)  # each worker checked first: a clear error, never llama.cpp's abort
-    can_offload, notes = _gpu_notes(llama_cpp, options.n_gpu_layers != 0)
+    can_offload, notes = _gpu_notes(options.n_gpu_layers != 0, bool(options.workers))
     n_layers = int(info.get("block_count", 0)) + 1  # + the output layer, as llama.cpp counts
     wanted = 0 if not can_offload else (n_layers if options.n_gpu_layers < 0 else min(options.n_gpu_layers, n_layers))
     ladder = [wanted] + sorted({int(wanted * f) for f in _OOM_LADDER if int(wanted * f) < wanted}, reverse=True)
