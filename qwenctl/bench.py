@@ -374,14 +374,9 @@ def predict(hardware, model_path: Path, options: LoadOptions, backend: str, work
 
 def _split_words(options: LoadOptions) -> str | None:
     """The split bench loaded with, as llama.cpp was told it ("tensor, shares 0.5/0.5"); None for llama.cpp's default."""
-    if options.split_mode is None:
-        return None
-    if options.split_mode == "none":
-        return f"one GPU (GPU {options.main_gpu})"
-    text = f"{options.split_mode} split" + (" over workers " + ", ".join(options.workers) if options.workers else "")
-    if options.tensor_split:
-        text += ", shares " + "/".join(f"{x:g}" for x in options.tensor_split)
-    return text
+    from qwenctl.split import describe
+
+    return describe(options.split_mode, options.tensor_split, options.main_gpu, options.workers)
 
 
 def remember_speed(hardware, result: BenchResult) -> None:

@@ -28,6 +28,14 @@ EXAMPLES: dict[str, tuple[tuple[str, str], ...]] = {
         ("qwenctl plan --size 7B", "the best 7B (slow machines are told, not given Q2_K)"),
         ("qwenctl plan --profile h100-80gb --json", "for another machine, as JSON"),
         ("qwenctl plan --ctx 32768 --explain-speed", "a long context, and the speed model's terms"),
+        ("qwenctl plan --gpus 0,1", "only these GPUs; one GPU, a layer or a tensor split, whichever is fastest"),
+        ("qwenctl plan --workers 10.0.0.2:50052,10.0.0.3:50052", "with other machines' `qwenctl worker`"),
+        ("qwenctl plan --profile raspberry-pi-5-8gb-x4-cluster --size 14B", "a cluster on paper"),
+    ),
+    "worker": (
+        ("qwenctl worker", "offer this machine's GPUs (else its CPU) on 127.0.0.1:50052"),
+        ("qwenctl worker --host 10.0.0.2", "on a private network (no authentication: said at start)"),
+        ("qwenctl worker --device CUDA1 --port 50053", "one GPU of several, on another port"),
     ),
     "profiles": (
         ("qwenctl profiles", "the machines --profile knows"),
@@ -41,6 +49,7 @@ EXAMPLES: dict[str, tuple[tuple[str, str], ...]] = {
         ("qwenctl run 7b -p 'Summarize RFC 2119' -q", "one reply on stdout; errors only on stderr"),
         ("git diff | qwenctl run 7b -n 200 --temperature 0", "piped text is one prompt"),
         ("qwenctl run 7b --offline", "use only what is downloaded"),
+        ("qwenctl run 72b --workers 10.0.0.2:50052", "a model bigger than this machine, over a worker too"),
     ),
     "serve": (
         ("qwenctl serve", "the planned model on http://127.0.0.1:8000/v1"),

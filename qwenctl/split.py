@@ -13,19 +13,26 @@ across all devices (they work on every layer at once and add their partial resul
 
 from __future__ import annotations
 
+import bisect
+import struct
 from dataclasses import dataclass
-
-import numpy as np
 
 SPLIT_MODES = ("none", "layer", "tensor")
 LLAMA_SPLIT_MODE = {"none": 0, "layer": 1, "tensor": 3}  # llama.h's enum llama_split_mode
 
 
+def _f32(x: float) -> float:
+    """x rounded to float32, as llama.cpp's `float` arithmetic rounds every step."""
+    return float(struct.unpack("f", struct.pack("f", x))[0])
+
+
 def split_points(proportions: tuple[float, ...]) -> list[float]:
     """The cumulative, normalised shares llama.cpp compares against, in its float32 arithmetic."""
-    shares = np.asarray(proportions, dtype=np.float32)
-    cumulative = np.cumsum(shares, dtype=np.float32)
-    return [float(x) for x in (cumulative / cumulative[-1]).astype(np.float32)]
+    cumulative, total = [], 0.0
+    for share in proportions:
+        total = _f32(total + _f32(share))
+        cumulative.append(total)
+    return [_f32(c / total) for c in cumulative]
 
 
 @dataclass(frozen=True)
@@ -53,15 +60,26 @@ def place_layers(n_layers: int, n_gpu_layers: int, proportions: tuple[float, ...
         return Placement((None,) * n_layers, None)
     offloaded = n_layers + 1 if n_gpu_layers < 0 else min(n_gpu_layers, n_layers + 1)
     first = max(n_layers + 1 - offloaded, 0)
-    points = np.asarray(split_points(proportions), dtype=np.float32)
+    points = split_points(proportions)
 
     def device(slot: int) -> int | None:
         if slot < first:
             return None
-        at = np.float32(slot - first) / np.float32(offloaded)
-        return int(np.searchsorted(points, at, side="right"))
+        return bisect.bisect_right(points, _f32((slot - first) / offloaded))  # std::upper_bound
 
     return Placement(tuple(device(i) for i in range(n_layers)), device(n_layers))
+
+
+def describe(split_mode: str | None, tensor_split: tuple[float, ...], main_gpu: int, workers: tuple[str, ...]) -> str | None:
+    """A load's split in words ("tensor split, shares 0.5/0.5"), None for llama.cpp's default."""
+    if split_mode is None:
+        return None
+    if split_mode == "none":
+        return f"one GPU (GPU {main_gpu})"
+    text = f"{split_mode} split" + (" over workers " + ", ".join(workers) if workers else "")
+    if tensor_split:
+        text += ", shares " + "/".join(f"{x:g}" for x in tensor_split)
+    return text
 
 
 def proportions_by_room(room: tuple[int, ...]) -> tuple[float, ...]:

@@ -46,5 +46,7 @@ def _load_facts(info: ServerInfo) -> list[str]:
         facts.append(f"{info.n_threads} threads")
     if info.flash_attn is not None:
         facts.append(f"flash attention {'on' if info.flash_attn else 'off'}")
+    if info.split:
+        facts.append(info.split)
     facts.append(f"{info.parallel} request{'s' if info.parallel != 1 else ''} at a time")
     return facts

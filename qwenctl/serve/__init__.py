@@ -45,6 +45,7 @@ from qwenctl.errors import ExitCode, QwenctlError
 from qwenctl.install import INSTALL
 from qwenctl.names import served_model_id
 from qwenctl.serve.openai import SamplingDefaults
+from qwenctl.split import describe
 
 if TYPE_CHECKING:
     from qwenctl.pipeline import Reporter, RunRequest
@@ -113,6 +114,7 @@ class ServerInfo:
     curl: str
     plan: tuple[str, ...]
     warnings: tuple[str, ...]
+    split: str | None = None  # how the model is spread over GPUs and workers, in words; None: one device
 
 
 # --- targets --------------------------------------------------------------------------------------
@@ -219,6 +221,8 @@ def server_info(target: ServeTarget, options: ServeOptions, port: int, parallel:
         curl=curl,
         plan=target.plan_summary,
         warnings=tuple(warnings),
+        split=describe(target.load.split_mode, target.load.tensor_split, target.load.main_gpu, target.load.workers)
+        if loaded else None,
     )
 
 
