@@ -192,7 +192,7 @@ def split_for_file(hardware: Hardware, path: Path, options: LoadOptions, reporte
     if size is None or quant is None:
         reporter.note(f"{path.name} is not a Qwen2.5 size the planner knows: llama.cpp spreads its layers over every "
                       "device by free memory" + (" (every layer on the workers)" if workers else ""))
-        return replace(options, workers=tuple(w.endpoint for w in workers), n_gpu_layers=-1) if workers else options
+        return replace(options, workers=tuple(w.endpoint for w in workers), n_gpu_layers=-1, split_mode="layer") if workers else options
     try:
         chosen = plan(hardware, Constraints(size=size, quant=quant, n_ctx=options.n_ctx, min_tg_tps=0), workers).chosen
     except QwenctlError:
