@@ -86,7 +86,7 @@ stage_run() {
     "$BUILD/bin/llama-bench" -m "$m" -p $P -n $N -r 3 -ngl 99 -fa 0,1 -o json >"$R/llama-bench-$name.json" 2>"$R/llama-bench-$name.err" \
       || { echo "FAILED"; tail -5 "$R/llama-bench-$name.err"; }
   done
-  for m in "$WORK"/models/qwen2.5-7b-*-Q4_K_M.gguf "$WORK"/models/qwen2.5-0.5b-*-Q4_K_M.gguf; do
+  for m in "$WORK"/models/qwen2.5-*-Q4_K_M.gguf; do
     [ -f "$m" ] || continue
     stamp "bench_vs_llama_bench $(basename "$m") fa=1"
     $PY benchmarks/bench_vs_llama_bench.py --llama-bench "$BUILD/bin/llama-bench" --model "$m" -p $P -n $N -ngl 99 -fa --rounds 2 \
@@ -185,7 +185,7 @@ stage_multigpu() {
     $PY -m qwenctl plan ${size:+--size $size} --json >"$R/plan${size:+-$size}.json" 2>"$R/plan${size:+-$size}.err" || cat "$R/plan${size:+-$size}.err"
   done
   $PY -m qwenctl plan --size 72B | head -30
-  for m in "$WORK"/models/qwen2.5-7b-*-Q4_K_M.gguf "$WORK"/models/qwen2.5-0.5b-*-Q4_K_M.gguf; do
+  for m in "$WORK"/models/qwen2.5-*-Q4_K_M.gguf; do
     [ -f "$m" ] || continue
     name=$(basename "$m" .gguf)
     stamp "llama-bench sweep $name"
@@ -213,10 +213,10 @@ stage_multigpu() {
 stage_splits() {
   local R="$WORK/results-splits" m name sm
   mkdir -p "$R"
-  for m in "$WORK"/models/qwen2.5-7b-*-Q4_K_M.gguf "$WORK"/models/qwen2.5-0.5b-*-Q4_K_M.gguf; do
+  for m in "$WORK"/models/qwen2.5-*-Q4_K_M.gguf; do
     [ -f "$m" ] || continue
     name=$(basename "$m" .gguf)
-    for sm in tensor layer; do
+    for sm in $([ "${VS:-1}" = 1 ] && echo tensor layer); do
       stamp "bench_vs_llama_bench $name -sm $sm"
       $PY benchmarks/bench_vs_llama_bench.py --llama-bench "$BUILD/bin/llama-bench" --model "$m" -p $P -n $N -ngl 99 -fa \
         -sm $sm --rounds ${ROUNDS:-3} --json-out "$R/vs-$name-$sm.json" 2>&1 | tail -6
@@ -237,7 +237,7 @@ stage_splits() {
 stage_rpcworker() {
   local R="$WORK/results-rpc" m name pid port=50152
   mkdir -p "$R"
-  for m in "$WORK"/models/qwen2.5-7b-*-Q4_K_M.gguf "$WORK"/models/qwen2.5-0.5b-*-Q4_K_M.gguf; do
+  for m in "$WORK"/models/qwen2.5-*-Q4_K_M.gguf; do
     [ -f "$m" ] || continue
     name=$(basename "$m" .gguf)
     CUDA_VISIBLE_DEVICES=1 $PY -m qwenctl worker --port $port >"$R/worker-$name.log" 2>&1 &
