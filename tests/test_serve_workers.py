@@ -31,7 +31,7 @@ def test_a_lost_worker_fails_requests_and_the_server_keeps_answering(model_cache
 
             stream = client.chat.completions.create(**ask, max_tokens=3000, stream=True, logit_bias=NO_EOS)
             pieces = 0
-            with pytest.raises(openai.APIError, match="lost RPC worker"):  # the reply in flight ends with an error, not a hang
+            with pytest.raises(openai.APIError, match="lost (an )?RPC worker"):  # the reply in flight ends with an error, not a hang
                 for _ in stream:
                     pieces += 1
                     if pieces == 5:
@@ -41,7 +41,7 @@ def test_a_lost_worker_fails_requests_and_the_server_keeps_answering(model_cache
             t0 = time.monotonic()
             with pytest.raises(openai.APIStatusError) as e:
                 client.chat.completions.create(**ask, max_tokens=4)
-            assert e.value.status_code == 503 and "lost RPC worker" in str(e.value)
+            assert e.value.status_code == 503 and "RPC worker" in str(e.value) and "lost" in str(e.value)
             assert endpoints[1] in str(e.value)
             assert time.monotonic() - t0 < 10  # answered, not queued behind the dead engine
             assert client.models.list().data[0].id == server.model_id  # the rest of the API still answers

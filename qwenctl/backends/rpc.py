@@ -453,15 +453,19 @@ _RPC_MARKERS = ("Remote RPC server crashed", "RPC handshake failed", "Failed to 
 def lost_worker_error(message: str, probe_timeout: float = 0.5) -> QwenctlError:
     """The error for ggml's abort `message` about RPC: which attached worker stopped answering, when a quick
     connect tells (refused: its process is gone; no answer: its machine or network), else all of them."""
-    suspects = []
-    for endpoint in _attached:
-        host, port = parse_endpoint(endpoint)
-        try:
-            socket.create_connection((host, port), timeout=probe_timeout).close()
-        except ConnectionRefusedError:
-            suspects.append(f"{endpoint} (its process is gone: connection refused)")
-        except OSError:
-            suspects.append(f"{endpoint} (no answer: its machine or the network is down)")
+    suspects: list[str] = []
+    for _ in range(5):  # a worker killed a moment ago may still hold its port: ask again, briefly
+        for endpoint in _attached:
+            host, port = parse_endpoint(endpoint)
+            try:
+                socket.create_connection((host, port), timeout=probe_timeout).close()
+            except ConnectionRefusedError:
+                suspects.append(f"{endpoint} (its process is gone: connection refused)")
+            except OSError:
+                suspects.append(f"{endpoint} (no answer: its machine or the network is down)")
+        if suspects:
+            break
+        time.sleep(0.1)
     if len(suspects) == 1:
         what = f"lost RPC worker {suspects[0]}"
     elif suspects:
