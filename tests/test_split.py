@@ -91,6 +91,10 @@ def test_gpus_narrows_a_profile_and_cuda_visible_devices():
         select_gpus(hw, "9")
     with pytest.raises(QwenctlError, match="no GPU 2 among"):
         narrow_visible("4,5", "2")
+    with pytest.raises(QwenctlError, match="there is no GPU 1 .this machine has GPUs 0-0"):
+        narrow_visible(None, "1", gpu_count=1)
+    with pytest.raises(QwenctlError, match="no NVIDIA GPU"):
+        narrow_visible(None, "0", gpu_count=0)
 
 
 def test_pi_cluster_spreads_by_room_and_says_what_it_assumed():
@@ -107,3 +111,16 @@ def test_pi_cluster_spreads_by_room_and_says_what_it_assumed():
     # decoding visits the devices one after another: no faster than one Pi streaming the whole model
     alone = plan(hw, Constraints(size="7B", quant="q4_k_m")).chosen
     assert chosen.tg_tps < alone.tg_tps
+
+
+def test_gpus_that_do_not_exist_are_one_line_at_the_command_line():
+    from click.testing import CliRunner
+
+    from qwenctl.cli import cli
+    from qwenctl.errors import ExitCode
+
+    result = CliRunner().invoke(cli, ["plan", "--profile", "h200-x2-141gb", "--gpus", "3"])
+    assert result.exit_code == ExitCode.BAD_INPUT
+    assert result.output.strip().splitlines()[-1].startswith("error: --gpus 3: there is no GPU 3")
+    one = CliRunner().invoke(cli, ["plan", "--profile", "h200-x2-141gb", "--gpus", "1", "--size", "7B", "--json"])
+    assert one.exit_code == 0 and '"split_mode": "none"' in one.output

@@ -107,7 +107,7 @@ def _unusable(gpu: NvidiaGpu, reason: str) -> UnusableGpu:
     return UnusableGpu(gpu.nvml_index if gpu.nvml_index is not None else gpu.index, gpu.name, gpu.uuid or None, reason)
 
 
-def narrow_visible(current: str | None, spec: str) -> str:
+def narrow_visible(current: str | None, spec: str, gpu_count: int | None = None) -> str:
     """CUDA_VISIBLE_DEVICES that leaves only the GPUs ``spec`` ("0,1") numbers, in the numbering `detect` shows.
 
     Those numbers are CUDA's (the order CUDA enumerates under the current CUDA_VISIBLE_DEVICES), so an
@@ -115,6 +115,11 @@ def narrow_visible(current: str | None, spec: str) -> str:
     """
     wanted = parse_gpu_list(spec)
     if current is None:
+        missing = [i for i in wanted if gpu_count is not None and i >= gpu_count]
+        if missing:
+            have = f"GPUs 0-{gpu_count - 1}" if gpu_count else "no NVIDIA GPU"
+            raise QwenctlError(f"--gpus {spec}: there is no GPU {missing[0]} (this machine has {have})",
+                               hint="`qwenctl detect` lists them", code=ExitCode.BAD_INPUT)
         return ",".join(str(i) for i in wanted)
     entries = [e.strip() for e in current.split(",") if e.strip()]
     missing = [i for i in wanted if i >= len(entries)]
@@ -128,7 +133,11 @@ def use_only(spec: str) -> None:
     """Make this process's CUDA see only the GPUs ``spec`` numbers (--gpus), before anything initialises CUDA."""
     import os
 
-    os.environ["CUDA_VISIBLE_DEVICES"] = narrow_visible(os.environ.get("CUDA_VISIBLE_DEVICES"), spec)
+    from qwenctl.hardware import usage
+
+    # NVML's count (it does not start CUDA, which would read CUDA_VISIBLE_DEVICES before it is narrowed)
+    count = usage.gpu_count()
+    os.environ["CUDA_VISIBLE_DEVICES"] = narrow_visible(os.environ.get("CUDA_VISIBLE_DEVICES"), spec, count or 0)
 
 
 def parse_gpu_list(spec: str) -> tuple[int, ...]:

@@ -49,6 +49,14 @@ def gpu_used_by_device() -> tuple[int, ...] | None:
         return None
 
 
+def gpu_count() -> int | None:
+    """NVIDIA devices NVML sees (physical GPUs, whatever CUDA_VISIBLE_DEVICES says), or None where it cannot say."""
+    try:
+        return int(_live().nvml("nvmlDeviceGetCount"))
+    except NvmlError:
+        return None
+
+
 def nvidia_gpu_present() -> bool:
     """Whether an NVIDIA driver with at least one device answers (for the "no CUDA build" advice);
     where NVML cannot answer, whether the driver is loaded at all."""
