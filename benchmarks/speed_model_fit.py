@@ -269,7 +269,9 @@ def parameters(sm: dict, rows: list[dict]) -> list[tuple[list[tuple[dict, str]],
         if r.get("pp"):
             from qwenctl.speed import matrix_operand
 
-            devices.setdefault(("family", dev.family, dev.engine, matrix_operand(w)), set()).add(r["_device"])
+            from qwenctl.speed import pp_path
+
+            devices.setdefault(("family", pp_path(dev.family), dev.engine, matrix_operand(w)), set()).add(r["_device"])
         devices.setdefault(("engine", dev.engine), set()).add(r["_device"])
         for d in (r["_gpu"], r["_host"]):
             if d:

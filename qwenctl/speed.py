@@ -141,6 +141,12 @@ def _wave_utilisation(a, n_tokens: int, dev: DeviceSpeed, layers: int) -> float:
     return busy / work
 
 
+def pp_path(family: str) -> str:
+    """The matrix-kernel path a device family's prompt processing runs (speed_model.json `pp_paths`): families
+    whose SMs run llama.cpp's kernels alike share one efficiency, so it is not fitted to one build's vintage."""
+    return str(load_speed_model().get("pp_paths", {}).get(family, family))
+
+
 def _quant_key(weights: Weights) -> str:
     return weights.quant if weights.format == "gguf" else f"mlx-{weights.quant}"
 
@@ -251,9 +257,10 @@ def estimate_placed_speed(
         family = sm["families"].get(dev.family, {})
         eff = family.get("memory_efficiency", sm["memory_efficiency"][dev.memory_kind])
         dequant = e["dequant_ops_per_weight"].get(quant, e["dequant_ops_per_weight"]["default"])
-        # matrix kernels reach different shares of their peak per architecture (llama.cpp's MMQ uses
-        # mma.sync, not Hopper's wgmma): a family's own figure where the fitting half had one
-        pp_eff = family.get("pp_efficiency", {}).get(operand, e["pp_efficiency"][operand])
+        # matrix kernels reach different shares of their peak per kernel path (llama.cpp's MMQ uses
+        # mma.sync, not Hopper's wgmma): the path's own figure where the fitting half had one
+        kernels = sm["families"].get(pp_path(dev.family), {})
+        pp_eff = kernels.get("pp_efficiency", {}).get(operand, e["pp_efficiency"][operand])
         terms.append(DeviceTerms(
             device=dev.name,
             layers=layers,
