@@ -412,9 +412,7 @@ def _why_chosen(m: Machine, target: BackendChoice, plan: Plan, runner_up: Plan |
                                                f"{plan.n_gpu_layers} of {plan.n_layers + 1} layers there, the rest on {here}"))
     if plan.split_reason:
         reasons.append(plan.split_reason)
-    if plan.spread:
-        pass
-    elif plan.device == "cuda":
+    if plan.device == "cuda" and not plan.spread:
         if plan.n_gpu_layers == -1:
             reasons.append(f"every layer fits on the GPU ({_gb(plan.memory[0].used_bytes)} of {_gb(plan.memory[0].budget_bytes)} VRAM)")
         else:
