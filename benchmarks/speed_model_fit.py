@@ -267,9 +267,7 @@ def parameters(sm: dict, rows: list[dict]) -> list[tuple[list[tuple[dict, str]],
         q = w.quant if w.format == "gguf" else f"mlx-{w.quant}"
         devices.setdefault(("quant", dev.engine, q), set()).add(r["_device"])
         if r.get("pp"):
-            from qwenctl.speed import matrix_operand
-
-            from qwenctl.speed import pp_path
+            from qwenctl.speed import matrix_operand, pp_path
 
             devices.setdefault(("family", pp_path(dev.family), dev.engine, matrix_operand(w)), set()).add(r["_device"])
         devices.setdefault(("engine", dev.engine), set()).add(r["_device"])
