@@ -258,12 +258,35 @@ stage_rpcworker() {
   tar czf "$OUT/rpcworker.tgz" -C "$R" .
 }
 
+# rpccompare: llama-bench --rpc through llama.cpp's ggml-rpc-server and through `qwenctl worker`, alternating
+# on the same machine (GPU 1 serves, GPU 0 is local), to tell the server from the machine.
+stage_rpccompare() {
+  local R="$WORK/results-rpccompare" m name pid round
+  mkdir -p "$R"
+  m=$(ls "$WORK"/models/qwen2.5-7b-*-Q4_K_M.gguf | head -1); name=$(basename "$m" .gguf)
+  for round in 1 2; do
+    for server in ggml qwenctl; do
+      if [ $server = ggml ]; then
+        CUDA_VISIBLE_DEVICES=1 "$BUILD/bin/ggml-rpc-server" -H 127.0.0.1 -p 50052 >"$R/$server-$round.log" 2>&1 &
+      else
+        CUDA_VISIBLE_DEVICES=1 $PY -m qwenctl worker --port 50052 >"$R/$server-$round.log" 2>&1 &
+      fi
+      pid=$!; sleep 6
+      CUDA_VISIBLE_DEVICES=0 "$BUILD/bin/llama-bench" -m "$m" -p $P -n $N -r 3 -ngl 99 -fa 1 --rpc 127.0.0.1:50052 -o json \
+        >"$R/llama-bench-$server-$round.json" 2>/dev/null
+      kill $pid; wait $pid 2>/dev/null; sleep 1
+      $PY -c "import json,sys; r=json.load(open(sys.argv[1])); print(sys.argv[2], sys.argv[3], [(x['n_prompt'], x['n_gen'], round(x['avg_ts'], 1)) for x in r])" \
+        "$R/llama-bench-$server-$round.json" $server $round
+    done
+  done
+}
+
 stages=("$@")
 [ ${#stages[@]} -eq 0 ] && stages=(build models run)
 for s in "${stages[@]}"; do
   case $s in
-    build|models|run|facts|extras|quants|memory|speed|sampling|multigpu|splits|rpcworker) stamp "stage $s"; "stage_$s" || { stamp "stage $s failed"; exit 1; } ;;
-    *) echo "unknown stage $s (build, models, run, facts, extras, quants, memory, speed, sampling, multigpu, splits, rpcworker)"; exit 2 ;;
+    build|models|run|facts|extras|quants|memory|speed|sampling|multigpu|splits|rpcworker|rpccompare) stamp "stage $s"; "stage_$s" || { stamp "stage $s failed"; exit 1; } ;;
+    *) echo "unknown stage $s (build, models, run, facts, extras, quants, memory, speed, sampling, multigpu, splits, rpcworker, rpccompare)"; exit 2 ;;
   esac
 done
 stamp "done"
