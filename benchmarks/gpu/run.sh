@@ -264,7 +264,7 @@ stage_rpccompare() {
   local R="$WORK/results-rpccompare" m name pid round
   mkdir -p "$R"
   m=$(ls "$WORK"/models/qwen2.5-7b-*-Q4_K_M.gguf | head -1); name=$(basename "$m" .gguf)
-  for round in 1 2; do
+  for round in $(seq 1 ${RC_ROUNDS:-2}); do
     for server in ggml qwenctl; do
       if [ $server = ggml ]; then
         CUDA_VISIBLE_DEVICES=1 "$BUILD/bin/ggml-rpc-server" -H 127.0.0.1 -p 50052 >"$R/$server-$round.log" 2>&1 &
