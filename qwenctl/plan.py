@@ -448,7 +448,7 @@ def plan(hardware: Hardware, constraints: Constraints = Constraints(), workers: 
     if workers and not m.workers:
         warnings.append(f"{len(workers)} RPC worker{'s' if len(workers) > 1 else ''} left out: {target.backend} on "
                         f"{target.device} runs on this machine alone (qwenctl spreads llama.cpp over workers from a "
-                        "CUDA or CPU main machine; MLX's own distributed mode is not planned)")
+                        "CUDA or CPU main machine)")
     if constraints.n_ctx is None and rows and all(kind == "memory" for _, kind, _ in rows):
         # a small machine or container: a short context may be what lets the smallest model in
         short = _evaluate(m, catalog, replace(constraints, n_ctx=SMALL_CTX), floor)
@@ -487,6 +487,12 @@ def plan(hardware: Hardware, constraints: Constraints = Constraints(), workers: 
         alternatives.append(Alternative(p, None, why))
     rejected = sorted((r for r in rows if r[1] is not None), key=lambda r: _rank_key(r[0]))
     alternatives += [Alternative(p, kind, reason) for p, kind, reason in rejected]
+    if workers and not m.workers:
+        from qwenctl.mlx_cluster import paper_plan
+
+        paper = paper_plan(m, workers, chosen.n_ctx)
+        if paper is not None:
+            warnings.append(paper.describe(chosen.name, chosen.quality))
     used = {t.device for t in chosen.speed.terms} if chosen.speed else set()
     devices = tuple(d for d in (m.gpu_speed, m.host_speed) if d is not None and d.name in used)
     # what the chosen plan rests on: the memory assumptions, then those of the devices it runs on,

@@ -4,6 +4,8 @@ The profiles are real machines (profiles/*.toml, sourced); the figures the tests
 were measured on two H200s (benchmarks/results/h200x2/multigpu.md).
 """
 
+from pathlib import Path
+
 import pytest
 
 from qwenctl.catalog import load_catalog
@@ -13,6 +15,8 @@ from qwenctl.hardware.cuda_visible import narrow_visible, select_gpus
 from qwenctl.plan import Constraints, plan
 from qwenctl.profiles import load_profile, load_workers
 from qwenctl.split import place_layers
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def spec(size: str, quant: str = "q4_k_m"):
@@ -124,3 +128,20 @@ def test_gpus_that_do_not_exist_are_one_line_at_the_command_line():
     assert result.output.strip().splitlines()[-1].startswith("error: --gpus 3: there is no GPU 3")
     one = CliRunner().invoke(cli, ["plan", "--profile", "h200-x2-141gb", "--gpus", "1", "--size", "7B", "--json"])
     assert one.exit_code == 0 and '"split_mode": "none"' in one.output
+
+
+def test_mlx_pipeline_over_macs_is_planned_on_paper(tmp_path):
+    """Two 16 GB MacBook Airs: alone one runs 14B 4-bit; MLX's own pipeline over both would hold 14B 8-bit,
+    said as a note that qwenctl does not start it. Two 192 GB Mac Studios gain nothing in quality."""
+    air = tmp_path / "two-airs.toml"
+    base = (ROOT / "profiles" / "macbook-air-m2-16gb.toml").read_text()
+    air.write_text(base.replace("[sources]", '[[worker]]\nprofile = "%s"\n\n[network]\nbandwidth = "10 Gbit/s"\n'
+                                'rtt = "0.2 ms"\nassumed = ["rtt"]\n\n[sources]\nnetwork = "Thunderbolt bridge: 10 Gbit/s"\n'
+                                % (ROOT / "profiles" / "macbook-air-m2-16gb.toml"), 1))
+    result = plan(load_profile(str(air)), workers=load_workers(str(air)))
+    assert result.chosen.backend == "mlx" and result.chosen.name == "14B MLX 4-bit"
+    note = next(w for w in result.warnings if w.startswith("on paper"))
+    assert "would hold 14B MLX 8-bit" in note and "qwenctl does not start it" in note and "mlx.launch" in note
+    studios = "mac-studio-m2-ultra-192gb-x2-cluster"
+    big = plan(load_profile(studios), workers=load_workers(studios))
+    assert any("would hold nothing better than 72B" in w for w in big.warnings)
