@@ -1,5 +1,6 @@
 """Every naming rule, once: ``REPO[:FILE]``, safe repo file names, split-GGUF parts, the quant in
-a name, "is ``--model`` a path or a repo?", and the model id a server publishes.
+a name, "is ``--model`` a path or a repo?", the model id a server publishes, and whether a host names
+this machine.
 
 Pure string rules (no file system, no network): fetch, gguf_check, pipeline and serve all ask here,
 so ``run`` and ``serve`` read the same ``--model`` the same way.
@@ -7,6 +8,7 @@ so ``run`` and ``serve`` read the same ``--model`` the same way.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from pathlib import Path
 
@@ -15,6 +17,17 @@ from qwenctl.errors import ExitCode, QwenctlError
 # llama.cpp's gguf-split names: ``<stem>-00001-of-00003.gguf`` (five digits each, 1-based).
 SPLIT_PART = re.compile(r"^(?P<stem>.+)-(?P<part>\d{5})-of-(?P<count>\d{5})\.gguf$")
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+def is_loopback(host: str) -> bool:
+    """Whether a host as written is this machine only ("localhost", 127.0.0.0/8, ::1): serve's bind, a
+    worker's bind and a worker's endpoint all ask here. Names are not resolved (no network in this module)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def check_repo_id(repo: str) -> str:

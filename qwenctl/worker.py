@@ -28,6 +28,7 @@ from typing import Any
 
 from qwenctl.backends import rpc
 from qwenctl.errors import ExitCode, QwenctlError
+from qwenctl.names import is_loopback
 
 log = logging.getLogger("qwenctl.worker")
 
@@ -206,7 +207,7 @@ def serve_worker(host: str = DEFAULT_HOST, port: int = rpc.DEFAULT_PORT, devices
             on_ready(WorkerStart(
                 endpoint=endpoint, protocol=rpc.PROTOCOL_TEXT, devices=tuple(d for _, d in offered), threads=threads,
                 info_url=f"http://{address}:{port + 1}{rpc.INFO_PATH}" if info else None,
-                warning=None if ipaddress.IPv4Address(address).is_loopback else security_warning(address, port)))
+                warning=None if is_loopback(address) else security_warning(address, port)))
         while not stop.wait(0.5):
             pass
     finally:

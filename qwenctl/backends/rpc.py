@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import ctypes
 import http.client
-import ipaddress
 import json
 import logging
 import os
@@ -45,6 +44,7 @@ from typing import Any
 from qwenctl.cluster import Link, RemoteDevice, Worker
 from qwenctl.errors import ExitCode, QwenctlError
 from qwenctl.install import INSTALL
+from qwenctl.names import is_loopback
 
 log = logging.getLogger("qwenctl.rpc")
 
@@ -97,13 +97,6 @@ def parse_endpoint(text: str) -> tuple[str, int]:
         raise QwenctlError(f"bad RPC worker endpoint {text!r}: the port must be a number from 1 to 65535",
                            hint=f"for example {host}:{DEFAULT_PORT}", code=ExitCode.BAD_INPUT)
     return host, int(port_text)
-
-
-def _loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(socket.gethostbyname(host)).is_loopback
-    except (OSError, ValueError):
-        return False
 
 
 def endpoint_text(host: str, port: int) -> str:
@@ -219,7 +212,7 @@ def probe(endpoint: str, timeout: float = 5.0, *, info: bool = True) -> Worker:
     devices = tuple(RemoteDevice(name, desc, free, total) for (name, desc), (free, total) in zip(names, memory))
     link = Link(rtt_s=statistics.median(rtts), bandwidth_bytes_per_s=ASSUMED_BANDWIDTH_BYTES_PER_S,
                 source=f"measured: median of {RTT_SAMPLES} round trips to {endpoint}", assumed=(ASSUMED_BANDWIDTH,))
-    if _loopback(host):  # this machine: what the RPC server moves on loopback, measured (speed_model.json links)
+    if is_loopback(host):  # this machine: what the RPC server moves on loopback, measured (speed_model.json links)
         from qwenctl.speed import load_speed_model
 
         link = Link(rtt_s=link.rtt_s, bandwidth_bytes_per_s=float(load_speed_model()["links"]["loopback_bytes_per_s"]),

@@ -32,7 +32,6 @@ stop.py (the drain with a hard end).
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import socket
 from collections.abc import Callable
@@ -43,7 +42,7 @@ from typing import TYPE_CHECKING
 from qwenctl.backends import LoadOptions
 from qwenctl.errors import ExitCode, QwenctlError
 from qwenctl.install import INSTALL
-from qwenctl.names import served_model_id
+from qwenctl.names import is_loopback, served_model_id
 from qwenctl.serve.openai import SamplingDefaults
 from qwenctl.split import describe
 
@@ -174,15 +173,6 @@ def _engine(backend: str) -> _Engine:
 
 
 # --- the start-up document ------------------------------------------------------------------------
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _url_host(host: str) -> str:
