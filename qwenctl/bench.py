@@ -374,9 +374,9 @@ def predict(hardware, model_path: Path, options: LoadOptions, backend: str, work
 
 def _split_words(options: LoadOptions) -> str | None:
     """The split bench loaded with, as llama.cpp was told it ("tensor, shares 0.5/0.5"); None for llama.cpp's default."""
-    from qwenctl.split import describe
+    from qwenctl.split import describe, workers_named
 
-    return describe(options.split_mode, options.tensor_split, options.main_gpu, options.workers)
+    return describe(options.split_mode, options.tensor_split, options.main_gpu, workers_named(options.workers))
 
 
 def remember_speed(hardware, result: BenchResult) -> None:

@@ -197,9 +197,9 @@ def split_for_file(hardware: Hardware, path: Path, options: LoadOptions, reporte
         chosen = plan(hardware, Constraints(size=size, quant=quant, n_ctx=options.n_ctx, min_tg_tps=0), workers).chosen
     except QwenctlError:
         return options
-    from qwenctl.split import describe
+    from qwenctl.split import describe, workers_named
 
-    spread = describe(chosen.split_mode, chosen.tensor_split, chosen.main_gpu, chosen.workers)
+    spread = describe(chosen.split_mode, chosen.tensor_split, chosen.main_gpu, workers_named(chosen.workers))
     reporter.note(f"{spread}: the planner's choice for {size} {quant.upper()} here ({chosen.split_reason})")
     return replace(options, split_mode=chosen.split_mode, tensor_split=chosen.tensor_split, main_gpu=chosen.main_gpu,
                    workers=chosen.workers, n_gpu_layers=chosen.n_gpu_layers if chosen.workers else options.n_gpu_layers)

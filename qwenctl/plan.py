@@ -46,7 +46,7 @@ from qwenctl.estimate import (
 from qwenctl.hardware.facts import AppleSilicon, Hardware
 from qwenctl.machine import Machine, Slot, machine
 from qwenctl.speed import DeviceSpeed, SpeedEstimate, estimate_placed_speed, estimate_speed
-from qwenctl.split import place_layers, proportions_by_room
+from qwenctl.split import describe, place_layers, proportions_by_room
 
 DEFAULT_CTX = 8192
 DEFAULT_MIN_TG = 5.0
@@ -116,9 +116,7 @@ class Plan:
         """The split in words ("tensor split over GPU 0 and GPU 1, 50/50"), None for one device."""
         if self.split_mode == "none" or not self.tensor_split:
             return None
-        devices = [p.name for p in self.memory if p.device is not None]
-        shares = "/".join(f"{100 * x / sum(self.tensor_split):.0f}" for x in self.tensor_split)
-        return f"{self.split_mode} split over {', '.join(devices)} ({shares})"
+        return describe(self.split_mode, self.tensor_split, self.main_gpu, tuple(p.name for p in self.memory if p.device is not None))
 
 
 @dataclass(frozen=True)

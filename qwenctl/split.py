@@ -70,16 +70,22 @@ def place_layers(n_layers: int, n_gpu_layers: int, proportions: tuple[float, ...
     return Placement(tuple(device(i) for i in range(n_layers)), device(n_layers))
 
 
-def describe(split_mode: str | None, tensor_split: tuple[float, ...], main_gpu: int, workers: tuple[str, ...]) -> str | None:
-    """A load's split in words ("tensor split, shares 0.5/0.5"), None for llama.cpp's default."""
+def describe(split_mode: str | None, tensor_split: tuple[float, ...], main_gpu: int, over: tuple[str, ...] = ()) -> str | None:
+    """A split in words, as plans, bench and serve say it: "tensor split over GPU 0, GPU 1 (50/50)", "one GPU
+    (GPU 0)"; `over` names the devices (or the workers) where known. None for llama.cpp's default."""
     if split_mode is None:
         return None
     if split_mode == "none":
         return f"one GPU (GPU {main_gpu})"
-    text = f"{split_mode} split" + (" over workers " + ", ".join(workers) if workers else "")
+    text = f"{split_mode} split" + (f" over {', '.join(over)}" if over else "")
     if tensor_split:
-        text += ", shares " + "/".join(f"{x:g}" for x in tensor_split)
+        text += " (" + "/".join(f"{100 * x / sum(tensor_split):.0f}" for x in tensor_split) + ")"
     return text
+
+
+def workers_named(workers: tuple[str, ...]) -> tuple[str, ...]:
+    """`describe`'s `over` for a load that knows only its workers' endpoints."""
+    return ("workers " + ", ".join(workers),) if workers else ()
 
 
 def proportions_by_room(room: tuple[int, ...]) -> tuple[float, ...]:

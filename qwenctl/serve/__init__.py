@@ -44,7 +44,7 @@ from qwenctl.errors import ExitCode, QwenctlError
 from qwenctl.install import INSTALL
 from qwenctl.names import is_loopback, served_model_id
 from qwenctl.serve.openai import SamplingDefaults
-from qwenctl.split import describe
+from qwenctl.split import describe, workers_named
 
 if TYPE_CHECKING:
     from qwenctl.pipeline import Reporter, RunRequest
@@ -211,7 +211,7 @@ def server_info(target: ServeTarget, options: ServeOptions, port: int, parallel:
         curl=curl,
         plan=target.plan_summary,
         warnings=tuple(warnings),
-        split=describe(target.load.split_mode, target.load.tensor_split, target.load.main_gpu, target.load.workers)
+        split=describe(target.load.split_mode, target.load.tensor_split, target.load.main_gpu, workers_named(target.load.workers))
         if loaded else None,
     )
 
