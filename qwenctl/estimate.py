@@ -18,7 +18,7 @@ with their sources; re-fit them there (benchmarks/estimate_accuracy.py --fit).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -338,19 +338,25 @@ def fit_gpu_layers(
     benchmarks that replay published split runs share this one rule.
     """
 
-    def vram(ngl: int) -> int:
+    def fits(ngl: int) -> bool:
         pool = estimate_memory(model, weights, "llama.cpp", "cuda", n_ctx, ngl, kv_cache_type, flash_attn, split=split).pool("vram")
         assert pool is not None
-        return pool.total_bytes
+        return pool.total_bytes <= vram_budget
 
-    if vram(-1) <= vram_budget:
+    return most_layers(model.arch.n_layers, fits)
+
+
+def most_layers(n_layers: int, fits: Callable[[int], bool]) -> int:
+    """The largest ``n_gpu_layers`` whose devices' memory `fits`: -1 when every layer and the output do, 0 when
+    not even one layer does. Memory grows with the count, so a binary search finds it (one GPU or several)."""
+    if fits(-1):
         return -1
-    if vram(1) > vram_budget:
+    if not fits(1):
         return 0
-    lo, hi = 1, model.arch.n_layers
+    lo, hi = 1, n_layers
     while lo < hi:
         mid = (lo + hi + 1) // 2
-        if vram(mid) <= vram_budget:
+        if fits(mid):
             lo = mid
         else:
             hi = mid - 1

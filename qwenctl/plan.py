@@ -41,6 +41,7 @@ from qwenctl.estimate import (
     estimate_split_memory,
     fit_gpu_layers,
     idle_gpu,
+    most_layers,
     weight_split,
 )
 from qwenctl.hardware.facts import AppleSilicon, Hardware
@@ -316,8 +317,8 @@ def _spread(m: Machine, model: ModelSpec, w: Weights, n_ctx: int, kv_type: str, 
                     workers=tuple(dict.fromkeys(s.endpoint for s in slots if s.endpoint)))
         return plan, _misfit(m, pools)
 
-    def devices_fit(ngl: int) -> bool:
-        return all(p.used_bytes <= p.budget_bytes for p in build(ngl)[0].memory if p.device is not None)
+    def devices_fit(ngl: int) -> bool:  # memory only: the host's part is the plan's misfit to report
+        return all(p.total_bytes <= s.budget for p, s in zip(memory(ngl, shares).pools, slots))
 
     if m.device == "cpu" and mode == "layer":
         # a CPU main process is one of the machines: it keeps the first layers, in proportion to its room
@@ -333,16 +334,12 @@ def _spread(m: Machine, model: ModelSpec, w: Weights, n_ctx: int, kv_type: str, 
     if misfit is None or mode == "tensor":
         return plan, misfit
 
-    if not devices_fit(1):
+    ngl = most_layers(a.n_layers, devices_fit)
+    if ngl == -1:
+        return plan, misfit  # the devices hold everything: what overflows is the host
+    if ngl == 0:
         return build(0) if m.device == "cpu" else (plan, misfit)
-    lo, hi = 1, a.n_layers
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if devices_fit(mid):
-            lo = mid
-        else:
-            hi = mid - 1
-    return build(lo)
+    return build(ngl)
 
 
 def _context(model: ModelSpec, constraints: Constraints) -> tuple[int, str | None]:
