@@ -123,7 +123,8 @@ def _this_machine(snapshot: str | None):
 def plan_command(profile, size, quant, backend, n_ctx, min_speed, snapshot, explain_speed, gpus, workers, as_json) -> None:
     """Choose the Qwen2.5 model, quant and settings this machine runs best, and say why."""
     from qwenctl.plan import Constraints, plan
-    from qwenctl.profiles import load_profile, load_workers
+    from qwenctl.pipeline import plan_workers
+    from qwenctl.profiles import load_profile
 
     if profile and snapshot:
         raise click.UsageError("--profile and --snapshot both describe a machine; give one")
@@ -133,13 +134,8 @@ def plan_command(profile, size, quant, backend, n_ctx, min_speed, snapshot, expl
         from qwenctl.hardware.cuda_visible import select_gpus
 
         hardware = select_gpus(hardware, gpus)
-    if workers:
-        from qwenctl.backends import rpc
-
-        workers = tuple(rpc.probe(e) for e in workers)
-    elif profile:
-        workers = load_workers(profile)
-    result = plan(hardware, Constraints(size=size, quant=quant, backend=backend, n_ctx=n_ctx, min_tg_tps=min_speed), workers)
+    result = plan(hardware, Constraints(size=size, quant=quant, backend=backend, n_ctx=n_ctx, min_tg_tps=min_speed),
+                  plan_workers(workers, profile))
     if as_json:
         from qwenctl.render import print_json
 

@@ -367,16 +367,21 @@ def _plan(request: RunRequest, hardware: Hardware | None, workers: tuple | None 
 
 
 def request_workers(request: RunRequest) -> tuple:
+    """The workers a plan for `request` may use (``plan_workers``)."""
+    return plan_workers(request.workers, request.profile)
+
+
+def plan_workers(endpoints: tuple[str, ...], profile: str | None) -> tuple:
     """The workers a plan may use: --workers probed now (a one-line error for one that does not answer), else a
     cluster profile's on paper."""
-    if request.workers:
+    if endpoints:
         from qwenctl.backends import rpc
 
-        return tuple(rpc.probe(e) for e in request.workers)
-    if request.profile:
+        return tuple(rpc.probe(e) for e in endpoints)
+    if profile:
         from qwenctl.profiles import load_workers
 
-        return load_workers(request.profile)
+        return load_workers(profile)
     return ()
 
 
