@@ -122,8 +122,8 @@ def _this_machine(snapshot: str | None):
 @json_option
 def plan_command(profile, size, quant, backend, n_ctx, min_speed, snapshot, explain_speed, gpus, workers, as_json) -> None:
     """Choose the Qwen2.5 model, quant and settings this machine runs best, and say why."""
-    from qwenctl.plan import Constraints, plan
     from qwenctl.pipeline import plan_workers
+    from qwenctl.plan import Constraints, plan
     from qwenctl.profiles import load_profile
 
     if profile and snapshot:
