@@ -102,7 +102,7 @@ class Plan:
     quality: float  # benchmark mean of the size, lowered for lossy quants
     reasons: tuple[str, ...]  # why this plan (chosen) or the facts behind it (alternatives)
     speed: SpeedEstimate | None = None  # the terms behind tg/pp (plan --explain-speed)
-    split_mode: str = "none"  # llama.cpp's: "none" (one device), "layer" or "tensor" (split.SPLIT_MODES)
+    split_mode: str = "none"  # llama.cpp's: "none" (one device), "layer" or "tensor" (split.LLAMA_SPLIT_MODE)
     tensor_split: tuple[float, ...] = ()  # each device's share, in llama.cpp's order (RPC workers, then GPUs)
     main_gpu: int = 0  # the CUDA index of the GPU a "none" plan uses
     workers: tuple[str, ...] = ()  # RPC workers (host:port) the plan spreads over

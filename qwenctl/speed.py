@@ -309,7 +309,7 @@ def _link_costs(k: dict[str, Any], a, placement: Placement, mode: str, n_devices
         prompt = 2 * a.n_layers * sync + moved * pp_tokens / peer
         notes.append(f"{2 * a.n_layers} all-reduces per token over {links.peer_source or 'PCIe (assumed)'}")
         return decode, prompt, notes
-    path = [None, *placement.layer_device, placement.output_device]
+    path = placement.path
     hops = remote_visits = 0
     for before, after in zip(path, path[1:]):
         if before == after:

@@ -17,7 +17,6 @@ import bisect
 import struct
 from dataclasses import dataclass
 
-SPLIT_MODES = ("none", "layer", "tensor")
 LLAMA_SPLIT_MODE = {"none": 0, "layer": 1, "tensor": 3}  # llama.h's enum llama_split_mode
 
 
@@ -45,10 +44,14 @@ class Placement:
     def layers_on(self, device: int | None) -> int:
         return sum(1 for d in self.layer_device if d == device)
 
+    @property
+    def path(self) -> list[int | None]:
+        """The devices a token passes, in order: the host (embeddings), each layer's, the output's."""
+        return [None, *self.layer_device, self.output_device]
+
     def boundaries(self) -> int:
         """How many times a token's activations move to another device on the way through the layers."""
-        path = [None, *self.layer_device, self.output_device]  # the embeddings are on the host
-        return sum(1 for a, b in zip(path, path[1:]) if a != b)
+        return sum(1 for a, b in zip(self.path, self.path[1:]) if a != b)
 
 
 def place_layers(n_layers: int, n_gpu_layers: int, proportions: tuple[float, ...]) -> Placement:

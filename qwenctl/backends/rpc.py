@@ -425,11 +425,6 @@ def attach(endpoints: Iterable[str], timeout: float = 5.0) -> tuple[str, ...]:
         return attached_devices()
 
 
-def attached() -> tuple[str, ...]:
-    """The endpoints attached in this process, in the order they were attached."""
-    return tuple(_attached)
-
-
 def attached_devices() -> tuple[str, ...]:
     """The ggml names of the attached workers' devices (RPC0, RPC1, ...), in llama.cpp's device order."""
     return tuple(name for names in _attached.values() for name in names)
