@@ -184,7 +184,8 @@ def prepare(doc: dict, cpus: dict) -> list[dict]:
 def predict(r: dict) -> tuple[float | None, float | None]:
     model, w = r["_model"]
     pp_n = (r.get("pp") or {}).get("n_tokens") or 512
-    est = estimate_speed(model, w, r["_gpu"], r["_host"], r["_ngl"], pp_tokens=pp_n, sampling=r["_sampled"])
+    est = estimate_speed(model, w, r["_gpu"], r["_host"], r["_ngl"], pp_tokens=pp_n, sampling=r["_sampled"],
+                         engine_date=r.get("date"))
     return est.tg_tps, est.pp_tps
 
 
@@ -267,9 +268,10 @@ def parameters(sm: dict, rows: list[dict]) -> list[tuple[list[tuple[dict, str]],
         q = w.quant if w.format == "gguf" else f"mlx-{w.quant}"
         devices.setdefault(("quant", dev.engine, q), set()).add(r["_device"])
         if r.get("pp"):
-            from qwenctl.speed import matrix_operand, pp_path
+            from qwenctl.speed import pp_kernel, pp_path
 
-            devices.setdefault(("family", pp_path(dev.family), dev.engine, matrix_operand(w)), set()).add(r["_device"])
+            operand = pp_kernel(w, dev, r.get("date"))[0]
+            devices.setdefault(("family", pp_path(dev.family), dev.engine, operand), set()).add(r["_device"])
         devices.setdefault(("engine", dev.engine), set()).add(r["_device"])
         for d in (r["_gpu"], r["_host"]):
             if d:

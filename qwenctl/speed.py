@@ -151,9 +151,30 @@ def _quant_key(weights: Weights) -> str:
     return weights.quant if weights.format == "gguf" else f"mlx-{weights.quant}"
 
 
-def matrix_operand(weights: Weights) -> str:
-    """Which matrix units prompt processing uses: int8 for quantized weights, fp16 for float ones."""
-    return "fp16" if weights.quant in ("fp16", "f16", "bf16", "f32") else "int8"
+def pp_kernel(weights: Weights, dev: DeviceSpeed | None = None, engine_date: str | None = None) -> tuple[str, float, bool]:
+    """(matrix units, extra bytes moved per weight, whether the work fills every SM) of llama.cpp's prompt
+    matrix products on ``dev``.
+
+    Float weights multiply on the fp16 units. Quantized weights on CUDA take one of two kernels
+    (speed_model.json `kernel_paths`, with sources): MMQ, which multiplies the quantized blocks on
+    the int8 units (Pascal's dp4a, Turing and later's int8 mma), or dequantization to fp16 followed
+    by cuBLAS's fp16 GEMM, which also writes and reads an fp16 copy of every weight (4 bytes per
+    weight). Volta takes the second (it has fp16 tensor cores but no int8 ones), and so did every
+    GPU with tensor cores before llama.cpp made MMQ the default. MMQ on tensor cores splits its
+    work "stream-k" (along the inner dimension too), so a narrow matrix still keeps every SM busy;
+    the other kernels cut the output into tiles, which fill a big GPU in whole waves only.
+    ``engine_date``: when the llama.cpp that runs was built ("2024-05"; None: the one qwenctl ships).
+    """
+    if weights.quant in ("fp16", "f16", "bf16", "f32"):
+        return "fp16", 0.0, False
+    if dev is None or dev.engine != "cuda":
+        return "int8", 0.0, False
+    paths = load_speed_model()["kernel_paths"]
+    no_tensor_cores = dev.family in paths["no_fp16_tensor_core_families"]
+    if dev.family in paths["fp16_dequant_families"] or (
+            engine_date is not None and engine_date < paths["mmq_default_since"] and not no_tensor_cores):
+        return "fp16", float(paths["dequant_bytes_per_weight"]), False
+    return "int8", 0.0, not no_tensor_cores
 
 
 def estimate_speed(
@@ -166,6 +187,7 @@ def estimate_speed(
     split: WeightSplit | None = None,
     pp_tokens: int = PP_TOKENS,
     sampling: bool = False,
+    engine_date: str | None = None,
 ) -> SpeedEstimate:
     """Predicted decode (tg) and prompt (pp) tokens/s of one device (or the host alone), with its terms.
 
@@ -173,14 +195,15 @@ def estimate_speed(
     layer first, then repeating layers from the last; -1: all) run there and the rest on ``host``. Metal
     and MLX plans pass the Apple GPU as ``gpu`` with every layer on it. ``pp_tokens``: the prompt batch pp
     is for. ``sampling``: include drawing each token on the host (what a chat sees; llama-bench's tg does
-    not sample), which costs time in proportion to the vocabulary.
+    not sample), which costs time in proportion to the vocabulary. ``engine_date``: see `pp_kernel`.
     """
     if gpu is None:
         return estimate_placed_speed(model, weights, (), host, place_layers(model.arch.n_layers, 0, ()),
-                                     kv_cache_type=kv_cache_type, split=split, pp_tokens=pp_tokens, sampling=sampling)
+                                     kv_cache_type=kv_cache_type, split=split, pp_tokens=pp_tokens, sampling=sampling,
+                                     engine_date=engine_date)
     placement = place_layers(model.arch.n_layers, n_gpu_layers, (1.0,))
     return estimate_placed_speed(model, weights, (gpu,), host, placement, kv_cache_type=kv_cache_type, split=split,
-                                 pp_tokens=pp_tokens, sampling=sampling)
+                                 pp_tokens=pp_tokens, sampling=sampling, engine_date=engine_date)
 
 
 @dataclass(frozen=True)
@@ -210,6 +233,7 @@ def estimate_placed_speed(
     split: WeightSplit | None = None,
     pp_tokens: int = PP_TOKENS,
     sampling: bool = False,
+    engine_date: str | None = None,
 ) -> SpeedEstimate:
     """Predicted tg and pp of a model placed over ``devices`` (llama.cpp's order) and the host.
 
@@ -249,7 +273,6 @@ def estimate_placed_speed(
                            host_layers * params_per_layer + (out_params if out else 0)))
 
     quant = _quant_key(weights)
-    operand = matrix_operand(weights)
     terms = []
     uncertainty = 0.0
     for dev, layers, nbytes, params in shares:
@@ -259,19 +282,22 @@ def estimate_placed_speed(
         dequant = e["dequant_ops_per_weight"].get(quant, e["dequant_ops_per_weight"]["default"])
         # matrix kernels reach different shares of their peak per kernel path (llama.cpp's MMQ uses
         # mma.sync, not Hopper's wgmma): the path's own figure where the fitting half had one
+        operand, dequant_bytes, stream_k = pp_kernel(weights, dev, engine_date)
         kernels = sm["families"].get(pp_path(dev.family), {})
         pp_eff = kernels.get("pp_efficiency", {}).get(operand, e["pp_efficiency"][operand])
+        streaming = _streaming_rate(dev, eff, e["unit_bytes_per_cycle"])
         terms.append(DeviceTerms(
             device=dev.name,
             layers=layers,
             fixed_s=layers * e["per_layer_cycles"] / dev.clock_hz,
-            stream_s=nbytes / _streaming_rate(dev, eff, e["unit_bytes_per_cycle"]),
+            stream_s=nbytes / streaming,
             dequant_s=params * dequant / (dev.vector_ops * dev.compute_share),
             bytes_read=nbytes,
             bandwidth_bytes_per_s=dev.bandwidth_bytes_per_s,
             memory_efficiency=eff,
             pp_compute_s=2 * params * pp_tokens / (dev.matrix_ops[operand] * dev.compute_share * pp_eff
-                                                   * _wave_utilisation(a, pp_tokens, dev, layers)),
+                                                   * (1.0 if stream_k else _wave_utilisation(a, pp_tokens, dev, layers)))
+                         + params * dequant_bytes / streaming,
             pp_fixed_s=layers * e["pp_per_layer_cycles"] / dev.clock_hz,
         ))
         uncertainty = max(uncertainty, e["uncertainty"])
