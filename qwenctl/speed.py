@@ -14,8 +14,9 @@ Decoding one token (tg) costs, on every device that holds layers:
 The latency-bound share of streaming is why an H200 (1.44x the H100's bandwidth, the same 132
 SMs) decodes a 7B model only ~1.05x faster, and why a few CPU threads cannot use DDR5's peak. Prompt
 processing (pp) of n tokens is one batch: the same fixed and streaming costs once, plus
-2 x params x n FLOPs on the device's matrix units (int8 tensor cores for quantized weights on
-CUDA since Turing, fp16 for F16/BF16 weights), at pp_efficiency of their peak.
+2 x params x n FLOPs on the matrix units llama.cpp's kernel for that device uses (`pp_kernel`:
+int8 tensor cores for quantized weights on CUDA since Turing, fp16 for F16/BF16 weights and on
+Volta), at pp_efficiency of their peak.
 
 Every constant lives in ``qwenctl/data/speed_model.json`` with how it was fitted: on a fitting
 half of published measurements split by device, the other half held out
