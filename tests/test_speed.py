@@ -93,3 +93,26 @@ def test_an_unknown_host_bandwidth_is_named_as_an_assumption():
     assert any("qwenctl detect --measure" in a for a in dev.assumed)
     known = host_device(pc(16, host_bw=89.6e9))
     assert not known.assumed or all("bandwidth" not in a for a in known.assumed)
+
+
+def test_prompt_kernel_follows_llama_cpp_choice_per_gpu_and_build():
+    """Quantized prompts run MMQ on the int8 tensor cores (stream-k: every SM busy) since llama.cpp PR #8075;
+    Volta, and every tensor-core GPU before it, dequantized to an fp16 copy for cuBLAS; Pascal runs dp4a tiles."""
+    from qwenctl.speed import pp_kernel
+
+    _, q4 = spec("7B")
+    _, f16 = spec("7B", "fp16")
+    ada = cuda_device(gpu("NVIDIA GeForce RTX 4090", 1008e9, (8, 9)))
+    volta = cuda_device(gpu("Tesla V100-PCIE-32GB", 900e9, (7, 0)))
+    pascal = cuda_device(gpu("Tesla P40", 347e9, (6, 1)))
+    assert pp_kernel(q4, ada) == ("int8", 0.0, True)
+    assert pp_kernel(q4, ada, "2024-05") == ("fp16", 4.0, False)
+    assert pp_kernel(q4, ada, "2025") == ("int8", 0.0, True)
+    assert pp_kernel(q4, volta) == ("fp16", 4.0, False)
+    assert pp_kernel(q4, pascal) == ("int8", 0.0, False)
+    assert pp_kernel(q4, pascal, "2024-01") == ("int8", 0.0, False)
+    assert pp_kernel(f16, ada)[0] == "fp16"
+    # the old path copies every weight through memory once more and uses the fp16 units: slower prompts, same decode
+    old, new = (estimate_speed(*spec("7B"), ada, HOST, engine_date=d) for d in ("2024-05", None))
+    assert old.pp_tps < new.pp_tps
+    assert old.tg_tps == new.tg_tps
