@@ -4,8 +4,9 @@ Two ways, both on the CPU: its graph alone, computed by ggml over hundreds of ro
 with ties, mostly -inf, vocabularies that pad at every level, several widths and k) against
 numpy; and the sampler attached to a sequence of the tiny model, after a random logit bias, its
 candidates read back from the decode (``llama_get_sampled_candidates_ith``) against those of
-llama.cpp's own top-k in the same place. Where the k-th logit is tied, any choice among the tied
-tokens is right (llama.cpp's own top-k picks arbitrarily too), so those cases check the rule.
+llama.cpp's own top-k in the same place. The sampler runs its levels only where the logits are on
+a GPU (on the CPU it builds llama.cpp's graph), so the attached tests tell it the CPU is one.
+Where the k-th logit is tied, any choice among the tied tokens is right (llama.cpp's own top-k picks arbitrarily too), so those cases check the rule.
 """
 
 from __future__ import annotations
@@ -126,8 +127,8 @@ def llm(model_cache):
     m.close()
 
 
-def _decoded(llm, bias: np.ndarray, sampler) -> tuple[list[str], np.ndarray, np.ndarray, int]:
-    """(chain names, candidates, their logits, graph builds) after one decode with logit-bias > `sampler` attached."""
+def _decoded(llm, bias: np.ndarray, sampler) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """(chain names, candidates, their logits) after one decode with logit-bias > `sampler` attached."""
     import llama_cpp as lc
 
     ctx, nv = llm.ctx, llm.n_vocab()
@@ -144,8 +145,7 @@ def _decoded(llm, bias: np.ndarray, sampler) -> tuple[list[str], np.ndarray, np.
         ids = np.ctypeslib.as_array(lc.llama_get_sampled_candidates_ith(ctx, -1), (n,)).copy()
         logits = np.ctypeslib.as_array(lc.llama_get_sampled_logits_ith(ctx, -1), (n,)).copy()
         names = [lc.llama_sampler_name(lc.llama_sampler_chain_get(chain, i)).decode() for i in range(2)]
-        builds = topk.graph_builds(sampler) if names[1].endswith(topk.NAME) else 0
-        return names, ids, logits, builds
+        return names, ids, logits
     finally:
         lc.llama_set_sampler(ctx, 0, None)
         lc.llama_sampler_free(chain)
@@ -153,7 +153,8 @@ def _decoded(llm, bias: np.ndarray, sampler) -> tuple[list[str], np.ndarray, np.
 
 @pytest.fixture
 def hierarchical_only(monkeypatch):
-    """Fails the test if the sampler ever built llama.cpp's graph instead of its own."""
+    """The levels on this CPU, as on a GPU; fails the test if the sampler ever built llama.cpp's graph instead."""
+    monkeypatch.setattr(topk, "_pays_on", lambda dev: True)
     built = []
     real = topk._build
     monkeypatch.setattr(topk, "_build", lambda *a: built.append(real(*a)) or built[-1])
@@ -167,8 +168,8 @@ def test_attached_it_keeps_the_candidates_of_llama_cpps_top_k(llm, hierarchical_
     rng = np.random.default_rng(13)
     for _ in range(12):
         bias = rng.normal(0, 100, llm.n_vocab())  # dominates the model's logits: a new random row each time
-        names, ours, our_logits, _ = _decoded(llm, bias, topk.init(20))
-        ref_names, theirs, their_logits, _ = _decoded(llm, bias, lc.llama_sampler_init_top_k(20))
+        names, ours, our_logits = _decoded(llm, bias, topk.init(20))
+        ref_names, theirs, their_logits = _decoded(llm, bias, lc.llama_sampler_init_top_k(20))
         assert names == ["+logit-bias", "+" + topk.NAME] and ref_names == ["+logit-bias", "+top-k"]
         assert set(ours.tolist()) == set(theirs.tolist())
         assert dict(zip(ours.tolist(), our_logits.tolist())) == dict(zip(theirs.tolist(), their_logits.tolist()))
@@ -181,16 +182,27 @@ def test_attached_ties_and_minus_infinity_follow_the_rule(llm, hierarchical_only
     bias = np.full(nv, -1e9)
     bias[rng.choice(nv, 40, replace=False)] = 2e9
     bias[rng.choice(np.flatnonzero(bias < 0), 5, replace=False)] = 3e9
-    _, ids, logits, _ = _decoded(llm, bias, topk.init(20))
+    _, ids, _ = _decoded(llm, bias, topk.init(20))
     _valid_top_k(bias.astype(np.float32), ids, 20)
     bias = np.full(nv, -np.inf)
     bias[[5, 700, 1200]] = 0.0
-    _, ids, logits, _ = _decoded(llm, bias, topk.init(20))
+    _, ids, _ = _decoded(llm, bias, topk.init(20))
     _valid_top_k(bias.astype(np.float32), ids, 20)
     assert {5, 700, 1200} <= set(ids.tolist())
 
 
-def test_python_runs_when_a_graph_is_built_not_per_token(llm):
+def test_on_the_cpu_it_is_llama_cpps_top_k_by_name_and_graph(llm, monkeypatch):
+    import llama_cpp as lc
+
+    built = []
+    monkeypatch.setattr(topk, "_build", lambda *a: built.append(a) or True)
+    bias = np.random.default_rng(15).normal(0, 100, llm.n_vocab())
+    names, ours, _ = _decoded(llm, bias, topk.init(20))
+    assert names[1] == "+top-k" and not built
+    assert set(ours.tolist()) == set(_decoded(llm, bias, lc.llama_sampler_init_top_k(20))[1].tolist())
+
+
+def test_python_runs_when_a_graph_is_built_not_per_token(llm, hierarchical_only):
     import llama_cpp as lc
 
     ctx = llm.ctx

@@ -17,7 +17,10 @@ Positions travel as floats from ``ggml_arange`` (exact below 2**24) and become t
 end; the values sorted are the logits clamped above -3e38 (a -inf logit included), and rows are
 padded with -FLT_MAX, so a pad position can never be chosen over a token (a pad's position is 0,
 a real token, even so). Where levels would not shrink the row (k > width / 2) or the row fits one
-sort (<= 1024), the sampler builds llama.cpp's own top-k graph instead.
+sort (<= 1024), the sampler builds llama.cpp's own top-k graph instead; so it does where the logits
+are on the CPU (a CPU-only build, or the output layer left on the CPU): there llama.cpp's top-k is a
+partial sort, 0.3 ms over Qwen's row against 4-5 ms for the levels' sorts (2 cores), and the
+sampler names itself "top-k" there, "top-k(hier)" where it runs the levels (GPUs).
 
 Python runs only when llama.cpp builds a sampling graph (``backend_apply``: a reservation, a new
 batch shape, a KV-size step; graphs are reused in between), never per token: the sampler has no
@@ -47,6 +50,7 @@ _CLAMP = -3.0e38  # below any real logit; -inf becomes this, so that...
 _PAD = -3.4028234663852886e38  # ...the pad (-FLT_MAX) is below every token
 _EXACT = 1 << 24  # float positions are exact up to here
 _GGML_TYPE_F32, _GGML_TYPE_I32 = 0, 26  # ggml.h enum ggml_type
+_GPU_TYPES = (1, 2)  # ggml-backend.h enum ggml_backend_dev_type: GPU, IGPU
 _PROBE = 128 * 1024 + 1  # llama.cpp probes with 128 * 1024 candidates; +1 so that every level pads
 _GRAPH_SIZE = 2048  # GGML_DEFAULT_GRAPH_SIZE, llama.cpp's probe graph
 # llama.h's struct llama_sampler_i, field by field: the binding must declare the same to be used
@@ -96,6 +100,7 @@ class _State:
     inner: object  # llama.cpp's own top-k (a ctypes pointer): the host apply, and the graph where levels do not pay
     label: ctypes.Array = field(default_factory=lambda: ctypes.create_string_buffer(NAME.encode()))
     graph_builds: int = 0
+    hierarchical: bool = False  # decided by backend_init: whether the logits are on a GPU
 
 
 _live: dict[int, _State] = {}
@@ -122,6 +127,7 @@ _GGML = [
     ("ggml_backend_buft_get_device", _P, [_P]),
     ("ggml_backend_dev_supports_op", ctypes.c_bool, [_P, _P]),
     ("ggml_backend_dev_name", ctypes.c_char_p, [_P]),
+    ("ggml_backend_dev_type", ctypes.c_int, [_P]),
     ("ggml_op_desc", ctypes.c_char_p, [_P]),
     ("ggml_init", _P, [_InitParams]),
     ("ggml_free", None, [_P]),
@@ -163,12 +169,13 @@ def why_unavailable() -> str:
     return ""
 
 
-def init(k: int, width: int = WIDTH):
-    """A new hierarchical top-k sampler (a llama_sampler pointer, as llama_sampler_init_top_k returns)."""
+def init(k: int, width: int | None = None):
+    """A new hierarchical top-k sampler (a llama_sampler pointer, as llama_sampler_init_top_k returns); rows of
+    `width`, else of `WIDTH` as it is now (benchmarks/sampler_step.py compares widths through it)."""
     import llama_cpp as lc
 
     key = next(_keys)
-    _live[key] = _State(k, width, lc.llama_sampler_init_top_k(k))
+    _live[key] = _State(k, width or WIDTH, lc.llama_sampler_init_top_k(k))
     return lc.llama_sampler_init(ctypes.cast(ctypes.pointer(_iface()), ctypes.POINTER(lc.llama_sampler_i)), key)
 
 
@@ -209,9 +216,16 @@ def _free(smpl) -> None:
 
 def _backend_init(smpl, buft, n_outputs_max_per_seq) -> bool:
     st = _state(smpl)[1]
+    st.hierarchical = _pays_on(_ggml().ggml_backend_buft_get_device(buft))
     ok = _supported(st, buft)
-    st.label = ctypes.create_string_buffer(("+" if ok else "-").encode() + NAME.encode())  # as llama.cpp's once placed
+    name = NAME if st.hierarchical else "top-k"
+    st.label = ctypes.create_string_buffer(("+" if ok else "-").encode() + name.encode())  # as llama.cpp's once placed
     return ok
+
+
+def _pays_on(dev) -> bool:
+    """Whether the levels beat llama.cpp's top-k on the device holding the logits: on GPUs, not on the CPU."""
+    return bool(dev) and _ggml().ggml_backend_dev_type(dev) in _GPU_TYPES
 
 
 def _backend_apply(smpl, ctx, gf, data) -> None:
@@ -237,7 +251,7 @@ def _iface() -> _Iface:
 def _graph(st: _State, ctx, gf, data) -> None:
     """The hierarchical graph, or llama.cpp's own top-k graph (the held sampler's) where levels do not pay."""
     try:
-        if _build(ctx, data.contents, st.k, st.width):
+        if st.hierarchical and _build(ctx, data.contents, st.k, st.width):
             return
     except Exception:  # a callback cannot raise into C, and the logits must not go on unfiltered
         log.exception("the hierarchical top-k could not build its graph; llama.cpp's top-k instead")
