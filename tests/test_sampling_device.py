@@ -1,8 +1,5 @@
 """The sampler chain drawn on the device and on the host are the same sampler.
 
-The device chain's top-k is qwenctl.backends.topk's hierarchical one, the host chain's llama.cpp's
-own: the tests below compare the two as they run (tests/test_topk.py compares their candidates).
-
 On the tiny generated model (CPU): thousands of first-token draws from each path, compared with
 the distribution computed from the model's own logits by a chi-square test whose bound has a
 1e-4 false-alarm rate; the same test rejects draws made at a different temperature, so it cannot
@@ -17,21 +14,13 @@ import math
 import numpy as np
 import pytest
 
-from qwenctl.backends import LoadOptions, SamplingOptions, load_backend, topk
+from qwenctl.backends import LoadOptions, SamplingOptions, load_backend
 from qwenctl.backends.generation import Request, run_one
 from qwenctl.backends.sampling import Chain, ChainSpec, attach, device_report
 
 DRAWS = 4000
 # Eight tokens lifted above the rest so that top-p and temperature both matter (see _expected).
 BIASED = {100 + i: 4.0 - 0.5 * i for i in range(8)}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def levels_on_the_cpu():
-    """The device chain's top-k runs its levels on this CPU as on a GPU (on a CPU it is llama.cpp's graph)."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(topk, "_pays_on", lambda dev: True)
-        yield
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +47,7 @@ def _draws(session, spec: ChainSpec, device: bool, n: int = DRAWS) -> np.ndarray
     ctx, mem = session.llm.ctx, lc.llama_get_memory(session.llm.ctx)
     head = (lc.llama_token * (len(prompt) - 1))(*prompt[:-1])
     assert lc.llama_decode(ctx, lc.llama_batch_get_one(head, len(prompt) - 1)) == 0
-    chain = Chain(spec, session.n_vocab, device=device)
+    chain = Chain(spec, session.n_vocab)
     assert attach(ctx, 0, chain) if device else True
     last = (lc.llama_token * 1)(prompt[-1])
     out = np.empty(n, dtype=np.int64)
@@ -68,7 +57,6 @@ def _draws(session, spec: ChainSpec, device: bool, n: int = DRAWS) -> np.ndarray
             assert lc.llama_decode(ctx, lc.llama_batch_get_one(last, 1)) == 0
             if i == 0:
                 assert device_report(ctx, -1, chain).on_device is device
-                assert any(name.endswith(topk.NAME) for name in chain.names()) is device  # the device's top-k is ours
             out[i] = chain.sample(ctx, -1)
     finally:
         attach(ctx, 0, None)
@@ -179,13 +167,4 @@ def test_session_generate_samples_on_the_device_and_says_so(session):
     events = list(session.generate(_prompt(session), SamplingOptions(max_tokens=4, seed=1)))
     assert events[-1].finish_reason in ("stop", "length")
     assert session.sampling_note.startswith("sampling on the device (")
-    assert "dist" in session.sampling_note and f"+{topk.NAME}" in session.sampling_note
-
-
-def test_without_the_hierarchical_top_k_the_chain_uses_llama_cpps_and_says_so(session, monkeypatch):
-    monkeypatch.setattr(topk, "why_unavailable", lambda: "no backend sampler fields")
-    session.engine.detach_all()
-    session.sampling_note = None
-    list(session.generate(_prompt(session), SamplingOptions(max_tokens=2, seed=1)))
-    assert session.sampling_note.startswith("sampling on the device (")
-    assert "+top-k >" in session.sampling_note and session.sampling_note.endswith("top-k is llama.cpp's: no backend sampler fields")
+    assert "dist" in session.sampling_note

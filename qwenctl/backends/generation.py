@@ -163,7 +163,7 @@ class Engine:
             chain.reset()
             return
         self._drop_chain(slot)
-        slot.chain = Chain(request.spec, self.n_vocab, device=request.device)
+        slot.chain = Chain(request.spec, self.n_vocab)
         if request.device:
             # False where llama.cpp refuses (tensor split mode): the chain, untouched, then runs on the host
             slot.on_device = attach(self.ctx, slot.seq_id, slot.chain)

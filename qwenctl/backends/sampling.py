@@ -11,11 +11,6 @@ logit bias, repetition penalties over the last 64 generated tokens, then top-k, 
 temperature and a seeded draw; temperature 0 ends in greedy instead. Samplers that would do
 nothing (top-k 0, top-p 1, min-p 0, no penalty) are left out so the device graph stays small.
 
-A chain built for the device (``device=True``) takes its top-k from ``qwenctl.backends.topk``: the
-same candidates as llama.cpp's top-k, selected over rows of at most 1024 logits instead of one
-sort of the whole vocabulary per sequence (issue 13); the host chain keeps llama.cpp's own, and so
-does a device chain where that sampler cannot be built (`device_report` then says so).
-
 llama.cpp runs the longest prefix of the chain whose ops the device supports and the rest on the
 host (it logs "does not have support for op ..."); `device_report` says which happened, once.
 """
@@ -63,19 +58,14 @@ class ChainSpec:
 class Chain:
     """A llama.cpp sampler chain (ctypes pointer) with its spec; free it with `close`.
 
-    `device`: the chain is to be attached (`attach`), so its top-k is the hierarchical one. While
-    attached to a context, llama.cpp holds the pointer: detach before freeing.
+    While attached to a context (`attach`), llama.cpp holds the pointer: detach before freeing.
     """
 
-    def __init__(self, spec: ChainSpec, n_vocab: int, device: bool = False):
+    def __init__(self, spec: ChainSpec, n_vocab: int):
         import llama_cpp as lc
-
-        from qwenctl.backends import topk
 
         self._lc = lc
         self.spec = spec
-        # why a device chain's top-k is llama.cpp's own after all ("" where it is not, or not a device chain)
-        self.top_k_note = topk.why_unavailable() if device and spec.top_k > 0 and not spec.greedy else ""
         self.ptr = lc.llama_sampler_chain_init(lc.llama_sampler_chain_default_params())
         add = lambda s: lc.llama_sampler_chain_add(self.ptr, s)
         if spec.logit_bias:
@@ -88,7 +78,7 @@ class Chain:
             add(lc.llama_sampler_init_greedy())
             return
         if spec.top_k > 0:
-            add(topk.init(spec.top_k) if device and not self.top_k_note else lc.llama_sampler_init_top_k(spec.top_k))
+            add(lc.llama_sampler_init_top_k(spec.top_k))
         if spec.top_p < 1.0:
             add(lc.llama_sampler_init_top_p(spec.top_p, 1))
         if spec.min_p > 0.0:
@@ -143,12 +133,11 @@ def device_report(ctx, index: int, chain: Chain, recent_log: list[str] | tuple[s
     """
     import llama_cpp as lc
 
-    note = f"; top-k is llama.cpp's: {chain.top_k_note}" if chain.top_k_note else ""
     if lc.llama_get_sampled_token_ith(ctx, index) != -1:
-        return DeviceReport(True, f"sampling on the device ({' > '.join(chain.names())}){note}")
+        return DeviceReport(True, f"sampling on the device ({' > '.join(chain.names())})")
     why = next((line.strip() for line in reversed(list(recent_log)) if "does not have support for op" in line
                 or "cannot be offloaded" in line or "backend sampling not supported" in line), "")
     partial = lc.llama_get_sampled_logits_count_ith(ctx, index) or lc.llama_get_sampled_probs_count_ith(ctx, index)
     where = "partly on the device, the rest on the host" if partial else "on the host"
     return DeviceReport(False, f"sampling {where}: this llama.cpp backend lacks an op the sampler chain needs"
-                        + (f" ({why})" if why else "") + note)
+                        + (f" ({why})" if why else ""))
