@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The CUDA measurements of docs/benchmarks.md, on the GPU machine (device tool, no network).
 #
-#   bash benchmarks/gpu/run.sh [build] [models] [run] [extras] [facts] [quants] [memory] [speed] [sampling]   (no argument: the first three)
+#   bash benchmarks/gpu/run.sh [build] [models] [run] [extras] [facts] [quants] [memory] [speed] [sampling] [samplerstep]   (no argument: the first three)
 #
 # Each device call may run 600 s and a fresh machine's build takes ~345 s: call `build models`, then
 # `run`, then `extras` (the warm machine keeps the build and the models between calls).
@@ -135,6 +135,20 @@ print(d["model"], d["sampling"])
 for k, v in d["figures"].items():
     print(f"  {k:28} {v['median']:10,.1f} tok/s (min {v['min']:,.1f})  {v['vs_decode']:.2f} of decode")
 PYEOF
+  done
+}
+
+# samplerstep: what a decode step costs with each sampler chain on the device (benchmarks/sampler_step.py), 1 and 16
+# sequences, on the 0.5B and 7B Q4_K_M (SAMPLERSTEP_MODELS), every layer on the GPU with flash attention;
+# $OUT/samplerstep-<model>.json.
+stage_samplerstep() {
+  local m name
+  for m in ${SAMPLERSTEP_MODELS:-$(ls "$WORK"/models/qwen2.5-0.5b-*-Q4_K_M.gguf "$WORK"/models/qwen2.5-7b-*-Q4_K_M.gguf 2>/dev/null)}; do
+    [ -f "$m" ] || continue
+    name=$(basename "$m" .gguf)
+    stamp "samplerstep $name"
+    timeout ${SAMPLERSTEP_TIMEOUT:-280} $PY benchmarks/sampler_step.py "$m" --seqs 1,16 --steps ${SAMPLERSTEP_STEPS:-200} \
+      --json-out "$OUT/samplerstep-$name.json" || echo "FAILED (or cut off) $name"
   done
 }
 
@@ -285,8 +299,8 @@ stages=("$@")
 [ ${#stages[@]} -eq 0 ] && stages=(build models run)
 for s in "${stages[@]}"; do
   case $s in
-    build|models|run|facts|extras|quants|memory|speed|sampling|multigpu|splits|rpcworker|rpccompare) stamp "stage $s"; "stage_$s" || { stamp "stage $s failed"; exit 1; } ;;
-    *) echo "unknown stage $s (build, models, run, facts, extras, quants, memory, speed, sampling, multigpu, splits, rpcworker, rpccompare)"; exit 2 ;;
+    build|models|run|facts|extras|quants|memory|speed|sampling|samplerstep|multigpu|splits|rpcworker|rpccompare) stamp "stage $s"; "stage_$s" || { stamp "stage $s failed"; exit 1; } ;;
+    *) echo "unknown stage $s (build, models, run, facts, extras, quants, memory, speed, sampling, samplerstep, multigpu, splits, rpcworker, rpccompare)"; exit 2 ;;
   esac
 done
 stamp "done"

@@ -1,0 +1,162 @@
+"""What a decode step costs with each sampler chain on the device, for 1 and 16 sequences (issue 13).
+
+The mean ``Engine.step()`` (one batch: every sequence's next token decoded and sampled) over
+--steps steps, after a warm-up, for these chains attached to every sequence:
+
+  none                 plain decode: no sampler attached (the logits come back; the "draw" is a constant token)
+  qwen                 Qwen's chain (penalties > top-k 20 > top-p 0.8 > temp 0.7 > dist) with llama.cpp's top-k
+  llama top-k alone    llama.cpp's top-k 20 only (its first candidate is the token)
+  no top-k             penalties > temp > dist
+
+Every layer on the GPU and flash attention, as `--model PATH` loads on a GPU (a CPU-only build
+runs it all on the CPU). It prints ms per step and per sequence-token and where the token was drawn
+(sampling.device_report). It asserts nothing.
+
+    python benchmarks/sampler_step.py MODEL.gguf [--seqs 1,16] [--steps 200] [--json-out F]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from qwenctl.backends.generation import Engine, Request, context_for_slots
+from qwenctl.backends.sampling import Chain, ChainSpec, attach, device_report
+
+QWEN = ChainSpec(seed=1)  # Qwen's defaults: repeat penalty 1.05, top-k 20, top-p 0.8, temperature 0.7
+NO_TOP_K = replace(QWEN, top_k=0, top_p=1.0)
+
+
+class Bare:
+    """A chain of samplers given as they are (top-k alone), or none: what Engine.step needs of a Chain."""
+
+    def __init__(self, spec: ChainSpec, sampler=None, token: int = 0):
+        import llama_cpp as lc
+
+        self._lc, self.spec, self.token = lc, spec, token
+        self.ptr = None
+        self.top_k_note = ""
+        if sampler is not None:
+            self.ptr = lc.llama_sampler_chain_init(lc.llama_sampler_chain_default_params())
+            lc.llama_sampler_chain_add(self.ptr, sampler)
+
+    def names(self) -> list[str]:
+        lc = self._lc
+        return [lc.llama_sampler_name(lc.llama_sampler_chain_get(self.ptr, 0)).decode()] if self.ptr else []
+
+    def reset(self) -> None:
+        pass
+
+    def sample(self, ctx, index: int) -> int:
+        """The first candidate top-k left on the device; with no sampler, a constant token (no host work)."""
+        return self._lc.llama_get_sampled_candidates_ith(ctx, index)[0] if self.ptr else self.token
+
+    def close(self) -> None:
+        if self.ptr:
+            self._lc.llama_sampler_free(self.ptr)
+            self.ptr = None
+
+
+def chains(n_vocab: int, token: int) -> dict[str, object]:
+    """name -> a factory of one sequence's chain; each gets its own spec, so that Engine never reuses another's."""
+    import llama_cpp as lc
+
+    def tag(i: int) -> ChainSpec:
+        return replace(QWEN, seed=100 + i)
+
+    out: dict[str, object] = {
+        "none": lambda: Bare(tag(0), token=token),
+        "qwen": lambda: Chain(tag(1), n_vocab),
+        "llama top-k alone": lambda: Bare(tag(3), lc.llama_sampler_init_top_k(20)),
+        "no top-k": lambda: Chain(replace(NO_TOP_K, seed=5), n_vocab),
+    }
+    return out
+
+
+class _NeverEnds(dict):
+    """Engine's end-of-generation cache, answering no: replies never end early (bench ignores EOS, as llama-bench)."""
+
+    def get(self, key, default=None):
+        return False
+
+
+def measure(llm, n_seq: int, steps: int, warmup: int, make, prompt: list[int]) -> dict:
+    """Mean Engine.step() of `n_seq` sequences with the chain `make` builds attached to each."""
+    import llama_cpp as lc
+
+    n_ctx = len(prompt) + warmup + steps + 16
+    ctx = context_for_slots(llm, n_seq, n_ctx)
+    engine = Engine(ctx, llm.model, n_seq, n_ctx, llm.n_batch)
+    engine._eog = _NeverEnds()
+    try:
+        for slot in engine.slots:
+            chain = make()
+            slot.chain = chain  # what Engine._use_chain would build, so that start() keeps it
+            slot.on_device = attach(ctx, slot.seq_id, chain) if chain.ptr else False
+            engine.start(slot, Request(tuple(prompt), chain.spec, warmup + steps + 8, device=slot.on_device))
+        for _ in range(warmup):
+            engine.step()
+        lc.llama_synchronize(ctx)
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            engine.step()
+        lc.llama_synchronize(ctx)
+        ms = (time.perf_counter() - t0) * 1000 / steps
+        first = engine.slots[0].chain
+        if isinstance(first, Bare):
+            where = f"{' > '.join(first.names())} on the device, its first candidate taken" if first.ptr else "no sampler"
+        else:
+            where = device_report(ctx, 0, first).detail
+        return {"ms_per_step": ms, "ms_per_token": ms / n_seq, "where": where}
+    finally:
+        for slot in engine.slots:
+            if slot.busy:
+                engine.finish(slot)
+        engine.detach_all()
+        engine.close()
+        lc.llama_free(ctx)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("model", type=Path)
+    ap.add_argument("--seqs", default="1,16", help="comma-separated sequence counts")
+    ap.add_argument("--steps", type=int, default=200)
+    ap.add_argument("--warmup", type=int, default=20)
+    ap.add_argument("--json-out", type=Path)
+    a = ap.parse_args()
+    from qwenctl.backends import load_backend
+    from qwenctl.hardware import detect
+    from qwenctl.pipeline import unplanned_load_options
+
+    session = load_backend("llama.cpp", a.model, unplanned_load_options(detect(), 512))
+    try:
+        prompt = session.chat_prompt([{"role": "user", "content": "Write a long story about a lighthouse keeper."}])
+        made = chains(session.n_vocab, prompt[-1])
+        rows = {}
+        for n_seq in (int(s) for s in a.seqs.split(",")):
+            for name, make in made.items():
+                rows[f"{n_seq}|{name}"] = {"seqs": n_seq, "chain": name,
+                                          **measure(session.llm, n_seq, a.steps, a.warmup, make, prompt)}
+                print(f"[samplerstep] {n_seq} x {name}: {rows[f'{n_seq}|{name}']['ms_per_step']:.3f} ms", file=sys.stderr, flush=True)
+        doc = {"schema": "sampler-step", "model": a.model.name, "n_gpu_layers": session.n_gpu_layers,
+               "flash_attn": session.flash_attn, "steps": a.steps, "warmup": a.warmup, "rows": list(rows.values())}
+    finally:
+        session.close()
+    if a.json_out:
+        a.json_out.write_text(json.dumps(doc, indent=1))
+    print(f"{a.model.name}: ngl {doc['n_gpu_layers']}, flash attention {doc['flash_attn']}, mean of {a.steps} steps")
+    print(f"  {'seqs':>4}  {'chain':24} {'ms/step':>9} {'ms/seq-token':>13}")
+    for r in doc["rows"]:
+        print(f"  {r['seqs']:>4}  {r['chain']:24} {r['ms_per_step']:9.3f} {r['ms_per_token']:13.3f}")
+    seen = {r["where"] for r in doc["rows"]}
+    for where in sorted(seen):
+        print(f"  {where}")
+
+
+if __name__ == "__main__":
+    main()
