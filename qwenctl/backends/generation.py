@@ -252,11 +252,12 @@ def run_one(engine: Engine, request: Request, slot: Slot | None = None) -> Gener
             engine.finish(slot, "interrupted")
 
 
-def context_for_slots(llm, n_seq: int, n_ctx_per_seq: int):
+def context_for_slots(llm, n_seq: int, n_ctx_per_seq: int, kv_unified: bool = False):
     """A second llama.cpp context on `llm`'s weights with `n_seq` sequences of `n_ctx_per_seq` each.
 
     It copies the Llama's own context settings (threads, batch, flash attention, KV types) and
-    keeps the KV cache split per sequence (kv_unified off), so every request gets its full window.
+    keeps the KV cache split per sequence (kv_unified off), so every request gets its full window
+    (``kv_unified``: one shared cache instead, which benchmarks/sampler_step.py compares).
     One output per sequence per decode keeps every device sampler (penalties included) eligible.
     """
     import llama_cpp as lc
@@ -265,7 +266,7 @@ def context_for_slots(llm, n_seq: int, n_ctx_per_seq: int):
     ctypes.pointer(params)[0] = llm.context_params
     params.n_ctx = n_ctx_per_seq * n_seq
     params.n_seq_max = n_seq
-    params.kv_unified = False
+    params.kv_unified = kv_unified
     params.n_outputs_max_per_seq = 1
     ctx = lc.llama_init_from_model(llm.model, params)
     if not ctx:
