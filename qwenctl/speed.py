@@ -14,7 +14,7 @@ Decoding one token (tg) costs, on every device that holds layers:
 The latency-bound share of streaming is why an H200 (1.44x the H100's bandwidth, the same 132
 SMs) decodes a 7B model only ~1.05x faster, and why a few CPU threads cannot use DDR5's peak. Prompt
 processing (pp) of n tokens is one batch: the same fixed and streaming costs once, plus
-2 x params x n FLOPs on the matrix units llama.cpp's kernel for that device uses (`pp_kernel`:
+2 x (layer params x n + output params) FLOPs (only the last token's logits are computed) on the matrix units llama.cpp's kernel for that device uses (`pp_kernel`:
 int8 tensor cores for quantized weights on CUDA since Turing, fp16 for F16/BF16 weights and on
 Volta), at pp_efficiency of their peak.
 
@@ -252,7 +252,8 @@ def estimate_placed_speed(
     params_per_layer = (model.params - a.vocab_size * a.hidden_size * (1 if a.tied_embeddings else 2)) / a.n_layers
     out_params = a.vocab_size * a.hidden_size
 
-    shares: list[tuple[DeviceSpeed, int, float, float]] = []  # device, layers, bytes read, weights multiplied
+    # device, layers, bytes read, weights multiplied for every token, output weights multiplied (the logits)
+    shares: list[tuple[DeviceSpeed, int, float, float, float]] = []
     host_share = False
     if mode == "tensor":
         total = sum(proportions)
@@ -260,23 +261,24 @@ def estimate_placed_speed(
             f = p / total
             out_share = f if s.output_in_file else 1.0  # a tied output (token_embd) is not cut: every GPU reads all of it
             shares.append((dev, a.n_layers, f * a.n_layers * (s.layer_bytes + kv_per_layer) + out_share * s.output_bytes,
-                           f * a.n_layers * params_per_layer + out_share * out_params))
+                           f * a.n_layers * params_per_layer, out_share * out_params))
     else:
         for i, dev in enumerate(devices):
             layers, out = placement.layers_on(i), placement.output_device == i
             if layers or out:
                 shares.append((dev, layers, layers * (s.layer_bytes + kv_per_layer) + (s.output_bytes if out else 0),
-                               layers * params_per_layer + (out_params if out else 0)))
+                               layers * params_per_layer, out_params if out else 0))
         host_layers, out = placement.layers_on(None), placement.output_device is None
         if host_layers or out:
             host_share = bool(devices)
             shares.append((host, host_layers, host_layers * (s.layer_bytes + kv_per_layer) + (s.output_bytes if out else 0),
-                           host_layers * params_per_layer + (out_params if out else 0)))
+                           host_layers * params_per_layer, out_params if out else 0))
 
     quant = _quant_key(weights)
     terms = []
     uncertainty = 0.0
-    for dev, layers, nbytes, params in shares:
+    for dev, layers, nbytes, layer_params, logit_params in shares:
+        params = layer_params + logit_params
         e = sm["engines"][dev.engine]
         family = sm["families"].get(dev.family, {})
         eff = family.get("memory_efficiency", sm["memory_efficiency"][dev.memory_kind])
@@ -296,9 +298,11 @@ def estimate_placed_speed(
             bytes_read=nbytes,
             bandwidth_bytes_per_s=dev.bandwidth_bytes_per_s,
             memory_efficiency=eff,
-            pp_compute_s=2 * params * pp_tokens / (dev.matrix_ops[operand] * dev.compute_share * pp_eff
+            # a prompt needs the logits of its last token only (llama.cpp outputs just that row; mlx-lm
+            # evaluates only the KV cache until the last token): the output matrix multiplies one token
+            pp_compute_s=2 * (layer_params * pp_tokens + logit_params) / (dev.matrix_ops[operand] * dev.compute_share * pp_eff
                                                    * (1.0 if stream_k else _wave_utilisation(a, pp_tokens, dev, layers)))
-                         + params * dequant_bytes / streaming,
+                         + layer_params * dequant_bytes / streaming,
             pp_fixed_s=layers * e["pp_per_layer_cycles"] / dev.clock_hz,
         ))
         uncertainty = max(uncertainty, e["uncertainty"])

@@ -116,3 +116,19 @@ def test_prompt_kernel_follows_llama_cpp_choice_per_gpu_and_build():
     old, new = (estimate_speed(*spec("7B"), ada, HOST, engine_date=d) for d in ("2024-05", None))
     assert old.pp_tps < new.pp_tps
     assert old.tg_tps == new.tg_tps
+
+
+def test_a_prompt_multiplies_the_output_matrix_for_its_last_token_only():
+    """llama.cpp (and mlx-lm) compute the logits of a prompt's last token only: a 512-token prompt multiplies
+    every layer 512 times but the 151,936-row output matrix once. Qwen2.5-0.5B's output is 28 % of its
+    weights, so counting it 512 times would make its prompt compute look ~1.4x larger than it is."""
+    m, w = spec("0.5B")
+    h200 = cuda_device(gpu("NVIDIA H200", 4.8e12))
+    a = m.arch
+    out = a.vocab_size * a.hidden_size
+    layer_params = m.params - out * (1 if a.tied_embeddings else 2)
+    (t512,) = estimate_speed(m, w, h200, HOST, pp_tokens=512).terms
+    (t256,) = estimate_speed(m, w, h200, HOST, pp_tokens=256).terms
+    # compute = 2 x (layers x n + output x 1) / rate: the step from 256 to 512 tokens carries no output work
+    rate = 2 * layer_params * 256 / (t512.pp_compute_s - t256.pp_compute_s)
+    assert t256.pp_compute_s * rate == pytest.approx(2 * (layer_params * 256 + out), rel=1e-6)
