@@ -288,10 +288,11 @@ def parameters(sm: dict, rows: list[dict]) -> list[tuple[list[tuple[dict, str]],
     for key in sorted(k for k in devices if k[0] == "engine"):
         e = sm["engines"][key[1]]
         out.append(([(e, "per_layer_cycles")], 2e3, 1e6))
-        out.append(([(e, "pp_per_layer_cycles")], 1e3, 1e7))
         out.append(([(e, "unit_bytes_per_cycle")], 0.5, 500.0))
-        for op in ("int8", "fp16"):
-            out.append(([(e["pp_efficiency"], op)], 0.005, 1.0))
+        if "pp_constants" not in e:  # an engine that borrows another's prompt constants has no prompt rows to fit them on
+            out.append(([(e, "pp_per_layer_cycles")], 1e3, 1e7))
+            for op in ("int8", "fp16"):
+                out.append(([(e["pp_efficiency"], op)], 0.005, 1.0))
     for key, devs in sorted(devices.items()):
         if key[0] == "quant" and len(devs) >= MIN_QUANT_DEVICES:
             box = sm["engines"][key[1]]["dequant_ops_per_weight"]

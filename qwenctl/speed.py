@@ -280,6 +280,7 @@ def estimate_placed_speed(
     for dev, layers, nbytes, layer_params, logit_params in shares:
         params = layer_params + logit_params
         e = sm["engines"][dev.engine]
+        pp_e = sm["engines"][e["pp_constants"]] if "pp_constants" in e else e  # an engine with no prompt rows of its own
         family = sm["families"].get(dev.family, {})
         eff = family.get("memory_efficiency", sm["memory_efficiency"][dev.memory_kind])
         dequant = e["dequant_ops_per_weight"].get(quant, e["dequant_ops_per_weight"]["default"])
@@ -287,7 +288,7 @@ def estimate_placed_speed(
         # mma.sync, not Hopper's wgmma): the path's own figure where the fitting half had one
         operand, dequant_bytes, stream_k = pp_kernel(weights, dev, engine_date)
         kernels = sm["families"].get(pp_path(dev.family), {})
-        pp_eff = kernels.get("pp_efficiency", {}).get(operand, e["pp_efficiency"][operand])
+        pp_eff = kernels.get("pp_efficiency", {}).get(operand, pp_e["pp_efficiency"][operand])
         streaming = _streaming_rate(dev, eff, e["unit_bytes_per_cycle"])
         terms.append(DeviceTerms(
             device=dev.name,
@@ -303,7 +304,7 @@ def estimate_placed_speed(
             pp_compute_s=2 * (layer_params * pp_tokens + logit_params) / (dev.matrix_ops[operand] * dev.compute_share * pp_eff
                                                    * (1.0 if stream_k else _wave_utilisation(a, pp_tokens, dev, layers)))
                          + layer_params * dequant_bytes / streaming,
-            pp_fixed_s=layers * e["pp_per_layer_cycles"] / dev.clock_hz,
+            pp_fixed_s=layers * pp_e["pp_per_layer_cycles"] / dev.clock_hz,
         ))
         uncertainty = max(uncertainty, e["uncertainty"])
     if host_share and any(d.engine != "cpu" for d in devices):
