@@ -13,6 +13,8 @@ from qwenctl.hardware.facts import Absent, Cpu
          ("avx", "avx2", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "fma", "f16c")),
         ("raspberry-pi-5-8gb.json", "ARM Cortex-A76", "arm64", 4, 4, ("neon", "fp16", "dotprod")),
         ("raspberry-pi-4-8gb.json", "ARM Cortex-A72", "arm64", 4, 4, ("neon",)),
+        # 8 Cortex-A720s and 4 Cortex-A520s, CPU 1-4 the little ones: named by the cores most CPUs are
+        ("cix-p1-cd8180-cpuinfo.json", "ARM Cortex-A720", "arm64", 12, 12, ("neon", "fp16", "dotprod", "i8mm", "sve", "sve2")),
         ("apple-m3-max-36gb.json", "Apple M3 Max", "arm64", 14, 14, ("neon", "fp16", "dotprod", "i8mm")),
         ("apple-m2-16gb.json", "Apple M2", "arm64", 8, 8, ("neon", "fp16", "dotprod", "i8mm")),
         ("apple-m1-8gb-bigsur.json", "Apple processor", "arm64", 8, 8, ("neon",)),
@@ -95,3 +97,16 @@ def test_cpufreq_maximum_is_the_clock_and_its_absence_is_none():
     doc["files"][cpu_probe.CPUFREQ_MAX] = "4700000\n"
     assert cpu_probe.max_clock_mhz(replay(doc)) == 4700
     assert cpu_probe.probe(replay(doc)).max_clock_mhz == 4700
+
+
+def test_arm_cores_take_the_throughput_of_their_pipe_count_not_of_their_isa():
+    """A Cortex-A720 has i8mm like a Neoverse V1 but two 128-bit SIMD pipes, not four (LLVM's scheduling models):
+    it must get the A76/N1 row, and "Cortex-A72" must not match inside "Cortex-A720"."""
+    from qwenctl.hardware import specs
+
+    cix = cpu.probe(replay("cix-p1-cd8180-cpuinfo.json"))
+    assert specs.cpu_core(cix, None).family == "cpu-arm-cortex-a76-n1"
+    for brand, family in (("ARM Cortex-A72", "cpu-arm-cortex-a72"), ("ARM Neoverse-N2", "cpu-arm-cortex-a76-n1"),
+                          ("ARM Cortex-X4", "cpu-arm-neoverse-v2"), ("ARM Neoverse-V1", "cpu-arm-neoverse-v1")):
+        named = Cpu(brand=brand, arch="arm64", physical_cores=4, logical_cores=4, flags=("neon", "dotprod", "i8mm"))
+        assert specs.cpu_core(named, None).family == family, brand

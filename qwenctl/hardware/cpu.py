@@ -9,6 +9,7 @@ is reported absent rather than guessed.
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
 
 from qwenctl.hardware._parse import ParseError, colon_fields, data, sysctl, to_int
 from qwenctl.hardware.facts import Absent, Cpu
@@ -66,7 +67,7 @@ def parse_cpuinfo(text: str, arch: str) -> Cpu:
         present = set(first.get("Features", "").split())
         flags = tuple(dict.fromkeys(ARM_FEATURES[f] for f in ARM_FEATURES if f in present))
         physical, sockets, how = len(blocks), None, "one core per processor (ARM: no SMT)"
-        brand = _arm_core_name(first) or first.get("model name") or "unknown ARM CPU"
+        brand = _arm_cores_name(blocks) or first.get("model name") or "unknown ARM CPU"
     return Cpu(brand=brand, arch=arch, physical_cores=physical, logical_cores=len(blocks), flags=flags,
                cores_source=how, sockets=sockets)
 
@@ -84,6 +85,17 @@ def _x86_cores(blocks: list[dict[str, str]]) -> tuple[int, int | None, str]:
     if pairs:
         return len(pairs), len(per_socket) or None, "distinct (physical id, core id) pairs"
     return len(blocks), len(per_socket) or None, "one core per processor (no topology in /proc/cpuinfo)"
+
+
+def _arm_cores_name(blocks: list[dict[str, str]]) -> str | None:
+    """The core most of the CPUs are ("ARM Cortex-A720" for 8 A720s and 4 A520s), which sets the speed model's
+    per-core rates; on a tie the one listed last (big cores come after little ones in /proc/cpuinfo).
+    CPU 0 alone would name the little core of most big.LITTLE chips."""
+    names = [n for n in map(_arm_core_name, blocks) if n]
+    if not names:
+        return None
+    counts = Counter(names)
+    return max(reversed(names), key=lambda n: counts[n])
 
 
 def _arm_core_name(block: dict[str, str]) -> str | None:

@@ -119,7 +119,7 @@ def nvidia_peaks(gpu: NvidiaGpu) -> GpuPeaks:
     if spec:
         fp32 = float(spec["fp32_tflops"]) * 1e12
         int8 = _tensor(spec.get("int8_tensor_tops_dense")) or spec.get("int8_dp4a_tops")
-        int8 = float(int8) * 1e12 if int8 else (4 * fp32 if (arch or {}).get("has_dp4a") else fp32)
+        int8 = float(int8) * 1e12 * _mma_sync_share(arch) if int8 else (4 * fp32 if (arch or {}).get("has_dp4a") else fp32)
         fp16 = _tensor(spec.get("fp16_tensor_tflops_dense"))
         fp16 = fp16 * 1e12 if fp16 else max(fp32, float(spec.get("fp16_nontensor_tflops") or 0) * 1e12)
         return GpuPeaks(
@@ -143,7 +143,7 @@ def nvidia_peaks(gpu: NvidiaGpu) -> GpuPeaks:
             family=family,
             memory_kind=_memory_kind(None, family),
             fp32_flops=fp32,
-            int8_ops=sms * int8_clk * hz if int8_clk else fp32,
+            int8_ops=sms * int8_clk * hz * _mma_sync_share(arch) if int8_clk else fp32,
             fp16_flops=sms * fp16_clk * hz if fp16_clk else fp32,
             bandwidth_bytes_per_s=None,
             source=f"{cores} CUDA cores at {clock} MHz (NVML) x the {arch['name']} per-SM rates (hardware/data/devices.json)",
@@ -164,6 +164,12 @@ def nvidia_peaks(gpu: NvidiaGpu) -> GpuPeaks:
         sm_count=round(fb["sms_per_byte_s"] * bw),
         clock_hz=fb["clock_hz"],
     )
+
+
+def _mma_sync_share(arch: dict | None) -> float:
+    """The share of the published dense int8 peak that llama.cpp's int8 kernels can issue: they use mma.sync,
+    and on Hopper only wgmma reaches the published figure (devices.json nvidia_arch, int8_mma_sync_source)."""
+    return float((arch or {}).get("int8_mma_sync_share", 1.0))
 
 
 @dataclass(frozen=True)
@@ -233,7 +239,7 @@ def cpu_core(cpu: Cpu | None, board: Board | None) -> CoreSpec:
     else:
         arm = cpu is not None and cpu.arch in ("arm64", "aarch64")
         if arm:
-            named = next((k for c, k in table["arm"].items() if c.lower() in brand.lower()), None)
+            named = next((k for c, k in table["arm"].items() if re.search(rf"\b{re.escape(c)}\b", brand, re.IGNORECASE)), None)
             key = named or ("arm-neoverse-v1" if "i8mm" in flags else "arm-cortex-a76-n1" if "dotprod" in flags else "arm-cortex-a72")
             kind = "lpddr"
         else:
