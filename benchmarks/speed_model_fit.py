@@ -19,6 +19,7 @@ import argparse
 import hashlib
 import json
 import math
+import re
 import statistics
 import sys
 from dataclasses import replace
@@ -145,6 +146,9 @@ def cpu_hardware(row: dict, cpus: dict) -> Hardware | None:
     arm = any(f in spec.get("isa", []) for f in ("neon", "dotprod", "i8mm"))
     base = (spec.get("clock_ghz") or {}).get("base")
     brand = spec["cpu"] + (f" CPU @ {base:.2f}GHz" if base and spec["cpu"].startswith("Intel") else "")
+    core = re.search(r"(Cortex-[AX]\d+\w*|Neoverse-[NV]\d)", spec.get("core_type") or "") if arm else None
+    if core:  # an Arm host's /proc/cpuinfo names its cores, not the chip; the core most of its CPUs are comes first
+        brand = f"ARM {core.group(1)}"
     cpu = Cpu(brand, "arm64" if arm else "x86_64", threads, threads, None, None, tuple(spec.get("isa", [])))
     bw = (spec.get("memory") or {}).get("bandwidth_gbs")
     mem = Memory(16 * 2**30, 8 * 2**30, 0, bandwidth_bytes_per_s=int(bw * 1e9) if bw else None, bandwidth_source="specification")
@@ -252,6 +256,11 @@ def summary(errs, kind: str | None = None) -> dict:
 MIN_DEVICES = 3  # a family's own efficiency needs this many fitting devices
 MIN_QUANT_DEVICES = 1  # a quant's unpacking cost is its kernel's (bit-twiddling per weight), not a device's: one device measures it
 TIED = (("hbm", "gddr"),)  # streaming reads reach the same share of peak on HBM and GDDR (STREAM-like kernels): one constant
+# ... and in every GPU family: what differs between an RTX 4090 (85 % of its GDDR6X in decode) and an A100 or
+# H100 (60 % of their HBM) is not the DRAM but how many bytes the SMs keep in flight per cycle against how
+# many the DRAM could deliver (the units' cap, unit_bytes_per_cycle): per-family DRAM efficiencies had
+# absorbed that, and left the cap unidentified (fitted to its search bound) by the fitting half.
+GPU_DRAM = ("hbm", "gddr")
 
 
 def parameters(sm: dict, rows: list[dict]) -> list[tuple[list[tuple[dict, str]], float, float]]:
@@ -288,6 +297,8 @@ def parameters(sm: dict, rows: list[dict]) -> list[tuple[list[tuple[dict, str]],
     for key in sorted(k for k in devices if k[0] == "engine"):
         e = sm["engines"][key[1]]
         out.append(([(e, "per_layer_cycles")], 2e3, 1e6))
+        if "per_layer_cycles_unfused" in e:
+            out.append(([(e, "per_layer_cycles_unfused")], 2e3, 1e6))
         out.append(([(e, "unit_bytes_per_cycle")], 0.5, 500.0))
         if "pp_constants" not in e:  # an engine that borrows another's prompt constants has no prompt rows to fit them on
             out.append(([(e, "pp_per_layer_cycles")], 1e3, 1e7))
@@ -300,7 +311,7 @@ def parameters(sm: dict, rows: list[dict]) -> list[tuple[list[tuple[dict, str]],
             out.append(([(box, key[2])], 0.1, 30.0))
         elif key[0] == "quant":
             sm["engines"][key[1]]["dequant_ops_per_weight"].pop(key[2], None)  # too few devices: the engine's default
-        if key[0] == "family-memory" and len(devs) >= MIN_DEVICES:
+        if key[0] == "family-memory" and len(devs) >= MIN_DEVICES and key[2] not in GPU_DRAM:
             fam = sm["families"].setdefault(key[1], {})
             fam.setdefault("memory_efficiency", sm["memory_efficiency"][key[2]])
             out.append(([(fam, "memory_efficiency")], 0.3, 0.98))

@@ -178,6 +178,19 @@ def pp_kernel(weights: Weights, dev: DeviceSpeed | None = None, engine_date: str
     return "int8", 0.0, not no_tensor_cores
 
 
+def _per_layer_cycles(e: dict[str, Any], dev: DeviceSpeed, engine_date: str | None) -> float:
+    """Cycles a layer of one decoded token costs beyond its reads: a count of kernels, each with its launch and tail.
+
+    llama.cpp's CUDA backend fuses a layer's small kernels (RMS norm with its multiplication, the
+    residual adds with the next norm, ...) since `kernel_fusion_since` (speed_model.json, with the
+    pull requests): a build from before runs more kernels a layer, so it has its own constant.
+    """
+    since = load_speed_model()["kernel_paths"].get("kernel_fusion_since")
+    if dev.engine == "cuda" and since and engine_date is not None and engine_date < since:
+        return float(e["per_layer_cycles_unfused"])
+    return float(e["per_layer_cycles"])
+
+
 def estimate_speed(
     model: ModelSpec,
     weights: Weights,
@@ -293,7 +306,7 @@ def estimate_placed_speed(
         terms.append(DeviceTerms(
             device=dev.name,
             layers=layers,
-            fixed_s=layers * e["per_layer_cycles"] / dev.clock_hz,
+            fixed_s=layers * _per_layer_cycles(e, dev, engine_date) / dev.clock_hz,
             stream_s=nbytes / streaming,
             dequant_s=params * dequant / (dev.vector_ops * dev.compute_share),
             bytes_read=nbytes,

@@ -162,15 +162,14 @@ def test_no_plan_exceeds_its_budget_and_every_rejection_has_a_reason(ram, vram, 
 
 def test_seed_gtx_1050_runs_7b_at_4_bits_or_lower_split_with_an_honest_speed():
     """4 GB of GDDR5 at 112 GB/s and DDR4-2400 dual channel (38.4 GB/s) behind it: a 7B does not fit the
-    GPU, so most of its layers go there and the rest stream from RAM. Both halves cost tens of ms a token
-    (the Pascal card also spends a third of its share unpacking k-quants on 1.9 FP32 TFLOPS), so the
-    prediction is single digits, and its slow end (a split's 0.35 of the prediction, never below the CPU
-    alone) still clears the 5 tok/s floor."""
+    GPU, so most of its layers go there and the rest stream from RAM. Both halves cost tens of ms a token,
+    so the prediction is single digits, and its slow end (a split's 0.35 of the prediction, never below
+    the CPU alone) still clears the 5 tok/s floor."""
     c = plan(load_profile("gtx-1050-4gb-laptop")).chosen
     assert c.size == "7B" and c.quant in ("q4_k_m", "q4_0", "q3_k_m", "q2_k") and c.device == "cuda"
     assert 0 < c.n_gpu_layers < c.n_layers
     gpu, host = c.speed.terms
-    assert gpu.decode_s > 0.01 and host.decode_s > 0.01 and gpu.dequant_s > 0.2 * gpu.decode_s
+    assert gpu.decode_s > 0.01 and host.decode_s > 0.01
     assert 5 <= c.tg_tps <= 15 and c.tg_tps_low >= 5
 
 

@@ -112,10 +112,11 @@ def test_prompt_kernel_follows_llama_cpp_choice_per_gpu_and_build():
     assert pp_kernel(q4, pascal) == ("int8", 0.0, False)
     assert pp_kernel(q4, pascal, "2024-01") == ("int8", 0.0, False)
     assert pp_kernel(f16, ada)[0] == "fp16"
-    # the old path copies every weight through memory once more and uses the fp16 units: slower prompts, same decode
+    # the old path copies every weight through memory once more and uses the fp16 units: slower prompts, the
+    # same bytes a decoded token reads
     old, new = (estimate_speed(*spec("7B"), ada, HOST, engine_date=d) for d in ("2024-05", None))
     assert old.pp_tps < new.pp_tps
-    assert old.tg_tps == new.tg_tps
+    assert old.terms[0].stream_s == new.terms[0].stream_s
 
 
 def test_a_prompt_multiplies_the_output_matrix_for_its_last_token_only():
@@ -149,3 +150,26 @@ def test_mlx_prompts_take_metals_constants_on_the_same_apple_gpu():
     (a,), (b,) = mlx.terms, metal.terms
     assert a.pp_fixed_s == pytest.approx(b.pp_fixed_s)
     assert mlx.pp_tps == pytest.approx(metal.pp_tps, rel=0.15)  # what differs: the bytes each format streams
+
+
+def test_hopper_int8_prompts_are_scaled_to_what_mma_sync_issues():
+    """NVIDIA's 1,979 int8 TOPS for an H100 SXM are wgmma's; llama.cpp's MMQ uses mma.sync, which issues 5,459 of
+    wgmma's 8,192 int8 ops per SM per clock (benchmarks/gpu/mma_rate.cu on an H200). An A100's published peak
+    is mma.sync's own and stays."""
+    h100 = cuda_device(gpu("NVIDIA H100 80GB HBM3", 3.35e12))
+    a100 = cuda_device(gpu("NVIDIA A100-SXM4-80GB", 2.04e12, (8, 0)))
+    assert h100.matrix_ops["int8"] == pytest.approx(1979e12 * 0.6667, rel=0.01)
+    assert a100.matrix_ops["int8"] == pytest.approx(624e12, rel=0.01)
+    assert h100.matrix_ops["fp16"] == pytest.approx(989e12, rel=0.01)  # F16 weights go through cuBLAS: wgmma
+
+
+def test_builds_before_cuda_kernel_fusion_pay_more_per_layer_of_a_token():
+    """Since llama.cpp fused a layer's small CUDA kernels (PRs #14800, #15631; 2025-08-28) a decoded layer runs
+    fewer kernels: an older build decodes a small model more slowly, while its bytes read stay the same."""
+    rtx = cuda_device(gpu("NVIDIA GeForce RTX 4090", 1008e9, (8, 9)))
+    m, w = spec("1.5B")
+    old, new = (estimate_speed(m, w, rtx, HOST, engine_date=d) for d in ("2025-03", None))
+    (t_old,), (t_new,) = old.terms, new.terms
+    assert t_old.fixed_s > t_new.fixed_s
+    assert t_old.stream_s == t_new.stream_s
+    assert old.tg_tps < new.tg_tps
