@@ -221,12 +221,16 @@ def estimate_memory(
 
     if device == "cpu" or n_gpu_layers == 0:
         kv = kv_cache_bytes(model, n_ctx, kv_cache_type)
-        compute = _cpu_compute_bytes(model, n_ctx, flash_attn, depth)
         if device == "cpu":
+            compute = _cpu_compute_bytes(model, n_ctx, flash_attn, depth)
             return MemoryEstimate((PoolMemory("ram", weights.total_bytes, kv, compute, host_runtime),))
         # a CUDA build with no layer offloaded still makes its context, and offloads a prompt batch's
         # large products: its compute buffer holds the largest weight copied in (the output matrix)
-        # beside the usual graph (measured on the H200: 441.6 MiB for 0.5B = 138 + 297 + 7; 730 for 7B)
+        # beside the usual graph (measured on the H200: 441.6 MiB for 0.5B = 138 + 297 + 7; 730 for 7B).
+        # The ops left on the CPU take their buffer from the CUDA backend's pinned host type, the same
+        # "CUDA_Host compute" buffer a fully offloaded graph has (llama.cpp's log on the H200 lists no
+        # CPU compute buffer: 11.5 / 22.0 MiB for 0.5B / 7B with flash attention), not a CPU build's.
+        compute = _cuda_host_compute_bytes(model, n_ctx, flash_attn)
         s = split or weight_split(catalog, model, weights)
         cublas = not flash_attn
         vram = PoolMemory("vram", 0, 0, s.output_bytes + _graph_bytes(model, n_ctx, flash_attn, with_output=True),
