@@ -4,7 +4,9 @@ The mean ``Engine.step()`` (one batch: every sequence's next token decoded and s
 --steps steps, after a warm-up, for these chains attached to every sequence:
 
   none                 plain decode: no sampler attached (the logits come back; the "draw" is a constant token)
-  qwen                 Qwen's chain (penalties > top-k 20 > top-p 0.8 > temp 0.7 > dist) with llama.cpp's top-k
+  qwen                 Qwen's chain as qwenctl runs it: top-k 84 on the device, then on the host over those
+                       candidates penalties > top-k 20 > top-p 0.8 > temp 0.7 > dist (sampling.ChainSpec.narrow)
+  qwen, all on device  the same chain in one piece, every sampler in the graph (qwenctl before the cut)
   llama top-k alone    llama.cpp's top-k 20 only (its first candidate is the token)
   no top-k             penalties > temp > dist
 
@@ -71,6 +73,7 @@ def chains(n_vocab: int, token: int) -> dict[str, object]:
     out: dict[str, object] = {
         "none": lambda: Bare(tag(0), token=token),
         "qwen": lambda: Chain(tag(1), n_vocab),
+        "qwen, all on device": lambda: Chain(tag(2), n_vocab, cut=False),
         "llama top-k alone": lambda: Bare(tag(3), lc.llama_sampler_init_top_k(20)),
         "no top-k": lambda: Chain(replace(NO_TOP_K, seed=5), n_vocab),
     }

@@ -168,3 +168,87 @@ def test_session_generate_samples_on_the_device_and_says_so(session):
     assert events[-1].finish_reason in ("stop", "length")
     assert session.sampling_note.startswith("sampling on the device (")
     assert "dist" in session.sampling_note
+
+
+# --- the cut: top-k on the device, penalties and the rest on the host ------------------------------
+
+CUT = ChainSpec(temperature=1.0, top_k=4, top_p=0.95, repeat_penalty=2.0, presence_penalty=0.5, seed=7)
+HISTORY = (0, 1, 2, 0, 500)  # the three best tokens were generated lately, so the penalties push them down
+
+
+def _cut_logits(n_vocab: int = 1000) -> np.ndarray:
+    z = np.random.default_rng(3).normal(0.0, 1.0, n_vocab)
+    z[:10] = 8.0 - 0.3 * np.arange(10)  # a clear head: 8.0, 7.7, ... 5.3
+    return z
+
+
+def _penalised(logits: np.ndarray, spec: ChainSpec, history: tuple[int, ...]) -> np.ndarray:
+    """llama.cpp's penalties sampler: repeat (divide positive logits, multiply negative), then frequency and presence."""
+    z = logits.copy()
+    for token in set(history):
+        count = history.count(token)
+        z[token] = z[token] * spec.repeat_penalty if z[token] <= 0 else z[token] / spec.repeat_penalty
+        z[token] -= count * spec.frequency_penalty + spec.presence_penalty
+    return z
+
+
+def _draws_of(chain_ptr, logits: np.ndarray, history: tuple[int, ...], n: int = DRAWS) -> np.ndarray:
+    """`n` draws from a chain applied on the host to fixed logits after `history` (draws are not accepted)."""
+    import ctypes
+
+    import llama_cpp as lc
+
+    for token in history:
+        lc.llama_sampler_accept(chain_ptr, token)
+    template = (lc.llama_token_data * len(logits))(*(lc.llama_token_data(i, float(x), 0.0) for i, x in enumerate(logits)))
+    work = (lc.llama_token_data * len(logits))()
+    out = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        ctypes.memmove(work, template, ctypes.sizeof(template))
+        arr = lc.llama_token_data_array(work, len(logits), -1, False)
+        lc.llama_sampler_apply(chain_ptr, ctypes.byref(arr))
+        out[i] = work[arr.selected].id
+    return out
+
+
+def test_the_cut_chain_draws_exactly_what_the_whole_chain_would():
+    """The device keeps top-k + 64 candidates; penalties, top-k, top-p, temperature and the draw follow on the host.
+
+    With the three best tokens penalised out of the top 4, a cut at the top 4 would keep them: the
+    same chi-square rejects draws from such a chain, so the test can tell a right cut from a wrong one.
+    """
+    import llama_cpp as lc
+
+    logits = _cut_logits()
+    expected = _expected(_penalised(logits, CUT, HISTORY), CUT)
+    assert not set(expected) & {0, 1, 2} and len(expected) >= 3  # the penalties changed who is in the top 4
+    chain = Chain(CUT, len(logits))
+    try:
+        assert chain.parts() == (["top-k"], ["penalties", "top-k", "top-p", "?temp", "dist"])  # "?": a no-op at 1.0
+        stat, df = _chi_square(_draws_of(chain.ptr, logits, HISTORY), expected)
+        assert stat < _bound(df), (stat, df)
+    finally:
+        chain.close()
+
+    naive = lc.llama_sampler_chain_init(lc.llama_sampler_chain_default_params())
+    for sampler in (lc.llama_sampler_init_top_k(CUT.top_k),
+                    lc.llama_sampler_init_penalties(len(logits), 64, CUT.repeat_penalty, 0.0, CUT.presence_penalty),
+                    lc.llama_sampler_init_top_p(CUT.top_p, 1), lc.llama_sampler_init_temp(1.0), lc.llama_sampler_init_dist(7)):
+        lc.llama_sampler_chain_add(naive, sampler)
+    try:
+        stat, df = _chi_square(_draws_of(naive, logits, HISTORY), expected)
+        assert stat > 3 * _bound(df), (stat, df)
+    finally:
+        lc.llama_sampler_free(naive)
+
+
+@pytest.mark.parametrize("spec, narrow", [
+    (ChainSpec(), 20 + 64),                                   # Qwen's chain: room for 64 penalised tokens
+    (ChainSpec(repeat_penalty=1.0), 20),                      # no penalties: top-k itself is the cut
+    (ChainSpec(temperature=0.0), 0),                          # greedy stays whole on the device
+    (ChainSpec(top_k=0), 0),                                  # no top-k: nothing narrows the vocabulary
+    (ChainSpec(presence_penalty=-0.5), 0),                    # a negative penalty can lift a token: no cut
+    (ChainSpec(repeat_penalty=0.9), 0),
+])
+def test_where_the_chain_is_cut(spec, narrow):
+    assert spec.narrow == narrow

@@ -13,10 +13,20 @@ nothing (top-k 0, top-p 1, min-p 0, no penalty) are left out so the device graph
 
 llama.cpp runs the longest prefix of the chain whose ops the device supports and the rest on the
 host (it logs "does not have support for op ..."); `device_report` says which happened, once.
+
+Where top-k applies, the chain is cut in two on purpose (`ChainSpec.narrow`): the device does the one
+step that needs the whole vocabulary, a top-k wide enough for what follows, and copies back those
+candidates; the rest of the chain runs on the host over them. On the H200, every sampler a
+sequence puts in the graph costs nodes and input copies per step (0.5B, 16 sequences: 6.44 ms a
+step with Qwen's chain in the graph, 5.01 with its top-k alone; benchmarks/sampler_step.py), while
+the same samplers over 84 candidates on the host take microseconds. Penalties only lower logits
+and touch at most the last 64 generated tokens, so the top k after penalties are always among the
+top k + 64 before them: cutting after that wider top-k draws from exactly the same distribution.
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -54,6 +64,46 @@ class ChainSpec:
     def greedy(self) -> bool:
         return self.temperature <= 0
 
+    @property
+    def penalised(self) -> bool:
+        return self.repeat_penalty != 1.0 or bool(self.frequency_penalty) or bool(self.presence_penalty)
+
+    @property
+    def narrow(self) -> int:
+        """How many candidates the device keeps before the host takes over (0: the chain is not cut).
+
+        Exact only if penalties cannot raise a logit (repeat penalty ≥ 1, frequency and presence ≥ 0):
+        then the k best after the penalties are among the k + PENALTY_LAST_N best before them.
+        """
+        if self.greedy or self.top_k <= 0:
+            return 0
+        if not self.penalised:
+            return self.top_k
+        if self.repeat_penalty < 1.0 or self.frequency_penalty < 0 or self.presence_penalty < 0:
+            return 0
+        return self.top_k + PENALTY_LAST_N
+
+
+_HOST_FROM_HERE: list = []  # the marker's interface and its name callback, alive as long as the module
+
+
+def _host_from_here():
+    """A sampler that does nothing and cannot run on a device, so llama.cpp ends the device's part of a chain at it.
+
+    llama.cpp's own no-op samplers (typical at p = 1, ...) are "empty" samplers, which the device
+    accepts; this one has no apply (a chain skips it) and no backend hooks, only a name.
+    """
+    import llama_cpp as lc
+
+    if not _HOST_FROM_HERE:
+        text = ctypes.create_string_buffer(b"host from here")
+        address = ctypes.addressof(text)  # returned as an address: a bytes result would be copied and leaked per call
+        name = lc.llama_sampler_i_name(lambda _smpl: address)
+        iface = lc.llama_sampler_i()
+        iface.name = name
+        _HOST_FROM_HERE.extend((iface, name, text))
+    return lc.llama_sampler_init(ctypes.byref(_HOST_FROM_HERE[0]), None)
+
 
 class Chain:
     """A llama.cpp sampler chain (ctypes pointer) with its spec; free it with `close`.
@@ -61,7 +111,8 @@ class Chain:
     While attached to a context (`attach`), llama.cpp holds the pointer: detach before freeing.
     """
 
-    def __init__(self, spec: ChainSpec, n_vocab: int):
+    def __init__(self, spec: ChainSpec, n_vocab: int, cut: bool = True):
+        """``cut``: False keeps the chain in one piece, all of it in the graph (benchmarks/sampler_step.py compares)."""
         import llama_cpp as lc
 
         self._lc = lc
@@ -71,13 +122,19 @@ class Chain:
         if spec.logit_bias:
             biases = (lc.llama_logit_bias * len(spec.logit_bias))(*(lc.llama_logit_bias(t, b) for t, b in spec.logit_bias))
             add(lc.llama_sampler_init_logit_bias(n_vocab, len(spec.logit_bias), biases))
-        if spec.repeat_penalty != 1.0 or spec.frequency_penalty or spec.presence_penalty:
+        self._cut = 0  # samplers before the host's part: the device's, when the chain is cut
+        narrow = spec.narrow if cut else 0
+        if narrow:
+            add(lc.llama_sampler_init_top_k(narrow))
+            self._cut = lc.llama_sampler_chain_n(self.ptr)
+            add(_host_from_here())
+        if spec.penalised:
             add(lc.llama_sampler_init_penalties(n_vocab, PENALTY_LAST_N, spec.repeat_penalty,
                                                 spec.frequency_penalty, spec.presence_penalty))
         if spec.greedy:
             add(lc.llama_sampler_init_greedy())
             return
-        if spec.top_k > 0:
+        if spec.top_k > 0 and narrow != spec.top_k:
             add(lc.llama_sampler_init_top_k(spec.top_k))
         if spec.top_p < 1.0:
             add(lc.llama_sampler_init_top_p(spec.top_p, 1))
@@ -90,6 +147,13 @@ class Chain:
         lc = self._lc
         return [lc.llama_sampler_name(lc.llama_sampler_chain_get(self.ptr, i)).decode()
                 for i in range(lc.llama_sampler_chain_n(self.ptr))]
+
+    def parts(self) -> tuple[list[str], list[str]]:
+        """The samplers meant for the device and those meant for the host (after the cut, if any)."""
+        names = self.names()
+        if not self._cut:
+            return names, []
+        return names[:self._cut], names[self._cut + 1:]  # the no-op marker between them is nobody's
 
     def reset(self) -> None:
         """Forget the penalty history and restart the draw from the seed (a new request on a reused chain)."""
@@ -135,6 +199,11 @@ def device_report(ctx, index: int, chain: Chain, recent_log: list[str] | tuple[s
 
     if lc.llama_get_sampled_token_ith(ctx, index) != -1:
         return DeviceReport(True, f"sampling on the device ({' > '.join(chain.names())})")
+    device, host = chain.parts()
+    kept = lc.llama_get_sampled_candidates_count_ith(ctx, index)
+    if host and 0 < kept <= chain.spec.narrow:
+        return DeviceReport(True, f"sampling on the device ({' > '.join(device)}, {kept} candidates copied back), "
+                                  f"then on the host over them ({' > '.join(host)})")
     why = next((line.strip() for line in reversed(list(recent_log)) if "does not have support for op" in line
                 or "cannot be offloaded" in line or "backend sampling not supported" in line), "")
     partial = lc.llama_get_sampled_logits_count_ith(ctx, index) or lc.llama_get_sampled_probs_count_ith(ctx, index)
