@@ -16,7 +16,8 @@
 #         libraries with LLAMA_CPP_LIB_PATH): the same llama.cpp by construction, and one compile instead of two.
 # models: shape-faithful random-weight Qwen2.5 7B Q4_K_M + Q8_0 and 0.5B Q4_K_M (benchmarks/gpu/make_models.py).
 # Environment: QWENCTL_GPU_WORK (work dir, default /root/qwenctl-gpu), BANDWIDTH (roofline, default 3.35TB/s),
-# MODELS ("7B:Q4_K_M 7B:Q8_0 0.5B:Q4_K_M"), BENCH_P / BENCH_N (512 / 128); for a CPU dry run elsewhere: GGML_CUDA=OFF, LLAMA_BUILD_DIR=an existing build.
+# MODELS ("7B:Q4_K_M 7B:Q8_0 0.5B:Q4_K_M"), BENCH_P / BENCH_N (512 / 128), CCCL_DIR (build against a newer CCCL than the
+# toolkit's); for a CPU dry run elsewhere: GGML_CUDA=OFF, LLAMA_BUILD_DIR=an existing build.
 # run:    pytest -m gpu, `qwenctl bench --json` per model (flash attention off and on), llama-bench on the
 #         same models, and bench_vs_llama_bench.py; everything lands in $OUT (summary.md, results.json, log.txt).
 set -uo pipefail
@@ -51,7 +52,11 @@ stage_build() {
   if [ ! -x "$BUILD/bin/llama-bench" ] || [ ! -f "$BUILD/bin/libllama.so" ]; then
     stamp "building llama.cpp $(basename "$SDIST") with CUDA ($JOBS jobs)"
     local t0=$SECONDS
-    cmake -S "$SDIST/vendor/llama.cpp" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=ON \
+    # CCCL_DIR: a CCCL newer than the toolkit's (unpacked cub/, thrust/, libcudacxx/include/), ahead of it on the
+    # include path: llama.cpp's CUDA top-k uses CUB's DeviceTopK from CCCL 3.2 on, a full argsort before
+    local cccl=()
+    [ -n "${CCCL_DIR:-}" ] && cccl=("-DCMAKE_CUDA_FLAGS=-I$CCCL_DIR/cub -I$CCCL_DIR/thrust -I$CCCL_DIR/libcudacxx/include")
+    cmake -S "$SDIST/vendor/llama.cpp" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=ON "${cccl[@]}" \
       -DGGML_CUDA=${GGML_CUDA:-ON} -DGGML_RPC=ON -DCMAKE_CUDA_ARCHITECTURES=${CUDA_ARCH:-90} -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF \
       -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF >"$WORK/cmake.log" 2>&1 || { tail -30 "$WORK/cmake.log"; return 1; }
     cmake --build "$BUILD" --target llama llama-bench ggml-rpc-server -j "$JOBS" >"$WORK/build.log" 2>&1 || { tail -40 "$WORK/build.log"; return 1; }
