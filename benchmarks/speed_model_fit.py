@@ -294,6 +294,8 @@ def parameters(sm: dict, rows: list[dict]) -> list[tuple[list[tuple[dict, str]],
             continue
         out.append(([(sm["memory_efficiency"], k) for k in tie], 0.4, 0.95))
     out.append(([(sm, "sampling_s_per_vocab_entry")], 1e-10, 5e-8))
+    if any(r["_gpu"] and r["_gpu"].dies > 1 for r in rows if "_skip" not in r):
+        out.append(([(sm, "cross_die_fixed_factor")], 0.01, 2.0))
     for key in sorted(k for k in devices if k[0] == "engine"):
         e = sm["engines"][key[1]]
         out.append(([(e, "per_layer_cycles")], 2e3, 1e6))

@@ -174,6 +174,7 @@ def apple_device(apple: AppleSilicon, engine: str) -> DeviceSpeed:
         clock_hz=peaks.clock_hz,
         sources=(peaks.source,),
         assumed=tuple(assumed),
+        dies=peaks.dies,
     )
 
 

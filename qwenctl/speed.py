@@ -68,6 +68,7 @@ class DeviceSpeed:
     sources: tuple[str, ...] = ()  # where bandwidth and peaks came from
     assumed: tuple[str, ...] = ()  # figures that were not detected or sourced for this device
     compute_share: float = 1.0  # a MIG slice's share of the GPU's SMs
+    dies: int = 1  # GPU dies that every kernel's completion must synchronise (an Apple Ultra: 2)
 
 
 @dataclass(frozen=True)
@@ -306,7 +307,9 @@ def estimate_placed_speed(
         terms.append(DeviceTerms(
             device=dev.name,
             layers=layers,
-            fixed_s=layers * _per_layer_cycles(e, dev, engine_date) / dev.clock_hz,
+            # a kernel's end is a barrier across every die, and the fixed cost is a count of kernels
+            fixed_s=layers * _per_layer_cycles(e, dev, engine_date) / dev.clock_hz
+                    * (1 + sm["cross_die_fixed_factor"] * (dev.dies - 1)),
             stream_s=nbytes / streaming,
             dequant_s=params * dequant / (dev.vector_ops * dev.compute_share),
             bytes_read=nbytes,

@@ -152,6 +152,29 @@ def test_mlx_prompts_take_metals_constants_on_the_same_apple_gpu():
     assert mlx.pp_tps == pytest.approx(metal.pp_tps, rel=0.15)  # what differs: the bytes each format streams
 
 
+def test_an_ultra_pays_its_second_die_in_fixed_cost_not_bandwidth():
+    """An Ultra is two Max dies (devices.json, dies: 2, Apple's newsroom): each kernel ends in a barrier across
+    both, so its fixed cost per layer is cross_die_fixed_factor above a Max's at the same clock, while its
+    800 GB/s still streams the weights at twice the Max's rate."""
+    from dataclasses import replace
+
+    from planning_machines import mac
+
+    from qwenctl.machine import apple_device
+    from qwenctl.speed import load_speed_model
+
+    base = mac(192).apple
+    ultra = apple_device(replace(base, chip="Apple M2 Ultra", gpu_cores=76, bandwidth_bytes_per_s=None), "metal")
+    max_ = apple_device(replace(base, chip="Apple M2 Max", gpu_cores=38, bandwidth_bytes_per_s=None), "metal")
+    assert (ultra.dies, max_.dies) == (2, 1) and ultra.clock_hz == max_.clock_hz
+    m = load_catalog().model("7B")
+    w = m.weights_for("gguf", "q4_0")
+    (u,), (x,) = estimate_speed(m, w, ultra, HOST).terms, estimate_speed(m, w, max_, HOST).terms
+    assert u.fixed_s / x.fixed_s == pytest.approx(1 + load_speed_model()["cross_die_fixed_factor"])
+    assert load_speed_model()["cross_die_fixed_factor"] > 0.1
+    assert x.stream_s / u.stream_s == pytest.approx(2.0, rel=0.01)
+
+
 def test_hopper_int8_prompts_are_scaled_to_what_mma_sync_issues():
     """NVIDIA's 1,979 int8 TOPS for an H100 SXM are wgmma's; llama.cpp's MMQ uses mma.sync, which issues 5,459 of
     wgmma's 8,192 int8 ops per SM per clock (benchmarks/gpu/mma_rate.cu on an H200). An A100's published peak
