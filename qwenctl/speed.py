@@ -184,12 +184,15 @@ def _per_layer_cycles(e: dict[str, Any], dev: DeviceSpeed, engine_date: str | No
 
     llama.cpp's CUDA backend fuses a layer's small kernels (RMS norm with its multiplication, the
     residual adds with the next norm, ...) since `kernel_fusion_since` (speed_model.json, with the
-    pull requests): a build from before runs more kernels a layer, so it has its own constant.
+    pull requests): a build from before runs more kernels a layer, so it has its own constant. Each
+    kernel ends in a barrier across every die of the GPU: a second die (an Apple Ultra) adds
+    `cross_die_fixed_factor` of the cost.
     """
-    since = load_speed_model()["kernel_paths"].get("kernel_fusion_since")
-    if dev.engine == "cuda" and since and engine_date is not None and engine_date < since:
-        return float(e["per_layer_cycles_unfused"])
-    return float(e["per_layer_cycles"])
+    sm = load_speed_model()
+    since = sm["kernel_paths"].get("kernel_fusion_since")
+    unfused = dev.engine == "cuda" and since and engine_date is not None and engine_date < since
+    cycles = float(e["per_layer_cycles_unfused" if unfused else "per_layer_cycles"])
+    return cycles * (1 + sm["cross_die_fixed_factor"] * (dev.dies - 1))
 
 
 def estimate_speed(
@@ -307,9 +310,7 @@ def estimate_placed_speed(
         terms.append(DeviceTerms(
             device=dev.name,
             layers=layers,
-            # a kernel's end is a barrier across every die, and the fixed cost is a count of kernels
-            fixed_s=layers * _per_layer_cycles(e, dev, engine_date) / dev.clock_hz
-                    * (1 + sm["cross_die_fixed_factor"] * (dev.dies - 1)),
+            fixed_s=layers * _per_layer_cycles(e, dev, engine_date) / dev.clock_hz,
             stream_s=nbytes / streaming,
             dequant_s=params * dequant / (dev.vector_ops * dev.compute_share),
             bytes_read=nbytes,

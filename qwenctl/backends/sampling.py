@@ -16,10 +16,10 @@ host (it logs "does not have support for op ..."); `device_report` says which ha
 
 Where top-k applies, the chain is cut in two on purpose (`ChainSpec.narrow`): the device does the one
 step that needs the whole vocabulary, a top-k wide enough for what follows, and copies back those
-candidates; the rest of the chain runs on the host over them. On the H200, every sampler a
-sequence puts in the graph costs nodes and input copies per step (0.5B, 16 sequences: 6.44 ms a
-step with Qwen's chain in the graph, 5.01 with its top-k alone; benchmarks/sampler_step.py), while
-the same samplers over 84 candidates on the host take microseconds. Penalties only lower logits
+candidates; the rest of the chain runs on the host over them. Every sampler a sequence puts in the
+graph costs nodes and input copies per step, while the same samplers over 84 candidates on the host
+take microseconds (the project's H200, 0.5B, 16 sequences: 6.49 ms a step with Qwen's chain in the
+graph, 5.28 cut; benchmarks/sampler_step.py, docs/benchmarks.md). Penalties only lower logits
 and touch at most the last 64 generated tokens, so the top k after penalties are always among the
 top k + 64 before them: cutting after that wider top-k draws from exactly the same distribution.
 """
@@ -27,6 +27,7 @@ top k + 64 before them: cutting after that wider top-k draws from exactly the sa
 from __future__ import annotations
 
 import ctypes
+import functools
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -84,7 +85,17 @@ class ChainSpec:
         return self.top_k + PENALTY_LAST_N
 
 
-_HOST_FROM_HERE: list = []  # the marker's interface and its name callback, alive as long as the module
+@functools.cache
+def _marker_interface() -> tuple:
+    """The marker's sampler interface with the name callback and the name's buffer, kept alive once for all chains."""
+    import llama_cpp as lc
+
+    text = ctypes.create_string_buffer(b"host from here")
+    address = ctypes.addressof(text)  # returned as an address: a bytes result would be copied and leaked per call
+    name = lc.llama_sampler_i_name(lambda _smpl: address)
+    iface = lc.llama_sampler_i()
+    iface.name = name
+    return iface, name, text
 
 
 def _host_from_here():
@@ -95,14 +106,7 @@ def _host_from_here():
     """
     import llama_cpp as lc
 
-    if not _HOST_FROM_HERE:
-        text = ctypes.create_string_buffer(b"host from here")
-        address = ctypes.addressof(text)  # returned as an address: a bytes result would be copied and leaked per call
-        name = lc.llama_sampler_i_name(lambda _smpl: address)
-        iface = lc.llama_sampler_i()
-        iface.name = name
-        _HOST_FROM_HERE.extend((iface, name, text))
-    return lc.llama_sampler_init(ctypes.byref(_HOST_FROM_HERE[0]), None)
+    return lc.llama_sampler_init(ctypes.byref(_marker_interface()[0]), None)
 
 
 class Chain:

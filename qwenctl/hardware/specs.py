@@ -189,9 +189,10 @@ def apple_peaks(apple: AppleSilicon) -> ApplePeaks:
     family = f"apple-m{gen.group(1)}" if gen else "apple-unknown"
     rows = [r for r in _devices()["apple"] if r["chip"] == apple.chip]
     exact = next((r for r in rows if r["gpu_cores"] == apple.gpu_cores), None)
+    dies = int(rows[0].get("dies", 1)) if rows else 1  # a chip's, whatever its GPU cores
     if exact:
         return ApplePeaks(family, exact["gpu_cores"], _apple_clock(exact) * 1e9, (exact.get("gpu_fp32_tflops") or exact["gpu_cores"] * 0.256 * _apple_clock(exact)) * 1e12, exact["bandwidth_gbs"] * 1e9,
-                          f"{exact['key']} specification ({exact['sources'][0][:80]}...)", dies=int(exact.get("dies", 1)))
+                          f"{exact['key']} specification ({exact['sources'][0][:80]}...)", dies=dies)
     assumed = []
     same_gen = [r for r in _devices()["apple"] if gen and re.search(rf"M{gen.group(1)}\b", r["chip"])]
     clock = same_gen[0]["gpu_clock_ghz"] if same_gen else _devices()["apple_default_gpu_clock_ghz"]
@@ -202,8 +203,7 @@ def apple_peaks(apple: AppleSilicon) -> ApplePeaks:
         assumed.append(f"{apple.chip}: GPU clock unknown, assumed {clock} GHz")
     bw = rows[0]["bandwidth_gbs"] * 1e9 if len({r["bandwidth_gbs"] for r in rows}) == 1 else None
     return ApplePeaks(family, cores, clock * 1e9, cores * 128 * 2 * clock * 1e9, bw,
-                      f"{cores} GPU cores x 128 FP32 lanes x 2 x {clock} GHz (hardware/data/devices.json)", tuple(assumed),
-                      dies=int(rows[0].get("dies", 1)) if rows else 1)
+                      f"{cores} GPU cores x 128 FP32 lanes x 2 x {clock} GHz (hardware/data/devices.json)", tuple(assumed), dies)
 
 
 def _apple_clock(row: dict) -> float:
