@@ -96,6 +96,27 @@ def _resident_file_bytes(path: Path, ranges: list[tuple[int, int]]) -> int:
     return total
 
 
+def _smaps_groups() -> dict[str, dict[str, int]]:
+    """Resident and anonymous bytes of this process's mappings, summed per file name ([anon] for unnamed ones),
+    to tell what a CUDA build's host memory is: the driver's and libraries' mappings, pinned buffers, heap."""
+    groups: dict[str, dict[str, int]] = {}
+    name = "?"
+    with open("/proc/self/smaps") as fh:
+        for line in fh:
+            head = line.split()
+            if "-" in head[0] and len(head) >= 5 and not head[0].endswith(":"):
+                name = os.path.basename(head[5]) if len(head) > 5 else "[anon]"
+                groups.setdefault(name, {"maps": 0, "rss": 0, "anonymous": 0, "locked": 0})["maps"] += 1
+            elif head[0] in ("Rss:", "Anonymous:", "Locked:"):
+                groups[name][head[0][:-1].lower()] += int(head[1]) * 1024
+    return {k: v for k, v in groups.items() if v["rss"] >= MiB}
+
+
+def _checkpoint(mem) -> dict[str, int | None]:
+    status = _status()
+    return {"rss_anon": status["RssAnon"], "rss_file": status["RssFile"], "gpu_used": mem.gpu_used_bytes()}
+
+
 def worker(case: dict) -> dict:
     lines: list[str] = []
 
@@ -115,14 +136,19 @@ def worker(case: dict) -> dict:
     gpu_before = mem.gpu_used_bytes()
     options = LoadOptions(n_ctx=case["n_ctx"], n_gpu_layers=case.get("ngl", -1 if case["gpu"] else 0),
                           flash_attn=case["flash_attn"], kv_cache_type=case["kv_cache_type"])
+    checkpoints = {"before load": _checkpoint(mem)} if case.get("breakdown") else None
     session = load_backend("llama.cpp", path, options)
     try:
+        if checkpoints is not None:
+            checkpoints["loaded"] = _checkpoint(mem)
         rng = random.Random(0)
         fill = min(case["fill"], session.n_ctx - 32)
         session.reset()
         t0 = time.perf_counter()
         session.prefill([rng.randrange(session.n_vocab) for _ in range(fill)])
         pp = fill / (time.perf_counter() - t0)
+        if checkpoints is not None:
+            checkpoints["prefilled"] = _checkpoint(mem)
         t0 = time.perf_counter()
         for _ in range(16):
             session.decode_one(rng.randrange(session.n_vocab))
@@ -134,8 +160,11 @@ def worker(case: dict) -> dict:
         repacked = set(_REPACKED.findall("\n".join(lines)))
         ranges = [(info.data_offset + t.offset, t.n_bytes) for t in info.tensors if t.name in repacked]
         reclaimable = _resident_file_bytes(path, ranges)  # while the model is still mapped
+        smaps = _smaps_groups() if checkpoints is not None else None
     finally:
         session.close()
+    if case.get("log"):
+        Path(case["log"]).write_text("\n".join(lines))
     buffers: dict[str, float] = {}
     for dev, kind, mib in _BUFFER.findall("\n".join(lines)):
         key = f"{dev} {kind}"
@@ -147,6 +176,7 @@ def worker(case: dict) -> dict:
         "host_bytes": status["VmRSS"] - reclaimable,
         "gpu_device_delta_bytes": (device - gpu_before) if device is not None and gpu_before is not None else None,
         "llama_buffers_mib": buffers,
+        **({"checkpoints": checkpoints, "smaps": smaps} if checkpoints is not None else {}),
     }
 
 
@@ -193,10 +223,9 @@ def fit(docs: list[dict]) -> dict:
     scores are materialized); it takes rows of three shapes, e.g. the tiny model, 0.5B and 1.5B.
     GPU rows: measured - (weights + KV + compute predicted) per pool. VRAM: the CUDA context and pool,
     the median over the flash-attention rows = cuda_context_bytes, and what the rows without flash
-    attention need beyond it (cuBLAS) = cuda_no_flash_attn_bytes. Host: the same two medians after the
-    CPU runtime (host_runtime_bytes + the vocabulary, current constants) = cuda_host_bytes and
-    cuda_no_flash_attn_host_bytes. The compute-buffer formula itself is checked against the sizes
-    llama.cpp logged (llama_buffers_mib).
+    attention need beyond it (cuBLAS) = cuda_no_flash_attn_bytes. Host: the kernels CUDA loaded, as
+    ``_fit_cuda_host`` says. The compute-buffer formula itself is checked against the sizes llama.cpp
+    logged (llama_buffers_mib).
     """
     import numpy as np
 
@@ -217,32 +246,103 @@ def fit(docs: list[dict]) -> dict:
                    cpu_max_residual_mib=round(float(abs(residual).max()) / MiB, 2))
     gpu = [r for r in rows if r["gpu"] and any(p["pool"] == "vram" for p in r["predicted"]["memory"])]
     if gpu:
-        from qwenctl.estimate import load_calibration
-
-        cal = load_calibration()["memory"]
-        rest: dict[tuple[str, bool], list[int]] = {}
-        for r in gpu:
-            pools = {p["pool"]: p for p in r["predicted"]["memory"]}
-            runtime = cal["host_runtime_bytes"] + cal["host_vocab_bytes_per_token"] * r["predicted"]["arch"]["vocab_size"]
-            for pool, measured, known in (("vram", r["measured"]["gpu_device_delta_bytes"], 0),
-                                          ("ram", r["measured"]["host_bytes"], runtime)):
-                p = pools[pool]
-                rest.setdefault((pool, r["flash_attn"]), []).append(
-                    measured - p["weights_bytes"] - p["kv_bytes"] - p["compute_bytes"] - known)
-            logged = {k: v for k, v in r["measured"]["llama_buffers_mib"].items() if k.startswith("CUDA")}
-            print(f"{r['label']} ctx {r['n_ctx']} {r['kv_cache_type']} fa{int(r['flash_attn'])}: predicted compute "
-                  f"{pools['vram']['compute_bytes'] / MiB:.0f} MiB; llama.cpp logged {logged}", file=sys.stderr)
-        median = {k: int(statistics.median(v)) for k, v in rest.items()}
-        for pool, name in (("vram", "cuda_context_bytes"), ("ram", "cuda_host_bytes")):
-            if (pool, True) in median:
-                out[name] = median[pool, True]
-                out[name.replace("_bytes", "_range_mib")] = [round(min(rest[pool, True]) / MiB), round(max(rest[pool, True]) / MiB)]
-                if (pool, False) in median:
-                    extra = "cuda_no_flash_attn_bytes" if pool == "vram" else "cuda_no_flash_attn_host_bytes"
-                    out[extra] = median[pool, False] - median[pool, True]
-                    out[extra.replace("_bytes", "_range_mib")] = [round((min(rest[pool, False]) - median[pool, True]) / MiB),
-                                                                   round((max(rest[pool, False]) - median[pool, True]) / MiB)]
+        out.update(_fit_vram(gpu))
+        out.update(_fit_cuda_host(gpu))
         out["gpu_rows"] = len(gpu)
+    return out
+
+
+def _fit_vram(gpu: list[dict]) -> dict:
+    """VRAM beyond the predicted weights, KV cache and compute buffer, every layer offloaded: the median over
+    the flash-attention rows = cuda_context_bytes, and what the rows without it need beyond (cuBLAS)."""
+    rest: dict[bool, list[int]] = {}
+    for r in gpu:
+        if r.get("ngl", -1) == 0:
+            continue
+        p = next(p for p in r["predicted"]["memory"] if p["pool"] == "vram")
+        rest.setdefault(r["flash_attn"], []).append(
+            r["measured"]["gpu_device_delta_bytes"] - p["weights_bytes"] - p["kv_bytes"] - p["compute_bytes"])
+        logged = {k: v for k, v in r["measured"]["llama_buffers_mib"].items() if k.startswith("CUDA")}
+        print(f"{r['label']} ctx {r['n_ctx']} {r['kv_cache_type']} fa{int(r['flash_attn'])}: predicted compute "
+              f"{p['compute_bytes'] / MiB:.0f} MiB; llama.cpp logged {logged}", file=sys.stderr)
+    out: dict = {}
+    if True in rest:
+        base = int(statistics.median(rest[True]))
+        out.update(cuda_context_bytes=base, cuda_context_range_mib=[round(min(rest[True]) / MiB), round(max(rest[True]) / MiB)])
+        if False in rest:
+            out["cuda_no_flash_attn_bytes"] = int(statistics.median(rest[False])) - base
+    return out
+
+
+def _matrix_types(r: dict) -> int:
+    """Distinct types among the matrices multiplied per token: from the file when it is at hand, else from
+    llama.cpp's recipe for the row's quant (the label: "0.5B Q4_K_M")."""
+    from qwenctl.catalog import load_catalog
+    from qwenctl.estimate import split_from_tensors
+
+    path = Path(r["path"])
+    if path.exists():
+        from qwenctl.backends.gguf_check import read_gguf_header
+
+        info = read_gguf_header(path)
+        return split_from_tensors(((t.name, t.n_bytes, t.shape, t.ggml_type) for t in info.tensors), 1).matrix_types
+    size, quant = r["label"].split()
+    catalog = load_catalog()
+    model = catalog.model(size)
+    weights = next(w for w in model.weights if w.format == "gguf" and w.label == quant)
+    return len(catalog.matrix_types(model, weights))
+
+
+def _fit_cuda_host(gpu: list[dict]) -> dict:
+    """The constants of ``qwenctl.estimate.cuda_host_bytes`` from the rows' host memory beyond the CPU runtime
+    (current constants), the weights and KV cache predicted and the pinned compute buffer (current rule):
+
+    1. every layer offloaded, flash attention: least squares over [1, matrix types, quantized KV]
+       = cuda_host_bytes, cuda_host_bytes_per_matrix_type, cuda_quantized_kv_host_bytes;
+    2. every layer offloaded, no flash attention: what is left beyond 1, over [1, n_heads x head_dim]
+       = cuda_no_flash_attn_host_bytes, cuda_no_flash_attn_host_bytes_per_width;
+    3. no layer offloaded, flash attention: the median less the quantized-KV term = cuda_no_layer_host_bytes;
+    4. no layer offloaded, no flash attention: the median of what 2 predicts beyond what is left
+       = cuda_no_flash_attn_decode_host_bytes (the cuBLAS kernels of decode's products, which run on the CPU).
+    """
+    import numpy as np
+
+    from qwenctl.catalog import Architecture
+    from qwenctl.estimate import cuda_host_compute_bytes, load_calibration
+
+    cal = load_calibration()["memory"]
+    full_fa: list[tuple] = []
+    full_nofa: list[tuple] = []
+    none_fa: list[tuple] = []
+    none_nofa: list[tuple] = []
+    for r in gpu:
+        arch = Architecture(**r["predicted"]["arch"])
+        ram = next(p for p in r["predicted"]["memory"] if p["pool"] == "ram")
+        runtime = cal["host_runtime_bytes"] + cal["host_vocab_bytes_per_token"] * arch.vocab_size
+        rest = (r["measured"]["host_bytes"] - ram["weights_bytes"] - ram["kv_bytes"] - runtime
+                - cuda_host_compute_bytes(arch, r["n_ctx"], r["flash_attn"]))
+        row = (rest, _matrix_types(r), float(r["kv_cache_type"].startswith("q")), arch.n_heads * arch.head_dim)
+        groups = {(True, True): full_fa, (True, False): full_nofa, (False, True): none_fa, (False, False): none_nofa}
+        groups[r.get("ngl", -1) != 0, r["flash_attn"]].append(row)
+    out: dict = {}
+    if len(full_fa) >= 3:
+        a = np.array([[1.0, types, kvq] for _, types, kvq, _ in full_fa])
+        (base, per_type, kvq), *_ = np.linalg.lstsq(a, np.array([x[0] for x in full_fa], dtype=float), rcond=None)
+        out.update(cuda_host_bytes=int(base), cuda_host_bytes_per_matrix_type=int(per_type), cuda_quantized_kv_host_bytes=int(kvq))
+        if len(full_nofa) >= 2:
+            a = np.array([[1.0, width] for *_, width in full_nofa])
+            y = np.array([rest - base - per_type * types for rest, types, _, _ in full_nofa])
+            (cublas, per_width), *_ = np.linalg.lstsq(a, y, rcond=None)
+            out.update(cuda_no_flash_attn_host_bytes=int(cublas), cuda_no_flash_attn_host_bytes_per_width=round(float(per_width), 1))
+    if none_fa:
+        no_layer = statistics.median(rest - out.get("cuda_quantized_kv_host_bytes", cal["cuda_quantized_kv_host_bytes"]) * kvq
+                                     for rest, _, kvq, _ in none_fa)
+        out["cuda_no_layer_host_bytes"] = int(no_layer)
+        if none_nofa:
+            cublas = out.get("cuda_no_flash_attn_host_bytes", cal["cuda_no_flash_attn_host_bytes"])
+            per_width = out.get("cuda_no_flash_attn_host_bytes_per_width", cal["cuda_no_flash_attn_host_bytes_per_width"])
+            out["cuda_no_flash_attn_decode_host_bytes"] = int(statistics.median(
+                cublas + per_width * width - (rest - no_layer) for rest, _, _, width in none_nofa))
     return out
 
 
@@ -320,6 +420,9 @@ def main() -> None:
     ap.add_argument("--repredict", metavar="JSON", nargs="+",
                     help="recompute the predictions of earlier --json-out files with the current constants "
                          "(the model files must still be there); no new measurement")
+    ap.add_argument("--breakdown", action="store_true",
+                    help="also record resident memory and NVML after load / prefill / decode, and smaps per mapping")
+    ap.add_argument("--log-dir", help="write each case's llama.cpp log there (e.g. with GGML_SCHED_DEBUG=2 set)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
@@ -372,7 +475,11 @@ def main() -> None:
     for label, path in paths:
         for n_ctx, kv, fa in cases:
             case = {"path": str(path), "n_ctx": n_ctx, "kv_cache_type": kv, "flash_attn": fa, "gpu": args.gpu,
-                    "fill": args.fill, **({"ngl": args.ngl} if args.ngl is not None else {})}
+                    "fill": args.fill, **({"ngl": args.ngl} if args.ngl is not None else {}),
+                    **({"breakdown": True} if args.breakdown else {})}
+            if args.log_dir:
+                Path(args.log_dir).mkdir(parents=True, exist_ok=True)
+                case["log"] = str(Path(args.log_dir) / f"{path.stem}-ctx{n_ctx}-{kv}-fa{int(fa)}-ngl{args.ngl}.log")
             proc = subprocess.run([sys.executable, __file__, "--worker", json.dumps(case)], capture_output=True, text=True)
             if proc.returncode != 0:
                 print(f"{label} ctx {n_ctx} {kv} fa{int(fa)}: FAILED\n{proc.stderr[-1500:]}", file=sys.stderr)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The CUDA measurements of docs/benchmarks.md, on the GPU machine (device tool, no network).
 #
-#   bash benchmarks/gpu/run.sh [build] [models] [run] [extras] [facts] [quants] [memory] [speed] [sampling] [samplerstep]   (no argument: the first three)
+#   bash benchmarks/gpu/run.sh [build] [models] [run] [extras] [facts] [quants] [memory] [speed] [sampling] [samplerstep] [memdiag] [memcheck]   (no argument: the first three)
 #
 # Each device call may run 600 s and a fresh machine's build takes ~345 s: call `build models`, then
 # `run`, then `extras` (the warm machine keeps the build and the models between calls).
@@ -181,6 +181,40 @@ stage_memory() {
     --cases 8192:f16:1,8192:f16:0 --json-out "$OUT/estimate_gpu_ngl0.json" || echo "FAILED"
 }
 
+# memdiag: where a CUDA build's memory beyond llama.cpp's buffers goes, per case (issue 12's misses): resident memory
+# and NVML after load / prefill / decode and smaps per mapping (estimate_accuracy.py --breakdown), with lazy kernel
+# loading (the default) and with CUDA_MODULE_LOADING=EAGER, and the scheduler's op placement with no layer offloaded
+# (GGML_SCHED_DEBUG=2). MEMDIAG_SIZES (default 0.5B,7B); everything in $OUT/memdiag.
+stage_memdiag() {
+  local R="$OUT/memdiag" sizes=${MEMDIAG_SIZES:-0.5B,7B} ea="$PY benchmarks/estimate_accuracy.py --gpu --quants Q4_K_M"
+  mkdir -p "$R"
+  { nvidia-smi; command -v nvcc >/dev/null && nvcc --version; ls -l "$BUILD"/bin/*.so*; } >"$R/versions.txt" 2>&1
+  stamp "memdiag: no layer offloaded, lazy loading"
+  timeout 150 $ea --ngl 0 --sizes "$sizes" --models-dir "$WORK/models" --cases 8192:f16:1,8192:f16:0 --breakdown --json-out "$R/ngl0.json"
+  stamp "memdiag: every layer, lazy loading"
+  timeout 150 $ea --sizes "$sizes" --models-dir "$WORK/models" --cases 8192:f16:1,8192:f16:0,32768:f16:1,32768:q8_0:1 --breakdown \
+    --json-out "$R/full.json"
+  stamp "memdiag: op placement with no layer offloaded"
+  GGML_SCHED_DEBUG=2 timeout 60 $ea --ngl 0 --sizes 0.5B --models-dir "$WORK/models" --cases 8192:f16:0,8192:f16:1 \
+    --log-dir "$R/logs" --json-out "$R/ngl0-sched.json" >/dev/null
+  stamp "memdiag: eager loading"
+  CUDA_MODULE_LOADING=EAGER timeout 120 $ea --ngl 0 --sizes "$sizes" --models-dir "$WORK/models" --cases 8192:f16:1,8192:f16:0 \
+    --breakdown --json-out "$R/ngl0-eager.json"
+  CUDA_MODULE_LOADING=EAGER timeout 90 $ea --sizes "$sizes" --models-dir "$WORK/models" --cases 8192:f16:1,32768:q8_0:1 \
+    --breakdown --json-out "$R/full-eager.json"
+  (cd "$R" && tar czf logs.tgz logs && rm -rf logs)
+}
+
+# memcheck: the CUDA host-memory model (estimate.cuda_host_bytes) on rows no constant was fitted on: quant mixes of one
+# to six matrix types (0.5B/1.5B Q3_K_M, Q4_0, Q8_0), flash attention off at attention widths the fit never had
+# (1.5B, 3B), a quantized KV cache with no layer offloaded; $OUT/memcheck-*.json. Models are generated as needed.
+stage_memcheck() {
+  local ea="$PY benchmarks/estimate_accuracy.py --gpu --models-dir $WORK/models"
+  timeout 200 $ea --sizes 0.5B,1.5B --quants Q3_K_M,Q8_0,Q4_0 --cases 8192:f16:1,32768:q8_0:1 --json-out "$OUT/memcheck-types.json"
+  timeout 150 $ea --sizes 1.5B,3B --quants Q4_K_M --cases 8192:f16:0,8192:f16:1 --json-out "$OUT/memcheck-widths.json"
+  timeout 90 $ea --ngl 0 --sizes 0.5B,1.5B --quants Q3_K_M --cases 8192:f16:1,8192:f16:0,8192:q8_0:1 --json-out "$OUT/memcheck-ngl0.json"
+}
+
 stage_speed() {
   local m
   for m in "$WORK"/models/*.gguf; do
@@ -304,8 +338,8 @@ stages=("$@")
 [ ${#stages[@]} -eq 0 ] && stages=(build models run)
 for s in "${stages[@]}"; do
   case $s in
-    build|models|run|facts|extras|quants|memory|speed|sampling|samplerstep|multigpu|splits|rpcworker|rpccompare) stamp "stage $s"; "stage_$s" || { stamp "stage $s failed"; exit 1; } ;;
-    *) echo "unknown stage $s (build, models, run, facts, extras, quants, memory, speed, sampling, samplerstep, multigpu, splits, rpcworker, rpccompare)"; exit 2 ;;
+    build|models|run|facts|extras|quants|memory|memdiag|memcheck|speed|sampling|samplerstep|multigpu|splits|rpcworker|rpccompare) stamp "stage $s"; "stage_$s" || { stamp "stage $s failed"; exit 1; } ;;
+    *) echo "unknown stage $s (build, models, run, facts, extras, quants, memory, memdiag, memcheck, speed, sampling, samplerstep, multigpu, splits, rpcworker, rpccompare)"; exit 2 ;;
   esac
 done
 stamp "done"
