@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -60,6 +61,10 @@ class Weights:
     embd_type: str | None  # ggml type of token_embd.weight (GGUF only)
     output_type: str | None  # ggml type of output.weight (GGUF only)
     source: str
+    # llama.cpp's recipe for the file type (GGUF only): the types of the matrices whose rows are hidden_size
+    # long (attention, FFN gate and up) and of ffn_down, before the fallback for rows k-quants cannot block
+    hidden_row_types: tuple[str, ...] = ()
+    ffn_down_types: tuple[str, ...] = ()
 
     @property
     def file_names(self) -> tuple[str, ...]:
@@ -111,6 +116,7 @@ class Catalog:
     near_lossless_kld: float
     ggml_type_bits: tuple[tuple[str, float], ...]
     kv_bytes_per_value: tuple[tuple[str, float], ...]  # cache type -> bytes per stored value
+    k_quant_fallback: tuple[tuple[str, str], ...]  # k-quant -> the 32-value type llama.cpp stores odd-length rows in
 
     def model(self, size: str) -> ModelSpec:
         wanted = size.strip().upper()
@@ -133,6 +139,20 @@ class Catalog:
 
     def type_bits(self, ggml_type: str) -> float:
         return dict(self.ggml_type_bits)[ggml_type]
+
+    def matrix_types(self, model: ModelSpec, weights: Weights) -> frozenset[str]:
+        """The ggml types of the matrices a GPU multiplies for every token of a planned GGUF: its recipe's types,
+        with llama.cpp's fallback wherever a row length is not a multiple of a k-quant's 256-value block
+        (0.5B Q4_K_M: Q4_K, Q6_K, and Q5_0, Q8_0 for the 896-long rows). Each type brings its own kernels."""
+        fallback = dict(self.k_quant_fallback)
+
+        def stored(types: Iterable[str], row: int) -> set[str]:
+            return {fallback.get(t, t) if row % 256 else t for t in types}
+
+        a = model.arch
+        output = (weights.output_type,) if weights.output_type else ()
+        return frozenset(stored((*weights.hidden_row_types, *output), a.hidden_size)
+                         | stored(weights.ffn_down_types, a.intermediate_size))
 
     def kv_bytes(self, cache_type: str) -> float:
         try:
@@ -182,6 +202,8 @@ def _weights(format: str, quant: str, q: dict, meta: dict, repo: str) -> Weights
         embd_type=meta.get("embd_type"),
         output_type=meta.get("output_type"),
         source=q["source"],
+        hidden_row_types=tuple(meta.get("hidden_row_types", ())),
+        ffn_down_types=tuple(meta.get("ffn_down_types", ())),
     )
 
 
@@ -228,4 +250,5 @@ def load_catalog() -> Catalog:
         near_lossless_kld=float(quants_doc["near_lossless_kld"]),
         ggml_type_bits=tuple((k, float(v)) for k, v in quants_doc["ggml_type_bits"].items()),
         kv_bytes_per_value=tuple((k, float(v)) for k, v in quants_doc["kv_cache_bytes_per_value"].items()),
+        k_quant_fallback=tuple(quants_doc["k_quant_fallback"].items()),
     )

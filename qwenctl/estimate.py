@@ -24,7 +24,7 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
-from qwenctl.catalog import Catalog, ModelSpec, Weights, load_catalog
+from qwenctl.catalog import Architecture, Catalog, ModelSpec, Weights, load_catalog
 from qwenctl.errors import ExitCode, QwenctlError
 from qwenctl.split import Placement, place_layers
 
@@ -77,6 +77,7 @@ class WeightSplit:
     output_bytes: int  # output matrix (a duplicate of token_embd when tied)
     layer_bytes: float  # one repeating layer
     output_in_file: bool  # False when tied: the output copy is made at load time
+    matrix_types: int  # distinct ggml types among the matrices multiplied per token: each loads its own GPU kernels
 
 
 EMBEDDING = "token_embd.weight"
@@ -88,19 +89,24 @@ def tied_embeddings(tensor_names: Iterable[str]) -> bool:
     return OUTPUT not in set(tensor_names)
 
 
-def split_from_tensors(tensors: Iterable[tuple[str, int]], n_layers: int) -> WeightSplit:
-    """The exact split of a GGUF from its (tensor name, bytes) table.
+def split_from_tensors(tensors: Iterable[tuple[str, int, tuple[int, ...], int]], n_layers: int) -> WeightSplit:
+    """The exact split of a GGUF from its (tensor name, bytes, shape, ggml type) table.
 
     Without an ``output.weight`` tensor the embeddings are tied and llama.cpp makes the
     output matrix a copy of ``token_embd``; everything else (norms and biases included)
-    is shared equally by the repeating layers.
+    is shared equally by the repeating layers. The matrices multiplied per token are the
+    layers' 2-D tensors and the output matrix (``token_embd`` itself only when tied: untied,
+    it is only looked up).
     """
-    sizes = dict(tensors)
+    table = list(tensors)
+    sizes = {name: n_bytes for name, n_bytes, _, _ in table}
     embd = sizes.get(EMBEDDING, 0)
     tied = tied_embeddings(sizes)
     out = embd if tied else sizes[OUTPUT]
     rest = sum(sizes.values()) - embd - (0 if tied else out)
-    return WeightSplit(embd, out, rest / n_layers, not tied)
+    multiplied = {t for name, _, shape, t in table
+                  if len(shape) >= 2 and (name == (EMBEDDING if tied else OUTPUT) or name.startswith("blk."))}
+    return WeightSplit(embd, out, rest / n_layers, not tied, len(multiplied))
 
 
 def weight_split(catalog: Catalog, model: ModelSpec, weights: Weights) -> WeightSplit:
@@ -119,12 +125,13 @@ def weight_split(catalog: Catalog, model: ModelSpec, weights: Weights) -> Weight
         embd = int(n * per_weight)
         out = embd
         layers = weights.total_bytes - embd - (0 if a.tied_embeddings else out)
-        return WeightSplit(embd, out, layers / a.n_layers, not a.tied_embeddings)
+        return WeightSplit(embd, out, layers / a.n_layers, not a.tied_embeddings, 0)
     assert weights.embd_type and weights.output_type
     out = int(type_bytes(weights.output_type))
     embd = out if a.tied_embeddings else int(type_bytes(weights.embd_type))
     layers = weights.total_bytes - embd - (0 if a.tied_embeddings else out)
-    return WeightSplit(embd, out, max(layers, 0) / a.n_layers, not a.tied_embeddings)
+    return WeightSplit(embd, out, max(layers, 0) / a.n_layers, not a.tied_embeddings,
+                       len(catalog.matrix_types(model, weights)))
 
 
 def kv_cache_bytes(model: ModelSpec, n_ctx: int, kv_cache_type: str = "f16", layers: int | None = None) -> int:
@@ -147,14 +154,42 @@ def _graph_bytes(model: ModelSpec, n_ctx: int, flash_attn: bool, with_output: bo
     return int(4 * cal["n_ubatch"] * widest + cal["compute_fixed_bytes"])
 
 
-def _cuda_host_compute_bytes(model: ModelSpec, n_ctx: int, flash_attn: bool) -> int:
+def cuda_host_compute_bytes(arch: Architecture, n_ctx: int, flash_attn: bool) -> int:
     """The pinned host buffer of a fully offloaded CUDA graph: the attention mask of a micro-batch over the
     whole context (f16 with flash attention, f32 without) and the token embeddings in and out. Matches the
     "CUDA_Host compute buffer" llama.cpp logged on the H100 and the H200 within 2 MiB (11.5 MiB for 0.5B
     at 8,192 tokens, 35.5 at 32,768; 22.0 and 46.1 for 7B), where a fixed 32 MiB margin stood before."""
     ubatch = int(load_calibration()["memory"]["n_ubatch"])
     n_kv = -(-n_ctx // 256) * 256
-    return (2 if flash_attn else 4) * n_kv * ubatch + 2 * 4 * ubatch * model.arch.hidden_size
+    return (2 if flash_attn else 4) * n_kv * ubatch + 2 * 4 * ubatch * arch.hidden_size
+
+
+def cuda_host_bytes(arch: Architecture, matrix_types: int, kv_cache_type: str, flash_attn: bool, decode_on_gpu: bool) -> int:
+    """Host memory a process holds beyond the CPU runtime once ggml's CUDA backend has worked: the CUDA runtime
+    and driver, and the GPU kernels it ran. CUDA loads kernels lazily, at their first launch (the default since
+    CUDA 12.2; with CUDA_MODULE_LOADING=EAGER the same processes hold ~520 MiB more), so the cost follows what
+    the plan runs (measured on the H100 and the H200, docs/planning.md "Calibration"):
+
+    * decode on the GPU loads every weight type's matrix kernels: a base plus so much per distinct type
+      (0.5B Q4_K_M has four, Q4_K, Q5_0, Q6_K and Q8_0; 7B Q4_K_M two). With no layer offloaded only the
+      prompt batches' products run there, which load less: one figure for that case.
+    * a quantized KV cache with flash attention loads the flash-attention kernels for that type.
+    * without flash attention cuBLAS multiplies the attention; which of its kernels it loads depends on the
+      products' shapes: a base plus so much per unit of attention width (n_heads x head_dim), less the share
+      of decode's products when no layer is offloaded.
+    """
+    cal = load_calibration()["memory"]
+    if decode_on_gpu:
+        kernels = cal["cuda_host_bytes"] + cal["cuda_host_bytes_per_matrix_type"] * matrix_types
+    else:
+        kernels = cal["cuda_no_layer_host_bytes"]
+    if kv_cache_type.startswith("q") and flash_attn:
+        kernels += cal["cuda_quantized_kv_host_bytes"]
+    if not flash_attn:
+        kernels += cal["cuda_no_flash_attn_host_bytes"] + cal["cuda_no_flash_attn_host_bytes_per_width"] * arch.n_heads * arch.head_dim
+        if not decode_on_gpu:
+            kernels -= cal["cuda_no_flash_attn_decode_host_bytes"]
+    return int(kernels)
 
 
 def _cpu_compute_bytes(model: ModelSpec, n_ctx: int, flash_attn: bool, depth: int | None) -> int:
@@ -230,12 +265,12 @@ def estimate_memory(
         # The ops left on the CPU take their buffer from the CUDA backend's pinned host type, the same
         # "CUDA_Host compute" buffer a fully offloaded graph has (llama.cpp's log on the H200 lists no
         # CPU compute buffer: 11.5 / 22.0 MiB for 0.5B / 7B with flash attention), not a CPU build's.
-        compute = _cuda_host_compute_bytes(model, n_ctx, flash_attn)
+        compute = cuda_host_compute_bytes(a, n_ctx, flash_attn)
         s = split or weight_split(catalog, model, weights)
         cublas = not flash_attn
         vram = PoolMemory("vram", 0, 0, s.output_bytes + _graph_bytes(model, n_ctx, flash_attn, with_output=True),
                           int(cal["cuda_context_bytes"] + (cal["cuda_no_flash_attn_bytes"] if cublas else 0)))
-        host_overhead = host_runtime + int(cal["cuda_host_bytes"] + (cal["cuda_no_flash_attn_host_bytes"] if cublas else 0))
+        host_overhead = host_runtime + cuda_host_bytes(a, s.matrix_types, kv_cache_type, flash_attn, decode_on_gpu=False)
         return MemoryEstimate((vram, PoolMemory("ram", weights.total_bytes, kv, compute, host_overhead)))
 
     # llama.cpp counts the output layer as the last of n_layers + 1 it may offload: n_gpu_layers = 5 puts the
@@ -309,9 +344,9 @@ def estimate_split_memory(
     host_weights = s.embd_bytes + round(host_layers * s.layer_bytes) + (s.output_bytes if output_on_host and s.output_in_file else 0)
     host_kv = kv_cache_bytes(model, n_ctx, kv_cache_type, layers=host_layers)
     host_compute = (_graph_bytes(model, n_ctx, flash_attn, with_output=output_on_host) if host_layers or output_on_host
-                    else _cuda_host_compute_bytes(model, n_ctx, flash_attn) * (int(cal["pipeline_copies"]) - 1 if pipeline else 1))
+                    else cuda_host_compute_bytes(a, n_ctx, flash_attn) * (int(cal["pipeline_copies"]) - 1 if pipeline else 1))
     local_gpus = "gpu" in kinds
-    host_overhead = host_runtime + (int(cal["cuda_host_bytes"] + (cal["cuda_no_flash_attn_host_bytes"] if cublas else 0))
+    host_overhead = host_runtime + (cuda_host_bytes(a, s.matrix_types, kv_cache_type, flash_attn, decode_on_gpu=True)
                                     if local_gpus else 0)
     if not local_gpus:  # a CPU main process with workers: its compute buffer is committed as used
         host_compute = _cpu_compute_bytes(model, n_ctx, flash_attn, None) if host_layers or output_on_host else 0

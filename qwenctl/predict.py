@@ -156,7 +156,8 @@ def predict_for_file(
     tensors = [(t.name, t.n_bytes, t.shape) for i in infos for t in i.tensors]
     file_bytes = sum(i.file_size for i in infos)
     model, size = _file_model(info, tensors)
-    split = split_from_tensors(((n, b) for n, b, _ in tensors), model.arch.n_layers)
+    split = split_from_tensors(((t.name, t.n_bytes, t.shape, t.ggml_type) for i in infos for t in i.tensors),
+                               model.arch.n_layers)
     quant = file_type_quant(info.metadata.get("general.file_type")) or ""
     weights = Weights(format="gguf", quant=quant, label=path.name, repo="",
                       files=tuple(RepoFile(p.name, i.file_size, None) for p, i in zip(parts, infos)),

@@ -53,10 +53,37 @@ def test_full_offload_counts_cuda_context_and_keeps_embedding_on_host():
     # without flash attention cuBLAS comes in, on both sides
     no_fa = estimate_memory(m, w, "llama.cpp", "cuda", 8192, -1, flash_attn=False)
     assert no_fa.pool("vram").overhead_bytes - vram.overhead_bytes == cal["cuda_no_flash_attn_bytes"]
-    assert no_fa.pool("ram").overhead_bytes - ram.overhead_bytes == cal["cuda_no_flash_attn_host_bytes"]
+    width = m.arch.n_heads * m.arch.head_dim
+    cublas_host = cal["cuda_no_flash_attn_host_bytes"] + cal["cuda_no_flash_attn_host_bytes_per_width"] * width
+    assert no_fa.pool("ram").overhead_bytes - ram.overhead_bytes == pytest.approx(cublas_host, abs=1)
     # token_embd (Q4_K, 152064 x 3584) stays on the host
     assert ram.weights_bytes == int(152064 * 3584 * 4.5 / 8)
     assert vram.kv_bytes == 448 * 2**20 and ram.kv_bytes == 0
+
+
+def test_cuda_host_memory_follows_the_kernels_the_plan_runs():
+    """CUDA loads kernels lazily, so the host memory of a CUDA process depends on what it runs."""
+    cal = load_calibration()["memory"]
+    m, q4 = spec("0.5B")
+    _, q8 = spec("0.5B", "q8_0")
+
+    def host(w, ngl=-1, flash_attn=True, kv="f16", model=m):
+        return estimate_memory(model, w, "llama.cpp", "cuda", 8192, ngl, kv, flash_attn).pool("ram").overhead_bytes
+
+    # decode multiplies four types in the 0.5B Q4_K_M (Q4_K and Q6_K, and Q5_0 and Q8_0 where rows are 896 long,
+    # which k-quants cannot block), one in the Q8_0: three more types' kernels
+    assert load_catalog().matrix_types(m, q4) == {"Q4_K", "Q6_K", "Q5_0", "Q8_0"}
+    assert host(q4) - host(q8) == pytest.approx(3 * cal["cuda_host_bytes_per_matrix_type"], abs=1)
+    # a quantized KV cache brings its own flash-attention kernels
+    assert host(q4, kv="q8_0") - host(q4) == pytest.approx(cal["cuda_quantized_kv_host_bytes"], abs=1)
+    # with no layer offloaded only prompt batches run on the GPU: no decode kernels, whatever the types
+    assert host(q4, ngl=0) == host(q8, ngl=0) < host(q8)
+    # without flash attention cuBLAS comes in, more of it for a wider attention, less with no decode on the GPU
+    m7, w7 = spec("7B")
+    small, large = host(q4, flash_attn=False) - host(q4), host(w7, flash_attn=False, model=m7) - host(w7, model=m7)
+    assert 0 < small < large
+    assert host(q4, ngl=0, flash_attn=False) - host(q4, ngl=0) == pytest.approx(
+        small - cal["cuda_no_flash_attn_decode_host_bytes"], abs=1)
 
 
 def test_flash_attention_shrinks_compute_buffer_at_long_context():

@@ -6,7 +6,9 @@ from planning_machines import backends, mac, pc
 from qwenctl.backends import LoadOptions
 from qwenctl.backends.gguf_check import read_gguf_header
 from qwenctl.bench import Predicted
+from qwenctl.catalog import load_catalog
 from qwenctl.errors import ExitCode, QwenctlError
+from qwenctl.estimate import split_from_tensors
 from qwenctl.predict import predict_for_file
 from qwenctl.testing import models
 
@@ -85,6 +87,11 @@ def test_shaped_05b_matches_the_catalog_and_splits_the_real_tensors(model_cache)
     assert vram.kv_bytes == 8192 * 24 * 2 * 64 * 2 * 2 and ram.kv_bytes == 0
     cpu = predict_for_file(pc(16), path, LoadOptions(n_ctx=8192))
     assert cpu.pool("ram").weights_bytes == path.stat().st_size
+    # the types the GPU multiplies (each loads its own kernels): the catalog's rule agrees with the real tensors
+    split = split_from_tensors(((t.name, t.n_bytes, t.shape, t.ggml_type) for t in info.tensors), p.n_layers)
+    catalog = load_catalog()
+    m = catalog.model("0.5B")
+    assert split.matrix_types == len(catalog.matrix_types(m, m.weights_for("gguf", "q4_k_m"))) == 4
     # a partial offload moves layers (and their cache) from the host to the GPU; llama.cpp counts the output
     # layer as one of them and offloads it first: 13 = the output and 12 of the 24 repeating layers
     half = predict_for_file(pc(16, 8), path, LoadOptions(n_ctx=8192, n_gpu_layers=13))
