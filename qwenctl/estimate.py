@@ -175,8 +175,9 @@ def cuda_host_bytes(arch: Architecture, matrix_types: int, kv_cache_type: str, f
       prompt batches' products run there, which load less: one figure for that case.
     * a quantized KV cache with flash attention loads the flash-attention kernels for that type.
     * without flash attention cuBLAS multiplies the attention; which of its kernels it loads depends on the
-      products' shapes: a base plus so much per unit of attention width (n_heads x head_dim), less the share
-      of decode's products when no layer is offloaded.
+      products' shapes: a base plus so much per unit of attention width (n_heads x head_dim) up to the widest
+      measured (the 7B's; the 14B's wider attention measured less, not more), less the share of decode's
+      products when no layer is offloaded.
     """
     cal = load_calibration()["memory"]
     if decode_on_gpu:
@@ -186,7 +187,8 @@ def cuda_host_bytes(arch: Architecture, matrix_types: int, kv_cache_type: str, f
     if kv_cache_type.startswith("q") and flash_attn:
         kernels += cal["cuda_quantized_kv_host_bytes"]
     if not flash_attn:
-        kernels += cal["cuda_no_flash_attn_host_bytes"] + cal["cuda_no_flash_attn_host_bytes_per_width"] * arch.n_heads * arch.head_dim
+        width = min(arch.n_heads * arch.head_dim, cal["cuda_no_flash_attn_host_width_max"])
+        kernels += cal["cuda_no_flash_attn_host_bytes"] + cal["cuda_no_flash_attn_host_bytes_per_width"] * width
         if not decode_on_gpu:
             kernels -= cal["cuda_no_flash_attn_decode_host_bytes"]
     return int(kernels)

@@ -82,6 +82,9 @@ def test_cuda_host_memory_follows_the_kernels_the_plan_runs():
     m7, w7 = spec("7B")
     small, large = host(q4, flash_attn=False) - host(q4), host(w7, flash_attn=False, model=m7) - host(w7, model=m7)
     assert 0 < small < large
+    # ... but no more beyond the widest attention measured (the 7B's): the 14B's measured less, not more
+    m14, w14 = spec("14B")
+    assert host(w14, flash_attn=False, model=m14) - host(w14, model=m14) == large
     assert host(q4, ngl=0, flash_attn=False) - host(q4, ngl=0) == pytest.approx(
         small - cal["cuda_no_flash_attn_decode_host_bytes"], abs=1)
 
