@@ -24,14 +24,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
+from typing import Any
 
 from qwenctl.backend_choice import BackendChoice, choose_backend
-from qwenctl.catalog import (
-    Catalog,
-    ModelSpec,
-    Weights,
-    load_catalog,
-)
+from qwenctl.catalog import Catalog, ModelSpec, Weights, load_catalog
 from qwenctl.cluster import Worker
 from qwenctl.errors import ExitCode, QwenctlError
 from qwenctl.estimate import (
@@ -52,7 +48,6 @@ from qwenctl.split import describe, place_layers, proportions_by_room
 DEFAULT_CTX = 8192
 DEFAULT_MIN_TG = 5.0
 SMALL_CTX = 2048  # what a machine too small for DEFAULT_CTX is offered instead
-
 
 
 @dataclass(frozen=True)
@@ -184,6 +179,17 @@ def _misfit(m: Machine, pools: tuple[PoolUse, ...]) -> str | None:
     return None
 
 
+def _new_plan(m: Machine, model: ModelSpec, w: Weights, n_ctx: int, kv_type: str, flash: bool,
+              pools: tuple[PoolUse, ...], sp: SpeedEstimate, **placement: Any) -> Plan:
+    """A candidate: the (size, quant) download, its settings, memory and speed. ``placement``: device and
+    n_gpu_layers, and for a spread over several devices split_mode, tensor_split and workers."""
+    return Plan(size=model.size, quant=w.quant, quant_label=w.label, backend=m.backend, repo=w.repo, files=w.file_names,
+                download_bytes=w.total_bytes, download_bytes_exact=w.bytes_exact, n_layers=model.arch.n_layers,
+                n_ctx=n_ctx, n_threads=m.threads, kv_cache_type=kv_type, flash_attn=flash, memory=pools,
+                tg_tps=sp.tg_tps, tg_tps_low=sp.tg_tps_low, pp_tps=sp.pp_tps, quality=load_catalog().quality(model, w),
+                reasons=(), speed=sp, **placement)
+
+
 def _candidate(m: Machine, model: ModelSpec, w: Weights, n_ctx: int, kv_type: str) -> tuple[Plan, str | None]:
     """Best offload of one (size, quant): the plan and, if it cannot run, why not (memory)."""
     # GPU plans ask for flash attention; CPU plans leave it to llama.cpp's auto rule, which turns it on
@@ -196,30 +202,8 @@ def _candidate(m: Machine, model: ModelSpec, w: Weights, n_ctx: int, kv_type: st
         pools = _pools(m, estimate_memory(model, w, m.backend, m.device if m.device == "cuda" else device, n_ctx, ngl, kv_type, True))
         gpu_speed = m.gpu_speed if device != "cpu" else None
         sp = m.corrected(estimate_speed(model, w, gpu_speed, m.host_speed, ngl if device == "cuda" else -1, kv_type))
-        plan = Plan(
-            size=model.size,
-            quant=w.quant,
-            quant_label=w.label,
-            backend=m.backend,
-            device=device,
-            repo=w.repo,
-            files=w.file_names,
-            download_bytes=w.total_bytes,
-            download_bytes_exact=w.bytes_exact,
-            n_gpu_layers=ngl if device == "cuda" else (-1 if device == "metal" else 0),
-            n_layers=model.arch.n_layers,
-            n_ctx=n_ctx,
-            n_threads=m.threads,
-            kv_cache_type=kv_type,
-            flash_attn=flash,
-            memory=pools,
-            tg_tps=sp.tg_tps,
-            tg_tps_low=sp.tg_tps_low,
-            pp_tps=sp.pp_tps,
-            quality=load_catalog().quality(model, w),
-            reasons=(),
-            speed=sp,
-        )
+        plan = _new_plan(m, model, w, n_ctx, kv_type, flash, pools, sp, device=device,
+                         n_gpu_layers=ngl if device == "cuda" else (-1 if device == "metal" else 0))
         return plan, _misfit(m, pools)
 
     if m.slots:
@@ -309,12 +293,8 @@ def _spread(m: Machine, model: ModelSpec, w: Weights, n_ctx: int, kv_type: str, 
         pools = _pools(m, memory(ngl, shares), slots)
         sp = m.corrected(estimate_placed_speed(model, w, tuple(s.speed for s in slots), m.host_speed, placement, mode,
                                                shares, links, kv_type))
-        plan = Plan(size=model.size, quant=w.quant, quant_label=w.label, backend=m.backend, device=m.device, repo=w.repo,
-                    files=w.file_names, download_bytes=w.total_bytes, download_bytes_exact=w.bytes_exact, n_gpu_layers=ngl,
-                    n_layers=a.n_layers, n_ctx=n_ctx, n_threads=m.threads, kv_cache_type=kv_type, flash_attn=flash,
-                    memory=pools, tg_tps=sp.tg_tps, tg_tps_low=sp.tg_tps_low, pp_tps=sp.pp_tps,
-                    quality=load_catalog().quality(model, w), reasons=(), speed=sp, split_mode=mode, tensor_split=shares,
-                    workers=tuple(dict.fromkeys(s.endpoint for s in slots if s.endpoint)))
+        plan = _new_plan(m, model, w, n_ctx, kv_type, flash, pools, sp, device=m.device, n_gpu_layers=ngl, split_mode=mode,
+                         tensor_split=shares, workers=tuple(dict.fromkeys(s.endpoint for s in slots if s.endpoint)))
         return plan, _misfit(m, pools)
 
     def devices_fit(ngl: int) -> bool:  # memory only: the host's part is the plan's misfit to report
