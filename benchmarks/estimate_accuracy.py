@@ -315,6 +315,7 @@ def _fit_cuda_host(gpu: list[dict]) -> dict:
     full_nofa: list[tuple] = []
     none_fa: list[tuple] = []
     none_nofa: list[tuple] = []
+    groups = {(True, True): full_fa, (True, False): full_nofa, (False, True): none_fa, (False, False): none_nofa}
     for r in gpu:
         arch = Architecture(**r["predicted"]["arch"])
         ram = next(p for p in r["predicted"]["memory"] if p["pool"] == "ram")
@@ -322,7 +323,6 @@ def _fit_cuda_host(gpu: list[dict]) -> dict:
         rest = (r["measured"]["host_bytes"] - ram["weights_bytes"] - ram["kv_bytes"] - runtime
                 - cuda_host_compute_bytes(arch, r["n_ctx"], r["flash_attn"]))
         row = (rest, _matrix_types(r), float(r["kv_cache_type"].startswith("q")), arch.n_heads * arch.head_dim)
-        groups = {(True, True): full_fa, (True, False): full_nofa, (False, True): none_fa, (False, False): none_nofa}
         groups[r.get("ngl", -1) != 0, r["flash_attn"]].append(row)
     out: dict = {}
     if len(full_fa) >= 3:
@@ -479,7 +479,7 @@ def main() -> None:
                     **({"breakdown": True} if args.breakdown else {})}
             if args.log_dir:
                 Path(args.log_dir).mkdir(parents=True, exist_ok=True)
-                case["log"] = str(Path(args.log_dir) / f"{path.stem}-ctx{n_ctx}-{kv}-fa{int(fa)}-ngl{args.ngl}.log")
+                case["log"] = str(Path(args.log_dir) / f"{path.stem}-ctx{n_ctx}-{kv}-fa{int(fa)}-ngl{'all' if args.ngl is None else args.ngl}.log")
             proc = subprocess.run([sys.executable, __file__, "--worker", json.dumps(case)], capture_output=True, text=True)
             if proc.returncode != 0:
                 print(f"{label} ctx {n_ctx} {kv} fa{int(fa)}: FAILED\n{proc.stderr[-1500:]}", file=sys.stderr)

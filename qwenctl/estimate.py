@@ -184,7 +184,7 @@ def cuda_host_bytes(arch: Architecture, matrix_types: int, kv_cache_type: str, f
         kernels = cal["cuda_host_bytes"] + cal["cuda_host_bytes_per_matrix_type"] * matrix_types
     else:
         kernels = cal["cuda_no_layer_host_bytes"]
-    if kv_cache_type.startswith("q") and flash_attn:
+    if kv_cache_type != "f16" and flash_attn:  # backends.KV_CACHE_TYPES: f16 or a quantized type
         kernels += cal["cuda_quantized_kv_host_bytes"]
     if not flash_attn:
         width = min(arch.n_heads * arch.head_dim, cal["cuda_no_flash_attn_host_width_max"])

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
-from typing import Any
 
 from qwenctl.backend_choice import BackendChoice, choose_backend
 from qwenctl.catalog import Catalog, ModelSpec, Weights, load_catalog
@@ -180,14 +179,15 @@ def _misfit(m: Machine, pools: tuple[PoolUse, ...]) -> str | None:
 
 
 def _new_plan(m: Machine, model: ModelSpec, w: Weights, n_ctx: int, kv_type: str, flash: bool,
-              pools: tuple[PoolUse, ...], sp: SpeedEstimate, **placement: Any) -> Plan:
-    """A candidate: the (size, quant) download, its settings, memory and speed. ``placement``: device and
-    n_gpu_layers, and for a spread over several devices split_mode, tensor_split and workers."""
-    return Plan(size=model.size, quant=w.quant, quant_label=w.label, backend=m.backend, repo=w.repo, files=w.file_names,
-                download_bytes=w.total_bytes, download_bytes_exact=w.bytes_exact, n_layers=model.arch.n_layers,
-                n_ctx=n_ctx, n_threads=m.threads, kv_cache_type=kv_type, flash_attn=flash, memory=pools,
-                tg_tps=sp.tg_tps, tg_tps_low=sp.tg_tps_low, pp_tps=sp.pp_tps, quality=load_catalog().quality(model, w),
-                reasons=(), speed=sp, **placement)
+              pools: tuple[PoolUse, ...], sp: SpeedEstimate, device: str, n_gpu_layers: int, split_mode: str = "none",
+              tensor_split: tuple[float, ...] = (), workers: tuple[str, ...] = ()) -> Plan:
+    """A candidate: the (size, quant) download, its settings, where it runs, its memory and speed."""
+    return Plan(size=model.size, quant=w.quant, quant_label=w.label, backend=m.backend, device=device, repo=w.repo,
+                files=w.file_names, download_bytes=w.total_bytes, download_bytes_exact=w.bytes_exact,
+                n_gpu_layers=n_gpu_layers, n_layers=model.arch.n_layers, n_ctx=n_ctx, n_threads=m.threads,
+                kv_cache_type=kv_type, flash_attn=flash, memory=pools, tg_tps=sp.tg_tps, tg_tps_low=sp.tg_tps_low,
+                pp_tps=sp.pp_tps, quality=load_catalog().quality(model, w), reasons=(), speed=sp,
+                split_mode=split_mode, tensor_split=tensor_split, workers=workers)
 
 
 def _candidate(m: Machine, model: ModelSpec, w: Weights, n_ctx: int, kv_type: str) -> tuple[Plan, str | None]:

@@ -85,11 +85,18 @@ class FilePrediction:
         return p.total_bytes if p else None
 
 
-def _file_model(info, tensors: list[tuple[str, int, tuple[int, ...]]]) -> tuple[ModelSpec, str | None]:
+Tensors = list[tuple[str, int, tuple[int, ...], int]]  # (name, bytes, shape, ggml type) of every part's tensors
+
+
+def _tensor_table(infos) -> Tensors:
+    return [(t.name, t.n_bytes, t.shape, t.ggml_type) for i in infos for t in i.tensors]
+
+
+def _file_model(info, tensors: Tensors) -> tuple[ModelSpec, str | None]:
     """The catalog model with this header's dimensions, or a spec built from the header."""
     catalog = load_catalog()
-    tied = tied_embeddings(name for name, _, _ in tensors)
-    embd_shape = next((shape for name, _, shape in tensors if name == EMBEDDING), ())
+    tied = tied_embeddings(name for name, *_ in tensors)
+    embd_shape = next((shape for name, _, shape, _ in tensors if name == EMBEDDING), ())
     hidden = int(info.get("embedding_length", 0))
     heads = int(info.get("attention.head_count", 0))
     vocab = int(info.metadata.get("tokenizer.ggml.tokens") or (embd_shape[1] if len(embd_shape) > 1 else 0))
@@ -112,7 +119,7 @@ def _file_model(info, tensors: list[tuple[str, int, tuple[int, ...]]]) -> tuple[
         if dims(m.arch) == dims(arch):
             return replace(m, arch=replace(m.arch, vocab_size=arch.vocab_size)), m.size
     params = 0
-    for _, _, shape in tensors:
+    for _, _, shape, _ in tensors:
         n = 1
         for d in shape:
             n *= d
@@ -127,7 +134,7 @@ def catalog_entry(path: Path) -> tuple[str | None, str | None]:
     from qwenctl.backends.gguf_check import file_type_quant, read_parts
 
     infos = read_parts(Path(path))
-    _, size = _file_model(infos[0], [(t.name, t.n_bytes, t.shape) for i in infos for t in i.tensors])
+    _, size = _file_model(infos[0], _tensor_table(infos))
     return size, file_type_quant(infos[0].metadata.get("general.file_type"))
 
 
@@ -153,11 +160,10 @@ def predict_for_file(
     path = Path(path)
     infos = read_parts(path)
     info, parts = infos[0], part_paths(path)
-    tensors = [(t.name, t.n_bytes, t.shape) for i in infos for t in i.tensors]
+    tensors = _tensor_table(infos)
     file_bytes = sum(i.file_size for i in infos)
     model, size = _file_model(info, tensors)
-    split = split_from_tensors(((t.name, t.n_bytes, t.shape, t.ggml_type) for i in infos for t in i.tensors),
-                               model.arch.n_layers)
+    split = split_from_tensors(tensors, model.arch.n_layers)
     quant = file_type_quant(info.metadata.get("general.file_type")) or ""
     weights = Weights(format="gguf", quant=quant, label=path.name, repo="",
                       files=tuple(RepoFile(p.name, i.file_size, None) for p, i in zip(parts, infos)),
