@@ -117,8 +117,52 @@ def _checkpoint(mem) -> dict[str, int | None]:
     return {"rss_anon": status["RssAnon"], "rss_file": status["RssFile"], "gpu_used": mem.gpu_used_bytes()}
 
 
+_POOL_LINE = re.compile(r"cuda pool\[\d+\]: (allocated|freed) (\d+) bytes")
+
+
+def pool_peaks(trace: str) -> dict:
+    """ggml's CUDA memory pool as a build with DEBUG_CUDA_MALLOC traces it (one line per allocation and free, on the
+    C stdout): per phase (the "== phase" markers the worker writes), the most bytes live at once and the sizes live at
+    that moment. The VMM pool maps physical memory for that peak, rounded up to its granularity, and never gives it
+    back, so the peak is what the pool holds; llama.cpp logs no line for it."""
+    used = 0
+    live: list[int] = []
+    phases: dict[str, dict] = {}
+    phase = "load"
+    for line in trace.splitlines():
+        if line.startswith("== "):
+            phase = line[3:].strip()
+            continue
+        m = _POOL_LINE.search(line)
+        if not m:
+            continue
+        size = int(m.group(2))
+        if m.group(1) == "allocated":
+            used += size
+            live.append(size)
+        else:
+            used -= size
+            live.remove(size)
+        peak = phases.setdefault(phase, {"peak_bytes": 0, "live_at_peak": [], "allocations": 0})
+        peak["allocations"] += m.group(1) == "allocated"
+        if used > peak["peak_bytes"]:
+            peak.update(peak_bytes=used, live_at_peak=sorted(live, reverse=True))
+    return phases
+
+
 def worker(case: dict) -> dict:
     lines: list[str] = []
+    trace_fd = saved_stdout = None
+    libc = ctypes.CDLL(None)
+    if case.get("pool_trace"):  # a DEBUG_CUDA_MALLOC build printf()s the pool's traffic: into a file, not the JSON
+        trace_fd = os.open(case["pool_trace"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        saved_stdout = os.dup(1)
+        os.dup2(trace_fd, 1)
+
+    def phase(name: str) -> None:
+        if trace_fd is not None:
+            libc.fflush(None)
+            os.write(1, f"== {name}\n".encode())
 
     class Keep(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
@@ -141,6 +185,7 @@ def worker(case: dict) -> dict:
     try:
         if checkpoints is not None:
             checkpoints["loaded"] = _checkpoint(mem)
+        phase("prefill")
         rng = random.Random(0)
         fill = min(case["fill"], session.n_ctx - 32)
         session.reset()
@@ -149,6 +194,7 @@ def worker(case: dict) -> dict:
         pp = fill / (time.perf_counter() - t0)
         if checkpoints is not None:
             checkpoints["prefilled"] = _checkpoint(mem)
+        phase("decode")
         t0 = time.perf_counter()
         for _ in range(16):
             session.decode_one(rng.randrange(session.n_vocab))
@@ -163,6 +209,11 @@ def worker(case: dict) -> dict:
         smaps = _smaps_groups() if checkpoints is not None else None
     finally:
         session.close()
+        if trace_fd is not None:
+            libc.fflush(None)
+            os.dup2(saved_stdout, 1)
+            os.close(trace_fd)
+    pool = pool_peaks(Path(case["pool_trace"]).read_text()) if trace_fd is not None else None
     if case.get("log"):
         Path(case["log"]).write_text("\n".join(lines))
     buffers: dict[str, float] = {}
@@ -176,7 +227,10 @@ def worker(case: dict) -> dict:
         "host_bytes": status["VmRSS"] - reclaimable,
         "gpu_device_delta_bytes": (device - gpu_before) if device is not None and gpu_before is not None else None,
         "llama_buffers_mib": buffers,
+        # graphs ggml's CUDA backend captured (estimate.cuda_graph_bytes): it logs each one at debug level
+        "cuda_graphs": sum("CUDA graph warmup complete" in line for line in lines),
         **({"checkpoints": checkpoints, "smaps": smaps} if checkpoints is not None else {}),
+        **({"cuda_pool": pool} if pool is not None else {}),
     }
 
 
@@ -354,7 +408,7 @@ def predicted_row(hw, label: str, case: dict, m: dict) -> dict:
 
     options = LoadOptions(n_ctx=case["n_ctx"], n_gpu_layers=case.get("ngl", -1 if case["gpu"] else 0),
                           flash_attn=case["flash_attn"], kv_cache_type=case["kv_cache_type"])
-    p = predict_for_file(hw, case["path"], options, depth=m["fill"] + 16)
+    p = predict_for_file(hw, case["path"], options, depth=m["fill"] + 16, cuda_graphs=m.get("cuda_graphs"))
     measured_gpu = m["gpu_device_delta_bytes"]
     return {"label": label, **case, "measured": m, "predicted": to_dict(p),
             "host_error_pct": err(p.host_bytes, m["host_bytes"]),
@@ -423,6 +477,9 @@ def main() -> None:
     ap.add_argument("--breakdown", action="store_true",
                     help="also record resident memory and NVML after load / prefill / decode, and smaps per mapping")
     ap.add_argument("--log-dir", help="write each case's llama.cpp log there (e.g. with GGML_SCHED_DEBUG=2 set)")
+    ap.add_argument("--pool-trace", metavar="DIR",
+                    help="with a llama.cpp built with -DDEBUG_CUDA_MALLOC: keep each case's CUDA pool trace there and "
+                         "record the pool's peak per phase (run.sh pooltrace)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
@@ -477,9 +534,11 @@ def main() -> None:
             case = {"path": str(path), "n_ctx": n_ctx, "kv_cache_type": kv, "flash_attn": fa, "gpu": args.gpu,
                     "fill": args.fill, **({"ngl": args.ngl} if args.ngl is not None else {}),
                     **({"breakdown": True} if args.breakdown else {})}
-            if args.log_dir:
-                Path(args.log_dir).mkdir(parents=True, exist_ok=True)
-                case["log"] = str(Path(args.log_dir) / f"{path.stem}-ctx{n_ctx}-{kv}-fa{int(fa)}-ngl{'all' if args.ngl is None else args.ngl}.log")
+            stem = f"{path.stem}-ctx{n_ctx}-{kv}-fa{int(fa)}-ngl{'all' if args.ngl is None else args.ngl}"
+            for key, folder, suffix in (("log", args.log_dir, ".log"), ("pool_trace", args.pool_trace, ".trace")):
+                if folder:
+                    Path(folder).mkdir(parents=True, exist_ok=True)
+                    case[key] = str(Path(folder) / (stem + suffix))
             proc = subprocess.run([sys.executable, __file__, "--worker", json.dumps(case)], capture_output=True, text=True)
             if proc.returncode != 0:
                 print(f"{label} ctx {n_ctx} {kv} fa{int(fa)}: FAILED\n{proc.stderr[-1500:]}", file=sys.stderr)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from importlib import resources
 from typing import Any
@@ -78,6 +78,14 @@ class WeightSplit:
     layer_bytes: float  # one repeating layer
     output_in_file: bool  # False when tied: the output copy is made at load time
     matrix_types: int  # distinct ggml types among the matrices multiplied per token: each loads its own GPU kernels
+    per_layer: tuple[int, ...] = ()  # each repeating layer's bytes, from a file's tensors (recipes vary them by layer)
+
+    def layers_bytes(self, indices: Iterable[int]) -> int:
+        """Bytes of these repeating layers: exact from a file, else the average layer's. llama.cpp's recipes give
+        some layers more bits (Q4_K_M: Q6_K for attn_v and ffn_down in the first and last eighth and every third
+        between), and the host keeps the first layers, so a partial offload's host share is not the average."""
+        chosen = list(indices)
+        return sum(self.per_layer[i] for i in chosen) if self.per_layer else round(len(chosen) * self.layer_bytes)
 
 
 EMBEDDING = "token_embd.weight"
@@ -106,7 +114,12 @@ def split_from_tensors(tensors: Iterable[tuple[str, int, tuple[int, ...], int]],
     rest = sum(sizes.values()) - embd - (0 if tied else out)
     multiplied = {t for name, _, shape, t in table
                   if len(shape) >= 2 and (name == (EMBEDDING if tied else OUTPUT) or name.startswith("blk."))}
-    return WeightSplit(embd, out, rest / n_layers, not tied, len(multiplied))
+    per_layer = [0] * n_layers
+    for name, n_bytes in sizes.items():
+        if name.startswith("blk.") and name.split(".")[1].isdigit() and int(name.split(".")[1]) < n_layers:
+            per_layer[int(name.split(".")[1])] += n_bytes
+    shared = (rest - sum(per_layer)) / n_layers  # output_norm and the like: spread as before
+    return WeightSplit(embd, out, rest / n_layers, not tied, len(multiplied), tuple(round(b + shared) for b in per_layer))
 
 
 def weight_split(catalog: Catalog, model: ModelSpec, weights: Weights) -> WeightSplit:
@@ -194,6 +207,37 @@ def cuda_host_bytes(arch: Architecture, matrix_types: int, kv_cache_type: str, f
     return int(kernels)
 
 
+def cuda_device_bytes(arch: Architecture, flash_attn: bool, n_kv: int, heads_share: float = 1.0) -> int:
+    """What a CUDA GPU holds beyond llama.cpp's buffers: the context, its kernels and ggml's memory pool (fitted,
+    at 1,024 cells); without flash attention also cuBLAS's handle and workspace (fitted likewise), and a pool that
+    grows with the context: cuBLAS multiplies the attention in f16, so ggml's pool holds a micro-batch's scores,
+    2 bytes x n_ubatch x n_heads x n_kv (ggml_cuda_mul_mat_batched_cublas's dst_temp; traced on the H200: 28 MiB
+    for the 7B at 1,024 cells, 224 MiB at 8,192). ``n_kv``: cells in use; ``heads_share``: this GPU's share of the
+    heads (a tensor split)."""
+    cal = load_calibration()["memory"]
+    if flash_attn:
+        return int(cal["cuda_context_bytes"])
+    scores = 2 * cal["n_ubatch"] * arch.n_heads * heads_share * max(0, n_kv - cal["cuda_fit_cells"])
+    return int(cal["cuda_context_bytes"] + cal["cuda_no_flash_attn_bytes"] + scores)
+
+
+def cuda_graph_bytes(host_layers: int, captured: int | None = None) -> int:
+    """VRAM of the CUDA graphs ggml captures for the layers left on the host. Their prompt batches run on the GPU
+    one weight at a time (the scheduler starts a split for each weight it copies in: 13 CUDA splits per Qwen2
+    layer), and ggml's CUDA backend captures and instantiates a graph for every split that runs twice unchanged;
+    each instantiated graph holds ~0.1 MiB of device memory (H200: 224 graphs, 7B, +24 MiB beside an identical
+    pool). How many get captured depends on the prompts, so ``captured`` (counted in llama.cpp's log) is for
+    measurements; None is the planner's worst case, every split."""
+    cal = load_calibration()["memory"]
+    graphs = host_layers * cal["cuda_graph_splits_per_layer"] if captured is None else captured
+    return int(graphs * cal["cuda_graph_bytes"])
+
+
+def _cells(n_ctx: int, depth: int | None) -> int:
+    """KV cells llama.cpp attends over at `depth` tokens (None: a full context): padded to 256."""
+    return min(n_ctx, -(-(depth or n_ctx) // 256) * 256)
+
+
 def _cpu_compute_bytes(model: ModelSpec, n_ctx: int, flash_attn: bool, depth: int | None) -> int:
     """What llama.cpp's CPU compute buffer really occupies at `depth` tokens (None: a full context).
 
@@ -205,8 +249,7 @@ def _cpu_compute_bytes(model: ModelSpec, n_ctx: int, flash_attn: bool, depth: in
     """
     cal = load_calibration()["memory"]
     a = model.arch
-    n_kv = min(n_ctx, -(-(depth or n_ctx) // 256) * 256)
-    scores = 0.0 if flash_attn else cal["cpu_attention_scores_factor"] * a.n_heads * n_kv
+    scores = 0.0 if flash_attn else cal["cpu_attention_scores_factor"] * a.n_heads * _cells(n_ctx, depth)
     return int(4 * cal["n_ubatch"] * max(scores, cal["cpu_ffn_activation_factor"] * a.intermediate_size))
 
 
@@ -221,6 +264,7 @@ def estimate_memory(
     flash_attn: bool = False,
     split: WeightSplit | None = None,
     depth: int | None = None,
+    cuda_graphs: int | None = None,
 ) -> MemoryEstimate:
     """Predicted memory per pool for loading `weights` with these options.
 
@@ -231,7 +275,8 @@ def estimate_memory(
     ``split`` is the file's exact tensor split when the file is at hand (``split_from_tensors``);
     without it the split is derived from the catalog's tensor types. ``depth`` (tokens in the
     context; None = n_ctx, the worst case the planner needs) only changes the CPU compute
-    buffer, the one buffer whose pages are committed as they are used.
+    buffer, the one buffer whose pages are committed as they are used. ``cuda_graphs``: graphs captured for the
+    layers on the host when a CUDA build keeps some there (``cuda_graph_bytes``; None = all of them).
     """
     catalog = load_catalog()
     cal = load_calibration()["memory"]
@@ -269,16 +314,16 @@ def estimate_memory(
         # CPU compute buffer: 11.5 / 22.0 MiB for 0.5B / 7B with flash attention), not a CPU build's.
         compute = cuda_host_compute_bytes(a, n_ctx, flash_attn)
         s = split or weight_split(catalog, model, weights)
-        cublas = not flash_attn
         vram = PoolMemory("vram", 0, 0, s.output_bytes + _graph_bytes(model, n_ctx, flash_attn, with_output=True),
-                          int(cal["cuda_context_bytes"] + (cal["cuda_no_flash_attn_bytes"] if cublas else 0)))
+                          cuda_device_bytes(a, flash_attn, _cells(n_ctx, depth)) + cuda_graph_bytes(a.n_layers, cuda_graphs))
         host_overhead = host_runtime + cuda_host_bytes(a, s.matrix_types, kv_cache_type, flash_attn, decode_on_gpu=False)
         return MemoryEstimate((vram, PoolMemory("ram", weights.total_bytes, kv, compute, host_overhead)))
 
     # llama.cpp counts the output layer as the last of n_layers + 1 it may offload: n_gpu_layers = 5 puts the
     # output and 4 repeating layers on the GPU (split.place_layers)
     placement = place_layers(a.n_layers, n_gpu_layers, (1.0,))
-    return estimate_split_memory(model, weights, n_ctx, "layer", placement, (1.0,), ("gpu",), kv_cache_type, flash_attn, split)
+    return estimate_split_memory(model, weights, n_ctx, "layer", placement, (1.0,), ("gpu",), kv_cache_type, flash_attn, split,
+                                 cuda_graphs, depth)
 
 
 def estimate_split_memory(
@@ -292,6 +337,8 @@ def estimate_split_memory(
     kv_cache_type: str = "f16",
     flash_attn: bool = True,
     split: WeightSplit | None = None,
+    cuda_graphs: int | None = None,
+    depth: int | None = None,
 ) -> MemoryEstimate:
     """Memory per device of a model spread over several (llama.cpp's device order: RPC workers, then GPUs).
 
@@ -301,14 +348,13 @@ def estimate_split_memory(
     device keeps a whole graph's buffer. ``kinds`` says what each device is: "gpu" (a local CUDA GPU),
     "remote-gpu" or "remote-cpu" (a worker's). A worker runs in another process: its pool holds what the
     worker allocates for this model, not the worker's own runtime; a CPU's compute buffer is committed as
-    it is used (``_cpu_compute_bytes``).
+    it is used (``_cpu_compute_bytes``). Layers left on the host run their prompt batches on the first local GPU,
+    which holds their CUDA graphs (``cuda_graph_bytes``). ``depth`` as in ``estimate_memory``.
     """
     cal = load_calibration()["memory"]
     a = model.arch
     s = split or weight_split(load_catalog(), model, weights)
     host_runtime = int(cal["host_runtime_bytes"] + cal["host_vocab_bytes_per_token"] * a.vocab_size)
-    cublas = not flash_attn
-    context = int(cal["cuda_context_bytes"] + (cal["cuda_no_flash_attn_bytes"] if cublas else 0))
     pools = []
     # llama.cpp's pipeline parallelism (a layer split with everything offloaded over several devices) keeps
     # n_copies of each device's graph inputs: the attention mask of a micro-batch and its activations
@@ -328,29 +374,38 @@ def estimate_split_memory(
         elif kind == "remote-cpu":
             layers = placement.layers_on(i)
             has_output = placement.output_device == i
-            w = round(layers * s.layer_bytes) + (s.output_bytes if has_output else 0)
+            w = s.layers_bytes(placement.indices_on(i)) + (s.output_bytes if has_output else 0)
             kv = kv_cache_bytes(model, n_ctx, kv_cache_type, layers=layers)
             compute = _cpu_compute_bytes(model, n_ctx, flash_attn, None) if layers or has_output else 0
         else:
             layers = placement.layers_on(i)
             has_output = placement.output_device == i
-            w = round(layers * s.layer_bytes) + (s.output_bytes if has_output else 0)
+            w = s.layers_bytes(placement.indices_on(i)) + (s.output_bytes if has_output else 0)
             kv = kv_cache_bytes(model, n_ctx, kv_cache_type, layers=layers)
             compute = _graph_bytes(model, n_ctx, flash_attn, with_output=has_output) + copies
         local = kind == "gpu"
         # a worker's context exists before the load; what its GPU grows by beyond the buffers is ggml's CUDA pool
-        overhead = context if local else (int(cal["remote_gpu_pool_bytes"]) if kind == "remote-gpu" else 0)
+        share = proportions[i] / sum(proportions) if mode == "tensor" else 1.0
+        overhead = (cuda_device_bytes(a, flash_attn, _cells(n_ctx, depth), share) if local
+                    else int(cal["remote_gpu_pool_bytes"]) if kind == "remote-gpu" else 0)
         pools.append(PoolMemory("vram" if local else "remote", w, kv, compute, overhead, device=i))
     host_layers = placement.layers_on(None) if mode == "layer" else 0
+    if host_layers and "gpu" in kinds:
+        first = kinds.index("gpu")
+        pools[first] = replace(pools[first], overhead_bytes=pools[first].overhead_bytes + cuda_graph_bytes(host_layers, cuda_graphs))
     output_on_host = mode == "layer" and placement.output_device is None
-    host_weights = s.embd_bytes + round(host_layers * s.layer_bytes) + (s.output_bytes if output_on_host and s.output_in_file else 0)
+    host_weights = (s.embd_bytes + (s.layers_bytes(placement.indices_on(None)) if mode == "layer" else 0)
+                    + (s.output_bytes if output_on_host and s.output_in_file else 0))
     host_kv = kv_cache_bytes(model, n_ctx, kv_cache_type, layers=host_layers)
-    host_compute = (_graph_bytes(model, n_ctx, flash_attn, with_output=output_on_host) if host_layers or output_on_host
-                    else cuda_host_compute_bytes(a, n_ctx, flash_attn) * (int(cal["pipeline_copies"]) - 1 if pipeline else 1))
     local_gpus = "gpu" in kinds
     host_overhead = host_runtime + (cuda_host_bytes(a, s.matrix_types, kv_cache_type, flash_attn, decode_on_gpu=True)
                                     if local_gpus else 0)
-    if not local_gpus:  # a CPU main process with workers: its compute buffer is committed as used
+    if local_gpus:
+        # the host's ops take their buffer from the CUDA backend's pinned host type, with layers on the host too: their
+        # prompt batches run on the GPU (op offload), so it stays the mask and the embeddings (H200, 3B with 6, 16
+        # and 26 of 36 layers on the host: the 16.0 MiB "CUDA_Host compute" of every layer offloaded)
+        host_compute = cuda_host_compute_bytes(a, n_ctx, flash_attn) * (int(cal["pipeline_copies"]) - 1 if pipeline else 1)
+    else:  # a CPU main process with workers: its compute buffer is committed as used
         host_compute = _cpu_compute_bytes(model, n_ctx, flash_attn, None) if host_layers or output_on_host else 0
     return MemoryEstimate((*pools, PoolMemory("ram", host_weights, host_kv, host_compute, host_overhead)))
 

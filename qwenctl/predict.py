@@ -140,7 +140,7 @@ def catalog_entry(path: Path) -> tuple[str | None, str | None]:
 
 def predict_for_file(
     hardware: Hardware, path: Path | str, options: LoadOptions, backend: str = "llama.cpp", depth: int | None = None,
-    workers: tuple[Worker, ...] = (),
+    workers: tuple[Worker, ...] = (), cuda_graphs: int | None = None,
 ) -> FilePrediction:
     """Predicted memory per pool and tok/s for loading the GGUF at `path` with `options` on `hardware`.
 
@@ -151,7 +151,7 @@ def predict_for_file(
     follows what llama.cpp would do on this machine: CUDA when an NVIDIA GPU is present, the
     installed llama-cpp-python can offload and ``n_gpu_layers != 0``; Metal on Apple Silicon;
     the CPU otherwise. ``depth``: tokens in the context when memory is measured (None: n_ctx, as
-    the planner predicts; see ``estimate_memory``).
+    the planner predicts; see ``estimate_memory``); ``cuda_graphs`` likewise (None: the planner's worst case).
     """
     from qwenctl.backends.gguf_check import file_type_quant, part_paths, read_parts
 
@@ -183,7 +183,7 @@ def predict_for_file(
     if slots:
         return _split_prediction(hardware, path, options, model, size, weights, split, file_bytes, slots, device)
     est = estimate_memory(model, weights, backend, device, options.n_ctx, ngl, options.kv_cache_type,
-                          bool(options.flash_attn), split=split, depth=depth)
+                          bool(options.flash_attn), split=split, depth=depth, cuda_graphs=cuda_graphs)
     if device == "cuda" and len(hardware.gpus) > 1 and options.split_mode == "none":
         # the model on the main GPU, an idle CUDA context on every other visible one
         est = MemoryEstimate(tuple(replace(p, device=options.main_gpu) if p.pool == "vram" else p for p in est.pools)

@@ -44,6 +44,9 @@ class Placement:
     def layers_on(self, device: int | None) -> int:
         return sum(1 for d in self.layer_device if d == device)
 
+    def indices_on(self, device: int | None) -> tuple[int, ...]:
+        return tuple(i for i, d in enumerate(self.layer_device) if d == device)
+
     @property
     def path(self) -> list[int | None]:
         """The devices a token passes, in order: the host (embeddings), each layer's, the output's."""

@@ -50,15 +50,35 @@ def test_full_offload_counts_cuda_context_and_keeps_embedding_on_host():
     cal = load_calibration()["memory"]
     assert vram.overhead_bytes == cal["cuda_context_bytes"]
     assert ram.overhead_bytes > cal["cuda_host_bytes"]  # the CPU runtime and the CUDA backend's host side
-    # without flash attention cuBLAS comes in, on both sides
+    # without flash attention cuBLAS comes in, on both sides, and ggml's pool holds a micro-batch's f16 scores:
+    # 2 bytes x 512 x 28 heads per cell beyond the 1,024 the constants were measured at
     no_fa = estimate_memory(m, w, "llama.cpp", "cuda", 8192, -1, flash_attn=False)
-    assert no_fa.pool("vram").overhead_bytes - vram.overhead_bytes == cal["cuda_no_flash_attn_bytes"]
+    scores = 2 * 512 * 28 * (8192 - 1024)
+    assert no_fa.pool("vram").overhead_bytes - vram.overhead_bytes == cal["cuda_no_flash_attn_bytes"] + scores
+    shallow = estimate_memory(m, w, "llama.cpp", "cuda", 8192, -1, flash_attn=False, depth=1000)
+    assert shallow.pool("vram").overhead_bytes - vram.overhead_bytes == cal["cuda_no_flash_attn_bytes"]
     width = m.arch.n_heads * m.arch.head_dim
     cublas_host = cal["cuda_no_flash_attn_host_bytes"] + cal["cuda_no_flash_attn_host_bytes_per_width"] * width
     assert no_fa.pool("ram").overhead_bytes - ram.overhead_bytes == pytest.approx(cublas_host, abs=1)
     # token_embd (Q4_K, 152064 x 3584) stays on the host
     assert ram.weights_bytes == int(152064 * 3584 * 4.5 / 8)
     assert vram.kv_bytes == 448 * 2**20 and ram.kv_bytes == 0
+
+
+def test_layers_left_on_the_host_cost_cuda_graphs_on_the_gpu():
+    """Their prompt batches run on the GPU one weight at a time, and ggml captures a CUDA graph per split."""
+    cal = load_calibration()["memory"]
+    m, w = spec("7B")
+
+    def vram(ngl, graphs=None):
+        return estimate_memory(m, w, "llama.cpp", "cuda", 8192, ngl, flash_attn=True, cuda_graphs=graphs).pool("vram")
+
+    # the planner counts every split: 13 per layer, 28 layers
+    assert vram(0).overhead_bytes - vram(0, graphs=0).overhead_bytes == int(13 * 28 * cal["cuda_graph_bytes"])
+    # a measurement passes what its log counted (224 for the 7B after a 1,024-token prompt on the H200)
+    assert vram(0, graphs=224).overhead_bytes - vram(0, graphs=0).overhead_bytes == int(224 * cal["cuda_graph_bytes"])
+    # 10 of 28 layers on the host: their graphs only; every layer on the GPU: none
+    assert vram(19).overhead_bytes - vram(-1).overhead_bytes == int(13 * 10 * cal["cuda_graph_bytes"])
 
 
 def test_cuda_host_memory_follows_the_kernels_the_plan_runs():

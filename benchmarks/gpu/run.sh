@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The CUDA measurements of docs/benchmarks.md, on the GPU machine (device tool, no network).
 #
-#   bash benchmarks/gpu/run.sh [build] [models] [run] [extras] [facts] [quants] [memory] [speed] [sampling] [samplerstep] [memdiag] [memcheck]   (no argument: the first three)
+#   bash benchmarks/gpu/run.sh [build] [models] [run] [extras] [facts] [quants] [memory] [speed] [sampling] [samplerstep] [memdiag] [memcheck] [pooltrace] [graphcheck]   (no argument: the first three)
 #
 # Each device call may run 600 s and a fresh machine's build takes ~345 s: call `build models`, then
 # `run`, then `extras` (the warm machine keeps the build and the models between calls).
@@ -54,9 +54,13 @@ stage_build() {
     local t0=$SECONDS
     # CCCL_DIR: a CCCL newer than the toolkit's (unpacked cub/, thrust/, libcudacxx/include/), ahead of it on the
     # include path: llama.cpp's CUDA top-k uses CUB's DeviceTopK from CCCL 3.2 on, a full argsort before
-    local cccl=()
-    [ -n "${CCCL_DIR:-}" ] && cccl=("-DCMAKE_CUDA_FLAGS=-I$CCCL_DIR/cub -I$CCCL_DIR/thrust -I$CCCL_DIR/libcudacxx/include")
-    cmake -S "$SDIST/vendor/llama.cpp" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=ON "${cccl[@]}" \
+    # POOL_TRACE=1: ggml's CUDA pool printf()s every allocation and free (DEBUG_CUDA_MALLOC), for stage pooltrace
+    local cuda_flags=""
+    [ -n "${CCCL_DIR:-}" ] && cuda_flags="-I$CCCL_DIR/cub -I$CCCL_DIR/thrust -I$CCCL_DIR/libcudacxx/include"
+    [ -n "${POOL_TRACE:-}" ] && cuda_flags="$cuda_flags -DDEBUG_CUDA_MALLOC"
+    local extra=()
+    [ -n "$cuda_flags" ] && extra=("-DCMAKE_CUDA_FLAGS=$cuda_flags")
+    cmake -S "$SDIST/vendor/llama.cpp" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=ON "${extra[@]}" \
       -DGGML_CUDA=${GGML_CUDA:-ON} -DGGML_RPC=ON -DCMAKE_CUDA_ARCHITECTURES=${CUDA_ARCH:-90} -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF \
       -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF >"$WORK/cmake.log" 2>&1 || { tail -30 "$WORK/cmake.log"; return 1; }
     cmake --build "$BUILD" --target llama llama-bench ggml-rpc-server -j "$JOBS" >"$WORK/build.log" 2>&1 || { tail -40 "$WORK/build.log"; return 1; }
@@ -215,6 +219,33 @@ stage_memcheck() {
   timeout 90 $ea --ngl 0 --sizes 0.5B,1.5B --quants Q3_K_M --cases 8192:f16:1,8192:f16:0,8192:q8_0:1 --json-out "$OUT/memcheck-ngl0.json"
 }
 
+# pooltrace: with a POOL_TRACE=1 build, the peak of ggml's CUDA pool per phase (load / prefill / decode), which no
+# llama.cpp log line shows: no layer offloaded and every layer, flash attention on and off, a quantized KV cache;
+# NVML checkpoints beside it. POOLTRACE_SIZES (default 0.5B,1.5B,3B,7B); $OUT/pooltrace*.json and traces.
+stage_pooltrace() {
+  local ea="$PY benchmarks/estimate_accuracy.py --gpu --models-dir $WORK/models --breakdown --pool-trace $OUT/pooltrace --log-dir $OUT/pooltrace/logs"
+  local sizes=${POOLTRACE_SIZES:-0.5B,1.5B,3B,7B}
+  timeout 240 $ea --ngl 0 --sizes "$sizes" --quants Q4_K_M --cases 8192:f16:1,8192:f16:0 --json-out "$OUT/pooltrace-ngl0.json"
+  timeout 120 $ea --sizes "$sizes" --quants Q4_K_M --cases 8192:f16:1,8192:f16:0 --json-out "$OUT/pooltrace-full.json"
+  timeout 60 $ea --ngl 0 --sizes 1.5B --quants Q3_K_M --cases 8192:q8_0:1,8192:f16:1 --json-out "$OUT/pooltrace-ngl0-q8kv.json"
+  (cd "$OUT" && tar czf pooltrace-traces.tgz pooltrace && rm -rf pooltrace)
+}
+
+# graphcheck: the no-offload VRAM model on rows no constant saw: the 14B with no layer offloaded, 3B with 16 of 36
+# layers on the host (partial offload), a longer prompt (more CUDA graphs captured), CUDA graphs off
+# (GGML_CUDA_DISABLE_GRAPHS: none), and 3B without flash attention at 7,936 tokens (ggml's pool holds the f16 attention
+# scores of the widest micro-batch). Models: 14B, 3B and 0.5B Q4_K_M. $OUT/graphcheck*.json, logs and traces.
+stage_graphcheck() {
+  local ea="$PY benchmarks/estimate_accuracy.py --gpu --models-dir $WORK/models --quants Q4_K_M --pool-trace $OUT/graphcheck"
+  ea="$ea --log-dir $OUT/graphcheck/logs"
+  timeout 150 $ea --ngl 0 --sizes 14B --cases 8192:f16:1 --json-out "$OUT/graphcheck-14b-ngl0.json"
+  timeout 60 $ea --ngl 20 --sizes 3B --cases 8192:f16:1,8192:f16:0 --json-out "$OUT/graphcheck-3b-ngl20.json"
+  timeout 60 $ea --ngl 0 --sizes 3B --fill 4096 --cases 8192:f16:1 --json-out "$OUT/graphcheck-3b-ngl0-fill4096.json"
+  GGML_CUDA_DISABLE_GRAPHS=1 timeout 60 $ea --ngl 0 --sizes 0.5B,3B --cases 8192:f16:1 --json-out "$OUT/graphcheck-nographs.json"
+  timeout 90 $ea --sizes 3B --fill 7936 --cases 8192:f16:0,8192:f16:1 --json-out "$OUT/graphcheck-3b-depth.json"
+  (cd "$OUT" && tar czf graphcheck-traces-and-logs.tgz graphcheck && rm -rf graphcheck)
+}
+
 stage_speed() {
   local m
   for m in "$WORK"/models/*.gguf; do
@@ -338,8 +369,8 @@ stages=("$@")
 [ ${#stages[@]} -eq 0 ] && stages=(build models run)
 for s in "${stages[@]}"; do
   case $s in
-    build|models|run|facts|extras|quants|memory|memdiag|memcheck|speed|sampling|samplerstep|multigpu|splits|rpcworker|rpccompare) stamp "stage $s"; "stage_$s" || { stamp "stage $s failed"; exit 1; } ;;
-    *) echo "unknown stage $s (build, models, run, facts, extras, quants, memory, memdiag, memcheck, speed, sampling, samplerstep, multigpu, splits, rpcworker, rpccompare)"; exit 2 ;;
+    build|models|run|facts|extras|quants|memory|memdiag|memcheck|pooltrace|graphcheck|speed|sampling|samplerstep|multigpu|splits|rpcworker|rpccompare) stamp "stage $s"; "stage_$s" || { stamp "stage $s failed"; exit 1; } ;;
+    *) echo "unknown stage $s (build, models, run, facts, extras, quants, memory, memdiag, memcheck, pooltrace, graphcheck, speed, sampling, samplerstep, multigpu, splits, rpcworker, rpccompare)"; exit 2 ;;
   esac
 done
 stamp "done"
