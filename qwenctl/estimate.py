@@ -79,6 +79,7 @@ class WeightSplit:
     output_in_file: bool  # False when tied: the output copy is made at load time
     matrix_types: int  # distinct ggml types among the matrices multiplied per token: each loads its own GPU kernels
     per_layer: tuple[int, ...] = ()  # each repeating layer's bytes, from a file's tensors (recipes vary them by layer)
+    float_matrices: bool = False  # some matrices are F16/BF16/F32: CUDA multiplies their prompt batches with cuBLAS
 
     def layers_bytes(self, indices: Iterable[int]) -> int:
         """Bytes of these repeating layers: exact from a file, else the average layer's. llama.cpp's recipes give
@@ -90,6 +91,7 @@ class WeightSplit:
 
 EMBEDDING = "token_embd.weight"
 OUTPUT = "output.weight"
+FLOAT_TYPES = {"F32": 0, "F16": 1, "BF16": 30}  # ggml type ids
 
 
 def tied_embeddings(tensor_names: Iterable[str]) -> bool:
@@ -119,7 +121,8 @@ def split_from_tensors(tensors: Iterable[tuple[str, int, tuple[int, ...], int]],
         if name.startswith("blk.") and name.split(".")[1].isdigit() and int(name.split(".")[1]) < n_layers:
             per_layer[int(name.split(".")[1])] += n_bytes
     shared = (rest - sum(per_layer)) / n_layers  # output_norm and the like: spread as before
-    return WeightSplit(embd, out, rest / n_layers, not tied, len(multiplied), tuple(round(b + shared) for b in per_layer))
+    return WeightSplit(embd, out, rest / n_layers, not tied, len(multiplied), tuple(round(b + shared) for b in per_layer),
+                       bool(multiplied & set(FLOAT_TYPES.values())))
 
 
 def weight_split(catalog: Catalog, model: ModelSpec, weights: Weights) -> WeightSplit:
@@ -143,8 +146,9 @@ def weight_split(catalog: Catalog, model: ModelSpec, weights: Weights) -> Weight
     out = int(type_bytes(weights.output_type))
     embd = out if a.tied_embeddings else int(type_bytes(weights.embd_type))
     layers = weights.total_bytes - embd - (0 if a.tied_embeddings else out)
-    return WeightSplit(embd, out, max(layers, 0) / a.n_layers, not a.tied_embeddings,
-                       len(catalog.matrix_types(model, weights)))
+    types = catalog.matrix_types(model, weights)
+    return WeightSplit(embd, out, max(layers, 0) / a.n_layers, not a.tied_embeddings, len(types),
+                       float_matrices=bool(types & FLOAT_TYPES.keys()))
 
 
 def kv_cache_bytes(model: ModelSpec, n_ctx: int, kv_cache_type: str = "f16", layers: int | None = None) -> int:
@@ -177,7 +181,7 @@ def cuda_host_compute_bytes(arch: Architecture, n_ctx: int, flash_attn: bool) ->
     return (2 if flash_attn else 4) * n_kv * ubatch + 2 * 4 * ubatch * arch.hidden_size
 
 
-def cuda_host_bytes(arch: Architecture, matrix_types: int, kv_cache_type: str, flash_attn: bool, decode_on_gpu: bool) -> int:
+def cuda_host_bytes(arch: Architecture, split: WeightSplit, kv_cache_type: str, flash_attn: bool, decode_on_gpu: bool) -> int:
     """Host memory a process holds beyond the CPU runtime once ggml's CUDA backend has worked: the CUDA runtime
     and driver, and the GPU kernels it ran. CUDA loads kernels lazily, at their first launch (the default since
     CUDA 12.2; with CUDA_MODULE_LOADING=EAGER the same processes hold ~520 MiB more), so the cost follows what
@@ -190,16 +194,17 @@ def cuda_host_bytes(arch: Architecture, matrix_types: int, kv_cache_type: str, f
     * without flash attention cuBLAS multiplies the attention; which of its kernels it loads depends on the
       products' shapes: a base plus so much per unit of attention width (n_heads x head_dim) up to the widest
       measured (the 7B's; the 14B's wider attention measured less, not more), less the share of decode's
-      products when no layer is offloaded.
+      products when no layer is offloaded. F16/BF16 matrices bring cuBLAS with flash attention too (their prompt
+      batches' products): the same figure (H200, 0.5B and 1.5B F16: -1.2 and +1.0 % with it, -15 and -13 % without).
     """
     cal = load_calibration()["memory"]
     if decode_on_gpu:
-        kernels = cal["cuda_host_bytes"] + cal["cuda_host_bytes_per_matrix_type"] * matrix_types
+        kernels = cal["cuda_host_bytes"] + cal["cuda_host_bytes_per_matrix_type"] * split.matrix_types
     else:
         kernels = cal["cuda_no_layer_host_bytes"]
     if kv_cache_type != "f16" and flash_attn:  # backends.KV_CACHE_TYPES: f16 or a quantized type
         kernels += cal["cuda_quantized_kv_host_bytes"]
-    if not flash_attn:
+    if not flash_attn or split.float_matrices:
         width = min(arch.n_heads * arch.head_dim, cal["cuda_no_flash_attn_host_width_max"])
         kernels += cal["cuda_no_flash_attn_host_bytes"] + cal["cuda_no_flash_attn_host_bytes_per_width"] * width
         if not decode_on_gpu:
@@ -207,18 +212,17 @@ def cuda_host_bytes(arch: Architecture, matrix_types: int, kv_cache_type: str, f
     return int(kernels)
 
 
-def cuda_device_bytes(arch: Architecture, flash_attn: bool, n_kv: int, heads_share: float = 1.0) -> int:
+def cuda_device_bytes(arch: Architecture, split: WeightSplit, flash_attn: bool, n_kv: int, heads_share: float = 1.0) -> int:
     """What a CUDA GPU holds beyond llama.cpp's buffers: the context, its kernels and ggml's memory pool (fitted,
     at 1,024 cells); without flash attention also cuBLAS's handle and workspace (fitted likewise), and a pool that
     grows with the context: cuBLAS multiplies the attention in f16, so ggml's pool holds a micro-batch's scores,
     2 bytes x n_ubatch x n_heads x n_kv (ggml_cuda_mul_mat_batched_cublas's dst_temp; traced on the H200: 28 MiB
-    for the 7B at 1,024 cells, 224 MiB at 8,192). ``n_kv``: cells in use; ``heads_share``: this GPU's share of the
-    heads (a tensor split)."""
+    for the 7B at 1,024 cells, 224 MiB at 8,192). F16/BF16 matrices bring cuBLAS with flash attention too. ``n_kv``:
+    cells in use; ``heads_share``: this GPU's share of the heads (a tensor split)."""
     cal = load_calibration()["memory"]
-    if flash_attn:
-        return int(cal["cuda_context_bytes"])
-    scores = 2 * cal["n_ubatch"] * arch.n_heads * heads_share * max(0, n_kv - cal["cuda_fit_cells"])
-    return int(cal["cuda_context_bytes"] + cal["cuda_no_flash_attn_bytes"] + scores)
+    cublas = cal["cuda_no_flash_attn_bytes"] if not flash_attn or split.float_matrices else 0
+    scores = 0 if flash_attn else 2 * cal["n_ubatch"] * arch.n_heads * heads_share * max(0, n_kv - cal["cuda_fit_cells"])
+    return int(cal["cuda_context_bytes"] + cublas + scores)
 
 
 def cuda_graph_bytes(host_layers: int, captured: int | None = None) -> int:
@@ -315,8 +319,8 @@ def estimate_memory(
         compute = cuda_host_compute_bytes(a, n_ctx, flash_attn)
         s = split or weight_split(catalog, model, weights)
         vram = PoolMemory("vram", 0, 0, s.output_bytes + _graph_bytes(model, n_ctx, flash_attn, with_output=True),
-                          cuda_device_bytes(a, flash_attn, _cells(n_ctx, depth)) + cuda_graph_bytes(a.n_layers, cuda_graphs))
-        host_overhead = host_runtime + cuda_host_bytes(a, s.matrix_types, kv_cache_type, flash_attn, decode_on_gpu=False)
+                          cuda_device_bytes(a, s, flash_attn, _cells(n_ctx, depth)) + cuda_graph_bytes(a.n_layers, cuda_graphs))
+        host_overhead = host_runtime + cuda_host_bytes(a, s, kv_cache_type, flash_attn, decode_on_gpu=False)
         return MemoryEstimate((vram, PoolMemory("ram", weights.total_bytes, kv, compute, host_overhead)))
 
     # llama.cpp counts the output layer as the last of n_layers + 1 it may offload: n_gpu_layers = 5 puts the
@@ -386,7 +390,7 @@ def estimate_split_memory(
         local = kind == "gpu"
         # a worker's context exists before the load; what its GPU grows by beyond the buffers is ggml's CUDA pool
         share = proportions[i] / sum(proportions) if mode == "tensor" else 1.0
-        overhead = (cuda_device_bytes(a, flash_attn, _cells(n_ctx, depth), share) if local
+        overhead = (cuda_device_bytes(a, s, flash_attn, _cells(n_ctx, depth), share) if local
                     else int(cal["remote_gpu_pool_bytes"]) if kind == "remote-gpu" else 0)
         pools.append(PoolMemory("vram" if local else "remote", w, kv, compute, overhead, device=i))
     host_layers = placement.layers_on(None) if mode == "layer" else 0
@@ -398,7 +402,7 @@ def estimate_split_memory(
                     + (s.output_bytes if output_on_host and s.output_in_file else 0))
     host_kv = kv_cache_bytes(model, n_ctx, kv_cache_type, layers=host_layers)
     local_gpus = "gpu" in kinds
-    host_overhead = host_runtime + (cuda_host_bytes(a, s.matrix_types, kv_cache_type, flash_attn, decode_on_gpu=True)
+    host_overhead = host_runtime + (cuda_host_bytes(a, s, kv_cache_type, flash_attn, decode_on_gpu=True)
                                     if local_gpus else 0)
     if local_gpus:
         # the host's ops take their buffer from the CUDA backend's pinned host type, with layers on the host too: their

@@ -65,6 +65,24 @@ def test_full_offload_counts_cuda_context_and_keeps_embedding_on_host():
     assert vram.kv_bytes == 448 * 2**20 and ram.kv_bytes == 0
 
 
+def test_f16_matrices_bring_cublas_with_flash_attention_too():
+    """llama.cpp multiplies a float matrix's prompt batches with cuBLAS: its handle and kernels come with F16 weights
+    whatever the attention does (H200, 0.5B/1.5B F16 with flash attention: -15/-13 % on the host without this)."""
+    cal = load_calibration()["memory"]
+    m, q4 = spec("7B")
+    _, f16 = spec("7B", "fp16")
+
+    def overheads(w):
+        est = estimate_memory(m, w, "llama.cpp", "cuda", 8192, -1, flash_attn=True)
+        return est.pool("vram").overhead_bytes, est.pool("ram").overhead_bytes
+
+    (vram_q4, ram_q4), (vram_f16, ram_f16) = overheads(q4), overheads(f16)
+    assert vram_f16 - vram_q4 == cal["cuda_no_flash_attn_bytes"]
+    # the host: cuBLAS's kernels, less the two types' kernels Q4_K_M loads beyond F16's one
+    cublas = cal["cuda_no_flash_attn_host_bytes"] + cal["cuda_no_flash_attn_host_bytes_per_width"] * 3584
+    assert ram_f16 - ram_q4 == pytest.approx(cublas - cal["cuda_host_bytes_per_matrix_type"], abs=2)
+
+
 def test_layers_left_on_the_host_cost_cuda_graphs_on_the_gpu():
     """Their prompt batches run on the GPU one weight at a time, and ggml captures a CUDA graph per split."""
     cal = load_calibration()["memory"]
