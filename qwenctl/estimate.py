@@ -118,8 +118,9 @@ def split_from_tensors(tensors: Iterable[tuple[str, int, tuple[int, ...], int]],
                   if len(shape) >= 2 and (name == (EMBEDDING if tied else OUTPUT) or name.startswith("blk."))}
     per_layer = [0] * n_layers
     for name, n_bytes in sizes.items():
-        if name.startswith("blk.") and name.split(".")[1].isdigit() and int(name.split(".")[1]) < n_layers:
-            per_layer[int(name.split(".")[1])] += n_bytes
+        index = name.split(".")[1] if name.startswith("blk.") else ""
+        if index.isdigit() and int(index) < n_layers:
+            per_layer[int(index)] += n_bytes
     shared = (rest - sum(per_layer)) / n_layers  # output_norm and the like: spread as before
     return WeightSplit(embd, out, rest / n_layers, not tied, len(multiplied), tuple(round(b + shared) for b in per_layer),
                        bool(multiplied & set(FLOAT_TYPES.values())))
@@ -172,10 +173,11 @@ def _graph_bytes(model: ModelSpec, n_ctx: int, flash_attn: bool, with_output: bo
 
 
 def cuda_host_compute_bytes(arch: Architecture, n_ctx: int, flash_attn: bool) -> int:
-    """The pinned host buffer of a fully offloaded CUDA graph: the attention mask of a micro-batch over the
-    whole context (f16 with flash attention, f32 without) and the token embeddings in and out. Matches the
-    "CUDA_Host compute buffer" llama.cpp logged on the H100 and the H200 within 2 MiB (11.5 MiB for 0.5B
-    at 8,192 tokens, 35.5 at 32,768; 22.0 and 46.1 for 7B), where a fixed 32 MiB margin stood before."""
+    """The pinned host buffer of a CUDA build, however many layers it offloads (those on the host run their prompt
+    batches on the GPU): the attention mask of a micro-batch over the whole context (f16 with flash attention, f32
+    without) and the token embeddings in and out. Matches the "CUDA_Host compute buffer" llama.cpp logged on the
+    H100 and the H200 within 2 MiB (11.5 MiB for 0.5B at 8,192 tokens, 35.5 at 32,768; 22.0 and 46.1 for 7B;
+    16.0 for 3B with 0, 7, 17, 27 or 36 layers on the host), where a fixed 32 MiB margin stood before."""
     ubatch = int(load_calibration()["memory"]["n_ubatch"])
     n_kv = -(-n_ctx // 256) * 256
     return (2 if flash_attn else 4) * n_kv * ubatch + 2 * 4 * ubatch * arch.hidden_size
@@ -278,8 +280,9 @@ def estimate_memory(
     compute buffer); Metal and MLX keep everything in unified memory.
     ``split`` is the file's exact tensor split when the file is at hand (``split_from_tensors``);
     without it the split is derived from the catalog's tensor types. ``depth`` (tokens in the
-    context; None = n_ctx, the worst case the planner needs) only changes the CPU compute
-    buffer, the one buffer whose pages are committed as they are used. ``cuda_graphs``: graphs captured for the
+    context; None = n_ctx, the worst case the planner needs) changes the CPU compute buffer, the one
+    buffer whose pages are committed as they are used, and without flash attention the f16 scores ggml's CUDA
+    pool holds (``cuda_device_bytes``). ``cuda_graphs``: graphs captured for the
     layers on the host when a CUDA build keeps some there (``cuda_graph_bytes``; None = all of them).
     """
     catalog = load_catalog()
@@ -406,8 +409,8 @@ def estimate_split_memory(
                                     if local_gpus else 0)
     if local_gpus:
         # the host's ops take their buffer from the CUDA backend's pinned host type, with layers on the host too: their
-        # prompt batches run on the GPU (op offload), so it stays the mask and the embeddings (H200, 3B with 6, 16
-        # and 26 of 36 layers on the host: the 16.0 MiB "CUDA_Host compute" of every layer offloaded)
+        # prompt batches run on the GPU (op offload), so it stays the mask and the embeddings (H200, 3B with 7, 17
+        # and 27 of 36 layers on the host: the 16.0 MiB "CUDA_Host compute" of every layer offloaded)
         host_compute = cuda_host_compute_bytes(a, n_ctx, flash_attn) * (int(cal["pipeline_copies"]) - 1 if pipeline else 1)
     else:  # a CPU main process with workers: its compute buffer is committed as used
         host_compute = _cpu_compute_bytes(model, n_ctx, flash_attn, None) if host_layers or output_on_host else 0
