@@ -11,7 +11,8 @@ the GGUF through qwenctl's own backend (``load_backend("llama.cpp", ...)``), pre
 random prompt tokens (at least one full 512-token micro-batch, so the compute buffer is used) and
 decodes 16 tokens, then measures. The prediction is ``qwenctl.plan.predict_for_file`` for the same
 file and options on this machine's ``detect()`` (or --bandwidth), i.e. what `qwenctl plan` and
-`qwenctl bench` show.
+`qwenctl bench` show; where detect() cannot tell the host's bandwidth it is measured first, as
+`qwenctl run` does (the H200 machine's rows before 2026-12-01 predicted splits on the assumed figure).
 
 What "memory" means (the planner's definition, measured the same way):
 
@@ -512,6 +513,13 @@ def main() -> None:
         return
 
     hw = detect()
+    if isinstance(hw.memory, Memory) and hw.memory.bandwidth_bytes_per_s is None:
+        # as `qwenctl run` does before a plan that needs it: measure the host's bandwidth once (cached per machine),
+        # so the speed of a split or CPU case is predicted on this machine's figure, not the assumed one
+        from qwenctl.hardware import measure_bandwidth
+
+        measure_bandwidth(hw)
+        hw = detect()
     if args.bandwidth:
         from qwenctl.bench import parse_bandwidth
 
