@@ -2,18 +2,19 @@
 
 ``Hardware`` says what a machine has; this module turns it into what a model may use
 (capacity minus headroom, per pool) and how fast each device moves and multiplies bytes
-(``speed.DeviceSpeed``). Every figure is detected, read from a sourced specification
+(``speed.DeviceSpeed``), and holds a plan's predicted pools against those budgets (``pool_uses``,
+``overflow``). Every figure is detected, read from a sourced specification
 (hardware/data/devices.json) or, failing both, an assumption from
 ``qwenctl/data/speed_model.json`` that is named in ``Machine.notes`` so the plan says so.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from qwenctl.cluster import Link, Worker
 from qwenctl.errors import ExitCode, QwenctlError
-from qwenctl.estimate import load_calibration
+from qwenctl.estimate import MemoryEstimate, PoolMemory, load_calibration
 from qwenctl.hardware import specs
 from qwenctl.hardware.facts import AppleSilicon, Board, Cpu, Hardware, Memory, NvidiaGpu
 from qwenctl.speed import DeviceSpeed, Links, SpeedEstimate, corrected, load_speed_model
@@ -324,3 +325,58 @@ def machine(hw: Hardware, backend: str, device: str, workers: tuple[Worker, ...]
     return Machine(hw, device, backend, budget, capacity, rule, gpu, gpu_b, gpu_c, unified, host_device(hw), gpu_speed,
                    threads(hw), correction(hw, backend, device) if hw.name is None else None, tuple(assumptions),
                    slots if len(slots) > 1 or workers else (), peer, peer_source, workers if slots else ())
+
+
+# --- a plan's memory against this machine's budgets ------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class PoolUse(PoolMemory):
+    """Predicted use of one memory pool (``total_bytes``) next to what the plan may use of it."""
+
+    name: str  # "NVIDIA GeForce RTX 4060", "RAM", "Apple M2 unified memory"
+    budget_bytes: int  # capacity minus headroom
+    capacity_bytes: int
+
+    @property
+    def used_bytes(self) -> int:
+        """What the plan uses of the pool, the figure held against its budget: the estimate's total."""
+        return self.total_bytes
+
+
+def gib(n: float) -> str:
+    return f"{n / 2**30:.1f} GiB"  # memory sizes in binary units, as everywhere (render.human_bytes)
+
+
+def pool_uses(m: Machine, est: MemoryEstimate, slots: tuple[Slot, ...] = ()) -> tuple[PoolUse, ...]:
+    """Each pool of an estimate beside the budget and capacity this machine gives it (``slots``: the devices of a split)."""
+    out = []
+    for p in est.pools:
+        if p.device is not None and slots:
+            slot = slots[p.device]
+            name, budget, cap = slot.label, slot.budget, slot.capacity
+        elif p.pool == "vram":
+            assert m.gpu is not None
+            name, budget, cap = m.gpu.name, m.gpu_budget, m.gpu_capacity
+        elif p.pool == "unified":
+            assert isinstance(m.hw.apple, AppleSilicon)
+            name, budget, cap = f"{m.hw.apple.chip} unified memory (GPU wired limit)", m.unified_budget, m.hw.apple.unified_memory_bytes
+        else:
+            name, budget, cap = "RAM", m.host_budget, m.host_capacity
+        out.append(PoolUse(**asdict(p), name=name, budget_bytes=budget, capacity_bytes=cap))
+    return tuple(out)
+
+
+def overflow(m: Machine, pools: tuple[PoolUse, ...]) -> str | None:
+    """Plain words for the first pool that overflows, or None when everything fits."""
+    for p in pools:
+        if p.used_bytes > p.budget_bytes:
+            where = {"vram": "of VRAM", "ram": "of RAM", "unified": "of the GPU's share of unified memory", "remote": "on"}[p.pool]
+            if p.device is not None:
+                where = f"on {p.name}" if p.pool == "remote" else f"of {p.name}'s VRAM"
+            return f"needs {gib(p.used_bytes)} {where}; {gib(p.budget_bytes)} is available after headroom"
+    if m.gpu is not None and m.gpu.unified_memory:
+        total = sum(p.used_bytes for p in pools)
+        if total > m.host_budget:
+            return f"needs {gib(total)} of shared memory; {gib(m.host_budget)} is available after headroom"
+    return None

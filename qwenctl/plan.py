@@ -23,7 +23,7 @@ QwenctlError (NO_FIT) naming the reason and the nearest plan that works.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 
 from qwenctl.backend_choice import BackendChoice, choose_backend
 from qwenctl.catalog import Catalog, ModelSpec, Weights, load_catalog
@@ -31,7 +31,6 @@ from qwenctl.cluster import Worker
 from qwenctl.errors import ExitCode, QwenctlError
 from qwenctl.estimate import (
     MemoryEstimate,
-    PoolMemory,
     estimate_memory,
     estimate_split_memory,
     fit_gpu_layers,
@@ -39,8 +38,8 @@ from qwenctl.estimate import (
     most_layers,
     weight_split,
 )
-from qwenctl.hardware.facts import AppleSilicon, Hardware
-from qwenctl.machine import Machine, Slot, machine
+from qwenctl.hardware.facts import Hardware
+from qwenctl.machine import Machine, PoolUse, gib, machine, overflow, pool_uses
 from qwenctl.speed import DeviceSpeed, SpeedEstimate, estimate_placed_speed, estimate_speed
 from qwenctl.split import describe, place_layers, proportions_by_room
 
@@ -56,20 +55,6 @@ class Constraints:
     backend: str | None = None  # "llama.cpp" | "mlx"
     n_ctx: int | None = None  # None: 8192, capped at the model's limit
     min_tg_tps: float | None = None  # None: 5 tok/s, relaxed when nothing reaches it
-
-
-@dataclass(frozen=True, kw_only=True)
-class PoolUse(PoolMemory):
-    """Predicted use of one memory pool (``total_bytes``) next to what the plan may use of it."""
-
-    name: str  # "NVIDIA GeForce RTX 4060", "RAM", "Apple M2 unified memory"
-    budget_bytes: int  # capacity minus headroom
-    capacity_bytes: int
-
-    @property
-    def used_bytes(self) -> int:
-        """What the plan uses of the pool, the figure held against its budget: the estimate's total."""
-        return self.total_bytes
 
 
 @dataclass(frozen=True)
@@ -132,10 +117,6 @@ class PlanResult:
     devices: tuple[DeviceSpeed, ...] = ()  # what the speed model knew of each device, with sources
 
 
-def _gb(n: float) -> str:
-    return f"{n / 2**30:.1f} GiB"  # memory sizes in binary units, as everywhere (render.human_bytes)
-
-
 def _tps(a: float, b: float) -> str:
     """"12 vs 15", or "1.7 vs 1.9" where whole numbers would read as a tie."""
     digits = 0 if min(a, b) >= 10 else 1
@@ -143,39 +124,6 @@ def _tps(a: float, b: float) -> str:
 
 
 # --- candidates ---------------------------------------------------------------------------
-
-
-def _pools(m: Machine, est: MemoryEstimate, slots: tuple[Slot, ...] = ()) -> tuple[PoolUse, ...]:
-    out = []
-    for p in est.pools:
-        if p.device is not None and slots:
-            slot = slots[p.device]
-            name, budget, cap = slot.label, slot.budget, slot.capacity
-        elif p.pool == "vram":
-            assert m.gpu is not None
-            name, budget, cap = m.gpu.name, m.gpu_budget, m.gpu_capacity
-        elif p.pool == "unified":
-            assert isinstance(m.hw.apple, AppleSilicon)
-            name, budget, cap = f"{m.hw.apple.chip} unified memory (GPU wired limit)", m.unified_budget, m.hw.apple.unified_memory_bytes
-        else:
-            name, budget, cap = "RAM", m.host_budget, m.host_capacity
-        out.append(PoolUse(**asdict(p), name=name, budget_bytes=budget, capacity_bytes=cap))
-    return tuple(out)
-
-
-def _misfit(m: Machine, pools: tuple[PoolUse, ...]) -> str | None:
-    """Plain words for the first pool that overflows, or None when everything fits."""
-    for p in pools:
-        if p.used_bytes > p.budget_bytes:
-            where = {"vram": "of VRAM", "ram": "of RAM", "unified": "of the GPU's share of unified memory", "remote": "on"}[p.pool]
-            if p.device is not None:
-                where = f"on {p.name}" if p.pool == "remote" else f"of {p.name}'s VRAM"
-            return f"needs {_gb(p.used_bytes)} {where}; {_gb(p.budget_bytes)} is available after headroom"
-    if m.gpu is not None and m.gpu.unified_memory:
-        total = sum(p.used_bytes for p in pools)
-        if total > m.host_budget:
-            return f"needs {_gb(total)} of shared memory; {_gb(m.host_budget)} is available after headroom"
-    return None
 
 
 def _new_plan(m: Machine, model: ModelSpec, w: Weights, n_ctx: int, kv_type: str, flash: bool,
@@ -199,12 +147,12 @@ def _candidate(m: Machine, model: ModelSpec, w: Weights, n_ctx: int, kv_type: st
     def build(ngl: int) -> tuple[Plan, str | None]:
         device = m.device if not (m.device == "cuda" and ngl == 0) else "cpu"
         # the memory of a CUDA build with no layer offloaded is still a CUDA build's
-        pools = _pools(m, estimate_memory(model, w, m.backend, m.device if m.device == "cuda" else device, n_ctx, ngl, kv_type, True))
+        pools = pool_uses(m, estimate_memory(model, w, m.backend, m.device if m.device == "cuda" else device, n_ctx, ngl, kv_type, True))
         gpu_speed = m.gpu_speed if device != "cpu" else None
         sp = m.corrected(estimate_speed(model, w, gpu_speed, m.host_speed, ngl if device == "cuda" else -1, kv_type))
         plan = _new_plan(m, model, w, n_ctx, kv_type, flash, pools, sp, device=device,
                          n_gpu_layers=ngl if device == "cuda" else (-1 if device == "metal" else 0))
-        return plan, _misfit(m, pools)
+        return plan, overflow(m, pools)
 
     if m.slots:
         return _best_spread(m, model, w, n_ctx, kv_type, build)
@@ -243,7 +191,7 @@ def _best_spread(m: Machine, model: ModelSpec, w: Weights, n_ctx: int, kv_type: 
         assert m.gpu is not None
         # the main GPU's pool by its index, and every other visible GPU's idle CUDA context beside it
         others = tuple(s for s in m.slots if s.kind == "gpu" and s.gpu_index != m.gpu.index)
-        idle = _pools(m, MemoryEstimate(tuple(idle_gpu(i) for i, s in enumerate(m.slots) if s in others)), m.slots)
+        idle = pool_uses(m, MemoryEstimate(tuple(idle_gpu(i) for i, s in enumerate(m.slots) if s in others)), m.slots)
         at = next(i for i, s in enumerate(m.slots) if s.gpu_index == m.gpu.index)
         main = tuple(replace(p, device=at, name=m.slots[at].label) if p.pool == "vram" else p for p in one.memory)
         options.append(("one GPU", replace(one, main_gpu=m.gpu.index, memory=main + idle), misfit))
@@ -290,12 +238,12 @@ def _spread(m: Machine, model: ModelSpec, w: Weights, n_ctx: int, kv_type: str, 
 
     def build(ngl: int) -> tuple[Plan, str | None]:
         placement = place_layers(a.n_layers, ngl, shares)
-        pools = _pools(m, memory(ngl, shares), slots)
+        pools = pool_uses(m, memory(ngl, shares), slots)
         sp = m.corrected(estimate_placed_speed(model, w, tuple(s.speed for s in slots), m.host_speed, placement, mode,
                                                shares, links, kv_type))
         plan = _new_plan(m, model, w, n_ctx, kv_type, flash, pools, sp, device=m.device, n_gpu_layers=ngl, split_mode=mode,
                          tensor_split=shares, workers=tuple(dict.fromkeys(s.endpoint for s in slots if s.endpoint)))
-        return plan, _misfit(m, pools)
+        return plan, overflow(m, pools)
 
     def devices_fit(ngl: int) -> bool:  # memory only: the host's part is the plan's misfit to report
         return all(p.total_bytes <= s.budget for p, s in zip(memory(ngl, shares).pools, slots))
@@ -389,7 +337,7 @@ def _why_chosen(m: Machine, target: BackendChoice, plan: Plan, runner_up: Plan |
         reasons.append(plan.split_reason)
     if plan.device == "cuda" and not plan.spread:
         if plan.n_gpu_layers == -1:
-            reasons.append(f"every layer fits on the GPU ({_gb(plan.memory[0].used_bytes)} of {_gb(plan.memory[0].budget_bytes)} VRAM)")
+            reasons.append(f"every layer fits on the GPU ({gib(plan.memory[0].used_bytes)} of {gib(plan.memory[0].budget_bytes)} VRAM)")
         else:
             reasons.append(f"{plan.n_gpu_layers} of {plan.n_layers + 1} layers (the output layer first) fit on the GPU; the rest run from RAM")
     reasons.append(
@@ -430,7 +378,7 @@ def plan(hardware: Hardware, constraints: Constraints = Constraints(), workers: 
         rows = short  # fits or not, the shorter context is the nearer miss to explain
         if any(kind != "memory" for _, kind, _ in short):
             warnings.append(f"context shortened to {SMALL_CTX} tokens: at {DEFAULT_CTX} no model fits in "
-                            f"{_gb(m.host_budget)} ({m.host_rule})")
+                            f"{gib(m.host_budget)} ({m.host_rule})")
 
     feasible = sorted((r for r in rows if r[1] is None), key=lambda r: _rank_key(r[0]))
     if not feasible and not explicit_floor:

@@ -6,7 +6,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from qwenctl.plan import Plan, PlanResult, PoolUse
+from qwenctl.machine import PoolUse
+from qwenctl.plan import Plan, PlanResult
 from qwenctl.profiles import ProfileInfo
 from qwenctl.render import console as make_console
 from qwenctl.render import human_bytes, plural
