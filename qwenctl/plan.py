@@ -46,6 +46,7 @@ from qwenctl.split import describe, place_layers, proportions_by_room
 DEFAULT_CTX = 8192
 DEFAULT_MIN_TG = 5.0
 SMALL_CTX = 2048  # what a machine too small for DEFAULT_CTX is offered instead
+SPEED_TIE = 0.05  # predicted speeds closer than this are one speed: the smaller download is chosen
 
 
 @dataclass(frozen=True)
@@ -327,6 +328,24 @@ def _rank_key(plan: Plan) -> tuple[float, float]:
     return (-round(plan.quality, 6), -plan.tg_tps)
 
 
+def _settle_tie(ranked: list[tuple[Plan, str | None, str]]) -> list[tuple[Plan, str | None, str]]:
+    """First, among the plans of the best one's quality within SPEED_TIE of its speed, the smallest download: the
+    speed model cannot tell such speeds apart (a 7B Q5_0 and Q4_K_M on a CPU: 7.4 and 7.4 tok/s, and which is
+    ahead turned on a bandwidth measured under load), while the download and the memory it saves are certain."""
+    best = ranked[0][0]
+    tied = [r for r in ranked if round(r[0].quality, 6) == round(best.quality, 6) and r[0].tg_tps >= best.tg_tps * (1 - SPEED_TIE)]
+    pick = min(tied, key=lambda r: r[0].download_bytes)
+    return [pick, *(r for r in ranked if r is not pick)]
+
+
+def _same_quality(p: Plan, chosen: Plan) -> str:
+    """Why a plan of the chosen one's quality was not chosen (``chosen`` is the other side)."""
+    if p.tg_tps <= chosen.tg_tps:
+        return f"slower ({_tps(p.tg_tps, chosen.tg_tps)} tok/s)"
+    return (f"as fast within {SPEED_TIE * 100:g} % ({_tps(p.tg_tps, chosen.tg_tps)} tok/s), a larger download "
+            f"({gib(p.download_bytes)} vs {gib(chosen.download_bytes)})")
+
+
 def _why_chosen(m: Machine, target: BackendChoice, plan: Plan, runner_up: Plan | None, floor: float) -> tuple[str, ...]:
     reasons = [target.reason]
     if plan.spread:
@@ -345,7 +364,7 @@ def _why_chosen(m: Machine, target: BackendChoice, plan: Plan, runner_up: Plan |
         f"(Qwen's benchmark mean for {plan.size}" + (", Q4_K_M and better score alike)" if plan.quality >= 0 else ")")
     )
     if runner_up is not None and round(runner_up.quality, 6) == round(plan.quality, 6):
-        reasons.append(f"same quality as {runner_up.name} but faster ({_tps(plan.tg_tps, runner_up.tg_tps)} tok/s)")
+        reasons.append(f"same quality as {runner_up.name}, which is {_same_quality(runner_up, plan)}")
     if plan.kv_cache_type != "f16":
         reasons.append(f"KV cache in {plan.kv_cache_type} so the {plan.n_ctx}-token context fits")
     return tuple(reasons) + plan.reasons
@@ -381,6 +400,7 @@ def plan(hardware: Hardware, constraints: Constraints = Constraints(), workers: 
                             f"{gib(m.host_budget)} ({m.host_rule})")
 
     feasible = sorted((r for r in rows if r[1] is None), key=lambda r: _rank_key(r[0]))
+    feasible = _settle_tie(feasible) if feasible else feasible
     if not feasible and not explicit_floor:
         fits = sorted((r for r in rows if r[1] == "speed"), key=lambda r: -r[0].tg_tps)
         if fits:
@@ -404,7 +424,7 @@ def plan(hardware: Hardware, constraints: Constraints = Constraints(), workers: 
     alternatives = []
     for p, _, _ in feasible[1:]:
         if round(p.quality, 6) == round(chosen.quality, 6):
-            why = f"same quality, slower ({_tps(p.tg_tps, chosen.tg_tps)} tok/s)"
+            why = f"same quality, {_same_quality(p, chosen)}"
         else:
             why = f"lower quality (score {p.quality:.1f} vs {chosen.quality:.1f})"
         alternatives.append(Alternative(p, None, why))

@@ -20,6 +20,25 @@ def test_every_profile_plans_something_that_fits(name):
     assert chosen.download_bytes > 0 and chosen.tg_tps > 0 and chosen.reasons
 
 
+def test_a_speed_tie_goes_to_the_smaller_download():
+    """Q5_0 and Q4_K_M score alike, and on a CPU with bandwidth to spare their predicted speeds meet: within 5 %
+    the model cannot tell them apart (on the CI machine which led ahead turned on a bandwidth measured under
+    load), so the smaller file is chosen and the reason says so."""
+    import dataclasses
+
+    hw = load_profile("laptop-16gb-cpu-only")
+    fast = dataclasses.replace(hw, memory=dataclasses.replace(hw.memory, bandwidth_bytes_per_s=200_000_000_000))
+    result = plan(fast, Constraints(size="7B"))
+    q5_0 = next(a for a in result.alternatives if a.plan.quant == "q5_0")
+    assert result.chosen.quant == "q4_k_m" and q5_0.plan.tg_tps > result.chosen.tg_tps
+    assert q5_0.plan.download_bytes > result.chosen.download_bytes
+    assert "as fast within 5 %" in q5_0.reason and "larger download" in q5_0.reason
+    assert "7B Q5_0, which is as fast within 5 %" in result.chosen.reasons[-1]
+    # at the profile's own 51.2 GB/s Q4_K_M is simply faster
+    slow = plan(hw, Constraints(size="7B"))
+    assert slow.chosen.quant == "q4_k_m" and "which is slower" in slow.chosen.reasons[-1]
+
+
 def test_seed_rtx_4060_runs_7b_4bit_on_cuda():
     c = plan(load_profile("rtx-4060-8gb")).chosen
     assert (c.size, c.quant, c.backend, c.device, c.n_gpu_layers) == ("7B", "q4_k_m", "llama.cpp", "cuda", -1)
