@@ -337,10 +337,10 @@ def _matrix_types(r: dict) -> int:
 
     path = Path(r["path"])
     if path.exists():
-        from qwenctl.backends.gguf_check import read_gguf_header
+        from qwenctl.backends.gguf_check import read_parts
+        from qwenctl.predict import tensor_table
 
-        info = read_gguf_header(path)
-        return split_from_tensors(((t.name, t.n_bytes, t.shape, t.ggml_type) for t in info.tensors), 1).matrix_types
+        return split_from_tensors(tensor_table(read_parts(path)), 1).matrix_types
     size, quant = r["label"].split()
     catalog = load_catalog()
     model = catalog.model(size)
@@ -377,7 +377,7 @@ def _fit_cuda_host(gpu: list[dict]) -> dict:
         runtime = cal["host_runtime_bytes"] + cal["host_vocab_bytes_per_token"] * arch.vocab_size
         rest = (r["measured"]["host_bytes"] - ram["weights_bytes"] - ram["kv_bytes"] - runtime
                 - cuda_host_compute_bytes(arch, r["n_ctx"], r["flash_attn"]))
-        row = (rest, _matrix_types(r), float(r["kv_cache_type"].startswith("q")), arch.n_heads * arch.head_dim)
+        row = (rest, _matrix_types(r), float(r["kv_cache_type"] != "f16"), arch.n_heads * arch.head_dim)
         groups[r.get("ngl", -1) != 0, r["flash_attn"]].append(row)
     out: dict = {}
     if len(full_fa) >= 3:

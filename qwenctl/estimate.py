@@ -91,7 +91,7 @@ class WeightSplit:
 
 EMBEDDING = "token_embd.weight"
 OUTPUT = "output.weight"
-FLOAT_TYPES = {"F32": 0, "F16": 1, "BF16": 30}  # ggml type ids
+FLOAT_TYPES = frozenset({"F32", "F16", "BF16"})  # matrices llama.cpp's CUDA backend multiplies with cuBLAS
 
 
 def tied_embeddings(tensor_names: Iterable[str]) -> bool:
@@ -99,8 +99,8 @@ def tied_embeddings(tensor_names: Iterable[str]) -> bool:
     return OUTPUT not in set(tensor_names)
 
 
-def split_from_tensors(tensors: Iterable[tuple[str, int, tuple[int, ...], int]], n_layers: int) -> WeightSplit:
-    """The exact split of a GGUF from its (tensor name, bytes, shape, ggml type) table.
+def split_from_tensors(tensors: Iterable[tuple[str, int, tuple[int, ...], str]], n_layers: int) -> WeightSplit:
+    """The exact split of a GGUF from its (tensor name, bytes, shape, ggml type name) table (``predict.tensor_table``).
 
     Without an ``output.weight`` tensor the embeddings are tied and llama.cpp makes the
     output matrix a copy of ``token_embd``; everything else (norms and biases included)
@@ -123,7 +123,7 @@ def split_from_tensors(tensors: Iterable[tuple[str, int, tuple[int, ...], int]],
             per_layer[int(index)] += n_bytes
     shared = (rest - sum(per_layer)) / n_layers  # output_norm and the like: spread as before
     return WeightSplit(embd, out, rest / n_layers, not tied, len(multiplied), tuple(round(b + shared) for b in per_layer),
-                       bool(multiplied & set(FLOAT_TYPES.values())))
+                       bool(multiplied & FLOAT_TYPES))
 
 
 def weight_split(catalog: Catalog, model: ModelSpec, weights: Weights) -> WeightSplit:
@@ -149,7 +149,7 @@ def weight_split(catalog: Catalog, model: ModelSpec, weights: Weights) -> Weight
     layers = weights.total_bytes - embd - (0 if a.tied_embeddings else out)
     types = catalog.matrix_types(model, weights)
     return WeightSplit(embd, out, max(layers, 0) / a.n_layers, not a.tied_embeddings, len(types),
-                       float_matrices=bool(types & FLOAT_TYPES.keys()))
+                       float_matrices=bool(types & FLOAT_TYPES))
 
 
 def kv_cache_bytes(model: ModelSpec, n_ctx: int, kv_cache_type: str = "f16", layers: int | None = None) -> int:
@@ -179,8 +179,13 @@ def cuda_host_compute_bytes(arch: Architecture, n_ctx: int, flash_attn: bool) ->
     H100 and the H200 within 2 MiB (11.5 MiB for 0.5B at 8,192 tokens, 35.5 at 32,768; 22.0 and 46.1 for 7B;
     16.0 for 3B with 0, 7, 17, 27 or 36 layers on the host), where a fixed 32 MiB margin stood before."""
     ubatch = int(load_calibration()["memory"]["n_ubatch"])
-    n_kv = -(-n_ctx // 256) * 256
-    return (2 if flash_attn else 4) * n_kv * ubatch + 2 * 4 * ubatch * arch.hidden_size
+    return (2 if flash_attn else 4) * _padded(n_ctx) * ubatch + 2 * 4 * ubatch * arch.hidden_size
+
+
+def _cublas(split: WeightSplit, flash_attn: bool) -> bool:
+    """Whether llama.cpp's CUDA backend calls cuBLAS: for the attention without flash attention, and for the prompt
+    batches of float matrices (F16/BF16/F32) either way."""
+    return not flash_attn or split.float_matrices
 
 
 def cuda_host_bytes(arch: Architecture, split: WeightSplit, kv_cache_type: str, flash_attn: bool, decode_on_gpu: bool) -> int:
@@ -197,7 +202,7 @@ def cuda_host_bytes(arch: Architecture, split: WeightSplit, kv_cache_type: str, 
       products' shapes: a base plus so much per unit of attention width (n_heads x head_dim) up to the widest
       measured (the 7B's; the 14B's wider attention measured less, not more), less the share of decode's
       products when no layer is offloaded. F16/BF16 matrices bring cuBLAS with flash attention too (their prompt
-      batches' products): the same figure (H200, 0.5B and 1.5B F16: -1.2 and +1.0 % with it, -15 and -13 % without).
+      batches' products): the same figure (H200, 0.5B and 1.5B F16: -1.1 and +1.0 % with it, -15 and -13 % without).
     """
     cal = load_calibration()["memory"]
     if decode_on_gpu:
@@ -206,7 +211,7 @@ def cuda_host_bytes(arch: Architecture, split: WeightSplit, kv_cache_type: str, 
         kernels = cal["cuda_no_layer_host_bytes"]
     if kv_cache_type != "f16" and flash_attn:  # backends.KV_CACHE_TYPES: f16 or a quantized type
         kernels += cal["cuda_quantized_kv_host_bytes"]
-    if not flash_attn or split.float_matrices:
+    if _cublas(split, flash_attn):
         width = min(arch.n_heads * arch.head_dim, cal["cuda_no_flash_attn_host_width_max"])
         kernels += cal["cuda_no_flash_attn_host_bytes"] + cal["cuda_no_flash_attn_host_bytes_per_width"] * width
         if not decode_on_gpu:
@@ -222,7 +227,7 @@ def cuda_device_bytes(arch: Architecture, split: WeightSplit, flash_attn: bool, 
     for the 7B at 1,024 cells, 224 MiB at 8,192). F16/BF16 matrices bring cuBLAS with flash attention too. ``n_kv``:
     cells in use; ``heads_share``: this GPU's share of the heads (a tensor split)."""
     cal = load_calibration()["memory"]
-    cublas = cal["cuda_no_flash_attn_bytes"] if not flash_attn or split.float_matrices else 0
+    cublas = cal["cuda_no_flash_attn_bytes"] if _cublas(split, flash_attn) else 0
     scores = 0 if flash_attn else 2 * cal["n_ubatch"] * arch.n_heads * heads_share * max(0, n_kv - cal["cuda_fit_cells"])
     return int(cal["cuda_context_bytes"] + cublas + scores)
 
@@ -231,17 +236,22 @@ def cuda_graph_bytes(host_layers: int, captured: int | None = None) -> int:
     """VRAM of the CUDA graphs ggml captures for the layers left on the host. Their prompt batches run on the GPU
     one weight at a time (the scheduler starts a split for each weight it copies in: 13 CUDA splits per Qwen2
     layer), and ggml's CUDA backend captures and instantiates a graph for every split that runs twice unchanged;
-    each instantiated graph holds ~0.1 MiB of device memory (H200: 224 graphs, 7B, +24 MiB beside an identical
-    pool). How many get captured depends on the prompts, so ``captured`` (counted in llama.cpp's log) is for
+    each instantiated graph holds ~0.1 MiB of device memory (fitted on the H200's 0.5B-7B rows; held out, the 14B
+    with 384 graphs: VRAM -0.9 %, docs/planning.md). How many get captured depends on the prompts, so ``captured`` (counted in llama.cpp's log) is for
     measurements; None is the planner's worst case, every split."""
     cal = load_calibration()["memory"]
     graphs = host_layers * cal["cuda_graph_splits_per_layer"] if captured is None else captured
     return int(graphs * cal["cuda_graph_bytes"])
 
 
+def _padded(tokens: int) -> int:
+    """llama.cpp pads the KV cells a graph attends over to a multiple of 256."""
+    return -(-tokens // 256) * 256
+
+
 def _cells(n_ctx: int, depth: int | None) -> int:
-    """KV cells llama.cpp attends over at `depth` tokens (None: a full context): padded to 256."""
-    return min(n_ctx, -(-(depth or n_ctx) // 256) * 256)
+    """KV cells llama.cpp attends over at `depth` tokens (None: a full context), within the context."""
+    return min(n_ctx, _padded(depth or n_ctx))
 
 
 def _cpu_compute_bytes(model: ModelSpec, n_ctx: int, flash_attn: bool, depth: int | None) -> int:
@@ -367,8 +377,7 @@ def estimate_split_memory(
     # n_copies of each device's graph inputs: the attention mask of a micro-batch and its activations
     pipeline = mode == "layer" and len(kinds) > 1 and placement.layers_on(None) == 0 and placement.output_device is not None
     ubatch = int(cal["n_ubatch"])
-    n_kv = -(-n_ctx // 256) * 256
-    copies = int(cal["pipeline_copies"]) * (2 * n_kv * ubatch + 4 * a.hidden_size * ubatch) if pipeline else 0
+    copies = int(cal["pipeline_copies"]) * (2 * _padded(n_ctx) * ubatch + 4 * a.hidden_size * ubatch) if pipeline else 0
     for i, kind in enumerate(kinds):
         if mode == "tensor":
             share = proportions[i] / sum(proportions)

@@ -324,16 +324,23 @@ def _evaluate(m: Machine, catalog: Catalog, constraints: Constraints, floor: flo
     return out
 
 
+def _score(plan: Plan) -> float:
+    """The quality score as plans are compared: equal when equal to 6 places (Q4_K_M and better score alike)."""
+    return round(plan.quality, 6)
+
+
 def _rank_key(plan: Plan) -> tuple[float, float]:
-    return (-round(plan.quality, 6), -plan.tg_tps)
+    return (-_score(plan), -plan.tg_tps)
 
 
 def _settle_tie(ranked: list[tuple[Plan, str | None, str]]) -> list[tuple[Plan, str | None, str]]:
     """First, among the plans of the best one's quality within SPEED_TIE of its speed, the smallest download: the
     speed model cannot tell such speeds apart (a 7B Q5_0 and Q4_K_M on a CPU: 7.4 and 7.4 tok/s, and which is
     ahead turned on a bandwidth measured under load), while the download and the memory it saves are certain."""
+    if not ranked:
+        return ranked
     best = ranked[0][0]
-    tied = [r for r in ranked if round(r[0].quality, 6) == round(best.quality, 6) and r[0].tg_tps >= best.tg_tps * (1 - SPEED_TIE)]
+    tied = [r for r in ranked if _score(r[0]) == _score(best) and r[0].tg_tps >= best.tg_tps * (1 - SPEED_TIE)]
     pick = min(tied, key=lambda r: r[0].download_bytes)
     return [pick, *(r for r in ranked if r is not pick)]
 
@@ -363,7 +370,7 @@ def _why_chosen(m: Machine, target: BackendChoice, plan: Plan, runner_up: Plan |
         "highest quality that fits" + (f" and reaches {floor:g} tok/s" if floor > 0 else "") + f": score {plan.quality:.1f} "
         f"(Qwen's benchmark mean for {plan.size}" + (", Q4_K_M and better score alike)" if plan.quality >= 0 else ")")
     )
-    if runner_up is not None and round(runner_up.quality, 6) == round(plan.quality, 6):
+    if runner_up is not None and _score(runner_up) == _score(plan):
         reasons.append(f"same quality as {runner_up.name}, which is {_same_quality(runner_up, plan)}")
     if plan.kv_cache_type != "f16":
         reasons.append(f"KV cache in {plan.kv_cache_type} so the {plan.n_ctx}-token context fits")
@@ -400,7 +407,7 @@ def plan(hardware: Hardware, constraints: Constraints = Constraints(), workers: 
                             f"{gib(m.host_budget)} ({m.host_rule})")
 
     feasible = sorted((r for r in rows if r[1] is None), key=lambda r: _rank_key(r[0]))
-    feasible = _settle_tie(feasible) if feasible else feasible
+    feasible = _settle_tie(feasible)
     if not feasible and not explicit_floor:
         fits = sorted((r for r in rows if r[1] == "speed"), key=lambda r: -r[0].tg_tps)
         if fits:
@@ -423,7 +430,7 @@ def plan(hardware: Hardware, constraints: Constraints = Constraints(), workers: 
                         "or ask for a smaller size")
     alternatives = []
     for p, _, _ in feasible[1:]:
-        if round(p.quality, 6) == round(chosen.quality, 6):
+        if _score(p) == _score(chosen):
             why = f"same quality, {_same_quality(p, chosen)}"
         else:
             why = f"lower quality (score {p.quality:.1f} vs {chosen.quality:.1f})"

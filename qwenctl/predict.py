@@ -85,11 +85,12 @@ class FilePrediction:
         return p.total_bytes if p else None
 
 
-Tensors = list[tuple[str, int, tuple[int, ...], int]]  # (name, bytes, shape, ggml type) of every part's tensors
+Tensors = list[tuple[str, int, tuple[int, ...], str]]  # (name, bytes, shape, ggml type name) of every part's tensors
 
 
-def _tensor_table(infos) -> Tensors:
-    return [(t.name, t.n_bytes, t.shape, t.ggml_type) for i in infos for t in i.tensors]
+def tensor_table(infos) -> Tensors:
+    """A (split) GGUF's tensors as ``_file_model`` and ``estimate.split_from_tensors`` read them."""
+    return [(t.name, t.n_bytes, t.shape, t.type_name) for i in infos for t in i.tensors]
 
 
 def _file_model(info, tensors: Tensors) -> tuple[ModelSpec, str | None]:
@@ -134,7 +135,7 @@ def catalog_entry(path: Path) -> tuple[str | None, str | None]:
     from qwenctl.backends.gguf_check import file_type_quant, read_parts
 
     infos = read_parts(Path(path))
-    _, size = _file_model(infos[0], _tensor_table(infos))
+    _, size = _file_model(infos[0], tensor_table(infos))
     return size, file_type_quant(infos[0].metadata.get("general.file_type"))
 
 
@@ -160,7 +161,7 @@ def predict_for_file(
     path = Path(path)
     infos = read_parts(path)
     info, parts = infos[0], part_paths(path)
-    tensors = _tensor_table(infos)
+    tensors = tensor_table(infos)
     file_bytes = sum(i.file_size for i in infos)
     model, size = _file_model(info, tensors)
     split = split_from_tensors(tensors, model.arch.n_layers)

@@ -42,7 +42,7 @@ class Placement:
     output_device: int | None
 
     def layers_on(self, device: int | None) -> int:
-        return sum(1 for d in self.layer_device if d == device)
+        return len(self.indices_on(device))
 
     def indices_on(self, device: int | None) -> tuple[int, ...]:
         return tuple(i for i, d in enumerate(self.layer_device) if d == device)

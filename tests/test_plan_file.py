@@ -9,7 +9,7 @@ from qwenctl.bench import Predicted
 from qwenctl.catalog import load_catalog
 from qwenctl.errors import ExitCode, QwenctlError
 from qwenctl.estimate import split_from_tensors
-from qwenctl.predict import predict_for_file
+from qwenctl.predict import predict_for_file, tensor_table
 from qwenctl.testing import models
 
 
@@ -88,7 +88,7 @@ def test_shaped_05b_matches_the_catalog_and_splits_the_real_tensors(model_cache)
     cpu = predict_for_file(pc(16), path, LoadOptions(n_ctx=8192))
     assert cpu.pool("ram").weights_bytes == path.stat().st_size
     # the types the GPU multiplies (each loads its own kernels): the catalog's rule agrees with the real tensors
-    split = split_from_tensors(((t.name, t.n_bytes, t.shape, t.ggml_type) for t in info.tensors), p.n_layers)
+    split = split_from_tensors(tensor_table([info]), p.n_layers)
     catalog = load_catalog()
     m = catalog.model("0.5B")
     assert split.matrix_types == len(catalog.matrix_types(m, m.weights_for("gguf", "q4_k_m"))) == 4

@@ -43,6 +43,11 @@ class TensorInfo:
     offset: int  # from the start of the data section
     n_bytes: int
 
+    @property
+    def type_name(self) -> str:
+        """The ggml type as llama.cpp and the catalog name it ("Q4_K", "F16")."""
+        return _ggml_types()["types"][str(self.ggml_type)]["name"]
+
 
 @dataclass(frozen=True)
 class GgufInfo:
