@@ -21,6 +21,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from qwenctl.backends import KV_CACHE_TYPES, ChatTemplateSession, GenerationEvent, LoadOptions, MemoryUse, SamplingOptions
+from qwenctl.backends import llama_amx as amx
 from qwenctl.backends import llama_flash as flash
 from qwenctl.backends import memory as mem
 from qwenctl.backends.generation import Engine, Request, run_one
@@ -287,7 +288,8 @@ def load(model_path: Path, options: LoadOptions) -> LlamaCppSession:
         _recent_errors.clear()
         start = time.perf_counter()
         try:
-            with flash.flash_attn_mode(options.flash_attn):  # None: llama.cpp's auto rule, as llama-bench's default
+            # flash attention None: llama.cpp's auto rule, as llama-bench's default
+            with flash.flash_attn_mode(options.flash_attn), amx.safe_buffers(t.type_name for t in info.tensors) as amx_problem:
                 llm = llama_cpp.Llama(
                     str(model_path), n_gpu_layers=ngl, n_ctx=options.n_ctx, n_batch=options.n_batch,
                     n_ubatch=options.n_batch, n_threads=threads, n_threads_batch=threads,
@@ -303,6 +305,8 @@ def load(model_path: Path, options: LoadOptions) -> LlamaCppSession:
                 continue
             break
         load_seconds = time.perf_counter() - start
+        if amx_problem:
+            notes.append(amx_problem)
         if ngl != wanted:
             notes.append(f"out of GPU memory with {wanted} of {n_layers} layers on the GPU; "
                          f"loaded with {ngl} on the GPU and the rest on the CPU (slower)")

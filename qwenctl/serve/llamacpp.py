@@ -39,6 +39,8 @@ def serve(target: ServeTarget, options: ServeOptions, sock: socket.socket, on_re
     from llama_cpp.server.app import create_app
     from llama_cpp.server.settings import ModelSettings, ServerSettings
 
+    from qwenctl.backends.gguf_check import check_gguf
+    from qwenctl.backends.llama_amx import safe_buffers
     from qwenctl.backends.llama_flash import flash_attn_mode
     from qwenctl.backends.llamacpp import default_threads, split_arguments
 
@@ -69,7 +71,9 @@ def serve(target: ServeTarget, options: ServeOptions, sock: socket.socket, on_re
     threads = load.n_threads or default_threads()  # machine.threads via the load options (the server's own: half the CPUs)
     settings = ModelSettings(**model_settings, n_threads=threads, n_threads_batch=threads)
     try:
-        with flash_attn_mode(load.flash_attn):
+        with flash_attn_mode(load.flash_attn), safe_buffers(t.type_name for t in check_gguf(target.model_path).tensors) as amx_problem:
+            if amx_problem:
+                log.warning("%s", amx_problem)
             app = create_app(
                 server_settings=ServerSettings(
                     host=options.host,
