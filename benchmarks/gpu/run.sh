@@ -11,6 +11,8 @@
 # Every stage skips what an earlier call on the same (warm) machine already did, so the stages can be
 # split over calls: `build models` in one, `run` in the next.
 #
+# cpu:    the host CPU alone: llama.cpp built natively with and without AMX, llama-bench with and without repacking
+#         on every model (CPU_MODELS="SIZE:QUANT ..." generates more), and `qwenctl detect --measure`.
 # build:  ONE CUDA build of the sdist's vendored llama.cpp (libllama + llama-bench), used by both
 #         llama-bench and qwenctl (llama-cpp-python's Python package from the same sdist, pointed at the
 #         libraries with LLAMA_CPP_LIB_PATH): the same llama.cpp by construction, and one compile instead of two.
@@ -42,13 +44,17 @@ export LLAMA_CPP_LIB_PATH="$BUILD/bin"
 export PYTHONUNBUFFERED=1 XDG_DATA_HOME="$WORK/xdg" HF_HUB_OFFLINE=1
 stamp() { echo "== $(date +%T) $*"; }
 
-stage_build() {
+install_wheels() {
   local wheels=${WHEEL_DIR:-$ROOT/.whl}
   if [ ! -f "$WORK/site/.done" ] && ls "$wheels"/*.whl >/dev/null 2>&1; then
     stamp "installing carried wheels"
     $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$WORK/site" "$wheels"/*.whl \
       && touch "$WORK/site/.done" || return 1
   fi
+}
+
+stage_build() {
+  install_wheels || return 1
   if [ ! -x "$BUILD/bin/llama-bench" ] || [ ! -f "$BUILD/bin/libllama.so" ]; then
     stamp "building llama.cpp $(basename "$SDIST") with CUDA ($JOBS jobs)"
     local t0=$SECONDS
@@ -365,12 +371,49 @@ stage_rpccompare() {
   done
 }
 
+stage_cpu() {
+  # The host CPU alone, no GPU: llama.cpp built twice for it (CMake's native flags; and native without AMX, explicit
+  # -mno-amx-* flags outlasting -march=native), llama-bench on every model in $WORK/models with every core, weights
+  # repacked (extra buffer types) and not; and the host's read bandwidth as `qwenctl detect --measure` finds it.
+  # On an AMX Xeon this is what llama.cpp's AMX kernels add to prompts over AVX-512 VNNI (docs/planning.md).
+  local R="$WORK/results-cpu" variant dir flags m name t0
+  mkdir -p "$R"; gcc --version | head -1
+  for variant in amx noamx; do
+    dir="$WORK/llama-cpu-$variant"; flags=""
+    [ $variant = noamx ] && flags="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
+    if [ ! -x "$dir/bin/llama-bench" ]; then
+      t0=$SECONDS
+      cmake -S "$SDIST/vendor/llama.cpp" -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=ON -DGGML_CUDA=OFF \
+        -DGGML_NATIVE=ON -DCMAKE_C_FLAGS="$flags" -DCMAKE_CXX_FLAGS="$flags" -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF \
+        -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF >"$R/cmake-$variant.log" 2>&1 || { tail -20 "$R/cmake-$variant.log"; return 1; }
+      cmake --build "$dir" --target llama llama-bench -j "$JOBS" >"$R/build-$variant.log" 2>&1 || { tail -30 "$R/build-$variant.log"; return 1; }
+      stamp "cpu build $variant in $((SECONDS - t0)) s"
+    fi
+  done
+  install_wheels || return 1
+  LLAMA_CPP_LIB_PATH="$WORK/llama-cpu-amx/bin" $PY -m qwenctl detect --measure --json >"$R/detect.json" 2>"$R/detect.err"
+  $PY -c "import json,sys; m=json.load(open(sys.argv[1]))['memory']; print('host bandwidth', m.get('bandwidth_bytes_per_s'), m.get('bandwidth_source'))" "$R/detect.json"
+  [ -n "${CPU_MODELS:-}" ] && LLAMA_CPP_LIB_PATH="$WORK/llama-cpu-amx/bin" $PY benchmarks/gpu/make_models.py "$WORK/models" $CPU_MODELS
+  for m in "$WORK"/models/*.gguf; do
+    name=$(basename "$m" .gguf)
+    for variant in amx noamx; do
+      [ -f "$R/$variant-$name.json" ] && continue
+      "$WORK/llama-cpu-$variant/bin/llama-bench" -m "$m" -p $P -n $N -r ${CPU_REPS:-2} -t "$(nproc)" --repack 1,0 -o json \
+        >"$R/$variant-$name.json" 2>"$R/$variant-$name.err" || { tail -5 "$R/$variant-$name.err"; continue; }
+      cp "$R/$variant-$name.json" "$R/$variant-$name.err" "$OUT"/  # each as it is made: a call cut at its limit keeps them
+      $PY -c "import json,sys; r=json.load(open(sys.argv[1])); print(sys.argv[2], [(x['n_prompt'], x['n_gen'], x.get('repack'), round(x['avg_ts'], 1)) for x in r])" \
+        "$R/$variant-$name.json" "$variant $name"
+    done
+  done
+  cp "$R"/detect.json "$OUT"/ 2>/dev/null; grep -h "AMX\|CPU_REPACK\|CPU model" "$R"/*.err | sort | uniq -c | head -20 || true
+}
+
 stages=("$@")
 [ ${#stages[@]} -eq 0 ] && stages=(build models run)
 for s in "${stages[@]}"; do
   case $s in
-    build|models|run|facts|extras|quants|memory|memdiag|memcheck|pooltrace|graphcheck|speed|sampling|samplerstep|multigpu|splits|rpcworker|rpccompare) stamp "stage $s"; "stage_$s" || { stamp "stage $s failed"; exit 1; } ;;
-    *) echo "unknown stage $s (build, models, run, facts, extras, quants, memory, memdiag, memcheck, pooltrace, graphcheck, speed, sampling, samplerstep, multigpu, splits, rpcworker, rpccompare)"; exit 2 ;;
+    build|models|run|facts|extras|quants|memory|memdiag|memcheck|pooltrace|graphcheck|speed|sampling|samplerstep|multigpu|splits|rpcworker|rpccompare|cpu) stamp "stage $s"; "stage_$s" || { stamp "stage $s failed"; exit 1; } ;;
+    *) echo "unknown stage $s (build, models, run, facts, extras, quants, memory, memdiag, memcheck, pooltrace, graphcheck, speed, sampling, samplerstep, multigpu, splits, rpcworker, rpccompare, cpu)"; exit 2 ;;
   esac
 done
 stamp "done"
