@@ -85,10 +85,15 @@ class DeviceTerms:
     memory_efficiency: float
     pp_compute_s: float  # the prompt batch's matrix work
     pp_fixed_s: float  # the prompt batch's per-layer costs: launches, activation quantization, partly filled tiles
+    pp_stream_s: float | None = None  # the prompt batch's reads of the weights, where not `stream_s` (copied to a GPU)
 
     @property
     def decode_s(self) -> float:
         return self.fixed_s + self.stream_s + self.dequant_s
+
+    @property
+    def prompt_s(self) -> float:
+        return self.pp_fixed_s + (self.stream_s if self.pp_stream_s is None else self.pp_stream_s) + self.pp_compute_s
 
 
 @dataclass(frozen=True)
@@ -324,6 +329,9 @@ def estimate_placed_speed(
             pp_fixed_s=layers * pp_e["pp_per_layer_cycles"] / dev.clock_hz,
         ))
         uncertainty = max(uncertainty, e["uncertainty"])
+    offload_to = next((d for d in devices if d.engine == "cuda"), None)
+    if host_share and offload_to is not None and pp_tokens >= sm["links"]["op_offload_min_batch"]:
+        terms[-1] = _prompt_offloaded(terms[-1], shares[-1], offload_to, a, weights, s, pp_tokens, engine_date, sm)
     if host_share and any(d.engine != "cpu" for d in devices):
         uncertainty = max(uncertainty, sm["split_uncertainty"])  # a GPU/host split: the host's share is the shaky part
     link_s, link_pp_s, notes = _link_costs(sm["links"], a, placement, mode, len(devices), links, pp_tokens)
@@ -331,15 +339,34 @@ def estimate_placed_speed(
         uncertainty = max(uncertainty, sm["links"]["uncertainty"])
     if mode == "tensor":
         decode_s = max(t.decode_s for t in terms) + link_s
-        prompt_s = max(t.pp_fixed_s + t.stream_s + t.pp_compute_s for t in terms) + link_pp_s
+        prompt_s = max(t.prompt_s for t in terms) + link_pp_s
     else:
         decode_s = sum(t.decode_s for t in terms) + link_s
-        prompt_s = sum(t.pp_fixed_s + t.stream_s + t.pp_compute_s for t in terms) + link_pp_s
+        prompt_s = sum(t.prompt_s for t in terms) + link_pp_s
     sample_s = a.vocab_size * sm["sampling_s_per_vocab_entry"]
     tg = 1.0 / (decode_s + (sample_s if sampling else 0.0))
     return SpeedEstimate(tg_tps=tg, tg_tps_low=tg * (1 - uncertainty), pp_tps=pp_tokens / prompt_s,
                          chat_tps=1.0 / (decode_s + sample_s), sampling_s=sample_s, terms=tuple(terms),
                          link_s=link_s, link_notes=tuple(notes))
+
+
+def _prompt_offloaded(host: DeviceTerms, share: tuple, gpu: DeviceSpeed, a, weights: Weights, split: WeightSplit,
+                      pp_tokens: int, engine_date: str | None, sm: dict[str, Any]) -> DeviceTerms:
+    """The host's layers of a prompt batch as a CUDA build runs them: on the GPU, their weights copied over per batch.
+
+    ggml's scheduler hands an op whose weights sit in host memory to the GPU when its batch has at least
+    `op_offload_min_batch` (32) tokens (ggml-cuda.cu, ``ggml_backend_cuda_device_offload_op``; the memory model's
+    CUDA graphs per host layer are these). Each batch then copies every host layer's weights from pageable
+    memory (the mmap'd file) to the GPU, and the GPU multiplies them; the output layer's one row stays on the host.
+    """
+    _, layers, _, layer_params, _ = share
+    e = sm["engines"]["cuda"]
+    operand, _, stream_k = pp_kernel(weights, gpu, engine_date)
+    pp_eff = sm["families"].get(pp_path(gpu.family), {}).get("pp_efficiency", {}).get(operand, e["pp_efficiency"][operand])
+    copy_s = layers * split.layer_bytes / sm["links"]["host_to_gpu_pageable_bytes_per_s"]
+    compute_s = 2 * layer_params * pp_tokens / (gpu.matrix_ops[operand] * gpu.compute_share * pp_eff
+                                                 * (1.0 if stream_k else _wave_utilisation(a, pp_tokens, gpu, layers)))
+    return replace(host, pp_stream_s=copy_s, pp_compute_s=compute_s, pp_fixed_s=layers * e["pp_per_layer_cycles"] / gpu.clock_hz)
 
 
 def _link_costs(k: dict[str, Any], a, placement: Placement, mode: str, n_devices: int, links: Links,

@@ -73,6 +73,26 @@ def test_prompt_processing_is_compute_bound_and_decode_is_not():
     assert b.tg_tps == pytest.approx(a.tg_tps)
 
 
+def test_a_splits_host_layers_prompt_on_the_gpu_with_their_weights_copied():
+    """With layers on the host a CUDA build multiplies their prompt batches on the GPU, copying the weights each batch.
+
+    Measured on the H200 machine (7B Q4_K_M, flash attention, llama-bench pp512; benchmarks/results/h200-host-cpu):
+    882.9 tok/s with no layer offloaded (the one row the copy rate comes from), 1,150.8 / 1,537.5 / 2,555.4 with
+    6 / 13 / 20 layers on the GPU (held out). A CPU-rate prompt for those layers had predicted 0.27-0.32 of them.
+    """
+    h200 = cuda_device(gpu("NVIDIA H200", 4.8e12))
+    m, w = spec("7B")
+    for ngl, measured in ((0, 882.9), (7, 1150.8), (14, 1537.5), (21, 2555.4)):
+        est = estimate_speed(m, w, h200, HOST, ngl)
+        assert est.pp_tps == pytest.approx(measured, rel=0.10)
+        host = est.terms[-1]
+        assert host.pp_stream_s is not None and host.pp_stream_s > host.pp_compute_s  # the copy, not the multiply, is the cost
+    short = estimate_speed(m, w, h200, HOST, 0, pp_tokens=16)  # under 32 tokens ggml keeps the batch on the host
+    assert short.terms[-1].pp_stream_s is None
+    cpu_only = estimate_speed(m, w, None, HOST)
+    assert estimate_speed(m, w, h200, HOST, 0).pp_tps > 2 * cpu_only.pp_tps
+
+
 def _board(model: str, soc: str, bw: float) -> Hardware:
     cpu = Cpu(f"{soc}", "arm64", 4, 4, flags=("neon",))
     return Hardware("Linux", "aarch64", cpu, Memory(8 * GiB, 6 * GiB, 0, bandwidth_bytes_per_s=int(bw)), Absent("-"),
