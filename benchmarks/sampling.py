@@ -5,6 +5,8 @@ One command, the same on a CPU and on the H200 (benchmarks/gpu/run.sh's `samplin
   decode               `qwenctl bench`'s tg: llama_decode one token at a time, no sampling (llama-bench's figure)
   chat, device         bench's chat: Qwen's sampler chain drawn on the device (what chat and serve do)
   chat, host           the same chain over logits copied back to the host (the old path), for the gain
+  paired               the three above again, back to back within each trial, and each trial's chat ÷ decode
+                       (on a shared machine the load moves between bench's phases by more than sampling costs)
   run -p               `qwenctl run --model M -p ... --json` in a subprocess: its reply's generation tok/s
   serve, 1 streamed    `qwenctl serve` (--parallel 1), one openai client, streamed; client-side rate from
                        the first to the last content chunk, so HTTP, JSON and SSE are inside the figure
@@ -53,6 +55,51 @@ def engine_figures(model: Path, n_ctx: int, n_gen: int, trials: int) -> dict:
     out["_setup"] = {"n_gpu_layers": r.n_gpu_layers, "flash_attn": r.flash_attn, "n_threads": r.n_threads,
                      "machine": r.machine, "engine": r.engine_version, "sampling": r.sampling}
     return out
+
+
+def paired_figures(model: Path, n_ctx: int, n_gen: int, trials: int) -> dict:
+    """decode, chat (device) and chat (host) taken in turn within each trial, and each trial's chat ÷ decode.
+
+    bench runs all its decode trials, then all its chat trials; on a shared machine the load can change between
+    those phases by more than the few per cent sampling costs. Here every trial measures the three back to back,
+    so the ratio is taken within a trial and its median is the figure.
+    """
+    import random
+
+    from qwenctl.backends import SamplingOptions, load_backend
+    from qwenctl.hardware import detect
+    from qwenctl.pipeline import unplanned_load_options
+
+    session = load_backend("llama.cpp", model, unplanned_load_options(detect(), n_ctx))
+    try:
+        rng = random.Random(0)
+        tokens = [rng.randrange(session.n_vocab) for _ in range(n_gen)]
+        messages = [{"role": "user", "content": QUESTION}]
+
+        def decode() -> float:
+            session.reset()
+            t0 = time.perf_counter()
+            for token in tokens:
+                session.decode_one(token)
+            return n_gen / (time.perf_counter() - t0)
+
+        def chat(on_device: bool, seed: int) -> float:
+            session.device_sampling = on_device
+            session.reset()
+            last = None
+            for last in session.chat(messages, SamplingOptions(max_tokens=n_gen, seed=seed)):  # noqa: B007 - the last event sums up
+                pass
+            assert last is not None
+            return last.generation_tps
+
+        decode(), chat(True, 0)  # warm-up
+        runs = [(decode(), chat(True, i), chat(False, i)) for i in range(trials)]
+    finally:
+        session.device_sampling = True
+        session.close()
+    return {"paired_decode": _fig([d for d, _, _ in runs]), "paired_chat_device": _fig([c for _, c, _ in runs]),
+            "paired_chat_host": _fig([h for _, _, h in runs]),
+            "_ratios": {"chat_device": _fig([c / d for d, c, _ in runs]), "chat_host": _fig([h / d for d, _, h in runs])}}
 
 
 def run_p(model: Path, n_ctx: int, trials: int) -> dict:
@@ -149,12 +196,13 @@ def main() -> None:
     ap.add_argument("--trials", type=int, default=5)
     ap.add_argument("--ctx", type=int, default=1024)
     ap.add_argument("--run-trials", type=int, help="trials of `run -p` (512 tokens each; default --trials)")
-    ap.add_argument("--skip", default="", help="comma-separated parts to leave out: run,serve,concurrent")
+    ap.add_argument("--skip", default="", help="comma-separated parts to leave out: paired,run,serve,concurrent")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--json-out", type=Path, help="also write the document here after every part")
     a = ap.parse_args()
     skip = set(filter(None, a.skip.split(",")))
     t0 = time.perf_counter()
+    ratios: dict = {}
     figures = engine_figures(a.model, a.ctx, a.n_gen, a.trials)
     setup = figures.pop("_setup")
 
@@ -162,7 +210,8 @@ def main() -> None:
         decode = figures["decode"]["median"]
         return {"schema": "sampling-bench", "model": a.model.name, "n_gen": a.n_gen, "trials": a.trials, "n_ctx": a.ctx,
                 **setup, "seconds": round(time.perf_counter() - t0, 1),
-                "figures": {k: {**v, "vs_decode": v["median"] / decode} for k, v in figures.items() if v}}
+                "figures": {k: {**v, "vs_decode": v["median"] / decode} for k, v in figures.items() if v},
+                "paired_ratios": ratios}
 
     def save(part: str) -> None:
         print(f"[sampling] {part} done after {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
@@ -170,6 +219,11 @@ def main() -> None:
             a.json_out.write_text(json.dumps(document(), indent=1))
 
     save("engine")
+    if "paired" not in skip:
+        paired = paired_figures(a.model, a.ctx, a.n_gen, a.trials)
+        ratios = paired.pop("_ratios")
+        figures.update(paired)
+        save("paired")
     if "run" not in skip:
         figures["run_p"] = run_p(a.model, a.ctx, a.run_trials or a.trials)
         save("run -p")
@@ -190,6 +244,8 @@ def main() -> None:
     print(f"  {'':28} {'median tok/s':>13} {'min':>9} {'÷ decode':>9}")
     for name, v in doc["figures"].items():
         print(f"  {name:28} {v['median']:13,.1f} {v['min']:9,.1f} {v['vs_decode']:9.2f}")
+    for name, v in ratios.items():
+        print(f"  {name} ÷ decode within each trial: median {v['median']:.3f} (min {v['min']:.3f}, max {v['max']:.3f})")
 
 
 if __name__ == "__main__":
