@@ -357,13 +357,15 @@ def _prompt_offloaded(host: DeviceTerms, share: tuple, gpu: DeviceSpeed, a, weig
     ggml's scheduler hands an op whose weights sit in host memory to the GPU when its batch has at least
     `op_offload_min_batch` (32) tokens (ggml-cuda.cu, ``ggml_backend_cuda_device_offload_op``; the memory model's
     CUDA graphs per host layer are these). Each batch then copies every host layer's weights from pageable
-    memory (the mmap'd file) to the GPU, and the GPU multiplies them; the output layer's one row stays on the host.
+    memory (the mmap'd file) to the GPU, a copy per weight matrix, each with its staging cost, and the GPU
+    multiplies them; the output layer's one row stays on the host.
     """
     _, layers, _, layer_params, _ = share
     e = sm["engines"]["cuda"]
     operand, _, stream_k = pp_kernel(weights, gpu, engine_date)
     pp_eff = sm["families"].get(pp_path(gpu.family), {}).get("pp_efficiency", {}).get(operand, e["pp_efficiency"][operand])
-    copy_s = layers * split.layer_bytes / sm["links"]["host_to_gpu_pageable_bytes_per_s"]
+    link = sm["links"]
+    copy_s = layers * (split.layer_bytes / link["host_to_gpu_pageable_bytes_per_s"] + link["host_to_gpu_per_layer_s"])
     compute_s = 2 * layer_params * pp_tokens / (gpu.matrix_ops[operand] * gpu.compute_share * pp_eff
                                                  * (1.0 if stream_k else _wave_utilisation(a, pp_tokens, gpu, layers)))
     return replace(host, pp_stream_s=copy_s, pp_compute_s=compute_s, pp_fixed_s=layers * e["pp_per_layer_cycles"] / gpu.clock_hz)

@@ -77,8 +77,8 @@ def test_a_splits_host_layers_prompt_on_the_gpu_with_their_weights_copied():
     """With layers on the host a CUDA build multiplies their prompt batches on the GPU, copying the weights each batch.
 
     Measured on the H200 machine (7B Q4_K_M, flash attention, llama-bench pp512; benchmarks/results/h200-host-cpu):
-    882.9 tok/s with no layer offloaded (the one row the copy rate comes from), 1,150.8 / 1,537.5 / 2,555.4 with
-    6 / 13 / 20 layers on the GPU (held out). A CPU-rate prompt for those layers had predicted 0.27-0.32 of them.
+    882.9 tok/s with no layer offloaded (one of the two rows the copy's constants come from), 1,150.8 / 1,537.5 /
+    2,555.4 with 6 / 13 / 20 layers on the GPU (held out). A CPU-rate prompt had predicted 0.27-0.32 of them.
     """
     h200 = cuda_device(gpu("NVIDIA H200", 4.8e12))
     m, w = spec("7B")
