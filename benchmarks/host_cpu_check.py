@@ -36,7 +36,7 @@ def main() -> None:
     backends = {**doc["backends"], "llama_cpp": "0.3.36"}
     with_gpu = hardware_from_dict({**doc, "backends": {**backends, "llama_cpp_gpu_offload": True}})
     cpu_only = hardware_from_dict({**doc, "nvidia": {"absent": "a CPU-only build"}, "backends": {**backends, "llama_cpp_gpu_offload": False}})
-    files = {size: models.shaped_gguf(Path(args.models_dir), size, "Q4_K_M") for size in ("1.5B", "3B", "7B")}
+    files = {size: models.shaped_gguf(Path(args.models_dir), size, "Q4_K_M") for size in ("0.5B", "1.5B", "3B", "7B")}
 
     def threads(n: int):
         return dataclasses.replace(cpu_only, cpu=dataclasses.replace(cpu_only.cpu, physical_cores=n, logical_cores=n))
@@ -53,7 +53,7 @@ def main() -> None:
         for n in sorted({x["n_threads"] for x in scan}):
             show(f"CPU {size}, {n} threads", [x for x in scan if x["n_threads"] == n], threads(n), files[size],
                  LoadOptions(n_ctx=1024, flash_attn=False))
-    for size in ("1.5B", "3B", "7B"):
+    for size in ("0.5B", "1.5B", "3B", "7B"):
         for f in sorted(RESULTS.glob(f"split-{size.lower()}-ngl*.json"), key=lambda f: int(f.stem.split("ngl")[1])):
             ngl = int(f.stem.split("ngl")[1])
             show(f"H200 + host, {size} ngl {ngl}", json.loads(f.read_text()), with_gpu, files[size],
