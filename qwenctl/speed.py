@@ -306,11 +306,7 @@ def estimate_placed_speed(
         family = sm["families"].get(dev.family, {})
         eff = family.get("memory_efficiency", sm["memory_efficiency"][dev.memory_kind])
         dequant = e["dequant_ops_per_weight"].get(quant, e["dequant_ops_per_weight"]["default"])
-        # matrix kernels reach different shares of their peak per kernel path (llama.cpp's MMQ uses
-        # mma.sync, not Hopper's wgmma): the path's own figure where the fitting half had one
-        operand, dequant_bytes, stream_k = pp_kernel(weights, dev, engine_date)
-        kernels = sm["families"].get(pp_path(dev.family), {})
-        pp_eff = kernels.get("pp_efficiency", {}).get(operand, pp_e["pp_efficiency"][operand])
+        matrix_rate, dequant_bytes = _matrix_rate(sm, dev, pp_e, weights, engine_date, a, pp_tokens, layers)
         streaming = _streaming_rate(dev, eff, e["unit_bytes_per_cycle"])
         terms.append(DeviceTerms(
             device=dev.name,
@@ -323,9 +319,7 @@ def estimate_placed_speed(
             memory_efficiency=eff,
             # a prompt needs the logits of its last token only (llama.cpp outputs just that row; mlx-lm
             # evaluates only the KV cache until the last token): the output matrix multiplies one token
-            pp_compute_s=2 * (layer_params * pp_tokens + logit_params) / (dev.matrix_ops[operand] * dev.compute_share * pp_eff
-                                                   * (1.0 if stream_k else _wave_utilisation(a, pp_tokens, dev, layers)))
-                         + layer_params * dequant_bytes / streaming,
+            pp_compute_s=2 * (layer_params * pp_tokens + logit_params) / matrix_rate + layer_params * dequant_bytes / streaming,
             pp_fixed_s=layers * pp_e["pp_per_layer_cycles"] / dev.clock_hz,
         ))
         uncertainty = max(uncertainty, e["uncertainty"])
@@ -350,6 +344,20 @@ def estimate_placed_speed(
                          link_s=link_s, link_notes=tuple(notes))
 
 
+def _matrix_rate(sm: dict[str, Any], dev: DeviceSpeed, pp_e: dict[str, Any], weights: Weights, engine_date: str | None,
+                 a, pp_tokens: int, layers: int) -> tuple[float, float]:
+    """(ops/s a prompt's matrix products reach on ``dev``, extra bytes moved per weight by its kernel path).
+
+    Matrix kernels reach different shares of their peak per kernel path (llama.cpp's MMQ uses mma.sync, not
+    Hopper's wgmma): the path's own efficiency where the fitting half had one, else the engine's (``pp_e``).
+    """
+    operand, dequant_bytes, stream_k = pp_kernel(weights, dev, engine_date)
+    kernels = sm["families"].get(pp_path(dev.family), {})
+    pp_eff = kernels.get("pp_efficiency", {}).get(operand, pp_e["pp_efficiency"][operand])
+    wave = 1.0 if stream_k else _wave_utilisation(a, pp_tokens, dev, layers)
+    return dev.matrix_ops[operand] * dev.compute_share * pp_eff * wave, dequant_bytes
+
+
 def _prompt_offloaded(host: DeviceTerms, share: tuple, gpu: DeviceSpeed, a, weights: Weights, split: WeightSplit,
                       pp_tokens: int, engine_date: str | None, sm: dict[str, Any]) -> DeviceTerms:
     """The host's layers of a prompt batch as a CUDA build runs them: on the GPU, their weights copied over per batch.
@@ -362,13 +370,11 @@ def _prompt_offloaded(host: DeviceTerms, share: tuple, gpu: DeviceSpeed, a, weig
     """
     _, layers, _, layer_params, _ = share
     e = sm["engines"]["cuda"]
-    operand, _, stream_k = pp_kernel(weights, gpu, engine_date)
-    pp_eff = sm["families"].get(pp_path(gpu.family), {}).get("pp_efficiency", {}).get(operand, e["pp_efficiency"][operand])
+    matrix_rate, _ = _matrix_rate(sm, gpu, e, weights, engine_date, a, pp_tokens, layers)
     link = sm["links"]
     copy_s = layers * (split.layer_bytes / link["host_to_gpu_pageable_bytes_per_s"] + link["host_to_gpu_per_layer_s"])
-    compute_s = 2 * layer_params * pp_tokens / (gpu.matrix_ops[operand] * gpu.compute_share * pp_eff
-                                                 * (1.0 if stream_k else _wave_utilisation(a, pp_tokens, gpu, layers)))
-    return replace(host, pp_stream_s=copy_s, pp_compute_s=compute_s, pp_fixed_s=layers * e["pp_per_layer_cycles"] / gpu.clock_hz)
+    return replace(host, pp_stream_s=copy_s, pp_compute_s=2 * layer_params * pp_tokens / matrix_rate,
+                   pp_fixed_s=layers * e["pp_per_layer_cycles"] / gpu.clock_hz)
 
 
 def _link_costs(k: dict[str, Any], a, placement: Placement, mode: str, n_devices: int, links: Links,
