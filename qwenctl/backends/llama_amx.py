@@ -83,23 +83,13 @@ def safe_buffers(weight_types: Iterable[str]) -> Iterator[str | None]:
     """While loading a file with these ggml weight types ("Q4_K", ...): no extra buffer types where the AMX
     kernels would crash; yields why (None: nothing changed).
 
-    llama-cpp-python's ``Llama()`` has no argument for ``use_extra_bufts``; it is set on the params handed to
-    ``_internals.LlamaModel`` (as ``llama_flash`` does for the context).
+    llama-cpp-python's ``Llama()`` has no argument for ``use_extra_bufts`` (``llama_params.while_loading``).
     """
     problem = build_problem() if AMX_TYPES.intersection(weight_types) else None
     if problem is None:
         yield None
         return
-    import llama_cpp._internals as internals
+    from qwenctl.backends.llama_params import while_loading
 
-    original = internals.LlamaModel.__init__
-
-    def init(self, *args, params, **kwargs):
-        params.use_extra_bufts = False
-        original(self, *args, params=params, **kwargs)
-
-    internals.LlamaModel.__init__ = init  # type: ignore[method-assign]
-    try:
+    with while_loading("LlamaModel", use_extra_bufts=False):
         yield problem
-    finally:
-        internals.LlamaModel.__init__ = original  # type: ignore[method-assign]

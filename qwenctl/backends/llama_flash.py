@@ -7,7 +7,7 @@ does) and enables it, logging "Flash Attention enabled", or logs "... not suppor
 llama-cpp-python 0.3.36 binds the enum (llama_cpp.py) but ``Llama(flash_attn: bool)`` maps only
 True/False to ENABLED/DISABLED (llama.py) before it creates the context inside ``__init__``.
 
-``flash_attn_mode(None)`` therefore sets AUTO on the params handed to ``_internals.LlamaContext``
+``flash_attn_mode(None)`` therefore sets AUTO on the params handed to ``_internals.LlamaContext`` (``llama_params``)
 while a model loads (``Llama`` in ``load``, and llama_cpp.server's ``create_app`` in ``serve``);
 True/False pass through untouched. ``resolved(lines)`` reads llama.cpp's answer from its log.
 """
@@ -28,19 +28,11 @@ def flash_attn_mode(flash_attn: bool | None) -> Iterator[None]:
         yield
         return
     import llama_cpp
-    import llama_cpp._internals as internals
 
-    original = internals.LlamaContext.__init__
+    from qwenctl.backends.llama_params import while_loading
 
-    def init(self, *args, params, **kwargs):
-        params.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_AUTO
-        original(self, *args, params=params, **kwargs)
-
-    internals.LlamaContext.__init__ = init  # type: ignore[method-assign]
-    try:
+    with while_loading("LlamaContext", flash_attn_type=llama_cpp.LLAMA_FLASH_ATTN_TYPE_AUTO):
         yield
-    finally:
-        internals.LlamaContext.__init__ = original  # type: ignore[method-assign]
 
 
 def resolved(asked: bool | None, log_lines: Sequence[str]) -> bool | None:
