@@ -4,6 +4,8 @@
     python benchmarks/speed_model_fit.py --fit      # fit on the fitting half, score the held-out half,
                                                     # write the constants and benchmarks/results/speed_model_fit.json
     python benchmarks/speed_model_fit.py --rows     # also print every row
+    python benchmarks/speed_model_fit.py --score F  # score the shipped constants on the rows of F (collected
+                                                    # after the fit, e.g. published_cpu_sweeps.json), never fit
 
 Rows: benchmarks/published_speeds.json (each with its source). Devices are split BEFORE any
 fitting into a fitting half and a held-out half: within each device family, devices are ordered
@@ -388,12 +390,41 @@ def set_uncertainties(obs) -> None:
         sm["engines"][engine]["uncertainty"] = round(min(max(1 - q25, 0.1), 0.5), 2)
 
 
+def score_later_rows(path: Path, doc: dict) -> None:
+    """The shipped constants on rows collected after they were fitted: every row is held out, by device and
+    at the thread count qwenctl itself would run (the performance cores, else the physical cores)."""
+    later = json.loads(path.read_text())
+    cpus = {**doc.get("cpu_hosts", {}), **later.get("cpu_hosts", {})}
+    rows = prepare({**later, "shapes": doc.get("shapes", {}), "device_aliases": doc.get("device_aliases", {})}, cpus)
+    errs = errors(observations(rows, {r["_device"]: "later" for r in rows if "_skip" not in r}, "later"))
+
+    def own_threads(r: dict) -> bool:
+        cores = (cpus.get(r["device_key"]) or {}).get("cores") or {}
+        return r.get("threads") == (cores.get("performance") or sum(v for v in cores.values() if isinstance(v, int)))
+
+    print(f"{path.name}: {len(rows)} rows, {sum(1 for r in rows if '_skip' in r)} without a specification, "
+          f"{sum(1 for r in rows if r.get('suspect'))} with suspect figures (left out)")
+    for label, subset in (("every thread count", errs), ("qwenctl's thread count", [e for e in errs if own_threads(e[0])])):
+        for k in ("tg", "pp"):
+            s = summary(subset, k)
+            if s["rows"]:
+                print(f"  {label:22s} {k}: {s['rows']:3d} figures, {s['within_20pct']:.0%} within ±20 %, median {s['median_ratio']:.3f}")
+    for dev in sorted({r["_device"] for r, *_ in errs}):
+        cells = [(k, [p / m for r, kk, m, p in errs if r["_device"] == dev and kk == k]) for k in ("tg", "pp")]
+        print(f"  {dev:30s} " + "   ".join(f"{k} {len(v):2d} rows, ratio {min(v):.2f}-{max(v):.2f} (median {statistics.median(v):.2f})"
+                                             for k, v in cells if v))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--fit", action="store_true")
     ap.add_argument("--rows", action="store_true")
+    ap.add_argument("--score", type=Path, help="rows collected after the fit: score the shipped constants on them")
     args = ap.parse_args()
     doc = json.loads(DATA.read_text())
+    if args.score:
+        score_later_rows(args.score, doc)
+        return
     cpus = doc.get("cpu_hosts", {})
     rows = prepare(doc, cpus)
     role = split_devices(rows)

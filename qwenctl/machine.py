@@ -103,12 +103,18 @@ def host_device(hw: Hardware) -> DeviceSpeed:
     core = specs.cpu_core(hw.cpu if isinstance(hw.cpu, Cpu) else None, hw.board if isinstance(hw.board, Board) else None)
     bw = hw.memory.bandwidth_bytes_per_s if isinstance(hw.memory, Memory) else None
     bw_source = hw.memory.bandwidth_source if isinstance(hw.memory, Memory) else None
-    if not bw and isinstance(hw.board, Board):  # no memory probe, but the board's model says it
-        from qwenctl.hardware.host_bandwidth import board_bandwidth
+    sustained = None
+    if isinstance(hw.board, Board):
+        from qwenctl.hardware.host_bandwidth import board_bandwidth, board_sustained
 
-        bw, bw_source = board_bandwidth(hw.board.model, hw.board.ram_bytes) or (None, None)
+        if not bw:  # no memory probe, but the board's model says it
+            bw, bw_source = board_bandwidth(hw.board.model, hw.board.ram_bytes) or (None, None)
+        sustained = board_sustained(hw.board.model)
     sources, assumed = [core.source], list(core.assumed)
-    if bw:
+    if sustained:  # a board whose memory streams far below its peak: price reads on what it streams
+        bw, bw_source = sustained
+        sources.append(f"host bandwidth: {bw_source} (sustained)")
+    elif bw:
         sources.append(f"host bandwidth: {bw_source or 'detected'}")
     else:
         bw = fb["host_bandwidth_bytes_per_s"]
@@ -126,6 +132,7 @@ def host_device(hw: Hardware) -> DeviceSpeed:
         clock_hz=core.clock_hz,
         sources=tuple(sources),
         assumed=tuple(assumed),
+        bandwidth_sustained=sustained is not None,
     )
 
 

@@ -69,6 +69,7 @@ class DeviceSpeed:
     assumed: tuple[str, ...] = ()  # figures that were not detected or sourced for this device
     compute_share: float = 1.0  # a MIG slice's share of the GPU's SMs
     dies: int = 1  # GPU dies that every kernel's completion must synchronise (an Apple Ultra: 2)
+    bandwidth_sustained: bool = False  # the bandwidth is what the memory really streams (STREAM), not its peak
 
 
 @dataclass(frozen=True)
@@ -304,7 +305,8 @@ def estimate_placed_speed(
         e = sm["engines"][dev.engine]
         pp_e = sm["engines"][e["pp_constants"]] if "pp_constants" in e else e  # an engine with no prompt rows of its own
         family = sm["families"].get(dev.family, {})
-        eff = family.get("memory_efficiency", sm["memory_efficiency"][dev.memory_kind])
+        eff = (sm["memory_efficiency_of_sustained"] if dev.bandwidth_sustained
+               else family.get("memory_efficiency", sm["memory_efficiency"][dev.memory_kind]))
         dequant = e["dequant_ops_per_weight"].get(quant, e["dequant_ops_per_weight"]["default"])
         matrix_rate, dequant_bytes = _matrix_rate(sm, dev, pp_e, weights, engine_date, a, pp_tokens, layers)
         streaming = _streaming_rate(dev, eff, e["unit_bytes_per_cycle"])

@@ -21,7 +21,8 @@ def planned(name: str):
 
 def test_pi_4_without_device_tree_plans_a_small_model_on_the_boards_ram_and_bandwidth():
     """Recognised from cpuinfo's Model line; no /proc/meminfo in the capture, so the 8 GiB its revision
-    code names stands in (said first), and the board's 12.8 GB/s (LPDDR4-3200, 32-bit) sets the speed."""
+    code names stands in (said first), and what the board's memory streams (5.56 GB/s in STREAM, of its 12.8 GB/s
+    LPDDR4-3200 peak) sets the speed."""
     r = planned("raspberry-pi-4-no-device-tree.json")
     c = r.chosen
     assert c.device == "cpu" and float(c.size.rstrip("B")) <= 1.5

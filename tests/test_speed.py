@@ -107,6 +107,24 @@ def test_a_pi_4_is_slower_than_a_pi_5():
     assert pi4 < 0.8 * pi5
 
 
+def test_a_pi_4_is_priced_on_what_its_memory_streams_not_its_peak():
+    """The BCM2711 streams 5.56 GB/s (STREAM) of its 12.8 GB/s peak, where the LPDDR family's share of the peak
+    (0.59) would price it at 7.5: 12 published Pi 4 llama-bench rows read 3.5-4.6 GB/s a token. The board table's
+    sustained figure replaces the peak, at the engine's share of a sustained figure, with its source named."""
+    from qwenctl.speed import load_speed_model
+
+    m, w = spec("0.5B", "q4_0")
+    pi4 = host_device(_board("Raspberry Pi 4 Model B Rev 1.5", "BCM2711", 12.8e9))
+    pi5 = host_device(_board("Raspberry Pi 5 Model B Rev 1.0", "BCM2712", 17.1e9))
+    assert (pi4.bandwidth_bytes_per_s, pi4.bandwidth_sustained) == (5_561_900_000, True)
+    assert any("sci-pi.org.uk" in s and "(sustained)" in s for s in pi4.sources)
+    assert (pi5.bandwidth_bytes_per_s, pi5.bandwidth_sustained) == (17.1e9, False)
+    terms = estimate_speed(m, w, None, pi4).terms[0]
+    assert terms.memory_efficiency == load_speed_model()["memory_efficiency_of_sustained"]
+    reads = terms.bytes_read / terms.stream_s  # what the model prices the reads at: the published rows' 3.5-4.6 GB/s
+    assert 3.5e9 <= reads <= 4.6e9
+
+
 def test_an_unknown_host_bandwidth_is_named_as_an_assumption():
     hw = pc(16, host_bw=0)
     dev = host_device(hw)

@@ -56,6 +56,15 @@ def board_bandwidth(model: str, ram_bytes: int | None) -> tuple[int, str] | None
     return None
 
 
+def board_sustained(model: str) -> tuple[int, str] | None:
+    """(bytes/s, source) of what a board's memory system really streams, where published and far below its peak."""
+    for row in data("board_bandwidth.json")["boards"]:
+        if all(word in model for word in row["match"]):
+            sustained = row.get("sustained")
+            return (sustained["bytes_per_s"], f"{model}: {sustained['_source']}") if sustained else None
+    return None
+
+
 def machine_key(cpu: Any, memory: Memory) -> str | None:
     if not isinstance(cpu, Cpu):
         return None
