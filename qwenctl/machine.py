@@ -109,7 +109,7 @@ def host_device(hw: Hardware) -> DeviceSpeed:
 
         if not bw:  # no memory probe, but the board's model says it
             bw, bw_source = board_bandwidth(hw.board.model, hw.board.ram_bytes) or (None, None)
-        sustained = board_sustained(hw.board.model)
+        sustained = board_sustained(hw.board.model, hw.board.ram_bytes)
     sources, assumed = [core.source], list(core.assumed)
     if sustained:  # a board whose memory streams far below its peak: price reads on what it streams
         bw, bw_source = sustained

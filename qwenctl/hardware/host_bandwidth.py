@@ -46,23 +46,25 @@ def probe(source: Source, memory: Memory, cpu: Any, apple: Any, board: Any) -> t
     return None, "; ".join(reasons)
 
 
-def board_bandwidth(model: str, ram_bytes: int | None) -> tuple[int, str] | None:
+def _board_row(model: str, ram_bytes: int | None) -> dict | None:
     for row in data("board_bandwidth.json")["boards"]:
         if not all(word in model for word in row["match"]):
             continue
         if row.get("ram_below_bytes") and not (ram_bytes and ram_bytes < row["ram_below_bytes"]):
             continue
-        return row["bytes_per_s"], f"{model}: {row['memory']} (board_bandwidth.json)"
+        return row
     return None
 
 
-def board_sustained(model: str) -> tuple[int, str] | None:
+def board_bandwidth(model: str, ram_bytes: int | None) -> tuple[int, str] | None:
+    row = _board_row(model, ram_bytes)
+    return (row["bytes_per_s"], f"{model}: {row['memory']} (board_bandwidth.json)") if row else None
+
+
+def board_sustained(model: str, ram_bytes: int | None) -> tuple[int, str] | None:
     """(bytes/s, source) of what a board's memory system really streams, where published and far below its peak."""
-    for row in data("board_bandwidth.json")["boards"]:
-        if all(word in model for word in row["match"]):
-            sustained = row.get("sustained")
-            return (sustained["bytes_per_s"], f"{model}: {sustained['_source']}") if sustained else None
-    return None
+    sustained = (_board_row(model, ram_bytes) or {}).get("sustained")
+    return (sustained["bytes_per_s"], f"{model}: {sustained['_source']}") if sustained else None
 
 
 def machine_key(cpu: Any, memory: Memory) -> str | None:
