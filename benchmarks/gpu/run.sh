@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The CUDA measurements of docs/benchmarks.md, on the GPU machine (device tool, no network).
 #
-#   bash benchmarks/gpu/run.sh [build] [models] [run] [extras] [facts] [quants] [memory] [speed] [sampling] [samplerstep] [memdiag] [memcheck] [pooltrace] [graphcheck]   (no argument: the first three)
+#   bash benchmarks/gpu/run.sh [build] [models] [run] [extras] [facts] [quants] [memory] [speed] [sampling] [samplerstep] [memdiag] [memcheck] [pooltrace] [graphcheck] [cpu] [newsize]   (no argument: the first three)
 #
 # Each device call may run 600 s and a fresh machine's build takes ~345 s: call `build models`, then
 # `run`, then `extras` (the warm machine keeps the build and the models between calls).
@@ -262,6 +262,20 @@ stage_speed() {
   done
 }
 
+# newsize: a size never measured before (NEWSIZE, default 32B; its Q4_K_M made from a Q8_0 intermediate written
+# directly, since its F16 copy would not fit the disk): VRAM and host memory with every layer offloaded (flash
+# attention, f16 and q8_0 cells) and with none, then llama-bench. Nothing is fitted on it. $OUT/newsize-*.json.
+stage_newsize() {
+  local size=${NEWSIZE:-32B} ea="$PY benchmarks/estimate_accuracy.py --gpu --models-dir $WORK/models --quants Q4_K_M --no-generate"
+  local m; df -h "$WORK" | tail -1
+  $PY benchmarks/gpu/make_models.py "$WORK/models" "$size:Q4_K_M:Q8_0" || return 1
+  m=$(ls "$WORK"/models/qwen2.5-"${size,,}"-*-Q4_K_M.gguf | head -1)
+  timeout 90 "$BUILD/bin/llama-bench" -m "$m" -p $P -n $N -r 3 -ngl 99 -fa 1 -o json >"$OUT/newsize-speed-$size.json" 2>/dev/null \
+    || echo "llama-bench FAILED"
+  timeout 150 $ea --sizes "$size" --cases 8192:f16:1,32768:q8_0:1 --json-out "$OUT/newsize-full-$size.json"
+  timeout 120 $ea --ngl 0 --sizes "$size" --cases 8192:f16:1 --json-out "$OUT/newsize-ngl0-$size.json"
+}
+
 # multigpu: the two-GPU machine (nvidia-h200-x2). llama-bench's none/layer/tensor sweep and GPU 1 behind
 # llama.cpp's own RPC server (ggml-rpc-server on 127.0.0.1); then qwenctl bench with the split it plans
 # for the file and with each split forced, GPU memory per device against the prediction; the plans.
@@ -412,8 +426,8 @@ stages=("$@")
 [ ${#stages[@]} -eq 0 ] && stages=(build models run)
 for s in "${stages[@]}"; do
   case $s in
-    build|models|run|facts|extras|quants|memory|memdiag|memcheck|pooltrace|graphcheck|speed|sampling|samplerstep|multigpu|splits|rpcworker|rpccompare|cpu) stamp "stage $s"; "stage_$s" || { stamp "stage $s failed"; exit 1; } ;;
-    *) echo "unknown stage $s (build, models, run, facts, extras, quants, memory, memdiag, memcheck, pooltrace, graphcheck, speed, sampling, samplerstep, multigpu, splits, rpcworker, rpccompare, cpu)"; exit 2 ;;
+    build|models|run|facts|extras|quants|memory|memdiag|memcheck|pooltrace|graphcheck|speed|sampling|samplerstep|multigpu|splits|rpcworker|rpccompare|cpu|newsize) stamp "stage $s"; "stage_$s" || { stamp "stage $s failed"; exit 1; } ;;
+    *) echo "unknown stage $s (build, models, run, facts, extras, quants, memory, memdiag, memcheck, pooltrace, graphcheck, speed, sampling, samplerstep, multigpu, splits, rpcworker, rpccompare, cpu, newsize)"; exit 2 ;;
   esac
 done
 stamp "done"

@@ -6,8 +6,9 @@ Three kinds, all with random weights:
   tokenizer, the ChatML special tokens and Qwen2.5-Instruct's chat template, so tokenizing,
   templating, loading and generating are exercised for real in well under a second.
 * ``shaped_gguf``: the exact tensor shapes of a Qwen2.5 size ("0.5B", "1.5B", "7B", ...), written
-  as F16/F32 and quantized by llama.cpp's own quantizer, so file size, memory use and speed are
-  those of the real model. Only the text it generates is meaningless.
+  as F16/F32 (or, for a size whose F16 copy would not fit the disk, as Q8_0 blocks written directly)
+  and quantized by llama.cpp's own quantizer, so file size, memory use and speed are those of the
+  real model. Only the text it generates is meaningless.
 * ``tiny_mlx``: a folder in the Hugging Face layout (config.json, safetensors, tokenizer.json,
   tokenizer_config.json) that mlx-lm loads offline.
 
@@ -136,15 +137,32 @@ class _Filler:
         flat = np.tile(self.block.astype(dtype, copy=False), reps)[start : start + n]
         return flat.reshape(shape)
 
+    def q8_0_rows(self, shape: tuple[int, ...]) -> np.ndarray:
+        """A matrix as Q8_0 bytes (per 32 weights: an f16 scale, 32 int8), from the same block quantized once:
+        a 32B model's F16 copy (65 GB) is larger than the GPU machine's disk, its Q8_0 half that."""
+        import numpy as np
+
+        if not hasattr(self, "q8_block"):
+            values = self.block[: self.BLOCK // 32 * 32].reshape(-1, 32)
+            scale = np.abs(values).max(axis=1, keepdims=True) / 127
+            quants = np.round(values / scale).astype(np.int8)
+            self.q8_block = np.concatenate([scale.astype(np.float16).view(np.uint8), quants.view(np.uint8)], axis=1).ravel()
+        rows, cols = shape[0], shape[-1]
+        n = rows * cols // 32 * 34
+        start = (self.offset % (self.q8_block.size // 34)) * 34
+        self.offset += 7919
+        reps = -(-(start + n) // self.q8_block.size)
+        return np.tile(self.q8_block, reps)[start : start + n].reshape(rows, cols // 32 * 34)
+
 
 def write_gguf(path: Path, shape: Shape, *, dtype: str = "F16", seed: int = 0) -> None:
-    """Write a random-weight qwen2 GGUF with the given shape (F32 or F16 matrices; norms and biases F32)."""
+    """Write a random-weight qwen2 GGUF with the given shape (F32, F16 or Q8_0 matrices; norms and biases F32)."""
     import numpy as np
-    from gguf import GGUFWriter
+    from gguf import GGMLQuantizationType, GGUFWriter
 
     shape = _resolve(shape)
-    if dtype not in ("F32", "F16"):
-        raise ValueError("write_gguf writes F32 or F16; quantize with quantize_gguf")
+    if dtype not in ("F32", "F16", "Q8_0"):
+        raise ValueError("write_gguf writes F32, F16 or Q8_0; quantize with quantize_gguf")
     tok = tokenizer(shape.vocab_size)
     w = GGUFWriter(path, "qwen2")
     w.add_name(f"{shape.name} (random weights, qwenctl.testing)")
@@ -171,6 +189,10 @@ def write_gguf(path: Path, shape: Shape, *, dtype: str = "F16", seed: int = 0) -
     matrix_dtype = np.float16 if dtype == "F16" else np.float32
     tensors = list(gguf_tensor_shapes(shape))
     for name, dims in tensors:
+        if len(dims) == 2 and dtype == "Q8_0":
+            w.add_tensor_info(name, (dims[0], dims[1] // 32 * 34), np.dtype(np.uint8), dims[0] * dims[1] // 32 * 34,
+                              raw_dtype=GGMLQuantizationType.Q8_0)
+            continue
         dt = matrix_dtype if len(dims) == 2 else np.float32
         w.add_tensor_info(name, dims, np.dtype(dt), int(np.prod(dims)) * np.dtype(dt).itemsize)
     w.write_header_to_file(path)
@@ -180,6 +202,8 @@ def write_gguf(path: Path, shape: Shape, *, dtype: str = "F16", seed: int = 0) -
     for name, dims in tensors:
         if name.endswith("norm.weight"):
             data = np.ones(dims, dtype=np.float32)
+        elif len(dims) == 2 and dtype == "Q8_0":
+            data = filler.q8_0_rows(dims)
         else:
             data = filler.weights(dims, matrix_dtype if len(dims) == 2 else np.float32)
         w.write_tensor_data(data)
@@ -196,6 +220,7 @@ def quantize_gguf(src: Path, dst: Path, quant: str, *, threads: int | None = Non
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = QUANT_FTYPES[quant]
     params.nthread = threads or os.cpu_count() or 1
+    params.allow_requantize = True  # a Q8_0 intermediate (write_gguf) is requantized like an F16 one is quantized
     rc = llama_cpp.llama_model_quantize(str(src).encode(), str(dst).encode(), params)
     if rc != 0:
         raise RuntimeError(f"llama_model_quantize({src.name} -> {quant}) returned {rc}")
@@ -224,24 +249,24 @@ def _atomic(target: Path, make) -> Path:
 
 
 def gguf_model(cache_dir: Path, shape: Shape = TINY, quant: str = "F32", *, seed: int = 0,
-               threads: int | None = None, keep_f16: bool = False) -> Path:
+               threads: int | None = None, keep_f16: bool = False, intermediate: str = "F16") -> Path:
     """A generated qwen2 GGUF of `shape` in `quant` (F32, F16, or any llama.cpp ftype in QUANT_FTYPES).
 
-    Quantized files are made from an F16 intermediate, which is deleted afterwards unless
-    `keep_f16` (it is the largest file: 15 GB for 7B).
+    Quantized files are made from an `intermediate` (F16, or Q8_0 written directly where the F16 copy would not
+    fit the disk), which is deleted afterwards unless `keep_f16` (it is the largest file: 15 GB for 7B in F16).
     """
     if quant not in QUANT_FTYPES:
         raise ValueError(f"unknown quant {quant!r}; known: {', '.join(QUANT_FTYPES)}")
     shape = _resolve(shape)
     cache_dir = Path(cache_dir)
     stem = f"{shape.name}-{shape.key()}-s{seed}-v{FORMAT_VERSION}"
-    if quant in ("F32", "F16"):
+    if quant in ("F32", "F16") or (quant == intermediate == "Q8_0"):
         return _atomic(cache_dir / f"{stem}-{quant}.gguf", lambda tmp: write_gguf(tmp, shape, dtype=quant, seed=seed))
-    f16_existed = (cache_dir / f"{stem}-F16.gguf").exists()
-    f16 = gguf_model(cache_dir, shape, "F16", seed=seed)
-    out = _atomic(cache_dir / f"{stem}-{quant}.gguf", lambda tmp: quantize_gguf(f16, tmp, quant, threads=threads))
-    if not keep_f16 and not f16_existed:
-        f16.unlink(missing_ok=True)
+    source_existed = (cache_dir / f"{stem}-{intermediate}.gguf").exists()
+    source = gguf_model(cache_dir, shape, intermediate, seed=seed, intermediate=intermediate)
+    out = _atomic(cache_dir / f"{stem}-{quant}.gguf", lambda tmp: quantize_gguf(source, tmp, quant, threads=threads))
+    if not keep_f16 and not source_existed:
+        source.unlink(missing_ok=True)
     return out
 
 
@@ -251,9 +276,9 @@ def tiny_gguf(cache_dir: Path, *, seed: int = 0) -> Path:
 
 
 def shaped_gguf(cache_dir: Path, size: str, quant: str = "Q4_K_M", *, seed: int = 0,
-                threads: int | None = None) -> Path:
+                threads: int | None = None, intermediate: str = "F16") -> Path:
     """A random-weight GGUF with the exact tensor shapes of Qwen2.5-{size} ("0.5B", "1.5B", "7B", ...)."""
-    return gguf_model(cache_dir, qwen25_shape(size), quant, seed=seed, threads=threads)
+    return gguf_model(cache_dir, qwen25_shape(size), quant, seed=seed, threads=threads, intermediate=intermediate)
 
 
 def _hf_tokenizer_json(tok: Tokenizer, path: Path) -> None:
