@@ -100,20 +100,23 @@ def test_quantized_with_llama_cpps_quantizer(model_cache, quant, tensor_type):
     assert path.stat().st_size < f16.stat().st_size
 
 
-def test_a_q8_0_intermediate_quantizes_to_the_same_file_as_an_f16_one(model_cache, tmp_path):
-    """A 32B's F16 copy (65 GB) does not fit the GPU machine's disk; written directly as Q8_0 blocks it is half that,
-    and llama.cpp's quantizer makes the same Q4_K_M of it: every tensor's type and shape, and the file size."""
+@pytest.mark.parametrize("via", ["Q8_0", "Q4_0"])
+def test_a_block_intermediate_quantizes_to_the_same_file_as_an_f16_one(model_cache, tmp_path, via):
+    """A 32B's F16 copy (65 GB) does not fit the GPU machine's disk; written directly as Q8_0 blocks it is half that
+    (a 72B's Q4_0, 41 GB, fits in RAM), and llama.cpp's quantizer makes the same Q4_K_M of it: every tensor's type
+    and shape, and the file size; the intermediate, written where asked, is gone afterwards."""
     pytest.importorskip("llama_cpp")
-    via_q8 = models.gguf_model(tmp_path, SMALL_K, "Q4_K_M", intermediate="Q8_0")
+    ram = tmp_path / "ram"
+    direct = models.gguf_model(tmp_path / "disk", SMALL_K, "Q4_K_M", intermediate=via, intermediate_dir=ram)
     via_f16 = models.gguf_model(model_cache, SMALL_K, "Q4_K_M")
-    assert [p.name for p in tmp_path.iterdir()] == [via_q8.name]  # the intermediate is gone
+    assert [p.name for p in direct.parent.iterdir()] == [direct.name] and list(ram.iterdir()) == []
 
     def layout(path):
         return {t.name: (t.tensor_type, tuple(t.shape)) for t in GGUFReader(path).tensors}
 
-    assert layout(via_q8) == layout(via_f16) and via_q8.stat().st_size == via_f16.stat().st_size
-    q8 = models.gguf_model(tmp_path, SMALL_K, "Q8_0", intermediate="Q8_0")
-    assert {t.tensor_type for t in GGUFReader(q8).tensors if len(t.shape) == 2} == {GGMLQuantizationType.Q8_0}
+    assert layout(direct) == layout(via_f16) and direct.stat().st_size == via_f16.stat().st_size
+    blocks = models.gguf_model(tmp_path, SMALL_K, via, intermediate=via)
+    assert {t.tensor_type for t in GGUFReader(blocks).tensors if len(t.shape) == 2} == {GGMLQuantizationType[via]}
 
 
 def test_no_partial_file_left_when_generation_fails(tmp_path):

@@ -4,10 +4,12 @@
 
 The 7B F16 intermediate (15 GB) is written once, quantized to every 7B quant asked for, then
 deleted. INTERMEDIATE Q8_0 writes Q8_0 blocks directly instead of F16 (32B:Q4_K_M:Q8_0: 35 GB where
-the F16 copy, 65 GB, would not fit the GPU machine's 64 GiB disk). Prints each file with its size and
-the seconds it took.
+the F16 copy, 65 GB, would not fit the GPU machine's 64 GiB disk); INTERMEDIATE_DIR (environment) writes
+the intermediate there, e.g. /dev/shm (72B:Q4_K_M:Q4_0: a 41 GB Q4_0 in RAM, the 47 GB Q4_K_M on disk).
+Prints each file with its size and the seconds it took.
 """
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -29,8 +31,9 @@ def main() -> None:
         source = None
         for quant in quants:
             t0 = time.time()
-            path = models.gguf_model(cache, shape, quant, keep_f16=True, intermediate=via)
-            source = source or models.gguf_model(cache, shape, via, intermediate=via)  # exists now: returned at once
+            where = os.environ.get("INTERMEDIATE_DIR") if via != quant else None
+            path = models.gguf_model(cache, shape, quant, keep_f16=True, intermediate=via, intermediate_dir=where)
+            source = source or models.gguf_model(Path(where or cache), shape, via, intermediate=via)  # exists now
             print(f"{path.name} {path.stat().st_size} bytes {time.time() - t0:.0f} s", flush=True)
         if source is not None and via not in quants:
             source.unlink(missing_ok=True)

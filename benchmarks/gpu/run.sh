@@ -262,13 +262,14 @@ stage_speed() {
   done
 }
 
-# newsize: a size never measured before (NEWSIZE, default 32B; its Q4_K_M made from a Q8_0 intermediate written
-# directly, since its F16 copy would not fit the disk): VRAM and host memory with every layer offloaded (flash
-# attention, f16 and q8_0 cells) and with none, then llama-bench. Nothing is fitted on it. $OUT/newsize-*.json.
+# newsize: a size never measured before (NEWSIZE, default 32B; its Q4_K_M made from an intermediate written directly,
+# NEWSIZE_VIA Q8_0 by default, since its F16 copy would not fit the disk; 72B: NEWSIZE_VIA=Q4_0 with
+# INTERMEDIATE_DIR=/dev/shm): llama-bench, then VRAM and host memory with every layer offloaded (flash attention,
+# f16 and q8_0 cells) and with none. Nothing is fitted on it. $OUT/newsize-*.json.
 stage_newsize() {
   local size=${NEWSIZE:-32B} ea="$PY benchmarks/estimate_accuracy.py --gpu --models-dir $WORK/models --quants Q4_K_M --no-generate"
-  local m; df -h "$WORK" | tail -1
-  $PY benchmarks/gpu/make_models.py "$WORK/models" "$size:Q4_K_M:Q8_0" || return 1
+  local m; df -h "$WORK" /dev/shm | tail -2
+  $PY benchmarks/gpu/make_models.py "$WORK/models" "$size:Q4_K_M:${NEWSIZE_VIA:-Q8_0}" || return 1
   m=$(ls "$WORK"/models/qwen2.5-"${size,,}"-*-Q4_K_M.gguf | head -1)
   timeout 90 "$BUILD/bin/llama-bench" -m "$m" -p $P -n $N -r 3 -ngl 99 -fa 1 -o json >"$OUT/newsize-speed-$size.json" 2>/dev/null \
     || echo "llama-bench FAILED"

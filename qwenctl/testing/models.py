@@ -6,7 +6,7 @@ Three kinds, all with random weights:
   tokenizer, the ChatML special tokens and Qwen2.5-Instruct's chat template, so tokenizing,
   templating, loading and generating are exercised for real in well under a second.
 * ``shaped_gguf``: the exact tensor shapes of a Qwen2.5 size ("0.5B", "1.5B", "7B", ...), written
-  as F16/F32 (or, for a size whose F16 copy would not fit the disk, as Q8_0 blocks written directly)
+  as F16/F32 (or, for a size whose F16 copy would not fit the disk, as Q8_0 or Q4_0 blocks written directly)
   and quantized by llama.cpp's own quantizer, so file size, memory use and speed are those of the
   real model. Only the text it generates is meaningless.
 * ``tiny_mlx``: a folder in the Hugging Face layout (config.json, safetensors, tokenizer.json,
@@ -126,6 +126,7 @@ class _Filler:
         rng = np.random.default_rng(seed)
         self.block = (rng.standard_normal(self.BLOCK, dtype=np.float32) * 0.02).astype(np.float32)
         self.offset = 0
+        self.quantized: dict = {}  # block format -> self.block in it, as bytes
 
     def weights(self, shape: tuple[int, ...], dtype) -> np.ndarray:
         import numpy as np
@@ -137,32 +138,35 @@ class _Filler:
         flat = np.tile(self.block.astype(dtype, copy=False), reps)[start : start + n]
         return flat.reshape(shape)
 
-    def q8_0_rows(self, shape: tuple[int, ...]) -> np.ndarray:
-        """A matrix as Q8_0 bytes (per 32 weights: an f16 scale, 32 int8), from the same block quantized once:
-        a 32B model's F16 copy (65 GB) is larger than the GPU machine's disk, its Q8_0 half that."""
+    def blocks(self, shape: tuple[int, ...], qtype) -> np.ndarray:
+        """A matrix in a block format (Q8_0, Q4_0) as bytes, from the same block quantized once by gguf-py: a 32B's
+        F16 copy (65 GB) does not fit the GPU machine's disk, its Q8_0 does (35 GB), a 72B's Q4_0 fits in RAM."""
         import numpy as np
+        from gguf import GGML_QUANT_SIZES
+        from gguf.quants import quantize
 
-        if not hasattr(self, "q8_block"):
-            values = self.block[: self.BLOCK // 32 * 32].reshape(-1, 32)
-            scale = np.abs(values).max(axis=1, keepdims=True) / 127
-            quants = np.round(values / scale).astype(np.int8)
-            self.q8_block = np.concatenate([scale.astype(np.float16).view(np.uint8), quants.view(np.uint8)], axis=1).ravel()
+        per_block, block_bytes = GGML_QUANT_SIZES[qtype]
+        if qtype not in self.quantized:
+            values = self.block[: self.BLOCK // per_block * per_block]
+            self.quantized[qtype] = quantize(values.reshape(1, -1), qtype).ravel()
+        source = self.quantized[qtype]
         rows, cols = shape[0], shape[-1]
-        n = rows * cols // 32 * 34
-        start = (self.offset % (self.q8_block.size // 34)) * 34
+        n = rows * cols // per_block * block_bytes
+        start = (self.offset % (source.size // block_bytes)) * block_bytes
         self.offset += 7919
-        reps = -(-(start + n) // self.q8_block.size)
-        return np.tile(self.q8_block, reps)[start : start + n].reshape(rows, cols // 32 * 34)
+        reps = -(-(start + n) // source.size)
+        return np.tile(source, reps)[start : start + n].reshape(rows, cols // per_block * block_bytes)
 
 
 def write_gguf(path: Path, shape: Shape, *, dtype: str = "F16", seed: int = 0) -> None:
     """Write a random-weight qwen2 GGUF with the given shape (F32, F16 or Q8_0 matrices; norms and biases F32)."""
     import numpy as np
-    from gguf import GGMLQuantizationType, GGUFWriter
+    from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, GGUFWriter
 
     shape = _resolve(shape)
-    if dtype not in ("F32", "F16", "Q8_0"):
-        raise ValueError("write_gguf writes F32, F16 or Q8_0; quantize with quantize_gguf")
+    blocks = {"Q8_0": GGMLQuantizationType.Q8_0, "Q4_0": GGMLQuantizationType.Q4_0}.get(dtype)
+    if dtype not in ("F32", "F16") and blocks is None:
+        raise ValueError("write_gguf writes F32, F16, Q8_0 or Q4_0; quantize with quantize_gguf")
     tok = tokenizer(shape.vocab_size)
     w = GGUFWriter(path, "qwen2")
     w.add_name(f"{shape.name} (random weights, qwenctl.testing)")
@@ -189,9 +193,10 @@ def write_gguf(path: Path, shape: Shape, *, dtype: str = "F16", seed: int = 0) -
     matrix_dtype = np.float16 if dtype == "F16" else np.float32
     tensors = list(gguf_tensor_shapes(shape))
     for name, dims in tensors:
-        if len(dims) == 2 and dtype == "Q8_0":
-            w.add_tensor_info(name, (dims[0], dims[1] // 32 * 34), np.dtype(np.uint8), dims[0] * dims[1] // 32 * 34,
-                              raw_dtype=GGMLQuantizationType.Q8_0)
+        if len(dims) == 2 and blocks is not None:
+            per_block, block_bytes = GGML_QUANT_SIZES[blocks]
+            row_bytes = dims[1] // per_block * block_bytes
+            w.add_tensor_info(name, (dims[0], row_bytes), np.dtype(np.uint8), dims[0] * row_bytes, raw_dtype=blocks)
             continue
         dt = matrix_dtype if len(dims) == 2 else np.float32
         w.add_tensor_info(name, dims, np.dtype(dt), int(np.prod(dims)) * np.dtype(dt).itemsize)
@@ -202,8 +207,8 @@ def write_gguf(path: Path, shape: Shape, *, dtype: str = "F16", seed: int = 0) -
     for name, dims in tensors:
         if name.endswith("norm.weight"):
             data = np.ones(dims, dtype=np.float32)
-        elif len(dims) == 2 and dtype == "Q8_0":
-            data = filler.q8_0_rows(dims)
+        elif len(dims) == 2 and blocks is not None:
+            data = filler.blocks(dims, blocks)
         else:
             data = filler.weights(dims, matrix_dtype if len(dims) == 2 else np.float32)
         w.write_tensor_data(data)
@@ -249,21 +254,24 @@ def _atomic(target: Path, make) -> Path:
 
 
 def gguf_model(cache_dir: Path, shape: Shape = TINY, quant: str = "F32", *, seed: int = 0,
-               threads: int | None = None, keep_f16: bool = False, intermediate: str = "F16") -> Path:
+               threads: int | None = None, keep_f16: bool = False, intermediate: str = "F16",
+               intermediate_dir: Path | None = None) -> Path:
     """A generated qwen2 GGUF of `shape` in `quant` (F32, F16, or any llama.cpp ftype in QUANT_FTYPES).
 
-    Quantized files are made from an `intermediate` (F16, or Q8_0 written directly where the F16 copy would not
-    fit the disk), which is deleted afterwards unless `keep_f16` (it is the largest file: 15 GB for 7B in F16).
+    Quantized files are made from an `intermediate` (F16, or Q8_0 / Q4_0 written directly where the F16 copy would
+    not fit the disk), which is deleted afterwards unless `keep_f16` (it is the largest file: 15 GB for 7B in F16),
+    and written in `intermediate_dir` when given (a RAM disk, where disk space is short).
     """
     if quant not in QUANT_FTYPES:
         raise ValueError(f"unknown quant {quant!r}; known: {', '.join(QUANT_FTYPES)}")
     shape = _resolve(shape)
     cache_dir = Path(cache_dir)
     stem = f"{shape.name}-{shape.key()}-s{seed}-v{FORMAT_VERSION}"
-    if quant in ("F32", "F16") or (quant == intermediate == "Q8_0"):
+    if quant in ("F32", "F16") or quant == intermediate:
         return _atomic(cache_dir / f"{stem}-{quant}.gguf", lambda tmp: write_gguf(tmp, shape, dtype=quant, seed=seed))
-    source_existed = (cache_dir / f"{stem}-{intermediate}.gguf").exists()
-    source = gguf_model(cache_dir, shape, intermediate, seed=seed, intermediate=intermediate)
+    source_dir = Path(intermediate_dir or cache_dir)
+    source_existed = (source_dir / f"{stem}-{intermediate}.gguf").exists()
+    source = gguf_model(source_dir, shape, intermediate, seed=seed, intermediate=intermediate)
     out = _atomic(cache_dir / f"{stem}-{quant}.gguf", lambda tmp: quantize_gguf(source, tmp, quant, threads=threads))
     if not keep_f16 and not source_existed:
         source.unlink(missing_ok=True)
