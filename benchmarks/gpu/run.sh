@@ -267,7 +267,8 @@ stage_speed() {
 # INTERMEDIATE_DIR=/dev/shm): llama-bench, then VRAM and host memory with every layer offloaded (flash attention,
 # f16 and q8_0 cells) and with none. Nothing is fitted on it. $OUT/newsize-*.json. Time on the H200 machine (16 cores):
 # 32B from the build to the last figure 300 s; the 72B's quantization alone runs past 7 minutes (32 of its 47 GB were
-# written when a 585 s call ended, 2026-12-01), so a 72B needs `build` + generation in one call and the rest in the next.
+# written 5.5 minutes after the stage began, when a 585 s call ended, 2026-12-01): with the build, a 72B needs three
+# warm calls (build; generation; the measurements), or a machine kept warm between them.
 stage_newsize() {
   local size=${NEWSIZE:-32B} ea="$PY benchmarks/estimate_accuracy.py --gpu --models-dir $WORK/models --quants Q4_K_M --no-generate"
   local m; df -h "$WORK" /dev/shm | tail -2
