@@ -147,6 +147,7 @@ def test_cli_table(model_cache):
     assert any(line.startswith("chat, device sampling ") for line in lines)
     assert any(line.startswith("chat, host sampling ") for line in lines)
     assert any(line.startswith("chat ÷ decoding: ") and line.endswith(" with host sampling") for line in lines)
+    assert any(line.startswith("chat generates after its 100-token prompt") for line in lines)  # depth, not sampling
     assert any(line.split()[-1:] == ["predicted"] for line in lines)  # the planner's figures beside the measurement
     assert "memory bandwidth unknown" in out.stdout or "roofline:" in out.stdout
     hist = CliRunner().invoke(cli, ["bench", "--history"], catch_exceptions=False)

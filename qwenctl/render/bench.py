@@ -117,6 +117,8 @@ def show_result(r) -> None:
     if r.chat_tps and r.chat_host_tps:
         con.print(f"chat ÷ decoding: [bold]{r.chat_tps.median / r.tg_tps.median:.2f}[/] with device sampling, "
                   f"{r.chat_host_tps.median / r.tg_tps.median:.2f} with host sampling")
+        con.print(f"[dim]chat generates after its {r.n_prompt}-token prompt, decoding from an empty cache (as "
+                  "llama-bench's tg): the ratio holds what that depth costs as well as sampling (on a CPU, often more)[/]")
     if r.sampling and not r.sampling.startswith("sampling on the device"):
         con.print(f"[yellow]note:[/] {r.sampling}")
     for note in r.notes:
