@@ -40,7 +40,7 @@ from qwenctl.hardware.facts import (
     NvidiaGpu,
 )
 from qwenctl.hardware.specs import gpu_spec_by_key
-from qwenctl.machine import apple_device, cuda_device, host_device
+from qwenctl.machine import apple_device, cuda_device, host_device, threads
 from qwenctl.speed import estimate_speed, load_speed_model
 
 HERE = Path(__file__).resolve().parent
@@ -398,9 +398,9 @@ def score_later_rows(path: Path, doc: dict) -> None:
     rows = prepare({**later, "shapes": doc.get("shapes", {}), "device_aliases": doc.get("device_aliases", {})}, cpus)
     errs = errors(observations(rows, {r["_device"]: "later" for r in rows if "_skip" not in r}, "later"))
 
-    def own_threads(r: dict) -> bool:
-        cores = (cpus.get(r["device_key"]) or {}).get("cores") or {}
-        return r.get("threads") == (cores.get("performance") or sum(v for v in cores.values() if isinstance(v, int)))
+    def own_threads(r: dict) -> bool:  # the row's threads are those machine.threads would pick for its CPU
+        hw = cpu_hardware({**r, "threads": None}, cpus)
+        return hw is not None and r.get("threads") == threads(hw)
 
     print(f"{path.name}: {len(rows)} rows, {sum(1 for r in rows if '_skip' in r)} without a specification, "
           f"{sum(1 for r in rows if r.get('suspect'))} with suspect figures (left out)")

@@ -131,17 +131,11 @@ class _Filler:
     def weights(self, shape: tuple[int, ...], dtype) -> np.ndarray:
         import numpy as np
 
-        n = int(np.prod(shape))
-        start = self.offset % self.BLOCK
-        self.offset += 7919  # a different phase for each tensor
-        reps = -(-(start + n) // self.BLOCK)
-        flat = np.tile(self.block.astype(dtype, copy=False), reps)[start : start + n]
-        return flat.reshape(shape)
+        return self._tiled(self.block.astype(dtype, copy=False), int(np.prod(shape)), 1).reshape(shape)
 
     def blocks(self, shape: tuple[int, ...], qtype) -> np.ndarray:
         """A matrix in a block format (Q8_0, Q4_0) as bytes, from the same block quantized once by gguf-py: a 32B's
         F16 copy (65 GB) does not fit the GPU machine's disk, its Q8_0 does (35 GB), a 72B's Q4_0 fits in RAM."""
-        import numpy as np
         from gguf import GGML_QUANT_SIZES
         from gguf.quants import quantize
 
@@ -149,17 +143,21 @@ class _Filler:
         if qtype not in self.quantized:
             values = self.block[: self.BLOCK // per_block * per_block]
             self.quantized[qtype] = quantize(values.reshape(1, -1), qtype).ravel()
-        source = self.quantized[qtype]
-        rows, cols = shape[0], shape[-1]
-        n = rows * cols // per_block * block_bytes
-        start = (self.offset % (source.size // block_bytes)) * block_bytes
-        self.offset += 7919
+        rows, row_bytes = shape[0], shape[-1] // per_block * block_bytes
+        return self._tiled(self.quantized[qtype], rows * row_bytes, block_bytes).reshape(rows, row_bytes)
+
+    def _tiled(self, source: np.ndarray, n: int, unit: int) -> np.ndarray:
+        """``n`` items of ``source`` repeated, starting at a different whole ``unit`` (a value, a block) each tensor."""
+        import numpy as np
+
+        start = (self.offset % (source.size // unit)) * unit
+        self.offset += 7919  # a different phase for each tensor
         reps = -(-(start + n) // source.size)
-        return np.tile(source, reps)[start : start + n].reshape(rows, cols // per_block * block_bytes)
+        return np.tile(source, reps)[start : start + n]
 
 
 def write_gguf(path: Path, shape: Shape, *, dtype: str = "F16", seed: int = 0) -> None:
-    """Write a random-weight qwen2 GGUF with the given shape (F32, F16 or Q8_0 matrices; norms and biases F32)."""
+    """Write a random-weight qwen2 GGUF with the given shape (F32, F16, Q8_0 or Q4_0 matrices; norms and biases F32)."""
     import numpy as np
     from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, GGUFWriter
 
