@@ -27,9 +27,13 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from qwenctl.catalog import Architecture, load_catalog
-from qwenctl.estimate import fit_gpu_layers
-from qwenctl.hardware.facts import (
+# The qwenctl beside this script, whose speed_model.json it reads and (with --fit) writes: another tree's
+# installed copy would score or start the fit from that tree's constants.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from qwenctl.catalog import Architecture, load_catalog  # noqa: E402
+from qwenctl.estimate import fit_gpu_layers  # noqa: E402
+from qwenctl.hardware.facts import (  # noqa: E402
     Absent,
     AppleSilicon,
     Backends,
@@ -39,9 +43,9 @@ from qwenctl.hardware.facts import (
     Memory,
     NvidiaGpu,
 )
-from qwenctl.hardware.specs import gpu_spec_by_key
-from qwenctl.machine import apple_device, cuda_device, host_device, threads
-from qwenctl.speed import estimate_speed, load_speed_model
+from qwenctl.hardware.specs import gpu_spec_by_key  # noqa: E402
+from qwenctl.machine import apple_device, cuda_device, host_device, threads  # noqa: E402
+from qwenctl.speed import estimate_speed, load_speed_model  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE / "published_speeds.json"
