@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The CUDA measurements of docs/benchmarks.md, on the GPU machine (device tool, no network).
 #
-#   bash benchmarks/gpu/run.sh [build] [models] [run] [extras] [facts] [quants] [memory] [speed] [sampling] [samplerstep] [memdiag] [memcheck] [pooltrace] [graphcheck] [cpu] [newsize]   (no argument: the first three)
+#   bash benchmarks/gpu/run.sh [build] [models] [run] [extras] [facts] [quants] [memory] [speed] [sampling] [samplerstep] [memdiag] [memcheck] [pooltrace] [graphcheck] [cpu] [newsize] [newsizemem]   (no argument: the first three)
 #
 # Each device call may run 600 s and a fresh machine's build takes ~345 s: call `build models`, then
 # `run`, then `extras` (the warm machine keeps the build and the models between calls).
@@ -262,22 +262,44 @@ stage_speed() {
   done
 }
 
-# newsize: a size never measured before (NEWSIZE, default 32B; its Q4_K_M made from an intermediate written directly,
-# NEWSIZE_VIA Q8_0 by default, since its F16 copy would not fit the disk; 72B: NEWSIZE_VIA=Q4_0 with
-# INTERMEDIATE_DIR=/dev/shm): llama-bench, then VRAM and host memory with every layer offloaded (flash attention,
-# f16 and q8_0 cells) and with none. Nothing is fitted on it. $OUT/newsize-*.json. Time on the H200 machine (16 cores):
-# 32B from the build to the last figure 300 s; the 72B's quantization alone runs past 7 minutes (32 of its 47 GB were
-# written 5.5 minutes after the stage began, when a 585 s call ended, 2026-12-01): with the build, a 72B needs three
-# warm calls (build; generation; the measurements), or a machine kept warm between them.
+# newsize: a size never measured before (NEWSIZE, default 32B; NEWSIZE_QUANT, default Q4_K_M, made from an intermediate
+# written directly, NEWSIZE_VIA Q8_0 by default, since its F16 copy would not fit the disk; NEWSIZE_QUANT=NEWSIZE_VIA=Q4_0
+# writes a Q4_0 file directly, with no llama-quantize): the file and llama-bench; then stage newsizemem, VRAM and host
+# memory with every layer offloaded (flash attention, f16 and q8_0 cells) and with none. Nothing is fitted on it.
+# $OUT/newsize-*.json. Time on the H200 machine (16 cores): 32B from the build to the last figure 300 s; a 72B Q4_K_M's
+# quantization alone runs past 7 minutes (32 of its 47 GB were written 5.5 minutes after the stage began, when a 585 s
+# call ended, 2026-12-01), so a 72B is measured at Q4_0 (NEWSIZE_QUANT=NEWSIZE_VIA=Q4_0): build + newsize in one call,
+# newsizemem in the next, warm.
+newsize_file() {
+  ls "$WORK"/models/qwen2.5-"${NEWSIZE,,}"-*-"${NEWSIZE_QUANT:-Q4_K_M}".gguf | head -1
+}
+
 stage_newsize() {
-  local size=${NEWSIZE:-32B} ea="$PY benchmarks/estimate_accuracy.py --gpu --models-dir $WORK/models --quants Q4_K_M --no-generate"
-  local m; df -h "$WORK" /dev/shm | tail -2
-  $PY benchmarks/gpu/make_models.py "$WORK/models" "$size:Q4_K_M:${NEWSIZE_VIA:-Q8_0}" || return 1
-  m=$(ls "$WORK"/models/qwen2.5-"${size,,}"-*-Q4_K_M.gguf | head -1)
-  timeout 90 "$BUILD/bin/llama-bench" -m "$m" -p $P -n $N -r 3 -ngl 99 -fa 1 -o json >"$OUT/newsize-speed-$size.json" 2>/dev/null \
-    || echo "llama-bench FAILED"
-  timeout 150 $ea --sizes "$size" --cases 8192:f16:1,32768:q8_0:1 --json-out "$OUT/newsize-full-$size.json"
-  timeout 120 $ea --ngl 0 --sizes "$size" --cases 8192:f16:1 --json-out "$OUT/newsize-ngl0-$size.json"
+  NEWSIZE=${NEWSIZE:-32B}
+  local quant=${NEWSIZE_QUANT:-Q4_K_M} m; df -h "$WORK" /dev/shm | tail -2
+  $PY benchmarks/gpu/make_models.py "$WORK/models" "$NEWSIZE:$quant:${NEWSIZE_VIA:-Q8_0}" || return 1
+  m=$(newsize_file)
+  # the prediction of the code as committed, for this file on this machine, before anything is measured
+  $PY - "$m" "$OUT/newsize-predicted-$NEWSIZE-$quant.json" <<'PYEOF' || echo "prediction FAILED"
+import json, sys
+from qwenctl.backends import LoadOptions
+from qwenctl.hardware import detect
+from qwenctl.predict import predict_for_file
+p = predict_for_file(detect(), sys.argv[1], LoadOptions(n_ctx=8192, n_gpu_layers=-1, flash_attn=True))
+doc = {"file": sys.argv[1], "tg_tps": p.tg_tps, "pp_tps": p.pp_tps}
+json.dump(doc, open(sys.argv[2], "w"), indent=1)
+print("predicted", doc)
+PYEOF
+  timeout 150 "$BUILD/bin/llama-bench" -m "$m" -p $P -n $N -r 3 -ngl 99 -fa 1 -o json >"$OUT/newsize-speed-$NEWSIZE-$quant.json" \
+    2>/dev/null || echo "llama-bench FAILED"
+}
+
+stage_newsizemem() {
+  NEWSIZE=${NEWSIZE:-32B}
+  local quant=${NEWSIZE_QUANT:-Q4_K_M}
+  local ea="$PY benchmarks/estimate_accuracy.py --gpu --models-dir $WORK/models --quants $quant --no-generate"
+  timeout 200 $ea --sizes "$NEWSIZE" --cases 8192:f16:1,32768:q8_0:1 --json-out "$OUT/newsize-full-$NEWSIZE-$quant.json"
+  timeout 200 $ea --ngl 0 --sizes "$NEWSIZE" --cases 8192:f16:1 --json-out "$OUT/newsize-ngl0-$NEWSIZE-$quant.json"
 }
 
 # multigpu: the two-GPU machine (nvidia-h200-x2). llama-bench's none/layer/tensor sweep and GPU 1 behind
@@ -430,8 +452,8 @@ stages=("$@")
 [ ${#stages[@]} -eq 0 ] && stages=(build models run)
 for s in "${stages[@]}"; do
   case $s in
-    build|models|run|facts|extras|quants|memory|memdiag|memcheck|pooltrace|graphcheck|speed|sampling|samplerstep|multigpu|splits|rpcworker|rpccompare|cpu|newsize) stamp "stage $s"; "stage_$s" || { stamp "stage $s failed"; exit 1; } ;;
-    *) echo "unknown stage $s (build, models, run, facts, extras, quants, memory, memdiag, memcheck, pooltrace, graphcheck, speed, sampling, samplerstep, multigpu, splits, rpcworker, rpccompare, cpu, newsize)"; exit 2 ;;
+    build|models|run|facts|extras|quants|memory|memdiag|memcheck|pooltrace|graphcheck|speed|sampling|samplerstep|multigpu|splits|rpcworker|rpccompare|cpu|newsize|newsizemem) stamp "stage $s"; "stage_$s" || { stamp "stage $s failed"; exit 1; } ;;
+    *) echo "unknown stage $s (build, models, run, facts, extras, quants, memory, memdiag, memcheck, pooltrace, graphcheck, speed, sampling, samplerstep, multigpu, splits, rpcworker, rpccompare, cpu, newsize, newsizemem)"; exit 2 ;;
   esac
 done
 stamp "done"
