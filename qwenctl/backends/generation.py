@@ -19,6 +19,7 @@ import time
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 
+from qwenctl.backends import batched_top_k
 from qwenctl.backends.sampling import Chain, ChainSpec, attach
 from qwenctl.backends.text import Pieces, TextStream
 from qwenctl.errors import ExitCode, QwenctlError
@@ -80,6 +81,7 @@ class Engine:
         self._mem = lc.llama_get_memory(ctx)
         self._batch = lc.llama_batch_init(max(n_batch, n_seq), 0, 1)
         self._eog: dict[int, bool] = {}  # token -> ends generation, asked once per token id
+        self.top_k = batched_top_k.BatchedTopK() if batched_top_k.available() else None  # one top-k op for every slot
 
     # --- slots ------------------------------------------------------------------------------------
     def free_slot(self, prompt: Sequence[int]) -> Slot | None:
@@ -163,7 +165,7 @@ class Engine:
             chain.reset()
             return
         self._drop_chain(slot)
-        slot.chain = Chain(request.spec, self.n_vocab)
+        slot.chain = Chain(request.spec, self.n_vocab, top_k=self.top_k if request.device else None)
         if request.device:
             # False where llama.cpp refuses (tensor split mode): the chain, untouched, then runs on the host
             slot.on_device = attach(self.ctx, slot.seq_id, slot.chain)
