@@ -78,6 +78,7 @@ def _ggml():
             ("ggml_tensor_overhead", ctypes.c_size_t, []),
             ("ggml_top_k", vp, [vp, vp, ctypes.c_int]),
             ("ggml_view_1d", vp, [vp, vp, i64, ctypes.c_size_t]),
+            ("ggml_reshape_1d", vp, [vp, vp, i64]),
             ("ggml_reshape_2d", vp, [vp, vp, i64, i64]),
             ("ggml_get_rows", vp, [vp, vp, vp]),
             ("ggml_cont", vp, [vp, vp]),
@@ -106,7 +107,10 @@ def available() -> bool:
 
 
 class BatchedTopK:
-    """The top-k samplers of one context's chains, which share one top-k op per decode graph."""
+    """The top-k samplers of one context's chains, which share one two-level top-k op per decode graph.
+
+    Its ops live in the graph being built: llama.cpp resets every attached sampler before a graph's samplers apply
+    (llama-graph.cpp, build_sampling), which is when the ops of the last graph are forgotten."""
 
     def __init__(self) -> None:
         self._shared: dict[tuple[int, int, int], tuple[int, int]] = {}  # (graph context, logits matrix, k) -> its top-k
@@ -144,14 +148,15 @@ class BatchedTopK:
             data.logits = g.ggml_reshape_2d(ctx, g.ggml_cont(ctx, g.ggml_view_1d(ctx, values, k, offset)), 1, k)
             self.rows_shared += 1
             return
-        self.rows_alone += 1  # as llama.cpp's sampler does it
+        self.rows_alone += 1  # as llama.cpp's sampler does it (llama_sampler_top_k_backend_apply)
         n = row.ne[0] * row.ne[1] * row.ne[2] * row.ne[3]
-        top = g.ggml_top_k(ctx, data.logits, k)
+        logits = g.ggml_reshape_1d(ctx, data.logits, n)
+        top = g.ggml_top_k(ctx, logits, k)
         if data.candidates:
             data.candidates = g.ggml_get_rows(ctx, g.ggml_reshape_2d(ctx, data.candidates, 1, n), top)
         else:
             data.candidates = top
-        data.logits = g.ggml_get_rows(ctx, g.ggml_reshape_2d(ctx, data.logits, 1, n), top)
+        data.logits = g.ggml_get_rows(ctx, g.ggml_reshape_2d(ctx, logits, 1, n), top)
 
     def _shared_rows(self, g, k: int, ctx: int, row: _Tensor) -> tuple[int, int, int] | None:
         """(token ids, logits, byte offset of this row) of the top k of every row of the logits matrix ``row`` is a
