@@ -6,8 +6,9 @@ than 3.2 (CUDA 12 and 13.0 toolkits) each is a device-wide radix sort of one row
 cost 1.6 ms of a 5.5 ms step on the project's H200 (0.5B). Sorting all rows in one op does not help:
 ggml sorts several rows with CUB's segmented sort, a thread block a row, as slow as 16 launches.
 
-A `BatchedTopK` belongs to one llama.cpp context. Its samplers stand where llama.cpp's top-k sampler
-would, first in a chain. In a graph with at least `MIN_SAMPLERS` of them, the first to run adds one
+A `BatchedTopK` belongs to one llama.cpp context of at least `MIN_SAMPLERS` sequences (`serve
+--parallel`; chat, `run -p` and bench keep llama.cpp's sampler, with no Python in their graph
+builds). Its samplers stand where llama.cpp's top-k sampler would, first in a chain. In a graph with at least `MIN_SAMPLERS` of them, the first to run adds one
 two-level top-k over the whole logits matrix (the tensor each sequence's row is a view of; see
 `_two_level_top_k`) and every sampler takes its row of the result: token ids and logits, llama.cpp's
 top-k contract. Below that, and where a sampler does not see a plain row of that matrix (a logit bias

@@ -81,7 +81,10 @@ class Engine:
         self._mem = lc.llama_get_memory(ctx)
         self._batch = lc.llama_batch_init(max(n_batch, n_seq), 0, 1)
         self._eog: dict[int, bool] = {}  # token -> ends generation, asked once per token id
-        self.top_k = batched_top_k.BatchedTopK() if batched_top_k.available() else None  # one top-k op for every slot
+        # one two-level top-k for every slot's chain, where enough slots can share it; one slot (chat, `run -p`,
+        # bench) keeps llama.cpp's own sampler, with no Python in its graph builds
+        self.top_k = (batched_top_k.BatchedTopK() if n_seq >= batched_top_k.MIN_SAMPLERS and batched_top_k.available()
+                      else None)
 
     # --- slots ------------------------------------------------------------------------------------
     def free_slot(self, prompt: Sequence[int]) -> Slot | None:
