@@ -86,6 +86,15 @@ def test_a_logit_bias_before_it_gives_each_row_its_own_sort(session):
     assert group is not None and group.rows_shared == group.shared_ops == 0 and group.rows_alone >= 4
 
 
+def test_one_op_serves_one_k_so_mixed_requests_sort_alone(session):
+    """Four requests with four top-k values: no k has enough samplers for an op of its own to pay."""
+    specs = [ChainSpec(seed=40 + i, temperature=1.5, top_k=10 * (i + 1), top_p=1.0) for i in range(4)]
+    batched, group = _together(session, specs, batched=True)
+    alone, _ = _together(session, specs, batched=False)
+    assert batched == alone
+    assert group is not None and group.shared_ops == 0 and group.rows_alone >= 4
+
+
 def test_a_vocabulary_not_in_whole_chunks_sorts_each_row(tiny):
     specs = [ChainSpec(seed=30 + i, temperature=1.5, top_k=40, top_p=1.0) for i in range(4)]
     batched, group = _together(tiny, specs, batched=True)

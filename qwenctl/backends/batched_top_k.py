@@ -8,14 +8,15 @@ ggml sorts several rows with CUB's segmented sort, a thread block a row, as slow
 
 A `BatchedTopK` belongs to one llama.cpp context of at least `MIN_SAMPLERS` sequences (`serve
 --parallel`; chat, `run -p` and bench keep llama.cpp's sampler, with no Python in their graph
-builds). Its samplers stand where llama.cpp's top-k sampler would, first in a chain. In a graph with at least `MIN_SAMPLERS` of them, the first to run adds one
-two-level top-k over the whole logits matrix (the tensor each sequence's row is a view of; see
-`_two_level_top_k`) and every sampler takes its row of the result: token ids and logits, llama.cpp's
-top-k contract. Below that, and where a sampler does not see a plain row of that matrix (a logit bias
-before it, llama.cpp's probe graph, a vocabulary not a multiple of `CHUNK`), it sorts its own row as
-llama.cpp's sampler does. On the host, and for deciding whether the device can run it at all, it is
-llama.cpp's top-k sampler, which it wraps. Measured on the H200 (docs/benchmarks.md): 16 sequences
-4.52 ms a step against 5.50; one sequence 1.41 against 1.28, hence `MIN_SAMPLERS`.
+builds). Its samplers stand where llama.cpp's top-k sampler would, first in a chain. In a graph
+with at least `MIN_SAMPLERS` of them of the same k, the first to run adds one two-level top-k over
+the whole logits matrix (the tensor each sequence's row is a view of; see `_two_level_top_k`) and
+every sampler takes its row of the result: token ids and logits, llama.cpp's top-k contract. Below
+that, and where a sampler does not see a plain row of that matrix (a logit bias before it,
+llama.cpp's probe graph, a vocabulary not a multiple of `CHUNK`), it sorts its own row as
+llama.cpp's sampler does. On the host, and for deciding whether the device can run it at all, it
+is llama.cpp's top-k sampler, which it wraps. Measured on the H200 (docs/benchmarks.md): 16
+sequences 4.52 ms a step against 5.50; one sequence 1.41 against 1.28, hence `MIN_SAMPLERS`.
 
 The graph is built from Python through ctypes (the sampler interface llama-cpp-python binds, and
 ggml's graph functions in the libggml-base that libllama uses); `available` is False where this
@@ -115,7 +116,8 @@ class BatchedTopK:
 
     def __init__(self) -> None:
         self._shared: dict[tuple[int, int, int], tuple[int, int]] = {}  # (graph context, logits matrix, k) -> its top-k
-        self._samplers = 0  # samplers in the graph being built: llama.cpp resets each before any of them applies
+        self._samplers: dict[int, int] = {}  # k -> samplers with that k in the graph being built (llama.cpp resets
+        # each attached sampler before any of them applies)
         self._applied = False
         self.shared_ops = 0  # two-level top-k ops added over a whole logits matrix (counted for tests)
         self.rows_shared = 0  # samplers that took their row from one of those
@@ -130,11 +132,11 @@ class BatchedTopK:
         _samplers[key] = _Wrapped(self, k, inner)
         return lc.llama_sampler_init(ctypes.byref(_interface()[0]), ctypes.c_void_p(key))
 
-    def _reset(self) -> None:
+    def _reset(self, k: int) -> None:
         if self._applied:  # a new graph
             self._shared.clear()
-            self._samplers, self._applied = 0, False
-        self._samplers += 1
+            self._samplers, self._applied = {}, False
+        self._samplers[k] = self._samplers.get(k, 0) + 1
 
     def _apply(self, k: int, ctx: int, data) -> None:
         """Append this sampler's top-k to the graph, with llama.cpp's top-k sampler's contract: the k candidates'
@@ -142,7 +144,8 @@ class BatchedTopK:
         g = _ggml()
         self._applied = True
         row = _tensor(data.logits)
-        shared = None if data.candidates or self._samplers < MIN_SAMPLERS else self._shared_rows(g, k, ctx, row)
+        shared = (None if data.candidates or self._samplers.get(k, 0) < MIN_SAMPLERS  # one op serves one k
+                  else self._shared_rows(g, k, ctx, row))
         if shared is not None:
             ids, values, offset = shared
             data.candidates = g.ggml_cont(ctx, g.ggml_view_1d(ctx, ids, k, offset))
@@ -253,7 +256,8 @@ def _interface() -> tuple:
             log.exception("the batched top-k could not add its op; this token's top-k runs on the host")
 
     def backend_reset(smpl):
-        _of(smpl).group._reset()
+        this = _of(smpl)
+        this.group._reset(this.k)
 
     clone_address = ctypes.CFUNCTYPE(ctypes.c_void_p, lc.llama_sampler_p_ctypes)(clone)
     callbacks = dict(
