@@ -178,7 +178,7 @@ class BatchedTopK:
             self._shared[key] = _two_level_top_k(g, ctx, row.view_src, vocab, rows, k)
             self.shared_ops += 1
         ids, values = self._shared[key]
-        return ids, values, row.view_offs // m.nb[1] * k * 4
+        return ids, values, row.view_offs // m.nb[1] * _tensor(values).nb[2]  # ids and values: 1 x k x rows, 4-byte
 
 
 def _two_level_top_k(g, ctx: int, logits: int, vocab: int, rows: int, k: int) -> tuple[int, int]:
@@ -187,9 +187,9 @@ def _two_level_top_k(g, ctx: int, logits: int, vocab: int, rows: int, k: int) ->
 
     Each row is cut into chunks of CHUNK logits. The k best logits of a row lie in the k chunks with the highest
     maxima (a logit outside them has k chunk maxima, k other logits, above it; ties at the k-th logit may fall
-    either way, as in any sort), so a top-k of the chunk maxima,
-    then a top-k of those k x CHUNK logits, finds them; both sorts are of short rows, which ggml's CUDA backend
-    sorts side by side, and token ids come along by the same gathers from a row of 0 .. vocab-1.
+    either way, as in any sort), so a top-k of the chunk maxima, then a top-k of those k x CHUNK logits, finds
+    them; both sorts are of short rows, which ggml's CUDA backend sorts side by side, and token ids come along
+    by the same gathers from a row of 0 .. vocab-1.
     """
     chunks = vocab // CHUNK
     maxima = g.ggml_pool_2d(ctx, logits, GGML_OP_POOL_MAX, CHUNK, 1, CHUNK, 1, 0.0, 0.0)  # chunks x rows
