@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The CUDA measurements of docs/benchmarks.md, on the GPU machine (device tool, no network).
 #
-#   bash benchmarks/gpu/run.sh [build] [models] [run] [extras] [facts] [quants] [memory] [speed] [sampling] [samplerstep] [memdiag] [memcheck] [pooltrace] [graphcheck] [cpu] [newsize] [newsizemem]   (no argument: the first three)
+#   bash benchmarks/gpu/run.sh [build] [models] [run] [extras] [facts] [quants] [memory] [speed] [sampling] [samplerstep] [memdiag] [memcheck] [pooltrace] [graphcheck] [hostgraphs] [servetopk] [cpu] [newsize] [newsizemem]   (no argument: the first three)
 #
 # Each device call may run 600 s and a fresh machine's build takes ~345 s: call `build models`, then
 # `run`, then `extras` (the warm machine keeps the build and the models between calls).
@@ -252,6 +252,39 @@ stage_graphcheck() {
   (cd "$OUT" && tar czf graphcheck-traces-and-logs.tgz graphcheck && rm -rf graphcheck)
 }
 
+# hostgraphs: whether the host memory that grows with the model when every layer is offloaded (issue 12: the H200's
+# full-offload rows missed by ~0 MB for the 0.5B and -25 MB for the 72B) is the decode's CUDA graph, whose nodes
+# grow with the layers: every layer on the GPU, flash attention, 8,192 f16 cells, with CUDA graphs and with
+# GGML_CUDA_DISABLE_GRAPHS=1, on Q4_0 files written directly (HOSTGRAPHS_SIZES: 24, 36 and 64 layers).
+stage_hostgraphs() {
+  local sizes=${HOSTGRAPHS_SIZES:-0.5B 3B 32B} s specs=()
+  for s in $sizes; do specs+=("$s:Q4_0:Q4_0"); done
+  $PY benchmarks/gpu/make_models.py "$WORK/models" "${specs[@]}" || return 1
+  local ea="$PY benchmarks/estimate_accuracy.py --gpu --models-dir $WORK/models --quants Q4_0 --no-generate --cases 8192:f16:1"
+  timeout 200 $ea --sizes "${sizes// /,}" --json-out "$OUT/hostgraphs-on.json"
+  GGML_CUDA_DISABLE_GRAPHS=1 timeout 200 $ea --sizes "${sizes// /,}" --json-out "$OUT/hostgraphs-off.json"
+}
+
+# servetopk: `serve --parallel 16`'s clients (benchmarks/sampling.py's engine, serve and concurrent parts, 3 trials) with
+# the two-level top-k as shipped ("on"), without it ("off": MIN_SAMPLERS out of reach) and with it under a 0.2 ms GIL
+# switch interval ("gil": its samplers' graph-build callbacks take the GIL that the server's HTTP thread holds),
+# interleaved over SERVETOPK_ROUNDS (2) rounds, on the 0.5B Q4_K_M (models stage). Each variant is a sitecustomize
+# on PYTHONPATH, so the server subprocess gets it too. $OUT/servetopk-VARIANT-ROUND.json.
+stage_servetopk() {
+  local m v round
+  m=$(ls "$WORK"/models/qwen2.5-0.5b-*-Q4_K_M.gguf | head -1)
+  mkdir -p "$WORK/variants/on" "$WORK/variants/off" "$WORK/variants/gil"
+  echo "import qwenctl.backends.batched_top_k as b; b.MIN_SAMPLERS = 1 << 30" >"$WORK/variants/off/sitecustomize.py"
+  echo "import sys; sys.setswitchinterval(0.0002)" >"$WORK/variants/gil/sitecustomize.py"
+  for round in $(seq "${SERVETOPK_ROUNDS:-2}"); do
+    for v in on off gil; do
+      stamp "servetopk $v, round $round"
+      PYTHONPATH="$WORK/variants/$v:$PYTHONPATH" timeout 150 $PY benchmarks/sampling.py "$m" --n-gen 256 --trials 3 \
+        --ctx 2048 --skip paired,run --json-out "$OUT/servetopk-$v-$round.json" | grep -E '^  (decode|chat_device|serve_)'
+    done
+  done
+}
+
 stage_speed() {
   local m
   for m in "$WORK"/models/*.gguf; do
@@ -452,8 +485,8 @@ stages=("$@")
 [ ${#stages[@]} -eq 0 ] && stages=(build models run)
 for s in "${stages[@]}"; do
   case $s in
-    build|models|run|facts|extras|quants|memory|memdiag|memcheck|pooltrace|graphcheck|speed|sampling|samplerstep|multigpu|splits|rpcworker|rpccompare|cpu|newsize|newsizemem) stamp "stage $s"; "stage_$s" || { stamp "stage $s failed"; exit 1; } ;;
-    *) echo "unknown stage $s (build, models, run, facts, extras, quants, memory, memdiag, memcheck, pooltrace, graphcheck, speed, sampling, samplerstep, multigpu, splits, rpcworker, rpccompare, cpu, newsize, newsizemem)"; exit 2 ;;
+    build|models|run|facts|extras|quants|memory|memdiag|memcheck|pooltrace|graphcheck|hostgraphs|servetopk|speed|sampling|samplerstep|multigpu|splits|rpcworker|rpccompare|cpu|newsize|newsizemem) stamp "stage $s"; "stage_$s" || { stamp "stage $s failed"; exit 1; } ;;
+    *) echo "unknown stage $s (build, models, run, facts, extras, quants, memory, memdiag, memcheck, pooltrace, graphcheck, hostgraphs, servetopk, speed, sampling, samplerstep, multigpu, splits, rpcworker, rpccompare, cpu, newsize, newsizemem)"; exit 2 ;;
   esac
 done
 stamp "done"
