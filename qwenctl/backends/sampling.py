@@ -31,10 +31,6 @@ import functools
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from qwenctl.backends.batched_top_k import BatchedTopK
 
 log = logging.getLogger("qwenctl.sampling")
 
@@ -119,9 +115,8 @@ class Chain:
     While attached to a context (`attach`), llama.cpp holds the pointer: detach before freeing.
     """
 
-    def __init__(self, spec: ChainSpec, n_vocab: int, cut: bool = True, top_k: BatchedTopK | None = None):
-        """``cut``: False keeps the chain in one piece, all of it in the graph (benchmarks/sampler_step.py compares).
-        ``top_k``: the context's shared top-k, which the cut's device part then uses (None: llama.cpp's own)."""
+    def __init__(self, spec: ChainSpec, n_vocab: int, cut: bool = True):
+        """``cut``: False keeps the chain in one piece, all of it in the graph (benchmarks/sampler_step.py compares)."""
         import llama_cpp as lc
 
         self._lc = lc
@@ -134,7 +129,7 @@ class Chain:
         self._cut = 0  # samplers before the host's part: the device's, when the chain is cut
         narrow = spec.narrow if cut else 0
         if narrow:
-            add(top_k.sampler(narrow) if top_k else lc.llama_sampler_init_top_k(narrow))
+            add(lc.llama_sampler_init_top_k(narrow))
             self._cut = lc.llama_sampler_chain_n(self.ptr)
             add(_host_from_here())
         if spec.penalised:
