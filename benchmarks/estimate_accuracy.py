@@ -375,10 +375,12 @@ def _fit_cuda_host(gpu: list[dict]) -> dict:
         arch = Architecture(**r["predicted"]["arch"])
         ram = next(p for p in r["predicted"]["memory"] if p["pool"] == "ram")
         runtime = cal["host_runtime_bytes"] + cal["host_vocab_bytes_per_token"] * arch.vocab_size
+        offloaded = r.get("ngl", -1) != 0
         rest = (r["measured"]["host_bytes"] - ram["weights_bytes"] - ram["kv_bytes"] - runtime
-                - cuda_host_compute_bytes(arch, r["n_ctx"], r["flash_attn"]))
+                - cuda_host_compute_bytes(arch, r["n_ctx"], r["flash_attn"])
+                - (cal["cuda_host_bytes_per_gpu_layer"] * arch.n_layers if offloaded else 0))  # measured apart (hostgraphs)
         row = (rest, _matrix_types(r), float(r["kv_cache_type"] != "f16"), arch.n_heads * arch.head_dim)
-        groups[r.get("ngl", -1) != 0, r["flash_attn"]].append(row)
+        groups[offloaded, r["flash_attn"]].append(row)
     out: dict = {}
     if len(full_fa) >= 3:
         a = np.array([[1.0, types, kvq] for _, types, kvq, _ in full_fa])

@@ -188,15 +188,19 @@ def _cublas(split: WeightSplit, flash_attn: bool) -> bool:
     return not flash_attn or split.float_matrices
 
 
-def cuda_host_bytes(arch: Architecture, split: WeightSplit, kv_cache_type: str, flash_attn: bool, decode_on_gpu: bool) -> int:
+def cuda_host_bytes(arch: Architecture, split: WeightSplit, kv_cache_type: str, flash_attn: bool, decode_on_gpu: bool,
+                    gpu_layers: int = 0) -> int:
     """Host memory a process holds beyond the CPU runtime once ggml's CUDA backend has worked: the CUDA runtime
     and driver, and the GPU kernels it ran. CUDA loads kernels lazily, at their first launch (the default since
     CUDA 12.2; with CUDA_MODULE_LOADING=EAGER the same processes hold ~520 MiB more), so the cost follows what
     the plan runs (measured on the H100 and the H200, docs/planning.md "Calibration"):
 
     * decode on the GPU loads every weight type's matrix kernels: a base plus so much per distinct type
-      (0.5B Q4_K_M has four, Q4_K, Q5_0, Q6_K and Q8_0; 7B Q4_K_M two). With no layer offloaded only the
-      prompt batches' products run there, which load less: one figure for that case.
+      (0.5B Q4_K_M has four, Q4_K, Q5_0, Q6_K and Q8_0; 7B Q4_K_M two), and so much per layer on the GPUs
+      (``gpu_layers``, every local GPU's layers): about half of it the host side of the decode's CUDA graph,
+      whose nodes are the layers' kernels (H200, 24 to 64 layers: 0.175 MiB a layer less with
+      GGML_CUDA_DISABLE_GRAPHS=1), the rest not traced. With no layer offloaded only the prompt batches'
+      products run there, which load less: one figure for that case.
     * a quantized KV cache with flash attention loads the flash-attention kernels for that type.
     * without flash attention cuBLAS multiplies the attention; which of its kernels it loads depends on the
       products' shapes: a base plus so much per unit of attention width (n_heads x head_dim) up to the widest
@@ -206,7 +210,8 @@ def cuda_host_bytes(arch: Architecture, split: WeightSplit, kv_cache_type: str, 
     """
     cal = load_calibration()["memory"]
     if decode_on_gpu:
-        kernels = cal["cuda_host_bytes"] + cal["cuda_host_bytes_per_matrix_type"] * split.matrix_types
+        kernels = (cal["cuda_host_bytes"] + cal["cuda_host_bytes_per_matrix_type"] * split.matrix_types
+                   + cal["cuda_host_bytes_per_gpu_layer"] * gpu_layers)
     else:
         kernels = cal["cuda_no_layer_host_bytes"]
     if kv_cache_type != "f16" and flash_attn:  # backends.KV_CACHE_TYPES: f16 or a quantized type
@@ -414,7 +419,8 @@ def estimate_split_memory(
                     + (s.output_bytes if output_on_host and s.output_in_file else 0))
     host_kv = kv_cache_bytes(model, n_ctx, kv_cache_type, layers=host_layers)
     local_gpus = "gpu" in kinds
-    host_overhead = host_runtime + (cuda_host_bytes(a, s, kv_cache_type, flash_attn, decode_on_gpu=True)
+    gpu_layers = sum(a.n_layers if mode == "tensor" else placement.layers_on(i) for i, kind in enumerate(kinds) if kind == "gpu")
+    host_overhead = host_runtime + (cuda_host_bytes(a, s, kv_cache_type, flash_attn, decode_on_gpu=True, gpu_layers=gpu_layers)
                                     if local_gpus else 0)
     if local_gpus:
         # the host's ops take their buffer from the CUDA backend's pinned host type, with layers on the host too: their
