@@ -139,3 +139,26 @@ def test_mlx_and_metal_use_unified_pool():
     est = estimate_memory(m, w, "mlx", "metal", 8192)
     assert [p.pool for p in est.pools] == ["unified"]
     assert est.pools[0].weights_bytes == w.total_bytes
+
+
+def test_host_side_of_a_cuda_build_grows_with_the_layers_on_the_gpu():
+    """The decode's CUDA graph (and more, untraced) holds host memory per offloaded layer: the 72B's 80 layers
+    on the H200 held 0.375 MiB each (benchmarks/results/h200-hostgraphs/), the 0.5B's 24 as many each."""
+    cal = load_calibration()["memory"]
+    per_layer = cal["cuda_host_bytes_per_gpu_layer"]
+    assert per_layer == 393216
+
+    def host_overhead(size, ngl):
+        m, w = spec(size)
+        return estimate_memory(m, w, "llama.cpp", "cuda", 8192, ngl, flash_attn=True).pool("ram").overhead_bytes
+
+    # the same file with 14 fewer of its 28 layers on the GPU: 14 layers' graph nodes fewer on the host
+    assert host_overhead("7B", -1) - host_overhead("7B", 15) == 14 * per_layer
+    # 72B Q4_K_M against 0.5B, both fully offloaded: the layer term is 56 x 0.375 = 21 MiB of what differs
+    m72, w72 = spec("72B")
+    m05, w05 = spec("0.5B")
+    types = cal["cuda_host_bytes_per_matrix_type"]
+    runtime = cal["host_vocab_bytes_per_token"] * (m72.arch.vocab_size - m05.arch.vocab_size)
+    kinds = len(load_catalog().matrix_types(m72, w72)) - len(load_catalog().matrix_types(m05, w05))
+    assert host_overhead("72B", -1) - host_overhead("0.5B", -1) == pytest.approx(
+        56 * per_layer + kinds * types + runtime, abs=2)
