@@ -224,6 +224,14 @@ def split_devices(rows: list[dict]) -> dict[str, str]:
     return role
 
 
+def shipped_split(rows: list[dict]) -> dict[str, str]:
+    """device_key -> "fit" for the devices the shipped constants were fitted on (speed_model.json's fitted_on), else
+    "held-out": a device whose row or specification arrived after the fit is held out, and cannot move another
+    device between the halves as a new split would."""
+    fitted = set(load_speed_model()["fitted_on"])
+    return {r["_device"]: "fit" if r["_device"] in fitted else "held-out" for r in rows if "_skip" not in r}
+
+
 def observations(rows: list[dict], role: dict[str, str], which: str) -> list[tuple[dict, str, float]]:
     obs = []
     for r in rows:
@@ -431,7 +439,7 @@ def main() -> None:
         return
     cpus = doc.get("cpu_hosts", {})
     rows = prepare(doc, cpus)
-    role = split_devices(rows)
+    role = split_devices(rows) if args.fit else shipped_split(rows)
     fit_obs, held_obs = observations(rows, role, "fit"), observations(rows, role, "held-out")
     skipped = [r for r in rows if "_skip" in r]
     if args.fit:

@@ -100,3 +100,30 @@ def test_missing_nvml_bindings_are_absent_in_words(monkeypatch):
     monkeypatch.setitem(sys.modules, "pynvml", None)  # any `import pynvml` now fails
     found = nvidia.probe(LiveSource())
     assert found == Absent("the nvidia-ml-py package is not installed (pip install nvidia-ml-py)")
+
+
+@pytest.mark.parametrize("name, key, sms", [
+    ("NVIDIA GeForce RTX 5090 Laptop GPU", "rtx-5090-laptop", 82),  # contains the desktop 5090's name (170 SMs)
+    ("NVIDIA GeForce RTX 5070 Laptop GPU", "rtx-5070-laptop", 36),
+    ("NVIDIA GeForce RTX 5090", "rtx-5090", 170),
+    ("NVIDIA GB10", "gb10", 48),
+    ("NVIDIA RTX PRO 4500 Blackwell", "rtx-pro-4500-blackwell", 82),
+    ("Quadro RTX 8000", "quadro-rtx-8000", 72),  # an older driver's name, without "NVIDIA "
+])
+def test_nvml_names_find_their_own_card_not_a_shorter_named_one(name, key, sms):
+    from qwenctl.hardware import specs
+
+    spec = specs.gpu_spec(name)
+    assert (spec["key"], spec["sm_count"]) == (key, sms)
+
+
+def test_gb10_peaks_come_from_its_blackwell_sms_not_the_unknown_gpu_ratios():
+    from qwenctl.hardware import specs
+    from qwenctl.hardware.facts import NvidiaGpu
+
+    gpu = NvidiaGpu(index=0, name="NVIDIA GB10", uuid="", memory_total_bytes=None, memory_free_bytes=None,
+                    memory_used_bytes=None, compute_capability=(12, 1), unified_memory=True, cuda_cores=6144,
+                    max_sm_clock_mhz=2418)
+    peaks = specs.nvidia_peaks(gpu)
+    assert peaks.family == "nvidia-blackwell" and peaks.sm_count == 48
+    assert peaks.int8_ops == pytest.approx(48 * 2048 * 2418e6, rel=0.01)  # mma.sync int8, 2,048 ops an SM a clock
