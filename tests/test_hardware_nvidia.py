@@ -127,3 +127,16 @@ def test_gb10_peaks_come_from_its_blackwell_sms_not_the_unknown_gpu_ratios():
     peaks = specs.nvidia_peaks(gpu)
     assert peaks.family == "nvidia-blackwell" and peaks.sm_count == 48
     assert peaks.int8_ops == pytest.approx(48 * 2048 * 2418e6, rel=0.01)  # mma.sync int8, 2,048 ops an SM a clock
+
+
+@pytest.mark.parametrize("name, cc, kind", [("NVIDIA GB10", (12, 1), "gddr"), ("Orin (nvgpu)", (8, 7), "gddr"),
+                                            ("NVIDIA H100 80GB HBM3", (9, 0), "hbm"), ("NVIDIA GeForce RTX 4060", (8, 9), "gddr")])
+def test_a_gpu_streams_lpddr_as_it_streams_gddr(name, cc, kind):
+    """The share of peak a decode reads at follows the GPU's SMs, not the DRAM: DGX Spark's GB10 reads its LPDDR5X
+    at 0.80 of 273 GB/s (llama.cpp's scoreboard, 57 tok/s on a 3.83 GB Q4_0), not at the CPUs' LPDDR share."""
+    from qwenctl.hardware import specs
+    from qwenctl.hardware.facts import NvidiaGpu
+
+    gpu = NvidiaGpu(index=0, name=name, uuid="", memory_total_bytes=None, memory_free_bytes=None,
+                    memory_used_bytes=None, compute_capability=cc)
+    assert specs.nvidia_peaks(gpu).memory_kind == kind

@@ -18,7 +18,7 @@ from qwenctl.hardware.facts import AppleSilicon, Board, Cpu, NvidiaGpu
 @dataclass(frozen=True)
 class GpuPeaks:
     family: str  # "nvidia-ada", "nvidia-hopper", ...
-    memory_kind: str  # "hbm" | "gddr" | "lpddr"
+    memory_kind: str  # "hbm" | "gddr" (GDDR and LPDDR alike: _memory_kind)
     fp32_flops: float
     int8_ops: float  # dense int8 matrix peak (tensor cores; dp4a where there are none)
     fp16_flops: float  # dense fp16 matrix peak (tensor cores; the FP32 rate where FP16 is slower)
@@ -103,10 +103,13 @@ def _mig_share(gpu: NvidiaGpu, spec: dict | None) -> float:
 
 
 def _memory_kind(memory_type: str | None, family: str) -> str:
+    """How a GPU's SMs stream its DRAM: HBM, else as GDDR, LPDDR included: the share of peak a decode reads at
+    follows the SMs' reads, not the DRAM type (speed_model_fit.TIED), and a GPU on LPDDR is no CPU."""
     t = (memory_type or "").upper()
-    for prefix, kind in (("HBM", "hbm"), ("LPDDR", "lpddr"), ("GDDR", "gddr")):
-        if t.startswith(prefix):
-            return kind
+    if t.startswith("HBM"):
+        return "hbm"
+    if t:
+        return "gddr"
     return _devices()["family_memory_kind"].get(family, "gddr")
 
 
