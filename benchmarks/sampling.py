@@ -12,7 +12,7 @@ One command, the same on a CPU and on the H200 (benchmarks/gpu/run.sh's `samplin
   run -p               `qwenctl run --model M -p ... --json` in a subprocess: its reply's generation tok/s
   serve, 1 streamed    `qwenctl serve` (--parallel 1), one openai client, streamed; client-side rate from
                        the first to the last content chunk, so HTTP, JSON and SSE are inside the figure
-  serve, K clients     `qwenctl serve --parallel 16`, K = 1, 4, 16 concurrent streamed clients: total tok/s
+  serve, K clients     `qwenctl serve --parallel 16`, K = 1, 4, 16 concurrent streamed clients (a process each): total tok/s
 
 Every figure is the median of --trials runs (min beside it) and its ratio to decode. Replies never
 end early: generated requests bias end-of-text away (a device sampler, free), and bench ignores EOS.
