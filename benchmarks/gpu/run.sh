@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The CUDA measurements of docs/benchmarks.md, on the GPU machine (device tool, no network).
 #
-#   bash benchmarks/gpu/run.sh [build] [models] [run] [extras] [facts] [quants] [memory] [speed] [sampling] [samplerstep] [memdiag] [memcheck] [pooltrace] [graphcheck] [hostgraphs] [servetopk] [cpu] [newsize] [newsizemem]   (no argument: the first three)
+#   bash benchmarks/gpu/run.sh [build] [models] [run] [extras] [facts] [quants] [memory] [speed] [sampling] [samplerstep] [memdiag] [memcheck] [pooltrace] [graphcheck] [hostgraphs] [cpu] [newsize] [newsizemem]   (no argument: the first three)
 #
 # Each device call may run 600 s and a fresh machine's build takes ~345 s: call `build models`, then
 # `run`, then `extras` (the warm machine keeps the build and the models between calls).
@@ -265,26 +265,6 @@ stage_hostgraphs() {
   GGML_CUDA_DISABLE_GRAPHS=1 timeout 200 $ea --sizes "${sizes// /,}" --json-out "$OUT/hostgraphs-off.json"
 }
 
-# servetopk: `serve --parallel 16`'s clients (benchmarks/sampling.py's engine, serve and concurrent parts, 3 trials) with
-# the two-level top-k as shipped ("on"), without it ("off": MIN_SAMPLERS out of reach) and with it under a 0.2 ms GIL
-# switch interval ("gil": its samplers' graph-build callbacks take the GIL that the server's HTTP thread holds),
-# interleaved over SERVETOPK_ROUNDS (2) rounds, on the 0.5B Q4_K_M (models stage). Each variant is a sitecustomize
-# on PYTHONPATH, so the server subprocess gets it too. $OUT/servetopk-VARIANT-ROUND.json.
-stage_servetopk() {
-  local m v round
-  m=$(ls "$WORK"/models/qwen2.5-0.5b-*-Q4_K_M.gguf | head -1)
-  mkdir -p "$WORK/variants/on" "$WORK/variants/off" "$WORK/variants/gil"
-  echo "import qwenctl.backends.batched_top_k as b; b.MIN_SAMPLERS = 1 << 30" >"$WORK/variants/off/sitecustomize.py"
-  echo "import sys; sys.setswitchinterval(0.0002)" >"$WORK/variants/gil/sitecustomize.py"
-  for round in $(seq "${SERVETOPK_ROUNDS:-2}"); do
-    for v in on off gil; do
-      stamp "servetopk $v, round $round"
-      PYTHONPATH="$WORK/variants/$v:$PYTHONPATH" timeout 150 $PY benchmarks/sampling.py "$m" --n-gen 256 --trials 3 \
-        --ctx 2048 --skip paired,run --json-out "$OUT/servetopk-$v-$round.json" | grep -E '^  (decode|chat_device|serve_)'
-    done
-  done
-}
-
 stage_speed() {
   local m
   for m in "$WORK"/models/*.gguf; do
@@ -485,8 +465,8 @@ stages=("$@")
 [ ${#stages[@]} -eq 0 ] && stages=(build models run)
 for s in "${stages[@]}"; do
   case $s in
-    build|models|run|facts|extras|quants|memory|memdiag|memcheck|pooltrace|graphcheck|hostgraphs|servetopk|speed|sampling|samplerstep|multigpu|splits|rpcworker|rpccompare|cpu|newsize|newsizemem) stamp "stage $s"; "stage_$s" || { stamp "stage $s failed"; exit 1; } ;;
-    *) echo "unknown stage $s (build, models, run, facts, extras, quants, memory, memdiag, memcheck, pooltrace, graphcheck, hostgraphs, servetopk, speed, sampling, samplerstep, multigpu, splits, rpcworker, rpccompare, cpu, newsize, newsizemem)"; exit 2 ;;
+    build|models|run|facts|extras|quants|memory|memdiag|memcheck|pooltrace|graphcheck|hostgraphs|speed|sampling|samplerstep|multigpu|splits|rpcworker|rpccompare|cpu|newsize|newsizemem) stamp "stage $s"; "stage_$s" || { stamp "stage $s failed"; exit 1; } ;;
+    *) echo "unknown stage $s (build, models, run, facts, extras, quants, memory, memdiag, memcheck, pooltrace, graphcheck, hostgraphs, speed, sampling, samplerstep, multigpu, splits, rpcworker, rpccompare, cpu, newsize, newsizemem)"; exit 2 ;;
   esac
 done
 stamp "done"
