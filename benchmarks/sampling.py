@@ -31,6 +31,7 @@ import statistics
 import subprocess
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -189,8 +190,6 @@ def serve_concurrent(model: Path, n_ctx: int, n_gen: int, trials: int, clients=(
     Each client is a process of its own: 16 openai clients as threads of one process share its GIL, and parsing
     ~3,000 chunks a second in Python would then bound the figure instead of the server. Times are
     time.perf_counter, which is CLOCK_MONOTONIC on Linux, one clock for every process."""
-    from concurrent.futures import ProcessPoolExecutor
-
     proc, info, client = _server(model, n_ctx, max(clients))
     extra = no_eos(model, "llama.cpp")
     out = {}

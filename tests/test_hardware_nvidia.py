@@ -3,9 +3,9 @@ import sys
 import pytest
 from hardware_captures import document, replay
 
-from qwenctl.hardware import detect, nvidia
+from qwenctl.hardware import detect, nvidia, specs
 from qwenctl.hardware._parse import data
-from qwenctl.hardware.facts import Absent
+from qwenctl.hardware.facts import Absent, NvidiaGpu
 
 MIB = 1 << 20
 
@@ -111,16 +111,11 @@ def test_missing_nvml_bindings_are_absent_in_words(monkeypatch):
     ("Quadro RTX 8000", "quadro-rtx-8000", 72),  # an older driver's name, without "NVIDIA "
 ])
 def test_nvml_names_find_their_own_card_not_a_shorter_named_one(name, key, sms):
-    from qwenctl.hardware import specs
-
     spec = specs.gpu_spec(name)
     assert (spec["key"], spec["sm_count"]) == (key, sms)
 
 
 def test_gb10_peaks_come_from_its_blackwell_sms_not_the_unknown_gpu_ratios():
-    from qwenctl.hardware import specs
-    from qwenctl.hardware.facts import NvidiaGpu
-
     gpu = NvidiaGpu(index=0, name="NVIDIA GB10", uuid="", memory_total_bytes=None, memory_free_bytes=None,
                     memory_used_bytes=None, compute_capability=(12, 1), unified_memory=True, cuda_cores=6144,
                     max_sm_clock_mhz=2418)
@@ -134,9 +129,6 @@ def test_gb10_peaks_come_from_its_blackwell_sms_not_the_unknown_gpu_ratios():
 def test_a_gpu_streams_lpddr_as_it_streams_gddr(name, cc, kind):
     """The share of peak a decode reads at follows the GPU's SMs, not the DRAM: DGX Spark's GB10 reads its LPDDR5X
     at 0.80 of 273 GB/s (llama.cpp's scoreboard, 57 tok/s on a 3.83 GB Q4_0), not at the CPUs' LPDDR share."""
-    from qwenctl.hardware import specs
-    from qwenctl.hardware.facts import NvidiaGpu
-
     gpu = NvidiaGpu(index=0, name=name, uuid="", memory_total_bytes=None, memory_free_bytes=None,
                     memory_used_bytes=None, compute_capability=cc)
     assert specs.nvidia_peaks(gpu).memory_kind == kind
