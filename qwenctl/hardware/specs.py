@@ -103,8 +103,9 @@ def _mig_share(gpu: NvidiaGpu, spec: dict | None) -> float:
 
 
 def _memory_kind(memory_type: str | None, family: str) -> str:
-    """How a GPU's SMs stream its DRAM: HBM, else as GDDR, LPDDR included: the share of peak a decode reads at
-    follows the SMs' reads, not the DRAM type (speed_model_fit.TIED), and a GPU on LPDDR is no CPU."""
+    """How a GPU's SMs stream its DRAM: HBM, else as GDDR, LPDDR included. The share of peak a decode reads at
+    follows the SMs' reads, not the DRAM type (speed_model.json has one efficiency for HBM and GDDR alike); LPDDR's
+    own efficiency is the CPUs' (DGX Spark's GB10 reads its LPDDR5X at 0.80 of peak, docs/planning.md)."""
     t = (memory_type or "").upper()
     if t.startswith("HBM"):
         return "hbm"
