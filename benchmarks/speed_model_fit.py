@@ -140,8 +140,9 @@ def apple_facts(key: str) -> AppleSilicon | None:
 def cpu_hardware(row: dict, cpus: dict) -> Hardware | None:
     """A CPU host as detect would see it: cores and ISA from its specification, bandwidth as configured.
 
-    The clock is what detection reads from the CPU's name: Intel names carry the base clock
-    ("@ 1.80GHz"), others none (the model then assumes a typical clock, as it would live)."""
+    The clock is the base clock of the specification, as detection reads it on Linux (intel_pstate's
+    base_frequency, ACPI CPPC's nominal_freq) and from an Intel name ("@ 1.80GHz"); a CPU whose
+    specification has none gets the typical clock the model assumes live."""
     spec = cpus.get(row["device_key"])
     if spec is None:
         return None
@@ -155,7 +156,8 @@ def cpu_hardware(row: dict, cpus: dict) -> Hardware | None:
     core = re.search(r"(Cortex-[AX]\d+\w*|Neoverse-[NV]\d)", spec.get("core_type") or "") if arm else None
     if core:  # an Arm host's /proc/cpuinfo names its cores, not the chip; the core most of its CPUs are comes first
         brand = f"ARM {core.group(1)}"
-    cpu = Cpu(brand, "arm64" if arm else "x86_64", threads, threads, None, None, tuple(spec.get("isa", [])))
+    cpu = Cpu(brand, "arm64" if arm else "x86_64", threads, threads, None, None, tuple(spec.get("isa", [])),
+              base_clock_mhz=round(base * 1000) if base else None)
     bw = (spec.get("memory") or {}).get("bandwidth_gbs")
     mem = Memory(16 * 2**30, 8 * 2**30, 0, bandwidth_bytes_per_s=int(bw * 1e9) if bw else None, bandwidth_source="specification")
     key = row["device_key"]

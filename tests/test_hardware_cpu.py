@@ -1,3 +1,5 @@
+import dataclasses
+
 import pytest
 from hardware_captures import document, replay
 
@@ -97,6 +99,38 @@ def test_cpufreq_maximum_is_the_clock_and_its_absence_is_none():
     doc["files"][cpu_probe.CPUFREQ_MAX] = "4700000\n"
     assert cpu_probe.max_clock_mhz(replay(doc)) == 4700
     assert cpu_probe.probe(replay(doc)).max_clock_mhz == 4700
+
+
+def test_the_clock_is_the_all_core_base_not_the_one_core_turbo():
+    """Real sysfs values: an i7-7820HQ's intel_pstate base_frequency 2900000 and cpuinfo_max_freq 3900000 (kHz; a
+    public perf-notes file, code-index file id 49065403067); a Ryzen 9 7950X's acpi_cppc/nominal_freq 4501 (MHz,
+    "matching the rated 4.5 GHz base", code-index file id 58583730722); a broken BIOS's nominal_freq 0
+    (amd-pstate's patch, linux-pm, code-index file id 39546067532). The CPU speed model was fitted on base clocks:
+    the turbo would price every prompt 1.3-2.2x too fast on a laptop."""
+    from qwenctl.hardware import specs
+    from qwenctl.machine import host_device
+
+    doc = document("linux-x86-no-gpu.json")
+    doc["files"][cpu.CPUFREQ_MAX] = "3900000\n"
+    doc["files"][cpu.INTEL_BASE] = "2900000\n"
+    intel = cpu.probe(replay(doc))
+    assert (intel.base_clock_mhz, intel.max_clock_mhz) == (2900, 3900)
+    core = specs.cpu_core(intel, None)
+    assert core.clock_hz == 2.9e9 and not core.assumed
+
+    del doc["files"][cpu.INTEL_BASE]
+    doc["files"][cpu.CPPC_NOMINAL] = "4501\n"
+    assert cpu.base_clock_mhz(replay(doc)) == 4501
+    doc["files"][cpu.CPPC_NOMINAL] = "0\n"  # unknown, not zero: cpufreq's maximum is the next witness
+    amd = cpu.probe(replay(doc))
+    assert amd.base_clock_mhz is None and specs.cpu_core(amd, None).clock_hz == 3.9e9
+
+    from qwenctl.hardware.facts import Hardware, Memory
+    hw = Hardware("Linux", "x86_64", intel, Memory(16 * 2**30, 8 * 2**30, 0, bandwidth_bytes_per_s=int(38.4e9)),
+                  Absent("-"), Absent("-"), Absent("-"), Absent("-"), Absent("-"))
+    base = host_device(hw)
+    turbo = host_device(dataclasses.replace(hw, cpu=dataclasses.replace(intel, base_clock_mhz=None)))
+    assert turbo.matrix_ops["int8"] / base.matrix_ops["int8"] == pytest.approx(3.9 / 2.9)
 
 
 def test_arm_cores_take_the_throughput_of_their_pipe_count_not_of_their_isa():

@@ -27,6 +27,8 @@ MAC_FLAGS = {
     "hw.optional.avx512f": "avx512f", "hw.optional.avx512bw": "avx512bw", "hw.optional.fma": "fma",
 }
 CPUFREQ_MAX = "/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq"
+INTEL_BASE = "/sys/devices/system/cpu/cpu0/cpufreq/base_frequency"  # intel_pstate with HWP, kHz
+CPPC_NOMINAL = "/sys/devices/system/cpu/cpu0/acpi_cppc/nominal_freq"  # ACPI CPPC (AMD, Arm servers), MHz
 ARCH_NAMES = {"aarch64": "arm64", "arm64": "arm64", "amd64": "x86_64", "x86_64": "x86_64"}
 
 
@@ -39,7 +41,7 @@ def probe(source: Source) -> Cpu | Absent:
         return _from_sysctl(values, arch)
     if source.system == "Linux":
         cpu = parse_cpuinfo(source.read_text("/proc/cpuinfo"), arch)
-        return dataclasses.replace(cpu, max_clock_mhz=max_clock_mhz(source))
+        return dataclasses.replace(cpu, max_clock_mhz=max_clock_mhz(source), base_clock_mhz=base_clock_mhz(source))
     return Absent(f"no CPU probe for {source.system} yet")
 
 
@@ -51,6 +53,22 @@ def max_clock_mhz(source: Source) -> int | None:
     except (OSError, ParseError):
         return None
     return khz // 1000 if khz > 0 else None
+
+
+def base_clock_mhz(source: Source) -> int | None:
+    """The clock the CPU guarantees with every core busy, as llama.cpp's threads keep them: intel_pstate's
+    `base_frequency` ("any frequency above this is in the turbo range", kernel docs), else ACPI CPPC's
+    `nominal_freq` ("the maximum sustained performance level"; amd-pstate exposes it). cpufreq's maximum
+    is the one-core turbo, which an all-core load does not hold. None where neither file says (a broken
+    BIOS writes 0 to nominal_freq)."""
+    for path, per_mhz in ((INTEL_BASE, 1000), (CPPC_NOMINAL, 1)):
+        try:
+            value = to_int(source.read_text(path).strip(), path) // per_mhz
+        except (OSError, ParseError):
+            continue
+        if value > 0:
+            return value
+    return None
 
 
 def parse_cpuinfo(text: str, arch: str) -> Cpu:

@@ -29,6 +29,7 @@ class Cpu:
     cores_source: str | None = None  # how physical_cores was counted, e.g. "cpu cores x sockets"
     sockets: int | None = None  # distinct `physical id` values; None where the OS does not say
     max_clock_mhz: int | None = None  # cpufreq's maximum (Linux); None where no driver says it
+    base_clock_mhz: int | None = None  # the clock guaranteed under all-core load (intel_pstate base / ACPI CPPC nominal)
 
 
 Unknown = tuple[tuple[str, str], ...]  # (field name, why it is not known): "unknown, with why"

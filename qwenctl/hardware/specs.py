@@ -231,7 +231,12 @@ def _board(board: Board | None, cpu: Cpu | None) -> dict | None:
 
 
 def cpu_core(cpu: Cpu | None, board: Board | None) -> CoreSpec:
-    """The core type of the host CPU: a board's SoC, an Arm core name, or the x86 ISA level."""
+    """The core type of the host CPU: a board's SoC, an Arm core name, or the x86 ISA level.
+
+    The clock is the one the CPU guarantees with every core busy (its base or nominal clock: detected,
+    or the "@ 2.80GHz" of an Intel name), not cpufreq's one-core turbo: llama.cpp keeps every thread
+    busy, and the speed model's CPU constants were fitted on base clocks. A laptop's turbo is 1.5-2.2x
+    its base, which priced its prompts that much too fast."""
     table = _devices()["core_of"]
     flags = set(cpu.flags) if cpu else set()
     brand = cpu.brand if cpu else ""
@@ -252,10 +257,12 @@ def cpu_core(cpu: Cpu | None, board: Board | None) -> CoreSpec:
             key = next((k for f, k in table["x86"] if f in flags), "x86-sse")
             kind = "ddr"
         m = re.search(r"@\s*([0-9.]+)\s*GHz", brand)
-        if cpu is not None and cpu.max_clock_mhz:
-            clock = cpu.max_clock_mhz / 1000  # cpufreq's maximum
+        if cpu is not None and cpu.base_clock_mhz:
+            clock = cpu.base_clock_mhz / 1000  # guaranteed with every core busy: what the constants were fitted on
         elif m:
             clock = float(m.group(1))  # the base clock an Intel name carries
+        elif cpu is not None and cpu.max_clock_mhz:
+            clock = cpu.max_clock_mhz / 1000  # cpufreq's maximum: a base P-state under acpi-cpufreq, else a turbo
         else:
             clock = table["typical_clock_ghz"]["arm" if arm else "x86"]
             assumed.append(f"CPU clock unknown: assumed {clock} GHz")
