@@ -14,7 +14,7 @@ Every layer on the GPU and flash attention, as `--model PATH` loads on a GPU (a 
 runs it all on the CPU). It prints ms per step and per sequence-token and where the token was drawn
 (sampling.device_report). It asserts nothing.
 
-    python benchmarks/sampler_step.py MODEL.gguf [--seqs 1,16] [--steps 200] [--kv-unified] [--json-out F]
+    python benchmarks/sampler_step.py MODEL.gguf [--seqs 1,16] [--steps 200] [--kv-unified] [--overlap] [--json-out F]
 """
 
 from __future__ import annotations
@@ -87,13 +87,15 @@ class _NeverEnds(dict):
         return False
 
 
-def measure(llm, n_seq: int, steps: int, warmup: int, make, prompt: list[int], kv_unified: bool = False) -> dict:
-    """Mean Engine.step() of `n_seq` sequences with the chain `make` builds attached to each."""
+def measure(llm, n_seq: int, steps: int, warmup: int, make, prompt: list[int], kv_unified: bool = False,
+            overlap: bool = False) -> dict:
+    """Mean Engine.step() of `n_seq` sequences with the chain `make` builds attached to each (`overlap`: the
+    next batch queued before the drawn tokens become text, as qwenctl runs a GPU model)."""
     import llama_cpp as lc
 
     n_ctx = len(prompt) + warmup + steps + 16
     ctx = context_for_slots(llm, n_seq, n_ctx, kv_unified)
-    engine = Engine(ctx, llm.model, n_seq, n_ctx, llm.n_batch)
+    engine = Engine(ctx, llm.model, n_seq, n_ctx, llm.n_batch, overlap=overlap)
     engine._eog = _NeverEnds()
     try:
         for slot in engine.slots:
@@ -131,6 +133,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--warmup", type=int, default=20)
     ap.add_argument("--kv-unified", action="store_true", help="also time 16 sequences in one shared KV cache (kv_unified)")
+    ap.add_argument("--overlap", action="store_true", help="also time Qwen's chain with the engine's overlap")
     ap.add_argument("--json-out", type=Path)
     a = ap.parse_args()
     from qwenctl.backends import load_backend
@@ -142,13 +145,15 @@ def main() -> None:
         prompt = session.chat_prompt([{"role": "user", "content": "Write a long story about a lighthouse keeper."}])
         made = chains(session.n_vocab, prompt[-1])
         rows = {}
-        runs = [(int(n), name, False) for n in a.seqs.split(",") for name in made]
+        runs = [(int(n), name, False, False) for n in a.seqs.split(",") for name in made]
         if a.kv_unified:
-            runs += [(int(n), name, True) for n in a.seqs.split(",") if int(n) > 1 for name in made]
-        for n_seq, name, unified in runs:
-            label = name + (", one KV cache" if unified else "")
+            runs += [(int(n), name, True, False) for n in a.seqs.split(",") if int(n) > 1 for name in made]
+        if a.overlap:
+            runs += [(int(n), "qwen", False, True) for n in a.seqs.split(",")]
+        for n_seq, name, unified, overlap in runs:
+            label = name + (", one KV cache" if unified else "") + (", overlapped" if overlap else "")
             rows[f"{n_seq}|{label}"] = {"seqs": n_seq, "chain": label,
-                                        **measure(session.llm, n_seq, a.steps, a.warmup, made[name], prompt, unified)}
+                                        **measure(session.llm, n_seq, a.steps, a.warmup, made[name], prompt, unified, overlap)}
             print(f"[samplerstep] {n_seq} x {label}: {rows[f'{n_seq}|{label}']['ms_per_step']:.3f} ms", file=sys.stderr, flush=True)
         doc = {"schema": "sampler-step", "model": a.model.name, "n_gpu_layers": session.n_gpu_layers,
                "flash_attn": session.flash_attn, "steps": a.steps, "warmup": a.warmup, "rows": list(rows.values())}

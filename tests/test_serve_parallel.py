@@ -55,6 +55,69 @@ def test_one_step_decodes_every_slot_and_each_reply_is_its_own(tiny):
         session.close()
 
 
+def test_overlapped_steps_give_the_replies_of_plain_steps(tiny):
+    """With `overlap` (a GPU model) the next batch is queued before the drawn tokens become text. Whatever happens
+    between steps must come out the same: a reply ended by its budget, one ended by a stop string and one
+    interrupted (each with one more token decoded into its cache, its draw dropped), and a request started in a
+    freed slot while a batch is in flight (its prompt's decode must not overwrite the batch's draws)."""
+    session = load_backend("llama.cpp", tiny, LoadOptions(n_ctx=256, n_threads=2))
+    ctx = context_for_slots(session.llm, 3, 256)
+
+    def prompt(q: str) -> tuple[int, ...]:
+        return tuple(session.chat_prompt([{"role": "user", "content": q}]))
+
+    requests = [Request(prompt("Say hello."), ChainSpec(temperature=0.0, logit_bias=NO_EOS), 6),
+                Request(prompt("Count to five."), ChainSpec(seed=3, repeat_penalty=1.3, logit_bias=NO_EOS), 16,
+                        stop=("ach",)),
+                Request(prompt("Why?"), ChainSpec(seed=4, temperature=1.0, logit_bias=NO_EOS), 12)]
+    late = Request(prompt("Tell a joke."), ChainSpec(seed=5, repeat_penalty=1.3, logit_bias=NO_EOS), 7)
+
+    def replies(overlap: bool) -> tuple[dict[str, list], list[int]]:
+        """Each request's text and how it ended (steps may interleave differently: a request started while a
+        batch is in flight joins the next one)."""
+        engine = Engine(ctx, session.llm.model, 3, 256, 64, overlap=overlap)
+        out: dict[str, list] = {}
+        owner = {}
+
+        def begin(slot, name, request):
+            owner[slot.seq_id] = name
+            out[name] = [engine.start(slot, request).text, None]
+
+        try:
+            engine.forget()
+            for slot, name, r in zip(engine.slots, ("budget", "stop string", "interrupted"), requests):
+                begin(slot, name, r)
+            for step in range(40):
+                ticks = engine.step()
+                if not ticks:
+                    break
+                for slot, tick in ticks:
+                    out[owner[slot.seq_id]][0] += tick.text
+                    out[owner[slot.seq_id]][1] = tick.finish_reason
+                if step == 4:  # the client of slot 2 went away
+                    out["interrupted"][0] += engine.finish(engine.slots[2], "interrupted").text
+                    out["interrupted"][1] = "interrupted"
+                if "late" not in out and not engine.slots[0].busy:
+                    begin(engine.slots[0], "late", late)
+            return out, [len(slot.cached) for slot in engine.slots]
+        finally:
+            engine.close()
+
+    try:
+        plain, plain_cached = replies(False)
+        overlapped, overlapped_cached = replies(True)
+    finally:
+        import llama_cpp
+
+        llama_cpp.llama_free(ctx)
+        session.close()
+    assert {name: reason for name, (_, reason) in plain.items()} == {
+        "budget": "length", "stop string": "stop", "interrupted": "interrupted", "late": "length"}
+    assert overlapped == plain
+    # replies ended by their text or from outside had one more token queued; those ended by the budget did not
+    assert [b - a for a, b in zip(plain_cached, overlapped_cached)] == [0, 1, 1]
+
+
 @pytest.fixture(scope="module")
 def served(tiny):
     server = start(tiny, "--ctx", "256", "--parallel", "4")

@@ -163,7 +163,7 @@ stage_samplerstep() {
     name=$(basename "$m" .gguf)
     stamp "samplerstep $name"
     timeout ${SAMPLERSTEP_TIMEOUT:-280} $PY benchmarks/sampler_step.py "$m" --seqs 1,16 --steps ${SAMPLERSTEP_STEPS:-200} \
-      --kv-unified --json-out "$OUT/samplerstep-$name.json" || echo "FAILED (or cut off) $name"
+      --kv-unified --overlap --json-out "$OUT/samplerstep-$name.json" || echo "FAILED (or cut off) $name"
   done
 }
 

@@ -10,6 +10,12 @@ Semantics are the host chain's (and ``Llama.generate``'s before it): the prompt 
 n_batch chunks; a slot reuses the KV cache of the longest prefix it already holds (the next chat
 turn only processes the new messages); end-of-generation tokens stop without being shown; stop
 strings are cut out of the text; max_tokens and the context bound the reply.
+
+With ``overlap`` (a model on a GPU, where ``llama_decode`` only queues the work), a step draws the
+tokens of the batch in flight, queues the next batch at once, and only then makes their text: the
+host's share of a token (detokenising, stop strings, handing the text on) runs while the GPU
+decodes the next one instead of between two decodes. A reply that a stop string ends has had one
+more token decoded (it stays in the slot's cache, like any generated token); its draw is dropped.
 """
 
 from __future__ import annotations
@@ -66,7 +72,7 @@ class Slot:
 class Engine:
     """Generation over one llama.cpp context with `n_seq` sequences of up to `n_ctx` tokens each."""
 
-    def __init__(self, ctx, model, n_seq: int, n_ctx: int, n_batch: int):
+    def __init__(self, ctx, model, n_seq: int, n_ctx: int, n_batch: int, overlap: bool = False):
         import llama_cpp as lc
 
         self._lc = lc
@@ -80,6 +86,9 @@ class Engine:
         self._mem = lc.llama_get_memory(ctx)
         self._batch = lc.llama_batch_init(max(n_batch, n_seq), 0, 1)
         self._eog: dict[int, bool] = {}  # token -> ends generation, asked once per token id
+        self.overlap = overlap
+        self._in_flight: list[Slot] | None = None  # the slots of the batch decoding now, in batch order
+        self._drawn: list[tuple[Slot, int]] | None = None  # its tokens, drawn early (before another decode)
 
     # --- slots ------------------------------------------------------------------------------------
     def free_slot(self, prompt: Sequence[int]) -> Slot | None:
@@ -89,6 +98,7 @@ class Engine:
 
     def start(self, slot: Slot, request: Request) -> Tick:
         """Process the prompt in `slot` and draw the first token; returns its tick (it may already end the reply)."""
+        self._drain()  # a prompt's decode overwrites the outputs of the batch in flight
         prompt = list(request.prompt)
         if not prompt:
             raise QwenctlError("the prompt is empty", code=ExitCode.BAD_INPUT)
@@ -114,37 +124,42 @@ class Engine:
 
     def step(self) -> list[tuple[Slot, Tick]]:
         """Decode the pending token of every busy slot in one batch and draw each slot's next token."""
-        running = [s for s in self.slots if s.busy]
-        if not running:
-            return []
-        self._fill([(s, s.next_token, True) for s in running])
-        self._decode()
-        ticks = []
-        for i, slot in enumerate(running):
-            slot.cached.append(slot.next_token)
-            ticks.append((slot, self._accept(slot, _chain(slot).sample(self.ctx, i))))
-        return ticks
+        drawn = self._take_drawn()
+        if self.overlap:
+            for slot, token in drawn:
+                slot.next_token = token
+            ending = {id(slot) for slot, token in drawn if self._ends(slot, token)}
+            going = [s for s in self.slots if s.busy and id(s) not in ending]
+            if going:
+                self._submit(going)
+        return [(slot, self._accept(slot, token)) for slot, token in drawn]
 
     def finish(self, slot: Slot, reason: str = "stop") -> Tick:
         """End `slot`'s reply now (its KV cache stays, for the next request's prefix); the remaining text."""
         text = slot.stream.finish() if slot.stream else ""
+        if self._drawn:  # a token drawn early for this reply is no longer wanted
+            self._drawn = [(s, t) for s, t in self._drawn if s is not slot]
         slot.request = None
         slot.stream = None
         return Tick(text, slot.generated, reason)
 
     def forget(self) -> None:
         """Empty every sequence (bench and `reset` start from a clean context)."""
+        self._drain()
+        self._drawn = None  # what it drew belongs to replies that are over
         self._lc.llama_memory_clear(self._mem, True)
         for slot in self.slots:
             slot.cached = []
 
     def detach_all(self) -> None:
         """Back to plain decoding (no sampling in the graph), for bench's decode-only figures."""
+        self._drain()
         for slot in self.slots:
             if slot.on_device and not slot.busy:
                 self._drop_chain(slot)
 
     def close(self) -> None:
+        self._drain()
         for slot in self.slots:
             self._drop_chain(slot)
         if self._batch is not None:
@@ -176,12 +191,48 @@ class Engine:
             slot.chain.close()
             slot.chain = None
 
-    def _accept(self, slot: Slot, token: int) -> Tick:
-        slot.next_token = token
+    def _submit(self, slots: list[Slot]) -> None:
+        """Queue the decode of each slot's pending token (one batch); `_collect` draws what it gives."""
+        self._fill([(s, s.next_token, True) for s in slots])
+        self._decode()
+        for slot in slots:
+            slot.cached.append(slot.next_token)
+        self._in_flight = slots
+
+    def _collect(self) -> list[tuple[Slot, int]]:
+        """Wait for the batch in flight and draw each slot's next token; a slot finished meanwhile draws nothing."""
+        slots, self._in_flight = self._in_flight or [], None
+        return [(slot, _chain(slot).sample(self.ctx, i)) for i, slot in enumerate(slots) if slot.busy]
+
+    def _take_drawn(self) -> list[tuple[Slot, int]]:
+        if self._drawn is not None:
+            drawn, self._drawn = self._drawn, None
+            return drawn
+        if self._in_flight is None:
+            running = [s for s in self.slots if s.busy]
+            if not running:
+                return []
+            self._submit(running)
+        return self._collect()
+
+    def _drain(self) -> None:
+        """Draw the batch in flight now (kept for the next `step`), before anything else touches the context."""
+        if self._in_flight is not None:
+            self._drawn = (self._drawn or []) + self._collect()
+
+    def _ends(self, slot: Slot, token: int) -> bool:
+        """Whether `token` ends the slot's reply whatever its text says: end of generation, or the budget."""
+        return self._is_eog(token) or slot.generated + 1 >= slot.budget
+
+    def _is_eog(self, token: int) -> bool:
         eog = self._eog.get(token)
         if eog is None:
             eog = self._eog[token] = bool(self._lc.llama_vocab_is_eog(self.vocab, token))
-        if eog:
+        return eog
+
+    def _accept(self, slot: Slot, token: int) -> Tick:
+        slot.next_token = token
+        if self._is_eog(token):
             return self.finish(slot, "stop")
         slot.generated += 1
         stream = slot.stream

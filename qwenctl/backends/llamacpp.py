@@ -116,7 +116,8 @@ class LlamaCppSession(ChatTemplateSession):
         self.notes = notes
         self._gpu_baseline = gpu_baseline
         self._format = chat_formatter(llm, str(info.path))
-        self.engine = Engine(llm.ctx, llm.model, 1, self.n_ctx, options.n_batch)
+        # on a GPU llama_decode only queues the work: the next token decodes while this one becomes text
+        self.engine = Engine(llm.ctx, llm.model, 1, self.n_ctx, options.n_batch, overlap=n_gpu_layers != 0)
         self.device_sampling = True  # False: the same sampler chain on the host (bench's comparison)
         self.sampling_note: str | None = None  # where the first reply's tokens were drawn, once known
 

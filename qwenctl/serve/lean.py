@@ -262,14 +262,15 @@ async def _watch_disconnect(receive, job: Job) -> None:
             return
 
 
-def start(llm, model_id: str, n_ctx: int, parallel: int) -> LeanCompletions:
-    """The lean path for `llm` (llama_cpp.server's loaded model): its own context for `parallel` sequences."""
+def start(llm, model_id: str, n_ctx: int, parallel: int, on_gpu: bool = False) -> LeanCompletions:
+    """The lean path for `llm` (llama_cpp.server's loaded model): its own context for `parallel` sequences.
+    `on_gpu`: layers are offloaded, so a step's text is made while the next batch decodes (Engine's overlap)."""
     from qwenctl.backends.generation import Engine, context_for_slots
     from qwenctl.backends.llamacpp import _recent_errors
     from qwenctl.backends.sampling import device_report
 
     ctx = context_for_slots(llm, parallel, n_ctx)
-    engine = Engine(ctx, llm.model, parallel, n_ctx, llm.n_batch)
+    engine = Engine(ctx, llm.model, parallel, n_ctx, llm.n_batch, overlap=on_gpu)
 
     def report(engine, slot) -> None:
         r = device_report(engine.ctx, -1, slot.chain, tuple(_recent_errors))

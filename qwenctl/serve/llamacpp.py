@@ -93,7 +93,10 @@ def serve(target: ServeTarget, options: ServeOptions, sock: socket.socket, on_re
     from qwenctl.serve import lean as serve_lean
 
     parallel = options.parallel or 1
-    lean = serve_lean.start(llama_app._llama_proxy(), target.model_id, load.n_ctx, parallel)
+    from qwenctl.hardware.engines import llama_supports_gpu_offload
+
+    on_gpu = load.n_gpu_layers != 0 and (bool(load.workers) or llama_supports_gpu_offload())
+    lean = serve_lean.start(llama_app._llama_proxy(), target.model_id, load.n_ctx, parallel, on_gpu)
     lost.append(lean)
     wrapped = _OpenAILayer(app, target.model_id, options.api_key, options.sampling, lean)
 
