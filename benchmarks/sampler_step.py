@@ -57,6 +57,8 @@ class Bare:
         """The first candidate top-k left on the device; with no sampler, a constant token (no host work)."""
         return self._lc.llama_get_sampled_candidates_ith(ctx, index)[0] if self.ptr else self.token
 
+    take = sample  # what Engine calls for a device chain once the context is synchronised
+
     def close(self) -> None:
         if self.ptr:
             self._lc.llama_sampler_free(self.ptr)

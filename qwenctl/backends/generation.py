@@ -200,9 +200,15 @@ class Engine:
         self._in_flight = slots
 
     def _collect(self) -> list[tuple[Slot, int]]:
-        """Wait for the batch in flight and draw each slot's next token; a slot finished meanwhile draws nothing."""
+        """Wait for the batch in flight and draw each slot's next token; a slot finished meanwhile draws nothing.
+
+        One wait for the device with the GIL released, then each device chain's draw keeping it (`Chain.take`)."""
         slots, self._in_flight = self._in_flight or [], None
-        return [(slot, _chain(slot).sample(self.ctx, i)) for i, slot in enumerate(slots) if slot.busy]
+        if not slots:
+            return []
+        self._lc.llama_synchronize(self.ctx)
+        return [(slot, _chain(slot).take(self.ctx, i) if slot.on_device else _chain(slot).sample(self.ctx, i))
+                for i, slot in enumerate(slots) if slot.busy]
 
     def _take_drawn(self) -> list[tuple[Slot, int]]:
         if self._drawn is not None:
