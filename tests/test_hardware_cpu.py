@@ -133,6 +133,37 @@ def test_the_clock_is_the_all_core_base_not_the_one_core_turbo():
     assert turbo.matrix_ops["int8"] / base.matrix_ops["int8"] == pytest.approx(3.9 / 2.9)
 
 
+def test_a_hybrid_intel_cpu_runs_on_its_performance_cores():
+    """A real Raptor Lake i7-1370P (hwloc's capture): 6 P-cores with two threads each and 8 E-cores, told apart by
+    each CPU's base_frequency. llama.cpp's own default runs a hybrid CPU's P-cores only; qwenctl passed all 14
+    physical cores, E-cores too, and priced 14 threads at the P-cores' rate."""
+    from qwenctl.hardware.facts import Hardware, Memory
+    from qwenctl.machine import host_device, threads
+
+    doc = document("linux-x86-hybrid-i7-1370p.json")
+    found = cpu.probe(replay(doc))
+    assert (found.physical_cores, found.logical_cores, found.performance_cores, found.efficiency_cores) == (14, 20, 6, 8)
+    assert found.base_clock_mhz == 1900  # the P-cores' (CPU 0's), not the 5.0 GHz turbo
+    hw = Hardware("Linux", "x86_64", found, Memory(32 * 2**30, 16 * 2**30, 0, bandwidth_bytes_per_s=int(83.2e9)),
+                  Absent("-"), Absent("-"), Absent("-"), Absent("-"), Absent("-"))
+    assert threads(hw) == 6
+    host = host_device(hw)
+    assert (host.compute_units, host.clock_hz) == (6, 1.9e9)
+
+    # the kernel's PMU lists, where published, decide first (cpulist format as tools/perf's intel-hybrid.txt shows)
+    doc["files"][cpu.PMU_P_CORES] = "0-11\n"
+    doc["files"][cpu.PMU_E_CORES] = "12-19\n"
+    for c in range(20):
+        del doc["files"][cpu.CPU_BASE.format(c)]
+    assert cpu.hybrid_cores(replay(doc), doc["files"]["/proc/cpuinfo"]) == (6, 8)
+    # cores that are alike (every base the same, or no intel_pstate at all): no kinds
+    alike = document("linux-x86-hybrid-i7-1370p.json")
+    for c in range(20):
+        alike["files"][cpu.CPU_BASE.format(c)] = "1900000\n"
+    assert cpu.probe(replay(alike)).performance_cores is None
+    assert cpu.probe(replay("linux-x86-no-gpu.json")).performance_cores is None
+
+
 def test_arm_cores_take_the_throughput_of_their_pipe_count_not_of_their_isa():
     """A Cortex-A720 has i8mm like a Neoverse V1 but two 128-bit SIMD pipes, not four (LLVM's scheduling models):
     it must get the A76/N1 row, and "Cortex-A72" must not match inside "Cortex-A720"."""

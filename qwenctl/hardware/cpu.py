@@ -29,6 +29,9 @@ MAC_FLAGS = {
 CPUFREQ_MAX = "/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq"
 INTEL_BASE = "/sys/devices/system/cpu/cpu0/cpufreq/base_frequency"  # intel_pstate with HWP, kHz
 CPPC_NOMINAL = "/sys/devices/system/cpu/cpu0/acpi_cppc/nominal_freq"  # ACPI CPPC (AMD, Arm servers), MHz
+PMU_P_CORES = "/sys/devices/cpu_core/cpus"  # Intel hybrid: a perf PMU per core type, each with its CPUs
+PMU_E_CORES = "/sys/devices/cpu_atom/cpus"
+CPU_BASE = "/sys/devices/system/cpu/cpu{}/cpufreq/base_frequency"
 ARCH_NAMES = {"aarch64": "arm64", "arm64": "arm64", "amd64": "x86_64", "x86_64": "x86_64"}
 
 
@@ -40,8 +43,12 @@ def probe(source: Source) -> Cpu | Absent:
             return Absent("sysctl gave no answer")
         return _from_sysctl(values, arch)
     if source.system == "Linux":
-        cpu = parse_cpuinfo(source.read_text("/proc/cpuinfo"), arch)
-        return dataclasses.replace(cpu, max_clock_mhz=max_clock_mhz(source), base_clock_mhz=base_clock_mhz(source))
+        text = source.read_text("/proc/cpuinfo")
+        cpu = parse_cpuinfo(text, arch)
+        kinds = hybrid_cores(source, text) if cpu.arch == "x86_64" else None
+        return dataclasses.replace(cpu, max_clock_mhz=max_clock_mhz(source), base_clock_mhz=base_clock_mhz(source),
+                                   performance_cores=kinds[0] if kinds else None,
+                                   efficiency_cores=kinds[1] if kinds else None)
     return Absent(f"no CPU probe for {source.system} yet")
 
 
@@ -69,6 +76,63 @@ def base_clock_mhz(source: Source) -> int | None:
         if value > 0:
             return value
     return None
+
+
+def hybrid_cores(source: Source, cpuinfo: str) -> tuple[int, int] | None:
+    """(performance, efficiency) physical cores of a hybrid x86 CPU; None where its cores are all alike.
+
+    llama.cpp runs its threads on the performance cores of such a CPU (common's cpu_get_num_math), and
+    `machine.threads` does the same, so it must know them. The kernel publishes one perf PMU per core type
+    (tools/perf/Documentation/intel-hybrid.txt: /sys/devices/cpu_core/cpus "0-15", cpu_atom/cpus "16-23");
+    where those are not readable, each CPU's intel_pstate base_frequency tells the kinds apart (a Raptor Lake
+    i7-1370P: 1,900,000 kHz on its P-cores' 12 CPUs, 1,400,000 on its E-cores' 8; hwloc's capture of one).
+    E-cores are numbered last, so a CPU that is not hybrid costs one read of its last CPU's base."""
+    blocks = [b for b in (colon_fields(x) for x in cpuinfo.split("\n\n")) if "processor" in b]
+    try:
+        ids = [int(b["processor"]) for b in blocks]
+    except ValueError:
+        return None
+    kinds = _pmu_kinds(source) or _base_clock_kinds(source, ids)
+    if kinds is None:
+        return None
+    core = {int(b["processor"]): (b.get("physical id"), b.get("core id", b["processor"])) for b in blocks}
+    performance, efficiency = ({core.get(c, ("cpu", c)) for c in cpus} for cpus in kinds)
+    return len(performance), len(efficiency)
+
+
+def _pmu_kinds(source: Source) -> tuple[set[int], set[int]] | None:
+    try:
+        p, e = (_cpulist(source.read_text(path)) for path in (PMU_P_CORES, PMU_E_CORES))
+    except (OSError, ParseError):
+        return None
+    return (p, e) if p and e else None
+
+
+def _base_clock_kinds(source: Source, cpus: list[int]) -> tuple[set[int], set[int]] | None:
+    def base(cpu: int) -> int | None:
+        try:
+            return to_int(source.read_text(CPU_BASE.format(cpu)).strip(), "base_frequency")
+        except (OSError, ParseError):
+            return None
+
+    if len(cpus) < 2 or base(cpus[0]) in (None, base(cpus[-1])):
+        return None
+    clocks = {c: base(c) for c in cpus}
+    if None in clocks.values():
+        return None
+    top = max(v for v in clocks.values() if v is not None)
+    return {c for c, v in clocks.items() if v == top}, {c for c, v in clocks.items() if v != top}
+
+
+def _cpulist(text: str) -> set[int]:
+    """The kernel's cpulist format: "0-15", "0,2,4-7"."""
+    out: set[int] = set()
+    for part in text.strip().split(","):
+        if not part:
+            continue
+        lo, _, hi = part.partition("-")
+        out.update(range(to_int(lo, "cpulist"), to_int(hi or lo, "cpulist") + 1))
+    return out
 
 
 def parse_cpuinfo(text: str, arch: str) -> Cpu:
