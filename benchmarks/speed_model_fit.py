@@ -151,7 +151,8 @@ def cpu_hardware(row: dict, cpus: dict) -> Hardware | None:
     total = sum(v for v in cores.values() if isinstance(v, int)) or spec.get("threads_total") or 4
     threads = row.get("threads") or perf or total
     arm = any(f in spec.get("isa", []) for f in ("neon", "dotprod", "i8mm"))
-    base = (spec.get("clock_ghz") or {}).get("base")
+    clock = spec.get("clock_ghz") or {}
+    base = clock.get("base") or clock.get("p_core_base")  # a hybrid's CPU 0 is a P-core: its base is what detection reads
     brand = spec["cpu"] + (f" CPU @ {base:.2f}GHz" if base and spec["cpu"].startswith("Intel") else "")
     core = re.search(r"(Cortex-[AX]\d+\w*|Neoverse-[NV]\d)", spec.get("core_type") or "") if arm else None
     if core:  # an Arm host's /proc/cpuinfo names its cores, not the chip; the core most of its CPUs are comes first
