@@ -3,6 +3,8 @@
     python benchmarks/speed_model_fit.py            # score the shipped constants (speed_model.json)
     python benchmarks/speed_model_fit.py --fit      # fit on the fitting half, score the held-out half,
                                                     # write the constants and benchmarks/results/speed_model_fit.json
+    python benchmarks/speed_model_fit.py --fit --resplit   # the same over a new split of the devices
+    python benchmarks/speed_model_fit.py --fit --prompt-only   # refit the prompt's constants only
     python benchmarks/speed_model_fit.py --rows     # also print every row
     python benchmarks/speed_model_fit.py --score F  # score the shipped constants on the rows of F (collected
                                                     # after the fit, e.g. published_cpu_sweeps.json), never fit
@@ -10,7 +12,9 @@
 Rows: benchmarks/published_speeds.json (each with its source). Devices are split BEFORE any
 fitting into a fitting half and a held-out half: within each device family, devices are ordered
 by a hash of their key and alternate between the halves, so no device is in both and every
-family with two or more devices is in both. Rows measured for this project on the H200 are
+family with two or more devices is in both. That split is kept (speed_model.json's `fitted_on`):
+a device whose rows arrive later is held out, and a refit cannot move devices between the halves
+unless asked to (--resplit). Rows measured for this project on the H200 are
 always held out. Every device goes through the same code as a detected machine: facts
 (NvidiaGpu, AppleSilicon, Cpu + Memory) -> qwenctl.machine -> qwenctl.speed.
 """
@@ -355,10 +359,17 @@ def loss(obs) -> float:
     return total / max(len(obs), 1)
 
 
-def fit(rows: list[dict], obs, sweeps: int = 5) -> None:
-    """Coordinate descent in log space: each constant in turn, golden-section search on its range."""
+def fit(rows: list[dict], obs, sweeps: int = 5, prompt_only: bool = False) -> None:
+    """Coordinate descent in log space: each constant in turn, golden-section search on its range.
+
+    ``prompt_only``: only the prompt constants (per-layer cycles and matrix efficiencies), the decode's kept,
+    for a change to the prompt's terms that should move nothing else."""
     sm = load_speed_model()  # the cached dict the model reads: changed in place
     params = parameters(sm, rows)
+    if prompt_only:
+        boxes = {id(e["pp_efficiency"]) for e in sm["engines"].values() if "pp_efficiency" in e}
+        boxes |= {id(f["pp_efficiency"]) for f in sm["families"].values() if "pp_efficiency" in f}
+        params = [p for p in params if all(key == "pp_per_layer_cycles" or id(box) in boxes for box, key in p[0])]
     for sweep in range(sweeps):
         for targets, lo, hi in params:
             a, b = math.log(lo), math.log(hi)
@@ -432,7 +443,10 @@ def score_later_rows(path: Path, doc: dict) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--fit", action="store_true")
+    ap.add_argument("--fit", action="store_true", help="refit the constants on the fitting half (the shipped split's)")
+    ap.add_argument("--prompt-only", action="store_true", help="with --fit: refit the prompt constants only")
+    ap.add_argument("--resplit", action="store_true",
+                    help="deal the devices into halves anew (by family, in hash order) instead of keeping the shipped split")
     ap.add_argument("--rows", action="store_true")
     ap.add_argument("--score", type=Path, help="rows collected after the fit: score the shipped constants on them")
     args = ap.parse_args()
@@ -442,11 +456,12 @@ def main() -> None:
         return
     cpus = doc.get("cpu_hosts", {})
     rows = prepare(doc, cpus)
-    role = split_devices(rows) if args.fit else shipped_split(rows)
+    role = split_devices(rows) if args.resplit else shipped_split(rows)
     fit_obs, held_obs = observations(rows, role, "fit"), observations(rows, role, "held-out")
     skipped = [r for r in rows if "_skip" in r]
     if args.fit:
-        fit([r for r in rows if role.get(r.get("_device")) == "fit"], fit_obs)  # constants exist only where fitting rows are
+        # constants exist only where fitting rows are
+        fit([r for r in rows if role.get(r.get("_device")) == "fit"], fit_obs, prompt_only=args.prompt_only)
         set_uncertainties(fit_obs)
     fit_err, held_err = errors(fit_obs), errors(held_obs)
     families = sorted({r["_family"] for r in rows if "_skip" not in r})

@@ -7,10 +7,13 @@ Accuracy on published measurements is a benchmark (benchmarks/speed_model_fit.py
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from planning_machines import pc
 
 from qwenctl.catalog import load_catalog
+from qwenctl.estimate import weight_split
 from qwenctl.hardware.facts import Absent, Board, Cpu, Hardware, Memory, NvidiaGpu
 from qwenctl.machine import cuda_device, host_device
 from qwenctl.speed import estimate_speed
@@ -62,15 +65,31 @@ def test_more_layers_on_the_gpu_is_faster():
     assert speeds == sorted(speeds)
 
 
-def test_prompt_processing_is_compute_bound_and_decode_is_not():
-    """A GPU with 10x the matrix throughput and the same bandwidth processes prompts much faster but decodes alike."""
+def test_a_prompt_is_matrix_work_plus_a_pass_over_the_weights_per_128_tokens():
+    """A GPU with 10x the matrix throughput and the same bandwidth processes prompts faster but decodes alike; once
+    its matrix units are that fast, MMQ's passes over the quantized weights (one per 128 tokens: four for pp512)
+    bind, and more bandwidth is what speeds the prompt up. Float weights (cuBLAS) are read once."""
     small = cuda_device(gpu("NVIDIA GeForce RTX 4060", 272e9, (8, 9)))
     m, w = spec("7B")
     a = estimate_speed(m, w, small, HOST)
-    fast = type(small)(**{**small.__dict__, "matrix_ops": {k: v * 10 for k, v in small.matrix_ops.items()}})
+    fast = replace(small, matrix_ops={k: v * 10 for k, v in small.matrix_ops.items()})
     b = estimate_speed(m, w, fast, HOST)
-    assert b.pp_tps > 3 * a.pp_tps
+    assert b.pp_tps > 1.5 * a.pp_tps
     assert b.tg_tps == pytest.approx(a.tg_tps)
+    wide = estimate_speed(m, w, replace(fast, bandwidth_bytes_per_s=2 * fast.bandwidth_bytes_per_s), HOST)
+    assert wide.pp_tps > 1.4 * b.pp_tps
+    # 128 tokens take one pass, 512 four: beyond four times the matrix work, three passes over the layers' weights
+    layer_share = m.arch.n_layers * weight_split(load_catalog(), m, w).layer_bytes / b.terms[0].bytes_read
+    one = estimate_speed(m, w, fast, HOST, pp_tokens=128).terms[0]
+    logits = 2 * m.arch.vocab_size * m.arch.hidden_size / (fast.matrix_ops["int8"] * 0.16)  # a few microseconds
+    assert b.terms[0].pp_compute_s - 4 * one.pp_compute_s == pytest.approx(
+        3 * b.terms[0].stream_s * layer_share, rel=0.01, abs=3 * logits)
+    # float weights go to cuBLAS (read once), and a CPU reads what it multiplies as it goes
+    from qwenctl.speed import _mmq_rereads
+
+    _, f16 = spec("7B", "fp16")
+    assert [_mmq_rereads(fast, n, w, None) for n in (100, 128, 129, 512, 2048)] == [0, 0, 1, 3, 15]
+    assert _mmq_rereads(fast, 512, f16, None) == _mmq_rereads(HOST, 512, w, None) == 0
 
 
 def test_a_splits_host_layers_prompt_on_the_gpu_with_their_weights_copied():
@@ -168,9 +187,12 @@ def test_a_prompt_multiplies_the_output_matrix_for_its_last_token_only():
     layer_params = m.params - out * (1 if a.tied_embeddings else 2)
     (t512,) = estimate_speed(m, w, h200, HOST, pp_tokens=512).terms
     (t256,) = estimate_speed(m, w, h200, HOST, pp_tokens=256).terms
-    # compute = 2 x (layers x n + output x 1) / rate: the step from 256 to 512 tokens carries no output work
-    rate = 2 * layer_params * 256 / (t512.pp_compute_s - t256.pp_compute_s)
-    assert t256.pp_compute_s * rate == pytest.approx(2 * (layer_params * 256 + out), rel=1e-6)
+    # less MMQ's extra passes over the layers' weights (3 and 1), the matrix work is 2 x (layers x n + output x 1)
+    # / rate: the step from 256 to 512 tokens carries no output work
+    per_pass = a.n_layers * weight_split(load_catalog(), m, w).layer_bytes * t512.stream_s / t512.bytes_read
+    work512, work256 = t512.pp_compute_s - 3 * per_pass, t256.pp_compute_s - per_pass
+    rate = 2 * layer_params * 256 / (work512 - work256)
+    assert work256 * rate == pytest.approx(2 * (layer_params * 256 + out), rel=1e-6)
 
 
 def test_mlx_prompts_take_metals_constants_on_the_same_apple_gpu():
