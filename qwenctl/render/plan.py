@@ -147,7 +147,7 @@ def render_speed_terms(result: PlanResult, out: Console | None = None) -> None:
             ("fixed", f"{t.layers} layers of kernel launches and syncs", t.fixed_s),
             ("streaming", f"{t.bytes_read / 2**30:.2f} GiB at {t.bandwidth_bytes_per_s / 1e9:,.1f} GB/s x {t.memory_efficiency:.2f}", t.stream_s),
             ("unpacking", "quantized blocks on the ALUs", t.dequant_s),
-            ("prompt", "512-token batch: fixed, streaming, matrix work", t.pp_fixed_s + t.stream_s + t.pp_compute_s),
+            ("prompt", "512-token batch: fixed, weight passes, matrix work", t.prompt_s),
         )
         for name, what, seconds in rows:
             con.print(f"    {name:<10} {what:<50} {seconds * 1e3:9.3f} ms")
