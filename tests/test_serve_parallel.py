@@ -118,6 +118,29 @@ def test_overlapped_steps_give_the_replies_of_plain_steps(tiny):
     assert [b - a for a, b in zip(plain_cached, overlapped_cached)] == [0, 1, 1]
 
 
+def test_overlapped_replies_one_after_another_on_one_slot(tiny):
+    """Chat's path with overlap: a reply ended by a stop string leaves a batch in flight, whose draw the next
+    reply's prompt takes and drops; the next reply must still step token by token, as plain steps do."""
+    session = load_backend("llama.cpp", tiny, LoadOptions(n_ctx=256, n_threads=2))
+    stopped = Request(tuple(session.chat_prompt([{"role": "user", "content": "Count to five."}])),
+                      ChainSpec(seed=3, repeat_penalty=1.3, logit_bias=NO_EOS), 16, stop=("ach",))
+    after = Request(tuple(session.chat_prompt([{"role": "user", "content": "Why?"}])),
+                    ChainSpec(seed=4, temperature=1.0, logit_bias=NO_EOS), 8)
+    try:
+        replies = {}
+        for overlap in (False, True):
+            engine = Engine(session.llm.ctx, session.llm.model, 1, 256, 64, overlap=overlap)
+            try:
+                engine.forget()
+                replies[overlap] = [[(t.tick.text, t.tick.finish_reason) for t in run_one(engine, r)] for r in (stopped, after)]
+            finally:
+                engine.close()
+    finally:
+        session.close()
+    assert replies[True] == replies[False]
+    assert [reply[-1][1] for reply in replies[True]] == ["stop", "length"] and len(replies[True][1]) == 8
+
+
 @pytest.fixture(scope="module")
 def served(tiny):
     server = start(tiny, "--ctx", "256", "--parallel", "4")

@@ -211,8 +211,8 @@ class Engine:
                 for i, slot in enumerate(slots) if slot.busy]
 
     def _take_drawn(self) -> list[tuple[Slot, int]]:
-        if self._drawn is not None:
-            drawn, self._drawn = self._drawn, None
+        drawn, self._drawn = self._drawn, None
+        if drawn:
             return drawn
         if self._in_flight is None:
             running = [s for s in self.slots if s.busy]
