@@ -111,7 +111,7 @@ def test_a_repo_outside_the_catalog(env, hub):
     assert unsure.returncode == 2
     assert unsure.stderr.splitlines()[-1] == (f"error: {NOSIZE} has 2 quants (Q5_K_S, Q6_K) and no Q4_K_M to default to "
                                               f"(name one, e.g. {NOSIZE}:q5_k_s, or pull --all for every one)")
-    ran = qwenctl("run", f"{OTHER}:q8_0", *LOAD, "-p", "hi", "-n", "4", "-q", "--yes", env=env)
+    ran = qwenctl("run", f"{OTHER}:q8_0", *LOAD, "-p", "hi", "-n", "4", "-q", "--yes", "--seed", "1", env=env)
     assert ran.returncode == 0 and ran.stderr == "" and ran.stdout.strip()
 
 
@@ -135,7 +135,7 @@ def test_names_that_name_nothing_are_one_line(env, model, code, message):
 def test_a_gguf_is_known_by_its_magic_not_its_name(env, tiny, tmp_path):
     renamed = tmp_path / "weights.bin"
     shutil.copyfile(tiny, renamed)
-    done = qwenctl("run", str(renamed), *LOAD, "-p", "hi", "-n", "3", "-q", env=env)
+    done = qwenctl("run", str(renamed), *LOAD, "-p", "hi", "-n", "3", "-q", "--seed", "1", env=env)
     assert done.returncode == 0 and done.stderr == "" and done.stdout.strip()
     fake = tmp_path / "notes.gguf"
     fake.write_text("not a model")
@@ -154,7 +154,8 @@ def test_a_model_in_ollamas_store_is_used_where_it_lies(env, hub, tiny):
     doc = summary("ollama:qwen2.5:0.5b", env=env)
     assert (doc["model"], doc["backend"], doc["plan"]) == ("ollama:qwen2.5:0.5b", "llama.cpp", None)
     assert doc["files"]["load_path"] == str(blob)  # a blob named sha256-…, no .gguf: its magic says GGUF
-    reply = qwenctl("run", "ollama:qwen2.5:0.5b", *LOAD, "-p", "hi", "-n", "3", "-q", env=env)
+    # seeded: three random-weight tokens can all be whitespace, which would make the reply look empty
+    reply = qwenctl("run", "ollama:qwen2.5:0.5b", *LOAD, "-p", "hi", "-n", "3", "-q", "--seed", "1", env=env)
     assert reply.returncode == 0 and reply.stderr == "" and reply.stdout.strip()
 
     assert resolve_gets(hub) == [] and hub.requests == []  # nothing downloaded, not even asked

@@ -134,7 +134,7 @@ def test_ps_lists_the_server_and_run_chats_through_it(server, tiny, env):
     assert "loading" not in done.stderr  # no second copy in this process
     reply = json.loads(done.stdout)["reply"]
     assert (reply["generated_tokens"], reply["finish_reason"]) == (5, "length") and reply["text"]
-    local = qwenctl("run", str(tiny), "--ctx", "512", "-p", "hello", "-n", "5", "--no-server", "-q", env=env)
+    local = qwenctl("run", str(tiny), "--ctx", "512", "-p", "hello", "-n", "5", "--no-server", "-q", "--seed", "1", env=env)
     assert local.returncode == 0 and local.stdout.strip()
 
     # a chat through the server, in a terminal: the context is counted with the model's own vocabulary here
