@@ -4,7 +4,7 @@
     python benchmarks/speed_model_fit.py --fit      # fit on the fitting half, score the held-out half,
                                                     # write the constants and benchmarks/results/speed_model_fit.json
     python benchmarks/speed_model_fit.py --fit --resplit   # the same over a new split of the devices
-    python benchmarks/speed_model_fit.py --fit --prompt-only   # refit the prompt's constants only
+    python benchmarks/speed_model_fit.py --fit --only prompt   # refit one group of constants (or cpu-decode)
     python benchmarks/speed_model_fit.py --rows     # also print every row
     python benchmarks/speed_model_fit.py --score F  # score the shipped constants on the rows of F (collected
                                                     # after the fit, e.g. published_cpu_sweeps.json), never fit
@@ -319,7 +319,10 @@ def parameters(sm: dict, rows: list[dict]) -> list[tuple[list[tuple[dict, str]],
         out.append(([(sm, "cross_die_fixed_factor")], 0.01, 2.0))
     for key in sorted(k for k in devices if k[0] == "engine"):
         e = sm["engines"][key[1]]
-        out.append(([(e, "per_layer_cycles")], 2e3, 1e6))
+        if "per_layer_cycles_per_thread" in e:  # a CPU: its barriers cost a cache-line handover per thread
+            out.append(([(e, "per_layer_cycles_per_thread")], 2e2, 1e6))
+        else:
+            out.append(([(e, "per_layer_cycles")], 2e3, 1e6))
         if "per_layer_cycles_unfused" in e:
             out.append(([(e, "per_layer_cycles_unfused")], 2e3, 1e6))
         out.append(([(e, "unit_bytes_per_cycle")], 0.5, 500.0))
@@ -359,17 +362,28 @@ def loss(obs) -> float:
     return total / max(len(obs), 1)
 
 
-def fit(rows: list[dict], obs, sweeps: int = 5, prompt_only: bool = False) -> None:
+def fit(rows: list[dict], obs, sweeps: int = 5, only: str | None = None) -> None:
     """Coordinate descent in log space: each constant in turn, golden-section search on its range.
 
-    ``prompt_only``: only the prompt constants (per-layer cycles and matrix efficiencies), the decode's kept,
-    for a change to the prompt's terms that should move nothing else."""
+    ``only``: one group of constants, the others kept, for a change to one part of the model that should
+    move nothing else: "prompt" (per-layer cycles and matrix efficiencies) or "cpu-decode" (the CPU engine's
+    decode constants and the DDR / LPDDR efficiencies, which only CPUs use)."""
     sm = load_speed_model()  # the cached dict the model reads: changed in place
     params = parameters(sm, rows)
-    if prompt_only:
+    if only == "prompt":
         boxes = {id(e["pp_efficiency"]) for e in sm["engines"].values() if "pp_efficiency" in e}
         boxes |= {id(f["pp_efficiency"]) for f in sm["families"].values() if "pp_efficiency" in f}
         params = [p for p in params if all(key == "pp_per_layer_cycles" or id(box) in boxes for box, key in p[0])]
+    elif only == "cpu-decode":
+        cpu = sm["engines"]["cpu"]
+        cpu_families = {id(f) for name, f in sm["families"].items() if name.startswith("cpu-")}
+
+        def cpu_decode(box: dict, key: str) -> bool:
+            return ((box is sm["memory_efficiency"] and key in ("ddr", "lpddr")) or box is cpu["dequant_ops_per_weight"]
+                    or (box is cpu and key in ("per_layer_cycles_per_thread", "unit_bytes_per_cycle"))
+                    or (id(box) in cpu_families and key == "memory_efficiency"))
+
+        params = [p for p in params if all(cpu_decode(box, key) for box, key in p[0])]
     for sweep in range(sweeps):
         for targets, lo, hi in params:
             a, b = math.log(lo), math.log(hi)
@@ -444,7 +458,7 @@ def score_later_rows(path: Path, doc: dict) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--fit", action="store_true", help="refit the constants on the fitting half (the shipped split's)")
-    ap.add_argument("--prompt-only", action="store_true", help="with --fit: refit the prompt constants only")
+    ap.add_argument("--only", choices=("prompt", "cpu-decode"), help="with --fit: refit one group of constants only")
     ap.add_argument("--resplit", action="store_true",
                     help="deal the devices into halves anew (by family, in hash order) instead of keeping the shipped split")
     ap.add_argument("--rows", action="store_true")
@@ -461,7 +475,7 @@ def main() -> None:
     skipped = [r for r in rows if "_skip" in r]
     if args.fit:
         # constants exist only where fitting rows are
-        fit([r for r in rows if role.get(r.get("_device")) == "fit"], fit_obs, prompt_only=args.prompt_only)
+        fit([r for r in rows if role.get(r.get("_device")) == "fit"], fit_obs, only=args.only)
         set_uncertainties(fit_obs)
     fit_err, held_err = errors(fit_obs), errors(held_obs)
     families = sorted({r["_family"] for r in rows if "_skip" not in r})

@@ -194,8 +194,15 @@ def _per_layer_cycles(e: dict[str, Any], dev: DeviceSpeed, engine_date: str | No
     pull requests): a build from before runs more kernels a layer, so it has its own constant. Each
     kernel ends in a barrier across every die of the GPU: a second die (an Apple Ultra) adds
     `cross_die_fixed_factor` of the cost.
+
+    On a CPU every graph node ends in ggml's barrier: each thread increments one shared counter and
+    spins until all have, so a barrier costs a cache-line handover per thread and a layer's fixed cost
+    grows with the threads (`per_layer_cycles_per_thread`), which is why more threads stop helping a
+    small model's decode long before the memory saturates.
     """
     sm = load_speed_model()
+    if "per_layer_cycles_per_thread" in e:
+        return float(e["per_layer_cycles_per_thread"]) * dev.compute_units
     since = sm["kernel_paths"].get("kernel_fusion_since")
     unfused = dev.engine == "cuda" and since and engine_date is not None and engine_date < since
     cycles = float(e["per_layer_cycles_unfused" if unfused else "per_layer_cycles"])
