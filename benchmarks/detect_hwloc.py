@@ -19,6 +19,7 @@ from pathlib import Path
 from qwenctl.hardware import detect
 from qwenctl.hardware.facts import Cpu, Memory
 from qwenctl.hardware.replay import ReplaySource
+from qwenctl.hardware.snapshot import empty_document
 from qwenctl.machine import host_device, threads
 
 # what the probes read; the per-CPU cpufreq and CPPC files are added for every cpuN present
@@ -37,10 +38,10 @@ def snapshot(root: Path) -> dict:
     cpuinfo = files.get("/proc/cpuinfo", "")
     machine = "x86_64" if "\nflags" in cpuinfo or cpuinfo.startswith("flags") else \
         "aarch64" if "CPU implementer" in cpuinfo else "unknown"
-    return {"format": "qwenctl-snapshot", "version": 1, "platform": {"system": "Linux", "machine": machine},
-            "files": files, "commands": {}, "nvml": {"init_error": "NVML_ERROR_LIBRARY_NOT_FOUND", "system": {}, "devices": []},
-            "env": {}, "disk": {}, "python": {"packages": {}, "llama_supports_gpu_offload": None, "mlx_default_device": None},
-            "psutil": None, "measured": {"bandwidth": {}}}
+    doc = empty_document("Linux", machine)
+    doc["files"] = files
+    doc["nvml"]["init_error"] = "NVML_ERROR_LIBRARY_NOT_FOUND"  # hwloc captures no GPU driver
+    return doc
 
 
 def unpacked(tarball: Path, into: Path) -> Path | None:

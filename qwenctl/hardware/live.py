@@ -18,8 +18,8 @@ from qwenctl.hardware.snapshot import (
     NVML_BINDINGS_MISSING,
     NvmlDevice,
     NvmlError,
-    _empty_document,
     command_key,
+    empty_document,
     nvml_key,
 )
 
@@ -29,7 +29,7 @@ class LiveSource:
 
     def __init__(self, record: bool = False):
         self.system, self.machine = _platform()
-        self._doc: dict[str, Any] | None = _empty_document(self.system, self.machine) if record else None
+        self._doc: dict[str, Any] | None = empty_document(self.system, self.machine) if record else None
         self._commands: dict[str, str | None] = {}
         self._nvml_state: str | None = None  # None: not tried; "ok"; or the init error code
         self._handles: dict[NvmlDevice, Any] = {}

@@ -22,8 +22,8 @@ from qwenctl.hardware.snapshot import (
     NotCaptured,
     NvmlDevice,
     NvmlError,
-    _empty_document,
     command_key,
+    empty_document,
     nvml_key,
 )
 
@@ -166,7 +166,7 @@ def _validate(doc: Any) -> str | None:
     plat = doc.get("platform")
     if not (isinstance(plat, dict) and isinstance(plat.get("system"), str) and isinstance(plat.get("machine"), str)):
         return '"platform" needs "system" and "machine" strings'
-    empty = _empty_document("", "")
+    empty = empty_document("", "")
     for section in ("files", "commands", "env", "disk", "nvml", "python"):
         doc.setdefault(section, empty[section])
         if not isinstance(doc[section], dict):

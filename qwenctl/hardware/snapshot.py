@@ -97,7 +97,7 @@ def command_key(argv: Sequence[str]) -> str:
     return shlex.join(argv)
 
 
-def _empty_document(system: str, machine: str) -> dict[str, Any]:
+def empty_document(system: str, machine: str) -> dict[str, Any]:
     return {
         "format": FORMAT,
         "version": VERSION,
