@@ -27,11 +27,11 @@ MAC_FLAGS = {
     "hw.optional.avx512f": "avx512f", "hw.optional.avx512bw": "avx512bw", "hw.optional.fma": "fma",
 }
 CPUFREQ_MAX = "/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq"
-INTEL_BASE = "/sys/devices/system/cpu/cpu0/cpufreq/base_frequency"  # intel_pstate with HWP, kHz
+CPU_BASE = "/sys/devices/system/cpu/cpu{}/cpufreq/base_frequency"  # intel_pstate with HWP, kHz
+INTEL_BASE = CPU_BASE.format(0)
 CPPC_NOMINAL = "/sys/devices/system/cpu/cpu0/acpi_cppc/nominal_freq"  # ACPI CPPC (AMD, Arm servers), MHz
 PMU_P_CORES = "/sys/devices/cpu_core/cpus"  # Intel hybrid: a perf PMU per core type, each with its CPUs
 PMU_E_CORES = "/sys/devices/cpu_atom/cpus"
-CPU_BASE = "/sys/devices/system/cpu/cpu{}/cpufreq/base_frequency"
 ARCH_NAMES = {"aarch64": "arm64", "arm64": "arm64", "amd64": "x86_64", "x86_64": "x86_64"}
 
 
@@ -87,7 +87,7 @@ def hybrid_cores(source: Source, cpuinfo: str) -> tuple[int, int] | None:
     where those are not readable, each CPU's intel_pstate base_frequency tells the kinds apart (a Raptor Lake
     i7-1370P: 1,900,000 kHz on its P-cores' 12 CPUs, 1,400,000 on its E-cores' 8; hwloc's capture of one).
     E-cores are numbered last, so a CPU that is not hybrid costs one read of its last CPU's base."""
-    blocks = [b for b in (colon_fields(x) for x in cpuinfo.split("\n\n")) if "processor" in b]
+    blocks = _processor_blocks(cpuinfo)
     try:
         ids = [int(b["processor"]) for b in blocks]
     except ValueError:
@@ -135,8 +135,13 @@ def _cpulist(text: str) -> set[int]:
     return out
 
 
+def _processor_blocks(cpuinfo: str) -> list[dict[str, str]]:
+    """/proc/cpuinfo's blocks that describe a processor (an Arm kernel adds a trailing block without one)."""
+    return [b for b in (colon_fields(x) for x in cpuinfo.split("\n\n")) if "processor" in b]
+
+
 def parse_cpuinfo(text: str, arch: str) -> Cpu:
-    blocks = [colon_fields(b) for b in text.split("\n\n") if "processor" in colon_fields(b)]
+    blocks = _processor_blocks(text)
     if not blocks:
         raise ParseError("/proc/cpuinfo lists no processor")
     first = blocks[0]
