@@ -225,13 +225,17 @@ def _is_oom(error: Exception) -> bool:
     return any(marker in text for marker in _OOM_MARKERS)
 
 
-def _gpu_notes(wanted_gpu: bool, workers: bool) -> tuple[bool, list[str]]:
-    """(offload possible, notes): a CPU-only build on a GPU machine is worth saying, with the fix. Layers go to
-    attached RPC workers' devices or to a GPU of this machine (an RPC build says "offload" on any machine: asked
-    of ggml's own devices, hardware.engines)."""
+def can_offload(workers: bool) -> bool:
+    """Whether layers asked for the GPU leave the CPU: to attached RPC workers' devices or to a GPU of this
+    machine (an RPC build says "offload" on any machine: asked of ggml's own devices, hardware.engines)."""
     from qwenctl.hardware.engines import llama_supports_gpu_offload
 
-    if workers or llama_supports_gpu_offload():
+    return workers or bool(llama_supports_gpu_offload())
+
+
+def _gpu_notes(wanted_gpu: bool, workers: bool) -> tuple[bool, list[str]]:
+    """(offload possible, notes): a CPU-only build on a GPU machine is worth saying, with the fix."""
+    if can_offload(workers):
         return True, []
     if not wanted_gpu:
         return False, []

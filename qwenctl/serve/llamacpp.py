@@ -42,7 +42,7 @@ def serve(target: ServeTarget, options: ServeOptions, sock: socket.socket, on_re
     from qwenctl.backends.gguf_check import check_gguf
     from qwenctl.backends.llama_amx import safe_buffers
     from qwenctl.backends.llama_flash import flash_attn_mode
-    from qwenctl.backends.llamacpp import default_threads, split_arguments
+    from qwenctl.backends.llamacpp import can_offload, default_threads, split_arguments
 
     if os.environ.get("CONFIG_FILE"):
         # create_app would read that file instead of the settings given here
@@ -93,9 +93,7 @@ def serve(target: ServeTarget, options: ServeOptions, sock: socket.socket, on_re
     from qwenctl.serve import lean as serve_lean
 
     parallel = options.parallel or 1
-    from qwenctl.hardware.engines import llama_supports_gpu_offload
-
-    on_gpu = load.n_gpu_layers != 0 and (bool(load.workers) or llama_supports_gpu_offload())
+    on_gpu = load.n_gpu_layers != 0 and can_offload(bool(load.workers))
     lean = serve_lean.start(llama_app._llama_proxy(), target.model_id, load.n_ctx, parallel, on_gpu)
     lost.append(lean)
     wrapped = _OpenAILayer(app, target.model_id, options.api_key, options.sampling, lean)
