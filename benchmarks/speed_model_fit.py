@@ -145,8 +145,8 @@ def cpu_hardware(row: dict, cpus: dict) -> Hardware | None:
     """A CPU host as detect would see it: cores and ISA from its specification, bandwidth as configured.
 
     The clock is the base clock of the specification, as detection reads it on Linux (intel_pstate's
-    base_frequency, ACPI CPPC's nominal_freq) and from an Intel name ("@ 1.80GHz"); a CPU whose
-    specification has none gets the typical clock the model assumes live."""
+    base_frequency, ACPI CPPC's nominal_freq); a CPU whose specification has none gets the typical
+    clock the model assumes live."""
     spec = cpus.get(row["device_key"])
     if spec is None:
         return None
@@ -157,7 +157,7 @@ def cpu_hardware(row: dict, cpus: dict) -> Hardware | None:
     arm = any(f in spec.get("isa", []) for f in ("neon", "dotprod", "i8mm"))
     clock = spec.get("clock_ghz") or {}
     base = clock.get("base") or clock.get("p_core_base")  # a hybrid's CPU 0 is a P-core: its base is what detection reads
-    brand = spec["cpu"] + (f" CPU @ {base:.2f}GHz" if base and spec["cpu"].startswith("Intel") else "")
+    brand = spec["cpu"]
     core = re.search(r"(Cortex-[AX]\d+\w*|Neoverse-[NV]\d)", spec.get("core_type") or "") if arm else None
     if core:  # an Arm host's /proc/cpuinfo names its cores, not the chip; the core most of its CPUs are comes first
         brand = f"ARM {core.group(1)}"
