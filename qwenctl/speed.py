@@ -200,9 +200,9 @@ def _per_layer_cycles(e: dict[str, Any], dev: DeviceSpeed, engine_date: str | No
     grows with the threads (`per_layer_cycles_per_thread`), which is why more threads stop helping a
     small model's decode long before the memory saturates.
     """
-    sm = load_speed_model()
     if "per_layer_cycles_per_thread" in e:
         return float(e["per_layer_cycles_per_thread"]) * dev.compute_units
+    sm = load_speed_model()
     since = sm["kernel_paths"].get("kernel_fusion_since")
     unfused = dev.engine == "cuda" and since and engine_date is not None and engine_date < since
     cycles = float(e["per_layer_cycles_unfused" if unfused else "per_layer_cycles"])
