@@ -114,6 +114,9 @@ def host_device(hw: Hardware) -> DeviceSpeed:
     if sustained:  # a board whose memory streams far below its peak: price reads on what it streams
         bw, bw_source = sustained
         sources.append(f"host bandwidth: {bw_source} (sustained)")
+    elif bw and isinstance(hw.memory, Memory) and hw.memory.bandwidth_measured:
+        sustained = (bw, bw_source or "measured")  # a read test's figure is what the memory streams, not its peak
+        sources.append(f"host bandwidth: {bw_source} (sustained)")
     elif bw:
         sources.append(f"host bandwidth: {bw_source or 'detected'}")
     else:

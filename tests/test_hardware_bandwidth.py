@@ -87,6 +87,7 @@ def test_smbios_ddr5_two_channels_at_the_configured_speed():
     mem = detect(replay(doc)).memory
     assert mem.bandwidth_bytes_per_s == 5200 * 10**6 * 16  # 83.2 GB/s: DDR5-5200 dual channel
     assert mem.bandwidth_source.startswith("SMBIOS DDR5 at 5200 MT/s x 2 devices")
+    assert not mem.bandwidth_measured  # a specification's peak
 
 
 def test_smbios_unreadable_is_said_and_measuring_is_suggested():
@@ -121,8 +122,8 @@ def test_a_recorded_measurement_is_reported_by_plain_detect(cache_dir):
     mem = detect(LiveSource()).memory
     if "SMBIOS" in (mem.bandwidth_source or ""):
         pytest.skip("this machine's DIMMs answer first")
-    assert (mem.bandwidth_bytes_per_s, mem.bandwidth_source) == (
-        31_000_000_000, "measured 2026-12-01 by qwenctl detect --measure")
+    assert (mem.bandwidth_bytes_per_s, mem.bandwidth_source, mem.bandwidth_measured) == (
+        31_000_000_000, "measured 2026-12-01 by qwenctl detect --measure", True)
 
 
 def test_the_measurement_travels_in_a_snapshot(cache_dir, tmp_path):

@@ -256,3 +256,24 @@ def test_builds_before_cuda_kernel_fusion_pay_more_per_layer_of_a_token():
     assert t_old.fixed_s > t_new.fixed_s
     assert t_old.stream_s == t_new.stream_s
     assert old.tg_tps < new.tg_tps
+
+
+def test_a_measured_host_bandwidth_is_priced_as_what_the_memory_streams():
+    """`qwenctl detect --measure` reads what the memory streams, not its peak, so the reads are priced at the
+    sustained share (as a board's STREAM figure is), not at the DDR share of a DIMM specification. On the H200
+    machine's 16-core Xeon host (83.6 GB/s measured there; benchmarks/results/h200-host-cpu, never fitted on)
+    llama-bench decodes the 7B Q4_K_M at 14.08 tok/s with 16 threads; the peak's share priced it at 9.7."""
+    from qwenctl.speed import load_speed_model
+
+    hw = pc(128, host_bw=83_592_494_018, cores=16)
+    hw = replace(hw, cpu=replace(hw.cpu, flags=("avx2", "fma", "avx512f", "avx512_vnni", "amx_int8")))
+    peak = host_device(hw)
+    measured = host_device(replace(hw, memory=replace(hw.memory, bandwidth_source="measured 2026-12-01 by qwenctl "
+                                                      "detect --measure", bandwidth_measured=True)))
+    assert (peak.bandwidth_sustained, measured.bandwidth_sustained) == (False, True)
+    assert "host bandwidth: measured 2026-12-01 by qwenctl detect --measure (sustained)" in measured.sources
+    m, w = spec("7B")
+    terms = estimate_speed(m, w, None, measured).terms[0]
+    assert terms.memory_efficiency == load_speed_model()["memory_efficiency_of_sustained"]
+    assert 0.8 * 14.08 <= estimate_speed(m, w, None, measured).tg_tps <= 1.2 * 14.08
+    assert estimate_speed(m, w, None, peak).tg_tps < 0.8 * 14.08

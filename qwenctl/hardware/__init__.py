@@ -77,11 +77,11 @@ def _with_bandwidth(source: Source, mem: Memory, cpu: Any, apple: Any, board: An
 
     found = _probe("memory bandwidth", lambda: host_bandwidth.probe(source, mem, cpu, apple, board))
     if isinstance(found, Absent):
-        value, how = None, found.reason
+        value, how, measured = None, found.reason, False
     else:
-        value, how = found
+        value, how, measured = found
     if value:
-        return dataclasses.replace(mem, bandwidth_bytes_per_s=value, bandwidth_source=how)
+        return dataclasses.replace(mem, bandwidth_bytes_per_s=value, bandwidth_source=how, bandwidth_measured=measured)
     return dataclasses.replace(mem, unknown=mem.unknown + (("bandwidth_bytes_per_s", how),))
 
 

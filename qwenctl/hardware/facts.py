@@ -44,6 +44,7 @@ class Memory:
     container_limit_source: str | None = None  # e.g. "cgroup v2 /sys/fs/cgroup/memory.max"
     bandwidth_bytes_per_s: int | None = None  # host memory bandwidth: board/chip data, DIMMs, or measured
     bandwidth_source: str | None = None  # e.g. "measured 2026-12-01 by qwenctl detect --measure"
+    bandwidth_measured: bool = False  # the figure is what a read test streamed here, not a specification's peak
     total_source: str | None = None  # "/proc/meminfo MemTotal", "hw.memsize", ...
     available_source: str | None = None  # "/proc/meminfo MemAvailable", "cgroup limit - usage", ...
     unknown: Unknown = ()  # fields that could not be read, and why

@@ -20,30 +20,33 @@ from qwenctl.hardware.snapshot import Source
 MEASURE_HINT = f"run `{bandwidth.MEASURED_BY}` to measure it"
 
 
-def probe(source: Source, memory: Memory, cpu: Any, apple: Any, board: Any) -> tuple[int | None, str]:
-    """(bytes/s, where it came from) or (None, why it is not known)."""
+def probe(source: Source, memory: Memory, cpu: Any, apple: Any, board: Any) -> tuple[int | None, str, bool]:
+    """(bytes/s, where it came from, whether it was measured here) or (None, why it is not known, False).
+
+    Every figure but a measurement is a specification's peak; a measurement is what the memory
+    streamed, which the speed model prices at a higher share (speed_model.json's `_of_sustained`)."""
     if isinstance(apple, AppleSilicon):
         if apple.bandwidth_bytes_per_s:
-            return apple.bandwidth_bytes_per_s, apple.bandwidth_source or apple.chip
+            return apple.bandwidth_bytes_per_s, apple.bandwidth_source or apple.chip, False
         from qwenctl.hardware.apple import chip_bandwidth
 
-        return None, f"{chip_bandwidth(apple.chip, apple.gpu_cores, None)[1]}; {MEASURE_HINT}"
+        return None, f"{chip_bandwidth(apple.chip, apple.gpu_cores, None)[1]}; {MEASURE_HINT}", False
     reasons = []
     if isinstance(board, Board):
         found = board_bandwidth(board.model, board.ram_bytes or memory.total_bytes)
         if found:
-            return found
+            return *found, False
         reasons.append(f"no bandwidth on file for the board {board.model!r}")
     if source.system == "Linux":
         value, how = dimms.bandwidth(source)
         if value:
-            return value, how
+            return value, how, False
         reasons.append(how)
     measured = measured_bandwidth(source, cpu, memory)
     if measured:
-        return measured
+        return *measured, True
     reasons.append(MEASURE_HINT)
-    return None, "; ".join(reasons)
+    return None, "; ".join(reasons), False
 
 
 def _board_row(model: str, ram_bytes: int | None) -> dict | None:
@@ -79,3 +82,4 @@ def measured_bandwidth(source: Source, cpu: Any, memory: Memory) -> tuple[int, s
     if not isinstance(record, dict) or not isinstance(record.get("bytes_per_s"), int):
         return None
     return record["bytes_per_s"], str(record.get("source") or f"measured by {bandwidth.MEASURED_BY}")
+
