@@ -169,6 +169,10 @@ def test_prompt_kernel_follows_llama_cpp_choice_per_gpu_and_build():
     assert pp_kernel(q4, pascal) == ("int8", 0.0, False)
     assert pp_kernel(q4, pascal, "2024-01") == ("int8", 0.0, False)
     assert pp_kernel(f16, ada)[0] == "fp16"
+    # the P100's GP100 (CC 6.0) has no __dp4a: llama.cpp never runs MMQ there and multiplies on its fast fp16
+    p100 = cuda_device(gpu("Tesla P100-PCIE-16GB", 732e9, (6, 0)))
+    assert pp_kernel(q4, p100) == ("fp16", 4.0, False)
+    assert p100.matrix_ops["fp16"] > 1.9 * p100.matrix_ops["int8"]  # half2 at twice FP32 (19.1 against 9.5 TFLOPS)
     # the old path copies every weight through memory once more and uses the fp16 units: slower prompts, the
     # same bytes a decoded token reads
     old, new = (estimate_speed(*spec("7B"), ada, HOST, engine_date=d) for d in ("2024-05", None))
