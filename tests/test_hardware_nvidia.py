@@ -124,6 +124,16 @@ def test_gb10_peaks_come_from_its_blackwell_sms_not_the_unknown_gpu_ratios():
     assert peaks.int8_ops == pytest.approx(48 * 2048 * 2418e6, rel=0.01)  # mma.sync int8, 2,048 ops an SM a clock
 
 
+@pytest.mark.parametrize("name, cc, mhz", [("NVIDIA GH200 480GB", (9, 0), 1983), ("NVIDIA B200", (10, 0), 1980),
+                                           ("NVIDIA H100 80GB HBM3", (9, 0), 1980)])
+def test_a_gpu_without_an_nvml_clock_runs_at_the_clock_its_specification_implies(name, cc, mhz):
+    """NVIDIA publishes no boost clock for the GH200 and the B200; their FP32 peaks imply one (67 TFLOPS over
+    16,896 cores x 2 FLOP: 1.98 GHz), where a guessed 1.5 GHz priced a decoded token's per-layer cycles 30 % high."""
+    gpu = NvidiaGpu(index=0, name=name, uuid="", memory_total_bytes=None, memory_free_bytes=None,
+                    memory_used_bytes=None, compute_capability=cc)
+    assert specs.nvidia_peaks(gpu).clock_hz == pytest.approx(mhz * 1e6, rel=0.002)
+
+
 @pytest.mark.parametrize("name, cc, kind", [("NVIDIA GB10", (12, 1), "gddr"), ("Orin (nvgpu)", (8, 7), "gddr"),
                                             ("NVIDIA H100 80GB HBM3", (9, 0), "hbm"), ("NVIDIA GeForce RTX 4060", (8, 9), "gddr")])
 def test_a_gpu_streams_lpddr_as_it_streams_gddr(name, cc, kind):

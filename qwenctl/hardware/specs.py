@@ -135,7 +135,7 @@ def nvidia_peaks(gpu: NvidiaGpu) -> GpuPeaks:
             bandwidth_bytes_per_s=float(spec["bandwidth_gbs"]) * 1e9 * share if spec.get("bandwidth_gbs") else None,
             source=f"{spec['key']} specification ({spec['sources'][0][:80]}...)",
             sm_count=round((spec.get("sm_count") or (spec.get("cuda_cores") or 0) / ((arch or {}).get("fp32_lanes_per_sm") or 128)) * share),
-            clock_hz=float(spec.get("boost_clock_mhz") or 1500) * 1e6,
+            clock_hz=_spec_clock_hz(spec),
         )
     cores, clock = gpu.cuda_cores, gpu.max_sm_clock_mhz
     if arch and cores and clock:
@@ -168,6 +168,16 @@ def nvidia_peaks(gpu: NvidiaGpu) -> GpuPeaks:
         sm_count=round(fb["sms_per_byte_s"] * bw),
         clock_hz=fb["clock_hz"],
     )
+
+
+def _spec_clock_hz(spec: dict) -> float:
+    """A specification's boost clock; where NVIDIA publishes none (GH200, B200), the one its FP32 peak implies
+    (cores x 2 FLOP x clock), so the per-layer cycles of a decoded token are not priced at a guessed clock."""
+    if spec.get("boost_clock_mhz"):
+        return float(spec["boost_clock_mhz"]) * 1e6
+    if spec.get("fp32_tflops") and spec.get("cuda_cores"):
+        return float(spec["fp32_tflops"]) * 1e12 / (2 * spec["cuda_cores"])
+    return float(_devices()["unknown_gpu"]["clock_hz"])
 
 
 def _mma_sync_share(arch: dict | None) -> float:
