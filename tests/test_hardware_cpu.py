@@ -17,6 +17,8 @@ from qwenctl.hardware.facts import Absent, Cpu
         ("raspberry-pi-4-8gb.json", "ARM Cortex-A72", "arm64", 4, 4, ("neon",)),
         # 8 Cortex-A720s and 4 Cortex-A520s, CPU 1-4 the little ones: named by the cores most CPUs are
         ("cix-p1-cd8180-cpuinfo.json", "ARM Cortex-A720", "arm64", 12, 12, ("neon", "fp16", "dotprod", "i8mm", "sve", "sve2")),
+        # an RK3588: 4 Cortex-A55 (CPUs 0-3), then 4 Cortex-A76: named by its performance cores
+        ("radxa-rock-5b-rk3588-cpuinfo.json", "ARM Cortex-A76", "arm64", 8, 8, ("neon", "fp16", "dotprod")),
         ("apple-m3-max-36gb.json", "Apple M3 Max", "arm64", 14, 14, ("neon", "fp16", "dotprod", "i8mm")),
         ("apple-m2-16gb.json", "Apple M2", "arm64", 8, 8, ("neon", "fp16", "dotprod", "i8mm")),
         ("apple-m1-8gb-bigsur.json", "Apple processor", "arm64", 8, 8, ("neon",)),
@@ -96,7 +98,7 @@ def test_cpufreq_maximum_is_the_clock_and_its_absence_is_none():
 
     doc = document("linux-x86-no-gpu.json")
     assert cpu_probe.max_clock_mhz(replay(doc)) is None
-    doc["files"][cpu_probe.CPUFREQ_MAX] = "4700000\n"
+    doc["files"][cpu_probe.CPUFREQ_MAX.format(0)] = "4700000\n"
     assert cpu_probe.max_clock_mhz(replay(doc)) == 4700
     assert cpu_probe.probe(replay(doc)).max_clock_mhz == 4700
 
@@ -111,17 +113,17 @@ def test_the_clock_is_the_all_core_base_not_the_one_core_turbo():
     from qwenctl.machine import host_device
 
     doc = document("linux-x86-no-gpu.json")
-    doc["files"][cpu.CPUFREQ_MAX] = "3900000\n"
-    doc["files"][cpu.INTEL_BASE] = "2900000\n"
+    doc["files"][cpu.CPUFREQ_MAX.format(0)] = "3900000\n"
+    doc["files"][cpu.CPU_BASE.format(0)] = "2900000\n"
     intel = cpu.probe(replay(doc))
     assert (intel.base_clock_mhz, intel.max_clock_mhz) == (2900, 3900)
     core = specs.cpu_core(intel, None)
     assert core.clock_hz == 2.9e9 and not core.assumed
 
-    del doc["files"][cpu.INTEL_BASE]
-    doc["files"][cpu.CPPC_NOMINAL] = "4501\n"
+    del doc["files"][cpu.CPU_BASE.format(0)]
+    doc["files"][cpu.CPPC_NOMINAL.format(0)] = "4501\n"
     assert cpu.base_clock_mhz(replay(doc)) == 4501
-    doc["files"][cpu.CPPC_NOMINAL] = "0\n"  # unknown, not zero: cpufreq's maximum is the next witness
+    doc["files"][cpu.CPPC_NOMINAL.format(0)] = "0\n"  # unknown, not zero: cpufreq's maximum is the next witness
     amd = cpu.probe(replay(doc))
     assert amd.base_clock_mhz is None and specs.cpu_core(amd, None).clock_hz == 3.9e9
 
@@ -175,3 +177,25 @@ def test_arm_cores_take_the_throughput_of_their_pipe_count_not_of_their_isa():
                           ("ARM Cortex-X4", "cpu-arm-neoverse-v2"), ("ARM Neoverse-V1", "cpu-arm-neoverse-v1")):
         named = Cpu(brand=brand, arch="arm64", physical_cores=4, logical_cores=4, flags=("neon", "dotprod", "i8mm"))
         assert specs.cpu_core(named, None).family == family, brand
+
+
+@pytest.mark.parametrize("capture, kinds, threads, clock_mhz", [
+    ("radxa-rock-5b-rk3588-cpuinfo.json", (4, 4), 4, 2400),  # CPU 0 is an A55 at 1,800 MHz: not the A76s' clock
+    ("cix-p1-cd8180-cpuinfo.json", (8, 4), 8, None),  # its capture has no cpufreq
+    ("raspberry-pi-5-8gb.json", (None, None), 4, None),  # four A76s: all alike
+])
+def test_arm_big_little_runs_on_its_big_cores_at_their_clock(capture, kinds, threads, clock_mhz):
+    """Real /proc/cpuinfo of an RK3588 (Radxa ROCK 5B, with each CPU's cpufreq limits) and of a Cix P1: their in-order
+    LITTLE cores (Cortex-A55, A520) are efficiency cores, left out of llama.cpp's threads as llama.cpp leaves x86
+    E-cores out ("efficiency cores harm lockstep threading"), and the clock priced is a big core's."""
+    from qwenctl.hardware import specs
+    from qwenctl.hardware.facts import Absent, Hardware
+    from qwenctl.machine import threads as machine_threads
+
+    got = cpu.probe(replay(capture))
+    assert (got.performance_cores, got.efficiency_cores) == kinds
+    assert got.max_clock_mhz == clock_mhz
+    hw = Hardware("Linux", "aarch64", got, *(Absent("-"),) * 6)
+    assert machine_threads(hw) == threads
+    if clock_mhz:
+        assert specs.cpu_core(got, None).clock_hz == clock_mhz * 1e6

@@ -26,10 +26,9 @@ MAC_FLAGS = {
     "hw.optional.arm.FEAT_SME": "sme", "hw.optional.avx1_0": "avx", "hw.optional.avx2_0": "avx2",
     "hw.optional.avx512f": "avx512f", "hw.optional.avx512bw": "avx512bw", "hw.optional.fma": "fma",
 }
-CPUFREQ_MAX = "/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq"
+CPUFREQ_MAX = "/sys/devices/system/cpu/cpu{}/cpufreq/cpuinfo_max_freq"
 CPU_BASE = "/sys/devices/system/cpu/cpu{}/cpufreq/base_frequency"  # intel_pstate with HWP, kHz
-INTEL_BASE = CPU_BASE.format(0)
-CPPC_NOMINAL = "/sys/devices/system/cpu/cpu0/acpi_cppc/nominal_freq"  # ACPI CPPC (AMD, Arm servers), MHz
+CPPC_NOMINAL = "/sys/devices/system/cpu/cpu{}/acpi_cppc/nominal_freq"  # ACPI CPPC (AMD, Arm servers), MHz
 PMU_P_CORES = "/sys/devices/cpu_core/cpus"  # Intel hybrid: a perf PMU per core type, each with its CPUs
 PMU_E_CORES = "/sys/devices/cpu_atom/cpus"
 ARCH_NAMES = {"aarch64": "arm64", "arm64": "arm64", "amd64": "x86_64", "x86_64": "x86_64"}
@@ -45,30 +44,36 @@ def probe(source: Source) -> Cpu | Absent:
     if source.system == "Linux":
         text = source.read_text("/proc/cpuinfo")
         cpu = parse_cpuinfo(text, arch)
-        kinds = hybrid_cores(source, text) if cpu.arch == "x86_64" else None
-        return dataclasses.replace(cpu, max_clock_mhz=max_clock_mhz(source), base_clock_mhz=base_clock_mhz(source),
+        if cpu.arch == "x86_64":
+            kinds, first = hybrid_cores(source, text), 0  # a hybrid numbers its P-cores first
+        else:
+            kinds, first = arm_core_kinds(text)
+        return dataclasses.replace(cpu, max_clock_mhz=max_clock_mhz(source, first),
+                                   base_clock_mhz=base_clock_mhz(source, first),
                                    performance_cores=kinds[0] if kinds else None,
                                    efficiency_cores=kinds[1] if kinds else None)
     return Absent(f"no CPU probe for {source.system} yet")
 
 
-def max_clock_mhz(source: Source) -> int | None:
-    """The kernel's cpufreq maximum of CPU 0 (kHz in sysfs), the clock llama.cpp's threads run near;
-    None where there is no cpufreq driver (most VMs), and the speed model then says it assumed one."""
+def max_clock_mhz(source: Source, cpu: int = 0) -> int | None:
+    """The kernel's cpufreq maximum of one CPU (kHz in sysfs; a performance core's, the clock llama.cpp's
+    threads run near); None where there is no cpufreq driver (most VMs), and the speed model then says it
+    assumed one."""
+    path = CPUFREQ_MAX.format(cpu)
     try:
-        khz = to_int(source.read_text(CPUFREQ_MAX).strip(), CPUFREQ_MAX)
+        khz = to_int(source.read_text(path).strip(), path)
     except (OSError, ParseError):
         return None
     return khz // 1000 if khz > 0 else None
 
 
-def base_clock_mhz(source: Source) -> int | None:
+def base_clock_mhz(source: Source, cpu: int = 0) -> int | None:
     """The clock the CPU guarantees with every core busy, as llama.cpp's threads keep them: intel_pstate's
     `base_frequency` ("any frequency above this is in the turbo range", kernel docs), else ACPI CPPC's
     `nominal_freq` ("the maximum sustained performance level"; amd-pstate exposes it). cpufreq's maximum
     is the one-core turbo, which an all-core load does not hold. None where neither file says (a broken
     BIOS writes 0 to nominal_freq)."""
-    for path, per_mhz in ((INTEL_BASE, 1000), (CPPC_NOMINAL, 1)):
+    for path, per_mhz in ((CPU_BASE.format(cpu), 1000), (CPPC_NOMINAL.format(cpu), 1)):
         try:
             value = to_int(source.read_text(path).strip(), path) // per_mhz
         except (OSError, ParseError):
@@ -175,14 +180,42 @@ def _x86_cores(blocks: list[dict[str, str]]) -> tuple[int, int | None, str]:
 
 
 def _arm_cores_name(blocks: list[dict[str, str]]) -> str | None:
-    """The core most of the CPUs are ("ARM Cortex-A720" for 8 A720s and 4 A520s), which sets the speed model's
-    per-core rates; on a tie the one listed last (big cores come after little ones in /proc/cpuinfo).
-    CPU 0 alone would name the little core of most big.LITTLE chips."""
+    """The core most of the performance CPUs are ("ARM Cortex-A720" for 8 A720s and 4 A520s; "ARM Cortex-A76"
+    for an RK3588's 4 A76s and 4 A55s), which sets the speed model's per-core rates; on a tie the one listed
+    last (big cores come after little ones in /proc/cpuinfo). CPU 0 alone would name the little core of most
+    big.LITTLE chips."""
     names = [n for n in map(_arm_core_name, blocks) if n]
+    big = [n for n in names if not _little(n)]
+    names = big or names
     if not names:
         return None
     counts = Counter(names)
     return max(reversed(names), key=lambda n: counts[n])
+
+
+def arm_core_kinds(cpuinfo: str) -> tuple[tuple[int, int] | None, int]:
+    """((performance, efficiency) cores, the first performance CPU) of an Arm CPU; (None, 0) where all its
+    cores are alike or unnamed.
+
+    The efficiency cores are Arm's in-order LITTLE ones (arm_cpu_parts.json `_little_cores`: an RK3588's
+    four Cortex-A55 beside four A76, a Cix P1's four A520 beside eight A720). llama.cpp splits every op
+    evenly over its threads and waits for the last, so a little core sets the pace of the big ones;
+    `machine.threads` runs on the big cores, and their cpufreq (not CPU 0's, often a little core) is the
+    clock the speed model prices them at."""
+    blocks = _processor_blocks(cpuinfo)
+    little = [_little(n) if n else None for n in map(_arm_core_name, blocks)]
+    if None in little or all(little) or not any(little):
+        return None, 0
+    first = next(b for b, is_little in zip(blocks, little) if not is_little)
+    try:
+        cpu = int(first["processor"])
+    except ValueError:
+        cpu = 0
+    return (little.count(False), little.count(True)), cpu
+
+
+def _little(core_name: str) -> bool:
+    return core_name.split(" ", 1)[-1] in data("arm_cpu_parts.json")["_little_cores"]
 
 
 def _arm_core_name(block: dict[str, str]) -> str | None:
