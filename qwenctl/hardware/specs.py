@@ -264,7 +264,8 @@ def cpu_core(cpu: Cpu | None, board: Board | None) -> CoreSpec:
             key = named or ("arm-neoverse-v1" if "i8mm" in flags else "arm-cortex-a76-n1" if "dotprod" in flags else "arm-cortex-a72")
             kind = "lpddr"
         else:
-            key = next((k for f, k in table["x86"] if f in flags), "x86-sse")
+            named = next((k for pattern, k in table["x86_names"] if re.search(pattern, brand)), None)
+            key = named or next((k for f, k in table["x86"] if f in flags), "x86-sse")
             kind = "ddr"
         m = re.search(r"@\s*([0-9.]+)\s*GHz", brand)
         if cpu is not None and cpu.base_clock_mhz:
