@@ -13,6 +13,7 @@ One command, the same on a CPU and on the H200 (benchmarks/gpu/run.sh's `samplin
   serve, 1 streamed    `qwenctl serve` (--parallel 1), one openai client, streamed; client-side rate from
                        the first to the last content chunk, so HTTP, JSON and SSE are inside the figure
   serve, K clients     `qwenctl serve --parallel 16`, K = 1, 4, 16 concurrent streamed clients (a process each): total tok/s
+                       from the first request to the last token (`_total`) and while every client streams (`_steady`)
 
 Every figure is the median of --trials runs (min beside it) and its ratio to decode. Replies never
 end early: generated requests bias end-of-text away (a device sampler, free), and bench ignores EOS.
@@ -121,23 +122,38 @@ def run_p(model: Path, n_ctx: int, trials: int) -> dict:
     return _fig(rates)
 
 
-def _stream(client, model_id: str, question: str, n_gen: int, extra: dict) -> tuple[int, float, float, float]:
-    """(generated tokens, request start, first content chunk, last content chunk) of one streamed reply.
+def _stream(client, model_id: str, question: str, n_gen: int, extra: dict) -> tuple[int, float, float, float, list[float]]:
+    """(generated tokens, request start, first content chunk, last content chunk, every content chunk's time) of one
+    streamed reply.
 
     Tokens are the server's count (usage), not chunks: a random-weight model emits byte fragments
     that show no text until their character completes."""
     t0 = time.perf_counter()
-    first = last = 0.0
+    chunks: list[float] = []
     n = 0
     for chunk in client.chat.completions.create(model=model_id, messages=[{"role": "user", "content": question}],
                                                 max_tokens=n_gen, stream=True, extra_body=extra,
                                                 stream_options={"include_usage": True}):
         if chunk.choices and chunk.choices[0].delta.content:
-            last = time.perf_counter()
-            first = first or last
+            chunks.append(time.perf_counter())
         if chunk.usage:
             n = chunk.usage.completion_tokens
-    return n, t0, first, last
+    first, last = (chunks[0], chunks[-1]) if chunks else (0.0, 0.0)
+    return n, t0, first, last, chunks
+
+
+def steady_total(results: list[tuple[int, float, float, float, list[float]]]) -> float | None:
+    """Total tokens/s while every client streams: the window from the last client's first chunk to the first
+    client's last chunk, each client's chunks in it scaled to tokens (its tokens per chunk), summed, over the window.
+
+    The wall-clock total (first request to last token) also holds the clients' staggered starts, the prompts
+    admitted one after another before the batch is full, each reply's first token and the tail where early
+    finishers have left; this one is the rate the server keeps up. None where the windows do not overlap."""
+    lo, hi = max(r[2] for r in results), min(r[3] for r in results)
+    if hi <= lo:
+        return None
+    tokens = sum(r[0] / len(r[4]) * sum(1 for t in r[4] if lo <= t <= hi) for r in results if r[4])
+    return tokens / (hi - lo)
 
 
 def _server(model: Path, n_ctx: int, parallel: int):
@@ -155,7 +171,7 @@ def serve_single(model: Path, n_ctx: int, n_gen: int, trials: int) -> dict:
         _stream(client, info["model_id"], QUESTION, 8, extra)  # warm-up
         rates = []
         for _ in range(trials):
-            n, _, first, last = _stream(client, info["model_id"], QUESTION, n_gen, extra)
+            n, _, first, last, _ = _stream(client, info["model_id"], QUESTION, n_gen, extra)
             rates.append((n - 1) / (last - first))
     finally:
         proc.terminate()
@@ -173,7 +189,7 @@ def _client_init(url: str) -> None:
     _client = openai.OpenAI(base_url=url, api_key="unused", max_retries=0, timeout=600)
 
 
-def _client_stream(job: tuple) -> tuple[int, float, float, float]:
+def _client_stream(job: tuple) -> tuple[int, float, float, float, list[float]]:
     model_id, question, n_gen, extra = job
     return _stream(_client, model_id, question, n_gen, extra)
 
@@ -185,7 +201,8 @@ def _client_warm(job: tuple) -> None:
 
 
 def serve_concurrent(model: Path, n_ctx: int, n_gen: int, trials: int, clients=(1, 4, 16)) -> dict:
-    """Total tokens/s of K clients streaming at once from one `serve --parallel 16` (first request to last token).
+    """Total tokens/s of K clients streaming at once from one `serve --parallel 16`: from the first request to the
+    last token (`serve_K_clients_total`) and while all K stream (`serve_K_clients_steady`, `steady_total`).
 
     Each client is a process of its own: 16 openai clients as threads of one process share its GIL, and parsing
     ~3,000 chunks a second in Python would then bound the figure instead of the server. Times are
@@ -199,7 +216,7 @@ def serve_concurrent(model: Path, n_ctx: int, n_gen: int, trials: int, clients=(
             # every process started and its client built before anything is timed
             list(pool.map(_client_warm, [(info["model_id"], QUESTION, 1, extra)] * max(clients)))
             for k in clients:
-                totals = []
+                totals, steady = [], []
                 # one untimed round first: a slot's first request attaches its sampler chain (a graph reservation)
                 for round_ in range(1 + max(1, trials // 2)):
                     jobs = [(info["model_id"], f"{QUESTION} ({i})", n_gen, extra) for i in range(k)]
@@ -208,7 +225,12 @@ def serve_concurrent(model: Path, n_ctx: int, n_gen: int, trials: int, clients=(
                     end = max(r[3] for r in results)
                     if round_:
                         totals.append(sum(r[0] for r in results) / (end - start))
-                out[str(k)] = _fig(totals)
+                        rate = steady_total(results)
+                        if rate is not None:
+                            steady.append(rate)
+                out[f"serve_{k}_clients_total"] = _fig(totals)
+                if steady:
+                    out[f"serve_{k}_clients_steady"] = _fig(steady)
     finally:
         proc.terminate()
         proc.wait(60)
@@ -257,8 +279,7 @@ def main() -> None:
         figures["serve_1_streamed"] = serve_single(a.model, a.ctx, a.n_gen, a.trials)
         save("serve")
     if "concurrent" not in skip:
-        for k, fig in serve_concurrent(a.model, a.ctx, a.n_gen, a.trials).items():
-            figures[f"serve_{k}_clients_total"] = fig
+        figures.update(serve_concurrent(a.model, a.ctx, a.n_gen, a.trials))
         save("concurrent")
     doc = document()
     if a.json:
