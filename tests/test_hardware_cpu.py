@@ -215,3 +215,21 @@ def test_an_n_series_intel_is_priced_as_the_gracemont_cores_it_has_not_by_its_fl
     assert (n100.int8_per_cycle, n100.fp32_per_cycle) == (p_core.int8_per_cycle / 2, p_core.fp32_per_cycle / 2)
     assert specs.cpu_core(Cpu(brand="Intel(R) Core(TM) i3-N305", arch="x86_64", physical_cores=8, logical_cores=8,
                               flags=flags), None).family == "cpu-x86-gracemont"
+
+
+def test_a_vm_without_cpufreq_reports_the_tsc_rate_of_cpuinfo_as_its_clock():
+    """The development VM's verbatim capture (hypervisor flag, no cpufreq driver, "cpu MHz: 2596.122"): the kernel's
+    TSC rate, the host's nominal clock, where the speed model assumed a typical 3.5 GHz before. A cpufreq driver, or
+    bare metal (where the line is an idle core's current clock), leaves it unread."""
+    from qwenctl.hardware import specs
+
+    vm = cpu.probe(replay("linux-x86-no-gpu.json"))
+    assert (vm.base_clock_mhz, vm.max_clock_mhz) == (2596, None)
+    core = specs.cpu_core(vm, None)
+    assert core.clock_hz == 2596e6 and not any("clock" in a for a in core.assumed)
+    with_driver = document("linux-x86-no-gpu.json")
+    with_driver["files"][cpu.CPUFREQ_MAX.format(0)] = "3500000\n"
+    assert cpu.probe(replay(with_driver)).base_clock_mhz is None
+    bare = document("linux-x86-no-gpu.json")
+    bare["files"]["/proc/cpuinfo"] = bare["files"]["/proc/cpuinfo"].replace(" hypervisor", "")
+    assert cpu.probe(replay(bare)).base_clock_mhz is None

@@ -48,8 +48,9 @@ def probe(source: Source) -> Cpu | Absent:
             kinds, first = hybrid_cores(source, text), 0  # a hybrid numbers its P-cores first
         else:
             kinds, first = arm_core_kinds(text)
-        return dataclasses.replace(cpu, max_clock_mhz=max_clock_mhz(source, first),
-                                   base_clock_mhz=base_clock_mhz(source, first),
+        top = max_clock_mhz(source, first)
+        base = base_clock_mhz(source, first) or (None if top else vm_nominal_clock_mhz(text))
+        return dataclasses.replace(cpu, max_clock_mhz=top, base_clock_mhz=base,
                                    performance_cores=kinds[0] if kinds else None,
                                    efficiency_cores=kinds[1] if kinds else None)
     return Absent(f"no CPU probe for {source.system} yet")
@@ -81,6 +82,22 @@ def base_clock_mhz(source: Source, cpu: int = 0) -> int | None:
         if value > 0:
             return value
     return None
+
+
+def vm_nominal_clock_mhz(cpuinfo: str) -> int | None:
+    """A virtual machine's CPU clock: cpuinfo's "cpu MHz" where the kernel runs under a hypervisor (the
+    `hypervisor` flag) with no cpufreq driver, as most cloud VMs do. There it is the TSC rate the host
+    exposes, which on Intel and AMD is the nominal (base) clock, the clock the CPU constants were fitted
+    on; a typical 3.5 GHz stood in before (the development VM reports 2,600 MHz). On bare metal the line
+    is the current clock of an idle core, so it is not read there."""
+    blocks = _processor_blocks(cpuinfo)
+    if not blocks or "hypervisor" not in blocks[0].get("flags", "").split():
+        return None
+    try:
+        mhz = round(float(blocks[0].get("cpu MHz", "")))
+    except ValueError:
+        return None
+    return mhz if mhz > 0 else None
 
 
 def hybrid_cores(source: Source, cpuinfo: str) -> tuple[int, int] | None:
