@@ -233,3 +233,23 @@ def test_a_vm_without_cpufreq_reports_the_tsc_rate_of_cpuinfo_as_its_clock():
     bare = document("linux-x86-no-gpu.json")
     bare["files"]["/proc/cpuinfo"] = bare["files"]["/proc/cpuinfo"].replace(" hypervisor", "")
     assert cpu.probe(replay(bare)).base_clock_mhz is None
+
+
+@pytest.mark.parametrize("capture, brand, kinds, threads, family", [
+    ("arm-snapdragon-855-plus-cpuinfo.json", "Qualcomm Kryo 4XX Gold", (4, 4), 4, "cpu-arm-cortex-a76-n1"),
+    ("arm-snapdragon-x-elite-cpuinfo.json", "Qualcomm Oryon", (None, None), 12, "cpu-arm-neoverse-v2"),
+    ("arm-apple-m1-cpuinfo.json", "Apple M1 Firestorm", (4, 4), 4, "cpu-apple-p-core"),  # Asahi Linux
+    ("arm-rk3308-cpuinfo.json", "ARM Cortex-A35", (None, None), 4, "cpu-arm-cortex-a53"),
+])
+def test_arm_cores_of_other_implementers_are_named_and_classed(capture, brand, kinds, threads, family):
+    """Real /proc/cpuinfo (hrw/arm-socs-table): Qualcomm's own part numbers (implementer 0x51) and Apple's under Asahi
+    Linux (0x61) were "unknown ARM CPU", priced by their ISA flags and run on every core, little ones too; an in-order
+    Cortex-A35 took the A72's two-pipe row."""
+    from qwenctl.hardware import specs
+    from qwenctl.hardware.facts import Absent, Hardware
+    from qwenctl.machine import threads as machine_threads
+
+    got = cpu.probe(replay(capture))
+    assert (got.brand, (got.performance_cores, got.efficiency_cores)) == (brand, kinds)
+    assert machine_threads(Hardware("Linux", "aarch64", got, *(Absent("-"),) * 6)) == threads
+    assert specs.cpu_core(got, None).family == family
