@@ -201,7 +201,7 @@ def _arm_cores_name(blocks: list[dict[str, str]]) -> str | None:
     for an RK3588's 4 A76s and 4 A55s), which sets the speed model's per-core rates; on a tie the one listed
     last (big cores come after little ones in /proc/cpuinfo). CPU 0 alone would name the little core of most
     big.LITTLE chips."""
-    names = [n for n in map(_arm_core_name, blocks) if n]
+    names = [n for n in map(arm_core_name, blocks) if n]
     big = [n for n in names if not _little(n)]
     names = big or names
     if not names:
@@ -220,7 +220,7 @@ def arm_core_kinds(cpuinfo: str) -> tuple[tuple[int, int] | None, int]:
     `machine.threads` runs on the big cores, and their cpufreq (not CPU 0's, often a little core) is the
     clock the speed model prices them at."""
     blocks = _processor_blocks(cpuinfo)
-    little = [_little(n) if n else None for n in map(_arm_core_name, blocks)]
+    little = [_little(n) if n else None for n in map(arm_core_name, blocks)]
     if None in little or all(little) or not any(little):
         return None, 0
     first = next(b for b, is_little in zip(blocks, little) if not is_little)
@@ -235,7 +235,8 @@ def _little(core_name: str) -> bool:
     return core_name.split(" ", 1)[-1] in data("arm_cpu_parts.json")["_little_cores"]
 
 
-def _arm_core_name(block: dict[str, str]) -> str | None:
+def arm_core_name(block: dict[str, str]) -> str | None:
+    """"ARM Cortex-A76", "Qualcomm Kryo 4XX Gold": a cpuinfo block's core by its implementer and part number."""
     implementer, part = block.get("CPU implementer"), block.get("CPU part")
     if not implementer or not part:
         return None
