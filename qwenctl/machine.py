@@ -79,7 +79,7 @@ def gpu_memory(gpu: NvidiaGpu) -> tuple[int, int | None, str | None]:
     """(total, free, assumption) of a GPU's memory: NVML's, else its specification's (said so), else 0."""
     if gpu.memory_total_bytes is not None:
         return gpu.memory_total_bytes, gpu.memory_free_bytes, None
-    spec = specs.gpu_spec(gpu.parent_name or gpu.name)
+    spec = specs.gpu_spec_of(gpu)
     if spec and spec.get("memory_gib") and not gpu.mig_profile:
         total = int(spec["memory_gib"] * 2**30)
         why = dict(gpu.unknown).get("memory_total_bytes", "NVML could not say")
@@ -217,7 +217,7 @@ def peer_link(hw: Hardware) -> tuple[float, str]:
     """(bytes/s, what it is) between the local GPUs: NVLink where every GPU is an SXM part, else PCIe.
     ``is_nvlink(source)`` tells which."""
     links = load_speed_model()["links"]
-    rates = [float((specs.gpu_spec(g.parent_name or g.name) or {}).get("nvlink_gbs") or 0) for g in hw.gpus]
+    rates = [float((specs.gpu_spec_of(g) or {}).get("nvlink_gbs") or 0) for g in hw.gpus]
     if rates and min(rates) > 0:
         per_direction = min(rates) / 2 * 1e9  # NVIDIA quotes both directions together
         return per_direction, f"NVLink ({min(rates):g} GB/s per GPU, SXM boards; devices.json)"

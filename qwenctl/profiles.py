@@ -30,7 +30,7 @@ the worker profiles carry their own sources. A worker profile may not itself lis
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -300,6 +300,8 @@ def _read_profile(path: Path) -> tuple[Hardware, tuple[_WorkerEntry, ...], _Netw
         b = r.sub("board")
         board = Board(model=b.get("model", str), revision=None, soc=b.get("soc", str, None), ram_bytes=total)
         b.done()
+        if isinstance(nvidia, Nvidia):  # an integrated GPU carries its board, as detection gives it (nvidia.probe)
+            nvidia = replace(nvidia, gpus=tuple(replace(g, board=board.model) if g.unified_memory else g for g in nvidia.gpus))
 
     backends: Backends | Absent
     if r.has("backends"):

@@ -71,6 +71,35 @@ def test_unified_memory_device_gets_host_ram_and_a_known_bandwidth():
     assert gpu.bandwidth_bytes_per_s == 204_800_000_000
 
 
+def test_a_jetson_orin_is_priced_as_the_module_its_board_names():
+    """NVML names every Jetson Orin "Orin (nvgpu)" and reports neither its SMs nor its clocks (JetPack 6), so the first
+    row of that name, the AGX Orin 64GB (16 SMs at 1.3 GHz), priced an Orin Nano's prompts 4x too fast. The board's
+    device-tree model (a real JetPack 6.2 string: "NVIDIA Jetson Orin Nano Engineering Reference Developer Kit Super")
+    picks the module, and the host's RAM the variant where the model's words leave several."""
+    doc = document("nvidia-h100-sxm.json")
+    dev = doc["nvml"]["devices"][0]
+    dev["nvmlDeviceGetName"] = "Orin (nvgpu)"
+    dev["nvmlDeviceGetCudaComputeCapability"] = [8, 7]
+    for key in ("nvmlDeviceGetMemoryInfo", "nvmlDeviceGetMemoryBusWidth", "nvmlDeviceGetMaxClockInfo(NVML_CLOCK_MEM)",
+                "nvmlDeviceGetMaxClockInfo(NVML_CLOCK_SM)", "nvmlDeviceGetNumGpuCores"):
+        dev[key] = {"error": "NVML_ERROR_NOT_SUPPORTED"}
+    doc["files"]["/proc/device-tree/model"] = "NVIDIA Jetson Orin Nano Engineering Reference Developer Kit Super\x00"
+    hw = detect(replay(doc))
+    gpu = hw.gpus[0]
+    assert gpu.board == "NVIDIA Jetson Orin Nano Engineering Reference Developer Kit Super"
+    peaks = specs.nvidia_peaks(gpu)
+    assert (peaks.sm_count, peaks.clock_hz) == (8, 1020e6)  # the Super module: 1,024 cores at 1,020 MHz
+    assert gpu.bandwidth_bytes_per_s == 102_000_000_000  # the board's Super-mode LPDDR5
+    for board, ram_gib, key in (("NVIDIA Jetson AGX Orin Developer Kit", 61.4, "jetson-agx-orin-64gb"),
+                                ("NVIDIA Jetson AGX Orin Developer Kit", 30.0, "jetson-agx-orin-32gb"),
+                                ("NVIDIA Jetson Orin Nano Developer Kit", 7.4, "jetson-orin-nano-8gb"),
+                                ("NVIDIA Jetson Orin Nano Developer Kit", 3.6, "jetson-orin-nano-4gb")):
+        assert specs.gpu_spec("Orin (nvgpu)", board, int(ram_gib * 2**30))["key"] == key, board
+    # cards NVML names alike are told apart by their memory the same way
+    assert specs.gpu_spec("NVIDIA GeForce RTX 3080", None, 12288 * MIB)["key"] == "rtx-3080-12gb"
+    assert specs.gpu_spec("NVIDIA GeForce RTX 3080", None, 10240 * MIB)["key"] == "rtx-3080-10gb"
+
+
 def test_a_gpu_nvml_fails_on_is_reported_with_its_error_and_the_others_kept():
     doc = document("nvidia-h100-sxm.json")
     lost = dict(doc["nvml"]["devices"][0], nvmlDeviceGetMemoryInfo={"error": "NVML_ERROR_GPU_IS_LOST"})

@@ -63,7 +63,11 @@ def test_profile_values():
     m2 = load_profile("macbook-air-m2-16gb")
     assert isinstance(m2.apple, AppleSilicon)
     assert m2.apple.gpu_wired_limit_bytes == pytest.approx(11453.25e6, rel=1e-5)  # ggml-metal's log on 16 GiB Macs
-    assert load_profile("jetson-orin-nano-8gb").gpus[0].unified_memory
+    orin = load_profile("jetson-orin-nano-8gb").gpus[0]
+    assert orin.unified_memory and orin.board == "NVIDIA Jetson Orin Nano Developer Kit"  # from the profile's [board]
+    from qwenctl.hardware import specs
+
+    assert (specs.nvidia_peaks(orin).sm_count, specs.nvidia_peaks(orin).clock_hz) == (8, 625e6)  # not the AGX Orin's
 
 
 def test_profile_by_path(tmp_path):

@@ -15,7 +15,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from qwenctl.hardware.facts import Absent, Hardware, Memory, hardware_from_dict
+from qwenctl.hardware.facts import Absent, Board, Hardware, Memory, hardware_from_dict
 
 if TYPE_CHECKING:
     from qwenctl.hardware.live import LiveSource
@@ -61,7 +61,7 @@ def detect(source: Source | None = None) -> Hardware:
         machine=source.machine,
         cpu=the_cpu,
         memory=mem,
-        nvidia=_probe("nvidia", lambda: nvidia.probe(source, host_ram, host_bw)),
+        nvidia=_probe("nvidia", lambda: nvidia.probe(source, host_ram, host_bw, board.model if isinstance(board, Board) else None)),
         apple=the_apple,
         board=board,
         disk=_probe("disk", lambda: disk.probe(source)),

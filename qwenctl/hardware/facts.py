@@ -71,6 +71,7 @@ class NvidiaGpu:
     bandwidth_bytes_per_s: int | None = None  # peak, from bus width x clock (or the profile)
     power_limit_w: float | None = None
     unified_memory: bool = False  # Jetson / GH200: NVML reports no dedicated memory; host RAM is shared
+    board: str | None = None  # an integrated GPU's board (device-tree model): NVML names every Jetson Orin "Orin (nvgpu)"
     cuda_cores: int | None = None  # nvmlDeviceGetNumGpuCores (MIG: SMs x the parent's cores per SM)
     sm_count: int | None = None  # streaming multiprocessors (MIG: nvmlDeviceGetAttributes)
     max_sm_clock_mhz: int | None = None  # nvmlDeviceGetMaxClockInfo(NVML_CLOCK_SM)

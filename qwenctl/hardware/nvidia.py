@@ -69,7 +69,9 @@ class Physical:
     instances: tuple[NvidiaGpu, ...] = ()
 
 
-def probe(source: Source, host_ram_bytes: int | None = None, host_bandwidth: int | None = None) -> Nvidia | Absent:
+def probe(source: Source, host_ram_bytes: int | None = None, host_bandwidth: int | None = None,
+          board: str | None = None) -> Nvidia | Absent:
+    """The GPUs CUDA will use. `board`: the device-tree model, which an integrated GPU carries to tell its module."""
     from qwenctl.hardware import cuda_visible, mig
 
     system = _Reader(source)
@@ -83,7 +85,7 @@ def probe(source: Source, host_ram_bytes: int | None = None, host_bandwidth: int
     unusable: list[UnusableGpu] = []
     for i in range(count or 0):
         try:
-            gpu = read_gpu(source, i, host_ram_bytes, host_bandwidth)
+            gpu = read_gpu(source, i, host_ram_bytes, host_bandwidth, board)
             mig_on, instances = mig.instances(source, gpu)
             physical.append(Physical(gpu, mig_on, instances))
         except NvmlError as e:
@@ -97,7 +99,8 @@ def probe(source: Source, host_ram_bytes: int | None = None, host_bandwidth: int
                   unusable=tuple(unusable) + hidden, visible_devices=visible, order_source=order)
 
 
-def read_gpu(source: Source, i: int, host_ram_bytes: int | None, host_bandwidth: int | None) -> NvidiaGpu:
+def read_gpu(source: Source, i: int, host_ram_bytes: int | None, host_bandwidth: int | None,
+             board: str | None = None) -> NvidiaGpu:
     """A whole GPU as NVML describes it (index is NVML's here; cuda_visible renumbers)."""
     r = _Reader(source, i)
     name = r.get(None, "nvmlDeviceGetName") or f"NVIDIA GPU {i}"
@@ -132,6 +135,7 @@ def read_gpu(source: Source, i: int, host_ram_bytes: int | None, host_bandwidth:
         bandwidth_bytes_per_s=bandwidth,
         power_limit_w=power_mw / 1000 if power_mw else None,
         unified_memory=unified,
+        board=board if unified else None,
         cuda_cores=cores or None,
         sm_count=sm_count(cores, cc),
         max_sm_clock_mhz=r.get("max_sm_clock_mhz", "nvmlDeviceGetMaxClockInfo", "NVML_CLOCK_SM") or None,

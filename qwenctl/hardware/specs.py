@@ -50,18 +50,44 @@ def _bare(name: str) -> str:
     return name.lower().removeprefix("nvidia ").strip()
 
 
-def gpu_spec(name: str) -> dict | None:
-    """The specification of the GPU NVML calls `name`: an exact name first, else the longest contained one."""
+def gpu_spec(name: str, board: str | None = None, memory_bytes: int | None = None) -> dict | None:
+    """The specification of the GPU NVML calls `name`: an exact name first, else the longest contained one.
+
+    Where several modules share an NVML name (every Jetson Orin is "Orin (nvgpu)"), the board it sits on
+    (`board`, the device-tree model) picks the module by its `board_models` words, and the memory (the host's
+    RAM on an integrated GPU) the variant: without them an Orin Nano was priced as the first row, an AGX Orin."""
     bare = _bare(name)
+    exact = [row for row in _devices()["gpus"] if any(_bare(n) == bare for n in row.get("nvml_names", []))]
+    if exact:
+        return _module(exact, board, memory_bytes)
     best, best_len = None, 0
     for row in _devices()["gpus"]:
         for n in row.get("nvml_names", []):
             b = _bare(n)
-            if b == bare:
-                return row
             if b in bare and len(b) > best_len:
                 best, best_len = row, len(b)
     return best
+
+
+def _module(rows: list[dict], board: str | None, memory_bytes: int | None) -> dict:
+    def words(row: dict) -> int:
+        names = row.get("board_models", [])
+        return len(names) if board and names and all(w.lower() in board.lower() for w in names) else 0
+
+    def memory_gap(row: dict) -> float:
+        if not memory_bytes or not row.get("memory_gib"):
+            return 0.0
+        gib = memory_bytes / 2**30
+        return abs(row["memory_gib"] - gib) + (0 if row["memory_gib"] >= gib else 1000)  # the RAM fits in the module
+
+    most = max(words(r) for r in rows)
+    return min((r for r in rows if words(r) == most), key=memory_gap)
+
+
+def gpu_spec_of(gpu: NvidiaGpu) -> dict | None:
+    """`gpu_spec` for a detected GPU: its NVML name (a MIG instance's parent's), its board, and its memory (an
+    integrated GPU's is the host's RAM) to tell apart cards and modules NVML names alike (RTX 3080 10/12 GB)."""
+    return gpu_spec(gpu.parent_name or gpu.name, gpu.board, None if gpu.mig_profile else gpu.memory_total_bytes)
 
 
 def gpu_spec_by_key(key: str) -> dict | None:
@@ -115,7 +141,7 @@ def _memory_kind(memory_type: str | None, family: str) -> str:
 
 
 def nvidia_peaks(gpu: NvidiaGpu) -> GpuPeaks:
-    spec = gpu_spec(gpu.parent_name or gpu.name)
+    spec = gpu_spec_of(gpu)
     cc = gpu.compute_capability or (_cc(spec) if spec else None)
     arch = _arch(cc)
     family = (arch or {}).get("family", "nvidia-unknown")
