@@ -110,12 +110,11 @@ def host_device(hw: Hardware) -> DeviceSpeed:
         if not bw:  # no memory probe, but the board's model says it
             bw, bw_source = board_bandwidth(hw.board.model, hw.board.ram_bytes) or (None, None)
         sustained = board_sustained(hw.board.model, hw.board.ram_bytes)
-    sources, assumed = [core.source], list(core.assumed)
-    if sustained:  # a board whose memory streams far below its peak: price reads on what it streams
-        bw, bw_source = sustained
-        sources.append(f"host bandwidth: {bw_source} (sustained)")
-    elif bw and isinstance(hw.memory, Memory) and hw.memory.bandwidth_measured:
+    if not sustained and bw and isinstance(hw.memory, Memory) and hw.memory.bandwidth_measured:
         sustained = (bw, bw_source or "measured")  # a read test's figure is what the memory streams, not its peak
+    sources, assumed = [core.source], list(core.assumed)
+    if sustained:  # what the memory streams (a board's STREAM figure, a measurement): price reads on it
+        bw, bw_source = sustained
         sources.append(f"host bandwidth: {bw_source} (sustained)")
     elif bw:
         sources.append(f"host bandwidth: {bw_source or 'detected'}")

@@ -74,11 +74,11 @@ def _module(rows: list[dict], board: str | None, memory_bytes: int | None) -> di
         names = row.get("board_models", [])
         return len(names) if board and names and all(w.lower() in board.lower() for w in names) else 0
 
-    def memory_gap(row: dict) -> float:
+    def memory_gap(row: dict) -> tuple[bool, float]:  # a module the memory fits in first, then the nearest size
         if not memory_bytes or not row.get("memory_gib"):
-            return 0.0
+            return False, 0.0
         gib = memory_bytes / 2**30
-        return abs(row["memory_gib"] - gib) + (0 if row["memory_gib"] >= gib else 1000)  # the RAM fits in the module
+        return row["memory_gib"] < gib, abs(row["memory_gib"] - gib)
 
     most = max(words(r) for r in rows)
     return min((r for r in rows if words(r) == most), key=memory_gap)
