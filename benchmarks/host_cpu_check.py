@@ -34,6 +34,9 @@ def main() -> None:
     args = ap.parse_args()
     doc = {k: v for k, v in json.loads((RESULTS / "detect.json").read_text()).items() if k not in ("schema", "version")}
     backends = {**doc["backends"], "llama_cpp": "0.3.36"}
+    # detect.json predates reading a VM's clock: the machine's cpuinfo (h200-sampling-steady/h200-host-cpuinfo.txt,
+    # 2026-12-01) says "cpu MHz : 2100.000" under KVM with no cpufreq, which detection now takes as the clock
+    doc["cpu"] = {**doc["cpu"], "base_clock_mhz": 2100}
     with_gpu = hardware_from_dict({**doc, "backends": {**backends, "llama_cpp_gpu_offload": True}})
     cpu_only = hardware_from_dict({**doc, "nvidia": {"absent": "a CPU-only build"}, "backends": {**backends, "llama_cpp_gpu_offload": False}})
     files = {size: models.shaped_gguf(Path(args.models_dir), size, "Q4_K_M") for size in ("0.5B", "1.5B", "3B", "7B")}

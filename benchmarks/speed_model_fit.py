@@ -145,8 +145,8 @@ def cpu_hardware(row: dict, cpus: dict) -> Hardware | None:
     """A CPU host as detect would see it: cores and ISA from its specification, bandwidth as configured.
 
     The clock is the base clock of the specification, as detection reads it on Linux (intel_pstate's
-    base_frequency, ACPI CPPC's nominal_freq); a CPU whose specification has none gets the typical
-    clock the model assumes live."""
+    base_frequency, ACPI CPPC's nominal_freq), with its maximum turbo as cpufreq's maximum; a CPU whose
+    specification has no base clock gets the typical clock the model assumes live, and no turbo."""
     spec = cpus.get(row["device_key"])
     if spec is None:
         return None
@@ -161,8 +161,10 @@ def cpu_hardware(row: dict, cpus: dict) -> Hardware | None:
     core = re.search(r"(Cortex-[AX]\d+\w*|Neoverse-[NV]\d)", spec.get("core_type") or "") if arm else None
     if core:  # an Arm host's /proc/cpuinfo names its cores, not the chip; the core most of its CPUs are comes first
         brand = f"ARM {core.group(1)}"
+    # cpufreq's maximum (the turbo), where the driver that gives the base (intel_pstate, CPPC) would give it too
+    turbo = (clock.get("max_turbo") or clock.get("p_core_turbo")) if base else None
     cpu = Cpu(brand, "arm64" if arm else "x86_64", threads, threads, None, None, tuple(spec.get("isa", [])),
-              base_clock_mhz=round(base * 1000) if base else None)
+              max_clock_mhz=round(turbo * 1000) if turbo else None, base_clock_mhz=round(base * 1000) if base else None)
     bw = (spec.get("memory") or {}).get("bandwidth_gbs")
     mem = Memory(16 * 2**30, 8 * 2**30, 0, bandwidth_bytes_per_s=int(bw * 1e9) if bw else None, bandwidth_source="specification")
     key = row["device_key"]

@@ -96,10 +96,11 @@ def gpu_budget(gpu: NvidiaGpu, host: int) -> tuple[int, int]:
     return max(min(total if free is None else free, total - reserve), 0), total
 
 
-def host_device(hw: Hardware) -> DeviceSpeed:
-    """The CPU with host RAM: bandwidth detected, measured or assumed; ALU peaks by core type."""
+def host_device(hw: Hardware, n_threads: int | None = None) -> DeviceSpeed:
+    """The CPU with host RAM: bandwidth detected, measured or assumed; ALU peaks by core type.
+    ``n_threads``: the threads llama.cpp is given (`bench -t`), else `threads`' choice."""
     fb = load_speed_model()["fallbacks"]
-    n = threads(hw)
+    n = n_threads or threads(hw)
     core = specs.cpu_core(hw.cpu if isinstance(hw.cpu, Cpu) else None, hw.board if isinstance(hw.board, Board) else None)
     bw = hw.memory.bandwidth_bytes_per_s if isinstance(hw.memory, Memory) else None
     bw_source = hw.memory.bandwidth_source if isinstance(hw.memory, Memory) else None
@@ -135,6 +136,7 @@ def host_device(hw: Hardware) -> DeviceSpeed:
         sources=tuple(sources),
         assumed=tuple(assumed),
         bandwidth_sustained=sustained is not None,
+        thread_weights_per_s=(core.decode_weights_per_cycle or 0.0) * core.single_core_clock_hz,
     )
 
 

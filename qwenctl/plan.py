@@ -347,7 +347,7 @@ def _settle_tie(ranked: list[tuple[Plan, str | None, str]]) -> list[tuple[Plan, 
 
 def _same_quality(p: Plan, chosen: Plan) -> str:
     """Why a plan of the chosen one's quality was not chosen (``chosen`` is the other side)."""
-    if p.tg_tps <= chosen.tg_tps:
+    if p.tg_tps < chosen.tg_tps * (1 - SPEED_TIE) or p.download_bytes <= chosen.download_bytes:
         return f"slower ({_tps(p.tg_tps, chosen.tg_tps)} tok/s)"
     return (f"as fast within {SPEED_TIE * 100:g} % ({_tps(p.tg_tps, chosen.tg_tps)} tok/s), a larger download "
             f"({gib(p.download_bytes)} vs {gib(chosen.download_bytes)})")

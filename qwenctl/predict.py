@@ -189,7 +189,7 @@ def predict_for_file(
         # the model on the main GPU, an idle CUDA context on every other visible one
         est = MemoryEstimate(tuple(replace(p, device=options.main_gpu) if p.pool == "vram" else p for p in est.pools)
                              + tuple(idle_gpu(g.index) for g in hardware.gpus if g.index != options.main_gpu))
-    host_speed = host_device(hardware)
+    host_speed = host_device(hardware, options.n_threads)
     gpu_speed: DeviceSpeed | None = None
     if device == "cuda":
         gpu_speed = cuda_device(hardware.gpus[0])
@@ -239,7 +239,7 @@ def _split_prediction(hardware: Hardware, path: Path, options: LoadOptions, mode
     peer, peer_source = peer_link(hardware)
     links = Links(remote=tuple(s.link for s in slots), peer_bytes_per_s=peer, peer_source=peer_source,
                   peer_nvlink=peer_source.startswith("NVLink"))
-    sp = estimate_placed_speed(model, weights, tuple(s.speed for s in slots), host_device(hardware), placement, mode, shares,
+    sp = estimate_placed_speed(model, weights, tuple(s.speed for s in slots), host_device(hardware, options.n_threads), placement, mode, shares,
                                links, options.kv_cache_type, split)
     return FilePrediction(
         path=str(path), size=size, file_bytes=file_bytes, backend="llama.cpp", device=device,

@@ -10,6 +10,8 @@ Decoding one token (tg) costs, on every device that holds layers:
                                                        what the SMs / GPU cores / threads keep in flight
                                                        (units x bytes per cycle x clock: Little's law)
   + weights x dequant_ops[engine][quant] / vector_ops   unpacking quantized blocks on the ALUs
+  (on a CPU, the reads and unpacking overlap the threads' multiplying: max(them, weights / (threads x
+   decode_weights_per_cycle x single-core clock)), which binds a few threads on fast memory)
 
 The latency-bound share of streaming is why an H200 (1.44x the H100's bandwidth, the same 132
 SMs) decodes a 7B model only ~1.05x faster, and why a few CPU threads cannot use DDR5's peak. Prompt
@@ -71,6 +73,7 @@ class DeviceSpeed:
     compute_share: float = 1.0  # a MIG slice's share of the GPU's SMs
     dies: int = 1  # GPU dies that every kernel's completion must synchronise (an Apple Ultra: 2)
     bandwidth_sustained: bool = False  # the bandwidth is what the memory really streams (STREAM), not its peak
+    thread_weights_per_s: float = 0.0  # weights one CPU thread's decode kernels multiply per second (0: not known)
 
 
 @dataclass(frozen=True)
@@ -88,10 +91,14 @@ class DeviceTerms:
     pp_compute_s: float  # the prompt batch's matrix work
     pp_fixed_s: float  # the prompt batch's per-layer costs: launches, activation quantization, partly filled tiles
     pp_stream_s: float | None = None  # the prompt batch's reads of the weights, where not `stream_s` (copied to a GPU)
+    threads_s: float = 0.0  # a CPU's threads multiplying the token's weights, at their kernels' rate
 
     @property
     def decode_s(self) -> float:
-        return self.fixed_s + self.stream_s + self.dequant_s
+        """A CPU's threads multiply while its prefetchers stream the next weights, so the slower of the two sets
+        the pace: few threads on fast memory are bound by their kernels, many threads by the memory. (A smooth
+        maximum, as `_streaming_rate` takes for its knee, fitted the fitting half's CPUs worse the softer it was.)"""
+        return self.fixed_s + max(self.stream_s + self.dequant_s, self.threads_s)
 
     @property
     def prompt_s(self) -> float:
@@ -324,6 +331,7 @@ def estimate_placed_speed(
             fixed_s=layers * _per_layer_cycles(e, dev, engine_date) / dev.clock_hz,
             stream_s=nbytes / streaming,
             dequant_s=params * dequant / (dev.vector_ops * dev.compute_share),
+            threads_s=params / (dev.compute_units * dev.thread_weights_per_s) if dev.thread_weights_per_s else 0.0,
             bytes_read=nbytes,
             bandwidth_bytes_per_s=dev.bandwidth_bytes_per_s,
             memory_efficiency=eff,

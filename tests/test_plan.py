@@ -21,16 +21,18 @@ def test_every_profile_plans_something_that_fits(name):
 
 
 def test_a_speed_tie_goes_to_the_smaller_download():
-    """Q5_0 and Q4_K_M score alike, and on a CPU with bandwidth to spare their predicted speeds meet: within 5 %
-    the model cannot tell them apart (on the CI machine which led ahead turned on a bandwidth measured under
-    load), so the smaller file is chosen and the reason says so."""
+    """Q5_0 and Q4_K_M score alike, and on a CPU with bandwidth to spare their predicted speeds meet (its threads,
+    not the memory, set the pace, and both files hold the same weights): within 5 % the model cannot tell them
+    apart (on the CI machine which led ahead turned on a bandwidth measured under load), so the smaller file is
+    chosen and the reason says so."""
     import dataclasses
 
     hw = load_profile("laptop-16gb-cpu-only")
     fast = dataclasses.replace(hw, memory=dataclasses.replace(hw.memory, bandwidth_bytes_per_s=200_000_000_000))
     result = plan(fast, Constraints(size="7B"))
     q5_0 = next(a for a in result.alternatives if a.plan.quant == "q5_0")
-    assert result.chosen.quant == "q4_k_m" and q5_0.plan.tg_tps > result.chosen.tg_tps
+    assert result.chosen.quant == "q4_k_m" and q5_0.plan.tg_tps >= result.chosen.tg_tps
+    assert q5_0.plan.tg_tps <= 1.05 * result.chosen.tg_tps
     assert q5_0.plan.download_bytes > result.chosen.download_bytes
     assert "as fast within 5 %" in q5_0.reason and "larger download" in q5_0.reason
     assert "7B Q5_0, which is as fast within 5 %" in result.chosen.reasons[-1]

@@ -79,3 +79,15 @@ def test_explain_speed_prints_the_terms_of_the_chosen_plan():
     predicted = float(total.split("->")[1].split("tok/s")[0])
     chosen = plan(__import__("qwenctl.profiles", fromlist=["load_profile"]).load_profile("rtx-4060-8gb")).chosen
     assert predicted == pytest.approx(chosen.tg_tps, rel=0.01)
+
+
+def test_explain_speed_shows_a_cpus_threads_term_where_the_kernels_rate_is_known():
+    """An x86 laptop's threads multiply at a measured rate (devices.json), shown beside the reads they overlap;
+    the decode total is the fixed cost plus the slower of the two."""
+    r = CliRunner().invoke(cli, ["plan", "--profile", "laptop-16gb-cpu-only", "--explain-speed"])
+    assert r.exit_code == 0, r.output
+    ms = {line.split()[0]: float(line.split()[-2]) for line in r.output.splitlines()
+          if line.strip().split(" ")[0] in ("fixed", "streaming", "unpacking", "threads")}
+    total = float(next(line for line in r.output.splitlines() if "decode total" in line).split()[2])
+    assert ms["threads"] > 0
+    assert total == pytest.approx(ms["fixed"] + max(ms["streaming"] + ms["unpacking"], ms["threads"]), abs=0.01)

@@ -281,3 +281,33 @@ def test_a_measured_host_bandwidth_is_priced_as_what_the_memory_streams():
     assert terms.memory_efficiency == load_speed_model()["memory_efficiency_of_sustained"]
     assert 0.8 * 14.08 <= estimate_speed(m, w, None, measured).tg_tps <= 1.2 * 14.08
     assert estimate_speed(m, w, None, peak).tg_tps < 0.8 * 14.08
+
+
+def test_few_x86_threads_are_bound_by_their_kernels_not_the_memory():
+    """A CPU thread multiplies while the prefetchers stream, and one thread of llama.cpp's x86 decode kernels
+    multiplies ~3.6 weights a cycle (hardware/data/devices.json, with its measurements), far below what one core
+    reads. Measured on this project's 2-vCPU development VM (Xeon with AMX, 2.6 GHz, 29.1 GB/s measured;
+    `qwenctl bench -t N` of the shape-faithful 1.5B Q4_K_M, 2026-12-01): 5.67 tok/s on one thread, 9.83 on two,
+    where the memory alone priced 22.3 for both (the model now gives 6.1 and 12.1: the VM's own threads run
+    3.3 weights a cycle, the figure is the mean of two machines', and its two vCPUs scale 1.7x, not 2x).
+    With 16 threads the memory binds again."""
+    hw = pc(8, host_bw=29_141_503_207, cores=2)
+    hw = replace(hw, cpu=replace(hw.cpu, flags=("avx2", "fma", "avx512f", "avx512_vnni", "amx_int8"),
+                                 base_clock_mhz=2600),
+                 memory=replace(hw.memory, bandwidth_source="measured", bandwidth_measured=True))
+    m, w = spec("1.5B")
+    one, two = (estimate_speed(m, w, None, host_device(hw, n)) for n in (1, 2))
+    assert 0.8 * 5.67 <= one.tg_tps <= 1.2 * 5.67
+    assert 0.8 * 9.83 <= two.tg_tps <= 1.25 * 9.83
+    assert one.terms[0].threads_s == pytest.approx(2 * two.terms[0].threads_s)
+    assert one.terms[0].threads_s > 2 * one.terms[0].stream_s
+    many = estimate_speed(m, w, None, host_device(replace(hw, cpu=replace(hw.cpu, physical_cores=16)))).terms[0]
+    assert many.threads_s < many.stream_s
+
+
+def test_a_core_whose_kernel_rate_was_never_measured_is_priced_by_its_memory_alone():
+    """Only x86 cores carry a measured per-thread rate; an Arm core's threads add no term (not a guess)."""
+    pi5 = replace(pc(8), machine="aarch64", cpu=Cpu("ARM Cortex-A76", "aarch64", 4, 4, flags=("neon", "dotprod")),
+                  board=Board("Raspberry Pi 5 Model B Rev 1.0", None, None, None))
+    m, w = spec("1.5B")
+    assert estimate_speed(m, w, None, host_device(pi5, 1)).terms[0].threads_s == 0.0

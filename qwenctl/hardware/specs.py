@@ -39,6 +39,8 @@ class CoreSpec:
     int8_per_cycle: float  # per core, with the ISA's dot-product or matrix instructions
     source: str
     assumed: tuple[str, ...] = ()
+    decode_weights_per_cycle: float | None = None  # what one thread of llama.cpp's decode multiplies (None: not measured)
+    single_core_clock_hz: float = 0.0  # the clock a few busy cores reach (cpufreq's maximum: the turbo), at least clock_hz
 
 
 def _devices() -> dict:
@@ -281,7 +283,7 @@ def cpu_core(cpu: Cpu | None, board: Board | None) -> CoreSpec:
     if b is not None:
         core = b["cpu_cores"][0]["type"]
         key = table["arm"].get(core, "arm-cortex-a76-n1")
-        clock = b["max_clock_ghz"]
+        clock = turbo = b["max_clock_ghz"]
         name, kind = f"{b['board']} ({b['cpu_cores'][0]['count']}x {core})", "lpddr"
     else:
         arm = cpu is not None and cpu.arch in ("arm64", "aarch64")
@@ -303,6 +305,7 @@ def cpu_core(cpu: Cpu | None, board: Board | None) -> CoreSpec:
         else:
             clock = table["typical_clock_ghz"]["arm" if arm else "x86"]
             assumed.append(f"CPU clock unknown: assumed {clock} GHz")
+        turbo = max(clock, cpu.max_clock_mhz / 1000) if cpu is not None and cpu.max_clock_mhz else clock
         name = brand or key
     row = _core_row(key)
     return CoreSpec(
@@ -314,4 +317,6 @@ def cpu_core(cpu: Cpu | None, board: Board | None) -> CoreSpec:
         int8_per_cycle=row["int8_ops_per_cycle_per_core"],
         source=f"{row['isa_level']}: {row['fp32_flop_per_cycle_per_core']} FP32 / {row['int8_ops_per_cycle_per_core']} int8 ops per cycle per core",
         assumed=tuple(assumed),
+        decode_weights_per_cycle=row.get("decode_weights_per_cycle"),
+        single_core_clock_hz=turbo * 1e9,
     )

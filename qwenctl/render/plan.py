@@ -147,6 +147,8 @@ def render_speed_terms(result: PlanResult, out: Console | None = None) -> None:
             ("fixed", f"{t.layers} layers of kernel launches and syncs", t.fixed_s),
             ("streaming", f"{t.bytes_read / 2**30:.2f} GiB at {t.bandwidth_bytes_per_s / 1e9:,.1f} GB/s x {t.memory_efficiency:.2f}", t.stream_s),
             ("unpacking", "quantized blocks on the ALUs", t.dequant_s),
+            *((("threads", "multiplying; overlaps the two above, slower counts", t.threads_s),)
+              if t.threads_s else ()),
             ("prompt", "512-token batch: fixed, weight passes, matrix work", t.prompt_s),
         )
         for name, what, seconds in rows:
