@@ -24,3 +24,15 @@ def replay(doc: dict[str, Any] | str) -> ReplaySource:
     problem = _validate(doc)
     assert problem is None, problem
     return ReplaySource(doc, "test")
+
+
+def jetpack5_agx_orin() -> dict[str, Any]:
+    """A JetPack 5 Jetson AGX Orin 64GB as detection meets it: no NVML (JetPack before 6 ships no libnvidia-ml:
+    ollama/ollama#3098), the dev kit's device-tree model as JetPack prints it, and 61.4 GiB of RAM. Built on the
+    Raspberry Pi 5 capture (an arm64 board without NVML: its cpuinfo stands in for the Orin's Cortex-A78AE)."""
+    doc = document("raspberry-pi-5-8gb.json")
+    doc["files"]["/proc/device-tree/model"] = "NVIDIA Jetson AGX Orin Developer Kit\x00"
+    doc["files"]["/proc/meminfo"] = (doc["files"]["/proc/meminfo"]
+                                     .replace("MemTotal:       8255488 kB", "MemTotal:       64335836 kB")
+                                     .replace("MemAvailable:   6159360 kB", "MemAvailable:   60000000 kB"))
+    return doc

@@ -1,7 +1,7 @@
 import sys
 
 import pytest
-from hardware_captures import document, replay
+from hardware_captures import document, jetpack5_agx_orin, replay
 
 from qwenctl.hardware import detect, nvidia, specs
 from qwenctl.hardware._parse import data
@@ -171,3 +171,21 @@ def test_a_gpu_streams_lpddr_as_it_streams_gddr(name, cc, kind):
     gpu = NvidiaGpu(index=0, name=name, uuid="", memory_total_bytes=None, memory_free_bytes=None,
                     memory_used_bytes=None, compute_capability=cc)
     assert specs.nvidia_peaks(gpu).memory_kind == kind
+
+
+def test_a_jetson_without_nvml_keeps_its_gpu_from_the_board():
+    """JetPack before 6 ships no libnvidia-ml (ollama/ollama#3098; ultralytics/ultralytics#20680: "On Jetpack 5 ...
+    nvidia-smi: command not found"), so NVML fails to load as on a machine without a GPU, and a JetPack 5 Orin was
+    planned as its CPU alone. The board's device-tree model names the module: its GPU comes from the specification
+    and shares the host's RAM and the board's bandwidth."""
+    doc = jetpack5_agx_orin()
+    assert doc["nvml"]["init_error"] == "NVML_ERROR_LIBRARY_NOT_FOUND"
+    hw = detect(replay(doc))
+    (gpu,) = hw.gpus
+    assert (gpu.name, gpu.compute_capability, gpu.sm_count, gpu.max_sm_clock_mhz) == ("Orin (nvgpu)", (8, 7), 16, 1300)
+    assert gpu.unified_memory and gpu.memory_total_bytes == hw.memory.total_bytes
+    assert gpu.bandwidth_bytes_per_s == 204_800_000_000
+    assert "jetson-agx-orin-64gb module its board names" in dict(gpu.unknown)["uuid"]
+    # a board that names no module qwenctl knows keeps NVML's answer
+    assert nvidia.probe(replay(document("raspberry-pi-5-8gb.json")), board="Raspberry Pi 5 Model B Rev 1.0") == Absent(
+        "the NVIDIA driver (libnvidia-ml) is not installed")

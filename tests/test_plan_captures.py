@@ -6,7 +6,7 @@ Each test states what a sensible plan for that machine is and why, with the figu
 from __future__ import annotations
 
 import pytest
-from hardware_captures import replay
+from hardware_captures import jetpack5_agx_orin, replay
 
 from qwenctl.errors import ExitCode, QwenctlError
 from qwenctl.hardware import detect
@@ -80,3 +80,16 @@ def test_two_socket_epyc_without_meminfo_is_refused_in_one_line():
     with pytest.raises(QwenctlError) as e:
         plan(hw)
     assert "memory size" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_a_jetpack_5_orin_without_nvml_is_planned_on_its_gpu():
+    """No NVML before JetPack 6, but CUDA and a CUDA build of llama.cpp run: the AGX Orin 64GB's GPU (from its board)
+    with the host's 61 GiB and 204.8 GB/s holds a 32B at 4 bits, at a bandwidth-bound few tok/s."""
+    import dataclasses
+
+    hw = detect(replay(jetpack5_agx_orin()))
+    hw = dataclasses.replace(hw, backends=dataclasses.replace(hw.backends, llama_cpp="0.3.36", llama_cpp_gpu_offload=True))
+    c = plan(hw).chosen
+    assert c.device == "cuda" and c.n_gpu_layers == -1
+    assert (c.size, c.quant) == ("32B", "q4_k_m")
+    assert 4 <= c.tg_tps <= 10  # ~19 GB of weights a token at 204.8 GB/s

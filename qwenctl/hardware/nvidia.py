@@ -80,7 +80,12 @@ def probe(source: Source, host_ram_bytes: int | None = None, host_bandwidth: int
         driver = system.get(None, "nvmlSystemGetDriverVersion")
         cuda = system.get(None, "nvmlSystemGetCudaDriverVersion")
     except NvmlError as e:
-        return Absent(NO_DRIVER.get(e.code, f"NVML failed: {e.code}"))
+        reason = NO_DRIVER.get(e.code, f"NVML failed: {e.code}")
+        board_gpu = integrated_gpu(board, host_ram_bytes, host_bandwidth, reason) if board else None
+        if board_gpu is None:
+            return Absent(reason)
+        return Nvidia(driver_version="unknown (no NVML; the GPU is the module the board names)", cuda_driver_version=None,
+                      gpus=(board_gpu,))
     physical: list[Physical] = []
     unusable: list[UnusableGpu] = []
     for i in range(count or 0):
@@ -97,6 +102,36 @@ def probe(source: Source, host_ram_bytes: int | None = None, host_bandwidth: int
     gpus, hidden, order = cuda_visible.cuda_devices(physical, visible, source.getenv("CUDA_DEVICE_ORDER"))
     return Nvidia(driver_version=driver or "unknown", cuda_driver_version=_cuda_version(cuda), gpus=gpus,
                   unusable=tuple(unusable) + hidden, visible_devices=visible, order_source=order)
+
+
+def integrated_gpu(board: str, host_ram_bytes: int | None, host_bandwidth: int | None, why: str) -> NvidiaGpu | None:
+    """A Jetson's GPU where NVML does not answer. JetPack before 6 ships no libnvidia-ml (ollama/ollama#3098:
+    "NVidia didn't include the NVidia ML library in Jetpack prior to JP 6"; ultralytics/ultralytics#20680: JetPack 5
+    has no nvidia-smi), yet CUDA and llama.cpp run there: without this a JetPack 5 Orin was planned as a CPU alone.
+    The board's device-tree model names the module (devices.json `board_models`), whose specification gives the
+    GPU; it shares the host's RAM and bandwidth, as NVML's unified-memory answer does. None for a board that names
+    no module qwenctl knows."""
+    from qwenctl.hardware.specs import board_gpu_spec
+
+    row = board_gpu_spec(board, host_ram_bytes)
+    if row is None:
+        return None
+    major, minor = (int(x) for x in str(row["compute_capability"]).split("."))
+    return NvidiaGpu(
+        index=0,
+        name=row["nvml_names"][0],
+        uuid="",
+        memory_total_bytes=host_ram_bytes,
+        memory_free_bytes=host_ram_bytes,
+        memory_used_bytes=0 if host_ram_bytes else None,
+        compute_capability=(major, minor),
+        bandwidth_bytes_per_s=host_bandwidth or round(row["bandwidth_gbs"] * 1e9),
+        unified_memory=True,
+        board=board,
+        sm_count=row["sm_count"],
+        max_sm_clock_mhz=round(row["boost_clock_mhz"]),
+        unknown=(("uuid", f"{why}: the GPU is the {row['key']} module its board names (devices.json)"),),
+    )
 
 
 def read_gpu(source: Source, i: int, host_ram_bytes: int | None, host_bandwidth: int | None,

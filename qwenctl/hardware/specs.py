@@ -71,6 +71,14 @@ def gpu_spec(name: str, board: str | None = None, memory_bytes: int | None = Non
     return best
 
 
+def board_gpu_spec(board: str, memory_bytes: int | None) -> dict | None:
+    """The integrated GPU a board's device-tree model names (a Jetson module by its `board_models` words), or None:
+    what stands in for NVML where a board has none (JetPack before 6)."""
+    rows = [r for r in _devices()["gpus"] if r.get("board_models")
+            and all(w.lower() in board.lower() for w in r["board_models"])]
+    return _module(rows, board, memory_bytes) if rows else None
+
+
 def _module(rows: list[dict], board: str | None, memory_bytes: int | None) -> dict:
     def words(row: dict) -> int:
         names = row.get("board_models", [])
