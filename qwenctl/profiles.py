@@ -229,6 +229,8 @@ def _read_profile(path: Path) -> tuple[Hardware, tuple[_WorkerEntry, ...], _Netw
         performance_cores=c.int_("performance_cores", None, minimum=0),
         efficiency_cores=c.int_("efficiency_cores", None, minimum=0),
         flags=c.strings("flags"),
+        max_clock_mhz=c.int_("max_clock_mhz", None),  # what detection reads from cpufreq: the single-core turbo
+        base_clock_mhz=c.int_("base_clock_mhz", None),  # and the all-core base (intel_pstate, CPPC)
     )
     c.done()
 

@@ -36,9 +36,12 @@ def test_a_speed_tie_goes_to_the_smaller_download():
     assert q5_0.plan.download_bytes > result.chosen.download_bytes
     assert "as fast within 5 %" in q5_0.reason and "larger download" in q5_0.reason
     assert "7B Q5_0, which is as fast within 5 %" in result.chosen.reasons[-1]
-    # at the profile's own 51.2 GB/s Q4_K_M is simply faster
+    # at the profile's own 51.2 GB/s Q4_K_M is both faster and smaller
     slow = plan(hw, Constraints(size="7B"))
-    assert slow.chosen.quant == "q4_k_m" and "which is slower" in slow.chosen.reasons[-1]
+    q5_0 = next(a for a in slow.alternatives if a.plan.quant == "q5_0")
+    assert slow.chosen.quant == "q4_k_m" and q5_0.plan.tg_tps < slow.chosen.tg_tps
+    q8_0 = next(a for a in slow.alternatives if a.plan.quant == "q8_0")  # 8.1 GB a token where Q4_K_M reads 4.7
+    assert q8_0.plan.tg_tps < 0.95 * slow.chosen.tg_tps and q8_0.reason.startswith("same quality, slower (")
 
 
 def test_seed_rtx_4060_runs_7b_4bit_on_cuda():
