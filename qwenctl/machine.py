@@ -98,9 +98,12 @@ def gpu_budget(gpu: NvidiaGpu, host: int) -> tuple[int, int]:
 
 def host_device(hw: Hardware, n_threads: int | None = None) -> DeviceSpeed:
     """The CPU with host RAM: bandwidth detected, measured or assumed; ALU peaks by core type.
-    ``n_threads``: the threads llama.cpp is given (`bench -t`), else `threads`' choice."""
+    ``n_threads``: the threads llama.cpp is given (`bench -t`), else `threads`' choice; more threads than the CPU
+    runs at once add no speed, so no more than its logical CPUs are priced."""
     fb = load_speed_model()["fallbacks"]
     n = n_threads or threads(hw)
+    if n_threads and isinstance(hw.cpu, Cpu):
+        n = min(n, hw.cpu.logical_cores)
     core = specs.cpu_core(hw.cpu if isinstance(hw.cpu, Cpu) else None, hw.board if isinstance(hw.board, Board) else None)
     bw = hw.memory.bandwidth_bytes_per_s if isinstance(hw.memory, Memory) else None
     bw_source = hw.memory.bandwidth_source if isinstance(hw.memory, Memory) else None

@@ -303,6 +303,8 @@ def test_few_x86_threads_are_bound_by_their_kernels_not_the_memory():
     assert one.terms[0].threads_s > 2 * one.terms[0].stream_s
     many = estimate_speed(m, w, None, host_device(replace(hw, cpu=replace(hw.cpu, physical_cores=16)))).terms[0]
     assert many.threads_s < many.stream_s
+    # `bench -t 8` on 2 cores with 4 logical CPUs is priced as 4 threads: more add no speed
+    assert host_device(hw, 8).compute_units == hw.cpu.logical_cores == 4
 
 
 def test_a_core_whose_kernel_rate_was_never_measured_is_priced_by_its_memory_alone():
