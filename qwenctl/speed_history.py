@@ -9,18 +9,26 @@ identity (GPU UUIDs, CPU, RAM), not by a name.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
 import statistics
 import time
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 from qwenctl.hardware.facts import AppleSilicon, Cpu, Hardware, Memory
 
 LATEST = 8  # runs that count: the newest on this machine, engine and device
 _PLAUSIBLE = (0.2, 5.0)  # ratios outside this were a broken run (a throttled or shared device), not a model error
+# What a prediction is made of: the speed model's code and the data it reads. A ratio measured against one version
+# of them says nothing about another's predictions (session 16's thread term took this VM's 1.5B from 22.3 tok/s
+# predicted to 12.1 against 9.8 measured, so a x0.57 learned before would have put it 30 % low).
+_MODEL_PARTS = (("qwenctl", "speed.py"), ("qwenctl", "machine.py"), ("qwenctl.hardware", "specs.py"),
+                ("qwenctl.data", "speed_model.json"), ("qwenctl.hardware.data", "devices.json"),
+                ("qwenctl.hardware.data", "board_bandwidth.json"))
 
 
 def history_path() -> Path:
@@ -40,6 +48,15 @@ def machine_key(hw: Hardware) -> str:
         parts += [hw.apple.chip, str(hw.apple.gpu_cores)]
     parts += [g.uuid or g.name for g in hw.gpus]
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+
+
+@functools.cache
+def speed_model_id() -> str:
+    """The identity of the speed model this qwenctl predicts with: a hash of `_MODEL_PARTS`."""
+    h = hashlib.sha256()
+    for package, name in _MODEL_PARTS:
+        h.update(resources.files(package).joinpath(name).read_bytes())
+    return h.hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -63,7 +80,8 @@ def record(hw: Hardware, backend: str, device: str, predicted_tg: float, measure
 
     append_line(path or history_path(), json.dumps({
         "key": machine_key(hw), "backend": backend, "device": device, "predicted_tg": predicted_tg,
-        "measured_tg": measured_tg, "source": source, "date": time.strftime("%Y-%m-%d")}), durable=False)
+        "measured_tg": measured_tg, "source": source, "date": time.strftime("%Y-%m-%d"),
+        "speed_model": speed_model_id()}), durable=False)
 
 
 def model_key(load_path: str | os.PathLike[str]) -> str:
@@ -112,7 +130,9 @@ def last_smoke(hw: Hardware, load_path: str, backend: str, path: Path | None = N
 
 
 def correction(hw: Hardware, backend: str, device: str, path: Path | None = None) -> Correction | None:
-    """The median measured/predicted of this machine's latest runs on this engine and device, if any."""
+    """The median measured/predicted of this machine's latest runs on this engine and device, if any: runs whose
+    prediction came from this speed model (a run recorded by another version, or before versions were recorded,
+    measured another model's error)."""
     path = path or history_path()
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
@@ -123,7 +143,8 @@ def correction(hw: Hardware, backend: str, device: str, path: Path | None = None
     for line in lines:
         try:
             r = json.loads(line)
-            if r["key"] == key and r["backend"] == backend and r["device"] == device:
+            if (r["key"] == key and r["backend"] == backend and r["device"] == device
+                    and r.get("speed_model") == speed_model_id()):
                 ratio = float(r["measured_tg"]) / float(r["predicted_tg"])
                 if _PLAUSIBLE[0] <= ratio <= _PLAUSIBLE[1]:
                     runs.append((ratio, str(r["date"]), str(r["source"])))

@@ -48,3 +48,22 @@ def test_implausible_and_torn_records_are_ignored(tmp_path):
     speed_history.record(hw, "llama.cpp", "cpu", 10.0, 12.0, "smoke test", path=path)
     c = speed_history.correction(hw, "llama.cpp", "cpu", path=path)
     assert c is not None and c.tg_factor == pytest.approx(1.2) and c.source == "smoke test"
+
+
+def test_a_ratio_measured_against_another_speed_model_is_not_applied(tmp_path):
+    """An upgrade that changes the speed model (its code or data) starts the machine's corrections afresh: a x0.5
+    learned when the old model predicted twice too fast would halve the new model's right prediction. Records
+    written before the model was recorded count as another model's."""
+    import json
+
+    hw = pc(16)
+    path = tmp_path / "h.jsonl"
+    speed_history.record(hw, "llama.cpp", "cpu", 20.0, 10.0, "bench", path=path)
+    line = json.loads(path.read_text())
+    assert line["speed_model"] == speed_history.speed_model_id()
+    older = [dict(line, speed_model="0123456789abcdef"), {k: v for k, v in line.items() if k != "speed_model"}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in older))
+    assert speed_history.correction(hw, "llama.cpp", "cpu", path=path) is None
+    speed_history.record(hw, "llama.cpp", "cpu", 10.0, 9.0, "bench", path=path)
+    c = speed_history.correction(hw, "llama.cpp", "cpu", path=path)
+    assert c is not None and c.runs == 1 and c.tg_factor == pytest.approx(0.9)
