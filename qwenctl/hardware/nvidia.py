@@ -25,6 +25,7 @@ from typing import Any
 from qwenctl.hardware._parse import data
 from qwenctl.hardware.facts import Absent, Nvidia, NvidiaGpu, UnusableGpu
 from qwenctl.hardware.snapshot import NOT_CAPTURED, NVML_BINDINGS_MISSING, NvmlDevice, NvmlError, Source
+from qwenctl.hardware.specs import board_gpu_spec, spec_compute_capability
 from qwenctl.install import INSTALL
 
 # NVML errors that mean "no NVIDIA GPU to talk to here", in words for the report.
@@ -111,12 +112,9 @@ def integrated_gpu(board: str, host_ram_bytes: int | None, host_bandwidth: int |
     The board's device-tree model names the module (devices.json `board_models`), whose specification gives the
     GPU; it shares the host's RAM and bandwidth, as NVML's unified-memory answer does. None for a board that names
     no module qwenctl knows."""
-    from qwenctl.hardware.specs import board_gpu_spec
-
     row = board_gpu_spec(board, host_ram_bytes)
     if row is None:
         return None
-    major, minor = (int(x) for x in str(row["compute_capability"]).split("."))
     return NvidiaGpu(
         index=0,
         name=row["nvml_names"][0],
@@ -124,8 +122,8 @@ def integrated_gpu(board: str, host_ram_bytes: int | None, host_bandwidth: int |
         memory_total_bytes=host_ram_bytes,
         memory_free_bytes=host_ram_bytes,
         memory_used_bytes=0 if host_ram_bytes else None,
-        compute_capability=(major, minor),
-        bandwidth_bytes_per_s=host_bandwidth or round(row["bandwidth_gbs"] * 1e9),
+        compute_capability=spec_compute_capability(row),
+        bandwidth_bytes_per_s=host_bandwidth,  # None: the speed model takes the module's, as for NVML's Jetsons
         unified_memory=True,
         board=board,
         sm_count=row["sm_count"],

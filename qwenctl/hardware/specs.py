@@ -74,24 +74,25 @@ def gpu_spec(name: str, board: str | None = None, memory_bytes: int | None = Non
 def board_gpu_spec(board: str, memory_bytes: int | None) -> dict | None:
     """The integrated GPU a board's device-tree model names (a Jetson module by its `board_models` words), or None:
     what stands in for NVML where a board has none (JetPack before 6)."""
-    rows = [r for r in _devices()["gpus"] if r.get("board_models")
-            and all(w.lower() in board.lower() for w in r["board_models"])]
+    rows = [r for r in _devices()["gpus"] if _board_words(r, board)]
     return _module(rows, board, memory_bytes) if rows else None
 
 
-def _module(rows: list[dict], board: str | None, memory_bytes: int | None) -> dict:
-    def words(row: dict) -> int:
-        names = row.get("board_models", [])
-        return len(names) if board and names and all(w.lower() in board.lower() for w in names) else 0
+def _board_words(row: dict, board: str | None) -> int:
+    """How many of a module's `board_models` words the board's model has: all of them, else 0."""
+    names = row.get("board_models", [])
+    return len(names) if board and names and all(w.lower() in board.lower() for w in names) else 0
 
+
+def _module(rows: list[dict], board: str | None, memory_bytes: int | None) -> dict:
     def memory_gap(row: dict) -> tuple[bool, float]:  # a module the memory fits in first, then the nearest size
         if not memory_bytes or not row.get("memory_gib"):
             return False, 0.0
         gib = memory_bytes / 2**30
         return row["memory_gib"] < gib, abs(row["memory_gib"] - gib)
 
-    most = max(words(r) for r in rows)
-    return min((r for r in rows if words(r) == most), key=memory_gap)
+    most = max(_board_words(r, board) for r in rows)
+    return min((r for r in rows if _board_words(r, board) == most), key=memory_gap)
 
 
 def gpu_spec_of(gpu: NvidiaGpu) -> dict | None:
@@ -114,7 +115,7 @@ def _arch(cc: tuple[int, int] | None) -> dict | None:
     return _devices()["nvidia_arch"].get(f"{cc[0]}.{cc[1]}") if cc else None
 
 
-def _cc(spec: dict) -> tuple[int, int] | None:
+def spec_compute_capability(spec: dict) -> tuple[int, int] | None:
     major, _, minor = str(spec.get("compute_capability") or "").partition(".")
     return (int(major), int(minor)) if major.isdigit() and minor.isdigit() else None
 
@@ -152,7 +153,7 @@ def _memory_kind(memory_type: str | None, family: str) -> str:
 
 def nvidia_peaks(gpu: NvidiaGpu) -> GpuPeaks:
     spec = gpu_spec_of(gpu)
-    cc = gpu.compute_capability or (_cc(spec) if spec else None)
+    cc = gpu.compute_capability or (spec_compute_capability(spec) if spec else None)
     arch = _arch(cc)
     family = (arch or {}).get("family", "nvidia-unknown")
     share = _mig_share(gpu, spec)
