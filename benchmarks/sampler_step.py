@@ -7,6 +7,7 @@ The mean ``Engine.step()`` (one batch: every sequence's next token decoded and s
   qwen                 Qwen's chain as qwenctl runs it: top-k 84 on the device, then on the host over those
                        candidates penalties > top-k 20 > top-p 0.8 > temp 0.7 > dist (sampling.ChainSpec.narrow)
   qwen, all on device  the same chain in one piece, every sampler in the graph (qwenctl before the cut)
+  qwen, 2 banned       Qwen's chain with end-of-generation banned by logit bias (-100), as the serve benchmarks ask
   llama top-k alone    llama.cpp's top-k 20 only (its first candidate is the token)
   no top-k             penalties > temp > dist
 
@@ -65,7 +66,7 @@ class Bare:
             self.ptr = None
 
 
-def chains(n_vocab: int, token: int) -> dict[str, object]:
+def chains(n_vocab: int, token: int, banned: tuple[int, ...] = ()) -> dict[str, object]:
     """name -> a factory of one sequence's chain; each gets its own spec, so that Engine never reuses another's."""
     import llama_cpp as lc
 
@@ -76,6 +77,7 @@ def chains(n_vocab: int, token: int) -> dict[str, object]:
         "none": lambda: Bare(tag(0), token=token),
         "qwen": lambda: Chain(tag(1), n_vocab),
         "qwen, all on device": lambda: Chain(tag(2), n_vocab, cut=False),
+        "qwen, 2 banned": lambda: Chain(replace(tag(6), logit_bias=tuple((t, -100.0) for t in banned)), n_vocab),
         "llama top-k alone": lambda: Bare(tag(3), lc.llama_sampler_init_top_k(20)),
         "no top-k": lambda: Chain(replace(NO_TOP_K, seed=5), n_vocab),
     }
@@ -145,7 +147,10 @@ def main() -> None:
     session = load_backend("llama.cpp", a.model, unplanned_load_options(detect(), 512))
     try:
         prompt = session.chat_prompt([{"role": "user", "content": "Write a long story about a lighthouse keeper."}])
-        made = chains(session.n_vocab, prompt[-1])
+        import llama_cpp as lc
+
+        vocab = lc.llama_model_get_vocab(session.llm.model)
+        made = chains(session.n_vocab, prompt[-1], (lc.llama_vocab_eos(vocab), lc.llama_vocab_eot(vocab)))
         rows = {}
         runs = [(int(n), name, False, False) for n in a.seqs.split(",") for name in made]
         if a.kv_unified:

@@ -10,6 +10,7 @@ llama-cpp-python's own ``Llama.generate``; a seeded sampled reply is identical o
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -242,9 +243,51 @@ def test_the_cut_chain_draws_exactly_what_the_whole_chain_would():
         lc.llama_sampler_free(naive)
 
 
+BANNED = ((0, -100.0), (1, -100.0), (2, -100.0))  # the three best tokens of _cut_logits
+# penalised: llama.cpp's penalties re-sort what the bias changed (ChainSpec.host_bias); no history, so no token is
+BANNING = ChainSpec(temperature=1.0, top_k=4, top_p=0.95, repeat_penalty=1.5, logit_bias=BANNED, seed=7)
+
+
+def test_a_ban_runs_on_the_host_and_draws_exactly_what_the_whole_chain_would():
+    """Lowering biases follow the device's top-k, widened by one per banned token (and 64 for the penalties); a cut
+    that is not widened would keep only one unbanned token of the top 4, and the same chi-square rejects its draws."""
+    import llama_cpp as lc
+
+    logits = _cut_logits()
+    biased = logits.copy()
+    for token, bias in BANNED:
+        biased[token] += bias
+    expected = _expected(biased, replace(BANNING, logit_bias=()))
+    assert not set(expected) & {0, 1, 2} and len(expected) >= 3
+    chain = Chain(BANNING, len(logits))
+    try:
+        assert BANNING.narrow == 4 + 64 + 3
+        assert chain.parts() == (["top-k"], ["logit-bias", "penalties", "top-k", "top-p", "?temp", "dist"])
+        stat, df = _chi_square(_draws_of(chain.ptr, logits, ()), expected)
+        assert stat < _bound(df), (stat, df)
+    finally:
+        chain.close()
+
+    naive = lc.llama_sampler_chain_init(lc.llama_sampler_chain_default_params())
+    ban = (lc.llama_logit_bias * 3)(*(lc.llama_logit_bias(t, b) for t, b in BANNED))
+    for sampler in (lc.llama_sampler_init_top_k(BANNING.top_k), lc.llama_sampler_init_logit_bias(len(logits), 3, ban),
+                    lc.llama_sampler_init_penalties(len(logits), 64, BANNING.repeat_penalty, 0.0, 0.0),
+                    lc.llama_sampler_init_top_p(BANNING.top_p, 1), lc.llama_sampler_init_temp(1.0), lc.llama_sampler_init_dist(7)):
+        lc.llama_sampler_chain_add(naive, sampler)
+    try:
+        stat, df = _chi_square(_draws_of(naive, logits, ()), expected)
+        assert stat > 3 * _bound(df), (stat, df)
+    finally:
+        lc.llama_sampler_free(naive)
+
+
 @pytest.mark.parametrize("spec, narrow", [
     (ChainSpec(), 20 + 64),                                   # Qwen's chain: room for 64 penalised tokens
     (ChainSpec(repeat_penalty=1.0), 20),                      # no penalties: top-k itself is the cut
+    (ChainSpec(logit_bias=((7, -100.0), (9, -1.0))), 20 + 64 + 2),  # and for each banned token
+    (ChainSpec(logit_bias=((7, 2.0),)), 20 + 64),            # a raising bias stays before the device's top-k
+    (ChainSpec(logit_bias=tuple((t, -1.0) for t in range(65))), 20 + 64),  # too many bans to widen for
+    (ChainSpec(repeat_penalty=1.0, logit_bias=((7, -100.0),)), 20),  # no penalties to re-sort after a ban
     (ChainSpec(temperature=0.0), 0),                          # greedy stays whole on the device
     (ChainSpec(top_k=0), 0),                                  # no top-k: nothing narrows the vocabulary
     (ChainSpec(presence_penalty=-0.5), 0),                    # a negative penalty can lift a token: no cut

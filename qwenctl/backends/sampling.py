@@ -22,6 +22,11 @@ take microseconds (the project's H200, 0.5B, 16 sequences: 6.49 ms a step with Q
 graph, 5.28 cut; benchmarks/sampler_step.py, docs/benchmarks.md). Penalties only lower logits
 and touch at most the last 64 generated tokens, so the top k after penalties are always among the
 top k + 64 before them: cutting after that wider top-k draws from exactly the same distribution.
+A logit bias that only lowers tokens (a ban, as clients use it) follows the same rule: a penalised chain
+applies its bans on the host, before the penalties (`ChainSpec.host_bias`), and widens the device's top-k
+by one per banned token. In the graph a bias is a fill, a scatter and an add over the whole vocabulary
+and two input copies per sequence and step (16 sequences: 0.5 ms a step on the H200, docs/benchmarks.md).
+Biases that raise a token stay on the device, before its top-k.
 """
 
 from __future__ import annotations
@@ -38,6 +43,8 @@ log = logging.getLogger("qwenctl.sampling")
 RANDOM_SEED = 0xFFFFFFFF
 # llama-cpp-python's Llama(last_n_tokens_size=64): how far back the repetition penalty looks
 PENALTY_LAST_N = 64
+# At most this many lowering biases move to the host: each widens the device's top-k by one
+HOST_BIASES_MAX = 64
 
 
 @dataclass(frozen=True)
@@ -73,16 +80,26 @@ class ChainSpec:
     def narrow(self) -> int:
         """How many candidates the device keeps before the host takes over (0: the chain is not cut).
 
-        Exact only if penalties cannot raise a logit (repeat penalty ≥ 1, frequency and presence ≥ 0):
-        then the k best after the penalties are among the k + PENALTY_LAST_N best before them.
+        Exact only if what runs on the host cannot raise a logit (repeat penalty ≥ 1, frequency and
+        presence ≥ 0, the host's biases negative): then the k best after it are among the k + n best
+        before it, n the tokens it can lower (PENALTY_LAST_N for the penalties, one per bias).
         """
         if self.greedy or self.top_k <= 0:
             return 0
-        if not self.penalised:
-            return self.top_k
         if self.repeat_penalty < 1.0 or self.frequency_penalty < 0 or self.presence_penalty < 0:
             return 0
-        return self.top_k + PENALTY_LAST_N
+        return self.top_k + (PENALTY_LAST_N if self.penalised else 0) + len(self.host_bias)
+
+    @property
+    def host_bias(self) -> tuple[tuple[int, float], ...]:
+        """The biases a cut chain applies on the host: its lowering ones, where the penalties follow them.
+
+        llama.cpp's logit-bias sampler leaves the candidates marked as sorted, so a top-k right after it
+        would keep the banned tokens; the penalties sampler marks them unsorted again whenever it is on.
+        Too many bans (more than HOST_BIASES_MAX) would widen the device's top-k for little: they stay there.
+        """
+        lowering = tuple((t, b) for t, b in self.logit_bias if b < 0)
+        return lowering if len(lowering) <= HOST_BIASES_MAX and self.penalised and not self.greedy and self.top_k > 0 else ()
 
 
 @functools.cache
@@ -123,15 +140,21 @@ class Chain:
         self.spec = spec
         self.ptr = lc.llama_sampler_chain_init(lc.llama_sampler_chain_default_params())
         add = lambda s: lc.llama_sampler_chain_add(self.ptr, s)
-        if spec.logit_bias:
-            biases = (lc.llama_logit_bias * len(spec.logit_bias))(*(lc.llama_logit_bias(t, b) for t, b in spec.logit_bias))
-            add(lc.llama_sampler_init_logit_bias(n_vocab, len(spec.logit_bias), biases))
+
+        def bias(pairs):
+            if pairs:
+                array = (lc.llama_logit_bias * len(pairs))(*(lc.llama_logit_bias(t, b) for t, b in pairs))
+                add(lc.llama_sampler_init_logit_bias(n_vocab, len(pairs), array))
+
         self._cut = 0  # samplers before the host's part: the device's, when the chain is cut
         narrow = spec.narrow if cut else 0
+        on_host = spec.host_bias if narrow else ()
+        bias(tuple(p for p in spec.logit_bias if p not in on_host))
         if narrow:
             add(lc.llama_sampler_init_top_k(narrow))
             self._cut = lc.llama_sampler_chain_n(self.ptr)
             add(_host_from_here())
+            bias(on_host)
         if spec.penalised:
             add(lc.llama_sampler_init_penalties(n_vocab, PENALTY_LAST_N, spec.repeat_penalty,
                                                 spec.frequency_penalty, spec.presence_penalty))
