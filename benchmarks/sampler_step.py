@@ -5,7 +5,9 @@ The mean ``Engine.step()`` (one batch: every sequence's next token decoded and s
 
   none                 plain decode: no sampler attached (the logits come back; the "draw" is a constant token)
   qwen                 Qwen's chain as qwenctl runs it: top-k 84 on the device, then on the host over those
-                       candidates penalties > top-k 20 > top-p 0.8 > temp 0.7 > dist (sampling.ChainSpec.narrow)
+                       candidates penalties > top-k 20 > top-p 0.8 > temp 0.7 > dist (sampling.ChainSpec.narrow);
+                       from 4 sequences on, one two-level top-k over every sequence's logits (backends.batched_top_k)
+  qwen, top-k per seq  the same with llama.cpp's own top-k sampler: a full sort of each sequence's logits
   qwen, all on device  the same chain in one piece, every sampler in the graph (qwenctl before the cut)
   qwen, 2 banned       Qwen's chain with end-of-generation banned by logit bias (-100), as the serve benchmarks ask
   llama top-k alone    llama.cpp's top-k 20 only (its first candidate is the token)
@@ -27,6 +29,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from qwenctl.backends.batched_top_k import BatchedTopK
 from qwenctl.backends.generation import Engine, Request, context_for_slots
 from qwenctl.backends.sampling import Chain, ChainSpec, attach, device_report
 
@@ -73,11 +76,13 @@ def chains(n_vocab: int, token: int, banned: tuple[int, ...] = ()) -> dict[str, 
     def tag(i: int) -> ChainSpec:
         return replace(QWEN, seed=100 + i)
 
+    shared = BatchedTopK()  # one context at a time measures, so one group serves them all
     out: dict[str, object] = {
         "none": lambda: Bare(tag(0), token=token),
-        "qwen": lambda: Chain(tag(1), n_vocab),
+        "qwen": lambda: Chain(tag(1), n_vocab, top_k=shared),
+        "qwen, top-k per seq": lambda: Chain(tag(4), n_vocab),
         "qwen, all on device": lambda: Chain(tag(2), n_vocab, cut=False),
-        "qwen, 2 banned": lambda: Chain(replace(tag(6), logit_bias=tuple((t, -100.0) for t in banned)), n_vocab),
+        "qwen, 2 banned": lambda: Chain(replace(tag(6), logit_bias=tuple((t, -100.0) for t in banned)), n_vocab, top_k=shared),
         "llama top-k alone": lambda: Bare(tag(3), lc.llama_sampler_init_top_k(20)),
         "no top-k": lambda: Chain(replace(NO_TOP_K, seed=5), n_vocab),
     }

@@ -25,6 +25,7 @@ import time
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 
+from qwenctl.backends import batched_top_k
 from qwenctl.backends.sampling import Chain, ChainSpec, attach
 from qwenctl.backends.text import Pieces, TextStream
 from qwenctl.errors import ExitCode, QwenctlError
@@ -89,6 +90,10 @@ class Engine:
         self.overlap = overlap
         self._in_flight: list[Slot] | None = None  # the slots of the batch decoding now, in batch order
         self._drawn: list[tuple[Slot, int]] | None = None  # its tokens, drawn early (before another decode)
+        # one two-level top-k for every slot's chain, where enough slots can share it; one slot (chat, `run -p`,
+        # bench) keeps llama.cpp's own sampler, with no Python in its graph builds
+        self.top_k = (batched_top_k.BatchedTopK() if n_seq >= batched_top_k.MIN_SAMPLERS and batched_top_k.available()
+                      else None)
 
     # --- slots ------------------------------------------------------------------------------------
     def free_slot(self, prompt: Sequence[int]) -> Slot | None:
@@ -178,7 +183,7 @@ class Engine:
             chain.reset()
             return
         self._drop_chain(slot)
-        slot.chain = Chain(request.spec, self.n_vocab)
+        slot.chain = Chain(request.spec, self.n_vocab, top_k=self.top_k if request.device else None)
         if request.device:
             # False where llama.cpp refuses (tensor split mode): the chain, untouched, then runs on the host
             slot.on_device = attach(self.ctx, slot.seq_id, slot.chain)

@@ -36,6 +36,10 @@ import functools
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from qwenctl.backends.batched_top_k import BatchedTopK
 
 log = logging.getLogger("qwenctl.sampling")
 
@@ -132,8 +136,9 @@ class Chain:
     While attached to a context (`attach`), llama.cpp holds the pointer: detach before freeing.
     """
 
-    def __init__(self, spec: ChainSpec, n_vocab: int, cut: bool = True):
-        """``cut``: False keeps the chain in one piece, all of it in the graph (benchmarks/sampler_step.py compares)."""
+    def __init__(self, spec: ChainSpec, n_vocab: int, cut: bool = True, top_k: BatchedTopK | None = None):
+        """``cut``: False keeps the chain in one piece, all of it in the graph (benchmarks/sampler_step.py compares).
+        ``top_k``: the context's shared top-k, which the cut's device part then uses (None: llama.cpp's own)."""
         import llama_cpp as lc
 
         self._lc = lc
@@ -151,7 +156,7 @@ class Chain:
         on_host = spec.host_bias if narrow else ()
         bias(tuple(p for p in spec.logit_bias if p not in on_host))
         if narrow:
-            add(lc.llama_sampler_init_top_k(narrow))
+            add(top_k.sampler(narrow) if top_k else lc.llama_sampler_init_top_k(narrow))
             self._cut = lc.llama_sampler_chain_n(self.ptr)
             add(_host_from_here())
             bias(on_host)
