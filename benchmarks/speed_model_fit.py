@@ -148,7 +148,7 @@ def cpu_hardware(row: dict, cpus: dict) -> Hardware | None:
     base_frequency, ACPI CPPC's nominal_freq), with its maximum turbo as cpufreq's maximum; a CPU whose
     specification has no base clock gets the typical clock the model assumes live, and no turbo."""
     spec = cpus.get(row["device_key"])
-    if spec is None:
+    if spec is None or not spec.get("isa"):  # a host whose instruction sets were not found has no specification
         return None
     cores = spec.get("cores") or {}
     perf = cores.get("performance") or None
