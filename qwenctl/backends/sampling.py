@@ -103,7 +103,7 @@ class ChainSpec:
         Too many bans (more than HOST_BIASES_MAX) would widen the device's top-k for little: they stay there.
         """
         lowering = tuple((t, b) for t, b in self.logit_bias if b < 0)
-        return lowering if len(lowering) <= HOST_BIASES_MAX and self.penalised and not self.greedy and self.top_k > 0 else ()
+        return lowering if self.penalised and len(lowering) <= HOST_BIASES_MAX else ()
 
 
 @functools.cache
