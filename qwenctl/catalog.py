@@ -65,6 +65,9 @@ class Weights:
     # long (attention, FFN gate and up) and of ffn_down, before the fallback for rows k-quants cannot block
     hidden_row_types: tuple[str, ...] = ()
     ffn_down_types: tuple[str, ...] = ()
+    # the file stores output.weight beside token_embd.weight although the architecture ties them (Qwen's own 0.5B-3B
+    # GGUFs): llama.cpp then multiplies by that copy and only looks token_embd up, as for an untied model
+    output_in_file: bool = False
 
     @property
     def file_names(self) -> tuple[str, ...]:
@@ -186,7 +189,7 @@ def _read(name: str) -> dict:
     return json.loads(resources.files("qwenctl.data").joinpath(name).read_text(encoding="utf-8"))
 
 
-def _weights(format: str, quant: str, q: dict, meta: dict, repo: str) -> Weights:
+def _weights(format: str, quant: str, q: dict, meta: dict, repo: str, output_in_file: bool = False) -> Weights:
     """One variant from models.json (`q`: files, sizes, source) and quants.json (`meta`: what the quant is).
     MLX variants list no files (the whole repo snapshot) and no per-tensor types."""
     return Weights(
@@ -204,6 +207,7 @@ def _weights(format: str, quant: str, q: dict, meta: dict, repo: str) -> Weights
         source=q["source"],
         hidden_row_types=tuple(meta.get("hidden_row_types", ())),
         ffn_down_types=tuple(meta.get("ffn_down_types", ())),
+        output_in_file=output_in_file,
     )
 
 
@@ -218,7 +222,9 @@ def load_catalog() -> Catalog:
     for size, m in models_doc["models"].items():
         a = m["arch"]
         arch = Architecture(**a)
-        weights = [_weights("gguf", quant, q, gguf_q[quant], m["gguf"]["repo"]) for quant, q in m["gguf"]["quants"].items()]
+        gguf = m["gguf"]
+        output_in_file = bool(gguf.get("output_in_file", not arch.tied_embeddings))
+        weights = [_weights("gguf", quant, q, gguf_q[quant], gguf["repo"], output_in_file) for quant, q in gguf["quants"].items()]
         weights += [_weights("mlx", quant, q, mlx_q[quant], q["repo"]) for quant, q in m["mlx"].items()]
         scores = tuple((k, float(v)) for k, v in m["scores"].items())
         models.append(

@@ -129,11 +129,13 @@ def split_from_tensors(tensors: Iterable[tuple[str, int, tuple[int, ...], str]],
 def weight_split(catalog: Catalog, model: ModelSpec, weights: Weights) -> WeightSplit:
     a = model.arch
     n = a.vocab_size * a.hidden_size
+    fallback = dict(catalog.k_quant_fallback)
 
-    def type_bytes(t: str) -> float:
-        # k-quants need rows divisible by 256; llama.cpp falls back to Q8_0-sized types otherwise (0.5B: 896)
+    def type_bytes(t: str, output: bool = False) -> float:
+        # a row llama.cpp's k-quants cannot block (0.5B: 896 long) takes a 32-value type: the output matrix Q8_0,
+        # the token embeddings their type's fallback (Q4_K -> Q5_0)
         if t.endswith("_K") and a.hidden_size % 256:
-            t = "Q8_0"
+            t = "Q8_0" if output else fallback[t]
         return n * catalog.type_bits(t) / 8
 
     if weights.format == "mlx":
@@ -144,11 +146,12 @@ def weight_split(catalog: Catalog, model: ModelSpec, weights: Weights) -> Weight
         layers = weights.total_bytes - embd - (0 if a.tied_embeddings else out)
         return WeightSplit(embd, out, layers / a.n_layers, not a.tied_embeddings, 0)
     assert weights.embd_type and weights.output_type
-    out = int(type_bytes(weights.output_type))
-    embd = out if a.tied_embeddings else int(type_bytes(weights.embd_type))
-    layers = weights.total_bytes - embd - (0 if a.tied_embeddings else out)
+    in_file = weights.output_in_file or not a.tied_embeddings
+    out = int(type_bytes(weights.output_type, output=True))
+    embd = int(type_bytes(weights.embd_type)) if in_file else out
+    layers = weights.total_bytes - embd - (out if in_file else 0)
     types = catalog.matrix_types(model, weights)
-    return WeightSplit(embd, out, max(layers, 0) / a.n_layers, not a.tied_embeddings, len(types),
+    return WeightSplit(embd, out, max(layers, 0) / a.n_layers, in_file, len(types),
                        float_matrices=bool(types & FLOAT_TYPES))
 
 

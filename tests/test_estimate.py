@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import pytest
 
 from qwenctl.catalog import load_catalog
@@ -19,20 +21,22 @@ def test_kv_cache_uses_grouped_query_attention():
     assert kv_cache_bytes(m, 8192, "q4_0") < kv_cache_bytes(m, 8192, "q8_0")
 
 
-@pytest.mark.parametrize("size", ["0.5B", "7B", "32B"])
-def test_split_conserves_weight_bytes(size):
+@pytest.mark.parametrize("size, output_in_file", [("0.5B", True), ("0.5B", False), ("7B", True), ("32B", True)])
+def test_split_conserves_weight_bytes(size, output_in_file):
+    """Every byte of the file lands in one pool, and a tied model's output matrix is copied from token_embd onto the GPU
+    only when the file has no output.weight (bartowski's and Ollama's 0.5B; Qwen's own 0.5B file stores one)."""
     m, w = spec(size)
+    w = replace(w, output_in_file=output_in_file)
     L = m.arch.n_layers
     output = estimate_memory(m, w, "llama.cpp", "cuda", 4096, 1).pool("vram").weights_bytes  # the first layer offloaded
     for ngl in (0, 1, L // 2, L):
         est = estimate_memory(m, w, "llama.cpp", "cuda", 4096, ngl)
-        # llama.cpp offloads the output layer first; with tied embeddings it is a copy of token_embd
-        copy = output if (ngl and m.arch.tied_embeddings) else 0
+        # llama.cpp offloads the output layer first
+        copy = output if (ngl and not output_in_file) else 0
         assert abs(sum(p.weights_bytes for p in est.pools) - w.total_bytes - copy) <= L, ngl
     full = estimate_memory(m, w, "llama.cpp", "cuda", 4096, -1)
     extra = sum(p.weights_bytes for p in full.pools) - w.total_bytes
-    # tied embeddings: llama.cpp duplicates token_embd onto the GPU as the output matrix
-    assert (extra > 0) == m.arch.tied_embeddings
+    assert (extra > 0) == (not output_in_file)
     assert extra <= full.pool("ram").weights_bytes + L
 
 
