@@ -4,7 +4,7 @@
     python benchmarks/speed_model_fit.py --fit      # fit on the fitting half, score the held-out half,
                                                     # write the constants and benchmarks/results/speed_model_fit.json
     python benchmarks/speed_model_fit.py --fit --resplit   # the same over a new split of the devices
-    python benchmarks/speed_model_fit.py --fit --only prompt   # refit one group of constants (or cpu-decode)
+    python benchmarks/speed_model_fit.py --fit --only prompt   # refit one group of constants (or cpu-decode, gpu-decode)
     python benchmarks/speed_model_fit.py --rows     # also print every row
     python benchmarks/speed_model_fit.py --score F  # score the shipped constants on the rows of F (collected
                                                     # after the fit, e.g. published_cpu_sweeps.json), never fit
@@ -50,6 +50,7 @@ from qwenctl.hardware.facts import (  # noqa: E402
 from qwenctl.hardware.specs import gpu_spec_by_key  # noqa: E402
 from qwenctl.machine import apple_device, cuda_device, host_device, threads  # noqa: E402
 from qwenctl.speed import estimate_speed, load_speed_model  # noqa: E402
+from qwenctl.testing.recipe import gguf_tensor_bytes, mlx_bytes  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE / "published_speeds.json"
@@ -63,12 +64,22 @@ ALWAYS_FITTED = ("h100-sxm",)
 
 # --- rows -> (model, weights, devices) -------------------------------------------------------------
 
+RECIPE_LABELS = {"q3_k_m": "Q3_K_M", "q4_0": "Q4_0", "q4_k_m": "Q4_K_M", "q5_0": "Q5_0", "q5_k_m": "Q5_K_M",
+                 "q6_k": "Q6_K", "q8_0": "Q8_0", "fp16": "F16"}
+
+
 def model_for(row: dict, shapes: dict):
-    """The catalog model, or a non-Qwen model from its shape, with weights of the row's quant and bytes."""
+    """The catalog model, or a non-Qwen model from its shape, with weights of the row's quant and bytes.
+
+    A row without the file's size gets the bytes llama.cpp's quantizer writes for the shape (`recipe`), or the
+    official Qwen file's. A tied model's file may or may not store output.weight (Qwen's own 0.5B-3B files do,
+    bartowski's and Ollama's not); the tokens read the same bytes either way, but the file's size holds the copy or
+    not, so a row's size says which file it was: the nearer of the two recipes."""
     catalog = load_catalog()
     name, quant = row["model"], row["quant"]
     base = catalog.model("7B")
-    if name.startswith("qwen2.5-"):
+    qwen = name.startswith("qwen2.5-")
+    if qwen:
         model = catalog.model(name.split("-", 1)[1].upper())
     else:
         sh = shapes[name]
@@ -82,17 +93,28 @@ def model_for(row: dict, shapes: dict):
     template = next((w for m in catalog.models for w in m.weights if w.format == fmt and w.quant == q), None)
     if template is None:
         return None
+    a = model.arch
+    label = RECIPE_LABELS.get(q)
+    output_in_file = not a.tied_embeddings
     if row.get("model_bytes"):
         nbytes = int(row["model_bytes"])
-    elif model.weights and any(w.quant == q and w.format == fmt for w in model.weights):
-        nbytes = model.weights_for(fmt, q).total_bytes
+        if fmt == "gguf" and a.tied_embeddings and label:
+            tied, untied = (gguf_tensor_bytes(replace(a, tied_embeddings=t), label, biases=qwen) for t in (True, False))
+            output_in_file = abs(nbytes - untied) < abs(nbytes - tied)
+    elif qwen and model.weights and any(w.quant == q and w.format == fmt for w in model.weights):
+        official = model.weights_for(fmt, q)
+        nbytes, output_in_file = official.total_bytes, official.output_in_file
+    elif fmt == "mlx":
+        nbytes = mlx_bytes(model.params, q)
+    elif label:
+        nbytes = gguf_tensor_bytes(a, label, biases=qwen)
     else:
-        nbytes = int(model.params * template.bits / 8 * 1.07)  # block scales: ~7 % over the nominal bits
+        return None
     embd = template.embd_type
     out = template.output_type
     if fmt == "gguf" and name.startswith(("llama", "mistral", "tinyllama")):
         embd = {"q4_k_m": "Q4_K", "q4_0": "Q4_0", "q8_0": "Q8_0", "fp16": "F16"}.get(q, embd)
-    w = replace(template, total_bytes=nbytes, files=(), embd_type=embd, output_type=out)
+    w = replace(template, total_bytes=nbytes, files=(), embd_type=embd, output_type=out, output_in_file=output_in_file)
     return replace(model, weights=(w,)), w
 
 
@@ -368,8 +390,9 @@ def fit(rows: list[dict], obs, sweeps: int = 5, only: str | None = None) -> None
     """Coordinate descent in log space: each constant in turn, golden-section search on its range.
 
     ``only``: one group of constants, the others kept, for a change to one part of the model that should
-    move nothing else: "prompt" (per-layer cycles and matrix efficiencies) or "cpu-decode" (the CPU engine's
-    decode constants and the DDR / LPDDR efficiencies, which only CPUs use)."""
+    move nothing else: "prompt" (per-layer cycles and matrix efficiencies), "cpu-decode" (the CPU engine's
+    decode constants and the DDR / LPDDR efficiencies, which only CPUs use) or "gpu-decode" (CUDA's, Metal's and
+    MLX's decode constants and the HBM / GDDR / Apple efficiencies)."""
     sm = load_speed_model()  # the cached dict the model reads: changed in place
     params = parameters(sm, rows)
     if only == "prompt":
@@ -386,6 +409,19 @@ def fit(rows: list[dict], obs, sweeps: int = 5, only: str | None = None) -> None
                     or (id(box) in cpu_families and key == "memory_efficiency"))
 
         params = [p for p in params if all(cpu_decode(box, key) for box, key in p[0])]
+    elif only == "gpu-decode":
+        gpus = [sm["engines"][name] for name in ("cuda", "metal", "mlx")]
+        apple_families = {id(f) for name, f in sm["families"].items() if name.startswith("apple-")}
+
+        def gpu_decode(box: dict, key: str) -> bool:
+            return ((box is sm["memory_efficiency"] and key in ("hbm", "gddr", "apple"))
+                    or any(box is e["dequant_ops_per_weight"] for e in gpus)
+                    or (any(box is e for e in gpus) and key in ("per_layer_cycles", "per_layer_cycles_unfused",
+                                                               "unit_bytes_per_cycle"))
+                    or (id(box) in apple_families and key == "memory_efficiency")
+                    or (box is sm and key == "cross_die_fixed_factor"))
+
+        params = [p for p in params if all(gpu_decode(box, key) for box, key in p[0])]
     for sweep in range(sweeps):
         for targets, lo, hi in params:
             a, b = math.log(lo), math.log(hi)
@@ -460,7 +496,7 @@ def score_later_rows(path: Path, doc: dict) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--fit", action="store_true", help="refit the constants on the fitting half (the shipped split's)")
-    ap.add_argument("--only", choices=("prompt", "cpu-decode"), help="with --fit: refit one group of constants only")
+    ap.add_argument("--only", choices=("prompt", "cpu-decode", "gpu-decode"), help="with --fit: refit one group of constants only")
     ap.add_argument("--resplit", action="store_true",
                     help="deal the devices into halves anew (by family, in hash order) instead of keeping the shipped split")
     ap.add_argument("--rows", action="store_true")
