@@ -115,8 +115,9 @@ def _file_model(info, tensors: Tensors) -> tuple[ModelSpec, str | None]:
     )
     if not (arch.hidden_size and arch.n_layers and arch.n_heads and arch.vocab_size):
         raise QwenctlError(f"{info.path} lacks the qwen2 dimensions the estimate needs", code=ExitCode.BAD_INPUT)
-    # not whether the file ties its output: Qwen's own 0.5B-3B files store a copy of a tied architecture's
-    dims = lambda a: (a.hidden_size, a.n_layers, a.n_heads, a.n_kv_heads, a.head_dim, a.intermediate_size)
+    # not whether the file ties its output (Qwen's own 0.5B-3B files store a copy of a tied architecture's), and the
+    # feed-forward as k-quant blocks hold it (Qwen's own 72B files pad 29,568 to 29,696; docs/planning.md)
+    dims = lambda a: (a.hidden_size, a.n_layers, a.n_heads, a.n_kv_heads, a.head_dim, -(-a.intermediate_size // 256))
     for m in catalog.models:
         if dims(m.arch) == dims(arch):
             return replace(m, arch=replace(m.arch, vocab_size=arch.vocab_size)), m.size

@@ -1,5 +1,7 @@
 """plan.predict_for_file on generated GGUFs: the header gives the dimensions, the tensor table the bytes."""
 
+from dataclasses import replace
+
 import pytest
 from planning_machines import backends, mac, pc
 
@@ -8,7 +10,7 @@ from qwenctl.backends.gguf_check import read_gguf_header
 from qwenctl.bench import Predicted
 from qwenctl.catalog import load_catalog
 from qwenctl.errors import ExitCode, QwenctlError
-from qwenctl.estimate import split_from_tensors
+from qwenctl.estimate import estimate_memory, split_from_tensors
 from qwenctl.predict import predict_for_file, tensor_table
 from qwenctl.testing import models
 
@@ -101,3 +103,22 @@ def test_shaped_05b_matches_the_catalog_and_splits_the_real_tensors(model_cache)
     first = sum(t.n_bytes for t in info.tensors if t.name.startswith("blk.") and int(t.name.split(".")[1]) < 12)
     assert 0 <= half.pool("ram").weights_bytes - embd - first <= 3584
     assert cpu.tg_tps < half.tg_tps < p.tg_tps
+
+
+def test_a_file_laid_out_as_qwens_own_05b_predicts_as_the_catalog_plans_it(model_cache):
+    """Qwen's 0.5B files store output.weight beside token_embd: such a file is still the catalog's 0.5B, and what the
+    plan says before the download (from the catalog) is what the file at hand gives: token_embd (Q5_0) on the host,
+    the layers and the output matrix on the GPU, each token reading those."""
+    pytest.importorskip("llama_cpp")
+    shape = replace(models.qwen25_shape("0.5B"), name="qwen2.5-0.5b-untied", tie_word_embeddings=False)
+    path = models.gguf_model(model_cache, shape, "Q4_K_M")
+    options = LoadOptions(n_ctx=8192, n_gpu_layers=-1, flash_attn=True)
+    p = predict_for_file(pc(16, 8), path, options)
+    assert p.size == "0.5B"
+    catalog = load_catalog()
+    m = catalog.model("0.5B")
+    w = m.weights_for("gguf", "q4_k_m")
+    planned = estimate_memory(m, w, "llama.cpp", "cuda", 8192, -1, flash_attn=True)
+    metadata = 6e6  # the official file's tokenizer; this file's is cut down
+    assert p.pool("ram").weights_bytes == planned.pool("ram").weights_bytes == 151936 * 896 * 22 // 32
+    assert 0 <= planned.pool("vram").weights_bytes - p.pool("vram").weights_bytes < metadata

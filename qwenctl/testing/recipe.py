@@ -12,7 +12,8 @@ llama-cpp-python 0.3.36) for the file types the benchmarks meet, for dense Llama
 * Q4_K_M / Q5_K_M: ``attn_v`` and ``ffn_down`` are Q6_K in the layers ``use_more_bits`` picks (the first and
   last eighth, and every third one between);
 * Q3_K_M: ``attn_v`` Q5_K in the first two layers and Q4_K after, ``attn_output`` Q4_K, ``ffn_down`` Q5_K in
-  the first sixteenth and Q4_K after;
+  the first sixteenth and Q4_K after; Q2_K: ``attn_v`` Q4_K (Q3_K with fewer than four query heads per KV head),
+  ``attn_output`` and ``ffn_down`` Q3_K;
 * an 80-layer model with grouped-query attention is llama.cpp's "70B" type: its Q3_K / Q4_K ``attn_v`` becomes
   Q5_K;
 * a k-quant on rows that are no multiple of 256 falls back to a 32-value type (Qwen2.5-0.5B's 896-wide rows).
@@ -32,7 +33,7 @@ from qwenctl.catalog import Architecture
 K_QUANT_FALLBACK = {"Q2_K": "Q4_0", "Q3_K": "Q4_0", "Q4_K": "Q5_0", "Q5_K": "Q5_1", "Q6_K": "Q8_0"}
 # the file type's default matrix type
 FILE_TYPES = {"F16": "F16", "Q8_0": "Q8_0", "Q4_0": "Q4_0", "Q4_1": "Q4_1", "Q5_0": "Q5_0", "Q5_1": "Q5_1",
-              "Q3_K_M": "Q3_K", "Q4_K_M": "Q4_K", "Q5_K_M": "Q5_K", "Q6_K": "Q6_K"}
+              "Q2_K": "Q2_K", "Q3_K_M": "Q3_K", "Q4_K_M": "Q4_K", "Q5_K_M": "Q5_K", "Q6_K": "Q6_K"}
 MLX_BITS = {"4bit": 4.5, "8bit": 8.5, "bf16": 16.0, "fp16": 16.0}
 
 
@@ -45,12 +46,15 @@ def _use_more_bits(i: int, n: int) -> bool:
     return i < n // 8 or i >= 7 * n // 8 or (i - n // 8) % 3 == 2
 
 
-def _layer_types(quant: str, i: int, n: int, seventy_b: bool) -> dict[str, str]:
+def _layer_types(quant: str, i: int, n: int, seventy_b: bool, gqa: bool) -> dict[str, str]:
     """The type of each matrix of repeating layer ``i`` of ``n``, before the fallback for short rows."""
     base = FILE_TYPES[quant]
     types = dict.fromkeys(("attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"), base)
     if quant in ("Q4_K_M", "Q5_K_M") and _use_more_bits(i, n):
         types["attn_v"] = types["ffn_down"] = "Q6_K"
+    elif quant == "Q2_K":
+        types["attn_v"] = "Q4_K" if gqa else "Q3_K"
+        types["attn_output"] = types["ffn_down"] = "Q3_K"
     elif quant == "Q3_K_M":
         types["attn_v"] = "Q5_K" if i < 2 else "Q4_K"
         types["attn_output"] = "Q4_K"
@@ -86,10 +90,11 @@ def gguf_tensor_bytes(arch: Architecture, quant: str, *, biases: bool = False) -
     if not a.tied_embeddings:
         total += matrix(a.vocab_size, h, base)
     seventy_b = a.n_layers == 80 and a.n_kv_heads < a.n_heads
+    gqa = a.n_heads >= 4 * a.n_kv_heads
     shapes = {"attn_q": (q, h), "attn_k": (kv, h), "attn_v": (kv, h), "attn_output": (h, q),
               "ffn_gate": (f, h), "ffn_up": (f, h), "ffn_down": (h, f)}
     for i in range(a.n_layers):
-        types = _layer_types(quant, i, a.n_layers, seventy_b) if base != "F16" else dict.fromkeys(shapes, "F16")
+        types = _layer_types(quant, i, a.n_layers, seventy_b, gqa) if base != "F16" else dict.fromkeys(shapes, "F16")
         total += sum(matrix(rows, length, types[name]) for name, (rows, length) in shapes.items())
     f32_values = (2 * a.n_layers + 1) * h + (a.n_layers * (q + 2 * kv) if biases else 0)
     return total + 4 * f32_values
