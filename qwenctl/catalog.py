@@ -65,8 +65,9 @@ class Weights:
     # long (attention, FFN gate and up) and of ffn_down, before the fallback for rows k-quants cannot block
     hidden_row_types: tuple[str, ...] = ()
     ffn_down_types: tuple[str, ...] = ()
-    # the file stores output.weight beside token_embd.weight although the architecture ties them (Qwen's own 0.5B-3B
-    # GGUFs): llama.cpp then multiplies by that copy and only looks token_embd up, as for an untied model
+    # the file stores output.weight beside token_embd.weight: every untied model's does, and so do Qwen's own 0.5B-3B
+    # GGUFs although their architecture ties the two; llama.cpp then multiplies by output.weight and only looks
+    # token_embd up (a tied file without it gets a copy of token_embd as its output matrix at load time)
     output_in_file: bool = False
 
     @property
