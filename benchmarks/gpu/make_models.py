@@ -6,17 +6,27 @@ The 7B F16 intermediate (15 GB) is written once, quantized to every 7B quant ask
 deleted. INTERMEDIATE Q8_0 writes Q8_0 blocks directly instead of F16 (32B:Q4_K_M:Q8_0: 35 GB where
 the F16 copy, 65 GB, would not fit the GPU machine's 64 GiB disk); INTERMEDIATE_DIR (environment) writes
 the intermediate there, e.g. /dev/shm (72B:Q4_K_M:Q4_0: a 41 GB Q4_0 in RAM, the 47 GB Q4_K_M on disk).
+OFFICIAL_LAYOUT=1 (environment) writes the sizes whose official files store output.weight beside a tied
+token_embd (the catalog's output_in_file: 0.5B-3B) in that layout, named "...-official-..."; otherwise every size is
+written tied, as bartowski's and Ollama's files are.
 Prints each file with its size and the seconds it took.
 """
 
+import dataclasses
 import os
 import sys
 import time
 from pathlib import Path
 
+from qwenctl.catalog import load_catalog
 from qwenctl.testing import models
 
 DEFAULT = ["7B:Q4_K_M", "7B:Q8_0", "0.5B:Q4_K_M"]
+
+
+def official_output(size: str) -> bool:
+    """Whether Qwen's own files of this size store output.weight (every quant of a size does alike)."""
+    return load_catalog().model(size).weights_for("gguf", "q4_k_m").output_in_file
 
 
 def main() -> None:
@@ -28,6 +38,8 @@ def main() -> None:
         by_size.setdefault((size, via[0] if via else "F16"), []).append(quant)
     for (size, via), quants in by_size.items():
         shape = models.qwen25_shape(size)
+        if os.environ.get("OFFICIAL_LAYOUT") and shape.tie_word_embeddings and official_output(size):
+            shape = dataclasses.replace(shape, name=f"{shape.name}-official", tie_word_embeddings=False)
         source = None
         for quant in quants:
             t0 = time.time()

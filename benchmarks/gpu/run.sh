@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The CUDA measurements of docs/benchmarks.md, on the GPU machine (device tool, no network).
 #
-#   bash benchmarks/gpu/run.sh [build] [models] [run] [extras] [facts] [quants] [memory] [speed] [sampling] [samplerstep] [memdiag] [memcheck] [pooltrace] [graphcheck] [hostgraphs] [cpu] [newsize] [newsizemem]   (no argument: the first three)
+#   bash benchmarks/gpu/run.sh [build] [models] [run] [extras] [facts] [quants] [memory] [speed] [sampling] [samplerstep] [memdiag] [memcheck] [pooltrace] [graphcheck] [hostgraphs] [official] [cpu] [newsize] [newsizemem]   (no argument: the first three)
 #
 # Each device call may run 600 s and a fresh machine's build takes ~345 s: call `build models`, then
 # `run`, then `extras` (the warm machine keeps the build and the models between calls).
@@ -265,6 +265,28 @@ stage_hostgraphs() {
   GGML_CUDA_DISABLE_GRAPHS=1 timeout 200 $ea --sizes "${sizes// /,}" --json-out "$OUT/hostgraphs-off.json"
 }
 
+# official: Qwen's own 0.5B-3B files store output.weight beside a tied token_embd (docs/planning.md, "The bytes a
+# row's file holds"); files of that layout (OFFICIAL_SIZES, default "0.5B 1.5B 3B", Q4_K_M): VRAM and host memory with
+# every layer offloaded and with none (the catalog's plan, what `plan` says before the download, is re-predicted from
+# these JSON files afterwards: benchmarks/gpu/official_layout.py), and llama-bench of the 0.5B in both layouts (a token
+# reads the same bytes). $OUT/official-*.json. Nothing is fitted on them.
+stage_official() {
+  local sizes=${OFFICIAL_SIZES:-0.5B 1.5B 3B} s specs=() m
+  for s in $sizes; do specs+=("$s:Q4_K_M"); done
+  OFFICIAL_LAYOUT=1 $PY benchmarks/gpu/make_models.py "$WORK/models" "${specs[@]}" || return 1
+  local ea="$PY benchmarks/estimate_accuracy.py --gpu --no-generate"
+  for m in "$WORK"/models/qwen2.5-*-official-*-Q4_K_M.gguf; do
+    stamp "memory $(basename "$m")"
+    timeout 100 $ea --model "$m" --cases 8192:f16:1,32768:q8_0:1 --json-out "$OUT/official-full-$(basename "$m" .gguf).json"
+    timeout 60 $ea --ngl 0 --model "$m" --cases 8192:f16:1 --json-out "$OUT/official-ngl0-$(basename "$m" .gguf).json"
+  done
+  for m in "$WORK"/models/qwen2.5-0.5b-*Q4_K_M.gguf; do
+    stamp "llama-bench $(basename "$m")"
+    timeout 60 "$BUILD/bin/llama-bench" -m "$m" -p $P -n $N -r 3 -ngl 99 -fa 1 -o json \
+      >"$OUT/official-speed-$(basename "$m" .gguf).json" 2>/dev/null || echo "FAILED"
+  done
+}
+
 stage_speed() {
   local m
   for m in "$WORK"/models/*.gguf; do
@@ -465,8 +487,8 @@ stages=("$@")
 [ ${#stages[@]} -eq 0 ] && stages=(build models run)
 for s in "${stages[@]}"; do
   case $s in
-    build|models|run|facts|extras|quants|memory|memdiag|memcheck|pooltrace|graphcheck|hostgraphs|speed|sampling|samplerstep|multigpu|splits|rpcworker|rpccompare|cpu|newsize|newsizemem) stamp "stage $s"; "stage_$s" || { stamp "stage $s failed"; exit 1; } ;;
-    *) echo "unknown stage $s (build, models, run, facts, extras, quants, memory, memdiag, memcheck, pooltrace, graphcheck, hostgraphs, speed, sampling, samplerstep, multigpu, splits, rpcworker, rpccompare, cpu, newsize, newsizemem)"; exit 2 ;;
+    build|models|run|facts|extras|quants|memory|memdiag|memcheck|pooltrace|graphcheck|hostgraphs|official|speed|sampling|samplerstep|multigpu|splits|rpcworker|rpccompare|cpu|newsize|newsizemem) stamp "stage $s"; "stage_$s" || { stamp "stage $s failed"; exit 1; } ;;
+    *) echo "unknown stage $s (build, models, run, facts, extras, quants, memory, memdiag, memcheck, pooltrace, graphcheck, hostgraphs, official, speed, sampling, samplerstep, multigpu, splits, rpcworker, rpccompare, cpu, newsize, newsizemem)"; exit 2 ;;
   esac
 done
 stamp "done"
