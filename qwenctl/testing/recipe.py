@@ -28,9 +28,8 @@ from __future__ import annotations
 import json
 from importlib import resources
 
-from qwenctl.catalog import Architecture
+from qwenctl.catalog import Architecture, load_catalog
 
-K_QUANT_FALLBACK = {"Q2_K": "Q4_0", "Q3_K": "Q4_0", "Q4_K": "Q5_0", "Q5_K": "Q5_1", "Q6_K": "Q8_0"}
 # the file type's default matrix type
 FILE_TYPES = {"F16": "F16", "Q8_0": "Q8_0", "Q4_0": "Q4_0", "Q4_1": "Q4_1", "Q5_0": "Q5_0", "Q5_1": "Q5_1",
               "Q2_K": "Q2_K", "Q3_K_M": "Q3_K", "Q4_K_M": "Q4_K", "Q5_K_M": "Q5_K", "Q6_K": "Q6_K"}
@@ -70,11 +69,12 @@ def gguf_tensor_bytes(arch: Architecture, quant: str, *, biases: bool = False) -
     if quant not in FILE_TYPES:
         raise ValueError(f"no recipe for {quant!r}; known: {', '.join(FILE_TYPES)}")
     sizes = _type_sizes()
+    fallback = dict(load_catalog().k_quant_fallback)
     base = FILE_TYPES[quant]
 
     def matrix(rows: int, row_length: int, ggml_type: str) -> int:
         if row_length % sizes[ggml_type][0]:
-            ggml_type = K_QUANT_FALLBACK[ggml_type]
+            ggml_type = fallback[ggml_type]
         block, size = sizes[ggml_type]
         return rows * row_length // block * size
 
