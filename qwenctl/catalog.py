@@ -144,14 +144,17 @@ class Catalog:
     def type_bits(self, ggml_type: str) -> float:
         return dict(self.ggml_type_bits)[ggml_type]
 
+    def stored_type(self, ggml_type: str, row_length: int) -> str:
+        """The type llama.cpp stores a matrix of ``ggml_type`` in: a k-quant on rows that are no multiple of its
+        256-value block takes its 32-value fallback (0.5B's 896-long rows: Q4_K -> Q5_0, Q6_K -> Q8_0)."""
+        return dict(self.k_quant_fallback).get(ggml_type, ggml_type) if row_length % 256 else ggml_type
+
     def matrix_types(self, model: ModelSpec, weights: Weights) -> frozenset[str]:
         """The ggml types of the matrices a GPU multiplies for every token of a planned GGUF: its recipe's types,
-        with llama.cpp's fallback wherever a row length is not a multiple of a k-quant's 256-value block
-        (0.5B Q4_K_M: Q4_K, Q6_K, and Q5_0, Q8_0 for the 896-long rows). Each type brings its own kernels."""
-        fallback = dict(self.k_quant_fallback)
-
+        stored as llama.cpp stores them (`stored_type`; 0.5B Q4_K_M: Q4_K, Q6_K, and Q5_0, Q8_0 for the 896-long
+        rows). Each type brings its own kernels."""
         def stored(types: Iterable[str], row: int) -> set[str]:
-            return {fallback.get(t, t) if row % 256 else t for t in types}
+            return {self.stored_type(t, row) for t in types}
 
         a = model.arch
         output = (weights.output_type,) if weights.output_type else ()

@@ -129,14 +129,9 @@ def split_from_tensors(tensors: Iterable[tuple[str, int, tuple[int, ...], str]],
 def weight_split(catalog: Catalog, model: ModelSpec, weights: Weights) -> WeightSplit:
     a = model.arch
     n = a.vocab_size * a.hidden_size
-    fallback = dict(catalog.k_quant_fallback)
 
-    def type_bytes(t: str, output: bool = False) -> float:
-        # a row llama.cpp's k-quants cannot block (0.5B: 896 long) takes a 32-value type: the output matrix Q8_0,
-        # the token embeddings their type's fallback (Q4_K -> Q5_0)
-        if t.endswith("_K") and a.hidden_size % 256:
-            t = "Q8_0" if output else fallback[t]
-        return n * catalog.type_bits(t) / 8
+    def type_bytes(t: str) -> float:
+        return n * catalog.type_bits(catalog.stored_type(t, a.hidden_size)) / 8
 
     if weights.format == "mlx":
         # MLX quantizes embeddings like any linear layer; nothing is split by the engine
@@ -147,7 +142,7 @@ def weight_split(catalog: Catalog, model: ModelSpec, weights: Weights) -> Weight
         return WeightSplit(embd, out, layers / a.n_layers, not a.tied_embeddings, 0)
     assert weights.embd_type and weights.output_type
     in_file = weights.output_in_file or not a.tied_embeddings
-    out = int(type_bytes(weights.output_type, output=True))
+    out = int(type_bytes(weights.output_type))
     embd = int(type_bytes(weights.embd_type)) if in_file else out
     layers = weights.total_bytes - embd - (out if in_file else 0)
     types = catalog.matrix_types(model, weights)

@@ -69,13 +69,11 @@ def gguf_tensor_bytes(arch: Architecture, quant: str, *, biases: bool = False) -
     if quant not in FILE_TYPES:
         raise ValueError(f"no recipe for {quant!r}; known: {', '.join(FILE_TYPES)}")
     sizes = _type_sizes()
-    fallback = dict(load_catalog().k_quant_fallback)
+    catalog = load_catalog()
     base = FILE_TYPES[quant]
 
     def matrix(rows: int, row_length: int, ggml_type: str) -> int:
-        if row_length % sizes[ggml_type][0]:
-            ggml_type = fallback[ggml_type]
-        block, size = sizes[ggml_type]
+        block, size = sizes[catalog.stored_type(ggml_type, row_length)]
         return rows * row_length // block * size
 
     a = arch
