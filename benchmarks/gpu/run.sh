@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The CUDA measurements of docs/benchmarks.md, on the GPU machine (device tool, no network).
 #
-#   bash benchmarks/gpu/run.sh [build] [models] [run] [extras] [facts] [quants] [memory] [speed] [sampling] [samplerstep] [memdiag] [memcheck] [pooltrace] [graphcheck] [hostgraphs] [official] [cpu] [newsize] [newsizemem]   (no argument: the first three)
+#   bash benchmarks/gpu/run.sh [build] [models] [run] [extras] [facts] [quants] [memory] [speed] [sampling] [samplerstep] [memdiag] [memcheck] [pooltrace] [graphcheck] [hostgraphs] [official] [kernels] [nofamem] [cpu] [newsize] [newsizemem]   (no argument: the first three)
 #
 # Each device call may run 600 s and a fresh machine's build takes ~345 s: call `build models`, then
 # `run`, then `extras` (the warm machine keeps the build and the models between calls).
@@ -287,6 +287,29 @@ stage_official() {
   done
 }
 
+# kernels: the registers and shared memory of llama.cpp's decode mat-vec kernels per weight type (cuobjdump of the
+# build), which set how many warps an SM keeps, so how many bytes it has in flight (docs/planning.md, "Decode per
+# weight type"). nofamem: the CUDA compute buffer of a build with no layer offloaded and no flash attention, at several
+# context lengths and sizes (NOFAMEM_SIZES, default "3B 7B 14B", Q4_0 written directly), predicted by the code as
+# committed before it is measured ($OUT/nofamem-*.json).
+stage_kernels() {
+  local lib="$BUILD/bin/libggml-cuda.so"
+  command -v cuobjdump >/dev/null || { echo "no cuobjdump"; return 0; }
+  cuobjdump --dump-resource-usage "$lib" >"$WORK/resources.txt" 2>&1 || { tail -3 "$WORK/resources.txt"; return 0; }
+  grep -A1 "mul_mat_vec_q" "$WORK/resources.txt" >"$OUT/mmvq-resources.txt"
+  grep -c "Function" "$WORK/resources.txt"; wc -l "$OUT/mmvq-resources.txt"
+}
+
+stage_nofamem() {
+  local sizes=${NOFAMEM_SIZES:-3B 7B 14B} s specs=()
+  for s in $sizes; do specs+=("$s:Q4_0:Q4_0"); done
+  $PY benchmarks/gpu/make_models.py "$WORK/models" "${specs[@]}" || return 1
+  local ea="$PY benchmarks/estimate_accuracy.py --gpu --ngl 0 --models-dir $WORK/models --quants Q4_0 --no-generate"
+  timeout 150 $ea --sizes 7B --cases 4096:f16:0,16384:f16:0,32768:f16:0 --json-out "$OUT/nofamem-7b.json"
+  timeout 120 $ea --sizes 3B --cases 16384:f16:0,32768:f16:0 --json-out "$OUT/nofamem-3b.json"
+  timeout 120 $ea --sizes 14B --cases 8192:f16:0,16384:f16:0 --json-out "$OUT/nofamem-14b.json"
+}
+
 stage_speed() {
   local m
   for m in "$WORK"/models/*.gguf; do
@@ -487,8 +510,8 @@ stages=("$@")
 [ ${#stages[@]} -eq 0 ] && stages=(build models run)
 for s in "${stages[@]}"; do
   case $s in
-    build|models|run|facts|extras|quants|memory|memdiag|memcheck|pooltrace|graphcheck|hostgraphs|official|speed|sampling|samplerstep|multigpu|splits|rpcworker|rpccompare|cpu|newsize|newsizemem) stamp "stage $s"; "stage_$s" || { stamp "stage $s failed"; exit 1; } ;;
-    *) echo "unknown stage $s (build, models, run, facts, extras, quants, memory, memdiag, memcheck, pooltrace, graphcheck, hostgraphs, official, speed, sampling, samplerstep, multigpu, splits, rpcworker, rpccompare, cpu, newsize, newsizemem)"; exit 2 ;;
+    build|models|run|facts|extras|quants|memory|memdiag|memcheck|pooltrace|graphcheck|hostgraphs|official|kernels|nofamem|speed|sampling|samplerstep|multigpu|splits|rpcworker|rpccompare|cpu|newsize|newsizemem) stamp "stage $s"; "stage_$s" || { stamp "stage $s failed"; exit 1; } ;;
+    *) echo "unknown stage $s (build, models, run, facts, extras, quants, memory, memdiag, memcheck, pooltrace, graphcheck, hostgraphs, official, kernels, nofamem, speed, sampling, samplerstep, multigpu, splits, rpcworker, rpccompare, cpu, newsize, newsizemem)"; exit 2 ;;
   esac
 done
 stamp "done"
