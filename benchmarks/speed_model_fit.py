@@ -299,6 +299,8 @@ def summary(errs, kind: str | None = None) -> dict:
 # --- fitting -----------------------------------------------------------------------------------------
 
 MIN_DEVICES = 3  # a family's own efficiency needs this many fitting devices
+PER_QUANT_UNITS = ("cuda",)
+TIED_QUANT_UNITS = (("q4_0", "q8_0"),)
 MIN_QUANT_DEVICES = 1  # a quant's unpacking cost is its kernel's (bit-twiddling per weight), not a device's: one device measures it
 TIED = (("hbm", "gddr"),)  # streaming reads reach the same share of peak on HBM and GDDR (STREAM-like kernels): one constant
 # ... and in every GPU family: what differs between an RTX 4090 (85 % of its GDDR6X in decode) and an A100 or
@@ -349,18 +351,27 @@ def parameters(sm: dict, rows: list[dict]) -> list[tuple[list[tuple[dict, str]],
             out.append(([(e, "per_layer_cycles")], 2e3, 1e6))
         if "per_layer_cycles_unfused" in e:
             out.append(([(e, "per_layer_cycles_unfused")], 2e3, 1e6))
-        out.append(([(e, "unit_bytes_per_cycle")], 0.5, 500.0))
+        if key[1] not in PER_QUANT_UNITS:  # else the median of the quants' own, as for dequant_ops_per_weight
+            out.append(([(e["unit_bytes_per_cycle"], "default")], 0.5, 500.0))
         if "pp_constants" not in e:  # an engine that borrows another's prompt constants has no prompt rows to fit them on
             out.append(([(e, "pp_per_layer_cycles")], 1e3, 1e7))
             for op in ("int8", "fp16"):
                 out.append(([(e["pp_efficiency"], op)], 0.005, 1.0))
     for key, devs in sorted(devices.items()):
         if key[0] == "quant" and len(devs) >= MIN_QUANT_DEVICES:
-            box = sm["engines"][key[1]]["dequant_ops_per_weight"]
-            box.setdefault(key[2], box["default"])
-            out.append(([(box, key[2])], 0.1, 30.0))
+            if key[1] in PER_QUANT_UNITS:
+                units = sm["engines"][key[1]]["unit_bytes_per_cycle"]
+                tie = next((t for t in TIED_QUANT_UNITS if key[2] in t), (key[2],))
+                if key[2] == tie[0] or not any(("quant", key[1], q) in devices for q in tie if q != key[2]):
+                    for q in tie:
+                        units.setdefault(q, units["default"])
+                    out.append(([(units, q) for q in tie], 0.5, 500.0))
+            else:
+                box = sm["engines"][key[1]]["dequant_ops_per_weight"]
+                box.setdefault(key[2], box["default"])
+                out.append(([(box, key[2])], 0.1, 30.0))
         elif key[0] == "quant":
-            sm["engines"][key[1]]["dequant_ops_per_weight"].pop(key[2], None)  # too few devices: the engine's default
+            sm["engines"][key[1]].get("dequant_ops_per_weight", {}).pop(key[2], None)  # too few devices: the engine's default
         if key[0] == "family-memory" and len(devs) >= MIN_DEVICES and key[2] not in GPU_DRAM:
             fam = sm["families"].setdefault(key[1], {})
             fam.setdefault("memory_efficiency", sm["memory_efficiency"][key[2]])
@@ -405,7 +416,7 @@ def fit(rows: list[dict], obs, sweeps: int = 5, only: str | None = None) -> None
 
         def cpu_decode(box: dict, key: str) -> bool:
             return ((box is sm["memory_efficiency"] and key in ("ddr", "lpddr")) or box is cpu["dequant_ops_per_weight"]
-                    or (box is cpu and key in ("per_layer_cycles_per_thread", "unit_bytes_per_cycle"))
+                    or (box is cpu and key == "per_layer_cycles_per_thread") or box is cpu["unit_bytes_per_cycle"]
                     or (id(box) in cpu_families and key == "memory_efficiency"))
 
         params = [p for p in params if all(cpu_decode(box, key) for box, key in p[0])]
@@ -415,9 +426,9 @@ def fit(rows: list[dict], obs, sweeps: int = 5, only: str | None = None) -> None
 
         def gpu_decode(box: dict, key: str) -> bool:
             return ((box is sm["memory_efficiency"] and key in ("hbm", "gddr", "apple"))
-                    or any(box is e["dequant_ops_per_weight"] for e in gpus)
-                    or (any(box is e for e in gpus) and key in ("per_layer_cycles", "per_layer_cycles_unfused",
-                                                               "unit_bytes_per_cycle"))
+                    or any(box is e.get("dequant_ops_per_weight") for e in gpus)
+                    or (any(box is e for e in gpus) and key in ("per_layer_cycles", "per_layer_cycles_unfused"))
+                    or any(box is e["unit_bytes_per_cycle"] for e in gpus)
                     or (id(box) in apple_families and key == "memory_efficiency")
                     or (box is sm and key == "cross_die_fixed_factor"))
 
@@ -446,9 +457,10 @@ def fit(rows: list[dict], obs, sweeps: int = 5, only: str | None = None) -> None
             for box, key in targets:
                 box[key] = float(f"{math.exp((a + b) / 2):.4g}")
         for e in sm["engines"].values():  # a quant without a constant of its own: the median of the fitted ones
-            own = [v for k, v in e["dequant_ops_per_weight"].items() if k != "default"]
-            if own:
-                e["dequant_ops_per_weight"]["default"] = float(f"{statistics.median(own):.4g}")
+            for table in (e.get("dequant_ops_per_weight", {}), e["unit_bytes_per_cycle"]):
+                own = [v for k, v in table.items() if k != "default"]
+                if own:
+                    table["default"] = float(f"{statistics.median(own):.4g}")
         print(f"sweep {sweep + 1}: fitting loss {loss(obs):.4f}", file=sys.stderr)
 
 

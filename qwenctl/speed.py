@@ -9,7 +9,10 @@ Decoding one token (tg) costs, on every device that holds layers:
                                                        of the DRAM's rate (bandwidth x efficiency) and
                                                        what the SMs / GPU cores / threads keep in flight
                                                        (units x bytes per cycle x clock: Little's law)
-  + weights x dequant_ops[engine][quant] / vector_ops   unpacking quantized blocks on the ALUs
+  + weights x dequant_ops[engine][quant] / vector_ops   unpacking quantized blocks on the ALUs (Metal, MLX, CPU;
+                                                       on CUDA a weight type's cost is its kernel's bytes in flight
+                                                       per SM, unit_bytes_per_cycle[quant], measured on the H100
+                                                       and H200 as decode that does not speed up with bandwidth)
   (on a CPU, the reads and unpacking overlap the threads' multiplying: max(them, weights / (threads x
    decode_weights_per_cycle x single-core clock)), which binds a few threads on fast memory)
 
@@ -124,7 +127,8 @@ def _streaming_rate(dev: DeviceSpeed, efficiency: float, unit_bytes_per_cycle: f
 
     Little's law: the SMs (GPU cores, threads) issuing the reads hold a bounded number of bytes in
     flight each, so a GPU with more bandwidth but the same SMs (H200 vs H100) cannot use all of it.
-    A smooth minimum (p = 3): both limits bite near the knee.
+    A smooth minimum (p = 3): both limits bite near the knee. What an SM keeps in flight depends on the kernel
+    (``unit_bytes_per_cycle`` per weight type on CUDA: the warps its registers allow x the bytes each loads).
     """
     dram = dev.bandwidth_bytes_per_s * efficiency
     units = dev.compute_units * dev.compute_share * unit_bytes_per_cycle * dev.clock_hz
@@ -322,9 +326,11 @@ def estimate_placed_speed(
         family = sm["families"].get(dev.family, {})
         eff = (sm["memory_efficiency_of_sustained"] if dev.bandwidth_sustained
                else family.get("memory_efficiency", sm["memory_efficiency"][dev.memory_kind]))
-        dequant = e["dequant_ops_per_weight"].get(quant, e["dequant_ops_per_weight"]["default"])
+        unpack = e.get("dequant_ops_per_weight", {})  # CUDA has none: its kernels unpack while their loads are in flight
+        dequant = unpack.get(quant, unpack.get("default", 0.0))
         matrix_rate, dequant_bytes = _matrix_rate(sm, dev, pp_e, weights, engine_date, a, pp_tokens, layers)
-        streaming = _streaming_rate(dev, eff, e["unit_bytes_per_cycle"])
+        units = e["unit_bytes_per_cycle"]
+        streaming = _streaming_rate(dev, eff, units.get(quant, units["default"]))
         terms.append(DeviceTerms(
             device=dev.name,
             layers=layers,

@@ -77,7 +77,7 @@ def test_a_prompt_is_matrix_work_plus_a_pass_over_the_weights_per_128_tokens():
     assert b.pp_tps > 1.5 * a.pp_tps
     assert b.tg_tps == pytest.approx(a.tg_tps)
     wide = estimate_speed(m, w, replace(fast, bandwidth_bytes_per_s=2 * fast.bandwidth_bytes_per_s), HOST)
-    assert wide.pp_tps > 1.4 * b.pp_tps
+    assert wide.pp_tps > 1.3 * b.pp_tps  # not 2x: at twice a 4060's DRAM its 24 SMs' in-flight limit binds too
     # 128 tokens take one pass, 512 four: beyond four times the matrix work, three passes over the layers' weights
     layer_share = m.arch.n_layers * weight_split(load_catalog(), m, w).layer_bytes / b.terms[0].bytes_read
     one = estimate_speed(m, w, fast, HOST, pp_tokens=128).terms[0]
