@@ -170,6 +170,30 @@ def _graph_bytes(model: ModelSpec, n_ctx: int, flash_attn: bool, with_output: bo
     return int(4 * cal["n_ubatch"] * widest + cal["compute_fixed_bytes"])
 
 
+def _cuda_no_layer_compute_bytes(model: ModelSpec, output_bytes: int, n_ctx: int, flash_attn: bool) -> int:
+    """The CUDA compute buffer of a build with no layer offloaded: its prompt batches' products run on the GPU with
+    their inputs copied in, and the buffer is sized for the wider of two steps that are never live together.
+
+    * The logits: the output matrix copied in (``output_bytes``) beside 512 rows of logits (the graph buffer).
+    * Without flash attention, one layer's attention: the f32 scores of a micro-batch over every cell, the f32 mask,
+      the layer's K and V cells copied in as f16 from the host's cache, and the query, its output and the residual.
+
+    Measured on the H200 (2026-12-02, benchmarks/results/h200-nofa-ngl0; llama.cpp's "CUDA0 compute"): 7B at 16,384
+    and 32,768 cells 994.9 / 1,954.9 MiB where this says 1,013 / 1,973; 3B at 16,384 / 32,768 578.2 / 1,138.2 (604 /
+    1,164); 14B at 8,192 / 16,384 724.7 / 1,406.0 (750 / 1,438). Adding the two steps, as this did before, gave up to
+    +21 % of the VRAM. Not modelled: the 7B at 4,096 and 8,192 cells holds ~90-100 MiB more than its logits step
+    (683.7, 827.5 MiB), where ggml's allocator leaves a hole below the logits that a smaller tensor still holds."""
+    cal = load_calibration()["memory"]
+    a = model.arch
+    logits = output_bytes + _graph_bytes(model, n_ctx, True, with_output=True)
+    if flash_attn:
+        return logits
+    ubatch = int(cal["n_ubatch"])
+    per_cell = 4 * ubatch * (a.n_heads + 1) + 2 * 2 * a.n_kv_heads * a.head_dim
+    attention = _padded(n_ctx) * per_cell + 3 * 4 * ubatch * a.hidden_size + int(cal["compute_fixed_bytes"])
+    return max(logits, attention)
+
+
 def cuda_host_compute_bytes(arch: Architecture, n_ctx: int, flash_attn: bool) -> int:
     """The pinned host buffer of a CUDA build, however many layers it offloads (those on the host run their prompt
     batches on the GPU): the attention mask of a micro-batch over the whole context (f16 with flash attention, f32
@@ -328,13 +352,13 @@ def estimate_memory(
             return MemoryEstimate((PoolMemory("ram", weights.total_bytes, kv, compute, host_runtime),))
         # a CUDA build with no layer offloaded still makes its context, and offloads a prompt batch's
         # large products: its compute buffer holds the largest weight copied in (the output matrix)
-        # beside the usual graph (measured on the H200: 441.6 MiB for 0.5B = 138 + 297 + 7; 730 for 7B).
-        # The ops left on the CPU take their buffer from the CUDA backend's pinned host type, the same
+        # beside the logits (measured on the H200: 441.6 MiB for 0.5B = 138 + 297 + 7; 730 for 7B), or without
+        # flash attention a layer's attention over every cell, whichever is wider. The ops left on the CPU take their buffer from the CUDA backend's pinned host type, the same
         # "CUDA_Host compute" buffer a fully offloaded graph has (llama.cpp's log on the H200 lists no
         # CPU compute buffer: 11.5 / 22.0 MiB for 0.5B / 7B with flash attention), not a CPU build's.
         compute = cuda_host_compute_bytes(a, n_ctx, flash_attn)
         s = split or weight_split(catalog, model, weights)
-        vram = PoolMemory("vram", 0, 0, s.output_bytes + _graph_bytes(model, n_ctx, flash_attn, with_output=True),
+        vram = PoolMemory("vram", 0, 0, _cuda_no_layer_compute_bytes(model, s.output_bytes, n_ctx, flash_attn),
                           cuda_device_bytes(a, s, flash_attn, _cells(n_ctx, depth)) + cuda_graph_bytes(a.n_layers, cuda_graphs))
         host_overhead = host_runtime + cuda_host_bytes(a, s, kv_cache_type, flash_attn, decode_on_gpu=False)
         return MemoryEstimate((vram, PoolMemory("ram", weights.total_bytes, kv, compute, host_overhead)))

@@ -87,6 +87,20 @@ def test_f16_matrices_bring_cublas_with_flash_attention_too():
     assert ram_f16 - ram_q4 == pytest.approx(cublas - cal["cuda_host_bytes_per_matrix_type"], abs=2)
 
 
+def test_no_layer_offloaded_sizes_the_gpu_buffer_for_the_wider_step_not_both():
+    """With no layer offloaded a CUDA build copies the output matrix in for the logits and, without flash attention, a
+    layer's KV cells for its attention: the two steps are never live together (H200, 7B at 32,768 cells: 1,955 MiB
+    measured, where their sum said 2,116)."""
+    m, w = spec("7B")
+    out = estimate_memory(m, w, "llama.cpp", "cuda", 4096, 1).pool("vram").weights_bytes  # the output layer alone
+    def compute(n_ctx, fa):
+        return estimate_memory(m, w, "llama.cpp", "cuda", n_ctx, 0, flash_attn=fa).pool("vram").compute_bytes
+    scores = 4 * 512 * m.arch.n_heads * 32768
+    assert compute(32768, True) > out  # the output matrix beside the logits, whatever the context
+    assert scores < compute(32768, False) < scores + out  # the attention step alone: scores, mask, K/V cells, activations
+    assert compute(2048, False) == compute(32768, True)  # a short context's attention is narrower than the logits step
+
+
 def test_layers_left_on_the_host_cost_cuda_graphs_on_the_gpu():
     """Their prompt batches run on the GPU one weight at a time, and ggml captures a CUDA graph per split."""
     cal = load_calibration()["memory"]
