@@ -299,7 +299,11 @@ def summary(errs, kind: str | None = None) -> dict:
 # --- fitting -----------------------------------------------------------------------------------------
 
 MIN_DEVICES = 3  # a family's own efficiency needs this many fitting devices
+# Engines whose decode kernels unpack while their loads are in flight (CUDA's mul_mat_vec_q): a weight type's cost is
+# the bytes its kernel keeps in flight per SM (unit_bytes_per_cycle per type), with no ALU unpacking term.
 PER_QUANT_UNITS = ("cuda",)
+# Types whose kernels load the same bytes a warp-iteration with about as many registers (Q4_0 16 x 18 B, Q8_0 8 x 34 B;
+# 48 and 60 registers on sm_90): one constant, so Q8_0's single fitting row (an RTX 4090 whose DRAM binds) does not set it.
 TIED_QUANT_UNITS = (("q4_0", "q8_0"),)
 MIN_QUANT_DEVICES = 1  # a quant's unpacking cost is its kernel's (bit-twiddling per weight), not a device's: one device measures it
 TIED = (("hbm", "gddr"),)  # streaming reads reach the same share of peak on HBM and GDDR (STREAM-like kernels): one constant
@@ -362,7 +366,7 @@ def parameters(sm: dict, rows: list[dict]) -> list[tuple[list[tuple[dict, str]],
             if key[1] in PER_QUANT_UNITS:
                 units = sm["engines"][key[1]]["unit_bytes_per_cycle"]
                 tie = next((t for t in TIED_QUANT_UNITS if key[2] in t), (key[2],))
-                if key[2] == tie[0] or not any(("quant", key[1], q) in devices for q in tie if q != key[2]):
+                if key[2] == next(q for q in tie if ("quant", key[1], q) in devices):  # a tie is one constant: fit it once
                     for q in tie:
                         units.setdefault(q, units["default"])
                     out.append(([(units, q) for q in tie], 0.5, 500.0))
