@@ -169,7 +169,8 @@ def cuda_device(gpu: NvidiaGpu) -> DeviceSpeed:
 
 
 def apple_device(apple: AppleSilicon, engine: str) -> DeviceSpeed:
-    """The Apple GPU for Metal or MLX: bandwidth by chip and GPU cores, FP32 peak by its cores."""
+    """The Apple GPU for Metal or MLX: bandwidth by chip and GPU cores, FP32 peak by its cores, and the matrix peak of
+    its Neural Accelerators where its cores have them (M5: the prompt's products run there)."""
     fb = load_speed_model()["fallbacks"]
     peaks = specs.apple_peaks(apple)
     assumed = list(peaks.assumed)
@@ -184,7 +185,7 @@ def apple_device(apple: AppleSilicon, engine: str) -> DeviceSpeed:
         memory_kind="apple",
         bandwidth_bytes_per_s=float(bw),
         vector_ops=peaks.fp32_flops,
-        matrix_ops={"int8": peaks.fp32_flops, "fp16": peaks.fp32_flops},
+        matrix_ops={"int8": peaks.matrix_flops, "fp16": peaks.matrix_flops},
         compute_units=peaks.gpu_cores,
         clock_hz=peaks.clock_hz,
         sources=(peaks.source,),

@@ -398,7 +398,10 @@ def _matrix_rate(sm: dict[str, Any], dev: DeviceSpeed, pp_e: dict[str, Any], wei
     kernels = sm["families"].get(pp_path(dev.family), {})
     pp_eff = kernels.get("pp_efficiency", {}).get(operand, pp_e["pp_efficiency"][operand])
     wave = 1.0 if stream_k else _wave_utilisation(a, pp_tokens, dev, layers)
-    return dev.matrix_ops[operand] * dev.compute_share * pp_eff * wave, dequant_bytes
+    peak = dev.matrix_ops[operand]
+    if dev.engine == "metal" and engine_date is not None and engine_date < sm["kernel_paths"]["metal_tensor_since"]:
+        peak = dev.vector_ops  # a llama.cpp from before the Metal 4 tensor API multiplies on the ALUs, whatever the chip
+    return peak * dev.compute_share * pp_eff * wave, dequant_bytes
 
 
 def _prompt_offloaded(host: DeviceTerms, share: tuple, gpu: DeviceSpeed, a, weights: Weights, split: WeightSplit,

@@ -315,3 +315,41 @@ def test_a_core_whose_kernel_rate_was_never_measured_is_priced_by_its_memory_alo
                   board=Board("Raspberry Pi 5 Model B Rev 1.0", None, None, None))
     m, w = spec("1.5B")
     assert estimate_speed(m, w, None, host_device(pi5, 1)).terms[0].threads_s == 0.0
+
+
+def test_an_m5_multiplies_prompts_on_its_neural_accelerators():
+    """M5's GPU cores each carry a Neural Accelerator (4x the matrix work of their ALUs, Apple; MLX measures 58 TFLOPS
+    fp16 on a 40-core M5 Max), which llama.cpp's Metal 4 tensor API uses for prompt products since 2025-11-06: a prompt
+    runs several times an M4's with the same cores and clock, decode only by the bandwidth, and a llama.cpp from
+    before the tensor API multiplies on the ALUs as an M4 does."""
+    from planning_machines import mac
+
+    from qwenctl.machine import apple_device
+
+    base = mac(16).apple
+    m4 = apple_device(replace(base, chip="Apple M4", gpu_cores=10, bandwidth_bytes_per_s=None), "metal")
+    m5 = apple_device(replace(base, chip="Apple M5", gpu_cores=10, bandwidth_bytes_per_s=None), "metal")
+    assert m5.matrix_ops["fp16"] == pytest.approx(4 * m4.matrix_ops["fp16"], rel=0.01)
+    assert m5.vector_ops == pytest.approx(m4.vector_ops, rel=0.01)
+    m = load_catalog().model("7B")
+    w = m.weights_for("gguf", "q4_k_m")
+    a, b = estimate_speed(m, w, m4, HOST), estimate_speed(m, w, m5, HOST)
+    assert b.pp_tps > 2.5 * a.pp_tps
+    assert 1.0 < b.tg_tps / a.tg_tps < 153 / 120 * 1.05  # 153 against 120 GB/s
+    before = estimate_speed(m, w, m5, HOST, engine_date="2025-10")
+    assert before.pp_tps == pytest.approx(a.pp_tps, rel=0.05)
+
+
+@pytest.mark.parametrize("chip, cores, gbs", [("Apple M5 Max", 32, 460), ("Apple M5 Max", 40, 614), ("Apple M5 Pro", 16, 307),
+                                              ("Apple M5 Max", None, None)])
+def test_m5_configurations_price_without_a_clock_of_their_own(chip, cores, gbs):
+    """No M5 GPU clock is published (devices.json takes the newest earlier generation's): a configuration the table
+    lacks (M5 Pro 16-core) is priced by its cores, not refused with a KeyError, and the two M5 Max bins keep their own
+    bandwidths (the 32-core's 460 GB/s is 3/4 of the bus, as both earlier Max bins)."""
+    from planning_machines import mac
+
+    from qwenctl.hardware.specs import apple_peaks
+
+    peaks = apple_peaks(replace(mac(64).apple, chip=chip, gpu_cores=cores, bandwidth_bytes_per_s=None))
+    assert peaks.bandwidth_bytes_per_s == (gbs * 1e9 if gbs else None)
+    assert peaks.matrix_flops == pytest.approx(4 * peaks.fp32_flops) and peaks.fp32_flops > 0

@@ -233,6 +233,10 @@ class ApplePeaks:
     source: str
     assumed: tuple[str, ...] = ()
     dies: int = 1  # an Ultra is two Max dies joined by UltraFusion: one GPU to software, two to synchronise
+    matrix_flops: float = 0.0  # fp16 matrix peak: the GPU cores' Neural Accelerators where they have them (M5), else fp32_flops
+
+
+APPLE_ALU_FLOP_PER_CYCLE = 256  # an Apple GPU core: 128 FP32 lanes x 2 (FMA), half precision alike
 
 
 def apple_peaks(apple: AppleSilicon) -> ApplePeaks:
@@ -241,20 +245,27 @@ def apple_peaks(apple: AppleSilicon) -> ApplePeaks:
     rows = [r for r in _devices()["apple"] if r["chip"] == apple.chip]
     exact = next((r for r in rows if r["gpu_cores"] == apple.gpu_cores), None)
     dies = int(rows[0].get("dies", 1)) if rows else 1  # a chip's, whatever its GPU cores
-    if exact:
-        return ApplePeaks(family, exact["gpu_cores"], _apple_clock(exact) * 1e9, (exact.get("gpu_fp32_tflops") or exact["gpu_cores"] * 0.256 * _apple_clock(exact)) * 1e12, exact["bandwidth_gbs"] * 1e9,
-                          f"{exact['key']} specification ({exact['sources'][0][:80]}...)", dies=dies)
-    assumed = []
     same_gen = [r for r in _devices()["apple"] if gen and re.search(rf"M{gen.group(1)}\b", r["chip"])]
-    clock = same_gen[0]["gpu_clock_ghz"] if same_gen else _devices()["apple_default_gpu_clock_ghz"]
+    # matrix work per core a cycle: a generation's Neural Accelerators (M5: 4x the ALUs), else the ALUs
+    per_core = float(next((r["gpu_matrix_flop_per_cycle_per_core"] for r in same_gen if r.get("gpu_matrix_flop_per_cycle_per_core")),
+                          APPLE_ALU_FLOP_PER_CYCLE))
+    if exact:
+        clock = _apple_clock(exact)
+        fp32 = (exact.get("gpu_fp32_tflops") or exact["gpu_cores"] * APPLE_ALU_FLOP_PER_CYCLE * clock / 1e3) * 1e12
+        return ApplePeaks(family, exact["gpu_cores"], clock * 1e9, fp32, exact["bandwidth_gbs"] * 1e9,
+                          f"{exact['key']} specification ({exact['sources'][0][:80]}...)", dies=dies,
+                          matrix_flops=fp32 * per_core / APPLE_ALU_FLOP_PER_CYCLE)
+    assumed = []
+    clock = _apple_clock(same_gen[0]) if same_gen else _devices()["apple_default_gpu_clock_ghz"]
     cores = apple.gpu_cores or (min(r["gpu_cores"] for r in rows) if rows else 8)
     if not apple.gpu_cores:
         assumed.append(f"{apple.chip}: GPU core count unknown, assumed the smallest configuration's {cores}")
     if not same_gen:
         assumed.append(f"{apple.chip}: GPU clock unknown, assumed {clock} GHz")
     bw = rows[0]["bandwidth_gbs"] * 1e9 if len({r["bandwidth_gbs"] for r in rows}) == 1 else None
-    return ApplePeaks(family, cores, clock * 1e9, cores * 128 * 2 * clock * 1e9, bw,
-                      f"{cores} GPU cores x 128 FP32 lanes x 2 x {clock} GHz (hardware/data/devices.json)", tuple(assumed), dies)
+    return ApplePeaks(family, cores, clock * 1e9, cores * APPLE_ALU_FLOP_PER_CYCLE * clock * 1e9, bw,
+                      f"{cores} GPU cores x 128 FP32 lanes x 2 x {clock} GHz (hardware/data/devices.json)", tuple(assumed), dies,
+                      matrix_flops=cores * per_core * clock * 1e9)
 
 
 def _apple_clock(row: dict) -> float:
