@@ -304,7 +304,8 @@ MIN_DEVICES = 3  # a family's own efficiency needs this many fitting devices
 PER_QUANT_UNITS = ("cuda",)
 # Types whose kernels load the same bytes a warp-iteration with about as many registers (Q4_0 16 x 18 B, Q8_0 8 x 34 B;
 # 48 and 60 registers on sm_90): one constant, so Q8_0's single fitting row (an RTX 4090 whose DRAM binds) does not set it.
-TIED_QUANT_UNITS = (("q4_0", "q8_0"),)
+# Q2_K has no fitting row and Q3_K's kernel geometry (QI 16, VDR 1): it takes Q3_K_M's constant.
+TIED_QUANT_UNITS = (("q4_0", "q8_0"), ("q3_k_m", "q2_k"))
 MIN_QUANT_DEVICES = 1  # a quant's unpacking cost is its kernel's (bit-twiddling per weight), not a device's: one device measures it
 TIED = (("hbm", "gddr"),)  # streaming reads reach the same share of peak on HBM and GDDR (STREAM-like kernels): one constant
 # ... and in every GPU family: what differs between an RTX 4090 (85 % of its GDDR6X in decode) and an A100 or
