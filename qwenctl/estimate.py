@@ -354,8 +354,9 @@ def estimate_memory(
         # large products: its compute buffer holds the largest weight copied in (the output matrix)
         # beside the logits (measured on the H200: 441.6 MiB for 0.5B = 138 + 297 + 7; 730 for 7B), or without
         # flash attention a layer's attention over every cell, whichever is wider. The ops left on the CPU take
-        # their buffer from the CUDA backend's pinned host type, the same "CUDA_Host compute" buffer a fully offloaded graph has (llama.cpp's log on the H200 lists no
-        # CPU compute buffer: 11.5 / 22.0 MiB for 0.5B / 7B with flash attention), not a CPU build's.
+        # their buffer from the CUDA backend's pinned host type, the same "CUDA_Host compute" buffer a fully
+        # offloaded graph has (llama.cpp's log on the H200 lists no CPU compute buffer: 11.5 / 22.0 MiB for
+        # 0.5B / 7B with flash attention), not a CPU build's.
         compute = cuda_host_compute_bytes(a, n_ctx, flash_attn)
         s = split or weight_split(catalog, model, weights)
         vram = PoolMemory("vram", 0, 0, _cuda_no_layer_compute_bytes(model, s.output_bytes, n_ctx, flash_attn),
