@@ -143,10 +143,14 @@ def render_speed_terms(result: PlanResult, out: Console | None = None) -> None:
     con.print(Text("Speed model (docs/planning.md), one generated token:", style="bold"))
     for t in p.speed.terms:
         con.print(Text(f"  {t.device}", style="bold"))
+        rate = t.bytes_read / t.stream_s / 1e9 if t.stream_s else 0.0
         rows = (
             ("fixed", f"{t.layers} layers of kernel launches and syncs", t.fixed_s),
-            ("streaming", f"{t.bytes_read / 2**30:.2f} GiB at {t.bandwidth_bytes_per_s / 1e9:,.1f} GB/s x {t.memory_efficiency:.2f}", t.stream_s),
-            ("unpacking", "quantized blocks on the ALUs", t.dequant_s),
+            # the rate reached: the DRAM's share, or less where the SMs (cores, threads) keep too little in flight
+            ("streaming", f"{t.bytes_read / 2**30:.2f} GiB at {rate:,.1f} GB/s (DRAM {t.bandwidth_bytes_per_s / 1e9:,.1f}"
+                          f" x {t.memory_efficiency:.2f})", t.stream_s),
+            # CUDA has no such term: its kernels unpack while their loads are in flight (speed_model.json)
+            *((("unpacking", "quantized blocks on the ALUs", t.dequant_s),) if t.dequant_s else ()),
             *((("threads", "multiplying; overlaps the two above, slower counts", t.threads_s),)
               if t.threads_s else ()),
             ("prompt", "512-token batch: fixed, weight passes, matrix work", t.prompt_s),
