@@ -29,7 +29,7 @@ BLOCKED = Shape("recipe-256", hidden_size=256, num_hidden_layers=16, num_attenti
 ODD_ROWS = replace(BLOCKED, name="recipe-320", hidden_size=320, num_attention_heads=5, intermediate_size=640)
 
 
-@pytest.mark.parametrize("quant", ["Q2_K", "Q3_K_M", "Q4_0", "Q4_K_M", "Q5_K_M", "Q6_K", "Q8_0"])
+@pytest.mark.parametrize("quant", ["Q2_K", "Q3_K_M", "Q4_0", "Q4_K_M", "Q5_0", "Q5_K_M", "Q6_K", "Q8_0"])
 @pytest.mark.parametrize("shape", [BLOCKED, ODD_ROWS, replace(BLOCKED, name="recipe-tied", tie_word_embeddings=True)],
                          ids=["blocked", "odd-rows", "tied"])
 def test_recipe_matches_the_quantizer_byte_for_byte(model_cache, shape, quant):

@@ -44,7 +44,7 @@ FORMAT_VERSION = 1
 _DATA_DIR = Path(__file__).parent
 
 # llama.cpp's llama_ftype values for the quantizations the planner uses.
-QUANT_FTYPES = {"F32": 0, "F16": 1, "Q8_0": 7, "Q2_K": 10, "Q3_K_M": 12, "Q4_K_M": 15, "Q5_K_M": 17, "Q6_K": 18, "Q4_0": 2}
+QUANT_FTYPES = {"F32": 0, "F16": 1, "Q8_0": 7, "Q2_K": 10, "Q3_K_M": 12, "Q4_K_M": 15, "Q5_K_M": 17, "Q6_K": 18, "Q4_0": 2, "Q5_0": 8}
 
 
 @dataclass(frozen=True)
