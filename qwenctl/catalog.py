@@ -118,7 +118,7 @@ class Catalog:
     models: tuple[ModelSpec, ...]  # smallest first
     generation: GenerationDefaults
     near_lossless_kld: float
-    ggml_type_bits: tuple[tuple[str, float], ...]
+    ggml_type_blocks: tuple[tuple[str, tuple[int, int]], ...]  # ggml type -> (values, bytes) of one block (ggml_types.json)
     kv_bytes_per_value: tuple[tuple[str, float], ...]  # cache type -> bytes per stored value
     k_quant_fallback: tuple[tuple[str, str], ...]  # k-quant -> the 32-value type llama.cpp stores odd-length rows in
 
@@ -141,8 +141,13 @@ class Catalog:
             return model.score
         return model.score * math.exp(-weights.kld)
 
+    def type_block(self, ggml_type: str) -> tuple[int, int]:
+        """(values, bytes) of one block of ``ggml_type``: Q4_K stores 256 values in 144 bytes."""
+        return dict(self.ggml_type_blocks)[ggml_type]
+
     def type_bits(self, ggml_type: str) -> float:
-        return dict(self.ggml_type_bits)[ggml_type]
+        values, size = self.type_block(ggml_type)
+        return 8 * size / values
 
     def stored_type(self, ggml_type: str, row_length: int) -> str:
         """The type llama.cpp stores a matrix of ``ggml_type`` in: a k-quant on rows that are no multiple of its
@@ -258,7 +263,8 @@ def load_catalog() -> Catalog:
             sources=(g["default_system_prompt_source"], g["sampling_source"]),
         ),
         near_lossless_kld=float(quants_doc["near_lossless_kld"]),
-        ggml_type_bits=tuple((k, float(v)) for k, v in quants_doc["ggml_type_bits"].items()),
+        ggml_type_blocks=tuple((t["name"], (int(t["block_size"]), int(t["type_size"])))
+                               for t in _read("ggml_types.json")["types"].values()),
         kv_bytes_per_value=tuple((k, float(v)) for k, v in quants_doc["kv_cache_bytes_per_value"].items()),
         k_quant_fallback=tuple(quants_doc["k_quant_fallback"].items()),
     )

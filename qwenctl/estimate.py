@@ -178,7 +178,8 @@ def _cuda_no_layer_compute_bytes(model: ModelSpec, output_bytes: int, n_ctx: int
     * Without flash attention, one layer's attention: the f32 scores of a micro-batch over every cell, the f32 mask,
       the layer's K and V cells copied in as f16 from the host's cache, and the query, its output and the residual.
 
-    Measured on the H200 (2026-12-02, benchmarks/results/h200-nofa-ngl0; llama.cpp's "CUDA0 compute"): 7B at 16,384
+    Written from these H200 rows, so they are in-sample (2026-12-02, benchmarks/results/h200-nofa-ngl0; llama.cpp's
+    "CUDA0 compute"; the sizes are the graph's tensors, nothing is fitted): 7B at 16,384
     and 32,768 cells 994.9 / 1,954.9 MiB where this says 1,013 / 1,973; 3B at 16,384 / 32,768 578.2 / 1,138.2 (604 /
     1,164); 14B at 8,192 / 16,384 724.7 / 1,406.0 (750 / 1,438). Adding the two steps, as this did before, gave up to
     +21 % of the VRAM. Not modelled: the 7B at 4,096 and 8,192 cells holds ~90-100 MiB more than its logits step

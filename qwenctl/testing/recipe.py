@@ -25,20 +25,12 @@ adds its metadata, a few MB of tokenizer). MLX files store every matrix, the emb
 
 from __future__ import annotations
 
-import json
-from importlib import resources
-
 from qwenctl.catalog import Architecture, load_catalog
 
 # the file type's default matrix type
 FILE_TYPES = {"F16": "F16", "Q8_0": "Q8_0", "Q4_0": "Q4_0", "Q4_1": "Q4_1", "Q5_0": "Q5_0", "Q5_1": "Q5_1",
               "Q2_K": "Q2_K", "Q3_K_M": "Q3_K", "Q4_K_M": "Q4_K", "Q5_K_M": "Q5_K", "Q6_K": "Q6_K"}
 MLX_BITS = {"4bit": 4.5, "8bit": 8.5, "bf16": 16.0, "fp16": 16.0}
-
-
-def _type_sizes() -> dict[str, tuple[int, int]]:
-    doc = json.loads(resources.files("qwenctl.data").joinpath("ggml_types.json").read_text())
-    return {t["name"]: (t["block_size"], t["type_size"]) for t in doc["types"].values()}
 
 
 def _use_more_bits(i: int, n: int) -> bool:
@@ -68,19 +60,18 @@ def gguf_tensor_bytes(arch: Architecture, quant: str, *, biases: bool = False) -
     quantizer writes it. ``biases``: the attention's q/k/v biases (Qwen2 has them, Llama not)."""
     if quant not in FILE_TYPES:
         raise ValueError(f"no recipe for {quant!r}; known: {', '.join(FILE_TYPES)}")
-    sizes = _type_sizes()
     catalog = load_catalog()
     base = FILE_TYPES[quant]
 
     def matrix(rows: int, row_length: int, ggml_type: str) -> int:
-        block, size = sizes[catalog.stored_type(ggml_type, row_length)]
+        block, size = catalog.type_block(catalog.stored_type(ggml_type, row_length))
         return rows * row_length // block * size
 
     a = arch
     h, f, q, kv = a.hidden_size, a.intermediate_size, a.n_heads * a.head_dim, a.n_kv_heads * a.head_dim
     if base == "F16":
         output = "F16"
-    elif base == "Q8_0" or h % sizes[base][0]:
+    elif base == "Q8_0" or h % catalog.type_block(base)[0]:
         output = "Q8_0"
     else:
         output = "Q6_K"
