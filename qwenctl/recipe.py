@@ -1,0 +1,78 @@
+"""Which ggml type llama.cpp's quantizer gives each matrix of a repeating layer, for the file types qwenctl plans.
+
+The rules are llama.cpp's own (src/llama-quant.cpp, ``llama_tensor_get_type_impl`` and ``tensor_type_fallback``, as
+vendored in llama-cpp-python 0.3.36), for dense Llama- and Qwen2-style models:
+
+* Q4_K_M / Q5_K_M: ``attn_v`` and ``ffn_down`` are Q6_K in the layers ``use_more_bits`` picks (the first and
+  last eighth, and every third one between);
+* Q3_K_M: ``attn_v`` Q5_K in the first two layers and Q4_K after, ``attn_output`` Q4_K, ``ffn_down`` Q5_K in
+  the first sixteenth and Q4_K after; Q2_K: ``attn_v`` Q4_K (Q3_K with fewer than four query heads per KV head),
+  ``attn_output`` and ``ffn_down`` Q3_K;
+* an 80-layer model with grouped-query attention is llama.cpp's "70B" type: its Q3_K / Q4_K ``attn_v`` becomes
+  Q5_K;
+* a k-quant on rows that are no multiple of 256 falls back to a 32-value type (Qwen2.5-0.5B's 896-wide rows:
+  Q4_K -> Q5_0), ``Catalog.stored_type``.
+
+Sizes follow from the types (``qwenctl.testing.recipe`` adds them up for published rows that name no file size), and
+so does speed: a CPU multiplies some types with tiled kernels and others row by row (``qwenctl.speed``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from qwenctl.catalog import Architecture, load_catalog
+
+# the file type's default matrix type
+FILE_TYPES = {"F16": "F16", "Q8_0": "Q8_0", "Q4_0": "Q4_0", "Q4_1": "Q4_1", "Q5_0": "Q5_0", "Q5_1": "Q5_1",
+              "Q2_K": "Q2_K", "Q3_K_M": "Q3_K", "Q4_K_M": "Q4_K", "Q5_K_M": "Q5_K", "Q6_K": "Q6_K"}
+MATRICES = ("attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down")
+
+
+def _use_more_bits(i: int, n: int) -> bool:
+    return i < n // 8 or i >= 7 * n // 8 or (i - n // 8) % 3 == 2
+
+
+def _layer_types(file_type: str, i: int, n: int, seventy_b: bool, gqa: bool) -> dict[str, str]:
+    """The type of each matrix of repeating layer ``i`` of ``n``, before the fallback for short rows."""
+    base = FILE_TYPES[file_type]
+    types = dict.fromkeys(MATRICES, base)
+    if file_type in ("Q4_K_M", "Q5_K_M") and _use_more_bits(i, n):
+        types["attn_v"] = types["ffn_down"] = "Q6_K"
+    elif file_type == "Q2_K":
+        types["attn_v"] = "Q4_K" if gqa else "Q3_K"
+        types["attn_output"] = types["ffn_down"] = "Q3_K"
+    elif file_type == "Q3_K_M":
+        types["attn_v"] = "Q5_K" if i < 2 else "Q4_K"
+        types["attn_output"] = "Q4_K"
+        types["ffn_down"] = "Q5_K" if i < n // 16 else "Q4_K"
+    if seventy_b and types["attn_v"] in ("Q3_K", "Q4_K"):
+        types["attn_v"] = "Q5_K"
+    return types
+
+
+def layer_matrices(arch: Architecture, file_type: str) -> Iterator[tuple[int, str, int, int, str]]:
+    """(layer, matrix, rows, row length, stored ggml type) of every matrix of every repeating layer of a GGUF of
+    this shape at ``file_type`` ("Q4_K_M", "Q4_0", "F16", ...)."""
+    if file_type not in FILE_TYPES:
+        raise ValueError(f"no recipe for {file_type!r}; known: {', '.join(FILE_TYPES)}")
+    catalog = load_catalog()
+    a = arch
+    h, f, q, kv = a.hidden_size, a.intermediate_size, a.n_heads * a.head_dim, a.n_kv_heads * a.head_dim
+    shapes = {"attn_q": (q, h), "attn_k": (kv, h), "attn_v": (kv, h), "attn_output": (h, q),
+              "ffn_gate": (f, h), "ffn_up": (f, h), "ffn_down": (h, f)}
+    seventy_b = a.n_layers == 80 and a.n_kv_heads < a.n_heads
+    gqa = a.n_heads >= 4 * a.n_kv_heads
+    for i in range(a.n_layers):
+        types = (_layer_types(file_type, i, a.n_layers, seventy_b, gqa) if FILE_TYPES[file_type] != "F16"
+                 else dict.fromkeys(MATRICES, "F16"))
+        for name, (rows, length) in shapes.items():
+            yield i, name, rows, length, catalog.stored_type(types[name], length)
+
+
+def layer_type_weights(arch: Architecture, file_type: str) -> tuple[tuple[str, float], ...]:
+    """The average repeating layer's matrix weights by stored ggml type, most first (0.5B Q4_K_M: mostly Q5_0)."""
+    weights: dict[str, float] = {}
+    for _, _, rows, length, stored in layer_matrices(arch, file_type):
+        weights[stored] = weights.get(stored, 0.0) + rows * length / arch.n_layers
+    return tuple(sorted(weights.items(), key=lambda kv: -kv[1]))
