@@ -18,6 +18,7 @@ with their sources; re-fit them there (benchmarks/estimate_accuracy.py --fit).
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from functools import lru_cache
@@ -26,6 +27,7 @@ from typing import Any
 
 from qwenctl.catalog import Architecture, Catalog, ModelSpec, Weights, load_catalog
 from qwenctl.errors import ExitCode, QwenctlError
+from qwenctl.recipe import layer_type_weights
 from qwenctl.split import Placement, place_layers
 
 BACKENDS = ("llama.cpp", "mlx")
@@ -80,6 +82,9 @@ class WeightSplit:
     matrix_types: int  # distinct ggml types among the matrices multiplied per token: each loads its own GPU kernels
     per_layer: tuple[int, ...] = ()  # each repeating layer's bytes, from a file's tensors (recipes vary them by layer)
     float_matrices: bool = False  # some matrices are F16/BF16/F32: CUDA multiplies their prompt batches with cuBLAS
+    # the average repeating layer's matrix weights by stored ggml type (("Q5_0", 10.5e6), ...): which kernels multiply
+    # them; () where unknown (MLX)
+    layer_type_weights: tuple[tuple[str, float], ...] = ()
 
     def layers_bytes(self, indices: Iterable[int]) -> int:
         """Bytes of these repeating layers: exact from a file, else the average layer's. llama.cpp's recipes give
@@ -116,6 +121,10 @@ def split_from_tensors(tensors: Iterable[tuple[str, int, tuple[int, ...], str]],
     rest = sum(sizes.values()) - embd - (0 if tied else out)
     multiplied = {t for name, _, shape, t in table
                   if len(shape) >= 2 and (name == (EMBEDDING if tied else OUTPUT) or name.startswith("blk."))}
+    type_weights: dict[str, float] = {}
+    for name, _, shape, t in table:
+        if len(shape) >= 2 and name.startswith("blk."):
+            type_weights[t] = type_weights.get(t, 0.0) + math.prod(shape) / n_layers
     per_layer = [0] * n_layers
     for name, n_bytes in sizes.items():
         index = name.split(".")[1] if name.startswith("blk.") else ""
@@ -123,7 +132,7 @@ def split_from_tensors(tensors: Iterable[tuple[str, int, tuple[int, ...], str]],
             per_layer[int(index)] += n_bytes
     shared = (rest - sum(per_layer)) / n_layers  # output_norm and the like: spread as before
     return WeightSplit(embd, out, rest / n_layers, not tied, len(multiplied), tuple(round(b + shared) for b in per_layer),
-                       bool(multiplied & FLOAT_TYPES))
+                       bool(multiplied & FLOAT_TYPES), tuple(sorted(type_weights.items(), key=lambda kv: -kv[1])))
 
 
 def weight_split(catalog: Catalog, model: ModelSpec, weights: Weights) -> WeightSplit:
@@ -147,7 +156,7 @@ def weight_split(catalog: Catalog, model: ModelSpec, weights: Weights) -> Weight
     layers = weights.total_bytes - embd - (out if in_file else 0)
     types = catalog.matrix_types(model, weights)
     return WeightSplit(embd, out, max(layers, 0) / a.n_layers, in_file, len(types),
-                       float_matrices=bool(types & FLOAT_TYPES))
+                       float_matrices=bool(types & FLOAT_TYPES), layer_type_weights=layer_type_weights(a, weights.label))
 
 
 def kv_cache_bytes(model: ModelSpec, n_ctx: int, kv_cache_type: str = "f16", layers: int | None = None) -> int:

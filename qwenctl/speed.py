@@ -343,7 +343,8 @@ def estimate_placed_speed(
             memory_efficiency=eff,
             # a prompt needs the logits of its last token only (llama.cpp outputs just that row; mlx-lm
             # evaluates only the KV cache until the last token): the output matrix multiplies one token
-            pp_compute_s=2 * (layer_params * pp_tokens + logit_params) / matrix_rate + layer_params * dequant_bytes / streaming
+            pp_compute_s=2 * (layer_params * pp_tokens * _rowwise_slowdown(dev, s, engine_date) + logit_params) / matrix_rate
+            + layer_params * dequant_bytes / streaming
             + _mmq_rereads(dev, pp_tokens, weights, engine_date) * (layer_params / params_per_layer) * s.layer_bytes / streaming,
             pp_fixed_s=layers * pp_e["pp_per_layer_cycles"] / dev.clock_hz,
         ))
@@ -367,6 +368,34 @@ def estimate_placed_speed(
     return SpeedEstimate(tg_tps=tg, tg_tps_low=tg * (1 - uncertainty), pp_tps=pp_tokens / prompt_s,
                          chat_tps=1.0 / (decode_s + sample_s), sampling_s=sample_s, terms=tuple(terms),
                          link_s=link_s, link_notes=tuple(notes))
+
+
+def _rowwise_slowdown(dev: DeviceSpeed, split: WeightSplit, engine_date: str | None) -> float:
+    """How much longer a CPU's prompt products take than if every weight type had a tiled kernel.
+
+    On an Arm core with dot-product instructions llama.cpp's CPU backend multiplies a prompt batch with tiled
+    kernels (repacked GEMMs that reuse each loaded weight for several tokens, or llamafile's tinyBLAS) for the
+    types that have one, and row by row (``ggml_vec_dot_*``: one weight row against one token at a time) for the
+    rest: Q2_K, Q3_K, Q5_0 and Q5_1 never had a tiled kernel there, and Q4_K, Q5_K and Q6_K got theirs in
+    2025-2026, a month apart for cores with and without i8mm (speed_model.json `kernel_paths.cpu_tiled`, with
+    each pull request and its repack-off/on measurements, which give each row-wise kernel's speed against the
+    tiled one). Qwen2.5-0.5B's Q4_K_M is
+    mostly Q5_0 (its 896-long rows take k-quants' 32-value fallback), so on a Raspberry Pi 5 it prompts slower
+    than the 1.5B's per weight. x86 is not listed: measured on the development VM (AVX2 build of the vendored
+    llama.cpp, 2 threads), its row-wise K-quant kernels prompt as fast as the tiled Q4_0 and Q8_0 ones, and
+    cores without dot products (Cortex-A72) have no tiled kernel at all. ``engine_date``: see `pp_kernel`."""
+    paths = load_speed_model()["kernel_paths"]["cpu_tiled"]
+    isa = next((c for c in paths["classes"].values() if dev.family in c["families"]), None)
+    if dev.engine != "cpu" or isa is None or not split.layer_type_weights:
+        return 1.0
+    rates = paths["rowwise_rate"]
+    total = sum(w for _, w in split.layer_type_weights)
+    slowdown = 0.0
+    for ggml_type, w in split.layer_type_weights:
+        since = isa["since"].get(ggml_type)
+        tiled = ggml_type in ("F16", "BF16", "F32") or (since is not None and (engine_date is None or engine_date >= since))
+        slowdown += w / total * (1.0 if tiled else 1.0 / rates.get(ggml_type, rates["default"]))
+    return slowdown
 
 
 def _mmq_rereads(dev: DeviceSpeed, n_tokens: int, weights: Weights, engine_date: str | None) -> int:
