@@ -124,6 +124,13 @@ def _tps(a: float, b: float) -> str:
     return f"{a:.{digits}f} vs {b:.{digits}f}"
 
 
+def _sizes(a: float, b: float) -> str:
+    """"1.20 vs 1.04 GiB", or "469 vs 468 MiB" where both are under a GiB and a tenth of one would read as a tie."""
+    if max(a, b) < 2**30:
+        return f"{a / 2**20:.0f} vs {b / 2**20:.0f} MiB"
+    return f"{a / 2**30:.2f} vs {b / 2**30:.2f} GiB"
+
+
 # --- candidates ---------------------------------------------------------------------------
 
 
@@ -350,7 +357,7 @@ def _same_quality(p: Plan, chosen: Plan) -> str:
     if p.tg_tps < chosen.tg_tps * (1 - SPEED_TIE) or p.download_bytes <= chosen.download_bytes:
         return f"slower ({_tps(p.tg_tps, chosen.tg_tps)} tok/s)"
     return (f"as fast within {SPEED_TIE * 100:g} % ({_tps(p.tg_tps, chosen.tg_tps)} tok/s), a larger download "
-            f"({gib(p.download_bytes)} vs {gib(chosen.download_bytes)})")
+            f"({_sizes(p.download_bytes, chosen.download_bytes)})")
 
 
 def _why_chosen(m: Machine, target: BackendChoice, plan: Plan, runner_up: Plan | None, floor: float) -> tuple[str, ...]:

@@ -44,6 +44,14 @@ def test_a_speed_tie_goes_to_the_smaller_download():
     assert q8_0.plan.tg_tps < 0.95 * slow.chosen.tg_tps and q8_0.reason.startswith("same quality, slower (")
 
 
+def test_a_tie_between_downloads_that_round_alike_shows_them_apart():
+    """A Pi 4 ties the 0.5B's Q5_0 and Q4_K_M (490.5 and 491.4 MB); in tenths of a GiB both read
+    "0.5 GiB", which said "a larger download (0.5 GiB vs 0.5 GiB)"."""
+    result = plan(load_profile("raspberry-pi-4-4gb"))
+    q4km = next(a for a in result.alternatives if a.plan.size == "0.5B" and a.plan.quant == "q4_k_m")
+    assert result.chosen.quant == "q5_0" and "a larger download (469 vs 468 MiB)" in q4km.reason
+
+
 def test_seed_rtx_4060_runs_7b_4bit_on_cuda():
     c = plan(load_profile("rtx-4060-8gb")).chosen
     assert (c.size, c.quant, c.backend, c.device, c.n_gpu_layers) == ("7B", "q4_k_m", "llama.cpp", "cuda", -1)
