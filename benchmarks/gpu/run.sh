@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The CUDA measurements of docs/benchmarks.md, on the GPU machine (device tool, no network).
 #
-#   bash benchmarks/gpu/run.sh [build] [models] [run] [extras] [facts] [quants] [memory] [speed] [sampling] [samplerstep] [memdiag] [memcheck] [pooltrace] [graphcheck] [hostgraphs] [official] [kernels] [nofamem] [cpu] [newsize] [newsizemem]   (no argument: the first three)
+#   bash benchmarks/gpu/run.sh [build] [models] [run] [extras] [facts] [quants] [memory] [speed] [sampling] [samplerstep] [memdiag] [memcheck] [pooltrace] [graphcheck] [hostgraphs] [official] [kernels] [nofamem] [alloctrace] [cpu] [newsize] [newsizemem]   (no argument: the first three)
 #
 # Each device call may run 600 s and a fresh machine's build takes ~345 s: call `build models`, then
 # `run`, then `extras` (the warm machine keeps the build and the models between calls).
@@ -64,6 +64,11 @@ stage_build() {
     local cuda_flags=""
     [ -n "${CCCL_DIR:-}" ] && cuda_flags="-I$CCCL_DIR/cub -I$CCCL_DIR/thrust -I$CCCL_DIR/libcudacxx/include"
     [ -n "${POOL_TRACE:-}" ] && cuda_flags="$cuda_flags -DDEBUG_CUDA_MALLOC"
+    # ALLOC_TRACE=1: ggml-alloc.c prints every placement and release, with its allocator, for stage alloctrace
+    [ -n "${ALLOC_TRACE:-}" ] && sed -i -e 's|^#define AT_PRINTF(...)$|#define AT_PRINTF(...) fprintf(stderr, __VA_ARGS__)|' \
+      -e 's|AT_PRINTF("%s: allocating %s|AT_PRINTF("%p: allocating %s|; s|__func__, tensor->name, size);|(void *) alloc, tensor->name, size);|' \
+      -e 's|AT_PRINTF("%s: freeing %s|AT_PRINTF("%p: freeing %s|; s|        __func__, node->name, hn->addr.chunk|        (void *) alloc, node->name, hn->addr.chunk|' \
+      "$SDIST/vendor/llama.cpp/ggml/src/ggml-alloc.c"
     local extra=()
     [ -n "$cuda_flags" ] && extra=("-DCMAKE_CUDA_FLAGS=$cuda_flags")
     cmake -S "$SDIST/vendor/llama.cpp" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=ON "${extra[@]}" \
@@ -310,6 +315,22 @@ stage_nofamem() {
   timeout 120 $ea --sizes 14B --cases 8192:f16:0,16384:f16:0 --json-out "$OUT/nofamem-14b.json"
 }
 
+# alloctrace: with a build made with ALLOC_TRACE=1, every allocation ggml's allocator makes while a context with no layer
+# offloaded and no flash attention reserves its buffers (benchmarks/gpu/alloc_trace.py), per TRACE_CASES "SIZE:N_CTX".
+stage_alloctrace() {
+  local specs=() s c size ctx model
+  for s in ${TRACE_SIZES:-0.5B 1.5B 3B 7B 14B}; do specs+=("$s:Q4_0:Q4_0"); done
+  $PY benchmarks/gpu/make_models.py "$WORK/models" "${specs[@]}" || return 1
+  for c in ${TRACE_CASES:-7B:4096 7B:8192 7B:16384 3B:8192 3B:16384 14B:8192 0.5B:8192 1.5B:8192}; do
+    size=${c%%:*} ctx=${c##*:}
+    model=$(ls "$WORK"/models/qwen2.5-"${size,,}"-*-Q4_0.gguf | head -1)
+    stamp "alloc trace $size $ctx"
+    timeout 90 $PY benchmarks/gpu/alloc_trace.py "$model" "$ctx" >"$OUT/alloc-$size-$ctx.txt" 2>&1 || echo "FAILED $c"
+    grep -c allocating "$OUT/alloc-$size-$ctx.txt"; grep "CUDA0 compute buffer" "$OUT/alloc-$size-$ctx.txt" | tail -1
+    gzip -f "$OUT/alloc-$size-$ctx.txt"
+  done
+}
+
 stage_speed() {
   local m
   for m in "$WORK"/models/*.gguf; do
@@ -510,8 +531,8 @@ stages=("$@")
 [ ${#stages[@]} -eq 0 ] && stages=(build models run)
 for s in "${stages[@]}"; do
   case $s in
-    build|models|run|facts|extras|quants|memory|memdiag|memcheck|pooltrace|graphcheck|hostgraphs|official|kernels|nofamem|speed|sampling|samplerstep|multigpu|splits|rpcworker|rpccompare|cpu|newsize|newsizemem) stamp "stage $s"; "stage_$s" || { stamp "stage $s failed"; exit 1; } ;;
-    *) echo "unknown stage $s (build, models, run, facts, extras, quants, memory, memdiag, memcheck, pooltrace, graphcheck, hostgraphs, official, kernels, nofamem, speed, sampling, samplerstep, multigpu, splits, rpcworker, rpccompare, cpu, newsize, newsizemem)"; exit 2 ;;
+    build|models|run|facts|extras|quants|memory|memdiag|memcheck|pooltrace|graphcheck|hostgraphs|official|kernels|nofamem|alloctrace|speed|sampling|samplerstep|multigpu|splits|rpcworker|rpccompare|cpu|newsize|newsizemem) stamp "stage $s"; "stage_$s" || { stamp "stage $s failed"; exit 1; } ;;
+    *) echo "unknown stage $s (build, models, run, facts, extras, quants, memory, memdiag, memcheck, pooltrace, graphcheck, hostgraphs, official, kernels, nofamem, alloctrace, speed, sampling, samplerstep, multigpu, splits, rpcworker, rpccompare, cpu, newsize, newsizemem)"; exit 2 ;;
   esac
 done
 stamp "done"
