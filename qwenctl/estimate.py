@@ -27,7 +27,7 @@ from typing import Any
 
 from qwenctl.catalog import Architecture, Catalog, ModelSpec, Weights, load_catalog
 from qwenctl.errors import ExitCode, QwenctlError
-from qwenctl.recipe import layer_type_weights
+from qwenctl.recipe import last_ffn_bytes, layer_type_weights
 from qwenctl.split import Placement, place_layers
 
 BACKENDS = ("llama.cpp", "mlx")
@@ -85,6 +85,8 @@ class WeightSplit:
     # the average repeating layer's matrix weights by stored ggml type (("Q5_0", 10.5e6), ...): which kernels multiply
     # them; () where unknown (MLX)
     layer_type_weights: tuple[tuple[str, float], ...] = ()
+    # the last repeating layer's ffn_gate and ffn_down bytes: what a no-offload CUDA buffer stacks below the logits
+    last_ffn_bytes: tuple[int, int] | None = None
 
     def layers_bytes(self, indices: Iterable[int]) -> int:
         """Bytes of these repeating layers: exact from a file, else the average layer's. llama.cpp's recipes give
@@ -131,8 +133,10 @@ def split_from_tensors(tensors: Iterable[tuple[str, int, tuple[int, ...], str]],
         if index.isdigit() and int(index) < n_layers:
             per_layer[int(index)] += n_bytes
     shared = (rest - sum(per_layer)) / n_layers  # output_norm and the like: spread as before
+    last = (sizes.get(f"blk.{n_layers - 1}.ffn_gate.weight"), sizes.get(f"blk.{n_layers - 1}.ffn_down.weight"))
     return WeightSplit(embd, out, rest / n_layers, not tied, len(multiplied), tuple(round(b + shared) for b in per_layer),
-                       bool(multiplied & FLOAT_TYPES), tuple(sorted(type_weights.items(), key=lambda kv: -kv[1])))
+                       bool(multiplied & FLOAT_TYPES), tuple(sorted(type_weights.items(), key=lambda kv: -kv[1])),
+                       (last[0], last[1]) if last[0] and last[1] else None)
 
 
 def weight_split(catalog: Catalog, model: ModelSpec, weights: Weights) -> WeightSplit:
@@ -156,7 +160,8 @@ def weight_split(catalog: Catalog, model: ModelSpec, weights: Weights) -> Weight
     layers = weights.total_bytes - embd - (out if in_file else 0)
     types = catalog.matrix_types(model, weights)
     return WeightSplit(embd, out, max(layers, 0) / a.n_layers, in_file, len(types),
-                       float_matrices=bool(types & FLOAT_TYPES), layer_type_weights=layer_type_weights(a, weights.label))
+                       float_matrices=bool(types & FLOAT_TYPES), layer_type_weights=layer_type_weights(a, weights.label),
+                       last_ffn_bytes=last_ffn_bytes(a, weights.label))
 
 
 def kv_cache_bytes(model: ModelSpec, n_ctx: int, kv_cache_type: str = "f16", layers: int | None = None) -> int:
@@ -179,29 +184,57 @@ def _graph_bytes(model: ModelSpec, n_ctx: int, flash_attn: bool, with_output: bo
     return int(4 * cal["n_ubatch"] * widest + cal["compute_fixed_bytes"])
 
 
-def _cuda_no_layer_compute_bytes(model: ModelSpec, output_bytes: int, n_ctx: int, flash_attn: bool) -> int:
+def _cuda_compute_bytes(model: ModelSpec, n_ctx: int, flash_attn: bool, with_output: bool) -> int:
+    """The CUDA compute buffer of a GPU that holds layers: ggml's allocator sizes it for the widest step of a worst-case
+    512-token micro-batch over the hidden-state tensors (H each) still live below it: the logits over one, the FFN's
+    three products over one, and without flash attention a layer's f32 scores and mask over about four (2.7-5.0 H in
+    the traces of benchmarks/results/h200-alloctrace). What llama.cpp logged on the H100's 20 fitting rows: the same
+    to the byte but for the 7B's scores at 8,192 cells (494.0 MiB, 492 here), where a fixed 32 MiB stood for H before
+    (1.75-16 MiB) and the CUDA context constant, fitted beside it, held the difference."""
+    ubatch = int(load_calibration()["memory"]["n_ubatch"])
+    a = model.arch
+    h = 4 * ubatch * a.hidden_size
+    steps = [3 * 4 * ubatch * a.intermediate_size + h]
+    if with_output:
+        steps.append(4 * ubatch * a.vocab_size + h)
+    if not flash_attn:
+        steps.append(4 * ubatch * (a.n_heads + 1) * _padded(n_ctx) + 4 * h)
+    return max(steps)
+
+
+def _cuda_no_layer_compute_bytes(model: ModelSpec, split: WeightSplit, n_ctx: int, flash_attn: bool) -> int:
     """The CUDA compute buffer of a build with no layer offloaded: its prompt batches' products run on the GPU with
-    their inputs copied in, and the buffer is sized for the wider of two steps that are never live together.
+    their weights copied in, and ggml's allocator sizes the buffer for the higher of two steps that are never live
+    together (read from traces of every placement it made, `run.sh alloctrace`, benchmarks/results/h200-alloctrace):
 
-    * The logits: the output matrix copied in (``output_bytes``) beside 512 rows of logits (the graph buffer).
+    * The logits: the output matrix copied in, beside 512 rows of logits, stacked on what the last layer's FFN left
+      below them. The last layer's output (one hidden-state tensor, H) stays live; where it lands is the allocator's
+      best fit. With flash attention it finds a free H-sized slot at the bottom (H below the logits). Without, it
+      depends on the FFN's working set: the gate/up weight copy's slot (W) takes the SwiGLU product (S) if it fits
+      alone, which leaves the bottom slot free (H: the 14B); if S needs the slot beside it too, the product, the
+      ffn_down copy (D) and the output stack up (2H + S + D: the 7B); if S fits neither, it goes above, D below, and
+      the output right on top of D (2H + D: 0.5B to 3B).
     * Without flash attention, one layer's attention: the f32 scores of a micro-batch over every cell, the f32 mask,
-      the layer's K and V cells copied in as f16 from the host's cache, and the query, its output and the residual.
+      the layer's K and V cells copied in as f16 from the host's cache, over about four hidden-state tensors and
+      weight-copy slots that the allocator cannot reuse for them (2.7-5.0 H in the traces: 4 H).
 
-    Written from these H200 rows, so they are in-sample (2026-12-02, benchmarks/results/h200-nofa-ngl0; llama.cpp's
-    "CUDA0 compute"; the sizes are the graph's tensors, nothing is fitted): 7B at 16,384
-    and 32,768 cells 994.9 / 1,954.9 MiB where this says 1,013 / 1,973; 3B at 16,384 / 32,768 578.2 / 1,138.2 (604 /
-    1,164); 14B at 8,192 / 16,384 724.7 / 1,406.0 (750 / 1,438). Adding the two steps, as this did before, gave up to
-    +21 % of the VRAM. Not modelled: the 7B at 4,096 and 8,192 cells holds ~90-100 MiB more than its logits step
-    (683.7, 827.5 MiB), where ggml's allocator leaves a hole below the logits that a smaller tensor still holds."""
+    The sizes are the graph's tensors; nothing is fitted. On the traced H200 rows (0.5B to 14B at 4,096 to 16,384
+    cells) and the Q4_K_M, Q3_K_M and F16 buffers llama.cpp logged before: docs/planning.md, "What the allocator
+    leaves below the logits"."""
     cal = load_calibration()["memory"]
     a = model.arch
-    logits = output_bytes + _graph_bytes(model, n_ctx, True, with_output=True)
+    ubatch = int(cal["n_ubatch"])
+    h = 4 * ubatch * a.hidden_size
+    below = h
+    if not flash_attn and split.last_ffn_bytes:
+        w, d = split.last_ffn_bytes
+        s = 4 * ubatch * a.intermediate_size
+        below = h if w >= s else 2 * h + s + d if h + w >= s else 2 * h + d
+    logits = split.output_bytes + 4 * ubatch * a.vocab_size + below
     if flash_attn:
         return logits
-    ubatch = int(cal["n_ubatch"])
     per_cell = 4 * ubatch * (a.n_heads + 1) + 2 * 2 * a.n_kv_heads * a.head_dim
-    attention = _padded(n_ctx) * per_cell + 3 * 4 * ubatch * a.hidden_size + int(cal["compute_fixed_bytes"])
-    return max(logits, attention)
+    return max(logits, _padded(n_ctx) * per_cell + 4 * h)
 
 
 def cuda_host_compute_bytes(arch: Architecture, n_ctx: int, flash_attn: bool) -> int:
@@ -369,7 +402,7 @@ def estimate_memory(
         # 0.5B / 7B with flash attention), not a CPU build's.
         compute = cuda_host_compute_bytes(a, n_ctx, flash_attn)
         s = split or weight_split(catalog, model, weights)
-        vram = PoolMemory("vram", 0, 0, _cuda_no_layer_compute_bytes(model, s.output_bytes, n_ctx, flash_attn),
+        vram = PoolMemory("vram", 0, 0, _cuda_no_layer_compute_bytes(model, s, n_ctx, flash_attn),
                           cuda_device_bytes(a, s, flash_attn, _cells(n_ctx, depth)) + cuda_graph_bytes(a.n_layers, cuda_graphs))
         host_overhead = host_runtime + cuda_host_bytes(a, s, kv_cache_type, flash_attn, decode_on_gpu=False)
         return MemoryEstimate((vram, PoolMemory("ram", weights.total_bytes, kv, compute, host_overhead)))
@@ -424,7 +457,7 @@ def estimate_split_memory(
             w = round(share * (a.n_layers * s.layer_bytes + (s.output_bytes if s.output_in_file else 0)))
             w += 0 if s.output_in_file else s.output_bytes
             kv = round(share * kv_cache_bytes(model, n_ctx, kv_cache_type))
-            compute = _graph_bytes(model, n_ctx, flash_attn, with_output=True) + int(cal["tensor_split_comm_bytes"])
+            compute = _cuda_compute_bytes(model, n_ctx, flash_attn, with_output=True) + int(cal["tensor_split_comm_bytes"])
         elif kind == "remote-cpu":
             layers = placement.layers_on(i)
             has_output = placement.output_device == i
@@ -436,7 +469,7 @@ def estimate_split_memory(
             has_output = placement.output_device == i
             w = s.layers_bytes(placement.indices_on(i)) + (s.output_bytes if has_output else 0)
             kv = kv_cache_bytes(model, n_ctx, kv_cache_type, layers=layers)
-            compute = _graph_bytes(model, n_ctx, flash_attn, with_output=has_output) + copies
+            compute = _cuda_compute_bytes(model, n_ctx, flash_attn, with_output=has_output) + copies
         local = kind == "gpu"
         # a worker's context exists before the load; what its GPU grows by beyond the buffers is ggml's CUDA pool
         share = proportions[i] / sum(proportions) if mode == "tensor" else 1.0

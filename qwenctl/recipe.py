@@ -70,6 +70,19 @@ def layer_matrices(arch: Architecture, file_type: str) -> Iterator[tuple[int, st
             yield i, name, rows, length, catalog.stored_type(types[name], length)
 
 
+def matrix_bytes(rows: int, row_length: int, ggml_type: str) -> int:
+    """Bytes of a matrix stored in ``ggml_type`` (blocks along its rows)."""
+    block, size = load_catalog().type_block(ggml_type)
+    return rows * row_length // block * size
+
+
+def last_ffn_bytes(arch: Architecture, file_type: str) -> tuple[int, int]:
+    """(ffn_gate, ffn_down) bytes of the last repeating layer: Q4_K_M and Q5_K_M give its ffn_down Q6_K."""
+    last = {name: matrix_bytes(rows, length, stored)
+            for i, name, rows, length, stored in layer_matrices(arch, file_type) if i == arch.n_layers - 1}
+    return last["ffn_gate"], last["ffn_down"]
+
+
 def layer_type_weights(arch: Architecture, file_type: str) -> tuple[tuple[str, float], ...]:
     """The average repeating layer's matrix weights by stored ggml type, most first (0.5B Q4_K_M: mostly Q5_0)."""
     weights: dict[str, float] = {}

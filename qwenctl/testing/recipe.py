@@ -15,7 +15,7 @@ adds its metadata, a few MB of tokenizer). MLX files store every matrix, the emb
 from __future__ import annotations
 
 from qwenctl.catalog import Architecture, load_catalog
-from qwenctl.recipe import FILE_TYPES, layer_matrices
+from qwenctl.recipe import FILE_TYPES, layer_matrices, matrix_bytes
 
 MLX_BITS = {"4bit": 4.5, "8bit": 8.5, "bf16": 16.0, "fp16": 16.0}
 
@@ -27,12 +27,11 @@ def gguf_tensor_bytes(arch: Architecture, quant: str, *, biases: bool = False) -
     base = FILE_TYPES.get(quant)  # an unknown quant: layer_matrices says so
 
     def matrix(rows: int, row_length: int, ggml_type: str) -> int:
-        block, size = catalog.type_block(catalog.stored_type(ggml_type, row_length))
-        return rows * row_length // block * size
+        return matrix_bytes(rows, row_length, catalog.stored_type(ggml_type, row_length))
 
     a = arch
     h, q, kv = a.hidden_size, a.n_heads * a.head_dim, a.n_kv_heads * a.head_dim
-    total = sum(matrix(rows, length, stored) for _, _, rows, length, stored in layer_matrices(a, quant))
+    total = sum(matrix_bytes(rows, length, stored) for _, _, rows, length, stored in layer_matrices(a, quant))
     if base == "F16":
         output = "F16"
     elif base == "Q8_0" or h % catalog.type_block(base)[0]:
