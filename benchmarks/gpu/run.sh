@@ -316,18 +316,18 @@ stage_nofamem() {
 }
 
 # alloctrace: with a build made with ALLOC_TRACE=1, every allocation ggml's allocator makes while a context with no layer
-# offloaded and no flash attention reserves its buffers (benchmarks/gpu/alloc_trace.py), per TRACE_CASES "SIZE:N_CTX".
+# offloaded reserves its buffers (benchmarks/gpu/alloc_trace.py), per TRACE_CASES "SIZE:QUANT:N_CTX[:fa]" of TRACE_MODELS.
 stage_alloctrace() {
-  local specs=() s c size ctx model
-  for s in ${TRACE_SIZES:-0.5B 1.5B 3B 7B 14B}; do specs+=("$s:Q4_0:Q4_0"); done
+  local specs=(${TRACE_MODELS:-0.5B:Q4_0:Q4_0 1.5B:Q4_0:Q4_0 3B:Q4_0:Q4_0 7B:Q4_0:Q4_0 14B:Q4_0:Q4_0}) c size quant ctx fa model
   $PY benchmarks/gpu/make_models.py "$WORK/models" "${specs[@]}" || return 1
-  for c in ${TRACE_CASES:-7B:4096 7B:8192 7B:16384 3B:8192 3B:16384 14B:8192 0.5B:8192 1.5B:8192}; do
-    size=${c%%:*} ctx=${c##*:}
-    model=$(ls "$WORK"/models/qwen2.5-"${size,,}"-*-Q4_0.gguf | head -1)
-    stamp "alloc trace $size $ctx"
-    timeout 90 $PY benchmarks/gpu/alloc_trace.py "$model" "$ctx" >"$OUT/alloc-$size-$ctx.txt" 2>&1 || echo "FAILED $c"
-    grep -c allocating "$OUT/alloc-$size-$ctx.txt"; grep "CUDA0 compute buffer" "$OUT/alloc-$size-$ctx.txt" | tail -1
-    gzip -f "$OUT/alloc-$size-$ctx.txt"
+  # SIZE:QUANT:N_CTX[:fa]
+  for c in ${TRACE_CASES:-7B:Q4_0:4096 7B:Q4_0:8192 7B:Q4_0:16384 3B:Q4_0:8192 3B:Q4_0:16384 14B:Q4_0:8192 0.5B:Q4_0:8192 1.5B:Q4_0:8192}; do
+    IFS=: read -r size quant ctx fa <<<"$c"
+    model=$(ls "$WORK"/models/qwen2.5-"${size,,}"-*-"$quant".gguf | head -1)
+    stamp "alloc trace $c"
+    timeout 90 $PY benchmarks/gpu/alloc_trace.py "$model" "$ctx" $fa >"$OUT/alloc-$size-$quant-$ctx${fa:+-fa}.txt" 2>&1 || echo "FAILED $c"
+    grep -c allocating "$OUT/alloc-$size-$quant-$ctx${fa:+-fa}.txt"; grep "CUDA0 compute buffer" "$OUT/alloc-$size-$quant-$ctx${fa:+-fa}.txt" | tail -1
+    gzip -f "$OUT/alloc-$size-$quant-$ctx${fa:+-fa}.txt"
   done
 }
 
