@@ -209,7 +209,8 @@ def _cuda_no_layer_compute_bytes(model: ModelSpec, split: WeightSplit, n_ctx: in
 
     * The logits: the output matrix copied in, beside 512 rows of logits, stacked on what the last layer's FFN left
       below them. The last layer's output (one hidden-state tensor, H) stays live; where it lands is the allocator's
-      best fit. With flash attention it finds a free H-sized slot at the bottom (H below the logits). Without, it
+      best fit. With flash attention it mostly finds a free H-sized slot at the bottom (H below the logits; the 7B Q8_0
+      stacks its FFN there instead, 113 MiB more, and the 0.5B puts it on its ffn_down copy, 4 MiB more). Without, it
       depends on the FFN's working set: the gate/up weight copy's slot (W) takes the SwiGLU product (S) if it fits
       alone, which leaves the bottom slot free (H: the 14B); if S needs the slot beside it too, the product, the
       ffn_down copy (D) and the output stack up (2H + S + D: the 7B); if S fits neither, it goes above, D below, and
@@ -219,8 +220,8 @@ def _cuda_no_layer_compute_bytes(model: ModelSpec, split: WeightSplit, n_ctx: in
       weight-copy slots that the allocator cannot reuse for them (2.7-5.0 H in the traces: 4 H).
 
     The sizes are the graph's tensors; nothing is fitted. On the traced H200 rows (0.5B to 14B at 4,096 to 16,384
-    cells) and the Q4_K_M, Q3_K_M and F16 buffers llama.cpp logged before: docs/planning.md, "What the allocator
-    leaves below the logits"."""
+    cells) and the Q4_K_M, Q3_K_M and F16 buffers llama.cpp logged before; then predicted before measured on three
+    files the traces never saw: docs/planning.md, "What ggml's allocator leaves below the logits"."""
     cal = load_calibration()["memory"]
     a = model.arch
     ubatch = int(cal["n_ubatch"])
