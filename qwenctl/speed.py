@@ -95,6 +95,7 @@ class DeviceTerms:
     pp_fixed_s: float  # the prompt batch's per-layer costs: launches, activation quantization, partly filled tiles
     pp_stream_s: float | None = None  # the prompt batch's reads of the weights, where not `stream_s` (copied to a GPU)
     threads_s: float = 0.0  # a CPU's threads multiplying the token's weights, at their kernels' rate
+    pp_rowwise: float = 1.0  # how much longer the prompt's products take for types with no tiled kernel here (`_rowwise_slowdown`)
 
     @property
     def decode_s(self) -> float:
@@ -329,6 +330,7 @@ def estimate_placed_speed(
         unpack = e.get("dequant_ops_per_weight", {})  # CUDA has none: its kernels unpack while their loads are in flight
         dequant = unpack.get(quant, unpack.get("default", 0.0))
         matrix_rate, dequant_bytes = _matrix_rate(sm, dev, pp_e, weights, engine_date, a, pp_tokens, layers)
+        rowwise = _rowwise_slowdown(dev, s, engine_date)
         units = e["unit_bytes_per_cycle"]
         streaming = _streaming_rate(dev, eff, units.get(quant, units["default"]))
         terms.append(DeviceTerms(
@@ -343,10 +345,11 @@ def estimate_placed_speed(
             memory_efficiency=eff,
             # a prompt needs the logits of its last token only (llama.cpp outputs just that row; mlx-lm
             # evaluates only the KV cache until the last token): the output matrix multiplies one token
-            pp_compute_s=2 * (layer_params * pp_tokens * _rowwise_slowdown(dev, s, engine_date) + logit_params) / matrix_rate
+            pp_compute_s=2 * (layer_params * pp_tokens * rowwise + logit_params) / matrix_rate
             + layer_params * dequant_bytes / streaming
             + _mmq_rereads(dev, pp_tokens, weights, engine_date) * (layer_params / params_per_layer) * s.layer_bytes / streaming,
             pp_fixed_s=layers * pp_e["pp_per_layer_cycles"] / dev.clock_hz,
+            pp_rowwise=rowwise,
         ))
         uncertainty = max(uncertainty, e["uncertainty"])
     offload_to = next((d for d in devices if d.engine == "cuda"), None)
@@ -449,7 +452,7 @@ def _prompt_offloaded(host: DeviceTerms, share: tuple, gpu: DeviceSpeed, a, weig
     link = sm["links"]
     copy_s = layers * (split.layer_bytes / link["host_to_gpu_pageable_bytes_per_s"] + link["host_to_gpu_per_layer_s"])
     return replace(host, pp_stream_s=copy_s, pp_compute_s=2 * layer_params * pp_tokens / matrix_rate,
-                   pp_fixed_s=layers * e["pp_per_layer_cycles"] / gpu.clock_hz)
+                   pp_fixed_s=layers * e["pp_per_layer_cycles"] / gpu.clock_hz, pp_rowwise=1.0)
 
 
 def _link_costs(k: dict[str, Any], a, placement: Placement, mode: str, n_devices: int, links: Links,

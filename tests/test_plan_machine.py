@@ -97,3 +97,17 @@ def test_explain_speed_shows_a_cpus_threads_term_where_the_kernels_rate_is_known
     total = float(next(line for line in r.output.splitlines() if "decode total" in line).split()[2])
     assert ms["threads"] > 0 and ms["unpacking"] > 0
     assert total == pytest.approx(ms["fixed"] + max(ms["streaming"] + ms["unpacking"], ms["threads"]), abs=0.01)
+
+
+def test_explain_speed_says_when_a_prompt_multiplies_row_by_row():
+    """A Pi 5 has no tiled kernel for Q5_0, which is 70 % of the 0.5B Q4_K_M's weights (its 896-long rows): the
+    prompt line says how much longer that makes the products; the 1.5B's Q4_K and Q6_K have tiled kernels."""
+    def prompt_line(size: str) -> str:
+        r = CliRunner().invoke(cli, ["plan", "--profile", "raspberry-pi-5-8gb", "--size", size, "--quant", "q4_k_m",
+                                     "--explain-speed"])
+        assert r.exit_code == 0, r.output
+        return next(line for line in r.output.splitlines() if line.strip().startswith("prompt"))
+
+    slowdown = float(prompt_line("0.5B").split("row-by-row types x")[1].split()[0])
+    assert 1.5 < slowdown < 2.2  # 0.70 of the weights at 0.47 of the tiled rate, the rest tiled: 1.79
+    assert "row-by-row" not in prompt_line("1.5B")
