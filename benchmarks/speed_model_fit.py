@@ -150,7 +150,7 @@ def devices_for(row: dict, cpus: dict, aliases: dict, shapes: dict):
             ngl = fit_gpu_layers(model, w, 2048, gpu.memory_total_bytes - 2**30) or 0
         return cuda_device(gpu), host_device(host_hw), ngl
     hw = cpu_hardware(row, cpus)
-    return (None, host_device(hw), 0) if hw else None
+    return (None, host_device(hw, row.get("threads")), 0) if hw else None
 
 
 def apple_facts(key: str) -> AppleSilicon | None:
@@ -185,7 +185,10 @@ def cpu_hardware(row: dict, cpus: dict) -> Hardware | None:
         brand = f"ARM {core.group(1)}"
     # cpufreq's maximum (the turbo), where the driver that gives the base (intel_pstate, CPPC) would give it too
     turbo = (clock.get("max_turbo") or clock.get("p_core_turbo")) if base else None
-    cpu = Cpu(brand, "arm64" if arm else "x86_64", threads, threads, None, None, tuple(spec.get("isa", [])),
+    eff = cores.get("efficiency") or None
+    physical = (perf + eff) if perf and eff else threads
+    cpu = Cpu(brand, "arm64" if arm else "x86_64", physical, max(spec.get("threads_total") or physical, physical),
+              perf if eff else None, eff if perf else None, tuple(spec.get("isa", [])),
               max_clock_mhz=round(turbo * 1000) if turbo else None, base_clock_mhz=round(base * 1000) if base else None)
     bw = (spec.get("memory") or {}).get("bandwidth_gbs")
     mem = Memory(16 * 2**30, 8 * 2**30, 0, bandwidth_bytes_per_s=int(bw * 1e9) if bw else None, bandwidth_source="specification")

@@ -126,6 +126,10 @@ def host_device(hw: Hardware, n_threads: int | None = None) -> DeviceSpeed:
         bw = fb["host_bandwidth_bytes_per_s"]
         assumed.append(f"host memory bandwidth unknown: assumed {bw / 1e9:.1f} GB/s ({fb['host_bandwidth_source']}); {MEASURE_HINT}")
     per_core = core.clock_hz * n
+    cpu = hw.cpu if isinstance(hw.cpu, Cpu) else None
+    share = specs.thread_share(cpu, core, n)
+    if cpu is not None and share < 1.0:
+        sources.append(f"{n} threads on {cpu.performance_cores} performance cores: {share:.2f} of their rate each")
     return DeviceSpeed(
         name=f"{core.name} ({n} threads)",
         family=core.family,
@@ -137,6 +141,7 @@ def host_device(hw: Hardware, n_threads: int | None = None) -> DeviceSpeed:
         compute_units=n,
         clock_hz=core.clock_hz,
         sources=tuple(sources),
+        compute_share=share,
         assumed=tuple(assumed),
         bandwidth_sustained=sustained is not None,
         thread_weights_per_s=(core.decode_weights_per_cycle or 0.0) * core.single_core_clock_hz,

@@ -73,7 +73,7 @@ class DeviceSpeed:
     clock_hz: float = 1.5e9  # the units' clock: fixed per-layer costs are counted in its cycles
     sources: tuple[str, ...] = ()  # where bandwidth and peaks came from
     assumed: tuple[str, ...] = ()  # figures that were not detected or sourced for this device
-    compute_share: float = 1.0  # a MIG slice's share of the GPU's SMs
+    compute_share: float = 1.0  # a MIG slice's share of the GPU's SMs; a hybrid CPU's threads beyond its P-cores (specs.thread_share)
     dies: int = 1  # GPU dies that every kernel's completion must synchronise (an Apple Ultra: 2)
     bandwidth_sustained: bool = False  # the bandwidth is what the memory really streams (STREAM), not its peak
     thread_weights_per_s: float = 0.0  # weights one CPU thread's decode kernels multiply per second (0: not known)
@@ -339,7 +339,7 @@ def estimate_placed_speed(
             fixed_s=layers * _per_layer_cycles(e, dev, engine_date) / dev.clock_hz,
             stream_s=nbytes / streaming,
             dequant_s=params * dequant / (dev.vector_ops * dev.compute_share),
-            threads_s=params / (dev.compute_units * dev.thread_weights_per_s) if dev.thread_weights_per_s else 0.0,
+            threads_s=params / (dev.compute_units * dev.compute_share * dev.thread_weights_per_s) if dev.thread_weights_per_s else 0.0,
             bytes_read=nbytes,
             bandwidth_bytes_per_s=dev.bandwidth_bytes_per_s,
             memory_efficiency=eff,

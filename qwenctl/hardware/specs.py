@@ -279,6 +279,24 @@ def _core_row(key: str) -> dict:
     return next(r for r in _devices()["cpu_core_throughput"] if r["key"] == key)
 
 
+def thread_share(cpu: Cpu | None, core: CoreSpec, n_threads: int) -> float:
+    """The share of ``n_threads`` performance cores' vector throughput that many llama.cpp threads get on this CPU.
+
+    On an x86 hybrid (its performance and efficiency cores both known) threads beyond the performance cores run on
+    the efficiency cores, at their row's rate (core_of's x86_hybrid_efficiency_core, with its source), and threads
+    beyond every physical core are SMT siblings, which add no vector pipes; llama.cpp's matrix products hand out
+    their chunks to whichever thread is free, so each core adds what it multiplies. Elsewhere every thread counts
+    whole."""
+    if cpu is None or cpu.arch != "x86_64" or not cpu.performance_cores or not cpu.efficiency_cores:
+        return 1.0
+    p = cpu.performance_cores
+    if n_threads <= p:
+        return 1.0
+    e_row = _core_row(_devices()["core_of"]["x86_hybrid_efficiency_core"])
+    e_share = e_row["int8_ops_per_cycle_per_core"] / core.int8_per_cycle
+    return (p + min(n_threads - p, cpu.efficiency_cores) * e_share) / n_threads
+
+
 def _board(board: Board | None, cpu: Cpu | None) -> dict | None:
     text = " ".join(x for x in (board.model if board else "", (board.soc or "") if board else "", cpu.brand if cpu else "") if x).lower()
     for row in _devices()["boards"]:
