@@ -382,11 +382,11 @@ def _rowwise_slowdown(dev: DeviceSpeed, split: WeightSplit, engine_date: str | N
     rest: Q2_K, Q3_K, Q5_0 and Q5_1 never had a tiled kernel there, and Q4_K, Q5_K and Q6_K got theirs in
     2025-2026, a month apart for cores with and without i8mm (speed_model.json `kernel_paths.cpu_tiled`, with
     each pull request and its repack-off/on measurements, which give each row-wise kernel's speed against the
-    tiled one). Qwen2.5-0.5B's Q4_K_M is
-    mostly Q5_0 (its 896-long rows take k-quants' 32-value fallback), so on a Raspberry Pi 5 it prompts slower
-    than the 1.5B's per weight. x86 is not listed: measured on the development VM (AVX2 build of the vendored
-    llama.cpp, 2 threads), its row-wise K-quant kernels prompt as fast as the tiled Q4_0 and Q8_0 ones, and
-    cores without dot products (Cortex-A72) have no tiled kernel at all. ``engine_date``: see `pp_kernel`."""
+    tiled one). Qwen2.5-0.5B's Q4_K_M is mostly Q5_0 (its 896-long rows take k-quants' 32-value fallback), so on a
+    Raspberry Pi 5 it prompts slower than the 1.5B's per weight. x86 is not listed: measured on the development VM
+    (AVX2 build of the vendored llama.cpp, 2 threads), its row-wise K-quant kernels prompt as fast as the tiled
+    Q4_0 and Q8_0 ones, and cores without dot products (Cortex-A72) have no tiled kernel at all. Apple's cores
+    are not listed either (speed_model.json says why). ``engine_date``: see `pp_kernel`."""
     paths = load_speed_model()["kernel_paths"]["cpu_tiled"]
     isa = next((c for c in paths["classes"].values() if dev.family in c["families"]), None)
     if dev.engine != "cpu" or isa is None or not split.layer_type_weights:
