@@ -20,6 +20,7 @@ so does speed: a CPU multiplies some types with tiled kernels and others row by 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import cache
 
 from qwenctl.catalog import Architecture, load_catalog
 
@@ -76,13 +77,16 @@ def matrix_bytes(rows: int, row_length: int, ggml_type: str) -> int:
     return rows * row_length // block * size
 
 
+@cache
 def last_ffn_bytes(arch: Architecture, file_type: str) -> tuple[int, int]:
-    """(ffn_gate, ffn_down) bytes of the last repeating layer: Q4_K_M and Q5_K_M give its ffn_down Q6_K."""
+    """(ffn_gate, ffn_down) bytes of the last repeating layer: Q4_K_M and Q5_K_M give its ffn_down Q6_K. Cached,
+    as `layer_type_weights`: a plan asks for every candidate's split a thousand times."""
     last = {name: matrix_bytes(rows, length, stored)
             for i, name, rows, length, stored in layer_matrices(arch, file_type) if i == arch.n_layers - 1}
     return last["ffn_gate"], last["ffn_down"]
 
 
+@cache
 def layer_type_weights(arch: Architecture, file_type: str) -> tuple[tuple[str, float], ...]:
     """The average repeating layer's matrix weights by stored ggml type, most first (0.5B Q4_K_M: mostly Q5_0)."""
     weights: dict[str, float] = {}

@@ -40,7 +40,7 @@ from typing import Any
 
 from qwenctl.catalog import ModelSpec, Weights, load_catalog
 from qwenctl.cluster import Link
-from qwenctl.estimate import WeightSplit, kv_cache_bytes, weight_split
+from qwenctl.estimate import FLOAT_TYPES, WeightSplit, kv_cache_bytes, weight_split
 from qwenctl.split import Placement, place_layers
 
 PP_TOKENS = 512  # what pp is quoted for: llama-bench's pp512
@@ -396,7 +396,7 @@ def _rowwise_slowdown(dev: DeviceSpeed, split: WeightSplit, engine_date: str | N
     slowdown = 0.0
     for ggml_type, w in split.layer_type_weights:
         since = isa["since"].get(ggml_type)
-        tiled = ggml_type in ("F16", "BF16", "F32") or (since is not None and (engine_date is None or engine_date >= since))
+        tiled = ggml_type in FLOAT_TYPES or (since is not None and (engine_date is None or engine_date >= since))
         slowdown += w / total * (1.0 if tiled else 1.0 / rates.get(ggml_type, rates["default"]))
     return slowdown
 
