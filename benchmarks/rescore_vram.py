@@ -21,7 +21,7 @@ from pathlib import Path
 
 from qwenctl.catalog import load_catalog
 from qwenctl.estimate import estimate_memory, weight_split
-from qwenctl.recipe import matrix_bytes
+from qwenctl.recipe import MATRICES, matrix_bytes
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -47,8 +47,7 @@ def rescored(r: dict) -> float | None:
     if quant == "Q4_0" and "official" not in r["label"]:
         a = model.arch
         split = replace(split, output_bytes=matrix_bytes(a.vocab_size, a.hidden_size, "Q4_0"),
-                        last_ffn_bytes=(matrix_bytes(a.intermediate_size, a.hidden_size, "Q4_0"),
-                                        matrix_bytes(a.hidden_size, a.intermediate_size, "Q4_0")))
+                        layer_types=(("Q4_0",) * len(MATRICES),) * a.n_layers, output_type="Q4_0")
     m = r["measured"]
     recorded = next(p for p in r["predicted"]["memory"] if p["pool"] == "vram")
     vram = estimate_memory(model, weights, "llama.cpp", "cuda", r["n_ctx"], r["ngl"], kv_cache_type=r["kv_cache_type"],

@@ -26,8 +26,9 @@ from importlib import resources
 from typing import Any
 
 from qwenctl.catalog import Architecture, Catalog, ModelSpec, Weights, load_catalog
+from qwenctl.cuda_alloc import no_offload_compute_bytes
 from qwenctl.errors import ExitCode, QwenctlError
-from qwenctl.recipe import last_ffn_bytes, layer_type_weights
+from qwenctl.recipe import FLOAT_TYPES, MATRICES, layer_type_weights, layer_types
 from qwenctl.split import Placement, place_layers
 
 BACKENDS = ("llama.cpp", "mlx")
@@ -85,8 +86,10 @@ class WeightSplit:
     # the average repeating layer's matrix weights by stored ggml type (("Q5_0", 10.5e6), ...): which kernels multiply
     # them; () where unknown (MLX)
     layer_type_weights: tuple[tuple[str, float], ...] = ()
-    # the last repeating layer's ffn_gate and ffn_down bytes: what a no-offload CUDA buffer stacks below the logits
-    last_ffn_bytes: tuple[int, int] | None = None
+    # each repeating layer's matrix types in recipe.MATRICES order, and the output matrix's (token_embd's where tied):
+    # what a CUDA build with no layer offloaded copies into its compute buffer (cuda_alloc); () and None for MLX
+    layer_types: tuple[tuple[str, ...], ...] = ()
+    output_type: str | None = None
 
     def layers_bytes(self, indices: Iterable[int]) -> int:
         """Bytes of these repeating layers: exact from a file, else the average layer's. llama.cpp's recipes give
@@ -98,7 +101,6 @@ class WeightSplit:
 
 EMBEDDING = "token_embd.weight"
 OUTPUT = "output.weight"
-FLOAT_TYPES = frozenset({"F32", "F16", "BF16"})  # matrices llama.cpp's CUDA backend multiplies with cuBLAS
 
 
 def tied_embeddings(tensor_names: Iterable[str]) -> bool:
@@ -133,10 +135,11 @@ def split_from_tensors(tensors: Iterable[tuple[str, int, tuple[int, ...], str]],
         if index.isdigit() and int(index) < n_layers:
             per_layer[int(index)] += n_bytes
     shared = (rest - sum(per_layer)) / n_layers  # output_norm and the like: spread as before
-    last = (sizes.get(f"blk.{n_layers - 1}.ffn_gate.weight"), sizes.get(f"blk.{n_layers - 1}.ffn_down.weight"))
+    types = {name: t for name, _, _, t in table}
+    layer_types = tuple(tuple(types.get(f"blk.{i}.{m}.weight", "") for m in MATRICES) for i in range(n_layers))
     return WeightSplit(embd, out, rest / n_layers, not tied, len(multiplied), tuple(round(b + shared) for b in per_layer),
                        bool(multiplied & FLOAT_TYPES), tuple(sorted(type_weights.items(), key=lambda kv: -kv[1])),
-                       (last[0], last[1]) if last[0] and last[1] else None)
+                       layer_types if all(all(t) for t in layer_types) else (), types.get(EMBEDDING if tied else OUTPUT))
 
 
 def weight_split(catalog: Catalog, model: ModelSpec, weights: Weights) -> WeightSplit:
@@ -161,7 +164,8 @@ def weight_split(catalog: Catalog, model: ModelSpec, weights: Weights) -> Weight
     types = catalog.matrix_types(model, weights)
     return WeightSplit(embd, out, max(layers, 0) / a.n_layers, in_file, len(types),
                        float_matrices=bool(types & FLOAT_TYPES), layer_type_weights=layer_type_weights(a, weights.label),
-                       last_ffn_bytes=last_ffn_bytes(a, weights.label))
+                       layer_types=layer_types(a, weights.label),
+                       output_type=catalog.stored_type(weights.output_type, a.hidden_size))
 
 
 def kv_cache_bytes(model: ModelSpec, n_ctx: int, kv_cache_type: str = "f16", layers: int | None = None) -> int:
@@ -200,50 +204,24 @@ def _cuda_compute_bytes(model: ModelSpec, n_ctx: int, flash_attn: bool, with_out
     if with_output:
         steps.append(4 * ubatch * a.vocab_size + h)
     if not flash_attn:
-        steps.append(_cuda_attention_step(model, n_ctx))
+        # a layer's f32 scores over every cell and the f32 mask, over about four hidden-state tensors and weight-copy
+        # slots the allocator cannot reuse for them (2.7-5.0 in the traces)
+        steps.append(_padded(n_ctx) * 4 * ubatch * (a.n_heads + 1) + 4 * h)
     return max(steps)
 
 
-def _cuda_attention_step(model: ModelSpec, n_ctx: int, kv_copied: bool = False) -> int:
-    """Without flash attention, one layer's attention in the CUDA compute buffer: the f32 scores of a micro-batch over
-    every cell and the f32 mask, over about four hidden-state tensors and weight-copy slots the allocator cannot reuse
-    for them (2.7-5.0 in the traces); ``kv_copied``: the layer's K and V cells copied in as f16 from the host's cache
-    too (no layer offloaded)."""
-    ubatch = int(load_calibration()["memory"]["n_ubatch"])
-    a = model.arch
-    per_cell = 4 * ubatch * (a.n_heads + 1) + (2 * 2 * a.n_kv_heads * a.head_dim if kv_copied else 0)
-    return _padded(n_ctx) * per_cell + 4 * 4 * ubatch * a.hidden_size
-
-
-def _cuda_no_layer_compute_bytes(model: ModelSpec, split: WeightSplit, n_ctx: int, flash_attn: bool) -> int:
+def _cuda_no_layer_compute_bytes(model: ModelSpec, split: WeightSplit, n_ctx: int, flash_attn: bool,
+                                 kv_cache_type: str) -> int:
     """The CUDA compute buffer of a build with no layer offloaded: its prompt batches' products run on the GPU with
-    their weights copied in, and ggml's allocator sizes the buffer for the higher of two steps that are never live
-    together (read from traces of every placement it made, `run.sh alloctrace`, benchmarks/results/h200-alloctrace):
-
-    * The logits: the output matrix copied in, beside 512 rows of logits, stacked on what the last layer's FFN left
-      below them. The last layer's output (one hidden-state tensor, H) stays live; where it lands is the allocator's
-      best fit. With flash attention it mostly finds a free H-sized slot at the bottom (H below the logits; the 7B Q8_0
-      stacks its FFN there instead, 113 MiB more, and the 0.5B puts it on its ffn_down copy, 4 MiB more). Without, it
-      depends on the FFN's working set: the gate/up weight copy's slot (W) takes the SwiGLU product (S) if it fits
-      alone, which leaves the bottom slot free (H: the 14B); if S needs the slot beside it too, the product, the
-      ffn_down copy (D) and the output stack up (2H + S + D: the 7B); if S fits neither, it goes above, D below, and
-      the output right on top of D (2H + D: 0.5B to 3B).
-    * Without flash attention, one layer's attention (`_cuda_attention_step`), the layer's K and V cells copied in.
-
-    The sizes are the graph's tensors; nothing is fitted. On the traced H200 rows (0.5B to 14B at 4,096 to 16,384
-    cells) and the Q4_K_M, Q3_K_M and F16 buffers llama.cpp logged before; then predicted before measured on three
-    files the traces never saw: docs/planning.md, "What ggml's allocator leaves below the logits"."""
-    cal = load_calibration()["memory"]
-    a = model.arch
-    ubatch = int(cal["n_ubatch"])
-    h = 4 * ubatch * a.hidden_size
-    below = h
-    if not flash_attn and split.last_ffn_bytes:
-        w, d = split.last_ffn_bytes
-        s = 4 * ubatch * a.intermediate_size
-        below = h if w >= s else 2 * h + s + d if h + w >= s else 2 * h + d
-    logits = split.output_bytes + 4 * ubatch * a.vocab_size + below
-    return logits if flash_attn else max(logits, _cuda_attention_step(model, n_ctx, kv_copied=True))
+    their weights copied in, one matrix at a time, and the buffer is where ggml's allocator left its highest end,
+    replayed by `cuda_alloc` over llama.cpp's recorded order of placements. A size rule missed it by up to 113 MiB
+    (7B Q8_0 with flash attention: 856 MiB against 969), because which hole a copy lands in depends on the others;
+    the replay gives the buffer llama.cpp logged to 0.01 MiB on the H200's twelve traces (0.5B to 14B, Q4_0 and Q8_0,
+    4,096 to 16,384 cells, with and without flash attention: benchmarks/results/h200-alloctrace)."""
+    if not split.layer_types or split.output_type is None:
+        raise ValueError("a CUDA build's no-offload buffer needs each matrix's ggml type")
+    return no_offload_compute_bytes(model.arch, split.layer_types, split.output_type, _padded(n_ctx), flash_attn,
+                                    kv_cache_type)
 
 
 def cuda_host_compute_bytes(arch: Architecture, n_ctx: int, flash_attn: bool) -> int:
@@ -403,15 +381,13 @@ def estimate_memory(
             compute = _cpu_compute_bytes(model, n_ctx, flash_attn, depth)
             return MemoryEstimate((PoolMemory("ram", weights.total_bytes, kv, compute, host_runtime),))
         # a CUDA build with no layer offloaded still makes its context, and offloads a prompt batch's
-        # large products: its compute buffer holds the largest weight copied in (the output matrix)
-        # beside the logits (measured on the H200: 441.6 MiB for 0.5B = 138 + 297 + 7; 730 for 7B), or without
-        # flash attention a layer's attention over every cell, whichever is wider. The ops left on the CPU take
+        # large products with their weights copied in (its compute buffer: _cuda_no_layer_compute_bytes). The ops left on the CPU take
         # their buffer from the CUDA backend's pinned host type, the same "CUDA_Host compute" buffer a fully
         # offloaded graph has (llama.cpp's log on the H200 lists no CPU compute buffer: 11.5 / 22.0 MiB for
         # 0.5B / 7B with flash attention), not a CPU build's.
         compute = cuda_host_compute_bytes(a, n_ctx, flash_attn)
         s = split or weight_split(catalog, model, weights)
-        vram = PoolMemory("vram", 0, 0, _cuda_no_layer_compute_bytes(model, s, n_ctx, flash_attn),
+        vram = PoolMemory("vram", 0, 0, _cuda_no_layer_compute_bytes(model, s, n_ctx, flash_attn, kv_cache_type),
                           cuda_device_bytes(a, s, flash_attn, _cells(n_ctx, depth)) + cuda_graph_bytes(a.n_layers, cuda_graphs))
         host_overhead = host_runtime + cuda_host_bytes(a, s, kv_cache_type, flash_attn, decode_on_gpu=False)
         return MemoryEstimate((vram, PoolMemory("ram", weights.total_bytes, kv, compute, host_overhead)))

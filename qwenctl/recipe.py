@@ -27,6 +27,7 @@ from qwenctl.catalog import Architecture, load_catalog
 # the file type's default matrix type
 FILE_TYPES = {"F16": "F16", "Q8_0": "Q8_0", "Q4_0": "Q4_0", "Q4_1": "Q4_1", "Q5_0": "Q5_0", "Q5_1": "Q5_1",
               "Q2_K": "Q2_K", "Q3_K_M": "Q3_K", "Q4_K_M": "Q4_K", "Q5_K_M": "Q5_K", "Q6_K": "Q6_K"}
+FLOAT_TYPES = frozenset({"F32", "F16", "BF16"})  # not quantized: CUDA multiplies their prompt batches with cuBLAS
 MATRICES = ("attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down")
 
 
@@ -52,6 +53,13 @@ def _layer_types(file_type: str, i: int, n: int, seventy_b: bool, gqa: bool) -> 
     return types
 
 
+def matrix_shapes(arch: Architecture) -> dict[str, tuple[int, int]]:
+    """(rows, row length) of each matrix of a repeating layer."""
+    h, f, q, kv = arch.hidden_size, arch.intermediate_size, arch.n_heads * arch.head_dim, arch.n_kv_heads * arch.head_dim
+    return {"attn_q": (q, h), "attn_k": (kv, h), "attn_v": (kv, h), "attn_output": (h, q),
+            "ffn_gate": (f, h), "ffn_up": (f, h), "ffn_down": (h, f)}
+
+
 def layer_matrices(arch: Architecture, file_type: str) -> Iterator[tuple[int, str, int, int, str]]:
     """(layer, matrix, rows, row length, stored ggml type) of every matrix of every repeating layer of a GGUF of
     this shape at ``file_type`` ("Q4_K_M", "Q4_0", "F16", ...)."""
@@ -59,9 +67,7 @@ def layer_matrices(arch: Architecture, file_type: str) -> Iterator[tuple[int, st
         raise ValueError(f"no recipe for {file_type!r}; known: {', '.join(FILE_TYPES)}")
     catalog = load_catalog()
     a = arch
-    h, f, q, kv = a.hidden_size, a.intermediate_size, a.n_heads * a.head_dim, a.n_kv_heads * a.head_dim
-    shapes = {"attn_q": (q, h), "attn_k": (kv, h), "attn_v": (kv, h), "attn_output": (h, q),
-              "ffn_gate": (f, h), "ffn_up": (f, h), "ffn_down": (h, f)}
+    shapes = matrix_shapes(a)
     seventy_b = a.n_layers == 80 and a.n_kv_heads < a.n_heads
     gqa = a.n_heads >= 4 * a.n_kv_heads
     for i in range(a.n_layers):
@@ -78,12 +84,13 @@ def matrix_bytes(rows: int, row_length: int, ggml_type: str) -> int:
 
 
 @cache
-def last_ffn_bytes(arch: Architecture, file_type: str) -> tuple[int, int]:
-    """(ffn_gate, ffn_down) bytes of the last repeating layer: Q4_K_M and Q5_K_M give its ffn_down Q6_K. Cached,
-    as `layer_type_weights`: a plan asks for every candidate's split a thousand times."""
-    last = {name: matrix_bytes(rows, length, stored)
-            for i, name, rows, length, stored in layer_matrices(arch, file_type) if i == arch.n_layers - 1}
-    return last["ffn_gate"], last["ffn_down"]
+def layer_types(arch: Architecture, file_type: str) -> tuple[tuple[str, ...], ...]:
+    """Each repeating layer's stored matrix types, in ``MATRICES`` order. Cached, as `layer_type_weights`: a plan asks
+    for every candidate's split a thousand times."""
+    types: dict[int, dict[str, str]] = {}
+    for i, name, _, _, stored in layer_matrices(arch, file_type):
+        types.setdefault(i, {})[name] = stored
+    return tuple(tuple(types[i][name] for name in MATRICES) for i in range(arch.n_layers))
 
 
 @cache

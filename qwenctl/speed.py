@@ -40,7 +40,8 @@ from typing import Any
 
 from qwenctl.catalog import ModelSpec, Weights, load_catalog
 from qwenctl.cluster import Link
-from qwenctl.estimate import FLOAT_TYPES, WeightSplit, kv_cache_bytes, weight_split
+from qwenctl.estimate import WeightSplit, kv_cache_bytes, weight_split
+from qwenctl.recipe import FLOAT_TYPES
 from qwenctl.split import Placement, place_layers
 
 PP_TOKENS = 512  # what pp is quoted for: llama-bench's pp512

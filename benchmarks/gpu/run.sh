@@ -316,18 +316,19 @@ stage_nofamem() {
 }
 
 # alloctrace: with a build made with ALLOC_TRACE=1, every allocation ggml's allocator makes while a context with no layer
-# offloaded reserves its buffers (benchmarks/gpu/alloc_trace.py), per TRACE_CASES "SIZE:QUANT:N_CTX[:fa]" of TRACE_MODELS.
+# offloaded reserves its buffers (benchmarks/gpu/alloc_trace.py), per TRACE_CASES "SIZE:QUANT:N_CTX[:FLAGS]" of
+# TRACE_MODELS, FLAGS alloc_trace.py's, comma-separated (fa,kv=q8_0,ngl=99); the trace is alloc-SIZE-QUANT-N_CTX[-FLAGS].
 stage_alloctrace() {
-  local specs=(${TRACE_MODELS:-0.5B:Q4_0:Q4_0 1.5B:Q4_0:Q4_0 3B:Q4_0:Q4_0 7B:Q4_0:Q4_0 14B:Q4_0:Q4_0}) c size quant ctx fa model
+  local specs=(${TRACE_MODELS:-0.5B:Q4_0:Q4_0 1.5B:Q4_0:Q4_0 3B:Q4_0:Q4_0 7B:Q4_0:Q4_0 14B:Q4_0:Q4_0}) c size quant ctx flags model name
   $PY benchmarks/gpu/make_models.py "$WORK/models" "${specs[@]}" || return 1
-  # SIZE:QUANT:N_CTX[:fa]
   for c in ${TRACE_CASES:-7B:Q4_0:4096 7B:Q4_0:8192 7B:Q4_0:16384 3B:Q4_0:8192 3B:Q4_0:16384 14B:Q4_0:8192 0.5B:Q4_0:8192 1.5B:Q4_0:8192}; do
-    IFS=: read -r size quant ctx fa <<<"$c"
+    IFS=: read -r size quant ctx flags <<<"$c"
     model=$(ls "$WORK"/models/qwen2.5-"${size,,}"-*-"$quant".gguf | head -1)
+    name="$OUT/alloc-$size-$quant-$ctx${flags:+-${flags//[,=]/-}}.txt"
     stamp "alloc trace $c"
-    timeout 90 $PY benchmarks/gpu/alloc_trace.py "$model" "$ctx" $fa >"$OUT/alloc-$size-$quant-$ctx${fa:+-fa}.txt" 2>&1 || echo "FAILED $c"
-    grep -c allocating "$OUT/alloc-$size-$quant-$ctx${fa:+-fa}.txt"; grep "CUDA0 compute buffer" "$OUT/alloc-$size-$quant-$ctx${fa:+-fa}.txt" | tail -1
-    gzip -f "$OUT/alloc-$size-$quant-$ctx${fa:+-fa}.txt"
+    timeout 90 $PY benchmarks/gpu/alloc_trace.py "$model" "$ctx" ${flags//,/ } >"$name" 2>&1 || echo "FAILED $c"
+    grep -c allocating "$name"; grep "CUDA0 compute buffer" "$name" | tail -1
+    gzip -f "$name"
   done
 }
 
