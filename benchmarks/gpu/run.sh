@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The CUDA measurements of docs/benchmarks.md, on the GPU machine (device tool, no network).
 #
-#   bash benchmarks/gpu/run.sh [build] [models] [run] [extras] [facts] [quants] [memory] [speed] [sampling] [samplerstep] [memdiag] [memcheck] [pooltrace] [graphcheck] [hostgraphs] [official] [kernels] [nofamem] [alloctrace] [allocheck] [cpu] [newsize] [newsizemem]   (no argument: the first three)
+#   bash benchmarks/gpu/run.sh [build] [models] [run] [extras] [facts] [quants] [memory] [speed] [sampling] [samplerstep] [memdiag] [memcheck] [pooltrace] [graphcheck] [hostgraphs] [official] [kernels] [nofamem] [alloctrace] [allocheck] [ctxmem] [cpu] [newsize] [newsizemem]   (no argument: the first three)
 #
 # Each device call may run 600 s and a fresh machine's build takes ~345 s: call `build models`, then
 # `run`, then `extras` (the warm machine keeps the build and the models between calls).
@@ -332,18 +332,30 @@ stage_alloctrace() {
   done
 }
 
-# allocheck: the no-offload compute buffer rule (estimate._cuda_no_layer_compute_bytes) on files it was not written from,
-# predicted by the code as committed before they are measured: the three cases of what the last layer's FFN leaves
-# below the logits (7B Q8_0: only its output; 7B Q3_K_M and 1.5B Q8_0: ffn_down and the output), with and without flash
-# attention, and every layer offloaded for the refitted CUDA context.
+# allocheck: the no-offload compute buffer (estimate._cuda_no_layer_compute_bytes) on files it was not written from,
+# predicted by the code as committed before they are measured. By default session 20's: 7B Q8_0, 1.5B Q8_0, 7B Q3_K_M
+# with no layer offloaded, flash attention off and on, and every layer offloaded for the refitted CUDA context. Or
+# CHECK_MODELS (make_models.py specs) and CHECK_CASES "SIZE:QUANT:N_CTX:KV:FA[,N_CTX:KV:FA...] ...", no layer offloaded.
 stage_allocheck() {
-  $PY benchmarks/gpu/make_models.py "$WORK/models" 7B:Q8_0:Q8_0 1.5B:Q8_0:Q8_0 7B:Q3_K_M:Q8_0 || return 1
-  local ea="$PY benchmarks/estimate_accuracy.py --gpu --models-dir $WORK/models --no-generate" s q
-  for s in 7B:Q8_0 1.5B:Q8_0 7B:Q3_K_M; do
-    q=${s##*:}; s=${s%%:*}
-    timeout 100 $ea --ngl 0 --sizes $s --quants $q --cases 8192:f16:0,8192:f16:1 --json-out "$OUT/allocheck-ngl0-$s-$q.json"
+  $PY benchmarks/gpu/make_models.py "$WORK/models" ${CHECK_MODELS:-7B:Q8_0:Q8_0 1.5B:Q8_0:Q8_0 7B:Q3_K_M:Q8_0} || return 1
+  local ea="$PY benchmarks/estimate_accuracy.py --gpu --models-dir $WORK/models --no-generate" c s q
+  for c in ${CHECK_CASES:-7B:Q8_0:8192:f16:0,8192:f16:1 1.5B:Q8_0:8192:f16:0,8192:f16:1 7B:Q3_K_M:8192:f16:0,8192:f16:1}; do
+    s=${c%%:*}; c=${c#*:}; q=${c%%:*}; c=${c#*:}
+    timeout 150 $ea --ngl 0 --sizes $s --quants $q --cases "$c" --json-out "$OUT/allocheck-ngl0-$s-$q.json"
   done
-  timeout 100 $ea --sizes 7B,1.5B --quants Q8_0 --cases 8192:f16:1 --json-out "$OUT/allocheck-full-Q8_0.json"
+  [ -n "${CHECK_CASES:-}" ] || timeout 100 $ea --sizes 7B,1.5B --quants Q8_0 --cases 8192:f16:1 --json-out "$OUT/allocheck-full-Q8_0.json"
+}
+
+# ctxmem: the CUDA context's parts before and after llama.cpp runs in it (benchmarks/gpu/context_memory.py), on the
+# 0.5B and 7B Q4_0 files (written directly).
+stage_ctxmem() {
+  $PY benchmarks/gpu/make_models.py "$WORK/models" 0.5B:Q4_0:Q4_0 7B:Q4_0:Q4_0 || return 1
+  local size
+  for size in 0.5b 7b; do
+    stamp "context memory $size"
+    timeout 120 $PY benchmarks/gpu/context_memory.py "$(ls "$WORK"/models/qwen2.5-$size-*-Q4_0.gguf | head -1)" \
+      >"$OUT/ctxmem-$size.json" 2>"$OUT/ctxmem-$size.log"; tail -2 "$OUT/ctxmem-$size.log"
+  done
 }
 
 stage_speed() {
@@ -546,8 +558,8 @@ stages=("$@")
 [ ${#stages[@]} -eq 0 ] && stages=(build models run)
 for s in "${stages[@]}"; do
   case $s in
-    build|models|run|facts|extras|quants|memory|memdiag|memcheck|pooltrace|graphcheck|hostgraphs|official|kernels|nofamem|alloctrace|allocheck|speed|sampling|samplerstep|multigpu|splits|rpcworker|rpccompare|cpu|newsize|newsizemem) stamp "stage $s"; "stage_$s" || { stamp "stage $s failed"; exit 1; } ;;
-    *) echo "unknown stage $s (build, models, run, facts, extras, quants, memory, memdiag, memcheck, pooltrace, graphcheck, hostgraphs, official, kernels, nofamem, alloctrace, allocheck, speed, sampling, samplerstep, multigpu, splits, rpcworker, rpccompare, cpu, newsize, newsizemem)"; exit 2 ;;
+    build|models|run|facts|extras|quants|memory|memdiag|memcheck|pooltrace|graphcheck|hostgraphs|official|kernels|nofamem|alloctrace|allocheck|ctxmem|speed|sampling|samplerstep|multigpu|splits|rpcworker|rpccompare|cpu|newsize|newsizemem) stamp "stage $s"; "stage_$s" || { stamp "stage $s failed"; exit 1; } ;;
+    *) echo "unknown stage $s (build, models, run, facts, extras, quants, memory, memdiag, memcheck, pooltrace, graphcheck, hostgraphs, official, kernels, nofamem, alloctrace, allocheck, ctxmem, speed, sampling, samplerstep, multigpu, splits, rpcworker, rpccompare, cpu, newsize, newsizemem)"; exit 2 ;;
   esac
 done
 stamp "done"
