@@ -47,7 +47,7 @@ from qwenctl.hardware.facts import (  # noqa: E402
     Memory,
     NvidiaGpu,
 )
-from qwenctl.hardware.specs import gpu_spec_by_key  # noqa: E402
+from qwenctl.hardware.specs import gpu_spec_by_key, resident_threads  # noqa: E402
 from qwenctl.machine import apple_device, cuda_device, host_device, threads  # noqa: E402
 from qwenctl.speed import estimate_speed, load_speed_model  # noqa: E402
 from qwenctl.testing.recipe import gguf_tensor_bytes, mlx_bytes  # noqa: E402
@@ -147,7 +147,7 @@ def devices_for(row: dict, cpus: dict, aliases: dict, shapes: dict):
             model, w = model_for(row, shapes) or (None, None)
             if model is None:
                 return None
-            ngl = fit_gpu_layers(model, w, 2048, gpu.memory_total_bytes - 2**30) or 0
+            ngl = fit_gpu_layers(model, w, 2048, gpu.memory_total_bytes - 2**30, resident_threads=resident_threads(gpu)) or 0
         return cuda_device(gpu), host_device(host_hw), ngl
     hw = cpu_hardware(row, cpus)
     return (None, host_device(hw, row.get("threads")), 0) if hw else None

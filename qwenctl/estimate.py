@@ -276,17 +276,29 @@ def cuda_host_bytes(arch: Architecture, split: WeightSplit, kv_cache_type: str, 
     return int(kernels)
 
 
-def cuda_device_bytes(arch: Architecture, split: WeightSplit, flash_attn: bool, n_kv: int, heads_share: float = 1.0) -> int:
-    """What a CUDA GPU holds beyond llama.cpp's buffers: the context, its kernels and ggml's memory pool (fitted,
-    at 1,024 cells); without flash attention also cuBLAS's handle and workspace (fitted likewise), and a pool that
-    grows with the context: cuBLAS multiplies the attention in f16, so ggml's pool holds a micro-batch's scores,
-    2 bytes x n_ubatch x n_heads x n_kv (ggml_cuda_mul_mat_batched_cublas's dst_temp; traced on the H200: 28 MiB
-    for the 7B at 1,024 cells, 224 MiB at 8,192). F16/BF16 matrices bring cuBLAS with flash attention too. ``n_kv``:
-    cells in use; ``heads_share``: this GPU's share of the heads (a tensor split)."""
+def cuda_stack_bytes(resident_threads: int | None) -> int:
+    """How much more local memory a GPU's CUDA context reserves than the context was fitted with: the driver keeps a
+    stack for every thread the GPU can hold at once (SMs x resident threads per SM x the 1 KiB default), 264 MiB on
+    the H100 and H200 the contexts were measured on, 36 MiB on an RTX 4060 (24 x 1,536). ``resident_threads``: the
+    GPU's (`specs.resident_threads`); None, unknown: the measured GPUs' (no difference)."""
+    cal = load_calibration()["memory"]
+    fitted = int(cal["cuda_context_resident_threads"])
+    return ((resident_threads or fitted) - fitted) * int(cal["cuda_stack_bytes_per_thread"])
+
+
+def cuda_device_bytes(arch: Architecture, split: WeightSplit, flash_attn: bool, n_kv: int, heads_share: float = 1.0,
+                      resident_threads: int | None = None) -> int:
+    """What a CUDA GPU holds beyond llama.cpp's buffers: the context (its stacks by the GPU's resident threads,
+    `cuda_stack_bytes`), its kernels and ggml's memory pool (fitted, at 1,024 cells); without flash attention also
+    cuBLAS's handle and workspace (fitted likewise), and a pool that grows with the context: cuBLAS multiplies the
+    attention in f16, so ggml's pool holds a micro-batch's scores, 2 bytes x n_ubatch x n_heads x n_kv
+    (ggml_cuda_mul_mat_batched_cublas's dst_temp; traced on the H200: 28 MiB for the 7B at 1,024 cells, 224 MiB at
+    8,192). F16/BF16 matrices bring cuBLAS with flash attention too. ``n_kv``: cells in use; ``heads_share``: this
+    GPU's share of the heads (a tensor split)."""
     cal = load_calibration()["memory"]
     cublas = cal["cuda_no_flash_attn_bytes"] if _cublas(split, flash_attn) else 0
     scores = 0 if flash_attn else 2 * cal["n_ubatch"] * arch.n_heads * heads_share * max(0, n_kv - cal["cuda_fit_cells"])
-    return int(cal["cuda_context_bytes"] + cublas + scores)
+    return int(cal["cuda_context_bytes"] + cuda_stack_bytes(resident_threads) + cublas + scores)
 
 
 def cuda_graph_bytes(host_layers: int, captured: int | None = None) -> int:
@@ -338,6 +350,7 @@ def estimate_memory(
     split: WeightSplit | None = None,
     depth: int | None = None,
     cuda_graphs: int | None = None,
+    resident_threads: int | None = None,
 ) -> MemoryEstimate:
     """Predicted memory per pool for loading `weights` with these options.
 
@@ -351,6 +364,7 @@ def estimate_memory(
     buffer whose pages are committed as they are used, and without flash attention the f16 scores ggml's CUDA
     pool holds (``cuda_device_bytes``). ``cuda_graphs``: graphs captured for the
     layers on the host when a CUDA build keeps some there (``cuda_graph_bytes``; None = all of them).
+    ``resident_threads``: the CUDA GPU's (``cuda_stack_bytes``; None: as the GPUs the context was measured on).
     """
     catalog = load_catalog()
     cal = load_calibration()["memory"]
@@ -388,7 +402,8 @@ def estimate_memory(
         compute = cuda_host_compute_bytes(a, n_ctx, flash_attn)
         s = split or weight_split(catalog, model, weights)
         vram = PoolMemory("vram", 0, 0, _cuda_no_layer_compute_bytes(model, s, n_ctx, flash_attn, kv_cache_type),
-                          cuda_device_bytes(a, s, flash_attn, _cells(n_ctx, depth)) + cuda_graph_bytes(a.n_layers, cuda_graphs))
+                          cuda_device_bytes(a, s, flash_attn, _cells(n_ctx, depth), resident_threads=resident_threads)
+                          + cuda_graph_bytes(a.n_layers, cuda_graphs))
         host_overhead = host_runtime + cuda_host_bytes(a, s, kv_cache_type, flash_attn, decode_on_gpu=False)
         return MemoryEstimate((vram, PoolMemory("ram", weights.total_bytes, kv, compute, host_overhead)))
 
@@ -396,7 +411,7 @@ def estimate_memory(
     # output and 4 repeating layers on the GPU (split.place_layers)
     placement = place_layers(a.n_layers, n_gpu_layers, (1.0,))
     return estimate_split_memory(model, weights, n_ctx, "layer", placement, (1.0,), ("gpu",), kv_cache_type, flash_attn, split,
-                                 cuda_graphs, depth)
+                                 cuda_graphs, depth, (resident_threads,))
 
 
 def estimate_split_memory(
@@ -412,6 +427,7 @@ def estimate_split_memory(
     split: WeightSplit | None = None,
     cuda_graphs: int | None = None,
     depth: int | None = None,
+    resident_threads: tuple[int | None, ...] = (),
 ) -> MemoryEstimate:
     """Memory per device of a model spread over several (llama.cpp's device order: RPC workers, then GPUs).
 
@@ -422,7 +438,8 @@ def estimate_split_memory(
     "remote-gpu" or "remote-cpu" (a worker's). A worker runs in another process: its pool holds what the
     worker allocates for this model, not the worker's own runtime; a CPU's compute buffer is committed as
     it is used (``_cpu_compute_bytes``). Layers left on the host run their prompt batches on the first local GPU,
-    which holds their CUDA graphs (``cuda_graph_bytes``). ``depth`` as in ``estimate_memory``.
+    which holds their CUDA graphs (``cuda_graph_bytes``). ``depth`` as in ``estimate_memory``; ``resident_threads``
+    each device's, as ``estimate_memory``'s (missing: unknown).
     """
     cal = load_calibration()["memory"]
     a = model.arch
@@ -458,7 +475,8 @@ def estimate_split_memory(
         local = kind == "gpu"
         # a worker's context exists before the load; what its GPU grows by beyond the buffers is ggml's CUDA pool
         share = proportions[i] / sum(proportions) if mode == "tensor" else 1.0
-        overhead = (cuda_device_bytes(a, s, flash_attn, _cells(n_ctx, depth), share) if local
+        threads = resident_threads[i] if i < len(resident_threads) else None
+        overhead = (cuda_device_bytes(a, s, flash_attn, _cells(n_ctx, depth), share, threads) if local
                     else int(cal["remote_gpu_pool_bytes"]) if kind == "remote-gpu" else 0)
         pools.append(PoolMemory("vram" if local else "remote", w, kv, compute, overhead, device=i))
     host_layers = placement.layers_on(None) if mode == "layer" else 0
@@ -483,10 +501,11 @@ def estimate_split_memory(
     return MemoryEstimate((*pools, PoolMemory("ram", host_weights, host_kv, host_compute, host_overhead)))
 
 
-def idle_gpu(device: int) -> PoolMemory:
+def idle_gpu(device: int, resident_threads: int | None = None) -> PoolMemory:
     """What a visible GPU that holds no part of the model still costs: the CUDA context llama.cpp opens on
-    every GPU while it chooses devices (measured on two H200s: calibration.json)."""
-    return PoolMemory("vram", 0, 0, 0, int(load_calibration()["memory"]["cuda_idle_context_bytes"]), device=device)
+    every GPU while it chooses devices (measured on two H200s: calibration.json; its stacks by the GPU's threads)."""
+    idle = int(load_calibration()["memory"]["cuda_idle_context_bytes"]) + cuda_stack_bytes(resident_threads)
+    return PoolMemory("vram", 0, 0, 0, idle, device=device)
 
 
 def fit_gpu_layers(
@@ -497,6 +516,7 @@ def fit_gpu_layers(
     kv_cache_type: str = "f16",
     flash_attn: bool = True,
     split: WeightSplit | None = None,
+    resident_threads: int | None = None,
 ) -> int:
     """How many layers llama.cpp can put on a CUDA GPU within ``vram_budget`` bytes.
 
@@ -508,7 +528,8 @@ def fit_gpu_layers(
     """
 
     def fits(ngl: int) -> bool:
-        pool = estimate_memory(model, weights, "llama.cpp", "cuda", n_ctx, ngl, kv_cache_type, flash_attn, split=split).pool("vram")
+        pool = estimate_memory(model, weights, "llama.cpp", "cuda", n_ctx, ngl, kv_cache_type, flash_attn, split=split,
+                               resident_threads=resident_threads).pool("vram")
         assert pool is not None
         return pool.total_bytes <= vram_budget
 

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from functools import cached_property
 
 from qwenctl.cluster import Link, Worker
 from qwenctl.errors import ExitCode, QwenctlError
@@ -209,6 +210,7 @@ class Slot:
     capacity: int
     speed: DeviceSpeed
     gpu_index: int | None = None  # a local GPU's CUDA index
+    resident_threads: int | None = None  # a local GPU's (specs.resident_threads): its CUDA context's stacks
     endpoint: str | None = None  # a worker's
     link: Link | None = None  # to a worker
 
@@ -219,7 +221,8 @@ def gpu_slots(hw: Hardware, host: int) -> tuple[Slot, ...]:
     for g in hw.gpus:
         budget, capacity = gpu_budget(g, host)
         if capacity and not g.unified_memory:
-            out.append(Slot(f"GPU {g.index} ({g.name})", "gpu", budget, capacity, cuda_device(g), gpu_index=g.index))
+            out.append(Slot(f"GPU {g.index} ({g.name})", "gpu", budget, capacity, cuda_device(g), gpu_index=g.index,
+                            resident_threads=specs.resident_threads(g)))
     return tuple(out)
 
 
@@ -291,6 +294,11 @@ class Machine:
     peer_bytes_per_s: float = 0.0  # between the local GPUs
     peer_source: str = ""
     workers: tuple[Worker, ...] = ()
+
+    @cached_property
+    def gpu_threads(self) -> int | None:
+        """The GPU's resident threads (`specs.resident_threads`), which size its CUDA context's stacks."""
+        return specs.resident_threads(self.gpu) if self.gpu else None
 
     @property
     def links(self) -> Links:

@@ -155,7 +155,8 @@ def _candidate(m: Machine, model: ModelSpec, w: Weights, n_ctx: int, kv_type: st
     def build(ngl: int) -> tuple[Plan, str | None]:
         device = m.device if not (m.device == "cuda" and ngl == 0) else "cpu"
         # the memory of a CUDA build with no layer offloaded is still a CUDA build's
-        pools = pool_uses(m, estimate_memory(model, w, m.backend, m.device if m.device == "cuda" else device, n_ctx, ngl, kv_type, True))
+        pools = pool_uses(m, estimate_memory(model, w, m.backend, m.device if m.device == "cuda" else device, n_ctx, ngl, kv_type, True,
+                                             resident_threads=m.gpu_threads))
         gpu_speed = m.gpu_speed if device != "cpu" else None
         sp = m.corrected(estimate_speed(model, w, gpu_speed, m.host_speed, ngl if device == "cuda" else -1, kv_type))
         plan = _new_plan(m, model, w, n_ctx, kv_type, flash, pools, sp, device=device,
@@ -166,13 +167,13 @@ def _candidate(m: Machine, model: ModelSpec, w: Weights, n_ctx: int, kv_type: st
         return _best_spread(m, model, w, n_ctx, kv_type, build)
     if m.device != "cuda":
         return build(0 if m.device == "cpu" else -1)
-    return _one_gpu(model, w, n_ctx, kv_type, m.gpu_budget, flash, build)
+    return _one_gpu(m, model, w, n_ctx, kv_type, flash, build)
 
 
-def _one_gpu(model: ModelSpec, w: Weights, n_ctx: int, kv_type: str, budget: int, flash: bool,
+def _one_gpu(m: Machine, model: ModelSpec, w: Weights, n_ctx: int, kv_type: str, flash: bool,
              build: Callable[[int], tuple[Plan, str | None]]) -> tuple[Plan, str | None]:
     """As many layers on the GPU as fit, the rest on the host."""
-    ngl = fit_gpu_layers(model, w, n_ctx, budget, kv_type, flash)
+    ngl = fit_gpu_layers(model, w, n_ctx, m.gpu_budget, kv_type, flash, resident_threads=m.gpu_threads)
     if ngl in (-1, 0):
         return build(ngl if ngl == -1 else 0)
     split, misfit = build(ngl)
@@ -195,11 +196,12 @@ def _best_spread(m: Machine, model: ModelSpec, w: Weights, n_ctx: int, kv_type: 
     flash = m.device == "cuda" or m.device == "cpu"
     options: list[tuple[str, Plan, str | None]] = []
     if m.device == "cuda":
-        one, misfit = _one_gpu(model, w, n_ctx, kv_type, m.gpu_budget, flash, build)
+        one, misfit = _one_gpu(m, model, w, n_ctx, kv_type, flash, build)
         assert m.gpu is not None
         # the main GPU's pool by its index, and every other visible GPU's idle CUDA context beside it
         others = tuple(s for s in m.slots if s.kind == "gpu" and s.gpu_index != m.gpu.index)
-        idle = pool_uses(m, MemoryEstimate(tuple(idle_gpu(i) for i, s in enumerate(m.slots) if s in others)), m.slots)
+        idle = pool_uses(m, MemoryEstimate(tuple(idle_gpu(i, s.resident_threads) for i, s in enumerate(m.slots) if s in others)),
+                         m.slots)
         at = next(i for i, s in enumerate(m.slots) if s.gpu_index == m.gpu.index)
         main = tuple(replace(p, device=at, name=m.slots[at].label) if p.pool == "vram" else p for p in one.memory)
         options.append(("one GPU", replace(one, main_gpu=m.gpu.index, memory=main + idle), misfit))
@@ -233,7 +235,8 @@ def _spread(m: Machine, model: ModelSpec, w: Weights, n_ctx: int, kv_type: str, 
 
     def memory(ngl: int, shares: tuple[float, ...]) -> MemoryEstimate:
         placement = place_layers(a.n_layers, ngl, shares)
-        return estimate_split_memory(model, w, n_ctx, mode, placement, shares, kinds, kv_type, flash)
+        return estimate_split_memory(model, w, n_ctx, mode, placement, shares, kinds, kv_type, flash,
+                                     resident_threads=tuple(s.resident_threads for s in slots))
 
     # shares in proportion to the room each device has once its own fixed costs (context, compute buffer,
     # the output layer where it lands) are paid

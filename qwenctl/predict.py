@@ -28,6 +28,7 @@ from qwenctl.estimate import (
     tied_embeddings,
 )
 from qwenctl.hardware.facts import AppleSilicon, Backends, Hardware
+from qwenctl.hardware.specs import resident_threads
 from qwenctl.machine import apple_device, cuda_device, host_device
 from qwenctl.speed import DeviceSpeed, estimate_speed, load_speed_model
 
@@ -185,12 +186,14 @@ def predict_for_file(
     slots = _split_slots(hardware, options, workers) if device in ("cuda", "cpu") else ()
     if slots:
         return _split_prediction(hardware, path, options, model, size, weights, split, file_bytes, slots, device)
+    main_gpu = next((g for g in hardware.gpus if g.index == options.main_gpu), None) if device == "cuda" else None
     est = estimate_memory(model, weights, backend, device, options.n_ctx, ngl, options.kv_cache_type,
-                          bool(options.flash_attn), split=split, depth=depth, cuda_graphs=cuda_graphs)
+                          bool(options.flash_attn), split=split, depth=depth, cuda_graphs=cuda_graphs,
+                          resident_threads=resident_threads(main_gpu) if main_gpu else None)
     if device == "cuda" and len(hardware.gpus) > 1 and options.split_mode == "none":
         # the model on the main GPU, an idle CUDA context on every other visible one
         est = MemoryEstimate(tuple(replace(p, device=options.main_gpu) if p.pool == "vram" else p for p in est.pools)
-                             + tuple(idle_gpu(g.index) for g in hardware.gpus if g.index != options.main_gpu))
+                             + tuple(idle_gpu(g.index, resident_threads(g)) for g in hardware.gpus if g.index != options.main_gpu))
     host_speed = host_device(hardware, options.n_threads)
     gpu_speed: DeviceSpeed | None = None
     if device == "cuda":
@@ -232,7 +235,7 @@ def _split_prediction(hardware: Hardware, path: Path, options: LoadOptions, mode
     placement = place_layers(model.arch.n_layers, options.n_gpu_layers, shares)
     flash = bool(options.flash_attn) if options.flash_attn is not None else True
     est = estimate_split_memory(model, weights, options.n_ctx, mode, placement, shares, tuple(s.kind for s in slots),
-                                options.kv_cache_type, flash, split)
+                                options.kv_cache_type, flash, split, resident_threads=tuple(s.resident_threads for s in slots))
     # llama.cpp sends a worker its tensors from the mmap'd file and keeps those pages mapped: resident in this
     # process (RSS), though clean and reclaimable, so the planner's budget leaves them out (measured: 0.5B over
     # two CPU workers, RSS 607 MiB = 223 MiB + the 377 MiB file)

@@ -3,7 +3,8 @@ from dataclasses import replace
 import pytest
 
 from qwenctl.catalog import load_catalog
-from qwenctl.estimate import estimate_memory, kv_cache_bytes, load_calibration
+from qwenctl.estimate import estimate_memory, estimate_split_memory, idle_gpu, kv_cache_bytes, load_calibration
+from qwenctl.split import place_layers
 
 GiB = 2**30
 
@@ -98,6 +99,26 @@ def test_no_layer_offloaded_sizes_the_gpu_buffer_for_the_wider_step_not_both():
     scores = 4 * 512 * m.arch.n_heads * 32768
     assert compute(32768, True) > out  # the output matrix beside the logits, whatever the context
     assert scores < compute(32768, False) < scores + out  # the attention step alone: scores, mask, K/V cells, activations
+
+
+def test_a_cuda_context_reserves_a_stack_for_every_thread_its_gpu_holds():
+    """The CUDA context was measured on GPUs of 132 SMs x 2,048 resident threads (H100, H200). Its driver reserves
+    a 1 KiB stack per resident thread: on the H200 a bare context holds 526.8 MiB, 264 MiB of them that reservation,
+    and each byte more of stack adds 270,336 bytes (benchmarks/results/h200-ctxmem). An RTX 4060 (24 SMs x 1,536)
+    reserves 36 MiB: 228 MiB less, in its context and in an idle one alike; an unknown GPU is priced as measured."""
+    m, w = spec("7B")
+
+    def overhead(threads):
+        est = estimate_memory(m, w, "llama.cpp", "cuda", 8192, -1, flash_attn=True, resident_threads=threads)
+        return est.pool("vram").overhead_bytes
+
+    assert overhead(None) == overhead(132 * 2048) == load_calibration()["memory"]["cuda_context_bytes"]
+    assert overhead(132 * 2048) - overhead(24 * 1536) == (132 * 2048 - 24 * 1536) * 1024 == 228 * 2**20
+    assert idle_gpu(1).overhead_bytes - idle_gpu(1, 24 * 1536).overhead_bytes == 228 * 2**20
+    # the same on every device of a split, each by its own threads
+    split = estimate_split_memory(m, w, 8192, "layer", place_layers(28, -1, (1.0, 1.0)), (1.0, 1.0), ("gpu", "gpu"),
+                                  resident_threads=(132 * 2048, 24 * 1536))
+    assert split.pools[0].overhead_bytes - split.pools[1].overhead_bytes == 228 * 2**20
 
 
 def test_the_no_offload_buffer_is_what_ggmls_allocator_placed():

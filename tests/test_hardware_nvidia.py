@@ -189,3 +189,18 @@ def test_a_jetson_without_nvml_keeps_its_gpu_from_the_board():
     # a board that names no module qwenctl knows keeps NVML's answer
     assert nvidia.probe(replay(document("raspberry-pi-5-8gb.json")), board="Raspberry Pi 5 Model B Rev 1.0") == Absent(
         "the NVIDIA driver (libnvidia-ml) is not installed")
+
+
+def test_resident_threads_are_the_sms_times_the_capabilitys_threads_per_sm():
+    """What a CUDA context reserves stacks for (estimate.cuda_stack_bytes): 2,048 threads per SM on Pascal, Ampere's
+    A100 and Hopper (the H200 reported 2,048 itself), 1,536 on the other Ampere, Ada and consumer Blackwell chips, 1,024
+    on Turing (CUDA C++ Programming Guide, technical specifications per compute capability). A GPU whose SMs are only
+    guessed (no specification, no NVML cores) has none: its context is priced as the measured one."""
+    rtx_4060 = detect(replay("nvidia-rtx-4060.json")).gpus[0]
+    assert specs.resident_threads(rtx_4060) == 24 * 1536
+    h100 = NvidiaGpu(0, "NVIDIA H100 80GB HBM3", "GPU-1", 80 * 2**30, 80 * 2**30, 0, (9, 0))
+    assert specs.resident_threads(h100) == 132 * 2048
+    turing = NvidiaGpu(0, "NVIDIA GeForce RTX 2080 Ti", "GPU-2", 11 * 2**30, 11 * 2**30, 0, (7, 5))
+    assert specs.resident_threads(turing) == 68 * 1024
+    unknown = NvidiaGpu(0, "NVIDIA Mystery 9000", "GPU-3", 8 * 2**30, 8 * 2**30, 0, (8, 9))
+    assert specs.resident_threads(unknown) is None

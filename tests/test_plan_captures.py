@@ -10,6 +10,7 @@ from hardware_captures import jetpack5_agx_orin, replay
 
 from qwenctl.errors import ExitCode, QwenctlError
 from qwenctl.hardware import detect
+from qwenctl.hardware.specs import resident_threads
 from qwenctl.plan import plan
 
 GiB = 2**30
@@ -33,11 +34,15 @@ def test_pi_4_without_device_tree_plans_a_small_model_on_the_boards_ram_and_band
 
 def test_a100_mig_slice_is_planned_as_the_slice_not_the_card():
     """7 x 1g.10gb: CUDA sees one 10 GB slice with 14 of 98 SMs and 1/8 of the 2 TB/s. The whole card
-    would get 72B; the slice holds a 7B at 4 bits, at a slice's speed."""
+    would get 72B; the slice holds 14B at 4 bits with a q8_0 cache at 8,192 tokens (9.0 of its 9.5 GiB), at a
+    slice's speed. Its CUDA context reserves stacks for its own 14 SMs' threads (28 MiB, where the whole card's
+    108 SMs would take 216): a context priced as the H100's, 236 MiB more, left it a 7B."""
     c = planned("nvidia-a100-80gb-mig-7x1g.json").chosen
     vram = c.memory[0]
     assert vram.capacity_bytes < 11 * GiB and "MIG 1g.10gb" in vram.name
-    assert c.device == "cuda" and float(c.size.rstrip("B")) <= 7
+    assert c.device == "cuda" and float(c.size.rstrip("B")) <= 14 and c.quant in ("q4_0", "q4_k_m", "q3_k_m")
+    assert vram.used_bytes <= vram.budget_bytes < vram.capacity_bytes
+    assert resident_threads(detect(replay("nvidia-a100-80gb-mig-7x1g.json")).gpus[0]) == 14 * 2048
     assert 10 <= c.tg_tps <= 60  # 255 GB/s and 14 SMs
 
 

@@ -207,6 +207,18 @@ def nvidia_peaks(gpu: NvidiaGpu) -> GpuPeaks:
     )
 
 
+def resident_threads(gpu: NvidiaGpu) -> int | None:
+    """Threads the GPU (a MIG instance: its SMs) holds at once: SMs x resident threads per SM of its compute
+    capability (devices.json `nvidia_arch`), which sets the stacks its CUDA context reserves
+    (`estimate.cuda_stack_bytes`). None where the SMs or the capability are not known, only guessed."""
+    spec = gpu_spec_of(gpu)
+    arch = _arch(gpu.compute_capability or (spec_compute_capability(spec) if spec else None))
+    peaks = nvidia_peaks(gpu)
+    if not arch or peaks.assumed or not peaks.sm_count:
+        return None
+    return peaks.sm_count * int(arch["max_threads_per_sm"])
+
+
 def _spec_clock_hz(spec: dict) -> float:
     """A specification's boost clock; where NVIDIA publishes none (GH200, B200), the one its FP32 peak implies
     (cores x 2 FLOP x clock), so the per-layer cycles of a decoded token are not priced at a guessed clock."""
