@@ -3,13 +3,15 @@
 Such a build still runs its prompt batches' products on the GPU: the scheduler copies each layer's weights in, one
 matrix at a time, beside the activations. ggml's allocator (``ggml_dyn_tallocr`` in ggml-alloc.c) places every
 tensor in the best-fitting free block and the buffer is the highest end it reached, so the size depends on which
-holes a layer's copies leave, which no rule of sizes follows: a 7B's buffer is 856 MiB at Q4_0 with flash attention
-and 969 MiB at Q8_0, because at Q8_0 the attention's output-weight copy no longer fits the hole its FFN reuses.
+holes earlier copies left, which no rule of sizes follows: with flash attention the 7B Q4_0's buffer is its output
+copy, the logits and one hidden state (596 MiB), the 7B Q8_0's 113 MiB more than that (969), its last FFN stacked
+below the logits.
 
 So this replays the allocator itself over the placements and releases llama.cpp's graph makes, in its order. The
 order depends only on the graph, not on the sizes: ``data/cuda_alloc_program.json`` holds it, recorded from traces of
 every placement on the H200 (`benchmarks/gpu/alloc_program.py` writes it; the same order held for 0.5B to 14B, Q4_0
-and Q8_0, 4,096 to 16,384 cells). The sizes are the tensors', from the architecture and each matrix's ggml type.
+and Q8_0, 4,096 to 32,768 cells; a quantized KV cache has a graph of its own). The sizes are the tensors', from the
+architecture and each matrix's ggml type.
 """
 
 from __future__ import annotations

@@ -216,8 +216,10 @@ def _cuda_no_layer_compute_bytes(model: ModelSpec, split: WeightSplit, n_ctx: in
     their weights copied in, one matrix at a time, and the buffer is where ggml's allocator left its highest end,
     replayed by `cuda_alloc` over llama.cpp's recorded order of placements. A size rule missed it by up to 113 MiB
     (7B Q8_0 with flash attention: 856 MiB against 969), because which hole a copy lands in depends on the others;
-    the replay gives the buffer llama.cpp logged to 0.01 MiB on the H200's twelve traces (0.5B to 14B, Q4_0 and Q8_0,
-    4,096 to 16,384 cells, with and without flash attention: benchmarks/results/h200-alloctrace)."""
+    the replay gives the buffer llama.cpp logged to 0.01 MiB on the H200's 15 no-offload traces (0.5B to 14B, Q4_0 and
+    Q8_0, 4,096 to 32,768 cells, with and without flash attention, f16 and q8_0 caches:
+    benchmarks/results/h200-alloctrace), on all 74 rows whose log was kept, and on six files predicted before they
+    were measured (docs/planning.md, "The no-offload buffer, replayed instead of ruled")."""
     if not split.layer_types or split.output_type is None:
         raise ValueError("a CUDA build's no-offload buffer needs each matrix's ggml type")
     return no_offload_compute_bytes(model.arch, split.layer_types, split.output_type, _padded(n_ctx), flash_attn,
@@ -395,10 +397,10 @@ def estimate_memory(
             compute = _cpu_compute_bytes(model, n_ctx, flash_attn, depth)
             return MemoryEstimate((PoolMemory("ram", weights.total_bytes, kv, compute, host_runtime),))
         # a CUDA build with no layer offloaded still makes its context, and offloads a prompt batch's
-        # large products with their weights copied in (its compute buffer: _cuda_no_layer_compute_bytes). The ops left on the CPU take
-        # their buffer from the CUDA backend's pinned host type, the same "CUDA_Host compute" buffer a fully
-        # offloaded graph has (llama.cpp's log on the H200 lists no CPU compute buffer: 11.5 / 22.0 MiB for
-        # 0.5B / 7B with flash attention), not a CPU build's.
+        # large products with their weights copied in (its compute buffer: _cuda_no_layer_compute_bytes).
+        # The ops left on the CPU take their buffer from the CUDA backend's pinned host type, the same
+        # "CUDA_Host compute" buffer a fully offloaded graph has (llama.cpp's log on the H200 lists no CPU
+        # compute buffer: 11.5 / 22.0 MiB for 0.5B / 7B with flash attention), not a CPU build's.
         compute = cuda_host_compute_bytes(a, n_ctx, flash_attn)
         s = split or weight_split(catalog, model, weights)
         vram = PoolMemory("vram", 0, 0, _cuda_no_layer_compute_bytes(model, s, n_ctx, flash_attn, kv_cache_type),
