@@ -378,18 +378,19 @@ def test_m5_configurations_price_without_a_clock_of_their_own(chip, cores, gbs):
 
 
 def test_threads_beyond_a_hybrids_performance_cores_add_what_its_efficiency_cores_multiply():
-    """An i7-12700H has 6 Golden Cove P-cores (AVX-VNNI: 128 int8 ops a cycle) and 8 Gracemont E-cores (64): llama.cpp
-    threads beyond the P-cores run on E-cores, and beyond every physical core on SMT siblings, which add no vector
-    pipes. Held out, a published Windows thread sweep (llama-roofline, Qwen2.5-3B Q4_K_M pp128): 86.7 tok/s at 14
-    threads and 76.6 at 20, where every thread priced as a P-core had said 1.61x and 2.38x of that."""
+    """An i7-12700H has 6 Golden Cove P-cores (AVX-VNNI: 128 int8 ops a cycle) and 8 Gracemont E-cores (32: one int8
+    pipe): llama.cpp threads beyond the P-cores run on E-cores, and beyond every physical core on SMT siblings, which
+    add no vector pipes. Held out, a published Windows thread sweep (llama-roofline, Qwen2.5-3B Q4_K_M pp128): 86.7
+    tok/s at 14 threads and 76.6 at 20, where every thread priced as a P-core had said 1.61x and 2.38x of that, and
+    E-cores at half a P-core 1.23x and 1.39x; now 1.02x and 1.15x."""
     hw = pc(32, host_bw=76.8e9)
     hw = replace(hw, cpu=replace(hw.cpu, physical_cores=14, logical_cores=20, performance_cores=6, efficiency_cores=8,
                                  flags=("avx2", "fma", "avx_vnni"), base_clock_mhz=2300, max_clock_mhz=4700))
     m, w = spec("3B")
     six, fourteen, twenty = (host_device(hw, n) for n in (6, 14, 20))
     assert six.compute_share == 1.0
-    assert fourteen.compute_share == pytest.approx((6 + 8 * 0.5) / 14)
+    assert fourteen.compute_share == pytest.approx((6 + 8 * 0.25) / 14)
     assert twenty.compute_share * 20 == pytest.approx(fourteen.compute_share * 14)  # SMT siblings: nothing more
     pp = {n: estimate_speed(m, w, None, dev, pp_tokens=128).pp_tps for n, dev in ((14, fourteen), (20, twenty))}
-    assert pp[14] < 1.3 * 86.7 and pp[20] < 1.45 * 76.6
+    assert pp[14] < 1.1 * 86.7 and pp[20] < 1.2 * 76.6
     assert pp[20] <= pp[14]  # the same vector pipes, and more threads to synchronise
