@@ -96,7 +96,7 @@ class DeviceTerms:
     pp_fixed_s: float  # the prompt batch's per-layer costs: launches, activation quantization, partly filled tiles
     pp_stream_s: float | None = None  # the prompt batch's reads of the weights, where not `stream_s` (copied to a GPU)
     threads_s: float = 0.0  # a CPU's threads multiplying the token's weights, at their kernels' rate
-    pp_rowwise: float = 1.0  # how much longer the prompt's products take for types with no tiled kernel here (`_rowwise_slowdown`)
+    pp_types: float = 1.0  # how much longer the prompt's products take for this file's weight types here (`_cpu_type_slowdown`)
 
     @property
     def decode_s(self) -> float:
@@ -331,7 +331,7 @@ def estimate_placed_speed(
         unpack = e.get("dequant_ops_per_weight", {})  # CUDA has none: its kernels unpack while their loads are in flight
         dequant = unpack.get(quant, unpack.get("default", 0.0))
         matrix_rate, dequant_bytes = _matrix_rate(sm, dev, pp_e, weights, engine_date, a, pp_tokens, layers)
-        rowwise = _rowwise_slowdown(dev, s, engine_date)
+        types = _cpu_type_slowdown(dev, s, engine_date)
         units = e["unit_bytes_per_cycle"]
         streaming = _streaming_rate(dev, eff, units.get(quant, units["default"]))
         terms.append(DeviceTerms(
@@ -346,11 +346,11 @@ def estimate_placed_speed(
             memory_efficiency=eff,
             # a prompt needs the logits of its last token only (llama.cpp outputs just that row; mlx-lm
             # evaluates only the KV cache until the last token): the output matrix multiplies one token
-            pp_compute_s=2 * (layer_params * pp_tokens * rowwise + logit_params) / matrix_rate
+            pp_compute_s=2 * (layer_params * pp_tokens * types + logit_params) / matrix_rate
             + layer_params * dequant_bytes / streaming
             + _mmq_rereads(dev, pp_tokens, weights, engine_date) * (layer_params / params_per_layer) * s.layer_bytes / streaming,
             pp_fixed_s=layers * pp_e["pp_per_layer_cycles"] / dev.clock_hz,
-            pp_rowwise=rowwise,
+            pp_types=types,
         ))
         uncertainty = max(uncertainty, e["uncertainty"])
     offload_to = next((d for d in devices if d.engine == "cuda"), None)
@@ -374,6 +374,30 @@ def estimate_placed_speed(
                          link_s=link_s, link_notes=tuple(notes))
 
 
+def _cpu_type_slowdown(dev: DeviceSpeed, split: WeightSplit, engine_date: str | None) -> float:
+    """How much longer a CPU's prompt products take for this file's weight types than for the Q4_K_M files its
+    constants were fitted on: on Arm, the types multiplied row by row (`_rowwise_slowdown`); on x86, each type's
+    measured rate (`_x86_type_slowdown`)."""
+    if dev.engine != "cpu" or not split.layer_type_weights:
+        return 1.0
+    return _rowwise_slowdown(dev, split, engine_date) * _x86_type_slowdown(dev, split)
+
+
+def _x86_type_slowdown(dev: DeviceSpeed, split: WeightSplit) -> float:
+    """On x86, llama.cpp's prompt kernels run each weight type at its own rate: Q4_0 and Q8_0 through llamafile's
+    tinyBLAS or a repacked GEMM (with AVX-VNNI's dot products where the core has them), Q4_K repacked, the other
+    K-quants and Q5_0 row by row, and not equally fast. Measured on the development VM with the vendored llama.cpp
+    built per instruction set (speed_model.json `kernel_paths.cpu_x86_types`, benchmarks/x86_prompt_types.py): against
+    a Q4_K_M file, Q5_0 runs at 0.51-0.54 (Qwen2.5-0.5B's Q4_K_M is mostly Q5_0) and Q8_0 at 0.73-0.80. A type with no
+    measured rate counts as Q4_K_M's."""
+    classes = load_speed_model()["kernel_paths"]["cpu_x86_types"]["classes"]
+    rates = next((c["rates"] for c in classes.values() if dev.family in c["families"]), None)
+    if rates is None:
+        return 1.0
+    total = sum(w for _, w in split.layer_type_weights)
+    return sum(w / total / rates.get(ggml_type, 1.0) for ggml_type, w in split.layer_type_weights)
+
+
 def _rowwise_slowdown(dev: DeviceSpeed, split: WeightSplit, engine_date: str | None) -> float:
     """How much longer a CPU's prompt products take than if every weight type had a tiled kernel.
 
@@ -384,10 +408,10 @@ def _rowwise_slowdown(dev: DeviceSpeed, split: WeightSplit, engine_date: str | N
     2025-2026, a month apart for cores with and without i8mm (speed_model.json `kernel_paths.cpu_tiled`, with
     each pull request and its repack-off/on measurements, which give each row-wise kernel's speed against the
     tiled one). Qwen2.5-0.5B's Q4_K_M is mostly Q5_0 (its 896-long rows take k-quants' 32-value fallback), so on a
-    Raspberry Pi 5 it prompts slower than the 1.5B's per weight. x86 is not listed: measured on the development VM
-    (AVX2 build of the vendored llama.cpp, 2 threads), its row-wise K-quant kernels prompt as fast as the tiled
-    Q4_0 and Q8_0 ones, and cores without dot products (Cortex-A72) have no tiled kernel at all. Apple's cores
-    are not listed either (speed_model.json says why). ``engine_date``: see `pp_kernel`."""
+    Raspberry Pi 5 it prompts slower than the 1.5B's per weight. x86 has its own measured rates per type
+    (`_x86_type_slowdown`: there the row-wise K-quant kernels prompt as fast as the tiled ones), and cores without
+    dot products (Cortex-A72) have no tiled kernel at all. Apple's cores are not listed (speed_model.json says
+    why). ``engine_date``: see `pp_kernel`."""
     paths = load_speed_model()["kernel_paths"]["cpu_tiled"]
     isa = next((c for c in paths["classes"].values() if dev.family in c["families"]), None)
     if dev.engine != "cpu" or isa is None or not split.layer_type_weights:
@@ -453,7 +477,7 @@ def _prompt_offloaded(host: DeviceTerms, share: tuple, gpu: DeviceSpeed, a, weig
     link = sm["links"]
     copy_s = layers * (split.layer_bytes / link["host_to_gpu_pageable_bytes_per_s"] + link["host_to_gpu_per_layer_s"])
     return replace(host, pp_stream_s=copy_s, pp_compute_s=2 * layer_params * pp_tokens / matrix_rate,
-                   pp_fixed_s=layers * e["pp_per_layer_cycles"] / gpu.clock_hz, pp_rowwise=1.0)
+                   pp_fixed_s=layers * e["pp_per_layer_cycles"] / gpu.clock_hz, pp_types=1.0)
 
 
 def _link_costs(k: dict[str, Any], a, placement: Placement, mode: str, n_devices: int, links: Links,

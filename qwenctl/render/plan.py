@@ -153,8 +153,8 @@ def render_speed_terms(result: PlanResult, out: Console | None = None) -> None:
             *((("unpacking", "quantized blocks on the ALUs", t.dequant_s),) if t.dequant_s else ()),
             *((("threads", "multiplying; overlaps the two above, slower counts", t.threads_s),)
               if t.threads_s else ()),
-            ("prompt", "512-token batch: fixed, weight passes, matrix work" if t.pp_rowwise == 1.0 else
-             f"512-token batch; row-by-row types x{t.pp_rowwise:.2f}", t.prompt_s),
+            ("prompt", "512-token batch: fixed, weight passes, matrix work" if round(t.pp_types, 2) == 1.0 else
+             f"512-token batch; its weight types' kernels x{t.pp_types:.2f}", t.prompt_s),
         )
         for name, what, seconds in rows:
             con.print(f"    {name:<10} {what:<50} {seconds * 1e3:9.3f} ms")
