@@ -99,18 +99,19 @@ def test_explain_speed_shows_a_cpus_threads_term_where_the_kernels_rate_is_known
     assert total == pytest.approx(ms["fixed"] + max(ms["streaming"] + ms["unpacking"], ms["threads"]), abs=0.01)
 
 
+def _prompt_line(profile: str, size: str) -> str:
+    """The prompt line of `plan --explain-speed` for that size's Q4_K_M on a profile."""
+    r = CliRunner().invoke(cli, ["plan", "--profile", profile, "--size", size, "--quant", "q4_k_m", "--explain-speed"])
+    assert r.exit_code == 0, r.output
+    return next(line for line in r.output.splitlines() if line.strip().startswith("prompt"))
+
+
 def test_explain_speed_says_when_a_prompt_multiplies_row_by_row():
     """A Pi 5 has no tiled kernel for Q5_0, which is 70 % of the 0.5B Q4_K_M's weights (its 896-long rows): the
     prompt line says how much longer that makes the products; the 1.5B's Q4_K and Q6_K have tiled kernels."""
-    def prompt_line(size: str) -> str:
-        r = CliRunner().invoke(cli, ["plan", "--profile", "raspberry-pi-5-8gb", "--size", size, "--quant", "q4_k_m",
-                                     "--explain-speed"])
-        assert r.exit_code == 0, r.output
-        return next(line for line in r.output.splitlines() if line.strip().startswith("prompt"))
-
-    slowdown = float(prompt_line("0.5B").split("weight types' kernels x")[1].split()[0])
+    slowdown = float(_prompt_line("raspberry-pi-5-8gb", "0.5B").split("weight types' kernels x")[1].split()[0])
     assert 1.5 < slowdown < 2.2  # 0.70 of the weights at 0.47 of the tiled rate, the rest tiled: 1.79
-    assert "weight types' kernels" not in prompt_line("1.5B")
+    assert "weight types' kernels" not in _prompt_line("raspberry-pi-5-8gb", "1.5B")
 
 
 def test_an_x86_prompt_is_priced_at_each_weight_types_measured_rate():
@@ -118,12 +119,6 @@ def test_an_x86_prompt_is_priced_at_each_weight_types_measured_rate():
     development VM's AVX2 build, benchmarks/results/x86-prompt-types): the 0.5B's Q4_K_M, 70 % Q5_0, is priced that
     much slower, the 1.5B's Q4_K_M as fitted. Held out, the i7-12700H sweep's 0.5B Q4_K_M prompts went from
     1.33-1.77x of what was measured to 0.92-1.09x."""
-    def prompt_line(size: str) -> str:
-        r = CliRunner().invoke(cli, ["plan", "--profile", "laptop-16gb-cpu-only", "--size", size, "--quant", "q4_k_m",
-                                     "--explain-speed"])
-        assert r.exit_code == 0, r.output
-        return next(line for line in r.output.splitlines() if line.strip().startswith("prompt"))
-
-    slowdown = float(prompt_line("0.5B").split("weight types' kernels x")[1].split()[0])
+    slowdown = float(_prompt_line("laptop-16gb-cpu-only", "0.5B").split("weight types' kernels x")[1].split()[0])
     assert 1.5 < slowdown < 1.8  # 0.70 of the weights at 0.54, the rest at 0.73-1.1
-    assert "weight types' kernels" not in prompt_line("1.5B")  # Q4_K and Q6_K, as the fitting rows: x1.00
+    assert "weight types' kernels" not in _prompt_line("laptop-16gb-cpu-only", "1.5B")  # Q4_K and Q6_K: x1.00
