@@ -87,7 +87,7 @@ def cuda_alloc_bytes(rows: int, row_length: int, ggml_type: str) -> int:
     return n_bytes
 
 
-def tensor_sizes(arch: Architecture, cells: int, flash_attn: bool, kv_cache_type: str, n_ubatch: int) -> dict[str, int]:
+def _tensor_sizes(arch: Architecture, cells: int, flash_attn: bool, kv_cache_type: str, n_ubatch: int) -> dict[str, int]:
     """The bytes of each kind of tensor the program places, but the weight copies: a micro-batch's f32 activations,
     the KV cells copied in from the host's cache, the mask and the scores over them."""
     u = n_ubatch
@@ -121,7 +121,7 @@ def no_offload_compute_bytes(arch: Architecture, layer_types: tuple[tuple[str, .
     rotated = kv_cache_type.upper() not in FLOAT_TYPES  # a quantized cache: llama.cpp rotates K and V, and needs FA
     flash_attn = flash_attn or rotated
     steps = program["flash_attn_rotated" if rotated else "flash_attn" if flash_attn else "no_flash_attn"]
-    sizes = tensor_sizes(arch, cells, flash_attn, kv_cache_type, int(program["n_ubatch"]))
+    sizes = _tensor_sizes(arch, cells, flash_attn, kv_cache_type, int(program["n_ubatch"]))
     shapes = matrix_shapes(arch)
     sizes["matrix:output"] = cuda_alloc_bytes(arch.vocab_size, arch.hidden_size, output_type)
     allocator = DynamicAllocator(int(program["alignment"]))

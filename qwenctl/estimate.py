@@ -221,7 +221,8 @@ def _cuda_no_layer_compute_bytes(model: ModelSpec, split: WeightSplit, n_ctx: in
     benchmarks/results/h200-alloctrace), on all 74 rows whose log was kept, and on six files predicted before they
     were measured (docs/planning.md, "The no-offload buffer, replayed instead of ruled")."""
     if not split.layer_types or split.output_type is None:
-        raise ValueError("a CUDA build's no-offload buffer needs each matrix's ggml type")
+        raise QwenctlError("the file lacks some of its layers' attention or feed-forward matrices, so the CUDA compute "
+                           "buffer cannot be sized", code=ExitCode.BAD_INPUT)
     return no_offload_compute_bytes(model.arch, split.layer_types, split.output_type, _padded(n_ctx), flash_attn,
                                     kv_cache_type)
 

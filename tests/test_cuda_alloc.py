@@ -77,3 +77,20 @@ def test_a_quantized_matrix_is_padded_to_a_512_value_row():
     assert cuda_alloc_bytes(896, 896, "Q4_0") == 896 * 896 // 32 * 18 + 72 == 451_656
     assert cuda_alloc_bytes(3584, 3584, "Q4_0") == 3584 * 3584 // 32 * 18  # already a multiple of 512
     assert cuda_alloc_bytes(896, 896, "F16") == 896 * 896 * 2
+
+
+def test_a_file_missing_layer_matrices_is_refused_in_words_not_with_a_traceback():
+    """The replay needs every layer's matrix types; a GGUF whose table lacks some (split_from_tensors leaves them out)
+    gets a one-line error with the bad-input exit code."""
+    from dataclasses import replace
+
+    from qwenctl.errors import ExitCode, QwenctlError
+    from qwenctl.estimate import estimate_memory, weight_split
+
+    catalog = load_catalog()
+    model = catalog.model("0.5B")
+    weights = model.weights_for("gguf", "q4_k_m")
+    split = replace(weight_split(catalog, model, weights), layer_types=())
+    with pytest.raises(QwenctlError) as refused:
+        estimate_memory(model, weights, "llama.cpp", "cuda", 4096, 0, flash_attn=True, split=split)
+    assert refused.value.code == ExitCode.BAD_INPUT and "matrices" in str(refused.value)

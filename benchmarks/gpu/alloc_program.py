@@ -59,7 +59,7 @@ STEMS = {"Qcur": "q", "Kcur": "kv", "Vcur": "kv", "kq": "scores", "kqv": "q", "k
 
 
 def symbol(name: str, op: str) -> str:
-    """The kind of tensor a placement is, as `cuda_alloc.tensor_sizes` names them (``op``: "OP sources")."""
+    """The kind of tensor a placement is, as `cuda_alloc._tensor_sizes` names them (``op``: "OP sources")."""
     base = name.removeprefix("CUDA0#").removesuffix("#0")
     kind, _, sources = op.partition(" ")
     if kind == "FLASH_ATTN_EXT":
