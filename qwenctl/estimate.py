@@ -216,7 +216,7 @@ def _cuda_no_layer_compute_bytes(model: ModelSpec, split: WeightSplit, n_ctx: in
     their weights copied in, one matrix at a time, and the buffer is where ggml's allocator left its highest end,
     replayed by `cuda_alloc` over llama.cpp's recorded order of placements. A size rule missed it by up to 113 MiB
     (7B Q8_0 with flash attention: 856 MiB against 969), because which hole a copy lands in depends on the others;
-    the replay gives the buffer llama.cpp logged to 0.01 MiB on the H200's 15 no-offload traces (0.5B to 14B, Q4_0 and
+    the replay gives the buffer llama.cpp logged to 0.01 MiB on the H200's 16 no-offload traces (0.5B to 14B, Q4_0 and
     Q8_0, 4,096 to 32,768 cells, with and without flash attention, f16 and q8_0 caches:
     benchmarks/results/h200-alloctrace), on all 74 rows whose log was kept, and on six files predicted before they
     were measured (docs/planning.md, "The no-offload buffer, replayed instead of ruled")."""
