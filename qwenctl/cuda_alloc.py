@@ -20,8 +20,8 @@ import json
 from functools import cache
 from importlib import resources
 
-from qwenctl.catalog import Architecture, load_catalog
-from qwenctl.recipe import FLOAT_TYPES, MATRICES, matrix_shapes
+from qwenctl.catalog import Architecture
+from qwenctl.recipe import FLOAT_TYPES, MATRICES, matrix_bytes, matrix_shapes
 
 MATRIX_ROW_PADDING = 512  # ggml-cuda/common.cuh: a quantized matrix's last row is padded to this many values
 
@@ -80,11 +80,9 @@ def _program() -> dict:
 def cuda_alloc_bytes(rows: int, row_length: int, ggml_type: str) -> int:
     """What CUDA's buffer type asks the allocator for a matrix (``ggml_backend_cuda_buffer_type_get_alloc_size``):
     its bytes, and for a quantized type one row's worth of ``row_length`` padded to 512 values."""
-    block, size = load_catalog().type_block(ggml_type)
-    n_bytes = rows * row_length // block * size
-    if ggml_type not in FLOAT_TYPES and row_length % MATRIX_ROW_PADDING:
-        n_bytes += (MATRIX_ROW_PADDING - row_length % MATRIX_ROW_PADDING) // block * size
-    return n_bytes
+    padding = MATRIX_ROW_PADDING - row_length % MATRIX_ROW_PADDING
+    padded = ggml_type not in FLOAT_TYPES and padding < MATRIX_ROW_PADDING
+    return matrix_bytes(rows, row_length, ggml_type) + (matrix_bytes(1, padding, ggml_type) if padded else 0)
 
 
 def _tensor_sizes(arch: Architecture, cells: int, flash_attn: bool, kv_cache_type: str, n_ubatch: int) -> dict[str, int]:
