@@ -96,7 +96,10 @@ def layer_types(arch: Architecture, file_type: str) -> tuple[tuple[str, ...], ..
 @cache
 def layer_type_weights(arch: Architecture, file_type: str) -> tuple[tuple[str, float], ...]:
     """The average repeating layer's matrix weights by stored ggml type, most first (0.5B Q4_K_M: mostly Q5_0)."""
+    shapes = matrix_shapes(arch)
     weights: dict[str, float] = {}
-    for _, _, rows, length, stored in layer_matrices(arch, file_type):
-        weights[stored] = weights.get(stored, 0.0) + rows * length / arch.n_layers
+    for types in layer_types(arch, file_type):
+        for name, stored in zip(MATRICES, types):
+            rows, length = shapes[name]
+            weights[stored] = weights.get(stored, 0.0) + rows * length / arch.n_layers
     return tuple(sorted(weights.items(), key=lambda kv: -kv[1]))

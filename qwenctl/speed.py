@@ -33,6 +33,7 @@ detection or sourced specifications (``qwenctl.machine``), never from the fit.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from importlib import resources
@@ -383,6 +384,12 @@ def _cpu_type_slowdown(dev: DeviceSpeed, split: WeightSplit, engine_date: str | 
     return _rowwise_slowdown(dev, split, engine_date) * _x86_type_slowdown(dev, split)
 
 
+def _at_rates(split: WeightSplit, rate: Callable[[str], float]) -> float:
+    """How much longer a layer's products take with each ggml type at ``rate(type)`` of the reference rate."""
+    total = sum(w for _, w in split.layer_type_weights)
+    return sum(w / total / rate(ggml_type) for ggml_type, w in split.layer_type_weights)
+
+
 def _x86_type_slowdown(dev: DeviceSpeed, split: WeightSplit) -> float:
     """On x86, llama.cpp's prompt kernels run each weight type at its own rate: Q4_0 and Q8_0 through llamafile's
     tinyBLAS or a repacked GEMM (with AVX-VNNI's dot products where the core has them), Q4_K repacked, the other
@@ -395,8 +402,7 @@ def _x86_type_slowdown(dev: DeviceSpeed, split: WeightSplit) -> float:
     rates = next((c["rates"] for c in classes.values() if dev.family in c["families"]), None)
     if rates is None:
         return 1.0
-    total = sum(w for _, w in split.layer_type_weights)
-    return sum(w / total / rates.get(ggml_type, 1.0) for ggml_type, w in split.layer_type_weights)
+    return _at_rates(split, lambda ggml_type: rates.get(ggml_type, 1.0))
 
 
 def _rowwise_slowdown(dev: DeviceSpeed, split: WeightSplit, engine_date: str | None) -> float:
@@ -415,16 +421,16 @@ def _rowwise_slowdown(dev: DeviceSpeed, split: WeightSplit, engine_date: str | N
     why). ``engine_date``: see `pp_kernel`."""
     paths = load_speed_model()["kernel_paths"]["cpu_tiled"]
     isa = next((c for c in paths["classes"].values() if dev.family in c["families"]), None)
-    if dev.engine != "cpu" or isa is None or not split.layer_type_weights:
+    if isa is None:
         return 1.0
     rates = paths["rowwise_rate"]
-    total = sum(w for _, w in split.layer_type_weights)
-    slowdown = 0.0
-    for ggml_type, w in split.layer_type_weights:
+
+    def rate(ggml_type: str) -> float:
         since = isa["since"].get(ggml_type)
         tiled = ggml_type in FLOAT_TYPES or (since is not None and (engine_date is None or engine_date >= since))
-        slowdown += w / total * (1.0 if tiled else 1.0 / rates.get(ggml_type, rates["default"]))
-    return slowdown
+        return 1.0 if tiled else float(rates.get(ggml_type, rates["default"]))
+
+    return _at_rates(split, rate)
 
 
 def _mmq_rereads(dev: DeviceSpeed, n_tokens: int, weights: Weights, engine_date: str | None) -> int:
