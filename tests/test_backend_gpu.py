@@ -53,10 +53,19 @@ def test_full_offload_uses_gpu_memory_and_generates(model_cache):
 
 @pytest.mark.slow
 def test_out_of_memory_ladder_on_a_real_gpu():
-    """A 7B-shape model with a 1.5M-token f16 KV cache (~86 GB) cannot be all on an 80 GB card: the loader
-    must step down the layer ladder and say so, not fail."""
+    """A 7B-shape model whose f16 KV cache is 1.15x the GPU's memory (an H100 80GB: 1.7M cells, 98 GB; an H200:
+    3.0M cells, 173 GB) cannot be all on the card: the loader must step down the layer ladder and say so, not
+    fail. Sized from the GPU it runs on, so the ladder is reached on any card."""
+    from qwenctl.catalog import load_catalog
+    from qwenctl.estimate import kv_cache_bytes
+    from qwenctl.hardware import LiveSource, detect
+
     path = _model("7B", "Q4_K_M")
-    s = load_backend("llama.cpp", path, LoadOptions(n_ctx=1_500_000, n_gpu_layers=-1, flash_attn=True, n_batch=512))
+    gpus = detect(LiveSource()).gpus
+    assert gpus, "NVML found no GPU"
+    per_cell = kv_cache_bytes(load_catalog().model("7B"), 1, "f16")
+    n_ctx = int(1.15 * gpus[0].memory_total_bytes / per_cell) // 256 * 256
+    s = load_backend("llama.cpp", path, LoadOptions(n_ctx=n_ctx, n_gpu_layers=-1, flash_attn=True, n_batch=512))
     try:
         assert 0 < s.n_gpu_layers < 29
         assert s.notes and s.notes[-1].startswith("out of GPU memory with 29 of 29 layers on the GPU; loaded with")

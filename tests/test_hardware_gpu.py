@@ -1,22 +1,29 @@
-"""Real NVML on the GPU machine (run with `pytest -m gpu`): the H100 must describe itself."""
+"""Real NVML on the GPU machine (run with `pytest -m gpu`): the GPU must describe itself as its specification does."""
 
 import pytest
 
 from qwenctl.hardware import LiveSource, detect
 from qwenctl.hardware.facts import Nvidia
+from qwenctl.hardware.specs import gpu_spec_of
 
 pytestmark = pytest.mark.gpu
 
 
-def test_real_nvml_reports_the_h100():
+def test_real_nvml_describes_the_gpu_as_its_specification_does():
+    """Whatever GPU the machine lends (an H100 before 2026-11-30, an H200 since), NVML's facts must match the
+    specification row its name finds: memory, compute capability, SMs, and bandwidth from bus width x clock."""
     hw = detect(LiveSource())
     assert isinstance(hw.nvidia, Nvidia), hw.nvidia
     gpu = hw.nvidia.gpus[0]
     print(f"\n{gpu}\ndriver {hw.nvidia.driver_version}, CUDA {hw.nvidia.cuda_driver_version}")
-    assert "H100" in gpu.name
-    assert 79e9 <= gpu.memory_total_bytes <= 86e9  # an H100 80GB reports 81559 MiB = 85.5e9 bytes
-    assert gpu.compute_capability == (9, 0)
-    assert gpu.bandwidth_bytes_per_s and gpu.bandwidth_bytes_per_s > 1.9e12  # PCIe 2.0 TB/s, SXM 3.35 TB/s
+    spec = gpu_spec_of(gpu)
+    assert spec is not None, f"no specification row for {gpu.name!r}"
+    # NVML reports what the driver leaves usable: an H100 80GB 81,559 MiB, an H200 141 GB 143,771 MiB
+    assert 0.9 * spec["memory_gib"] * 2**30 <= gpu.memory_total_bytes <= 1.1 * spec["memory_gib"] * 2**30
+    assert gpu.compute_capability == tuple(int(p) for p in spec["compute_capability"].split("."))
+    assert gpu.sm_count == spec["sm_count"]
+    assert gpu.bandwidth_bytes_per_s is not None
+    assert abs(gpu.bandwidth_bytes_per_s / (spec["bandwidth_gbs"] * 1e9) - 1) < 0.05
     assert not gpu.unified_memory
 
 
