@@ -17,7 +17,7 @@
 #         llama-bench and qwenctl (llama-cpp-python's Python package from the same sdist, pointed at the
 #         libraries with LLAMA_CPP_LIB_PATH): the same llama.cpp by construction, and one compile instead of two.
 # models: shape-faithful random-weight Qwen2.5 7B Q4_K_M + Q8_0 and 0.5B Q4_K_M (benchmarks/gpu/make_models.py).
-# Environment: QWENCTL_GPU_WORK (work dir, default /root/qwenctl-gpu), BANDWIDTH (roofline, default 3.35TB/s),
+# Environment: QWENCTL_GPU_WORK (work dir, default /root/qwenctl-gpu), BANDWIDTH (roofline, default 4.8TB/s),
 # MODELS ("7B:Q4_K_M 7B:Q8_0 0.5B:Q4_K_M"), BENCH_P / BENCH_N (512 / 128), CCCL_DIR (build against a newer CCCL than the
 # toolkit's); for a CPU dry run elsewhere: GGML_CUDA=OFF, LLAMA_BUILD_DIR=an existing build.
 # run:    pytest -m gpu, `qwenctl bench --json` per model (flash attention off and on), llama-bench on the
@@ -27,7 +27,7 @@ set -uo pipefail
 ROOT=$(pwd)
 WORK=${QWENCTL_GPU_WORK:-/root/qwenctl-gpu}
 OUT=${OUT:-$WORK/out}
-BANDWIDTH=${BANDWIDTH:-3.35TB/s}   # H100 SXM5 80GB HBM3, NVIDIA datasheet
+BANDWIDTH=${BANDWIDTH:-4.8TB/s}   # H200 SXM 141GB HBM3e, NVIDIA datasheet (the H100 SXM5 the project had before 2026-11-30: 3.35TB/s)
 JOBS=${JOBS:-$(nproc)}
 P=${BENCH_P:-512} N=${BENCH_N:-128}  # prompt and generated tokens per run
 mkdir -p "$WORK/results" "$OUT"
