@@ -118,7 +118,8 @@ stage_run() {
 # facts: what qwenctl sees on this machine (a real NVML snapshot for the test fixtures) and plans for it.
 stage_facts() {
   $PY -m qwenctl detect --save-snapshot "$OUT/gpu-machine-snapshot.json"
-  $PY -m qwenctl plan --ctx 8192 | head -20
+  # whole to a file, then its head: `plan | head` ends plan with SIGPIPE, which pipefail reports as the stage failing
+  $PY -m qwenctl plan --ctx 8192 >"$OUT/plan.txt" && head -20 "$OUT/plan.txt"
 }
 
 # extras: `serve` streaming vs bench decode on the 7B Q4_K_M, and memory-estimate accuracy on the GPU.
