@@ -12,6 +12,9 @@ from pathlib import Path
 import pytest
 
 from qwenctl.backends import LoadOptions, SamplingOptions, load_backend
+from qwenctl.catalog import load_catalog
+from qwenctl.estimate import kv_cache_bytes
+from qwenctl.hardware import LiveSource, detect
 from qwenctl.testing import models
 
 pytestmark = pytest.mark.gpu
@@ -56,10 +59,6 @@ def test_out_of_memory_ladder_on_a_real_gpu():
     """A 7B-shape model whose f16 KV cache is 1.15x the GPU's memory (an H100 80GB: 1.7M cells, 98 GB; an H200:
     3.0M cells, 173 GB) cannot be all on the card: the loader must step down the layer ladder and say so, not
     fail. Sized from the GPU it runs on, so the ladder is reached on any card."""
-    from qwenctl.catalog import load_catalog
-    from qwenctl.estimate import kv_cache_bytes
-    from qwenctl.hardware import LiveSource, detect
-
     path = _model("7B", "Q4_K_M")
     gpus = detect(LiveSource()).gpus
     assert gpus, "NVML found no GPU"

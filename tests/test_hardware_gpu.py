@@ -4,7 +4,7 @@ import pytest
 
 from qwenctl.hardware import LiveSource, detect
 from qwenctl.hardware.facts import Nvidia
-from qwenctl.hardware.specs import gpu_spec_of
+from qwenctl.hardware.specs import gpu_spec_of, spec_compute_capability
 
 pytestmark = pytest.mark.gpu
 
@@ -20,7 +20,7 @@ def test_real_nvml_describes_the_gpu_as_its_specification_does():
     assert spec is not None, f"no specification row for {gpu.name!r}"
     # NVML reports what the driver leaves usable: an H100 80GB 81,559 MiB, an H200 141 GB 143,771 MiB
     assert 0.9 * spec["memory_gib"] * 2**30 <= gpu.memory_total_bytes <= 1.1 * spec["memory_gib"] * 2**30
-    assert gpu.compute_capability == tuple(int(p) for p in spec["compute_capability"].split("."))
+    assert gpu.compute_capability == spec_compute_capability(spec)
     assert gpu.sm_count == spec["sm_count"]
     assert gpu.bandwidth_bytes_per_s is not None
     assert abs(gpu.bandwidth_bytes_per_s / (spec["bandwidth_gbs"] * 1e9) - 1) < 0.05
