@@ -17,7 +17,7 @@
 #         llama-bench and qwenctl (llama-cpp-python's Python package from the same sdist, pointed at the
 #         libraries with LLAMA_CPP_LIB_PATH): the same llama.cpp by construction, and one compile instead of two.
 # models: shape-faithful random-weight Qwen2.5 7B Q4_K_M + Q8_0 and 0.5B Q4_K_M (benchmarks/gpu/make_models.py).
-# Environment: QWENCTL_GPU_WORK (work dir, default /root/qwenctl-gpu), BANDWIDTH (roofline, default 4.8TB/s),
+# Environment: QWENCTL_GPU_WORK (work dir, default /root/qwenctl-gpu), BANDWIDTH (roofline; default: the GPU's own, which qwenctl bench reads from NVML),
 # MODELS ("7B:Q4_K_M 7B:Q8_0 0.5B:Q4_K_M"), BENCH_P / BENCH_N (512 / 128), CCCL_DIR (build against a newer CCCL than the
 # toolkit's); for a CPU dry run elsewhere: GGML_CUDA=OFF, LLAMA_BUILD_DIR=an existing build.
 # run:    pytest -m gpu, `qwenctl bench --json` per model (flash attention off and on), llama-bench on the
@@ -27,7 +27,8 @@ set -uo pipefail
 ROOT=$(pwd)
 WORK=${QWENCTL_GPU_WORK:-/root/qwenctl-gpu}
 OUT=${OUT:-$WORK/out}
-BANDWIDTH=${BANDWIDTH:-4.8TB/s}   # H200 SXM 141GB HBM3e, NVIDIA datasheet (the H100 SXM5 the project had before 2026-11-30: 3.35TB/s)
+BW_ARG=()   # qwenctl bench takes the roofline from NVML unless BANDWIDTH says otherwise (e.g. 3.35TB/s)
+[ -n "${BANDWIDTH:-}" ] && BW_ARG=(--bandwidth "$BANDWIDTH")
 JOBS=${JOBS:-$(nproc)}
 P=${BENCH_P:-512} N=${BENCH_N:-128}  # prompt and generated tokens per run
 mkdir -p "$WORK/results" "$OUT"
@@ -99,7 +100,7 @@ stage_run() {
     name=$(basename "$m" .gguf)
     for fa in 0 1; do
       stamp "qwenctl bench $name fa=$fa"
-      $PY -m qwenctl bench --model "$m" -p $P -n $N -ngl -1 --bandwidth "$BANDWIDTH" --json \
+      $PY -m qwenctl bench --model "$m" -p $P -n $N -ngl -1 "${BW_ARG[@]}" --json \
         $([ $fa = 1 ] && echo --flash-attn || echo --no-flash-attn) >"$R/qwenctl-$name-fa$fa.json" || echo "FAILED"
     done
     stamp "llama-bench $name"
@@ -128,7 +129,7 @@ stage_extras() {
   m7=$(ls "$WORK"/models/qwen2.5-7b-*-Q4_K_M.gguf 2>/dev/null | head -1)
   if [ -n "$m7" ]; then
     stamp "serve: single-client streaming on $(basename "$m7"), and bench's decode of the same file in the same call"
-    timeout 90 $PY -m qwenctl bench --model "$m7" -ngl -1 --flash-attn --bandwidth "$BANDWIDTH" --json --no-save >"$OUT/serve_bench_7b.json" || echo "FAILED"
+    timeout 90 $PY -m qwenctl bench --model "$m7" -ngl -1 --flash-attn "${BW_ARG[@]}" --json --no-save >"$OUT/serve_bench_7b.json" || echo "FAILED"
     timeout 200 $PY benchmarks/serve_load.py "$m7" --single --max-tokens 256 --json >"$OUT/serve_gpu.json" || echo "FAILED"
     timeout 150 $PY benchmarks/serve_load.py "$m7" --single --ban-partial-utf8 --trials 3 --max-tokens 256 --json >"$OUT/serve_gpu_ban.json" || echo "FAILED"
   fi
