@@ -464,7 +464,7 @@ def fit(rows: list[dict], obs, sweeps: int = 5, only: str | None = None) -> None
                     fd = f(d)
             for box, key in targets:
                 box[key] = float(f"{math.exp((a + b) / 2):.4g}")
-        for e in sm["engines"].values():  # a quant without a constant of its own: the median of the fitted ones
+        for e in sm["engines"].values() if only != "prompt" else ():  # a quant without a constant: the fitted ones' median
             for table in (e.get("dequant_ops_per_weight", {}), e["unit_bytes_per_cycle"]):
                 own = [v for k, v in table.items() if k != "default"]
                 if own:

@@ -97,7 +97,7 @@ class DeviceTerms:
     pp_fixed_s: float  # the prompt batch's per-layer costs: launches, activation quantization, partly filled tiles
     pp_stream_s: float | None = None  # the prompt batch's reads of the weights, where not `stream_s` (copied to a GPU)
     threads_s: float = 0.0  # a CPU's threads multiplying the token's weights, at their kernels' rate
-    pp_types: float = 1.0  # how much longer the prompt's products take for this file's weight types here (`_cpu_type_slowdown`)
+    pp_types: float = 1.0  # how much longer the prompt's products take for this file's weight types here (`_type_slowdown`)
 
     @property
     def decode_s(self) -> float:
@@ -332,7 +332,7 @@ def estimate_placed_speed(
         unpack = e.get("dequant_ops_per_weight", {})  # CUDA has none: its kernels unpack while their loads are in flight
         dequant = unpack.get(quant, unpack.get("default", 0.0))
         matrix_rate, dequant_bytes = _matrix_rate(sm, dev, pp_e, weights, engine_date, a, pp_tokens, layers)
-        types = _cpu_type_slowdown(dev, s, engine_date)
+        types = _type_slowdown(dev, s, weights, engine_date)
         units = e["unit_bytes_per_cycle"]
         streaming = _streaming_rate(dev, eff, units.get(quant, units["default"]))
         terms.append(DeviceTerms(
@@ -375,13 +375,33 @@ def estimate_placed_speed(
                          link_s=link_s, link_notes=tuple(notes))
 
 
-def _cpu_type_slowdown(dev: DeviceSpeed, split: WeightSplit, engine_date: str | None) -> float:
-    """How much longer a CPU's prompt products take for this file's weight types than for the Q4_K_M files its
-    constants were fitted on: on Arm, the types multiplied row by row (`_rowwise_slowdown`); on x86, each type's
-    measured rate (`_x86_type_slowdown`)."""
-    if dev.engine != "cpu" or not split.layer_type_weights:
+def _type_slowdown(dev: DeviceSpeed, split: WeightSplit, weights: Weights, engine_date: str | None) -> float:
+    """How much longer a device's prompt products take for this file's weight types than for Q4_K_M's: on an Arm
+    CPU, the types multiplied row by row (`_rowwise_slowdown`); on x86, each type's measured rate
+    (`_x86_type_slowdown`); on CUDA, the instructions MMQ issues per weight of each type (`_cuda_mmq_slowdown`)."""
+    if not split.layer_type_weights:
         return 1.0
-    return _rowwise_slowdown(dev, split, engine_date) * _x86_type_slowdown(dev, split)
+    if dev.engine == "cpu":
+        return _rowwise_slowdown(dev, split, engine_date) * _x86_type_slowdown(dev, split)
+    if dev.engine == "cuda" and pp_kernel(weights, dev, engine_date)[0] == "int8":
+        return _cuda_mmq_slowdown(dev, split)
+    return 1.0
+
+
+def _cuda_mmq_slowdown(dev: DeviceSpeed, split: WeightSplit) -> float:
+    """MMQ, llama.cpp's CUDA kernel for a prompt's quantized products, runs one block of 8 warps per SM, which the
+    warps' instruction issue binds rather than the int8 units' peak: after each int8 product it converts the
+    partial sums to fp32 and multiplies them by the blocks' scales, and a type with a scale per 16 weights (Q2_K,
+    Q3_K, Q6_K) or a minimum per block issues more of those. Each type's instructions per pass of MMQ's main loop,
+    counted in the vendored llama.cpp compiled for the family's architecture (speed_model.json
+    `kernel_paths.cuda_mmq_types`, benchmarks/cuda_mmq_instructions.py), against Q4_K's: on sm_90 Q2_K issues
+    1.71x Q4_K's and Q8_0 0.72x. A type with no count runs as Q4_K."""
+    paths = load_speed_model()["kernel_paths"]["cuda_mmq_types"]
+    counts = next((c["instructions"] for c in paths["classes"].values() if dev.family in c["families"]), None)
+    if counts is None:
+        return 1.0
+    reference = counts[paths["reference"]]
+    return _at_rates(split, lambda ggml_type: reference / counts.get(ggml_type, reference))
 
 
 def _at_rates(split: WeightSplit, rate: Callable[[str], float]) -> float:
@@ -481,10 +501,11 @@ def _prompt_offloaded(host: DeviceTerms, share: tuple, gpu: DeviceSpeed, a, weig
     _, layers, _, layer_params, _ = share
     e = sm["engines"]["cuda"]
     matrix_rate, _ = _matrix_rate(sm, gpu, e, weights, engine_date, a, pp_tokens, layers)
+    types = _type_slowdown(gpu, split, weights, engine_date)
     link = sm["links"]
     copy_s = layers * (split.layer_bytes / link["host_to_gpu_pageable_bytes_per_s"] + link["host_to_gpu_per_layer_s"])
-    return replace(host, pp_stream_s=copy_s, pp_compute_s=2 * layer_params * pp_tokens / matrix_rate,
-                   pp_fixed_s=layers * e["pp_per_layer_cycles"] / gpu.clock_hz, pp_types=1.0)
+    return replace(host, pp_stream_s=copy_s, pp_compute_s=2 * layer_params * pp_tokens * types / matrix_rate,
+                   pp_fixed_s=layers * e["pp_per_layer_cycles"] / gpu.clock_hz, pp_types=types)
 
 
 def _link_costs(k: dict[str, Any], a, placement: Placement, mode: str, n_devices: int, links: Links,

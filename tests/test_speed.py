@@ -212,12 +212,32 @@ def test_a_prompt_multiplies_the_output_matrix_for_its_last_token_only():
     layer_params = m.params - out * (1 if a.tied_embeddings else 2)
     (t512,) = estimate_speed(m, w, h200, HOST, pp_tokens=512).terms
     (t256,) = estimate_speed(m, w, h200, HOST, pp_tokens=256).terms
-    # less MMQ's extra passes over the layers' weights (3 and 1), the matrix work is 2 x (layers x n + output x 1)
-    # / rate: the step from 256 to 512 tokens carries no output work
+    # less MMQ's extra passes over the layers' weights (3 and 1), the matrix work is 2 x (layers x n x their types'
+    # slowdown + output x 1) / rate: the step from 256 to 512 tokens carries no output work
     per_pass = a.n_layers * weight_split(load_catalog(), m, w).layer_bytes * t512.stream_s / t512.bytes_read
     work512, work256 = t512.pp_compute_s - 3 * per_pass, t256.pp_compute_s - per_pass
-    rate = 2 * layer_params * 256 / (work512 - work256)
-    assert work256 * rate == pytest.approx(2 * (layer_params * 256 + out), rel=1e-6)
+    assert t512.pp_types == t256.pp_types != 1.0  # the 0.5B's Q4_K_M layers are mostly Q5_0 (its rows are 896 long)
+    rate = 2 * layer_params * 256 * t512.pp_types / (work512 - work256)
+    assert work256 * rate == pytest.approx(2 * (layer_params * 256 * t256.pp_types + out), rel=1e-6)
+
+
+def test_cuda_prompts_take_each_weight_types_mmq_instructions():
+    """MMQ, CUDA's kernel for a prompt's quantized products, is bound by its warps' instruction issue, and each weight
+    type issues its own count per weight (speed_model.json kernel_paths.cuda_mmq_types, counted in the compiled
+    kernels by benchmarks/cuda_mmq_instructions.py): Q2_K's scales and minimums per 16 weights take 2.15x Q4_0's.
+    Held out, the H200's 3B sweep (benchmarks/results/h200-quant-sweep-3b, llama-bench pp512): priced at one rate for
+    every type, Q2_K was 1.46x its measurement and Q8_0 0.84x; with the counts 1.21x and 0.94x. Float weights go to
+    cuBLAS and Pascal's dp4a kernel has no count (nvcc 13 no longer builds sm_61): one rate."""
+    h200 = cuda_device(gpu("NVIDIA H200", 4.8e12))
+    measured = {"q2_k": 9982, "q3_k_m": 13199, "q4_k_m": 14606, "q4_0": 17108, "q8_0": 16977}
+    est = {q: estimate_speed(*spec("3B", q), h200, HOST) for q in measured}
+    slowdown = {q: e.terms[0].pp_types for q, e in est.items()}
+    assert slowdown["q2_k"] > slowdown["q3_k_m"] > slowdown["q4_k_m"] > slowdown["q4_0"] > slowdown["q8_0"]
+    for q, tps in measured.items():
+        assert 0.8 * tps <= est[q].pp_tps <= 1.25 * tps, q
+    pascal = cuda_device(gpu("NVIDIA GeForce GTX 1080 Ti", 484e9, (6, 1)))
+    assert estimate_speed(*spec("3B", "q2_k"), pascal, HOST).terms[0].pp_types == 1.0
+    assert estimate_speed(*spec("3B", "fp16"), h200, HOST).terms[0].pp_types == 1.0
 
 
 def test_mlx_prompts_take_metals_constants_on_the_same_apple_gpu():
