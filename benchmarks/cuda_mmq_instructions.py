@@ -89,13 +89,21 @@ def count(cubin: Path, ggml_type: str, cuobjdump: str) -> tuple[int, collections
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--llama-cpp", type=Path, required=True, help="the llama.cpp tree (llama-cpp-python's vendor/llama.cpp)")
+    ap.add_argument("--llama-cpp", type=Path, help="the llama.cpp tree to compile (llama-cpp-python's vendor/llama.cpp)")
     ap.add_argument("--arch", action="append", default=[], help="compute capability without the dot: 90, 89, 75, 61")
     ap.add_argument("--types", default=",".join(GGML_TYPE_IDS))
+    ap.add_argument("--binary", type=Path, help="count in this build instead of compiling (libggml-cuda.so of a CUDA build)")
     ap.add_argument("--out", type=Path, default=None, help="keep the cubins here (default: a temporary folder)")
     ap.add_argument("--nvcc", default="nvcc")
     ap.add_argument("--cuobjdump", default="cuobjdump")
     args = ap.parse_args()
+    if (args.llama_cpp is None) == (args.binary is None):
+        ap.error("give --llama-cpp (compile) or --binary (count in a build)")
+    types = args.types.split(",")
+    if args.binary:
+        print(f"{args.binary}: instructions per warp per pass of mul_mat_q<type, 128>'s main loop, as built")
+        report(types, lambda ggml_type: count(args.binary, ggml_type, args.cuobjdump))
+        return
     cuda_dir = args.llama_cpp / "ggml" / "src" / "ggml-cuda"
     with tempfile.TemporaryDirectory() as tmp:
         stub = Path(tmp) / "stub"
@@ -105,12 +113,17 @@ def main() -> None:
         out.mkdir(parents=True, exist_ok=True)
         for arch in args.arch or ["90"]:
             print(f"sm_{arch}: instructions per warp per pass of mul_mat_q<type, 128>'s main loop (128 x 128 x 256 per block of 8 warps)")
-            reference = None
-            for ggml_type in args.types.split(","):
-                n, ops = count(compile_instance(cuda_dir, ggml_type, arch, out, stub, args.nvcc), ggml_type, args.cuobjdump)
-                reference = reference or n
-                top = ", ".join(f"{op} {k}" for op, k in ops.most_common(6))
-                print(f"  {ggml_type:5s} {n:6d}  x{n / reference:.3f} of {args.types.split(',')[0]}   {top}")
+            report(types, lambda ggml_type, arch=arch: count(compile_instance(cuda_dir, ggml_type, arch, out, stub, args.nvcc),
+                                                             ggml_type, args.cuobjdump))
+
+
+def report(types: list[str], counted) -> None:
+    reference = None
+    for ggml_type in types:
+        n, ops = counted(ggml_type)
+        reference = reference or n
+        top = ", ".join(f"{op} {k}" for op, k in ops.most_common(6))
+        print(f"  {ggml_type:5s} {n:6d}  x{n / reference:.3f} of {types[0]}   {top}")
 
 
 if __name__ == "__main__":

@@ -72,10 +72,13 @@ stage_build() {
       "$SDIST/vendor/llama.cpp/ggml/src/ggml-alloc.c"
     local extra=()
     [ -n "$cuda_flags" ] && extra=("-DCMAKE_CUDA_FLAGS=$cuda_flags")
+    # BUILD_TESTS=1: test-backend-ops too, for stage kernels
+    local targets=(llama llama-bench ggml-rpc-server) tests=OFF
+    [ -n "${BUILD_TESTS:-}" ] && { tests=ON; targets+=(test-backend-ops); }
     cmake -S "$SDIST/vendor/llama.cpp" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=ON "${extra[@]}" \
-      -DGGML_CUDA=${GGML_CUDA:-ON} -DGGML_RPC=ON -DCMAKE_CUDA_ARCHITECTURES=${CUDA_ARCH:-90} -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF \
+      -DGGML_CUDA=${GGML_CUDA:-ON} -DGGML_RPC=ON -DCMAKE_CUDA_ARCHITECTURES=${CUDA_ARCH:-90} -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=$tests \
       -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF >"$WORK/cmake.log" 2>&1 || { tail -30 "$WORK/cmake.log"; return 1; }
-    cmake --build "$BUILD" --target llama llama-bench ggml-rpc-server -j "$JOBS" >"$WORK/build.log" 2>&1 || { tail -40 "$WORK/build.log"; return 1; }
+    cmake --build "$BUILD" --target "${targets[@]}" -j "$JOBS" >"$WORK/build.log" 2>&1 || { tail -40 "$WORK/build.log"; return 1; }
     stamp "built in $((SECONDS - t0)) s"
   fi
   $PY -c "import llama_cpp, sys; ok = llama_cpp.llama_supports_gpu_offload(); print('llama_cpp', llama_cpp.__version__, 'from', llama_cpp.__file__, 'gpu offload', ok); sys.exit(0 if ok or '${GGML_CUDA:-ON}' == 'OFF' else 1)"
@@ -299,12 +302,20 @@ stage_official() {
 # weight type"). nofamem: the CUDA compute buffer of a build with no layer offloaded and no flash attention, at several
 # context lengths and sizes (NOFAMEM_SIZES, default "3B 7B 14B", Q4_0 written directly), predicted by the code as
 # committed before it is measured ($OUT/nofamem-*.json).
+# kernels: the built CUDA kernels' registers (mmvq-resources.txt) and MMQ's instructions per weight type as built
+# (mmq-instructions.txt, benchmarks/cuda_mmq_instructions.py); with a build made with BUILD_TESTS=1, test-backend-ops'
+# MUL_MAT timings of a 4096 x 14336 matrix per weight type at 1 token (mmvq, decode) and 512 (MMQ, a prompt batch).
 stage_kernels() {
   local lib="$BUILD/bin/libggml-cuda.so"
   command -v cuobjdump >/dev/null || { echo "no cuobjdump"; return 0; }
   cuobjdump --dump-resource-usage "$lib" >"$WORK/resources.txt" 2>&1 || { tail -3 "$WORK/resources.txt"; return 0; }
   grep -A1 "mul_mat_vec_q" "$WORK/resources.txt" >"$OUT/mmvq-resources.txt"
   grep -c "Function" "$WORK/resources.txt"; wc -l "$OUT/mmvq-resources.txt"
+  $PY benchmarks/cuda_mmq_instructions.py --binary "$lib" | tee "$OUT/mmq-instructions.txt"
+  if [ -x "$BUILD/bin/test-backend-ops" ]; then
+    "$BUILD/bin/test-backend-ops" perf -b CUDA0 -o MUL_MAT -p 'type_b=f32,m=4096,n=(1|512),k=14336,' >"$OUT/mul-mat-perf.txt" 2>&1
+    grep "MUL_MAT" "$OUT/mul-mat-perf.txt" | grep -E "type_a=(q[0-9]_[0k]|f16)," | head -40
+  fi
 }
 
 stage_nofamem() {
