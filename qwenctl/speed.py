@@ -21,7 +21,9 @@ SMs) decodes a 7B model only ~1.05x faster, and why a few CPU threads cannot use
 processing (pp) of n tokens is one batch: the same fixed and streaming costs once, plus
 2 x (layer params x n + output params) FLOPs (only the last token's logits are computed) on the matrix units llama.cpp's kernel for that device uses (`pp_kernel`:
 int8 tensor cores for quantized weights on CUDA since Turing, fp16 for F16/BF16 weights and on
-Volta), at pp_efficiency of their peak; on CUDA the quantized weights are read once per 128 tokens
+Volta), at pp_efficiency of their peak; from Ampere on, CUDA's quantized products (MMQ) are priced at
+what their warps issue instead (`_mmq_issue_rate`), with each weight type's instruction count
+(`_cuda_mmq_slowdown`); on CUDA the quantized weights are read once per 128 tokens
 (`_mmq_rereads`), which binds a GPU whose matrix units outrun its DRAM (DGX Spark's GB10).
 
 Every constant lives in ``qwenctl/data/speed_model.json`` with how it was fitted: on a fitting
@@ -482,10 +484,28 @@ def _matrix_rate(sm: dict[str, Any], dev: DeviceSpeed, pp_e: dict[str, Any], wei
     kernels = sm["families"].get(pp_path(dev.family), {})
     pp_eff = kernels.get("pp_efficiency", {}).get(operand, pp_e["pp_efficiency"][operand])
     wave = 1.0 if stream_k else _wave_utilisation(a, pp_tokens, dev, layers)
-    peak = dev.matrix_ops[operand]
+    peak = (_mmq_issue_rate(dev) if operand == "int8" else None) or dev.matrix_ops[operand]
     if dev.engine == "metal" and engine_date is not None and engine_date < sm["kernel_paths"]["metal_tensor_since"]:
         peak = dev.vector_ops  # a llama.cpp from before the Metal 4 tensor API multiplies on the ALUs, whatever the chip
     return peak * dev.compute_share * pp_eff * wave, dequant_bytes
+
+
+def _mmq_issue_rate(dev: DeviceSpeed) -> float | None:
+    """int8 ops/s that MMQ's warps can issue on a CUDA GPU whose family has instruction counts (None: the int8
+    units' peak prices it): each SM issues `issue_per_sm_per_cycle` warp-instructions a clock, and a pass of the
+    reference type's main loop takes its count from each of a block's warps for 2 x rows x tokens x depth ops. It
+    does not depend on the int8 units' peak, which differs 2x per SM and clock between GA102 and GA100, and 4x on
+    Blackwell's datacenter parts, while MMQ's prompts per SM and clock do not (docs/planning.md, "Prompts per
+    weight type on CUDA")."""
+    if dev.engine != "cuda":
+        return None
+    paths = load_speed_model()["kernel_paths"]["cuda_mmq_types"]
+    counts = next((c["instructions"] for c in paths["classes"].values() if dev.family in c["families"]), None)
+    if counts is None:
+        return None
+    p = paths["pass"]
+    cycles = p["warps"] * counts[paths["reference"]] / p["issue_per_sm_per_cycle"]
+    return dev.compute_units * dev.clock_hz * 2 * p["rows"] * p["tokens"] * p["depth"] / cycles
 
 
 def _prompt_offloaded(host: DeviceTerms, share: tuple, gpu: DeviceSpeed, a, weights: Weights, split: WeightSplit,
