@@ -398,12 +398,17 @@ def _cuda_mmq_slowdown(dev: DeviceSpeed, split: WeightSplit) -> float:
     counted in the vendored llama.cpp compiled for the family's architecture (speed_model.json
     `kernel_paths.cuda_mmq_types`, benchmarks/cuda_mmq_instructions.py), against Q4_K's: on sm_90 Q2_K issues
     1.71x Q4_K's and Q8_0 0.72x. A type with no count runs as Q4_K."""
-    paths = load_speed_model()["kernel_paths"]["cuda_mmq_types"]
-    counts = next((c["instructions"] for c in paths["classes"].values() if dev.family in c["families"]), None)
+    counts = _mmq_instructions(dev)
     if counts is None:
         return 1.0
-    reference = counts[paths["reference"]]
+    reference = counts[load_speed_model()["kernel_paths"]["cuda_mmq_types"]["reference"]]
     return _at_rates(split, lambda ggml_type: reference / counts.get(ggml_type, reference))
+
+
+def _mmq_instructions(dev: DeviceSpeed) -> dict[str, int] | None:
+    """MMQ's instructions per pass by ggml type for the architecture ``dev``'s family compiles for (None: not counted)."""
+    classes = load_speed_model()["kernel_paths"]["cuda_mmq_types"]["classes"]
+    return next((c["instructions"] for c in classes.values() if dev.family in c["families"]), None)
 
 
 def _at_rates(split: WeightSplit, rate: Callable[[str], float]) -> float:
@@ -494,15 +499,13 @@ def _mmq_issue_rate(dev: DeviceSpeed) -> float | None:
     """int8 ops/s that MMQ's warps can issue on a CUDA GPU whose family has instruction counts (None: the int8
     units' peak prices it): each SM issues `issue_per_sm_per_cycle` warp-instructions a clock, and a pass of the
     reference type's main loop takes its count from each of a block's warps for 2 x rows x tokens x depth ops. It
-    does not depend on the int8 units' peak, which differs 2x per SM and clock between GA102 and GA100, and 4x on
-    Blackwell's datacenter parts, while MMQ's prompts per SM and clock do not (docs/planning.md, "Prompts per
-    weight type on CUDA")."""
-    if dev.engine != "cuda":
-        return None
-    paths = load_speed_model()["kernel_paths"]["cuda_mmq_types"]
-    counts = next((c["instructions"] for c in paths["classes"].values() if dev.family in c["families"]), None)
+    does not depend on the int8 units' peak, which per SM and clock is twice GA102's on a GA100, and on a B200, through
+    tcgen05 (which MMQ does not use), 3.4x an H100's in all, while MMQ's prompts per SM and clock differ far less
+    (docs/planning.md, "Prompts per weight type on CUDA")."""
+    counts = _mmq_instructions(dev)
     if counts is None:
         return None
+    paths = load_speed_model()["kernel_paths"]["cuda_mmq_types"]
     p = paths["pass"]
     cycles = p["warps"] * counts[paths["reference"]] / p["issue_per_sm_per_cycle"]
     return dev.compute_units * dev.clock_hz * 2 * p["rows"] * p["tokens"] * p["depth"] / cycles
