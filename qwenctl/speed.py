@@ -385,7 +385,7 @@ def _type_slowdown(dev: DeviceSpeed, split: WeightSplit, weights: Weights, engin
         return 1.0
     if dev.engine == "cpu":
         return _rowwise_slowdown(dev, split, engine_date) * _x86_type_slowdown(dev, split)
-    if dev.engine == "cuda" and pp_kernel(weights, dev, engine_date)[0] == "int8":
+    if _runs_mmq(dev, weights, engine_date):
         return _cuda_mmq_slowdown(dev, split)
     return 1.0
 
@@ -473,9 +473,15 @@ def _mmq_rereads(dev: DeviceSpeed, n_tokens: int, weights: Weights, engine_date:
     same compute per parameter takes two to three extra passes too, and no extra pass misses it by 25 %.
     Float weights go to cuBLAS, whose GEMM blocks for the L2: read once.
     """
-    if dev.engine != "cuda" or pp_kernel(weights, dev, engine_date)[0] != "int8":
+    if not _runs_mmq(dev, weights, engine_date):
         return 0
     return -(-n_tokens // TILE) - 1
+
+
+def _runs_mmq(dev: DeviceSpeed, weights: Weights, engine_date: str | None) -> bool:
+    """Whether a prompt's products of these weights run in llama.cpp's MMQ kernel on ``dev`` (quantized weights on the
+    int8 path of a CUDA GPU, `pp_kernel`)."""
+    return dev.engine == "cuda" and pp_kernel(weights, dev, engine_date)[0] == "int8"
 
 
 def _matrix_rate(sm: dict[str, Any], dev: DeviceSpeed, pp_e: dict[str, Any], weights: Weights, engine_date: str | None,
