@@ -27,8 +27,10 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-GGML_TYPE_IDS = {"q4_0": 2, "q5_0": 6, "q8_0": 8, "q2_k": 10, "q3_k": 11, "q4_k": 12, "q5_k": 13, "q6_k": 14}
-MATRIX_OPS = ("IMMA", "IDP4A", "IDP")  # the int8 products: tensor-core mma, or dp4a on the FP32 lanes (Pascal)
+from gguf import GGMLQuantizationType
+
+TYPES = ("q4_0", "q5_0", "q8_0", "q2_k", "q3_k", "q4_k", "q5_k", "q6_k")  # the types of Qwen's official GGUF files
+MATRIX_OPS = ("IMMA", "IDP")  # the int8 products: tensor-core mma, or dp4a (IDP.4A) on the FP32 lanes (Pascal)
 
 CUBLAS_STUB = """#pragma once
 typedef struct cublasContext *cublasHandle_t;
@@ -80,7 +82,7 @@ def opcode(instruction: str) -> str:
 
 
 def count(cubin: Path, ggml_type: str, cuobjdump: str) -> tuple[int, collections.Counter]:
-    kernel = (f"_Z9mul_mat_qIL9ggml_type{GGML_TYPE_IDS[ggml_type]}ELi128ELb0EL9ggml_prec30EEvPKcPKiS5_S5_PfS6_PKf"
+    kernel = (f"_Z9mul_mat_qIL9ggml_type{GGMLQuantizationType[ggml_type.upper()].value}ELi128ELb0EL9ggml_prec30EEvPKcPKiS5_S5_PfS6_PKf"
               "5uint3iiiiiS9_S9_iiiS9_S9_iiiS9_")
     sass = subprocess.run([cuobjdump, "-sass", "-fun", kernel, str(cubin)], capture_output=True, text=True, check=True).stdout
     body = main_loop(sass)
@@ -91,7 +93,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--llama-cpp", type=Path, help="the llama.cpp tree to compile (llama-cpp-python's vendor/llama.cpp)")
     ap.add_argument("--arch", action="append", default=[], help="compute capability without the dot: 90, 89, 75, 61")
-    ap.add_argument("--types", default=",".join(GGML_TYPE_IDS))
+    ap.add_argument("--types", default=",".join(TYPES))
     ap.add_argument("--binary", type=Path, help="count in this build instead of compiling (libggml-cuda.so of a CUDA build)")
     ap.add_argument("--out", type=Path, default=None, help="keep the cubins here (default: a temporary folder)")
     ap.add_argument("--nvcc", default="nvcc")

@@ -464,11 +464,12 @@ def fit(rows: list[dict], obs, sweeps: int = 5, only: str | None = None) -> None
                     fd = f(d)
             for box, key in targets:
                 box[key] = float(f"{math.exp((a + b) / 2):.4g}")
-        for e in sm["engines"].values() if only != "prompt" else ():  # a quant without a constant: the fitted ones' median
-            for table in (e.get("dequant_ops_per_weight", {}), e["unit_bytes_per_cycle"]):
-                own = [v for k, v in table.items() if k != "default"]
-                if own:
-                    table["default"] = float(f"{statistics.median(own):.4g}")
+        if only != "prompt":  # a prompt refit leaves the decode tables alone
+            for e in sm["engines"].values():  # a quant without a constant of its own: the median of the fitted ones
+                for table in (e.get("dequant_ops_per_weight", {}), e["unit_bytes_per_cycle"]):
+                    own = [v for k, v in table.items() if k != "default"]
+                    if own:
+                        table["default"] = float(f"{statistics.median(own):.4g}")
         print(f"sweep {sweep + 1}: fitting loss {loss(obs):.4f}", file=sys.stderr)
 
 
