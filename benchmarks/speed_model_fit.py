@@ -4,7 +4,7 @@
     python benchmarks/speed_model_fit.py --fit      # fit on the fitting half, score the held-out half,
                                                     # write the constants and benchmarks/results/speed_model_fit.json
     python benchmarks/speed_model_fit.py --fit --resplit   # the same over a new split of the devices
-    python benchmarks/speed_model_fit.py --fit --only prompt   # refit one group of constants (or cpu-decode, gpu-decode)
+    python benchmarks/speed_model_fit.py --fit --only prompt   # refit one group (or cpu-decode, gpu-decode, cuda-kernels)
     python benchmarks/speed_model_fit.py --rows     # also print every row
     python benchmarks/speed_model_fit.py --score F  # score the shipped constants on the rows of F (collected
                                                     # after the fit, e.g. published_cpu_sweeps.json), never fit
@@ -36,7 +36,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from qwenctl.catalog import Architecture, load_catalog  # noqa: E402
-from qwenctl.estimate import fit_gpu_layers  # noqa: E402
+from qwenctl.estimate import fit_gpu_layers, weight_split  # noqa: E402
 from qwenctl.hardware.facts import (  # noqa: E402
     Absent,
     AppleSilicon,
@@ -49,7 +49,7 @@ from qwenctl.hardware.facts import (  # noqa: E402
 )
 from qwenctl.hardware.specs import gpu_spec_by_key, resident_threads  # noqa: E402
 from qwenctl.machine import apple_device, cuda_device, host_device, threads  # noqa: E402
-from qwenctl.speed import estimate_speed, load_speed_model  # noqa: E402
+from qwenctl.speed import decode_kernel, estimate_speed, load_speed_model  # noqa: E402
 from qwenctl.testing.recipe import gguf_tensor_bytes, mlx_bytes  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -226,9 +226,15 @@ def prepare(doc: dict, cpus: dict) -> list[dict]:
 
 
 def predict(r: dict) -> tuple[float | None, float | None]:
+    """(tg, pp) of a row. A tg figure measured as single-token batches (llama-bench's pp at n_ubatch 1, which
+    the pull requests that tune decode kernels print) reads every weight per token but the output matrix: only the
+    prompt's last token computes logits."""
     model, w = r["_model"]
     pp_n = (r.get("pp") or {}).get("n_tokens") or 512
-    est = estimate_speed(model, w, r["_gpu"], r["_host"], r["_ngl"], pp_tokens=pp_n, sampling=r["_sampled"],
+    split = None
+    if (r.get("tg") or {}).get("per_token_batches"):
+        split = replace(weight_split(load_catalog(), model, w), output_bytes=0)
+    est = estimate_speed(model, w, r["_gpu"], r["_host"], r["_ngl"], split=split, pp_tokens=pp_n, sampling=r["_sampled"],
                          engine_date=r.get("date"))
     return est.tg_tps, est.pp_tps
 
@@ -329,7 +335,7 @@ def parameters(sm: dict, rows: list[dict]) -> list[tuple[list[tuple[dict, str]],
     for r in live:
         dev = r["_gpu"] or r["_host"]
         _, w = r["_model"]
-        q = w.quant if w.format == "gguf" else f"mlx-{w.quant}"
+        q = decode_kernel(w.quant, dev, r.get("date")) if w.format == "gguf" else f"mlx-{w.quant}"
         devices.setdefault(("quant", dev.engine, q), set()).add(r["_device"])
         if r.get("pp"):
             from qwenctl.speed import pp_kernel, pp_path
@@ -410,8 +416,10 @@ def fit(rows: list[dict], obs, sweeps: int = 5, only: str | None = None) -> None
 
     ``only``: one group of constants, the others kept, for a change to one part of the model that should
     move nothing else: "prompt" (per-layer cycles and matrix efficiencies), "cpu-decode" (the CPU engine's
-    decode constants and the DDR / LPDDR efficiencies, which only CPUs use) or "gpu-decode" (CUDA's, Metal's and
-    MLX's decode constants and the HBM / GDDR / Apple efficiencies)."""
+    decode constants and the DDR / LPDDR efficiencies, which only CPUs use), "gpu-decode" (CUDA's, Metal's and
+    MLX's decode constants and the HBM / GDDR / Apple efficiencies) or "cuda-kernels" (the bytes each CUDA decode
+    kernel keeps in flight, unit_bytes_per_cycle, with the memory and per-layer constants kept: for rows that
+    measure kernels, as a build's new F16 kernel)."""
     sm = load_speed_model()  # the cached dict the model reads: changed in place
     params = parameters(sm, rows)
     if only == "prompt":
@@ -441,6 +449,9 @@ def fit(rows: list[dict], obs, sweeps: int = 5, only: str | None = None) -> None
                     or (box is sm and key == "cross_die_fixed_factor"))
 
         params = [p for p in params if all(gpu_decode(box, key) for box, key in p[0])]
+    elif only == "cuda-kernels":
+        cuda_units = sm["engines"]["cuda"]["unit_bytes_per_cycle"]
+        params = [p for p in params if all(box is cuda_units for box, _ in p[0])]
     for sweep in range(sweeps):
         for targets, lo, hi in params:
             a, b = math.log(lo), math.log(hi)
@@ -517,7 +528,7 @@ def score_later_rows(path: Path, doc: dict) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--fit", action="store_true", help="refit the constants on the fitting half (the shipped split's)")
-    ap.add_argument("--only", choices=("prompt", "cpu-decode", "gpu-decode"), help="with --fit: refit one group of constants only")
+    ap.add_argument("--only", choices=("prompt", "cpu-decode", "gpu-decode", "cuda-kernels"), help="with --fit: refit one group of constants only")
     ap.add_argument("--resplit", action="store_true",
                     help="deal the devices into halves anew (by family, in hash order) instead of keeping the shipped split")
     ap.add_argument("--rows", action="store_true")

@@ -202,6 +202,20 @@ def pp_kernel(weights: Weights, dev: DeviceSpeed | None = None, engine_date: str
     return "int8", 0.0, not no_tensor_cores
 
 
+def decode_kernel(quant: str, dev: DeviceSpeed, engine_date: str | None = None) -> str:
+    """The `unit_bytes_per_cycle` entry of the kernel that decodes ``quant`` weights on ``dev``.
+
+    On CUDA, F16 weights ran ggml's old dequantize-mul-mat-vec kernel until llama.cpp gave them one of
+    their own (`kernel_paths.cuda_f16_mmv_since`, with the pull request). The two keep different bytes in
+    flight, so a row measured with a build from before (or dated only by an earlier year) takes the old
+    kernel's constant. ``engine_date``: see `pp_kernel`.
+    """
+    since = load_speed_model()["kernel_paths"]["cuda_f16_mmv_since"]
+    if dev.engine == "cuda" and quant == "fp16" and engine_date is not None and engine_date < since:
+        return "fp16_dmmv"
+    return quant
+
+
 def _per_layer_cycles(e: dict[str, Any], dev: DeviceSpeed, engine_date: str | None) -> float:
     """Cycles a layer of one decoded token costs beyond its reads: a count of kernels, each with its launch and tail.
 
@@ -336,7 +350,7 @@ def estimate_placed_speed(
         matrix_rate, dequant_bytes = _matrix_rate(sm, dev, pp_e, weights, engine_date, a, pp_tokens, layers)
         types = _type_slowdown(dev, s, weights, engine_date)
         units = e["unit_bytes_per_cycle"]
-        streaming = _streaming_rate(dev, eff, units.get(quant, units["default"]))
+        streaming = _streaming_rate(dev, eff, units.get(decode_kernel(quant, dev, engine_date), units["default"]))
         terms.append(DeviceTerms(
             device=dev.name,
             layers=layers,
