@@ -321,6 +321,27 @@ def test_builds_before_cuda_kernel_fusion_pay_more_per_layer_of_a_token():
     assert old.tg_tps < new.tg_tps
 
 
+def test_cuda_f16_decodes_in_its_own_kernel_since_llama_cpp_replaced_dmmv():
+    """llama.cpp gave F16 (and BF16) weights a mat-vec kernel of their own (PR #10318, merged 2024-11-17); before it
+    they ran dequantize_mul_mat_vec. The new kernel streams as fast as the DRAM allows on every fitting row (RTX 3090,
+    4090, 5090), so it is priced DRAM-bound; the old one by what its SMs kept in flight. On the H200, held out, the
+    shipped build decodes the 7B F16 at 196.9 tok/s (benchmarks/results/h200-f16-speed): 110 predicted before the
+    split, 225 now."""
+    from qwenctl.speed import decode_kernel
+
+    h200 = cuda_device(gpu("NVIDIA H200", 4.8e12))
+    m, w = spec("7B", "fp16")
+    assert [decode_kernel("fp16", h200, d) for d in ("2024-05", "2024-11-17", None)] == ["fp16_dmmv", "fp16", "fp16"]
+    assert decode_kernel("q4_k_m", h200, "2024-05") == "q4_k_m"
+    assert decode_kernel("fp16", HOST, "2024-05") == "fp16"  # only CUDA had the old kernel
+    old, new = (estimate_speed(m, w, h200, HOST, engine_date=d) for d in ("2024-10", "2025-03"))  # both before fusion
+    (t_old,), (t_new,) = old.terms, new.terms
+    assert t_old.fixed_s == t_new.fixed_s and t_old.bytes_read == t_new.bytes_read
+    assert t_new.bytes_read / t_new.stream_s == pytest.approx(4.8e12 * t_new.memory_efficiency, rel=0.01)
+    assert t_old.stream_s > 1.5 * t_new.stream_s
+    assert estimate_speed(m, w, h200, HOST).tg_tps == pytest.approx(196.9, rel=0.20)
+
+
 def test_a_measured_host_bandwidth_is_priced_as_what_the_memory_streams():
     """`qwenctl detect --measure` reads what the memory streams, not its peak, so the reads are priced at the
     sustained share (as a board's STREAM figure is), not at the DDR share of a DIMM specification. On the H200
