@@ -81,6 +81,7 @@ class DeviceSpeed:
     dies: int = 1  # GPU dies that every kernel's completion must synchronise (an Apple Ultra: 2)
     bandwidth_sustained: bool = False  # the bandwidth is what the memory really streams (STREAM), not its peak
     thread_weights_per_s: float = 0.0  # weights one CPU thread's decode kernels multiply per second (0: not known)
+    core: str = ""  # a CPU's core row (devices.json cpu_core_throughput), where its kernels' speed differs from its family's
 
 
 @dataclass(frozen=True)
@@ -438,9 +439,11 @@ def _x86_type_slowdown(dev: DeviceSpeed, split: WeightSplit) -> float:
     built per instruction set (speed_model.json `kernel_paths.cpu_x86_types`, benchmarks/x86_prompt_types.py): against
     a Q4_K_M file, Q5_0 runs at 0.51-0.54 (Qwen2.5-0.5B's Q4_K_M is mostly Q5_0) and Q8_0 at 0.73-0.80. A type with no
     measured rate counts as Q4_K_M's. Held out (nothing fitted on it), a published i7-12700H thread sweep: its 0.5B
-    Q4_K_M prompts from 1.33-1.77x of the measured rate to 0.92-1.09x."""
-    classes = load_speed_model()["kernel_paths"]["cpu_x86_types"]["classes"]
-    rates = next((c["rates"] for c in classes.values() if dev.family in c["families"]), None)
+    Q4_K_M prompts from 1.33-1.77x of the measured rate to 0.92-1.09x. A core whose kernels run at their own speed
+    has a class of its own (Haswell and Broadwell: one port for the byte multiplies that Skylake issues on two)."""
+    classes = load_speed_model()["kernel_paths"]["cpu_x86_types"]["classes"].values()
+    own = next((c["rates"] for c in classes if dev.core in c.get("cores", ())), None)
+    rates = own or next((c["rates"] for c in classes if dev.family in c.get("families", ())), None)
     if rates is None:
         return 1.0
     return _at_rates(split, lambda ggml_type: rates.get(ggml_type, 1.0))

@@ -342,6 +342,25 @@ def test_cuda_f16_decodes_in_its_own_kernel_since_llama_cpp_replaced_dmmv():
     assert estimate_speed(m, w, h200, HOST).tg_tps == pytest.approx(196.9, rel=0.20)
 
 
+def test_haswell_prompts_run_slower_than_skylakes_at_the_same_clock_and_decode_alike():
+    """Haswell and Broadwell issue the byte multiplies of llama.cpp's AVX2 kernels on one port, Skylake on two (LLVM's
+    scheduling models); llvm-mca on the compiled kernels gives each type's slowdown (benchmarks/x86_mca_prompt.py):
+    Q4_K 1.26x, Q8_0's tinyBLAS none. The same flags read as a Skylake's, so the name picks the row. A held-out
+    i5-4278U (geerlingguy/ai-benchmarks#53, llama-bench) prompted a 3B Q4_K_M at 1.41x the prediction before, 1.12x now."""
+    def host(brand: str):
+        return host_device(replace(pc(16), cpu=Cpu(brand, "x86_64", 4, 8, flags=("avx", "avx2", "fma", "f16c"), base_clock_mhz=2600)))
+
+    haswell = host("Intel(R) Core(TM) i5-4278U CPU @ 2.60GHz")
+    skylake = host("Intel(R) Core(TM) i5-9500 CPU @ 3.00GHz")
+    assert (haswell.core, skylake.core) == ("x86-avx2-haswell", "x86-avx2-fma-2x256")
+    assert haswell.family == skylake.family  # the same fitted constants
+    for quant, slower in (("q4_k_m", 1.25), ("q8_0", 0.99), ("fp16", 1.0)):  # F16 multiplies on the FMA ports: two on both
+        m, w = spec("3B", quant)
+        h, s = (estimate_speed(m, w, None, dev) for dev in (haswell, skylake))
+        assert h.tg_tps == pytest.approx(s.tg_tps)
+        assert s.pp_tps / h.pp_tps == pytest.approx(slower, abs=0.02)
+
+
 def test_a_measured_host_bandwidth_is_priced_as_what_the_memory_streams():
     """`qwenctl detect --measure` reads what the memory streams, not its peak, so the reads are priced at the
     sustained share (as a board's STREAM figure is), not at the DDR share of a DIMM specification. On the H200

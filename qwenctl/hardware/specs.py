@@ -32,7 +32,8 @@ class GpuPeaks:
 @dataclass(frozen=True)
 class CoreSpec:
     name: str
-    family: str  # "cpu-x86-avx2-fma-2x256", "cpu-arm-cortex-a76-n1", ...
+    family: str  # "cpu-x86-avx2-fma-2x256", "cpu-arm-cortex-a76-n1", ...: whose fitted constants it takes
+    core: str  # its cpu_core_throughput row: "x86-avx2-haswell" is of the family above with kernels of its own speed
     memory_kind: str  # "ddr" | "lpddr"
     clock_hz: float
     fp32_per_cycle: float  # per core
@@ -360,7 +361,8 @@ def cpu_core(cpu: Cpu | None, board: Board | None) -> CoreSpec:
     row = _core_row(key)
     return CoreSpec(
         name=name,
-        family=f"cpu-{key}",
+        family=f"cpu-{row.get('family', key)}",
+        core=key,
         memory_kind=kind,
         clock_hz=clock * 1e9,
         fp32_per_cycle=row["fp32_flop_per_cycle_per_core"],
