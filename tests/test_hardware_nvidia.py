@@ -138,6 +138,10 @@ def test_missing_nvml_bindings_are_absent_in_words(monkeypatch):
     ("NVIDIA GB10", "gb10", 48),
     ("NVIDIA RTX PRO 4500 Blackwell", "rtx-pro-4500-blackwell", 82),
     ("Quadro RTX 8000", "quadro-rtx-8000", 72),  # an older driver's name, without "NVIDIA "
+    ("NVIDIA H800", "h800-sxm", 132),  # the China-market H100 and A100: their own rows, not the NVML fallback
+    ("NVIDIA H800 PCIe", "h800-pcie", 114),
+    ("NVIDIA A800-SXM4-80GB", "a800-sxm4-80gb", 108),
+    ("NVIDIA RTX 4000 SFF Ada Generation", "rtx-4000-sff-ada", 48),  # contains nothing shorter, is not the RTX 4000 Ada
 ])
 def test_nvml_names_find_their_own_card_not_a_shorter_named_one(name, key, sms):
     spec = specs.gpu_spec(name)
