@@ -142,10 +142,19 @@ def test_missing_nvml_bindings_are_absent_in_words(monkeypatch):
     ("NVIDIA H800 PCIe", "h800-pcie", 114),
     ("NVIDIA A800-SXM4-80GB", "a800-sxm4-80gb", 108),
     ("NVIDIA RTX 4000 SFF Ada Generation", "rtx-4000-sff-ada", 48),  # contains nothing shorter, is not the RTX 4000 Ada
+    ("NVIDIA RTX A5000 Laptop GPU", "rtx-a5000-laptop", 48),  # the desktop RTX A5000 has 64
+    ("NVIDIA RTX A3000 Laptop GPU", "rtx-a3000-laptop", 32),  # once the A30 (56 SMs of HBM2): "a30" is inside "a3000"
 ])
 def test_nvml_names_find_their_own_card_not_a_shorter_named_one(name, key, sms):
     spec = specs.gpu_spec(name)
     assert (spec["key"], spec["sm_count"]) == (key, sms)
+
+
+def test_a_contained_name_matches_whole_words_only():
+    """A name no row has falls back to the longest row name it contains, as whole words: the A30's "a30" inside a
+    future "A3000"-like name is not a match, and the GPU is priced from what NVML says instead."""
+    assert specs.gpu_spec("NVIDIA RTX A3000X Laptop GPU") is None
+    assert specs.gpu_spec("NVIDIA GeForce RTX 4090 D")["key"] == "rtx-4090"  # a variant's name around a known one still finds it
 
 
 def test_gb10_peaks_come_from_its_blackwell_sms_not_the_unknown_gpu_ratios():

@@ -67,7 +67,7 @@ def gpu_spec(name: str, board: str | None = None, memory_bytes: int | None = Non
     for row in _devices()["gpus"]:
         for n in row.get("nvml_names", []):
             b = _bare(n)
-            if b in bare and len(b) > best_len:
+            if len(b) > best_len and re.search(rf"(?<!\w){re.escape(b)}(?!\w)", bare):  # whole words: A30 is not A3000
                 best, best_len = row, len(b)
     return best
 
