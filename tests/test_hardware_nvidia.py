@@ -154,7 +154,7 @@ def test_a_contained_name_matches_whole_words_only():
     """A name no row has falls back to the longest row name it contains, as whole words: the A30's "a30" inside a
     future "A3000"-like name is not a match, and the GPU is priced from what NVML says instead."""
     assert specs.gpu_spec("NVIDIA RTX A3000X Laptop GPU") is None
-    assert specs.gpu_spec("NVIDIA GeForce RTX 4090 D")["key"] == "rtx-4090"  # a variant's name around a known one still finds it
+    assert specs.gpu_spec("NVIDIA H100 80GB HBM3 MIG 1g.10gb")["key"] == "h100-sxm"  # a MIG instance's name holds its card's
 
 
 def test_gb10_peaks_come_from_its_blackwell_sms_not_the_unknown_gpu_ratios():
