@@ -29,6 +29,7 @@ import re
 import statistics
 import sys
 from dataclasses import replace
+from datetime import date
 from pathlib import Path
 
 # The qwenctl beside this script, whose speed_model.json it reads and (with --fit) writes: another tree's
@@ -562,7 +563,9 @@ def main() -> None:
     }
     if args.fit:
         sm = load_speed_model()
-        sm["version"] = "fitted " + doc.get("collected", "")
+        # a group's refit adds to the record of the constants it kept; a whole fit starts it anew
+        sm["version"] = (f"{sm['version']}; {args.only} refitted {date.today().isoformat()}" if args.only
+                         else "fitted " + doc.get("collected", ""))
         sm["fitted_on"] = report["devices"]["fit"]
         sm["held_out"] = {"devices": report["devices"]["held_out"], **{k: report["held_out"][k] for k in ("tg", "pp")}}
         MODEL_FILE.write_text(json.dumps(sm, indent=1) + "\n")
