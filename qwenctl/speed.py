@@ -198,9 +198,16 @@ def pp_kernel(weights: Weights, dev: DeviceSpeed | None = None, engine_date: str
     paths = load_speed_model()["kernel_paths"]
     no_tensor_cores = dev.family in paths["no_fp16_tensor_core_families"]
     if dev.family in paths["fp16_dequant_families"] or (
-            engine_date is not None and engine_date < paths["mmq_default_since"] and not no_tensor_cores):
+            _built_before(engine_date, paths["mmq_default_since"]) and not no_tensor_cores):
         return "fp16", float(paths["dequant_bytes_per_weight"]), False
     return "int8", 0.0, not no_tensor_cores
+
+
+def _built_before(engine_date: str | None, since: str) -> bool:
+    """Whether a row's llama.cpp, built at ``engine_date`` ("2024-05"; None: the one qwenctl ships, newer than every
+    date in speed_model.json's `kernel_paths`), predates a kernel change merged on ``since``. A date of a month or a
+    year only sorts before every day it is a prefix of, so it counts as before."""
+    return engine_date is not None and engine_date < since
 
 
 def decode_kernel(quant: str, dev: DeviceSpeed, engine_date: str | None = None) -> str:
@@ -212,7 +219,7 @@ def decode_kernel(quant: str, dev: DeviceSpeed, engine_date: str | None = None) 
     kernel's constant. ``engine_date``: see `pp_kernel`.
     """
     since = load_speed_model()["kernel_paths"]["cuda_f16_mmv_since"]
-    if dev.engine == "cuda" and quant == "fp16" and engine_date is not None and engine_date < since:
+    if dev.engine == "cuda" and quant == "fp16" and _built_before(engine_date, since):
         return "fp16_dmmv"
     return quant
 
@@ -235,7 +242,7 @@ def _per_layer_cycles(e: dict[str, Any], dev: DeviceSpeed, engine_date: str | No
         return float(e["per_layer_cycles_per_thread"]) * dev.compute_units
     sm = load_speed_model()
     since = sm["kernel_paths"].get("kernel_fusion_since")
-    unfused = dev.engine == "cuda" and since and engine_date is not None and engine_date < since
+    unfused = dev.engine == "cuda" and since and _built_before(engine_date, since)
     cycles = float(e["per_layer_cycles_unfused" if unfused else "per_layer_cycles"])
     return cycles * (1 + sm["cross_die_fixed_factor"] * (dev.dies - 1))
 
@@ -471,7 +478,7 @@ def _rowwise_slowdown(dev: DeviceSpeed, split: WeightSplit, engine_date: str | N
 
     def rate(ggml_type: str) -> float:
         since = isa["since"].get(ggml_type)
-        tiled = ggml_type in FLOAT_TYPES or (since is not None and (engine_date is None or engine_date >= since))
+        tiled = ggml_type in FLOAT_TYPES or (since is not None and not _built_before(engine_date, since))
         return 1.0 if tiled else float(rates.get(ggml_type, rates["default"]))
 
     return _at_rates(split, rate)
@@ -513,7 +520,7 @@ def _matrix_rate(sm: dict[str, Any], dev: DeviceSpeed, pp_e: dict[str, Any], wei
     pp_eff = kernels.get("pp_efficiency", {}).get(operand, pp_e["pp_efficiency"][operand])
     wave = 1.0 if stream_k else _wave_utilisation(a, pp_tokens, dev, layers)
     peak = (_mmq_issue_rate(dev) if operand == "int8" else None) or dev.matrix_ops[operand]
-    if dev.engine == "metal" and engine_date is not None and engine_date < sm["kernel_paths"]["metal_tensor_since"]:
+    if dev.engine == "metal" and _built_before(engine_date, sm["kernel_paths"]["metal_tensor_since"]):
         peak = dev.vector_ops  # a llama.cpp from before the Metal 4 tensor API multiplies on the ALUs, whatever the chip
     return peak * dev.compute_share * pp_eff * wave, dequant_bytes
 
