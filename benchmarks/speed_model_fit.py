@@ -50,7 +50,7 @@ from qwenctl.hardware.facts import (  # noqa: E402
 )
 from qwenctl.hardware.specs import gpu_spec_by_key, resident_threads  # noqa: E402
 from qwenctl.machine import apple_device, cuda_device, host_device, threads  # noqa: E402
-from qwenctl.speed import decode_kernel, estimate_speed, load_speed_model  # noqa: E402
+from qwenctl.speed import built_before, decode_kernel, estimate_speed, load_speed_model  # noqa: E402
 from qwenctl.testing.recipe import gguf_tensor_bytes, mlx_bytes  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -236,8 +236,16 @@ def predict(r: dict) -> tuple[float | None, float | None]:
     if (r.get("tg") or {}).get("per_token_batches"):
         split = replace(weight_split(load_catalog(), model, w), output_bytes=0)
     est = estimate_speed(model, w, r["_gpu"], r["_host"], r["_ngl"], split=split, pp_tokens=pp_n, sampling=r["_sampled"],
-                         engine_date=r.get("date"))
+                         engine_date=r.get("date"), flash_attn=flash_attn(r))
     return est.tg_tps, est.pp_tps
+
+
+def flash_attn(r: dict) -> bool:
+    """Whether a row ran with flash attention: as it says, else llama-bench's default when it was built (off until
+    `kernel_paths.flash_attn_default_since`, then auto, which turns it on wherever the backend supports it)."""
+    if r.get("flash_attn") is not None:
+        return bool(r["flash_attn"])
+    return not built_before(r.get("date"), load_speed_model()["kernel_paths"]["flash_attn_default_since"])
 
 
 def split_devices(rows: list[dict]) -> dict[str, str]:

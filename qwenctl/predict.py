@@ -201,8 +201,9 @@ def predict_for_file(
     elif device == "metal":
         assert isinstance(hardware.apple, AppleSilicon)
         gpu_speed = apple_device(hardware.apple, "metal")
+    # auto (None) turns flash attention on wherever the GPU backend has it
     sp = estimate_speed(model, weights, gpu_speed, host_speed, ngl if device == "cuda" else -1, options.kv_cache_type,
-                        split=split)
+                        split=split, flash_attn=options.flash_attn is not False)
     return FilePrediction(
         path=str(path), size=size, file_bytes=file_bytes, backend=backend, device=device, n_gpu_layers=ngl,
         n_layers=model.arch.n_layers, arch=model.arch, n_ctx=options.n_ctx, kv_cache_type=options.kv_cache_type,
@@ -245,7 +246,7 @@ def _split_prediction(hardware: Hardware, path: Path, options: LoadOptions, mode
     links = Links(remote=tuple(s.link for s in slots), peer_bytes_per_s=peer, peer_source=peer_source,
                   peer_nvlink=peer_source.startswith("NVLink"))
     sp = estimate_placed_speed(model, weights, tuple(s.speed for s in slots), host_device(hardware, options.n_threads), placement, mode, shares,
-                               links, options.kv_cache_type, split)
+                               links, options.kv_cache_type, split, flash_attn=flash)
     return FilePrediction(
         path=str(path), size=size, file_bytes=file_bytes, backend="llama.cpp", device=device,
         n_gpu_layers=options.n_gpu_layers, n_layers=model.arch.n_layers, arch=model.arch, n_ctx=options.n_ctx,

@@ -24,7 +24,9 @@ int8 tensor cores for quantized weights on CUDA since Turing, fp16 for F16/BF16 
 Volta), at pp_efficiency of their peak; from Ampere on, CUDA's quantized products (MMQ) are priced at
 what their warps issue instead (`_mmq_issue_rate`), with each weight type's instruction count
 (`_cuda_mmq_slowdown`); on CUDA the quantized weights are read once per 128 tokens
-(`_mmq_rereads`), which binds a GPU whose matrix units outrun its DRAM (DGX Spark's GB10).
+(`_mmq_rereads`), which binds a GPU whose matrix units outrun its DRAM (DGX Spark's GB10). A GPU
+prompt without flash attention also writes every attention score to DRAM and reads it back
+(`_unfused_attention_s`).
 
 Every constant lives in ``qwenctl/data/speed_model.json`` with how it was fitted: on a fitting
 half of published measurements split by device, the other half held out
@@ -198,12 +200,12 @@ def pp_kernel(weights: Weights, dev: DeviceSpeed | None = None, engine_date: str
     paths = load_speed_model()["kernel_paths"]
     no_tensor_cores = dev.family in paths["no_fp16_tensor_core_families"]
     if dev.family in paths["fp16_dequant_families"] or (
-            _built_before(engine_date, paths["mmq_default_since"]) and not no_tensor_cores):
+            built_before(engine_date, paths["mmq_default_since"]) and not no_tensor_cores):
         return "fp16", float(paths["dequant_bytes_per_weight"]), False
     return "int8", 0.0, not no_tensor_cores
 
 
-def _built_before(engine_date: str | None, since: str) -> bool:
+def built_before(engine_date: str | None, since: str) -> bool:
     """Whether a row's llama.cpp, built at ``engine_date`` ("2024-05"; None: the one qwenctl ships, newer than every
     date in speed_model.json's `kernel_paths`), predates a kernel change merged on ``since``. A date of a month or a
     year only sorts before every day it is a prefix of, so it counts as before."""
@@ -219,7 +221,7 @@ def decode_kernel(quant: str, dev: DeviceSpeed, engine_date: str | None = None) 
     kernel's constant. ``engine_date``: see `pp_kernel`.
     """
     since = load_speed_model()["kernel_paths"]["cuda_f16_mmv_since"]
-    if dev.engine == "cuda" and quant == "fp16" and _built_before(engine_date, since):
+    if dev.engine == "cuda" and quant == "fp16" and built_before(engine_date, since):
         return "fp16_dmmv"
     return quant
 
@@ -242,7 +244,7 @@ def _per_layer_cycles(e: dict[str, Any], dev: DeviceSpeed, engine_date: str | No
         return float(e["per_layer_cycles_per_thread"]) * dev.compute_units
     sm = load_speed_model()
     since = sm["kernel_paths"].get("kernel_fusion_since")
-    unfused = dev.engine == "cuda" and since and _built_before(engine_date, since)
+    unfused = dev.engine == "cuda" and since and built_before(engine_date, since)
     cycles = float(e["per_layer_cycles_unfused" if unfused else "per_layer_cycles"])
     return cycles * (1 + sm["cross_die_fixed_factor"] * (dev.dies - 1))
 
@@ -258,6 +260,7 @@ def estimate_speed(
     pp_tokens: int = PP_TOKENS,
     sampling: bool = False,
     engine_date: str | None = None,
+    flash_attn: bool = True,
 ) -> SpeedEstimate:
     """Predicted decode (tg) and prompt (pp) tokens/s of one device (or the host alone), with its terms.
 
@@ -266,14 +269,15 @@ def estimate_speed(
     and MLX plans pass the Apple GPU as ``gpu`` with every layer on it. ``pp_tokens``: the prompt batch pp
     is for. ``sampling``: include drawing each token on the host (what a chat sees; llama-bench's tg does
     not sample), which costs time in proportion to the vocabulary. ``engine_date``: see `pp_kernel`.
+    ``flash_attn``: whether llama.cpp runs attention as one fused kernel (what qwenctl's GPU plans ask for).
     """
     if gpu is None:
         return estimate_placed_speed(model, weights, (), host, place_layers(model.arch.n_layers, 0, ()),
                                      kv_cache_type=kv_cache_type, split=split, pp_tokens=pp_tokens, sampling=sampling,
-                                     engine_date=engine_date)
+                                     engine_date=engine_date, flash_attn=flash_attn)
     placement = place_layers(model.arch.n_layers, n_gpu_layers, (1.0,))
     return estimate_placed_speed(model, weights, (gpu,), host, placement, kv_cache_type=kv_cache_type, split=split,
-                                 pp_tokens=pp_tokens, sampling=sampling, engine_date=engine_date)
+                                 pp_tokens=pp_tokens, sampling=sampling, engine_date=engine_date, flash_attn=flash_attn)
 
 
 @dataclass(frozen=True)
@@ -304,6 +308,7 @@ def estimate_placed_speed(
     pp_tokens: int = PP_TOKENS,
     sampling: bool = False,
     engine_date: str | None = None,
+    flash_attn: bool = True,
 ) -> SpeedEstimate:
     """Predicted tg and pp of a model placed over ``devices`` (llama.cpp's order) and the host.
 
@@ -373,7 +378,8 @@ def estimate_placed_speed(
             # evaluates only the KV cache until the last token): the output matrix multiplies one token
             pp_compute_s=2 * (layer_params * pp_tokens * types + logit_params) / matrix_rate
             + layer_params * dequant_bytes / streaming
-            + _mmq_rereads(dev, pp_tokens, weights, engine_date) * (layer_params / params_per_layer) * s.layer_bytes / streaming,
+            + _mmq_rereads(dev, pp_tokens, weights, engine_date) * (layer_params / params_per_layer) * s.layer_bytes / streaming
+            + (0.0 if flash_attn else _unfused_attention_s(dev, a, layers, pp_tokens, eff)),
             pp_fixed_s=layers * pp_e["pp_per_layer_cycles"] / dev.clock_hz,
             pp_types=types,
         ))
@@ -478,7 +484,7 @@ def _rowwise_slowdown(dev: DeviceSpeed, split: WeightSplit, engine_date: str | N
 
     def rate(ggml_type: str) -> float:
         since = isa["since"].get(ggml_type)
-        tiled = ggml_type in FLOAT_TYPES or (since is not None and not _built_before(engine_date, since))
+        tiled = ggml_type in FLOAT_TYPES or (since is not None and not built_before(engine_date, since))
         return 1.0 if tiled else float(rates.get(ggml_type, rates["default"]))
 
     return _at_rates(split, rate)
@@ -502,6 +508,27 @@ def _mmq_rereads(dev: DeviceSpeed, n_tokens: int, weights: Weights, engine_date:
     return -(-n_tokens // TILE) - 1
 
 
+def _unfused_attention_s(dev: DeviceSpeed, a, layers: int, n_tokens: int, efficiency: float) -> float:
+    """What a prompt batch's attention costs a GPU beyond its matrix products when flash attention is off.
+
+    Without the fused kernel llama.cpp builds attention from separate ops (llama-graph.cpp, build_attn_mha): the
+    product of K and Q writes one score per head, token and cached token to memory, the softmax reads and writes
+    them, and the product with V reads them; each pass streams through DRAM (speed_model.json
+    `attention_without_flash`: bytes per score per engine, with how they were counted). On CUDA the K x Q product
+    is asked for at fp32 precision, which cuBLAS computes on the fp32 ALUs, not the tensor cores. A lower bound:
+    the kernels' own costs are not priced. Llama-bench's prompt starts from an empty cache, so it attends over its
+    own tokens."""
+    k = load_speed_model()["attention_without_flash"]
+    score_bytes = k["score_bytes"].get(dev.engine)
+    if score_bytes is None:
+        return 0.0
+    scores = layers * a.n_heads * n_tokens * n_tokens
+    seconds = scores * score_bytes / (dev.bandwidth_bytes_per_s * efficiency)
+    if dev.engine in k["fp32_score_product"]:
+        seconds += 2 * scores * a.head_dim / (dev.vector_ops * dev.compute_share)
+    return seconds
+
+
 def _runs_mmq(dev: DeviceSpeed, weights: Weights, engine_date: str | None) -> bool:
     """Whether a prompt's products of these weights run in llama.cpp's MMQ kernel on ``dev`` (quantized weights on the
     int8 path of a CUDA GPU, `pp_kernel`)."""
@@ -520,7 +547,7 @@ def _matrix_rate(sm: dict[str, Any], dev: DeviceSpeed, pp_e: dict[str, Any], wei
     pp_eff = kernels.get("pp_efficiency", {}).get(operand, pp_e["pp_efficiency"][operand])
     wave = 1.0 if stream_k else _wave_utilisation(a, pp_tokens, dev, layers)
     peak = (_mmq_issue_rate(dev) if operand == "int8" else None) or dev.matrix_ops[operand]
-    if dev.engine == "metal" and _built_before(engine_date, sm["kernel_paths"]["metal_tensor_since"]):
+    if dev.engine == "metal" and built_before(engine_date, sm["kernel_paths"]["metal_tensor_since"]):
         peak = dev.vector_ops  # a llama.cpp from before the Metal 4 tensor API multiplies on the ALUs, whatever the chip
     return peak * dev.compute_share * pp_eff * wave, dequant_bytes
 
