@@ -192,8 +192,8 @@ stage_quants() {
 }
 
 # memory: predicted vs measured memory (NVML and RSS) with every layer offloaded, and with none (a CUDA build's own
-# VRAM), for the 0.5B and 7B Q4_K_M. speed: llama-bench pp512/tg128 of every model with flash attention, the
-# figures the speed model is scored on (benchmarks/speed_model_fit.py).
+# VRAM), for the 0.5B and 7B Q4_K_M. speed: llama-bench pp512/tg128 of every model with flash attention (SPEED_FA=0,1:
+# without it too), the figures the speed model is scored on (benchmarks/speed_model_fit.py).
 stage_memory() {
   timeout 200 $PY benchmarks/estimate_accuracy.py --gpu --sizes 0.5B,7B --quants Q4_K_M --models-dir "$WORK/models" \
     --cases 8192:f16:1,32768:q8_0:1 --json-out "$OUT/estimate_gpu_full.json" || echo "FAILED"
@@ -376,7 +376,7 @@ stage_speed() {
   for m in "$WORK"/models/*.gguf; do
     [ -f "$m" ] || continue
     stamp "llama-bench $(basename "$m")"
-    timeout 120 "$BUILD/bin/llama-bench" -m "$m" -p $P -n $N -r 3 -ngl 99 -fa 1 -o json >"$OUT/speed-$(basename "$m" .gguf).json" \
+    timeout 120 "$BUILD/bin/llama-bench" -m "$m" -p $P -n $N -r 3 -ngl 99 -fa "${SPEED_FA:-1}" -o json >"$OUT/speed-$(basename "$m" .gguf).json" \
       2>/dev/null || echo "FAILED"
   done
 }
