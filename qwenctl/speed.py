@@ -546,7 +546,9 @@ def _matrix_rate(sm: dict[str, Any], dev: DeviceSpeed, pp_e: dict[str, Any], wei
     kernels = sm["families"].get(pp_path(dev.family), {})
     pp_eff = kernels.get("pp_efficiency", {}).get(operand, pp_e["pp_efficiency"][operand])
     wave = 1.0 if stream_k else _wave_utilisation(a, pp_tokens, dev, layers)
-    peak = (_mmq_issue_rate(dev) if operand == "int8" else None) or dev.matrix_ops[operand]
+    issue = _mmq_issue_rate(dev) if operand == "int8" else None
+    # MMQ issues no faster than its int8 units retire: binds where they were cut (the H20's, Blackwell Ultra's)
+    peak = min(issue, dev.matrix_ops[operand]) if issue else dev.matrix_ops[operand]
     if dev.engine == "metal" and built_before(engine_date, sm["kernel_paths"]["metal_tensor_since"]):
         peak = dev.vector_ops  # a llama.cpp from before the Metal 4 tensor API multiplies on the ALUs, whatever the chip
     return peak * dev.compute_share * pp_eff * wave, dequant_bytes
@@ -558,7 +560,8 @@ def _mmq_issue_rate(dev: DeviceSpeed) -> float | None:
     reference type's main loop takes its count from each of a block's warps for 2 x rows x tokens x depth ops. It
     does not depend on the int8 units' peak, which per SM and clock is twice GA102's on a GA100, and on a B200, through
     tcgen05 (which MMQ does not use), 3.4x an H100's in all, while MMQ's prompts per SM and clock differ far less
-    (docs/planning.md, "Prompts per weight type on CUDA")."""
+    (docs/planning.md, "Prompts per weight type on CUDA"), unless the units are slower than the issue: `_matrix_rate`
+    takes the smaller."""
     counts = _mmq_instructions(dev)
     if counts is None:
         return None

@@ -7,6 +7,7 @@ from qwenctl.hardware import detect, nvidia, specs
 from qwenctl.hardware._parse import data
 from qwenctl.hardware.facts import Absent, NvidiaGpu
 
+GiB = 2**30
 MIB = 1 << 20
 
 
@@ -144,10 +145,39 @@ def test_missing_nvml_bindings_are_absent_in_words(monkeypatch):
     ("NVIDIA RTX 4000 SFF Ada Generation", "rtx-4000-sff-ada", 48),  # contains nothing shorter, is not the RTX 4000 Ada
     ("NVIDIA RTX A5000 Laptop GPU", "rtx-a5000-laptop", 48),  # the desktop RTX A5000 has 64
     ("NVIDIA RTX A3000 Laptop GPU", "rtx-a3000-laptop", 32),  # once the A30 (56 SMs of HBM2): "a30" is inside "a3000"
+    ("NVIDIA H20", "h20", 78),  # the China-market Hopper, not the H200 whose name it begins
+    ("NVIDIA B300 SXM6 AC", "b300", 148),
+    ("NVIDIA B300 SXM6 AC MIG 1g.34gb", "b300", 148),  # a MIG instance's name holds its card's
+    ("NVIDIA GB200", "gb200", 152),
+    ("NVIDIA GB300", "gb300", 152),
 ])
 def test_nvml_names_find_their_own_card_not_a_shorter_named_one(name, key, sms):
     spec = specs.gpu_spec(name)
     assert (spec["key"], spec["sm_count"]) == (key, sms)
+
+
+@pytest.mark.parametrize("board, ram_gib, key", [
+    ("NVIDIA Jetson AGX Thor Developer Kit", 128, "jetson-agx-thor-t5000"),  # rbonghi/jetson_stats#711's device tree
+    (None, 128, "jetson-agx-thor-t5000"),
+    (None, 64, "jetson-thor-t4000"),
+])
+def test_a_jetson_thor_is_told_apart_by_its_board_then_its_memory(board, ram_gib, key):
+    """Both Thor modules answer NVML as "NVIDIA Thor" with no memory of their own (JetPack 7's nvidia-smi: Memory-Usage
+    Not Supported); the devkit's device-tree model names the AGX module, and the host's RAM tells 128 GB from 64."""
+    assert specs.gpu_spec("NVIDIA Thor", board, ram_gib * GiB)["key"] == key
+
+
+@pytest.mark.parametrize("cc", [(11, 0), (10, 1)])
+def test_thors_gpu_has_its_per_sm_figures_under_either_number(cc):
+    """CUDA 13 renumbered Thor's GPU from compute capability 10.1 to 11.0 (its release notes: "SM101 has been
+    renumbered as SM110"): a driver of either age finds its Blackwell SMs, not the unknown-GPU ratios."""
+    gpu = NvidiaGpu(index=0, name="NVIDIA Tegra GPU", uuid="", memory_total_bytes=None, memory_free_bytes=None,
+                    memory_used_bytes=None, compute_capability=cc, unified_memory=True, cuda_cores=2560,
+                    max_sm_clock_mhz=1575)
+    peaks = specs.nvidia_peaks(gpu)
+    assert (peaks.family, peaks.sm_count, peaks.assumed) == ("nvidia-thor", 20, ())
+    assert peaks.int8_ops == pytest.approx(20 * 16384 * 1575e6, rel=0.01)  # NVIDIA's 1,035 sparse TOPS, halved
+    assert specs.resident_threads(gpu) == 20 * 1536
 
 
 def test_a_contained_name_matches_whole_words_only():

@@ -188,6 +188,9 @@ def test_prompt_kernel_follows_llama_cpp_choice_per_gpu_and_build():
     assert pp_kernel(q4, ada, "2024-05") == ("fp16", 4.0, False)
     assert pp_kernel(q4, ada, "2025") == ("int8", 0.0, True)
     assert pp_kernel(q4, volta) == ("fp16", 4.0, False)
+    # Jetson Xavier's GV10B (CC 7.2) is a Volta SM: its int8 tensor mode needs Turing's mma in llama.cpp, so cuBLAS
+    xavier = cuda_device(gpu("Xavier", 136.5e9, (7, 2)))
+    assert (xavier.family, pp_kernel(q4, xavier)) == ("nvidia-xavier", ("fp16", 4.0, False))
     assert pp_kernel(q4, pascal) == ("int8", 0.0, False)
     assert pp_kernel(q4, pascal, "2024-01") == ("int8", 0.0, False)
     assert pp_kernel(f16, ada)[0] == "fp16"
@@ -299,6 +302,25 @@ def test_an_ultra_pays_its_second_die_in_fixed_cost_not_bandwidth():
     assert u.fixed_s / x.fixed_s == pytest.approx(1 + load_speed_model()["cross_die_fixed_factor"])
     assert load_speed_model()["cross_die_fixed_factor"] > 0.1
     assert x.stream_s / u.stream_s == pytest.approx(2.0, rel=0.01)
+
+
+def test_mmq_issues_no_faster_than_int8_units_that_were_cut():
+    """Blackwell Ultra gave its int8 tensor throughput to NVFP4: a B300's 148 SMs retire 153.5 dense int8 TOPS
+    (NVIDIA's Blackwell Ultra datasheet via ai-dynamo/aiconfigurator), a 29th of a B200's, under what MMQ's warps
+    issue. Its quantized prompts are priced at those units; its F16 prompts (cuBLAS, 2.25 PFLOPS, as a B200's) and
+    its decode are not touched. The H20's cap (296 dense TOPS on 78 SMs) binds the same way."""
+    b200 = cuda_device(gpu("NVIDIA B200", 8e12, (10, 0)))
+    b300 = cuda_device(gpu("NVIDIA B300 SXM6 AC", 7.75e12, (10, 3)))
+    h100 = cuda_device(gpu("NVIDIA H100 80GB HBM3", 3.35e12))
+    h20 = cuda_device(gpu("NVIDIA H20", 4.0e12))
+    assert b300.matrix_ops["int8"] == pytest.approx(153.5e12, rel=0.01)
+    q4, f16 = spec("7B", "q4_k_m"), spec("7B", "fp16")
+    pp = {name: (estimate_speed(*q4, d, HOST).pp_tps, estimate_speed(*f16, d, HOST).pp_tps)
+          for name, d in (("b200", b200), ("b300", b300), ("h100", h100), ("h20", h20))}
+    assert pp["b300"][0] < 0.6 * pp["b200"][0]
+    assert pp["b300"][1] == pytest.approx(pp["b200"][1], rel=0.05)
+    assert pp["h20"][0] < 0.7 * pp["h100"][0] and pp["h20"][1] < 0.4 * pp["h100"][1]  # 148 of the H100's 989 fp16 TFLOPS
+    assert tg(b300, "7B") == pytest.approx(tg(b200, "7B"), rel=0.05)
 
 
 def test_hopper_int8_prompts_are_scaled_to_what_mma_sync_issues():

@@ -25,7 +25,7 @@ from typing import Any
 from qwenctl.hardware._parse import data
 from qwenctl.hardware.facts import Absent, Nvidia, NvidiaGpu, UnusableGpu
 from qwenctl.hardware.snapshot import NOT_CAPTURED, NVML_BINDINGS_MISSING, NvmlDevice, NvmlError, Source
-from qwenctl.hardware.specs import board_gpu_spec, spec_compute_capability
+from qwenctl.hardware.specs import board_gpu_spec, spec_clock_hz, spec_compute_capability
 from qwenctl.install import INSTALL
 
 # NVML errors that mean "no NVIDIA GPU to talk to here", in words for the report.
@@ -127,7 +127,7 @@ def integrated_gpu(board: str, host_ram_bytes: int | None, host_bandwidth: int |
         unified_memory=True,
         board=board,
         sm_count=row["sm_count"],
-        max_sm_clock_mhz=round(row["boost_clock_mhz"]),
+        max_sm_clock_mhz=round(spec_clock_hz(row) / 1e6),
         unknown=(("uuid", f"{why}: the GPU is the {row['key']} module its board names (devices.json)"),),
     )
 

@@ -113,7 +113,11 @@ def apple_spec_by_key(key: str) -> dict | None:
 
 
 def _arch(cc: tuple[int, int] | None) -> dict | None:
-    return _devices()["nvidia_arch"].get(f"{cc[0]}.{cc[1]}") if cc else None
+    """The per-SM figures of a compute capability; one that NVIDIA renumbered (Thor's 10.1, 11.0 since CUDA 13)
+    names the entry it is `same_as`."""
+    table = _devices()["nvidia_arch"]
+    arch = table.get(f"{cc[0]}.{cc[1]}") if cc else None
+    return table[arch["same_as"]] if arch and "same_as" in arch else arch
 
 
 def spec_compute_capability(spec: dict) -> tuple[int, int] | None:
@@ -173,7 +177,7 @@ def nvidia_peaks(gpu: NvidiaGpu) -> GpuPeaks:
             bandwidth_bytes_per_s=float(spec["bandwidth_gbs"]) * 1e9 * share if spec.get("bandwidth_gbs") else None,
             source=f"{spec['key']} specification ({spec['sources'][0][:80]}...)",
             sm_count=round((spec.get("sm_count") or (spec.get("cuda_cores") or 0) / ((arch or {}).get("fp32_lanes_per_sm") or 128)) * share),
-            clock_hz=_spec_clock_hz(spec),
+            clock_hz=spec_clock_hz(spec),
         )
     cores, clock = gpu.cuda_cores, gpu.max_sm_clock_mhz
     if arch and cores and clock:
@@ -220,7 +224,7 @@ def resident_threads(gpu: NvidiaGpu) -> int | None:
     return peaks.sm_count * int(arch["max_threads_per_sm"])
 
 
-def _spec_clock_hz(spec: dict) -> float:
+def spec_clock_hz(spec: dict) -> float:
     """A specification's boost clock; where NVIDIA publishes none (GH200, B200), the one its FP32 peak implies
     (cores x 2 FLOP x clock), so the per-layer cycles of a decoded token are not priced at a guessed clock."""
     if spec.get("boost_clock_mhz"):
