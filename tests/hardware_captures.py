@@ -36,3 +36,24 @@ def jetpack5_agx_orin() -> dict[str, Any]:
                                      .replace("MemTotal:       8255488 kB", "MemTotal:       64335836 kB")
                                      .replace("MemAvailable:   6159360 kB", "MemAvailable:   60000000 kB"))
     return doc
+
+
+def jetpack7_agx_thor() -> dict[str, Any]:
+    """A Jetson AGX Thor developer kit under JetPack 7 as detection meets it: NVML answers (driver 580, CUDA 13) with the
+    name "NVIDIA Thor", compute capability 11.0 and memory NotSupported, as public nvidia-smi output on Thor shows
+    ("Memory-Usage: Not Supported"); the devkit's device-tree model (rbonghi/jetson_stats#711); 122 GiB of its 128 GB
+    RAM free to Linux. Built on the Raspberry Pi 5 capture (an arm64 board: its cpuinfo stands in for the Thor's
+    Neoverse-V3AE cores)."""
+    doc = document("raspberry-pi-5-8gb.json")
+    doc["files"]["/proc/device-tree/model"] = "NVIDIA Jetson AGX Thor Developer Kit\x00"
+    doc["files"]["/proc/meminfo"] = (doc["files"]["/proc/meminfo"]
+                                     .replace("MemTotal:       8255488 kB", "MemTotal:       128000000 kB")
+                                     .replace("MemAvailable:   6159360 kB", "MemAvailable:   120000000 kB"))
+    doc["nvml"] = {"init_error": None,
+                   "system": {"nvmlDeviceGetCount": 1, "nvmlSystemGetDriverVersion": "580.00",
+                              "nvmlSystemGetCudaDriverVersion": 13000},
+                   "devices": [{"nvmlDeviceGetName": "NVIDIA Thor",
+                                "nvmlDeviceGetUUID": "GPU-00000000-0000-0000-0000-00000000a7f0",
+                                "nvmlDeviceGetMemoryInfo": {"error": "NVML_ERROR_NOT_SUPPORTED"},
+                                "nvmlDeviceGetCudaComputeCapability": [11, 0]}]}
+    return doc

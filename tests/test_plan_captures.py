@@ -6,7 +6,7 @@ Each test states what a sensible plan for that machine is and why, with the figu
 from __future__ import annotations
 
 import pytest
-from hardware_captures import jetpack5_agx_orin, replay
+from hardware_captures import jetpack5_agx_orin, jetpack7_agx_thor, replay
 
 from qwenctl.errors import ExitCode, QwenctlError
 from qwenctl.hardware import detect
@@ -98,3 +98,21 @@ def test_a_jetpack_5_orin_without_nvml_is_planned_on_its_gpu():
     assert c.device == "cuda" and c.n_gpu_layers == -1
     assert (c.size, c.quant) == ("32B", "q4_k_m")
     assert 4 <= c.tg_tps <= 10  # ~19 GB of weights a token at 204.8 GB/s
+
+
+def test_a_jetpack_7_thor_is_planned_on_its_blackwell_gpu_and_the_boards_273_gb_s():
+    """NVML names both Thor modules "NVIDIA Thor" and has no memory of their own to report: the devkit's board names the
+    T5000 (20 SMs at 1,575 MHz, compute capability 11.0), the host's RAM is the GPU's, and the board's 273 GB/s of
+    LPDDR5X sets the speed. A 32B at 4 bits (19.9 GB a token) fits; its 20 SMs keep less in flight than the DGX Spark's
+    48 on the same 273 GB/s, so it decodes slower than a Spark (11.9 tok/s, docs/planning.md), at under 12 tok/s."""
+    import dataclasses
+
+    hw = detect(replay(jetpack7_agx_thor()))
+    (gpu,) = hw.gpus
+    assert gpu.unified_memory and gpu.compute_capability == (11, 0)
+    hw = dataclasses.replace(hw, backends=dataclasses.replace(hw.backends, llama_cpp="0.3.36", llama_cpp_gpu_offload=True))
+    r = plan(hw)
+    c = r.chosen
+    assert c.device == "cuda" and c.n_gpu_layers == -1 and (c.size, c.quant) == ("32B", "q4_k_m")
+    assert 6 <= c.tg_tps <= 12
+    assert not any("bandwidth unknown" in a for a in r.assumptions)
