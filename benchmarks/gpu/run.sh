@@ -318,6 +318,25 @@ stage_kernels() {
   fi
 }
 
+# decodetimes: Nsight Compute's time and DRAM bytes of every decode mat-vec kernel (mmvf for F16, mmvq for quantized
+# types) in a few llama-bench tokens of each model, CUDA graphs off so each kernel is its own launch: what each matrix
+# shape streams at, where the model prices one rate per weight type ($OUT/decodetimes-*.csv; docs/planning.md).
+stage_decodetimes() {
+  command -v ncu >/dev/null || { echo "no ncu"; return 0; }
+  local m name
+  for m in "$WORK"/models/*.gguf; do
+    [ -f "$m" ] || continue
+    name=$(basename "$m" .gguf)
+    stamp "ncu $name"
+    GGML_CUDA_DISABLE_GRAPHS=1 timeout "${NCU_TIMEOUT:-100}" ncu --clock-control none --csv --page raw --log-file "$OUT/decodetimes-$name.csv" \
+      --metrics gpu__time_duration.sum,dram__bytes_read.sum,launch__grid_size,launch__block_size \
+      --kernel-name regex:mul_mat_vec --launch-skip 400 --launch-count "${NCU_COUNT:-250}" \
+      "$BUILD/bin/llama-bench" -m "$m" -p 0 -n 8 -r 1 -ngl 99 -fa 1 -o json >/dev/null 2>"$WORK/ncu-$name.err" \
+      || { echo "FAILED"; tail -3 "$WORK/ncu-$name.err"; }
+    wc -l "$OUT/decodetimes-$name.csv"
+  done
+}
+
 stage_nofamem() {
   local sizes=${NOFAMEM_SIZES:-3B 7B 14B} s specs=()
   for s in $sizes; do specs+=("$s:Q4_0:Q4_0"); done
@@ -571,8 +590,8 @@ stages=("$@")
 [ ${#stages[@]} -eq 0 ] && stages=(build models run)
 for s in "${stages[@]}"; do
   case $s in
-    build|models|run|facts|extras|quants|memory|memdiag|memcheck|pooltrace|graphcheck|hostgraphs|official|kernels|nofamem|alloctrace|allocheck|ctxmem|speed|sampling|samplerstep|multigpu|splits|rpcworker|rpccompare|cpu|newsize|newsizemem) stamp "stage $s"; "stage_$s" || { stamp "stage $s failed"; exit 1; } ;;
-    *) echo "unknown stage $s (build, models, run, facts, extras, quants, memory, memdiag, memcheck, pooltrace, graphcheck, hostgraphs, official, kernels, nofamem, alloctrace, allocheck, ctxmem, speed, sampling, samplerstep, multigpu, splits, rpcworker, rpccompare, cpu, newsize, newsizemem)"; exit 2 ;;
+    build|models|run|facts|extras|quants|memory|memdiag|memcheck|pooltrace|graphcheck|hostgraphs|official|kernels|decodetimes|nofamem|alloctrace|allocheck|ctxmem|speed|sampling|samplerstep|multigpu|splits|rpcworker|rpccompare|cpu|newsize|newsizemem) stamp "stage $s"; "stage_$s" || { stamp "stage $s failed"; exit 1; } ;;
+    *) echo "unknown stage $s (build, models, run, facts, extras, quants, memory, memdiag, memcheck, pooltrace, graphcheck, hostgraphs, official, kernels, decodetimes, nofamem, alloctrace, allocheck, ctxmem, speed, sampling, samplerstep, multigpu, splits, rpcworker, rpccompare, cpu, newsize, newsizemem)"; exit 2 ;;
   esac
 done
 stamp "done"
