@@ -178,6 +178,7 @@ def test_thors_gpu_has_its_per_sm_figures_under_either_number(cc):
     assert (peaks.family, peaks.sm_count, peaks.assumed) == ("nvidia-thor", 20, ())
     assert peaks.int8_ops == pytest.approx(20 * 16384 * 1575e6, rel=0.01)  # NVIDIA's 1,035 sparse TOPS, halved
     assert specs.resident_threads(gpu) == 20 * 1536
+    assert nvidia.sm_count(2560, cc) == 20  # NVML's core count over the same per-SM figures, under either number
 
 
 def test_a_contained_name_matches_whole_words_only():

@@ -1,5 +1,5 @@
 """Summarize `run.sh decodetimes`: Nsight Compute's raw CSV of each decode mat-vec kernel -> one row per kernel shape
-(median time and DRAM bytes read, the rate they give), and a reduced CSV beside the raw one.
+(median time and DRAM bytes read, the rate they give); with --reduce, each file's kernels as a small CSV there.
 
     python benchmarks/gpu/decodetimes.py OUT_DIR [--reduce DEST_DIR]
 """

@@ -25,7 +25,7 @@ from typing import Any
 from qwenctl.hardware._parse import data
 from qwenctl.hardware.facts import Absent, Nvidia, NvidiaGpu, UnusableGpu
 from qwenctl.hardware.snapshot import NOT_CAPTURED, NVML_BINDINGS_MISSING, NvmlDevice, NvmlError, Source
-from qwenctl.hardware.specs import board_gpu_spec, spec_clock_hz, spec_compute_capability
+from qwenctl.hardware.specs import board_gpu_spec, fp32_lanes_per_sm, spec_clock_hz, spec_compute_capability
 from qwenctl.install import INSTALL
 
 # NVML errors that mean "no NVIDIA GPU to talk to here", in words for the report.
@@ -185,7 +185,11 @@ def _shares_host_memory(r: _Reader, name: str) -> bool:
 
 
 def cores_per_sm(cc: tuple[int, int] | None) -> int | None:
-    return data("nvidia_arch.json")["cores_per_sm"].get(f"{cc[0]}.{cc[1]}") if cc else None
+    """FP32 cores per SM of a compute capability: the CUDA guide's table, else the per-SM figures devices.json keeps for
+    it (Thor's 11.0, also under its old number 10.1)."""
+    if not cc:
+        return None
+    return data("nvidia_arch.json")["cores_per_sm"].get(f"{cc[0]}.{cc[1]}") or fp32_lanes_per_sm(cc)
 
 
 def sm_count(cuda_cores: int | None, cc: tuple[int, int] | None) -> int | None:

@@ -120,6 +120,11 @@ def _arch(cc: tuple[int, int] | None) -> dict | None:
     return table[arch["same_as"]] if arch and "same_as" in arch else arch
 
 
+def fp32_lanes_per_sm(cc: tuple[int, int] | None) -> int | None:
+    arch = _arch(cc)
+    return int(arch["fp32_lanes_per_sm"]) if arch and arch.get("fp32_lanes_per_sm") else None
+
+
 def spec_compute_capability(spec: dict) -> tuple[int, int] | None:
     major, _, minor = str(spec.get("compute_capability") or "").partition(".")
     return (int(major), int(minor)) if major.isdigit() and minor.isdigit() else None
