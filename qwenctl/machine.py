@@ -151,7 +151,11 @@ def host_device(hw: Hardware, n_threads: int | None = None) -> DeviceSpeed:
 
 
 def cuda_device(gpu: NvidiaGpu) -> DeviceSpeed:
-    """An NVIDIA GPU (or MIG slice): NVML's bandwidth, peaks from its specification or its SMs."""
+    """An NVIDIA GPU (or MIG slice): NVML's bandwidth, peaks from its specification or its SMs.
+
+    The clock is the specification's boost where there is one, not NVML's maximum SM clock: on a GeForce card that
+    is the top of its voltage-frequency table (a GTX 1050 Ti's 1,911 MHz against its rated 1,392), which it holds
+    only lightly loaded, and every constant of the speed model was fitted at the rated boost."""
     fb = load_speed_model()["fallbacks"]
     peaks = specs.nvidia_peaks(gpu)
     assumed = list(peaks.assumed)
@@ -169,7 +173,7 @@ def cuda_device(gpu: NvidiaGpu) -> DeviceSpeed:
         vector_ops=peaks.fp32_flops,
         matrix_ops={"int8": peaks.int8_ops, "fp16": peaks.fp16_flops},
         compute_units=max(peaks.sm_count, 1),
-        clock_hz=gpu.max_sm_clock_mhz * 1e6 if gpu.max_sm_clock_mhz else peaks.clock_hz,
+        clock_hz=peaks.clock_hz,
         sources=tuple(sources),
         assumed=tuple(assumed),
     )

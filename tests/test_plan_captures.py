@@ -5,12 +5,15 @@ Each test states what a sensible plan for that machine is and why, with the figu
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from hardware_captures import jetpack5_agx_orin, jetpack7_agx_thor, replay
 
 from qwenctl.errors import ExitCode, QwenctlError
 from qwenctl.hardware import detect
 from qwenctl.hardware.specs import resident_threads
+from qwenctl.machine import cuda_device
 from qwenctl.plan import plan
 
 GiB = 2**30
@@ -66,6 +69,16 @@ def test_gtx_1050_ti_with_notsupported_memory_keeps_its_gpu_on_the_specification
     assert c.device == "cuda" and c.memory[0].capacity_bytes == 4 * GiB
     assert "assumed the specification's 4 GiB" in r.assumptions[0]
     assert c.tg_tps < 60  # 112 GB/s: a 3B at 4 bits reads ~2 GB per token
+
+
+def test_a_detected_gpu_is_priced_at_its_rated_boost_not_nvmls_maximum_clock():
+    """NVML's maximum SM clock is the top of a GeForce card's voltage-frequency table (this GTX 1050 Ti's 1,911 MHz),
+    which it holds only lightly loaded; the speed model's constants were fitted at the rated boost (1,392 MHz in
+    devices.json), so the detected card is priced there. A GPU no specification names keeps NVML's clock."""
+    gpu = detect(replay("nvidia-gtx-1050-ti-memory-not-supported.json")).gpus[0]
+    assert gpu.max_sm_clock_mhz == 1911
+    assert cuda_device(gpu).clock_hz == 1392e6
+    assert cuda_device(replace(gpu, name="NVIDIA Engineering Sample")).clock_hz == 1911e6
 
 
 def test_m4_max_64gb_gets_its_40_core_bandwidth_and_a_large_model():

@@ -213,7 +213,7 @@ def nvidia_peaks(gpu: NvidiaGpu) -> GpuPeaks:
         source="no specification for this GPU",
         assumed=(f"{gpu.name}: compute peaks unknown, assumed in proportion to its bandwidth ({fb['source']})",),
         sm_count=round(fb["sms_per_byte_s"] * bw),
-        clock_hz=fb["clock_hz"],
+        clock_hz=gpu.max_sm_clock_mhz * 1e6 if gpu.max_sm_clock_mhz else fb["clock_hz"],
     )
 
 
