@@ -190,14 +190,18 @@ def pp_kernel(weights: Weights, dev: DeviceSpeed | None = None, engine_date: str
     weight). Volta takes the second (it has fp16 tensor cores but no int8 ones), and so did every
     GPU with tensor cores before llama.cpp made MMQ the default. MMQ on tensor cores splits its
     work "stream-k" (along the inner dimension too), so a narrow matrix still keeps every SM busy;
-    the other kernels cut the output into tiles, which fill a big GPU in whole waves only.
+    the other kernels cut the output into tiles, which fill a big GPU in whole waves only. A GPU with
+    neither dp4a nor fast fp16 (Maxwell) converts every weight, float or quantized, to an fp32 copy for
+    cuBLAS's SGEMM (8 bytes per weight); its "fp16" peak is its FP32 rate.
     ``engine_date``: when the llama.cpp that runs was built ("2024-05"; None: the one qwenctl ships).
     """
+    paths = load_speed_model()["kernel_paths"]
+    if dev is not None and dev.engine == "cuda" and dev.family in paths["fp32_cublas_families"]:
+        return "fp16", float(paths["fp32_cublas_bytes_per_weight"]), False
     if weights.quant in ("fp16", "f16", "bf16", "f32"):
         return "fp16", 0.0, False
     if dev is None or dev.engine != "cuda":
         return "int8", 0.0, False
-    paths = load_speed_model()["kernel_paths"]
     no_tensor_cores = dev.family in paths["no_fp16_tensor_core_families"]
     if dev.family in paths["fp16_dequant_families"] or (
             built_before(engine_date, paths["mmq_default_since"]) and not no_tensor_cores):
