@@ -212,6 +212,24 @@ def test_prompt_kernel_follows_llama_cpp_choice_per_gpu_and_build():
     assert old.terms[0].stream_s == new.terms[0].stream_s
 
 
+def test_turing_without_tensor_cores_prompts_at_its_mma_paths_measured_share():
+    """TU116/TU117 (GTX 16xx, MX450/550, T-series laptops) are compute capability 7.5 without tensor cores; llama.cpp
+    still runs its int8 mma path there, slowly (issue #15233: 2.2 TFLOPS on a GTX 1660). They are told by the
+    specification's chip, or by llama.cpp's list of names when no specification has them, and their int8 peak is
+    dp4a's (512 ops an SM a clock), not a tensor core's 2,048."""
+    gtx = cuda_device(gpu("NVIDIA GeForce GTX 1660", 192e9, (7, 5)))
+    t1000 = cuda_device(gpu("Quadro T1000", 128e9, (7, 5)))
+    rtx = cuda_device(gpu("NVIDIA GeForce RTX 2060 SUPER", 448e9, (7, 5)))
+    unlisted = cuda_device(replace(gpu("NVIDIA GeForce GTX 1630", 96e9, (7, 5)), cuda_cores=512, max_sm_clock_mhz=1785))
+    assert gtx.family == t1000.family == unlisted.family == "nvidia-turing-no-tc" and rtx.family == "nvidia-turing"
+    assert gtx.matrix_ops["int8"] == pytest.approx(4 * gtx.vector_ops)  # dp4a: 4 int8 MACs a lane
+    assert unlisted.matrix_ops["int8"] == pytest.approx(8 * 512 * 1.785e9)  # no specification: NVML's 512 cores
+    assert rtx.matrix_ops["int8"] > 10 * rtx.vector_ops  # tensor cores
+    m, w = spec("7B", "q4_0")
+    pp = estimate_speed(m, w, gtx, HOST).pp_tps
+    assert 100 < pp < 200  # 2.2 TFLOPS on a 7B's 15 GFLOP a token; priced at dp4a's full rate it would be ~5x
+
+
 def test_a_prompt_multiplies_the_output_matrix_for_its_last_token_only():
     """llama.cpp (and mlx-lm) compute the logits of a prompt's last token only: a 512-token prompt multiplies
     every layer 512 times but the 151,936-row output matrix once. Qwen2.5-0.5B's output is 28 % of its

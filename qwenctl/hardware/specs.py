@@ -161,10 +161,22 @@ def _memory_kind(memory_type: str | None, family: str) -> str:
     return _devices()["family_memory_kind"].get(family, "gddr")
 
 
+def _chip_variant(arch: dict | None, spec: dict | None, name: str) -> dict | None:
+    """A compute capability's figures for this GPU's chip: Turing's TU116/TU117 have no tensor cores
+    (nvidia_arch `without_tensor_cores`, known by the specification's chip, else by llama.cpp's list of names)."""
+    without = (arch or {}).get("without_tensor_cores")
+    if not arch or not without:
+        return arch
+    chip = str((spec or {}).get("chip") or "")
+    if chip.startswith(tuple(without["chips"])) or (not spec and name.startswith(tuple(without["nvml_name_prefixes"]))):
+        return {**arch, **{k: v for k, v in without.items() if k not in ("chips", "nvml_name_prefixes", "_about", "sources")}}
+    return arch
+
+
 def nvidia_peaks(gpu: NvidiaGpu) -> GpuPeaks:
     spec = gpu_spec_of(gpu)
     cc = gpu.compute_capability or (spec_compute_capability(spec) if spec else None)
-    arch = _arch(cc)
+    arch = _chip_variant(_arch(cc), spec, gpu.parent_name or gpu.name)
     family = (arch or {}).get("family", "nvidia-unknown")
     share = _mig_share(gpu, spec)
     if spec:
