@@ -247,8 +247,10 @@ def _per_layer_cycles(e: dict[str, Any], dev: DeviceSpeed, engine_date: str | No
     if "per_layer_cycles_per_thread" in e:
         return float(e["per_layer_cycles_per_thread"]) * dev.compute_units
     sm = load_speed_model()
-    since = sm["kernel_paths"].get("kernel_fusion_since")
-    unfused = dev.engine == "cuda" and since and built_before(engine_date, since)
+    paths = sm["kernel_paths"]
+    since = paths.get("kernel_fusion_since")
+    unfused = dev.engine == "cuda" and ((since and built_before(engine_date, since))
+                                        or dev.family in paths.get("no_cuda_graph_families", ()))
     cycles = float(e["per_layer_cycles_unfused" if unfused else "per_layer_cycles"])
     return cycles * (1 + sm["cross_die_fixed_factor"] * (dev.dies - 1))
 
