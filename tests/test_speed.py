@@ -200,11 +200,14 @@ def test_prompt_kernel_follows_llama_cpp_choice_per_gpu_and_build():
     assert pp_kernel(q4, p100) == ("fp16", 4.0, False)
     assert p100.matrix_ops["fp16"] > 1.9 * p100.matrix_ops["int8"]  # half2 at twice FP32 (19.1 against 9.5 TFLOPS)
     # Maxwell (CC 5.2: no __dp4a, no fast fp16) copies every weight, F16 too, to fp32 for cuBLAS's SGEMM, on its
-    # FP32 ALUs; NVML's cores and clock give its peaks, so it is not a GPU of unknown peaks
-    m40 = cuda_device(replace(gpu("Tesla M40 (engineering name)", 288e9, (5, 2)), cuda_cores=3072, max_sm_clock_mhz=1112))
+    # FP32 ALUs; without a specification, NVML's cores and clock give its peaks, so it is not a GPU of unknown peaks
+    m40 = cuda_device(gpu("Tesla M40 24GB", 288.4e9, (5, 2)))
     assert (m40.family, m40.compute_units, m40.assumed) == ("nvidia-maxwell", 24, ())
     assert pp_kernel(q4, m40) == pp_kernel(f16, m40) == ("fp16", 8.0, False)
-    assert m40.matrix_ops["fp16"] == m40.matrix_ops["int8"] == m40.vector_ops == pytest.approx(3072 * 2 * 1.112e9)
+    assert m40.matrix_ops["fp16"] == m40.matrix_ops["int8"] == m40.vector_ops == pytest.approx(6.83e12)
+    board = cuda_device(replace(gpu("NVIDIA Maxwell Engineering Board", 288e9, (5, 2)), cuda_cores=3072, max_sm_clock_mhz=1112))
+    assert (board.family, board.compute_units, board.assumed) == ("nvidia-maxwell", 24, ())
+    assert board.matrix_ops["fp16"] == board.vector_ops == pytest.approx(3072 * 2 * 1.112e9)
     # the old path copies every weight through memory once more and uses the fp16 units: slower prompts, the
     # same bytes a decoded token reads
     old, new = (estimate_speed(*spec("7B"), ada, HOST, engine_date=d) for d in ("2024-05", None))
