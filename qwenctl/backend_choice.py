@@ -1,6 +1,7 @@
 """Which engine runs the model here, and on which device, with the reason and what to install (the plan's
 first step; docs/planning.md). MLX on Apple Silicon when mlx-lm is installed, llama.cpp on Metal otherwise;
-llama.cpp with CUDA when an NVIDIA GPU is there and llama-cpp-python can offload; the CPU otherwise.
+llama.cpp with CUDA when an NVIDIA GPU llama.cpp's CUDA builds support is there and llama-cpp-python can offload;
+the CPU otherwise.
 """
 
 from __future__ import annotations
@@ -10,6 +11,10 @@ from dataclasses import dataclass
 from qwenctl.errors import ExitCode, QwenctlError
 from qwenctl.hardware.facts import AppleSilicon, Backends, Hardware
 from qwenctl.install import INSTALL
+from qwenctl.speed import load_speed_model
+
+# the oldest GPUs llama.cpp's CUDA builds have code for (speed_model.json kernel_paths, with the source)
+_CUDA_MIN_CC = tuple(load_speed_model()["kernel_paths"]["cuda_min_compute_capability"])
 
 
 @dataclass(frozen=True)
@@ -55,6 +60,16 @@ def choose_backend(hw: Hardware, want: str | None = None) -> BackendChoice:
         )
     if apple:
         return BackendChoice("llama.cpp", "metal", "llama.cpp on Metal (Apple Silicon" + (", mlx-lm not installed)" if want is None else ")"), tuple(warnings))
+    too_old = [(g.name, g.compute_capability) for g in hw.gpus if g.compute_capability and g.compute_capability < _CUDA_MIN_CC]
+    if hw.gpus and len(too_old) == len(hw.gpus):
+        name, (major, minor) = too_old[0]
+        warnings.append(f"the {name} (compute capability {major}.{minor}) "
+                        f"is older than any GPU llama.cpp's CUDA builds run on ({_CUDA_MIN_CC[0]}.{_CUDA_MIN_CC[1]}, Maxwell, "
+                        "with CUDA 12): planned on the CPU")
+        return BackendChoice("llama.cpp", "cpu", "llama.cpp on the CPU (no GPU llama.cpp's CUDA builds support)", tuple(warnings))
+    if too_old:
+        warnings.append(f"the {too_old[0][0]} is older than any GPU llama.cpp's CUDA builds run on: hide it with "
+                        "CUDA_VISIBLE_DEVICES so llama.cpp does not try it")
     if hw.gpus:
         offload = b.llama_cpp_gpu_offload if b is not None else None
         if has_llama and offload is False:

@@ -158,6 +158,20 @@ def test_llama_cpp_without_gpu_offload_plans_cpu():
     assert any("without GPU offload" in w for w in r.warnings)
 
 
+def test_a_gpu_older_than_llama_cpps_cuda_builds_is_planned_on_the_cpu_and_said_why():
+    """CUDA 12 builds of llama.cpp start at compute capability 5.0 (Maxwell): a Kepler Tesla K80 (3.7) gets a CPU plan
+    with the reason, not a GPU plan that cannot load; a Maxwell card keeps its GPU."""
+    from dataclasses import replace
+
+    old = pc(32, 12)
+    old = replace(old, nvidia=replace(old.nvidia, gpus=(replace(old.gpus[0], name="Tesla K80", compute_capability=(3, 7)),)))
+    r = plan(old)
+    assert r.chosen.device == "cpu" and r.chosen.n_gpu_layers == 0
+    assert any("Tesla K80 (compute capability 3.7) is older than" in w for w in r.warnings)
+    maxwell = replace(old, nvidia=replace(old.nvidia, gpus=(replace(old.gpus[0], name="Tesla M40 24GB", compute_capability=(5, 2)),)))
+    assert plan(maxwell).chosen.device == "cuda"
+
+
 def test_load_options_carry_the_plan():
     from qwenctl.pipeline import load_options
 
