@@ -6,6 +6,7 @@ from hardware_captures import document, replay
 from qwenctl.hardware import cpu, detect
 from qwenctl.hardware._parse import ParseError
 from qwenctl.hardware.facts import Absent, Cpu
+from qwenctl.hardware.snapshot import command_key
 
 
 @pytest.mark.parametrize(
@@ -22,6 +23,8 @@ from qwenctl.hardware.facts import Absent, Cpu
         ("apple-m3-max-36gb.json", "Apple M3 Max", "arm64", 14, 14, ("neon", "fp16", "dotprod", "i8mm")),
         ("apple-m2-16gb.json", "Apple M2", "arm64", 8, 8, ("neon", "fp16", "dotprod", "i8mm")),
         ("apple-m1-8gb-bigsur.json", "Apple processor", "arm64", 8, 8, ("neon",)),
+        # Windows: wmic's Win32_Processor, the ISA flags from llama.cpp's own system info (its Haswell CPU backend)
+        ("windows-i7-4710mq.json", "Intel(R) Core(TM) i7-4710MQ CPU @ 2.50GHz", "x86_64", 4, 8, ("avx", "avx2", "fma", "f16c")),
     ],
     ids=lambda v: v if isinstance(v, str) and v.endswith(".json") else None,
 )
@@ -83,10 +86,10 @@ def test_unreadable_cpuinfo_is_absent_with_the_reason():
     assert hw.cpu == Absent("cannot read /proc/cpuinfo: Permission denied")
 
 
-def test_windows_has_no_cpu_probe_yet():
+def test_a_system_without_a_cpu_probe_is_absent_not_guessed():
     doc = document("linux-x86-no-gpu.json")
-    doc["platform"] = {"system": "Windows", "machine": "AMD64"}
-    assert cpu.probe(replay(doc)) == Absent("no CPU probe for Windows yet")
+    doc["platform"] = {"system": "FreeBSD", "machine": "amd64"}
+    assert cpu.probe(replay(doc)) == Absent("no CPU probe for FreeBSD yet")
     assert isinstance(cpu.probe(replay("linux-x86-no-gpu.json")), Cpu)
 
 
@@ -254,3 +257,58 @@ def test_arm_cores_of_other_implementers_are_named_and_classed(capture, brand, k
     assert (got.brand, (got.performance_cores, got.efficiency_cores)) == (brand, kinds)
     assert machine_threads(Hardware("Linux", "aarch64", got, *(Absent("-"),) * 6)) == threads
     assert specs.cpu_core(got, None).family == family
+
+
+# dotnet/BenchmarkDotNet tests/BenchmarkDotNet.Tests/Detectors/Cpu/CpuInfoParserTests_Cim.cs, RealTwoProcessorEightCoresTest:
+# Get-CimInstance Win32_Processor on a two-socket Xeon E5-2630 v3 (Format-List's "Key:value", one block per socket)
+CIM_TWO_SOCKETS = """MaxClockSpeed:2400
+Name:Intel(R) Xeon(R) CPU E5-2630 v3
+NumberOfCores:8
+NumberOfLogicalProcessors:16
+
+
+MaxClockSpeed:2400
+Name:Intel(R) Xeon(R) CPU E5-2630 v3
+NumberOfCores:8
+NumberOfLogicalProcessors:16
+
+"""
+
+
+def test_windows_without_wmic_asks_powershell_and_adds_up_the_sockets():
+    """wmic is gone from Windows 11 24H2 unless added back: the probe asks Get-CimInstance for the same fields.
+    Each socket is a block of its own; the nominal clock is the base the speed model's constants were fitted on."""
+    doc = document("windows-i7-4710mq.json")
+    doc["commands"] = {command_key(cpu.CIM_ARGV): CIM_TWO_SOCKETS}
+    got = cpu.probe(replay(doc))
+    assert (got.brand, got.physical_cores, got.logical_cores, got.sockets, got.base_clock_mhz) == (
+        "Intel(R) Xeon(R) CPU E5-2630 v3", 16, 32, 2, 2400)
+    assert got.flags == ("avx", "avx2", "fma", "f16c") and got.flags_source == "llama.cpp's system info"
+
+
+def test_windows_flags_unknown_without_llama_cpp_are_said_not_guessed():
+    """Windows has no cpuinfo: before llama-cpp-python is installed nothing reports the ISA, so the flags are
+    unknown (not "none"), the plan prices the slowest kernels and says so; with neither wmic nor PowerShell
+    answering, the CPU is absent with the reason."""
+    from qwenctl.hardware.specs import cpu_core
+
+    doc = document("windows-i7-4710mq.json")
+    doc["python"]["llama_system_info"] = None
+    got = cpu.probe(replay(doc))
+    assert got.flags == () and got.flags_source is None
+    unnamed = dataclasses.replace(got, brand="Intel(R) Core(TM) i7-9999X CPU @ 2.50GHz")
+    assert any("instruction sets unknown" in a for a in cpu_core(unnamed, None).assumed)
+    assert not cpu_core(dataclasses.replace(unnamed, flags_source="/proc/cpuinfo"), None).assumed  # an SSE-only CPU
+    doc["commands"] = {}
+    assert cpu.probe(replay(doc)) == Absent("neither wmic nor PowerShell's Get-CimInstance answered for Win32_Processor")
+    with pytest.raises(ParseError):
+        cpu.parse_win32_processor("Name=\nNumberOfCores=4\n", "x86_64")
+
+
+def test_llama_system_info_names_only_the_cpu_backends_features():
+    info = ("CUDA : ARCHS = 700 | USE_GRAPHS = 1 | PEER_MAX_BATCH_SIZE = 128 | CPU : SSE3 = 1 | SSSE3 = 1 | AVX = 1 | "
+            "AVX2 = 1 | F16C = 1 | FMA = 1 | AVX512 = 1 | AVX512_VNNI = 1 | AMX_INT8 = 1 | LLAMAFILE = 1 | ")
+    assert cpu.llama_cpu_flags(info) == ("avx", "avx2", "avx512f", "avx512_vnni", "fma", "f16c", "amx_int8")
+    assert cpu.llama_cpu_flags("CPU : NEON = 1 | ARM_FMA = 1 | FP16_VA = 1 | DOTPROD = 1 | MATMUL_INT8 = 1 | ") == (
+        "neon", "fp16", "dotprod", "i8mm")
+    assert cpu.llama_cpu_flags(None) == cpu.llama_cpu_flags("Metal : EMBED_LIBRARY = 1 | ") == ()

@@ -2,8 +2,10 @@
 
 Method 1 (Linux): /proc/cpuinfo — x86 `flags` or ARM `Features`. x86 physical cores are
 counted as psutil and lscpu do: step 1, `cpu cores` of each socket (distinct `physical id`)
-summed; step 2, distinct (physical id, core id) pairs; step 3, one core per processor. Method 2 (macOS): sysctl hw.* / machdep.cpu.*. Anything else
-is reported absent rather than guessed.
+summed; step 2, distinct (physical id, core id) pairs; step 3, one core per processor. Method 2 (macOS): sysctl hw.* / machdep.cpu.*. Method 3
+(Windows): Win32_Processor through wmic, else PowerShell's Get-CimInstance (name, cores and logical processors per
+socket, the nominal clock), with the ISA features llama.cpp's own CPU backend reports (llama_print_system_info),
+since Windows has no cpuinfo. Anything else is reported absent rather than guessed.
 """
 
 from __future__ import annotations
@@ -32,6 +34,13 @@ CPPC_NOMINAL = "/sys/devices/system/cpu/cpu{}/acpi_cppc/nominal_freq"  # ACPI CP
 PMU_P_CORES = "/sys/devices/cpu_core/cpus"  # Intel hybrid: a perf PMU per core type, each with its CPUs
 PMU_E_CORES = "/sys/devices/cpu_atom/cpus"
 ARCH_NAMES = {"aarch64": "arm64", "arm64": "arm64", "amd64": "x86_64", "x86_64": "x86_64"}
+WIN32_PROCESSOR = "Name,NumberOfCores,NumberOfLogicalProcessors,MaxClockSpeed"
+WMIC_ARGV = ("wmic", "cpu", "get", WIN32_PROCESSOR, "/format:list")  # gone from Windows 11 24H2 unless added back
+CIM_ARGV = ("powershell", "-NoProfile", "-Command", f"Get-CimInstance Win32_Processor | Format-List {WIN32_PROCESSOR}")
+# llama_print_system_info's CPU features -> the names the other probes report
+LLAMA_CPU_FEATURES = {"AVX": "avx", "AVX2": "avx2", "AVX512": "avx512f", "AVX512_VNNI": "avx512_vnni",
+                      "AVX_VNNI": "avx_vnni", "FMA": "fma", "F16C": "f16c", "AMX_INT8": "amx_int8", "NEON": "neon",
+                      "FP16_VA": "fp16", "DOTPROD": "dotprod", "MATMUL_INT8": "i8mm", "SVE": "sve"}
 
 
 def probe(source: Source) -> Cpu | Absent:
@@ -53,7 +62,50 @@ def probe(source: Source) -> Cpu | Absent:
         return dataclasses.replace(cpu, max_clock_mhz=top, base_clock_mhz=base,
                                    performance_cores=kinds[0] if kinds else None,
                                    efficiency_cores=kinds[1] if kinds else None)
+    if source.system == "Windows":
+        listing = source.run(WMIC_ARGV) or source.run(CIM_ARGV)
+        if not listing:
+            return Absent("neither wmic nor PowerShell's Get-CimInstance answered for Win32_Processor")
+        cpu = parse_win32_processor(listing, arch)
+        info = source.llama_system_info()
+        return dataclasses.replace(cpu, flags=llama_cpu_flags(info), flags_source="llama.cpp's system info" if info else None)
     return Absent(f"no CPU probe for {source.system} yet")
+
+
+def parse_win32_processor(text: str, arch: str) -> Cpu:
+    """Win32_Processor as wmic ("Name=...") or Format-List ("Name : ...") prints it: one block per socket, whose
+    cores and logical processors add up. MaxClockSpeed is the nominal clock (an i7-4710MQ's 2,500 MHz), the one the
+    CPU guarantees with every core busy: what the speed model's CPU constants were fitted on."""
+    sockets: list[dict[str, str]] = []
+    for block in text.replace("\r", "").split("\n\n"):
+        fields = {}
+        for line in block.splitlines():
+            key, sep, value = line.partition("=") if "=" in line else line.partition(":")
+            if sep and key.strip():
+                fields[key.strip()] = value.strip()
+        if fields.get("Name"):
+            sockets.append(fields)
+    if not sockets:
+        raise ParseError("Win32_Processor lists no processor")
+    try:
+        cores = sum(int(b["NumberOfCores"]) for b in sockets)
+        logical = sum(int(b["NumberOfLogicalProcessors"]) for b in sockets)
+    except (KeyError, ValueError) as e:
+        raise ParseError(f"Win32_Processor core counts unreadable: {e}") from None
+    clock = sockets[0].get("MaxClockSpeed", "")
+    return Cpu(brand=sockets[0]["Name"], arch=arch, physical_cores=cores, logical_cores=logical,
+               cores_source="NumberOfCores x sockets (Win32_Processor)", sockets=len(sockets),
+               base_clock_mhz=int(clock) if clock.isdigit() and int(clock) > 0 else None)
+
+
+def llama_cpu_flags(system_info: str | None) -> tuple[str, ...]:
+    """The ISA features in the CPU part of ``llama_print_system_info`` ("CPU : SSE3 = 1 | AVX = 1 | ..."), in the
+    names the other probes give; () where libllama did not answer."""
+    if not system_info or "CPU :" not in system_info:
+        return ()
+    part = system_info.split("CPU :", 1)[1]
+    on = {name.strip() for name, _, value in (f.partition("=") for f in part.split("|")) if value.strip() == "1"}
+    return tuple(dict.fromkeys(flag for name, flag in LLAMA_CPU_FEATURES.items() if name in on))
 
 
 def max_clock_mhz(source: Source, cpu: int = 0) -> int | None:
@@ -178,7 +230,7 @@ def parse_cpuinfo(text: str, arch: str) -> Cpu:
         physical, sockets, how = len(blocks), None, "one core per processor (ARM: no SMT)"
         brand = _arm_cores_name(blocks) or first.get("model name") or "unknown ARM CPU"
     return Cpu(brand=brand, arch=arch, physical_cores=physical, logical_cores=len(blocks), flags=flags,
-               cores_source=how, sockets=sockets)
+               cores_source=how, sockets=sockets, flags_source="/proc/cpuinfo")
 
 
 def _x86_cores(blocks: list[dict[str, str]]) -> tuple[int, int | None, str]:
@@ -266,4 +318,5 @@ def _from_sysctl(values: dict[str, str], arch: str) -> Cpu:
         performance_cores=count("hw.perflevel0.physicalcpu") if two_levels else None,
         efficiency_cores=count("hw.perflevel1.physicalcpu") if two_levels else None,
         flags=flags,
+        flags_source="sysctl hw.optional",
     )

@@ -104,6 +104,21 @@ def llama_supports_rpc() -> bool | None:
     return _llama_supports_rpc(lib) if lib is not None else None
 
 
+def llama_system_info() -> str | None:
+    """libllama's ``llama_print_system_info``: each backend's features, the CPU's as llama.cpp uses them
+    ("CPU : SSE3 = 1 | ... | AVX2 = 1 | ..."): the instruction sets it was built for, or the variant a build with
+    loadable CPU backends chose for this CPU. Where the OS has no cpuinfo (Windows), the CPU probe's ISA flags."""
+    lib = _libllama()
+    if lib is None:
+        return None
+    try:
+        lib.llama_print_system_info.restype = ctypes.c_char_p
+        info = lib.llama_print_system_info()
+    except (OSError, AttributeError):
+        return None
+    return info.decode("utf-8", "replace") if info else None
+
+
 def _llama_supports_rpc(lib: Any) -> bool:
     ask = getattr(lib, "llama_supports_rpc", None)
     if ask is None:  # a libllama older than the RPC backend

@@ -30,6 +30,7 @@ class Cpu:
     sockets: int | None = None  # distinct `physical id` values; None where the OS does not say
     max_clock_mhz: int | None = None  # cpufreq's maximum (Linux); None where no driver says it
     base_clock_mhz: int | None = None  # the clock guaranteed under all-core load (intel_pstate base / ACPI CPPC nominal)
+    flags_source: str | None = None  # where `flags` came from; None: not known (Windows before llama-cpp-python is installed)
 
 
 Unknown = tuple[tuple[str, str], ...]  # (field name, why it is not known): "unknown, with why"

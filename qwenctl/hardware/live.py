@@ -181,6 +181,12 @@ class LiveSource:
             self._doc["python"]["llama_supports_rpc"] = value
         return value
 
+    def llama_system_info(self) -> str | None:
+        value = engines.llama_system_info()
+        if self._doc is not None:
+            self._doc["python"]["llama_system_info"] = value
+        return value
+
     def mlx_default_device(self) -> str | None:
         value = engines.mlx_default_device_of(self.system, self.package_version)
         if self._doc is not None:

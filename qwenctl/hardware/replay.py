@@ -112,6 +112,9 @@ class ReplaySource:
     def llama_supports_rpc(self) -> bool | None:
         return self._doc["python"]["llama_supports_rpc"]  # null in snapshots older than the field: unknown
 
+    def llama_system_info(self) -> str | None:
+        return self._doc["python"]["llama_system_info"]  # null in snapshots older than the field: unknown
+
     def mlx_default_device(self) -> str | None:
         return self._doc["python"]["mlx_default_device"]
 
@@ -233,6 +236,7 @@ def _validate_python(py: dict[str, Any]) -> str | None:
     py.setdefault("llama_supports_gpu_offload", None)
     py.setdefault("llama_supports_rpc", None)
     py.setdefault("mlx_default_device", None)
+    py.setdefault("llama_system_info", None)
     packages = py["packages"]
     if not isinstance(packages, dict) or not all(v is None or isinstance(v, str) for v in packages.values()):
         return 'python "packages" must map names to version strings or null'
@@ -242,6 +246,8 @@ def _validate_python(py: dict[str, Any]) -> str | None:
         return 'python "llama_supports_rpc" must be true, false or null'
     if not (py["mlx_default_device"] is None or isinstance(py["mlx_default_device"], str)):
         return 'python "mlx_default_device" must be text or null'
+    if not (py["llama_system_info"] is None or isinstance(py["llama_system_info"], str)):
+        return 'python "llama_system_info" must be text or null'
     return None
 
 

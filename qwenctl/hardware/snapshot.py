@@ -79,6 +79,8 @@ class Source(Protocol):
 
     def llama_supports_rpc(self) -> bool | None: ...
 
+    def llama_system_info(self) -> str | None: ...  # llama_print_system_info: the CPU features llama.cpp uses
+
     def mlx_default_device(self) -> str | None: ...
 
     def psutil_memory(self) -> dict[str, int] | None: ...  # {total, available, swap_total}
@@ -107,7 +109,8 @@ def empty_document(system: str, machine: str) -> dict[str, Any]:
         "nvml": {"init_error": None, "system": {}, "devices": []},
         "env": {},
         "disk": {},
-        "python": {"packages": {}, "llama_supports_gpu_offload": None, "llama_supports_rpc": None, "mlx_default_device": None},
+        "python": {"packages": {}, "llama_supports_gpu_offload": None, "llama_supports_rpc": None, "mlx_default_device": None,
+                   "llama_system_info": None},
         "psutil": None,
         "measured": {"bandwidth": {}},
     }

@@ -367,6 +367,9 @@ def cpu_core(cpu: Cpu | None, board: Board | None) -> CoreSpec:
             named = next((k for pattern, k in table["x86_names"] if re.search(pattern, brand)), None)
             key = named or next((k for f, k in table["x86"] if f in flags), "x86-sse")
             kind = "ddr"
+            if cpu is not None and not named and not flags and cpu.flags_source is None:
+                assumed.append("CPU instruction sets unknown (on Windows llama-cpp-python reports them: install it): "
+                               "priced as SSE, the slowest x86 kernels")
         m = re.search(r"@\s*([0-9.]+)\s*GHz", brand)
         if cpu is not None and cpu.base_clock_mhz:
             clock = cpu.base_clock_mhz / 1000  # guaranteed with every core busy: what the constants were fitted on
