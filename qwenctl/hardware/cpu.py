@@ -67,8 +67,9 @@ def probe(source: Source) -> Cpu | Absent:
         if not listing:
             return Absent("neither wmic nor PowerShell's Get-CimInstance answered for Win32_Processor")
         cpu = parse_win32_processor(listing, arch)
-        info = source.llama_system_info()
-        return dataclasses.replace(cpu, flags=llama_cpu_flags(info), flags_source="llama.cpp's system info" if info else None)
+        info = source.llama_system_info() or ""
+        return dataclasses.replace(cpu, flags=llama_cpu_flags(info),
+                                   flags_source="llama.cpp's system info" if "CPU :" in info else None)
     return Absent(f"no CPU probe for {source.system} yet")
 
 
