@@ -9,6 +9,7 @@ from hardware_captures import document, replay
 from qwenctl.cli import cli
 from qwenctl.hardware import bandwidth, cpu, detect, dimms, host_bandwidth, raspberry_pi
 from qwenctl.hardware.live import LiveSource
+from qwenctl.hardware.snapshot import command_key
 
 GB = 10**9
 
@@ -97,6 +98,29 @@ def test_smbios_unreadable_is_said_and_measuring_is_suggested():
     assert mem.bandwidth_bytes_per_s is None
     assert dict(mem.unknown)["bandwidth_bytes_per_s"] == (
         "SMBIOS memory entries not readable (Permission denied; root only); run `qwenctl detect --measure` to measure it")
+
+
+# 5T33Z0/OC-Little-Translated, guide "Fixing falsely reported RAM speed in macOS" (code index file 7092498494): a Lenovo
+# T490's `wmic memorychip list full`, two 8 GB DDR4 SODIMMs, one per channel (two of its 31 lines a DIMM kept each)
+T490_MEMORYCHIP = """BankLabel=BANK 0\r\r\nCapacity=8589934592\r\r\nDataWidth=64\r\r\nDeviceLocator=ChannelA-DIMM0\r\r
+FormFactor=12\r\r\nSpeed=2667\r\r\nTotalWidth=64\r\r\n\r\r\nBankLabel=BANK 2\r\r\nCapacity=8589934592\r\r\nDataWidth=64\r\r
+DeviceLocator=ChannelB-DIMM0\r\r\nFormFactor=12\r\r\nSpeed=2667\r\r\nTotalWidth=64\r\r\n\r\r\n"""
+
+
+def test_windows_memory_devices_give_the_peak_as_smbios_does_on_linux():
+    """Win32_PhysicalMemory is SMBIOS type 17 as Windows shows it: a device per block, each its own channel of its
+    data width. Without ConfiguredClockSpeed the rated Speed stands in (2,667 here; the same laptop's dmidecode
+    shows 2,400 configured, so that peak is 11 % high and the source says which field it took)."""
+    doc = document("windows-i7-4710mq.json")
+    doc["commands"][command_key(dimms.WMIC_MEMORY_ARGV)] = T490_MEMORYCHIP
+    value, how = dimms.bandwidth(replay(doc))
+    assert value == 2667 * 10**6 * 16 and "2 devices" in how
+    modern = "\n".join("ConfiguredClockSpeed=5600\nDataWidth=64\nSMBIOSMemoryType=34\nSpeed=5600\n" for _ in range(2))
+    assert dimms.win32_memory_devices(modern) == [(5600, 64, "DDR5"), (5600, 64, "DDR5")]
+    doc["commands"] = {command_key(dimms.CIM_MEMORY_ARGV): "ConfiguredClockSpeed : 7467\nDataWidth : 16\n\n" * 8}
+    assert dimms.bandwidth(replay(doc))[0] == 7467 * 10**6 * 16  # eight 16-bit LPDDR5X channels
+    doc["commands"] = {}
+    assert dimms.bandwidth(replay(doc)) == (None, "neither wmic nor PowerShell's Get-CimInstance answered for Win32_PhysicalMemory")
 
 
 def test_edac_channels_with_smbios_speed():

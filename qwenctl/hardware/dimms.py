@@ -7,6 +7,9 @@ Method 1, SMBIOS type 17 ("Memory Device") entries: /sys/firmware/dmi/entries/17
 Method 2, EDAC (/sys/devices/system/edac/mc/mcN/dimmM/): the memory type and, from
 `dimm_location` ("channel 1 slot 0"), the channel layout; EDAC has no speed, so it only
 settles how many channels SMBIOS's devices share.
+Method 3 (Windows): the same SMBIOS type 17 entries as Win32_PhysicalMemory shows them, through
+`wmic memorychip`, else PowerShell's Get-CimInstance (ConfiguredClockSpeed in MT/s, DataWidth,
+SMBIOSMemoryType).
 Peak = configured speed x bytes per transfer x channels: with EDAC, its channel count x 8 B
 (one 64-bit channel per DIMM channel); without, each populated SMBIOS device counts as its
 own channel of its data width (true for soldered LPDDR and one-DIMM-per-channel boards; two
@@ -24,13 +27,30 @@ MEMORY_TYPES = {0x12: "DDR", 0x13: "DDR2", 0x18: "DDR3", 0x1A: "DDR4", 0x1B: "LP
                 0x1D: "LPDDR3", 0x1E: "LPDDR4", 0x20: "HBM", 0x21: "HBM2", 0x22: "DDR5", 0x23: "LPDDR5"}
 
 
+MEMORY_FIELDS = "Capacity,ConfiguredClockSpeed,Speed,DataWidth,SMBIOSMemoryType"
+WMIC_MEMORY_ARGV = ("wmic", "memorychip", "get", MEMORY_FIELDS, "/format:list")
+CIM_MEMORY_ARGV = ("powershell", "-NoProfile", "-Command", f"Get-CimInstance Win32_PhysicalMemory | Format-List {MEMORY_FIELDS}")
+
+
 def bandwidth(source: Source) -> tuple[int | None, str]:
     """(bytes/s, how it was derived) or (None, why not)."""
+    if source.system == "Windows":
+        listing = source.run(WMIC_MEMORY_ARGV) or source.run(CIM_MEMORY_ARGV)
+        if not listing:
+            return None, "neither wmic nor PowerShell's Get-CimInstance answered for Win32_PhysicalMemory"
+        return peak(win32_memory_devices(listing), 0, "")
     devices, smbios_why = smbios_devices(source)
     channels, kind = edac_channels(source)
     if not devices:
         edac = f"; EDAC shows {channels} channel(s) of {kind} but no speed" if channels else ""
         return None, f"{smbios_why}{edac}"
+    return peak(devices, channels, kind)
+
+
+def peak(devices: list[tuple[int, int, str]], channels: int, kind: str) -> tuple[int | None, str]:
+    """The memory's peak from its populated devices [(MT/s, data width bits, type)] and, where EDAC said, its channels."""
+    if not devices:
+        return None, "no populated memory device with a speed and a data width"
     speed = min(d[0] for d in devices)
     kinds = sorted({d[2] for d in devices})
     if channels:
@@ -65,6 +85,24 @@ def smbios_devices(source: Source) -> tuple[list[tuple[int, int, str]], str]:
     if not found:
         return [], "no populated SMBIOS memory device with a speed (/sys/firmware/dmi/entries/17-*)"
     return found, ""
+
+
+def win32_memory_devices(listing: str) -> list[tuple[int, int, str]]:
+    """[(configured MT/s, data width bits, type)] of Win32_PhysicalMemory as wmic ("Key=value") or Format-List
+    ("Key : value") prints it, a block per device: SMBIOS type 17's own fields (SMBIOSMemoryType its type byte;
+    the rated Speed where the configured one is not given, as for SMBIOS tables older than 2.7)."""
+    found = []
+    for block in listing.replace("\r", "").split("\n\n"):
+        fields = {}
+        for line in block.splitlines():
+            key, sep, value = line.partition("=") if "=" in line else line.partition(":")
+            if sep:
+                fields[key.strip()] = value.strip()
+        speed, width, kind = (fields.get(k, "") for k in ("ConfiguredClockSpeed", "DataWidth", "SMBIOSMemoryType"))
+        speed = speed if speed.isdigit() and int(speed) else fields.get("Speed", "")
+        if speed.isdigit() and width.isdigit() and int(speed) and int(width):
+            found.append((int(speed), int(width), MEMORY_TYPES.get(int(kind), f"type {kind}") if kind.isdigit() else "?"))
+    return found
 
 
 def parse_type17(raw: bytes) -> tuple[int, int, str] | None:

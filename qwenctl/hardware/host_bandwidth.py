@@ -37,7 +37,7 @@ def probe(source: Source, memory: Memory, cpu: Any, apple: Any, board: Any) -> t
         if found:
             return *found, False
         reasons.append(f"no bandwidth on file for the board {board.model!r}")
-    if source.system == "Linux":
+    if source.system in ("Linux", "Windows"):
         value, how = dimms.bandwidth(source)
         if value:
             return value, how, False
