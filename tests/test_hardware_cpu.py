@@ -312,3 +312,18 @@ def test_llama_system_info_names_only_the_cpu_backends_features():
     assert cpu.llama_cpu_flags("CPU : NEON = 1 | ARM_FMA = 1 | FP16_VA = 1 | DOTPROD = 1 | MATMUL_INT8 = 1 | ") == (
         "neon", "fp16", "dotprod", "i8mm")
     assert cpu.llama_cpu_flags(None) == cpu.llama_cpu_flags("Metal : EMBED_LIBRARY = 1 | ") == ()
+
+
+def test_a_windows_hybrids_cores_split_by_their_threads():
+    """Win32_Processor has no core types, but a 12th-14th generation Intel hybrid runs two threads on each P-core and
+    one on each E-core: an i5-12600KF's 10 cores and 16 threads are 6 + 4 (the expected wmic output of a public
+    Windows test plan, code index file 55966125845); an i7-1360P's 12 and 16 are 4 + 8 (Intel ARK, through
+    felixsteinke/cpu-spec-dataset dataset/intel-cpus.csv). A CPU whose threads are 1x or 2x its cores is not a hybrid."""
+    listing = "Name=Intel(R) Core(TM) i5-12600KF\nNumberOfCores=10\nNumberOfLogicalProcessors=16\n"
+    got = cpu.parse_win32_processor(listing, "x86_64")
+    assert (got.physical_cores, got.performance_cores, got.efficiency_cores) == (10, 6, 4)
+    got = cpu.parse_win32_processor(listing.replace("i5-12600KF", "i7-1360P").replace("=10", "=12"), "x86_64")
+    assert (got.performance_cores, got.efficiency_cores) == (4, 8)
+    for threads in (10, 20):
+        flat = cpu.parse_win32_processor(listing.replace("=16", f"={threads}"), "x86_64")
+        assert flat.performance_cores is None and flat.efficiency_cores is None

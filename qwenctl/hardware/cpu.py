@@ -76,7 +76,12 @@ def probe(source: Source) -> Cpu | Absent:
 def parse_win32_processor(text: str, arch: str) -> Cpu:
     """Win32_Processor as wmic ("Name=...") or Format-List ("Name : ...") prints it: one block per socket, whose
     cores and logical processors add up. MaxClockSpeed is the nominal clock (an i7-4710MQ's 2,500 MHz), the one the
-    CPU guarantees with every core busy: what the speed model's CPU constants were fitted on."""
+    CPU guarantees with every core busy: what the speed model's CPU constants were fitted on.
+
+    Win32_Processor does not split a hybrid's cores, but its counts do: an Intel hybrid of the 12th to 14th generation
+    runs two threads on each performance core and one on each efficiency core, so where a socket has more logical
+    processors than cores and fewer than twice as many, P = logical - cores and E = 2 x cores - logical (an i5-12600KF's
+    10 cores and 16 threads: 6 + 4). A hybrid without Hyper-Threading (Lunar Lake, Arrow Lake) cannot be told apart."""
     sockets: list[dict[str, str]] = []
     for block in text.replace("\r", "").split("\n\n"):
         fields = {}
@@ -94,9 +99,11 @@ def parse_win32_processor(text: str, arch: str) -> Cpu:
     except (KeyError, ValueError) as e:
         raise ParseError(f"Win32_Processor core counts unreadable: {e}") from None
     clock = sockets[0].get("MaxClockSpeed", "")
+    hybrid = cores < logical < 2 * cores
     return Cpu(brand=sockets[0]["Name"], arch=arch, physical_cores=cores, logical_cores=logical,
                cores_source="NumberOfCores x sockets (Win32_Processor)", sockets=len(sockets),
-               base_clock_mhz=int(clock) if clock.isdigit() and int(clock) > 0 else None)
+               base_clock_mhz=int(clock) if clock.isdigit() and int(clock) > 0 else None,
+               performance_cores=logical - cores if hybrid else None, efficiency_cores=2 * cores - logical if hybrid else None)
 
 
 def llama_cpu_flags(system_info: str | None) -> tuple[str, ...]:
