@@ -11,10 +11,6 @@ from dataclasses import dataclass
 from qwenctl.errors import ExitCode, QwenctlError
 from qwenctl.hardware.facts import AppleSilicon, Backends, Hardware
 from qwenctl.install import INSTALL
-from qwenctl.speed import load_speed_model
-
-# the oldest GPUs llama.cpp's CUDA builds have code for (speed_model.json kernel_paths, with the source)
-_CUDA_MIN_CC = tuple(load_speed_model()["kernel_paths"]["cuda_min_compute_capability"])
 
 
 @dataclass(frozen=True)
@@ -60,11 +56,15 @@ def choose_backend(hw: Hardware, want: str | None = None) -> BackendChoice:
         )
     if apple:
         return BackendChoice("llama.cpp", "metal", "llama.cpp on Metal (Apple Silicon" + (", mlx-lm not installed)" if want is None else ")"), tuple(warnings))
-    too_old = [(g.name, g.compute_capability) for g in hw.gpus if g.compute_capability and g.compute_capability < _CUDA_MIN_CC]
+    from qwenctl.speed import load_speed_model
+
+    # the oldest GPUs llama.cpp's CUDA builds have code for (speed_model.json kernel_paths, with the source)
+    oldest = tuple(load_speed_model()["kernel_paths"]["cuda_min_compute_capability"])
+    too_old = [(g.name, g.compute_capability) for g in hw.gpus if g.compute_capability and g.compute_capability < oldest]
     if hw.gpus and len(too_old) == len(hw.gpus):
         name, (major, minor) = too_old[0]
         warnings.append(f"the {name} (compute capability {major}.{minor}) "
-                        f"is older than any GPU llama.cpp's CUDA builds run on ({_CUDA_MIN_CC[0]}.{_CUDA_MIN_CC[1]}, Maxwell, "
+                        f"is older than any GPU llama.cpp's CUDA builds run on ({oldest[0]}.{oldest[1]}, Maxwell, "
                         "with CUDA 12): planned on the CPU")
         return BackendChoice("llama.cpp", "cpu", "llama.cpp on the CPU (no GPU llama.cpp's CUDA builds support)", tuple(warnings))
     if too_old:
