@@ -46,3 +46,30 @@ def sysctl(source: Any) -> dict[str, str] | None:
     """macOS `sysctl` values as {name: text}, or None where sysctl is not there."""
     out = source.run(SYSCTL_ARGV)
     return None if out is None else colon_fields(out)
+
+
+def win32_argvs(wmic_alias: str, cim_class: str, fields: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The two ways to list a WMI class's fields on Windows: wmic (gone from Windows 11 24H2 unless added back), then
+    PowerShell's Get-CimInstance."""
+    return (("wmic", wmic_alias, "get", fields, "/format:list"),
+            ("powershell", "-NoProfile", "-Command", f"Get-CimInstance {cim_class} | Format-List {fields}"))
+
+
+def win32_listing(source: Any, argvs: tuple[tuple[str, ...], ...]) -> str | None:
+    """The first answer of ``argvs`` (`win32_argvs`), or None if neither answered."""
+    return next((out for argv in argvs if (out := source.run(argv))), None)
+
+
+def win32_blocks(listing: str) -> list[dict[str, str]]:
+    """A WMI class's instances as {field: value}: wmic's "Key=value" or Format-List's "Key : value", a block per
+    instance (wmic ends its lines in CR CR LF)."""
+    instances = []
+    for block in listing.replace("\r", "").split("\n\n"):
+        fields = {}
+        for line in block.splitlines():
+            key, sep, value = line.partition("=") if "=" in line else line.partition(":")
+            if sep and key.strip():
+                fields[key.strip()] = value.strip()
+        if fields:
+            instances.append(fields)
+    return instances

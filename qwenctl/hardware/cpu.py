@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 from collections import Counter
 
-from qwenctl.hardware._parse import ParseError, colon_fields, data, sysctl, to_int
+from qwenctl.hardware._parse import ParseError, colon_fields, data, sysctl, to_int, win32_argvs, win32_blocks, win32_listing
 from qwenctl.hardware.facts import Absent, Cpu
 from qwenctl.hardware.snapshot import Source
 
@@ -34,9 +34,7 @@ CPPC_NOMINAL = "/sys/devices/system/cpu/cpu{}/acpi_cppc/nominal_freq"  # ACPI CP
 PMU_P_CORES = "/sys/devices/cpu_core/cpus"  # Intel hybrid: a perf PMU per core type, each with its CPUs
 PMU_E_CORES = "/sys/devices/cpu_atom/cpus"
 ARCH_NAMES = {"aarch64": "arm64", "arm64": "arm64", "amd64": "x86_64", "x86_64": "x86_64"}
-WIN32_PROCESSOR = "Name,NumberOfCores,NumberOfLogicalProcessors,MaxClockSpeed"
-WMIC_ARGV = ("wmic", "cpu", "get", WIN32_PROCESSOR, "/format:list")  # gone from Windows 11 24H2 unless added back
-CIM_ARGV = ("powershell", "-NoProfile", "-Command", f"Get-CimInstance Win32_Processor | Format-List {WIN32_PROCESSOR}")
+WMIC_ARGV, CIM_ARGV = win32_argvs("cpu", "Win32_Processor", "Name,NumberOfCores,NumberOfLogicalProcessors,MaxClockSpeed")
 # llama_print_system_info's CPU features -> the names the other probes report
 LLAMA_CPU_FEATURES = {"AVX": "avx", "AVX2": "avx2", "AVX512": "avx512f", "AVX512_VNNI": "avx512_vnni",
                       "AVX_VNNI": "avx_vnni", "FMA": "fma", "F16C": "f16c", "AMX_INT8": "amx_int8", "NEON": "neon",
@@ -63,7 +61,7 @@ def probe(source: Source) -> Cpu | Absent:
                                    performance_cores=kinds[0] if kinds else None,
                                    efficiency_cores=kinds[1] if kinds else None)
     if source.system == "Windows":
-        listing = source.run(WMIC_ARGV) or source.run(CIM_ARGV)
+        listing = win32_listing(source, (WMIC_ARGV, CIM_ARGV))
         if not listing:
             return Absent("neither wmic nor PowerShell's Get-CimInstance answered for Win32_Processor")
         cpu = parse_win32_processor(listing, arch)
@@ -82,15 +80,7 @@ def parse_win32_processor(text: str, arch: str) -> Cpu:
     runs two threads on each performance core and one on each efficiency core, so where a socket has more logical
     processors than cores and fewer than twice as many, P = logical - cores and E = 2 x cores - logical (an i5-12600KF's
     10 cores and 16 threads: 6 + 4). A hybrid without Hyper-Threading (Lunar Lake, Arrow Lake) cannot be told apart."""
-    sockets: list[dict[str, str]] = []
-    for block in text.replace("\r", "").split("\n\n"):
-        fields = {}
-        for line in block.splitlines():
-            key, sep, value = line.partition("=") if "=" in line else line.partition(":")
-            if sep and key.strip():
-                fields[key.strip()] = value.strip()
-        if fields.get("Name"):
-            sockets.append(fields)
+    sockets = [fields for fields in win32_blocks(text) if fields.get("Name")]
     if not sockets:
         raise ParseError("Win32_Processor lists no processor")
     try:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import struct
 
+from qwenctl.hardware._parse import win32_argvs, win32_blocks, win32_listing
 from qwenctl.hardware.snapshot import NotCaptured, Source
 
 MAX_ENTRIES = 64  # sysfs numbers entries 17-0, 17-1, ... without gaps
@@ -27,15 +28,14 @@ MEMORY_TYPES = {0x12: "DDR", 0x13: "DDR2", 0x18: "DDR3", 0x1A: "DDR4", 0x1B: "LP
                 0x1D: "LPDDR3", 0x1E: "LPDDR4", 0x20: "HBM", 0x21: "HBM2", 0x22: "DDR5", 0x23: "LPDDR5"}
 
 
-MEMORY_FIELDS = "Capacity,ConfiguredClockSpeed,Speed,DataWidth,SMBIOSMemoryType"
-WMIC_MEMORY_ARGV = ("wmic", "memorychip", "get", MEMORY_FIELDS, "/format:list")
-CIM_MEMORY_ARGV = ("powershell", "-NoProfile", "-Command", f"Get-CimInstance Win32_PhysicalMemory | Format-List {MEMORY_FIELDS}")
+WMIC_MEMORY_ARGV, CIM_MEMORY_ARGV = win32_argvs("memorychip", "Win32_PhysicalMemory",
+                                                "Capacity,ConfiguredClockSpeed,Speed,DataWidth,SMBIOSMemoryType")
 
 
 def bandwidth(source: Source) -> tuple[int | None, str]:
     """(bytes/s, how it was derived) or (None, why not)."""
     if source.system == "Windows":
-        listing = source.run(WMIC_MEMORY_ARGV) or source.run(CIM_MEMORY_ARGV)
+        listing = win32_listing(source, (WMIC_MEMORY_ARGV, CIM_MEMORY_ARGV))
         if not listing:
             return None, "neither wmic nor PowerShell's Get-CimInstance answered for Win32_PhysicalMemory"
         return peak(win32_memory_devices(listing), 0, "")
@@ -92,12 +92,7 @@ def win32_memory_devices(listing: str) -> list[tuple[int, int, str]]:
     ("Key : value") prints it, a block per device: SMBIOS type 17's own fields (SMBIOSMemoryType its type byte;
     the rated Speed where the configured one is not given, as for SMBIOS tables older than 2.7)."""
     found = []
-    for block in listing.replace("\r", "").split("\n\n"):
-        fields = {}
-        for line in block.splitlines():
-            key, sep, value = line.partition("=") if "=" in line else line.partition(":")
-            if sep:
-                fields[key.strip()] = value.strip()
+    for fields in win32_blocks(listing):
         speed, width, kind = (fields.get(k, "") for k in ("ConfiguredClockSpeed", "DataWidth", "SMBIOSMemoryType"))
         speed = speed if speed.isdigit() and int(speed) else fields.get("Speed", "")
         if speed.isdigit() and width.isdigit() and int(speed) and int(width):
