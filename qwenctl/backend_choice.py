@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from qwenctl.errors import ExitCode, QwenctlError
-from qwenctl.hardware.facts import AppleSilicon, Backends, Hardware
+from qwenctl.hardware.facts import AppleSilicon, Backends, Hardware, NvidiaGpu
 from qwenctl.install import INSTALL
 
 
@@ -25,6 +25,30 @@ class BackendChoice:
 
 def _installed(value) -> bool:
     return isinstance(value, str)
+
+
+def cuda_unsupported(gpu: NvidiaGpu) -> str | None:
+    """Why llama.cpp's CUDA backend cannot run on ``gpu``, or None where it can: a GPU older than any its CUDA
+    builds have code for, or a module whose newest CUDA toolkit cannot compile it (speed_model.json
+    `kernel_paths`, with the sources; devices.json `newest_cuda`)."""
+    from qwenctl.hardware.specs import gpu_spec_of
+    from qwenctl.speed import load_speed_model
+
+    paths = load_speed_model()["kernel_paths"]
+    oldest = tuple(paths["cuda_min_compute_capability"])
+    if gpu.compute_capability and gpu.compute_capability < oldest:
+        major, minor = gpu.compute_capability
+        return (f"(compute capability {major}.{minor}) is older than any GPU llama.cpp's CUDA builds run on "
+                f"({oldest[0]}.{oldest[1]}, Maxwell, with CUDA 12)")
+    newest = (gpu_spec_of(gpu) or {}).get("newest_cuda")
+    if newest and _version(newest) < _version(paths["cuda_min_toolkit"]):
+        return (f"has CUDA {newest} at most (its last JetPack), and llama.cpp's CUDA backend needs CUDA "
+                f"{paths['cuda_min_toolkit']} or newer")
+    return None
+
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split("."))
 
 
 def choose_backend(hw: Hardware, want: str | None = None) -> BackendChoice:
@@ -49,27 +73,21 @@ def choose_backend(hw: Hardware, want: str | None = None) -> BackendChoice:
             warnings.append(f"mlx-lm is not installed: {INSTALL['mlx']}")
         return BackendChoice("mlx", "metal", "mlx on the Apple GPU (Apple Silicon, mlx-lm " + ("installed" if has_mlx else "requested") + ")", tuple(warnings))
 
+    unsupported = [(g.name, why) for g in hw.gpus if (why := cuda_unsupported(g))]
     if not has_llama:
         warnings.append(
             f"llama-cpp-python is not installed: {INSTALL['llama']}"
-            + (f", then for the NVIDIA GPU: {INSTALL['llama-cuda']}" if hw.gpus else "")
+            + (f", then for the NVIDIA GPU: {INSTALL['llama-cuda']}" if len(unsupported) < len(hw.gpus) else "")
         )
     if apple:
         return BackendChoice("llama.cpp", "metal", "llama.cpp on Metal (Apple Silicon" + (", mlx-lm not installed)" if want is None else ")"), tuple(warnings))
-    from qwenctl.speed import load_speed_model
-
-    # the oldest GPUs llama.cpp's CUDA builds have code for (speed_model.json kernel_paths, with the source)
-    oldest = tuple(load_speed_model()["kernel_paths"]["cuda_min_compute_capability"])
-    too_old = [(g.name, g.compute_capability) for g in hw.gpus if g.compute_capability and g.compute_capability < oldest]
-    if hw.gpus and len(too_old) == len(hw.gpus):
-        name, (major, minor) = too_old[0]
-        warnings.append(f"the {name} (compute capability {major}.{minor}) "
-                        f"is older than any GPU llama.cpp's CUDA builds run on ({oldest[0]}.{oldest[1]}, Maxwell, "
-                        "with CUDA 12): planned on the CPU")
+    if hw.gpus and len(unsupported) == len(hw.gpus):
+        name, why = unsupported[0]
+        warnings.append(f"the {name} {why}: planned on the CPU")
         return BackendChoice("llama.cpp", "cpu", "llama.cpp on the CPU (no GPU llama.cpp's CUDA builds support)", tuple(warnings))
-    if too_old:
-        warnings.append(f"the {too_old[0][0]} is older than any GPU llama.cpp's CUDA builds run on: hide it with "
-                        "CUDA_VISIBLE_DEVICES so llama.cpp does not try it")
+    if unsupported:
+        warnings.append(f"the {unsupported[0][0]} {unsupported[0][1]}: hide it with CUDA_VISIBLE_DEVICES so llama.cpp "
+                        "does not try it")
     if hw.gpus:
         offload = b.llama_cpp_gpu_offload if b is not None else None
         if has_llama and offload is False:

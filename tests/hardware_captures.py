@@ -38,6 +38,19 @@ def jetpack5_agx_orin() -> dict[str, Any]:
     return doc
 
 
+def jetpack4_nano() -> dict[str, Any]:
+    """A Jetson Nano developer kit (4 GB) under JetPack 4 as detection meets it: no NVML (ollama/ollama#3098), the
+    kit's device-tree model ("NVIDIA Jetson Nano Developer Kit", read from /proc/device-tree/model in public code:
+    find_string id 41738576202) and 3.8 GiB of its 4 GB RAM to Linux. Built on the Raspberry Pi 5 capture (an arm64
+    board without NVML: its cpuinfo stands in for the Nano's four Cortex-A57)."""
+    doc = document("raspberry-pi-5-8gb.json")
+    doc["files"]["/proc/device-tree/model"] = "NVIDIA Jetson Nano Developer Kit\x00"
+    doc["files"]["/proc/meminfo"] = (doc["files"]["/proc/meminfo"]
+                                     .replace("MemTotal:       8255488 kB", "MemTotal:       3964588 kB")
+                                     .replace("MemAvailable:   6159360 kB", "MemAvailable:   3100000 kB"))
+    return doc
+
+
 def jetpack7_agx_thor() -> dict[str, Any]:
     """A Jetson AGX Thor developer kit under JetPack 7 as detection meets it: NVML answers (driver 580, CUDA 13) with the
     name "NVIDIA Thor", compute capability 11.0 and memory NotSupported, as public nvidia-smi output on Thor shows

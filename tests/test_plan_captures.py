@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-from hardware_captures import jetpack5_agx_orin, jetpack7_agx_thor, replay
+from hardware_captures import jetpack4_nano, jetpack5_agx_orin, jetpack7_agx_thor, replay
 
 from qwenctl.errors import ExitCode, QwenctlError
 from qwenctl.hardware import detect
@@ -111,6 +111,41 @@ def test_a_jetpack_5_orin_without_nvml_is_planned_on_its_gpu():
     assert c.device == "cuda" and c.n_gpu_layers == -1
     assert (c.size, c.quant) == ("32B", "q4_k_m")
     assert 4 <= c.tg_tps <= 10  # ~19 GB of weights a token at 204.8 GB/s
+
+
+def test_a_jetson_nano_is_planned_on_its_cpu_because_its_last_cuda_cannot_build_llama_cpp():
+    """The Nano's board names its GPU (a Tegra X1, compute capability 5.3, which llama.cpp's kernels would cover), but
+    NVIDIA's last JetPack for it ships CUDA 10.2 and llama.cpp's CUDA backend is C++17, which nvcc compiles from CUDA 11
+    on: a GPU plan could not be built, even with a CUDA build of llama-cpp-python installed. The CPU plan says why and
+    runs on the board's 25.6 GB/s of LPDDR4, not the 25.6 GB/s fallback by coincidence: the figure's source says so."""
+    import dataclasses
+
+    hw = detect(replay(jetpack4_nano()))
+    # without llama-cpp-python, the install hint does not send the user to a CUDA build that cannot compile there
+    assert not any("GGML_CUDA" in w for w in plan(hw).warnings)
+    (gpu,) = hw.gpus
+    assert (gpu.name, gpu.compute_capability) == ("NVIDIA Tegra X1", (5, 3))
+    assert hw.memory.bandwidth_bytes_per_s == 25_600_000_000 and "board_bandwidth.json" in hw.memory.bandwidth_source
+    hw = dataclasses.replace(hw, backends=dataclasses.replace(hw.backends, llama_cpp="0.3.36", llama_cpp_gpu_offload=True))
+    r = plan(hw)
+    c = r.chosen
+    assert c.device == "cpu" and c.n_gpu_layers == 0
+    assert any("NVIDIA Tegra X1 has CUDA 10.2 at most" in w and "needs CUDA 11.0" in w for w in r.warnings)
+    assert float(c.size.rstrip("B")) <= 3
+
+
+def test_a_pi_3b_plus_plans_the_smallest_model_at_its_lpddr2s_speed():
+    """A real Pi 3B+ (Revision a020d3: 1 GB, four Cortex-A53 without dot product): its 32-bit LPDDR2 at the firmware's
+    default 500 MHz streams at most 4.0 GB/s (board_bandwidth.json), a sixth of the 25.6 GB/s fallback it was planned at
+    before, which had promised a 0.5B model far faster than a Pi 3 decodes. 0.5B at 4 bits fits the 768 MiB left after
+    headroom; its ~0.4 GB a token at the LPDDR share of 4.0 GB/s is a few tok/s."""
+    r = planned("raspberry-pi-3b-plus.json")
+    c = r.chosen
+    assert c.device == "cpu" and c.size == "0.5B" and c.n_threads == 4
+    (host,) = c.speed.terms
+    assert host.bandwidth_bytes_per_s == 4_000_000_000 and host.device.startswith("Raspberry Pi 3 Model B+")
+    assert not any("bandwidth" in a for a in r.assumptions)
+    assert 3 <= c.tg_tps <= 8
 
 
 def test_a_jetpack_7_thor_is_planned_on_its_blackwell_gpu_and_the_boards_273_gb_s():
