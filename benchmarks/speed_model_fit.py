@@ -4,7 +4,7 @@
     python benchmarks/speed_model_fit.py --fit      # fit on the fitting half, score the held-out half,
                                                     # write the constants and benchmarks/results/speed_model_fit.json
     python benchmarks/speed_model_fit.py --fit --resplit   # the same over a new split of the devices
-    python benchmarks/speed_model_fit.py --fit --only prompt   # refit one group (or cpu-decode, gpu-decode, cuda-kernels)
+    python benchmarks/speed_model_fit.py --fit --only prompt   # refit one group (or cpu-decode, gpu-decode, cuda-kernels, gddr)
     python benchmarks/speed_model_fit.py --rows     # also print every row
     python benchmarks/speed_model_fit.py --score F  # score the shipped constants on the rows of F (collected
                                                     # after the fit, e.g. published_cpu_sweeps.json), never fit
@@ -325,12 +325,15 @@ PER_QUANT_UNITS = ("cuda",)
 # Q2_K has no fitting row and Q3_K's kernel geometry (QI 16, VDR 1): it takes Q3_K_M's constant.
 TIED_QUANT_UNITS = (("q4_0", "q8_0"), ("q3_k_m", "q2_k"))
 MIN_QUANT_DEVICES = 1  # a quant's unpacking cost is its kernel's (bit-twiddling per weight), not a device's: one device measures it
-TIED = (("hbm", "gddr"),)  # streaming reads reach the same share of peak on HBM and GDDR (STREAM-like kernels): one constant
-# ... and in every GPU family: what differs between an RTX 4090 (85 % of its GDDR6X in decode) and an A100 or
-# H100 (60 % of their HBM) is not the DRAM but how many bytes the SMs keep in flight per cycle against how
-# many the DRAM could deliver (the units' cap, unit_bytes_per_cycle): per-family DRAM efficiencies had
-# absorbed that, and left the cap unidentified (fitted to its search bound) by the fitting half.
-GPU_DRAM = ("hbm", "gddr")
+# Memory kinds that share one DRAM efficiency. HBM and GDDR were one constant until 2026-12-03, so that a GPU
+# family's DRAM share could not absorb what its SMs keep in flight (the units' cap, unit_bytes_per_cycle): what differs
+# between an RTX 4090 (85 % of its GDDR6X in decode) and an A100 or H100 (60 % of their HBM) is that cap, not the DRAM,
+# and per-family efficiencies had left the cap unidentified (fitted to its search bound). With the cap fitted, GDDR's
+# share alone was refitted (--only gddr): 0.876 -> 0.912 of peak, every held-out summary better or the same (docs/
+# planning.md, "GDDR's share of its peak"). A GPU's LPDDR (Jetson, GB10, Thor) keeps the share it had, HBM's: the
+# fitting half's one such GPU (the AGX Orin) is bound by its SMs and cannot tell the two apart.
+TIED = (("hbm", "gpu_lpddr"),)
+GPU_DRAM = ("hbm", "gddr", "gpu_lpddr")
 
 
 def parameters(sm: dict, rows: list[dict]) -> list[tuple[list[tuple[dict, str]], float, float]]:
@@ -426,9 +429,9 @@ def fit(rows: list[dict], obs, sweeps: int = 5, only: str | None = None) -> None
     ``only``: one group of constants, the others kept, for a change to one part of the model that should
     move nothing else: "prompt" (per-layer cycles and matrix efficiencies), "cpu-decode" (the CPU engine's
     decode constants and the DDR / LPDDR efficiencies, which only CPUs use), "gpu-decode" (CUDA's, Metal's and
-    MLX's decode constants and the HBM / GDDR / Apple efficiencies) or "cuda-kernels" (the bytes each CUDA decode
-    kernel keeps in flight, unit_bytes_per_cycle, with the memory and per-layer constants kept: for rows that
-    measure kernels, as a build's new F16 kernel)."""
+    MLX's decode constants and the HBM / GDDR / Apple efficiencies), "gddr" (GDDR's share of its peak alone) or
+    "cuda-kernels" (the bytes each CUDA decode kernel keeps in flight, unit_bytes_per_cycle, with the memory and
+    per-layer constants kept: for rows that measure kernels, as a build's new F16 kernel)."""
     sm = load_speed_model()  # the cached dict the model reads: changed in place
     params = parameters(sm, rows)
     if only == "prompt":
@@ -450,7 +453,7 @@ def fit(rows: list[dict], obs, sweeps: int = 5, only: str | None = None) -> None
         apple_families = {id(f) for name, f in sm["families"].items() if name.startswith("apple-")}
 
         def gpu_decode(box: dict, key: str) -> bool:
-            return ((box is sm["memory_efficiency"] and key in ("hbm", "gddr", "apple"))
+            return ((box is sm["memory_efficiency"] and key in ("hbm", "gddr", "gpu_lpddr", "apple"))
                     or any(box is e.get("dequant_ops_per_weight") for e in gpus)
                     or (any(box is e for e in gpus) and key in ("per_layer_cycles", "per_layer_cycles_unfused"))
                     or any(box is e["unit_bytes_per_cycle"] for e in gpus)
@@ -458,6 +461,8 @@ def fit(rows: list[dict], obs, sweeps: int = 5, only: str | None = None) -> None
                     or (box is sm and key == "cross_die_fixed_factor"))
 
         params = [p for p in params if all(gpu_decode(box, key) for box, key in p[0])]
+    elif only == "gddr":
+        params = [p for p in params if all(box is sm["memory_efficiency"] and key == "gddr" for box, key in p[0])]
     elif only == "cuda-kernels":
         cuda_units = sm["engines"]["cuda"]["unit_bytes_per_cycle"]
         params = [p for p in params if all(box is cuda_units for box, _ in p[0])]
@@ -537,7 +542,7 @@ def score_later_rows(path: Path, doc: dict) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--fit", action="store_true", help="refit the constants on the fitting half (the shipped split's)")
-    ap.add_argument("--only", choices=("prompt", "cpu-decode", "gpu-decode", "cuda-kernels"), help="with --fit: refit one group of constants only")
+    ap.add_argument("--only", choices=("prompt", "cpu-decode", "gpu-decode", "cuda-kernels", "gddr"), help="with --fit: refit one group of constants only")
     ap.add_argument("--resplit", action="store_true",
                     help="deal the devices into halves anew (by family, in hash order) instead of keeping the shipped split")
     ap.add_argument("--rows", action="store_true")

@@ -51,7 +51,7 @@ from qwenctl.split import Placement, place_layers
 
 PP_TOKENS = 512  # what pp is quoted for: llama-bench's pp512
 ENGINES = ("cuda", "metal", "mlx", "cpu")
-MEMORY_KINDS = ("hbm", "gddr", "lpddr", "ddr", "apple")
+MEMORY_KINDS = ("hbm", "gddr", "gpu_lpddr", "lpddr", "ddr", "apple")
 
 
 @lru_cache(maxsize=1)

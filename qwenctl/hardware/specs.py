@@ -18,7 +18,7 @@ from qwenctl.hardware.facts import AppleSilicon, Board, Cpu, NvidiaGpu
 @dataclass(frozen=True)
 class GpuPeaks:
     family: str  # "nvidia-ada", "nvidia-hopper", ...
-    memory_kind: str  # "hbm" | "gddr" (GDDR and LPDDR alike: _memory_kind)
+    memory_kind: str  # "hbm" | "gddr" | "gpu_lpddr" (_memory_kind)
     fp32_flops: float
     int8_ops: float  # dense int8 matrix peak (tensor cores; dp4a where there are none)
     fp16_flops: float  # dense fp16 matrix peak (tensor cores; the FP32 rate where FP16 is slower)
@@ -150,12 +150,15 @@ def _mig_share(gpu: NvidiaGpu, spec: dict | None) -> float:
 
 
 def _memory_kind(memory_type: str | None, family: str) -> str:
-    """How a GPU's SMs stream its DRAM: HBM, else as GDDR, LPDDR included. The share of peak a decode reads at
-    follows the SMs' reads, not the DRAM type (speed_model.json has one efficiency for HBM and GDDR alike); LPDDR's
-    own efficiency is the CPUs' (DGX Spark's GB10 reads its LPDDR5X at 0.80 of peak, docs/planning.md)."""
+    """Which share of its peak a GPU's decode streams its DRAM at (speed_model.json memory_efficiency): HBM's, GDDR's,
+    or a GPU's LPDDR (Jetson, DGX Spark's GB10, Thor), which is not the CPUs' LPDDR share (GB10's GPU reads its
+    LPDDR5X at 0.80 of peak, docs/planning.md). A GPU of unknown memory type streams as GDDR unless its family is an
+    HBM one."""
     t = (memory_type or "").upper()
     if t.startswith("HBM"):
         return "hbm"
+    if t.startswith("LPDDR"):
+        return "gpu_lpddr"
     if t:
         return "gddr"
     return _devices()["family_memory_kind"].get(family, "gddr")
