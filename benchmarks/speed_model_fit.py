@@ -4,7 +4,7 @@
     python benchmarks/speed_model_fit.py --fit      # fit on the fitting half, score the held-out half,
                                                     # write the constants and benchmarks/results/speed_model_fit.json
     python benchmarks/speed_model_fit.py --fit --resplit   # the same over a new split of the devices
-    python benchmarks/speed_model_fit.py --fit --only prompt   # refit one group (or cpu-decode, gpu-decode, cuda-kernels, gddr)
+    python benchmarks/speed_model_fit.py --fit --only prompt   # refit one group (or cpu-decode, gpu-decode, cuda-kernels, gddr, geforce-clock)
     python benchmarks/speed_model_fit.py --rows     # also print every row
     python benchmarks/speed_model_fit.py --score F  # score the shipped constants on the rows of F (collected
                                                     # after the fit, e.g. published_cpu_sweeps.json), never fit
@@ -48,7 +48,7 @@ from qwenctl.hardware.facts import (  # noqa: E402
     Memory,
     NvidiaGpu,
 )
-from qwenctl.hardware.specs import gpu_spec_by_key, resident_threads  # noqa: E402
+from qwenctl.hardware.specs import geforce_desktop, gpu_spec_by_key, resident_threads  # noqa: E402
 from qwenctl.machine import apple_device, cuda_device, host_device, threads  # noqa: E402
 from qwenctl.speed import built_before, decode_kernel, estimate_speed, load_speed_model  # noqa: E402
 from qwenctl.testing.recipe import gguf_tensor_bytes, mlx_bytes  # noqa: E402
@@ -369,6 +369,8 @@ def parameters(sm: dict, rows: list[dict]) -> list[tuple[list[tuple[dict, str]],
     out.append(([(sm, "sampling_s_per_vocab_entry")], 1e-10, 5e-8))
     if any(r["_gpu"] and r["_gpu"].dies > 1 for r in rows if "_skip" not in r):
         out.append(([(sm, "cross_die_fixed_factor")], 0.01, 2.0))
+    if any(r["_gpu"] and geforce_desktop(gpu_spec_by_key(r["_device"]) or {}) for r in live):
+        out.append(([(sm["geforce_sustained_clock"], "factor")], 0.9, 1.4))
     for key in sorted(k for k in devices if k[0] == "engine"):
         e = sm["engines"][key[1]]
         if "per_layer_cycles_per_thread" in e:  # a CPU: its barriers cost a cache-line handover per thread
@@ -429,9 +431,10 @@ def fit(rows: list[dict], obs, sweeps: int = 5, only: str | None = None) -> None
     ``only``: one group of constants, the others kept, for a change to one part of the model that should
     move nothing else: "prompt" (per-layer cycles and matrix efficiencies), "cpu-decode" (the CPU engine's
     decode constants and the DDR / LPDDR efficiencies, which only CPUs use), "gpu-decode" (CUDA's, Metal's and
-    MLX's decode constants and the HBM / GDDR / Apple efficiencies), "gddr" (GDDR's share of its peak alone) or
-    "cuda-kernels" (the bytes each CUDA decode kernel keeps in flight, unit_bytes_per_cycle, with the memory and
-    per-layer constants kept: for rows that measure kernels, as a build's new F16 kernel)."""
+    MLX's decode constants and the HBM / GDDR / Apple efficiencies), "gddr" (GDDR's share of its peak alone),
+    "geforce-clock" (how far above its rated boost a desktop GeForce runs under load) or "cuda-kernels" (the bytes
+    each CUDA decode kernel keeps in flight, unit_bytes_per_cycle, with the memory and per-layer constants kept: for
+    rows that measure kernels, as a build's new F16 kernel)."""
     sm = load_speed_model()  # the cached dict the model reads: changed in place
     params = parameters(sm, rows)
     if only == "prompt":
@@ -461,6 +464,8 @@ def fit(rows: list[dict], obs, sweeps: int = 5, only: str | None = None) -> None
                     or (box is sm and key == "cross_die_fixed_factor"))
 
         params = [p for p in params if all(gpu_decode(box, key) for box, key in p[0])]
+    elif only == "geforce-clock":
+        params = [p for p in params if all(box is sm["geforce_sustained_clock"] for box, _ in p[0])]
     elif only == "gddr":
         params = [p for p in params if all(box is sm["memory_efficiency"] and key == "gddr" for box, key in p[0])]
     elif only == "cuda-kernels":
@@ -542,7 +547,7 @@ def score_later_rows(path: Path, doc: dict) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--fit", action="store_true", help="refit the constants on the fitting half (the shipped split's)")
-    ap.add_argument("--only", choices=("prompt", "cpu-decode", "gpu-decode", "cuda-kernels", "gddr"), help="with --fit: refit one group of constants only")
+    ap.add_argument("--only", choices=("prompt", "cpu-decode", "gpu-decode", "cuda-kernels", "gddr", "geforce-clock"), help="with --fit: refit one group of constants only")
     ap.add_argument("--resplit", action="store_true",
                     help="deal the devices into halves anew (by family, in hash order) instead of keeping the shipped split")
     ap.add_argument("--rows", action="store_true")

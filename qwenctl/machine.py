@@ -155,12 +155,15 @@ def cuda_device(gpu: NvidiaGpu) -> DeviceSpeed:
 
     The clock is the specification's boost where there is one, not NVML's maximum SM clock: on a GeForce card that
     is the top of its voltage-frequency table (a GTX 1050 Ti's 1,911 MHz against its rated 1,392), which it holds
-    only lightly loaded, and every constant of the speed model was fitted at the rated boost."""
+    only lightly loaded, and every constant of the speed model was fitted at the rated boost. A desktop GeForce runs
+    above its rated boost under load: the speed model prices it there (`above_rated_clock`)."""
     fb = load_speed_model()["fallbacks"]
     peaks = specs.nvidia_peaks(gpu)
     assumed = list(peaks.assumed)
     bw = gpu.bandwidth_bytes_per_s or peaks.bandwidth_bytes_per_s
     sources = [peaks.source, "bandwidth: the GPU's own (NVML, or the profile)" if gpu.bandwidth_bytes_per_s else f"bandwidth: {peaks.source}"]
+    if peaks.geforce_desktop:
+        sources.append("clock: a desktop GeForce runs above its rated boost under load (speed_model.json geforce_sustained_clock)")
     if not bw:
         bw = fb["gpu_bandwidth_bytes_per_s"]
         assumed.append(f"{gpu.name}: memory bandwidth unknown, assumed {bw / 1e9:.0f} GB/s ({fb['gpu_bandwidth_source']})")
@@ -174,6 +177,7 @@ def cuda_device(gpu: NvidiaGpu) -> DeviceSpeed:
         matrix_ops={"int8": peaks.int8_ops, "fp16": peaks.fp16_flops},
         compute_units=max(peaks.sm_count, 1),
         clock_hz=peaks.clock_hz,
+        above_rated_clock=peaks.geforce_desktop,
         sources=tuple(sources),
         assumed=tuple(assumed),
     )

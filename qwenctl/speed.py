@@ -84,6 +84,19 @@ class DeviceSpeed:
     bandwidth_sustained: bool = False  # the bandwidth is what the memory really streams (STREAM), not its peak
     thread_weights_per_s: float = 0.0  # weights one CPU thread's decode kernels multiply per second (0: not known)
     core: str = ""  # a CPU's core row (devices.json cpu_core_throughput), where its kernels' speed differs from its family's
+    above_rated_clock: bool = False  # a desktop GeForce: GPU Boost holds it above its rated clock under load
+
+
+def under_load(dev: DeviceSpeed) -> DeviceSpeed:
+    """The device at the clock it runs a model at. A desktop GeForce's GPU Boost runs well above the rated boost
+    wherever power and temperature allow (hardware.specs.geforce_desktop), by a share fitted on the fitting half
+    (speed_model.json `geforce_sustained_clock`); the clock sets its per-layer costs, what its SMs keep in flight
+    and its ALU and matrix peaks alike. Every other device runs at the clock its figures are given for."""
+    if not dev.above_rated_clock:
+        return dev
+    k = float(load_speed_model()["geforce_sustained_clock"]["factor"])
+    return replace(dev, clock_hz=dev.clock_hz * k, vector_ops=dev.vector_ops * k,
+                   matrix_ops={op: rate * k for op, rate in dev.matrix_ops.items()}, above_rated_clock=False)
 
 
 @dataclass(frozen=True)
@@ -326,6 +339,7 @@ def estimate_placed_speed(
     synchronisation latency plus the activations over the GPU-to-GPU link.
     """
     sm = load_speed_model()
+    devices = tuple(under_load(d) for d in devices)
     a = model.arch
     s = split or weight_split(load_catalog(), model, weights)
     kv_per_layer = kv_cache_bytes(model, int(sm["kv_read_depth_tokens"]), kv_cache_type, layers=1)

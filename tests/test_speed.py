@@ -544,3 +544,29 @@ def test_threads_beyond_a_hybrids_performance_cores_add_what_its_efficiency_core
     pp = {n: estimate_speed(m, w, None, dev, pp_tokens=128).pp_tps for n, dev in ((14, fourteen), (20, twenty))}
     assert pp[14] < 1.1 * 86.7 and pp[20] < 1.2 * 76.6
     assert pp[20] <= pp[14]  # the same vector pipes, and more threads to synchronise
+
+
+def test_a_desktop_geforce_is_priced_at_its_clock_under_load_a_workstation_card_at_its_rated_boost():
+    """GPU Boost holds a desktop GeForce above its rated boost under load (an RTX 4090 FE at 2,810-2,850 MHz in a
+    game against 2,520); the RTX 6000 Ada (the same AD102 at 300 W), a laptop's GPU and a data-centre card run at
+    theirs. The factor is fitted on the fitting half (speed_model.json geforce_sustained_clock), so only its
+    reach is checked here: every clock-priced figure of a GeForce moves by it, and nothing else's does."""
+    from qwenctl.hardware import specs
+    from qwenctl.speed import load_speed_model, under_load
+
+    k = load_speed_model()["geforce_sustained_clock"]["factor"]
+    assert 1.0 < k < 1.2
+    for key, desktop_geforce in (("rtx-4090", True), ("titan-rtx", True), ("rtx-6000-ada", False),
+                                 ("rtx-4060-laptop", False), ("h100-sxm", False)):
+        assert specs.geforce_desktop(specs.gpu_spec_by_key(key)) is desktop_geforce, key
+    rated = cuda_device(gpu("NVIDIA GeForce RTX 4090", 1.008e12, (8, 9)))
+    assert rated.above_rated_clock and rated.clock_hz == pytest.approx(2.52e9)
+    loaded = under_load(rated)
+    assert loaded.clock_hz == pytest.approx(2.52e9 * k)
+    assert loaded.matrix_ops["int8"] == pytest.approx(rated.matrix_ops["int8"] * k)
+    pro = cuda_device(gpu("NVIDIA RTX 6000 Ada Generation", 0.96e12, (8, 9)))
+    assert not pro.above_rated_clock and under_load(pro) == pro
+    # the fixed per-layer cost of a decoded token is counted in the clock it runs at
+    (t,) = estimate_speed(*spec("7B"), rated, HOST).terms
+    cycles = load_speed_model()["engines"]["cuda"]["per_layer_cycles"]
+    assert t.fixed_s == pytest.approx(28 * cycles / (2.52e9 * k))

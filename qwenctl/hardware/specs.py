@@ -26,7 +26,17 @@ class GpuPeaks:
     source: str
     assumed: tuple[str, ...] = ()
     sm_count: int = 0
-    clock_hz: float = 0.0
+    clock_hz: float = 0.0  # the specification's rated boost (NVML's maximum where no specification names the GPU)
+    geforce_desktop: bool = False  # a desktop GeForce card: GPU Boost holds it above its rated boost under load
+
+
+def geforce_desktop(spec: dict) -> bool:
+    """Whether a specification is a desktop GeForce (or TITAN) card. Their GPU Boost runs well above the rated boost
+    clock under load wherever power and temperature allow (an RTX 4090 Founders Edition at 2,810-2,850 MHz in a
+    game against its rated 2,520; an RTX 3090 Ti at 2,000-2,050 against 1,860: TweakTown, 2022-09-22), where
+    workstation and data-centre boards hold theirs, and laptops are held by their power limit."""
+    names = " ".join(spec.get("nvml_names") or [])
+    return spec.get("segment") == "desktop" and ("GeForce" in names or "TITAN" in names)
 
 
 @dataclass(frozen=True)
@@ -198,6 +208,7 @@ def nvidia_peaks(gpu: NvidiaGpu) -> GpuPeaks:
             source=f"{spec['key']} specification ({spec['sources'][0][:80]}...)",
             sm_count=round((spec.get("sm_count") or (spec.get("cuda_cores") or 0) / ((arch or {}).get("fp32_lanes_per_sm") or 128)) * share),
             clock_hz=spec_clock_hz(spec),
+            geforce_desktop=geforce_desktop(spec),
         )
     cores, clock = gpu.cuda_cores, gpu.max_sm_clock_mhz
     if arch and cores and clock:
