@@ -43,6 +43,17 @@ def test_m4_max_configurations(gpu, cpu, expected):
         assert "410 or 546 GB/s" in why
 
 
+def test_m5_pro_and_max_bandwidth_from_apples_figures_and_the_32_core_max_says_none():
+    """M5 Pro 307 GB/s, M5 Max 614 GB/s with its 40-core GPU (Apple newsroom, 2026-03-03). Both Max bins have the same
+    18-core CPU, so the CPU cannot stand in for the GPU count, and the 32-core bin's bandwidth is not published:
+    detect says so (the speed model takes devices.json's derived 460 GB/s, with its derivation)."""
+    assert apple.chip_bandwidth("Apple M5 Pro", 20, 18)[0] == 307 * 10**9
+    assert apple.chip_bandwidth("Apple M5 Max", 40, 18)[0] == 614 * 10**9
+    got, why = apple.chip_bandwidth("Apple M5 Max", 32, 18)
+    assert got is None and "614 GB/s" in why and "40-core GPU" in why and "(32)" in why
+    assert apple.chip_bandwidth("Apple M5 Max", None, 18)[0] is None
+
+
 def test_iogpu_wired_limit_overrides_the_default():
     doc = document("apple-m2-16gb.json")
     key = command_key(SYSCTL_ARGV)

@@ -64,8 +64,9 @@ def chip_bandwidth(chip: str, gpu_cores: int | None, cpu_cores: int | None) -> t
         for row in options:
             if count is not None and row[key] == count:
                 return row["bytes_per_s"], f"{chip} with {count}-core {what} (Apple specifications)"
-    return None, f"{chip} is sold with {' or '.join(str(r['bytes_per_s'] // 10**9) for r in options)} GB/s and " \
-                 f"neither its GPU cores ({gpu_cores}) nor CPU cores ({cpu_cores}) say which"
+    return None, (f"Apple publishes {' or '.join(str(r['bytes_per_s'] // 10**9) for r in options)} GB/s for the {chip} "
+                  f"with a {' or '.join(str(r['gpu_cores']) for r in options)}-core GPU; this one's GPU cores ({gpu_cores}) "
+                  f"and CPU cores ({cpu_cores}) match none")
 
 
 def wired_limit(ram_bytes: int, wired_limit_mb: str | None) -> tuple[int, str]:
