@@ -26,42 +26,35 @@ def replay(doc: dict[str, Any] | str) -> ReplaySource:
     return ReplaySource(doc, "test")
 
 
-def jetpack5_agx_orin() -> dict[str, Any]:
-    """A JetPack 5 Jetson AGX Orin 64GB as detection meets it: no NVML (JetPack before 6 ships no libnvidia-ml:
-    ollama/ollama#3098), the dev kit's device-tree model as JetPack prints it, and 61.4 GiB of RAM. Built on the
-    Raspberry Pi 5 capture (an arm64 board without NVML: its cpuinfo stands in for the Orin's Cortex-A78AE)."""
+def jetson_on_pi5(model: str, total_kb: int, available_kb: int) -> dict[str, Any]:
+    """A Jetson board as detection meets it, built on the Raspberry Pi 5 capture (an arm64 board without NVML: its
+    cpuinfo stands in for the module's Arm cores): the board's device-tree model and its RAM as Linux reports it."""
     doc = document("raspberry-pi-5-8gb.json")
-    doc["files"]["/proc/device-tree/model"] = "NVIDIA Jetson AGX Orin Developer Kit\x00"
+    doc["files"]["/proc/device-tree/model"] = model + "\x00"
     doc["files"]["/proc/meminfo"] = (doc["files"]["/proc/meminfo"]
-                                     .replace("MemTotal:       8255488 kB", "MemTotal:       64335836 kB")
-                                     .replace("MemAvailable:   6159360 kB", "MemAvailable:   60000000 kB"))
+                                     .replace("MemTotal:       8255488 kB", f"MemTotal:       {total_kb} kB")
+                                     .replace("MemAvailable:   6159360 kB", f"MemAvailable:   {available_kb} kB"))
     return doc
+
+
+def jetpack5_agx_orin() -> dict[str, Any]:
+    """A JetPack 5 Jetson AGX Orin 64GB: no NVML (JetPack before 6 ships no libnvidia-ml: ollama/ollama#3098), the
+    dev kit's device-tree model as JetPack prints it, and 61.4 GiB of RAM."""
+    return jetson_on_pi5("NVIDIA Jetson AGX Orin Developer Kit", 64335836, 60000000)
 
 
 def jetpack4_nano() -> dict[str, Any]:
-    """A Jetson Nano developer kit (4 GB) under JetPack 4 as detection meets it: no NVML (ollama/ollama#3098), the
-    kit's device-tree model ("NVIDIA Jetson Nano Developer Kit", read from /proc/device-tree/model in public code:
-    find_string id 41738576202) and 3.8 GiB of its 4 GB RAM to Linux. Built on the Raspberry Pi 5 capture (an arm64
-    board without NVML: its cpuinfo stands in for the Nano's four Cortex-A57)."""
-    doc = document("raspberry-pi-5-8gb.json")
-    doc["files"]["/proc/device-tree/model"] = "NVIDIA Jetson Nano Developer Kit\x00"
-    doc["files"]["/proc/meminfo"] = (doc["files"]["/proc/meminfo"]
-                                     .replace("MemTotal:       8255488 kB", "MemTotal:       3964588 kB")
-                                     .replace("MemAvailable:   6159360 kB", "MemAvailable:   3100000 kB"))
-    return doc
+    """A Jetson Nano developer kit (4 GB) under JetPack 4: no NVML (ollama/ollama#3098), the kit's device-tree model
+    ("NVIDIA Jetson Nano Developer Kit", read from /proc/device-tree/model in public code: find_string id
+    41738576202) and 3.8 GiB of its 4 GB RAM to Linux."""
+    return jetson_on_pi5("NVIDIA Jetson Nano Developer Kit", 3964588, 3100000)
 
 
 def jetpack7_agx_thor() -> dict[str, Any]:
-    """A Jetson AGX Thor developer kit under JetPack 7 as detection meets it: NVML answers (driver 580, CUDA 13) with the
-    name "NVIDIA Thor", compute capability 11.0 and memory NotSupported, as public nvidia-smi output on Thor shows
-    ("Memory-Usage: Not Supported"); the devkit's device-tree model (rbonghi/jetson_stats#711); 122 GiB of its 128 GB
-    RAM free to Linux. Built on the Raspberry Pi 5 capture (an arm64 board: its cpuinfo stands in for the Thor's
-    Neoverse-V3AE cores)."""
-    doc = document("raspberry-pi-5-8gb.json")
-    doc["files"]["/proc/device-tree/model"] = "NVIDIA Jetson AGX Thor Developer Kit\x00"
-    doc["files"]["/proc/meminfo"] = (doc["files"]["/proc/meminfo"]
-                                     .replace("MemTotal:       8255488 kB", "MemTotal:       128000000 kB")
-                                     .replace("MemAvailable:   6159360 kB", "MemAvailable:   120000000 kB"))
+    """A Jetson AGX Thor developer kit under JetPack 7: NVML answers (driver 580, CUDA 13) with the name "NVIDIA Thor",
+    compute capability 11.0 and memory NotSupported, as public nvidia-smi output on Thor shows ("Memory-Usage: Not
+    Supported"); the devkit's device-tree model (rbonghi/jetson_stats#711); 122 GiB of its 128 GB RAM free to Linux."""
+    doc = jetson_on_pi5("NVIDIA Jetson AGX Thor Developer Kit", 128000000, 120000000)
     doc["nvml"] = {"init_error": None,
                    "system": {"nvmlDeviceGetCount": 1, "nvmlSystemGetDriverVersion": "580.00",
                               "nvmlSystemGetCudaDriverVersion": 13000},
