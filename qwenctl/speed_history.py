@@ -28,7 +28,7 @@ _PLAUSIBLE = (0.2, 5.0)  # ratios outside this were a broken run (a throttled or
 # predicted to 12.1 against 9.8 measured, so a x0.57 learned before would have put it 30 % low).
 _MODEL_PARTS = (("qwenctl", "speed.py"), ("qwenctl", "machine.py"), ("qwenctl.hardware", "specs.py"),
                 ("qwenctl.data", "speed_model.json"), ("qwenctl.hardware.data", "devices.json"),
-                ("qwenctl.hardware.data", "board_bandwidth.json"))
+                ("qwenctl.hardware.data", "board_bandwidth.json"), ("qwenctl.hardware.data", "apple_silicon.json"))
 
 
 def history_path() -> Path:
