@@ -48,7 +48,13 @@ from qwenctl.hardware.facts import (  # noqa: E402
     Memory,
     NvidiaGpu,
 )
-from qwenctl.hardware.specs import geforce_desktop, gpu_spec_by_key, gpu_spec_of, resident_threads  # noqa: E402
+from qwenctl.hardware.specs import (  # noqa: E402
+    geforce_desktop,
+    gpu_spec_by_key,
+    gpu_spec_of,
+    resident_threads,
+    spec_compute_capability,
+)
 from qwenctl.machine import apple_device, cuda_device, host_device, threads  # noqa: E402
 from qwenctl.speed import built_before, decode_kernel, estimate_speed, load_speed_model  # noqa: E402
 from qwenctl.testing.recipe import gguf_tensor_bytes, mlx_bytes  # noqa: E402
@@ -138,12 +144,11 @@ def devices_for(row: dict, cpus: dict, aliases: dict, shapes: dict):
         spec = gpu_spec_by_key(key)
         if spec is None:
             return None
-        cc = str(spec.get("compute_capability") or "").split(".")
         # an integrated GPU's module is told by its board (every Jetson Orin is "Orin (nvgpu)" to NVML): the row's own
         # board words, so the specification detection would find is this row's, not the first of that NVML name
         board = " ".join(spec["board_models"]) if spec.get("board_models") else None
         gpu = NvidiaGpu(0, (spec.get("nvml_names") or [spec["key"]])[0], "", int((spec.get("memory_gib") or 24) * 2**30), 0, 0,
-                        (int(cc[0]), int(cc[1])) if len(cc) == 2 else None,
+                        spec_compute_capability(spec),
                         bandwidth_bytes_per_s=int(spec["bandwidth_gbs"] * 1e9) if spec.get("bandwidth_gbs") else None,
                         board=board)
         assert gpu_spec_of(gpu)["key"] == key, (key, gpu_spec_of(gpu)["key"])

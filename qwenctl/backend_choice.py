@@ -31,7 +31,7 @@ def cuda_unsupported(gpu: NvidiaGpu) -> str | None:
     """Why llama.cpp's CUDA backend cannot run on ``gpu``, or None where it can: a GPU older than any its CUDA
     builds have code for, or a module whose newest CUDA toolkit cannot compile it (speed_model.json
     `kernel_paths`, with the sources; devices.json `newest_cuda`)."""
-    from qwenctl.hardware.specs import gpu_spec_of
+    from qwenctl.hardware.specs import gpu_spec_of, major_minor
     from qwenctl.speed import load_speed_model
 
     paths = load_speed_model()["kernel_paths"]
@@ -40,15 +40,12 @@ def cuda_unsupported(gpu: NvidiaGpu) -> str | None:
         major, minor = gpu.compute_capability
         return (f"(compute capability {major}.{minor}) is older than any GPU llama.cpp's CUDA builds run on "
                 f"({oldest[0]}.{oldest[1]}, Maxwell, with CUDA 12)")
-    newest = (gpu_spec_of(gpu) or {}).get("newest_cuda")
-    if newest and _version(newest) < _version(paths["cuda_min_toolkit"]):
-        return (f"has CUDA {newest} at most (its last JetPack), and llama.cpp's CUDA backend needs CUDA "
-                f"{paths['cuda_min_toolkit']} or newer")
+    newest = major_minor((gpu_spec_of(gpu) or {}).get("newest_cuda"))
+    needed = tuple(paths["cuda_min_toolkit"])
+    if newest and newest < needed:
+        return (f"has CUDA {newest[0]}.{newest[1]} at most (its last JetPack), and llama.cpp's CUDA backend needs CUDA "
+                f"{needed[0]}.{needed[1]} or newer")
     return None
-
-
-def _version(text: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in text.split("."))
 
 
 def choose_backend(hw: Hardware, want: str | None = None) -> BackendChoice:

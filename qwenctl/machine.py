@@ -162,7 +162,7 @@ def cuda_device(gpu: NvidiaGpu) -> DeviceSpeed:
     assumed = list(peaks.assumed)
     bw = gpu.bandwidth_bytes_per_s or peaks.bandwidth_bytes_per_s
     sources = [peaks.source, "bandwidth: the GPU's own (NVML, or the profile)" if gpu.bandwidth_bytes_per_s else f"bandwidth: {peaks.source}"]
-    if peaks.geforce_desktop:
+    if peaks.above_rated_clock:
         sources.append("clock: a desktop GeForce runs above its rated boost under load (speed_model.json geforce_sustained_clock)")
     if not bw:
         bw = fb["gpu_bandwidth_bytes_per_s"]
@@ -177,7 +177,7 @@ def cuda_device(gpu: NvidiaGpu) -> DeviceSpeed:
         matrix_ops={"int8": peaks.int8_ops, "fp16": peaks.fp16_flops},
         compute_units=max(peaks.sm_count, 1),
         clock_hz=peaks.clock_hz,
-        above_rated_clock=peaks.geforce_desktop,
+        above_rated_clock=peaks.above_rated_clock,
         sources=tuple(sources),
         assumed=tuple(assumed),
     )

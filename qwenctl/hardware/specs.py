@@ -27,7 +27,7 @@ class GpuPeaks:
     assumed: tuple[str, ...] = ()
     sm_count: int = 0
     clock_hz: float = 0.0  # the specification's rated boost (NVML's maximum where no specification names the GPU)
-    geforce_desktop: bool = False  # a desktop GeForce card: GPU Boost holds it above its rated boost under load
+    above_rated_clock: bool = False  # a desktop GeForce card: GPU Boost holds it above its rated boost under load
 
 
 def geforce_desktop(spec: dict) -> bool:
@@ -135,9 +135,14 @@ def fp32_lanes_per_sm(cc: tuple[int, int] | None) -> int | None:
     return int(arch["fp32_lanes_per_sm"]) if arch and arch.get("fp32_lanes_per_sm") else None
 
 
-def spec_compute_capability(spec: dict) -> tuple[int, int] | None:
-    major, _, minor = str(spec.get("compute_capability") or "").partition(".")
+def major_minor(text: object) -> tuple[int, int] | None:
+    """(major, minor) of a "5.3"-style version: a compute capability, a CUDA toolkit; None where it is not one."""
+    major, _, minor = str(text or "").partition(".")
     return (int(major), int(minor)) if major.isdigit() and minor.isdigit() else None
+
+
+def spec_compute_capability(spec: dict) -> tuple[int, int] | None:
+    return major_minor(spec.get("compute_capability"))
 
 
 def _tensor(value, fp16_accumulate: bool = True) -> float | None:
@@ -208,7 +213,7 @@ def nvidia_peaks(gpu: NvidiaGpu) -> GpuPeaks:
             source=f"{spec['key']} specification ({spec['sources'][0][:80]}...)",
             sm_count=round((spec.get("sm_count") or (spec.get("cuda_cores") or 0) / ((arch or {}).get("fp32_lanes_per_sm") or 128)) * share),
             clock_hz=spec_clock_hz(spec),
-            geforce_desktop=geforce_desktop(spec),
+            above_rated_clock=geforce_desktop(spec),
         )
     cores, clock = gpu.cuda_cores, gpu.max_sm_clock_mhz
     if arch and cores and clock:
