@@ -124,8 +124,11 @@ def host_device(hw: Hardware, n_threads: int | None = None) -> DeviceSpeed:
     elif bw:
         sources.append(f"host bandwidth: {bw_source or 'detected'}")
     else:
-        bw = fb["host_bandwidth_bytes_per_s"]
-        assumed.append(f"host memory bandwidth unknown: assumed {bw / 1e9:.1f} GB/s ({fb['host_bandwidth_source']}); {MEASURE_HINT}")
+        from qwenctl.hardware.host_bandwidth import soc_typical
+
+        typical = soc_typical(hw.board.soc) if isinstance(hw.board, Board) else None
+        bw, why = typical or (fb["host_bandwidth_bytes_per_s"], fb["host_bandwidth_source"])
+        assumed.append(f"host memory bandwidth unknown: assumed {bw / 1e9:.1f} GB/s ({why}); {MEASURE_HINT}")
     per_core = core.clock_hz * n
     cpu = hw.cpu if isinstance(hw.cpu, Cpu) else None
     share = specs.thread_share(cpu, core, n)

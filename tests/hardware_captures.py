@@ -37,6 +37,16 @@ def jetson_on_pi5(model: str, total_kb: int, available_kb: int) -> dict[str, Any
     return doc
 
 
+def rk3588_board(model: str, compatible: str) -> dict[str, Any]:
+    """An RK3588 board: the Radxa ROCK 5B's /proc/cpuinfo (four Cortex-A55 and four Cortex-A76, captured verbatim),
+    the Raspberry Pi 5 capture's 8 GB meminfo, and a device tree naming ``model`` and ``compatible`` (its SoC last)."""
+    doc = document("radxa-rock-5b-rk3588-cpuinfo.json")
+    doc["files"]["/proc/meminfo"] = document("raspberry-pi-5-8gb.json")["files"]["/proc/meminfo"]
+    doc["files"]["/proc/device-tree/model"] = model + "\x00"
+    doc["files"]["/proc/device-tree/compatible"] = compatible.replace(" ", "\x00") + "\x00"
+    return doc
+
+
 def jetpack5_agx_orin() -> dict[str, Any]:
     """A JetPack 5 Jetson AGX Orin 64GB: no NVML (JetPack before 6 ships no libnvidia-ml: ollama/ollama#3098), the
     dev kit's device-tree model as JetPack prints it, and 61.4 GiB of RAM."""

@@ -4,7 +4,7 @@ import struct
 
 import pytest
 from click.testing import CliRunner
-from hardware_captures import document, replay
+from hardware_captures import document, replay, rk3588_board
 
 from qwenctl.cli import cli
 from qwenctl.hardware import bandwidth, cpu, detect, dimms, host_bandwidth, raspberry_pi
@@ -55,6 +55,30 @@ def test_pi_recognised_from_the_revision_code_alone():
 ])
 def test_jetson_bandwidth_by_board(model, ram_gib, expected):
     assert host_bandwidth.board_bandwidth(model, ram_gib << 30)[0] == expected
+
+
+@pytest.mark.parametrize("model, expected", [
+    ("Xunlong Orange Pi 5", 33_792_000_000),  # LPDDR4X at the blob's 2,112 MHz, 64-bit
+    ("Xunlong Orange Pi 5 Plus", 33_792_000_000),
+    ("Xunlong Orange Pi 5 Max", 38_400_000_000),  # LPDDR5 at 2,400 MHz: not caught by the Orange Pi 5's row
+    ("Xunlong Orange Pi 5 Pro", 38_400_000_000),
+    ("Radxa ROCK 5 Model B", 33_792_000_000),
+    ("Radxa ROCK 5 ITX", 38_400_000_000),
+    ("Hardkernel ODROID-M2", 43_776_000_000),  # LPDDR5 at the earlier blob's 2,736 MHz
+])
+def test_rk3588_boards_by_their_device_tree_model(model, expected):
+    assert host_bandwidth.board_bandwidth(model, 8 << 30)[0] == expected
+
+
+def test_an_unlisted_rk3588_board_has_no_bandwidth_of_its_own():
+    """Its SoC bounds what it fits (LPDDR4X-4224 or LPDDR5), but only its own row or a measurement says which: detect
+    reports the figure unknown, with the command that measures it."""
+    mem = detect(replay(rk3588_board("FriendlyElec NanoPC-T6", "friendlyelec,nanopc-t6 rockchip,rk3588"))).memory
+    assert mem.bandwidth_bytes_per_s is None
+    why = dict(mem.unknown)["bandwidth_bytes_per_s"]
+    assert "'FriendlyElec NanoPC-T6'" in why and "detect --measure" in why
+    assert host_bandwidth.soc_typical("RK3588S") == host_bandwidth.soc_typical("RK3588")
+    assert host_bandwidth.soc_typical("BCM2712") is None
 
 
 def test_a_unified_jetson_gpu_gets_the_boards_bandwidth():

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-from hardware_captures import jetpack4_nano, jetpack5_agx_orin, jetpack7_agx_thor, replay
+from hardware_captures import jetpack4_nano, jetpack5_agx_orin, jetpack7_agx_thor, replay, rk3588_board
 
 from qwenctl.errors import ExitCode, QwenctlError
 from qwenctl.hardware import detect
@@ -146,6 +146,30 @@ def test_a_pi_3b_plus_plans_the_smallest_model_at_its_lpddr2s_speed():
     assert host.bandwidth_bytes_per_s == 4_000_000_000 and host.device.startswith("Raspberry Pi 3 Model B+")
     assert not any("bandwidth" in a for a in r.assumptions)
     assert 3 <= c.tg_tps <= 8
+
+
+def test_an_rk3588_board_plans_on_its_four_big_cores_and_its_lpddr4x():
+    """The ROCK 5B's device tree names the board, whose LPDDR4X runs 4,224 MT/s on the SoC's 64-bit bus (33.8 GB/s,
+    board_bandwidth.json), not the 25.6 GB/s fallback; llama.cpp is given the four Cortex-A76, not all eight cores
+    (with the four A55 too it decodes at half the speed: ggml-org/llama.cpp#7176, an Orange Pi 5). A 3B at 4 bits
+    streams about 2 GB a token: several tok/s, not tens."""
+    r = plan(detect(replay(rk3588_board("Radxa ROCK 5B", "radxa,rock-5b rockchip,rk3588"))))
+    c = r.chosen
+    assert c.device == "cpu" and c.n_threads == 4
+    (host,) = c.speed.terms
+    assert host.bandwidth_bytes_per_s == 33_792_000_000
+    assert not any("bandwidth" in a for a in r.assumptions)
+    assert 4 <= c.tg_tps <= 12
+
+
+def test_an_unlisted_rk3588_board_is_planned_on_its_socs_usual_memory_and_says_so():
+    """A board with no row of its own: the plan assumes what most RK3588 boards fit (LPDDR4X-4224) rather than the
+    generic one-DDR4-channel fallback, and its first line says it assumed it, with the command that measures it."""
+    r = plan(detect(replay(rk3588_board("FriendlyElec NanoPC-T6", "friendlyelec,nanopc-t6 rockchip,rk3588"))))
+    (host,) = r.chosen.speed.terms
+    assert host.bandwidth_bytes_per_s == 33_792_000_000
+    (assumed,) = [a for a in r.assumptions if "bandwidth" in a]
+    assert "assumed 33.8 GB/s (RK3588 board: LPDDR4X-4224" in assumed and "detect --measure" in assumed
 
 
 def test_a_jetpack_7_thor_is_planned_on_its_blackwell_gpu_and_the_boards_273_gb_s():

@@ -64,6 +64,16 @@ def board_bandwidth(model: str, ram_bytes: int | None) -> tuple[int, str] | None
     return (row["bytes_per_s"], f"{model}: {row['memory']} (board_bandwidth.json)") if row else None
 
 
+def soc_typical(soc: str | None) -> tuple[int, str] | None:
+    """(bytes/s, what it is) most boards of ``soc`` fit: an assumption for a board with no row of its own, which the
+    planner states as one (an RK3588 board runs LPDDR4X-4224 or LPDDR5 at 4,800-5,472 MT/s, so its SoC bounds its
+    bandwidth far better than a generic fallback, but does not settle it)."""
+    for row in data("board_bandwidth.json")["socs"]:
+        if soc and soc.upper().startswith(row["match"]):
+            return row["bytes_per_s"], f"{row['match']} board: {row['memory']}"
+    return None
+
+
 def board_sustained(model: str, ram_bytes: int | None) -> tuple[int, str] | None:
     """(bytes/s, source) of what a board's memory system really streams, where published and far below its peak."""
     sustained = (_board_row(model, ram_bytes) or {}).get("sustained")
