@@ -16,7 +16,7 @@ How it decides (docs/planning.md has the long form):
    alike) goes to the faster one.
 
 With no explicit constraints, a machine where nothing reaches the speed floor still gets
-the fastest plan that fits, with a warning. An impossible explicit request raises
+the best of the fastest plans that fit (within SPEED_TIE of the fastest), with a warning. An impossible explicit request raises
 QwenctlError (NO_FIT) naming the reason and the nearest plan that works.
 """
 
@@ -363,7 +363,8 @@ def _same_quality(p: Plan, chosen: Plan) -> str:
             f"({_sizes(p.download_bytes, chosen.download_bytes)})")
 
 
-def _why_chosen(m: Machine, target: BackendChoice, plan: Plan, runner_up: Plan | None, floor: float) -> tuple[str, ...]:
+def _why_chosen(m: Machine, target: BackendChoice, plan: Plan, runner_up: Plan | None, floor: float,
+                short_of: float = 0.0) -> tuple[str, ...]:
     reasons = [target.reason]
     if plan.spread:
         here = "this machine's CPU" if plan.device == "cpu" else "RAM"
@@ -377,7 +378,8 @@ def _why_chosen(m: Machine, target: BackendChoice, plan: Plan, runner_up: Plan |
         else:
             reasons.append(f"{plan.n_gpu_layers} of {plan.n_layers + 1} layers (the output layer first) fit on the GPU; the rest run from RAM")
     reasons.append(
-        "highest quality that fits" + (f" and reaches {floor:g} tok/s" if floor > 0 else "") + f": score {plan.quality:.1f} "
+        (f"nothing reaches {short_of:g} tok/s: the highest quality of the fastest plans that fit" if short_of else
+         "highest quality that fits" + (f" and reaches {floor:g} tok/s" if floor > 0 else "")) + f": score {plan.quality:.1f} "
         f"(Qwen's benchmark mean for {plan.size}" + (", Q4_K_M and better score alike)" if plan.quality >= 0 else ")")
     )
     if runner_up is not None and _score(runner_up) == _score(plan):
@@ -416,16 +418,22 @@ def plan(hardware: Hardware, constraints: Constraints = Constraints(), workers: 
             warnings.append(f"context shortened to {SMALL_CTX} tokens: at {DEFAULT_CTX} no model fits in "
                             f"{gib(m.host_budget)} ({m.host_rule})")
 
+    short_of = 0.0  # the floor nothing reached, where the fastest plans stand in
     feasible = sorted((r for r in rows if r[1] is None), key=lambda r: _rank_key(r[0]))
     feasible = _settle_tie(feasible)
     if not feasible and not explicit_floor:
-        fits = sorted((r for r in rows if r[1] == "speed"), key=lambda r: -r[0].tg_tps)
+        fits = [r for r in rows if r[1] == "speed"]
         if fits:
-            fastest = fits[0][0]
+            # the fastest plans are one speed where their compute, not their bytes, sets it (every quant of a 0.5B on a
+            # scalar RISC-V core): the best of those, not the smallest quant that wins by a rounding
+            top = max(r[0].tg_tps for r in fits)
+            fastest = _settle_tie(sorted((r for r in fits if r[0].tg_tps >= top * (1 - SPEED_TIE)),
+                                         key=lambda r: _rank_key(r[0])))[0][0]
             warnings.append(
-                f"nothing here reliably reaches {floor:g} tok/s; chose the fastest plan that fits ({fastest.name}, "
+                f"nothing here reliably reaches {floor:g} tok/s; chose the best of the fastest plans that fit ({fastest.name}, "
                 f"predicted {fastest.tg_tps:.1f} tok/s). Pass --min-speed 0 to rank by quality instead"
             )
+            short_of, floor = floor, 0.0  # the choice no longer claims to reach it
             rows = [(p, None, "") if p is fastest else (p, k, r) for p, k, r in rows]
             feasible = [(fastest, None, "")]
     if not feasible:
@@ -433,7 +441,7 @@ def plan(hardware: Hardware, constraints: Constraints = Constraints(), workers: 
 
     chosen = feasible[0][0]
     runner = feasible[1][0] if len(feasible) > 1 else None
-    chosen = replace(chosen, reasons=_why_chosen(m, target, chosen, runner, floor))
+    chosen = replace(chosen, reasons=_why_chosen(m, target, chosen, runner, floor, short_of))
     if asked and not explicit_floor and chosen.tg_tps_low < DEFAULT_MIN_TG:
         warnings.append(f"{chosen.name} may generate as slowly as {chosen.tg_tps_low:.1f} tok/s here (predicted "
                         f"{chosen.tg_tps:.1f}), under the usual {DEFAULT_MIN_TG:g} tok/s: expect slow replies, "

@@ -4,7 +4,7 @@ from hypothesis import strategies as st
 from planning_machines import backends, mac, pc
 
 from qwenctl.errors import ExitCode, QwenctlError
-from qwenctl.plan import Constraints, plan
+from qwenctl.plan import SPEED_TIE, Constraints, plan
 from qwenctl.profiles import list_profiles, load_profile
 
 PROFILES = [p.name for p in list_profiles()]
@@ -132,9 +132,12 @@ def test_explicit_speed_floor_is_strict_default_one_relaxes():
     with pytest.raises(QwenctlError) as e:
         plan(pi, Constraints(min_tg_tps=500))
     assert e.value.code == ExitCode.NO_FIT
-    slow = pc(4, host_bw=2e9)  # nothing reaches 5 tok/s: the default floor relaxes to "fastest that fits"
+    slow = pc(4, host_bw=2e9)  # nothing reaches 5 tok/s: the default floor relaxes to the fastest that fit
     r = plan(slow)
-    assert any("fastest plan that fits" in w for w in r.warnings)
+    assert any("the best of the fastest plans that fit" in w for w in r.warnings)
+    assert r.chosen.reasons[1].startswith("nothing reaches 5 tok/s: the highest quality of the fastest plans")
+    fastest = max(a.plan.tg_tps for a in r.alternatives)
+    assert r.chosen.tg_tps >= fastest * (1 - SPEED_TIE)
 
 
 def test_mlx_only_on_apple_and_llama_cpp_metal_without_mlx():
