@@ -188,6 +188,7 @@ def cpu_hardware(row: dict, cpus: dict) -> Hardware | None:
     total = sum(v for v in cores.values() if isinstance(v, int)) or spec.get("threads_total") or 4
     threads = row.get("threads") or perf or total
     arm = any(f in spec.get("isa", []) for f in ("neon", "dotprod", "i8mm"))
+    riscv = any(f.startswith("rv") for f in spec.get("isa", []))  # "rv64gc" (scalar) or "rvv" (RVV 1.0)
     clock = spec.get("clock_ghz") or {}
     base = clock.get("base") or clock.get("p_core_base")  # a hybrid's CPU 0 is a P-core: its base is what detection reads
     brand = spec["cpu"]
@@ -198,7 +199,7 @@ def cpu_hardware(row: dict, cpus: dict) -> Hardware | None:
     turbo = (clock.get("max_turbo") or clock.get("p_core_turbo")) if base else None
     eff = cores.get("efficiency") or None
     physical = (perf + eff) if perf and eff else threads
-    cpu = Cpu(brand, "arm64" if arm else "x86_64", physical, max(spec.get("threads_total") or physical, physical),
+    cpu = Cpu(brand, "arm64" if arm else "riscv64" if riscv else "x86_64", physical, max(spec.get("threads_total") or physical, physical),
               perf if eff else None, eff if perf else None, tuple(spec.get("isa", [])),
               max_clock_mhz=round(turbo * 1000) if turbo else None, base_clock_mhz=round(base * 1000) if base else None)
     bw = (spec.get("memory") or {}).get("bandwidth_gbs")

@@ -47,6 +47,17 @@ def rk3588_board(model: str, compatible: str) -> dict[str, Any]:
     return doc
 
 
+def riscv_board(capture: str, max_mhz: int | None = None) -> dict[str, Any]:
+    """A RISC-V board: a captured /proc/cpuinfo (sbc-bench's, verbatim), the Raspberry Pi 5 capture's 8 GB meminfo,
+    and, where given, each hart's cpufreq maximum."""
+    doc = document(capture)
+    doc["files"]["/proc/meminfo"] = document("raspberry-pi-5-8gb.json")["files"]["/proc/meminfo"]
+    if max_mhz:
+        for n in range(doc["files"]["/proc/cpuinfo"].count("processor")):
+            doc["files"][f"/sys/devices/system/cpu/cpu{n}/cpufreq/cpuinfo_max_freq"] = f"{max_mhz * 1000}\n"
+    return doc
+
+
 def jetpack5_agx_orin() -> dict[str, Any]:
     """A JetPack 5 Jetson AGX Orin 64GB: no NVML (JetPack before 6 ships no libnvidia-ml: ollama/ollama#3098), the
     dev kit's device-tree model as JetPack prints it, and 61.4 GiB of RAM."""

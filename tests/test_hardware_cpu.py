@@ -23,6 +23,13 @@ from qwenctl.hardware.snapshot import command_key
         ("apple-m3-max-36gb.json", "Apple M3 Max", "arm64", 14, 14, ("neon", "fp16", "dotprod", "i8mm")),
         ("apple-m2-16gb.json", "Apple M2", "arm64", 8, 8, ("neon", "fp16", "dotprod", "i8mm")),
         ("apple-m1-8gb-bigsur.json", "Apple processor", "arm64", 8, 8, ("neon",)),
+        # RISC-V: a hart's `uarch` (or `model name`) names it, the V among its ISA string's single letters is RVV 1.0
+        ("starfive-jh7110-cpuinfo.json", "SiFive U74-MC", "riscv64", 4, 4, ()),
+        ("eswin-eic7700x-cpuinfo.json", "ESWIN EIC770X", "riscv64", 4, 4, ()),  # "rv64imafdch": H, the hypervisor
+        ("spacemit-k1-cpuinfo.json", "Spacemit(R) X60", "riscv64", 8, 8, ("rvv",)),
+        # a T-Head kernel prints its RVV 0.7.1 as a bare V ("rv64imafdcvsu", cpu-vector 0.7.1): not what llama.cpp's
+        # RVV kernels run on
+        ("thead-th1520-cpuinfo.json", "unknown RISC-V CPU", "riscv64", 4, 4, ("xtheadvector",)),
         # Windows: wmic's Win32_Processor, the ISA flags from llama.cpp's own system info (its Haswell CPU backend)
         ("windows-i7-4710mq.json", "Intel(R) Core(TM) i7-4710MQ CPU @ 2.50GHz", "x86_64", 4, 8, ("avx", "avx2", "fma", "f16c")),
     ],
@@ -327,3 +334,12 @@ def test_a_windows_hybrids_cores_split_by_their_threads():
     for threads in (10, 20):
         flat = cpu.parse_win32_processor(listing.replace("=16", f"={threads}"), "x86_64")
         assert flat.performance_cores is None and flat.efficiency_cores is None
+
+
+def test_an_sg2042s_bare_v_is_t_heads_vector_by_its_vendor_id():
+    """The Milk-V Pioneer's SG2042 (64 XuanTie C920) prints "rv64imafdcv" with no cpu-vector line (ThomasKaiser/sbc-bench
+    results/cpuinfo/Sophon-SG2042-6.1.18.cpuinfo): T-Head's vendor ID says the V is 0.7.1."""
+    hart = {"isa": "rv64imafdcv", "mvendorid": "0x5b7"}
+    assert cpu.riscv_flags(hart) == ("xtheadvector",) and cpu.riscv_core_name(hart) == "T-Head RISC-V CPU"
+    assert cpu.riscv_flags({"isa": "rv64imafdc_xtheadvector"}) == ("xtheadvector",)
+    assert cpu.riscv_flags({"isa": "rv64imafdcvh_zicbom_zvfh"}) == ("rvv",)  # a SpacemiT K3's: V and H

@@ -8,13 +8,13 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-from hardware_captures import jetpack4_nano, jetpack5_agx_orin, jetpack7_agx_thor, replay, rk3588_board
+from hardware_captures import jetpack4_nano, jetpack5_agx_orin, jetpack7_agx_thor, replay, riscv_board, rk3588_board
 
 from qwenctl.errors import ExitCode, QwenctlError
 from qwenctl.hardware import detect
 from qwenctl.hardware.specs import resident_threads
 from qwenctl.machine import cuda_device
-from qwenctl.plan import plan
+from qwenctl.plan import Constraints, plan
 
 GiB = 2**30
 
@@ -170,6 +170,38 @@ def test_an_unlisted_rk3588_board_is_planned_on_its_socs_usual_memory_and_says_s
     assert host.bandwidth_bytes_per_s == 33_792_000_000
     (assumed,) = [a for a in r.assumptions if "bandwidth" in a]
     assert "assumed 33.8 GB/s (RK3588 board: LPDDR4X-4224" in assumed and "detect --measure" in assumed
+
+
+def test_a_hifive_premier_p550_decodes_a_3b_at_its_scalar_cores_rate():
+    """Four SiFive P550 at 1.4 GHz without the vector extension run llama.cpp's plain C kernels: compute, not memory,
+    sets the pace (riscv-scalar: 0.14 weights a cycle a core, the rate Ollama's published llama3.2:3b and llama3.1:8b
+    rows on this board give, 0.24 and 0.10 tok/s). Before it had a row it was priced as an x86 core with SSE, 13x
+    too fast; a 3B at 4 bits is now a fraction of a token a second, and the plan says nothing reaches 5 tok/s."""
+    hw = detect(replay(riscv_board("eswin-eic7700x-cpuinfo.json", max_mhz=1400)))
+    r = plan(hw, Constraints(size="3B"))
+    c = r.chosen
+    (host,) = c.speed.terms
+    assert c.device == "cpu" and c.n_threads == 4 and host.threads_s > host.stream_s + host.dequant_s
+    assert 0.15 <= c.tg_tps <= 0.35  # Qwen2.5-3B's 3.09 B weights / (4 x 0.14 x 1.4 GHz): 0.25 tok/s
+
+
+def test_a_visionfive_2_gets_the_best_small_model_not_the_smallest_quant():
+    """A StarFive JH7110 (four U74, scalar): every 0.5B quant decodes at one compute-bound speed, under 5 tok/s, so the
+    planner takes the best of the fastest plans (a 4-bit or better 0.5B), not Q2_K, and says nothing reaches 5 tok/s."""
+    r = plan(detect(replay(riscv_board("starfive-jh7110-cpuinfo.json", max_mhz=1500))))
+    c = r.chosen
+    assert (c.size, c.device) == ("0.5B", "cpu") and c.quant not in ("q2_k", "q3_k_m")
+    assert c.tg_tps < 5 and any("nothing here reliably reaches 5 tok/s" in w for w in r.warnings)
+
+
+def test_a_spacemit_k1_runs_the_rvv_kernels():
+    """Eight SpacemiT X60 with RVV 1.0 (a Banana Pi F3's K1) at 1.6 GHz: riscv-rvv's 0.71 weights a cycle a core, the
+    rate llama-bench's TinyLlama Q4_K_M (8.29 tok/s on 8 threads) gives, five times the scalar one."""
+    hw = detect(replay(riscv_board("spacemit-k1-cpuinfo.json", max_mhz=1600)))
+    scalar = detect(replay(riscv_board("eswin-eic7700x-cpuinfo.json", max_mhz=1600)))
+    fast, slow = (plan(h, Constraints(size="0.5B", quant="q4_k_m")).chosen for h in (hw, scalar))
+    assert fast.n_threads == 8 and slow.n_threads == 4
+    assert fast.tg_tps / slow.tg_tps > 5  # twice the cores, five times the rate a core
 
 
 def test_a_jetpack_7_thor_is_planned_on_its_blackwell_gpu_and_the_boards_273_gb_s():

@@ -1,6 +1,6 @@
 """CPU: brand, cores and the ISA features llama.cpp's kernels care about.
 
-Method 1 (Linux): /proc/cpuinfo — x86 `flags` or ARM `Features`. x86 physical cores are
+Method 1 (Linux): /proc/cpuinfo — x86 `flags`, ARM `Features` or a RISC-V hart's `isa` string. x86 physical cores are
 counted as psutil and lscpu do: step 1, `cpu cores` of each socket (distinct `physical id`)
 summed; step 2, distinct (physical id, core id) pairs; step 3, one core per processor. Method 2 (macOS): sysctl hw.* / machdep.cpu.*. Method 3
 (Windows): Win32_Processor through wmic, else PowerShell's Get-CimInstance (name, cores and logical processors per
@@ -222,6 +222,10 @@ def parse_cpuinfo(text: str, arch: str) -> Cpu:
         flags = tuple(f for f in X86_FLAGS if f in present)
         physical, sockets, how = _x86_cores(blocks)
         brand = first.get("model name") or first.get("vendor_id") or "unknown x86 CPU"
+    elif "isa" in first:  # RISC-V: one hart per core on the boards this targets
+        flags = riscv_flags(first)
+        physical, sockets, how = len(blocks), None, "one core per hart (RISC-V)"
+        brand = first.get("model name") or riscv_core_name(first) or "unknown RISC-V CPU"
     else:  # ARM: one logical CPU per core on the boards and servers this targets (no SMT)
         present = set(first.get("Features", "").split())
         flags = tuple(dict.fromkeys(ARM_FEATURES[f] for f in ARM_FEATURES if f in present))
@@ -229,6 +233,39 @@ def parse_cpuinfo(text: str, arch: str) -> Cpu:
         brand = _arm_cores_name(blocks) or first.get("model name") or "unknown ARM CPU"
     return Cpu(brand=brand, arch=arch, physical_cores=physical, logical_cores=len(blocks), flags=flags,
                cores_source=how, sockets=sockets, flags_source="/proc/cpuinfo")
+
+
+T_HEAD_VENDOR_ID = "0x5b7"  # mvendorid of T-Head (C906, C910, C920), whose vector units implement RVV 0.7.1
+
+
+def riscv_flags(hart: dict[str, str]) -> tuple[str, ...]:
+    """The vector extension of a RISC-V hart from its /proc/cpuinfo block: "rvv" where the single-letter extensions
+    of its ISA string ("rv64imafdcv_zicbom_...") include V, the ratified RVV 1.0 that llama.cpp's RISC-V kernels use;
+    "xtheadvector" for T-Head's pre-ratification RVV 0.7.1, which a standard build cannot use (GGML_XTHEADVECTOR
+    builds for it). Older T-Head kernels print a bare V for 0.7.1 (a TH1520's "rv64imafdcvsu" with "cpu-vector :
+    0.7.1", an SG2042's "rv64imafdcv"): their vendor ID tells."""
+    base, *extensions = hart.get("isa", "").strip().lower().split("_")
+    vector = base.startswith(("rv64", "rv32")) and "v" in base[4:]
+    if "xtheadvector" in extensions or (vector and (hart.get("mvendorid") == T_HEAD_VENDOR_ID
+                                                    or hart.get("cpu-vector", "").startswith("0."))):
+        return ("xtheadvector",)
+    return ("rvv",) if vector else ()
+
+
+RISCV_VENDORS = {"sifive": "SiFive", "thead": "T-Head", "spacemit": "SpacemiT", "starfive": "StarFive",
+                 "sophgo": "Sophgo", "eswin": "ESWIN"}
+RISCV_VENDOR_IDS = {"0x489": "SiFive", T_HEAD_VENDOR_ID: "T-Head", "0x710": "SpacemiT"}
+
+
+def riscv_core_name(hart: dict[str, str]) -> str | None:
+    """A hart's brand: its `uarch` line ("sifive,u74-mc", vendor and core as the device tree names them) as
+    "SiFive U74-MC", else the vendor its `mvendorid` (a JEDEC ID) names; None where neither is there."""
+    uarch = hart.get("uarch", "").strip()
+    if "," in uarch:
+        vendor, _, core = uarch.partition(",")
+        return f"{RISCV_VENDORS.get(vendor, vendor.capitalize())} {core.upper()}"
+    named = RISCV_VENDOR_IDS.get(hart.get("mvendorid", ""))
+    return uarch or (f"{named} RISC-V CPU" if named else None)
 
 
 def _x86_cores(blocks: list[dict[str, str]]) -> tuple[int, int | None, str]:

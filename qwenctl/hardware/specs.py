@@ -360,7 +360,7 @@ def _board(board: Board | None, cpu: Cpu | None) -> dict | None:
 
 
 def cpu_core(cpu: Cpu | None, board: Board | None) -> CoreSpec:
-    """The core type of the host CPU: a board's SoC, an Arm core name, or the x86 ISA level.
+    """The core type of the host CPU: a board's SoC, an Arm core name, a RISC-V vector extension, or the x86 ISA level.
 
     The clock is the one the CPU guarantees with every core busy (its base or nominal clock: detected,
     or the "@ 2.80GHz" of an Intel name), not cpufreq's one-core turbo: llama.cpp keeps every thread
@@ -378,9 +378,13 @@ def cpu_core(cpu: Cpu | None, board: Board | None) -> CoreSpec:
         name, kind = f"{b['board']} ({b['cpu_cores'][0]['count']}x {core})", "lpddr"
     else:
         arm = cpu is not None and cpu.arch in ("arm64", "aarch64")
+        isa_family = "arm" if arm else "riscv" if cpu is not None and cpu.arch.startswith("riscv") else "x86"
         if arm:
             named = next((k for c, k in table["arm"].items() if re.search(rf"\b{re.escape(c)}\b", brand, re.IGNORECASE)), None)
             key = named or ("arm-neoverse-v1" if "i8mm" in flags else "arm-cortex-a76-n1" if "dotprod" in flags else "arm-cortex-a72")
+            kind = "lpddr"
+        elif isa_family == "riscv":  # by its vector extension: llama.cpp has RVV 1.0 kernels, else plain C
+            key = next((k for f, k in table["riscv"] if f in flags), "riscv-scalar")
             kind = "lpddr"
         else:
             named = next((k for pattern, k in table["x86_names"] if re.search(pattern, brand)), None)
@@ -397,7 +401,7 @@ def cpu_core(cpu: Cpu | None, board: Board | None) -> CoreSpec:
         elif cpu is not None and cpu.max_clock_mhz:
             clock = cpu.max_clock_mhz / 1000  # cpufreq's maximum: a base P-state under acpi-cpufreq, else a turbo
         else:
-            clock = table["typical_clock_ghz"]["arm" if arm else "x86"]
+            clock = table["typical_clock_ghz"][isa_family]
             assumed.append(f"CPU clock unknown: assumed {clock} GHz")
         turbo = max(clock, cpu.max_clock_mhz / 1000) if cpu is not None and cpu.max_clock_mhz else clock
         name = brand or key
