@@ -41,6 +41,11 @@ def in_container(memory: Memory) -> bool:
     return memory.container_limit_bytes is not None and memory.container_limit_bytes < memory.total_bytes
 
 
+# What a 32-bit process maps besides the model: Python and its modules, libllama, the thread stacks, the heap's
+# fragments. An assumption (no measurement on a 32-bit userland here), kept generous so a plan that fits loads.
+PROGRAM_MAPPINGS = 512 * 2**20
+
+
 def host_budget(hw: Hardware) -> tuple[int, int, str]:
     """(budget, capacity, how the headroom was chosen) of host RAM.
 
@@ -73,6 +78,12 @@ def host_budget(hw: Hardware) -> tuple[int, int, str]:
     budget = capacity - reserve
     if hw.memory.available_bytes is not None:
         budget = min(budget, hw.memory.available_bytes)
+    space = hw.memory.address_space_bytes
+    if space is not None and space - PROGRAM_MAPPINGS < budget:
+        # a 32-bit llama.cpp maps its model, cache and buffers into its own address space, however much RAM is free
+        budget = space - PROGRAM_MAPPINGS
+        rule = (f"{hw.memory.address_space_source}, {PROGRAM_MAPPINGS / 2**30:.1f} GiB of it taken by the program "
+                "itself: a model beyond the rest cannot be loaded, whatever the RAM (a 64-bit OS lifts this)")
     return max(budget, 0), capacity, rule
 
 

@@ -79,6 +79,7 @@ def test_save_snapshot_writes_a_replayable_file(tmp_path):
     assert result.stderr == f"saved the raw inputs to {path}\n"
     replayed = json.loads(run("--json", "--snapshot", str(path)).output)
     assert replayed["cpu"] == live["cpu"] and replayed["nvidia"] == live["nvidia"]
+    assert json.loads(path.read_text())["platform"]["pointer_bits"] == 64  # this test's Python is 64-bit
 
 
 def test_save_and_replay_together_is_a_usage_error(tmp_path):

@@ -102,3 +102,27 @@ def test_macos_without_vm_stat_keeps_ram_and_says_why_available_is_unknown():
     got = memory.probe(replay("apple-m3-max-36gb.json"))
     assert (got.total_bytes, got.total_source) == (36 * GIB, "hw.memsize")
     assert got.available_bytes is None and got.unknown == (("available_bytes", "vm_stat gave no answer"),)
+
+
+def test_a_32_bit_userland_caps_what_one_process_maps():
+    """What a 32-bit llama.cpp can map, whatever the RAM: 3 GiB less Arm's 16 MiB under a 32-bit kernel (a real Pi 4
+    under 32-bit Raspberry Pi OS: `uname -m` armv7l), 4 GiB under a 64-bit kernel (Raspberry Pi OS's 32-bit userland
+    on its 64-bit kernel), 2 GiB on 32-bit Windows, no cap for a 64-bit process."""
+    assert memory.address_space(replay("raspberry-pi-4-2gb-32bit.json"))[0] == 3 * 2**30 - 16 * 2**20
+    doc = document("raspberry-pi-4-8gb.json")
+    doc["files"]["/proc/meminfo"] = document("raspberry-pi-5-8gb.json")["files"]["/proc/meminfo"]
+    doc["platform"]["pointer_bits"] = 32
+    mem = detect(replay(doc)).memory
+    assert (mem.address_space_bytes, mem.total_bytes > mem.address_space_bytes) == (4 * 2**30, True)
+    assert "64-bit kernel (aarch64)" in mem.address_space_source
+    windows = document("windows-i7-4710mq.json")
+    windows["platform"].update(machine="x86", pointer_bits=32)
+    assert memory.address_space(replay(windows))[0] == 2 * 2**30
+    assert memory.address_space(replay("raspberry-pi-5-8gb.json")) is None  # a 64-bit process
+
+
+def test_a_snapshot_from_before_pointer_bits_takes_its_kernels_width():
+    doc = document("raspberry-pi-4-2gb-32bit.json")
+    del doc["platform"]["pointer_bits"]
+    assert replay(doc).pointer_bits == 32
+    assert replay("linux-x86-no-gpu.json").pointer_bits == 64

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-from hardware_captures import jetpack4_nano, jetpack5_agx_orin, jetpack7_agx_thor, replay, riscv_board, rk3588_board
+from hardware_captures import document, jetpack4_nano, jetpack5_agx_orin, jetpack7_agx_thor, replay, riscv_board, rk3588_board
 
 from qwenctl.errors import ExitCode, QwenctlError
 from qwenctl.hardware import detect
@@ -202,6 +202,22 @@ def test_a_spacemit_k1_runs_the_rvv_kernels():
     fast, slow = (plan(h, Constraints(size="0.5B", quant="q4_k_m")).chosen for h in (hw, scalar))
     assert fast.n_threads == 8 and slow.n_threads == 4
     assert fast.tg_tps / slow.tg_tps > 5  # twice the cores, five times the rate a core
+
+
+def test_a_32_bit_raspberry_pi_os_plans_what_one_process_can_map():
+    """A Pi 4 8GB under Raspberry Pi OS's 32-bit userland (on its 64-bit kernel: `pointer_bits` 32): llama.cpp maps
+    the model into its own 4 GiB, so a 7B at Q4_K_M (4.4 GiB) cannot load whatever the RAM says; the budget is the
+    address space less the program's own 512 MiB, and asked for a 7B the plan takes the quant that fits there."""
+    from qwenctl.machine import host_budget
+
+    doc = document("raspberry-pi-4-8gb.json")
+    doc["files"]["/proc/meminfo"] = document("raspberry-pi-5-8gb.json")["files"]["/proc/meminfo"]
+    doc["platform"]["pointer_bits"] = 32
+    hw = detect(replay(doc))
+    budget, _, rule = host_budget(hw)
+    assert budget == 3.5 * 2**30 and "32-bit process" in rule
+    c = plan(hw, Constraints(size="7B")).chosen
+    assert c.memory[0].used_bytes <= budget and c.quant in ("q2_k", "q3_k_m")
 
 
 def test_a_jetpack_7_thor_is_planned_on_its_blackwell_gpu_and_the_boards_273_gb_s():

@@ -33,7 +33,8 @@ CPU_BASE = "/sys/devices/system/cpu/cpu{}/cpufreq/base_frequency"  # intel_pstat
 CPPC_NOMINAL = "/sys/devices/system/cpu/cpu{}/acpi_cppc/nominal_freq"  # ACPI CPPC (AMD, Arm servers), MHz
 PMU_P_CORES = "/sys/devices/cpu_core/cpus"  # Intel hybrid: a perf PMU per core type, each with its CPUs
 PMU_E_CORES = "/sys/devices/cpu_atom/cpus"
-ARCH_NAMES = {"aarch64": "arm64", "arm64": "arm64", "amd64": "x86_64", "x86_64": "x86_64"}
+ARCH_NAMES = {"aarch64": "arm64", "arm64": "arm64", "amd64": "x86_64", "x86_64": "x86_64",
+              "armv6l": "arm", "armv7l": "arm", "armv8l": "arm"}  # "arm": a 32-bit Arm kernel
 WMIC_ARGV, CIM_ARGV = win32_argvs("cpu", "Win32_Processor", "Name,NumberOfCores,NumberOfLogicalProcessors,MaxClockSpeed")
 # llama_print_system_info's CPU features -> the names the other probes report
 LLAMA_CPU_FEATURES = {"AVX": "avx", "AVX2": "avx2", "AVX512": "avx512f", "AVX512_VNNI": "avx512_vnni",

@@ -20,7 +20,7 @@ __all__ = ["Absent", "AppleSilicon", "Backends", "Board", "Cpu", "Disk", "Hardwa
 @dataclass(frozen=True)
 class Cpu:
     brand: str
-    arch: str  # "x86_64" | "arm64" | ...
+    arch: str  # "x86_64" | "arm64" | "arm" (32-bit) | "riscv64" | ...
     physical_cores: int
     logical_cores: int
     performance_cores: int | None = None  # big cores on hybrid/Apple chips; None if not hybrid or unknown
@@ -46,6 +46,8 @@ class Memory:
     bandwidth_bytes_per_s: int | None = None  # host memory bandwidth: board/chip data, DIMMs, or measured
     bandwidth_source: str | None = None  # e.g. "measured 2026-12-01 by qwenctl detect --measure"
     bandwidth_measured: bool = False  # the figure is what a read test streamed here, not a specification's peak
+    address_space_bytes: int | None = None  # what one 32-bit process can map (a model must fit in it); None: 64-bit
+    address_space_source: str | None = None  # why that much
     total_source: str | None = None  # "/proc/meminfo MemTotal", "hw.memsize", ...
     available_source: str | None = None  # "/proc/meminfo MemAvailable", "cgroup limit - usage", ...
     unknown: Unknown = ()  # fields that could not be read, and why

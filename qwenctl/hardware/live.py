@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import os
+import struct
 from collections.abc import Sequence
 from typing import Any
 
@@ -29,7 +30,8 @@ class LiveSource:
 
     def __init__(self, record: bool = False):
         self.system, self.machine = _platform()
-        self._doc: dict[str, Any] | None = empty_document(self.system, self.machine) if record else None
+        self.pointer_bits = struct.calcsize("P") * 8
+        self._doc: dict[str, Any] | None = empty_document(self.system, self.machine, self.pointer_bits) if record else None
         self._commands: dict[str, str | None] = {}
         self._nvml_state: str | None = None  # None: not tried; "ok"; or the init error code
         self._handles: dict[NvmlDevice, Any] = {}

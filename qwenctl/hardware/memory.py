@@ -14,18 +14,27 @@ Inside a container, "available" is clamped to the limit minus what the cgroup al
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 from qwenctl.hardware import cgroup
 from qwenctl.hardware._parse import ParseError, colon_fields, sysctl, to_int
 from qwenctl.hardware.facts import Absent, Memory
-from qwenctl.hardware.snapshot import NotCaptured, Source
+from qwenctl.hardware.snapshot import THIRTY_TWO_BIT_MACHINES, NotCaptured, Source
 
 CGROUP_ROOT = cgroup.CGROUP_ROOT
 V1_UNLIMITED = cgroup.V1_UNLIMITED
 
 
 def probe(source: Source) -> Memory | Absent:
+    found = _memory(source)
+    limit = address_space(source)
+    if isinstance(found, Memory) and limit:
+        return dataclasses.replace(found, address_space_bytes=limit[0], address_space_source=limit[1])
+    return found
+
+
+def _memory(source: Source) -> Memory | Absent:
     if source.system == "Linux":
         return _linux(source)
     if source.system == "Darwin":
@@ -35,6 +44,23 @@ def probe(source: Source) -> Memory | Absent:
         return Absent(f"no memory probe for {source.system} without psutil")
     return Memory(values["total"], values["available"], values["swap_total"], total_source="psutil",
                   available_source="psutil")
+
+
+def address_space(source: Source) -> tuple[int, str] | None:
+    """(bytes, why) one process of a 32-bit userland can map, which a model, its cache and the program must fit in
+    whatever the RAM (a Raspberry Pi 4 8GB under 32-bit Raspberry Pi OS); None for a 64-bit process.
+
+    Under a 32-bit kernel user space ends at PAGE_OFFSET, 3 GiB with the default VMSPLIT_3G, and 32-bit Arm keeps
+    16 MiB below it for modules (arch/arm/include/asm/memory.h: TASK_SIZE = PAGE_OFFSET - SZ_16M); 32-bit Windows
+    gives a process 2 GiB; a 32-bit process under a 64-bit Linux kernel gets the whole 4 GiB (arm64 TASK_SIZE_32,
+    x86-64's IA32 compat)."""
+    if source.pointer_bits != 32:
+        return None
+    if source.system == "Windows" and source.machine in THIRTY_TWO_BIT_MACHINES:
+        return 2 * 2**30, "a 32-bit Windows process: 2 GiB of user address space"
+    if source.machine in THIRTY_TWO_BIT_MACHINES:
+        return 3 * 2**30 - 16 * 2**20, f"a 32-bit process under a 32-bit kernel ({source.machine}): 3 GiB of user address space"
+    return 4 * 2**30, f"a 32-bit process under a 64-bit kernel ({source.machine}): 4 GiB of user address space"
 
 
 def parse_meminfo(text: str) -> tuple[int, int, int]:

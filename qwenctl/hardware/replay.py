@@ -18,6 +18,7 @@ from qwenctl.errors import ExitCode, QwenctlError, from_os_error
 from qwenctl.hardware.snapshot import (
     FORMAT,
     NOT_CAPTURED,
+    THIRTY_TWO_BIT_MACHINES,
     VERSION,
     NotCaptured,
     NvmlDevice,
@@ -36,6 +37,8 @@ class ReplaySource:
         self._doc = doc
         self.system = doc["platform"]["system"]
         self.machine = doc["platform"]["machine"]
+        # snapshots from before the field: a 32-bit kernel runs a 32-bit userland, a 64-bit one (almost always) a 64-bit
+        self.pointer_bits = doc["platform"].get("pointer_bits") or (32 if self.machine in THIRTY_TWO_BIT_MACHINES else 64)
 
     def read_text(self, path: str) -> str:
         if path not in self._doc["files"]:
@@ -169,6 +172,8 @@ def _validate(doc: Any) -> str | None:
     plat = doc.get("platform")
     if not (isinstance(plat, dict) and isinstance(plat.get("system"), str) and isinstance(plat.get("machine"), str)):
         return '"platform" needs "system" and "machine" strings'
+    if plat.get("pointer_bits") not in (None, 32, 64):
+        return '"platform" "pointer_bits" is neither 32 nor 64'
     empty = empty_document("", "")
     for section in ("files", "commands", "env", "disk", "nvml", "python"):
         doc.setdefault(section, empty[section])

@@ -9,7 +9,7 @@ a test fixture goes through exactly the parsing code a live run does.
 The snapshot format is documented in docs/detect.md. In short::
 
     {"format": "qwenctl-snapshot", "version": 1,
-     "platform": {"system": "Linux", "machine": "x86_64"},
+     "platform": {"system": "Linux", "machine": "x86_64", "pointer_bits": 64},
      "files":    {"/proc/meminfo": "MemTotal: ...", "/proc/device-tree/model": {"error": "ENOENT"}},
      "commands": {"vcgencmd get_throttled": "throttled=0x0\\n", "sysctl -i hw": null},
      "nvml":     {"init_error": null, "system": {...}, "devices": [{"nvmlDeviceGetName": "...", ...}]},
@@ -59,7 +59,8 @@ class Source(Protocol):
     """Everything a probe may read. Missing files raise OSError; missing commands give None."""
 
     system: str  # platform.system()
-    machine: str  # platform.machine()
+    machine: str  # platform.machine(): the kernel's architecture
+    pointer_bits: int  # this Python's pointers (32 under a 32-bit userland, whatever the kernel): what one process maps
 
     def read_text(self, path: str) -> str: ...
 
@@ -99,11 +100,15 @@ def command_key(argv: Sequence[str]) -> str:
     return shlex.join(argv)
 
 
-def empty_document(system: str, machine: str) -> dict[str, Any]:
+# platform.machine() of 32-bit kernels: their userland is 32-bit too
+THIRTY_TWO_BIT_MACHINES = ("armv6l", "armv7l", "armv8l", "i386", "i486", "i586", "i686", "x86", "riscv32")
+
+
+def empty_document(system: str, machine: str, pointer_bits: int = 64) -> dict[str, Any]:
     return {
         "format": FORMAT,
         "version": VERSION,
-        "platform": {"system": system, "machine": machine},
+        "platform": {"system": system, "machine": machine, "pointer_bits": pointer_bits},
         "files": {},
         "commands": {},
         "nvml": {"init_error": None, "system": {}, "devices": []},

@@ -377,7 +377,7 @@ def cpu_core(cpu: Cpu | None, board: Board | None) -> CoreSpec:
         clock = turbo = b["max_clock_ghz"]
         name, kind = f"{b['board']} ({b['cpu_cores'][0]['count']}x {core})", "lpddr"
     else:
-        arm = cpu is not None and cpu.arch in ("arm64", "aarch64")
+        arm = cpu is not None and cpu.arch in ("arm64", "aarch64", "arm")
         isa_family = "arm" if arm else "riscv" if cpu is not None and cpu.arch.startswith("riscv") else "x86"
         if arm:
             named = next((k for c, k in table["arm"].items() if re.search(rf"\b{re.escape(c)}\b", brand, re.IGNORECASE)), None)

@@ -86,6 +86,8 @@ def _memory(m: Memory) -> str:
     if m.container_limit_bytes is not None:
         text += f" · container limit {gib(m.container_limit_bytes)} ({m.container_limit_source})"
         text += f" → usable {gib(m.usable_bytes)}"
+    if m.address_space_bytes is not None:
+        text += f" · 32-bit: one process maps at most {gib(m.address_space_bytes)} ({m.address_space_source})"
     if m.bandwidth_bytes_per_s:
         text += f" · {rate(m.bandwidth_bytes_per_s)} ({m.bandwidth_source})"
     elif "bandwidth_bytes_per_s" in why:
