@@ -345,3 +345,18 @@ def test_an_sg2042s_bare_v_is_t_heads_vector_by_its_vendor_id():
     assert cpu.riscv_flags(hart) == ("xtheadvector",) and cpu.riscv_core_name(hart) == "T-Head RISC-V CPU"
     assert cpu.riscv_flags({"isa": "rv64imafdc_xtheadvector"}) == ("xtheadvector",)
     assert cpu.riscv_flags({"isa": "rv64imafdcvh_zicbom_zvfh"}) == ("rvv",)  # a SpacemiT K3's: V and H
+
+
+def test_a_cpu_with_no_core_rates_is_named_and_its_pricing_said_to_be_a_guess():
+    """A POWER9's cpuinfo (verbatim from avocado-framework's tests, test_cpu_arch_ppc64_le_power9) names its CPU in a
+    `cpu` line and lists no features the speed model knows: it is named so, not "unknown ARM CPU", and the speed model
+    says it priced it as an x86 core with SSE."""
+    from qwenctl.hardware import specs
+
+    block = ("processor\t: 20\ncpu\t\t: POWER9 (raw), altivec supported\nclock\t\t: 2050.000000MHz\n"
+             "revision\t: 1.0 (pvr 004e 0100)\n\ntimebase\t: 512000000\nplatform\t: PowerNV\nmodel\t\t: 8375-42A\n"
+             "machine\t\t: PowerNV 8375-42A\nfirmware\t: OPAL\n")
+    got = cpu.parse_cpuinfo(block, "ppc64le")
+    assert (got.brand, got.flags, got.physical_cores) == ("POWER9 (raw), altivec supported", (), 1)
+    (note,) = [a for a in specs.cpu_core(got, None).assumed if "core rates" in a]
+    assert note.startswith("no core rates for ppc64le CPUs here: priced as an x86 core with SSE")

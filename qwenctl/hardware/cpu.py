@@ -227,11 +227,14 @@ def parse_cpuinfo(text: str, arch: str) -> Cpu:
         flags = riscv_flags(first)
         physical, sockets, how = len(blocks), None, "one core per hart (RISC-V)"
         brand = first.get("model name") or riscv_core_name(first) or "unknown RISC-V CPU"
-    else:  # ARM: one logical CPU per core on the boards and servers this targets (no SMT)
+    elif arch.startswith(("arm", "aarch")) or "CPU implementer" in first:  # one logical CPU per core (no SMT)
         present = set(first.get("Features", "").split())
         flags = tuple(dict.fromkeys(ARM_FEATURES[f] for f in ARM_FEATURES if f in present))
         physical, sockets, how = len(blocks), None, "one core per processor (ARM: no SMT)"
         brand = _arm_cores_name(blocks) or first.get("model name") or "unknown ARM CPU"
+    else:  # POWER, LoongArch, s390x...: named as their cpuinfo does, no flags the speed model knows
+        flags, physical, sockets, how = (), len(blocks), None, f"one core per processor ({arch}: topology not read)"
+        brand = first.get("model name") or first.get("Model Name") or first.get("cpu") or f"unknown {arch} CPU"
     return Cpu(brand=brand, arch=arch, physical_cores=physical, logical_cores=len(blocks), flags=flags,
                cores_source=how, sockets=sockets, flags_source="/proc/cpuinfo")
 
