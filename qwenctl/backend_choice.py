@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from qwenctl.errors import ExitCode, QwenctlError
-from qwenctl.hardware.facts import AppleSilicon, Backends, Hardware, NvidiaGpu
+from qwenctl.hardware.facts import Absent, AppleSilicon, Backends, Hardware, NvidiaGpu
 from qwenctl.install import INSTALL
 
 
@@ -94,4 +94,28 @@ def choose_backend(hw: Hardware, want: str | None = None) -> BackendChoice:
             )
             return BackendChoice("llama.cpp", "cpu", f"llama.cpp on the CPU (llama-cpp-python cannot offload to the {hw.gpus[0].name})", tuple(warnings))
         return BackendChoice("llama.cpp", "cuda", f"llama.cpp with CUDA on the {hw.gpus[0].name}, as many layers as fit", tuple(warnings))
-    return BackendChoice("llama.cpp", "cpu", "llama.cpp on the CPU (no supported GPU)", tuple(warnings))
+    return BackendChoice("llama.cpp", "cpu", "llama.cpp on the CPU (no supported GPU)", tuple(warnings + unused_gpus(hw)))
+
+
+
+def unused_gpus(hw: Hardware) -> list[str]:
+    """What a plan on the CPU leaves unused, and why: the GPUs the kernel lists (hardware/drm.py) that qwenctl cannot
+    plan on, an AMD or Intel GPU, or an NVIDIA GPU its driver does not expose to NVML."""
+    from qwenctl.hardware.drm import COMPUTE_VENDORS
+
+    notes = []
+    for g in hw.display_gpus:
+        if g.vendor not in COMPUTE_VENDORS or (g.vendor == "NVIDIA" and hw.gpus):
+            continue
+        what = f"{g.vendor} GPU {g.pci_id} ({g.driver or 'no driver bound'}" + (
+            f", {g.vram_bytes / 2**30:.0f} GiB VRAM)" if g.vram_bytes else ")")
+        if g.vendor != "NVIDIA":
+            notes.append(f"the {what} is not used: qwenctl runs llama.cpp with CUDA (NVIDIA), on Metal or MLX (Apple) "
+                         "or on the CPU; llama.cpp's own Vulkan or ROCm builds can run on it, outside qwenctl")
+        elif g.driver == "nvidia":
+            why = hw.nvidia.reason if isinstance(hw.nvidia, Absent) else "it listed no GPU"
+            notes.append(f"the {what} has NVIDIA's driver but NVML could not be used ({why}): qwenctl cannot see its "
+                         "memory to plan on it")
+        else:
+            notes.append(f"the {what} does not run NVIDIA's driver: install it (CUDA needs it) and qwenctl plans on the GPU")
+    return notes

@@ -44,7 +44,7 @@ def __getattr__(name: str) -> Any:
 
 def detect(source: Source | None = None) -> Hardware:
     """The facts of this machine (or of the machine a snapshot source recorded)."""
-    from qwenctl.hardware import apple, cpu, disk, engines, memory, nvidia, raspberry_pi
+    from qwenctl.hardware import apple, cpu, disk, drm, engines, memory, nvidia, raspberry_pi
     from qwenctl.hardware.live import LiveSource
 
     source = source or LiveSource()
@@ -66,6 +66,7 @@ def detect(source: Source | None = None) -> Hardware:
         board=board,
         disk=_probe("disk", lambda: disk.probe(source)),
         backends=_probe("backends", lambda: engines.probe(source)),
+        display_gpus=drm.probe(source),
     )
 
 

@@ -148,6 +148,17 @@ class Backends:
 
 
 @dataclass(frozen=True)
+class DisplayGpu:
+    """A GPU the kernel's DRM lists that qwenctl does not plan on (hardware/drm.py)."""
+
+    card: str  # "card1"
+    vendor: str  # "AMD" | "Intel" | "NVIDIA" | "PCI vendor 1A03"
+    pci_id: str  # vendor:device, "1002:744C"
+    driver: str | None  # the kernel driver bound to it: "amdgpu", "i915", "xe", "nouveau", "nvidia"; None: none bound
+    vram_bytes: int | None = None  # amdgpu's mem_info_vram_total; None where the driver does not say
+
+
+@dataclass(frozen=True)
 class Hardware:
     system: str  # platform.system(): "Linux" | "Darwin" | "Windows"
     machine: str  # platform.machine(): "x86_64" | "arm64" | "aarch64"
@@ -160,6 +171,7 @@ class Hardware:
     backends: Backends | Absent
     name: str | None = None  # a profile's display name; None when detected live
     sources: tuple[str, ...] = field(default=())  # where a profile's figures come from
+    display_gpus: tuple[DisplayGpu, ...] = field(default=())  # GPUs the kernel lists (DRM), planned on or not
 
     @property
     def gpus(self) -> tuple[NvidiaGpu, ...]:
