@@ -386,6 +386,8 @@ def cpu_core(cpu: Cpu | None, board: Board | None) -> CoreSpec:
         elif isa_family == "riscv":  # by its vector extension: llama.cpp has RVV 1.0 kernels, else plain C
             key = next((k for f, k in table["riscv"] if f in flags), "riscv-scalar")
             kind = "lpddr"
+            assumed.append(f"RISC-V kernel rate from one published board ({key}: hardware/data/devices.json), rough for "
+                           "other cores; run `qwenctl bench` to measure this one")
         else:
             named = next((k for pattern, k in table["x86_names"] if re.search(pattern, brand)), None)
             key = named or next((k for f, k in table["x86"] if f in flags), "x86-sse")
