@@ -101,18 +101,17 @@ def choose_backend(hw: Hardware, want: str | None = None) -> BackendChoice:
 def unused_gpus(hw: Hardware) -> list[str]:
     """What a plan on the CPU leaves unused, and why: the GPUs the kernel lists (hardware/drm.py) that qwenctl cannot
     plan on, an AMD or Intel GPU, or an NVIDIA GPU its driver does not expose to NVML."""
-    from qwenctl.hardware.drm import COMPUTE_VENDORS
+    from qwenctl.hardware.drm import COMPUTE_VENDORS, describe
 
     notes = []
     for g in hw.display_gpus:
         if g.vendor not in COMPUTE_VENDORS or (g.vendor == "NVIDIA" and hw.gpus):
             continue
-        what = f"{g.vendor} GPU {g.pci_id} ({g.driver or 'no driver bound'}" + (
-            f", {g.vram_bytes / 2**30:.0f} GiB VRAM)" if g.vram_bytes else ")")
+        what = describe(g)
         if g.vendor != "NVIDIA":
             notes.append(f"the {what} is not used: qwenctl runs llama.cpp with CUDA (NVIDIA), on Metal or MLX (Apple) "
                          "or on the CPU; llama.cpp's own Vulkan or ROCm builds can run on it, outside qwenctl")
-        elif g.driver == "nvidia":
+        elif g.driver == "nvidia" or not g.card.startswith("card"):  # Windows lists no driver: NVML's is the question
             why = hw.nvidia.reason if isinstance(hw.nvidia, Absent) else "it listed no GPU"
             notes.append(f"the {what} has NVIDIA's driver but NVML could not be used ({why}): qwenctl cannot see its "
                          "memory to plan on it")

@@ -1,15 +1,20 @@
-"""Display GPUs the kernel's DRM lists that qwenctl does not plan on: an AMD or Intel GPU, or an NVIDIA GPU whose
-driver NVML cannot reach (nouveau, or no NVIDIA driver at all). Reported so a plan on the CPU says what it left
-unused and why, instead of acting as if the machine had no GPU.
+"""Display GPUs the operating system lists, including those qwenctl does not plan on: an AMD or Intel GPU, or an
+NVIDIA GPU whose driver NVML cannot reach (nouveau, or no NVIDIA driver at all). Reported so a plan on the CPU says
+what it left unused and why, instead of acting as if the machine had no GPU.
 
-Method (Linux): /sys/class/drm/cardN/device/uevent, the PCI device's uevent (`DRIVER=amdgpu`, `PCI_CLASS=30000`,
+Method 1 (Linux): /sys/class/drm/cardN/device/uevent, the PCI device's uevent (`DRIVER=amdgpu`, `PCI_CLASS=30000`,
 `PCI_ID=1002:744C`, as the kernel's pci_uevent writes them), for N up to MAX_CARDS (card numbers can skip: a
-simple framebuffer may hold card0), and amdgpu's `mem_info_vram_total` (bytes) beside it. Elsewhere nothing.
+simple framebuffer may hold card0), and amdgpu's `mem_info_vram_total` (bytes) beside it.
+Method 2 (Windows): Win32_VideoController through wmic, else PowerShell's Get-CimInstance: its Name and the PCI
+vendor and device in its PNPDeviceID ("PCI\\VEN_1002&DEV_744C&..."); not AdapterRAM, a 32-bit count that reads
+4 GiB at most. Elsewhere nothing.
 """
 
 from __future__ import annotations
 
-from qwenctl.hardware._parse import ParseError, to_int
+import re
+
+from qwenctl.hardware._parse import ParseError, to_int, win32_blocks, win32_listing
 from qwenctl.hardware.facts import DisplayGpu
 from qwenctl.hardware.snapshot import Source
 
@@ -19,7 +24,13 @@ COMPUTE_VENDORS = ("AMD", "Intel", "NVIDIA")  # not a server's BMC display (ASPE
 DISPLAY_CLASS = "3"  # PCI base class 03 (VGA, XGA, 3D controller), printed without its leading zero
 
 
+VIDEO_ARGVS = (("wmic", "path", "Win32_VideoController", "get", "Name,PNPDeviceID", "/format:list"),
+               ("powershell", "-NoProfile", "-Command", "Get-CimInstance Win32_VideoController | Format-List Name,PNPDeviceID"))
+
+
 def probe(source: Source) -> tuple[DisplayGpu, ...]:
+    if source.system == "Windows":
+        return parse_video_controllers(win32_listing(source, VIDEO_ARGVS) or "")
     if source.system != "Linux":
         return ()
     found = []
@@ -35,6 +46,28 @@ def probe(source: Source) -> tuple[DisplayGpu, ...]:
         found.append(DisplayGpu(f"card{n}", VENDORS.get(vendor, f"PCI vendor {vendor}"), fields["PCI_ID"].upper(),
                                 fields.get("DRIVER"), _vram(source, f"{base}/mem_info_vram_total")))
     return tuple(found)
+
+
+def parse_video_controllers(listing: str) -> tuple[DisplayGpu, ...]:
+    """Win32_VideoController's instances that are PCI devices (not the Basic Display or a remote display adapter)."""
+    found = []
+    for n, fields in enumerate(win32_blocks(listing)):
+        m = re.match(r"PCI\\VEN_([0-9A-Fa-f]{4})&DEV_([0-9A-Fa-f]{4})", fields.get("PNPDeviceID", ""))
+        if m:
+            vendor, device = m.group(1).upper(), m.group(2).upper()
+            found.append(DisplayGpu(f"video{n}", VENDORS.get(vendor, f"PCI vendor {vendor}"), f"{vendor}:{device}",
+                                    None, None, name=fields.get("Name") or None))
+    return tuple(found)
+
+
+def describe(g: DisplayGpu) -> str:
+    """A GPU as a line names it: by Windows's name and PCI ID ("AMD Radeon RX 7900 XT (1002:744C)"), or by vendor, PCI ID,
+    driver and VRAM as Linux's DRM gives them ("AMD GPU 1002:744C (amdgpu, 20.0 GiB VRAM)")."""
+    parts = [g.driver or "no driver bound"] if g.card.startswith("card") else [g.pci_id]
+    if g.vram_bytes:
+        value = g.vram_bytes / 2**30
+        parts.append(f"{value:.0f} GiB VRAM" if abs(value - round(value)) < 1e-9 else f"{value:.1f} GiB VRAM")
+    return f"{g.name or f'{g.vendor} GPU {g.pci_id}'} ({', '.join(parts)})"
 
 
 def _vram(source: Source, path: str) -> int | None:

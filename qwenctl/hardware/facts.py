@@ -151,11 +151,12 @@ class Backends:
 class DisplayGpu:
     """A GPU the kernel's DRM lists that qwenctl does not plan on (hardware/drm.py)."""
 
-    card: str  # "card1"
+    card: str  # "card1" (Linux DRM), "video0" (the Windows video controller's position)
     vendor: str  # "AMD" | "Intel" | "NVIDIA" | "PCI vendor 1A03"
     pci_id: str  # vendor:device, "1002:744C"
     driver: str | None  # the kernel driver bound to it: "amdgpu", "i915", "xe", "nouveau", "nvidia"; None: none bound
     vram_bytes: int | None = None  # amdgpu's mem_info_vram_total; None where the driver does not say
+    name: str | None = None  # the name Windows gives it ("AMD Radeon RX 7900 XT"); Linux's DRM gives none
 
 
 @dataclass(frozen=True)

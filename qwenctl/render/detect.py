@@ -7,7 +7,7 @@ from __future__ import annotations
 from rich.table import Table
 from rich.text import Text
 
-from qwenctl.hardware.drm import COMPUTE_VENDORS
+from qwenctl.hardware.drm import COMPUTE_VENDORS, describe
 from qwenctl.hardware.facts import Absent, AppleSilicon, Backends, Board, Cpu, Disk, Hardware, Memory, Nvidia
 from qwenctl.render import console, human_bytes
 
@@ -47,9 +47,7 @@ def rows(hw: Hardware) -> list[tuple[str, str, bool]]:
         add("NVIDIA", hw.nvidia, str)
     for g in hw.display_gpus:
         if g.vendor in COMPUTE_VENDORS and (g.vendor != "NVIDIA" or not hw.gpus):  # NVML's are the rows above
-            vram = f", {gib(g.vram_bytes)} VRAM" if g.vram_bytes else ""
-            out.append((f"DRM {g.card}", f"{g.vendor} GPU {g.pci_id} ({g.driver or 'no driver bound'}{vram}): "
-                        "not planned on (CUDA, Metal and MLX only)", False))
+            out.append((f"Display {g.card}", f"{describe(g)}: not planned on (CUDA, Metal and MLX only)", False))
     add("Apple", hw.apple, _apple)
     add("Board", hw.board, _board)
     add("Disk", hw.disk, _disk)
