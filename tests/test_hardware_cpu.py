@@ -360,3 +360,36 @@ def test_a_cpu_with_no_core_rates_is_named_and_its_pricing_said_to_be_a_guess():
     assert (got.brand, got.flags, got.physical_cores) == ("POWER9 (raw), altivec supported", (), 1)
     (note,) = [a for a in specs.cpu_core(got, None).assumed if "core rates" in a]
     assert note.startswith("no core rates for ppc64le CPUs here: priced as an x86 core with SSE")
+
+
+def core_records(classes: list[int]) -> bytes:
+    """GetLogicalProcessorInformationEx(RelationProcessorCore)'s buffer as Microsoft documents its records: Relationship
+    and Size (DWORDs), then PROCESSOR_RELATIONSHIP (Flags, EfficiencyClass, Reserved[20], GroupCount = 1) and one
+    GROUP_AFFINITY (a 64-bit mask, Group, Reserved[3]): 48 bytes a physical core."""
+    import struct
+
+    return b"".join(struct.pack("<IIBB20sH", 0, 48, 0, c, bytes(20), 1) + struct.pack("<QH6s", 1 << n, 0, bytes(6))
+                    for n, c in enumerate(classes))
+
+
+def test_a_windows_hybrid_without_hyper_threading_is_split_by_the_kernels_efficiency_classes():
+    """A Core Ultra 7 258V (Lunar Lake: 4 Lion Cove P-cores and 4 Skymont LP E-cores, no Hyper-Threading): its
+    Win32_Processor counts (8 cores, 8 threads) cannot tell them apart, its cores' efficiency classes can, so llama.cpp
+    gets the 4 performance cores. A homogeneous CPU (all class 0) and a malformed buffer change nothing."""
+    from qwenctl.hardware import win32_cores
+    from qwenctl.machine import threads
+
+    doc = document("windows-i7-4710mq.json")
+    doc["commands"] = {command_key(cpu.WMIC_ARGV):
+                       "\n\nMaxClockSpeed=2200\nName=Intel(R) Core(TM) Ultra 7 258V\nNumberOfCores=8\n"
+                       "NumberOfLogicalProcessors=8\n\n"}
+    import base64
+
+    doc["python"]["processor_cores"] = base64.b64encode(core_records([1, 1, 1, 1, 0, 0, 0, 0])).decode()
+    got = cpu.probe(replay(doc))
+    assert (got.physical_cores, got.performance_cores, got.efficiency_cores) == (8, 4, 4)
+    assert threads(detect(replay(doc))) == 4
+    assert win32_cores.efficiency_classes(core_records([0] * 8)) == [0] * 8
+    assert win32_cores.efficiency_classes(core_records([1, 0])[:-5]) == []  # a truncated record
+    doc["python"]["processor_cores"] = base64.b64encode(core_records([0] * 8)).decode()
+    assert cpu.probe(replay(doc)).performance_cores is None

@@ -67,9 +67,24 @@ def probe(source: Source) -> Cpu | Absent:
             return Absent("neither wmic nor PowerShell's Get-CimInstance answered for Win32_Processor")
         cpu = parse_win32_processor(listing, arch)
         info = source.llama_system_info() or ""
-        return dataclasses.replace(cpu, flags=llama_cpu_flags(info),
-                                   flags_source="llama.cpp's system info" if "CPU :" in info else None)
+        cpu = dataclasses.replace(cpu, flags=llama_cpu_flags(info),
+                                  flags_source="llama.cpp's system info" if "CPU :" in info else None)
+        return _with_core_classes(cpu, source.processor_cores())
     return Absent(f"no CPU probe for {source.system} yet")
+
+
+def _with_core_classes(cpu: Cpu, buffer: bytes | None) -> Cpu:
+    """A Windows CPU's performance and efficiency cores from the kernel's EfficiencyClass per core (win32_cores.py),
+    which, unlike Win32_Processor's counts, also splits a hybrid without Hyper-Threading (Lunar Lake, Arrow Lake):
+    the cores of the highest class are the performance cores. Kept as counted where every core is alike or the
+    records do not add up to Win32_Processor's cores."""
+    from qwenctl.hardware import win32_cores
+
+    classes = win32_cores.efficiency_classes(buffer or b"")
+    if len(set(classes)) < 2 or len(classes) != cpu.physical_cores:
+        return cpu
+    performance = classes.count(max(classes))
+    return dataclasses.replace(cpu, performance_cores=performance, efficiency_cores=len(classes) - performance)
 
 
 def parse_win32_processor(text: str, arch: str) -> Cpu:
@@ -80,7 +95,8 @@ def parse_win32_processor(text: str, arch: str) -> Cpu:
     Win32_Processor does not split a hybrid's cores, but its counts do: an Intel hybrid of the 12th to 14th generation
     runs two threads on each performance core and one on each efficiency core, so where a socket has more logical
     processors than cores and fewer than twice as many, P = logical - cores and E = 2 x cores - logical (an i5-12600KF's
-    10 cores and 16 threads: 6 + 4). A hybrid without Hyper-Threading (Lunar Lake, Arrow Lake) cannot be told apart."""
+    10 cores and 16 threads: 6 + 4). A hybrid without Hyper-Threading (Lunar Lake, Arrow Lake) is split by the
+    kernel's efficiency class per core instead (`_with_core_classes`)."""
     sockets = [fields for fields in win32_blocks(text) if fields.get("Name")]
     if not sockets:
         raise ParseError("Win32_Processor lists no processor")

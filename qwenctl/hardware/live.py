@@ -195,6 +195,16 @@ class LiveSource:
             self._doc["python"]["mlx_default_device"] = value
         return value
 
+    def processor_cores(self) -> bytes | None:
+        import base64
+
+        from qwenctl.hardware import win32_cores
+
+        value = win32_cores.read() if self.system == "Windows" else None
+        if self._doc is not None:
+            self._doc["python"]["processor_cores"] = base64.b64encode(value).decode() if value else None
+        return value
+
     def psutil_memory(self) -> dict[str, int] | None:
         """The memory probe's last resort on systems without /proc/meminfo or sysctl."""
         try:

@@ -124,6 +124,12 @@ class ReplaySource:
     def psutil_memory(self) -> dict[str, int] | None:
         return self._doc["psutil"]
 
+    def processor_cores(self) -> bytes | None:
+        import base64
+
+        value = self._doc["python"]["processor_cores"]
+        return base64.b64decode(value) if value else None
+
     def measured_bandwidth(self) -> dict[str, Any]:
         return self._doc["measured"]["bandwidth"]
 
@@ -203,6 +209,16 @@ def _validate(doc: Any) -> str | None:
     return _validate_nvml(doc["nvml"]) or _validate_python(doc["python"])
 
 
+def _is_base64(value: Any) -> bool:
+    import base64
+    import binascii
+
+    try:
+        return isinstance(value, str) and bool(base64.b64decode(value, validate=True))
+    except (binascii.Error, ValueError):
+        return False
+
+
 _PSUTIL_KEYS = ("total", "available", "swap_total")
 # Files of byte counts (memory.py reads them): a negative one is a forged or corrupted snapshot, not a machine.
 _SIZE_FILES = ("meminfo", "memory.max", "memory.current", "memory.limit_in_bytes", "memory.usage_in_bytes")
@@ -242,6 +258,7 @@ def _validate_python(py: dict[str, Any]) -> str | None:
     py.setdefault("llama_supports_rpc", None)
     py.setdefault("mlx_default_device", None)
     py.setdefault("llama_system_info", None)
+    py.setdefault("processor_cores", None)
     packages = py["packages"]
     if not isinstance(packages, dict) or not all(v is None or isinstance(v, str) for v in packages.values()):
         return 'python "packages" must map names to version strings or null'
@@ -249,6 +266,8 @@ def _validate_python(py: dict[str, Any]) -> str | None:
         return 'python "llama_supports_gpu_offload" must be true, false or null'
     if py["llama_supports_rpc"] not in (None, True, False):
         return 'python "llama_supports_rpc" must be true, false or null'
+    if py["processor_cores"] is not None and not _is_base64(py["processor_cores"]):
+        return 'python "processor_cores" must be base64 text or null'
     if not (py["mlx_default_device"] is None or isinstance(py["mlx_default_device"], str)):
         return 'python "mlx_default_device" must be text or null'
     if not (py["llama_system_info"] is None or isinstance(py["llama_system_info"], str)):

@@ -86,6 +86,8 @@ class Source(Protocol):
 
     def psutil_memory(self) -> dict[str, int] | None: ...  # {total, available, swap_total}
 
+    def processor_cores(self) -> bytes | None: ...  # Windows: GetLogicalProcessorInformationEx's core records
+
     def measured_bandwidth(self) -> dict[str, Any]: ...  # the bandwidth cache: {machine key: record}
 
 
@@ -115,7 +117,7 @@ def empty_document(system: str, machine: str, pointer_bits: int = 64) -> dict[st
         "env": {},
         "disk": {},
         "python": {"packages": {}, "llama_supports_gpu_offload": None, "llama_supports_rpc": None, "mlx_default_device": None,
-                   "llama_system_info": None},
+                   "llama_system_info": None, "processor_cores": None},
         "psutil": None,
         "measured": {"bandwidth": {}},
     }
