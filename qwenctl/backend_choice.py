@@ -97,10 +97,9 @@ def choose_backend(hw: Hardware, want: str | None = None) -> BackendChoice:
     return BackendChoice("llama.cpp", "cpu", "llama.cpp on the CPU (no supported GPU)", tuple(warnings + unused_gpus(hw)))
 
 
-
 def unused_gpus(hw: Hardware) -> list[str]:
-    """What a plan on the CPU leaves unused, and why: the GPUs the kernel lists (hardware/drm.py) that qwenctl cannot
-    plan on, an AMD or Intel GPU, or an NVIDIA GPU its driver does not expose to NVML."""
+    """What a plan on the CPU leaves unused, and why: the display GPUs the OS lists (hardware/drm.py) that qwenctl
+    cannot plan on, an AMD or Intel GPU, or an NVIDIA GPU whose driver does not expose it to NVML."""
     from qwenctl.hardware.drm import COMPUTE_VENDORS, describe
 
     notes = []
@@ -111,10 +110,11 @@ def unused_gpus(hw: Hardware) -> list[str]:
         if g.vendor != "NVIDIA":
             notes.append(f"the {what} is not used: qwenctl runs llama.cpp with CUDA (NVIDIA), on Metal or MLX (Apple) "
                          "or on the CPU; llama.cpp's own Vulkan or ROCm builds can run on it, outside qwenctl")
-        elif g.driver == "nvidia" or not g.card.startswith("card"):  # Windows lists no driver: NVML's is the question
+        elif g.driver == "nvidia" or not g.card.startswith("card"):  # Windows names no driver: NVML is the question
             why = hw.nvidia.reason if isinstance(hw.nvidia, Absent) else "it listed no GPU"
-            notes.append(f"the {what} has NVIDIA's driver but NVML could not be used ({why}): qwenctl cannot see its "
-                         "memory to plan on it")
+            has = "has NVIDIA's driver but " if g.driver else ""
+            notes.append(f"the {what} {has}is not seen by NVML ({why}): qwenctl plans on an NVIDIA GPU through NVML, "
+                         "which NVIDIA's driver installs")
         else:
             notes.append(f"the {what} does not run NVIDIA's driver: install it (CUDA needs it) and qwenctl plans on the GPU")
     return notes

@@ -68,3 +68,15 @@ def test_windows_names_its_video_controllers_by_pci_id():
     hw = detect(replay(doc))
     (note,) = [w for w in plan(hw).warnings if "Radeon" in w]
     assert note.startswith("the AMD Radeon RX 7900 XT (1002:744C) is not used")
+
+
+def test_an_nvidia_gpu_windows_lists_but_nvml_does_not_is_explained():
+    listing = ("\r\r\nName=NVIDIA GeForce RTX 4070\r\r\nPNPDeviceID=PCI\\VEN_10DE&DEV_2786&SUBSYS_40C11458&REV_A1\\4&1"
+               "\r\r\n\r\r\n")
+    doc = document("windows-i7-4710mq.json")
+    doc["commands"]["wmic path Win32_VideoController get Name,PNPDeviceID /format:list"] = listing
+    hw = detect(replay(doc))
+    assert not hw.gpus
+    (note,) = [w for w in choose_backend(hw).warnings if "RTX 4070" in w]
+    assert note.startswith("the NVIDIA GeForce RTX 4070 (10DE:2786) is not seen by NVML (")
+    assert note.endswith("qwenctl plans on an NVIDIA GPU through NVML, which NVIDIA's driver installs")

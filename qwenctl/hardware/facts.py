@@ -149,7 +149,8 @@ class Backends:
 
 @dataclass(frozen=True)
 class DisplayGpu:
-    """A GPU the kernel's DRM lists that qwenctl does not plan on (hardware/drm.py)."""
+    """A display GPU the OS lists (hardware/drm.py: the kernel's DRM on Linux, Win32_VideoController on Windows), so a
+    plan can name what it leaves unused."""
 
     card: str  # "card1" (Linux DRM), "video0" (the Windows video controller's position)
     vendor: str  # "AMD" | "Intel" | "NVIDIA" | "PCI vendor 1A03"
@@ -172,7 +173,7 @@ class Hardware:
     backends: Backends | Absent
     name: str | None = None  # a profile's display name; None when detected live
     sources: tuple[str, ...] = field(default=())  # where a profile's figures come from
-    display_gpus: tuple[DisplayGpu, ...] = field(default=())  # GPUs the kernel lists (DRM), planned on or not
+    display_gpus: tuple[DisplayGpu, ...] = field(default=())  # display GPUs the OS lists, planned on or not
 
     @property
     def gpus(self) -> tuple[NvidiaGpu, ...]:
