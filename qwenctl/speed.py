@@ -403,7 +403,7 @@ def estimate_placed_speed(
             pp_fixed_s=layers * pp_e["pp_per_layer_cycles"] / dev.clock_hz,
             pp_types=types,
         ))
-        uncertainty = max(uncertainty, e["uncertainty"])
+        uncertainty = max(uncertainty, family.get("uncertainty", e["uncertainty"]))  # a family's own, where wider
     offload_to = next((d for d in devices if d.engine == "cuda"), None)
     if host_share and offload_to is not None and pp_tokens >= sm["links"]["op_offload_min_batch"]:
         terms[-1] = _prompt_offloaded(terms[-1], shares[-1], offload_to, a, weights, s, pp_tokens, engine_date, sm)
