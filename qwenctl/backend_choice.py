@@ -110,7 +110,7 @@ def unused_gpus(hw: Hardware) -> list[str]:
         if g.vendor != "NVIDIA":
             notes.append(f"the {what} is not used: qwenctl runs llama.cpp with CUDA (NVIDIA), on Metal or MLX (Apple) "
                          "or on the CPU; llama.cpp's own Vulkan or ROCm builds can run on it, outside qwenctl")
-        elif g.driver == "nvidia" or not g.card.startswith("card"):  # Windows names no driver: NVML is the question
+        elif g.driver == "nvidia" or not g.from_drm:  # Windows names no driver: NVML is the question
             why = hw.nvidia.reason if isinstance(hw.nvidia, Absent) else "it listed no GPU"
             has = "has NVIDIA's driver but " if g.driver else ""
             notes.append(f"the {what} {has}is not seen by NVML ({why}): qwenctl plans on an NVIDIA GPU through NVML, "

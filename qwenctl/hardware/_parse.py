@@ -50,8 +50,8 @@ def sysctl(source: Any) -> dict[str, str] | None:
 
 def win32_argvs(wmic_alias: str, cim_class: str, fields: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """The two ways to list a WMI class's fields on Windows: wmic (gone from Windows 11 24H2 unless added back), then
-    PowerShell's Get-CimInstance."""
-    return (("wmic", wmic_alias, "get", fields, "/format:list"),
+    PowerShell's Get-CimInstance. ``wmic_alias``: an alias ("cpu") or a class path ("path Win32_VideoController")."""
+    return (("wmic", *wmic_alias.split(), "get", fields, "/format:list"),
             ("powershell", "-NoProfile", "-Command", f"Get-CimInstance {cim_class} | Format-List {fields}"))
 
 

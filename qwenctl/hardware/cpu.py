@@ -15,7 +15,7 @@ from collections import Counter
 
 from qwenctl.hardware._parse import ParseError, colon_fields, data, sysctl, to_int, win32_argvs, win32_blocks, win32_listing
 from qwenctl.hardware.facts import Absent, Cpu
-from qwenctl.hardware.snapshot import Source
+from qwenctl.hardware.snapshot import THIRTY_TWO_BIT_MACHINES, Source
 
 # /proc/cpuinfo flag -> the name qwenctl reports (x86 flags keep their kernel names).
 X86_FLAGS = ("avx", "avx2", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "fma", "f16c", "amx_int8")
@@ -34,7 +34,8 @@ CPPC_NOMINAL = "/sys/devices/system/cpu/cpu{}/acpi_cppc/nominal_freq"  # ACPI CP
 PMU_P_CORES = "/sys/devices/cpu_core/cpus"  # Intel hybrid: a perf PMU per core type, each with its CPUs
 PMU_E_CORES = "/sys/devices/cpu_atom/cpus"
 ARCH_NAMES = {"aarch64": "arm64", "arm64": "arm64", "amd64": "x86_64", "x86_64": "x86_64",
-              "armv6l": "arm", "armv7l": "arm", "armv8l": "arm"}  # "arm": a 32-bit Arm kernel
+              # 32-bit kernels: "arm" (armv6l ... armv8l), "x86" (i386 ... i686)
+              **{m: "arm" if m.startswith("arm") else "x86" for m in THIRTY_TWO_BIT_MACHINES if not m.startswith("riscv")}}
 WMIC_ARGV, CIM_ARGV = win32_argvs("cpu", "Win32_Processor", "Name,NumberOfCores,NumberOfLogicalProcessors,MaxClockSpeed")
 # llama_print_system_info's CPU features -> the names the other probes report
 LLAMA_CPU_FEATURES = {"AVX": "avx", "AVX2": "avx2", "AVX512": "avx512f", "AVX512_VNNI": "avx512_vnni",

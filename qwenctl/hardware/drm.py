@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 
-from qwenctl.hardware._parse import ParseError, to_int, win32_blocks, win32_listing
+from qwenctl.hardware._parse import ParseError, to_int, win32_argvs, win32_blocks, win32_listing
 from qwenctl.hardware.facts import DisplayGpu
 from qwenctl.hardware.snapshot import Source
 
@@ -24,8 +24,7 @@ COMPUTE_VENDORS = ("AMD", "Intel", "NVIDIA")  # not a server's BMC display (ASPE
 DISPLAY_CLASS = "3"  # PCI base class 03 (VGA, XGA, 3D controller), printed without its leading zero
 
 
-VIDEO_ARGVS = (("wmic", "path", "Win32_VideoController", "get", "Name,PNPDeviceID", "/format:list"),
-               ("powershell", "-NoProfile", "-Command", "Get-CimInstance Win32_VideoController | Format-List Name,PNPDeviceID"))
+VIDEO_ARGVS = win32_argvs("path Win32_VideoController", "Win32_VideoController", "Name,PNPDeviceID")
 
 
 def probe(source: Source) -> tuple[DisplayGpu, ...]:
@@ -63,10 +62,9 @@ def parse_video_controllers(listing: str) -> tuple[DisplayGpu, ...]:
 def describe(g: DisplayGpu) -> str:
     """A GPU as a line names it: by Windows's name and PCI ID ("AMD Radeon RX 7900 XT (1002:744C)"), or by vendor, PCI ID,
     driver and VRAM as Linux's DRM gives them ("AMD GPU 1002:744C (amdgpu, 20.0 GiB VRAM)")."""
-    parts = [g.driver or "no driver bound"] if g.card.startswith("card") else [g.pci_id]
+    parts = [g.driver or "no driver bound"] if g.from_drm else [g.pci_id]
     if g.vram_bytes:
-        value = g.vram_bytes / 2**30
-        parts.append(f"{value:.0f} GiB VRAM" if abs(value - round(value)) < 1e-9 else f"{value:.1f} GiB VRAM")
+        parts.append(f"{g.vram_bytes / 2**30:.1f} GiB VRAM")  # as machine.gib writes every plan message's sizes
     return f"{g.name or f'{g.vendor} GPU {g.pci_id}'} ({', '.join(parts)})"
 
 

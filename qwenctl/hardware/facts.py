@@ -159,6 +159,11 @@ class DisplayGpu:
     vram_bytes: int | None = None  # amdgpu's mem_info_vram_total; None where the driver does not say
     name: str | None = None  # the name Windows gives it ("AMD Radeon RX 7900 XT"); Linux's DRM gives none
 
+    @property
+    def from_drm(self) -> bool:
+        """Listed by Linux's DRM, which names the driver bound to it (Windows's list names none)."""
+        return self.card.startswith("card")
+
 
 @dataclass(frozen=True)
 class Hardware:

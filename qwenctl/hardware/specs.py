@@ -392,7 +392,7 @@ def cpu_core(cpu: Cpu | None, board: Board | None) -> CoreSpec:
             named = next((k for pattern, k in table["x86_names"] if re.search(pattern, brand)), None)
             key = named or next((k for f, k in table["x86"] if f in flags), "x86-sse")
             kind = "ddr"
-            if cpu is not None and cpu.arch not in ("x86_64", "x86", "i686", "i386"):
+            if cpu is not None and cpu.arch not in ("x86_64", "x86"):
                 assumed.append(f"no core rates for {cpu.arch} CPUs here: priced as an x86 core with SSE, which "
                                "may be far from what llama.cpp's kernels run there (run `qwenctl bench` to measure)")
             elif cpu is not None and not named and not flags and cpu.flags_source is None:
