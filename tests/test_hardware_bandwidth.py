@@ -92,23 +92,30 @@ def test_a_unified_jetson_gpu_gets_the_boards_bandwidth():
     assert hw.memory.bandwidth_bytes_per_s == hw.gpus[0].bandwidth_bytes_per_s == 68 * GB
 
 
-def type17(size_mb: int, width: int, speed: int, configured: int, kind: int = 0x22) -> bytes:
-    """A type 17 structure laid out per DMTF SMBIOS 3.x section 7.18 (length 0x28)."""
+def type17(size_mb: int, width: int, speed: int, configured: int, kind: int = 0x22, locator: str = "", bank: str = "") -> bytes:
+    """A type 17 structure laid out per DMTF SMBIOS 3.x section 7.18 (length 0x28), its locators as strings 1 and 2."""
     raw = bytearray(0x28)
     raw[0], raw[1] = 17, 0x28
     struct.pack_into("<HHH", raw, 0x08, width, width, size_mb)
+    raw[0x10], raw[0x11] = (1 if locator else 0), (2 if bank else 0)
     raw[0x12] = kind
     struct.pack_into("<H", raw, 0x15, speed)
     struct.pack_into("<H", raw, 0x20, configured)
-    return bytes(raw) + b"\x00\x00"
+    strings = b"".join(s.encode() + b"\x00" for s in (locator, bank) if s)
+    return bytes(raw) + (strings + b"\x00" if strings else b"\x00\x00")
+
+
+def with_type17(doc: dict, *blobs: bytes) -> dict:
+    import base64
+
+    for n, blob in enumerate(blobs):
+        doc["files"][f"/sys/firmware/dmi/entries/17-{n}/raw"] = {"base64": base64.b64encode(blob).decode()}
+    return doc
 
 
 def test_smbios_ddr5_two_channels_at_the_configured_speed():
-    doc = document("linux-x86-no-gpu.json")
-    import base64
-
-    for n, blob in enumerate([type17(16384, 64, 5600, 5200), type17(0, 0, 0, 0), type17(16384, 64, 5600, 5200)]):
-        doc["files"][f"/sys/firmware/dmi/entries/17-{n}/raw"] = {"base64": base64.b64encode(blob).decode()}
+    doc = with_type17(document("linux-x86-no-gpu.json"),
+                      type17(16384, 64, 5600, 5200), type17(0, 0, 0, 0), type17(16384, 64, 5600, 5200))
     mem = detect(replay(doc)).memory
     assert mem.bandwidth_bytes_per_s == 5200 * 10**6 * 16  # 83.2 GB/s: DDR5-5200 dual channel
     assert mem.bandwidth_source.startswith("SMBIOS DDR5 at 5200 MT/s x 2 devices")
@@ -118,10 +125,69 @@ def test_smbios_ddr5_two_channels_at_the_configured_speed():
 def test_smbios_unreadable_is_said_and_measuring_is_suggested():
     doc = document("linux-x86-no-gpu.json")
     doc["files"]["/sys/firmware/dmi/entries/17-0/raw"] = {"error": "EACCES"}
+    doc["files"][dimms.UDEV_DMI] = {"error": "ENOENT"}
     mem = detect(replay(doc)).memory
     assert mem.bandwidth_bytes_per_s is None
     assert dict(mem.unknown)["bandwidth_bytes_per_s"] == (
-        "SMBIOS memory entries not readable (Permission denied; root only); run `qwenctl detect --measure` to measure it")
+        "SMBIOS memory entries not readable (Permission denied; root only); no udev database of memory devices "
+        "(/run/udev/data/+dmi:id: systemd 248 or later writes it); run `qwenctl detect --measure` to measure it")
+
+
+# Two DIMMs a channel, as AMD's firmware names them (Locator "DIMM 0" / "DIMM 1", Bank Locator "P0 CHANNEL A"):
+# the slot strings of a TRX40 board's `dmidecode -t 17` (memtest86plus/memtest86plus issue #123), all four slots of
+# channels A and B filled with DDR4-3200, as on the ASRock board of lpereira/hardinfo issue #386 ("2x DIMM 0 and
+# 2x DIMM1"). Four DIMMs on two 64-bit channels: 51.2 GB/s, not the 102.4 that four channels would have.
+TWO_PER_CHANNEL = [("DIMM 0", "P0 CHANNEL A"), ("DIMM 1", "P0 CHANNEL A"), ("DIMM 0", "P0 CHANNEL B"), ("DIMM 1", "P0 CHANNEL B")]
+
+
+def test_dimms_sharing_a_channel_count_once():
+    doc = with_type17(document("linux-x86-no-gpu.json"),
+                      *(type17(16384, 64, 3200, 3200, 0x1A, locator, bank) for locator, bank in TWO_PER_CHANNEL))
+    value, how = dimms.bandwidth(replay(doc))
+    assert value == 3200 * 10**6 * 16
+    assert how == "SMBIOS DDR4 at 3200 MT/s x 4 devices on 2 channels (as their locators name them) x their data width (16 B)"
+
+
+@pytest.mark.parametrize(("locator", "bank", "channel"), [
+    ("ChannelA-DIMM0", "BANK 0", "CHANNELA"),  # a Lenovo T490's (the wmic capture below) and systemd issue #16651's
+    ("Controller0-ChannelB-DIMM1", "BANK 1", "CONTROLLER0-CHANNELB"),  # Intel's reference firmware (sbc-bench results)
+    ("Controller1-ChannelA", "BANK 0", "CONTROLLER1-CHANNELA"),  # the other controller's channel A is another channel
+    ("DIMM 1", "P0 CHANNEL A", "P0 CHANNEL A"),
+    ("DIMM_B2", "BANK 1", "DIMM B"),  # ASUS: channel B, its second slot
+    ("P1-DIMMA1", "P1_Node0_Channel0_Dimm0", "P1-DIMM A"),  # Supermicro
+    ("DIMM 0", "BANK 0", ""),  # names no channel: a channel of its own
+    ("Bottom-Slot 1(left)", "BANK 0", ""),
+])
+def test_the_channel_a_locator_names(locator, bank, channel):
+    assert dimms.channel_of(locator, bank) == channel
+
+
+# Framework Desktop (Ryzen AI Max+ 395) `sudo dmidecode` (FrameworkComputer/SoftwareFirmwareIssueTracker issue #181):
+# eight 32-bit LPDDR5 devices at 8,000 MT/s, Locator "DIMM 0", Bank Locator "P0 CHANNEL A" ... "P0 CHANNEL H", written
+# as systemd's dmi_memory_id records those fields in the udev database (TYPE as systemd before 256 writes LPDDR5).
+STRIX_HALO_UDEV = "".join(
+    f"E:MEMORY_DEVICE_{n}_TOTAL_WIDTH=32\nE:MEMORY_DEVICE_{n}_DATA_WIDTH=32\nE:MEMORY_DEVICE_{n}_SIZE=17179869184\n"
+    f"E:MEMORY_DEVICE_{n}_FORM_FACTOR=Other\nE:MEMORY_DEVICE_{n}_LOCATOR=DIMM 0\n"
+    f"E:MEMORY_DEVICE_{n}_BANK_LOCATOR=P0 CHANNEL {'ABCDEFGH'[n]}\nE:MEMORY_DEVICE_{n}_TYPE=<OUT OF SPEC>\n"
+    f"E:MEMORY_DEVICE_{n}_SPEED_MTS=8000\nE:MEMORY_DEVICE_{n}_CONFIGURED_SPEED_MTS=8000\n" for n in range(8)
+) + "E:MEMORY_ARRAY_NUM_DEVICES=8\n"
+
+
+def test_a_user_who_is_not_root_reads_the_dimms_udev_recorded():
+    """The raw tables are root-only; systemd-udevd wrote the same fields where every user may read them."""
+    doc = document("linux-x86-no-gpu.json")
+    doc["files"]["/sys/firmware/dmi/entries/17-0/raw"] = {"error": "EACCES"}
+    doc["files"][dimms.UDEV_DMI] = "I:2010156\n" + STRIX_HALO_UDEV
+    mem = detect(replay(doc)).memory
+    assert mem.bandwidth_bytes_per_s == 256 * GB  # 8,000 MT/s x 256 bits: AMD's 256 GB/s for the Ryzen AI Max+ 395
+    assert mem.bandwidth_source == (
+        "SMBIOS ? at 8000 MT/s x 8 devices on 8 channels (as their locators name them) x their data width (32 B)")
+    # an empty slot (PRESENT=0, as systemd writes it) and a device without a speed are not memory to stream from
+    doc["files"][dimms.UDEV_DMI] = ("E:MEMORY_DEVICE_0_PRESENT=0\nE:MEMORY_DEVICE_0_LOCATOR=DIMM 0\n"
+                                    "E:MEMORY_DEVICE_1_SIZE=8589934592\nE:MEMORY_DEVICE_1_DATA_WIDTH=64\n")
+    assert dimms.bandwidth(replay(doc)) == (None, (
+        "SMBIOS memory entries not readable (Permission denied; root only); "
+        "no populated memory device with a speed and a data width in /run/udev/data/+dmi:id"))
 
 
 # 5T33Z0/OC-Little-Translated, guide "Fixing falsely reported RAM speed in macOS" (code index file 7092498494): a Lenovo
@@ -138,9 +204,11 @@ def test_windows_memory_devices_give_the_peak_as_smbios_does_on_linux():
     doc = document("windows-i7-4710mq.json")
     doc["commands"][command_key(dimms.WMIC_MEMORY_ARGV)] = T490_MEMORYCHIP
     value, how = dimms.bandwidth(replay(doc))
-    assert value == 2667 * 10**6 * 16 and "2 devices" in how
-    modern = "\n".join("ConfiguredClockSpeed=5600\nDataWidth=64\nSMBIOSMemoryType=34\nSpeed=5600\n" for _ in range(2))
-    assert dimms.win32_memory_devices(modern) == [(5600, 64, "DDR5"), (5600, 64, "DDR5")]
+    assert value == 2667 * 10**6 * 16 and "2 devices on 2 channels" in how
+    modern = "\n".join(f"ConfiguredClockSpeed=5600\nDataWidth=64\nSMBIOSMemoryType=34\nSpeed=5600\nDeviceLocator=DIMM_{slot}\n"
+                       for slot in ("A1", "A2"))  # two DIMMs of one channel
+    assert dimms.win32_memory_devices(modern) == [(5600, 64, "DDR5", "DIMM A"), (5600, 64, "DDR5", "DIMM A")]
+    assert dimms.peak(dimms.win32_memory_devices(modern), 0, "")[0] == 5600 * 10**6 * 8
     doc["commands"] = {command_key(dimms.CIM_MEMORY_ARGV): "ConfiguredClockSpeed : 7467\nDataWidth : 16\n\n" * 8}
     assert dimms.bandwidth(replay(doc))[0] == 7467 * 10**6 * 16  # eight 16-bit LPDDR5X channels
     doc["commands"] = {}

@@ -2,23 +2,33 @@
 
 Method 1, SMBIOS type 17 ("Memory Device") entries: /sys/firmware/dmi/entries/17-N/raw
 (readable by root only on most distributions). Per populated device: the configured speed
-(offset 0x20, MT/s; 0x15 "Speed" on tables older than SMBIOS 2.7) and the data width
-(offset 0x0A, bits). Field offsets from the DMTF SMBIOS Reference Specification 3.x, 7.18.
-Method 2, EDAC (/sys/devices/system/edac/mc/mcN/dimmM/): the memory type and, from
+(offset 0x20, MT/s; 0x15 "Speed" on tables older than SMBIOS 2.7), the data width
+(offset 0x0A, bits) and its two location strings, Device Locator (0x10) and Bank Locator (0x11).
+Field offsets from the DMTF SMBIOS Reference Specification 3.x, 7.18.
+Method 2, the same entries as systemd-udevd recorded them at boot (its dmi_memory_id helper, udev
+rule 70-memory.rules, systemd 248 and later): `E:MEMORY_DEVICE_<n>_<FIELD>=` lines in the udev
+database, /run/udev/data/+dmi:id, which every user may read. This is how a user who is not root
+gets them on most current distributions.
+Method 3, EDAC (/sys/devices/system/edac/mc/mcN/dimmM/): the memory type and, from
 `dimm_location` ("channel 1 slot 0"), the channel layout; EDAC has no speed, so it only
 settles how many channels SMBIOS's devices share.
-Method 3 (Windows): the same SMBIOS type 17 entries as Win32_PhysicalMemory shows them, through
+Method 4 (Windows): the same SMBIOS type 17 entries as Win32_PhysicalMemory shows them, through
 `wmic memorychip`, else PowerShell's Get-CimInstance (ConfiguredClockSpeed in MT/s, DataWidth,
-SMBIOSMemoryType).
+SMBIOSMemoryType, DeviceLocator, BankLabel).
 Peak = configured speed x bytes per transfer x channels: with EDAC, its channel count x 8 B
-(one 64-bit channel per DIMM channel); without, each populated SMBIOS device counts as its
-own channel of its data width (true for soldered LPDDR and one-DIMM-per-channel boards; two
-DIMMs on one channel would be counted twice, so the source says which rule was used).
+(one 64-bit channel per DIMM channel). Without, the locators settle it where they name a channel
+("ChannelA-DIMM0", "Controller0-ChannelB", Bank Locator "P0 CHANNEL A", ASUS's "DIMM_A1"): two
+DIMMs in one channel share its bus, so a channel counts once, at its widest device's width (a
+desktop with four DIMMs on two channels has two channels' bandwidth, not four). A device whose
+locators name no channel counts as its own channel of its data width (true for soldered LPDDR and
+one-DIMM-per-channel boards); the source says which rule was used.
 """
 
 from __future__ import annotations
 
+import re
 import struct
+from typing import NamedTuple
 
 from qwenctl.hardware._parse import win32_argvs, win32_blocks, win32_listing
 from qwenctl.hardware.snapshot import NotCaptured, Source
@@ -26,10 +36,38 @@ from qwenctl.hardware.snapshot import NotCaptured, Source
 MAX_ENTRIES = 64  # sysfs numbers entries 17-0, 17-1, ... without gaps
 MEMORY_TYPES = {0x12: "DDR", 0x13: "DDR2", 0x18: "DDR3", 0x1A: "DDR4", 0x1B: "LPDDR", 0x1C: "LPDDR2",
                 0x1D: "LPDDR3", 0x1E: "LPDDR4", 0x20: "HBM", 0x21: "HBM2", 0x22: "DDR5", 0x23: "LPDDR5"}
+UDEV_DMI = "/run/udev/data/+dmi:id"
+
+WMIC_MEMORY_ARGV, CIM_MEMORY_ARGV = win32_argvs(
+    "memorychip", "Win32_PhysicalMemory", "Capacity,ConfiguredClockSpeed,Speed,DataWidth,SMBIOSMemoryType,DeviceLocator,BankLabel")
+
+# The channel a device's locator names: "ChannelA-DIMM0" and "Controller1-ChannelB" (Intel's reference firmware),
+# "P0 CHANNEL A" (AMD's, in the Bank Locator), "DIMM_A1", "Controller0-DIMMA2", "P1-DIMMB1" (ASUS, MSI and
+# Supermicro boards: the letter is the channel, the digit the slot in it). Everything before the channel's name is
+# kept, so that the same letter on another controller or socket stays another channel.
+CHANNEL_NAMED = re.compile(r"^(.*?channel[\s_-]*[a-z0-9]+)", re.IGNORECASE)
+SLOT_IN_CHANNEL = re.compile(r"^(.*?)dimm[\s_-]*([a-h])[\s_-]*\d$", re.IGNORECASE)
 
 
-WMIC_MEMORY_ARGV, CIM_MEMORY_ARGV = win32_argvs("memorychip", "Win32_PhysicalMemory",
-                                                "Capacity,ConfiguredClockSpeed,Speed,DataWidth,SMBIOSMemoryType")
+class Device(NamedTuple):
+    """A populated memory device: configured MT/s, data width in bits, memory type, and the channel its locators
+    name ("" where they name none)."""
+
+    speed: int
+    width: int
+    kind: str
+    channel: str = ""
+
+
+def channel_of(*locators: str | None) -> str:
+    """The channel a device's Device Locator or Bank Locator names, normalised ("" if neither names one)."""
+    for text in locators:
+        words = " ".join((text or "").split())
+        if m := CHANNEL_NAMED.match(words):
+            return m.group(1).upper()
+        if m := SLOT_IN_CHANNEL.match(words):
+            return f"{m.group(1).upper()}DIMM {m.group(2).upper()}"
+    return ""
 
 
 def bandwidth(source: Source) -> tuple[int | None, str]:
@@ -39,31 +77,39 @@ def bandwidth(source: Source) -> tuple[int | None, str]:
         if not listing:
             return None, "neither wmic nor PowerShell's Get-CimInstance answered for Win32_PhysicalMemory"
         return peak(win32_memory_devices(listing), 0, "")
-    devices, smbios_why = smbios_devices(source)
+    devices, why = smbios_devices(source)
+    if not devices:  # root-only tables: the copy udev keeps for every user
+        devices, udev_why = udev_devices(source)
+        why = "; ".join(filter(None, (why, udev_why)))
     channels, kind = edac_channels(source)
     if not devices:
         edac = f"; EDAC shows {channels} channel(s) of {kind} but no speed" if channels else ""
-        return None, f"{smbios_why}{edac}"
+        return None, f"{why}{edac}"
     return peak(devices, channels, kind)
 
 
-def peak(devices: list[tuple[int, int, str]], channels: int, kind: str) -> tuple[int | None, str]:
-    """The memory's peak from its populated devices [(MT/s, data width bits, type)] and, where EDAC said, its channels."""
+def peak(devices: list[Device], channels: int, kind: str) -> tuple[int | None, str]:
+    """The memory's peak from its populated devices and, where EDAC said, its channels."""
     if not devices:
         return None, "no populated memory device with a speed and a data width"
-    speed = min(d[0] for d in devices)
-    kinds = sorted({d[2] for d in devices})
+    speed = min(d.speed for d in devices)
+    kinds = "/".join(sorted({d.kind for d in devices}))
     if channels:
-        return speed * 1_000_000 * 8 * channels, (
-            f"SMBIOS {'/'.join(kinds)} at {speed} MT/s x {channels} channels (EDAC) x 8 B")
-    width = sum(d[1] for d in devices) // 8
-    return speed * 1_000_000 * width, (
-        f"SMBIOS {'/'.join(kinds)} at {speed} MT/s x {len(devices)} devices x their data width ({width} B), "
-        "each device counted as its own channel")
+        return speed * 1_000_000 * 8 * channels, f"SMBIOS {kinds} at {speed} MT/s x {channels} channels (EDAC) x 8 B"
+    widths: dict[str, int] = {}
+    for n, d in enumerate(devices):  # a device whose locators name no channel is a channel of its own
+        key = d.channel or f"device {n}"
+        widths[key] = max(widths.get(key, 0), d.width)
+    width = sum(widths.values()) // 8
+    if any(d.channel for d in devices):
+        how = f"{len(devices)} devices on {len(widths)} channels (as their locators name them) x their data width ({width} B)"
+    else:
+        how = f"{len(devices)} devices x their data width ({width} B), each device counted as its own channel"
+    return speed * 1_000_000 * width, f"SMBIOS {kinds} at {speed} MT/s x {how}"
 
 
-def smbios_devices(source: Source) -> tuple[list[tuple[int, int, str]], str]:
-    """[(configured MT/s, data width bits, type)] of populated devices, or ([], why not)."""
+def smbios_devices(source: Source) -> tuple[list[Device], str]:
+    """Populated devices of the raw SMBIOS tables, or ([], why not)."""
     found = []
     for n in range(MAX_ENTRIES):
         path = f"/sys/firmware/dmi/entries/17-{n}/raw"
@@ -87,21 +133,53 @@ def smbios_devices(source: Source) -> tuple[list[tuple[int, int, str]], str]:
     return found, ""
 
 
-def win32_memory_devices(listing: str) -> list[tuple[int, int, str]]:
-    """[(configured MT/s, data width bits, type)] of Win32_PhysicalMemory as wmic ("Key=value") or Format-List
-    ("Key : value") prints it, a block per device: SMBIOS type 17's own fields (SMBIOSMemoryType its type byte;
-    the rated Speed where the configured one is not given, as for SMBIOS tables older than 2.7)."""
+def udev_devices(source: Source) -> tuple[list[Device], str]:
+    """Populated devices as systemd-udevd recorded them (`UDEV_DMI`), or ([], why not: "" where a snapshot does not
+    hold the file). Fields as its dmi_memory_id
+    writes them: SIZE in bytes (PRESENT=0 for an empty slot), DATA_WIDTH in bits, SPEED_MTS and CONFIGURED_SPEED_MTS,
+    TYPE (systemd before 256 writes "<OUT OF SPEC>" for DDR5 and LPDDR5), LOCATOR and BANK_LOCATOR."""
+    try:
+        text = source.read_text(UDEV_DMI)
+    except NotCaptured:  # a snapshot taken before qwenctl read it: nothing to add to why the tables gave nothing
+        return [], ""
+    except OSError:
+        return [], f"no udev database of memory devices ({UDEV_DMI}: systemd 248 or later writes it)"
+    fields: dict[int, dict[str, str]] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        m = re.fullmatch(r"E:\s*MEMORY_DEVICE_(\d+)_(\w+)", key.strip())
+        if sep and m:
+            fields.setdefault(int(m.group(1)), {})[m.group(2)] = value.strip()
+    found = []
+    for _, f in sorted(fields.items()):
+        speed = f.get("CONFIGURED_SPEED_MTS") or f.get("SPEED_MTS") or ""
+        width = f.get("DATA_WIDTH", "")
+        if f.get("PRESENT") == "0" or not (speed.isdigit() and width.isdigit() and int(speed) and int(width)):
+            continue
+        kind = f.get("TYPE", "?")
+        found.append(Device(int(speed), int(width), "?" if kind.startswith("<") else kind,
+                            channel_of(f.get("LOCATOR"), f.get("BANK_LOCATOR"))))
+    if not found:
+        return [], f"no populated memory device with a speed and a data width in {UDEV_DMI}"
+    return found, ""
+
+
+def win32_memory_devices(listing: str) -> list[Device]:
+    """Populated devices of Win32_PhysicalMemory as wmic ("Key=value") or Format-List ("Key : value") prints it, a
+    block per device: SMBIOS type 17's own fields (SMBIOSMemoryType its type byte, DeviceLocator and BankLabel its
+    locators; the rated Speed where the configured one is not given, as for SMBIOS tables older than 2.7)."""
     found = []
     for fields in win32_blocks(listing):
         speed, width, kind = (fields.get(k, "") for k in ("ConfiguredClockSpeed", "DataWidth", "SMBIOSMemoryType"))
         speed = speed if speed.isdigit() and int(speed) else fields.get("Speed", "")
         if speed.isdigit() and width.isdigit() and int(speed) and int(width):
-            found.append((int(speed), int(width), MEMORY_TYPES.get(int(kind), f"type {kind}") if kind.isdigit() else "?"))
+            found.append(Device(int(speed), int(width), MEMORY_TYPES.get(int(kind), f"type {kind}") if kind.isdigit() else "?",
+                                channel_of(fields.get("DeviceLocator"), fields.get("BankLabel"))))
     return found
 
 
-def parse_type17(raw: bytes) -> tuple[int, int, str] | None:
-    """(configured MT/s, data width bits, type) of one type 17 entry; None if empty or unknown."""
+def parse_type17(raw: bytes) -> Device | None:
+    """One type 17 entry; None if empty or unknown."""
     if len(raw) < 0x17 or raw[0] != 17:
         return None
     length = raw[1]
@@ -115,7 +193,14 @@ def parse_type17(raw: bytes) -> tuple[int, int, str] | None:
         speed = configured if configured not in (0, 0xFFFF) else speed
     if speed in (0, 0xFFFF) or data_width in (0, 0xFFFF):
         return None
-    return speed, data_width, MEMORY_TYPES.get(raw[0x12], f"type 0x{raw[0x12]:02x}")
+    # the strings follow the formatted area, each NUL-terminated; a field holds a string's number, 0 for none
+    strings = raw[length:].split(b"\0")
+
+    def string(number: int) -> str:
+        return strings[number - 1].decode("ascii", "replace") if 0 < number <= len(strings) else ""
+
+    return Device(speed, data_width, MEMORY_TYPES.get(raw[0x12], f"type 0x{raw[0x12]:02x}"),
+                  channel_of(string(raw[0x10]), string(raw[0x11])))
 
 
 def edac_channels(source: Source) -> tuple[int, str]:

@@ -2,7 +2,8 @@
 
 Step 1, Apple Silicon: by chip and GPU (or CPU) core count (apple.py, data/apple_silicon.json).
 Step 2, boards: Raspberry Pi and Jetson by board model (data/board_bandwidth.json).
-Step 3, the DIMMs (dimms.py): SMBIOS type 17 speed x channels, with EDAC's channel layout.
+Step 3, the DIMMs (dimms.py): SMBIOS type 17 speed x channels (EDAC's layout, else the locators'), read
+from the raw tables (root) or the copy udev keeps for every user.
 Step 4, a measurement cached by `qwenctl detect --measure` (bandwidth.py) for this machine.
 Otherwise None, with the reason and the command that measures it; the planner then says it
 assumed a figure.
