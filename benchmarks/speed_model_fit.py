@@ -56,7 +56,7 @@ from qwenctl.hardware.specs import (  # noqa: E402
     spec_compute_capability,
 )
 from qwenctl.machine import apple_device, cuda_device, host_device, threads  # noqa: E402
-from qwenctl.speed import built_before, decode_kernel, estimate_speed, load_speed_model  # noqa: E402
+from qwenctl.speed import built_before, decode_kernel, estimate_speed, load_speed_model, memory_family  # noqa: E402
 from qwenctl.testing.recipe import gguf_tensor_bytes, mlx_bytes  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -369,7 +369,7 @@ def parameters(sm: dict, rows: list[dict]) -> list[tuple[list[tuple[dict, str]],
         for d in (r["_gpu"], r["_host"]):
             if d:
                 devices.setdefault(("memory", d.memory_kind), set()).add(r["_device"])
-        devices.setdefault(("family-memory", dev.family, dev.memory_kind), set()).add(r["_device"])
+        devices.setdefault(("family-memory", memory_family(dev.family), dev.memory_kind), set()).add(r["_device"])
     out: list = []
     kinds = {k[1] for k in devices if k[0] == "memory"}
     for kind in sorted(kinds):

@@ -376,8 +376,7 @@ def estimate_placed_speed(
         e = sm["engines"][dev.engine]
         pp_e = sm["engines"][e["pp_constants"]] if "pp_constants" in e else e  # an engine with no prompt rows of its own
         family = sm["families"].get(dev.family, {})
-        eff = (sm["memory_efficiency_of_sustained"] if dev.bandwidth_sustained
-               else family.get("memory_efficiency", sm["memory_efficiency"][dev.memory_kind]))
+        eff = sm["memory_efficiency_of_sustained"] if dev.bandwidth_sustained else _memory_efficiency(sm, dev)
         unpack = e.get("dequant_ops_per_weight", {})  # CUDA has none: its kernels unpack while their loads are in flight
         dequant = unpack.get(quant, unpack.get("default", 0.0))
         matrix_rate, dequant_bytes = _matrix_rate(sm, dev, pp_e, weights, engine_date, a, pp_tokens, layers)
@@ -423,6 +422,19 @@ def estimate_placed_speed(
     return SpeedEstimate(tg_tps=tg, tg_tps_low=tg * (1 - uncertainty), pp_tps=pp_tokens / prompt_s,
                          chat_tps=1.0 / (decode_s + sample_s), sampling_s=sample_s, terms=tuple(terms),
                          link_s=link_s, link_notes=tuple(notes))
+
+
+def memory_family(family: str) -> str:
+    """The family whose share of its DRAM's peak a device's reads reach. A CPU's is its platform's ("cpu-x86"), not
+    its instruction set's: how much of the memory's bandwidth the cores' reads keep busy is a matter of the memory
+    controller and the prefetchers, which an AVX-512 core shares with an AVX2 one. A GPU's is its own family's."""
+    return "cpu-x86" if family.startswith("cpu-x86") else family
+
+
+def _memory_efficiency(sm: dict[str, Any], dev: DeviceSpeed) -> float:
+    """A device's share of its DRAM's peak: its family's where fitted (`memory_family`), else its memory kind's."""
+    own = sm["families"].get(memory_family(dev.family), {})
+    return float(own.get("memory_efficiency", sm["memory_efficiency"][dev.memory_kind]))
 
 
 def _type_slowdown(dev: DeviceSpeed, split: WeightSplit, weights: Weights, engine_date: str | None) -> float:
