@@ -25,6 +25,8 @@ from qwenctl.hardware.snapshot import command_key
         ("apple-m1-8gb-bigsur.json", "Apple processor", "arm64", 8, 8, ("neon",)),
         # a Pi 4 under 32-bit Raspberry Pi OS (armv7l): a 32-bit Arm kernel, named by its CPU part as on arm64
         ("raspberry-pi-4-2gb-32bit.json", "ARM Cortex-A72", "arm", 4, 4, ("neon",)),
+        # a Pi 2: the 32-bit Armv7 cores are named by their parts too (0xc07: Cortex-A7)
+        ("raspberry-pi-2-1gb.json", "ARM Cortex-A7", "arm", 4, 4, ("neon",)),
         # RISC-V: a hart's `uarch` (or `model name`) names it, the V among its ISA string's single letters is RVV 1.0
         ("starfive-jh7110-cpuinfo.json", "SiFive U74-MC", "riscv64", 4, 4, ()),
         ("eswin-eic7700x-cpuinfo.json", "ESWIN EIC770X", "riscv64", 4, 4, ()),  # "rv64imafdch": H, the hypervisor
