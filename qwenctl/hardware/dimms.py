@@ -135,9 +135,9 @@ def smbios_devices(source: Source) -> tuple[list[Device], str]:
 
 def udev_devices(source: Source) -> tuple[list[Device], str]:
     """Populated devices as systemd-udevd recorded them (`UDEV_DMI`), or ([], why not: "" where a snapshot does not
-    hold the file). Fields as its dmi_memory_id
-    writes them: SIZE in bytes (PRESENT=0 for an empty slot), DATA_WIDTH in bits, SPEED_MTS and CONFIGURED_SPEED_MTS,
-    TYPE (systemd before 256 writes "<OUT OF SPEC>" for DDR5 and LPDDR5), LOCATOR and BANK_LOCATOR."""
+    hold the file). Fields as its dmi_memory_id writes them: SIZE in bytes (PRESENT=0 for an empty slot), DATA_WIDTH
+    in bits, SPEED_MTS and CONFIGURED_SPEED_MTS, TYPE (systemd before 256 writes "<OUT OF SPEC>" for DDR5 and
+    LPDDR5), LOCATOR and BANK_LOCATOR."""
     try:
         text = source.read_text(UDEV_DMI)
     except NotCaptured:  # a snapshot taken before qwenctl read it: nothing to add to why the tables gave nothing
@@ -151,7 +151,7 @@ def udev_devices(source: Source) -> tuple[list[Device], str]:
         if sep and m:
             fields.setdefault(int(m.group(1)), {})[m.group(2)] = value.strip()
     found = []
-    for _, f in sorted(fields.items()):
+    for _, f in sorted(fields.items()):  # in the order of their numbers
         speed = f.get("CONFIGURED_SPEED_MTS") or f.get("SPEED_MTS") or ""
         width = f.get("DATA_WIDTH", "")
         if f.get("PRESENT") == "0" or not (speed.isdigit() and width.isdigit() and int(speed) and int(width)):
