@@ -181,7 +181,7 @@ def test_a_user_who_is_not_root_reads_the_dimms_udev_recorded():
     mem = detect(replay(doc)).memory
     assert mem.bandwidth_bytes_per_s == 256 * GB  # 8,000 MT/s x 256 bits: AMD's 256 GB/s for the Ryzen AI Max+ 395
     assert mem.bandwidth_source == (
-        "SMBIOS ? at 8000 MT/s x 8 devices on 8 channels (as their locators name them) x their data width (32 B)")
+        "SMBIOS memory at 8000 MT/s x 8 devices on 8 channels (as their locators name them) x their data width (32 B)")
     # an empty slot (PRESENT=0, as systemd writes it) and a device without a speed are not memory to stream from
     doc["files"][dimms.UDEV_DMI] = ("E:MEMORY_DEVICE_0_PRESENT=0\nE:MEMORY_DEVICE_0_LOCATOR=DIMM 0\n"
                                     "E:MEMORY_DEVICE_1_SIZE=8589934592\nE:MEMORY_DEVICE_1_DATA_WIDTH=64\n")

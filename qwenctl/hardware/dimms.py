@@ -93,7 +93,7 @@ def peak(devices: list[Device], channels: int, kind: str) -> tuple[int | None, s
     if not devices:
         return None, "no populated memory device with a speed and a data width"
     speed = min(d.speed for d in devices)
-    kinds = "/".join(sorted({d.kind for d in devices}))
+    kinds = "/".join(sorted({d.kind for d in devices} - {"?"})) or "memory"  # "?": a type SMBIOS did not name
     if channels:
         return speed * 1_000_000 * 8 * channels, f"SMBIOS {kinds} at {speed} MT/s x {channels} channels (EDAC) x 8 B"
     widths: dict[str, int] = {}
