@@ -47,6 +47,7 @@ WMIC_MEMORY_ARGV, CIM_MEMORY_ARGV = win32_argvs(
 # kept, so that the same letter on another controller or socket stays another channel.
 CHANNEL_NAMED = re.compile(r"^(.*?channel[\s_-]*[a-z0-9]+)", re.IGNORECASE)
 SLOT_IN_CHANNEL = re.compile(r"^(.*?)dimm[\s_-]*([a-h])[\s_-]*\d$", re.IGNORECASE)
+UDEV_DEVICE_FIELD = re.compile(r"E:\s*MEMORY_DEVICE_(\d+)_(\w+)")  # udev database line "E:MEMORY_DEVICE_0_SIZE=..."
 
 
 class Device(NamedTuple):
@@ -147,7 +148,7 @@ def udev_devices(source: Source) -> tuple[list[Device], str]:
     fields: dict[int, dict[str, str]] = {}
     for line in text.splitlines():
         key, sep, value = line.partition("=")
-        m = re.fullmatch(r"E:\s*MEMORY_DEVICE_(\d+)_(\w+)", key.strip())
+        m = UDEV_DEVICE_FIELD.fullmatch(key.strip())
         if sep and m:
             fields.setdefault(int(m.group(1)), {})[m.group(2)] = value.strip()
     found = []
