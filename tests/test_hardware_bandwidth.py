@@ -148,6 +148,52 @@ def test_dimms_sharing_a_channel_count_once():
     assert how == "SMBIOS DDR4 at 3200 MT/s x 4 devices on 2 channels (as their locators name them) x their data width (16 B)"
 
 
+# ThomasKaiser/sbc-bench results/4eOo.txt: an AMD Athlon II X3 420e (socket AM3: two 64-bit channels) with four DDR2-800
+# DIMMs in slots "DIMM0".."DIMM3" (as lshw shows their Device Locators; no channel named). Counted as a channel each,
+# they read as 25.6 GB/s; the controller has 12.8.
+ATHLON_DIMMS = ("DIMM0", "DIMM1", "DIMM2", "DIMM3")
+
+
+def test_dimms_naming_no_channel_are_no_wider_than_the_cpus_memory_bus():
+    doc = with_type17(document("linux-x86-no-gpu.json"),
+                      *(type17(1024, 64, 800, 800, 0x13, locator, "") for locator in ATHLON_DIMMS))
+    assert detect(replay(doc)).memory.bandwidth_bytes_per_s == 800 * 10**6 * 32  # an "AMD EPYC": not capped
+    doc["files"]["/proc/cpuinfo"] = doc["files"]["/proc/cpuinfo"].replace(
+        "model name\t: AMD EPYC", "model name\t: AMD Athlon(tm) II X3 420e Processor")
+    mem = detect(replay(doc)).memory
+    assert mem.bandwidth_bytes_per_s == 800 * 10**6 * 16
+    assert mem.bandwidth_source == (
+        "SMBIOS DDR2 at 800 MT/s x 4 devices x their data width (32 B), each device counted as its own channel, capped "
+        "at the CPU's 128-bit memory bus (client Intel Core, Core Ultra, Pentium and Celeron, AMD Ryzen and Athlon (AM2 "
+        "to AM5, the FP laptop sockets): two 64-bit channels (DDR5 and LPDDR split them into 32- or 16-bit subchannels, "
+        "128 bits in all))")
+
+
+@pytest.mark.parametrize(("brand", "bits"), [
+    ("Intel(R) Core(TM) i7 CPU         920  @ 2.67GHz", 192),  # LGA1366: three channels
+    ("Intel(R) Core(TM) i7 CPU         860  @ 2.80GHz", 128),  # LGA1156: two
+    ("Intel(R) Core(TM) i7-5960X CPU @ 3.00GHz", 256),
+    ("Intel(R) Core(TM) i9-10980XE CPU @ 3.00GHz", 256),
+    ("12th Gen Intel(R) Core(TM) i9-12900K", 128),  # not an X-series part
+    ("13th Gen Intel(R) Core(TM) i9-13980HX", 128),
+    ("Intel(R) Core(TM) Ultra 7 155H", 128),
+    ("Intel(R) N100", 64),
+    ("Intel(R) Core(TM) i3-N305", 64),
+    ("Intel(R) Celeron(R) N5105 @ 2.00GHz", 128),
+    ("AMD Ryzen 7 7800X3D 8-Core Processor", 128),
+    ("AMD Ryzen AI 9 HX 370 w/ Radeon 890M", 128),
+    ("AMD Ryzen AI Max+ 395 w/ Radeon 8060S", 256),
+    ("AMD Ryzen Threadripper 3970X 32-Core Processor", 256),
+    ("AMD Ryzen Threadripper PRO 5995WX 64-Cores", 512),
+    ("Intel(R) Xeon(R) Platinum 8480+", None),  # channels by model and socket: not capped
+    ("AMD EPYC 9654 96-Core Processor", None),
+    ("ARM Cortex-A76", None),
+])
+def test_the_memory_bus_a_cpu_drives(brand, bits):
+    bus = host_bandwidth.memory_bus(brand)
+    assert (bus.bits if bus else None) == bits
+
+
 @pytest.mark.parametrize(("locator", "bank", "channel"), [
     ("ChannelA-DIMM0", "BANK 0", "CHANNELA"),  # a Lenovo T490's (the wmic capture below) and systemd issue #16651's
     ("Controller0-ChannelB-DIMM1", "BANK 1", "CONTROLLER0-CHANNELB"),  # Intel's reference firmware (sbc-bench results)

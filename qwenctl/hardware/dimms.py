@@ -21,7 +21,9 @@ Peak = configured speed x bytes per transfer x channels: with EDAC, its channel 
 DIMMs in one channel share its bus, so a channel counts once, at its widest device's width (a
 desktop with four DIMMs on two channels has two channels' bandwidth, not four). A device whose
 locators name no channel counts as its own channel of its data width (true for soldered LPDDR and
-one-DIMM-per-channel boards); the source says which rule was used.
+one-DIMM-per-channel boards), up to the width of the CPU's memory controller where its brand names it
+(data/cpu_memory_bus.json: a client Core or Ryzen drives two 64-bit channels, so Dell's four "DIMM1".."DIMM4"
+are two channels' worth); the source says which rule was used.
 """
 
 from __future__ import annotations
@@ -71,13 +73,20 @@ def channel_of(*locators: str | None) -> str:
     return ""
 
 
-def bandwidth(source: Source) -> tuple[int | None, str]:
-    """(bytes/s, how it was derived) or (None, why not)."""
+class Bus(NamedTuple):
+    """The widest DRAM bus the CPU's memory controller drives (data/cpu_memory_bus.json) and what it is."""
+
+    bits: int
+    platform: str
+
+
+def bandwidth(source: Source, bus: Bus | None = None) -> tuple[int | None, str]:
+    """(bytes/s, how it was derived) or (None, why not); ``bus``, where the CPU is known, caps the peak."""
     if source.system == "Windows":
         listing = win32_listing(source, (WMIC_MEMORY_ARGV, CIM_MEMORY_ARGV))
         if not listing:
             return None, "neither wmic nor PowerShell's Get-CimInstance answered for Win32_PhysicalMemory"
-        return peak(win32_memory_devices(listing), 0, "")
+        return peak(win32_memory_devices(listing), 0, "", bus)
     devices, why = smbios_devices(source)
     if not devices:  # root-only tables: the copy udev keeps for every user
         devices, udev_why = udev_devices(source)
@@ -86,11 +95,12 @@ def bandwidth(source: Source) -> tuple[int | None, str]:
     if not devices:
         edac = f"; EDAC shows {channels} channel(s) of {kind} but no speed" if channels else ""
         return None, f"{why}{edac}"
-    return peak(devices, channels, kind)
+    return peak(devices, channels, kind, bus)
 
 
-def peak(devices: list[Device], channels: int, kind: str) -> tuple[int | None, str]:
-    """The memory's peak from its populated devices and, where EDAC said, its channels."""
+def peak(devices: list[Device], channels: int, kind: str, bus: Bus | None = None) -> tuple[int | None, str]:
+    """The memory's peak from its populated devices and, where EDAC said, its channels; no wider than ``bus``, the
+    CPU's memory controller: four DIMMs whose locators name no channel on a two-channel desktop are two channels'."""
     if not devices:
         return None, "no populated memory device with a speed and a data width"
     speed = min(d.speed for d in devices)
@@ -106,6 +116,9 @@ def peak(devices: list[Device], channels: int, kind: str) -> tuple[int | None, s
         how = f"{len(devices)} devices on {len(widths)} channels (as their locators name them) x their data width ({width} B)"
     else:
         how = f"{len(devices)} devices x their data width ({width} B), each device counted as its own channel"
+    if bus and width * 8 > bus.bits:
+        width = bus.bits // 8
+        how += f", capped at the CPU's {bus.bits}-bit memory bus ({bus.platform})"
     return speed * 1_000_000 * width, f"SMBIOS {kinds} at {speed} MT/s x {how}"
 
 

@@ -3,7 +3,7 @@
 Step 1, Apple Silicon: by chip and GPU (or CPU) core count (apple.py, data/apple_silicon.json).
 Step 2, boards: Raspberry Pi and Jetson by board model (data/board_bandwidth.json).
 Step 3, the DIMMs (dimms.py): SMBIOS type 17 speed x channels (EDAC's layout, else the locators'), read
-from the raw tables (root) or the copy udev keeps for every user.
+from the raw tables (root) or the copy udev keeps for every user, no wider than the CPU's memory controller.
 Step 4, a measurement cached by `qwenctl detect --measure` (bandwidth.py) for this machine.
 Otherwise None, with the reason and the command that measures it; the planner then says it
 assumed a figure.
@@ -11,6 +11,7 @@ assumed a figure.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from qwenctl.hardware import bandwidth, dimms
@@ -39,7 +40,7 @@ def probe(source: Source, memory: Memory, cpu: Any, apple: Any, board: Any) -> t
             return *found, False
         reasons.append(f"no bandwidth on file for the board {board.model!r}")
     if source.system in ("Linux", "Windows"):
-        value, how = dimms.bandwidth(source)
+        value, how = dimms.bandwidth(source, memory_bus(cpu.brand) if isinstance(cpu, Cpu) else None)
         if value:
             return value, how, False
         reasons.append(how)
@@ -48,6 +49,14 @@ def probe(source: Source, memory: Memory, cpu: Any, apple: Any, board: Any) -> t
         return *measured, True
     reasons.append(MEASURE_HINT)
     return None, "; ".join(reasons), False
+
+
+def memory_bus(brand: str) -> dimms.Bus | None:
+    """The widest DRAM bus the CPU named ``brand`` drives, where data/cpu_memory_bus.json lists its platform."""
+    for row in data("cpu_memory_bus.json")["platforms"]:
+        if re.search(row["pattern"], brand):
+            return dimms.Bus(row["bus_bits"], row["platform"]) if row["bus_bits"] else None
+    return None
 
 
 def _board_row(model: str, ram_bytes: int | None) -> dict | None:
