@@ -134,6 +134,7 @@ def host_device(hw: Hardware, n_threads: int | None = None) -> DeviceSpeed:
         sources.append(f"host bandwidth: {bw_source} (sustained)")
     elif bw:
         sources.append(f"host bandwidth: {bw_source or 'detected'}")
+        bw = _one_socket(bw, hw.cpu if isinstance(hw.cpu, Cpu) else None, sources)
     else:
         from qwenctl.hardware.host_bandwidth import soc_typical
 
@@ -162,6 +163,20 @@ def host_device(hw: Hardware, n_threads: int | None = None) -> DeviceSpeed:
         bandwidth_sustained=sustained is not None,
         thread_weights_per_s=(core.decode_weights_per_cycle or 0.0) * core.single_core_clock_hz,
     )
+
+
+def _one_socket(bw: int, cpu: Cpu | None, sources: list[str]) -> int:
+    """The share of a several-socket host's memory that llama.cpp's decode reads: one socket's.
+
+    The DIMMs (or a profile) give every socket's channels, but qwenctl runs llama.cpp without its NUMA options, so the
+    weights' pages sit on the node whose thread first read them, and every thread reads them from that node's memory.
+    llama.cpp's own `--numa distribute` spreads them only after the page cache is dropped (its help text, citing
+    llama.cpp issue #1437). A measured figure is not divided: the read test's buffer sits on one node too."""
+    if cpu is None or not cpu.sockets or cpu.sockets < 2:
+        return bw
+    sources.append(f"host bandwidth: one of {cpu.sockets} sockets' memory ({bw / cpu.sockets / 1e9:.1f} GB/s): "
+                   "llama.cpp without its NUMA options reads the weights from the node that loaded them")
+    return bw // cpu.sockets
 
 
 def cuda_device(gpu: NvidiaGpu) -> DeviceSpeed:

@@ -231,6 +231,7 @@ def _read_profile(path: Path) -> tuple[Hardware, tuple[_WorkerEntry, ...], _Netw
         flags=c.strings("flags"),
         max_clock_mhz=c.int_("max_clock_mhz", None),  # what detection reads from cpufreq: the single-core turbo
         base_clock_mhz=c.int_("base_clock_mhz", None),  # and the all-core base (intel_pstate, CPPC)
+        sockets=c.int_("sockets", None, minimum=1),
         flags_source="profile",
     )
     c.done()

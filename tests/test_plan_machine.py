@@ -122,3 +122,20 @@ def test_an_x86_prompt_is_priced_at_each_weight_types_measured_rate():
     slowdown = float(_prompt_line("laptop-16gb-cpu-only", "0.5B").split("weight types' kernels x")[1].split()[0])
     assert 1.5 < slowdown < 1.8  # 0.70 of the weights at 0.54, the rest at 0.73-1.1
     assert "weight types' kernels" not in _prompt_line("laptop-16gb-cpu-only", "1.5B")  # Q4_K and Q6_K: x1.00
+
+
+def test_a_two_socket_host_is_priced_on_one_sockets_memory():
+    """A DGX H200's two Xeon 8480C sockets have 614.4 GB/s of DDR5 between them, but llama.cpp run without its NUMA
+    options reads the weights from the one node that loaded them: a CPU layer streams one socket's 307.2. A figure
+    `detect --measure` read is what the memory streamed here and is not divided."""
+    from qwenctl.machine import host_device
+    from qwenctl.profiles import load_profile
+
+    hw = load_profile("h200-x8-141gb")
+    assert (hw.cpu.sockets, hw.memory.bandwidth_bytes_per_s) == (2, 614_400_000_000)
+    two = host_device(hw)
+    assert two.bandwidth_bytes_per_s == 307_200_000_000
+    assert any("one of 2 sockets' memory (307.2 GB/s)" in s for s in two.sources)
+    assert host_device(replace(hw, cpu=replace(hw.cpu, sockets=1))).bandwidth_bytes_per_s == 614_400_000_000
+    measured = replace(hw, memory=replace(hw.memory, bandwidth_bytes_per_s=200_000_000_000, bandwidth_measured=True))
+    assert host_device(measured).bandwidth_bytes_per_s == 200_000_000_000
