@@ -29,6 +29,13 @@ def test_pi_5_snapshot_reads_as_a_raspberry_pi_5_with_8_gb():
     assert "Board     Raspberry Pi 5 Model B Rev 1.0 · BCM2712 · 8 GiB RAM fitted\n" in result.output
 
 
+def test_a_two_socket_cpu_says_so():
+    """The planner prices a several-socket host on one socket's memory; detect shows why."""
+    result = run("--snapshot", str(CAPTURES / "linux-x86-epyc-2-sockets-lxc.json"))
+    assert result.exit_code == 0
+    assert "CPU       AMD EPYC 9754 128-Core Processor · x86_64 · 8 cores / 8 threads on 2 sockets · " in result.output
+
+
 def test_m2_snapshot_reads_as_apple_m2_with_16_gb_unified_memory():
     result = run("--snapshot", str(CAPTURES / "apple-m2-16gb.json"))
     assert result.exit_code == 0

@@ -74,6 +74,8 @@ def show(hw: Hardware, origin: str | None = None) -> None:
 
 def _cpu(c: Cpu) -> str:
     cores = f"{c.physical_cores} cores / {c.logical_cores} threads"
+    if c.sockets and c.sockets > 1:
+        cores += f" on {c.sockets} sockets"
     if c.performance_cores is not None:
         cores += f" ({c.performance_cores}P + {c.efficiency_cores}E)"
     flags = " ".join(c.flags) if c.flags else "no SIMD flags reported"
