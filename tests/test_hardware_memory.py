@@ -126,3 +126,23 @@ def test_a_snapshot_from_before_pointer_bits_takes_its_kernels_width():
     del doc["platform"]["pointer_bits"]
     assert replay(doc).pointer_bits == 32
     assert replay("linux-x86-no-gpu.json").pointer_bits == 64
+
+
+def with_numa_nodes(doc: dict, nodes: list[tuple[str, int]]) -> dict:
+    """`numactl -H`'s nodes as sysfs lists them: the nodes with CPUs and the nodes with memory."""
+    doc["files"]["/sys/devices/system/node/has_cpu"] = ",".join(str(n) for n, (cpus, _) in enumerate(nodes) if cpus) + "\n"
+    doc["files"]["/sys/devices/system/node/has_memory"] = ",".join(str(n) for n, (_, mb) in enumerate(nodes) if mb) + "\n"
+    return doc
+
+
+def test_numa_nodes_with_cpus_and_memory_are_counted():
+    """Kunpeng 920-4826, two sockets of two dies, each die a node with its own channels (`numactl -H` in plantegg's
+    "Intel AMD 鲲鹏 海光 飞腾性能PK", 2021-03-21): four. Two Xeon sockets with two persistent-memory nodes that have no
+    CPUs (Steve Scargall, "Using Linux Kernel Memory Tiering", 2022-06-10): two, the PMem nodes left out."""
+    kunpeng = [("0-23", 192832), ("24-47", 193533), ("48-71", 193533), ("72-95", 193532)]
+    assert detect(replay(with_numa_nodes(document("linux-x86-no-gpu.json"), kunpeng))).memory.numa_nodes == 4
+    pmem = [("0-23,48-71", 192115), ("24-47,72-95", 192011), ("", 311296), ("", 321536)]
+    assert detect(replay(with_numa_nodes(document("linux-x86-no-gpu.json"), pmem))).memory.numa_nodes == 2
+    one = [("0-1", 24064)]
+    assert detect(replay(with_numa_nodes(document("linux-x86-no-gpu.json"), one))).memory.numa_nodes is None
+    assert detect(replay("linux-x86-no-gpu.json")).memory.numa_nodes is None  # not captured: not known

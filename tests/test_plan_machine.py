@@ -124,7 +124,7 @@ def test_an_x86_prompt_is_priced_at_each_weight_types_measured_rate():
     assert "weight types' kernels" not in _prompt_line("laptop-16gb-cpu-only", "1.5B")  # Q4_K and Q6_K: x1.00
 
 
-def test_a_two_socket_host_is_priced_on_one_sockets_memory():
+def test_a_two_socket_host_is_priced_on_one_nodes_memory():
     """A DGX H200's two Xeon 8480C sockets have 614.4 GB/s of DDR5 between them, but llama.cpp run without its NUMA
     options reads the weights from the one node that loaded them: a CPU layer streams one socket's 307.2. A figure
     `detect --measure` read is what the memory streamed here and is not divided."""
@@ -139,3 +139,7 @@ def test_a_two_socket_host_is_priced_on_one_sockets_memory():
     assert host_device(replace(hw, cpu=replace(hw.cpu, sockets=1))).bandwidth_bytes_per_s == 614_400_000_000
     measured = replace(hw, memory=replace(hw.memory, bandwidth_bytes_per_s=200_000_000_000, bandwidth_measured=True))
     assert host_device(measured).bandwidth_bytes_per_s == 200_000_000_000
+    # sysfs's NUMA nodes, where read, rather than the sockets: each socket in two halves (an EPYC's NPS2, SNC2)
+    halves = host_device(replace(hw, memory=replace(hw.memory, numa_nodes=4)))
+    assert halves.bandwidth_bytes_per_s == 153_600_000_000
+    assert any("one of 4 NUMA nodes' memory (153.6 GB/s)" in s for s in halves.sources)

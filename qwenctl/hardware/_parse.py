@@ -32,6 +32,17 @@ def to_int(text: str | None, what: str) -> int:
         raise ParseError(f"{what} is {text!r}, not a number") from None
 
 
+def cpulist(text: str) -> set[int]:
+    """The kernel's cpulist format ("0-15", "0,2,4-7"; CPUs and NUMA nodes alike)."""
+    out: set[int] = set()
+    for part in text.strip().split(","):
+        if not part:
+            continue
+        lo, _, hi = part.partition("-")
+        out.update(range(to_int(lo, "cpulist"), to_int(hi or lo, "cpulist") + 1))
+    return out
+
+
 @cache
 def data(name: str) -> Any:
     """A data file of figures about the world (each with its source) shipped in hardware/data/."""

@@ -13,7 +13,17 @@ from __future__ import annotations
 import dataclasses
 from collections import Counter
 
-from qwenctl.hardware._parse import ParseError, colon_fields, data, sysctl, to_int, win32_argvs, win32_blocks, win32_listing
+from qwenctl.hardware._parse import (
+    ParseError,
+    colon_fields,
+    cpulist,
+    data,
+    sysctl,
+    to_int,
+    win32_argvs,
+    win32_blocks,
+    win32_listing,
+)
 from qwenctl.hardware.facts import Absent, Cpu
 from qwenctl.hardware.snapshot import THIRTY_TWO_BIT_MACHINES, Source
 
@@ -192,7 +202,7 @@ def hybrid_cores(source: Source, cpuinfo: str) -> tuple[int, int] | None:
 
 def _pmu_kinds(source: Source) -> tuple[set[int], set[int]] | None:
     try:
-        p, e = (_cpulist(source.read_text(path)) for path in (PMU_P_CORES, PMU_E_CORES))
+        p, e = (cpulist(source.read_text(path)) for path in (PMU_P_CORES, PMU_E_CORES))
     except (OSError, ParseError):
         return None
     return (p, e) if p and e else None
@@ -212,17 +222,6 @@ def _base_clock_kinds(source: Source, cpus: list[int]) -> tuple[set[int], set[in
         return None
     top = max(v for v in clocks.values() if v is not None)
     return {c for c, v in clocks.items() if v == top}, {c for c, v in clocks.items() if v != top}
-
-
-def _cpulist(text: str) -> set[int]:
-    """The kernel's cpulist format: "0-15", "0,2,4-7"."""
-    out: set[int] = set()
-    for part in text.strip().split(","):
-        if not part:
-            continue
-        lo, _, hi = part.partition("-")
-        out.update(range(to_int(lo, "cpulist"), to_int(hi or lo, "cpulist") + 1))
-    return out
 
 
 def _processor_blocks(cpuinfo: str) -> list[dict[str, str]]:

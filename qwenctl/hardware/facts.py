@@ -46,6 +46,7 @@ class Memory:
     bandwidth_bytes_per_s: int | None = None  # host memory bandwidth: board/chip data, DIMMs, or measured
     bandwidth_source: str | None = None  # e.g. "measured 2026-12-01 by qwenctl detect --measure"
     bandwidth_measured: bool = False  # the figure is what a read test streamed here, not a specification's peak
+    numa_nodes: int | None = None  # NUMA nodes with both CPUs and memory (Linux sysfs); None: one, or not read
     address_space_bytes: int | None = None  # what one 32-bit process can map (a model must fit in it); None: 64-bit
     address_space_source: str | None = None  # why that much
     total_source: str | None = None  # "/proc/meminfo MemTotal", "hw.memsize", ...

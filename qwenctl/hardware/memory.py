@@ -18,7 +18,7 @@ import dataclasses
 import re
 
 from qwenctl.hardware import cgroup
-from qwenctl.hardware._parse import ParseError, colon_fields, sysctl, to_int
+from qwenctl.hardware._parse import ParseError, colon_fields, cpulist, sysctl, to_int
 from qwenctl.hardware.facts import Absent, Memory
 from qwenctl.hardware.snapshot import THIRTY_TWO_BIT_MACHINES, NotCaptured, Source
 
@@ -120,7 +120,24 @@ def _linux(source: Source) -> Memory:
         container_limit_bytes=limit.bytes if limit else None,
         container_limit_source=limit.source if limit else None,
         total_source=total_source, available_source=available_source, unknown=tuple(unknown),
+        numa_nodes=numa_nodes(source),
     )
+
+
+NODES = "/sys/devices/system/node"
+
+
+def numa_nodes(source: Source) -> int | None:
+    """How many NUMA nodes have both CPUs and memory: the nodes a process's pages may sit on. A second socket is one,
+    and so is each quarter of an EPYC in NPS4 or each cluster of a Xeon in SNC mode, each with its own channels. Nodes
+    of memory alone (a Grace Hopper's GPU memory, persistent memory, CXL expanders) and of CPUs alone do not count
+    (the kernel's node lists `has_cpu` and `has_memory`, Documentation/ABI/stable/sysfs-devices-node). None where sysfs
+    does not say (not Linux, or not captured) or where there is one such node."""
+    try:
+        both = cpulist(source.read_text(f"{NODES}/has_cpu")) & cpulist(source.read_text(f"{NODES}/has_memory"))
+    except (OSError, ParseError):
+        return None
+    return len(both) if len(both) > 1 else None
 
 
 def _why(e: Exception) -> str:

@@ -98,6 +98,8 @@ def _memory(m: Memory) -> str:
         text += f" · {rate(m.bandwidth_bytes_per_s)} ({m.bandwidth_source})"
     elif "bandwidth_bytes_per_s" in why:
         text += f" · bandwidth unknown ({why['bandwidth_bytes_per_s']})"
+    if m.numa_nodes:
+        text += f" · {m.numa_nodes} NUMA nodes"
     return text
 
 
