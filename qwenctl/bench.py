@@ -401,13 +401,19 @@ def parse_bandwidth(text: str) -> Bandwidth:
 
 
 def bandwidth_from_hardware(hw, on_gpu: bool) -> Bandwidth | None:
-    """The bandwidth the weights stream at: the first NVIDIA GPU's when offloading, else Apple's or the host's."""
+    """The bandwidth the weights stream at: the first NVIDIA GPU's when offloading, else Apple's or the host's (one
+    NUMA node's, as the planner prices it: `machine.one_node`)."""
     from qwenctl.hardware.facts import AppleSilicon, Memory
+    from qwenctl.machine import one_node
 
     if on_gpu and hw.gpus and hw.gpus[0].bandwidth_bytes_per_s:
         return Bandwidth(hw.gpus[0].bandwidth_bytes_per_s, f"detect: {hw.gpus[0].name}")
     if isinstance(hw.apple, AppleSilicon) and hw.apple.bandwidth_bytes_per_s:
         return Bandwidth(hw.apple.bandwidth_bytes_per_s, f"detect: {hw.apple.chip}")
     if isinstance(hw.memory, Memory) and hw.memory.bandwidth_bytes_per_s:
-        return Bandwidth(hw.memory.bandwidth_bytes_per_s, f"detect: {hw.memory.bandwidth_source or 'host memory'}")
+        source = f"detect: {hw.memory.bandwidth_source or 'host memory'}"
+        if hw.memory.bandwidth_measured:  # the read test's figure is one node's already
+            return Bandwidth(hw.memory.bandwidth_bytes_per_s, source)
+        bw, node = one_node(hw.memory.bandwidth_bytes_per_s, hw)
+        return Bandwidth(bw, f"{source}; {node}" if node else source)
     return None

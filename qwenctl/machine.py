@@ -134,7 +134,10 @@ def host_device(hw: Hardware, n_threads: int | None = None) -> DeviceSpeed:
         sources.append(f"host bandwidth: {bw_source} (sustained)")
     elif bw:
         sources.append(f"host bandwidth: {bw_source or 'detected'}")
-        bw = _one_node(bw, hw, sources)
+        bw, node = one_node(bw, hw)
+        if node:
+            sources.append(f"host bandwidth: {node}: llama.cpp without its NUMA options reads the weights from the "
+                           "node that loaded them")
     else:
         from qwenctl.hardware.host_bandwidth import soc_typical
 
@@ -165,23 +168,23 @@ def host_device(hw: Hardware, n_threads: int | None = None) -> DeviceSpeed:
     )
 
 
-def _one_node(bw: int, hw: Hardware, sources: list[str]) -> int:
-    """The share of a NUMA host's memory that llama.cpp's decode reads: one node's.
+def one_node(bw: int, hw: Hardware) -> tuple[int, str | None]:
+    """The share of a NUMA host's memory that llama.cpp's decode reads: one node's, and which share ("one of 2
+    sockets' memory (307.2 GB/s)"), or None on a host of one node.
 
     The DIMMs (or a profile) give every node's channels, but qwenctl runs llama.cpp without its NUMA options, so the
     weights' pages sit on the node whose thread first read them, and every thread reads them from that node's memory.
     llama.cpp's own `--numa distribute` spreads them only after the page cache is dropped (its help text, citing
     llama.cpp issue #1437). The nodes are sysfs's (`Memory.numa_nodes`: a second socket, an EPYC's NPS4 quarters, a
-    Xeon's SNC clusters), else the sockets. A measured figure is not divided: the read test's buffer sits on one node."""
+    Xeon's SNC clusters), else the sockets. The planner and bench's roofline both read it. The caller does not pass
+    a measured figure: the read test's buffer sat on one node."""
     nodes = hw.memory.numa_nodes if isinstance(hw.memory, Memory) else None
     what = "NUMA nodes'"
     if not nodes and isinstance(hw.cpu, Cpu) and hw.cpu.sockets:
         nodes, what = hw.cpu.sockets, "sockets'"
     if not nodes or nodes < 2:
-        return bw
-    sources.append(f"host bandwidth: one of {nodes} {what} memory ({bw / nodes / 1e9:.1f} GB/s): "
-                   "llama.cpp without its NUMA options reads the weights from the node that loaded them")
-    return bw // nodes
+        return bw, None
+    return bw // nodes, f"one of {nodes} {what} memory ({bw / nodes / 1e9:.1f} GB/s)"
 
 
 def cuda_device(gpu: NvidiaGpu) -> DeviceSpeed:

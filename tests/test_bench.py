@@ -117,6 +117,19 @@ def test_bandwidth_comes_from_the_gpu_only_when_offloading():
     assert b.bandwidth_from_hardware(hw, on_gpu=False) == b.Bandwidth(100_000_000_000, "detect: profile")
 
 
+def test_a_two_socket_hosts_roofline_is_one_nodes_memory():
+    """bench's roofline on a CPU of two sockets is the bandwidth the planner priced: one node's, since the weights
+    sit on the node that loaded them (`machine.one_node`); a measured figure was one node's already."""
+    from qwenctl.profiles import load_profile
+
+    hw = load_profile("h200-x8-141gb")
+    assert b.bandwidth_from_hardware(hw, on_gpu=False) == b.Bandwidth(
+        307_200_000_000, f"detect: {hw.memory.bandwidth_source}; one of 2 sockets' memory (307.2 GB/s)")
+    measured = dataclasses.replace(hw, memory=dataclasses.replace(hw.memory, bandwidth_bytes_per_s=200_000_000_000,
+                                                                   bandwidth_measured=True))
+    assert b.bandwidth_from_hardware(measured, on_gpu=False).bytes_per_s == 200_000_000_000
+
+
 def test_cli_json_and_history(model_cache):
     pytest.importorskip("llama_cpp")
     runner = CliRunner()
