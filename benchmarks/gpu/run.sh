@@ -588,7 +588,13 @@ stage_cpu() {
 
 stages=("$@")
 [ ${#stages[@]} -eq 0 ] && stages=(build models run)
+# every stage runs qwenctl, which needs the carried wheels (platformdirs, diskcache, gguf): install them first, also on a
+# machine that was given back and started fresh between calls, where an earlier call's `build` left nothing
+install_wheels || { stamp "installing the carried wheels failed"; exit 1; }
 for s in "${stages[@]}"; do
+  if [[ ! " build models cpu " =~ " $s " ]] && [[ ! " ${stages[*]} " =~ " build " ]] && [ ! -f "$BUILD/bin/libllama.so" ]; then
+    stamp "stage $s needs the CUDA build, which this machine lacks (a fresh machine): call \`build\` first"; exit 1
+  fi
   case $s in
     build|models|run|facts|extras|quants|memory|memdiag|memcheck|pooltrace|graphcheck|hostgraphs|official|kernels|decodetimes|nofamem|alloctrace|allocheck|ctxmem|speed|sampling|samplerstep|multigpu|splits|rpcworker|rpccompare|cpu|newsize|newsizemem) stamp "stage $s"; "stage_$s" || { stamp "stage $s failed"; exit 1; } ;;
     *) echo "unknown stage $s (build, models, run, facts, extras, quants, memory, memdiag, memcheck, pooltrace, graphcheck, hostgraphs, official, kernels, decodetimes, nofamem, alloctrace, allocheck, ctxmem, speed, sampling, samplerstep, multigpu, splits, rpcworker, rpccompare, cpu, newsize, newsizemem)"; exit 2 ;;
