@@ -412,8 +412,6 @@ def bandwidth_from_hardware(hw, on_gpu: bool) -> Bandwidth | None:
         return Bandwidth(hw.apple.bandwidth_bytes_per_s, f"detect: {hw.apple.chip}")
     if isinstance(hw.memory, Memory) and hw.memory.bandwidth_bytes_per_s:
         source = f"detect: {hw.memory.bandwidth_source or 'host memory'}"
-        if hw.memory.bandwidth_measured:  # the read test's figure is one node's already
-            return Bandwidth(hw.memory.bandwidth_bytes_per_s, source)
         bw, node = one_node(hw.memory.bandwidth_bytes_per_s, hw)
         return Bandwidth(bw, f"{source}; {node}" if node else source)
     return None

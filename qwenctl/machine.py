@@ -176,8 +176,10 @@ def one_node(bw: int, hw: Hardware) -> tuple[int, str | None]:
     weights' pages sit on the node whose thread first read them, and every thread reads them from that node's memory.
     llama.cpp's own `--numa distribute` spreads them only after the page cache is dropped (its help text, citing
     llama.cpp issue #1437). The nodes are sysfs's (`Memory.numa_nodes`: a second socket, an EPYC's NPS4 quarters, a
-    Xeon's SNC clusters), else the sockets. The planner and bench's roofline both read it. The caller does not pass
-    a measured figure: the read test's buffer sat on one node."""
+    Xeon's SNC clusters), else the sockets. The planner and bench's roofline both read it. A measured figure is not
+    divided: the read test's buffer sat on one node."""
+    if isinstance(hw.memory, Memory) and hw.memory.bandwidth_measured:
+        return bw, None
     nodes = hw.memory.numa_nodes if isinstance(hw.memory, Memory) else None
     what = "NUMA nodes'"
     if not nodes and isinstance(hw.cpu, Cpu) and hw.cpu.sockets:
