@@ -25,15 +25,17 @@ MEASURE_HINT = "run `qwenctl detect --measure` to measure it"  # pipeline.prepar
 
 
 def threads(hw: Hardware) -> int:
-    """CPU threads for llama.cpp: the performance cores, else every physical core.
+    """CPU threads for llama.cpp: the performance cores, else every physical core, but never more than the CPUs
+    this process may use (its affinity or its container's CPU quota, whole CPUs).
 
     One rule for run, bench and serve: llama.cpp's decode is bandwidth-bound, and hyper-threads
-    or efficiency cores only add synchronisation to it.
+    or efficiency cores only add synchronisation to it; threads beyond the usable CPUs queue for them.
     """
     if isinstance(hw.apple, AppleSilicon) and hw.apple.performance_cores:
         return hw.apple.performance_cores
     if isinstance(hw.cpu, Cpu):
-        return hw.cpu.performance_cores or hw.cpu.physical_cores
+        cores = hw.cpu.performance_cores or hw.cpu.physical_cores
+        return min(cores, max(1, int(hw.cpu.usable_cpus))) if hw.cpu.usable_cpus else cores
     return int(load_speed_model()["fallbacks"]["threads"])
 
 
@@ -115,7 +117,7 @@ def host_device(hw: Hardware, n_threads: int | None = None) -> DeviceSpeed:
     fb = load_speed_model()["fallbacks"]
     n = n_threads or threads(hw)
     if n_threads and isinstance(hw.cpu, Cpu):
-        n = min(n, hw.cpu.logical_cores)
+        n = min(n, hw.cpu.logical_cores, max(1, int(hw.cpu.usable_cpus or n)))
     core = specs.cpu_core(hw.cpu if isinstance(hw.cpu, Cpu) else None, hw.board if isinstance(hw.board, Board) else None)
     bw = hw.memory.bandwidth_bytes_per_s if isinstance(hw.memory, Memory) else None
     bw_source = hw.memory.bandwidth_source if isinstance(hw.memory, Memory) else None
@@ -129,6 +131,9 @@ def host_device(hw: Hardware, n_threads: int | None = None) -> DeviceSpeed:
     if not sustained and bw and isinstance(hw.memory, Memory) and hw.memory.bandwidth_measured:
         sustained = (bw, bw_source or "measured")  # a read test's figure is what the memory streams, not its peak
     sources, assumed = [core.source], list(core.assumed)
+    if isinstance(hw.cpu, Cpu) and hw.cpu.usable_cpus and n >= int(hw.cpu.usable_cpus):
+        sources.append(f"{n} threads: this process may use {hw.cpu.usable_cpus:g} of the {hw.cpu.logical_cores} CPUs "
+                       f"({hw.cpu.usable_cpus_source})")
     if sustained:  # what the memory streams (a board's STREAM figure, a measurement): price reads on it
         bw, bw_source = sustained
         sources.append(f"host bandwidth: {bw_source} (sustained)")

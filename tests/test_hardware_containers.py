@@ -2,6 +2,7 @@
 
 from hardware_captures import document, replay
 
+from qwenctl import machine
 from qwenctl.hardware import detect, memory
 from qwenctl.hardware.facts import Absent
 
@@ -82,3 +83,59 @@ def test_meminfo_with_only_memtotal_keeps_ram_and_says_available_is_unknown():
     assert got.total_bytes == 24684084 * 1024 and got.available_bytes is None
     assert dict(got.unknown)["available_bytes"] == "neither /proc/meminfo nor the cgroup says what is free"
     assert dict(got.unknown)["swap_total_bytes"] == "no SwapTotal in /proc/meminfo"
+
+
+# --- CPUs: affinity and quota ------------------------------------------------------------------
+
+QUOTA = "linux-x86-cgroup-v1-cpu-quota-1.5.json"
+AFFINITY = "linux-x86-affinity-1-cpu.json"
+
+
+def test_a_cgroup_cpu_quota_caps_llamas_threads_at_the_whole_cpus_it_allows():
+    """`docker run --cpus 1.5` on a 2-core machine: two threads would share one and a half CPUs' time, and each
+    step of llama.cpp waits for the slower one, so it gets one."""
+    hw = detect(replay(QUOTA))
+    assert (hw.cpu.physical_cores, hw.cpu.usable_cpus) == (2, 1.5)
+    assert hw.cpu.usable_cpus_source == (
+        "CPU quota 1.5 CPUs (cgroup v1 /sys/fs/cgroup/cpu/qwenctl-1.5cpu/cpu.cfs_quota_us, via mountinfo)")
+    assert machine.threads(hw) == 1
+    device = machine.host_device(hw)
+    assert device.compute_units == 1 and any("may use 1.5 of the 2 CPUs" in s for s in device.sources)
+
+
+def test_an_affinity_mask_caps_the_threads_too():
+    """`taskset -c 1` (or a kernel that keeps cores from ordinary processes, as a SpacemiT K3's keeps its eight A100
+    AI cores): /proc/self/status lists the CPUs this process may run on."""
+    hw = detect(replay(AFFINITY))
+    assert (hw.cpu.usable_cpus, hw.cpu.usable_cpus_source) == (1.0, "affinity: CPUs 1 (/proc/self/status)")
+    assert machine.threads(hw) == 1
+    assert machine.host_device(hw, n_threads=2).compute_units == 1  # bench -t 2 is priced on the one CPU it has
+
+
+def test_no_limit_keeps_every_core_and_a_capture_without_the_files_is_unlimited():
+    unlimited = document(AFFINITY)
+    unlimited["files"]["/proc/self/status"] = unlimited["files"]["/proc/self/status"].replace(
+        "Cpus_allowed_list:\t1", "Cpus_allowed_list:\t0-1")
+    hw = detect(replay(unlimited))
+    assert (hw.cpu.usable_cpus, machine.threads(hw)) == (None, 2)
+    old = detect(replay("linux-x86-no-gpu.json"))  # captured before these files were read
+    assert (old.cpu.usable_cpus, machine.threads(old)) == (None, 2)
+
+
+def test_cgroup2_cpu_max_and_the_smallest_limit_up_the_tree():
+    """cgroup v2 `cpu.max` as a Kubernetes pod's (limit 2 CPUs on the pod, none on the container); unreadable
+    or malformed files limit nothing."""
+    doc = document(AFFINITY)
+    doc["files"]["/proc/self/status"] = doc["files"]["/proc/self/status"].replace(
+        "Cpus_allowed_list:\t1", "Cpus_allowed_list:\t0-1")
+    doc["files"]["/proc/self/mountinfo"] = "41 31 0:38 / /sys/fs/cgroup rw,relatime - cgroup2 cgroup2 rw\n"
+    doc["files"]["/proc/self/cgroup"] = "0::/kubepods/pod1/app\n"
+    doc["files"]["/sys/fs/cgroup/kubepods/pod1/app/cpu.max"] = "max 100000\n"
+    doc["files"]["/sys/fs/cgroup/kubepods/pod1/cpu.max"] = "50000 100000\n"
+    hw = detect(replay(doc))
+    assert (hw.cpu.usable_cpus, machine.threads(hw)) == (0.5, 1)
+    assert hw.cpu.usable_cpus_source == "CPU quota 0.5 CPUs (cgroup v2 /sys/fs/cgroup/kubepods/pod1/cpu.max, via mountinfo)"
+    doc["files"]["/sys/fs/cgroup/kubepods/pod1/cpu.max"] = "half 100000\n"
+    assert detect(replay(doc)).cpu.usable_cpus is None
+    doc["files"]["/proc/self/status"] = {"error": "EACCES"}
+    assert detect(replay(doc)).cpu.physical_cores == 2

@@ -69,9 +69,11 @@ def probe(source: Source) -> Cpu | Absent:
             kinds, first = arm_core_kinds(text)
         top = max_clock_mhz(source, first)
         base = base_clock_mhz(source, first) or (None if top else vm_nominal_clock_mhz(text))
+        usable = usable_cpus(source, cpu.logical_cores)
         return dataclasses.replace(cpu, max_clock_mhz=top, base_clock_mhz=base,
                                    performance_cores=kinds[0] if kinds else None,
-                                   efficiency_cores=kinds[1] if kinds else None)
+                                   efficiency_cores=kinds[1] if kinds else None,
+                                   usable_cpus=usable[0] if usable else None, usable_cpus_source=usable[1] if usable else None)
     if source.system == "Windows":
         listing = win32_listing(source, (WMIC_ARGV, CIM_ARGV))
         if not listing:
@@ -82,6 +84,31 @@ def probe(source: Source) -> Cpu | Absent:
                                   flags_source="llama.cpp's system info" if "CPU :" in info else None)
         return _with_core_classes(cpu, source.processor_cores())
     return Absent(f"no CPU probe for {source.system} yet")
+
+
+def usable_cpus(source: Source, logical_cores: int) -> tuple[float, str] | None:
+    """(CPUs, why) this process may keep busy at once, where fewer than the machine's: its affinity mask
+    (/proc/self/status `Cpus_allowed_list`: `taskset`, `docker --cpuset-cpus`, a board whose kernel keeps some
+    cores from ordinary processes) and its cgroup's CPU quota (`docker --cpus`, a Kubernetes limit), the smaller.
+    llama.cpp's threads beyond it queue for the same CPUs, and each waits for the slowest at every step."""
+    from qwenctl.hardware import cgroup
+
+    found = []
+    try:  # a fact that cannot be read limits nothing: the machine's cores stand
+        status = colon_fields(source.read_text("/proc/self/status"))
+        if "Cpus_allowed_list" in status:
+            allowed = status["Cpus_allowed_list"].strip()
+            found.append((float(len(cpulist(allowed))), f"affinity: CPUs {allowed} (/proc/self/status)"))
+    except (OSError, ParseError):
+        pass
+    try:
+        quota = cgroup.cpu_quota(source)
+    except (OSError, ParseError):
+        quota = None
+    if quota is not None:
+        found.append((quota.cpus, f"CPU quota {quota.cpus:g} CPUs ({quota.source})"))
+    fewest = min(found, default=None)
+    return fewest if fewest is not None and fewest[0] < logical_cores else None
 
 
 def _with_core_classes(cpu: Cpu, buffer: bytes | None) -> Cpu:

@@ -31,6 +31,8 @@ class Cpu:
     max_clock_mhz: int | None = None  # cpufreq's maximum (Linux); None where no driver says it
     base_clock_mhz: int | None = None  # the clock guaranteed under all-core load (intel_pstate base / ACPI CPPC nominal)
     flags_source: str | None = None  # where `flags` came from; None: not known (Windows before llama-cpp-python is installed)
+    usable_cpus: float | None = None  # CPUs this process may keep busy (affinity, cgroup quota) where fewer than logical_cores
+    usable_cpus_source: str | None = None  # why: "affinity: CPUs 0-7 (/proc/self/status)", "CPU quota 2 CPUs (cgroup v2 ...)"
 
 
 Unknown = tuple[tuple[str, str], ...]  # (field name, why it is not known): "unknown, with why"

@@ -78,6 +78,8 @@ def _cpu(c: Cpu) -> str:
         cores += f" on {c.sockets} sockets"
     if c.performance_cores is not None:
         cores += f" ({c.performance_cores}P + {c.efficiency_cores}E)"
+    if c.usable_cpus is not None:
+        cores += f", {c.usable_cpus:g} usable ({c.usable_cpus_source})"
     flags = " ".join(c.flags) if c.flags else "no SIMD flags reported"
     return f"{c.brand} · {c.arch} · {cores} · {flags}"
 
