@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 from collections import Counter
 
+from qwenctl.hardware import cgroup
 from qwenctl.hardware._parse import (
     ParseError,
     colon_fields,
@@ -91,8 +92,6 @@ def usable_cpus(source: Source, logical_cores: int) -> tuple[float, str] | None:
     (/proc/self/status `Cpus_allowed_list`: `taskset`, `docker --cpuset-cpus`, a board whose kernel keeps some
     cores from ordinary processes) and its cgroup's CPU quota (`docker --cpus`, a Kubernetes limit), the smaller.
     llama.cpp's threads beyond it queue for the same CPUs, and each waits for the slowest at every step."""
-    from qwenctl.hardware import cgroup
-
     found = []
     try:  # a fact that cannot be read limits nothing: the machine's cores stand
         status = colon_fields(source.read_text("/proc/self/status"))
