@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from functools import cached_property
 
@@ -26,16 +27,18 @@ MEASURE_HINT = "run `qwenctl detect --measure` to measure it"  # pipeline.prepar
 
 def threads(hw: Hardware) -> int:
     """CPU threads for llama.cpp: the performance cores, else every physical core, but never more than the CPUs
-    this process may use (its affinity or its container's CPU quota, whole CPUs).
+    this process may use (its affinity, or its container's CPU quota rounded up: a thread per part of a CPU).
 
     One rule for run, bench and serve: llama.cpp's decode is bandwidth-bound, and hyper-threads
-    or efficiency cores only add synchronisation to it; threads beyond the usable CPUs queue for them.
+    or efficiency cores only add synchronisation to it; threads beyond the usable CPUs queue for them. On the
+    development VM's two cores (0.5B Q4_K_M, four passes, benchmarks/results/cpu-quota): under a 1-CPU quota 1 thread
+    decodes 19.1-24.5 tok/s and 2 threads 16.8-20.2; under 1.5 CPUs 2 threads 22.1-29.9 and 1 thread 18.6-23.3.
     """
     if isinstance(hw.apple, AppleSilicon) and hw.apple.performance_cores:
         return hw.apple.performance_cores
     if isinstance(hw.cpu, Cpu):
         cores = hw.cpu.performance_cores or hw.cpu.physical_cores
-        return min(cores, max(1, int(hw.cpu.usable_cpus))) if hw.cpu.usable_cpus else cores
+        return min(cores, max(1, math.ceil(hw.cpu.usable_cpus))) if hw.cpu.usable_cpus else cores
     return int(load_speed_model()["fallbacks"]["threads"])
 
 
@@ -117,7 +120,7 @@ def host_device(hw: Hardware, n_threads: int | None = None) -> DeviceSpeed:
     fb = load_speed_model()["fallbacks"]
     n = n_threads or threads(hw)
     if n_threads and isinstance(hw.cpu, Cpu):
-        n = min(n, hw.cpu.logical_cores, max(1, int(hw.cpu.usable_cpus or n)))
+        n = min(n, hw.cpu.logical_cores, max(1, math.ceil(hw.cpu.usable_cpus or n)))
     core = specs.cpu_core(hw.cpu if isinstance(hw.cpu, Cpu) else None, hw.board if isinstance(hw.board, Board) else None)
     bw = hw.memory.bandwidth_bytes_per_s if isinstance(hw.memory, Memory) else None
     bw_source = hw.memory.bandwidth_source if isinstance(hw.memory, Memory) else None
@@ -131,9 +134,6 @@ def host_device(hw: Hardware, n_threads: int | None = None) -> DeviceSpeed:
     if not sustained and bw and isinstance(hw.memory, Memory) and hw.memory.bandwidth_measured:
         sustained = (bw, bw_source or "measured")  # a read test's figure is what the memory streams, not its peak
     sources, assumed = [core.source], list(core.assumed)
-    if isinstance(hw.cpu, Cpu) and hw.cpu.usable_cpus and n >= int(hw.cpu.usable_cpus):
-        sources.append(f"{n} threads: this process may use {hw.cpu.usable_cpus:g} of the {hw.cpu.logical_cores} CPUs "
-                       f"({hw.cpu.usable_cpus_source})")
     if sustained:  # what the memory streams (a board's STREAM figure, a measurement): price reads on it
         bw, bw_source = sustained
         sources.append(f"host bandwidth: {bw_source} (sustained)")
@@ -154,6 +154,10 @@ def host_device(hw: Hardware, n_threads: int | None = None) -> DeviceSpeed:
     share = specs.thread_share(cpu, core, n)
     if cpu is not None and share < 1.0:
         sources.append(f"{n} threads on {cpu.performance_cores} performance cores: {share:.2f} of their rate each")
+    if cpu is not None and cpu.usable_cpus and cpu.usable_cpus < n:  # a quota's part of a CPU: its threads share the time
+        share *= cpu.usable_cpus / n
+        sources.append(f"{n} threads on {cpu.usable_cpus:g} CPUs' time ({cpu.usable_cpus_source}): "
+                       f"{cpu.usable_cpus / n:.2f} of a CPU each")
     return DeviceSpeed(
         name=f"{core.name} ({n} threads)",
         family=core.family,
