@@ -258,3 +258,22 @@ def test_a_jetpack_7_thor_is_planned_on_its_blackwell_gpu_and_the_boards_273_gb_
     assert c.device == "cuda" and c.n_gpu_layers == -1 and (c.size, c.quant) == ("32B", "q4_k_m")
     assert 6 <= c.tg_tps <= 12
     assert not any("bandwidth unknown" in a for a in r.assumptions)
+
+
+def test_a_spacemit_k3_runs_on_its_eight_x100_cores_at_their_own_rate():
+    """A K3 lists 16 harts, but ordinary processes may run only on its eight out-of-order X100 cores (affinity 0-7;
+    the A100 AI cores take only what is started on them): eight threads, not sixteen, at riscv-rvv-x100's 3.4
+    weights a cycle a core (one X100 thread's published TinyLlama Q4_0 rate), 4.8x the in-order X60's. The K3's
+    published Qwen2.5-0.5B Q4_0 decode on 8 threads is 34.6 tok/s (bruno.verachten.fr Part 4); its memory is not
+    published, so the plan assumes the fallback bandwidth and says so."""
+    hw = detect(replay(riscv_board("spacemit-k3-cpuinfo.json", max_mhz=2400)))
+    assert (hw.cpu.physical_cores, hw.cpu.usable_cpus, hw.cpu.brand) == (16, 8.0, "Spacemit(R) X100")
+    from qwenctl.machine import host_device
+
+    assert host_device(hw).core == "riscv-rvv-x100"
+    r = plan(hw, Constraints(size="0.5B", quant="q4_0"))
+    c = r.chosen
+    assert c.n_threads == 8 and 25 <= c.tg_tps <= 45  # 38.4: the assumed memory binds, 1.11x the published 34.6
+    assert any("assumed 25.6 GB/s" in a for a in r.assumptions)
+    k1 = plan(detect(replay(riscv_board("spacemit-k1-cpuinfo.json", max_mhz=1600))), Constraints(size="0.5B", quant="q4_0"))
+    assert k1.chosen.n_threads == 8 and c.tg_tps > k1.chosen.tg_tps

@@ -384,7 +384,8 @@ def cpu_core(cpu: Cpu | None, board: Board | None) -> CoreSpec:
             key = named or ("arm-neoverse-v1" if "i8mm" in flags else "arm-cortex-a76-n1" if "dotprod" in flags else "arm-cortex-a72")
             kind = "lpddr"
         elif isa_family == "riscv":  # by its vector extension: llama.cpp has RVV 1.0 kernels, else plain C
-            key = next((k for f, k in table["riscv"] if f in flags), "riscv-scalar")
+            named = next((k for pattern, k in table["riscv_names"] if re.search(pattern, brand)), None)
+            key = named or next((k for f, k in table["riscv"] if f in flags), "riscv-scalar")
             kind = "lpddr"
             assumed.append(f"RISC-V kernel rate from one published board ({key}: hardware/data/devices.json), rough for "
                            "other cores; run `qwenctl bench` to measure this one")
