@@ -37,9 +37,14 @@ def threads(hw: Hardware) -> int:
     if isinstance(hw.apple, AppleSilicon) and hw.apple.performance_cores:
         return hw.apple.performance_cores
     if isinstance(hw.cpu, Cpu):
-        cores = hw.cpu.performance_cores or hw.cpu.physical_cores
-        return min(cores, max(1, math.ceil(hw.cpu.usable_cpus))) if hw.cpu.usable_cpus else cores
+        return min(hw.cpu.performance_cores or hw.cpu.physical_cores, usable_threads(hw.cpu))
     return int(load_speed_model()["fallbacks"]["threads"])
+
+
+def usable_threads(cpu: Cpu) -> int:
+    """The most threads worth giving llama.cpp here: one per logical CPU this process may use, and under a quota
+    one per CPU or part of one (`threads`' measurements)."""
+    return min(cpu.logical_cores, max(1, math.ceil(cpu.usable_cpus))) if cpu.usable_cpus else cpu.logical_cores
 
 
 def in_container(memory: Memory) -> bool:
@@ -120,7 +125,7 @@ def host_device(hw: Hardware, n_threads: int | None = None) -> DeviceSpeed:
     fb = load_speed_model()["fallbacks"]
     n = n_threads or threads(hw)
     if n_threads and isinstance(hw.cpu, Cpu):
-        n = min(n, hw.cpu.logical_cores, max(1, math.ceil(hw.cpu.usable_cpus or n)))
+        n = min(n, usable_threads(hw.cpu))
     core = specs.cpu_core(hw.cpu if isinstance(hw.cpu, Cpu) else None, hw.board if isinstance(hw.board, Board) else None)
     bw = hw.memory.bandwidth_bytes_per_s if isinstance(hw.memory, Memory) else None
     bw_source = hw.memory.bandwidth_source if isinstance(hw.memory, Memory) else None

@@ -77,7 +77,8 @@ def _cpu_quota_at(source: Source, version: int, directory: str) -> tuple[float, 
         text = _optional(source, name)
         if text is None:
             return None
-        quota, period = to_int(text, name), to_int(_optional(source, f"{directory}/cpu.cfs_period_us") or "100000", name)
+        period_name = f"{directory}/cpu.cfs_period_us"
+        quota, period = to_int(text, name), to_int(_optional(source, period_name) or "100000", period_name)
     return (quota / period, name) if quota > 0 and period > 0 else None  # v1's -1: no limit
 
 
