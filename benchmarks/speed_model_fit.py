@@ -5,6 +5,7 @@
                                                     # write the constants and benchmarks/results/speed_model_fit.json
     python benchmarks/speed_model_fit.py --fit --resplit   # the same over a new split of the devices
     python benchmarks/speed_model_fit.py --fit --only prompt   # refit one group (or cpu-decode, gpu-decode, cuda-kernels, gddr, geforce-clock)
+    python benchmarks/speed_model_fit.py --fit --only cuda-kernels --kernel q8_0   # one CUDA decode kernel's constant
     python benchmarks/speed_model_fit.py --rows     # also print every row
     python benchmarks/speed_model_fit.py --score F  # score the shipped constants on the rows of F (collected
                                                     # after the fit, e.g. published_cpu_sweeps.json), never fit
@@ -331,10 +332,10 @@ MIN_DEVICES = 3  # a family's own efficiency needs this many fitting devices
 # Engines whose decode kernels unpack while their loads are in flight (CUDA's mul_mat_vec_q): a weight type's cost is
 # the bytes its kernel keeps in flight per SM (unit_bytes_per_cycle per type), with no ALU unpacking term.
 PER_QUANT_UNITS = ("cuda",)
-# Types whose kernels load the same bytes a warp-iteration with about as many registers (Q4_0 16 x 18 B, Q8_0 8 x 34 B;
-# 48 and 60 registers on sm_90): one constant, so Q8_0's single fitting row (an RTX 4090 whose DRAM binds) does not set it.
-# Q2_K has no fitting row and Q3_K's kernel geometry (QI 16, VDR 1): it takes Q3_K_M's constant.
-TIED_QUANT_UNITS = (("q4_0", "q8_0"), ("q3_k_m", "q2_k"))
+# Types that share one constant: Q2_K has no fitting row and Q3_K's kernel geometry (QI 16, VDR 1): it takes Q3_K_M's.
+# (Q8_0 shared Q4_0's until its first fitting row where the SMs bind, the H100's 7B, was entered: its other fitting row,
+# an RTX 4090's, is bound by the DRAM and cannot set it.)
+TIED_QUANT_UNITS = (("q3_k_m", "q2_k"),)
 MIN_QUANT_DEVICES = 1  # a quant's unpacking cost is its kernel's (bit-twiddling per weight), not a device's: one device measures it
 # Memory kinds that share one DRAM efficiency. HBM and GDDR were one constant until 2026-12-03, so that a GPU
 # family's DRAM share could not absorb what its SMs keep in flight (the units' cap, unit_bytes_per_cycle): what differs
@@ -436,7 +437,7 @@ def loss(obs) -> float:
     return total / max(len(obs), 1)
 
 
-def fit(rows: list[dict], obs, sweeps: int = 5, only: str | None = None) -> None:
+def fit(rows: list[dict], obs, sweeps: int = 5, only: str | None = None, kernel: str | None = None) -> None:
     """Coordinate descent in log space: each constant in turn, golden-section search on its range.
 
     ``only``: one group of constants, the others kept, for a change to one part of the model that should
@@ -445,7 +446,8 @@ def fit(rows: list[dict], obs, sweeps: int = 5, only: str | None = None) -> None
     MLX's decode constants and the HBM / GDDR / Apple efficiencies), "gddr" (GDDR's share of its peak alone),
     "geforce-clock" (how far above its rated boost a desktop GeForce runs under load) or "cuda-kernels" (the bytes
     each CUDA decode kernel keeps in flight, unit_bytes_per_cycle, with the memory and per-layer constants kept: for
-    rows that measure kernels, as a build's new F16 kernel)."""
+    rows that measure kernels, as a build's new F16 kernel); ``kernel`` narrows that to one weight type's constant
+    (and its tie's), for a type whose first row where the SMs bind arrived after the others were fitted."""
     sm = load_speed_model()  # the cached dict the model reads: changed in place
     params = parameters(sm, rows)
     if only == "prompt":
@@ -481,7 +483,7 @@ def fit(rows: list[dict], obs, sweeps: int = 5, only: str | None = None) -> None
         params = [p for p in params if all(box is sm["memory_efficiency"] and key == "gddr" for box, key in p[0])]
     elif only == "cuda-kernels":
         cuda_units = sm["engines"]["cuda"]["unit_bytes_per_cycle"]
-        params = [p for p in params if all(box is cuda_units for box, _ in p[0])]
+        params = [p for p in params if all(box is cuda_units and kernel in (None, key) for box, key in p[0])]
     for sweep in range(sweeps):
         for targets, lo, hi in params:
             a, b = math.log(lo), math.log(hi)
@@ -559,11 +561,14 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--fit", action="store_true", help="refit the constants on the fitting half (the shipped split's)")
     ap.add_argument("--only", choices=("prompt", "cpu-decode", "gpu-decode", "cuda-kernels", "gddr", "geforce-clock"), help="with --fit: refit one group of constants only")
+    ap.add_argument("--kernel", help="with --only cuda-kernels: refit this weight type's constant only (e.g. q8_0)")
     ap.add_argument("--resplit", action="store_true",
                     help="deal the devices into halves anew (by family, in hash order) instead of keeping the shipped split")
     ap.add_argument("--rows", action="store_true")
     ap.add_argument("--score", type=Path, help="rows collected after the fit: score the shipped constants on them")
     args = ap.parse_args()
+    if args.kernel and args.only != "cuda-kernels":
+        ap.error("--kernel goes with --fit --only cuda-kernels")
     doc = json.loads(DATA.read_text())
     if args.score:
         score_later_rows(args.score, doc)
@@ -575,7 +580,7 @@ def main() -> None:
     skipped = [r for r in rows if "_skip" in r]
     if args.fit:
         # constants exist only where fitting rows are
-        fit([r for r in rows if role.get(r.get("_device")) == "fit"], fit_obs, only=args.only)
+        fit([r for r in rows if role.get(r.get("_device")) == "fit"], fit_obs, only=args.only, kernel=args.kernel)
         set_uncertainties(fit_obs)
     fit_err, held_err = errors(fit_obs), errors(held_obs)
     families = sorted({r["_family"] for r in rows if "_skip" not in r})
@@ -593,7 +598,8 @@ def main() -> None:
     if args.fit:
         sm = load_speed_model()
         # a group's refit adds to the record of the constants it kept; a whole fit starts it anew
-        sm["version"] = (f"{sm['version']}; {args.only} refitted {date.today().isoformat()}" if args.only
+        group = f"{args.only} ({args.kernel})" if args.kernel else args.only
+        sm["version"] = (f"{sm['version']}; {group} refitted {date.today().isoformat()}" if args.only
                          else "fitted " + doc.get("collected", ""))
         sm["fitted_on"] = report["devices"]["fit"]
         sm["held_out"] = {"devices": report["devices"]["held_out"], **{k: report["held_out"][k] for k in ("tg", "pp")}}
