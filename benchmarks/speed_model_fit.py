@@ -484,6 +484,8 @@ def fit(rows: list[dict], obs, sweeps: int = 5, only: str | None = None, kernel:
     elif only == "cuda-kernels":
         cuda_units = sm["engines"]["cuda"]["unit_bytes_per_cycle"]
         params = [p for p in params if all(box is cuda_units and kernel in (None, key) for box, key in p[0])]
+        if not params:
+            raise SystemExit(f"speed_model_fit.py: no fitting row decodes {kernel} on CUDA: nothing to fit")
     for sweep in range(sweeps):
         for targets, lo, hi in params:
             a, b = math.log(lo), math.log(hi)
