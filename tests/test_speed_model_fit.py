@@ -1,0 +1,59 @@
+"""The fitting script's narrowing: refitting one CUDA decode kernel's constant moves that constant and nothing else.
+
+The fit itself is a benchmark (benchmarks/speed_model_fit.py prints its held-out figures); what a test can hold is that
+`--only cuda-kernels --kernel Q` cannot quietly change the constants it was not asked to, and that naming a type no
+fitting row decodes stops instead of recording a refit that fitted nothing.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from qwenctl.speed import load_speed_model
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+@pytest.fixture
+def fitting():
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        import speed_model_fit as fit_script
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    doc = json.loads(fit_script.DATA.read_text())
+    rows = fit_script.prepare(doc, doc.get("cpu_hosts", {}))
+    role = fit_script.shipped_split(rows)
+    fit_rows = [r for r in rows if role.get(r.get("_device")) == "fit"]
+    model = load_speed_model()  # the cached dict every prediction reads; the fit changes it in place
+    shipped = copy.deepcopy(model)
+    yield fit_script, fit_rows, fit_script.observations(rows, role, "fit"), model
+    model.clear()
+    model.update(shipped)
+
+
+def test_one_kernel_refit_moves_that_constant_only(fitting):
+    fit_script, rows, obs, model = fitting
+    units = model["engines"]["cuda"]["unit_bytes_per_cycle"]
+    before = copy.deepcopy(model)
+    units["q8_0"] = 5.0  # far from where its fitting rows put it
+    start = fit_script.loss(obs)
+    fit_script.fit(rows, obs, sweeps=1, only="cuda-kernels", kernel="q8_0")
+    assert fit_script.loss(obs) < start
+    assert units["q8_0"] != 5.0
+    moved = copy.deepcopy(model)
+    moved["engines"]["cuda"]["unit_bytes_per_cycle"]["q8_0"] = before["engines"]["cuda"]["unit_bytes_per_cycle"]["q8_0"]
+    assert moved == before
+
+
+def test_a_kernel_no_fitting_row_decodes_stops_the_fit(fitting):
+    fit_script, rows, obs, model = fitting
+    before = copy.deepcopy(model)
+    with pytest.raises(SystemExit, match="no fitting row decodes iq2_xxs"):
+        fit_script.fit(rows, obs, only="cuda-kernels", kernel="iq2_xxs")
+    assert model == before
