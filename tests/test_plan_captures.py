@@ -277,3 +277,29 @@ def test_a_spacemit_k3_runs_on_its_eight_x100_cores_at_their_own_rate():
     assert any("assumed 25.6 GB/s" in a for a in r.assumptions)
     k1 = plan(detect(replay(riscv_board("spacemit-k1-cpuinfo.json", max_mhz=1600))), Constraints(size="0.5B", quant="q4_0"))
     assert k1.chosen.n_threads == 8 and c.tg_tps > k1.chosen.tg_tps
+
+
+def test_a_pi_4_sold_at_1_25_ghz_is_priced_at_its_cpufreq_maximum_not_the_boards_clock():
+    """The Raspberry Pi 4 "1.25 GHz edition" (2026) names itself like any Pi 4: sbc-bench's report on one
+    (ThomasKaiser/sbc-bench#136, 2026-07-03) reads "RPi 4 Model B Rev 1.4" with every core's cpufreq maximum at
+    1,300 MHz. The Pi 4 8GB capture with that maximum added (the capture has no cpufreq of its own): the plan prices
+    the A72s at 1.3 GHz, below the board row's 1.5, so its prompt is slower and its decode no faster; with cpufreq
+    reporting the board's own clock, or an overclock above it, nothing changes."""
+    from qwenctl.machine import host_device
+
+    def pi4(max_khz: int | None):
+        doc = document("raspberry-pi-4-8gb.json")
+        doc["files"]["/proc/meminfo"] = document("raspberry-pi-5-8gb.json")["files"]["/proc/meminfo"]
+        if max_khz:
+            for n in range(4):
+                doc["files"][f"/sys/devices/system/cpu/cpu{n}/cpufreq/cpuinfo_max_freq"] = f"{max_khz}\n"
+        return detect(replay(doc))
+
+    slow, plain, overclocked = pi4(1_300_000), pi4(None), pi4(2_000_000)
+    assert slow.cpu.max_clock_mhz == 1300
+    assert host_device(slow).clock_hz == 1.3e9
+    assert host_device(plain).clock_hz == host_device(overclocked).clock_hz == 1.5e9
+    q = Constraints(size="0.5B", quant="q4_k_m")
+    a, b = plan(slow, q).chosen, plan(plain, q).chosen
+    assert a.pp_tps < 0.9 * b.pp_tps
+    assert a.tg_tps <= b.tg_tps

@@ -365,7 +365,12 @@ def cpu_core(cpu: Cpu | None, board: Board | None) -> CoreSpec:
     The clock is the one the CPU guarantees with every core busy (its base or nominal clock: detected,
     or the "@ 2.80GHz" of an Intel name), not cpufreq's one-core turbo: llama.cpp keeps every thread
     busy, and the speed model's CPU constants were fitted on base clocks. A laptop's turbo is 1.5-2.2x
-    its base, which priced its prompts that much too fast."""
+    its base, which priced its prompts that much too fast.
+
+    A board's clock is its row's, lowered to cpufreq's maximum where that is below it: a board sold slower under
+    the same name (the Raspberry Pi 4 "1.25 GHz edition" of 2026 reports "Raspberry Pi 4 Model B Rev 1.4" and a
+    1,300 MHz maximum), a Jetson's power mode, an underclock. A higher maximum (an overclock, later Pi 4 firmware's
+    1.8 GHz) is not taken: the Pi 4's per-cycle rates were checked on rows priced at its row's 1.5 GHz."""
     table = _devices()["core_of"]
     flags = set(cpu.flags) if cpu else set()
     brand = cpu.brand if cpu else ""
@@ -375,6 +380,8 @@ def cpu_core(cpu: Cpu | None, board: Board | None) -> CoreSpec:
         core = b["cpu_cores"][0]["type"]
         key = table["arm"].get(core, "arm-cortex-a76-n1")
         clock = turbo = b["max_clock_ghz"]
+        if cpu is not None and cpu.max_clock_mhz and cpu.max_clock_mhz / 1000 < clock:
+            clock = turbo = cpu.max_clock_mhz / 1000  # an edition sold slower, a power mode, an underclock
         name, kind = f"{b['board']} ({b['cpu_cores'][0]['count']}x {core})", "lpddr"
     else:
         arm = cpu is not None and cpu.arch in ("arm64", "aarch64", "arm")
