@@ -47,9 +47,9 @@ def rk3588_board(model: str, compatible: str) -> dict[str, Any]:
     return doc
 
 
-def riscv_board(capture: str, max_mhz: int | None = None) -> dict[str, Any]:
-    """A RISC-V board: a captured /proc/cpuinfo (sbc-bench's, verbatim), the Raspberry Pi 5 capture's 8 GB meminfo,
-    and, where given, each hart's cpufreq maximum."""
+def board_capture(capture: str, max_mhz: int | None = None) -> dict[str, Any]:
+    """A board whose capture has /proc/cpuinfo and no meminfo or cpufreq (the RISC-V boards' sbc-bench cpuinfo, the
+    Pi 4 8GB's): the Raspberry Pi 5 capture's 8 GB meminfo and, where given, each CPU's cpufreq maximum."""
     doc = document(capture)
     doc["files"]["/proc/meminfo"] = document("raspberry-pi-5-8gb.json")["files"]["/proc/meminfo"]
     if max_mhz:

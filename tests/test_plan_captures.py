@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-from hardware_captures import document, jetpack4_nano, jetpack5_agx_orin, jetpack7_agx_thor, replay, riscv_board, rk3588_board
+from hardware_captures import board_capture, document, jetpack4_nano, jetpack5_agx_orin, jetpack7_agx_thor, replay, rk3588_board
 
 from qwenctl.errors import ExitCode, QwenctlError
 from qwenctl.hardware import detect
@@ -197,7 +197,7 @@ def test_a_hifive_premier_p550_decodes_a_3b_at_its_scalar_cores_rate():
     sets the pace (riscv-scalar: 0.14 weights a cycle a core, the rate Ollama's published llama3.2:3b and llama3.1:8b
     rows on this board give, 0.24 and 0.10 tok/s). Before it had a row it was priced as an x86 core with SSE, 13x
     too fast; a 3B at 4 bits is now a fraction of a token a second, and the plan says nothing reaches 5 tok/s."""
-    hw = detect(replay(riscv_board("eswin-eic7700x-cpuinfo.json", max_mhz=1400)))
+    hw = detect(replay(board_capture("eswin-eic7700x-cpuinfo.json", max_mhz=1400)))
     r = plan(hw, Constraints(size="3B"))
     c = r.chosen
     (host,) = c.speed.terms
@@ -208,7 +208,7 @@ def test_a_hifive_premier_p550_decodes_a_3b_at_its_scalar_cores_rate():
 def test_a_visionfive_2_gets_the_best_small_model_not_the_smallest_quant():
     """A StarFive JH7110 (four U74, scalar): every 0.5B quant decodes at one compute-bound speed, under 5 tok/s, so the
     planner takes the best of the fastest plans (a 4-bit or better 0.5B), not Q2_K, and says nothing reaches 5 tok/s."""
-    r = plan(detect(replay(riscv_board("starfive-jh7110-cpuinfo.json", max_mhz=1500))))
+    r = plan(detect(replay(board_capture("starfive-jh7110-cpuinfo.json", max_mhz=1500))))
     c = r.chosen
     assert (c.size, c.device) == ("0.5B", "cpu") and c.quant not in ("q2_k", "q3_k_m")
     assert c.tg_tps < 5 and any("nothing here reliably reaches 5 tok/s" in w for w in r.warnings)
@@ -217,8 +217,8 @@ def test_a_visionfive_2_gets_the_best_small_model_not_the_smallest_quant():
 def test_a_spacemit_k1_runs_the_rvv_kernels():
     """Eight SpacemiT X60 with RVV 1.0 (a Banana Pi F3's K1) at 1.6 GHz: riscv-rvv's 0.71 weights a cycle a core, the
     rate llama-bench's TinyLlama Q4_K_M (8.29 tok/s on 8 threads) gives, five times the scalar one."""
-    hw = detect(replay(riscv_board("spacemit-k1-cpuinfo.json", max_mhz=1600)))
-    scalar = detect(replay(riscv_board("eswin-eic7700x-cpuinfo.json", max_mhz=1600)))
+    hw = detect(replay(board_capture("spacemit-k1-cpuinfo.json", max_mhz=1600)))
+    scalar = detect(replay(board_capture("eswin-eic7700x-cpuinfo.json", max_mhz=1600)))
     fast, slow = (plan(h, Constraints(size="0.5B", quant="q4_k_m")).chosen for h in (hw, scalar))
     assert fast.n_threads == 8 and slow.n_threads == 4
     assert fast.tg_tps / slow.tg_tps > 5  # twice the cores, five times the rate a core
@@ -266,7 +266,7 @@ def test_a_spacemit_k3_runs_on_its_eight_x100_cores_at_their_own_rate():
     weights a cycle a core (one X100 thread's published TinyLlama Q4_0 rate), 4.8x the in-order X60's. The K3's
     published Qwen2.5-0.5B Q4_0 decode on 8 threads is 34.6 tok/s (bruno.verachten.fr Part 4); its memory is not
     published, so the plan assumes the fallback bandwidth and says so."""
-    hw = detect(replay(riscv_board("spacemit-k3-cpuinfo.json", max_mhz=2400)))
+    hw = detect(replay(board_capture("spacemit-k3-cpuinfo.json", max_mhz=2400)))
     assert (hw.cpu.physical_cores, hw.cpu.usable_cpus, hw.cpu.brand) == (16, 8.0, "Spacemit(R) X100")
     from qwenctl.machine import host_device
 
@@ -275,7 +275,7 @@ def test_a_spacemit_k3_runs_on_its_eight_x100_cores_at_their_own_rate():
     c = r.chosen
     assert c.n_threads == 8 and 25 <= c.tg_tps <= 45  # 38.4: the assumed memory binds, 1.11x the published 34.6
     assert any("assumed 25.6 GB/s" in a for a in r.assumptions)
-    k1 = plan(detect(replay(riscv_board("spacemit-k1-cpuinfo.json", max_mhz=1600))), Constraints(size="0.5B", quant="q4_0"))
+    k1 = plan(detect(replay(board_capture("spacemit-k1-cpuinfo.json", max_mhz=1600))), Constraints(size="0.5B", quant="q4_0"))
     assert k1.chosen.n_threads == 8 and c.tg_tps > k1.chosen.tg_tps
 
 
@@ -287,15 +287,10 @@ def test_a_pi_4_sold_at_1_25_ghz_is_priced_at_its_cpufreq_maximum_not_the_boards
     reporting the board's own clock, or an overclock above it, nothing changes."""
     from qwenctl.machine import host_device
 
-    def pi4(max_khz: int | None):
-        doc = document("raspberry-pi-4-8gb.json")
-        doc["files"]["/proc/meminfo"] = document("raspberry-pi-5-8gb.json")["files"]["/proc/meminfo"]
-        if max_khz:
-            for n in range(4):
-                doc["files"][f"/sys/devices/system/cpu/cpu{n}/cpufreq/cpuinfo_max_freq"] = f"{max_khz}\n"
-        return detect(replay(doc))
+    def pi4(max_mhz: int | None):
+        return detect(replay(board_capture("raspberry-pi-4-8gb.json", max_mhz)))
 
-    slow, plain, overclocked = pi4(1_300_000), pi4(None), pi4(2_000_000)
+    slow, plain, overclocked = pi4(1300), pi4(None), pi4(2000)
     assert slow.cpu.max_clock_mhz == 1300
     assert host_device(slow).clock_hz == 1.3e9
     assert host_device(plain).clock_hz == host_device(overclocked).clock_hz == 1.5e9

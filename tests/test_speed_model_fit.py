@@ -8,24 +8,23 @@ fitting row decodes stops instead of recording a refit that fitted nothing.
 from __future__ import annotations
 
 import copy
+import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
 from qwenctl.speed import load_speed_model
 
-BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "speed_model_fit.py"
 
 
 @pytest.fixture
 def fitting():
-    sys.path.insert(0, str(BENCHMARKS))
-    try:
-        import speed_model_fit as fit_script
-    finally:
-        sys.path.remove(str(BENCHMARKS))
+    spec = importlib.util.spec_from_file_location("speed_model_fit", SCRIPT)
+    assert spec and spec.loader
+    fit_script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fit_script)
     doc = json.loads(fit_script.DATA.read_text())
     rows = fit_script.prepare(doc, doc.get("cpu_hosts", {}))
     role = fit_script.shipped_split(rows)
