@@ -116,13 +116,18 @@ class DeviceTerms:
     pp_stream_s: float | None = None  # the prompt batch's reads of the weights, where not `stream_s` (copied to a GPU)
     threads_s: float = 0.0  # a CPU's threads multiplying the token's weights, at their kernels' rate
     pp_types: float = 1.0  # how much longer the prompt's products take for this file's weight types here (`_type_slowdown`)
+    context_s: float = 0.0  # what each further token in the KV cache adds: its K and V rows in this device's layers
 
     @property
     def decode_s(self) -> float:
         """A CPU's threads multiply while its prefetchers stream the next weights, so the slower of the two sets
         the pace: few threads on fast memory are bound by their kernels, many threads by the memory. (A smooth
         maximum, as `_streaming_rate` takes for its knee, fitted the fitting half's CPUs worse the softer it was.)"""
-        return self.fixed_s + max(self.stream_s + self.dequant_s, self.threads_s)
+        return self.decode_after(0)
+
+    def decode_after(self, more_tokens: float) -> float:
+        """`decode_s` with ``more_tokens`` more in the KV cache than the reference depth: each is read once more."""
+        return self.fixed_s + max(self.stream_s + more_tokens * self.context_s + self.dequant_s, self.threads_s)
 
     @property
     def prompt_s(self) -> float:
@@ -141,6 +146,22 @@ class SpeedEstimate:
     correction_source: str | None = None
     link_s: float = 0.0  # per token: moving activations between devices (part of the decode time)
     link_notes: tuple[str, ...] = ()  # what that time is: "2 hops between GPUs per token", ...
+    depth_tokens: int = 0  # the KV cache's depth tg_tps is for (speed_model.json `kv_read_depth_tokens`)
+    concurrent: bool = False  # the devices work on each token at once (a tensor split): the slowest sets the pace
+
+    def tg_at(self, depth_tokens: int) -> float:
+        """Generation tokens/s with ``depth_tokens`` already in the KV cache.
+
+        Every generated token reads the K and V rows of every cached token in every layer, so decoding slows as
+        a conversation grows: the reads are priced at each device's streaming rate, like the weights'. A lower
+        bound on the slowdown where attention runs unfused (flash attention off), which also writes and reads a
+        score per head and cached token."""
+        more = depth_tokens - self.depth_tokens
+        if not self.terms or more <= 0:
+            return self.tg_tps
+        combine = max if self.concurrent else sum
+        added = combine(t.decode_after(more) for t in self.terms) - combine(t.decode_s for t in self.terms)
+        return 1.0 / (1.0 / self.tg_tps + added / self.correction)
 
 
 def _streaming_rate(dev: DeviceSpeed, efficiency: float, unit_bytes_per_cycle: float) -> float:
@@ -342,12 +363,14 @@ def estimate_placed_speed(
     devices = tuple(under_load(d) for d in devices)
     a = model.arch
     s = split or weight_split(load_catalog(), model, weights)
-    kv_per_layer = kv_cache_bytes(model, int(sm["kv_read_depth_tokens"]), kv_cache_type, layers=1)
+    depth = int(sm["kv_read_depth_tokens"])
+    kv_per_layer = kv_cache_bytes(model, depth, kv_cache_type, layers=1)
     params_per_layer = (model.params - a.vocab_size * a.hidden_size * (1 if a.tied_embeddings else 2)) / a.n_layers
     out_params = a.vocab_size * a.hidden_size
 
     # device, layers, bytes read, weights multiplied for every token, output weights multiplied (the logits)
     shares: list[tuple[DeviceSpeed, int, float, float, float]] = []
+    kv_layers: list[float] = []  # the layers of each share whose K and V rows a token reads (a tensor split's share of all)
     host_share = False
     if mode == "tensor":
         total = sum(proportions)
@@ -356,22 +379,26 @@ def estimate_placed_speed(
             out_share = f if s.output_in_file else 1.0  # a tied output (token_embd) is not cut: every GPU reads all of it
             shares.append((dev, a.n_layers, f * a.n_layers * (s.layer_bytes + kv_per_layer) + out_share * s.output_bytes,
                            f * a.n_layers * params_per_layer, out_share * out_params))
+            kv_layers.append(f * a.n_layers)
     else:
         for i, dev in enumerate(devices):
             layers, out = placement.layers_on(i), placement.output_device == i
             if layers or out:
                 shares.append((dev, layers, layers * (s.layer_bytes + kv_per_layer) + (s.output_bytes if out else 0),
                                layers * params_per_layer, out_params if out else 0))
+                kv_layers.append(layers)
         host_layers, out = placement.layers_on(None), placement.output_device is None
         if host_layers or out:
             host_share = bool(devices)
             shares.append((host, host_layers, host_layers * (s.layer_bytes + kv_per_layer) + (s.output_bytes if out else 0),
                            host_layers * params_per_layer, out_params if out else 0))
+            kv_layers.append(host_layers)
 
     quant = _quant_key(weights)
     terms = []
     uncertainty = 0.0
-    for dev, layers, nbytes, layer_params, logit_params in shares:
+    kv_per_token = kv_per_layer / depth
+    for (dev, layers, nbytes, layer_params, logit_params), kv_share in zip(shares, kv_layers):
         params = layer_params + logit_params
         e = sm["engines"][dev.engine]
         pp_e = sm["engines"][e["pp_constants"]] if "pp_constants" in e else e  # an engine with no prompt rows of its own
@@ -401,6 +428,7 @@ def estimate_placed_speed(
             + (0.0 if flash_attn else _unfused_attention_s(dev, a, layers, pp_tokens, eff)),
             pp_fixed_s=layers * pp_e["pp_per_layer_cycles"] / dev.clock_hz,
             pp_types=types,
+            context_s=kv_share * kv_per_token / streaming,
         ))
         uncertainty = max(uncertainty, family.get("uncertainty", e["uncertainty"]))  # a family's own, where wider
     offload_to = next((d for d in devices if d.engine == "cuda"), None)
@@ -421,7 +449,7 @@ def estimate_placed_speed(
     tg = 1.0 / (decode_s + (sample_s if sampling else 0.0))
     return SpeedEstimate(tg_tps=tg, tg_tps_low=tg * (1 - uncertainty), pp_tps=pp_tokens / prompt_s,
                          chat_tps=1.0 / (decode_s + sample_s), sampling_s=sample_s, terms=tuple(terms),
-                         link_s=link_s, link_notes=tuple(notes))
+                         link_s=link_s, link_notes=tuple(notes), depth_tokens=depth, concurrent=mode == "tensor")
 
 
 def memory_family(family: str) -> str:

@@ -589,3 +589,14 @@ def test_a_desktop_geforce_is_priced_at_its_clock_under_load_a_workstation_card_
     (t,) = estimate_speed(*spec("7B"), rated, HOST).terms
     cycles = load_speed_model()["engines"]["cuda"]["per_layer_cycles"]
     assert t.fixed_s == pytest.approx(28 * cycles / (2.52e9 * k))
+
+
+def test_decode_slows_by_the_kv_rows_each_cached_token_adds():
+    """At depth d every token also reads d tokens' K and V rows (Qwen2.5-7B, f16 cache: 28 layers x 4 KV heads x 128 x
+    2 x 2 B = 57,344 B a token) at the device's streaming rate."""
+    est = estimate_speed(*spec("7B"), cuda_device(gpu("NVIDIA H200", 4.8e12)), HOST)
+    t = est.terms[0]
+    rate = t.bytes_read / t.stream_s
+    assert est.tg_at(est.depth_tokens) == est.tg_tps
+    added = 1 / est.tg_at(est.depth_tokens + 32768) - 1 / est.tg_tps
+    assert added == pytest.approx(32768 * 57344 / rate, rel=1e-6)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The CUDA measurements of docs/benchmarks.md, on the GPU machine (device tool, no network).
 #
-#   bash benchmarks/gpu/run.sh [build] [models] [run] [extras] [facts] [quants] [memory] [speed] [sampling] [samplerstep] [memdiag] [memcheck] [pooltrace] [graphcheck] [hostgraphs] [official] [kernels] [nofamem] [alloctrace] [allocheck] [ctxmem] [cpu] [newsize] [newsizemem]   (no argument: the first three)
+#   bash benchmarks/gpu/run.sh [build] [models] [run] [extras] [facts] [quants] [memory] [speed] [sampling] [samplerstep] [memdiag] [memcheck] [pooltrace] [graphcheck] [hostgraphs] [official] [kernels] [nofamem] [alloctrace] [allocheck] [ctxmem] [depth] [cpu] [newsize] [newsizemem]   (no argument: the first three)
 #
 # Each device call may run 600 s and a fresh machine's build takes ~345 s: call `build models`, then
 # `run`, then `extras` (the warm machine keeps the build and the models between calls).
@@ -400,6 +400,21 @@ stage_speed() {
   done
 }
 
+# depth: decode with the KV cache already holding DEPTHS tokens (default 0,2048,8192,32768), flash attention on and off,
+# every model: what `SpeedEstimate.tg_at` predicts (each cached token's K and V rows read once more per generated
+# token). llama-bench -d fills the cache with a prompt of that length before each tg run. $OUT/depth-*.json.
+stage_depth() {
+  local m fa
+  for m in "$WORK"/models/*.gguf; do
+    [ -f "$m" ] || continue
+    for fa in 1 0; do
+      stamp "llama-bench depths $(basename "$m") fa=$fa"
+      timeout 200 "$BUILD/bin/llama-bench" -m "$m" -p 0 -n $N -r 3 -ngl 99 -fa $fa -d "${DEPTHS:-0,2048,8192,32768}" -o json \
+        >"$OUT/depth-$(basename "$m" .gguf)-fa$fa.json" 2>/dev/null || echo "FAILED"
+    done
+  done
+}
+
 # newsize: a size never measured before (NEWSIZE, default 32B; NEWSIZE_QUANT, default Q4_K_M, made from an intermediate
 # written directly, NEWSIZE_VIA Q8_0 by default, since its F16 copy would not fit the disk; NEWSIZE_QUANT=NEWSIZE_VIA=Q4_0
 # writes a Q4_0 file directly, with no llama-quantize): the file and llama-bench; then stage newsizemem, VRAM and host
@@ -596,8 +611,8 @@ for s in "${stages[@]}"; do
     stamp "stage $s needs the CUDA build, which this machine lacks (a fresh machine): call \`build\` first"; exit 1
   fi
   case $s in
-    build|models|run|facts|extras|quants|memory|memdiag|memcheck|pooltrace|graphcheck|hostgraphs|official|kernels|decodetimes|nofamem|alloctrace|allocheck|ctxmem|speed|sampling|samplerstep|multigpu|splits|rpcworker|rpccompare|cpu|newsize|newsizemem) stamp "stage $s"; "stage_$s" || { stamp "stage $s failed"; exit 1; } ;;
-    *) echo "unknown stage $s (build, models, run, facts, extras, quants, memory, memdiag, memcheck, pooltrace, graphcheck, hostgraphs, official, kernels, decodetimes, nofamem, alloctrace, allocheck, ctxmem, speed, sampling, samplerstep, multigpu, splits, rpcworker, rpccompare, cpu, newsize, newsizemem)"; exit 2 ;;
+    build|models|run|facts|extras|quants|memory|memdiag|memcheck|pooltrace|graphcheck|hostgraphs|official|kernels|decodetimes|nofamem|alloctrace|allocheck|ctxmem|speed|depth|sampling|samplerstep|multigpu|splits|rpcworker|rpccompare|cpu|newsize|newsizemem) stamp "stage $s"; "stage_$s" || { stamp "stage $s failed"; exit 1; } ;;
+    *) echo "unknown stage $s (build, models, run, facts, extras, quants, memory, memdiag, memcheck, pooltrace, graphcheck, hostgraphs, official, kernels, decodetimes, nofamem, alloctrace, allocheck, ctxmem, speed, depth, sampling, samplerstep, multigpu, splits, rpcworker, rpccompare, cpu, newsize, newsizemem)"; exit 2 ;;
   esac
 done
 stamp "done"
