@@ -37,7 +37,7 @@ detection or sourced specifications (``qwenctl.machine``), never from the fit.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from importlib import resources
@@ -159,9 +159,15 @@ class SpeedEstimate:
         more = depth_tokens - self.depth_tokens
         if not self.terms or more <= 0:
             return self.tg_tps
-        combine = max if self.concurrent else sum
-        added = combine(t.decode_after(more) for t in self.terms) - combine(t.decode_s for t in self.terms)
+        added = (_combined((t.decode_after(more) for t in self.terms), self.concurrent)
+                 - _combined((t.decode_s for t in self.terms), self.concurrent))
         return 1.0 / (1.0 / self.tg_tps + added / self.correction)
+
+
+def _combined(device_times: Iterable[float], concurrent: bool) -> float:
+    """A token's time over its devices: the slowest where they work on it at once (a tensor split), else their sum
+    (a layer split visits them one after another)."""
+    return max(device_times) if concurrent else sum(device_times)
 
 
 def _streaming_rate(dev: DeviceSpeed, efficiency: float, unit_bytes_per_cycle: float) -> float:
@@ -368,9 +374,9 @@ def estimate_placed_speed(
     params_per_layer = (model.params - a.vocab_size * a.hidden_size * (1 if a.tied_embeddings else 2)) / a.n_layers
     out_params = a.vocab_size * a.hidden_size
 
-    # device, layers, bytes read, weights multiplied for every token, output weights multiplied (the logits)
-    shares: list[tuple[DeviceSpeed, int, float, float, float]] = []
-    kv_layers: list[float] = []  # the layers of each share whose K and V rows a token reads (a tensor split's share of all)
+    # device, layers, bytes read, weights multiplied for every token, output weights multiplied (the logits),
+    # the layers whose K and V rows a token reads (a tensor split's share of all of them)
+    shares: list[tuple[DeviceSpeed, int, float, float, float, float]] = []
     host_share = False
     if mode == "tensor":
         total = sum(proportions)
@@ -378,27 +384,24 @@ def estimate_placed_speed(
             f = p / total
             out_share = f if s.output_in_file else 1.0  # a tied output (token_embd) is not cut: every GPU reads all of it
             shares.append((dev, a.n_layers, f * a.n_layers * (s.layer_bytes + kv_per_layer) + out_share * s.output_bytes,
-                           f * a.n_layers * params_per_layer, out_share * out_params))
-            kv_layers.append(f * a.n_layers)
+                           f * a.n_layers * params_per_layer, out_share * out_params, f * a.n_layers))
     else:
         for i, dev in enumerate(devices):
             layers, out = placement.layers_on(i), placement.output_device == i
             if layers or out:
                 shares.append((dev, layers, layers * (s.layer_bytes + kv_per_layer) + (s.output_bytes if out else 0),
-                               layers * params_per_layer, out_params if out else 0))
-                kv_layers.append(layers)
+                               layers * params_per_layer, out_params if out else 0, layers))
         host_layers, out = placement.layers_on(None), placement.output_device is None
         if host_layers or out:
             host_share = bool(devices)
             shares.append((host, host_layers, host_layers * (s.layer_bytes + kv_per_layer) + (s.output_bytes if out else 0),
-                           host_layers * params_per_layer, out_params if out else 0))
-            kv_layers.append(host_layers)
+                           host_layers * params_per_layer, out_params if out else 0, host_layers))
 
     quant = _quant_key(weights)
     terms = []
     uncertainty = 0.0
     kv_per_token = kv_per_layer / depth
-    for (dev, layers, nbytes, layer_params, logit_params), kv_share in zip(shares, kv_layers):
+    for dev, layers, nbytes, layer_params, logit_params, kv_layers in shares:
         params = layer_params + logit_params
         e = sm["engines"][dev.engine]
         pp_e = sm["engines"][e["pp_constants"]] if "pp_constants" in e else e  # an engine with no prompt rows of its own
@@ -428,7 +431,7 @@ def estimate_placed_speed(
             + (0.0 if flash_attn else _unfused_attention_s(dev, a, layers, pp_tokens, eff)),
             pp_fixed_s=layers * pp_e["pp_per_layer_cycles"] / dev.clock_hz,
             pp_types=types,
-            context_s=kv_share * kv_per_token / streaming,
+            context_s=kv_layers * kv_per_token / streaming,
         ))
         uncertainty = max(uncertainty, family.get("uncertainty", e["uncertainty"]))  # a family's own, where wider
     offload_to = next((d for d in devices if d.engine == "cuda"), None)
@@ -439,17 +442,14 @@ def estimate_placed_speed(
     link_s, link_pp_s, notes = _link_costs(sm["links"], a, placement, mode, len(devices), links, pp_tokens)
     if notes:
         uncertainty = max(uncertainty, sm["links"]["uncertainty"])
-    if mode == "tensor":
-        decode_s = max(t.decode_s for t in terms) + link_s
-        prompt_s = max(t.prompt_s for t in terms) + link_pp_s
-    else:
-        decode_s = sum(t.decode_s for t in terms) + link_s
-        prompt_s = sum(t.prompt_s for t in terms) + link_pp_s
+    concurrent = mode == "tensor"
+    decode_s = _combined((t.decode_s for t in terms), concurrent) + link_s
+    prompt_s = _combined((t.prompt_s for t in terms), concurrent) + link_pp_s
     sample_s = a.vocab_size * sm["sampling_s_per_vocab_entry"]
     tg = 1.0 / (decode_s + (sample_s if sampling else 0.0))
     return SpeedEstimate(tg_tps=tg, tg_tps_low=tg * (1 - uncertainty), pp_tps=pp_tokens / prompt_s,
                          chat_tps=1.0 / (decode_s + sample_s), sampling_s=sample_s, terms=tuple(terms),
-                         link_s=link_s, link_notes=tuple(notes), depth_tokens=depth, concurrent=mode == "tensor")
+                         link_s=link_s, link_notes=tuple(notes), depth_tokens=depth, concurrent=concurrent)
 
 
 def memory_family(family: str) -> str:
@@ -641,7 +641,7 @@ def _prompt_offloaded(host: DeviceTerms, share: tuple, gpu: DeviceSpeed, a, weig
     memory (the mmap'd file) to the GPU, a copy per weight matrix, each with its staging cost, and the GPU
     multiplies them; the output layer's one row stays on the host.
     """
-    _, layers, _, layer_params, _ = share
+    _, layers, _, layer_params, _, _ = share
     e = sm["engines"]["cuda"]
     matrix_rate, _ = _matrix_rate(sm, gpu, e, weights, engine_date, a, pp_tokens, layers)
     types = _type_slowdown(gpu, split, weights, engine_date)
