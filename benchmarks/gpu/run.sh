@@ -402,7 +402,8 @@ stage_speed() {
 
 # depth: decode with the KV cache already holding DEPTHS tokens (default 0,2048,8192,32768), flash attention on and off,
 # every model: what `SpeedEstimate.tg_at` predicts (each cached token's K and V rows read once more per generated
-# token). llama-bench -d fills the cache with a prompt of that length before each tg run. $OUT/depth-*.json.
+# token). llama-bench -d fills the cache with a prompt of that length before each tg run. $OUT/depth-*.json; on the H200
+# machine 50 s for the 0.5B and 7B Q4_K_M (2026-12-04): benchmarks/gpu/depth_vs_prediction.py sets them beside tg_at.
 stage_depth() {
   local m fa
   for m in "$WORK"/models/*.gguf; do
