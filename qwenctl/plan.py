@@ -78,6 +78,7 @@ class Plan:
     memory: tuple[PoolUse, ...]
     tg_tps: float  # predicted generation tokens/s
     tg_tps_low: float  # the slow end of that prediction
+    tg_tps_full: float  # generation once the context is full: each token then reads n_ctx tokens' K and V rows
     pp_tps: float  # predicted prompt tokens/s
     quality: float  # benchmark mean of the size, lowered for lossy quants
     reasons: tuple[str, ...]  # why this plan (chosen) or the facts behind it (alternatives)
@@ -142,7 +143,7 @@ def _new_plan(m: Machine, model: ModelSpec, w: Weights, n_ctx: int, kv_type: str
                 files=w.file_names, download_bytes=w.total_bytes, download_bytes_exact=w.bytes_exact,
                 n_gpu_layers=n_gpu_layers, n_layers=model.arch.n_layers, n_ctx=n_ctx, n_threads=m.threads,
                 kv_cache_type=kv_type, flash_attn=flash, memory=pools, tg_tps=sp.tg_tps, tg_tps_low=sp.tg_tps_low,
-                pp_tps=sp.pp_tps, quality=load_catalog().quality(model, w), reasons=(), speed=sp,
+                tg_tps_full=sp.tg_at(n_ctx), pp_tps=sp.pp_tps, quality=load_catalog().quality(model, w), reasons=(), speed=sp,
                 split_mode=split_mode, tensor_split=tensor_split, workers=workers)
 
 

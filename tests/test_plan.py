@@ -64,6 +64,18 @@ def test_seed_rtx_4060_runs_7b_4bit_on_cuda():
     assert 10 <= c.tg_tps <= 60
 
 
+def test_a_plan_says_how_fast_it_generates_with_its_context_full():
+    """Each generated token reads every cached token's K and V rows: at the 4060's 8,192-token context the 7B's
+    f16 cache (28 layers x 4 KV heads x 128 x 2 x 2 B = 57,344 B a token) adds 7,936 tokens' rows to the 256 that
+    tg_tps is priced at, streamed at the rate the weights are."""
+    c = plan(load_profile("rtx-4060-8gb")).chosen
+    assert c.speed is not None and c.n_ctx == 8192
+    t = c.speed.terms[0]
+    rate = t.bytes_read / t.stream_s
+    assert 1 / c.tg_tps_full - 1 / c.tg_tps == pytest.approx((8192 - 256) * 57344 / rate, rel=1e-6)
+    assert 0.85 * c.tg_tps < c.tg_tps_full < c.tg_tps  # 470 MB more a token, beside 4.7 GB of weights
+
+
 def test_seed_m2_16gb_runs_7b_or_larger_on_mlx():
     c = plan(load_profile("macbook-air-m2-16gb")).chosen
     assert c.backend == "mlx" and c.device == "metal"

@@ -19,6 +19,10 @@ def test_plan_profile_text():
     assert lines[2] == "  download  Qwen/Qwen2.5-7B-Instruct-GGUF  2 files, 4.36 GiB"
     assert "█ weights  ▓ KV cache  ▒ buffers  · free" in r.output
     assert "NVIDIA GeForce RTX 4060" in r.output and "Alternatives, best first" in r.output
+    doc = json.loads(run("plan", "--profile", "rtx-4060-8gb", "--json").output)["chosen"]
+    assert lines[4] == (f"  predicted {doc['tg_tps']:.1f} tok/s generation (at least {doc['tg_tps_low']:.1f}; "
+                        f"{doc['tg_tps_full']:.1f} with the context full), {doc['pp_tps']:,.0f} tok/s prompt · "
+                        f"quality score {doc['quality']:.1f}")
 
 
 @pytest.mark.parametrize("name", ["h100-80gb", "macbook-air-m2-16gb", "raspberry-pi-5-8gb"])
@@ -29,7 +33,7 @@ def test_plan_json_schema(name):
     assert doc["schema"] == "plan" and doc["version"] == 1
     chosen = doc["chosen"]
     for key in ("size", "quant", "backend", "device", "repo", "files", "download_bytes", "n_gpu_layers", "n_ctx",
-                "n_threads", "kv_cache_type", "flash_attn", "memory", "tg_tps", "pp_tps", "reasons"):
+                "n_threads", "kv_cache_type", "flash_attn", "memory", "tg_tps", "tg_tps_full", "pp_tps", "reasons"):
         assert key in chosen
     assert all(a["reason"] for a in doc["alternatives"])
 

@@ -75,7 +75,8 @@ def render_plan(result: PlanResult, out: Console | None = None, limit: int = 12)
     con.print(
         Text.assemble(
             ("  predicted ", "dim"),
-            f"{p.tg_tps:.1f} tok/s generation (at least {p.tg_tps_low:.1f}), {p.pp_tps:,.0f} tok/s prompt · quality score {p.quality:.1f}",
+            f"{p.tg_tps:.1f} tok/s generation (at least {p.tg_tps_low:.1f}; {p.tg_tps_full:.1f} with the context full), "
+            f"{p.pp_tps:,.0f} tok/s prompt · quality score {p.quality:.1f}",
         )
     )
     if p.speed is not None and p.speed.correction_source:
