@@ -156,6 +156,13 @@ def test_nvml_names_find_their_own_card_not_a_shorter_named_one(name, key, sms):
     assert (spec["key"], spec["sm_count"]) == (key, sms)
 
 
+def test_every_gpu_row_has_its_own_key():
+    """A key names one row: the published rows and the scorer find a card by its key (`gpu_spec_by_key`), and a second
+    row of the RTX A4500 without NVML names had made its replay look the card up under a name nothing matched."""
+    keys = [row["key"] for row in specs._devices()["gpus"]]
+    assert sorted(k for k in set(keys) if keys.count(k) > 1) == []
+
+
 @pytest.mark.parametrize("board, ram_gib, key", [
     ("NVIDIA Jetson AGX Thor Developer Kit", 128, "jetson-agx-thor-t5000"),  # rbonghi/jetson_stats#711's device tree
     (None, 128, "jetson-agx-thor-t5000"),
