@@ -239,7 +239,8 @@ def prepare(doc: dict, cpus: dict) -> list[dict]:
 
 
 def predict(r: dict) -> tuple[float | None, float | None]:
-    """(tg, pp) of a row. A tg figure measured as single-token batches (llama-bench's pp at n_ubatch 1, which
+    """(tg, pp) of a row. A tg figure that is the mean over tests (`tg.mean_over`: [prompt, generated] pairs) is
+    priced as the mean of the tests' rates at their mean depths. A tg figure measured as single-token batches (llama-bench's pp at n_ubatch 1, which
     the pull requests that tune decode kernels print) reads every weight per token but the output matrix: only the
     prompt's last token computes logits."""
     model, w = r["_model"]
@@ -249,6 +250,9 @@ def predict(r: dict) -> tuple[float | None, float | None]:
         split = replace(weight_split(load_catalog(), model, w), output_bytes=0)
     est = estimate_speed(model, w, r["_gpu"], r["_host"], r["_ngl"], split=split, pp_tokens=pp_n, sampling=r["_sampled"],
                          engine_date=r.get("date"), flash_attn=flash_attn(r))
+    tests = (r.get("tg") or {}).get("mean_over")
+    if tests:  # the mean of several tests' rates, each decoding after its prompt (LocalScore's figure)
+        return statistics.mean(est.tg_at(prompt + generated // 2) for prompt, generated in tests), est.pp_tps
     return est.tg_tps, est.pp_tps
 
 

@@ -56,3 +56,18 @@ def test_a_kernel_no_fitting_row_decodes_stops_the_fit(fitting):
     with pytest.raises(SystemExit, match="no fitting row decodes iq2_xxs"):
         fit_script.fit(rows, obs, only="cuda-kernels", kernel="iq2_xxs")
     assert model == before
+
+
+def test_a_figure_averaged_over_tests_is_priced_at_each_tests_depth(fitting):
+    """LocalScore's generation figure is the mean of its tests' rates, each decoded after its prompt: the row is
+    priced as the mean of `tg_at` at each test's mean depth, slower than the figure at 256 tokens of cache."""
+    fit_script, rows, _, _ = fitting
+    row = next(r for r in rows if r.get("_gpu") is not None and r.get("tg") and not r["tg"].get("per_token_batches"))
+    plain, _ = fit_script.predict(row)
+    tests = [[4096, 256], [64, 1024]]
+    averaged, _ = fit_script.predict({**row, "tg": {**row["tg"], "mean_over": tests}})
+    model, w = row["_model"]
+    est = fit_script.estimate_speed(model, w, row["_gpu"], row["_host"], row["_ngl"], sampling=row["_sampled"],
+                                    engine_date=row.get("date"), flash_attn=fit_script.flash_attn(row))
+    assert averaged == pytest.approx((est.tg_at(4096 + 128) + est.tg_at(64 + 512)) / 2)
+    assert averaged < plain

@@ -1,0 +1,97 @@
+"""LocalScore's published results as rows for speed_model_fit.py --score (benchmarks/published_localscore.json).
+
+    git clone https://github.com/d893a/localscore-insights   # assets/localscore_results.tsv
+    python benchmarks/localscore_rows.py localscore-insights/assets/localscore_results.tsv > benchmarks/published_localscore.json
+
+LocalScore (localscore.ai, Mozilla's llamafile benchmark) runs three models, Llama 3.2 1B, Llama 3.1 8B and
+Qwen2.5 14B, all Q4_K_M, fully offloaded and without flash attention, through nine tests (prompt, generated
+tokens): (1024, 16), (4096, 256), (2048, 256), (2048, 768), (1024, 1024), (1280, 3072), (384, 1152), (64, 1024),
+(16, 1536). Its generation figure is the mean of the nine tests' rates (llamafile localscore/localscore.cpp,
+getResultsSummary), each decoded after its prompt: the rows carry the tests (`tg.mean_over`) and are priced
+as that mean of `SpeedEstimate.tg_at`. Only generation is kept: the prompt figure is a mean over prompts of
+16 to 4,096 tokens run through llamafile's own matrix kernels, not llama.cpp's.
+
+The GPU rows whose device qwenctl has a specification for: an NVIDIA name as NVML gives it (the result's
+accelerator name is that), an Apple chip by its GPU core count. A row runs `suspect` (left out of the score)
+where another result for the same device and model generated more than twice as fast: the same test on the
+same chip, so one of them ran on something else (a shared or throttled GPU, layers left on the CPU). That rule
+reads the measurements only, never a prediction.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from qwenctl.hardware.facts import NvidiaGpu  # noqa: E402
+from qwenctl.hardware.specs import _devices, gpu_spec_of  # noqa: E402
+
+SOURCE = ("https://github.com/d893a/localscore-insights/blob/a4f81747b3e6f0841f48c7bea6496d4f0e4a464c/"
+          "assets/localscore_results.tsv")
+TESTS = [[1024, 16], [4096, 256], [2048, 256], [2048, 768], [1024, 1024], [1280, 3072], [384, 1152], [64, 1024], [16, 1536]]
+MODELS = {"Llama 3.2 1B Instruct": "llama3.2-1b", "Meta Llama 3.1 8B Instruct": "llama3-8b",
+          "Qwen2.5 14B Instruct": "qwen2.5-14b"}
+SUSPECT_BELOW = 0.5  # of the fastest result for the same device and model
+
+
+def apple_key(name: str) -> str | None:
+    """'Apple M3 Max 12P+4E+40GPU' -> the devices.json key of that chip with 40 GPU cores."""
+    m = re.fullmatch(r"(Apple M\d(?: Pro| Max| Ultra)?) \S*?\+(\d+)GPU", name)
+    if not m:
+        return None
+    chip, cores = m.group(1), int(m.group(2))
+    return next((a["key"] for a in _devices()["apple"] if a["chip"] == chip and a["gpu_cores"] == cores), None)
+
+
+def nvidia_key(name: str) -> str | None:
+    spec = gpu_spec_of(NvidiaGpu(0, name, "", 0, 0, 0, None))
+    return spec["key"] if spec else None
+
+
+def row(r: dict) -> dict | None:
+    model = MODELS.get(r["model_name"])
+    if model is None or r["model_quant"] != "Q4_K - Medium":
+        return None
+    if r["accel_group"] == "NVIDIA GPU":
+        key, backend = nvidia_key(r["accel_name"]), "cuda"
+    elif r["accel_group"] == "Apple GPU":
+        key, backend = apple_key(r["accel_name"]), "metal"
+    else:
+        return None
+    if key is None:
+        return None
+    day = r["test_date"][:10].replace(".", "-")
+    return {
+        "id": f"localscore-{r['test_num']}", "device": f"{r['accel_name']} ({r['accel_ram']} {r['accel_ram_unit']}; "
+        f"{r['system_cpu']}, {r['system_os']})", "device_key": key, "backend": backend,
+        "engine": "llamafile (LocalScore)", "date": day[:7], "model": model, "quant": "q4_k_m", "model_bytes": None,
+        "params": None, "n_gpu_layers": None, "threads": None, "flash_attn": False, "pp": None,
+        "tg": {"n_tokens": None, "tps": float(r["gen_tps"]), "mean_over": TESTS},
+        "source": f"{SOURCE} (test_num {r['test_num']}, {day})",
+    }
+
+
+def main() -> None:
+    with open(sys.argv[1], newline="") as f:
+        rows = [x for x in map(row, csv.DictReader(f, delimiter="\t")) if x]
+    best: dict[tuple[str, str], float] = {}
+    for x in rows:
+        k = (x["device_key"], x["model"])
+        best[k] = max(best.get(k, 0.0), x["tg"]["tps"])
+    for x in rows:
+        fastest = best[(x["device_key"], x["model"])]
+        if x["tg"]["tps"] < SUSPECT_BELOW * fastest:
+            x["suspect"] = {"figures": "tg", "why": f"another LocalScore result on this device and model generated "
+                                                     f"{fastest:g} tok/s"}
+    json.dump({"about": __doc__.strip().splitlines()[0] + " Converted by benchmarks/localscore_rows.py from " + SOURCE,
+               "collected": "2026-12-04", "rows": rows}, sys.stdout, indent=1)
+    sys.stdout.write("\n")
+
+
+if __name__ == "__main__":
+    main()
