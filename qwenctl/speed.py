@@ -117,6 +117,7 @@ class DeviceTerms:
     threads_s: float = 0.0  # a CPU's threads multiplying the token's weights, at their kernels' rate
     pp_types: float = 1.0  # how much longer the prompt's products take for this file's weight types here (`_type_slowdown`)
     context_s: float = 0.0  # what each further token in the KV cache adds: its K and V rows in this device's layers
+    context_threads_s: float = 0.0  # a CPU's SIMD work for each further cached token's attention (cpu_attention_source)
 
     @property
     def decode_s(self) -> float:
@@ -126,8 +127,11 @@ class DeviceTerms:
         return self.decode_after(0)
 
     def decode_after(self, more_tokens: float) -> float:
-        """`decode_s` with ``more_tokens`` more in the KV cache than the reference depth: each is read once more."""
-        return self.fixed_s + max(self.stream_s + more_tokens * self.context_s + self.dequant_s, self.threads_s)
+        """`decode_s` with ``more_tokens`` more in the KV cache than the reference depth. Attention is a node of its own
+        after the weights' products: each further token's K and V rows are streamed (a GPU) or multiplied per head by
+        the threads (a CPU, where that, not the bytes, is what binds), whichever takes longer."""
+        weights = max(self.stream_s + self.dequant_s, self.threads_s)
+        return self.fixed_s + weights + more_tokens * max(self.context_s, self.context_threads_s)
 
     @property
     def prompt_s(self) -> float:
@@ -153,9 +157,10 @@ class SpeedEstimate:
         """Generation tokens/s with ``depth_tokens`` already in the KV cache.
 
         Every generated token reads the K and V rows of every cached token in every layer, so decoding slows as
-        a conversation grows: the reads are priced at each device's streaming rate, like the weights'. A lower
-        bound on the slowdown where attention runs unfused (flash attention off), which also writes and reads a
-        score per head and cached token."""
+        a conversation grows: on a GPU the reads are priced at its streaming rate, like the weights' (the H200
+        measured within 5 % for a 7B up to 32k tokens, docs/planning.md); on a CPU the threads' work per head and
+        cached row binds instead (about 3x the bytes' time on the development VM). A lower bound where attention
+        runs unfused (flash attention off), which also writes and reads a score per head and cached token."""
         more = depth_tokens - self.depth_tokens
         if not self.terms or more <= 0:
             return self.tg_tps
@@ -432,6 +437,7 @@ def estimate_placed_speed(
             pp_fixed_s=layers * pp_e["pp_per_layer_cycles"] / dev.clock_hz,
             pp_types=types,
             context_s=kv_layers * kv_per_token / streaming,
+            context_threads_s=kv_layers * a.n_heads * e.get("attention_ops_per_head_row", 0.0) / (dev.vector_ops * dev.compute_share),
         ))
         uncertainty = max(uncertainty, family.get("uncertainty", e["uncertainty"]))  # a family's own, where wider
     offload_to = next((d for d in devices if d.engine == "cuda"), None)
