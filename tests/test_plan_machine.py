@@ -99,6 +99,19 @@ def test_explain_speed_shows_a_cpus_threads_term_where_the_kernels_rate_is_known
     assert total == pytest.approx(ms["fixed"] + max(ms["streaming"] + ms["unpacking"], ms["threads"]), abs=0.01)
 
 
+def test_explain_speed_shows_what_a_full_context_adds():
+    """The context line is the time a full context's further cached tokens add to each generated token; the decode
+    total plus it is the "with the context full" rate. On a Pi 4 the threads' attention per head is that time."""
+    r = CliRunner().invoke(cli, ["plan", "--profile", "raspberry-pi-4-4gb", "--explain-speed"])
+    assert r.exit_code == 0, r.output
+    lines = r.output.splitlines()
+    context = next(line for line in lines if line.strip().startswith("context"))
+    total = float(next(line for line in lines if "decode total" in line).split()[2])
+    full = next(line for line in lines if line.startswith("  with the context full"))
+    assert "7,936 more cached: attention, threads" in context
+    assert float(full.split(": ")[1].split()[0]) == pytest.approx(1000 / (total + float(context.split()[-2])), abs=0.05)
+
+
 def _prompt_line(profile: str, size: str) -> str:
     """The prompt line of `plan --explain-speed` for that size's Q4_K_M on a profile."""
     r = CliRunner().invoke(cli, ["plan", "--profile", profile, "--size", size, "--quant", "q4_k_m", "--explain-speed"])

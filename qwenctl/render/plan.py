@@ -142,6 +142,7 @@ def render_speed_terms(result: PlanResult, out: Console | None = None) -> None:
     if p.speed is None:
         return
     con.print(Text("Speed model (docs/planning.md), one generated token:", style="bold"))
+    more = max(p.n_ctx - p.speed.depth_tokens, 0)  # cached tokens a full context adds to the depth tg_tps is for
     for t in p.speed.terms:
         con.print(Text(f"  {t.device}", style="bold"))
         rate = t.bytes_read / t.stream_s / 1e9 if t.stream_s else 0.0
@@ -154,6 +155,9 @@ def render_speed_terms(result: PlanResult, out: Console | None = None) -> None:
             *((("unpacking", "quantized blocks on the ALUs", t.dequant_s),) if t.dequant_s else ()),
             *((("threads", "multiplying; overlaps the two above, slower counts", t.threads_s),)
               if t.threads_s else ()),
+            # a full context's further cached tokens: their K and V rows streamed, or (a CPU) attention on the threads
+            ("context", f"{more:,} more cached: " + ("attention, threads" if t.context_threads_s > t.context_s
+                                                        else "their K, V rows"), more * max(t.context_s, t.context_threads_s)),
             ("prompt", "512-token batch: fixed, weight passes, matrix work" if round(t.pp_types, 2) == 1.0 else
              f"512-token batch; its weight types' kernels x{t.pp_types:.2f}", t.prompt_s),
         )
@@ -162,5 +166,6 @@ def render_speed_terms(result: PlanResult, out: Console | None = None) -> None:
     total = sum(t.decode_s for t in p.speed.terms)
     con.print(f"  decode total {total * 1e3:.3f} ms -> {1 / total:.1f} tok/s" + (
         f"; x{p.speed.correction:.2f} ({p.speed.correction_source}) -> {p.tg_tps:.1f} tok/s" if p.speed.correction_source else ""))
+    con.print(f"  with the context full ({p.n_ctx:,} tokens): {p.tg_tps_full:.1f} tok/s")
     for d in result.devices:
         con.print(Text(f"  {d.name}: {d.family}, {d.engine}; " + "; ".join(d.sources + d.assumed), style="dim"))
