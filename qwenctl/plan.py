@@ -78,7 +78,7 @@ class Plan:
     memory: tuple[PoolUse, ...]
     tg_tps: float  # predicted generation tokens/s
     tg_tps_low: float  # the slow end of that prediction
-    tg_tps_full: float  # generation once the context is full: each token then reads n_ctx tokens' K and V rows
+    tg_tps_full: float  # generation once n_ctx tokens are cached (SpeedEstimate.tg_at): a long chat's speed
     pp_tps: float  # predicted prompt tokens/s
     quality: float  # benchmark mean of the size, lowered for lossy quants
     reasons: tuple[str, ...]  # why this plan (chosen) or the facts behind it (alternatives)
