@@ -117,7 +117,7 @@ class DeviceTerms:
     threads_s: float = 0.0  # a CPU's threads multiplying the token's weights, at their kernels' rate
     pp_types: float = 1.0  # how much longer the prompt's products take for this file's weight types here (`_type_slowdown`)
     context_s: float = 0.0  # what each further token in the KV cache adds: its K and V rows in this device's layers
-    context_threads_s: float = 0.0  # a CPU's SIMD work for each further cached token's attention (cpu_attention_source)
+    context_threads_s: float = 0.0  # a CPU's threads' cycles for each further cached token's attention (cpu_attention_source)
 
     @property
     def decode_s(self) -> float:
@@ -437,7 +437,8 @@ def estimate_placed_speed(
             pp_fixed_s=layers * pp_e["pp_per_layer_cycles"] / dev.clock_hz,
             pp_types=types,
             context_s=kv_layers * kv_per_token / streaming,
-            context_threads_s=kv_layers * a.n_heads * e.get("attention_ops_per_head_row", 0.0) / (dev.vector_ops * dev.compute_share),
+            context_threads_s=kv_layers * a.n_heads * e.get("attention_cycles_per_head_row", 0.0)
+            / (dev.compute_units * dev.compute_share * dev.clock_hz),
         ))
         uncertainty = max(uncertainty, family.get("uncertainty", e["uncertainty"]))  # a family's own, where wider
     offload_to = next((d for d in devices if d.engine == "cuda"), None)

@@ -605,13 +605,13 @@ def test_decode_slows_by_the_kv_rows_each_cached_token_adds():
 def test_on_a_cpu_each_cached_token_costs_the_threads_its_attention_per_head():
     """ggml's CPU flash attention walks each cached row once per query head (a dot product and a multiply-add over the
     head's width, an expf), split over the threads: on the development VM that, not the row's bytes, set the slowdown
-    (0.5B: 8.2 us a cached token measured where its 12,288 bytes take under 1 us). Priced in the core's SIMD slots."""
+    (0.5B: 8.2 us a cached token measured where its 12,288 bytes take under 1 us). Priced in core cycles a head-row."""
     from qwenctl.speed import load_speed_model
 
     est = estimate_speed(*spec("0.5B"), None, HOST)
     t = est.terms[0]
-    per_head_row = load_speed_model()["engines"]["cpu"]["attention_ops_per_head_row"]
-    assert t.context_threads_s == pytest.approx(24 * 14 * per_head_row / (HOST.vector_ops * HOST.compute_share))
+    cycles = load_speed_model()["engines"]["cpu"]["attention_cycles_per_head_row"]
+    assert t.context_threads_s == pytest.approx(24 * 14 * cycles / (HOST.compute_units * HOST.compute_share * HOST.clock_hz))
     assert t.context_threads_s > 3 * t.context_s
     added = 1 / est.tg_at(est.depth_tokens + 4096) - 1 / est.tg_tps
     assert added == pytest.approx(4096 * t.context_threads_s, rel=1e-6)
