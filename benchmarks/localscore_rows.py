@@ -29,7 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from qwenctl.hardware.facts import NvidiaGpu  # noqa: E402
-from qwenctl.hardware.specs import _devices, gpu_spec_of  # noqa: E402
+from qwenctl.hardware.specs import apple_spec, gpu_spec_of  # noqa: E402
 
 SOURCE = ("https://github.com/d893a/localscore-insights/blob/a4f81747b3e6f0841f48c7bea6496d4f0e4a464c/"
           "assets/localscore_results.tsv")
@@ -44,8 +44,8 @@ def apple_key(name: str) -> str | None:
     m = re.fullmatch(r"(Apple M\d(?: Pro| Max| Ultra)?) \S*?\+(\d+)GPU", name)
     if not m:
         return None
-    chip, cores = m.group(1), int(m.group(2))
-    return next((a["key"] for a in _devices()["apple"] if a["chip"] == chip and a["gpu_cores"] == cores), None)
+    spec = apple_spec(m.group(1), int(m.group(2)))
+    return spec["key"] if spec else None
 
 
 def nvidia_key(name: str) -> str | None:

@@ -130,8 +130,11 @@ class DeviceTerms:
         """`decode_s` with ``more_tokens`` more in the KV cache than the reference depth. Attention is a node of its own
         after the weights' products: each further token's K and V rows are streamed (a GPU) or multiplied per head by
         the threads (a CPU, where that, not the bytes, is what binds), whichever takes longer."""
-        weights = max(self.stream_s + self.dequant_s, self.threads_s)
-        return self.fixed_s + weights + more_tokens * max(self.context_s, self.context_threads_s)
+        return self.fixed_s + max(self.stream_s + self.dequant_s, self.threads_s) + self.context_after(more_tokens)
+
+    def context_after(self, more_tokens: float) -> float:
+        """What ``more_tokens`` further cached tokens add to a token: their rows streamed, or a CPU's attention on them."""
+        return more_tokens * max(self.context_s, self.context_threads_s)
 
     @property
     def prompt_s(self) -> float:

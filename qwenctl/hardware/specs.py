@@ -292,11 +292,16 @@ class ApplePeaks:
 APPLE_ALU_FLOP_PER_CYCLE = 256  # an Apple GPU core: 128 FP32 lanes x 2 (FMA), half precision alike
 
 
+def apple_spec(chip: str, gpu_cores: int | None) -> dict | None:
+    """The specification of one Apple chip configuration ("Apple M3 Max" with 40 GPU cores), None if not in the table."""
+    return next((r for r in _devices()["apple"] if r["chip"] == chip and r["gpu_cores"] == gpu_cores), None)
+
+
 def apple_peaks(apple: AppleSilicon) -> ApplePeaks:
     gen = re.search(r"M(\d+)", apple.chip)
     family = f"apple-m{gen.group(1)}" if gen else "apple-unknown"
     rows = [r for r in _devices()["apple"] if r["chip"] == apple.chip]
-    exact = next((r for r in rows if r["gpu_cores"] == apple.gpu_cores), None)
+    exact = apple_spec(apple.chip, apple.gpu_cores)
     dies = int(rows[0].get("dies", 1)) if rows else 1  # a chip's, whatever its GPU cores
     same_gen = [r for r in _devices()["apple"] if gen and re.search(rf"M{gen.group(1)}\b", r["chip"])]
     # matrix work per core a cycle: a generation's Neural Accelerators (M5: 4x the ALUs), else the ALUs

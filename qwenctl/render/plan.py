@@ -157,7 +157,7 @@ def render_speed_terms(result: PlanResult, out: Console | None = None) -> None:
               if t.threads_s else ()),
             # a full context's further cached tokens: their K and V rows streamed, or (a CPU) attention on the threads
             ("context", f"{more:,} more cached: " + ("attention, threads" if t.context_threads_s > t.context_s
-                                                        else "their K, V rows"), more * max(t.context_s, t.context_threads_s)),
+                                                        else "their K, V rows"), t.context_after(more)),
             ("prompt", "512-token batch: fixed, weight passes, matrix work" if round(t.pp_types, 2) == 1.0 else
              f"512-token batch; its weight types' kernels x{t.pp_types:.2f}", t.prompt_s),
         )
