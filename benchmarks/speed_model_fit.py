@@ -557,6 +557,17 @@ def score_later_rows(path: Path, doc: dict) -> None:
             s = summary(subset, k)
             if s["rows"]:
                 print(f"  {label:22s} {k}: {s['rows']:3d} figures, {s['within_20pct']:.0%} within ±20 %, median {s['median_ratio']:.3f}")
+    fitted = set(load_speed_model()["fitted_on"])
+    groups = {"devices the constants were fitted on": lambda r: r["_device"] in fitted,
+              "devices never fitted": lambda r: r["_device"] not in fitted,
+              **{f"{b}, {m}": (lambda r, b=b, m=m: (r["backend"], r["model"]) == (b, m))
+                 for b, m in sorted({(r["backend"], r["model"]) for r, *_ in errs})}}
+    for label, member in groups.items():
+        s = summary([e for e in errs if member(e[0])], "tg")
+        if s["rows"]:
+            devices = len({r["_device"] for r, *_ in errs if member(r)})
+            print(f"  {label:38s} tg: {s['rows']:3d} figures on {devices:3d} devices, {s['within_20pct']:.0%} within ±20 %, "
+                  f"median {s['median_ratio']:.3f}")
     for dev in sorted({r["_device"] for r, *_ in errs}):
         cells = [(k, [p / m for r, kk, m, p in errs if r["_device"] == dev and kk == k]) for k in ("tg", "pp")]
         print(f"  {dev:30s} " + "   ".join(f"{k} {len(v):2d} rows, ratio {min(v):.2f}-{max(v):.2f} (median {statistics.median(v):.2f})"

@@ -113,7 +113,7 @@ class DeviceTerms:
     memory_efficiency: float
     pp_compute_s: float  # the prompt batch's matrix work
     pp_fixed_s: float  # the prompt batch's per-layer costs: launches, activation quantization, partly filled tiles
-    pp_stream_s: float | None = None  # the prompt batch's reads of the weights, where not `stream_s` (copied to a GPU)
+    pp_stream_s: float | None = None  # the prompt batch's reads, where not `stream_s` (copied to a GPU; attention unfused)
     threads_s: float = 0.0  # a CPU's threads multiplying the token's weights, at their kernels' rate
     pp_types: float = 1.0  # how much longer the prompt's products take for this file's weight types here (`_type_slowdown`)
     context_s: float = 0.0  # what each further token in the KV cache adds: its K and V rows in this device's layers
@@ -162,8 +162,9 @@ class SpeedEstimate:
         Every generated token reads the K and V rows of every cached token in every layer, so decoding slows as
         a conversation grows: on a GPU the reads are priced at its streaming rate, like the weights' (the H200
         measured within 5 % for a 7B up to 32k tokens, docs/planning.md); on a CPU the threads' work per head and
-        cached row binds instead (8.2 µs a cached token for the 0.5B on the development VM, its bytes 0.8). A lower bound where attention
-        runs unfused (flash attention off), which also writes and reads a score per head and cached token."""
+        cached row binds instead (8.2 µs a cached token for the 0.5B on the development VM, its bytes 0.8). Where
+        attention runs unfused (flash attention off) a GPU reads each KV head's rows once per query head of its group
+        (`_attention_reads`)."""
         more = depth_tokens - self.depth_tokens
         if not self.terms or more <= 0:
             return self.tg_tps
@@ -382,7 +383,7 @@ def estimate_placed_speed(
     params_per_layer = (model.params - a.vocab_size * a.hidden_size * (1 if a.tied_embeddings else 2)) / a.n_layers
     out_params = a.vocab_size * a.hidden_size
 
-    # device, layers, bytes read, weights multiplied for every token, output weights multiplied (the logits),
+    # device, layers, weight bytes read, weights multiplied for every token, output weights multiplied (the logits),
     # the layers whose K and V rows a token reads (a tensor split's share of all of them)
     shares: list[tuple[DeviceSpeed, int, float, float, float, float]] = []
     host_share = False
@@ -391,25 +392,24 @@ def estimate_placed_speed(
         for dev, p in zip(devices, proportions):
             f = p / total
             out_share = f if s.output_in_file else 1.0  # a tied output (token_embd) is not cut: every GPU reads all of it
-            shares.append((dev, a.n_layers, f * a.n_layers * (s.layer_bytes + kv_per_layer) + out_share * s.output_bytes,
+            shares.append((dev, a.n_layers, f * a.n_layers * s.layer_bytes + out_share * s.output_bytes,
                            f * a.n_layers * params_per_layer, out_share * out_params, f * a.n_layers))
     else:
         for i, dev in enumerate(devices):
             layers, out = placement.layers_on(i), placement.output_device == i
             if layers or out:
-                shares.append((dev, layers, layers * (s.layer_bytes + kv_per_layer) + (s.output_bytes if out else 0),
+                shares.append((dev, layers, layers * s.layer_bytes + (s.output_bytes if out else 0),
                                layers * params_per_layer, out_params if out else 0, layers))
         host_layers, out = placement.layers_on(None), placement.output_device is None
         if host_layers or out:
             host_share = bool(devices)
-            shares.append((host, host_layers, host_layers * (s.layer_bytes + kv_per_layer) + (s.output_bytes if out else 0),
+            shares.append((host, host_layers, host_layers * s.layer_bytes + (s.output_bytes if out else 0),
                            host_layers * params_per_layer, out_params if out else 0, host_layers))
 
     quant = _quant_key(weights)
     terms = []
     uncertainty = 0.0
-    kv_per_token = kv_per_layer / depth
-    for dev, layers, nbytes, layer_params, logit_params, kv_layers in shares:
+    for dev, layers, weight_bytes, layer_params, logit_params, kv_layers in shares:
         params = layer_params + logit_params
         e = sm["engines"][dev.engine]
         pp_e = sm["engines"][e["pp_constants"]] if "pp_constants" in e else e  # an engine with no prompt rows of its own
@@ -421,14 +421,20 @@ def estimate_placed_speed(
         types = _type_slowdown(dev, s, weights, engine_date)
         units = e["unit_bytes_per_cycle"]
         streaming = _streaming_rate(dev, eff, units.get(decode_kernel(quant, dev, engine_date), units["default"]))
+        attention_per_layer, attention_kernel = _attention_reads(dev, a, kv_per_layer, depth, flash_attn)
+        attention_rate = streaming if attention_kernel is None else _streaming_rate(
+            dev, eff, units.get(decode_kernel(attention_kernel, dev, engine_date), units["default"]))
+        attention_s = kv_layers * attention_per_layer / attention_rate  # at the reference depth
         terms.append(DeviceTerms(
             device=dev.name,
             layers=layers,
             fixed_s=layers * _per_layer_cycles(e, dev, engine_date) / dev.clock_hz,
-            stream_s=nbytes / streaming,
+            stream_s=weight_bytes / streaming + attention_s,
+            # a prompt reads the cache once; its own unfused attention is `_unfused_attention_s`
+            pp_stream_s=None if attention_kernel is None else (weight_bytes + kv_layers * kv_per_layer) / streaming,
             dequant_s=params * dequant / (dev.vector_ops * dev.compute_share),
             threads_s=params / (dev.compute_units * dev.compute_share * dev.thread_weights_per_s) if dev.thread_weights_per_s else 0.0,
-            bytes_read=nbytes,
+            bytes_read=weight_bytes + kv_layers * attention_per_layer,
             bandwidth_bytes_per_s=dev.bandwidth_bytes_per_s,
             memory_efficiency=eff,
             # a prompt needs the logits of its last token only (llama.cpp outputs just that row; mlx-lm
@@ -439,7 +445,7 @@ def estimate_placed_speed(
             + (0.0 if flash_attn else _unfused_attention_s(dev, a, layers, pp_tokens, eff)),
             pp_fixed_s=layers * pp_e["pp_per_layer_cycles"] / dev.clock_hz,
             pp_types=types,
-            context_s=kv_layers * kv_per_token / streaming,
+            context_s=attention_s / depth,
             context_threads_s=kv_layers * a.n_heads * e.get("attention_cycles_per_head_row", 0.0)
             / (dev.compute_units * dev.compute_share * dev.clock_hz),
         ))
@@ -597,6 +603,23 @@ def _unfused_attention_s(dev: DeviceSpeed, a, layers: int, n_tokens: int, effici
     if dev.engine in k["fp32_score_product"]:
         seconds += 2 * scores * a.head_dim / (dev.vector_ops * dev.compute_share)
     return seconds
+
+
+def _attention_reads(dev: DeviceSpeed, a, kv_bytes: float, tokens: int, flash_attn: bool) -> tuple[float, str | None]:
+    """Bytes one layer's attention moves for one decoded token over ``tokens`` cached tokens whose K and V rows take
+    ``kv_bytes``, and the `unit_bytes_per_cycle` kernel that moves them (None: the flash kernel, priced at the weights'
+    streaming rate, which the H200 measured within 5 % for a 7B up to 32k tokens).
+
+    Flash attention reads each KV head's rows once for all the query heads of its group. Without it llama.cpp
+    multiplies K by Q and V by the scores as two broadcast matrix-vector products (build_attn_mha; on CUDA
+    mul_mat_vec_f, one block per row and query head, on Metal mul_mv alike), so every query head reads its group's
+    K and V rows again, at the F16 mat-vec kernel's rate, and each score is written, softmaxed and read
+    (speed_model.json `attention_without_flash`). A CPU's attention is priced in its threads' cycles instead.
+    """
+    k = load_speed_model()["attention_without_flash"]
+    if flash_attn or dev.engine not in k["score_bytes"]:
+        return kv_bytes, None
+    return kv_bytes * a.n_heads / a.n_kv_heads + tokens * a.n_heads * k["decode_score_bytes"], "fp16"
 
 
 def _runs_mmq(dev: DeviceSpeed, weights: Weights, engine_date: str | None) -> bool:
