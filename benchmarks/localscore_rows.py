@@ -12,7 +12,9 @@ as that mean of `SpeedEstimate.tg_at`. Only generation is kept: the prompt figur
 16 to 4,096 tokens run through llamafile's own matrix kernels, not llama.cpp's.
 
 The GPU rows whose device qwenctl has a specification for: an NVIDIA name as NVML gives it (the result's
-accelerator name is that), an Apple chip by its GPU core count. A row runs `suspect` (left out of the score)
+accelerator name is that), an Apple chip by its GPU core count; and the CPU rows of the CPUs the published files
+already specify (`cpu_hosts`, matched by name; a Raspberry Pi by its board), priced at qwenctl's own thread count
+and the specification's bandwidth, since LocalScore records neither. A row runs `suspect` (left out of the score)
 where another result for the same device and model generated more than twice as fast: the same test on the
 same chip, so one of them ran on something else (a shared or throttled GPU, layers left on the CPU). That rule
 reads the measurements only, never a prediction.
@@ -27,6 +29,8 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from speed_model_fit import published_cpu_hosts  # noqa: E402
 
 from qwenctl.hardware.facts import NvidiaGpu  # noqa: E402
 from qwenctl.hardware.specs import apple_spec, gpu_spec_of  # noqa: E402
@@ -53,7 +57,26 @@ def nvidia_key(name: str) -> str | None:
     return spec["key"] if spec else None
 
 
-def row(r: dict) -> dict | None:
+def _plain(name: str) -> str:
+    """A CPU's name without what LocalScore or a specification adds to it: llamafile's "(znver3)" microarchitecture,
+    the generation prefix, the base clock, the integrated GPU."""
+    name = re.sub(r"\(.*?\)|\d+(st|nd|rd|th) Gen |@ *[\d.]+GHz|\b(w/|with) Radeon.*|\d+-Cores?( Processor)?"
+                  r"|\b(Processor|CPU)\b", " ", name)
+    return " ".join(name.lower().split())
+
+
+def cpu_key(name: str, hosts: dict[str, dict]) -> str | None:
+    """The `cpu_hosts` key of a LocalScore CPU name, where one names the same chip. A Raspberry Pi by its board: the
+    Pi 4's rev 1.1 runs the BCM2711 at the 1.5 GHz its specification has (the Pi 400 runs it at 1.8 and is left out)."""
+    board = re.fullmatch(r"Raspberry Pi (\d) Model B Rev [\d.]+", name)
+    if board:
+        key = f"raspberry-pi-{board.group(1)}"
+        return key if key in hosts and not (board.group(1) == "4" and not name.endswith("Rev 1.1")) else None
+    plain = _plain(name)
+    return next((k for k, h in hosts.items() if _plain(h.get("cpu") or "") == plain), None)
+
+
+def row(r: dict, hosts: dict[str, dict]) -> dict | None:
     model = MODELS.get(r["model_name"])
     if model is None or r["model_quant"] != "Q4_K - Medium":
         return None
@@ -61,6 +84,8 @@ def row(r: dict) -> dict | None:
         key, backend = nvidia_key(r["accel_name"]), "cuda"
     elif r["accel_group"] == "Apple GPU":
         key, backend = apple_key(r["accel_name"]), "metal"
+    elif r["accel_type"] == "CPU":
+        key, backend = cpu_key(r["accel_name"], hosts), "cpu"
     else:
         return None
     if key is None:
@@ -78,7 +103,8 @@ def row(r: dict) -> dict | None:
 
 def main() -> None:
     with open(sys.argv[1], newline="") as f:
-        rows = [x for x in map(row, csv.DictReader(f, delimiter="\t")) if x]
+        hosts = published_cpu_hosts()
+        rows = [x for x in (row(r, hosts) for r in csv.DictReader(f, delimiter="\t")) if x]
     best: dict[tuple[str, str], float] = {}
     for x in rows:
         k = (x["device_key"], x["model"])

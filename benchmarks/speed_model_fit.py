@@ -538,11 +538,20 @@ def set_uncertainties(obs) -> None:
         sm["engines"][engine]["uncertainty"] = round(min(max(1 - q25, 0.1), 0.5), 2)
 
 
+def published_cpu_hosts() -> dict[str, dict]:
+    """Every CPU the published files specify (their `cpu_hosts`), by key: a CPU is specified once, in the file its
+    first row was collected in."""
+    hosts: dict[str, dict] = {}
+    for path in sorted(HERE.glob("published_*.json")):
+        hosts.update(json.loads(path.read_text()).get("cpu_hosts", {}))
+    return hosts
+
+
 def score_later_rows(path: Path, doc: dict) -> None:
     """The shipped constants on rows collected after they were fitted: every row is held out, by device and
     at the thread count qwenctl itself would run (the performance cores, else the physical cores)."""
     later = json.loads(path.read_text())
-    cpus = {**doc.get("cpu_hosts", {}), **later.get("cpu_hosts", {})}
+    cpus = {**published_cpu_hosts(), **later.get("cpu_hosts", {})}
     rows = prepare({**later, "shapes": doc.get("shapes", {}), "device_aliases": doc.get("device_aliases", {})}, cpus)
     errs = errors(observations(rows, {r["_device"]: "later" for r in rows if "_skip" not in r}, "later"))
 
