@@ -146,11 +146,14 @@ def render_speed_terms(result: PlanResult, out: Console | None = None) -> None:
     for t in p.speed.terms:
         con.print(Text(f"  {t.device}", style="bold"))
         rate = t.bytes_read / t.stream_s / 1e9 if t.stream_s else 0.0
+        share = t.bandwidth_bytes_per_s * t.memory_efficiency / 1e9
+        bound = "" if rate >= 0.97 * share else "; in-flight limit"
         rows = (
             ("fixed", f"{t.layers} layers of kernel launches and syncs", t.fixed_s),
-            # the rate reached: the DRAM's share, or less where the SMs (cores, threads) keep too little in flight
+            # the rate reached: the DRAM's share, or less where the SMs (cores, threads) keep too little in flight,
+            # which the line names so that the DRAM's figure is not read as the rate
             ("streaming", f"{t.bytes_read / 2**30:.2f} GiB at {rate:,.1f} GB/s (DRAM {t.bandwidth_bytes_per_s / 1e9:,.1f}"
-                          f" x {t.memory_efficiency:.2f})", t.stream_s),
+                          f" x {t.memory_efficiency:.2f}{bound})", t.stream_s),
             # CUDA has no such term: its kernels unpack while their loads are in flight (speed_model.json)
             *((("unpacking", "quantized blocks on the ALUs", t.dequant_s),) if t.dequant_s else ()),
             *((("threads", "multiplying; overlaps the two above, slower counts", t.threads_s),)
