@@ -5,7 +5,8 @@ Decoding one token (tg) costs, on every device that holds layers:
     layers x per_layer_cycles[engine] / clock           kernel launches and synchronisation: a fixed
                                                        count of the device's cycles per layer, not
                                                        set by its bandwidth
-  + bytes_read / streaming rate                        the weights and the KV cache once, at the smaller
+  + bytes_read / streaming rate                        the weights and the KV cache once (once per query
+                                                       head without flash attention), at the smaller
                                                        of the DRAM's rate (bandwidth x efficiency) and
                                                        what the SMs / GPU cores / threads keep in flight
                                                        (units x bytes per cycle x clock: Little's law)
