@@ -163,7 +163,7 @@ class SpeedEstimate:
         Every generated token reads the K and V rows of every cached token in every layer, so decoding slows as
         a conversation grows: on a GPU the reads are priced at its streaming rate, like the weights' (the H200
         measured within 5 % for a 7B up to 32k tokens, docs/planning.md); on a CPU the threads' work per head and
-        cached row binds instead (8.2 µs a cached token for the 0.5B on the development VM, its bytes 0.8). Where
+        cached row binds instead (held out, a 2-vCPU Zen 5 host: 2.7 µs a cached token for the 0.5B, its bytes 0.4). Where
         attention runs unfused (flash attention off) a GPU reads each KV head's rows once per query head of its group
         (`_attention_reads`)."""
         more = depth_tokens - self.depth_tokens
@@ -191,6 +191,11 @@ def _streaming_rate(dev: DeviceSpeed, efficiency: float, unit_bytes_per_cycle: f
     dram = dev.bandwidth_bytes_per_s * efficiency
     units = dev.compute_units * dev.compute_share * unit_bytes_per_cycle * dev.clock_hz
     return (dram ** -3 + units ** -3) ** (-1 / 3)
+
+
+def _kernel_rate(dev: DeviceSpeed, efficiency: float, units: dict[str, float], kind: str, engine_date: str | None) -> float:
+    """`_streaming_rate` of the kernel that reads ``kind`` weights (`decode_kernel`) on ``dev``."""
+    return _streaming_rate(dev, efficiency, units.get(decode_kernel(kind, dev, engine_date), units["default"]))
 
 
 TILE = 128  # rows and tokens of one output tile of llama.cpp's matrix kernels (MMQ's mmq_y; cuBLAS alike)
@@ -421,11 +426,9 @@ def estimate_placed_speed(
         matrix_rate, dequant_bytes = _matrix_rate(sm, dev, pp_e, weights, engine_date, a, pp_tokens, layers)
         types = _type_slowdown(dev, s, weights, engine_date)
         units = e["unit_bytes_per_cycle"]
-        streaming = _streaming_rate(dev, eff, units.get(decode_kernel(quant, dev, engine_date), units["default"]))
+        streaming = _kernel_rate(dev, eff, units, quant, engine_date)
         attention_per_layer, attention_kernel = _attention_reads(dev, a, kv_per_layer, depth, flash_attn)
-        attention_rate = streaming if attention_kernel is None else _streaming_rate(
-            dev, eff, units.get(decode_kernel(attention_kernel, dev, engine_date), units["default"]))
-        attention_s = kv_layers * attention_per_layer / attention_rate  # at the reference depth
+        attention_s = kv_layers * attention_per_layer / _kernel_rate(dev, eff, units, attention_kernel or quant, engine_date)
         terms.append(DeviceTerms(
             device=dev.name,
             layers=layers,
@@ -609,7 +612,7 @@ def _unfused_attention_s(dev: DeviceSpeed, a, layers: int, n_tokens: int, effici
 def _attention_reads(dev: DeviceSpeed, a, kv_bytes: float, tokens: int, flash_attn: bool) -> tuple[float, str | None]:
     """Bytes one layer's attention moves for one decoded token over ``tokens`` cached tokens whose K and V rows take
     ``kv_bytes``, and the `unit_bytes_per_cycle` kernel that moves them (None: the flash kernel, priced at the weights'
-    streaming rate, which the H200 measured within 5 % for a 7B up to 32k tokens).
+    kernel's streaming rate, which the H200 measured within 5 % for a 7B up to 32k tokens).
 
     Flash attention reads each KV head's rows once for all the query heads of its group. Without it llama.cpp
     multiplies K by Q and V by the scores as two broadcast matrix-vector products (build_attn_mha; on CUDA
