@@ -200,11 +200,16 @@ def cpu_hardware(row: dict, cpus: dict) -> Hardware | None:
     turbo = (clock.get("max_turbo") or clock.get("p_core_turbo")) if base else None
     eff = cores.get("efficiency") or None
     physical = (perf + eff) if perf and eff else threads
+    cpuid = spec.get("cpuid") or {}  # where the specification records it (a VM whose name names no part)
     cpu = Cpu(brand, "arm64" if arm else "riscv64" if riscv else "x86_64", physical, max(spec.get("threads_total") or physical, physical),
               perf if eff else None, eff if perf else None, tuple(spec.get("isa", [])),
-              max_clock_mhz=round(turbo * 1000) if turbo else None, base_clock_mhz=round(base * 1000) if base else None)
-    bw = (spec.get("memory") or {}).get("bandwidth_gbs")
-    mem = Memory(16 * 2**30, 8 * 2**30, 0, bandwidth_bytes_per_s=int(bw * 1e9) if bw else None, bandwidth_source="specification")
+              max_clock_mhz=round(turbo * 1000) if turbo else None, base_clock_mhz=round(base * 1000) if base else None,
+              vendor_id=cpuid.get("vendor_id"), cpu_family=cpuid.get("family"), cpu_model=cpuid.get("model"))
+    memory = spec.get("memory") or {}
+    bw = memory.get("bandwidth_gbs")
+    measured = bool(memory.get("measured"))  # a read test's figure (detect --measure), which detection marks as such
+    mem = Memory(16 * 2**30, 8 * 2**30, 0, bandwidth_bytes_per_s=int(bw * 1e9) if bw else None,
+                 bandwidth_source="measured" if measured else "specification", bandwidth_measured=measured)
     key = row["device_key"]
     board = Board("Raspberry Pi 5" if key.endswith("5") else "Raspberry Pi 4", None, None, None) if key.startswith("raspberry") else Absent("-")
     return Hardware("Linux", cpu.arch, cpu, mem, Absent("-"), Absent("-"), board, Absent("-"), _no_backends())

@@ -179,6 +179,7 @@ def host_device(hw: Hardware, n_threads: int | None = None) -> DeviceSpeed:
         assumed=tuple(assumed),
         bandwidth_sustained=sustained is not None,
         thread_weights_per_s=(core.decode_weights_per_cycle or 0.0) * core.single_core_clock_hz,
+        thread_read_bytes_per_s=core.thread_read_bytes_per_s or 0.0,
     )
 
 

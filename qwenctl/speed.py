@@ -84,6 +84,9 @@ class DeviceSpeed:
     dies: int = 1  # GPU dies that every kernel's completion must synchronise (an Apple Ultra: 2)
     bandwidth_sustained: bool = False  # the bandwidth is what the memory really streams (STREAM), not its peak
     thread_weights_per_s: float = 0.0  # weights one CPU thread's decode kernels multiply per second (0: not known)
+    # what one CPU thread's decode reads at most: its core's misses in flight (0: not known). Set for a core design
+    # measured whole (devices.json x86_designs), whose thread_weights_per_s includes the unpacking (no dequant term)
+    thread_read_bytes_per_s: float = 0.0
     core: str = ""  # a CPU's core row (devices.json cpu_core_throughput), where its kernels' speed differs from its family's
     above_rated_clock: bool = False  # a desktop GeForce: GPU Boost holds it above its rated clock under load
 
@@ -186,10 +189,13 @@ def _streaming_rate(dev: DeviceSpeed, efficiency: float, unit_bytes_per_cycle: f
     Little's law: the SMs (GPU cores, threads) issuing the reads hold a bounded number of bytes in
     flight each, so a GPU with more bandwidth but the same SMs (H200 vs H100) cannot use all of it.
     A smooth minimum (p = 3): both limits bite near the knee. What an SM keeps in flight depends on the kernel
-    (``unit_bytes_per_cycle`` per weight type on CUDA: the warps its registers allow x the bytes each loads).
+    (``unit_bytes_per_cycle`` per weight type on CUDA: the warps its registers allow x the bytes each loads). A CPU
+    core whose design says what one thread reads at most (``thread_read_bytes_per_s``: the misses its core keeps in
+    flight, devices.json `x86_designs`) is held to that, so a few threads cannot reach the DRAM's rate.
     """
     dram = dev.bandwidth_bytes_per_s * efficiency
-    units = dev.compute_units * dev.compute_share * unit_bytes_per_cycle * dev.clock_hz
+    per_unit = dev.thread_read_bytes_per_s or unit_bytes_per_cycle * dev.clock_hz
+    units = dev.compute_units * dev.compute_share * per_unit
     return (dram ** -3 + units ** -3) ** (-1 / 3)
 
 
@@ -436,7 +442,8 @@ def estimate_placed_speed(
             stream_s=weight_bytes / streaming + attention_s,
             # a prompt reads the cache once; its own unfused attention is `_unfused_attention_s`
             pp_stream_s=None if attention_kernel is None else (weight_bytes + kv_layers * kv_per_layer) / streaming,
-            dequant_s=params * dequant / (dev.vector_ops * dev.compute_share),
+            # a core design measured whole (devices.json x86_designs) has its unpacking inside its threads' kernel rate
+            dequant_s=0.0 if dev.thread_read_bytes_per_s else params * dequant / (dev.vector_ops * dev.compute_share),
             threads_s=params / (dev.compute_units * dev.compute_share * dev.thread_weights_per_s) if dev.thread_weights_per_s else 0.0,
             bytes_read=weight_bytes + kv_layers * attention_per_layer,
             bandwidth_bytes_per_s=dev.bandwidth_bytes_per_s,

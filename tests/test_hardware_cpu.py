@@ -395,3 +395,54 @@ def test_a_windows_hybrid_without_hyper_threading_is_split_by_the_kernels_effici
     assert win32_cores.efficiency_classes(core_records([1, 0])[:-5]) == []  # a truncated record
     doc["python"]["processor_cores"] = base64.b64encode(core_records([0] * 8)).decode()
     assert cpu.probe(replay(doc)).performance_cores is None
+
+
+@pytest.mark.parametrize("capture, cpuid, design", [
+    # the development VM's bare "AMD EPYC" on 2026-12-04 (verbatim capture): Linux's amd.c makes family 26 model 2 Zen 5
+    ("linux-x86-no-gpu.json", ("AuthenticAMD", 26, 2), "AMD Zen 5"),
+    # the same VM's host a day earlier: family 25 model 1, a Zen 3 (Milan): no design row, its ISA row's figures
+    ("linux-x86-cgroup-v1-cpu-quota-1.5.json", ("AuthenticAMD", 25, 1), None),
+    # ollama issue #5554's EPYC 9754 (Bergamo, Zen 4c): family 25 model 160 = 0xa0, inside Zen 4's 0x60-0xaf
+    ("linux-x86-epyc-2-sockets-lxc.json", ("AuthenticAMD", 25, 160), "AMD Zen 4"),
+    ("linux-x86-hybrid-i7-1370p.json", ("GenuineIntel", 6, 186), None),
+])
+def test_an_x86_core_design_is_told_by_its_cpuid_even_where_the_name_says_nothing(capture, cpuid, design):
+    from qwenctl.hardware import specs
+
+    got = cpu.probe(replay(capture))
+    assert (got.vendor_id, got.cpu_family, got.cpu_model) == cpuid
+    found = specs.x86_design(got)
+    assert (found and found["design"]) == design
+    core = specs.cpu_core(got, None)
+    if design:  # a Zen core's decode is held to what one thread reads (24.45 GB/s), its kernels priced whole
+        assert core.thread_read_bytes_per_s == 24.45e9 and core.decode_weights_per_cycle == 13.6
+        assert f"{design} (CPUID family {cpuid[1]} model {cpuid[2]})" in core.source
+    else:  # the x86 rows' figures, from two Intel cores, and no per-thread limit
+        assert core.thread_read_bytes_per_s is None and core.decode_weights_per_cycle == 3.6
+
+
+@pytest.mark.parametrize("brand, design", [
+    ("AMD Ryzen 9 7950X 16-Core Processor", "AMD Zen 4"),
+    ("AMD Ryzen 5 7600 6-Core Processor", "AMD Zen 4"),
+    ("AMD Ryzen 7 7840U w/ Radeon  780M Graphics", "AMD Zen 4"),
+    ("AMD Ryzen 7 8700G w/ Radeon 780M Graphics", "AMD Zen 4"),
+    ("AMD EPYC 9654 96-Core Processor", "AMD Zen 4"),
+    ("AMD Ryzen Threadripper PRO 7995WX 96-Cores", "AMD Zen 4"),
+    ("AMD Ryzen 9 9950X3D 16-Core Processor", "AMD Zen 5"),
+    ("AMD Ryzen AI 9 HX 370 w/ Radeon 890M", "AMD Zen 5"),
+    ("AMD RYZEN AI MAX+ 395 w/ Radeon 8060S", "AMD Zen 5"),
+    ("AMD EPYC 9B45", "AMD Zen 5"),
+    # the Ryzen 7000 mobile names that are older cores: 7x20U Zen 2, 7x30U and 7x35 Zen 3; Milan's cloud 7R13
+    ("AMD Ryzen 5 7520U with Radeon Graphics", None),
+    ("AMD Ryzen 7 7730U with Radeon Graphics", None),
+    ("AMD Ryzen 7 7735HS with Radeon Graphics", None),
+    ("AMD EPYC 7R13 Processor", None),
+    ("AMD Ryzen 5 5600X 6-Core Processor", None),
+])
+def test_where_no_cpuid_is_read_a_name_only_one_design_carries_tells_it(brand, design):
+    """Windows and macOS give no CPUID family, nor do published rows: the product lines that are all one design."""
+    from qwenctl.hardware import specs
+
+    found = specs.x86_design(Cpu(brand=brand, arch="x86_64", physical_cores=8, logical_cores=16, flags=("avx2", "fma")))
+    assert (found and found["design"]) == design
+    assert found is None or found["how"] == "by its name"

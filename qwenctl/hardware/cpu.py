@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
+from typing import Any
 
 from qwenctl.hardware import cgroup
 from qwenctl.hardware._parse import (
@@ -278,7 +279,15 @@ def parse_cpuinfo(text: str, arch: str) -> Cpu:
         flags, physical, sockets, how = (), len(blocks), None, f"one core per processor ({arch}: topology not read)"
         brand = first.get("model name") or first.get("Model Name") or first.get("cpu") or f"unknown {arch} CPU"
     return Cpu(brand=brand, arch=arch, physical_cores=physical, logical_cores=len(blocks), flags=flags,
-               cores_source=how, sockets=sockets, flags_source="/proc/cpuinfo")
+               cores_source=how, sockets=sockets, flags_source="/proc/cpuinfo", **_x86_id(first))
+
+
+def _x86_id(block: dict[str, str]) -> dict[str, Any]:
+    """An x86 processor's CPUID vendor, family and model (decimal in /proc/cpuinfo); {} where a line is missing or odd."""
+    try:
+        return {"vendor_id": block["vendor_id"], "cpu_family": int(block["cpu family"]), "cpu_model": int(block["model"])}
+    except (KeyError, ValueError):
+        return {}
 
 
 T_HEAD_VENDOR_ID = "0x5b7"  # mvendorid of T-Head (C906, C910, C920), whose vector units implement RVV 0.7.1

@@ -33,6 +33,9 @@ class Cpu:
     flags_source: str | None = None  # where `flags` came from; None: not known (Windows before llama-cpp-python is installed)
     usable_cpus: float | None = None  # CPUs this process may keep busy (affinity, cgroup quota) where fewer than logical_cores
     usable_cpus_source: str | None = None  # why: "affinity: CPUs 0-7 (/proc/self/status)", "CPU quota 2 CPUs (cgroup v2 ...)"
+    vendor_id: str | None = None  # x86 CPUID vendor ("AuthenticAMD", "GenuineIntel"); None where the OS does not say
+    cpu_family: int | None = None  # x86 CPUID family and model (/proc/cpuinfo, decimal): they name the core design
+    cpu_model: int | None = None  # where the brand does not ("AMD EPYC" in a cloud VM is family 26 model 2: Zen 5)
 
 
 Unknown = tuple[tuple[str, str], ...]  # (field name, why it is not known): "unknown, with why"

@@ -52,6 +52,7 @@ class CoreSpec:
     assumed: tuple[str, ...] = ()
     decode_weights_per_cycle: float | None = None  # what one thread of llama.cpp's decode multiplies (None: not measured)
     single_core_clock_hz: float = 0.0  # the clock a few busy cores reach (cpufreq's maximum: the turbo), at least clock_hz
+    thread_read_bytes_per_s: float | None = None  # what one decode thread reads at most (None: no per-core limit known)
 
 
 def _devices() -> dict:
@@ -380,6 +381,7 @@ def cpu_core(cpu: Cpu | None, board: Board | None) -> CoreSpec:
     flags = set(cpu.flags) if cpu else set()
     brand = cpu.brand if cpu else ""
     assumed: list[str] = []
+    design = None
     b = _board(board, cpu)
     if b is not None:
         core = b["cpu_cores"][0]["type"]
@@ -405,6 +407,7 @@ def cpu_core(cpu: Cpu | None, board: Board | None) -> CoreSpec:
             named = next((k for pattern, k in table["x86_names"] if re.search(pattern, brand)), None)
             key = named or next((k for f, k in table["x86"] if f in flags), "x86-sse")
             kind = "ddr"
+            design = x86_design(cpu)
             if cpu is not None and cpu.arch not in ("x86_64", "x86"):
                 assumed.append(f"no core rates for {cpu.arch} CPUs here: priced as an x86 core with SSE, which "
                                "may be far from what llama.cpp's kernels run there (run `qwenctl bench` to measure)")
@@ -424,6 +427,11 @@ def cpu_core(cpu: Cpu | None, board: Board | None) -> CoreSpec:
         turbo = max(clock, cpu.max_clock_mhz / 1000) if cpu is not None and cpu.max_clock_mhz else clock
         name = brand or key
     row = _core_row(key)
+    source = f"{row['isa_level']}: {row['fp32_flop_per_cycle_per_core']} FP32 / {row['int8_ops_per_cycle_per_core']} int8 ops per cycle per core"
+    decode = _devices()["x86_designs"]["decode"][design["decode"]] if design else {}
+    if design:
+        source += (f"; {design['design']} ({design['how']}): a decode thread reads at most "
+                   f"{decode['thread_read_bytes_per_s'] / 1e9:.2f} GB/s")
     return CoreSpec(
         name=name,
         family=f"cpu-{row.get('family', key)}",
@@ -432,8 +440,27 @@ def cpu_core(cpu: Cpu | None, board: Board | None) -> CoreSpec:
         clock_hz=clock * 1e9,
         fp32_per_cycle=row["fp32_flop_per_cycle_per_core"],
         int8_per_cycle=row["int8_ops_per_cycle_per_core"],
-        source=f"{row['isa_level']}: {row['fp32_flop_per_cycle_per_core']} FP32 / {row['int8_ops_per_cycle_per_core']} int8 ops per cycle per core",
+        source=source,
         assumed=tuple(assumed),
-        decode_weights_per_cycle=row.get("decode_weights_per_cycle"),
+        decode_weights_per_cycle=decode.get("decode_weights_per_cycle", row.get("decode_weights_per_cycle")),
         single_core_clock_hz=turbo * 1e9,
+        thread_read_bytes_per_s=decode.get("thread_read_bytes_per_s"),
     )
+
+
+def x86_design(cpu: Cpu | None) -> dict | None:
+    """The core design of an x86 CPU where devices.json's `x86_designs` has one whose decode differs from its ISA row's,
+    with how it was told (``how``): by the CPUID vendor, family and model (/proc/cpuinfo), which a cloud VM's bare
+    "AMD EPYC" still carries, else by a brand name that only that design's parts have. None: none of those."""
+    if cpu is None or cpu.arch not in ("x86_64", "x86"):
+        return None
+    rows = _devices()["x86_designs"]["rows"]
+    if cpu.vendor_id is not None and cpu.cpu_family is not None and cpu.cpu_model is not None:
+        model = cpu.cpu_model
+        found = next((r for r in rows if (r["vendor_id"], r["family"]) == (cpu.vendor_id, cpu.cpu_family)
+                      and any(lo <= model <= hi for lo, hi in r["models"])), None)
+        how = f"CPUID family {cpu.cpu_family} model {model}"
+    else:
+        found = next((r for r in rows if re.search(r["names"], cpu.brand)), None)
+        how = "by its name"
+    return {**found, "how": how} if found else None
