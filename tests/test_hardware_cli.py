@@ -30,10 +30,12 @@ def test_pi_5_snapshot_reads_as_a_raspberry_pi_5_with_8_gb():
 
 
 def test_a_two_socket_cpu_says_so():
-    """The planner prices a several-socket host on one socket's memory; detect shows why."""
+    """The planner prices a several-socket host on one socket's memory; detect shows why, and the core design its
+    CPUID names (family 25 model 160: Zen 4), which the speed model prices by its own figures."""
     result = run("--snapshot", str(CAPTURES / "linux-x86-epyc-2-sockets-lxc.json"))
     assert result.exit_code == 0
-    assert "CPU       AMD EPYC 9754 128-Core Processor · x86_64 · 8 cores / 8 threads on 2 sockets · " in result.output
+    assert ("CPU       AMD EPYC 9754 128-Core Processor (AMD Zen 4) · x86_64 · 8 cores / 8 threads on 2 sockets · "
+            in result.output)
 
 
 def test_m2_snapshot_reads_as_apple_m2_with_16_gb_unified_memory():
@@ -50,7 +52,7 @@ def test_rtx_4060_snapshot_whole_output():
     assert result.output == (
         f"replayed from {path}\n"
         "System    Linux x86_64\n"
-        "CPU       AMD EPYC · x86_64 · 2 cores / 2 threads · avx avx2 avx512f avx512bw avx512_vnni avx_vnni fma f16c\n"
+        "CPU       AMD EPYC (AMD Zen 5) · x86_64 · 2 cores / 2 threads · avx avx2 avx512f avx512bw avx512_vnni avx_vnni fma f16c\n"
         "Memory    23.5 GiB RAM · 22.7 GiB available · no swap · bandwidth unknown (SMBIOS memory entries not captured "
         "in the snapshot; run `qwenctl detect --measure` to measure it)\n"
         "NVIDIA    driver 595.84, CUDA 13.2\n"

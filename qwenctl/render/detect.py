@@ -9,6 +9,7 @@ from rich.text import Text
 
 from qwenctl.hardware.drm import COMPUTE_VENDORS, describe
 from qwenctl.hardware.facts import Absent, AppleSilicon, Backends, Board, Cpu, Disk, Hardware, Memory, Nvidia
+from qwenctl.hardware.specs import x86_design
 from qwenctl.render import console, human_bytes
 
 
@@ -81,7 +82,9 @@ def _cpu(c: Cpu) -> str:
     if c.usable_cpus is not None:
         cores += f", {c.usable_cpus:g} usable ({c.usable_cpus_source})"
     flags = " ".join(c.flags) if c.flags else "no SIMD flags reported"
-    return f"{c.brand} · {c.arch} · {cores} · {flags}"
+    design = x86_design(c)  # the core design the speed model prices by its own figures, where it knows one
+    name = f"{c.brand} ({design['design']})" if design else c.brand
+    return f"{name} · {c.arch} · {cores} · {flags}"
 
 
 def _memory(m: Memory) -> str:
