@@ -1,0 +1,117 @@
+"""Cloud VMs' llama.cpp CPU decode from SpareCores' public inspector data, as rows for speed_model_fit.py --score.
+
+    python benchmarks/sparecores_rows.py MIRROR > /tmp/rows.json && cp /tmp/rows.json benchmarks/published_sparecores.json
+
+MIRROR is a git directory of github.com/SpareCores/sc-inspector-data (the `fetch` tool's mirror). Each instance type's
+folder holds llama-bench's jsonl output (`llm/stdout`: one prebuilt CPU build, 51f311e0 (4753), `-t <physical cores>
+-fa 1 -ngl 0`, five repetitions, on the instance's own vCPUs), `lscpu/stdout` and lmbench's `bw_mem` read figures.
+Kept: x86 VMs (AMD families 25 and 26, Intel family 6) running LLaMA-1 7B Q4_K_M (TheBloke's llama-7b, the shape of
+Llama 2 7B) at 8 threads or fewer on the CPU backend alone (a GPU instance's records with a GPU in them are left
+out), where few cores decode and a core's own limits show. Each VM is its own host: its
+CPUID, flags and TSC clock (BogoMIPS / 2: what detection reads in a VM) from lscpu, and as its memory bandwidth what
+bw_mem read from the largest buffer there, marked measured (a VM's share of the socket is not a specification:
+qwenctl measures it, `detect --measure`). Every row is held out: nothing is fitted on them.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+MODEL_FILE = "llama-7b.Q4_K_M.gguf"
+MAX_THREADS = 8
+SUSPECT_OVER_MEASURED = 1.5  # a row whose decode reads more than this x the VM's measured bandwidth is flagged
+FLAGS = ("avx", "avx2", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "fma", "f16c", "amx_int8")
+SOURCE = "https://github.com/SpareCores/sc-inspector-data"
+
+
+def git(mirror: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(mirror), *args], capture_output=True, text=True, check=True).stdout
+
+
+def show(mirror: Path, path: str) -> str | None:
+    try:
+        return git(mirror, "show", f"HEAD:{path}")
+    except subprocess.CalledProcessError:
+        return None
+
+
+def lscpu_fields(text: str) -> dict[str, str]:
+    return {f["field"].rstrip(":"): f["data"] for f in json.loads(text)["lscpu"]}
+
+
+def read_bandwidth(text: str) -> float | None:
+    """bw_mem's read figure (MB/s) at its largest buffer, in bytes a second."""
+    reads = [line.split() for line in text.splitlines() if line.startswith("rd ")]
+    return float(max(reads, key=lambda r: float(r[1]))[2]) * 1e6 if reads else None
+
+
+def instance_rows(mirror: Path, folder: str) -> tuple[list[dict], dict | None]:
+    out = show(mirror, f"{folder}/llm/stdout")
+    cpu_text = show(mirror, f"{folder}/lscpu/stdout")
+    bw_text = show(mirror, f"{folder}/bw_mem/stdout")
+    if not out or MODEL_FILE not in out or not cpu_text or not bw_text:
+        return [], None
+    cpu = lscpu_fields(cpu_text)
+    vendor, family = cpu.get("Vendor ID"), cpu.get("CPU family")
+    if cpu.get("Architecture") != "x86_64" or (vendor, family) not in (("AuthenticAMD", "25"), ("AuthenticAMD", "26"),
+                                                                        ("GenuineIntel", "6")):
+        return [], None
+    records = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    tg = [r for r in records if r["model_filename"].endswith(MODEL_FILE) and r["n_prompt"] == 0 and r["n_gen"] == 128
+          and r["n_threads"] <= MAX_THREADS and r.get("backends") == "CPU" and not r.get("gpu_info")]
+    bandwidth = read_bandwidth(bw_text)
+    if not tg or not bandwidth:
+        return [], None
+    key = "sparecores-" + folder.removeprefix("data/").replace("/", "-").lower()
+    flags = set(cpu.get("Flags", "").split())
+    host = {
+        "cpu": cpu["Model name"],
+        "cpuid": {"vendor_id": vendor, "family": int(family), "model": int(cpu["Model"])},
+        "cores": {"performance": tg[0]["n_threads"], "efficiency": 0},
+        "threads_total": int(cpu.get("CPU(s)", tg[0]["n_threads"])),
+        "clock_ghz": {"base": round(float(cpu["BogoMIPS"]) / 2000, 3), "max_turbo": None, "all_core_typical": None},
+        "isa": [f for f in FLAGS if f in flags],
+        "core_type": f"{vendor} family {family} model {cpu['Model']}, {cpu.get('Hypervisor vendor', 'no')} hypervisor",
+        "memory": {"type": "a cloud VM's share (not a specification)", "bandwidth_gbs": round(bandwidth / 1e9, 2), "measured": True,
+                   "note": "lmbench bw_mem read at its largest buffer on this VM (bw_mem/stdout)"},
+        "sources": [f"{SOURCE} {folder}/lscpu/stdout and {folder}/bw_mem/stdout"],
+    }
+    rows = [{
+        "id": f"{key}-t{r['n_threads']}", "device": f"{folder.split('/')[1]} {folder.split('/')[2]} ({cpu['Model name']}, "
+                                                   f"{cpu.get('CPU(s)')} vCPUs)",
+        "device_key": key, "backend": "cpu",
+        "engine": f"llama.cpp build {r['build_commit']} ({r['build_number']}) (llama-bench -t {r['n_threads']} -fa 1 -ngl 0 "
+                  "-p 0 -n 128, prebuilt CPU binary with dynamic CPU backends)",
+        "date": r["test_time"][:10], "model": "llama2-7b", "quant": "q4_k_m", "model_bytes": r["model_size"],
+        "params": r["model_n_params"], "n_gpu_layers": 0, "threads": r["n_threads"], "flash_attn": bool(r["flash_attn"]),
+        "pp": None, "tg": {"n_tokens": 128, "tps": round(r["avg_ts"], 4)}, "host_memory": host["memory"]["type"],
+        "gpu_power_limit_w": None, "source": f"{SOURCE} {folder}/llm/stdout (test_time {r['test_time']})",
+        "note": "LLaMA-1 7B (TheBloke llama-7b.Q4_K_M.gguf): Llama 2 7B's shape.",
+        **({"suspect": {"figures": "tg", "why": f"reads {r['avg_ts'] * r['model_size'] / 1e9:.0f} GB/s, over "
+                        f"{SUSPECT_OVER_MEASURED}x what bw_mem read there ({bandwidth / 1e9:.0f}): a decode cannot outrun the memory"}}
+           if r["avg_ts"] * r["model_size"] > SUSPECT_OVER_MEASURED * bandwidth else {}),
+    } for r in tg]
+    return rows, {key: host}
+
+
+def main() -> None:
+    mirror = Path(sys.argv[1])
+    folders = [f"data/{v}/{i}" for v in git(mirror, "ls-tree", "--name-only", "HEAD:data/").split() if v != ".gitkeep"
+               for i in git(mirror, "ls-tree", "--name-only", f"HEAD:data/{v}").split()]
+    rows: list[dict] = []
+    hosts: dict[str, dict] = {}
+    for folder in folders:
+        got, host = instance_rows(mirror, folder)
+        rows += got
+        hosts.update(host or {})
+    head = git(mirror, "rev-parse", "HEAD").strip()
+    doc = {"about": f"{__doc__.strip().splitlines()[0]} Converted by benchmarks/sparecores_rows.py from {SOURCE} at {head}.",
+           "rows": rows, "cpu_hosts": hosts}
+    print(json.dumps(doc, indent=1))
+
+
+if __name__ == "__main__":
+    main()
