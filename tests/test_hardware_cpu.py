@@ -400,8 +400,8 @@ def test_a_windows_hybrid_without_hyper_threading_is_split_by_the_kernels_effici
 @pytest.mark.parametrize("capture, cpuid, design", [
     # the development VM's bare "AMD EPYC" on 2026-12-04 (verbatim capture): Linux's amd.c makes family 26 model 2 Zen 5
     ("linux-x86-no-gpu.json", ("AuthenticAMD", 26, 2), "AMD Zen 5"),
-    # the same VM's host a day earlier: family 25 model 1, a Zen 3 (Milan): no design row, its ISA row's figures
-    ("linux-x86-cgroup-v1-cpu-quota-1.5.json", ("AuthenticAMD", 25, 1), None),
+    # the same VM's host a day earlier: family 25 model 1, a Zen 3 (Milan), whose decode is priced as Zen 4's and 5's
+    ("linux-x86-cgroup-v1-cpu-quota-1.5.json", ("AuthenticAMD", 25, 1), "AMD Zen 3"),
     # ollama issue #5554's EPYC 9754 (Bergamo, Zen 4c): family 25 model 160 = 0xa0, inside Zen 4's 0x60-0xaf
     ("linux-x86-epyc-2-sockets-lxc.json", ("AuthenticAMD", 25, 160), "AMD Zen 4"),
     ("linux-x86-hybrid-i7-1370p.json", ("GenuineIntel", 6, 186), None),
@@ -430,14 +430,18 @@ def test_an_x86_core_design_is_told_by_its_cpuid_even_where_the_name_says_nothin
     ("AMD Ryzen Threadripper PRO 7995WX 96-Cores", "AMD Zen 4"),
     ("AMD Ryzen 9 9950X3D 16-Core Processor", "AMD Zen 5"),
     ("AMD Ryzen AI 9 HX 370 w/ Radeon 890M", "AMD Zen 5"),
+    ("AMD Ryzen 9 5950X 16-Core Processor", "AMD Zen 3"),
+    ("AMD Ryzen 7 5800U with Radeon Graphics", "AMD Zen 3"),
+    ("AMD Ryzen 5 7530U with Radeon Graphics", "AMD Zen 3"),
+    ("AMD EPYC 7R13 Processor", "AMD Zen 3"),
+    ("AMD Ryzen 7 5700U with Radeon Graphics", None),  # Ryzen 5000 U parts with an odd second digit are Zen 2
     ("AMD RYZEN AI MAX+ 395 w/ Radeon 8060S", "AMD Zen 5"),
     ("AMD EPYC 9B45", "AMD Zen 5"),
-    # the Ryzen 7000 mobile names that are older cores: 7x20U Zen 2, 7x30U and 7x35 Zen 3; Milan's cloud 7R13
+    # the Ryzen 7000 mobile names of older cores: 7x20U is Zen 2, 7x30U and 7x35 are Zen 3; Zen 2's Ryzen 3000 and Rome
     ("AMD Ryzen 5 7520U with Radeon Graphics", None),
-    ("AMD Ryzen 7 7730U with Radeon Graphics", None),
-    ("AMD Ryzen 7 7735HS with Radeon Graphics", None),
-    ("AMD EPYC 7R13 Processor", None),
-    ("AMD Ryzen 5 5600X 6-Core Processor", None),
+    ("AMD Ryzen 7 7730U with Radeon Graphics", "AMD Zen 3"),
+    ("AMD Ryzen 9 3900X 12-Core Processor", None),
+    ("AMD EPYC 7742 64-Core Processor", None),
 ])
 def test_where_no_cpuid_is_read_a_name_only_one_design_carries_tells_it(brand, design):
     """Windows and macOS give no CPUID family, nor do published rows: the product lines that are all one design."""
