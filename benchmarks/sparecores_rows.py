@@ -4,7 +4,7 @@
 
 MIRROR is a git directory of github.com/SpareCores/sc-inspector-data (the `fetch` tool's mirror). Each instance type's
 folder holds llama-bench's jsonl output (`llm/stdout`: one prebuilt CPU build, 51f311e0 (4753), `-t <physical cores>
--fa 1 -ngl 0`, five repetitions, on the instance's own vCPUs), `lscpu/stdout` and lmbench's `bw_mem` read figures.
+-fa 1 -ngl 0`, five repetitions, tg128 and, where it ran, pp512, on the instance's own vCPUs), `lscpu/stdout` and lmbench's `bw_mem` read figures.
 Kept: x86 VMs (AMD families 25 and 26, Intel family 6) running LLaMA-1 7B Q4_K_M (TheBloke's llama-7b, the shape of
 Llama 2 7B) at 8 threads or fewer on the CPU backend alone (a GPU instance's records with a GPU in them are left
 out), where few cores decode and a core's own limits show. Each VM is its own host: its
@@ -62,6 +62,8 @@ def instance_rows(mirror: Path, folder: str) -> tuple[list[dict], dict | None]:
     records = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
     tg = [r for r in records if r["model_filename"].endswith(MODEL_FILE) and r["n_prompt"] == 0 and r["n_gen"] == 128
           and r["n_threads"] <= MAX_THREADS and r.get("backends") == "CPU" and not r.get("gpu_info")]
+    pp = {r["n_threads"]: r for r in records if r["model_filename"].endswith(MODEL_FILE) and r["n_prompt"] == 512
+          and r["n_gen"] == 0 and r.get("backends") == "CPU" and not r.get("gpu_info")}
     bandwidth = read_bandwidth(bw_text)
     if not tg or not bandwidth:
         return [], None
@@ -83,11 +85,12 @@ def instance_rows(mirror: Path, folder: str) -> tuple[list[dict], dict | None]:
         "id": f"{key}-t{r['n_threads']}", "device": f"{folder.split('/')[1]} {folder.split('/')[2]} ({cpu['Model name']}, "
                                                    f"{cpu.get('CPU(s)')} vCPUs)",
         "device_key": key, "backend": "cpu",
-        "engine": f"llama.cpp build {r['build_commit']} ({r['build_number']}) (llama-bench -t {r['n_threads']} -fa 1 -ngl 0 "
-                  "-p 0 -n 128, prebuilt CPU binary with dynamic CPU backends)",
+        "engine": f"llama.cpp build {r['build_commit']} ({r['build_number']}) (llama-bench -t {r['n_threads']} -fa 1 -ngl 0, "
+                  "-p 0 -n 128 and -p 512 -n 0, prebuilt CPU binary with dynamic CPU backends)",
         "date": r["test_time"][:10], "model": "llama2-7b", "quant": "q4_k_m", "model_bytes": r["model_size"],
         "params": r["model_n_params"], "n_gpu_layers": 0, "threads": r["n_threads"], "flash_attn": bool(r["flash_attn"]),
-        "pp": None, "tg": {"n_tokens": 128, "tps": round(r["avg_ts"], 4)}, "host_memory": host["memory"]["type"],
+        "pp": {"n_tokens": 512, "tps": round(pp[r["n_threads"]]["avg_ts"], 4)} if r["n_threads"] in pp else None,
+        "tg": {"n_tokens": 128, "tps": round(r["avg_ts"], 4)}, "host_memory": host["memory"]["type"],
         "gpu_power_limit_w": None, "source": f"{SOURCE} {folder}/llm/stdout (test_time {r['test_time']})",
         "note": "LLaMA-1 7B (TheBloke llama-7b.Q4_K_M.gguf): Llama 2 7B's shape.",
         **({"suspect": {"figures": "tg", "why": f"reads {r['avg_ts'] * r['model_size'] / 1e9:.0f} GB/s, over "
