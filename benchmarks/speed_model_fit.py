@@ -545,10 +545,12 @@ def set_uncertainties(obs) -> None:
 
 def published_cpu_hosts() -> dict[str, dict]:
     """Every CPU the published files specify (their `cpu_hosts`), by key: a CPU is specified once, in the file its
-    first row was collected in."""
+    first row was collected in. A host whose bandwidth was measured on it (a cloud VM of SpareCores', the development
+    VM) is that one machine, not its CPU's specification: only its own file's rows are priced on it."""
     hosts: dict[str, dict] = {}
     for path in sorted(HERE.glob("published_*.json")):
-        hosts.update(json.loads(path.read_text()).get("cpu_hosts", {}))
+        hosts.update({k: h for k, h in json.loads(path.read_text()).get("cpu_hosts", {}).items()
+                      if not (h.get("memory") or {}).get("measured")})
     return hosts
 
 
