@@ -15,7 +15,9 @@ Decoding one token (tg) costs, on every device that holds layers:
                                                        per SM, unit_bytes_per_cycle[quant], measured on the H100
                                                        and H200 as decode that does not speed up with bandwidth)
   (on a CPU, the reads and unpacking overlap the threads' multiplying: max(them, weights / (threads x
-   decode_weights_per_cycle x single-core clock)), which binds a few threads on fast memory)
+   decode_weights_per_cycle x single-core clock)), which binds a few threads on fast memory; an AMD Zen core is
+   priced by the bytes each thread keeps in flight instead, its kernels whole, with no unpacking term: devices.json
+   x86_designs)
 
 The latency-bound share of streaming is why an H200 (1.44x the H100's bandwidth, the same 132
 SMs) decodes a 7B model only ~1.05x faster, and why a few CPU threads cannot use DDR5's peak. Prompt
