@@ -3,10 +3,10 @@ allocator made on the H200 (benchmarks/results/h200-alloctrace, read with the sc
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
+from benchmark_scripts import load
 
 from qwenctl.catalog import load_catalog
 from qwenctl.cuda_alloc import DynamicAllocator, cuda_alloc_bytes, no_offload_compute_bytes
@@ -16,15 +16,7 @@ TRACES = sorted((ROOT / "benchmarks" / "results" / "h200-alloctrace").glob("allo
 MiB = 2**20
 
 
-def _recorder():
-    spec = importlib.util.spec_from_file_location("alloc_program", ROOT / "benchmarks" / "gpu" / "alloc_program.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-recorder = _recorder()
+recorder = load("gpu/alloc_program.py")
 
 
 def test_best_fit_takes_the_smallest_free_block_and_a_release_merges_with_its_neighbours():

@@ -7,22 +7,14 @@ The names below are the accelerator names of LocalScore's results (localscore-in
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
-
-SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "localscore_rows.py"
+from benchmark_scripts import BENCHMARKS, load
 
 
 @pytest.fixture
 def converter(monkeypatch):
-    monkeypatch.syspath_prepend(str(SCRIPT.parent))  # the converter reads the published CPUs through the fit script
-    spec = importlib.util.spec_from_file_location("localscore_rows", SCRIPT)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    monkeypatch.syspath_prepend(str(BENCHMARKS))  # the converter reads the published CPUs through the fit script
+    return load("localscore_rows.py")
 
 
 @pytest.mark.parametrize(("name", "key"), [

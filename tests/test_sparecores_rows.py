@@ -4,14 +4,13 @@ from SpareCores/sc-inspector-data data/aws/r8a.medium)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 from pathlib import Path
 
 import pytest
+from benchmark_scripts import load
 
-SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "sparecores_rows.py"
 TG_RECORD = '{"build_commit": "51f311e0", "build_number": 4753, "cpu_info": "AMD EPYC 9R45", "gpu_info": "", "backends": "CPU", "model_filename": "/models/llama-7b.Q4_K_M.gguf", "model_type": "llama 7B Q4_K - Medium", "model_size": 4080263168, "model_n_params": 6738415616, "n_batch": 2048, "n_ubatch": 512, "n_threads": 1, "cpu_mask": "0x0", "cpu_strict": false, "poll": 50, "type_k": "f16", "type_v": "f16", "n_gpu_layers": 0, "split_mode": "layer", "main_gpu": 0, "no_kv_offload": false, "flash_attn": true, "tensor_split": "0.00", "use_mmap": true, "embeddings": false, "n_prompt": 0, "n_gen": 128, "test_time": "2025-11-04T21:41:28Z", "avg_ns": 18314300149, "stddev_ns": 41870690, "avg_ts": 6.989103, "stddev_ts": 0.015975, "samples_ns": [ 18354063634, 18277939661, 18308071686, 18270620881, 18360804884 ],"samples_ts": [ 6.97393, 7.00298, 6.99145, 7.00578, 6.97137 ]}'
 LSCPU = '{"lscpu": [{"field": "Architecture:", "data": "x86_64"}, {"field": "CPU(s):", "data": "1"}, {"field": "Vendor ID:", "data": "AuthenticAMD"}, {"field": "Model name:", "data": "AMD EPYC 9R45"}, {"field": "CPU family:", "data": "26"}, {"field": "Model:", "data": "2"}, {"field": "Thread(s) per core:", "data": "1"}, {"field": "BogoMIPS:", "data": "5199.99"}, {"field": "Flags:", "data": "fpu vme de pse tsc msr pae mce cx8 apic sep mtrr pge mca cmov pat pse36 clflush mmx fxsr sse sse2 syscall nx mmxext fxsr_opt pdpe1gb rdtscp lm constant_tsc rep_good nopl xtopology nonstop_tsc cpuid extd_apicid aperfmperf tsc_known_freq pni pclmulqdq monitor ssse3 fma cx16 pcid sse4_1 sse4_2 x2apic movbe popcnt aes xsave avx f16c rdrand hypervisor lahf_lm cr8_legacy abm sse4a misalignsse 3dnowprefetch topoext perfctr_core ssbd perfmon_v2 ibrs ibpb stibp ibrs_enhanced vmmcall fsgsbase tsc_adjust bmi1 avx2 smep bmi2 erms invpcid avx512f avx512dq rdseed adx smap avx512ifma clflushopt clwb avx512cd sha_ni avx512bw avx512vl xsaveopt xsavec xgetbv1 xsaves avx_vnni avx512_bf16 clzero xsaveerptr rdpru wbnoinvd arat avx512vbmi pku ospke avx512_vbmi2 gfni vaes vpclmulqdq avx512_vnni avx512_bitalg avx512_vpopcntdq rdpid movdiri movdir64b fsrm avx512_vp2intersect flush_l1d"}, {"field": "Hypervisor vendor:", "data": "KVM"}]}'
 BW_MEM = "rd 0.016384 221653.47\nrd 256.00 47994.00\nrd 512.00 45665.36\nwr 512.00 33272.68\n"
@@ -19,11 +18,7 @@ BW_MEM = "rd 0.016384 221653.47\nrd 256.00 47994.00\nrd 512.00 45665.36\nwr 512.
 
 @pytest.fixture
 def converter():
-    spec = importlib.util.spec_from_file_location("sparecores_rows", SCRIPT)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load("sparecores_rows.py")
 
 
 def mirror(tmp_path: Path, folders: dict[str, dict[str, str]]) -> Path:

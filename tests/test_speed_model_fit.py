@@ -8,23 +8,17 @@ fitting row decodes stops instead of recording a refit that fitted nothing.
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
+from benchmark_scripts import load
 
 from qwenctl.speed import load_speed_model
-
-SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "speed_model_fit.py"
 
 
 @pytest.fixture
 def fitting():
-    spec = importlib.util.spec_from_file_location("speed_model_fit", SCRIPT)
-    assert spec and spec.loader
-    fit_script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(fit_script)
+    fit_script = load("speed_model_fit.py")
     doc = json.loads(fit_script.DATA.read_text())
     rows = fit_script.prepare(doc, doc.get("cpu_hosts", {}))
     role = fit_script.shipped_split(rows)
