@@ -55,6 +55,9 @@ class CoreSpec:
     thread_read_bytes_per_s: float | None = None  # what one decode thread reads at most (None: no per-core limit known)
 
 
+X86_ARCHES = ("x86_64", "x86")  # what platform.machine() and the probes call an x86 CPU
+
+
 def _devices() -> dict:
     return data("devices.json")
 
@@ -408,7 +411,7 @@ def cpu_core(cpu: Cpu | None, board: Board | None) -> CoreSpec:
             key = named or next((k for f, k in table["x86"] if f in flags), "x86-sse")
             kind = "ddr"
             design = x86_design(cpu)
-            if cpu is not None and cpu.arch not in ("x86_64", "x86"):
+            if cpu is not None and cpu.arch not in X86_ARCHES:
                 assumed.append(f"no core rates for {cpu.arch} CPUs here: priced as an x86 core with SSE, which "
                                "may be far from what llama.cpp's kernels run there (run `qwenctl bench` to measure)")
             elif cpu is not None and not named and not flags and cpu.flags_source is None:
@@ -452,7 +455,7 @@ def x86_design(cpu: Cpu | None) -> dict | None:
     """The core design of an x86 CPU where devices.json's `x86_designs` has one whose decode differs from its ISA row's,
     with how it was told (``how``): by the CPUID vendor, family and model (/proc/cpuinfo), which a cloud VM's bare
     "AMD EPYC" still carries, else by a brand name that only that design's parts have. None: none of those."""
-    if cpu is None or cpu.arch not in ("x86_64", "x86"):
+    if cpu is None or cpu.arch not in X86_ARCHES:
         return None
     rows = _devices()["x86_designs"]["rows"]
     if cpu.vendor_id is not None and cpu.cpu_family is not None and cpu.cpu_model is not None:
