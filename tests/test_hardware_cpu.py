@@ -250,6 +250,49 @@ def test_a_vm_without_cpufreq_reports_the_tsc_rate_of_cpuinfo_as_its_clock():
     assert cpu.probe(replay(bare)).base_clock_mhz is None
 
 
+def _cloud_vm(name: str, family: int, model: int, mhz: str, cpufreq_max_khz: str | None = None) -> dict:
+    """The development VM's capture under the name, CPUID and TSC rate of another cloud VM's part (from that VM's own
+    lscpu in SpareCores' sc-inspector-data), with the cpufreq maximum its hypervisor shows, if any."""
+    doc = document("linux-x86-no-gpu.json")
+    info = doc["files"]["/proc/cpuinfo"]
+    for old, value in (("vendor_id\t: AuthenticAMD", "vendor_id\t: GenuineIntel"), ("cpu family\t: 26", f"cpu family\t: {family}"),
+                       ("model\t\t: 2\n", f"model\t\t: {model}\n"), ("model name\t: AMD EPYC", f"model name\t: {name}"),
+                       ("cpu MHz\t\t: 2596.122", f"cpu MHz\t\t: {mhz}")):
+        assert old in info
+        info = info.replace(old, value)
+    doc["files"]["/proc/cpuinfo"] = info
+    if cpufreq_max_khz:
+        doc["files"][cpu.CPUFREQ_MAX.format(0)] = cpufreq_max_khz
+    return doc
+
+
+@pytest.mark.parametrize("name, family, model, mhz, cpufreq_max_khz, clock, single_core, how", [
+    # AWS m7i.2xlarge: "Intel(R) Xeon(R) Platinum 8488C", family 6 model 143, BogoMIPS 4800 (TSC 2,400 MHz), no cpufreq;
+    # AWS: "an all-core turbo frequency of 3.2 GHz (max core turbo frequency of 3.8 GHz)"
+    ("Intel(R) Xeon(R) Platinum 8488C", 6, 143, "2400.000", None, 2.4e9, 3.8e9, "max turbo 3.8 GHz"),
+    # Azure Standard_D8s_v6: "INTEL(R) XEON(R) PLATINUM 8573C", family 6 model 207, "CPU max MHz: 2300" while lscpu shows
+    # "CPU(s) scaling MHz: 155%"; Azure publishes only its all-core turbo, 3.0 GHz
+    ("INTEL(R) XEON(R) PLATINUM 8573C", 6, 207, "2300.000", "2300000\n", 2.3e9, 3.0e9, "all-core turbo 3 GHz"),
+    # a Cascade Lake part is not listed (its AVX2 licence clock is not published by name): the TSC rate stands
+    ("Intel(R) Xeon(R) Platinum 8259CL CPU @ 2.50GHz", 6, 85, "2499.998", None, 2.5e9, 2.5e9, None),
+])
+def test_a_cloud_vms_part_decodes_at_its_published_turbo_not_the_rate_its_hypervisor_shows(
+        name, family, model, mhz, cpufreq_max_khz, clock, single_core, how):
+    """SpareCores' Sapphire, Emerald and Granite Rapids VMs decoded 1.3-1.9x faster than the TSC rate priced them: a few
+    busy cores run at the turbo the VM cannot see. Prompts keep the base clock, which all cores hold."""
+    from qwenctl.hardware import specs
+    from qwenctl.hardware.facts import Absent, Hardware, Memory
+    from qwenctl.machine import host_device
+
+    vm = cpu.probe(replay(_cloud_vm(name, family, model, mhz, cpufreq_max_khz)))
+    core = specs.cpu_core(vm, None)
+    assert (core.clock_hz, core.single_core_clock_hz) == (clock, single_core)
+    assert (how in core.source) if how else "turbo" not in core.source
+    hw = Hardware("Linux", "x86_64", vm, Memory(16 * 2**30, 8 * 2**30, 0, bandwidth_bytes_per_s=int(100e9)),
+                  *(Absent("-"),) * 5)
+    assert host_device(hw).thread_weights_per_s == pytest.approx(core.decode_weights_per_cycle * single_core)
+
+
 @pytest.mark.parametrize("capture, brand, kinds, threads, family", [
     ("arm-snapdragon-855-plus-cpuinfo.json", "Qualcomm Kryo 4XX Gold", (4, 4), 4, "cpu-arm-cortex-a76-n1"),
     ("arm-snapdragon-x-elite-cpuinfo.json", "Qualcomm Oryon", (None, None), 12, "cpu-arm-neoverse-v2"),

@@ -374,7 +374,8 @@ def cpu_core(cpu: Cpu | None, board: Board | None) -> CoreSpec:
     The clock is the one the CPU guarantees with every core busy (its base or nominal clock: detected,
     or the "@ 2.80GHz" of an Intel name), not cpufreq's one-core turbo: llama.cpp keeps every thread
     busy, and the speed model's CPU constants were fitted on base clocks. A laptop's turbo is 1.5-2.2x
-    its base, which priced its prompts that much too fast.
+    its base, which priced its prompts that much too fast. A few decoding threads run at the single-core clock:
+    cpufreq's maximum, or a cloud part's published turbo (`part_clock`) where its VM's cpufreq says less or nothing.
 
     A board's clock is its row's, lowered to cpufreq's maximum where that is below it: a board sold slower under
     the same name (the Raspberry Pi 4 "1.25 GHz edition" of 2026 reports "Raspberry Pi 4 Model B Rev 1.4" and a
@@ -384,7 +385,7 @@ def cpu_core(cpu: Cpu | None, board: Board | None) -> CoreSpec:
     flags = set(cpu.flags) if cpu else set()
     brand = cpu.brand if cpu else ""
     assumed: list[str] = []
-    design = None
+    design = part = None
     b = _board(board, cpu)
     if b is not None:
         core = b["cpu_cores"][0]["type"]
@@ -428,10 +429,15 @@ def cpu_core(cpu: Cpu | None, board: Board | None) -> CoreSpec:
             clock = table["typical_clock_ghz"][isa_family]
             assumed.append(f"CPU clock unknown: assumed {clock} GHz")
         turbo = max(clock, cpu.max_clock_mhz / 1000) if cpu is not None and cpu.max_clock_mhz else clock
+        part = part_clock(brand)
+        if part:  # a cloud VM's part: its hypervisor shows no cpufreq, or one whose maximum is the base clock
+            turbo = max(turbo, part["turbo_ghz"])
         name = brand or key
     row = _core_row(key)
     source = f"{row['isa_level']}: {row['fp32_flop_per_cycle_per_core']} FP32 / {row['int8_ops_per_cycle_per_core']} int8 ops per cycle per core"
     decode = _devices()["x86_designs"]["decode"][design["decode"]] if design else {}
+    if part:
+        source += f"; {part['kind']} {part['turbo_ghz']:g} GHz ({part['part']}, hardware/data/x86_part_clocks.json)"
     if design:
         source += (f"; {design['design']} ({design['how']}): a decode thread reads at most "
                    f"{decode['thread_read_bytes_per_s'] / 1e9:.2f} GB/s")
@@ -449,6 +455,15 @@ def cpu_core(cpu: Cpu | None, board: Board | None) -> CoreSpec:
         single_core_clock_hz=turbo * 1e9,
         thread_read_bytes_per_s=decode.get("thread_read_bytes_per_s"),
     )
+
+
+def part_clock(brand: str) -> dict | None:
+    """The turbo clock of an x86 part a cloud VM names (hardware/data/x86_part_clocks.json); None for a name not listed.
+
+    A VM's cpufreq cannot say it: most have no driver (cpuinfo's "cpu MHz" is then the TSC rate, the base clock), and
+    Azure's Dsv6 VMs report a maximum of 2,300 MHz, the 8573C's base, while lscpu shows them running at 155 % of it
+    (SpareCores' capture). Names match case-blind: Azure's VMs say "INTEL(R) XEON(R) PLATINUM"."""
+    return next((r for r in data("x86_part_clocks.json")["parts"] if re.search(r["match"], brand, re.IGNORECASE)), None)
 
 
 def x86_design(cpu: Cpu | None) -> dict | None:
