@@ -119,6 +119,37 @@ def test_a_block_intermediate_quantizes_to_the_same_file_as_an_f16_one(model_cac
     assert {t.tensor_type for t in GGUFReader(blocks).tensors if len(t.shape) == 2} == {GGMLQuantizationType[via]}
 
 
+ODD_ROWS = models.Shape("odd-rows", hidden_size=320, num_attention_heads=5, num_hidden_layers=2, num_key_value_heads=1,
+                        intermediate_size=640, vocab_size=0, tie_word_embeddings=False, max_position_embeddings=2048)
+
+
+@pytest.mark.parametrize("quant", ["Q4_K_M", "Q3_K_M", "Q6_K", "Q4_0"])
+@pytest.mark.parametrize("shape", [SMALL_K, ODD_ROWS], ids=["blocked", "odd-rows"])
+def test_a_recipe_written_directly_is_laid_out_as_the_quantizer_writes_it(model_cache, tmp_path, shape, quant):
+    """A 72B Q4_K_M takes llama.cpp's quantizer over 7 minutes on the GPU machine; written directly (each matrix in
+    its recipe type, the blocks quantized once by ggml itself) it takes the time its bytes take to write. Every
+    tensor's type and shape and the file's size are the quantizer's, and llama.cpp decodes it to finite logits."""
+    llama_cpp = pytest.importorskip("llama_cpp")
+    from qwenctl.backends.llamacpp import route_llama_logs
+
+    direct = models.gguf_model(tmp_path, shape, quant, intermediate="direct")
+    quantized = models.gguf_model(model_cache, shape, quant)
+
+    def layout(path):
+        return {t.name: (t.tensor_type, tuple(t.shape)) for t in GGUFReader(path).tensors}
+
+    assert direct.name.endswith(f"-{quant}-direct.gguf")
+    assert layout(direct) == layout(quantized) and direct.stat().st_size == quantized.stat().st_size
+    route_llama_logs()
+    model = llama_cpp.Llama(str(direct), n_ctx=64, verbose=False)
+    try:
+        model.eval(model.tokenize(b"Hello", add_bos=False))
+        logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(model.ctx, -1), shape=(model.n_vocab(),))
+        assert np.isfinite(logits).all() and 0 < np.abs(logits).max() < 100
+    finally:
+        model.close()
+
+
 def test_no_partial_file_left_when_generation_fails(tmp_path):
     with pytest.raises(RuntimeError):
         models._atomic(tmp_path / "x.gguf", lambda tmp: (tmp.write_bytes(b"half"), (_ for _ in ()).throw(RuntimeError())))

@@ -6,6 +6,8 @@ The 7B F16 intermediate (15 GB) is written once, quantized to every 7B quant ask
 deleted. INTERMEDIATE Q8_0 writes Q8_0 blocks directly instead of F16 (32B:Q4_K_M:Q8_0: 35 GB where
 the F16 copy, 65 GB, would not fit the GPU machine's 64 GiB disk); INTERMEDIATE_DIR (environment) writes
 the intermediate there, e.g. /dev/shm (72B:Q4_K_M:Q4_0: a 41 GB Q4_0 in RAM, the 47 GB Q4_K_M on disk).
+INTERMEDIATE direct writes the file itself with each matrix in its recipe type and no quantizer run
+(72B:Q4_K_M:direct: its quantization alone ran past 7 minutes there), named "...-Q4_K_M-direct.gguf".
 OFFICIAL_LAYOUT=1 (environment) writes the sizes whose official files store output.weight beside a tied
 token_embd (the catalog's output_in_file: 0.5B-3B) in that layout, named "...-official-..."; otherwise every size is
 written tied, as bartowski's and Ollama's files are.
@@ -43,9 +45,12 @@ def main() -> None:
         source = None
         for quant in quants:
             t0 = time.time()
-            where = os.environ.get("INTERMEDIATE_DIR") if via != quant else None
-            path = models.gguf_model(cache, shape, quant, keep_f16=True, intermediate=via, intermediate_dir=where)
-            source = source or models.gguf_model(Path(where or cache), shape, via, intermediate=via)  # exists now
+            if via == "direct":  # each matrix in its recipe type, no quantizer run (a 72B Q4_K_M in the time its bytes take)
+                path = models.gguf_model(cache, shape, quant, intermediate="direct")
+            else:
+                where = os.environ.get("INTERMEDIATE_DIR") if via != quant else None
+                path = models.gguf_model(cache, shape, quant, keep_f16=True, intermediate=via, intermediate_dir=where)
+                source = source or models.gguf_model(Path(where or cache), shape, via, intermediate=via)  # exists now
             print(f"{path.name} {path.stat().st_size} bytes {time.time() - t0:.0f} s", flush=True)
         if source is not None and via not in quants:
             source.unlink(missing_ok=True)

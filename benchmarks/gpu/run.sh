@@ -422,10 +422,10 @@ stage_depth() {
 # memory with every layer offloaded (flash attention, f16 and q8_0 cells) and with none. Nothing is fitted on it.
 # $OUT/newsize-*.json. Time on the H200 machine (16 cores): 32B from the build to the last figure 300 s; a 72B Q4_K_M's
 # quantization alone runs past 7 minutes (32 of its 47 GB were written 5.5 minutes after the stage began, when a 585 s
-# call ended, 2026-12-01), so a 72B is measured at Q4_0 (NEWSIZE_QUANT=NEWSIZE_VIA=Q4_0): build + newsize in one call,
-# newsizemem in the next, warm.
-newsize_file() {
-  ls "$WORK"/models/qwen2.5-"${NEWSIZE,,}"-*-"${NEWSIZE_QUANT:-Q4_K_M}".gguf | head -1
+# call ended, 2026-12-01), so a 72B was measured at Q4_0 (NEWSIZE_QUANT=NEWSIZE_VIA=Q4_0); NEWSIZE_VIA=direct writes a
+# Q4_K_M (or any recipe) with no quantizer run: build + newsize in one call, newsizemem in the next, warm.
+newsize_file() {  # NEWSIZE_VIA=direct writes "...-Q4_K_M-direct.gguf" (make_models.py)
+  ls "$WORK"/models/qwen2.5-"${NEWSIZE,,}"-*-"${NEWSIZE_QUANT:-Q4_K_M}"{,-direct}.gguf 2>/dev/null | head -1
 }
 
 stage_newsize() {
@@ -451,9 +451,9 @@ PYEOF
 stage_newsizemem() {
   NEWSIZE=${NEWSIZE:-32B}
   local quant=${NEWSIZE_QUANT:-Q4_K_M}
-  local ea="$PY benchmarks/estimate_accuracy.py --gpu --models-dir $WORK/models --quants $quant --no-generate"
-  timeout 200 $ea --sizes "$NEWSIZE" --cases 8192:f16:1,32768:q8_0:1 --json-out "$OUT/newsize-full-$NEWSIZE-$quant.json"
-  timeout 200 $ea --ngl 0 --sizes "$NEWSIZE" --cases 8192:f16:1 --json-out "$OUT/newsize-ngl0-$NEWSIZE-$quant.json"
+  local ea="$PY benchmarks/estimate_accuracy.py --gpu --model $(newsize_file)"
+  timeout 200 $ea --cases 8192:f16:1,32768:q8_0:1 --json-out "$OUT/newsize-full-$NEWSIZE-$quant.json"
+  timeout 200 $ea --ngl 0 --cases 8192:f16:1 --json-out "$OUT/newsize-ngl0-$NEWSIZE-$quant.json"
 }
 
 # multigpu: the two-GPU machine (nvidia-h200-x2). llama-bench's none/layer/tensor sweep and GPU 1 behind

@@ -38,6 +38,8 @@ from qwenctl.testing.tokenizer import CONTROL, QWEN2_SPLIT_PATTERN, SPECIAL_TOKE
 if TYPE_CHECKING:
     import numpy as np
 
+    from qwenctl.catalog import Architecture
+
 # Bump when the bytes a generator writes change, so stale cached files are not reused.
 FORMAT_VERSION = 1
 
@@ -134,15 +136,14 @@ class _Filler:
         return self._tiled(self.block.astype(dtype, copy=False), int(np.prod(shape)), 1).reshape(shape)
 
     def blocks(self, shape: tuple[int, ...], qtype) -> np.ndarray:
-        """A matrix in a block format (Q8_0, Q4_0) as bytes, from the same block quantized once by gguf-py: a 32B's
-        F16 copy (65 GB) does not fit the GPU machine's disk, its Q8_0 does (35 GB), a 72B's Q4_0 fits in RAM."""
+        """A matrix in a block format (Q8_0, Q4_0, the k-quants) as bytes, from the same block quantized once: a 32B's
+        F16 copy (65 GB) does not fit the GPU machine's disk, its Q8_0 does (35 GB), a 72B's Q4_K_M fits in RAM."""
         from gguf import GGML_QUANT_SIZES
-        from gguf.quants import quantize
 
         per_block, block_bytes = GGML_QUANT_SIZES[qtype]
         if qtype not in self.quantized:
-            values = self.block[: self.BLOCK // per_block * per_block]
-            self.quantized[qtype] = quantize(values.reshape(1, -1), qtype).ravel()
+            values = self.block[: self.BLOCK // 256 * 256]  # whole blocks of every type (32 or 256 values)
+            self.quantized[qtype] = _quantize(values, qtype)
         rows, row_bytes = shape[0], shape[-1] // per_block * block_bytes
         return self._tiled(self.quantized[qtype], rows * row_bytes, block_bytes).reshape(rows, row_bytes)
 
@@ -156,15 +157,63 @@ class _Filler:
         return np.tile(source, reps)[start : start + n]
 
 
-def write_gguf(path: Path, shape: Shape, *, dtype: str = "F16", seed: int = 0) -> None:
-    """Write a random-weight qwen2 GGUF with the given shape (F32, F16, Q8_0 or Q4_0 matrices; norms and biases F32)."""
+def _quantize(values: np.ndarray, qtype) -> np.ndarray:
+    """``values`` (whole blocks) in ``qtype`` as bytes: gguf-py's quantizer where it has one (Q8_0, Q4_0, Q5_0), else
+    llama.cpp's own (``ggml_quantize_chunk`` of the libggml that llama-cpp-python loads: the k-quants)."""
+    import ctypes
+
+    import numpy as np
+    from gguf import GGML_QUANT_SIZES
+    from gguf.quants import quantize
+
+    try:
+        return quantize(values.reshape(1, -1), qtype).ravel()
+    except NotImplementedError:
+        pass
+    import llama_cpp
+
+    ggml = ctypes.CDLL(str(Path(llama_cpp.llama_cpp._lib._name).with_name("libggml-base.so")))
+    ggml.ggml_quantize_chunk.restype = ctypes.c_size_t
+    ggml.ggml_quantize_chunk.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64,
+                                         ctypes.c_int64, ctypes.c_void_p]
+    ggml.ggml_quantize_init(ctypes.c_int(int(qtype)))
+    per_block, block_bytes = GGML_QUANT_SIZES[qtype]
+    src = np.ascontiguousarray(values, dtype=np.float32)
+    out = np.empty(src.size // per_block * block_bytes, dtype=np.uint8)
+    written = ggml.ggml_quantize_chunk(int(qtype), src.ctypes.data, out.ctypes.data, 0, 1, src.size, None)
+    if written != out.size:
+        raise RuntimeError(f"ggml_quantize_chunk wrote {written} bytes of {qtype.name}, expected {out.size}")
+    return out
+
+
+def _architecture(shape: Shape) -> Architecture:
+    from qwenctl.catalog import Architecture
+
+    return Architecture(shape.hidden_size, shape.num_hidden_layers, shape.num_attention_heads, shape.num_key_value_heads,
+                        shape.head_dim, shape.intermediate_size, shape.vocab_size, shape.tie_word_embeddings,
+                        shape.max_position_embeddings, shape.max_position_embeddings)
+
+
+def write_gguf(path: Path, shape: Shape, *, dtype: str = "F16", seed: int = 0, recipe: bool = False) -> None:
+    """Write a random-weight qwen2 GGUF with the given shape: F32 or F16 matrices, every matrix in Q8_0 or Q4_0 blocks
+    (an intermediate for llama.cpp's quantizer), or, with ``recipe``, each matrix in the type llama.cpp's quantizer
+    gives it in a ``dtype`` file ("Q4_K_M": Q4_K, Q6_K for the output and some attn_v / ffn_down; the rules of
+    qwenctl.recipe), written directly where quantizing would take too long (a 72B Q4_K_M: over 7 minutes on the GPU
+    machine). Norms and biases are F32."""
     import numpy as np
     from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, GGUFWriter
 
+    from qwenctl.testing.recipe import gguf_matrices
+
     shape = _resolve(shape)
-    blocks = {"Q8_0": GGMLQuantizationType.Q8_0, "Q4_0": GGMLQuantizationType.Q4_0}.get(dtype)
-    if dtype not in ("F32", "F16") and blocks is None:
-        raise ValueError("write_gguf writes F32, F16, Q8_0 or Q4_0; quantize with quantize_gguf")
+    if recipe:
+        layout = {name: GGMLQuantizationType[t] for name, (_, _, t) in gguf_matrices(_architecture(shape), dtype).items()}
+    elif dtype in ("Q8_0", "Q4_0"):
+        layout = {name: GGMLQuantizationType[dtype] for name, dims in gguf_tensor_shapes(shape) if len(dims) == 2}
+    elif dtype in ("F32", "F16"):
+        layout = {}
+    else:
+        raise ValueError("write_gguf writes F32, F16, Q8_0 or Q4_0, or a recipe's types; quantize with quantize_gguf")
     tok = tokenizer(shape.vocab_size)
     w = GGUFWriter(path, "qwen2")
     w.add_name(f"{shape.name} (random weights, qwenctl.testing)")
@@ -177,6 +226,8 @@ def write_gguf(path: Path, shape: Shape, *, dtype: str = "F16", seed: int = 0) -
     w.add_rope_freq_base(shape.rope_theta)
     w.add_layer_norm_rms_eps(shape.rms_norm_eps)
     w.add_file_type(QUANT_FTYPES[dtype])
+    if recipe and dtype not in ("F32", "F16"):
+        w.add_quantization_version(2)  # GGML_QNT_VERSION, as llama.cpp's quantizer writes it
     w.add_tokenizer_model("gpt2")
     w.add_tokenizer_pre("qwen2")
     w.add_token_list(list(tok.tokens))
@@ -191,10 +242,10 @@ def write_gguf(path: Path, shape: Shape, *, dtype: str = "F16", seed: int = 0) -
     matrix_dtype = np.float16 if dtype == "F16" else np.float32
     tensors = list(gguf_tensor_shapes(shape))
     for name, dims in tensors:
-        if len(dims) == 2 and blocks is not None:
-            per_block, block_bytes = GGML_QUANT_SIZES[blocks]
+        if name in layout and layout[name] not in (GGMLQuantizationType.F16, GGMLQuantizationType.F32):
+            per_block, block_bytes = GGML_QUANT_SIZES[layout[name]]
             row_bytes = dims[1] // per_block * block_bytes
-            w.add_tensor_info(name, (dims[0], row_bytes), np.dtype(np.uint8), dims[0] * row_bytes, raw_dtype=blocks)
+            w.add_tensor_info(name, (dims[0], row_bytes), np.dtype(np.uint8), dims[0] * row_bytes, raw_dtype=layout[name])
             continue
         dt = matrix_dtype if len(dims) == 2 else np.float32
         w.add_tensor_info(name, dims, np.dtype(dt), int(np.prod(dims)) * np.dtype(dt).itemsize)
@@ -205,8 +256,8 @@ def write_gguf(path: Path, shape: Shape, *, dtype: str = "F16", seed: int = 0) -
     for name, dims in tensors:
         if name.endswith("norm.weight"):
             data = np.ones(dims, dtype=np.float32)
-        elif len(dims) == 2 and blocks is not None:
-            data = filler.blocks(dims, blocks)
+        elif name in layout and layout[name] not in (GGMLQuantizationType.F16, GGMLQuantizationType.F32):
+            data = filler.blocks(dims, layout[name])
         else:
             data = filler.weights(dims, matrix_dtype if len(dims) == 2 else np.float32)
         w.write_tensor_data(data)
@@ -258,13 +309,18 @@ def gguf_model(cache_dir: Path, shape: Shape = TINY, quant: str = "F32", *, seed
 
     Quantized files are made from an `intermediate` (F16, or Q8_0 / Q4_0 written directly where the F16 copy would
     not fit the disk), which is deleted afterwards unless `keep_f16` (it is the largest file: 15 GB for 7B in F16),
-    and written in `intermediate_dir` when given (a RAM disk, where disk space is short).
+    and written in `intermediate_dir` when given (a RAM disk, where disk space is short). `intermediate="direct"`
+    writes each matrix in its recipe type with no quantizer run (`write_gguf(recipe=True)`), named "...-Q4_K_M-direct"
+    so that no test takes it for the quantizer's own file.
     """
     if quant not in QUANT_FTYPES:
         raise ValueError(f"unknown quant {quant!r}; known: {', '.join(QUANT_FTYPES)}")
     shape = _resolve(shape)
     cache_dir = Path(cache_dir)
     stem = f"{shape.name}-{shape.key()}-s{seed}-v{FORMAT_VERSION}"
+    if intermediate == "direct":
+        return _atomic(cache_dir / f"{stem}-{quant}-direct.gguf",
+                       lambda tmp: write_gguf(tmp, shape, dtype=quant, seed=seed, recipe=True))
     if quant in ("F32", "F16") or quant == intermediate:
         return _atomic(cache_dir / f"{stem}-{quant}.gguf", lambda tmp: write_gguf(tmp, shape, dtype=quant, seed=seed))
     source_dir = Path(intermediate_dir or cache_dir)

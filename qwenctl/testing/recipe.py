@@ -20,27 +20,32 @@ from qwenctl.recipe import FILE_TYPES, layer_matrices, matrix_bytes
 MLX_BITS = {"4bit": 4.5, "8bit": 8.5, "bf16": 16.0, "fp16": 16.0}
 
 
-def gguf_tensor_bytes(arch: Architecture, quant: str, *, biases: bool = False) -> int:
-    """Bytes of every tensor of a GGUF of this shape at ``quant`` ("Q4_K_M", "Q4_0", "F16", ...) as llama.cpp's
-    quantizer writes it. ``biases``: the attention's q/k/v biases (Qwen2 has them, Llama not)."""
+def gguf_matrices(arch: Architecture, quant: str) -> dict[str, tuple[int, int, str]]:
+    """{tensor name: (rows, row length, stored ggml type)} of every matrix of a GGUF of this shape at ``quant``
+    ("Q4_K_M", "Q4_0", "F16", ...), named as in the file, as llama.cpp's quantizer lays it out."""
     catalog = load_catalog()
     base = FILE_TYPES.get(quant)  # an unknown quant: layer_matrices says so
-
-    def matrix(rows: int, row_length: int, ggml_type: str) -> int:
-        return matrix_bytes(rows, row_length, catalog.stored_type(ggml_type, row_length))
-
     a = arch
-    h, q, kv = a.hidden_size, a.n_heads * a.head_dim, a.n_kv_heads * a.head_dim
-    total = sum(matrix_bytes(rows, length, stored) for _, _, rows, length, stored in layer_matrices(a, quant))
+    h = a.hidden_size
+    matrices = {f"blk.{i}.{name}.weight": (rows, length, stored) for i, name, rows, length, stored in layer_matrices(a, quant)}
     if base == "F16":
         output = "F16"
     elif base == "Q8_0" or h % catalog.type_block(base)[0]:
         output = "Q8_0"
     else:
         output = "Q6_K"
-    total += matrix(a.vocab_size, h, output)
+    matrices["token_embd.weight" if a.tied_embeddings else "output.weight"] = (a.vocab_size, h, catalog.stored_type(output, h))
     if not a.tied_embeddings:
-        total += matrix(a.vocab_size, h, base)
+        matrices["token_embd.weight"] = (a.vocab_size, h, catalog.stored_type(base, h))
+    return matrices
+
+
+def gguf_tensor_bytes(arch: Architecture, quant: str, *, biases: bool = False) -> int:
+    """Bytes of every tensor of a GGUF of this shape at ``quant`` ("Q4_K_M", "Q4_0", "F16", ...) as llama.cpp's
+    quantizer writes it. ``biases``: the attention's q/k/v biases (Qwen2 has them, Llama not)."""
+    a = arch
+    h, q, kv = a.hidden_size, a.n_heads * a.head_dim, a.n_kv_heads * a.head_dim
+    total = sum(matrix_bytes(rows, length, stored) for rows, length, stored in gguf_matrices(a, quant).values())
     f32_values = (2 * a.n_layers + 1) * h + (a.n_layers * (q + 2 * kv) if biases else 0)
     return total + 4 * f32_values
 
