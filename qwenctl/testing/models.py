@@ -206,8 +206,9 @@ def write_gguf(path: Path, shape: Shape, *, dtype: str = "F16", seed: int = 0, r
     from qwenctl.testing.recipe import gguf_matrices
 
     shape = _resolve(shape)
-    if recipe:
-        layout = {name: GGMLQuantizationType[t] for name, (_, _, t) in gguf_matrices(_architecture(shape), dtype).items()}
+    if recipe:  # the matrices stored in blocks: every one but an F16 file's
+        layout = {name: GGMLQuantizationType[t] for name, (_, _, t) in gguf_matrices(_architecture(shape), dtype).items()
+                  if t not in ("F32", "F16")}
     elif dtype in ("Q8_0", "Q4_0"):
         layout = {name: GGMLQuantizationType[dtype] for name, dims in gguf_tensor_shapes(shape) if len(dims) == 2}
     elif dtype in ("F32", "F16"):
@@ -242,7 +243,7 @@ def write_gguf(path: Path, shape: Shape, *, dtype: str = "F16", seed: int = 0, r
     matrix_dtype = np.float16 if dtype == "F16" else np.float32
     tensors = list(gguf_tensor_shapes(shape))
     for name, dims in tensors:
-        if name in layout and layout[name] not in (GGMLQuantizationType.F16, GGMLQuantizationType.F32):
+        if name in layout:
             per_block, block_bytes = GGML_QUANT_SIZES[layout[name]]
             row_bytes = dims[1] // per_block * block_bytes
             w.add_tensor_info(name, (dims[0], row_bytes), np.dtype(np.uint8), dims[0] * row_bytes, raw_dtype=layout[name])
@@ -256,7 +257,7 @@ def write_gguf(path: Path, shape: Shape, *, dtype: str = "F16", seed: int = 0, r
     for name, dims in tensors:
         if name.endswith("norm.weight"):
             data = np.ones(dims, dtype=np.float32)
-        elif name in layout and layout[name] not in (GGMLQuantizationType.F16, GGMLQuantizationType.F32):
+        elif name in layout:
             data = filler.blocks(dims, layout[name])
         else:
             data = filler.weights(dims, matrix_dtype if len(dims) == 2 else np.float32)
