@@ -10,15 +10,8 @@ from qwenctl.catalog import Architecture, load_catalog
 from qwenctl.estimate import weight_split
 from qwenctl.testing.models import Shape, gguf_model
 from qwenctl.testing.recipe import gguf_tensor_bytes
-from qwenctl.testing.tokenizer import small_vocab_size
 
 GiB = 2**30
-
-
-def architecture(shape: Shape) -> Architecture:
-    return Architecture(shape.hidden_size, shape.num_hidden_layers, shape.num_attention_heads,
-                        shape.num_key_value_heads, shape.head_dim, shape.intermediate_size,
-                        shape.vocab_size or small_vocab_size(), shape.tie_word_embeddings, 4096, 4096)
 
 
 # 16 layers: use_more_bits picks layers 0, 1, 4, 7, 10, 13, 14, 15 and Q3_K_M's first sixteenth is layer 0; four
@@ -35,7 +28,7 @@ ODD_ROWS = replace(BLOCKED, name="recipe-320", hidden_size=320, num_attention_he
 def test_recipe_matches_the_quantizer_byte_for_byte(model_cache, shape, quant):
     path = gguf_model(model_cache, shape, quant)
     written = sum(t.n_bytes for info in read_parts(path) for t in info.tensors)
-    assert gguf_tensor_bytes(architecture(shape), quant, biases=True) == written
+    assert gguf_tensor_bytes(shape.architecture(), quant, biases=True) == written
 
 
 def test_qwens_own_small_files_store_the_output_matrix_although_the_architecture_ties_it():

@@ -69,6 +69,14 @@ class Shape:
     def head_dim(self) -> int:
         return self.hidden_size // self.num_attention_heads
 
+    def architecture(self) -> Architecture:
+        """This shape as the catalog describes a model (the small tokenizer's vocabulary where ``vocab_size`` is 0)."""
+        from qwenctl.catalog import Architecture
+
+        return Architecture(self.hidden_size, self.num_hidden_layers, self.num_attention_heads, self.num_key_value_heads,
+                            self.head_dim, self.intermediate_size, self.vocab_size or small_vocab_size(),
+                            self.tie_word_embeddings, self.max_position_embeddings, self.max_position_embeddings)
+
     def key(self) -> str:
         """A short stable digest of every dimension, for cache file names."""
         blob = json.dumps(dataclasses.asdict(self), sort_keys=True).encode()
@@ -186,14 +194,6 @@ def _quantize(values: np.ndarray, qtype) -> np.ndarray:
     return out
 
 
-def _architecture(shape: Shape) -> Architecture:
-    from qwenctl.catalog import Architecture
-
-    return Architecture(shape.hidden_size, shape.num_hidden_layers, shape.num_attention_heads, shape.num_key_value_heads,
-                        shape.head_dim, shape.intermediate_size, shape.vocab_size, shape.tie_word_embeddings,
-                        shape.max_position_embeddings, shape.max_position_embeddings)
-
-
 def write_gguf(path: Path, shape: Shape, *, dtype: str = "F16", seed: int = 0, recipe: bool = False) -> None:
     """Write a random-weight qwen2 GGUF with the given shape: F32 or F16 matrices, every matrix in Q8_0 or Q4_0 blocks
     (an intermediate for llama.cpp's quantizer), or, with ``recipe``, each matrix in the type llama.cpp's quantizer
@@ -207,7 +207,7 @@ def write_gguf(path: Path, shape: Shape, *, dtype: str = "F16", seed: int = 0, r
 
     shape = _resolve(shape)
     if recipe:  # the matrices stored in blocks: every one but an F16 file's
-        layout = {name: GGMLQuantizationType[t] for name, (_, _, t) in gguf_matrices(_architecture(shape), dtype).items()
+        layout = {name: GGMLQuantizationType[t] for name, (_, _, t) in gguf_matrices(shape.architecture(), dtype).items()
                   if t not in ("F32", "F16")}
     elif dtype in ("Q8_0", "Q4_0"):
         layout = {name: GGMLQuantizationType[dtype] for name, dims in gguf_tensor_shapes(shape) if len(dims) == 2}
