@@ -341,10 +341,6 @@ MIN_DEVICES = 3  # a family's own efficiency needs this many fitting devices
 # Engines whose decode kernels unpack while their loads are in flight (CUDA's mul_mat_vec_q): a weight type's cost is
 # the bytes its kernel keeps in flight per SM (unit_bytes_per_cycle per type), with no ALU unpacking term.
 PER_QUANT_UNITS = ("cuda",)
-# Types that share one constant: Q2_K has no fitting row and Q3_K's kernel geometry (QI 16, VDR 1): it takes Q3_K_M's.
-# (Q8_0 shared Q4_0's until its first fitting row where the SMs bind, the H100's 7B, was entered: its other fitting row,
-# an RTX 4090's, is bound by the DRAM and cannot set it.)
-TIED_QUANT_UNITS = (("q3_k_m", "q2_k"),)
 MIN_QUANT_DEVICES = 1  # a quant's unpacking cost is its kernel's (bit-twiddling per weight), not a device's: one device measures it
 # Memory kinds that share one DRAM efficiency. HBM and GDDR were one constant until 2026-12-03, so that a GPU
 # family's DRAM share could not absorb what its SMs keep in flight (the units' cap, unit_bytes_per_cycle): what differs
@@ -355,6 +351,15 @@ MIN_QUANT_DEVICES = 1  # a quant's unpacking cost is its kernel's (bit-twiddling
 # fitting half's one such GPU (the AGX Orin) is bound by its SMs and cannot tell the two apart.
 TIED = (("hbm", "gpu_lpddr"),)
 GPU_DRAM = ("hbm", "gddr", "gpu_lpddr")
+
+
+def _decode_keys(dev, model, weights, engine_date: str | None) -> set[str]:
+    """The decode-constant keys a row depends on: on CUDA, the `unit_bytes_per_cycle` entry of each ggml type its
+    file stores (`decode_kernel`; Q5_0 counts as Q4_0, Q2_K as Q3_K), elsewhere its file's quantization."""
+    if dev.engine in PER_QUANT_UNITS and weights.format == "gguf":
+        split = weight_split(load_catalog(), model, weights)
+        return {decode_kernel(t, dev, engine_date)[0] for t, _ in split.layer_type_weights}
+    return {weights.quant if weights.format == "gguf" else f"mlx-{weights.quant}"}
 
 
 def parameters(sm: dict, rows: list[dict]) -> list[tuple[list[tuple[dict, str]], float, float]]:
@@ -368,8 +373,8 @@ def parameters(sm: dict, rows: list[dict]) -> list[tuple[list[tuple[dict, str]],
     for r in live:
         dev = r["_gpu"] or r["_host"]
         _, w = r["_model"]
-        q = decode_kernel(w.quant, dev, r.get("date")) if w.format == "gguf" else f"mlx-{w.quant}"
-        devices.setdefault(("quant", dev.engine, q), set()).add(r["_device"])
+        for q in _decode_keys(dev, *r["_model"], r.get("date")):
+            devices.setdefault(("quant", dev.engine, q), set()).add(r["_device"])
         if r.get("pp"):
             from qwenctl.speed import pp_kernel, pp_path
 
@@ -410,11 +415,8 @@ def parameters(sm: dict, rows: list[dict]) -> list[tuple[list[tuple[dict, str]],
         if key[0] == "quant" and len(devs) >= MIN_QUANT_DEVICES:
             if key[1] in PER_QUANT_UNITS:
                 units = sm["engines"][key[1]]["unit_bytes_per_cycle"]
-                tie = next((t for t in TIED_QUANT_UNITS if key[2] in t), (key[2],))
-                if key[2] == next(q for q in tie if ("quant", key[1], q) in devices):  # a tie is one constant: fit it once
-                    for q in tie:
-                        units.setdefault(q, units["default"])
-                    out.append(([(units, q) for q in tie], 0.5, 500.0))
+                units.setdefault(key[2], units["default"])
+                out.append(([(units, key[2])], 0.5, 500.0))
             else:
                 box = sm["engines"][key[1]]["dequant_ops_per_weight"]
                 box.setdefault(key[2], box["default"])
@@ -492,7 +494,7 @@ def fit(rows: list[dict], obs, sweeps: int = 5, only: str | None = None, kernel:
         params = [p for p in params if all(box is sm["memory_efficiency"] and key == "gddr" for box, key in p[0])]
     elif only == "cuda-kernels":
         cuda_units = sm["engines"]["cuda"]["unit_bytes_per_cycle"]
-        params = [p for p in params if all(box is cuda_units and kernel in (None, key) for box, key in p[0])]
+        params = [p for p in params if all(box is cuda_units and kernel in (None, key.lower()) for box, key in p[0])]
         if not params:
             raise SystemExit(f"speed_model_fit.py: no fitting row decodes {kernel} on CUDA: nothing to fit")
     for sweep in range(sweeps):
@@ -594,7 +596,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--fit", action="store_true", help="refit the constants on the fitting half (the shipped split's)")
     ap.add_argument("--only", choices=("prompt", "cpu-decode", "gpu-decode", "cuda-kernels", "gddr", "geforce-clock"), help="with --fit: refit one group of constants only")
-    ap.add_argument("--kernel", help="with --only cuda-kernels: refit this weight type's constant only (e.g. q8_0)")
+    ap.add_argument("--kernel", help="with --only cuda-kernels: refit this ggml type's constant only (e.g. Q8_0)")
     ap.add_argument("--resplit", action="store_true",
                     help="deal the devices into halves anew (by family, in hash order) instead of keeping the shipped split")
     ap.add_argument("--rows", action="store_true")
@@ -613,7 +615,8 @@ def main() -> None:
     skipped = [r for r in rows if "_skip" in r]
     if args.fit:
         # constants exist only where fitting rows are
-        fit([r for r in rows if role.get(r.get("_device")) == "fit"], fit_obs, only=args.only, kernel=args.kernel)
+        fit([r for r in rows if role.get(r.get("_device")) == "fit"], fit_obs, only=args.only,
+            kernel=args.kernel and args.kernel.lower())
         set_uncertainties(fit_obs)
     fit_err, held_err = errors(fit_obs), errors(held_obs)
     families = sorted({r["_family"] for r in rows if "_skip" not in r})

@@ -12,8 +12,9 @@ Decoding one token (tg) costs, on every device that holds layers:
                                                        (units x bytes per cycle x clock: Little's law)
   + weights x dequant_ops[engine][quant] / vector_ops   unpacking quantized blocks on the ALUs (Metal, MLX, CPU;
                                                        on CUDA a weight type's cost is its kernel's bytes in flight
-                                                       per SM, unit_bytes_per_cycle[quant], measured on the H100
-                                                       and H200 as decode that does not speed up with bandwidth)
+                                                       per SM, unit_bytes_per_cycle[type] for each ggml type the
+                                                       file stores, measured on the H100 and H200 as decode that
+                                                       does not speed up with bandwidth)
   (on a CPU, the reads and unpacking overlap the threads' multiplying: max(them, weights / (threads x
    decode_weights_per_cycle x single-core clock)), which binds a few threads on fast memory; an AMD Zen core is
    priced by the bytes each thread keeps in flight instead, its kernels whole, with no unpacking term: devices.json
@@ -203,7 +204,23 @@ def _streaming_rate(dev: DeviceSpeed, efficiency: float, unit_bytes_per_cycle: f
 
 def _kernel_rate(dev: DeviceSpeed, efficiency: float, units: dict[str, float], kind: str, engine_date: str | None) -> float:
     """`_streaming_rate` of the kernel that reads ``kind`` weights (`decode_kernel`) on ``dev``."""
-    return _streaming_rate(dev, efficiency, units.get(decode_kernel(kind, dev, engine_date), units["default"]))
+    entry, multiple = decode_kernel(kind, dev, engine_date)
+    return _streaming_rate(dev, efficiency, multiple * units.get(entry, units["default"]))
+
+
+def _weights_rate(dev: DeviceSpeed, efficiency: float, units: dict[str, float], split: WeightSplit, weights: Weights,
+                  engine_date: str | None) -> float:
+    """Bytes/s a file's weights stream at on ``dev``: each stored ggml type's bytes at its own kernel's rate.
+
+    A recipe is no one type: Qwen2.5-72B's Q4_K_M holds 22 % Q8_0 and 15 % Q5_0 by bytes (the fallbacks of its
+    29,568-long ffn_down rows, which are no multiple of 256), the 7B's 80 % Q4_K and 20 % Q6_K, and on a GPU whose SMs
+    bind each kernel keeps its own bytes in flight. An MLX file (no per-type split) takes its quantization's entry.
+    """
+    if not split.layer_type_weights:
+        return _kernel_rate(dev, efficiency, units, _quant_key(weights), engine_date)
+    bits = load_catalog().type_bits
+    parts = [(w * bits(t) / 8, t) for t, w in split.layer_type_weights]
+    return sum(b for b, _ in parts) / sum(b / _kernel_rate(dev, efficiency, units, t, engine_date) for b, t in parts)
 
 
 TILE = 128  # rows and tokens of one output tile of llama.cpp's matrix kernels (MMQ's mmq_y; cuBLAS alike)
@@ -279,18 +296,22 @@ def built_before(engine_date: str | None, since: str) -> bool:
     return engine_date is not None and engine_date < since
 
 
-def decode_kernel(quant: str, dev: DeviceSpeed, engine_date: str | None = None) -> str:
-    """The `unit_bytes_per_cycle` entry of the kernel that decodes ``quant`` weights on ``dev``.
+def decode_kernel(kind: str, dev: DeviceSpeed, engine_date: str | None = None) -> tuple[str, float]:
+    """(the `unit_bytes_per_cycle` entry, the multiple of it) that prices the kernel decoding weights of ggml type
+    ``kind`` ("Q4_K", "F16"; an MLX file's "mlx-4bit") on ``dev``.
 
-    On CUDA, F16 weights ran ggml's old dequantize-mul-mat-vec kernel until llama.cpp gave them one of
-    their own (`kernel_paths.cuda_f16_mmv_since`, with the pull request). The two keep different bytes in
-    flight, so a row measured with a build from before (or dated only by an earlier year) takes the old
-    kernel's constant. ``engine_date``: see `pp_kernel`.
+    A type no fitting row has is priced by the type whose kernel it shares a geometry with (speed_model.json
+    `unit_bytes_per_cycle_as`, with the reasons): Q5_0 and Q5_1 as Q4_0, Q2_K from Q3_K by the bytes their kernels
+    keep in flight. F16 weights ran ggml's old dequantize-mul-mat-vec kernel until llama.cpp gave them one of their
+    own (`kernel_paths.cuda_f16_mmv_since`, with the pull request). The two keep different bytes in flight, so a
+    row measured with a build from before (or dated only by an earlier year) takes the old kernel's constant.
+    ``engine_date``: see `pp_kernel`.
     """
-    since = load_speed_model()["kernel_paths"]["cuda_f16_mmv_since"]
-    if dev.engine == "cuda" and quant == "fp16" and built_before(engine_date, since):
-        return "fp16_dmmv"
-    return quant
+    sm = load_speed_model()
+    if dev.engine == "cuda" and kind in FLOAT_TYPES and built_before(engine_date, sm["kernel_paths"]["cuda_f16_mmv_since"]):
+        return "F16_dmmv", 1.0
+    entry, multiple = sm["engines"][dev.engine].get("unit_bytes_per_cycle_as", {}).get(kind, (kind, 1.0))
+    return str(entry), float(multiple)
 
 
 def _per_layer_cycles(e: dict[str, Any], dev: DeviceSpeed, engine_date: str | None) -> float:
@@ -434,9 +455,10 @@ def estimate_placed_speed(
         matrix_rate, dequant_bytes = _matrix_rate(sm, dev, pp_e, weights, engine_date, a, pp_tokens, layers)
         types = _type_slowdown(dev, s, weights, engine_date)
         units = e["unit_bytes_per_cycle"]
-        streaming = _kernel_rate(dev, eff, units, quant, engine_date)
+        streaming = _weights_rate(dev, eff, units, s, weights, engine_date)
         attention_per_layer, attention_kernel = _attention_reads(dev, a, kv_per_layer, depth, flash_attn)
-        attention_s = kv_layers * attention_per_layer / _kernel_rate(dev, eff, units, attention_kernel or quant, engine_date)
+        attention_rate = streaming if attention_kernel is None else _kernel_rate(dev, eff, units, attention_kernel, engine_date)
+        attention_s = kv_layers * attention_per_layer / attention_rate
         terms.append(DeviceTerms(
             device=dev.name,
             layers=layers,
@@ -632,7 +654,7 @@ def _attention_reads(dev: DeviceSpeed, a, kv_bytes: float, tokens: int, flash_at
     k = load_speed_model()["attention_without_flash"]
     if flash_attn or dev.engine not in k["score_bytes"]:
         return kv_bytes, None
-    return kv_bytes * a.n_heads / a.n_kv_heads + tokens * a.n_heads * k["decode_score_bytes"], "fp16"
+    return kv_bytes * a.n_heads / a.n_kv_heads + tokens * a.n_heads * k["decode_score_bytes"], "F16"
 
 
 def _runs_mmq(dev: DeviceSpeed, weights: Weights, engine_date: str | None) -> bool:

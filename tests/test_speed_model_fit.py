@@ -34,13 +34,13 @@ def test_one_kernel_refit_moves_that_constant_only(fitting):
     fit_script, rows, obs, model = fitting
     units = model["engines"]["cuda"]["unit_bytes_per_cycle"]
     before = copy.deepcopy(model)
-    units["q8_0"] = 5.0  # far from where its fitting rows put it
+    units["Q8_0"] = 5.0  # far from where its fitting rows put it
     start = fit_script.loss(obs)
     fit_script.fit(rows, obs, sweeps=1, only="cuda-kernels", kernel="q8_0")
     assert fit_script.loss(obs) < start
-    assert units["q8_0"] != 5.0
+    assert units["Q8_0"] != 5.0
     moved = copy.deepcopy(model)
-    moved["engines"]["cuda"]["unit_bytes_per_cycle"]["q8_0"] = before["engines"]["cuda"]["unit_bytes_per_cycle"]["q8_0"]
+    moved["engines"]["cuda"]["unit_bytes_per_cycle"]["Q8_0"] = before["engines"]["cuda"]["unit_bytes_per_cycle"]["Q8_0"]
     assert moved == before
 
 
