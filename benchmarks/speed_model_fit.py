@@ -104,13 +104,17 @@ def model_for(row: dict, shapes: dict):
     a = model.arch
     label = RECIPE_LABELS.get(q)
     output_in_file = not a.tied_embeddings
+    official = model.weights_for(fmt, q) if qwen and any(w.quant == q and w.format == fmt for w in model.weights) else None
+    padded = official.feed_forward_length if official else None  # Qwen's own 72B files pad the feed-forward
     if row.get("model_bytes"):
         nbytes = int(row["model_bytes"])
         if fmt == "gguf" and a.tied_embeddings and label:
             tied, untied = (gguf_tensor_bytes(replace(a, tied_embeddings=t), label, biases=qwen) for t in (True, False))
             output_in_file = abs(nbytes - untied) < abs(nbytes - tied)
-    elif qwen and model.weights and any(w.quant == q and w.format == fmt for w in model.weights):
-        official = model.weights_for(fmt, q)
+        if padded and label:  # Qwen's padded file or one quantized from the unpadded weights (direct, bartowski's)
+            wide = gguf_tensor_bytes(replace(a, intermediate_size=padded), label, biases=qwen)
+            padded = padded if abs(nbytes - wide) < abs(nbytes - gguf_tensor_bytes(a, label, biases=qwen)) else None
+    elif official:
         nbytes, output_in_file = official.total_bytes, official.output_in_file
     elif fmt == "mlx":
         nbytes = mlx_bytes(model.params, q)
@@ -122,7 +126,8 @@ def model_for(row: dict, shapes: dict):
     out = template.output_type
     if fmt == "gguf" and name.startswith(("llama", "mistral", "tinyllama")):
         embd = {"q4_k_m": "Q4_K", "q4_0": "Q4_0", "q8_0": "Q8_0", "fp16": "F16"}.get(q, embd)
-    w = replace(template, total_bytes=nbytes, files=(), embd_type=embd, output_type=out, output_in_file=output_in_file)
+    w = replace(template, total_bytes=nbytes, files=(), embd_type=embd, output_type=out, output_in_file=output_in_file,
+                feed_forward_length=padded)
     return replace(model, weights=(w,)), w
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from importlib import resources
 
@@ -69,6 +69,10 @@ class Weights:
     # GGUFs although their architecture ties the two; llama.cpp then multiplies by output.weight and only looks
     # token_embd up (a tied file without it gets a copy of token_embd as its output matrix at load time)
     output_in_file: bool = False
+    # the feed-forward length the file's matrices are stored at, where it pads the architecture's: Qwen's own 72B GGUFs
+    # pad 29,568 to 29,696, so every ffn_down row holds whole k-quant blocks and none takes a 32-value fallback type
+    # (None: the architecture's)
+    feed_forward_length: int | None = None
 
     @property
     def file_names(self) -> tuple[str, ...]:
@@ -161,7 +165,7 @@ class Catalog:
         def stored(types: Iterable[str], row: int) -> set[str]:
             return {self.stored_type(t, row) for t in types}
 
-        a = model.arch
+        a = stored_shape(model.arch, weights)
         output = (weights.output_type,) if weights.output_type else ()
         return frozenset(stored((*weights.hidden_row_types, *output), a.hidden_size)
                          | stored(weights.ffn_down_types, a.intermediate_size))
@@ -194,11 +198,17 @@ def _quant_bits_order(catalog: Catalog, format: str, quant: str) -> tuple[int, f
     return (0, 0.0)
 
 
+def stored_shape(arch: Architecture, weights: Weights) -> Architecture:
+    """The shape a GGUF's matrices are stored in: the architecture's, with the feed-forward its file pads to."""
+    return replace(arch, intermediate_size=weights.feed_forward_length) if weights.feed_forward_length else arch
+
+
 def _read(name: str) -> dict:
     return json.loads(resources.files("qwenctl.data").joinpath(name).read_text(encoding="utf-8"))
 
 
-def _weights(format: str, quant: str, q: dict, meta: dict, repo: str, output_in_file: bool = False) -> Weights:
+def _weights(format: str, quant: str, q: dict, meta: dict, repo: str, output_in_file: bool = False,
+             feed_forward_length: int | None = None) -> Weights:
     """One variant from models.json (`q`: files, sizes, source) and quants.json (`meta`: what the quant is).
     MLX variants list no files (the whole repo snapshot) and no per-tensor types."""
     return Weights(
@@ -217,6 +227,7 @@ def _weights(format: str, quant: str, q: dict, meta: dict, repo: str, output_in_
         hidden_row_types=tuple(meta.get("hidden_row_types", ())),
         ffn_down_types=tuple(meta.get("ffn_down_types", ())),
         output_in_file=output_in_file,
+        feed_forward_length=feed_forward_length,
     )
 
 
@@ -233,7 +244,8 @@ def load_catalog() -> Catalog:
         arch = Architecture(**a)
         gguf = m["gguf"]
         output_in_file = bool(gguf.get("output_in_file", not arch.tied_embeddings))
-        weights = [_weights("gguf", quant, q, gguf_q[quant], gguf["repo"], output_in_file) for quant, q in gguf["quants"].items()]
+        weights = [_weights("gguf", quant, q, gguf_q[quant], gguf["repo"], output_in_file, gguf.get("feed_forward_length"))
+                   for quant, q in gguf["quants"].items()]
         weights += [_weights("mlx", quant, q, mlx_q[quant], q["repo"]) for quant, q in m["mlx"].items()]
         scores = tuple((k, float(v)) for k, v in m["scores"].items())
         models.append(

@@ -25,7 +25,7 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
-from qwenctl.catalog import Architecture, Catalog, ModelSpec, Weights, load_catalog
+from qwenctl.catalog import Architecture, Catalog, ModelSpec, Weights, load_catalog, stored_shape
 from qwenctl.cuda_alloc import no_offload_compute_bytes
 from qwenctl.errors import ExitCode, QwenctlError
 from qwenctl.recipe import FLOAT_TYPES, MATRICES, layer_type_weights, layer_types
@@ -162,9 +162,10 @@ def weight_split(catalog: Catalog, model: ModelSpec, weights: Weights) -> Weight
     embd = int(type_bytes(weights.embd_type)) if in_file else out
     layers = weights.total_bytes - embd - (out if in_file else 0)
     types = catalog.matrix_types(model, weights)
+    stored = stored_shape(a, weights)
     return WeightSplit(embd, out, max(layers, 0) / a.n_layers, in_file, len(types),
-                       float_matrices=bool(types & FLOAT_TYPES), layer_type_weights=layer_type_weights(a, weights.label),
-                       layer_types=layer_types(a, weights.label),
+                       float_matrices=bool(types & FLOAT_TYPES), layer_type_weights=layer_type_weights(stored, weights.label),
+                       layer_types=layer_types(stored, weights.label),
                        output_type=catalog.stored_type(weights.output_type, a.hidden_size))
 
 

@@ -104,7 +104,7 @@ def test_seed_4gb_board_gets_small_or_3bit_model():
 def test_seed_h100_runs_72b_4bit_or_32b_8bit_fully_on_gpu():
     c = plan(load_profile("h100-80gb")).chosen
     assert c.device == "cuda" and c.n_gpu_layers == -1
-    assert (c.size == "72B" and c.quant in ("q4_k_m", "q5_k_m", "q6_k", "q8_0")) or (c.size == "32B" and c.quant in ("q8_0", "fp16"))
+    assert (c.size == "72B" and c.quant in ("q4_k_m", "q5_0", "q5_k_m", "q6_k", "q8_0")) or (c.size == "32B" and c.quant in ("q8_0", "fp16"))
 
 
 def test_dgx_spark_runs_32b_on_its_unified_memory_at_the_gpus_share_of_273_gb_s():

@@ -9,8 +9,9 @@ the intermediate there, e.g. /dev/shm (72B:Q4_K_M:Q4_0: a 41 GB Q4_0 in RAM, the
 INTERMEDIATE direct writes the file itself with each matrix in its recipe type and no quantizer run
 (72B:Q4_K_M:direct: its quantization alone ran past 7 minutes there), named "...-Q4_K_M-direct.gguf".
 OFFICIAL_LAYOUT=1 (environment) writes the sizes whose official files store output.weight beside a tied
-token_embd (the catalog's output_in_file: 0.5B-3B) in that layout, named "...-official-..."; otherwise every size is
-written tied, as bartowski's and Ollama's files are.
+token_embd (the catalog's output_in_file: 0.5B-3B) or pad the feed-forward (feed_forward_length: the 72B's 29,696) in
+that layout, named "...-official-..."; otherwise every size is written as the architecture is, tied where it ties, as
+bartowski's and Ollama's files are.
 Prints each file with its size and the seconds it took.
 """
 
@@ -26,9 +27,15 @@ from qwenctl.testing import models
 DEFAULT = ["7B:Q4_K_M", "7B:Q8_0", "0.5B:Q4_K_M"]
 
 
-def official_output(size: str) -> bool:
-    """Whether Qwen's own files of this size store output.weight (every quant of a size does alike)."""
-    return load_catalog().model(size).weights_for("gguf", "q4_k_m").output_in_file
+def official_shape(shape: models.Shape, size: str) -> models.Shape:
+    """The shape Qwen's own files of this size are stored in (every quant of a size alike): output.weight beside a tied
+    token_embd, the feed-forward padded."""
+    official = load_catalog().model(size).weights_for("gguf", "q4_k_m")
+    untie = shape.tie_word_embeddings and official.output_in_file
+    if not (untie or official.feed_forward_length):
+        return shape
+    return dataclasses.replace(shape, name=f"{shape.name}-official", tie_word_embeddings=shape.tie_word_embeddings and not untie,
+                               intermediate_size=official.feed_forward_length or shape.intermediate_size)
 
 
 def main() -> None:
@@ -40,8 +47,8 @@ def main() -> None:
         by_size.setdefault((size, via[0] if via else "F16"), []).append(quant)
     for (size, via), quants in by_size.items():
         shape = models.qwen25_shape(size)
-        if os.environ.get("OFFICIAL_LAYOUT") and shape.tie_word_embeddings and official_output(size):
-            shape = dataclasses.replace(shape, name=f"{shape.name}-official", tie_word_embeddings=False)
+        if os.environ.get("OFFICIAL_LAYOUT"):
+            shape = official_shape(shape, size)
         source = None
         for quant in quants:
             t0 = time.time()
