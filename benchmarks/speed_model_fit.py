@@ -5,7 +5,7 @@
                                                     # write the constants and benchmarks/results/speed_model_fit.json
     python benchmarks/speed_model_fit.py --fit --resplit   # the same over a new split of the devices
     python benchmarks/speed_model_fit.py --fit --only prompt   # refit one group (or cpu-decode, gpu-decode, cuda-kernels, gddr, geforce-clock)
-    python benchmarks/speed_model_fit.py --fit --only cuda-kernels --kernel q8_0   # one CUDA decode kernel's constant
+    python benchmarks/speed_model_fit.py --fit --only cuda-kernels --kernel Q8_0   # one CUDA decode kernel's constant
     python benchmarks/speed_model_fit.py --rows     # also print every row
     python benchmarks/speed_model_fit.py --score F  # score the shipped constants on the rows of F (collected
                                                     # after the fit, e.g. published_cpu_sweeps.json), never fit
@@ -82,7 +82,8 @@ def model_for(row: dict, shapes: dict):
     A row without the file's size gets the bytes llama.cpp's quantizer writes for the shape (`recipe`), or the
     official Qwen file's. A tied model's file may or may not store output.weight (Qwen's own 0.5B-3B files do,
     bartowski's and Ollama's not); the tokens read the same bytes either way, but the file's size holds the copy or
-    not, so a row's size says which file it was: the nearer of the two recipes."""
+    not, so a row's size says which file it was: the nearer of the two recipes. Qwen's own 72B files pad the
+    feed-forward (no fallback types), files quantized from its weights do not: the row's size says which, alike."""
     catalog = load_catalog()
     name, quant = row["model"], row["quant"]
     base = catalog.model("7B")

@@ -212,9 +212,10 @@ def _weights_rate(dev: DeviceSpeed, efficiency: float, units: dict[str, float], 
                   engine_date: str | None) -> float:
     """Bytes/s a file's weights stream at on ``dev``: each stored ggml type's bytes at its own kernel's rate.
 
-    A recipe is no one type: Qwen2.5-72B's Q4_K_M holds 22 % Q8_0 and 15 % Q5_0 by bytes (the fallbacks of its
-    29,568-long ffn_down rows, which are no multiple of 256), the 7B's 80 % Q4_K and 20 % Q6_K, and on a GPU whose SMs
-    bind each kernel keeps its own bytes in flight. An MLX file (no per-type split) takes its quantization's entry.
+    A recipe is no one type: a Q4_K_M quantized from Qwen2.5-72B's weights holds 22 % Q8_0 and 15 % Q5_0 by bytes (the
+    fallbacks of its 29,568-long ffn_down rows, which are no multiple of 256; Qwen's own file pads them), the 7B's 80 %
+    Q4_K and 20 % Q6_K, and on a GPU whose SMs bind each kernel keeps its own bytes in flight. An MLX file (no per-type
+    split) takes its quantization's entry.
     """
     if not split.layer_type_weights:
         return _kernel_rate(dev, efficiency, units, _quant_key(weights), engine_date)
