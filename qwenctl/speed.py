@@ -125,6 +125,7 @@ class DeviceTerms:
     pp_types: float = 1.0  # how much longer the prompt's products take for this file's weight types here (`_type_slowdown`)
     context_s: float = 0.0  # what each further token in the KV cache adds: its K and V rows in this device's layers
     context_threads_s: float = 0.0  # a CPU's threads' cycles for each further cached token's attention (cpu_attention_source)
+    type_rates: tuple[tuple[str, float, float], ...] = ()  # (ggml type, share of the weight bytes, its bytes/s): `_type_rates`
 
     @property
     def decode_s(self) -> float:
@@ -208,20 +209,23 @@ def _kernel_rate(dev: DeviceSpeed, efficiency: float, units: dict[str, float], k
     return _streaming_rate(dev, efficiency, multiple * units.get(entry, units["default"]))
 
 
-def _weights_rate(dev: DeviceSpeed, efficiency: float, units: dict[str, float], split: WeightSplit, weights: Weights,
-                  engine_date: str | None) -> float:
-    """Bytes/s a file's weights stream at on ``dev``: each stored ggml type's bytes at its own kernel's rate.
+def _type_rates(dev: DeviceSpeed, efficiency: float, units: dict[str, float], split: WeightSplit, weights: Weights,
+                engine_date: str | None) -> tuple[tuple[str, float, float], ...]:
+    """(ggml type, share of the layers' weight bytes, bytes/s its kernel streams at on ``dev``) for each type a file
+    stores: the weights stream at each type's rate for that type's bytes (`_streaming_rate`).
 
     A recipe is no one type: a Q4_K_M quantized from Qwen2.5-72B's weights holds 22 % Q8_0 and 15 % Q5_0 by bytes (the
     fallbacks of its 29,568-long ffn_down rows, which are no multiple of 256; Qwen's own file pads them), the 7B's 80 %
     Q4_K and 20 % Q6_K, and on a GPU whose SMs bind each kernel keeps its own bytes in flight. An MLX file (no per-type
-    split) takes its quantization's entry.
+    split) is one entry, its quantization's.
     """
     if not split.layer_type_weights:
-        return _kernel_rate(dev, efficiency, units, _quant_key(weights), engine_date)
+        quant = _quant_key(weights)
+        return ((quant, 1.0, _kernel_rate(dev, efficiency, units, quant, engine_date)),)
     bits = load_catalog().type_bits
-    parts = [(w * bits(t) / 8, t) for t, w in split.layer_type_weights]
-    return sum(b for b, _ in parts) / sum(b / _kernel_rate(dev, efficiency, units, t, engine_date) for b, t in parts)
+    parts = [(t, w * bits(t) / 8) for t, w in split.layer_type_weights]
+    total = sum(b for _, b in parts)
+    return tuple((t, b / total, _kernel_rate(dev, efficiency, units, t, engine_date)) for t, b in parts)
 
 
 TILE = 128  # rows and tokens of one output tile of llama.cpp's matrix kernels (MMQ's mmq_y; cuBLAS alike)
@@ -456,7 +460,8 @@ def estimate_placed_speed(
         matrix_rate, dequant_bytes = _matrix_rate(sm, dev, pp_e, weights, engine_date, a, pp_tokens, layers)
         types = _type_slowdown(dev, s, weights, engine_date)
         units = e["unit_bytes_per_cycle"]
-        streaming = _weights_rate(dev, eff, units, s, weights, engine_date)
+        type_rates = _type_rates(dev, eff, units, s, weights, engine_date)
+        streaming = 1.0 / sum(share / rate for _, share, rate in type_rates)
         attention_per_layer, attention_kernel = _attention_reads(dev, a, kv_per_layer, depth, flash_attn)
         attention_rate = streaming if attention_kernel is None else _kernel_rate(dev, eff, units, attention_kernel, engine_date)
         attention_s = kv_layers * attention_per_layer / attention_rate
@@ -484,6 +489,7 @@ def estimate_placed_speed(
             context_s=attention_s / depth,
             context_threads_s=kv_layers * a.n_heads * e.get("attention_cycles_per_head_row", 0.0)
             / (dev.compute_units * dev.compute_share * dev.clock_hz),
+            type_rates=type_rates,
         ))
         uncertainty = max(uncertainty, family.get("uncertainty", e["uncertainty"]))  # a family's own, where wider
     offload_to = next((d for d in devices if d.engine == "cuda"), None)

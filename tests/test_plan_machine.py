@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 
 import pytest
@@ -86,6 +87,24 @@ def test_explain_speed_prints_the_terms_of_the_chosen_plan():
     predicted = float(total.split("->")[1].split("tok/s")[0])
     chosen = plan(__import__("qwenctl.profiles", fromlist=["load_profile"]).load_profile("rtx-4060-8gb")).chosen
     assert predicted == pytest.approx(chosen.tg_tps, rel=0.01)
+
+
+def test_explain_speed_gives_each_stored_types_rate_where_they_differ():
+    """On a GPU whose SMs bind each ggml type's kernel streams at its own rate: the 72B Q4_K_M's Q4_K, Q6_K and Q5_K
+    lines add up to the streaming rate (harmonically, by their shares of the bytes). A CPU reads every type alike,
+    so it prints no such line."""
+    r = CliRunner().invoke(cli, ["plan", "--profile", "h200-141gb", "--size", "72B", "--quant", "q4_k_m", "--explain-speed"])
+    assert r.exit_code == 0, r.output
+    lines = r.output.splitlines()
+    streaming = float(next(line for line in lines if line.strip().startswith("streaming")).split(" at ")[1].split()[0].replace(",", ""))
+    by_type = next(line for line in lines if line.strip().startswith("by type"))  # "Q4_K 80% at 1,881, Q6_K 20% at ..."
+    rates = {kind: (int(share) / 100, float(rate.replace(",", ""))) for kind, share, rate in
+             re.findall(r"(\w+) (\d+)% at ([\d,]+)", by_type)}
+    assert set(rates) == {"Q4_K", "Q6_K", "Q5_K"} and rates["Q6_K"][1] < rates["Q4_K"][1]
+    # the bytes at each type's rate add up to the streaming rate (shares are rounded to whole percent)
+    assert 1 / sum(share / rate for share, rate in rates.values()) == pytest.approx(streaming, rel=0.02)
+    cpu = CliRunner().invoke(cli, ["plan", "--profile", "laptop-16gb-cpu-only", "--explain-speed"])
+    assert cpu.exit_code == 0 and "by type" not in cpu.output
 
 
 def test_explain_speed_shows_a_cpus_threads_term_where_the_kernels_rate_is_known():

@@ -154,6 +154,9 @@ def render_speed_terms(result: PlanResult, out: Console | None = None) -> None:
             # which the line names so that the DRAM's figure is not read as the rate
             ("streaming", f"{t.bytes_read / 2**30:.2f} GiB at {rate:,.1f} GB/s (DRAM {t.bandwidth_bytes_per_s / 1e9:,.1f}"
                           f" x {t.memory_efficiency:.2f}{bound})", t.stream_s),
+            # a recipe's types each at their own kernel's rate, where they differ (CUDA: what each keeps in flight)
+            *((("by type", ", ".join(f"{k} {share:.0%} at {r / 1e9:,.0f}" for k, share, r in t.type_rates) + " GB/s", None),)
+              if len({r for _, _, r in t.type_rates}) > 1 else ()),
             # CUDA has no such term: its kernels unpack while their loads are in flight (speed_model.json)
             *((("unpacking", "quantized blocks on the ALUs", t.dequant_s),) if t.dequant_s else ()),
             *((("threads", "multiplying; overlaps the two above, slower counts", t.threads_s),)
@@ -165,7 +168,7 @@ def render_speed_terms(result: PlanResult, out: Console | None = None) -> None:
              f"512-token batch; its weight types' kernels x{t.pp_types:.2f}", t.prompt_s),
         )
         for name, what, seconds in rows:
-            con.print(f"    {name:<10} {what:<50} {seconds * 1e3:9.3f} ms")
+            con.print(f"    {name:<10} {what:<50}" + (f" {seconds * 1e3:9.3f} ms" if seconds is not None else ""))
     total = sum(t.decode_s for t in p.speed.terms)
     con.print(f"  decode total {total * 1e3:.3f} ms -> {1 / total:.1f} tok/s" + (
         f"; x{p.speed.correction:.2f} ({p.speed.correction_source}) -> {p.tg_tps:.1f} tok/s" if p.speed.correction_source else ""))
