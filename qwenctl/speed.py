@@ -85,7 +85,9 @@ class DeviceSpeed:
     assumed: tuple[str, ...] = ()  # figures that were not detected or sourced for this device
     compute_share: float = 1.0  # a MIG slice's share of the GPU's SMs; a hybrid CPU's threads beyond its P-cores (specs.thread_share)
     dies: int = 1  # GPU dies that every kernel's completion must synchronise (an Apple Ultra: 2)
-    bandwidth_sustained: bool = False  # the bandwidth is what the memory really streams (STREAM), not its peak
+    # what the bandwidth figure is, where not a specification's peak: "stream", a board's published STREAM figure, or
+    # "read_test", this machine's `qwenctl detect --measure`; each is what the memory streams, priced at its own share
+    bandwidth_measure: str | None = None
     thread_weights_per_s: float = 0.0  # weights one CPU thread's decode kernels multiply per second (0: not known)
     # what one CPU thread's decode reads at most: its core's misses in flight (0: not known). Set for a core design
     # measured whole (devices.json x86_designs), whose thread_weights_per_s includes the unpacking (no dequant term)
@@ -454,7 +456,7 @@ def estimate_placed_speed(
         e = sm["engines"][dev.engine]
         pp_e = sm["engines"][e["pp_constants"]] if "pp_constants" in e else e  # an engine with no prompt rows of its own
         family = sm["families"].get(dev.family, {})
-        eff = sm["memory_efficiency_of_sustained"] if dev.bandwidth_sustained else _memory_efficiency(sm, dev)
+        eff = sm["memory_efficiency_of_sustained"][dev.bandwidth_measure] if dev.bandwidth_measure else _memory_efficiency(sm, dev)
         unpack = e.get("dequant_ops_per_weight", {})  # CUDA has none: its kernels unpack while their loads are in flight
         dequant = unpack.get(quant, unpack.get("default", 0.0))
         matrix_rate, dequant_bytes = _matrix_rate(sm, dev, pp_e, weights, engine_date, a, pp_tokens, layers)
