@@ -332,24 +332,25 @@ def pull_model(request: RunRequest, reporter: Reporter, revision: str | None = N
 
             model = load_catalog().model(ref.size)
             w = model.weights_for("mlx" if ref.backend == "mlx" or ref.quant in load_catalog().quants("mlx") else "gguf", ref.quant)
-            return fetch.pull(w.repo, list(w.file_names) or None, revision=revision, offline=request.offline,
+            return fetch.pull(w.repo, files_to_ask(w.file_names, w.bytes_exact), revision=revision, offline=request.offline,
                               progress=reporter.download)
         request, _ = resolved(request)
     plan = chosen_plan(request)
     reporter.step(f"{plan.repo}: {plan.name}, the plan's choice for this machine")
-    return fetch.pull(plan.repo, planned_files(plan), revision=revision, offline=request.offline, progress=reporter.download)
+    return fetch.pull(plan.repo, files_to_ask(plan.files, plan.download_bytes_exact), revision=revision,
+                      offline=request.offline, progress=reporter.download)
 
 
-def planned_files(plan: Plan) -> list[str] | None:
-    """What to ask the hub for: the plan's files where the catalog has them from the repo's manifest (their bytes
-    exact), else its quantization, which the hub's own listing resolves into the parts it has. The official 72B files
-    other than Q4_K_M are named from public command lines, not a manifest, so a wrong part count must not fail the
-    download. None: the whole repo (MLX)."""
+def files_to_ask(files: tuple[str, ...], from_manifest: bool) -> list[str] | None:
+    """What to ask the hub for: a catalog variant's files where the catalog has them from the repo's manifest (its
+    bytes exact), else their quantization, which the hub's own listing resolves into the parts it has. The official
+    72B files other than Q4_K_M are named from public command lines, not a manifest, so a wrong part count must not
+    fail the download. None: the whole repo (MLX)."""
     from qwenctl.names import quant_of
 
-    if not plan.files:
+    if not files:
         return None
-    return list(plan.files) if plan.download_bytes_exact else [quant_of(plan.files[0]) or plan.files[0]]
+    return list(files) if from_manifest else [quant_of(files[0]) or files[0]]
 
 
 def chosen_plan(request: RunRequest) -> Plan:
@@ -400,7 +401,7 @@ def _fetch_planned(plan: Plan, request: RunRequest, reporter: Reporter) -> Model
     """The planned files from the cache without any network request, or else downloaded."""
     from qwenctl import fetch
 
-    files = planned_files(plan)
+    files = files_to_ask(plan.files, plan.download_bytes_exact)
     cached = _cached(lambda: fetch.pull(plan.repo, files, offline=True, keep_bad=True), request, reporter)
     if cached is not None:
         reporter.step(f"using the cached, verified {plan.repo} ({', '.join(cached.filenames)})")

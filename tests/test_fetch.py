@@ -498,17 +498,17 @@ def test_a_plan_whose_part_names_are_inferred_is_fetched_by_its_quant(env, monke
     """The official 72B files other than Q4_K_M are named in the catalog from public command lines, not the repo's
     manifest (their bytes computed, `download_bytes_exact` false). Such a plan asks the hub for its quantization, whose
     listing gives the parts it really has: here 3 where the catalog says 13. A plan from the manifest asks by name."""
-    from qwenctl.pipeline import planned_files
+    from qwenctl.pipeline import files_to_ask
     from qwenctl.plan import plan
     from qwenctl.profiles import load_profile
 
     chosen = plan(load_profile("h200-141gb")).chosen
     assert (chosen.size, chosen.quant, chosen.download_bytes_exact, len(chosen.files)) == ("72B", "q5_0", False, 13)
-    assert planned_files(chosen) == ["Q5_0"]
+    assert files_to_ask(chosen.files, chosen.download_bytes_exact) == ["Q5_0"]
     exact = plan(load_profile("rtx-4060-8gb")).chosen
-    assert exact.download_bytes_exact and planned_files(exact) == list(exact.files)
+    assert exact.download_bytes_exact and files_to_ask(exact.files, True) == list(exact.files)
     parts = [f"qwen2.5-72b-instruct-q5_0-0000{i}-of-00003.gguf" for i in (1, 2, 3)]
     repo = {name: _bytes(50_000, 20 + i) for i, name in enumerate(parts)} | {"qwen2.5-72b-instruct-q4_0.gguf": b"x" * 10}
     with FakeHub({chosen.repo: repo}) as other:
         monkeypatch.setenv("HF_ENDPOINT", other.url)
-        assert fetch.pull(chosen.repo, planned_files(chosen)).filenames == tuple(parts)
+        assert fetch.pull(chosen.repo, files_to_ask(chosen.files, False)).filenames == tuple(parts)
