@@ -129,19 +129,19 @@ def host_device(hw: Hardware, n_threads: int | None = None) -> DeviceSpeed:
     core = specs.cpu_core(hw.cpu if isinstance(hw.cpu, Cpu) else None, hw.board if isinstance(hw.board, Board) else None)
     bw = hw.memory.bandwidth_bytes_per_s if isinstance(hw.memory, Memory) else None
     bw_source = hw.memory.bandwidth_source if isinstance(hw.memory, Memory) else None
-    sustained, measure = None, None
+    sustained = None  # (bytes/s, source, kind) of what the memory streams: a board's STREAM figure or a read test's
     if isinstance(hw.board, Board):
         from qwenctl.hardware.host_bandwidth import board_bandwidth, board_sustained
 
         if not bw:  # no memory probe, but the board's model says it
             bw, bw_source = board_bandwidth(hw.board.model, hw.board.ram_bytes) or (None, None)
-        sustained, measure = board_sustained(hw.board.model, hw.board.ram_bytes), "stream"
+        streamed = board_sustained(hw.board.model, hw.board.ram_bytes)
+        sustained = (*streamed, "stream") if streamed else None
     if not sustained and bw and isinstance(hw.memory, Memory) and hw.memory.bandwidth_measured:
-        # a read test's figure is what the memory streams, not its peak
-        sustained, measure = (bw, bw_source or "measured"), "read_test"
+        sustained = (bw, bw_source or "measured", "read_test")  # a read test's figure is what the memory streams
     sources, assumed = [core.source], list(core.assumed)
-    if sustained:  # what the memory streams (a board's STREAM figure, a measurement): price reads on it
-        bw, bw_source = sustained
+    if sustained:  # what the memory streams, not its peak: price reads on it, at its kind's share
+        bw, bw_source, _ = sustained
         sources.append(f"host bandwidth: {bw_source} (sustained)")
     elif bw:
         sources.append(f"host bandwidth: {bw_source or 'detected'}")
@@ -178,7 +178,7 @@ def host_device(hw: Hardware, n_threads: int | None = None) -> DeviceSpeed:
         sources=tuple(sources),
         compute_share=share,
         assumed=tuple(assumed),
-        bandwidth_measure=measure if sustained else None,
+        bandwidth_measure=sustained[2] if sustained else None,
         thread_weights_per_s=(core.decode_weights_per_cycle or 0.0) * core.single_core_clock_hz,
         thread_read_bytes_per_s=core.thread_read_bytes_per_s or 0.0,
     )
