@@ -166,6 +166,12 @@ class SpeedEstimate:
     depth_tokens: int = 0  # the KV cache's depth tg_tps is for (speed_model.json `kv_read_depth_tokens`)
     concurrent: bool = False  # the devices work on each token at once (a tensor split): the slowest sets the pace
 
+    @property
+    def decode_s(self) -> float:
+        """One token's decode over every device, before a correction: the devices' times combined as they work
+        (`_combined`) and the links between them."""
+        return _combined((t.decode_s for t in self.terms), self.concurrent) + self.link_s
+
     def tg_at(self, depth_tokens: int) -> float:
         """Generation tokens/s with ``depth_tokens`` already in the KV cache.
 
@@ -503,13 +509,12 @@ def estimate_placed_speed(
     if notes:
         uncertainty = max(uncertainty, sm["links"]["uncertainty"])
     concurrent = mode == "tensor"
-    decode_s = _combined((t.decode_s for t in terms), concurrent) + link_s
     prompt_s = _combined((t.prompt_s for t in terms), concurrent) + link_pp_s
     sample_s = a.vocab_size * sm["sampling_s_per_vocab_entry"]
-    tg = 1.0 / (decode_s + (sample_s if sampling else 0.0))
-    return SpeedEstimate(tg_tps=tg, tg_tps_low=tg * (1 - uncertainty), pp_tps=pp_tokens / prompt_s,
-                         chat_tps=1.0 / (decode_s + sample_s), sampling_s=sample_s, terms=tuple(terms),
-                         link_s=link_s, link_notes=tuple(notes), depth_tokens=depth, concurrent=concurrent)
+    est = SpeedEstimate(tg_tps=0.0, tg_tps_low=0.0, pp_tps=pp_tokens / prompt_s, sampling_s=sample_s, terms=tuple(terms),
+                        link_s=link_s, link_notes=tuple(notes), depth_tokens=depth, concurrent=concurrent)
+    tg = 1.0 / (est.decode_s + (sample_s if sampling else 0.0))
+    return replace(est, tg_tps=tg, tg_tps_low=tg * (1 - uncertainty), chat_tps=1.0 / (est.decode_s + sample_s))
 
 
 def memory_family(family: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import replace
 
@@ -87,6 +88,24 @@ def test_explain_speed_prints_the_terms_of_the_chosen_plan():
     predicted = float(total.split("->")[1].split("tok/s")[0])
     chosen = plan(__import__("qwenctl.profiles", fromlist=["load_profile"]).load_profile("rtx-4060-8gb")).chosen
     assert predicted == pytest.approx(chosen.tg_tps, rel=0.01)
+
+
+def test_explain_speed_of_a_tensor_split_totals_the_slowest_device_and_the_links():
+    """A tensor split's GPUs work on each token at once: the total is the slowest GPU's time plus the all-reduces,
+    not the sum of the GPUs' times (which printed 21.6 tok/s for a plan of 53.5 on eight H200s). Equal GPUs print
+    one block."""
+    chosen = json.loads(CliRunner().invoke(cli, ["plan", "--profile", "rtx-3090-x2-24gb", "--json"]).output)["chosen"]
+    assert chosen["split_mode"] == "tensor"
+    r = CliRunner().invoke(cli, ["plan", "--profile", "rtx-3090-x2-24gb", "--explain-speed"])
+    assert r.exit_code == 0, r.output
+    lines = r.output.splitlines()
+    assert any("RTX 3090 x 2, at once, each" in line for line in lines)
+    assert sum(line.strip().startswith("streaming") for line in lines) == 1
+    ms = {name: float(next(line for line in lines if line.strip().startswith(name)).split(" ms")[0].split()[-1])
+          for name in ("fixed", "streaming", "links")}
+    total = next(line for line in lines if "decode total" in line)
+    assert float(total.split()[2]) == pytest.approx(ms["fixed"] + ms["streaming"] + ms["links"], abs=0.01)
+    assert float(total.split("->")[1].split("tok/s")[0]) == pytest.approx(chosen["tg_tps"], rel=0.01)
 
 
 def test_explain_speed_gives_each_stored_types_rate_where_they_differ():

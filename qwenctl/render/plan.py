@@ -11,6 +11,7 @@ from qwenctl.plan import Plan, PlanResult
 from qwenctl.profiles import ProfileInfo
 from qwenctl.render import console as make_console
 from qwenctl.render import human_bytes, plural
+from qwenctl.speed import DeviceTerms
 
 BAR_WIDTH = 40
 # (field, glyph, style) in drawing order; "free" is what is left of the budget
@@ -143,8 +144,16 @@ def render_speed_terms(result: PlanResult, out: Console | None = None) -> None:
         return
     con.print(Text("Speed model (docs/planning.md), one generated token:", style="bold"))
     more = max(p.n_ctx - p.speed.depth_tokens, 0)  # cached tokens a full context adds to the depth tg_tps is for
+    # a tensor split's devices are alike more often than not: one block for each run of equal terms
+    runs: list[tuple[DeviceTerms, int]] = []
     for t in p.speed.terms:
-        con.print(Text(f"  {t.device}", style="bold"))
+        if runs and runs[-1][0] == t:
+            runs[-1] = (t, runs[-1][1] + 1)
+        else:
+            runs.append((t, 1))
+    for t, count in runs:
+        each = "" if count == 1 else f" x {count}, " + ("at once" if p.speed.concurrent else "one after another") + ", each"
+        con.print(Text(f"  {t.device}{each}", style="bold"))
         rate = t.bytes_read / t.stream_s / 1e9 if t.stream_s else 0.0
         share = t.bandwidth_bytes_per_s * t.memory_efficiency / 1e9
         bound = "" if rate >= 0.97 * share else "; in-flight limit"
@@ -169,8 +178,11 @@ def render_speed_terms(result: PlanResult, out: Console | None = None) -> None:
         )
         for name, what, seconds in rows:
             con.print(f"    {name:<10} {what:<50}" + (f" {seconds * 1e3:9.3f} ms" if seconds is not None else ""))
-    total = sum(t.decode_s for t in p.speed.terms)
-    con.print(f"  decode total {total * 1e3:.3f} ms -> {1 / total:.1f} tok/s" + (
+    if p.speed.link_s:
+        con.print(f"  {'links':<12} {'; '.join(p.speed.link_notes):<50} {p.speed.link_s * 1e3:9.3f} ms")
+    total = p.speed.decode_s
+    at_once = " (the devices at once: the slowest, then the links)" if p.speed.concurrent and len(p.speed.terms) > 1 else ""
+    con.print(f"  decode total {total * 1e3:.3f} ms -> {1 / total:.1f} tok/s{at_once}" + (
         f"; x{p.speed.correction:.2f} ({p.speed.correction_source}) -> {p.tg_tps:.1f} tok/s" if p.speed.correction_source else ""))
     con.print(f"  with the context full ({p.n_ctx:,} tokens): {p.tg_tps_full:.1f} tok/s")
     for d in result.devices:
