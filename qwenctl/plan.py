@@ -39,7 +39,7 @@ from qwenctl.estimate import (
     weight_split,
 )
 from qwenctl.hardware.facts import Hardware
-from qwenctl.machine import Machine, PoolUse, gib, machine, overflow, pool_uses
+from qwenctl.machine import Machine, PoolUse, Slot, among_slots, gib, machine, overflow, pool_uses
 from qwenctl.speed import DeviceSpeed, SpeedEstimate, estimate_placed_speed, estimate_speed
 from qwenctl.split import describe, place_layers, proportions_by_room
 
@@ -98,7 +98,9 @@ class Plan:
         """The split in words ("tensor split over GPU 0 and GPU 1, 50/50"), None for one device."""
         if self.split_mode == "none" or not self.tensor_split:
             return None
-        return describe(self.split_mode, self.tensor_split, self.main_gpu, tuple(p.name for p in self.memory if p.device is not None))
+        names = {p.device: p.name for p in self.memory if p.device is not None}
+        return describe(self.split_mode, self.tensor_split, self.main_gpu,
+                        tuple(names[i] for i, share in enumerate(self.tensor_split) if share > 0 and i in names))
 
 
 @dataclass(frozen=True)
@@ -208,10 +210,19 @@ def _best_spread(m: Machine, model: ModelSpec, w: Weights, n_ctx: int, kv_type: 
         options.append(("one GPU", replace(one, main_gpu=m.gpu.index, memory=main + idle), misfit))
     else:
         options.append(("this machine alone", *build(0)))
-    options.append(("layer split", *_spread(m, model, w, n_ctx, kv_type, flash, "layer")))
-    local = [s for s in m.slots if s.kind == "gpu"]
+    options.append(("layer split", *_spread(m, model, w, n_ctx, kv_type, flash, "layer", m.slots)))
+    local = tuple(s for s in m.slots if s.kind == "gpu")
     if len(local) > 1 and not m.workers:
-        options.append(("tensor split", *_spread(m, model, w, n_ctx, kv_type, flash, "tensor")))
+        label = "tensor split" if len(local) == 2 else f"tensor split over all {len(local)} GPUs"
+        options.append((label, *_spread(m, model, w, n_ctx, kv_type, flash, "tensor", local)))
+        # each all-reduce waits on every GPU of the ring, so past some count more GPUs cost more than the reads they
+        # split: the fastest GPUs, as many as beat the others
+        fastest = sorted(local, key=lambda s: (-s.speed.bandwidth_bytes_per_s, -s.budget))
+        subsets = [(f"tensor split over {k} of {len(local)} GPUs",
+                    *_spread(m, model, w, n_ctx, kv_type, flash, "tensor", tuple(s for s in local if s in fastest[:k])))
+                   for k in range(2, len(local))]
+        if subsets:
+            options.append(max(subsets, key=lambda o: (o[2] is None, o[1].tg_tps)))
 
     def score(option: tuple[str, Plan, str | None]) -> tuple[bool, bool, float]:
         label, plan, misfit = option
@@ -226,10 +237,10 @@ def _best_spread(m: Machine, model: ModelSpec, w: Weights, n_ctx: int, kv_type: 
     return replace(best, split_reason=why), misfit
 
 
-def _spread(m: Machine, model: ModelSpec, w: Weights, n_ctx: int, kv_type: str, flash: bool, mode: str
-            ) -> tuple[Plan, str | None]:
-    """The model over every device of ``m.slots`` (tensor: the local GPUs), shares by the room each has."""
-    slots = m.slots if mode == "layer" else tuple(s for s in m.slots if s.kind == "gpu")
+def _spread(m: Machine, model: ModelSpec, w: Weights, n_ctx: int, kv_type: str, flash: bool, mode: str,
+            slots: tuple[Slot, ...]) -> tuple[Plan, str | None]:
+    """The model over ``slots`` (of ``m.slots``), shares by the room each has. A slot left out gets a share of 0
+    (llama.cpp gives it no rows) and still holds the CUDA context llama.cpp opens on every visible GPU."""
     kinds = tuple(s.kind for s in slots)
     a = model.arch
     links = replace(m.links, remote=tuple(s.link for s in slots))
@@ -248,14 +259,17 @@ def _spread(m: Machine, model: ModelSpec, w: Weights, n_ctx: int, kv_type: str, 
                  for i, (s, p) in enumerate(zip(slots, first.pools)))
     shares = proportions_by_room(room)
 
+    all_shares = tuple(shares[slots.index(s)] if s in slots else 0.0 for s in m.slots)  # llama.cpp's order, 0: left out
+
     def build(ngl: int) -> tuple[Plan, str | None]:
         placement = place_layers(a.n_layers, ngl, shares)
-        pools = pool_uses(m, memory(ngl, shares), slots)
+        pools = pool_uses(m, among_slots(memory(ngl, shares), slots, m.slots), m.slots)
         sp = m.corrected(estimate_placed_speed(model, w, tuple(s.speed for s in slots), m.host_speed, placement, mode,
                                                shares, links, kv_type))
         plan = _new_plan(m, model, w, n_ctx, kv_type, flash, pools, sp, device=m.device, n_gpu_layers=ngl, split_mode=mode,
-                         tensor_split=shares, workers=tuple(dict.fromkeys(s.endpoint for s in slots if s.endpoint)))
-        return plan, overflow(m, pools)
+                         tensor_split=all_shares, workers=tuple(dict.fromkeys(s.endpoint for s in slots if s.endpoint)))
+        main = next((s.gpu_index for s in slots if s.gpu_index is not None), None)
+        return (plan if main is None else replace(plan, main_gpu=main)), overflow(m, pools)
 
     def devices_fit(ngl: int) -> bool:  # memory only: the host's part is the plan's misfit to report
         return all(p.total_bytes <= s.budget for p, s in zip(memory(ngl, shares).pools, slots))
