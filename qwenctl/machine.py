@@ -11,12 +11,12 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from functools import cached_property
 
 from qwenctl.cluster import Link, Worker
 from qwenctl.errors import ExitCode, QwenctlError
-from qwenctl.estimate import MemoryEstimate, PoolMemory, idle_gpu, load_calibration
+from qwenctl.estimate import MemoryEstimate, PoolMemory, load_calibration
 from qwenctl.hardware import specs
 from qwenctl.hardware.facts import AppleSilicon, Board, Cpu, Hardware, Memory, NvidiaGpu
 from qwenctl.speed import DeviceSpeed, Links, SpeedEstimate, corrected, load_speed_model
@@ -288,15 +288,6 @@ def gpu_slots(hw: Hardware, host: int) -> tuple[Slot, ...]:
             out.append(Slot(f"GPU {g.index} ({g.name})", "gpu", budget, capacity, cuda_device(g), gpu_index=g.index,
                             resident_threads=specs.resident_threads(g)))
     return tuple(out)
-
-
-def among_slots(est: MemoryEstimate, used: tuple[Slot, ...], slots: tuple[Slot, ...]) -> MemoryEstimate:
-    """An estimate of a split over ``used``, a subset of ``slots`` (its pools numbered by their place in ``used``),
-    numbered by ``slots``: every local GPU left out still holds the CUDA context llama.cpp opens on each visible GPU."""
-    at = tuple(slots.index(s) for s in used)
-    placed = [replace(p, device=at[p.device]) if p.device is not None else p for p in est.pools]
-    placed += [idle_gpu(i, s.resident_threads) for i, s in enumerate(slots) if s.kind == "gpu" and s not in used]
-    return MemoryEstimate(tuple(sorted(placed, key=lambda p: (p.device is None, p.device or 0))))
 
 
 def peer_link(hw: Hardware) -> tuple[float, str]:

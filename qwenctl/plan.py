@@ -39,7 +39,7 @@ from qwenctl.estimate import (
     weight_split,
 )
 from qwenctl.hardware.facts import Hardware
-from qwenctl.machine import Machine, PoolUse, Slot, among_slots, gib, machine, overflow, pool_uses
+from qwenctl.machine import Machine, PoolUse, Slot, gib, machine, overflow, pool_uses
 from qwenctl.speed import DeviceSpeed, SpeedEstimate, estimate_placed_speed, estimate_speed
 from qwenctl.split import describe, place_layers, proportions_by_room
 
@@ -98,9 +98,7 @@ class Plan:
         """The split in words ("tensor split over GPU 0 and GPU 1, 50/50"), None for one device."""
         if self.split_mode == "none" or not self.tensor_split:
             return None
-        names = {p.device: p.name for p in self.memory if p.device is not None}
-        return describe(self.split_mode, self.tensor_split, self.main_gpu,
-                        tuple(names[i] for i, share in enumerate(self.tensor_split) if share > 0 and i in names))
+        return describe(self.split_mode, self.tensor_split, self.main_gpu, tuple(p.name for p in self.memory if p.device is not None))
 
 
 @dataclass(frozen=True)
@@ -210,19 +208,10 @@ def _best_spread(m: Machine, model: ModelSpec, w: Weights, n_ctx: int, kv_type: 
         options.append(("one GPU", replace(one, main_gpu=m.gpu.index, memory=main + idle), misfit))
     else:
         options.append(("this machine alone", *build(0)))
-    options.append(("layer split", *_spread(m, model, w, n_ctx, kv_type, flash, "layer", m.slots)))
-    local = tuple(s for s in m.slots if s.kind == "gpu")
+    options.append(("layer split", *_spread(m, model, w, n_ctx, kv_type, flash, "layer")))
+    local = [s for s in m.slots if s.kind == "gpu"]
     if len(local) > 1 and not m.workers:
-        label = "tensor split" if len(local) == 2 else f"tensor split over all {len(local)} GPUs"
-        options.append((label, *_spread(m, model, w, n_ctx, kv_type, flash, "tensor", local)))
-        # each all-reduce waits on every GPU of the ring, so past some count more GPUs cost more than the reads they
-        # split: the fastest GPUs, as many as beat the others
-        fastest = sorted(local, key=lambda s: (-s.speed.bandwidth_bytes_per_s, -s.budget))
-        subsets = [(f"tensor split over {k} of {len(local)} GPUs",
-                    *_spread(m, model, w, n_ctx, kv_type, flash, "tensor", tuple(s for s in local if s in fastest[:k])))
-                   for k in range(2, len(local))]
-        if subsets:
-            options.append(max(subsets, key=lambda o: (o[2] is None, o[1].tg_tps)))
+        options.append(("tensor split", *_spread(m, model, w, n_ctx, kv_type, flash, "tensor")))
 
     def score(option: tuple[str, Plan, str | None]) -> tuple[bool, bool, float]:
         label, plan, misfit = option
@@ -234,13 +223,38 @@ def _best_spread(m: Machine, model: ModelSpec, w: Weights, n_ctx: int, kv_type: 
     compared = "; ".join(f"{lbl} {p.tg_tps:.0f} tok/s" + ("" if mf is None else " (does not fit)")
                          for lbl, p, mf in ranked[1:])
     why = f"{label}: predicted {best.tg_tps:.0f} tok/s" + (f" (vs {compared})" if compared else "")
+    fewer = _fewer_gpus(m, model, w, n_ctx, kv_type, flash, local) if len(local) > 2 and not m.workers else None
+    if fewer and misfit is None and fewer[1].tg_tps > SPREAD_MARGIN * best.tg_tps:
+        gpus, plan = fewer
+        why += (f"; a tensor split over {len(gpus)} of the {len(local)} GPUs is predicted at {plan.tg_tps:.0f} tok/s "
+                f"(`--gpus {','.join(map(str, gpus))}`): each all-reduce waits on every GPU it spans")
     return replace(best, split_reason=why), misfit
 
 
-def _spread(m: Machine, model: ModelSpec, w: Weights, n_ctx: int, kv_type: str, flash: bool, mode: str,
-            slots: tuple[Slot, ...]) -> tuple[Plan, str | None]:
-    """The model over ``slots`` (of ``m.slots``), shares by the room each has. A slot left out gets a share of 0
-    (llama.cpp gives it no rows) and still holds the CUDA context llama.cpp opens on every visible GPU."""
+def _fewer_gpus(m: Machine, model: ModelSpec, w: Weights, n_ctx: int, kv_type: str, flash: bool, local: list[Slot]
+                ) -> tuple[tuple[int, ...], Plan] | None:
+    """The fastest tensor split over 2 ... n - 1 of the local GPUs (the fastest ones, then the roomiest) that fits:
+    (their CUDA indices, the plan), or None.
+
+    Past some count more GPUs are slower: an all-reduce over n GPUs takes n - 1 steps (speed_model.json `links`)
+    while each GPU's reads shrink as 1/n. llama.cpp's tensor split spans every GPU CUDA shows it, and qwenctl
+    starts CUDA while it detects the machine, so the plan names the GPUs (`--gpus` narrows CUDA_VISIBLE_DEVICES
+    before that) rather than taking them itself.
+    """
+    fastest = sorted(local, key=lambda s: (-s.speed.bandwidth_bytes_per_s, -s.budget))
+    best = None
+    for k in range(2, len(local)):
+        chosen = tuple(s for s in local if s in fastest[:k])
+        plan, misfit = _spread(replace(m, slots=chosen), model, w, n_ctx, kv_type, flash, "tensor")
+        if misfit is None and (best is None or plan.tg_tps > best[1].tg_tps):
+            best = tuple(s.gpu_index for s in chosen if s.gpu_index is not None), plan
+    return best
+
+
+def _spread(m: Machine, model: ModelSpec, w: Weights, n_ctx: int, kv_type: str, flash: bool, mode: str
+            ) -> tuple[Plan, str | None]:
+    """The model over every device of ``m.slots`` (tensor: the local GPUs), shares by the room each has."""
+    slots = m.slots if mode == "layer" else tuple(s for s in m.slots if s.kind == "gpu")
     kinds = tuple(s.kind for s in slots)
     a = model.arch
     links = replace(m.links, remote=tuple(s.link for s in slots))
@@ -259,17 +273,14 @@ def _spread(m: Machine, model: ModelSpec, w: Weights, n_ctx: int, kv_type: str, 
                  for i, (s, p) in enumerate(zip(slots, first.pools)))
     shares = proportions_by_room(room)
 
-    all_shares = tuple(shares[slots.index(s)] if s in slots else 0.0 for s in m.slots)  # llama.cpp's order, 0: left out
-
     def build(ngl: int) -> tuple[Plan, str | None]:
         placement = place_layers(a.n_layers, ngl, shares)
-        pools = pool_uses(m, among_slots(memory(ngl, shares), slots, m.slots), m.slots)
+        pools = pool_uses(m, memory(ngl, shares), slots)
         sp = m.corrected(estimate_placed_speed(model, w, tuple(s.speed for s in slots), m.host_speed, placement, mode,
                                                shares, links, kv_type))
         plan = _new_plan(m, model, w, n_ctx, kv_type, flash, pools, sp, device=m.device, n_gpu_layers=ngl, split_mode=mode,
-                         tensor_split=all_shares, workers=tuple(dict.fromkeys(s.endpoint for s in slots if s.endpoint)))
-        main = next((s.gpu_index for s in slots if s.gpu_index is not None), None)
-        return (plan if main is None else replace(plan, main_gpu=main)), overflow(m, pools)
+                         tensor_split=shares, workers=tuple(dict.fromkeys(s.endpoint for s in slots if s.endpoint)))
+        return plan, overflow(m, pools)
 
     def devices_fit(ngl: int) -> bool:  # memory only: the host's part is the plan's misfit to report
         return all(p.total_bytes <= s.budget for p, s in zip(memory(ngl, shares).pools, slots))

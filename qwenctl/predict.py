@@ -29,7 +29,7 @@ from qwenctl.estimate import (
 )
 from qwenctl.hardware.facts import AppleSilicon, Backends, Hardware
 from qwenctl.hardware.specs import resident_threads
-from qwenctl.machine import among_slots, apple_device, cuda_device, host_device
+from qwenctl.machine import apple_device, cuda_device, host_device
 from qwenctl.speed import DeviceSpeed, estimate_speed, load_speed_model
 
 if TYPE_CHECKING:
@@ -232,15 +232,11 @@ def _split_prediction(hardware: Hardware, path: Path, options: LoadOptions, mode
     from qwenctl.split import place_layers
 
     mode = options.split_mode or "layer"
-    every = slots
     shares = options.tensor_split or tuple(1.0 for _ in slots)
-    if mode == "tensor":  # a GPU given no share has no rows, only its CUDA context (`among_slots`)
-        slots, shares = tuple(s for s, x in zip(every, shares) if x > 0), tuple(x for x in shares if x > 0)
     placement = place_layers(model.arch.n_layers, options.n_gpu_layers, shares)
     flash = bool(options.flash_attn) if options.flash_attn is not None else True
-    est = among_slots(estimate_split_memory(model, weights, options.n_ctx, mode, placement, shares, tuple(s.kind for s in slots),
-                                            options.kv_cache_type, flash, split,
-                                            resident_threads=tuple(s.resident_threads for s in slots)), slots, every)
+    est = estimate_split_memory(model, weights, options.n_ctx, mode, placement, shares, tuple(s.kind for s in slots),
+                                options.kv_cache_type, flash, split, resident_threads=tuple(s.resident_threads for s in slots))
     # llama.cpp sends a worker its tensors from the mmap'd file and keeps those pages mapped: resident in this
     # process (RSS), though clean and reclaimable, so the planner's budget leaves them out (measured: 0.5B over
     # two CPU workers, RSS 607 MiB = 223 MiB + the 377 MiB file)

@@ -84,8 +84,8 @@ def describe(split_mode: str | None, tensor_split: tuple[float, ...], main_gpu: 
     if split_mode == "none":
         return f"one GPU (GPU {main_gpu})"
     text = f"{split_mode} split" + (f" over {', '.join(over)}" if over else "")
-    if tensor_split:  # a device given no share (llama.cpp leaves it out) is not named
-        text += " (" + "/".join(f"{100 * x / sum(tensor_split):.0f}" for x in tensor_split if x > 0) + ")"
+    if tensor_split:
+        text += " (" + "/".join(f"{100 * x / sum(tensor_split):.0f}" for x in tensor_split) + ")"
     return text
 
 
