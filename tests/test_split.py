@@ -164,3 +164,18 @@ def test_eight_gpus_name_the_fewer_gpus_a_tensor_split_runs_faster_on():
     narrower = plan(select_gpus(hw, gpus), ask).chosen
     assert narrower.split_mode == "tensor" and round(narrower.tg_tps) == figure
     assert "--gpus" not in plan(load_profile("h200-x2-141gb"), ask).chosen.split_reason  # two GPUs: no count to choose
+
+
+def test_explain_speed_names_each_worker_of_a_cluster():
+    """Four Pi 5s have one name; the speed terms of a split over them say which worker each block is."""
+    from click.testing import CliRunner
+
+    from qwenctl.cli import cli
+
+    r = CliRunner().invoke(cli, ["plan", "--profile", "raspberry-pi-5-8gb-x4-cluster", "--size", "14B", "--explain-speed"])
+    assert r.exit_code == 0, r.output
+    blocks = [line.strip() for line in r.output.splitlines() if line.startswith("  ") and not line.startswith("   ")
+              and "Pi 5" in line and ":" in line and "cpu-arm" not in line]
+    workers = [b for b in blocks if b.startswith("worker ")]
+    assert len(workers) == 3 and len({w.split(":")[0] for w in workers}) == 3, blocks
+    assert "3 visits to RPC workers per token" in r.output
