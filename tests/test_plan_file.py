@@ -1,4 +1,4 @@
-"""plan.predict_for_file on generated GGUFs: the header gives the dimensions, the tensor table the bytes."""
+"""predict.predict_for_file on generated GGUFs: the header gives the dimensions, the tensor table the bytes."""
 
 from dataclasses import replace
 
