@@ -41,6 +41,7 @@ detection or sourced specifications (``qwenctl.machine``), never from the fit.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
@@ -740,9 +741,9 @@ def _link_costs(k: dict[str, Any], a, placement: Placement, mode: str, n_devices
     decode = prompt = 0.0
     notes = []
     if mode == "tensor" and n_devices > 1:
-        # NVLink: measured on two H200s; PCIe: from one published 4x RTX 4090 pair (speed_model.json's links);
-        # an all-reduce over n GPUs takes n - 1 steps of a ring, each one such latency
-        sync = (k["tensor_sync_s"] if links.peer_nvlink else k["tensor_sync_pcie_s"]) * (n_devices - 1)
+        # NVLink: measured on two H200s; PCIe: from one published 4x RTX 4090 pair (speed_model.json's links); an
+        # all-reduce over n GPUs takes ceil(log2 n) exchanges, each one such latency (`tensor_sync_scaling`)
+        sync = (k["tensor_sync_s"] if links.peer_nvlink else k["tensor_sync_pcie_s"]) * math.ceil(math.log2(n_devices))
         peer = links.peer_bytes_per_s if links.peer_nvlink else k["pcie_allreduce_bytes_per_s"]
         moved = 2 * a.n_layers * act * (n_devices - 1) / n_devices  # two all-reduces per layer
         decode = 2 * a.n_layers * sync + moved / peer

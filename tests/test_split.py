@@ -149,12 +149,12 @@ def test_mlx_pipeline_over_macs_is_planned_on_paper(tmp_path):
 
 
 def test_eight_gpus_name_the_fewer_gpus_a_tensor_split_runs_faster_on():
-    """Each all-reduce of a tensor split waits on every GPU of its ring ((n - 1) steps: speed_model.json `links`)
-    while each GPU's reads shrink as 1/n, so past some count more GPUs are slower. llama.cpp spans every GPU CUDA
-    shows it, so on eight H200s the plan keeps the split it can load and names the faster count, as the --gpus
-    that gets it; that narrower machine plans the figure it named."""
+    """Each all-reduce of a tensor split waits on every GPU it spans (ceil(log2 n) exchanges: speed_model.json
+    `links`) while each GPU's reads shrink as 1/n, so for a small model fewer GPUs are faster. llama.cpp spans every
+    GPU CUDA shows it, so on eight H200s the plan keeps the split it can load and names the faster count, as the
+    --gpus that gets it; that narrower machine plans the figure it named."""
     hw = load_profile("h200-x8-141gb")
-    ask = Constraints(size="72B", quant="q5_0")
+    ask = Constraints(size="7B")
     chosen = plan(hw, ask).chosen
     assert chosen.split_mode == "tensor" and len(chosen.tensor_split) == 8 and all(x > 0 for x in chosen.tensor_split)
     advice = re.search(r"over (\d) of the 8 GPUs is predicted at (\d+) tok/s \(`--gpus ([\d,]+)`\)", chosen.split_reason)
@@ -163,6 +163,8 @@ def test_eight_gpus_name_the_fewer_gpus_a_tensor_split_runs_faster_on():
     assert 2 <= count < 8 and gpus == ",".join(map(str, range(count))) and figure > 1.05 * chosen.tg_tps
     narrower = plan(select_gpus(hw, gpus), ask).chosen
     assert narrower.split_mode == "tensor" and round(narrower.tg_tps) == figure
+    # the 72B reads enough that all eight are fastest: nothing to name
+    assert "--gpus" not in plan(hw, Constraints(size="72B", quant="q5_0")).chosen.split_reason
     assert "--gpus" not in plan(load_profile("h200-x2-141gb"), ask).chosen.split_reason  # two GPUs: no count to choose
 
 

@@ -126,8 +126,8 @@ def _fewer_gpus(m: Machine, model: ModelSpec, w: Weights, n_ctx: int, kv_type: s
     """The fastest tensor split over 2 ... n - 1 of the local GPUs (the fastest ones, then the roomiest) that fits:
     (their CUDA indices, the plan), or None.
 
-    Past some count more GPUs are slower: an all-reduce over n GPUs takes n - 1 steps (speed_model.json `links`)
-    while each GPU's reads shrink as 1/n. llama.cpp's tensor split spans every GPU CUDA shows it, and qwenctl
+    Past some count more GPUs are slower: an all-reduce waits on every GPU it spans (ceil(log2 n) exchanges,
+    speed_model.json `links`) while each GPU's reads shrink as 1/n, and a small model reads little. llama.cpp's tensor split spans every GPU CUDA shows it, and qwenctl
     starts CUDA while it detects the machine, so the plan names the GPUs (`--gpus` narrows CUDA_VISIBLE_DEVICES
     before that) rather than taking them itself.
     """
