@@ -181,3 +181,14 @@ def test_explain_speed_names_each_worker_of_a_cluster():
     workers = [b for b in blocks if b.startswith("worker ")]
     assert len(workers) == 3 and len({w.split(":")[0] for w in workers}) == 3, blocks
     assert "3 visits to RPC workers per token" in r.output
+
+
+def test_an_all_reduce_takes_log2_exchanges_of_the_gpus_it_spans():
+    """llama.cpp's tensor split reduces its partial sums in ceil(log2 n) exchanges between pairs of GPUs
+    (ggml-backend-meta.cpp n_reduce_steps), not a ring's n - 1: over NVLink, whose activations move in microseconds,
+    a token's link time on 4 and 8 H200s is 2x and 3x that on 2 (it was 3x and 7x)."""
+    hw = load_profile("h200-x8-141gb")
+    links = {n: plan(select_gpus(hw, ",".join(map(str, range(n)))), Constraints(size="7B", quant="q4_k_m")).chosen.speed.link_s
+             for n in (2, 4, 8)}
+    assert links[4] / links[2] == pytest.approx(2.0, rel=0.01)
+    assert links[8] / links[2] == pytest.approx(3.0, rel=0.01)
