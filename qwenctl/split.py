@@ -14,6 +14,7 @@ across all devices (they work on every layer at once and add their partial resul
 from __future__ import annotations
 
 import bisect
+import re
 import struct
 from dataclasses import dataclass
 
@@ -83,10 +84,22 @@ def describe(split_mode: str | None, tensor_split: tuple[float, ...], main_gpu: 
         return None
     if split_mode == "none":
         return f"one GPU (GPU {main_gpu})"
-    text = f"{split_mode} split" + (f" over {', '.join(over)}" if over else "")
+    text = f"{split_mode} split" + (f" over {_devices(over)}" if over else "")
     if tensor_split:
-        text += " (" + "/".join(f"{100 * x / sum(tensor_split):.0f}" for x in tensor_split) + ")"
+        shares = [f"{100 * x / sum(tensor_split):.0f}" for x in tensor_split]
+        text += f" (1/{len(shares)} each)" if len(shares) > 2 and len(set(shares)) == 1 else " (" + "/".join(shares) + ")"
     return text
+
+
+def _devices(names: tuple[str, ...]) -> str:
+    """Devices in words: three or more GPUs of one model numbered in a row are one range ("GPU 0-7 (NVIDIA H200)")."""
+    found = [re.fullmatch(r"GPU (\d+) \((.*)\)", n) for n in names]
+    if len(names) > 2 and all(found):
+        numbers = [int(m.group(1)) for m in found if m]
+        models = {m.group(2) for m in found if m}
+        if len(models) == 1 and numbers == list(range(numbers[0], numbers[0] + len(numbers))):
+            return f"GPU {numbers[0]}-{numbers[-1]} ({models.pop()})"
+    return ", ".join(names)
 
 
 def workers_named(workers: tuple[str, ...]) -> tuple[str, ...]:

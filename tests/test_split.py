@@ -192,3 +192,16 @@ def test_an_all_reduce_takes_log2_exchanges_of_the_gpus_it_spans():
              for n in (2, 4, 8)}
     assert links[4] / links[2] == pytest.approx(2.0, rel=0.01)
     assert links[8] / links[2] == pytest.approx(3.0, rel=0.01)
+
+
+def test_a_split_over_many_alike_gpus_reads_as_one_range():
+    from qwenctl.split import describe
+
+    eight = tuple(f"GPU {i} (NVIDIA H200)" for i in range(8))
+    assert describe("tensor", (1.0,) * 8, 0, eight) == "tensor split over GPU 0-7 (NVIDIA H200) (1/8 each)"
+    two = eight[:2]
+    assert describe("tensor", (0.5, 0.5), 0, two) == "tensor split over GPU 0 (NVIDIA H200), GPU 1 (NVIDIA H200) (50/50)"
+    mixed = ("GPU 0 (NVIDIA GeForce RTX 4090)", "GPU 1 (NVIDIA GeForce RTX 3090)", "GPU 2 (NVIDIA GeForce RTX 3090)")
+    assert describe("layer", (0.5, 0.25, 0.25), 0, mixed) == f"layer split over {', '.join(mixed)} (50/25/25)"
+    gap = eight[:2] + eight[3:4]  # GPU 0, 1, 3: not one range
+    assert describe("tensor", (1.0,) * 3, 0, gap) == f"tensor split over {', '.join(gap)} (1/3 each)"
