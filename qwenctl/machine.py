@@ -21,6 +21,7 @@ from qwenctl.hardware import specs
 from qwenctl.hardware.facts import AppleSilicon, Board, Cpu, Hardware, Memory, NvidiaGpu
 from qwenctl.speed import DeviceSpeed, Links, SpeedEstimate, corrected, load_speed_model
 from qwenctl.speed_history import Correction, correction
+from qwenctl.split import gpu_label
 
 MEASURE_HINT = "run `qwenctl detect --measure` to measure it"  # pipeline.prepare measures when a plan carries it
 
@@ -285,7 +286,7 @@ def gpu_slots(hw: Hardware, host: int) -> tuple[Slot, ...]:
     for g in hw.gpus:
         budget, capacity = gpu_budget(g, host)
         if capacity and not g.unified_memory:
-            out.append(Slot(f"GPU {g.index} ({g.name})", "gpu", budget, capacity, cuda_device(g), gpu_index=g.index,
+            out.append(Slot(gpu_label(g.index, g.name), "gpu", budget, capacity, cuda_device(g), gpu_index=g.index,
                             resident_threads=specs.resident_threads(g)))
     return tuple(out)
 

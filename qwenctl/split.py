@@ -91,9 +91,17 @@ def describe(split_mode: str | None, tensor_split: tuple[float, ...], main_gpu: 
     return text
 
 
+GPU_LABEL = re.compile(r"GPU (\d+) \((.*)\)")  # what `gpu_label` writes
+
+
+def gpu_label(index: int, name: str) -> str:
+    """A local GPU as plans and their splits name it: "GPU 1 (NVIDIA H200)"."""
+    return f"GPU {index} ({name})"
+
+
 def _devices(names: tuple[str, ...]) -> str:
     """Devices in words: three or more GPUs of one model numbered in a row are one range ("GPU 0-7 (NVIDIA H200)")."""
-    found = [re.fullmatch(r"GPU (\d+) \((.*)\)", n) for n in names]
+    found = [GPU_LABEL.fullmatch(n) for n in names]
     if len(names) > 2 and all(found):
         numbers = [int(m.group(1)) for m in found if m]
         models = {m.group(2) for m in found if m}
