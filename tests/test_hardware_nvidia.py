@@ -188,6 +188,25 @@ def test_thors_gpu_has_its_per_sm_figures_under_either_number(cc):
     assert nvidia.sm_count(2560, cc) == 20  # NVML's core count over the same per-SM figures, under either number
 
 
+def test_a_laptop_gpu_named_by_its_memory_is_that_laptop_gpu_not_the_desktop_card():
+    """lspci's GA107BM [10de:25ac] is "GeForce RTX 3050 6GB Laptop GPU": the RTX 3050 Laptop GPU's 16 SMs at 1,343 MHz,
+    not the desktop RTX 3050's 20 at 1,777 (which its name contains once "6GB" is read as a word of the model)."""
+    spec = specs.gpu_spec("NVIDIA GeForce RTX 3050 6GB Laptop GPU")
+    assert (spec["key"], spec["sm_count"]) == ("rtx-3050-laptop", 16)
+
+
+def test_a_laptop_gpu_with_no_row_of_its_own_is_priced_from_nvml_not_a_desktop_card():
+    """A Max-Q part no row names (TensorFlow's device log of one: "GeForce GTX 1050 Ti with Max-Q Design ... compute
+    capability: 6.1") contains the desktop GTX 1050 Ti's name, but runs at the laptop's clocks: NVML's cores and
+    clock price it, not the desktop card's 1,392 MHz."""
+    assert specs.gpu_spec("NVIDIA GeForce GTX 1050 Ti with Max-Q Design") is None
+    gpu = NvidiaGpu(index=0, name="NVIDIA GeForce GTX 1050 Ti with Max-Q Design", uuid="", memory_total_bytes=4 * 2**30,
+                    memory_free_bytes=None, memory_used_bytes=None, compute_capability=(6, 1), cuda_cores=768,
+                    max_sm_clock_mhz=1417)
+    peaks = specs.nvidia_peaks(gpu)
+    assert (peaks.family, peaks.sm_count, peaks.clock_hz) == ("nvidia-pascal", 6, 1417e6)
+
+
 def test_a_contained_name_matches_whole_words_only():
     """A name no row has falls back to the longest row name it contains, as whole words: the A30's "a30" inside a
     future "A3000"-like name is not a match, and the GPU is priced from what NVML says instead."""

@@ -77,13 +77,23 @@ def gpu_spec(name: str, board: str | None = None, memory_bytes: int | None = Non
     exact = [row for row in _devices()["gpus"] if any(_bare(n) == bare for n in row.get("nvml_names", []))]
     if exact:
         return _module(exact, board, memory_bytes)
+    # else the longest row name the name contains, as whole words (A30 is not A3000), its memory size aside: NVIDIA
+    # names some laptop parts by it ("RTX 3050 6GB Laptop GPU" is the RTX 3050 Laptop GPU's chip with 6 GB)
+    texts = (bare, re.sub(r"\s\d+\s?gb\b", "", bare))
     best, best_len = None, 0
     for row in _devices()["gpus"]:
+        if _mobile(bare) and not _mobile(row["key"]) and not any(_mobile(_bare(n)) for n in row.get("nvml_names", [])):
+            continue  # a laptop's GPU is never a desktop card: fewer SMs, lower clocks (NVML's own figures price it instead)
         for n in row.get("nvml_names", []):
             b = _bare(n)
-            if len(b) > best_len and re.search(rf"(?<!\w){re.escape(b)}(?!\w)", bare):  # whole words: A30 is not A3000
+            if len(b) > best_len and any(re.search(rf"(?<!\w){re.escape(b)}(?!\w)", t) for t in texts):
                 best, best_len = row, len(b)
     return best
+
+
+def _mobile(name: str) -> bool:
+    """A laptop's GPU, by the words NVIDIA names one with ("Laptop GPU", Turing's "with Max-Q Design")."""
+    return any(word in name.lower() for word in ("laptop", "max-q", "mobile"))
 
 
 def board_gpu_spec(board: str, memory_bytes: int | None) -> dict | None:
