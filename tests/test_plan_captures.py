@@ -13,7 +13,7 @@ from hardware_captures import board_capture, document, jetpack4_nano, jetpack5_a
 from qwenctl.errors import ExitCode, QwenctlError
 from qwenctl.hardware import detect
 from qwenctl.hardware.specs import resident_threads
-from qwenctl.machine import cuda_device
+from qwenctl.machine import apple_device, cuda_device
 from qwenctl.plan import Constraints, plan
 
 GiB = 2**30
@@ -89,6 +89,21 @@ def test_m4_max_64gb_gets_its_40_core_bandwidth_and_a_large_model():
     assert c.device == "metal" and c.size == "72B"
     assert not r.assumptions
     assert 5 <= c.tg_tps <= 15
+
+
+def test_macbook_neo_is_an_m4_generation_gpu_on_its_own_60_gb_s():
+    """The MacBook Neo's A18 Pro (an iPhone chip, no "M" in its name) was planned on the assumed 100 GB/s with a guessed
+    GPU clock; Apple gives it 60 GB/s, and its GPU is of the M4's Metal family (Apple9, 2024), so it takes apple-m4's
+    constants: 7B at 4 bits in the 5.33 GiB macOS lets its GPU wire, at ~10 tok/s. (An Ollama run of Llama 3.2 3B on one,
+    published_apple_late.json, measured 19.98 tok/s; the model says 1.02x that, a chip it was never fitted on.)"""
+    hw = detect(replay("apple-a18-pro-macbook-neo-8gb.json"))
+    gpu = apple_device(hw.apple, "metal")
+    assert (gpu.family, gpu.bandwidth_bytes_per_s, gpu.compute_units, gpu.assumed) == ("apple-m4", 60e9, 5, ())
+    r = plan(hw)
+    c = r.chosen
+    assert not r.assumptions
+    assert c.device == "metal" and c.size == "7B" and c.quant.startswith("q4")
+    assert 8 <= c.tg_tps <= 12
 
 
 def test_two_socket_epyc_without_meminfo_is_refused_in_one_line():

@@ -311,13 +311,23 @@ def apple_spec(chip: str, gpu_cores: int | None) -> dict | None:
     return next((r for r in _devices()["apple"] if r["chip"] == chip and r["gpu_cores"] == gpu_cores), None)
 
 
+def apple_generation(chip: str) -> int | None:
+    """The M generation of an Apple chip's GPU: an M chip's own number; an iPhone chip in a Mac (the MacBook Neo's
+    A18 Pro) that of the M series in its Metal GPU family and year (devices.json `apple_a_series_generation`)."""
+    m = re.search(r"\bM(\d+)", chip)
+    if m:
+        return int(m.group(1))
+    a = re.search(r"\bA(\d+)", chip)
+    return _devices()["apple_a_series_generation"].get(a.group(0)) if a else None
+
+
 def apple_peaks(apple: AppleSilicon) -> ApplePeaks:
-    gen = re.search(r"M(\d+)", apple.chip)
-    family = f"apple-m{gen.group(1)}" if gen else "apple-unknown"
+    gen = apple_generation(apple.chip)
+    family = f"apple-m{gen}" if gen else "apple-unknown"
     rows = [r for r in _devices()["apple"] if r["chip"] == apple.chip]
     exact = apple_spec(apple.chip, apple.gpu_cores)
     dies = int(rows[0].get("dies", 1)) if rows else 1  # a chip's, whatever its GPU cores
-    same_gen = [r for r in _devices()["apple"] if gen and re.search(rf"M{gen.group(1)}\b", r["chip"])]
+    same_gen = [r for r in _devices()["apple"] if gen and apple_generation(r["chip"]) == gen]
     # matrix work per core a cycle: a generation's Neural Accelerators (M5: 4x the ALUs), else the ALUs
     per_core = float(next((r["gpu_matrix_flop_per_cycle_per_core"] for r in same_gen if r.get("gpu_matrix_flop_per_cycle_per_core")),
                           APPLE_ALU_FLOP_PER_CYCLE))
