@@ -38,6 +38,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from qwenctl.catalog import Architecture, load_catalog  # noqa: E402
+from qwenctl.device_speed import load_speed_model  # noqa: E402
 from qwenctl.estimate import fit_gpu_layers, weight_split  # noqa: E402
 from qwenctl.hardware.facts import (  # noqa: E402
     Absent,
@@ -56,8 +57,9 @@ from qwenctl.hardware.specs import (  # noqa: E402
     resident_threads,
     spec_compute_capability,
 )
+from qwenctl.kernels import built_before, decode_kernel  # noqa: E402
 from qwenctl.machine import apple_device, cuda_device, host_device, threads  # noqa: E402
-from qwenctl.speed import built_before, decode_kernel, estimate_speed, load_speed_model, memory_family  # noqa: E402
+from qwenctl.speed import estimate_speed, memory_family  # noqa: E402
 from qwenctl.testing.recipe import gguf_tensor_bytes, mlx_bytes  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -382,7 +384,7 @@ def parameters(sm: dict, rows: list[dict]) -> list[tuple[list[tuple[dict, str]],
         for q in _decode_keys(dev, *r["_model"], r.get("date")):
             devices.setdefault(("quant", dev.engine, q), set()).add(r["_device"])
         if r.get("pp"):
-            from qwenctl.speed import pp_kernel, pp_path
+            from qwenctl.kernels import pp_kernel, pp_path
 
             operand = pp_kernel(w, dev, r.get("date"))[0]
             devices.setdefault(("family", pp_path(dev.family), dev.engine, operand), set()).add(r["_device"])

@@ -31,8 +31,8 @@ def cuda_unsupported(gpu: NvidiaGpu) -> str | None:
     """Why llama.cpp's CUDA backend cannot run on ``gpu``, or None where it can: a GPU older than any its CUDA
     builds have code for, or a module whose newest CUDA toolkit cannot compile it (speed_model.json
     `kernel_paths`, with the sources; devices.json `newest_cuda`)."""
+    from qwenctl.device_speed import load_speed_model
     from qwenctl.hardware.specs import gpu_spec_of, major_minor
-    from qwenctl.speed import load_speed_model
 
     paths = load_speed_model()["kernel_paths"]
     oldest = tuple(paths["cuda_min_compute_capability"])

@@ -2,7 +2,7 @@
 
 ``Hardware`` says what a machine has; this module turns it into what a model may use
 (capacity minus headroom, per pool) and how fast each device moves and multiplies bytes
-(``speed.DeviceSpeed``), and holds a plan's predicted pools against those budgets (``pool_uses``,
+(``device_speed.DeviceSpeed``), and holds a plan's predicted pools against those budgets (``pool_uses``,
 ``overflow``). Every figure is detected, read from a sourced specification
 (hardware/data/devices.json) or, failing both, an assumption from
 ``qwenctl/data/speed_model.json`` that is named in ``Machine.notes`` so the plan says so.
@@ -15,11 +15,12 @@ from dataclasses import asdict, dataclass, replace
 from functools import cached_property
 
 from qwenctl.cluster import Link, Worker
+from qwenctl.device_speed import DeviceSpeed, load_speed_model
 from qwenctl.errors import ExitCode, QwenctlError
 from qwenctl.estimate import MemoryEstimate, PoolMemory, load_calibration
 from qwenctl.hardware import specs
 from qwenctl.hardware.facts import AppleSilicon, Board, Cpu, Hardware, Memory, NvidiaGpu
-from qwenctl.speed import DeviceSpeed, Links, SpeedEstimate, corrected, load_speed_model
+from qwenctl.speed import Links, SpeedEstimate, corrected
 from qwenctl.speed_history import Correction, correction
 from qwenctl.split import gpu_label
 

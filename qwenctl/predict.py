@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from qwenctl.catalog import Architecture, ModelSpec, RepoFile, Weights, load_catalog
 from qwenctl.cluster import Worker
+from qwenctl.device_speed import DeviceSpeed, load_speed_model
 from qwenctl.errors import ExitCode, QwenctlError
 from qwenctl.estimate import (
     EMBEDDING,
@@ -30,7 +31,7 @@ from qwenctl.estimate import (
 from qwenctl.hardware.facts import AppleSilicon, Backends, Hardware
 from qwenctl.hardware.specs import resident_threads
 from qwenctl.machine import apple_device, cuda_device, host_device
-from qwenctl.speed import DeviceSpeed, estimate_speed, load_speed_model
+from qwenctl.speed import estimate_speed
 
 if TYPE_CHECKING:
     from qwenctl.backends import LoadOptions

@@ -86,11 +86,11 @@ def test_a_prompt_is_matrix_work_plus_a_pass_over_the_weights_per_128_tokens():
     assert b.terms[0].pp_compute_s - 4 * one.pp_compute_s == pytest.approx(
         3 * b.terms[0].stream_s * layer_share, rel=0.01, abs=3 * logits)
     # float weights go to cuBLAS (read once), and a CPU reads what it multiplies as it goes
-    from qwenctl.speed import _mmq_rereads
+    from qwenctl.kernels import mmq_rereads
 
     _, f16 = spec("7B", "fp16")
-    assert [_mmq_rereads(fast, n, w, None) for n in (100, 128, 129, 512, 2048)] == [0, 0, 1, 3, 15]
-    assert _mmq_rereads(fast, 512, f16, None) == _mmq_rereads(HOST, 512, w, None) == 0
+    assert [mmq_rereads(fast, n, w, None) for n in (100, 128, 129, 512, 2048)] == [0, 0, 1, 3, 15]
+    assert mmq_rereads(fast, 512, f16, None) == mmq_rereads(HOST, 512, w, None) == 0
 
 
 def test_a_splits_host_layers_prompt_on_the_gpu_with_their_weights_copied():
@@ -152,7 +152,7 @@ def test_a_pi_4_is_priced_on_what_its_memory_streams_not_its_peak():
     """The BCM2711 streams 5.56 GB/s (STREAM) of its 12.8 GB/s peak, where the LPDDR family's share of the peak
     (0.59) would price it at 7.5: 12 published Pi 4 llama-bench rows read 3.5-4.6 GB/s a token. The board table's
     sustained figure replaces the peak, at the engine's share of a sustained figure, with its source named."""
-    from qwenctl.speed import load_speed_model
+    from qwenctl.device_speed import load_speed_model
 
     m, w = spec("0.5B", "q4_0")
     pi4 = host_device(_board("Raspberry Pi 4 Model B Rev 1.5", "BCM2711", 12.8e9))
@@ -178,7 +178,7 @@ def test_prompt_kernel_follows_llama_cpp_choice_per_gpu_and_build():
     """Quantized prompts run MMQ on the int8 tensor cores (stream-k: every SM busy) since llama.cpp PR #8075;
     Volta, and every tensor-core GPU before it, dequantized to an fp16 copy for cuBLAS; Pascal runs dp4a tiles;
     Maxwell has neither and multiplies an fp32 copy."""
-    from qwenctl.speed import pp_kernel
+    from qwenctl.kernels import pp_kernel
 
     _, q4 = spec("7B")
     _, f16 = spec("7B", "fp16")
@@ -317,8 +317,8 @@ def test_an_ultra_pays_its_second_die_in_fixed_cost_not_bandwidth():
 
     from planning_machines import mac
 
+    from qwenctl.device_speed import load_speed_model
     from qwenctl.machine import apple_device
-    from qwenctl.speed import load_speed_model
 
     base = mac(192).apple
     ultra = apple_device(replace(base, chip="Apple M2 Ultra", gpu_cores=76, bandwidth_bytes_per_s=None), "metal")
@@ -400,7 +400,7 @@ def test_cuda_f16_decodes_in_its_own_kernel_since_llama_cpp_replaced_dmmv():
     4090, 5090), so it is priced DRAM-bound; the old one by what its SMs kept in flight. On the H200, held out, the
     shipped build decodes the 7B F16 at 196.9 tok/s (benchmarks/results/h200-f16-speed): 110 predicted before the
     split, 225 now."""
-    from qwenctl.speed import decode_kernel
+    from qwenctl.kernels import decode_kernel
 
     h200 = cuda_device(gpu("NVIDIA H200", 4.8e12))
     m, w = spec("7B", "fp16")
@@ -422,7 +422,7 @@ def test_a_files_stored_types_each_stream_at_their_own_kernels_rate():
     CPU, one rate for every type, it does not. Measured on the H200 (held out, llama-bench tg128, both layouts written
     for the test): 44.6 tok/s unpadded (47.4 GB), 43.1 padded (44.0 GB); priced as one file type, the unpadded was
     34.3."""
-    from qwenctl.speed import decode_kernel
+    from qwenctl.kernels import decode_kernel
 
     h200 = cuda_device(gpu("NVIDIA H200", 4.8e12))
     assert decode_kernel("Q5_0", h200) == ("Q4_0", 1.0)  # Q4_0's kernel geometry
@@ -471,7 +471,7 @@ def test_a_measured_host_bandwidth_is_priced_as_what_the_memory_streams():
     machine's 16-core Xeon host (83.6 GB/s measured there; benchmarks/results/h200-host-cpu, the one device the read
     test's share was set on) llama-bench decodes the 7B Q4_K_M at 14.08 tok/s with 16 threads: 14.2 priced as
     measured (12.7 at STREAM's share), 11.7 as an x86 CPU's share of a specification's peak."""
-    from qwenctl.speed import load_speed_model
+    from qwenctl.device_speed import load_speed_model
 
     hw = pc(128, host_bw=83_592_494_018, cores=16)
     hw = replace(hw, cpu=replace(hw.cpu, flags=("avx2", "fma", "avx512f", "avx512_vnni", "amx_int8")))
@@ -493,7 +493,7 @@ def test_an_x86_cpu_reads_its_dram_at_its_platforms_share_whatever_its_vector_wi
     families.cpu-x86), where the classes without three fitting devices of their own had fallen back to the DDR
     share that GPU/host splits also fit (0.53 against 0.65: a Ryzen AI 9 HX 370 was priced at 0.66-0.77 of what
     it decodes, benchmarks/published_late2.json). An Arm board keeps its memory kind's."""
-    from qwenctl.speed import load_speed_model
+    from qwenctl.device_speed import load_speed_model
 
     x86 = load_speed_model()["families"]["cpu-x86"]["memory_efficiency"]
     m, w = spec("14B")
@@ -629,8 +629,8 @@ def test_a_desktop_geforce_is_priced_at_its_clock_under_load_a_workstation_card_
     game against 2,520); the RTX 6000 Ada (the same AD102 at 300 W), a laptop's GPU and a data-centre card run at
     theirs. The factor is fitted on the fitting half (speed_model.json geforce_sustained_clock), so only its
     reach is checked here: every clock-priced figure of a GeForce moves by it, and nothing else's does."""
+    from qwenctl.device_speed import load_speed_model, under_load
     from qwenctl.hardware import specs
-    from qwenctl.speed import load_speed_model, under_load
 
     k = load_speed_model()["geforce_sustained_clock"]["factor"]
     assert 1.0 < k < 1.2
@@ -685,7 +685,7 @@ def test_on_a_cpu_each_cached_token_costs_the_threads_its_attention_per_head():
     """ggml's CPU flash attention walks each cached row once per query head (a dot product and a multiply-add over the
     head's width, an expf), split over the threads: on the development VM that, not the row's bytes, set the slowdown
     (0.5B: 8.2 us a cached token measured where its 12,288 bytes take under 1 us). Priced in core cycles a head-row."""
-    from qwenctl.speed import load_speed_model
+    from qwenctl.device_speed import load_speed_model
 
     est = estimate_speed(*spec("0.5B"), None, HOST)
     t = est.terms[0]

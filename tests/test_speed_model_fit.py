@@ -13,7 +13,7 @@ import json
 import pytest
 from benchmark_scripts import load
 
-from qwenctl.speed import load_speed_model
+from qwenctl.device_speed import load_speed_model
 
 
 @pytest.fixture

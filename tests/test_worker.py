@@ -12,8 +12,8 @@ import pytest
 from rpc_helpers import ROOT, env, free_port_pair, needs_rpc, start_worker, stop, workers
 
 from qwenctl.backends import rpc
+from qwenctl.device_speed import load_speed_model
 from qwenctl.hardware.facts import Cpu, Hardware, hardware_from_dict
-from qwenctl.speed import load_speed_model
 
 pytestmark = needs_rpc
 

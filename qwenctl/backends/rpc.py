@@ -213,7 +213,7 @@ def probe(endpoint: str, timeout: float = 5.0, *, info: bool = True) -> Worker:
     link = Link(rtt_s=statistics.median(rtts), bandwidth_bytes_per_s=ASSUMED_BANDWIDTH_BYTES_PER_S,
                 source=f"measured: median of {RTT_SAMPLES} round trips to {endpoint}", assumed=(ASSUMED_BANDWIDTH,))
     if is_loopback(host):  # this machine: what the RPC server moves on loopback, measured (speed_model.json links)
-        from qwenctl.speed import load_speed_model
+        from qwenctl.device_speed import load_speed_model
 
         link = Link(rtt_s=link.rtt_s, bandwidth_bytes_per_s=float(load_speed_model()["links"]["loopback_bytes_per_s"]),
                     source=link.source + "; loopback bandwidth as measured through the RPC server on the H200 pair")

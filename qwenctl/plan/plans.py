@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from qwenctl.device_speed import DeviceSpeed
 from qwenctl.machine import PoolUse
-from qwenctl.speed import DeviceSpeed, SpeedEstimate
+from qwenctl.speed import SpeedEstimate
 from qwenctl.split import describe
 
 

@@ -1,0 +1,249 @@
+"""Which llama.cpp kernel multiplies a device's weights, and what that kernel path costs against the device's peak.
+
+A prompt's products run in MMQ on a CUDA GPU's int8 units, in cuBLAS's fp16 GEMM after dequantizing, in tiled or
+row-by-row CPU kernels per weight type, in Metal's tensor API or its ALUs, by the build's date (`pp_kernel`,
+`type_slowdown`, `prompt_matrix_rate`); a decoded token's weights stream through the mat-vec kernel of their ggml type
+(`decode_kernel`). Every path, with the pull request that introduced it, is in speed_model.json `kernel_paths`;
+``qwenctl.speed`` adds the bytes and the fixed costs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from qwenctl.catalog import Weights
+from qwenctl.device_speed import DeviceSpeed, load_speed_model
+from qwenctl.estimate import WeightSplit
+from qwenctl.recipe import FLOAT_TYPES
+
+TILE = 128  # rows and tokens of one output tile of llama.cpp's matrix kernels (MMQ's mmq_y; cuBLAS alike)
+
+
+def _wave_utilisation(a, n_tokens: int, dev: DeviceSpeed, layers: int) -> float:
+    """The share of a GPU's SMs (Apple GPU cores) that a layer's matrix products keep busy.
+
+    A product of an out x in matrix with n tokens is cut into ceil(out/128) x ceil(n/128) tiles,
+    one per SM at a time: 56 tiles on 132 SMs leave 58 % idle for that wave. Small models' narrow
+    matrices fill a big GPU badly (Qwen2.5-0.5B's 896-row projections), large ones do not; a CPU
+    shares rows among threads evenly (1.0).
+    """
+    if dev.engine == "cpu" or layers == 0:
+        return 1.0
+    units = max(round(dev.compute_units * dev.compute_share), 1)
+    kv = a.n_kv_heads * a.head_dim
+    token_tiles = -(-n_tokens // TILE)
+    work = busy = 0.0
+    for out, inp in ((a.hidden_size, a.hidden_size), (kv, a.hidden_size), (kv, a.hidden_size), (a.hidden_size, a.hidden_size),
+                     (a.intermediate_size, a.hidden_size), (a.intermediate_size, a.hidden_size), (a.hidden_size, a.intermediate_size)):
+        tiles = -(-out // TILE) * token_tiles
+        waves = -(-tiles // units)
+        work += out * inp
+        busy += out * inp * tiles / (waves * units)
+    return busy / work
+
+
+def pp_path(family: str) -> str:
+    """The matrix-kernel path a device family's prompt processing runs (speed_model.json `pp_paths`): families
+    whose SMs run llama.cpp's kernels alike share one efficiency, so it is not fitted to one build's vintage."""
+    return str(load_speed_model().get("pp_paths", {}).get(family, family))
+
+
+def pp_kernel(weights: Weights, dev: DeviceSpeed | None = None, engine_date: str | None = None) -> tuple[str, float, bool]:
+    """(matrix units, extra bytes moved per weight, whether the work fills every SM) of llama.cpp's prompt
+    matrix products on ``dev``.
+
+    Float weights multiply on the fp16 units. Quantized weights on CUDA take one of two kernels
+    (speed_model.json `kernel_paths`, with sources): MMQ, which multiplies the quantized blocks on
+    the int8 units (Pascal's dp4a, Turing and later's int8 mma), or dequantization to fp16 followed
+    by cuBLAS's fp16 GEMM, which also writes and reads an fp16 copy of every weight (4 bytes per
+    weight). Volta takes the second (it has fp16 tensor cores but no int8 ones), and so did every
+    GPU with tensor cores before llama.cpp made MMQ the default. MMQ on tensor cores splits its
+    work "stream-k" (along the inner dimension too), so a narrow matrix still keeps every SM busy;
+    the other kernels cut the output into tiles, which fill a big GPU in whole waves only. A GPU with
+    neither dp4a nor fast fp16 (Maxwell) converts every weight, float or quantized, to an fp32 copy for
+    cuBLAS's SGEMM (8 bytes per weight); its "fp16" peak is its FP32 rate.
+    ``engine_date``: when the llama.cpp that runs was built ("2024-05"; None: the one qwenctl ships).
+    """
+    paths = load_speed_model()["kernel_paths"]
+    if dev is not None and dev.engine == "cuda" and dev.family in paths["fp32_cublas_families"]:
+        return "fp16", float(paths["fp32_cublas_bytes_per_weight"]), False
+    if weights.quant in ("fp16", "f16", "bf16", "f32"):
+        return "fp16", 0.0, False
+    if dev is None or dev.engine != "cuda":
+        return "int8", 0.0, False
+    no_tensor_cores = dev.family in paths["no_fp16_tensor_core_families"]
+    if dev.family in paths["fp16_dequant_families"] or (
+            built_before(engine_date, paths["mmq_default_since"]) and not no_tensor_cores):
+        return "fp16", float(paths["dequant_bytes_per_weight"]), False
+    return "int8", 0.0, not no_tensor_cores
+
+
+def built_before(engine_date: str | None, since: str) -> bool:
+    """Whether a row's llama.cpp, built at ``engine_date`` ("2024-05"; None: the one qwenctl ships, newer than every
+    date in speed_model.json's `kernel_paths`), predates a kernel change merged on ``since``. A date of a month or a
+    year only sorts before every day it is a prefix of, so it counts as before."""
+    return engine_date is not None and engine_date < since
+
+
+def decode_kernel(kind: str, dev: DeviceSpeed, engine_date: str | None = None) -> tuple[str, float]:
+    """(the `unit_bytes_per_cycle` entry, the multiple of it) that prices the kernel decoding weights of ggml type
+    ``kind`` ("Q4_K", "F16"; an MLX file's "mlx-4bit") on ``dev``.
+
+    A type no fitting row has is priced by the type whose kernel it shares a geometry with (speed_model.json
+    `unit_bytes_per_cycle_as`, with the reasons): Q5_0 and Q5_1 as Q4_0, Q2_K from Q3_K by the bytes their kernels
+    keep in flight. F16 weights ran ggml's old dequantize-mul-mat-vec kernel until llama.cpp gave them one of their
+    own (`kernel_paths.cuda_f16_mmv_since`, with the pull request). The two keep different bytes in flight, so a
+    row measured with a build from before (or dated only by an earlier year) takes the old kernel's constant.
+    ``engine_date``: see `pp_kernel`.
+    """
+    sm = load_speed_model()
+    if dev.engine == "cuda" and kind in FLOAT_TYPES and built_before(engine_date, sm["kernel_paths"]["cuda_f16_mmv_since"]):
+        return "F16_dmmv", 1.0
+    entry, multiple = sm["engines"][dev.engine].get("unit_bytes_per_cycle_as", {}).get(kind, (kind, 1.0))
+    return str(entry), float(multiple)
+
+
+def type_slowdown(dev: DeviceSpeed, split: WeightSplit, weights: Weights, engine_date: str | None) -> float:
+    """How much longer a device's prompt products take for this file's weight types than for Q4_K_M's: on an Arm
+    CPU, the types multiplied row by row (`_rowwise_slowdown`); on x86, each type's measured rate
+    (`_x86_type_slowdown`); on CUDA, the instructions MMQ issues per weight of each type (`_cuda_mmq_slowdown`)."""
+    if not split.layer_type_weights:
+        return 1.0
+    if dev.engine == "cpu":
+        return _rowwise_slowdown(dev, split, engine_date) * _x86_type_slowdown(dev, split)
+    if _runs_mmq(dev, weights, engine_date):
+        return _cuda_mmq_slowdown(dev, split)
+    return 1.0
+
+
+def _cuda_mmq_slowdown(dev: DeviceSpeed, split: WeightSplit) -> float:
+    """MMQ, llama.cpp's CUDA kernel for a prompt's quantized products, runs one block of 8 warps per SM, which the
+    warps' instruction issue binds rather than the int8 units' peak: after each int8 product it converts the
+    partial sums to fp32 and multiplies them by the blocks' scales, and a type with a scale per 16 weights (Q2_K,
+    Q3_K, Q6_K) or a minimum per block issues more of those. Each type's instructions per pass of MMQ's main loop,
+    counted in the vendored llama.cpp compiled for the family's architecture (speed_model.json
+    `kernel_paths.cuda_mmq_types`, benchmarks/cuda_mmq_instructions.py), against Q4_K's: on sm_90 Q2_K issues
+    1.71x Q4_K's and Q8_0 0.72x. A type with no count runs as Q4_K."""
+    counts = _mmq_instructions(dev)
+    if counts is None:
+        return 1.0
+    reference = counts[load_speed_model()["kernel_paths"]["cuda_mmq_types"]["reference"]]
+    return _at_rates(split, lambda ggml_type: reference / counts.get(ggml_type, reference))
+
+
+def _mmq_instructions(dev: DeviceSpeed) -> dict[str, int] | None:
+    """MMQ's instructions per pass by ggml type for the architecture ``dev``'s family compiles for (None: not counted)."""
+    classes = load_speed_model()["kernel_paths"]["cuda_mmq_types"]["classes"]
+    return next((c["instructions"] for c in classes.values() if dev.family in c["families"]), None)
+
+
+def _at_rates(split: WeightSplit, rate: Callable[[str], float]) -> float:
+    """How much longer a layer's products take with each ggml type at ``rate(type)`` of the reference rate."""
+    total = sum(w for _, w in split.layer_type_weights)
+    return sum(w / total / rate(ggml_type) for ggml_type, w in split.layer_type_weights)
+
+
+def _x86_type_slowdown(dev: DeviceSpeed, split: WeightSplit) -> float:
+    """On x86, llama.cpp's prompt kernels run each weight type at its own rate: Q4_0 and Q8_0 through llamafile's
+    tinyBLAS or a repacked GEMM (with AVX-VNNI's dot products where the core has them), Q4_K repacked, the other
+    K-quants and Q5_0 row by row, and not equally fast. Measured on the development VM with the vendored llama.cpp
+    built per instruction set (speed_model.json `kernel_paths.cpu_x86_types`, benchmarks/x86_prompt_types.py): against
+    a Q4_K_M file, Q5_0 runs at 0.51-0.54 (Qwen2.5-0.5B's Q4_K_M is mostly Q5_0) and Q8_0 at 0.73-0.80. A type with no
+    measured rate counts as Q4_K_M's. Held out (nothing fitted on it), a published i7-12700H thread sweep: its 0.5B
+    Q4_K_M prompts from 1.33-1.77x of the measured rate to 0.92-1.09x. A core whose kernels run at their own speed
+    has a class of its own (Haswell and Broadwell: one port for the byte multiplies that Skylake issues on two)."""
+    classes = load_speed_model()["kernel_paths"]["cpu_x86_types"]["classes"].values()
+    own = next((c["rates"] for c in classes if dev.core in c.get("cores", ())), None)
+    rates = own or next((c["rates"] for c in classes if dev.family in c.get("families", ())), None)
+    if rates is None:
+        return 1.0
+    return _at_rates(split, lambda ggml_type: rates.get(ggml_type, 1.0))
+
+
+def _rowwise_slowdown(dev: DeviceSpeed, split: WeightSplit, engine_date: str | None) -> float:
+    """How much longer a CPU's prompt products take than if every weight type had a tiled kernel.
+
+    On an Arm core with dot-product instructions llama.cpp's CPU backend multiplies a prompt batch with tiled
+    kernels (repacked GEMMs that reuse each loaded weight for several tokens, or llamafile's tinyBLAS) for the
+    types that have one, and row by row (``ggml_vec_dot_*``: one weight row against one token at a time) for the
+    rest: Q2_K, Q3_K, Q5_0 and Q5_1 never had a tiled kernel there, and Q4_K, Q5_K and Q6_K got theirs in
+    2025-2026, a month apart for cores with and without i8mm (speed_model.json `kernel_paths.cpu_tiled`, with
+    each pull request and its repack-off/on measurements, which give each row-wise kernel's speed against the
+    tiled one). Qwen2.5-0.5B's Q4_K_M is mostly Q5_0 (its 896-long rows take k-quants' 32-value fallback), so on a
+    Raspberry Pi 5 it prompts slower than the 1.5B's per weight. x86 has its own measured rates per type
+    (`_x86_type_slowdown`: there the row-wise K-quant kernels prompt as fast as the tiled ones), and cores without
+    dot products (Cortex-A72) have no tiled kernel at all. Apple's cores are not listed (speed_model.json says
+    why). ``engine_date``: see `pp_kernel`."""
+    paths = load_speed_model()["kernel_paths"]["cpu_tiled"]
+    isa = next((c for c in paths["classes"].values() if dev.family in c["families"]), None)
+    if isa is None:
+        return 1.0
+    rates = paths["rowwise_rate"]
+
+    def rate(ggml_type: str) -> float:
+        since = isa["since"].get(ggml_type)
+        tiled = ggml_type in FLOAT_TYPES or (since is not None and not built_before(engine_date, since))
+        return 1.0 if tiled else float(rates.get(ggml_type, rates["default"]))
+
+    return _at_rates(split, rate)
+
+
+def mmq_rereads(dev: DeviceSpeed, n_tokens: int, weights: Weights, engine_date: str | None) -> int:
+    """How many times more than once a prompt batch reads a layer's quantized weights from DRAM on CUDA.
+
+    llama.cpp's MMQ kernel multiplies a weight tile with one tile of 128 tokens at a time (mmq.cuh's J,
+    `TILE` here) and fetches the weights again for the next 128 tokens; a layer's matrices do not stay in
+    the L2 between passes, so a batch of n tokens streams them ceil(n / 128) times. Held-out rows where
+    only the weight bytes differ show it (and chose this form; nothing is fitted on them): on the H200 the
+    7B's Q8_0 prompt takes 3.4 ms longer than its Q4_0 for 3.8 GB more weights (512 tokens: 10,615 against
+    11,425 tok/s), two to three extra passes at its streaming rate; on DGX Spark's GB10 (273 GB/s) a
+    Qwen2.5-7B Q8_0 runs 2,380 tok/s where its Llama-2-7B Q4_0 rows give 3,062-3,661, which with the
+    same compute per parameter takes two to three extra passes too, and no extra pass misses it by 25 %.
+    Float weights go to cuBLAS, whose GEMM blocks for the L2: read once.
+    """
+    if not _runs_mmq(dev, weights, engine_date):
+        return 0
+    return -(-n_tokens // TILE) - 1
+
+
+def _runs_mmq(dev: DeviceSpeed, weights: Weights, engine_date: str | None) -> bool:
+    """Whether a prompt's products of these weights run in llama.cpp's MMQ kernel on ``dev`` (quantized weights on the
+    int8 path of a CUDA GPU, `pp_kernel`)."""
+    return dev.engine == "cuda" and pp_kernel(weights, dev, engine_date)[0] == "int8"
+
+
+def prompt_matrix_rate(sm: dict[str, Any], dev: DeviceSpeed, pp_e: dict[str, Any], weights: Weights, engine_date: str | None,
+                 a, pp_tokens: int, layers: int) -> tuple[float, float]:
+    """(ops/s a prompt's matrix products reach on ``dev``, extra bytes moved per weight by its kernel path).
+
+    Matrix kernels reach different shares of their peak per kernel path (llama.cpp's MMQ uses mma.sync, not
+    Hopper's wgmma): the path's own efficiency where the fitting half had one, else the engine's (``pp_e``).
+    """
+    operand, dequant_bytes, stream_k = pp_kernel(weights, dev, engine_date)
+    kernels = sm["families"].get(pp_path(dev.family), {})
+    pp_eff = kernels.get("pp_efficiency", {}).get(operand, pp_e["pp_efficiency"][operand])
+    wave = 1.0 if stream_k else _wave_utilisation(a, pp_tokens, dev, layers)
+    issue = _mmq_issue_rate(dev) if operand == "int8" else None
+    # MMQ issues no faster than its int8 units retire: binds where they were cut (the H20's, Blackwell Ultra's)
+    peak = min(issue, dev.matrix_ops[operand]) if issue else dev.matrix_ops[operand]
+    if dev.engine == "metal" and built_before(engine_date, sm["kernel_paths"]["metal_tensor_since"]):
+        peak = dev.vector_ops  # a llama.cpp from before the Metal 4 tensor API multiplies on the ALUs, whatever the chip
+    return peak * dev.compute_share * pp_eff * wave, dequant_bytes
+
+
+def _mmq_issue_rate(dev: DeviceSpeed) -> float | None:
+    """int8 ops/s that MMQ's warps can issue on a CUDA GPU whose family has instruction counts (None: the int8
+    units' peak prices it): each SM issues `issue_per_sm_per_cycle` warp-instructions a clock, and a pass of the
+    reference type's main loop takes its count from each of a block's warps for 2 x rows x tokens x depth ops. It
+    does not depend on the int8 units' peak, which per SM and clock is twice GA102's on a GA100, and on a B200, through
+    tcgen05 (which MMQ does not use), 3.4x an H100's in all, while MMQ's prompts per SM and clock differ far less
+    (docs/planning.md, "Prompts per weight type on CUDA"), unless the units are slower than the issue: `prompt_matrix_rate`
+    takes the smaller."""
+    counts = _mmq_instructions(dev)
+    if counts is None:
+        return None
+    paths = load_speed_model()["kernel_paths"]["cuda_mmq_types"]
+    p = paths["pass"]
+    cycles = p["warps"] * counts[paths["reference"]] / p["issue_per_sm_per_cycle"]
+    return dev.compute_units * dev.clock_hz * 2 * p["rows"] * p["tokens"] * p["depth"] / cycles
