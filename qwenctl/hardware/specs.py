@@ -80,9 +80,10 @@ def gpu_spec(name: str, board: str | None = None, memory_bytes: int | None = Non
     # else the longest row name the name contains, as whole words (A30 is not A3000), its memory size aside: NVIDIA
     # names some laptop parts by it ("RTX 3050 6GB Laptop GPU" is the RTX 3050 Laptop GPU's chip with 6 GB)
     texts = (bare, re.sub(r"\s\d+\s?gb\b", "", bare))
+    laptop = _mobile(bare)
     best, best_len = None, 0
     for row in _devices()["gpus"]:
-        if _mobile(bare) and not _mobile(row["key"]) and not any(_mobile(_bare(n)) for n in row.get("nvml_names", [])):
+        if laptop and not _mobile(row["key"]) and not any(_mobile(n) for n in row.get("nvml_names", [])):
             continue  # a laptop's GPU is never a desktop card: fewer SMs, lower clocks (NVML's own figures price it instead)
         for n in row.get("nvml_names", []):
             b = _bare(n)
