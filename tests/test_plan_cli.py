@@ -4,6 +4,7 @@ import pytest
 from click.testing import CliRunner
 
 from qwenctl.cli import cli
+from qwenctl.profiles import list_profiles
 
 
 def run(*args):
@@ -87,7 +88,7 @@ def test_profiles_command():
     r = run("profiles")
     assert r.exit_code == 0 and "rtx-4060-8gb" in r.output and "raspberry-pi-4-4gb" in r.output
     doc = json.loads(run("profiles", "--json").output)
-    assert doc["schema"] == "profiles" and len(doc["profiles"]) == 24
+    assert doc["schema"] == "profiles" and [p["name"] for p in doc["profiles"]] == [p.name for p in list_profiles()]
     cluster = next(p for p in doc["profiles"] if p["name"] == "raspberry-pi-5-8gb-x4-cluster")
     assert cluster["workers"] == 3 and "+3 workers" in r.output.replace("\n", " ")
 
