@@ -332,10 +332,10 @@ def worker_slots(hw: Hardware, workers: tuple[Worker, ...]) -> tuple[tuple[Slot,
                 cal = load_calibration()["memory"]
                 budget = max(min(d.free_bytes, d.total_bytes - max(int(cal["host_reserve_min_bytes"]),
                                                                     int(cal["host_reserve_fraction"] * d.total_bytes))), 0)
-            # named for the worker, so the speed terms of a split (plan --explain-speed) say which device is which
-            out.append(Slot(f"worker {w.endpoint} {d.name}", "remote-gpu" if is_gpu else "remote-cpu", budget, d.total_bytes,
-                            replace(speed, name=f"worker {w.endpoint} {d.name}: {speed.name}"), endpoint=w.endpoint,
-                            link=w.link))
+            label = f"worker {w.endpoint} {d.name}"
+            # the speed named for the worker too, so the terms of a split (plan --explain-speed) say which device is which
+            out.append(Slot(label, "remote-gpu" if is_gpu else "remote-cpu", budget, d.total_bytes,
+                            replace(speed, name=f"{label}: {speed.name}"), endpoint=w.endpoint, link=w.link))
     return tuple(out), tuple(dict.fromkeys(assumed))
 
 
