@@ -198,13 +198,27 @@ def test_a_laptop_gpu_named_by_its_memory_is_that_laptop_gpu_not_the_desktop_car
 def test_a_laptop_gpu_with_no_row_of_its_own_is_priced_from_nvml_not_a_desktop_card():
     """A Max-Q part no row names (TensorFlow's device log of one: "GeForce GTX 1050 Ti with Max-Q Design ... compute
     capability: 6.1") contains the desktop GTX 1050 Ti's name, but runs at the laptop's clocks: NVML's cores and
-    clock price it, not the desktop card's 1,392 MHz."""
+    clock price it, not the desktop card's 1,392 MHz. A GeForce reports no rated boost, so its max clock is taken
+    over the ratio captured GeForce boards show (`nvml_rated_clock`), and a laptop is not held above it."""
     assert specs.gpu_spec("NVIDIA GeForce GTX 1050 Ti with Max-Q Design") is None
     gpu = NvidiaGpu(index=0, name="NVIDIA GeForce GTX 1050 Ti with Max-Q Design", uuid="", memory_total_bytes=4 * 2**30,
                     memory_free_bytes=None, memory_used_bytes=None, compute_capability=(6, 1), cuda_cores=768,
                     max_sm_clock_mhz=1417)
     peaks = specs.nvidia_peaks(gpu)
-    assert (peaks.family, peaks.sm_count, peaks.clock_hz) == ("nvidia-pascal", 6, 1417e6)
+    assert (peaks.family, peaks.sm_count, peaks.clock_hz) == ("nvidia-pascal", 6, pytest.approx(1417e6 / 1.23))
+    assert not peaks.above_rated_clock
+
+
+@pytest.mark.parametrize("capture, rated_mhz", [("nvidia-rtx-4080-super.json", 2550), ("nvidia-h100-sxm.json", 1980)])
+def test_a_gpu_without_a_specification_is_priced_at_its_rated_boost_not_its_max_clock(capture, rated_mhz):
+    """NVML's max SM clock is the top of a board's range: an RTX 4080 SUPER's is 3,165 MHz against the 2,550 it is
+    rated at, and it answers N/A for the rated (customer) boost, where an H100 answers 1,980, its max. Read from
+    each real capture as if no row named the card, the clock lands within 1 % of the rated boost its row gives."""
+    gpu = detect(replay(capture)).gpus[0]
+    mhz, how = specs.nvml_rated_clock(gpu)
+    assert mhz == pytest.approx(rated_mhz, rel=0.01)
+    assert specs.spec_clock_hz(specs.gpu_spec_of(gpu)) == rated_mhz * 1e6
+    assert how == ("NVML's rated boost" if gpu.rated_sm_clock_mhz else "NVML's max clock 3165 MHz over 1.23")
 
 
 def test_a_contained_name_matches_whole_words_only():

@@ -83,7 +83,8 @@ class NvidiaGpu:
     board: str | None = None  # an integrated GPU's board (device-tree model): NVML names every Jetson Orin "Orin (nvgpu)"
     cuda_cores: int | None = None  # nvmlDeviceGetNumGpuCores (MIG: SMs x the parent's cores per SM)
     sm_count: int | None = None  # streaming multiprocessors (MIG: nvmlDeviceGetAttributes)
-    max_sm_clock_mhz: int | None = None  # nvmlDeviceGetMaxClockInfo(NVML_CLOCK_SM)
+    max_sm_clock_mhz: int | None = None  # nvmlDeviceGetMaxClockInfo(NVML_CLOCK_SM): the top of the board's clock range
+    rated_sm_clock_mhz: int | None = None  # nvmlDeviceGetMaxCustomerBoostClock: the rated boost (NotSupported on GeForce)
     mig_profile: str | None = None  # "1g.10gb" for a MIG instance, None for a whole GPU
     parent_name: str | None = None  # the physical GPU a MIG instance belongs to
     nvml_index: int | None = None  # NVML's index of the physical GPU (of the parent for a MIG instance)

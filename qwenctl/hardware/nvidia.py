@@ -172,6 +172,7 @@ def read_gpu(source: Source, i: int, host_ram_bytes: int | None, host_bandwidth:
         cuda_cores=cores or None,
         sm_count=sm_count(cores, cc),
         max_sm_clock_mhz=r.get("max_sm_clock_mhz", "nvmlDeviceGetMaxClockInfo", "NVML_CLOCK_SM") or None,
+        rated_sm_clock_mhz=r.get(None, "nvmlDeviceGetMaxCustomerBoostClock", "NVML_CLOCK_GRAPHICS") or None,
         nvml_index=i,
         unknown=tuple(r.unknown),
     )

@@ -149,6 +149,7 @@ _NVML_SHAPES: dict[str, str] = {
     "nvmlDeviceGetPowerManagementLimit": "int",
     "nvmlDeviceGetNumGpuCores": "int",
     "nvmlDeviceGetMaxClockInfo(NVML_CLOCK_SM)": "int",
+    "nvmlDeviceGetMaxCustomerBoostClock(NVML_CLOCK_GRAPHICS)": "int",
     "nvmlDeviceGetMigMode": "pair",
     "nvmlDeviceGetMaxMigDeviceCount": "int",
     "nvmlDeviceGetAttributes": "attributes",

@@ -26,7 +26,7 @@ class GpuPeaks:
     source: str
     assumed: tuple[str, ...] = ()
     sm_count: int = 0
-    clock_hz: float = 0.0  # the specification's rated boost (NVML's maximum where no specification names the GPU)
+    clock_hz: float = 0.0  # the rated boost: the specification's, else what NVML says of it (`nvml_rated_clock`)
     above_rated_clock: bool = False  # a desktop GeForce card: GPU Boost holds it above its rated boost under load
 
 
@@ -35,8 +35,15 @@ def geforce_desktop(spec: dict) -> bool:
     clock under load wherever power and temperature allow (an RTX 4090 Founders Edition at 2,810-2,850 MHz in a
     game against its rated 2,520; an RTX 3090 Ti at 2,000-2,050 against 1,860: TweakTown, 2022-09-22), where
     workstation and data-centre boards hold theirs, and laptops are held by their power limit."""
-    names = " ".join(spec.get("nvml_names") or [])
-    return spec.get("segment") == "desktop" and ("GeForce" in names or "TITAN" in names)
+    return spec.get("segment") == "desktop" and any(_geforce(n) for n in spec.get("nvml_names") or [])
+
+
+def _geforce(name: str) -> bool:
+    return "GeForce" in name or "TITAN" in name
+
+
+# NVML names of GeForce and workstation boards, whose max clock sits above their rated boost (`nvml_rated_clock`)
+_BOARD_BRANDS = re.compile(r"GeForce|TITAN|Quadro|NVIDIA RTX")
 
 
 @dataclass(frozen=True)
@@ -230,7 +237,7 @@ def nvidia_peaks(gpu: NvidiaGpu) -> GpuPeaks:
             clock_hz=spec_clock_hz(spec),
             above_rated_clock=geforce_desktop(spec),
         )
-    cores, clock = gpu.cuda_cores, gpu.max_sm_clock_mhz
+    cores, (clock, clock_source) = gpu.cuda_cores, nvml_rated_clock(gpu) or (None, "")
     if arch and cores and clock:
         sms, hz = gpu.sm_count or cores / arch["fp32_lanes_per_sm"], clock * 1e6
         int8_clk = arch.get("int8_tensor_ops_per_clock_per_sm_dense") or arch.get("int8_dp4a_ops_per_clock_per_sm")
@@ -243,9 +250,11 @@ def nvidia_peaks(gpu: NvidiaGpu) -> GpuPeaks:
             int8_ops=sms * int8_clk * hz * _mma_sync_share(arch) if int8_clk else fp32,
             fp16_flops=sms * fp16_clk * hz if fp16_clk else fp32,
             bandwidth_bytes_per_s=None,
-            source=f"{cores} CUDA cores at {clock} MHz (NVML) x the {arch['name']} per-SM rates (hardware/data/devices.json)",
+            source=f"{cores} CUDA cores (NVML) at {clock:.0f} MHz ({clock_source}) x the {arch['name']} per-SM rates "
+                   "(hardware/data/devices.json)",
             sm_count=round(sms),
             clock_hz=hz,
+            above_rated_clock=_geforce(gpu.name) and not _mobile(gpu.name),
         )
     fb = _devices()["unknown_gpu"]
     bw = gpu.bandwidth_bytes_per_s or fb["bandwidth_bytes_per_s"]
@@ -259,8 +268,28 @@ def nvidia_peaks(gpu: NvidiaGpu) -> GpuPeaks:
         source="no specification for this GPU",
         assumed=(f"{gpu.name}: compute peaks unknown, assumed in proportion to its bandwidth ({fb['source']})",),
         sm_count=round(fb["sms_per_byte_s"] * bw),
-        clock_hz=gpu.max_sm_clock_mhz * 1e6 if gpu.max_sm_clock_mhz else fb["clock_hz"],
+        clock_hz=clock * 1e6 if clock else fb["clock_hz"],
     )
+
+
+def nvml_rated_clock(gpu: NvidiaGpu) -> tuple[float, str] | None:
+    """(MHz, where it came from) of the boost clock a GPU without a specification row is rated at, from NVML alone.
+
+    NVML's max SM clock is the top of a board's clock range: a data-centre board's rated boost (which it also
+    reports as its max customer boost clock, taken where given), but on a GeForce or workstation board, which
+    reports no customer boost, 1.17-1.37x the rated boost (devices.json `unknown_gpu.max_clock_over_rated`, seven
+    captures: an RTX 4090's 3,105-3,165 MHz against its 2,520). Priced at its max, such a card's clock-bound costs
+    (prompt compute, per-layer cost, bytes its SMs keep in flight) ran 12-23 % faster than a card with a row would be
+    priced. An integrated GPU (Jetson, GB10) keeps its max clock.
+    """
+    if gpu.rated_sm_clock_mhz:
+        return float(gpu.rated_sm_clock_mhz), "NVML's rated boost"
+    if not gpu.max_sm_clock_mhz:
+        return None
+    if not gpu.unified_memory and _BOARD_BRANDS.search(gpu.parent_name or gpu.name):
+        ratio = float(_devices()["unknown_gpu"]["max_clock_over_rated"]["ratio"])
+        return gpu.max_sm_clock_mhz / ratio, f"NVML's max clock {gpu.max_sm_clock_mhz} MHz over {ratio:g}"
+    return float(gpu.max_sm_clock_mhz), "NVML's max clock"
 
 
 def resident_threads(gpu: NvidiaGpu) -> int | None:
