@@ -150,6 +150,12 @@ def test_missing_nvml_bindings_are_absent_in_words(monkeypatch):
     ("NVIDIA B300 SXM6 AC MIG 1g.34gb", "b300", 148),  # a MIG instance's name holds its card's
     ("NVIDIA GB200", "gb200", 152),
     ("NVIDIA GB300", "gb300", 152),
+    ("NVIDIA TITAN Xp COLLECTORS EDITION", "titan-xp", 30),  # rows added in session 43: once NVML's cores and clock alone
+    ("NVIDIA T1000 8GB", "t1000-8gb", 14),
+    ("NVIDIA T400 4GB", "t400", 6),  # its name's memory size aside, the T400
+    ("NVIDIA GeForce MX150", "mx150", 3),
+    ("NVIDIA RTX A5500", "rtx-a5500", 80),  # not its laptop part's 58
+    ("NVIDIA RTX 5880 Ada Generation", "rtx-5880-ada", 110),
 ])
 def test_nvml_names_find_their_own_card_not_a_shorter_named_one(name, key, sms):
     spec = specs.gpu_spec(name)
