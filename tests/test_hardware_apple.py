@@ -1,7 +1,7 @@
 import pytest
 from hardware_captures import document, replay
 
-from qwenctl.hardware import apple
+from qwenctl.hardware import apple, specs
 from qwenctl.hardware._parse import SYSCTL_ARGV, data
 from qwenctl.hardware.facts import Absent
 from qwenctl.hardware.snapshot import command_key
@@ -25,6 +25,25 @@ def test_m3_max_36gb_without_ioreg_is_told_apart_by_its_14_core_cpu():
     # Sold as 300 or 400 GB/s; the 14-core CPU only ever comes with the 30-core GPU (300 GB/s).
     assert got.bandwidth_bytes_per_s == 300 * 10**9
     assert got.bandwidth_source == "Apple M3 Max with 14-core CPU (Apple specifications)"
+
+
+def test_m3_max_without_ioreg_is_priced_with_the_gpu_its_cpu_comes_with():
+    """The same capture's GPU: its 10 + 4 CPU cores come only with the 30-core GPU, so the plan prices those 30 cores
+    from the specification, not the smallest configuration as an assumption it has to name."""
+    peaks = specs.apple_peaks(apple.probe(replay("apple-m3-max-36gb.json")))
+    assert (peaks.gpu_cores, peaks.bandwidth_bytes_per_s, peaks.assumed) == (30, 300e9, ())
+    assert peaks.source.endswith("its GPU cores told by its 10P + 4E CPU")
+
+
+def test_big_surs_apple_processor_is_the_m1_at_its_own_bandwidth():
+    """macOS 11 named the M1 "Apple processor" (archspec/archspec#38). Read as an unknown chip it was planned at a guessed
+    100 GB/s; as the M1, at its 68.25 GB/s, and its GPU cores, which no CPU figure of Big Sur settles, are the one
+    assumption left."""
+    got = apple.probe(replay("apple-m1-8gb-bigsur.json"))
+    assert (got.chip, got.bandwidth_bytes_per_s) == ("Apple M1", 68_250_000_000)
+    assert got.bandwidth_source == "Apple M1 (Apple specifications), the chip macOS 11 named 'Apple processor'"
+    peaks = specs.apple_peaks(got)
+    assert peaks.family == "apple-m1" and peaks.assumed == ("Apple M1: GPU core count unknown, assumed the smallest configuration's 7",)
 
 
 def test_m4_max_40_core_gpu_from_ioreg_is_546_gbps():

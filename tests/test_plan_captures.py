@@ -106,6 +106,18 @@ def test_macbook_neo_is_an_m4_generation_gpu_on_its_own_60_gb_s():
     assert 8 <= c.tg_tps <= 12
 
 
+def test_a_big_sur_m1_is_planned_at_the_m1s_bandwidth_not_a_guess():
+    """macOS 11 names the M1 "Apple processor"; planned as an unknown chip it got the assumed 100 GB/s and 7B Q4_K_M at
+    15.8 tok/s. As the M1 (68.25 GB/s) the same plan says 10.8, where llama.cpp's Apple Silicon table measured the
+    7-core M1 at 10.2 tok/s on Llama 3 8B Q4_K_M (4.9 GB against this file's 4.7); only the GPU core count (7 or 8,
+    which Big Sur's sysctl cannot tell) is left assumed."""
+    r = planned("apple-m1-8gb-bigsur.json")
+    c = r.chosen
+    assert [a.split(":")[0] for a in r.assumptions] == ["Apple M1"]
+    assert c.device == "metal" and c.size == "7B" and c.quant == "q4_k_m"
+    assert 9 <= c.tg_tps <= 13
+
+
 def test_two_socket_epyc_without_meminfo_is_refused_in_one_line():
     """8 cores from `cpu cores` x 2 sockets, but no RAM figure: a CPU plan cannot be checked, so no plan."""
     hw = detect(replay("linux-x86-epyc-2-sockets-lxc.json"))

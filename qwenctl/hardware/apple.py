@@ -34,11 +34,14 @@ def probe(source: Source) -> AppleSilicon | Absent:
         return Absent("an Intel Mac (no unified memory for Metal to share)")
     ram = to_int(values.get("hw.memsize"), "hw.memsize")
     limit, why = wired_limit(ram, values.get("iogpu.wired_limit_mb"))
-    chip = values.get("machdep.cpu.brand_string", "Apple Silicon")
+    brand = values.get("machdep.cpu.brand_string", "Apple Silicon")
+    chip = chip_named(brand)
     p_cores, e_cores = values.get("hw.perflevel0.physicalcpu"), values.get("hw.perflevel1.physicalcpu")
     gpu_cores = _gpu_cores(source)
     cpu_cores = to_int(values["hw.physicalcpu"], "hw.physicalcpu") if values.get("hw.physicalcpu") else None
     bandwidth, bandwidth_source = chip_bandwidth(chip, gpu_cores, cpu_cores)
+    if chip != brand:
+        bandwidth_source += f", the chip macOS 11 named {brand!r}"
     return AppleSilicon(
         chip=chip,
         performance_cores=to_int(p_cores, "hw.perflevel0.physicalcpu") if p_cores else None,
@@ -50,6 +53,14 @@ def probe(source: Source) -> AppleSilicon | Absent:
         bandwidth_bytes_per_s=bandwidth,
         bandwidth_source=bandwidth_source if bandwidth else None,
     )
+
+
+def chip_named(brand: str) -> str:
+    """The chip a brand string names: macOS 11 called the M1, the only Apple silicon Mac chip of its time, "Apple
+    processor" (apple_silicon.json `brand_aliases`, with the sources), which left a Big Sur M1 planned at a guessed
+    100 GB/s instead of its 68.25."""
+    alias = data("apple_silicon.json")["brand_aliases"].get(brand)
+    return str(alias["chip"]) if isinstance(alias, dict) else brand
 
 
 def chip_bandwidth(chip: str, gpu_cores: int | None, cpu_cores: int | None) -> tuple[int | None, str]:

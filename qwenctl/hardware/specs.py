@@ -355,7 +355,8 @@ def apple_peaks(apple: AppleSilicon) -> ApplePeaks:
     gen = apple_generation(apple.chip)
     family = f"apple-m{gen}" if gen else "apple-unknown"
     rows = [r for r in _devices()["apple"] if r["chip"] == apple.chip]
-    exact = apple_spec(apple.chip, apple.gpu_cores)
+    by_cpu = None if apple.gpu_cores else _gpu_cores_of_cpu(apple)
+    exact = apple_spec(apple.chip, apple.gpu_cores or by_cpu)
     dies = int(rows[0].get("dies", 1)) if rows else 1  # a chip's, whatever its GPU cores
     same_gen = [r for r in _devices()["apple"] if gen and apple_generation(r["chip"]) == gen]
     # matrix work per core a cycle: a generation's Neural Accelerators (M5: 4x the ALUs), else the ALUs
@@ -364,8 +365,9 @@ def apple_peaks(apple: AppleSilicon) -> ApplePeaks:
     if exact:
         clock = _apple_clock(exact)
         fp32 = (exact.get("gpu_fp32_tflops") or exact["gpu_cores"] * APPLE_ALU_FLOP_PER_CYCLE * clock / 1e3) * 1e12
+        settled = (f", its GPU cores told by its {apple.performance_cores}P + {apple.efficiency_cores}E CPU" if by_cpu else "")
         return ApplePeaks(family, exact["gpu_cores"], clock * 1e9, fp32, exact["bandwidth_gbs"] * 1e9,
-                          f"{exact['key']} specification ({exact['sources'][0][:80]}...)", dies=dies,
+                          f"{exact['key']} specification ({exact['sources'][0][:80]}...){settled}", dies=dies,
                           matrix_flops=fp32 * per_core / APPLE_ALU_FLOP_PER_CYCLE)
     assumed = []
     clock = _apple_clock(same_gen[0]) if same_gen else _devices()["apple_default_gpu_clock_ghz"]
@@ -378,6 +380,18 @@ def apple_peaks(apple: AppleSilicon) -> ApplePeaks:
     return ApplePeaks(family, cores, clock * 1e9, cores * APPLE_ALU_FLOP_PER_CYCLE * clock * 1e9, bw,
                       f"{cores} GPU cores x 128 FP32 lanes x 2 x {clock} GHz (hardware/data/devices.json)", tuple(assumed), dies,
                       matrix_flops=cores * per_core * clock * 1e9)
+
+
+def _gpu_cores_of_cpu(apple: AppleSilicon) -> int | None:
+    """The GPU core count the CPU core count settles where ioreg gave none: Apple sells each GPU bin of an M3 Max or
+    M4 Max only with its own CPU bin (apple_silicon.json `configurations`: 14 cores with 30 or 32 GPU cores, 16 with
+    40). None where the CPU is not known or no such pairing is listed."""
+    if apple.performance_cores is None or apple.efficiency_cores is None:
+        return None
+    cpu_cores = apple.performance_cores + apple.efficiency_cores
+    rows = data("apple_silicon.json")["bandwidth"]["configurations"].get(apple.chip, [])
+    found = [r["gpu_cores"] for r in rows if r["cpu_cores"] == cpu_cores]
+    return int(found[0]) if len(found) == 1 else None
 
 
 def _apple_clock(row: dict) -> float:
