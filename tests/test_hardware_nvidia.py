@@ -156,6 +156,7 @@ def test_missing_nvml_bindings_are_absent_in_words(monkeypatch):
     ("NVIDIA GeForce MX150", "mx150", 3),
     ("NVIDIA RTX A5500", "rtx-a5500", 80),  # not its laptop part's 58
     ("NVIDIA RTX 5880 Ada Generation", "rtx-5880-ada", 110),
+    ("NVIDIA GH200 144G HBM3e", "gh200-144gb", 132),  # not the H200 its name holds inside a word
 ])
 def test_nvml_names_find_their_own_card_not_a_shorter_named_one(name, key, sms):
     spec = specs.gpu_spec(name)
