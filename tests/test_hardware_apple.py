@@ -94,3 +94,35 @@ def test_not_a_mac_and_intel_macs_are_absent():
     key = command_key(SYSCTL_ARGV)
     doc["commands"][key] = doc["commands"][key].replace("hw.optional.arm64: 1", "hw.optional.arm64: 0")
     assert apple.probe(replay(doc)) == Absent("an Intel Mac (no unified memory for Metal to share)")
+
+
+def renamed_m4_max(chip: str, gpu_cores: int):
+    """The M4 Max capture with its brand string and ioreg's core count changed: a chip newer than devices.json."""
+    doc = document("apple-m4-max-64gb.json")
+    key = command_key(SYSCTL_ARGV)
+    doc["commands"][key] = doc["commands"][key].replace("Apple M4 Max", chip)
+    ioreg = command_key(apple.IOREG_ARGV)
+    doc["commands"][ioreg] = doc["commands"][ioreg].replace('"gpu-core-count" = 40', f'"gpu-core-count" = {gpu_cores}')
+    return apple.probe(replay(doc))
+
+
+def test_an_ultra_newer_than_the_table_is_two_of_its_generations_max_dies():
+    """Every Ultra is two Max dies joined by UltraFusion, each with its own memory: an M5 Ultra, which devices.json does not
+    list, is priced at twice the M5 Max's 614 GB/s with two dies' synchronisation, not at the 100 GB/s fallback (which
+    planned a 14B at 10 tok/s on it), and the plan names that as an assumption."""
+    got = renamed_m4_max("Apple M5 Ultra", 80)
+    assert (got.chip, got.gpu_cores, got.bandwidth_bytes_per_s) == ("Apple M5 Ultra", 80, None)
+    peaks = specs.apple_peaks(got)
+    assert (peaks.family, peaks.gpu_cores, peaks.dies, peaks.bandwidth_bytes_per_s) == ("apple-m5", 80, 2, 1228e9)
+    assert peaks.assumed == ("Apple M5 Ultra: not in this release's table; priced as two Apple M5 Max dies (every Ultra is two "
+                             "Max dies joined by UltraFusion): 1228 GB/s",)
+
+
+def test_a_chip_of_a_generation_the_table_lacks_takes_the_newest_listed_of_its_tier():
+    """An M6 Max is priced as the M5 Max at its lower bin (460 GB/s) with the M5's GPU clock and constants, said as an
+    assumption, where it got 100 GB/s and a guessed 1.4 GHz clock; a listed chip is untouched."""
+    peaks = specs.apple_peaks(renamed_m4_max("Apple M6 Max", 40))
+    assert (peaks.family, peaks.bandwidth_bytes_per_s, peaks.dies, peaks.clock_hz) == ("apple-m5", 460e9, 1, 1.47e9)
+    assert len(peaks.assumed) == 1 and "priced as the Apple M5 Max" in peaks.assumed[0]
+    listed = specs.apple_peaks(renamed_m4_max("Apple M4 Max", 40))
+    assert (listed.bandwidth_bytes_per_s, listed.assumed) == (546e9, ())

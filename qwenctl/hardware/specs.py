@@ -353,11 +353,16 @@ def apple_generation(chip: str) -> int | None:
 
 def apple_peaks(apple: AppleSilicon) -> ApplePeaks:
     gen = apple_generation(apple.chip)
-    family = f"apple-m{gen}" if gen else "apple-unknown"
     rows = [r for r in _devices()["apple"] if r["chip"] == apple.chip]
     by_cpu = None if apple.gpu_cores else _gpu_cores_of_cpu(apple)
     exact = apple_spec(apple.chip, apple.gpu_cores or by_cpu)
-    dies = int(rows[0].get("dies", 1)) if rows else 1  # a chip's, whatever its GPU cores
+    assumed = []
+    stand_in = None if rows or gen is None else _unlisted_apple(apple.chip, gen)
+    if stand_in:  # a chip newer than this table: priced as the listed configurations that bound it
+        rows, gen, bandwidth_gbs, why = stand_in
+        assumed.append(why)
+    family = f"apple-m{gen}" if gen else "apple-unknown"
+    dies = 2 if stand_in and _apple_tier(apple.chip) == "Ultra" else int(rows[0].get("dies", 1)) if rows else 1
     same_gen = [r for r in _devices()["apple"] if gen and apple_generation(r["chip"]) == gen]
     # matrix work per core a cycle: a generation's Neural Accelerators (M5: 4x the ALUs), else the ALUs
     per_core = float(next((r["gpu_matrix_flop_per_cycle_per_core"] for r in same_gen if r.get("gpu_matrix_flop_per_cycle_per_core")),
@@ -369,17 +374,56 @@ def apple_peaks(apple: AppleSilicon) -> ApplePeaks:
         return ApplePeaks(family, exact["gpu_cores"], clock * 1e9, fp32, exact["bandwidth_gbs"] * 1e9,
                           f"{exact['key']} specification ({exact['sources'][0][:80]}...){settled}", dies=dies,
                           matrix_flops=fp32 * per_core / APPLE_ALU_FLOP_PER_CYCLE)
-    assumed = []
     clock = _apple_clock(same_gen[0]) if same_gen else _devices()["apple_default_gpu_clock_ghz"]
-    cores = apple.gpu_cores or (min(r["gpu_cores"] for r in rows) if rows else 8)
+    cores = apple.gpu_cores or (dies * min(r["gpu_cores"] for r in rows) if rows else 8)
     if not apple.gpu_cores:
         assumed.append(f"{apple.chip}: GPU core count unknown, assumed the smallest configuration's {cores}")
     if not same_gen:
         assumed.append(f"{apple.chip}: GPU clock unknown, assumed {clock} GHz")
-    bw = rows[0]["bandwidth_gbs"] * 1e9 if len({r["bandwidth_gbs"] for r in rows}) == 1 else None
+    bw = (bandwidth_gbs * 1e9 if stand_in else
+          rows[0]["bandwidth_gbs"] * 1e9 if len({r["bandwidth_gbs"] for r in rows}) == 1 else None)
     return ApplePeaks(family, cores, clock * 1e9, cores * APPLE_ALU_FLOP_PER_CYCLE * clock * 1e9, bw,
                       f"{cores} GPU cores x 128 FP32 lanes x 2 x {clock} GHz (hardware/data/devices.json)", tuple(assumed), dies,
                       matrix_flops=cores * per_core * clock * 1e9)
+
+
+def _apple_tier(chip: str) -> str | None:
+    """"Pro", "Max", "Ultra" or "" (the base chip) of an M-series name; None for any other name."""
+    m = re.fullmatch(r"Apple M\d+(?: (Pro|Max|Ultra))?", chip)
+    return (m.group(1) or "") if m else None
+
+
+def _unlisted_apple(chip: str, gen: int) -> tuple[list[dict], int, float, str] | None:
+    """(the listed configurations standing in, their generation, GB/s, why) for an M-series chip newer than devices.json.
+
+    An Ultra is two Max dies joined by UltraFusion, each with its own memory (M1, M2 and M3 Ultra: twice their Max's
+    400 GB/s, 819 for the M3's faster memory): twice the newest listed Max of its generation or before. Any other
+    tier takes the newest listed generation's same tier at its lowest bin, an assumption it names: bandwidth has
+    mostly grown from one generation to the next (M1 68 -> M2 100 -> M3 100 -> M4 120 -> M5 153 GB/s), not always
+    (the M3 Pro's 150 after the M2 Pro's 200). Without this an M5 Ultra was planned at the 100 GB/s fallback, a 14B
+    at 10 tok/s on a chip of ~1.2 TB/s.
+    """
+    tier = _apple_tier(chip)
+    if tier is None:
+        return None
+    listed = [r for r in _devices()["apple"] if _apple_tier(r["chip"]) is not None]
+    if tier == "Ultra":
+        maxes = [r for r in listed if _apple_tier(r["chip"]) == "Max" and (apple_generation(r["chip"]) or 0) <= gen]
+        if not maxes:
+            return None
+        g = max(apple_generation(r["chip"]) or 0 for r in maxes)
+        rows = [r for r in maxes if apple_generation(r["chip"]) == g]
+        gbs = 2 * max(r["bandwidth_gbs"] for r in rows)
+        return rows, g, gbs, (f"{chip}: not in this release's table; priced as two {rows[0]['chip']} dies (every Ultra is two "
+                              f"Max dies joined by UltraFusion): {gbs:g} GB/s")
+    same = [r for r in listed if _apple_tier(r["chip"]) == tier and (apple_generation(r["chip"]) or 0) < gen]
+    if not same:
+        return None
+    g = max(apple_generation(r["chip"]) or 0 for r in same)
+    rows = [r for r in same if apple_generation(r["chip"]) == g]
+    gbs = min(r["bandwidth_gbs"] for r in rows)
+    return rows, g, gbs, (f"{chip}: not in this release's table; priced as the {rows[0]['chip']}, the newest of its tier listed "
+                          f"({gbs:g} GB/s, its lowest bin)")
 
 
 def _gpu_cores_of_cpu(apple: AppleSilicon) -> int | None:
