@@ -126,3 +126,11 @@ def test_a_chip_of_a_generation_the_table_lacks_takes_the_newest_listed_of_its_t
     assert len(peaks.assumed) == 1 and "priced as the Apple M5 Max" in peaks.assumed[0]
     listed = specs.apple_peaks(renamed_m4_max("Apple M4 Max", 40))
     assert (listed.bandwidth_bytes_per_s, listed.assumed) == (546e9, ())
+
+
+def test_an_iphone_chip_newer_than_the_table_is_the_newest_listed_one_on_its_own_gpu_generation():
+    """An A19 Pro in a Mac: its memory as the A18 Pro's 60 GB/s (the newest listed iPhone chip of its tier, assumed), its
+    GPU of the M5's Metal family (Apple10: devices.json `apple_a_series_generation`), with the M5's Neural Accelerators."""
+    peaks = specs.apple_peaks(renamed_m4_max("Apple A19 Pro", 6))
+    assert (peaks.family, peaks.bandwidth_bytes_per_s, peaks.matrix_flops / peaks.fp32_flops) == ("apple-m5", 60e9, 4.0)
+    assert "priced as the Apple A18 Pro" in peaks.assumed[0]

@@ -359,10 +359,12 @@ def apple_peaks(apple: AppleSilicon) -> ApplePeaks:
     assumed = []
     stand_in = None if rows or gen is None else _unlisted_apple(apple.chip, gen)
     if stand_in:  # a chip newer than this table: priced as the listed configurations that bound it
-        rows, gen, bandwidth_gbs, why = stand_in
+        rows, stand_gen, bandwidth_gbs, why = stand_in
         assumed.append(why)
+        # the GPU's generation its own where the table has it (an A19 Pro's is the M5's), else the stand-in's
+        gen = gen if any(apple_generation(r["chip"]) == gen for r in _devices()["apple"]) else stand_gen
     family = f"apple-m{gen}" if gen else "apple-unknown"
-    dies = 2 if stand_in and _apple_tier(apple.chip) == "Ultra" else int(rows[0].get("dies", 1)) if rows else 1
+    dies = 2 if stand_in and _apple_tier(apple.chip) == "M Ultra" else int(rows[0].get("dies", 1)) if rows else 1
     same_gen = [r for r in _devices()["apple"] if gen and apple_generation(r["chip"]) == gen]
     # matrix work per core a cycle: a generation's Neural Accelerators (M5: 4x the ALUs), else the ALUs
     per_core = float(next((r["gpu_matrix_flop_per_cycle_per_core"] for r in same_gen if r.get("gpu_matrix_flop_per_cycle_per_core")),
@@ -388,27 +390,29 @@ def apple_peaks(apple: AppleSilicon) -> ApplePeaks:
 
 
 def _apple_tier(chip: str) -> str | None:
-    """"Pro", "Max", "Ultra" or "" (the base chip) of an M-series name; None for any other name."""
-    m = re.fullmatch(r"Apple M\d+(?: (Pro|Max|Ultra))?", chip)
-    return (m.group(1) or "") if m else None
+    """The line and tier of an Apple chip's name: "M Max", "M" (a base M chip), "A Pro" (an iPhone chip in a Mac, the
+    MacBook Neo's A18 Pro); None for any other name."""
+    m = re.fullmatch(r"Apple ([MA])\d+(?: (Pro|Max|Ultra))?", chip)
+    return " ".join(filter(None, m.groups())) if m else None
 
 
 def _unlisted_apple(chip: str, gen: int) -> tuple[list[dict], int, float, str] | None:
-    """(the listed configurations standing in, their generation, GB/s, why) for an M-series chip newer than devices.json.
+    """(the listed configurations standing in, their generation, GB/s, why) for an Apple chip newer than devices.json.
 
     An Ultra is two Max dies joined by UltraFusion, each with its own memory (M1, M2 and M3 Ultra: twice their Max's
     400 GB/s, 819 for the M3's faster memory): twice the newest listed Max of its generation or before. Any other
     tier takes the newest listed generation's same tier at its lowest bin, an assumption it names: bandwidth has
     mostly grown from one generation to the next (M1 68 -> M2 100 -> M3 100 -> M4 120 -> M5 153 GB/s), not always
-    (the M3 Pro's 150 after the M2 Pro's 200). Without this an M5 Ultra was planned at the 100 GB/s fallback, a 14B
-    at 10 tok/s on a chip of ~1.2 TB/s.
+    (the M3 Pro's 150 after the M2 Pro's 200); an iPhone chip in a Mac, as the newest listed one of its tier (an A19
+    Pro as the A18 Pro). Without this an M5 Ultra was planned at the 100 GB/s fallback, a 14B at 10 tok/s on a chip
+    of ~1.2 TB/s.
     """
     tier = _apple_tier(chip)
     if tier is None:
         return None
     listed = [r for r in _devices()["apple"] if _apple_tier(r["chip"]) is not None]
-    if tier == "Ultra":
-        maxes = [r for r in listed if _apple_tier(r["chip"]) == "Max" and (apple_generation(r["chip"]) or 0) <= gen]
+    if tier == "M Ultra":
+        maxes = [r for r in listed if _apple_tier(r["chip"]) == "M Max" and (apple_generation(r["chip"]) or 0) <= gen]
         if not maxes:
             return None
         g = max(apple_generation(r["chip"]) or 0 for r in maxes)
