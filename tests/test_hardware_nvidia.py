@@ -296,3 +296,21 @@ def test_resident_threads_are_the_sms_times_the_capabilitys_threads_per_sm():
     assert specs.resident_threads(turing) == 68 * 1024
     unknown = NvidiaGpu(0, "NVIDIA Mystery 9000", "GPU-3", 8 * 2**30, 8 * 2**30, 0, (8, 9))
     assert specs.resident_threads(unknown) is None
+
+
+def test_a_cut_sold_under_its_cards_name_is_priced_with_the_sms_nvml_counts():
+    """The desktop RTX 3050 6GB (a published log: "NVIDIA GeForce RTX 3050 6GB, GA107", driver 595.71.05) finds the RTX
+    3050 row once its memory size is read as a word of the model, but it is GA107 with 18 SMs (2,304 cores, TechPowerUp)
+    where that row is GA106's 20: NVML's core count sets the SMs and the peaks with them, and its max clock over the
+    captured ratio its clock (2,100 / 1.23 = 1,707 MHz, where the row says 1,777). A whole card is untouched."""
+    gpu = NvidiaGpu(index=0, name="NVIDIA GeForce RTX 3050 6GB", uuid="", memory_total_bytes=6 * 2**30, memory_free_bytes=None,
+                    memory_used_bytes=None, compute_capability=(8, 6), cuda_cores=2304, sm_count=18, max_sm_clock_mhz=2100)
+    row = specs.gpu_spec_of(gpu)
+    peaks = specs.nvidia_peaks(gpu)
+    assert (row["key"], row["sm_count"], peaks.sm_count) == ("rtx-3050", 20, 18)
+    assert peaks.fp32_flops == pytest.approx(row["fp32_tflops"] * 1e12 * 18 / 20)
+    assert peaks.clock_hz == pytest.approx(2100e6 / 1.23)
+    whole = specs.nvidia_peaks(NvidiaGpu(index=0, name="NVIDIA GeForce RTX 3050", uuid="", memory_total_bytes=8 * 2**30,
+                                         memory_free_bytes=None, memory_used_bytes=None, compute_capability=(8, 6),
+                                         cuda_cores=2560, sm_count=20, max_sm_clock_mhz=2100))
+    assert (whole.sm_count, whole.clock_hz) == (20, 1777e6)

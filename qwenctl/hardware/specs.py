@@ -225,16 +225,19 @@ def nvidia_peaks(gpu: NvidiaGpu) -> GpuPeaks:
         int8 = float(int8) * 1e12 * _mma_sync_share(arch) if int8 else (4 * fp32 if (arch or {}).get("has_dp4a") else fp32)
         fp16 = _tensor(spec.get("fp16_tensor_tflops_dense"))
         fp16 = fp16 * 1e12 if fp16 else max(fp32, float(spec.get("fp16_nontensor_tflops") or 0) * 1e12)
+        rated_sms = spec.get("sm_count") or (spec.get("cuda_cores") or 0) / ((arch or {}).get("fp32_lanes_per_sm") or 128)
+        cut = _nvml_cut(gpu, rated_sms)
         return GpuPeaks(
             family=family,
             memory_kind=_memory_kind(spec.get("memory_type"), family),
-            fp32_flops=fp32 * share,
-            int8_ops=int8 * share,
-            fp16_flops=fp16 * share,
+            fp32_flops=fp32 * share * cut,
+            int8_ops=int8 * share * cut,
+            fp16_flops=fp16 * share * cut,
             bandwidth_bytes_per_s=float(spec["bandwidth_gbs"]) * 1e9 * share if spec.get("bandwidth_gbs") else None,
-            source=f"{spec['key']} specification ({spec['sources'][0][:80]}...)",
-            sm_count=round((spec.get("sm_count") or (spec.get("cuda_cores") or 0) / ((arch or {}).get("fp32_lanes_per_sm") or 128)) * share),
-            clock_hz=spec_clock_hz(spec),
+            source=f"{spec['key']} specification ({spec['sources'][0][:80]}...)"
+                   + (f", with the {gpu.sm_count} SMs NVML counts where it lists {rated_sms:g}" if cut != 1 else ""),
+            sm_count=round(rated_sms * share * cut),
+            clock_hz=_cut_clock_hz(gpu, spec) if cut != 1 else spec_clock_hz(spec),
             above_rated_clock=geforce_desktop(spec),
         )
     cores, (clock, clock_source) = gpu.cuda_cores, nvml_rated_clock(gpu) or (None, "")
@@ -270,6 +273,24 @@ def nvidia_peaks(gpu: NvidiaGpu) -> GpuPeaks:
         sm_count=round(fb["sms_per_byte_s"] * bw),
         clock_hz=clock * 1e6 if clock else fb["clock_hz"],
     )
+
+
+def _nvml_cut(gpu: NvidiaGpu, rated_sms: float) -> float:
+    """The share of its specification's SMs a GPU has by NVML's own core count: 1 unless NVML counts fewer (down to half).
+
+    NVIDIA sells some names in several cuts that NVML names alike or only by their memory (the desktop "RTX 3050 6GB",
+    GA107 with 18 SMs and a 96-bit bus, where the RTX 3050 row is GA106's 20 SMs); the bus NVML reads already prices its
+    bandwidth, and its core count prices the SMs. A MIG instance's SMs are its share of the card (`_mig_share`)."""
+    if gpu.mig_profile or not gpu.sm_count or not rated_sms or not rated_sms / 2 <= gpu.sm_count < rated_sms:
+        return 1.0
+    return gpu.sm_count / rated_sms
+
+
+def _cut_clock_hz(gpu: NvidiaGpu, spec: dict) -> float:
+    """A cut's clock: its own rated boost by NVML where it can be read (the RTX 3050 6GB is rated 1,470 MHz, the row's
+    RTX 3050 1,777), else its row's."""
+    rated = nvml_rated_clock(gpu)
+    return rated[0] * 1e6 if rated else spec_clock_hz(spec)
 
 
 def nvml_rated_clock(gpu: NvidiaGpu) -> tuple[float, str] | None:
