@@ -129,13 +129,19 @@ def plan_command(profile, size, quant, backend, n_ctx, min_speed, snapshot, expl
     if profile and snapshot:
         raise click.UsageError("--profile and --snapshot both describe a machine; give one")
     _gpus(gpus, profile or snapshot)
-    hardware = load_profile(profile) if profile else _this_machine(snapshot)
-    if gpus and (profile or snapshot):
-        from qwenctl.hardware.cuda_visible import select_gpus
+    constraints = Constraints(size=size, quant=quant, backend=backend, n_ctx=n_ctx, min_tg_tps=min_speed)
+    on_workers = plan_workers(workers, profile)
+    if profile or snapshot:
+        hardware = load_profile(profile) if profile else _this_machine(snapshot)
+        if gpus:
+            from qwenctl.hardware.cuda_visible import select_gpus
 
-        hardware = select_gpus(hardware, gpus)
-    result = plan(hardware, Constraints(size=size, quant=quant, backend=backend, n_ctx=n_ctx, min_tg_tps=min_speed),
-                  plan_workers(workers, profile))
+            hardware = select_gpus(hardware, gpus)
+        result = plan(hardware, constraints, on_workers)
+    else:  # this machine: measured where its plan would rest on an assumed host bandwidth
+        from qwenctl.pipeline import plan_here
+
+        _, result = plan_here(lambda hw: plan(hw, constraints, on_workers), lambda message: click.echo(message, err=True))
     if as_json:
         from qwenctl.render import print_json
 

@@ -117,6 +117,23 @@ class Started:
         )
 
 
+def plan_here(plan_on: Callable[[Hardware], PlanResult], step: Callable[[str], None]) -> tuple[Hardware, PlanResult]:
+    """This machine's hardware and plan (``plan_on``), on a measured host bandwidth: where the plan rests on the assumed
+    figure, the read test runs once (under a second, then cached for this machine) and the plan is made again, so the
+    first plan of a machine is not its least honest one. ``step`` says so before the test runs."""
+    from qwenctl.hardware import detect, measure_bandwidth
+    from qwenctl.machine import MEASURE_HINT
+
+    hardware = detect()
+    result = plan_on(hardware)
+    if any(MEASURE_HINT in a for a in result.assumptions):
+        step("measuring this machine's memory bandwidth (once; remembered)")
+        measure_bandwidth(hardware)
+        hardware = detect()
+        result = plan_on(hardware)
+    return hardware, result
+
+
 def prepare(request: RunRequest, reporter: Reporter, check_backend: Callable[[str], None] | None = None) -> Prepared:
     """detect -> plan (or MODEL, resolve.py) -> files from the cache, or downloaded after asking.
 
@@ -139,18 +156,10 @@ def prepare(request: RunRequest, reporter: Reporter, check_backend: Callable[[st
             options = split_for_file(hardware, Path(files.load_path), options, reporter, workers)
         return Prepared(name, files, backend, options, None, hardware, model_id, workers)
     reporter.step("detecting hardware")
-    hardware = detect()
     workers = request_workers(request)
-    result = _plan(request, hardware, workers)
-    from qwenctl.machine import MEASURE_HINT
-
-    if request.profile is None and any(MEASURE_HINT in a for a in result.assumptions):
-        # the plan rests on an assumed host bandwidth: measure it once (under a second, then cached
-        # for this machine) and plan again on the measured figure
-        from qwenctl.hardware import measure_bandwidth
-
-        reporter.step("measuring this machine's memory bandwidth (once; remembered)")
-        measure_bandwidth(hardware)
+    if request.profile is None:
+        hardware, result = plan_here(lambda hw: _plan(request, hw, workers), reporter.step)
+    else:
         hardware = detect()
         result = _plan(request, hardware, workers)
     reporter.plan(result)
@@ -335,7 +344,7 @@ def pull_model(request: RunRequest, reporter: Reporter, revision: str | None = N
             return fetch.pull(w.repo, files_to_ask(w.file_names, w.bytes_exact), revision=revision, offline=request.offline,
                               progress=reporter.download)
         request, _ = resolved(request)
-    plan = chosen_plan(request)
+    plan = chosen_plan(request, reporter.step)
     reporter.step(f"{plan.repo}: {plan.name}, the plan's choice for this machine")
     return fetch.pull(plan.repo, files_to_ask(plan.files, plan.download_bytes_exact), revision=revision,
                       offline=request.offline, progress=reporter.download)
@@ -353,11 +362,12 @@ def files_to_ask(files: tuple[str, ...], from_manifest: bool) -> list[str] | Non
     return list(files) if from_manifest else [quant_of(files[0]) or files[0]]
 
 
-def chosen_plan(request: RunRequest) -> Plan:
-    """The plan for `request`'s constraints on this machine (or its profile), as `pull` without REPO fetches it."""
-    from qwenctl.hardware import detect
-
-    return _plan(request, detect() if not request.profile else None).chosen
+def chosen_plan(request: RunRequest, step: Callable[[str], None]) -> Plan:
+    """The plan for `request`'s constraints on this machine (measured as `run` measures it: `plan_here`) or its profile,
+    as `pull` without REPO fetches it."""
+    if request.profile:
+        return _plan(request, None).chosen
+    return plan_here(lambda hw: _plan(request, hw), step)[1].chosen
 
 
 def _plan(request: RunRequest, hardware: Hardware | None, workers: tuple | None = None) -> PlanResult:

@@ -2,6 +2,7 @@ import json
 
 import pytest
 from click.testing import CliRunner
+from daily_helpers import cli_env, qwenctl
 
 from qwenctl.cli import cli
 from qwenctl.profiles import list_profiles
@@ -104,3 +105,21 @@ def test_plan_from_the_real_h100_snapshot_puts_a_72b_4bit_model_fully_on_the_gpu
     assert (chosen["size"], chosen["backend"], chosen["device"]) == ("72B", "llama.cpp", "cuda")
     assert chosen["quant"] in ("q4_k_m", "q5_0")  # Q5_0 decodes as fast on Hopper (the H200: 43.7 and 43.1 tok/s)
     assert chosen["n_gpu_layers"] == -1
+
+
+def test_a_plan_of_this_machine_measures_an_assumed_host_bandwidth_once(tmp_path):
+    """The first plan of a machine whose host bandwidth no probe gives (no DMI, no board, no cache) runs the sub-second
+    read test, says so on stderr, and plans on the measured figure; the next plan finds it cached and measures nothing.
+    A machine whose bandwidth is known measures nothing at all."""
+    env = cli_env(tmp_path)
+    first = qwenctl("plan", "--json", env=env)
+    assert first.returncode == 0, first.stderr
+    measured = "measuring this machine's memory bandwidth (once; remembered)" in first.stderr
+    assumptions = json.loads(first.stdout)["assumptions"]
+    assert not any("qwenctl detect --measure" in a for a in assumptions)  # stdout stays one JSON document
+    again = qwenctl("plan", "--json", env=env)
+    assert again.returncode == 0 and "measuring" not in again.stderr
+    assert json.loads(again.stdout)["assumptions"] == assumptions
+    if measured:
+        detected = qwenctl("detect", "--json", env=env)
+        assert "measured" in json.loads(detected.stdout)["memory"]["bandwidth_source"]
