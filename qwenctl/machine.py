@@ -24,7 +24,7 @@ from qwenctl.speed import Links, SpeedEstimate, corrected
 from qwenctl.speed_history import Correction, correction
 from qwenctl.split import gpu_label
 
-MEASURE_HINT = "run `qwenctl detect --measure` to measure it"  # pipeline.prepare measures when a plan carries it
+MEASURE_HINT = "run `qwenctl detect --measure` to measure it"  # pipeline.plan_here measures when a plan carries it
 
 
 def threads(hw: Hardware) -> int:
