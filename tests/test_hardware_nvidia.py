@@ -314,3 +314,23 @@ def test_a_cut_sold_under_its_cards_name_is_priced_with_the_sms_nvml_counts():
                                          memory_free_bytes=None, memory_used_bytes=None, compute_capability=(8, 6),
                                          cuda_cores=2560, sm_count=20, max_sm_clock_mhz=2100))
     assert (whole.sm_count, whole.clock_hz) == (20, 1777e6)
+
+
+@pytest.mark.parametrize("cc, unified, family, sms", [
+    ((12, 2), False, "nvidia-blackwell", 192),  # a new minor of consumer Blackwell: 12.0's SM (GB10's 12.1 is embedded)
+    ((10, 4), False, "nvidia-blackwell-dc", 192),  # datacenter Blackwell: B300's 10.3, not Thor's 10.1
+    ((8, 8), True, "nvidia-orin", 192),  # an integrated part among the embedded rows
+    ((13, 0), False, "nvidia-unknown", None),  # a new architecture: no SM to stand in, the unknown-GPU ratios
+])
+def test_a_compute_capability_the_table_lacks_takes_its_architectures_sm_just_below(cc, unified, family, sms):
+    """Ada (8.9) arrived after Ampere's 8.6 with the same SM figures: a GPU of a listed architecture with a new minor
+    version is priced with the SM of the listed minor just below it, among GPUs of its kind, and the plan names that."""
+    gpu = NvidiaGpu(index=0, name="NVIDIA Future GPU", uuid="", memory_total_bytes=32 * 2**30, memory_free_bytes=None,
+                    memory_used_bytes=None, compute_capability=cc, cuda_cores=24576, max_sm_clock_mhz=2500,
+                    unified_memory=unified)
+    peaks = specs.nvidia_peaks(gpu)
+    assert peaks.family == family
+    if sms:
+        assert peaks.sm_count == sms and f"compute capability {cc[0]}.{cc[1]} is not in this release's table" in peaks.assumed[0]
+    else:
+        assert peaks.assumed[0].startswith("NVIDIA Future GPU: compute peaks unknown")

@@ -152,6 +152,16 @@ def _arch(cc: tuple[int, int] | None) -> dict | None:
     return table[arch["same_as"]] if arch and "same_as" in arch else arch
 
 
+def _listed_below(cc: tuple[int, int], embedded: bool) -> tuple[int, int] | None:
+    """For a compute capability the table does not list, the listed one of its major just below it among GPUs of its
+    kind (an integrated one's among the embedded rows, else among the others): the SM a new chip of a known
+    architecture most likely keeps (Ada's 8.9 came after Ampere's 8.6 with its 128 FP32 lanes and tensor-core rates
+    per SM). None where its major has no such GPU (a new architecture)."""
+    listed = {major_minor(r["compute_capability"]) for r in _devices()["gpus"] if (r["segment"] == "embedded") == embedded}
+    below = [c for c in listed if c and c[0] == cc[0] and c[1] < cc[1]]
+    return max(below) if below else None
+
+
 def fp32_lanes_per_sm(cc: tuple[int, int] | None) -> int | None:
     arch = _arch(cc)
     return int(arch["fp32_lanes_per_sm"]) if arch and arch.get("fp32_lanes_per_sm") else None
@@ -216,7 +226,8 @@ def _chip_variant(arch: dict | None, spec: dict | None, name: str) -> dict | Non
 def nvidia_peaks(gpu: NvidiaGpu) -> GpuPeaks:
     spec = gpu_spec_of(gpu)
     cc = gpu.compute_capability or (spec_compute_capability(spec) if spec else None)
-    arch = _chip_variant(_arch(cc), spec, gpu.parent_name or gpu.name)
+    stand_in = _listed_below(cc, gpu.unified_memory) if cc and not spec and _arch(cc) is None else None
+    arch = _chip_variant(_arch(stand_in or cc), spec, gpu.parent_name or gpu.name)
     family = (arch or {}).get("family", "nvidia-unknown")
     share = _mig_share(gpu, spec)
     if spec:
@@ -258,6 +269,8 @@ def nvidia_peaks(gpu: NvidiaGpu) -> GpuPeaks:
             sm_count=round(sms),
             clock_hz=hz,
             above_rated_clock=_geforce(gpu.name) and not _mobile(gpu.name),
+            assumed=(f"{gpu.name}: compute capability {cc[0]}.{cc[1]} is not in this release's table; its SMs priced as "
+                     f"{stand_in[0]}.{stand_in[1]}'s ({arch['name']})",) if cc and stand_in else (),
         )
     fb = _devices()["unknown_gpu"]
     bw = gpu.bandwidth_bytes_per_s or fb["bandwidth_bytes_per_s"]
