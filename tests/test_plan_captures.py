@@ -118,6 +118,21 @@ def test_a_big_sur_m1_is_planned_at_the_m1s_bandwidth_not_a_guess():
     assert 9 <= c.tg_tps <= 13
 
 
+def test_an_apple_ultra_newer_than_the_table_plans_a_large_model_at_two_max_dies_bandwidth():
+    """The M4 Max 64 GB capture renamed "Apple M5 Ultra" with 80 GPU cores: on the 100 GB/s fallback it was planned a 14B
+    at 10 tok/s; as two M5 Max dies (1,228 GB/s, said as the plan's assumption) the 64 GB hold a 72B at 4 bits, at
+    ~16 tok/s (an M2 Ultra, 800 GB/s, measured 12.5 on Llama 3 70B Q4_K_M: a fitting row; ~19 at this bandwidth were
+    nothing fixed)."""
+    doc = document("apple-m4-max-64gb.json")
+    for key in doc["commands"]:
+        doc["commands"][key] = (doc["commands"][key].replace("Apple M4 Max", "Apple M5 Ultra")
+                                .replace('"gpu-core-count" = 40', '"gpu-core-count" = 80'))
+    r = plan(detect(replay(doc)))
+    c = r.chosen
+    assert [a.split(";")[0] for a in r.assumptions] == ["Apple M5 Ultra: not in this release's table"]
+    assert c.device == "metal" and c.size == "72B" and 10 <= c.tg_tps <= 20
+
+
 def test_two_socket_epyc_without_meminfo_is_refused_in_one_line():
     """8 cores from `cpu cores` x 2 sockets, but no RAM figure: a CPU plan cannot be checked, so no plan."""
     hw = detect(replay("linux-x86-epyc-2-sockets-lxc.json"))
