@@ -210,10 +210,11 @@ def one_node(bw: int, hw: Hardware) -> tuple[int, str | None]:
 def cuda_device(gpu: NvidiaGpu) -> DeviceSpeed:
     """An NVIDIA GPU (or MIG slice): NVML's bandwidth, peaks from its specification or its SMs.
 
-    The clock is the specification's boost where there is one, not NVML's maximum SM clock: on a GeForce card that
-    is the top of its voltage-frequency table (a GTX 1050 Ti's 1,911 MHz against its rated 1,392), which it holds
-    only lightly loaded, and every constant of the speed model was fitted at the rated boost. A desktop GeForce runs
-    above its rated boost under load: the speed model prices it there (`above_rated_clock`)."""
+    The clock is the rated boost, not NVML's maximum SM clock: on a GeForce card that is the top of its
+    voltage-frequency table (a GTX 1050 Ti's 1,911 MHz against its rated 1,392), which it holds only lightly loaded,
+    and every constant of the speed model was fitted at the rated boost. The specification's where there is one, else
+    what NVML says of it (`specs.nvml_rated_clock`). A desktop GeForce runs above its rated boost under load: the speed
+    model prices it there (`above_rated_clock`)."""
     fb = load_speed_model()["fallbacks"]
     peaks = specs.nvidia_peaks(gpu)
     assumed = list(peaks.assumed)
