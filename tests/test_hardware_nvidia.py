@@ -58,6 +58,20 @@ def test_not_supported_fields_are_left_out_not_invented():
     assert gpu.memory_total_bytes == 16376 * MIB
 
 
+def test_a_call_older_drivers_lack_leaves_that_field_unknown_and_the_gpu_usable():
+    """NVML answers NVML_ERROR_FUNCTION_NOT_FOUND for a call its driver predates (the rated-clock and core-count calls
+    are newer than the rest); that fact is unknown, with why, and the GPU is planned, not reported unusable."""
+    doc = document("nvidia-h100-sxm.json")
+    dev = doc["nvml"]["devices"][0]
+    for key in ("nvmlDeviceGetNumGpuCores", "nvmlDeviceGetMaxCustomerBoostClock(NVML_CLOCK_GRAPHICS)"):
+        dev[key] = {"error": "NVML_ERROR_FUNCTION_NOT_FOUND"}
+    found = nvidia.probe(replay(doc))
+    assert found.unusable == () and len(found.gpus) == 1
+    gpu = found.gpus[0]
+    assert (gpu.cuda_cores, gpu.rated_sm_clock_mhz) == (None, None)
+    assert dict(gpu.unknown)["cuda_cores"] == "NVML: this driver's NVML has no nvmlDeviceGetNumGpuCores"
+
+
 def test_unified_memory_device_gets_host_ram_and_a_known_bandwidth():
     # What NVML does on a Jetson Orin: no memory info, no bus width, no memory clock.
     doc = document("nvidia-h100-sxm.json")

@@ -97,8 +97,10 @@ class LiveSource:
                 self._doc["nvml"]["init_error"] = None if self._nvml_state == "ok" else self._nvml_state
         if self._nvml_state != "ok":
             raise NvmlError(self._nvml_state)
+        fn = getattr(pynvml, function, None)
+        if fn is None:  # bindings older than the call: what NVML itself answers for a driver without it
+            raise NvmlError("NVML_ERROR_FUNCTION_NOT_FOUND")
         try:
-            fn = getattr(pynvml, function)
             args: list[Any] = []
             if device is not None:
                 args.append(self._handle(pynvml, device))

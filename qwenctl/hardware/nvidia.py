@@ -1,9 +1,10 @@
 """NVIDIA GPUs through NVML (the nvidia-ml-py bindings), every call through one door.
 
 ``_Reader.get`` is that door: the source initialises NVML lazily on first use, an answer of
-NVML_ERROR_NOT_SUPPORTED (or a value a snapshot did not capture) becomes ``None`` and is
-noted in the GPU's ``unknown`` with which of the two it was; any other NVML error fails
-that one GPU, which is reported in ``Nvidia.unusable`` while the others are kept.
+NVML_ERROR_NOT_SUPPORTED or NVML_ERROR_FUNCTION_NOT_FOUND (a driver older than the call), or a
+value a snapshot did not capture, becomes ``None`` and is noted in the GPU's ``unknown`` with
+which it was; any other NVML error fails that one GPU, which is reported in ``Nvidia.unusable``
+while the others are kept.
 
 Peak bandwidth = 2 x max memory clock x bus width / 8. NVML reports the memory clock at
 half the per-pin data rate for GDDR6, GDDR6X and HBM alike (RTX 4060: 8501 MHz for 17 Gbps),
@@ -52,6 +53,8 @@ class _Reader:
         except NvmlError as e:
             if e.code == "NVML_ERROR_NOT_SUPPORTED":
                 why = f"NVML: {function} is not supported on this device"
+            elif e.code == "NVML_ERROR_FUNCTION_NOT_FOUND":  # a driver older than the call
+                why = f"NVML: this driver's NVML has no {function}"
             elif e.code == NOT_CAPTURED:
                 why = f"{function} was not captured in the snapshot"
             else:
