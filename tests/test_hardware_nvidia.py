@@ -1,4 +1,5 @@
 import sys
+from dataclasses import replace
 
 import pytest
 from hardware_captures import document, jetpack5_agx_orin, replay
@@ -135,6 +136,21 @@ def test_real_capture_of_the_projects_h100_machine():
     assert gpu.bandwidth_bytes_per_s == 2 * 2619 * 10**6 * 5120 // 8  # 3.35 TB/s, NVIDIA's H100 SXM5 figure
     assert hw.nvidia.driver_version == "580.159.04"
     assert hw.memory.container_limit_bytes == 128 * 2**30 and "cgroup v2" in hw.memory.container_limit_source
+
+
+def test_real_capture_of_the_projects_h200_machine_gives_its_rated_clock():
+    """A verbatim snapshot from the H200 machine (2026-12-05): NVML's customer boost clock is read, and it is what a
+    GPU with no specification row would be priced at (the H200 as if the table did not name it)."""
+    hw = detect(replay("nvidia-h200-gpu-machine.json"))
+    (gpu,) = hw.gpus
+    assert (gpu.name, gpu.compute_capability, gpu.cuda_cores) == ("NVIDIA H200", (9, 0), 16896)
+    assert gpu.bandwidth_bytes_per_s == 2 * 3201 * 10**6 * 6016 // 8  # 4.81 TB/s, NVIDIA's 4.8
+    assert (gpu.rated_sm_clock_mhz, gpu.max_sm_clock_mhz) == (1980, 1980)
+    unlisted = replace(gpu, name="NVIDIA H2000 (a name no row holds)")
+    assert specs.gpu_spec_of(unlisted) is None
+    assert specs.nvml_rated_clock(unlisted) == (1980.0, "NVML's rated boost")
+    peaks = specs.nvidia_peaks(unlisted)
+    assert (peaks.sm_count, peaks.clock_hz, peaks.above_rated_clock) == (132, 1980e6, False)
 
 
 def test_missing_nvml_bindings_are_absent_in_words(monkeypatch):
