@@ -25,6 +25,7 @@ from qwenctl.speed_history import Correction, correction
 from qwenctl.split import gpu_label
 
 MEASURE_HINT = "run `qwenctl detect --measure` to measure it"  # pipeline.plan_here measures when a plan carries it
+PROFILE_HINT = "give it as [memory] bandwidth in the profile"  # a profile's machine is not this one: nothing to measure
 
 
 def threads(hw: Hardware) -> int:
@@ -156,7 +157,8 @@ def host_device(hw: Hardware, n_threads: int | None = None) -> DeviceSpeed:
 
         typical = soc_typical(hw.board.soc) if isinstance(hw.board, Board) else None
         bw, why = typical or (fb["host_bandwidth_bytes_per_s"], fb["host_bandwidth_source"])
-        assumed.append(f"host memory bandwidth unknown: assumed {bw / 1e9:.1f} GB/s ({why}); {MEASURE_HINT}")
+        assumed.append(f"host memory bandwidth unknown: assumed {bw / 1e9:.1f} GB/s ({why}); "
+                       f"{PROFILE_HINT if hw.name else MEASURE_HINT}")
     per_core = core.clock_hz * n
     cpu = hw.cpu if isinstance(hw.cpu, Cpu) else None
     share = specs.thread_share(cpu, core, n)

@@ -38,6 +38,7 @@ from typing import Any
 from qwenctl import files
 from qwenctl.cluster import Link, RemoteDevice, Worker
 from qwenctl.errors import ExitCode, QwenctlError
+from qwenctl.hardware import specs
 from qwenctl.hardware.apple import wired_limit
 from qwenctl.hardware.facts import (
     Absent,
@@ -260,22 +261,25 @@ def _read_profile(path: Path) -> tuple[Hardware, tuple[_WorkerEntry, ...], _Netw
             g = _Reader(str(path), table, f"gpu[{i}].")
             unified = g.get("unified_memory", bool, False)
             mem = total if unified else g.bytes_("memory")
-            cc = g.get("compute_capability", list)
-            if len(cc) != 2 or not all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in cc):
+            gpu_name = g.get("name", str)
+            cc = g.get("compute_capability", list, None)
+            if cc is not None and (len(cc) != 2 or not all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in cc)):
                 raise g.fail("compute_capability", f"must be [major, minor], got {cc!r}")
+            if cc is None:  # the specification table's, as NVML gives it on a live card; unknown where no row names it
+                cc = specs.spec_compute_capability(specs.gpu_spec(gpu_name, None, None if unified else mem) or {})
             free = g.bytes_("memory_free", mem)
             if free > mem:
                 raise g.fail("memory_free", f"must not exceed the GPU's memory ({mem:,} bytes)")
             gpus.append(
                 NvidiaGpu(
                     index=i,
-                    name=g.get("name", str),
+                    name=gpu_name,
                     uuid=f"profile-{path.stem}-{i}",
                     memory_total_bytes=mem,
                     memory_free_bytes=free,
                     memory_used_bytes=mem - free,
-                    compute_capability=(cc[0], cc[1]),
-                    bandwidth_bytes_per_s=g.bytes_("bandwidth", rate=True),
+                    compute_capability=(cc[0], cc[1]) if cc else None,
+                    bandwidth_bytes_per_s=g.bytes_("bandwidth", None, rate=True),
                     unified_memory=unified,
                 )
             )
@@ -285,17 +289,17 @@ def _read_profile(path: Path) -> tuple[Hardware, tuple[_WorkerEntry, ...], _Netw
     apple: AppleSilicon | Absent = Absent("profile has no [apple]")
     if r.has("apple"):
         a = r.sub("apple")
-        unified = a.bytes_("unified_memory")
+        unified = a.bytes_("unified_memory", total)  # an Apple chip's memory is the machine's
         wired = a.bytes_("gpu_wired_limit", None)
         apple = AppleSilicon(
             chip=a.get("chip", str),
             performance_cores=a.int_("performance_cores", None, minimum=0),
             efficiency_cores=a.int_("efficiency_cores", None, minimum=0),
-            gpu_cores=a.int_("gpu_cores"),
+            gpu_cores=a.int_("gpu_cores", None),
             unified_memory_bytes=unified,
             gpu_wired_limit_bytes=wired if wired else wired_limit(unified, None)[0],
             gpu_wired_limit_source="profile" if wired else wired_limit(unified, None)[1],
-            bandwidth_bytes_per_s=a.bytes_("bandwidth", rate=True),
+            bandwidth_bytes_per_s=a.bytes_("bandwidth", None, rate=True),
         )
         a.done()
 

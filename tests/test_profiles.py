@@ -161,3 +161,38 @@ apple = "test"
     assert detected.unified_memory_bytes == gib * 2**30
     assert detected.gpu_wired_limit_bytes == profiled.gpu_wired_limit_bytes
     assert profiled.gpu_wired_limit_bytes == int(gib * 2**30 * (2 / 3 if gib <= 32 else 0.75))
+
+
+def test_a_profile_leaves_to_the_tables_what_they_know(tmp_path):
+    """A machine on paper needs no more than a detected one: a GPU the specification table names takes its compute
+    capability and bandwidth from there (as NVML would give them), an Apple chip its memory from [memory] and its GPU
+    from the chip table; what no table settles is planned on a stated assumption, never refused or guessed silently."""
+    from qwenctl.plan import plan
+
+    f = tmp_path / "laptop.toml"
+    f.write_text(GOOD.replace('name = "NVIDIA GeForce RTX 3060"', 'name = "NVIDIA GeForce RTX 3060 Laptop GPU"')
+                 .replace('memory = "12 GiB"\nbandwidth = "360 GB/s"\ncompute_capability = [8, 6]\n', 'memory = "6 GiB"\n'))
+    hw = load_profile(str(f))
+    (gpu,) = hw.gpus
+    assert (gpu.compute_capability, gpu.bandwidth_bytes_per_s) == ((8, 6), None)  # bandwidth: the row prices it
+    result = plan(hw)
+    gpu_speed = result.chosen.speed.terms[0]
+    assert gpu_speed.bandwidth_bytes_per_s == 336e9  # the RTX 3060 Laptop GPU's row, not the 200 GB/s fallback
+    assert not result.assumptions
+
+    mac = tmp_path / "mac.toml"
+    mac.write_text('name = "M3 Pro"\nsystem = "Darwin"\nmachine = "arm64"\n[cpu]\nbrand = "Apple M3 Pro"\narch = "arm64"\n'
+                   'physical_cores = 11\n[memory]\ntotal = "18 GiB"\n[apple]\nchip = "Apple M3 Pro"\n'
+                   '[sources]\ncpu = "apple.com"\nmemory = "apple.com"\napple = "apple.com"\n')
+    hw = load_profile(str(mac))
+    assert isinstance(hw.apple, AppleSilicon) and hw.apple.unified_memory_bytes == 18 * 2**30
+    result = plan(hw)
+    assert result.assumptions == ("Apple M3 Pro: GPU core count unknown, assumed the smallest configuration's 14",)
+    assert result.chosen.speed.terms[0].bandwidth_bytes_per_s == 150e9  # both M3 Pro bins: 150 GB/s
+
+    cpu_only = tmp_path / "desktop.toml"
+    cpu_only.write_text(GOOD.split("[[gpu]]")[0].replace('bandwidth = "51.2 GB/s"\n', "")
+                        + '[sources]\ncpu = "spec sheet"\nmemory = "spec sheet"\n')
+    assumed = plan(load_profile(str(cpu_only))).assumptions[0]  # (then its clock, which "Test" does not name)
+    assert assumed.startswith("host memory bandwidth unknown: assumed 25.6 GB/s")
+    assert assumed.endswith("give it as [memory] bandwidth in the profile") and "detect --measure" not in assumed
