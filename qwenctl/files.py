@@ -17,7 +17,11 @@ from qwenctl.errors import ExitCode, QwenctlError, from_os_error
 
 def write_text(path: str | os.PathLike[str], text: str) -> None:
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:  # no such folder, no permission there: name the file asked for, not the temp file's name
+        e.filename = str(path)
+        raise
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)

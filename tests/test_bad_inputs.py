@@ -151,6 +151,15 @@ def test_a_snapshot_folder_is_one_line(tmp_path, command):
     assert one_line(invoke(command, "--snapshot", str(folder)), ExitCode.BAD_INPUT) == f"snapshot {folder} is a folder, not a file"
 
 
+def test_a_snapshot_saved_into_a_missing_folder_names_the_file_asked_for(tmp_path):
+    """The snapshot is written through a temp file beside it; a missing folder fails there, but the error names the
+    file the user gave, not the temp file's made-up name."""
+    target = tmp_path / "no-such-folder" / "snap.json"
+    line = one_line(invoke("detect", "--save-snapshot", str(target)), ExitCode.NOT_FOUND)
+    assert line == f"cannot write the snapshot to {target}: no such file or folder"
+    assert not target.parent.exists()
+
+
 def test_a_snapshot_with_a_byte_order_mark_replays(tmp_path):
     f = tmp_path / "bom.json"
     f.write_bytes(b"\xef\xbb\xbf" + (CAPTURES / "linux-x86-no-gpu.json").read_bytes())
