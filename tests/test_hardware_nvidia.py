@@ -364,3 +364,38 @@ def test_a_compute_capability_the_table_lacks_takes_its_architectures_sm_just_be
         assert peaks.sm_count == sms and f"compute capability {cc[0]}.{cc[1]} is not in this release's table" in peaks.assumed[0]
     else:
         assert peaks.assumed[0].startswith("NVIDIA Future GPU: compute peaks unknown")
+
+
+def test_a_power_capped_board_is_priced_at_the_clock_its_limit_holds():
+    """An RTX 3090 (rated 350 W, 1,695 MHz) capped at 180 W held 1,425 MHz in a published sweep (club-3090 #104), and
+    1,815 MHz at 340 W. Priced from NVML's limit, its SMs run at (180/350) ** 1/3 of their rating, and under load (a
+    desktop GeForce's sustained share, `device_speed.under_load`) at 1,484 MHz: within 5 % of the 1,425 measured. At its
+    own limit, or a factory board's higher one, nothing changes; a MIG slice's limit is its card's, not read."""
+    from qwenctl.device_speed import under_load
+    from qwenctl.machine import cuda_device
+
+    base = NvidiaGpu(index=0, name="NVIDIA GeForce RTX 3090", uuid="", memory_total_bytes=24 * 2**30,
+                     memory_free_bytes=None, memory_used_bytes=None, compute_capability=(8, 6), power_limit_w=350.0)
+    spec = specs.gpu_spec_of(base)
+    capped = replace(base, power_limit_w=180.0)
+    assert specs.power_held_clock(base, spec) == specs.power_held_clock(replace(base, power_limit_w=390.0), spec) == 1.0
+    assert specs.power_held_clock(capped, spec) == pytest.approx((180 / 350) ** (1 / 3), rel=1e-3)
+    held = under_load(cuda_device(capped))
+    assert held.clock_hz == pytest.approx(1425e6, rel=0.05)
+    full = cuda_device(base)
+    assert held.bandwidth_bytes_per_s == full.bandwidth_bytes_per_s  # the memory clock does not move
+    assert "by a 180 W power limit where the board is rated 350 W" in cuda_device(capped).sources[0]
+
+
+def test_a_power_cap_slows_a_prompt_far_more_than_a_decode():
+    """The real RTX 4080 SUPER capture (320 W) with its limit set to 200 W: the plan's prompt rate falls about with the
+    SM clock (0.86 of it), its decode, bound by memory, by a few per cent at most."""
+    from qwenctl.plan import plan
+
+    doc = document("nvidia-rtx-4080-super.json")
+    stock = plan(detect(replay(doc))).chosen
+    doc["nvml"]["devices"][0]["nvmlDeviceGetPowerManagementLimit"] = 200_000
+    capped = plan(detect(replay(doc))).chosen
+    assert (capped.size, capped.quant) == (stock.size, stock.quant)
+    assert 0.84 <= capped.pp_tps / stock.pp_tps <= 0.92  # 0.89: a prompt is not all SM-clock-bound work
+    assert 0.95 <= capped.tg_tps / stock.tg_tps < 1.0

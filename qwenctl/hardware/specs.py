@@ -238,17 +238,20 @@ def nvidia_peaks(gpu: NvidiaGpu) -> GpuPeaks:
         fp16 = fp16 * 1e12 if fp16 else max(fp32, float(spec.get("fp16_nontensor_tflops") or 0) * 1e12)
         rated_sms = spec.get("sm_count") or (spec.get("cuda_cores") or 0) / ((arch or {}).get("fp32_lanes_per_sm") or 128)
         cut = _nvml_cut(gpu, rated_sms)
+        held = power_held_clock(gpu, spec)
         return GpuPeaks(
             family=family,
             memory_kind=_memory_kind(spec.get("memory_type"), family),
-            fp32_flops=fp32 * share * cut,
-            int8_ops=int8 * share * cut,
-            fp16_flops=fp16 * share * cut,
+            fp32_flops=fp32 * share * cut * held,
+            int8_ops=int8 * share * cut * held,
+            fp16_flops=fp16 * share * cut * held,
             bandwidth_bytes_per_s=float(spec["bandwidth_gbs"]) * 1e9 * share if spec.get("bandwidth_gbs") else None,
             source=f"{spec['key']} specification ({spec['sources'][0][:80]}...)"
-                   + (f", with the {gpu.sm_count} SMs NVML counts where it lists {rated_sms:g}" if cut != 1 else ""),
+                   + (f", with the {gpu.sm_count} SMs NVML counts where it lists {rated_sms:g}" if cut != 1 else "")
+                   + (f", its SM clock held to {held:.2f} of its rating by a {gpu.power_limit_w:.0f} W power limit where the "
+                      f"board is rated {spec['power_w']} W (devices.json power_limited_clock)" if held != 1 else ""),
             sm_count=round(rated_sms * share * cut),
-            clock_hz=_cut_clock_hz(gpu, spec) if cut != 1 else spec_clock_hz(spec),
+            clock_hz=(_cut_clock_hz(gpu, spec) if cut != 1 else spec_clock_hz(spec)) * held,
             above_rated_clock=geforce_desktop(spec),
         )
     cores, (clock, clock_source) = gpu.cuda_cores, nvml_rated_clock(gpu) or (None, "")
@@ -286,6 +289,21 @@ def nvidia_peaks(gpu: NvidiaGpu) -> GpuPeaks:
         sm_count=round(fb["sms_per_byte_s"] * bw),
         clock_hz=clock * 1e6 if clock else fb["clock_hz"],
     )
+
+
+def power_held_clock(gpu: NvidiaGpu, spec: dict) -> float:
+    """The share of its rated SM clock a board runs at under a power limit below its specification's board power
+    (NVML's limit: a user's `nvidia-smi -pl` cap, or a laptop's TGP under a desktop card's name): (limit / rated) **
+    1/3, as dynamic power grows about as the clock's cube along the boost curve (devices.json `power_limited_clock`,
+    checked on an RTX 3090 capped at 180 W: 1,425 MHz held against 1,815 uncapped, 0.785, where the rule says 0.80).
+    Its memory clock does not move, so a decode, bound by memory, slows far less than a prompt. 1 where the limit is
+    unknown, within a few per cent of the row's power or above it, and for laptop, embedded and MIG rows."""
+    rule = _devices()["power_limited_clock"]
+    rated = spec.get("power_w")
+    if (gpu.mig_profile or not gpu.power_limit_w or not isinstance(rated, (int, float)) or not rated
+            or spec.get("segment") in ("laptop", "embedded") or gpu.power_limit_w >= rated * float(rule["below_share"])):
+        return 1.0
+    return float((gpu.power_limit_w / rated) ** float(rule["exponent"]))
 
 
 def _nvml_cut(gpu: NvidiaGpu, rated_sms: float) -> float:
