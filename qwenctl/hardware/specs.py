@@ -295,7 +295,7 @@ def power_held_clock(gpu: NvidiaGpu, spec: dict) -> float:
     """The share of its rated SM clock a board runs at under a power limit below its specification's board power
     (NVML's limit: a user's `nvidia-smi -pl` cap, or a laptop's TGP under a desktop card's name): (limit / rated) **
     1/3, as dynamic power grows about as the clock's cube along the boost curve (devices.json `power_limited_clock`,
-    checked on an RTX 3090 capped at 180 W: 1,425 MHz held against 1,815 uncapped, 0.785, where the rule says 0.80).
+    checked on an RTX 3090 capped at 180 W: 1,425 MHz held against 1,815 at 340 W, 0.785, where the rule says 0.80).
     Its memory clock does not move, so a decode, bound by memory, slows far less than a prompt. 1 where the limit is
     unknown, within a few per cent of the row's power or above it, and for laptop, embedded and MIG rows."""
     rule = _devices()["power_limited_clock"]
