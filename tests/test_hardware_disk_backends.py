@@ -1,4 +1,5 @@
 import importlib.util
+from pathlib import Path
 
 import pytest
 from hardware_captures import document, replay
@@ -67,6 +68,27 @@ def test_rpc_answer_matches_the_python_binding():
     import llama_cpp
 
     assert LiveSource().llama_supports_rpc() is bool(llama_cpp.llama_supports_rpc())
+
+
+@pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None, reason="llama-cpp-python not installed")
+def test_llama_cpp_from_a_source_tree_is_found_with_its_version_and_library(tmp_path, monkeypatch):
+    """llama-cpp-python imported from its checkout (PYTHONPATH) has no dist-info, and its libllama, built apart, lies
+    where LLAMA_CPP_LIB_PATH says (the GPU machine's setup, benchmarks/gpu/run.sh): detect called it "not installed"
+    there while it ran every model. Its version is its __version__ line, its library found where llama_cpp looks."""
+    import sys
+
+    real_lib = Path(next(iter(importlib.util.find_spec("llama_cpp").submodule_search_locations))) / "lib"
+    tree = tmp_path / "checkout" / "llama_cpp"
+    tree.mkdir(parents=True)
+    (tree / "__init__.py").write_text('from .llama_cpp import *\nfrom .llama import *\n\n__version__ = "0.3.99"\n')
+    monkeypatch.delitem(sys.modules, "llama_cpp", raising=False)
+    monkeypatch.syspath_prepend(str(tmp_path / "checkout"))
+    assert backends.source_tree_version("llama-cpp-python") == "0.3.99"
+    assert backends.source_tree_version("mlx") is None
+    assert backends._libllama() is None  # the checkout's own lib/ holds no library
+    monkeypatch.setenv("LLAMA_CPP_LIB_PATH", str(real_lib))
+    assert backends._libllama() is not None
+    assert isinstance(LiveSource().llama_supports_gpu_offload(), bool)
 
 
 def test_rpc_is_read_from_a_snapshot_and_null_in_older_ones():

@@ -66,6 +66,26 @@ def installed_versions() -> dict[str, str]:
     return _VERSIONS
 
 
+def source_tree_version(name: str) -> str | None:
+    """The version of llama-cpp-python importable from a source tree on sys.path (PYTHONPATH at its checkout, its
+    libllama built apart and named by LLAMA_CPP_LIB_PATH), which has no dist-info folder: its ``__version__`` line,
+    read without importing it. None for another package, or where it is not importable."""
+    if normalize(name) != "llama-cpp-python":
+        return None
+    import importlib.util
+    import re
+
+    spec = importlib.util.find_spec("llama_cpp")
+    if spec is None or not spec.origin or not spec.origin.endswith("__init__.py"):
+        return None
+    try:
+        text = Path(spec.origin).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    found = re.search(r"""^__version__\s*=\s*["']([^"']+)["']""", text, re.MULTILINE)
+    return found.group(1) if found else None
+
+
 _LLAMA_LOG_SINK: Any = None
 
 
@@ -176,7 +196,8 @@ def _libllama() -> Any:
     spec = importlib.util.find_spec("llama_cpp")
     if spec is None or not spec.submodule_search_locations:
         return None
-    lib_dir = Path(next(iter(spec.submodule_search_locations))) / "lib"
+    # where llama_cpp itself looks (llama_cpp.py: LLAMA_CPP_LIB_PATH, else the package's lib/): a libllama built apart
+    lib_dir = Path(os.environ.get("LLAMA_CPP_LIB_PATH") or Path(next(iter(spec.submodule_search_locations))) / "lib")
     candidates = sorted(lib_dir.glob("libllama.*")) + sorted(lib_dir.glob("llama.dll"))
     if not candidates:
         return None

@@ -168,7 +168,7 @@ class LiveSource:
         return usage.total, usage.free
 
     def package_version(self, name: str) -> str | None:
-        version = engines.installed_versions().get(engines.normalize(name))
+        version = engines.installed_versions().get(engines.normalize(name)) or engines.source_tree_version(name)
         if self._doc is not None:
             self._doc["python"]["packages"][name] = version
         return version
