@@ -399,3 +399,7 @@ def test_a_power_cap_slows_a_prompt_far_more_than_a_decode():
     assert (capped.size, capped.quant) == (stock.size, stock.quant)
     assert 0.84 <= capped.pp_tps / stock.pp_tps <= 0.92  # 0.89: a prompt is not all SM-clock-bound work
     assert 0.95 <= capped.tg_tps / stock.tg_tps < 1.0
+    from qwenctl.render.detect import _gpu  # and detect says why
+
+    assert _gpu(detect(replay(doc)).gpus[0]).endswith("· 200 W limit (rated 320 W: SM clock priced at 0.86)")
+    assert _gpu(detect(replay("nvidia-rtx-4080-super.json")).gpus[0]).endswith("· 320 W")

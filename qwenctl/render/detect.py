@@ -7,9 +7,9 @@ from __future__ import annotations
 from rich.table import Table
 from rich.text import Text
 
+from qwenctl.hardware import specs
 from qwenctl.hardware.drm import COMPUTE_VENDORS, describe
 from qwenctl.hardware.facts import Absent, AppleSilicon, Backends, Board, Cpu, Disk, Hardware, Memory, Nvidia
-from qwenctl.hardware.specs import x86_design
 from qwenctl.render import console, human_bytes
 
 
@@ -82,7 +82,7 @@ def _cpu(c: Cpu) -> str:
     if c.usable_cpus is not None:
         cores += f", {c.usable_cpus:g} usable ({c.usable_cpus_source})"
     flags = " ".join(c.flags) if c.flags else "no SIMD flags reported"
-    design = x86_design(c)  # the core design the speed model prices by its own figures, where it knows one
+    design = specs.x86_design(c)  # the core design the speed model prices by its own figures, where it knows one
     name = f"{c.brand} ({design['design']})" if design else c.brand
     return f"{name} · {c.arch} · {cores} · {flags}"
 
@@ -129,7 +129,10 @@ def _gpu(g) -> str:  # type: ignore[no-untyped-def]
                if g.memory_bus_width_bits and g.max_memory_clock_mhz else "")
         parts.append(f"{how}{rate(g.bandwidth_bytes_per_s)}")
     if g.power_limit_w:
-        parts.append(f"{g.power_limit_w:.0f} W")
+        spec = specs.gpu_spec_of(g)
+        held = specs.power_held_clock(g, spec) if spec else 1.0
+        parts.append(f"{g.power_limit_w:.0f} W" + (f" limit (rated {spec['power_w']} W: SM clock priced at {held:.2f})"
+                                                   if spec and held != 1 else ""))
     return " · ".join(parts)
 
 
