@@ -16,6 +16,7 @@ qwenctl measures it, `detect --measure`). Every row is held out: nothing is fitt
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -25,6 +26,15 @@ MAX_THREADS = 8
 SUSPECT_OVER_MEASURED = 1.5  # a row whose decode reads more than this x the VM's measured bandwidth is flagged
 FLAGS = ("avx", "avx2", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "fma", "f16c", "amx_int8")
 SOURCE = "https://github.com/SpareCores/sc-inspector-data"
+# the instructions each CPU variant of the prebuilt build needs, in lscpu's names (llama.cpp's ggml/src/CMakeLists.txt,
+# GGML_CPU_ALL_VARIANTS: the variants b4753 ships, each loaded where the CPU has all it needs, the richest first)
+_HASWELL = {"avx", "f16c", "fma", "avx2", "bmi2"}
+_SKYLAKEX = _HASWELL | {"avx512f"}
+VARIANT_FLAGS = {
+    "sandybridge": {"avx"}, "haswell": _HASWELL, "alderlake": _HASWELL | {"avx_vnni"}, "skylakex": _SKYLAKEX,
+    "icelake": _SKYLAKEX | {"avx512vbmi", "avx512_vnni"},
+    "sapphirerapids": _SKYLAKEX | {"avx512vbmi", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_int8"},
+}
 
 
 def git(mirror: Path, *args: str) -> str:
@@ -48,6 +58,20 @@ def read_bandwidth(text: str) -> float | None:
     return float(max(reads, key=lambda r: float(r[1]))[2]) * 1e6 if reads else None
 
 
+def other_hardware(stderr: str, flags: set[str]) -> str | None:
+    """Why the benchmark ran on other hardware than lscpu described, or None: llama.cpp loaded a CPU variant that needs an
+    instruction lscpu's flags lack, or one below a variant they allow. Clouds sell some instance types on two CPU
+    generations (Azure's Dv5 and Ev5: Ice Lake 8370C or Sapphire Rapids), and the two captures came from two VMs."""
+    loaded = sorted(set(re.findall(r"loaded CPU backend from \S*libggml-cpu-([a-z0-9_]+)\.", stderr)))
+    if len(loaded) != 1 or loaded[0] not in VARIANT_FLAGS:
+        return None
+    need = VARIANT_FLAGS[loaded[0]]
+    if not need <= flags:
+        return f"llama.cpp loaded its {loaded[0]} CPU backend, which needs {', '.join(sorted(need - flags))}: lscpu's CPU has none"
+    richer = [v for v, n in VARIANT_FLAGS.items() if need < n <= flags]
+    return f"llama.cpp loaded its {loaded[0]} CPU backend where lscpu's CPU runs {richer[0]}" if richer else None
+
+
 def instance_rows(mirror: Path, folder: str) -> tuple[list[dict], dict | None]:
     out = show(mirror, f"{folder}/llm/stdout")
     cpu_text = show(mirror, f"{folder}/lscpu/stdout")
@@ -69,6 +93,7 @@ def instance_rows(mirror: Path, folder: str) -> tuple[list[dict], dict | None]:
         return [], None
     key = "sparecores-" + folder.removeprefix("data/").replace("/", "-").lower()
     flags = set(cpu.get("Flags", "").split())
+    elsewhere = other_hardware(show(mirror, f"{folder}/llm/stderr") or "", flags)
     host = {
         "cpu": cpu["Model name"],
         "cpuid": {"vendor_id": vendor, "family": int(family), "model": int(cpu["Model"])},
@@ -93,7 +118,9 @@ def instance_rows(mirror: Path, folder: str) -> tuple[list[dict], dict | None]:
         "tg": {"n_tokens": 128, "tps": round(r["avg_ts"], 4)}, "host_memory": host["memory"]["type"],
         "gpu_power_limit_w": None, "source": f"{SOURCE} {folder}/llm/stdout (test_time {r['test_time']})",
         "note": "LLaMA-1 7B (TheBloke llama-7b.Q4_K_M.gguf): Llama 2 7B's shape.",
-        **({"suspect": {"figures": "tg", "why": f"reads {r['avg_ts'] * r['model_size'] / 1e9:.0f} GB/s, over "
+        **({"suspect": {"figures": "both", "why": f"{elsewhere} (llm/stderr): the benchmark ran on other hardware than "
+                                                  "lscpu and bw_mem describe"}} if elsewhere else
+           {"suspect": {"figures": "tg", "why": f"reads {r['avg_ts'] * r['model_size'] / 1e9:.0f} GB/s, over "
                         f"{SUSPECT_OVER_MEASURED}x what bw_mem read there ({bandwidth / 1e9:.0f}): a decode cannot outrun the memory"}}
            if r["avg_ts"] * r["model_size"] > SUSPECT_OVER_MEASURED * bandwidth else {}),
     } for r in tg]
