@@ -51,3 +51,15 @@ def test_a_vm_is_a_host_of_its_own_with_its_cpuid_tsc_clock_and_measured_read_ba
     assert spec["memory"]["bandwidth_gbs"] == 45.67 and spec["memory"]["measured"]  # bw_mem's read at 512 MB
     assert converter.instance_rows(root, "data/aws/g6.xlarge") == ([], None)
     assert converter.instance_rows(root, "data/aws/c8g.medium") == ([], None)
+
+
+def test_a_run_on_other_hardware_than_lscpu_describes_is_flagged(converter):
+    """Azure's Standard_D16_v5: lscpu lists an Ice Lake 8370C (AVX-512 VNNI, no AMX), but its llama-bench log loaded the
+    `sapphirerapids` CPU variant (SpareCores/sc-inspector-data data/azure/Standard_D16_v5/llm/stderr, verbatim line), and
+    prompted at 90 tok/s where the same type's other VMs ran 33: the two captures came from two hosts."""
+    icelake = set(json.loads(LSCPU)["lscpu"][-2]["data"].split()) - {"avx_vnni", "avx512_bf16"}  # the 8370C's AVX-512 set
+    spr = "load_backend: loaded CPU backend from ./libggml-cpu-sapphirerapids.so\n"
+    assert "amx_int8" in converter.other_hardware(spr, icelake)
+    assert converter.other_hardware(spr.replace("sapphirerapids", "icelake"), icelake) is None
+    assert "runs icelake" in converter.other_hardware(spr.replace("sapphirerapids", "haswell"), icelake)  # AVX-512 unseen
+    assert converter.other_hardware("", icelake) is None  # no log: nothing to tell
