@@ -69,7 +69,8 @@ def other_hardware(stderr: str, flags: set[str]) -> str | None:
     if not need <= flags:
         return f"llama.cpp loaded its {loaded[0]} CPU backend, which needs {', '.join(sorted(need - flags))}: lscpu's CPU has none"
     richer = [v for v, n in VARIANT_FLAGS.items() if need < n <= flags]
-    return f"llama.cpp loaded its {loaded[0]} CPU backend where lscpu's CPU runs {richer[0]}" if richer else None
+    best = max(richer, key=lambda v: len(VARIANT_FLAGS[v]), default=None)  # what llama.cpp loads there: the richest
+    return f"llama.cpp loaded its {loaded[0]} CPU backend where lscpu's CPU runs {best}" if best else None
 
 
 def instance_rows(mirror: Path, folder: str) -> tuple[list[dict], dict | None]:
