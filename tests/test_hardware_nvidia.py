@@ -403,3 +403,21 @@ def test_a_power_cap_slows_a_prompt_far_more_than_a_decode():
 
     assert _gpu(detect(replay(doc)).gpus[0]).endswith("· 200 W limit (rated 320 W: SM clock priced at 0.86)")
     assert _gpu(detect(replay("nvidia-rtx-4080-super.json")).gpus[0]).endswith("· 320 W")
+
+
+def test_a_laptop_part_named_like_its_desktop_card_is_told_by_its_power_limit():
+    """NVIDIA's driver list gives the laptop chip 0x1F10 (TU106M) the desktop card's name, "GeForce RTX 2070". NVML's
+    power limit, where it reports one, picks the row rated nearest: 115 W is the laptop part (36 SMs at its own rated
+    1,440 MHz, held there by its power, not above it), 175 W the desktop card. A laptop answering N/A keeps the desktop
+    row, as before; the power-held clock then has nothing to go on either."""
+    def rtx_2070(watts):
+        return NvidiaGpu(index=0, name="NVIDIA GeForce RTX 2070", uuid="", memory_total_bytes=8 * 2**30,
+                         memory_free_bytes=None, memory_used_bytes=None, compute_capability=(7, 5), power_limit_w=watts)
+
+    laptop = specs.nvidia_peaks(rtx_2070(115.0))
+    assert specs.gpu_spec_of(rtx_2070(115.0))["key"] == "rtx-2070-laptop"
+    assert (laptop.sm_count, laptop.clock_hz, laptop.above_rated_clock) == (36, 1440e6, False)
+    assert specs.gpu_spec_of(rtx_2070(175.0))["key"] == specs.gpu_spec_of(rtx_2070(None))["key"] == "rtx-2070"
+    assert specs.nvidia_peaks(rtx_2070(None)).above_rated_clock
+    # memory still comes first: the RTX 3080's 10 and 12 GB cards are told by their memory, whatever the limit
+    assert specs.gpu_spec("NVIDIA GeForce RTX 3080", None, 12 * 2**30, 250.0)["key"] == "rtx-3080-12gb"

@@ -8,6 +8,7 @@ can name it.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -74,16 +75,20 @@ def _bare(name: str) -> str:
     return name.lower().removeprefix("nvidia ").strip()
 
 
-def gpu_spec(name: str, board: str | None = None, memory_bytes: int | None = None) -> dict | None:
+def gpu_spec(name: str, board: str | None = None, memory_bytes: int | None = None,
+             power_limit_w: float | None = None) -> dict | None:
     """The specification of the GPU NVML calls `name`: an exact name first, else the longest contained one.
 
     Where several modules share an NVML name (every Jetson Orin is "Orin (nvgpu)"), the board it sits on
     (`board`, the device-tree model) picks the module by its `board_models` words, and the memory (the host's
-    RAM on an integrated GPU) the variant: without them an Orin Nano was priced as the first row, an AGX Orin."""
+    RAM on an integrated GPU) the variant: without them an Orin Nano was priced as the first row, an AGX Orin.
+    Where a desktop card and its laptop part share one (Turing's "GeForce RTX 2070": 175 W and 36 SMs at 1,620 MHz
+    on the desktop, 115 W at 1,440 in a laptop), NVML's power limit picks the row rated nearest it; a limit NVML does
+    not report (many laptops answer N/A) leaves the first row, the desktop card's."""
     bare = _bare(name)
     exact = [row for row in _devices()["gpus"] if any(_bare(n) == bare for n in row.get("nvml_names", []))]
     if exact:
-        return _module(exact, board, memory_bytes)
+        return _module(exact, board, memory_bytes, power_limit_w)
     # else the longest row name the name contains, as whole words (A30 is not A3000), its memory size aside: NVIDIA
     # names some laptop parts by it ("RTX 3050 6GB Laptop GPU" is the RTX 3050 Laptop GPU's chip with 6 GB)
     texts = (bare, re.sub(r"\s\d+\s?gb\b", "", bare))
@@ -117,21 +122,29 @@ def _board_words(row: dict, board: str | None) -> int:
     return len(names) if board and names and all(w.lower() in board.lower() for w in names) else 0
 
 
-def _module(rows: list[dict], board: str | None, memory_bytes: int | None) -> dict:
+def _module(rows: list[dict], board: str | None, memory_bytes: int | None, power_limit_w: float | None = None) -> dict:
     def memory_gap(row: dict) -> tuple[bool, float]:  # a module the memory fits in first, then the nearest size
         if not memory_bytes or not row.get("memory_gib"):
             return False, 0.0
         gib = memory_bytes / 2**30
         return row["memory_gib"] < gib, abs(row["memory_gib"] - gib)
 
+    def power_gap(row: dict) -> float:  # then the board power nearest NVML's limit (a rated range: 0 inside it)
+        rated = row.get("power_w")
+        if not power_limit_w or not rated:
+            return 0.0
+        low, high = (min(rated), max(rated)) if isinstance(rated, list) else (rated, rated)
+        return abs(math.log(min(max(power_limit_w, low), high) / power_limit_w))
+
     most = max(_board_words(r, board) for r in rows)
-    return min((r for r in rows if _board_words(r, board) == most), key=memory_gap)
+    return min((r for r in rows if _board_words(r, board) == most), key=lambda r: (*memory_gap(r), power_gap(r)))
 
 
 def gpu_spec_of(gpu: NvidiaGpu) -> dict | None:
     """`gpu_spec` for a detected GPU: its NVML name (a MIG instance's parent's), its board, and its memory (an
     integrated GPU's is the host's RAM) to tell apart cards and modules NVML names alike (RTX 3080 10/12 GB)."""
-    return gpu_spec(gpu.parent_name or gpu.name, gpu.board, None if gpu.mig_profile else gpu.memory_total_bytes)
+    return gpu_spec(gpu.parent_name or gpu.name, gpu.board, None if gpu.mig_profile else gpu.memory_total_bytes,
+                    gpu.power_limit_w)
 
 
 def gpu_spec_by_key(key: str) -> dict | None:
