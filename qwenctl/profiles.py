@@ -262,11 +262,15 @@ def _read_profile(path: Path) -> tuple[Hardware, tuple[_WorkerEntry, ...], _Netw
             unified = g.get("unified_memory", bool, False)
             mem = total if unified else g.bytes_("memory")
             gpu_name = g.get("name", str)
+            # watts, as NVML's limit: a laptop's TGP or an owner's cap (what `nvidia-smi -q -d POWER` says)
+            power = g.get("power_limit_w", (int, float), None)
+            if power is not None and (isinstance(power, bool) or power <= 0):
+                raise g.fail("power_limit_w", f"must be a positive number of watts, got {power!r}")
             cc = g.get("compute_capability", list, None)
             if cc is not None and (len(cc) != 2 or not all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in cc)):
                 raise g.fail("compute_capability", f"must be [major, minor], got {cc!r}")
             if cc is None:  # the specification table's, as NVML gives it on a live card; unknown where no row names it
-                cc = specs.spec_compute_capability(specs.gpu_spec(gpu_name, None, None if unified else mem) or {})
+                cc = specs.spec_compute_capability(specs.gpu_spec(gpu_name, None, None if unified else mem, power) or {})
             free = g.bytes_("memory_free", mem)
             if free > mem:
                 raise g.fail("memory_free", f"must not exceed the GPU's memory ({mem:,} bytes)")
@@ -281,6 +285,7 @@ def _read_profile(path: Path) -> tuple[Hardware, tuple[_WorkerEntry, ...], _Netw
                     compute_capability=(cc[0], cc[1]) if cc else None,
                     bandwidth_bytes_per_s=g.bytes_("bandwidth", None, rate=True),
                     unified_memory=unified,
+                    power_limit_w=float(power) if power is not None else None,
                 )
             )
             g.done()

@@ -196,3 +196,22 @@ def test_a_profile_leaves_to_the_tables_what_they_know(tmp_path):
     assumed = plan(load_profile(str(cpu_only))).assumptions[0]  # (then its clock, which "Test" does not name)
     assert assumed.startswith("host memory bandwidth unknown: assumed 25.6 GB/s")
     assert assumed.endswith("give it as [memory] bandwidth in the profile") and "detect --measure" not in assumed
+
+
+def test_a_profile_gives_a_gpus_power_limit_as_nvml_would(tmp_path):
+    """A laptop's RTX 2070 shares its desktop card's name; the TGP its owner reads from `nvidia-smi -q -d POWER` tells
+    them apart, as NVML's limit does live: the laptop part's 36 SMs at 1,440 MHz. A limit that is not a number of watts
+    is refused with its field named."""
+    from qwenctl.hardware import specs
+
+    laptop = GOOD.replace('name = "NVIDIA GeForce RTX 3060"\nmemory = "12 GiB"\nbandwidth = "360 GB/s"\ncompute_capability = [8, 6]\n',
+                          'name = "NVIDIA GeForce RTX 2070"\nmemory = "8 GiB"\npower_limit_w = 115\n')
+    f = tmp_path / "laptop.toml"
+    f.write_text(laptop)
+    (gpu,) = load_profile(str(f)).gpus
+    assert (gpu.power_limit_w, gpu.compute_capability) == (115.0, (7, 5))
+    assert specs.gpu_spec_of(gpu)["key"] == "rtx-2070-laptop"
+    f.write_text(laptop.replace("power_limit_w = 115", 'power_limit_w = "115 W"'))
+    with pytest.raises(QwenctlError) as e:
+        hardware_from_profile(f)
+    assert "'gpu[0].power_limit_w'" in e.value.message
