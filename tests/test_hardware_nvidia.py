@@ -369,8 +369,9 @@ def test_a_compute_capability_the_table_lacks_takes_its_architectures_sm_just_be
 def test_a_power_capped_board_is_priced_at_the_clock_its_limit_holds():
     """An RTX 3090 (rated 350 W, 1,695 MHz) capped at 180 W held 1,425 MHz in a published sweep (club-3090 #104), and
     1,815 MHz at 340 W. Priced from NVML's limit, its SMs run at (180/350) ** 1/3 of their rating, and under load (a
-    desktop GeForce's sustained share, `device_speed.under_load`) at 1,484 MHz: within 5 % of the 1,425 measured. At its
-    own limit, or a factory board's higher one, nothing changes; a MIG slice's limit is its card's, not read."""
+    desktop GeForce's sustained share, fitted on the fitting half the 3090 belongs to) at 1,484 MHz: within 5 % of the
+    1,425 measured. At its own limit, or a factory board's higher one, nothing changes; a MIG slice's limit is its
+    card's, not read."""
     from qwenctl.device_speed import under_load
     from qwenctl.machine import cuda_device
 
