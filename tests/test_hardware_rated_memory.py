@@ -1,0 +1,75 @@
+"""The memory a CPU is rated for, by the brand string /proc/cpuinfo (or a profile) gives: the assumption a plan makes
+where nothing on the machine says its bandwidth, in place of one DDR4-3200 channel for every CPU."""
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from qwenctl.hardware.rated_memory import model_key, rated_bandwidth
+from qwenctl.plan import Constraints, plan
+from qwenctl.profiles import load_profile
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+
+@pytest.mark.parametrize("brand, gbs, memory", [
+    # Intel: the part's row from ARK, whatever words cpuinfo wraps its name in
+    ("12th Gen Intel(R) Core(TM) i7-1260P", 76.8, "DDR5-4800 on 2 channels"),
+    ("Intel(R) Core(TM) Ultra 7 258V", 136.5, "LPDDR5X-8533 on 2 channels"),  # Lunar Lake: soldered memory only
+    ("Intel(R) N100", 38.4, "DDR5-4800 on 1 channel"),
+    ("Intel(R) Xeon(R) CPU E5-2680 v4 @ 2.40GHz", 76.8, "DDR4-2400 on 4 channels"),
+    ("Intel(R) Core(TM) i7 CPU         920  @ 2.67GHz", 25.6, "DDR3-1066 on 3 channels"),
+    # AMD and Qualcomm: a platform row by the part's number
+    ("AMD Ryzen 9 7950X 16-Core Processor", 83.2, "DDR5-5200 on 2 channels"),
+    ("AMD Ryzen 7 7840HS w/ Radeon 780M Graphics", 89.6, "DDR5-5600 on 2 channels"),
+    ("AMD Ryzen 5 5600 6-Core Processor", 51.2, "DDR4-3200 on 2 channels"),
+    ("AMD Ryzen AI Max+ 395 w/ Radeon 8060S", 256.0, "LPDDR5X-8000 on a 256-bit bus"),
+    ("AMD EPYC 9575F 64-Core Processor", 576.0, "DDR5-6000 on 12 channels"),
+    ("AMD Ryzen Threadripper PRO 7995WX 96-Cores", 332.8, "DDR5-5200 on 8 channels"),
+    ("Snapdragon(R) X Elite - X1E78100 - Qualcomm(R) Oryon(TM) CPU", 135.168, "LPDDR5X-8448 on a 128-bit bus"),
+])
+def test_a_cpu_is_rated_for_the_memory_its_vendor_lists(brand, gbs, memory):
+    bytes_per_s, why = rated_bandwidth(brand)
+    assert bytes_per_s == pytest.approx(gbs * 1e9, rel=1e-3)
+    assert memory in why and why.startswith("the rated memory of the")
+
+
+@pytest.mark.parametrize("brand", ["Intel Xeon Processor (Cascadelake)", "AMD EPYC-Genoa Processor",
+                                   "Intel(R) Xeon(R) Platinum 8488C", "ARMv7 Processor rev 5 (v7l)", "Test"])
+def test_a_cpu_no_row_names_has_no_rating(brand):
+    """A VM's generic model name, a cloud provider's own SKU (not on ARK) or a name with no part number: no rating."""
+    assert rated_bandwidth(brand) is None
+
+
+def test_cpuinfo_and_arks_names_reduce_to_one_key():
+    assert model_key("Intel® Core™ i7-1260P Processor") == model_key("12th Gen Intel(R) Core(TM) i7-1260P") == "i7 1260p"
+    assert model_key("Intel® Xeon® Processor E5-2680 v4 (35M Cache, 2.40 GHz)") == "xeon e5 2680 v4"
+
+
+def test_arks_memory_texts_give_the_newest_socketed_memory():
+    """The rule the Intel rows were built by (benchmarks/cpu_rated_memory.py), on ARK's texts as its pages write them."""
+    from cpu_rated_memory import memory_kinds, rated
+
+    assert rated(memory_kinds("Up to LPDDR5/x 7467 MT/s Up to DDR5 5600 MT/s")) == ("DDR5", 5600)
+    assert rated(memory_kinds("Up to DDR5 4800 MT/s Up to DDR4 3200 MT/s Up to LPDDR5 5200 MT/s")) == ("DDR5", 4800)
+    assert rated(memory_kinds("DDR3L-1333. 1600; LPDDR3-1333. 1600")) == ("DDR3", 1600)
+    assert rated(memory_kinds("LPDDR5X 8533 MT/s")) == ("LPDDR5X", 8533)
+
+
+def test_a_profile_without_bandwidth_plans_on_its_cpus_rating_and_says_so(tmp_path):
+    """A Ryzen 9 7950X desktop given without [memory] bandwidth: planned on its rated DDR5-5200 (83.2 GB/s), not on one
+    DDR4-3200 channel (25.6), which priced it 3x slow; the plan's first assumption names the rating and asks for the
+    figure. 14B Q4_K_M decodes at 5-8 tok/s there (published 7950X figures with DDR5-6000: about 7)."""
+    path = tmp_path / "ryzen.toml"
+    path.write_text('name = "7950X desktop"\nsystem = "Linux"\nmachine = "x86_64"\n[cpu]\n'
+                    'brand = "AMD Ryzen 9 7950X 16-Core Processor"\narch = "x86_64"\nphysical_cores = 16\n'
+                    'logical_cores = 32\nflags = ["avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512_vnni"]\n'
+                    '[memory]\ntotal = "64 GiB"\n[sources]\ncpu = "amd.com"\nmemory = "amd.com"\n')
+    result = plan(load_profile(str(path)))
+    assumed = result.assumptions[0]
+    assert assumed.startswith("host memory bandwidth unknown: assumed 83.2 GB/s (the rated memory of the AMD Raphael")
+    assert assumed.endswith("give it as [memory] bandwidth in the profile")
+    fourteen = plan(load_profile(str(path)), Constraints(size="14B", quant="q4_k_m")).chosen
+    assert fourteen.speed.terms[0].bandwidth_bytes_per_s == 83.2e9
+    assert 5 <= fourteen.tg_tps <= 8
