@@ -4,7 +4,8 @@ hwloc's test suite keeps tarballs of real machines' /proc and /sys (tests/hwloc/
 x86 servers and laptops back to the Opteron, a hybrid Raptor Lake, Arm servers, a DGX Spark, Itanium,
 POWER, s390). Each is turned into a qwenctl snapshot of the files the probes read and fed through the
 same `detect` as a live machine; a probe that raises on any of them is a bug. It prints one line per
-machine (what detection found, the threads and clock the speed model would use) and asserts nothing.
+machine (what detection found, the threads, clock and host bandwidth the speed model would use: a capture holds no
+DIMMs, so the bandwidth is the CPU's rated memory where a table names the part, else the fallback) and asserts nothing.
 
     git clone https://github.com/open-mpi/hwloc && python benchmarks/detect_hwloc.py hwloc/tests/hwloc/linux
 """
@@ -77,8 +78,11 @@ def main() -> None:
         cores = (f"{c.physical_cores} cores" + (f" ({c.performance_cores}P + {c.efficiency_cores}E)" if c.performance_cores else "")
                  if isinstance(c, Cpu) else f"cpu absent ({c.reason})")
         ram = f"{hw.memory.total_bytes / 2**30:.0f} GiB" if isinstance(hw.memory, Memory) else "memory absent"
+        unknown = next((a for a in dev.assumed if a.startswith("host memory bandwidth unknown")), "")
+        how = "" if not unknown else " (the CPU's rating)" if "rated memory" in unknown else " (fallback)"
         print(f"{name:42s} {(c.brand if isinstance(c, Cpu) else '-')[:38]:38s} {cores:24s} {ram:>9s}  "
-              f"{threads(hw)} threads at {dev.clock_hz / 1e9:.2f} GHz, {dev.family}")
+              f"{threads(hw)} threads at {dev.clock_hz / 1e9:.2f} GHz, {dev.family}, "
+              f"{dev.bandwidth_bytes_per_s / 1e9:.1f} GB/s{how}")
     print(f"{failures} failed")
 
 

@@ -19,6 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
     ("Intel(R) Core(TM) Ultra 7 258V", 136.5, "LPDDR5X-8533 on 2 channels"),  # Lunar Lake: soldered memory only
     ("Intel(R) N100", 38.4, "DDR5-4800 on 1 channel"),
     ("Intel(R) Xeon(R) CPU E5-2680 v4 @ 2.40GHz", 76.8, "DDR4-2400 on 4 channels"),
+    ("Intel(R) Xeon(R) CPU E5-2680 0 @ 2.70GHz", 51.2, "DDR3-1600 on 4 channels"),  # hwloc's capture of a v1 part
     ("Intel(R) Core(TM) i7 CPU         920  @ 2.67GHz", 25.6, "DDR3-1066 on 3 channels"),
     # AMD and Qualcomm: a platform row by the part's number
     ("AMD Ryzen 9 7950X 16-Core Processor", 83.2, "DDR5-5200 on 2 channels"),

@@ -24,8 +24,8 @@ _NOISE = re.compile(
 def model_key(brand: str) -> str:
     """A part's name as both /proc/cpuinfo and a vendor's list give it, reduced to the words that name the part:
     "12th Gen Intel(R) Core(TM) i7-1260P" and "Intel® Core™ i7-1260P Processor" are both "i7 1260p"."""
-    text = _NOISE.sub(" ", brand.lower()).replace("-", " ")
-    return " ".join(text.split())
+    words = _NOISE.sub(" ", brand.lower()).replace("-", " ").split()
+    return " ".join(words[:-1] if words[-1:] == ["0"] else words)  # "E5-2680 0": cpuinfo's mark of a v1 Xeon
 
 
 @cache
