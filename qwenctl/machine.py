@@ -158,7 +158,7 @@ def host_device(hw: Hardware, n_threads: int | None = None) -> DeviceSpeed:
 
         typical = soc_typical(hw.board.soc) if isinstance(hw.board, Board) else None
         if not typical and isinstance(hw.cpu, Cpu):
-            typical = rated_bandwidth(hw.cpu.brand)  # what the CPU is rated for: a bound, not this machine's DIMMs
+            typical = rated_bandwidth(hw.cpu.brand)  # the CPU's rating, not this machine's DIMMs
         bw, why = typical or (fb["host_bandwidth_bytes_per_s"], fb["host_bandwidth_source"])
         assumed.append(f"host memory bandwidth unknown: assumed {bw / 1e9:.1f} GB/s ({why}); "
                        f"{PROFILE_HINT if hw.name else MEASURE_HINT}")

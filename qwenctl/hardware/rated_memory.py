@@ -4,15 +4,14 @@ Where neither the DIMMs, a board's model nor a measurement gives the host's band
 `[memory] bandwidth`, a snapshot from another machine), the CPU's own specification bounds it far better than one
 generic figure: a DDR5 laptop read as one DDR4 channel was planned three times too slow. The figure is the fastest
 socketed memory of the newest DDR generation the vendor lists for the part, on all its channels (soldered LPDDR is
-often faster, an older generation or a single DIMM slower), so the planner states it as an assumption, never as
-detected. Intel parts come from Intel ARK's specification pages, the rest from platform rows with their vendors'
+often faster, an older generation or a single DIMM slower; a server part's is one socket's, the node llama.cpp reads
+its weights from), so the planner states it as an assumption, never as detected. Intel parts come from Intel ARK's specification pages, the rest from platform rows with their vendors'
 sources (data/cpu_rated_memory.json; `benchmarks/cpu_rated_memory.py` rebuilds the Intel part).
 """
 
 from __future__ import annotations
 
 import re
-from functools import cache
 
 from qwenctl.hardware._parse import data
 
@@ -28,16 +27,11 @@ def model_key(brand: str) -> str:
     return " ".join(words[:-1] if words[-1:] == ["0"] else words)  # "E5-2680 0": cpuinfo's mark of a v1 Xeon
 
 
-@cache
-def _intel_parts() -> dict[str, list]:
-    return data("cpu_rated_memory.json")["intel"]["parts"]
-
-
 def rated_bandwidth(brand: str) -> tuple[int, str] | None:
     """(bytes/s, what it is) of the memory the CPU named ``brand`` is rated for, or None where no row names it."""
     key = model_key(brand)
     doc = data("cpu_rated_memory.json")
-    part = _intel_parts().get(key)
+    part = doc["intel"]["parts"].get(key)
     if part:
         name, memory, channels, gbs = part
         return int(gbs * 1e9), (f"the rated memory of the {name}: {memory} on {channels} "
