@@ -41,6 +41,7 @@ class DeviceSpeed:
     clock_hz: float = 1.5e9  # the units' clock: fixed per-layer costs are counted in its cycles
     sources: tuple[str, ...] = ()  # where bandwidth and peaks came from
     assumed: tuple[str, ...] = ()  # figures that were not detected or sourced for this device
+    bandwidth_assumed: bool = False  # the bandwidth is an assumption (a CPU's rating, the fallback), not this machine's
     compute_share: float = 1.0  # a MIG slice's share of the GPU's SMs; a hybrid CPU's threads beyond its P-cores (specs.thread_share)
     dies: int = 1  # GPU dies that every kernel's completion must synchronise (an Apple Ultra: 2)
     # what the bandwidth figure is, where not a specification's peak: "stream", a board's published STREAM figure, or

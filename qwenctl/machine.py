@@ -143,6 +143,7 @@ def host_device(hw: Hardware, n_threads: int | None = None) -> DeviceSpeed:
     if not sustained and bw and isinstance(hw.memory, Memory) and hw.memory.bandwidth_measured:
         sustained = (bw, bw_source or "measured", "read_test")  # a read test's figure is what the memory streams
     sources, assumed = [core.source], list(core.assumed)
+    bandwidth_assumed = not (sustained or bw)
     if sustained:  # what the memory streams, not its peak: price reads on it, at its kind's share
         bw, bw_source, _ = sustained
         sources.append(f"host bandwidth: {bw_source} (sustained)")
@@ -186,6 +187,7 @@ def host_device(hw: Hardware, n_threads: int | None = None) -> DeviceSpeed:
         compute_share=share,
         assumed=tuple(assumed),
         bandwidth_measure=sustained[2] if sustained else None,
+        bandwidth_assumed=bandwidth_assumed,
         thread_weights_per_s=(core.decode_weights_per_cycle or 0.0) * core.single_core_clock_hz,
         thread_read_bytes_per_s=core.thread_read_bytes_per_s or 0.0,
     )

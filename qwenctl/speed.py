@@ -360,6 +360,8 @@ def estimate_placed_speed(
             type_rates=type_rates,
         ))
         uncertainty = max(uncertainty, family.get("uncertainty", e["uncertainty"]))  # a family's own, where wider
+        if dev.bandwidth_assumed:  # a CPU's rating or the fallback: the machine may run slower memory, or one DIMM
+            uncertainty = max(uncertainty, sm["assumed_bandwidth_uncertainty"])
     offload_to = next((d for d in devices if d.engine == "cuda"), None)
     if host_share and offload_to is not None and pp_tokens >= sm["links"]["op_offload_min_batch"]:
         terms[-1] = _prompt_offloaded(terms[-1], shares[-1], offload_to, a, weights, s, pp_tokens, engine_date, sm)
