@@ -158,8 +158,9 @@ def host_device(hw: Hardware, n_threads: int | None = None) -> DeviceSpeed:
         from qwenctl.hardware.rated_memory import rated_bandwidth
 
         typical = soc_typical(hw.board.soc) if isinstance(hw.board, Board) else None
-        if not typical and isinstance(hw.cpu, Cpu):
-            typical = rated_bandwidth(hw.cpu.brand)  # the CPU's rating, not this machine's DIMMs
+        if not typical and isinstance(hw.cpu, Cpu) and not hw.cpu.virtual_machine:
+            # the CPU's rating, not this machine's DIMMs; a VM gets a share of its host's memory, no part's rating
+            typical = rated_bandwidth(hw.cpu.brand)
         bw, why = typical or (fb["host_bandwidth_bytes_per_s"], fb["host_bandwidth_source"])
         assumed.append(f"host memory bandwidth unknown: assumed {bw / 1e9:.1f} GB/s ({why}); "
                        f"{PROFILE_HINT if hw.name else MEASURE_HINT}")

@@ -221,7 +221,7 @@ def _read_profile(path: Path) -> tuple[Hardware, tuple[_WorkerEntry, ...], _Netw
             source_lines.extend(f"{key}: {s}" for s in items)
 
     c = r.sub("cpu")
-    physical = c.int_("physical_cores")
+    physical, flags = c.int_("physical_cores"), c.strings("flags")
     cpu = Cpu(
         brand=c.get("brand", str),
         arch=c.choice("arch", MACHINES),
@@ -229,7 +229,8 @@ def _read_profile(path: Path) -> tuple[Hardware, tuple[_WorkerEntry, ...], _Netw
         logical_cores=c.int_("logical_cores", physical, minimum=physical),
         performance_cores=c.int_("performance_cores", None, minimum=0),
         efficiency_cores=c.int_("efficiency_cores", None, minimum=0),
-        flags=c.strings("flags"),
+        flags=flags,
+        virtual_machine="hypervisor" in flags,  # lscpu's flags as copied: a VM's share of a host
         max_clock_mhz=c.int_("max_clock_mhz", None),  # what detection reads from cpufreq: the single-core turbo
         base_clock_mhz=c.int_("base_clock_mhz", None),  # and the all-core base (intel_pstate, CPPC)
         sockets=c.int_("sockets", None, minimum=1),

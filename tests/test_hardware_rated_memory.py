@@ -82,3 +82,27 @@ def test_a_profile_without_bandwidth_plans_on_its_cpus_rating_and_says_so(tmp_pa
     path.write_text(path.read_text().replace('total = "64 GiB"', 'total = "64 GiB"\nbandwidth = "83.2 GB/s"'))
     given = plan(load_profile(str(path)), Constraints(size="14B", quant="q4_k_m")).chosen
     assert given.tg_tps == pytest.approx(fourteen.tg_tps) and given.tg_tps_low == pytest.approx(0.9 * given.tg_tps)
+    path.write_text(path.read_text().replace('bandwidth = "83.2 GB/s"\n', "").replace('"avx512_vnni"]', '"avx512_vnni", "hypervisor"]'))
+    vm = plan(load_profile(str(path)))  # lscpu's flags of a VM: its share of a host, not the part's rating
+    assert vm.assumptions[0].startswith("host memory bandwidth unknown: assumed 25.6 GB/s")
+
+
+def test_a_virtual_machine_is_not_planned_on_its_parts_rating():
+    """The development VM's capture (cpuinfo's `hypervisor` flag) under the name of AWS's Genoa part: a VM reads a share
+    of its host's 12 channels (SpareCores' 8-vCPU m7a.2xlarge: 40 GB/s by bw_mem), so it keeps the fallback and its
+    measurement, not the part's 460.8 GB/s; the same capture without the flag (bare metal) is planned on the rating."""
+    from hardware_captures import document, replay
+
+    from qwenctl.hardware import detect
+    from qwenctl.machine import host_device
+
+    vm = document("linux-x86-no-gpu.json")
+    vm["files"]["/proc/cpuinfo"] = vm["files"]["/proc/cpuinfo"].replace("model name\t: AMD EPYC",
+                                                                        "model name\t: AMD EPYC 9R14 96-Core Processor")
+    vm["measured"] = {}  # no read test recorded for it
+    guest = detect(replay(vm))
+    assert guest.cpu.virtual_machine and guest.memory.bandwidth_bytes_per_s is None
+    assert host_device(guest).bandwidth_bytes_per_s == 25.6e9
+    vm["files"]["/proc/cpuinfo"] = vm["files"]["/proc/cpuinfo"].replace(" hypervisor", "")
+    metal = detect(replay(vm))
+    assert not metal.cpu.virtual_machine and host_device(metal).bandwidth_bytes_per_s == 460.8e9

@@ -279,7 +279,8 @@ def parse_cpuinfo(text: str, arch: str) -> Cpu:
         flags, physical, sockets, how = (), len(blocks), None, f"one core per processor ({arch}: topology not read)"
         brand = first.get("model name") or first.get("Model Name") or first.get("cpu") or f"unknown {arch} CPU"
     return Cpu(brand=brand, arch=arch, physical_cores=physical, logical_cores=len(blocks), flags=flags,
-               cores_source=how, sockets=sockets, flags_source="/proc/cpuinfo", **_x86_id(first))
+               cores_source=how, sockets=sockets, flags_source="/proc/cpuinfo",
+               virtual_machine="hypervisor" in first.get("flags", "").split(), **_x86_id(first))
 
 
 def _x86_id(block: dict[str, str]) -> dict[str, Any]:
