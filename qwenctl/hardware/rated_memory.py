@@ -5,8 +5,10 @@ Where neither the DIMMs, a board's model nor a measurement gives the host's band
 generic figure: a DDR5 laptop read as one DDR4 channel was planned three times too slow. The figure is the fastest
 socketed memory of the newest DDR generation the vendor lists for the part, on all its channels (soldered LPDDR is
 often faster, an older generation or a single DIMM slower; a server part's is one socket's, the node llama.cpp reads
-its weights from), so the planner states it as an assumption, never as detected. Intel parts come from Intel ARK's specification pages, the rest from platform rows with their vendors'
-sources (data/cpu_rated_memory.json; `benchmarks/cpu_rated_memory.py` rebuilds the Intel part).
+its weights from), so the planner states it as an assumption, never as detected, and never for a virtual machine,
+which reads a share of its host's memory (`machine.host_device`). Intel parts come from Intel ARK's specification
+pages, the rest from platform rows with their vendors' sources (data/cpu_rated_memory.json;
+`benchmarks/cpu_rated_memory.py` rebuilds the Intel part).
 """
 
 from __future__ import annotations
