@@ -70,7 +70,7 @@ def probe(source: Source) -> Cpu | Absent:
         else:
             kinds, first = arm_core_kinds(text)
         top = max_clock_mhz(source, first)
-        base = base_clock_mhz(source, first) or (None if top else vm_nominal_clock_mhz(text))
+        base = base_clock_mhz(source, first) or (vm_nominal_clock_mhz(text) if cpu.virtual_machine and not top else None)
         usable = usable_cpus(source, cpu.logical_cores)
         return dataclasses.replace(cpu, max_clock_mhz=top, base_clock_mhz=base,
                                    performance_cores=kinds[0] if kinds else None,
@@ -190,13 +190,13 @@ def base_clock_mhz(source: Source, cpu: int = 0) -> int | None:
 
 
 def vm_nominal_clock_mhz(cpuinfo: str) -> int | None:
-    """A virtual machine's CPU clock: cpuinfo's "cpu MHz" where the kernel runs under a hypervisor (the
-    `hypervisor` flag) with no cpufreq driver, as most cloud VMs do. There it is the TSC rate the host
+    """A virtual machine's CPU clock: cpuinfo's "cpu MHz", read where the kernel runs under a hypervisor
+    (`Cpu.virtual_machine`) with no cpufreq driver, as most cloud VMs do. There it is the TSC rate the host
     exposes, which on Intel and AMD is the nominal (base) clock, the clock the CPU constants were fitted
     on; a typical 3.5 GHz stood in before (the development VM reports 2,600 MHz). On bare metal the line
     is the current clock of an idle core, so it is not read there."""
     blocks = _processor_blocks(cpuinfo)
-    if not blocks or "hypervisor" not in blocks[0].get("flags", "").split():
+    if not blocks:
         return None
     try:
         mhz = round(float(blocks[0].get("cpu MHz", "")))
