@@ -26,23 +26,29 @@ from qwenctl.hardware.rated_memory import model_key  # noqa: E402
 
 OUT = Path(__file__).resolve().parents[1] / "qwenctl" / "hardware" / "data" / "cpu_rated_memory.json"
 CSV_PATH = "dataset/intel-cpus.csv"
-KIND = re.compile(r"(LPDDR\d(?: ?X)?|DDR\d)L?(?:/X)?[\s\-]*(?:UP ?TO\s*)?(\d{3,4}(?:\s*[/.]\s*\d{3,4})*)")
+TOKEN = re.compile(r"(LPDDR\d(?: ?X)?|DDR\d)|(?<![\dX])(\d{3,4}(?:\s*[/.]\s*\d{3,4})*)(?![\dGX])")
 
 
 def memory_kinds(text: str) -> list[tuple[str, int]]:
-    """[(kind, fastest MT/s)] in an ARK 'Memory Types' text."""
-    found = []
-    for m in KIND.finditer(text.upper()):
-        kind = m.group(1).replace(" ", "")
-        found.append((kind, max(int(s) for s in re.findall(r"\d{3,4}", m.group(2)))))
+    """[(kind, fastest MT/s)] in an ARK 'Memory Types' text. A speed belongs to the kinds named since the last speed
+    ("DDR4/LPDDR4 upto 2400" gives both 2400; "DDR3/L/-RS 1333/1600" DDR3 at 1600); a speed with no kind before it
+    ("Up to 3200 MT/s", Tiger Lake H's page) is a "DDR" of that speed."""
+    found, pending = [], []
+    for m in TOKEN.finditer(text.upper()):
+        if m.group(1):
+            pending.append(m.group(1).replace(" ", ""))
+            continue
+        fastest = max(int(s) for s in re.findall(r"\d{3,4}", m.group(2)))
+        found += [(kind, fastest) for kind in pending or ["DDR"]]
+        pending = []
     return found
 
 
 def rated(kinds: list[tuple[str, int]]) -> tuple[str, int]:
     socketed = [k for k in kinds if not k[0].startswith("LP")] or kinds
-    newest = max(k[0][-1] if k[0][-1].isdigit() else k[0][-2] for k in socketed)
-    kind, mts = max((k for k in socketed if newest in k[0]), key=lambda k: k[1])
-    return kind, mts
+    generation = {k: re.sub(r"\D", "", k) for k, _ in socketed}  # "DDR5" 5, "LPDDR4X" 4, a bare "DDR" none
+    newest = max(generation.values())
+    return max((k for k in socketed if generation[k[0]] == newest), key=lambda k: k[1])
 
 
 def display(name: str) -> str:

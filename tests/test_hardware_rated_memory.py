@@ -56,6 +56,9 @@ def test_arks_memory_texts_give_the_newest_socketed_memory():
     assert rated(memory_kinds("Up to DDR5 4800 MT/s Up to DDR4 3200 MT/s Up to LPDDR5 5200 MT/s")) == ("DDR5", 4800)
     assert rated(memory_kinds("DDR3L-1333. 1600; LPDDR3-1333. 1600")) == ("DDR3", 1600)
     assert rated(memory_kinds("LPDDR5X 8533 MT/s")) == ("LPDDR5X", 8533)
+    assert rated(memory_kinds("DDR4/LPDDR4 upto 2400 MT/s")) == ("DDR4", 2400)  # Gemini Lake: one speed, two kinds
+    assert rated(memory_kinds("DDR3/L/-RS 1333/1600")) == ("DDR3", 1600)  # Ivy Bridge mobile
+    assert rated(memory_kinds("Up to 3200 MT/s")) == ("DDR", 3200)  # Tiger Lake H: a speed, no kind
 
 
 def test_a_profile_without_bandwidth_plans_on_its_cpus_rating_and_says_so(tmp_path):
