@@ -90,6 +90,22 @@ def test_a_profile_without_bandwidth_plans_on_its_cpus_rating_and_says_so(tmp_pa
     assert vm.assumptions[0].startswith("host memory bandwidth unknown: assumed 25.6 GB/s")
 
 
+def test_explain_speed_says_why_the_slow_end_is_wide(tmp_path):
+    """`plan --explain-speed` gives the slow end and, where a device the plan runs on has an assumed bandwidth, says so."""
+    from click.testing import CliRunner
+
+    from qwenctl.cli import cli
+
+    laptop = Path(__file__).resolve().parents[1] / "profiles" / "laptop-16gb-cpu-only.toml"
+    unknown = tmp_path / "laptop.toml"
+    unknown.write_text("".join(x for x in laptop.read_text().splitlines(keepends=True) if not x.startswith("bandwidth")))
+    for profile, share, why in ((str(laptop), "0.90", False), ("rtx-4060-8gb", "0.90", False), (str(unknown), "0.70", True)):
+        result = CliRunner().invoke(cli, ["plan", "--profile", profile, "--explain-speed"])
+        assert result.exit_code == 0, result.output
+        line = next(x for x in result.output.splitlines() if x.strip().startswith("slow end:"))
+        assert f"{share} of the estimate" in line and ("assumed" in line) == why
+
+
 def test_a_virtual_machine_is_not_planned_on_its_parts_rating():
     """The development VM's capture (cpuinfo's `hypervisor` flag) under the name of AWS's Genoa part: a VM reads a share
     of its host's 12 channels (SpareCores' 8-vCPU m7a.2xlarge: 40 GB/s by bw_mem), so it keeps the fallback and its

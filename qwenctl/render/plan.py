@@ -185,5 +185,9 @@ def render_speed_terms(result: PlanResult, out: Console | None = None) -> None:
     con.print(f"  decode total {total * 1e3:.3f} ms -> {1 / total:.1f} tok/s{at_once}" + (
         f"; x{p.speed.correction:.2f} ({p.speed.correction_source}) -> {p.tg_tps:.1f} tok/s" if p.speed.correction_source else ""))
     con.print(f"  with the context full ({p.n_ctx:,} tokens): {p.tg_tps_full:.1f} tok/s")
+    used = {t.device for t in p.speed.terms}  # the slow end is widest where a device it runs on has an assumed bandwidth
+    assumed = any(d.bandwidth_assumed for d in result.devices if d.name in used)
+    con.print(f"  slow end: at least {p.tg_tps_low:.1f} tok/s, {p.tg_tps_low / p.tg_tps:.2f} of the estimate"
+              + (" (a bandwidth assumed, not this machine's)" if assumed else ""))
     for d in result.devices:
         con.print(Text(f"  {d.name}: {d.family}, {d.engine}; " + "; ".join(d.sources + d.assumed), style="dim"))
