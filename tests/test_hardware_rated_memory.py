@@ -29,6 +29,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
     ("AMD EPYC 9575F 64-Core Processor", 576.0, "DDR5-6000 on 12 channels"),
     ("AMD Ryzen Threadripper PRO 7995WX 96-Cores", 332.8, "DDR5-5200 on 8 channels"),
     ("Snapdragon(R) X Elite - X1E78100 - Qualcomm(R) Oryon(TM) CPU", 135.168, "LPDDR5X-8448 on a 128-bit bus"),
+    # a Steam Deck's APU has no product name: Valve's specification of each model
+    ("AMD Custom APU 0405", 88.0, "LPDDR5-5500 on four 32-bit channels"),
+    ("AMD Custom APU 0932", 102.4, "LPDDR5-6400 on four 32-bit channels"),
 ])
 def test_a_cpu_is_rated_for_the_memory_its_vendor_lists(brand, gbs, memory):
     bytes_per_s, why = rated_bandwidth(brand)
