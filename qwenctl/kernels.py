@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from qwenctl.catalog import Weights
+from qwenctl.catalog import Weights, load_catalog
 from qwenctl.device_speed import DeviceSpeed, load_speed_model
 from qwenctl.estimate import WeightSplit
 from qwenctl.recipe import FLOAT_TYPES
@@ -102,6 +102,24 @@ def decode_kernel(kind: str, dev: DeviceSpeed, engine_date: str | None = None) -
         return "F16_dmmv", 1.0
     entry, multiple = sm["engines"][dev.engine].get("unit_bytes_per_cycle_as", {}).get(kind, (kind, 1.0))
     return str(entry), float(multiple)
+
+
+def emulates_dp4a(dev: DeviceSpeed) -> bool:
+    """Whether llama.cpp's CUDA kernels run ``dev``'s int8 dot products through ggml_cuda_dp4a's C fallback."""
+    return dev.engine == "cuda" and dev.family in load_speed_model()["kernel_paths"]["cuda_mmvq_emulated_dp4a"]["families"]
+
+
+def emulated_dp4a_rate(kind: str, dev: DeviceSpeed) -> float | None:
+    """Bytes/s of ``kind`` weights that llama.cpp's decode kernel can multiply on a GPU without dp4a (Maxwell, the
+    P100), where each of its int8 dot products runs as a C fallback of 13 instructions in place of one: the GPU's lanes
+    issue one instruction a clock each, and the kernel needs the instructions per weight that speed_model.json
+    `kernel_paths.cuda_mmvq_emulated_dp4a` counts (benchmarks/cuda_mmvq_instructions.py), about twice a dp4a GPU's.
+    None where dp4a is native (its kernels' instructions are in the fitted constants) or the type has no count."""
+    per_weight = load_speed_model()["kernel_paths"]["cuda_mmvq_emulated_dp4a"]["instructions_per_weight"].get(kind)
+    if not emulates_dp4a(dev) or per_weight is None:
+        return None
+    lane_instructions = dev.vector_ops / 2 * dev.compute_share  # vector_ops counts an FMA's two flops a lane and clock
+    return lane_instructions / per_weight * load_catalog().type_bits(kind) / 8
 
 
 def type_slowdown(dev: DeviceSpeed, split: WeightSplit, weights: Weights, engine_date: str | None) -> float:

@@ -9,7 +9,9 @@ Decoding one token (tg) costs, on every device that holds layers:
                                                        head without flash attention), at the smaller
                                                        of the DRAM's rate (bandwidth x efficiency) and
                                                        what the SMs / GPU cores / threads keep in flight
-                                                       (units x bytes per cycle x clock: Little's law)
+                                                       (units x bytes per cycle x clock: Little's law) and,
+                                                       on a GPU without dp4a, what its lanes issue of the
+                                                       kernel's instructions (kernels.emulated_dp4a_rate)
   + weights x dequant_ops[engine][quant] / vector_ops   unpacking quantized blocks on the ALUs (Metal, MLX, CPU;
                                                        on CUDA a weight type's cost is its kernel's bytes in flight
                                                        per SM, unit_bytes_per_cycle[type] for each ggml type the
@@ -49,7 +51,7 @@ from qwenctl.catalog import ModelSpec, Weights, load_catalog
 from qwenctl.cluster import Link
 from qwenctl.device_speed import DeviceSpeed, load_speed_model, under_load
 from qwenctl.estimate import WeightSplit, kv_cache_bytes, weight_split
-from qwenctl.kernels import built_before, decode_kernel, mmq_rereads, prompt_matrix_rate, type_slowdown
+from qwenctl.kernels import built_before, decode_kernel, emulated_dp4a_rate, mmq_rereads, prompt_matrix_rate, type_slowdown
 from qwenctl.split import Placement, place_layers
 
 PP_TOKENS = 512  # what pp is quoted for: llama-bench's pp512
@@ -142,7 +144,7 @@ def _combined(device_times: Iterable[float], concurrent: bool) -> float:
     return max(device_times) if concurrent else sum(device_times)
 
 
-def _streaming_rate(dev: DeviceSpeed, efficiency: float, unit_bytes_per_cycle: float) -> float:
+def _streaming_rate(dev: DeviceSpeed, efficiency: float, unit_bytes_per_cycle: float, issue: float | None = None) -> float:
     """Bytes/s one token's reads stream at: the DRAM's rate or what the units keep in flight, whichever binds.
 
     Little's law: the SMs (GPU cores, threads) issuing the reads hold a bounded number of bytes in
@@ -150,18 +152,19 @@ def _streaming_rate(dev: DeviceSpeed, efficiency: float, unit_bytes_per_cycle: f
     A smooth minimum (p = 3): both limits bite near the knee. What an SM keeps in flight depends on the kernel
     (``unit_bytes_per_cycle`` per weight type on CUDA: the warps its registers allow x the bytes each loads). A CPU
     core whose design says what one thread reads at most (``thread_read_bytes_per_s``: the misses its core keeps in
-    flight, devices.json `x86_designs`) is held to that, so a few threads cannot reach the DRAM's rate.
+    flight, devices.json `x86_designs`) is held to that, so a few threads cannot reach the DRAM's rate. ``issue``: what
+    the lanes can multiply where the kernel's instructions, not its reads, are the limit (`kernels.emulated_dp4a_rate`).
     """
     dram = dev.bandwidth_bytes_per_s * efficiency
     per_unit = dev.thread_read_bytes_per_s or unit_bytes_per_cycle * dev.clock_hz
     units = dev.compute_units * dev.compute_share * per_unit
-    return (dram ** -3 + units ** -3) ** (-1 / 3)
+    return (dram ** -3 + units ** -3 + (issue ** -3 if issue else 0.0)) ** (-1 / 3)
 
 
 def _kernel_rate(dev: DeviceSpeed, efficiency: float, units: dict[str, float], kind: str, engine_date: str | None) -> float:
     """`_streaming_rate` of the kernel that reads ``kind`` weights (`kernels.decode_kernel`) on ``dev``."""
     entry, multiple = decode_kernel(kind, dev, engine_date)
-    return _streaming_rate(dev, efficiency, multiple * units.get(entry, units["default"]))
+    return _streaming_rate(dev, efficiency, multiple * units.get(entry, units["default"]), emulated_dp4a_rate(kind, dev))
 
 
 def _type_rates(dev: DeviceSpeed, efficiency: float, units: dict[str, float], split: WeightSplit, weights: Weights,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -15,6 +16,8 @@ from qwenctl.errors import ExitCode, QwenctlError
 from qwenctl.hardware.facts import Absent, Memory
 from qwenctl.machine import host_budget
 from qwenctl.plan import plan
+
+ROOT = Path(__file__).resolve().parents[1]
 
 MiB = 2**20
 
@@ -88,6 +91,20 @@ def test_explain_speed_prints_the_terms_of_the_chosen_plan():
     predicted = float(total.split("->")[1].split("tok/s")[0])
     chosen = plan(__import__("qwenctl.profiles", fromlist=["load_profile"]).load_profile("rtx-4060-8gb")).chosen
     assert predicted == pytest.approx(chosen.tg_tps, rel=0.01)
+
+
+def test_explain_speed_names_the_lanes_as_the_limit_of_a_gpu_without_dp4a(tmp_path):
+    """A P100's weights stream at what its lanes issue of the decode kernel's emulated dot products, far below its
+    732 GB/s: the line says so, not that its SMs keep too little in flight."""
+    box = (ROOT / "profiles" / "rtx-3060-12gb.toml").read_text()  # the same host with a P100 in place of the RTX 3060
+    for old, new in (('"NVIDIA GeForce RTX 3060"', '"Tesla P100-PCIE-16GB"'), ('"12 GiB"', '"16 GiB"'),
+                     ('"360 GB/s"', '"732 GB/s"'), ("[8, 6]", "[6, 0]")):
+        box = box.replace(old, new)
+    (tmp_path / "p100.toml").write_text(box)
+    r = CliRunner().invoke(cli, ["plan", "--profile", str(tmp_path / "p100.toml"), "--explain-speed"])
+    assert r.exit_code == 0, r.output
+    streaming = next(line for line in r.output.splitlines() if line.strip().startswith("streaming"))
+    assert "lanes' limit, no dp4a" in streaming and float(streaming.split(" at ")[1].split()[0]) < 0.6 * 732
 
 
 def test_explain_speed_of_a_tensor_split_totals_the_slowest_device_and_the_links():

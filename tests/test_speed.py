@@ -417,6 +417,26 @@ def test_cuda_f16_decodes_in_its_own_kernel_since_llama_cpp_replaced_dmmv():
     assert estimate_speed(m, w, h200, HOST).tg_tps == pytest.approx(196.9, rel=0.20)
 
 
+def test_without_dp4a_decode_is_bound_by_the_instructions_the_lanes_issue():
+    """A P100 (GP100, compute capability 6.0) streams 732 GB/s but has no dp4a: llama.cpp's decode kernel runs each
+    int8 dot product as 13 instructions instead of one, about 9 a Q4_K weight, and its 56 SMs of 64 lanes issue
+    5.3e12 a second (speed_model.json kernel_paths.cuda_mmvq_emulated_dp4a): its Q4_K weights stream at under half of
+    what its memory allows, and a 7B Q4_K_M decodes a third slower than on a Pascal card with dp4a and the same
+    memory; F16, which multiplies in floats, is not held back. LocalScore's three P100 results (benchmarks/published_localscore.json, never fitted) were predicted
+    at 1.94-2.09x measured without the bound, 1.38-1.61x with it: one instruction a lane and clock is an upper bound."""
+    from qwenctl.kernels import emulated_dp4a_rate
+
+    p100 = cuda_device(NvidiaGpu(0, "Tesla P100-SXM2-16GB", "GPU-x", 16 * GiB, 16 * GiB, 0, (6, 0),
+                                 bandwidth_bytes_per_s=int(732e9)))
+    dp4a = replace(p100, family="nvidia-pascal")
+    q4_k = emulated_dp4a_rate("Q4_K", p100)
+    assert q4_k == pytest.approx(10.61e12 / 2 / 9.19 * 4.5 / 8, rel=0.01)  # lanes x clock / instructions x bytes
+    assert emulated_dp4a_rate("Q4_K", dp4a) is None and emulated_dp4a_rate("F16", p100) is None
+    assert q4_k < 732e9 / 2  # under half the memory's rate: the instructions bind
+    assert tg(p100, "7B") < 0.75 * tg(dp4a, "7B")
+    assert tg(p100, "7B", "fp16") == pytest.approx(tg(dp4a, "7B", "fp16"))
+
+
 def test_a_files_stored_types_each_stream_at_their_own_kernels_rate():
     """Qwen2.5-72B's ffn_down rows (29,568 long) are no multiple of 256: a Q4_K_M quantized from its weights stores them
     in Q5_0 and Q8_0, 37 % of its layer bytes in the faster 32-value kernels. Qwen's own files pad the feed-forward to
