@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from qwenctl.errors import ExitCode, QwenctlError
-from qwenctl.hardware.facts import Absent, AppleSilicon, Backends, Hardware, NvidiaGpu
+from qwenctl.hardware.facts import Absent, AppleSilicon, Backends, Cpu, Hardware, NvidiaGpu
 from qwenctl.install import INSTALL
 
 
@@ -99,10 +99,14 @@ def choose_backend(hw: Hardware, want: str | None = None) -> BackendChoice:
 
 def unused_gpus(hw: Hardware) -> list[str]:
     """What a plan on the CPU leaves unused, and why: the display GPUs the OS lists (hardware/drm.py) that qwenctl
-    cannot plan on, an AMD or Intel GPU, or an NVIDIA GPU whose driver does not expose it to NVML."""
+    cannot plan on, an AMD or Intel GPU, an NVIDIA GPU whose driver does not expose it to NVML, a macOS virtual
+    machine's paravirtual GPU."""
     from qwenctl.hardware.drm import COMPUTE_VENDORS, describe
 
     notes = []
+    if hw.system == "Darwin" and isinstance(hw.cpu, Cpu) and hw.cpu.virtual_machine:
+        notes.append("the GPU of this macOS virtual machine, Apple's paravirtual device, is not used: Metal compute "
+                     "cannot be trusted there (docs/detect.md)")
     for g in hw.display_gpus:
         if g.vendor not in COMPUTE_VENDORS or (g.vendor == "NVIDIA" and hw.gpus):
             continue

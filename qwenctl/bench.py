@@ -336,6 +336,7 @@ def options_for(planned: LoadOptions, *, n_prompt: int, n_gen: int, n_ctx: int |
         tensor_split=planned.tensor_split if spread or not split_mode else (),
         main_gpu=planned.main_gpu,
         workers=workers if forced else planned.workers,
+        op_offload=planned.op_offload,
     )
 
 

@@ -181,6 +181,7 @@ def load_options(plan: Plan) -> LoadOptions:
         tensor_split=plan.tensor_split,
         main_gpu=plan.main_gpu,
         workers=plan.workers,
+        op_offload=False if plan.device == "cpu" else None,
     )
 
 
@@ -225,7 +226,7 @@ def unplanned_load_options(hardware: Hardware, n_ctx: int | None) -> LoadOptions
 
     gpu = bool(hardware.gpus) or not isinstance(hardware.apple, Absent)
     return LoadOptions(n_ctx=n_ctx or LoadOptions.n_ctx, n_gpu_layers=-1 if gpu else 0, n_threads=threads(hardware),
-                       flash_attn=True if gpu else None)
+                       flash_attn=True if gpu else None, op_offload=None if gpu else False)
 
 
 def start(request: RunRequest, reporter: Reporter) -> Started:

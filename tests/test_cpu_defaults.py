@@ -53,6 +53,28 @@ def test_plans_leave_flash_attention_to_llama_cpp_on_the_cpu_and_ask_for_it_on_g
     assert (cpu.flash_attn, gpu.flash_attn) == (None, True)
 
 
+def test_a_plan_on_the_cpu_loads_without_llama_cpps_op_offload(model_cache):
+    """llama.cpp runs a CPU layer's large batches on any GPU it finds (op offload), which a plan on the CPU neither
+    prices nor, on a macOS virtual machine's paravirtual GPU, can trust: such a plan turns it off; a GPU plan keeps
+    llama.cpp's default."""
+    from qwenctl.pipeline import load_options
+    from qwenctl.plan import Constraints, plan
+
+    cpu = load_options(plan(load_profile("laptop-16gb-cpu-only"), Constraints()).chosen)
+    gpu = load_options(plan(load_profile("rtx-4060-8gb"), Constraints()).chosen)
+    assert (cpu.op_offload, gpu.op_offload) == (False, None)
+    session = load_backend("llama.cpp", models.tiny_gguf(model_cache), LoadOptions(n_ctx=256, op_offload=False))
+    try:
+        assert session.llm.context_params.op_offload is False
+    finally:
+        session.close()
+    session = load_backend("llama.cpp", models.tiny_gguf(model_cache), LoadOptions(n_ctx=256))
+    try:
+        assert session.llm.context_params.op_offload is True
+    finally:
+        session.close()
+
+
 def test_bench_defaults_match_llama_bench_on_the_cpu(model_cache, tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
     out = CliRunner().invoke(cli, ["bench", "--model", str(models.tiny_gguf(model_cache)), "-p", "32", "-n", "4", "-r", "1",

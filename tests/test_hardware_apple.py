@@ -46,6 +46,21 @@ def test_big_surs_apple_processor_is_the_m1_at_its_own_bandwidth():
     assert peaks.family == "apple-m1" and peaks.assumed == ("Apple M1: GPU core count unknown, assumed the smallest configuration's 7",)
 
 
+def test_a_macos_virtual_machine_has_no_apple_gpu_to_plan_on():
+    """A GitHub Actions arm64 runner is a guest of Apple's Virtualization framework: macOS names its chip "Apple M1
+    (Virtual)" and gives it a paravirtual GPU, no AGXAccelerator. Planned as an M1 it would have run Metal on a device
+    that runs no Metal Performance Shaders; its CPUs are a share of the host's (cpu.probe: a virtual machine)."""
+    from qwenctl.hardware import cpu
+
+    vm = replay("apple-m1-virtual-github-runner.json")
+    got = apple.probe(vm)
+    assert isinstance(got, Absent) and got.reason.startswith("a virtual machine on an Apple M1: its GPU is Apple's paravirtual")
+    host = cpu.probe(vm)
+    assert (host.brand, host.physical_cores, host.virtual_machine) == ("Apple M1 (Virtual)", 3, True)
+    assert not cpu.probe(replay("apple-m2-16gb.json")).virtual_machine
+    assert apple.chip_named("Apple M1 Pro (Virtual)") == "Apple M1 Pro"  # UTM's guest on an M1 Pro (utmapp/UTM#6996)
+
+
 def test_m4_max_40_core_gpu_from_ioreg_is_546_gbps():
     got = apple.probe(replay("apple-m4-max-64gb.json"))
     assert (got.chip, got.gpu_cores, got.performance_cores, got.efficiency_cores) == ("Apple M4 Max", 40, 12, 4)

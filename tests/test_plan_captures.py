@@ -118,6 +118,16 @@ def test_a_big_sur_m1_is_planned_at_the_m1s_bandwidth_not_a_guess():
     assert 9 <= c.tg_tps <= 13
 
 
+def test_a_macos_virtual_machine_is_planned_on_its_cpu_and_says_why():
+    """A GitHub Actions M1 runner (3 vCPUs, 7 GB): on the CPU with its three threads, the paravirtual GPU named as
+    unused, and no rated bandwidth for a VM's share of the host's memory (the snapshot's fallback, said first)."""
+    r = planned("apple-m1-virtual-github-runner.json")
+    c = r.chosen
+    assert (c.backend, c.device, c.n_gpu_layers, c.n_threads) == ("llama.cpp", "cpu", 0, 3)
+    assert any("macOS virtual machine" in n and "not used" in n for n in r.warnings)
+    assert r.assumptions[0].startswith("host memory bandwidth unknown")
+
+
 def test_an_apple_ultra_newer_than_the_table_plans_a_large_model_at_two_max_dies_bandwidth():
     """The M4 Max 64 GB capture renamed "Apple M5 Ultra" with 80 GPU cores: on the 100 GB/s fallback it was planned a 14B
     at 10 tok/s; as two M5 Max dies (1,228 GB/s, said as the plan's assumption) the 64 GB hold a 72B at 4 bits, at

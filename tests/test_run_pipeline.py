@@ -122,14 +122,17 @@ def tiny_path(request) -> Path:
 
 @pytest.mark.parametrize(
     ("capture", "n_gpu_layers", "flash_attn"),
-    [("nvidia-h100-gpu-machine.json", -1, True), ("apple-m2-16gb.json", -1, True), ("linux-x86-no-gpu.json", 0, None)],
+    [("nvidia-h100-gpu-machine.json", -1, True), ("apple-m2-16gb.json", -1, True), ("linux-x86-no-gpu.json", 0, None),
+     ("apple-m1-virtual-github-runner.json", 0, None)],
 )
 def test_a_model_without_a_plan_goes_wherever_a_plan_would_put_it(capture, n_gpu_layers, flash_attn):
     """`--model PATH` has no plan: all layers on a GPU with flash attention (what plans choose there), else the CPU
-    with flash attention by llama.cpp's auto rule (None)."""
+    with flash attention by llama.cpp's auto rule (None) and no op offload; a macOS virtual machine's paravirtual GPU
+    is no GPU to plan on."""
     from qwenctl.machine import threads
 
     options = unplanned_load_options(machine(capture), None)
     assert (options.n_gpu_layers, options.flash_attn, options.n_ctx) == (n_gpu_layers, flash_attn, LoadOptions.n_ctx)
+    assert options.op_offload is (None if n_gpu_layers else False)
     assert options.n_threads == threads(machine(capture))  # the one threads rule, as plans use
     assert unplanned_load_options(machine(capture), 16384).n_ctx == 16384

@@ -38,6 +38,9 @@ class LoadOptions:
     tensor_split: tuple[float, ...] = ()  # each device's share, llama.cpp's device order (RPC workers, then GPUs); (): by free memory
     main_gpu: int = 0  # the GPU of split_mode "none"
     workers: tuple[str, ...] = ()  # RPC workers (host:port) whose devices join the load
+    # whether llama.cpp may run a CPU layer's large batches on a GPU it finds (its op offload; None: llama.cpp's
+    # default, on). A plan on the CPU says no: it prices none, and a macOS VM's paravirtual GPU cannot be trusted
+    op_offload: bool | None = None
 
 
 def _qwen_default(name: str) -> Callable[[], Any]:

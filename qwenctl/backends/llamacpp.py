@@ -264,6 +264,16 @@ def split_arguments(options: LoadOptions) -> dict:
     return args
 
 
+def op_offload_argument(llama_cpp, options: LoadOptions) -> dict:
+    """llama-cpp-python's op_offload where the options say, if the installed version takes it (an older one runs
+    llama.cpp's default; 0.3.2, the oldest qwenctl accepts, predates llama.cpp's op offload)."""
+    import inspect
+
+    if options.op_offload is None or "op_offload" not in inspect.signature(llama_cpp.Llama.__init__).parameters:
+        return {}
+    return {"op_offload": options.op_offload}
+
+
 def kv_type_id(kind: str) -> int:
     """llama.cpp's ggml type id of a KV cache type (``f16``, ``q8_0``, ``q4_0``): its GGML_TYPE_* constant."""
     import llama_cpp
@@ -300,7 +310,7 @@ def load(model_path: Path, options: LoadOptions) -> LlamaCppSession:
                     n_ubatch=options.n_batch, n_threads=threads, n_threads_batch=threads,
                     flash_attn=bool(options.flash_attn), type_k=kv_type_id(options.kv_cache_type),
                     type_v=kv_type_id(options.kv_cache_type), seed=options.seed, verbose=False,
-                    **split_arguments(options),
+                    **split_arguments(options), **op_offload_argument(llama_cpp, options),
                 )
         except (ValueError, RuntimeError) as e:  # llama-cpp-python's "Failed to load model / create context"
             last_error = e

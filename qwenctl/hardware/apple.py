@@ -20,6 +20,7 @@ from qwenctl.hardware.facts import Absent, AppleSilicon
 from qwenctl.hardware.snapshot import Source
 
 IOREG_ARGV = ("ioreg", "-rc", "AGXAccelerator", "-d", "1")
+VIRTUAL = " (Virtual)"  # what macOS adds to the chip's name in a guest of Apple's Virtualization framework
 _GPU_CORES = re.compile(r'"gpu-core-count"\s*=\s*(\d+)')
 MIB = 1024 * 1024
 
@@ -32,6 +33,10 @@ def probe(source: Source) -> AppleSilicon | Absent:
         return Absent("sysctl gave no answer")
     if values.get("hw.optional.arm64") != "1" and source.machine != "arm64":
         return Absent("an Intel Mac (no unified memory for Metal to share)")
+    if virtual_machine(values.get("machdep.cpu.brand_string", "")):
+        return Absent(f"a virtual machine on an {chip_named(values['machdep.cpu.brand_string'])}: its GPU is Apple's "
+                      "paravirtual device, which runs no Metal Performance Shaders and has crashed ggml's Metal "
+                      "encoder on CI runners (docs/detect.md)")
     ram = to_int(values.get("hw.memsize"), "hw.memsize")
     limit, why = wired_limit(ram, values.get("iogpu.wired_limit_mb"))
     brand = values.get("machdep.cpu.brand_string", "Apple Silicon")
@@ -55,10 +60,18 @@ def probe(source: Source) -> AppleSilicon | Absent:
     )
 
 
+def virtual_machine(brand: str) -> bool:
+    """Whether macOS runs as a guest of Apple's Virtualization framework (GitHub's and most CI runners, UTM, Tart),
+    which names the host's chip with " (Virtual)" added ("Apple M1 (Virtual)"): its CPUs are a share of the host's
+    cores, its GPU a paravirtual device."""
+    return brand.endswith(VIRTUAL)
+
+
 def chip_named(brand: str) -> str:
     """The chip a brand string names: macOS 11 called the M1, the only Apple silicon Mac chip of its time, "Apple
     processor" (apple_silicon.json `brand_aliases`, with the sources), which left a Big Sur M1 planned at a guessed
-    100 GB/s instead of its 68.25."""
+    100 GB/s instead of its 68.25; a virtual machine's "Apple M1 (Virtual)" is the host's M1."""
+    brand = brand.removesuffix(VIRTUAL)
     alias = data("apple_silicon.json")["brand_aliases"].get(brand)
     return str(alias["chip"]) if isinstance(alias, dict) else brand
 

@@ -14,7 +14,7 @@ import dataclasses
 from collections import Counter
 from typing import Any
 
-from qwenctl.hardware import cgroup
+from qwenctl.hardware import apple, cgroup
 from qwenctl.hardware._parse import (
     ParseError,
     colon_fields,
@@ -410,4 +410,5 @@ def _from_sysctl(values: dict[str, str], arch: str) -> Cpu:
         efficiency_cores=count("hw.perflevel1.physicalcpu") if two_levels else None,
         flags=flags,
         flags_source="sysctl hw.optional",
+        virtual_machine=apple.virtual_machine(values.get("machdep.cpu.brand_string", "")),
     )
