@@ -52,7 +52,7 @@ def test_rtx_4060_snapshot_whole_output():
     assert result.output == (
         f"replayed from {path}\n"
         "System    Linux x86_64\n"
-        "CPU       AMD EPYC (AMD Zen 5) · x86_64 · 2 cores / 2 threads · avx avx2 avx512f avx512bw avx512_vnni avx_vnni fma f16c\n"
+        "CPU       AMD EPYC (AMD Zen 5) · x86_64 · 2 cores / 2 threads · virtual machine · avx avx2 avx512f avx512bw avx512_vnni avx_vnni fma f16c\n"
         "Memory    23.5 GiB RAM · 22.7 GiB available · no swap · bandwidth unknown (SMBIOS memory entries not captured "
         "in the snapshot; run `qwenctl detect --measure` to measure it)\n"
         "NVIDIA    driver 595.84, CUDA 13.2\n"

@@ -84,7 +84,8 @@ def _cpu(c: Cpu) -> str:
     flags = " ".join(c.flags) if c.flags else "no SIMD flags reported"
     design = specs.x86_design(c)  # the core design the speed model prices by its own figures, where it knows one
     name = f"{c.brand} ({design['design']})" if design else c.brand
-    return f"{name} · {c.arch} · {cores} · {flags}"
+    host = " · virtual machine" if c.virtual_machine else ""  # a share of a host's CPU: no rated memory for it
+    return f"{name} · {c.arch} · {cores}{host} · {flags}"
 
 
 def _memory(m: Memory) -> str:
