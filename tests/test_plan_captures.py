@@ -177,6 +177,7 @@ def test_a_jetson_nano_is_planned_on_its_cpu_because_its_last_cuda_cannot_build_
     assert not any("GGML_CUDA" in w for w in plan(hw).warnings)
     (gpu,) = hw.gpus
     assert (gpu.name, gpu.compute_capability) == ("NVIDIA Tegra X1", (5, 3))
+    assert cuda_device(gpu).family == "nvidia-maxwell"  # 5.3 as llama.cpp runs it: 5.2's kernels, no dp4a, no fp16
     assert hw.memory.bandwidth_bytes_per_s == 25_600_000_000 and "board_bandwidth.json" in hw.memory.bandwidth_source
     hw = dataclasses.replace(hw, backends=dataclasses.replace(hw.backends, llama_cpp="0.3.36", llama_cpp_gpu_offload=True))
     r = plan(hw)
