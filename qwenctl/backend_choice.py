@@ -27,10 +27,12 @@ def _installed(value) -> bool:
     return isinstance(value, str)
 
 
-def cuda_unsupported(gpu: NvidiaGpu) -> str | None:
+def cuda_unsupported(gpu: NvidiaGpu, archs: tuple[int, ...] | None = None) -> str | None:
     """Why llama.cpp's CUDA backend cannot run on ``gpu``, or None where it can: a GPU older than any its CUDA
-    builds have code for, or a module whose newest CUDA toolkit cannot compile it (speed_model.json
-    `kernel_paths`, with the sources; devices.json `newest_cuda`)."""
+    builds have code for, older than every architecture the installed build was compiled for (``archs``,
+    `Backends.llama_cpp_cuda_archs`: a build with CUDA 13 has none before Turing), or a module whose newest CUDA
+    toolkit cannot compile it (speed_model.json `kernel_paths`, with the sources; devices.json `newest_cuda`).
+    Such a build would abort at its first kernel ("no kernel image is available"), not fall back."""
     from qwenctl.device_speed import load_speed_model
     from qwenctl.hardware.specs import gpu_spec_of, major_minor
 
@@ -40,6 +42,15 @@ def cuda_unsupported(gpu: NvidiaGpu) -> str | None:
         major, minor = gpu.compute_capability
         return (f"(compute capability {major}.{minor}) is older than any GPU llama.cpp's CUDA builds run on "
                 f"({oldest[0]}.{oldest[1]}, Maxwell, with CUDA 12)")
+    if archs and gpu.compute_capability and min(archs) > 100 * gpu.compute_capability[0] + 10 * gpu.compute_capability[1]:
+        major, minor = gpu.compute_capability
+        built = min(archs)
+        toolkit = (" with a CUDA 12 toolkit (CUDA 13 builds nothing older than compute capability "
+                   f"{paths['cuda13_min_compute_capability'][0]}.{paths['cuda13_min_compute_capability'][1]})"
+                   if gpu.compute_capability < tuple(paths["cuda13_min_compute_capability"]) else "")
+        return (f"(compute capability {major}.{minor}) has no code in the installed llama-cpp-python, built for compute "
+                f"capability {built // 100}.{built % 100 // 10} and newer: rebuild it for this GPU{toolkit}, "
+                f"{INSTALL['llama-cuda'].replace('-DGGML_CUDA=on', f'-DGGML_CUDA=on -DCMAKE_CUDA_ARCHITECTURES={major}{minor}')}")
     newest = major_minor((gpu_spec_of(gpu) or {}).get("newest_cuda"))
     needed = tuple(paths["cuda_min_toolkit"])
     if newest and newest < needed:
@@ -70,11 +81,12 @@ def choose_backend(hw: Hardware, want: str | None = None) -> BackendChoice:
             warnings.append(f"mlx-lm is not installed: {INSTALL['mlx']}")
         return BackendChoice("mlx", "metal", "mlx on the Apple GPU (Apple Silicon, mlx-lm " + ("installed" if has_mlx else "requested") + ")", tuple(warnings))
 
-    unsupported = [(g.name, why) for g in hw.gpus if (why := cuda_unsupported(g))]
+    archs = b.llama_cpp_cuda_archs if b is not None and has_llama else None
+    unsupported = [(g.name, why) for g in hw.gpus if (why := cuda_unsupported(g, archs))]
     if not has_llama:
         warnings.append(
             f"llama-cpp-python is not installed: {INSTALL['llama']}"
-            + (f", then for the NVIDIA GPU: {INSTALL['llama-cuda']}" if len(unsupported) < len(hw.gpus) else "")
+            + (f", then for the NVIDIA GPU: {cuda_install(hw)}" if len(unsupported) < len(hw.gpus) else "")
         )
     if apple:
         return BackendChoice("llama.cpp", "metal", "llama.cpp on Metal (Apple Silicon" + (", mlx-lm not installed)" if want is None else ")"), tuple(warnings))
@@ -90,11 +102,24 @@ def choose_backend(hw: Hardware, want: str | None = None) -> BackendChoice:
         if has_llama and offload is False:
             warnings.append(
                 "the installed llama-cpp-python was built without GPU offload: to use the GPU, reinstall it with "
-                + INSTALL["llama-cuda"]
+                + cuda_install(hw)
             )
             return BackendChoice("llama.cpp", "cpu", f"llama.cpp on the CPU (llama-cpp-python cannot offload to the {hw.gpus[0].name})", tuple(warnings))
         return BackendChoice("llama.cpp", "cuda", f"llama.cpp with CUDA on the {hw.gpus[0].name}, as many layers as fit", tuple(warnings))
     return BackendChoice("llama.cpp", "cpu", "llama.cpp on the CPU (no supported GPU)", tuple(warnings + unused_gpus(hw)))
+
+
+def cuda_install(hw: Hardware) -> str:
+    """The command that builds llama-cpp-python with CUDA, and the toolkit it needs where a GPU is older than what
+    CUDA 13 builds for (speed_model.json `kernel_paths.cuda13_min_compute_capability`)."""
+    from qwenctl.device_speed import load_speed_model
+
+    newest_only = tuple(load_speed_model()["kernel_paths"]["cuda13_min_compute_capability"])
+    old = [(g.name, g.compute_capability) for g in hw.gpus if g.compute_capability and g.compute_capability < newest_only]
+    if not old:
+        return INSTALL["llama-cuda"]
+    name, (major, minor) = old[0]
+    return f"{INSTALL['llama-cuda']}, with a CUDA 12 toolkit: CUDA 13 builds nothing for the {name} (compute capability {major}.{minor})"
 
 
 def unused_gpus(hw: Hardware) -> list[str]:

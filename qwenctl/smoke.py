@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from qwenctl.backends import SamplingOptions
-from qwenctl.install import INSTALL
 
 if TYPE_CHECKING:
     from qwenctl.backends import Session
@@ -97,15 +96,16 @@ def _generate_for(session: Session, sampling: SamplingOptions, seconds: float, g
 
 def likely_cause_of_slowness(session: Session, hardware: Hardware | None) -> str:
     """The most probable reason, in the order they are met in practice."""
+    from qwenctl.backend_choice import cuda_install
     from qwenctl.hardware.facts import Backends
 
     gpus = hardware.gpus if hardware is not None else ()
     backends = hardware.backends if hardware is not None else None
     if session.backend == "llama.cpp" and gpus:
-        if isinstance(backends, Backends) and backends.llama_cpp_gpu_offload is False:
+        if hardware is not None and isinstance(backends, Backends) and backends.llama_cpp_gpu_offload is False:
             return (
                 "llama-cpp-python was built without CUDA, so the model runs on the CPU; reinstall it with "
-                + INSTALL["llama-cuda"]
+                + cuda_install(hardware)
             )
         if session.n_gpu_layers == 0:
             return "no layer is on the GPU; check that the GPU has free memory (nvidia-smi) and rerun"

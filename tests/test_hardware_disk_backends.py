@@ -45,6 +45,19 @@ def test_backends_from_a_snapshot():
     assert backends.probe(replay(doc)) == Backends("0.3.36", True, Absent("not installed"), Absent("not installed"), None)
 
 
+def test_a_cuda_builds_architectures_from_llama_cpps_system_info():
+    """llama_print_system_info names the CUDA architectures a build has code for ("CUDA : ARCHS = 700 | USE_GRAPHS =
+    1 | ...", as in public llama.cpp logs of a V100 build): a GPU older than all of them cannot run it."""
+    doc = document("linux-x86-no-gpu.json")
+    doc["python"] = {"packages": {"llama-cpp-python": "0.3.36", "mlx": None, "mlx-lm": None},
+                     "llama_supports_gpu_offload": True, "mlx_default_device": None,
+                     "llama_system_info": "CUDA : ARCHS = 750,800,860,890,1200 | USE_GRAPHS = 1 | PEER_MAX_BATCH_SIZE = 128 | "
+                                          "CPU : SSE3 = 1 | SSSE3 = 1 | AVX = 1 | AVX2 = 1 | F16C = 1 | FMA = 1 | "}
+    assert backends.probe(replay(doc)).llama_cpp_cuda_archs == (750, 800, 860, 890, 1200)
+    assert backends.cuda_archs("CUDA : ARCHS = 700 | USE_GRAPHS = 1 | CPU : SSE3 = 1 |") == (700,)
+    assert backends.cuda_archs("CPU : SSE3 = 1 | AVX = 1 |") is None and backends.cuda_archs(None) is None
+
+
 def test_nothing_installed():
     assert backends.probe(replay("linux-x86-no-gpu.json")) == Backends(
         Absent("not installed"), None, Absent("not installed"), Absent("not installed"), None)

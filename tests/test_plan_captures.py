@@ -71,6 +71,25 @@ def test_gtx_1050_ti_with_notsupported_memory_keeps_its_gpu_on_the_specification
     assert c.tg_tps < 60  # 112 GB/s: a 3B at 4 bits reads ~2 GB per token
 
 
+def test_a_gpu_older_than_every_architecture_of_the_installed_build_is_planned_on_the_cpu_with_the_rebuild():
+    """A llama-cpp-python built with CUDA 13 has code for Turing (7.5) and newer only: on the GTX 1050 Ti (6.1) its
+    first kernel would abort ("no kernel image is available"). The plan stays on the CPU and says how to rebuild for
+    this GPU, with a CUDA 12 toolkit; a build that has 6.1 plans on the GPU, and installing one says the toolkit."""
+    import dataclasses
+
+    hw = detect(replay("nvidia-gtx-1050-ti-memory-not-supported.json"))
+    hint = next(w for w in plan(hw).warnings if "llama-cpp-python is not installed" in w)
+    assert "CUDA 12 toolkit: CUDA 13 builds nothing for the" in hint and "(compute capability 6.1)" in hint
+    built = dataclasses.replace(hw.backends, llama_cpp="0.3.36", llama_cpp_gpu_offload=True)
+    cuda13 = plan(dataclasses.replace(hw, backends=dataclasses.replace(built, llama_cpp_cuda_archs=(750, 800, 860, 890, 1200))))
+    assert cuda13.chosen.device == "cpu"
+    (why,) = [w for w in cuda13.warnings if "has no code in the installed llama-cpp-python" in w]
+    assert "built for compute capability 7.5 and newer" in why and "-DCMAKE_CUDA_ARCHITECTURES=61" in why
+    assert "with a CUDA 12 toolkit" in why and why.endswith("planned on the CPU")
+    cuda12 = plan(dataclasses.replace(hw, backends=dataclasses.replace(built, llama_cpp_cuda_archs=(500, 610, 700, 750, 800))))
+    assert cuda12.chosen.device == "cuda"
+
+
 def test_a_detected_gpu_is_priced_at_its_rated_boost_not_nvmls_maximum_clock():
     """NVML's maximum SM clock is the top of a GeForce card's voltage-frequency table (this GTX 1050 Ti's 1,911 MHz),
     which it holds only lightly loaded; the speed model's constants were fitted at the rated boost (1,392 MHz in

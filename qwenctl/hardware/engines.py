@@ -25,10 +25,20 @@ def probe(source: Source) -> Backends:
         llama_cpp=llama or Absent(NOT_INSTALLED),
         llama_cpp_gpu_offload=source.llama_supports_gpu_offload() if llama else None,
         llama_cpp_rpc=source.llama_supports_rpc() if llama else None,
+        llama_cpp_cuda_archs=cuda_archs(source.llama_system_info()) if llama else None,
         mlx=mlx or Absent(NOT_INSTALLED),
         mlx_lm=mlx_lm or Absent(NOT_INSTALLED),
         mlx_default_device=source.mlx_default_device() if mlx else None,
     )
+
+
+def cuda_archs(system_info: str | None) -> tuple[int, ...] | None:
+    """The CUDA architectures in ``llama_print_system_info`` ("CUDA : ARCHS = 500,610,750 | USE_GRAPHS = 1 | ...":
+    ggml-cuda's `ARCHS` feature, its __CUDA_ARCH_LIST__), or None where the build has no CUDA backend or says none."""
+    import re
+
+    found = re.search(r"CUDA : ARCHS = ([0-9][0-9,]*)", system_info or "")
+    return tuple(int(a) for a in found.group(1).split(",") if a) if found else None
 
 
 _VERSIONS: dict[str, str] | None = None

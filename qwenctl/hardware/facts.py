@@ -153,6 +153,9 @@ class Backends:
     mlx_lm: str | Absent
     mlx_default_device: str | None  # "gpu" / "cpu"
     llama_cpp_rpc: bool | None = None  # built with llama.cpp's RPC backend (`qwenctl worker`, --workers); None if not installed
+    # the CUDA architectures the build has code for (llama_print_system_info's "CUDA : ARCHS = 610,750", as
+    # __CUDA_ARCH_LIST__: 610 = compute capability 6.1); None: no CUDA backend, or a build that does not say
+    llama_cpp_cuda_archs: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True)

@@ -167,7 +167,9 @@ def _backends(b: Backends) -> str:
         return v.reason if isinstance(v, Absent) else v
 
     offload = {True: "GPU offload", False: "CPU only", None: ""}[b.llama_cpp_gpu_offload]
-    features = [f for f in (offload, "RPC" if b.llama_cpp_rpc else "") if f]
+    oldest = min(b.llama_cpp_cuda_archs) if b.llama_cpp_cuda_archs else None  # CUDA code for this compute capability on
+    cuda = f"CUDA {oldest // 100}.{oldest % 100 // 10}+" if oldest else ""
+    features = [f for f in (offload, cuda, "RPC" if b.llama_cpp_rpc else "") if f]
     llama = f"llama-cpp-python {version(b.llama_cpp)}" + (f" ({', '.join(features)})" if features else "")
     mlx = f"mlx {version(b.mlx)}" + (f" ({b.mlx_default_device})" if b.mlx_default_device else "")
     return f"{llama} · {mlx} · mlx-lm {version(b.mlx_lm)}"
