@@ -50,7 +50,7 @@ def cuda_unsupported(gpu: NvidiaGpu, archs: tuple[int, ...] | None = None) -> st
                    if gpu.compute_capability < tuple(paths["cuda13_min_compute_capability"]) else "")
         return (f"(compute capability {major}.{minor}) has no code in the installed llama-cpp-python, built for compute "
                 f"capability {built // 100}.{built % 100 // 10} and newer: rebuild it for this GPU{toolkit}, "
-                f"{INSTALL['llama-cuda'].replace('-DGGML_CUDA=on', f'-DGGML_CUDA=on -DCMAKE_CUDA_ARCHITECTURES={major}{minor}')}")
+                f"{INSTALL['llama-cuda-arch'].format(arch=f'{major}{minor}')}")
     newest = major_minor((gpu_spec_of(gpu) or {}).get("newest_cuda"))
     needed = tuple(paths["cuda_min_toolkit"])
     if newest and newest < needed:

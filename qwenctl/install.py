@@ -13,6 +13,9 @@ INSTALL = {
     "mlx": "pip install 'qwenctl[mlx]'",
     "server": "pip install 'qwenctl[server]'",
     "llama-cuda": 'CMAKE_ARGS="-DGGML_CUDA=on" pip install --force-reinstall --no-cache-dir llama-cpp-python',
+    # for one GPU's architecture, {arch} its compute capability without the dot ("61"): what a build lacking it needs
+    "llama-cuda-arch": 'CMAKE_ARGS="-DGGML_CUDA=on -DCMAKE_CUDA_ARCHITECTURES={arch}" pip install --force-reinstall '
+                       '--no-cache-dir llama-cpp-python',
     "llama-metal": 'CMAKE_ARGS="-DGGML_METAL=on" pip install --force-reinstall --no-cache-dir llama-cpp-python',
     # llama.cpp's RPC backend (qwenctl worker, --workers); with CUDA: CMAKE_ARGS="-DGGML_CUDA=on -DGGML_RPC=on"
     "llama-rpc": 'CMAKE_ARGS="-DGGML_RPC=ON" pip install --force-reinstall --no-cache-dir llama-cpp-python',
