@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from qwenctl.errors import ExitCode, QwenctlError
-from qwenctl.hardware.facts import Absent, AppleSilicon, Backends, Cpu, Hardware, NvidiaGpu
+from qwenctl.hardware.facts import Absent, AppleSilicon, Backends, Cpu, Hardware, Nvidia, NvidiaGpu
 from qwenctl.install import INSTALL
 
 
@@ -100,10 +100,16 @@ def choose_backend(hw: Hardware, want: str | None = None) -> BackendChoice:
     if hw.gpus:
         offload = b.llama_cpp_gpu_offload if b is not None else None
         if has_llama and offload is False:
-            warnings.append(
-                "the installed llama-cpp-python was built without GPU offload: to use the GPU, reinstall it with "
-                + cuda_install(hw)
-            )
+            if archs:  # CUDA code, but its runtime found no device
+                driver = hw.nvidia.cuda_driver_version if isinstance(hw.nvidia, Nvidia) else None
+                warnings.append(
+                    "the installed llama-cpp-python has CUDA, but its CUDA runtime finds no GPU: most often the NVIDIA "
+                    "driver is older than the CUDA it was built with" + (f" (this driver's is CUDA {driver})" if driver else "")
+                    + ": update the driver, or rebuild llama-cpp-python with a CUDA toolkit no newer than the driver's, "
+                    + cuda_install(hw))
+            else:
+                warnings.append("the installed llama-cpp-python was built without GPU offload: to use the GPU, reinstall "
+                                "it with " + cuda_install(hw))
             return BackendChoice("llama.cpp", "cpu", f"llama.cpp on the CPU (llama-cpp-python cannot offload to the {hw.gpus[0].name})", tuple(warnings))
         return BackendChoice("llama.cpp", "cuda", f"llama.cpp with CUDA on the {hw.gpus[0].name}, as many layers as fit", tuple(warnings))
     return BackendChoice("llama.cpp", "cpu", "llama.cpp on the CPU (no supported GPU)", tuple(warnings + unused_gpus(hw)))

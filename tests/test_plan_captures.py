@@ -90,6 +90,21 @@ def test_a_gpu_older_than_every_architecture_of_the_installed_build_is_planned_o
     assert cuda12.chosen.device == "cuda"
 
 
+def test_a_cuda_build_whose_runtime_finds_no_gpu_is_told_apart_from_a_cpu_only_build():
+    """llama_supports_gpu_offload is false both for a CPU-only build and for a CUDA build whose runtime finds no GPU (a
+    driver older than the CUDA it was built with, as in containers): only the first needs CUDA built in. The build's
+    own CUDA architectures (llama_print_system_info) tell them apart, and the plan says which."""
+    import dataclasses
+
+    hw = detect(replay("nvidia-gtx-1050-ti-memory-not-supported.json"))
+    cpu_only = dataclasses.replace(hw.backends, llama_cpp="0.3.36", llama_cpp_gpu_offload=False)
+    r = plan(dataclasses.replace(hw, backends=cpu_only))
+    assert r.chosen.device == "cpu" and any("built without GPU offload" in w for w in r.warnings)
+    r = plan(dataclasses.replace(hw, backends=dataclasses.replace(cpu_only, llama_cpp_cuda_archs=(500, 610, 750))))
+    (why,) = [w for w in r.warnings if "CUDA runtime finds no GPU" in w]
+    assert r.chosen.device == "cpu" and "update the driver" in why and not any("built without" in w for w in r.warnings)
+
+
 def test_a_detected_gpu_is_priced_at_its_rated_boost_not_nvmls_maximum_clock():
     """NVML's maximum SM clock is the top of a GeForce card's voltage-frequency table (this GTX 1050 Ti's 1,911 MHz),
     which it holds only lightly loaded; the speed model's constants were fitted at the rated boost (1,392 MHz in
