@@ -26,6 +26,7 @@ from qwenctl.backends import llama_flash as flash
 from qwenctl.backends import memory as mem
 from qwenctl.backends.generation import Engine, Request, run_one
 from qwenctl.backends.gguf_check import GgufInfo, check_gguf
+from qwenctl.backends.llama_params import op_offload
 from qwenctl.backends.sampling import ChainSpec, device_report
 from qwenctl.errors import ExitCode, QwenctlError
 from qwenctl.hardware.usage import apple_silicon
@@ -264,16 +265,6 @@ def split_arguments(options: LoadOptions) -> dict:
     return args
 
 
-def op_offload_argument(llama_cpp, options: LoadOptions) -> dict:
-    """llama-cpp-python's op_offload where the options say, if the installed version takes it (an older one runs
-    llama.cpp's default; 0.3.2, the oldest qwenctl accepts, predates llama.cpp's op offload)."""
-    import inspect
-
-    if options.op_offload is None or "op_offload" not in inspect.signature(llama_cpp.Llama.__init__).parameters:
-        return {}
-    return {"op_offload": options.op_offload}
-
-
 def kv_type_id(kind: str) -> int:
     """llama.cpp's ggml type id of a KV cache type (``f16``, ``q8_0``, ``q4_0``): its GGML_TYPE_* constant."""
     import llama_cpp
@@ -304,13 +295,14 @@ def load(model_path: Path, options: LoadOptions) -> LlamaCppSession:
         start = time.perf_counter()
         try:
             # flash attention None: llama.cpp's auto rule, as llama-bench's default
-            with flash.flash_attn_mode(options.flash_attn), amx.safe_buffers(t.type_name for t in info.tensors) as amx_problem:
+            with flash.flash_attn_mode(options.flash_attn), op_offload(options.op_offload), \
+                    amx.safe_buffers(t.type_name for t in info.tensors) as amx_problem:
                 llm = llama_cpp.Llama(
                     str(model_path), n_gpu_layers=ngl, n_ctx=options.n_ctx, n_batch=options.n_batch,
                     n_ubatch=options.n_batch, n_threads=threads, n_threads_batch=threads,
                     flash_attn=bool(options.flash_attn), type_k=kv_type_id(options.kv_cache_type),
                     type_v=kv_type_id(options.kv_cache_type), seed=options.seed, verbose=False,
-                    **split_arguments(options), **op_offload_argument(llama_cpp, options),
+                    **split_arguments(options),
                 )
         except (ValueError, RuntimeError) as e:  # llama-cpp-python's "Failed to load model / create context"
             last_error = e

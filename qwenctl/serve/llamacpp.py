@@ -42,6 +42,7 @@ def serve(target: ServeTarget, options: ServeOptions, sock: socket.socket, on_re
     from qwenctl.backends.gguf_check import check_gguf
     from qwenctl.backends.llama_amx import safe_buffers
     from qwenctl.backends.llama_flash import flash_attn_mode
+    from qwenctl.backends.llama_params import op_offload
     from qwenctl.backends.llamacpp import can_offload, default_threads, split_arguments
 
     if os.environ.get("CONFIG_FILE"):
@@ -71,7 +72,8 @@ def serve(target: ServeTarget, options: ServeOptions, sock: socket.socket, on_re
     threads = load.n_threads or default_threads()  # machine.threads via the load options (the server's own: half the CPUs)
     settings = ModelSettings(**model_settings, n_threads=threads, n_threads_batch=threads)
     try:
-        with flash_attn_mode(load.flash_attn), safe_buffers(t.type_name for t in check_gguf(target.model_path).tensors) as amx_problem:
+        with flash_attn_mode(load.flash_attn), op_offload(load.op_offload), \
+                safe_buffers(t.type_name for t in check_gguf(target.model_path).tensors) as amx_problem:
             if amx_problem:
                 log.warning("%s", amx_problem)
             app = create_app(
