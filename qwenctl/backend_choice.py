@@ -34,6 +34,7 @@ def cuda_unsupported(gpu: NvidiaGpu, archs: tuple[int, ...] | None = None) -> st
     toolkit cannot compile it (speed_model.json `kernel_paths`, with the sources; devices.json `newest_cuda`).
     Such a build would abort at its first kernel ("no kernel image is available"), not fall back."""
     from qwenctl.device_speed import load_speed_model
+    from qwenctl.hardware.engines import arch_capability
     from qwenctl.hardware.specs import gpu_spec_of, major_minor
 
     paths = load_speed_model()["kernel_paths"]
@@ -42,14 +43,14 @@ def cuda_unsupported(gpu: NvidiaGpu, archs: tuple[int, ...] | None = None) -> st
         major, minor = gpu.compute_capability
         return (f"(compute capability {major}.{minor}) is older than any GPU llama.cpp's CUDA builds run on "
                 f"({oldest[0]}.{oldest[1]}, Maxwell, with CUDA 12)")
-    if archs and gpu.compute_capability and min(archs) > 100 * gpu.compute_capability[0] + 10 * gpu.compute_capability[1]:
+    built = arch_capability(min(archs)) if archs else None
+    if built and gpu.compute_capability and built > gpu.compute_capability:
         major, minor = gpu.compute_capability
-        built = min(archs)
-        toolkit = (" with a CUDA 12 toolkit (CUDA 13 builds nothing older than compute capability "
-                   f"{paths['cuda13_min_compute_capability'][0]}.{paths['cuda13_min_compute_capability'][1]})"
-                   if gpu.compute_capability < tuple(paths["cuda13_min_compute_capability"]) else "")
+        cuda13 = tuple(paths["cuda13_min_compute_capability"])
+        toolkit = (f" with a CUDA 12 toolkit (CUDA 13 builds nothing older than compute capability {cuda13[0]}.{cuda13[1]})"
+                   if gpu.compute_capability < cuda13 else "")
         return (f"(compute capability {major}.{minor}) has no code in the installed llama-cpp-python, built for compute "
-                f"capability {built // 100}.{built % 100 // 10} and newer: rebuild it for this GPU{toolkit}, "
+                f"capability {built[0]}.{built[1]} and newer: rebuild it for this GPU{toolkit}, "
                 f"{INSTALL['llama-cuda-arch'].format(arch=f'{major}{minor}')}")
     newest = major_minor((gpu_spec_of(gpu) or {}).get("newest_cuda"))
     needed = tuple(paths["cuda_min_toolkit"])

@@ -41,6 +41,11 @@ def cuda_archs(system_info: str | None) -> tuple[int, ...] | None:
     return tuple(int(a) for a in found.group(1).split(",") if a) if found else None
 
 
+def arch_capability(arch: int) -> tuple[int, int]:
+    """The compute capability a __CUDA_ARCH_LIST__ number stands for: 610 is 6.1, 1200 is 12.0."""
+    return arch // 100, arch % 100 // 10
+
+
 _VERSIONS: dict[str, str] | None = None
 
 
