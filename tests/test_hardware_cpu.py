@@ -493,3 +493,46 @@ def test_where_no_cpuid_is_read_a_name_only_one_design_carries_tells_it(brand, d
     found = specs.x86_design(Cpu(brand=brand, arch="x86_64", physical_cores=8, logical_cores=16, flags=("avx2", "fma")))
     assert (found and found["design"]) == design
     assert found is None or found["how"] == "by its name"
+
+
+@pytest.mark.parametrize("maker, model, virtual", [
+    ("Microsoft Corporation", "Virtual Machine", True),  # Hyper-V, Azure
+    ("Microsoft Corporation", "Surface Pro 9", False),  # Microsoft's own hardware
+    ("VMware, Inc.", "VMware7,1", True),
+    ("innotek GmbH", "VirtualBox", True),
+    ("QEMU", "Standard PC (Q35 + ICH9, 2009)", True),
+    ("Parallels International GmbH.", "Parallels ARM Virtual Machine", True),
+    ("Google", "Google Compute Engine", True),
+    ("Amazon EC2", "m6i.large", True),
+    ("Amazon EC2", "m6i.metal", False),  # bare metal under Amazon's name: systemd's ".metal" test
+    ("Amazon EC2", "m7i.metal-24xl", False),
+    ("Dell Inc.", "XPS 15 9530", False),
+    ("LENOVO", "21HMCTO1WW", False),
+])
+def test_a_windows_virtual_machine_is_known_by_its_smbios_maker_and_model(maker, model, virtual):
+    """Windows has no cpuinfo `hypervisor` flag, and HypervisorPresent is true on bare metal running virtualization-
+    based security: the SMBIOS system maker and model that Win32_ComputerSystem reports name the hypervisor, in both
+    wmic's and PowerShell's formats."""
+    wmic = f"\r\r\n\r\r\nManufacturer={maker}\r\r\nModel={model}\r\r\n\r\r\n"
+    cim = f"\n\nManufacturer : {maker}\nModel        : {model}\n\n"
+    assert cpu.win32_virtual_machine(wmic) is virtual and cpu.win32_virtual_machine(cim) is virtual
+
+
+def test_a_windows_cloud_vm_is_a_share_of_its_host_and_keeps_no_parts_rating():
+    """A GitHub Actions Windows runner (an Azure guest on an EPYC 7763, whose rating is 8 channels of DDR4-3200,
+    204.8 GB/s) is a virtual machine: its memory is a share of the host's, so it is not planned on the part's rating
+    but on the fallback its plan says it assumed, which `detect --measure` replaces. A Windows machine that cannot
+    say (no answer from Win32_ComputerSystem) is taken for bare metal, as before."""
+    from qwenctl.machine import host_device
+
+    doc = document("windows-azure-vm-epyc-7763.json")
+    guest = detect(replay(doc))
+    assert isinstance(guest.cpu, Cpu)
+    assert (guest.cpu.brand, guest.cpu.physical_cores, guest.cpu.logical_cores, guest.cpu.virtual_machine) == (
+        "AMD EPYC 7763 64-Core Processor", 2, 4, True)
+    host = host_device(guest)
+    assert host.bandwidth_bytes_per_s == 25.6e9 and host.bandwidth_assumed
+    del doc["commands"][command_key(cpu.SYSTEM_ARGVS[0])]
+    metal = detect(replay(doc))
+    assert not metal.cpu.virtual_machine and host_device(metal).bandwidth_bytes_per_s == 204.8e9
+    assert not cpu.probe(replay(document("windows-i7-4710mq.json"))).virtual_machine

@@ -5,7 +5,8 @@ counted as psutil and lscpu do: step 1, `cpu cores` of each socket (distinct `ph
 summed; step 2, distinct (physical id, core id) pairs; step 3, one core per processor. Method 2 (macOS): sysctl hw.* / machdep.cpu.*. Method 3
 (Windows): Win32_Processor through wmic, else PowerShell's Get-CimInstance (name, cores and logical processors per
 socket, the nominal clock), with the ISA features llama.cpp's own CPU backend reports (llama_print_system_info),
-since Windows has no cpuinfo. Anything else is reported absent rather than guessed.
+since Windows has no cpuinfo, and Win32_ComputerSystem's SMBIOS maker and model, which name a virtual machine's
+hypervisor. Anything else is reported absent rather than guessed.
 """
 
 from __future__ import annotations
@@ -49,6 +50,11 @@ ARCH_NAMES = {"aarch64": "arm64", "arm64": "arm64", "amd64": "x86_64", "x86_64":
               # 32-bit kernels: "arm" (armv6l ... armv8l), "x86" (i386 ... i686)
               **{m: "arm" if m.startswith("arm") else "x86" for m in THIRTY_TWO_BIT_MACHINES if not m.startswith("riscv")}}
 WMIC_ARGV, CIM_ARGV = win32_argvs("cpu", "Win32_Processor", "Name,NumberOfCores,NumberOfLogicalProcessors,MaxClockSpeed")
+SYSTEM_ARGVS = win32_argvs("computersystem", "Win32_ComputerSystem", "Manufacturer,Model")
+# SMBIOS system makers and product names that begin with these are hypervisors' (systemd's detect_vm_dmi_vendor table,
+# src/basic/virt.c, less "Oracle Corporation", which it reads from the board and which also makes bare-metal servers)
+VM_SMBIOS_PREFIXES = ("KVM", "OpenStack", "KubeVirt", "Amazon EC2", "QEMU", "VMware", "VMW", "innotek GmbH", "VirtualBox",
+                      "Xen", "Bochs", "Parallels", "BHYVE", "Hyper-V", "Apple Virtualization", "Google Compute Engine")
 # llama_print_system_info's CPU features -> the names the other probes report
 LLAMA_CPU_FEATURES = {"AVX": "avx", "AVX2": "avx2", "AVX512": "avx512f", "AVX512_VNNI": "avx512_vnni",
                       "AVX_VNNI": "avx_vnni", "FMA": "fma", "F16C": "f16c", "AMX_INT8": "amx_int8", "NEON": "neon",
@@ -83,7 +89,8 @@ def probe(source: Source) -> Cpu | Absent:
         cpu = parse_win32_processor(listing, arch)
         info = source.llama_system_info() or ""
         cpu = dataclasses.replace(cpu, flags=llama_cpu_flags(info),
-                                  flags_source="llama.cpp's system info" if "CPU :" in info else None)
+                                  flags_source="llama.cpp's system info" if "CPU :" in info else None,
+                                  virtual_machine=win32_virtual_machine(win32_listing(source, SYSTEM_ARGVS) or ""))
         return _with_core_classes(cpu, source.processor_cores())
     return Absent(f"no CPU probe for {source.system} yet")
 
@@ -149,6 +156,21 @@ def parse_win32_processor(text: str, arch: str) -> Cpu:
                cores_source="NumberOfCores x sockets (Win32_Processor)", sockets=len(sockets),
                base_clock_mhz=int(clock) if clock.isdigit() and int(clock) > 0 else None,
                performance_cores=logical - cores if hybrid else None, efficiency_cores=2 * cores - logical if hybrid else None)
+
+
+def win32_virtual_machine(listing: str) -> bool:
+    """Whether Win32_ComputerSystem's maker and model (SMBIOS type 1, what Linux shows as /sys/class/dmi/id/sys_vendor
+    and product_name) are a hypervisor's. Windows has no cpuinfo `hypervisor` flag to read, and its HypervisorPresent
+    is true on bare metal too wherever virtualization-based security runs Hyper-V under the host. Hyper-V and Azure
+    guests are "Microsoft Corporation" / "Virtual Machine" (Microsoft's own Surface devices share the maker only). An
+    EC2 bare-metal instance keeps Amazon's maker with a model ending ".metal" (systemd's fallback test)."""
+    fields = next(iter(win32_blocks(listing)), {})
+    maker, model = fields.get("Manufacturer", ""), fields.get("Model", "")
+    if maker.startswith("Amazon EC2") and (model.endswith(".metal") or ".metal-" in model):
+        return False
+    if maker == "Microsoft Corporation" and model == "Virtual Machine":
+        return True
+    return any(name.startswith(VM_SMBIOS_PREFIXES) for name in (model, maker))
 
 
 def llama_cpu_flags(system_info: str | None) -> tuple[str, ...]:
