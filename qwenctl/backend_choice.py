@@ -34,7 +34,7 @@ def cuda_unsupported(gpu: NvidiaGpu, archs: tuple[int, ...] | None = None) -> st
     toolkit cannot compile it (speed_model.json `kernel_paths`, with the sources; devices.json `newest_cuda`).
     Such a build would abort at its first kernel ("no kernel image is available"), not fall back."""
     from qwenctl.device_speed import load_speed_model
-    from qwenctl.hardware.engines import arch_capability
+    from qwenctl.hardware.engines import oldest_capability
     from qwenctl.hardware.specs import gpu_spec_of, major_minor
 
     paths = load_speed_model()["kernel_paths"]
@@ -43,10 +43,10 @@ def cuda_unsupported(gpu: NvidiaGpu, archs: tuple[int, ...] | None = None) -> st
         major, minor = gpu.compute_capability
         return (f"(compute capability {major}.{minor}) is older than any GPU llama.cpp's CUDA builds run on "
                 f"({oldest[0]}.{oldest[1]}, Maxwell, with CUDA 12)")
-    built = arch_capability(min(archs)) if archs else None
+    built = oldest_capability(archs)
     if built and gpu.compute_capability and built > gpu.compute_capability:
         major, minor = gpu.compute_capability
-        cuda13 = tuple(paths["cuda13_min_compute_capability"])
+        cuda13 = _cuda13_oldest()
         toolkit = (f" with a CUDA 12 toolkit (CUDA 13 builds nothing older than compute capability {cuda13[0]}.{cuda13[1]})"
                    if gpu.compute_capability < cuda13 else "")
         return (f"(compute capability {major}.{minor}) has no code in the installed llama-cpp-python, built for compute "
@@ -119,14 +119,19 @@ def choose_backend(hw: Hardware, want: str | None = None) -> BackendChoice:
 def cuda_install(hw: Hardware) -> str:
     """The command that builds llama-cpp-python with CUDA, and the toolkit it needs where a GPU is older than what
     CUDA 13 builds for (speed_model.json `kernel_paths.cuda13_min_compute_capability`)."""
-    from qwenctl.device_speed import load_speed_model
-
-    newest_only = tuple(load_speed_model()["kernel_paths"]["cuda13_min_compute_capability"])
+    newest_only = _cuda13_oldest()
     old = [(g.name, g.compute_capability) for g in hw.gpus if g.compute_capability and g.compute_capability < newest_only]
     if not old:
         return INSTALL["llama-cuda"]
     name, (major, minor) = old[0]
     return f"{INSTALL['llama-cuda']}, with a CUDA 12 toolkit: CUDA 13 builds nothing for the {name} (compute capability {major}.{minor})"
+
+
+def _cuda13_oldest() -> tuple[int, ...]:
+    """The oldest compute capability CUDA 13 builds for (speed_model.json `kernel_paths`, with its source)."""
+    from qwenctl.device_speed import load_speed_model
+
+    return tuple(load_speed_model()["kernel_paths"]["cuda13_min_compute_capability"])
 
 
 def unused_gpus(hw: Hardware) -> list[str]:

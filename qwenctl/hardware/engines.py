@@ -46,6 +46,11 @@ def arch_capability(arch: int) -> tuple[int, int]:
     return arch // 100, arch % 100 // 10
 
 
+def oldest_capability(archs: tuple[int, ...] | None) -> tuple[int, int] | None:
+    """The oldest compute capability a build has CUDA code for (`cuda_archs`), or None where it names none."""
+    return arch_capability(min(archs)) if archs else None
+
+
 _VERSIONS: dict[str, str] | None = None
 
 

@@ -9,7 +9,7 @@ from rich.text import Text
 
 from qwenctl.hardware import specs
 from qwenctl.hardware.drm import COMPUTE_VENDORS, describe
-from qwenctl.hardware.engines import arch_capability
+from qwenctl.hardware.engines import oldest_capability
 from qwenctl.hardware.facts import Absent, AppleSilicon, Backends, Board, Cpu, Disk, Hardware, Memory, Nvidia
 from qwenctl.render import console, human_bytes
 
@@ -168,7 +168,7 @@ def _backends(b: Backends) -> str:
         return v.reason if isinstance(v, Absent) else v
 
     offload = {True: "GPU offload", False: "CPU only", None: ""}[b.llama_cpp_gpu_offload]
-    oldest = arch_capability(min(b.llama_cpp_cuda_archs)) if b.llama_cpp_cuda_archs else None  # CUDA code from it on
+    oldest = oldest_capability(b.llama_cpp_cuda_archs)  # CUDA code from it on
     cuda = f"CUDA {oldest[0]}.{oldest[1]}+" if oldest else ""
     features = [f for f in (offload, cuda, "RPC" if b.llama_cpp_rpc else "") if f]
     llama = f"llama-cpp-python {version(b.llama_cpp)}" + (f" ({', '.join(features)})" if features else "")
