@@ -518,6 +518,36 @@ def test_a_windows_virtual_machine_is_known_by_its_smbios_maker_and_model(maker,
     assert cpu.win32_virtual_machine(wmic) is virtual and cpu.win32_virtual_machine(cim) is virtual
 
 
+@pytest.mark.parametrize("names, virtual", [
+    (("Hetzner", "vServer", "KVM", "Hetzner"), True),  # a Hetzner Cloud server: its board names the hypervisor
+    (("Amazon EC2", "c6g.large", "Amazon EC2", "Amazon EC2"), True),  # a Graviton instance
+    (("Amazon EC2", "c6g.metal", "Amazon EC2", "Amazon EC2"), False),
+    (("Google", "Google Compute Engine", "Google", "Google"), True),
+    (("Microsoft Corporation", "Virtual Machine", "Microsoft Corporation", "Microsoft Corporation"), True),
+    (("QEMU", "KVM Virtual Machine", "", "EFI Development Kit II / OVMF"), True),
+    (("Ampere", "Mt.Jade", "WIWYNN", "American Megatrends International, LLC."), False),  # a bare-metal Altra server
+    (("", "", "", ""), False),  # no SMBIOS at all: a Raspberry Pi
+])
+def test_smbios_names_tell_a_virtual_machine_on_linux_too(names, virtual):
+    """Linux's /sys/class/dmi/id names (system maker and product, board maker, firmware maker) by the same rule as
+    Windows' Win32_ComputerSystem, with the board's maker as systemd reads it."""
+    assert cpu.smbios_virtual_machine(*names) is virtual
+
+
+def test_an_arm_cloud_server_is_a_virtual_machine_by_its_smbios_names():
+    """arm64 kernels print no `hypervisor` flag, so a Hetzner Cloud Arm server (2 vCPUs of an Ampere Altra under KVM)
+    read as bare metal; its firmware's names, which any user may read, say KVM. Without them (a board with no SMBIOS, a
+    capture from before) it stays bare metal, and the Pi 5 is bare metal either way."""
+    doc = document("hetzner-cax-neoverse-n1-vm.json")
+    guest = cpu.probe(replay(doc))
+    assert (guest.brand, guest.physical_cores, guest.flags, guest.virtual_machine) == (
+        "ARM Neoverse-N1", 2, ("neon", "fp16", "dotprod"), True)
+    for field in cpu.DMI_NAMES:
+        del doc["files"][f"/sys/class/dmi/id/{field}"]
+    assert not cpu.probe(replay(doc)).virtual_machine
+    assert not cpu.probe(replay("raspberry-pi-5-8gb.json")).virtual_machine
+
+
 def test_a_windows_cloud_vm_is_a_share_of_its_host_and_keeps_no_parts_rating():
     """A GitHub Actions Windows runner (an Azure guest on an EPYC 7763, whose rating is 8 channels of DDR4-3200,
     204.8 GB/s) is a virtual machine: its memory is a share of the host's, so it is not planned on the part's rating

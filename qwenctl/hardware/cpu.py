@@ -6,7 +6,8 @@ summed; step 2, distinct (physical id, core id) pairs; step 3, one core per proc
 (Windows): Win32_Processor through wmic, else PowerShell's Get-CimInstance (name, cores and logical processors per
 socket, the nominal clock), with the ISA features llama.cpp's own CPU backend reports (llama_print_system_info),
 since Windows has no cpuinfo, and Win32_ComputerSystem's SMBIOS maker and model, which name a virtual machine's
-hypervisor. Anything else is reported absent rather than guessed.
+hypervisor (as /sys/class/dmi/id does on Linux, for an Arm guest with no `hypervisor` flag). Anything else is
+reported absent rather than guessed.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ WMIC_ARGV, CIM_ARGV = win32_argvs("cpu", "Win32_Processor", "Name,NumberOfCores,
 SYSTEM_ARGVS = win32_argvs("computersystem", "Win32_ComputerSystem", "Manufacturer,Model")
 # SMBIOS system makers and product names that begin with these are hypervisors' (systemd's detect_vm_dmi_vendor table,
 # src/basic/virt.c, less "Oracle Corporation", which it reads from the board and which also makes bare-metal servers)
+DMI_NAMES = ("sys_vendor", "product_name", "board_vendor", "bios_vendor")  # /sys/class/dmi/id: mode 0444
 VM_SMBIOS_PREFIXES = ("KVM", "OpenStack", "KubeVirt", "Amazon EC2", "QEMU", "VMware", "VMW", "innotek GmbH", "VirtualBox",
                       "Xen", "Bochs", "Parallels", "BHYVE", "Hyper-V", "Apple Virtualization", "Google Compute Engine")
 # llama_print_system_info's CPU features -> the names the other probes report
@@ -75,6 +77,8 @@ def probe(source: Source) -> Cpu | Absent:
             kinds, first = hybrid_cores(source, text), 0  # a hybrid numbers its P-cores first
         else:
             kinds, first = arm_core_kinds(text)
+        if not cpu.virtual_machine:  # an Arm guest has no `hypervisor` flag to show: its firmware's names tell
+            cpu = dataclasses.replace(cpu, virtual_machine=smbios_virtual_machine(*dmi_names(source)))
         top = max_clock_mhz(source, first)
         base = base_clock_mhz(source, first) or (vm_nominal_clock_mhz(text) if cpu.virtual_machine and not top else None)
         usable = usable_cpus(source, cpu.logical_cores)
@@ -159,18 +163,37 @@ def parse_win32_processor(text: str, arch: str) -> Cpu:
 
 
 def win32_virtual_machine(listing: str) -> bool:
-    """Whether Win32_ComputerSystem's maker and model (SMBIOS type 1, what Linux shows as /sys/class/dmi/id/sys_vendor
-    and product_name) are a hypervisor's. Windows has no cpuinfo `hypervisor` flag to read, and its HypervisorPresent
-    is true on bare metal too wherever virtualization-based security runs Hyper-V under the host. Hyper-V and Azure
-    guests are "Microsoft Corporation" / "Virtual Machine" (Microsoft's own Surface devices share the maker only). An
-    EC2 bare-metal instance keeps Amazon's maker with a model ending ".metal" (systemd's fallback test)."""
+    """Whether Win32_ComputerSystem's maker and model are a hypervisor's (`smbios_virtual_machine`). Windows has no
+    cpuinfo `hypervisor` flag to read, and its HypervisorPresent is true on bare metal too wherever virtualization-based
+    security runs Hyper-V under the host."""
     fields = next(iter(win32_blocks(listing)), {})
-    maker, model = fields.get("Manufacturer", ""), fields.get("Model", "")
+    return smbios_virtual_machine(fields.get("Manufacturer", ""), fields.get("Model", ""))
+
+
+def dmi_names(source: Source) -> tuple[str, ...]:
+    """Linux's SMBIOS names that any user may read (/sys/class/dmi/id: the system's maker and product, the board's and
+    the firmware's makers), "" for each that is missing: a board without SMBIOS (a Raspberry Pi) has none."""
+    names = []
+    for field in DMI_NAMES:
+        try:
+            names.append(source.read_text(f"/sys/class/dmi/id/{field}").strip())
+        except OSError:
+            names.append("")
+    return tuple(names)
+
+
+def smbios_virtual_machine(maker: str, model: str, *others: str) -> bool:
+    """Whether SMBIOS names a hypervisor: the system's maker and product (SMBIOS type 1: Win32_ComputerSystem's
+    Manufacturer and Model, Linux's sys_vendor and product_name) and any others read beside them (Linux: the board's
+    and the firmware's makers, which systemd's detect_vm_dmi_vendor reads too: a Hetzner Cloud server is
+    "Hetzner" / "vServer" on a "KVM" board). Hyper-V and Azure guests are "Microsoft Corporation" / "Virtual Machine"
+    (Microsoft's own Surface devices share the maker only). An EC2 bare-metal instance keeps Amazon's maker with a
+    product ending ".metal" (systemd's fallback test)."""
     if maker.startswith("Amazon EC2") and (model.endswith(".metal") or ".metal-" in model):
         return False
     if maker == "Microsoft Corporation" and model == "Virtual Machine":
         return True
-    return any(name.startswith(VM_SMBIOS_PREFIXES) for name in (model, maker))
+    return any(name.startswith(VM_SMBIOS_PREFIXES) for name in (model, maker, *others) if name)
 
 
 def llama_cpu_flags(system_info: str | None) -> tuple[str, ...]:

@@ -36,7 +36,7 @@ class Cpu:
     vendor_id: str | None = None  # x86 CPUID vendor ("AuthenticAMD", "GenuineIntel"); None where the OS does not say
     cpu_family: int | None = None  # x86 CPUID family and model (/proc/cpuinfo, decimal): they name the core design
     cpu_model: int | None = None  # where the brand does not ("AMD EPYC" in a cloud VM is family 26 model 2: Zen 5)
-    virtual_machine: bool = False  # cpuinfo's `hypervisor` flag, a hypervisor's SMBIOS maker or model (Windows), a Mac chip
+    virtual_machine: bool = False  # cpuinfo's `hypervisor` flag, a hypervisor's SMBIOS names (Windows, Linux), a Mac chip
     # named "(Virtual)": a VM's share of a host's CPU
 
 
