@@ -52,9 +52,10 @@ ARCH_NAMES = {"aarch64": "arm64", "arm64": "arm64", "amd64": "x86_64", "x86_64":
               **{m: "arm" if m.startswith("arm") else "x86" for m in THIRTY_TWO_BIT_MACHINES if not m.startswith("riscv")}}
 WMIC_ARGV, CIM_ARGV = win32_argvs("cpu", "Win32_Processor", "Name,NumberOfCores,NumberOfLogicalProcessors,MaxClockSpeed")
 SYSTEM_ARGVS = win32_argvs("computersystem", "Win32_ComputerSystem", "Manufacturer,Model")
-# SMBIOS system makers and product names that begin with these are hypervisors' (systemd's detect_vm_dmi_vendor table,
-# src/basic/virt.c, less "Oracle Corporation", which it reads from the board and which also makes bare-metal servers)
 DMI_NAMES = ("sys_vendor", "product_name", "board_vendor", "bios_vendor")  # /sys/class/dmi/id: mode 0444
+# SMBIOS names (system maker and product; on Linux the board's and firmware's makers too) that begin with these are
+# hypervisors' (systemd's detect_vm_dmi_vendor table, src/basic/virt.c, less "Oracle Corporation", which it reads from
+# the board and which also makes bare-metal servers)
 VM_SMBIOS_PREFIXES = ("KVM", "OpenStack", "KubeVirt", "Amazon EC2", "QEMU", "VMware", "VMW", "innotek GmbH", "VirtualBox",
                       "Xen", "Bochs", "Parallels", "BHYVE", "Hyper-V", "Apple Virtualization", "Google Compute Engine")
 # llama_print_system_info's CPU features -> the names the other probes report
