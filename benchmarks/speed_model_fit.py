@@ -568,6 +568,8 @@ def score_later_rows(path: Path, doc: dict) -> None:
     """The shipped constants on rows collected after they were fitted: every row is held out, by device and
     at the thread count qwenctl itself would run (the performance cores, else the physical cores)."""
     later = json.loads(path.read_text())
+    if not later.get("rows") or any("backend" not in r for r in later["rows"]):
+        sys.exit(f"{path.name}: not a file of speed rows: every row must name its backend, as in {DATA.name}")
     cpus = {**published_cpu_hosts(), **later.get("cpu_hosts", {})}
     rows = prepare({**later, "shapes": doc.get("shapes", {}), "device_aliases": doc.get("device_aliases", {})}, cpus)
     errs = errors(observations(rows, {r["_device"]: "later" for r in rows if "_skip" not in r}, "later"))
