@@ -65,3 +65,16 @@ def test_a_figure_averaged_over_tests_is_priced_at_each_tests_depth(fitting):
                                     engine_date=row.get("date"), flash_attn=fit_script.flash_attn(row))
     assert averaged == pytest.approx((est.tg_at(4096 + 128) + est.tg_at(64 + 512)) / 2)
     assert averaged < plain
+
+
+def test_scoring_a_file_of_other_rows_stops_with_one_line(tmp_path):
+    """`--score` on published_splits.json (split and cluster rows, no backend) names the file, not a KeyError."""
+    fit_script = load("speed_model_fit.py")
+    doc = json.loads(fit_script.DATA.read_text())
+    splits = fit_script.HERE / "published_splits.json"
+    with pytest.raises(SystemExit, match="published_splits.json: not a file of speed rows"):
+        fit_script.score_later_rows(splits, doc)
+    empty = tmp_path / "empty.json"
+    empty.write_text('{"rows": []}')
+    with pytest.raises(SystemExit, match="empty.json: not a file of speed rows"):
+        fit_script.score_later_rows(empty, doc)
