@@ -313,6 +313,33 @@ def test_arm_cores_of_other_implementers_are_named_and_classed(capture, brand, k
     assert specs.cpu_core(got, None).family == family
 
 
+@pytest.mark.parametrize("capture, brand, arch, cores, flags", [
+    ("raspberry-pi-1-uniprocessor-cpuinfo.json", "ARM ARM1176", "arm", 1, ()),
+    ("odroid-u2-cpuinfo.json", "ARM Cortex-A9", "arm", 4, ("neon",)),
+    ("cavium-thunderx-scaleway-cpuinfo.json", "Cavium ThunderX-88XX", "arm64", 6, ("neon",)),
+])
+def test_arm_cpuinfo_of_older_kernels_and_other_implementers(capture, brand, arch, cores, flags):
+    """Real /proc/cpuinfo (pytorch/cpuinfo's test captures): a uniprocessor 32-bit kernel prints no `processor` line
+    (the probe failed: "lists no processor"); an older SMP one prints the core's Features and part once, after the
+    processors' blocks (the ODROID-U2 read as four "unknown ARM CPU"s without NEON); a Cavium part was unnamed."""
+    got = cpu.probe(replay(capture))
+    assert (got.brand, got.arch, got.physical_cores, got.logical_cores, got.flags) == (brand, arch, cores, cores, flags)
+
+
+def test_an_azure_cobalt_is_priced_as_the_neoverse_n2_it_is():
+    """Microsoft's own implementer code (0x6d) on the Neoverse N2 design: named, and priced by the N2's row rather than
+    guessed from its flags (i8mm alone would take the Neoverse-V1's)."""
+    from qwenctl.hardware import specs
+
+    block = ("processor\t: {n}\nBogoMIPS\t: 2000.00\nFeatures\t: fp asimd asimddp i8mm sve sve2\n"
+             "CPU implementer\t: 0x6d\nCPU architecture: 8\nCPU variant\t: 0x0\nCPU part\t: 0xd49\nCPU revision\t: 0\n")
+    got = cpu.parse_cpuinfo("\n".join(block.format(n=n) for n in range(4)), "arm64")
+    assert got.brand == "Microsoft Azure Cobalt 100 (Neoverse-N2)"
+    family = specs.cpu_core(got, None).family
+    assert family == specs.cpu_core(dataclasses.replace(got, brand="ARM Neoverse-N2"), None).family
+    assert family != specs.cpu_core(dataclasses.replace(got, brand="unknown ARM CPU"), None).family  # the flags' guess
+
+
 # dotnet/BenchmarkDotNet tests/BenchmarkDotNet.Tests/Detectors/Cpu/CpuInfoParserTests_Cim.cs, RealTwoProcessorEightCoresTest:
 # Get-CimInstance Win32_Processor on a two-socket Xeon E5-2630 v3 (Format-List's "Key:value", one block per socket)
 CIM_TWO_SOCKETS = """MaxClockSpeed:2400

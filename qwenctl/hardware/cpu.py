@@ -298,8 +298,16 @@ def _base_clock_kinds(source: Source, cpus: list[int]) -> tuple[set[int], set[in
 
 
 def _processor_blocks(cpuinfo: str) -> list[dict[str, str]]:
-    """/proc/cpuinfo's blocks that describe a processor (an Arm kernel adds a trailing block without one)."""
-    return [b for b in (colon_fields(x) for x in cpuinfo.split("\n\n")) if "processor" in b]
+    """/proc/cpuinfo's blocks that describe a processor, each with the fields the kernel printed once for all of them.
+
+    An Arm kernel adds a trailing block without a `processor` line (Hardware, Revision). An older 32-bit Arm kernel
+    printed the core's description there too (Features, CPU implementer, CPU part: an ODROID-U2's four Cortex-A9s),
+    after blocks holding only `processor` and BogoMIPS, and a uniprocessor one printed no `processor` line at all: its
+    one block, headed `Processor : ARMv6-compatible processor`, is the CPU (a Raspberry Pi 1 on Linux 3.x)."""
+    blocks = [colon_fields(x) for x in cpuinfo.split("\n\n")]
+    cpus = [b for b in blocks if "processor" in b] or [b for b in blocks if "Processor" in b][:1]
+    shared = {k: v for b in blocks if not any(b is c for c in cpus) for k, v in b.items()}
+    return [{**shared, **b} for b in cpus]
 
 
 def parse_cpuinfo(text: str, arch: str) -> Cpu:
@@ -320,7 +328,7 @@ def parse_cpuinfo(text: str, arch: str) -> Cpu:
         present = set(first.get("Features", "").split())
         flags = tuple(dict.fromkeys(ARM_FEATURES[f] for f in ARM_FEATURES if f in present))
         physical, sockets, how = len(blocks), None, "one core per processor (ARM: no SMT)"
-        brand = _arm_cores_name(blocks) or first.get("model name") or "unknown ARM CPU"
+        brand = _arm_cores_name(blocks) or first.get("model name") or first.get("Processor") or "unknown ARM CPU"
     else:  # POWER, LoongArch, s390x...: named as their cpuinfo does, no flags the speed model knows
         flags, physical, sockets, how = (), len(blocks), None, f"one core per processor ({arch}: topology not read)"
         brand = first.get("model name") or first.get("Model Name") or first.get("cpu") or f"unknown {arch} CPU"
