@@ -11,7 +11,7 @@ from qwenctl.hardware import specs
 from qwenctl.hardware.drm import COMPUTE_VENDORS, describe
 from qwenctl.hardware.engines import oldest_capability
 from qwenctl.hardware.facts import Absent, AppleSilicon, Backends, Board, Cpu, Disk, Hardware, Memory, Nvidia
-from qwenctl.render import console, human_bytes
+from qwenctl.render import console, human_bytes, plural
 
 
 def gib(n: int | None) -> str:
@@ -75,7 +75,7 @@ def show(hw: Hardware, origin: str | None = None) -> None:
 
 
 def _cpu(c: Cpu) -> str:
-    cores = f"{c.physical_cores} cores / {c.logical_cores} threads"
+    cores = f"{plural(c.physical_cores, 'core')} / {plural(c.logical_cores, 'thread')}"
     if c.sockets and c.sockets > 1:
         cores += f" on {c.sockets} sockets"
     if c.performance_cores is not None:
