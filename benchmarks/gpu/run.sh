@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The CUDA measurements of docs/benchmarks.md, on the GPU machine (device tool, no network).
 #
-#   bash benchmarks/gpu/run.sh [build] [models] [run] [extras] [facts] [quants] [memory] [speed] [sampling] [samplerstep] [memdiag] [memcheck] [pooltrace] [graphcheck] [hostgraphs] [official] [kernels] [nofamem] [alloctrace] [allocheck] [ctxmem] [depth] [cpu] [newsize] [newsizemem]   (no argument: the first three)
+#   bash benchmarks/gpu/run.sh [build] [models] [run] [extras] [facts] [quants] [memory] [speed] [sampling] [samplerstep] [memdiag] [memcheck] [pooltrace] [graphcheck] [hostgraphs] [official] [kernels] [nofamem] [alloctrace] [allocheck] [ctxmem] [depth] [cpu] [newsize] [newsizemem] [shapesweep]   (no argument: the first three)
 #
 # Each device call may run 600 s and a fresh machine's build takes ~345 s: call `build models`, then
 # `run`, then `extras` (the warm machine keeps the build and the models between calls).
@@ -456,6 +456,16 @@ stage_newsizemem() {
   timeout 200 $ea --ngl 0 --cases 8192:f16:1 --json-out "$OUT/newsize-ngl0-$NEWSIZE-$quant.json"
 }
 
+# shapesweep: decode against matrix width and layer count apart (benchmarks/gpu/shape_sweep.py): Qwen2.5 widths with other
+# layer counts, predicted then measured (llama-bench tg128), each file deleted before the next. SWEEP_CASES
+# ("SIZE:LAYERS:QUANT ..."; default the script's), SWEEP_DEADLINE (seconds, default 480: the call's limit less the build's
+# absence on a warm machine).
+stage_shapesweep() {
+  # shellcheck disable=SC2086  # the cases are words
+  $PY benchmarks/gpu/shape_sweep.py "$WORK/sweep" "$BUILD/bin/llama-bench" "$OUT/shape-sweep.json" ${SWEEP_CASES:-} \
+    --deadline "${SWEEP_DEADLINE:-480}"
+}
+
 # multigpu: the two-GPU machine (nvidia-h200-x2). llama-bench's none/layer/tensor sweep and GPU 1 behind
 # llama.cpp's own RPC server (ggml-rpc-server on 127.0.0.1); then qwenctl bench with the split it plans
 # for the file and with each split forced, GPU memory per device against the prediction; the plans.
@@ -612,8 +622,8 @@ for s in "${stages[@]}"; do
     stamp "stage $s needs the CUDA build, which this machine lacks (a fresh machine): call \`build\` first"; exit 1
   fi
   case $s in
-    build|models|run|facts|extras|quants|memory|memdiag|memcheck|pooltrace|graphcheck|hostgraphs|official|kernels|decodetimes|nofamem|alloctrace|allocheck|ctxmem|speed|depth|sampling|samplerstep|multigpu|splits|rpcworker|rpccompare|cpu|newsize|newsizemem) stamp "stage $s"; "stage_$s" || { stamp "stage $s failed"; exit 1; } ;;
-    *) echo "unknown stage $s (build, models, run, facts, extras, quants, memory, memdiag, memcheck, pooltrace, graphcheck, hostgraphs, official, kernels, decodetimes, nofamem, alloctrace, allocheck, ctxmem, speed, depth, sampling, samplerstep, multigpu, splits, rpcworker, rpccompare, cpu, newsize, newsizemem)"; exit 2 ;;
+    build|models|run|facts|extras|quants|memory|memdiag|memcheck|pooltrace|graphcheck|hostgraphs|official|kernels|decodetimes|nofamem|alloctrace|allocheck|ctxmem|speed|depth|sampling|samplerstep|multigpu|splits|rpcworker|rpccompare|cpu|newsize|newsizemem|shapesweep) stamp "stage $s"; "stage_$s" || { stamp "stage $s failed"; exit 1; } ;;
+    *) echo "unknown stage $s (build, models, run, facts, extras, quants, memory, memdiag, memcheck, pooltrace, graphcheck, hostgraphs, official, kernels, decodetimes, nofamem, alloctrace, allocheck, ctxmem, speed, depth, sampling, samplerstep, multigpu, splits, rpcworker, rpccompare, cpu, newsize, newsizemem, shapesweep)"; exit 2 ;;
   esac
 done
 stamp "done"
