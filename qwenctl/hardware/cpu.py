@@ -303,7 +303,7 @@ def _processor_blocks(cpuinfo: str) -> list[dict[str, str]]:
     An Arm kernel adds a trailing block without a `processor` line (Hardware, Revision). An older 32-bit Arm kernel
     printed the core's description there too (Features, CPU implementer, CPU part: an ODROID-U2's four Cortex-A9s),
     after blocks holding only `processor` and BogoMIPS, and a uniprocessor one printed no `processor` line at all: its
-    one block, headed `Processor : ARMv6-compatible processor`, is the CPU (a Raspberry Pi 1 on Linux 3.x)."""
+    one block, headed `Processor : ARMv6-compatible processor`, is the CPU (a Raspberry Pi 1 on an older kernel)."""
     blocks = [colon_fields(x) for x in cpuinfo.split("\n\n")]
     cpus = [b for b in blocks if "processor" in b] or [b for b in blocks if "Processor" in b][:1]
     shared = {k: v for b in blocks if not any(b is c for c in cpus) for k, v in b.items()}
