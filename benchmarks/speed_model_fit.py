@@ -92,6 +92,10 @@ def model_for(row: dict, shapes: dict):
     qwen = name.startswith("qwen2.5-")
     if qwen:
         model = catalog.model(name.split("-", 1)[1].upper())
+        if row.get("n_layers"):  # a shape sweep's file: the size's widths at another depth (benchmarks/gpu/shape_sweep.py)
+            a0, n = model.arch, int(row["n_layers"])
+            embedding = a0.vocab_size * a0.hidden_size * (1 if a0.tied_embeddings else 2)
+            model = replace(model, arch=replace(a0, n_layers=n), params=embedding + (model.params - embedding) * n // a0.n_layers)
     else:
         sh = shapes[name]
         arch = Architecture(**{k: sh[k] for k in ("hidden_size", "n_layers", "n_heads", "n_kv_heads", "head_dim",
@@ -126,7 +130,7 @@ def model_for(row: dict, shapes: dict):
     else:
         return None
     embd = template.embd_type
-    out = template.output_type
+    out = row.get("output_type") or template.output_type  # a file written in one type throughout says so
     if fmt == "gguf" and name.startswith(("llama", "mistral", "tinyllama")):
         embd = {"q4_k_m": "Q4_K", "q4_0": "Q4_0", "q8_0": "Q8_0", "fp16": "F16"}.get(q, embd)
     w = replace(template, total_bytes=nbytes, files=(), embd_type=embd, output_type=out, output_in_file=output_in_file,
@@ -413,6 +417,8 @@ def parameters(sm: dict, rows: list[dict]) -> list[tuple[list[tuple[dict, str]],
             out.append(([(e, "per_layer_cycles")], 2e3, 1e6))
         if "per_layer_cycles_unfused" in e:
             out.append(([(e, "per_layer_cycles_unfused")], 2e3, 1e6))
+        if "per_row_cycles" in e:  # a matrix row's fixed cycles on a GPU's unit (speed._kernel_rate)
+            out.append(([(e, "per_row_cycles")], 1.0, 2000.0))
         if key[1] not in PER_QUANT_UNITS:  # else the median of the quants' own, as for dequant_ops_per_weight
             out.append(([(e["unit_bytes_per_cycle"], "default")], 0.5, 500.0))
         if "pp_constants" not in e:  # an engine that borrows another's prompt constants has no prompt rows to fit them on
@@ -464,8 +470,8 @@ def fit(rows: list[dict], obs, sweeps: int = 5, only: str | None = None, kernel:
     decode constants and the DDR / LPDDR efficiencies, which only CPUs use), "gpu-decode" (CUDA's, Metal's and
     MLX's decode constants and the HBM / GDDR / Apple efficiencies), "gddr" (GDDR's share of its peak alone),
     "geforce-clock" (how far above its rated boost a desktop GeForce runs under load) or "cuda-kernels" (the bytes
-    each CUDA decode kernel keeps in flight, unit_bytes_per_cycle, with the memory and per-layer constants kept: for
-    rows that measure kernels, as a build's new F16 kernel); ``kernel`` narrows that to one weight type's constant
+    each CUDA decode kernel keeps in flight, unit_bytes_per_cycle, and a matrix row's fixed cycles, per_row_cycles, with
+    the memory and per-layer constants kept: for rows that measure kernels, as a build's new F16 kernel); ``kernel`` narrows that to one weight type's constant
     (and its tie's), for a type whose first row where the SMs bind arrived after the others were fitted."""
     sm = load_speed_model()  # the cached dict the model reads: changed in place
     params = parameters(sm, rows)
@@ -490,7 +496,7 @@ def fit(rows: list[dict], obs, sweeps: int = 5, only: str | None = None, kernel:
         def gpu_decode(box: dict, key: str) -> bool:
             return ((box is sm["memory_efficiency"] and key in ("hbm", "gddr", "gpu_lpddr", "apple"))
                     or any(box is e.get("dequant_ops_per_weight") for e in gpus)
-                    or (any(box is e for e in gpus) and key in ("per_layer_cycles", "per_layer_cycles_unfused"))
+                    or (any(box is e for e in gpus) and key in ("per_layer_cycles", "per_layer_cycles_unfused", "per_row_cycles"))
                     or any(box is e["unit_bytes_per_cycle"] for e in gpus)
                     or (id(box) in apple_families and key == "memory_efficiency")
                     or (box is sm and key == "cross_die_fixed_factor"))
@@ -501,8 +507,9 @@ def fit(rows: list[dict], obs, sweeps: int = 5, only: str | None = None, kernel:
     elif only == "gddr":
         params = [p for p in params if all(box is sm["memory_efficiency"] and key == "gddr" for box, key in p[0])]
     elif only == "cuda-kernels":
-        cuda_units = sm["engines"]["cuda"]["unit_bytes_per_cycle"]
-        params = [p for p in params if all(box is cuda_units and kernel in (None, key.lower()) for box, key in p[0])]
+        cuda, cuda_units = sm["engines"]["cuda"], sm["engines"]["cuda"]["unit_bytes_per_cycle"]
+        params = [p for p in params if all((box is cuda_units and kernel in (None, key.lower()))
+                                           or (box is cuda and key == "per_row_cycles" and kernel is None) for box, key in p[0])]
         if not params:
             raise SystemExit(f"speed_model_fit.py: no fitting row decodes {kernel} on CUDA: nothing to fit")
     for sweep in range(sweeps):

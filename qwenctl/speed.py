@@ -144,7 +144,8 @@ def _combined(device_times: Iterable[float], concurrent: bool) -> float:
     return max(device_times) if concurrent else sum(device_times)
 
 
-def _streaming_rate(dev: DeviceSpeed, efficiency: float, unit_bytes_per_cycle: float, issue: float | None = None) -> float:
+def _streaming_rate(dev: DeviceSpeed, efficiency: float, unit_bytes_per_cycle: float, issue: float | None = None,
+                    row_cycles_per_byte: float = 0.0) -> float:
     """Bytes/s one token's reads stream at: the DRAM's rate or what the units keep in flight, whichever binds.
 
     Little's law: the SMs (GPU cores, threads) issuing the reads hold a bounded number of bytes in
@@ -154,21 +155,30 @@ def _streaming_rate(dev: DeviceSpeed, efficiency: float, unit_bytes_per_cycle: f
     core whose design says what one thread reads at most (``thread_read_bytes_per_s``: the misses its core keeps in
     flight, devices.json `x86_designs`) is held to that, so a few threads cannot reach the DRAM's rate. ``issue``: what
     the lanes can multiply where the kernel's instructions, not its reads, are the limit (`kernels.emulated_dp4a_rate`).
+    ``row_cycles_per_byte``: a unit's cycles for each matrix row beyond streaming its bytes (a thread block's start and
+    its closing reduction across warps), spread over the row's bytes: a unit streams slower where rows are short.
     """
     dram = dev.bandwidth_bytes_per_s * efficiency
     per_unit = dev.thread_read_bytes_per_s or unit_bytes_per_cycle * dev.clock_hz
+    if row_cycles_per_byte:
+        per_unit = 1.0 / (1.0 / per_unit + row_cycles_per_byte / dev.clock_hz)
     units = dev.compute_units * dev.compute_share * per_unit
     return (dram ** -3 + units ** -3 + (issue ** -3 if issue else 0.0)) ** (-1 / 3)
 
 
-def _kernel_rate(dev: DeviceSpeed, efficiency: float, units: dict[str, float], kind: str, engine_date: str | None) -> float:
-    """`_streaming_rate` of the kernel that reads ``kind`` weights (`kernels.decode_kernel`) on ``dev``."""
+def _kernel_rate(dev: DeviceSpeed, efficiency: float, units: dict[str, float], kind: str, engine_date: str | None,
+                 row_weights: float = 0.0) -> float:
+    """`_streaming_rate` of the kernel that reads ``kind`` weights (`kernels.decode_kernel`) on ``dev``; ``row_weights``:
+    the weights of the average matrix row it reads, over which a row's fixed cycles (`per_row_cycles`) spread."""
     entry, multiple = decode_kernel(kind, dev, engine_date)
-    return _streaming_rate(dev, efficiency, multiple * units.get(entry, units["default"]), emulated_dp4a_rate(kind, dev))
+    per_row = load_speed_model()["engines"][dev.engine].get("per_row_cycles", 0.0) if row_weights else 0.0
+    per_byte = per_row / (row_weights * load_catalog().type_bits(kind) / 8) if per_row else 0.0
+    return _streaming_rate(dev, efficiency, multiple * units.get(entry, units["default"]), emulated_dp4a_rate(kind, dev),
+                           per_byte)
 
 
 def _type_rates(dev: DeviceSpeed, efficiency: float, units: dict[str, float], split: WeightSplit, weights: Weights,
-                engine_date: str | None) -> tuple[tuple[str, float, float], ...]:
+                engine_date: str | None, row_weights: float = 0.0) -> tuple[tuple[str, float, float], ...]:
     """(ggml type, share of the layers' weight bytes, bytes/s its kernel streams at on ``dev``) for each type a file
     stores: the weights stream at each type's rate for that type's bytes (`_streaming_rate`).
 
@@ -179,11 +189,11 @@ def _type_rates(dev: DeviceSpeed, efficiency: float, units: dict[str, float], sp
     """
     if not split.layer_type_weights:
         quant = _quant_key(weights)
-        return ((quant, 1.0, _kernel_rate(dev, efficiency, units, quant, engine_date)),)
+        return ((quant, 1.0, _kernel_rate(dev, efficiency, units, quant, engine_date, row_weights)),)
     bits = load_catalog().type_bits
     parts = [(t, w * bits(t) / 8) for t, w in split.layer_type_weights]
     total = sum(b for _, b in parts)
-    return tuple((t, b / total, _kernel_rate(dev, efficiency, units, t, engine_date)) for t, b in parts)
+    return tuple((t, b / total, _kernel_rate(dev, efficiency, units, t, engine_date, row_weights)) for t, b in parts)
 
 
 def _quant_key(weights: Weights) -> str:
@@ -293,6 +303,9 @@ def estimate_placed_speed(
     kv_per_layer = kv_cache_bytes(model, depth, kv_cache_type, layers=1)
     params_per_layer = (model.params - a.vocab_size * a.hidden_size * (1 if a.tied_embeddings else 2)) / a.n_layers
     out_params = a.vocab_size * a.hidden_size
+    # rows a layer's matrices hold (Q, K, V, O; gate and up; down): the average row's weights
+    rows_per_layer = (a.n_heads + 2 * a.n_kv_heads) * a.head_dim + 2 * a.hidden_size + 2 * a.intermediate_size
+    row_weights = params_per_layer / rows_per_layer
 
     # device, layers, weight bytes read, weights multiplied for every token, output weights multiplied (the logits),
     # the layers whose K and V rows a token reads (a tensor split's share of all of them)
@@ -331,7 +344,7 @@ def estimate_placed_speed(
         matrix_rate, dequant_bytes = prompt_matrix_rate(sm, dev, pp_e, weights, engine_date, a, pp_tokens, layers)
         types = type_slowdown(dev, s, weights, engine_date)
         units = e["unit_bytes_per_cycle"]
-        type_rates = _type_rates(dev, eff, units, s, weights, engine_date)
+        type_rates = _type_rates(dev, eff, units, s, weights, engine_date, row_weights)
         streaming = 1.0 / sum(share / rate for _, share, rate in type_rates)
         attention_per_layer, attention_kernel = _attention_reads(dev, a, kv_per_layer, depth, flash_attn)
         attention_rate = streaming if attention_kernel is None else _kernel_rate(dev, eff, units, attention_kernel, engine_date)
