@@ -188,15 +188,16 @@ def test_two_socket_epyc_without_meminfo_is_refused_in_one_line():
 
 def test_a_jetpack_5_orin_without_nvml_is_planned_on_its_gpu():
     """No NVML before JetPack 6, but CUDA and a CUDA build of llama.cpp run: the AGX Orin 64GB's GPU (from its board)
-    with the host's 61 GiB and 204.8 GB/s holds a 32B at 4 bits, at a bandwidth-bound few tok/s."""
+    with the host's 61 GiB and 204.8 GB/s holds a 32B at 4 or 5 bits (Q5_0's kernel reads a byte faster than Q4_K's
+    where the SMs bind, so the two decode alike), at a bandwidth-bound few tok/s."""
     import dataclasses
 
     hw = detect(replay(jetpack5_agx_orin()))
     hw = dataclasses.replace(hw, backends=dataclasses.replace(hw.backends, llama_cpp="0.3.36", llama_cpp_gpu_offload=True))
     c = plan(hw).chosen
     assert c.device == "cuda" and c.n_gpu_layers == -1
-    assert (c.size, c.quant) == ("32B", "q4_k_m")
-    assert 4 <= c.tg_tps <= 10  # ~19 GB of weights a token at 204.8 GB/s
+    assert c.size == "32B" and c.quant in ("q4_k_m", "q5_0")
+    assert 4 <= c.tg_tps <= 10  # ~19-21 GB of weights a token at 204.8 GB/s
 
 
 def test_a_jetson_nano_is_planned_on_its_cpu_because_its_last_cuda_cannot_build_llama_cpp():

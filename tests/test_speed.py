@@ -46,7 +46,26 @@ def test_h200_is_bound_by_more_than_bandwidth():
     assert 1.0 < ratio < 1.25
     est = estimate_speed(*spec("7B"), h200, HOST)
     (t,) = est.terms
-    assert t.fixed_s > 0.3 * t.decode_s  # a third of a token is fixed per-layer cost, whatever the bandwidth
+    assert t.fixed_s > 0.25 * t.decode_s  # a quarter of a token is fixed per-layer cost, whatever the bandwidth
+    # and the reads stream at what the SMs keep in flight (less each row's fixed cycles), far below the HBM's rate
+    assert all(rate < 0.5 * h200.bandwidth_bytes_per_s for _, _, rate in t.type_rates)
+
+
+def test_a_long_rowed_model_streams_faster_a_byte_where_the_sms_bind(monkeypatch):
+    """A matrix row costs a thread block fixed cycles beyond its bytes (`per_row_cycles`, set on the H100's shape sweep):
+    the 72B's rows (10,234 weights on average) spread them thinner than the 7B's (4,693), so where the SMs bind, as on
+    an H200, its Q4_0 bytes stream faster. Without the row cost both stream at the kernel's one rate."""
+    from qwenctl.device_speed import load_speed_model
+
+    h200 = cuda_device(gpu("NVIDIA H200", 4.8e12))
+
+    def q4_0_rate(size: str) -> float:
+        (t,) = estimate_speed(*spec(size, "q4_0"), h200, HOST).terms
+        return dict((kind, rate) for kind, _, rate in t.type_rates)["Q4_0"]
+
+    assert q4_0_rate("72B") > 1.05 * q4_0_rate("7B")
+    monkeypatch.setitem(load_speed_model()["engines"]["cuda"], "per_row_cycles", 0.0)
+    assert q4_0_rate("72B") == pytest.approx(q4_0_rate("7B"))
 
 
 def test_h200_prediction_on_the_held_out_measurement():

@@ -151,12 +151,13 @@ def test_mlx_pipeline_over_macs_is_planned_on_paper(tmp_path):
 def test_eight_gpus_name_the_fewer_gpus_a_tensor_split_runs_faster_on():
     """Each all-reduce of a tensor split waits on every GPU it spans (ceil(log2 n) exchanges: speed_model.json
     `links`) while each GPU's reads shrink as 1/n, so for a small model fewer GPUs are faster. llama.cpp spans every
-    GPU CUDA shows it, so on eight H200s the plan keeps the split it can load and names the faster count, as the
-    --gpus that gets it; that narrower machine plans the figure it named."""
+    GPU CUDA shows it, so on eight H200s the plan keeps what it can run with all eight visible (one GPU, or a tensor
+    split over all eight: the faster) and names the faster count, as the --gpus that gets it; that narrower machine
+    plans the figure it named."""
     hw = load_profile("h200-x8-141gb")
     ask = Constraints(size="7B")
     chosen = plan(hw, ask).chosen
-    assert chosen.split_mode == "tensor" and len(chosen.tensor_split) == 8 and all(x > 0 for x in chosen.tensor_split)
+    assert chosen.split_mode == "none" or (len(chosen.tensor_split) == 8 and all(x > 0 for x in chosen.tensor_split))
     advice = re.search(r"over (\d) of the 8 GPUs is predicted at (\d+) tok/s \(`--gpus ([\d,]+)`\)", chosen.split_reason)
     assert advice, chosen.split_reason
     count, figure, gpus = int(advice.group(1)), float(advice.group(2)), advice.group(3)
