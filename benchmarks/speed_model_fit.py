@@ -471,8 +471,9 @@ def fit(rows: list[dict], obs, sweeps: int = 5, only: str | None = None, kernel:
     MLX's decode constants and the HBM / GDDR / Apple efficiencies), "gddr" (GDDR's share of its peak alone),
     "geforce-clock" (how far above its rated boost a desktop GeForce runs under load) or "cuda-kernels" (the bytes
     each CUDA decode kernel keeps in flight, unit_bytes_per_cycle, and a matrix row's fixed cycles, per_row_cycles, with
-    the memory and per-layer constants kept: for rows that measure kernels, as a build's new F16 kernel); ``kernel`` narrows that to one weight type's constant
-    (and its tie's), for a type whose first row where the SMs bind arrived after the others were fitted."""
+    the memory and per-layer constants kept: for rows that measure kernels, as a build's new F16 kernel); ``kernel``
+    narrows that to one weight type's constant (and its tie's), for a type whose first row where the SMs bind arrived
+    after the others were fitted."""
     sm = load_speed_model()  # the cached dict the model reads: changed in place
     params = parameters(sm, rows)
     if only == "prompt":
