@@ -86,7 +86,7 @@ def test_explain_speed_prints_the_terms_of_the_chosen_plan():
     streaming = next(line for line in text.splitlines() if line.strip().startswith("streaming"))
     reached, share = float(streaming.split(" at ")[1].split()[0]), 272.0 * float(streaming.split(" x ")[1][:4])
     assert 0.8 * share < reached < 0.97 * share
-    assert "in-flight limit" in streaming
+    assert "in-flight limit, less each matrix row's fixed cycles" in streaming
     total = next(line for line in text.splitlines() if "decode total" in line)
     predicted = float(total.split("->")[1].split("tok/s")[0])
     chosen = plan(__import__("qwenctl.profiles", fromlist=["load_profile"]).load_profile("rtx-4060-8gb")).chosen

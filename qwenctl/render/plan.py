@@ -6,6 +6,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from qwenctl.device_speed import load_speed_model
 from qwenctl.kernels import emulates_dp4a
 from qwenctl.machine import PoolUse
 from qwenctl.plan import Plan, PlanResult
@@ -153,12 +154,15 @@ def render_speed_terms(result: PlanResult, out: Console | None = None) -> None:
         else:
             runs.append((t, 1))
     no_dp4a = {d.name for d in result.devices if emulates_dp4a(d)}  # its decode kernel's instructions bind, not its reads
+    rowed = {d.name for d in result.devices if load_speed_model()["engines"][d.engine].get("per_row_cycles")}
     for t, count in runs:
         each = "" if count == 1 else f" x {count}, " + ("at once" if p.speed.concurrent else "one after another") + ", each"
         con.print(Text(f"  {t.device}{each}", style="bold"))
         rate = t.bytes_read / t.stream_s / 1e9 if t.stream_s else 0.0
         share = t.bandwidth_bytes_per_s * t.memory_efficiency / 1e9
-        bound = "" if rate >= 0.97 * share else ("; lanes' limit, no dp4a" if t.device in no_dp4a else "; in-flight limit")
+        bound = "" if rate >= 0.97 * share else ("; lanes' limit, no dp4a" if t.device in no_dp4a else
+                                                 "; in-flight limit, less each matrix row's fixed cycles" if t.device in rowed
+                                                 else "; in-flight limit")
         rows = (
             ("fixed", f"{t.layers} layers of kernel launches and syncs", t.fixed_s),
             # the rate reached: the DRAM's share, or less where the SMs (cores, threads) keep too little in flight,
