@@ -52,6 +52,7 @@ from qwenctl.cluster import Link
 from qwenctl.device_speed import DeviceSpeed, load_speed_model, under_load
 from qwenctl.estimate import WeightSplit, kv_cache_bytes, weight_split
 from qwenctl.kernels import built_before, decode_kernel, emulated_dp4a_rate, mmq_rereads, prompt_matrix_rate, type_slowdown
+from qwenctl.recipe import matrix_shapes
 from qwenctl.split import Placement, place_layers
 
 PP_TOKENS = 512  # what pp is quoted for: llama-bench's pp512
@@ -166,12 +167,17 @@ def _streaming_rate(dev: DeviceSpeed, efficiency: float, unit_bytes_per_cycle: f
     return (dram ** -3 + units ** -3 + (issue ** -3 if issue else 0.0)) ** (-1 / 3)
 
 
+def per_row_cycles(engine: str) -> float:
+    """An engine's fixed cycles a matrix row on a unit (speed_model.json `per_row_cycles`; 0 where it has none)."""
+    return float(load_speed_model()["engines"][engine].get("per_row_cycles", 0.0))
+
+
 def _kernel_rate(dev: DeviceSpeed, efficiency: float, units: dict[str, float], kind: str, engine_date: str | None,
                  row_weights: float = 0.0) -> float:
     """`_streaming_rate` of the kernel that reads ``kind`` weights (`kernels.decode_kernel`) on ``dev``; ``row_weights``:
     the weights of the average matrix row it reads, over which a row's fixed cycles (`per_row_cycles`) spread."""
     entry, multiple = decode_kernel(kind, dev, engine_date)
-    per_row = load_speed_model()["engines"][dev.engine].get("per_row_cycles", 0.0) if row_weights else 0.0
+    per_row = per_row_cycles(dev.engine) if row_weights else 0.0
     per_byte = per_row / (row_weights * load_catalog().type_bits(kind) / 8) if per_row else 0.0
     return _streaming_rate(dev, efficiency, multiple * units.get(entry, units["default"]), emulated_dp4a_rate(kind, dev),
                            per_byte)
@@ -303,9 +309,8 @@ def estimate_placed_speed(
     kv_per_layer = kv_cache_bytes(model, depth, kv_cache_type, layers=1)
     params_per_layer = (model.params - a.vocab_size * a.hidden_size * (1 if a.tied_embeddings else 2)) / a.n_layers
     out_params = a.vocab_size * a.hidden_size
-    # rows a layer's matrices hold (Q, K, V, O; gate and up; down): the average row's weights
-    rows_per_layer = (a.n_heads + 2 * a.n_kv_heads) * a.head_dim + 2 * a.hidden_size + 2 * a.intermediate_size
-    row_weights = params_per_layer / rows_per_layer
+    shapes = matrix_shapes(a).values()  # (rows, row length) of a layer's matrices: the average row's weights
+    row_weights = sum(rows * length for rows, length in shapes) / sum(rows for rows, _ in shapes)
 
     # device, layers, weight bytes read, weights multiplied for every token, output weights multiplied (the logits),
     # the layers whose K and V rows a token reads (a tensor split's share of all of them)

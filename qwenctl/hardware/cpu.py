@@ -306,7 +306,7 @@ def _processor_blocks(cpuinfo: str) -> list[dict[str, str]]:
     one block, headed `Processor : ARMv6-compatible processor`, is the CPU (a Raspberry Pi 1 on an older kernel)."""
     blocks = [colon_fields(x) for x in cpuinfo.split("\n\n")]
     cpus = [b for b in blocks if "processor" in b] or [b for b in blocks if "Processor" in b][:1]
-    shared = {k: v for b in blocks if not any(b is c for c in cpus) for k, v in b.items()}
+    shared = {k: v for b in blocks if b not in cpus for k, v in b.items()}
     return [{**shared, **b} for b in cpus]
 
 

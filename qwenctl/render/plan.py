@@ -6,14 +6,13 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from qwenctl.device_speed import load_speed_model
 from qwenctl.kernels import emulates_dp4a
 from qwenctl.machine import PoolUse
 from qwenctl.plan import Plan, PlanResult
 from qwenctl.profiles import ProfileInfo
 from qwenctl.render import console as make_console
 from qwenctl.render import human_bytes, plural
-from qwenctl.speed import DeviceTerms
+from qwenctl.speed import DeviceTerms, per_row_cycles
 
 BAR_WIDTH = 40
 # (field, glyph, style) in drawing order; "free" is what is left of the budget
@@ -154,7 +153,7 @@ def render_speed_terms(result: PlanResult, out: Console | None = None) -> None:
         else:
             runs.append((t, 1))
     no_dp4a = {d.name for d in result.devices if emulates_dp4a(d)}  # its decode kernel's instructions bind, not its reads
-    rowed = {d.name for d in result.devices if load_speed_model()["engines"][d.engine].get("per_row_cycles")}
+    rowed = {d.name for d in result.devices if per_row_cycles(d.engine)}
     for t, count in runs:
         each = "" if count == 1 else f" x {count}, " + ("at once" if p.speed.concurrent else "one after another") + ", each"
         con.print(Text(f"  {t.device}{each}", style="bold"))
