@@ -381,13 +381,17 @@ def _split_words(options: LoadOptions) -> str | None:
 
 
 def remember_speed(hardware, result: BenchResult) -> None:
-    """Store the measured decode speed against the physics prediction for this machine (speed_history)."""
+    """Store the measured decode speed against the physics prediction for this machine (speed_history), and the
+    prompt speed where the run prompted as the prediction is quoted (PP_TOKENS in one batch)."""
     pred = result.predicted
     if pred is None or not pred.tg_tps or not pred.device or getattr(hardware, "name", None) is not None:
         return
     from qwenctl import speed_history
+    from qwenctl.speed import PP_TOKENS
 
-    speed_history.record(hardware, result.backend, pred.device, pred.tg_tps, result.tg_tps.median, "bench")
+    quoted = result.n_prompt == PP_TOKENS and result.n_batch >= PP_TOKENS
+    speed_history.record(hardware, result.backend, pred.device, pred.tg_tps, result.tg_tps.median, "bench",
+                         predicted_pp=pred.pp_tps if quoted else None, measured_pp=result.pp_tps.median if quoted else None)
 
 
 def parse_bandwidth(text: str) -> Bandwidth:

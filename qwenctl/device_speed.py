@@ -7,6 +7,7 @@ token on; ``qwenctl.kernels`` reads the same constants to say which llama.cpp ke
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from importlib import resources
@@ -19,6 +20,13 @@ MEMORY_KINDS = ("hbm", "gddr", "gpu_lpddr", "lpddr", "ddr", "apple")
 @lru_cache(maxsize=1)
 def load_speed_model() -> dict[str, Any]:
     return json.loads(resources.files("qwenctl.data").joinpath("speed_model.json").read_text(encoding="utf-8"))
+
+
+def speed_model_date() -> str:
+    """The date of the speed model's latest fit: its `version` is the whole history of fits, a paragraph, too long
+    for a line that only names which model predicted."""
+    version = load_speed_model()["version"]
+    return max(re.findall(r"\b\d{4}-\d{2}-\d{2}\b", version), default=version)
 
 
 @dataclass(frozen=True)

@@ -386,7 +386,8 @@ class Machine:
         """The physics estimate, scaled by this machine's own measurements when it has any."""
         if self.correction is None:
             return estimate
-        return corrected(estimate, self.correction.tg_factor, self.correction.describe())
+        c = self.correction
+        return corrected(estimate, c.tg_factor, c.describe(), c.pp_factor if c.pp_factor is not None else 1.0)
 
 
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from qwenctl.catalog import Architecture, ModelSpec, RepoFile, Weights, load_catalog
 from qwenctl.cluster import Worker
-from qwenctl.device_speed import DeviceSpeed, load_speed_model
+from qwenctl.device_speed import DeviceSpeed, speed_model_date
 from qwenctl.errors import ExitCode, QwenctlError
 from qwenctl.estimate import (
     EMBEDDING,
@@ -209,7 +209,7 @@ def predict_for_file(
         path=str(path), size=size, file_bytes=file_bytes, backend=backend, device=device, n_gpu_layers=ngl,
         n_layers=model.arch.n_layers, arch=model.arch, n_ctx=options.n_ctx, kv_cache_type=options.kv_cache_type,
         flash_attn=options.flash_attn, memory=est.pools, tg_tps=sp.tg_tps, tg_tps_low=sp.tg_tps_low, pp_tps=sp.pp_tps,
-        source=f"qwenctl estimate (memory {load_calibration()['version']}, speed {load_speed_model()['version']})",
+        source=f"qwenctl estimate (memory {load_calibration()['version']}, speed {speed_model_date()})",
     )
 
 
@@ -253,7 +253,7 @@ def _split_prediction(hardware: Hardware, path: Path, options: LoadOptions, mode
         n_gpu_layers=options.n_gpu_layers, n_layers=model.arch.n_layers, arch=model.arch, n_ctx=options.n_ctx,
         kv_cache_type=options.kv_cache_type, flash_attn=options.flash_attn, memory=est.pools, tg_tps=sp.tg_tps,
         tg_tps_low=sp.tg_tps_low, pp_tps=sp.pp_tps,
-        source=f"qwenctl estimate (memory {load_calibration()['version']}, speed {load_speed_model()['version']}), {mode} split",
+        source=f"qwenctl estimate (memory {load_calibration()['version']}, speed {speed_model_date()}), {mode} split",
     )
 
 

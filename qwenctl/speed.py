@@ -111,6 +111,7 @@ class SpeedEstimate:
     terms: tuple[DeviceTerms, ...] = field(default=(), compare=False)
     correction: float = 1.0  # this machine's measured/predicted ratio applied (1.0: none)
     correction_source: str | None = None
+    pp_correction: float = 1.0  # the same for its prompts, where a bench measured them
     link_s: float = 0.0  # per token: moving activations between devices (part of the decode time)
     link_notes: tuple[str, ...] = ()  # what that time is: "2 hops between GPUs per token", ...
     depth_tokens: int = 0  # the KV cache's depth tg_tps is for (speed_model.json `kv_read_depth_tokens`)
@@ -512,7 +513,9 @@ def _link_costs(k: dict[str, Any], a, placement: Placement, mode: str, n_devices
     return decode, prompt, notes
 
 
-def corrected(estimate: SpeedEstimate, factor: float, source: str) -> SpeedEstimate:
-    """The estimate's generation speed scaled by what this machine measured against earlier predictions."""
+def corrected(estimate: SpeedEstimate, factor: float, source: str, pp_factor: float = 1.0) -> SpeedEstimate:
+    """The estimate's generation speed, and its prompt speed by its own factor, scaled by what this machine measured
+    against earlier predictions."""
     return replace(estimate, tg_tps=estimate.tg_tps * factor, tg_tps_low=estimate.tg_tps_low * factor,
-                   chat_tps=estimate.chat_tps * factor, correction=factor, correction_source=source)
+                   chat_tps=estimate.chat_tps * factor, correction=factor, correction_source=source,
+                   pp_tps=estimate.pp_tps * pp_factor, pp_correction=pp_factor)

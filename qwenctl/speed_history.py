@@ -1,8 +1,9 @@
 """What this machine measured against what qwenctl predicted, so later plans learn from it.
 
 Every ``bench`` and every ``run`` smoke test records (predicted, measured) generation speed
-for the machine it ran on; ``correction`` gives later plans on the same machine, engine and
-device the median measured/predicted ratio of the latest runs. A plan for another machine (a
+for the machine it ran on, and a bench its prompt speed too; ``correction`` gives later plans on
+the same machine, engine and device the median measured/predicted ratio of the latest runs, each
+speed its own. A plan for another machine (a
 profile, a snapshot of another box) never matches: records are keyed by the machine's
 identity (GPU UUIDs, CPU, RAM), not by a name.
 """
@@ -65,22 +66,29 @@ class Correction:
     runs: int
     last_date: str  # YYYY-MM-DD of the newest run
     source: str  # "bench" | "smoke test"
+    # the prompt's own ratio, from the benches among those runs (a smoke test times no full prompt batch); a prompt's
+    # error is not its decode's: where the cores run faster than the clock they report, prompts gain, reads do not
+    pp_factor: float | None = None
 
     def describe(self) -> str:
-        return f"corrected by your {self.source} of {self.last_date}: x{self.tg_factor:.2f}" + (
+        prompt = f", prompts x{self.pp_factor:.2f}" if self.pp_factor is not None else ""
+        return f"corrected by your {self.source} of {self.last_date}: x{self.tg_factor:.2f}{prompt}" + (
             f" (median of {self.runs} runs)" if self.runs > 1 else "")
 
 
 def record(hw: Hardware, backend: str, device: str, predicted_tg: float, measured_tg: float, source: str,
-           path: Path | None = None) -> None:
-    """Append one run (files.append_line: concurrent runs never interleave within a line)."""
+           path: Path | None = None, predicted_pp: float | None = None, measured_pp: float | None = None) -> None:
+    """Append one run (files.append_line: concurrent runs never interleave within a line); a bench's prompt
+    speed, predicted and measured for the same batch, with it."""
     if not (predicted_tg > 0 and measured_tg > 0):
         return
     from qwenctl.files import append_line
 
+    prompt = ({"predicted_pp": predicted_pp, "measured_pp": measured_pp}
+              if predicted_pp and measured_pp and predicted_pp > 0 and measured_pp > 0 else {})
     append_line(path or history_path(), json.dumps({
         "key": machine_key(hw), "backend": backend, "device": device, "predicted_tg": predicted_tg,
-        "measured_tg": measured_tg, "source": source, "date": time.strftime("%Y-%m-%d"),
+        "measured_tg": measured_tg, **prompt, "source": source, "date": time.strftime("%Y-%m-%d"),
         "speed_model": speed_model_id()}), durable=False)
 
 
@@ -146,11 +154,15 @@ def correction(hw: Hardware, backend: str, device: str, path: Path | None = None
             if (r["key"] == key and r["backend"] == backend and r["device"] == device
                     and r.get("speed_model") == speed_model_id()):
                 ratio = float(r["measured_tg"]) / float(r["predicted_tg"])
+                prompt = float(r["measured_pp"]) / float(r["predicted_pp"]) if "predicted_pp" in r else None
                 if _PLAUSIBLE[0] <= ratio <= _PLAUSIBLE[1]:
-                    runs.append((ratio, str(r["date"]), str(r["source"])))
+                    runs.append((ratio, str(r["date"]), str(r["source"]),
+                                 prompt if prompt is not None and _PLAUSIBLE[0] <= prompt <= _PLAUSIBLE[1] else None))
         except (ValueError, KeyError, TypeError, ZeroDivisionError):
             continue  # a torn or foreign line
     if not runs:
         return None
     latest = runs[-LATEST:]
-    return Correction(statistics.median(r[0] for r in latest), len(latest), latest[-1][1], latest[-1][2])
+    prompts = [r[3] for r in latest if r[3] is not None]
+    return Correction(statistics.median(r[0] for r in latest), len(latest), latest[-1][1], latest[-1][2],
+                      statistics.median(prompts) if prompts else None)

@@ -222,3 +222,20 @@ def test_model_and_plan_constraints_do_not_mix(model_cache):
     out = CliRunner().invoke(cli, ["bench", "--model", str(models.tiny_gguf(model_cache)), "--size", "7B"])
     assert out.exit_code == ExitCode.USAGE
     assert "MODEL names the model itself" in out.output
+
+
+def test_a_saved_bench_teaches_prompt_speed_only_from_a_prompt_priced_as_quoted(result):
+    """The prediction is pp512 in one batch (speed.PP_TOKENS): a bench of another prompt length corrects the decode
+    alone; one of 512 tokens in one batch corrects prompts by its own ratio."""
+    from planning_machines import pc
+
+    from qwenctl import speed_history
+
+    r, _ = result
+    hw = pc(16)
+    predicted = b.Predicted(tg_tps=r.tg_tps.median / 0.8, pp_tps=r.pp_tps.median / 2.0, device="cpu")
+    b.remember_speed(hw, dataclasses.replace(r, predicted=predicted))  # n_prompt 120
+    c = speed_history.correction(hw, r.backend, "cpu")
+    assert c.tg_factor == pytest.approx(0.8) and c.pp_factor is None
+    b.remember_speed(hw, dataclasses.replace(r, predicted=predicted, n_prompt=512, n_batch=512))
+    assert speed_history.correction(hw, r.backend, "cpu").pp_factor == pytest.approx(2.0)

@@ -10,7 +10,7 @@ from rich.console import Console
 
 from qwenctl import speed_history
 from qwenctl.plan import Constraints, plan
-from qwenctl.render.plan import render_plan
+from qwenctl.render.plan import render_plan, render_speed_terms
 
 
 def test_a_recorded_bench_corrects_later_plans_on_the_same_machine():
@@ -67,3 +67,29 @@ def test_a_ratio_measured_against_another_speed_model_is_not_applied(tmp_path):
     speed_history.record(hw, "llama.cpp", "cpu", 10.0, 9.0, "bench", path=path)
     c = speed_history.correction(hw, "llama.cpp", "cpu", path=path)
     assert c is not None and c.runs == 1 and c.tg_factor == pytest.approx(0.9)
+
+
+def test_a_bench_corrects_prompt_speed_by_its_own_ratio(tmp_path):
+    """A bench times prompts too, and their error is not the decode's (the development VM's Zen 5: prompts 2.6x the
+    prediction, decode 0.7x): a later plan scales each by its own median; a smoke test leaves prompts as priced."""
+    hw = pc(16)
+    path = tmp_path / "h.jsonl"
+    speed_history.record(hw, "llama.cpp", "cpu", 10.0, 9.0, "smoke test", path=path)
+    assert speed_history.correction(hw, "llama.cpp", "cpu", path=path).pp_factor is None
+    speed_history.record(hw, "llama.cpp", "cpu", 10.0, 7.0, "bench", path=path, predicted_pp=100.0, measured_pp=260.0)
+    speed_history.record(hw, "llama.cpp", "cpu", 10.0, 7.0, "bench", path=path, predicted_pp=100.0, measured_pp=280.0)
+    c = speed_history.correction(hw, "llama.cpp", "cpu", path=path)
+    assert c.tg_factor == pytest.approx(0.7) and c.pp_factor == pytest.approx(2.7)
+    assert "prompts x2.70" in c.describe()
+
+
+def test_a_plan_shows_the_prompt_speed_its_bench_measured():
+    hw = pc(16)
+    raw = plan(hw, Constraints(size="1.5B", quant="q4_k_m")).chosen
+    speed_history.record(hw, "llama.cpp", "cpu", raw.tg_tps, raw.tg_tps, "bench",
+                         predicted_pp=raw.pp_tps, measured_pp=raw.pp_tps * 2.5)
+    after = plan(hw, Constraints(size="1.5B", quant="q4_k_m"))
+    assert after.chosen.pp_tps == pytest.approx(raw.pp_tps * 2.5) and after.chosen.tg_tps == pytest.approx(raw.tg_tps)
+    con = Console(width=200, record=True)
+    render_speed_terms(after, con)
+    assert f"x2.50 (your bench) -> {raw.pp_tps * 2.5:,.1f} tok/s" in con.export_text()

@@ -189,6 +189,9 @@ def render_speed_terms(result: PlanResult, out: Console | None = None) -> None:
     at_once = " (the devices at once: the slowest, then the links)" if p.speed.concurrent and len(p.speed.terms) > 1 else ""
     con.print(f"  decode total {total * 1e3:.3f} ms -> {1 / total:.1f} tok/s{at_once}" + (
         f"; x{p.speed.correction:.2f} ({p.speed.correction_source}) -> {p.tg_tps:.1f} tok/s" if p.speed.correction_source else ""))
+    if p.speed.pp_correction != 1.0:
+        con.print(f"  prompt {p.pp_tps / p.speed.pp_correction:,.1f} tok/s; x{p.speed.pp_correction:.2f} (your bench) "
+                  f"-> {p.pp_tps:,.1f} tok/s")
     con.print(f"  with the context full ({p.n_ctx:,} tokens): {p.tg_tps_full:.1f} tok/s")
     used = {t.device for t in p.speed.terms}  # the slow end is widest where a device it runs on has an assumed bandwidth
     assumed = any(d.bandwidth_assumed for d in result.devices if d.name in used)
