@@ -3,9 +3,8 @@
 Every ``bench`` and every ``run`` smoke test records (predicted, measured) generation speed
 for the machine it ran on, and a bench its prompt speed too; ``correction`` gives later plans on
 the same machine, engine and device the median measured/predicted ratio of the latest runs, each
-speed its own. A plan for another machine (a
-profile, a snapshot of another box) never matches: records are keyed by the machine's
-identity (GPU UUIDs, CPU, RAM), not by a name.
+speed its own. A plan for another machine (a profile, a snapshot of another box) never matches:
+records are keyed by the machine's identity (GPU UUIDs, CPU, RAM), not by a name.
 """
 
 from __future__ import annotations
@@ -85,7 +84,7 @@ def record(hw: Hardware, backend: str, device: str, predicted_tg: float, measure
     from qwenctl.files import append_line
 
     prompt = ({"predicted_pp": predicted_pp, "measured_pp": measured_pp}
-              if predicted_pp and measured_pp and predicted_pp > 0 and measured_pp > 0 else {})
+              if (predicted_pp or 0) > 0 and (measured_pp or 0) > 0 else {})
     append_line(path or history_path(), json.dumps({
         "key": machine_key(hw), "backend": backend, "device": device, "predicted_tg": predicted_tg,
         "measured_tg": measured_tg, **prompt, "source": source, "date": time.strftime("%Y-%m-%d"),
