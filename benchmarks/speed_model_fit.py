@@ -4,7 +4,7 @@
     python benchmarks/speed_model_fit.py --fit      # fit on the fitting half, score the held-out half,
                                                     # write the constants and benchmarks/results/speed_model_fit.json
     python benchmarks/speed_model_fit.py --fit --resplit   # the same over a new split of the devices
-    python benchmarks/speed_model_fit.py --fit --only prompt   # refit one group (or cpu-decode, gpu-decode, cuda-kernels, gddr, geforce-clock)
+    python benchmarks/speed_model_fit.py --fit --only prompt   # refit one group (or cpu-decode, gpu-decode, cuda-kernels, gddr, lpddr, geforce-clock)
     python benchmarks/speed_model_fit.py --fit --only cuda-kernels --kernel Q8_0   # one CUDA decode kernel's constant
     python benchmarks/speed_model_fit.py --rows     # also print every row
     python benchmarks/speed_model_fit.py --score F  # score the shipped constants on the rows of F (collected
@@ -314,6 +314,18 @@ def shipped_split(rows: list[dict]) -> dict[str, str]:
     return {r["_device"]: "fit" if r["_device"] in fitted else "held-out" for r in rows if "_skip" not in r}
 
 
+def on_assumed_bandwidth(r: dict) -> bool:
+    """Whether a row's host reads its weights at the fallback bandwidth (a CPU whose specification gives no memory)."""
+    return r["_host"].bandwidth_assumed and (r["_gpu"] is None or r["_ngl"] != -1)
+
+
+def fitting_set(rows: list[dict], role: dict[str, str]) -> tuple[list[dict], list[tuple[dict, str, float]]]:
+    """(rows, figures) a fit may use: the fitting half's, less any row priced on the fallback host bandwidth, which
+    would fit the fallback rather than a memory's share of its peak (scored with its half, never fitted)."""
+    usable = [r for r in rows if "_skip" not in r and role.get(r["_device"]) == "fit" and not on_assumed_bandwidth(r)]
+    return usable, observations(usable, role, "fit")
+
+
 def observations(rows: list[dict], role: dict[str, str], which: str) -> list[tuple[dict, str, float]]:
     obs = []
     for r in rows:
@@ -468,7 +480,7 @@ def fit(rows: list[dict], obs, sweeps: int = 5, only: str | None = None, kernel:
     ``only``: one group of constants, the others kept, for a change to one part of the model that should
     move nothing else: "prompt" (per-layer cycles and matrix efficiencies), "cpu-decode" (the CPU engine's
     decode constants and the DDR / LPDDR efficiencies, which only CPUs use), "gpu-decode" (CUDA's, Metal's and
-    MLX's decode constants and the HBM / GDDR / Apple efficiencies), "gddr" (GDDR's share of its peak alone),
+    MLX's decode constants and the HBM / GDDR / Apple efficiencies), "gddr" or "lpddr" (that memory's share of its peak alone),
     "geforce-clock" (how far above its rated boost a desktop GeForce runs under load) or "cuda-kernels" (the bytes
     each CUDA decode kernel keeps in flight, unit_bytes_per_cycle, and a matrix row's fixed cycles, per_row_cycles, with
     the memory and per-layer constants kept: for rows that measure kernels, as a build's new F16 kernel); ``kernel``
@@ -505,8 +517,8 @@ def fit(rows: list[dict], obs, sweeps: int = 5, only: str | None = None, kernel:
         params = [p for p in params if all(gpu_decode(box, key) for box, key in p[0])]
     elif only == "geforce-clock":
         params = [p for p in params if all(box is sm["geforce_sustained_clock"] for box, _ in p[0])]
-    elif only == "gddr":
-        params = [p for p in params if all(box is sm["memory_efficiency"] and key == "gddr" for box, key in p[0])]
+    elif only in ("gddr", "lpddr"):
+        params = [p for p in params if all(box is sm["memory_efficiency"] and key == only for box, key in p[0])]
     elif only == "cuda-kernels":
         cuda, cuda_units = sm["engines"]["cuda"], sm["engines"]["cuda"]["unit_bytes_per_cycle"]
         params = [p for p in params if all((box is cuda_units and kernel in (None, key.lower()))
@@ -613,7 +625,7 @@ def score_later_rows(path: Path, doc: dict) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--fit", action="store_true", help="refit the constants on the fitting half (the shipped split's)")
-    ap.add_argument("--only", choices=("prompt", "cpu-decode", "gpu-decode", "cuda-kernels", "gddr", "geforce-clock"), help="with --fit: refit one group of constants only")
+    ap.add_argument("--only", choices=("prompt", "cpu-decode", "gpu-decode", "cuda-kernels", "gddr", "lpddr", "geforce-clock"), help="with --fit: refit one group of constants only")
     ap.add_argument("--kernel", help="with --only cuda-kernels: refit this ggml type's constant only (e.g. Q8_0)")
     ap.add_argument("--resplit", action="store_true",
                     help="deal the devices into halves anew (by family, in hash order) instead of keeping the shipped split")
@@ -633,8 +645,7 @@ def main() -> None:
     skipped = [r for r in rows if "_skip" in r]
     if args.fit:
         # constants exist only where fitting rows are
-        fit([r for r in rows if role.get(r.get("_device")) == "fit"], fit_obs, only=args.only,
-            kernel=args.kernel and args.kernel.lower())
+        fit(*fitting_set(rows, role), only=args.only, kernel=args.kernel and args.kernel.lower())
         set_uncertainties(fit_obs)
     fit_err, held_err = errors(fit_obs), errors(held_obs)
     families = sorted({r["_family"] for r in rows if "_skip" not in r})

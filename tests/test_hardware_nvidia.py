@@ -288,7 +288,7 @@ def test_a_gpu_without_an_nvml_clock_runs_at_the_clock_its_specification_implies
                                             ("NVIDIA H100 80GB HBM3", (9, 0), "hbm"), ("NVIDIA GeForce RTX 4060", (8, 9), "gddr")])
 def test_a_gpus_lpddr_is_its_own_memory_kind_not_the_cpus(name, cc, kind):
     """DGX Spark's GB10 reads its LPDDR5X at 0.80 of 273 GB/s (llama.cpp's scoreboard, 57 tok/s on a 3.83 GB Q4_0), not
-    at the CPUs' LPDDR share (0.56): a GPU's LPDDR has a share of its own (speed_model.json gpu_lpddr, HBM's until a
+    at the CPUs' LPDDR share (0.64): a GPU's LPDDR has a share of its own (speed_model.json gpu_lpddr, HBM's until a
     fitting row tells them apart), GDDR another."""
     gpu = NvidiaGpu(index=0, name=name, uuid="", memory_total_bytes=None, memory_free_bytes=None,
                     memory_used_bytes=None, compute_capability=cc)

@@ -1,8 +1,10 @@
-"""The fitting script's narrowing: refitting one CUDA decode kernel's constant moves that constant and nothing else.
+"""The fitting script's narrowing: refitting one CUDA decode kernel's constant, or one memory's share, moves that
+constant and nothing else; and what it fits on.
 
 The fit itself is a benchmark (benchmarks/speed_model_fit.py prints its held-out figures); what a test can hold is that
-`--only cuda-kernels --kernel Q` cannot quietly change the constants it was not asked to, and that naming a type no
-fitting row decodes stops instead of recording a refit that fitted nothing.
+`--only cuda-kernels --kernel Q` and `--only lpddr` cannot quietly change the constants they were not asked to, that
+naming a type no fitting row decodes stops instead of recording a refit that fitted nothing, and that a row priced on
+the fallback host bandwidth is scored but never fitted.
 """
 
 from __future__ import annotations
@@ -22,10 +24,9 @@ def fitting():
     doc = json.loads(fit_script.DATA.read_text())
     rows = fit_script.prepare(doc, doc.get("cpu_hosts", {}))
     role = fit_script.shipped_split(rows)
-    fit_rows = [r for r in rows if role.get(r.get("_device")) == "fit"]
     model = load_speed_model()  # the cached dict every prediction reads; the fit changes it in place
     shipped = copy.deepcopy(model)
-    yield fit_script, fit_rows, fit_script.observations(rows, role, "fit"), model
+    yield fit_script, *fit_script.fitting_set(rows, role), model
     model.clear()
     model.update(shipped)
 
@@ -42,6 +43,36 @@ def test_one_kernel_refit_moves_that_constant_only(fitting):
     moved = copy.deepcopy(model)
     moved["engines"]["cuda"]["unit_bytes_per_cycle"]["Q8_0"] = before["engines"]["cuda"]["unit_bytes_per_cycle"]["Q8_0"]
     assert moved == before
+
+
+def test_lpddr_refit_moves_that_share_only(fitting):
+    fit_script, rows, obs, model = fitting
+    before = copy.deepcopy(model)
+    model["memory_efficiency"]["lpddr"] = 0.45  # far from where the Pi 5's and the AmpereOne's rows put it
+    start = fit_script.loss(obs)
+    fit_script.fit(rows, obs, sweeps=1, only="lpddr")
+    assert fit_script.loss(obs) < start
+    assert model["memory_efficiency"]["lpddr"] != 0.45
+    moved = copy.deepcopy(model)
+    moved["memory_efficiency"]["lpddr"] = before["memory_efficiency"]["lpddr"]
+    assert moved == before
+
+
+def test_a_row_priced_on_the_fallback_bandwidth_is_scored_not_fitted():
+    """The Radxa Dragon Q6A's specification gives no memory bandwidth, so its CPU row is priced on the 25.6 GB/s
+    fallback: it counts in the fitting half's score, and no constant is fitted to it."""
+    fit_script = load("speed_model_fit.py")
+    doc = json.loads(fit_script.DATA.read_text())
+    rows = fit_script.prepare(doc, doc.get("cpu_hosts", {}))
+    role = fit_script.shipped_split(rows)
+    fallback = [r for r in rows if "_skip" not in r and fit_script.on_assumed_bandwidth(r)]
+    assert {r["_device"] for r in fallback} == {"cpu-qualcomm-qcs6490"}
+    assert all(r["_host"].bandwidth_bytes_per_s == 25.6e9 for r in fallback)
+    scored = {id(r) for r, *_ in fit_script.observations(rows, role, "fit")}
+    usable, figures = fit_script.fitting_set(rows, role)
+    assert {id(r) for r in fallback} <= scored
+    assert not {id(r) for r in fallback} & ({id(r) for r in usable} | {id(r) for r, *_ in figures})
+    assert {id(r) for r, *_ in figures} == scored - {id(r) for r in fallback}
 
 
 def test_a_kernel_no_fitting_row_decodes_stops_the_fit(fitting):
