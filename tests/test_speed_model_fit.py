@@ -18,12 +18,17 @@ from benchmark_scripts import load
 from qwenctl.device_speed import load_speed_model
 
 
-@pytest.fixture
-def fitting():
+def shipped_rows():
+    """(the fitting script, every published row prepared, the shipped split's role of each device)."""
     fit_script = load("speed_model_fit.py")
     doc = json.loads(fit_script.DATA.read_text())
     rows = fit_script.prepare(doc, doc.get("cpu_hosts", {}))
-    role = fit_script.shipped_split(rows)
+    return fit_script, rows, fit_script.shipped_split(rows)
+
+
+@pytest.fixture
+def fitting():
+    fit_script, rows, role = shipped_rows()
     model = load_speed_model()  # the cached dict every prediction reads; the fit changes it in place
     shipped = copy.deepcopy(model)
     yield fit_script, *fit_script.fitting_set(rows, role), model
@@ -61,10 +66,7 @@ def test_lpddr_refit_moves_that_share_only(fitting):
 def test_a_row_priced_on_the_fallback_bandwidth_is_scored_not_fitted():
     """The Radxa Dragon Q6A's specification gives no memory bandwidth, so its CPU row is priced on the 25.6 GB/s
     fallback: it counts in the fitting half's score, and no constant is fitted to it."""
-    fit_script = load("speed_model_fit.py")
-    doc = json.loads(fit_script.DATA.read_text())
-    rows = fit_script.prepare(doc, doc.get("cpu_hosts", {}))
-    role = fit_script.shipped_split(rows)
+    fit_script, rows, role = shipped_rows()
     fallback = [r for r in rows if "_skip" not in r and fit_script.on_assumed_bandwidth(r)]
     assert {r["_device"] for r in fallback} == {"cpu-qualcomm-qcs6490"}
     assert all(r["_host"].bandwidth_bytes_per_s == 25.6e9 for r in fallback)
