@@ -57,7 +57,7 @@ from qwenctl.hardware.specs import (  # noqa: E402
     resident_threads,
     spec_compute_capability,
 )
-from qwenctl.kernels import built_before, decode_kernel  # noqa: E402
+from qwenctl.kernels import F16_MMV, built_before, decode_kernel  # noqa: E402
 from qwenctl.machine import apple_device, cuda_device, host_device, threads  # noqa: E402
 from qwenctl.speed import estimate_speed, memory_family  # noqa: E402
 from qwenctl.testing.recipe import gguf_tensor_bytes, mlx_bytes  # noqa: E402
@@ -439,7 +439,10 @@ def parameters(sm: dict, rows: list[dict]) -> list[tuple[list[tuple[dict, str]],
                 out.append(([(e["pp_efficiency"], op)], 0.005, 1.0))
     for key, devs in sorted(devices.items()):
         if key[0] == "quant" and len(devs) >= MIN_QUANT_DEVICES:
-            if key[1] in PER_QUANT_UNITS:
+            if key[1] == "cuda" and key[2] == F16_MMV:  # priced by its geometry (kernels.f16_decode_bytes_per_cycle)
+                k = sm["engines"]["cuda"]["f16_mmv"]
+                out += [([(k, "row_cycles")], 1.0, 2e4), ([(k, "trip_cycles")], 50.0, 1e4)]
+            elif key[1] in PER_QUANT_UNITS:
                 units = sm["engines"][key[1]]["unit_bytes_per_cycle"]
                 units.setdefault(key[2], units["default"])
                 out.append(([(units, key[2])], 0.5, 500.0))
@@ -510,7 +513,7 @@ def fit(rows: list[dict], obs, sweeps: int = 5, only: str | None = None, kernel:
             return ((box is sm["memory_efficiency"] and key in ("hbm", "gddr", "gpu_lpddr", "apple"))
                     or any(box is e.get("dequant_ops_per_weight") for e in gpus)
                     or (any(box is e for e in gpus) and key in ("per_layer_cycles", "per_layer_cycles_unfused", "per_row_cycles"))
-                    or any(box is e["unit_bytes_per_cycle"] for e in gpus)
+                    or any(box is e["unit_bytes_per_cycle"] for e in gpus) or box is sm["engines"]["cuda"]["f16_mmv"]
                     or (id(box) in apple_families and key == "memory_efficiency")
                     or (box is sm and key == "cross_die_fixed_factor"))
 
@@ -522,6 +525,7 @@ def fit(rows: list[dict], obs, sweeps: int = 5, only: str | None = None, kernel:
     elif only == "cuda-kernels":
         cuda, cuda_units = sm["engines"]["cuda"], sm["engines"]["cuda"]["unit_bytes_per_cycle"]
         params = [p for p in params if all((box is cuda_units and kernel in (None, key.lower()))
+                                           or (box is cuda["f16_mmv"] and kernel in (None, F16_MMV.lower()))
                                            or (box is cuda and key == "per_row_cycles" and kernel is None) for box, key in p[0])]
         if not params:
             raise SystemExit(f"speed_model_fit.py: no fitting row decodes {kernel} on CUDA: nothing to fit")

@@ -18,6 +18,7 @@ from qwenctl.estimate import WeightSplit
 from qwenctl.recipe import FLOAT_TYPES
 
 TILE = 128  # rows and tokens of one output tile of llama.cpp's matrix kernels (MMQ's mmq_y; cuBLAS alike)
+F16_MMV = "F16"  # `decode_kernel`'s name for CUDA's own F16/BF16 mat-vec kernel (mmvf.cu), priced by its geometry
 
 
 def _wave_utilisation(a, n_tokens: int, dev: DeviceSpeed, layers: int) -> float:
@@ -102,6 +103,37 @@ def decode_kernel(kind: str, dev: DeviceSpeed, engine_date: str | None = None) -
         return "F16_dmmv", 1.0
     entry, multiple = sm["engines"][dev.engine].get("unit_bytes_per_cycle_as", {}).get(kind, (kind, 1.0))
     return str(entry), float(multiple)
+
+
+def mmvf_block(ncols: int, warp: int = 32, largest: int = 256) -> tuple[int, int]:
+    """(threads a block, column steps each thread makes) that llama.cpp's F16/BF16 mat-vec kernel takes for rows of
+    ``ncols`` weights: the block size from ``2 * warp`` to ``largest`` whose threads, two weights a step, cover the row
+    in the fewest steps, the first on a tie (ggml-cuda/mmvf.cu, launch_mul_mat_vec_f_cuda, in the llama.cpp that
+    llama-cpp-python 0.3.36 vendors)."""
+    best, steps = warp, -(-ncols // (2 * warp))
+    for size in range(2 * warp, largest + 1, warp):
+        n = -(-ncols // (2 * size))
+        if n < steps:
+            best, steps = size, n
+    return best, steps
+
+
+def f16_decode_bytes_per_cycle(dev: DeviceSpeed, ncols: int) -> float:
+    """Bytes of F16/BF16 rows of ``ncols`` weights one SM of ``dev`` streams per cycle in llama.cpp's mat-vec kernel.
+
+    The kernel gives each row a block (`mmvf_block`); the compiler unrolls its column loop by `unroll`, after a
+    remainder loop that waits for one load at a time, so a thread makes ``steps // unroll + steps % unroll`` round
+    trips to memory: 3 for a 1,536-wide row (3 steps), 1 for a 2,048-wide one (4 steps), 4 for a 3,584-wide one (7).
+    An SM holds as many blocks as its resident threads allow (`DeviceSpeed.threads_per_unit`), each alive for
+    `row_cycles` (start, the reduction across its warps, the write) plus `trip_cycles` a round trip
+    (speed_model.json engines.cuda.f16_mmv, with how they were measured and fitted).
+    """
+    k = load_speed_model()["engines"]["cuda"]["f16_mmv"]
+    size, steps = mmvf_block(ncols)
+    unroll = int(k["unroll"])
+    trips = steps // unroll + steps % unroll
+    blocks = max((dev.threads_per_unit or int(k["threads_per_sm_unknown"])) // size, 1)
+    return blocks * 2 * ncols / (float(k["row_cycles"]) + float(k["trip_cycles"]) * trips)
 
 
 def emulates_dp4a(dev: DeviceSpeed) -> bool:

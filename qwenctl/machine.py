@@ -246,6 +246,7 @@ def cuda_device(gpu: NvidiaGpu) -> DeviceSpeed:
         above_rated_clock=peaks.above_rated_clock,
         sources=tuple(sources),
         assumed=tuple(assumed),
+        threads_per_unit=specs.threads_per_sm(gpu) or 0,
     )
 
 

@@ -51,7 +51,16 @@ from qwenctl.catalog import ModelSpec, Weights, load_catalog
 from qwenctl.cluster import Link
 from qwenctl.device_speed import DeviceSpeed, load_speed_model, under_load
 from qwenctl.estimate import WeightSplit, kv_cache_bytes, weight_split
-from qwenctl.kernels import built_before, decode_kernel, emulated_dp4a_rate, mmq_rereads, prompt_matrix_rate, type_slowdown
+from qwenctl.kernels import (
+    F16_MMV,
+    built_before,
+    decode_kernel,
+    emulated_dp4a_rate,
+    f16_decode_bytes_per_cycle,
+    mmq_rereads,
+    prompt_matrix_rate,
+    type_slowdown,
+)
 from qwenctl.recipe import matrix_shapes
 from qwenctl.split import Placement, place_layers
 
@@ -174,10 +183,22 @@ def per_row_cycles(engine: str) -> float:
 
 
 def _kernel_rate(dev: DeviceSpeed, efficiency: float, units: dict[str, float], kind: str, engine_date: str | None,
-                 row_weights: float = 0.0) -> float:
-    """`_streaming_rate` of the kernel that reads ``kind`` weights (`kernels.decode_kernel`) on ``dev``; ``row_weights``:
-    the weights of the average matrix row it reads, over which a row's fixed cycles (`per_row_cycles`) spread."""
+                 shapes: tuple[tuple[int, int], ...] = ()) -> float:
+    """`_streaming_rate` of the kernel that reads ``kind`` weights (`kernels.decode_kernel`) on ``dev``; ``shapes``:
+    (rows, row length) of the matrices it reads, a layer's.
+
+    The quantized kernels keep a weight type's bytes in flight (`unit_bytes_per_cycle`) and spend a row's fixed cycles
+    (`per_row_cycles`) over the average row. CUDA's F16/BF16 kernel (`F16_MMV`) is priced matrix by matrix from its
+    geometry (`kernels.f16_decode_bytes_per_cycle`): how many round trips to memory a thread makes depends on the row's
+    width, not on its type. The unfused attention's K and V rows (no ``shapes``) stream at the DRAM's rate."""
     entry, multiple = decode_kernel(kind, dev, engine_date)
+    if entry == F16_MMV and dev.engine == "cuda":
+        if not shapes:
+            return _streaming_rate(dev, efficiency, math.inf)
+        weights = sum(rows * length for rows, length in shapes)
+        return weights / sum(rows * length / _streaming_rate(dev, efficiency, f16_decode_bytes_per_cycle(dev, length))
+                             for rows, length in shapes)
+    row_weights = sum(rows * length for rows, length in shapes) / sum(rows for rows, _ in shapes) if shapes else 0.0
     per_row = per_row_cycles(dev.engine) if row_weights else 0.0
     per_byte = per_row / (row_weights * load_catalog().type_bits(kind) / 8) if per_row else 0.0
     return _streaming_rate(dev, efficiency, multiple * units.get(entry, units["default"]), emulated_dp4a_rate(kind, dev),
@@ -185,7 +206,7 @@ def _kernel_rate(dev: DeviceSpeed, efficiency: float, units: dict[str, float], k
 
 
 def _type_rates(dev: DeviceSpeed, efficiency: float, units: dict[str, float], split: WeightSplit, weights: Weights,
-                engine_date: str | None, row_weights: float = 0.0) -> tuple[tuple[str, float, float], ...]:
+                engine_date: str | None, shapes: tuple[tuple[int, int], ...] = ()) -> tuple[tuple[str, float, float], ...]:
     """(ggml type, share of the layers' weight bytes, bytes/s its kernel streams at on ``dev``) for each type a file
     stores: the weights stream at each type's rate for that type's bytes (`_streaming_rate`).
 
@@ -196,11 +217,11 @@ def _type_rates(dev: DeviceSpeed, efficiency: float, units: dict[str, float], sp
     """
     if not split.layer_type_weights:
         quant = _quant_key(weights)
-        return ((quant, 1.0, _kernel_rate(dev, efficiency, units, quant, engine_date, row_weights)),)
+        return ((quant, 1.0, _kernel_rate(dev, efficiency, units, quant, engine_date, shapes)),)
     bits = load_catalog().type_bits
     parts = [(t, w * bits(t) / 8) for t, w in split.layer_type_weights]
     total = sum(b for _, b in parts)
-    return tuple((t, b / total, _kernel_rate(dev, efficiency, units, t, engine_date, row_weights)) for t, b in parts)
+    return tuple((t, b / total, _kernel_rate(dev, efficiency, units, t, engine_date, shapes)) for t, b in parts)
 
 
 def _quant_key(weights: Weights) -> str:
@@ -310,8 +331,7 @@ def estimate_placed_speed(
     kv_per_layer = kv_cache_bytes(model, depth, kv_cache_type, layers=1)
     params_per_layer = (model.params - a.vocab_size * a.hidden_size * (1 if a.tied_embeddings else 2)) / a.n_layers
     out_params = a.vocab_size * a.hidden_size
-    shapes = matrix_shapes(a).values()  # (rows, row length) of a layer's matrices: the average row's weights
-    row_weights = sum(rows * length for rows, length in shapes) / sum(rows for rows, _ in shapes)
+    shapes = tuple(matrix_shapes(a).values())  # (rows, row length) of a layer's matrices
 
     # device, layers, weight bytes read, weights multiplied for every token, output weights multiplied (the logits),
     # the layers whose K and V rows a token reads (a tensor split's share of all of them)
@@ -350,7 +370,7 @@ def estimate_placed_speed(
         matrix_rate, dequant_bytes = prompt_matrix_rate(sm, dev, pp_e, weights, engine_date, a, pp_tokens, layers)
         types = type_slowdown(dev, s, weights, engine_date)
         units = e["unit_bytes_per_cycle"]
-        type_rates = _type_rates(dev, eff, units, s, weights, engine_date, row_weights)
+        type_rates = _type_rates(dev, eff, units, s, weights, engine_date, shapes)
         streaming = 1.0 / sum(share / rate for _, share, rate in type_rates)
         attention_per_layer, attention_kernel = _attention_reads(dev, a, kv_per_layer, depth, flash_attn)
         attention_rate = streaming if attention_kernel is None else _kernel_rate(dev, eff, units, attention_kernel, engine_date)

@@ -50,6 +50,25 @@ def test_one_kernel_refit_moves_that_constant_only(fitting):
     assert moved == before
 
 
+def test_the_f16_kernel_refit_moves_its_cycle_counts_only(fitting):
+    """F16's kernel is priced by its geometry, with two fitted cycle counts (speed_model.json engines.cuda.f16_mmv)
+    that the H100's F16 rows and the GeForce cards' pull-request rows set: `--kernel F16` moves them and no
+    `unit_bytes_per_cycle` entry."""
+    fit_script, rows, obs, model = fitting
+    f16 = model["engines"]["cuda"]["f16_mmv"]
+    before = copy.deepcopy(model)
+    f16["trip_cycles"] = 2000.0  # three times where the rows put it
+    start = fit_script.loss(obs)
+    fit_script.fit(rows, obs, sweeps=1, only="cuda-kernels", kernel="f16")
+    assert fit_script.loss(obs) < start
+    assert f16["trip_cycles"] < 1000.0
+    moved = copy.deepcopy(model)
+    for key in ("row_cycles", "trip_cycles"):
+        moved["engines"]["cuda"]["f16_mmv"][key] = before["engines"]["cuda"]["f16_mmv"][key]
+    assert moved == before
+    assert "F16" not in model["engines"]["cuda"]["unit_bytes_per_cycle"]
+
+
 def test_lpddr_refit_moves_that_share_only(fitting):
     fit_script, rows, obs, model = fitting
     before = copy.deepcopy(model)

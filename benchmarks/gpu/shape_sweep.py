@@ -4,7 +4,7 @@ are wider, or because it has more of them?
     python benchmarks/gpu/shape_sweep.py WORK_DIR LLAMA_BENCH OUT_JSON [SIZE:LAYERS:QUANT ...] [--deadline S]
 
 Each case is a random-weight GGUF of Qwen2.5-SIZE's widths (hidden, feed-forward, heads, vocabulary) with LAYERS layers
-instead of its own, every matrix written in QUANT (Q4_0 or Q8_0: no quantizer run). For each: qwenctl's prediction for
+instead of its own, every matrix written in QUANT (Q4_0, Q8_0 or F16: no quantizer run). For each: qwenctl's prediction for
 the file on this machine (`predict_for_file`, every layer on the GPU, flash attention, as the planned rows), then
 llama-bench tg128 (-p 0 -n 128 -r 3 -ngl 99 -fa 1); the file is deleted before the next (the GPU machine's disk is
 64 GB). The H200's 72B rows decode at 1.09-1.20x their prediction where its 3B and 7B rows sit at 1.0

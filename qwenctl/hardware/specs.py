@@ -357,16 +357,23 @@ def nvml_rated_clock(gpu: NvidiaGpu) -> tuple[float, str] | None:
     return float(gpu.max_sm_clock_mhz), "NVML's max clock"
 
 
-def resident_threads(gpu: NvidiaGpu) -> int | None:
-    """Threads the GPU (a MIG instance: its SMs) holds at once: SMs x resident threads per SM of its compute
-    capability (devices.json `nvidia_arch`), which sets the stacks its CUDA context reserves
-    (`estimate.cuda_stack_bytes`). None where the SMs or the capability are not known, only guessed."""
+def threads_per_sm(gpu: NvidiaGpu) -> int | None:
+    """Threads one SM of the GPU holds at once, by its compute capability (devices.json `nvidia_arch`); None where
+    the capability is not known."""
     spec = gpu_spec_of(gpu)
     arch = _arch(gpu.compute_capability or (spec_compute_capability(spec) if spec else None))
+    return int(arch["max_threads_per_sm"]) if arch else None
+
+
+def resident_threads(gpu: NvidiaGpu) -> int | None:
+    """Threads the GPU (a MIG instance: its SMs) holds at once: SMs x `threads_per_sm`, which sets the stacks its
+    CUDA context reserves (`estimate.cuda_stack_bytes`). None where the SMs or the capability are not known, only
+    guessed."""
+    per_sm = threads_per_sm(gpu)
     peaks = nvidia_peaks(gpu)
-    if not arch or peaks.assumed or not peaks.sm_count:
+    if not per_sm or peaks.assumed or not peaks.sm_count:
         return None
-    return peaks.sm_count * int(arch["max_threads_per_sm"])
+    return peaks.sm_count * per_sm
 
 
 def spec_clock_hz(spec: dict) -> float:
