@@ -4,7 +4,7 @@
     python benchmarks/speed_model_fit.py --fit      # fit on the fitting half, score the held-out half,
                                                     # write the constants and benchmarks/results/speed_model_fit.json
     python benchmarks/speed_model_fit.py --fit --resplit   # the same over a new split of the devices
-    python benchmarks/speed_model_fit.py --fit --only prompt   # refit one group (or cpu-decode, gpu-decode, cuda-kernels, gddr, lpddr, geforce-clock)
+    python benchmarks/speed_model_fit.py --fit --only prompt   # refit one group (or cuda-prompt, cpu-decode, gpu-decode, cuda-kernels, gddr, lpddr, geforce-clock)
     python benchmarks/speed_model_fit.py --fit --only cuda-kernels --kernel Q8_0   # one CUDA decode kernel's constant
     python benchmarks/speed_model_fit.py --rows     # also print every row
     python benchmarks/speed_model_fit.py --score F  # score the shipped constants on the rows of F (collected
@@ -435,6 +435,8 @@ def parameters(sm: dict, rows: list[dict]) -> list[tuple[list[tuple[dict, str]],
             out.append(([(e["unit_bytes_per_cycle"], "default")], 0.5, 500.0))
         if "pp_constants" not in e:  # an engine that borrows another's prompt constants has no prompt rows to fit them on
             out.append(([(e, "pp_per_layer_cycles")], 1e3, 1e7))
+            if "pp_per_layer_cycles_fp16" in e:
+                out.append(([(e, "pp_per_layer_cycles_fp16")], 1e3, 1e7))
             for op in ("int8", "fp16"):
                 out.append(([(e["pp_efficiency"], op)], 0.005, 1.0))
     for key, devs in sorted(devices.items()):
@@ -481,7 +483,8 @@ def fit(rows: list[dict], obs, sweeps: int = 5, only: str | None = None, kernel:
     """Coordinate descent in log space: each constant in turn, golden-section search on its range.
 
     ``only``: one group of constants, the others kept, for a change to one part of the model that should
-    move nothing else: "prompt" (per-layer cycles and matrix efficiencies), "cpu-decode" (the CPU engine's
+    move nothing else: "prompt" (per-layer cycles and matrix efficiencies), "cuda-prompt" (CUDA's alone: its per-layer
+    cycles of each prompt kernel path and the matrix efficiencies of its engine and NVIDIA's paths), "cpu-decode" (the CPU engine's
     decode constants and the DDR / LPDDR efficiencies, which only CPUs use), "gpu-decode" (CUDA's, Metal's and
     MLX's decode constants and the HBM / GDDR / Apple efficiencies), "gddr" or "lpddr" (that memory's share of its peak alone),
     "geforce-clock" (how far above its rated boost a desktop GeForce runs under load) or "cuda-kernels" (the bytes
@@ -494,7 +497,7 @@ def fit(rows: list[dict], obs, sweeps: int = 5, only: str | None = None, kernel:
     if only == "prompt":
         boxes = {id(e["pp_efficiency"]) for e in sm["engines"].values() if "pp_efficiency" in e}
         boxes |= {id(f["pp_efficiency"]) for f in sm["families"].values() if "pp_efficiency" in f}
-        params = [p for p in params if all(key == "pp_per_layer_cycles" or id(box) in boxes for box, key in p[0])]
+        params = [p for p in params if all(key.startswith("pp_per_layer_cycles") or id(box) in boxes for box, key in p[0])]
     elif only == "cpu-decode":
         cpu = sm["engines"]["cpu"]
         cpu_families = {id(f) for name, f in sm["families"].items() if name.startswith("cpu-")}
@@ -518,6 +521,11 @@ def fit(rows: list[dict], obs, sweeps: int = 5, only: str | None = None, kernel:
                     or (box is sm and key == "cross_die_fixed_factor"))
 
         params = [p for p in params if all(gpu_decode(box, key) for box, key in p[0])]
+    elif only == "cuda-prompt":
+        cuda = sm["engines"]["cuda"]
+        nvidia = {id(f["pp_efficiency"]) for name, f in sm["families"].items() if name.startswith("nvidia-") and "pp_efficiency" in f}
+        params = [p for p in params if all((box is cuda and key.startswith("pp_per_layer_cycles")) or box is cuda["pp_efficiency"]
+                                           or id(box) in nvidia for box, key in p[0])]
     elif only == "geforce-clock":
         params = [p for p in params if all(box is sm["geforce_sustained_clock"] for box, _ in p[0])]
     elif only in ("gddr", "lpddr"):
@@ -552,7 +560,7 @@ def fit(rows: list[dict], obs, sweeps: int = 5, only: str | None = None, kernel:
                     fd = f(d)
             for box, key in targets:
                 box[key] = float(f"{math.exp((a + b) / 2):.4g}")
-        if only != "prompt":  # a prompt refit leaves the decode tables alone
+        if only not in ("prompt", "cuda-prompt"):  # a prompt refit leaves the decode tables alone
             for e in sm["engines"].values():  # a quant without a constant of its own: the median of the fitted ones
                 for table in (e.get("dequant_ops_per_weight", {}), e["unit_bytes_per_cycle"]):
                     own = [v for k, v in table.items() if k != "default"]
@@ -629,7 +637,7 @@ def score_later_rows(path: Path, doc: dict) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--fit", action="store_true", help="refit the constants on the fitting half (the shipped split's)")
-    ap.add_argument("--only", choices=("prompt", "cpu-decode", "gpu-decode", "cuda-kernels", "gddr", "lpddr", "geforce-clock"), help="with --fit: refit one group of constants only")
+    ap.add_argument("--only", choices=("prompt", "cuda-prompt", "cpu-decode", "gpu-decode", "cuda-kernels", "gddr", "lpddr", "geforce-clock"), help="with --fit: refit one group of constants only")
     ap.add_argument("--kernel", help="with --only cuda-kernels: refit this ggml type's constant only (e.g. Q8_0)")
     ap.add_argument("--resplit", action="store_true",
                     help="deal the devices into halves anew (by family, in hash order) instead of keeping the shipped split")

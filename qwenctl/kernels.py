@@ -263,6 +263,15 @@ def _runs_mmq(dev: DeviceSpeed, weights: Weights, engine_date: str | None) -> bo
     return dev.engine == "cuda" and pp_kernel(weights, dev, engine_date)[0] == "int8"
 
 
+def pp_layer_cycles(pp_e: dict[str, Any], dev: DeviceSpeed, weights: Weights, engine_date: str | None) -> float:
+    """Cycles a layer of a prompt batch costs on ``dev`` beyond its matrix work and reads: its kernels' launches and
+    tails. A CUDA build's products on the fp16 units (cuBLAS, `pp_kernel`) run other kernels a layer than MMQ's, so
+    they have their own constant where the fitting half had rows of that path (`pp_per_layer_cycles_fp16`)."""
+    if "pp_per_layer_cycles_fp16" in pp_e and pp_kernel(weights, dev, engine_date)[0] == "fp16":
+        return float(pp_e["pp_per_layer_cycles_fp16"])
+    return float(pp_e["pp_per_layer_cycles"])
+
+
 def prompt_matrix_rate(sm: dict[str, Any], dev: DeviceSpeed, pp_e: dict[str, Any], weights: Weights, engine_date: str | None,
                  a, pp_tokens: int, layers: int) -> tuple[float, float]:
     """(ops/s a prompt's matrix products reach on ``dev``, extra bytes moved per weight by its kernel path).

@@ -58,6 +58,7 @@ from qwenctl.kernels import (
     emulated_dp4a_rate,
     f16_decode_bytes_per_cycle,
     mmq_rereads,
+    pp_layer_cycles,
     prompt_matrix_rate,
     type_slowdown,
 )
@@ -394,7 +395,7 @@ def estimate_placed_speed(
             + layer_params * dequant_bytes / streaming
             + mmq_rereads(dev, pp_tokens, weights, engine_date) * (layer_params / params_per_layer) * s.layer_bytes / streaming
             + (0.0 if flash_attn else _unfused_attention_s(dev, a, layers, pp_tokens, eff)),
-            pp_fixed_s=layers * pp_e["pp_per_layer_cycles"] / dev.clock_hz,
+            pp_fixed_s=layers * pp_layer_cycles(pp_e, dev, weights, engine_date) / dev.clock_hz,
             pp_types=types,
             context_s=attention_s / depth,
             context_threads_s=kv_layers * a.n_heads * e.get("attention_cycles_per_head_row", 0.0)
@@ -489,7 +490,7 @@ def _prompt_offloaded(host: DeviceTerms, share: tuple, gpu: DeviceSpeed, a, weig
     link = sm["links"]
     copy_s = layers * (split.layer_bytes / link["host_to_gpu_pageable_bytes_per_s"] + link["host_to_gpu_per_layer_s"])
     return replace(host, pp_stream_s=copy_s, pp_compute_s=2 * layer_params * pp_tokens * types / matrix_rate,
-                   pp_fixed_s=layers * e["pp_per_layer_cycles"] / gpu.clock_hz, pp_types=types)
+                   pp_fixed_s=layers * pp_layer_cycles(e, gpu, weights, engine_date) / gpu.clock_hz, pp_types=types)
 
 
 def _link_costs(k: dict[str, Any], a, placement: Placement, mode: str, n_devices: int, links: Links,

@@ -436,6 +436,21 @@ def test_cuda_f16_decodes_in_its_own_kernel_since_llama_cpp_replaced_dmmv():
     assert estimate_speed(m, w, h200, HOST).tg_tps == pytest.approx(196.9, rel=0.20)
 
 
+def test_a_cuda_prompt_layer_costs_its_kernel_paths_cycles():
+    """A prompt layer's fixed cycles differ by kernel path: F16 weights multiply through cuBLAS on the fp16 units, a
+    quantized file through MMQ on the int8 units (speed_model.json pp_per_layer_cycles_fp16 and pp_per_layer_cycles,
+    fitted apart). The H100's F16 prompts were priced 0.70-0.92 of measured while they shared MMQ's."""
+    from qwenctl.device_speed import load_speed_model
+
+    h100 = cuda_device(gpu("NVIDIA H100 80GB HBM3", 3.35e12))
+    cuda = load_speed_model()["engines"]["cuda"]
+    for quant, key in (("fp16", "pp_per_layer_cycles_fp16"), ("q4_k_m", "pp_per_layer_cycles")):
+        m, w = spec("0.5B", quant)
+        (t,) = estimate_speed(m, w, h100, HOST).terms
+        assert t.pp_fixed_s == pytest.approx(24 * cuda[key] / h100.clock_hz)
+    assert cuda["pp_per_layer_cycles_fp16"] < cuda["pp_per_layer_cycles"]
+
+
 def test_the_f16_kernels_blocks_and_steps_are_llama_cpps():
     """mmvf.cu's launch picks, from 64 to 256 threads, the block whose threads (two weights a step each) cover a row in
     the fewest steps, the first on a tie; one warp where nothing beats it."""

@@ -69,6 +69,26 @@ def test_the_f16_kernel_refit_moves_its_cycle_counts_only(fitting):
     assert "F16" not in model["engines"]["cuda"]["unit_bytes_per_cycle"]
 
 
+def test_the_cuda_prompt_refit_moves_cudas_prompt_constants_only(fitting):
+    """`--only cuda-prompt` refits CUDA's prompt per-layer cycles of both kernel paths and the matrix efficiencies of its
+    engine and NVIDIA's paths; the CPU's and Apple's prompt constants, which `--only prompt` would refit too, stay."""
+    fit_script, rows, obs, model = fitting
+    cuda = model["engines"]["cuda"]
+    before = copy.deepcopy(model)
+    cuda["pp_per_layer_cycles_fp16"] = 2e6  # five times where the F16 rows put it
+    start = fit_script.loss(obs)
+    fit_script.fit(rows, obs, sweeps=1, only="cuda-prompt")
+    assert fit_script.loss(obs) < start
+    assert cuda["pp_per_layer_cycles_fp16"] < 1e6
+    moved = copy.deepcopy(model)
+    for key in ("pp_per_layer_cycles", "pp_per_layer_cycles_fp16", "pp_efficiency"):
+        moved["engines"]["cuda"][key] = before["engines"]["cuda"][key]
+    for name, family in moved["families"].items():
+        if name.startswith("nvidia-") and "pp_efficiency" in family:
+            family["pp_efficiency"] = before["families"][name]["pp_efficiency"]
+    assert moved == before
+
+
 def test_lpddr_refit_moves_that_share_only(fitting):
     fit_script, rows, obs, model = fitting
     before = copy.deepcopy(model)
