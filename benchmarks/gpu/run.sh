@@ -459,11 +459,11 @@ stage_newsizemem() {
 # shapesweep: decode against matrix width and layer count apart (benchmarks/gpu/shape_sweep.py): Qwen2.5 widths with other
 # layer counts, predicted then measured (llama-bench tg128), each file deleted before the next. SWEEP_CASES
 # ("SIZE:LAYERS:QUANT ..."; default the script's), SWEEP_DEADLINE (seconds, default 480: the call's limit less the build's
-# absence on a warm machine).
+# absence on a warm machine), SWEEP_PP=1 (pp512 too: what a prompt layer costs on each kernel path).
 stage_shapesweep() {
   # shellcheck disable=SC2086  # the cases are words
   $PY benchmarks/gpu/shape_sweep.py "$WORK/sweep" "$BUILD/bin/llama-bench" "$OUT/shape-sweep.json" ${SWEEP_CASES:-} \
-    --deadline "${SWEEP_DEADLINE:-480}"
+    --deadline "${SWEEP_DEADLINE:-480}" ${SWEEP_PP:+--pp}
 }
 
 # multigpu: the two-GPU machine (nvidia-h200-x2). llama-bench's none/layer/tensor sweep and GPU 1 behind
