@@ -197,7 +197,7 @@ def _kernel_rate(dev: DeviceSpeed, efficiency: float, units: dict[str, float], k
         if not shapes:
             return _streaming_rate(dev, efficiency, math.inf)
         weights = sum(rows * length for rows, length in shapes)
-        return weights / sum(rows * length / _streaming_rate(dev, efficiency, f16_decode_bytes_per_cycle(dev, length))
+        return weights / sum(rows * length / _streaming_rate(dev, efficiency, multiple * f16_decode_bytes_per_cycle(dev, length))
                              for rows, length in shapes)
     row_weights = sum(rows * length for rows, length in shapes) / sum(rows for rows, _ in shapes) if shapes else 0.0
     per_row = per_row_cycles(dev.engine) if row_weights else 0.0
