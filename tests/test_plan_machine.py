@@ -93,6 +93,18 @@ def test_explain_speed_prints_the_terms_of_the_chosen_plan():
     assert predicted == pytest.approx(chosen.tg_tps, rel=0.01)
 
 
+def test_explain_speed_names_the_f16_kernels_round_trips_as_the_limit_on_hbm():
+    """On the H200 a 1.5B F16 streams well below the DRAM's share: its mat-vec kernel's threads wait on three round trips
+    to memory for each 1,536-wide row (kernels.f16_decode_bytes_per_cycle), and the line names that, not the quantized
+    kernels' in-flight bytes."""
+    r = CliRunner().invoke(cli, ["plan", "--profile", "h200-141gb", "--size", "1.5B", "--quant", "fp16", "--explain-speed"])
+    assert r.exit_code == 0, r.output
+    streaming = next(line for line in r.output.splitlines() if line.strip().startswith("streaming"))
+    reached, share = float(streaming.split(" at ")[1].split()[0].replace(",", "")), 4800.0 * float(streaming.split(" x ")[1][:4])
+    assert reached < 0.8 * share
+    assert "the F16 kernel's round trips to memory" in streaming
+
+
 def test_explain_speed_names_the_lanes_as_the_limit_of_a_gpu_without_dp4a(tmp_path):
     """A P100's weights stream at what its lanes issue of the decode kernel's emulated dot products, far below its
     732 GB/s: the line says so, not that its SMs keep too little in flight."""

@@ -10,6 +10,7 @@ from qwenctl.kernels import emulates_dp4a
 from qwenctl.machine import PoolUse
 from qwenctl.plan import Plan, PlanResult
 from qwenctl.profiles import ProfileInfo
+from qwenctl.recipe import FLOAT_TYPES
 from qwenctl.render import console as make_console
 from qwenctl.render import human_bytes, plural
 from qwenctl.speed import DeviceTerms, per_row_cycles
@@ -159,7 +160,9 @@ def render_speed_terms(result: PlanResult, out: Console | None = None) -> None:
         con.print(Text(f"  {t.device}{each}", style="bold"))
         rate = t.bytes_read / t.stream_s / 1e9 if t.stream_s else 0.0
         share = t.bandwidth_bytes_per_s * t.memory_efficiency / 1e9
+        f16 = bool(t.type_rates) and {k for k, _, _ in t.type_rates} <= FLOAT_TYPES  # CUDA's F16 kernel: its round trips bind
         bound = "" if rate >= 0.97 * share else ("; lanes' limit, no dp4a" if t.device in no_dp4a else
+                                                 "; the F16 kernel's round trips to memory" if t.device in rowed and f16 else
                                                  "; in-flight limit, less each matrix row's fixed cycles" if t.device in rowed
                                                  else "; in-flight limit")
         rows = (
