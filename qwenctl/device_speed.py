@@ -61,7 +61,7 @@ class DeviceSpeed:
     thread_read_bytes_per_s: float = 0.0
     core: str = ""  # a CPU's core row (devices.json cpu_core_throughput), where its kernels' speed differs from its family's
     above_rated_clock: bool = False  # a desktop GeForce: GPU Boost holds it above its rated clock under load
-    threads_per_unit: int = 0  # a CUDA GPU's resident threads per SM (devices.json nvidia_arch; 0: not known)
+    threads_per_unit: int = 0  # a CUDA GPU's resident threads per SM (devices.json nvidia_arch, else a fallback); 0 elsewhere
 
 
 def under_load(dev: DeviceSpeed) -> DeviceSpeed:

@@ -132,7 +132,7 @@ def f16_decode_bytes_per_cycle(dev: DeviceSpeed, ncols: int) -> float:
     size, steps = mmvf_block(ncols)
     unroll = int(k["unroll"])
     trips = steps // unroll + steps % unroll
-    blocks = max((dev.threads_per_unit or int(k["threads_per_sm_unknown"])) // size, 1)
+    blocks = max(dev.threads_per_unit // size, 1)
     return blocks * 2 * ncols / (float(k["row_cycles"]) + float(k["trip_cycles"]) * trips)
 
 

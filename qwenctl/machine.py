@@ -246,7 +246,7 @@ def cuda_device(gpu: NvidiaGpu) -> DeviceSpeed:
         above_rated_clock=peaks.above_rated_clock,
         sources=tuple(sources),
         assumed=tuple(assumed),
-        threads_per_unit=specs.threads_per_sm(gpu) or 0,
+        threads_per_unit=specs.threads_per_sm(gpu) or int(fb["gpu_threads_per_sm"]),
     )
 
 

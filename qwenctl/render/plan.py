@@ -6,11 +6,10 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from qwenctl.kernels import emulates_dp4a
+from qwenctl.kernels import F16_MMV, decode_kernel, emulates_dp4a
 from qwenctl.machine import PoolUse
 from qwenctl.plan import Plan, PlanResult
 from qwenctl.profiles import ProfileInfo
-from qwenctl.recipe import FLOAT_TYPES
 from qwenctl.render import console as make_console
 from qwenctl.render import human_bytes, plural
 from qwenctl.speed import DeviceTerms, per_row_cycles
@@ -155,14 +154,17 @@ def render_speed_terms(result: PlanResult, out: Console | None = None) -> None:
             runs.append((t, 1))
     no_dp4a = {d.name for d in result.devices if emulates_dp4a(d)}  # its decode kernel's instructions bind, not its reads
     rowed = {d.name for d in result.devices if per_row_cycles(d.engine)}
+    devices = {d.name: d for d in result.devices}
     for t, count in runs:
         each = "" if count == 1 else f" x {count}, " + ("at once" if p.speed.concurrent else "one after another") + ", each"
         con.print(Text(f"  {t.device}{each}", style="bold"))
         rate = t.bytes_read / t.stream_s / 1e9 if t.stream_s else 0.0
         share = t.bandwidth_bytes_per_s * t.memory_efficiency / 1e9
-        f16 = bool(t.type_rates) and {k for k, _, _ in t.type_rates} <= FLOAT_TYPES  # CUDA's F16 kernel: its round trips bind
+        # every weight decoded by CUDA's F16 kernel, whose threads' round trips to memory bind
+        f16 = t.device in rowed and bool(t.type_rates) and all(
+            decode_kernel(k, devices[t.device])[0] == F16_MMV for k, _, _ in t.type_rates)
         bound = "" if rate >= 0.97 * share else ("; lanes' limit, no dp4a" if t.device in no_dp4a else
-                                                 "; the F16 kernel's round trips to memory" if t.device in rowed and f16 else
+                                                 "; the F16 kernel's round trips to memory" if f16 else
                                                  "; in-flight limit, less each matrix row's fixed cycles" if t.device in rowed
                                                  else "; in-flight limit")
         rows = (
