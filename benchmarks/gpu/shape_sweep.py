@@ -4,7 +4,8 @@ are wider, or because it has more of them?
     python benchmarks/gpu/shape_sweep.py WORK_DIR LLAMA_BENCH OUT_JSON [SIZE:LAYERS:QUANT ...] [--deadline S] [--pp]
 
 Each case is a random-weight GGUF of Qwen2.5-SIZE's widths (hidden, feed-forward, heads, vocabulary) with LAYERS layers
-instead of its own, every matrix written in QUANT (Q4_0, Q8_0 or F16: no quantizer run). For each: qwenctl's prediction for
+instead of its own, every matrix written in QUANT (Q4_0, Q8_0 or F16), or in the type llama.cpp's quantizer gives it in
+a QUANT file (a k-quant recipe: Q4_K_M, Q6_K, ...; `models.write_gguf(recipe=True)`); no quantizer run. For each: qwenctl's prediction for
 the file on this machine (`predict_for_file`, every layer on the GPU, flash attention, as the planned rows), then
 llama-bench tg128 (-p 0 -n 128 -r 3 -ngl 99 -fa 1); the file is deleted before the next (the GPU machine's disk is
 64 GB). The H200's 72B rows decode at 1.09-1.20x their prediction where its 3B and 7B rows sit at 1.0
@@ -31,6 +32,7 @@ from qwenctl.hardware import detect
 from qwenctl.predict import predict_for_file
 from qwenctl.testing import models
 
+BLOCKS_WRITTEN = ("Q4_0", "Q8_0", "F16")  # every matrix in the one type; a k-quant file takes its recipe's types
 DEFAULT = ["3B:36:Q4_0", "3B:72:Q4_0", "7B:28:Q4_0", "7B:56:Q4_0", "14B:24:Q4_0", "14B:48:Q4_0",
            "32B:32:Q4_0", "32B:64:Q4_0", "72B:16:Q4_0", "72B:32:Q4_0", "7B:28:Q8_0", "72B:16:Q8_0"]
 
@@ -69,7 +71,7 @@ def main() -> None:
         t0 = time.time()
         shape = models.qwen25_shape(size)
         shape = dataclasses.replace(shape, name=f"sweep-{size.lower()}-{layers}l", num_hidden_layers=int(layers))
-        path = models.gguf_model(args.work, shape, quant, intermediate=quant)
+        path = models.gguf_model(args.work, shape, quant, intermediate=quant if quant in BLOCKS_WRITTEN else "direct")
         prediction = predict_for_file(hw, path, LoadOptions(n_ctx=8192, n_gpu_layers=-1, flash_attn=True))
         predicted = prediction.tg_tps
         measured, measured_pp = measure(args.llama_bench, path, args.pp)
