@@ -71,32 +71,6 @@ def _status() -> dict[str, int]:
     return out
 
 
-def _resident_file_bytes(path: Path, ranges: list[tuple[int, int]]) -> int:
-    """Bytes of whole pages inside the (file offset, length) ranges that are mapped from `path` and resident."""
-    real = os.path.realpath(path)
-    maps = []
-    with open("/proc/self/maps") as fh:
-        for line in fh:
-            parts = line.split(maxsplit=5)
-            if len(parts) == 6 and parts[5].strip() == real:
-                start, end = (int(x, 16) for x in parts[0].split("-"))
-                maps.append((start, end, int(parts[2], 16)))
-    libc = ctypes.CDLL(None, use_errno=True)
-    page = os.sysconf("SC_PAGE_SIZE")
-    total = 0
-    for offset, length in ranges:
-        for start, end, map_off in maps:
-            lo, hi = max(offset, map_off), min(offset + length, map_off + (end - start))
-            a0 = -(-(start + lo - map_off) // page) * page  # whole pages only: neighbours keep shared pages
-            a1 = (start + hi - map_off) // page * page
-            if a1 <= a0:
-                continue
-            vec = (ctypes.c_ubyte * ((a1 - a0) // page))()
-            if libc.mincore(ctypes.c_void_p(a0), ctypes.c_size_t(a1 - a0), vec) == 0:
-                total += sum(v & 1 for v in vec) * page
-    return total
-
-
 def _smaps_groups() -> dict[str, dict[str, int]]:
     """Resident and anonymous bytes of this process's mappings, summed per file name ([anon] for unnamed ones),
     to tell what a CUDA build's host memory is: the driver's and libraries' mappings, pinned buffers, heap."""
@@ -175,7 +149,6 @@ def worker(case: dict) -> dict:
     log.propagate = False
     from qwenctl.backends import LoadOptions, load_backend
     from qwenctl.backends import memory as mem
-    from qwenctl.backends.gguf_check import read_gguf_header
 
     path = Path(case["path"])
     gpu_before = mem.gpu_used_bytes()
@@ -203,10 +176,8 @@ def worker(case: dict) -> dict:
         status = _status()
         device = mem.gpu_used_bytes()
         n_gpu_layers = session.n_gpu_layers
-        info = read_gguf_header(path)
         repacked = set(_REPACKED.findall("\n".join(lines)))
-        ranges = [(info.data_offset + t.offset, t.n_bytes) for t in info.tensors if t.name in repacked]
-        reclaimable = _resident_file_bytes(path, ranges)  # while the model is still mapped
+        reclaimable = session.memory().reclaimable_bytes  # while the model is still mapped
         smaps = _smaps_groups() if checkpoints is not None else None
     finally:
         session.close()

@@ -115,6 +115,11 @@ class BenchResult:
     sampling: str | None = None  # where chat_tps's tokens were drawn, in words (llama.cpp only)
     gpu_bytes_by_device: tuple[int, ...] = ()  # gpu_bytes per GPU (NVML's order) where there are several
     split: str | None = None  # how the model was spread over devices, in words; None: one device
+    # host memory the model holds at its largest sample (after the load, each phase's runs): RSS less the clean file
+    # pages of weights llama.cpp copied into its CPU repack buffer, which the OS drops when memory runs short; what the
+    # planner's host figure means (docs/planning.md, "Calibration"). None in records from before it was measured.
+    host_bytes: int | None = None
+    reclaimable_bytes: int = 0  # those file pages, which peak_host_rss_bytes counts as well
 
 
 def _machine(hw: Hardware) -> str:
@@ -178,9 +183,11 @@ def bench(
     tick("load", 1, 1)
     gpu_samples: list[int] = []
     per_gpu: list[tuple[int, ...]] = []
+    host_samples: list[tuple[int, int]] = []  # (what the model holds, the clean file pages RSS also counts)
 
     def sample_memory() -> None:
         use = session.memory()
+        host_samples.append((use.host_rss_bytes - use.reclaimable_bytes, use.reclaimable_bytes))
         if use.gpu_bytes is not None:
             gpu_samples.append(use.gpu_bytes)
         if use.gpu_bytes_by_device:
@@ -248,6 +255,7 @@ def bench(
                 sampling = getattr(session, "sampling_note", None)
             sample_memory()
         used_gpu = max(gpu_samples) if gpu_samples else None
+        host_bytes, reclaimable = max(host_samples)
         used_by_gpu = tuple(max(s[i] for s in per_gpu) for i in range(len(per_gpu[0]))) if per_gpu else ()
         n_gpu_layers = session.n_gpu_layers
         load_seconds = session.load_seconds
@@ -284,6 +292,8 @@ def bench(
         chat_host_tps=Figure.of(chat_host_tps) if chat_host_tps else None,
         sampling=sampling,
         peak_host_rss_bytes=mem.peak_host_rss_bytes(),
+        host_bytes=host_bytes,
+        reclaimable_bytes=reclaimable,
         gpu_bytes=used_gpu,
         gpu_bytes_by_device=used_by_gpu,
         split=_split_words(options),

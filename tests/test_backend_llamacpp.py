@@ -168,3 +168,30 @@ def test_kv_cache_types_are_llama_cpps_and_the_catalogs():
 
     assert [kv_type_id(k) for k in KV_CACHE_TYPES] == [llama_cpp.GGML_TYPE_F16, llama_cpp.GGML_TYPE_Q8_0, llama_cpp.GGML_TYPE_Q4_0]
     assert tuple(k for k, _ in load_catalog().kv_bytes_per_value) == KV_CACHE_TYPES
+
+
+def test_memory_tells_apart_the_file_pages_of_weights_llama_cpp_copied(model_cache, caplog):
+    """On a CPU with repacked kernels (x86 with AVX2, Arm with dot products) llama.cpp copies some weights at load
+    into a buffer of its own; their mmap'd file pages stay in RSS, clean and never read again. `memory()` reports
+    them apart (`reclaimable_bytes`), so bench compares what the model holds with the plan, not the weights twice."""
+    import logging
+
+    shape = models.qwen25_shape("0.5B")
+    shape = type(shape)(**{**shape.__dict__, "name": "repack-0.5b-1l", "num_hidden_layers": 1})
+    path = models.gguf_model(model_cache, shape, "Q4_0", intermediate="Q4_0")
+    with caplog.at_level(logging.DEBUG, logger="qwenctl.llama"):
+        s = load_backend("llama.cpp", path, LoadOptions(n_ctx=256, n_batch=64))
+    try:
+        used = s.memory()
+    finally:
+        s.close()
+    from qwenctl.backends.gguf_check import check_gguf
+
+    names = {r.getMessage().split("repack tensor ")[1].split()[0] for r in caplog.records
+             if "repack tensor " in r.getMessage()}  # llama.cpp's debug line per tensor it copied
+    copied = sum(t.n_bytes for t in check_gguf(path).tensors if t.name in names)
+    if names:  # every matrix here is Q4_0, which llama.cpp repacks wherever it repacks at all
+        assert any(n.startswith("blk.") for n in names)
+        assert 0.9 * copied < used.reclaimable_bytes <= copied < used.host_rss_bytes  # whole pages of the copied ranges
+    else:
+        assert used.reclaimable_bytes == 0

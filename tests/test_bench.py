@@ -42,6 +42,7 @@ def test_result_has_every_figure(result, model_cache):
     assert (r.backend, r.n_prompt, r.n_gen, r.n_ctx, r.n_gpu_layers) == ("llama.cpp", 120, 8, 256, 0)
     assert r.n_threads >= 1 and r.load_seconds > 0 and r.peak_host_rss_bytes > 0
     assert r.gpu_bytes is None
+    assert r.host_bytes > 10_000_000 and r.reclaimable_bytes == 0  # F32 weights: none repacked
     assert r.notes == ()
 
 
@@ -162,6 +163,7 @@ def test_cli_table(model_cache):
     assert any(line.startswith("chat ÷ decoding: ") and line.endswith(" with host sampling") for line in lines)
     assert any(line.startswith("chat generates after its 100-token prompt") for line in lines)  # depth, not sampling
     assert any(line.split()[-1:] == ["predicted"] for line in lines)  # the planner's figures beside the measurement
+    assert any(line.startswith("host memory ") for line in lines)
     assert "memory bandwidth unknown" in out.stdout or "roofline:" in out.stdout
     hist = CliRunner().invoke(cli, ["bench", "--history"], catch_exceptions=False)
     assert hist.output.startswith("no benchmark runs recorded yet")
@@ -239,3 +241,19 @@ def test_a_saved_bench_teaches_prompt_speed_only_from_a_prompt_priced_as_quoted(
     assert c.tg_factor == pytest.approx(0.8) and c.pp_factor is None
     b.remember_speed(hw, dataclasses.replace(r, predicted=predicted, n_prompt=512, n_batch=512))
     assert speed_history.correction(hw, r.backend, "cpu").pp_factor == pytest.approx(2.0)
+
+
+def test_a_record_from_before_bench_measured_the_models_host_memory_shows_its_peak_rss(result, capsys):
+    """History written by an older qwenctl has no host_bytes: its peak RSS is shown, as it was then; a record whose
+    reclaimable file pages were left out says how many and what RSS counted."""
+    from qwenctl.render.bench import show_result
+
+    r, _ = result
+    old = bench_history.result_from_dict({k: v for k, v in json.loads(json.dumps(dataclasses.asdict(r))).items()
+                                          if k not in ("host_bytes", "reclaimable_bytes")})
+    show_result(old)
+    shown = capsys.readouterr().out
+    assert "peak host memory (RSS)" in shown and "\nhost memory " not in shown
+    show_result(dataclasses.replace(r, reclaimable_bytes=3 * 2**30, peak_host_rss_bytes=r.host_bytes + 3 * 2**30))
+    shown = capsys.readouterr().out
+    assert "\nhost memory " in shown and "leaves out 3.00 GiB of the model file" in shown

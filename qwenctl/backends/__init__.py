@@ -91,6 +91,7 @@ class GenerationEvent:
 @dataclass(frozen=True)
 class MemoryUse:
     host_rss_bytes: int
+    reclaimable_bytes: int = 0  # of host_rss_bytes, clean file pages of weights the engine copied (llama.cpp's repack)
     gpu_bytes: int | None = None  # device memory this process holds, when the engine or NVML can say
     gpu_bytes_by_device: tuple[int, ...] = ()  # the same per GPU (NVML's order), where there are several
 

@@ -16,6 +16,7 @@ import ctypes
 import functools
 import gc
 import logging
+import re
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -25,7 +26,7 @@ from qwenctl.backends import llama_amx as amx
 from qwenctl.backends import llama_flash as flash
 from qwenctl.backends import memory as mem
 from qwenctl.backends.generation import Engine, Request, run_one
-from qwenctl.backends.gguf_check import GgufInfo, check_gguf
+from qwenctl.backends.gguf_check import GgufInfo, check_gguf, part_paths, read_gguf_header
 from qwenctl.backends.llama_params import op_offload
 from qwenctl.backends.sampling import ChainSpec, device_report
 from qwenctl.errors import ExitCode, QwenctlError
@@ -41,6 +42,8 @@ _OOM_MARKERS = ("out of memory", "failed to allocate", "unable to allocate", "cu
 
 _log_callback = None  # keeps the ctypes callback alive for as long as llama.cpp may call it
 _recent_errors: collections.deque[str] = collections.deque(maxlen=50)  # warn/error lines, to explain a failed load
+_repacked: list[str] = []  # the tensors the load being made copied into llama.cpp's CPU repack buffer (its debug log)
+_REPACKED = re.compile(r"repack tensor (\S+)")
 
 
 def route_llama_logs() -> None:
@@ -65,6 +68,8 @@ def route_llama_logs() -> None:
         if level != 5:
             last[0] = logging.INFO if level in (3, 4) else logging.DEBUG
         line = text.decode("utf-8", "replace").rstrip("\n")
+        if "repack tensor" in line and (found := _REPACKED.search(line)):
+            _repacked.append(found.group(1))
         if last[0] == logging.INFO or "Flash Attention" in line:  # + llama.cpp's verdict on -fa auto
             _recent_errors.append(line)
         if log.isEnabledFor(last[0]):
@@ -100,7 +105,8 @@ class LlamaCppSession(ChatTemplateSession):
     backend = "llama.cpp"
 
     def __init__(self, llm, info: GgufInfo, options: LoadOptions, n_gpu_layers: int, load_seconds: float,
-                 notes: tuple[str, ...], gpu_baseline: tuple[int, ...] | None, n_threads: int):
+                 notes: tuple[str, ...], gpu_baseline: tuple[int, ...] | None, n_threads: int,
+                 repacked: Sequence[str] = ()):
         import llama_cpp
 
         self._llama_cpp = llama_cpp
@@ -116,6 +122,7 @@ class LlamaCppSession(ChatTemplateSession):
         self.load_seconds = load_seconds
         self.notes = notes
         self._gpu_baseline = gpu_baseline
+        self._repacked_ranges = _file_ranges(info, set(repacked))
         self._format = chat_formatter(llm, str(info.path))
         # on a GPU llama_decode only queues the work: the next token decodes while this one becomes text
         self.engine = Engine(llm.ctx, llm.model, 1, self.n_ctx, options.n_batch, overlap=n_gpu_layers != 0)
@@ -202,12 +209,20 @@ class LlamaCppSession(ChatTemplateSession):
         if device is not None and self._gpu_baseline is not None and self.n_gpu_layers != 0:
             by_device = tuple(max(now - before, 0) for now, before in zip(device, self._gpu_baseline))
             own = sum(by_device)
-        return MemoryUse(host_rss_bytes=mem.host_rss_bytes(), gpu_bytes=own,
-                         gpu_bytes_by_device=by_device if len(by_device) > 1 else ())
+        return MemoryUse(host_rss_bytes=mem.host_rss_bytes(), reclaimable_bytes=mem.resident_file_bytes(self._repacked_ranges),
+                         gpu_bytes=own, gpu_bytes_by_device=by_device if len(by_device) > 1 else ())
 
     def close(self) -> None:
         self.engine.close()
         self.llm.close()
+
+
+def _file_ranges(info: GgufInfo, names: set[str]) -> tuple[tuple[str, int, int], ...]:
+    """(file, offset, length) of the named tensors' data, over every part of a split model."""
+    if not names:
+        return ()
+    headers = [info] + [read_gguf_header(p) for p in part_paths(Path(info.path))[1:]]
+    return tuple((h.path, h.data_offset + t.offset, t.n_bytes) for h in headers for t in h.tensors if t.name in names)
 
 
 def chat_formatter(llm, where: str):
@@ -292,6 +307,7 @@ def load(model_path: Path, options: LoadOptions) -> LlamaCppSession:
     last_error: Exception | None = None
     for ngl in ladder:
         _recent_errors.clear()
+        _repacked.clear()
         start = time.perf_counter()
         try:
             # flash attention None: llama.cpp's auto rule, as llama-bench's default
@@ -317,7 +333,7 @@ def load(model_path: Path, options: LoadOptions) -> LlamaCppSession:
         if ngl != wanted:
             notes.append(f"out of GPU memory with {wanted} of {n_layers} layers on the GPU; "
                          f"loaded with {ngl} on the GPU and the rest on the CPU (slower)")
-        return LlamaCppSession(llm, info, options, ngl, load_seconds, tuple(notes), gpu_baseline, threads)
+        return LlamaCppSession(llm, info, options, ngl, load_seconds, tuple(notes), gpu_baseline, threads, _repacked)
 
     detail = "; ".join(line.strip() for line in _recent_errors if line.strip())[-400:]
     raise QwenctlError(

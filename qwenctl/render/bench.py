@@ -95,7 +95,10 @@ def show_result(r) -> None:
         rows.append((f"chat time to first token ({r.n_prompt}-token prompt)", f"{ttft.median * 1000:,.0f} ms",
                      f"{ttft.min * 1000:,.0f}–{ttft.max * 1000:,.0f} ms", ""))
     rows.append(("load time", f"{r.load_seconds:.2f} s", "", ""))
-    rows.append(("peak host memory (RSS)", human_bytes(r.peak_host_rss_bytes), "", _vs_bytes(r.peak_host_rss_bytes, p and p.host_bytes)))
+    if r.host_bytes is None:  # a record from before bench measured what the model holds
+        rows.append(("peak host memory (RSS)", human_bytes(r.peak_host_rss_bytes), "", _vs_bytes(r.peak_host_rss_bytes, p and p.host_bytes)))
+    else:
+        rows.append(("host memory", human_bytes(r.host_bytes), "", _vs_bytes(r.host_bytes, p and p.host_bytes)))
     if r.gpu_bytes is not None or (p and p.gpu_bytes):
         rows.append(("GPU memory (NVML)", human_bytes(r.gpu_bytes), "", _vs_bytes(r.gpu_bytes, p and p.gpu_bytes)))
     predicted_each = p.gpu_bytes_by_device if p else ()
@@ -112,6 +115,10 @@ def show_result(r) -> None:
     elif r.weights_read_per_token_bytes:
         con.print(f"[dim]roofline: {human_bytes(r.weights_read_per_token_bytes)} read per token; "
                   "memory bandwidth unknown (pass --bandwidth, e.g. 3.35TB/s)[/]")
+    if r.reclaimable_bytes:
+        con.print(f"[dim]host memory leaves out {human_bytes(r.reclaimable_bytes)} of the model file that llama.cpp copied "
+                  f"into its repack buffer at load: clean pages the OS drops when memory runs short, which RSS (peak "
+                  f"{human_bytes(r.peak_host_rss_bytes)}) counts twice[/]")
     if p and p.source:
         con.print(f"[dim]predicted by {p.source}[/]")
     if r.chat_tps and r.chat_host_tps:
