@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from qwenctl.backends import LoadOptions, SamplingOptions, Session, load_backend
 from qwenctl.backends import memory as mem
+from qwenctl.cpu_share import ThreadTime, contended, lost_cores
 from qwenctl.errors import ExitCode, QwenctlError
 from qwenctl.hardware import detect
 from qwenctl.hardware.facts import Cpu, Hardware
@@ -121,42 +122,9 @@ class BenchResult:
     host_bytes: int | None = None
     reclaimable_bytes: int = 0  # those file pages, which peak_host_rss_bytes counts as well
     # of the CPU time the engine's threads were given in the timed runs of a CPU-only model (threads x seconds), the
-    # share they ran; under CONTENDED_BELOW the runs do not correct later plans. None: the model ran on a GPU, or the
-    # runs were too short to tell (SHARE_MIN_SECONDS)
+    # share they ran (qwenctl.cpu_share); a contended run corrects no later plan. None: the model ran on a GPU, or the
+    # runs were too short to tell
     cpu_share: float | None = None
-
-
-# llama.cpp's CPU threads spin rather than sleep while a graph runs, so on a quiet machine they run for all the time
-# they are given: 0.99 on the 2-vCPU development VM (7B Q4_K_M, pp64 and tg16); with one other busy process there
-# 0.63-0.69, and tg ran 3x slower. A bench below this share measured the other processes as much as the machine.
-CONTENDED_BELOW = 0.85
-SHARE_MIN_SECONDS = 1.0  # timed runs shorter than this (a tiny model's) are mostly Python between graphs: no verdict
-
-
-class _ThreadTime:
-    """The CPU time this process's threads ran over the blocks it times, against the time a CPU-only llama.cpp model's
-    threads were given (n_threads x the blocks' wall time). The process's own CPU clock (time.process_time: every
-    thread, nanoseconds), so a container's quota and other tenants count as what they took from the threads, not as
-    load elsewhere on the host."""
-
-    def __init__(self, session: Session):
-        on_cpu = getattr(session, "n_gpu_layers", None) == 0 and getattr(session, "n_threads", None)
-        self.threads = int(session.n_threads) if on_cpu else 0
-        self.wall = self.cpu = 0.0
-        self._start = (0.0, 0.0)
-
-    def __enter__(self) -> _ThreadTime:
-        self._start = (time.perf_counter(), time.process_time())
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.wall += time.perf_counter() - self._start[0]
-        self.cpu += time.process_time() - self._start[1]
-
-    def share(self) -> float | None:
-        if not self.threads or self.wall < SHARE_MIN_SECONDS:
-            return None
-        return min(self.cpu / (self.threads * self.wall), 1.0)
 
 
 def _machine(hw: Hardware) -> str:
@@ -244,7 +212,7 @@ def bench(
         session.decode_one(gen_tokens[0])
         tick("warm-up", 1, 1)
 
-        timed = _ThreadTime(session)
+        timed = ThreadTime(session)
         pp: list[float] = []
         for i in range(repetitions):
             tick("pp", i, repetitions)
@@ -274,10 +242,9 @@ def bench(
         sampling: str | None = None
         notes = list(session.notes)
         cpu_share = timed.share()
-        if cpu_share is not None and cpu_share < CONTENDED_BELOW:
-            notes.append(f"the engine's {session.n_threads} threads ran {cpu_share:.0%} of the time they were given "
-                         "(other processes, or a CPU quota, took their cores): these figures understate this machine and "
-                         "do not correct later plans; run bench again when the machine is quiet")
+        if contended(cpu_share):
+            notes.append(f"{lost_cores(cpu_share, session.n_threads)}: these figures understate this machine and do not "
+                         "correct later plans; run bench again when the machine is quiet")
         if chat:
             messages = _chat_messages(session, n_prompt)
             chat_prompt = session.count_chat_tokens(messages)
@@ -443,7 +410,7 @@ def remember_speed(hardware, result: BenchResult) -> None:
     pred = result.predicted
     if pred is None or not pred.tg_tps or not pred.device or getattr(hardware, "name", None) is not None:
         return
-    if result.cpu_share is not None and result.cpu_share < CONTENDED_BELOW:
+    if contended(result.cpu_share):
         return  # the threads lost their cores to other work: the figures measured that work too
     from qwenctl import speed_history
     from qwenctl.speed import PP_TOKENS

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from qwenctl.backends import SamplingOptions
+from qwenctl.cpu_share import ThreadTime, contended, lost_cores
 
 if TYPE_CHECKING:
     from qwenctl.backends import Session
@@ -53,10 +54,12 @@ def smoke_test(session: Session, seconds: float, predicted_tps: float | None, ha
     prompt_tps = 0.0
     started = time.monotonic()
     seed = 0
+    timed = ThreadTime(session)
     while True:
         budget_left = seconds - (time.monotonic() - started)
         sampling = SamplingOptions(max_tokens=SMOKE_MAX_TOKENS, seed=seed)
-        reply = _generate_for(session, sampling, budget_left, generate)
+        with timed:
+            reply = _generate_for(session, sampling, budget_left, generate)
         generated += reply.generated_tokens
         decoded += max(0, reply.generated_tokens - 1)
         decode_seconds += reply.generation_seconds
@@ -66,7 +69,11 @@ def smoke_test(session: Session, seconds: float, predicted_tps: float | None, ha
             break
     decode_tps = decoded / decode_seconds if decoded and decode_seconds > 0 else 0.0
     warning = None
-    if decoded < MIN_SMOKE_TOKENS:
+    share = timed.share()
+    if share is not None and contended(share):  # a warning also keeps the speed out of later plans' corrections
+        warning = (f"measured {decode_tps:.1f} tok/s while {lost_cores(share, session.n_threads)}: not this machine's "
+                   "speed alone, so it corrects no later plan")
+    elif decoded < MIN_SMOKE_TOKENS:
         warning = f"only {decoded} tokens were decoded in the smoke test; too few to judge the speed"
     elif predicted_tps and decode_tps < SLOW_FRACTION * predicted_tps:
         warning = (

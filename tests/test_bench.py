@@ -5,13 +5,12 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 import pytest
 from click.testing import CliRunner
 
 from qwenctl import bench as b
-from qwenctl import bench_history
+from qwenctl import bench_history, cpu_share
 from qwenctl.backends import LoadOptions
 from qwenctl.cli import cli
 from qwenctl.errors import ExitCode, QwenctlError
@@ -272,24 +271,7 @@ def test_a_bench_whose_threads_lost_their_cores_says_so_and_corrects_nothing(res
     assert r.cpu_share is None  # the tiny model's runs take milliseconds, too short to tell
     hw = pc(16)
     predicted = b.Predicted(tg_tps=r.tg_tps.median / 0.8, pp_tps=r.pp_tps.median, device="cpu")
-    b.remember_speed(hw, dataclasses.replace(r, predicted=predicted, cpu_share=b.CONTENDED_BELOW - 0.2))
+    b.remember_speed(hw, dataclasses.replace(r, predicted=predicted, cpu_share=cpu_share.CONTENDED_BELOW - 0.2))
     assert speed_history.correction(hw, r.backend, "cpu") is None
     b.remember_speed(hw, dataclasses.replace(r, predicted=predicted, cpu_share=0.99))
     assert speed_history.correction(hw, r.backend, "cpu").tg_factor == pytest.approx(0.8)
-
-
-def test_thread_time_counts_a_sleeping_block_as_time_lost_and_a_spinning_one_as_run():
-    """The share comes from the process's own CPU clock, so only what this process's threads ran counts:
-    a block that sleeps reads as contended, one thread that spins for one thread's time reads as run."""
-    cpu_model = type("Session", (), {"n_gpu_layers": 0, "n_threads": 1})()
-    sleeping, spinning = b._ThreadTime(cpu_model), b._ThreadTime(cpu_model)
-    assert sleeping.share() is None  # nothing timed yet
-    with sleeping:
-        time.sleep(b.SHARE_MIN_SECONDS)
-    with spinning:
-        end = time.perf_counter() + b.SHARE_MIN_SECONDS
-        while time.perf_counter() < end:
-            pass
-    assert sleeping.share() < b.CONTENDED_BELOW / 2 < spinning.share()
-    gpu_model = type("Session", (), {"n_gpu_layers": 29, "n_threads": 8})()
-    assert b._ThreadTime(gpu_model).share() is None  # a GPU's host threads idle while it works: no measure there
