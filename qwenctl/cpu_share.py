@@ -9,6 +9,7 @@ says so, and corrects no later plan.
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -48,6 +49,11 @@ def contended(share: float | None) -> bool:
 
 
 def lost_cores(share: float, threads: int | None) -> str:
-    """What a contended run's figures measured, in words."""
+    """What a contended run's figures measured, in words: more threads than the CPUs this process may run on (its
+    affinity), or other work on them."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    if threads and cpus and threads > cpus:
+        return (f"the engine's {threads} threads share {cpus} CPU{'s' if cpus > 1 else ''} and ran {share:.0%} of the "
+                "time they were given")
     return (f"the engine's {threads} threads ran {share:.0%} of the time they were given (other processes, or a CPU "
             "quota, took their cores)")

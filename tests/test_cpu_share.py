@@ -38,8 +38,8 @@ def _pin_every_thread(cpus: set[int]) -> None:
 def test_a_smoke_test_whose_two_threads_share_one_core_says_so_and_corrects_nothing(model_cache):
     """Two llama.cpp threads pinned to one CPU (every thread of this process, the engine's pool included) run about
     half the time they are given, and each waits at every barrier for the other's turn: the 0.5B decoded 0.4 tok/s
-    here. The smoke test's speed is then not the machine's; its warning says why and keeps it out of later plans'
-    corrections (pipeline._remember_speed stores no run with a warning)."""
+    here. The smoke test's speed is then not the machine's; its warning says why (more threads than CPUs) and keeps it
+    out of later plans' corrections (pipeline._remember_speed stores no run with a warning)."""
     pytest.importorskip("llama_cpp")
     path = models.gguf_model(model_cache, models.qwen25_shape("0.5B"), "Q4_K_M", intermediate="direct")
     session = load_backend("llama.cpp", Path(path), LoadOptions(n_ctx=512, n_threads=2))
@@ -51,6 +51,7 @@ def test_a_smoke_test_whose_two_threads_share_one_core_says_so_and_corrects_noth
         _pin_every_thread(every)
         session.close()
     assert result.warning is not None and result.warning.startswith(f"measured {result.decode_tps:.1f} tok/s while ")
-    assert "the engine's 2 threads ran " in result.warning and result.warning.endswith("so it corrects no later plan")
-    share = int(result.warning.split(" threads ran ")[1].split("%")[0])
+    assert "the engine's 2 threads share 1 CPU and ran " in result.warning  # this thread's affinity: the one CPU
+    assert result.warning.endswith("so it corrects no later plan")
+    share = int(result.warning.split(" and ran ")[1].split("%")[0])
     assert share < cpu_share.CONTENDED_BELOW * 100
