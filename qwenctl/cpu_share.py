@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from qwenctl.backends import Session
 
 CONTENDED_BELOW = 0.85
 MIN_SECONDS = 1.0  # timed runs shorter than this (a tiny model's) are mostly Python between graphs: no verdict
@@ -23,9 +26,8 @@ class ThreadTime:
     thread, nanoseconds), so a container's quota and other tenants count as what they took from the threads, not as
     load elsewhere on the host. A model with layers on a GPU is not measured: its host threads idle while it works."""
 
-    def __init__(self, session: Any):
-        on_cpu = getattr(session, "n_gpu_layers", None) == 0 and getattr(session, "n_threads", None)
-        self.threads = int(session.n_threads) if on_cpu else 0
+    def __init__(self, session: Session):
+        self.threads = (session.n_threads or 0) if session.n_gpu_layers == 0 else 0
         self.wall = self.cpu = 0.0
         self._start = (0.0, 0.0)
 
@@ -45,6 +47,7 @@ class ThreadTime:
 
 
 def contended(share: float | None) -> bool:
+    """Whether a measured share says the threads lost their cores (None: not measured, so not contended)."""
     return share is not None and share < CONTENDED_BELOW
 
 
