@@ -51,11 +51,17 @@ def contended(share: float | None) -> bool:
     return share is not None and share < CONTENDED_BELOW
 
 
+def affinity_cpus() -> int:
+    """The CPUs this process may run on: its affinity mask where the OS has one (Linux: taskset, docker
+    --cpuset-cpus), else every logical CPU."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def lost_cores(share: float, threads: int | None) -> str:
     """What a contended run's figures measured, in words: more threads than the CPUs this process may run on (its
     affinity), or other work on them."""
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    if threads and cpus and threads > cpus:
+    cpus = affinity_cpus()
+    if threads and threads > cpus:
         return (f"the engine's {threads} threads share {cpus} CPU{'s' if cpus > 1 else ''} and ran {share:.0%} of the "
                 "time they were given")
     return (f"the engine's {threads} threads ran {share:.0%} of the time they were given (other processes, or a CPU "

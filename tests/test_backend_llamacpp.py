@@ -195,3 +195,23 @@ def test_memory_tells_apart_the_file_pages_of_weights_llama_cpp_copied(model_cac
         assert 0.9 * copied < used.reclaimable_bytes <= copied < used.host_rss_bytes  # whole pages of the copied ranges
     else:
         assert used.reclaimable_bytes == 0
+
+
+def test_more_threads_than_cpus_is_said_at_load(model_cache):
+    """llama.cpp's threads wait for each other at every step, so threads beyond the CPUs this process may run on hold
+    up all of them (two threads pinned to one CPU decoded the 0.5B at 0.4 tok/s, tests/test_cpu_share.py): a forced
+    thread count above them loads, with a note that says so; the default never asks for more."""
+    from qwenctl.cpu_share import affinity_cpus
+
+    cpus = affinity_cpus()
+    over = load_backend("llama.cpp", models.tiny_gguf(model_cache), LoadOptions(n_ctx=256, n_threads=cpus + 1))
+    try:
+        assert any(n.startswith(f"{cpus + 1} threads on {cpus} CPU") and n.endswith(f"give it at most {cpus}")
+                   for n in over.notes)
+    finally:
+        over.close()
+    fitting = load_backend("llama.cpp", models.tiny_gguf(model_cache), LoadOptions(n_ctx=256))
+    try:
+        assert not any(" threads on " in n for n in fitting.notes)
+    finally:
+        fitting.close()
