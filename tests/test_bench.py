@@ -43,7 +43,8 @@ def test_result_has_every_figure(result, model_cache):
     assert r.n_threads >= 1 and r.load_seconds > 0 and r.peak_host_rss_bytes > 0
     assert r.gpu_bytes is None
     assert r.host_bytes > 10_000_000 and r.reclaimable_bytes == 0  # F32 weights: none repacked
-    assert r.notes == ()
+    # none, but where other work took the CPUs while it ran (the whole suite in parallel, say): then that is said
+    assert [n for n in r.notes if not n.startswith("the engine's ")] == [] and cpu_share.contended(r.cpu_share) == bool(r.notes)
 
 
 def test_roofline_uses_every_weight_of_a_tied_model(result, model_cache):
@@ -234,6 +235,7 @@ def test_a_saved_bench_teaches_prompt_speed_only_from_a_prompt_priced_as_quoted(
     from qwenctl import speed_history
 
     r, _ = result
+    r = dataclasses.replace(r, cpu_share=None)  # a quiet run's, whatever this machine was doing meanwhile
     hw = pc(16)
     predicted = b.Predicted(tg_tps=r.tg_tps.median / 0.8, pp_tps=r.pp_tps.median / 2.0, device="cpu")
     b.remember_speed(hw, dataclasses.replace(r, predicted=predicted))  # n_prompt 120
@@ -268,7 +270,7 @@ def test_a_bench_whose_threads_lost_their_cores_says_so_and_corrects_nothing(res
     from qwenctl import speed_history
 
     r, _ = result
-    assert r.cpu_share is None  # the tiny model's runs take milliseconds, too short to tell
+    assert r.cpu_share is None or 0 < r.cpu_share <= 1  # None: runs too short to tell (milliseconds, when quiet)
     hw = pc(16)
     predicted = b.Predicted(tg_tps=r.tg_tps.median / 0.8, pp_tps=r.pp_tps.median, device="cpu")
     b.remember_speed(hw, dataclasses.replace(r, predicted=predicted, cpu_share=cpu_share.CONTENDED_BELOW - 0.2))

@@ -40,7 +40,10 @@ def test_smoke_test_measures_real_generation(session):
     result = smoke_test(session, seconds=120.0, predicted_tps=None, hardware=machine("linux-x86-no-gpu.json"))
     assert result.generated_tokens >= SMOKE_MAX_TOKENS
     assert result.decode_tps > 0 and result.prompt_tps > 0
-    assert result.warning is None
+    assert result.warning is None or CONTENDED in result.warning  # other work took the CPUs meanwhile (tests/test_cpu_share.py)
+
+
+CONTENDED = "of the time they were given"  # the smoke test's warning when the engine's threads lost their cores
 
 
 def test_smoke_test_warns_far_below_prediction_with_the_cause(session):
@@ -48,7 +51,7 @@ def test_smoke_test_warns_far_below_prediction_with_the_cause(session):
     assert result.warning == (
         f"measured {result.decode_tps:.1f} tok/s, far below the predicted 1000000000.0 tok/s: "
         "another program may be using the CPU, or the machine is in a power-saving or throttled state"
-    )
+    ) or CONTENDED in result.warning  # the cause, measured, where other work took the CPUs meanwhile
 
 
 def test_cause_cpu_only_build_on_a_gpu_machine(session):
