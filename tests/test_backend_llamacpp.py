@@ -174,10 +174,10 @@ def test_memory_tells_apart_the_file_pages_of_weights_llama_cpp_copied(model_cac
     """On a CPU with repacked kernels (x86 with AVX2, Arm with dot products) llama.cpp copies some weights at load
     into a buffer of its own; their mmap'd file pages stay in RSS, clean and never read again. `memory()` reports
     them apart (`reclaimable_bytes`), so bench compares what the model holds with the plan, not the weights twice."""
+    import dataclasses
     import logging
 
-    shape = models.qwen25_shape("0.5B")
-    shape = type(shape)(**{**shape.__dict__, "name": "repack-0.5b-1l", "num_hidden_layers": 1})
+    shape = dataclasses.replace(models.qwen25_shape("0.5B"), name="repack-0.5b-1l", num_hidden_layers=1)
     path = models.gguf_model(model_cache, shape, "Q4_0", intermediate="Q4_0")
     with caplog.at_level(logging.DEBUG, logger="qwenctl.llama"):
         s = load_backend("llama.cpp", path, LoadOptions(n_ctx=256, n_batch=64))
