@@ -51,16 +51,21 @@ def contended(share: float | None) -> bool:
     return share is not None and share < CONTENDED_BELOW
 
 
-def affinity_cpus() -> int:
-    """The CPUs this process may run on: its affinity mask where the OS has one (Linux: taskset, docker
-    --cpuset-cpus), else every logical CPU."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+def runnable_cpus() -> int:
+    """The threads this process can run at once, read live: the rule `machine.usable_threads` applies to detect's
+    facts (hardware.cpu: its affinity mask and its cgroup's CPU quota), without a whole detect."""
+    from qwenctl.hardware.cpu import thread_limit, usable_cpus
+    from qwenctl.hardware.live import LiveSource
+
+    logical = os.cpu_count() or 1
+    found = usable_cpus(LiveSource(), logical)
+    return thread_limit(logical, found[0] if found else None)
 
 
 def lost_cores(share: float, threads: int | None) -> str:
-    """What a contended run's figures measured, in words: more threads than the CPUs this process may run on (its
-    affinity), or other work on them."""
-    cpus = affinity_cpus()
+    """What a contended run's figures measured, in words: more threads than the CPUs this process may run on
+    (`runnable_cpus`), or other work on them."""
+    cpus = runnable_cpus()
     if threads and threads > cpus:
         return (f"the engine's {threads} threads share {cpus} CPU{'s' if cpus > 1 else ''} and ran {share:.0%} of the "
                 "time they were given")

@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, replace
 from functools import cached_property
 
@@ -19,6 +18,7 @@ from qwenctl.device_speed import DeviceSpeed, load_speed_model
 from qwenctl.errors import ExitCode, QwenctlError
 from qwenctl.estimate import MemoryEstimate, PoolMemory, load_calibration
 from qwenctl.hardware import specs
+from qwenctl.hardware.cpu import thread_limit
 from qwenctl.hardware.facts import AppleSilicon, Board, Cpu, Hardware, Memory, NvidiaGpu
 from qwenctl.speed import Links, SpeedEstimate, corrected
 from qwenctl.speed_history import Correction, correction
@@ -45,9 +45,8 @@ def threads(hw: Hardware) -> int:
 
 
 def usable_threads(cpu: Cpu) -> int:
-    """The most threads worth giving llama.cpp here: one per logical CPU this process may use, and under a quota
-    one per CPU or part of one (`threads`' measurements)."""
-    return min(cpu.logical_cores, max(1, math.ceil(cpu.usable_cpus))) if cpu.usable_cpus else cpu.logical_cores
+    """The most threads worth giving llama.cpp here (`threads`' measurements): hardware.cpu.thread_limit of its facts."""
+    return thread_limit(cpu.logical_cores, cpu.usable_cpus)
 
 
 def in_container(memory: Memory) -> bool:

@@ -201,9 +201,9 @@ def test_more_threads_than_cpus_is_said_at_load(model_cache):
     """llama.cpp's threads wait for each other at every step, so threads beyond the CPUs this process may run on hold
     up all of them (two threads pinned to one CPU decoded the 0.5B at 0.4 tok/s, tests/test_cpu_share.py): a forced
     thread count above them loads, with a note that says so; the default never asks for more."""
-    from qwenctl.cpu_share import affinity_cpus
+    from qwenctl.cpu_share import runnable_cpus
 
-    cpus = affinity_cpus()
+    cpus = runnable_cpus()
     over = load_backend("llama.cpp", models.tiny_gguf(model_cache), LoadOptions(n_ctx=256, n_threads=cpus + 1))
     try:
         assert any(n.startswith(f"{cpus + 1} threads on {cpus} CPU") and n.endswith(f"give it at most {cpus}")

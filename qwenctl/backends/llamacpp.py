@@ -29,7 +29,7 @@ from qwenctl.backends.generation import Engine, Request, run_one
 from qwenctl.backends.gguf_check import GgufInfo, check_gguf, part_paths, read_gguf_header
 from qwenctl.backends.llama_params import op_offload
 from qwenctl.backends.sampling import ChainSpec, device_report
-from qwenctl.cpu_share import affinity_cpus
+from qwenctl.cpu_share import runnable_cpus
 from qwenctl.errors import ExitCode, QwenctlError
 from qwenctl.hardware.usage import apple_silicon
 from qwenctl.install import INSTALL
@@ -303,7 +303,7 @@ def load(model_path: Path, options: LoadOptions) -> LlamaCppSession:
     wanted = 0 if not can_offload else (n_layers if options.n_gpu_layers < 0 else min(options.n_gpu_layers, n_layers))
     ladder = [wanted] + sorted({int(wanted * f) for f in _OOM_LADDER if int(wanted * f) < wanted}, reverse=True)
     threads = options.n_threads or default_threads()
-    if threads > (cpus := affinity_cpus()):
+    if options.n_threads and threads > (cpus := runnable_cpus()):  # the default is never more
         notes.append(f"{threads} threads on {cpus} CPU{'s' if cpus > 1 else ''}: llama.cpp's threads wait for each other "
                      f"at every step, so the ones without a CPU hold up all of them (on a 2-CPU machine 4 threads decoded "
                      f"3.3x slower than 2); give it at most {cpus}")

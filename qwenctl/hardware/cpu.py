@@ -13,6 +13,7 @@ reported absent rather than guessed.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections import Counter
 from typing import Any
 
@@ -121,6 +122,12 @@ def usable_cpus(source: Source, logical_cores: int) -> tuple[float, str] | None:
         found.append((quota.cpus, f"CPU quota {quota.cpus:g} CPUs ({quota.source})"))
     fewest = min(found, default=None)
     return fewest if fewest is not None and fewest[0] < logical_cores else None
+
+
+def thread_limit(logical_cores: int, usable: float | None) -> int:
+    """The most threads worth giving llama.cpp: one per logical CPU this process may use (`usable_cpus`), and under a
+    quota one per CPU or part of one."""
+    return min(logical_cores, max(1, math.ceil(usable))) if usable else logical_cores
 
 
 def _with_core_classes(cpu: Cpu, buffer: bytes | None) -> Cpu:
