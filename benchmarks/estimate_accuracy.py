@@ -55,7 +55,6 @@ sys.path.insert(0, str(ROOT))
 MiB = 2**20
 DEFAULT_CPU_CASES = "2048:f16:0,8192:f16:0,32768:f16:1,32768:q8_0:1"
 DEFAULT_GPU_CASES = "2048:f16:0,8192:f16:0,8192:f16:1,32768:f16:1,32768:q8_0:1"
-_REPACKED = re.compile(r"repack tensor (\S+)")
 _BUFFER = re.compile(r"(\S+)\s+(model|KV|compute|output|RS) buffer size =\s+([0-9.]+) MiB")
 
 
@@ -176,7 +175,6 @@ def worker(case: dict) -> dict:
         status = _status()
         device = mem.gpu_used_bytes()
         n_gpu_layers = session.n_gpu_layers
-        repacked = set(_REPACKED.findall("\n".join(lines)))
         reclaimable = session.memory().reclaimable_bytes  # while the model is still mapped
         smaps = _smaps_groups() if checkpoints is not None else None
     finally:
@@ -195,7 +193,7 @@ def worker(case: dict) -> dict:
     return {
         "fill": fill, "pp_tps": pp, "tg_tps": tg, "n_gpu_layers": n_gpu_layers,
         "rss_bytes": status["VmRSS"], "hwm_bytes": status["VmHWM"], "rss_anon_bytes": status["RssAnon"],
-        "rss_file_bytes": status["RssFile"], "repacked_tensors": len(repacked), "repacked_resident_file_bytes": reclaimable,
+        "rss_file_bytes": status["RssFile"], "repacked_tensors": len(session.repacked), "repacked_resident_file_bytes": reclaimable,
         "host_bytes": status["VmRSS"] - reclaimable,
         "gpu_device_delta_bytes": (device - gpu_before) if device is not None and gpu_before is not None else None,
         "llama_buffers_mib": buffers,

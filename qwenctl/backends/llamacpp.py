@@ -123,7 +123,8 @@ class LlamaCppSession(ChatTemplateSession):
         self.load_seconds = load_seconds
         self.notes = notes
         self._gpu_baseline = gpu_baseline
-        self._repacked_ranges = _file_ranges(info, set(repacked))
+        self.repacked = tuple(repacked)  # the tensors llama.cpp copied into its CPU repack buffer at load
+        self._repacked_ranges = _file_ranges(info, set(self.repacked))
         self._format = chat_formatter(llm, str(info.path))
         # on a GPU llama_decode only queues the work: the next token decodes while this one becomes text
         self.engine = Engine(llm.ctx, llm.model, 1, self.n_ctx, options.n_batch, overlap=n_gpu_layers != 0)

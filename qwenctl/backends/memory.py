@@ -34,6 +34,9 @@ def resident_file_bytes(ranges: Iterable[tuple[str, int, int]]) -> int:
     buffer: their file pages stay mapped and resident but are never read again. RSS counts those weights twice; they
     are clean page cache the OS drops when memory runs short. mincore(2) over /proc/self/maps finds them; 0 where
     there is no /proc (macOS)."""
+    ranges = tuple(ranges)
+    if not ranges:
+        return 0
     try:
         with open("/proc/self/maps") as fh:
             lines = fh.read().splitlines()
