@@ -489,9 +489,11 @@ def fit(rows: list[dict], obs, sweeps: int = 5, only: str | None = None, kernel:
     MLX's decode constants and the HBM / GDDR / Apple efficiencies), "gddr" or "lpddr" (that memory's share of its peak alone),
     "geforce-clock" (how far above its rated boost a desktop GeForce runs under load) or "cuda-kernels" (the bytes
     each CUDA decode kernel keeps in flight, unit_bytes_per_cycle, and a matrix row's fixed cycles, per_row_cycles, with
-    the memory and per-layer constants kept: for rows that measure kernels, as a build's new F16 kernel); ``kernel``
-    narrows that to one weight type's constant (and its tie's), for a type whose first row where the SMs bind arrived
-    after the others were fitted."""
+    the memory and per-layer constants kept: for rows that measure the quantized kernels); ``kernel`` narrows that to
+    one weight type's constant (and its tie's), for a type whose first row where the SMs bind arrived after the others
+    were fitted, or names the F16 kernel, whose two cycle counts (f16_mmv) only F16 and BF16 rows inform and so are
+    fitted only on their own: refitted beside the quantized kernels' they drift along a flat valley (session 54: row
+    cycles 18.5 -> 102 for a loss 0.5 % lower on the F16 rows)."""
     sm = load_speed_model()  # the cached dict the model reads: changed in place
     params = parameters(sm, rows)
     if only == "prompt":
@@ -533,7 +535,7 @@ def fit(rows: list[dict], obs, sweeps: int = 5, only: str | None = None, kernel:
     elif only == "cuda-kernels":
         cuda, cuda_units = sm["engines"]["cuda"], sm["engines"]["cuda"]["unit_bytes_per_cycle"]
         params = [p for p in params if all((box is cuda_units and kernel in (None, key.lower()))
-                                           or (box is cuda["f16_mmv"] and kernel in (None, F16_MMV.lower()))
+                                           or (box is cuda["f16_mmv"] and kernel == F16_MMV.lower())
                                            or (box is cuda and key == "per_row_cycles" and kernel is None) for box, key in p[0])]
         if not params:
             raise SystemExit(f"speed_model_fit.py: no fitting row decodes {kernel} on CUDA: nothing to fit")
@@ -638,7 +640,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--fit", action="store_true", help="refit the constants on the fitting half (the shipped split's)")
     ap.add_argument("--only", choices=("prompt", "cuda-prompt", "cpu-decode", "gpu-decode", "cuda-kernels", "gddr", "lpddr", "geforce-clock"), help="with --fit: refit one group of constants only")
-    ap.add_argument("--kernel", help="with --only cuda-kernels: refit this ggml type's constant only (e.g. Q8_0)")
+    ap.add_argument("--kernel", help="with --only cuda-kernels: refit this ggml type's constant only (e.g. Q8_0; F16: the F16 kernel's cycle counts)")
     ap.add_argument("--resplit", action="store_true",
                     help="deal the devices into halves anew (by family, in hash order) instead of keeping the shipped split")
     ap.add_argument("--rows", action="store_true")
