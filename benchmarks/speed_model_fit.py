@@ -492,8 +492,8 @@ def fit(rows: list[dict], obs, sweeps: int = 5, only: str | None = None, kernel:
     the memory and per-layer constants kept: for rows that measure the quantized kernels); ``kernel`` narrows that to
     one weight type's constant (and its tie's), for a type whose first row where the SMs bind arrived after the others
     were fitted, or names the F16 kernel, whose two cycle counts (f16_mmv) only F16 and BF16 rows inform and so are
-    fitted only on their own: refitted beside the quantized kernels' they drift along a flat valley (session 54: row
-    cycles 18.5 -> 102 for a loss 0.5 % lower on the F16 rows)."""
+    fitted only on their own: they lie in a flat valley (session 54: 18.5 and 102 row cycles within 0.5 % of each
+    other's loss on the F16 rows), where a refit of the quantized kernels would move them for nothing."""
     sm = load_speed_model()  # the cached dict the model reads: changed in place
     params = parameters(sm, rows)
     if only == "prompt":
