@@ -69,6 +69,18 @@ def test_the_f16_kernel_refit_moves_its_cycle_counts_only(fitting):
     assert "F16" not in model["engines"]["cuda"]["unit_bytes_per_cycle"]
 
 
+def test_the_quantized_kernels_refit_leaves_the_f16_kernels_cycle_counts(fitting):
+    """`--only cuda-kernels` refits the quantized kernels' bytes in flight and a row's cycles, not the F16 kernel's two
+    cycle counts: only F16 rows inform those, and they lie in a flat valley (18.5 and 102 row cycles within 0.5 % of
+    each other's loss), where a refit for the quantized kernels would move them for nothing (session 54)."""
+    fit_script, rows, obs, model = fitting
+    f16 = model["engines"]["cuda"]["f16_mmv"]
+    f16["trip_cycles"] = 2000.0  # three times where the rows put it: a fit that could move it would
+    before = copy.deepcopy(f16)
+    fit_script.fit(rows, obs, sweeps=1, only="cuda-kernels")
+    assert f16 == before
+
+
 def test_the_cuda_prompt_refit_moves_cudas_prompt_constants_only(fitting):
     """`--only cuda-prompt` refits CUDA's prompt per-layer cycles of both kernel paths and the matrix efficiencies of its
     engine and NVIDIA's paths; the CPU's and Apple's prompt constants, which `--only prompt` would refit too, stay."""
