@@ -265,6 +265,19 @@ def test_a_contained_name_matches_whole_words_only():
     assert specs.gpu_spec("NVIDIA H100 80GB HBM3 MIG 1g.10gb")["key"] == "h100-sxm"  # a MIG instance's name holds its card's
 
 
+def test_a_contained_name_followed_by_ti_or_super_is_another_card():
+    """The RTX 2070 Super with Max-Q Design (a name in the NVIDIA driver README's supported-GPU table, device 1E91) holds
+    "RTX 2070", a 115 W laptop row with 36 SMs; it is a TU104 with 40 at 80 W, so no row prices it: NVML's 2,560
+    cores do. Names a row holds whole keep theirs."""
+    assert specs.gpu_spec("NVIDIA GeForce RTX 2070 Super with Max-Q Design") is None
+    gpu = NvidiaGpu(index=0, name="NVIDIA GeForce RTX 2070 Super with Max-Q Design", uuid="", memory_total_bytes=8 * 2**30,
+                    memory_free_bytes=None, memory_used_bytes=None, compute_capability=(7, 5), cuda_cores=2560,
+                    max_sm_clock_mhz=1500)
+    assert specs.nvidia_peaks(gpu).sm_count == 40
+    assert specs.gpu_spec("NVIDIA GeForce RTX 2060 SUPER")["key"] == "rtx-2060-super"
+    assert specs.gpu_spec("NVIDIA GeForce RTX 4060 Ti 8GB")["key"] == "rtx-4060-ti-8gb"
+
+
 def test_gb10_peaks_come_from_its_blackwell_sms_not_the_unknown_gpu_ratios():
     gpu = NvidiaGpu(index=0, name="NVIDIA GB10", uuid="", memory_total_bytes=None, memory_free_bytes=None,
                     memory_used_bytes=None, compute_capability=(12, 1), unified_memory=True, cuda_cores=6144,

@@ -90,7 +90,9 @@ def gpu_spec(name: str, board: str | None = None, memory_bytes: int | None = Non
     if exact:
         return _module(exact, board, memory_bytes, power_limit_w)
     # else the longest row name the name contains, as whole words (A30 is not A3000), its memory size aside: NVIDIA
-    # names some laptop parts by it ("RTX 3050 6GB Laptop GPU" is the RTX 3050 Laptop GPU's chip with 6 GB)
+    # names some laptop parts by it ("RTX 3050 6GB Laptop GPU" is the RTX 3050 Laptop GPU's chip with 6 GB). A name
+    # that goes on with Ti or SUPER is another chip or more SMs ("GTX 1650 Ti" is a laptop TU117 with 1,024 cores, the
+    # GTX 1650 a 75 W desktop card with 896), so it is no match: NVML's own cores and clock price it instead
     texts = (bare, re.sub(r"\s\d+\s?gb\b", "", bare))
     laptop = _mobile(bare)
     best, best_len = None, 0
@@ -99,7 +101,7 @@ def gpu_spec(name: str, board: str | None = None, memory_bytes: int | None = Non
             continue  # a laptop's GPU is never a desktop card: fewer SMs, lower clocks (NVML's own figures price it instead)
         for n in row.get("nvml_names", []):
             b = _bare(n)
-            if len(b) > best_len and any(re.search(rf"(?<!\w){re.escape(b)}(?!\w)", t) for t in texts):
+            if len(b) > best_len and any(re.search(rf"(?<!\w){re.escape(b)}(?!\w)(?!\s+(ti|super)\b)", t) for t in texts):
                 best, best_len = row, len(b)
     return best
 
