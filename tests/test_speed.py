@@ -522,7 +522,8 @@ def test_a_files_stored_types_each_stream_at_their_own_kernels_rate():
     from qwenctl.kernels import decode_kernel
 
     h200 = cuda_device(gpu("NVIDIA H200", 4.8e12))
-    assert decode_kernel("Q5_0", h200) == ("Q4_0", 1.0)  # Q4_0's kernel geometry
+    assert decode_kernel("Q5_0", h200) == ("Q5_0", 1.0)  # its own constant since the H100's Q5_0 sweep
+    assert decode_kernel("Q5_1", h200) == ("Q5_0", 1.0)  # Q5_0's kernel geometry, with a block minimum
     assert decode_kernel("Q2_K", h200)[0] == "Q3_K" and decode_kernel("Q2_K", h200)[1] > 1  # more warps resident
     m, official = spec("72B")
     assert official.feed_forward_length == 29696
