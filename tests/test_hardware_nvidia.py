@@ -278,17 +278,19 @@ def test_a_contained_name_followed_by_ti_or_super_is_another_card():
     assert specs.gpu_spec("NVIDIA GeForce RTX 4060 Ti 8GB")["key"] == "rtx-4060-ti-8gb"
 
 
-@pytest.mark.parametrize("name, power_limit_w, key", [
-    ("NVIDIA GeForce GTX 1650 Ti", None, "gtx-1650-ti-laptop"),  # a laptop chip only: no desktop card has the name
-    ("NVIDIA GeForce GTX 1650", 50, "gtx-1650-laptop"), ("NVIDIA GeForce GTX 1650", 75, "gtx-1650"),
-    ("NVIDIA GeForce GTX 1060", 80, "gtx-1060-laptop"), ("NVIDIA GeForce GTX 1070", 115, "gtx-1070-laptop"),
-    ("NVIDIA GeForce GTX 1660 Ti with Max-Q Design", None, "gtx-1660-ti-max-q")])
-def test_gtx_laptop_parts_are_priced_as_laptops(name, power_limit_w, key):
+@pytest.mark.parametrize("name, memory_gib, power_limit_w, key", [
+    ("NVIDIA GeForce GTX 1650 Ti", 4, None, "gtx-1650-ti-laptop"),  # a laptop chip only: no desktop card has the name
+    ("NVIDIA GeForce GTX 1650", 4, 50, "gtx-1650-laptop"), ("NVIDIA GeForce GTX 1650", 4, 75, "gtx-1650"),
+    ("NVIDIA GeForce GTX 1060", 6, 80, "gtx-1060-laptop"), ("NVIDIA GeForce GTX 1070", 8, 115, "gtx-1070-laptop"),
+    ("NVIDIA GeForce GTX 1050", 4, None, "gtx-1050-laptop"), ("NVIDIA GeForce GTX 1050", 2, None, "gtx-1050"),
+    ("NVIDIA GeForce GTX 1660 Ti with Max-Q Design", 6, None, "gtx-1660-ti-max-q")])
+def test_gtx_laptop_parts_are_priced_as_laptops(name, memory_gib, power_limit_w, key):
     """The GTX 10 and 16 laptop parts NVML names like the desktop cards are told apart by NVML's power limit (a GTX
-    1650 laptop's 50 W against the desktop card's 75 W); none of them runs above its rated boost as a desktop does."""
-    spec = specs.gpu_spec(name, power_limit_w=power_limit_w)
+    1650 laptop's 50 W against the desktop card's 75 W) or their memory (no desktop GTX 1050 has 4 GB); none of them
+    runs above its rated boost as a desktop does."""
+    spec = specs.gpu_spec(name, memory_bytes=memory_gib * 2**30, power_limit_w=power_limit_w)
     assert spec["key"] == key
-    assert specs.geforce_desktop(spec) == (key == "gtx-1650")
+    assert specs.geforce_desktop(spec) == (key in ("gtx-1650", "gtx-1050"))
 
 
 def test_gb10_peaks_come_from_its_blackwell_sms_not_the_unknown_gpu_ratios():

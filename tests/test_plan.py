@@ -4,6 +4,7 @@ from hypothesis import strategies as st
 from planning_machines import backends, mac, pc
 
 from qwenctl.errors import ExitCode, QwenctlError
+from qwenctl.hardware import specs
 from qwenctl.plan import SPEED_TIE, Constraints, plan
 from qwenctl.profiles import list_profiles, load_profile
 
@@ -248,7 +249,9 @@ def test_seed_gtx_1050_runs_7b_at_4_bits_or_lower_split_with_an_honest_speed():
     GPU, so most of its layers go there and the rest stream from RAM. Both halves cost tens of ms a token,
     so the prediction is single digits, and its slow end (a split's 0.35 of the prediction, never below
     the CPU alone) still clears the 5 tok/s floor."""
-    c = plan(load_profile("gtx-1050-4gb-laptop")).chosen
+    hw = load_profile("gtx-1050-4gb-laptop")
+    assert specs.gpu_spec_of(hw.gpus[0])["key"] == "gtx-1050-laptop"  # its 4 GB: no desktop GTX 1050 has them
+    c = plan(hw).chosen
     assert c.size == "7B" and c.quant in ("q4_k_m", "q4_0", "q3_k_m", "q2_k") and c.device == "cuda"
     assert 0 < c.n_gpu_layers < c.n_layers
     gpu, host = c.speed.terms
