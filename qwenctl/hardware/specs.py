@@ -109,7 +109,8 @@ def gpu_spec(name: str, board: str | None = None, memory_bytes: int | None = Non
 def _mobile(name: str) -> bool:
     """A laptop's GPU, by the words NVIDIA names one with ("Laptop GPU", Turing's "with Max-Q Design"), or a GeForce MX
     (MX110 to MX570: laptop parts only)."""
-    return any(word in name.lower() for word in ("laptop", "max-q", "mobile")) or re.search(r"\bMX\d{3}\b", name) is not None
+    lower = name.lower()
+    return any(word in lower for word in ("laptop", "max-q", "mobile")) or re.search(r"\bmx\d{3}\b", lower) is not None
 
 
 def board_gpu_spec(board: str, memory_bytes: int | None) -> dict | None:
