@@ -59,6 +59,9 @@ class DeviceSpeed:
     # what one CPU thread's decode reads at most: its core's misses in flight (0: not known). Set for a core design
     # measured whole (devices.json x86_designs), whose thread_weights_per_s includes the unpacking (no dequant term)
     thread_read_bytes_per_s: float = 0.0
+    # what the CPU's cores read together at most where links between its dies and the memory bind before the DRAM
+    # does (an AMD Ryzen's fabric links: specs.die_links); 0: no such limit
+    fabric_read_bytes_per_s: float = 0.0
     core: str = ""  # a CPU's core row (devices.json cpu_core_throughput), where its kernels' speed differs from its family's
     above_rated_clock: bool = False  # a desktop GeForce: GPU Boost holds it above its rated clock under load
     threads_per_unit: int = 0  # a CUDA GPU's resident threads per SM (devices.json nvidia_arch, else a fallback); 0 elsewhere

@@ -163,6 +163,13 @@ def host_device(hw: Hardware, n_threads: int | None = None) -> DeviceSpeed:
         bw, why = typical or (fb["host_bandwidth_bytes_per_s"], fb["host_bandwidth_source"])
         assumed.append(f"host memory bandwidth unknown: assumed {bw / 1e9:.1f} GB/s ({why}); "
                        f"{PROFILE_HINT if hw.name else MEASURE_HINT}")
+    fabric = 0.0
+    if core.complexes and not sustained:  # a read test's or a STREAM figure has already met the links
+        links = min(core.complexes, n)
+        fabric = links * core.complex_read_bytes_per_s
+        sources.append(f"host bandwidth: at most {fabric / 1e9:.0f} GB/s through {links} core complex"
+                       f"{'es' if links > 1 else ''}' fabric link{'s' if links > 1 else ''} "
+                       f"({core.complex_read_bytes_per_s / 1e9:.1f} GB/s each)")
     per_core = core.clock_hz * n
     cpu = hw.cpu if isinstance(hw.cpu, Cpu) else None
     share = specs.thread_share(cpu, core, n)
@@ -190,6 +197,7 @@ def host_device(hw: Hardware, n_threads: int | None = None) -> DeviceSpeed:
         bandwidth_assumed=bandwidth_assumed,
         thread_weights_per_s=(core.decode_weights_per_cycle or 0.0) * core.single_core_clock_hz,
         thread_read_bytes_per_s=core.thread_read_bytes_per_s or 0.0,
+        fabric_read_bytes_per_s=fabric,
     )
 
 

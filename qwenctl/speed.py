@@ -169,8 +169,13 @@ def _streaming_rate(dev: DeviceSpeed, efficiency: float, unit_bytes_per_cycle: f
     the lanes can multiply where the kernel's instructions, not its reads, are the limit (`kernels.emulated_dp4a_rate`).
     ``row_cycles_per_byte``: a unit's cycles for each matrix row beyond streaming its bytes (a thread block's start and
     its closing reduction across warps), spread over the row's bytes: a unit streams slower where rows are short.
+    ``fabric_read_bytes_per_s`` (an AMD Ryzen's links from its core complexes to the memory controller) caps the DRAM's
+    share outright: a link is a fixed width at a fixed clock, not a memory that loses a share of its peak to refresh
+    and page misses (assumed: no published row isolates it; the two that meet it are in devices.json `die_links`).
     """
     dram = dev.bandwidth_bytes_per_s * efficiency
+    if dev.fabric_read_bytes_per_s:
+        dram = min(dram, dev.fabric_read_bytes_per_s)
     per_unit = dev.thread_read_bytes_per_s or unit_bytes_per_cycle * dev.clock_hz
     if row_cycles_per_byte:
         per_unit = 1.0 / (1.0 / per_unit + row_cycles_per_byte / dev.clock_hz)

@@ -657,6 +657,35 @@ def test_a_zen_thread_is_bound_by_the_bytes_its_core_keeps_in_flight_not_by_the_
     assert kernels.tg_tps < one.tg_tps / 3
 
 
+def test_a_ryzens_cores_read_no_faster_than_the_fabric_links_of_their_core_complexes():
+    """A Ryzen's core complexes each reach the memory through one fabric link of 32 bytes a 1,733 MHz fabric cycle
+    (devices.json x86_designs `die_links`, with sources), so a Strix Halo's 16 cores read at most 111 GB/s of its
+    256 GB/s LPDDR5X. The CPU facts are the published ones: the Framework Desktop's cpufetch (ThomasKaiser/sbc-bench
+    issue #123: "AMD RYZEN AI MAX+ 395 w/ Radeon 8060S", 16 cores, 32 threads, 5.187 GHz), its CPUID signature
+    0x00B70F00 (Dr-Noob/cpufetch issue #371: family 26, model 112) and a Krackan Point's lscpu (FlyGoat/RyzenAdj
+    issue #338: "AMD Ryzen AI 7 350 w/ Radeon 860M", family 26, model 96, 8 cores). Ollama decodes Qwen2.5-14B
+    Q4_K_M on the 395's CPU at 11.4 tok/s (the held-out row of benchmarks/published_speeds.json); priced on its DRAM
+    alone it was 17.5. A read test's figure has met the links already, and an Intel part has none."""
+    strix = Cpu("AMD RYZEN AI MAX+ 395 w/ Radeon 8060S", "x86_64", 16, 32, flags=("avx2", "fma", "avx512f"),
+                max_clock_mhz=5187, vendor_id="AuthenticAMD", cpu_family=26, cpu_model=112)
+    hw = replace(pc(128, host_bw=256e9), cpu=strix)
+    dev = host_device(hw)
+    assert dev.fabric_read_bytes_per_s == pytest.approx(2 * 32 * 1.733e9)
+    assert any("2 core complexes' fabric links" in s for s in dev.sources)
+    m, w = spec("14B")
+    est = estimate_speed(m, w, None, dev)
+    assert 0.8 * 11.4 <= est.tg_tps <= 1.2 * 11.4
+    t = est.terms[0]
+    assert t.bytes_read / t.stream_s <= dev.fabric_read_bytes_per_s
+    assert host_device(hw, 1).fabric_read_bytes_per_s == pytest.approx(32 * 1.733e9)  # one thread, one link
+    measured = replace(hw, memory=replace(hw.memory, bandwidth_bytes_per_s=100_000_000_000, bandwidth_measured=True))
+    assert host_device(measured).fabric_read_bytes_per_s == 0.0
+    krackan = replace(strix, brand="AMD Ryzen AI 7 350 w/ Radeon 860M", physical_cores=8, logical_cores=16, cpu_model=96)
+    assert host_device(replace(hw, cpu=krackan)).fabric_read_bytes_per_s == pytest.approx(2 * 32 * 1.733e9)
+    intel = replace(strix, brand="Intel(R) Core(TM) Ultra 7 258V", vendor_id="GenuineIntel", cpu_family=6, cpu_model=189)
+    assert host_device(replace(hw, cpu=intel)).fabric_read_bytes_per_s == 0.0
+
+
 def test_a_core_whose_kernel_rate_was_never_measured_is_priced_by_its_memory_alone():
     """Only x86 cores carry a measured per-thread rate; an Arm core's threads add no term (not a guess)."""
     pi5 = replace(pc(8), machine="aarch64", cpu=Cpu("ARM Cortex-A76", "aarch64", 4, 4, flags=("neon", "dotprod")),

@@ -61,6 +61,8 @@ class CoreSpec:
     decode_weights_per_cycle: float | None = None  # what one thread of llama.cpp's decode multiplies (None: not measured)
     single_core_clock_hz: float = 0.0  # the clock a few busy cores reach (cpufreq's maximum: the turbo), at least clock_hz
     thread_read_bytes_per_s: float | None = None  # what one decode thread reads at most (None: no per-core limit known)
+    complexes: int = 0  # core complexes, each behind one fabric link to the memory (`die_links`; 0: no such limit known)
+    complex_read_bytes_per_s: float = 0.0  # what one complex's link reads at most
 
 
 X86_ARCHES = ("x86_64", "x86")  # what platform.machine() and the probes call an x86 CPU
@@ -629,6 +631,7 @@ def cpu_core(cpu: Cpu | None, board: Board | None) -> CoreSpec:
     if design:
         source += (f"; {design['design']} ({design['how']}): a decode thread reads at most "
                    f"{decode['thread_read_bytes_per_s'] / 1e9:.2f} GB/s")
+    complexes, link = die_links(cpu, design)
     return CoreSpec(
         name=name,
         family=f"cpu-{row.get('family', key)}",
@@ -642,7 +645,25 @@ def cpu_core(cpu: Cpu | None, board: Board | None) -> CoreSpec:
         decode_weights_per_cycle=decode.get("decode_weights_per_cycle", row.get("decode_weights_per_cycle")),
         single_core_clock_hz=turbo * 1e9,
         thread_read_bytes_per_s=decode.get("thread_read_bytes_per_s"),
+        complexes=complexes,
+        complex_read_bytes_per_s=link,
     )
+
+
+def die_links(cpu: Cpu | None, design: dict | None) -> tuple[int, float]:
+    """(core complexes, bytes/s each one's fabric link reads at most) of an AMD Ryzen whose links, not its DRAM, can
+    bound what its cores read (devices.json x86_designs `die_links`); (0, 0.0) for any other CPU.
+
+    Its complexes are its CCDs (8 cores each) or, for the APUs that split their cores over two CCXs, the count its name
+    says: the cores counted here, not sysfs's L3 domains, because published rows and profiles name a part and give no
+    sysfs."""
+    rule = _devices()["x86_designs"]["die_links"]
+    if (cpu is None or design is None or design["design"] not in rule["designs"]
+            or not re.search(rule["names"], cpu.brand) or re.search(rule["not_names"], cpu.brand)):
+        return 0, 0.0
+    named = next((n for pattern, n in rule["complexes_by_name"] if re.search(pattern, cpu.brand)), None)
+    complexes = named or -(-max(cpu.physical_cores, 1) // rule["cores_per_complex"])
+    return complexes, rule["read_bytes_per_cycle"] * rule["fabric_clock_ghz"] * 1e9
 
 
 def part_clock(brand: str) -> dict | None:
