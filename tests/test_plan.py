@@ -1,8 +1,10 @@
 import pytest
+from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from planning_machines import backends, mac, pc
 
+from qwenctl.cli import cli
 from qwenctl.errors import ExitCode, QwenctlError
 from qwenctl.hardware import specs
 from qwenctl.plan import SPEED_TIE, Constraints, plan
@@ -102,6 +104,20 @@ def test_a_steam_deck_runs_7b_q4_k_m_on_its_four_zen_2_cores():
     c = plan(load_profile("steam-deck-oled-16gb")).chosen
     assert (c.size, c.quant, c.device, c.n_gpu_layers, c.n_threads) == ("7B", "q4_k_m", "cpu", 0, 4)
     assert 5 <= c.tg_tps <= 10
+
+
+def test_a_framework_desktop_runs_14b_on_its_cpu_at_what_its_fabric_links_carry():
+    """Strix Halo's 256 GB/s LPDDR5X is behind its two CCDs' fabric links (2 x 32 bytes x 1,733 MHz = 111 GB/s,
+    devices.json x86_designs die_links); qwenctl drives no Radeon backend, so the plan is the CPU's. Ollama decodes
+    Qwen2.5-14B Q4_K_M on this machine's CPU at 11.4 tok/s (the held-out row of benchmarks/published_speeds.json);
+    priced on its DRAM alone it was 17.5."""
+    c = plan(load_profile("framework-desktop-128gb")).chosen
+    assert (c.size, c.quant, c.device, c.n_threads) == ("14B", "q4_k_m", "cpu", 16)
+    assert 0.8 * 11.4 <= c.tg_tps <= 1.2 * 11.4
+    r = CliRunner().invoke(cli, ["plan", "--profile", "framework-desktop-128gb", "--explain-speed"])
+    assert r.exit_code == 0, r.output
+    streaming = next(line for line in r.output.splitlines() if line.strip().startswith("streaming"))
+    assert "the core complexes' fabric links" in streaming and float(streaming.split(" at ")[1].split()[0]) <= 111
 
 
 def test_seed_4gb_board_gets_small_or_3bit_model():

@@ -17,7 +17,7 @@ EXPECTED = {
     "raspberry-pi-4-4gb", "raspberry-pi-5-8gb", "raspberry-pi-5-16gb", "orange-pi-5-16gb", "laptop-16gb-cpu-only", "gtx-1050-4gb-laptop",
     "rtx-3060-12gb", "rtx-4060-8gb", "rtx-4090-24gb", "macbook-air-m1-8gb", "macbook-air-m2-16gb",
     "macbook-pro-m3-max-64gb", "macbook-pro-m5-16gb", "macbook-neo-8gb", "jetson-orin-nano-8gb", "jetson-agx-thor-128gb", "dgx-spark-128gb", "a100-80gb", "h100-80gb",
-    "steam-deck-oled-16gb",
+    "steam-deck-oled-16gb", "framework-desktop-128gb",
     # multi-GPU hosts and clusters of RPC workers (tests/test_profiles_cluster.py)
     "h200-141gb", "rtx-3090-x2-24gb", "h200-x2-141gb", "h200-x8-141gb", "mac-studio-m2-ultra-192gb",
     "raspberry-pi-5-8gb-x4-cluster", "mac-studio-m2-ultra-192gb-x2-cluster",

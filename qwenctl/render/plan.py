@@ -163,7 +163,9 @@ def render_speed_terms(result: PlanResult, out: Console | None = None) -> None:
         # every weight decoded by CUDA's F16 kernel, whose threads' round trips to memory bind
         f16 = t.device in rowed and bool(t.type_rates) and all(
             decode_kernel(k, devices[t.device])[0] == F16_MMV for k, _, _ in t.type_rates)
-        bound = "" if rate >= 0.97 * share else ("; lanes' limit, no dp4a" if t.device in no_dp4a else
+        fabric = devices[t.device].fabric_read_bytes_per_s / 1e9 if t.device in devices else 0.0
+        bound = "" if rate >= 0.97 * share else ("; the core complexes' fabric links" if fabric and rate >= 0.97 * fabric else
+                                                 "; lanes' limit, no dp4a" if t.device in no_dp4a else
                                                  "; the F16 kernel's round trips to memory" if f16 else
                                                  "; in-flight limit, less each matrix row's fixed cycles" if t.device in rowed
                                                  else "; in-flight limit")
