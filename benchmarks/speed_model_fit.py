@@ -375,6 +375,10 @@ MIN_QUANT_DEVICES = 1  # a quant's unpacking cost is its kernel's (bit-twiddling
 # fitting half's one such GPU (the AGX Orin) is bound by its SMs and cannot tell the two apart.
 TIED = (("hbm", "gpu_lpddr"),)
 GPU_DRAM = ("hbm", "gddr", "gpu_lpddr")
+# GPU families whose decode reads a share of their DRAM's peak of their own, not their memory kind's: Pascal's GDDR5
+# and GDDR5X cards read 49-60 % of it where Turing's GTX 1660, on GDDR5 too, reads 82 % (docs/planning.md, "Pascal's
+# share of its DRAM"). Two fitting devices suffice here: the share is one figure a family, checked on the held-out ones.
+OWN_DRAM_SHARE = {"nvidia-pascal": 2}
 
 
 def _decode_keys(dev, model, weights, engine_date: str | None) -> set[str]:
@@ -454,7 +458,8 @@ def parameters(sm: dict, rows: list[dict]) -> list[tuple[list[tuple[dict, str]],
                 out.append(([(box, key[2])], 0.1, 30.0))
         elif key[0] == "quant":
             sm["engines"][key[1]].get("dequant_ops_per_weight", {}).pop(key[2], None)  # too few devices: the engine's default
-        if key[0] == "family-memory" and len(devs) >= MIN_DEVICES and key[2] not in GPU_DRAM:
+        if key[0] == "family-memory" and (len(devs) >= MIN_DEVICES and key[2] not in GPU_DRAM
+                                          or len(devs) >= OWN_DRAM_SHARE.get(key[1], len(devs) + 1)):
             fam = sm["families"].setdefault(key[1], {})
             fam.setdefault("memory_efficiency", sm["memory_efficiency"][key[2]])
             out.append(([(fam, "memory_efficiency")], 0.3, 0.98))
@@ -487,6 +492,7 @@ def fit(rows: list[dict], obs, sweeps: int = 5, only: str | None = None, kernel:
     cycles of each prompt kernel path and the matrix efficiencies of its engine and NVIDIA's paths), "cpu-decode" (the CPU engine's
     decode constants and the DDR / LPDDR efficiencies, which only CPUs use), "gpu-decode" (CUDA's, Metal's and
     MLX's decode constants and the HBM / GDDR / Apple efficiencies), "gddr" or "lpddr" (that memory's share of its peak alone),
+    "gpu-family-memory" (the share of their DRAM's peak of the GPU families in OWN_DRAM_SHARE, alone),
     "geforce-clock" (how far above its rated boost a desktop GeForce runs under load) or "cuda-kernels" (the bytes
     each CUDA decode kernel keeps in flight, unit_bytes_per_cycle, and a matrix row's fixed cycles, per_row_cycles, with
     the memory and per-layer constants kept: for rows that measure the quantized kernels); ``kernel`` narrows that to
@@ -532,6 +538,9 @@ def fit(rows: list[dict], obs, sweeps: int = 5, only: str | None = None, kernel:
         params = [p for p in params if all(box is sm["geforce_sustained_clock"] for box, _ in p[0])]
     elif only in ("gddr", "lpddr"):
         params = [p for p in params if all(box is sm["memory_efficiency"] and key == only for box, key in p[0])]
+    elif only == "gpu-family-memory":
+        own = {id(sm["families"][f]) for f in OWN_DRAM_SHARE if f in sm["families"]}
+        params = [p for p in params if all(id(box) in own and key == "memory_efficiency" for box, key in p[0])]
     elif only == "cuda-kernels":
         cuda, cuda_units = sm["engines"]["cuda"], sm["engines"]["cuda"]["unit_bytes_per_cycle"]
         params = [p for p in params if all((box is cuda_units and kernel in (None, key.lower()))
@@ -639,7 +648,7 @@ def score_later_rows(path: Path, doc: dict) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--fit", action="store_true", help="refit the constants on the fitting half (the shipped split's)")
-    ap.add_argument("--only", choices=("prompt", "cuda-prompt", "cpu-decode", "gpu-decode", "cuda-kernels", "gddr", "lpddr", "geforce-clock"), help="with --fit: refit one group of constants only")
+    ap.add_argument("--only", choices=("prompt", "cuda-prompt", "cpu-decode", "gpu-decode", "cuda-kernels", "gddr", "lpddr", "geforce-clock", "gpu-family-memory"), help="with --fit: refit one group of constants only")
     ap.add_argument("--kernel", help="with --only cuda-kernels: refit this ggml type's constant only (e.g. Q8_0; F16: the F16 kernel's cycle counts)")
     ap.add_argument("--resplit", action="store_true",
                     help="deal the devices into halves anew (by family, in hash order) instead of keeping the shipped split")

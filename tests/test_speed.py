@@ -13,6 +13,7 @@ import pytest
 from planning_machines import pc
 
 from qwenctl.catalog import load_catalog
+from qwenctl.device_speed import load_speed_model
 from qwenctl.estimate import weight_split
 from qwenctl.hardware.facts import Absent, Board, Cpu, Hardware, Memory, NvidiaGpu
 from qwenctl.machine import cuda_device, host_device
@@ -492,7 +493,7 @@ def test_an_sm_with_fewer_resident_threads_keeps_fewer_f16_rows_in_flight():
     assert f16_decode_bytes_per_cycle(turing, 3584) == pytest.approx(f16_decode_bytes_per_cycle(hopper, 3584) * 4 / 8)
 
 
-def test_without_dp4a_decode_is_bound_by_the_instructions_the_lanes_issue():
+def test_without_dp4a_decode_is_bound_by_the_instructions_the_lanes_issue(monkeypatch):
     """A P100 (GP100, compute capability 6.0) streams 732 GB/s but has no dp4a: llama.cpp's decode kernel runs each
     int8 dot product as 13 instructions instead of one, about 9 a Q4_K weight, and its 56 SMs of 64 lanes issue
     5.3e12 a second (speed_model.json kernel_paths.cuda_mmvq_emulated_dp4a): its Q4_K weights stream at under half of
@@ -504,6 +505,8 @@ def test_without_dp4a_decode_is_bound_by_the_instructions_the_lanes_issue():
     p100 = cuda_device(NvidiaGpu(0, "Tesla P100-SXM2-16GB", "GPU-x", 16 * GiB, 16 * GiB, 0, (6, 0),
                                  bandwidth_bytes_per_s=int(732e9)))
     dp4a = replace(p100, family="nvidia-pascal")
+    # the twin keeps the P100's HBM and its share: Pascal's own (families.nvidia-pascal) is its GDDR cards'
+    monkeypatch.delitem(load_speed_model()["families"]["nvidia-pascal"], "memory_efficiency")
     q4_k = emulated_dp4a_rate("Q4_K", p100)
     assert q4_k == pytest.approx(10.61e12 / 2 / 9.19 * 4.5 / 8, rel=0.01)  # lanes x clock / instructions x bytes
     assert emulated_dp4a_rate("Q4_K", dp4a) is None and emulated_dp4a_rate("F16", p100) is None
@@ -601,6 +604,22 @@ def test_an_x86_cpu_reads_its_dram_at_its_platforms_share_whatever_its_vector_wi
         assert estimate_speed(m, w, None, dev).terms[0].memory_efficiency == x86, flags
     board = estimate_speed(m, w, None, host_device(_board("Raspberry Pi 5 Model B", "BCM2712", 17.1e9)))
     assert board.terms[0].memory_efficiency == load_speed_model()["memory_efficiency"]["lpddr"]
+
+
+def test_a_pascal_card_reads_its_own_share_of_its_dram_and_a_turing_card_on_gddr5_the_gddr_one():
+    """Pascal's GDDR5 and GDDR5X cards decode at 49-60 % of their DRAM's peak in llama.cpp's CUDA scoreboard, where
+    Turing's GTX 1660 on GDDR5 reaches 82 %: Pascal has a share of its own (speed_model.json families.nvidia-pascal,
+    fitted on the P40 and the Titan Xp; the held-out GTX 1070 Ti and 1080 Ti are scored in docs/planning.md)."""
+    sm = load_speed_model()
+    pascal = cuda_device(NvidiaGpu(0, "NVIDIA GeForce GTX 1080 Ti", "GPU-x", 11 * GiB, 11 * GiB, 0, (6, 1),
+                                   bandwidth_bytes_per_s=484_000_000_000))
+    turing = cuda_device(NvidiaGpu(0, "NVIDIA GeForce GTX 1660", "GPU-x", 6 * GiB, 6 * GiB, 0, (7, 5),
+                                   bandwidth_bytes_per_s=192_000_000_000))
+    assert pascal.family == "nvidia-pascal" and turing.family.startswith("nvidia-turing")
+    m, w = spec("7B", "q4_0")
+    share = sm["families"]["nvidia-pascal"]["memory_efficiency"]
+    assert estimate_speed(m, w, pascal, HOST).terms[0].memory_efficiency == share < 0.8
+    assert estimate_speed(m, w, turing, HOST).terms[0].memory_efficiency == sm["memory_efficiency"]["gddr"]
 
 
 def test_few_x86_threads_are_bound_by_their_kernels_not_the_memory():
