@@ -167,8 +167,8 @@ def host_device(hw: Hardware, n_threads: int | None = None) -> DeviceSpeed:
     if core.complexes and not sustained:  # a read test's or a STREAM figure has already met the links
         links = min(core.complexes, n)
         fabric = links * core.complex_read_bytes_per_s
-        sources.append(f"host bandwidth: at most {fabric / 1e9:.0f} GB/s through {links} core complex"
-                       f"{'es' if links > 1 else ''}' fabric link{'s' if links > 1 else ''} "
+        whose = f"{links} core complexes' fabric links" if links > 1 else "1 core complex's fabric link"
+        sources.append(f"host bandwidth: at most {fabric / 1e9:.0f} GB/s through {whose} "
                        f"({core.complex_read_bytes_per_s / 1e9:.1f} GB/s each)")
     per_core = core.clock_hz * n
     cpu = hw.cpu if isinstance(hw.cpu, Cpu) else None
