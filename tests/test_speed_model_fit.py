@@ -114,6 +114,34 @@ def test_lpddr_refit_moves_that_share_only(fitting):
     assert moved == before
 
 
+def test_pascals_share_refit_moves_that_share_only(fitting):
+    """`--only gpu-family-memory` fits the DRAM share of the GPU families listed in OWN_DRAM_SHARE (Pascal, on its two
+    fitting devices, the P40 and the Titan Xp) and nothing else: GDDR's share, fitted on Turing and later cards, stays."""
+    fit_script, rows, obs, model = fitting
+    assert {r["_device"] for r in rows if r["_family"] == "nvidia-pascal"} == {"tesla-p40", "titan-xp"}
+    before = copy.deepcopy(model)
+    model["families"]["nvidia-pascal"]["memory_efficiency"] = 0.95  # GDDR's share and more: where the P40 read 1.10x
+    start = fit_script.loss(obs)
+    fit_script.fit(rows, obs, sweeps=1, only="gpu-family-memory")
+    assert fit_script.loss(obs) < start
+    assert model["families"]["nvidia-pascal"]["memory_efficiency"] < 0.85
+    moved = copy.deepcopy(model)
+    moved["families"]["nvidia-pascal"]["memory_efficiency"] = before["families"]["nvidia-pascal"]["memory_efficiency"]
+    assert moved == before
+
+
+def test_a_q2_k_row_quantized_from_the_unpadded_weights_is_sized_by_its_recipe():
+    """Qwen's own 72B files pad the feed-forward to 29,696; a file quantized from the unpadded weights (29,568, its
+    ffn_down rows in fallback types) is told apart by its size, for Q2_K as for the other recipes: the H200's 72B Q2_K
+    sweep file (29.8 GB) was priced as Qwen's padded file, 0.73 of measured, until the scorer knew Q2_K's recipe."""
+    fit_script, rows, _ = shipped_rows()
+    (row,) = [r for r in rows if r["id"] == "qwenctl-h200-s56-72b-80l-q2_k"]
+    _, weights = row["_model"]
+    assert weights.feed_forward_length is None
+    official = [w for w in fit_script.load_catalog().model("72B").weights if w.quant == "q2_k" and w.format == "gguf"]
+    assert official and official[0].feed_forward_length == 29696
+
+
 def test_a_row_priced_on_the_fallback_bandwidth_is_scored_not_fitted():
     """The Radxa Dragon Q6A's specification gives no memory bandwidth, so its CPU row is priced on the 25.6 GB/s
     fallback: it counts in the fitting half's score, and no constant is fitted to it."""
