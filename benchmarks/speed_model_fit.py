@@ -59,6 +59,7 @@ from qwenctl.hardware.specs import (  # noqa: E402
 )
 from qwenctl.kernels import F16_MMV, built_before, decode_kernel  # noqa: E402
 from qwenctl.machine import apple_device, cuda_device, host_device, threads  # noqa: E402
+from qwenctl.recipe import FILE_TYPES  # noqa: E402
 from qwenctl.speed import estimate_speed, memory_family  # noqa: E402
 from qwenctl.testing.recipe import gguf_tensor_bytes, mlx_bytes  # noqa: E402
 
@@ -74,8 +75,11 @@ ALWAYS_FITTED = ("h100-sxm",)
 
 # --- rows -> (model, weights, devices) -------------------------------------------------------------
 
-RECIPE_LABELS = {"q2_k": "Q2_K", "q3_k_m": "Q3_K_M", "q4_0": "Q4_0", "q4_1": "Q4_1", "q5_1": "Q5_1", "q4_k_m": "Q4_K_M", "q5_0": "Q5_0", "q5_k_m": "Q5_K_M",
-                 "q6_k": "Q6_K", "q8_0": "Q8_0", "fp16": "F16"}
+def recipe_label(quant: str) -> str | None:
+    """The llama.cpp file type whose recipe (qwenctl.recipe.FILE_TYPES) writes a catalog quant ("q4_k_m" -> "Q4_K_M",
+    "fp16" -> "F16"); None for one it has no recipe for."""
+    label = "F16" if quant == "fp16" else quant.upper()
+    return label if label in FILE_TYPES else None
 
 
 def model_for(row: dict, shapes: dict):
@@ -109,7 +113,7 @@ def model_for(row: dict, shapes: dict):
     if template is None:
         return None
     a = model.arch
-    label = RECIPE_LABELS.get(q)
+    label = recipe_label(q)
     output_in_file = not a.tied_embeddings
     official = model.weights_for(fmt, q) if qwen and any(w.quant == q and w.format == fmt for w in model.weights) else None
     padded = official.feed_forward_length if official else None  # Qwen's own 72B files pad the feed-forward
