@@ -167,7 +167,7 @@ def devices_for(row: dict, cpus: dict, aliases: dict, shapes: dict):
         gpu = NvidiaGpu(0, (spec.get("nvml_names") or [spec["key"]])[0], "", int((spec.get("memory_gib") or 24) * 2**30), 0, 0,
                         spec_compute_capability(spec),
                         bandwidth_bytes_per_s=int(spec["bandwidth_gbs"] * 1e9) if spec.get("bandwidth_gbs") else None,
-                        board=board)
+                        power_limit_w=row.get("gpu_power_limit_w"), board=board)
         assert gpu_spec_of(gpu)["key"] == key, (key, gpu_spec_of(gpu)["key"])
         host_hw = cpu_hardware({**row, "device_key": row.get("host_key", "")}, cpus) or _default_host()
         ngl = -1 if backend == "cuda" else row.get("n_gpu_layers")
@@ -618,7 +618,8 @@ def score_later_rows(path: Path, doc: dict) -> None:
     if not later.get("rows") or any("backend" not in r for r in later["rows"]):
         sys.exit(f"{path.name}: not a file of speed rows: every row must name its backend, as in {DATA.name}")
     cpus = {**published_cpu_hosts(), **later.get("cpu_hosts", {})}
-    rows = prepare({**later, "shapes": doc.get("shapes", {}), "device_aliases": doc.get("device_aliases", {})}, cpus)
+    shapes = {**doc.get("shapes", {}), **later.get("shapes", {})}  # a later file may bring the shapes of its own models
+    rows = prepare({**later, "shapes": shapes, "device_aliases": doc.get("device_aliases", {})}, cpus)
     errs = errors(observations(rows, {r["_device"]: "later" for r in rows if "_skip" not in r}, "later"))
 
     def own_threads(r: dict) -> bool:  # the row's threads are those machine.threads would pick for its CPU

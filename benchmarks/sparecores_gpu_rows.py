@@ -1,0 +1,151 @@
+"""Cloud GPUs' llama.cpp CUDA speed from SpareCores' public inspector data, as rows for speed_model_fit.py --score.
+
+    python benchmarks/sparecores_gpu_rows.py MIRROR > /tmp/rows.json && cp /tmp/rows.json benchmarks/published_sparecores_gpu.json
+
+MIRROR is a git directory of github.com/SpareCores/sc-inspector-data (the `fetch` tool's mirror). Each GPU instance
+type's folder holds llama-bench's jsonl output (`llm/stdout`: one prebuilt CUDA build, 51f311e0 (4753), `-fa 1
+-ngl 999`, five repetitions per test) and `nvidia-smi -q -x` (`nvidia_smi/stdout`), a real device output: the card's
+NVML name, memory, power limit and ECC mode. Kept: instances with one whole GPU (llama-bench splits layers over all
+the GPUs it sees; a vGPU profile such as "A10-4Q" is a time slice), the five models of the benchmark with full
+offload, pp512 and tg128. Nothing is fitted on these rows: every GPU in them is held out or was fitted from other
+sources' rows, and the scorer prices each as detection would see its nvidia-smi capture.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from qwenctl.hardware.specs import gpu_spec  # noqa: E402
+
+SOURCE = "https://github.com/SpareCores/sc-inspector-data"
+# the benchmark's files (llm/stderr names each download), as the scorer's shapes
+MODELS = {
+    "SmolLM-135M.Q4_K_M.gguf": ("smollm-135m", "QuantFactory/SmolLM-135M-GGUF"),
+    "qwen1_5-0_5b-chat-q4_k_m.gguf": ("qwen1.5-0.5b", "Qwen/Qwen1.5-0.5B-Chat-GGUF"),
+    "gemma-2b.Q4_K_M.gguf": ("gemma-2b", "mlabonne/gemma-2b-GGUF"),
+    "llama-7b.Q4_K_M.gguf": ("llama2-7b", "TheBloke/LLaMA-7b-GGUF"),
+    "phi-4-q4.gguf": ("phi-4", "microsoft/phi-4-gguf"),
+}
+# architectures from each model's config.json on Hugging Face; params are llama-bench's model_n_params for the file
+SHAPES = {
+    "smollm-135m": {"hidden_size": 576, "n_layers": 30, "n_heads": 9, "n_kv_heads": 3, "head_dim": 64,
+                    "intermediate_size": 1536, "vocab_size": 49152, "tied_embeddings": True, "params": 134515008,
+                    "source": "HuggingFaceTB/SmolLM-135M config.json; params: llama-bench's model_n_params"},
+    "qwen1.5-0.5b": {"hidden_size": 1024, "n_layers": 24, "n_heads": 16, "n_kv_heads": 16, "head_dim": 64,
+                     "intermediate_size": 2816, "vocab_size": 151936, "tied_embeddings": False, "params": 619570176,
+                     "source": "Qwen/Qwen1.5-0.5B-Chat config.json; params: llama-bench's model_n_params, which count "
+                               "an output matrix of its own in Qwen's GGUF file (2 x 151,936 x 1,024 embedding weights)"},
+    "gemma-2b": {"hidden_size": 2048, "n_layers": 18, "n_heads": 8, "n_kv_heads": 1, "head_dim": 256,
+                 "intermediate_size": 16384, "vocab_size": 256000, "tied_embeddings": True, "params": 2506172416,
+                 "source": "google/gemma-2b config.json; params: llama-bench's model_n_params"},
+    "phi-4": {"hidden_size": 5120, "n_layers": 40, "n_heads": 40, "n_kv_heads": 10, "head_dim": 128,
+              "intermediate_size": 17920, "vocab_size": 100352, "tied_embeddings": False, "params": 14659507200,
+              "source": "microsoft/phi-4 config.json; params: llama-bench's model_n_params"},
+}
+# the day each llama.cpp commit the benchmark ran was made: kernel paths are dated by build, not by when it ran (a 2026
+# run of this build decodes as February 2025's llama.cpp did). 51f311e0 = b4753, "llama : skip loading unused tensors
+# (#12004)", committed 2025-02-21 (ggml-ci's summary for that commit; Homebrew's llama.cpp formula pins tag b4753 to it)
+BUILD_DATES = {"51f311e0": "2025-02-21"}
+VGPU = re.compile(r"-\d+[A-Z]$")  # a vGPU profile's name: "NVIDIA A10-4Q", "GRID T4-8Q"
+
+
+def git(mirror: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(mirror), *args], capture_output=True, text=True, check=True).stdout
+
+
+def show(mirror: Path, path: str) -> str | None:
+    try:
+        return git(mirror, "show", f"HEAD:{path}")
+    except subprocess.CalledProcessError:
+        return None
+
+
+def _number(text: str | None) -> float | None:
+    m = re.match(r"\s*([\d.]+)", text or "")
+    return float(m.group(1)) if m else None
+
+
+def card(xml_text: str) -> dict | None:
+    """The one GPU of an `nvidia-smi -q -x` capture: name, memory, ECC mode, power limit; None for several or a vGPU."""
+    try:
+        root = ET.fromstring(xml_text)
+    except ET.ParseError:  # a capture that is not nvidia-smi's XML (an error message)
+        return None
+    gpus = root.findall("gpu")
+    if len(gpus) != 1:
+        return None
+    g = gpus[0]
+    name = g.findtext("product_name") or ""
+    if VGPU.search(name):
+        return None
+    ecc = g.findtext("ecc_mode/current_ecc")
+    power = g.find("gpu_power_readings") if g.find("gpu_power_readings") is not None else g.find("power_readings")
+    return {
+        "name": name,
+        "memory_mib": _number(g.findtext("fb_memory_usage/total")),
+        "ecc": {"Enabled": True, "Disabled": False}.get(ecc or ""),
+        "power_limit_w": _number(power.findtext("current_power_limit")) if power is not None else None,
+        "driver": root.findtext("driver_version"),
+    }
+
+
+def instance_rows(mirror: Path, folder: str) -> list[dict]:
+    smi, out = show(mirror, f"{folder}/nvidia_smi/stdout"), show(mirror, f"{folder}/llm/stdout")
+    if not smi or not out:
+        return []
+    gpu = card(smi)
+    if gpu is None:
+        return []
+    spec = gpu_spec(gpu["name"], None, int(gpu["memory_mib"] * 2**20) if gpu["memory_mib"] else None, gpu["power_limit_w"])
+    if spec is None:
+        return []
+    records = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    full = [r for r in records if r.get("gpu_info") == gpu["name"] and r.get("backends") == "CUDA" and r["n_gpu_layers"] >= 999]
+    smi_date = json.loads(show(mirror, f"{folder}/nvidia_smi/meta.json") or "{}").get("start", "")[:10]
+    key = folder.removeprefix("data/").replace("/", "-").lower()
+    rows = []
+    for file, (model, repo) in MODELS.items():
+        tg = next((r for r in full if r["model_filename"].endswith(file) and (r["n_prompt"], r["n_gen"]) == (0, 128)), None)
+        pp = next((r for r in full if r["model_filename"].endswith(file) and (r["n_prompt"], r["n_gen"]) == (512, 0)), None)
+        if tg is None and pp is None:
+            continue
+        r = tg or pp
+        rows.append({
+            "id": f"scg-{key}-{model}", "device": f"{folder.split('/')[1]} {folder.split('/')[2]} ({gpu['name']})",
+            "device_key": spec["key"], "backend": "cuda",
+            "engine": f"llama.cpp build {r['build_commit']} ({r['build_number']}) (llama-bench -fa 1 -ngl 999 -ub 512 -b 2048, "
+                      "-p 0 -n 128 and -p 512 -n 0, five repetitions, prebuilt CUDA binary)",
+            "date": BUILD_DATES[r["build_commit"]], "model": model, "quant": "q4_k_m", "model_bytes": r["model_size"],
+            "params": r["model_n_params"], "n_gpu_layers": r["n_gpu_layers"], "threads": r["n_threads"],
+            "flash_attn": bool(r["flash_attn"]),
+            "pp": {"n_tokens": 512, "tps": round(pp["avg_ts"], 2)} if pp else None,
+            "tg": {"n_tokens": 128, "tps": round(tg["avg_ts"], 2)} if tg else None,
+            "host_memory": None, "gpu_power_limit_w": gpu["power_limit_w"], "gpu_ecc": gpu["ecc"],
+            "source": f"{SOURCE} {folder}/llm/stdout (test_time {r['test_time']}); {folder}/nvidia_smi/stdout "
+                      f"(nvidia-smi -q -x, driver {gpu['driver']}, captured {smi_date})",
+            "note": f"{file} from huggingface.co/{repo}. GPU facts (ECC mode, power limit) from the instance type's "
+                    "nvidia-smi capture, which may come from another launch than the benchmark's.",
+        })
+    return rows
+
+
+def main() -> None:
+    mirror = Path(sys.argv[1])
+    folders = [f"data/{v}/{i}" for v in git(mirror, "ls-tree", "--name-only", "HEAD:data/").split() if v != ".gitkeep"
+               for i in git(mirror, "ls-tree", "--name-only", f"HEAD:data/{v}").split()]
+    rows = [row for folder in folders for row in instance_rows(mirror, folder)]
+    head = git(mirror, "rev-parse", "HEAD").strip()
+    doc = {"about": f"{__doc__.strip().splitlines()[0]} Converted by benchmarks/sparecores_gpu_rows.py from {SOURCE} at {head}.",
+           "collected": "2026-12-06", "shapes": SHAPES, "rows": rows}
+    print(json.dumps(doc, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,49 @@
+"""SpareCores' cloud GPU rows: what benchmarks/sparecores_gpu_rows.py keeps of an instance's folder, on a throwaway git
+mirror holding an AWS g4dn.xlarge's own files (tests/fixtures/sparecores: its `nvidia-smi -q -x` trimmed to the elements
+read, verbatim otherwise, and two of its llama-bench records verbatim, from SpareCores/sc-inspector-data)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from benchmark_scripts import load
+from test_sparecores_rows import mirror
+
+FIXTURES = Path(__file__).parent / "fixtures" / "sparecores"
+SMI = (FIXTURES / "g4dn.xlarge-nvidia-smi.xml").read_text()
+LLM = (FIXTURES / "g4dn.xlarge-llm-llama-7b.jsonl").read_text()
+META = '{"start":"2026-02-12T22:02:17.085293","exit_code":0}'
+
+
+@pytest.fixture
+def converter():
+    return load("sparecores_gpu_rows.py")
+
+
+def test_a_single_gpu_instance_gives_rows_priced_as_its_capture_describes_the_card(converter, tmp_path):
+    """The T4's rows carry the card's key, its 70 W limit and ECC mode from nvidia-smi, and the build's own date (February
+    2025), not the day the benchmark ran: kernel paths are dated by build. A CPU-only record of the same file is not a
+    GPU's figure and is left out."""
+    cpu_only = json.loads(LLM.splitlines()[0]) | {"n_gpu_layers": 0}
+    root = mirror(tmp_path, {"data/aws/g4dn.xlarge": {
+        "nvidia_smi/stdout": SMI, "nvidia_smi/meta.json": META, "llm/stdout": json.dumps(cpu_only) + "\n" + LLM}})
+    rows = converter.instance_rows(root, "data/aws/g4dn.xlarge")
+    assert [(r["id"], r["device_key"], r["model"], r["tg"]["tps"], r["pp"]["tps"]) for r in rows] == [
+        ("scg-aws-g4dn.xlarge-llama2-7b", "t4", "llama2-7b", 42.48, 1276.09)]
+    row = rows[0]
+    assert (row["gpu_power_limit_w"], row["gpu_ecc"], row["date"], row["n_gpu_layers"]) == (70.0, True, "2025-02-21", 999)
+    assert "captured 2026-02-12" in row["source"] and row["engine"].startswith("llama.cpp build 51f311e0 (4753)")
+
+
+@pytest.mark.parametrize("edit", [
+    lambda smi: smi.replace("<product_name>Tesla T4</product_name>", "<product_name>GRID T4-8Q</product_name>"),
+    lambda smi: smi.replace("</gpu>", "</gpu>\n\t<gpu id=\"00000000:00:1F.0\"><product_name>Tesla T4</product_name></gpu>"),
+    lambda smi: "nvidia-smi: command not found",
+], ids=["a vGPU profile", "two GPUs", "no XML"])
+def test_an_instance_whose_capture_is_not_one_whole_gpu_gives_no_rows(converter, tmp_path, edit):
+    """A vGPU profile is a time slice of a card, and llama-bench splits a model over every GPU it sees: neither is the
+    card's own speed. A capture that is not nvidia-smi's XML says nothing of the card."""
+    root = mirror(tmp_path, {"data/aws/g4dn.xlarge": {"nvidia_smi/stdout": edit(SMI), "llm/stdout": LLM}})
+    assert converter.instance_rows(root, "data/aws/g4dn.xlarge") == []
