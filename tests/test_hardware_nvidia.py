@@ -416,6 +416,35 @@ def test_a_power_capped_board_is_priced_at_the_clock_its_limit_holds():
     assert "by a 180 W power limit where the board is rated 350 W" in cuda_device(capped).sources[0]
 
 
+def test_a_board_fed_a_fraction_of_the_power_per_sm_of_its_chips_geforce_card_is_priced_below_its_rated_boost():
+    """A Tesla T4 (a real g4dn.xlarge capture: 70 W) runs TU104's 40 SMs on a third of the power per SM the RTX 2070
+    SUPER gets (215 W): by the cube law it holds 1,770 x 0.33 ** 1/3 = 1,218 MHz, not its rated 1,590, while its memory
+    clock, and so its bandwidth, stays. detect says why. An A10G, which NVML says gets 300 W, and an L40S (0.66 of the
+    RTX 4090 D's power per SM) keep their rated boost; a GeForce card is its own rule's."""
+    from qwenctl.machine import cuda_device
+    from qwenctl.render.detect import _gpu
+
+    t4 = detect(replay("nvidia-t4-aws-g4dn.json")).gpus[0]
+    dev = cuda_device(t4)
+    share = (70 / 40) / (215 / 40)
+    assert dev.clock_hz == pytest.approx(1770e6 * share ** (1 / 3), rel=1e-3)  # 1,218 MHz
+    assert dev.bandwidth_bytes_per_s == pytest.approx(320e9, rel=1e-3)  # 256-bit at 5,001 MHz
+    assert "0.33 of the power an SM gets on the rtx-2070-super" in dev.sources[0]
+    assert _gpu(t4).endswith("· 70 W (SM clock priced at 0.77: 70 W for 40 SMs is 0.33 of the power an SM gets on the "
+                             "rtx-2070-super (215 W, 40 SMs at 1770 MHz), same TU104 chip)")
+    capped = replace(t4, power_limit_w=50.0)  # a cap below the T4's own rating: the two rules are one, not stacked
+    assert cuda_device(capped).clock_hz == pytest.approx(1770e6 * ((50 / 40) / (215 / 40)) ** (1 / 3), rel=1e-3)
+
+    def card(name: str, cc: tuple[int, int], watts: float | None) -> NvidiaGpu:
+        return NvidiaGpu(index=0, name=name, uuid="", memory_total_bytes=24 * 2**30, memory_free_bytes=None,
+                         memory_used_bytes=None, compute_capability=cc, power_limit_w=watts)
+
+    assert cuda_device(card("NVIDIA A10G", (8, 6), 300.0)).clock_hz == 1710e6
+    assert cuda_device(card("NVIDIA A10", (8, 6), 150.0)).clock_hz == pytest.approx(1358e6, rel=1e-3)
+    assert cuda_device(card("NVIDIA L40S", (8, 9), 350.0)).clock_hz == 2520e6
+    assert cuda_device(card("NVIDIA GeForce RTX 2070 SUPER", (7, 5), 215.0)).clock_hz == 1770e6
+
+
 def test_a_power_cap_slows_a_prompt_far_more_than_a_decode():
     """The real RTX 4080 SUPER capture (320 W) with its limit set to 200 W: the plan's prompt rate falls about with the
     SM clock (0.86 of it), its decode, bound by memory, by a few per cent at most."""

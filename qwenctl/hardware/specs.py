@@ -257,7 +257,9 @@ def nvidia_peaks(gpu: NvidiaGpu) -> GpuPeaks:
         fp16 = fp16 * 1e12 if fp16 else max(fp32, float(spec.get("fp16_nontensor_tflops") or 0) * 1e12)
         rated_sms = spec.get("sm_count") or (spec.get("cuda_cores") or 0) / ((arch or {}).get("fp32_lanes_per_sm") or 128)
         cut = _nvml_cut(gpu, rated_sms)
-        held = power_held_clock(gpu, spec)
+        capped = power_held_clock(gpu, spec)
+        per_sm = power_per_sm_clock(gpu, spec)
+        held = min(capped, per_sm[0])
         return GpuPeaks(
             family=family,
             memory_kind=_memory_kind(spec.get("memory_type"), family),
@@ -268,7 +270,9 @@ def nvidia_peaks(gpu: NvidiaGpu) -> GpuPeaks:
             source=f"{spec['key']} specification ({spec['sources'][0][:80]}...)"
                    + (f", with the {gpu.sm_count} SMs NVML counts where it lists {rated_sms:g}" if cut != 1 else "")
                    + (f", its SM clock held to {held:.2f} of its rating by a {gpu.power_limit_w:.0f} W power limit where the "
-                      f"board is rated {spec['power_w']} W (devices.json power_limited_clock)" if held != 1 else ""),
+                      f"board is rated {spec['power_w']} W (devices.json power_limited_clock)" if held == capped != 1 else "")
+                   + (f", its SM clock held to {held:.2f} of its rating: {per_sm[1]}" if held == per_sm[0] != min(1.0, capped)
+                      else ""),
             sm_count=round(rated_sms * share * cut),
             clock_hz=(_cut_clock_hz(gpu, spec) if cut != 1 else spec_clock_hz(spec)) * held,
             above_rated_clock=geforce_desktop(spec),
@@ -323,6 +327,39 @@ def power_held_clock(gpu: NvidiaGpu, spec: dict) -> float:
             or spec.get("segment") in ("laptop", "embedded") or gpu.power_limit_w >= rated * float(rule["below_share"])):
         return 1.0
     return float((gpu.power_limit_w / rated) ** float(rule["exponent"]))
+
+
+def power_per_sm_clock(gpu: NvidiaGpu, spec: dict) -> tuple[float, str]:
+    """(share of its rated SM clock, why) for a board that feeds its SMs far less power than the desktop GeForce card
+    of the same chip: a Tesla T4 gives TU104's 40 SMs 70 W, an RTX 2070 SUPER 215 W, so the T4's rated 1,590 MHz boost
+    is a peak it leaves under load. The clock it holds is the GeForce card's rated boost x (power per SM / the
+    GeForce card's) ** 1/3, by the cube law of `power_held_clock` (devices.json `power_limited_clock`), at most its
+    own rating. The power is NVML's limit where known (an A10G's 300 W, not the 150 W of the A10 it is named like),
+    else the row's. Applied only below `per_sm_below_share` of the GeForce card's power per SM: a workstation or
+    data-centre board near its chip's budget (an L40S, an RTX A6000) has a rated boost set for its own power and
+    holds it. (1.0, "") where the rule does not apply: GeForce, laptop, embedded and MIG rows, chips without a
+    desktop GeForce card."""
+    rule = _devices()["power_limited_clock"]
+    ref = _geforce_sibling(spec.get("chip"))
+    power = gpu.power_limit_w or spec.get("power_w")
+    sms, boost = spec.get("sm_count"), spec.get("boost_clock_mhz")
+    if (ref is None or gpu.mig_profile or geforce_desktop(spec) or spec.get("segment") in ("laptop", "embedded")
+            or not isinstance(power, (int, float)) or not power or not sms or not boost):
+        return 1.0, ""
+    share = (power / sms) / (ref["power_w"] / ref["sm_count"])
+    if share > float(rule["per_sm_below_share"]):
+        return 1.0, ""
+    held = min(1.0, ref["boost_clock_mhz"] * share ** float(rule["exponent"]) / boost)
+    return held, (f"{power:.0f} W for {sms} SMs is {share:.2f} of the power an SM gets on the {ref['key']} "
+                  f"({ref['power_w']} W, {ref['sm_count']} SMs at {ref['boost_clock_mhz']:.0f} MHz), same {spec['chip']} "
+                  "chip (devices.json power_limited_clock)")
+
+
+def _geforce_sibling(chip: str | None) -> dict | None:
+    """The desktop GeForce card of a chip with the most power per SM: the chip at the top of its clock curve."""
+    rows = [r for r in _devices()["gpus"] if chip and r.get("chip") == chip and geforce_desktop(r)
+            and isinstance(r.get("power_w"), (int, float)) and r.get("sm_count") and r.get("boost_clock_mhz")]
+    return max(rows, key=lambda r: r["power_w"] / r["sm_count"], default=None)
 
 
 def _nvml_cut(gpu: NvidiaGpu, rated_sms: float) -> float:
