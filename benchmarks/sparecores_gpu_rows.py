@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE), str(HERE.parent)]
+
+from sparecores_rows import git, show  # noqa: E402  (the CPU rows' converter: the same mirror, read the same way)
 
 from qwenctl.hardware.specs import gpu_spec  # noqa: E402
 
@@ -54,17 +56,6 @@ SHAPES = {
 # (#12004)", committed 2025-02-21 (ggml-ci's summary for that commit; Homebrew's llama.cpp formula pins tag b4753 to it)
 BUILD_DATES = {"51f311e0": "2025-02-21"}
 VGPU = re.compile(r"-\d+[A-Z]$")  # a vGPU profile's name: "NVIDIA A10-4Q", "GRID T4-8Q"
-
-
-def git(mirror: Path, *args: str) -> str:
-    return subprocess.run(["git", "-C", str(mirror), *args], capture_output=True, text=True, check=True).stdout
-
-
-def show(mirror: Path, path: str) -> str | None:
-    try:
-        return git(mirror, "show", f"HEAD:{path}")
-    except subprocess.CalledProcessError:
-        return None
 
 
 def _number(text: str | None) -> float | None:
