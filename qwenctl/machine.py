@@ -229,7 +229,8 @@ def cuda_device(gpu: NvidiaGpu) -> DeviceSpeed:
     voltage-frequency table (a GTX 1050 Ti's 1,911 MHz against its rated 1,392), which it holds only lightly loaded,
     and every constant of the speed model was fitted at the rated boost. The specification's where there is one, else
     what NVML says of it (`specs.nvml_rated_clock`). A desktop GeForce runs above its rated boost under load: the speed
-    model prices it there (`above_rated_clock`)."""
+    model prices it there (`above_rated_clock`). A GDDR card with ECC on reads its check bits from the same memory as
+    the data: its bandwidth is priced at `gddr_ecc_read_share` of the peak (HBM has ECC resources of its own)."""
     fb = load_speed_model()["fallbacks"]
     peaks = specs.nvidia_peaks(gpu)
     assumed = list(peaks.assumed)
@@ -240,6 +241,11 @@ def cuda_device(gpu: NvidiaGpu) -> DeviceSpeed:
     if not bw:
         bw = fb["gpu_bandwidth_bytes_per_s"]
         assumed.append(f"{gpu.name}: memory bandwidth unknown, assumed {bw / 1e9:.0f} GB/s ({fb['gpu_bandwidth_source']})")
+    if gpu.ecc_enabled and peaks.memory_kind == "gddr":
+        ecc = load_speed_model()["gddr_ecc_read_share"]
+        bw *= float(ecc["share"])
+        sources.append(f"bandwidth: x{ecc['share']} with ECC on GDDR, whose check bits share the data's memory "
+                       "(speed_model.json gddr_ecc_read_share)")
     return DeviceSpeed(
         name=gpu.name,
         family=peaks.family,

@@ -428,7 +428,7 @@ def test_a_board_fed_a_fraction_of_the_power_per_sm_of_its_chips_geforce_card_is
     dev = cuda_device(t4)
     share = (70 / 40) / (215 / 40)
     assert dev.clock_hz == pytest.approx(1770e6 * share ** (1 / 3), rel=1e-3)  # 1,218 MHz
-    assert dev.bandwidth_bytes_per_s == pytest.approx(320e9, rel=1e-3)  # 256-bit at 5,001 MHz
+    assert dev.bandwidth_bytes_per_s == cuda_device(replace(t4, power_limit_w=215.0)).bandwidth_bytes_per_s  # memory clock stays
     assert "0.33 of the power an SM gets on the rtx-2070-super" in dev.sources[0]
     assert _gpu(t4).endswith("· 70 W (SM clock priced at 0.77: 70 W for 40 SMs is 0.33 of the power an SM gets on the "
                              "rtx-2070-super (215 W, 40 SMs at 1770 MHz), same TU104 chip)")
@@ -443,6 +443,28 @@ def test_a_board_fed_a_fraction_of_the_power_per_sm_of_its_chips_geforce_card_is
     assert cuda_device(card("NVIDIA A10", (8, 6), 150.0)).clock_hz == pytest.approx(1358e6, rel=1e-3)
     assert cuda_device(card("NVIDIA L40S", (8, 9), 350.0)).clock_hz == 2520e6
     assert cuda_device(card("NVIDIA GeForce RTX 2070 SUPER", (7, 5), 215.0)).clock_hz == 1770e6
+
+
+def test_ecc_on_a_gddr_card_costs_its_bandwidth_the_check_bits_and_on_hbm_nothing():
+    """The T4 capture says ECC is on (nvmlDeviceGetEccMode (1, 1)): its GDDR6 reads the check bits from the same memory,
+    so its 320 GB/s is priced at gddr_ecc_read_share of it, and detect says so. An H100's HBM3 has ECC resources of its
+    own; a GeForce has no ECC (NVML answers NotSupported, read as unknown, priced as off)."""
+    from qwenctl.device_speed import load_speed_model
+    from qwenctl.machine import cuda_device
+    from qwenctl.render.detect import _gpu
+
+    share = load_speed_model()["gddr_ecc_read_share"]["share"]
+    t4 = detect(replay("nvidia-t4-aws-g4dn.json")).gpus[0]
+    assert t4.ecc_enabled is True
+    assert cuda_device(t4).bandwidth_bytes_per_s == pytest.approx(320.064e9 * share, rel=1e-6)
+    assert cuda_device(replace(t4, ecc_enabled=False)).bandwidth_bytes_per_s == pytest.approx(320.064e9, rel=1e-6)
+    assert f"320 GB/s · ECC on (bandwidth priced at {share}x) · 70 W" in _gpu(t4)
+    h100 = detect(replay("nvidia-h100-sxm.json")).gpus[0]
+    assert cuda_device(replace(h100, ecc_enabled=True)).bandwidth_bytes_per_s == cuda_device(h100).bandwidth_bytes_per_s
+    doc = document("nvidia-rtx-4080-super.json")
+    doc["nvml"]["devices"][0]["nvmlDeviceGetEccMode"] = {"error": "NVML_ERROR_NOT_SUPPORTED"}
+    geforce = detect(replay(doc)).gpus[0]
+    assert geforce.ecc_enabled is None and "ECC" not in _gpu(geforce)
 
 
 def test_a_power_cap_slows_a_prompt_far_more_than_a_decode():

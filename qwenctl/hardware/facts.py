@@ -81,6 +81,8 @@ class NvidiaGpu:
     max_memory_clock_mhz: int | None = None
     bandwidth_bytes_per_s: int | None = None  # peak, from bus width x clock (or the profile)
     power_limit_w: float | None = None
+    # nvmlDeviceGetEccMode's current mode: True on, False off, None where NVML has none (a GeForce) or it was not captured
+    ecc_enabled: bool | None = None
     unified_memory: bool = False  # Jetson / GH200: NVML reports no dedicated memory; host RAM is shared
     board: str | None = None  # an integrated GPU's board (device-tree model): NVML names every Jetson Orin "Orin (nvgpu)"
     cuda_cores: int | None = None  # nvmlDeviceGetNumGpuCores (MIG: SMs x the parent's cores per SM)

@@ -157,6 +157,7 @@ def read_gpu(source: Source, i: int, host_ram_bytes: int | None, host_bandwidth:
     cc_pair = r.get("compute_capability", "nvmlDeviceGetCudaComputeCapability")
     cc = (cc_pair[0], cc_pair[1]) if cc_pair else None
     cores = r.get("cuda_cores", "nvmlDeviceGetNumGpuCores")
+    ecc = r.get(None, "nvmlDeviceGetEccMode")  # (current, pending); NotSupported on a GeForce, which has no ECC
     bandwidth = peak_bandwidth(clock, bus) or (host_bandwidth if unified else None) or known_bandwidth(name)
     return NvidiaGpu(
         index=i,
@@ -170,6 +171,7 @@ def read_gpu(source: Source, i: int, host_ram_bytes: int | None, host_bandwidth:
         max_memory_clock_mhz=clock or None,
         bandwidth_bytes_per_s=bandwidth,
         power_limit_w=power_mw / 1000 if power_mw else None,
+        ecc_enabled=bool(ecc[0]) if ecc else None,
         unified_memory=unified,
         board=board if unified else None,
         cuda_cores=cores or None,

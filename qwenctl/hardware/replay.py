@@ -154,6 +154,7 @@ _NVML_SHAPES: dict[str, str] = {
     "nvmlDeviceGetMaxMigDeviceCount": "int",
     "nvmlDeviceGetAttributes": "attributes",
     "nvmlDeviceGetAddressingMode": "int",
+    "nvmlDeviceGetEccMode": "pair",
 }
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from rich.table import Table
 from rich.text import Text
 
+from qwenctl.device_speed import load_speed_model
 from qwenctl.hardware import specs
 from qwenctl.hardware.drm import COMPUTE_VENDORS, describe
 from qwenctl.hardware.engines import oldest_capability
@@ -130,6 +131,10 @@ def _gpu(g) -> str:  # type: ignore[no-untyped-def]
         how = (f"{g.memory_bus_width_bits}-bit @ {g.max_memory_clock_mhz} MHz → "
                if g.memory_bus_width_bits and g.max_memory_clock_mhz else "")
         parts.append(f"{how}{rate(g.bandwidth_bytes_per_s)}")
+    if g.ecc_enabled:  # on GDDR the check bits are read from the same memory (machine.cuda_device)
+        gddr = specs.nvidia_peaks(g).memory_kind == "gddr"
+        share = load_speed_model()["gddr_ecc_read_share"]["share"]
+        parts.append(f"ECC on (bandwidth priced at {share}x)" if gddr else "ECC on")
     if g.power_limit_w:
         spec = specs.gpu_spec_of(g)
         held = specs.power_held_clock(g, spec) if spec else 1.0
