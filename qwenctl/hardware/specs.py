@@ -257,9 +257,8 @@ def nvidia_peaks(gpu: NvidiaGpu) -> GpuPeaks:
         fp16 = fp16 * 1e12 if fp16 else max(fp32, float(spec.get("fp16_nontensor_tflops") or 0) * 1e12)
         rated_sms = spec.get("sm_count") or (spec.get("cuda_cores") or 0) / ((arch or {}).get("fp32_lanes_per_sm") or 128)
         cut = _nvml_cut(gpu, rated_sms)
-        capped = power_held_clock(gpu, spec)
-        per_sm = power_per_sm_clock(gpu, spec)
-        held = min(capped, per_sm[0])
+        capped, (per_sm, per_sm_why) = power_held_clock(gpu, spec), power_per_sm_clock(gpu, spec)
+        held = min(capped, per_sm)
         return GpuPeaks(
             family=family,
             memory_kind=_memory_kind(spec.get("memory_type"), family),
@@ -269,10 +268,9 @@ def nvidia_peaks(gpu: NvidiaGpu) -> GpuPeaks:
             bandwidth_bytes_per_s=float(spec["bandwidth_gbs"]) * 1e9 * share if spec.get("bandwidth_gbs") else None,
             source=f"{spec['key']} specification ({spec['sources'][0][:80]}...)"
                    + (f", with the {gpu.sm_count} SMs NVML counts where it lists {rated_sms:g}" if cut != 1 else "")
-                   + (f", its SM clock held to {held:.2f} of its rating by a {gpu.power_limit_w:.0f} W power limit where the "
-                      f"board is rated {spec['power_w']} W (devices.json power_limited_clock)" if held == capped != 1 else "")
-                   + (f", its SM clock held to {held:.2f} of its rating: {per_sm[1]}" if held == per_sm[0] != min(1.0, capped)
-                      else ""),
+                   + ("" if held == 1 else f", its SM clock held to {held:.2f} of its rating "
+                      + (f"by a {gpu.power_limit_w:.0f} W power limit where the board is rated {spec['power_w']} W"
+                         if capped <= per_sm else f"as {per_sm_why}") + " (devices.json power_limited_clock)"),
             sm_count=round(rated_sms * share * cut),
             clock_hz=(_cut_clock_hz(gpu, spec) if cut != 1 else spec_clock_hz(spec)) * held,
             above_rated_clock=geforce_desktop(spec),
@@ -351,8 +349,7 @@ def power_per_sm_clock(gpu: NvidiaGpu, spec: dict) -> tuple[float, str]:
         return 1.0, ""
     held = min(1.0, ref["boost_clock_mhz"] * share ** float(rule["exponent"]) / boost)
     return held, (f"{power:.0f} W for {sms} SMs is {share:.2f} of the power an SM gets on the {ref['key']} "
-                  f"({ref['power_w']} W, {ref['sm_count']} SMs at {ref['boost_clock_mhz']:.0f} MHz), same {spec['chip']} "
-                  "chip (devices.json power_limited_clock)")
+                  f"({ref['power_w']} W, {ref['sm_count']} SMs at {ref['boost_clock_mhz']:.0f} MHz), same {spec['chip']} chip")
 
 
 def _geforce_sibling(chip: str | None) -> dict | None:

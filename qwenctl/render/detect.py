@@ -137,12 +137,12 @@ def _gpu(g) -> str:  # type: ignore[no-untyped-def]
         parts.append(f"ECC on (bandwidth priced at {share}x)" if gddr else "ECC on")
     if g.power_limit_w:
         spec = specs.gpu_spec_of(g)
-        held = specs.power_held_clock(g, spec) if spec else 1.0
+        capped = specs.power_held_clock(g, spec) if spec else 1.0
         per_sm, why = specs.power_per_sm_clock(g, spec) if spec else (1.0, "")
-        parts.append(f"{g.power_limit_w:.0f} W" + (f" limit (rated {spec['power_w']} W: SM clock priced at {held:.2f})"
-                                                   if spec and held != 1 and held <= per_sm else "")
-                     + (f" (SM clock priced at {per_sm:.2f}: {why.removesuffix(' (devices.json power_limited_clock)')})"
-                        if per_sm < min(1.0, held) else ""))
+        held = min(capped, per_sm)
+        parts.append(f"{g.power_limit_w:.0f} W" + ("" if held == 1 else
+                                                   f" limit (rated {spec['power_w']} W: SM clock priced at {held:.2f})"
+                                                   if capped <= per_sm else f" (SM clock priced at {held:.2f}: {why})"))
     return " · ".join(parts)
 
 
