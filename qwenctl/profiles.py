@@ -267,6 +267,7 @@ def _read_profile(path: Path) -> tuple[Hardware, tuple[_WorkerEntry, ...], _Netw
             power = g.get("power_limit_w", (int, float), None)
             if power is not None and (isinstance(power, bool) or power <= 0):
                 raise g.fail("power_limit_w", f"must be a positive number of watts, got {power!r}")
+            ecc = g.get("ecc", bool, None)  # ECC mode, as `nvidia-smi -q -d ECC` says it: on a GDDR card it costs reads
             cc = g.get("compute_capability", list, None)
             if cc is not None and (len(cc) != 2 or not all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in cc)):
                 raise g.fail("compute_capability", f"must be [major, minor], got {cc!r}")
@@ -287,6 +288,7 @@ def _read_profile(path: Path) -> tuple[Hardware, tuple[_WorkerEntry, ...], _Netw
                     bandwidth_bytes_per_s=g.bytes_("bandwidth", None, rate=True),
                     unified_memory=unified,
                     power_limit_w=float(power) if power is not None else None,
+                    ecc_enabled=ecc,
                 )
             )
             g.done()

@@ -17,7 +17,7 @@ EXPECTED = {
     "raspberry-pi-4-4gb", "raspberry-pi-5-8gb", "raspberry-pi-5-16gb", "orange-pi-5-16gb", "laptop-16gb-cpu-only", "gtx-1050-4gb-laptop",
     "rtx-3060-12gb", "rtx-4060-8gb", "rtx-4090-24gb", "macbook-air-m1-8gb", "macbook-air-m2-16gb",
     "macbook-pro-m3-max-64gb", "macbook-pro-m5-16gb", "macbook-neo-8gb", "jetson-orin-nano-8gb", "jetson-agx-thor-128gb", "dgx-spark-128gb", "a100-80gb", "h100-80gb",
-    "steam-deck-oled-16gb", "framework-desktop-128gb",
+    "steam-deck-oled-16gb", "framework-desktop-128gb", "aws-g4dn-xlarge-t4",
     # multi-GPU hosts and clusters of RPC workers (tests/test_profiles_cluster.py)
     "h200-141gb", "rtx-3090-x2-24gb", "h200-x2-141gb", "h200-x8-141gb", "mac-studio-m2-ultra-192gb",
     "raspberry-pi-5-8gb-x4-cluster", "mac-studio-m2-ultra-192gb-x2-cluster",
@@ -216,3 +216,29 @@ def test_a_profile_gives_a_gpus_power_limit_as_nvml_would(tmp_path):
     with pytest.raises(QwenctlError) as e:
         hardware_from_profile(f)
     assert "'gpu[0].power_limit_w'" in e.value.message
+
+
+def test_a_cloud_t4_profile_is_priced_as_its_nvidia_smi_describes_the_card(tmp_path):
+    """The g4dn.xlarge profile gives what the instance's nvidia-smi says (70 W, ECC on), as NVML would live: its SMs at
+    the clock its power holds (1,218 MHz, 0.77 of the rated boost) and its GDDR6 at gddr_ecc_read_share of 320 GB/s.
+    The plan is 14B Q4_K_M on the GPU at about 25 tok/s; SpareCores measured phi-4 (14.7B, Q4_K_M, a build of February
+    2025) on the same instance at 18.9 (docs/planning.md, "Cloud GPUs with their nvidia-smi captures": the T4's decode
+    stays over-predicted). An ecc that is not true or false is refused with its field named."""
+    from qwenctl.device_speed import load_speed_model
+    from qwenctl.machine import cuda_device
+    from qwenctl.plan import plan
+
+    hw = load_profile("aws-g4dn-xlarge-t4")
+    (gpu,) = hw.gpus
+    assert (gpu.power_limit_w, gpu.ecc_enabled) == (70.0, True)
+    dev = cuda_device(gpu)
+    assert dev.clock_hz == pytest.approx(1218e6, rel=1e-3)
+    assert dev.bandwidth_bytes_per_s == pytest.approx(320e9 * load_speed_model()["gddr_ecc_read_share"]["share"])
+    chosen = plan(hw).chosen
+    assert (chosen.size, chosen.quant, chosen.backend, chosen.n_gpu_layers) == ("14B", "q4_k_m", "llama.cpp", -1)
+    assert 22 <= chosen.tg_tps <= 28
+    f = tmp_path / "box.toml"
+    f.write_text(GOOD.replace('compute_capability = [8, 6]\n', 'compute_capability = [8, 6]\necc = "on"\n'))
+    with pytest.raises(QwenctlError) as e:
+        hardware_from_profile(f)
+    assert "'gpu[0].ecc'" in e.value.message
