@@ -465,6 +465,8 @@ def test_ecc_on_a_gddr_card_costs_its_bandwidth_the_check_bits_and_on_hbm_nothin
     doc["nvml"]["devices"][0]["nvmlDeviceGetEccMode"] = {"error": "NVML_ERROR_NOT_SUPPORTED"}
     geforce = detect(replay(doc)).gpus[0]
     assert geforce.ecc_enabled is None and "ECC" not in _gpu(geforce)
+    doc["nvml"]["devices"][0]["nvmlDeviceGetEccMode"] = {"error": "NVML_ERROR_UNKNOWN"}  # an odd answer keeps the GPU
+    assert detect(replay(doc)).gpus[0].ecc_enabled is None
 
 
 def test_a_power_cap_slows_a_prompt_far_more_than_a_decode():

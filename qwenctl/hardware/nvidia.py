@@ -157,7 +157,7 @@ def read_gpu(source: Source, i: int, host_ram_bytes: int | None, host_bandwidth:
     cc_pair = r.get("compute_capability", "nvmlDeviceGetCudaComputeCapability")
     cc = (cc_pair[0], cc_pair[1]) if cc_pair else None
     cores = r.get("cuda_cores", "nvmlDeviceGetNumGpuCores")
-    ecc = r.get(None, "nvmlDeviceGetEccMode")  # (current, pending); NotSupported on a GeForce, which has no ECC
+    ecc = _optional(r, "nvmlDeviceGetEccMode")  # (current, pending); NotSupported on a GeForce, which has no ECC
     bandwidth = peak_bandwidth(clock, bus) or (host_bandwidth if unified else None) or known_bandwidth(name)
     return NvidiaGpu(
         index=i,
@@ -215,6 +215,14 @@ def known_bandwidth(name: str) -> int | None:
         if row["match"] in name:
             return int(row["bytes_per_s"])
     return None
+
+
+def _optional(r: _Reader, function: str) -> Any:
+    """A fact the plan can do without (the ECC mode): any NVML error is None, never a reason to drop the GPU."""
+    try:
+        return r.get(None, function)
+    except NvmlError:
+        return None
 
 
 def _try(source: Source, i: int, function: str) -> str | None:
