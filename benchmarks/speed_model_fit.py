@@ -437,6 +437,8 @@ def parameters(sm: dict, rows: list[dict]) -> list[tuple[list[tuple[dict, str]],
             out.append(([(e, "per_layer_cycles")], 2e3, 1e6))
         if "per_layer_cycles_unfused" in e:
             out.append(([(e, "per_layer_cycles_unfused")], 2e3, 1e6))
+        if "per_layer_no_graph_factor" in e:  # without CUDA graphs every kernel is launched from the host
+            out.append(([(e, "per_layer_no_graph_factor")], 1.0, 3.0))
         if "per_row_cycles" in e:  # a matrix row's fixed cycles on a GPU's unit (speed._kernel_rate)
             out.append(([(e, "per_row_cycles")], 1.0, 2000.0))
         if key[1] not in PER_QUANT_UNITS:  # else the median of the quants' own, as for dequant_ops_per_weight
@@ -497,7 +499,8 @@ def fit(rows: list[dict], obs, sweeps: int = 5, only: str | None = None, kernel:
     decode constants and the DDR / LPDDR efficiencies, which only CPUs use), "gpu-decode" (CUDA's, Metal's and
     MLX's decode constants and the HBM / GDDR / Apple efficiencies), "gddr" or "lpddr" (that memory's share of its peak alone),
     "gpu-family-memory" (the share of their DRAM's peak of the GPU families in OWN_DRAM_SHARE, alone),
-    "geforce-clock" (how far above its rated boost a desktop GeForce runs under load) or "cuda-kernels" (the bytes
+    "geforce-clock" (how far above its rated boost a desktop GeForce runs under load), "cuda-no-graph" (how much more a
+    decoded layer costs where llama.cpp runs CUDA without graphs, per_layer_no_graph_factor) or "cuda-kernels" (the bytes
     each CUDA decode kernel keeps in flight, unit_bytes_per_cycle, and a matrix row's fixed cycles, per_row_cycles, with
     the memory and per-layer constants kept: for rows that measure the quantized kernels); ``kernel`` narrows that to
     one weight type's constant (and its tie's), for a type whose first row where the SMs bind arrived after the others
@@ -527,7 +530,8 @@ def fit(rows: list[dict], obs, sweeps: int = 5, only: str | None = None, kernel:
         def gpu_decode(box: dict, key: str) -> bool:
             return ((box is sm["memory_efficiency"] and key in ("hbm", "gddr", "gpu_lpddr", "apple"))
                     or any(box is e.get("dequant_ops_per_weight") for e in gpus)
-                    or (any(box is e for e in gpus) and key in ("per_layer_cycles", "per_layer_cycles_unfused", "per_row_cycles"))
+                    or (any(box is e for e in gpus) and key in ("per_layer_cycles", "per_layer_cycles_unfused",
+                                                                "per_layer_no_graph_factor", "per_row_cycles"))
                     or any(box is e["unit_bytes_per_cycle"] for e in gpus) or box is sm["engines"]["cuda"]["f16_mmv"]
                     or (id(box) in apple_families and key == "memory_efficiency")
                     or (box is sm and key == "cross_die_fixed_factor"))
@@ -540,6 +544,8 @@ def fit(rows: list[dict], obs, sweeps: int = 5, only: str | None = None, kernel:
                                            or id(box) in nvidia for box, key in p[0])]
     elif only == "geforce-clock":
         params = [p for p in params if all(box is sm["geforce_sustained_clock"] for box, _ in p[0])]
+    elif only == "cuda-no-graph":
+        params = [p for p in params if all(key == "per_layer_no_graph_factor" for _, key in p[0])]
     elif only in ("gddr", "lpddr"):
         params = [p for p in params if all(box is sm["memory_efficiency"] and key == only for box, key in p[0])]
     elif only == "gpu-family-memory":
@@ -653,7 +659,7 @@ def score_later_rows(path: Path, doc: dict) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--fit", action="store_true", help="refit the constants on the fitting half (the shipped split's)")
-    ap.add_argument("--only", choices=("prompt", "cuda-prompt", "cpu-decode", "gpu-decode", "cuda-kernels", "gddr", "lpddr", "geforce-clock", "gpu-family-memory"), help="with --fit: refit one group of constants only")
+    ap.add_argument("--only", choices=("prompt", "cuda-prompt", "cpu-decode", "gpu-decode", "cuda-kernels", "gddr", "lpddr", "geforce-clock", "gpu-family-memory", "cuda-no-graph"), help="with --fit: refit one group of constants only")
     ap.add_argument("--kernel", help="with --only cuda-kernels: refit this ggml type's constant only (e.g. Q8_0; F16: the F16 kernel's cycle counts)")
     ap.add_argument("--resplit", action="store_true",
                     help="deal the devices into halves anew (by family, in hash order) instead of keeping the shipped split")

@@ -87,6 +87,17 @@ def built_before(engine_date: str | None, since: str) -> bool:
     return engine_date is not None and engine_date < since
 
 
+def cuda_graphs(family: str, engine_date: str | None = None) -> bool:
+    """Whether llama.cpp's CUDA backend runs a decoded token as a CUDA graph on a GPU of ``family``: never below Volta
+    (`no_cuda_graph_families`), on Volta and Turing only since `cuda_graphs_volta_turing_since` (speed_model.json
+    kernel_paths, with the pull request; before it the gate was Ampere)."""
+    paths = load_speed_model()["kernel_paths"]
+    if family in paths["no_cuda_graph_families"]:
+        return False
+    return not (family in paths["cuda_graphs_volta_turing_families"]
+                and built_before(engine_date, paths["cuda_graphs_volta_turing_since"]))
+
+
 def decode_kernel(kind: str, dev: DeviceSpeed, engine_date: str | None = None) -> tuple[str, float]:
     """(the `unit_bytes_per_cycle` entry, the multiple of it) that prices the kernel decoding weights of ggml type
     ``kind`` ("Q4_K", "F16"; an MLX file's "mlx-4bit") on ``dev``.

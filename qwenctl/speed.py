@@ -54,6 +54,7 @@ from qwenctl.estimate import WeightSplit, kv_cache_bytes, weight_split
 from qwenctl.kernels import (
     F16_MMV,
     built_before,
+    cuda_graphs,
     decode_kernel,
     emulated_dp4a_rate,
     f16_decode_bytes_per_cycle,
@@ -239,7 +240,10 @@ def _per_layer_cycles(e: dict[str, Any], dev: DeviceSpeed, engine_date: str | No
 
     llama.cpp's CUDA backend fuses a layer's small kernels (RMS norm with its multiplication, the
     residual adds with the next norm, ...) since `kernel_fusion_since` (speed_model.json, with the
-    pull requests): a build from before runs more kernels a layer, so it has its own constant. Each
+    pull requests): a build from before runs more kernels a layer, so it has its own constant, as
+    Pascal and Maxwell do on every build (`no_cuda_graph_families`: no mat-vec fusion there). Where
+    llama.cpp runs without CUDA graphs (`cuda_graphs`: below Volta, and on Volta and Turing before
+    2026-07) it launches every kernel from the host: `per_layer_no_graph_factor` times the cost. Each
     kernel ends in a barrier across every die of the GPU: a second die (an Apple Ultra) adds
     `cross_die_fixed_factor` of the cost.
 
@@ -253,9 +257,12 @@ def _per_layer_cycles(e: dict[str, Any], dev: DeviceSpeed, engine_date: str | No
     sm = load_speed_model()
     paths = sm["kernel_paths"]
     since = paths.get("kernel_fusion_since")
+    graphs = dev.engine != "cuda" or cuda_graphs(dev.family, engine_date)
     unfused = dev.engine == "cuda" and ((since and built_before(engine_date, since))
                                         or dev.family in paths.get("no_cuda_graph_families", ()))
     cycles = float(e["per_layer_cycles_unfused" if unfused else "per_layer_cycles"])
+    if not graphs:
+        cycles *= float(e["per_layer_no_graph_factor"])
     return cycles * (1 + sm["cross_die_fixed_factor"] * (dev.dies - 1))
 
 

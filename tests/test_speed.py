@@ -13,7 +13,7 @@ import pytest
 from planning_machines import pc
 
 from qwenctl.catalog import load_catalog
-from qwenctl.device_speed import load_speed_model
+from qwenctl.device_speed import load_speed_model, under_load
 from qwenctl.estimate import weight_split
 from qwenctl.hardware.facts import Absent, Board, Cpu, Hardware, Memory, NvidiaGpu
 from qwenctl.machine import cuda_device, host_device
@@ -394,6 +394,30 @@ def test_builds_before_cuda_kernel_fusion_pay_more_per_layer_of_a_token():
     assert t_old.fixed_s > t_new.fixed_s
     assert t_old.stream_s == t_new.stream_s
     assert old.tg_tps < new.tg_tps
+
+
+def test_a_layer_launched_without_cuda_graphs_pays_the_no_graph_factor():
+    """llama.cpp runs a decoded token as one CUDA graph only from Volta up, and on Volta and Turing only since PR #25749
+    (2026-07): without graphs the host launches every kernel, and a layer costs per_layer_no_graph_factor times its
+    cycles. An RTX 2080 Ti (Turing) on a build of May 2026 pays it over its fused kernels; on the one qwenctl ships it
+    does not; an RTX 4090 never did. A Pascal card pays it on every build, over its unfused kernels."""
+    from qwenctl.kernels import cuda_graphs
+
+    assert not cuda_graphs("nvidia-pascal") and not cuda_graphs("nvidia-turing", "2026-05-01")
+    assert cuda_graphs("nvidia-turing") and cuda_graphs("nvidia-turing", "2026-08-30") and cuda_graphs("nvidia-ada", "2025-01")
+    cuda = load_speed_model()["engines"]["cuda"]
+    k = cuda["per_layer_no_graph_factor"]
+    assert k > 1
+    m, w = spec("0.5B")
+    turing = cuda_device(gpu("NVIDIA GeForce RTX 2080 Ti", 616e9, (7, 5)))
+    (before,), (shipped,) = (estimate_speed(m, w, turing, HOST, engine_date=d).terms for d in ("2026-05-01", None))
+    assert before.fixed_s == pytest.approx(k * shipped.fixed_s) and before.stream_s == shipped.stream_s
+    ada = cuda_device(gpu("NVIDIA GeForce RTX 4090", 1008e9, (8, 9)))
+    (a_before,), (a_shipped,) = (estimate_speed(m, w, ada, HOST, engine_date=d).terms for d in ("2026-05-01", None))
+    assert a_before.fixed_s == a_shipped.fixed_s
+    pascal = cuda_device(gpu("NVIDIA GeForce GTX 1080 Ti", 484e9, (6, 1)))
+    (p,) = estimate_speed(m, w, pascal, HOST).terms
+    assert p.fixed_s == pytest.approx(24 * cuda["per_layer_cycles_unfused"] * k / under_load(pascal).clock_hz)
 
 
 def test_a_gpu_prompt_without_flash_attention_streams_every_attention_score():
