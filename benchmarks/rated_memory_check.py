@@ -46,8 +46,7 @@ def ratios(files: list[str], which, choice: str) -> list[float]:
             if choice != "own":
                 memory["bandwidth_gbs"] = rated_bandwidth(hosts[k]["cpu"])[0] / 1e9 if choice == "rating" else FALLBACK_GBS
                 memory.pop("measured", None)
-        rows = fit.prepare({**doc, "shapes": {**shipped.get("shapes", {}), **doc.get("shapes", {})}, "device_aliases": shipped.get("device_aliases", {})},
-                           hosts)
+        rows = fit.prepare(fit.with_shipped_tables(doc, shipped), hosts)
         observed = fit.observations(rows, {r["_device"]: "all" for r in rows if "_skip" not in r}, "all")
         out += [p / m for r, kind, m, p in fit.errors(observed) if kind == "tg" and r.get("device_key") in chosen]
     return out

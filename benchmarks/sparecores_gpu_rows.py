@@ -77,7 +77,7 @@ def card(xml_text: str) -> dict | None:
     if VGPU.search(name):
         return None
     ecc = g.findtext("ecc_mode/current_ecc")
-    power = g.find("gpu_power_readings") if g.find("gpu_power_readings") is not None else g.find("power_readings")
+    power = next((p for p in (g.find("gpu_power_readings"), g.find("power_readings")) if p is not None), None)
     return {
         "name": name,
         "memory_mib": _number(g.findtext("fb_memory_usage/total")),

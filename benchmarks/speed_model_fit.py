@@ -617,6 +617,13 @@ def published_cpu_hosts() -> dict[str, dict]:
     return hosts
 
 
+def with_shipped_tables(later: dict, shipped: dict) -> dict:
+    """A later file's rows with the shipped file's model shapes and device aliases, and the later file's own shapes
+    (the models it alone measured) over them."""
+    return {**later, "shapes": {**shipped.get("shapes", {}), **later.get("shapes", {})},
+            "device_aliases": shipped.get("device_aliases", {})}
+
+
 def score_later_rows(path: Path, doc: dict) -> None:
     """The shipped constants on rows collected after they were fitted: every row is held out, by device and
     at the thread count qwenctl itself would run (the performance cores, else the physical cores)."""
@@ -624,8 +631,7 @@ def score_later_rows(path: Path, doc: dict) -> None:
     if not later.get("rows") or any("backend" not in r for r in later["rows"]):
         sys.exit(f"{path.name}: not a file of speed rows: every row must name its backend, as in {DATA.name}")
     cpus = {**published_cpu_hosts(), **later.get("cpu_hosts", {})}
-    shapes = {**doc.get("shapes", {}), **later.get("shapes", {})}  # a later file may bring the shapes of its own models
-    rows = prepare({**later, "shapes": shapes, "device_aliases": doc.get("device_aliases", {})}, cpus)
+    rows = prepare(with_shipped_tables(later, doc), cpus)
     errs = errors(observations(rows, {r["_device"]: "later" for r in rows if "_skip" not in r}, "later"))
 
     def own_threads(r: dict) -> bool:  # the row's threads are those machine.threads would pick for its CPU

@@ -241,10 +241,10 @@ def cuda_device(gpu: NvidiaGpu) -> DeviceSpeed:
     if not bw:
         bw = fb["gpu_bandwidth_bytes_per_s"]
         assumed.append(f"{gpu.name}: memory bandwidth unknown, assumed {bw / 1e9:.0f} GB/s ({fb['gpu_bandwidth_source']})")
-    if gpu.ecc_enabled and peaks.memory_kind == "gddr":
-        ecc = load_speed_model()["gddr_ecc_read_share"]
-        bw *= float(ecc["share"])
-        sources.append(f"bandwidth: x{ecc['share']} with ECC on GDDR, whose check bits share the data's memory "
+    ecc = ecc_read_share(gpu, peaks.memory_kind)
+    if ecc != 1.0:
+        bw *= ecc
+        sources.append(f"bandwidth: x{ecc} with ECC on GDDR, whose check bits share the data's memory "
                        "(speed_model.json gddr_ecc_read_share)")
     return DeviceSpeed(
         name=gpu.name,
@@ -261,6 +261,12 @@ def cuda_device(gpu: NvidiaGpu) -> DeviceSpeed:
         assumed=tuple(assumed),
         threads_per_unit=specs.threads_per_sm(gpu) or int(fb["gpu_threads_per_sm"]),
     )
+
+
+def ecc_read_share(gpu: NvidiaGpu, memory_kind: str) -> float:
+    """The share of its peak bandwidth a GPU's data gets: `gddr_ecc_read_share` on a GDDR card with ECC on, whose check
+    bits are read from the same memory; 1.0 otherwise (HBM has ECC resources of its own)."""
+    return float(load_speed_model()["gddr_ecc_read_share"]["share"]) if gpu.ecc_enabled and memory_kind == "gddr" else 1.0
 
 
 def apple_device(apple: AppleSilicon, engine: str) -> DeviceSpeed:

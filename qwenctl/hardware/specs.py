@@ -257,8 +257,7 @@ def nvidia_peaks(gpu: NvidiaGpu) -> GpuPeaks:
         fp16 = fp16 * 1e12 if fp16 else max(fp32, float(spec.get("fp16_nontensor_tflops") or 0) * 1e12)
         rated_sms = spec.get("sm_count") or (spec.get("cuda_cores") or 0) / ((arch or {}).get("fp32_lanes_per_sm") or 128)
         cut = _nvml_cut(gpu, rated_sms)
-        capped, (per_sm, per_sm_why) = power_held_clock(gpu, spec), power_per_sm_clock(gpu, spec)
-        held = min(capped, per_sm)
+        held, per_sm_why = held_clock(gpu, spec)
         return GpuPeaks(
             family=family,
             memory_kind=_memory_kind(spec.get("memory_type"), family),
@@ -269,8 +268,9 @@ def nvidia_peaks(gpu: NvidiaGpu) -> GpuPeaks:
             source=f"{spec['key']} specification ({spec['sources'][0][:80]}...)"
                    + (f", with the {gpu.sm_count} SMs NVML counts where it lists {rated_sms:g}" if cut != 1 else "")
                    + ("" if held == 1 else f", its SM clock held to {held:.2f} of its rating "
-                      + (f"by a {gpu.power_limit_w:.0f} W power limit where the board is rated {spec['power_w']} W"
-                         if capped <= per_sm else f"as {per_sm_why}") + " (devices.json power_limited_clock)"),
+                      + (f"as {per_sm_why}" if per_sm_why else
+                         f"by a {gpu.power_limit_w:.0f} W power limit where the board is rated {spec['power_w']} W")
+                      + " (devices.json power_limited_clock)"),
             sm_count=round(rated_sms * share * cut),
             clock_hz=(_cut_clock_hz(gpu, spec) if cut != 1 else spec_clock_hz(spec)) * held,
             above_rated_clock=geforce_desktop(spec),
@@ -325,6 +325,13 @@ def power_held_clock(gpu: NvidiaGpu, spec: dict) -> float:
             or spec.get("segment") in ("laptop", "embedded") or gpu.power_limit_w >= rated * float(rule["below_share"])):
         return 1.0
     return float((gpu.power_limit_w / rated) ** float(rule["exponent"]))
+
+
+def held_clock(gpu: NvidiaGpu, spec: dict) -> tuple[float, str | None]:
+    """(share of its rated SM clock the board holds, why where its power per SM binds): the lower of the two power
+    rules, a user's cap (`power_held_clock`, reason None) and the board's power per SM (`power_per_sm_clock`)."""
+    capped, (per_sm, why) = power_held_clock(gpu, spec), power_per_sm_clock(gpu, spec)
+    return (capped, None) if capped <= per_sm else (per_sm, why)
 
 
 def power_per_sm_clock(gpu: NvidiaGpu, spec: dict) -> tuple[float, str]:

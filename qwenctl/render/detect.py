@@ -7,7 +7,6 @@ from __future__ import annotations
 from rich.table import Table
 from rich.text import Text
 
-from qwenctl.device_speed import load_speed_model
 from qwenctl.hardware import specs
 from qwenctl.hardware.drm import COMPUTE_VENDORS, describe
 from qwenctl.hardware.engines import oldest_capability
@@ -131,18 +130,16 @@ def _gpu(g) -> str:  # type: ignore[no-untyped-def]
         how = (f"{g.memory_bus_width_bits}-bit @ {g.max_memory_clock_mhz} MHz → "
                if g.memory_bus_width_bits and g.max_memory_clock_mhz else "")
         parts.append(f"{how}{rate(g.bandwidth_bytes_per_s)}")
-    if g.ecc_enabled:  # on GDDR the check bits are read from the same memory (machine.cuda_device)
-        gddr = specs.nvidia_peaks(g).memory_kind == "gddr"
-        share = load_speed_model()["gddr_ecc_read_share"]["share"]
-        parts.append(f"ECC on (bandwidth priced at {share}x)" if gddr else "ECC on")
+    if g.ecc_enabled:
+        from qwenctl.machine import ecc_read_share  # the speed model's rule, loaded only for a card with ECC on
+
+        share = ecc_read_share(g, specs.nvidia_peaks(g).memory_kind)
+        parts.append(f"ECC on (bandwidth priced at {share}x)" if share != 1.0 else "ECC on")
     if g.power_limit_w:
         spec = specs.gpu_spec_of(g)
-        capped = specs.power_held_clock(g, spec) if spec else 1.0
-        per_sm, why = specs.power_per_sm_clock(g, spec) if spec else (1.0, "")
-        held = min(capped, per_sm)
-        parts.append(f"{g.power_limit_w:.0f} W" + ("" if held == 1 else
-                                                   f" limit (rated {spec['power_w']} W: SM clock priced at {held:.2f})"
-                                                   if capped <= per_sm else f" (SM clock priced at {held:.2f}: {why})"))
+        held, why = specs.held_clock(g, spec) if spec else (1.0, None)
+        parts.append(f"{g.power_limit_w:.0f} W" + ("" if held == 1 else f" (SM clock priced at {held:.2f}: {why})" if why
+                                                   else f" limit (rated {spec['power_w']} W: SM clock priced at {held:.2f})"))
     return " · ".join(parts)
 
 
