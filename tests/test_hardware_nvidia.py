@@ -448,7 +448,8 @@ def test_a_board_fed_a_fraction_of_the_power_per_sm_of_its_chips_geforce_card_is
 def test_ecc_on_a_gddr_card_costs_its_bandwidth_the_check_bits_and_on_hbm_nothing():
     """The T4 capture says ECC is on (nvmlDeviceGetEccMode (1, 1)): its GDDR6 reads the check bits from the same memory,
     so its 320 GB/s is priced at gddr_ecc_read_share of it, and detect says so. An H100's HBM3 has ECC resources of its
-    own; a GeForce has no ECC (NVML answers NotSupported, read as unknown, priced as off)."""
+    own: the project's H100 machine answers ECC on and keeps its full 3.35 TB/s. A GeForce has no ECC (NVML answers
+    NotSupported, read as unknown, priced as off)."""
     from qwenctl.device_speed import load_speed_model
     from qwenctl.machine import cuda_device
     from qwenctl.render.detect import _gpu
@@ -459,8 +460,10 @@ def test_ecc_on_a_gddr_card_costs_its_bandwidth_the_check_bits_and_on_hbm_nothin
     assert cuda_device(t4).bandwidth_bytes_per_s == pytest.approx(320.064e9 * share, rel=1e-6)
     assert cuda_device(replace(t4, ecc_enabled=False)).bandwidth_bytes_per_s == pytest.approx(320.064e9, rel=1e-6)
     assert f"320 GB/s · ECC on (bandwidth priced at {share}x) · 70 W" in _gpu(t4)
-    h100 = detect(replay("nvidia-h100-sxm.json")).gpus[0]
-    assert cuda_device(replace(h100, ecc_enabled=True)).bandwidth_bytes_per_s == cuda_device(h100).bandwidth_bytes_per_s
+    h100 = detect(replay("nvidia-h100-gpu-machine.json")).gpus[0]  # NVML's real answer there (2026-12-06): (1, 1)
+    assert h100.ecc_enabled is True
+    assert cuda_device(h100).bandwidth_bytes_per_s == cuda_device(replace(h100, ecc_enabled=False)).bandwidth_bytes_per_s
+    assert "ECC on · 700 W" in _gpu(h100)
     doc = document("nvidia-rtx-4080-super.json")
     doc["nvml"]["devices"][0]["nvmlDeviceGetEccMode"] = {"error": "NVML_ERROR_NOT_SUPPORTED"}
     geforce = detect(replay(doc)).gpus[0]
