@@ -1,14 +1,17 @@
 """Cloud GPUs' llama.cpp CUDA speed from SpareCores' public inspector data, as rows for speed_model_fit.py --score.
 
     python benchmarks/sparecores_gpu_rows.py MIRROR > /tmp/rows.json && cp /tmp/rows.json benchmarks/published_sparecores_gpu.json
+    python benchmarks/sparecores_gpu_rows.py MIRROR --several > /tmp/rows.json && cp /tmp/rows.json benchmarks/published_sparecores_multigpu.json
 
 MIRROR is a git directory of github.com/SpareCores/sc-inspector-data (the `fetch` tool's mirror). Each GPU instance
 type's folder holds llama-bench's jsonl output (`llm/stdout`: one prebuilt CUDA build, 51f311e0 (4753), `-fa 1
 -ngl 999`, five repetitions per test) and `nvidia-smi -q -x` (`nvidia_smi/stdout`), a real device output: the card's
-NVML name, memory, power limit and ECC mode. Kept: instances with one whole GPU (llama-bench splits layers over all
-the GPUs it sees; a vGPU profile such as "A10-4Q" is a time slice), the five models of the benchmark with full
-offload, pp512 and tg128. Nothing is fitted on these rows: every GPU in them is held out or was fitted from other
-sources' rows, and the scorer prices each as detection would see its nvidia-smi capture.
+NVML name, memory, power limit and ECC mode. Kept: instances with one whole GPU (a vGPU profile such as "A10-4Q" is a
+time slice), the six models of the benchmark with full offload, pp512 and tg128. With --several: the instances with
+two to eight GPUs of one model instead, over which llama-bench splits the layers (its default `-sm layer`, in
+proportion to each GPU's free memory): each row carries its GPU count. Nothing is fitted on these rows: every GPU in
+them is held out or was fitted from other sources' rows, and the scorer prices each as detection would see its
+nvidia-smi capture.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ MODELS = {
     "gemma-2b.Q4_K_M.gguf": ("gemma-2b", "mlabonne/gemma-2b-GGUF"),
     "llama-7b.Q4_K_M.gguf": ("llama2-7b", "TheBloke/LLaMA-7b-GGUF"),
     "phi-4-q4.gguf": ("phi-4", "microsoft/phi-4-gguf"),
+    "Llama-3.3-70B-Instruct-Q4_K_M.gguf": ("llama3-70b", "bartowski/Llama-3.3-70B-Instruct-GGUF"),
 }
 # architectures from each model's config.json on Hugging Face; params are llama-bench's model_n_params for the file
 SHAPES = {
@@ -64,13 +68,14 @@ def _number(text: str | None) -> float | None:
 
 
 def card(xml_text: str) -> dict | None:
-    """The one GPU of an `nvidia-smi -q -x` capture: name, memory, ECC mode, power limit; None for several or a vGPU."""
+    """The GPUs of an `nvidia-smi -q -x` capture: the first's name, memory, ECC mode and power limit, and how many
+    there are; None for GPUs of several models or a vGPU."""
     try:
         root = ET.fromstring(xml_text)
     except ET.ParseError:  # a capture that is not nvidia-smi's XML (an error message)
         return None
     gpus = root.findall("gpu")
-    if len(gpus) != 1:
+    if not gpus or len({g.findtext("product_name") for g in gpus}) != 1:
         return None
     g = gpus[0]
     name = g.findtext("product_name") or ""
@@ -84,21 +89,24 @@ def card(xml_text: str) -> dict | None:
         "ecc": {"Enabled": True, "Disabled": False}.get(ecc or ""),
         "power_limit_w": _number(power.findtext("current_power_limit")) if power is not None else None,
         "driver": root.findtext("driver_version"),
+        "count": len(gpus),
     }
 
 
-def instance_rows(mirror: Path, folder: str) -> list[dict]:
+def instance_rows(mirror: Path, folder: str, several: bool = False) -> list[dict]:
     smi, out = show(mirror, f"{folder}/nvidia_smi/stdout"), show(mirror, f"{folder}/llm/stdout")
     if not smi or not out:
         return []
     gpu = card(smi)
-    if gpu is None:
+    if gpu is None or (gpu["count"] > 1) != several:
         return []
     spec = gpu_spec(gpu["name"], None, int(gpu["memory_mib"] * 2**20) if gpu["memory_mib"] else None, gpu["power_limit_w"])
     if spec is None:
         return []
     records = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
-    full = [r for r in records if r.get("gpu_info") == gpu["name"] and r.get("backends") == "CUDA" and r["n_gpu_layers"] >= 999]
+    # llama-bench names every GPU it used ("Tesla T4, Tesla T4"): a run that saw none (an empty name) ran on the CPU
+    full = [r for r in records if r.get("gpu_info") == ", ".join([gpu["name"]] * gpu["count"])
+            and r.get("backends") == "CUDA" and r["n_gpu_layers"] >= 999 and r.get("split_mode", "layer") == "layer"]
     smi_date = json.loads(show(mirror, f"{folder}/nvidia_smi/meta.json") or "{}").get("start", "")[:10]
     key = folder.removeprefix("data/").replace("/", "-").lower()
     rows = []
@@ -110,7 +118,7 @@ def instance_rows(mirror: Path, folder: str) -> list[dict]:
         r = tg or pp
         rows.append({
             "id": f"scg-{key}-{model}", "device": f"{folder.split('/')[1]} {folder.split('/')[2]} ({gpu['name']})",
-            "device_key": spec["key"], "backend": "cuda",
+            "device_key": spec["key"], "backend": "cuda", **({"gpus": gpu["count"]} if several else {}),
             "engine": f"llama.cpp build {r['build_commit']} ({r['build_number']}) (llama-bench -fa 1 -ngl 999 -ub 512 -b 2048, "
                       "-p 0 -n 128 and -p 512 -n 0, five repetitions, prebuilt CUDA binary)",
             "date": BUILD_DATES[r["build_commit"]], "model": model, "quant": "q4_k_m", "model_bytes": r["model_size"],
@@ -128,12 +136,13 @@ def instance_rows(mirror: Path, folder: str) -> list[dict]:
 
 
 def main() -> None:
-    mirror = Path(sys.argv[1])
+    mirror, several = Path(sys.argv[1]), "--several" in sys.argv[2:]
     folders = [f"data/{v}/{i}" for v in git(mirror, "ls-tree", "--name-only", "HEAD:data/").split() if v != ".gitkeep"
                for i in git(mirror, "ls-tree", "--name-only", f"HEAD:data/{v}").split()]
-    rows = [row for folder in folders for row in instance_rows(mirror, folder)]
+    rows = [row for folder in folders for row in instance_rows(mirror, folder, several)]
     head = git(mirror, "rev-parse", "HEAD").strip()
-    doc = {"about": f"{__doc__.strip().splitlines()[0]} Converted by benchmarks/sparecores_gpu_rows.py from {SOURCE} at {head}.",
+    what = " Instances with 2 to 8 GPUs of one model, split by layer (`gpus`: how many)." if several else ""
+    doc = {"about": f"{__doc__.strip().splitlines()[0]}{what} Converted by benchmarks/sparecores_gpu_rows.py from {SOURCE} at {head}.",
            "collected": "2026-12-06", "shapes": SHAPES, "rows": rows}
     print(json.dumps(doc, indent=1))
 

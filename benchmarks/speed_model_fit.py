@@ -60,7 +60,8 @@ from qwenctl.hardware.specs import (  # noqa: E402
 from qwenctl.kernels import F16_MMV, built_before, decode_kernel  # noqa: E402
 from qwenctl.machine import apple_device, cuda_device, host_device, threads  # noqa: E402
 from qwenctl.recipe import FILE_TYPES  # noqa: E402
-from qwenctl.speed import estimate_speed, memory_family  # noqa: E402
+from qwenctl.speed import estimate_placed_speed, estimate_speed, memory_family  # noqa: E402
+from qwenctl.split import place_layers  # noqa: E402
 from qwenctl.testing.recipe import gguf_tensor_bytes, mlx_bytes  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -269,8 +270,14 @@ def predict(r: dict) -> tuple[float | None, float | None]:
     split = None
     if (r.get("tg") or {}).get("per_token_batches"):
         split = replace(weight_split(load_catalog(), model, w), output_bytes=0)
-    est = estimate_speed(model, w, r["_gpu"], r["_host"], r["_ngl"], split=split, pp_tokens=pp_n, sampling=r["_sampled"],
-                         engine_date=r.get("date"), flash_attn=flash_attn(r))
+    gpus = r.get("gpus", 1)
+    if gpus > 1:  # identical GPUs, every layer offloaded: llama.cpp's layer split gives each an equal share
+        est = estimate_placed_speed(model, w, (r["_gpu"],) * gpus, r["_host"], place_layers(model.arch.n_layers, -1, (1.0,) * gpus),
+                                    split=split, pp_tokens=pp_n, sampling=r["_sampled"], engine_date=r.get("date"),
+                                    flash_attn=flash_attn(r))
+    else:
+        est = estimate_speed(model, w, r["_gpu"], r["_host"], r["_ngl"], split=split, pp_tokens=pp_n, sampling=r["_sampled"],
+                             engine_date=r.get("date"), flash_attn=flash_attn(r))
     tests = (r.get("tg") or {}).get("mean_over")
     if tests:  # the mean of several tests' rates, each decoding after its prompt (LocalScore's figure)
         return statistics.mean(est.tg_at(prompt + generated // 2) for prompt, generated in tests), est.pp_tps

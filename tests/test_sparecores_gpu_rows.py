@@ -14,6 +14,8 @@ from test_sparecores_rows import mirror
 FIXTURES = Path(__file__).parent / "fixtures" / "sparecores"
 SMI = (FIXTURES / "g4dn.xlarge-nvidia-smi.xml").read_text()
 LLM = (FIXTURES / "g4dn.xlarge-llm-llama-7b.jsonl").read_text()
+SMI_4 = (FIXTURES / "g4dn.12xlarge-nvidia-smi.xml").read_text()  # four T4s
+LLM_4 = (FIXTURES / "g4dn.12xlarge-llm-llama-7b.jsonl").read_text()
 META = '{"start":"2026-02-12T22:02:17.085293","exit_code":0}'
 
 
@@ -44,6 +46,26 @@ def test_a_single_gpu_instance_gives_rows_priced_as_its_capture_describes_the_ca
 ], ids=["a vGPU profile", "two GPUs", "no XML"])
 def test_an_instance_whose_capture_is_not_one_whole_gpu_gives_no_rows(converter, tmp_path, edit):
     """A vGPU profile is a time slice of a card, and llama-bench splits a model over every GPU it sees: neither is the
-    card's own speed. A capture that is not nvidia-smi's XML says nothing of the card."""
+    card's own speed (several GPUs are the --several file's). A capture that is not nvidia-smi's XML says nothing of the
+    card."""
     root = mirror(tmp_path, {"data/aws/g4dn.xlarge": {"nvidia_smi/stdout": edit(SMI), "llm/stdout": LLM}})
     assert converter.instance_rows(root, "data/aws/g4dn.xlarge") == []
+
+
+def test_several_gpus_of_one_model_give_rows_with_their_count(converter, tmp_path):
+    """A g4dn.12xlarge (four T4s, its own nvidia-smi and llama-bench records): with --several its rows carry the GPU
+    count and the first card's facts; llama-bench's name for the four ("Tesla T4, Tesla T4, ...") is what marks a run
+    that used them, so a record that saw no GPU (an empty name) is left out. A single-GPU instance gives no --several
+    rows, nor do GPUs of two models."""
+    no_gpu = json.loads(LLM_4.splitlines()[0]) | {"gpu_info": ""}
+    root = mirror(tmp_path, {"data/aws/g4dn.12xlarge": {
+        "nvidia_smi/stdout": SMI_4, "nvidia_smi/meta.json": META, "llm/stdout": json.dumps(no_gpu) + "\n" + LLM_4},
+        "data/aws/g4dn.xlarge": {"nvidia_smi/stdout": SMI, "llm/stdout": LLM},
+        "data/aws/mixed": {"nvidia_smi/stdout": SMI_4.replace("<product_name>Tesla T4<", "<product_name>Tesla V100<", 1),
+                           "llm/stdout": LLM_4}})
+    (row,) = converter.instance_rows(root, "data/aws/g4dn.12xlarge", several=True)
+    assert (row["device_key"], row["gpus"], row["gpu_power_limit_w"], row["gpu_ecc"]) == ("t4", 4, 70.0, True)
+    assert (row["tg"]["tps"], row["pp"]["tps"], row["date"]) == (29.81, 1305.96, "2025-02-21")
+    assert converter.instance_rows(root, "data/aws/g4dn.12xlarge") == []
+    assert converter.instance_rows(root, "data/aws/g4dn.xlarge", several=True) == []
+    assert converter.instance_rows(root, "data/aws/mixed", several=True) == []
