@@ -87,12 +87,16 @@ def built_before(engine_date: str | None, since: str) -> bool:
     return engine_date is not None and engine_date < since
 
 
-def cuda_graphs(family: str, engine_date: str | None = None) -> bool:
+def cuda_graphs(family: str, engine_date: str | None = None, pipeline: bool = False) -> bool:
     """Whether llama.cpp's CUDA backend runs a decoded token as a CUDA graph on a GPU of ``family``: never below Volta
     (`no_cuda_graph_families`), on Volta and Turing only since `cuda_graphs_volta_turing_since` (speed_model.json
-    kernel_paths, with the pull request; before it the gate was Ampere)."""
+    kernel_paths, with the pull request; before it the gate was Ampere). ``pipeline``: the token runs over a layer
+    split with every layer on the devices (llama.cpp's pipeline parallelism), whose graphs changed every evaluation
+    until `cuda_graphs_pipeline_parallel_since`: a build from before runs it without graphs."""
     paths = load_speed_model()["kernel_paths"]
     if family in paths["no_cuda_graph_families"]:
+        return False
+    if pipeline and built_before(engine_date, paths["cuda_graphs_pipeline_parallel_since"]):
         return False
     return not (family in paths["cuda_graphs_volta_turing_families"]
                 and built_before(engine_date, paths["cuda_graphs_volta_turing_since"]))

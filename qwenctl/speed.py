@@ -235,15 +235,15 @@ def _quant_key(weights: Weights) -> str:
     return weights.quant if weights.format == "gguf" else f"mlx-{weights.quant}"
 
 
-def _per_layer_cycles(e: dict[str, Any], dev: DeviceSpeed, engine_date: str | None) -> float:
+def _per_layer_cycles(e: dict[str, Any], dev: DeviceSpeed, engine_date: str | None, pipeline: bool = False) -> float:
     """Cycles a layer of one decoded token costs beyond its reads: a count of kernels, each with its launch and tail.
 
     llama.cpp's CUDA backend fuses a layer's small kernels (RMS norm with its multiplication, the
     residual adds with the next norm, ...) since `kernel_fusion_since` (speed_model.json, with the
     pull requests): a build from before runs more kernels a layer, so it has its own constant, as
     Pascal and Maxwell do on every build (`no_cuda_graph_families`: no mat-vec fusion there). Where
-    llama.cpp runs without CUDA graphs (`cuda_graphs`: below Volta, and on Volta and Turing before
-    2026-07) it launches every kernel from the host: `per_layer_no_graph_factor` times the cost. Each
+    llama.cpp runs without CUDA graphs (`cuda_graphs`: below Volta, on Volta and Turing before
+    2026-07, and over a layer split of every layer before 2025-05) it launches every kernel from the host: `per_layer_no_graph_factor` times the cost. Each
     kernel ends in a barrier across every die of the GPU: a second die (an Apple Ultra) adds
     `cross_die_fixed_factor` of the cost.
 
@@ -257,7 +257,7 @@ def _per_layer_cycles(e: dict[str, Any], dev: DeviceSpeed, engine_date: str | No
     sm = load_speed_model()
     paths = sm["kernel_paths"]
     since = paths.get("kernel_fusion_since")
-    graphs = dev.engine != "cuda" or cuda_graphs(dev.family, engine_date)
+    graphs = dev.engine != "cuda" or cuda_graphs(dev.family, engine_date, pipeline)
     unfused = dev.engine == "cuda" and ((since and built_before(engine_date, since))
                                         or dev.family in paths.get("no_cuda_graph_families", ()))
     cycles = float(e["per_layer_cycles_unfused" if unfused else "per_layer_cycles"])
@@ -369,6 +369,8 @@ def estimate_placed_speed(
             shares.append((host, host_layers, host_layers * s.layer_bytes + (s.output_bytes if out else 0),
                            host_layers * params_per_layer, out_params if out else 0, host_layers))
 
+    # llama.cpp's pipeline parallelism: several devices in layer mode holding every layer and the output
+    pipeline = mode == "layer" and len(devices) > 1 and placement.layers_on(None) == 0 and placement.output_device is not None
     quant = _quant_key(weights)
     terms = []
     uncertainty = 0.0
@@ -391,7 +393,7 @@ def estimate_placed_speed(
         terms.append(DeviceTerms(
             device=dev.name,
             layers=layers,
-            fixed_s=layers * _per_layer_cycles(e, dev, engine_date) / dev.clock_hz,
+            fixed_s=layers * _per_layer_cycles(e, dev, engine_date, pipeline) / dev.clock_hz,
             stream_s=weight_bytes / streaming + attention_s,
             # a prompt reads the cache once; its own unfused attention is `_unfused_attention_s`
             pp_stream_s=None if attention_kernel is None else (weight_bytes + kv_layers * kv_per_layer) / streaming,

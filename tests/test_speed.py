@@ -420,6 +420,34 @@ def test_a_layer_launched_without_cuda_graphs_pays_the_no_graph_factor():
     assert p.fixed_s == pytest.approx(24 * cuda["per_layer_cycles_unfused"] * k / under_load(pascal).clock_hz)
 
 
+def test_a_layer_split_of_every_layer_ran_without_cuda_graphs_before_pipeline_graphs():
+    """Over two GPUs holding every layer, llama.cpp runs pipeline parallelism, whose graphs changed every evaluation
+    until PR #13814 (2025-05-27): a build from before launches each GPU's kernels from the host, a later one (and the one
+    qwenctl ships) graphs them. One GPU, and a split that leaves layers on the host (no pipeline), keep their graphs."""
+    from qwenctl.kernels import cuda_graphs
+    from qwenctl.speed import estimate_placed_speed
+    from qwenctl.split import place_layers
+
+    assert not cuda_graphs("nvidia-ampere", "2025-02-21", pipeline=True)
+    assert cuda_graphs("nvidia-ampere", "2025-06-01", pipeline=True) and cuda_graphs("nvidia-ampere", None, pipeline=True)
+    assert cuda_graphs("nvidia-ampere", "2025-02-21")
+    k = load_speed_model()["engines"]["cuda"]["per_layer_no_graph_factor"]
+    m, w = spec("7B")
+    a100 = cuda_device(gpu("NVIDIA A100-SXM4-80GB", 2039e9, (8, 0)))
+    every = place_layers(m.arch.n_layers, -1, (1.0, 1.0))
+
+    def fixed(date, placement=every, devices=(a100, a100)):
+        return [t.fixed_s for t in estimate_placed_speed(m, w, devices, HOST, placement, engine_date=date).terms]
+
+    alone = place_layers(m.arch.n_layers, -1, (1.0,))
+    for date, factor in (("2025-02-21", k), ("2025-06-01", 1.0), (None, 1.0)):
+        (one,) = fixed(date, alone, (a100,))
+        assert sum(fixed(date)) == pytest.approx(factor * one)
+    partial = place_layers(m.arch.n_layers, m.arch.n_layers - 2, (1.0, 1.0))  # two layers on the host: no pipeline
+    one_gpu, _host = fixed("2025-02-21", place_layers(m.arch.n_layers, m.arch.n_layers - 2, (1.0,)), (a100,))
+    assert sum(fixed("2025-02-21", partial)[:2]) == pytest.approx(one_gpu)
+
+
 def test_a_gpu_prompt_without_flash_attention_streams_every_attention_score():
     """Without flash attention llama.cpp writes one fp32 score per head, token and cached token and passes them through
     the softmax and a conversion to f16 (20 bytes each on CUDA), and cuBLAS computes K x Q on the fp32 ALUs. The

@@ -179,6 +179,19 @@ def test_a_figure_averaged_over_tests_is_priced_at_each_tests_depth(fitting):
     assert averaged < plain
 
 
+def test_a_row_measured_over_several_gpus_is_priced_as_their_layer_split(fitting):
+    """A row with `gpus` ran llama-bench's default layer split over that many identical GPUs: priced by the same
+    placement and estimate the planner uses, hops and all. On a build from before pipeline graphs (2025-05) the split
+    decodes slower than the GPU alone; on the one qwenctl ships, about as fast (one hop: microseconds)."""
+    fit_script, rows, _, _ = fitting
+    row = next(r for r in rows if r.get("_gpu") is not None and r["_gpu"].family == "nvidia-ampere" and r.get("tg")
+               and r["_ngl"] == -1 and not r["tg"].get("per_token_batches"))
+    for date, slower in (("2025-02-21", 1.05), (None, 1.0)):
+        one, _ = fit_script.predict({**row, "date": date})
+        two, _ = fit_script.predict({**row, "date": date, "gpus": 2})
+        assert one / two > slower and one / two < (1.5 if date else 1.01)
+
+
 def test_scoring_a_file_of_other_rows_stops_with_one_line(tmp_path):
     """`--score` on published_splits.json (split and cluster rows, no backend) names the file, not a KeyError."""
     fit_script = load("speed_model_fit.py")
