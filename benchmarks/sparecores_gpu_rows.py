@@ -2,6 +2,7 @@
 
     python benchmarks/sparecores_gpu_rows.py MIRROR > /tmp/rows.json && cp /tmp/rows.json benchmarks/published_sparecores_gpu.json
     python benchmarks/sparecores_gpu_rows.py MIRROR --several > /tmp/rows.json && cp /tmp/rows.json benchmarks/published_sparecores_multigpu.json
+    python benchmarks/sparecores_gpu_rows.py MIRROR --host > /tmp/rows.json && cp /tmp/rows.json benchmarks/published_sparecores_gpu_host.json
 
 MIRROR is a git directory of github.com/SpareCores/sc-inspector-data (the `fetch` tool's mirror). Each GPU instance
 type's folder holds llama-bench's jsonl output (`llm/stdout`: one prebuilt CUDA build, 51f311e0 (4753), `-fa 1
@@ -11,7 +12,9 @@ time slice), the six models of the benchmark with full offload, pp512 and tg128.
 two to eight GPUs of one model instead, over which llama-bench splits the layers (its default `-sm layer`, in
 proportion to each GPU's free memory): each row carries its GPU count. Nothing is fitted on these rows: every GPU in
 them is held out or was fitted from other sources' rows, and the scorer prices each as detection would see its
-nvidia-smi capture.
+nvidia-smi capture. With --host: the one-GPU instances' runs with no layer offloaded (`-ngl 0`, mostly the 70B that no
+card there holds): the host decodes, and a prompt's batches run on the GPU with the weights copied over for each, so
+each row also names its host, a VM described as the CPU file's are (lscpu and bw_mem, `sparecores_rows.host_spec`).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent)]
 
-from sparecores_rows import git, show  # noqa: E402  (the CPU rows' converter: the same mirror, read the same way)
+from sparecores_rows import git, host_key, host_spec, lscpu_fields, read_bandwidth, show  # noqa: E402  (the CPU rows' converter)
 
 from qwenctl.hardware.specs import gpu_spec  # noqa: E402
 
@@ -135,15 +138,66 @@ def instance_rows(mirror: Path, folder: str, several: bool = False) -> list[dict
     return rows
 
 
+def host_rows(mirror: Path, folder: str) -> tuple[list[dict], dict]:
+    """The runs of a one-GPU instance with no layer on the GPU, and its host: ([rows], {host key: host})."""
+    smi, out = show(mirror, f"{folder}/nvidia_smi/stdout"), show(mirror, f"{folder}/llm/stdout")
+    cpu_text, bw_text = show(mirror, f"{folder}/lscpu/stdout"), show(mirror, f"{folder}/bw_mem/stdout")
+    gpu = card(smi) if smi else None
+    if gpu is None or gpu["count"] != 1 or not out or not cpu_text or not bw_text:
+        return [], {}
+    cpu, bandwidth = lscpu_fields(cpu_text), read_bandwidth(bw_text)
+    spec = gpu_spec(gpu["name"], None, int(gpu["memory_mib"] * 2**20) if gpu["memory_mib"] else None, gpu["power_limit_w"])
+    if spec is None or bandwidth is None or cpu.get("Architecture") != "x86_64":
+        return [], {}
+    records = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    none = [r for r in records if r.get("gpu_info") == gpu["name"] and r.get("backends") == "CUDA" and r["n_gpu_layers"] == 0]
+    rows = []
+    for file, (model, repo) in MODELS.items():
+        mine = [r for r in none if r["model_filename"].endswith(file)]
+        pp = next((r for r in mine if (r["n_prompt"], r["n_gen"]) == (512, 0)), None)
+        tg = max((r for r in mine if r["n_prompt"] == 0 and r["n_gen"] in (16, 128)), key=lambda r: r["n_gen"], default=None)
+        if tg is None and pp is None:
+            continue
+        r = tg or pp
+        rows.append({
+            "id": f"scg-host-{host_key(folder).removeprefix('sparecores-')}-{model}",
+            "device": f"{folder.split('/')[1]} {folder.split('/')[2]} ({gpu['name']}; {cpu['Model name']}, {r['n_threads']} threads)",
+            "device_key": spec["key"], "backend": "split", "host_key": host_key(folder),
+            "engine": f"llama.cpp build {r['build_commit']} ({r['build_number']}) (llama-bench -fa 1 -ngl 0 -t {r['n_threads']}, "
+                      "-p 512 -n 0 and -p 0 -n 16 or 128, five repetitions, prebuilt CUDA binary)",
+            "date": BUILD_DATES[r["build_commit"]], "model": model, "quant": "q4_k_m", "model_bytes": r["model_size"],
+            "params": r["model_n_params"], "n_gpu_layers": 0, "threads": r["n_threads"], "flash_attn": bool(r["flash_attn"]),
+            "pp": {"n_tokens": 512, "tps": round(pp["avg_ts"], 2)} if pp else None,
+            "tg": {"n_tokens": tg["n_gen"], "tps": round(tg["avg_ts"], 3)} if tg else None,
+            "host_memory": "a cloud VM's share (not a specification)", "gpu_power_limit_w": gpu["power_limit_w"],
+            "gpu_ecc": gpu["ecc"],
+            "source": f"{SOURCE} {folder}/llm/stdout (test_time {r['test_time']}); {folder}/nvidia_smi/stdout, lscpu/stdout, "
+                      "bw_mem/stdout",
+            "note": f"{file} from huggingface.co/{repo}, no layer offloaded: the host decodes; a prompt's batches run on the "
+                    "GPU, the weights copied over from pageable host memory for each.",
+        })
+    host = host_spec(folder, cpu, bandwidth, rows[0]["threads"]) if rows else None
+    return rows, ({host_key(folder): host} if host else {})
+
+
 def main() -> None:
-    mirror, several = Path(sys.argv[1]), "--several" in sys.argv[2:]
+    mirror, several, on_host = Path(sys.argv[1]), "--several" in sys.argv[2:], "--host" in sys.argv[2:]
     folders = [f"data/{v}/{i}" for v in git(mirror, "ls-tree", "--name-only", "HEAD:data/").split() if v != ".gitkeep"
                for i in git(mirror, "ls-tree", "--name-only", f"HEAD:data/{v}").split()]
-    rows = [row for folder in folders for row in instance_rows(mirror, folder, several)]
+    hosts: dict[str, dict] = {}
+    if on_host:
+        rows = []
+        for folder in folders:
+            got, host = host_rows(mirror, folder)
+            rows += got
+            hosts.update(host)
+    else:
+        rows = [row for folder in folders for row in instance_rows(mirror, folder, several)]
     head = git(mirror, "rev-parse", "HEAD").strip()
-    what = " Instances with 2 to 8 GPUs of one model, split by layer (`gpus`: how many)." if several else ""
+    what = (" Instances with 2 to 8 GPUs of one model, split by layer (`gpus`: how many)." if several else
+            " One-GPU instances' runs with no layer offloaded (`-ngl 0`), each on its own host (`cpu_hosts`)." if on_host else "")
     doc = {"about": f"{__doc__.strip().splitlines()[0]}{what} Converted by benchmarks/sparecores_gpu_rows.py from {SOURCE} at {head}.",
-           "collected": "2026-12-06", "shapes": SHAPES, "rows": rows}
+           "collected": "2026-12-06", "shapes": SHAPES, "rows": rows, **({"cpu_hosts": hosts} if on_host else {})}
     print(json.dumps(doc, indent=1))
 
 

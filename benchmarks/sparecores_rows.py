@@ -73,6 +73,29 @@ def other_hardware(stderr: str, flags: set[str]) -> str | None:
     return f"llama.cpp loaded its {loaded[0]} CPU backend where lscpu's CPU runs {best}" if best else None
 
 
+def host_key(folder: str) -> str:
+    return "sparecores-" + folder.removeprefix("data/").replace("/", "-").lower()
+
+
+def host_spec(folder: str, cpu: dict[str, str], bandwidth: float, cores: int) -> dict:
+    """A VM as detection would see it: its CPUID, flags and TSC clock from lscpu, `cores` as llama-bench's threads (its
+    physical cores), and bw_mem's read figure as its measured bandwidth."""
+    vendor, family = cpu.get("Vendor ID"), cpu.get("CPU family")
+    flags = set(cpu.get("Flags", "").split())
+    return {
+        "cpu": cpu["Model name"],
+        "cpuid": {"vendor_id": vendor, "family": int(family or 0), "model": int(cpu["Model"])},
+        "cores": {"performance": cores, "efficiency": 0},
+        "threads_total": int(cpu.get("CPU(s)", cores)),
+        "clock_ghz": {"base": round(float(cpu["BogoMIPS"]) / 2000, 3), "max_turbo": None, "all_core_typical": None},
+        "isa": [f for f in FLAGS if f in flags],
+        "core_type": f"{vendor} family {family} model {cpu['Model']}, {cpu.get('Hypervisor vendor', 'no')} hypervisor",
+        "memory": {"type": "a cloud VM's share (not a specification)", "bandwidth_gbs": round(bandwidth / 1e9, 2), "measured": True,
+                   "note": "lmbench bw_mem read at its largest buffer on this VM (bw_mem/stdout)"},
+        "sources": [f"{SOURCE} {folder}/lscpu/stdout and {folder}/bw_mem/stdout"],
+    }
+
+
 def instance_rows(mirror: Path, folder: str) -> tuple[list[dict], dict | None]:
     out = show(mirror, f"{folder}/llm/stdout")
     cpu_text = show(mirror, f"{folder}/lscpu/stdout")
@@ -92,21 +115,10 @@ def instance_rows(mirror: Path, folder: str) -> tuple[list[dict], dict | None]:
     bandwidth = read_bandwidth(bw_text)
     if not tg or not bandwidth:
         return [], None
-    key = "sparecores-" + folder.removeprefix("data/").replace("/", "-").lower()
+    key = host_key(folder)
     flags = set(cpu.get("Flags", "").split())
     elsewhere = other_hardware(show(mirror, f"{folder}/llm/stderr") or "", flags)
-    host = {
-        "cpu": cpu["Model name"],
-        "cpuid": {"vendor_id": vendor, "family": int(family), "model": int(cpu["Model"])},
-        "cores": {"performance": tg[0]["n_threads"], "efficiency": 0},
-        "threads_total": int(cpu.get("CPU(s)", tg[0]["n_threads"])),
-        "clock_ghz": {"base": round(float(cpu["BogoMIPS"]) / 2000, 3), "max_turbo": None, "all_core_typical": None},
-        "isa": [f for f in FLAGS if f in flags],
-        "core_type": f"{vendor} family {family} model {cpu['Model']}, {cpu.get('Hypervisor vendor', 'no')} hypervisor",
-        "memory": {"type": "a cloud VM's share (not a specification)", "bandwidth_gbs": round(bandwidth / 1e9, 2), "measured": True,
-                   "note": "lmbench bw_mem read at its largest buffer on this VM (bw_mem/stdout)"},
-        "sources": [f"{SOURCE} {folder}/lscpu/stdout and {folder}/bw_mem/stdout"],
-    }
+    host = host_spec(folder, cpu, bandwidth, tg[0]["n_threads"])
     rows = [{
         "id": f"{key}-t{r['n_threads']}", "device": f"{folder.split('/')[1]} {folder.split('/')[2]} ({cpu['Model name']}, "
                                                    f"{cpu.get('CPU(s)')} vCPUs)",

@@ -69,3 +69,22 @@ def test_several_gpus_of_one_model_give_rows_with_their_count(converter, tmp_pat
     assert converter.instance_rows(root, "data/aws/g4dn.12xlarge") == []
     assert converter.instance_rows(root, "data/aws/g4dn.xlarge", several=True) == []
     assert converter.instance_rows(root, "data/aws/mixed", several=True) == []
+
+
+def test_a_run_with_no_layer_offloaded_is_a_split_row_on_its_own_host(converter, tmp_path):
+    """A g4dn.4xlarge ran the 70B with `-ngl 0` (no T4 holds it): its row is a split of no GPU layers whose host is the
+    VM as its lscpu and bw_mem describe it (the CPU file's host_spec), at llama-bench's threads; the longest decode it
+    ran (16 tokens) and its pp512, whose batches run on the T4 with the weights copied over."""
+    F = FIXTURES
+    root = mirror(tmp_path, {"data/aws/g4dn.4xlarge": {
+        "nvidia_smi/stdout": (F / "g4dn.4xlarge-nvidia-smi.xml").read_text(),
+        "llm/stdout": (F / "g4dn.4xlarge-llm-llama-70b-ngl0.jsonl").read_text() + LLM,
+        "lscpu/stdout": (F / "g4dn.4xlarge-lscpu.json").read_text(), "bw_mem/stdout": (F / "g4dn.4xlarge-bw_mem.txt").read_text()}})
+    rows, hosts = converter.host_rows(root, "data/aws/g4dn.4xlarge")
+    (row,) = rows  # the 7B records of LLM offloaded every layer: not this file's
+    assert (row["backend"], row["device_key"], row["model"], row["n_gpu_layers"], row["threads"]) == ("split", "t4", "llama3-70b", 0, 8)
+    assert (row["tg"], row["pp"]["tps"]) == ({"n_tokens": 16, "tps": 1.211}, 42.88)
+    host = hosts[row["host_key"]]
+    assert (host["cores"]["performance"], host["memory"]["bandwidth_gbs"], host["memory"]["measured"]) == (8, 90.03, True)
+    assert host["cpu"].startswith("Intel(R) Xeon(R) Platinum 8259CL")
+    assert converter.host_rows(root, "data/aws/absent") == ([], {})
