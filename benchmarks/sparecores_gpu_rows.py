@@ -71,8 +71,9 @@ def _number(text: str | None) -> float | None:
 
 
 def card(xml_text: str) -> dict | None:
-    """The GPUs of an `nvidia-smi -q -x` capture: the first's name, memory, ECC mode and power limit, and how many
-    there are; None for GPUs of several models or a vGPU."""
+    """The GPUs of an `nvidia-smi -q -x` capture: the first's name, memory, ECC mode, power limit and PCIe link (the
+    highest generation it and its slot support, the lanes it trained at), and how many there are; None for GPUs of
+    several models or a vGPU."""
     try:
         root = ET.fromstring(xml_text)
     except ET.ParseError:  # a capture that is not nvidia-smi's XML (an error message)
@@ -93,7 +94,14 @@ def card(xml_text: str) -> dict | None:
         "power_limit_w": _number(power.findtext("current_power_limit")) if power is not None else None,
         "driver": root.findtext("driver_version"),
         "count": len(gpus),
+        "pcie_gen": _number(g.findtext("pci/pci_gpu_link_info/pcie_gen/max_link_gen")),
+        "pcie_width": _number(g.findtext("pci/pci_gpu_link_info/link_widths/current_link_width")),
     }
+
+
+def pcie(gpu: dict) -> dict:
+    """The row's fields for the GPU's PCIe link, where its capture gives one."""
+    return {"gpu_pcie_gen": int(gpu["pcie_gen"]), "gpu_pcie_width": int(gpu["pcie_width"])} if gpu["pcie_gen"] and gpu["pcie_width"] else {}
 
 
 def instance_rows(mirror: Path, folder: str, several: bool = False) -> list[dict]:
@@ -130,6 +138,7 @@ def instance_rows(mirror: Path, folder: str, several: bool = False) -> list[dict
             "pp": {"n_tokens": 512, "tps": round(pp["avg_ts"], 2)} if pp else None,
             "tg": {"n_tokens": 128, "tps": round(tg["avg_ts"], 2)} if tg else None,
             "host_memory": None, "gpu_power_limit_w": gpu["power_limit_w"], "gpu_ecc": gpu["ecc"],
+            **pcie(gpu),
             "source": f"{SOURCE} {folder}/llm/stdout (test_time {r['test_time']}); {folder}/nvidia_smi/stdout "
                       f"(nvidia-smi -q -x, driver {gpu['driver']}, captured {smi_date})",
             "note": f"{file} from huggingface.co/{repo}. GPU facts (ECC mode, power limit) from the instance type's "
@@ -170,7 +179,7 @@ def host_rows(mirror: Path, folder: str) -> tuple[list[dict], dict]:
             "pp": {"n_tokens": 512, "tps": round(pp["avg_ts"], 2)} if pp else None,
             "tg": {"n_tokens": tg["n_gen"], "tps": round(tg["avg_ts"], 3)} if tg else None,
             "host_memory": "a cloud VM's share (not a specification)", "gpu_power_limit_w": gpu["power_limit_w"],
-            "gpu_ecc": gpu["ecc"],
+            "gpu_ecc": gpu["ecc"], **pcie(gpu),
             "source": f"{SOURCE} {folder}/llm/stdout (test_time {r['test_time']}); {folder}/nvidia_smi/stdout, lscpu/stdout, "
                       "bw_mem/stdout",
             "note": f"{file} from huggingface.co/{repo}, no layer offloaded: the host decodes; a prompt's batches run on the "

@@ -168,7 +168,8 @@ def devices_for(row: dict, cpus: dict, aliases: dict, shapes: dict):
         gpu = NvidiaGpu(0, (spec.get("nvml_names") or [spec["key"]])[0], "", int((spec.get("memory_gib") or 24) * 2**30), 0, 0,
                         spec_compute_capability(spec),
                         bandwidth_bytes_per_s=int(spec["bandwidth_gbs"] * 1e9) if spec.get("bandwidth_gbs") else None,
-                        power_limit_w=row.get("gpu_power_limit_w"), ecc_enabled=row.get("gpu_ecc"), board=board)
+                        power_limit_w=row.get("gpu_power_limit_w"), ecc_enabled=row.get("gpu_ecc"), board=board,
+                        pcie_link_gen=row.get("gpu_pcie_gen"), pcie_link_width=row.get("gpu_pcie_width"))
         assert gpu_spec_of(gpu)["key"] == key, (key, gpu_spec_of(gpu)["key"])
         host_hw = cpu_hardware({**row, "device_key": row.get("host_key", "")}, cpus) or _default_host()
         ngl = -1 if backend == "cuda" else row.get("n_gpu_layers")

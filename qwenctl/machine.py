@@ -260,7 +260,16 @@ def cuda_device(gpu: NvidiaGpu) -> DeviceSpeed:
         sources=tuple(sources),
         assumed=tuple(assumed),
         threads_per_unit=specs.threads_per_sm(gpu) or int(fb["gpu_threads_per_sm"]),
+        host_link_bytes_per_s=pcie_copy_rate(gpu.pcie_link_gen, gpu.pcie_link_width),
     )
+
+
+def pcie_copy_rate(gen: int | None, lanes: int | None) -> float:
+    """Bytes a second a host-to-GPU copy crosses a PCIe link of ``gen`` x ``lanes`` at: the lanes' data rate less each
+    packet's headers (speed_model.json links.pcie_link_source); 0.0 where either is not known."""
+    links = load_speed_model()["links"]
+    lane = links["pcie_lane_bytes_per_s"].get(str(gen)) if gen and lanes else None
+    return float(lane) * int(lanes or 0) * float(links["pcie_copy_share"]) if lane else 0.0
 
 
 def ecc_read_share(gpu: NvidiaGpu, memory_kind: str) -> float:

@@ -268,6 +268,10 @@ def _read_profile(path: Path) -> tuple[Hardware, tuple[_WorkerEntry, ...], _Netw
             if power is not None and (isinstance(power, bool) or power <= 0):
                 raise g.fail("power_limit_w", f"must be a positive number of watts, got {power!r}")
             ecc = g.get("ecc", bool, None)  # ECC mode, as `nvidia-smi -q -d ECC` says it: on a GDDR card it costs reads
+            # [generation, lanes] of the GPU's PCIe link, as `nvidia-smi -q` gives them (Max generation, Current width)
+            pcie = g.get("pcie", list, None)
+            if pcie is not None and (len(pcie) != 2 or not all(isinstance(x, int) and not isinstance(x, bool) and x > 0 for x in pcie)):
+                raise g.fail("pcie", f"must be [generation, lanes], got {pcie!r}")
             cc = g.get("compute_capability", list, None)
             if cc is not None and (len(cc) != 2 or not all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in cc)):
                 raise g.fail("compute_capability", f"must be [major, minor], got {cc!r}")
@@ -289,6 +293,8 @@ def _read_profile(path: Path) -> tuple[Hardware, tuple[_WorkerEntry, ...], _Netw
                     unified_memory=unified,
                     power_limit_w=float(power) if power is not None else None,
                     ecc_enabled=ecc,
+                    pcie_link_gen=pcie[0] if pcie else None,
+                    pcie_link_width=pcie[1] if pcie else None,
                 )
             )
             g.done()

@@ -495,14 +495,16 @@ def _prompt_offloaded(host: DeviceTerms, share: tuple, gpu: DeviceSpeed, a, weig
     `op_offload_min_batch` (32) tokens (ggml-cuda.cu, ``ggml_backend_cuda_device_offload_op``; the memory model's
     CUDA graphs per host layer are these). Each batch then copies every host layer's weights from pageable
     memory (the mmap'd file) to the GPU, a copy per weight matrix, each with its staging cost, and the GPU
-    multiplies them; the output layer's one row stays on the host.
+    multiplies them; the output layer's one row stays on the host. The copy runs at the host's staging rate or, where
+    the GPU's PCIe link is narrower (a T4 at gen 3 x8, an eGPU, a card in a x4 slot), the link's.
     """
     _, layers, _, layer_params, _, _ = share
     e = sm["engines"]["cuda"]
     matrix_rate, _ = prompt_matrix_rate(sm, gpu, e, weights, engine_date, a, pp_tokens, layers)
     types = type_slowdown(gpu, split, weights, engine_date)
     link = sm["links"]
-    copy_s = layers * (split.layer_bytes / link["host_to_gpu_pageable_bytes_per_s"] + link["host_to_gpu_per_layer_s"])
+    rate = min(link["host_to_gpu_pageable_bytes_per_s"], gpu.host_link_bytes_per_s or math.inf)
+    copy_s = layers * (split.layer_bytes / rate + link["host_to_gpu_per_layer_s"])
     return replace(host, pp_stream_s=copy_s, pp_compute_s=2 * layer_params * pp_tokens * types / matrix_rate,
                    pp_fixed_s=layers * pp_layer_cycles(e, gpu, weights, engine_date) / gpu.clock_hz, pp_types=types)
 

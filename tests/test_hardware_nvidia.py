@@ -472,6 +472,38 @@ def test_ecc_on_a_gddr_card_costs_its_bandwidth_the_check_bits_and_on_hbm_nothin
     assert detect(replay(doc)).gpus[0].ecc_enabled is None
 
 
+def test_a_prompt_of_host_layers_copies_their_weights_over_the_gpus_pcie_link():
+    """The T4 capture's link is PCIe gen 3 at x8 (NVML's max generation with its slot, the lanes it trained at): 7.9 GB/s
+    of lanes, about 6.7 of copies, below the host's staging copy (8.3). A prompt with every layer on the host copies all
+    of them per batch, so on that link it is slower than on the same card at gen 4 x16, where the host's copy binds,
+    as it does where the link is not known. A decode never crosses the link. An NVML error on the link keeps the GPU."""
+    from qwenctl.catalog import load_catalog
+    from qwenctl.device_speed import load_speed_model
+    from qwenctl.estimate import weight_split
+    from qwenctl.machine import cuda_device, host_device, pcie_copy_rate
+    from qwenctl.render.detect import _gpu
+    from qwenctl.speed import estimate_speed
+
+    t4 = detect(replay("nvidia-t4-aws-g4dn.json")).gpus[0]
+    assert (t4.pcie_link_gen, t4.pcie_link_width) == (3, 8) and "PCIe 3.0 x8" in _gpu(t4)
+    links = load_speed_model()["links"]
+    assert cuda_device(t4).host_link_bytes_per_s == pytest.approx(8 * 0.9846e9 * links["pcie_copy_share"])
+    assert pcie_copy_rate(4, 16) > links["host_to_gpu_pageable_bytes_per_s"] and pcie_copy_rate(None, 16) == 0.0
+    model = load_catalog().model("7B")
+    (weights,) = [w for w in model.weights if w.quant.upper() == "Q4_K_M"]
+    host = host_device(detect(replay("nvidia-t4-aws-g4dn.json")))
+    narrow, wide, unknown = (estimate_speed(model, weights, cuda_device(g), host, n_gpu_layers=0)
+                             for g in (t4, replace(t4, pcie_link_gen=4, pcie_link_width=16),
+                                       replace(t4, pcie_link_gen=None, pcie_link_width=None)))
+    copied = model.arch.n_layers * weight_split(load_catalog(), model, weights).layer_bytes
+    assert 512 / narrow.pp_tps - 512 / wide.pp_tps == pytest.approx(
+        copied / cuda_device(t4).host_link_bytes_per_s - copied / links["host_to_gpu_pageable_bytes_per_s"], rel=1e-6)
+    assert wide.pp_tps == unknown.pp_tps and narrow.tg_tps == wide.tg_tps
+    doc = document("nvidia-t4-aws-g4dn.json")
+    doc["nvml"]["devices"][0]["nvmlDeviceGetCurrPcieLinkWidth"] = {"error": "NVML_ERROR_UNKNOWN"}
+    assert detect(replay(doc)).gpus[0].pcie_link_width is None
+
+
 def test_a_power_cap_slows_a_prompt_far_more_than_a_decode():
     """The real RTX 4080 SUPER capture (320 W) with its limit set to 200 W: the plan's prompt rate falls about with the
     SM clock (0.86 of it), its decode, bound by memory, by a few per cent at most."""

@@ -223,14 +223,15 @@ def test_a_cloud_t4_profile_is_priced_as_its_nvidia_smi_describes_the_card(tmp_p
     the clock its power holds (1,218 MHz, 0.77 of the rated boost) and its GDDR6 at gddr_ecc_read_share of 320 GB/s.
     The plan is 14B Q4_K_M on the GPU at about 25 tok/s; SpareCores measured phi-4 (14.7B, Q4_K_M, a build of February
     2025) on the same instance at 18.9 (docs/planning.md, "Cloud GPUs with their nvidia-smi captures": the T4's decode
-    stays over-predicted). An ecc that is not true or false is refused with its field named."""
+    stays over-predicted). Its PCIe link, gen 3 at x8, is what a prompt of host layers would copy over. An ecc that is
+    not true or false, or a pcie that is not [generation, lanes], is refused with its field named."""
     from qwenctl.device_speed import load_speed_model
     from qwenctl.machine import cuda_device
     from qwenctl.plan import plan
 
     hw = load_profile("aws-g4dn-xlarge-t4")
     (gpu,) = hw.gpus
-    assert (gpu.power_limit_w, gpu.ecc_enabled) == (70.0, True)
+    assert (gpu.power_limit_w, gpu.ecc_enabled, gpu.pcie_link_gen, gpu.pcie_link_width) == (70.0, True, 3, 8)
     dev = cuda_device(gpu)
     assert dev.clock_hz == pytest.approx(1218e6, rel=1e-3)
     assert dev.bandwidth_bytes_per_s == pytest.approx(320e9 * load_speed_model()["gddr_ecc_read_share"]["share"])
@@ -242,3 +243,8 @@ def test_a_cloud_t4_profile_is_priced_as_its_nvidia_smi_describes_the_card(tmp_p
     with pytest.raises(QwenctlError) as e:
         hardware_from_profile(f)
     assert "'gpu[0].ecc'" in e.value.message
+    for bad in ("[3]", "[3, 0]", '["3", 8]', "[true, 8]"):
+        f.write_text(GOOD.replace('compute_capability = [8, 6]\n', f'compute_capability = [8, 6]\npcie = {bad}\n'))
+        with pytest.raises(QwenctlError) as e:
+            hardware_from_profile(f)
+        assert "'gpu[0].pcie'" in e.value.message

@@ -83,6 +83,11 @@ class NvidiaGpu:
     power_limit_w: float | None = None
     # nvmlDeviceGetEccMode's current mode: True on, False off, None where NVML has none (a GeForce) or it was not captured
     ecc_enabled: bool | None = None
+    # the PCIe link a host-to-GPU copy crosses: the highest generation the GPU and its slot both support
+    # (nvmlDeviceGetMaxPcieLinkGeneration; the current one drops at idle) and the lanes it trained at
+    # (nvmlDeviceGetCurrPcieLinkWidth: an AWS g4dn's T4 runs x8 in an x16 slot); None: not known (integrated GPUs)
+    pcie_link_gen: int | None = None
+    pcie_link_width: int | None = None
     unified_memory: bool = False  # Jetson / GH200: NVML reports no dedicated memory; host RAM is shared
     board: str | None = None  # an integrated GPU's board (device-tree model): NVML names every Jetson Orin "Orin (nvgpu)"
     cuda_cores: int | None = None  # nvmlDeviceGetNumGpuCores (MIG: SMs x the parent's cores per SM)

@@ -158,6 +158,7 @@ def read_gpu(source: Source, i: int, host_ram_bytes: int | None, host_bandwidth:
     cc = (cc_pair[0], cc_pair[1]) if cc_pair else None
     cores = r.get("cuda_cores", "nvmlDeviceGetNumGpuCores")
     ecc = _optional(r, "nvmlDeviceGetEccMode")  # (current, pending); NotSupported on a GeForce, which has no ECC
+    link_gen, link_width = _optional(r, "nvmlDeviceGetMaxPcieLinkGeneration"), _optional(r, "nvmlDeviceGetCurrPcieLinkWidth")
     bandwidth = peak_bandwidth(clock, bus) or (host_bandwidth if unified else None) or known_bandwidth(name)
     return NvidiaGpu(
         index=i,
@@ -172,6 +173,8 @@ def read_gpu(source: Source, i: int, host_ram_bytes: int | None, host_bandwidth:
         bandwidth_bytes_per_s=bandwidth,
         power_limit_w=power_mw / 1000 if power_mw else None,
         ecc_enabled=bool(ecc[0]) if ecc else None,
+        pcie_link_gen=link_gen or None,
+        pcie_link_width=link_width or None,
         unified_memory=unified,
         board=board if unified else None,
         cuda_cores=cores or None,
@@ -218,7 +221,8 @@ def known_bandwidth(name: str) -> int | None:
 
 
 def _optional(r: _Reader, function: str) -> Any:
-    """A fact the plan can do without (the ECC mode): any NVML error is None, never a reason to drop the GPU."""
+    """A fact the plan can do without (the ECC mode, the PCIe link): any NVML error is None, never a reason to drop the
+    GPU."""
     try:
         return r.get(None, function)
     except NvmlError:

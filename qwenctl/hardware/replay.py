@@ -155,6 +155,8 @@ _NVML_SHAPES: dict[str, str] = {
     "nvmlDeviceGetAttributes": "attributes",
     "nvmlDeviceGetAddressingMode": "int",
     "nvmlDeviceGetEccMode": "pair",
+    "nvmlDeviceGetMaxPcieLinkGeneration": "int",
+    "nvmlDeviceGetCurrPcieLinkWidth": "int",
 }
 
 

@@ -124,6 +124,8 @@ def _gpu(g) -> str:  # type: ignore[no-untyped-def]
     parts = [g.name, memory, cc]
     if g.mig_profile:
         parts.insert(1, f"MIG {g.mig_profile} of {g.parent_name}")
+    if g.pcie_link_gen and g.pcie_link_width:
+        parts.append(f"PCIe {g.pcie_link_gen}.0 x{g.pcie_link_width}")
     if g.sm_count:
         parts.append(f"{g.sm_count} SMs" + (f" @ {g.max_sm_clock_mhz} MHz" if g.max_sm_clock_mhz else ""))
     if g.bandwidth_bytes_per_s:
