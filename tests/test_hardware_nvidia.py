@@ -502,6 +502,9 @@ def test_a_prompt_of_host_layers_copies_their_weights_over_the_gpus_pcie_link():
     doc = document("nvidia-t4-aws-g4dn.json")
     doc["nvml"]["devices"][0]["nvmlDeviceGetCurrPcieLinkWidth"] = {"error": "NVML_ERROR_UNKNOWN"}
     assert detect(replay(doc)).gpus[0].pcie_link_width is None
+    h100 = detect(replay("nvidia-h100-gpu-machine.json")).gpus[0]  # NVML's real answer there (2026-12-06): gen 5 at x16
+    assert (h100.pcie_link_gen, h100.pcie_link_width) == (5, 16)
+    assert cuda_device(h100).host_link_bytes_per_s > links["host_to_gpu_pageable_bytes_per_s"]  # the host's copy binds
 
 
 def test_a_power_cap_slows_a_prompt_far_more_than_a_decode():
