@@ -89,6 +89,8 @@ class DeviceTerms:
     context_s: float = 0.0  # what each further token in the KV cache adds: its K and V rows in this device's layers
     context_threads_s: float = 0.0  # a CPU's threads' cycles for each further cached token's attention (cpu_attention_source)
     type_rates: tuple[tuple[str, float, float], ...] = ()  # (ggml type, share of the weight bytes, its bytes/s): `_type_rates`
+    # host layers whose prompt runs on a GPU: (bytes copied over per batch, bytes/s, what sets that rate)
+    pp_copy: tuple[float, float, str] | None = None
 
     @property
     def decode_s(self) -> float:
@@ -503,9 +505,12 @@ def _prompt_offloaded(host: DeviceTerms, share: tuple, gpu: DeviceSpeed, a, weig
     matrix_rate, _ = prompt_matrix_rate(sm, gpu, e, weights, engine_date, a, pp_tokens, layers)
     types = type_slowdown(gpu, split, weights, engine_date)
     link = sm["links"]
-    rate = min(link["host_to_gpu_pageable_bytes_per_s"], gpu.host_link_bytes_per_s or math.inf)
+    staging, pcie = link["host_to_gpu_pageable_bytes_per_s"], gpu.host_link_bytes_per_s or math.inf
+    rate = min(staging, pcie)
     copy_s = layers * (split.layer_bytes / rate + link["host_to_gpu_per_layer_s"])
-    return replace(host, pp_stream_s=copy_s, pp_compute_s=2 * layer_params * pp_tokens * types / matrix_rate,
+    binds = "the GPU's PCIe link" if pcie < staging else "the host's copy into pinned memory"
+    return replace(host, pp_stream_s=copy_s, pp_copy=(layers * split.layer_bytes, rate, binds),
+                   pp_compute_s=2 * layer_params * pp_tokens * types / matrix_rate,
                    pp_fixed_s=layers * pp_layer_cycles(e, gpu, weights, engine_date) / gpu.clock_hz, pp_types=types)
 
 

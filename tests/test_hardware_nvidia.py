@@ -499,6 +499,8 @@ def test_a_prompt_of_host_layers_copies_their_weights_over_the_gpus_pcie_link():
     assert 512 / narrow.pp_tps - 512 / wide.pp_tps == pytest.approx(
         copied / cuda_device(t4).host_link_bytes_per_s - copied / links["host_to_gpu_pageable_bytes_per_s"], rel=1e-6)
     assert wide.pp_tps == unknown.pp_tps and narrow.tg_tps == wide.tg_tps
+    assert narrow.terms[-1].pp_copy == (copied, cuda_device(t4).host_link_bytes_per_s, "the GPU's PCIe link")
+    assert wide.terms[-1].pp_copy == (copied, links["host_to_gpu_pageable_bytes_per_s"], "the host's copy into pinned memory")
     doc = document("nvidia-t4-aws-g4dn.json")
     doc["nvml"]["devices"][0]["nvmlDeviceGetCurrPcieLinkWidth"] = {"error": "NVML_ERROR_UNKNOWN"}
     assert detect(replay(doc)).gpus[0].pcie_link_width is None

@@ -93,6 +93,16 @@ def test_explain_speed_prints_the_terms_of_the_chosen_plan():
     assert predicted == pytest.approx(chosen.tg_tps, rel=0.01)
 
 
+def test_explain_speed_says_what_a_partly_offloaded_prompt_copies_and_what_binds_the_copy():
+    """The g4dn.xlarge's T4 trains at PCIe gen 3 x8: a 32B with layers on the host copies them to the T4 for each prompt
+    batch at the link's 6.7 GB/s, and the host's prompt line says how much, how fast and why."""
+    r = CliRunner().invoke(cli, ["plan", "--profile", "aws-g4dn-xlarge-t4", "--size", "32B", "--quant", "q4_k_m",
+                                 "--explain-speed"])
+    assert r.exit_code == 0, r.output
+    line = next(x for x in r.output.splitlines() if "copied at" in x)
+    assert "GiB copied at 6.7 GB/s (the GPU's PCIe link)" in line
+
+
 def test_explain_speed_names_the_f16_kernels_round_trips_as_the_limit_on_hbm():
     """On the H200 a 1.5B F16 streams well below the DRAM's share: its mat-vec kernel's threads wait on three round trips
     to memory for each 1,536-wide row (kernels.f16_decode_bytes_per_cycle), and the line names that, not the quantized

@@ -185,7 +185,9 @@ def render_speed_terms(result: PlanResult, out: Console | None = None) -> None:
             # a full context's further cached tokens: their K and V rows streamed, or (a CPU) attention on the threads
             ("context", f"{more:,} more cached: " + ("attention, threads" if t.context_threads_s > t.context_s
                                                         else "their K, V rows"), t.context_after(more)),
-            ("prompt", "512-token batch: fixed, weight passes, matrix work" if round(t.pp_types, 2) == 1.0 else
+            ("prompt", f"512-token batch on the GPU: {t.pp_copy[0] / 2**30:.2f} GiB copied at {t.pp_copy[1] / 1e9:.1f} GB/s "
+                       f"({t.pp_copy[2]}), matrix work" if t.pp_copy else
+             "512-token batch: fixed, weight passes, matrix work" if round(t.pp_types, 2) == 1.0 else
              f"512-token batch; its weight types' kernels x{t.pp_types:.2f}", t.prompt_s),
         )
         for name, what, seconds in rows:
