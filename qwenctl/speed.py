@@ -245,9 +245,10 @@ def _per_layer_cycles(e: dict[str, Any], dev: DeviceSpeed, engine_date: str | No
     pull requests): a build from before runs more kernels a layer, so it has its own constant, as
     Pascal and Maxwell do on every build (`no_cuda_graph_families`: no mat-vec fusion there). Where
     llama.cpp runs without CUDA graphs (`cuda_graphs`: below Volta, on Volta and Turing before
-    2026-07, and over a layer split of every layer before 2025-05) it launches every kernel from the host: `per_layer_no_graph_factor` times the cost. Each
-    kernel ends in a barrier across every die of the GPU: a second die (an Apple Ultra) adds
-    `cross_die_fixed_factor` of the cost.
+    2026-07, and over a layer split of every layer before 2025-05: ``pipeline``) it launches every
+    kernel from the host: `per_layer_no_graph_factor` times the cost. Each kernel ends in a barrier
+    across every die of the GPU: a second die (an Apple Ultra) adds `cross_die_fixed_factor` of the
+    cost.
 
     On a CPU every graph node ends in ggml's barrier: each thread increments one shared counter and
     spins until all have, so a barrier costs a cache-line handover per thread and a layer's fixed cost
