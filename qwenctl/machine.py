@@ -331,13 +331,18 @@ def gpu_slots(hw: Hardware, host: int) -> tuple[Slot, ...]:
 
 
 def peer_link(hw: Hardware) -> tuple[float, str]:
-    """(bytes/s, what it is) between the local GPUs: NVLink where every GPU is an SXM part, else PCIe.
-    ``is_nvlink(source)`` tells which."""
+    """(bytes/s, what it is) between the local GPUs: NVLink where every GPU is an SXM part, else PCIe: the narrowest
+    GPU's link where NVML gave every GPU's (`pcie_copy_rate`), else a typical x16 link's copies. The source's first
+    word tells which."""
     links = load_speed_model()["links"]
     rates = [float((specs.gpu_spec_of(g) or {}).get("nvlink_gbs") or 0) for g in hw.gpus]
     if rates and min(rates) > 0:
         per_direction = min(rates) / 2 * 1e9  # NVIDIA quotes both directions together
         return per_direction, f"NVLink ({min(rates):g} GB/s per GPU, SXM boards; devices.json)"
+    detected = [(pcie_copy_rate(g.pcie_link_gen, g.pcie_link_width), g) for g in hw.gpus]
+    if detected and all(rate for rate, _ in detected):
+        rate, g = min(detected, key=lambda d: d[0])
+        return rate, f"PCIe ({rate / 1e9:.1f} GB/s: {g.name}'s gen {g.pcie_link_gen} x{g.pcie_link_width}, NVML)"
     return links["pcie_bytes_per_s"], f"PCIe ({links['pcie_bytes_per_s'] / 1e9:g} GB/s; {links['pcie_source']})"
 
 

@@ -504,6 +504,16 @@ def test_a_prompt_of_host_layers_copies_their_weights_over_the_gpus_pcie_link():
     doc = document("nvidia-t4-aws-g4dn.json")
     doc["nvml"]["devices"][0]["nvmlDeviceGetCurrPcieLinkWidth"] = {"error": "NVML_ERROR_UNKNOWN"}
     assert detect(replay(doc)).gpus[0].pcie_link_width is None
+    from qwenctl.machine import peer_link
+
+    two = document("nvidia-t4-aws-g4dn.json")  # a g4dn.12xlarge's T4s, each at gen 3 x8: activations between them too
+    two["nvml"]["devices"].append(dict(two["nvml"]["devices"][0]))
+    two["nvml"]["system"]["nvmlDeviceGetCount"] = 2
+    assert peer_link(detect(replay(two))) == (cuda_device(t4).host_link_bytes_per_s, "PCIe (6.7 GB/s: Tesla T4's gen 3 x8, NVML)")
+    del two["nvml"]["devices"][1]["nvmlDeviceGetCurrPcieLinkWidth"]  # one link not known: a typical x16 link's copies
+    one_unknown = detect(replay(two))
+    assert [g.pcie_link_width for g in one_unknown.gpus] == [8, None]
+    assert peer_link(one_unknown)[0] == links["pcie_bytes_per_s"]
     h100 = detect(replay("nvidia-h100-gpu-machine.json")).gpus[0]  # NVML's real answer there (2026-12-06): gen 5 at x16
     assert (h100.pcie_link_gen, h100.pcie_link_width) == (5, 16)
     assert cuda_device(h100).host_link_bytes_per_s > links["host_to_gpu_pageable_bytes_per_s"]  # the host's copy binds
