@@ -424,7 +424,7 @@ def estimate_placed_speed(
             uncertainty = max(uncertainty, sm["assumed_bandwidth_uncertainty"])
     offload_to = next((d for d in devices if d.engine == "cuda"), None)
     if host_share and offload_to is not None and pp_tokens >= sm["links"]["op_offload_min_batch"]:
-        terms[-1] = _prompt_offloaded(terms[-1], shares[-1], offload_to, a, weights, s, pp_tokens, engine_date, sm)
+        terms[-1] = _prompt_offloaded(terms[-1], shares[-1], offload_to, a, weights, s, pp_tokens, engine_date, sm, host)
     if host_share and any(d.engine != "cpu" for d in devices):
         uncertainty = max(uncertainty, sm["split_uncertainty"])  # a GPU/host split: the host's share is the shaky part
     link_s, link_pp_s, notes = _link_costs(sm["links"], a, placement, mode, len(devices), links, pp_tokens)
@@ -491,7 +491,7 @@ def _attention_reads(dev: DeviceSpeed, a, kv_bytes: float, tokens: int, flash_at
 
 
 def _prompt_offloaded(host: DeviceTerms, share: tuple, gpu: DeviceSpeed, a, weights: Weights, split: WeightSplit,
-                      pp_tokens: int, engine_date: str | None, sm: dict[str, Any]) -> DeviceTerms:
+                      pp_tokens: int, engine_date: str | None, sm: dict[str, Any], cpu: DeviceSpeed) -> DeviceTerms:
     """The host's layers of a prompt batch as a CUDA build runs them: on the GPU, their weights copied over per batch.
 
     ggml's scheduler hands an op whose weights sit in host memory to the GPU when its batch has at least
@@ -506,7 +506,10 @@ def _prompt_offloaded(host: DeviceTerms, share: tuple, gpu: DeviceSpeed, a, weig
     matrix_rate, _ = prompt_matrix_rate(sm, gpu, e, weights, engine_date, a, pp_tokens, layers)
     types = type_slowdown(gpu, split, weights, engine_date)
     link = sm["links"]
-    staging, pcie = link["host_to_gpu_pageable_bytes_per_s"], gpu.host_link_bytes_per_s or math.inf
+    # one host thread copies the pages into pinned buffers: reading and writing each byte, at what its core keeps in
+    # flight where the core's design is measured (devices.json x86_designs), else the H200 machine's rate
+    staging = cpu.thread_read_bytes_per_s / 2 if cpu.thread_read_bytes_per_s else link["host_to_gpu_pageable_bytes_per_s"]
+    pcie = gpu.host_link_bytes_per_s or math.inf
     rate = min(staging, pcie)
     copy_s = layers * (split.layer_bytes / rate + link["host_to_gpu_per_layer_s"])
     binds = "the GPU's PCIe link" if pcie < staging else "the host's copy into pinned memory"

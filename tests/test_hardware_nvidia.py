@@ -474,9 +474,10 @@ def test_ecc_on_a_gddr_card_costs_its_bandwidth_the_check_bits_and_on_hbm_nothin
 
 def test_a_prompt_of_host_layers_copies_their_weights_over_the_gpus_pcie_link():
     """The T4 capture's link is PCIe gen 3 at x8 (NVML's max generation with its slot, the lanes it trained at): 7.9 GB/s
-    of lanes, about 6.7 of copies, below the host's staging copy (8.3). A prompt with every layer on the host copies all
-    of them per batch, so on that link it is slower than on the same card at gen 4 x16, where the host's copy binds,
-    as it does where the link is not known. A decode never crosses the link. An NVML error on the link keeps the GPU."""
+    of lanes, about 6.7 of copies, below the host's staging copy (its one thread reads and writes each byte: half of
+    what an EPYC core keeps in flight, 12.2 GB/s). A prompt with every layer on the host copies all of them per batch,
+    so on that link it is slower than on the same card at gen 4 x16, where the host's copy binds, as it does where the
+    link is not known. A decode never crosses the link. An NVML error on the link keeps the GPU."""
     from qwenctl.catalog import load_catalog
     from qwenctl.device_speed import load_speed_model
     from qwenctl.estimate import weight_split
@@ -492,15 +493,21 @@ def test_a_prompt_of_host_layers_copies_their_weights_over_the_gpus_pcie_link():
     model = load_catalog().model("7B")
     (weights,) = [w for w in model.weights if w.quant.upper() == "Q4_K_M"]
     host = host_device(detect(replay("nvidia-t4-aws-g4dn.json")))
+    staging = host.thread_read_bytes_per_s / 2
+    assert staging == pytest.approx(12.2e9, rel=0.01) and staging > cuda_device(t4).host_link_bytes_per_s
     narrow, wide, unknown = (estimate_speed(model, weights, cuda_device(g), host, n_gpu_layers=0)
                              for g in (t4, replace(t4, pcie_link_gen=4, pcie_link_width=16),
                                        replace(t4, pcie_link_gen=None, pcie_link_width=None)))
     copied = model.arch.n_layers * weight_split(load_catalog(), model, weights).layer_bytes
     assert 512 / narrow.pp_tps - 512 / wide.pp_tps == pytest.approx(
-        copied / cuda_device(t4).host_link_bytes_per_s - copied / links["host_to_gpu_pageable_bytes_per_s"], rel=1e-6)
+        copied / cuda_device(t4).host_link_bytes_per_s - copied / staging, rel=1e-6)
     assert wide.pp_tps == unknown.pp_tps and narrow.tg_tps == wide.tg_tps
     assert narrow.terms[-1].pp_copy == (copied, cuda_device(t4).host_link_bytes_per_s, "the GPU's PCIe link")
-    assert wide.terms[-1].pp_copy == (copied, links["host_to_gpu_pageable_bytes_per_s"], "the host's copy into pinned memory")
+    assert wide.terms[-1].pp_copy == (copied, staging, "the host's copy into pinned memory")
+    intel = replace(host, thread_read_bytes_per_s=0.0)  # a core design not measured: the H200 machine's staging rate
+    (*_, copy) = estimate_speed(model, weights, cuda_device(replace(t4, pcie_link_gen=4, pcie_link_width=16)), intel,
+                                n_gpu_layers=0).terms
+    assert copy.pp_copy[1] == links["host_to_gpu_pageable_bytes_per_s"]
     doc = document("nvidia-t4-aws-g4dn.json")
     doc["nvml"]["devices"][0]["nvmlDeviceGetCurrPcieLinkWidth"] = {"error": "NVML_ERROR_UNKNOWN"}
     assert detect(replay(doc)).gpus[0].pcie_link_width is None
