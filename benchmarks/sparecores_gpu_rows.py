@@ -104,17 +104,22 @@ def pcie(gpu: dict) -> dict:
     return {"gpu_pcie_gen": int(gpu["pcie_gen"]), "gpu_pcie_width": int(gpu["pcie_width"])} if gpu["pcie_gen"] and gpu["pcie_width"] else {}
 
 
-def instance_rows(mirror: Path, folder: str, several: bool = False) -> list[dict]:
+def instance(mirror: Path, folder: str) -> tuple[dict, dict, list[dict]] | None:
+    """(its GPUs as `card` reads them, their specification, llama-bench's records) of an instance type's folder; None
+    where a capture is missing or names a GPU no specification has."""
     smi, out = show(mirror, f"{folder}/nvidia_smi/stdout"), show(mirror, f"{folder}/llm/stdout")
-    if not smi or not out:
-        return []
-    gpu = card(smi)
-    if gpu is None or (gpu["count"] > 1) != several:
-        return []
+    gpu = card(smi) if smi and out else None
+    if gpu is None:
+        return None
     spec = gpu_spec(gpu["name"], None, int(gpu["memory_mib"] * 2**20) if gpu["memory_mib"] else None, gpu["power_limit_w"])
-    if spec is None:
+    return (gpu, spec, [json.loads(line) for line in out.splitlines() if line.startswith("{")]) if spec else None
+
+
+def instance_rows(mirror: Path, folder: str, several: bool = False) -> list[dict]:
+    found = instance(mirror, folder)
+    if found is None or (found[0]["count"] > 1) != several:
         return []
-    records = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    gpu, spec, records = found
     # llama-bench names every GPU it used ("Tesla T4, Tesla T4"): a run that saw none (an empty name) ran on the CPU
     full = [r for r in records if r.get("gpu_info") == ", ".join([gpu["name"]] * gpu["count"])
             and r.get("backends") == "CUDA" and r["n_gpu_layers"] >= 999 and r.get("split_mode", "layer") == "layer"]
@@ -149,16 +154,14 @@ def instance_rows(mirror: Path, folder: str, several: bool = False) -> list[dict
 
 def host_rows(mirror: Path, folder: str) -> tuple[list[dict], dict]:
     """The runs of a one-GPU instance with no layer on the GPU, and its host: ([rows], {host key: host})."""
-    smi, out = show(mirror, f"{folder}/nvidia_smi/stdout"), show(mirror, f"{folder}/llm/stdout")
+    found = instance(mirror, folder)
     cpu_text, bw_text = show(mirror, f"{folder}/lscpu/stdout"), show(mirror, f"{folder}/bw_mem/stdout")
-    gpu = card(smi) if smi else None
-    if gpu is None or gpu["count"] != 1 or not out or not cpu_text or not bw_text:
+    if found is None or found[0]["count"] != 1 or not cpu_text or not bw_text:
         return [], {}
+    gpu, spec, records = found
     cpu, bandwidth = lscpu_fields(cpu_text), read_bandwidth(bw_text)
-    spec = gpu_spec(gpu["name"], None, int(gpu["memory_mib"] * 2**20) if gpu["memory_mib"] else None, gpu["power_limit_w"])
-    if spec is None or bandwidth is None or cpu.get("Architecture") != "x86_64":
+    if bandwidth is None or cpu.get("Architecture") != "x86_64":
         return [], {}
-    records = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
     none = [r for r in records if r.get("gpu_info") == gpu["name"] and r.get("backends") == "CUDA" and r["n_gpu_layers"] == 0]
     rows = []
     for file, (model, repo) in MODELS.items():

@@ -267,9 +267,11 @@ def cuda_device(gpu: NvidiaGpu) -> DeviceSpeed:
 def pcie_copy_rate(gen: int | None, lanes: int | None) -> float:
     """Bytes a second a host-to-GPU copy crosses a PCIe link of ``gen`` x ``lanes`` at: the lanes' data rate less each
     packet's headers (speed_model.json links.pcie_link_source); 0.0 where either is not known."""
+    if not gen or not lanes:
+        return 0.0
     links = load_speed_model()["links"]
-    lane = links["pcie_lane_bytes_per_s"].get(str(gen)) if gen and lanes else None
-    return float(lane) * int(lanes or 0) * float(links["pcie_copy_share"]) if lane else 0.0
+    lane = links["pcie_lane_bytes_per_s"].get(str(gen))
+    return float(lane) * lanes * float(links["pcie_copy_share"]) if lane else 0.0
 
 
 def ecc_read_share(gpu: NvidiaGpu, memory_kind: str) -> float:

@@ -111,6 +111,14 @@ class _Reader:
             raise self.fail(key, f"must be {names}, got {value!r}")
         return value
 
+    def int_pair(self, key: str, names: str, minimum: int) -> tuple[int, int] | None:
+        """An optional [a, b] of whole numbers of at least ``minimum`` (``names``: "major, minor" for the message)."""
+        pair = self.get(key, list, None)
+        if pair is not None and (len(pair) != 2 or not all(isinstance(x, int) and not isinstance(x, bool) and x >= minimum
+                                                            for x in pair)):
+            raise self.fail(key, f"must be [{names}], got {pair!r}")
+        return (pair[0], pair[1]) if pair is not None else None
+
     def int_(self, key: str, default: Any = ..., minimum: int = 1) -> Any:
         given = key in self.table
         value = self.get(key, int, default)
@@ -268,13 +276,9 @@ def _read_profile(path: Path) -> tuple[Hardware, tuple[_WorkerEntry, ...], _Netw
             if power is not None and (isinstance(power, bool) or power <= 0):
                 raise g.fail("power_limit_w", f"must be a positive number of watts, got {power!r}")
             ecc = g.get("ecc", bool, None)  # ECC mode, as `nvidia-smi -q -d ECC` says it: on a GDDR card it costs reads
-            # [generation, lanes] of the GPU's PCIe link, as `nvidia-smi -q` gives them (Max generation, Current width)
-            pcie = g.get("pcie", list, None)
-            if pcie is not None and (len(pcie) != 2 or not all(isinstance(x, int) and not isinstance(x, bool) and x > 0 for x in pcie)):
-                raise g.fail("pcie", f"must be [generation, lanes], got {pcie!r}")
-            cc = g.get("compute_capability", list, None)
-            if cc is not None and (len(cc) != 2 or not all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in cc)):
-                raise g.fail("compute_capability", f"must be [major, minor], got {cc!r}")
+            # the GPU's PCIe link, as `nvidia-smi -q` gives it (Max generation, Current width)
+            pcie = g.int_pair("pcie", "generation, lanes", 1)
+            cc = g.int_pair("compute_capability", "major, minor", 0)
             if cc is None:  # the specification table's, as NVML gives it on a live card; unknown where no row names it
                 cc = specs.spec_compute_capability(specs.gpu_spec(gpu_name, None, None if unified else mem, power) or {})
             free = g.bytes_("memory_free", mem)

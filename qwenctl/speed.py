@@ -490,9 +490,10 @@ def _attention_reads(dev: DeviceSpeed, a, kv_bytes: float, tokens: int, flash_at
     return kv_bytes * a.n_heads / a.n_kv_heads + tokens * a.n_heads * k["decode_score_bytes"], "F16"
 
 
-def _prompt_offloaded(host: DeviceTerms, share: tuple, gpu: DeviceSpeed, a, weights: Weights, split: WeightSplit,
-                      pp_tokens: int, engine_date: str | None, sm: dict[str, Any], cpu: DeviceSpeed) -> DeviceTerms:
-    """The host's layers of a prompt batch as a CUDA build runs them: on the GPU, their weights copied over per batch.
+def _prompt_offloaded(terms: DeviceTerms, share: tuple, gpu: DeviceSpeed, a, weights: Weights, split: WeightSplit,
+                      pp_tokens: int, engine_date: str | None, sm: dict[str, Any], host: DeviceSpeed) -> DeviceTerms:
+    """The host's layers of a prompt batch (its ``terms``) as a CUDA build runs them: on the GPU, their weights copied
+    over per batch.
 
     ggml's scheduler hands an op whose weights sit in host memory to the GPU when its batch has at least
     `op_offload_min_batch` (32) tokens (ggml-cuda.cu, ``ggml_backend_cuda_device_offload_op``; the memory model's
@@ -508,12 +509,12 @@ def _prompt_offloaded(host: DeviceTerms, share: tuple, gpu: DeviceSpeed, a, weig
     link = sm["links"]
     # one host thread copies the pages into pinned buffers: reading and writing each byte, at what its core keeps in
     # flight where the core's design is measured (devices.json x86_designs), else the H200 machine's rate
-    staging = cpu.thread_read_bytes_per_s / 2 if cpu.thread_read_bytes_per_s else link["host_to_gpu_pageable_bytes_per_s"]
+    staging = host.thread_read_bytes_per_s / 2 if host.thread_read_bytes_per_s else link["host_to_gpu_pageable_bytes_per_s"]
     pcie = gpu.host_link_bytes_per_s or math.inf
     rate = min(staging, pcie)
     copy_s = layers * (split.layer_bytes / rate + link["host_to_gpu_per_layer_s"])
     binds = "the GPU's PCIe link" if pcie < staging else "the host's copy into pinned memory"
-    return replace(host, pp_stream_s=copy_s, pp_copy=(layers * split.layer_bytes, rate, binds),
+    return replace(terms, pp_stream_s=copy_s, pp_copy=(layers * split.layer_bytes, rate, binds),
                    pp_compute_s=2 * layer_params * pp_tokens * types / matrix_rate,
                    pp_fixed_s=layers * pp_layer_cycles(e, gpu, weights, engine_date) / gpu.clock_hz, pp_types=types)
 
