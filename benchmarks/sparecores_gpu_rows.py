@@ -28,7 +28,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent)]
 
-from sparecores_rows import git, host_key, host_spec, lscpu_fields, read_bandwidth, show  # noqa: E402  (the CPU rows' converter)
+from sparecores_rows import BUILD_DATES, git, host_key, host_spec, lscpu_fields, read_bandwidth, show  # noqa: E402  (the CPU rows' converter)
 
 from qwenctl.hardware.specs import gpu_spec  # noqa: E402
 
@@ -58,10 +58,6 @@ SHAPES = {
               "intermediate_size": 17920, "vocab_size": 100352, "tied_embeddings": False, "params": 14659507200,
               "source": "microsoft/phi-4 config.json; params: llama-bench's model_n_params"},
 }
-# the day each llama.cpp commit the benchmark ran was made: kernel paths are dated by build, not by when it ran (a 2026
-# run of this build decodes as February 2025's llama.cpp did). 51f311e0 = b4753, "llama : skip loading unused tensors
-# (#12004)", committed 2025-02-21 (ggml-ci's summary for that commit; Homebrew's llama.cpp formula pins tag b4753 to it)
-BUILD_DATES = {"51f311e0": "2025-02-21"}
 VGPU = re.compile(r"-\d+[A-Z]$")  # a vGPU profile's name: "NVIDIA A10-4Q", "GRID T4-8Q"
 
 

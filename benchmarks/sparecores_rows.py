@@ -26,6 +26,10 @@ MAX_THREADS = 8
 SUSPECT_OVER_MEASURED = 1.5  # a row whose decode reads more than this x the VM's measured bandwidth is flagged
 FLAGS = ("avx", "avx2", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "fma", "f16c", "amx_int8")
 SOURCE = "https://github.com/SpareCores/sc-inspector-data"
+# the day each llama.cpp commit the benchmark ran was made: kernel paths are dated by build, not by when it ran (a 2026
+# run of this build decodes as February 2025's llama.cpp did). 51f311e0 = b4753, "llama : skip loading unused tensors
+# (#12004)", committed 2025-02-21 (ggml-ci's summary for that commit; Homebrew's llama.cpp formula pins tag b4753 to it)
+BUILD_DATES = {"51f311e0": "2025-02-21"}
 # the instructions each CPU variant of the prebuilt build needs, in lscpu's names (llama.cpp's ggml/src/CMakeLists.txt,
 # GGML_CPU_ALL_VARIANTS: the variants b4753 ships, each loaded where the CPU has all it needs, the richest first)
 _HASWELL = {"avx", "f16c", "fma", "avx2", "bmi2"}
@@ -125,7 +129,7 @@ def instance_rows(mirror: Path, folder: str) -> tuple[list[dict], dict | None]:
         "device_key": key, "backend": "cpu",
         "engine": f"llama.cpp build {r['build_commit']} ({r['build_number']}) (llama-bench -t {r['n_threads']} -fa 1 -ngl 0, "
                   "-p 0 -n 128 and -p 512 -n 0, prebuilt CPU binary with dynamic CPU backends)",
-        "date": r["test_time"][:10], "model": "llama2-7b", "quant": "q4_k_m", "model_bytes": r["model_size"],
+        "date": BUILD_DATES[r["build_commit"]], "model": "llama2-7b", "quant": "q4_k_m", "model_bytes": r["model_size"],
         "params": r["model_n_params"], "n_gpu_layers": 0, "threads": r["n_threads"], "flash_attn": bool(r["flash_attn"]),
         "pp": {"n_tokens": 512, "tps": round(pp[r["n_threads"]]["avg_ts"], 4)} if r["n_threads"] in pp else None,
         "tg": {"n_tokens": 128, "tps": round(r["avg_ts"], 4)}, "host_memory": host["memory"]["type"],

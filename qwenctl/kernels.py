@@ -176,7 +176,7 @@ def type_slowdown(dev: DeviceSpeed, split: WeightSplit, weights: Weights, engine
     if not split.layer_type_weights:
         return 1.0
     if dev.engine == "cpu":
-        return _rowwise_slowdown(dev, split, engine_date) * _x86_type_slowdown(dev, split)
+        return _rowwise_slowdown(dev, split, engine_date) * _x86_type_slowdown(dev, split, engine_date)
     if _runs_mmq(dev, weights, engine_date):
         return _cuda_mmq_slowdown(dev, split)
     return 1.0
@@ -209,7 +209,7 @@ def _at_rates(split: WeightSplit, rate: Callable[[str], float]) -> float:
     return sum(w / total / rate(ggml_type) for ggml_type, w in split.layer_type_weights)
 
 
-def _x86_type_slowdown(dev: DeviceSpeed, split: WeightSplit) -> float:
+def _x86_type_slowdown(dev: DeviceSpeed, split: WeightSplit, engine_date: str | None) -> float:
     """On x86, llama.cpp's prompt kernels run each weight type at its own rate: Q4_0 and Q8_0 through llamafile's
     tinyBLAS or a repacked GEMM (with AVX-VNNI's dot products where the core has them), Q4_K repacked, the other
     K-quants and Q5_0 row by row, and not equally fast. Measured on the development VM with the vendored llama.cpp
@@ -217,13 +217,21 @@ def _x86_type_slowdown(dev: DeviceSpeed, split: WeightSplit) -> float:
     a Q4_K_M file, Q5_0 runs at 0.51-0.54 (Qwen2.5-0.5B's Q4_K_M is mostly Q5_0) and Q8_0 at 0.73-0.80. A type with no
     measured rate counts as Q4_K_M's. Held out (nothing fitted on it), a published i7-12700H thread sweep: its 0.5B
     Q4_K_M prompts from 1.33-1.77x of the measured rate to 0.92-1.09x. A core whose kernels run at their own speed
-    has a class of its own (Haswell and Broadwell: one port for the byte multiplies that Skylake issues on two)."""
-    classes = load_speed_model()["kernel_paths"]["cpu_x86_types"]["classes"].values()
-    own = next((c["rates"] for c in classes if dev.core in c.get("cores", ())), None)
-    rates = own or next((c["rates"] for c in classes if dev.family in c.get("families", ())), None)
-    if rates is None:
+    has a class of its own (Haswell and Broadwell: one port for the byte multiplies that Skylake issues on two).
+    A build from before x86 tiled Q4_K (2025-03-20 with AVX2, 2025-04-15 with AVX-512) multiplied it row by row at
+    about half today's rate (`cpu_x86_types.q4_k_tiled`, measured on an Intel and an AMD core); ``engine_date``: see
+    `pp_kernel`."""
+    paths = load_speed_model()["kernel_paths"]["cpu_x86_types"]
+    named = paths["classes"].items()
+    own = next(((k, c) for k, c in named if dev.core in c.get("cores", ())), None)
+    key, cls = own or next(((k, c) for k, c in named if dev.family in c.get("families", ())), (None, None))
+    if cls is None:
         return 1.0
-    return _at_rates(split, lambda ggml_type: rates.get(ggml_type, 1.0))
+    tiled = paths["q4_k_tiled"]
+    width = "avx512" if key == "avx512" and dev.core not in tiled["avx2_width_cores"] else "avx2"
+    q4_k = (tiled["rowwise_rate"][width] if built_before(engine_date, tiled["since"]["avx2"]) else
+            tiled["avx2_gemm_on_avx512"] if built_before(engine_date, tiled["since"][width]) else 1.0)
+    return _at_rates(split, lambda ggml_type: cls["rates"].get(ggml_type, 1.0) * (q4_k if ggml_type == "Q4_K" else 1.0))
 
 
 def _rowwise_slowdown(dev: DeviceSpeed, split: WeightSplit, engine_date: str | None) -> float:

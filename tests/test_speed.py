@@ -728,6 +728,62 @@ def test_a_zen_thread_is_bound_by_the_bytes_its_core_keeps_in_flight_not_by_the_
     assert kernels.tg_tps < one.tg_tps / 3
 
 
+def test_an_x86_build_before_tiled_q4_k_prompts_at_about_half_todays_rate():
+    """Before llama.cpp tiled Q4_K on x86 (PR #12332, 2025-03-20 with AVX2; #12829, 2025-04-15 with AVX-512) every
+    x86 build multiplied it row by row. Measured, not fitted (benchmarks/gpu/x86_prompt_builds.sh, the 1.5B Q4_K_M's
+    pp512 with llama-cpp-python 0.3.8's llama.cpp against 0.3.9's): an AVX-512 build 0.53-0.58 of today's rate on an
+    Emerald Rapids Xeon and 0.52 on a Zen 5 EPYC, an AVX2 build 0.63-0.68 and 0.82. A core that runs AVX-512 in two
+    256-bit halves (Zen 4) gains from the 512-bit GEMM what it gains from the 256-bit one, so it takes the AVX2 rate;
+    an AMX core multiplies Q4_K on its tiles, which no date here changed. The decode does not move."""
+    from hardware_captures import replay
+
+    from qwenctl.hardware import detect
+
+    m, w = spec("1.5B")
+    zen5 = detect(replay("linux-x86-no-gpu.json"))
+    xeon = replace(zen5, cpu=replace(zen5.cpu, brand="Intel(R) Xeon(R) Platinum 8375C CPU @ 2.90GHz",
+                                     vendor_id="GenuineIntel", cpu_family=6, cpu_model=106))
+    zen4 = replace(zen5, cpu=replace(zen5.cpu, brand="AMD EPYC 9R14", cpu_family=25, cpu_model=17))
+    amx = replace(xeon, cpu=replace(xeon.cpu, flags=(*xeon.cpu.flags, "amx_int8"), cpu_model=143))
+    haswell_era = replace(xeon, cpu=replace(xeon.cpu, flags=("avx", "avx2", "fma", "f16c"), brand="Intel(R) Xeon(R) E-2288G CPU @ 3.70GHz",
+                                            cpu_model=158))
+
+    def ratio(hw, date):
+        then, now = (estimate_speed(m, w, None, host_device(hw, 8), engine_date=d) for d in (date, None))
+        assert then.tg_tps == now.tg_tps
+        return then.pp_tps / now.pp_tps
+
+    assert 0.50 <= ratio(xeon, "2025-02-21") <= 0.60
+    assert 0.80 <= ratio(xeon, "2025-04-01") <= 0.85  # the AVX2 GEMM on an AVX-512 build
+    assert ratio(xeon, "2025-04-15") == 1.0
+    assert 0.65 <= ratio(haswell_era, "2025-02-21") <= 0.75 and ratio(haswell_era, "2025-04-01") == 1.0
+    assert 0.65 <= ratio(zen4, "2025-02-21") <= 0.75
+    assert ratio(amx, "2025-02-21") == 1.0
+
+
+def test_zen_5_runs_avx_512_on_full_width_units_where_zen_4_and_strix_point_split_it():
+    """The AVX-512 flags choose one row for every core; a design says how wide its units run it (devices.json
+    x86_designs `core`): a Zen 5 EPYC or Ryzen 9000 on four 512-bit pipes (twice the int8 rate), a Zen 4 and Strix
+    Point's Zen 5 on 256-bit ones. The development VM's Zen 5 prompts the 1.5B Q4_K_M at 176-180 tok/s on two threads
+    with qwenctl's llama.cpp (2026-12-06): priced at 60 on the one-unit row, 119 now; the rest is its clock, which the
+    VM reports as 2.6 GHz while a dependent-add loop runs at 3.9-4.0 G/s (benchmarks/results/cpu-zen5-vm.txt)."""
+    from hardware_captures import replay
+
+    from qwenctl.hardware import detect
+    from qwenctl.hardware.specs import cpu_core
+
+    zen5 = detect(replay("linux-x86-no-gpu.json"))
+    assert cpu_core(zen5.cpu, None).core == "x86-avx512-2fma"
+    strix = replace(zen5.cpu, brand="AMD Ryzen AI 9 HX 370 w/ Radeon 890M", cpu_model=36)
+    zen4 = replace(zen5.cpu, brand="AMD EPYC 9R14", cpu_family=25, cpu_model=17)
+    assert cpu_core(strix, None).core == cpu_core(zen4, None).core == "x86-avx512-256"
+    hidden = replace(zen4, flags=tuple(f for f in zen4.flags if not f.startswith("avx512")))  # a VM that hides AVX-512
+    assert cpu_core(hidden, None).core != "x86-avx512-256"
+    m, w = spec("1.5B")
+    pp = estimate_speed(m, w, None, host_device(zen5, 2)).pp_tps
+    assert 100 <= pp <= 180
+
+
 def test_a_ryzens_cores_read_no_faster_than_the_fabric_links_of_their_core_complexes():
     """A Ryzen's core complexes each reach the memory through one fabric link of 32 bytes a 1,733 MHz fabric cycle
     (devices.json x86_designs `die_links`, with sources), so a Strix Halo's 16 cores read at most 111 GB/s of its
