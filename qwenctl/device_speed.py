@@ -63,6 +63,7 @@ class DeviceSpeed:
     # does (an AMD Ryzen's fabric links: specs.die_links); 0: no such limit
     fabric_read_bytes_per_s: float = 0.0
     core: str = ""  # a CPU's core row (devices.json cpu_core_throughput), where its kernels' speed differs from its family's
+    vendor: str = ""  # an x86 CPU's CPUID vendor (specs.x86_vendor), where its kernels' speed differs by vendor; "" elsewhere
     above_rated_clock: bool = False  # a desktop GeForce: GPU Boost holds it above its rated clock under load
     threads_per_unit: int = 0  # a CUDA GPU's resident threads per SM (devices.json nvidia_arch, else a fallback); 0 elsewhere
     host_link_bytes_per_s: float = 0.0  # what a host-to-GPU copy can cross its PCIe link at (machine.pcie_copy_rate); 0: not known

@@ -219,8 +219,8 @@ def _x86_type_slowdown(dev: DeviceSpeed, split: WeightSplit, engine_date: str | 
     Q4_K_M prompts from 1.33-1.77x of the measured rate to 0.92-1.09x. A core whose kernels run at their own speed
     has a class of its own (Haswell and Broadwell: one port for the byte multiplies that Skylake issues on two).
     A build from before x86 tiled Q4_K (2025-03-20 with AVX2, 2025-04-15 with AVX-512) multiplied it row by row at
-    about half today's rate (`cpu_x86_types.q4_k_tiled`, measured on an Intel and an AMD core); ``engine_date``: see
-    `pp_kernel`."""
+    0.5-0.8 of today's rate by width and vendor (`cpu_x86_types.q4_k_tiled`, measured on an Intel and an AMD core).
+    ``engine_date``: see `pp_kernel`."""
     paths = load_speed_model()["kernel_paths"]["cpu_x86_types"]
     named = paths["classes"].items()
     own = next(((k, c) for k, c in named if dev.core in c.get("cores", ())), None)
@@ -229,7 +229,8 @@ def _x86_type_slowdown(dev: DeviceSpeed, split: WeightSplit, engine_date: str | 
         return 1.0
     tiled = paths["q4_k_tiled"]
     width = "avx512" if key == "avx512" and dev.core not in tiled["avx2_width_cores"] else "avx2"
-    q4_k = (tiled["rowwise_rate"][width] if built_before(engine_date, tiled["since"]["avx2"]) else
+    rowwise = tiled["rowwise_rate"][width]
+    q4_k = (rowwise.get(dev.vendor, rowwise["default"]) if built_before(engine_date, tiled["since"]["avx2"]) else
             tiled["avx2_gemm_on_avx512"] if built_before(engine_date, tiled["since"][width]) else 1.0)
     return _at_rates(split, lambda ggml_type: cls["rates"].get(ggml_type, 1.0) * (q4_k if ggml_type == "Q4_K" else 1.0))
 

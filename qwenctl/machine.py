@@ -183,6 +183,7 @@ def host_device(hw: Hardware, n_threads: int | None = None) -> DeviceSpeed:
         name=f"{core.name} ({n} threads)",
         family=core.family,
         core=core.core,
+        vendor=core.vendor,
         engine="cpu",
         memory_kind=core.memory_kind,
         bandwidth_bytes_per_s=float(bw),

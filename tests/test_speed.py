@@ -732,9 +732,11 @@ def test_an_x86_build_before_tiled_q4_k_prompts_at_about_half_todays_rate():
     """Before llama.cpp tiled Q4_K on x86 (PR #12332, 2025-03-20 with AVX2; #12829, 2025-04-15 with AVX-512) every
     x86 build multiplied it row by row. Measured, not fitted (benchmarks/gpu/x86_prompt_builds.sh, the 1.5B Q4_K_M's
     pp512 with llama-cpp-python 0.3.8's llama.cpp against 0.3.9's): an AVX-512 build 0.53-0.58 of today's rate on an
-    Emerald Rapids Xeon and 0.52 on a Zen 5 EPYC, an AVX2 build 0.63-0.68 and 0.82. A core that runs AVX-512 in two
-    256-bit halves (Zen 4) gains from the 512-bit GEMM what it gains from the 256-bit one, so it takes the AVX2 rate;
-    an AMX core multiplies Q4_K on its tiles, which no date here changed. The decode does not move."""
+    Emerald Rapids Xeon and 0.52 on a Zen 5 EPYC, an AVX2 build 0.63-0.68 and 0.82: the vendors differ there. A core
+    that runs AVX-512 in two 256-bit halves (Zen 4) gains from the 512-bit GEMM what it gains from the 256-bit one, so
+    it takes the AVX2 rate; an AMX core multiplies Q4_K on its tiles, which no date here changed. The decode does not
+    move. Held out, SpareCores' b4753 VMs' prompts (published_sparecores.json): Ice Lake 1.63x of measured before this
+    rule, 0.87 with it; Zen 4 1.07 and 0.87; Zen 3 1.21 and 0.99."""
     from hardware_captures import replay
 
     from qwenctl.hardware import detect
@@ -756,9 +758,12 @@ def test_an_x86_build_before_tiled_q4_k_prompts_at_about_half_todays_rate():
     assert 0.50 <= ratio(xeon, "2025-02-21") <= 0.60
     assert 0.80 <= ratio(xeon, "2025-04-01") <= 0.85  # the AVX2 GEMM on an AVX-512 build
     assert ratio(xeon, "2025-04-15") == 1.0
-    assert 0.65 <= ratio(haswell_era, "2025-02-21") <= 0.75 and ratio(haswell_era, "2025-04-01") == 1.0
-    assert 0.65 <= ratio(zen4, "2025-02-21") <= 0.75
+    assert 0.62 <= ratio(haswell_era, "2025-02-21") <= 0.70 and ratio(haswell_era, "2025-04-01") == 1.0
+    assert 0.78 <= ratio(zen4, "2025-02-21") <= 0.86
     assert ratio(amx, "2025-02-21") == 1.0
+    # a published row names its part and no CPUID: the vendor is told by the name
+    named = replace(zen4, cpu=replace(zen4.cpu, vendor_id=None, cpu_family=None, cpu_model=None))
+    assert host_device(named, 8).vendor == "AuthenticAMD" and ratio(named, "2025-02-21") == ratio(zen4, "2025-02-21")
 
 
 def test_zen_5_runs_avx_512_on_full_width_units_where_zen_4_and_strix_point_split_it():
@@ -777,6 +782,8 @@ def test_zen_5_runs_avx_512_on_full_width_units_where_zen_4_and_strix_point_spli
     strix = replace(zen5.cpu, brand="AMD Ryzen AI 9 HX 370 w/ Radeon 890M", cpu_model=36)
     zen4 = replace(zen5.cpu, brand="AMD EPYC 9R14", cpu_family=25, cpu_model=17)
     assert cpu_core(strix, None).core == cpu_core(zen4, None).core == "x86-avx512-256"
+    assert cpu_core(replace(strix, brand="AMD Ryzen AI 9 HX PRO 370"), None).core == "x86-avx512-256"
+    assert cpu_core(replace(strix, brand="AMD RYZEN AI MAX+ 395 w/ Radeon 8060S", cpu_model=112), None).core == "x86-avx512-2fma"
     hidden = replace(zen4, flags=tuple(f for f in zen4.flags if not f.startswith("avx512")))  # a VM that hides AVX-512
     assert cpu_core(hidden, None).core != "x86-avx512-256"
     m, w = spec("1.5B")

@@ -63,6 +63,7 @@ class CoreSpec:
     thread_read_bytes_per_s: float | None = None  # what one decode thread reads at most (None: no per-core limit known)
     complexes: int = 0  # core complexes, each behind one fabric link to the memory (`die_links`; 0: no such limit known)
     complex_read_bytes_per_s: float = 0.0  # what one complex's link reads at most
+    vendor: str = ""  # an x86 CPU's CPUID vendor ("GenuineIntel", "AuthenticAMD"), or told by its name; "" elsewhere
 
 
 X86_ARCHES = ("x86_64", "x86")  # what platform.machine() and the probes call an x86 CPU
@@ -617,6 +618,7 @@ def cpu_core(cpu: Cpu | None, board: Board | None) -> CoreSpec:
     brand = cpu.brand if cpu else ""
     assumed: list[str] = []
     design = part = None
+    vendor = ""
     b = _board(board, cpu)
     if b is not None:
         core = b["cpu_cores"][0]["type"]
@@ -642,7 +644,7 @@ def cpu_core(cpu: Cpu | None, board: Board | None) -> CoreSpec:
             named = next((k for pattern, k in table["x86_names"] if re.search(pattern, brand)), None)
             key = named or next((k for f, k in table["x86"] if f in flags), "x86-sse")
             kind = "ddr"
-            design = x86_design(cpu)
+            design, vendor = x86_design(cpu), x86_vendor(cpu)
             if design and key == "x86-avx512-1fma":  # the AVX-512 flags' row, at the width the design runs it
                 half = design.get("half_width_names") and re.search(design["half_width_names"], brand)
                 key = "x86-avx512-256" if half else design.get("core", key)
@@ -691,7 +693,18 @@ def cpu_core(cpu: Cpu | None, board: Board | None) -> CoreSpec:
         thread_read_bytes_per_s=decode.get("thread_read_bytes_per_s"),
         complexes=complexes,
         complex_read_bytes_per_s=link,
+        vendor=vendor,
     )
+
+
+def x86_vendor(cpu: Cpu | None) -> str:
+    """An x86 CPU's vendor as CPUID names it: read from /proc/cpuinfo, else told by its name ("" where neither says)."""
+    if cpu is None:
+        return ""
+    if cpu.vendor_id:
+        return cpu.vendor_id
+    named = re.search(r"\b(AMD|Intel)\b", cpu.brand, re.IGNORECASE)
+    return {"amd": "AuthenticAMD", "intel": "GenuineIntel"}[named.group(1).lower()] if named else ""
 
 
 def die_links(cpu: Cpu | None, design: dict | None) -> tuple[int, float]:
