@@ -222,9 +222,9 @@ def _x86_type_slowdown(dev: DeviceSpeed, split: WeightSplit, engine_date: str | 
     0.5-0.8 of today's rate by width and vendor (`cpu_x86_types.q4_k_tiled`, measured on an Intel and an AMD core).
     ``engine_date``: see `pp_kernel`."""
     paths = load_speed_model()["kernel_paths"]["cpu_x86_types"]
-    named = paths["classes"].items()
-    own = next(((k, c) for k, c in named if dev.core in c.get("cores", ())), None)
-    key, cls = own or next(((k, c) for k, c in named if dev.family in c.get("families", ())), (None, None))
+    classes = paths["classes"].items()
+    own = next(((k, c) for k, c in classes if dev.core in c.get("cores", ())), None)
+    key, cls = own or next(((k, c) for k, c in classes if dev.family in c.get("families", ())), (None, None))
     if cls is None:
         return 1.0
     tiled = paths["q4_k_tiled"]
