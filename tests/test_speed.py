@@ -761,6 +761,10 @@ def test_an_x86_build_before_tiled_q4_k_prompts_at_about_half_todays_rate():
     assert 0.62 <= ratio(haswell_era, "2025-02-21") <= 0.70 and ratio(haswell_era, "2025-04-01") == 1.0
     assert 0.78 <= ratio(zen4, "2025-02-21") <= 0.86
     assert ratio(amx, "2025-02-21") == 1.0
+    # a real Intel capture (the H100 machine's host: Emerald Rapids, AMX): its vendor read from /proc/cpuinfo, its AMX
+    # core untouched by the date
+    emr = detect(replay("nvidia-h100-gpu-machine.json"))
+    assert host_device(emr, 8).vendor == "GenuineIntel" and ratio(emr, "2025-02-21") == 1.0
     # a published row names its part and no CPUID: the vendor is told by the name
     named = replace(zen4, cpu=replace(zen4.cpu, vendor_id=None, cpu_family=None, cpu_model=None))
     assert host_device(named, 8).vendor == "AuthenticAMD" and ratio(named, "2025-02-21") == ratio(zen4, "2025-02-21")
