@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # How fast llama.cpp's x86 CPU kernels prompt, build by build, on one host: the vendored llama.cpp of several
-# llama-cpp-python releases built CPU-only for two instruction sets (avx2: AVX2, FMA, F16C, as llama.cpp's prebuilt
-# `haswell` CPU variant; avx512: the same with AVX-512, VBMI and VNNI, as its `icelake` variant), then llama-bench pp
-# on a shape-faithful Qwen2.5 Q4_K_M (benchmarks/gpu/make_models.py), repacked and not where the build can say.
+# llama-cpp-python releases built CPU-only per instruction set (avx2: AVX2, FMA, F16C, as llama.cpp's prebuilt `haswell`
+# CPU variant; avx512: the same with AVX-512, VBMI and VNNI, as its `icelake` variant; amx: that with AVX-512 BF16 and
+# AMX, as its `sapphirerapids` variant), then llama-bench pp on a shape-faithful Qwen2.5 Q4_K_M
+# (benchmarks/gpu/make_models.py), repacked and not where the build can say.
 #
 #   bash benchmarks/gpu/x86_prompt_builds.sh SOURCES_DIR
 #
@@ -26,6 +27,7 @@ flags_for() {
   case $1 in
     avx2) echo "-DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DGGML_AVX512=OFF" ;;
     avx512) echo "-DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DGGML_AVX512=ON -DGGML_AVX512_VBMI=ON -DGGML_AVX512_VNNI=ON" ;;
+    amx) echo "$(flags_for avx512) -DGGML_AVX512_BF16=ON -DGGML_AMX_TILE=ON -DGGML_AMX_INT8=ON -DGGML_AMX_BF16=ON" ;;
   esac
 }
 
