@@ -229,9 +229,12 @@ def _x86_type_slowdown(dev: DeviceSpeed, split: WeightSplit, engine_date: str | 
         return 1.0
     tiled = paths["q4_k_tiled"]
     width = "avx512" if key == "avx512" and dev.core not in tiled["avx2_width_cores"] else "avx2"
-    rowwise = tiled["rowwise_rate"][width]
-    q4_k = (rowwise.get(dev.vendor, rowwise["default"]) if built_before(engine_date, tiled["since"]["avx2"]) else
-            tiled["avx2_gemm_on_avx512"] if built_before(engine_date, tiled["since"][width]) else 1.0)
+    q4_k = 1.0
+    if built_before(engine_date, tiled["since"]["avx2"]):  # no tiled Q4_K at all: row by row
+        rowwise = tiled["rowwise_rate"][width]
+        q4_k = rowwise.get(dev.vendor, rowwise["default"])
+    elif built_before(engine_date, tiled["since"][width]):  # an AVX-512 build with the AVX2 GEMM only
+        q4_k = tiled["avx2_gemm_on_avx512"]
     return _at_rates(split, lambda ggml_type: cls["rates"].get(ggml_type, 1.0) * (q4_k if ggml_type == "Q4_K" else 1.0))
 
 

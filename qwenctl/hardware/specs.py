@@ -646,8 +646,8 @@ def cpu_core(cpu: Cpu | None, board: Board | None) -> CoreSpec:
             kind = "ddr"
             design, vendor = x86_design(cpu), x86_vendor(cpu)
             if design and key == "x86-avx512-1fma":  # the AVX-512 flags' row, at the width the design runs it
-                half = design.get("half_width_names") and re.search(design["half_width_names"], brand)
-                key = "x86-avx512-256" if half else design.get("core", key)
+                half = design.get("half_width")  # the design's parts that split it into 256-bit halves, by name
+                key = half["core"] if half and re.search(half["names"], brand) else design.get("core", key)
             if cpu is not None and cpu.arch not in X86_ARCHES:
                 assumed.append(f"no core rates for {cpu.arch} CPUs here: priced as an x86 core with SSE, which "
                                "may be far from what llama.cpp's kernels run there (run `qwenctl bench` to measure)")
