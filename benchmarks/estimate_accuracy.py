@@ -10,7 +10,8 @@ Each case (model x n_ctx x KV cache type x flash attention) runs in a fresh subp
 the GGUF through qwenctl's own backend (``load_backend("llama.cpp", ...)``), prefills ``--fill``
 random prompt tokens (at least one full 512-token micro-batch, so the compute buffer is used) and
 decodes 16 tokens, then measures. The prediction is ``qwenctl.predict.predict_for_file`` for the same
-file and options on this machine's ``detect()`` (or --bandwidth), i.e. what `qwenctl plan` and
+file and options at that depth (its decoding too: before 2026-12-06 the tg column compared an empty context's rate
+with one measured after the prefill) on this machine's ``detect()`` (or --bandwidth), i.e. what `qwenctl plan` and
 `qwenctl bench` show; where detect() cannot tell the host's bandwidth it is measured first, as
 `qwenctl run` does (the H200 machine's rows before 2026-12-01 predicted splits on the assumed figure).
 

@@ -155,8 +155,9 @@ def predict_for_file(
     for rows k-quants cannot split, a custom quantization) are counted exactly. The device
     follows what llama.cpp would do on this machine: CUDA when an NVIDIA GPU is present, the
     installed llama-cpp-python can offload and ``n_gpu_layers != 0``; Metal on Apple Silicon;
-    the CPU otherwise. ``depth``: tokens in the context when memory is measured (None: n_ctx, as
-    the planner predicts; see ``estimate_memory``); ``cuda_graphs`` likewise (None: the planner's worst case).
+    the CPU otherwise. ``depth``: tokens in the context when memory and decoding are measured (None: memory at n_ctx,
+    as the planner predicts it, see ``estimate_memory``, and decoding from an empty context, as bench's tg runs);
+    ``cuda_graphs`` likewise (None: the planner's worst case).
     """
     from qwenctl.backends.gguf_check import file_type_quant, part_paths, read_parts
 
@@ -205,10 +206,11 @@ def predict_for_file(
     # auto (None) turns flash attention on wherever the GPU backend has it
     sp = estimate_speed(model, weights, gpu_speed, host_speed, ngl if device == "cuda" else -1, options.kv_cache_type,
                         split=split, flash_attn=options.flash_attn is not False)
+    tg = sp.tg_at(depth) if depth else sp.tg_tps
     return FilePrediction(
         path=str(path), size=size, file_bytes=file_bytes, backend=backend, device=device, n_gpu_layers=ngl,
         n_layers=model.arch.n_layers, arch=model.arch, n_ctx=options.n_ctx, kv_cache_type=options.kv_cache_type,
-        flash_attn=options.flash_attn, memory=est.pools, tg_tps=sp.tg_tps, tg_tps_low=sp.tg_tps_low, pp_tps=sp.pp_tps,
+        flash_attn=options.flash_attn, memory=est.pools, tg_tps=tg, tg_tps_low=sp.tg_tps_low * tg / sp.tg_tps, pp_tps=sp.pp_tps,
         source=f"qwenctl estimate (memory {load_calibration()['version']}, speed {speed_model_date()})",
     )
 

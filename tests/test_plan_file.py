@@ -41,6 +41,17 @@ def test_kv_cache_type_and_flash_attention_shrink_memory(model_cache):
     assert shallow.memory[0].kv_bytes == f16.memory[0].kv_bytes  # llama.cpp clears (touches) the whole cache
 
 
+def test_a_depth_prices_decoding_there(model_cache):
+    """A measurement taken after a prompt (estimate_accuracy's, after 1,024 tokens) compares with decoding at that
+    depth: every cached token's K and V rows are read again for each new token."""
+    path = models.tiny_gguf(model_cache)
+    empty = predict_for_file(pc(16), path, LoadOptions(n_ctx=4096))
+    deep = predict_for_file(pc(16), path, LoadOptions(n_ctx=4096), depth=4000)
+    assert deep.tg_tps < empty.tg_tps
+    assert deep.tg_tps_low / deep.tg_tps == pytest.approx(empty.tg_tps_low / empty.tg_tps)
+    assert deep.pp_tps == empty.pp_tps
+
+
 def test_device_follows_the_machine(model_cache):
     path = models.tiny_gguf(model_cache)
     cuda = predict_for_file(pc(16, 8), path, LoadOptions(n_ctx=512, n_gpu_layers=-1))
