@@ -410,8 +410,8 @@ def rm(spec: str, yes: bool, dry_run: bool, as_json: bool) -> None:
               help="How to spread the model over several GPUs (default: the planner's choice).")
 @gpus_option
 @workers_option
-@click.option("-t", "--threads", type=int, help="CPU threads (default: as `run` loads the model).")
-@click.option("-b", "--batch", "n_batch", default=512, show_default=True)
+@click.option("-t", "--threads", type=click.IntRange(min=1), help="CPU threads (default: as `run` loads the model).")
+@click.option("-b", "--batch", "n_batch", type=click.IntRange(min=1), default=512, show_default=True)
 @click.option("--ctx", "n_ctx", type=click.IntRange(min=1), help="Context size (default: n-prompt + n-gen, as llama-bench).")
 @click.option("-fa", "--flash-attn/--no-flash-attn", default=None,
               help="Flash attention (default: as `run` loads the model: on with a GPU, else llama.cpp's auto rule).")

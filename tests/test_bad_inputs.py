@@ -213,3 +213,12 @@ def test_an_unconverted_os_error_is_one_line_naming_the_path(tmp_path, monkeypat
     monkeypatch.setattr(bench_history, "read_history", read_only)
     result = invoke("bench", "--history")
     assert one_line(result, ExitCode.FILE_ACCESS) == f"cannot use {history}: the filesystem is read-only (remount it read-write)"
+
+
+@pytest.mark.parametrize("option", ["-t", "-b"])
+def test_bench_refuses_zero_threads_or_batch_before_loading(option):
+    """llama-cpp-python reads `n_threads=0` as "pick for me" (half the CPUs) while the prediction beside it priced
+    the default threads; a batch of 0 fails inside llama.cpp after the load. Both are refused as usage errors."""
+    result = CliRunner().invoke(cli, ["bench", "nothing.gguf", option, "0"], env=WIDE)
+    assert result.exit_code == 2
+    assert "0 is not in the range x>=1" in result.stderr and "Traceback" not in result.output
