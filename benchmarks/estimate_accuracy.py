@@ -10,10 +10,10 @@ Each case (model x n_ctx x KV cache type x flash attention) runs in a fresh subp
 the GGUF through qwenctl's own backend (``load_backend("llama.cpp", ...)``), prefills ``--fill``
 random prompt tokens (at least one full 512-token micro-batch, so the compute buffer is used) and
 decodes 16 tokens, then measures. The prediction is ``qwenctl.predict.predict_for_file`` for the same
-file and options at that depth (its decoding too: before 2026-12-06 the tg column compared an empty context's rate
-with one measured after the prefill) on this machine's ``detect()`` (or --bandwidth), i.e. what `qwenctl plan` and
-`qwenctl bench` show; where detect() cannot tell the host's bandwidth it is measured first, as
-`qwenctl run` does (the H200 machine's rows before 2026-12-01 predicted splits on the assumed figure).
+file and options on this machine's ``detect()`` (or --bandwidth), i.e. what `qwenctl plan` and
+`qwenctl bench` show, with memory and decoding priced at the depth measured (before 2026-12-06 the tg column compared
+an empty context's rate with one measured after the prefill); where detect() cannot tell the host's bandwidth it is
+measured first, as `qwenctl run` does (the H200 machine's rows before 2026-12-01 predicted splits on the assumed figure).
 
 What "memory" means (the planner's definition, measured the same way):
 
