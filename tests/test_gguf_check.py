@@ -96,6 +96,11 @@ def test_split_model_parts(tmp_path, tiny):
     assert "load the first part, m-00001-of-00002.gguf" in _error(tmp_path / "m-00002-of-00002.gguf").hint
 
 
+def test_a_missing_file_is_not_called_a_split_models_part(tmp_path):
+    e = _error(tmp_path / "gone.gguf")
+    assert (e.message, e.code) == (f"no such file: {tmp_path / 'gone.gguf'}", ExitCode.NOT_FOUND)
+
+
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_any_damage_is_a_qwenctl_error_or_a_valid_header(tmp_path, tiny, data):
