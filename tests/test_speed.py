@@ -795,6 +795,31 @@ def test_zen_5_runs_avx_512_on_full_width_units_where_zen_4_and_strix_point_spli
     assert 100 <= pp <= 180
 
 
+def test_the_zen_4_vm_prompts_on_half_the_units_of_the_zen_5_one():
+    """Two verbatim captures of the development VM, both reporting 2,596 MHz: a Zen 4 (Genoa, family 25 model 17) and
+    a Zen 5 (family 26 model 2). With qwenctl's llama.cpp at 2 threads the 1.5B Q4_K_M prompts at 100-110 tok/s on the
+    Zen 4 (benchmarks/results/zen4-dev-vm) and 176-180 on the Zen 5: 0.56-0.63 of it. Priced on 256-bit halves
+    (x86-avx512-256) against four 512-bit pipes (x86-avx512-2fma): half. The Zen 4's decode, held to the bytes a Zen
+    thread keeps in flight (measured there: 32.7 tok/s by qwenctl bench with 35.7 GB/s read), is within a fifth."""
+    from hardware_captures import replay
+
+    from qwenctl.hardware import detect
+    from qwenctl.hardware.specs import cpu_core
+
+    def measured(hw, gbs):
+        return replace(hw, memory=replace(hw.memory, bandwidth_bytes_per_s=int(gbs * 1e9), bandwidth_source="measured",
+                                          bandwidth_measured=True))
+
+    zen4 = measured(detect(replay("linux-x86-zen4-genoa-vm.json")), 35.7)
+    zen5 = measured(detect(replay("linux-x86-no-gpu.json")), 46.5)
+    assert (zen4.cpu.cpu_family, zen4.cpu.cpu_model, zen4.cpu.base_clock_mhz) == (25, 17, 2596)
+    assert cpu_core(zen4.cpu, None).core == "x86-avx512-256" and cpu_core(zen5.cpu, None).core == "x86-avx512-2fma"
+    m, w = spec("1.5B")
+    four, five = (estimate_speed(m, w, None, host_device(hw, 2)) for hw in (zen4, zen5))
+    assert 0.45 <= four.pp_tps / five.pp_tps <= 0.65
+    assert four.terms[0].dequant_s == 0.0 and 0.8 * 32.7 <= four.tg_tps <= 1.2 * 32.7
+
+
 def test_a_ryzens_cores_read_no_faster_than_the_fabric_links_of_their_core_complexes():
     """A Ryzen's core complexes each reach the memory through one fabric link of 32 bytes a 1,733 MHz fabric cycle
     (devices.json x86_designs `die_links`, with sources), so a Strix Halo's 16 cores read at most 111 GB/s of its
