@@ -700,6 +700,12 @@ def test_few_x86_threads_are_bound_by_their_kernels_not_the_memory():
     assert host_device(hw, 8).compute_units == hw.cpu.logical_cores == 4
 
 
+def read_test(hw: Hardware, bytes_per_s: float) -> Hardware:
+    """A captured machine with the figure `qwenctl detect --measure` read on it (captures leave the cached one out)."""
+    return replace(hw, memory=replace(hw.memory, bandwidth_bytes_per_s=int(bytes_per_s), bandwidth_source="measured",
+                                      bandwidth_measured=True))
+
+
 def test_a_zen_thread_is_bound_by_the_bytes_its_core_keeps_in_flight_not_by_the_intel_kernel_rate():
     """The development VM's verbatim capture (2 vCPUs of a Zen 5 EPYC, family 26 model 2; 46.5 GB/s measured there),
     1.5B Q4_K_M, measured 25.1 tok/s on one thread and 33.9 on two (benchmarks/results/cpu-zen5-vm.txt). Priced as
@@ -712,9 +718,7 @@ def test_a_zen_thread_is_bound_by_the_bytes_its_core_keeps_in_flight_not_by_the_
 
     from qwenctl.hardware import detect
 
-    zen5 = detect(replay("linux-x86-no-gpu.json"))
-    zen5 = replace(zen5, memory=replace(zen5.memory, bandwidth_bytes_per_s=46_500_000_000, bandwidth_source="measured",
-                                        bandwidth_measured=True))
+    zen5 = read_test(detect(replay("linux-x86-no-gpu.json")), 46.5e9)
     m, w = spec("1.5B")
     one, two = (estimate_speed(m, w, None, host_device(zen5, n)) for n in (1, 2))
     assert 0.8 * 25.1 <= one.tg_tps <= 1.2 * 25.1 and 0.8 * 33.9 <= two.tg_tps <= 1.2 * 33.9
@@ -806,12 +810,8 @@ def test_the_zen_4_vm_prompts_on_half_the_units_of_the_zen_5_one():
     from qwenctl.hardware import detect
     from qwenctl.hardware.specs import cpu_core
 
-    def measured(hw, gbs):
-        return replace(hw, memory=replace(hw.memory, bandwidth_bytes_per_s=int(gbs * 1e9), bandwidth_source="measured",
-                                          bandwidth_measured=True))
-
-    zen4 = measured(detect(replay("linux-x86-zen4-genoa-vm.json")), 35.7)
-    zen5 = measured(detect(replay("linux-x86-no-gpu.json")), 46.5)
+    zen4 = read_test(detect(replay("linux-x86-zen4-genoa-vm.json")), 35.7e9)
+    zen5 = read_test(detect(replay("linux-x86-no-gpu.json")), 46.5e9)
     assert (zen4.cpu.cpu_family, zen4.cpu.cpu_model, zen4.cpu.base_clock_mhz) == (25, 17, 2596)
     assert cpu_core(zen4.cpu, None).core == "x86-avx512-256" and cpu_core(zen5.cpu, None).core == "x86-avx512-2fma"
     m, w = spec("1.5B")

@@ -237,9 +237,9 @@ def check_gguf(path: Path, *, architecture: str = ARCHITECTURE) -> GgufInfo:
                            code=ExitCode.BAD_INPUT)
     infos = []
     for part in parts:
-        if not part.exists() and len(parts) == 1:
-            raise QwenctlError(f"no such file: {part}", code=ExitCode.NOT_FOUND)
         if not part.exists():
+            if len(parts) == 1:
+                raise QwenctlError(f"no such file: {part}", code=ExitCode.NOT_FOUND)
             raise QwenctlError(f"{part.name}, part of the split model {parts[0].name}, is missing",
                                hint="download every part (`qwenctl pull` fetches all of them)", code=ExitCode.NOT_FOUND)
         infos.append(read_gguf_header(part))
