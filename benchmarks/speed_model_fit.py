@@ -222,7 +222,10 @@ def cpu_hardware(row: dict, cpus: dict) -> Hardware | None:
     cpu = Cpu(brand, "arm64" if arm else "riscv64" if riscv else "x86_64", physical, max(spec.get("threads_total") or physical, physical),
               perf if eff else None, eff if perf else None, tuple(spec.get("isa", [])),
               max_clock_mhz=round(turbo * 1000) if turbo else None, base_clock_mhz=round(base * 1000) if base else None,
-              vendor_id=cpuid.get("vendor_id"), cpu_family=cpuid.get("family"), cpu_model=cpuid.get("model"))
+              vendor_id=cpuid.get("vendor_id"), cpu_family=cpuid.get("family"), cpu_model=cpuid.get("model"),
+              # a CPUID recorded from a VM's lscpu or cpuinfo, with no cpufreq maximum: a guest its hypervisor hides
+              # the clock from, as detection sees one (the `hypervisor` flag)
+              virtual_machine=bool(cpuid) and not turbo)
     memory = spec.get("memory") or {}
     bw = memory.get("bandwidth_gbs")
     measured = bool(memory.get("measured"))  # a read test's figure (detect --measure), which detection marks as such

@@ -617,7 +617,7 @@ def cpu_core(cpu: Cpu | None, board: Board | None) -> CoreSpec:
     flags = set(cpu.flags) if cpu else set()
     brand = cpu.brand if cpu else ""
     assumed: list[str] = []
-    design = part = None
+    design = part = vm_turbo = None
     vendor = ""
     b = _board(board, cpu)
     if b is not None:
@@ -668,12 +668,19 @@ def cpu_core(cpu: Cpu | None, board: Board | None) -> CoreSpec:
         part = part_clock(brand)
         if part:  # a cloud VM's part: its hypervisor shows no cpufreq, or one whose maximum is the base clock
             turbo = max(turbo, part["turbo_ghz"])
+        elif design and cpu is not None and cpu.virtual_machine and not cpu.max_clock_mhz:
+            # a VM naming no part ("AMD EPYC"): the lowest turbo the clouds publish for its design's parts
+            turbo = max(turbo, design["vm_turbo_ghz"])
+            vm_turbo = design["vm_turbo_ghz"]
         name = brand or key
     row = _core_row(key)
     source = f"{row['isa_level']}: {row['fp32_flop_per_cycle_per_core']} FP32 / {row['int8_ops_per_cycle_per_core']} int8 ops per cycle per core"
     decode = _devices()["x86_designs"]["decode"][design["decode"]] if design else {}
     if part:
         source += f"; {part['kind']} {part['turbo_ghz']:g} GHz ({part['part']}, hardware/data/x86_part_clocks.json)"
+    if design and vm_turbo:
+        source += (f"; single-core {vm_turbo:g} GHz, the lowest turbo the clouds publish for {design['design']} parts "
+                   "(a VM naming no part: devices.json x86_designs vm_turbo_ghz)")
     if design:
         source += (f"; {design['design']} ({design['how']}): a decode thread reads at most "
                    f"{decode['thread_read_bytes_per_s'] / 1e9:.2f} GB/s")
