@@ -56,6 +56,8 @@ class DeviceSpeed:
     # "read_test", this machine's `qwenctl detect --measure`; each is what the memory streams, priced at its own share
     bandwidth_measure: str | None = None
     thread_weights_per_s: float = 0.0  # weights one CPU thread's decode kernels multiply per second (0: not known)
+    # the ggml types whose kernels one thread runs slower than that: (type, weights per second)
+    thread_type_weights_per_s: tuple[tuple[str, float], ...] = ()
     # what one CPU thread's decode reads at most: its core's misses in flight (0: not known). Set for a core design
     # measured whole (devices.json x86_designs), whose thread_weights_per_s includes the unpacking (no dequant term)
     thread_read_bytes_per_s: float = 0.0

@@ -20,7 +20,7 @@ Decoding one token (tg) costs, on every device that holds layers:
   (on a CPU, the reads and unpacking overlap the threads' multiplying: max(them, weights / (threads x
    decode_weights_per_cycle x single-core clock)), which binds a few threads on fast memory; an AMD Zen core is
    priced by the bytes each thread keeps in flight instead, its kernels whole, with no unpacking term: devices.json
-   x86_designs)
+   x86_designs; a Zen 4's 256-bit kernels, Q5_0, Q8_0, Q3_K and Q5_K, each at its own rate)
 
 The latency-bound share of streaming is why an H200 (1.44x the H100's bandwidth, the same 132
 SMs) decodes a 7B model only ~1.05x faster, and why a few CPU threads cannot use DDR5's peak. Prompt
@@ -233,6 +233,25 @@ def _type_rates(dev: DeviceSpeed, efficiency: float, units: dict[str, float], sp
     return tuple((t, b / total, _kernel_rate(dev, efficiency, units, t, engine_date, shapes)) for t, b in parts)
 
 
+def _threads_s(dev: DeviceSpeed, split: WeightSplit, layer_params: float, logit_params: float) -> float:
+    """What a CPU's threads take to multiply one token's weights at their kernels' rates (0 where not known).
+
+    A kernel's rate is the core's (`thread_weights_per_s`) unless its design runs that type's kernel slower
+    (`thread_type_weights_per_s`): on a Zen 4 core the legacy types' and the 3- and 5-bit K-quants' dot products are
+    llama.cpp's 256-bit AVX2 loops, where Q4_0 and Q4_K are repacked into wider kernels. Each stored type's share of a
+    layer's weights takes its own kernel's time, and the output matrix its type's."""
+    if not dev.thread_weights_per_s:
+        return 0.0
+    slower = dict(dev.thread_type_weights_per_s)
+    total = sum(w for _, w in split.layer_type_weights)
+    if slower and total:
+        per_weight = sum(w / slower.get(t, dev.thread_weights_per_s) for t, w in split.layer_type_weights) / total
+    else:
+        per_weight = 1.0 / dev.thread_weights_per_s
+    output = logit_params / slower.get(split.output_type or "", dev.thread_weights_per_s)
+    return (layer_params * per_weight + output) / (dev.compute_units * dev.compute_share)
+
+
 def _quant_key(weights: Weights) -> str:
     return weights.quant if weights.format == "gguf" else f"mlx-{weights.quant}"
 
@@ -402,7 +421,7 @@ def estimate_placed_speed(
             pp_stream_s=None if attention_kernel is None else (weight_bytes + kv_layers * kv_per_layer) / streaming,
             # a core design measured whole (devices.json x86_designs) has its unpacking inside its threads' kernel rate
             dequant_s=0.0 if dev.thread_read_bytes_per_s else params * dequant / (dev.vector_ops * dev.compute_share),
-            threads_s=params / (dev.compute_units * dev.compute_share * dev.thread_weights_per_s) if dev.thread_weights_per_s else 0.0,
+            threads_s=_threads_s(dev, s, layer_params, logit_params),
             bytes_read=weight_bytes + kv_layers * attention_per_layer,
             bandwidth_bytes_per_s=dev.bandwidth_bytes_per_s,
             memory_efficiency=eff,
