@@ -233,23 +233,38 @@ def _type_rates(dev: DeviceSpeed, efficiency: float, units: dict[str, float], sp
     return tuple((t, b / total, _kernel_rate(dev, efficiency, units, t, engine_date, shapes)) for t, b in parts)
 
 
-def _threads_s(dev: DeviceSpeed, split: WeightSplit, layer_params: float, logit_params: float) -> float:
+def _threads_s(dev: DeviceSpeed, split: WeightSplit, layer_params: float, logit_params: float,
+               type_rates: tuple[tuple[str, float, float], ...], weight_bytes: float, streaming: float,
+               attention_s: float) -> float:
     """What a CPU's threads take to multiply one token's weights at their kernels' rates (0 where not known).
 
     A kernel's rate is the core's (`thread_weights_per_s`) unless its design runs that type's kernel slower
     (`thread_type_weights_per_s`): on a Zen 4 core the legacy types' and the 3- and 5-bit K-quants' dot products are
-    llama.cpp's 256-bit AVX2 loops, where Q4_0 and Q4_K are repacked into wider kernels. Each stored type's share of a
-    layer's weights takes its own kernel's time, and the output matrix its type's."""
+    llama.cpp's 256-bit AVX2 loops, where Q4_0 and Q4_K are repacked into wider kernels. Such a design's products are
+    priced one by one: llama.cpp runs a token's matrix products one after another, each bound by its own bytes
+    (``type_rates``) or its own instructions, so a file that mixes a slow type with a bytes-bound one (Qwen2.5-0.5B's
+    Q4_K_M: 70 % of its layers' bytes Q5_0, the rest Q4_K and Q6_K) takes the sum of each product's slower limit,
+    the output matrix's and the cache's reads (``attention_s``) added; the decode's max() then takes that sum."""
     if not dev.thread_weights_per_s:
         return 0.0
+    threads = dev.compute_units * dev.compute_share
     slower = dict(dev.thread_type_weights_per_s)
     total = sum(w for _, w in split.layer_type_weights)
-    if slower and total:
-        per_weight = sum(w / slower.get(t, dev.thread_weights_per_s) for t, w in split.layer_type_weights) / total
-    else:
-        per_weight = 1.0 / dev.thread_weights_per_s
-    output = logit_params / slower.get(split.output_type or "", dev.thread_weights_per_s)
-    return (layer_params * per_weight + output) / (dev.compute_units * dev.compute_share)
+    if not (slower and total):
+        return (layer_params + logit_params) / (threads * dev.thread_weights_per_s)
+
+    def product_s(ggml_type: str, params: float, bytes_s: float) -> float:  # the slower of its bytes and its instructions
+        return max(bytes_s, params / (threads * slower.get(ggml_type, dev.thread_weights_per_s)))
+
+    bits = load_catalog().type_bits
+    streams = {t: rate for t, _, rate in type_rates}
+    seconds = layer_bytes = 0.0
+    for ggml_type, w in split.layer_type_weights:
+        params = layer_params * w / total
+        layer_bytes += params * bits(ggml_type) / 8
+        seconds += product_s(ggml_type, params, params * bits(ggml_type) / 8 / streams[ggml_type])
+    output = product_s(split.output_type or "", logit_params, max(weight_bytes - layer_bytes, 0.0) / streaming)
+    return seconds + output + attention_s
 
 
 def _quant_key(weights: Weights) -> str:
@@ -421,7 +436,7 @@ def estimate_placed_speed(
             pp_stream_s=None if attention_kernel is None else (weight_bytes + kv_layers * kv_per_layer) / streaming,
             # a core design measured whole (devices.json x86_designs) has its unpacking inside its threads' kernel rate
             dequant_s=0.0 if dev.thread_read_bytes_per_s else params * dequant / (dev.vector_ops * dev.compute_share),
-            threads_s=_threads_s(dev, s, layer_params, logit_params),
+            threads_s=_threads_s(dev, s, layer_params, logit_params, type_rates, weight_bytes, streaming, attention_s),
             bytes_read=weight_bytes + kv_layers * attention_per_layer,
             bandwidth_bytes_per_s=dev.bandwidth_bytes_per_s,
             memory_efficiency=eff,
