@@ -838,6 +838,22 @@ def test_a_zen_4_thread_runs_the_256_bit_kernels_below_the_bytes_pace(quant, mea
     assert 0.85 * measured <= estimate_speed(m, w, None, host_device(zen4, 1), sampling=False).tg_tps <= 1.1 * measured
 
 
+def test_a_q5_1_prompt_runs_row_by_row_on_x86():
+    """llamafile's tinyBLAS multiplies Q5_0 prompts on x86 but not Q5_1, the fallback of Q5_K_M for the 0.5B's 896-wide
+    rows, which runs row by row. On the development VM's Zen 4 (verbatim capture) the 0.5B as Q5_K_M prompts at 0.52-0.54
+    of its Q4_K_M's rate with an AVX-512 build and 0.73 with an AVX2 one (llama-bench pp512, 2 threads,
+    benchmarks/results/zen4-dev-vm/prompt-types); with Q5_1 at Q4_K_M's rate it was priced 1.03x of it."""
+    from hardware_captures import replay
+
+    from qwenctl.hardware import detect
+
+    zen4 = read_test(detect(replay("linux-x86-zen4-genoa-vm.json")), 35.7e9)
+    avx2 = replace(zen4, cpu=replace(zen4.cpu, flags=tuple(f for f in zen4.cpu.flags if not f.startswith("avx512"))))
+    for hw, measured in ((zen4, 0.53), (avx2, 0.73)):
+        q4, q5 = (estimate_speed(*spec("0.5B", q), None, host_device(hw, 2)).pp_tps for q in ("q4_k_m", "q5_k_m"))
+        assert q5 / q4 == pytest.approx(measured, abs=0.03)
+
+
 def test_a_ryzens_cores_read_no_faster_than_the_fabric_links_of_their_core_complexes():
     """A Ryzen's core complexes each reach the memory through one fabric link of 32 bytes a 1,733 MHz fabric cycle
     (devices.json x86_designs `die_links`, with sources), so a Strix Halo's 16 cores read at most 111 GB/s of its
