@@ -20,7 +20,8 @@ Decoding one token (tg) costs, on every device that holds layers:
   (on a CPU, the reads and unpacking overlap the threads' multiplying: max(them, weights / (threads x
    decode_weights_per_cycle x single-core clock)), which binds a few threads on fast memory; an AMD Zen core is
    priced by the bytes each thread keeps in flight instead, its kernels whole, with no unpacking term: devices.json
-   x86_designs; a Zen 4's 256-bit kernels, Q5_0, Q8_0, Q3_K and Q5_K, each at its own rate)
+   x86_designs; on a Zen 4 the 256-bit kernels of Q5_0, Q5_1, Q8_0, Q3_K and Q5_K each at its own rate, and a token's
+   products one by one, each at the slower of its bytes and its instructions: _threads_s)
 
 The latency-bound share of streaming is why an H200 (1.44x the H100's bandwidth, the same 132
 SMs) decodes a 7B model only ~1.05x faster, and why a few CPU threads cannot use DDR5's peak. Prompt
