@@ -262,8 +262,9 @@ def _threads_s(dev: DeviceSpeed, split: WeightSplit, layer_params: float, logit_
     seconds = layer_bytes = 0.0
     for ggml_type, w in split.layer_type_weights:
         params = layer_params * w / total
-        layer_bytes += params * bits(ggml_type) / 8
-        seconds += product_s(ggml_type, params, params * bits(ggml_type) / 8 / streams[ggml_type])
+        type_bytes = params * bits(ggml_type) / 8
+        layer_bytes += type_bytes
+        seconds += product_s(ggml_type, params, type_bytes / streams[ggml_type])
     output = product_s(split.output_type or "", logit_params, max(weight_bytes - layer_bytes, 0.0) / streaming)
     return seconds + output + attention_s
 
