@@ -211,15 +211,20 @@ def _at_rates(split: WeightSplit, rate: Callable[[str], float]) -> float:
 
 def _x86_type_slowdown(dev: DeviceSpeed, split: WeightSplit, engine_date: str | None) -> float:
     """On x86, llama.cpp's prompt kernels run each weight type at its own rate: Q4_0 and Q8_0 through llamafile's
-    tinyBLAS or a repacked GEMM (with AVX-VNNI's dot products where the core has them), Q4_K repacked, the other
-    K-quants and Q5_0 row by row, and not equally fast. Measured on the development VM with the vendored llama.cpp
+    tinyBLAS or a repacked GEMM (with AVX-VNNI's dot products where the core has them), Q4_K repacked, Q5_0 row by
+    row, the other K-quants tiled, and not equally fast. Measured on the development VM with the vendored llama.cpp
     built per instruction set (speed_model.json `kernel_paths.cpu_x86_types`, benchmarks/x86_prompt_types.py): against
     a Q4_K_M file, Q5_0 runs at 0.51-0.54 (Qwen2.5-0.5B's Q4_K_M is mostly Q5_0) and Q8_0 at 0.73-0.80. A type with no
     measured rate counts as Q4_K_M's. Held out (nothing fitted on it), a published i7-12700H thread sweep: its 0.5B
     Q4_K_M prompts from 1.33-1.77x of the measured rate to 0.92-1.09x. A core whose kernels run at their own speed
     has a class of its own (Haswell and Broadwell: one port for the byte multiplies that Skylake issues on two).
-    A build from before x86 tiled Q4_K (2025-03-20 with AVX2, 2025-04-15 with AVX-512) multiplied it row by row at
-    0.5-0.8 of today's rate by width and vendor (`cpu_x86_types.q4_k_tiled`, measured on an Intel and an AMD core).
+
+    Two dated kernels move these rates. Before llama.cpp's tiled mul_mat for K-quants (PR #27851, in the llama.cpp
+    qwenctl ships; `cpu_x86_types.kquant_tiled`) Q3_K, Q5_K and Q6_K ran row by row, at 0.19-0.47 of today's rate
+    (measured on one Zen 4 core, llama-cpp-python 0.3.9 against 0.3.36); the fitted constants price a Q4_K_M file of
+    that era, which today's build prompts 1.15x (AVX2) to 1.28x (AVX-512) faster, its Q6_K share no longer row by
+    row. Before x86 tiled Q4_K (2025-03-20 with AVX2, 2025-04-15 with AVX-512) it was multiplied row by row at 0.4-0.8
+    of the later rate by width and vendor (`cpu_x86_types.q4_k_tiled`, measured on Intel and AMD cores).
     ``engine_date``: see `pp_kernel`."""
     paths = load_speed_model()["kernel_paths"]["cpu_x86_types"]
     classes = paths["classes"].items()
@@ -228,14 +233,25 @@ def _x86_type_slowdown(dev: DeviceSpeed, split: WeightSplit, engine_date: str | 
     if cls is None:
         return 1.0
     tiled = paths["q4_k_tiled"]
-    width = "avx512" if key == "avx512" and dev.core not in tiled["avx2_width_cores"] else "avx2"
+    width = "avx512" if key == "avx512" else "avx2"
     q4_k = 1.0
     if built_before(engine_date, tiled["since"]["avx2"]):  # no tiled Q4_K at all: row by row
         rowwise = tiled["rowwise_rate"][width]
         q4_k = rowwise.get(dev.vendor, rowwise["default"])
     elif built_before(engine_date, tiled["since"][width]):  # an AVX-512 build with the AVX2 GEMM only
         q4_k = tiled["avx2_gemm_on_avx512"]
-    return _at_rates(split, lambda ggml_type: cls["rates"].get(ggml_type, 1.0) * (q4_k if ggml_type == "Q4_K" else 1.0))
+    kquants = paths["kquant_tiled"]
+    then = kquants["before_rate"][width]  # each type's kernel before the tiled K-quants, against its rate today
+
+    def rate(rates: dict[str, float], ggml_type: str, before: bool) -> float:  # against today's Q4_K_M file
+        return rates.get(ggml_type, 1.0) * (then.get(ggml_type, 1.0) if before else 1.0)
+
+    # the reference the fitted constants price: a Q4_K_M file from before the tiled K-quants, of the class the
+    # rates are measured against (a Haswell's against a Skylake's)
+    reference = paths["classes"][cls.get("against", key)]["rates"]
+    era = sum(share / rate(reference, t, True) for t, share in kquants["reference_mix"].items())
+    before = built_before(engine_date, kquants["since"])
+    return _at_rates(split, lambda t: rate(cls["rates"], t, before) * (q4_k if t == "Q4_K" else 1.0)) / era
 
 
 def _rowwise_slowdown(dev: DeviceSpeed, split: WeightSplit, engine_date: str | None) -> float:
