@@ -677,13 +677,13 @@ def cpu_core(cpu: Cpu | None, board: Board | None) -> CoreSpec:
         name = brand or key
     row = _core_row(key)
     source = f"{row['isa_level']}: {row['fp32_flop_per_cycle_per_core']} FP32 / {row['int8_ops_per_cycle_per_core']} int8 ops per cycle per core"
-    decode = _devices()["x86_designs"]["decode"][design["decode"]] if design else {}
+    decode = _devices()["x86_designs"]["decode"][design["decode"]] if design and "decode" in design else {}
     if part:
         source += f"; {part['kind']} {part['turbo_ghz']:g} GHz ({part['part']}, hardware/data/x86_part_clocks.json)"
     if design and vm_turbo:
         source += (f"; single-core {vm_turbo:g} GHz, the lowest turbo the clouds publish for {design['design']} parts "
                    "(a VM naming no part: x86_part_clocks.json)")
-    if design:
+    if design and decode:
         source += (f"; {design['design']} ({design['how']}): a decode thread reads at most "
                    f"{decode['thread_read_bytes_per_s'] / 1e9:.2f} GB/s")
     complexes, link = die_links(cpu, design)
@@ -745,17 +745,20 @@ def part_clock(brand: str) -> dict | None:
 def cloud_design_turbo(design: str) -> float | None:
     """The single-core clock of a cloud VM whose CPU names no part ("AMD EPYC", QEMU's "AMD EPYC-Genoa Processor"): the
     lowest turbo x86_part_clocks.json lists for the parts of its core design ("AMD Zen 4": Genoa's 9B14, 9R14 and 9V74
-    all 3.7 GHz), where the hypervisor shows only the TSC rate, the base clock. The development VM's unnamed Zen 4 and
-    Zen 5 ran 3.57-3.66 and 3.89-4.01 GHz (3.7 and 4.1 here); None for a design no listed part has."""
-    short = design.removeprefix("AMD ")
-    clocks = [r["turbo_ghz"] for r in data("x86_part_clocks.json")["parts"] if r["design"].startswith(f"{short} (")]
+    all 3.7 GHz; "Intel Emerald Rapids": the 8573C's all-core 3.0 and the 8581C's 4.0), where the hypervisor shows only
+    the TSC rate, the base clock. The development VM's unnamed Zen 4 and Zen 5 ran 3.57-3.66 and 3.89-4.01 GHz (3.7 and
+    4.1 here); None for a design no listed part has."""
+    short = design.removeprefix("AMD ").removeprefix("Intel ")
+    clocks = [r["turbo_ghz"] for r in data("x86_part_clocks.json")["parts"]
+              if r["design"] == short or r["design"].startswith(f"{short} (")]
     return min(clocks, default=None)
 
 
 def x86_design(cpu: Cpu | None) -> dict | None:
-    """The core design of an x86 CPU where devices.json's `x86_designs` has one whose decode differs from its ISA row's,
-    with how it was told (``how``): by the CPUID vendor, family and model (/proc/cpuinfo), which a cloud VM's bare
-    "AMD EPYC" still carries, else by a brand name that only that design's parts have. None: none of those."""
+    """The core design of an x86 CPU where devices.json's `x86_designs` has one (whose decode differs from its ISA row's,
+    or whose VMs' hidden clock its parts' published turbos tell), with how it was told (``how``): by the CPUID vendor,
+    family and model (/proc/cpuinfo), which a cloud VM's bare "AMD EPYC" still carries, else by a brand name that only
+    that design's parts have. None: none of those."""
     if cpu is None or cpu.arch not in X86_ARCHES:
         return None
     rows = _devices()["x86_designs"]["rows"]
