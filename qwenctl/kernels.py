@@ -217,7 +217,9 @@ def _x86_type_slowdown(dev: DeviceSpeed, split: WeightSplit, engine_date: str | 
     a Q4_K_M file, Q5_0 runs at 0.51-0.54 (Qwen2.5-0.5B's Q4_K_M is mostly Q5_0) and Q8_0 at 0.73-0.80. A type with no
     measured rate counts as Q4_K_M's. Held out (nothing fitted on it), a published i7-12700H thread sweep: its 0.5B
     Q4_K_M prompts from 1.33-1.77x of the measured rate to 0.92-1.09x. A core whose kernels run at their own speed
-    has a class of its own (Haswell and Broadwell: one port for the byte multiplies that Skylake issues on two).
+    has a class of its own (Haswell and Broadwell: one port for the byte multiplies that Skylake issues on two; an AMX
+    core, whose build multiplies Q4_0, Q8_0 and most K-quants on its tiles and leaves Q5_0, Q5_1, Q3_K and Q2_K to the
+    AVX-512 kernels, 0.66 of its AMX file's pace there).
 
     Two dated kernels move these rates. Before llama.cpp's tiled mul_mat for K-quants (PR #27851, in the llama.cpp
     qwenctl ships; `cpu_x86_types.kquant_tiled`) Q3_K, Q5_K and Q6_K ran row by row, at 0.19-0.47 of today's rate
@@ -233,12 +235,12 @@ def _x86_type_slowdown(dev: DeviceSpeed, split: WeightSplit, engine_date: str | 
     if cls is None:
         return 1.0
     tiled = paths["q4_k_tiled"]
-    width = "avx512" if key == "avx512" else "avx2"
+    width = cls.get("width", "avx512" if key == "avx512" else "avx2")
     q4_k = 1.0
-    if built_before(engine_date, tiled["since"]["avx2"]):  # no tiled Q4_K at all: row by row
-        rowwise = tiled["rowwise_rate"][width]
+    rowwise = tiled["rowwise_rate"].get(width)  # none for an AMX build: Q4_K on its tiles at every date here
+    if rowwise and built_before(engine_date, tiled["since"]["avx2"]):  # no tiled Q4_K at all: row by row
         q4_k = rowwise.get(dev.vendor, rowwise["default"])
-    elif built_before(engine_date, tiled["since"][width]):  # an AVX-512 build with the AVX2 GEMM only
+    elif rowwise and built_before(engine_date, tiled["since"][width]):  # an AVX-512 build with the AVX2 GEMM only
         q4_k = tiled["avx2_gemm_on_avx512"]
     kquants = paths["kquant_tiled"]
     then = kquants["before_rate"][width]  # each type's kernel before the tiled K-quants, against its rate today
