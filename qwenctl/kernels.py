@@ -210,8 +210,8 @@ def _at_rates(split: WeightSplit, rate: Callable[[str], float]) -> float:
 
 
 def _x86_type_slowdown(dev: DeviceSpeed, split: WeightSplit, engine_date: str | None) -> float:
-    """On x86, llama.cpp's prompt kernels run each weight type at its own rate: Q4_0 and Q8_0 through llamafile's
-    tinyBLAS or a repacked GEMM (with AVX-VNNI's dot products where the core has them), Q4_K repacked, Q5_0 row by
+    """On x86, llama.cpp's prompt kernels run each weight type at its own rate: Q4_0, Q5_0 and Q8_0 through llamafile's
+    tinyBLAS or a repacked GEMM (with AVX-VNNI's dot products where the core has them), Q4_K repacked, Q5_1 row by
     row, the other K-quants tiled, and not equally fast. Measured on the development VM with the vendored llama.cpp
     built per instruction set (speed_model.json `kernel_paths.cpu_x86_types`, benchmarks/x86_prompt_types.py): against
     a Q4_K_M file, Q5_0 runs at 0.51-0.54 (Qwen2.5-0.5B's Q4_K_M is mostly Q5_0) and Q8_0 at 0.73-0.80. A type with no
