@@ -10,12 +10,13 @@ row-by-row CPU kernels per weight type, in Metal's tensor API or its ALUs, by th
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import cache
 from typing import Any
 
 from qwenctl.catalog import Weights, load_catalog
 from qwenctl.device_speed import DeviceSpeed, load_speed_model
 from qwenctl.estimate import WeightSplit
-from qwenctl.recipe import FLOAT_TYPES
+from qwenctl.recipe import FLOAT_TYPES, layer_type_weights
 
 TILE = 128  # rows and tokens of one output tile of llama.cpp's matrix kernels (MMQ's mmq_y; cuBLAS alike)
 F16_MMV = "F16"  # `decode_kernel`'s name for CUDA's own F16/BF16 mat-vec kernel (mmvf.cu), priced by its geometry
@@ -209,6 +210,14 @@ def _at_rates(split: WeightSplit, rate: Callable[[str], float]) -> float:
     return sum(w / total / rate(ggml_type) for ggml_type, w in split.layer_type_weights)
 
 
+@cache
+def _reference_mix() -> tuple[tuple[str, float], ...]:
+    """The file the x86 per-type rates are measured against (`cpu_x86_types.kquant_tiled.reference`): its layers'
+    weights by ggml type, from llama.cpp's recipe (the 1.5B's Q4_K_M: 85 % Q4_K, 15 % Q6_K)."""
+    ref = load_speed_model()["kernel_paths"]["cpu_x86_types"]["kquant_tiled"]["reference"]
+    return layer_type_weights(load_catalog().model(ref["size"]).arch, ref["file_type"])
+
+
 def _x86_type_slowdown(dev: DeviceSpeed, split: WeightSplit, engine_date: str | None) -> float:
     """On x86, llama.cpp's prompt kernels run each weight type at its own rate: Q4_0, Q5_0 and Q8_0 through llamafile's
     tinyBLAS or a repacked GEMM (with AVX-VNNI's dot products where the core has them), Q4_K repacked, Q5_1 row by
@@ -251,7 +260,8 @@ def _x86_type_slowdown(dev: DeviceSpeed, split: WeightSplit, engine_date: str | 
     # the reference the fitted constants price: a Q4_K_M file from before the tiled K-quants, of the class the
     # rates are measured against (a Haswell's against a Skylake's)
     reference = paths["classes"][cls.get("against", key)]["rates"]
-    era = sum(share / rate(reference, t, True) for t, share in kquants["reference_mix"].items())
+    mix = _reference_mix()
+    era = sum(w / rate(reference, t, True) for t, w in mix) / sum(w for _, w in mix)
     before = built_before(engine_date, kquants["since"])
     return _at_rates(split, lambda t: rate(cls["rates"], t, before) * (q4_k if t == "Q4_K" else 1.0)) / era
 

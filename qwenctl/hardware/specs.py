@@ -748,10 +748,7 @@ def cloud_design_turbo(design: str) -> float | None:
     all 3.7 GHz; "Intel Emerald Rapids": the 8573C's all-core 3.0 and the 8581C's 4.0), where the hypervisor shows only
     the TSC rate, the base clock. The development VM's unnamed Zen 4 and Zen 5 ran 3.57-3.66 and 3.89-4.01 GHz (3.7 and
     4.1 here); None for a design no listed part has."""
-    short = design.removeprefix("AMD ").removeprefix("Intel ")
-    clocks = [r["turbo_ghz"] for r in data("x86_part_clocks.json")["parts"]
-              if r["design"] == short or r["design"].startswith(f"{short} (")]
-    return min(clocks, default=None)
+    return min((r["turbo_ghz"] for r in data("x86_part_clocks.json")["parts"] if r["design"] == design), default=None)
 
 
 def x86_design(cpu: Cpu | None) -> dict | None:
