@@ -61,6 +61,9 @@ class DeviceSpeed:
     # what one CPU thread's decode reads at most: its core's misses in flight (0: not known). Set for a core design
     # measured whole (devices.json x86_designs), whose thread_weights_per_s includes the unpacking (no dequant term)
     thread_read_bytes_per_s: float = 0.0
+    # what one host thread copies from pageable into pinned memory, a CUDA build's staging of host layers' weights
+    # (devices.json x86_designs); 0: not measured for this core design
+    staging_copy_bytes_per_s: float = 0.0
     # what the CPU's cores read together at most where links between its dies and the memory bind before the DRAM
     # does (an AMD Ryzen's fabric links: specs.die_links); 0: no such limit
     fabric_read_bytes_per_s: float = 0.0

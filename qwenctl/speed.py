@@ -543,9 +543,9 @@ def _prompt_offloaded(terms: DeviceTerms, share: tuple, gpu: DeviceSpeed, a, wei
     matrix_rate, _ = prompt_matrix_rate(sm, gpu, e, weights, engine_date, a, pp_tokens, layers)
     types = type_slowdown(gpu, split, weights, engine_date)
     link = sm["links"]
-    # one host thread copies the pages into pinned buffers: reading and writing each byte, at what its core keeps in
-    # flight where the core's design is measured (devices.json x86_designs), else the H200 machine's rate
-    staging = host.thread_read_bytes_per_s / 2 if host.thread_read_bytes_per_s else link["host_to_gpu_pageable_bytes_per_s"]
+    # one host thread copies the pages into pinned buffers: at its core design's measured rate (devices.json
+    # x86_designs), else the H200 machine's (an Emerald Rapids host)
+    staging = host.staging_copy_bytes_per_s or link["host_to_gpu_pageable_bytes_per_s"]
     pcie = gpu.host_link_bytes_per_s or math.inf
     rate = min(staging, pcie)
     copy_s = layers * (split.layer_bytes / rate + link["host_to_gpu_per_layer_s"])

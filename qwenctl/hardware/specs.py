@@ -61,6 +61,7 @@ class CoreSpec:
     decode_weights_per_cycle: float | None = None  # what one thread of llama.cpp's decode multiplies (None: not measured)
     single_core_clock_hz: float = 0.0  # the clock a few busy cores reach (cpufreq's maximum: the turbo), at least clock_hz
     thread_read_bytes_per_s: float | None = None  # what one decode thread reads at most (None: no per-core limit known)
+    staging_copy_bytes_per_s: float | None = None  # what one thread copies from pageable to pinned memory (None: not measured)
     # ggml types whose decode kernel one thread of this design runs slower than decode_weights_per_cycle: (type, weights
     # per cycle) (devices.json x86_designs `decode_type_weights_per_cycle`); () where none is known
     decode_type_weights_per_cycle: tuple[tuple[str, float], ...] = ()
@@ -700,7 +701,9 @@ def cpu_core(cpu: Cpu | None, board: Board | None) -> CoreSpec:
         decode_weights_per_cycle=decode.get("decode_weights_per_cycle", row.get("decode_weights_per_cycle")),
         single_core_clock_hz=turbo * 1e9,
         thread_read_bytes_per_s=decode.get("thread_read_bytes_per_s"),
-        decode_type_weights_per_cycle=tuple((design or {}).get("decode_type_weights_per_cycle", {}).items()),
+        staging_copy_bytes_per_s=decode.get("staging_copy_bytes_per_s"),
+        decode_type_weights_per_cycle=tuple({**decode.get("decode_type_weights_per_cycle", {}),
+                                             **(design or {}).get("decode_type_weights_per_cycle", {})}.items()),
         complexes=complexes,
         complex_read_bytes_per_s=link,
         vendor=vendor,
