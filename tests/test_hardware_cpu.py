@@ -604,6 +604,13 @@ def test_an_x86_core_design_is_told_by_its_cpuid_even_where_the_name_says_nothin
     ("AMD Ryzen 7 7730U with Radeon Graphics", "AMD Zen 3"),
     ("AMD Ryzen 9 3900X 12-Core Processor", None),
     ("AMD EPYC 7742 64-Core Processor", None),
+    # Xeon Scalable by generation digit: x1xx Skylake-SP, x2xx Cascade Lake, x3xxH Cooper Lake (all CPUID model 85);
+    # x3xx without the H is Ice Lake-SP, x4xx Sapphire Rapids
+    ("Intel(R) Xeon(R) Platinum 8259CL CPU @ 2.50GHz", "Intel Skylake-SP"),
+    ("Intel(R) Xeon(R) Gold 6149 CPU @ 3.10GHz", "Intel Skylake-SP"),
+    ("Intel(R) Xeon(R) Platinum 8369HB CPU @ 3.30GHz", "Intel Skylake-SP"),
+    ("Intel(R) Xeon(R) Platinum 8375C CPU @ 2.90GHz", None),
+    ("Intel(R) Xeon(R) Platinum 8488C", "Intel Sapphire Rapids"),
 ])
 def test_where_no_cpuid_is_read_a_name_only_one_design_carries_tells_it(brand, design):
     """Windows and macOS give no CPUID family, nor do published rows: the product lines that are all one design."""

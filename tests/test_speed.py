@@ -732,6 +732,26 @@ def test_a_zen_thread_is_bound_by_the_bytes_its_core_keeps_in_flight_not_by_the_
     assert xeon.terms[0].bytes_read / xeon.terms[0].stream_s <= 10e9 and xeon.tg_tps < one.tg_tps / 2
 
 
+def test_a_skylake_sp_thread_reads_the_same_whatever_its_parts_clock():
+    """SpareCores' Skylake-SP and Cascade Lake VMs (benchmarks/published_sparecores.json) decode at 3.0-8.1 GB/s a
+    thread, and their 3.1-3.8 GHz parts no faster than the slower ones: what a core keeps in flight binds
+    (devices.json `intel-xeon-skylake`, 6.0 GB/s, fitted on half of those VMs and held out on the other half,
+    benchmarks/xeon_thread_read_split.py). Two parts 0.7 GHz apart, four threads, memory to spare: the same decode, at
+    the thread's limit; the x86 rows' kernel rate had priced the faster clock 1.23x faster."""
+    def xeon(brand: str, ghz: float):
+        hw = pc(32, host_bw=150e9, cores=8)
+        return host_device(replace(hw, cpu=Cpu(brand, "x86_64", 8, 16, flags=("avx2", "fma", "avx512f"),
+                                               vendor_id="GenuineIntel", cpu_family=6, cpu_model=85,
+                                               base_clock_mhz=ghz * 1000)), 4)
+
+    m, w = spec("7B")
+    slow, fast = (estimate_speed(m, w, None, xeon(b, ghz)) for b, ghz in (
+        ("Intel(R) Xeon(R) Gold 6149 CPU @ 3.10GHz", 3.1), ("Intel(R) Xeon(R) Platinum 8252C CPU @ 3.80GHz", 3.8)))
+    assert fast.tg_tps == pytest.approx(slow.tg_tps, rel=0.01)
+    t = slow.terms[0]
+    assert t.stream_s >= t.threads_s and t.bytes_read / t.stream_s <= 4 * 6.0e9
+
+
 def test_a_xeon_thread_reads_what_its_mesh_keeps_in_flight():
     """The H100 machine's host (16 cores of an Emerald Rapids VM naming no part), one thread of llama-bench tg32 on
     shape-faithful 1.5B files (benchmarks/results/emr-host-per-type/, the figures devices.json's `intel-xeon` decode
