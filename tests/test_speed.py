@@ -916,7 +916,8 @@ def test_an_amx_build_leaves_q5_0_to_the_avx_512_kernels():
     Q5_1, Q3_K and Q2_K to the AVX-512 build's kernels, which on the H200 machine's host (a verbatim capture: an
     Emerald Rapids VM with amx_int8) prompt a Q4_K_M file at 0.66 of the AMX build's pace (453.9 against 689.5 tok/s,
     the 1.5B at 16 threads, benchmarks/results/h200-host-cpu). Checked, not fitted: the 0.5B's Q4_K_M, 51 % Q5_0,
-    prompts at 876.8 tok/s there with the AMX build; with every type at Q4_K_M's rate it was priced 1,741 (1.99x)."""
+    prompts at 876.8 tok/s there with the AMX build; with every type at Q4_K_M's rate it was priced 1,741 (1.99x).
+    (Q5_0's rate is now measured with the AMX build: `test_an_amx_build_prompts_each_type_at_its_measured_rate`.)"""
     from hardware_captures import replay
 
     from qwenctl.hardware import detect
@@ -927,6 +928,26 @@ def test_an_amx_build_leaves_q5_0_to_the_avx_512_kernels():
     for size, measured in (("0.5B", 876.8), ("1.5B", 689.5), ("7B", 162.5)):
         m, w = spec(size)
         assert estimate_speed(m, w, None, host_device(host, 16)).pp_tps == pytest.approx(measured, rel=0.2), size
+
+
+def test_an_amx_build_prompts_each_type_at_its_measured_rate():
+    """The H100 machine's host (a verbatim capture: an Emerald Rapids VM with amx_int8), two leases, llama.cpp built
+    natively with AMX, the 1.5B's pp512 at 16 threads by file type (benchmarks/results/emr-host-amx-build, the
+    figures speed_model.json `cpu_x86_types.classes.amx` was set on, and its read test's 119.3 GB/s: this checks that
+    each file is priced at its types' rates). Against the Q4_K_M file, whose rate the x86 constants price: Q8_0 1.62 and 1.60, Q4_0 1.33 and 1.39,
+    Q5_K_M 1.14 and 1.33, Q6_K 0.84 and 0.95, Q3_K_M 1.08 and 1.27, Q5_0 0.29 and 0.26; with every AMX type at Q4_K_M's
+    rate Q8_0, Q4_0 and Q3_K_M were priced at 0.99, 1.00 and 0.93 of it."""
+    from hardware_captures import replay
+
+    from qwenctl.hardware import detect
+
+    host = host_device(read_test(detect(replay("nvidia-h100-gpu-machine.json")), 119.3e9), 16)
+    leases = {"q4_k_m": (580.5, 482.5), "q8_0": (941.0, 770.4), "q4_0": (769.5, 671.9), "q5_k_m": (663.1, 642.0),
+              "q6_k": (490.0, 456.8), "q3_k_m": (627.3, 615.0), "q5_0": (168.6, 126.1)}
+    priced = {q: estimate_speed(*spec("1.5B", q), None, host).pp_tps for q in leases}
+    for q, (one, two) in leases.items():
+        measured = (one / leases["q4_k_m"][0] * two / leases["q4_k_m"][1]) ** 0.5
+        assert priced[q] / priced["q4_k_m"] == pytest.approx(measured, rel=0.15), q
 
 
 def test_a_q5_1_prompt_runs_row_by_row_on_x86():
