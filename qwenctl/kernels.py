@@ -227,8 +227,8 @@ def _x86_type_slowdown(dev: DeviceSpeed, split: WeightSplit, engine_date: str | 
     measured rate counts as Q4_K_M's. Held out (nothing fitted on it), a published i7-12700H thread sweep: its 0.5B
     Q4_K_M prompts from 1.33-1.77x of the measured rate to 0.92-1.09x. A core whose kernels run at their own speed
     has a class of its own (Haswell and Broadwell: one port for the byte multiplies that Skylake issues on two; an AMX
-    core, whose build multiplies Q4_0, Q8_0 and most K-quants on its tiles and leaves Q5_0, Q5_1, Q3_K and Q2_K to the
-    AVX-512 kernels, 0.66 of its AMX file's pace there).
+    core, whose build multiplies Q4_0, Q8_0 and most K-quants on its tiles, Q8_0 at 1.6x a Q4_K_M file's pace, and
+    leaves Q5_0, Q5_1, Q3_K and Q2_K to the AVX-512 kernels: Q5_0 at 0.27 of it).
 
     Two dated kernels move these rates. Before llama.cpp's tiled mul_mat for K-quants (PR #27851, in the llama.cpp
     qwenctl ships; `cpu_x86_types.kquant_tiled`) Q3_K, Q5_K and Q6_K ran row by row, at 0.19-0.47 of today's rate
