@@ -19,6 +19,7 @@ import json
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 MODEL_FILE = "llama-7b.Q4_K_M.gguf"
@@ -100,35 +101,33 @@ def host_spec(folder: str, cpu: dict[str, str], bandwidth: float, cores: int) ->
     }
 
 
-def instance_rows(mirror: Path, folder: str) -> tuple[list[dict], dict | None]:
+def read_instance(mirror: Path, folder: str) -> tuple[dict[str, str], list[dict], dict[int, dict], float] | None:
+    """An instance's lscpu fields, its llama-bench tg128 records of MODEL_FILE on the CPU alone, its pp512 records by
+    thread count and bw_mem's read figure; None where a capture is missing."""
     out = show(mirror, f"{folder}/llm/stdout")
     cpu_text = show(mirror, f"{folder}/lscpu/stdout")
     bw_text = show(mirror, f"{folder}/bw_mem/stdout")
     if not out or MODEL_FILE not in out or not cpu_text or not bw_text:
-        return [], None
-    cpu = lscpu_fields(cpu_text)
-    vendor, family = cpu.get("Vendor ID"), cpu.get("CPU family")
-    if cpu.get("Architecture") != "x86_64" or (vendor, family) not in (("AuthenticAMD", "25"), ("AuthenticAMD", "26"),
-                                                                        ("GenuineIntel", "6")):
-        return [], None
+        return None
     records = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
-    tg = [r for r in records if r["model_filename"].endswith(MODEL_FILE) and r["n_prompt"] == 0 and r["n_gen"] == 128
-          and r["n_threads"] <= MAX_THREADS and r.get("backends") == "CPU" and not r.get("gpu_info")]
-    pp = {r["n_threads"]: r for r in records if r["model_filename"].endswith(MODEL_FILE) and r["n_prompt"] == 512
-          and r["n_gen"] == 0 and r.get("backends") == "CPU" and not r.get("gpu_info")}
+    mine = [r for r in records if r["model_filename"].endswith(MODEL_FILE) and r.get("backends") == "CPU" and not r.get("gpu_info")]
+    tg = [r for r in mine if r["n_prompt"] == 0 and r["n_gen"] == 128]
+    pp = {r["n_threads"]: r for r in mine if r["n_prompt"] == 512 and r["n_gen"] == 0}
     bandwidth = read_bandwidth(bw_text)
-    if not tg or not bandwidth:
-        return [], None
+    return (lscpu_fields(cpu_text), tg, pp, bandwidth) if tg and bandwidth else None
+
+
+def bench_rows(folder: str, cpu: dict[str, str], tg: list[dict], pp: dict[int, dict], bandwidth: float, host: dict,
+               build: str, elsewhere: str | None = None) -> list[dict]:
+    """An instance's rows for speed_model_fit.py --score: one per tg128 record, with the pp512 of its thread count;
+    ``build``: how the binary was built; ``elsewhere``: why the run was on other hardware (`other_hardware`)."""
     key = host_key(folder)
-    flags = set(cpu.get("Flags", "").split())
-    elsewhere = other_hardware(show(mirror, f"{folder}/llm/stderr") or "", flags)
-    host = host_spec(folder, cpu, bandwidth, tg[0]["n_threads"])
-    rows = [{
+    return [{
         "id": f"{key}-t{r['n_threads']}", "device": f"{folder.split('/')[1]} {folder.split('/')[2]} ({cpu['Model name']}, "
                                                    f"{cpu.get('CPU(s)')} vCPUs)",
         "device_key": key, "backend": "cpu",
         "engine": f"llama.cpp build {r['build_commit']} ({r['build_number']}) (llama-bench -t {r['n_threads']} -fa 1 -ngl 0, "
-                  "-p 0 -n 128 and -p 512 -n 0, prebuilt CPU binary with dynamic CPU backends)",
+                  f"-p 0 -n 128 and -p 512 -n 0, {build})",
         "date": BUILD_DATES[r["build_commit"]], "model": "llama2-7b", "quant": "q4_k_m", "model_bytes": r["model_size"],
         "params": r["model_n_params"], "n_gpu_layers": 0, "threads": r["n_threads"], "flash_attn": bool(r["flash_attn"]),
         "pp": {"n_tokens": 512, "tps": round(pp[r["n_threads"]]["avg_ts"], 4)} if r["n_threads"] in pp else None,
@@ -141,22 +140,40 @@ def instance_rows(mirror: Path, folder: str) -> tuple[list[dict], dict | None]:
                         f"{SUSPECT_OVER_MEASURED}x what bw_mem read there ({bandwidth / 1e9:.0f}): a decode cannot outrun the memory"}}
            if r["avg_ts"] * r["model_size"] > SUSPECT_OVER_MEASURED * bandwidth else {}),
     } for r in tg]
-    return rows, {key: host}
 
 
-def main() -> None:
-    mirror = Path(sys.argv[1])
+def instance_rows(mirror: Path, folder: str) -> tuple[list[dict], dict | None]:
+    got = read_instance(mirror, folder)
+    if got is None:
+        return [], None
+    cpu, tg, pp, bandwidth = got
+    vendor, family = cpu.get("Vendor ID"), cpu.get("CPU family")
+    tg = [r for r in tg if r["n_threads"] <= MAX_THREADS]
+    if cpu.get("Architecture") != "x86_64" or (vendor, family) not in (("AuthenticAMD", "25"), ("AuthenticAMD", "26"),
+                                                                        ("GenuineIntel", "6")) or not tg:
+        return [], None
+    elsewhere = other_hardware(show(mirror, f"{folder}/llm/stderr") or "", set(cpu.get("Flags", "").split()))
+    host = host_spec(folder, cpu, bandwidth, tg[0]["n_threads"])
+    return bench_rows(folder, cpu, tg, pp, bandwidth, host, "prebuilt CPU binary with dynamic CPU backends", elsewhere), \
+        {host_key(folder): host}
+
+
+def convert(mirror: Path, instance: Callable[[Path, str], tuple[list[dict], dict | None]], about: str, script: str) -> dict:
+    """Every instance folder of the mirror through ``instance``, as one file of rows and hosts."""
     folders = [f"data/{v}/{i}" for v in git(mirror, "ls-tree", "--name-only", "HEAD:data/").split() if v != ".gitkeep"
                for i in git(mirror, "ls-tree", "--name-only", f"HEAD:data/{v}").split()]
     rows: list[dict] = []
     hosts: dict[str, dict] = {}
     for folder in folders:
-        got, host = instance_rows(mirror, folder)
+        got, host = instance(mirror, folder)
         rows += got
         hosts.update(host or {})
     head = git(mirror, "rev-parse", "HEAD").strip()
-    doc = {"about": f"{__doc__.strip().splitlines()[0]} Converted by benchmarks/sparecores_rows.py from {SOURCE} at {head}.",
-           "rows": rows, "cpu_hosts": hosts}
+    return {"about": f"{about} Converted by benchmarks/{script} from {SOURCE} at {head}.", "rows": rows, "cpu_hosts": hosts}
+
+
+def main() -> None:
+    doc = convert(Path(sys.argv[1]), instance_rows, __doc__.strip().splitlines()[0], "sparecores_rows.py")
     print(json.dumps(doc, indent=1))
 
 

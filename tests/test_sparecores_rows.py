@@ -1,4 +1,4 @@
-"""SpareCores' cloud VM rows: what benchmarks/sparecores_rows.py keeps of an instance's folder, on a throwaway git mirror
+"""SpareCores' cloud VM rows: what benchmarks/sparecores_rows.py (x86) and sparecores_arm_rows.py (Arm) keep of an instance's folder, on a throwaway git mirror
 holding the AWS r8a.medium's own files (lscpu trimmed to the fields read; the llama-bench record and bw_mem lines verbatim
 from SpareCores/sc-inspector-data data/aws/r8a.medium)."""
 
@@ -63,3 +63,32 @@ def test_a_run_on_other_hardware_than_lscpu_describes_is_flagged(converter):
     assert converter.other_hardware(spr.replace("sapphirerapids", "icelake"), icelake) is None
     assert "runs icelake" in converter.other_hardware(spr.replace("sapphirerapids", "haswell"), icelake)  # AVX-512 unseen
     assert converter.other_hardware("", icelake) is None  # no log: nothing to tell
+
+
+GRAVITON3_TG = '{"build_commit": "51f311e0", "build_number": 4753, "cpu_info": "CPU", "gpu_info": "", "backends": "CPU", "model_filename": "/models/llama-7b.Q4_K_M.gguf", "model_type": "llama 7B Q4_K - Medium", "model_size": 4080263168, "model_n_params": 6738415616, "n_batch": 2048, "n_ubatch": 512, "n_threads": 8, "cpu_mask": "0x0", "cpu_strict": false, "poll": 50, "type_k": "f16", "type_v": "f16", "n_gpu_layers": 0, "split_mode": "layer", "main_gpu": 0, "no_kv_offload": false, "flash_attn": true, "tensor_split": "0.00", "use_mmap": true, "embeddings": false, "n_prompt": 0, "n_gen": 128, "test_time": "2025-04-19T13:17:55Z", "avg_ns": 11965329230, "stddev_ns": 120691984, "avg_ts": 10.698444, "stddev_ts": 0.107811, "samples_ns": [ 11822330157, 11949271518, 11883685213, 12116707453, 12054651809 ],"samples_ts": [ 10.827, 10.712, 10.7711, 10.5639, 10.6183 ]}'
+GRAVITON3_LSCPU = '{"lscpu": [{"field": "Architecture:", "data": "aarch64"}, {"field": "CPU(s):", "data": "8"}, {"field": "Vendor ID:", "data": "ARM"}, {"field": "BIOS Vendor ID:", "data": "AWS"}, {"field": "Model name:", "data": "Neoverse-V1"}, {"field": "BIOS Model name:", "data": "AWS Graviton3 AWS Graviton3 CPU @ 2.6GHz"}, {"field": "Thread(s) per core:", "data": "1"}, {"field": "BogoMIPS:", "data": "2100.00"}, {"field": "Flags:", "data": "fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm jscvt fcma lrcpc dcpop sha3 sm3 sm4 asimddp sha512 sve asimdfhm dit uscat ilrcpc flagm ssbs paca pacg dcpodp svei8mm svebf16 i8mm bf16 dgh rng"}]}'
+GRAVITON3_BW_MEM = "rd 256.00 149937.67\nrd 512.00 150940.14\nwr 64.00 65762.42\n"
+
+
+def test_an_arm_vm_is_a_host_of_its_own_with_its_core_smbios_clock_and_measured_read_bandwidth(tmp_path):
+    """AWS's c7g.2xlarge (SpareCores/sc-inspector-data data/aws/c7g.2xlarge, commit 1184816c: the llama-bench record
+    verbatim, lscpu trimmed to the fields read, bw_mem's read lines): a Graviton3's 8 vCPUs, each a whole Neoverse-V1
+    core. Its clock is the one its SMBIOS names (an Arm VM's BogoMIPS is the timer's, not the core's); an x86 VM is the
+    other converter's."""
+    arm = load("sparecores_arm_rows.py")
+    root = mirror(tmp_path, {
+        "data/aws/c7g.2xlarge": {"llm/stdout": GRAVITON3_TG + "\n", "lscpu/stdout": GRAVITON3_LSCPU, "bw_mem/stdout": GRAVITON3_BW_MEM},
+        "data/aws/r8a.medium": {"llm/stdout": TG_RECORD + "\n", "lscpu/stdout": LSCPU, "bw_mem/stdout": BW_MEM},
+    })
+    cores = arm.arm_cores()
+    rows, host = arm.instance_rows(root, "data/aws/c7g.2xlarge", cores)
+    assert [(r["id"], r["threads"], r["tg"]["tps"], r["date"]) for r in rows] == [
+        ("sparecores-aws-c7g.2xlarge-t8", 8, 10.6984, "2025-02-21")]
+    spec = host["sparecores-aws-c7g.2xlarge"]
+    assert spec["clock_ghz"]["base"] == 2.6 and spec["cores"]["performance"] == 8
+    assert spec["isa"] == ["dotprod", "fp16", "i8mm", "neon", "sve"]
+    assert spec["core_type"].startswith("ARM Neoverse-V1 (AWS Graviton3")
+    assert spec["memory"]["bandwidth_gbs"] == 150.94 and spec["memory"]["measured"]
+    assert arm.instance_rows(root, "data/aws/r8a.medium", cores) == ([], None)
+    assert arm.nominal_clock_ghz({"BIOS Model name": "  CPU @ 0.0GHz"}) is None  # a1.metal's: no clock, not zero
+    assert arm.nominal_clock_ghz({"CPU max MHz": "3000.0000", "BIOS Model name": "virt CPU @ 2.0GHz"}) == 3.0
