@@ -58,6 +58,9 @@ class DeviceSpeed:
     thread_weights_per_s: float = 0.0  # weights one CPU thread's decode kernels multiply per second (0: not known)
     # the ggml types whose kernels one thread runs slower than that: (type, weights per second)
     thread_type_weights_per_s: tuple[tuple[str, float], ...] = ()
+    # weights one Arm thread multiplies per second where its build has no tiled kernel for a K-quant and multiplies it
+    # row by row (kernels.arm_rowwise_decode; devices.json `rowwise_decode_weights_per_cycle`); 0: not known
+    thread_rowwise_weights_per_s: float = 0.0
     # what one CPU thread's decode reads at most: its core's misses in flight (0: not known). Set for a core design
     # measured whole (devices.json x86_designs), whose thread_weights_per_s includes the unpacking (no dequant term)
     thread_read_bytes_per_s: float = 0.0

@@ -280,18 +280,34 @@ def _rowwise_slowdown(dev: DeviceSpeed, split: WeightSplit, engine_date: str | N
     (`_x86_type_slowdown`: there the row-wise K-quant kernels prompt as fast as the tiled ones), and cores without
     dot products (Cortex-A72) have no tiled kernel at all. Apple's cores are not listed (speed_model.json says
     why). ``engine_date``: see `pp_kernel`."""
-    paths = load_speed_model()["kernel_paths"]["cpu_tiled"]
-    isa = next((c for c in paths["classes"].values() if dev.family in c["families"]), None)
-    if isa is None:
+    if _tiled_class(dev) is None:
         return 1.0
-    rates = paths["rowwise_rate"]
+    rates = load_speed_model()["kernel_paths"]["cpu_tiled"]["rowwise_rate"]
+    return _at_rates(split, lambda t: 1.0 if arm_tiled(dev, t, engine_date) else float(rates.get(t, rates["default"])))
 
-    def rate(ggml_type: str) -> float:
-        since = isa["since"].get(ggml_type)
-        tiled = ggml_type in FLOAT_TYPES or (since is not None and not built_before(engine_date, since))
-        return 1.0 if tiled else float(rates.get(ggml_type, rates["default"]))
 
-    return _at_rates(split, rate)
+def _tiled_class(dev: DeviceSpeed) -> dict[str, Any] | None:
+    """The Arm instruction class (speed_model.json `kernel_paths.cpu_tiled`) whose tiled kernels ``dev``'s cores run."""
+    classes = load_speed_model()["kernel_paths"]["cpu_tiled"]["classes"].values()
+    return next((c for c in classes if dev.family in c["families"]), None)
+
+
+def arm_rowwise_decode(dev: DeviceSpeed, ggml_type: str, engine_date: str | None) -> bool:
+    """Whether an Arm core's decode multiplies ``ggml_type`` row by row with a kernel whose rate its core row measures
+    (speed_model.json `kernel_paths.cpu_tiled.rowwise_decode_types`: the K-quants, before their repacked kernels)."""
+    types = load_speed_model()["kernel_paths"]["cpu_tiled"]["rowwise_decode_types"]
+    return _tiled_class(dev) is not None and ggml_type in types and not arm_tiled(dev, ggml_type, engine_date)
+
+
+def arm_tiled(dev: DeviceSpeed, ggml_type: str, engine_date: str | None) -> bool:
+    """Whether an Arm core with dot products multiplies ``ggml_type`` with a tiled (repacked) kernel in a build of
+    ``engine_date``, rather than row by row (`ggml_vec_dot_*`); False for a device of no such class. The repacked
+    layout serves the decode's gemv as well as the prompt's gemm (repack.cpp), so both take these dates."""
+    isa = _tiled_class(dev)
+    if isa is None:
+        return False
+    since = isa["since"].get(ggml_type)
+    return ggml_type in FLOAT_TYPES or (since is not None and not built_before(engine_date, since))
 
 
 def mmq_rereads(dev: DeviceSpeed, n_tokens: int, weights: Weights, engine_date: str | None) -> int:

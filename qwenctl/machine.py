@@ -198,6 +198,7 @@ def host_device(hw: Hardware, n_threads: int | None = None) -> DeviceSpeed:
         bandwidth_assumed=bandwidth_assumed,
         thread_weights_per_s=(core.decode_weights_per_cycle or 0.0) * core.single_core_clock_hz,
         thread_type_weights_per_s=tuple((t, rate * core.single_core_clock_hz) for t, rate in core.decode_type_weights_per_cycle),
+        thread_rowwise_weights_per_s=(core.rowwise_decode_weights_per_cycle or 0.0) * core.single_core_clock_hz,
         thread_read_bytes_per_s=core.thread_read_bytes_per_s or 0.0,
         staging_copy_bytes_per_s=core.staging_copy_bytes_per_s or 0.0,
         fabric_read_bytes_per_s=fabric,

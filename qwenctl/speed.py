@@ -54,6 +54,7 @@ from qwenctl.device_speed import DeviceSpeed, load_speed_model, under_load
 from qwenctl.estimate import WeightSplit, kv_cache_bytes, weight_split
 from qwenctl.kernels import (
     F16_MMV,
+    arm_rowwise_decode,
     built_before,
     cuda_graphs,
     decode_kernel,
@@ -236,7 +237,7 @@ def _type_rates(dev: DeviceSpeed, efficiency: float, units: dict[str, float], sp
 
 def _threads_s(dev: DeviceSpeed, split: WeightSplit, layer_params: float, logit_params: float,
                type_rates: tuple[tuple[str, float, float], ...], weight_bytes: float, streaming: float,
-               attention_s: float) -> float:
+               attention_s: float, engine_date: str | None) -> float:
     """What a CPU's threads take to multiply one token's weights at their kernels' rates (0 where not known).
 
     A kernel's rate is the core's (`thread_weights_per_s`) unless its design runs that type's kernel slower
@@ -245,17 +246,29 @@ def _threads_s(dev: DeviceSpeed, split: WeightSplit, layer_params: float, logit_
     priced one by one: llama.cpp runs a token's matrix products one after another, each bound by its own bytes
     (``type_rates``) or its own instructions, so a file that mixes a slow type with a bytes-bound one (Qwen2.5-0.5B's
     Q4_K_M: 70 % of its layers' bytes Q5_0, the rest Q4_K and Q6_K) takes the sum of each product's slower limit,
-    the output matrix's and the cache's reads (``attention_s``) added; the decode's max() then takes that sum."""
-    if not dev.thread_weights_per_s:
-        return 0.0
+    the output matrix's and the cache's reads (``attention_s``) added; the decode's max() then takes that sum.
+
+    An Arm core is priced the same way where its build multiplies a K-quant row by row (`kernels.arm_rowwise_decode`:
+    no repacked gemv for it yet), at `thread_rowwise_weights_per_s`; its other types are bound by their bytes alone."""
     threads = dev.compute_units * dev.compute_share
-    slower = dict(dev.thread_type_weights_per_s)
     total = sum(w for _, w in split.layer_type_weights)
-    if not (slower and total):
-        return (layer_params + logit_params) / (threads * dev.thread_weights_per_s)
+    stored = {t for t, _ in split.layer_type_weights} | {split.output_type or ""}
+    rowwise = {t for t in stored if dev.thread_rowwise_weights_per_s and arm_rowwise_decode(dev, t, engine_date)}
+    if rowwise and total:
+        def type_rate(ggml_type: str) -> float:
+            return dev.thread_rowwise_weights_per_s if ggml_type in rowwise else math.inf
+    elif dev.thread_weights_per_s:
+        slower = dict(dev.thread_type_weights_per_s)
+        if not (slower and total):
+            return (layer_params + logit_params) / (threads * dev.thread_weights_per_s)
+
+        def type_rate(ggml_type: str) -> float:
+            return slower.get(ggml_type, dev.thread_weights_per_s)
+    else:
+        return 0.0
 
     def product_s(ggml_type: str, params: float, bytes_s: float) -> float:  # the slower of its bytes and its instructions
-        return max(bytes_s, params / (threads * slower.get(ggml_type, dev.thread_weights_per_s)))
+        return max(bytes_s, params / (threads * type_rate(ggml_type)))
 
     bits = load_catalog().type_bits
     streams = {t: rate for t, _, rate in type_rates}
@@ -438,7 +451,8 @@ def estimate_placed_speed(
             pp_stream_s=None if attention_kernel is None else (weight_bytes + kv_layers * kv_per_layer) / streaming,
             # a core design measured whole (devices.json x86_designs) has its unpacking inside its threads' kernel rate
             dequant_s=0.0 if dev.thread_read_bytes_per_s else params * dequant / (dev.vector_ops * dev.compute_share),
-            threads_s=_threads_s(dev, s, layer_params, logit_params, type_rates, weight_bytes, streaming, attention_s),
+            threads_s=_threads_s(dev, s, layer_params, logit_params, type_rates, weight_bytes, streaming, attention_s,
+                                 engine_date),
             bytes_read=weight_bytes + kv_layers * attention_per_layer,
             bandwidth_bytes_per_s=dev.bandwidth_bytes_per_s,
             memory_efficiency=eff,

@@ -996,11 +996,39 @@ def test_a_ryzens_cores_read_no_faster_than_the_fabric_links_of_their_core_compl
 
 
 def test_a_core_whose_kernel_rate_was_never_measured_is_priced_by_its_memory_alone():
-    """Only x86 cores carry a measured per-thread rate; an Arm core's threads add no term (not a guess)."""
+    """An Arm core's threads add no term where today's build multiplies every type it stores with a tiled kernel: no
+    published row isolates a repacked gemv's rate (not a guess)."""
     pi5 = replace(pc(8), machine="aarch64", cpu=Cpu("ARM Cortex-A76", "aarch64", 4, 4, flags=("neon", "dotprod")),
                   board=Board("Raspberry Pi 5 Model B Rev 1.0", None, None, None))
     m, w = spec("1.5B")
     assert estimate_speed(m, w, None, host_device(pi5, 1)).terms[0].threads_s == 0.0
+
+
+def test_an_arm_build_from_before_its_k_quant_gemv_multiplies_them_at_the_cores_row_by_row_rate():
+    """SpareCores' Graviton4 VMs of 4 vCPUs ran llama.cpp b4753 (2025-02), before Q4_K and Q6_K were repacked for Arm:
+    6.5 tok/s of LLaMA-1 7B Q4_K_M where their memory (98 GB/s read by bw_mem) allowed twice that, each thread
+    multiplying 3.9 weights a cycle in ggml_vec_dot_q4_K_q8_K (benchmarks/published_sparecores_arm.json). A Neoverse-V2
+    thread of such a build is held to devices.json's row-wise figure (3.0 a cycle, fitted on half of SpareCores' Arm
+    chips with Graviton4 among them; held out, Google Axion: 8 of 11 VMs within ±20 %, docs/planning.md). Today's
+    build repacks them: no figure applies and the memory binds. Types never measured row by row (Q5_0, most of the
+    0.5B's Q4_K_M) stay bound by their bytes."""
+    graviton4 = replace(pc(16, host_bw=98.3e9, cores=4), machine="aarch64",
+                        cpu=Cpu("ARM Neoverse-V2", "aarch64", 4, 4, flags=("neon", "dotprod", "i8mm", "sve"),
+                                base_clock_mhz=2800))
+    host = host_device(read_test(graviton4, 98.3e9))
+    assert host.thread_rowwise_weights_per_s == pytest.approx(3.0 * 2.8e9)
+    m, w = spec("7B")
+    before, today = (estimate_speed(m, w, None, host, engine_date=d, sampling=False) for d in ("2025-02-21", None))
+    b = before.terms[0]
+    a = m.arch
+    params = m.params - a.vocab_size * a.hidden_size * (1 if a.tied_embeddings else 2) + a.vocab_size * a.hidden_size
+    assert b.threads_s == pytest.approx(params / (4 * 3.0 * 2.8e9), rel=0.02)  # every product is a K-quant's
+    assert b.threads_s > 1.5 * (b.stream_s + b.dequant_s)
+    assert today.terms[0].threads_s == 0.0 and today.tg_tps > 1.5 * before.tg_tps
+    m, w = spec("0.5B")
+    small = estimate_speed(m, w, None, host, engine_date="2025-02-21", sampling=False).terms[0]
+    every_product_rowwise = m.params / (4 * 3.0 * 2.8e9)  # tied: the embedding is the output matrix, multiplied once
+    assert 0.0 < small.threads_s < 0.7 * every_product_rowwise  # Q5_0 at its bytes' pace, the K-quants at the rate
 
 
 def test_an_m5_multiplies_prompts_on_its_neural_accelerators():
