@@ -1015,19 +1015,22 @@ def test_an_arm_build_from_before_its_k_quant_gemv_multiplies_them_at_the_cores_
     graviton4 = replace(pc(16, host_bw=98.3e9, cores=4), machine="aarch64",
                         cpu=Cpu("ARM Neoverse-V2", "aarch64", 4, 4, flags=("neon", "dotprod", "i8mm", "sve"),
                                 base_clock_mhz=2800))
+    from qwenctl.hardware.specs import cpu_core
+
     host = host_device(read_test(graviton4, 98.3e9))
-    assert host.thread_rowwise_weights_per_s == pytest.approx(3.0 * 2.8e9)
+    per_thread = cpu_core(graviton4.cpu, None).rowwise_decode_weights_per_cycle * 2.8e9
+    assert host.thread_rowwise_weights_per_s == pytest.approx(per_thread)
     m, w = spec("7B")
     before, today = (estimate_speed(m, w, None, host, engine_date=d, sampling=False) for d in ("2025-02-21", None))
     b = before.terms[0]
     a = m.arch
     params = m.params - a.vocab_size * a.hidden_size * (1 if a.tied_embeddings else 2) + a.vocab_size * a.hidden_size
-    assert b.threads_s == pytest.approx(params / (4 * 3.0 * 2.8e9), rel=0.02)  # every product is a K-quant's
+    assert b.threads_s == pytest.approx(params / (4 * per_thread), rel=0.02)  # every product is a K-quant's
     assert b.threads_s > 1.5 * (b.stream_s + b.dequant_s)
     assert today.terms[0].threads_s == 0.0 and today.tg_tps > 1.5 * before.tg_tps
     m, w = spec("0.5B")
     small = estimate_speed(m, w, None, host, engine_date="2025-02-21", sampling=False).terms[0]
-    every_product_rowwise = m.params / (4 * 3.0 * 2.8e9)  # tied: the embedding is the output matrix, multiplied once
+    every_product_rowwise = m.params / (4 * per_thread)  # tied: the embedding is the output matrix, multiplied once
     assert 0.0 < small.threads_s < 0.7 * every_product_rowwise  # Q5_0 at its bytes' pace, the K-quants at the rate
 
 
