@@ -16,9 +16,7 @@ fitting half and a held-out half before anything is scored: no chip is in both. 
 
 from __future__ import annotations
 
-import json
 import re
-import statistics
 import sys
 from collections import defaultdict
 from dataclasses import replace
@@ -47,12 +45,8 @@ def chip(host: dict) -> str:
 
 def halves() -> dict[str, tuple[list[dict], list[dict]]]:
     """For each core row: (fitting, held-out) decode rows, split by chip."""
-    later = json.loads(ROWS.read_text())
-    hosts = later["cpu_hosts"]
-    shipped = json.loads(fit.DATA.read_text())
-    rows = [r for r in fit.prepare(fit.with_shipped_tables(later, shipped), {**fit.published_cpu_hosts(), **hosts})
-            if "_skip" not in r and not r.get("suspect") and (r.get("tg") or {}).get("tps")
-            and arm_rowwise_decode(r["_host"], "Q4_K", r["date"])]  # a core without dot products has no such figure
+    rows, hosts = fit.decode_rows(ROWS)
+    rows = [r for r in rows if arm_rowwise_decode(r["_host"], "Q4_K", r["date"])]  # a core without dot products has none
     by_core: dict[str, dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
     for r in rows:
         by_core[r["_host"].core][chip(hosts[r["device_key"]])].append(r)
@@ -66,17 +60,16 @@ def halves() -> dict[str, tuple[list[dict], list[dict]]]:
 
 def score(rows: list[dict], per_cycle: float) -> tuple[int, float]:
     """Figures within ±20 % and the median predicted/measured with ``per_cycle`` as the row's figure (0: none)."""
-    ratios = [fit.predict({**r, "_host": replace(r["_host"], thread_rowwise_weights_per_s=per_cycle * r["_host"].clock_hz)})[0]
-              / r["tg"]["tps"] for r in rows]
-    return sum(0.8 <= x <= 1.2 for x in ratios), statistics.median(ratios)
+    return fit.decode_score(rows, lambda r: replace(r["_host"], thread_rowwise_weights_per_s=per_cycle * r["_host"].clock_hz))
 
 
 def main() -> None:
     for core, (fitting, held_out) in halves().items():
         print(f"\n{core}: {len(fitting)} fitting VMs, {len(held_out)} held out")
-        best = max(CANDIDATES, key=lambda c: (score(fitting, c)[0], -abs(score(fitting, c)[1] - 1)))
+        fits = {c: score(fitting, c) for c in CANDIDATES}
+        best = max(CANDIDATES, key=lambda c: (fits[c][0], -abs(fits[c][1] - 1)))
         for c in CANDIDATES:
-            (fw, fm), (hw, hm) = score(fitting, c), (score(held_out, c) if held_out else (0, float("nan")))
+            (fw, fm), (hw, hm) = fits[c], (score(held_out, c) if held_out else (0, float("nan")))
             print(f"  {c:4.2f} weights/cycle   fitting {fw:3d} of {len(fitting)}, median {fm:.3f}   "
                   f"held out {hw:3d} of {len(held_out)}, median {hm:.3f}{'   <- most fitting figures within' if c == best else ''}")
 

@@ -15,7 +15,6 @@ them unless a script says so and splits them first.
 from __future__ import annotations
 
 import json
-import re
 import sys
 from pathlib import Path
 
@@ -25,7 +24,7 @@ sys.path[:0] = [str(HERE), str(HERE.parent)]
 from sparecores_rows import SOURCE, bench_rows, convert, host_key, read_instance  # noqa: E402
 
 from qwenctl.hardware.cpu import ARM_FEATURES  # noqa: E402
-from qwenctl.hardware.specs import _devices  # noqa: E402
+from qwenctl.hardware.specs import _devices, clock_in_name  # noqa: E402
 
 
 def arm_cores() -> set[str]:
@@ -37,8 +36,7 @@ def nominal_clock_ghz(cpu: dict[str, str]) -> float | None:
     """cpufreq's maximum where the VM has one, else the clock in its SMBIOS processor name; None where neither says."""
     if cpu.get("CPU max MHz"):
         return round(float(cpu["CPU max MHz"]) / 1000, 3)
-    named = re.search(r"@ (\d+(?:\.\d+)?)\s*GHz", cpu.get("BIOS Model name", ""))
-    return float(named.group(1)) if named and float(named.group(1)) > 0 else None
+    return clock_in_name(cpu.get("BIOS Model name", ""))
 
 
 def host_spec(folder: str, cpu: dict[str, str], bandwidth: float, cores: int) -> dict:

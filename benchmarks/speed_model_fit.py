@@ -29,6 +29,7 @@ import math
 import re
 import statistics
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import date
 from pathlib import Path
@@ -38,7 +39,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from qwenctl.catalog import Architecture, load_catalog  # noqa: E402
-from qwenctl.device_speed import load_speed_model  # noqa: E402
+from qwenctl.device_speed import DeviceSpeed, load_speed_model  # noqa: E402
 from qwenctl.estimate import fit_gpu_layers, weight_split  # noqa: E402
 from qwenctl.hardware.facts import (  # noqa: E402
     Absent,
@@ -635,14 +636,34 @@ def with_shipped_tables(later: dict, shipped: dict) -> dict:
             "device_aliases": shipped.get("device_aliases", {})}
 
 
+def prepared_later(later: dict, shipped: dict) -> tuple[list[dict], dict]:
+    """A later file's rows prepared as the shipped file's are, and the CPU hosts (the published ones and the file's own)
+    they are priced on."""
+    cpus = {**published_cpu_hosts(), **later.get("cpu_hosts", {})}
+    return prepare(with_shipped_tables(later, shipped), cpus), cpus
+
+
+def decode_rows(path: Path) -> tuple[list[dict], dict]:
+    """The rows of a later file that a split script scores (a specification, a decode figure, nothing flagged suspect),
+    with the CPU hosts they are priced on."""
+    rows, cpus = prepared_later(json.loads(path.read_text()), json.loads(DATA.read_text()))
+    return [r for r in rows if "_skip" not in r and not r.get("suspect") and (r.get("tg") or {}).get("tps")], cpus
+
+
+def decode_score(rows: list[dict], host: Callable[[dict], DeviceSpeed]) -> tuple[int, float]:
+    """Decode figures within ±20 % and the median predicted/measured, each row's host replaced by ``host(row)`` (a
+    candidate figure set on it)."""
+    ratios = [predict({**r, "_host": host(r)})[0] / r["tg"]["tps"] for r in rows]
+    return sum(0.8 <= x <= 1.2 for x in ratios), statistics.median(ratios)
+
+
 def score_later_rows(path: Path, doc: dict) -> None:
     """The shipped constants on rows collected after they were fitted: every row is held out, by device and
     at the thread count qwenctl itself would run (the performance cores, else the physical cores)."""
     later = json.loads(path.read_text())
     if not later.get("rows") or any("backend" not in r for r in later["rows"]):
         sys.exit(f"{path.name}: not a file of speed rows: every row must name its backend, as in {DATA.name}")
-    cpus = {**published_cpu_hosts(), **later.get("cpu_hosts", {})}
-    rows = prepare(with_shipped_tables(later, doc), cpus)
+    rows, cpus = prepared_later(later, doc)
     errs = errors(observations(rows, {r["_device"]: "later" for r in rows if "_skip" not in r}, "later"))
 
     def own_threads(r: dict) -> bool:  # the row's threads are those machine.threads would pick for its CPU

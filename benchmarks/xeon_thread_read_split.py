@@ -12,8 +12,6 @@ held-out half's line is the figure to quote. Prints figures within ±20 % and th
 
 from __future__ import annotations
 
-import json
-import statistics
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -29,12 +27,8 @@ CANDIDATES_GB_S = (0.0, 5.0, 5.5, 5.75, 6.0, 6.25, 6.5)
 
 def skylake_rows() -> tuple[list[dict], list[dict]]:
     """(fitting, held-out) decode rows of the model-85 VMs, split by VM."""
-    later = json.loads(ROWS.read_text())
-    hosts = {**fit.published_cpu_hosts(), **later["cpu_hosts"]}
-    shipped = json.loads(fit.DATA.read_text())
-    rows = [r for r in fit.prepare(fit.with_shipped_tables(later, shipped), hosts)
-            if "_skip" not in r and not r.get("suspect") and (r.get("tg") or {}).get("tps")
-            and hosts[r["device_key"]]["cpuid"] == {"vendor_id": "GenuineIntel", "family": 6, "model": 85}]
+    rows, hosts = fit.decode_rows(ROWS)
+    rows = [r for r in rows if hosts[r["device_key"]]["cpuid"] == {"vendor_id": "GenuineIntel", "family": 6, "model": 85}]
     vms = sorted({r["device_key"] for r in rows})
     fitting = set(vms[::2])
     return [r for r in rows if r["device_key"] in fitting], [r for r in rows if r["device_key"] not in fitting]
@@ -43,12 +37,8 @@ def skylake_rows() -> tuple[list[dict], list[dict]]:
 def score(rows: list[dict], thread_read: float) -> str:
     """The rows priced with ``thread_read`` as the design's figure; 0: none (the x86 rows' kernel rate and unpacking
     term, as before the design had an entry)."""
-    ratios = []
-    for r in rows:
-        priced = {**r, "_host": replace(r["_host"], thread_read_bytes_per_s=thread_read)}
-        ratios.append(fit.predict(priced)[0] / r["tg"]["tps"])
-    within = sum(0.8 <= x <= 1.2 for x in ratios)
-    return f"{within:3d} of {len(ratios)} within ±20 %, median {statistics.median(ratios):.3f}"
+    within, median = fit.decode_score(rows, lambda r: replace(r["_host"], thread_read_bytes_per_s=thread_read))
+    return f"{within:3d} of {len(rows)} within ±20 %, median {median:.3f}"
 
 
 def main() -> None:

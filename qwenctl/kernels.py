@@ -296,7 +296,8 @@ def arm_rowwise_decode(dev: DeviceSpeed, ggml_type: str, engine_date: str | None
     """Whether an Arm core's decode multiplies ``ggml_type`` row by row with a kernel whose rate its core row measures
     (speed_model.json `kernel_paths.cpu_tiled.rowwise_decode_types`: the K-quants, before their repacked kernels)."""
     types = load_speed_model()["kernel_paths"]["cpu_tiled"]["rowwise_decode_types"]
-    return _tiled_class(dev) is not None and ggml_type in types and not arm_tiled(dev, ggml_type, engine_date)
+    isa = _tiled_class(dev)
+    return isa is not None and ggml_type in types and not _tiled_in(isa, ggml_type, engine_date)
 
 
 def arm_tiled(dev: DeviceSpeed, ggml_type: str, engine_date: str | None) -> bool:
@@ -304,8 +305,11 @@ def arm_tiled(dev: DeviceSpeed, ggml_type: str, engine_date: str | None) -> bool
     ``engine_date``, rather than row by row (`ggml_vec_dot_*`); False for a device of no such class. The repacked
     layout serves the decode's gemv as well as the prompt's gemm (repack.cpp), so both take these dates."""
     isa = _tiled_class(dev)
-    if isa is None:
-        return False
+    return isa is not None and _tiled_in(isa, ggml_type, engine_date)
+
+
+def _tiled_in(isa: dict[str, Any], ggml_type: str, engine_date: str | None) -> bool:
+    """Whether a build of ``engine_date`` has a tiled kernel for ``ggml_type`` in the Arm class ``isa``."""
     since = isa["since"].get(ggml_type)
     return ggml_type in FLOAT_TYPES or (since is not None and not built_before(engine_date, since))
 

@@ -253,7 +253,7 @@ def _threads_s(dev: DeviceSpeed, split: WeightSplit, layer_params: float, logit_
     threads = dev.compute_units * dev.compute_share
     total = sum(w for _, w in split.layer_type_weights)
     stored = {t for t, _ in split.layer_type_weights} | {split.output_type or ""}
-    rowwise = {t for t in stored if dev.thread_rowwise_weights_per_s and arm_rowwise_decode(dev, t, engine_date)}
+    rowwise = {t for t in stored if arm_rowwise_decode(dev, t, engine_date)} if dev.thread_rowwise_weights_per_s else set()
     if rowwise and total:
         def type_rate(ggml_type: str) -> float:
             return dev.thread_rowwise_weights_per_s if ggml_type in rowwise else math.inf

@@ -660,11 +660,11 @@ def cpu_core(cpu: Cpu | None, board: Board | None) -> CoreSpec:
             elif cpu is not None and not named and not flags and cpu.flags_source is None:
                 assumed.append("CPU instruction sets unknown (on Windows llama-cpp-python reports them: install it): "
                                "priced as SSE, the slowest x86 kernels")
-        m = re.search(r"@\s*([0-9.]+)\s*GHz", brand)
+        named_clock = clock_in_name(brand)
         if cpu is not None and cpu.base_clock_mhz:
             clock = cpu.base_clock_mhz / 1000  # guaranteed with every core busy: what the constants were fitted on
-        elif m:
-            clock = float(m.group(1))  # the base clock an Intel name carries
+        elif named_clock:
+            clock = named_clock  # the base clock an Intel name carries
         elif cpu is not None and cpu.max_clock_mhz:
             clock = cpu.max_clock_mhz / 1000  # cpufreq's maximum: a base P-state under acpi-cpufreq, else a turbo
         else:
@@ -711,6 +711,13 @@ def cpu_core(cpu: Cpu | None, board: Board | None) -> CoreSpec:
         complex_read_bytes_per_s=link,
         vendor=vendor,
     )
+
+
+def clock_in_name(name: str) -> float | None:
+    """The clock a processor's name carries, in GHz ("Intel(R) Xeon(R) Gold 6226 CPU @ 2.70GHz", an SMBIOS "AWS
+    Graviton3 CPU @ 2.6GHz"); None where it names none, or names 0.0 (an SMBIOS table left unfilled)."""
+    m = re.search(r"@\s*([0-9]+(?:\.[0-9]+)?)\s*GHz", name)
+    return float(m.group(1)) if m and float(m.group(1)) > 0 else None
 
 
 def x86_vendor(cpu: Cpu | None) -> str:
