@@ -4,7 +4,8 @@
 
 The Arm half of what benchmarks/sparecores_rows.py converts for x86 (its docstring tells the harness: one prebuilt
 build, 51f311e0 (4753), llama-bench `-t <vCPUs> -fa 1 -ngl 0`, tg128 and pp512 of LLaMA-1 7B Q4_K_M, lmbench's
-`bw_mem`). Kept: aarch64 VMs whose lscpu names a core devices.json maps (Graviton 1 to 5, Ampere Altra, Azure Cobalt
+`bw_mem`). On arm64 that build is llama.cpp's Docker image, compiled for a generic armv8-a: each row carries the CPU
+features its system info would report (`llama_cpp_cpu_flags`, `BUILD_CPU_FLAGS`), which lack the cores' dot products. Kept: aarch64 VMs whose lscpu names a core devices.json maps (Graviton 1 to 5, Ampere Altra, Azure Cobalt
 100, Google Axion and T2A, Alibaba Yitian 710 and its N1 parts, Hetzner's CAX), at every thread count: an Arm vCPU is a
 whole core. Each VM is its own host: its core and ISA from lscpu, as its clock lscpu's `CPU max MHz` or else the nominal
 clock its SMBIOS processor name carries (lscpu's `BIOS Model name`, "AWS Graviton3 CPU @ 2.6GHz"), and as its memory
@@ -25,6 +26,13 @@ from sparecores_rows import SOURCE, bench_rows, convert, host_key, read_instance
 
 from qwenctl.hardware.cpu import ARM_FEATURES  # noqa: E402
 from qwenctl.hardware.specs import _devices, clock_in_name  # noqa: E402
+
+# What llama_print_system_info's CPU part says of the binary SpareCores ran: ghcr.io/ggml-org/llama.cpp:full-b4753
+# (github.com/SpareCores/sc-images images/benchmark-llm/Dockerfile at 5f44c28), whose arm64 build was configured
+# -DGGML_NATIVE=OFF -DGGML_CPU_ARM_ARCH=armv8-a (.devops/cpu.Dockerfile since https://github.com/ggml-org/llama.cpp/pull/11419,
+# 2025-01-25; "The ARM images are not very useful for inference until runtime detection of CPU features is
+# implemented", #13356): NEON and nothing newer, so no dot products, i8mm or fp16 arithmetic on any of these cores.
+BUILD_CPU_FLAGS = ("neon",)
 
 
 def arm_cores() -> set[str]:
@@ -65,7 +73,8 @@ def instance_rows(mirror: Path, folder: str, cores: set[str]) -> tuple[list[dict
     if cpu.get("Architecture") != "aarch64" or cpu.get("Model name") not in cores:
         return [], None
     host = host_spec(folder, cpu, bandwidth, tg[0]["n_threads"])
-    return bench_rows(folder, cpu, tg, pp, bandwidth, host, "prebuilt CPU binary"), {host_key(folder): host}
+    rows = bench_rows(folder, cpu, tg, pp, bandwidth, host, "llama.cpp's arm64 Docker image, built for armv8-a")
+    return [{**r, "llama_cpp_cpu_flags": list(BUILD_CPU_FLAGS)} for r in rows], {host_key(folder): host}
 
 
 def main() -> None:

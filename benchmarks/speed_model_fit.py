@@ -234,7 +234,10 @@ def cpu_hardware(row: dict, cpus: dict) -> Hardware | None:
                  bandwidth_source="measured" if measured else "specification", bandwidth_measured=measured)
     key = row["device_key"]
     board = Board("Raspberry Pi 5" if key.endswith("5") else "Raspberry Pi 4", None, None, None) if key.startswith("raspberry") else Absent("-")
-    return Hardware("Linux", cpu.arch, cpu, mem, Absent("-"), Absent("-"), board, Absent("-"), _no_backends())
+    # the CPU features the row's llama.cpp was built with, where the source says (`llama_cpp_cpu_flags`: a generic
+    # armv8-a build lacks the dot products its cores have), as detection reads them from llama_print_system_info
+    backends = replace(_no_backends(), llama_cpp_cpu_flags=tuple(row["llama_cpp_cpu_flags"])) if row.get("llama_cpp_cpu_flags") else _no_backends()
+    return Hardware("Linux", cpu.arch, cpu, mem, Absent("-"), Absent("-"), board, Absent("-"), backends)
 
 
 def _default_host() -> Hardware:

@@ -58,9 +58,10 @@ class DeviceSpeed:
     thread_weights_per_s: float = 0.0  # weights one CPU thread's decode kernels multiply per second (0: not known)
     # the ggml types whose kernels one thread runs slower than that: (type, weights per second)
     thread_type_weights_per_s: tuple[tuple[str, float], ...] = ()
-    # weights one Arm thread multiplies per second where its build has no tiled kernel for a K-quant and multiplies it
-    # row by row (kernels.arm_rowwise_decode; devices.json `rowwise_decode_weights_per_cycle`); 0: not known
-    thread_rowwise_weights_per_s: float = 0.0
+    # False where llama.cpp was built without the dot products the CPU has (an armv8-a build of an Arm core with SDOT:
+    # machine.without_dot_products): `matrix_ops` is then its widening multiplies' rate, it has no tiled kernels, and
+    # its decode threads multiply at its prompt kernel's rate (kernels.arm_rowwise_decode)
+    dot_products: bool = True
     # what one CPU thread's decode reads at most: its core's misses in flight (0: not known). Set for a core design
     # measured whole (devices.json x86_designs), whose thread_weights_per_s includes the unpacking (no dequant term)
     thread_read_bytes_per_s: float = 0.0

@@ -287,17 +287,17 @@ def _rowwise_slowdown(dev: DeviceSpeed, split: WeightSplit, engine_date: str | N
 
 
 def _tiled_class(dev: DeviceSpeed) -> dict[str, Any] | None:
-    """The Arm instruction class (speed_model.json `kernel_paths.cpu_tiled`) whose tiled kernels ``dev``'s cores run."""
+    """The Arm instruction class (speed_model.json `kernel_paths.cpu_tiled`) whose tiled kernels ``dev``'s cores run;
+    None for a build without dot products, which has none (repack.cpp and tinyBLAS_Q0_ARM need __ARM_FEATURE_DOTPROD)."""
     classes = load_speed_model()["kernel_paths"]["cpu_tiled"]["classes"].values()
-    return next((c for c in classes if dev.family in c["families"]), None)
+    return next((c for c in classes if dev.family in c["families"]), None) if dev.dot_products else None
 
 
-def arm_rowwise_decode(dev: DeviceSpeed, ggml_type: str, engine_date: str | None) -> bool:
-    """Whether an Arm core's decode multiplies ``ggml_type`` row by row with a kernel whose rate its core row measures
-    (speed_model.json `kernel_paths.cpu_tiled.rowwise_decode_types`: the K-quants, before their repacked kernels)."""
-    types = load_speed_model()["kernel_paths"]["cpu_tiled"]["rowwise_decode_types"]
-    isa = _tiled_class(dev)
-    return isa is not None and ggml_type in types and not _tiled_in(isa, ggml_type, engine_date)
+def arm_rowwise_decode(dev: DeviceSpeed, ggml_type: str) -> bool:
+    """Whether a CPU's decode multiplies ``ggml_type`` with widening multiplies, row by row: every quantized type in a
+    llama.cpp built without the dot products its Arm cores have (`DeviceSpeed.dot_products`), whose ggml_vdotq_s32
+    takes two SMULLs and two pairwise adds for what one SDOT does."""
+    return not dev.dot_products and ggml_type not in FLOAT_TYPES
 
 
 def arm_tiled(dev: DeviceSpeed, ggml_type: str, engine_date: str | None) -> bool:

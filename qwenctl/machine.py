@@ -19,13 +19,15 @@ from qwenctl.errors import ExitCode, QwenctlError
 from qwenctl.estimate import MemoryEstimate, PoolMemory, load_calibration
 from qwenctl.hardware import specs
 from qwenctl.hardware.cpu import thread_limit
-from qwenctl.hardware.facts import AppleSilicon, Board, Cpu, Hardware, Memory, NvidiaGpu
+from qwenctl.hardware.facts import AppleSilicon, Backends, Board, Cpu, Hardware, Memory, NvidiaGpu
 from qwenctl.speed import Links, SpeedEstimate, corrected
 from qwenctl.speed_history import Correction, correction
 from qwenctl.split import gpu_label
 
 MEASURE_HINT = "run `qwenctl detect --measure` to measure it"  # pipeline.plan_here measures when a plan carries it
 PROFILE_HINT = "give it as [memory] bandwidth in the profile"  # a profile's machine is not this one: nothing to measure
+REBUILD_HINT = ('reinstall llama-cpp-python built for this CPU (CMAKE_ARGS="-DGGML_NATIVE=ON" '
+                'pip install --force-reinstall --no-cache-dir llama-cpp-python)')
 
 
 def threads(hw: Hardware) -> int:
@@ -120,6 +122,15 @@ def gpu_budget(gpu: NvidiaGpu, host: int) -> tuple[int, int]:
     return max(min(total if free is None else free, total - reserve), 0), total
 
 
+def without_dot_products(hw: Hardware) -> bool:
+    """Whether the llama.cpp installed here was built without the dot-product instructions the CPU has: an Arm CPU
+    with SDOT (cpuinfo's `asimddp`) under a build whose system info names NEON but not DOTPROD, as one compiled for a
+    generic armv8-a is (llama.cpp's arm64 Docker images of 2025, `GGML_CPU_ARM_ARCH=armv8-a`). False where either
+    side is not known."""
+    flags = (hw.backends.llama_cpp_cpu_flags if isinstance(hw.backends, Backends) else None) or ()
+    return isinstance(hw.cpu, Cpu) and "dotprod" in hw.cpu.flags and "neon" in flags and "dotprod" not in flags
+
+
 def host_device(hw: Hardware, n_threads: int | None = None) -> DeviceSpeed:
     """The CPU with host RAM: bandwidth detected, measured or assumed; ALU peaks by core type.
     ``n_threads``: the threads llama.cpp is given (`bench -t`), else `threads`' choice; more threads than the CPU
@@ -172,6 +183,12 @@ def host_device(hw: Hardware, n_threads: int | None = None) -> DeviceSpeed:
                        f"({core.complex_read_bytes_per_s / 1e9:.1f} GB/s each)")
     per_core = core.clock_hz * n
     cpu = hw.cpu if isinstance(hw.cpu, Cpu) else None
+    no_dot = core.int8_per_cycle_without_dot if without_dot_products(hw) else None  # None: the build has them
+    int8_per_cycle = no_dot or core.int8_per_cycle
+    if no_dot:
+        sources.append(f"llama.cpp here was built without this CPU's dot products (its system info has no DOTPROD): "
+                       f"{int8_per_cycle:g} int8 ops a cycle a core, not {core.int8_per_cycle:g}, and no tiled kernels; "
+                       f"{REBUILD_HINT}")
     share = specs.thread_share(cpu, core, n)
     if cpu is not None and share < 1.0:
         sources.append(f"{n} threads on {cpu.performance_cores} performance cores: {share:.2f} of their rate each")
@@ -188,7 +205,7 @@ def host_device(hw: Hardware, n_threads: int | None = None) -> DeviceSpeed:
         memory_kind=core.memory_kind,
         bandwidth_bytes_per_s=float(bw),
         vector_ops=per_core * core.fp32_per_cycle,
-        matrix_ops={"int8": per_core * core.int8_per_cycle, "fp16": per_core * core.fp32_per_cycle},
+        matrix_ops={"int8": per_core * int8_per_cycle, "fp16": per_core * core.fp32_per_cycle},
         compute_units=n,
         clock_hz=core.clock_hz,
         sources=tuple(sources),
@@ -198,7 +215,7 @@ def host_device(hw: Hardware, n_threads: int | None = None) -> DeviceSpeed:
         bandwidth_assumed=bandwidth_assumed,
         thread_weights_per_s=(core.decode_weights_per_cycle or 0.0) * core.single_core_clock_hz,
         thread_type_weights_per_s=tuple((t, rate * core.single_core_clock_hz) for t, rate in core.decode_type_weights_per_cycle),
-        thread_rowwise_weights_per_s=(core.rowwise_decode_weights_per_cycle or 0.0) * core.single_core_clock_hz,
+        dot_products=no_dot is None,
         thread_read_bytes_per_s=core.thread_read_bytes_per_s or 0.0,
         staging_copy_bytes_per_s=core.staging_copy_bytes_per_s or 0.0,
         fabric_read_bytes_per_s=fabric,

@@ -237,7 +237,7 @@ def _type_rates(dev: DeviceSpeed, efficiency: float, units: dict[str, float], sp
 
 def _threads_s(dev: DeviceSpeed, split: WeightSplit, layer_params: float, logit_params: float,
                type_rates: tuple[tuple[str, float, float], ...], weight_bytes: float, streaming: float,
-               attention_s: float, engine_date: str | None) -> float:
+               attention_s: float, matrix_rate: float) -> float:
     """What a CPU's threads take to multiply one token's weights at their kernels' rates (0 where not known).
 
     A kernel's rate is the core's (`thread_weights_per_s`) unless its design runs that type's kernel slower
@@ -248,15 +248,17 @@ def _threads_s(dev: DeviceSpeed, split: WeightSplit, layer_params: float, logit_
     Q4_K_M: 70 % of its layers' bytes Q5_0, the rest Q4_K and Q6_K) takes the sum of each product's slower limit,
     the output matrix's and the cache's reads (``attention_s``) added; the decode's max() then takes that sum.
 
-    An Arm core is priced the same way where its build multiplies a K-quant row by row (`kernels.arm_rowwise_decode`:
-    no repacked gemv for it yet), at `thread_rowwise_weights_per_s`; its other types are bound by their bytes alone."""
+    An Arm core is priced the same way where its llama.cpp was built without the core's dot products
+    (`kernels.arm_rowwise_decode`): such a build multiplies a decoded token row by row with the same ggml_vec_dot as
+    its prompt, so each quantized product runs at most at a thread's share of the prompt's rate (``matrix_rate``, int8
+    ops/s: two a weight), not a figure fitted to decode rows."""
     threads = dev.compute_units * dev.compute_share
     total = sum(w for _, w in split.layer_type_weights)
     stored = {t for t, _ in split.layer_type_weights} | {split.output_type or ""}
-    rowwise = {t for t in stored if arm_rowwise_decode(dev, t, engine_date)} if dev.thread_rowwise_weights_per_s else set()
+    rowwise = {t for t in stored if arm_rowwise_decode(dev, t)}
     if rowwise and total:
         def type_rate(ggml_type: str) -> float:
-            return dev.thread_rowwise_weights_per_s if ggml_type in rowwise else math.inf
+            return matrix_rate / 2 / threads if ggml_type in rowwise else math.inf
     elif dev.thread_weights_per_s:
         slower = dict(dev.thread_type_weights_per_s)
         if not (slower and total):
@@ -452,7 +454,7 @@ def estimate_placed_speed(
             # a core design measured whole (devices.json x86_designs) has its unpacking inside its threads' kernel rate
             dequant_s=0.0 if dev.thread_read_bytes_per_s else params * dequant / (dev.vector_ops * dev.compute_share),
             threads_s=_threads_s(dev, s, layer_params, logit_params, type_rates, weight_bytes, streaming, attention_s,
-                                 engine_date),
+                                 matrix_rate),
             bytes_read=weight_bytes + kv_layers * attention_per_layer,
             bandwidth_bytes_per_s=dev.bandwidth_bytes_per_s,
             memory_efficiency=eff,

@@ -58,6 +58,30 @@ def test_a_cuda_builds_architectures_from_llama_cpps_system_info():
     assert backends.cuda_archs("CPU : SSE3 = 1 | AVX = 1 |") is None and backends.cuda_archs(None) is None
 
 
+def test_the_cpu_features_a_build_was_compiled_with_from_llama_cpps_system_info():
+    """An aarch64 build for a generic armv8-a names NEON and no DOTPROD (its system info as ggml-org/ci logged it,
+    llama.cpp/ce/9b965c1b.../ggml-3-arm64-cpu/README.md, build 4316), as llama.cpp's arm64 Docker images of 2025 were:
+    on a Hetzner CAX server (Neoverse-N1, whose cpuinfo says asimddp) the plan prices its cores without dot products
+    and says how to get them back. A build that says DOTPROD, or says nothing of its CPU, is priced as the CPU."""
+    from qwenctl.hardware import detect
+    from qwenctl.machine import host_device, without_dot_products
+
+    doc = document("hetzner-cax-neoverse-n1-vm.json")
+    info = "CPU : NEON = 1 | ARM_FMA = 1 | LLAMAFILE = 1 | OPENMP = 1 | AARCH64_REPACK = 1 | "
+    doc["python"] = {"packages": {"llama-cpp-python": "0.3.36", "mlx": None, "mlx-lm": None},
+                     "llama_supports_gpu_offload": False, "mlx_default_device": None, "llama_system_info": info}
+    hw = detect(replay(doc))
+    assert hw.backends.llama_cpp_cpu_flags == ("neon",) and without_dot_products(hw)
+    host = host_device(hw)
+    assert not host.dot_products and host.matrix_ops["int8"] == pytest.approx(2 * host.clock_hz * 16)
+    doc["python"]["llama_system_info"] = info + "DOTPROD = 1 | "
+    native = detect(replay(doc))
+    assert native.backends.llama_cpp_cpu_flags == ("neon", "dotprod") and not without_dot_products(native)
+    assert host_device(native).matrix_ops["int8"] == pytest.approx(4 * host.matrix_ops["int8"])
+    doc["python"]["llama_system_info"] = "CUDA : ARCHS = 870 | USE_GRAPHS = 1 | "
+    assert detect(replay(doc)).backends.llama_cpp_cpu_flags is None
+
+
 def test_nothing_installed():
     assert backends.probe(replay("linux-x86-no-gpu.json")) == Backends(
         Absent("not installed"), None, Absent("not installed"), Absent("not installed"), None)

@@ -996,42 +996,55 @@ def test_a_ryzens_cores_read_no_faster_than_the_fabric_links_of_their_core_compl
 
 
 def test_a_core_whose_kernel_rate_was_never_measured_is_priced_by_its_memory_alone():
-    """An Arm core's threads add no term where today's build multiplies every type it stores with a tiled kernel: no
-    published row isolates a repacked gemv's rate (not a guess)."""
+    """An Arm core's threads add no term where its llama.cpp has the core's dot products, whatever the build's date:
+    no published row isolates the rate of a native build's gemv or row-by-row kernel (not a guess)."""
     pi5 = replace(pc(8), machine="aarch64", cpu=Cpu("ARM Cortex-A76", "aarch64", 4, 4, flags=("neon", "dotprod")),
                   board=Board("Raspberry Pi 5 Model B Rev 1.0", None, None, None))
     m, w = spec("1.5B")
-    assert estimate_speed(m, w, None, host_device(pi5, 1)).terms[0].threads_s == 0.0
+    for date in (None, "2025-02-21"):
+        assert estimate_speed(m, w, None, host_device(pi5, 1), engine_date=date).terms[0].threads_s == 0.0
 
 
-def test_an_arm_build_from_before_its_k_quant_gemv_multiplies_them_at_the_cores_row_by_row_rate():
-    """SpareCores' Graviton4 VMs of 4 vCPUs ran llama.cpp b4753 (2025-02), before Q4_K and Q6_K were repacked for Arm:
-    6.5 tok/s of LLaMA-1 7B Q4_K_M where their memory (98 GB/s read by bw_mem) allowed twice that, each thread
-    multiplying 3.9 weights a cycle in ggml_vec_dot_q4_K_q8_K (benchmarks/published_sparecores_arm.json). A Neoverse-V2
-    thread of such a build is held to devices.json's row-wise figure (3.0 a cycle, fitted on half of SpareCores' Arm
-    chips with Graviton4 among them; held out, Google Axion: 8 of 11 VMs within ±20 %, docs/planning.md). Today's
-    build repacks them: no figure applies and the memory binds. Types never measured row by row (Q5_0, most of the
-    0.5B's Q4_K_M) stay bound by their bytes."""
-    graviton4 = replace(pc(16, host_bw=98.3e9, cores=4), machine="aarch64",
-                        cpu=Cpu("ARM Neoverse-V2", "aarch64", 4, 4, flags=("neon", "dotprod", "i8mm", "sve"),
-                                base_clock_mhz=2800))
-    from qwenctl.hardware.specs import cpu_core
+# llama_print_system_info of an aarch64 build for a generic armv8-a (ggml-org/ci, llama.cpp/ce/9b965c1b.../ggml-3-arm64-cpu/
+# README.md, build 4316): NEON, no DOTPROD
+ARMV8_A_BUILD = "CPU : NEON = 1 | ARM_FMA = 1 | LLAMAFILE = 1 | OPENMP = 1 | AARCH64_REPACK = 1 | "
 
-    host = host_device(read_test(graviton4, 98.3e9))
-    per_thread = cpu_core(graviton4.cpu, None).rowwise_decode_weights_per_cycle * 2.8e9
-    assert host.thread_rowwise_weights_per_s == pytest.approx(per_thread)
+
+def test_an_arm_build_without_its_cores_dot_products_multiplies_at_their_widening_multiplies_rate():
+    """SpareCores ran llama.cpp's arm64 Docker image, built for a generic armv8-a, on Graviton4 VMs
+    (benchmarks/published_sparecores_arm.json): a Neoverse-V2 core then multiplies int8 with SMULLs on two pipes, 32 ops a
+    cycle against SDOT's 128 (devices.json, from Arm's V2 optimization guide), has no tiled kernels, and each decode
+    thread runs the prompt's row-by-row kernel: 6.5 tok/s of LLaMA-1 7B Q4_K_M on 4 vCPUs where their memory (98 GB/s
+    read by bw_mem) allowed twice that; the model prices that file 6.5, and the 16-vCPU VMs' prompts 0.88 of their
+    30.4 tok/s, with no figure fitted to those rows. A build with the dot products (llama.cpp's system info says
+    DOTPROD) is priced as before."""
+    from qwenctl.hardware.facts import Backends
+
+    def graviton4(info: str | None) -> Hardware:
+        flags = cpu_flags(info) or None
+        hw = replace(pc(16, host_bw=98.3e9, cores=4), machine="aarch64",
+                     cpu=Cpu("ARM Neoverse-V2", "aarch64", 4, 4, flags=("neon", "dotprod", "i8mm", "sve"), base_clock_mhz=2800),
+                     backends=Backends("0.3.36", False, Absent("-"), Absent("-"), None, llama_cpp_cpu_flags=flags))
+        return read_test(hw, 98.3e9)
+
+    from qwenctl.hardware.cpu import llama_cpu_flags as cpu_flags
+
+    generic, native = host_device(graviton4(ARMV8_A_BUILD)), host_device(graviton4(ARMV8_A_BUILD + "DOTPROD = 1 | "))
+    assert not generic.dot_products and native.dot_products
+    assert host_device(graviton4(None)).dot_products  # a build that does not say is not taken for a generic one
+    assert generic.matrix_ops["int8"] == pytest.approx(4 * 2.8e9 * 32) and native.matrix_ops["int8"] == pytest.approx(4 * 2.8e9 * 128)
+    assert any("without this CPU's dot products" in s and "GGML_NATIVE=ON" in s for s in generic.sources)
     m, w = spec("7B")
-    before, today = (estimate_speed(m, w, None, host, engine_date=d, sampling=False) for d in ("2025-02-21", None))
-    b = before.terms[0]
+    slow, fast = (estimate_speed(m, w, None, h, engine_date="2025-02-21", sampling=False) for h in (generic, native))
+    t = slow.terms[0]
+    per_thread = load_speed_model()["engines"]["cpu"]["pp_efficiency"]["int8"] * 32 * 2.8e9 / 2
     a = m.arch
     params = m.params - a.vocab_size * a.hidden_size * (1 if a.tied_embeddings else 2) + a.vocab_size * a.hidden_size
-    assert b.threads_s == pytest.approx(params / (4 * per_thread), rel=0.02)  # every product is a K-quant's
-    assert b.threads_s > 1.5 * (b.stream_s + b.dequant_s)
-    assert today.terms[0].threads_s == 0.0 and today.tg_tps > 1.5 * before.tg_tps
-    m, w = spec("0.5B")
-    small = estimate_speed(m, w, None, host, engine_date="2025-02-21", sampling=False).terms[0]
-    every_product_rowwise = m.params / (4 * per_thread)  # tied: the embedding is the output matrix, multiplied once
-    assert 0.0 < small.threads_s < 0.7 * every_product_rowwise  # Q5_0 at its bytes' pace, the K-quants at the rate
+    assert t.threads_s == pytest.approx(params / (4 * per_thread), rel=0.02)  # every product is quantized: row by row
+    assert t.threads_s > 1.5 * (t.stream_s + t.dequant_s) and t.pp_types == 1.0  # no tiled kernel to be slower than
+    assert fast.terms[0].threads_s == 0.0 and fast.tg_tps > 1.5 * slow.tg_tps
+    today = estimate_speed(m, w, None, native, sampling=False)
+    assert today.pp_tps > 3.5 * slow.pp_tps  # four times the int8 rate, every K-quant tiled
 
 
 def test_an_m5_multiplies_prompts_on_its_neural_accelerators():

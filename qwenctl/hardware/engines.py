@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from qwenctl.hardware.cpu import llama_cpu_flags
 from qwenctl.hardware.facts import Absent, Backends
 from qwenctl.hardware.snapshot import Source
 
@@ -21,11 +22,13 @@ def probe(source: Source) -> Backends:
     llama = source.package_version("llama-cpp-python")
     mlx = source.package_version("mlx")
     mlx_lm = source.package_version("mlx-lm")
+    info = source.llama_system_info() if llama else None
     return Backends(
         llama_cpp=llama or Absent(NOT_INSTALLED),
         llama_cpp_gpu_offload=source.llama_supports_gpu_offload() if llama else None,
         llama_cpp_rpc=source.llama_supports_rpc() if llama else None,
-        llama_cpp_cuda_archs=cuda_archs(source.llama_system_info()) if llama else None,
+        llama_cpp_cuda_archs=cuda_archs(info),
+        llama_cpp_cpu_flags=llama_cpu_flags(info) or None,
         mlx=mlx or Absent(NOT_INSTALLED),
         mlx_lm=mlx_lm or Absent(NOT_INSTALLED),
         mlx_default_device=source.mlx_default_device() if mlx else None,

@@ -164,6 +164,10 @@ class Backends:
     # the CUDA architectures the build has code for (llama_print_system_info's "CUDA : ARCHS = 610,750", as
     # __CUDA_ARCH_LIST__: 610 = compute capability 6.1); None: no CUDA backend, or a build that does not say
     llama_cpp_cuda_archs: tuple[int, ...] | None = None
+    # the CPU features llama.cpp's CPU backend was built with (llama_print_system_info's "CPU : NEON = 1 | DOTPROD = 0
+    # | ...", in cpu.py's names): a build for a generic armv8-a lacks the dot products its CPU has. None: not installed,
+    # or a build that does not say
+    llama_cpp_cpu_flags: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)

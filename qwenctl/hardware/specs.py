@@ -65,8 +65,8 @@ class CoreSpec:
     # ggml types whose decode kernel one thread of this design runs slower than decode_weights_per_cycle: (type, weights
     # per cycle) (devices.json x86_designs `decode_type_weights_per_cycle`); () where none is known
     decode_type_weights_per_cycle: tuple[tuple[str, float], ...] = ()
-    # what one thread of an Arm core multiplies where llama.cpp's decode takes a type row by row (None: not measured)
-    rowwise_decode_weights_per_cycle: float | None = None
+    # per core, in a llama.cpp built without the core's dot products (an armv8-a build of an Arm core; None: not known)
+    int8_per_cycle_without_dot: float | None = None
     complexes: int = 0  # core complexes, each behind one fabric link to the memory (`die_links`; 0: no such limit known)
     complex_read_bytes_per_s: float = 0.0  # what one complex's link reads at most
     vendor: str = ""  # an x86 CPU's CPUID vendor ("GenuineIntel", "AuthenticAMD"), or told by its name; "" elsewhere
@@ -698,6 +698,7 @@ def cpu_core(cpu: Cpu | None, board: Board | None) -> CoreSpec:
         clock_hz=clock * 1e9,
         fp32_per_cycle=row["fp32_flop_per_cycle_per_core"],
         int8_per_cycle=row["int8_ops_per_cycle_per_core"],
+        int8_per_cycle_without_dot=row.get("int8_ops_per_cycle_per_core_without_dotprod"),
         source=source,
         assumed=tuple(assumed),
         decode_weights_per_cycle=decode.get("decode_weights_per_cycle", row.get("decode_weights_per_cycle")),
@@ -706,7 +707,6 @@ def cpu_core(cpu: Cpu | None, board: Board | None) -> CoreSpec:
         staging_copy_bytes_per_s=decode.get("staging_copy_bytes_per_s"),
         decode_type_weights_per_cycle=tuple({**decode.get("decode_type_weights_per_cycle", {}),
                                              **(design or {}).get("decode_type_weights_per_cycle", {})}.items()),
-        rowwise_decode_weights_per_cycle=row.get("rowwise_decode_weights_per_cycle"),
         complexes=complexes,
         complex_read_bytes_per_s=link,
         vendor=vendor,
