@@ -18,7 +18,7 @@ from qwenctl.device_speed import DeviceSpeed, load_speed_model
 from qwenctl.errors import ExitCode, QwenctlError
 from qwenctl.estimate import MemoryEstimate, PoolMemory, load_calibration
 from qwenctl.hardware import specs
-from qwenctl.hardware.cpu import thread_limit
+from qwenctl.hardware.cpu import LLAMA_CPU_FEATURES, thread_limit
 from qwenctl.hardware.facts import AppleSilicon, Backends, Board, Cpu, Hardware, Memory, NvidiaGpu
 from qwenctl.speed import Links, SpeedEstimate, corrected
 from qwenctl.speed_history import Correction, correction
@@ -122,13 +122,29 @@ def gpu_budget(gpu: NvidiaGpu, host: int) -> tuple[int, int]:
     return max(min(total if free is None else free, total - reserve), 0), total
 
 
+def _build_flags(hw: Hardware) -> tuple[str, ...]:
+    """The CPU features the installed llama.cpp was compiled for (its system info); () where not known."""
+    return (hw.backends.llama_cpp_cpu_flags if isinstance(hw.backends, Backends) else None) or ()
+
+
 def without_dot_products(hw: Hardware) -> bool:
     """Whether the llama.cpp installed here was built without the dot-product instructions the CPU has: an Arm CPU
     with SDOT (cpuinfo's `asimddp`) under a build whose system info names NEON but not DOTPROD, as one compiled for a
     generic armv8-a is (llama.cpp's arm64 Docker images of 2025, `GGML_CPU_ARM_ARCH=armv8-a`). False where either
     side is not known."""
-    flags = (hw.backends.llama_cpp_cpu_flags if isinstance(hw.backends, Backends) else None) or ()
+    flags = _build_flags(hw)
     return isinstance(hw.cpu, Cpu) and "dotprod" in hw.cpu.flags and "neon" in flags and "dotprod" not in flags
+
+
+def as_built(cpu: Cpu, hw: Hardware) -> tuple[Cpu, tuple[str, ...]]:
+    """An x86 CPU as the installed llama.cpp's kernels use it, and the instruction sets its build leaves out: the
+    build runs the kernels it was compiled for, not the CPU's best (a wheel built for AVX2 runs AVX2 kernels on an
+    AVX-512 core), so the core is priced by the flags both have, where the build says (llama.cpp's system info)."""
+    built = _build_flags(hw)
+    if not built or cpu.arch not in specs.X86_ARCHES:
+        return cpu, ()
+    missing = tuple(f for f in cpu.flags if f in LLAMA_CPU_FEATURES.values() and f not in built)
+    return (replace(cpu, flags=tuple(f for f in cpu.flags if f not in missing)) if missing else cpu), missing
 
 
 def host_device(hw: Hardware, n_threads: int | None = None) -> DeviceSpeed:
@@ -139,7 +155,8 @@ def host_device(hw: Hardware, n_threads: int | None = None) -> DeviceSpeed:
     n = n_threads or threads(hw)
     if n_threads and isinstance(hw.cpu, Cpu):
         n = min(n, usable_threads(hw.cpu))
-    core = specs.cpu_core(hw.cpu if isinstance(hw.cpu, Cpu) else None, hw.board if isinstance(hw.board, Board) else None)
+    cpu, left_out = as_built(hw.cpu, hw) if isinstance(hw.cpu, Cpu) else (None, ())
+    core = specs.cpu_core(cpu, hw.board if isinstance(hw.board, Board) else None)
     bw = hw.memory.bandwidth_bytes_per_s if isinstance(hw.memory, Memory) else None
     bw_source = hw.memory.bandwidth_source if isinstance(hw.memory, Memory) else None
     sustained = None  # (bytes/s, source, kind) of what the memory streams: a board's STREAM figure or a read test's
@@ -153,6 +170,9 @@ def host_device(hw: Hardware, n_threads: int | None = None) -> DeviceSpeed:
     if not sustained and bw and isinstance(hw.memory, Memory) and hw.memory.bandwidth_measured:
         sustained = (bw, bw_source or "measured", "read_test")  # a read test's figure is what the memory streams
     sources, assumed = [core.source], list(core.assumed)
+    if left_out:
+        sources.append(f"llama.cpp here was built without this CPU's {', '.join(left_out)} (its system info): priced "
+                       f"with the kernels it has; {REBUILD_HINT}")
     bandwidth_assumed = not (sustained or bw)
     if sustained:  # what the memory streams, not its peak: price reads on it, at its kind's share
         bw, bw_source, _ = sustained
@@ -182,7 +202,6 @@ def host_device(hw: Hardware, n_threads: int | None = None) -> DeviceSpeed:
         sources.append(f"host bandwidth: at most {fabric / 1e9:.0f} GB/s through {whose} "
                        f"({core.complex_read_bytes_per_s / 1e9:.1f} GB/s each)")
     per_core = core.clock_hz * n
-    cpu = hw.cpu if isinstance(hw.cpu, Cpu) else None
     no_dot = core.int8_per_cycle_without_dot if without_dot_products(hw) else None  # None: the build has them
     int8_per_cycle = no_dot or core.int8_per_cycle
     if no_dot:

@@ -1047,6 +1047,28 @@ def test_an_arm_build_without_its_cores_dot_products_multiplies_at_their_widenin
     assert today.pp_tps > 3.5 * slow.pp_tps  # four times the int8 rate, every K-quant tiled
 
 
+def test_an_x86_build_runs_the_kernels_it_was_compiled_for_not_the_cpus_best():
+    """The development VM's Zen 4 (its capture) prompts a shape-faithful Qwen2.5-1.5B Q4_K_M at 108.5 tok/s with its
+    native AVX-512 build and 68.0 with the vendored llama.cpp built as llama.cpp's AVX2 `haswell` variant (pp256 at 2
+    threads, benchmarks/results/zen4-dev-vm/prompt-builds): a wheel built for AVX2 runs AVX2 kernels whatever the CPU
+    has. The core is priced by the instruction sets both the CPU and the build's system info name (here the AVX2
+    build's, as a Windows machine's capture logged it), and the plan says which it lacks and how to rebuild."""
+    from hardware_captures import document, replay
+
+    from qwenctl.hardware import detect
+
+    doc = document("linux-x86-zen4-genoa-vm.json")
+    native = host_device(detect(replay(doc)))
+    doc["python"]["llama_system_info"] = document("windows-i7-4710mq.json")["python"]["llama_system_info"]
+    avx2 = host_device(detect(replay(doc)))
+    assert (native.family, avx2.family) == ("cpu-x86-avx512-1fma", "cpu-x86-avx2-fma-2x256")
+    assert any("without this CPU's avx512f, avx512_vnni" in s and "GGML_NATIVE=ON" in s for s in avx2.sources)
+    assert not any("built without" in s for s in native.sources)
+    m, w = spec("1.5B")
+    for dev, measured in ((native, 108.5), (avx2, 68.0)):
+        assert estimate_speed(m, w, None, dev, pp_tokens=256).pp_tps == pytest.approx(measured, rel=0.2)
+
+
 def test_an_m5_multiplies_prompts_on_its_neural_accelerators():
     """M5's GPU cores each carry a Neural Accelerator (4x the matrix work of their ALUs, Apple; MLX measures 58 TFLOPS
     fp16 on a 40-core M5 Max), which llama.cpp's Metal 4 tensor API uses for prompt products since 2025-11-06: a prompt
