@@ -20,14 +20,14 @@ from qwenctl.estimate import MemoryEstimate, PoolMemory, load_calibration
 from qwenctl.hardware import specs
 from qwenctl.hardware.cpu import LLAMA_CPU_FEATURES, thread_limit
 from qwenctl.hardware.facts import AppleSilicon, Backends, Board, Cpu, Hardware, Memory, NvidiaGpu
+from qwenctl.install import INSTALL
 from qwenctl.speed import Links, SpeedEstimate, corrected
 from qwenctl.speed_history import Correction, correction
 from qwenctl.split import gpu_label
 
 MEASURE_HINT = "run `qwenctl detect --measure` to measure it"  # pipeline.plan_here measures when a plan carries it
 PROFILE_HINT = "give it as [memory] bandwidth in the profile"  # a profile's machine is not this one: nothing to measure
-REBUILD_HINT = ('reinstall llama-cpp-python built for this CPU (CMAKE_ARGS="-DGGML_NATIVE=ON" '
-                'pip install --force-reinstall --no-cache-dir llama-cpp-python)')
+REBUILD_HINT = f"rebuild llama-cpp-python for this CPU: {INSTALL['llama-native']}"
 
 
 def threads(hw: Hardware) -> int:
@@ -147,6 +147,15 @@ def as_built(cpu: Cpu, hw: Hardware) -> tuple[Cpu, tuple[str, ...]]:
     return (replace(cpu, flags=tuple(f for f in cpu.flags if f not in missing)) if missing else cpu), missing
 
 
+def build_shortfall(hw: Hardware) -> str | None:
+    """What the installed llama.cpp was built without of this CPU's instruction sets ("dot products", "avx512f,
+    avx512_vnni"), where its system info says so: the plan prices the kernels it has and tells how to rebuild."""
+    if without_dot_products(hw):
+        return "dot products"
+    left_out = as_built(hw.cpu, hw)[1] if isinstance(hw.cpu, Cpu) else ()
+    return ", ".join(left_out) or None
+
+
 def host_device(hw: Hardware, n_threads: int | None = None) -> DeviceSpeed:
     """The CPU with host RAM: bandwidth detected, measured or assumed; ALU peaks by core type.
     ``n_threads``: the threads llama.cpp is given (`bench -t`), else `threads`' choice; more threads than the CPU
@@ -155,7 +164,7 @@ def host_device(hw: Hardware, n_threads: int | None = None) -> DeviceSpeed:
     n = n_threads or threads(hw)
     if n_threads and isinstance(hw.cpu, Cpu):
         n = min(n, usable_threads(hw.cpu))
-    cpu, left_out = as_built(hw.cpu, hw) if isinstance(hw.cpu, Cpu) else (None, ())
+    cpu = as_built(hw.cpu, hw)[0] if isinstance(hw.cpu, Cpu) else None
     core = specs.cpu_core(cpu, hw.board if isinstance(hw.board, Board) else None)
     bw = hw.memory.bandwidth_bytes_per_s if isinstance(hw.memory, Memory) else None
     bw_source = hw.memory.bandwidth_source if isinstance(hw.memory, Memory) else None
@@ -170,9 +179,10 @@ def host_device(hw: Hardware, n_threads: int | None = None) -> DeviceSpeed:
     if not sustained and bw and isinstance(hw.memory, Memory) and hw.memory.bandwidth_measured:
         sustained = (bw, bw_source or "measured", "read_test")  # a read test's figure is what the memory streams
     sources, assumed = [core.source], list(core.assumed)
-    if left_out:
-        sources.append(f"llama.cpp here was built without this CPU's {', '.join(left_out)} (its system info): priced "
-                       f"with the kernels it has; {REBUILD_HINT}")
+    shortfall = build_shortfall(hw)
+    if shortfall:
+        sources.append(f"llama.cpp here was built without this CPU's {shortfall} (its system info): priced with the "
+                       f"kernels it has; {REBUILD_HINT}")
     bandwidth_assumed = not (sustained or bw)
     if sustained:  # what the memory streams, not its peak: price reads on it, at its kind's share
         bw, bw_source, _ = sustained
@@ -203,11 +213,7 @@ def host_device(hw: Hardware, n_threads: int | None = None) -> DeviceSpeed:
                        f"({core.complex_read_bytes_per_s / 1e9:.1f} GB/s each)")
     per_core = core.clock_hz * n
     no_dot = core.int8_per_cycle_without_dot if without_dot_products(hw) else None  # None: the build has them
-    int8_per_cycle = no_dot or core.int8_per_cycle
-    if no_dot:
-        sources.append(f"llama.cpp here was built without this CPU's dot products (its system info has no DOTPROD): "
-                       f"{int8_per_cycle:g} int8 ops a cycle a core, not {core.int8_per_cycle:g}, and no tiled kernels; "
-                       f"{REBUILD_HINT}")
+    int8_per_cycle = no_dot or core.int8_per_cycle  # SMULLs for SDOTs, and no tiled kernels (kernels._tiled_class)
     share = specs.thread_share(cpu, core, n)
     if cpu is not None and share < 1.0:
         sources.append(f"{n} threads on {cpu.performance_cores} performance cores: {share:.2f} of their rate each")

@@ -29,7 +29,7 @@ from qwenctl.catalog import Catalog, ModelSpec, load_catalog
 from qwenctl.cluster import Worker
 from qwenctl.errors import ExitCode, QwenctlError
 from qwenctl.hardware.facts import Hardware
-from qwenctl.machine import Machine, gib, machine
+from qwenctl.machine import REBUILD_HINT, Machine, build_shortfall, gib, machine
 from qwenctl.plan.placement import candidate
 from qwenctl.plan.plans import Alternative, Constraints, Plan, PlanResult  # the result types, importable from here
 
@@ -234,6 +234,10 @@ def plan(hardware: Hardware, constraints: Constraints = Constraints(), workers: 
             warnings.append(paper.describe(chosen.name, chosen.quality))
     used = {t.device for t in chosen.speed.terms} if chosen.speed else set()
     devices = tuple(d for d in (m.gpu_speed, m.host_speed) if d is not None and d.name in used)
+    shortfall = build_shortfall(hardware)
+    if shortfall and m.host_speed in devices:  # the CPU runs part of this plan with the kernels its build has
+        warnings.append(f"the installed llama-cpp-python was built without this CPU's {shortfall}: planned at the speed "
+                        f"of the kernels it has; {REBUILD_HINT}")
     # what the chosen plan rests on: the memory assumptions, then those of the devices it runs on,
     # a bandwidth first (it moves the speed most)
     assumed = list(m.memory_assumptions) + sorted({a for d in devices for a in d.assumed}, key=lambda a: "bandwidth" not in a)
