@@ -69,6 +69,7 @@ def test_the_cpu_features_a_build_was_compiled_with_from_llama_cpps_system_info(
     from qwenctl.hardware.facts import Memory
     from qwenctl.machine import host_device, without_dot_products
     from qwenctl.plan import plan
+    from qwenctl.render.detect import rows
 
     doc = document("hetzner-cax-neoverse-n1-vm.json")
     info = "CPU : NEON = 1 | ARM_FMA = 1 | LLAMAFILE = 1 | OPENMP = 1 | AARCH64_REPACK = 1 | "
@@ -78,12 +79,15 @@ def test_the_cpu_features_a_build_was_compiled_with_from_llama_cpps_system_info(
     assert hw.backends.llama_cpp_cpu_flags == ("neon",) and without_dot_products(hw)
     host = host_device(hw)
     assert not host.dot_products and host.matrix_ops["int8"] == pytest.approx(2 * host.clock_hz * 16)
+    said = [text for label, text, _ in rows(hw) if label == "llama.cpp"]  # `qwenctl detect` says it too
+    assert said and said[0].startswith("built without this CPU's dot products")
     ram = Memory(4 * 2**30, 3 * 2**30, 0)  # the server's 4 GB, as the capture's source says (its meminfo was not captured)
     warned = [w for w in plan(replace(hw, memory=ram)).warnings if "built without this CPU's dot products" in w]
     assert warned and "GGML_NATIVE=ON" in warned[0]
     doc["python"]["llama_system_info"] = info + "DOTPROD = 1 | "
     native = detect(replay(doc))
     assert not any("built without" in w for w in plan(replace(native, memory=ram)).warnings)
+    assert not [label for label, _, _ in rows(native) if label == "llama.cpp"]
     assert native.backends.llama_cpp_cpu_flags == ("neon", "dotprod") and not without_dot_products(native)
     assert host_device(native).matrix_ops["int8"] == pytest.approx(4 * host.matrix_ops["int8"])
     doc["python"]["llama_system_info"] = "CUDA : ARCHS = 870 | USE_GRAPHS = 1 | "
