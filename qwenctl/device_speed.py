@@ -59,7 +59,7 @@ class DeviceSpeed:
     # the ggml types whose kernels one thread runs slower than that: (type, weights per second)
     thread_type_weights_per_s: tuple[tuple[str, float], ...] = ()
     # False where llama.cpp was built without the dot products the CPU has (an armv8-a build of an Arm core with SDOT:
-    # machine.without_dot_products): `matrix_ops` is then its widening multiplies' rate, it has no tiled kernels, and
+    # hardware.build.without_dot_products): `matrix_ops` is then its widening multiplies' rate, it has no tiled kernels, and
     # its decode threads multiply at its prompt kernel's rate (kernels.arm_rowwise_decode)
     dot_products: bool = True
     # what one CPU thread's decode reads at most: its core's misses in flight (0: not known). Set for a core design

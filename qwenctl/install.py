@@ -17,7 +17,7 @@ INSTALL = {
     "llama-cuda-arch": 'CMAKE_ARGS="-DGGML_CUDA=on -DCMAKE_CUDA_ARCHITECTURES={arch}" pip install --force-reinstall '
                        '--no-cache-dir llama-cpp-python',
     "llama-metal": 'CMAKE_ARGS="-DGGML_METAL=on" pip install --force-reinstall --no-cache-dir llama-cpp-python',
-    # for this CPU's own instruction sets, where the installed build was compiled for a generic one (machine.as_built)
+    # for this CPU's own instruction sets, where the installed build was compiled for a generic one (hardware.build.as_built)
     "llama-native": 'CMAKE_ARGS="-DGGML_NATIVE=ON" pip install --force-reinstall --no-cache-dir llama-cpp-python',
     # llama.cpp's RPC backend (qwenctl worker, --workers); with CUDA: CMAKE_ARGS="-DGGML_CUDA=on -DGGML_RPC=on"
     "llama-rpc": 'CMAKE_ARGS="-DGGML_RPC=ON" pip install --force-reinstall --no-cache-dir llama-cpp-python',

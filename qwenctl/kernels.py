@@ -280,10 +280,11 @@ def _rowwise_slowdown(dev: DeviceSpeed, split: WeightSplit, engine_date: str | N
     (`_x86_type_slowdown`: there the row-wise K-quant kernels prompt as fast as the tiled ones), and cores without
     dot products (Cortex-A72) have no tiled kernel at all. Apple's cores are not listed (speed_model.json says
     why). ``engine_date``: see `pp_kernel`."""
-    if _tiled_class(dev) is None:
+    isa = _tiled_class(dev)
+    if isa is None:
         return 1.0
     rates = load_speed_model()["kernel_paths"]["cpu_tiled"]["rowwise_rate"]
-    return _at_rates(split, lambda t: 1.0 if arm_tiled(dev, t, engine_date) else float(rates.get(t, rates["default"])))
+    return _at_rates(split, lambda t: 1.0 if _tiled_in(isa, t, engine_date) else float(rates.get(t, rates["default"])))
 
 
 def _tiled_class(dev: DeviceSpeed) -> dict[str, Any] | None:
@@ -298,14 +299,6 @@ def arm_rowwise_decode(dev: DeviceSpeed, ggml_type: str) -> bool:
     llama.cpp built without the dot products its Arm cores have (`DeviceSpeed.dot_products`), whose ggml_vdotq_s32
     takes two SMULLs and two pairwise adds for what one SDOT does."""
     return not dev.dot_products and ggml_type not in FLOAT_TYPES
-
-
-def arm_tiled(dev: DeviceSpeed, ggml_type: str, engine_date: str | None) -> bool:
-    """Whether an Arm core with dot products multiplies ``ggml_type`` with a tiled (repacked) kernel in a build of
-    ``engine_date``, rather than row by row (`ggml_vec_dot_*`); False for a device of no such class. The repacked
-    layout serves the decode's gemv as well as the prompt's gemm (repack.cpp), so both take these dates."""
-    isa = _tiled_class(dev)
-    return isa is not None and _tiled_in(isa, ggml_type, engine_date)
 
 
 def _tiled_in(isa: dict[str, Any], ggml_type: str, engine_date: str | None) -> bool:

@@ -66,8 +66,9 @@ def test_the_cpu_features_a_build_was_compiled_with_from_llama_cpps_system_info(
     from dataclasses import replace
 
     from qwenctl.hardware import detect
+    from qwenctl.hardware.build import without_dot_products
     from qwenctl.hardware.facts import Memory
-    from qwenctl.machine import host_device, without_dot_products
+    from qwenctl.machine import host_device
     from qwenctl.plan import plan
     from qwenctl.render.detect import rows
 

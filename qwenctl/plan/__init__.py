@@ -28,8 +28,9 @@ from qwenctl.backend_choice import BackendChoice, choose_backend
 from qwenctl.catalog import Catalog, ModelSpec, load_catalog
 from qwenctl.cluster import Worker
 from qwenctl.errors import ExitCode, QwenctlError
+from qwenctl.hardware.build import REBUILD_HINT, build_shortfall
 from qwenctl.hardware.facts import Hardware
-from qwenctl.machine import REBUILD_HINT, Machine, build_shortfall, gib, machine
+from qwenctl.machine import Machine, gib, machine
 from qwenctl.plan.placement import candidate
 from qwenctl.plan.plans import Alternative, Constraints, Plan, PlanResult  # the result types, importable from here
 

@@ -8,10 +8,10 @@ from rich.table import Table
 from rich.text import Text
 
 from qwenctl.hardware import specs
+from qwenctl.hardware.build import REBUILD_HINT, build_shortfall
 from qwenctl.hardware.drm import COMPUTE_VENDORS, describe
 from qwenctl.hardware.engines import oldest_capability
 from qwenctl.hardware.facts import Absent, AppleSilicon, Backends, Board, Cpu, Disk, Hardware, Memory, Nvidia
-from qwenctl.machine import REBUILD_HINT, build_shortfall
 from qwenctl.render import console, human_bytes, plural
 
 
