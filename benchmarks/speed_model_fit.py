@@ -286,10 +286,11 @@ def predict(r: dict) -> tuple[float | None, float | None]:
     else:
         est = estimate_speed(model, w, r["_gpu"], r["_host"], r["_ngl"], split=split, pp_tokens=pp_n, sampling=r["_sampled"],
                              engine_date=r.get("date"), flash_attn=flash_attn(r))
+    pp = est.pp_at(int((r.get("pp") or {}).get("depth") or 0))  # llama-bench's -d: the batch after that many cached tokens
     tests = (r.get("tg") or {}).get("mean_over")
     if tests:  # the mean of several tests' rates, each decoding after its prompt (LocalScore's figure)
-        return statistics.mean(est.tg_at(prompt + generated // 2) for prompt, generated in tests), est.pp_tps
-    return est.tg_tps, est.pp_tps
+        return statistics.mean(est.tg_at(prompt + generated // 2) for prompt, generated in tests), pp
+    return est.tg_tps, pp
 
 
 def flash_attn(r: dict) -> bool:

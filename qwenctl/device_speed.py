@@ -76,6 +76,8 @@ class DeviceSpeed:
     above_rated_clock: bool = False  # a desktop GeForce: GPU Boost holds it above its rated clock under load
     threads_per_unit: int = 0  # a CUDA GPU's resident threads per SM (devices.json nvidia_arch, else a fallback); 0 elsewhere
     host_link_bytes_per_s: float = 0.0  # what a host-to-GPU copy can cross its PCIe link at (machine.pcie_copy_rate); 0: not known
+    # a CUDA GPU's (fp32-accumulate, fp16-accumulate) fp16 mma.sync rates, what its flash attention issues (0: none)
+    attention_mma_ops: tuple[float, float] = (0.0, 0.0)
 
 
 def under_load(dev: DeviceSpeed) -> DeviceSpeed:
@@ -87,4 +89,5 @@ def under_load(dev: DeviceSpeed) -> DeviceSpeed:
         return dev
     k = float(load_speed_model()["geforce_sustained_clock"]["factor"])
     return replace(dev, clock_hz=dev.clock_hz * k, vector_ops=dev.vector_ops * k,
-                   matrix_ops={op: rate * k for op, rate in dev.matrix_ops.items()}, above_rated_clock=False)
+                   matrix_ops={op: rate * k for op, rate in dev.matrix_ops.items()},
+                   attention_mma_ops=(dev.attention_mma_ops[0] * k, dev.attention_mma_ops[1] * k), above_rated_clock=False)

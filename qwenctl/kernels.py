@@ -359,6 +359,27 @@ def prompt_matrix_rate(sm: dict[str, Any], dev: DeviceSpeed, pp_e: dict[str, Any
     return peak * dev.compute_share * pp_eff * wave, dequant_bytes
 
 
+def attention_pair_s(dev: DeviceSpeed, n_heads: int, head_dim: int) -> float:
+    """Seconds one (query, cached key) pair of a prompt batch costs a layer's flash attention on ``dev``, over its heads.
+
+    Each head multiplies the query by the key (2 x head width ops) and the score by the value row (as many), and
+    takes the score through the online softmax (scale, running maximum, exp, sum, the rescale it triggers) on the
+    ALUs: `prompt_attention.score_ops`. On CUDA the products are mma.sync instructions, K x Q accumulating in fp32
+    and the scores x V in fp16 (ggml-cuda/fattn-mma-f16.cuh), at `mma_share` of those instructions' peaks
+    (`DeviceSpeed.attention_mma_ops`: half-rate fp32 accumulation on a GeForce, two thirds of wgmma's peak on
+    Hopper). Where there are no tensor cores (an Apple GPU's simdgroup matrices run on its ALUs, as MLX's fused
+    attention's do; a Pascal card's tile kernel) all of it is ALU work, the products at `alu_share` of the peak."""
+    k = load_speed_model()["prompt_attention"]
+    alu = dev.vector_ops * dev.compute_share
+    fp32_acc, fp16_acc = dev.attention_mma_ops
+    if fp16_acc:
+        mma = float(k["mma_share"]) * dev.compute_share
+        per_head = 2 * head_dim / (fp32_acc * mma) + 2 * head_dim / (fp16_acc * mma) + float(k["score_ops"]) / alu
+    else:
+        per_head = (4 * head_dim / float(k["alu_share"]) + float(k["score_ops"])) / alu
+    return n_heads * per_head
+
+
 def _mmq_issue_rate(dev: DeviceSpeed) -> float | None:
     """int8 ops/s that MMQ's warps can issue on a CUDA GPU whose family has instruction counts (None: the int8
     units' peak prices it): each SM issues `issue_per_sm_per_cycle` warp-instructions a clock, and a pass of the

@@ -265,6 +265,7 @@ def cuda_device(gpu: NvidiaGpu) -> DeviceSpeed:
         bandwidth_bytes_per_s=float(bw),
         vector_ops=peaks.fp32_flops,
         matrix_ops={"int8": peaks.int8_ops, "fp16": peaks.fp16_flops},
+        attention_mma_ops=peaks.attention_mma_flops,
         compute_units=max(peaks.sm_count, 1),
         clock_hz=peaks.clock_hz,
         above_rated_clock=peaks.above_rated_clock,

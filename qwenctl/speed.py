@@ -55,6 +55,7 @@ from qwenctl.estimate import WeightSplit, kv_cache_bytes, weight_split
 from qwenctl.kernels import (
     F16_MMV,
     arm_rowwise_decode,
+    attention_pair_s,
     built_before,
     cuda_graphs,
     decode_kernel,
@@ -91,6 +92,8 @@ class DeviceTerms:
     context_s: float = 0.0  # what each further token in the KV cache adds: its K and V rows in this device's layers
     context_threads_s: float = 0.0  # a CPU's threads' cycles for each further cached token's attention (cpu_attention_source)
     type_rates: tuple[tuple[str, float, float], ...] = ()  # (ggml type, share of the weight bytes, its bytes/s): `_type_rates`
+    pp_attention_s: float = 0.0  # the prompt batch's attention over its own tokens (`_prompt_attention`)
+    pp_context_s: float = 0.0  # what each token cached before the batch adds to it
     # host layers whose prompt runs on a GPU: (bytes copied over per batch, bytes/s, what sets that rate)
     pp_copy: tuple[float, float, str] | None = None
 
@@ -113,7 +116,8 @@ class DeviceTerms:
 
     @property
     def prompt_s(self) -> float:
-        return self.pp_fixed_s + (self.stream_s if self.pp_stream_s is None else self.pp_stream_s) + self.pp_compute_s
+        return (self.pp_fixed_s + (self.stream_s if self.pp_stream_s is None else self.pp_stream_s) + self.pp_compute_s
+                + self.pp_attention_s)
 
 
 @dataclass(frozen=True)
@@ -130,6 +134,7 @@ class SpeedEstimate:
     link_s: float = 0.0  # per token: moving activations between devices (part of the decode time)
     link_notes: tuple[str, ...] = ()  # what that time is: "2 hops between GPUs per token", ...
     depth_tokens: int = 0  # the KV cache's depth tg_tps is for (speed_model.json `kv_read_depth_tokens`)
+    pp_tokens: int = PP_TOKENS  # the prompt batch pp_tps is for, from an empty cache
     concurrent: bool = False  # the devices work on each token at once (a tensor split): the slowest sets the pace
 
     @property
@@ -153,6 +158,21 @@ class SpeedEstimate:
         added = (_combined((t.decode_after(more) for t in self.terms), self.concurrent)
                  - _combined((t.decode_s for t in self.terms), self.concurrent))
         return 1.0 / (1.0 / self.tg_tps + added / self.correction)
+
+    def first_token_s(self, prompt_tokens: int) -> float:
+        """Seconds to read a prompt of ``prompt_tokens`` into an empty cache, batch after batch of `pp_tokens`, each after
+        the ones before it (`pp_at`): what a chat that fills its context waits for its first token."""
+        batch = self.pp_tokens
+        return sum(min(batch, prompt_tokens - done) / self.pp_at(done) for done in range(0, prompt_tokens, batch))
+
+    def pp_at(self, depth_tokens: int) -> float:
+        """Prompt tokens/s of the batch when ``depth_tokens`` are already in the KV cache (a conversation's next turn,
+        llama-bench's `-d`): every token of the batch also attends to the cached ones (`_prompt_attention`)."""
+        if not self.terms or depth_tokens <= 0:
+            return self.pp_tps
+        added = (_combined((t.prompt_s + depth_tokens * t.pp_context_s for t in self.terms), self.concurrent)
+                 - _combined((t.prompt_s for t in self.terms), self.concurrent))
+        return 1.0 / (1.0 / self.pp_tps + added / (self.pp_tokens * self.pp_correction))
 
 
 def _combined(device_times: Iterable[float], concurrent: bool) -> float:
@@ -462,8 +482,7 @@ def estimate_placed_speed(
             # evaluates only the KV cache until the last token): the output matrix multiplies one token
             pp_compute_s=2 * (layer_params * pp_tokens * types + logit_params) / matrix_rate
             + layer_params * dequant_bytes / streaming
-            + mmq_rereads(dev, pp_tokens, weights, engine_date) * (layer_params / params_per_layer) * s.layer_bytes / streaming
-            + (0.0 if flash_attn else _unfused_attention_s(dev, a, layers, pp_tokens, eff)),
+            + mmq_rereads(dev, pp_tokens, weights, engine_date) * (layer_params / params_per_layer) * s.layer_bytes / streaming,
             pp_fixed_s=layers * pp_layer_cycles(pp_e, dev, weights, engine_date) / dev.clock_hz,
             pp_types=types,
             context_s=attention_s / depth,
@@ -471,6 +490,8 @@ def estimate_placed_speed(
             / (dev.compute_units * dev.compute_share * dev.clock_hz),
             type_rates=type_rates,
         ))
+        own, per_cached = _prompt_attention(dev, a, kv_layers, pp_tokens, flash_attn, eff)
+        terms[-1] = replace(terms[-1], pp_attention_s=own, pp_context_s=per_cached)
         uncertainty = max(uncertainty, family.get("uncertainty", e["uncertainty"]))  # a family's own, where wider
         if dev.bandwidth_assumed:  # a CPU's rating or the fallback: the machine may run slower memory, or one DIMM
             uncertainty = max(uncertainty, sm["assumed_bandwidth_uncertainty"])
@@ -486,7 +507,7 @@ def estimate_placed_speed(
     prompt_s = _combined((t.prompt_s for t in terms), concurrent) + link_pp_s
     sample_s = a.vocab_size * sm["sampling_s_per_vocab_entry"]
     est = SpeedEstimate(tg_tps=0.0, tg_tps_low=0.0, pp_tps=pp_tokens / prompt_s, sampling_s=sample_s, terms=tuple(terms),
-                        link_s=link_s, link_notes=tuple(notes), depth_tokens=depth, concurrent=concurrent)
+                        link_s=link_s, link_notes=tuple(notes), depth_tokens=depth, pp_tokens=pp_tokens, concurrent=concurrent)
     tg = 1.0 / (est.decode_s + (sample_s if sampling else 0.0))
     return replace(est, tg_tps=tg, tg_tps_low=tg * (1 - uncertainty), chat_tps=1.0 / (est.decode_s + sample_s))
 
@@ -504,7 +525,27 @@ def _memory_efficiency(sm: dict[str, Any], dev: DeviceSpeed) -> float:
     return float(own.get("memory_efficiency", sm["memory_efficiency"][dev.memory_kind]))
 
 
-def _unfused_attention_s(dev: DeviceSpeed, a, layers: int, n_tokens: int, efficiency: float) -> float:
+def _prompt_attention(dev: DeviceSpeed, a, kv_layers: float, n_tokens: int, flash_attn: bool,
+                      efficiency: float) -> tuple[float, float]:
+    """A GPU prompt batch's attention: (its time over the batch's own tokens, what each token cached before the batch
+    adds to it), `DeviceTerms.pp_attention_s` and `pp_context_s`.
+
+    With flash attention (and MLX's fused attention, which every mlx-lm prompt runs) each (query, key) pair costs
+    its products and its softmax (`kernels.attention_pair_s`); a causal batch of n tokens after d cached ones holds
+    n x (d + (n + 1) / 2) pairs a layer. At pp512 that is little beside the weights' products (0.5 % of a 7B's on an
+    H100), after 32k cached tokens as much again. Without flash attention the scores go through DRAM instead
+    (`_unfused_attention_s`), over every pair of the batch, masked or not. A CPU's prompt attention is not priced
+    (its decode's per-head cycles, `attention_cycles_per_head_row`, were not measured on batches)."""
+    if dev.engine == "cpu":
+        return 0.0, 0.0
+    if flash_attn or dev.engine == "mlx":
+        per_pair = kv_layers * attention_pair_s(dev, a.n_heads, a.head_dim)
+        return per_pair * n_tokens * (n_tokens + 1) / 2, per_pair * n_tokens
+    unfused = _unfused_attention_s(dev, a, kv_layers, n_tokens, efficiency)
+    return unfused, unfused / n_tokens
+
+
+def _unfused_attention_s(dev: DeviceSpeed, a, layers: float, n_tokens: int, efficiency: float) -> float:
     """What a prompt batch's attention costs a GPU beyond its matrix products when flash attention is off.
 
     Without the fused kernel llama.cpp builds attention from separate ops (llama-graph.cpp, build_attn_mha): the

@@ -239,3 +239,18 @@ def test_a_two_socket_host_is_priced_on_one_nodes_memory():
     halves = host_device(replace(hw, memory=replace(hw.memory, numa_nodes=4)))
     assert halves.bandwidth_bytes_per_s == 153_600_000_000
     assert any("one of 4 NUMA nodes' memory (153.6 GB/s)" in s for s in halves.sources)
+
+
+def test_explain_speed_says_how_long_a_prompt_that_fills_the_context_takes():
+    """A prompt as long as the context is read batch after batch, each attending to the ones before it
+    (`SpeedEstimate.first_token_s`): on an H200 the 72B's 8,192 tokens take longer than 16 batches at the empty-cache
+    pp512 rate, and the line says so in seconds to the first token."""
+    r = CliRunner().invoke(cli, ["plan", "--profile", "h200-141gb", "--explain-speed"])
+    assert r.exit_code == 0, r.output
+    lines = r.output.splitlines()
+    prompt_ms = float(next(line for line in lines if line.strip().startswith("prompt")).split()[-2])
+    first = next(line for line in lines if line.startswith("  a prompt that fills it"))
+    seconds = float(first.split(": ")[1].split()[0])
+    assert "8,192 tokens" in next(line for line in lines if line.startswith("  with the context full"))
+    assert 16 * prompt_ms / 1000 < seconds < 1.5 * 16 * prompt_ms / 1000
+    assert int(first.split("(")[1].split()[0].replace(",", "")) == pytest.approx(8192 / seconds, rel=0.01)  # seconds to .1

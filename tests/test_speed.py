@@ -452,7 +452,8 @@ def test_a_gpu_prompt_without_flash_attention_streams_every_attention_score():
     """Without flash attention llama.cpp writes one fp32 score per head, token and cached token and passes them through
     the softmax and a conversion to f16 (20 bytes each on CUDA), and cuBLAS computes K x Q on the fp32 ALUs. The
     priced difference is a lower bound: on the H200 machine, held out (benchmarks/results/h200-gpu-tests,
-    llama-bench -fa 0,1), the 7B Q4_K_M's prompt took 3.8 ms longer without it, priced 1.8; a CPU's prompt is not
+    llama-bench -fa 0,1), the 7B Q4_K_M's prompt took 3.8 ms longer without it, priced 1.5 (the flash kernel's own
+    products and softmax, which it replaces, are priced too: `kernels.attention_pair_s`); a CPU's prompt is not
     changed, and decode only by its own attention (the next test)."""
     h200 = cuda_device(gpu("NVIDIA H200", 4.8e12))
     m, w = spec("7B")
@@ -461,7 +462,8 @@ def test_a_gpu_prompt_without_flash_attention_streams_every_attention_score():
     (t_on,), (t_off,) = on.terms, off.terms
     scores = a.n_layers * a.n_heads * 512 * 512
     counted = scores * 20 / (4.8e12 * t_on.memory_efficiency) + 2 * scores * a.head_dim / h200.vector_ops
-    assert t_off.prompt_s - t_on.prompt_s == pytest.approx(counted, rel=1e-9)
+    assert t_off.pp_attention_s == pytest.approx(counted, rel=1e-9)
+    assert t_off.prompt_s - t_on.prompt_s == pytest.approx(counted - t_on.pp_attention_s, rel=1e-9)
     assert 1.0e-3 < t_off.prompt_s - t_on.prompt_s < 3.8e-3
     assert off.tg_tps < on.tg_tps
     cpu_on, cpu_off = (estimate_speed(m, w, None, HOST, flash_attn=fa) for fa in (True, False))
@@ -1199,3 +1201,62 @@ def test_on_a_cpu_each_cached_token_costs_the_threads_its_attention_per_head():
     assert added == pytest.approx(4096 * t.context_threads_s, rel=1e-6)
     on_gpu = estimate_speed(*spec("0.5B"), cuda_device(gpu("NVIDIA H200", 4.8e12)), HOST).terms[0]
     assert on_gpu.context_threads_s == 0.0  # a GPU's attention kernel streams the rows: bytes only
+
+
+def _measured_pp(path: str) -> dict[int, float]:
+    """llama-bench's median pp tokens/s by cached depth in one of benchmarks/results/h100-ppdepth's files (each series'
+    first sample is a warm-up, 10-50 % slow: the median, not llama-bench's mean)."""
+    import json
+    import statistics
+    from pathlib import Path
+
+    runs = json.loads((Path(__file__).resolve().parent.parent / "benchmarks/results/h100-ppdepth" / path).read_text())
+    return {r["n_depth"]: statistics.median(r["samples_ts"]) for r in runs}
+
+
+def test_a_prompt_after_a_filled_cache_pays_each_cached_token_its_attention():
+    """Every token of a prompt batch also attends to every cached token: per layer, one (query, key) pair each, priced
+    by `kernels.attention_pair_s`. The constants were solved on the H100's two series (benchmarks/results/
+    h100-ppdepth, the fitting half): the time a cached token adds to the 7B's and the 0.5B's pp512 is reproduced
+    within 10 %. At an empty cache the batch's attention over its own 512 tokens is under 1 % of the 7B's prompt."""
+    from qwenctl.kernels import attention_pair_s
+
+    h100 = cuda_device(gpu("NVIDIA H100 80GB HBM3", 3.35e12))
+    for size, layers, heads, width, path in (("7B", 28, 28, 128, "qwen2.5-7b-Q4_K_M-fa1.json"),
+                                             ("0.5B", 24, 14, 64, "qwen2.5-0.5b-Q4_K_M-fa1.json")):
+        est = estimate_speed(*spec(size), h100, HOST)
+        (t,) = est.terms
+        assert est.pp_at(0) == est.pp_tps
+        assert t.pp_context_s == pytest.approx(layers * 512 * attention_pair_s(h100, heads, width))
+        added = 512 / est.pp_at(32768) - 512 / est.pp_tps
+        assert added == pytest.approx(32768 * t.pp_context_s, rel=1e-9)
+        measured = _measured_pp(path)
+        assert 0.9 < added / (512 / measured[32768] - 512 / measured[0]) < 1.1, size
+    est = estimate_speed(*spec("7B"), h100, HOST)
+    (t,) = est.terms
+    assert 0.001 < t.pp_attention_s / t.prompt_s < 0.01
+    # a prompt read into an empty cache, batch after batch: the first batch at pp_tps, each later one slower
+    assert est.first_token_s(512) == pytest.approx(512 / est.pp_tps)
+    assert est.first_token_s(1024) == pytest.approx(512 / est.pp_tps + 512 / est.pp_at(512))
+    assert est.first_token_s(32768) > 64 * 512 / est.pp_tps
+
+
+def test_flash_attention_prices_k_times_q_at_fp32_accumulation_and_the_rest_at_fp16():
+    """llama.cpp's flash attention accumulates K x Q in float and the scores x V in half2 (fattn-mma-f16.cuh), both as
+    mma.sync: on Hopper 2/3 of the published (wgmma) peak for both, on a GeForce and GB10 the fp32 accumulation at half
+    the fp16 rate. Held out, DGX Spark's GB10 (llama.cpp benches/dgx-spark.md: Qwen2.5-7B Q8_0, pp2048 after 0 and
+    32,768 cached tokens, 2,276 and 1,283 tok/s) is priced within 5 % of the time a cached token added there."""
+    from qwenctl.kernels import attention_pair_s
+
+    h100 = cuda_device(gpu("NVIDIA H100 80GB HBM3", 3.35e12))
+    assert h100.attention_mma_ops == pytest.approx((0.6665 * 989.4e12, 0.6665 * 989.4e12))
+    rtx = cuda_device(gpu("NVIDIA GeForce RTX 4090", 1.008e12, (8, 9)))
+    assert rtx.attention_mma_ops[0] == pytest.approx(rtx.attention_mma_ops[1] / 2, rel=1e-3)
+    spark = cuda_device(NvidiaGpu(0, "NVIDIA GB10", "GPU-x", 0, 0, 0, (12, 1), unified_memory=True,
+                                  bandwidth_bytes_per_s=int(273e9)))
+    assert spark.attention_mma_ops[0] == pytest.approx(spark.attention_mma_ops[1] / 2)
+    measured = 2048 / 1283.36 - 2048 / 2276.28  # seconds 32,768 cached tokens added to the batch
+    priced = 28 * 2048 * 32768 * attention_pair_s(spark, 28, 128)
+    assert 0.95 < priced / measured < 1.05
+    apple = estimate_speed(*spec("7B"), None, HOST).terms[0]
+    assert apple.pp_attention_s == apple.pp_context_s == 0.0  # a CPU's prompt attention is not priced

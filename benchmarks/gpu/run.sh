@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The CUDA measurements of docs/benchmarks.md, on the GPU machine (device tool, no network).
 #
-#   bash benchmarks/gpu/run.sh [build] [models] [run] [extras] [facts] [quants] [memory] [speed] [sampling] [samplerstep] [memdiag] [memcheck] [pooltrace] [graphcheck] [hostgraphs] [official] [kernels] [nofamem] [alloctrace] [allocheck] [ctxmem] [depth] [cpu] [newsize] [newsizemem] [shapesweep]   (no argument: the first three)
+#   bash benchmarks/gpu/run.sh [build] [models] [run] [extras] [facts] [quants] [memory] [speed] [sampling] [samplerstep] [memdiag] [memcheck] [pooltrace] [graphcheck] [hostgraphs] [official] [kernels] [nofamem] [alloctrace] [allocheck] [ctxmem] [depth] [cpu] [ppdepth] [newsize] [newsizemem] [shapesweep]   (no argument: the first three)
 #
 # Each device call may run 600 s and a fresh machine's build takes ~345 s: call `build models`, then
 # `run`, then `extras` (the warm machine keeps the build and the models between calls).
@@ -405,13 +405,25 @@ stage_speed() {
 # token). llama-bench -d fills the cache with a prompt of that length before each tg run. $OUT/depth-*.json; on the H200
 # machine 50 s for the 0.5B and 7B Q4_K_M (2026-12-04): benchmarks/gpu/depth_vs_prediction.py sets them beside tg_at.
 stage_depth() {
+  depth_sweep depth "-p 0 -n $N -r 3" "${DEPTHS:-0,2048,8192,32768}"
+}
+
+# ppdepth: llama-bench's prompt batch (pp512) after PP_DEPTHS cached tokens, flash attention on and off, on every model:
+# what a prompt's attention over the cache costs (speed.SpeedEstimate.pp_at). $OUT/ppdepth-<model>-fa<0|1>.json; the
+# first sample of each series is a warm-up, 10-50 % slow (benchmarks/results/h100-ppdepth took six and their median).
+stage_ppdepth() {
+  depth_sweep ppdepth "-p $P -n 0 -r 6" "${PP_DEPTHS:-0,4096,16384,32768}"
+}
+
+depth_sweep() {  # NAME "TEST ARGS" DEPTHS: llama-bench at each depth, flash attention on and off, every model
   local m fa
   for m in "$WORK"/models/*.gguf; do
     [ -f "$m" ] || continue
     for fa in 1 0; do
-      stamp "llama-bench depths $(basename "$m") fa=$fa"
-      timeout 200 "$BUILD/bin/llama-bench" -m "$m" -p 0 -n $N -r 3 -ngl 99 -fa $fa -d "${DEPTHS:-0,2048,8192,32768}" -o json \
-        >"$OUT/depth-$(basename "$m" .gguf)-fa$fa.json" 2>/dev/null || echo "FAILED"
+      stamp "llama-bench $1 $(basename "$m") fa=$fa"
+      # shellcheck disable=SC2086  # the test's arguments split on purpose
+      timeout 240 "$BUILD/bin/llama-bench" -m "$m" $2 -ngl 99 -fa $fa -d "$3" -o json \
+        >"$OUT/$1-$(basename "$m" .gguf)-fa$fa.json" 2>/dev/null || echo "FAILED"
     done
   done
 }
@@ -622,7 +634,7 @@ for s in "${stages[@]}"; do
     stamp "stage $s needs the CUDA build, which this machine lacks (a fresh machine): call \`build\` first"; exit 1
   fi
   case $s in
-    build|models|run|facts|extras|quants|memory|memdiag|memcheck|pooltrace|graphcheck|hostgraphs|official|kernels|decodetimes|nofamem|alloctrace|allocheck|ctxmem|speed|depth|sampling|samplerstep|multigpu|splits|rpcworker|rpccompare|cpu|newsize|newsizemem|shapesweep) stamp "stage $s"; "stage_$s" || { stamp "stage $s failed"; exit 1; } ;;
+    build|models|run|facts|extras|quants|memory|memdiag|memcheck|pooltrace|graphcheck|hostgraphs|official|kernels|decodetimes|nofamem|alloctrace|allocheck|ctxmem|speed|depth|sampling|samplerstep|multigpu|splits|rpcworker|rpccompare|cpu|ppdepth|newsize|newsizemem|shapesweep) stamp "stage $s"; "stage_$s" || { stamp "stage $s failed"; exit 1; } ;;
     *) echo "unknown stage $s (build, models, run, facts, extras, quants, memory, memdiag, memcheck, pooltrace, graphcheck, hostgraphs, official, kernels, decodetimes, nofamem, alloctrace, allocheck, ctxmem, speed, depth, sampling, samplerstep, multigpu, splits, rpcworker, rpccompare, cpu, newsize, newsizemem, shapesweep)"; exit 2 ;;
   esac
 done

@@ -29,6 +29,8 @@ class GpuPeaks:
     sm_count: int = 0
     clock_hz: float = 0.0  # the rated boost: the specification's, else what NVML says of it (`nvml_rated_clock`)
     above_rated_clock: bool = False  # a desktop GeForce card: GPU Boost holds it above its rated boost under load
+    # (fp32-accumulate, fp16-accumulate) rates of the fp16 mma.sync that llama.cpp's flash attention issues; 0: none
+    attention_mma_flops: tuple[float, float] = (0.0, 0.0)
 
 
 def geforce_desktop(spec: dict) -> bool:
@@ -265,6 +267,7 @@ def nvidia_peaks(gpu: NvidiaGpu) -> GpuPeaks:
         rated_sms = spec.get("sm_count") or (spec.get("cuda_cores") or 0) / ((arch or {}).get("fp32_lanes_per_sm") or 128)
         cut = _nvml_cut(gpu, rated_sms)
         held, per_sm_why = held_clock(gpu, spec)
+        mma = _attention_mma(spec.get("fp16_tensor_tflops_dense"), arch, 1e12, any(_geforce(n) for n in spec.get("nvml_names") or []))
         return GpuPeaks(
             family=family,
             memory_kind=_memory_kind(spec.get("memory_type"), family),
@@ -281,6 +284,7 @@ def nvidia_peaks(gpu: NvidiaGpu) -> GpuPeaks:
             sm_count=round(rated_sms * share * cut),
             clock_hz=(_cut_clock_hz(gpu, spec) if cut != 1 else spec_clock_hz(spec)) * held,
             above_rated_clock=geforce_desktop(spec),
+            attention_mma_flops=(mma[0] * share * cut * held, mma[1] * share * cut * held),
         )
     cores, (clock, clock_source) = gpu.cuda_cores, nvml_rated_clock(gpu) or (None, "")
     if arch and cores and clock:
@@ -300,6 +304,8 @@ def nvidia_peaks(gpu: NvidiaGpu) -> GpuPeaks:
             sm_count=round(sms),
             clock_hz=hz,
             above_rated_clock=_geforce(gpu.name) and not _mobile(gpu.name),
+            attention_mma_flops=_attention_mma(arch.get("fp16_tensor_flops_per_clock_per_sm_dense"), arch, sms * hz,
+                                               _geforce(gpu.name)),
             assumed=(f"{gpu.name}: compute capability {cc[0]}.{cc[1]} is not in this release's table; its SMs priced as "
                      f"{stand_in[0]}.{stand_in[1]}'s ({arch['name']})",) if cc and stand_in else (),
         )
@@ -438,6 +444,33 @@ def spec_clock_hz(spec: dict) -> float:
     if spec.get("fp32_tflops") and spec.get("cuda_cores"):
         return float(spec["fp32_tflops"]) * 1e12 / (2 * spec["cuda_cores"])
     return float(_devices()["unknown_gpu"]["clock_hz"])
+
+
+def _attention_mma(dense, arch: dict | None, scale: float, geforce: bool) -> tuple[float, float]:
+    """(fp32-accumulate, fp16-accumulate) fp16 rates of the mma.sync that llama.cpp's flash attention issues
+    (ggml-cuda/fattn-mma-f16.cuh: K x Q accumulates in float, the scores x V in half2): a specification's or an
+    architecture's per-SM dense rates (``dense``, x ``scale``), on Hopper at mma.sync's share of them
+    (`fp16_mma_sync_share`, measured). (0, 0) where there are no fp16 tensor cores."""
+    half = _tensor(dense)
+    if not half:
+        return (0.0, 0.0)
+    full = _tensor(dense, fp16_accumulate=False) or half * _fp32_accumulate_ratio(arch, geforce)
+    share = float((arch or {}).get("fp16_mma_sync_share", 1.0)) * scale
+    return (full * share, half * share)
+
+
+def _fp32_accumulate_ratio(arch: dict | None, geforce: bool) -> float:
+    """An architecture's fp32- over fp16-accumulate tensor rate, for a GPU whose figures give only the latter: a
+    GeForce's half (and GB10's, which the table prices as one), a workstation or data-centre card's whole."""
+    rates = (arch or {}).get("fp16_tensor_flops_per_clock_per_sm_dense")
+    if not isinstance(rates, dict) or not isinstance(rates.get("fp16_accumulate"), (int, float)):
+        return 1.0
+    half = float(rates["fp16_accumulate"])
+    pro = rates.get("fp32_accumulate") or (None if geforce else rates.get("fp32_accumulate_pro_datacenter"))
+    if isinstance(pro, (int, float)):
+        return float(pro) / half
+    consumer = rates.get("fp32_accumulate_geforce")
+    return float(consumer) / half if isinstance(consumer, (int, float)) else 1.0
 
 
 def _mma_sync_share(arch: dict | None) -> float:

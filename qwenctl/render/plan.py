@@ -202,6 +202,9 @@ def render_speed_terms(result: PlanResult, out: Console | None = None) -> None:
         con.print(f"  prompt {p.pp_tps / p.speed.pp_correction:,.1f} tok/s; x{p.speed.pp_correction:.2f} (your bench) "
                   f"-> {p.pp_tps:,.1f} tok/s")
     con.print(f"  with the context full ({p.n_ctx:,} tokens): {p.tg_tps_full:.1f} tok/s")
+    first = p.speed.first_token_s(p.n_ctx)
+    con.print(f"  a prompt that fills it: {first:,.1f} s to the first token ({p.n_ctx / first:,.0f} tok/s; "
+              "each batch also attends to the ones before it)")
     used = {t.device for t in p.speed.terms}  # the slow end is widest where a device it runs on has an assumed bandwidth
     assumed = any(d.bandwidth_assumed for d in result.devices if d.name in used)
     con.print(f"  slow end: at least {p.tg_tps_low:.1f} tok/s, {p.tg_tps_low / p.tg_tps:.2f} of the estimate"
