@@ -464,6 +464,7 @@ def estimate_placed_speed(
         attention_per_layer, attention_kernel = _attention_reads(dev, a, kv_per_layer, depth, flash_attn)
         attention_rate = streaming if attention_kernel is None else _kernel_rate(dev, eff, units, attention_kernel, engine_date)
         attention_s = kv_layers * attention_per_layer / attention_rate
+        own_attention, per_cached_token = _prompt_attention(dev, a, kv_layers, pp_tokens, flash_attn, eff)
         terms.append(DeviceTerms(
             device=dev.name,
             layers=layers,
@@ -489,9 +490,9 @@ def estimate_placed_speed(
             context_threads_s=kv_layers * a.n_heads * e.get("attention_cycles_per_head_row", 0.0)
             / (dev.compute_units * dev.compute_share * dev.clock_hz),
             type_rates=type_rates,
+            pp_attention_s=own_attention,
+            pp_context_s=per_cached_token,
         ))
-        own, per_cached = _prompt_attention(dev, a, kv_layers, pp_tokens, flash_attn, eff)
-        terms[-1] = replace(terms[-1], pp_attention_s=own, pp_context_s=per_cached)
         uncertainty = max(uncertainty, family.get("uncertainty", e["uncertainty"]))  # a family's own, where wider
         if dev.bandwidth_assumed:  # a CPU's rating or the fallback: the machine may run slower memory, or one DIMM
             uncertainty = max(uncertainty, sm["assumed_bandwidth_uncertainty"])
