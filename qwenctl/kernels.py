@@ -368,7 +368,8 @@ def attention_pair_s(dev: DeviceSpeed, n_heads: int, head_dim: int) -> float:
     and the scores x V in fp16 (ggml-cuda/fattn-mma-f16.cuh), at `mma_share` of those instructions' peaks
     (`DeviceSpeed.attention_mma_ops`: half-rate fp32 accumulation on a GeForce, two thirds of wgmma's peak on
     Hopper). Where there are no tensor cores (an Apple GPU's simdgroup matrices run on its ALUs, as MLX's fused
-    attention's do; a Pascal card's tile kernel) all of it is ALU work, the products at `alu_share` of the peak."""
+    attention's do; a Pascal card's tile kernel) all of it is ALU work, the products at `alu_share` of the peak; a
+    CPU's tiled batch kernel (ggml-cpu/ops.cpp, flash_attn_ext_tiled: K and V tiles widened to fp32) has its own pair."""
     k = load_speed_model()["prompt_attention"]
     alu = dev.vector_ops * dev.compute_share
     fp32_acc, fp16_acc = dev.attention_mma_ops
@@ -376,7 +377,8 @@ def attention_pair_s(dev: DeviceSpeed, n_heads: int, head_dim: int) -> float:
         mma = float(k["mma_share"]) * dev.compute_share
         per_head = 2 * head_dim / (fp32_acc * mma) + 2 * head_dim / (fp16_acc * mma) + float(k["score_ops"]) / alu
     else:
-        per_head = (4 * head_dim / float(k["alu_share"]) + float(k["score_ops"])) / alu
+        own = k["cpu"] if dev.engine == "cpu" else k
+        per_head = (4 * head_dim / float(own["alu_share"]) + float(own["score_ops"])) / alu
     return n_heads * per_head
 
 

@@ -535,10 +535,11 @@ def _prompt_attention(dev: DeviceSpeed, a, kv_layers: float, n_tokens: int, flas
     its products and its softmax (`kernels.attention_pair_s`); a causal batch of n tokens after d cached ones holds
     n x (d + (n + 1) / 2) pairs a layer. At pp512 that is little beside the weights' products (0.5 % of a 7B's on an
     H100), after 32k cached tokens as much again. Without flash attention the scores go through DRAM instead
-    (`_unfused_attention_s`), over every pair of the batch, masked or not. A CPU's prompt attention is not priced
-    (its decode's per-head cycles, `attention_cycles_per_head_row`, were not measured on batches)."""
+    (`_unfused_attention_s`), over every pair of the batch, masked or not. On a CPU, where attention is a larger share
+    of a prompt, the batch's attention over its own tokens stays inside the prompt constants fitted on empty-cache
+    rows; only the cached tokens before it are added."""
     if dev.engine == "cpu":
-        return 0.0, 0.0
+        return 0.0, kv_layers * attention_pair_s(dev, a.n_heads, a.head_dim) * n_tokens
     if flash_attn or dev.engine == "mlx":
         per_pair = kv_layers * attention_pair_s(dev, a.n_heads, a.head_dim)
         return per_pair * n_tokens * (n_tokens + 1) / 2, per_pair * n_tokens

@@ -1258,5 +1258,20 @@ def test_flash_attention_prices_k_times_q_at_fp32_accumulation_and_the_rest_at_f
     measured = 2048 / 1283.36 - 2048 / 2276.28  # seconds 32,768 cached tokens added to the batch
     priced = 28 * 2048 * 32768 * attention_pair_s(spark, 28, 128)
     assert 0.95 < priced / measured < 1.05
-    apple = estimate_speed(*spec("7B"), None, HOST).terms[0]
-    assert apple.pp_attention_s == apple.pp_context_s == 0.0  # a CPU's prompt attention is not priced
+
+
+def test_on_a_cpu_a_prompt_pays_for_the_tokens_cached_before_it():
+    """A CPU's tiled flash attention (ggml-cpu flash_attn_ext_tiled) costs a pair and head 4 x width ops at its own
+    share of the ALUs' peak plus its softmax, solved on the development VM (benchmarks/results/cpu-ppdepth-vm: 3.19 ns at
+    width 64 and 5.29 at 128, 2 threads at 166 GFLOP/s) and checked on no other CPU. Only cached tokens add to a CPU's
+    prompt: its attention over its own batch is inside the prompt constants fitted on empty-cache rows."""
+    from qwenctl.kernels import attention_pair_s
+
+    vm = replace(HOST, vector_ops=166.144e9, compute_share=1.0)
+    assert attention_pair_s(vm, 1, 64) == pytest.approx(3.19e-9, rel=0.01)
+    assert attention_pair_s(vm, 1, 128) == pytest.approx(5.29e-9, rel=0.01)
+    est = estimate_speed(*spec("0.5B"), None, HOST)
+    (t,) = est.terms
+    assert t.pp_attention_s == 0.0
+    assert t.pp_context_s == pytest.approx(24 * 512 * attention_pair_s(HOST, 14, 64))
+    assert est.pp_at(8192) < est.pp_tps
