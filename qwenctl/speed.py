@@ -33,7 +33,8 @@ what their warps issue instead (`kernels._mmq_issue_rate`), with each weight typ
 (`kernels._cuda_mmq_slowdown`); on CUDA the quantized weights are read once per 128 tokens
 (`kernels.mmq_rereads`), which binds a GPU whose matrix units outrun its DRAM (DGX Spark's GB10). A GPU
 prompt without flash attention also writes every attention score to DRAM and reads it back
-(`_unfused_attention_s`).
+(`_unfused_attention_s`); with it, each (query, key) pair costs its products and softmax (`_prompt_attention`), which
+binds a batch read after a long conversation (`SpeedEstimate.pp_at`).
 
 Every constant lives in ``qwenctl/data/speed_model.json`` with how it was fitted: on a fitting
 half of published measurements split by device, the other half held out
@@ -528,13 +529,13 @@ def _memory_efficiency(sm: dict[str, Any], dev: DeviceSpeed) -> float:
 
 def _prompt_attention(dev: DeviceSpeed, a, kv_layers: float, n_tokens: int, flash_attn: bool,
                       efficiency: float) -> tuple[float, float]:
-    """A GPU prompt batch's attention: (its time over the batch's own tokens, what each token cached before the batch
-    adds to it), `DeviceTerms.pp_attention_s` and `pp_context_s`.
+    """A prompt batch's attention: (its time over the batch's own tokens, what each token cached before the batch adds
+    to it), `DeviceTerms.pp_attention_s` and `pp_context_s`.
 
     With flash attention (and MLX's fused attention, which every mlx-lm prompt runs) each (query, key) pair costs
     its products and its softmax (`kernels.attention_pair_s`); a causal batch of n tokens after d cached ones holds
     n x (d + (n + 1) / 2) pairs a layer. At pp512 that is little beside the weights' products (0.5 % of a 7B's on an
-    H100), after 32k cached tokens as much again. Without flash attention the scores go through DRAM instead
+    H100), after 32k cached tokens two thirds as much again. Without flash attention the scores go through DRAM instead
     (`_unfused_attention_s`), over every pair of the batch, masked or not. On a CPU, where attention is a larger share
     of a prompt, the batch's attention over its own tokens stays inside the prompt constants fitted on empty-cache
     rows; only the cached tokens before it are added."""
