@@ -18,7 +18,7 @@ from qwenctl.device_speed import DeviceSpeed, load_speed_model
 from qwenctl.errors import ExitCode, QwenctlError
 from qwenctl.estimate import MemoryEstimate, PoolMemory, load_calibration
 from qwenctl.hardware import specs
-from qwenctl.hardware.build import REBUILD_HINT, as_built, build_shortfall, without_dot_products
+from qwenctl.hardware.build import as_built, shortfall_note, without_dot_products
 from qwenctl.hardware.cpu import thread_limit
 from qwenctl.hardware.facts import AppleSilicon, Board, Cpu, Hardware, Memory, NvidiaGpu
 from qwenctl.speed import Links, SpeedEstimate, corrected
@@ -144,10 +144,9 @@ def host_device(hw: Hardware, n_threads: int | None = None) -> DeviceSpeed:
     if not sustained and bw and isinstance(hw.memory, Memory) and hw.memory.bandwidth_measured:
         sustained = (bw, bw_source or "measured", "read_test")  # a read test's figure is what the memory streams
     sources, assumed = [core.source], list(core.assumed)
-    shortfall = build_shortfall(hw)
-    if shortfall:
-        sources.append(f"llama.cpp here was built without this CPU's {shortfall} (its system info): priced with the "
-                       f"kernels it has; {REBUILD_HINT}")
+    note = shortfall_note(hw)
+    if note:
+        sources.append(f"llama.cpp here (its system info): {note}")
     bandwidth_assumed = not (sustained or bw)
     if sustained:  # what the memory streams, not its peak: price reads on it, at its kind's share
         bw, bw_source, _ = sustained

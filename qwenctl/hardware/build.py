@@ -47,3 +47,10 @@ def build_shortfall(hw: Hardware) -> str | None:
         return "dot products"
     left_out = as_built(hw.cpu, hw)[1] if isinstance(hw.cpu, Cpu) else ()
     return ", ".join(left_out) or None
+
+
+def shortfall_note(hw: Hardware) -> str | None:
+    """What `detect`, the plan and the host's speed sources say of a build that leaves out some of this CPU
+    (`build_shortfall`): "built without this CPU's dot products: priced with the kernels it has; rebuild ..."."""
+    shortfall = build_shortfall(hw)
+    return f"built without this CPU's {shortfall}: priced with the kernels it has; {REBUILD_HINT}" if shortfall else None

@@ -38,7 +38,12 @@ def geforce_desktop(spec: dict) -> bool:
     clock under load wherever power and temperature allow (an RTX 4090 Founders Edition at 2,810-2,850 MHz in a
     game against its rated 2,520; an RTX 3090 Ti at 2,000-2,050 against 1,860: TweakTown, 2022-09-22), where
     workstation and data-centre boards hold theirs, and laptops are held by their power limit."""
-    return spec.get("segment") == "desktop" and any(_geforce(n) for n in spec.get("nvml_names") or [])
+    return spec.get("segment") == "desktop" and _geforce_card(spec)
+
+
+def _geforce_card(spec: dict) -> bool:
+    """Whether a specification is a GeForce (or TITAN) card, desktop or laptop, by the names NVML gives it."""
+    return any(_geforce(n) for n in spec.get("nvml_names") or [])
 
 
 def _geforce(name: str) -> bool:
@@ -267,7 +272,7 @@ def nvidia_peaks(gpu: NvidiaGpu) -> GpuPeaks:
         rated_sms = spec.get("sm_count") or (spec.get("cuda_cores") or 0) / ((arch or {}).get("fp32_lanes_per_sm") or 128)
         cut = _nvml_cut(gpu, rated_sms)
         held, per_sm_why = held_clock(gpu, spec)
-        mma = _attention_mma(spec.get("fp16_tensor_tflops_dense"), arch, 1e12, any(_geforce(n) for n in spec.get("nvml_names") or []))
+        mma = _attention_mma(spec.get("fp16_tensor_tflops_dense"), arch, 1e12, _geforce_card(spec))
         return GpuPeaks(
             family=family,
             memory_kind=_memory_kind(spec.get("memory_type"), family),

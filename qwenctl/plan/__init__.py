@@ -28,7 +28,7 @@ from qwenctl.backend_choice import BackendChoice, choose_backend
 from qwenctl.catalog import Catalog, ModelSpec, load_catalog
 from qwenctl.cluster import Worker
 from qwenctl.errors import ExitCode, QwenctlError
-from qwenctl.hardware.build import REBUILD_HINT, build_shortfall
+from qwenctl.hardware.build import shortfall_note
 from qwenctl.hardware.facts import Hardware
 from qwenctl.machine import Machine, gib, machine
 from qwenctl.plan.placement import candidate
@@ -235,10 +235,9 @@ def plan(hardware: Hardware, constraints: Constraints = Constraints(), workers: 
             warnings.append(paper.describe(chosen.name, chosen.quality))
     used = {t.device for t in chosen.speed.terms} if chosen.speed else set()
     devices = tuple(d for d in (m.gpu_speed, m.host_speed) if d is not None and d.name in used)
-    shortfall = build_shortfall(hardware)
-    if shortfall and m.host_speed in devices:  # the CPU runs part of this plan with the kernels its build has
-        warnings.append(f"the installed llama-cpp-python was built without this CPU's {shortfall}: planned at the speed "
-                        f"of the kernels it has; {REBUILD_HINT}")
+    note = shortfall_note(hardware)
+    if note and m.host_speed in devices:  # the CPU runs part of this plan with the kernels its build has
+        warnings.append(f"the installed llama-cpp-python was {note}")
     # what the chosen plan rests on: the memory assumptions, then those of the devices it runs on,
     # a bandwidth first (it moves the speed most)
     assumed = list(m.memory_assumptions) + sorted({a for d in devices for a in d.assumed}, key=lambda a: "bandwidth" not in a)

@@ -8,7 +8,7 @@ from rich.table import Table
 from rich.text import Text
 
 from qwenctl.hardware import specs
-from qwenctl.hardware.build import REBUILD_HINT, build_shortfall
+from qwenctl.hardware.build import shortfall_note
 from qwenctl.hardware.drm import COMPUTE_VENDORS, describe
 from qwenctl.hardware.engines import oldest_capability
 from qwenctl.hardware.facts import Absent, AppleSilicon, Backends, Board, Cpu, Disk, Hardware, Memory, Nvidia
@@ -55,9 +55,9 @@ def rows(hw: Hardware) -> list[tuple[str, str, bool]]:
     add("Board", hw.board, _board)
     add("Disk", hw.disk, _disk)
     add("Backends", hw.backends, _backends)
-    shortfall = build_shortfall(hw)
-    if shortfall:  # the CPU's kernels run slower than the CPU can: say so where the backends are listed
-        out.append(("llama.cpp", f"built without this CPU's {shortfall}; {REBUILD_HINT}", False))
+    note = shortfall_note(hw)
+    if note:  # the CPU's kernels run slower than the CPU can: say so where the backends are listed
+        out.append(("llama.cpp", note, False))
     return out
 
 
