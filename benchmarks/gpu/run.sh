@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The CUDA measurements of docs/benchmarks.md, on the GPU machine (device tool, no network).
 #
-#   bash benchmarks/gpu/run.sh [build] [models] [run] [extras] [facts] [quants] [memory] [speed] [sampling] [samplerstep] [memdiag] [memcheck] [pooltrace] [graphcheck] [hostgraphs] [official] [kernels] [nofamem] [alloctrace] [allocheck] [ctxmem] [depth] [cpu] [ppdepth] [newsize] [newsizemem] [shapesweep]   (no argument: the first three)
+#   bash benchmarks/gpu/run.sh [STAGE ...]   (the stages: `known`, near the end; no argument: build models run)
 #
 # Each device call may run 600 s and a fresh machine's build takes ~345 s: call `build models`, then
 # `run`, then `extras` (the warm machine keeps the build and the models between calls).
@@ -629,13 +629,17 @@ stages=("$@")
 # every stage runs qwenctl, which needs the carried wheels (platformdirs, diskcache, gguf): install them first, also on a
 # machine that was given back and started fresh between calls, where an earlier call's `build` left nothing
 install_wheels || { stamp "installing the carried wheels failed"; exit 1; }
+# the stages this script has, named once: the loop below checks a name against them before it runs stage_<name>
+known=(build models run facts extras quants memory memdiag memcheck pooltrace graphcheck hostgraphs official kernels
+       decodetimes nofamem alloctrace allocheck ctxmem speed depth sampling samplerstep multigpu splits rpcworker rpccompare
+       cpu ppdepth newsize newsizemem shapesweep)
 for s in "${stages[@]}"; do
+  if [[ ! " ${known[*]} " =~ " $s " ]]; then
+    echo "unknown stage $s (one of: ${known[*]})"; exit 2
+  fi
   if [[ ! " build models cpu " =~ " $s " ]] && [[ ! " ${stages[*]} " =~ " build " ]] && [ ! -f "$BUILD/bin/libllama.so" ]; then
     stamp "stage $s needs the CUDA build, which this machine lacks (a fresh machine): call \`build\` first"; exit 1
   fi
-  case $s in
-    build|models|run|facts|extras|quants|memory|memdiag|memcheck|pooltrace|graphcheck|hostgraphs|official|kernels|decodetimes|nofamem|alloctrace|allocheck|ctxmem|speed|depth|sampling|samplerstep|multigpu|splits|rpcworker|rpccompare|cpu|ppdepth|newsize|newsizemem|shapesweep) stamp "stage $s"; "stage_$s" || { stamp "stage $s failed"; exit 1; } ;;
-    *) echo "unknown stage $s (build, models, run, facts, extras, quants, memory, memdiag, memcheck, pooltrace, graphcheck, hostgraphs, official, kernels, decodetimes, nofamem, alloctrace, allocheck, ctxmem, speed, depth, sampling, samplerstep, multigpu, splits, rpcworker, rpccompare, cpu, newsize, newsizemem, shapesweep)"; exit 2 ;;
-  esac
+  stamp "stage $s"; "stage_$s" || { stamp "stage $s failed"; exit 1; }
 done
 stamp "done"
