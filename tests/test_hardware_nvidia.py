@@ -341,6 +341,46 @@ def test_a_jetson_without_nvml_keeps_its_gpu_from_the_board():
         "the NVIDIA driver (libnvidia-ml) is not installed")
 
 
+def test_a_jetson_is_priced_in_the_power_mode_it_runs():
+    """A specification row is the module at MAXN; nvpmodel's other modes cap the GPU's devfreq clock and power TPCs
+    off, and a Jetson AGX Orin 64GB in its 30 W mode decoded Llama-3.1-8B Q4_K_M 3.3x slower than at MAXN
+    (benchmarks/published_late7.json), which qwenctl priced at MAXN. Both limits are read from the files nvpmodel
+    writes. An Orin Nano Super in its 25 W mode (JetPack 6; a public `nvpmodel -q --verbose` and `jetson_clocks --show`
+    report, stored copy find_string id 54837080849: GPU MAX_FREQ 918000000, TPC_PG_MASK 240, 'Active GPU TPCs: 4')
+    keeps its 8 SMs, since the mask gates the four TPC slots its GPU does not have, at 918 of its 1,020 MHz."""
+    doc = document("nvidia-h100-sxm.json")
+    dev = doc["nvml"]["devices"][0]
+    dev["nvmlDeviceGetName"] = "Orin (nvgpu)"
+    dev["nvmlDeviceGetCudaComputeCapability"] = [8, 7]
+    for key in ("nvmlDeviceGetMemoryInfo", "nvmlDeviceGetMemoryBusWidth", "nvmlDeviceGetMaxClockInfo(NVML_CLOCK_MEM)",
+                "nvmlDeviceGetMaxClockInfo(NVML_CLOCK_SM)", "nvmlDeviceGetNumGpuCores"):
+        dev[key] = {"error": "NVML_ERROR_NOT_SUPPORTED"}
+    doc["files"]["/proc/device-tree/model"] = "NVIDIA Jetson Orin Nano Engineering Reference Developer Kit Super\x00"
+    maxn = specs.nvidia_peaks(detect(replay(doc)).gpus[0])
+    doc["files"]["/sys/devices/platform/17000000.gpu/devfreq_dev/max_freq"] = "918000000\n"
+    doc["files"]["/sys/devices/platform/gpu.0/tpc_pg_mask"] = "240\n"
+    gpu = detect(replay(doc)).gpus[0]
+    assert (gpu.power_mode_clock_mhz, gpu.power_mode_tpc_mask) == (918.0, 240)
+    mode = specs.nvidia_peaks(gpu)
+    assert (mode.sm_count, mode.clock_hz) == (8, 918e6) and (maxn.sm_count, maxn.clock_hz) == (8, 1020e6)
+    assert mode.int8_ops == pytest.approx(maxn.int8_ops * 0.9) and "power mode's 8 of 8 SMs at 918 MHz" in mode.source
+
+    # JetPack 5's paths, on an AGX Orin 64GB with no NVML: half of GA10B's eight TPCs gated and the clock at one of its
+    # devfreq steps (624.75 MHz) price 8 of its 16 SMs at 0.48 of its 1,300 MHz
+    doc = jetpack5_agx_orin()
+    full = detect(replay(doc)).gpus[0]
+    assert {"power_mode_clock_mhz", "power_mode_tpc_mask"} <= set(dict(full.unknown))  # no file: MAXN, and why
+    doc["files"]["/sys/devices/17000000.ga10b/devfreq_dev/max_freq"] = "624750000\n"
+    doc["files"]["/sys/devices/gpu.0/tpc_pg_mask"] = "240\n"
+    hw = detect(replay(doc))
+    gated = specs.nvidia_peaks(hw.gpus[0])
+    assert (gated.sm_count, gated.clock_hz) == (8, pytest.approx(624.75e6))
+    from qwenctl.render.detect import rows  # `qwenctl detect` says what the mode leaves
+
+    assert any("power mode: 8 of 16 SMs @ 625 of 1,300 MHz" in text for _, text, _ in rows(hw))
+    assert gated.fp16_flops == pytest.approx(specs.nvidia_peaks(full).fp16_flops * 0.5 * 624.75 / 1300)
+
+
 def test_resident_threads_are_the_sms_times_the_capabilitys_threads_per_sm():
     """What a CUDA context reserves stacks for (estimate.cuda_stack_bytes): 2,048 threads per SM on Pascal, Ampere's
     A100 and Hopper (the H200 reported 2,048 itself), 1,536 on the other Ampere, Ada and consumer Blackwell chips, 1,024

@@ -94,6 +94,10 @@ class NvidiaGpu:
     sm_count: int | None = None  # streaming multiprocessors (MIG: nvmlDeviceGetAttributes)
     max_sm_clock_mhz: int | None = None  # nvmlDeviceGetMaxClockInfo(NVML_CLOCK_SM): the top of the board's clock range
     rated_sm_clock_mhz: int | None = None  # nvmlDeviceGetMaxCustomerBoostClock: the rated boost (NotSupported on GeForce)
+    # a Jetson's power mode (hardware.jetson_power): the GPU's devfreq max_freq, the highest clock nvpmodel's mode allows,
+    # and its tpc_pg_mask, the TPCs the mode powers off (bit i: TPC i); None where not read (every other GPU)
+    power_mode_clock_mhz: float | None = None
+    power_mode_tpc_mask: int | None = None
     mig_profile: str | None = None  # "1g.10gb" for a MIG instance, None for a whole GPU
     parent_name: str | None = None  # the physical GPU a MIG instance belongs to
     nvml_index: int | None = None  # NVML's index of the physical GPU (of the parent for a MIG instance)

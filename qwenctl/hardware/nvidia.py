@@ -76,7 +76,7 @@ class Physical:
 def probe(source: Source, host_ram_bytes: int | None = None, host_bandwidth: int | None = None,
           board: str | None = None) -> Nvidia | Absent:
     """The GPUs CUDA will use. `board`: the device-tree model, which an integrated GPU carries to tell its module."""
-    from qwenctl.hardware import cuda_visible, mig
+    from qwenctl.hardware import cuda_visible, jetson_power, mig
 
     system = _Reader(source)
     try:
@@ -89,7 +89,7 @@ def probe(source: Source, host_ram_bytes: int | None = None, host_bandwidth: int
         if board_gpu is None:
             return Absent(reason)
         return Nvidia(driver_version="unknown (no NVML; the GPU is the module the board names)", cuda_driver_version=None,
-                      gpus=(board_gpu,))
+                      gpus=(jetson_power.with_power_mode(source, board_gpu),))
     physical: list[Physical] = []
     unusable: list[UnusableGpu] = []
     for i in range(count or 0):
@@ -104,6 +104,8 @@ def probe(source: Source, host_ram_bytes: int | None = None, host_bandwidth: int
         return Absent("the NVIDIA driver is loaded but reports no GPU")
     visible = source.getenv("CUDA_VISIBLE_DEVICES")
     gpus, hidden, order = cuda_visible.cuda_devices(physical, visible, source.getenv("CUDA_DEVICE_ORDER"))
+    if board and board_gpu_spec(board, host_ram_bytes):  # a Jetson module's integrated GPU runs under its power mode
+        gpus = tuple(jetson_power.with_power_mode(source, g) if g.unified_memory else g for g in gpus)
     return Nvidia(driver_version=driver or "unknown", cuda_driver_version=_cuda_version(cuda), gpus=gpus,
                   unusable=tuple(unusable) + hidden, visible_devices=visible, order_source=order)
 

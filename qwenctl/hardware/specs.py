@@ -272,24 +272,27 @@ def nvidia_peaks(gpu: NvidiaGpu) -> GpuPeaks:
         rated_sms = spec.get("sm_count") or (spec.get("cuda_cores") or 0) / ((arch or {}).get("fp32_lanes_per_sm") or 128)
         cut = _nvml_cut(gpu, rated_sms)
         held, per_sm_why = held_clock(gpu, spec)
+        powered, allowed, mode_why = power_mode_share(gpu, spec, arch, rated_sms)
+        units, pace = share * cut * powered, held * allowed  # the SMs at work, and their clock, as shares of the row's
         mma = _attention_mma(spec.get("fp16_tensor_tflops_dense"), arch, 1e12, _geforce_card(spec))
         return GpuPeaks(
             family=family,
             memory_kind=_memory_kind(spec.get("memory_type"), family),
-            fp32_flops=fp32 * share * cut * held,
-            int8_ops=int8 * share * cut * held,
-            fp16_flops=fp16 * share * cut * held,
+            fp32_flops=fp32 * units * pace,
+            int8_ops=int8 * units * pace,
+            fp16_flops=fp16 * units * pace,
             bandwidth_bytes_per_s=float(spec["bandwidth_gbs"]) * 1e9 * share if spec.get("bandwidth_gbs") else None,
             source=f"{spec['key']} specification ({spec['sources'][0][:80]}...)"
                    + (f", with the {gpu.sm_count} SMs NVML counts where it lists {rated_sms:g}" if cut != 1 else "")
                    + ("" if held == 1 else f", its SM clock held to {held:.2f} of its rating "
                       + (f"as {per_sm_why}" if per_sm_why else
                          f"by a {gpu.power_limit_w:.0f} W power limit where the board is rated {spec['power_w']} W")
-                      + " (devices.json power_limited_clock)"),
-            sm_count=round(rated_sms * share * cut),
-            clock_hz=(_cut_clock_hz(gpu, spec) if cut != 1 else spec_clock_hz(spec)) * held,
+                      + " (devices.json power_limited_clock)")
+                   + (f", {mode_why}" if mode_why else ""),
+            sm_count=round(rated_sms * units),
+            clock_hz=(_cut_clock_hz(gpu, spec) if cut != 1 else spec_clock_hz(spec)) * pace,
             above_rated_clock=geforce_desktop(spec),
-            attention_mma_flops=(mma[0] * share * cut * held, mma[1] * share * cut * held),
+            attention_mma_flops=(mma[0] * units * pace, mma[1] * units * pace),
         )
     cores, (clock, clock_source) = gpu.cuda_cores, nvml_rated_clock(gpu) or (None, "")
     if arch and cores and clock:
@@ -350,6 +353,27 @@ def held_clock(gpu: NvidiaGpu, spec: dict) -> tuple[float, str | None]:
     rules, a user's cap (`power_held_clock`, reason None) and the board's power per SM (`power_per_sm_clock`)."""
     capped, (per_sm, why) = power_held_clock(gpu, spec), power_per_sm_clock(gpu, spec)
     return (capped, None) if capped <= per_sm else (per_sm, why)
+
+
+def power_mode_share(gpu: NvidiaGpu, spec: dict, arch: dict | None, rated_sms: float) -> tuple[float, float, str]:
+    """(share of its row's SMs powered, share of its row's clock allowed, what says so) under a Jetson's power mode.
+
+    A specification row is the module at MAXN. nvpmodel's other modes power TPCs off (`tpc_pg_mask`: bit i gates TPC i
+    of the chip's `power_gated_tpcs.slots`, two SMs each) and cap the GPU's devfreq clock (`max_freq`); both are read
+    from the board (hardware.jetson_power). A module sold with fewer TPCs than the chip has keeps its row's SMs: the
+    mask counts gated slots, not the module's, and an Orin Nano's TPC_PG_MASK of 240 gates the four it does not have
+    (devices.json `power_gated_tpcs`). (1, 1, "") where nothing was read."""
+    allowed = min(1.0, gpu.power_mode_clock_mhz * 1e6 / spec_clock_hz(spec)) if gpu.power_mode_clock_mhz else 1.0
+    gating = (arch or {}).get("power_gated_tpcs")
+    powered = 1.0
+    if gating and gpu.power_mode_tpc_mask is not None and rated_sms:
+        slots = int(gating["slots"])
+        on = slots - bin(gpu.power_mode_tpc_mask & ((1 << slots) - 1)).count("1")
+        powered = min(1.0, on * int(gating["sms_per_tpc"]) / rated_sms)
+    if powered == 1.0 and allowed == 1.0:
+        return 1.0, 1.0, ""
+    return powered, allowed, (f"its power mode's {round(rated_sms * powered)} of {rated_sms:g} SMs at "
+                              f"{spec_clock_hz(spec) * allowed / 1e6:,.0f} MHz (tpc_pg_mask, devfreq max_freq)")
 
 
 def power_per_sm_clock(gpu: NvidiaGpu, spec: dict) -> tuple[float, str]:

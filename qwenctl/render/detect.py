@@ -4,6 +4,8 @@ where a probe could not answer. Memory sizes in binary units (a card sold as 8 G
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from rich.table import Table
 from rich.text import Text
 
@@ -146,6 +148,11 @@ def _gpu(g) -> str:  # type: ignore[no-untyped-def]
         held, why = specs.held_clock(g, spec) if spec else (1.0, None)
         parts.append(f"{g.power_limit_w:.0f} W" + ("" if held == 1 else f" (SM clock priced at {held:.2f}: {why})" if why
                                                    else f" limit (rated {spec['power_w']} W: SM clock priced at {held:.2f})"))
+    if g.power_mode_clock_mhz or g.power_mode_tpc_mask is not None:  # a Jetson: what its power mode leaves of the module
+        mode, full = specs.nvidia_peaks(g), specs.nvidia_peaks(replace(g, power_mode_clock_mhz=None, power_mode_tpc_mask=None))
+        parts.append(f"power mode: {mode.sm_count} of {full.sm_count} SMs @ {mode.clock_hz / 1e6:,.0f} of "
+                     f"{full.clock_hz / 1e6:,.0f} MHz" if (mode.sm_count, mode.clock_hz) != (full.sm_count, full.clock_hz)
+                     else "power mode: the module's full SMs and clock")
     return " · ".join(parts)
 
 
