@@ -87,11 +87,9 @@ def test_unified_memory_device_gets_host_ram_and_a_known_bandwidth():
     assert gpu.bandwidth_bytes_per_s == 204_800_000_000
 
 
-def test_a_jetson_orin_is_priced_as_the_module_its_board_names():
-    """NVML names every Jetson Orin "Orin (nvgpu)" and reports neither its SMs nor its clocks (JetPack 6), so the first
-    row of that name, the AGX Orin 64GB (16 SMs at 1.3 GHz), priced an Orin Nano's prompts 4x too fast. The board's
-    device-tree model (a real JetPack 6.2 string: "NVIDIA Jetson Orin Nano Engineering Reference Developer Kit Super")
-    picks the module, and the host's RAM the variant where the model's words leave several."""
+def orin_nano_super_over_nvml() -> dict:
+    """A JetPack 6 Orin Nano Super as NVML answers there: "Orin (nvgpu)", compute capability 8.7, no memory, bus, clocks
+    or cores (NotSupported), and the board's device-tree model (a real JetPack 6.2 string)."""
     doc = document("nvidia-h100-sxm.json")
     dev = doc["nvml"]["devices"][0]
     dev["nvmlDeviceGetName"] = "Orin (nvgpu)"
@@ -100,6 +98,15 @@ def test_a_jetson_orin_is_priced_as_the_module_its_board_names():
                 "nvmlDeviceGetMaxClockInfo(NVML_CLOCK_SM)", "nvmlDeviceGetNumGpuCores"):
         dev[key] = {"error": "NVML_ERROR_NOT_SUPPORTED"}
     doc["files"]["/proc/device-tree/model"] = "NVIDIA Jetson Orin Nano Engineering Reference Developer Kit Super\x00"
+    return doc
+
+
+def test_a_jetson_orin_is_priced_as_the_module_its_board_names():
+    """NVML names every Jetson Orin "Orin (nvgpu)" and reports neither its SMs nor its clocks (JetPack 6), so the first
+    row of that name, the AGX Orin 64GB (16 SMs at 1.3 GHz), priced an Orin Nano's prompts 4x too fast. The board's
+    device-tree model (a real JetPack 6.2 string: "NVIDIA Jetson Orin Nano Engineering Reference Developer Kit Super")
+    picks the module, and the host's RAM the variant where the model's words leave several."""
+    doc = orin_nano_super_over_nvml()
     hw = detect(replay(doc))
     gpu = hw.gpus[0]
     assert gpu.board == "NVIDIA Jetson Orin Nano Engineering Reference Developer Kit Super"
@@ -348,14 +355,7 @@ def test_a_jetson_is_priced_in_the_power_mode_it_runs():
     writes. An Orin Nano Super in its 25 W mode (JetPack 6; a public `nvpmodel -q --verbose` and `jetson_clocks --show`
     report, stored copy find_string id 54837080849: GPU MAX_FREQ 918000000, TPC_PG_MASK 240, 'Active GPU TPCs: 4')
     keeps its 8 SMs, since the mask gates the four TPC slots its GPU does not have, at 918 of its 1,020 MHz."""
-    doc = document("nvidia-h100-sxm.json")
-    dev = doc["nvml"]["devices"][0]
-    dev["nvmlDeviceGetName"] = "Orin (nvgpu)"
-    dev["nvmlDeviceGetCudaComputeCapability"] = [8, 7]
-    for key in ("nvmlDeviceGetMemoryInfo", "nvmlDeviceGetMemoryBusWidth", "nvmlDeviceGetMaxClockInfo(NVML_CLOCK_MEM)",
-                "nvmlDeviceGetMaxClockInfo(NVML_CLOCK_SM)", "nvmlDeviceGetNumGpuCores"):
-        dev[key] = {"error": "NVML_ERROR_NOT_SUPPORTED"}
-    doc["files"]["/proc/device-tree/model"] = "NVIDIA Jetson Orin Nano Engineering Reference Developer Kit Super\x00"
+    doc = orin_nano_super_over_nvml()
     maxn = specs.nvidia_peaks(detect(replay(doc)).gpus[0])
     doc["files"]["/sys/devices/platform/17000000.gpu/devfreq_dev/max_freq"] = "918000000\n"
     doc["files"]["/sys/devices/platform/gpu.0/tpc_pg_mask"] = "240\n"
