@@ -22,7 +22,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent)]
 
-from sparecores_rows import SOURCE, bench_rows, convert, host_key, read_instance  # noqa: E402
+from sparecores_rows import LLAMA_7B, MODEL_FILE, SOURCE, bench_rows, convert, host_key, read_instance  # noqa: E402
 
 from qwenctl.hardware.cpu import ARM_FEATURES  # noqa: E402
 from qwenctl.hardware.specs import _devices, clock_in_name  # noqa: E402
@@ -65,15 +65,17 @@ def host_spec(folder: str, cpu: dict[str, str], bandwidth: float, cores: int) ->
     }
 
 
-def instance_rows(mirror: Path, folder: str, cores: set[str]) -> tuple[list[dict], dict | None]:
-    got = read_instance(mirror, folder)
+def instance_rows(mirror: Path, folder: str, cores: set[str], model_file: str = MODEL_FILE,
+                  model: tuple[str, str] = LLAMA_7B) -> tuple[list[dict], dict | None]:
+    got = read_instance(mirror, folder, model_file)
     if got is None:
         return [], None
     cpu, tg, pp, bandwidth = got
     if cpu.get("Architecture") != "aarch64" or cpu.get("Model name") not in cores:
         return [], None
     host = host_spec(folder, cpu, bandwidth, tg[0]["n_threads"])
-    rows = bench_rows(folder, cpu, tg, pp, bandwidth, host, "llama.cpp's arm64 Docker image, built for armv8-a")
+    rows = bench_rows(folder, cpu, tg, pp, bandwidth, host, "llama.cpp's arm64 Docker image, built for armv8-a",
+                      model=model)
     return [{**r, "llama_cpp_cpu_flags": list(BUILD_CPU_FLAGS)} for r in rows], {host_key(folder): host}
 
 

@@ -101,39 +101,44 @@ def host_spec(folder: str, cpu: dict[str, str], bandwidth: float, cores: int) ->
     }
 
 
-def read_instance(mirror: Path, folder: str) -> tuple[dict[str, str], list[dict], dict[int, dict], float] | None:
-    """An instance's lscpu fields, its llama-bench tg128 records of MODEL_FILE on the CPU alone, its pp512 records by
+def read_instance(mirror: Path, folder: str, model_file: str = MODEL_FILE) -> tuple[dict[str, str], list[dict], dict[int, dict], float] | None:
+    """An instance's lscpu fields, its llama-bench tg128 records of ``model_file`` on the CPU alone, its pp512 records by
     thread count and bw_mem's read figure; None where a capture is missing."""
     out = show(mirror, f"{folder}/llm/stdout")
     cpu_text = show(mirror, f"{folder}/lscpu/stdout")
     bw_text = show(mirror, f"{folder}/bw_mem/stdout")
-    if not out or MODEL_FILE not in out or not cpu_text or not bw_text:
+    if not out or model_file not in out or not cpu_text or not bw_text:
         return None
     records = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
-    mine = [r for r in records if r["model_filename"].endswith(MODEL_FILE) and r.get("backends") == "CPU" and not r.get("gpu_info")]
+    mine = [r for r in records if r["model_filename"].endswith(model_file) and r.get("backends") == "CPU" and not r.get("gpu_info")]
     tg = [r for r in mine if r["n_prompt"] == 0 and r["n_gen"] == 128]
     pp = {r["n_threads"]: r for r in mine if r["n_prompt"] == 512 and r["n_gen"] == 0}
     bandwidth = read_bandwidth(bw_text)
     return (lscpu_fields(cpu_text), tg, pp, bandwidth) if tg and bandwidth else None
 
 
+LLAMA_7B = ("llama2-7b", "LLaMA-1 7B (TheBloke llama-7b.Q4_K_M.gguf): Llama 2 7B's shape.")
+
+
 def bench_rows(folder: str, cpu: dict[str, str], tg: list[dict], pp: dict[int, dict], bandwidth: float, host: dict,
-               build: str, elsewhere: str | None = None) -> list[dict]:
+               build: str, elsewhere: str | None = None, model: tuple[str, str] = LLAMA_7B) -> list[dict]:
     """An instance's rows for speed_model_fit.py --score: one per tg128 record, with the pp512 of its thread count;
-    ``build``: how the binary was built; ``elsewhere``: why the run was on other hardware (`other_hardware`)."""
+    ``build``: how the binary was built; ``elsewhere``: why the run was on other hardware (`other_hardware`); ``model``:
+    the rows' model name and note (LLaMA-1 7B unless told)."""
     key = host_key(folder)
+    name, note = model
     return [{
-        "id": f"{key}-t{r['n_threads']}", "device": f"{folder.split('/')[1]} {folder.split('/')[2]} ({cpu['Model name']}, "
+        "id": f"{key}-t{r['n_threads']}" + ("" if name == LLAMA_7B[0] else f"-{name}"), "device": f"{folder.split('/')[1]} {folder.split('/')[2]} ({cpu['Model name']}, "
                                                    f"{cpu.get('CPU(s)')} vCPUs)",
         "device_key": key, "backend": "cpu",
         "engine": f"llama.cpp build {r['build_commit']} ({r['build_number']}) (llama-bench -t {r['n_threads']} -fa 1 -ngl 0, "
                   f"-p 0 -n 128 and -p 512 -n 0, {build})",
-        "date": BUILD_DATES[r["build_commit"]], "model": "llama2-7b", "quant": "q4_k_m", "model_bytes": r["model_size"],
+        "date": BUILD_DATES[r["build_commit"]], "model": name, "quant": "q4_k_m", "model_bytes": r["model_size"],
         "params": r["model_n_params"], "n_gpu_layers": 0, "threads": r["n_threads"], "flash_attn": bool(r["flash_attn"]),
         "pp": {"n_tokens": 512, "tps": round(pp[r["n_threads"]]["avg_ts"], 4)} if r["n_threads"] in pp else None,
         "tg": {"n_tokens": 128, "tps": round(r["avg_ts"], 4)}, "host_memory": host["memory"]["type"],
         "gpu_power_limit_w": None, "source": f"{SOURCE} {folder}/llm/stdout (test_time {r['test_time']})",
-        "note": "LLaMA-1 7B (TheBloke llama-7b.Q4_K_M.gguf): Llama 2 7B's shape.",
+        "note": note,
         **({"suspect": {"figures": "both", "why": f"{elsewhere} (llm/stderr): the benchmark ran on other hardware than "
                                                   "lscpu and bw_mem describe"}} if elsewhere else
            {"suspect": {"figures": "tg", "why": f"reads {r['avg_ts'] * r['model_size'] / 1e9:.0f} GB/s, over "
@@ -142,8 +147,9 @@ def bench_rows(folder: str, cpu: dict[str, str], tg: list[dict], pp: dict[int, d
     } for r in tg]
 
 
-def instance_rows(mirror: Path, folder: str) -> tuple[list[dict], dict | None]:
-    got = read_instance(mirror, folder)
+def instance_rows(mirror: Path, folder: str, model_file: str = MODEL_FILE,
+                  model: tuple[str, str] = LLAMA_7B) -> tuple[list[dict], dict | None]:
+    got = read_instance(mirror, folder, model_file)
     if got is None:
         return [], None
     cpu, tg, pp, bandwidth = got
@@ -154,7 +160,8 @@ def instance_rows(mirror: Path, folder: str) -> tuple[list[dict], dict | None]:
         return [], None
     elsewhere = other_hardware(show(mirror, f"{folder}/llm/stderr") or "", set(cpu.get("Flags", "").split()))
     host = host_spec(folder, cpu, bandwidth, tg[0]["n_threads"])
-    return bench_rows(folder, cpu, tg, pp, bandwidth, host, "prebuilt CPU binary with dynamic CPU backends", elsewhere), \
+    return bench_rows(folder, cpu, tg, pp, bandwidth, host, "prebuilt CPU binary with dynamic CPU backends", elsewhere,
+                      model), \
         {host_key(folder): host}
 
 
