@@ -382,6 +382,21 @@ def attention_pair_s(dev: DeviceSpeed, n_heads: int, head_dim: int) -> float:
     return n_heads * per_head
 
 
+def cpu_attention_pair_s(dev: DeviceSpeed, n_heads: int, head_dim: int, engine_date: str | None) -> float:
+    """Seconds one (query, key) pair of a prompt batch costs a layer's flash attention on a CPU, over its heads.
+
+    llama.cpp's tiled kernel for a prompt's attention (`kernel_paths.cpu_tiled_flash_attn_since`, with the pull
+    request) prices it as `attention_pair_s` does. A build from before walked every key of every query row with the
+    vector kernel a decoded token still runs (ops.cpp, flash_attn_ext_f16_one_chunk): the decode's cost per head and
+    cached row, `attention_cycles_per_head_row`, for each pair, divided over the threads. ``engine_date``: see
+    `pp_kernel`."""
+    sm = load_speed_model()
+    if built_before(engine_date, sm["kernel_paths"]["cpu_tiled_flash_attn_since"]):
+        cycles = float(sm["engines"]["cpu"]["attention_cycles_per_head_row"])
+        return n_heads * cycles / (dev.compute_units * dev.compute_share * dev.clock_hz)
+    return attention_pair_s(dev, n_heads, head_dim)
+
+
 def _mmq_issue_rate(dev: DeviceSpeed) -> float | None:
     """int8 ops/s that MMQ's warps can issue on a CUDA GPU whose family has instruction counts (None: the int8
     units' peak prices it): each SM issues `issue_per_sm_per_cycle` warp-instructions a clock, and a pass of the

@@ -58,6 +58,7 @@ from qwenctl.kernels import (
     arm_rowwise_decode,
     attention_pair_s,
     built_before,
+    cpu_attention_pair_s,
     cuda_graphs,
     decode_kernel,
     emulated_dp4a_rate,
@@ -465,7 +466,7 @@ def estimate_placed_speed(
         attention_per_layer, attention_kernel = _attention_reads(dev, a, kv_per_layer, depth, flash_attn)
         attention_rate = streaming if attention_kernel is None else _kernel_rate(dev, eff, units, attention_kernel, engine_date)
         attention_s = kv_layers * attention_per_layer / attention_rate
-        own_attention, per_cached_token = _prompt_attention(dev, a, kv_layers, pp_tokens, flash_attn, eff)
+        own_attention, per_cached_token = _prompt_attention(dev, a, kv_layers, pp_tokens, flash_attn, eff, engine_date)
         terms.append(DeviceTerms(
             device=dev.name,
             layers=layers,
@@ -528,7 +529,7 @@ def _memory_efficiency(sm: dict[str, Any], dev: DeviceSpeed) -> float:
 
 
 def _prompt_attention(dev: DeviceSpeed, a, kv_layers: float, n_tokens: int, flash_attn: bool,
-                      efficiency: float) -> tuple[float, float]:
+                      efficiency: float, engine_date: str | None = None) -> tuple[float, float]:
     """A prompt batch's attention: (its time over the batch's own tokens, what each token cached before the batch adds
     to it), `DeviceTerms.pp_attention_s` and `pp_context_s`.
 
@@ -536,11 +537,18 @@ def _prompt_attention(dev: DeviceSpeed, a, kv_layers: float, n_tokens: int, flas
     its products and its softmax (`kernels.attention_pair_s`); a causal batch of n tokens after d cached ones holds
     n x (d + (n + 1) / 2) pairs a layer. At pp512 that is little beside the weights' products (0.5 % of a 7B's on an
     H100), after 32k cached tokens two thirds as much again. Without flash attention the scores go through DRAM instead
-    (`_unfused_attention_s`), over every pair of the batch, masked or not. On a CPU, where attention is a larger share
-    of a prompt, the batch's attention over its own tokens stays inside the prompt constants fitted on empty-cache
-    rows; only the cached tokens before it are added."""
+    (`_unfused_attention_s`), over every pair of the batch, masked or not. On a CPU the batch's attention over its own
+    tokens with llama.cpp's tiled kernel is inside the prompt constants, fitted on empty-cache rows of builds that
+    have it; a build from before walked each pair with the vector kernel a decoded token runs
+    (`kernels.cpu_attention_pair_s`), several times the tiled kernel's cost and a large share of a small model's
+    prompt: it pays the difference. The cached tokens before the batch are added at the build's pair cost (without
+    flash attention, at the tiled one's)."""
     if dev.engine == "cpu":
-        return 0.0, kv_layers * attention_pair_s(dev, a.n_heads, a.head_dim) * n_tokens
+        tiled = kv_layers * attention_pair_s(dev, a.n_heads, a.head_dim)
+        if not flash_attn:
+            return 0.0, tiled * n_tokens
+        per_pair = kv_layers * cpu_attention_pair_s(dev, a.n_heads, a.head_dim, engine_date)
+        return max(per_pair - tiled, 0.0) * n_tokens * (n_tokens + 1) / 2, per_pair * n_tokens
     if flash_attn or dev.engine == "mlx":
         per_pair = kv_layers * attention_pair_s(dev, a.n_heads, a.head_dim)
         return per_pair * n_tokens * (n_tokens + 1) / 2, per_pair * n_tokens
@@ -596,7 +604,9 @@ def _prompt_offloaded(terms: DeviceTerms, share: tuple, gpu: DeviceSpeed, a, wei
     CUDA graphs per host layer are these). Each batch then copies every host layer's weights from pageable
     memory (the mmap'd file) to the GPU, a copy per weight matrix, each with its staging cost, and the GPU
     multiplies them; the output layer's one row stays on the host. The copy runs at the host's staging rate or, where
-    the GPU's PCIe link is narrower (a T4 at gen 3 x8, an eGPU, a card in a x4 slot), the link's.
+    the GPU's PCIe link is narrower (a T4 at gen 3 x8, an eGPU, a card in a x4 slot), the link's. The batch's attention
+    over its own tokens, which stays with the cache on the host, is not added: the copy's constants were solved from
+    rows that hold it.
     """
     _, layers, _, layer_params, _, _ = share
     e = sm["engines"]["cuda"]
@@ -612,7 +622,8 @@ def _prompt_offloaded(terms: DeviceTerms, share: tuple, gpu: DeviceSpeed, a, wei
     binds = "the GPU's PCIe link" if pcie < staging else "the host's copy into pinned memory"
     return replace(terms, pp_stream_s=copy_s, pp_copy=(layers * split.layer_bytes, rate, binds),
                    pp_compute_s=2 * layer_params * pp_tokens * types / matrix_rate,
-                   pp_fixed_s=layers * pp_layer_cycles(e, gpu, weights, engine_date) / gpu.clock_hz, pp_types=types)
+                   pp_fixed_s=layers * pp_layer_cycles(e, gpu, weights, engine_date) / gpu.clock_hz, pp_types=types,
+                   pp_attention_s=0.0)
 
 
 def _link_costs(k: dict[str, Any], a, placement: Placement, mode: str, n_devices: int, links: Links,

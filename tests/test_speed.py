@@ -1275,3 +1275,30 @@ def test_on_a_cpu_a_prompt_pays_for_the_tokens_cached_before_it():
     assert t.pp_attention_s == 0.0
     assert t.pp_context_s == pytest.approx(24 * 512 * attention_pair_s(HOST, 14, 64))
     assert est.pp_at(8192) < est.pp_tps
+
+
+def test_a_cpu_build_from_before_the_tiled_prompt_attention_pays_the_vector_kernel_for_each_pair():
+    """Before llama.cpp's tiled kernel for a prompt's flash attention (PR #19012, 2026-01-22) a CPU walked every key of
+    every query row with the vector kernel a decoded token runs: its cost per head and cached row for each pair.
+
+    Measured on the development VM (Zen 5 host, 1 thread), llama.cpp of 2025-03-12, random-weight Q4_K_M files:
+    Qwen2.5-0.5B 10.7 / 12.7 / 13.8 ms a prompt token at 128 / 512 / 1,024 tokens and a Qwen1.5-0.5B shape (16 heads
+    of 64, no GQA) 11.6 / 15.2 / 17.4, the batch's length costing what its pairs do; the vendored 2026 build 4.6 /
+    5.0 / 5.0 for the Qwen1.5 shape. The old build's Qwen2.5-0.5B pp512 is priced at 0.90 of its pp128's rate
+    (measured 0.84), today's without the term."""
+    from qwenctl.kernels import attention_pair_s, cpu_attention_pair_s
+
+    m, w = spec("0.5B")
+    old, today = "2025-03-12", None
+    cycles = load_speed_model()["engines"]["cpu"]["attention_cycles_per_head_row"]
+    assert cpu_attention_pair_s(HOST, 14, 64, old) == pytest.approx(14 * cycles / (HOST.compute_units * HOST.clock_hz))
+    assert cpu_attention_pair_s(HOST, 14, 64, today) == attention_pair_s(HOST, 14, 64)
+    one = host_device(pc(64), 1)
+    short, long_ = (estimate_speed(m, w, None, one, engine_date=old, pp_tokens=n) for n in (128, 512))
+    pairs = 24 * 512 * 513 / 2
+    assert long_.terms[0].pp_attention_s == pytest.approx(
+        pairs * (cpu_attention_pair_s(one, 14, 64, old) - attention_pair_s(one, 14, 64)))
+    assert long_.pp_tps / short.pp_tps == pytest.approx(10.74 / 12.73, rel=0.1)
+    assert estimate_speed(m, w, None, one, pp_tokens=512).terms[0].pp_attention_s == 0.0
+    no_fa = estimate_speed(m, w, None, one, engine_date=old, pp_tokens=512, flash_attn=False).terms[0]
+    assert no_fa.pp_attention_s == 0.0  # without flash attention the scores are matrix products, inside the constants
