@@ -92,3 +92,18 @@ def test_an_arm_vm_is_a_host_of_its_own_with_its_core_smbios_clock_and_measured_
     assert arm.instance_rows(root, "data/aws/r8a.medium", cores) == ([], None)
     assert arm.nominal_clock_ghz({"BIOS Model name": "  CPU @ 0.0GHz"}) is None  # a1.metal's: no clock, not zero
     assert arm.nominal_clock_ghz({"CPU max MHz": "3000.0000", "BIOS Model name": "virt CPU @ 2.0GHz"}) == 3.0
+
+
+def test_the_other_models_of_a_vm_are_rows_of_their_own(tmp_path):
+    """SpareCores' runs hold six models per VM (benchmarks/sparecores_models_rows.py keeps the five that are not LLaMA-7B,
+    by the same rules as the 7B converters): the r8a.medium's record again, as Qwen1.5-0.5B's file, beside its 7B."""
+    models = load("sparecores_models_rows.py")
+    qwen = json.loads(TG_RECORD) | {"model_filename": "/models/qwen1_5-0_5b-chat-q4_k_m.gguf", "model_size": 401210368,
+                                    "model_n_params": 619570176, "avg_ts": 40.5}
+    root = mirror(tmp_path, {"data/aws/r8a.medium": {"llm/stdout": TG_RECORD + "\n" + json.dumps(qwen) + "\n",
+                                                     "lscpu/stdout": LSCPU, "bw_mem/stdout": BW_MEM}})
+    rows, hosts = models.instance_rows(root, "data/aws/r8a.medium", set())
+    assert [(r["id"], r["model"], r["tg"]["tps"], r["model_bytes"]) for r in rows] == [
+        ("sparecores-aws-r8a.medium-t1-qwen1.5-0.5b", "qwen1.5-0.5b", 40.5, 401210368)]
+    assert rows[0]["note"].startswith("qwen1_5-0_5b-chat-q4_k_m.gguf from huggingface.co/Qwen/")
+    assert set(hosts) == {"sparecores-aws-r8a.medium"}
