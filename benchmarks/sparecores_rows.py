@@ -127,9 +127,10 @@ def bench_rows(folder: str, cpu: dict[str, str], tg: list[dict], pp: dict[int, d
     the rows' model name and note (LLaMA-1 7B unless told)."""
     key = host_key(folder)
     name, note = model
+    suffix = "" if name == LLAMA_7B[0] else f"-{name}"  # the 7B's ids as they were
     return [{
-        "id": f"{key}-t{r['n_threads']}" + ("" if name == LLAMA_7B[0] else f"-{name}"), "device": f"{folder.split('/')[1]} {folder.split('/')[2]} ({cpu['Model name']}, "
-                                                   f"{cpu.get('CPU(s)')} vCPUs)",
+        "id": f"{key}-t{r['n_threads']}{suffix}", "device": f"{folder.split('/')[1]} {folder.split('/')[2]} ({cpu['Model name']}, "
+                                                       f"{cpu.get('CPU(s)')} vCPUs)",
         "device_key": key, "backend": "cpu",
         "engine": f"llama.cpp build {r['build_commit']} ({r['build_number']}) (llama-bench -t {r['n_threads']} -fa 1 -ngl 0, "
                   f"-p 0 -n 128 and -p 512 -n 0, {build})",
