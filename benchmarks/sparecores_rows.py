@@ -15,6 +15,7 @@ qwenctl measures it, `detect --measure`). Every row is held out: nothing is fitt
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import subprocess
@@ -46,6 +47,7 @@ def git(mirror: Path, *args: str) -> str:
     return subprocess.run(["git", "-C", str(mirror), *args], capture_output=True, text=True, check=True).stdout
 
 
+@functools.lru_cache(maxsize=16)  # a folder's files, read once for each of its models (sparecores_models_rows.py)
 def show(mirror: Path, path: str) -> str | None:
     try:
         return git(mirror, "show", f"HEAD:{path}")
