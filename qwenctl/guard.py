@@ -4,6 +4,8 @@
 - ``OSError`` that no layer below converted (a file qwenctl reads or writes): one line naming the
   path and the fix, through ``errors.from_os_error``.
 - Ctrl-C: "interrupted", 130.
+- ``ModuleNotFoundError`` for a package outside qwenctl: a broken install, not a bug (a dependency missing from the
+  environment, as the GPU machine's Python once lacked platformdirs): one line naming the package and the fix, 1.
 - Anything else is a bug. As pipx does, the user sees one line ("qwenctl hit an internal error: …")
   and the path of a log file in the state directory (platformdirs' ``user_state_path``) holding the
   full traceback, and the process exits 70 (``ExitCode.INTERNAL``). ``QWENCTL_TRACEBACK=1`` lets the
@@ -17,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import tempfile
 import time
 import traceback
 from collections.abc import Callable
@@ -48,19 +51,32 @@ def guarded(command: Callable[[], T]) -> T:
     except OSError as e:
         converted = from_os_error(e)
         _fail(converted.one_line(), converted.code)
+    except ModuleNotFoundError as e:
+        missing = (e.name or "").partition(".")[0]
+        if not missing or missing == "qwenctl":
+            _internal_error(e)
+        _fail(f"qwenctl cannot import {missing}, which it needs: this Python environment's install is incomplete "
+              "(reinstall qwenctl into it; `python -m pip check` names what is missing)", ExitCode.ERROR)
     except Exception as e:  # noqa: BLE001 - the last guard: a bug, reported once with its log
-        if os.environ.get(TRACEBACK_ENV, "") not in ("", "0"):
-            raise
-        log = write_crash_log(e)
-        where = f"the traceback is in {log}" if isinstance(log, Path) else f"could not write the traceback: {log}"
-        _fail(f"qwenctl hit an internal error: {type(e).__name__}: {_first_line(e)} "
-              f"({where}; please attach it to a bug report)", ExitCode.INTERNAL)
+        _internal_error(e)
+
+
+def _internal_error(e: Exception) -> NoReturn:
+    if os.environ.get(TRACEBACK_ENV, "") not in ("", "0"):
+        raise e
+    log = write_crash_log(e)
+    where = f"the traceback is in {log}" if isinstance(log, Path) else f"could not write the traceback: {log}"
+    _fail(f"qwenctl hit an internal error: {type(e).__name__}: {_first_line(e)} "
+          f"({where}; please attach it to a bug report)", ExitCode.INTERNAL)
 
 
 def _fail(line: str, code: ExitCode) -> NoReturn:
-    from qwenctl import render
+    try:
+        from qwenctl import render
 
-    render.error(line)
+        render.error(line)
+    except ImportError:  # rich itself missing: the line still reaches the user, uncoloured
+        print(f"error: {line}", file=sys.stderr)
     sys.exit(int(code))
 
 
@@ -70,8 +86,12 @@ def _first_line(e: BaseException) -> str:
 
 
 def crash_log_dir() -> Path:
-    import platformdirs
-
+    """The state directory's log folder; the system's temporary folder where platformdirs cannot be imported (a broken
+    install must not turn the report of its own bug into a second traceback)."""
+    try:
+        import platformdirs
+    except ImportError:
+        return Path(tempfile.gettempdir()) / "qwenctl-log"
     return platformdirs.user_state_path("qwenctl") / "log"
 
 

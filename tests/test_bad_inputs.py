@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 
 import pytest
 from click.testing import CliRunner
@@ -188,6 +189,42 @@ def test_the_last_guard_turns_a_bug_into_one_line_and_a_log(tmp_path, monkeypatc
     assert "Traceback (most recent call last)" in log and "in broken" in log and log.rstrip().endswith("division by zero")
     logs[0].unlink()
     logs[0].parent.rmdir()
+
+
+def test_a_missing_dependency_is_one_line_naming_it_not_a_bug(monkeypatch):
+    """A package qwenctl needs that the environment lacks (the GPU machine's Python lacked platformdirs in session 69,
+    and the guard's own log folder needed it too: a traceback inside the traceback handler). The import fails for real
+    (None in sys.modules is Python's mark of a module that cannot be imported); the user reads which one and the fix."""
+    monkeypatch.setitem(sys.modules, "platformdirs", None)
+    result = invoke("bench", "--history")
+    assert one_line(result, ExitCode.ERROR) == (
+        "qwenctl cannot import platformdirs, which it needs: this Python environment's install is incomplete "
+        "(reinstall qwenctl into it; `python -m pip check` names what is missing)")
+
+
+def test_a_bug_is_still_logged_where_platformdirs_is_missing(tmp_path, monkeypatch):
+    """The last guard's log goes to the system's temporary folder when the state directory cannot be found."""
+    import tempfile
+
+    from qwenctl import profiles
+
+    monkeypatch.setitem(sys.modules, "platformdirs", None)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(profiles, "load_profile", lambda name: 1 / 0)
+    result = invoke("plan", "--profile", "rtx-4060-8gb")
+
+    logs = list((tmp_path / "qwenctl-log").glob("crash-*.log"))
+    assert result.exit_code == ExitCode.INTERNAL and len(logs) == 1 and str(logs[0]) in result.stderr
+    assert "ZeroDivisionError" in logs[0].read_text()
+    logs[0].unlink()
+    logs[0].parent.rmdir()
+
+
+def test_an_error_still_reaches_the_user_where_rich_cannot_be_imported(monkeypatch):
+    """rich renders the error line; without it the same line goes to stderr uncoloured."""
+    monkeypatch.setitem(sys.modules, "rich.markup", None)
+    result = invoke("plan", "--profile", "no-such-profile")
+    assert one_line(result, ExitCode.NOT_FOUND).startswith("no profile named 'no-such-profile'")
 
 
 def test_the_guard_lets_bugs_through_for_developers(monkeypatch):
