@@ -25,14 +25,14 @@ import random
 import statistics
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from qwenctl.backends import LoadOptions, SamplingOptions, Session, load_backend
 from qwenctl.backends import memory as mem
 from qwenctl.cpu_share import ThreadTime, contended, lost_cores
-from qwenctl.errors import ExitCode, QwenctlError
+from qwenctl.errors import ExitCode, QwenctlError, from_os_error
 from qwenctl.hardware import detect
 from qwenctl.hardware.facts import Cpu, Hardware
 
@@ -377,8 +377,13 @@ def bench_prepared(prepared: Prepared, options: LoadOptions, *, bandwidth: str |
     if save:
         from qwenctl.bench_history import append_history
 
-        append_history(result)
-        remember_speed(hw, result)
+        try:
+            append_history(result)
+            remember_speed(hw, result)
+        except OSError as e:  # a full disk or a read-only home: the figures just measured are still the answer
+            why = from_os_error(e, doing="write").one_line()
+            result = replace(result, notes=(*result.notes, f"not saved to the bench history or this machine's speed "
+                                                           f"record: {why}"))
     return result
 
 

@@ -78,9 +78,11 @@ def detect_command(as_json: bool, save_to: str | None, snapshot: str | None, mea
     source = hardware.load_snapshot(snapshot) if snapshot else hardware.LiveSource(record=bool(save_to))
     facts = hardware.detect(source)
     if measure:
-        m = hardware.measure_bandwidth(facts)
+        m, not_remembered = hardware.measure_bandwidth(facts)
         click.echo(f"measured {m.bytes_per_s / 1e9:.1f} GB/s host memory read bandwidth "
                    f"({m.threads} threads, {m.buffer_bytes >> 20} MiB, {m.seconds:.2f} s)", err=True)
+        if not_remembered:
+            click.echo(f"warning: not remembered for later runs: {not_remembered}", err=True)
         source = hardware.LiveSource(record=bool(save_to))
         facts = hardware.detect(source)
     if save_to and isinstance(source, hardware.LiveSource):

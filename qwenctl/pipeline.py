@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from qwenctl.backends import LoadOptions
-from qwenctl.errors import ExitCode, QwenctlError
+from qwenctl.errors import ExitCode, QwenctlError, from_os_error
 from qwenctl.smoke import SmokeTest, smoke_test
 
 if TYPE_CHECKING:
@@ -128,7 +128,9 @@ def plan_here(plan_on: Callable[[Hardware], PlanResult], step: Callable[[str], N
     result = plan_on(hardware)
     if any(MEASURE_HINT in a for a in result.assumptions):
         step("measuring this machine's memory bandwidth (once; remembered)")
-        measure_bandwidth(hardware)
+        _, not_remembered = measure_bandwidth(hardware)
+        if not_remembered:  # this plan still rests on the measurement; the next run measures again
+            step(f"not remembered, measured again next time: {not_remembered}")
         hardware = detect()
         result = plan_on(hardware)
     return hardware, result
@@ -253,11 +255,15 @@ def start(request: RunRequest, reporter: Reporter) -> Started:
             predicted = p.plan.tg_tps if p.plan is not None and request.profile is None else None
             smoke = smoke_test(session, request.smoke_seconds or SMOKE_SECONDS, predicted, p.hardware)
             reporter.smoke(smoke)
-            _remember_speed(p, smoke)
-            if p.hardware.name is None:  # this machine, not a profile's
-                from qwenctl import speed_history
+            try:
+                _remember_speed(p, smoke)
+                if p.hardware.name is None:  # this machine, not a profile's
+                    from qwenctl import speed_history
 
-                speed_history.record_smoke(p.hardware, p.files.load_path, p.backend, smoke.decode_tps, predicted)
+                    speed_history.record_smoke(p.hardware, p.files.load_path, p.backend, smoke.decode_tps, predicted)
+            except OSError as e:  # a full disk or a read-only home must not end the chat the smoke test cleared
+                reporter.warn(f"the smoke test is not remembered (the next run tests again, later plans are not "
+                              f"corrected by it): {from_os_error(e, doing='write').one_line()}")
     except BaseException:
         session.close()
         raise

@@ -31,6 +31,9 @@ def isolated_user_dirs(tmp_path_factory, monkeypatch):
     for var in ("QWENCTL_CONFIG", "QWENCTL_LOGS_DB", "QWENCTL_API_KEY"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
+    from qwenctl.hardware import bandwidth
+
+    monkeypatch.setattr(bandwidth, "_UNSAVED", {})  # a measurement one test's cache could not keep stays in that test
 
 
 @pytest.fixture(autouse=True)

@@ -150,6 +150,21 @@ def test_cli_json_and_history(model_cache):
     assert shown[2].startswith("    pp100 ") and "of roofline" in shown[2]
 
 
+def test_a_history_that_cannot_be_written_costs_a_note_not_the_figures(model_cache, tmp_path, monkeypatch):
+    """The data folder is a file (as a full disk or a read-only home would refuse it): the run just measured is still
+    printed, with a note, and the exit is 0. Until session 69 the write's error replaced the whole result."""
+    pytest.importorskip("llama_cpp")
+    (tmp_path / "not-a-folder").write_text("")
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "not-a-folder"))
+    out = CliRunner().invoke(cli, ["bench", "--model", str(models.tiny_gguf(model_cache)), "-p", "100", "-n", "4",
+                                   "-r", "1", "--ctx", "256", "--json"], catch_exceptions=False)
+    assert out.exit_code == 0, out.output
+    doc = json.loads(out.stdout)
+    assert doc["tg_tps"]["median"] > 0
+    assert doc["notes"][-1] == (f"not saved to the bench history or this machine's speed record: cannot write "
+                                f"{tmp_path / 'not-a-folder' / 'qwenctl'}: a part of the path is not a folder")
+
+
 def test_cli_table(model_cache):
     pytest.importorskip("llama_cpp")
     out = CliRunner().invoke(cli, ["bench", "--model", str(models.tiny_gguf(model_cache)), "-p", "100", "-n", "4",

@@ -113,6 +113,19 @@ def test_pull_one_gguf_lands_in_the_hf_cache_verified(hub, env):
     assert not list((storage(env, GGUF_05B) / "blobs").glob("*.incomplete"))
 
 
+def test_a_data_folder_that_cannot_be_written_costs_a_later_hash_not_the_download(hub, env, monkeypatch):
+    """The record of verified blobs lives in qwenctl's data folder; where that cannot be written (a file in its place,
+    as a read-only home or a full disk would refuse it) the pull still lands, verified, and the next one hashes the
+    blob again instead of trusting a record. Until session 69 the record's write error ended the pull."""
+    (env / "not-a-folder").write_text("")
+    monkeypatch.setenv("XDG_DATA_HOME", str(env / "not-a-folder"))
+    files = fetch.pull(GGUF_05B, [Q4])
+    assert files.verified and Path(files.load_path).read_bytes() == FILES[GGUF_05B][Q4]
+    hub.reset_counters()
+    again = fetch.pull(GGUF_05B, [Q4])
+    assert again.downloaded_bytes == 0 and again.verified and body_gets(hub) == []
+
+
 def test_second_pull_fetches_nothing(hub, env):
     fetch.pull(GGUF_05B, [Q4])
     hub.reset_counters()

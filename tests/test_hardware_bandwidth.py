@@ -1,5 +1,6 @@
 """Host memory bandwidth: from chips and boards, from the DIMMs, or measured and cached."""
 
+import json
 import struct
 
 import pytest
@@ -286,6 +287,48 @@ def test_a_recorded_measurement_is_reported_by_plain_detect(cache_dir):
         pytest.skip("this machine's DIMMs answer first")
     assert (mem.bandwidth_bytes_per_s, mem.bandwidth_source, mem.bandwidth_measured) == (
         31_000_000_000, "measured 2026-12-01 by qwenctl detect --measure", True)
+
+
+def test_a_measurement_the_cache_cannot_keep_still_counts_for_this_run(tmp_path, monkeypatch):
+    """The cache folder is a file (a read-only home, a full disk): `detect --measure` says it measured, warns that
+    it will not remember, and reports the figure; `plan`, which measures where the bandwidth was assumed, plans on it.
+    Until session 69 both ended in an error after measuring."""
+    (tmp_path / "not-a-folder").write_text("")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "not-a-folder"))
+    result = CliRunner().invoke(cli, ["detect", "--measure", "--json"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    measured = float(result.stderr.split()[1]) * 1e9
+    assert (f"warning: not remembered for later runs: cannot write the bandwidth cache "
+            f"{tmp_path / 'not-a-folder' / 'qwenctl' / 'bandwidth.json'}: Not a directory") in result.stderr
+    memory = json.loads(result.stdout)["memory"]
+    if "SMBIOS" in (memory["bandwidth_source"] or ""):
+        pytest.skip("this machine's DIMMs answer first")
+    assert memory["bandwidth_measured"] and abs(memory["bandwidth_bytes_per_s"] - measured) <= 0.05e9
+
+
+def test_a_plan_rests_on_a_measurement_the_cache_cannot_keep(tmp_path, monkeypatch):
+    """`pipeline.plan_here` measures once where a plan assumed the host bandwidth, and plans again on the figure,
+    which this process keeps when the cache cannot; it says it will measure again next time."""
+    from types import SimpleNamespace
+
+    from qwenctl.machine import MEASURE_HINT
+    from qwenctl.pipeline import plan_here
+
+    (tmp_path / "not-a-folder").write_text("")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "not-a-folder"))
+    planned_on = []
+
+    def plan_on(hw):  # the planner's one input here: whether the first plan rested on an assumed bandwidth
+        planned_on.append(hw.memory)
+        return SimpleNamespace(assumptions=(f"host bandwidth assumed; {MEASURE_HINT}",) if len(planned_on) == 1 else ())
+
+    steps: list[str] = []
+    plan_here(plan_on, steps.append)
+    assert steps[0] == "measuring this machine's memory bandwidth (once; remembered)"
+    assert steps[1] == ("not remembered, measured again next time: cannot write the bandwidth cache "
+                        f"{tmp_path / 'not-a-folder' / 'qwenctl' / 'bandwidth.json'}: Not a directory")
+    if "SMBIOS" not in (planned_on[1].bandwidth_source or ""):
+        assert planned_on[1].bandwidth_measured and planned_on[1].bandwidth_bytes_per_s > 1e8
 
 
 def test_the_measurement_travels_in_a_snapshot(cache_dir, tmp_path):

@@ -202,6 +202,18 @@ def test_no_chat_json_reports_the_load_and_smoke_test(tiny, env):
     assert doc["smoke"]["generated_tokens"] > 0 and doc["smoke"]["decode_tps"] > 0
 
 
+def test_a_smoke_test_that_cannot_be_remembered_is_a_warning_not_the_end(tiny, env, tmp_path):
+    """The data folder is a file: the smoke test ran and cleared the model, so the run goes on and says what it could
+    not keep. Until session 69 the history's write error ended `run` after a passing smoke test."""
+    (tmp_path / "not-a-folder").write_text("")
+    result = run_local(tiny, "--ctx", "512", "--no-chat", "--json", input="",
+                       env={**env, "XDG_DATA_HOME": str(tmp_path / "not-a-folder")})
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["smoke"]["decode_tps"] > 0
+    assert ("warning: the smoke test is not remembered (the next run tests again, later plans are not corrected by "
+            f"it): cannot write {tmp_path / 'not-a-folder' / 'qwenctl'}: a part of the path is not a folder") in result.stderr
+
+
 def test_empty_piped_prompt(tiny, env):
     result = run_local(tiny, input="\n", env=env)
     assert result.returncode == 3

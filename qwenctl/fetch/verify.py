@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import time
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from qwenctl import files
 from qwenctl.errors import ExitCode, QwenctlError
 
 _HASH_BLOCK = 8 * 1024 * 1024
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -48,9 +50,14 @@ def read_records() -> dict:
 
 
 def _write_records(records: dict) -> None:
+    """Best effort: the record only spares a later hash (a blob it does not name, or names with another size or
+    mtime, is hashed again), so a full disk or a read-only data folder costs that, not the download just checked."""
     path = _record_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    files.write_text(path, json.dumps(records, indent=1, sort_keys=True))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        files.write_text(path, json.dumps(records, indent=1, sort_keys=True))
+    except OSError as e:
+        log.info("verified blobs not recorded in %s: %s", path, e)
 
 
 def _stamp(blob: Path) -> dict:

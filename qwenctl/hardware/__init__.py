@@ -86,9 +86,10 @@ def _with_bandwidth(source: Source, mem: Memory, cpu: Any, apple: Any, board: An
     return dataclasses.replace(mem, unknown=mem.unknown + (("bandwidth_bytes_per_s", how),))
 
 
-def measure_bandwidth(hw: Hardware) -> Any:
+def measure_bandwidth(hw: Hardware) -> tuple[Any, str | None]:
     """Measure host memory bandwidth now (threads = physical cores) and cache it for this
-    machine, so later `detect()` calls report it; returns the ``bandwidth.Measurement``.
+    machine, so later `detect()` calls report it; returns the ``bandwidth.Measurement`` and, where
+    the cache could not keep it (later `detect()` calls of this process still see it), why.
     The run pipeline calls this once before the first plan that needs a host bandwidth."""
     from qwenctl.hardware import bandwidth, host_bandwidth
     from qwenctl.hardware.facts import Cpu
@@ -96,9 +97,12 @@ def measure_bandwidth(hw: Hardware) -> Any:
     threads = hw.cpu.physical_cores if isinstance(hw.cpu, Cpu) else None
     m = bandwidth.measure(threads=threads)
     key = host_bandwidth.machine_key(hw.cpu, hw.memory) if isinstance(hw.memory, Memory) else None
-    if key:
-        bandwidth.record(key, m)
-    return m
+    try:
+        if key:
+            bandwidth.record(key, m)
+    except bandwidth.NotRemembered as e:
+        return m, e.one_line()
+    return m, None
 
 
 def _probe(name: str, run: Callable[[], T | Absent]) -> T | Absent:

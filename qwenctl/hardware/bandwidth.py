@@ -118,13 +118,22 @@ def cache_path() -> Path:
     return platformdirs.user_cache_path("qwenctl") / "bandwidth.json"
 
 
+# This process's measurements the cache could not keep (a full disk, a read-only home): they still count until it exits.
+_UNSAVED: dict[str, dict[str, Any]] = {}
+
+
+class NotRemembered(QwenctlError):
+    """A measurement the cache could not keep; this process still reads it (`read_cache`)."""
+
+
 def read_cache() -> dict[str, Any]:
-    """{machine key: record}; an unreadable or foreign cache reads as empty (it is only a cache)."""
+    """{machine key: record}, with this process's unsaved measurements; an unreadable or foreign cache reads as empty
+    (it is only a cache)."""
     try:
         doc = json.loads(cache_path().read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return {}
-    return doc if isinstance(doc, dict) else {}
+        doc = {}
+    return {**(doc if isinstance(doc, dict) else {}), **_UNSAVED}
 
 
 def cached(key: str) -> dict[str, Any] | None:
@@ -133,7 +142,8 @@ def cached(key: str) -> dict[str, Any] | None:
 
 
 def record(key: str, m: Measurement) -> dict[str, Any]:
-    """Store a measurement for this machine (atomically) and return the record written."""
+    """Store a measurement for this machine (atomically) and return the record written. `NotRemembered` where the
+    cache cannot be written: the measurement then holds for this process only."""
     from qwenctl import files
 
     entry = {**asdict(m), "source": f"measured {m.date} by {MEASURED_BY}"}
@@ -144,5 +154,7 @@ def record(key: str, m: Measurement) -> dict[str, Any]:
         path.parent.mkdir(parents=True, exist_ok=True)
         files.write_text(path, json.dumps(doc, indent=1) + "\n")
     except OSError as e:
-        raise QwenctlError(f"cannot write the bandwidth cache {path}: {e.strerror or e}", code=ExitCode.ERROR) from None
+        _UNSAVED[key] = entry
+        raise NotRemembered(f"cannot write the bandwidth cache {path}: {e.strerror or e}", code=ExitCode.ERROR) from None
+    _UNSAVED.pop(key, None)
     return entry
