@@ -61,7 +61,7 @@ def read_history(path: Path | None = None) -> History:
     runs, skipped = [], 0
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # no history yet, or none can be (a file where a folder goes)
         lines = []
     for line in lines:
         try:

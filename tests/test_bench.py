@@ -163,6 +163,8 @@ def test_a_history_that_cannot_be_written_costs_a_note_not_the_figures(model_cac
     assert doc["tg_tps"]["median"] > 0
     assert doc["notes"][-1] == (f"not saved to the bench history or this machine's speed record: cannot write "
                                 f"{tmp_path / 'not-a-folder' / 'qwenctl'}: a part of the path is not a folder")
+    hist = CliRunner().invoke(cli, ["bench", "--history"], catch_exceptions=False)
+    assert hist.exit_code == 0 and hist.output.startswith("no benchmark runs recorded yet")
 
 
 def test_cli_table(model_cache):
