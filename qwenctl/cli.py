@@ -534,13 +534,13 @@ def run(model_arg, size, quant, backend, n_ctx, profile, model, gpus, workers, y
             text = prompt if prompt is not None else sys.stdin.read()
             result = pipeline.answer(started.session, text, conversation.system, conversation.sampling,
                                      on_text=None if as_json else ui.reply_text, warn=reporter.warn)
-            if transcript is not None:
-                transcript.start()
-                transcript.record(conversation.system, text, result.reply, conversation.sampling)
             if as_json:
                 render.print_json(result, "run.reply")
             else:
                 ui.reply_done(result.reply)
+            if transcript is not None:  # after the reply's last line: a warning from the log is a line of its own
+                transcript.start()
+                transcript.record(conversation.system, text, result.reply, conversation.sampling)
             return
         from qwenctl.render.run import model_facts
 

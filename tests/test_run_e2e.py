@@ -214,6 +214,20 @@ def test_a_smoke_test_that_cannot_be_remembered_is_a_warning_not_the_end(tiny, e
             f"it): cannot write {tmp_path / 'not-a-folder' / 'qwenctl'}: a part of the path is not a folder") in result.stderr
 
 
+def test_a_transcript_log_that_cannot_be_written_warns_on_a_line_of_its_own(tiny, env, tmp_path):
+    """One prompt, the transcript's database where no file can be (its folder is a file): the reply is answered and
+    ended, then the warning follows on its own line (stdout and stderr merged, as a terminal shows them; the log
+    was written before the reply's closing newline until session 69)."""
+    (tmp_path / "not-a-folder").write_text("")
+    done = subprocess.run([sys.executable, "-m", "qwenctl", "run", "--model", str(tiny), "--ctx", "512", "-n", "4",
+                           "-p", "hi", "--no-smoke-test"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          timeout=TIMEOUT, env={**env, "QWENCTL_LOGS_DB": str(tmp_path / "not-a-folder" / "logs.db")})
+    assert done.returncode == 0, done.stdout
+    lines = done.stdout.splitlines()
+    assert lines[-1].startswith("warning: transcript log off for this chat: cannot write ")
+    assert lines[-2].startswith("note: the reply was cut at 4 tokens")
+
+
 def test_empty_piped_prompt(tiny, env):
     result = run_local(tiny, input="\n", env=env)
     assert result.returncode == 3
