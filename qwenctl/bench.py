@@ -422,7 +422,8 @@ def remember_speed(hardware, result: BenchResult) -> None:
 
     quoted = result.n_prompt == PP_TOKENS and result.n_batch >= PP_TOKENS
     speed_history.record(hardware, result.backend, pred.device, pred.tg_tps, result.tg_tps.median, "bench",
-                         predicted_pp=pred.pp_tps if quoted else None, measured_pp=result.pp_tps.median if quoted else None)
+                         predicted_pp=pred.pp_tps if quoted else None, measured_pp=result.pp_tps.median if quoted else None,
+                         read_bytes=result.weights_read_per_token_bytes)
 
 
 def parse_bandwidth(text: str) -> Bandwidth:

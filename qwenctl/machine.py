@@ -22,7 +22,7 @@ from qwenctl.hardware.build import as_built, shortfall_note, without_dot_product
 from qwenctl.hardware.cpu import thread_limit
 from qwenctl.hardware.facts import AppleSilicon, Board, Cpu, Hardware, Memory, NvidiaGpu
 from qwenctl.speed import Links, SpeedEstimate, corrected
-from qwenctl.speed_history import Correction, correction
+from qwenctl.speed_history import Run, correction_for, runs
 from qwenctl.split import gpu_label
 
 MEASURE_HINT = "run `qwenctl detect --measure` to measure it"  # pipeline.plan_here measures when a plan carries it
@@ -412,7 +412,7 @@ class Machine:
     host_speed: DeviceSpeed
     gpu_speed: DeviceSpeed | None
     threads: int
-    correction: Correction | None = None  # what earlier runs on this very machine measured
+    measured: tuple[Run, ...] = ()  # what earlier runs on this very machine measured against the predictions
     memory_assumptions: tuple[str, ...] = ()
     slots: tuple[Slot, ...] = ()  # with several GPUs or workers: every device a plan may spread over, llama.cpp's order
     peer_bytes_per_s: float = 0.0  # between the local GPUs
@@ -430,10 +430,11 @@ class Machine:
                      peer_source=self.peer_source, peer_nvlink=self.peer_source.startswith("NVLink"))
 
     def corrected(self, estimate: SpeedEstimate) -> SpeedEstimate:
-        """The physics estimate, scaled by this machine's own measurements when it has any."""
-        if self.correction is None:
+        """The physics estimate, scaled by this machine's own measurements of models of its size when it has any
+        (`speed_history.correction_for`)."""
+        c = correction_for(self.measured, sum(t.bytes_read for t in estimate.terms) or None)
+        if c is None:
             return estimate
-        c = self.correction
         return corrected(estimate, c.tg_factor, c.describe(), c.pp_factor if c.pp_factor is not None else 1.0)
 
 
@@ -476,7 +477,7 @@ def machine(hw: Hardware, backend: str, device: str, workers: tuple[Worker, ...]
         slots = remote + slots  # llama.cpp puts RPC devices first
         assumptions += remote_assumed
     return Machine(hw, device, backend, budget, capacity, rule, gpu, gpu_b, gpu_c, unified, host_device(hw), gpu_speed,
-                   threads(hw), correction(hw, backend, device) if hw.name is None else None, tuple(assumptions),
+                   threads(hw), runs(hw, backend, device) if hw.name is None else (), tuple(assumptions),
                    slots if len(slots) > 1 or workers else (), peer, peer_source, workers if slots else ())
 
 

@@ -632,7 +632,8 @@ def _remember_speed(p: Prepared, smoke: SmokeTest) -> None:
     from qwenctl import speed_history
 
     raw = plan.speed.chat_tps / plan.speed.correction
-    speed_history.record(p.hardware, plan.backend, plan.device, raw, smoke.decode_tps, "smoke test")
+    speed_history.record(p.hardware, plan.backend, plan.device, raw, smoke.decode_tps, "smoke test",
+                         read_bytes=sum(t.bytes_read for t in plan.speed.terms))
 
 
 def backend_for_path(path: Path) -> str:

@@ -22,6 +22,11 @@ from pathlib import Path
 from qwenctl.hardware.facts import AppleSilicon, Cpu, Hardware, Memory
 
 LATEST = 8  # runs that count: the newest on this machine, engine and device
+# A run corrects plans whose tokens read within this factor of its own (a size's neighbours: 0.5B / 1.5B / 3B / 7B /
+# 14B files are 2-2.5x apart). The model's error is not one figure a machine: fixed per-token costs weigh on small
+# models and the memory on large ones (the development VM's Zen 4: 0.5B Q4_K_M decode 0.90-1.12 of its prediction,
+# 1.5B 1.14-1.32, 7B 1.07; benchmarks/published_cpu_sweeps.json), so a bench of the 0.5B would move a 1.5B plan wrong.
+SIZE_SPAN = 2.5
 _PLAUSIBLE = (0.2, 5.0)  # ratios outside this were a broken run (a throttled or shared device), not a model error
 # What a prediction is made of: the speed model's code and the data it reads. A ratio measured against one version
 # of them says nothing about another's predictions (session 16's thread term took this VM's 1.5B from 22.3 tok/s
@@ -75,19 +80,33 @@ class Correction:
             f" (median of {self.runs} runs)" if self.runs > 1 else "")
 
 
+@dataclass(frozen=True)
+class Run:
+    """One recorded run's measured/predicted ratios, and the bytes each of its tokens read (None: not recorded)."""
+
+    tg_ratio: float
+    date: str
+    source: str
+    pp_ratio: float | None = None
+    read_bytes: float | None = None
+
+
 def record(hw: Hardware, backend: str, device: str, predicted_tg: float, measured_tg: float, source: str,
-           path: Path | None = None, predicted_pp: float | None = None, measured_pp: float | None = None) -> None:
+           path: Path | None = None, predicted_pp: float | None = None, measured_pp: float | None = None,
+           read_bytes: float | None = None) -> None:
     """Append one run (files.append_line: concurrent runs never interleave within a line); a bench's prompt
-    speed, predicted and measured for the same batch, with it."""
+    speed, predicted and measured for the same batch, with it; ``read_bytes``: the weights a token of it read, so
+    it corrects plans of its size only (`SIZE_SPAN`)."""
     if not (predicted_tg > 0 and measured_tg > 0):
         return
     from qwenctl.files import append_line
 
     prompt = ({"predicted_pp": predicted_pp, "measured_pp": measured_pp}
               if (predicted_pp or 0) > 0 and (measured_pp or 0) > 0 else {})
+    size = {"read_bytes": round(read_bytes)} if read_bytes and read_bytes > 0 else {}
     append_line(path or history_path(), json.dumps({
         "key": machine_key(hw), "backend": backend, "device": device, "predicted_tg": predicted_tg,
-        "measured_tg": measured_tg, **prompt, "source": source, "date": time.strftime("%Y-%m-%d"),
+        "measured_tg": measured_tg, **prompt, **size, "source": source, "date": time.strftime("%Y-%m-%d"),
         "speed_model": speed_model_id()}), durable=False)
 
 
@@ -136,17 +155,16 @@ def last_smoke(hw: Hardware, load_path: str, backend: str, path: Path | None = N
 
 
 
-def correction(hw: Hardware, backend: str, device: str, path: Path | None = None) -> Correction | None:
-    """The median measured/predicted of this machine's latest runs on this engine and device, if any: runs whose
-    prediction came from this speed model (a run recorded by another version, or before versions were recorded,
-    measured another model's error)."""
+def runs(hw: Hardware, backend: str, device: str, path: Path | None = None) -> tuple[Run, ...]:
+    """This machine's runs on this engine and device, oldest first, whose prediction came from this speed model (a run
+    recorded by another version, or before versions were recorded, measured another model's error)."""
     path = path or history_path()
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (FileNotFoundError, NotADirectoryError, PermissionError, UnicodeDecodeError):
-        return None
+        return ()
     key = machine_key(hw)
-    runs = []
+    found = []
     for line in lines:
         try:
             r = json.loads(line)
@@ -154,14 +172,30 @@ def correction(hw: Hardware, backend: str, device: str, path: Path | None = None
                     and r.get("speed_model") == speed_model_id()):
                 ratio = float(r["measured_tg"]) / float(r["predicted_tg"])
                 prompt = float(r["measured_pp"]) / float(r["predicted_pp"]) if "predicted_pp" in r else None
+                size = float(r["read_bytes"]) if r.get("read_bytes") else None
                 if _PLAUSIBLE[0] <= ratio <= _PLAUSIBLE[1]:
-                    runs.append((ratio, str(r["date"]), str(r["source"]),
-                                 prompt if prompt is not None and _PLAUSIBLE[0] <= prompt <= _PLAUSIBLE[1] else None))
+                    found.append(Run(ratio, str(r["date"]), str(r["source"]),
+                                     prompt if prompt is not None and _PLAUSIBLE[0] <= prompt <= _PLAUSIBLE[1] else None,
+                                     size))
         except (ValueError, KeyError, TypeError, ZeroDivisionError):
             continue  # a torn or foreign line
-    if not runs:
+    return tuple(found)
+
+
+def correction_for(measured: tuple[Run, ...], read_bytes: float | None = None) -> Correction | None:
+    """The median measured/predicted of the latest runs of a size near ``read_bytes`` (the weights a token of the
+    planned model reads; `SIZE_SPAN`); a run that recorded no size, and a plan of no size, match every size."""
+    near = [r for r in measured if not (read_bytes and r.read_bytes)
+            or max(read_bytes, r.read_bytes) <= SIZE_SPAN * min(read_bytes, r.read_bytes)]
+    if not near:
         return None
-    latest = runs[-LATEST:]
-    prompts = [r[3] for r in latest if r[3] is not None]
-    return Correction(statistics.median(r[0] for r in latest), len(latest), latest[-1][1], latest[-1][2],
+    latest = near[-LATEST:]
+    prompts = [r.pp_ratio for r in latest if r.pp_ratio is not None]
+    return Correction(statistics.median(r.tg_ratio for r in latest), len(latest), latest[-1].date, latest[-1].source,
                       statistics.median(prompts) if prompts else None)
+
+
+def correction(hw: Hardware, backend: str, device: str, path: Path | None = None,
+               read_bytes: float | None = None) -> Correction | None:
+    """`correction_for` this machine's runs on this engine and device."""
+    return correction_for(runs(hw, backend, device, path), read_bytes)

@@ -260,6 +260,7 @@ def test_a_saved_bench_teaches_prompt_speed_only_from_a_prompt_priced_as_quoted(
     assert c.tg_factor == pytest.approx(0.8) and c.pp_factor is None
     b.remember_speed(hw, dataclasses.replace(r, predicted=predicted, n_prompt=512, n_batch=512))
     assert speed_history.correction(hw, r.backend, "cpu").pp_factor == pytest.approx(2.0)
+    assert {run.read_bytes for run in speed_history.runs(hw, r.backend, "cpu")} == {r.weights_read_per_token_bytes}
 
 
 def test_a_record_from_before_bench_measured_the_models_host_memory_shows_its_peak_rss(result, capsys):

@@ -93,3 +93,26 @@ def test_a_plan_shows_the_prompt_speed_its_bench_measured():
     con = Console(width=200, record=True)
     render_speed_terms(after, con)
     assert f"x2.50 (your bench) -> {raw.pp_tps * 2.5:,.1f} tok/s" in con.export_text()
+
+
+def test_a_run_corrects_plans_of_its_own_size_only():
+    """The model's error on one machine is not one figure: fixed per-token costs weigh on small models and the memory
+    on large ones (the development VM's Zen 4 decoded the 0.5B Q4_K_M at 0.90-1.12 of its prediction and the 1.5B
+    at 1.14-1.32). A run corrects plans whose tokens read within `SIZE_SPAN` of its own, and only those."""
+    hw = pc(64)
+
+    def chosen(size):
+        return plan(hw, Constraints(size=size, quant="q4_k_m")).chosen
+
+    def read(p):
+        return sum(t.bytes_read for t in p.speed.terms)
+
+    small, large = chosen("0.5B"), chosen("7B")
+    speed_history.record(hw, "llama.cpp", "cpu", small.tg_tps, small.tg_tps * 0.7, "bench", read_bytes=read(small))
+    assert chosen("0.5B").speed.correction == pytest.approx(0.7)
+    assert chosen("7B").speed.correction == 1.0 and chosen("7B").tg_tps == pytest.approx(large.tg_tps)
+    speed_history.record(hw, "llama.cpp", "cpu", large.tg_tps, large.tg_tps * 1.1, "bench", read_bytes=read(large))
+    assert chosen("7B").speed.correction == pytest.approx(1.1)
+    assert chosen("14B").speed.correction == pytest.approx(1.1)  # 1.9x the 7B's bytes: a neighbour
+    assert chosen("0.5B").speed.correction == pytest.approx(0.7)  # the 7B's run is 12x away
+    assert chosen("32B").speed.correction == 1.0
