@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import io
 import logging
 import sys
 
@@ -46,6 +47,11 @@ def cli(verbose: int) -> None:
 
 
 def main() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        # a console or file in a legacy code page (Windows' cp1252, an ASCII locale) cannot encode a plan's bars or a
+        # reply's characters: they print as "?" rather than end the command in a UnicodeEncodeError
+        if isinstance(stream, io.TextIOWrapper) and not stream.encoding.lower().replace("-", "").startswith("utf"):
+            stream.reconfigure(errors="replace")
     cli(prog_name="qwenctl")
 
 

@@ -227,6 +227,19 @@ def test_an_error_still_reaches_the_user_where_rich_cannot_be_imported(monkeypat
     assert one_line(result, ExitCode.NOT_FOUND).startswith("no profile named 'no-such-profile'")
 
 
+def test_a_console_in_a_legacy_code_page_gets_question_marks_not_a_crash():
+    """stdout in an encoding without the plan's bar glyphs (Windows' cp1252 when redirected, an ASCII locale): what
+    it cannot encode prints as "?"; the plan ended in UnicodeEncodeError, the last guard's exit 70, until session 69."""
+    import os
+    import subprocess
+
+    done = subprocess.run([sys.executable, "-m", "qwenctl", "plan", "--profile", "rtx-4060-8gb"], capture_output=True,
+                          env={**os.environ, "PYTHONIOENCODING": "ascii"}, timeout=120)
+    assert done.returncode == 0, done.stderr.decode("ascii", "replace")
+    out = done.stdout.decode("ascii")
+    assert re.search(r"GPU layers \S+( \+ output)? \? context", out) and "[???" in out
+
+
 def test_the_guard_lets_bugs_through_for_developers(monkeypatch):
     from qwenctl import profiles
 
