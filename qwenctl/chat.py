@@ -34,6 +34,7 @@ from qwenctl.conversation import (
     save_conversation,
     setting_name,
     suggest,
+    well_formed,
 )
 from qwenctl.errors import ExitCode, QwenctlError
 
@@ -96,9 +97,11 @@ def fit_to_context(
     First drop the oldest history, a user message together with the replies that follow
     it, so the model never sees a reply without its question; the system prompt stays. If
     the new message alone is still too long (a huge paste), keep its beginning and cut the
-    rest. Raises QwenctlError when even the system prompt with an empty message does not fit.
+    rest. Raises QwenctlError when even the system prompt with an empty message does not fit. Every content is made
+    well-formed text first (`conversation.well_formed`): what the user typed, piped or loaded reaches the tokenizer.
     """
-    history = list(history)
+    system, user = _well_formed(system), _well_formed(user)
+    history = [_well_formed(m) for m in history]
     dropped = 0
     total = count_tokens([system, *history, user])
     while total > budget and history:
@@ -137,6 +140,11 @@ def fit_to_context(
             hi = mid
     kept = {**user, "content": text[:lo]}
     return Fitted((system, kept), dropped, len(text) - lo, with_prefix(lo))
+
+
+def _well_formed(message: dict) -> dict:
+    content = message.get("content")
+    return {**message, "content": well_formed(content)} if isinstance(content, str) else message
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,16 @@ SAVE_VERSION = 1
 # max_tokens = None: a reply may go on until the context is full (as Ollama's num_predict -1), the chat's
 # and one-shots' default; chat.UNBOUNDED_RESERVE is the room kept for it when the conversation is fitted.
 UNBOUNDED = None
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def well_formed(text: str) -> str:
+    """``text`` with each lone UTF-16 surrogate as U+FFFD, as a browser shows it. Python strings carry them where
+    bytes were not UTF-8 (stdin, argv: surrogateescape) or JSON escaped half a character ("\\ud83d"), and no UTF-8
+    encoder, the tokenizer's included, accepts them: such a prompt ended `run` and `serve` in an internal error."""
+    return _LONE_SURROGATE.sub("\ufffd", text) if _LONE_SURROGATE.search(text) else text
 
 
 def default_system_prompt() -> str:

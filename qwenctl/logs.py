@@ -127,7 +127,7 @@ class TranscriptLog:
                  round((reply.prompt_seconds + reply.generation_seconds) * 1000)),
             )
             db.commit()
-        except (sqlite3.Error, OSError, QwenctlError) as e:
+        except (sqlite3.Error, OSError, QwenctlError, UnicodeError) as e:  # never the end of the chat
             self._broken = True
             if self.warn is not None:
                 why = e.one_line() if isinstance(e, QwenctlError) else str(e)

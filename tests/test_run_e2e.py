@@ -228,6 +228,16 @@ def test_a_transcript_log_that_cannot_be_written_warns_on_a_line_of_its_own(tiny
     assert lines[-2].startswith("note: the reply was cut at 4 tokens")
 
 
+def test_piped_bytes_that_are_not_utf8_are_answered(tiny, env):
+    """Bytes that are not UTF-8 piped in (a Latin-1 file, a binary cut) reach the model as U+FFFD; Python reads them
+    as lone surrogates, which the tokenizer's encoder refused with an internal error (exit 70) until session 69."""
+    done = subprocess.run([sys.executable, "-m", "qwenctl", "run", "--model", str(tiny), "--ctx", "512", "-n", "3",
+                           "--no-smoke-test", "--json"], input=b"caf\xe9 \xff\xfe\n", capture_output=True,
+                          timeout=TIMEOUT, env=env)
+    assert done.returncode == 0, done.stderr.decode(errors="replace")
+    assert json.loads(done.stdout)["reply"]["generated_tokens"] >= 1
+
+
 def test_empty_piped_prompt(tiny, env):
     result = run_local(tiny, input="\n", env=env)
     assert result.returncode == 3

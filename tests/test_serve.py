@@ -146,6 +146,21 @@ def test_context_overflow_is_a_400_and_the_server_goes_on(served, stream):
     assert after.usage.completion_tokens >= 1
 
 
+def test_half_a_character_in_the_json_is_answered_not_a_500(served):
+    """A JSON escape of a lone surrogate, half an emoji ("\\ud83d"), decodes to text no UTF-8 encoder takes; it
+    reaches the model as U+FFFD, as a browser shows it (a 500 from the tokenizer until session 69)."""
+    body = (b'{"model": "' + served.model_id.encode() + b'", "max_tokens": 3, '
+            b'"messages": [{"role": "user", "content": "hi \\ud83d there"}]}')
+    request = urllib.request.Request(
+        served.base_url + "/chat/completions", data=body, headers={"Content-Type": "application/json", "Authorization": f"Bearer {KEY}"}
+    )
+    with urllib.request.urlopen(request, timeout=60) as answer:
+        reply = json.loads(answer.read())
+    assert reply["usage"]["completion_tokens"] >= 1
+    same = [{"role": "user", "content": "hi \ufffd there"}]
+    assert reply["usage"]["prompt_tokens"] == _templated_prompt_tokens(served, same)
+
+
 def test_unknown_model_is_a_404(served):
     with pytest.raises(openai.NotFoundError) as caught:
         served.client(KEY).chat.completions.create(model="gpt-4o", messages=MESSAGES, max_tokens=2)

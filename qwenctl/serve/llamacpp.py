@@ -27,6 +27,7 @@ from qwenctl.serve.openai import (
     route,
     send_json,
     unauthorized,
+    well_formed_json,
 )
 
 log = logging.getLogger("qwenctl.serve")
@@ -212,7 +213,7 @@ def _parse_llama_request(raw: bytes, path: str) -> tuple[dict | None, dict | Non
     from llama_cpp.server.types import CreateChatCompletionRequest, CreateCompletionRequest
 
     try:
-        doc = json.loads(raw)
+        doc = well_formed_json(json.loads(raw))
     except ValueError as e:
         return None, error_body(f"the body is not valid JSON: {e}", "invalid_request_error")
     if not isinstance(doc, dict):

@@ -17,7 +17,16 @@ from typing import Any
 from qwenctl.errors import ExitCode, QwenctlError
 from qwenctl.serve import ServeOptions, ServerInfo, ServeTarget, server_info
 from qwenctl.serve import stop as serve_stop
-from qwenctl.serve.openai import HEALTH_PATH, authorized, error_body, fill_request, missing_fields, route, unauthorized
+from qwenctl.serve.openai import (
+    HEALTH_PATH,
+    authorized,
+    error_body,
+    fill_request,
+    missing_fields,
+    route,
+    unauthorized,
+    well_formed_json,
+)
 
 
 def cli_args(target: ServeTarget, options: ServeOptions) -> Any:
@@ -191,7 +200,7 @@ def _mlx_handler_class(base, provider, model_id: str, options: ServeOptions, n_c
 
             try:
                 length = int(self.headers.get("Content-Length", ""))
-                doc = json.loads(self.rfile.read(length))
+                doc = well_formed_json(json.loads(self.rfile.read(length)))
             except ValueError as e:
                 return self._reply(400, error_body(f"invalid JSON body: {e}", "invalid_request_error"))
             if not isinstance(doc, dict):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hmac
 import json
 from dataclasses import dataclass
+from typing import Any
 
 from qwenctl.backends import SamplingOptions
 
@@ -81,6 +82,20 @@ def route(method: str, path: str, model_id: str, created: int) -> tuple[int, dic
 
 def _model(model_id: str, created: int) -> dict:
     return {"id": model_id, "object": "model", "created": created, "owned_by": OWNER}
+
+
+def well_formed_json(value: Any) -> Any:
+    """A parsed JSON body with every string well-formed text (`conversation.well_formed`): a "\\ud83d" escape, half
+    a character, decodes to a lone surrogate that the tokenizer cannot encode (a 500 until session 69)."""
+    from qwenctl.conversation import well_formed
+
+    if isinstance(value, str):
+        return well_formed(value)
+    if isinstance(value, list):
+        return [well_formed_json(v) for v in value]
+    if isinstance(value, dict):
+        return {well_formed_json(k): well_formed_json(v) for k, v in value.items()}
+    return value
 
 
 def missing_fields(doc: dict, path: str) -> dict | None:
