@@ -26,6 +26,7 @@ from qwenctl.serve.openai import (
     missing_fields,
     route,
     send_json,
+    text_parts_joined,
     unauthorized,
     well_formed_json,
 )
@@ -151,7 +152,7 @@ class _OpenAILayer:
         raw = await _read_body(receive)
         doc, error = _parse_llama_request(raw, scope["path"])
         if doc is not None:  # a JSON object: what it lacks first, in the words both engines use
-            error = missing_fields(doc, scope["path"]) or error
+            error = missing_fields(doc, scope["path"]) or text_parts_joined(doc) or error
         if error or doc is None:
             return await send_json(send, 400, error)
         error = fill_request(doc, self.model_id, self.sampling, "repeat_penalty")

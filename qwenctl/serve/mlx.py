@@ -24,6 +24,7 @@ from qwenctl.serve.openai import (
     fill_request,
     missing_fields,
     route,
+    text_parts_joined,
     unauthorized,
     well_formed_json,
 )
@@ -205,7 +206,7 @@ def _mlx_handler_class(base, provider, model_id: str, options: ServeOptions, n_c
                 return self._reply(400, error_body(f"invalid JSON body: {e}", "invalid_request_error"))
             if not isinstance(doc, dict):
                 return self._reply(400, error_body("the body must be a JSON object", "invalid_request_error"))
-            error = missing_fields(doc, self.path)
+            error = missing_fields(doc, self.path) or text_parts_joined(doc)
             if error:
                 return self._reply(400, error)
             error = fill_request(doc, model_id, options.sampling, "repetition_penalty")

@@ -110,6 +110,26 @@ def missing_fields(doc: dict, path: str) -> dict | None:
     return None
 
 
+def text_parts_joined(doc: dict) -> dict | None:
+    """Messages whose content is a list of parts (OpenAI's form, which many clients send even for plain text) get
+    their text parts joined by newlines, as the chat template takes a string; a 400 body for a part that is not
+    text (this server's models read text only). Qwen2.5's template failed on the list with a 400 that did not
+    say why until session 69."""
+    for i, message in enumerate(doc.get("messages") or ()):
+        parts = message.get("content") if isinstance(message, dict) else None
+        if not isinstance(parts, list):
+            continue
+        texts = []
+        for part in parts:
+            kind = part.get("type") if isinstance(part, dict) else None
+            if kind != "text" or not isinstance(part.get("text"), str):
+                return error_body(f"messages[{i}].content: a part of type {kind!r} is not text; this server's model "
+                                  "reads text only", "invalid_request_error", "invalid_value", f"messages.{i}.content")
+            texts.append(part["text"])
+        message["content"] = "\n".join(texts)
+    return None
+
+
 def unknown_model(name: object, model_id: str) -> dict:
     return error_body(
         f"The model `{name}` does not exist; this server serves `{model_id}`", "invalid_request_error", "model_not_found", "model"
