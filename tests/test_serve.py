@@ -177,6 +177,15 @@ def test_content_given_as_text_parts_is_the_same_prompt(served):
                                             "server's model reads text only")
 
 
+def test_more_than_one_choice_is_a_400_not_fewer_choices(served):
+    """Both engines generate one choice a request; asked for `n` = 3 they answered one until session 69."""
+    client = served.client(KEY)
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(model=served.model_id, messages=MESSAGES, max_tokens=2, n=3)
+    assert caught.value.body["param"] == "n"
+    assert len(client.chat.completions.create(model=served.model_id, messages=MESSAGES, max_tokens=2, n=1).choices) == 1
+
+
 def test_unknown_model_is_a_404(served):
     with pytest.raises(openai.NotFoundError) as caught:
         served.client(KEY).chat.completions.create(model="gpt-4o", messages=MESSAGES, max_tokens=2)

@@ -107,6 +107,9 @@ def missing_fields(doc: dict, path: str) -> dict | None:
     if key == "messages" and (not isinstance(value, list) or not value):
         return error_body("`messages` must be a non-empty list of {role, content} objects", "invalid_request_error",
                           "invalid_value", "messages")
+    if doc.get("n", 1) != 1:  # both engines answer one choice whatever was asked: say so rather than return fewer
+        return error_body(f"`n` must be 1 (got {doc['n']!r}): this server generates one choice a request; send "
+                          "several requests for more", "invalid_request_error", "invalid_value", "n")
     return None
 
 
