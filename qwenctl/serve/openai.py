@@ -99,7 +99,8 @@ def well_formed_json(value: Any) -> Any:
 
 
 def missing_fields(doc: dict, path: str) -> dict | None:
-    """A 400 body for a generation request without what it must carry (OpenAI's required fields)."""
+    """A 400 body for a generation request without what it must carry (OpenAI's required fields), or asking for what
+    neither engine does (several choices)."""
     key = "prompt" if path == "/v1/completions" else "messages"
     value = doc.get(key)
     if value is None:
