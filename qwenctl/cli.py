@@ -506,7 +506,7 @@ def run(model_arg, size, quant, backend, n_ctx, profile, model, gpus, workers, y
     """
     from qwenctl import chat, pipeline, render
     from qwenctl.config import load_config
-    from qwenctl.conversation import Conversation, default_system_prompt, well_formed
+    from qwenctl.conversation import Conversation, default_system_prompt
     from qwenctl.render.chat import ChatUI
     from qwenctl.render.run import RunReporter
 
@@ -537,7 +537,7 @@ def run(model_arg, size, quant, backend, n_ctx, profile, model, gpus, workers, y
             return
         if one_shot:
             ui = ChatUI.one_shot(quiet=quiet)
-            text = well_formed(prompt if prompt is not None else sys.stdin.read())  # bytes that were not UTF-8, too
+            text = prompt if prompt is not None else sys.stdin.read()
             result = pipeline.answer(started.session, text, conversation.system, conversation.sampling,
                                      on_text=None if as_json else ui.reply_text, warn=reporter.warn)
             if as_json:

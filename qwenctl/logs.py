@@ -111,6 +111,8 @@ class TranscriptLog:
     def record(self, system: str, prompt: str, reply: Reply, sampling: SamplingOptions) -> None:
         if self._broken:
             return
+        from qwenctl.conversation import well_formed  # what was typed or piped may hold bytes that were not UTF-8
+
         if self.conversation is None:
             self.start()
         try:
@@ -122,12 +124,13 @@ class TranscriptLog:
             db.execute(
                 "INSERT INTO responses (conversation_id, model, datetime_utc, system, prompt, response, finish_reason, "
                 "options_json, prompt_tokens, generated_tokens, duration_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (self.conversation, self.model, _utc_now(), system, prompt, reply.text, reply.finish_reason,
+                (self.conversation, self.model, _utc_now(), well_formed(system), well_formed(prompt),
+                 well_formed(reply.text), reply.finish_reason,
                  json.dumps(dataclasses.asdict(sampling)), reply.prompt_tokens, reply.generated_tokens,
                  round((reply.prompt_seconds + reply.generation_seconds) * 1000)),
             )
             db.commit()
-        except (sqlite3.Error, OSError, QwenctlError, UnicodeError) as e:  # never the end of the chat
+        except (sqlite3.Error, OSError, QwenctlError) as e:
             self._broken = True
             if self.warn is not None:
                 why = e.one_line() if isinstance(e, QwenctlError) else str(e)

@@ -432,7 +432,7 @@ class Machine:
     def corrected(self, estimate: SpeedEstimate) -> SpeedEstimate:
         """The physics estimate, scaled by this machine's own measurements of models of its size when it has any
         (`speed_history.correction_for`)."""
-        c = correction_for(self.measured, sum(t.bytes_read for t in estimate.terms) or None)
+        c = correction_for(self.measured, estimate.bytes_read or None)
         if c is None:
             return estimate
         return corrected(estimate, c.tg_factor, c.describe(), c.pp_factor if c.pp_factor is not None else 1.0)

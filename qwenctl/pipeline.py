@@ -633,7 +633,7 @@ def _remember_speed(p: Prepared, smoke: SmokeTest) -> None:
 
     raw = plan.speed.chat_tps / plan.speed.correction
     speed_history.record(p.hardware, plan.backend, plan.device, raw, smoke.decode_tps, "smoke test",
-                         read_bytes=sum(t.bytes_read for t in plan.speed.terms))
+                         read_bytes=plan.speed.bytes_read)
 
 
 def backend_for_path(path: Path) -> str:

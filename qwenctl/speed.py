@@ -140,6 +140,11 @@ class SpeedEstimate:
     concurrent: bool = False  # the devices work on each token at once (a tensor split): the slowest sets the pace
 
     @property
+    def bytes_read(self) -> float:
+        """What one token reads over every device: its weights, and its KV cache at the estimate's depth."""
+        return sum(t.bytes_read for t in self.terms)
+
+    @property
     def decode_s(self) -> float:
         """One token's decode over every device, before a correction: the devices' times combined as they work
         (`_combined`) and the links between them."""
