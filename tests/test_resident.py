@@ -68,6 +68,27 @@ def call(server, method: str, path: str, body: bytes | None = None) -> tuple[int
         return status, text
 
 
+HI = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}
+# fields of the wrong shape; each once ended worse than a 400: mlx_lm's generation thread died on a `stop` that is
+# not text (every later request failed), llama.cpp asserted on a bias for no token (the server ended), a seed out of
+# range or stream_options that is no object were 500s or dropped connections
+BAD_FIELDS = [
+    ("/v1/chat/completions", HI, {"stop": 5}),
+    ("/v1/chat/completions", HI, {"stop": [5]}),
+    ("/v1/chat/completions", HI, {"logit_bias": {"99999999": 5}}),
+    ("/v1/chat/completions", HI, {"logit_bias": {"-5": 5}}),
+    ("/v1/chat/completions", HI, {"logit_bias": {"abc": 5}}),
+    ("/v1/chat/completions", HI, {"logit_bias": {"5": "x"}}),
+    ("/v1/chat/completions", HI, {"seed": -5}),
+    ("/v1/chat/completions", HI, {"seed": 2**70}),
+    ("/v1/chat/completions", HI, {"stream": True, "stream_options": "x"}),
+    ("/v1/chat/completions", {"max_tokens": 2}, {"messages": [{"content": "hi"}]}),
+    ("/v1/completions", {"max_tokens": 2}, {"prompt": 5}),
+    ("/v1/completions", {"max_tokens": 2}, {"prompt": ""}),
+    ("/v1/completions", {"max_tokens": 2}, {"prompt": ["a", "b"]}),
+]
+
+
 @pytest.mark.parametrize(
     ("method", "path", "body", "status", "code"),
     [
@@ -85,9 +106,11 @@ def call(server, method: str, path: str, body: bytes | None = None) -> tuple[int
         ("POST", "/v1/audio/speech", b"{}", 501, "unsupported_endpoint"),
         ("POST", "/v1/responses", b"{}", 501, "unsupported_endpoint"),
         ("GET", "/docs", None, 404, "not_found"),
+        *[("POST", path, json.dumps({**ask, **field}).encode(), 400, "invalid_value") for path, ask, field in BAD_FIELDS],
     ],
     ids=["no-messages", "empty-messages", "messages-not-a-list", "not-an-object", "not-json", "no-prompt",
-         "other-model", "wrong-method", "embeddings", "embeddings-get", "audio", "responses", "unknown"],
+         "other-model", "wrong-method", "embeddings", "embeddings-get", "audio", "responses", "unknown",
+         *[next(iter(field)) + "-" + str(next(iter(field.values())))[:12] for _, _, field in BAD_FIELDS]],
 )
 def test_every_mistake_gets_an_openai_shaped_error(either, method, path, body, status, code):
     got, doc = call(either, method, path, body)
@@ -106,6 +129,21 @@ def test_health_models_and_the_served_id(either):
     status, reply = call(either, "POST", "/v1/chat/completions",
                          json.dumps({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 3}).encode())
     assert status == 200 and reply["model"] == name  # no model in the request: the id, never the path
+    status, reply = call(either, "POST", "/v1/chat/completions", json.dumps({**HI, "logprobs": True}).encode())
+    assert status == 200 and reply["model"] == name  # llama_cpp.server's own path (logprobs) too
+
+
+def test_the_engine_generates_on_after_every_wrong_field(either):
+    for path, ask, field in BAD_FIELDS:
+        assert call(either, "POST", path, json.dumps({**ask, **field}).encode())[0] == 400
+    # what the fields mean at their edges is served: a top_k of the whole vocabulary or more (mlx_lm's sampler
+    # refuses it in its generation thread) is no limit, and a seed of -1 llama.cpp's "random"
+    status, reply = call(either, "POST", "/v1/chat/completions", json.dumps({**HI, "top_k": 10**9, "seed": -1}).encode())
+    assert status == 200 and reply["usage"]["completion_tokens"] >= 1
+    # OpenAI's list form of one prompt (mlx_lm's generation thread died on any list; llama_cpp.server asserted on two)
+    status, reply = call(either, "POST", "/v1/completions", json.dumps({"prompt": ["hi"], "max_tokens": 2}).encode())
+    assert status == 200 and reply["usage"]["prompt_tokens"] >= 1
+    assert call(either, "GET", "/health")[0] == 200
 
 
 def test_stream_options_include_usage(server):

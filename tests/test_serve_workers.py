@@ -1,9 +1,12 @@
 """`qwenctl serve --workers`: the model spread over two real `qwenctl worker` processes; a worker killed while a
-reply streams ends that reply with an error and every later request with a 503, and the server keeps answering."""
+reply streams ends that reply with an error and every later request with a 503 (and /health too), and the server keeps answering."""
 
 from __future__ import annotations
 
+import json
 import time
+import urllib.error
+import urllib.request
 
 import pytest
 from rpc_helpers import needs_rpc, workers
@@ -45,6 +48,9 @@ def test_a_lost_worker_fails_requests_and_the_server_keeps_answering(model_cache
             assert endpoints[1] in str(e.value)
             assert time.monotonic() - t0 < 10  # answered, not queued behind the dead engine
             assert client.models.list().data[0].id == server.model_id  # the rest of the API still answers
+            with pytest.raises(urllib.error.HTTPError) as health:  # and a supervisor's health check sees it
+                urllib.request.urlopen(server.base_url.removesuffix("/v1") + "/health", timeout=10)
+            assert health.value.code == 503 and "lost" in json.loads(health.value.read())["error"]
             assert server.proc.poll() is None
         finally:
             server.stop()

@@ -67,8 +67,6 @@ class LeanCompletions:
                 return what
         if doc.get("logit_bias_type") not in (None, "input_ids", "tokens"):
             return "a logit_bias_type"
-        if "prompt" in doc and not isinstance(doc["prompt"], str):
-            return "a prompt that is not one string"
         return None
 
     def stop(self) -> None:
@@ -127,7 +125,7 @@ class LeanCompletions:
             text = doc.get("prompt") or ""
             prompt = llm.tokenize(text.encode("utf-8"), add_bos=True, special=True)
         if not prompt:
-            return None, 0, error_body("the prompt is empty", "invalid_request_error", param="prompt")
+            return None, 0, error_body("the prompt is empty", "invalid_request_error", "invalid_value", "prompt")
         if len(prompt) >= self.n_ctx:
             param = "messages" if chat else "prompt"
             return None, len(prompt), error_body(
@@ -146,7 +144,8 @@ class LeanCompletions:
         return Request(tuple(prompt), spec, max_tokens, tuple(stop)), len(prompt), None
 
     def _logit_bias(self, doc: dict) -> tuple[tuple[int, float], ...]:
-        """OpenAI's {token id: bias}, or llama_cpp.server's {token text: bias} with logit_bias_type "tokens"."""
+        """OpenAI's {token id: bias}, or llama_cpp.server's {token text: bias} with logit_bias_type "tokens"
+        (`openai.request_error` and `vocab_error` checked the ids and biases)."""
         bias: dict[int, float] = {}
         for key, value in (doc.get("logit_bias") or {}).items():
             if doc.get("logit_bias_type") == "tokens":

@@ -23,11 +23,12 @@ from qwenctl.serve.openai import (
     authorized,
     error_body,
     fill_request,
-    missing_fields,
+    request_error,
     route,
     send_json,
     text_parts_joined,
     unauthorized,
+    vocab_error,
     well_formed_json,
 )
 
@@ -145,22 +146,25 @@ class _OpenAILayer:
             return await self.app(scope, receive, send)
         if scope["path"] != HEALTH_PATH and self.api_key and not authorized(headers.get("authorization"), self.api_key):
             return await send_json(send, 401, unauthorized())
-        answer = route(scope["method"], scope["path"], self.model_id, self.created)
+        failed = self.lean.scheduler.failed if self.lean is not None else None
+        answer = route(scope["method"], scope["path"], self.model_id, self.created, str(failed) if failed else None)
         if answer is not None:
             return await send_json(send, *answer)
 
         raw = await _read_body(receive)
         doc, error = _parse_llama_request(raw, scope["path"])
         if doc is not None:  # a JSON object: what it lacks first, in the words both engines use
-            error = missing_fields(doc, scope["path"]) or text_parts_joined(doc) or error
+            error = request_error(doc, scope["path"]) or text_parts_joined(doc) or error
         if error or doc is None:
             return await send_json(send, 400, error)
         error = fill_request(doc, self.model_id, self.sampling, "repeat_penalty")
         if error:
             return await send_json(send, 404, error)
-        if self.lean is not None and self.lean.scheduler.failed is not None:
-            # the engine is gone (a lost RPC worker): every request gets that error, none waits on it
-            return await send_json(send, 503, error_body(str(self.lean.scheduler.failed), "service_unavailable"))
+        error = vocab_error(doc, self.lean.llm.n_vocab()) if self.lean is not None else None
+        if error:
+            return await send_json(send, 400, error)
+        if failed is not None:  # the engine is gone (a lost RPC worker): every request gets that error, none waits on it
+            return await send_json(send, 503, error_body(str(failed), "service_unavailable"))
         if self.lean is not None:
             why = self.lean.unsupported(doc)
             if why is None:

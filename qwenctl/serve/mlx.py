@@ -22,10 +22,11 @@ from qwenctl.serve.openai import (
     authorized,
     error_body,
     fill_request,
-    missing_fields,
+    request_error,
     route,
     text_parts_joined,
     unauthorized,
+    vocab_error,
     well_formed_json,
 )
 
@@ -180,10 +181,17 @@ def _mlx_handler_class(base, provider, model_id: str, options: ServeOptions, n_c
             if self.path.split("?")[0] != HEALTH_PATH and not self._authorized():
                 return True
             # mlx_lm lists every MLX model in the Hugging Face cache; this server serves one
-            answer = route(method, self.path, model_id, self.created)
+            answer = route(method, self.path, model_id, self.created, self._broken())
             if answer is not None:
                 self._reply(*answer)
             return answer is not None
+
+        def _broken(self) -> str | None:
+            """Why this server can generate no more: mlx_lm's generation thread ended on an error, and answers every
+            later request with a 404 "generation thread died" while the process lives on."""
+            if self.response_generator.generation_available():
+                return None
+            return "mlx_lm's generation thread ended on an error (the server's log has it): restart the server"
 
         def do_GET(self):
             self._routed("GET")
@@ -197,6 +205,9 @@ def _mlx_handler_class(base, provider, model_id: str, options: ServeOptions, n_c
         def do_POST(self):
             if self._routed("POST"):
                 return
+            broken = self._broken()
+            if broken:
+                return self._reply(503, error_body(broken, "service_unavailable"))
             import io
 
             try:
@@ -206,13 +217,15 @@ def _mlx_handler_class(base, provider, model_id: str, options: ServeOptions, n_c
                 return self._reply(400, error_body(f"invalid JSON body: {e}", "invalid_request_error"))
             if not isinstance(doc, dict):
                 return self._reply(400, error_body("the body must be a JSON object", "invalid_request_error"))
-            error = missing_fields(doc, self.path) or text_parts_joined(doc)
+            error = request_error(doc, self.path) or text_parts_joined(doc)
             if error:
                 return self._reply(400, error)
             error = fill_request(doc, model_id, options.sampling, "repetition_penalty")
             if error:
                 return self._reply(404, error)
-            doc.setdefault("model", model_id)  # else mlx_lm names it "default_model" in the reply
+            error = vocab_error(doc, provider.model.args.vocab_size)
+            if error:
+                return self._reply(400, error)
             for key in ("adapters", "draft_model"):
                 if doc.get(key) is not None:  # both make mlx_lm load other weights from disk or the Hub
                     return self._reply(400, error_body(f"`{key}` is not supported by this server", "invalid_request_error", None, key))
@@ -226,7 +239,8 @@ def _mlx_handler_class(base, provider, model_id: str, options: ServeOptions, n_c
             return super().do_POST()
 
         def _fit_context(self, doc: dict) -> dict | None:
-            """Refuse prompts that do not fit the planned context; cap max_tokens at what is left.
+            """Refuse prompts that do not fit the planned context, and those mlx_lm's generation thread dies on (an
+            empty one, a list); cap max_tokens at what is left.
 
             mlx-lm grows its KV cache without a limit, so the plan's n_ctx (which its memory
             estimate assumed) is enforced here, with llama.cpp's rule: prompt tokens < n_ctx.
@@ -239,11 +253,14 @@ def _mlx_handler_class(base, provider, model_id: str, options: ServeOptions, n_c
                         prompt = prompt["input_ids"]
                 elif isinstance(doc.get("prompt"), str):
                     prompt = tokenizer.encode(doc["prompt"])
-                else:
-                    return None  # let mlx_lm answer what it makes of the body
+                else:  # a list of prompts, which mlx_lm's generation thread dies on (as on an empty one)
+                    return error_body("`prompt` must be one string on this server", "invalid_request_error",
+                                      "invalid_value", "prompt")
             except Exception as e:  # noqa: BLE001 - a malformed messages list fails inside the template
                 return error_body(f"could not apply the chat template: {e}", "invalid_request_error", None, "messages")
             n_prompt = len(prompt)
+            if not n_prompt:
+                return error_body("the prompt is empty", "invalid_request_error", "invalid_value", "prompt")
             if n_prompt >= n_ctx:
                 param = "messages" if "messages" in doc else "prompt"
                 return error_body(

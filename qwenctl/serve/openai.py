@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,11 +57,16 @@ def unauthorized() -> dict:
     return error_body("Invalid or missing API key (send Authorization: Bearer KEY)", "invalid_request_error", "invalid_api_key")
 
 
-def route(method: str, path: str, model_id: str, created: int) -> tuple[int, dict] | None:
+def route(method: str, path: str, model_id: str, created: int, broken: str | None = None) -> tuple[int, dict] | None:
     """qwenctl's own answer for a request, before the engine sees it, or None when the engine answers it (a
-    generation route, POSTed). The same for both engines, so a client sees one API whatever serves the model."""
+    generation route, POSTed). The same for both engines, so a client sees one API whatever serves the model.
+
+    ``broken``: why the engine can generate no more (a lost RPC worker, mlx_lm's generation thread gone); /health
+    then says so with a 503, so that a supervisor (a container's health check) restarts what no request can mend."""
     path = path.split("?", 1)[0].rstrip("/") or "/"
     if path == HEALTH_PATH:
+        if broken:
+            return 503, {"status": "error", "model": model_id, "error": broken}
         return 200, {"status": "ok", "model": model_id}
     for prefix, what in UNSUPPORTED.items():
         if path == prefix or path.startswith(prefix + "/"):
@@ -98,20 +104,72 @@ def well_formed_json(value: Any) -> Any:
     return value
 
 
-def missing_fields(doc: dict, path: str) -> dict | None:
-    """A 400 body for a generation request without what it must carry (OpenAI's required fields), or asking for what
-    neither engine does (several choices)."""
+def request_error(doc: dict, path: str) -> dict | None:
+    """A 400 body for a generation request without what it must carry (OpenAI's required fields), asking for what
+    neither engine does (several choices), or with a field of the wrong shape.
+
+    The shapes are checked here, once for both engines, because each meets some of them with worse than a 400:
+    mlx_lm's generation thread dies on a `stop` that is not text, after which every request fails; llama.cpp's
+    sampler asserts on a logit bias for no token, which ends the server (`vocab_error` checks the ids)."""
     key = "prompt" if path == "/v1/completions" else "messages"
     value = doc.get(key)
     if value is None:
         return error_body(f"`{key}` is required", "invalid_request_error", "missing_required_parameter", key)
-    if key == "messages" and (not isinstance(value, list) or not value):
-        return error_body("`messages` must be a non-empty list of {role, content} objects", "invalid_request_error",
-                          "invalid_value", "messages")
+    if key == "messages" and (not isinstance(value, list) or not value
+                              or not all(isinstance(m, dict) and isinstance(m.get("role"), str) for m in value)):
+        return _invalid("messages", "`messages` must be a non-empty list of {role, content} objects")
+    if key == "prompt" and not (isinstance(value, str) or (isinstance(value, list) and len(value) == 1
+                                                          and isinstance(value[0], str))):
+        return _invalid("prompt", "`prompt` must be one string (this server completes one prompt a request)")
     if doc.get("n", 1) != 1:  # both engines answer one choice whatever was asked: say so rather than return fewer
-        return error_body(f"`n` must be 1 (got {doc['n']!r}): this server generates one choice a request; send "
-                          "several requests for more", "invalid_request_error", "invalid_value", "n")
+        return _invalid("n", f"`n` must be 1 (got {doc['n']!r}): this server generates one choice a request; send "
+                             "several requests for more")
+    if doc.get("stop") is not None and not _text_or_texts(doc["stop"]):
+        return _invalid("stop", "`stop` must be a string or a list of strings")
+    seed = doc.get("seed")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not -1 <= seed < 2**64):
+        return _invalid("seed", f"`seed` must be an integer from 0 to 2**64 - 1, or -1 for a random one (got {seed!r})")
+    if not isinstance(doc.get("stream_options") or {}, dict):
+        return _invalid("stream_options", '`stream_options` must be an object such as {"include_usage": true}')
+    bias = doc.get("logit_bias")
+    if bias is not None:
+        if not isinstance(bias, dict):
+            return _invalid("logit_bias", "`logit_bias` must be an object of token id: bias")
+        for token, value in bias.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                return _invalid("logit_bias", f"logit_bias[{token!r}]: the bias must be a finite number, not {value!r}")
+            if doc.get("logit_bias_type") != "tokens" and _token_id(token) is None:
+                return _invalid("logit_bias", f"logit_bias: {token!r} is not a token id (an integer)")
     return None
+
+
+def vocab_error(doc: dict, n_vocab: int) -> dict | None:
+    """A 400 body for a logit bias on an id outside the model's ``n_vocab`` tokens. A `top_k` of the whole vocabulary
+    or more becomes 0, which is what it means (no limit), as mlx_lm's sampler refuses it inside its generation
+    thread, and that thread's death ends generation for every later request."""
+    if doc.get("logit_bias_type") != "tokens":
+        for token in doc.get("logit_bias") or {}:
+            if not 0 <= (_token_id(token) or 0) < n_vocab:
+                return _invalid("logit_bias", f"logit_bias: {token!r} is not a token id of this model (0 to {n_vocab - 1})")
+    top_k = doc.get("top_k")
+    if isinstance(top_k, int) and top_k >= n_vocab:
+        doc["top_k"] = 0
+    return None
+
+
+def _invalid(param: str, message: str) -> dict:
+    return error_body(message, "invalid_request_error", "invalid_value", param)
+
+
+def _text_or_texts(value: object) -> bool:
+    return isinstance(value, str) or (isinstance(value, list) and all(isinstance(v, str) for v in value))
+
+
+def _token_id(key: object) -> int | None:
+    try:
+        return int(str(key).strip())
+    except ValueError:
+        return None
 
 
 def text_parts_joined(doc: dict) -> dict | None:
@@ -141,7 +199,9 @@ def unknown_model(name: object, model_id: str) -> dict:
 
 
 def fill_request(doc: dict, model_id: str, sampling: SamplingDefaults, penalty_key: str) -> dict | None:
-    """Fill the sampling fields the client left out; return an error body for a model we do not serve.
+    """Fill the sampling fields the client left out, and the model id (else the reply names the model as the engine
+    does: llama_cpp.server by its file path, mlx_lm as "default_model"), and bring the rest to the form both engines
+    take; return an error body for a model we do not serve.
 
     Clients send the repeat penalty under either engine's name (llama.cpp: repeat_penalty,
     mlx-lm: repetition_penalty); `penalty_key` is the one this engine reads.
@@ -149,6 +209,11 @@ def fill_request(doc: dict, model_id: str, sampling: SamplingDefaults, penalty_k
     model = doc.get("model")
     if model is not None and model != model_id:
         return unknown_model(model, model_id)
+    doc["model"] = model_id
+    if doc.get("seed") == -1:  # llama.cpp's "a random seed": without one both engines draw their own
+        del doc["seed"]
+    if isinstance(doc.get("prompt"), list):  # OpenAI's list form of one prompt (request_error allows no more)
+        doc["prompt"] = doc["prompt"][0]
     for other in ("repeat_penalty", "repetition_penalty"):
         if other != penalty_key and doc.get(penalty_key) is None and doc.get(other) is not None:
             doc[penalty_key] = doc[other]
