@@ -385,14 +385,13 @@ def models(all_repos: bool, as_json: bool) -> None:
 @click.option("--dry-run", is_flag=True, help="Say what would be removed, remove nothing.")
 @json_option
 def rm(spec: str, yes: bool, dry_run: bool, as_json: bool) -> None:
-    """Remove a model from the cache: REPO entirely, REPO:FILE or REPO:QUANT (all parts of a split GGUF), or a
-    size:quant as `qwenctl models` names it (7b:q8_0)."""
+    """Remove a model from the cache: REPO entirely, REPO:FILE or REPO:QUANT (all parts of a split GGUF), a
+    size:quant as `qwenctl models` names it (7b:q8_0), or a size (7b) of which one model is cached."""
     from qwenctl import fetch, render
     from qwenctl.errors import QwenctlError
     from qwenctl.render import models as view
-    from qwenctl.tags import spec_of
 
-    spec = spec_of(spec)
+    spec = fetch.removal_spec(spec)
     plan = fetch.remove(spec, dry_run=True)
     if not (dry_run or yes):
         ask = _ask_on_terminal()

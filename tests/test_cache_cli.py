@@ -30,8 +30,9 @@ def _bytes(n: int, seed: int) -> bytes:
     return random.Random(seed).randbytes(n)
 
 
+Q8_PARTS = [f"qwen2.5-7b-instruct-q8_0-0000{i}-of-00003.gguf" for i in (1, 2, 3)]
 FILES = {
-    GGUF_7B: {PART1: _bytes(200_000, 1), PART2: _bytes(70_000, 2)},
+    GGUF_7B: {PART1: _bytes(200_000, 1), PART2: _bytes(70_000, 2), **{p: _bytes(1_000, 5 + i) for i, p in enumerate(Q8_PARTS)}},
     MLX: {"config.json": b'{"model_type": "qwen2"}', "model.safetensors": _bytes(50_000, 3)},
     OTHER: {OTHER_FILE: _bytes(30_000, 4)},
 }
@@ -120,3 +121,21 @@ def test_rm_takes_the_short_name_models_shows(env):
     assert done.exit_code == 0
     doc = json.loads(done.output)
     assert (doc["repo"], sorted(doc["files"]), doc["dry_run"]) == (GGUF_7B, [PART1, PART2], True)
+
+
+def test_rm_of_a_size_removes_the_one_model_of_it_and_names_the_choice_where_there_are_several(env):
+    # `qwenctl pull 7b` fetched the plan's quant, which the user need not know: `rm 7b` finds it
+    done = CliRunner().invoke(cli, ["rm", "qwen2.5:7b", "--dry-run", "--json"], catch_exceptions=False)
+    assert done.exit_code == 0, done.output
+    assert (json.loads(done.output)["repo"], sorted(json.loads(done.output)["files"])) == (GGUF_7B, [PART1, PART2])
+    assert CliRunner().invoke(cli, ["rm", "0.5b", "--yes"]).exit_code == 0  # the MLX snapshot, the one 0.5B
+    assert not any(m.repo == MLX for m in fetch.list_models().models)
+
+    none = CliRunner().invoke(cli, ["rm", "3b", "--yes"])
+    assert none.exit_code == 4 and "'3b' names a size, and the cache holds no model of that size" in none.output
+
+    fetch.pull(GGUF_7B, ["q8_0"])
+    several = CliRunner().invoke(cli, ["rm", "7b", "--yes"])
+    assert several.exit_code == 4
+    assert "holds 2 models of that size: 7b:q4_k_m, 7b:q8_0" in several.output and "qwenctl rm 7b:q4_k_m" in several.output
+    assert len([m for m in fetch.list_models().models if m.repo == GGUF_7B]) == 2  # nothing removed

@@ -28,14 +28,14 @@ from pathlib import Path
 
 from qwenctl.errors import ExitCode, QwenctlError
 from qwenctl.fetch import hub
-from qwenctl.fetch.cache import CachedModel, ModelList, Removal, list_models, remove
+from qwenctl.fetch.cache import CachedModel, ModelList, Removal, list_models, removal_spec, remove
 from qwenctl.fetch.download import download_blob, link, write_ref
 from qwenctl.fetch.hub import HubSettings, repo_folder
 from qwenctl.fetch.verify import Remote, ensure_verified
 from qwenctl.names import check_filename, check_repo_id, looks_like_path, parse_spec, quant_of, split_parts, unsplit
 
 __all__ = ["CachedModel", "HubSettings", "ModelFiles", "ModelList", "ProgressFn", "PullProgress", "Removal", "list_models",
-           "pull", "quant_of", "remove", "repo_files", "resolve_model_arg"]
+           "pull", "quant_of", "removal_spec", "remove", "repo_files", "resolve_model_arg"]
 
 log = logging.getLogger(__name__)
 

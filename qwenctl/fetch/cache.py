@@ -122,6 +122,28 @@ def list_models(*, all_repos: bool = False) -> ModelList:
     return ModelList(cache_dir=str(settings.cache_dir), models=tuple(models), partial_bytes=partial)
 
 
+def removal_spec(text: str) -> str:
+    """What `rm` removes for what the user typed. A short name with its quant is that catalog file (7b:q8_0 ->
+    REPO:FILE); a size alone (7b, qwen2.5:7b) is the one model of that size in the cache, as `pull 7b` fetched
+    the plan's quant, which the user need not know; anything else as typed."""
+    from qwenctl.tags import parse_tag, spec_of, tag_of
+
+    try:
+        tag = parse_tag(text)
+    except QwenctlError:
+        return text  # remove() says what it makes of it
+    if tag is None or tag.size is None or tag.quant is not None:
+        return spec_of(text)
+    cached = {tag_of(m.repo, m.files[0] if m.format == "gguf" else None): m.spec for m in list_models().models}
+    names = sorted(n for n in cached if n and n.startswith(tag.size.lower() + ":"))
+    if len(names) == 1:
+        return cached[names[0]]
+    held = f"{len(names)} models of that size: {', '.join(names)}" if names else "no model of that size"
+    raise QwenctlError(f"{text!r} names a size, and the cache holds {held}",
+                       hint="name one as `qwenctl models` lists it" + (f", e.g. qwenctl rm {names[0]}" if names else ""),
+                       code=ExitCode.NOT_FOUND)
+
+
 def remove(spec: str, *, dry_run: bool = False) -> Removal:
     """Delete ``REPO`` (the whole repo folder) or ``REPO:FILE`` (that GGUF, every split part) from the cache.
 
