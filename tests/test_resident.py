@@ -86,6 +86,9 @@ BAD_FIELDS = [
     ("/v1/completions", {"max_tokens": 2}, {"prompt": 5}),
     ("/v1/completions", {"max_tokens": 2}, {"prompt": ""}),
     ("/v1/completions", {"max_tokens": 2}, {"prompt": ["a", "b"]}),
+    ("/v1/chat/completions", HI, {"logprobs": True, "top_logprobs": True}),
+    ("/v1/chat/completions", {"messages": HI["messages"]}, {"max_completion_tokens": "x"}),
+    ("/v1/chat/completions", HI, {"repetition_penalty": "x"}),
 ]
 
 
@@ -137,12 +140,36 @@ def test_the_engine_generates_on_after_every_wrong_field(either):
     for path, ask, field in BAD_FIELDS:
         assert call(either, "POST", path, json.dumps({**ask, **field}).encode())[0] == 400
     # what the fields mean at their edges is served: a top_k of the whole vocabulary or more (mlx_lm's sampler
-    # refuses it in its generation thread) is no limit, and a seed of -1 llama.cpp's "random"
-    status, reply = call(either, "POST", "/v1/chat/completions", json.dumps({**HI, "top_k": 10**9, "seed": -1}).encode())
+    # refuses it in its generation thread) is no limit, a seed of -1 llama.cpp's "random", and mlx_lm's penalty
+    # window of more tokens than the context holds (it died on 2**31) the whole context
+    status, reply = call(either, "POST", "/v1/chat/completions",
+                         json.dumps({**HI, "top_k": 10**9, "seed": -1, "repetition_context_size": 10**12}).encode())
     assert status == 200 and reply["usage"]["completion_tokens"] >= 1
     # OpenAI's list form of one prompt (mlx_lm's generation thread died on any list; llama_cpp.server asserted on two)
     status, reply = call(either, "POST", "/v1/completions", json.dumps({"prompt": ["hi"], "max_tokens": 2}).encode())
     assert status == 200 and reply["usage"]["prompt_tokens"] >= 1
+    assert call(either, "GET", "/health")[0] == 200
+
+
+NO_VALUE = {"type": "json_object", "schema": {"enum": []}}  # a JSON schema no value meets: llama-cpp-python's GBNF does not parse
+
+
+@pytest.mark.parametrize(("field", "engine", "param"), [
+    ({"xtc_probability": 0.5, "xtc_threshold": 0.9}, "mlx", "xtc_threshold"),
+    ({"grammar": "x"}, "llama.cpp", "grammar"),
+    ({"grammar": 'a ::= "b"'}, "llama.cpp", "grammar"),
+    ({"response_format": NO_VALUE}, "llama.cpp", "grammar"),
+    ({"response_format": NO_VALUE, "stream": True}, "llama.cpp", "grammar"),
+], ids=["xtc-threshold", "grammar-no-rule", "grammar-no-root", "schema-no-value", "schema-no-value-streamed"])
+def test_one_engines_fields_that_ended_it_are_a_400(either, field, engine, param):
+    """mlx_lm's sampler refused an xtc_threshold above 0.5 inside its generation thread, which died; llama_cpp.server
+    added the NULL that llama.cpp's parser returns for a bad grammar (given, or made from a JSON schema) to its
+    sampler chain, and the server crashed at the next token."""
+    status, doc = call(either, "POST", "/v1/chat/completions", json.dumps({**HI, **field}).encode())
+    if either.info["backend"] == engine:
+        assert status == 400 and doc["error"]["param"] == param, doc
+    else:
+        assert status == 200  # no such field there
     assert call(either, "GET", "/health")[0] == 200
 
 

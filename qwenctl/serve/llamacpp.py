@@ -92,6 +92,7 @@ def serve(target: ServeTarget, options: ServeOptions, sock: socket.socket, on_re
     except (ValueError, RuntimeError, OSError) as e:
         raise QwenctlError(f"llama.cpp could not load {target.model_path}: {e}", code=ExitCode.BACKEND) from e
 
+    refuse_unparsed_grammars()
     # chat and text completions run on qwenctl's loop (device sampling, --parallel sequences in one batch)
     from llama_cpp.server import app as llama_app
 
@@ -232,6 +233,45 @@ def _parse_llama_request(raw: bytes, path: str) -> tuple[dict | None, dict | Non
         message = "; ".join(f"{'.'.join(str(p) for p in err['loc']) or 'body'}: {err['msg']}" for err in e.errors())
         return doc, error_body(message, "invalid_request_error", None, param)
     return doc, None
+
+
+UNPARSED_GRAMMAR = "a grammar llama.cpp cannot parse"
+
+
+def refuse_unparsed_grammars() -> None:
+    """Make a grammar that llama.cpp cannot parse a 400, not the end of the server.
+
+    llama_cpp.server hands every grammar (a request's `grammar`, or the one it derives from `response_format`'s JSON
+    schema or from `tools`) to llama_sampler_init_grammar and adds what that returns to the sampler chain unchecked:
+    the NULL returned for a grammar that does not parse (a schema with an empty `enum` makes one) crashed the whole
+    process at the next token. Each grammar is now parsed by the same function first and refused with an error that
+    llama_cpp.server's own table of error messages (RouteErrorHandler.pattern_and_formatters, which `_llama_error`
+    reads for streams too) answers with a 400. Installed once, for the serving process."""
+    import re
+
+    from llama_cpp import _internals, llama_cpp
+    from llama_cpp.server.errors import RouteErrorHandler
+
+    sampler_class = _internals.LlamaSampler
+    if getattr(sampler_class, "qwenctl_grammars_checked", False):
+        return
+
+    def checked(original):
+        def add(self, model, grammar, *args):
+            parsed = llama_cpp.llama_sampler_init_grammar(model.vocab, grammar._grammar.encode("utf-8"),
+                                                          grammar._root.encode("utf-8"))
+            if not parsed:
+                raise ValueError(f"{UNPARSED_GRAMMAR} (the server's log has where its parser stopped)")
+            llama_cpp.llama_sampler_free(parsed)
+            return original(self, model, grammar, *args)
+        return add
+
+    sampler_class.add_grammar = checked(sampler_class.add_grammar)
+    sampler_class.add_grammar_lazy_patterns = checked(sampler_class.add_grammar_lazy_patterns)
+    sampler_class.qwenctl_grammars_checked = True
+    RouteErrorHandler.pattern_and_formatters[re.compile(re.escape(UNPARSED_GRAMMAR))] = lambda request, match: (
+        400, {"message": f"the request's grammar (given, or made from its response_format or tools) is "
+                         f"{match.string}", "type": "invalid_request_error", "param": "grammar", "code": "invalid_value"})
 
 
 def _leaf(exc: BaseException) -> BaseException:

@@ -229,6 +229,11 @@ def _mlx_handler_class(base, provider, model_id: str, options: ServeOptions, n_c
             for key in ("adapters", "draft_model"):
                 if doc.get(key) is not None:  # both make mlx_lm load other weights from disk or the Hub
                     return self._reply(400, error_body(f"`{key}` is not supported by this server", "invalid_request_error", None, key))
+            threshold = doc.get("xtc_threshold")
+            if isinstance(threshold, (int, float)) and not 0 <= threshold <= 0.5:
+                # mlx_lm's handler allows up to 1; its sampler refuses more than 0.5 inside the generation thread
+                return self._reply(400, error_body(f"`xtc_threshold` must be from 0 to 0.5 (got {threshold!r})",
+                                                   "invalid_request_error", "invalid_value", "xtc_threshold"))
             error = self._fit_context(doc)
             if error:
                 return self._reply(400, error)
@@ -240,7 +245,8 @@ def _mlx_handler_class(base, provider, model_id: str, options: ServeOptions, n_c
 
         def _fit_context(self, doc: dict) -> dict | None:
             """Refuse prompts that do not fit the planned context, and those mlx_lm's generation thread dies on (an
-            empty one, a list); cap max_tokens at what is left.
+            empty one, a list); cap max_tokens at what is left, and the penalties' windows at the context (a window of
+            2**31 tokens or more, which no context holds, ended the generation thread too).
 
             mlx-lm grows its KV cache without a limit, so the plan's n_ctx (which its memory
             estimate assumed) is enforced here, with llama.cpp's rule: prompt tokens < n_ctx.
@@ -275,6 +281,9 @@ def _mlx_handler_class(base, provider, model_id: str, options: ServeOptions, n_c
                 doc[key] = min(512, left)  # 512: mlx_lm.server's default
             elif isinstance(wanted, int) and wanted > left:
                 doc[key] = left
+            for window in ("repetition_context_size", "presence_context_size", "frequency_context_size"):
+                if isinstance(doc.get(window), int) and doc[window] > n_ctx:
+                    doc[window] = n_ctx
             return None
 
     return Handler

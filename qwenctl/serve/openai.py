@@ -109,8 +109,9 @@ def request_error(doc: dict, path: str) -> dict | None:
     neither engine does (several choices), or with a field of the wrong shape.
 
     The shapes are checked here, once for both engines, because each meets some of them with worse than a 400:
-    mlx_lm's generation thread dies on a `stop` that is not text, after which every request fails; llama.cpp's
-    sampler asserts on a logit bias for no token, which ends the server (`vocab_error` checks the ids)."""
+    mlx_lm's generation thread dies on a `stop` that is not text or a `top_logprobs` of true, after which every
+    request fails; llama.cpp's sampler asserts on a logit bias for no token, which ends the server (`vocab_error`
+    checks the ids)."""
     key = "prompt" if path == "/v1/completions" else "messages"
     value = doc.get(key)
     if value is None:
@@ -124,6 +125,13 @@ def request_error(doc: dict, path: str) -> dict | None:
     if doc.get("n", 1) != 1:  # both engines answer one choice whatever was asked: say so rather than return fewer
         return _invalid("n", f"`n` must be 1 (got {doc['n']!r}): this server generates one choice a request; send "
                              "several requests for more")
+    for count in ("max_tokens", "max_completion_tokens", "top_k", "top_logprobs"):
+        # Python's True is 1, so both engines' own checks let it through; neither checks max_completion_tokens
+        if doc.get(count) is not None and (isinstance(doc[count], bool) or not isinstance(doc[count], int)):
+            return _invalid(count, f"`{count}` must be an integer, not {json.dumps(doc[count])}")
+    for penalty in ("repeat_penalty", "repetition_penalty"):  # either engine's name: fill_request passes it across
+        if doc.get(penalty) is not None and not _finite_number(doc[penalty]):
+            return _invalid(penalty, f"`{penalty}` must be a number, not {json.dumps(doc[penalty])}")
     if doc.get("stop") is not None and not _text_or_texts(doc["stop"]):
         return _invalid("stop", "`stop` must be a string or a list of strings")
     seed = doc.get("seed")
@@ -136,7 +144,7 @@ def request_error(doc: dict, path: str) -> dict | None:
         if not isinstance(bias, dict):
             return _invalid("logit_bias", "`logit_bias` must be an object of token id: bias")
         for token, value in bias.items():
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            if not _finite_number(value):
                 return _invalid("logit_bias", f"logit_bias[{token!r}]: the bias must be a finite number, not {value!r}")
             if doc.get("logit_bias_type") != "tokens" and _token_id(token) is None:
                 return _invalid("logit_bias", f"logit_bias: {token!r} is not a token id (an integer)")
@@ -159,6 +167,10 @@ def vocab_error(doc: dict, n_vocab: int) -> dict | None:
 
 def _invalid(param: str, message: str) -> dict:
     return error_body(message, "invalid_request_error", "invalid_value", param)
+
+
+def _finite_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _text_or_texts(value: object) -> bool:
