@@ -1,0 +1,101 @@
+"""Send `qwenctl serve` one chat request per (field, odd value) and check the server is still healthy after each.
+
+    python benchmarks/serve_fuzz.py MODEL        (a GGUF file or an MLX folder; a tiny one is enough:
+                                                  qwenctl.testing.models.tiny_gguf / tiny_mlx)
+
+A request may be refused (4xx) or served (200); what must not happen is a 500, a dropped connection, or an
+engine that stops generating (mlx_lm's generation thread dies and answers every later request with an error;
+llama.cpp's sampler asserts and ends the process). Each failure restarts the server and is printed; the last
+line counts them. docs/serve.md ("Errors") quotes what this found.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+MESSAGES = [{"role": "user", "content": "hi"}]
+FIELDS = [
+    # OpenAI's and mlx_lm's
+    "max_tokens", "max_completion_tokens", "temperature", "top_p", "top_k", "min_p", "n", "stop", "seed", "stream",
+    "stream_options", "logit_bias", "logprobs", "top_logprobs", "presence_penalty", "frequency_penalty",
+    "response_format", "tools", "tool_choice", "user",
+    "num_draft_tokens", "repetition_penalty", "repetition_context_size", "presence_context_size",
+    "frequency_context_size", "xtc_probability", "xtc_threshold", "min_tokens_to_keep", "role_mapping",
+    "chat_template_kwargs",
+    # llama_cpp.server's
+    "repeat_penalty", "mirostat_mode", "mirostat_tau", "mirostat_eta", "grammar", "logit_bias_type", "typical_p",
+    "tfs_z", "functions", "function_call", "echo", "suffix", "best_of",
+]
+VALUES = [-1, 0, 0.5, 1, 2, 10**9, 2**40, 1e300, -1e300, "x", None, True, [], {}, [1], {"a": 1}]
+
+
+def main(model: str) -> int:
+    failures = []
+    server = _Server(model)
+    try:
+        for field, value in itertools.product(FIELDS, VALUES):
+            status = _post(server.port, {"messages": MESSAGES, "max_tokens": 2, field: value})
+            if status in (500, None) or not _healthy(server.port):
+                failures.append((field, value, status))
+                print(f"{field}={json.dumps(value)}: {status or 'connection dropped'}, server "
+                      f"{'healthy' if _healthy(server.port) else 'broken'}", flush=True)
+                server.stop()
+                server = _Server(model)
+    finally:
+        server.stop()
+    print(f"{len(FIELDS)} fields x {len(VALUES)} values: {len(failures)} left the server failing or broken")
+    return 1 if failures else 0
+
+
+class _Server:
+    def __init__(self, model: str):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.proc = subprocess.Popen([sys.executable, "-m", "qwenctl", "serve", model, "--ctx", "256", "--port",
+                                      str(self.port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                     env={k: v for k, v in os.environ.items() if k != "QWENCTL_API_KEY"})
+        for _ in range(240):
+            if _healthy(self.port):
+                return
+            time.sleep(0.25)
+        raise SystemExit(f"qwenctl serve {model} did not come up")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(60)
+
+
+def _post(port: int, body: dict) -> int | None:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/v1/chat/completions", data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as reply:
+            reply.read()
+            return reply.status
+    except urllib.error.HTTPError as e:
+        return e.code
+    except OSError:
+        return None
+
+
+def _healthy(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as reply:
+            return reply.status == 200
+    except OSError:
+        return False
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        raise SystemExit(__doc__)
+    raise SystemExit(main(sys.argv[1]))
