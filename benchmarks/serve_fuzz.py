@@ -35,23 +35,33 @@ FIELDS = [
     "tfs_z", "functions", "function_call", "echo", "suffix", "best_of",
 ]
 VALUES = [-1, 0, 0.5, 1, 2, 10**9, 2**40, 1e300, -1e300, "x", None, True, [], {}, [1], {"a": 1}]
+# JSON schemas, each sent as a response_format and as a forced tool's parameters (llama-cpp-python makes a grammar of both)
+SCHEMAS = [{"type": "object"}, {"type": "weird"}, {"type": "string", "pattern": "(["}, {"type": "string", "pattern": "a{100000}"},
+           {"$ref": "#/nothing"}, {"enum": []}, {"anyOf": []}, {"type": "array", "minItems": 5, "maxItems": 2},
+           {"type": "integer", "minimum": 10, "maximum": 1}, {"properties": {"a": {"$ref": "#"}}}, "x", 5]
 
 
 def main(model: str) -> int:
-    failures = []
+    requests = [{field: value} for field, value in itertools.product(FIELDS, VALUES)]
+    for schema in SCHEMAS:
+        requests.append({"response_format": {"type": "json_object", "schema": schema}})
+        requests.append({"tools": [{"type": "function", "function": {"name": "f", "parameters": schema}}],
+                         "tool_choice": {"type": "function", "function": {"name": "f"}}})
+    failures = 0
     server = _Server(model)
     try:
-        for field, value in itertools.product(FIELDS, VALUES):
-            status = _post(server.port, {"messages": MESSAGES, "max_tokens": 2, field: value})
+        for fields in requests:
+            status = _post(server.port, {"messages": MESSAGES, "max_tokens": 2, **fields})
             if status in (500, None) or not _healthy(server.port):
-                failures.append((field, value, status))
-                print(f"{field}={json.dumps(value)}: {status or 'connection dropped'}, server "
+                failures += 1
+                print(f"{json.dumps(fields)[:100]}: {status or 'connection dropped'}, server "
                       f"{'healthy' if _healthy(server.port) else 'broken'}", flush=True)
                 server.stop()
                 server = _Server(model)
     finally:
         server.stop()
-    print(f"{len(FIELDS)} fields x {len(VALUES)} values: {len(failures)} left the server failing or broken")
+    print(f"{len(FIELDS)} fields x {len(VALUES)} values and {len(SCHEMAS)} schemas x 2: {len(requests)} requests, "
+          f"{failures} left the server failing or broken")
     return 1 if failures else 0
 
 
