@@ -1,4 +1,4 @@
-"""Send `qwenctl serve` one chat request per (field, odd value) and check the server is still healthy after each.
+"""Send `qwenctl serve` one request per (field, odd value) and check the server is still healthy after each.
 
     python benchmarks/serve_fuzz.py MODEL        (a GGUF file or an MLX folder; a tiny one is enough:
                                                   qwenctl.testing.models.tiny_gguf / tiny_mlx)
@@ -22,6 +22,8 @@ import urllib.error
 import urllib.request
 
 MESSAGES = [{"role": "user", "content": "hi"}]
+FORMS = [("/v1/chat/completions", {"messages": MESSAGES}), ("/v1/chat/completions", {"messages": MESSAGES, "stream": True}),
+         ("/v1/completions", {"prompt": "hi"})]  # each field goes into a request of each form
 FIELDS = [
     # OpenAI's and mlx_lm's
     "max_tokens", "max_completion_tokens", "temperature", "top_p", "top_k", "min_p", "n", "stop", "seed", "stream",
@@ -50,18 +52,18 @@ def main(model: str) -> int:
     failures = 0
     server = _Server(model)
     try:
-        for fields in requests:
-            status = _post(server.port, {"messages": MESSAGES, "max_tokens": 2, **fields})
+        for (path, form), fields in itertools.product(FORMS, requests):
+            status = _post(server.port, path, {**form, "max_tokens": 2, **fields})
             if status in (500, None) or not _healthy(server.port):
                 failures += 1
-                print(f"{json.dumps(fields)[:100]}: {status or 'connection dropped'}, server "
+                print(f"{path} {json.dumps(fields)[:100]}: {status or 'connection dropped'}, server "
                       f"{'healthy' if _healthy(server.port) else 'broken'}", flush=True)
                 server.stop()
                 server = _Server(model)
     finally:
         server.stop()
-    print(f"{len(FIELDS)} fields x {len(VALUES)} values and {len(SCHEMAS)} schemas x 2: {len(requests)} requests, "
-          f"{failures} left the server failing or broken")
+    print(f"{len(FIELDS)} fields x {len(VALUES)} values and {len(SCHEMAS)} schemas x 2, in {len(FORMS)} forms: "
+          f"{len(FORMS) * len(requests)} requests, {failures} left the server failing or broken")
     return 1 if failures else 0
 
 
@@ -84,8 +86,8 @@ class _Server:
         self.proc.wait(60)
 
 
-def _post(port: int, body: dict) -> int | None:
-    request = urllib.request.Request(f"http://127.0.0.1:{port}/v1/chat/completions", data=json.dumps(body).encode(),
+def _post(port: int, path: str, body: dict) -> int | None:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=json.dumps(body).encode(),
                                      headers={"Content-Type": "application/json"})
     try:
         with urllib.request.urlopen(request, timeout=60) as reply:
