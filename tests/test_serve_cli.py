@@ -96,6 +96,19 @@ def test_missing_server_extra_stops_before_any_download(tmp_path):
     assert not (tmp_path / "hf").exists() or not any((tmp_path / "hf").rglob("*.gguf*"))
 
 
+def test_a_broken_part_of_the_engines_server_is_named_not_the_engine(gguf):
+    """A module of llama_cpp.server failing to import said "needs llama_cpp, which is not installed" on the GPU
+    machine, where llama_cpp had just run the benchmarks: the line names the module that failed and why."""
+    code = (
+        "import sys; sys.modules['llama_cpp.server.model'] = None; from qwenctl.cli import main; "
+        f"sys.argv = ['qwenctl', 'serve', '--model', {str(gguf)!r}, '--port', '0']; main()"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == ExitCode.BACKEND, done.stderr
+    assert "needs llama_cpp" not in done.stderr and "Traceback" not in done.stderr
+    assert "serving a llama.cpp model cannot import llama_cpp.server.app: import of llama_cpp.server.model halted" in done.stderr
+
+
 @pytest.mark.parametrize(
     ("host", "key", "warned"),
     [("127.0.0.1", None, False), ("localhost", None, False), ("::1", None, False), ("0.0.0.0", None, True), ("0.0.0.0", "k3y", False)],

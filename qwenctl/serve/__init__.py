@@ -158,12 +158,11 @@ def check_server_deps(backend: str) -> None:
     try:
         importlib.import_module(engine.server_code)
     except ImportError as e:
-        missing = e.name.split(".")[0] if e.name else str(e)
-        raise QwenctlError(
-            f"serving a {backend} model needs {missing}, which is not installed",
-            hint=INSTALL[engine.extra],
-            code=ExitCode.BACKEND,
-        ) from None
+        missing = (e.name or "").split(".")[0]
+        own = engine.server_code.split(".")[0]  # the engine's own package: importable, as the plan found the backend
+        why = (f"needs {missing}, which is not installed" if missing and missing != own
+               else f"cannot import {engine.server_code}: {e}")  # a part of the engine's package failed, not the package
+        raise QwenctlError(f"serving a {backend} model {why}", hint=INSTALL[engine.extra], code=ExitCode.BACKEND) from None
 
 
 def _engine(backend: str) -> _Engine:
