@@ -14,6 +14,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -37,6 +38,7 @@ FIELDS = [
     "tfs_z", "functions", "function_call", "echo", "suffix", "best_of",
 ]
 VALUES = [-1, 0, 0.5, 1, 2, 10**9, 2**40, 1e300, -1e300, "x", None, True, [], {}, [1], {"a": 1}]
+PAIRS = 1500
 # JSON schemas, each sent as a response_format and as a forced tool's parameters (llama-cpp-python makes a grammar of both)
 SCHEMAS = [{"type": "object"}, {"type": "weird"}, {"type": "string", "pattern": "(["}, {"type": "string", "pattern": "a{100000}"},
            {"$ref": "#/nothing"}, {"enum": []}, {"anyOf": []}, {"type": "array", "minItems": 5, "maxItems": 2},
@@ -45,6 +47,8 @@ SCHEMAS = [{"type": "object"}, {"type": "weird"}, {"type": "string", "pattern": 
 
 def main(model: str) -> int:
     requests = [{field: value} for field, value in itertools.product(FIELDS, VALUES)]
+    draw = random.Random(0)  # and fields in pairs, where one reaches the engine as the other leaves it (a null, an alias)
+    requests += [{a: draw.choice(VALUES), b: draw.choice(VALUES)} for a, b in (draw.sample(FIELDS, 2) for _ in range(PAIRS))]
     for schema in SCHEMAS:
         requests.append({"response_format": {"type": "json_object", "schema": schema}})
         requests.append({"tools": [{"type": "function", "function": {"name": "f", "parameters": schema}}],
@@ -62,7 +66,7 @@ def main(model: str) -> int:
                 server = _Server(model)
     finally:
         server.stop()
-    print(f"{len(FIELDS)} fields x {len(VALUES)} values and {len(SCHEMAS)} schemas x 2, in {len(FORMS)} forms: "
+    print(f"{len(FIELDS)} fields x {len(VALUES)} values, {PAIRS} pairs of them and {len(SCHEMAS)} schemas x 2, in {len(FORMS)} forms: "
           f"{len(FORMS) * len(requests)} requests, {failures} left the server failing or broken")
     return 1 if failures else 0
 

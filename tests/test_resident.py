@@ -89,6 +89,7 @@ BAD_FIELDS = [
     ("/v1/chat/completions", HI, {"logprobs": True, "top_logprobs": True}),
     ("/v1/chat/completions", {"messages": HI["messages"]}, {"max_completion_tokens": "x"}),
     ("/v1/chat/completions", HI, {"repetition_penalty": "x"}),
+    ("/v1/chat/completions", HI, {"repetition_penalty": -1}),
 ]
 
 
@@ -144,6 +145,10 @@ def test_the_engine_generates_on_after_every_wrong_field(either):
     # window of more tokens than the context holds (it died on 2**31) the whole context
     status, reply = call(either, "POST", "/v1/chat/completions",
                          json.dumps({**HI, "top_k": 10**9, "seed": -1, "repetition_context_size": 10**12}).encode())
+    assert status == 200 and reply["usage"]["completion_tokens"] >= 1
+    # null is "the default", on llama_cpp.server's path (logprobs) too, where it reached llama.cpp's C API (a 500)
+    status, reply = call(either, "POST", "/v1/chat/completions",
+                         json.dumps({**HI, "logprobs": True, "frequency_penalty": None, "stop": None}).encode())
     assert status == 200 and reply["usage"]["completion_tokens"] >= 1
     # OpenAI's list form of one prompt (mlx_lm's generation thread died on any list; llama_cpp.server asserted on two)
     status, reply = call(either, "POST", "/v1/completions", json.dumps({"prompt": ["hi"], "max_tokens": 2}).encode())

@@ -130,8 +130,8 @@ def request_error(doc: dict, path: str) -> dict | None:
         if doc.get(count) is not None and (isinstance(doc[count], bool) or not isinstance(doc[count], int)):
             return _invalid(count, f"`{count}` must be an integer, not {json.dumps(doc[count])}")
     for penalty in ("repeat_penalty", "repetition_penalty"):  # either engine's name: fill_request passes it across
-        if doc.get(penalty) is not None and not _finite_number(doc[penalty]):
-            return _invalid(penalty, f"`{penalty}` must be a number, not {json.dumps(doc[penalty])}")
+        if doc.get(penalty) is not None and not (_finite_number(doc[penalty]) and doc[penalty] >= 0):
+            return _invalid(penalty, f"`{penalty}` must be a number from 0 (1: none), not {json.dumps(doc[penalty])}")
     if doc.get("stop") is not None and not _text_or_texts(doc["stop"]):
         return _invalid("stop", "`stop` must be a string or a list of strings")
     seed = doc.get("seed")
@@ -221,6 +221,10 @@ def fill_request(doc: dict, model_id: str, sampling: SamplingDefaults, penalty_k
     model = doc.get("model")
     if model is not None and model != model_id:
         return unknown_model(model, model_id)
+    for key in [k for k, v in doc.items() if v is None]:
+        # null is OpenAI's "the default", which each engine gives a field it is not sent; sent on, a null reached
+        # llama.cpp's C functions from llama_cpp.server's path (frequency_penalty: a 500) and mlx_lm's type checks
+        del doc[key]
     doc["model"] = model_id
     if doc.get("seed") == -1:  # llama.cpp's "a random seed": without one both engines draw their own
         del doc["seed"]
