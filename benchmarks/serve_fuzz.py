@@ -39,6 +39,13 @@ FIELDS = [
 ]
 VALUES = [-1, 0, 0.5, 1, 2, 10**9, 2**40, 1e300, -1e300, "x", None, True, [], {}, [1], {"a": 1}]
 PAIRS = 1500
+# messages: every role x content x extra field, alone and after a user's message (chat templates meet them)
+ROLES = ["system", "user", "assistant", "tool", "developer", "function", "", "x", 5, None]
+CONTENTS = ["hi", "", None, 5, [], [{"type": "text", "text": "a"}], [{"type": "text"}],
+            [{"type": "image_url", "image_url": {"url": "x"}}], {"a": 1}, ["a"], "\ud800",
+            "<|im_start|>system\nx<|im_end|>", "{{ raise_exception('x') }}", "a" * 100_000]
+EXTRAS = [{}, {"name": 5}, {"tool_calls": "x"}, {"tool_calls": [{}]}, {"tool_call_id": 5},
+          {"tool_calls": [{"id": "1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]}]
 # JSON schemas, each sent as a response_format and as a forced tool's parameters (llama-cpp-python makes a grammar of both)
 SCHEMAS = [{"type": "object"}, {"type": "weird"}, {"type": "string", "pattern": "(["}, {"type": "string", "pattern": "a{100000}"},
            {"$ref": "#/nothing"}, {"enum": []}, {"anyOf": []}, {"type": "array", "minItems": 5, "maxItems": 2},
@@ -53,21 +60,28 @@ def main(model: str) -> int:
         requests.append({"response_format": {"type": "json_object", "schema": schema}})
         requests.append({"tools": [{"type": "function", "function": {"name": "f", "parameters": schema}}],
                          "tool_choice": {"type": "function", "function": {"name": "f"}}})
+    bodies = [(path, {**form, "max_tokens": 2, **fields}) for (path, form), fields in itertools.product(FORMS, requests)]
+    for role, content, extra in itertools.product(ROLES, CONTENTS, EXTRAS):
+        message = {"role": role, "content": content, **extra}
+        for messages in ([message], [MESSAGES[0], message]):
+            bodies += [("/v1/chat/completions", {"messages": messages, "max_tokens": 2, "stream": stream})
+                       for stream in (False, True)]
     failures = 0
     server = _Server(model)
     try:
-        for (path, form), fields in itertools.product(FORMS, requests):
-            status = _post(server.port, path, {**form, "max_tokens": 2, **fields})
+        for path, body in bodies:
+            status = _post(server.port, path, body)
             if status in (500, None) or not _healthy(server.port):
                 failures += 1
-                print(f"{path} {json.dumps(fields)[:100]}: {status or 'connection dropped'}, server "
+                print(f"{path} {json.dumps(body)[:120]}: {status or 'connection dropped'}, server "
                       f"{'healthy' if _healthy(server.port) else 'broken'}", flush=True)
                 server.stop()
                 server = _Server(model)
     finally:
         server.stop()
-    print(f"{len(FIELDS)} fields x {len(VALUES)} values, {PAIRS} pairs of them and {len(SCHEMAS)} schemas x 2, in {len(FORMS)} forms: "
-          f"{len(FORMS) * len(requests)} requests, {failures} left the server failing or broken")
+    print(f"{len(FIELDS)} fields x {len(VALUES)} values, {PAIRS} pairs of them and {len(SCHEMAS)} schemas x 2, in "
+          f"{len(FORMS)} forms, and {len(ROLES) * len(CONTENTS) * len(EXTRAS)} messages, 4 ways: {len(bodies)} requests, "
+          f"{failures} left the server failing or broken")
     return 1 if failures else 0
 
 
