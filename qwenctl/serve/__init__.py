@@ -155,11 +155,16 @@ def check_server_deps(backend: str) -> None:
     engine = _engine(backend)
     import importlib
 
+    own = engine.server_code.split(".")[0]  # the engine's package (llama_cpp, mlx_lm)
+    try:
+        importlib.import_module(own)
+    except ImportError:
+        raise QwenctlError(f"serving a {backend} model needs {own}, which is not installed", hint=INSTALL[engine.extra],
+                           code=ExitCode.BACKEND) from None
     try:
         importlib.import_module(engine.server_code)
     except ImportError as e:
         missing = (e.name or "").split(".")[0]
-        own = engine.server_code.split(".")[0]  # the engine's own package: importable, as the plan found the backend
         why = (f"needs {missing}, which is not installed" if missing and missing != own
                else f"cannot import {engine.server_code}: {e}")  # a part of the engine's package failed, not the package
         raise QwenctlError(f"serving a {backend} model {why}", hint=INSTALL[engine.extra], code=ExitCode.BACKEND) from None

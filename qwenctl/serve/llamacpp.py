@@ -161,11 +161,11 @@ class _OpenAILayer:
         error = fill_request(doc, self.model_id, self.sampling, "repeat_penalty")
         if error:
             return await send_json(send, 404, error)
+        if failed is not None:  # the engine is gone (a lost RPC worker): every request gets that error, none waits on it
+            return await send_json(send, 503, error_body(str(failed), "service_unavailable"))
         error = vocab_error(doc, self.lean.llm.n_vocab()) if self.lean is not None else None
         if error:
             return await send_json(send, 400, error)
-        if failed is not None:  # the engine is gone (a lost RPC worker): every request gets that error, none waits on it
-            return await send_json(send, 503, error_body(str(failed), "service_unavailable"))
         if self.lean is not None:
             why = self.lean.unsupported(doc)
             if why is None:
