@@ -144,3 +144,30 @@ def test_the_mlx_namespace_holds_every_setting_mlx_lm_server_reads(gguf):
     built = vars(cli_args(serving.ServeTarget(gguf.parent, "mlx", "m"), serving.ServeOptions()))
     assert "model" in read and "temp" in read
     assert sorted(read - set(built)) == []
+
+
+def test_mlx_health_is_a_503_once_its_generation_thread_is_gone(model_cache):
+    """mlx_lm answers every request with "generation thread died" once that thread ends on an error, while the
+    process lives on; qwenctl's /health then says 503, so a supervisor restarts it. The real ResponseGenerator on
+    the tiny MLX folder; its thread is ended by mlx_lm's own stop (every request that ended it is refused now)."""
+    mlx_server = pytest.importorskip("mlx_lm.server")
+    from mlx_lm.models.cache import LRUPromptCache
+
+    from qwenctl.serve import mlx as serve_mlx
+    from qwenctl.serve.openai import route
+    from qwenctl.testing import models
+
+    target = serving.target_from_path(models.tiny_mlx(model_cache))
+    options = serving.ServeOptions()
+    provider = mlx_server.ModelProvider(serve_mlx.cli_args(target, options))
+    provider.load_default()
+    generator = mlx_server.ResponseGenerator(provider, LRUPromptCache(10))
+    handler_class = serve_mlx._mlx_handler_class(mlx_server.APIHandler, provider, target.model_id, options, 256)
+    handler = handler_class.__new__(handler_class)  # what answers one request, without its socket
+    handler.response_generator = generator
+    assert handler._broken() is None
+    generator.stop_and_join()
+    broken = handler._broken()
+    assert broken and "generation thread" in broken
+    assert route("GET", "/health", target.model_id, 0, broken) == (
+        503, {"status": "error", "model": target.model_id, "error": broken})
