@@ -23,7 +23,7 @@ import uuid
 from qwenctl.backends.generation import Request, Tick
 from qwenctl.backends.sampling import ChainSpec
 from qwenctl.backends.scheduler import Job, Scheduler
-from qwenctl.serve.openai import error_body, send_json
+from qwenctl.serve.openai import error_body, plain_text, send_json
 
 log = logging.getLogger("qwenctl.serve")
 
@@ -63,7 +63,7 @@ class LeanCompletions:
         """Why this request must take llama_cpp.server's host path, or None when this one can answer it."""
         for key, (handled, what) in _HOST_ONLY.items():
             value = doc.get(key)
-            if value not in handled and not (key == "response_format" and _plain_text(value)):
+            if value not in handled and not (key == "response_format" and plain_text(value)):
                 return what
         if doc.get("logit_bias_type") not in (None, "input_ids", "tokens"):
             return "a logit_bias_type"
@@ -154,10 +154,6 @@ class LeanCompletions:
             else:
                 bias[int(key)] = float(value)
         return tuple(sorted(bias.items()))
-
-
-def _plain_text(response_format) -> bool:
-    return isinstance(response_format, dict) and response_format.get("type") in (None, "text")
 
 
 class _Stream:

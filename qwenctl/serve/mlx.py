@@ -22,6 +22,7 @@ from qwenctl.serve.openai import (
     authorized,
     error_body,
     fill_request,
+    plain_text,
     request_error,
     route,
     text_parts_joined,
@@ -229,6 +230,11 @@ def _mlx_handler_class(base, provider, model_id: str, options: ServeOptions, n_c
             for key in ("adapters", "draft_model"):
                 if doc.get(key) is not None:  # both make mlx_lm load other weights from disk or the Hub
                     return self._reply(400, error_body(f"`{key}` is not supported by this server", "invalid_request_error", None, key))
+            for key, free in (("response_format", plain_text(doc.get("response_format"))), ("grammar", not doc.get("grammar"))):
+                if not free:  # mlx_lm does not constrain its output, and would answer with free text as if it had
+                    return self._reply(400, error_body(
+                        f"`{key}` is not supported on MLX: mlx_lm generates free text (serve a GGUF model, whose llama.cpp "
+                        "constrains output to JSON or a grammar)", "invalid_request_error", "unsupported_value", key))
             threshold = doc.get("xtc_threshold")
             if isinstance(threshold, (int, float)) and not 0 <= threshold <= 0.5:
                 # mlx_lm's handler allows up to 1; its sampler refuses more than 0.5 inside the generation thread

@@ -151,6 +151,11 @@ def request_error(doc: dict, path: str) -> dict | None:
     return None
 
 
+def plain_text(response_format: object) -> bool:
+    """Whether a `response_format` asks for free text, as many clients send when they want nothing special."""
+    return response_format is None or (isinstance(response_format, dict) and response_format.get("type") in (None, "text"))
+
+
 def vocab_error(doc: dict, n_vocab: int) -> dict | None:
     """A 400 body for a logit bias on an id outside the model's ``n_vocab`` tokens. A `top_k` of the whole vocabulary
     or more becomes 0, which is what it means (no limit), as mlx_lm's sampler refuses it inside its generation
