@@ -194,9 +194,8 @@ def _complete_model(ctx, param, incomplete: str):
     names = [m.size.lower() for m in load_catalog().models]
     try:
         from qwenctl.fetch import list_models
-        from qwenctl.tags import tag_of
 
-        names += [tag_of(m.repo, m.files[0] if m.format == "gguf" else None) or m.spec for m in list_models().models]
+        names += [m.short_name or m.spec for m in list_models().models]
     except Exception:  # noqa: BLE001 - completion never fails the shell
         pass
     return [CompletionItem(n) for n in dict.fromkeys(names) if n.startswith(incomplete)]

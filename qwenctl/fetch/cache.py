@@ -34,6 +34,13 @@ class CachedModel:
     verified: bool  # every file recorded as matching the hub's hash, unchanged since
     load_path: str
 
+    @property
+    def short_name(self) -> str | None:
+        """The catalog's short name for it (`7b:q4_k_m`, as `models` shows and `rm` takes); None for other files."""
+        from qwenctl.tags import tag_of
+
+        return tag_of(self.repo, self.files[0] if self.format == "gguf" else None)
+
 
 @dataclass(frozen=True)
 class ModelList:
@@ -126,7 +133,7 @@ def removal_spec(text: str) -> str:
     """What `rm` removes for what the user typed. A short name with its quant is that catalog file (7b:q8_0 ->
     REPO:FILE); a size alone (7b, qwen2.5:7b) is the one model of that size in the cache, as `pull 7b` fetched
     the plan's quant, which the user need not know; anything else as typed."""
-    from qwenctl.tags import parse_tag, spec_of, tag_of
+    from qwenctl.tags import parse_tag, spec_of
 
     try:
         tag = parse_tag(text)
@@ -134,7 +141,7 @@ def removal_spec(text: str) -> str:
         return text  # remove() says what it makes of it
     if tag is None or tag.size is None or tag.quant is not None:
         return spec_of(text)
-    cached = {tag_of(m.repo, m.files[0] if m.format == "gguf" else None): m.spec for m in list_models().models}
+    cached = {m.short_name: m.spec for m in list_models().models}
     names = sorted(n for n in cached if n and n.startswith(tag.size.lower() + ":"))
     if len(names) == 1:
         return cached[names[0]]

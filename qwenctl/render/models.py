@@ -118,17 +118,14 @@ def pulled(result: ModelFiles) -> None:
 def model_list(result: ModelList) -> None:
     """One line per model, the spec last and whole (never cut to the terminal's width: it is what
     `rm` and `run` take), after a short name where the catalog has one (`7b:q4_k_m`)."""
-    from qwenctl.tags import tag_of
-
     out = console()
     if not result.models:
         out.print(f"no Qwen2.5 models in {result.cache_dir}")
     else:
         rows = [("name", "quant", "size", "verified", "revision", "model")]
         for m in result.models:
-            first = m.files[0] if m.format == "gguf" else None
             spec = m.spec + (f" (+{plural(len(m.files) - 1, 'part')})" if m.format == "gguf" and len(m.files) > 1 else "")
-            rows.append((tag_of(m.repo, first) or "-", m.quant or "?", human_bytes(m.size_bytes),
+            rows.append((m.short_name or "-", m.quant or "?", human_bytes(m.size_bytes),
                          "yes" if m.verified else "no", ",".join(m.refs) or m.commit[:10], spec))
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
         for i, row in enumerate(rows):

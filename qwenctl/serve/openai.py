@@ -9,7 +9,7 @@ import hmac
 import json
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 from qwenctl.backends import SamplingOptions
 
@@ -127,7 +127,7 @@ def request_error(doc: dict, path: str) -> dict | None:
                              "several requests for more")
     for count in ("max_tokens", "max_completion_tokens", "top_k", "top_logprobs"):
         # Python's True is 1, so both engines' own checks let it through; neither checks max_completion_tokens
-        if doc.get(count) is not None and (isinstance(doc[count], bool) or not isinstance(doc[count], int)):
+        if doc.get(count) is not None and not _integer(doc[count]):
             return _invalid(count, f"`{count}` must be an integer, not {json.dumps(doc[count])}")
     for penalty in ("repeat_penalty", "repetition_penalty"):  # either engine's name: fill_request passes it across
         if doc.get(penalty) is not None and not (_finite_number(doc[penalty]) and doc[penalty] >= 0):
@@ -135,7 +135,7 @@ def request_error(doc: dict, path: str) -> dict | None:
     if doc.get("stop") is not None and not _text_or_texts(doc["stop"]):
         return _invalid("stop", "`stop` must be a string or a list of strings")
     seed = doc.get("seed")
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not -1 <= seed < 2**64):
+    if seed is not None and not (_integer(seed) and -1 <= seed < 2**64):
         return _invalid("seed", f"`seed` must be an integer from 0 to 2**64 - 1, or -1 for a random one (got {seed!r})")
     if not isinstance(doc.get("stream_options") or {}, dict):
         return _invalid("stream_options", '`stream_options` must be an object such as {"include_usage": true}')
@@ -172,6 +172,10 @@ def vocab_error(doc: dict, n_vocab: int) -> dict | None:
 
 def _invalid(param: str, message: str) -> dict:
     return error_body(message, "invalid_request_error", "invalid_value", param)
+
+
+def _integer(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)  # JSON's true is no count
 
 
 def _finite_number(value: object) -> bool:
