@@ -112,12 +112,14 @@ def test_not_toml_and_missing(tmp_path):
 
 
 def test_every_subpackage_is_listed_for_the_wheel():
-    """pyproject lists packages explicitly (profiles/ is mapped in); a forgotten subpackage would silently drop out."""
+    """pyproject lists packages explicitly (profiles/ is mapped in); a forgotten subpackage would silently drop out.
+    A folder of data files alone (hardware/data/) counts too: Python imports it as a namespace package, and
+    setuptools warns at every install about one that is not listed."""
     listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
     on_disk = {
         ".".join(p.parent.relative_to(ROOT).parts)
-        for p in (ROOT / "qwenctl").rglob("*.py")
-        if "__pycache__" not in p.parts
+        for p in (ROOT / "qwenctl").rglob("*.*")
+        if p.is_file() and "__pycache__" not in p.parts
     }
     assert on_disk - listed == set()
     assert "qwenctl.bundled_profiles" in listed
