@@ -624,6 +624,19 @@ stage_cpu() {
   cp "$R"/detect.json "$OUT"/ 2>/dev/null; grep -h "AMX\|CPU_REPACK\|CPU model" "$R"/*.err | sort | uniq -c | head -20 || true
 }
 
+# servefuzz: benchmarks/serve_fuzz.py against `qwenctl serve` on the GPU (every layer offloaded, llama.cpp's device
+# sampler path): the tiny test model, then the 0.5B Q4_K_M (Qwen's 151,936-token vocabulary, where a logit_bias
+# id or a top_k meets the real bound). Needs the server's wheels in .whl (fastapi, uvicorn, pydantic, ...).
+stage_servefuzz() {
+  local tiny m
+  tiny=$($PY -c "from pathlib import Path; from qwenctl.testing.models import tiny_gguf; print(tiny_gguf(Path('$WORK/tiny')))") || return 1
+  for m in "$tiny" $(ls "$WORK"/models/qwen2.5-0.5b-*-Q4_K_M.gguf 2>/dev/null | head -1); do
+    stamp "serve_fuzz $(basename "$m")"
+    timeout ${FUZZ_TIMEOUT:-240} $PY benchmarks/serve_fuzz.py "$m" 2>&1 | tee "$OUT/servefuzz-$(basename "$m" .gguf).txt" | tail -25 \
+      || echo "FAILED (or cut off) $(basename "$m")"
+  done
+}
+
 stages=("$@")
 [ ${#stages[@]} -eq 0 ] && stages=(build models run)
 # every stage runs qwenctl, which needs the carried wheels (platformdirs, diskcache, gguf): install them first, also on a
@@ -632,7 +645,7 @@ install_wheels || { stamp "installing the carried wheels failed"; exit 1; }
 # the stages this script has, named once: the loop below checks a name against them before it runs stage_<name>
 known=(build models run facts extras quants memory memdiag memcheck pooltrace graphcheck hostgraphs official kernels
        decodetimes nofamem alloctrace allocheck ctxmem speed depth sampling samplerstep multigpu splits rpcworker rpccompare
-       cpu ppdepth newsize newsizemem shapesweep)
+       cpu ppdepth newsize newsizemem shapesweep servefuzz)
 for s in "${stages[@]}"; do
   if [[ ! " ${known[*]} " =~ " $s " ]]; then
     echo "unknown stage $s (one of: ${known[*]})"; exit 2
