@@ -29,6 +29,7 @@ the worker profiles carry their own sources. A worker profile may not itself lis
 
 from __future__ import annotations
 
+import math
 import sys
 from dataclasses import dataclass, replace
 from importlib import resources
@@ -273,7 +274,7 @@ def _read_profile(path: Path) -> tuple[Hardware, tuple[_WorkerEntry, ...], _Netw
             gpu_name = g.get("name", str)
             # watts, as NVML's limit: a laptop's TGP or an owner's cap (what `nvidia-smi -q -d POWER` says)
             power = g.get("power_limit_w", (int, float), None)
-            if power is not None and (isinstance(power, bool) or power <= 0):
+            if power is not None and (isinstance(power, bool) or not 0 < power < math.inf):  # TOML has inf and nan
                 raise g.fail("power_limit_w", f"must be a positive number of watts, got {power!r}")
             ecc = g.get("ecc", bool, None)  # ECC mode, as `nvidia-smi -q -d ECC` says it: on a GDDR card it costs reads
             # the GPU's PCIe link, as `nvidia-smi -q` gives it (Max generation, Current width)

@@ -12,6 +12,7 @@ Durations (``parse_seconds``): s, ms, us (or µs), ns; a unit is required.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -52,7 +53,10 @@ def parse_size(text: str) -> Size | None:
     unit = m.group(2).lower() if m.group(2) else None
     if unit is not None and unit not in UNITS:
         return None
-    return Size(int(float(m.group(1)) * UNITS[unit or "b"]), unit, bool(m.group(3)))
+    value = float(m.group(1)) * UNITS[unit or "b"]
+    if not math.isfinite(value):  # "1e400 GB": more than a float holds, no size at all
+        return None
+    return Size(int(value), unit, bool(m.group(3)))
 
 
 def parse_seconds(text: str) -> float | None:
@@ -60,4 +64,5 @@ def parse_seconds(text: str) -> float | None:
     m = _DURATION.match(text)
     if not m:
         return None
-    return float(m.group(1)) * SECONDS[m.group(2).lower()]
+    seconds = float(m.group(1)) * SECONDS[m.group(2).lower()]
+    return seconds if math.isfinite(seconds) else None

@@ -214,10 +214,11 @@ def test_a_profile_gives_a_gpus_power_limit_as_nvml_would(tmp_path):
     (gpu,) = load_profile(str(f)).gpus
     assert (gpu.power_limit_w, gpu.compute_capability) == (115.0, (7, 5))
     assert specs.gpu_spec_of(gpu)["key"] == "rtx-2070-laptop"
-    f.write_text(laptop.replace("power_limit_w = 115", 'power_limit_w = "115 W"'))
-    with pytest.raises(QwenctlError) as e:
-        hardware_from_profile(f)
-    assert "'gpu[0].power_limit_w'" in e.value.message
+    for not_watts in ('"115 W"', "inf", "nan", "0"):  # TOML writes an infinity and a NaN as bare words
+        f.write_text(laptop.replace("power_limit_w = 115", f"power_limit_w = {not_watts}"))
+        with pytest.raises(QwenctlError) as e:
+            hardware_from_profile(f)
+        assert "'gpu[0].power_limit_w'" in e.value.message
 
 
 def test_a_cloud_t4_profile_is_priced_as_its_nvidia_smi_describes_the_card(tmp_path):

@@ -19,7 +19,7 @@ def test_sizes_and_rates(text, value, unit, rate):
     assert size is not None and (size.value, size.unit, size.rate) == (value, unit, rate)
 
 
-@pytest.mark.parametrize("text", ["", "lots", "1 Gbps", "1 gibit/s", "1 GB/h"])
+@pytest.mark.parametrize("text", ["", "lots", "1 Gbps", "1 gibit/s", "1 GB/h", "1e400 GB/s", "1e300 TB"])
 def test_not_sizes(text):
     assert parse_size(text) is None
 
@@ -32,6 +32,6 @@ def test_durations(text, seconds):
     assert parse_seconds(text) == pytest.approx(seconds)
 
 
-@pytest.mark.parametrize("text", ["0.25", "1 min", "ms", "fast"])
+@pytest.mark.parametrize("text", ["0.25", "1 min", "ms", "fast", "1e400 s"])
 def test_not_durations(text):
     assert parse_seconds(text) is None
