@@ -82,6 +82,8 @@ PROFILES = {
                        "profile {f}: field 'memory.total' must be positive, got -17179869184 (see docs/planning.md for the profile format)"),
     "negative-size-text": (_edit('"16 GiB"', '"-16 GiB"'),
                            "profile {f}: field 'memory.total' must be a size like '8 GiB' or an integer, got '-16 GiB' (see docs/planning.md for the profile format)"),
+    "size-past-a-float": (_edit('"16 GiB"', '"1e400 GB"'),
+                          "profile {f}: field 'memory.total' must be a size like '8 GiB' or an integer, got '1e400 GB' (see docs/planning.md for the profile format)"),
     "negative-cores": (_edit("physical_cores = 4", "physical_cores = -4"),
                        "profile {f}: field 'cpu.physical_cores' must be at least 1, got -4 (see docs/planning.md for the profile format)"),
     "bool-cores": (_edit("physical_cores = 4", "physical_cores = true"),
