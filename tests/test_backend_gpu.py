@@ -54,6 +54,34 @@ def test_full_offload_uses_gpu_memory_and_generates(model_cache):
         s.close()
 
 
+_GPU_USE_OF_A_LOAD = """
+import sys
+from pathlib import Path
+from qwenctl.backends import LoadOptions, load_backend, memory
+before = memory.gpu_used_bytes()
+s = load_backend("llama.cpp", Path(sys.argv[1]), LoadOptions(n_ctx=512, n_gpu_layers=0, op_offload={op_offload}))
+s.reset()
+s.prefill([1, 2, 3])
+print(memory.gpu_used_bytes() - before)
+"""
+
+
+def test_a_plan_on_the_cpu_starts_nothing_on_the_gpu(model_cache):
+    """A plan on the CPU (the planner's choice where the GPU's memory is taken by other programs) loads with no GPU
+    device, so NVML sees no more memory used on the GPU; the same load left to llama.cpp's default device list starts
+    a CUDA context there, hundreds of MiB, with no layer on it. Each load in a fresh process: a context, once started,
+    stays for the process's life."""
+    model = _tiny_gguf(model_cache)
+
+    def rise(op_offload) -> int:
+        code = _GPU_USE_OF_A_LOAD.format(op_offload=op_offload)
+        out = subprocess.run([sys.executable, "-c", code, str(model)], check=True, capture_output=True, text=True).stdout
+        return int(out.strip().splitlines()[-1])
+
+    assert rise(None) > 100 * 2**20
+    assert rise(False) < 16 * 2**20
+
+
 @pytest.mark.slow
 def test_out_of_memory_ladder_on_a_real_gpu():
     """A 7B-shape model whose f16 KV cache is 1.15x the GPU's memory (an H100 80GB: 1.7M cells, 98 GB; an H200:

@@ -386,3 +386,32 @@ def test_a_pi_4_sold_at_1_25_ghz_is_priced_at_its_cpufreq_maximum_not_the_boards
     a, b = plan(slow, q).chosen, plan(plain, q).chosen
     assert a.pp_tps < 0.9 * b.pp_tps
     assert a.tg_tps <= b.tg_tps
+
+
+def _held_by_another_program(capture: str, free_mib: int) -> dict:
+    """The capture with all but ``free_mib`` of its first GPU's memory in use, as NVML reports it while Ollama keeps
+    a model loaded (or a game runs)."""
+    doc = document(capture)
+    info = doc["nvml"]["devices"][0]["nvmlDeviceGetMemoryInfo"]
+    info["free"] = free_mib * 2**20
+    info["used"] = info["total"] - info["free"]
+    return doc
+
+
+def test_a_gpu_whose_memory_another_program_holds_gets_a_plan_on_the_cpu():
+    """An RTX 4060 with 300 MiB of its 8 GiB free holds no model, not even 0.5B with no layers there (a CUDA build's
+    context and buffers): the machine still has 23 GiB of RAM, so the plan runs on the CPU, without the GPU, and says
+    why and how to get the GPU back. Before, the plan was "nothing fits this machine"."""
+    r = plan(detect(replay(_held_by_another_program("nvidia-rtx-4060.json", 300))))
+    c = r.chosen
+    assert (c.backend, c.device, c.n_gpu_layers) == ("llama.cpp", "cpu", 0)
+    assert [p.name for p in c.memory] == ["RAM"] and float(c.size.rstrip("B")) >= 3
+    assert any(w.startswith("no model fits the GPU's free memory (the NVIDIA GeForce RTX 4060 has 0.3 GiB free of 8.0 GiB")
+               and "planned on the CPU, without the GPU" in w for w in r.warnings)
+    assert "no model fits the GPU's free memory" in c.reasons[0]
+
+
+def test_a_gpu_with_room_for_part_of_a_model_keeps_it():
+    """With 2 GiB free the GPU holds some layers of a 7B: the plan stays on CUDA, as before."""
+    c = plan(detect(replay(_held_by_another_program("nvidia-rtx-4060.json", 2048)))).chosen
+    assert c.device == "cuda" and 0 < c.n_gpu_layers < 29

@@ -39,7 +39,8 @@ class LoadOptions:
     main_gpu: int = 0  # the GPU of split_mode "none"
     workers: tuple[str, ...] = ()  # RPC workers (host:port) whose devices join the load
     # whether llama.cpp may run a CPU layer's large batches on a GPU it finds (its op offload; None: llama.cpp's
-    # default, on). A plan on the CPU says no: it prices none, and a macOS VM's paravirtual GPU cannot be trusted
+    # default, on). A plan on the CPU says no: it prices none, and a macOS VM's paravirtual GPU cannot be trusted.
+    # No and no GPU layers: no GPU joins the load at all (llama_params.cpu_only)
     op_offload: bool | None = None
 
 

@@ -27,7 +27,7 @@ from qwenctl.backends import llama_flash as flash
 from qwenctl.backends import memory as mem
 from qwenctl.backends.generation import Engine, Request, run_one
 from qwenctl.backends.gguf_check import GgufInfo, check_gguf, part_paths, read_gguf_header
-from qwenctl.backends.llama_params import op_offload
+from qwenctl.backends.llama_params import cpu_only, op_offload
 from qwenctl.backends.sampling import ChainSpec, device_report
 from qwenctl.cpu_share import runnable_cpus
 from qwenctl.errors import ExitCode, QwenctlError
@@ -317,7 +317,9 @@ def load(model_path: Path, options: LoadOptions) -> LlamaCppSession:
         start = time.perf_counter()
         try:
             # flash attention None: llama.cpp's auto rule, as llama-bench's default
+            # a load that asks nothing of a GPU (no layers, no op offload, no workers) starts none
             with flash.flash_attn_mode(options.flash_attn), op_offload(options.op_offload), \
+                    cpu_only(options.op_offload is False and ngl == 0 and not options.workers), \
                     amx.safe_buffers(t.type_name for t in info.tensors) as amx_problem:
                 llm = llama_cpp.Llama(
                     str(model_path), n_gpu_layers=ngl, n_ctx=options.n_ctx, n_batch=options.n_batch,

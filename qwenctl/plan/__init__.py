@@ -178,6 +178,11 @@ def plan(hardware: Hardware, constraints: Constraints = Constraints(), workers: 
     assert floor is not None
     rows = _evaluate(m, catalog, constraints, floor)
     warnings = list(target.warnings)
+    if target.device == "cuda" and rows and all(kind == "memory" for _, kind, _ in rows):
+        on_cpu = _on_the_cpu(hardware, workers, catalog, constraints, floor, rows)
+        if on_cpu is not None:
+            target, m, rows, why = on_cpu
+            warnings.append(why)
     if workers and not m.workers:
         warnings.append(f"{len(workers)} RPC worker{'s' if len(workers) > 1 else ''} left out: {target.backend} on "
                         f"{target.device} runs on this machine alone (qwenctl spreads llama.cpp over workers from a "
@@ -242,6 +247,25 @@ def plan(hardware: Hardware, constraints: Constraints = Constraints(), workers: 
     # a bandwidth first (it moves the speed most)
     assumed = list(m.memory_assumptions) + sorted({a for d in devices for a in d.assumed}, key=lambda a: "bandwidth" not in a)
     return PlanResult(hardware.name, constraints, chosen, tuple(alternatives), tuple(warnings), tuple(assumed), devices)
+
+
+def _on_the_cpu(hardware: Hardware, workers: tuple[Worker, ...], catalog: Catalog, constraints: Constraints, floor: float,
+                gpu_rows: list[tuple[Plan, str | None, str]]) -> tuple[BackendChoice, Machine, list, str] | None:
+    """The CPU's plans where no model fits what the GPU has free (another program holds it: Ollama keeping a model
+    loaded, a game), and why; None where the CPU fits nothing either. Run loads such a plan with no GPU device at all
+    (backends.llama_params.cpu_only): a CUDA build otherwise starts a context of hundreds of MiB on the full GPU."""
+    from qwenctl.machine import gpu_memory
+
+    m = machine(hardware, "llama.cpp", "cpu", workers)
+    rows = _evaluate(m, catalog, constraints, floor)
+    if all(kind == "memory" for _, kind, _ in rows):
+        return None
+    smallest = min(gpu_rows, key=lambda r: sum(p.used_bytes for p in r[0].memory))[2]
+    room = ", ".join(f"the {g.name} has {gib(free)} free of {gib(total)}" for g in hardware.gpus
+                     for total, free, _ in [gpu_memory(g)] if free is not None)
+    why = (f"no model fits the GPU's free memory ({room or 'none free'}; {smallest}): planned on the CPU, without the GPU. "
+           "Free it (`nvidia-smi` lists what holds it) and plan again to use it")
+    return BackendChoice("llama.cpp", "cpu", "llama.cpp on the CPU (no model fits the GPU's free memory)", ()), m, rows, why
 
 
 def _no_fit(hardware: Hardware, constraints: Constraints, rows: list[tuple[Plan, str | None, str]],
