@@ -7,6 +7,7 @@ need one skip without it.
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -80,6 +81,56 @@ def test_a_plan_on_the_cpu_starts_nothing_on_the_gpu(model_cache):
 
     assert rise(None) > 100 * 2**20
     assert rise(False) < 16 * 2**20
+
+
+_HOLD_THE_GPU = """
+import sys
+import torch
+free, _ = torch.cuda.mem_get_info()
+held = torch.empty(free - int(sys.argv[1]), dtype=torch.uint8, device="cuda")
+print("holding", held.numel(), flush=True)
+sys.stdin.read()
+"""
+
+_UNPLANNED_LOAD = """
+import sys
+from pathlib import Path
+from qwenctl.backends import LoadOptions, load_backend
+s = load_backend("llama.cpp", Path(sys.argv[1]), LoadOptions(n_ctx=512, n_gpu_layers=-1))
+s.reset()
+s.prefill([1, 2, 3])
+print(s.n_gpu_layers, s.notes)
+"""
+
+
+def test_a_gpu_another_program_fills_gets_a_plan_on_the_cpu_that_loads(model_cache):
+    """Another process (PyTorch, as Ollama or a game would) holds all but 4 MiB of the GPU. Live detection reads the
+    free memory, the plan moves to the CPU and its load starts nothing on the GPU; a `--model` load that asks for
+    every layer walks its ladder down to the CPU alone (in its own process, which has no CUDA context yet)."""
+    from qwenctl.backends import memory
+    from qwenctl.pipeline import load_options
+    from qwenctl.plan import plan
+
+    model = _tiny_gguf(model_cache)
+    holder = subprocess.Popen([sys.executable, "-c", _HOLD_THE_GPU, str(4 * 2**20)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().startswith("holding")
+        chosen = plan(detect(LiveSource())).chosen
+        assert (chosen.device, chosen.n_gpu_layers) == ("cpu", 0)
+        before = memory.gpu_used_bytes()
+        s = load_backend("llama.cpp", model, replace(load_options(chosen), n_ctx=512))
+        try:
+            s.reset()
+            s.prefill([1, 2, 3])
+            assert memory.gpu_used_bytes() - before < 16 * 2**20
+        finally:
+            s.close()
+        unplanned = subprocess.run([sys.executable, "-c", _UNPLANNED_LOAD, str(model)], capture_output=True, text=True)
+        assert unplanned.returncode == 0, unplanned.stderr[-2000:]
+        assert unplanned.stdout.startswith("0 (") and "loaded on the CPU alone" in unplanned.stdout
+    finally:
+        holder.communicate("")
 
 
 @pytest.mark.slow

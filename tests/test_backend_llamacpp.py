@@ -134,6 +134,57 @@ def test_out_of_memory_walks_down_the_gpu_layer_ladder(model_cache, monkeypatch)
         s.close()
 
 
+def _gpu_full(monkeypatch) -> list[tuple[int, bool]]:
+    """A build that offloads on a GPU whose memory another program holds, faked at llama.cpp's C API: a model load
+    that any GPU device joins (llama_model_params.devices NULL: llama.cpp takes every GPU) fails as llama.cpp reports
+    it, whatever its layers, for its context alone does not fit. Returns the (layers, no GPU device) of each load."""
+    import llama_cpp.llama_cpp as capi
+
+    from qwenctl.hardware import engines
+
+    real_load = capi.llama_model_load_from_file
+    tried = []
+
+    def load_from_file(path, params):
+        tried.append((params.n_gpu_layers, bool(params.devices)))
+        if not params.devices:
+            llamacpp._recent_errors.append("ggml_backend_cuda_buffer_type_alloc_buffer: allocating 512 MiB on device 0: "
+                                           "cudaMalloc failed: out of memory")
+            return None
+        return real_load(path, params)
+
+    monkeypatch.setattr(engines, "llama_supports_gpu_offload", lambda: True)
+    monkeypatch.setattr(capi, "llama_model_load_from_file", load_from_file)
+    return tried
+
+
+def test_a_full_gpu_leaves_the_model_on_the_cpu_alone(model_cache, monkeypatch):
+    """Every layer asked for, and the GPU cannot take even llama.cpp's context: the ladder ends with a load no GPU
+    joins, which works, and says so."""
+    tried = _gpu_full(monkeypatch)
+    s = load_backend("llama.cpp", models.tiny_gguf(model_cache), LoadOptions(n_ctx=128, n_gpu_layers=-1))
+    try:
+        assert tried == [(3, False), (2, False), (1, False), (0, False), (0, True)]
+        assert s.n_gpu_layers == 0 and s.notes == (
+            "out of GPU memory with 3 of 3 layers on the GPU, and with none: loaded on the CPU alone, without the GPU "
+            "(slower; `nvidia-smi` lists what holds its memory)",)
+        events = list(s.generate(s.tokenize("Hi"), SamplingOptions(max_tokens=2, seed=1)))
+        assert events[-1].generated_tokens >= 1
+    finally:
+        s.close()
+
+
+def test_a_plan_on_the_cpu_loads_with_no_gpu_device(model_cache, monkeypatch):
+    """A plan on the CPU (op offload off, no layers: what the planner gives where the GPU's memory is taken) names no
+    GPU device from its first load on."""
+    tried = _gpu_full(monkeypatch)
+    s = load_backend("llama.cpp", models.tiny_gguf(model_cache), LoadOptions(n_ctx=128, n_gpu_layers=0, op_offload=False))
+    try:
+        assert tried == [(0, True)] and s.notes == ()
+    finally:
+        s.close()
+
+
 def test_engine_refusal_is_a_backend_error(tmp_path, model_cache):
     """A header that passes the check but tensors llama.cpp rejects (a missing layer). llama.cpp's reason
     reaches the message even after detect() silenced llama.cpp's log in this process, as `bench` does."""

@@ -302,7 +302,13 @@ def load(model_path: Path, options: LoadOptions) -> LlamaCppSession:
     can_offload, notes = _gpu_notes(options.n_gpu_layers != 0, bool(options.workers))
     n_layers = int(info.get("block_count", 0)) + 1  # + the output layer, as llama.cpp counts
     wanted = 0 if not can_offload else (n_layers if options.n_gpu_layers < 0 else min(options.n_gpu_layers, n_layers))
-    ladder = [wanted] + sorted({int(wanted * f) for f in _OOM_LADDER if int(wanted * f) < wanted}, reverse=True)
+    # (layers on the GPU, no GPU at all): fewer layers after each out-of-memory, and last the CPU alone, where a GPU
+    # whose memory another program holds cannot even take the context llama.cpp starts on it with no layer there
+    without_gpu = options.op_offload is False and not options.workers  # a plan on the CPU: no GPU joins the load
+    ladder = [(n, without_gpu and n == 0) for n in
+              [wanted] + sorted({int(wanted * f) for f in _OOM_LADDER if int(wanted * f) < wanted}, reverse=True)]
+    if can_offload and not options.workers and not ladder[-1][1]:
+        ladder.append((0, True))
     threads = options.n_threads or default_threads()
     if options.n_threads and threads > (cpus := runnable_cpus()):  # the default is never more
         notes.append(f"{threads} threads on {cpus} CPU{'s' if cpus > 1 else ''}: llama.cpp's threads wait for each other "
@@ -311,15 +317,13 @@ def load(model_path: Path, options: LoadOptions) -> LlamaCppSession:
     gpu_baseline = mem.gpu_used_by_device() if wanted else None
 
     last_error: Exception | None = None
-    for ngl in ladder:
+    for rung, (ngl, cpu_alone) in enumerate(ladder):
         _recent_errors.clear()
         _repacked.clear()
         start = time.perf_counter()
         try:
             # flash attention None: llama.cpp's auto rule, as llama-bench's default
-            # a load that asks nothing of a GPU (no layers, no op offload, no workers) starts none
-            with flash.flash_attn_mode(options.flash_attn), op_offload(options.op_offload), \
-                    cpu_only(options.op_offload is False and ngl == 0 and not options.workers), \
+            with flash.flash_attn_mode(options.flash_attn), op_offload(options.op_offload), cpu_only(cpu_alone), \
                     amx.safe_buffers(t.type_name for t in info.tensors) as amx_problem:
                 llm = llama_cpp.Llama(
                     str(model_path), n_gpu_layers=ngl, n_ctx=options.n_ctx, n_batch=options.n_batch,
@@ -331,14 +335,17 @@ def load(model_path: Path, options: LoadOptions) -> LlamaCppSession:
         except (ValueError, RuntimeError) as e:  # llama-cpp-python's "Failed to load model / create context"
             last_error = e
             gc.collect()  # free what the failed attempt allocated (its model's GPU buffers) before the next
-            if ngl > 0 and _is_oom(e):
+            if rung + 1 < len(ladder) and _is_oom(e):
                 log.info("out of GPU memory with %d layers on the GPU; retrying with fewer", ngl)
                 continue
             break
         load_seconds = time.perf_counter() - start
         if amx_problem:
             notes.append(amx_problem)
-        if ngl != wanted:
+        if cpu_alone and wanted:
+            notes.append(f"out of GPU memory with {wanted} of {n_layers} layers on the GPU, and with none: loaded on the "
+                         "CPU alone, without the GPU (slower; `nvidia-smi` lists what holds its memory)")
+        elif ngl != wanted:
             notes.append(f"out of GPU memory with {wanted} of {n_layers} layers on the GPU; "
                          f"loaded with {ngl} on the GPU and the rest on the CPU (slower)")
         return LlamaCppSession(llm, info, options, ngl, load_seconds, tuple(notes), gpu_baseline, threads, _repacked)
