@@ -290,6 +290,14 @@ def cuda_stack_bytes(resident_threads: int | None) -> int:
     return ((resident_threads or fitted) - fitted) * int(cal["cuda_stack_bytes_per_thread"])
 
 
+def cuda_context_bytes(resident_threads: int | None) -> int:
+    """What a GPU holds once llama.cpp's CUDA backend starts on it, before any buffer of its own: the context with its
+    stacks, the kernels and ggml's pool (`cuda_device_bytes` with flash attention). A GPU with less free than this
+    cannot take a load at all: ggml's CUDA init aborts the process (seen on the H100 with 4 MiB free) where a buffer
+    that does not fit is an error the loader's ladder steps down from."""
+    return int(load_calibration()["memory"]["cuda_context_bytes"]) + cuda_stack_bytes(resident_threads)
+
+
 def cuda_device_bytes(arch: Architecture, split: WeightSplit, flash_attn: bool, n_kv: int, heads_share: float = 1.0,
                       resident_threads: int | None = None) -> int:
     """What a CUDA GPU holds beyond llama.cpp's buffers: the context (its stacks by the GPU's resident threads,
@@ -302,7 +310,7 @@ def cuda_device_bytes(arch: Architecture, split: WeightSplit, flash_attn: bool, 
     cal = load_calibration()["memory"]
     cublas = cal["cuda_no_flash_attn_bytes"] if _cublas(split, flash_attn) else 0
     scores = 0 if flash_attn else 2 * cal["n_ubatch"] * arch.n_heads * heads_share * max(0, n_kv - cal["cuda_fit_cells"])
-    return int(cal["cuda_context_bytes"] + cuda_stack_bytes(resident_threads) + cublas + scores)
+    return int(cuda_context_bytes(resident_threads) + cublas + scores)
 
 
 def cuda_graph_bytes(host_layers: int, captured: int | None = None) -> int:

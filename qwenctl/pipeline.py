@@ -153,6 +153,9 @@ def prepare(request: RunRequest, reporter: Reporter, check_backend: Callable[[st
         reporter.step("detecting hardware")
         hardware = detect()
         options = unplanned_load_options(hardware, request.n_ctx)
+        if gpus_full(hardware):
+            reporter.warn("no GPU here has room for llama.cpp's CUDA context (`nvidia-smi` lists what holds their memory): "
+                          "loading on the CPU, without the GPU")
         workers = request_workers(request)
         if backend == "llama.cpp":
             options = split_for_file(hardware, Path(files.load_path), options, reporter, workers)
@@ -217,6 +220,17 @@ def split_for_file(hardware: Hardware, path: Path, options: LoadOptions, reporte
                    workers=chosen.workers, n_gpu_layers=chosen.n_gpu_layers if chosen.workers else options.n_gpu_layers)
 
 
+def gpus_full(hardware: Hardware) -> bool:
+    """Whether no GPU here has room for what llama.cpp's CUDA backend starts on it (another program holds the rest):
+    a load is then one on the CPU alone, as a plan there is (ggml's CUDA init would abort the process)."""
+    from qwenctl.estimate import cuda_context_bytes
+    from qwenctl.hardware.specs import resident_threads
+
+    return bool(hardware.gpus) and all(
+        not g.unified_memory and g.memory_free_bytes is not None and g.memory_free_bytes < cuda_context_bytes(resident_threads(g))
+        for g in hardware.gpus)
+
+
 def unplanned_load_options(hardware: Hardware, n_ctx: int | None) -> LoadOptions:
     """Load options for a `--model` we have no plan for: every layer on the GPU if there is one (the
     loader retreats on an out-of-memory, a CPU-only build ignores it) with flash attention, as plans
@@ -226,7 +240,7 @@ def unplanned_load_options(hardware: Hardware, n_ctx: int | None) -> LoadOptions
     from qwenctl.hardware.facts import Absent
     from qwenctl.machine import threads
 
-    gpu = bool(hardware.gpus) or not isinstance(hardware.apple, Absent)
+    gpu = bool(hardware.gpus) and not gpus_full(hardware) or not isinstance(hardware.apple, Absent)
     return LoadOptions(n_ctx=n_ctx or LoadOptions.n_ctx, n_gpu_layers=-1 if gpu else 0, n_threads=threads(hardware),
                        flash_attn=True if gpu else None, op_offload=None if gpu else False)
 

@@ -95,8 +95,10 @@ sys.stdin.read()
 _UNPLANNED_LOAD = """
 import sys
 from pathlib import Path
-from qwenctl.backends import LoadOptions, load_backend
-s = load_backend("llama.cpp", Path(sys.argv[1]), LoadOptions(n_ctx=512, n_gpu_layers=-1))
+from qwenctl.backends import load_backend
+from qwenctl.hardware import LiveSource, detect
+from qwenctl.pipeline import unplanned_load_options
+s = load_backend("llama.cpp", Path(sys.argv[1]), unplanned_load_options(detect(LiveSource()), 512))
 s.reset()
 s.prefill([1, 2, 3])
 print(s.n_gpu_layers, s.notes)
@@ -105,8 +107,9 @@ print(s.n_gpu_layers, s.notes)
 
 def test_a_gpu_another_program_fills_gets_a_plan_on_the_cpu_that_loads(model_cache):
     """Another process (PyTorch, as Ollama or a game would) holds all but 4 MiB of the GPU. Live detection reads the
-    free memory, the plan moves to the CPU and its load starts nothing on the GPU; a `--model` load that asks for
-    every layer walks its ladder down to the CPU alone (in its own process, which has no CUDA context yet)."""
+    free memory, the plan moves to the CPU and its load starts nothing on the GPU; a `--model` load, with no plan,
+    goes to the CPU alone as well (in its own process, which has no CUDA context yet: there a load that lets llama.cpp
+    start one on the full GPU aborts the process, rc -6, seen on the H100 in session 71)."""
     from qwenctl.backends import memory
     from qwenctl.pipeline import load_options
     from qwenctl.plan import plan
@@ -128,7 +131,7 @@ def test_a_gpu_another_program_fills_gets_a_plan_on_the_cpu_that_loads(model_cac
             s.close()
         unplanned = subprocess.run([sys.executable, "-c", _UNPLANNED_LOAD, str(model)], capture_output=True, text=True)
         assert unplanned.returncode == 0, unplanned.stderr[-2000:]
-        assert unplanned.stdout.startswith("0 (") and "loaded on the CPU alone" in unplanned.stdout
+        assert unplanned.stdout.startswith("0 ()"), unplanned.stdout
     finally:
         holder.communicate("")
 
