@@ -293,8 +293,8 @@ def cuda_stack_bytes(resident_threads: int | None) -> int:
 def cuda_context_bytes(resident_threads: int | None) -> int:
     """What a GPU holds once llama.cpp's CUDA backend starts on it, before any buffer of its own: the context with its
     stacks, the kernels and ggml's pool (`cuda_device_bytes` with flash attention). A GPU with less free than this
-    cannot take a load at all: ggml's CUDA init aborts the process (seen on the H100 with 4 MiB free) where a buffer
-    that does not fit is an error the loader's ladder steps down from."""
+    takes no load at all: on the H100 with 4 MiB free the first attempt failed ("unable to allocate CUDA0 buffer") and
+    the loader's next, with fewer layers, aborted the process (SIGABRT) inside ggml's CUDA backend."""
     return int(load_calibration()["memory"]["cuda_context_bytes"]) + cuda_stack_bytes(resident_threads)
 
 

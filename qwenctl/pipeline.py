@@ -222,7 +222,7 @@ def split_for_file(hardware: Hardware, path: Path, options: LoadOptions, reporte
 
 def gpus_full(hardware: Hardware) -> bool:
     """Whether no GPU here has room for what llama.cpp's CUDA backend starts on it (another program holds the rest):
-    a load is then one on the CPU alone, as a plan there is (ggml's CUDA init would abort the process)."""
+    a load is then one on the CPU alone, as a plan there is (`estimate.cuda_context_bytes` says what happens else)."""
     from qwenctl.estimate import cuda_context_bytes
     from qwenctl.hardware.specs import resident_threads
 

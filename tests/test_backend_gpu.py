@@ -108,8 +108,8 @@ print(s.n_gpu_layers, s.notes)
 def test_a_gpu_another_program_fills_gets_a_plan_on_the_cpu_that_loads(model_cache):
     """Another process (PyTorch, as Ollama or a game would) holds all but 4 MiB of the GPU. Live detection reads the
     free memory, the plan moves to the CPU and its load starts nothing on the GPU; a `--model` load, with no plan,
-    goes to the CPU alone as well (in its own process, which has no CUDA context yet: there a load that lets llama.cpp
-    start one on the full GPU aborts the process, rc -6, seen on the H100 in session 71)."""
+    goes to the CPU alone as well (in its own process, which has no CUDA context yet: there a load that let llama.cpp
+    start one on the full GPU failed, and the loader's retry aborted the process, rc -6, on the H100 in session 71)."""
     from qwenctl.backends import memory
     from qwenctl.pipeline import load_options
     from qwenctl.plan import plan

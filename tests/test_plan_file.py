@@ -64,6 +64,9 @@ def test_device_follows_the_machine(model_cache):
     assert cpu_only.device == "cpu" and [p.pool for p in cpu_only.memory] == ["ram"]
     assert zero.pool("vram").weights_bytes == 0 and zero.pool("vram").overhead_bytes > 0
     assert zero.tg_tps == pytest.approx(cpu_only.tg_tps)
+    # a load on the CPU alone (a plan there, or a GPU with no room for CUDA's context) names no GPU device: none held
+    alone = predict_for_file(pc(16, 8), path, LoadOptions(n_ctx=512, n_gpu_layers=0, op_offload=False))
+    assert alone.device == "cpu" and [p.pool for p in alone.memory] == ["ram"] and alone.gpu_bytes in (None, 0)
     metal = predict_for_file(mac(16), path, LoadOptions(n_ctx=512, n_gpu_layers=-1))
     assert metal.device == "metal" and [p.pool for p in metal.memory] == ["unified"]
 

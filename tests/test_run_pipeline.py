@@ -144,8 +144,9 @@ def test_a_model_without_a_plan_goes_wherever_a_plan_would_put_it(capture, n_gpu
 @pytest.mark.parametrize(("free_mib", "n_gpu_layers"), [(4, 0), (300, 0), (2048, -1)])
 def test_a_model_without_a_plan_stays_off_a_gpu_with_no_room_for_cudas_context(free_mib, n_gpu_layers):
     """The RTX 4060 capture with all but ``free_mib`` of its memory held by another program. Under the ~650 MiB that
-    llama.cpp's CUDA backend starts on it (context, kernels, pool; 36 MiB of stacks for its 24 SMs), ggml's CUDA init
-    aborts the process (the H100 with 4 MiB free, benchmarks/results/h100-gpu-s71/): the load is the CPU's alone."""
+    llama.cpp's CUDA backend starts on it (context, kernels, pool; 36 MiB of stacks for its 24 SMs) a load there
+    fails, and its retries aborted the process (the H100 with 4 MiB free, benchmarks/results/h100-gpu-s71/): the load
+    is the CPU's alone."""
     from hardware_captures import document, replay
 
     doc = document("nvidia-rtx-4060.json")
