@@ -130,12 +130,23 @@ def _negative_meminfo() -> bytes:
     return json.dumps(doc).encode()
 
 
+def _gpu_count(count: int):
+    def make() -> bytes:
+        doc = document("nvidia-rtx-4060.json")
+        doc["nvml"]["system"]["nvmlDeviceGetCount"] = count
+        return json.dumps(doc).encode()
+    return make
+
+
 SNAPSHOTS = {
     "binary": (lambda: b"\x00\x01\x02\x03", "snapshot {f} is a binary file, not text (is it the right file?)"),
     "latin-1": (lambda: '{"format": "qwenctl-snapshot", "note": "café"}'.encode("latin-1"),
                 "snapshot {f} is not UTF-8 text (byte 0xe9 at offset 43) (save it as UTF-8)"),
     "negative-memtotal": (_negative_meminfo, 'snapshot {f} is malformed: files["/proc/meminfo"] holds a negative size'),
     "list": (lambda: b"[1, 2]", "snapshot {f} is malformed: the top level is not an object"),
+    # 2**64 GPUs counted: the probe asked NVML for each in turn, for hours, its memory growing
+    "gpu-count-past-its-records": (_gpu_count(2**64), "snapshot {f} is malformed: nvml.system.nvmlDeviceGetCount = "
+                                   "18446744073709551616, but 1 devices are recorded"),
 }
 
 

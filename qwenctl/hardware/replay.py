@@ -253,6 +253,9 @@ def _validate_nvml(nv: dict[str, Any]) -> str | None:
             shape = _NVML_SHAPES.get(key)
             if shape and not _has_shape(value, shape):
                 return f"{where}.{key} = {value!r} is not a valid {shape}"
+    count = nv["system"].get("nvmlDeviceGetCount")
+    if isinstance(count, int) and not 0 <= count <= len(nv["devices"]):  # a recording asks, and holds, each one
+        return f"nvml.system.nvmlDeviceGetCount = {count}, but {len(nv['devices'])} devices are recorded"
     return None
 
 
