@@ -138,6 +138,14 @@ def _gpu_count(count: int):
     return make
 
 
+def _mig_slots(count: int):
+    def make() -> bytes:
+        doc = document("nvidia-a100-80gb-mig-7x1g.json")
+        doc["nvml"]["devices"][0]["nvmlDeviceGetMaxMigDeviceCount"] = count
+        return json.dumps(doc).encode()
+    return make
+
+
 SNAPSHOTS = {
     "binary": (lambda: b"\x00\x01\x02\x03", "snapshot {f} is a binary file, not text (is it the right file?)"),
     "latin-1": (lambda: '{"format": "qwenctl-snapshot", "note": "café"}'.encode("latin-1"),
@@ -147,6 +155,8 @@ SNAPSHOTS = {
     # 2**64 GPUs counted: the probe asked NVML for each in turn, for hours, its memory growing
     "gpu-count-past-its-records": (_gpu_count(2**64), "snapshot {f} is malformed: nvml.system.nvmlDeviceGetCount = "
                                    "18446744073709551616, but 1 devices are recorded"),
+    "mig-slots-past-their-records": (_mig_slots(2**64), "snapshot {f} is malformed: nvml.devices[0]."
+                                     "nvmlDeviceGetMaxMigDeviceCount = 18446744073709551616, but 7 MIG slots are recorded"),
 }
 
 

@@ -126,6 +126,11 @@ def test_no_limit_keeps_every_core_and_a_capture_without_the_files_is_unlimited(
     assert (hw.cpu.usable_cpus, machine.threads(hw)) == (None, 2)
     old = detect(replay("linux-x86-no-gpu.json"))  # captured before these files were read
     assert (old.cpu.usable_cpus, machine.threads(old)) == (None, 2)
+    # a mask no machine has (an edited snapshot): no limit read from it, at once; it was a set of 2**64 CPU numbers
+    forged = document(AFFINITY)
+    forged["files"]["/proc/self/status"] = forged["files"]["/proc/self/status"].replace(
+        "Cpus_allowed_list:\t1", "Cpus_allowed_list:\t0-18446744073709551615")
+    assert detect(replay(forged)).cpu.usable_cpus is None
 
 
 def test_cgroup2_cpu_max_and_the_smallest_limit_up_the_tree():

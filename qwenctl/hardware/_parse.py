@@ -32,6 +32,9 @@ def to_int(text: str | None, what: str) -> int:
         raise ParseError(f"{what} is {text!r}, not a number") from None
 
 
+MAX_CPUS = 1 << 16  # Linux's largest CONFIG_NR_CPUS is 8,192 (x86 MAXSMP); a number past this is no machine's
+
+
 def cpulist(text: str) -> set[int]:
     """The kernel's cpulist format ("0-15", "0,2,4-7"; CPUs and NUMA nodes alike)."""
     out: set[int] = set()
@@ -39,7 +42,10 @@ def cpulist(text: str) -> set[int]:
         if not part:
             continue
         lo, _, hi = part.partition("-")
-        out.update(range(to_int(lo, "cpulist"), to_int(hi or lo, "cpulist") + 1))
+        first, last = to_int(lo, "cpulist"), to_int(hi or lo, "cpulist")
+        if not 0 <= first <= last < MAX_CPUS:  # "0-18446744073709551615" would be a set of 2**64 numbers
+            raise ParseError(f"cpulist range {part!r} is no machine's CPUs")
+        out.update(range(first, last + 1))
     return out
 
 

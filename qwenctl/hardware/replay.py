@@ -253,9 +253,15 @@ def _validate_nvml(nv: dict[str, Any]) -> str | None:
             shape = _NVML_SHAPES.get(key)
             if shape and not _has_shape(value, shape):
                 return f"{where}.{key} = {value!r} is not a valid {shape}"
+    # a recording asks for, and holds, every device and every MIG slot it counts: more counted is a forged document,
+    # which the probe would walk slot by slot (2**64 of them)
     count = nv["system"].get("nvmlDeviceGetCount")
-    if isinstance(count, int) and not 0 <= count <= len(nv["devices"]):  # a recording asks, and holds, each one
+    if isinstance(count, int) and not 0 <= count <= len(nv["devices"]):
         return f"nvml.system.nvmlDeviceGetCount = {count}, but {len(nv['devices'])} devices are recorded"
+    for i, device in enumerate(nv["devices"]):
+        slots, mode = device.get("nvmlDeviceGetMaxMigDeviceCount"), device.get("nvmlDeviceGetMigMode")
+        if isinstance(slots, int) and isinstance(mode, list) and mode[:1] == [1] and not 0 <= slots <= len(device.get("mig", {})):
+            return f"nvml.devices[{i}].nvmlDeviceGetMaxMigDeviceCount = {slots}, but {len(device.get('mig', {}))} MIG slots are recorded"
     return None
 
 
