@@ -180,7 +180,7 @@ def predict_for_file(
     offload = b is None or b.llama_cpp_gpu_offload is not False
     if isinstance(hardware.apple, AppleSilicon) and options.n_gpu_layers != 0:
         device = "metal"
-    elif hardware.gpus and offload and not (options.op_offload is False and options.n_gpu_layers == 0 and not workers):
+    elif hardware.gpus and offload and not (options.cpu_alone and not workers):
         device = "cuda"  # with n_gpu_layers 0 too: the CUDA build still holds device memory, unless no GPU joins the load
     else:
         device = "cpu"

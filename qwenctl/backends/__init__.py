@@ -39,9 +39,13 @@ class LoadOptions:
     main_gpu: int = 0  # the GPU of split_mode "none"
     workers: tuple[str, ...] = ()  # RPC workers (host:port) whose devices join the load
     # whether llama.cpp may run a CPU layer's large batches on a GPU it finds (its op offload; None: llama.cpp's
-    # default, on). A plan on the CPU says no: it prices none, and a macOS VM's paravirtual GPU cannot be trusted.
-    # No and no GPU layers: no GPU joins the load at all (llama_params.cpu_only)
+    # default, on). A plan on the CPU says no: it prices none, and a macOS VM's paravirtual GPU cannot be trusted
     op_offload: bool | None = None
+
+    @property
+    def cpu_alone(self) -> bool:
+        """Whether no GPU joins the load at all (llama_params.cpu_only): no GPU layers, no op offload, no workers."""
+        return self.op_offload is False and self.n_gpu_layers == 0 and not self.workers
 
 
 def _qwen_default(name: str) -> Callable[[], Any]:

@@ -304,8 +304,7 @@ def load(model_path: Path, options: LoadOptions) -> LlamaCppSession:
     wanted = 0 if not can_offload else (n_layers if options.n_gpu_layers < 0 else min(options.n_gpu_layers, n_layers))
     # (layers on the GPU, no GPU at all): fewer layers after each out-of-memory, and last the CPU alone, where a GPU
     # whose memory another program holds cannot even take the context llama.cpp starts on it with no layer there
-    without_gpu = options.op_offload is False and not options.workers  # a plan on the CPU: no GPU joins the load
-    ladder = [(n, without_gpu and n == 0) for n in
+    ladder = [(n, options.cpu_alone) for n in
               [wanted] + sorted({int(wanted * f) for f in _OOM_LADDER if int(wanted * f) < wanted}, reverse=True)]
     if can_offload and not options.workers and not ladder[-1][1]:
         ladder.append((0, True))
