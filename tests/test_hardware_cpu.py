@@ -8,6 +8,7 @@ from qwenctl.hardware import cpu, detect
 from qwenctl.hardware._parse import ParseError
 from qwenctl.hardware.facts import Absent, Cpu
 from qwenctl.hardware.snapshot import command_key
+from qwenctl.plan import plan
 
 
 @pytest.mark.parametrize(
@@ -457,6 +458,19 @@ def test_windows_without_wmic_asks_powershell_and_adds_up_the_sockets():
     assert (got.brand, got.physical_cores, got.logical_cores, got.sockets, got.base_clock_mhz) == (
         "Intel(R) Xeon(R) CPU E5-2630 v3", 16, 32, 2, 2400)
     assert got.flags == ("avx", "avx2", "fma", "f16c") and got.flags_source == "llama.cpp's system info"
+
+
+@pytest.mark.parametrize(("cores", "logical"), [(0, 8), (4, 0), (8, 4)])
+def test_windows_core_counts_no_processor_has_are_unexpected_input(cores, logical):
+    """Counts no processor has (an edited or damaged capture): the CPU is absent with the counts, as any input the
+    probe cannot read. A Cpu of 0 cores had ended `plan` in an internal error (a ZeroDivisionError)."""
+    doc = document("windows-i7-4710mq.json")
+    (key,) = [k for k in doc["commands"] if k.startswith("wmic cpu")]
+    doc["commands"][key] = doc["commands"][key].replace("NumberOfCores=4", f"NumberOfCores={cores}").replace(
+        "NumberOfLogicalProcessors=8", f"NumberOfLogicalProcessors={logical}")
+    hw = detect(replay(doc))
+    assert isinstance(hw.cpu, Absent) and f"counts {cores} cores and {logical} logical processors" in hw.cpu.reason
+    plan(hw)  # plans on what is known, or refuses in one line: no internal error
 
 
 def test_windows_flags_unknown_without_llama_cpp_are_said_not_guessed():

@@ -162,6 +162,8 @@ def parse_win32_processor(text: str, arch: str) -> Cpu:
         logical = sum(int(b["NumberOfLogicalProcessors"]) for b in sockets)
     except (KeyError, ValueError) as e:
         raise ParseError(f"Win32_Processor core counts unreadable: {e}") from None
+    if not 0 < cores <= logical:
+        raise ParseError(f"Win32_Processor counts {cores} cores and {logical} logical processors")
     clock = sockets[0].get("MaxClockSpeed", "")
     hybrid = cores < logical < 2 * cores
     return Cpu(brand=sockets[0]["Name"], arch=arch, physical_cores=cores, logical_cores=logical,
