@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 MIB = 1 << 20
 _PROFILE = re.compile(r"MIG (\S+)$")
 EMPTY_SLOT = {"NVML_ERROR_NOT_FOUND", "NVML_ERROR_INVALID_ARGUMENT", "NOT_CAPTURED"}
+MAX_INSTANCES = 7  # MIG splits a GPU into at most seven GPU instances (NVIDIA's MIG user guide)
 
 
 def instances(source: Source, parent: NvidiaGpu) -> tuple[bool, tuple[NvidiaGpu, ...]]:

@@ -228,9 +228,6 @@ _PSUTIL_KEYS = ("total", "available", "swap_total")
 _SIZE_FILES = ("meminfo", "memory.max", "memory.current", "memory.limit_in_bytes", "memory.usage_in_bytes")
 
 
-MAX_MIG_DEVICES = 7
-
-
 def _validate_nvml(nv: dict[str, Any]) -> str | None:
     nv.setdefault("init_error", None)
     nv.setdefault("system", {})
@@ -256,14 +253,16 @@ def _validate_nvml(nv: dict[str, Any]) -> str | None:
             shape = _NVML_SHAPES.get(key)
             if shape and not _has_shape(value, shape):
                 return f"{where}.{key} = {value!r} is not a valid {shape}"
-    # counts the probe walks one by one: a recording holds every device it counts, and MIG splits a GPU into at most
-    # seven (NVIDIA's MIG user guide) unless more slots are recorded; more is a forged document (2**64 took hours)
+    # counts the probe walks one by one: a recording holds every device it counts, and MIG's at most seven slots
+    # unless more are recorded; more is a forged document (2**64 took hours)
+    from qwenctl.hardware.mig import MAX_INSTANCES
+
     count = nv["system"].get("nvmlDeviceGetCount")
     if isinstance(count, int) and not 0 <= count <= len(nv["devices"]):
         return f"nvml.system.nvmlDeviceGetCount = {count}, but {len(nv['devices'])} devices are recorded"
     for i, device in enumerate(nv["devices"]):
         slots, recorded = device.get("nvmlDeviceGetMaxMigDeviceCount"), len(device.get("mig", {}))
-        if isinstance(slots, int) and not 0 <= slots <= max(recorded, MAX_MIG_DEVICES):
+        if isinstance(slots, int) and not 0 <= slots <= max(recorded, MAX_INSTANCES):
             return f"nvml.devices[{i}].nvmlDeviceGetMaxMigDeviceCount = {slots}, but {recorded} MIG slots are recorded"
     return None
 

@@ -261,8 +261,8 @@ def _on_the_cpu(hardware: Hardware, workers: tuple[Worker, ...], catalog: Catalo
     if all(kind == "memory" for _, kind, _ in rows):
         return None
     smallest = min(gpu_rows, key=lambda r: sum(p.used_bytes for p in r[0].memory))[2]
-    room = ", ".join(f"the {g.name} has {gib(free)} free of {gib(total)}" for g in hardware.gpus
-                     for total, free, _ in [gpu_memory(g)] if free is not None)
+    room = ", ".join(f"the {g.name} has {gib(g.memory_free_bytes)} free of {gib(gpu_memory(g)[0])}"
+                     for g in hardware.gpus if g.memory_free_bytes is not None)
     why = (f"no model fits the GPU's free memory ({room or 'none free'}; {smallest}): planned on the CPU, without the GPU. "
            "Free it (`nvidia-smi` lists what holds it) and plan again to use it")
     return BackendChoice("llama.cpp", "cpu", "llama.cpp on the CPU (no model fits the GPU's free memory)", ()), m, rows, why
