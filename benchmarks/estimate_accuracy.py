@@ -1,7 +1,7 @@
 """Estimate accuracy: predicted vs measured memory (and tok/s) of real llama.cpp loads.
 
     python benchmarks/estimate_accuracy.py [--sizes 0.5B,1.5B] [--quants Q4_K_M,Q8_0] [--models-dir DIR]
-        [--model PATH ...] [--cases 2048:f16:0,8192:f16:0,32768:f16:1,32768:q8_0:1] [--gpu]
+        [--model PATH ...] [--cases 2048:f16:0,8192:f16:0,32768:f16:1,32768:q8_0:1] [--gpu | --cpu-alone]
         [--fill 1024] [--bandwidth 3.35TB/s] [--json-out FILE] [--markdown]
     python benchmarks/estimate_accuracy.py --fit FILE.json ...        # constants that fit the rows
     python benchmarks/estimate_accuracy.py --repredict FILE.json ...  # old measurements, current constants
@@ -125,6 +125,16 @@ def pool_peaks(trace: str) -> dict:
     return phases
 
 
+def load_options(case: dict):
+    """The case's LoadOptions. ``cpu_alone``: no GPU joins the load (LoadOptions.cpu_alone, as a plan on the CPU loads
+    on a machine with a GPU): a CUDA build then starts its runtime on the host but no context on any GPU."""
+    from qwenctl.backends import LoadOptions
+
+    alone = case.get("cpu_alone", False)
+    return LoadOptions(n_ctx=case["n_ctx"], n_gpu_layers=0 if alone else case.get("ngl", -1 if case["gpu"] else 0),
+                       flash_attn=case["flash_attn"], kv_cache_type=case["kv_cache_type"], op_offload=False if alone else None)
+
+
 def worker(case: dict) -> dict:
     lines: list[str] = []
     trace_fd = saved_stdout = None
@@ -147,13 +157,12 @@ def worker(case: dict) -> dict:
     log.setLevel(logging.DEBUG)
     log.addHandler(Keep())
     log.propagate = False
-    from qwenctl.backends import LoadOptions, load_backend
+    from qwenctl.backends import load_backend
     from qwenctl.backends import memory as mem
 
     path = Path(case["path"])
     gpu_before = mem.gpu_used_bytes()
-    options = LoadOptions(n_ctx=case["n_ctx"], n_gpu_layers=case.get("ngl", -1 if case["gpu"] else 0),
-                          flash_attn=case["flash_attn"], kv_cache_type=case["kv_cache_type"])
+    options = load_options(case)
     checkpoints = {"before load": _checkpoint(mem)} if case.get("breakdown") else None
     session = load_backend("llama.cpp", path, options)
     try:
@@ -375,13 +384,10 @@ def _fit_cuda_host(gpu: list[dict]) -> dict:
 
 def predicted_row(hw, label: str, case: dict, m: dict) -> dict:
     """One result row: the measurement `m` of `case` beside predict_for_file's figures for it."""
-    from qwenctl.backends import LoadOptions
     from qwenctl.predict import predict_for_file
     from qwenctl.result import to_dict
 
-    options = LoadOptions(n_ctx=case["n_ctx"], n_gpu_layers=case.get("ngl", -1 if case["gpu"] else 0),
-                          flash_attn=case["flash_attn"], kv_cache_type=case["kv_cache_type"])
-    p = predict_for_file(hw, case["path"], options, depth=m["fill"] + 16, cuda_graphs=m.get("cuda_graphs"))
+    p = predict_for_file(hw, case["path"], load_options(case), depth=m["fill"] + 16, cuda_graphs=m.get("cuda_graphs"))
     measured_gpu = m["gpu_device_delta_bytes"]
     return {"label": label, **case, "measured": m, "predicted": to_dict(p),
             "host_error_pct": err(p.host_bytes, m["host_bytes"]),
@@ -437,6 +443,8 @@ def main() -> None:
     ap.add_argument("--model", action="append", default=[], help="an explicit GGUF path (repeatable)")
     ap.add_argument("--no-generate", action="store_true")
     ap.add_argument("--gpu", action="store_true", help="offload every layer (n_gpu_layers=-1) and measure VRAM with NVML")
+    ap.add_argument("--cpu-alone", action="store_true",
+                    help="load with no GPU device at all (LoadOptions.cpu_alone), as a plan on the CPU does on a GPU machine")
     ap.add_argument("--ngl", type=int, help="with --gpu: offload this many layers instead (0: a CUDA build's own VRAM)")
     ap.add_argument("--cases", help=f"n_ctx:kv:flash_attn,... (default CPU {DEFAULT_CPU_CASES}; GPU {DEFAULT_GPU_CASES})")
     ap.add_argument("--fill", type=int, default=1024, help="prompt tokens prefilled before measuring")
@@ -476,7 +484,7 @@ def main() -> None:
             hw = hardware_from_dict(doc["machine"])
             for r in doc["rows"]:
                 if "measured" in r:
-                    case = {k: r[k] for k in ("path", "n_ctx", "kv_cache_type", "flash_attn", "gpu", "fill", "ngl") if k in r}
+                    case = {k: r[k] for k in ("path", "n_ctx", "kv_cache_type", "flash_attn", "gpu", "fill", "ngl", "cpu_alone") if k in r}
                     rows.append(predicted_row(hw, r["label"], case, r["measured"]))
                     print_row(rows[-1], args.markdown)
         print_summary(rows)
@@ -513,8 +521,9 @@ def main() -> None:
         for n_ctx, kv, fa in cases:
             case = {"path": str(path), "n_ctx": n_ctx, "kv_cache_type": kv, "flash_attn": fa, "gpu": args.gpu,
                     "fill": args.fill, **({"ngl": args.ngl} if args.ngl is not None else {}),
+                    **({"cpu_alone": True} if args.cpu_alone else {}),
                     **({"breakdown": True} if args.breakdown else {})}
-            stem = f"{path.stem}-ctx{n_ctx}-{kv}-fa{int(fa)}-ngl{'all' if args.ngl is None else args.ngl}"
+            stem = f"{path.stem}-ctx{n_ctx}-{kv}-fa{int(fa)}-" + ("cpu-alone" if args.cpu_alone else f"ngl{'all' if args.ngl is None else args.ngl}")
             for key, folder, suffix in (("log", args.log_dir, ".log"), ("pool_trace", args.pool_trace, ".trace")):
                 if folder:
                     Path(folder).mkdir(parents=True, exist_ok=True)
