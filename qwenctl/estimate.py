@@ -363,6 +363,7 @@ def estimate_memory(
     depth: int | None = None,
     cuda_graphs: int | None = None,
     resident_threads: int | None = None,
+    cuda_runtime: bool = False,
 ) -> MemoryEstimate:
     """Predicted memory per pool for loading `weights` with these options.
 
@@ -377,6 +378,8 @@ def estimate_memory(
     pool holds (``cuda_device_bytes``). ``cuda_graphs``: graphs captured for the
     layers on the host when a CUDA build keeps some there (``cuda_graph_bytes``; None = all of them).
     ``resident_threads``: the CUDA GPU's (``cuda_stack_bytes``; None: as the GPUs the context was measured on).
+    ``cuda_runtime``: with ``device == "cpu"``, the load is a CUDA build's that no GPU joins (``machine.cuda_build``:
+    a plan on the CPU where another program fills the GPU), which still starts the CUDA runtime on the host.
     """
     catalog = load_catalog()
     cal = load_calibration()["memory"]
@@ -405,7 +408,8 @@ def estimate_memory(
         kv = kv_cache_bytes(model, n_ctx, kv_cache_type)
         if device == "cpu":
             compute = _cpu_compute_bytes(model, n_ctx, flash_attn, depth)
-            return MemoryEstimate((PoolMemory("ram", weights.total_bytes, kv, compute, host_runtime),))
+            overhead = host_runtime + (int(cal["cuda_runtime_host_bytes"]) if cuda_runtime else 0)
+            return MemoryEstimate((PoolMemory("ram", weights.total_bytes, kv, compute, overhead),))
         # a CUDA build with no layer offloaded still makes its context, and offloads a prompt batch's
         # large products with their weights copied in (its compute buffer: _cuda_no_layer_compute_bytes).
         # The ops left on the CPU take their buffer from the CUDA backend's pinned host type, the same

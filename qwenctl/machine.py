@@ -20,7 +20,7 @@ from qwenctl.estimate import MemoryEstimate, PoolMemory, load_calibration
 from qwenctl.hardware import specs
 from qwenctl.hardware.build import as_built, shortfall_note, without_dot_products
 from qwenctl.hardware.cpu import thread_limit
-from qwenctl.hardware.facts import AppleSilicon, Board, Cpu, Hardware, Memory, NvidiaGpu
+from qwenctl.hardware.facts import AppleSilicon, Backends, Board, Cpu, Hardware, Memory, NvidiaGpu
 from qwenctl.speed import Links, SpeedEstimate, corrected
 from qwenctl.speed_history import Run, correction_for, runs
 from qwenctl.split import gpu_label
@@ -209,6 +209,14 @@ def host_device(hw: Hardware, n_threads: int | None = None) -> DeviceSpeed:
         staging_copy_bytes_per_s=core.staging_copy_bytes_per_s or 0.0,
         fabric_read_bytes_per_s=fabric,
     )
+
+
+def cuda_build(hw: Hardware) -> bool:
+    """Whether llama.cpp here is a CUDA build that finds a GPU (an engine not probed counts as one, as on a profile):
+    every load then starts ggml's CUDA backend, and with it the CUDA runtime on the host, also a load no GPU joins
+    (estimate.estimate_memory's ``cuda_runtime``)."""
+    b = hw.backends if isinstance(hw.backends, Backends) else None
+    return bool(hw.gpus) and (b is None or b.llama_cpp_gpu_offload is not False)
 
 
 def one_node(bw: int, hw: Hardware) -> tuple[int, str | None]:
@@ -423,6 +431,12 @@ class Machine:
     def gpu_threads(self) -> int | None:
         """The GPU's resident threads (`specs.resident_threads`), which size its CUDA context's stacks."""
         return specs.resident_threads(self.gpu) if self.gpu else None
+
+    @cached_property
+    def cuda_runtime(self) -> bool:
+        """Whether a plan on this machine's CPU still starts the CUDA runtime on the host: llama.cpp's CUDA build where
+        the GPU is left out (its memory taken by another program), `cuda_build`."""
+        return self.device == "cpu" and self.backend == "llama.cpp" and cuda_build(self.hw)
 
     @property
     def links(self) -> Links:

@@ -28,9 +28,9 @@ from qwenctl.estimate import (
     split_from_tensors,
     tied_embeddings,
 )
-from qwenctl.hardware.facts import AppleSilicon, Backends, Hardware
+from qwenctl.hardware.facts import AppleSilicon, Hardware
 from qwenctl.hardware.specs import resident_threads
-from qwenctl.machine import apple_device, cuda_device, host_device
+from qwenctl.machine import apple_device, cuda_build, cuda_device, host_device
 from qwenctl.speed import estimate_speed
 
 if TYPE_CHECKING:
@@ -176,11 +176,9 @@ def predict_for_file(
                       total_bytes=file_bytes, bytes_exact=True, bits=0, kld=0.0, embd_type=None, output_type=None,
                       source=str(path))
 
-    b = hardware.backends if isinstance(hardware.backends, Backends) else None
-    offload = b is None or b.llama_cpp_gpu_offload is not False
     if isinstance(hardware.apple, AppleSilicon) and options.n_gpu_layers != 0:
         device = "metal"
-    elif hardware.gpus and offload and not (options.cpu_alone and not workers):
+    elif cuda_build(hardware) and not (options.cpu_alone and not workers):
         device = "cuda"  # with n_gpu_layers 0 too: the CUDA build still holds device memory, unless no GPU joins the load
     else:
         device = "cpu"
@@ -191,7 +189,8 @@ def predict_for_file(
     main_gpu = next((g for g in hardware.gpus if g.index == options.main_gpu), None) if device == "cuda" else None
     est = estimate_memory(model, weights, backend, device, options.n_ctx, ngl, options.kv_cache_type,
                           bool(options.flash_attn), split=split, depth=depth, cuda_graphs=cuda_graphs,
-                          resident_threads=resident_threads(main_gpu) if main_gpu else None)
+                          resident_threads=resident_threads(main_gpu) if main_gpu else None,
+                          cuda_runtime=device == "cpu" and cuda_build(hardware))
     if device == "cuda" and len(hardware.gpus) > 1 and options.split_mode == "none":
         # the model on the main GPU, an idle CUDA context on every other visible one
         est = MemoryEstimate(tuple(replace(p, device=options.main_gpu) if p.pool == "vram" else p for p in est.pools)

@@ -11,10 +11,12 @@ import pytest
 from hardware_captures import board_capture, document, jetpack4_nano, jetpack5_agx_orin, jetpack7_agx_thor, replay, rk3588_board
 
 from qwenctl.errors import ExitCode, QwenctlError
+from qwenctl.estimate import load_calibration
 from qwenctl.hardware import detect
 from qwenctl.hardware.specs import resident_threads
 from qwenctl.machine import apple_device, cuda_device
 from qwenctl.plan import Constraints, plan
+from qwenctl.result import Absent
 
 GiB = 2**30
 
@@ -409,6 +411,12 @@ def test_a_gpu_whose_memory_another_program_holds_gets_a_plan_on_the_cpu():
     assert any(w.startswith("no model fits the GPU's free memory (the NVIDIA GeForce RTX 4060 has 0.3 GiB free of 8.0 GiB")
                and "planned on the CPU, without the GPU" in w for w in r.warnings)
     assert "no model fits the GPU's free memory" in c.reasons[0]
+    # its RAM includes what the CUDA build starts on the host with no GPU in the load: the same plan without a GPU
+    # (no CUDA build here) holds that much less
+    runtime = load_calibration()["memory"]["cuda_runtime_host_bytes"]
+    alike = plan(replace(detect(replay(_held_by_another_program("nvidia-rtx-4060.json", 300))), nvidia=Absent("no NVIDIA GPU")),
+                 Constraints(size=c.size, quant=c.quant)).chosen
+    assert alike.device == "cpu" and c.memory[0].overhead_bytes - alike.memory[0].overhead_bytes == runtime
 
 
 def test_a_gpu_with_room_for_part_of_a_model_keeps_it():

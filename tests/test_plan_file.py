@@ -10,7 +10,7 @@ from qwenctl.backends.gguf_check import read_gguf_header
 from qwenctl.bench import Predicted
 from qwenctl.catalog import load_catalog
 from qwenctl.errors import ExitCode, QwenctlError
-from qwenctl.estimate import estimate_memory, split_from_tensors
+from qwenctl.estimate import estimate_memory, load_calibration, split_from_tensors
 from qwenctl.predict import predict_for_file, tensor_table
 from qwenctl.testing import models
 
@@ -67,6 +67,10 @@ def test_device_follows_the_machine(model_cache):
     # a load on the CPU alone (a plan there, or a GPU with no room for CUDA's context) names no GPU device: none held
     alone = predict_for_file(pc(16, 8), path, LoadOptions(n_ctx=512, n_gpu_layers=0, op_offload=False))
     assert alone.device == "cpu" and [p.pool for p in alone.memory] == ["ram"] and alone.gpu_bytes in (None, 0)
+    # but the CUDA build still starts its runtime on the host (calibration cuda_runtime_host_bytes: 190 MiB measured
+    # on the H100 machine against a CPU build's), which a CPU-only build does not
+    runtime = load_calibration()["memory"]["cuda_runtime_host_bytes"]
+    assert alone.host_bytes - cpu_only.host_bytes == runtime > 100 * 2**20
     metal = predict_for_file(mac(16), path, LoadOptions(n_ctx=512, n_gpu_layers=-1))
     assert metal.device == "metal" and [p.pool for p in metal.memory] == ["unified"]
 

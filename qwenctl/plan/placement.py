@@ -47,7 +47,7 @@ def candidate(m: Machine, model: ModelSpec, w: Weights, n_ctx: int, kv_type: str
         device = m.device if not (m.device == "cuda" and ngl == 0) else "cpu"
         # the memory of a CUDA build with no layer offloaded is still a CUDA build's
         pools = pool_uses(m, estimate_memory(model, w, m.backend, m.device if m.device == "cuda" else device, n_ctx, ngl, kv_type, True,
-                                             resident_threads=m.gpu_threads))
+                                             resident_threads=m.gpu_threads, cuda_runtime=m.cuda_runtime))
         gpu_speed = m.gpu_speed if device != "cpu" else None
         sp = m.corrected(estimate_speed(model, w, gpu_speed, m.host_speed, ngl if device == "cuda" else -1, kv_type))
         plan = _new_plan(m, model, w, n_ctx, kv_type, flash, pools, sp, device=device,
