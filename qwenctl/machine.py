@@ -20,7 +20,7 @@ from qwenctl.estimate import MemoryEstimate, PoolMemory, load_calibration
 from qwenctl.hardware import specs
 from qwenctl.hardware.build import as_built, shortfall_note, without_dot_products
 from qwenctl.hardware.cpu import thread_limit
-from qwenctl.hardware.facts import AppleSilicon, Backends, Board, Cpu, Hardware, Memory, NvidiaGpu
+from qwenctl.hardware.facts import AppleSilicon, Backends, Board, Cpu, Hardware, Memory, Nvidia, NvidiaGpu
 from qwenctl.speed import Links, SpeedEstimate, corrected
 from qwenctl.speed_history import Run, correction_for, runs
 from qwenctl.split import gpu_label
@@ -212,11 +212,12 @@ def host_device(hw: Hardware, n_threads: int | None = None) -> DeviceSpeed:
 
 
 def cuda_build(hw: Hardware) -> bool:
-    """Whether llama.cpp here is a CUDA build that finds a GPU (an engine not probed counts as one, as on a profile):
-    every load then starts ggml's CUDA backend, and with it the CUDA runtime on the host, also a load no GPU joins
-    (estimate.estimate_memory's ``cuda_runtime``)."""
+    """Whether llama.cpp here is a CUDA build on a machine with NVIDIA's driver (an engine not probed counts as one, as
+    on a profile): every load then starts ggml's CUDA backend, and with it the CUDA runtime on the host, also a load no
+    GPU joins and one where CUDA_VISIBLE_DEVICES hides every GPU (estimate.estimate_memory's ``cuda_runtime``; both
+    measured on the H100 machine, benchmarks/results/h100-cpu-alone-s72)."""
     b = hw.backends if isinstance(hw.backends, Backends) else None
-    return bool(hw.gpus) and (b is None or b.llama_cpp_gpu_offload is not False)
+    return isinstance(hw.nvidia, Nvidia) and (b is None or b.llama_cpp_gpu_offload is not False)
 
 
 def one_node(bw: int, hw: Hardware) -> tuple[int, str | None]:

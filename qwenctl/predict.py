@@ -178,7 +178,7 @@ def predict_for_file(
 
     if isinstance(hardware.apple, AppleSilicon) and options.n_gpu_layers != 0:
         device = "metal"
-    elif cuda_build(hardware) and not (options.cpu_alone and not workers):
+    elif hardware.gpus and cuda_build(hardware) and not (options.cpu_alone and not workers):
         device = "cuda"  # with n_gpu_layers 0 too: the CUDA build still holds device memory, unless no GPU joins the load
     else:
         device = "cpu"

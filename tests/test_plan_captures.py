@@ -419,6 +419,20 @@ def test_a_gpu_whose_memory_another_program_holds_gets_a_plan_on_the_cpu():
     assert alike.device == "cpu" and c.memory[0].overhead_bytes - alike.memory[0].overhead_bytes == runtime
 
 
+def test_gpus_hidden_from_cuda_still_cost_the_cuda_runtime():
+    """CUDA_VISIBLE_DEVICES="" hides the RTX 4060, so the plan runs on the CPU; the CUDA build still starts its runtime on
+    the host (the H100 machine the same way: 743 MiB measured, 548 predicted without it, benchmarks/results/
+    h100-cpu-alone-s72), which a machine without NVIDIA's driver does not."""
+    doc = document("nvidia-rtx-4060.json")
+    doc["env"]["CUDA_VISIBLE_DEVICES"] = ""
+    hidden = detect(replay(doc))
+    assert hidden.gpus == ()
+    c = plan(hidden, Constraints(size="1.5B", quant="q4_k_m")).chosen
+    alike = plan(replace(hidden, nvidia=Absent("no NVIDIA driver")), Constraints(size="1.5B", quant="q4_k_m")).chosen
+    runtime = load_calibration()["memory"]["cuda_runtime_host_bytes"]
+    assert c.device == alike.device == "cpu" and c.memory[0].overhead_bytes - alike.memory[0].overhead_bytes == runtime
+
+
 def test_a_gpu_with_room_for_part_of_a_model_keeps_it():
     """With 2 GiB free the GPU holds some layers of a 7B: the plan stays on CUDA, as before."""
     c = plan(detect(replay(_held_by_another_program("nvidia-rtx-4060.json", 2048)))).chosen

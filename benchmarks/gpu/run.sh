@@ -638,24 +638,14 @@ stage_servefuzz() {
 }
 
 # cpualone: the host memory of a load no GPU joins (LoadOptions.cpu_alone: a plan on the CPU on a machine whose GPU is
-# full) with the CUDA build, against the same loads with a CPU-only build of the same llama.cpp on this machine: what a
-# CUDA build holds on the host with no context on any GPU. The 0.5B and 7B Q4_K_M (MODELS), flash attention on and off,
-# smaps per mapping (--breakdown); then the CUDA build with no GPU visible to CUDA (CUDA_VISIBLE_DEVICES="").
+# full) with the CUDA build, against the prediction (estimate.estimate_memory's cuda_runtime): the 0.5B and 7B Q4_K_M
+# (MODELS), flash attention on and off, smaps per mapping (--breakdown); then the CUDA build with no GPU visible to CUDA
+# (CUDA_VISIBLE_DEVICES=""). Results of session 72: benchmarks/results/h100-cpu-alone-s72.
 stage_cpualone() {
-  local cpu="$WORK/llama-cpu-plain" t0=$SECONDS
   local ea=($PY benchmarks/estimate_accuracy.py --cpu-alone --breakdown --quants Q4_K_M --models-dir "$WORK/models" --no-generate
             --fill 512 --sizes "${CPUALONE_SIZES:-0.5B,7B}" --cases 4096:f16:1,4096:f16:0)
-  if [ ! -f "$cpu/bin/libllama.so" ]; then
-    cmake -S "$SDIST/vendor/llama.cpp" -B "$cpu" -G Ninja -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=ON -DGGML_CUDA=OFF \
-      -DGGML_RPC=ON -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF \
-      >"$OUT/cpualone-cmake.log" 2>&1 || { tail -20 "$OUT/cpualone-cmake.log"; return 1; }
-    cmake --build "$cpu" --target llama -j "$JOBS" >"$OUT/cpualone-build.log" 2>&1 || { tail -30 "$OUT/cpualone-build.log"; return 1; }
-    stamp "CPU-only build in $((SECONDS - t0)) s"
-  fi
   stamp "CUDA build, no GPU device"
   timeout 200 "${ea[@]}" --json-out "$OUT/estimate_cpu_alone_cuda_build.json" || echo "FAILED"
-  stamp "CPU-only build"
-  LLAMA_CPP_LIB_PATH="$cpu/bin" timeout 200 "${ea[@]}" --json-out "$OUT/estimate_cpu_alone_cpu_build.json" || echo "FAILED"
   stamp "CUDA build, no GPU visible"
   CUDA_VISIBLE_DEVICES="" timeout 100 "${ea[@]}" --sizes 0.5B --cases 4096:f16:1 --json-out "$OUT/estimate_cpu_alone_no_gpu_visible.json" \
     || echo "FAILED"
