@@ -1,12 +1,13 @@
 """Feed `qwenctl plan` (and `detect`) hardware descriptions a user could write or damage, and count what goes wrong.
 
-    python benchmarks/input_fuzz.py profiles  [--seed N] [--cases N]
-    python benchmarks/input_fuzz.py snapshots [--seed N] [--cases N]
+    python benchmarks/input_fuzz.py profiles  [--seed N] [--cases N] [--pairs N]
+    python benchmarks/input_fuzz.py snapshots [--seed N] [--cases N] [--pairs N]
 
 profiles: every field of every shipped profile (profiles/*.toml) deleted or set to each of 20 odd values (0, -1,
-1e30, "1e400 GB/s", NaN, infinity, lists, tables, ...). snapshots: every answer of every captured machine
-(tests/fixtures/captures) deleted, set to an odd value (2**64, NaN, "NotSupported", ...), or, for a text, cut short,
-a line dropped, doubled or its numbers replaced. Each case runs `plan` (snapshots: and `detect`) in this process.
+1e30, "1e400 GB/s", NaN, infinity, lists, tables, ...), or with --pairs, two changes to one profile at once that each
+plan alone. snapshots: every answer of every captured machine (tests/fixtures/captures) deleted, set to an odd value (2**64, NaN, "NotSupported", ...), or, for a text, cut short,
+a line dropped, doubled or its numbers replaced; with --pairs, two answers of one machine missing, NotSupported, None
+or 0 at once. Each case runs `plan` (snapshots: and `detect`) in this process.
 
 A case may plan (exit 0) or be refused in one line (3, bad input; 5, nothing fits); what must not happen is the
 last guard's "internal error" (exit 70) or a case that takes seconds (one still running after 20 s is stopped):
@@ -42,6 +43,7 @@ PROFILE_VALUES: list[Any] = [0, -1, 1, 1e30, -1e30, 0.5, "x", "", "0 GB", "-5 Gi
                              True, [], [1], {}, "nan GB/s", math.nan, math.inf]
 SNAPSHOT_VALUES: list[Any] = [0, -1, 2**64, 1e308, math.nan, "x", "", None, True, [], {}, "NotSupported", [0, 0], -2**63]
 DELETE = object()
+PAIR_VALUES: list[Any] = [DELETE, "NotSupported", None, 0]  # snapshots --pairs: an answer missing, refused or empty
 SLOW_S = 2.0
 HUNG_S = 20  # a case still running then is stopped (SIGALRM) and counted: 2**64 GPUs counted ran for hours
 
@@ -112,14 +114,40 @@ def text_variants(text: str, draw: random.Random) -> list[str]:
     return out
 
 
-def profile_cases(draw: random.Random) -> list[tuple[str, str]]:
-    cases = []
+def profile_changes() -> list[tuple[str, dict, tuple, Any]]:
+    """(profile, its document, a path in it, the value it gets) for every field and odd value."""
+    changes = []
     for f in sorted((ROOT / "profiles").glob("*.toml")):
         doc = tomllib.loads(f.read_text())
-        for path in paths(doc):
-            if path[0] != "sources":
-                cases += [(f.stem, toml_text(changed(doc, path, v))) for v in [DELETE, *PROFILE_VALUES]]
+        changes += [(f.stem, doc, path, v) for path in paths(doc) if path[0] != "sources" for v in [DELETE, *PROFILE_VALUES]]
+    return changes
+
+
+def profile_cases(draw: random.Random) -> list[tuple[str, str]]:
+    cases = [(name, toml_text(changed(doc, path, v))) for name, doc, path, v in profile_changes()]
     draw.shuffle(cases)
+    return cases
+
+
+def profile_pairs(draw: random.Random, count: int, plans_alone: Any) -> list[tuple[str, str]]:
+    """``count`` cases of two changes to one profile at once, each a change that plans when made alone
+    (``plans_alone(name, text)``): fields odd together (a GPU's memory and its bandwidth, the cores and the
+    threads) that each pass alone."""
+    by_profile: dict[str, list] = {}
+    for name, doc, path, v in profile_changes():
+        if plans_alone(name, toml_text(changed(doc, path, v))):
+            by_profile.setdefault(name, []).append((doc, path, v))
+    names = sorted(n for n, passing in by_profile.items() if len(passing) > 1)
+    cases: list[tuple[str, str]] = []
+    while names and len(cases) < count:
+        name = draw.choice(names)
+        (doc, one, a), (_, two, b) = draw.sample(by_profile[name], 2)
+        if one[: len(two)] == two or two[: len(one)] == one:  # one field inside the other
+            continue
+        try:
+            cases.append((name, toml_text(changed(changed(doc, one, a), two, b))))
+        except (IndexError, KeyError):  # the first change deleted an array's item: the second's index moved
+            continue
     return cases
 
 
@@ -144,18 +172,49 @@ def snapshot_cases(draw: random.Random) -> list[tuple[str, Any]]:
     return cases
 
 
+def snapshot_pairs(draw: random.Random, count: int) -> list[tuple[str, Any]]:
+    """``count`` cases of two answers of one captured machine missing at once, or NotSupported, None or 0: a partial
+    probe (a container without /sys, a driver that answers some NVML queries) where each answer alone degrades."""
+    answers = []
+    for f in sorted((ROOT / "tests" / "fixtures" / "captures").glob("*.json")):
+        doc = json.loads(f.read_text())
+        found = {k: doc[k] for k in ("files", "commands", "nvml", "platform", "env", "disk", "psutil", "python") if k in doc}
+        answers.append((f.stem, doc, paths(found)))
+    cases: list[tuple[str, Any]] = []
+    while len(cases) < count:
+        name, doc, where = draw.choice(answers)
+        one, two = draw.sample(where, 2)
+        if one[: len(two)] == two or two[: len(one)] == one:
+            continue
+        a, b = draw.choice(PAIR_VALUES), draw.choice(PAIR_VALUES)
+        cases.append((name, lambda doc=doc, one=one, two=two, a=a, b=b: changed(changed(doc, one, a), two, b)))
+    return cases
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("what", choices=("profiles", "snapshots"))
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--cases", type=int, help="run this many of them (all by default)")
+    ap.add_argument("--pairs", type=int, default=0, help="this many cases of two changes at once: profiles, each a change that plans alone (every single change runs "
+                         "first); snapshots, two answers missing, NotSupported, None or 0")
     args = ap.parse_args()
     draw = random.Random(args.seed)
     runner, statuses, failures = CliRunner(), Counter(), 0
     scratch = Path("/tmp") / f"qwenctl-input-fuzz-{args.what}"
     scratch.mkdir(exist_ok=True)
-    cases = profile_cases(draw) if args.what == "profiles" else snapshot_cases(draw)
     signal.signal(signal.SIGALRM, _stop)
+    if args.what == "profiles" and args.pairs:
+        def plans_alone(name: str, text: str) -> bool:
+            f = scratch / f"{name}.toml"
+            f.write_text(text)
+            return runner.invoke(cli, ["plan", "--profile", str(f)]).exit_code == 0
+
+        cases = profile_pairs(draw, args.pairs, plans_alone)
+    elif args.pairs:
+        cases = snapshot_pairs(draw, args.pairs)
+    else:
+        cases = profile_cases(draw) if args.what == "profiles" else snapshot_cases(draw)
     for name, made in cases[: args.cases]:
         if args.what == "profiles":
             f = scratch / f"{name}.toml"
