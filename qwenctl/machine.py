@@ -436,7 +436,7 @@ class Machine:
     @cached_property
     def cuda_runtime(self) -> bool:
         """Whether a plan on this machine's CPU still starts the CUDA runtime on the host: llama.cpp's CUDA build where
-        the GPU is left out (its memory taken by another program), `cuda_build`."""
+        the plan leaves the GPU out (another program holds its memory) or CUDA_VISIBLE_DEVICES hides it, `cuda_build`."""
         return self.device == "cpu" and self.backend == "llama.cpp" and cuda_build(self.hw)
 
     @property
