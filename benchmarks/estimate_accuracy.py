@@ -259,13 +259,27 @@ def fit(docs: list[dict]) -> dict:
     the median over the flash-attention rows = cuda_context_bytes, and what the rows without flash
     attention need beyond it (cuBLAS) = cuda_no_flash_attn_bytes. Host: the kernels CUDA loaded, as
     ``_fit_cuda_host`` says. The compute-buffer formula itself is checked against the sizes llama.cpp
-    logged (llama_buffers_mib).
+    logged (llama_buffers_mib). Rows of a CUDA build loaded with no GPU device (--cpu-alone, on a machine with NVIDIA's
+    driver: machine.cuda_build) are not CPU rows: what they hold beyond the CPU rule's weights, KV cache, compute
+    buffer and runtime is the CUDA runtime's, their median = cuda_runtime_host_bytes.
     """
     import numpy as np
 
+    from qwenctl.estimate import load_calibration
+    from qwenctl.hardware.facts import hardware_from_dict
+    from qwenctl.machine import cuda_build
+
     rows = [r for doc in docs for r in doc["rows"] if "measured" in r]
     out: dict = {}
-    cpu = [r for r in rows if not r["gpu"] and r["flash_attn"]]
+    runtime = [r for doc in docs if cuda_build(hardware_from_dict(doc["machine"])) for r in doc["rows"]
+               if "measured" in r and r.get("cpu_alone")]
+    if runtime:
+        cal = load_calibration()["memory"]
+        out["cuda_runtime_host_bytes"] = int(statistics.median(
+            r["measured"]["host_bytes"] - _pool_bytes(r, "ram", overhead=False)
+            - cal["host_runtime_bytes"] - cal["host_vocab_bytes_per_token"] * r["predicted"]["arch"]["vocab_size"]
+            for r in runtime))
+    cpu = [r for r in rows if not r["gpu"] and r["flash_attn"] and r not in runtime]
     if cpu:
         a, y = [], []
         for r in cpu:
@@ -284,6 +298,12 @@ def fit(docs: list[dict]) -> dict:
         out.update(_fit_cuda_host(gpu))
         out["gpu_rows"] = len(gpu)
     return out
+
+
+def _pool_bytes(row: dict, pool: str, overhead: bool = True) -> int:
+    """A row's predicted bytes of one pool: weights, KV cache, compute buffer and (``overhead``) the rest."""
+    p = next(p for p in row["predicted"]["memory"] if p["pool"] == pool)
+    return p["weights_bytes"] + p["kv_bytes"] + p["compute_bytes"] + (p["overhead_bytes"] if overhead else 0)
 
 
 def _fit_vram(gpu: list[dict]) -> dict:

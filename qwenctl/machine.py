@@ -217,7 +217,8 @@ def cuda_build(hw: Hardware) -> bool:
     GPU joins and one where CUDA_VISIBLE_DEVICES hides every GPU (estimate.estimate_memory's ``cuda_runtime``; both
     measured on the H100 machine, benchmarks/results/h100-cpu-alone-s72)."""
     b = hw.backends if isinstance(hw.backends, Backends) else None
-    return isinstance(hw.nvidia, Nvidia) and (b is None or b.llama_cpp_gpu_offload is not False)
+    # with every GPU hidden llama_supports_gpu_offload() says no, but the build still names the CUDA archs it carries
+    return isinstance(hw.nvidia, Nvidia) and (b is None or b.llama_cpp_gpu_offload is not False or bool(b.llama_cpp_cuda_archs))
 
 
 def one_node(bw: int, hw: Hardware) -> tuple[int, str | None]:

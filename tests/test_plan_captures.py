@@ -14,7 +14,7 @@ from qwenctl.errors import ExitCode, QwenctlError
 from qwenctl.estimate import load_calibration
 from qwenctl.hardware import detect
 from qwenctl.hardware.specs import resident_threads
-from qwenctl.machine import apple_device, cuda_device
+from qwenctl.machine import apple_device, cuda_build, cuda_device
 from qwenctl.plan import Constraints, plan
 from qwenctl.result import Absent
 
@@ -431,6 +431,12 @@ def test_gpus_hidden_from_cuda_still_cost_the_cuda_runtime():
     alike = plan(replace(hidden, nvidia=Absent("no NVIDIA driver")), Constraints(size="1.5B", quant="q4_k_m")).chosen
     runtime = load_calibration()["memory"]["cuda_runtime_host_bytes"]
     assert c.device == alike.device == "cpu" and c.memory[0].overhead_bytes - alike.memory[0].overhead_bytes == runtime
+    # with every GPU hidden, llama_supports_gpu_offload() answers False (so on the H100 machine), but the build still
+    # names the CUDA archs it carries: a CUDA build all the same. A CPU build names none and starts no runtime
+    def with_build(offload: bool, archs: tuple[int, ...]):
+        return replace(hidden, backends=replace(hidden.backends, llama_cpp_gpu_offload=offload, llama_cpp_cuda_archs=archs))
+
+    assert cuda_build(with_build(False, (900,))) and not cuda_build(with_build(False, ()))
 
 
 def test_a_gpu_with_room_for_part_of_a_model_keeps_it():
