@@ -211,14 +211,21 @@ def host_device(hw: Hardware, n_threads: int | None = None) -> DeviceSpeed:
     )
 
 
-def cuda_build(hw: Hardware) -> bool:
-    """Whether llama.cpp here is a CUDA build on a machine with NVIDIA's driver (an engine not probed counts as one, as
-    on a profile): every load then starts ggml's CUDA backend, and with it the CUDA runtime on the host, also a load no
-    GPU joins and one where CUDA_VISIBLE_DEVICES hides every GPU (estimate.estimate_memory's ``cuda_runtime``; both
-    measured on the H100 machine, benchmarks/results/h100-cpu-alone-s72)."""
+def gpu_offload(hw: Hardware) -> bool:
+    """Whether llama.cpp here offloads to a GPU (`llama_supports_gpu_offload()`; an engine not probed counts as one, as
+    on a profile)."""
     b = hw.backends if isinstance(hw.backends, Backends) else None
-    # with every GPU hidden llama_supports_gpu_offload() says no, but the build still names the CUDA archs it carries
-    return isinstance(hw.nvidia, Nvidia) and (b is None or b.llama_cpp_gpu_offload is not False or bool(b.llama_cpp_cuda_archs))
+    return b is None or b.llama_cpp_gpu_offload is not False
+
+
+def cuda_build(hw: Hardware) -> bool:
+    """Whether llama.cpp here is a CUDA build on a machine with NVIDIA's driver: every load then starts ggml's CUDA
+    backend, and with it the CUDA runtime on the host, also a load no GPU joins and one where CUDA_VISIBLE_DEVICES hides
+    every GPU (estimate.estimate_memory's ``cuda_runtime``; both measured on the H100 machine,
+    benchmarks/results/h100-cpu-alone-s72). With every GPU hidden `gpu_offload` says no, but the build still names the
+    CUDA archs it carries."""
+    b = hw.backends if isinstance(hw.backends, Backends) else None
+    return isinstance(hw.nvidia, Nvidia) and (gpu_offload(hw) or bool(b and b.llama_cpp_cuda_archs))
 
 
 def one_node(bw: int, hw: Hardware) -> tuple[int, str | None]:

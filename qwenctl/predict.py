@@ -30,7 +30,7 @@ from qwenctl.estimate import (
 )
 from qwenctl.hardware.facts import AppleSilicon, Hardware
 from qwenctl.hardware.specs import resident_threads
-from qwenctl.machine import apple_device, cuda_build, cuda_device, host_device
+from qwenctl.machine import apple_device, cuda_build, cuda_device, gpu_offload, host_device
 from qwenctl.speed import estimate_speed
 
 if TYPE_CHECKING:
@@ -178,7 +178,7 @@ def predict_for_file(
 
     if isinstance(hardware.apple, AppleSilicon) and options.n_gpu_layers != 0:
         device = "metal"
-    elif hardware.gpus and cuda_build(hardware) and not (options.cpu_alone and not workers):
+    elif hardware.gpus and gpu_offload(hardware) and not (options.cpu_alone and not workers):
         device = "cuda"  # with n_gpu_layers 0 too: the CUDA build still holds device memory, unless no GPU joins the load
     else:
         device = "cpu"
