@@ -32,8 +32,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from speed_model_fit import published_cpu_hosts  # noqa: E402
 
+from qwenctl.hardware.apple_specs import apple_spec  # noqa: E402
 from qwenctl.hardware.facts import NvidiaGpu  # noqa: E402
-from qwenctl.hardware.specs import apple_spec, gpu_spec_of  # noqa: E402
+from qwenctl.hardware.nvidia_specs import gpu_spec_of  # noqa: E402
 
 SOURCE = ("https://github.com/d893a/localscore-insights/blob/a4f81747b3e6f0841f48c7bea6496d4f0e4a464c/"
           "assets/localscore_results.tsv")

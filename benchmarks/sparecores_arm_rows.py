@@ -24,8 +24,9 @@ sys.path[:0] = [str(HERE), str(HERE.parent)]
 
 from sparecores_rows import LLAMA_7B, MODEL_FILE, SOURCE, bench_rows, convert, host_key, read_instance  # noqa: E402
 
+from qwenctl.hardware._parse import devices  # noqa: E402
 from qwenctl.hardware.cpu import ARM_FEATURES  # noqa: E402
-from qwenctl.hardware.specs import _devices, clock_in_name  # noqa: E402
+from qwenctl.hardware.cpu_specs import clock_in_name  # noqa: E402
 
 # What llama_print_system_info's CPU part says of the binary SpareCores ran: ghcr.io/ggml-org/llama.cpp:full-b4753
 # (github.com/SpareCores/sc-images images/benchmark-llm/Dockerfile at 5f44c28), whose arm64 build was configured
@@ -37,7 +38,7 @@ BUILD_CPU_FLAGS = ("neon",)
 
 def arm_cores() -> set[str]:
     """The Arm core names devices.json maps to a throughput row (`core_of.arm`)."""
-    return set(_devices()["core_of"]["arm"])
+    return set(devices()["core_of"]["arm"])
 
 
 def nominal_clock_ghz(cpu: dict[str, str]) -> float | None:

@@ -30,7 +30,7 @@ sys.path[:0] = [str(HERE), str(HERE.parent)]
 
 from sparecores_rows import BUILD_DATES, git, host_key, host_spec, lscpu_fields, read_bandwidth, show  # noqa: E402  (the CPU rows' converter)
 
-from qwenctl.hardware.specs import gpu_spec  # noqa: E402
+from qwenctl.hardware.nvidia_specs import gpu_spec  # noqa: E402
 
 SOURCE = "https://github.com/SpareCores/sc-inspector-data"
 # the benchmark's files (llm/stderr names each download), as the scorer's shapes

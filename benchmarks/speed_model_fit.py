@@ -51,7 +51,7 @@ from qwenctl.hardware.facts import (  # noqa: E402
     Memory,
     NvidiaGpu,
 )
-from qwenctl.hardware.specs import (  # noqa: E402
+from qwenctl.hardware.nvidia_specs import (  # noqa: E402
     geforce_desktop,
     gpu_spec_by_key,
     gpu_spec_of,
@@ -185,7 +185,7 @@ def devices_for(row: dict, cpus: dict, aliases: dict, shapes: dict):
 
 
 def apple_facts(key: str) -> AppleSilicon | None:
-    from qwenctl.hardware.specs import apple_spec_by_key
+    from qwenctl.hardware.apple_specs import apple_spec_by_key
 
     spec = apple_spec_by_key(key)
     if spec is None:

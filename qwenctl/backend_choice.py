@@ -35,7 +35,7 @@ def cuda_unsupported(gpu: NvidiaGpu, archs: tuple[int, ...] | None = None) -> st
     Such a build would abort at its first kernel ("no kernel image is available"), not fall back."""
     from qwenctl.device_speed import load_speed_model
     from qwenctl.hardware.engines import oldest_capability
-    from qwenctl.hardware.specs import gpu_spec_of, major_minor
+    from qwenctl.hardware.nvidia_specs import gpu_spec_of, major_minor
 
     paths = load_speed_model()["kernel_paths"]
     oldest = tuple(paths["cuda_min_compute_capability"])

@@ -50,7 +50,7 @@ class DeviceSpeed:
     sources: tuple[str, ...] = ()  # where bandwidth and peaks came from
     assumed: tuple[str, ...] = ()  # figures that were not detected or sourced for this device
     bandwidth_assumed: bool = False  # the bandwidth is an assumption (a CPU's rating, the fallback), not this machine's
-    compute_share: float = 1.0  # a MIG slice's share of the GPU's SMs; a hybrid CPU's threads beyond its P-cores (specs.thread_share)
+    compute_share: float = 1.0  # a MIG slice's share of the GPU's SMs; a hybrid CPU's threads beyond its P-cores (cpu_specs.thread_share)
     dies: int = 1  # GPU dies that every kernel's completion must synchronise (an Apple Ultra: 2)
     # what the bandwidth figure is, where not a specification's peak: "stream", a board's published STREAM figure, or
     # "read_test", this machine's `qwenctl detect --measure`; each is what the memory streams, priced at its own share
@@ -69,10 +69,10 @@ class DeviceSpeed:
     # (devices.json x86_designs); 0: not measured for this core design
     staging_copy_bytes_per_s: float = 0.0
     # what the CPU's cores read together at most where links between its dies and the memory bind before the DRAM
-    # does (an AMD Ryzen's fabric links: specs.die_links); 0: no such limit
+    # does (an AMD Ryzen's fabric links: cpu_specs.die_links); 0: no such limit
     fabric_read_bytes_per_s: float = 0.0
     core: str = ""  # a CPU's core row (devices.json cpu_core_throughput), where its kernels' speed differs from its family's
-    vendor: str = ""  # an x86 CPU's CPUID vendor (specs.x86_vendor), where its kernels' speed differs by vendor; "" elsewhere
+    vendor: str = ""  # an x86 CPU's CPUID vendor (cpu_specs.x86_vendor), where its kernels' speed differs by vendor; "" elsewhere
     above_rated_clock: bool = False  # a desktop GeForce: GPU Boost holds it above its rated clock under load
     threads_per_unit: int = 0  # a CUDA GPU's resident threads per SM (devices.json nvidia_arch, else a fallback); 0 elsewhere
     host_link_bytes_per_s: float = 0.0  # what a host-to-GPU copy can cross its PCIe link at (machine.pcie_copy_rate); 0: not known
@@ -82,7 +82,7 @@ class DeviceSpeed:
 
 def under_load(dev: DeviceSpeed) -> DeviceSpeed:
     """The device at the clock it runs a model at. A desktop GeForce's GPU Boost runs well above the rated boost
-    wherever power and temperature allow (hardware.specs.geforce_desktop), by a share fitted on the fitting half
+    wherever power and temperature allow (hardware.nvidia_specs.geforce_desktop), by a share fitted on the fitting half
     (speed_model.json `geforce_sustained_clock`); the clock sets its per-layer costs, what its SMs keep in flight
     and its ALU and matrix peaks alike. Every other device runs at the clock its figures are given for."""
     if not dev.above_rated_clock:

@@ -284,7 +284,7 @@ def cuda_stack_bytes(resident_threads: int | None) -> int:
     """How much more local memory a GPU's CUDA context reserves than the context was fitted with: the driver keeps a
     stack for every thread the GPU can hold at once (SMs x resident threads per SM x the 1 KiB default), 264 MiB on
     the H100 and H200 the contexts were measured on, 36 MiB on an RTX 4060 (24 x 1,536). ``resident_threads``: the
-    GPU's (`specs.resident_threads`); None, unknown: the measured GPUs' (no difference)."""
+    GPU's (`nvidia_specs.resident_threads`); None, unknown: the measured GPUs' (no difference)."""
     cal = load_calibration()["memory"]
     fitted = int(cal["cuda_context_resident_threads"])
     return ((resident_threads or fitted) - fitted) * int(cal["cuda_stack_bytes_per_thread"])

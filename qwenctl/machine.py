@@ -17,7 +17,7 @@ from qwenctl.cluster import Link, Worker
 from qwenctl.device_speed import DeviceSpeed, load_speed_model
 from qwenctl.errors import ExitCode, QwenctlError
 from qwenctl.estimate import MemoryEstimate, PoolMemory, load_calibration
-from qwenctl.hardware import specs
+from qwenctl.hardware import apple_specs, cpu_specs, nvidia_specs
 from qwenctl.hardware.build import as_built, shortfall_note, without_dot_products
 from qwenctl.hardware.cpu import thread_limit
 from qwenctl.hardware.facts import AppleSilicon, Backends, Board, Cpu, Hardware, Memory, Nvidia, NvidiaGpu
@@ -104,7 +104,7 @@ def gpu_memory(gpu: NvidiaGpu) -> tuple[int, int | None, str | None]:
     """(total, free, assumption) of a GPU's memory: NVML's, else its specification's (said so), else 0."""
     if gpu.memory_total_bytes is not None:
         return gpu.memory_total_bytes, gpu.memory_free_bytes, None
-    spec = specs.gpu_spec_of(gpu)
+    spec = nvidia_specs.gpu_spec_of(gpu)
     if spec and spec.get("memory_gib") and not gpu.mig_profile:
         total = int(spec["memory_gib"] * 2**30)
         why = dict(gpu.unknown).get("memory_total_bytes", "NVML could not say")
@@ -130,7 +130,7 @@ def host_device(hw: Hardware, n_threads: int | None = None) -> DeviceSpeed:
     if n_threads and isinstance(hw.cpu, Cpu):
         n = min(n, usable_threads(hw.cpu))
     cpu = as_built(hw.cpu, hw)[0] if isinstance(hw.cpu, Cpu) else None
-    core = specs.cpu_core(cpu, hw.board if isinstance(hw.board, Board) else None)
+    core = cpu_specs.cpu_core(cpu, hw.board if isinstance(hw.board, Board) else None)
     bw = hw.memory.bandwidth_bytes_per_s if isinstance(hw.memory, Memory) else None
     bw_source = hw.memory.bandwidth_source if isinstance(hw.memory, Memory) else None
     sustained = None  # (bytes/s, source, kind) of what the memory streams: a board's STREAM figure or a read test's
@@ -178,7 +178,7 @@ def host_device(hw: Hardware, n_threads: int | None = None) -> DeviceSpeed:
     per_core = core.clock_hz * n
     no_dot = core.int8_per_cycle_without_dot if without_dot_products(hw) else None  # None: the build has them
     int8_per_cycle = no_dot or core.int8_per_cycle  # SMULLs for SDOTs, and no tiled kernels (kernels._tiled_class)
-    share = specs.thread_share(cpu, core, n)
+    share = cpu_specs.thread_share(cpu, core, n)
     if cpu is not None and share < 1.0:
         sources.append(f"{n} threads on {cpu.performance_cores} performance cores: {share:.2f} of their rate each")
     if cpu is not None and cpu.usable_cpus and cpu.usable_cpus < n:  # a quota's part of a CPU: its threads share the time
@@ -255,11 +255,11 @@ def cuda_device(gpu: NvidiaGpu) -> DeviceSpeed:
     The clock is the rated boost, not NVML's maximum SM clock: on a GeForce card that is the top of its
     voltage-frequency table (a GTX 1050 Ti's 1,911 MHz against its rated 1,392), which it holds only lightly loaded,
     and every constant of the speed model was fitted at the rated boost. The specification's where there is one, else
-    what NVML says of it (`specs.nvml_rated_clock`). A desktop GeForce runs above its rated boost under load: the speed
+    what NVML says of it (`nvidia_specs.nvml_rated_clock`). A desktop GeForce runs above its rated boost under load: the speed
     model prices it there (`above_rated_clock`). A GDDR card with ECC on reads its check bits from the same memory as
     the data: its bandwidth is priced at `gddr_ecc_read_share` of the peak (HBM has ECC resources of its own)."""
     fb = load_speed_model()["fallbacks"]
-    peaks = specs.nvidia_peaks(gpu)
+    peaks = nvidia_specs.nvidia_peaks(gpu)
     assumed = list(peaks.assumed)
     bw = gpu.bandwidth_bytes_per_s or peaks.bandwidth_bytes_per_s
     sources = [peaks.source, "bandwidth: the GPU's own (NVML, or the profile)" if gpu.bandwidth_bytes_per_s else f"bandwidth: {peaks.source}"]
@@ -287,7 +287,7 @@ def cuda_device(gpu: NvidiaGpu) -> DeviceSpeed:
         above_rated_clock=peaks.above_rated_clock,
         sources=tuple(sources),
         assumed=tuple(assumed),
-        threads_per_unit=specs.threads_per_sm(gpu) or int(fb["gpu_threads_per_sm"]),
+        threads_per_unit=nvidia_specs.threads_per_sm(gpu) or int(fb["gpu_threads_per_sm"]),
         host_link_bytes_per_s=pcie_copy_rate(gpu.pcie_link_gen, gpu.pcie_link_width),
     )
 
@@ -312,7 +312,7 @@ def apple_device(apple: AppleSilicon, engine: str) -> DeviceSpeed:
     """The Apple GPU for Metal or MLX: bandwidth by chip and GPU cores, FP32 peak by its cores, and the matrix peak of
     its Neural Accelerators where its cores have them (M5: the prompt's products run there)."""
     fb = load_speed_model()["fallbacks"]
-    peaks = specs.apple_peaks(apple)
+    peaks = apple_specs.apple_peaks(apple)
     assumed = list(peaks.assumed)
     bw = apple.bandwidth_bytes_per_s or peaks.bandwidth_bytes_per_s
     if not bw:
@@ -344,7 +344,7 @@ class Slot:
     capacity: int
     speed: DeviceSpeed
     gpu_index: int | None = None  # a local GPU's CUDA index
-    resident_threads: int | None = None  # a local GPU's (specs.resident_threads): its CUDA context's stacks
+    resident_threads: int | None = None  # a local GPU's (nvidia_specs.resident_threads): its CUDA context's stacks
     endpoint: str | None = None  # a worker's
     link: Link | None = None  # to a worker
 
@@ -356,7 +356,7 @@ def gpu_slots(hw: Hardware, host: int) -> tuple[Slot, ...]:
         budget, capacity = gpu_budget(g, host)
         if capacity and not g.unified_memory:
             out.append(Slot(gpu_label(g.index, g.name), "gpu", budget, capacity, cuda_device(g), gpu_index=g.index,
-                            resident_threads=specs.resident_threads(g)))
+                            resident_threads=nvidia_specs.resident_threads(g)))
     return tuple(out)
 
 
@@ -365,7 +365,7 @@ def peer_link(hw: Hardware) -> tuple[float, str]:
     GPU's link where NVML gave every GPU's (`pcie_copy_rate`), else a typical x16 link's copies. The source's first
     word tells which."""
     links = load_speed_model()["links"]
-    rates = [float((specs.gpu_spec_of(g) or {}).get("nvlink_gbs") or 0) for g in hw.gpus]
+    rates = [float((nvidia_specs.gpu_spec_of(g) or {}).get("nvlink_gbs") or 0) for g in hw.gpus]
     if rates and min(rates) > 0:
         per_direction = min(rates) / 2 * 1e9  # NVIDIA quotes both directions together
         return per_direction, f"NVLink ({min(rates):g} GB/s per GPU, SXM boards; devices.json)"
@@ -438,8 +438,8 @@ class Machine:
 
     @cached_property
     def gpu_threads(self) -> int | None:
-        """The GPU's resident threads (`specs.resident_threads`), which size its CUDA context's stacks."""
-        return specs.resident_threads(self.gpu) if self.gpu else None
+        """The GPU's resident threads (`nvidia_specs.resident_threads`), which size its CUDA context's stacks."""
+        return nvidia_specs.resident_threads(self.gpu) if self.gpu else None
 
     @cached_property
     def cuda_runtime(self) -> bool:

@@ -224,7 +224,7 @@ def gpus_full(hardware: Hardware) -> bool:
     """Whether no GPU here has room for what llama.cpp's CUDA backend starts on it (another program holds the rest):
     a load is then one on the CPU alone, as a plan there is (`estimate.cuda_context_bytes` says what happens else)."""
     from qwenctl.estimate import cuda_context_bytes
-    from qwenctl.hardware.specs import resident_threads
+    from qwenctl.hardware.nvidia_specs import resident_threads
 
     return bool(hardware.gpus) and all(
         not g.unified_memory and g.memory_free_bytes is not None and g.memory_free_bytes < cuda_context_bytes(resident_threads(g))

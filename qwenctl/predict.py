@@ -29,7 +29,7 @@ from qwenctl.estimate import (
     tied_embeddings,
 )
 from qwenctl.hardware.facts import AppleSilicon, Hardware
-from qwenctl.hardware.specs import resident_threads
+from qwenctl.hardware.nvidia_specs import resident_threads
 from qwenctl.machine import apple_device, cuda_build, cuda_device, gpu_offload, host_device
 from qwenctl.speed import estimate_speed
 

@@ -39,7 +39,7 @@ from typing import Any
 from qwenctl import files
 from qwenctl.cluster import Link, RemoteDevice, Worker
 from qwenctl.errors import ExitCode, QwenctlError
-from qwenctl.hardware import specs
+from qwenctl.hardware import nvidia_specs
 from qwenctl.hardware.apple import wired_limit
 from qwenctl.hardware.facts import (
     Absent,
@@ -281,7 +281,7 @@ def _read_profile(path: Path) -> tuple[Hardware, tuple[_WorkerEntry, ...], _Netw
             pcie = g.int_pair("pcie", "generation, lanes", 1)
             cc = g.int_pair("compute_capability", "major, minor", 0)
             if cc is None:  # the specification table's, as NVML gives it on a live card; unknown where no row names it
-                cc = specs.spec_compute_capability(specs.gpu_spec(gpu_name, None, None if unified else mem, power) or {})
+                cc = nvidia_specs.spec_compute_capability(nvidia_specs.gpu_spec(gpu_name, None, None if unified else mem, power) or {})
             free = g.bytes_("memory_free", mem)
             if free > mem:
                 raise g.fail("memory_free", f"must not exceed the GPU's memory ({mem:,} bytes)")

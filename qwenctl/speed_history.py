@@ -31,7 +31,8 @@ _PLAUSIBLE = (0.2, 5.0)  # ratios outside this were a broken run (a throttled or
 # What a prediction is made of: the speed model's code and the data it reads. A ratio measured against one version
 # of them says nothing about another's predictions (session 16's thread term took this VM's 1.5B from 22.3 tok/s
 # predicted to 12.1 against 9.8 measured, so a x0.57 learned before would have put it 30 % low).
-_MODEL_PARTS = (("qwenctl", "speed.py"), ("qwenctl", "machine.py"), ("qwenctl.hardware", "specs.py"),
+_MODEL_PARTS = (("qwenctl", "speed.py"), ("qwenctl", "machine.py"), ("qwenctl.hardware", "nvidia_specs.py"),
+                ("qwenctl.hardware", "apple_specs.py"), ("qwenctl.hardware", "cpu_specs.py"),
                 ("qwenctl.data", "speed_model.json"), ("qwenctl.hardware.data", "devices.json"),
                 ("qwenctl.hardware.data", "board_bandwidth.json"), ("qwenctl.hardware.data", "apple_silicon.json"))
 

@@ -1,7 +1,7 @@
 import pytest
 from hardware_captures import document, replay
 
-from qwenctl.hardware import apple, specs
+from qwenctl.hardware import apple, apple_specs
 from qwenctl.hardware._parse import SYSCTL_ARGV, data
 from qwenctl.hardware.facts import Absent
 from qwenctl.hardware.snapshot import command_key
@@ -30,7 +30,7 @@ def test_m3_max_36gb_without_ioreg_is_told_apart_by_its_14_core_cpu():
 def test_m3_max_without_ioreg_is_priced_with_the_gpu_its_cpu_comes_with():
     """The same capture's GPU: its 10 + 4 CPU cores come only with the 30-core GPU, so the plan prices those 30 cores
     from the specification, not the smallest configuration as an assumption it has to name."""
-    peaks = specs.apple_peaks(apple.probe(replay("apple-m3-max-36gb.json")))
+    peaks = apple_specs.apple_peaks(apple.probe(replay("apple-m3-max-36gb.json")))
     assert (peaks.gpu_cores, peaks.bandwidth_bytes_per_s, peaks.assumed) == (30, 300e9, ())
     assert peaks.source.endswith("its GPU cores told by its 10P + 4E CPU")
 
@@ -42,7 +42,7 @@ def test_big_surs_apple_processor_is_the_m1_at_its_own_bandwidth():
     got = apple.probe(replay("apple-m1-8gb-bigsur.json"))
     assert (got.chip, got.bandwidth_bytes_per_s) == ("Apple M1", 68_250_000_000)
     assert got.bandwidth_source == "Apple M1 (Apple specifications), the chip macOS 11 named 'Apple processor'"
-    peaks = specs.apple_peaks(got)
+    peaks = apple_specs.apple_peaks(got)
     assert peaks.family == "apple-m1" and peaks.assumed == ("Apple M1: GPU core count unknown, assumed the smallest configuration's 7",)
 
 
@@ -127,7 +127,7 @@ def test_an_ultra_newer_than_the_table_is_two_of_its_generations_max_dies():
     planned a 14B at 10 tok/s on it), and the plan names that as an assumption."""
     got = renamed_m4_max("Apple M5 Ultra", 80)
     assert (got.chip, got.gpu_cores, got.bandwidth_bytes_per_s) == ("Apple M5 Ultra", 80, None)
-    peaks = specs.apple_peaks(got)
+    peaks = apple_specs.apple_peaks(got)
     assert (peaks.family, peaks.gpu_cores, peaks.dies, peaks.bandwidth_bytes_per_s) == ("apple-m5", 80, 2, 1228e9)
     assert peaks.assumed == ("Apple M5 Ultra: not in this release's table; priced as two Apple M5 Max dies (every Ultra is two "
                              "Max dies joined by UltraFusion): 1228 GB/s",)
@@ -136,16 +136,16 @@ def test_an_ultra_newer_than_the_table_is_two_of_its_generations_max_dies():
 def test_a_chip_of_a_generation_the_table_lacks_takes_the_newest_listed_of_its_tier():
     """An M6 Max is priced as the M5 Max at its lower bin (460 GB/s) with the M5's GPU clock and constants, said as an
     assumption, where it got 100 GB/s and a guessed 1.4 GHz clock; a listed chip is untouched."""
-    peaks = specs.apple_peaks(renamed_m4_max("Apple M6 Max", 40))
+    peaks = apple_specs.apple_peaks(renamed_m4_max("Apple M6 Max", 40))
     assert (peaks.family, peaks.bandwidth_bytes_per_s, peaks.dies, peaks.clock_hz) == ("apple-m5", 460e9, 1, 1.47e9)
     assert len(peaks.assumed) == 1 and "priced as the Apple M5 Max" in peaks.assumed[0]
-    listed = specs.apple_peaks(renamed_m4_max("Apple M4 Max", 40))
+    listed = apple_specs.apple_peaks(renamed_m4_max("Apple M4 Max", 40))
     assert (listed.bandwidth_bytes_per_s, listed.assumed) == (546e9, ())
 
 
 def test_an_iphone_chip_newer_than_the_table_is_the_newest_listed_one_on_its_own_gpu_generation():
     """An A19 Pro in a Mac: its memory as the A18 Pro's 60 GB/s (the newest listed iPhone chip of its tier, assumed), its
     GPU of the M5's Metal family (Apple10: devices.json `apple_a_series_generation`), with the M5's Neural Accelerators."""
-    peaks = specs.apple_peaks(renamed_m4_max("Apple A19 Pro", 6))
+    peaks = apple_specs.apple_peaks(renamed_m4_max("Apple A19 Pro", 6))
     assert (peaks.family, peaks.bandwidth_bytes_per_s, peaks.matrix_flops / peaks.fp32_flops) == ("apple-m5", 60e9, 4.0)
     assert "priced as the Apple A18 Pro" in peaks.assumed[0]

@@ -125,7 +125,7 @@ def test_the_clock_is_the_all_core_base_not_the_one_core_turbo():
     "matching the rated 4.5 GHz base", code-index file id 58583730722); a broken BIOS's nominal_freq 0
     (amd-pstate's patch, linux-pm, code-index file id 39546067532). The CPU speed model was fitted on base clocks:
     the turbo would price every prompt 1.3-2.2x too fast on a laptop."""
-    from qwenctl.hardware import specs
+    from qwenctl.hardware import cpu_specs
     from qwenctl.machine import host_device
 
     doc = document("linux-x86-no-gpu.json")
@@ -133,7 +133,7 @@ def test_the_clock_is_the_all_core_base_not_the_one_core_turbo():
     doc["files"][cpu.CPU_BASE.format(0)] = "2900000\n"
     intel = cpu.probe(replay(doc))
     assert (intel.base_clock_mhz, intel.max_clock_mhz) == (2900, 3900)
-    core = specs.cpu_core(intel, None)
+    core = cpu_specs.cpu_core(intel, None)
     assert core.clock_hz == 2.9e9 and not core.assumed
 
     del doc["files"][cpu.CPU_BASE.format(0)]
@@ -141,7 +141,7 @@ def test_the_clock_is_the_all_core_base_not_the_one_core_turbo():
     assert cpu.base_clock_mhz(replay(doc)) == 4501
     doc["files"][cpu.CPPC_NOMINAL.format(0)] = "0\n"  # unknown, not zero: cpufreq's maximum is the next witness
     amd = cpu.probe(replay(doc))
-    assert amd.base_clock_mhz is None and specs.cpu_core(amd, None).clock_hz == 3.9e9
+    assert amd.base_clock_mhz is None and cpu_specs.cpu_core(amd, None).clock_hz == 3.9e9
 
     from qwenctl.hardware.facts import Hardware, Memory
     hw = Hardware("Linux", "x86_64", intel, Memory(16 * 2**30, 8 * 2**30, 0, bandwidth_bytes_per_s=int(38.4e9)),
@@ -185,14 +185,14 @@ def test_a_hybrid_intel_cpu_runs_on_its_performance_cores():
 def test_arm_cores_take_the_throughput_of_their_pipe_count_not_of_their_isa():
     """A Cortex-A720 has i8mm like a Neoverse V1 but two 128-bit SIMD pipes, not four (LLVM's scheduling models):
     it must get the A76/N1 row, and "Cortex-A72" must not match inside "Cortex-A720"."""
-    from qwenctl.hardware import specs
+    from qwenctl.hardware import cpu_specs
 
     cix = cpu.probe(replay("cix-p1-cd8180-cpuinfo.json"))
-    assert specs.cpu_core(cix, None).family == "cpu-arm-cortex-a76-n1"
+    assert cpu_specs.cpu_core(cix, None).family == "cpu-arm-cortex-a76-n1"
     for brand, family in (("ARM Cortex-A72", "cpu-arm-cortex-a72"), ("ARM Neoverse-N2", "cpu-arm-cortex-a76-n1"),
                           ("ARM Cortex-X4", "cpu-arm-neoverse-v2"), ("ARM Neoverse-V1", "cpu-arm-neoverse-v1")):
         named = Cpu(brand=brand, arch="arm64", physical_cores=4, logical_cores=4, flags=("neon", "dotprod", "i8mm"))
-        assert specs.cpu_core(named, None).family == family, brand
+        assert cpu_specs.cpu_core(named, None).family == family, brand
 
 
 @pytest.mark.parametrize("capture, kinds, threads, clock_mhz", [
@@ -204,7 +204,7 @@ def test_arm_big_little_runs_on_its_big_cores_at_their_clock(capture, kinds, thr
     """Real /proc/cpuinfo of an RK3588 (Radxa ROCK 5B, with each CPU's cpufreq limits) and of a Cix P1: their in-order
     LITTLE cores (Cortex-A55, A520) are efficiency cores, left out of llama.cpp's threads as llama.cpp leaves x86
     E-cores out ("efficiency cores harm lockstep threading"), and the clock priced is a big core's."""
-    from qwenctl.hardware import specs
+    from qwenctl.hardware import cpu_specs
     from qwenctl.hardware.facts import Absent, Hardware
     from qwenctl.machine import threads as machine_threads
 
@@ -214,7 +214,7 @@ def test_arm_big_little_runs_on_its_big_cores_at_their_clock(capture, kinds, thr
     hw = Hardware("Linux", "aarch64", got, *(Absent("-"),) * 6)
     assert machine_threads(hw) == threads
     if clock_mhz:
-        assert specs.cpu_core(got, None).clock_hz == clock_mhz * 1e6
+        assert cpu_specs.cpu_core(got, None).clock_hz == clock_mhz * 1e6
 
 
 def test_an_n_series_intel_is_priced_as_the_gracemont_cores_it_has_not_by_its_flags():
@@ -222,15 +222,15 @@ def test_an_n_series_intel_is_priced_as_the_gracemont_cores_it_has_not_by_its_fl
     cores run FP32 on two 128-bit pipes (half the P-core's rate) and int8 dot products on one (VPDPBUSD ymm every 2
     cycles as two halves, where a Golden Cove issues two a cycle: uops.info's figures): a quarter. The published N100
     prompt was priced at 4.7x its measured 6.5 tok/s with the P-core's rates, 2.36x with two int8 pipes, 1.18x now."""
-    from qwenctl.hardware import specs
+    from qwenctl.hardware import cpu_specs
 
     flags = ("avx", "avx2", "fma", "f16c", "avx_vnni")
-    n100 = specs.cpu_core(Cpu(brand="Intel(R) N100", arch="x86_64", physical_cores=4, logical_cores=4, flags=flags), None)
-    p_core = specs.cpu_core(Cpu(brand="12th Gen Intel(R) Core(TM) i7-12700H", arch="x86_64", physical_cores=14,
+    n100 = cpu_specs.cpu_core(Cpu(brand="Intel(R) N100", arch="x86_64", physical_cores=4, logical_cores=4, flags=flags), None)
+    p_core = cpu_specs.cpu_core(Cpu(brand="12th Gen Intel(R) Core(TM) i7-12700H", arch="x86_64", physical_cores=14,
                                 logical_cores=20, flags=flags), None)
     assert (n100.family, p_core.family) == ("cpu-x86-gracemont", "cpu-x86-avx-vnni-256")
     assert (n100.int8_per_cycle, n100.fp32_per_cycle) == (p_core.int8_per_cycle / 4, p_core.fp32_per_cycle / 2)
-    assert specs.cpu_core(Cpu(brand="Intel(R) Core(TM) i3-N305", arch="x86_64", physical_cores=8, logical_cores=8,
+    assert cpu_specs.cpu_core(Cpu(brand="Intel(R) Core(TM) i3-N305", arch="x86_64", physical_cores=8, logical_cores=8,
                               flags=flags), None).family == "cpu-x86-gracemont"
 
 
@@ -238,11 +238,11 @@ def test_a_vm_without_cpufreq_reports_the_tsc_rate_of_cpuinfo_as_its_clock():
     """The development VM's verbatim capture (hypervisor flag, no cpufreq driver, "cpu MHz: 2596.122"): the kernel's
     TSC rate, the host's nominal clock, where the speed model assumed a typical 3.5 GHz before. A cpufreq driver, or
     bare metal (where the line is an idle core's current clock), leaves it unread."""
-    from qwenctl.hardware import specs
+    from qwenctl.hardware import cpu_specs
 
     vm = cpu.probe(replay("linux-x86-no-gpu.json"))
     assert (vm.base_clock_mhz, vm.max_clock_mhz) == (2596, None)
-    core = specs.cpu_core(vm, None)
+    core = cpu_specs.cpu_core(vm, None)
     assert core.clock_hz == 2596e6 and not any("clock" in a for a in core.assumed)
     with_driver = document("linux-x86-no-gpu.json")
     with_driver["files"][cpu.CPUFREQ_MAX.format(0)] = "3500000\n"
@@ -285,12 +285,12 @@ def test_a_cloud_vms_part_decodes_at_its_published_turbo_not_the_rate_its_hyperv
         name, family, model, mhz, cpufreq_max_khz, clock, single_core, how):
     """SpareCores' Sapphire, Emerald and Granite Rapids VMs decoded 1.3-1.9x faster than the TSC rate priced them: a few
     busy cores run at the turbo the VM cannot see. Prompts keep the base clock, which all cores hold."""
-    from qwenctl.hardware import specs
+    from qwenctl.hardware import cpu_specs
     from qwenctl.hardware.facts import Absent, Hardware, Memory
     from qwenctl.machine import host_device
 
     vm = cpu.probe(replay(_cloud_vm(name, family, model, mhz, cpufreq_max_khz)))
-    core = specs.cpu_core(vm, None)
+    core = cpu_specs.cpu_core(vm, None)
     assert (core.clock_hz, core.single_core_clock_hz) == (clock, single_core)
     assert (how in core.source) if how else "turbo" not in core.source
     hw = Hardware("Linux", "x86_64", vm, Memory(16 * 2**30, 8 * 2**30, 0, bandwidth_bytes_per_s=int(100e9)),
@@ -310,10 +310,10 @@ def test_a_vm_naming_no_part_decodes_at_the_lowest_turbo_the_clouds_publish_for_
     base clock. Its CPUID still tells the design, and the clouds' parts of one design turbo alike (Genoa's 9B14, 9R14 and
     9V74 all at 3.7 GHz), so a few decoding threads are priced at the lowest of them: within 5 % of what the cores were
     measured running at, where the TSC rate was 0.65-0.73 of it. Prompts keep the base clock."""
-    from qwenctl.hardware import specs
+    from qwenctl.hardware import cpu_specs
 
     vm = cpu.probe(replay(capture))
-    core = specs.cpu_core(vm, None)
+    core = cpu_specs.cpu_core(vm, None)
     assert vm.virtual_machine and vm.max_clock_mhz is None
     assert core.single_core_clock_hz == pytest.approx(single_core) and f"the clouds publish for {design} parts" in core.source
     assert all(abs(single_core / clock - 1) < 0.06 for clock in measured)
@@ -327,12 +327,12 @@ def test_an_intel_vm_naming_no_part_decodes_at_its_designs_lowest_cloud_turbo():
     llama-bench measured 8.4 there (benchmarks/results/emr-host-per-type), and 4.9 at the TSC rate. Held out, SpareCores'
     Emerald Rapids VMs whose part has no published clock: 2 -> 12 of 12 decode figures within 20 %."""
     from qwenctl.catalog import load_catalog
-    from qwenctl.hardware import specs
+    from qwenctl.hardware import cpu_specs
     from qwenctl.machine import host_device
     from qwenctl.speed import estimate_speed
 
     hw = detect(replay("nvidia-h100-gpu-machine.json"))
-    core = specs.cpu_core(hw.cpu, None)
+    core = cpu_specs.cpu_core(hw.cpu, None)
     assert (hw.cpu.cpu_family, hw.cpu.cpu_model, hw.cpu.virtual_machine, hw.cpu.max_clock_mhz) == (6, 207, True, None)
     assert core.single_core_clock_hz == 3.0e9 and "the clouds publish for Intel Emerald Rapids parts" in core.source
     assert core.clock_hz == 2.1e9  # the TSC rate: all cores busy on a prompt
@@ -344,17 +344,17 @@ def test_an_intel_vm_naming_no_part_decodes_at_its_designs_lowest_cloud_turbo():
 def test_a_vm_naming_its_part_or_showing_cpufreq_keeps_that_clock():
     """The design's figure stands in only where nothing names the clock: an Azure 9V74 VM has its part's published
     turbo, and a guest whose hypervisor shows a cpufreq maximum keeps it."""
-    from qwenctl.hardware import specs
+    from qwenctl.hardware import cpu_specs
 
     doc = document("linux-x86-zen4-genoa-vm.json")
     doc["files"]["/proc/cpuinfo"] = doc["files"]["/proc/cpuinfo"].replace(
         "model name\t: AMD EPYC\n", "model name\t: AMD EPYC 9V74 80-Core Processor\n")
-    named = specs.cpu_core(cpu.probe(replay(doc)), None)
+    named = cpu_specs.cpu_core(cpu.probe(replay(doc)), None)
     assert named.single_core_clock_hz == 3.7e9 and "max turbo 3.7 GHz (AMD EPYC 9V74" in named.source
     assert "the clouds publish for" not in named.source
     doc = document("linux-x86-zen4-genoa-vm.json")
     doc["files"][cpu.CPUFREQ_MAX.format(0)] = "3400000\n"
-    shown = specs.cpu_core(cpu.probe(replay(doc)), None)
+    shown = cpu_specs.cpu_core(cpu.probe(replay(doc)), None)
     assert shown.single_core_clock_hz == 3.4e9 and "the clouds publish for" not in shown.source
 
 
@@ -371,13 +371,13 @@ def test_a_core_with_avx_but_not_avx2_decodes_at_the_avx_builds_rate_not_the_sse
     VM, 2.37 weights a cycle against SSE's 1.8 and AVX2's 3.6 (devices.json, with the figures), at the part's turbo
     (x86_part_clocks.json; Xen shows only the TSC rate). Priced as SSE at the TSC rate, SpareCores' Ivy Bridge VMs
     decoded at 1.3-1.9x their prediction; now 0.90-1.14."""
-    from qwenctl.hardware import specs
+    from qwenctl.hardware import cpu_specs
 
-    ivy = specs.cpu_core(cpu.probe(replay(_cloud_vm("Intel(R) Xeon(R) CPU E5-2680 v2 @ 2.80GHz", 6, 62, "2792.998",
+    ivy = cpu_specs.cpu_core(cpu.probe(replay(_cloud_vm("Intel(R) Xeon(R) CPU E5-2680 v2 @ 2.80GHz", 6, 62, "2792.998",
                                                      flags=IVY_BRIDGE_FLAGS))), None)
-    no_avx = specs.cpu_core(cpu.probe(replay(_cloud_vm("Intel(R) Xeon(R) CPU E5-2680 v2 @ 2.80GHz", 6, 62, "2792.998",
+    no_avx = cpu_specs.cpu_core(cpu.probe(replay(_cloud_vm("Intel(R) Xeon(R) CPU E5-2680 v2 @ 2.80GHz", 6, 62, "2792.998",
                                                         flags=IVY_BRIDGE_FLAGS.replace(" avx f16c", "")))), None)
-    avx2 = specs.cpu_core(cpu.probe(replay(_cloud_vm("Intel(R) Xeon(R) CPU E5-2680 v2 @ 2.80GHz", 6, 62, "2792.998",
+    avx2 = cpu_specs.cpu_core(cpu.probe(replay(_cloud_vm("Intel(R) Xeon(R) CPU E5-2680 v2 @ 2.80GHz", 6, 62, "2792.998",
                                                       flags=IVY_BRIDGE_FLAGS + " avx2 fma"))), None)
     assert (ivy.core, ivy.family, no_avx.core, avx2.core) == ("x86-avx", "cpu-x86-avx", "x86-sse", "x86-avx2-fma-2x256")
     assert ivy.clock_hz == no_avx.clock_hz  # the TSC rate both VMs show
@@ -396,14 +396,14 @@ def test_arm_cores_of_other_implementers_are_named_and_classed(capture, brand, k
     """Real /proc/cpuinfo (hrw/arm-socs-table): Qualcomm's own part numbers (implementer 0x51) and Apple's under Asahi
     Linux (0x61) were "unknown ARM CPU", priced by their ISA flags and run on every core, little ones too; an in-order
     Cortex-A35 took the A72's two-pipe row."""
-    from qwenctl.hardware import specs
+    from qwenctl.hardware import cpu_specs
     from qwenctl.hardware.facts import Absent, Hardware
     from qwenctl.machine import threads as machine_threads
 
     got = cpu.probe(replay(capture))
     assert (got.brand, (got.performance_cores, got.efficiency_cores)) == (brand, kinds)
     assert machine_threads(Hardware("Linux", "aarch64", got, *(Absent("-"),) * 6)) == threads
-    assert specs.cpu_core(got, None).family == family
+    assert cpu_specs.cpu_core(got, None).family == family
 
 
 @pytest.mark.parametrize("capture, brand, arch, cores, flags", [
@@ -422,15 +422,15 @@ def test_arm_cpuinfo_of_older_kernels_and_other_implementers(capture, brand, arc
 def test_an_azure_cobalt_is_priced_as_the_neoverse_n2_it_is():
     """Microsoft's own implementer code (0x6d) on the Neoverse N2 design: named, and priced by the N2's row rather than
     guessed from its flags (i8mm alone would take the Neoverse-V1's)."""
-    from qwenctl.hardware import specs
+    from qwenctl.hardware import cpu_specs
 
     block = ("processor\t: {n}\nBogoMIPS\t: 2000.00\nFeatures\t: fp asimd asimddp i8mm sve sve2\n"
              "CPU implementer\t: 0x6d\nCPU architecture: 8\nCPU variant\t: 0x0\nCPU part\t: 0xd49\nCPU revision\t: 0\n")
     got = cpu.parse_cpuinfo("\n".join(block.format(n=n) for n in range(4)), "arm64")
     assert got.brand == "Microsoft Azure Cobalt 100 (Neoverse-N2)"
-    family = specs.cpu_core(got, None).family
-    assert family == specs.cpu_core(dataclasses.replace(got, brand="ARM Neoverse-N2"), None).family
-    assert family != specs.cpu_core(dataclasses.replace(got, brand="unknown ARM CPU"), None).family  # the flags' guess
+    family = cpu_specs.cpu_core(got, None).family
+    assert family == cpu_specs.cpu_core(dataclasses.replace(got, brand="ARM Neoverse-N2"), None).family
+    assert family != cpu_specs.cpu_core(dataclasses.replace(got, brand="unknown ARM CPU"), None).family  # the flags' guess
 
 
 # dotnet/BenchmarkDotNet tests/BenchmarkDotNet.Tests/Detectors/Cpu/CpuInfoParserTests_Cim.cs, RealTwoProcessorEightCoresTest:
@@ -477,7 +477,7 @@ def test_windows_flags_unknown_without_llama_cpp_are_said_not_guessed():
     """Windows has no cpuinfo: before llama-cpp-python is installed nothing reports the ISA, so the flags are
     unknown (not "none"), the plan prices the slowest kernels and says so; with neither wmic nor PowerShell
     answering, the CPU is absent with the reason."""
-    from qwenctl.hardware.specs import cpu_core
+    from qwenctl.hardware.cpu_specs import cpu_core
 
     doc = document("windows-i7-4710mq.json")
     doc["python"]["llama_system_info"] = None
@@ -529,14 +529,14 @@ def test_a_cpu_with_no_core_rates_is_named_and_its_pricing_said_to_be_a_guess():
     """A POWER9's cpuinfo (verbatim from avocado-framework's tests, test_cpu_arch_ppc64_le_power9) names its CPU in a
     `cpu` line and lists no features the speed model knows: it is named so, not "unknown ARM CPU", and the speed model
     says it priced it as an x86 core with SSE."""
-    from qwenctl.hardware import specs
+    from qwenctl.hardware import cpu_specs
 
     block = ("processor\t: 20\ncpu\t\t: POWER9 (raw), altivec supported\nclock\t\t: 2050.000000MHz\n"
              "revision\t: 1.0 (pvr 004e 0100)\n\ntimebase\t: 512000000\nplatform\t: PowerNV\nmodel\t\t: 8375-42A\n"
              "machine\t\t: PowerNV 8375-42A\nfirmware\t: OPAL\n")
     got = cpu.parse_cpuinfo(block, "ppc64le")
     assert (got.brand, got.flags, got.physical_cores) == ("POWER9 (raw), altivec supported", (), 1)
-    (note,) = [a for a in specs.cpu_core(got, None).assumed if "core rates" in a]
+    (note,) = [a for a in cpu_specs.cpu_core(got, None).assumed if "core rates" in a]
     assert note.startswith("no core rates for ppc64le CPUs here: priced as an x86 core with SSE")
 
 
@@ -583,13 +583,13 @@ def test_a_windows_hybrid_without_hyper_threading_is_split_by_the_kernels_effici
     ("linux-x86-hybrid-i7-1370p.json", ("GenuineIntel", 6, 186), None),
 ])
 def test_an_x86_core_design_is_told_by_its_cpuid_even_where_the_name_says_nothing(capture, cpuid, design):
-    from qwenctl.hardware import specs
+    from qwenctl.hardware import cpu_specs
 
     got = cpu.probe(replay(capture))
     assert (got.vendor_id, got.cpu_family, got.cpu_model) == cpuid
-    found = specs.x86_design(got)
+    found = cpu_specs.x86_design(got)
     assert (found and found["design"]) == design
-    core = specs.cpu_core(got, None)
+    core = cpu_specs.cpu_core(got, None)
     if design:  # a Zen core's decode is held to what one thread reads (24.45 GB/s), its kernels priced whole
         assert core.thread_read_bytes_per_s == 24.45e9 and core.decode_weights_per_cycle == 8.9
         assert f"{design} (CPUID family {cpuid[1]} model {cpuid[2]})" in core.source
@@ -628,9 +628,9 @@ def test_an_x86_core_design_is_told_by_its_cpuid_even_where_the_name_says_nothin
 ])
 def test_where_no_cpuid_is_read_a_name_only_one_design_carries_tells_it(brand, design):
     """Windows and macOS give no CPUID family, nor do published rows: the product lines that are all one design."""
-    from qwenctl.hardware import specs
+    from qwenctl.hardware import cpu_specs
 
-    found = specs.x86_design(Cpu(brand=brand, arch="x86_64", physical_cores=8, logical_cores=16, flags=("avx2", "fma")))
+    found = cpu_specs.x86_design(Cpu(brand=brand, arch="x86_64", physical_cores=8, logical_cores=16, flags=("avx2", "fma")))
     assert (found and found["design"]) == design
     assert found is None or found["how"] == "by its name"
 

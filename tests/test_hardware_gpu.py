@@ -4,7 +4,7 @@ import pytest
 
 from qwenctl.hardware import LiveSource, detect
 from qwenctl.hardware.facts import Nvidia
-from qwenctl.hardware.specs import gpu_spec_of, spec_compute_capability
+from qwenctl.hardware.nvidia_specs import gpu_spec_of, spec_compute_capability
 
 pytestmark = pytest.mark.gpu
 

@@ -4,7 +4,7 @@ from dataclasses import replace
 import pytest
 from hardware_captures import document, jetpack5_agx_orin, replay
 
-from qwenctl.hardware import detect, nvidia, specs
+from qwenctl.hardware import _parse, detect, nvidia, nvidia_specs
 from qwenctl.hardware._parse import data
 from qwenctl.hardware.facts import Absent, NvidiaGpu
 
@@ -110,17 +110,17 @@ def test_a_jetson_orin_is_priced_as_the_module_its_board_names():
     hw = detect(replay(doc))
     gpu = hw.gpus[0]
     assert gpu.board == "NVIDIA Jetson Orin Nano Engineering Reference Developer Kit Super"
-    peaks = specs.nvidia_peaks(gpu)
+    peaks = nvidia_specs.nvidia_peaks(gpu)
     assert (peaks.sm_count, peaks.clock_hz) == (8, 1020e6)  # the Super module: 1,024 cores at 1,020 MHz
     assert gpu.bandwidth_bytes_per_s == 102_000_000_000  # the board's Super-mode LPDDR5
     for board, ram_gib, key in (("NVIDIA Jetson AGX Orin Developer Kit", 61.4, "jetson-agx-orin-64gb"),
                                 ("NVIDIA Jetson AGX Orin Developer Kit", 30.0, "jetson-agx-orin-32gb"),
                                 ("NVIDIA Jetson Orin Nano Developer Kit", 7.4, "jetson-orin-nano-8gb"),
                                 ("NVIDIA Jetson Orin Nano Developer Kit", 3.6, "jetson-orin-nano-4gb")):
-        assert specs.gpu_spec("Orin (nvgpu)", board, int(ram_gib * 2**30))["key"] == key, board
+        assert nvidia_specs.gpu_spec("Orin (nvgpu)", board, int(ram_gib * 2**30))["key"] == key, board
     # cards NVML names alike are told apart by their memory the same way
-    assert specs.gpu_spec("NVIDIA GeForce RTX 3080", None, 12288 * MIB)["key"] == "rtx-3080-12gb"
-    assert specs.gpu_spec("NVIDIA GeForce RTX 3080", None, 10240 * MIB)["key"] == "rtx-3080-10gb"
+    assert nvidia_specs.gpu_spec("NVIDIA GeForce RTX 3080", None, 12288 * MIB)["key"] == "rtx-3080-12gb"
+    assert nvidia_specs.gpu_spec("NVIDIA GeForce RTX 3080", None, 10240 * MIB)["key"] == "rtx-3080-10gb"
 
 
 def test_a_gpu_nvml_fails_on_is_reported_with_its_error_and_the_others_kept():
@@ -154,9 +154,9 @@ def test_real_capture_of_the_projects_h200_machine_gives_its_rated_clock():
     assert gpu.bandwidth_bytes_per_s == 2 * 3201 * 10**6 * 6016 // 8  # 4.81 TB/s, NVIDIA's 4.8
     assert (gpu.rated_sm_clock_mhz, gpu.max_sm_clock_mhz) == (1980, 1980)
     unlisted = replace(gpu, name="NVIDIA H2000 (a name no row holds)")
-    assert specs.gpu_spec_of(unlisted) is None
-    assert specs.nvml_rated_clock(unlisted) == (1980.0, "NVML's rated boost")
-    peaks = specs.nvidia_peaks(unlisted)
+    assert nvidia_specs.gpu_spec_of(unlisted) is None
+    assert nvidia_specs.nvml_rated_clock(unlisted) == (1980.0, "NVML's rated boost")
+    peaks = nvidia_specs.nvidia_peaks(unlisted)
     assert (peaks.sm_count, peaks.clock_hz, peaks.above_rated_clock) == (132, 1980e6, False)
 
 
@@ -196,14 +196,14 @@ def test_missing_nvml_bindings_are_absent_in_words(monkeypatch):
     ("NVIDIA GH200 144G HBM3e", "gh200-144gb", 132),  # not the H200 its name holds inside a word
 ])
 def test_nvml_names_find_their_own_card_not_a_shorter_named_one(name, key, sms):
-    spec = specs.gpu_spec(name)
+    spec = nvidia_specs.gpu_spec(name)
     assert (spec["key"], spec["sm_count"]) == (key, sms)
 
 
 def test_every_gpu_row_has_its_own_key():
     """A key names one row: the published rows and the scorer find a card by its key (`gpu_spec_by_key`), and a second
     row of the RTX A4500 without NVML names had made its replay look the card up under a name nothing matched."""
-    keys = [row["key"] for row in specs._devices()["gpus"]]
+    keys = [row["key"] for row in _parse.devices()["gpus"]]
     assert sorted(k for k in set(keys) if keys.count(k) > 1) == []
 
 
@@ -215,7 +215,7 @@ def test_every_gpu_row_has_its_own_key():
 def test_a_jetson_thor_is_told_apart_by_its_board_then_its_memory(board, ram_gib, key):
     """Both Thor modules answer NVML as "NVIDIA Thor" with no memory of their own (JetPack 7's nvidia-smi: Memory-Usage
     Not Supported); the devkit's device-tree model names the AGX module, and the host's RAM tells 128 GB from 64."""
-    assert specs.gpu_spec("NVIDIA Thor", board, ram_gib * GiB)["key"] == key
+    assert nvidia_specs.gpu_spec("NVIDIA Thor", board, ram_gib * GiB)["key"] == key
 
 
 @pytest.mark.parametrize("cc", [(11, 0), (10, 1)])
@@ -225,17 +225,17 @@ def test_thors_gpu_has_its_per_sm_figures_under_either_number(cc):
     gpu = NvidiaGpu(index=0, name="NVIDIA Tegra GPU", uuid="", memory_total_bytes=None, memory_free_bytes=None,
                     memory_used_bytes=None, compute_capability=cc, unified_memory=True, cuda_cores=2560,
                     max_sm_clock_mhz=1575)
-    peaks = specs.nvidia_peaks(gpu)
+    peaks = nvidia_specs.nvidia_peaks(gpu)
     assert (peaks.family, peaks.sm_count, peaks.assumed) == ("nvidia-thor", 20, ())
     assert peaks.int8_ops == pytest.approx(20 * 16384 * 1575e6, rel=0.01)  # NVIDIA's 1,035 sparse TOPS, halved
-    assert specs.resident_threads(gpu) == 20 * 1536
+    assert nvidia_specs.resident_threads(gpu) == 20 * 1536
     assert nvidia.sm_count(2560, cc) == 20  # NVML's core count over the same per-SM figures, under either number
 
 
 def test_a_laptop_gpu_named_by_its_memory_is_that_laptop_gpu_not_the_desktop_card():
     """lspci's GA107BM [10de:25ac] is "GeForce RTX 3050 6GB Laptop GPU": the RTX 3050 Laptop GPU's 16 SMs at 1,343 MHz,
     not the desktop RTX 3050's 20 at 1,777 (which its name contains once "6GB" is read as a word of the model)."""
-    spec = specs.gpu_spec("NVIDIA GeForce RTX 3050 6GB Laptop GPU")
+    spec = nvidia_specs.gpu_spec("NVIDIA GeForce RTX 3050 6GB Laptop GPU")
     assert (spec["key"], spec["sm_count"]) == ("rtx-3050-laptop", 16)
 
 
@@ -244,11 +244,11 @@ def test_a_laptop_gpu_with_no_row_of_its_own_is_priced_from_nvml_not_a_desktop_c
     capability: 6.1") contains the desktop GTX 1050 Ti's name, but runs at the laptop's clocks: NVML's cores and
     clock price it, not the desktop card's 1,392 MHz. A GeForce reports no rated boost, so its max clock is taken
     over the ratio captured GeForce boards show (`nvml_rated_clock`), and a laptop is not held above it."""
-    assert specs.gpu_spec("NVIDIA GeForce GTX 1050 Ti with Max-Q Design") is None
+    assert nvidia_specs.gpu_spec("NVIDIA GeForce GTX 1050 Ti with Max-Q Design") is None
     gpu = NvidiaGpu(index=0, name="NVIDIA GeForce GTX 1050 Ti with Max-Q Design", uuid="", memory_total_bytes=4 * 2**30,
                     memory_free_bytes=None, memory_used_bytes=None, compute_capability=(6, 1), cuda_cores=768,
                     max_sm_clock_mhz=1417)
-    peaks = specs.nvidia_peaks(gpu)
+    peaks = nvidia_specs.nvidia_peaks(gpu)
     assert (peaks.family, peaks.sm_count, peaks.clock_hz) == ("nvidia-pascal", 6, pytest.approx(1417e6 / 1.23))
     assert not peaks.above_rated_clock
 
@@ -259,30 +259,30 @@ def test_a_gpu_without_a_specification_is_priced_at_its_rated_boost_not_its_max_
     rated at, and it answers N/A for the rated (customer) boost, where an H100 answers 1,980, its max. Read from
     each real capture as if no row named the card, the clock lands within 1 % of the rated boost its row gives."""
     gpu = detect(replay(capture)).gpus[0]
-    mhz, how = specs.nvml_rated_clock(gpu)
+    mhz, how = nvidia_specs.nvml_rated_clock(gpu)
     assert mhz == pytest.approx(rated_mhz, rel=0.01)
-    assert specs.spec_clock_hz(specs.gpu_spec_of(gpu)) == rated_mhz * 1e6
+    assert nvidia_specs.spec_clock_hz(nvidia_specs.gpu_spec_of(gpu)) == rated_mhz * 1e6
     assert how == ("NVML's rated boost" if gpu.rated_sm_clock_mhz else "NVML's max clock 3165 MHz over 1.23")
 
 
 def test_a_contained_name_matches_whole_words_only():
     """A name no row has falls back to the longest row name it contains, as whole words: the A30's "a30" inside a
     future "A3000"-like name is not a match, and the GPU is priced from what NVML says instead."""
-    assert specs.gpu_spec("NVIDIA RTX A3000X Laptop GPU") is None
-    assert specs.gpu_spec("NVIDIA H100 80GB HBM3 MIG 1g.10gb")["key"] == "h100-sxm"  # a MIG instance's name holds its card's
+    assert nvidia_specs.gpu_spec("NVIDIA RTX A3000X Laptop GPU") is None
+    assert nvidia_specs.gpu_spec("NVIDIA H100 80GB HBM3 MIG 1g.10gb")["key"] == "h100-sxm"  # a MIG instance's name holds its card's
 
 
 def test_a_contained_name_followed_by_ti_or_super_is_another_card():
     """The RTX 2070 Super with Max-Q Design (a name in the NVIDIA driver README's supported-GPU table, device 1E91) holds
     "RTX 2070", a 115 W laptop row with 36 SMs; it is a TU104 with 40 at 80 W, so no row prices it: NVML's 2,560
     cores do. Names a row holds whole keep theirs."""
-    assert specs.gpu_spec("NVIDIA GeForce RTX 2070 Super with Max-Q Design") is None
+    assert nvidia_specs.gpu_spec("NVIDIA GeForce RTX 2070 Super with Max-Q Design") is None
     gpu = NvidiaGpu(index=0, name="NVIDIA GeForce RTX 2070 Super with Max-Q Design", uuid="", memory_total_bytes=8 * 2**30,
                     memory_free_bytes=None, memory_used_bytes=None, compute_capability=(7, 5), cuda_cores=2560,
                     max_sm_clock_mhz=1500)
-    assert specs.nvidia_peaks(gpu).sm_count == 40
-    assert specs.gpu_spec("NVIDIA GeForce RTX 2060 SUPER")["key"] == "rtx-2060-super"
-    assert specs.gpu_spec("NVIDIA GeForce RTX 4060 Ti 8GB")["key"] == "rtx-4060-ti-8gb"
+    assert nvidia_specs.nvidia_peaks(gpu).sm_count == 40
+    assert nvidia_specs.gpu_spec("NVIDIA GeForce RTX 2060 SUPER")["key"] == "rtx-2060-super"
+    assert nvidia_specs.gpu_spec("NVIDIA GeForce RTX 4060 Ti 8GB")["key"] == "rtx-4060-ti-8gb"
 
 
 @pytest.mark.parametrize("name, memory_gib, power_limit_w, key", [
@@ -295,16 +295,16 @@ def test_gtx_laptop_parts_are_priced_as_laptops(name, memory_gib, power_limit_w,
     """The GTX 10 and 16 laptop parts NVML names like the desktop cards are told apart by NVML's power limit (a GTX
     1650 laptop's 50 W against the desktop card's 75 W) or their memory (no desktop GTX 1050 has 4 GB); none of them
     runs above its rated boost as a desktop does."""
-    spec = specs.gpu_spec(name, memory_bytes=memory_gib * 2**30, power_limit_w=power_limit_w)
+    spec = nvidia_specs.gpu_spec(name, memory_bytes=memory_gib * 2**30, power_limit_w=power_limit_w)
     assert spec["key"] == key
-    assert specs.geforce_desktop(spec) == (key in ("gtx-1650", "gtx-1050"))
+    assert nvidia_specs.geforce_desktop(spec) == (key in ("gtx-1650", "gtx-1050"))
 
 
 def test_gb10_peaks_come_from_its_blackwell_sms_not_the_unknown_gpu_ratios():
     gpu = NvidiaGpu(index=0, name="NVIDIA GB10", uuid="", memory_total_bytes=None, memory_free_bytes=None,
                     memory_used_bytes=None, compute_capability=(12, 1), unified_memory=True, cuda_cores=6144,
                     max_sm_clock_mhz=2418)
-    peaks = specs.nvidia_peaks(gpu)
+    peaks = nvidia_specs.nvidia_peaks(gpu)
     assert peaks.family == "nvidia-blackwell" and peaks.sm_count == 48
     assert peaks.int8_ops == pytest.approx(48 * 2048 * 2418e6, rel=0.01)  # mma.sync int8, 2,048 ops an SM a clock
 
@@ -316,7 +316,7 @@ def test_a_gpu_without_an_nvml_clock_runs_at_the_clock_its_specification_implies
     16,896 cores x 2 FLOP: 1.98 GHz), where a guessed 1.5 GHz priced a decoded token's per-layer cycles 30 % high."""
     gpu = NvidiaGpu(index=0, name=name, uuid="", memory_total_bytes=None, memory_free_bytes=None,
                     memory_used_bytes=None, compute_capability=cc)
-    assert specs.nvidia_peaks(gpu).clock_hz == pytest.approx(mhz * 1e6, rel=0.002)
+    assert nvidia_specs.nvidia_peaks(gpu).clock_hz == pytest.approx(mhz * 1e6, rel=0.002)
 
 
 @pytest.mark.parametrize("name, cc, kind", [("NVIDIA GB10", (12, 1), "gpu_lpddr"), ("Orin (nvgpu)", (8, 7), "gpu_lpddr"),
@@ -327,7 +327,7 @@ def test_a_gpus_lpddr_is_its_own_memory_kind_not_the_cpus(name, cc, kind):
     fitting row tells them apart), GDDR another."""
     gpu = NvidiaGpu(index=0, name=name, uuid="", memory_total_bytes=None, memory_free_bytes=None,
                     memory_used_bytes=None, compute_capability=cc)
-    assert specs.nvidia_peaks(gpu).memory_kind == kind
+    assert nvidia_specs.nvidia_peaks(gpu).memory_kind == kind
 
 
 def test_a_jetson_without_nvml_keeps_its_gpu_from_the_board():
@@ -356,12 +356,12 @@ def test_a_jetson_is_priced_in_the_power_mode_it_runs():
     report, stored copy find_string id 54837080849: GPU MAX_FREQ 918000000, TPC_PG_MASK 240, 'Active GPU TPCs: 4')
     keeps its 8 SMs, since the mask gates the four TPC slots its GPU does not have, at 918 of its 1,020 MHz."""
     doc = orin_nano_super_over_nvml()
-    maxn = specs.nvidia_peaks(detect(replay(doc)).gpus[0])
+    maxn = nvidia_specs.nvidia_peaks(detect(replay(doc)).gpus[0])
     doc["files"]["/sys/devices/platform/17000000.gpu/devfreq_dev/max_freq"] = "918000000\n"
     doc["files"]["/sys/devices/platform/gpu.0/tpc_pg_mask"] = "240\n"
     gpu = detect(replay(doc)).gpus[0]
     assert (gpu.power_mode_clock_mhz, gpu.power_mode_tpc_mask) == (918.0, 240)
-    mode = specs.nvidia_peaks(gpu)
+    mode = nvidia_specs.nvidia_peaks(gpu)
     assert (mode.sm_count, mode.clock_hz) == (8, 918e6) and (maxn.sm_count, maxn.clock_hz) == (8, 1020e6)
     assert mode.int8_ops == pytest.approx(maxn.int8_ops * 0.9) and "power mode's 8 of 8 SMs at 918 MHz" in mode.source
 
@@ -373,12 +373,12 @@ def test_a_jetson_is_priced_in_the_power_mode_it_runs():
     doc["files"]["/sys/devices/17000000.ga10b/devfreq_dev/max_freq"] = "624750000\n"
     doc["files"]["/sys/devices/gpu.0/tpc_pg_mask"] = "240\n"
     hw = detect(replay(doc))
-    gated = specs.nvidia_peaks(hw.gpus[0])
+    gated = nvidia_specs.nvidia_peaks(hw.gpus[0])
     assert (gated.sm_count, gated.clock_hz) == (8, pytest.approx(624.75e6))
     from qwenctl.render.detect import rows  # `qwenctl detect` says what the mode leaves
 
     assert any("power mode: 8 of 16 SMs @ 625 of 1,300 MHz" in text for _, text, _ in rows(hw))
-    assert gated.fp16_flops == pytest.approx(specs.nvidia_peaks(full).fp16_flops * 0.5 * 624.75 / 1300)
+    assert gated.fp16_flops == pytest.approx(nvidia_specs.nvidia_peaks(full).fp16_flops * 0.5 * 624.75 / 1300)
 
 
 def test_resident_threads_are_the_sms_times_the_capabilitys_threads_per_sm():
@@ -387,13 +387,13 @@ def test_resident_threads_are_the_sms_times_the_capabilitys_threads_per_sm():
     on Turing (CUDA C++ Programming Guide, technical specifications per compute capability). A GPU whose SMs are only
     guessed (no specification, no NVML cores) has none: its context is priced as the measured one."""
     rtx_4060 = detect(replay("nvidia-rtx-4060.json")).gpus[0]
-    assert specs.resident_threads(rtx_4060) == 24 * 1536
+    assert nvidia_specs.resident_threads(rtx_4060) == 24 * 1536
     h100 = NvidiaGpu(0, "NVIDIA H100 80GB HBM3", "GPU-1", 80 * 2**30, 80 * 2**30, 0, (9, 0))
-    assert specs.resident_threads(h100) == 132 * 2048
+    assert nvidia_specs.resident_threads(h100) == 132 * 2048
     turing = NvidiaGpu(0, "NVIDIA GeForce RTX 2080 Ti", "GPU-2", 11 * 2**30, 11 * 2**30, 0, (7, 5))
-    assert specs.resident_threads(turing) == 68 * 1024
+    assert nvidia_specs.resident_threads(turing) == 68 * 1024
     unknown = NvidiaGpu(0, "NVIDIA Mystery 9000", "GPU-3", 8 * 2**30, 8 * 2**30, 0, (8, 9))
-    assert specs.resident_threads(unknown) is None
+    assert nvidia_specs.resident_threads(unknown) is None
 
 
 def test_a_cut_sold_under_its_cards_name_is_priced_with_the_sms_nvml_counts():
@@ -403,12 +403,12 @@ def test_a_cut_sold_under_its_cards_name_is_priced_with_the_sms_nvml_counts():
     captured ratio its clock (2,100 / 1.23 = 1,707 MHz, where the row says 1,777). A whole card is untouched."""
     gpu = NvidiaGpu(index=0, name="NVIDIA GeForce RTX 3050 6GB", uuid="", memory_total_bytes=6 * 2**30, memory_free_bytes=None,
                     memory_used_bytes=None, compute_capability=(8, 6), cuda_cores=2304, sm_count=18, max_sm_clock_mhz=2100)
-    row = specs.gpu_spec_of(gpu)
-    peaks = specs.nvidia_peaks(gpu)
+    row = nvidia_specs.gpu_spec_of(gpu)
+    peaks = nvidia_specs.nvidia_peaks(gpu)
     assert (row["key"], row["sm_count"], peaks.sm_count) == ("rtx-3050", 20, 18)
     assert peaks.fp32_flops == pytest.approx(row["fp32_tflops"] * 1e12 * 18 / 20)
     assert peaks.clock_hz == pytest.approx(2100e6 / 1.23)
-    whole = specs.nvidia_peaks(NvidiaGpu(index=0, name="NVIDIA GeForce RTX 3050", uuid="", memory_total_bytes=8 * 2**30,
+    whole = nvidia_specs.nvidia_peaks(NvidiaGpu(index=0, name="NVIDIA GeForce RTX 3050", uuid="", memory_total_bytes=8 * 2**30,
                                          memory_free_bytes=None, memory_used_bytes=None, compute_capability=(8, 6),
                                          cuda_cores=2560, sm_count=20, max_sm_clock_mhz=2100))
     assert (whole.sm_count, whole.clock_hz) == (20, 1777e6)
@@ -426,7 +426,7 @@ def test_a_compute_capability_the_table_lacks_takes_its_architectures_sm_just_be
     gpu = NvidiaGpu(index=0, name="NVIDIA Future GPU", uuid="", memory_total_bytes=32 * 2**30, memory_free_bytes=None,
                     memory_used_bytes=None, compute_capability=cc, cuda_cores=24576, max_sm_clock_mhz=2500,
                     unified_memory=unified)
-    peaks = specs.nvidia_peaks(gpu)
+    peaks = nvidia_specs.nvidia_peaks(gpu)
     assert peaks.family == family
     if sms:
         assert peaks.sm_count == sms and f"compute capability {cc[0]}.{cc[1]} is not in this release's table" in peaks.assumed[0]
@@ -445,10 +445,10 @@ def test_a_power_capped_board_is_priced_at_the_clock_its_limit_holds():
 
     base = NvidiaGpu(index=0, name="NVIDIA GeForce RTX 3090", uuid="", memory_total_bytes=24 * 2**30,
                      memory_free_bytes=None, memory_used_bytes=None, compute_capability=(8, 6), power_limit_w=350.0)
-    spec = specs.gpu_spec_of(base)
+    spec = nvidia_specs.gpu_spec_of(base)
     capped = replace(base, power_limit_w=180.0)
-    assert specs.power_held_clock(base, spec) == specs.power_held_clock(replace(base, power_limit_w=390.0), spec) == 1.0
-    assert specs.power_held_clock(capped, spec) == pytest.approx((180 / 350) ** (1 / 3), rel=1e-3)
+    assert nvidia_specs.power_held_clock(base, spec) == nvidia_specs.power_held_clock(replace(base, power_limit_w=390.0), spec) == 1.0
+    assert nvidia_specs.power_held_clock(capped, spec) == pytest.approx((180 / 350) ** (1 / 3), rel=1e-3)
     held = under_load(cuda_device(capped))
     assert held.clock_hz == pytest.approx(1425e6, rel=0.05)
     full = cuda_device(base)
@@ -594,10 +594,10 @@ def test_a_laptop_part_named_like_its_desktop_card_is_told_by_its_power_limit():
         return NvidiaGpu(index=0, name="NVIDIA GeForce RTX 2070", uuid="", memory_total_bytes=8 * 2**30,
                          memory_free_bytes=None, memory_used_bytes=None, compute_capability=(7, 5), power_limit_w=watts)
 
-    laptop = specs.nvidia_peaks(rtx_2070(115.0))
-    assert specs.gpu_spec_of(rtx_2070(115.0))["key"] == "rtx-2070-laptop"
+    laptop = nvidia_specs.nvidia_peaks(rtx_2070(115.0))
+    assert nvidia_specs.gpu_spec_of(rtx_2070(115.0))["key"] == "rtx-2070-laptop"
     assert (laptop.sm_count, laptop.clock_hz, laptop.above_rated_clock) == (36, 1440e6, False)
-    assert specs.gpu_spec_of(rtx_2070(175.0))["key"] == specs.gpu_spec_of(rtx_2070(None))["key"] == "rtx-2070"
-    assert specs.nvidia_peaks(rtx_2070(None)).above_rated_clock
+    assert nvidia_specs.gpu_spec_of(rtx_2070(175.0))["key"] == nvidia_specs.gpu_spec_of(rtx_2070(None))["key"] == "rtx-2070"
+    assert nvidia_specs.nvidia_peaks(rtx_2070(None)).above_rated_clock
     # memory still comes first: the RTX 3080's 10 and 12 GB cards are told by their memory, whatever the limit
-    assert specs.gpu_spec("NVIDIA GeForce RTX 3080", None, 12 * 2**30, 250.0)["key"] == "rtx-3080-12gb"
+    assert nvidia_specs.gpu_spec("NVIDIA GeForce RTX 3080", None, 12 * 2**30, 250.0)["key"] == "rtx-3080-12gb"

@@ -6,7 +6,7 @@ from planning_machines import backends, mac, pc
 
 from qwenctl.cli import cli
 from qwenctl.errors import ExitCode, QwenctlError
-from qwenctl.hardware import specs
+from qwenctl.hardware import nvidia_specs
 from qwenctl.plan import SPEED_TIE, Constraints, plan
 from qwenctl.profiles import list_profiles, load_profile
 
@@ -266,7 +266,7 @@ def test_seed_gtx_1050_runs_7b_at_4_bits_or_lower_split_with_an_honest_speed():
     so the prediction is single digits, and its slow end (a split's 0.35 of the prediction, never below
     the CPU alone) still clears the 5 tok/s floor."""
     hw = load_profile("gtx-1050-4gb-laptop")
-    assert specs.gpu_spec_of(hw.gpus[0])["key"] == "gtx-1050-laptop"  # its 4 GB: no desktop GTX 1050 has them
+    assert nvidia_specs.gpu_spec_of(hw.gpus[0])["key"] == "gtx-1050-laptop"  # its 4 GB: no desktop GTX 1050 has them
     c = plan(hw).chosen
     assert c.size == "7B" and c.quant in ("q4_k_m", "q4_0", "q3_k_m", "q2_k") and c.device == "cuda"
     assert 0 < c.n_gpu_layers < c.n_layers

@@ -13,7 +13,7 @@ from hardware_captures import board_capture, document, jetpack4_nano, jetpack5_a
 from qwenctl.errors import ExitCode, QwenctlError
 from qwenctl.estimate import load_calibration
 from qwenctl.hardware import detect
-from qwenctl.hardware.specs import resident_threads
+from qwenctl.hardware.nvidia_specs import resident_threads
 from qwenctl.machine import apple_device, cuda_build, cuda_device
 from qwenctl.plan import Constraints, plan
 from qwenctl.result import Absent

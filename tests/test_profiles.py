@@ -66,9 +66,9 @@ def test_profile_values():
     assert m2.apple.gpu_wired_limit_bytes == pytest.approx(11453.25e6, rel=1e-5)  # ggml-metal's log on 16 GiB Macs
     orin = load_profile("jetson-orin-nano-8gb").gpus[0]
     assert orin.unified_memory and orin.board == "NVIDIA Jetson Orin Nano Developer Kit"  # from the profile's [board]
-    from qwenctl.hardware import specs
+    from qwenctl.hardware import nvidia_specs
 
-    assert (specs.nvidia_peaks(orin).sm_count, specs.nvidia_peaks(orin).clock_hz) == (8, 625e6)  # not the AGX Orin's
+    assert (nvidia_specs.nvidia_peaks(orin).sm_count, nvidia_specs.nvidia_peaks(orin).clock_hz) == (8, 625e6)  # not the AGX Orin's
 
 
 def test_profile_by_path(tmp_path):
@@ -205,7 +205,7 @@ def test_a_profile_gives_a_gpus_power_limit_as_nvml_would(tmp_path):
     """A laptop's RTX 2070 shares its desktop card's name; the TGP its owner reads from `nvidia-smi -q -d POWER` tells
     them apart, as NVML's limit does live: the laptop part's 36 SMs at 1,440 MHz. A limit that is not a number of watts
     is refused with its field named."""
-    from qwenctl.hardware import specs
+    from qwenctl.hardware import nvidia_specs
 
     laptop = GOOD.replace('name = "NVIDIA GeForce RTX 3060"\nmemory = "12 GiB"\nbandwidth = "360 GB/s"\ncompute_capability = [8, 6]\n',
                           'name = "NVIDIA GeForce RTX 2070"\nmemory = "8 GiB"\npower_limit_w = 115\n')
@@ -213,7 +213,7 @@ def test_a_profile_gives_a_gpus_power_limit_as_nvml_would(tmp_path):
     f.write_text(laptop)
     (gpu,) = load_profile(str(f)).gpus
     assert (gpu.power_limit_w, gpu.compute_capability) == (115.0, (7, 5))
-    assert specs.gpu_spec_of(gpu)["key"] == "rtx-2070-laptop"
+    assert nvidia_specs.gpu_spec_of(gpu)["key"] == "rtx-2070-laptop"
     for not_watts in ('"115 W"', "inf", "nan", "0"):  # TOML writes an infinity and a NaN as bare words
         f.write_text(laptop.replace("power_limit_w = 115", f"power_limit_w = {not_watts}"))
         with pytest.raises(QwenctlError) as e:

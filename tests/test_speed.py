@@ -828,7 +828,7 @@ def test_zen_5_runs_avx_512_on_full_width_units_where_zen_4_and_strix_point_spli
     from hardware_captures import replay
 
     from qwenctl.hardware import detect
-    from qwenctl.hardware.specs import cpu_core
+    from qwenctl.hardware.cpu_specs import cpu_core
 
     zen5 = detect(replay("linux-x86-no-gpu.json"))
     assert cpu_core(zen5.cpu, None).core == "x86-avx512-2fma"
@@ -856,7 +856,7 @@ def test_the_zen_4_vm_prompts_at_seven_tenths_of_the_zen_5_one_per_clock():
     from hardware_captures import replay
 
     from qwenctl.hardware import detect
-    from qwenctl.hardware.specs import cpu_core
+    from qwenctl.hardware.cpu_specs import cpu_core
 
     zen4 = read_test(detect(replay("linux-x86-zen4-genoa-vm.json")), 35.7e9)
     zen5 = read_test(detect(replay("linux-x86-no-gpu.json")), 46.5e9)
@@ -923,7 +923,7 @@ def test_an_amx_build_leaves_q5_0_to_the_avx_512_kernels():
     from hardware_captures import replay
 
     from qwenctl.hardware import detect
-    from qwenctl.hardware.specs import cpu_core
+    from qwenctl.hardware.cpu_specs import cpu_core
 
     host = detect(replay("nvidia-h200-gpu-machine.json"))
     assert cpu_core(host.cpu, None).core == "x86-amx"
@@ -1102,7 +1102,7 @@ def test_m5_configurations_price_without_a_clock_of_their_own(chip, cores, gbs):
     bandwidths (the 32-core's 460 GB/s is 3/4 of the bus, as both earlier Max bins)."""
     from planning_machines import mac
 
-    from qwenctl.hardware.specs import apple_peaks
+    from qwenctl.hardware.apple_specs import apple_peaks
 
     peaks = apple_peaks(replace(mac(64).apple, chip=chip, gpu_cores=cores, bandwidth_bytes_per_s=None))
     assert peaks.bandwidth_bytes_per_s == (gbs * 1e9 if gbs else None)
@@ -1135,13 +1135,13 @@ def test_a_desktop_geforce_is_priced_at_its_clock_under_load_a_workstation_card_
     theirs. The factor is fitted on the fitting half (speed_model.json geforce_sustained_clock), so only its
     reach is checked here: every clock-priced figure of a GeForce moves by it, and nothing else's does."""
     from qwenctl.device_speed import load_speed_model, under_load
-    from qwenctl.hardware import specs
+    from qwenctl.hardware import nvidia_specs
 
     k = load_speed_model()["geforce_sustained_clock"]["factor"]
     assert 1.0 < k < 1.2
     for key, desktop_geforce in (("rtx-4090", True), ("titan-rtx", True), ("rtx-6000-ada", False),
                                  ("rtx-4060-laptop", False), ("h100-sxm", False)):
-        assert specs.geforce_desktop(specs.gpu_spec_by_key(key)) is desktop_geforce, key
+        assert nvidia_specs.geforce_desktop(nvidia_specs.gpu_spec_by_key(key)) is desktop_geforce, key
     rated = cuda_device(gpu("NVIDIA GeForce RTX 4090", 1.008e12, (8, 9)))
     assert rated.above_rated_clock and rated.clock_hz == pytest.approx(2.52e9)
     loaded = under_load(rated)

@@ -55,6 +55,11 @@ def data(name: str) -> Any:
     return json.loads((DATA / name).read_text("utf-8"))
 
 
+def devices() -> dict:
+    """hardware/data/devices.json: the published specifications of GPUs, Apple chips, CPU cores and boards."""
+    return data("devices.json")
+
+
 # One sysctl call answers every macOS probe; `-i` ignores names an older macOS lacks.
 SYSCTL_ARGV = ("sysctl", "-i", "hw", "machdep.cpu", "iogpu", "vm.swapusage")
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 from qwenctl.hardware.cpu import LLAMA_CPU_FEATURES
+from qwenctl.hardware.cpu_specs import X86_ARCHES
 from qwenctl.hardware.facts import Backends, Cpu, Hardware
-from qwenctl.hardware.specs import X86_ARCHES
 from qwenctl.install import INSTALL
 
 REBUILD_HINT = f"rebuild llama-cpp-python for this CPU: {INSTALL['llama-native']}"

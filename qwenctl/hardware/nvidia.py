@@ -25,8 +25,8 @@ from typing import Any
 
 from qwenctl.hardware._parse import data
 from qwenctl.hardware.facts import Absent, Nvidia, NvidiaGpu, UnusableGpu
+from qwenctl.hardware.nvidia_specs import board_gpu_spec, fp32_lanes_per_sm, spec_clock_hz, spec_compute_capability
 from qwenctl.hardware.snapshot import NOT_CAPTURED, NVML_BINDINGS_MISSING, NvmlDevice, NvmlError, Source
-from qwenctl.hardware.specs import board_gpu_spec, fp32_lanes_per_sm, spec_clock_hz, spec_compute_capability
 from qwenctl.install import INSTALL
 
 # NVML errors that mean "no NVIDIA GPU to talk to here", in words for the report.

@@ -9,7 +9,7 @@ from dataclasses import replace
 from rich.table import Table
 from rich.text import Text
 
-from qwenctl.hardware import specs
+from qwenctl.hardware import cpu_specs, nvidia_specs
 from qwenctl.hardware.build import shortfall_note
 from qwenctl.hardware.drm import COMPUTE_VENDORS, describe
 from qwenctl.hardware.engines import oldest_capability
@@ -89,7 +89,7 @@ def _cpu(c: Cpu) -> str:
     if c.usable_cpus is not None:
         cores += f", {c.usable_cpus:g} usable ({c.usable_cpus_source})"
     flags = " ".join(c.flags) if c.flags else "no SIMD flags reported"
-    design = specs.x86_design(c)  # the core design the speed model prices by its own figures, where it knows one
+    design = cpu_specs.x86_design(c)  # the core design the speed model prices by its own figures, where it knows one
     name = f"{c.brand} ({design['design']})" if design else c.brand
     host = " · virtual machine" if c.virtual_machine else ""  # a share of a host's CPU: no rated memory for it
     return f"{name} · {c.arch} · {cores}{host} · {flags}"
@@ -141,15 +141,15 @@ def _gpu(g) -> str:  # type: ignore[no-untyped-def]
     if g.ecc_enabled:
         from qwenctl.machine import ecc_read_share  # the speed model's rule, loaded only for a card with ECC on
 
-        share = ecc_read_share(g, specs.nvidia_peaks(g).memory_kind)
+        share = ecc_read_share(g, nvidia_specs.nvidia_peaks(g).memory_kind)
         parts.append(f"ECC on (bandwidth priced at {share}x)" if share != 1.0 else "ECC on")
     if g.power_limit_w:
-        spec = specs.gpu_spec_of(g)
-        held, why = specs.held_clock(g, spec) if spec else (1.0, None)
+        spec = nvidia_specs.gpu_spec_of(g)
+        held, why = nvidia_specs.held_clock(g, spec) if spec else (1.0, None)
         parts.append(f"{g.power_limit_w:.0f} W" + ("" if held == 1 else f" (SM clock priced at {held:.2f}: {why})" if why
                                                    else f" limit (rated {spec['power_w']} W: SM clock priced at {held:.2f})"))
     if g.power_mode_clock_mhz or g.power_mode_tpc_mask is not None:  # a Jetson: what its power mode leaves of the module
-        mode, full = specs.nvidia_peaks(g), specs.nvidia_peaks(replace(g, power_mode_clock_mhz=None, power_mode_tpc_mask=None))
+        mode, full = nvidia_specs.nvidia_peaks(g), nvidia_specs.nvidia_peaks(replace(g, power_mode_clock_mhz=None, power_mode_tpc_mask=None))
         parts.append(f"power mode: {mode.sm_count} of {full.sm_count} SMs @ {mode.clock_hz / 1e6:,.0f} of "
                      f"{full.clock_hz / 1e6:,.0f} MHz" if (mode.sm_count, mode.clock_hz) != (full.sm_count, full.clock_hz)
                      else "power mode: the module's full SMs and clock")

@@ -1,9 +1,9 @@
-"""Peak figures of a device that no probe reports: ALU and matrix throughput, family, memory kind.
+"""Peak figures of an NVIDIA GPU that no probe reports: its specification row, ALU and matrix throughput, family,
+memory kind, the clock it holds under load.
 
-Read from hardware/data/devices.json (published specifications, each with its source), or
-derived from what was detected (CUDA cores x SM clock x the architecture's per-SM rates from
-the same file), or, as a last resort, assumed — and then said so in ``assumed`` so the plan
-can name it.
+Read from hardware/data/devices.json (published specifications, each with its source), or derived from what NVML
+said (CUDA cores x SM clock x the architecture's per-SM rates from the same file), or, as a last resort, assumed —
+and then said so in ``assumed`` so the plan can name it.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import math
 import re
 from dataclasses import dataclass
 
-from qwenctl.hardware._parse import data
-from qwenctl.hardware.facts import AppleSilicon, Board, Cpu, NvidiaGpu
+from qwenctl.hardware._parse import devices
+from qwenctl.hardware.facts import NvidiaGpu
 
 
 @dataclass(frozen=True)
@@ -54,38 +54,6 @@ def _geforce(name: str) -> bool:
 _BOARD_BRANDS = re.compile(r"GeForce|TITAN|Quadro|NVIDIA RTX")
 
 
-@dataclass(frozen=True)
-class CoreSpec:
-    name: str
-    family: str  # "cpu-x86-avx2-fma-2x256", "cpu-arm-cortex-a76-n1", ...: whose fitted constants it takes
-    core: str  # its cpu_core_throughput row: "x86-avx2-haswell" is of the family above with kernels of its own speed
-    memory_kind: str  # "ddr" | "lpddr"
-    clock_hz: float
-    fp32_per_cycle: float  # per core
-    int8_per_cycle: float  # per core, with the ISA's dot-product or matrix instructions
-    source: str
-    assumed: tuple[str, ...] = ()
-    decode_weights_per_cycle: float | None = None  # what one thread of llama.cpp's decode multiplies (None: not measured)
-    single_core_clock_hz: float = 0.0  # the clock a few busy cores reach (cpufreq's maximum: the turbo), at least clock_hz
-    thread_read_bytes_per_s: float | None = None  # what one decode thread reads at most (None: no per-core limit known)
-    staging_copy_bytes_per_s: float | None = None  # what one thread copies from pageable to pinned memory (None: not measured)
-    # ggml types whose decode kernel one thread of this design runs slower than decode_weights_per_cycle: (type, weights
-    # per cycle) (devices.json x86_designs `decode_type_weights_per_cycle`); () where none is known
-    decode_type_weights_per_cycle: tuple[tuple[str, float], ...] = ()
-    # per core, in a llama.cpp built without the core's dot products (an armv8-a build of an Arm core; None: not known)
-    int8_per_cycle_without_dot: float | None = None
-    complexes: int = 0  # core complexes, each behind one fabric link to the memory (`die_links`; 0: no such limit known)
-    complex_read_bytes_per_s: float = 0.0  # what one complex's link reads at most
-    vendor: str = ""  # an x86 CPU's CPUID vendor ("GenuineIntel", "AuthenticAMD"), or told by its name; "" elsewhere
-
-
-X86_ARCHES = ("x86_64", "x86")  # what platform.machine() and the probes call an x86 CPU
-
-
-def _devices() -> dict:
-    return data("devices.json")
-
-
 def _bare(name: str) -> str:
     """NVML names lost the 'NVIDIA ' prefix on older drivers: compare without it."""
     return name.lower().removeprefix("nvidia ").strip()
@@ -102,7 +70,7 @@ def gpu_spec(name: str, board: str | None = None, memory_bytes: int | None = Non
     on the desktop, 115 W at 1,440 in a laptop), NVML's power limit picks the row rated nearest it; a limit NVML does
     not report (many laptops answer N/A) leaves the first row, the desktop card's."""
     bare = _bare(name)
-    exact = [row for row in _devices()["gpus"] if any(_bare(n) == bare for n in row.get("nvml_names", []))]
+    exact = [row for row in devices()["gpus"] if any(_bare(n) == bare for n in row.get("nvml_names", []))]
     if exact:
         return _module(exact, board, memory_bytes, power_limit_w)
     # else the longest row name the name contains, as whole words (A30 is not A3000), its memory size aside: NVIDIA
@@ -112,7 +80,7 @@ def gpu_spec(name: str, board: str | None = None, memory_bytes: int | None = Non
     texts = (bare, re.sub(r"\s\d+\s?gb\b", "", bare))
     laptop = _mobile(bare)
     best, best_len = None, 0
-    for row in _devices()["gpus"]:
+    for row in devices()["gpus"]:
         if laptop and not _mobile(row["key"]) and not any(_mobile(n) for n in row.get("nvml_names", [])):
             continue  # a laptop's GPU is never a desktop card: fewer SMs, lower clocks (NVML's own figures price it instead)
         for n in row.get("nvml_names", []):
@@ -132,7 +100,7 @@ def _mobile(name: str) -> bool:
 def board_gpu_spec(board: str, memory_bytes: int | None) -> dict | None:
     """The integrated GPU a board's device-tree model names (a Jetson module by its `board_models` words), or None:
     what stands in for NVML where a board has none (JetPack before 6)."""
-    rows = [r for r in _devices()["gpus"] if _board_words(r, board)]
+    rows = [r for r in devices()["gpus"] if _board_words(r, board)]
     return _module(rows, board, memory_bytes) if rows else None
 
 
@@ -169,18 +137,13 @@ def gpu_spec_of(gpu: NvidiaGpu) -> dict | None:
 
 def gpu_spec_by_key(key: str) -> dict | None:
     """A GPU's specification row by its key ("rtx-4090"), for replaying published measurements."""
-    return next((r for r in _devices()["gpus"] if r.get("key") == key), None)
-
-
-def apple_spec_by_key(key: str) -> dict | None:
-    """An Apple chip configuration by its key ("apple-m2-max-38c")."""
-    return next((r for r in _devices()["apple"] if r.get("key") == key), None)
+    return next((r for r in devices()["gpus"] if r.get("key") == key), None)
 
 
 def _arch(cc: tuple[int, int] | None) -> dict | None:
     """The per-SM figures of a compute capability; one that NVIDIA renumbered (Thor's 10.1, 11.0 since CUDA 13)
     names the entry it is `same_as`."""
-    table = _devices()["nvidia_arch"]
+    table = devices()["nvidia_arch"]
     arch = table.get(f"{cc[0]}.{cc[1]}") if cc else None
     return table[arch["same_as"]] if arch and "same_as" in arch else arch
 
@@ -190,7 +153,7 @@ def _listed_below(cc: tuple[int, int], embedded: bool) -> tuple[int, int] | None
     kind (an integrated one's among the embedded rows, else among the others): the SM a new chip of a known
     architecture most likely keeps (Ada's 8.9 came after Ampere's 8.6 with its 128 FP32 lanes and tensor-core rates
     per SM). None where its major has no such GPU (a new architecture)."""
-    listed = {major_minor(r["compute_capability"]) for r in _devices()["gpus"] if (r["segment"] == "embedded") == embedded}
+    listed = {major_minor(r["compute_capability"]) for r in devices()["gpus"] if (r["segment"] == "embedded") == embedded}
     below = [c for c in listed if c and c[0] == cc[0] and c[1] < cc[1]]
     return max(below) if below else None
 
@@ -241,7 +204,7 @@ def _memory_kind(memory_type: str | None, family: str) -> str:
         return "gpu_lpddr"
     if t:
         return "gddr"
-    return _devices()["family_memory_kind"].get(family, "gddr")
+    return devices()["family_memory_kind"].get(family, "gddr")
 
 
 def _chip_variant(arch: dict | None, spec: dict | None, name: str) -> dict | None:
@@ -317,7 +280,7 @@ def nvidia_peaks(gpu: NvidiaGpu) -> GpuPeaks:
             assumed=(f"{gpu.name}: compute capability {cc[0]}.{cc[1]} is not in this release's table; its SMs priced as "
                      f"{stand_in[0]}.{stand_in[1]}'s ({arch['name']})",) if cc and stand_in else (),
         )
-    fb = _devices()["unknown_gpu"]
+    fb = devices()["unknown_gpu"]
     bw = gpu.bandwidth_bytes_per_s or fb["bandwidth_bytes_per_s"]
     return GpuPeaks(
         family=family,
@@ -340,7 +303,7 @@ def power_held_clock(gpu: NvidiaGpu, spec: dict) -> float:
     checked on an RTX 3090 capped at 180 W: 1,425 MHz held against 1,815 at 340 W, 0.785, where the rule says 0.80).
     Its memory clock does not move, so a decode, bound by memory, slows far less than a prompt. 1 where the limit is
     unknown, within a few per cent of the row's power or above it, and for laptop, embedded and MIG rows."""
-    rule = _devices()["power_limited_clock"]
+    rule = devices()["power_limited_clock"]
     rated = spec.get("power_w")
     if (gpu.mig_profile or not gpu.power_limit_w or not isinstance(rated, (int, float)) or not rated
             or spec.get("segment") in ("laptop", "embedded") or gpu.power_limit_w >= rated * float(rule["below_share"])):
@@ -386,7 +349,7 @@ def power_per_sm_clock(gpu: NvidiaGpu, spec: dict) -> tuple[float, str]:
     data-centre board near its chip's budget (an L40S, an RTX A6000) has a rated boost set for its own power and
     holds it. (1.0, "") where the rule does not apply: GeForce, laptop, embedded and MIG rows, chips without a
     desktop GeForce card."""
-    rule = _devices()["power_limited_clock"]
+    rule = devices()["power_limited_clock"]
     ref = _geforce_sibling(spec.get("chip"))
     power = gpu.power_limit_w or spec.get("power_w")
     sms, boost = spec.get("sm_count"), spec.get("boost_clock_mhz")
@@ -403,7 +366,7 @@ def power_per_sm_clock(gpu: NvidiaGpu, spec: dict) -> tuple[float, str]:
 
 def _geforce_sibling(chip: str | None) -> dict | None:
     """The desktop GeForce card of a chip with the most power per SM: the chip at the top of its clock curve."""
-    rows = [r for r in _devices()["gpus"] if chip and r.get("chip") == chip and geforce_desktop(r)
+    rows = [r for r in devices()["gpus"] if chip and r.get("chip") == chip and geforce_desktop(r)
             and isinstance(r.get("power_w"), (int, float)) and r.get("sm_count") and r.get("boost_clock_mhz")]
     return max(rows, key=lambda r: r["power_w"] / r["sm_count"], default=None)
 
@@ -441,7 +404,7 @@ def nvml_rated_clock(gpu: NvidiaGpu) -> tuple[float, str] | None:
     if not gpu.max_sm_clock_mhz:
         return None
     if not gpu.unified_memory and _BOARD_BRANDS.search(gpu.parent_name or gpu.name):
-        ratio = float(_devices()["unknown_gpu"]["max_clock_over_rated"]["ratio"])
+        ratio = float(devices()["unknown_gpu"]["max_clock_over_rated"]["ratio"])
         return gpu.max_sm_clock_mhz / ratio, f"NVML's max clock {gpu.max_sm_clock_mhz} MHz over {ratio:g}"
     return float(gpu.max_sm_clock_mhz), "NVML's max clock"
 
@@ -472,7 +435,7 @@ def spec_clock_hz(spec: dict) -> float:
         return float(spec["boost_clock_mhz"]) * 1e6
     if spec.get("fp32_tflops") and spec.get("cuda_cores"):
         return float(spec["fp32_tflops"]) * 1e12 / (2 * spec["cuda_cores"])
-    return float(_devices()["unknown_gpu"]["clock_hz"])
+    return float(devices()["unknown_gpu"]["clock_hz"])
 
 
 def _attention_mma(dense, arch: dict | None, scale: float, geforce: bool) -> tuple[float, float]:
@@ -506,340 +469,3 @@ def _mma_sync_share(arch: dict | None) -> float:
     """The share of the published dense int8 peak that llama.cpp's int8 kernels can issue: they use mma.sync,
     and on Hopper only wgmma reaches the published figure (devices.json nvidia_arch, int8_mma_sync_source)."""
     return float((arch or {}).get("int8_mma_sync_share", 1.0))
-
-
-@dataclass(frozen=True)
-class ApplePeaks:
-    family: str
-    gpu_cores: int
-    clock_hz: float
-    fp32_flops: float
-    bandwidth_bytes_per_s: float | None
-    source: str
-    assumed: tuple[str, ...] = ()
-    dies: int = 1  # an Ultra is two Max dies joined by UltraFusion: one GPU to software, two to synchronise
-    matrix_flops: float = 0.0  # fp16 matrix peak: the GPU cores' Neural Accelerators where they have them (M5), else fp32_flops
-
-
-APPLE_ALU_FLOP_PER_CYCLE = 256  # an Apple GPU core: 128 FP32 lanes x 2 (FMA), half precision alike
-
-
-def apple_spec(chip: str, gpu_cores: int | None) -> dict | None:
-    """The specification of one Apple chip configuration ("Apple M3 Max" with 40 GPU cores), None if not in the table."""
-    return next((r for r in _devices()["apple"] if r["chip"] == chip and r["gpu_cores"] == gpu_cores), None)
-
-
-def apple_generation(chip: str) -> int | None:
-    """The M generation of an Apple chip's GPU: an M chip's own number; an iPhone chip in a Mac (the MacBook Neo's
-    A18 Pro) that of the M series in its Metal GPU family and year (devices.json `apple_a_series_generation`)."""
-    m = re.search(r"\bM(\d+)", chip)
-    if m:
-        return int(m.group(1))
-    a = re.search(r"\bA(\d+)", chip)
-    return _devices()["apple_a_series_generation"].get(a.group(0)) if a else None
-
-
-def apple_peaks(apple: AppleSilicon) -> ApplePeaks:
-    gen = apple_generation(apple.chip)
-    rows = [r for r in _devices()["apple"] if r["chip"] == apple.chip]
-    by_cpu = None if apple.gpu_cores else _gpu_cores_of_cpu(apple)
-    exact = apple_spec(apple.chip, apple.gpu_cores or by_cpu)
-    assumed = []
-    stand_in = None if rows or gen is None else _unlisted_apple(apple.chip, gen)
-    if stand_in:  # a chip newer than this table: priced as the listed configurations that bound it
-        rows, stand_gen, bandwidth_gbs, why = stand_in
-        assumed.append(why)
-        # the GPU's generation its own where the table has it (an A19 Pro's is the M5's), else the stand-in's
-        gen = gen if any(apple_generation(r["chip"]) == gen for r in _devices()["apple"]) else stand_gen
-    family = f"apple-m{gen}" if gen else "apple-unknown"
-    dies = 2 if stand_in and _apple_tier(apple.chip) == "M Ultra" else int(rows[0].get("dies", 1)) if rows else 1
-    same_gen = [r for r in _devices()["apple"] if gen and apple_generation(r["chip"]) == gen]
-    # matrix work per core a cycle: a generation's Neural Accelerators (M5: 4x the ALUs), else the ALUs
-    per_core = float(next((r["gpu_matrix_flop_per_cycle_per_core"] for r in same_gen if r.get("gpu_matrix_flop_per_cycle_per_core")),
-                          APPLE_ALU_FLOP_PER_CYCLE))
-    if exact:
-        clock = _apple_clock(exact)
-        fp32 = (exact.get("gpu_fp32_tflops") or exact["gpu_cores"] * APPLE_ALU_FLOP_PER_CYCLE * clock / 1e3) * 1e12
-        settled = (f", its GPU cores told by its {apple.performance_cores}P + {apple.efficiency_cores}E CPU" if by_cpu else "")
-        return ApplePeaks(family, exact["gpu_cores"], clock * 1e9, fp32, exact["bandwidth_gbs"] * 1e9,
-                          f"{exact['key']} specification ({exact['sources'][0][:80]}...){settled}", dies=dies,
-                          matrix_flops=fp32 * per_core / APPLE_ALU_FLOP_PER_CYCLE)
-    clock = _apple_clock(same_gen[0]) if same_gen else _devices()["apple_default_gpu_clock_ghz"]
-    cores = apple.gpu_cores or (dies * min(r["gpu_cores"] for r in rows) if rows else 8)
-    if not apple.gpu_cores:
-        assumed.append(f"{apple.chip}: GPU core count unknown, assumed the smallest configuration's {cores}")
-    if not same_gen:
-        assumed.append(f"{apple.chip}: GPU clock unknown, assumed {clock} GHz")
-    bw = (bandwidth_gbs * 1e9 if stand_in else
-          rows[0]["bandwidth_gbs"] * 1e9 if len({r["bandwidth_gbs"] for r in rows}) == 1 else None)
-    return ApplePeaks(family, cores, clock * 1e9, cores * APPLE_ALU_FLOP_PER_CYCLE * clock * 1e9, bw,
-                      f"{cores} GPU cores x 128 FP32 lanes x 2 x {clock} GHz (hardware/data/devices.json)", tuple(assumed), dies,
-                      matrix_flops=cores * per_core * clock * 1e9)
-
-
-def _apple_tier(chip: str) -> str | None:
-    """The line and tier of an Apple chip's name: "M Max", "M" (a base M chip), "A Pro" (an iPhone chip in a Mac, the
-    MacBook Neo's A18 Pro); None for any other name."""
-    m = re.fullmatch(r"Apple ([MA])\d+(?: (Pro|Max|Ultra))?", chip)
-    return " ".join(filter(None, m.groups())) if m else None
-
-
-def _unlisted_apple(chip: str, gen: int) -> tuple[list[dict], int, float, str] | None:
-    """(the listed configurations standing in, their generation, GB/s, why) for an Apple chip newer than devices.json.
-
-    An Ultra is two Max dies joined by UltraFusion, each with its own memory (M1, M2 and M3 Ultra: twice their Max's
-    400 GB/s, 819 for the M3's faster memory): twice the newest listed Max of its generation or before. Any other
-    tier takes the newest listed generation's same tier at its lowest bin, an assumption it names: bandwidth has
-    mostly grown from one generation to the next (M1 68 -> M2 100 -> M3 100 -> M4 120 -> M5 153 GB/s), not always
-    (the M3 Pro's 150 after the M2 Pro's 200); an iPhone chip in a Mac, as the newest listed one of its tier (an A19
-    Pro as the A18 Pro). Without this an M5 Ultra was planned at the 100 GB/s fallback, a 14B at 10 tok/s on a chip
-    of ~1.2 TB/s.
-    """
-    tier = _apple_tier(chip)
-    if tier is None:
-        return None
-    listed = [r for r in _devices()["apple"] if _apple_tier(r["chip"]) is not None]
-    if tier == "M Ultra":
-        maxes = [r for r in listed if _apple_tier(r["chip"]) == "M Max" and (apple_generation(r["chip"]) or 0) <= gen]
-        if not maxes:
-            return None
-        g = max(apple_generation(r["chip"]) or 0 for r in maxes)
-        rows = [r for r in maxes if apple_generation(r["chip"]) == g]
-        gbs = 2 * max(r["bandwidth_gbs"] for r in rows)
-        return rows, g, gbs, (f"{chip}: not in this release's table; priced as two {rows[0]['chip']} dies (every Ultra is two "
-                              f"Max dies joined by UltraFusion): {gbs:g} GB/s")
-    same = [r for r in listed if _apple_tier(r["chip"]) == tier and (apple_generation(r["chip"]) or 0) < gen]
-    if not same:
-        return None
-    g = max(apple_generation(r["chip"]) or 0 for r in same)
-    rows = [r for r in same if apple_generation(r["chip"]) == g]
-    gbs = min(r["bandwidth_gbs"] for r in rows)
-    return rows, g, gbs, (f"{chip}: not in this release's table; priced as the {rows[0]['chip']}, the newest of its tier listed "
-                          f"({gbs:g} GB/s, its lowest bin)")
-
-
-def _gpu_cores_of_cpu(apple: AppleSilicon) -> int | None:
-    """The GPU core count the CPU core count settles where ioreg gave none: Apple sells each GPU bin of an M3 Max or
-    M4 Max only with its own CPU bin (apple_silicon.json `configurations`: 14 cores with 30 or 32 GPU cores, 16 with
-    40). None where the CPU is not known or no such pairing is listed."""
-    if apple.performance_cores is None or apple.efficiency_cores is None:
-        return None
-    cpu_cores = apple.performance_cores + apple.efficiency_cores
-    rows = data("apple_silicon.json")["bandwidth"]["configurations"].get(apple.chip, [])
-    found = [r["gpu_cores"] for r in rows if r["cpu_cores"] == cpu_cores]
-    return int(found[0]) if len(found) == 1 else None
-
-
-def _apple_clock(row: dict) -> float:
-    """GHz of an Apple GPU configuration; the M5s have none published: the newest earlier generation's."""
-    if row.get("gpu_clock_ghz"):
-        return float(row["gpu_clock_ghz"])
-    return max(float(r["gpu_clock_ghz"]) for r in _devices()["apple"] if r.get("gpu_clock_ghz"))
-
-
-def _core_row(key: str) -> dict:
-    return next(r for r in _devices()["cpu_core_throughput"] if r["key"] == key)
-
-
-def thread_share(cpu: Cpu | None, core: CoreSpec, n_threads: int) -> float:
-    """The share of ``n_threads`` performance cores' vector throughput that many llama.cpp threads get on this CPU.
-
-    On an x86 hybrid (its performance and efficiency cores both known) threads beyond the performance cores run on
-    the efficiency cores, at their row's rate (core_of's x86_hybrid_efficiency_core, with its source), and threads
-    beyond every physical core are SMT siblings, which add no vector pipes; llama.cpp's matrix products hand out
-    their chunks to whichever thread is free, so each core adds what it multiplies. Elsewhere every thread counts
-    whole."""
-    if cpu is None or cpu.arch != "x86_64" or not cpu.performance_cores or not cpu.efficiency_cores:
-        return 1.0
-    p = cpu.performance_cores
-    if n_threads <= p:
-        return 1.0
-    e_row = _core_row(_devices()["core_of"]["x86_hybrid_efficiency_core"])
-    e_share = e_row["int8_ops_per_cycle_per_core"] / core.int8_per_cycle
-    return (p + min(n_threads - p, cpu.efficiency_cores) * e_share) / n_threads
-
-
-def _board(board: Board | None, cpu: Cpu | None) -> dict | None:
-    text = " ".join(x for x in (board.model if board else "", (board.soc or "") if board else "", cpu.brand if cpu else "") if x).lower()
-    for row in _devices()["boards"]:
-        names = [row["board"]] + row.get("match", [])
-        if any(n.lower() in text for n in names):
-            return row
-    return None
-
-
-def cpu_core(cpu: Cpu | None, board: Board | None) -> CoreSpec:
-    """The core type of the host CPU: a board's SoC, an Arm core name, a RISC-V vector extension, or the x86 ISA level.
-
-    The clock is the one the CPU guarantees with every core busy (its base or nominal clock: detected,
-    or the "@ 2.80GHz" of an Intel name), not cpufreq's one-core turbo: llama.cpp keeps every thread
-    busy, and the speed model's CPU constants were fitted on base clocks. A laptop's turbo is 1.5-2.2x
-    its base, which priced its prompts that much too fast. A few decoding threads run at the single-core clock:
-    cpufreq's maximum, or a cloud part's published turbo (`part_clock`) where its VM's cpufreq says less or nothing.
-
-    A board's clock is its row's, lowered to cpufreq's maximum where that is below it: a board sold slower under
-    the same name (the Raspberry Pi 4 "1.25 GHz edition" of 2026 reports "Raspberry Pi 4 Model B Rev 1.4" and a
-    1,300 MHz maximum), a Jetson's power mode, an underclock. A higher maximum (an overclock, later Pi 4 firmware's
-    1.8 GHz) is not taken: the Pi 4's per-cycle rates were checked on rows priced at its row's 1.5 GHz."""
-    table = _devices()["core_of"]
-    flags = set(cpu.flags) if cpu else set()
-    brand = cpu.brand if cpu else ""
-    assumed: list[str] = []
-    design = part = vm_turbo = None
-    vendor = ""
-    b = _board(board, cpu)
-    if b is not None:
-        core = b["cpu_cores"][0]["type"]
-        key = table["arm"].get(core, "arm-cortex-a76-n1")
-        clock = turbo = b["max_clock_ghz"]
-        if cpu is not None and cpu.max_clock_mhz and cpu.max_clock_mhz / 1000 < clock:
-            clock = turbo = cpu.max_clock_mhz / 1000  # an edition sold slower, a power mode, an underclock
-        name, kind = f"{b['board']} ({b['cpu_cores'][0]['count']}x {core})", "lpddr"
-    else:
-        arm = cpu is not None and cpu.arch in ("arm64", "aarch64", "arm")
-        isa_family = "arm" if arm else "riscv" if cpu is not None and cpu.arch.startswith("riscv") else "x86"
-        if arm:
-            named = next((k for c, k in table["arm"].items() if re.search(rf"\b{re.escape(c)}\b", brand, re.IGNORECASE)), None)
-            key = named or ("arm-neoverse-v1" if "i8mm" in flags else "arm-cortex-a76-n1" if "dotprod" in flags else "arm-cortex-a72")
-            kind = "lpddr"
-        elif isa_family == "riscv":  # by its vector extension: llama.cpp has RVV 1.0 kernels, else plain C
-            named = next((k for pattern, k in table["riscv_names"] if re.search(pattern, brand)), None)
-            key = named or next((k for f, k in table["riscv"] if f in flags), "riscv-scalar")
-            kind = "lpddr"
-            assumed.append(f"RISC-V kernel rate from one published board ({key}: hardware/data/devices.json), rough for "
-                           "other cores; run `qwenctl bench` to measure this one")
-        else:
-            named = next((k for pattern, k in table["x86_names"] if re.search(pattern, brand)), None)
-            key = named or next((k for f, k in table["x86"] if f in flags), "x86-sse")
-            kind = "ddr"
-            design, vendor = x86_design(cpu), x86_vendor(cpu)
-            if design and key == "x86-avx512-1fma":  # the AVX-512 flags' row, at the width the design runs it
-                half = design.get("half_width")  # the design's parts that split it into 256-bit halves, by name
-                key = half["core"] if half and re.search(half["names"], brand) else design.get("core", key)
-            if cpu is not None and cpu.arch not in X86_ARCHES:
-                assumed.append(f"no core rates for {cpu.arch} CPUs here: priced as an x86 core with SSE, which "
-                               "may be far from what llama.cpp's kernels run there (run `qwenctl bench` to measure)")
-            elif cpu is not None and not named and not flags and cpu.flags_source is None:
-                assumed.append("CPU instruction sets unknown (on Windows llama-cpp-python reports them: install it): "
-                               "priced as SSE, the slowest x86 kernels")
-        named_clock = clock_in_name(brand)
-        if cpu is not None and cpu.base_clock_mhz:
-            clock = cpu.base_clock_mhz / 1000  # guaranteed with every core busy: what the constants were fitted on
-        elif named_clock:
-            clock = named_clock  # the base clock an Intel name carries
-        elif cpu is not None and cpu.max_clock_mhz:
-            clock = cpu.max_clock_mhz / 1000  # cpufreq's maximum: a base P-state under acpi-cpufreq, else a turbo
-        else:
-            clock = table["typical_clock_ghz"][isa_family]
-            assumed.append(f"CPU clock unknown: assumed {clock} GHz")
-        turbo = max(clock, cpu.max_clock_mhz / 1000) if cpu is not None and cpu.max_clock_mhz else clock
-        part = part_clock(brand)
-        if part:  # a cloud VM's part: its hypervisor shows no cpufreq, or one whose maximum is the base clock
-            turbo = max(turbo, part["turbo_ghz"])
-        elif design and cpu is not None and cpu.virtual_machine and not cpu.max_clock_mhz:
-            vm_turbo = cloud_design_turbo(design["design"])  # a VM naming no part ("AMD EPYC")
-            turbo = max(turbo, vm_turbo or 0.0)
-        name = brand or key
-    row = _core_row(key)
-    source = f"{row['isa_level']}: {row['fp32_flop_per_cycle_per_core']} FP32 / {row['int8_ops_per_cycle_per_core']} int8 ops per cycle per core"
-    decode = _devices()["x86_designs"]["decode"][design["decode"]] if design and "decode" in design else {}
-    if part:
-        source += f"; {part['kind']} {part['turbo_ghz']:g} GHz ({part['part']}, hardware/data/x86_part_clocks.json)"
-    if design and vm_turbo:
-        source += (f"; single-core {vm_turbo:g} GHz, the lowest turbo the clouds publish for {design['design']} parts "
-                   "(a VM naming no part: x86_part_clocks.json)")
-    if design and decode:
-        source += (f"; {design['design']} ({design['how']}): a decode thread reads at most "
-                   f"{decode['thread_read_bytes_per_s'] / 1e9:.2f} GB/s")
-    complexes, link = die_links(cpu, design)
-    return CoreSpec(
-        name=name,
-        family=f"cpu-{row.get('family', key)}",
-        core=key,
-        memory_kind=kind,
-        clock_hz=clock * 1e9,
-        fp32_per_cycle=row["fp32_flop_per_cycle_per_core"],
-        int8_per_cycle=row["int8_ops_per_cycle_per_core"],
-        int8_per_cycle_without_dot=row.get("int8_ops_per_cycle_per_core_without_dotprod"),
-        source=source,
-        assumed=tuple(assumed),
-        decode_weights_per_cycle=decode.get("decode_weights_per_cycle", row.get("decode_weights_per_cycle")),
-        single_core_clock_hz=turbo * 1e9,
-        thread_read_bytes_per_s=decode.get("thread_read_bytes_per_s"),
-        staging_copy_bytes_per_s=decode.get("staging_copy_bytes_per_s"),
-        decode_type_weights_per_cycle=tuple({**decode.get("decode_type_weights_per_cycle", {}),
-                                             **(design or {}).get("decode_type_weights_per_cycle", {})}.items()),
-        complexes=complexes,
-        complex_read_bytes_per_s=link,
-        vendor=vendor,
-    )
-
-
-def clock_in_name(name: str) -> float | None:
-    """The clock a processor's name carries, in GHz ("Intel(R) Xeon(R) Gold 6226 CPU @ 2.70GHz", an SMBIOS "AWS
-    Graviton3 CPU @ 2.6GHz"); None where it names none, or names 0.0 (an SMBIOS table left unfilled)."""
-    m = re.search(r"@\s*([0-9]+(?:\.[0-9]+)?)\s*GHz", name)
-    return float(m.group(1)) if m and float(m.group(1)) > 0 else None
-
-
-def x86_vendor(cpu: Cpu | None) -> str:
-    """An x86 CPU's vendor as CPUID names it: read from /proc/cpuinfo, else told by its name ("" where neither says)."""
-    if cpu is None:
-        return ""
-    if cpu.vendor_id:
-        return cpu.vendor_id
-    named = re.search(r"\b(AMD|Intel)\b", cpu.brand, re.IGNORECASE)
-    return {"amd": "AuthenticAMD", "intel": "GenuineIntel"}[named.group(1).lower()] if named else ""
-
-
-def die_links(cpu: Cpu | None, design: dict | None) -> tuple[int, float]:
-    """(core complexes, bytes/s each one's fabric link reads at most) of an AMD Ryzen whose links, not its DRAM, can
-    bound what its cores read (devices.json x86_designs `die_links`); (0, 0.0) for any other CPU.
-
-    Its complexes are its CCDs (8 cores each) or, for the APUs that split their cores over two CCXs, the count its name
-    says: the cores counted here, not sysfs's L3 domains, because published rows and profiles name a part and give no
-    sysfs."""
-    rule = _devices()["x86_designs"]["die_links"]
-    if (cpu is None or design is None or design["design"] not in rule["designs"]
-            or not re.search(rule["names"], cpu.brand) or re.search(rule["not_names"], cpu.brand)):
-        return 0, 0.0
-    named = next((n for pattern, n in rule["complexes_by_name"] if re.search(pattern, cpu.brand)), None)
-    complexes = named or -(-max(cpu.physical_cores, 1) // rule["cores_per_complex"])
-    return complexes, rule["read_bytes_per_cycle"] * rule["fabric_clock_ghz"] * 1e9
-
-
-def part_clock(brand: str) -> dict | None:
-    """The turbo clock of an x86 part a cloud VM names (hardware/data/x86_part_clocks.json); None for a name not listed.
-
-    A VM's cpufreq cannot say it: most have no driver (cpuinfo's "cpu MHz" is then the TSC rate, the base clock), and
-    Azure's Dsv6 VMs report a maximum of 2,300 MHz, the 8573C's base, while lscpu shows them running at 155 % of it
-    (SpareCores' capture). Names match case-blind: Azure's VMs say "INTEL(R) XEON(R) PLATINUM"."""
-    return next((r for r in data("x86_part_clocks.json")["parts"] if re.search(r["match"], brand, re.IGNORECASE)), None)
-
-
-def cloud_design_turbo(design: str) -> float | None:
-    """The single-core clock of a cloud VM whose CPU names no part ("AMD EPYC", QEMU's "AMD EPYC-Genoa Processor"): the
-    lowest turbo x86_part_clocks.json lists for the parts of its core design ("AMD Zen 4": Genoa's 9B14, 9R14 and 9V74
-    all 3.7 GHz; "Intel Emerald Rapids": the 8573C's all-core 3.0 and the 8581C's 4.0), where the hypervisor shows only
-    the TSC rate, the base clock. The development VM's unnamed Zen 4 and Zen 5 ran 3.57-3.66 and 3.89-4.01 GHz (3.7 and
-    4.1 here); None for a design no listed part has."""
-    return min((r["turbo_ghz"] for r in data("x86_part_clocks.json")["parts"] if r["design"] == design), default=None)
-
-
-def x86_design(cpu: Cpu | None) -> dict | None:
-    """The core design of an x86 CPU where devices.json's `x86_designs` has one (whose decode differs from its ISA row's,
-    or whose VMs' hidden clock its parts' published turbos tell), with how it was told (``how``): by the CPUID vendor,
-    family and model (/proc/cpuinfo), which a cloud VM's bare "AMD EPYC" still carries, else by a brand name that only
-    that design's parts have. None: none of those."""
-    if cpu is None or cpu.arch not in X86_ARCHES:
-        return None
-    rows = _devices()["x86_designs"]["rows"]
-    if cpu.vendor_id is not None and cpu.cpu_family is not None and cpu.cpu_model is not None:
-        model = cpu.cpu_model
-        found = next((r for r in rows if (r["vendor_id"], r["family"]) == (cpu.vendor_id, cpu.cpu_family)
-                      and any(lo <= model <= hi for lo, hi in r["models"])), None)
-        how = f"CPUID family {cpu.cpu_family} model {model}"
-    else:
-        found = next((r for r in rows if re.search(r["names"], cpu.brand)), None)
-        how = "by its name"
-    return {**found, "how": how} if found else None
